@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+// e911ctl: the technician's view of the running agent, over its control socket.
+// Exit codes: 0 ok, 1 the agent answered with an error, 2 usage, 3 agent unreachable.
+import { controlRequest } from '../control/control-client.js';
+import { isMain } from '../is-main.js';
+import { formatAddressLines, type AddressDocument } from '../../provisioning/protocol/address.js';
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
+
+type Formatter = (result: unknown) => string;
+
+interface CommandSpec {
+  /** Request sent to the agent, from the command-line words after the command. */
+  request(args: string[]): { cmd: string; args: Record<string, unknown> } | string;
+  text: Formatter;
+  help: string;
+}
+
+const kv = (obj: Record<string, unknown>, indent = ''): string =>
+  Object.entries(obj)
+    .map(([k, v]) =>
+      v !== null && typeof v === 'object' && !Array.isArray(v)
+        ? `${indent}${k}:\n${kv(v as Record<string, unknown>, `${indent}  `)}`
+        : `${indent}${k}: ${Array.isArray(v) ? v.join(', ') : String(v)}`,
+    )
+    .join('\n');
+
+export const COMMANDS: Record<string, CommandSpec> = {
+  status: {
+    help: 'link state, outbox backlog, store health',
+    request: () => ({ cmd: 'status', args: {} }),
+    text: (r) => kv(r as Record<string, unknown>),
+  },
+  address: {
+    help: 'the applied dispatchable address and its version',
+    request: () => ({ cmd: 'address', args: {} }),
+    text: (r) => {
+      const a = r as { version: number; appliedAt: string; doc: AddressDocument } | null;
+      if (!a) return 'no address on file: 911 calls go to the fallback route without a location';
+      return [
+        `version ${a.version}, applied ${a.appliedAt}`,
+        ...formatAddressLines(a.doc.civic).map((l) => `  ${l}`),
+        `callback ${a.doc.callback}  (${a.doc.displayName})`,
+      ].join('\n');
+    },
+  },
+};
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv, out = process.stdout, err = process.stderr): Promise<number> {
+  const json = argv.includes('--json');
+  let socketPath = env.E911_CONTROL_SOCKET ?? '/run/e911-agent/control.sock';
+  const words: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--json') continue;
+    if (a === '--socket') socketPath = argv[++i] ?? socketPath;
+    else words.push(a);
+  }
+  const [name, ...rest] = words;
+  const spec = name ? COMMANDS[name] : undefined;
+  if (!spec) {
+    err.write(`usage: e911ctl [--json] [--socket PATH] <command>\n${Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.help}`).join('\n')}\n`);
+    return EXIT.usage;
+  }
+  const req = spec.request(rest);
+  if (typeof req === 'string') {
+    err.write(`e911ctl ${name}: ${req}\n`);
+    return EXIT.usage;
+  }
+  let res;
+  try {
+    res = await controlRequest(socketPath, req.cmd, req.args);
+  } catch (e) {
+    const msg = `cannot reach the agent at ${socketPath}: ${(e as Error).message}`;
+    if (json) out.write(`${JSON.stringify({ ok: false, error: msg })}\n`);
+    else err.write(`e911ctl: ${msg}\n`);
+    return EXIT.unreachable;
+  }
+  if (json) out.write(`${JSON.stringify(res, null, 2)}\n`);
+  else if (res.ok) out.write(`${spec.text(res.result)}\n`);
+  else err.write(`e911ctl ${name}: ${res.error}\n`);
+  return res.ok ? EXIT.ok : EXIT.failed;
+}
+
+if (isMain(import.meta.url)) {
+  main(process.argv.slice(2), process.env).then((code) => process.exit(code));
+}

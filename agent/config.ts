@@ -1,0 +1,133 @@
+// The agent's configuration: one zod schema, a JSON file, environment overrides.
+// Every bad key is named in one ConfigError, with where its value came from.
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+import { isValidDeviceId } from '../provisioning/protocol/topics.js';
+
+const brokerUrl = z
+  .string()
+  .regex(/^(mqtts?|wss?|tcp|tls):\/\/[^\s]+$/, 'must be a URL like mqtt://host:1883 or mqtts://host:8883');
+
+export const configSchema = z.strictObject({
+  deviceId: z.string().refine(isValidDeviceId, 'must be 1-64 of letters, digits, dot, dash, underscore'),
+  dataDir: z.string().min(1).default('/var/lib/e911-agent'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** base64url raw Ed25519 public key of the provisioning server. */
+  serverPublicKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be 43 base64url characters (a raw Ed25519 key)'),
+  broker: z
+    .strictObject({
+      /** Tried in turn on each reconnect, for a broker cluster. */
+      urls: z.array(brokerUrl).min(1),
+      protocolVersion: z.union([z.literal(4), z.literal(5)]).default(5),
+      username: z.string().optional(),
+      password: z.string().optional(),
+      tls: z
+        .strictObject({
+          ca: z.string().optional(),
+          cert: z.string().optional(),
+          key: z.string().optional(),
+          rejectUnauthorized: z.boolean().default(true),
+        })
+        .optional(),
+      keepaliveSec: z.number().int().min(5).max(600).default(30),
+      reconnectMinMs: z.number().int().min(50).default(500),
+      reconnectMaxMs: z.number().int().min(100).default(30_000),
+    })
+    .refine((b) => !b.tls || !b.tls.cert === !b.tls.key, { message: 'tls.cert and tls.key go together', path: ['tls'] }),
+  control: z
+    .strictObject({
+      socketPath: z.string().min(1).default('/run/e911-agent/control.sock'),
+      /** Group allowed to use e911ctl besides root; the socket is made 0660 for it. */
+      group: z.string().optional(),
+    })
+    .default({ socketPath: '/run/e911-agent/control.sock' }),
+  outbox: z
+    .strictObject({
+      /** Bound on queued events; emergency and test-call events are never evicted. */
+      maxEvents: z.number().int().min(100).max(1_000_000).default(10_000),
+      /** QoS 1 publishes in flight at once while draining. */
+      window: z.number().int().min(1).max(1000).default(64),
+    })
+    .default({ maxEvents: 10_000, window: 64 }),
+  /** systemd watchdog interval override; by default half of WATCHDOG_USEC. */
+  watchdogMs: z.number().int().positive().optional(),
+});
+
+export type AgentConfig = z.infer<typeof configSchema>;
+
+type EnvParser = (raw: string) => unknown;
+const text: EnvParser = (s) => s;
+const list: EnvParser = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
+const int: EnvParser = (s) => (/^-?\d+$/.test(s.trim()) ? Number(s) : s);
+
+/** Environment variables that override the file, and the key each sets. */
+export const ENV_OVERRIDES: Record<string, { path: string[]; parse: EnvParser }> = {
+  E911_DEVICE_ID: { path: ['deviceId'], parse: text },
+  E911_DATA_DIR: { path: ['dataDir'], parse: text },
+  E911_LOG_LEVEL: { path: ['logLevel'], parse: text },
+  E911_SERVER_PUBLIC_KEY: { path: ['serverPublicKey'], parse: text },
+  E911_BROKER_URLS: { path: ['broker', 'urls'], parse: list },
+  E911_MQTT_VERSION: { path: ['broker', 'protocolVersion'], parse: int },
+  E911_BROKER_USERNAME: { path: ['broker', 'username'], parse: text },
+  E911_BROKER_PASSWORD: { path: ['broker', 'password'], parse: text },
+  E911_TLS_CA: { path: ['broker', 'tls', 'ca'], parse: text },
+  E911_TLS_CERT: { path: ['broker', 'tls', 'cert'], parse: text },
+  E911_TLS_KEY: { path: ['broker', 'tls', 'key'], parse: text },
+  E911_CONTROL_SOCKET: { path: ['control', 'socketPath'], parse: text },
+  E911_CONTROL_GROUP: { path: ['control', 'group'], parse: text },
+};
+
+function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
+  let cur = obj;
+  for (const key of path.slice(0, -1)) {
+    const next = cur[key];
+    if (next === null || typeof next !== 'object' || Array.isArray(next)) cur[key] = {};
+    cur = cur[key] as Record<string, unknown>;
+  }
+  cur[path[path.length - 1]!] = value;
+}
+
+/** Validates raw config (file contents already parsed) with env overrides applied. */
+export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = {}): AgentConfig {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError([{ key: '(file)', reason: 'must be a JSON object' }]);
+  }
+  const merged = structuredClone(raw) as Record<string, unknown>;
+  const fromEnv = new Map<string, string>();
+  for (const [name, { path, parse }] of Object.entries(ENV_OVERRIDES)) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    setPath(merged, path, parse(value));
+    fromEnv.set(path.join('.'), name);
+  }
+  const result = configSchema.safeParse(merged);
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((issue) => {
+        const key = issue.path.join('.') || '(root)';
+        const envName = [...fromEnv].find(([p]) => key === p || key.startsWith(`${p}.`))?.[1];
+        return { key: envName ? `${key} (from ${envName})` : key, reason: issue.message };
+      }),
+    );
+  }
+  return result.data;
+}
+
+export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv): AgentConfig {
+  let raw: unknown = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError([{ key: '(file)', reason: `cannot read ${file}: ${(err as Error).message}` }]);
+    }
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      throw new ConfigError([{ key: '(file)', reason: `${file} is not valid JSON: ${(err as Error).message}` }]);
+    }
+  }
+  return parseConfig(raw, env);
+}

@@ -1,0 +1,102 @@
+// The agent's local control socket: newline-delimited JSON requests from e911ctl.
+// A Unix socket made 0660 (root and the agent's group): the kernel refuses anyone else.
+import { chmodSync, chownSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { Logger } from '../log.js';
+
+export type ControlHandler = (args: Record<string, unknown>) => unknown | Promise<unknown>;
+
+export interface ControlRequest {
+  cmd: string;
+  args?: Record<string, unknown>;
+}
+export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: string; code?: string };
+
+const MAX_REQUEST_BYTES = 16 * 1024;
+
+export class ControlServer {
+  private server: net.Server | null = null;
+  private readonly handlers = new Map<string, ControlHandler>();
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(
+    private readonly socketPath: string,
+    private readonly log: Logger,
+    private readonly group?: { name: string; etcGroup: string },
+  ) {}
+
+  register(cmd: string, handler: ControlHandler): void {
+    this.handlers.set(cmd, handler);
+  }
+
+  async start(): Promise<void> {
+    mkdirSync(path.dirname(this.socketPath), { recursive: true, mode: 0o750 });
+    rmSync(this.socketPath, { force: true }); // a stale socket from a killed agent
+    const server = net.createServer((sock) => this.serve(sock));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.socketPath, () => resolve());
+    });
+    chmodSync(this.socketPath, 0o660);
+    if (this.group) chownSync(this.socketPath, 0, groupId(this.group.name, this.group.etcGroup));
+    server.on('error', (err) => this.log.error({ err }, 'control socket error'));
+    this.server = server;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    if (!server) return;
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    rmSync(this.socketPath, { force: true });
+  }
+
+  private serve(sock: net.Socket): void {
+    this.sockets.add(sock);
+    sock.on('close', () => this.sockets.delete(sock));
+    sock.on('error', () => sock.destroy());
+    let buf = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      if (buf.length > MAX_REQUEST_BYTES) {
+        sock.end(`${JSON.stringify({ ok: false, error: 'request too large' })}\n`);
+        return;
+      }
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        void this.answer(line).then((res) => sock.writable && sock.write(`${JSON.stringify(res)}\n`));
+      }
+    });
+  }
+
+  private async answer(line: string): Promise<ControlResponse> {
+    let req: ControlRequest;
+    try {
+      req = JSON.parse(line) as ControlRequest;
+    } catch {
+      return { ok: false, error: 'request is not JSON' };
+    }
+    const handler = typeof req?.cmd === 'string' ? this.handlers.get(req.cmd) : undefined;
+    if (!handler) return { ok: false, error: `unknown command ${JSON.stringify(req?.cmd)}`, code: 'unknown-command' };
+    try {
+      return { ok: true, result: await handler(req.args ?? {}) };
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      this.log.warn({ err: e.message, cmd: req.cmd }, 'control command failed');
+      return { ok: false, error: e.message, ...(typeof e.code === 'string' ? { code: e.code } : {}) };
+    }
+  }
+}
+
+function groupId(name: string, etcGroup: string): number {
+  if (/^\d+$/.test(name)) return Number(name);
+  const line = readFileSync(etcGroup, 'utf8').split('\n').find((l) => l.split(':')[0] === name);
+  const gid = line?.split(':')[2];
+  if (gid === undefined) throw new Error(`control.group ${name} not found in ${etcGroup}`);
+  return Number(gid);
+}

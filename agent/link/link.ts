@@ -1,0 +1,249 @@
+// The phone's MQTT link to the provisioning server. One mqtt.js client per
+// connection, so no hidden in-memory queue re-sends anything behind the outbox's
+// back; reconnects with exponential backoff and jitter across the broker URLs.
+import { readFileSync } from 'node:fs';
+import mqtt, { type IClientOptions, type MqttClient, type IPublishPacket } from 'mqtt';
+import type { Logger } from '../log.js';
+import type { AgentConfig } from '../config.js';
+import type { OutboxDrainer } from './outbox-drainer.js';
+import { decodePayload, type PayloadOf, type TopicKind, type StatusPayload } from '../../provisioning/protocol/messages.js';
+import { parseTopic, topicFor, topicFilter } from '../../provisioning/protocol/topics.js';
+
+export type LinkState = 'stopped' | 'connecting' | 'online' | 'offline';
+
+export interface LinkStatus {
+  state: LinkState;
+  url: string | null;
+  connectedAt: string | null;
+  connects: number;
+  lastError: string | null;
+}
+
+/** What the link does with a message the server sent; the composition root wires these. */
+export interface InboundHandlers {
+  addressSet(payload: Buffer): void;
+  configSet(value: PayloadOf<'config/set'>): void;
+  command(name: string, value: PayloadOf<'cmd'>): Promise<unknown>;
+  rejected(kind: TopicKind, reason: string): void;
+}
+
+export interface LinkDeps {
+  config: AgentConfig;
+  log: Logger;
+  drainer: OutboxDrainer;
+  handlers: InboundHandlers;
+  agentVersion: string;
+  random?: () => number;
+}
+
+const RETAINED_KINDS = ['address/state', 'location'] as const;
+type RetainedKind = (typeof RETAINED_KINDS)[number];
+
+export class MqttLink {
+  private client: MqttClient | null = null;
+  private stopped = true;
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private readonly retained = new Map<RetainedKind, string>();
+  private readonly tls: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  private readonly random: () => number;
+  private readonly status: LinkStatus = { state: 'stopped', url: null, connectedAt: null, connects: 0, lastError: null };
+  private onlineWaiters: (() => void)[] = [];
+
+  constructor(private readonly deps: LinkDeps) {
+    this.random = deps.random ?? Math.random;
+    const t = deps.config.broker.tls;
+    // Read once at start: nothing on the reconnect path touches the disk.
+    this.tls = {
+      ...(t?.ca ? { ca: readFileSync(t.ca) } : {}),
+      ...(t?.cert ? { cert: readFileSync(t.cert) } : {}),
+      ...(t?.key ? { key: readFileSync(t.key) } : {}),
+    };
+  }
+
+  get state(): LinkStatus {
+    return { ...this.status };
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.connect();
+  }
+
+  /** Resolves once connected (or at once if already). */
+  whenOnline(): Promise<void> {
+    if (this.status.state === 'online') return Promise.resolve();
+    return new Promise((resolve) => this.onlineWaiters.push(resolve));
+  }
+
+  /** Publishes offline, then disconnects. Bounded by timeoutMs. */
+  async stop(timeoutMs = 2000): Promise<void> {
+    this.stopped = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    const client = this.client;
+    this.client = null;
+    this.deps.drainer.detach();
+    this.status.state = 'stopped';
+    if (!client) return;
+    const goodbye = new Promise<void>((resolve) => {
+      if (!client.connected) return resolve();
+      client.publish(this.topic('status'), JSON.stringify(this.statusPayload('offline')), { qos: 1, retain: true }, () => resolve());
+    });
+    await withTimeout(goodbye, timeoutMs / 2);
+    await withTimeout(new Promise<void>((resolve) => client.end(false, {}, () => resolve())), timeoutMs / 2);
+    client.end(true);
+  }
+
+  /** Latest value of a retained topic: kept and republished on every connect. */
+  publishRetained<K extends RetainedKind>(kind: K, value: PayloadOf<K>): void {
+    const text = JSON.stringify(value);
+    if (this.retained.get(kind) === text) return;
+    this.retained.set(kind, text);
+    if (this.client?.connected) this.client.publish(this.topic(kind), text, { qos: 1, retain: true });
+  }
+
+  private topic(kind: TopicKind, name?: string): string {
+    return topicFor(this.deps.config.deviceId, kind, name);
+  }
+
+  private statusPayload(state: 'online' | 'offline'): StatusPayload {
+    return state === 'online'
+      ? { v: 1, state, deviceId: this.deps.config.deviceId, ts: new Date().toISOString(), agentVersion: this.deps.agentVersion }
+      : { v: 1, state, deviceId: this.deps.config.deviceId };
+  }
+
+  private connect(): void {
+    const { config, log } = this.deps;
+    const urls = config.broker.urls;
+    const url = urls[this.attempt % urls.length]!;
+    this.status.state = 'connecting';
+    this.status.url = url;
+    const options: IClientOptions = {
+      clientId: `e911-${config.deviceId}`,
+      protocolVersion: config.broker.protocolVersion,
+      clean: true,
+      keepalive: config.broker.keepaliveSec,
+      connectTimeout: 10_000,
+      reconnectPeriod: 0, // we reconnect ourselves, with backoff and jitter
+      resubscribe: false,
+      queueQoSZero: false,
+      will: { topic: this.topic('status'), payload: Buffer.from(JSON.stringify(this.statusPayload('offline'))), qos: 1, retain: true },
+      ...(config.broker.username !== undefined ? { username: config.broker.username } : {}),
+      ...(config.broker.password !== undefined ? { password: config.broker.password } : {}),
+      ...this.tls,
+      ...(config.broker.tls ? { rejectUnauthorized: config.broker.tls.rejectUnauthorized } : {}),
+    };
+    const client = mqtt.connect(url, options);
+    this.client = client;
+    let up = false;
+
+    client.on('connect', () => {
+      if (client !== this.client) return;
+      up = true;
+      this.attempt = 0;
+      this.status.state = 'online';
+      this.status.connectedAt = new Date().toISOString();
+      this.status.connects++;
+      this.status.lastError = null;
+      log.info({ url }, 'link up');
+      client.publish(this.topic('status'), JSON.stringify(this.statusPayload('online')), { qos: 1, retain: true });
+      for (const [kind, text] of this.retained) client.publish(this.topic(kind), text, { qos: 1, retain: true });
+      client.subscribe(
+        [topicFilter('address/set', config.deviceId), topicFilter('config/set', config.deviceId), topicFilter('cmd', config.deviceId)],
+        { qos: 1 },
+        (err) => err && log.warn({ err: err.message }, 'subscribe failed'),
+      );
+      this.deps.drainer.attach((row) => this.publishEvent(client, row.payload));
+      for (const resolve of this.onlineWaiters.splice(0)) resolve();
+    });
+    client.on('message', (topic, payload, packet) => this.onMessage(client, topic, payload, packet));
+    client.on('error', (err) => {
+      this.status.lastError = err.message;
+      log.warn({ err: err.message, url }, 'link error');
+    });
+    client.on('close', () => {
+      if (client !== this.client) return;
+      if (up) log.warn({ url }, 'link down');
+      up = false;
+      this.deps.drainer.detach();
+      client.end(true);
+      this.client = null;
+      if (!this.stopped) this.scheduleReconnect();
+    });
+  }
+
+  private scheduleReconnect(): void {
+    const { reconnectMinMs, reconnectMaxMs } = this.deps.config.broker;
+    const cap = Math.min(reconnectMaxMs, reconnectMinMs * 2 ** Math.min(this.attempt, 16));
+    // Half fixed, half random: a site's phones don't all come back in the same instant.
+    const delay = Math.round(cap / 2 + (this.random() * cap) / 2);
+    this.attempt++;
+    this.status.state = 'offline';
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      if (!this.stopped) this.connect();
+    }, delay);
+    this.reconnectTimer.unref?.();
+  }
+
+  private publishEvent(client: MqttClient, payload: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      client.publish(this.topic('events'), payload, { qos: 1 }, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  private onMessage(client: MqttClient, topic: string, payload: Buffer, packet: IPublishPacket): void {
+    const { handlers, log } = this.deps;
+    const parsed = parseTopic(topic);
+    if (!parsed || parsed.deviceId !== this.deps.config.deviceId) {
+      log.warn({ topic }, 'message on an unexpected topic ignored');
+      return;
+    }
+    try {
+      switch (parsed.kind) {
+        case 'address/set':
+          handlers.addressSet(payload);
+          return;
+        case 'config/set': {
+          if (packet.retain) return log.warn({ topic }, 'retained config/set ignored');
+          const d = decodePayload('config/set', payload);
+          if (!d.ok) return handlers.rejected('config/set', d.reason);
+          handlers.configSet(d.value);
+          return;
+        }
+        case 'cmd': {
+          // A retained command would run again on every reconnect.
+          if (packet.retain) return log.warn({ topic }, 'retained command ignored');
+          const d = decodePayload('cmd', payload);
+          if (!d.ok) return handlers.rejected('cmd', d.reason);
+          this.runCommand(client, parsed.name!, d.value);
+          return;
+        }
+        default:
+          log.warn({ topic }, 'message on a phone-to-server topic ignored');
+      }
+    } catch (err) {
+      // A handler bug must not take the link (and with it the outbox) down.
+      log.error({ err, topic }, 'inbound message handler failed');
+    }
+  }
+
+  private runCommand(client: MqttClient, name: string, cmd: PayloadOf<'cmd'>): void {
+    const reply = (body: { ok: boolean; result?: unknown; error?: string }) => {
+      if (client.connected) {
+        client.publish(this.topic('response', name), JSON.stringify({ v: 1, correlationId: cmd.correlationId, ...body }), { qos: 1 });
+      }
+    };
+    this.deps.handlers.command(name, cmd).then(
+      (result) => reply({ ok: true, result }),
+      (err: Error) => reply({ ok: false, error: err.message }),
+    );
+  }
+}
+
+async function withTimeout(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}

@@ -1,0 +1,185 @@
+// The composition root: the one place that builds every part of the agent and
+// passes collaborators in. Start runs in order; stop runs in reverse.
+import type { Logger } from './log.js';
+import { named } from './log.js';
+import type { AgentConfig } from './config.js';
+import type { HostPaths } from '../hal/host.js';
+import { Store } from './store/store.js';
+import { AddressBook } from './address/address-book.js';
+import { eventFactory, type EventFactory } from './events/events.js';
+import { OutboxDrainer } from './link/outbox-drainer.js';
+import { MqttLink, type InboundHandlers } from './link/link.js';
+import { ControlServer } from './control/control-server.js';
+import { systemdNotifier, type Notifier } from './systemd.js';
+import { publicKeyFromText } from '../provisioning/protocol/signing.js';
+import type { EventType, TopicKind } from '../provisioning/protocol/messages.js';
+import type { StoredAddress } from './store/store.js';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface AgentDeps {
+  config: AgentConfig;
+  log: Logger;
+  host: HostPaths;
+  env: NodeJS.ProcessEnv;
+  now?: () => Date;
+  /** Path to better_sqlite3.node, handed in by the bundled executable. */
+  sqliteBinding?: string;
+}
+
+/** The running parts, built by start(). */
+interface Parts {
+  store: Store;
+  addressBook: AddressBook;
+  drainer: OutboxDrainer;
+  link: MqttLink;
+  control: ControlServer;
+  notifier: Notifier;
+  newEvent: EventFactory;
+}
+
+const REJECT_REPORT_INTERVAL_MS = 60_000;
+
+export class Agent {
+  private parts: Parts | null = null;
+  private readonly lastRejectReport = new Map<string, number>();
+  private suppressedRejects = 0;
+
+  constructor(private readonly deps: AgentDeps) {}
+
+  get running(): boolean {
+    return this.parts !== null;
+  }
+
+  async start(): Promise<void> {
+    const { config, log, env, host } = this.deps;
+    const t0 = performance.now();
+    const now = this.deps.now ?? (() => new Date());
+    const newEvent = eventFactory(config.deviceId, now);
+    const serverKey = publicKeyFromText(config.serverPublicKey);
+
+    const store = new Store({
+      dataDir: config.dataDir,
+      log: named(log, 'store'),
+      now,
+      outboxMax: config.outbox.maxEvents,
+      ...(this.deps.sqliteBinding ? { nativeBinding: this.deps.sqliteBinding } : {}),
+    });
+    if (store.incident) store.enqueue(newEvent('store-incident', { ...store.incident }));
+    const addressBook = new AddressBook({ store, log: named(log, 'address'), deviceId: config.deviceId, serverKey, newEvent, now });
+    const drainer = new OutboxDrainer(store, config.outbox.window, named(log, 'outbox'));
+    const link = new MqttLink({ config, log: named(log, 'link'), drainer, handlers: this.inboundHandlers(), agentVersion: AGENT_VERSION });
+    const control = new ControlServer(
+      config.control.socketPath,
+      named(log, 'control'),
+      config.control.group ? { name: config.control.group, etcGroup: host.etcGroup } : undefined,
+    );
+    const notifier = systemdNotifier(env, named(log, 'systemd'), config.watchdogMs);
+    this.parts = { store, addressBook, drainer, link, control, notifier, newEvent };
+
+    const address = addressBook.current();
+    if (address) link.publishRetained('address/state', addressState(address));
+    this.registerControl(control);
+    await control.start();
+    link.start();
+    notifier.ready(address ? `address v${address.version}` : 'no address on file');
+    log.info(
+      { ms: Math.round(performance.now() - t0), addressVersion: address?.version ?? null, backlog: store.outboxBacklog() },
+      'agent ready',
+    );
+  }
+
+  async stop(): Promise<void> {
+    const parts = this.parts;
+    if (!parts) return;
+    this.parts = null;
+    parts.notifier.stopping();
+    await parts.link.stop();
+    await parts.control.stop();
+    parts.drainer.flushAcks();
+    parts.store.close();
+    parts.notifier.close();
+    this.deps.log.info('agent stopped');
+  }
+
+  /** Records an event for the server (outbox first, then QoS 1). */
+  emit(type: EventType, data: Record<string, unknown>): void {
+    const p = this.require();
+    p.store.enqueue(p.newEvent(type, data));
+    p.drainer.wake();
+  }
+
+  status(): Record<string, unknown> {
+    const p = this.require();
+    const address = p.addressBook.current();
+    return {
+      deviceId: this.deps.config.deviceId,
+      agentVersion: AGENT_VERSION,
+      link: p.link.state,
+      outbox: { backlog: p.store.outboxBacklog(), inFlight: p.drainer.inFlightCount(), delivered: p.drainer.delivered },
+      store: p.store.health(),
+      address: address ? { version: address.version, appliedAt: address.appliedAt, hash: address.hash } : null,
+    };
+  }
+
+  private require(): Parts {
+    if (!this.parts) throw new Error('agent is not running');
+    return this.parts;
+  }
+
+  private registerControl(control: ControlServer): void {
+    control.register('status', () => this.status());
+    control.register('address', () => {
+      const a = this.require().addressBook.current();
+      return a && { version: a.version, hash: a.hash, appliedAt: a.appliedAt, receivedAt: a.receivedAt, doc: a.doc };
+    });
+  }
+
+  private inboundHandlers(): InboundHandlers {
+    return {
+      addressSet: (payload) => {
+        const p = this.require();
+        const outcome = p.addressBook.handlePush(payload);
+        if (outcome.result !== 'rejected') p.link.publishRetained('address/state', addressState(outcome.address));
+        p.drainer.wake();
+      },
+      configSet: (value) => {
+        const p = this.require();
+        for (const [key, v] of Object.entries(value.settings)) p.store.setSetting(`server.${key}`, JSON.stringify(v));
+      },
+      command: async (name) => {
+        const p = this.require();
+        switch (name) {
+          case 'ping':
+            return { pong: true };
+          case 'status':
+            return this.status();
+          case 'address':
+            return p.addressBook.current();
+          default:
+            throw new Error(`unknown command ${name}`);
+        }
+      },
+      rejected: (kind, reason) => this.reportRejected(kind, reason),
+    };
+  }
+
+  /** Garbage from the broker is reported, but at most once a minute per topic kind. */
+  private reportRejected(kind: TopicKind, reason: string): void {
+    const p = this.require();
+    const now = Date.now();
+    const last = this.lastRejectReport.get(kind) ?? -Infinity;
+    if (now - last < REJECT_REPORT_INTERVAL_MS) {
+      this.suppressedRejects++;
+      return;
+    }
+    this.lastRejectReport.set(kind, now);
+    p.store.enqueue(p.newEvent('payload-rejected', { topic: kind, reason, suppressedSinceLast: this.suppressedRejects }));
+    this.suppressedRejects = 0;
+    p.drainer.wake();
+  }
+}
+
+function addressState(a: StoredAddress) {
+  return { v: 1 as const, version: a.version, hash: a.hash, appliedAt: a.appliedAt };
+}

@@ -1,0 +1,50 @@
+// Forward-only numbered migrations, compiled into the code so a bundled
+// executable carries them. Each runs in its own transaction and sets
+// PRAGMA user_version to its number. Never edit one that has shipped: add one.
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'address, history, outbox, settings',
+    sql: `
+      CREATE TABLE address (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        device_id   TEXT NOT NULL,
+        version     INTEGER NOT NULL,
+        hash        TEXT NOT NULL,
+        document    TEXT NOT NULL,
+        signature   TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        applied_at  TEXT NOT NULL
+      );
+      CREATE TABLE address_history (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        version     INTEGER NOT NULL,
+        hash        TEXT NOT NULL,
+        document    TEXT NOT NULL,
+        signature   TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        applied_at  TEXT NOT NULL
+      );
+      CREATE TABLE outbox (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        id         TEXT NOT NULL UNIQUE,
+        type       TEXT NOT NULL,
+        protected  INTEGER NOT NULL DEFAULT 0,
+        payload    TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+      CREATE INDEX outbox_evictable ON outbox (protected, seq);
+      CREATE TABLE settings (
+        key        TEXT PRIMARY KEY,
+        value      TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+    `,
+  },
+];

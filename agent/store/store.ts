@@ -1,0 +1,274 @@
+// The phone's local store: SQLite in WAL mode. Holds the applied address and its
+// history, the outbox of events for the server, and settings. Writes only when
+// something changed, to spare the phone's flash.
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { Logger } from '../log.js';
+import { StoreError } from '../errors.js';
+import { MIGRATIONS, type Migration } from './migrations.js';
+import type { AddressDocument } from '../../provisioning/protocol/address.js';
+import { PROTECTED_EVENT_TYPES, type EventPayload } from '../../provisioning/protocol/messages.js';
+
+export interface StoredAddress {
+  doc: AddressDocument;
+  version: number;
+  hash: string;
+  signature: string;
+  receivedAt: string;
+  appliedAt: string;
+}
+
+export interface OutboxRow {
+  seq: number;
+  id: string;
+  type: string;
+  payload: string;
+}
+
+export interface StoreIncident {
+  at: string;
+  reason: string;
+  /** Where the unreadable database was moved; nothing is deleted. */
+  keptAs: string;
+}
+
+export interface StoreHealth {
+  path: string;
+  schemaVersion: number;
+  journalMode: string;
+  incident: StoreIncident | null;
+  writes: number;
+}
+
+export interface StoreOptions {
+  dataDir: string;
+  log: Logger;
+  now?: () => Date;
+  /** Outbox bound; protected events (emergency, test call) are kept beyond it. */
+  outboxMax?: number;
+  migrations?: readonly Migration[];
+  /** For tests and the ARM bundle: an explicit path to better_sqlite3.node. */
+  nativeBinding?: string;
+}
+
+export const DB_FILE = 'agent.db';
+const HISTORY_KEEP = 100;
+
+export class Store {
+  readonly path: string;
+  readonly incident: StoreIncident | null;
+  /** Write transactions committed since open: the idle-write benchmark reads it. */
+  writes = 0;
+  private readonly db: Database.Database;
+  private readonly log: Logger;
+  private readonly now: () => Date;
+  private readonly outboxMax: number;
+  private outboxCount: number;
+  private readonly stmts;
+
+  constructor(opts: StoreOptions) {
+    this.log = opts.log;
+    this.now = opts.now ?? (() => new Date());
+    this.outboxMax = opts.outboxMax ?? 10_000;
+    mkdirSync(opts.dataDir, { recursive: true, mode: 0o750 });
+    this.path = path.join(opts.dataDir, DB_FILE);
+    const migrations = opts.migrations ?? MIGRATIONS;
+
+    let incident: StoreIncident | null = null;
+    let db: Database.Database;
+    try {
+      db = openAndMigrate(this.path, migrations, opts.nativeBinding);
+    } catch (err) {
+      // Keep the bad file for a human to look at, start fresh, report it once connected.
+      const reason = (err as Error).message;
+      const keptAs = `${this.path}.corrupt-${this.now().toISOString().replace(/[:.]/g, '-')}`;
+      this.log.error({ err, keptAs }, 'store unreadable: kept aside, starting a fresh store');
+      for (const suffix of ['', '-wal', '-shm']) {
+        if (existsSync(this.path + suffix)) renameSync(this.path + suffix, keptAs + suffix);
+      }
+      incident = { at: this.now().toISOString(), reason, keptAs };
+      try {
+        db = openAndMigrate(this.path, migrations, opts.nativeBinding);
+      } catch (err2) {
+        throw new StoreError('store-open-failed', `cannot open a fresh store at ${this.path}: ${(err2 as Error).message}`, { cause: err2 });
+      }
+    }
+    this.db = db;
+    this.incident = incident;
+    this.stmts = {
+      getAddress: db.prepare('SELECT * FROM address WHERE id = 1'),
+      upsertAddress: db.prepare(`
+        INSERT INTO address (id, device_id, version, hash, document, signature, received_at, applied_at)
+        VALUES (1, @deviceId, @version, @hash, @document, @signature, @receivedAt, @appliedAt)
+        ON CONFLICT (id) DO UPDATE SET device_id = excluded.device_id, version = excluded.version,
+          hash = excluded.hash, document = excluded.document, signature = excluded.signature,
+          received_at = excluded.received_at, applied_at = excluded.applied_at`),
+      insertHistory: db.prepare(`
+        INSERT INTO address_history (version, hash, document, signature, received_at, applied_at)
+        VALUES (@version, @hash, @document, @signature, @receivedAt, @appliedAt)`),
+      pruneHistory: db.prepare(
+        'DELETE FROM address_history WHERE seq <= (SELECT seq FROM address_history ORDER BY seq DESC LIMIT 1 OFFSET ?)',
+      ),
+      history: db.prepare('SELECT version, hash, applied_at AS appliedAt FROM address_history ORDER BY seq DESC LIMIT ?'),
+      insertOutbox: db.prepare(
+        'INSERT OR IGNORE INTO outbox (id, type, protected, payload, created_at) VALUES (?, ?, ?, ?, ?)',
+      ),
+      evictOldest: db.prepare(
+        'DELETE FROM outbox WHERE seq = (SELECT seq FROM outbox WHERE protected = 0 ORDER BY seq LIMIT 1)',
+      ),
+      pending: db.prepare('SELECT seq, id, type, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?'),
+      deleteOutbox: db.prepare('DELETE FROM outbox WHERE seq = ?'),
+      countOutbox: db.prepare('SELECT count(*) AS n FROM outbox'),
+      getSetting: db.prepare('SELECT value FROM settings WHERE key = ?'),
+      putSetting: db.prepare(
+        'INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
+      ),
+    };
+    this.outboxCount = (this.stmts.countOutbox.get() as { n: number }).n;
+  }
+
+  health(): StoreHealth {
+    return {
+      path: this.path,
+      schemaVersion: this.db.pragma('user_version', { simple: true }) as number,
+      journalMode: this.db.pragma('journal_mode', { simple: true }) as string,
+      incident: this.incident,
+      writes: this.writes,
+    };
+  }
+
+  getAddress(): StoredAddress | null {
+    const row = this.stmts.getAddress.get() as
+      | { version: number; hash: string; document: string; signature: string; received_at: string; applied_at: string }
+      | undefined;
+    if (!row) return null;
+    return {
+      doc: JSON.parse(row.document) as AddressDocument,
+      version: row.version,
+      hash: row.hash,
+      signature: row.signature,
+      receivedAt: row.received_at,
+      appliedAt: row.applied_at,
+    };
+  }
+
+  addressHistory(limit = 20): { version: number; hash: string; appliedAt: string }[] {
+    return this.stmts.history.all(limit) as { version: number; hash: string; appliedAt: string }[];
+  }
+
+  /** Stores a verified address, its history entry and its event in one transaction. */
+  applyAddress(a: Omit<StoredAddress, 'appliedAt'>, event: EventPayload): StoredAddress {
+    const stored: StoredAddress = { ...a, appliedAt: this.now().toISOString() };
+    const row = {
+      deviceId: a.doc.deviceId,
+      version: a.version,
+      hash: a.hash,
+      document: JSON.stringify(a.doc),
+      signature: a.signature,
+      receivedAt: a.receivedAt,
+      appliedAt: stored.appliedAt,
+    };
+    this.transaction(() => {
+      this.stmts.upsertAddress.run(row);
+      this.stmts.insertHistory.run(row);
+      this.stmts.pruneHistory.run(HISTORY_KEEP);
+      this.insertEvent(event);
+    });
+    return stored;
+  }
+
+  /** Queues an event for the server. Returns false if a full outbox dropped it. */
+  enqueue(event: EventPayload): boolean {
+    let kept = false;
+    this.transaction(() => {
+      kept = this.insertEvent(event);
+    });
+    return kept;
+  }
+
+  pendingEvents(afterSeq: number, limit: number): OutboxRow[] {
+    return this.stmts.pending.all(afterSeq, limit) as OutboxRow[];
+  }
+
+  /** Removes acknowledged events in one transaction (the drain batches them). */
+  ackEvents(seqs: readonly number[]): void {
+    if (seqs.length === 0) return;
+    this.transaction(() => {
+      for (const seq of seqs) this.outboxCount -= this.stmts.deleteOutbox.run(seq).changes;
+    });
+  }
+
+  outboxBacklog(): number {
+    return this.outboxCount;
+  }
+
+  getSetting(key: string): string | undefined {
+    return (this.stmts.getSetting.get(key) as { value: string } | undefined)?.value;
+  }
+
+  /** Writes only when the value differs. Returns whether it wrote. */
+  setSetting(key: string, value: string): boolean {
+    if (this.getSetting(key) === value) return false;
+    this.transaction(() => this.stmts.putSetting.run(key, value, this.now().toISOString()));
+    return true;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  private insertEvent(event: EventPayload): boolean {
+    const isProtected = PROTECTED_EVENT_TYPES.has(event.type);
+    if (this.outboxCount >= this.outboxMax) {
+      const evicted = this.stmts.evictOldest.run().changes;
+      this.outboxCount -= evicted;
+      if (evicted === 0 && !isProtected) {
+        this.log.warn({ id: event.id, type: event.type }, 'outbox full of protected events: event dropped');
+        return false;
+      }
+      if (evicted > 0) this.log.warn({ type: event.type }, 'outbox full: oldest unprotected event evicted');
+    }
+    const changes = this.stmts.insertOutbox.run(event.id, event.type, isProtected ? 1 : 0, JSON.stringify(event), event.ts).changes;
+    this.outboxCount += changes;
+    return true;
+  }
+
+  private transaction(fn: () => void): void {
+    this.db.transaction(fn)();
+    this.writes++;
+  }
+}
+
+function openAndMigrate(file: string, migrations: readonly Migration[], nativeBinding?: string): Database.Database {
+  const db = new Database(file, nativeBinding ? { nativeBinding } : {});
+  try {
+    db.pragma('journal_mode = WAL');
+    // NORMAL in WAL survives a crash or SIGKILL; only a power cut can lose the last commit.
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 2000');
+    const check = db.pragma('quick_check', { simple: true });
+    if (check !== 'ok') throw new StoreError('store-corrupt', `integrity check failed: ${String(check)}`);
+    migrate(db, migrations);
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+export function migrate(db: Database.Database, migrations: readonly Migration[]): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  const latest = migrations.reduce((m, x) => Math.max(m, x.version), 0);
+  if (current > latest) {
+    throw new StoreError('store-too-new', `database schema ${current} is newer than this agent knows (${latest})`);
+  }
+  for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+    if (m.version <= current) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.pragma(`user_version = ${m.version}`);
+    })();
+  }
+}

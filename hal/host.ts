@@ -1,0 +1,33 @@
+// Every path on the host (/sys, /proc, /dev, /run) and every external command the
+// agent uses comes from here, so tests and the simulator can point them elsewhere.
+import path from 'node:path';
+
+export interface HostPaths {
+  sys: string;
+  proc: string;
+  dev: string;
+  run: string;
+  etcGroup: string;
+  commands: {
+    ip: string;
+    lldpcli: string;
+    lldpd: string;
+  };
+}
+
+export function hostPaths(env: NodeJS.ProcessEnv = process.env): HostPaths {
+  // E911_HOST_ROOT moves /sys, /proc, /dev and /run under one folder at once.
+  const root = env.E911_HOST_ROOT ?? '/';
+  return {
+    sys: env.E911_SYS ?? path.join(root, 'sys'),
+    proc: env.E911_PROC ?? path.join(root, 'proc'),
+    dev: env.E911_DEV ?? path.join(root, 'dev'),
+    run: env.E911_RUN ?? path.join(root, 'run'),
+    etcGroup: env.E911_ETC_GROUP ?? path.join(root, 'etc', 'group'),
+    commands: {
+      ip: env.E911_CMD_IP ?? 'ip',
+      lldpcli: env.E911_CMD_LLDPCLI ?? 'lldpcli',
+      lldpd: env.E911_CMD_LLDPD ?? 'lldpd',
+    },
+  };
+}

@@ -1,0 +1,138 @@
+// Every payload of the MQTT contract, one zod schema each, and the one decoder
+// both ends use. Decoding never throws: it returns a value or a reason.
+import { z } from 'zod';
+import { addressDocumentSchema } from './address.js';
+
+export const PROTOCOL_VERSION = 1;
+/** Largest payload either end accepts; an address document is about 1 KiB. */
+export const MAX_PAYLOAD_BYTES = 64 * 1024;
+
+const ts = z.string().max(40);
+const id = z.string().min(1).max(64).regex(/^[A-Za-z0-9._:-]+$/);
+
+export const statusSchema = z.strictObject({
+  v: z.literal(1),
+  state: z.enum(['online', 'offline']),
+  deviceId: z.string().max(64),
+  ts: ts.optional(),
+  agentVersion: z.string().max(32).optional(),
+});
+
+export const signedAddressSchema = z.strictObject({
+  v: z.literal(1),
+  doc: addressDocumentSchema,
+  /** base64url Ed25519 signature over canonicalJson(doc) */
+  sig: z.string().max(200),
+});
+
+export const addressStateSchema = z.strictObject({
+  v: z.literal(1),
+  version: z.number().int().nonnegative(),
+  hash: z.string().max(64),
+  appliedAt: ts.nullable(),
+});
+
+export const EVENT_TYPES = [
+  'emergency-call',
+  'test-call',
+  'location-changed',
+  'diagnostics',
+  'address-applied',
+  'address-rejected',
+  'store-incident',
+  'payload-rejected',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+/** Event types the outbox never evicts, whatever its bound. */
+export const PROTECTED_EVENT_TYPES: ReadonlySet<EventType> = new Set(['emergency-call', 'test-call']);
+
+export const eventSchema = z.strictObject({
+  v: z.literal(1),
+  id,
+  type: z.enum(EVENT_TYPES),
+  deviceId: z.string().max(64),
+  ts,
+  data: z.record(z.string(), z.unknown()),
+});
+
+export const locationSchema = z.strictObject({
+  v: z.literal(1),
+  ts,
+  source: z.string().max(32),
+  data: z.record(z.string(), z.unknown()),
+});
+
+export const configSetSchema = z.strictObject({
+  v: z.literal(1),
+  settings: z.record(z.string().max(64), z.union([z.string().max(1024), z.number(), z.boolean()])),
+});
+
+export const commandSchema = z.strictObject({
+  v: z.literal(1),
+  correlationId: id,
+  args: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const responseSchema = z.strictObject({
+  v: z.literal(1),
+  correlationId: id,
+  ok: z.boolean(),
+  result: z.unknown().optional(),
+  error: z.string().max(1024).optional(),
+});
+
+export type StatusPayload = z.infer<typeof statusSchema>;
+export type SignedAddress = z.infer<typeof signedAddressSchema>;
+export type AddressStatePayload = z.infer<typeof addressStateSchema>;
+export type EventPayload = z.infer<typeof eventSchema>;
+export type LocationPayload = z.infer<typeof locationSchema>;
+export type ConfigSetPayload = z.infer<typeof configSetSchema>;
+export type CommandPayload = z.infer<typeof commandSchema>;
+export type ResponsePayload = z.infer<typeof responseSchema>;
+
+/** The schema of each topic kind: one typed map shared by both ends. */
+export const PAYLOADS = {
+  status: statusSchema,
+  location: locationSchema,
+  'address/state': addressStateSchema,
+  events: eventSchema,
+  'address/set': signedAddressSchema,
+  'config/set': configSetSchema,
+  cmd: commandSchema,
+  response: responseSchema,
+} as const;
+export type TopicKind = keyof typeof PAYLOADS;
+export type PayloadOf<K extends TopicKind> = z.infer<(typeof PAYLOADS)[K]>;
+
+export type RejectCode = 'too-large' | 'invalid-json' | 'not-an-object' | 'unknown-version' | 'invalid';
+export type Decoded<T> = { ok: true; value: T } | { ok: false; code: RejectCode; reason: string };
+
+export function decodePayload<K extends TopicKind>(kind: K, payload: Buffer | string): Decoded<PayloadOf<K>> {
+  const size = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
+  if (size > MAX_PAYLOAD_BYTES) {
+    return { ok: false, code: 'too-large', reason: `payload of ${size} bytes exceeds ${MAX_PAYLOAD_BYTES}` };
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'));
+  } catch (err) {
+    return { ok: false, code: 'invalid-json', reason: `invalid JSON: ${(err as Error).message}` };
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    return { ok: false, code: 'not-an-object', reason: 'payload must be a JSON object' };
+  }
+  const v = (parsed as { v?: unknown }).v;
+  if (v !== PROTOCOL_VERSION) {
+    return { ok: false, code: 'unknown-version', reason: `unsupported payload version ${JSON.stringify(v) ?? 'undefined'} (expected ${PROTOCOL_VERSION})` };
+  }
+  const result = PAYLOADS[kind].safeParse(parsed);
+  if (!result.success) {
+    const first = result.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    return { ok: false, code: 'invalid', reason: `invalid ${kind} payload: ${first.join('; ')}` };
+  }
+  return { ok: true, value: result.data as PayloadOf<K> };
+}
+
+export function encodePayload<K extends TopicKind>(_kind: K, value: PayloadOf<K>): string {
+  return JSON.stringify(value);
+}

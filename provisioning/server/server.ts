@@ -1,0 +1,155 @@
+// The reference provisioning server, minimal: signs and pushes each phone's
+// address, re-pushes phones whose applied version is stale, and reads the
+// phones' events, de-duplicated by event id.
+import { EventEmitter } from 'node:events';
+import mqtt, { type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import type { KeyObject } from 'node:crypto';
+import { decodePayload, type EventPayload, type SignedAddress, type StatusPayload, type AddressStatePayload } from '../protocol/messages.js';
+import { topicFilter, topicFor, parseTopic } from '../protocol/topics.js';
+import { validateAddress, type AddressDocument } from '../protocol/address.js';
+import { signDocument } from '../protocol/signing.js';
+
+export interface PhoneView {
+  deviceId: string;
+  online: boolean;
+  appliedVersion: number | null;
+  appliedHash: string | null;
+  lastSeen: string | null;
+}
+
+export interface ServerEvents {
+  event: [EventPayload];
+  duplicate: [EventPayload];
+  status: [string, StatusPayload];
+  'address-state': [string, AddressStatePayload];
+  rejected: [string, string];
+}
+
+export interface ProvisioningServerOptions {
+  brokerUrl: string;
+  privateKey: KeyObject;
+  log: Logger;
+  clientId?: string;
+  protocolVersion?: 4 | 5;
+  username?: string;
+  password?: string;
+  /** How many event ids to remember for de-duplication. */
+  dedupeWindow?: number;
+}
+
+export class ProvisioningServer extends EventEmitter<ServerEvents> {
+  private client: MqttClient | null = null;
+  private readonly desired = new Map<string, SignedAddress>();
+  private readonly phones = new Map<string, PhoneView>();
+  private readonly seen = new Set<string>();
+  private readonly seenOrder: string[] = [];
+
+  constructor(private readonly opts: ProvisioningServerOptions) {
+    super();
+  }
+
+  async start(): Promise<void> {
+    const client = mqtt.connect(this.opts.brokerUrl, {
+      clientId: this.opts.clientId ?? `e911-server-${process.pid}`,
+      protocolVersion: this.opts.protocolVersion ?? 4,
+      clean: true,
+      reconnectPeriod: 1000,
+      ...(this.opts.username ? { username: this.opts.username } : {}),
+      ...(this.opts.password ? { password: this.opts.password } : {}),
+    });
+    this.client = client;
+    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    client.on('error', (err) => this.opts.log.warn({ err: err.message }, 'server link error'));
+    client.on('connect', () => {
+      client.subscribe([topicFilter('events'), topicFilter('status'), topicFilter('address/state')], { qos: 1 });
+    });
+    await new Promise<void>((resolve, reject) => {
+      client.once('connect', () => resolve());
+      client.once('error', reject);
+    });
+  }
+
+  async stop(): Promise<void> {
+    const client = this.client;
+    this.client = null;
+    if (client) await client.endAsync();
+  }
+
+  phone(deviceId: string): PhoneView | undefined {
+    return this.phones.get(deviceId);
+  }
+
+  /** Signs the document and pushes it; remembered so a stale phone gets it again. */
+  async pushAddress(doc: AddressDocument): Promise<SignedAddress> {
+    const issues = validateAddress(doc);
+    if (issues.length > 0) throw new Error(`invalid address: ${issues.map((i) => `${i.field} ${i.reason}`).join('; ')}`);
+    const signed: SignedAddress = { v: 1, doc, sig: signDocument(doc, this.opts.privateKey) };
+    this.desired.set(doc.deviceId, signed);
+    await this.publishRaw(doc.deviceId, JSON.stringify(signed));
+    return signed;
+  }
+
+  /** Publishes any bytes to a phone's address/set topic: tests use it to forge pushes. */
+  async publishRaw(deviceId: string, payload: string | Buffer): Promise<void> {
+    if (!this.client) throw new Error('server not started');
+    await this.client.publishAsync(topicFor(deviceId, 'address/set'), payload, { qos: 1 });
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    const t = parseTopic(topic);
+    if (!t) return;
+    if (t.kind === 'events') {
+      const d = decodePayload('events', payload);
+      if (!d.ok) return void this.emit('rejected', t.deviceId, d.reason);
+      if (d.value.deviceId !== t.deviceId) return void this.emit('rejected', t.deviceId, 'event deviceId does not match its topic');
+      if (this.remember(d.value.id)) this.emit('event', d.value);
+      else this.emit('duplicate', d.value);
+    } else if (t.kind === 'status') {
+      const d = decodePayload('status', payload);
+      if (!d.ok) return void this.emit('rejected', t.deviceId, d.reason);
+      const view = this.view(t.deviceId);
+      view.online = d.value.state === 'online';
+      view.lastSeen = new Date().toISOString();
+      this.emit('status', t.deviceId, d.value);
+      if (view.online) this.repushIfStale(t.deviceId);
+    } else if (t.kind === 'address/state') {
+      const d = decodePayload('address/state', payload);
+      if (!d.ok) return void this.emit('rejected', t.deviceId, d.reason);
+      const view = this.view(t.deviceId);
+      view.appliedVersion = d.value.version;
+      view.appliedHash = d.value.hash;
+      this.emit('address-state', t.deviceId, d.value);
+      this.repushIfStale(t.deviceId);
+    }
+  }
+
+  private repushIfStale(deviceId: string): void {
+    const want = this.desired.get(deviceId);
+    const view = this.phones.get(deviceId);
+    if (!want || !view?.online) return;
+    if (view.appliedVersion !== null && view.appliedVersion >= want.doc.version) return;
+    this.publishRaw(deviceId, JSON.stringify(want)).catch((err: Error) =>
+      this.opts.log.warn({ err: err.message, deviceId }, 're-push failed'),
+    );
+  }
+
+  private view(deviceId: string): PhoneView {
+    let v = this.phones.get(deviceId);
+    if (!v) {
+      v = { deviceId, online: false, appliedVersion: null, appliedHash: null, lastSeen: null };
+      this.phones.set(deviceId, v);
+    }
+    return v;
+  }
+
+  /** True the first time an id is seen. */
+  private remember(id: string): boolean {
+    if (this.seen.has(id)) return false;
+    this.seen.add(id);
+    this.seenOrder.push(id);
+    const max = this.opts.dedupeWindow ?? 100_000;
+    while (this.seenOrder.length > max) this.seen.delete(this.seenOrder.shift()!);
+    return true;
+  }
+}
