@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs everything e911-agent needs on a fresh Debian machine (run as root),
+# then builds it. Idempotent; non-interactive.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DEBIAN_FRONTEND=noninteractive
+packages=$(sed -e 's/#.*//' scripts/apt-packages.txt | xargs)
+missing=$(dpkg-query -W -f='${Package} ${Status}\n' $packages 2>/dev/null | awk '$NF != "installed" {print $1}' || true)
+# dpkg-query prints nothing for packages it has never heard of: count those as missing too.
+for p in $packages; do dpkg-query -W "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$(echo $missing)" ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $missing
+fi
+# Debian starts these as services on install; tests start their own on free ports.
+for svc in mosquitto kamailio lldpd; do
+  command -v systemctl >/dev/null && systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  pkill -x "$svc" >/dev/null 2>&1 || true
+done
+
+npm ci --no-audit --no-fund
+npm run build
+# The PJSIP addon: built only where pkg-config finds an installed pjproject.
+export PKG_CONFIG_PATH="${PKG_CONFIG_PATH:-/opt/pjproject/lib/pkgconfig}"
+if [ -f scripts/build-voice.mjs ]; then node scripts/build-voice.mjs; fi
+echo "setup: done"
