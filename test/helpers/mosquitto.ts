@@ -1,0 +1,97 @@
+// A real Mosquitto broker on a free loopback port, for integration tests.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort } from './ports.js';
+
+export const MOSQUITTO = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find((p) => existsSync(p));
+
+export interface Mosquitto {
+  port: number;
+  url: string;
+  dir: string;
+  /** Stops the broker (SIGTERM, then SIGKILL). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port (after stop). */
+  restart(): Promise<void>;
+}
+
+export interface MosquittoOptions {
+  /** Extra lines for mosquitto.conf (ACLs, password file, ...). */
+  extraConfig?: string[];
+  port?: number;
+}
+
+export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosquitto> {
+  if (!MOSQUITTO) throw new Error('mosquitto is not installed (scripts/setup.sh installs it)');
+  const port = opts.port ?? (await freePort());
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-mosq-'));
+  const conf = path.join(dir, 'mosquitto.conf');
+  writeFileSync(
+    conf,
+    [
+      // Stay root: Debian's broker otherwise drops to user mosquitto and cannot write here (FIELD-NOTES).
+      'user root',
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'persistence false',
+      'log_dest stderr',
+      'log_type error',
+      'log_type warning',
+      // Bursts in tests and benchmarks must not be silently dropped at the default 1000.
+      'max_queued_messages 100000',
+      'max_inflight_messages 0',
+      ...(opts.extraConfig ?? []),
+    ].join('\n') + '\n',
+  );
+  let child: ChildProcess | null = null;
+  let stderr = '';
+  const start = async () => {
+    child = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    await waitForPort(port, 5000, () => stderr);
+  };
+  await start();
+  const stop = async () => {
+    const c = child;
+    child = null;
+    if (!c || c.exitCode !== null) return;
+    const exited = new Promise((resolve) => c.once('exit', resolve));
+    c.kill('SIGTERM');
+    const t = setTimeout(() => c.kill('SIGKILL'), 2000);
+    await exited;
+    clearTimeout(t);
+  };
+  return {
+    port,
+    url: `mqtt://127.0.0.1:${port}`,
+    dir,
+    stop,
+    restart: start,
+    ...{
+      async [Symbol.asyncDispose]() {
+        await stop();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    },
+  };
+}
+
+export async function waitForPort(port: number, timeoutMs: number, why: () => string = () => ''): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`nothing listening on 127.0.0.1:${port} after ${timeoutMs} ms ${why()}`);
+}
