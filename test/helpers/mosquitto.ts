@@ -16,6 +16,8 @@ export interface Mosquitto {
   stop(): Promise<void>;
   /** Starts it again on the same port (after stop). */
   restart(): Promise<void>;
+  /** Stops it and removes its folder. */
+  close(): Promise<void>;
 }
 
 export interface MosquittoOptions {
@@ -70,11 +72,9 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     dir,
     stop,
     restart: start,
-    ...{
-      async [Symbol.asyncDispose]() {
-        await stop();
-        rmSync(dir, { recursive: true, force: true });
-      },
+    close: async () => {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
