@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../agent/config.js';
+import { ConfigError } from '../../agent/errors.js';
+
+const KEY = 'A'.repeat(43);
+const minimal = { deviceId: 'phone-1', serverPublicKey: KEY, broker: { urls: ['mqtt://127.0.0.1:1883'] } };
+
+function problems(raw: unknown, env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    parseConfig(raw, env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems.map((p) => p.key);
+  }
+  return [];
+}
+
+describe('config', () => {
+  it('fills defaults around the required keys', () => {
+    const c = parseConfig(minimal);
+    expect(c).toMatchObject({ deviceId: 'phone-1', logLevel: 'info', dataDir: '/var/lib/e911-agent', broker: { protocolVersion: 5, keepaliveSec: 30 } });
+    expect(c.outbox).toEqual({ maxEvents: 10_000, window: 64 });
+  });
+
+  it('lets the environment override the file', () => {
+    const c = parseConfig(minimal, { E911_BROKER_URLS: 'mqtts://a:8883, mqtts://b:8883', E911_MQTT_VERSION: '4', E911_LOG_LEVEL: 'debug' });
+    expect(c.broker.urls).toEqual(['mqtts://a:8883', 'mqtts://b:8883']);
+    expect(c.broker.protocolVersion).toBe(4);
+    expect(c.logLevel).toBe('debug');
+  });
+
+  it('names every bad key at once, and where an env value came from', () => {
+    const keys = problems(
+      { deviceId: 'bad id!', serverPublicKey: 'short', broker: { urls: ['http://x'], tls: { cert: '/c' } }, surprise: 1 },
+      { E911_LOG_LEVEL: 'loud' },
+    );
+    expect(keys).toEqual(expect.arrayContaining(['deviceId', 'serverPublicKey', 'broker.urls.0', 'broker.tls', 'logLevel (from E911_LOG_LEVEL)', '(root)']));
+  });
+
+  it('refuses a file that is not an object', () => {
+    expect(problems([1, 2])).toEqual(['(file)']);
+  });
+});

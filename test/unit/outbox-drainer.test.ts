@@ -1,0 +1,97 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Store, type OutboxRow } from '../../agent/store/store.js';
+import { OutboxDrainer } from '../../agent/link/outbox-drainer.js';
+import { eventFactory } from '../../agent/events/events.js';
+import { silentLog } from '../helpers/log.js';
+
+let dir: string;
+let store: Store;
+const newEvent = eventFactory('phone-1');
+const tick = () => new Promise((r) => setImmediate(r));
+
+/** A publish that the test acknowledges or fails by hand, like a broker would. */
+function manualBroker() {
+  const pending: { row: OutboxRow; ack: () => void; fail: (e: Error) => void }[] = [];
+  const sent: number[] = [];
+  const publish = (row: OutboxRow) =>
+    new Promise<void>((resolve, reject) => {
+      sent.push(JSON.parse(row.payload).data.i as number);
+      pending.push({ row, ack: resolve, fail: reject });
+    });
+  return { pending, sent, publish };
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'e911-drain-'));
+  store = new Store({ dataDir: dir, log: silentLog() });
+  for (let i = 0; i < 20; i++) store.enqueue(newEvent('diagnostics', { i }));
+});
+afterEach(() => {
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('outbox drainer', () => {
+  it('sends in order within the window and removes rows only after their ack', async () => {
+    const b = manualBroker();
+    const d = new OutboxDrainer(store, 5, silentLog());
+    d.attach(b.publish);
+    expect(b.sent).toEqual([0, 1, 2, 3, 4]);
+    expect(store.outboxBacklog()).toBe(20);
+    b.pending.shift()!.ack();
+    b.pending.shift()!.ack();
+    await tick();
+    await tick();
+    expect(b.sent).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(store.outboxBacklog()).toBe(18);
+    expect(d.inFlightCount()).toBe(5);
+  });
+
+  it('after a disconnect, re-sends everything unacknowledged from the oldest', async () => {
+    const b = manualBroker();
+    const d = new OutboxDrainer(store, 4, silentLog());
+    d.attach(b.publish);
+    b.pending.shift()!.ack();
+    await tick();
+    d.detach();
+    const b2 = manualBroker();
+    d.attach(b2.publish);
+    expect(b2.sent).toEqual([1, 2, 3, 4]);
+    // A late ack from the dead connection still counts as delivered.
+    b.pending.find((p) => JSON.parse(p.row.payload).data.i === 1)!.ack();
+    await tick();
+    await tick();
+    expect(store.pendingEvents(0, 100).map((r) => JSON.parse(r.payload).data.i)).not.toContain(1);
+  });
+
+  it('a failed publish is sent again, in order, without duplicating what is in flight', async () => {
+    const b = manualBroker();
+    const d = new OutboxDrainer(store, 3, silentLog());
+    d.attach(b.publish);
+    expect(b.sent).toEqual([0, 1, 2]);
+    b.pending[1]!.fail(new Error('boom'));
+    await tick();
+    b.pending[0]!.ack();
+    await tick();
+    await tick();
+    // 1 goes again; 2 is still in flight and is not sent twice.
+    expect(b.sent).toEqual([0, 1, 2, 1, 3]);
+  });
+
+  it('drains a whole backlog and wakes for new events', async () => {
+    const d = new OutboxDrainer(store, 8, silentLog());
+    d.attach(async () => {});
+    for (let i = 0; i < 10 && store.outboxBacklog() > 0; i++) await tick();
+    expect(store.outboxBacklog()).toBe(0);
+    expect(d.delivered).toBe(20);
+    store.enqueue(newEvent('diagnostics', { i: 99 }));
+    d.wake();
+    await tick();
+    await tick();
+    expect(store.outboxBacklog()).toBe(0);
+    expect(d.delivered).toBe(21);
+  });
+});
