@@ -158,7 +158,8 @@ describe('dial plan properties', () => {
         if (expectedAt !== -1 || decisions.length !== 0) return false;
         // No emergency form: nothing happens until the inter-digit timeout, then one decision.
         clock.advance(4000);
-        return s === '' ? decisions.length === 0 : decisions.length === 1 && decisions[0]!.reason === 'timeout';
+        const after: CollectorDecision[] = [...decisions];
+        return s === '' ? after.length === 0 : after.length === 1 && after[0]!.reason === 'timeout';
       }),
       { numRuns: 1000 },
     );
