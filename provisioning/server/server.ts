@@ -50,10 +50,14 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
   }
 
   async start(): Promise<void> {
+    const protocolVersion = this.opts.protocolVersion ?? 4;
     const client = mqtt.connect(this.opts.brokerUrl, {
-      clientId: this.opts.clientId ?? `e911-server-${process.pid}`,
-      protocolVersion: this.opts.protocolVersion ?? 4,
-      clean: true,
+      // A stable id and a persistent session: the broker queues phones' events
+      // (QoS 1) while the server is away instead of dropping them.
+      clientId: this.opts.clientId ?? 'e911-server',
+      protocolVersion,
+      clean: false,
+      ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: 7 * 24 * 3600 } } : {}),
       reconnectPeriod: 1000,
       ...(this.opts.username ? { username: this.opts.username } : {}),
       ...(this.opts.password ? { password: this.opts.password } : {}),

@@ -24,6 +24,8 @@ export interface MosquittoOptions {
   /** Extra lines for mosquitto.conf (ACLs, password file, ...). */
   extraConfig?: string[];
   port?: number;
+  /** Keep sessions and queued messages across restart() (saved in its folder). */
+  persistence?: boolean;
 }
 
 export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosquitto> {
@@ -38,7 +40,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
       'user root',
       `listener ${port} 127.0.0.1`,
       'allow_anonymous true',
-      'persistence false',
+      ...(opts.persistence ? ['persistence true', `persistence_location ${dir}/`, 'autosave_interval 1'] : ['persistence false']),
       'log_dest stderr',
       'log_type error',
       'log_type warning',
