@@ -1,0 +1,273 @@
+// VoiceStack over pjsua-lib, through our node-addon-api binding (./src).
+//
+// Importing this module never throws: when the addon is not built (no
+// pjproject on the build machine) or cannot load, pjsipAvailability() says
+// "PJSIP addon not available: <reason>" so the agent can start and report
+// that it cannot place calls.
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { VoiceEventHub } from '../emitter.js';
+import {
+  normalizeTarget,
+  transportOf,
+  type AccountConfig,
+  type AccountId,
+  type AccountInfo,
+  type CallId,
+  type CallInfo,
+  type DtmfMethod,
+  type MakeCallOptions,
+  type StartResult,
+  type StopOptions,
+  type VoiceEvents,
+  type VoiceLogger,
+  type VoiceStack,
+  type VoiceStartOptions,
+} from '../types.js';
+
+const ADDON_FILE = 'e911_voice.node';
+
+/** The addon's raw surface (see src/addon.cc). */
+interface NativeVoice {
+  start(options: Record<string, unknown>, emit: (e: NativeEvent) => void): StartResult;
+  stop(options: { unregister: boolean }): Promise<void>;
+  shutdownNow(): void;
+  addAccount(config: AccountConfig): AccountId;
+  setRegistration(account: AccountId, renew: boolean): void;
+  removeAccount(account: AccountId): void;
+  accountInfo(account: AccountId): AccountInfo;
+  makeCall(account: AccountId, target: string, options: Record<string, unknown>): CallId;
+  answer(call: CallId, code: number, reason?: string): void;
+  hangup(call: CallId, code: number, reason?: string): void;
+  hangupAll(): void;
+  hold(call: CallId): void;
+  unhold(call: CallId): void;
+  sendDtmf(call: CallId, digits: string, method: DtmfMethod): void;
+  callInfo(call: CallId): CallInfo;
+  version(): string;
+}
+
+type NativeEvent = { type: string; at: number } & Record<string, unknown>;
+
+export type PjsipAvailability =
+  | { available: true; path: string; version: string }
+  | { available: false; reason: string; message: string };
+
+export interface PjsipOptions {
+  /** Explicit path of e911_voice.node (e.g. handed in by a bundled executable). */
+  addonPath?: string;
+  logger?: VoiceLogger;
+}
+
+/** Where the built addon is looked for, relative to this module (source tree or dist/). */
+export function defaultAddonPaths(): string[] {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  return [
+    path.join(here, 'build', 'Release', ADDON_FILE),
+    // Compiled to dist/hal/voice/pjsip/: the addon stays in the source tree.
+    path.resolve(here, '..', '..', '..', '..', 'hal', 'voice', 'pjsip', 'build', 'Release', ADDON_FILE),
+  ];
+}
+
+type LoadResult = { ok: true; native: NativeVoice; path: string } | { ok: false; reason: string };
+
+export function loadPjsipAddon(addonPath?: string): LoadResult {
+  const candidates = addonPath ? [path.resolve(addonPath)] : defaultAddonPaths();
+  const found = candidates.find((p) => fs.existsSync(p));
+  if (!found) {
+    return {
+      ok: false,
+      reason: `not built (no ${ADDON_FILE} at ${candidates.join(' or ')}; run "npm run build:voice" with pjproject installed)`,
+    };
+  }
+  try {
+    const require = createRequire(import.meta.url);
+    return { ok: true, native: require(found) as NativeVoice, path: found };
+  } catch (err) {
+    return { ok: false, reason: `cannot load ${found}: ${(err as Error).message}` };
+  }
+}
+
+export function pjsipAvailability(options: { addonPath?: string } = {}): PjsipAvailability {
+  const r = loadPjsipAddon(options.addonPath);
+  if (r.ok) return { available: true, path: r.path, version: r.native.version() };
+  return { available: false, reason: r.reason, message: `PJSIP addon not available: ${r.reason}` };
+}
+
+/** The PJSIP VoiceStack; throws "PJSIP addon not available: ..." when it cannot load. */
+export function createPjsipVoiceStack(options: PjsipOptions = {}): PjsipVoiceStack {
+  const r = loadPjsipAddon(options.addonPath);
+  if (!r.ok) throw new Error(`PJSIP addon not available: ${r.reason}`);
+  return new PjsipVoiceStack(r.native, options.logger);
+}
+
+const DEFAULT_INCOMING_HEADERS = ['From', 'To', 'Call-ID', 'Contact'];
+
+export class PjsipVoiceStack implements VoiceStack {
+  private readonly hub: VoiceEventHub;
+  private readonly log: VoiceLogger | undefined;
+  private readonly pjlog: VoiceLogger | undefined;
+  private started: StartResult | undefined;
+  private stopping: Promise<void> | undefined;
+  // pjsua's threads must be gone before the process exits.
+  private readonly onExit = (): void => this.native.shutdownNow();
+
+  constructor(
+    private readonly native: NativeVoice,
+    logger?: VoiceLogger,
+  ) {
+    this.log = logger?.child({ ns: 'voice' });
+    this.pjlog = logger?.child({ ns: 'pjsip' });
+    this.hub = new VoiceEventHub(this.log);
+  }
+
+  get running(): boolean {
+    return this.started !== undefined;
+  }
+
+  async start(options: VoiceStartOptions): Promise<StartResult> {
+    if (this.stopping) await this.stopping;
+    if (this.started) throw new Error('voice stack already started');
+    const first = options.transports[0];
+    const rtp = options.rtp ?? {};
+    const native: Record<string, unknown> = {
+      transports: options.transports,
+      // RTP follows the SIP address unless told otherwise.
+      rtpBoundAddress: rtp.boundAddress ?? first?.boundAddress,
+      rtpPublicAddress: rtp.publicAddress ?? first?.publicAddress ?? rtp.boundAddress ?? first?.boundAddress,
+      rtpPort: rtp.port,
+      rtpPortRange: rtp.portRange,
+      sound: options.sound ?? 'null',
+      autoAnswer: options.autoAnswer ?? false,
+      incomingHeaders: options.incomingHeaders ?? DEFAULT_INCOMING_HEADERS,
+      userAgent: options.userAgent,
+      maxCalls: options.maxCalls,
+      logLevel: options.logLevel ?? 2,
+      logSipMessages: options.logSipMessages ?? false,
+    };
+    const result = this.native.start(native, (e) => this.dispatch(e));
+    this.started = result;
+    process.on('exit', this.onExit);
+    this.log?.info({ transports: result.transports, version: result.version }, 'voice stack started');
+    return result;
+  }
+
+  stop(options: StopOptions = {}): Promise<void> {
+    if (this.stopping) return this.stopping;
+    if (!this.started) return Promise.resolve();
+    this.started = undefined;
+    this.stopping = this.native
+      .stop({ unregister: options.unregister ?? true })
+      .finally(() => {
+        this.stopping = undefined;
+        process.off('exit', this.onExit);
+        this.log?.info({}, 'voice stack stopped');
+      });
+    return this.stopping;
+  }
+
+  addAccount(config: AccountConfig): AccountId {
+    const id = this.native.addAccount(config);
+    this.log?.info({ accountId: id, uri: config.uri, registrar: config.registrar }, 'account added');
+    return id;
+  }
+
+  register(account: AccountId): void {
+    this.native.setRegistration(account, true);
+  }
+
+  unregister(account: AccountId): void {
+    this.native.setRegistration(account, false);
+  }
+
+  removeAccount(account: AccountId): void {
+    this.native.removeAccount(account);
+  }
+
+  accountInfo(account: AccountId): AccountInfo {
+    return this.native.accountInfo(account);
+  }
+
+  makeCall(target: string, options: MakeCallOptions = {}): CallId {
+    const account = this.resolveAccount(options.account ?? 'local', target);
+    const callId = this.native.makeCall(account, normalizeTarget(target), {
+      headers: options.headers ?? [],
+      parts: options.parts ?? [],
+      from: options.from,
+      requestUri: options.requestUri,
+    });
+    // Log after the INVITE is out: nothing may delay it.
+    this.log?.info({ callId, target, account }, 'call placed');
+    return callId;
+  }
+
+  answer(call: CallId, code = 200, reason?: string): void {
+    this.native.answer(call, code, reason);
+  }
+
+  hangup(call: CallId, code = 0, reason?: string): void {
+    this.native.hangup(call, code, reason);
+  }
+
+  hangupAll(): void {
+    this.native.hangupAll();
+  }
+
+  hold(call: CallId): void {
+    this.native.hold(call);
+  }
+
+  unhold(call: CallId): void {
+    this.native.unhold(call);
+  }
+
+  sendDtmf(call: CallId, digits: string, method: DtmfMethod = 'rfc2833'): void {
+    this.native.sendDtmf(call, digits, method);
+  }
+
+  callInfo(call: CallId): CallInfo {
+    return this.native.callInfo(call);
+  }
+
+  on<K extends keyof VoiceEvents>(event: K, listener: (e: VoiceEvents[K]) => void): () => void {
+    return this.hub.on(event, listener);
+  }
+
+  private resolveAccount(account: AccountId | 'local', target: string): AccountId {
+    if (account !== 'local') return account;
+    const locals = this.started?.localAccounts;
+    if (!locals) throw new Error('voice stack is not running');
+    const id = locals[transportOf(target)] ?? Object.values(locals)[0];
+    if (id === undefined) throw new Error('no local account');
+    return id;
+  }
+
+  // Runs on the JS thread, called by the addon's ThreadSafeFunction.
+  private dispatch(e: NativeEvent): void {
+    const { type, ...rest } = e;
+    switch (type) {
+      case 'log':
+        this.logPjsip(Number(rest.level), String(rest.message));
+        return;
+      case 'registration':
+      case 'incomingCall':
+      case 'callState':
+      case 'mediaState':
+      case 'inviteResponse':
+      case 'dtmf':
+        this.hub.emit(type, rest as unknown as VoiceEvents[typeof type]);
+        return;
+      default:
+        this.log?.warn({ type }, 'unknown native voice event');
+    }
+  }
+
+  private logPjsip(level: number, message: string): void {
+    if (!this.pjlog) return;
+    if (level <= 1) this.pjlog.error({ pjLevel: level }, message);
+    else if (level === 2) this.pjlog.warn({ pjLevel: level }, message);
+    else this.pjlog.debug({ pjLevel: level }, message);
+  }
+}

@@ -1,0 +1,57 @@
+// Shared declarations of the pjsua-lib binding.
+//
+// Threading model (see docs/voice.md): pjsua-lib runs its own worker threads
+// and calls our callbacks on them (or on the JS thread, inside a pjsua call).
+// A callback never touches JS: it copies what it needs out of pjsua memory
+// into an Event and queues it on the one ThreadSafeFunction, which delivers
+// events to JS in order on the JS thread.
+#pragma once
+
+#include <pjsua-lib/pjsua.h>
+
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace e911voice {
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+using Value = std::variant<double, bool, std::string, HeaderList>;
+
+// One event, as plain owned data: safe to move across threads.
+struct Event {
+  std::vector<std::pair<std::string, Value>> fields;
+
+  explicit Event(const char* type);
+  Event& num(const char* key, double v);
+  Event& flag(const char* key, bool v);
+  Event& str(const char* key, std::string v);
+  Event& str(const char* key, const pj_str_t& v);
+  Event& headers(const char* key, HeaderList v);
+};
+
+// Queue an event for JS. Safe from any thread; drops it when no stack runs.
+void emit(Event* ev);
+
+// Options the callbacks read; written only while no pjsua thread runs.
+struct CallbackOptions {
+  bool autoAnswer = false;
+  std::vector<std::string> incomingHeaders;  // lower-case names
+};
+extern CallbackOptions g_cbopts;
+
+// Fill the pjsua callback table.
+void install_callbacks(pjsua_callback* cb);
+// pjsua log writer (routes pjsip logs to JS as "log" events).
+void log_writer(int level, const char* data, int len);
+
+// Per-call settings we always use: one audio stream, no video, and no
+// real-time-text m-line (recent pjproject offers one by default).
+void call_setting(pjsua_call_setting* opt);
+
+std::string to_string(const pj_str_t& s);
+const char* call_state_name(pjsip_inv_state s);
+const char* media_status_name(pjsua_call_media_status s);
+
+}  // namespace e911voice
