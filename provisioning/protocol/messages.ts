@@ -2,10 +2,13 @@
 // both ends use. Decoding never throws: it returns a value or a reason.
 import { z } from 'zod';
 import { addressDocumentSchema } from './address.js';
+import { signedLocationsSchema } from './locations.js';
 
 export const PROTOCOL_VERSION = 1;
 /** Largest payload either end accepts; an address document is about 1 KiB. */
 export const MAX_PAYLOAD_BYTES = 64 * 1024;
+/** The locations push carries every location of the account: it may be larger. */
+export const MAX_LOCATIONS_PAYLOAD_BYTES = 2 * 1024 * 1024;
 
 const ts = z.string().max(40);
 const id = z.string().min(1).max(64).regex(/^[A-Za-z0-9._:-]+$/);
@@ -41,6 +44,10 @@ export const EVENT_TYPES = [
   'address-rejected',
   'store-incident',
   'payload-rejected',
+  /** The phone's network says it is not at its assigned location. */
+  'location-mismatch',
+  /** The user picked (or confirmed) a location on the phone: data is LocationSelectedData. */
+  'location-selected',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 /** Event types the outbox never evicts, whatever its bound. */
@@ -97,6 +104,7 @@ export const PAYLOADS = {
   'address/state': addressStateSchema,
   events: eventSchema,
   'address/set': signedAddressSchema,
+  'locations/set': signedLocationsSchema,
   'config/set': configSetSchema,
   cmd: commandSchema,
   response: responseSchema,
@@ -109,8 +117,9 @@ export type Decoded<T> = { ok: true; value: T } | { ok: false; code: RejectCode;
 
 export function decodePayload<K extends TopicKind>(kind: K, payload: Buffer | string): Decoded<PayloadOf<K>> {
   const size = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
-  if (size > MAX_PAYLOAD_BYTES) {
-    return { ok: false, code: 'too-large', reason: `payload of ${size} bytes exceeds ${MAX_PAYLOAD_BYTES}` };
+  const max = kind === 'locations/set' ? MAX_LOCATIONS_PAYLOAD_BYTES : MAX_PAYLOAD_BYTES;
+  if (size > max) {
+    return { ok: false, code: 'too-large', reason: `payload of ${size} bytes exceeds ${max}` };
   }
   let parsed: unknown;
   try {
