@@ -8,11 +8,20 @@ export interface HostPaths {
   dev: string;
   run: string;
   etcGroup: string;
+  /** DNS servers of the phone (read for the network snapshot). */
+  resolvConf: string;
+  /** Where the DHCP client's hook hands over location options 99 and 123 (docs/network.md). */
+  dhcpLocationDir: string;
   commands: {
     ip: string;
     lldpcli: string;
     lldpd: string;
   };
+  /**
+   * Words put before every network command (ip, lldpd, lldpcli), e.g.
+   * ['ip', 'netns', 'exec', 'ns1'] so tests run them inside a namespace. Empty on a phone.
+   */
+  commandPrefix: string[];
 }
 
 export function hostPaths(env: NodeJS.ProcessEnv = process.env): HostPaths {
@@ -24,10 +33,13 @@ export function hostPaths(env: NodeJS.ProcessEnv = process.env): HostPaths {
     dev: env.E911_DEV ?? path.join(root, 'dev'),
     run: env.E911_RUN ?? path.join(root, 'run'),
     etcGroup: env.E911_ETC_GROUP ?? path.join(root, 'etc', 'group'),
+    resolvConf: env.E911_RESOLV_CONF ?? path.join(root, 'etc', 'resolv.conf'),
+    dhcpLocationDir: env.E911_DHCP_LOCATION_DIR ?? path.join(env.E911_RUN ?? path.join(root, 'run'), 'e911-agent', 'dhcp'),
     commands: {
       ip: env.E911_CMD_IP ?? 'ip',
       lldpcli: env.E911_CMD_LLDPCLI ?? 'lldpcli',
       lldpd: env.E911_CMD_LLDPD ?? 'lldpd',
     },
+    commandPrefix: (env.E911_CMD_PREFIX ?? '').split(' ').filter(Boolean),
   };
 }
