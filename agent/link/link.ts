@@ -48,7 +48,6 @@ export class MqttLink {
   private readonly tls: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   private readonly random: () => number;
   private readonly status: LinkStatus = { state: 'stopped', url: null, connectedAt: null, connects: 0, lastError: null };
-  private onlineWaiters: (() => void)[] = [];
 
   constructor(private readonly deps: LinkDeps) {
     this.random = deps.random ?? Math.random;
@@ -68,12 +67,6 @@ export class MqttLink {
   start(): void {
     this.stopped = false;
     this.connect();
-  }
-
-  /** Resolves once connected (or at once if already). */
-  whenOnline(): Promise<void> {
-    if (this.status.state === 'online') return Promise.resolve();
-    return new Promise((resolve) => this.onlineWaiters.push(resolve));
   }
 
   /** Publishes offline, then disconnects. Bounded by timeoutMs. */
@@ -147,15 +140,19 @@ export class MqttLink {
       this.status.connects++;
       this.status.lastError = null;
       log.info({ url }, 'link up');
-      client.publish(this.topic('status'), JSON.stringify(this.statusPayload('online')), { qos: 1, retain: true });
-      for (const [kind, text] of this.retained) client.publish(this.topic(kind), text, { qos: 1, retain: true });
+      // Events first: the outbox does not wait for anything else.
+      this.deps.drainer.attach((row) => this.publishEvent(client, row.payload));
       client.subscribe(
         [topicFilter('address/set', config.deviceId), topicFilter('config/set', config.deviceId), topicFilter('cmd', config.deviceId)],
         { qos: 1 },
-        (err) => err && log.warn({ err: err.message }, 'subscribe failed'),
+        (err) => {
+          if (client !== this.client) return;
+          if (err) log.warn({ err: err.message }, 'subscribe failed');
+          // "online" is said once the phone can hear the server: a push sent on it is not lost.
+          client.publish(this.topic('status'), JSON.stringify(this.statusPayload('online')), { qos: 1, retain: true });
+          for (const [kind, text] of this.retained) client.publish(this.topic(kind), text, { qos: 1, retain: true });
+        },
       );
-      this.deps.drainer.attach((row) => this.publishEvent(client, row.payload));
-      for (const resolve of this.onlineWaiters.splice(0)) resolve();
     });
     client.on('message', (topic, payload, packet) => this.onMessage(client, topic, payload, packet));
     client.on('error', (err) => {

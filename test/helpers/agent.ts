@@ -1,0 +1,77 @@
+// Runs the real agent for integration tests: as a child process (dist/agent/main.js,
+// for restarts and SIGKILL) or in-process (the composition root, for speed).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseConfig, type AgentConfig } from '../../agent/config.js';
+import { Agent } from '../../agent/root.js';
+import { hostPaths } from '../../hal/host.js';
+import { silentLog } from './log.js';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const AGENT_MAIN = path.join(repo, 'dist/agent/main.js');
+
+export interface AgentSetup {
+  dir: string;
+  configFile: string;
+  socketPath: string;
+  raw: Record<string, unknown>;
+}
+
+/** Writes a config file for one agent in dir; extra keys are merged in at the top level. */
+export function agentConfig(dir: string, o: { deviceId?: string; brokerUrl: string; serverPublicKey: string; protocolVersion?: 4 | 5 }, extra: Record<string, unknown> = {}): AgentSetup {
+  mkdirSync(dir, { recursive: true });
+  const socketPath = path.join(dir, 'control.sock');
+  const raw = {
+    deviceId: o.deviceId ?? 'phone-1',
+    dataDir: path.join(dir, 'db'),
+    serverPublicKey: o.serverPublicKey,
+    logLevel: 'info',
+    broker: { urls: [o.brokerUrl], protocolVersion: o.protocolVersion ?? 5, reconnectMinMs: 100, reconnectMaxMs: 1000 },
+    control: { socketPath },
+    ...extra,
+  };
+  const configFile = path.join(dir, 'config.json');
+  writeFileSync(configFile, JSON.stringify(raw, null, 2));
+  return { dir, configFile, socketPath, raw };
+}
+
+export function inProcessAgent(setup: AgentSetup): { agent: Agent; config: AgentConfig } {
+  const config = parseConfig(setup.raw);
+  return { agent: new Agent({ config, log: silentLog(), env: {}, host: hostPaths({}) }), config };
+}
+
+export interface AgentProcess {
+  child: ChildProcess;
+  output: () => string;
+  /** Resolves with the exit code (or signal name). */
+  exited: Promise<number | string>;
+}
+
+/** Spawns dist/agent/main.js and resolves once it logged 'agent ready'. */
+export async function spawnAgent(setup: AgentSetup, env: NodeJS.ProcessEnv = {}): Promise<AgentProcess> {
+  if (!existsSync(AGENT_MAIN)) throw new Error(`${AGENT_MAIN} is missing: run \`npm run build\` (npm test does)`);
+  const child = spawn(process.execPath, [AGENT_MAIN, '--config', setup.configFile], {
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  await waitFor(() => out.includes('"agent ready"'), 10_000, () => `agent did not become ready:\n${out}`, exited);
+  return { child, output: () => out, exited };
+}
+
+/** Polls until cond() holds; fails with why() after timeoutMs or if `dead` settles first. */
+export async function waitFor(cond: () => boolean, timeoutMs: number, why: () => string = () => '', dead?: Promise<unknown>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let gone = false;
+  void dead?.then(() => (gone = true));
+  while (!cond()) {
+    if (gone) throw new Error(`process exited early. ${why()}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms. ${why()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -1,0 +1,179 @@
+// The foundation end to end against a real Mosquitto: signed pushes applied and
+// kept across restarts, bad pushes refused, the outbox surviving a broker outage
+// and a SIGKILL in the middle of a drain.
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import mqtt from 'mqtt';
+import { MOSQUITTO, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { agentConfig, inProcessAgent, spawnAgent, waitFor, type AgentProcess } from '../helpers/agent.js';
+import { sampleAddress, signedPush, testKeys } from '../helpers/address.js';
+import { silentLog } from '../helpers/log.js';
+import { ProvisioningServer } from '../../provisioning/server/server.js';
+import { controlRequest } from '../../agent/control/control-client.js';
+import { Store } from '../../agent/store/store.js';
+import { eventFactory } from '../../agent/events/events.js';
+import type { EventPayload } from '../../provisioning/protocol/messages.js';
+import { signDocument } from '../../provisioning/protocol/signing.js';
+
+if (!MOSQUITTO) console.warn('\n!!! SKIPPING foundation integration tests: mosquitto is not installed (run scripts/setup.sh)\n');
+
+describe.skipIf(!MOSQUITTO)('foundation against a real Mosquitto', () => {
+  let broker: Mosquitto;
+  let server: ProvisioningServer;
+  let dir: string;
+  const keys = testKeys();
+  let events: EventPayload[] = [];
+  let duplicates = 0;
+  const procs: AgentProcess[] = [];
+
+  beforeAll(async () => {
+    broker = await startMosquitto({ persistence: true });
+  });
+  afterAll(async () => {
+    await broker?.close();
+  });
+  beforeEach(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'e911-found-'));
+    events = [];
+    duplicates = 0;
+    // A fresh client id per test: each test has its own persistent server session.
+    server = new ProvisioningServer({ brokerUrl: broker.url, privateKey: keys.privateKey, log: silentLog(), protocolVersion: 5, clientId: `srv-${path.basename(dir)}` });
+    server.on('event', (e) => events.push(e));
+    server.on('duplicate', () => duplicates++);
+    await server.start();
+  });
+  afterEach(async () => {
+    for (const p of procs.splice(0)) p.child.kill('SIGKILL');
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const setup = (deviceId = 'phone-1') => agentConfig(path.join(dir, deviceId), { deviceId, brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey });
+  const ofType = (type: string) => events.filter((e) => e.type === type);
+  const address = async (socket: string) => {
+    const r = await controlRequest(socket, 'address');
+    if (!r.ok) throw new Error(r.error);
+    return r.result as { version: number; doc: unknown } | null;
+  };
+
+  it('applies a signed push, reports it, and keeps it across a restart', async () => {
+    const s = setup();
+    const first = await spawnAgent(s);
+    procs.push(first);
+    const doc = sampleAddress({ version: 4 });
+    await server.pushAddress(doc);
+    await waitFor(() => ofType('address-applied').length === 1, 5000, () => first.output());
+    expect(ofType('address-applied')[0]!.data).toMatchObject({ version: 4, previousVersion: null });
+    await waitFor(() => server.phone('phone-1')?.appliedVersion === 4, 5000);
+    expect(await address(s.socketPath)).toMatchObject({ version: 4, doc });
+
+    // SIGTERM: clean stop within the 5 s budget, retained status says offline.
+    const t0 = Date.now();
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    await waitFor(() => server.phone('phone-1')?.online === false, 3000);
+
+    const second = await spawnAgent(s);
+    procs.push(second);
+    expect(await address(s.socketPath)).toMatchObject({ version: 4, doc });
+    await waitFor(() => server.phone('phone-1')?.online === true, 5000);
+    // The server re-pushes on reconnect; the phone sees the same version and writes nothing new.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(ofType('address-applied')).toHaveLength(1);
+    const status = await controlRequest(s.socketPath, 'status');
+    expect(status).toMatchObject({ ok: true, result: { link: { state: 'online' }, store: { journalMode: 'wal', incident: null }, address: { version: 4 } } });
+
+    // The retained address/state is there for anyone who subscribes later.
+    const probe = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+    const retained = await new Promise<string>((resolve) => {
+      probe.on('message', (_t, p) => resolve(p.toString()));
+      void probe.subscribeAsync('e911/v1/phone-1/address/state');
+    });
+    await probe.endAsync();
+    expect(JSON.parse(retained)).toMatchObject({ v: 1, version: 4 });
+  });
+
+  it('refuses forged, replayed, invalid and garbage pushes and keeps the applied address', async () => {
+    const s = setup();
+    const { agent } = inProcessAgent(s);
+    await agent.start();
+    try {
+      await server.pushAddress(sampleAddress({ version: 5 }));
+      await waitFor(() => ofType('address-applied').length === 1, 5000);
+
+      const forger = testKeys();
+      const invalid = sampleAddress({ version: 6, civic: { country: 'US', A1: 'CA', A3: 'X', RD: 'Y', HNO: '1', PC: 'ABCDE' } });
+      await server.publishRaw('phone-1', signedPush(sampleAddress({ version: 7, civic: { ...sampleAddress().civic, ROOM: 'attacker' } }), forger));
+      await server.publishRaw('phone-1', signedPush(sampleAddress({ version: 3 }), keys));
+      await server.publishRaw('phone-1', JSON.stringify({ v: 1, doc: invalid, sig: signDocument(invalid, keys.privateKey) }));
+      await server.publishRaw('phone-1', JSON.stringify({ v: 1, doc: sampleAddress({ version: 8 }) }));
+      await server.publishRaw('phone-1', Buffer.from([0xff, 0x00, 0x7b, 0x22]));
+      await waitFor(() => ofType('address-rejected').length === 5, 5000, () => JSON.stringify(events.map((e) => e.type)));
+      expect(ofType('address-rejected').map((e) => e.data.code)).toEqual(['bad-signature', 'stale-version', 'invalid-address', 'unsigned', 'malformed']);
+      for (const e of ofType('address-rejected')) expect(e.data).toMatchObject({ keptVersion: 5, reason: expect.stringMatching(/\w{4,}/) });
+      expect(await address(s.socketPath)).toMatchObject({ version: 5, doc: sampleAddress({ version: 5 }) });
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  it('queues events while the broker is down and delivers each exactly once after it returns', async () => {
+    const s = setup();
+    const { agent } = inProcessAgent(s);
+    await agent.start();
+    try {
+      await waitFor(() => server.phone('phone-1')?.online === true, 5000);
+      await broker.stop();
+      const ids: string[] = [];
+      for (let i = 0; i < 300; i++) agent.emit('diagnostics', { i });
+      const backlog = (agent.status().outbox as { backlog: number }).backlog;
+      expect(backlog).toBe(300);
+      await broker.restart();
+      await waitFor(() => events.length >= 300, 15_000, () => `got ${events.length}`);
+      await new Promise((r) => setTimeout(r, 300));
+      for (const e of events) ids.push(String(e.data.i));
+      expect(events).toHaveLength(300);
+      expect(duplicates).toBe(0);
+      expect(ids).toEqual(Array.from({ length: 300 }, (_, i) => String(i))); // in order, too
+      await waitFor(() => (agent.status().outbox as { backlog: number }).backlog === 0, 3000);
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  it('loses nothing when the agent is SIGKILLed during a drain', async () => {
+    const s = setup();
+    // A backlog already on the phone's flash, as after a long outage.
+    const store = new Store({ dataDir: s.raw.dataDir as string, log: silentLog() });
+    const newEvent = eventFactory('phone-1');
+    const queued = Array.from({ length: 3000 }, (_, i) => newEvent('location-changed', { i }));
+    for (const e of queued) store.enqueue(e);
+    store.close();
+
+    const first = await spawnAgent(s);
+    procs.push(first);
+    await waitFor(() => events.length >= 200, 10_000, () => first.output());
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const beforeRestart = events.length;
+    expect(beforeRestart).toBeLessThan(3000); // killed mid-drain
+
+    const second = await spawnAgent(s);
+    procs.push(second);
+    await waitFor(() => events.length >= 3000, 20_000, () => `got ${events.length}`);
+    expect(new Set(events.map((e) => e.id))).toEqual(new Set(queued.map((e) => e.id)));
+    expect(events).toHaveLength(3000); // de-duplicated by id at the server
+    // Redeliveries are allowed (a PUBACK lost to the kill) but bounded by the window.
+    expect(duplicates).toBeLessThanOrEqual(64);
+    let backlog = -1;
+    for (let i = 0; i < 100 && backlog !== 0; i++) {
+      const status = await controlRequest(s.socketPath, 'status');
+      backlog = status.ok ? (status.result as { outbox: { backlog: number } }).outbox.backlog : -1;
+      if (backlog !== 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(backlog).toBe(0);
+  });
+});
