@@ -81,6 +81,11 @@ export function isValidCallback(n: string): boolean {
   return !/^[2-9]11$/.test(npa) && !/^[2-9]11$/.test(nxx);
 }
 
+/** Letters and digits, single spaces between words, at most 64 characters. */
+export function isValidDisplayName(name: string): boolean {
+  return name.length <= 64 && DISPLAY_NAME.test(name);
+}
+
 export function isValidPostalCode(country: string, pc: string): boolean {
   if (country === 'US') return US_ZIP.test(pc);
   if (country === 'CA') return CA_POSTAL.test(pc);
@@ -113,7 +118,7 @@ export function validateAddress(doc: AddressDocument): ValidationIssue[] {
     add('civic.PC', country === 'US' ? 'must be a ZIP (12345) or ZIP+4 (12345-6789)' : 'must be a postal code like K1A 0B1');
   }
   if (!isValidCallback(doc.callback)) add('callback', 'must be an E.164 number (+1NPANXXXXXX in North America)');
-  if (doc.displayName.length > 64 || !DISPLAY_NAME.test(doc.displayName)) {
+  if (!isValidDisplayName(doc.displayName)) {
     add('displayName', 'must be 1-64 letters and digits, single spaces between words');
   }
   return issues;
