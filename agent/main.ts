@@ -22,7 +22,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
     process.exit(EX_CONFIG);
   }
   const log = createLogger(config.logLevel);
-  const agent = new Agent({ config, log, env, host: hostPaths(env) });
+  // The ARM executable finds its addon in lib/ beside itself; this moves it elsewhere.
+  const sqliteBinding = env.E911_SQLITE_BINDING;
+  const agent = new Agent({ config, log, env, host: hostPaths(env), ...(sqliteBinding ? { sqliteBinding } : {}) });
 
   let stopping = false;
   const stop = (signal: string) => {
