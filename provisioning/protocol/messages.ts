@@ -48,6 +48,9 @@ export const EVENT_TYPES = [
   'location-mismatch',
   /** The user picked (or confirmed) a location on the phone: data is LocationSelectedData. */
   'location-selected',
+  /** What became of an emergency or test call after its emergency-call/test-call event (same callRef):
+   * phase failover, answered, ended or failed. Notifications go out on emergency-call alone. */
+  'emergency-call-progress',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 /** Event types the outbox never evicts, whatever its bound. */
