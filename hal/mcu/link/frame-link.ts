@@ -104,13 +104,13 @@ export class FrameLink {
       data: (chunk) => this.receive(chunk),
       up: () => {
         this.decoder.reset();
-        this.opts.onTransport?.(true);
         // A frame caught by the outage goes again, with a fresh retry budget.
         if (this.inFlight) {
           this.inFlight.tries = 0;
           this.transmit();
         } else this.next();
         this.armKeepalive();
+        this.opts.onTransport?.(true);
       },
       down: () => {
         this.clearTimer('ack');
