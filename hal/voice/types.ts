@@ -53,6 +53,12 @@ export interface VoiceStartOptions {
   incomingHeaders?: string[];
   userAgent?: string;
   maxCalls?: number;
+  /**
+   * How long a SIP transaction waits for a final response before it ends
+   * with 408 (timers B/F; default 32000). Over UDP a dead peer sends nothing
+   * back, so this bounds how long a call to it can hang.
+   */
+  transactionTimeoutMs?: number;
   /** Backend log verbosity, 0..6 (pjsip levels; default 3). */
   logLevel?: number;
   /** Log every SIP message (debugging only). */

@@ -144,6 +144,7 @@ export class PjsipVoiceStack implements VoiceStack {
       incomingHeaders: options.incomingHeaders ?? DEFAULT_INCOMING_HEADERS,
       userAgent: options.userAgent,
       maxCalls: options.maxCalls,
+      transactionTimeoutMs: options.transactionTimeoutMs,
       logLevel: options.logLevel ?? 2,
       logSipMessages: options.logSipMessages ?? false,
     };

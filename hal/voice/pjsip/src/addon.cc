@@ -244,6 +244,9 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
     if (get_str(opts, "sound", "null") == "null") media.ec_tail_len = 0;
 
     check(env, pjsua_init(&cfg, &log, &media), "pjsua_init");
+    // Timer B/F/D: how long a transaction waits for a final response (UDP
+    // to a dead peer gets no ICMP back). Set every start: it is process-wide.
+    pjsip_tsx_set_timers(0, 0, 0, static_cast<unsigned>(get_num(opts, "transactionTimeoutMs", PJSIP_TD_TIMEOUT)));
 
     // RTP binds to the configured address too: without it the SDP
     // advertises the machine's first interface.

@@ -1,0 +1,321 @@
+// In-memory VoiceStack: a fake for unit tests of the logic that uses voice
+// (emergency dialing, failover, callbacks). It records every call placed with
+// its headers and body parts, and lets the test drive what the network would
+// do: responses, state changes, incoming calls, DTMF, registrations.
+// It is never the proof that a feature works: see the PJSIP integration tests.
+import { VoiceEventHub } from './emitter.js';
+import {
+  normalizeTarget,
+  type AccountConfig,
+  type AccountId,
+  type AccountInfo,
+  type CallId,
+  type CallInfo,
+  type CallState,
+  type DtmfMethod,
+  type MakeCallOptions,
+  type MediaStatus,
+  type SipHeader,
+  type StartResult,
+  type VoiceEvents,
+  type VoiceStack,
+  type VoiceStartOptions,
+} from './types.js';
+
+export interface MemoryCall {
+  callId: CallId;
+  role: 'caller' | 'callee';
+  /** As written to the stack (after the `<urn:...>` fix). */
+  target: string;
+  account: AccountId | 'local';
+  options: MakeCallOptions;
+  sipCallId: string;
+  state: CallState;
+  lastStatusCode: number;
+  lastStatusReason: string;
+  mediaStatus: MediaStatus;
+  held: boolean;
+  dtmfSent: { digits: string; method: DtmfMethod }[];
+  /** Codes answer() was called with (incoming calls). */
+  answers: number[];
+  hangupCode?: number;
+}
+
+export interface MemoryAccount {
+  config: AccountConfig;
+  registered: boolean;
+  registerCalls: number;
+  unregisterCalls: number;
+}
+
+const now = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+export class MemoryVoiceStack implements VoiceStack {
+  readonly calls: MemoryCall[] = [];
+  readonly accounts = new Map<AccountId, MemoryAccount>();
+  startOptions: VoiceStartOptions | undefined;
+  /** Make the next makeCall throw this (then clears), to test the caller's error path. */
+  failNextCall: Error | undefined;
+  private readonly hub = new VoiceEventHub();
+  private nextAccount = 10;
+  private nextCall = 0;
+  private isRunning = false;
+
+  get running(): boolean {
+    return this.isRunning;
+  }
+
+  async start(options: VoiceStartOptions): Promise<StartResult> {
+    if (this.isRunning) throw new Error('voice stack already started');
+    this.startOptions = options;
+    this.isRunning = true;
+    const localAccounts: StartResult['localAccounts'] = {};
+    const transports = options.transports.map((t, id) => {
+      localAccounts[t.kind] ??= id;
+      return { id, kind: t.kind, host: t.publicAddress ?? t.boundAddress ?? '127.0.0.1', port: t.port || 5060 + id };
+    });
+    return { transports, localAccounts, version: 'memory' };
+  }
+
+  async stop(): Promise<void> {
+    if (!this.isRunning) return;
+    for (const c of this.calls) if (c.state !== 'DISCONNECTED') this.setCallState(c.callId, 'DISCONNECTED');
+    this.isRunning = false;
+  }
+
+  addAccount(config: AccountConfig): AccountId {
+    this.requireRunning();
+    const id = this.nextAccount++;
+    this.accounts.set(id, { config, registered: false, registerCalls: 0, unregisterCalls: 0 });
+    return id;
+  }
+
+  register(account: AccountId): void {
+    this.account(account).registerCalls++;
+  }
+
+  unregister(account: AccountId): void {
+    this.account(account).unregisterCalls++;
+  }
+
+  removeAccount(account: AccountId): void {
+    this.account(account);
+    this.accounts.delete(account);
+  }
+
+  accountInfo(account: AccountId): AccountInfo {
+    const a = this.account(account);
+    return {
+      accountId: account,
+      uri: a.config.uri,
+      isDefault: a.config.isDefault ?? false,
+      hasRegistration: a.config.registrar !== undefined,
+      registered: a.registered,
+      statusCode: a.registered ? 200 : 0,
+      statusText: a.registered ? 'OK' : '',
+      expires: a.registered ? 300 : 0,
+    };
+  }
+
+  makeCall(target: string, options: MakeCallOptions = {}): CallId {
+    this.requireRunning();
+    if (this.failNextCall) {
+      const err = this.failNextCall;
+      this.failNextCall = undefined;
+      throw err;
+    }
+    const account = options.account ?? 'local';
+    if (account !== 'local') this.account(account);
+    const call = this.newCall('caller', normalizeTarget(target), account, options);
+    // Like the real stack: events come after makeCall has returned.
+    queueMicrotask(() => this.setCallState(call.callId, 'CALLING'));
+    return call.callId;
+  }
+
+  answer(call: CallId, code = 200): void {
+    const c = this.call(call);
+    c.answers.push(code);
+    if (code >= 300) this.setCallState(call, 'DISCONNECTED', code);
+    else if (code >= 200) {
+      this.setCallState(call, 'CONFIRMED', code);
+      this.setMedia(call, 'active');
+    } else this.setCallState(call, 'EARLY', code);
+  }
+
+  hangup(call: CallId, code = 0): void {
+    const c = this.call(call);
+    c.hangupCode = code;
+    if (c.state !== 'DISCONNECTED') this.setCallState(call, 'DISCONNECTED', c.state === 'CONFIRMED' ? 200 : 487);
+  }
+
+  hangupAll(): void {
+    for (const c of this.calls) if (c.state !== 'DISCONNECTED') this.hangup(c.callId);
+  }
+
+  hold(call: CallId): void {
+    this.call(call).held = true;
+    this.setMedia(call, 'localHold');
+  }
+
+  unhold(call: CallId): void {
+    this.call(call).held = false;
+    this.setMedia(call, 'active');
+  }
+
+  sendDtmf(call: CallId, digits: string, method: DtmfMethod = 'rfc2833'): void {
+    this.call(call).dtmfSent.push({ digits, method });
+  }
+
+  callInfo(call: CallId): CallInfo {
+    const c = this.call(call);
+    return {
+      callId: c.callId,
+      accountId: typeof c.account === 'number' ? c.account : -1,
+      role: c.role,
+      state: c.state,
+      lastStatusCode: c.lastStatusCode,
+      lastStatusReason: c.lastStatusReason,
+      sipCallId: c.sipCallId,
+      localUri: 'sip:memory@127.0.0.1',
+      remoteUri: c.target,
+      mediaStatus: c.mediaStatus,
+      connectDurationMs: 0,
+    };
+  }
+
+  on<K extends keyof VoiceEvents>(event: K, listener: (e: VoiceEvents[K]) => void): () => void {
+    return this.hub.on(event, listener);
+  }
+
+  // ---- test drivers: what the network would do ----------------------------
+
+  /** The network answered the INVITE: emits inviteResponse, then the matching call state. */
+  respond(call: CallId, code: number, reason = defaultReason(code)): void {
+    const c = this.call(call);
+    this.hub.emit('inviteResponse', { at: now(), callId: call, code, reason, cseq: 1, sipCallId: c.sipCallId });
+    if (code >= 200 && code < 300) {
+      this.setCallState(call, 'CONNECTING', code, reason);
+      this.setMedia(call, 'active');
+      this.setCallState(call, 'CONFIRMED', code, reason);
+    } else if (code >= 300) this.setCallState(call, 'DISCONNECTED', code, reason);
+    else if (code > 100) this.setCallState(call, 'EARLY', code, reason);
+  }
+
+  /** Drive the call state directly (e.g. a transport error: 'DISCONNECTED', 503, ..., true). */
+  setCallState(call: CallId, state: CallState, code?: number, reason?: string, transportError?: boolean): void {
+    const c = this.call(call);
+    c.state = state;
+    if (code !== undefined) {
+      c.lastStatusCode = code;
+      c.lastStatusReason = reason ?? defaultReason(code);
+    }
+    this.hub.emit('callState', {
+      at: now(),
+      callId: call,
+      accountId: typeof c.account === 'number' ? c.account : -1,
+      state,
+      lastStatusCode: c.lastStatusCode,
+      lastStatusReason: c.lastStatusReason,
+      sipCallId: c.sipCallId,
+      remoteUri: c.target,
+      role: c.role,
+      ...(transportError !== undefined ? { transportError } : {}),
+    });
+  }
+
+  setMedia(call: CallId, status: MediaStatus): void {
+    this.call(call).mediaStatus = status;
+    this.hub.emit('mediaState', { at: now(), callId: call, status });
+  }
+
+  /** A call arrives; auto-answered when started with autoAnswer. */
+  incomingCall(remoteUri: string, headers: SipHeader[] = []): CallId {
+    this.requireRunning();
+    const c = this.newCall('callee', remoteUri, 'local', {});
+    c.state = 'INCOMING';
+    const autoAnswered = this.startOptions?.autoAnswer ?? false;
+    this.hub.emit('incomingCall', {
+      at: now(),
+      callId: c.callId,
+      accountId: -1,
+      remoteUri,
+      localUri: 'sip:memory@127.0.0.1',
+      sipCallId: c.sipCallId,
+      headers,
+      autoAnswered,
+    });
+    if (autoAnswered) this.answer(c.callId, 200);
+    return c.callId;
+  }
+
+  dtmfIn(call: CallId, digit: string, method: DtmfMethod = 'rfc2833'): void {
+    this.call(call);
+    this.hub.emit('dtmf', { at: now(), callId: call, digit, method });
+  }
+
+  /** The registrar answered a REGISTER (or unREGISTER when renew is false). */
+  registration(account: AccountId, code: number, renew = true, expires = renew && code < 300 ? 300 : 0): void {
+    const a = this.account(account);
+    a.registered = renew && code >= 200 && code < 300 && expires > 0;
+    this.hub.emit('registration', {
+      at: now(),
+      accountId: account,
+      code,
+      reason: defaultReason(code),
+      expires,
+      renew,
+      registered: a.registered,
+    });
+  }
+
+  private newCall(role: 'caller' | 'callee', target: string, account: AccountId | 'local', options: MakeCallOptions): MemoryCall {
+    const c: MemoryCall = {
+      callId: this.nextCall++,
+      role,
+      target,
+      account,
+      options,
+      sipCallId: `memory-${Date.now()}-${this.nextCall}`,
+      state: 'NULL',
+      lastStatusCode: 0,
+      lastStatusReason: '',
+      mediaStatus: 'none',
+      held: false,
+      dtmfSent: [],
+      answers: [],
+    };
+    this.calls.push(c);
+    return c;
+  }
+
+  private requireRunning(): void {
+    if (!this.isRunning) throw new Error('voice stack is not running');
+  }
+
+  private call(id: CallId): MemoryCall {
+    const c = this.calls.find((x) => x.callId === id);
+    if (!c) throw new Error(`no call ${id}`);
+    return c;
+  }
+
+  private account(id: AccountId): MemoryAccount {
+    const a = this.accounts.get(id);
+    if (!a) throw new Error(`no account ${id}`);
+    return a;
+  }
+}
+
+function defaultReason(code: number): string {
+  const reasons: Record<number, string> = {
+    100: 'Trying',
+    180: 'Ringing',
+    183: 'Session Progress',
+    200: 'OK',
+    408: 'Request Timeout',
+    424: 'Bad Location Information',
+    486: 'Busy Here',
+    487: 'Request Terminated',
+    503: 'Service Unavailable',
+  };
+  return reasons[code] ?? '';
+}
