@@ -1,0 +1,117 @@
+// What an emergency INVITE carries (RFC 6442, RFC 6881 ED-50..ED-52, SP-26):
+// Geolocation: <cid:...> pointing at the PIDF-LO part's Content-ID,
+// Geolocation-Routing: yes, P-Asserted-Identity with the callback number,
+// Priority: emergency, the configured extra headers, and a multipart/mixed body
+// (the PIDF-LO part here; the voice stack appends its SDP).
+//
+// Everything that does not change per call is prepared when the address or
+// the config changes; per call only the Content-ID and the PIDF-LO timestamp.
+import { randomUUID } from 'node:crypto';
+import type { BodyPart, SipHeader } from '../../hal/voice/types.js';
+import { PIDF_CONTENT_TYPE, type PidfTemplate } from '../location/pidf.js';
+
+export interface RouteTarget {
+  /** 'primary' | 'secondary' | 'fallback' */
+  name: RouteName;
+  /** The configured route, e.g. sip:192.0.2.10:5060;transport=tcp */
+  uri: string;
+  /** Loose-route proxy for the route's account: <route>;lr */
+  proxy: string;
+  /** host[:port] part of the route URI */
+  hostPort: string;
+  host: string;
+  /** ;params of the route URI (transport=...) */
+  params: string;
+}
+
+export type RouteName = 'primary' | 'secondary' | 'fallback';
+
+const ROUTE_URI = /^(sips?):([^;?\s<>]+)((?:;[^?\s<>]*)?)$/i;
+
+/** Parses a configured route; throws on something that is not a SIP URI without a user part. */
+export function parseRoute(name: RouteName, uri: string): RouteTarget {
+  const m = ROUTE_URI.exec(uri.trim());
+  if (!m) throw new Error(`emergency route ${name} is not a SIP URI: ${uri}`);
+  const [, scheme, hostPortRaw, params] = m as unknown as [string, string, string, string];
+  const hostPort = hostPortRaw.includes('@') ? hostPortRaw.slice(hostPortRaw.indexOf('@') + 1) : hostPortRaw;
+  const host = hostPort.startsWith('[') ? hostPort.slice(0, hostPort.indexOf(']') + 1) : hostPort.split(':')[0]!;
+  const lr = /;lr(\W|$)/i.test(params) ? '' : ';lr';
+  return { name, uri: uri.trim(), proxy: `${scheme}:${hostPort}${params}${lr}`, hostPort, host, params };
+}
+
+/** The Request-URI/To of an emergency call on a route: sip:911@route, or the service URN. */
+export function emergencyTarget(route: RouteTarget, number: string, urn: string | undefined): string {
+  if (urn) return `<${urn}>`;
+  const scheme = route.uri.toLowerCase().startsWith('sips:') ? 'sips' : 'sip';
+  return `${scheme}:${number}@${route.hostPort}${route.params}`;
+}
+
+function quoted(s: string): string {
+  return `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
+
+export interface CallerIdentity {
+  /** E.164 callback number, when the address document gives one. */
+  callback: string | null;
+  displayName: string | null;
+  /** Host for the sip: forms of the callback (the account's domain or our public address). */
+  domain: string;
+}
+
+/** From for the call: the callback number with the display name, or null to keep the account's. */
+export function fromHeader(id: CallerIdentity): string | null {
+  if (!id.callback) return null;
+  const name = id.displayName ? `${quoted(id.displayName)} ` : '';
+  return `${name}<sip:${id.callback}@${id.domain};user=phone>`;
+}
+
+/** P-Asserted-Identity: the callback number as a sip: and a tel: URI (RFC 3325 allows one of each). */
+export function paiHeader(id: CallerIdentity): SipHeader | null {
+  if (!id.callback) return null;
+  const name = id.displayName ? `${quoted(id.displayName)} ` : '';
+  return { name: 'P-Asserted-Identity', value: `${name}<sip:${id.callback}@${id.domain};user=phone>, <tel:${id.callback}>` };
+}
+
+export interface PreparedInvite {
+  /** Headers that are the same for every call until the address or config changes. */
+  staticHeaders: SipHeader[];
+  from: string | null;
+  pidf: PidfTemplate | null;
+  /** Host part of Content-IDs. */
+  cidDomain: string;
+}
+
+export function prepareInvite(o: { identity: CallerIdentity; pidf: PidfTemplate | null; extraHeaders: readonly SipHeader[] }): PreparedInvite {
+  const pai = paiHeader(o.identity);
+  return {
+    staticHeaders: [{ name: 'Priority', value: 'emergency' }, ...(pai ? [pai] : []), ...o.extraHeaders],
+    from: fromHeader(o.identity),
+    pidf: o.pidf,
+    cidDomain: o.identity.domain.replace(/^\[|\]$/g, '') || 'localhost',
+  };
+}
+
+export interface InviteContent {
+  headers: SipHeader[];
+  parts: BodyPart[];
+  /** The PIDF-LO exactly as sent, or null when there was no location to send. */
+  pidf: string | null;
+  contentId: string | null;
+}
+
+/** Per call: stamp the PIDF-LO, give it a fresh Content-ID, point Geolocation at it. */
+export function inviteContent(p: PreparedInvite, now: Date): InviteContent {
+  if (!p.pidf) return { headers: p.staticHeaders, parts: [], pidf: null, contentId: null };
+  const pidf = p.pidf.render(now);
+  const contentId = `loc-${randomUUID()}@${p.cidDomain}`;
+  return {
+    headers: [
+      { name: 'Geolocation', value: `<cid:${contentId}>` },
+      { name: 'Geolocation-Routing', value: 'yes' },
+      ...p.staticHeaders,
+    ],
+    parts: [{ contentType: PIDF_CONTENT_TYPE, body: pidf, headers: [{ name: 'Content-ID', value: `<${contentId}>` }] }],
+    pidf,
+    contentId,
+  };
+}

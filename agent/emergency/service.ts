@@ -1,0 +1,740 @@
+// The emergency call path. Keypad digits go to the dial plan; the moment they
+// make 911 (933, 9911, ...) the INVITE goes out, synchronously, from what was
+// prepared when the address last changed: no MQTT, no fsync, no DNS, no config
+// read in between (decision 2). The notification event is recorded afterwards,
+// on setImmediate, so it never delays the call.
+//
+// Whatever the phone is doing, the call goes out: keypad lock, DND, forwarding,
+// call limit and registration are not consulted; other calls are held (or
+// ended); with no address on file it goes to the fallback route, flagged.
+import { createHash, randomUUID } from 'node:crypto';
+import type { Logger } from '../log.js';
+import type { StoredAddress } from '../store/store.js';
+import type { EventType } from '../../provisioning/protocol/messages.js';
+import type { AccountId, CallId, CallStateEvent, IncomingCallEvent, InviteResponseEvent, SipHeader, VoiceStack, VoiceStartOptions } from '../../hal/voice/types.js';
+import { PidfTemplate } from '../location/pidf.js';
+import { DialPlan, DigitCollector, type CollectorDecision, type EmergencyMatch, type Timers } from './dial-plan.js';
+import { emergencyTarget, inviteContent, parseRoute, prepareInvite, type InviteContent, type PreparedInvite, type RouteName, type RouteTarget } from './invite.js';
+import {
+  DEFAULT_FEATURES,
+  failsOver,
+  incomingDecision,
+  isLive,
+  ordinaryDial,
+  otherCallActions,
+  routeOrder,
+  type PhoneFeatures,
+  type TrackedCall,
+} from './priority.js';
+import { deviceNetwork, localTimeWithOffset, macDeviceId, type DeviceNetwork } from './device.js';
+import type { DialPlanSettings, EmergencyConfig, SipConfig } from './config.js';
+
+export interface SuppressionStore {
+  load(): number | null;
+  save(untilMs: number): void;
+}
+
+export interface EmergencyServiceDeps {
+  /** null when the voice addon is not available: the service reports it and cannot place calls. */
+  voice: VoiceStack | null;
+  voiceUnavailableReason?: string;
+  emergency: EmergencyConfig;
+  dialPlan: DialPlanSettings;
+  sip: SipConfig;
+  deviceId: string;
+  agentVersion: string;
+  log: Logger;
+  timers?: Timers;
+  now?: () => Date;
+  /** Records an event in the outbox (Agent.emit). Called on setImmediate, never on the call path. */
+  emitEvent: (type: EventType, data: Record<string, unknown>) => void;
+  suppression?: SuppressionStore;
+  network?: () => DeviceNetwork | null;
+  /** Runs fn after the current call path returns; setImmediate by default. */
+  defer?: (fn: () => void) => void;
+}
+
+export interface Attempt {
+  route: RouteName;
+  routeUri: string;
+  target: string;
+  callId: CallId | null;
+  startedAt: string;
+  /** Set when this attempt is over: the reason. */
+  result?: string;
+  provisional: boolean;
+}
+
+export interface EmergencyCallRecord {
+  callRef: string;
+  kind: 'emergency' | 'test';
+  dialed: string;
+  number: string;
+  startedAt: string;
+  addressMissing: boolean;
+  state: 'trying' | 'answered' | 'ended' | 'failed';
+  attempts: Attempt[];
+  /** Routes still to try, in order. */
+  plan: RouteName[];
+  otherCalls: { held: CallId[]; ended: CallId[] };
+}
+
+export type DialOutcome =
+  | { kind: 'pending'; collected: string }
+  | { kind: 'emergency' | 'test'; placed: true; callRef: string; dialed: string; number: string; route: RouteName; target: string; addressMissing: boolean }
+  | { kind: 'emergency' | 'test'; placed: false; callRef: string; dialed: string; error: string }
+  | { kind: 'ordinary'; placed: boolean; dialed: string; target: string; reason?: string; callId?: CallId }
+  | { kind: 'invalid'; dialed: string; reason: string };
+
+/** What one emergency call sends on every route it tries: the same location, the same Content-ID. */
+interface CallContext {
+  content: InviteContent;
+  plan: RouteTarget[];
+  number: string;
+  urn: string | undefined;
+  from: string | null;
+}
+
+interface Prepared {
+  invite: PreparedInvite;
+  address: StoredAddress | null;
+  /** Route order for this address state. */
+  plan: RouteTarget[];
+  civicSent: Record<string, string> | null;
+  callback: string | null;
+  displayName: string | null;
+  locationCode: string | null;
+}
+
+const ROUTE_NAMES: RouteName[] = ['primary', 'secondary', 'fallback'];
+const INCOMING_HEADERS = ['From', 'To', 'Call-ID', 'Contact', 'Via'];
+
+export class EmergencyService {
+  private readonly log: Logger;
+  private readonly timers: Timers;
+  private readonly now: () => Date;
+  private readonly defer: (fn: () => void) => void;
+  private readonly plan: DialPlan;
+  private readonly collector: DigitCollector;
+  private readonly routes: RouteTarget[];
+  private readonly routeAccounts = new Map<RouteName, AccountId>();
+  private mainAccount: AccountId | null = null;
+  private registration: { registered: boolean; code: number; reason: string } = { registered: false, code: 0, reason: 'not registered yet' };
+  private readonly calls = new Map<CallId, TrackedCall>();
+  /** Emergency attempts by voice call id. */
+  private readonly attemptsByCall = new Map<CallId, { record: EmergencyCallRecord; attempt: Attempt; timer: unknown; ctx: CallContext }>();
+  private readonly records: EmergencyCallRecord[] = [];
+  private prepared: Prepared | null = null;
+  private features: PhoneFeatures;
+  private suppressUntil = 0;
+  private unsubscribe: (() => void)[] = [];
+  private started = false;
+  private startError: string | null = null;
+  private host = '127.0.0.1';
+  private network: DeviceNetwork | null = null;
+  private pendingDecision: DialOutcome | null = null;
+
+  constructor(private readonly deps: EmergencyServiceDeps) {
+    this.log = deps.log;
+    this.timers = deps.timers ?? { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
+    this.now = deps.now ?? (() => new Date());
+    this.defer = deps.defer ?? ((fn) => setImmediate(fn));
+    this.features = { ...DEFAULT_FEATURES, maxCalls: deps.sip.maxCalls };
+    this.plan = new DialPlan({
+      numbers: deps.emergency.numbers,
+      outsideLinePrefix: deps.emergency.outsideLinePrefix,
+      operatorRules: deps.dialPlan.rules,
+    });
+    this.collector = new DigitCollector(this.plan, {
+      interDigitMs: deps.dialPlan.interDigitMs,
+      timers: this.timers,
+      onDecision: (d) => (this.pendingDecision = this.decide(d)),
+    });
+    const r = deps.emergency.routes;
+    // With no emergency route configured, 911 still goes out: to the registrar.
+    const configured = ROUTE_NAMES.flatMap((n) => (r[n] ? [parseRoute(n, r[n]!)] : []));
+    const registrar = deps.sip.account?.registrar;
+    this.routes = configured.length > 0 || !registrar ? configured : [parseRoute('primary', registrar)];
+  }
+
+  /** Whether calls can be placed at all, and why not. */
+  get available(): { ok: true } | { ok: false; reason: string } {
+    if (!this.deps.voice) return { ok: false, reason: this.deps.voiceUnavailableReason ?? 'no voice stack' };
+    if (this.startError) return { ok: false, reason: this.startError };
+    if (!this.started) return { ok: false, reason: 'voice stack not started' };
+    if (this.routes.length === 0) return { ok: false, reason: 'no emergency route and no registrar configured' };
+    return { ok: true };
+  }
+
+  async start(address: StoredAddress | null): Promise<void> {
+    this.suppressUntil = this.deps.suppression?.load() ?? 0;
+    const voice = this.deps.voice;
+    this.network = (this.deps.network ?? (() => deviceNetwork(this.deps.sip.bindAddress)))();
+    if (!voice) {
+      this.log.error(
+        { reason: this.deps.voiceUnavailableReason },
+        '*** EMERGENCY CALLS CANNOT BE PLACED: the voice stack is not available ***',
+      );
+      this.setAddress(address);
+      return;
+    }
+    const sip = this.deps.sip;
+    try {
+      const started = await voice.start(this.voiceOptions());
+      this.host = sip.publicAddress ?? started.transports[0]?.host ?? sip.bindAddress ?? '127.0.0.1';
+      const transportId = started.transports[0]?.id;
+      const credentials =
+        sip.account?.username !== undefined ? [{ realm: sip.account.realm, username: sip.account.username, password: sip.account.password ?? '' }] : undefined;
+      this.unsubscribe = [
+        voice.on('callState', (e) => this.onCallState(e)),
+        voice.on('inviteResponse', (e) => this.onInviteResponse(e)),
+        voice.on('incomingCall', (e) => this.onIncoming(e)),
+        voice.on('registration', (e) => {
+          if (e.accountId !== this.mainAccount) return;
+          this.registration = { registered: e.registered, code: e.code, reason: e.error ?? e.reason };
+          this.log[e.registered ? 'info' : 'warn']({ code: e.code, reason: e.reason }, e.registered ? 'registered' : 'not registered (emergency calls still go out)');
+        }),
+      ];
+      // Registration-less accounts, one per route, made now so nothing is created at dial time.
+      // Their route set sends the INVITE to the route whatever the target (a URN included).
+      const routeUri = sip.account?.uri ?? `sip:${this.deps.deviceId}@${this.host}`;
+      for (const route of this.routes) {
+        this.routeAccounts.set(
+          route.name,
+          voice.addAccount({ uri: routeUri, proxies: [route.proxy], register: false, ...(credentials ? { credentials } : {}), ...(transportId !== undefined ? { transportId } : {}) }),
+        );
+      }
+      if (sip.account?.registrar) {
+        this.mainAccount = voice.addAccount({
+          uri: sip.account.uri,
+          registrar: sip.account.registrar,
+          register: true,
+          regTimeoutSec: sip.account.regTimeoutSec,
+          isDefault: true,
+          ...(credentials ? { credentials } : {}),
+          ...(transportId !== undefined ? { transportId } : {}),
+        });
+      }
+      this.started = true;
+      this.log.info({ routes: this.routes.map((r) => `${r.name}=${r.uri}`), version: started.version, host: this.host }, 'emergency path ready');
+    } catch (err) {
+      this.startError = `voice stack failed to start: ${(err as Error).message}`;
+      this.log.error({ err }, '*** EMERGENCY CALLS CANNOT BE PLACED: the voice stack failed to start ***');
+    }
+    if (this.routes.length === 0) this.log.error('*** EMERGENCY CALLS CANNOT BE PLACED: no emergency route and no registrar configured ***');
+    this.setAddress(address);
+  }
+
+  async stop(): Promise<void> {
+    this.collector.reset();
+    for (const u of this.unsubscribe) u();
+    this.unsubscribe = [];
+    for (const a of this.attemptsByCall.values()) if (a.timer !== null) this.timers.clearTimeout(a.timer);
+    this.attemptsByCall.clear();
+    if (this.deps.voice && this.started) await this.deps.voice.stop();
+    this.started = false;
+  }
+
+  /** A new address (or none): prepare the PIDF-LO and the INVITE now, not at dial time. */
+  setAddress(address: StoredAddress | null): void {
+    const doc = address?.doc ?? null;
+    const domain = this.deps.sip.account ? domainOf(this.deps.sip.account.uri) ?? this.host : this.host;
+    const loc = this.deps.emergency.location;
+    const deviceId = macDeviceId(this.network?.mac) ?? `urn:uuid:${uuidFromName(this.deps.deviceId)}`;
+    const pidf = doc
+      ? new PidfTemplate(
+          { civic: doc.civic, method: 'Manual', lang: loc.lang },
+          {
+            entity: `tel:${doc.callback}`,
+            deviceId,
+            providedBy: { name: loc.providerName, ...(loc.providerContact ? { contactUri: loc.providerContact } : {}) },
+            retransmissionAllowed: loc.retransmissionAllowed,
+            ...(loc.retentionHours !== undefined ? { retentionHours: loc.retentionHours } : {}),
+          },
+        )
+      : null;
+    if (pidf && pidf.adjustments.length > 0) this.log.warn({ adjustments: pidf.adjustments }, 'address adjusted to fit the PIDF-LO');
+    this.prepared = {
+      invite: prepareInvite({
+        identity: { callback: doc?.callback ?? null, displayName: doc?.displayName ?? null, domain },
+        pidf,
+        extraHeaders: this.deps.emergency.extraHeaders as SipHeader[],
+      }),
+      address,
+      plan: routeOrder(this.routes, doc === null),
+      civicSent: pidf ? (pidf.civicSent as Record<string, string>) : null,
+      callback: doc?.callback ?? null,
+      displayName: doc?.displayName ?? null,
+      locationCode: doc?.locationCode ?? null,
+    };
+    if (!doc) this.log.warn('no address on file: emergency calls go to the fallback route without a location');
+  }
+
+  /** The PIDF-LO the phone would send now, or null without an address. */
+  pidfNow(): string | null {
+    return this.prepared?.invite.pidf?.render(this.now()) ?? null;
+  }
+
+  /** One keypad key. An emergency decision is made and placed inside this call. */
+  keypad(key: string): DialOutcome {
+    this.pendingDecision = null;
+    this.collector.digit(key);
+    const d = this.pendingDecision as DialOutcome | null;
+    this.pendingDecision = null;
+    return d ?? { kind: 'pending', collected: this.collector.collected };
+  }
+
+  /** Digits as if typed one by one (e911ctl dial); a service URN is taken whole. */
+  dial(input: string): DialOutcome {
+    if (/^urn:/i.test(input)) {
+      this.collector.reset();
+      const em = this.plan.emergency(input);
+      return em ? this.placeEmergency(em) : { kind: 'invalid', dialed: input, reason: 'not an emergency service URN' };
+    }
+    if (!/^[0-9*#]+$/.test(input)) return { kind: 'invalid', dialed: input, reason: 'only 0-9, * and # can be dialed' };
+    let last: DialOutcome = { kind: 'pending', collected: '' };
+    for (const k of input) {
+      last = this.keypad(k);
+      if (last.kind !== 'pending') break;
+    }
+    return last;
+  }
+
+  /** Ends every call and clears the digits. */
+  hangup(): { ended: number } {
+    this.collector.reset();
+    // A caller who hangs up ends the emergency call: no failover to the next route.
+    for (const [callId, entry] of this.attemptsByCall) {
+      this.attemptsByCall.delete(callId);
+      if (entry.timer !== null) this.timers.clearTimeout(entry.timer);
+      entry.attempt.result ??= 'hung up by the caller';
+      if (entry.record.state === 'trying' || entry.record.state === 'answered') {
+        const record = entry.record;
+        record.state = 'ended';
+        if (record.kind === 'emergency') this.extendSuppression(this.now());
+        this.defer(() => this.progress(record, 'ended', { route: entry.attempt.route, by: 'caller' }));
+      }
+    }
+    const live = [...this.calls.values()].filter(isLive);
+    if (this.deps.voice && this.started) {
+      for (const c of live) {
+        try {
+          this.deps.voice.hangup(c.callId);
+        } catch (err) {
+          this.log.warn({ err, callId: c.callId }, 'hangup failed');
+        }
+      }
+    }
+    return { ended: live.length };
+  }
+
+  setFeatures(f: Partial<PhoneFeatures>): PhoneFeatures {
+    this.features = { ...this.features, ...f };
+    return { ...this.features };
+  }
+
+  isSuppressed(): boolean {
+    return this.emergencyLive() || this.now().getTime() < this.suppressUntil;
+  }
+
+  status(): Record<string, unknown> {
+    const avail = this.available;
+    const last = this.records[this.records.length - 1];
+    return {
+      canPlaceCalls: avail.ok,
+      ...(avail.ok ? {} : { reason: avail.reason }),
+      routes: this.routes.map((r) => ({ name: r.name, uri: r.uri })),
+      registration: this.mainAccount === null ? 'no registrar configured' : this.registration,
+      address: this.prepared?.address ? { version: this.prepared.address.version } : 'missing: calls go to the fallback route',
+      emergencyNumbers: this.plan.emergencyStrings(),
+      suppressedUntil: this.suppressUntil > this.now().getTime() ? new Date(this.suppressUntil).toISOString() : null,
+      features: this.features,
+      lastCall: last ? { callRef: last.callRef, kind: last.kind, state: last.state, startedAt: last.startedAt, attempts: last.attempts } : null,
+    };
+  }
+
+  /** Calls placed so far (most recent last), for tests and status. */
+  history(): readonly EmergencyCallRecord[] {
+    return this.records;
+  }
+
+  // ---- the emergency path -------------------------------------------------------
+
+  private decide(d: CollectorDecision): DialOutcome {
+    if (d.kind === 'invalid') return { kind: 'invalid', dialed: d.dialed, reason: d.reason };
+    if (d.kind === 'ordinary') return this.placeOrdinary(d.dialed, d.target);
+    return this.placeEmergency(d);
+  }
+
+  private placeEmergency(match: EmergencyMatch): DialOutcome {
+    const now = this.now();
+    if (!this.prepared) this.setAddress(null);
+    const prepared = this.prepared!;
+    const record: EmergencyCallRecord = {
+      callRef: randomUUID(),
+      kind: match.kind,
+      dialed: match.dialed,
+      number: match.number,
+      startedAt: now.toISOString(),
+      addressMissing: prepared.address === null,
+      state: 'trying',
+      attempts: [],
+      plan: prepared.plan.map((r) => r.name),
+      otherCalls: { held: [], ended: [] },
+    };
+    this.records.push(record);
+    if (this.records.length > 20) this.records.shift();
+    const avail = this.available;
+    if (!avail.ok) {
+      record.state = 'failed';
+      this.log.error({ callRef: record.callRef, dialed: match.dialed, reason: avail.reason }, '*** EMERGENCY CALL COULD NOT BE PLACED ***');
+      this.defer(() => this.notify(record, match, null, prepared, now, avail.reason));
+      return { kind: match.kind, placed: false, callRef: record.callRef, dialed: match.dialed, error: avail.reason };
+    }
+    const content = inviteContent(prepared.invite, now);
+    const ctx: CallContext = {
+      content,
+      plan: prepared.plan,
+      number: match.number,
+      urn: match.viaUrn || this.deps.emergency.targetForm === 'urn' ? match.urn : undefined,
+      from: prepared.invite.from,
+    };
+    const placed = this.tryRoutes(record, ctx, 0);
+    if (!placed) {
+      this.defer(() => this.notify(record, match, content, prepared, now, 'every route failed'));
+      return { kind: match.kind, placed: false, callRef: record.callRef, dialed: match.dialed, error: 'every route failed' };
+    }
+    // The INVITE is out. Only now: other calls, the window, the event.
+    const emergencyCallId = record.attempts[record.attempts.length - 1]!.callId!;
+    const actions = otherCallActions(
+      [...this.calls.values()].filter((c) => c.callId !== emergencyCallId),
+      this.deps.emergency.activeCallPolicy,
+    );
+    this.applyOtherCalls(actions, record);
+    if (match.kind === 'emergency') this.extendSuppression(now);
+    this.defer(() => this.notify(record, match, content, prepared, now, null));
+    const attempt = record.attempts[record.attempts.length - 1]!;
+    return {
+      kind: match.kind,
+      placed: true,
+      callRef: record.callRef,
+      dialed: match.dialed,
+      number: match.number,
+      route: attempt.route,
+      target: attempt.target,
+      addressMissing: record.addressMissing,
+    };
+  }
+
+  /** Sends the INVITE on the first route of the plan from index `from` that accepts it. */
+  private tryRoutes(record: EmergencyCallRecord, ctx: CallContext, from: number): boolean {
+    const voice = this.deps.voice!;
+    for (let i = from; i < ctx.plan.length; i++) {
+      const route = ctx.plan[i]!;
+      const target = emergencyTarget(route, ctx.number, ctx.urn);
+      const attempt: Attempt = { route: route.name, routeUri: route.uri, target, callId: null, startedAt: this.now().toISOString(), provisional: false };
+      record.attempts.push(attempt);
+      try {
+        const callId = voice.makeCall(target, {
+          account: this.routeAccounts.get(route.name) ?? 'local',
+          headers: ctx.content.headers,
+          parts: ctx.content.parts,
+          ...(ctx.from ? { from: ctx.from } : {}),
+        });
+        attempt.callId = callId;
+        this.calls.set(callId, { callId, role: 'caller', state: 'CALLING', emergency: true, psapCallback: false });
+        const timer = this.timers.setTimeout(() => this.failover(callId, `no provisional response within ${this.deps.emergency.failoverMs} ms`), this.deps.emergency.failoverMs);
+        this.attemptsByCall.set(callId, { record, attempt, timer, ctx });
+        this.log.warn({ callRef: record.callRef, route: route.name, target, callId }, 'EMERGENCY CALL placed');
+        return true;
+      } catch (err) {
+        attempt.result = `could not send: ${(err as Error).message}`;
+        this.log.error({ err, callRef: record.callRef, route: route.name }, 'emergency INVITE could not be sent; trying the next route');
+      }
+    }
+    record.state = 'failed';
+    this.log.error({ callRef: record.callRef, attempts: record.attempts }, '*** EMERGENCY CALL FAILED ON EVERY ROUTE ***');
+    return false;
+  }
+
+  /** The current attempt failed (silence, 408, 5xx, transport): the next route, at once. */
+  private failover(callId: CallId, reason: string): void {
+    const entry = this.attemptsByCall.get(callId);
+    if (!entry) return;
+    this.attemptsByCall.delete(callId);
+    if (entry.timer !== null) this.timers.clearTimeout(entry.timer);
+    const { record, attempt, ctx } = entry;
+    attempt.result = reason;
+    const tracked = this.calls.get(callId);
+    if (tracked && isLive(tracked)) {
+      try {
+        this.deps.voice!.hangup(callId);
+      } catch (err) {
+        this.log.debug({ err, callId }, 'hangup of the abandoned attempt failed');
+      }
+    }
+    const next = ctx.plan.findIndex((r) => r.name === attempt.route) + 1;
+    this.log.warn({ callRef: record.callRef, from: attempt.route, reason }, 'emergency route failed; next route');
+    // The same location and Content-ID as the first INVITE: the event says what was sent.
+    const ok = this.tryRoutes(record, ctx, next);
+    this.defer(() =>
+      this.progress(record, ok ? 'failover' : 'failed', { from: attempt.route, reason, ...(ok ? { route: record.attempts[record.attempts.length - 1]!.route } : {}) }),
+    );
+  }
+
+  private onInviteResponse(e: InviteResponseEvent): void {
+    const entry = this.attemptsByCall.get(e.callId);
+    if (!entry || entry.record.state !== 'trying') return;
+    if (e.code < 200) {
+      if (!entry.attempt.provisional) {
+        entry.attempt.provisional = true;
+        if (entry.timer !== null) this.timers.clearTimeout(entry.timer);
+        entry.timer = null;
+      }
+    } else if (failsOver(e.code)) {
+      this.failover(e.callId, `${e.code} ${e.reason}`);
+    }
+  }
+
+  private onCallState(e: CallStateEvent): void {
+    const tracked = this.calls.get(e.callId);
+    if (tracked) tracked.state = e.state;
+    else if (e.state !== 'DISCONNECTED') this.calls.set(e.callId, { callId: e.callId, role: e.role, state: e.state, emergency: false, psapCallback: false });
+    const entry = this.attemptsByCall.get(e.callId);
+    if (entry) {
+      const { record, attempt } = entry;
+      if (e.state === 'CONFIRMED' && record.state === 'trying') {
+        if (entry.timer !== null) this.timers.clearTimeout(entry.timer);
+        entry.timer = null;
+        record.state = 'answered';
+        attempt.result = `answered ${e.lastStatusCode}`;
+        this.log.warn({ callRef: record.callRef, route: attempt.route }, 'EMERGENCY CALL answered');
+        this.defer(() => this.progress(record, 'answered', { route: attempt.route }));
+      } else if (e.state === 'DISCONNECTED') {
+        if (record.state === 'answered') {
+          this.attemptsByCall.delete(e.callId);
+          record.state = 'ended';
+          if (record.kind === 'emergency') this.extendSuppression(this.now());
+          this.defer(() => this.progress(record, 'ended', { route: attempt.route, code: e.lastStatusCode }));
+        } else if (e.transportError || failsOver(e.lastStatusCode) || e.lastStatusCode === 0) {
+          this.failover(e.callId, e.transportError ? `transport error (${e.lastStatusCode} ${e.lastStatusReason})` : `${e.lastStatusCode} ${e.lastStatusReason}`);
+        } else {
+          this.attemptsByCall.delete(e.callId);
+          if (entry.timer !== null) this.timers.clearTimeout(entry.timer);
+          record.state = 'failed';
+          attempt.result = `${e.lastStatusCode} ${e.lastStatusReason}`;
+          this.log.error({ callRef: record.callRef, route: attempt.route, code: e.lastStatusCode, reason: e.lastStatusReason }, '*** EMERGENCY CALL REJECTED ***');
+          this.defer(() => this.progress(record, 'failed', { route: attempt.route, code: e.lastStatusCode, reason: e.lastStatusReason }));
+        }
+      }
+    }
+    if (e.state === 'DISCONNECTED') {
+      const c = this.calls.get(e.callId);
+      this.calls.delete(e.callId);
+      if (c?.psapCallback) this.extendSuppression(this.now());
+    }
+  }
+
+  private onIncoming(e: IncomingCallEvent): void {
+    const fromRoute = this.fromEmergencyRoute(e);
+    const others = [...this.calls.values()].filter((c) => c.callId !== e.callId);
+    const decision = incomingDecision({ fromEmergencyRoute: fromRoute, suppressed: this.isSuppressed(), features: this.features, others });
+    const tracked: TrackedCall = { callId: e.callId, role: 'callee', state: 'INCOMING', emergency: false, psapCallback: decision.action === 'answer' };
+    this.calls.set(e.callId, tracked);
+    const voice = this.deps.voice!;
+    try {
+      switch (decision.action) {
+        case 'answer': {
+          voice.answer(e.callId, 200);
+          const actions = otherCallActions(others, this.deps.emergency.activeCallPolicy);
+          this.applyOtherCalls(actions, null);
+          this.log.warn({ callId: e.callId, from: e.remoteUri }, 'PSAP callback answered');
+          break;
+        }
+        case 'reject':
+          voice.answer(e.callId, decision.code);
+          break;
+        case 'forward':
+          // The VoiceStack cannot send a 302 with a Contact yet: ring here instead of losing the call.
+          this.log.warn({ callId: e.callId, to: decision.to }, 'forwarding is not supported by the voice stack; ringing instead');
+          voice.answer(e.callId, 180);
+          break;
+        case 'ring':
+          if (!e.autoAnswered) voice.answer(e.callId, 180);
+          break;
+      }
+    } catch (err) {
+      this.log.warn({ err, callId: e.callId, decision }, 'incoming call handling failed');
+    }
+    this.log.info({ callId: e.callId, from: e.remoteUri, fromRoute, decision }, 'incoming call');
+  }
+
+  private placeOrdinary(dialed: string, target: string): DialOutcome {
+    const gate = ordinaryDial(this.features, [...this.calls.values()]);
+    if (!gate.ok) return { kind: 'ordinary', placed: false, dialed, target, reason: gate.reason };
+    if (!this.available.ok || this.mainAccount === null) {
+      return { kind: 'ordinary', placed: false, dialed, target, reason: this.mainAccount === null ? 'no SIP account configured' : (this.available as { reason: string }).reason };
+    }
+    const domain = domainOf(this.deps.sip.account!.registrar ?? this.deps.sip.account!.uri)!;
+    try {
+      const callId = this.deps.voice!.makeCall(`sip:${target}@${domain}`, { account: this.mainAccount });
+      this.calls.set(callId, { callId, role: 'caller', state: 'CALLING', emergency: false, psapCallback: false });
+      return { kind: 'ordinary', placed: true, dialed, target, callId };
+    } catch (err) {
+      return { kind: 'ordinary', placed: false, dialed, target, reason: (err as Error).message };
+    }
+  }
+
+  private applyOtherCalls(actions: { hold: CallId[]; end: CallId[] }, record: EmergencyCallRecord | null): void {
+    const voice = this.deps.voice!;
+    for (const id of actions.hold) {
+      try {
+        voice.hold(id);
+        record?.otherCalls.held.push(id);
+      } catch (err) {
+        this.log.warn({ err, callId: id }, 'could not hold a call for the emergency call; ending it');
+        safe(() => voice.hangup(id));
+        record?.otherCalls.ended.push(id);
+      }
+    }
+    for (const id of actions.end) {
+      safe(() => voice.hangup(id));
+      record?.otherCalls.ended.push(id);
+    }
+  }
+
+  private emergencyLive(): boolean {
+    for (const c of this.calls.values()) if ((c.emergency || c.psapCallback) && isLive(c)) return true;
+    return false;
+  }
+
+  private extendSuppression(at: Date): void {
+    const until = at.getTime() + this.deps.emergency.suppressMinutes * 60_000;
+    if (until <= this.suppressUntil) return;
+    this.suppressUntil = until;
+    // Persisted off the call path, so a restart inside the window keeps it.
+    this.defer(() => this.deps.suppression?.save(until));
+  }
+
+  private fromEmergencyRoute(e: IncomingCallEvent): boolean {
+    const routeHosts = new Set(this.routes.map((r) => normHost(r.host)));
+    const hosts: string[] = [];
+    const via = e.headers.find((h) => h.name.toLowerCase() === 'via')?.value ?? '';
+    const sentBy = /^SIP\/2\.0\/\S+\s+(\[[^\]]+\]|[^:;\s,]+)/i.exec(via.trim());
+    if (sentBy) hosts.push(sentBy[1]!);
+    const received = /;received=([^;,\s]+)/i.exec(via);
+    if (received) hosts.push(received[1]!);
+    for (const h of [e.remoteUri, e.headers.find((x) => x.name.toLowerCase() === 'contact')?.value ?? '']) {
+      const d = domainOf(h);
+      if (d) hosts.push(d.split(':')[0]!);
+    }
+    return hosts.some((h) => routeHosts.has(normHost(h)));
+  }
+
+  // ---- notification (never on the call path) ------------------------------------
+
+  private notify(record: EmergencyCallRecord, match: EmergencyMatch, content: InviteContent | null, prepared: Prepared, at: Date, error: string | null): void {
+    const attempt = record.attempts[0];
+    let sipCallId: string | null = null;
+    if (attempt?.callId !== null && attempt?.callId !== undefined && this.deps.voice) {
+      try {
+        sipCallId = this.deps.voice.callInfo(attempt.callId).sipCallId;
+      } catch {
+        sipCallId = null; // already gone: the record still identifies the call
+      }
+    }
+    const net = this.network;
+    const data: Record<string, unknown> = {
+      callRef: record.callRef,
+      sipCallId,
+      numberDialed: match.dialed,
+      emergencyNumber: match.number,
+      placed: error === null,
+      ...(error ? { error } : {}),
+      route: attempt ? { name: attempt.route, uri: attempt.routeUri, target: attempt.target } : null,
+      routePlan: record.plan,
+      callback: prepared.callback,
+      displayName: prepared.displayName,
+      locationCode: prepared.locationCode,
+      addressMissing: record.addressMissing,
+      location: content?.pidf
+        ? {
+            source: 'provisioned',
+            method: 'Manual',
+            addressVersion: prepared.address?.version ?? null,
+            civic: prepared.civicSent,
+            pidf: content.pidf,
+            contentId: content.contentId,
+          }
+        : null,
+      device: { deviceId: this.deps.deviceId, ip: net?.ip ?? null, mac: net?.mac ?? null, interface: net?.interface ?? null },
+      time: { utc: at.toISOString(), local: localTimeWithOffset(at), timeZone: Intl.DateTimeFormat().resolvedOptions().timeZone },
+      registered: this.registration.registered,
+      otherCalls: record.otherCalls,
+    };
+    try {
+      this.deps.emitEvent(record.kind === 'emergency' ? 'emergency-call' : 'test-call', data);
+    } catch (err) {
+      this.log.error({ err, callRef: record.callRef }, 'could not record the emergency notification event');
+    }
+  }
+
+  private progress(record: EmergencyCallRecord, phase: string, data: Record<string, unknown>): void {
+    try {
+      this.deps.emitEvent('emergency-call-progress', { callRef: record.callRef, kind: record.kind, phase, ...data, at: this.now().toISOString() });
+    } catch (err) {
+      this.log.warn({ err, callRef: record.callRef }, 'could not record emergency call progress');
+    }
+  }
+
+  private voiceOptions(): VoiceStartOptions {
+    const sip = this.deps.sip;
+    return {
+      transports: [
+        {
+          kind: sip.transport,
+          port: sip.port,
+          ...(sip.bindAddress ? { boundAddress: sip.bindAddress } : {}),
+          ...(sip.publicAddress ? { publicAddress: sip.publicAddress } : {}),
+          ...(sip.tls ? { tls: sip.tls } : {}),
+        },
+      ],
+      rtp: {
+        port: sip.rtpPort,
+        ...(sip.bindAddress ? { boundAddress: sip.bindAddress } : {}),
+        ...(sip.publicAddress ? { publicAddress: sip.publicAddress } : {}),
+      },
+      sound: 'null',
+      autoAnswer: false,
+      incomingHeaders: INCOMING_HEADERS,
+      userAgent: `e911-agent/${this.deps.agentVersion}`,
+      // Headroom above the phone's own limit: an emergency call always finds a slot.
+      maxCalls: sip.maxCalls + 2,
+      logLevel: sip.logLevel,
+    };
+  }
+}
+
+function safe(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // the call is already gone
+  }
+}
+
+/** host[:port] of a SIP URI or name-addr, or null. */
+function domainOf(uri: string): string | null {
+  const m = /sips?:(?:[^@;>\s]*@)?(\[[^\]]+\](?::\d+)?|[^;>\s?]+)/i.exec(uri);
+  return m ? m[1]! : null;
+}
+
+function normHost(h: string): string {
+  return h.replace(/^\[|\]$/g, '').toLowerCase();
+}
+
+/** A stable UUID-shaped name for a device without a MAC (for the PIDF-LO deviceID). */
+function uuidFromName(name: string): string {
+  const hex = createHash('sha256').update(`e911-agent:${name}`).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
