@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { isValidDeviceId } from '../provisioning/protocol/topics.js';
+import { dialPlanSchema, emergencySchema, sipSchema } from './emergency/config.js';
 
 const brokerUrl = z
   .string()
@@ -52,6 +53,11 @@ export const configSchema = z.strictObject({
     .default({ maxEvents: 10_000, window: 64 }),
   /** systemd watchdog interval override; by default half of WATCHDOG_USEC. */
   watchdogMs: z.number().int().positive().optional(),
+  /** Emergency numbers, routes, failover, suppression window, location (agent/emergency/config.ts). */
+  emergency: emergencySchema,
+  dialPlan: dialPlanSchema,
+  /** SIP transport, bound/public address, account (agent/emergency/config.ts). */
+  sip: sipSchema,
 });
 
 export type AgentConfig = z.infer<typeof configSchema>;
@@ -76,6 +82,12 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; parse: EnvParser }>
   E911_TLS_KEY: { path: ['broker', 'tls', 'key'], parse: text },
   E911_CONTROL_SOCKET: { path: ['control', 'socketPath'], parse: text },
   E911_CONTROL_GROUP: { path: ['control', 'group'], parse: text },
+  E911_SIP_BIND: { path: ['sip', 'bindAddress'], parse: text },
+  E911_SIP_PUBLIC: { path: ['sip', 'publicAddress'], parse: text },
+  E911_SIP_PORT: { path: ['sip', 'port'], parse: int },
+  E911_EMERGENCY_PRIMARY: { path: ['emergency', 'routes', 'primary'], parse: text },
+  E911_EMERGENCY_SECONDARY: { path: ['emergency', 'routes', 'secondary'], parse: text },
+  E911_EMERGENCY_FALLBACK: { path: ['emergency', 'routes', 'fallback'], parse: text },
 };
 
 function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
