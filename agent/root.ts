@@ -11,9 +11,13 @@ import { OutboxDrainer } from './link/outbox-drainer.js';
 import { MqttLink, type InboundHandlers } from './link/link.js';
 import { ControlServer } from './control/control-server.js';
 import { systemdNotifier, type Notifier } from './systemd.js';
+import { ControlError } from './errors.js';
 import { publicKeyFromText } from '../provisioning/protocol/signing.js';
 import type { EventType, TopicKind } from '../provisioning/protocol/messages.js';
 import type { StoredAddress } from './store/store.js';
+import { EmergencyService } from './emergency/service.js';
+import type { VoiceStack } from '../hal/voice/types.js';
+import { createPjsipVoiceStack, pjsipAvailability } from '../hal/voice/pjsip/index.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -25,6 +29,10 @@ export interface AgentDeps {
   now?: () => Date;
   /** Path to better_sqlite3.node, handed in by the bundled executable. */
   sqliteBinding?: string;
+  /** The voice stack to use (tests: MemoryVoiceStack; null: none). Default: the PJSIP addon if it loads. */
+  voice?: VoiceStack | null;
+  /** Path to e911_voice.node, handed in by the bundled executable. */
+  voiceAddonPath?: string;
 }
 
 /** The running parts, built by start(). */
@@ -36,9 +44,11 @@ interface Parts {
   control: ControlServer;
   notifier: Notifier;
   newEvent: EventFactory;
+  emergency: EmergencyService;
 }
 
 const REJECT_REPORT_INTERVAL_MS = 60_000;
+const SUPPRESS_KEY = 'emergency.suppressUntil';
 
 export class Agent {
   private parts: Parts | null = null;
@@ -75,9 +85,12 @@ export class Agent {
       config.control.group ? { name: config.control.group, etcGroup: host.etcGroup } : undefined,
     );
     const notifier = systemdNotifier(env, named(log, 'systemd'), config.watchdogMs);
-    this.parts = { store, addressBook, drainer, link, control, notifier, newEvent };
+    const emergency = this.createEmergency(store, drainer, newEvent);
+    this.parts = { store, addressBook, drainer, link, control, notifier, newEvent, emergency };
 
     const address = addressBook.current();
+    // 911 first: the voice stack and the prepared INVITE are up before anything else starts.
+    await emergency.start(address);
     if (address) link.publishRetained('address/state', addressState(address));
     this.registerControl(control);
     await control.start();
@@ -96,6 +109,7 @@ export class Agent {
     parts.notifier.stopping();
     await parts.link.stop();
     await parts.control.stop();
+    await parts.emergency.stop();
     parts.drainer.flushAcks();
     parts.store.close();
     parts.notifier.close();
@@ -119,6 +133,7 @@ export class Agent {
       outbox: { backlog: p.store.outboxBacklog(), inFlight: p.drainer.inFlightCount(), delivered: p.drainer.delivered },
       store: p.store.health(),
       address: address ? { version: address.version, appliedAt: address.appliedAt, hash: address.hash } : null,
+      emergency: p.emergency.status(),
     };
   }
 
@@ -127,8 +142,57 @@ export class Agent {
     return this.parts;
   }
 
+  private createEmergency(store: Store, drainer: OutboxDrainer, newEvent: EventFactory): EmergencyService {
+    const { config, log } = this.deps;
+    let voice: VoiceStack | null;
+    let reason: string | undefined;
+    if (this.deps.voice !== undefined) {
+      voice = this.deps.voice;
+      reason = 'no voice stack was given to the agent';
+    } else {
+      const avail = pjsipAvailability(this.deps.voiceAddonPath ? { addonPath: this.deps.voiceAddonPath } : {});
+      voice = avail.available
+        ? createPjsipVoiceStack({ logger: named(log, 'voice'), ...(this.deps.voiceAddonPath ? { addonPath: this.deps.voiceAddonPath } : {}) })
+        : null;
+      if (!avail.available) reason = avail.message;
+    }
+    return new EmergencyService({
+      voice,
+      ...(reason ? { voiceUnavailableReason: reason } : {}),
+      emergency: config.emergency,
+      dialPlan: config.dialPlan,
+      sip: config.sip,
+      deviceId: config.deviceId,
+      agentVersion: AGENT_VERSION,
+      log: named(log, 'emergency'),
+      ...(this.deps.now ? { now: this.deps.now } : {}),
+      // Called off the call path (setImmediate): outbox first, then the drain.
+      emitEvent: (type, data) => {
+        store.enqueue(newEvent(type, data));
+        drainer.wake();
+      },
+      suppression: {
+        load: () => {
+          const v = Number(store.getSetting(SUPPRESS_KEY));
+          return Number.isFinite(v) && v > 0 ? v : null;
+        },
+        save: (until) => void store.setSetting(SUPPRESS_KEY, String(until)),
+      },
+    });
+  }
+
   private registerControl(control: ControlServer): void {
     control.register('status', () => this.status());
+    control.register('pidf', () => {
+      const e = this.require().emergency;
+      return { pidf: e.pidfNow(), addressMissing: e.pidfNow() === null };
+    });
+    control.register('dial', (args) => {
+      const digits = typeof args.digits === 'string' ? args.digits : '';
+      if (!digits) throw new ControlError('usage', 'dial needs digits (0-9 * #) or a service URN');
+      return this.require().emergency.dial(digits);
+    });
+    control.register('hangup', () => this.require().emergency.hangup());
     control.register('address', () => {
       const a = this.require().addressBook.current();
       return a && { version: a.version, hash: a.hash, appliedAt: a.appliedAt, receivedAt: a.receivedAt, doc: a.doc };
@@ -141,6 +205,7 @@ export class Agent {
         const p = this.require();
         const outcome = p.addressBook.handlePush(payload);
         if (outcome.result !== 'rejected') p.link.publishRetained('address/state', addressState(outcome.address));
+        if (outcome.result === 'applied') p.emergency.setAddress(outcome.address);
         p.drainer.wake();
       },
       configSet: (value) => {

@@ -133,6 +133,8 @@ export class EmergencyService {
   private host = '127.0.0.1';
   private network: DeviceNetwork | null = null;
   private pendingDecision: DialOutcome | null = null;
+  /** Work kept off the call path (events, persistence), run on the next turn or at stop(). */
+  private deferred: (() => void)[] = [];
 
   constructor(private readonly deps: EmergencyServiceDeps) {
     this.log = deps.log;
@@ -227,11 +229,13 @@ export class EmergencyService {
 
   async stop(): Promise<void> {
     this.collector.reset();
+    this.runDeferred(); // an emergency event still waiting is recorded before the store closes
     for (const u of this.unsubscribe) u();
     this.unsubscribe = [];
     for (const a of this.attemptsByCall.values()) if (a.timer !== null) this.timers.clearTimeout(a.timer);
     this.attemptsByCall.clear();
-    if (this.deps.voice && this.started) await this.deps.voice.stop();
+    // Unregistering waits on the network (about 1 s): only when something registered.
+    if (this.deps.voice && this.started) await this.deps.voice.stop({ unregister: this.mainAccount !== null });
     this.started = false;
   }
 
@@ -312,7 +316,7 @@ export class EmergencyService {
         const record = entry.record;
         record.state = 'ended';
         if (record.kind === 'emergency') this.extendSuppression(this.now());
-        this.defer(() => this.progress(record, 'ended', { route: entry.attempt.route, by: 'caller' }));
+        this.later(() => this.progress(record, 'ended', { route: entry.attempt.route, by: 'caller' }));
       }
     }
     const live = [...this.calls.values()].filter(isLive);
@@ -388,7 +392,7 @@ export class EmergencyService {
     if (!avail.ok) {
       record.state = 'failed';
       this.log.error({ callRef: record.callRef, dialed: match.dialed, reason: avail.reason }, '*** EMERGENCY CALL COULD NOT BE PLACED ***');
-      this.defer(() => this.notify(record, match, null, prepared, now, avail.reason));
+      this.later(() => this.notify(record, match, null, prepared, now, avail.reason));
       return { kind: match.kind, placed: false, callRef: record.callRef, dialed: match.dialed, error: avail.reason };
     }
     const content = inviteContent(prepared.invite, now);
@@ -401,7 +405,7 @@ export class EmergencyService {
     };
     const placed = this.tryRoutes(record, ctx, 0);
     if (!placed) {
-      this.defer(() => this.notify(record, match, content, prepared, now, 'every route failed'));
+      this.later(() => this.notify(record, match, content, prepared, now, 'every route failed'));
       return { kind: match.kind, placed: false, callRef: record.callRef, dialed: match.dialed, error: 'every route failed' };
     }
     // The INVITE is out. Only now: other calls, the window, the event.
@@ -412,7 +416,7 @@ export class EmergencyService {
     );
     this.applyOtherCalls(actions, record);
     if (match.kind === 'emergency') this.extendSuppression(now);
-    this.defer(() => this.notify(record, match, content, prepared, now, null));
+    this.later(() => this.notify(record, match, content, prepared, now, null));
     const attempt = record.attempts[record.attempts.length - 1]!;
     return {
       kind: match.kind,
@@ -477,7 +481,7 @@ export class EmergencyService {
     this.log.warn({ callRef: record.callRef, from: attempt.route, reason }, 'emergency route failed; next route');
     // The same location and Content-ID as the first INVITE: the event says what was sent.
     const ok = this.tryRoutes(record, ctx, next);
-    this.defer(() =>
+    this.later(() =>
       this.progress(record, ok ? 'failover' : 'failed', { from: attempt.route, reason, ...(ok ? { route: record.attempts[record.attempts.length - 1]!.route } : {}) }),
     );
   }
@@ -509,13 +513,13 @@ export class EmergencyService {
         record.state = 'answered';
         attempt.result = `answered ${e.lastStatusCode}`;
         this.log.warn({ callRef: record.callRef, route: attempt.route }, 'EMERGENCY CALL answered');
-        this.defer(() => this.progress(record, 'answered', { route: attempt.route }));
+        this.later(() => this.progress(record, 'answered', { route: attempt.route }));
       } else if (e.state === 'DISCONNECTED') {
         if (record.state === 'answered') {
           this.attemptsByCall.delete(e.callId);
           record.state = 'ended';
           if (record.kind === 'emergency') this.extendSuppression(this.now());
-          this.defer(() => this.progress(record, 'ended', { route: attempt.route, code: e.lastStatusCode }));
+          this.later(() => this.progress(record, 'ended', { route: attempt.route, code: e.lastStatusCode }));
         } else if (e.transportError || failsOver(e.lastStatusCode) || e.lastStatusCode === 0) {
           this.failover(e.callId, e.transportError ? `transport error (${e.lastStatusCode} ${e.lastStatusReason})` : `${e.lastStatusCode} ${e.lastStatusReason}`);
         } else {
@@ -524,7 +528,7 @@ export class EmergencyService {
           record.state = 'failed';
           attempt.result = `${e.lastStatusCode} ${e.lastStatusReason}`;
           this.log.error({ callRef: record.callRef, route: attempt.route, code: e.lastStatusCode, reason: e.lastStatusReason }, '*** EMERGENCY CALL REJECTED ***');
-          this.defer(() => this.progress(record, 'failed', { route: attempt.route, code: e.lastStatusCode, reason: e.lastStatusReason }));
+          this.later(() => this.progress(record, 'failed', { route: attempt.route, code: e.lastStatusCode, reason: e.lastStatusReason }));
         }
       }
     }
@@ -603,6 +607,23 @@ export class EmergencyService {
     }
   }
 
+  private later(fn: () => void): void {
+    this.deferred.push(fn);
+    if (this.deferred.length === 1) this.defer(() => this.runDeferred());
+  }
+
+  private runDeferred(): void {
+    const work = this.deferred;
+    this.deferred = [];
+    for (const fn of work) {
+      try {
+        fn();
+      } catch (err) {
+        this.log.error({ err }, 'deferred emergency work failed');
+      }
+    }
+  }
+
   private emergencyLive(): boolean {
     for (const c of this.calls.values()) if ((c.emergency || c.psapCallback) && isLive(c)) return true;
     return false;
@@ -613,7 +634,7 @@ export class EmergencyService {
     if (until <= this.suppressUntil) return;
     this.suppressUntil = until;
     // Persisted off the call path, so a restart inside the window keeps it.
-    this.defer(() => this.deps.suppression?.save(until));
+    this.later(() => this.deps.suppression?.save(until));
   }
 
   private fromEmergencyRoute(e: IncomingCallEvent): boolean {
