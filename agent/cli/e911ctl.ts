@@ -44,6 +44,31 @@ export const COMMANDS: Record<string, CommandSpec> = {
       ].join('\n');
     },
   },
+  pidf: {
+    help: 'the PIDF-LO the phone would send with a 911 call now',
+    request: () => ({ cmd: 'pidf', args: {} }),
+    text: (r) => {
+      const p = r as { pidf: string | null };
+      return p.pidf ?? 'no address on file: a 911 call goes to the fallback route without a location';
+    },
+  },
+  dial: {
+    help: 'enter digits as if typed on the keypad (911, 933, 9911, ...) or a service URN',
+    request: (args) => (args.length === 1 && args[0] ? { cmd: 'dial', args: { digits: args[0] } } : 'usage: e911ctl dial <digits|urn:service:sos>'),
+    text: (r) => {
+      const o = r as { kind: string; placed?: boolean; route?: string; target?: string; error?: string; reason?: string; collected?: string; addressMissing?: boolean };
+      if (o.kind === 'pending') return `digits so far: ${o.collected} (waiting for more)`;
+      if (o.kind === 'invalid') return `not dialed: ${o.reason}`;
+      if (!o.placed) return `${o.kind} call NOT placed: ${o.error ?? o.reason}`;
+      if (o.kind === 'ordinary') return `calling ${o.target}`;
+      return `${o.kind === 'test' ? 'test' : 'EMERGENCY'} call placed on the ${o.route} route to ${o.target}${o.addressMissing ? ' (no address on file: no location sent)' : ''}`;
+    },
+  },
+  hangup: {
+    help: 'end every call',
+    request: () => ({ cmd: 'hangup', args: {} }),
+    text: (r) => `ended ${(r as { ended: number }).ended} call(s)`,
+  },
 };
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv, out = process.stdout, err = process.stderr): Promise<number> {
