@@ -81,6 +81,11 @@ export interface Handset extends Display, Leds {
  * Implemented by agent/handset's screen manager; used by e.g. the location check.
  */
 export interface Alerts {
-  raise(alert: { id: string; lines: readonly string[]; led?: LedMode }): void;
+  /**
+   * Shows (or updates) an alert. onKey hears the function keys (ok, cancel, up, down,
+   * soft1..4) while the alert is on top; returning true consumes the key. Keypad
+   * digits always go to the dialer, never to an alert.
+   */
+  raise(alert: { id: string; lines: readonly string[]; led?: LedMode; onKey?: (key: FunctionKey) => boolean }): void;
   clear(id: string): void;
 }

@@ -16,6 +16,8 @@ export interface HostPaths {
     ip: string;
     lldpcli: string;
     lldpd: string;
+    /** Clock synchronisation status for diagnostics (`timedatectl show -p NTPSynchronized`); optional so literal HostPaths in tests stay valid. */
+    timedatectl?: string;
   };
   /**
    * Words put before every network command (ip, lldpd, lldpcli), e.g.
@@ -39,6 +41,7 @@ export function hostPaths(env: NodeJS.ProcessEnv = process.env): HostPaths {
       ip: env.E911_CMD_IP ?? 'ip',
       lldpcli: env.E911_CMD_LLDPCLI ?? 'lldpcli',
       lldpd: env.E911_CMD_LLDPD ?? 'lldpd',
+      timedatectl: env.E911_CMD_TIMEDATECTL ?? 'timedatectl',
     },
     commandPrefix: (env.E911_CMD_PREFIX ?? '').split(' ').filter(Boolean),
   };

@@ -47,4 +47,25 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'emergency-services notice, diagnostics runs',
+    sql: `
+      CREATE TABLE emergency_notice (
+        id               INTEGER PRIMARY KEY CHECK (id = 1),
+        address_hash     TEXT,
+        address_version  INTEGER,
+        shown_at         TEXT NOT NULL,
+        acknowledged_at  TEXT,
+        acknowledged_via TEXT
+      );
+      CREATE TABLE diagnostics_runs (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        id         TEXT NOT NULL UNIQUE,
+        started_at TEXT NOT NULL,
+        overall    TEXT NOT NULL,
+        report     TEXT NOT NULL
+      );
+    `,
+  },
 ];

@@ -9,6 +9,7 @@ import { StoreError } from '../errors.js';
 import { MIGRATIONS, type Migration } from './migrations.js';
 import type { AddressDocument } from '../../provisioning/protocol/address.js';
 import { PROTECTED_EVENT_TYPES, type EventPayload } from '../../provisioning/protocol/messages.js';
+import type { NoticeState } from '../handset/notice.js';
 
 export interface StoredAddress {
   doc: AddressDocument;
@@ -212,6 +213,53 @@ export class Store {
     if (this.getSetting(key) === value) return false;
     this.transaction(() => this.stmts.putSetting.run(key, value, this.now().toISOString()));
     return true;
+  }
+
+  // ---- emergency-services notice and diagnostics runs (migration 2) ----
+
+  noticeState(): NoticeState | null {
+    const row = this.db.prepare('SELECT * FROM emergency_notice WHERE id = 1').get() as
+      | { address_hash: string | null; address_version: number | null; shown_at: string; acknowledged_at: string | null; acknowledged_via: string | null }
+      | undefined;
+    return row
+      ? { addressHash: row.address_hash, addressVersion: row.address_version, shownAt: row.shown_at, acknowledgedAt: row.acknowledged_at, acknowledgedVia: row.acknowledged_via }
+      : null;
+  }
+
+  saveNoticeShown(s: NoticeState): void {
+    this.transaction(() => this.putNotice(s));
+  }
+
+  /** The acknowledgement and its event, in one transaction. */
+  saveNoticeAcknowledged(s: NoticeState, event: EventPayload): void {
+    this.transaction(() => {
+      this.putNotice(s);
+      this.insertEvent(event);
+    });
+  }
+
+  /** A diagnostics report and its event, in one transaction; the last 20 reports are kept. */
+  saveDiagnostics(r: { id: string; startedAt: string; overall: string }, event: EventPayload): void {
+    this.transaction(() => {
+      this.db.prepare('INSERT OR REPLACE INTO diagnostics_runs (id, started_at, overall, report) VALUES (?, ?, ?, ?)').run(r.id, r.startedAt, r.overall, JSON.stringify(r));
+      this.db.prepare('DELETE FROM diagnostics_runs WHERE seq <= (SELECT seq FROM diagnostics_runs ORDER BY seq DESC LIMIT 1 OFFSET 20)').run();
+      this.insertEvent(event);
+    });
+  }
+
+  lastDiagnostics(): unknown {
+    const row = this.db.prepare('SELECT report FROM diagnostics_runs ORDER BY seq DESC LIMIT 1').get() as { report: string } | undefined;
+    return row ? (JSON.parse(row.report) as unknown) : null;
+  }
+
+  private putNotice(s: NoticeState): void {
+    this.db
+      .prepare(`
+        INSERT INTO emergency_notice (id, address_hash, address_version, shown_at, acknowledged_at, acknowledged_via)
+        VALUES (1, ?, ?, ?, ?, ?)
+        ON CONFLICT (id) DO UPDATE SET address_hash = excluded.address_hash, address_version = excluded.address_version,
+          shown_at = excluded.shown_at, acknowledged_at = excluded.acknowledged_at, acknowledged_via = excluded.acknowledged_via`)
+      .run(s.addressHash, s.addressVersion, s.shownAt, s.acknowledgedAt, s.acknowledgedVia);
   }
 
   close(): void {

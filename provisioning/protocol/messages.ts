@@ -51,6 +51,8 @@ export const EVENT_TYPES = [
   /** What became of an emergency or test call after its emergency-call/test-call event (same callRef):
    * phase failover, answered, ended or failed. Notifications go out on emergency-call alone. */
   'emergency-call-progress',
+  /** The user acknowledged the emergency-services notice for an address: data is the notice state. */
+  'notice-acknowledged',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 /** Event types the outbox never evicts, whatever its bound. */

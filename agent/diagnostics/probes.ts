@@ -1,0 +1,91 @@
+// Default probes for diagnostics when no richer service is wired: the OS's own view
+// of the network, lldpcli for LLDP neighbours, timedatectl or timesyncd's flag file
+// for the clock. Commands and paths come from HostPaths.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { HostPaths } from '../../hal/host.js';
+import type { ClockSync, LldpSighting, NetInterface, NetworkProbe } from './types.js';
+
+export type Exec = (cmd: string, args: string[], timeoutMs: number) => Promise<{ code: number; stdout: string; stderr: string }>;
+
+export const execCommand: Exec = (cmd, args, timeoutMs) =>
+  new Promise((resolve) => {
+    execFile(cmd, args, { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;
+      resolve({ code, stdout, stderr: stderr || (err ? err.message : '') });
+    });
+  });
+
+/** Non-loopback interfaces from os.networkInterfaces() (about 0.1 ms; no processes). */
+export function osInterfaces(read: typeof os.networkInterfaces = os.networkInterfaces): NetInterface[] {
+  return Object.entries(read()).flatMap(([name, addrs]) => {
+    const list = (addrs ?? []).filter((a) => !a.internal);
+    if (list.length === 0) return [];
+    return [{
+      name,
+      // Node lists only interfaces that are up with an address.
+      up: true,
+      mac: list[0]!.mac && list[0]!.mac !== '00:00:00:00:00:00' ? list[0]!.mac : null,
+      addresses: list.map((a) => ({ family: a.family, address: a.address, prefix: Number(a.cidr?.split('/')[1] ?? 0) })),
+    }];
+  });
+}
+
+type J = Record<string, unknown>;
+const arr = (v: unknown): J[] => (Array.isArray(v) ? (v as J[]) : []);
+
+/** `lldpcli -f json0 show neighbors details`: who is on the other end of each port. */
+export function lldpFromJson(text: string): LldpSighting {
+  let doc: J;
+  try {
+    doc = JSON.parse(text) as J;
+  } catch {
+    return { seen: null, detail: 'lldpcli printed something that is not JSON' };
+  }
+  const ifaces = arr(doc.lldp).flatMap((e) => arr(e.interface));
+  if (ifaces.length === 0) return { seen: false, detail: 'no LLDP neighbour on any port' };
+  const parts = ifaces.map((i) => {
+    const chassis = arr(i.chassis)[0];
+    const sys = arr(chassis?.name)[0]?.value;
+    const port = arr(arr(i.port)[0]?.id)[0]?.value;
+    return `${String(i.name)}: ${typeof sys === 'string' ? sys : 'switch'}${typeof port === 'string' ? ` port ${port}` : ''}`;
+  });
+  const location = ifaces.some((i) => arr(arr(i['lldp-med'])[0]?.location).length > 0);
+  return { seen: true, detail: `${parts.join('; ')}${location ? ' (LLDP-MED location received)' : ''}`, location };
+}
+
+export class HostNetworkProbe implements NetworkProbe {
+  constructor(
+    private readonly host: HostPaths,
+    private readonly exec: Exec = execCommand,
+  ) {}
+
+  interfaces(): NetInterface[] {
+    return osInterfaces();
+  }
+
+  async lldp(): Promise<LldpSighting> {
+    const [cmd, ...pre] = [...this.host.commandPrefix, this.host.commands.lldpcli];
+    const r = await this.exec(cmd!, [...pre, '-f', 'json0', 'show', 'neighbors', 'details'], 3000);
+    if (r.code !== 0) return { seen: null, detail: `lldpcli failed (is lldpd running?): ${r.stderr.trim().split('\n')[0] ?? ''}` };
+    return lldpFromJson(r.stdout);
+  }
+}
+
+/** systemd's view first; timesyncd's flag file when there is no systemd bus. */
+export async function clockSync(host: HostPaths, exec: Exec = execCommand): Promise<ClockSync> {
+  const r = await exec(host.commands.timedatectl ?? 'timedatectl', ['show', '-p', 'NTPSynchronized', '--value'], 3000);
+  const v = r.stdout.trim();
+  if (r.code === 0 && (v === 'yes' || v === 'no')) {
+    return { synchronized: v === 'yes', source: 'timedatectl', detail: `NTPSynchronized=${v}` };
+  }
+  const flag = path.join(host.run, 'systemd', 'timesync', 'synchronized');
+  if (existsSync(flag)) return { synchronized: true, source: 'timesyncd', detail: `${flag} present` };
+  return {
+    synchronized: null,
+    source: 'none',
+    detail: `timedatectl unavailable (${(r.stderr || v).trim().split('\n')[0] || `exit ${r.code}`}) and no ${flag}`,
+  };
+}
