@@ -2,8 +2,11 @@
 // (emergency) calls. Backends: ./pjsip (real, pjsua-lib) and ./memory (fake
 // for unit tests of logic elsewhere).
 //
-// Ids are small integers owned by the backend. Events arrive asynchronously
-// (never inside the call that caused them) and in the order they happened.
+// Ids are small integers owned by the backend; a call id is reused once its
+// call has ended (DISCONNECTED), so correlate old events by sipCallId. Events
+// arrive asynchronously (never inside the call that caused them) and in the
+// order the stack reported them: note that a 2xx's inviteResponse comes just
+// after the CONFIRMED callState it causes.
 // Every event carries `at`: milliseconds on the monotonic clock of
 // process.hrtime(), taken when the stack saw it, so latencies can be measured
 // without counting the hop to the JS thread:
@@ -59,6 +62,13 @@ export interface VoiceStartOptions {
    * back, so this bounds how long a call to it can hang.
    */
   transactionTimeoutMs?: number;
+  /**
+   * Send requests over 1300 bytes by TCP instead of UDP (RFC 3261 18.1.1;
+   * default false). An emergency INVITE with its PIDF-LO is always that big,
+   * and a UDP-only peer then costs a failed TCP connect before the UDP
+   * fallback. Name ;transport=tcp in the target or proxy to use TCP.
+   */
+  largeRequestsOverTcp?: boolean;
   /** Backend log verbosity, 0..6 (pjsip levels; default 3). */
   logLevel?: number;
   /** Log every SIP message (debugging only). */

@@ -20,6 +20,7 @@ const FIXTURES = path.resolve(import.meta.dirname, '..', 'fixtures');
 const PSAP = path.join(FIXTURES, 'sipp', 'uas-require-location.xml');
 const CALLEE = path.join(FIXTURES, 'sipp', 'uas-hold-dtmf.xml');
 const CALLER = path.join(FIXTURES, 'sipp', 'uac-call.xml');
+const ANSWER = path.join(FIXTURES, 'sipp', 'uas-answer.xml');
 const REGISTRAR = path.join(FIXTURES, 'kamailio', 'registrar.cfg');
 
 const availability = pjsipAvailability();
@@ -114,6 +115,9 @@ describe.skipIf(!availability.available)('PJSIP VoiceStack against real SIPp and
       // SIP and RTP bound to the configured address; no real-time-text m-line.
       expect(invite).toMatch(/c=IN IP4 127\.0\.0\.1/);
       expect(invite).not.toMatch(/m=text/);
+      // Over 1300 bytes, yet sent by UDP as addressed (no TCP attempt first).
+      expect(invite.length).toBeGreaterThan(1300);
+      expect(psap.messages()).toMatch(/UDP message received \[\d+\] bytes :\s+INVITE sip:psap/);
     } finally {
       await psap.close();
     }
@@ -317,23 +321,69 @@ describe.skipIf(!availability.available)('PJSIP VoiceStack against real SIPp and
         await kam.close();
       }
     });
+
+    it('routes urn:service:sos through Kamailio (record-routed) to the PSAP', async () => {
+      const psap = await startSipp({ scenario: PSAP });
+      const kam = await startKamailio({ cfg: REGISTRAR, defines: { PSAP_URI: `"sip:127.0.0.1:${psap.port}"` } });
+      const account = voice.addAccount({
+        uri: 'sip:+15550100@127.0.0.1',
+        proxies: [`sip:127.0.0.1:${kam.port};lr`],
+        register: false,
+      });
+      try {
+        const t0 = nowMs();
+        const callId = voice.makeCall('urn:service:sos', { ...location, account });
+        const confirmed = await rec.waitFor('callState', (e) => e.callId === callId && e.state === 'CONFIRMED');
+        console.log(`through Kamailio: CONFIRMED ${(confirmed.at - t0).toFixed(2)} ms after the call`);
+        voice.hangup(callId);
+        await rec.waitFor('callState', (e) => e.callId === callId && e.state === 'DISCONNECTED');
+        // ACK and BYE went through the proxy (Record-Route) with the To tag.
+        expect(await psap.exited).toEqual({ code: 0, signal: null });
+        expect(psap.messages()).toMatch(/Record-Route: <sip:127\.0\.0\.1[:;][^>]*lr/);
+        expect(psap.messages()).toMatch(new RegExp(`\\nBYE sip:psap@\\S+ SIP/2\\.0\\r?\\nVia: SIP/2\\.0/UDP 127\\.0\\.0\\.1:${kam.port};`));
+      } finally {
+        voice.removeAccount(account);
+        await kam.close();
+        await psap.close();
+      }
+    });
   });
 });
 
 describe.skipIf(!availability.available)('PJSIP VoiceStack lifecycle', () => {
-  it('starts and stops twice in one process, and refuses calls while stopped', async () => {
+  it('starts and stops twice in one process, places a call each time, refuses calls while stopped', async () => {
     const voice = createPjsipVoiceStack();
+    const rec = recordVoice(voice);
     for (let round = 0; round < 2; round++) {
       const r = await voice.start(startOptions({ transports: [{ kind: 'udp', port: 0, boundAddress: '127.0.0.1' }] }));
       expect(voice.running).toBe(true);
       expect(r.localAccounts.udp).toBeTypeOf('number');
       await expect(voice.start(startOptions())).rejects.toThrow(/already started/);
+
+      const callee = await startSipp({ scenario: ANSWER });
+      try {
+        rec.clear();
+        const t0 = nowMs();
+        const callId = voice.makeCall(`sip:callee@127.0.0.1:${callee.port}`);
+        const trying = await rec.waitFor('inviteResponse', (e) => e.callId === callId && e.code === 100);
+        const ok = await rec.waitFor('callState', (e) => e.callId === callId && e.state === 'CONFIRMED');
+        console.log(
+          `round ${round}: 100 Trying after ${(trying.at - t0).toFixed(2)} ms, CONFIRMED after ${(ok.at - t0).toFixed(2)} ms`,
+        );
+        voice.hangup(callId);
+        await rec.waitFor('callState', (e) => e.callId === callId && e.state === 'DISCONNECTED');
+        expect(await callee.exited).toEqual({ code: 0, signal: null });
+      } finally {
+        await callee.close();
+      }
+
       const t0 = nowMs();
       await voice.stop();
       console.log(`stop (with unregistration wait) took ${(nowMs() - t0).toFixed(0)} ms`);
       expect(voice.running).toBe(false);
       expect(() => voice.makeCall('sip:x@127.0.0.1')).toThrow(/not running/);
     }
+    rec.dispose();
   });
 
   it('auto-answers incoming calls when asked to, over TCP too', async () => {

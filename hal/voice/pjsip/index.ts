@@ -145,6 +145,7 @@ export class PjsipVoiceStack implements VoiceStack {
       userAgent: options.userAgent,
       maxCalls: options.maxCalls,
       transactionTimeoutMs: options.transactionTimeoutMs,
+      largeRequestsOverTcp: options.largeRequestsOverTcp ?? false,
       logLevel: options.logLevel ?? 2,
       logSipMessages: options.logSipMessages ?? false,
     };

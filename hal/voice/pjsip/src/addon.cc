@@ -247,6 +247,11 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
     // Timer B/F/D: how long a transaction waits for a final response (UDP
     // to a dead peer gets no ICMP back). Set every start: it is process-wide.
     pjsip_tsx_set_timers(0, 0, 0, static_cast<unsigned>(get_num(opts, "transactionTimeoutMs", PJSIP_TD_TIMEOUT)));
+    // RFC 3261 18.1.1 moves requests over 1300 bytes from UDP to TCP, and
+    // an INVITE with a PIDF-LO always is: to a UDP-only peer that costs a
+    // TCP attempt first (a refused or, worse, a silently dropped connect)
+    // before pjsip falls back to UDP. Off unless asked for.
+    pjsip_cfg()->endpt.disable_tcp_switch = !get_bool(opts, "largeRequestsOverTcp", false);
 
     // RTP binds to the configured address too: without it the SDP
     // advertises the machine's first interface.
