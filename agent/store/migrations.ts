@@ -68,4 +68,16 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'location observations',
+    sql: `
+      CREATE TABLE location_observation (
+        source      TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        data        TEXT NOT NULL,
+        observed_at TEXT NOT NULL
+      );
+    `,
+  },
 ];

@@ -252,6 +252,28 @@ export class Store {
     return row ? (JSON.parse(row.report) as unknown) : null;
   }
 
+  // ---- location observations (migration 3): one row per kind, written only on change ----
+
+  getObservation(source: string): { fingerprint: string; data: string; observedAt: string } | undefined {
+    return this.db.prepare('SELECT fingerprint, data, observed_at AS observedAt FROM location_observation WHERE source = ?').get(source) as
+      | { fingerprint: string; data: string; observedAt: string }
+      | undefined;
+  }
+
+  /** Upserts the row and queues the event in one transaction, only when the fingerprint differs. */
+  recordObservation(source: string, fingerprint: string, data: unknown, event?: EventPayload): boolean {
+    if (this.getObservation(source)?.fingerprint === fingerprint) return false;
+    this.transaction(() => {
+      this.db
+        .prepare(`
+          INSERT INTO location_observation (source, fingerprint, data, observed_at) VALUES (?, ?, ?, ?)
+          ON CONFLICT (source) DO UPDATE SET fingerprint = excluded.fingerprint, data = excluded.data, observed_at = excluded.observed_at`)
+        .run(source, fingerprint, JSON.stringify(data), this.now().toISOString());
+      if (event) this.insertEvent(event);
+    });
+    return true;
+  }
+
   private putNotice(s: NoticeState): void {
     this.db
       .prepare(`

@@ -1,0 +1,502 @@
+// LocationService: gathers every location source (the provisioned address, the
+// user's pick, LLDP-MED, DHCP options, HELD), ranks them (ranking.ts), compares
+// the network with the assigned location (recommend.ts) on a schedule and on
+// every network change, and reports: the retained `location` report and a
+// location-changed event only when something changed, persisted only then.
+//
+// best() is what the emergency path calls: synchronous, no I/O, a few
+// microseconds (the ranking is kept current as inputs change).
+import type { Logger } from '../log.js';
+import type { Alerts } from '../../hal/handset.js';
+import type { NetworkMonitor, NetworkSnapshot } from '../../hal/net/types.js';
+import { snapshotAddresses } from '../../hal/net/types.js';
+import type { LldpNeighbor } from '../../hal/net/lldp-json.js';
+import type { EventPayload, EventType, LocationPayload } from '../../provisioning/protocol/messages.js';
+import type { LocationsDocument, RecommendedLocation } from '../../provisioning/protocol/locations.js';
+import type { StoredAddress } from '../store/store.js';
+import { formatAddressLines } from '../../provisioning/protocol/address.js';
+import { civicFromLldpd } from './catypes.js';
+import type { DhcpLocation } from './dhcp.js';
+import type { HeldAnswer } from './held-poller.js';
+import { assess, type Assessment, type NetworkFacts } from './recommend.js';
+import { rank, type Location, type LocationSource, type RankedLocation } from './ranking.js';
+
+export const MISMATCH_ALERT_ID = 'location-mismatch';
+
+/** What the service needs from the store: one row per kind, written only when its fingerprint changes. */
+export interface LocationStore {
+  getObservation(source: string): { fingerprint: string; data: string } | undefined;
+  /** Upserts the row and queues the event in one transaction, only if the fingerprint differs. */
+  recordObservation(source: string, fingerprint: string, data: unknown, event?: EventPayload): boolean;
+}
+
+export interface EventSource<T> {
+  on(event: 'update', fn: (v: T) => void): unknown;
+  off(event: 'update', fn: (v: T) => void): unknown;
+}
+
+export interface LldpSource {
+  neighbors(): LldpNeighbor[];
+  on(event: 'neighbors', fn: (n: LldpNeighbor[]) => void): unknown;
+  off(event: 'neighbors', fn: (n: LldpNeighbor[]) => void): unknown;
+}
+
+export interface LocationServiceDeps {
+  log: Logger;
+  store: LocationStore;
+  network: NetworkMonitor;
+  lldp: LldpSource | null;
+  dhcp: (EventSource<DhcpLocation[]> & { locations(): DhcpLocation[] }) | null;
+  held: (EventSource<HeldAnswer | null> & { current(): HeldAnswer | null; refresh(): void }) | null;
+  address: () => StoredAddress | null;
+  locations: () => LocationsDocument | null;
+  alerts: Alerts;
+  newEvent: (type: EventType, data: Record<string, unknown>) => EventPayload;
+  /** Tells the outbox drainer an event was queued. */
+  wake: () => void;
+  publishReport: (p: LocationPayload) => void;
+  /** 10 minutes after start, then every 5 minutes (config network.recommendations). */
+  firstCheckMs: number;
+  checkEveryMs: number;
+  now?: () => number;
+}
+
+/** The user's pick, bound to the network attachment it was made on. */
+interface Choice {
+  attachment: string;
+  locationId: string;
+  locationCode: string;
+  name: string;
+  civic: Record<string, string>;
+  confirmed: boolean;
+  at: number;
+}
+
+export interface LocationChoiceView {
+  id: string;
+  code: string;
+  name: string;
+  lines: string[];
+  matches: boolean;
+  assigned: boolean;
+}
+
+export interface LocationListView {
+  status: Assessment['status'] | 'pending' | 'selected';
+  reason: string;
+  assigned: { id: string; code: string; name: string } | null;
+  best: ReturnType<typeof summary> | null;
+  choices: LocationChoiceView[];
+  selected: { locationId: string; confirmed: boolean; at: string } | null;
+  lastCheckAt: string | null;
+}
+
+function summary(l: RankedLocation) {
+  return {
+    source: l.source,
+    method: l.method,
+    kind: l.kind,
+    ...(l.civic ? { civic: l.civic } : {}),
+    ...(l.geo ? { geo: l.geo } : {}),
+    dispatchable: l.dispatchable,
+    origin: l.origin,
+    ...(l.locationCode ? { locationCode: l.locationCode } : {}),
+  };
+}
+
+export class LocationService {
+  private readonly now: () => number;
+  private ranked: RankedLocation[] = [];
+  private elinValue: string | null = null;
+  private assessment: Assessment | null = null;
+  private lastCheckAt: number | null = null;
+  private choice: Choice | null;
+  private mismatchKey: string | null = null;
+  private alertRaised = false;
+  private firstTimer: NodeJS.Timeout | null = null;
+  private everyTimer: NodeJS.Timeout | null = null;
+  private started = false;
+  /** Values per source with the time each was first seen in its current form. */
+  private readonly seen = new Map<string, { text: string; at: number }>();
+  private readonly unsubscribe: (() => void)[] = [];
+  private lastReport: { fingerprint: string; ts: number } | null = null;
+  /** For status and benchmarks. */
+  readonly counters = { recomputes: 0, reports: 0, checks: 0, mismatches: 0 };
+
+  constructor(private readonly deps: LocationServiceDeps) {
+    this.now = deps.now ?? Date.now;
+    const raw = deps.store.getObservation('choice')?.data;
+    this.choice = raw ? (JSON.parse(raw) as Choice | null) : null;
+  }
+
+  // ---- the emergency path's API: synchronous, no I/O ----
+
+  /** The best location now, with its source, method and age; null when the phone knows none. */
+  best(): RankedLocation | null {
+    const b = this.ranked[0];
+    return b ? { ...b, ageMs: Math.max(0, this.now() - b.observedAt) } : null;
+  }
+
+  /** Every candidate in rank order. */
+  all(): RankedLocation[] {
+    const now = this.now();
+    return this.ranked.map((l) => ({ ...l, ageMs: Math.max(0, now - l.observedAt) }));
+  }
+
+  /** An ELIN from the switch (LLDP-MED), for a PSAP that looks locations up by number. */
+  elin(): string | null {
+    return this.elinValue;
+  }
+
+  // ---- lifecycle ----
+
+  start(): void {
+    const { network, lldp, dhcp, held } = this.deps;
+    const onNet = (c: { reasons: string[] }) => this.onNetworkChange(c.reasons.includes('start') ? 'start' : 'network');
+    network.on('change', onNet);
+    this.unsubscribe.push(() => network.off('change', onNet));
+    if (lldp) {
+      const onLldp = () => this.onNetworkChange('lldp');
+      lldp.on('neighbors', onLldp);
+      this.unsubscribe.push(() => lldp.off('neighbors', onLldp));
+    }
+    if (dhcp) {
+      const onDhcp = () => this.recompute('dhcp');
+      dhcp.on('update', onDhcp);
+      this.unsubscribe.push(() => dhcp.off('update', onDhcp));
+    }
+    if (held) {
+      const onHeld = () => this.recompute('held');
+      held.on('update', onHeld);
+      this.unsubscribe.push(() => held.off('update', onHeld));
+    }
+    this.started = true;
+    this.firstTimer = setTimeout(() => {
+      this.firstTimer = null;
+      this.check('timer');
+      this.everyTimer = setInterval(() => this.check('timer'), this.deps.checkEveryMs);
+    }, this.deps.firstCheckMs);
+    this.recompute('start');
+  }
+
+  stop(): void {
+    this.started = false;
+    for (const u of this.unsubscribe.splice(0)) u();
+    if (this.firstTimer) clearTimeout(this.firstTimer);
+    if (this.everyTimer) clearInterval(this.everyTimer);
+    this.firstTimer = this.everyTimer = null;
+  }
+
+  /** The provisioned address changed (an address push was applied). */
+  addressChanged(): void {
+    this.recompute('address');
+    if (this.lastCheckAt !== null) this.check('address');
+  }
+
+  /** A new locations push was applied. */
+  locationsChanged(): void {
+    if (this.lastCheckAt !== null) this.check('locations');
+    else this.recompute('locations');
+  }
+
+  // ---- the user ----
+
+  list(): LocationListView {
+    const a = this.assessment;
+    const doc = this.deps.locations();
+    const b = this.best();
+    const matchIds = new Set(a?.matches.map((m) => m.id) ?? []);
+    const offer = a && a.choices.length > 0 ? a.choices : (doc?.locations ?? []);
+    const current = this.currentChoice();
+    return {
+      status: current && !current.confirmed ? 'selected' : a ? a.status : 'pending',
+      reason: a?.reason ?? 'the first check runs 10 minutes after start or at the first network change',
+      assigned: a?.assigned ? { id: a.assigned.id, code: a.assigned.code, name: a.assigned.name } : null,
+      best: b ? summary(b) : null,
+      choices: offer.map((l) => this.choiceView(l, matchIds, a?.assigned?.id ?? null)),
+      selected: current ? { locationId: current.locationId, confirmed: current.confirmed, at: new Date(current.at).toISOString() } : null,
+      lastCheckAt: this.lastCheckAt === null ? null : new Date(this.lastCheckAt).toISOString(),
+    };
+  }
+
+  /**
+   * The user picks a location ('current' confirms the assigned one). The choice is
+   * reported as a location-selected event; the server makes it the user's address.
+   */
+  select(idOrCurrent: string): { locationId: string; confirmed: boolean } {
+    const doc = this.deps.locations();
+    if (!doc) throw Object.assign(new Error('no locations have been pushed to this phone'), { code: 'no-locations' });
+    const a = this.assessment ?? this.assessNow();
+    const confirmed = idOrCurrent === 'current';
+    const loc = confirmed ? a.assigned : doc.locations.find((l) => l.id === idOrCurrent || l.code === idOrCurrent);
+    if (!loc) {
+      throw Object.assign(new Error(confirmed ? 'no location is assigned to confirm' : `unknown location ${idOrCurrent}`), { code: 'unknown-location' });
+    }
+    const choice: Choice = {
+      attachment: this.attachmentKey(),
+      locationId: loc.id,
+      locationCode: loc.code,
+      name: loc.name,
+      civic: loc.civic as Record<string, string>,
+      confirmed,
+      at: this.now(),
+    };
+    this.choice = choice;
+    this.deps.store.recordObservation(
+      'choice',
+      `${choice.attachment}|${choice.locationId}|${confirmed}|${choice.at}`,
+      choice,
+      this.deps.newEvent('location-selected', {
+        locationId: loc.id,
+        locationCode: loc.code,
+        confirmed,
+        network: this.facts(),
+        previousLocationId: a.assigned?.id ?? null,
+      }),
+    );
+    this.deps.wake();
+    this.deps.log.info({ locationId: loc.id, confirmed }, 'location chosen by the user');
+    this.clearAlert();
+    if (this.mismatchKey !== null) this.deps.store.recordObservation('mismatch', 'none', null);
+    this.mismatchKey = null;
+    this.recompute('choice');
+    return { locationId: loc.id, confirmed };
+  }
+
+  // ---- internals ----
+
+  private onNetworkChange(kind: 'start' | 'network' | 'lldp'): void {
+    this.deps.held?.refresh();
+    // The comparison runs at once on every network change (not for the first
+    // snapshot); it re-ranks too, so one change makes one report.
+    if (kind !== 'start' && this.started) this.check('network');
+    else this.recompute(kind);
+  }
+
+  private facts(): NetworkFacts {
+    const snap = this.deps.network.current();
+    return {
+      addresses: snap ? snapshotAddresses(snap).map((a) => a.address) : [],
+      switches: (this.deps.lldp?.neighbors() ?? []).map((n) => ({ chassisId: n.chassisId, portId: n.portId })),
+    };
+  }
+
+  /** Where the phone is attached: gateways, switch ports, IPv4 networks. A user's pick holds while this holds. */
+  private attachmentKey(): string {
+    const snap = this.deps.network.current();
+    return JSON.stringify({
+      gw4: snap?.gateway4 ? `${snap.gateway4.address}/${snap.gateway4.mac ?? ''}` : null,
+      gw6: snap?.gateway6?.address ?? null,
+      sw: (this.deps.lldp?.neighbors() ?? []).map((n) => `${n.chassisId}/${n.portId}`).sort(),
+      v4: snap ? snapshotAddresses(snap).filter((a) => a.family === 'IPv4').map((a) => `${a.address}/${a.prefix}`).sort() : [],
+    });
+  }
+
+  private currentChoice(): Choice | null {
+    return this.choice && this.choice.attachment === this.attachmentKey() ? this.choice : null;
+  }
+
+  private assessNow(): Assessment {
+    return assess(this.deps.locations(), this.facts(), this.deps.address()?.doc.locationCode ?? null);
+  }
+
+  /** The comparison with the assigned location; raises or clears the alert. */
+  private check(trigger: string): void {
+    this.counters.checks++;
+    this.lastCheckAt = this.now();
+    let a = this.assessNow();
+    const choice = this.currentChoice();
+    if (choice && a.status === 'mismatch') {
+      // The user has answered for this attachment: confirmed the assigned location,
+      // or picked one the server has not pushed back yet. Do not ask again.
+      if (choice.confirmed ? choice.locationId === a.assigned?.id : choice.locationId !== a.assigned?.id) {
+        a = { ...a, status: 'confirmed', reason: choice.confirmed ? 'the user confirmed the assigned location here' : 'the user picked a location here' };
+      }
+    }
+    if (choice && !choice.confirmed && a.assigned?.id === choice.locationId) {
+      // The server made the pick the assigned location: the provisioned address now says it.
+      this.choice = null;
+      this.deps.store.recordObservation('choice', 'none', null);
+    }
+    this.assessment = a;
+    if (a.status === 'mismatch') this.onMismatch(a, trigger);
+    else {
+      // Written once when a mismatch ends, so the same mismatch coming back is reported again.
+      if (this.mismatchKey !== null) this.deps.store.recordObservation('mismatch', 'none', null);
+      this.mismatchKey = null;
+      this.clearAlert();
+    }
+    this.recompute(`check:${trigger}`);
+  }
+
+  private onMismatch(a: Assessment, trigger: string): void {
+    const key = JSON.stringify([this.attachmentKey(), a.assigned?.id ?? null, a.matches.map((m) => m.id)]);
+    this.deps.alerts.raise({
+      id: MISMATCH_ALERT_ID,
+      lines: ['Check your location', `Set: ${a.assigned?.name ?? 'none'}`, `${a.choices.length} to choose: Location menu`],
+      led: 'blink-slow',
+    });
+    this.alertRaised = true;
+    if (key === this.mismatchKey) return; // the same mismatch is reported once
+    this.mismatchKey = key;
+    this.counters.mismatches++;
+    this.deps.store.recordObservation(
+      'mismatch',
+      key,
+      { at: this.now() },
+      this.deps.newEvent('location-mismatch', {
+        trigger,
+        reason: a.reason,
+        assignedLocationId: a.assigned?.id ?? null,
+        matchingLocationIds: a.matches.map((m) => m.id),
+        network: this.facts(),
+      }),
+    );
+    this.deps.wake();
+    this.deps.log.warn({ assigned: a.assigned?.id ?? null, matches: a.matches.map((m) => m.id), reason: a.reason }, 'location mismatch');
+  }
+
+  private clearAlert(): void {
+    if (!this.alertRaised) return;
+    this.alertRaised = false;
+    this.deps.alerts.clear(MISMATCH_ALERT_ID);
+  }
+
+  private choiceView(l: RecommendedLocation, matchIds: Set<string>, assignedId: string | null): LocationChoiceView {
+    return { id: l.id, code: l.code, name: l.name, lines: formatAddressLines(l.civic), matches: matchIds.has(l.id), assigned: l.id === assignedId };
+  }
+
+  /** Keeps a stable observedAt per value: the time it was first seen in this form. */
+  private observed(key: string, value: unknown): number {
+    const text = JSON.stringify(value);
+    const prev = this.seen.get(key);
+    if (prev && prev.text === text) return prev.at;
+    const at = this.now();
+    this.seen.set(key, { text, at });
+    return at;
+  }
+
+  private gather(): Location[] {
+    const out: Location[] = [];
+    const choice = this.currentChoice();
+    if (choice && !choice.confirmed) {
+      out.push({
+        source: 'user',
+        method: 'Manual',
+        civic: choice.civic,
+        geo: null,
+        observedAt: choice.at,
+        origin: { locationId: choice.locationId },
+        locationId: choice.locationId,
+        locationCode: choice.locationCode,
+      });
+    }
+    const addr = this.deps.address();
+    if (addr) {
+      out.push({
+        source: 'provisioned',
+        method: 'Manual',
+        civic: addr.doc.civic,
+        geo: null,
+        observedAt: Date.parse(addr.appliedAt) || this.now(),
+        origin: { version: String(addr.version) },
+        ...(addr.doc.locationCode ? { locationCode: addr.doc.locationCode } : {}),
+      });
+    }
+    this.elinValue = null;
+    for (const n of this.deps.lldp?.neighbors() ?? []) {
+      if (!n.med) continue;
+      const civic = n.med.civic ? civicFromLldpd(n.med.civic).civic : null;
+      const c = n.med.coordinates;
+      const geo = c ? { latitude: c.latitude, longitude: c.longitude, altitude: c.altitudeUnit === 'm' ? c.altitude : null, radius: null, datum: c.datum ?? 'WGS84' } : null;
+      if (n.med.elin && !this.elinValue) this.elinValue = n.med.elin;
+      if (!civic && !geo) continue;
+      const origin = { iface: n.iface, chassisId: n.chassisId, portId: n.portId };
+      out.push({ source: 'lldp-med', method: 'LLDP-MED', civic, geo, observedAt: this.observed(`lldp:${n.iface}#${n.rid}`, [origin, civic, geo]), origin });
+    }
+    for (const d of this.deps.dhcp?.locations() ?? []) {
+      const g = d.geo;
+      const geo = g ? { latitude: g.latitude, longitude: g.longitude, altitude: g.altitudeType === 'm' ? g.altitude : null, radius: null, datum: g.datum } : null;
+      const civic = d.civic?.civic ?? null;
+      out.push({
+        source: 'dhcp',
+        method: 'DHCP',
+        civic,
+        geo,
+        observedAt: this.observed(`dhcp:${d.iface}`, [civic, geo]),
+        origin: { iface: d.iface },
+        ...(d.civic ? { what: d.civic.what } : {}),
+      });
+    }
+    const h = this.deps.held?.current();
+    if (h) {
+      const geo = h.geo ? { ...h.geo, datum: 'WGS84' } : null;
+      out.push({ source: 'held', method: h.method ?? 'Wiremap', civic: h.civic, geo, observedAt: this.observed('held', [h.civic, h.geo]), origin: { url: h.url } });
+    }
+    return out;
+  }
+
+  /** Re-ranks and reports if anything a report carries changed. No timers, no network: a few reads of memory. */
+  private recompute(reason: string): void {
+    this.counters.recomputes++;
+    const previous = this.ranked[0] ?? null;
+    this.ranked = rank(this.gather(), this.now(), this.assessment?.status === 'mismatch');
+    this.report(reason, previous);
+  }
+
+  private report(reason: string, previous: RankedLocation | null): void {
+    const snap = this.deps.network.current();
+    const best = this.ranked[0] ?? null;
+    const data = {
+      best: best ? summary(best) : null,
+      candidates: this.ranked.map(summary),
+      elin: this.elinValue,
+      network: snap ? networkReport(snap) : null,
+      lldp: (this.deps.lldp?.neighbors() ?? []).map(lldpReport),
+      recommendation: this.assessment
+        ? { status: this.assessment.status, assignedLocationId: this.assessment.assigned?.id ?? null, matchingLocationIds: this.assessment.matches.map((m) => m.id) }
+        : null,
+    };
+    const fingerprint = JSON.stringify(data);
+    if (this.lastReport?.fingerprint === fingerprint) return; // nothing changed: no write, no publish
+    // After a restart the same report is not news: the row says the server already had it.
+    if (this.deps.store.getObservation('report')?.fingerprint !== fingerprint) {
+      const event = this.deps.newEvent('location-changed', {
+        reason,
+        best: data.best,
+        previousBest: previous ? { source: previous.source, kind: previous.kind } : null,
+        network: snap ? { addresses: snapshotAddresses(snap).map((a) => `${a.address}/${a.prefix}`), gateway4: snap.gateway4, gateway6: snap.gateway6 } : null,
+        switch: data.lldp[0] ? { chassisId: data.lldp[0].chassisId, portId: data.lldp[0].portId } : null,
+      });
+      this.deps.store.recordObservation('report', fingerprint, data, event);
+      this.deps.wake();
+      this.counters.reports++;
+    }
+    this.lastReport = { fingerprint, ts: this.now() };
+    this.deps.publishReport({ v: 1, ts: new Date(this.lastReport.ts).toISOString(), source: best?.source ?? 'none', data });
+  }
+}
+
+function networkReport(s: NetworkSnapshot) {
+  return {
+    interfaces: s.interfaces.map((i) => ({ name: i.name, mac: i.mac, up: i.up, addresses: i.addresses.map((a) => `${a.address}/${a.prefix}`) })),
+    gateway4: s.gateway4,
+    gateway6: s.gateway6,
+    dns: s.dns,
+  };
+}
+
+function lldpReport(n: LldpNeighbor) {
+  const voice = n.med?.policies.find((p) => p.app === 'Voice');
+  return {
+    iface: n.iface,
+    chassisId: n.chassisId,
+    portId: n.portId,
+    portDescr: n.portDescr,
+    sysName: n.sysName,
+    ...(n.med?.elin ? { elin: n.med.elin } : {}),
+    ...(voice ? { voiceVlan: { vlan: voice.vlan, pcp: voice.pcp, dscp: voice.dscp } } : {}),
+  };
+}
+
+export type { LocationSource };
