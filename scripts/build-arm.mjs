@@ -348,8 +348,10 @@ async function executable(name, t, rt, bundleFile, dist) {
   const work = path.join(OUT, name, 'work');
   const blob = path.join(work, 'sea.blob');
   const config = path.join(work, 'sea-config.json');
-  // No code cache: it saves little here (see docs/arm.md) and is not byte-for-byte reproducible.
-  writeFileSync(config, JSON.stringify({ main: bundleFile, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false }));
+  // The blob records the main script's path as given: a relative one keeps the build
+  // byte-for-byte the same wherever it runs.
+  copyFileSync(bundleFile, path.join(work, 'e911-agent.cjs'));
+  writeFileSync(config, JSON.stringify({ main: 'e911-agent.cjs', output: 'sea.blob', disableExperimentalSEAWarning: true, useCodeCache: false }));
   say(name, `SEA blob by node ${rt.version} under ${t.qemu}`);
   await run(t.qemu, ['-L', t.sysroot, rt.node, '--experimental-sea-config', config], { cwd: work });
   const exe = path.join(dist, 'e911-agent');
