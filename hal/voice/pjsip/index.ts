@@ -118,8 +118,10 @@ export class PjsipVoiceStack implements VoiceStack {
     private readonly native: NativeVoice,
     logger?: VoiceLogger,
   ) {
-    this.log = logger?.child({ ns: 'voice' });
-    this.pjlog = logger?.child({ ns: 'pjsip' });
+    // Log on the logger given (the composition root names it); pjsip's own
+    // lines are marked so they can be filtered.
+    this.log = logger;
+    this.pjlog = logger?.child({ src: 'pjsip' });
     this.hub = new VoiceEventHub(this.log);
   }
 
