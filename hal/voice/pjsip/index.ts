@@ -64,11 +64,11 @@ export interface PjsipOptions {
 /** Where the built addon is looked for, relative to this module (source tree or dist/). */
 export function defaultAddonPaths(): string[] {
   const here = path.dirname(fileURLToPath(import.meta.url));
-  return [
-    path.join(here, 'build', 'Release', ADDON_FILE),
-    // Compiled to dist/hal/voice/pjsip/: the addon stays in the source tree.
-    path.resolve(here, '..', '..', '..', '..', 'hal', 'voice', 'pjsip', 'build', 'Release', ADDON_FILE),
-  ];
+  const paths = [path.join(here, 'build', 'Release', ADDON_FILE)];
+  // Compiled to <root>/dist/hal/voice/pjsip/: the addon stays in the source tree.
+  const distRoot = here.replace(/[\\/]dist[\\/]hal[\\/]voice[\\/]pjsip$/, '');
+  if (distRoot !== here) paths.push(path.join(distRoot, 'hal', 'voice', 'pjsip', 'build', 'Release', ADDON_FILE));
+  return paths;
 }
 
 type LoadResult = { ok: true; native: NativeVoice; path: string } | { ok: false; reason: string };
