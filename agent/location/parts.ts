@@ -1,0 +1,122 @@
+// The network and location parts of the agent, built and started together so
+// the composition root wires them in a few lines: the network monitor (netlink
+// or simulated), lldpd, the DHCP hand-over reader, the HELD poller, the
+// locations push, and the LocationService over them all.
+import type { KeyObject } from 'node:crypto';
+import type { Logger } from '../log.js';
+import { named } from '../log.js';
+import type { HostPaths } from '../../hal/host.js';
+import type { Alerts } from '../../hal/handset.js';
+import type { NetworkMonitor } from '../../hal/net/types.js';
+import { NetworkWatcher, interfaceFilter } from '../../hal/net/watcher.js';
+import { SimNetwork } from '../../hal/net/sim.js';
+import { LldpAgent } from '../../hal/net/lldpd.js';
+import type { EventPayload, EventType, LocationPayload } from '../../provisioning/protocol/messages.js';
+import type { Store, StoredAddress } from '../store/store.js';
+import type { NetworkConfig } from './config.js';
+import { DhcpLocationReader } from './dhcp.js';
+import { HeldPoller } from './held-poller.js';
+import { LocationsBook, type LocationsPushOutcome } from './locations-book.js';
+import { LocationService } from './service.js';
+
+export interface LocationPartsDeps {
+  config: NetworkConfig;
+  host: HostPaths;
+  log: Logger;
+  store: Store;
+  deviceId: string;
+  serverKey: KeyObject;
+  newEvent: (type: EventType, data: Record<string, unknown>) => EventPayload;
+  wake: () => void;
+  publishReport: (p: LocationPayload) => void;
+  address: () => StoredAddress | null;
+  /** The phone's display and LED; null logs the alert instead (no handset). */
+  alerts: Alerts | null;
+  /** A network monitor to use instead of the configured backend (tests, benchmarks). */
+  network?: NetworkMonitor;
+}
+
+export class LocationParts {
+  readonly network: NetworkMonitor;
+  readonly lldp: LldpAgent | null;
+  readonly dhcp: DhcpLocationReader | null;
+  readonly held: HeldPoller | null;
+  readonly book: LocationsBook;
+  readonly service: LocationService;
+
+  constructor(private readonly deps: LocationPartsDeps) {
+    const { config, host, log } = deps;
+    const netLog = named(log, 'net');
+    this.network =
+      deps.network ??
+      (config.backend === 'sim'
+        ? new SimNetwork()
+        : new NetworkWatcher({ host, log: netLog, interfaces: config.interfaces, debounceMs: config.debounceMs }));
+    this.lldp = config.lldp.enabled
+      ? new LldpAgent({ host, log: named(log, 'lldp'), socketPath: config.lldp.socketPath, runDaemon: config.lldp.runDaemon, interfaces: config.interfaces.filter((i) => !i.endsWith('*')) })
+      : null;
+    this.dhcp = config.dhcp.enabled ? new DhcpLocationReader(host.dhcpLocationDir, interfaceFilter(config.interfaces), named(log, 'dhcp')) : null;
+    this.held = config.held.url
+      ? new HeldPoller({ url: config.held.url, responseTimeMs: config.held.responseTimeMs, refreshMs: config.held.refreshMs, log: named(log, 'held') })
+      : null;
+    this.book = new LocationsBook({ store: deps.store, log: named(log, 'locations'), deviceId: deps.deviceId, serverKey: deps.serverKey });
+    const alertLog = named(log, 'alerts');
+    this.service = new LocationService({
+      log: named(log, 'location'),
+      store: deps.store,
+      network: this.network,
+      lldp: this.lldp,
+      dhcp: this.dhcp,
+      held: this.held,
+      address: deps.address,
+      locations: () => this.book.current(),
+      alerts: deps.alerts ?? { raise: (a) => alertLog.warn({ alert: a.id, lines: a.lines }, 'alert (no handset)'), clear: () => {} },
+      newEvent: deps.newEvent,
+      wake: deps.wake,
+      publishReport: deps.publishReport,
+      firstCheckMs: config.recommendations.firstCheckMs,
+      checkEveryMs: config.recommendations.checkEveryMs,
+    });
+  }
+
+  async start(): Promise<void> {
+    const { log } = this.deps;
+    await this.network.start();
+    if (this.lldp) {
+      // A phone without lldpd still works: LLDP-MED is one location source among several.
+      await this.lldp.start().catch((err: Error) => log.warn({ err: err.message }, 'LLDP unavailable'));
+    }
+    await this.dhcp?.start().catch((err: Error) => log.warn({ err: err.message }, 'DHCP hand-over folder unavailable'));
+    this.held?.start();
+    this.service.start();
+  }
+
+  async stop(): Promise<void> {
+    this.service.stop();
+    this.held?.stop();
+    await this.dhcp?.stop();
+    await this.lldp?.stop();
+    await this.network.stop();
+  }
+
+  /** A locations/set payload from the server. */
+  handleLocationsPush(payload: Buffer | string): LocationsPushOutcome {
+    const outcome = this.book.handlePush(payload);
+    if (outcome.result === 'applied') this.service.locationsChanged();
+    return outcome;
+  }
+
+  status(): Record<string, unknown> {
+    const snap = this.network.current();
+    const best = this.service.best();
+    const list = this.service.list();
+    return {
+      best: best ? { source: best.source, method: best.method, kind: best.kind, ageMs: best.ageMs, dispatchable: best.dispatchable } : null,
+      recommendation: list.status,
+      addresses: snap ? snap.interfaces.flatMap((i) => i.addresses.map((a) => `${i.name} ${a.address}/${a.prefix}`)) : [],
+      gateway4: snap?.gateway4 ?? null,
+      lldpNeighbors: this.lldp?.neighbors().map((n) => `${n.iface} ${n.chassisId} ${n.portId}`) ?? [],
+      held: this.held ? { answer: this.held.current() !== null, lastError: this.held.lastError } : null,
+    };
+  }
+}
