@@ -326,7 +326,7 @@ export class LocationService {
       this.mismatchKey = null;
       this.clearAlert();
     }
-    this.recompute(`check:${trigger}`);
+    this.recompute(trigger);
   }
 
   private onMismatch(a: Assessment, trigger: string): void {
