@@ -6,7 +6,7 @@ const DEFAULTS = {
   backend: 'netlink' as const,
   interfaces: [] as string[],
   debounceMs: 25,
-  lldp: { enabled: true, runDaemon: true, socketPath: '/run/e911-agent/lldpd.sock' },
+  lldp: { enabled: true, runDaemon: true, socketPath: '/run/e911-lldpd/lldpd.sock' },
   dhcp: { enabled: true },
   held: { responseTimeMs: 3000, refreshMs: 30 * 60_000 },
   recommendations: { firstCheckMs: 10 * 60_000, checkEveryMs: 5 * 60_000 },
@@ -24,6 +24,8 @@ export const networkSchema = z
       .strictObject({
         enabled: z.boolean().default(DEFAULTS.lldp.enabled),
         /** Run our own lldpd (-M 3, own socket); false reads a system lldpd at socketPath. */
+        // lldpcli drops to the _lldpd user before connecting: every folder above the
+        // socket must be searchable by others (not the 0750 control-socket folder).
         runDaemon: z.boolean().default(DEFAULTS.lldp.runDaemon),
         socketPath: z.string().min(1).default(DEFAULTS.lldp.socketPath),
       })

@@ -5,7 +5,7 @@
 // read once with `show neighbors details` at start and after any restart.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { HostPaths } from '../host.js';
@@ -49,6 +49,8 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
 
   async start(): Promise<void> {
     this.stopped = false;
+    mkdirSync(path.dirname(this.opts.socketPath), { recursive: true, mode: 0o755 });
+    this.warnIfUnreachable();
     if (this.opts.runDaemon) {
       this.startDaemon();
       await this.waitForSocket(5000);
@@ -97,7 +99,6 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
 
   private startDaemon(): void {
     const { host, log, socketPath, interfaces } = this.opts;
-    mkdirSync(path.dirname(socketPath), { recursive: true });
     const args = ['-d', '-M', '3', '-u', socketPath, ...(interfaces.length > 0 ? ['-I', interfaces.join(',')] : [])];
     const [cmd, rest] = this.command(host.commands.lldpd, args);
     const child = spawn(cmd, rest, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -149,6 +150,17 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
       else this.table.set(key(n), n);
     }
     this.emit('neighbors', this.neighbors());
+  }
+
+  /** lldpcli drops to the _lldpd user before it connects: a folder others cannot search hides the socket. */
+  private warnIfUnreachable(): void {
+    for (let dir = path.dirname(this.opts.socketPath); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+      const mode = statSync(dir, { throwIfNoEntry: false })?.mode;
+      if (mode !== undefined && (mode & 0o001) === 0) {
+        this.opts.log.warn({ dir, socket: this.opts.socketPath }, 'lldpcli (running as _lldpd) cannot search this folder: LLDP will not be read');
+        return;
+      }
+    }
   }
 
   private later(fn: () => void): void {
