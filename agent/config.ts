@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { isValidDeviceId } from '../provisioning/protocol/topics.js';
 import { dialPlanSchema, emergencySchema, sipSchema } from './emergency/config.js';
+import { diagnosticsSchema, handsetSchema } from './handset/config.js';
 
 const brokerUrl = z
   .string()
@@ -58,6 +59,10 @@ export const configSchema = z.strictObject({
   dialPlan: dialPlanSchema,
   /** SIP transport, bound/public address, account (agent/emergency/config.ts). */
   sip: sipSchema,
+  /** Keypad, display and LEDs: the MCU's serial port, or the console (agent/handset/config.ts). */
+  handset: handsetSchema,
+  /** 933 diagnostics thresholds and the system inventory delay. */
+  diagnostics: diagnosticsSchema,
 });
 
 export type AgentConfig = z.infer<typeof configSchema>;
@@ -85,6 +90,9 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; parse: EnvParser }>
   E911_SIP_BIND: { path: ['sip', 'bindAddress'], parse: text },
   E911_SIP_PUBLIC: { path: ['sip', 'publicAddress'], parse: text },
   E911_SIP_PORT: { path: ['sip', 'port'], parse: int },
+  E911_HANDSET: { path: ['handset', 'backend'], parse: text },
+  E911_MCU_PORT: { path: ['handset', 'path'], parse: text },
+  E911_MCU_BAUD: { path: ['handset', 'baudRate'], parse: int },
   E911_EMERGENCY_PRIMARY: { path: ['emergency', 'routes', 'primary'], parse: text },
   E911_EMERGENCY_SECONDARY: { path: ['emergency', 'routes', 'secondary'], parse: text },
   E911_EMERGENCY_FALLBACK: { path: ['emergency', 'routes', 'fallback'], parse: text },

@@ -18,6 +18,8 @@ import type { StoredAddress } from './store/store.js';
 import { EmergencyService } from './emergency/service.js';
 import type { VoiceStack } from '../hal/voice/types.js';
 import { createPjsipVoiceStack, pjsipAvailability } from '../hal/voice/pjsip/index.js';
+import { FrontPanel } from './handset/front-panel.js';
+import type { Handset } from '../hal/handset.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -33,6 +35,8 @@ export interface AgentDeps {
   voice?: VoiceStack | null;
   /** Path to e911_voice.node, handed in by the bundled executable. */
   voiceAddonPath?: string;
+  /** A handset to use instead of the configured backend (tests, the pty simulator). */
+  handset?: Handset | null;
 }
 
 /** The running parts, built by start(). */
@@ -45,6 +49,7 @@ interface Parts {
   notifier: Notifier;
   newEvent: EventFactory;
   emergency: EmergencyService;
+  front: FrontPanel;
 }
 
 const REJECT_REPORT_INTERVAL_MS = 60_000;
@@ -86,11 +91,31 @@ export class Agent {
     );
     const notifier = systemdNotifier(env, named(log, 'systemd'), config.watchdogMs);
     const emergency = this.createEmergency(store, drainer, newEvent);
-    this.parts = { store, addressBook, drainer, link, control, notifier, newEvent, emergency };
+    const front = new FrontPanel({
+      handsetConfig: config.handset,
+      diagnosticsConfig: config.diagnostics,
+      deviceId: config.deviceId,
+      agentVersion: AGENT_VERSION,
+      serverKey,
+      log,
+      host,
+      store,
+      newEvent,
+      wake: () => drainer.wake(),
+      address: () => addressBook.current(),
+      emergency: () => emergency,
+      link: () => ({ ...link.state, backlog: store.outboxBacklog(), inFlight: drainer.inFlightCount() }),
+      testNumber: config.emergency.numbers.find((n) => n.kind === 'test')?.digits ?? '933',
+      ...(this.deps.now ? { now: this.deps.now } : {}),
+      ...(this.deps.handset !== undefined ? { handset: this.deps.handset } : {}),
+    });
+    this.parts = { store, addressBook, drainer, link, control, notifier, newEvent, emergency, front };
 
     const address = addressBook.current();
     // 911 first: the voice stack and the prepared INVITE are up before anything else starts.
     await emergency.start(address);
+    // Then the keypad that dials it, and the emergency-services notice.
+    await front.start();
     if (address) link.publishRetained('address/state', addressState(address));
     this.registerControl(control);
     await control.start();
@@ -109,6 +134,7 @@ export class Agent {
     parts.notifier.stopping();
     await parts.link.stop();
     await parts.control.stop();
+    await parts.front.stop();
     await parts.emergency.stop();
     parts.drainer.flushAcks();
     parts.store.close();
@@ -134,6 +160,7 @@ export class Agent {
       store: p.store.health(),
       address: address ? { version: address.version, appliedAt: address.appliedAt, hash: address.hash } : null,
       emergency: p.emergency.status(),
+      ...p.front.status(),
     };
   }
 
@@ -193,6 +220,7 @@ export class Agent {
       return this.require().emergency.dial(digits);
     });
     control.register('hangup', () => this.require().emergency.hangup());
+    this.require().front.registerControl(control);
     control.register('address', () => {
       const a = this.require().addressBook.current();
       return a && { version: a.version, hash: a.hash, appliedAt: a.appliedAt, receivedAt: a.receivedAt, doc: a.doc };
@@ -206,6 +234,7 @@ export class Agent {
         const outcome = p.addressBook.handlePush(payload);
         if (outcome.result !== 'rejected') p.link.publishRetained('address/state', addressState(outcome.address));
         if (outcome.result === 'applied') p.emergency.setAddress(outcome.address);
+        if (outcome.result === 'applied') p.front.addressChanged(outcome.address);
         p.drainer.wake();
       },
       configSet: (value) => {
@@ -221,6 +250,9 @@ export class Agent {
             return this.status();
           case 'address':
             return p.addressBook.current();
+          case 'diag':
+            // From the server: the checks only; a test call needs someone at the phone.
+            return p.front.runDiagnostics('server', { none: true });
           default:
             throw new Error(`unknown command ${name}`);
         }

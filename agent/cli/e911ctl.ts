@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 // e911ctl: the technician's view of the running agent, over its control socket.
-// Exit codes: 0 ok, 1 the agent answered with an error, 2 usage, 3 agent unreachable.
+// Exit codes: 0 ok, 1 the agent answered with an error, 2 usage, 3 agent unreachable,
+// 4 diag found warnings (or skipped checks), 5 diag found failures. --json works with
+// every command: the agent's whole answer on stdout, the exit code unchanged.
 import { controlRequest } from '../control/control-client.js';
 import { isMain } from '../is-main.js';
 import { formatAddressLines, type AddressDocument } from '../../provisioning/protocol/address.js';
+import { reportTable } from '../diagnostics/format.js';
+import type { DiagnosticsReport } from '../diagnostics/types.js';
 
-export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
+export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, warnings: 4, problems: 5 } as const;
 
 type Formatter = (result: unknown) => string;
 
@@ -14,6 +18,10 @@ interface CommandSpec {
   request(args: string[]): { cmd: string; args: Record<string, unknown> } | string;
   text: Formatter;
   help: string;
+  /** How long to wait for the agent (default 5 s). */
+  timeoutMs?: number;
+  /** Exit code for a successful answer, when the answer itself can be bad news. */
+  exit?: (result: unknown) => number;
 }
 
 const kv = (obj: Record<string, unknown>, indent = ''): string =>
@@ -21,7 +29,7 @@ const kv = (obj: Record<string, unknown>, indent = ''): string =>
     .map(([k, v]) =>
       v !== null && typeof v === 'object' && !Array.isArray(v)
         ? `${indent}${k}:\n${kv(v as Record<string, unknown>, `${indent}  `)}`
-        : `${indent}${k}: ${Array.isArray(v) ? v.join(', ') : String(v)}`,
+        : `${indent}${k}: ${Array.isArray(v) ? v.map((x) => (x !== null && typeof x === 'object' ? JSON.stringify(x) : String(x))).join(', ') : String(v)}`,
     )
     .join('\n');
 
@@ -64,6 +72,21 @@ export const COMMANDS: Record<string, CommandSpec> = {
       return `${o.kind === 'test' ? 'test' : 'EMERGENCY'} call placed on the ${o.route} route to ${o.target}${o.addressMissing ? ' (no address on file: no location sent)' : ''}`;
     },
   },
+  diag: {
+    help: '933 diagnostics: every check, then a test call [--no-call] [--keep-call] [--last]',
+    timeoutMs: 120_000,
+    request: (args) => {
+      const known = ['--no-call', '--keep-call', '--last'];
+      const bad = args.find((a) => !known.includes(a));
+      if (bad) return `unknown option ${bad} (${known.join(', ')})`;
+      return { cmd: 'diag', args: { noCall: args.includes('--no-call'), keepCall: args.includes('--keep-call'), last: args.includes('--last') } };
+    },
+    text: (r) => (r ? reportTable(r as DiagnosticsReport) : 'no diagnostics have run on this phone yet'),
+    exit: (r) => {
+      const overall = (r as DiagnosticsReport | null)?.overall;
+      return overall === 'fail' ? EXIT.problems : overall === 'warn' ? EXIT.warnings : EXIT.ok;
+    },
+  },
   hangup: {
     help: 'end every call',
     request: () => ({ cmd: 'hangup', args: {} }),
@@ -84,17 +107,19 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out = process
   const [name, ...rest] = words;
   const spec = name ? COMMANDS[name] : undefined;
   if (!spec) {
+    if (json) out.write(`${JSON.stringify({ ok: false, error: name ? `unknown command ${name}` : 'no command', code: 'usage' })}\n`);
     err.write(`usage: e911ctl [--json] [--socket PATH] <command>\n${Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.help}`).join('\n')}\n`);
     return EXIT.usage;
   }
   const req = spec.request(rest);
   if (typeof req === 'string') {
+    if (json) out.write(`${JSON.stringify({ ok: false, error: req, code: 'usage' })}\n`);
     err.write(`e911ctl ${name}: ${req}\n`);
     return EXIT.usage;
   }
   let res;
   try {
-    res = await controlRequest(socketPath, req.cmd, req.args);
+    res = await controlRequest(socketPath, req.cmd, req.args, spec.timeoutMs);
   } catch (e) {
     const msg = `cannot reach the agent at ${socketPath}: ${(e as Error).message}`;
     if (json) out.write(`${JSON.stringify({ ok: false, error: msg })}\n`);
@@ -104,7 +129,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out = process
   if (json) out.write(`${JSON.stringify(res, null, 2)}\n`);
   else if (res.ok) out.write(`${spec.text(res.result)}\n`);
   else err.write(`e911ctl ${name}: ${res.error}\n`);
-  return res.ok ? EXIT.ok : EXIT.failed;
+  if (!res.ok) return EXIT.failed;
+  return spec.exit ? spec.exit(res.result) : EXIT.ok;
 }
 
 if (isMain(import.meta.url)) {

@@ -1,0 +1,143 @@
+// System inventory for `e911ctl status`: model, OS, CPU, memory, storage, from
+// systeminformation. Its calls spawn many processes and block the thread that runs
+// them for tens of milliseconds (FIELD-NOTES), so they run once, a while after start,
+// in a worker thread, and the result is cached. Never on the emergency path.
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '../../agent/log.js';
+
+export interface SystemInventory {
+  gatheredAt: string;
+  ms: number;
+  model: { manufacturer: string; model: string; version: string; serial: string; virtual: boolean };
+  os: { platform: string; distro: string; release: string; kernel: string; arch: string; hostname: string };
+  cpu: { manufacturer: string; brand: string; cores: number; physicalCores: number; speedGHz: number };
+  memory: { totalBytes: number; availableBytes: number };
+  storage: { mount: string; fs: string; type: string; sizeBytes: number; usedBytes: number }[];
+  /** Calls that failed, by name. */
+  errors: Record<string, string>;
+}
+
+export type InventoryState =
+  | { state: 'pending' }
+  | { state: 'ready'; inventory: SystemInventory }
+  | { state: 'failed'; error: string };
+
+const CALLS = ['system', 'osInfo', 'cpu', 'mem', 'fsSize'] as const;
+type Raw = Partial<Record<(typeof CALLS)[number], Record<string, unknown> | Record<string, unknown>[] | { error: string }>>;
+
+// Plain JavaScript run in the worker: it only calls systeminformation and posts the raw results.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const si = require(workerData.module);
+(async () => {
+  const out = {};
+  for (const name of workerData.calls) {
+    try { out[name] = await si[name](); } catch (e) { out[name] = { error: String((e && e.message) || e) }; }
+  }
+  parentPort.postMessage(out);
+})();
+`;
+
+/** Runs systeminformation in a worker thread; resolves with its raw results. */
+export function gatherInWorker(timeoutMs = 60_000): Promise<Raw> {
+  const module = createRequire(import.meta.url).resolve('systeminformation');
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { module, calls: CALLS },
+      // Its own small heap: a runaway here must not take the agent's memory.
+      resourceLimits: { maxOldGenerationSizeMb: 48 },
+      stdout: true,
+      stderr: true,
+    });
+    const timer = setTimeout(() => {
+      void worker.terminate();
+      reject(new Error(`inventory took longer than ${timeoutMs} ms`));
+    }, timeoutMs);
+    timer.unref();
+    worker.once('message', (raw: Raw) => {
+      clearTimeout(timer);
+      void worker.terminate();
+      resolve(raw);
+    });
+    worker.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    worker.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`inventory worker exited with ${code}`));
+    });
+  });
+}
+
+const str = (v: unknown): string => (typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v));
+const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+
+export function toInventory(raw: Raw, gatheredAt: Date, ms: number): SystemInventory {
+  const errors: Record<string, string> = {};
+  const obj = (name: (typeof CALLS)[number]): Record<string, unknown> => {
+    const v = raw[name];
+    if (v && !Array.isArray(v) && typeof v.error === 'string') {
+      errors[name] = v.error;
+      return {};
+    }
+    return (v && !Array.isArray(v) ? v : {}) as Record<string, unknown>;
+  };
+  const sys = obj('system');
+  const os = obj('osInfo');
+  const cpu = obj('cpu');
+  const mem = obj('mem');
+  const fs = Array.isArray(raw.fsSize) ? raw.fsSize : (obj('fsSize'), []);
+  return {
+    gatheredAt: gatheredAt.toISOString(),
+    ms: Math.round(ms),
+    model: { manufacturer: str(sys.manufacturer), model: str(sys.model), version: str(sys.version), serial: str(sys.serial), virtual: sys.virtual === true },
+    os: { platform: str(os.platform), distro: str(os.distro), release: str(os.release), kernel: str(os.kernel), arch: str(os.arch), hostname: str(os.hostname) },
+    cpu: { manufacturer: str(cpu.manufacturer), brand: str(cpu.brand), cores: num(cpu.cores), physicalCores: num(cpu.physicalCores), speedGHz: num(cpu.speed) },
+    memory: { totalBytes: num(mem.total), availableBytes: num(mem.available) },
+    storage: fs.map((f) => ({ mount: str(f.mount), fs: str(f.fs), type: str(f.type), sizeBytes: num(f.size), usedBytes: num(f.used) })),
+    errors,
+  };
+}
+
+export class InventoryCache {
+  private value: InventoryState = { state: 'pending' };
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly deps: { log: Logger; delayMs: number; gather?: () => Promise<Raw>; now?: () => Date },
+  ) {}
+
+  /** Gathers once, delayMs from now; the timer never keeps the process alive. */
+  start(): void {
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.refresh();
+    }, this.deps.delayMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  current(): InventoryState {
+    return this.value;
+  }
+
+  async refresh(): Promise<InventoryState> {
+    const t0 = performance.now();
+    try {
+      const raw = await (this.deps.gather ?? gatherInWorker)();
+      this.value = { state: 'ready', inventory: toInventory(raw, (this.deps.now ?? (() => new Date()))(), performance.now() - t0) };
+      this.deps.log.info({ ms: Math.round(performance.now() - t0) }, 'system inventory gathered');
+    } catch (err) {
+      this.value = { state: 'failed', error: (err as Error).message };
+      this.deps.log.warn({ err }, 'system inventory failed');
+    }
+    return this.value;
+  }
+}
