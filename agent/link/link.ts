@@ -44,6 +44,7 @@ export class MqttLink {
   private stopped = true;
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  private corked = false;
   private readonly retained = new Map<RetainedKind, string>();
   private readonly tls: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   private readonly random: () => number;
@@ -133,6 +134,8 @@ export class MqttLink {
 
     client.on('connect', () => {
       if (client !== this.client) return;
+      // mqtt.js leaves Nagle on: small QoS 1 packets would wait for delayed ACKs (~40 ms).
+      (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
       up = true;
       this.attempt = 0;
       this.status.state = 'online';
@@ -185,8 +188,21 @@ export class MqttLink {
   }
 
   private publishEvent(client: MqttClient, payload: string): Promise<void> {
+    this.corkForThisTick(client);
     return new Promise((resolve, reject) => {
       client.publish(this.topic('events'), payload, { qos: 1 }, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  /** Publishes made in one turn of the event loop leave in one write, not one each. */
+  private corkForThisTick(client: MqttClient): void {
+    const stream = client.stream as { cork?: () => void; uncork?: () => void } | undefined;
+    if (this.corked || !stream?.cork || !stream.uncork) return;
+    this.corked = true;
+    stream.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      stream.uncork!();
     });
   }
 

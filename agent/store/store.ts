@@ -119,7 +119,7 @@ export class Store {
         'DELETE FROM outbox WHERE seq = (SELECT seq FROM outbox WHERE protected = 0 ORDER BY seq LIMIT 1)',
       ),
       pending: db.prepare('SELECT seq, id, type, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?'),
-      deleteOutbox: db.prepare('DELETE FROM outbox WHERE seq = ?'),
+      deleteOutbox: db.prepare('DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))'),
       countOutbox: db.prepare('SELECT count(*) AS n FROM outbox'),
       getSetting: db.prepare('SELECT value FROM settings WHERE key = ?'),
       putSetting: db.prepare(
@@ -196,7 +196,7 @@ export class Store {
   ackEvents(seqs: readonly number[]): void {
     if (seqs.length === 0) return;
     this.transaction(() => {
-      for (const seq of seqs) this.outboxCount -= this.stmts.deleteOutbox.run(seq).changes;
+      this.outboxCount -= this.stmts.deleteOutbox.run(JSON.stringify(seqs)).changes;
     });
   }
 

@@ -1,14 +1,18 @@
-// The reference provisioning server, minimal: signs and pushes each phone's
-// address, re-pushes phones whose applied version is stale, and reads the
-// phones' events, de-duplicated by event id.
+// The provisioning server's MQTT side: signs and pushes each phone's address,
+// re-pushes phones whose applied version is stale, pushes the locations phones
+// use for recommendations, and reads the phones' events (de-duplicated by id),
+// status, address state and location reports. What to push and what an event
+// means is decided above it (app.ts); this class only speaks the contract.
 import { EventEmitter } from 'node:events';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { KeyObject } from 'node:crypto';
-import { decodePayload, type EventPayload, type SignedAddress, type StatusPayload, type AddressStatePayload } from '../protocol/messages.js';
+import { decodePayload, type EventPayload, type SignedAddress, type StatusPayload, type AddressStatePayload, type LocationPayload } from '../protocol/messages.js';
 import { topicFilter, topicFor, parseTopic } from '../protocol/topics.js';
 import { validateAddress, type AddressDocument } from '../protocol/address.js';
 import { signDocument } from '../protocol/signing.js';
+import { MAX_LOCATIONS_PAYLOAD_BYTES } from '../protocol/messages.js';
+import type { LocationsDocument, SignedLocations } from '../protocol/locations.js';
 
 export interface PhoneView {
   deviceId: string;
@@ -23,7 +27,25 @@ export interface ServerEvents {
   duplicate: [EventPayload];
   status: [string, StatusPayload];
   'address-state': [string, AddressStatePayload];
+  location: [string, LocationPayload];
   rejected: [string, string];
+  connected: [];
+}
+
+/** Where the last signed address of each phone is kept, for re-pushes to stale phones. */
+export interface DesiredAddressStore {
+  get(deviceId: string): SignedAddress | undefined;
+  set(signed: SignedAddress): void;
+}
+
+class MemoryDesiredStore implements DesiredAddressStore {
+  private readonly map = new Map<string, SignedAddress>();
+  get(deviceId: string) {
+    return this.map.get(deviceId);
+  }
+  set(signed: SignedAddress) {
+    this.map.set(signed.doc.deviceId, signed);
+  }
 }
 
 export interface ProvisioningServerOptions {
@@ -36,37 +58,64 @@ export interface ProvisioningServerOptions {
   password?: string;
   /** How many event ids to remember for de-duplication. */
   dedupeWindow?: number;
+  /** Persistent store of desired addresses; in memory by default. */
+  desired?: DesiredAddressStore;
+  /**
+   * MQTT 5 shared-subscription group: several server instances subscribe as
+   * $share/<group>/... and the broker gives each message to one of them.
+   */
+  shareGroup?: string;
+  /** mqtt.js reconnect period; the default suits a server. */
+  reconnectPeriodMs?: number;
 }
 
 export class ProvisioningServer extends EventEmitter<ServerEvents> {
   private client: MqttClient | null = null;
-  private readonly desired = new Map<string, SignedAddress>();
+  private readonly desired: DesiredAddressStore;
   private readonly phones = new Map<string, PhoneView>();
   private readonly seen = new Set<string>();
   private readonly seenOrder: string[] = [];
 
   constructor(private readonly opts: ProvisioningServerOptions) {
     super();
+    this.desired = opts.desired ?? new MemoryDesiredStore();
+    if (opts.shareGroup !== undefined && (opts.protocolVersion ?? 4) !== 5) {
+      throw new Error('shared subscriptions need MQTT 5 (protocolVersion: 5)');
+    }
   }
 
-  async start(): Promise<void> {
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  /** Connects; brokerUrl overrides the option (an embedded broker's port is known only once it listens). */
+  async start(brokerUrl = this.opts.brokerUrl): Promise<void> {
     const protocolVersion = this.opts.protocolVersion ?? 4;
-    const client = mqtt.connect(this.opts.brokerUrl, {
+    const client = mqtt.connect(brokerUrl, {
       // A stable id and a persistent session: the broker queues phones' events
       // (QoS 1) while the server is away instead of dropping them.
       clientId: this.opts.clientId ?? 'e911-server',
       protocolVersion,
       clean: false,
       ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: 7 * 24 * 3600 } } : {}),
-      reconnectPeriod: 1000,
+      reconnectPeriod: this.opts.reconnectPeriodMs ?? 1000,
       ...(this.opts.username ? { username: this.opts.username } : {}),
       ...(this.opts.password ? { password: this.opts.password } : {}),
     });
     this.client = client;
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
     client.on('error', (err) => this.opts.log.warn({ err: err.message }, 'server link error'));
+    const share = this.opts.shareGroup;
+    const filters = (['events', 'status', 'address/state', 'location'] as const).map((k) =>
+      share ? `$share/${share}/${topicFilter(k)}` : topicFilter(k),
+    );
     client.on('connect', () => {
-      client.subscribe([topicFilter('events'), topicFilter('status'), topicFilter('address/state')], { qos: 1 });
+      // mqtt.js leaves Nagle on: small QoS 1 packets would wait for delayed ACKs (~40 ms).
+      (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+      client.subscribe(filters, { qos: 1 }, (err) => {
+        if (err) this.opts.log.error({ err: err.message }, 'subscribe failed');
+        else this.emit('connected');
+      });
     });
     await new Promise<void>((resolve, reject) => {
       client.once('connect', () => resolve());
@@ -86,11 +135,33 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
 
   /** Signs the document and pushes it; remembered so a stale phone gets it again. */
   async pushAddress(doc: AddressDocument): Promise<SignedAddress> {
+    const signed = this.signAddress(doc);
+    this.desired.set(signed);
+    await this.publishSigned(signed);
+    return signed;
+  }
+
+  /** Validates and signs, without pushing: callers that batch store then publish. */
+  signAddress(doc: AddressDocument): SignedAddress {
     const issues = validateAddress(doc);
     if (issues.length > 0) throw new Error(`invalid address: ${issues.map((i) => `${i.field} ${i.reason}`).join('; ')}`);
-    const signed: SignedAddress = { v: 1, doc, sig: signDocument(doc, this.opts.privateKey) };
-    this.desired.set(doc.deviceId, signed);
-    await this.publishRaw(doc.deviceId, JSON.stringify(signed));
+    return { v: 1, doc, sig: signDocument(doc, this.opts.privateKey) };
+  }
+
+  /** Publishes an already signed (and stored) address. */
+  async publishSigned(signed: SignedAddress): Promise<void> {
+    await this.publishRaw(signed.doc.deviceId, JSON.stringify(signed));
+  }
+
+  /** Signs a locations document and publishes it retained: a phone gets the latest when it subscribes. */
+  async pushLocations(doc: LocationsDocument): Promise<SignedLocations> {
+    const signed: SignedLocations = { v: 1, doc, sig: signDocument(doc, this.opts.privateKey) };
+    const text = JSON.stringify(signed);
+    if (Buffer.byteLength(text) > MAX_LOCATIONS_PAYLOAD_BYTES) {
+      throw new Error(`locations push of ${Buffer.byteLength(text)} bytes exceeds the ${MAX_LOCATIONS_PAYLOAD_BYTES}-byte limit phones accept`);
+    }
+    if (!this.client) throw new Error('server not started');
+    await this.client.publishAsync(topicFor(doc.deviceId, 'locations/set'), text, { qos: 1, retain: true });
     return signed;
   }
 
@@ -117,6 +188,10 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
       view.lastSeen = new Date().toISOString();
       this.emit('status', t.deviceId, d.value);
       if (view.online) this.repushIfStale(t.deviceId);
+    } else if (t.kind === 'location') {
+      const d = decodePayload('location', payload);
+      if (!d.ok) return void this.emit('rejected', t.deviceId, d.reason);
+      this.emit('location', t.deviceId, d.value);
     } else if (t.kind === 'address/state') {
       const d = decodePayload('address/state', payload);
       if (!d.ok) return void this.emit('rejected', t.deviceId, d.reason);
@@ -133,7 +208,7 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
     const view = this.phones.get(deviceId);
     if (!want || !view?.online) return;
     if (view.appliedVersion !== null && view.appliedVersion >= want.doc.version) return;
-    this.publishRaw(deviceId, JSON.stringify(want)).catch((err: Error) =>
+    this.publishSigned(want).catch((err: Error) =>
       this.opts.log.warn({ err: err.message, deviceId }, 're-push failed'),
     );
   }

@@ -8,8 +8,15 @@ import { parseConfig, type AgentConfig } from '../../agent/config.js';
 import { Agent } from '../../agent/root.js';
 import { hostPaths } from '../../hal/host.js';
 import { silentLog } from './log.js';
+import { controlRequest } from '../../agent/control/control-client.js';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+// Works from test/helpers (vitest) and from dist/test/helpers (compiled benchmarks).
+function repoRoot(from: string): string {
+  let dir = from;
+  while (!existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir);
+  return dir;
+}
+const repo = repoRoot(path.dirname(fileURLToPath(import.meta.url)));
 export const AGENT_MAIN = path.join(repo, 'dist/agent/main.js');
 
 export interface AgentSetup {
@@ -49,7 +56,7 @@ export interface AgentProcess {
   exited: Promise<number | string>;
 }
 
-/** Spawns dist/agent/main.js and resolves once it logged 'agent ready'. */
+/** Spawns dist/agent/main.js and resolves once its control socket answers. */
 export async function spawnAgent(setup: AgentSetup, env: NodeJS.ProcessEnv = {}): Promise<AgentProcess> {
   if (!existsSync(AGENT_MAIN)) throw new Error(`${AGENT_MAIN} is missing: run \`npm run build\` (npm test does)`);
   const child = spawn(process.execPath, [AGENT_MAIN, '--config', setup.configFile], {
@@ -60,7 +67,16 @@ export async function spawnAgent(setup: AgentSetup, env: NodeJS.ProcessEnv = {})
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
-  await waitFor(() => out.includes('"agent ready"'), 10_000, () => `agent did not become ready:\n${out}`, exited);
+  // Ready when its control socket answers: independent of the log level.
+  let ready = false;
+  const poll = async () => {
+    while (!ready && child.exitCode === null) {
+      ready = await controlRequest(setup.socketPath, 'status', {}, 500).then((r) => r.ok, () => false);
+      if (!ready) await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  void poll();
+  await waitFor(() => ready, 10_000, () => `agent did not become ready:\n${out}`, exited);
   return { child, output: () => out, exited };
 }
 

@@ -149,25 +149,26 @@ describe.skipIf(!MOSQUITTO)('foundation against a real Mosquitto', () => {
     // A backlog already on the phone's flash, as after a long outage.
     const store = new Store({ dataDir: s.raw.dataDir as string, log: silentLog() });
     const newEvent = eventFactory('phone-1');
-    const queued = Array.from({ length: 3000 }, (_, i) => newEvent('location-changed', { i }));
+    const queued = Array.from({ length: 6000 }, (_, i) => newEvent('location-changed', { i }));
     for (const e of queued) store.enqueue(e);
     store.close();
 
     const first = await spawnAgent(s);
     procs.push(first);
-    await waitFor(() => events.length >= 200, 10_000, () => first.output());
+    await waitFor(() => events.length >= 1500, 15_000, () => first.output());
     first.child.kill('SIGKILL');
     await first.exited;
     const beforeRestart = events.length;
-    expect(beforeRestart).toBeLessThan(3000); // killed mid-drain
+    expect(beforeRestart).toBeLessThan(6000); // killed mid-drain
 
     const second = await spawnAgent(s);
     procs.push(second);
-    await waitFor(() => events.length >= 3000, 20_000, () => `got ${events.length}`);
+    await waitFor(() => events.length >= 6000, 30_000, () => `got ${events.length}`);
     expect(new Set(events.map((e) => e.id))).toEqual(new Set(queued.map((e) => e.id)));
-    expect(events).toHaveLength(3000); // de-duplicated by id at the server
-    // Redeliveries are allowed (a PUBACK lost to the kill) but bounded by the window.
-    expect(duplicates).toBeLessThanOrEqual(64);
+    expect(events).toHaveLength(6000); // de-duplicated by id at the server
+    // Redeliveries are allowed: what was in flight (window 64) and acks not yet written
+    // (batched every 20 ms). Acks not persisted at all would resend all 1500+ delivered.
+    expect(duplicates).toBeLessThan(500);
     let backlog = -1;
     for (let i = 0; i < 100 && backlog !== 0; i++) {
       const status = await controlRequest(s.socketPath, 'status');

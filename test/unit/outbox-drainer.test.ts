@@ -11,6 +11,8 @@ let dir: string;
 let store: Store;
 const newEvent = eventFactory('phone-1');
 const tick = () => new Promise((r) => setImmediate(r));
+/** Long enough for the batched ack flush. */
+const settle = () => new Promise((r) => setTimeout(r, 40));
 
 /** A publish that the test acknowledges or fails by hand, like a broker would. */
 function manualBroker() {
@@ -29,7 +31,9 @@ beforeEach(() => {
   store = new Store({ dataDir: dir, log: silentLog() });
   for (let i = 0; i < 20; i++) store.enqueue(newEvent('diagnostics', { i }));
 });
+const drainers: OutboxDrainer[] = [];
 afterEach(() => {
+  for (const d of drainers.splice(0)) d.detach(); // flushes pending acks before the store closes
   store.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -38,21 +42,27 @@ describe('outbox drainer', () => {
   it('sends in order within the window and removes rows only after their ack', async () => {
     const b = manualBroker();
     const d = new OutboxDrainer(store, 5, silentLog());
+    drainers.push(d);
     d.attach(b.publish);
     expect(b.sent).toEqual([0, 1, 2, 3, 4]);
     expect(store.outboxBacklog()).toBe(20);
     b.pending.shift()!.ack();
     b.pending.shift()!.ack();
     await tick();
+    // Refills in batches: not while more than half the window is still in flight.
+    expect(b.sent).toEqual([0, 1, 2, 3, 4]);
+    b.pending.shift()!.ack();
     await tick();
-    expect(b.sent).toEqual([0, 1, 2, 3, 4, 5, 6]);
-    expect(store.outboxBacklog()).toBe(18);
+    expect(b.sent).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     expect(d.inFlightCount()).toBe(5);
+    await settle();
+    expect(store.outboxBacklog()).toBe(17);
   });
 
   it('after a disconnect, re-sends everything unacknowledged from the oldest', async () => {
     const b = manualBroker();
     const d = new OutboxDrainer(store, 4, silentLog());
+    drainers.push(d);
     d.attach(b.publish);
     b.pending.shift()!.ack();
     await tick();
@@ -62,14 +72,14 @@ describe('outbox drainer', () => {
     expect(b2.sent).toEqual([1, 2, 3, 4]);
     // A late ack from the dead connection still counts as delivered.
     b.pending.find((p) => JSON.parse(p.row.payload).data.i === 1)!.ack();
-    await tick();
-    await tick();
+    await settle();
     expect(store.pendingEvents(0, 100).map((r) => JSON.parse(r.payload).data.i)).not.toContain(1);
   });
 
   it('a failed publish is sent again, in order, without duplicating what is in flight', async () => {
     const b = manualBroker();
     const d = new OutboxDrainer(store, 3, silentLog());
+    drainers.push(d);
     d.attach(b.publish);
     expect(b.sent).toEqual([0, 1, 2]);
     b.pending[1]!.fail(new Error('boom'));
@@ -83,14 +93,14 @@ describe('outbox drainer', () => {
 
   it('drains a whole backlog and wakes for new events', async () => {
     const d = new OutboxDrainer(store, 8, silentLog());
+    drainers.push(d);
     d.attach(async () => {});
-    for (let i = 0; i < 10 && store.outboxBacklog() > 0; i++) await tick();
+    for (let i = 0; i < 20 && store.outboxBacklog() > 0; i++) await settle();
     expect(store.outboxBacklog()).toBe(0);
     expect(d.delivered).toBe(20);
     store.enqueue(newEvent('diagnostics', { i: 99 }));
     d.wake();
-    await tick();
-    await tick();
+    await settle();
     expect(store.outboxBacklog()).toBe(0);
     expect(d.delivered).toBe(21);
   });

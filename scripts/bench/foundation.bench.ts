@@ -1,0 +1,188 @@
+// Foundation benchmarks, each beside a baseline measured in the same run:
+//  - address push to address-applied event (p50/p99, 500 pushes) vs a bare mqtt.js echo loop
+//  - outbox drain of 10,000 events vs a bare mqtt.js QoS 1 publish loop with the same window
+//  - agent start to ready (store open, address loaded, link up) vs a bare `node -e`
+//  - idle RSS and database writes after BENCH_IDLE_SECONDS (default 600) vs a bare node process
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import mqtt from 'mqtt';
+import { startMosquitto } from '../../test/helpers/mosquitto.js';
+import { agentConfig, spawnAgent, waitFor, type AgentProcess } from '../../test/helpers/agent.js';
+import { sampleAddress, testKeys } from '../../test/helpers/address.js';
+import { silentLog } from '../../test/helpers/log.js';
+import { ProvisioningServer } from '../../provisioning/server/server.js';
+import { signDocument } from '../../provisioning/protocol/signing.js';
+import { Store } from '../../agent/store/store.js';
+import { eventFactory } from '../../agent/events/events.js';
+import { controlRequest } from '../../agent/control/control-client.js';
+import type { EventPayload } from '../../provisioning/protocol/messages.js';
+import { report, summary } from './stats.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const PUSHES = Number(process.env.BENCH_PUSHES ?? 500);
+const DRAIN = Number(process.env.BENCH_DRAIN_EVENTS ?? 10_000);
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 600);
+const WINDOW = 64;
+const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
+// The agent and server turn Nagle off; so do the baseline clients, for a fair comparison.
+const noDelay = (c: mqtt.MqttClient) => (c.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+
+const broker = await startMosquitto();
+const keys = testKeys();
+const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-bench-'));
+const server = new ProvisioningServer({ brokerUrl: broker.url, privateKey: keys.privateKey, log: silentLog(), protocolVersion: 5, clientId: 'bench-server' });
+let onEvent: (e: EventPayload) => void = () => {};
+server.on('event', (e) => onEvent(e));
+await server.start();
+const procs: AgentProcess[] = [];
+
+try {
+  // --- push to applied ---------------------------------------------------------
+  const s = agentConfig(path.join(dir, 'push'), { deviceId: 'bench-1', brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey }, { logLevel: 'warn' });
+  const agent = await spawnAgent(s);
+  procs.push(agent);
+  await waitFor(() => server.phone('bench-1')?.online === true, 5000);
+  const payloads = Array.from({ length: PUSHES + 20 }, (_, i) => {
+    const doc = sampleAddress({ deviceId: 'bench-1', version: i + 1 });
+    return JSON.stringify({ v: 1, doc, sig: signDocument(doc, keys.privateKey) });
+  });
+  const pushLatency: number[] = [];
+  for (let i = 0; i < payloads.length; i++) {
+    const applied = new Promise<void>((resolve) => (onEvent = (e) => e.type === 'address-applied' && e.data.version === i + 1 && resolve()));
+    const t0 = process.hrtime.bigint();
+    await server.publishRaw('bench-1', payloads[i]!);
+    await applied;
+    if (i >= 20) pushLatency.push(ms(t0, process.hrtime.bigint())); // first 20 warm up
+  }
+  agent.child.kill('SIGTERM');
+  await agent.exited;
+
+  const echo = spawn(process.execPath, [path.join(here, 'echo-peer.js'), broker.url, 'bench/echo'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => echo.stdout!.once('data', () => resolve()));
+  const pinger = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+  noDelay(pinger);
+  await pinger.subscribeAsync('bench/echo/pong', { qos: 1 });
+  let onPong: () => void = () => {};
+  pinger.on('message', () => onPong());
+  const echoLatency: number[] = [];
+  for (let i = 0; i < PUSHES + 20; i++) {
+    const back = new Promise<void>((resolve) => (onPong = resolve));
+    const t0 = process.hrtime.bigint();
+    await pinger.publishAsync('bench/echo/ping', payloads[i]!, { qos: 1 });
+    await back;
+    if (i >= 20) echoLatency.push(ms(t0, process.hrtime.bigint()));
+  }
+  echo.kill('SIGTERM');
+  await pinger.endAsync();
+  const p = summary(pushLatency);
+  const e = summary(echoLatency);
+  process.stdout.write(`push to applied event over ${p.n} pushes (baseline: bare mqtt.js echo through another process)\n`);
+  report('push->applied p50', p.p50, 'ms', e.p50, '-');
+  report('push->applied p99', p.p99, 'ms', e.p99, '<= 20 ms');
+
+  // --- outbox drain -------------------------------------------------------------
+  // Its own broker: nothing but the agent (or the baseline) and the counter on it.
+  const drainBroker = await startMosquitto();
+  const d = agentConfig(path.join(dir, 'drain'), { deviceId: 'bench-2', brokerUrl: drainBroker.url, serverPublicKey: keys.pair.publicKey }, { logLevel: 'warn' });
+  const store = new Store({ dataDir: d.raw.dataDir as string, log: silentLog(), outboxMax: DRAIN * 2 });
+  const newEvent = eventFactory('bench-2');
+  for (let i = 0; i < DRAIN; i++) store.enqueue(newEvent('location-changed', { i, source: 'bench', civic: sampleAddress().civic }));
+  store.close();
+  const counter = await mqtt.connectAsync(drainBroker.url, { protocolVersion: 5 });
+  noDelay(counter);
+  await counter.subscribeAsync(['e911/v1/bench-2/events', 'bench/drain'], { qos: 1 });
+  let received = 0;
+  let first = 0n;
+  let done: () => void = () => {};
+  counter.on('message', () => {
+    if (received++ === 0) first = process.hrtime.bigint();
+    if (received === DRAIN) done();
+  });
+  let finished = new Promise<void>((resolve) => (done = resolve));
+  const drainer = await spawnAgent(d);
+  procs.push(drainer);
+  await finished;
+  const agentRate = DRAIN / (ms(first, process.hrtime.bigint()) / 1000);
+  drainer.child.kill('SIGTERM');
+  await drainer.exited;
+
+  // Baseline: the same events, QoS 1, the same window, from a bare mqtt.js client.
+  received = 0;
+  finished = new Promise<void>((resolve) => (done = resolve));
+  const bare = await mqtt.connectAsync(drainBroker.url, { protocolVersion: 5 });
+  noDelay(bare);
+  const body = JSON.stringify(newEvent('location-changed', { i: 0, source: 'bench', civic: sampleAddress().civic }));
+  let sent = 0;
+  await new Promise<void>((resolve) => {
+    let inFlight = 0;
+    const pump = () => {
+      while (inFlight < WINDOW && sent < DRAIN) {
+        inFlight++;
+        sent++;
+        bare.publish('bench/drain', body, { qos: 1 }, () => {
+          inFlight--;
+          if (sent === DRAIN && inFlight === 0) resolve();
+          else pump();
+        });
+      }
+    };
+    pump();
+  });
+  await finished;
+  const bareRate = DRAIN / (ms(first, process.hrtime.bigint()) / 1000);
+  await bare.endAsync();
+  await counter.endAsync();
+  await drainBroker.close();
+  process.stdout.write(`outbox drain of ${DRAIN} events, window ${WINDOW} (baseline: bare mqtt.js QoS 1 publish loop, same window)\n`);
+  report('drain rate', agentRate, 'ev/s', bareRate, '>= 0.5x baseline');
+
+  // --- start to ready ------------------------------------------------------------
+  const startTimes: number[] = [];
+  const nodeTimes: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    await waitFor(() => server.phone('bench-1')?.online !== true, 3000);
+    const t0 = process.hrtime.bigint();
+    const a = await spawnAgent(s);
+    await waitFor(() => server.phone('bench-1')?.online === true, 5000);
+    startTimes.push(ms(t0, process.hrtime.bigint()));
+    a.child.kill('SIGTERM');
+    await a.exited;
+    const t1 = process.hrtime.bigint();
+    await new Promise<void>((resolve) => spawn(process.execPath, ['-e', '0']).once('exit', () => resolve()));
+    nodeTimes.push(ms(t1, process.hrtime.bigint()));
+  }
+  process.stdout.write('agent start to ready (store open, address loaded, link up and subscribed), median of 7 (baseline: node -e 0)\n');
+  report('start->ready', summary(startTimes).p50, 'ms', summary(nodeTimes).p50, '<= 500 ms');
+
+  // --- idle RSS and writes ------------------------------------------------------
+  const idle = await spawnAgent(s);
+  procs.push(idle);
+  const bareNode = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
+  await waitFor(() => server.phone('bench-1')?.online === true, 5000);
+  const writesOf = async () => ((await controlRequest(s.socketPath, 'status')) as { result: { store: { writes: number } } }).result.store.writes;
+  const dbFile = path.join(s.raw.dataDir as string, 'agent.db');
+  const stamp = () => ['', '-wal'].map((x) => { try { const st = statSync(dbFile + x); return `${st.size}:${st.mtimeMs}`; } catch { return '-'; } }).join(',');
+  const w0 = await writesOf();
+  const f0 = stamp();
+  process.stdout.write(`idling ${IDLE_SECONDS} s (BENCH_IDLE_SECONDS)...\n`);
+  await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
+  const rss = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+  const agentRss = rss(idle.child.pid!);
+  const nodeRss = rss(bareNode.pid!);
+  const w1 = await writesOf();
+  const f1 = stamp();
+  bareNode.kill();
+  process.stdout.write(`idle after ${IDLE_SECONDS} s (baseline: bare node process, same time)\n`);
+  report('idle RSS', agentRss, 'MB', nodeRss, '<= 70 MB');
+  const perMinute = ((w1 - w0) / IDLE_SECONDS) * 60;
+  report('db write transactions per minute', perMinute, '/min', 0, '0');
+  process.stdout.write(`database files ${f0 === f1 ? 'unchanged' : `CHANGED (${f0} -> ${f1})`} while idle\n`);
+} finally {
+  for (const p of procs) p.child.kill('SIGKILL');
+  await server.stop();
+  await broker.close();
+  rmSync(dir, { recursive: true, force: true });
+}
