@@ -172,7 +172,7 @@ export class HandsetUi implements Alerts {
   private outcome(out: KeypadOutcome): void {
     switch (out.kind) {
       case 'pending':
-        this.put({ id: 'dial', priority: PRIORITY.dial, lines: [`Dial: ${out.collected ?? ''}`], scroll: 0 });
+        this.put({ id: 'dial', priority: PRIORITY.dial, lines: [`Dial: ${out.collected ?? ''}`], scroll: 0, onKey: (k) => k === 'cancel' && this.cancelDialing() });
         return;
       case 'emergency': {
         this.remove('dial');
@@ -197,6 +197,12 @@ export class HandsetUi implements Alerts {
     }
   }
 
+  /** Cancel while dialing: the digits (and any call they made) go. */
+  private cancelDialing(): true {
+    this.endLine();
+    return true;
+  }
+
   private hook(offHook: boolean): void {
     // Lifting with the speaker on changes nothing on the line; putting down ends it.
     const wasOpen = offHook ? this.speaker : true;
@@ -209,9 +215,13 @@ export class HandsetUi implements Alerts {
     if (open === wasOpen) return;
     if (open) {
       this.deps.handset.tone('dial');
-      this.put({ id: 'dial', priority: PRIORITY.dial, lines: ['Dial:'], scroll: 0 });
+      this.put({ id: 'dial', priority: PRIORITY.dial, lines: ['Dial:'], scroll: 0, onKey: (k) => k === 'cancel' && this.cancelDialing() });
       return;
     }
+    this.endLine();
+  }
+
+  private endLine(): void {
     this.deps.handset.stopTone();
     try {
       this.deps.dialer()?.hangup();
