@@ -1,0 +1,36 @@
+// The system inventory: systeminformation really runs in a worker thread; the
+// cache stays pending until its delay passes and never throws.
+import { describe, expect, it, vi } from 'vitest';
+import { gatherInWorker, InventoryCache, toInventory } from '../../../hal/inventory/inventory.js';
+import { silentLog } from '../../helpers/log.js';
+
+describe('system inventory', () => {
+  it('gathers model, OS, CPU, memory and storage in a worker thread', async () => {
+    const raw = await gatherInWorker();
+    const inv = toInventory(raw, new Date(), 0);
+    expect(inv.os.platform).toBe('linux');
+    expect(inv.os.kernel).not.toBe('');
+    expect(inv.cpu.cores).toBeGreaterThan(0);
+    expect(inv.memory.totalBytes).toBeGreaterThan(0);
+    expect(inv.storage.length).toBeGreaterThan(0);
+    expect(inv.errors).toEqual({});
+  });
+
+  it('reports a failed call by name instead of failing the whole inventory', () => {
+    const inv = toInventory({ system: { error: 'dmidecode: permission denied' }, mem: { total: 1024, available: 512 } }, new Date(0), 3);
+    expect(inv.errors).toEqual({ system: 'dmidecode: permission denied' });
+    expect(inv.memory).toEqual({ totalBytes: 1024, availableBytes: 512 });
+    expect(inv.model.model).toBe('');
+  });
+
+  it('stays pending until its delay, then caches; a failure is a state, not a crash', async () => {
+    let calls = 0;
+    const ok = new InventoryCache({ log: silentLog(), delayMs: 20, gather: async () => (calls++, { mem: { total: 1, available: 1 } }) });
+    ok.start();
+    expect(ok.current()).toEqual({ state: 'pending' });
+    await vi.waitFor(() => expect(ok.current().state).toBe('ready'));
+    expect(calls).toBe(1);
+    const bad = new InventoryCache({ log: silentLog(), delayMs: 0, gather: async () => Promise.reject(new Error('worker died')) });
+    expect(await bad.refresh()).toEqual({ state: 'failed', error: 'worker died' });
+  });
+});
