@@ -52,7 +52,8 @@ async function emergencyService(o: { voice?: MemoryVoiceStack | null; routes?: R
   });
   await svc.start(signed());
   stops.push(() => svc.stop());
-  return { svc, voice };
+  // null only when a test asks for no voice stack, and then it does not touch it.
+  return { svc, voice: voice as MemoryVoiceStack };
 }
 
 function deps(over: Partial<DiagnosticsDeps> = {}): DiagnosticsDeps & { published: DiagnosticsReport[] } {
