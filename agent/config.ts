@@ -6,6 +6,7 @@ import { ConfigError } from './errors.js';
 import { isValidDeviceId } from '../provisioning/protocol/topics.js';
 import { dialPlanSchema, emergencySchema, sipSchema } from './emergency/config.js';
 import { diagnosticsSchema, handsetSchema } from './handset/config.js';
+import { networkSchema } from './location/config.js';
 
 const brokerUrl = z
   .string()
@@ -63,6 +64,8 @@ export const configSchema = z.strictObject({
   handset: handsetSchema,
   /** 933 diagnostics thresholds and the system inventory delay. */
   diagnostics: diagnosticsSchema,
+  /** Network watching, LLDP-MED, DHCP hand-over, HELD, location checks (agent/location/config.ts). */
+  network: networkSchema,
 });
 
 export type AgentConfig = z.infer<typeof configSchema>;
@@ -71,6 +74,7 @@ type EnvParser = (raw: string) => unknown;
 const text: EnvParser = (s) => s;
 const list: EnvParser = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
 const int: EnvParser = (s) => (/^-?\d+$/.test(s.trim()) ? Number(s) : s);
+const bool: EnvParser = (s) => (/^(1|true|on|yes)$/i.test(s.trim()) ? true : /^(0|false|off|no)$/i.test(s.trim()) ? false : s);
 
 /** Environment variables that override the file, and the key each sets. */
 export const ENV_OVERRIDES: Record<string, { path: string[]; parse: EnvParser }> = {
@@ -90,6 +94,11 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; parse: EnvParser }>
   E911_SIP_BIND: { path: ['sip', 'bindAddress'], parse: text },
   E911_SIP_PUBLIC: { path: ['sip', 'publicAddress'], parse: text },
   E911_SIP_PORT: { path: ['sip', 'port'], parse: int },
+  E911_NET_BACKEND: { path: ['network', 'backend'], parse: text },
+  E911_NET_INTERFACES: { path: ['network', 'interfaces'], parse: list },
+  E911_LLDP: { path: ['network', 'lldp', 'enabled'], parse: bool },
+  E911_LLDP_SOCKET: { path: ['network', 'lldp', 'socketPath'], parse: text },
+  E911_HELD_URL: { path: ['network', 'held', 'url'], parse: text },
   E911_HANDSET: { path: ['handset', 'backend'], parse: text },
   E911_MCU_PORT: { path: ['handset', 'path'], parse: text },
   E911_MCU_BAUD: { path: ['handset', 'baudRate'], parse: int },

@@ -20,6 +20,8 @@ import type { VoiceStack } from '../hal/voice/types.js';
 import { createPjsipVoiceStack, pjsipAvailability } from '../hal/voice/pjsip/index.js';
 import { FrontPanel } from './handset/front-panel.js';
 import type { Handset } from '../hal/handset.js';
+import { LocationParts } from './location/parts.js';
+import type { LocationService } from './location/service.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -50,6 +52,7 @@ interface Parts {
   newEvent: EventFactory;
   emergency: EmergencyService;
   front: FrontPanel;
+  location: LocationParts;
 }
 
 const REJECT_REPORT_INTERVAL_MS = 60_000;
@@ -109,13 +112,29 @@ export class Agent {
       ...(this.deps.now ? { now: this.deps.now } : {}),
       ...(this.deps.handset !== undefined ? { handset: this.deps.handset } : {}),
     });
-    this.parts = { store, addressBook, drainer, link, control, notifier, newEvent, emergency, front };
+    const location = new LocationParts({
+      config: config.network,
+      host,
+      log,
+      store,
+      deviceId: config.deviceId,
+      serverKey,
+      newEvent,
+      wake: () => drainer.wake(),
+      publishReport: (p) => link.publishRetained('location', p),
+      address: () => addressBook.current(),
+      // Looked up at alert time: the handset's display may come up after us.
+      alerts: { raise: (a) => front.alerts?.raise(a), clear: (id) => front.alerts?.clear(id) },
+    });
+    this.parts = { store, addressBook, drainer, link, control, notifier, newEvent, emergency, front, location };
 
     const address = addressBook.current();
     // 911 first: the voice stack and the prepared INVITE are up before anything else starts.
     await emergency.start(address);
     // Then the keypad that dials it, and the emergency-services notice.
     await front.start();
+    // Where the phone is: after the store, before the link (its first report waits in the link).
+    await location.start();
     if (address) link.publishRetained('address/state', addressState(address));
     this.registerControl(control);
     await control.start();
@@ -134,6 +153,7 @@ export class Agent {
     parts.notifier.stopping();
     await parts.link.stop();
     await parts.control.stop();
+    await parts.location.stop();
     await parts.front.stop();
     await parts.emergency.stop();
     parts.drainer.flushAcks();
@@ -149,6 +169,11 @@ export class Agent {
     p.drainer.wake();
   }
 
+  /** Where the phone is: best() is synchronous and does no I/O (for the emergency path). */
+  get locationService(): LocationService {
+    return this.require().location.service;
+  }
+
   status(): Record<string, unknown> {
     const p = this.require();
     const address = p.addressBook.current();
@@ -161,6 +186,7 @@ export class Agent {
       address: address ? { version: address.version, appliedAt: address.appliedAt, hash: address.hash } : null,
       emergency: p.emergency.status(),
       ...p.front.status(),
+      location: p.location.status(),
     };
   }
 
@@ -221,6 +247,12 @@ export class Agent {
     });
     control.register('hangup', () => this.require().emergency.hangup());
     this.require().front.registerControl(control);
+    control.register('location', () => this.require().location.service.list());
+    control.register('location-select', (args) => {
+      const id = typeof args.id === 'string' ? args.id : '';
+      if (!id) throw new ControlError('usage', 'location select needs a location id, code, or "current"');
+      return this.require().location.service.select(id);
+    });
     control.register('address', () => {
       const a = this.require().addressBook.current();
       return a && { version: a.version, hash: a.hash, appliedAt: a.appliedAt, receivedAt: a.receivedAt, doc: a.doc };
@@ -235,6 +267,7 @@ export class Agent {
         if (outcome.result !== 'rejected') p.link.publishRetained('address/state', addressState(outcome.address));
         if (outcome.result === 'applied') p.emergency.setAddress(outcome.address);
         if (outcome.result === 'applied') p.front.addressChanged(outcome.address);
+        if (outcome.result === 'applied') p.location.service.addressChanged();
         p.drainer.wake();
       },
       configSet: (value) => {
@@ -256,6 +289,10 @@ export class Agent {
           default:
             throw new Error(`unknown command ${name}`);
         }
+      },
+      locationsSet: (payload) => {
+        const outcome = this.require().location.handleLocationsPush(payload);
+        if (outcome.result === 'rejected') this.reportRejected('locations/set', outcome.reason);
       },
       rejected: (kind, reason) => this.reportRejected(kind, reason),
     };

@@ -87,6 +87,35 @@ export const COMMANDS: Record<string, CommandSpec> = {
       return overall === 'fail' ? EXIT.problems : overall === 'warn' ? EXIT.warnings : EXIT.ok;
     },
   },
+  location: {
+    help: 'where the phone is: "location list" (default) or "location select <id|code|current>"',
+    request: (args) => {
+      const [verb = 'list', id, ...extra] = args;
+      if (verb === 'list' && id === undefined) return { cmd: 'location', args: {} };
+      if (verb === 'select' && id && extra.length === 0) return { cmd: 'location-select', args: { id } };
+      return 'usage: e911ctl location [list] | location select <id|code|current>';
+    },
+    text: (r) => {
+      const o = r as {
+        status?: string;
+        reason?: string;
+        assigned?: { id: string; code: string; name: string } | null;
+        best?: { source: string; method: string; kind: string; civic?: Record<string, string> } | null;
+        choices?: { id: string; code: string; name: string; lines: string[]; matches: boolean; assigned: boolean }[];
+        locationId?: string;
+        confirmed?: boolean;
+      };
+      if (o.locationId !== undefined) return `${o.confirmed ? 'confirmed' : 'selected'} ${o.locationId}: the server will make it your address`;
+      const best = o.best ? `${o.best.source} (${o.best.method}, ${o.best.kind})${o.best.civic ? `: ${formatAddressLines(o.best.civic).join(', ')}` : ''}` : 'none';
+      return [
+        `check: ${o.status} (${o.reason})`,
+        `assigned: ${o.assigned ? `${o.assigned.name} [${o.assigned.id}]` : 'none'}`,
+        `best location now: ${best}`,
+        ...(o.choices && o.choices.length > 0 ? ['choices (e911ctl location select <id>, or current):'] : []),
+        ...(o.choices ?? []).map((c) => `  ${c.id.padEnd(16)} ${c.name}${c.assigned ? ' (assigned)' : ''}${c.matches ? ' (matches this network)' : ''}\n${c.lines.map((l) => `${' '.repeat(19)}${l}`).join('\n')}`),
+      ].join('\n');
+    },
+  },
   hangup: {
     help: 'end every call',
     request: () => ({ cmd: 'hangup', args: {} }),

@@ -23,6 +23,8 @@ export interface LinkStatus {
 export interface InboundHandlers {
   addressSet(payload: Buffer): void;
   configSet(value: PayloadOf<'config/set'>): void;
+  /** The account's locations for recommendations (signed; verified by the handler). */
+  locationsSet?(payload: Buffer): void;
   command(name: string, value: PayloadOf<'cmd'>): Promise<unknown>;
   rejected(kind: TopicKind, reason: string): void;
 }
@@ -146,7 +148,12 @@ export class MqttLink {
       // Events first: the outbox does not wait for anything else.
       this.deps.drainer.attach((row) => this.publishEvent(client, row.payload));
       client.subscribe(
-        [topicFilter('address/set', config.deviceId), topicFilter('config/set', config.deviceId), topicFilter('cmd', config.deviceId)],
+        [
+          topicFilter('address/set', config.deviceId),
+          topicFilter('locations/set', config.deviceId),
+          topicFilter('config/set', config.deviceId),
+          topicFilter('cmd', config.deviceId),
+        ],
         { qos: 1 },
         (err) => {
           if (client !== this.client) return;
@@ -217,6 +224,10 @@ export class MqttLink {
       switch (parsed.kind) {
         case 'address/set':
           handlers.addressSet(payload);
+          return;
+        case 'locations/set':
+          // Retained is fine: it is state, and a replay of an older version is refused by version.
+          handlers.locationsSet?.(payload);
           return;
         case 'config/set': {
           if (packet.retain) return log.warn({ topic }, 'retained config/set ignored');

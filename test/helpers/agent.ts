@@ -37,6 +37,8 @@ export function agentConfig(dir: string, o: { deviceId?: string; brokerUrl: stri
     logLevel: 'info',
     broker: { urls: [o.brokerUrl], protocolVersion: o.protocolVersion ?? 5, reconnectMinMs: 100, reconnectMaxMs: 1000 },
     control: { socketPath },
+    // Tests stay off the host's network: no lldpd on its interfaces, no DHCP hand-over folder in /run.
+    network: { backend: 'sim', lldp: { enabled: false }, dhcp: { enabled: false } },
     ...extra,
   };
   const configFile = path.join(dir, 'config.json');
