@@ -25,7 +25,7 @@ describe.skipIf(!MOSQUITTO)('foundation against a real Mosquitto', () => {
   let dir: string;
   const keys = testKeys();
   let events: EventPayload[] = [];
-  let duplicates = 0;
+  let duplicates: EventPayload[] = [];
   const procs: AgentProcess[] = [];
 
   beforeAll(async () => {
@@ -37,11 +37,11 @@ describe.skipIf(!MOSQUITTO)('foundation against a real Mosquitto', () => {
   beforeEach(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'e911-found-'));
     events = [];
-    duplicates = 0;
+    duplicates = [];
     // A fresh client id per test: each test has its own persistent server session.
     server = new ProvisioningServer({ brokerUrl: broker.url, privateKey: keys.privateKey, log: silentLog(), protocolVersion: 5, clientId: `srv-${path.basename(dir)}` });
     server.on('event', (e) => events.push(e));
-    server.on('duplicate', () => duplicates++);
+    server.on('duplicate', (e) => duplicates.push(e));
     await server.start();
   });
   afterEach(async () => {
@@ -127,17 +127,17 @@ describe.skipIf(!MOSQUITTO)('foundation against a real Mosquitto', () => {
     try {
       await waitFor(() => server.phone('phone-1')?.online === true, 5000);
       await broker.stop();
-      const ids: string[] = [];
-      for (let i = 0; i < 300; i++) agent.emit('diagnostics', { i });
+      for (let i = 0; i < 300; i++) agent.emit('diagnostics', { i, bench: 'outage' });
       const backlog = (agent.status().outbox as { backlog: number }).backlog;
-      expect(backlog).toBe(300);
+      expect(backlog).toBeGreaterThanOrEqual(300);
       await broker.restart();
-      await waitFor(() => events.length >= 300, 15_000, () => `got ${events.length}`);
+      // Only this test's events: the agent may report other things of its own meanwhile.
+      const mine = (list: EventPayload[]) => list.filter((e) => e.type === 'diagnostics' && e.data.bench === 'outage');
+      await waitFor(() => mine(events).length >= 300, 15_000, () => `got ${mine(events).length}`);
       await new Promise((r) => setTimeout(r, 300));
-      for (const e of events) ids.push(String(e.data.i));
-      expect(events).toHaveLength(300);
-      expect(duplicates).toBe(0);
-      expect(ids).toEqual(Array.from({ length: 300 }, (_, i) => String(i))); // in order, too
+      expect(mine(events)).toHaveLength(300);
+      expect(mine(duplicates)).toHaveLength(0);
+      expect(mine(events).map((e) => e.data.i)).toEqual(Array.from({ length: 300 }, (_, i) => i)); // in order, too
       await waitFor(() => (agent.status().outbox as { backlog: number }).backlog === 0, 3000);
     } finally {
       await agent.stop();
@@ -155,20 +155,22 @@ describe.skipIf(!MOSQUITTO)('foundation against a real Mosquitto', () => {
 
     const first = await spawnAgent(s);
     procs.push(first);
-    await waitFor(() => events.length >= 1500, 15_000, () => first.output());
+    const queuedIds = new Set(queued.map((e) => e.id));
+    const mine = (list: EventPayload[]) => list.filter((e) => queuedIds.has(e.id));
+    await waitFor(() => mine(events).length >= 1500, 15_000, () => first.output());
     first.child.kill('SIGKILL');
     await first.exited;
-    const beforeRestart = events.length;
+    const beforeRestart = mine(events).length;
     expect(beforeRestart).toBeLessThan(6000); // killed mid-drain
 
     const second = await spawnAgent(s);
     procs.push(second);
-    await waitFor(() => events.length >= 6000, 30_000, () => `got ${events.length}`);
-    expect(new Set(events.map((e) => e.id))).toEqual(new Set(queued.map((e) => e.id)));
-    expect(events).toHaveLength(6000); // de-duplicated by id at the server
+    await waitFor(() => mine(events).length >= 6000, 30_000, () => `got ${mine(events).length}`);
+    expect(new Set(mine(events).map((e) => e.id))).toEqual(queuedIds);
+    expect(mine(events)).toHaveLength(6000); // de-duplicated by id at the server
     // Redeliveries are allowed: what was in flight (window 64) and acks not yet written
     // (batched every 20 ms). Acks not persisted at all would resend all 1500+ delivered.
-    expect(duplicates).toBeLessThan(500);
+    expect(mine(duplicates).length).toBeLessThan(500);
     let backlog = -1;
     for (let i = 0; i < 100 && backlog !== 0; i++) {
       const status = await controlRequest(s.socketPath, 'status');
