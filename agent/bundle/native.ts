@@ -13,15 +13,20 @@ export function nativeDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.E911_NATIVE_DIR || path.join(path.dirname(fileURLToPath(import.meta.url)), 'lib');
 }
 
-/** Loads lib/<name>.node; `name` may carry the .node suffix or not. */
+// Like require's cache: a second dlopen would run the addon's init again.
+const loaded = new Map<string, unknown>();
+
+/** Loads lib/<name>.node once; `name` may carry the .node suffix or not. */
 export function loadCarried(name: string, env: NodeJS.ProcessEnv = process.env): unknown {
   const file = path.join(nativeDir(env), name.endsWith('.node') ? name : `${name}.node`);
+  if (loaded.has(file)) return loaded.get(file);
   const mod = { exports: {} as unknown };
   try {
     process.dlopen(mod, file);
   } catch (err) {
     throw new NativeAddonError('native-addon-missing', `cannot load native addon ${file}: ${(err as Error).message}`, { cause: err });
   }
+  loaded.set(file, mod.exports);
   return mod.exports;
 }
 
