@@ -453,7 +453,8 @@ export class LocationService {
       elin: this.elinValue,
       network: snap ? networkReport(snap) : null,
       lldp: (this.deps.lldp?.neighbors() ?? []).map(lldpReport),
-      recommendation: this.assessment
+      // 'off' reports like no check at all: the first check finding recommendations off is not news.
+      recommendation: this.assessment && this.assessment.status !== 'off'
         ? { status: this.assessment.status, assignedLocationId: this.assessment.assigned?.id ?? null, matchingLocationIds: this.assessment.matches.map((m) => m.id) }
         : null,
     };

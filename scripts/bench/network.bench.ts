@@ -1,0 +1,186 @@
+// Network benchmark, each figure beside a baseline measured in the same run:
+//  - an IPv4 address change on eth0 (inside a network namespace) to the agent's
+//    retained location report received by a subscriber at a real Mosquitto,
+//    p50/p99 over BENCH_NET_CHANGES changes (default 100), beside the time the
+//    kernel's netlink event reached an independent `ip -ts monitor` (same changes);
+//  - idle CPU and RSS of the agent over BENCH_NET_IDLE_SECONDS (default
+//    BENCH_IDLE_SECONDS, else 600) beside a bare idle node process, and the
+//    database writes in that window (goal: zero).
+// Needs root (it makes two namespaces joined by a veth pair and removes them).
+// The parent makes the namespaces, then runs itself inside the phone's one:
+// Mosquitto, the agent and the subscriber all live on that namespace's loopback.
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import mqtt from 'mqtt';
+import { report, summary } from './stats.js';
+
+const self = fileURLToPath(import.meta.url);
+const CHANGES = Number(process.env.BENCH_NET_CHANGES ?? 100);
+const IDLE_SECONDS = Number(process.env.BENCH_NET_IDLE_SECONDS ?? process.env.BENCH_IDLE_SECONDS ?? 600);
+const WARMUP = 5;
+
+if (process.argv[2] !== '--inside') {
+  if (process.getuid?.() !== 0) {
+    console.log('network benchmark skipped: it needs root to create network namespaces');
+    process.exit(0);
+  }
+  const { NetNs, vethPair } = await import('../../test/helpers/netns.js');
+  const phone = new NetNs('bph');
+  const lan = new NetNs('blan');
+  let code = 1;
+  try {
+    vethPair(phone, 'eth0', lan, 'sw0');
+    lan.ip('addr', 'add', '10.66.0.1/24', 'dev', 'sw0');
+    phone.ip('addr', 'add', '10.66.0.10/24', 'dev', 'eth0');
+    phone.ip('route', 'add', 'default', 'via', '10.66.0.1');
+    phone.ip('neigh', 'replace', '10.66.0.1', 'lladdr', '02:00:00:00:66:01', 'dev', 'eth0', 'nud', 'permanent');
+    const r = spawnSync('ip', ['netns', 'exec', phone.name, process.execPath, '--expose-gc', self, '--inside'], { stdio: 'inherit' });
+    code = r.status ?? 1;
+  } finally {
+    phone.remove();
+    lan.remove();
+  }
+  process.exit(code);
+}
+
+// ---- inside the phone's namespace ----
+const { startMosquitto } = await import('../../test/helpers/mosquitto.js');
+const { agentConfig, spawnAgent } = await import('../../test/helpers/agent.js');
+const { controlRequest } = await import('../../agent/control/control-client.js');
+const { testKeys } = await import('../../test/helpers/address.js');
+
+const wallNow = () => performance.timeOrigin + performance.now();
+/** `ip -ts` prints local time with microseconds and no zone: "[2026-11-22T07:37:59.578241]". */
+function ipTimestamp(line: string): number | null {
+  const m = /^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{6})\]/.exec(line);
+  return m ? new Date(m[1]!).getTime() + Number(m[2]) / 1000 : null;
+}
+
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]); // utime + stime
+}
+const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
+const childrenOf = (pid: number) =>
+  readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((p) => {
+      try {
+        const s = readFileSync(`/proc/${p}/stat`, 'utf8');
+        return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+      } catch {
+        return false;
+      }
+    });
+const CLK_TCK = 100;
+
+const broker = await startMosquitto();
+const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-netbench-'));
+const keys = testKeys();
+const setup = agentConfig(dir, { deviceId: 'bench-net', brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey }, {
+  logLevel: 'warn',
+  network: { backend: 'netlink', interfaces: ['eth0'], lldp: { enabled: false }, dhcp: { enabled: false } },
+});
+
+// The kernel's side, measured independently: an `ip -ts monitor address` of our own.
+const kernel = spawn('ip', ['-ts', '-o', 'monitor', 'address'], { stdio: ['ignore', 'pipe', 'ignore'] });
+const kernelSeen = new Map<string, number>();
+createInterface({ input: kernel.stdout }).on('line', (line) => {
+  const ts = ipTimestamp(line);
+  const m = / inet (10\.66\.1\.\d+)\/24/.exec(line);
+  if (ts !== null && m) kernelSeen.set(`${line.includes('Deleted') ? 'del' : 'add'} ${m[1]}`, ts);
+});
+
+const sub = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+let onReport: (addrs: string[], at: number) => void = () => {};
+sub.on('message', (_t, payload) => {
+  const at = wallNow();
+  const d = JSON.parse(payload.toString()) as { data: { network: { interfaces: { name: string; addresses: string[] }[] } | null } };
+  onReport(d.data.network?.interfaces.find((i) => i.name === 'eth0')?.addresses ?? [], at);
+});
+await sub.subscribeAsync('e911/v1/bench-net/location', { qos: 1 });
+
+let failed = false;
+let agent: Awaited<ReturnType<typeof spawnAgent>> | null = null;
+const storeWrites = async () => ((await controlRequest(setup.socketPath, 'status')) as { ok: true; result: { store: { writes: number } } }).result.store.writes;
+try {
+  // The agent in its own process (dist/agent/main.js), as on a phone: its CPU and RSS are its own.
+  agent = await spawnAgent(setup);
+  await new Promise((r) => setTimeout(r, 1000));
+  const ip = (...args: string[]) => new Promise<void>((resolve, reject) => execFile('ip', args, (err) => (err ? reject(err) : resolve())));
+
+  const toReport: number[] = [];
+  const toKernel: number[] = [];
+  for (let i = 0; i < CHANGES + WARMUP; i++) {
+    const addr = `10.66.1.${10 + (i % 200)}`;
+    for (const op of ['add', 'del'] as const) {
+      const got = new Promise<number>((resolve) => {
+        onReport = (addrs, at) => {
+          if (addrs.includes(`${addr}/24`) === (op === 'add')) resolve(at);
+        };
+      });
+      const t0 = wallNow();
+      await ip('addr', op, `${addr}/24`, 'dev', 'eth0');
+      const at = await got;
+      const k = kernelSeen.get(`${op} ${addr}`);
+      if (i >= WARMUP && op === 'add') {
+        toReport.push(at - t0);
+        if (k !== undefined) toKernel.push(k - t0);
+      }
+      kernelSeen.clear();
+    }
+  }
+  const r = summary(toReport);
+  const k = summary(toKernel);
+  console.log(`address change -> location report at the broker: ${r.n} changes (kernel events seen for ${k.n})`);
+  report('change->report p50 (vs change->netlink event)', r.p50, 'ms', k.p50, 'p99 <= 200 ms');
+  report('change->report p99 (vs change->netlink event)', r.p99, 'ms', k.p99, 'p99 <= 200 ms');
+  report('change->report max (vs change->netlink event)', r.max, 'ms', k.max, '-');
+  if (process.env.BENCH_NET_SAMPLES) console.log(JSON.stringify({ toReport: toReport.map(Math.round), toKernel: toKernel.map(Math.round) }));
+  if (r.p99 > 200) failed = true;
+
+  // ---- idle ----
+  kernel.kill();
+  const bare = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 1000));
+  global.gc?.();
+  const agentPid = agent.child.pid!;
+  const pidsAtStart = [agentPid, ...childrenOf(agentPid)];
+  const writes0 = await storeWrites();
+  const ticks0 = pidsAtStart.map(cpuTicks).reduce((a, b) => a + b, 0);
+  const bareTicks0 = cpuTicks(bare.pid!);
+  let rssMax = 0;
+  let bareRssMax = 0;
+  const t0 = Date.now();
+  console.log(`idle for ${IDLE_SECONDS} s (BENCH_NET_IDLE_SECONDS); agent processes: ${pidsAtStart.map((p) => readFileSync(`/proc/${p}/comm`, 'utf8').trim()).join(', ')}`);
+  while (Date.now() - t0 < IDLE_SECONDS * 1000) {
+    rssMax = Math.max(rssMax, pidsAtStart.map(rssKb).reduce((a, b) => a + b, 0));
+    bareRssMax = Math.max(bareRssMax, rssKb(bare.pid!));
+    await new Promise((r) => setTimeout(r, Math.min(5000, IDLE_SECONDS * 1000)));
+  }
+  const secs = (Date.now() - t0) / 1000;
+  const cpu = ((pidsAtStart.map(cpuTicks).reduce((a, b) => a + b, 0) - ticks0) / CLK_TCK / secs) * 100;
+  const bareCpu = ((cpuTicks(bare.pid!) - bareTicks0) / CLK_TCK / secs) * 100;
+  const writes = (await storeWrites()) - writes0;
+  bare.kill();
+  report(`idle CPU over ${Math.round(secs)} s (agent + children)`, cpu, '%', bareCpu, 'near a bare node');
+  report('idle RSS max (agent + children)', rssMax / 1024, 'MiB', bareRssMax / 1024, '-');
+  report(`database writes while idle (${Math.round(secs)} s)`, writes, 'writes', 0, '0');
+  if (writes !== 0) failed = true;
+} finally {
+  if (agent && agent.child.exitCode === null) {
+    agent.child.kill('SIGTERM');
+    await agent.exited;
+  }
+  kernel.kill();
+  await sub.endAsync();
+  await broker.close();
+  rmSync(dir, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
