@@ -1,6 +1,10 @@
 // The embedded default broker (aedes, MQTT 3.1.1) for one-machine installs and demos.
+// With an auth policy it enforces the same rules as the Mosquitto ACL the
+// server renders (broker-auth.ts): phones their own topics, the server all of
+// e911/v1. Without one it is open, as the dev script uses it.
 import net from 'node:net';
-import { Aedes } from 'aedes';
+import { Aedes, type AedesOptions, type Client } from 'aedes';
+import { phoneMayPublish, phoneMaySubscribe, serverMayUse } from './broker-auth.js';
 
 export interface EmbeddedBroker {
   port: number;
@@ -8,8 +12,17 @@ export interface EmbeddedBroker {
   close(): Promise<void>;
 }
 
-export async function startEmbeddedBroker(port: number, host = '127.0.0.1'): Promise<EmbeddedBroker> {
-  const broker = await Aedes.createBroker();
+export type BrokerRole = 'server' | 'phone';
+
+export interface BrokerAuth {
+  /** The role of a user name and password, or null to refuse the connection. */
+  authenticate(username: string, password: string): Promise<BrokerRole | null>;
+  /** Told about each refusal, for the log. */
+  refused?(what: string, username: string | undefined, detail: string): void;
+}
+
+export async function startEmbeddedBroker(port: number, host = '127.0.0.1', auth?: BrokerAuth): Promise<EmbeddedBroker> {
+  const broker = await Aedes.createBroker(auth ? withAuth(auth) : {});
   const server = net.createServer(broker.handle);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -21,7 +34,50 @@ export async function startEmbeddedBroker(port: number, host = '127.0.0.1'): Pro
     url: `mqtt://${host}:${actual}`,
     close: () =>
       new Promise<void>((resolve) => {
-        server.close(() => broker.close(() => resolve()));
+        // aedes first: it disconnects its clients, without which server.close() waits for them forever.
+        broker.close(() => server.close(() => resolve()));
       }),
+  };
+}
+
+function withAuth(auth: BrokerAuth): AedesOptions {
+  const roles = new WeakMap<Client, { role: BrokerRole; user: string }>();
+  const notAuthorized = Object.assign(new Error('not authorized'), { returnCode: 5 as const });
+  const badLogin = Object.assign(new Error('bad user name or password'), { returnCode: 4 as const });
+  return {
+    authenticate(client, username, password, done) {
+      if (!username || !password) {
+        auth.refused?.('connect', username, 'no credentials');
+        return done(notAuthorized, null);
+      }
+      auth.authenticate(username, password.toString('utf8')).then(
+        (role) => {
+          if (!role) {
+            auth.refused?.('connect', username, 'bad credentials');
+            return done(badLogin, null);
+          }
+          roles.set(client, { role, user: username });
+          done(null, true);
+        },
+        () => done(badLogin, null),
+      );
+    },
+    authorizePublish(client, packet, done) {
+      // A will aedes publishes after its client is gone was checked when the client connected.
+      if (!client) return done(null);
+      const who = roles.get(client);
+      const ok = who && (who.role === 'server' ? serverMayUse(packet.topic) : phoneMayPublish(who.user, packet.topic));
+      if (ok) return done(null);
+      auth.refused?.('publish', who?.user, packet.topic);
+      // aedes closes the connection of a client whose publish is refused.
+      done(new Error(`publish to ${packet.topic} not authorized`));
+    },
+    authorizeSubscribe(client, sub, done) {
+      const who = roles.get(client);
+      const ok = who && (who.role === 'server' ? serverMayUse(sub.topic) : phoneMaySubscribe(who.user, sub.topic));
+      if (!ok) auth.refused?.('subscribe', who?.user, sub.topic);
+      // null: SUBACK 0x80 for this filter, the connection stays.
+      done(null, ok ? sub : null);
+    },
   };
 }

@@ -1,0 +1,228 @@
+// The provisioning server's composition root: builds every part, passes
+// collaborators in, starts them in order and stops them in reverse. One
+// ServerApp is one server process; several may share a database file (one
+// host) and an external broker (shared subscriptions).
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { named } from '../../agent/log.js';
+import { Repo } from './db/repo.js';
+import { ProvisioningServer } from './server.js';
+import { Pusher, repoDesiredStore } from './pusher.js';
+import { Notifier, type RetryPolicy } from './notify/notifier.js';
+import { HttpSmsChannel, SmtpChannel, WebhookChannel } from './notify/channels.js';
+import { PhoneIntake } from './intake.js';
+import { AdminService } from './service.js';
+import { BulkService, type CsvLimits } from './bulk.js';
+import { JobRunner } from './jobs.js';
+import { Bus } from './bus.js';
+import { buildApi } from './http/api.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
+import {
+  SERVER_MQTT_USER,
+  hashPassword,
+  mosquittoAcl,
+  mosquittoConfSnippet,
+  mosquittoPasswordFile,
+  newPassword,
+  verifyPassword,
+} from './broker-auth.js';
+import { privateKeyFromText, type KeyPairText } from '../protocol/signing.js';
+
+export interface ServerAppOptions {
+  dataDir: string;
+  log: Logger;
+  keyPair: KeyPairText;
+  broker: {
+    /** An external broker (Mosquitto); without it an embedded aedes broker starts. */
+    url?: string;
+    embeddedPort?: number;
+    embeddedHost?: string;
+    /** The embedded broker refuses phones without server-issued credentials unless this is true. */
+    allowAnonymous?: boolean;
+    protocolVersion?: 4 | 5;
+    /** MQTT 5 shared-subscription group, for several server instances on one broker. */
+    shareGroup?: string;
+    clientId?: string;
+    /** The server's own MQTT login; by default the one kept in the data folder. */
+    username?: string;
+    password?: string;
+  };
+  /** null: no HTTP API (tests of the MQTT side, the push CLI). */
+  http: { port: number; host?: string; secureCookies?: boolean } | null;
+  notify?: { retry?: RetryPolicy; concurrency?: number };
+  pushWindow?: number;
+  csvLimits?: CsvLimits;
+  sqliteBinding?: string;
+}
+
+/** The server's MQTT login, created once and kept 0600 in the data folder. */
+export function loadOrCreateServerCredentials(dataDir: string): { username: string; password: string } {
+  const file = path.join(dataDir, 'mqtt-server.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as { username: string; password: string };
+  const creds = { username: SERVER_MQTT_USER, password: newPassword() };
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(creds, null, 2)}\n`, { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+  return creds;
+}
+
+export class ServerApp {
+  readonly repo: Repo;
+  readonly bus = new Bus();
+  readonly link: ProvisioningServer;
+  readonly pusher: Pusher;
+  readonly notifier: Notifier;
+  readonly jobs: JobRunner;
+  readonly bulk: BulkService;
+  readonly service: AdminService;
+  readonly intake: PhoneIntake;
+  private broker: EmbeddedBroker | null = null;
+  private api: Awaited<ReturnType<typeof buildApi>> | null = null;
+  private readonly creds: { username: string; password: string };
+  private brokerUrlValue: string | null = null;
+  private httpUrlValue: string | null = null;
+
+  constructor(private readonly opts: ServerAppOptions) {
+    const { log, dataDir } = opts;
+    this.repo = new Repo({ dataDir, ...(opts.sqliteBinding ? { nativeBinding: opts.sqliteBinding } : {}) });
+    const external = opts.broker.url !== undefined;
+    this.creds =
+      opts.broker.username !== undefined
+        ? { username: opts.broker.username, password: opts.broker.password ?? '' }
+        : external
+          ? loadOrCreateServerCredentials(dataDir)
+          : // The embedded broker lives and dies with this process: a fresh secret each run.
+            { username: SERVER_MQTT_USER, password: randomBytes(24).toString('base64url') };
+    const protocolVersion = opts.broker.protocolVersion ?? (external ? 5 : 4);
+    this.link = new ProvisioningServer({
+      // The embedded broker's URL is passed to start() once it listens.
+      brokerUrl: opts.broker.url ?? 'mqtt://127.0.0.1',
+      privateKey: privateKeyFromText(opts.keyPair),
+      log: named(log, 'mqtt'),
+      protocolVersion,
+      clientId: opts.broker.clientId ?? `e911-server-${opts.broker.shareGroup ? randomBytes(4).toString('hex') : 'main'}`,
+      username: this.creds.username,
+      password: this.creds.password,
+      desired: repoDesiredStore(this.repo),
+      ...(opts.broker.shareGroup ? { shareGroup: opts.broker.shareGroup } : {}),
+    });
+    this.pusher = new Pusher({
+      repo: this.repo,
+      link: this.link,
+      log: named(log, 'push'),
+      ...(opts.pushWindow ? { window: opts.pushWindow } : {}),
+      onIssued: (deviceId) => this.bus.emit('phone', { deviceId, change: 'issued' }),
+    });
+    this.notifier = new Notifier({
+      repo: this.repo,
+      log: named(log, 'notify'),
+      email: new SmtpChannel(),
+      sms: new HttpSmsChannel(),
+      webhook: new WebhookChannel(),
+      ...(opts.notify?.retry ? { retry: opts.notify.retry } : {}),
+      ...(opts.notify?.concurrency ? { concurrency: opts.notify.concurrency } : {}),
+      onUpdate: (n) => this.bus.emit('notification', n),
+    });
+    const handlers = {};
+    this.jobs = new JobRunner({ repo: this.repo, log: named(log, 'jobs'), bus: this.bus, handlers });
+    this.bulk = new BulkService({ repo: this.repo, jobs: this.jobs, log: named(log, 'bulk'), ...(opts.csvLimits ? { limits: opts.csvLimits } : {}) });
+    Object.assign(handlers, this.bulk.handlers());
+    this.service = new AdminService({ repo: this.repo, pusher: this.pusher, bus: this.bus, log: named(log, 'admin') });
+    this.intake = new PhoneIntake({
+      repo: this.repo,
+      link: this.link,
+      pusher: this.pusher,
+      notifier: this.notifier,
+      bus: this.bus,
+      log: named(log, 'intake'),
+      refreshLocationsOnConnect: !external,
+    });
+  }
+
+  get brokerUrl(): string {
+    if (!this.brokerUrlValue) throw new Error('server not started');
+    return this.brokerUrlValue;
+  }
+
+  get httpUrl(): string {
+    if (!this.httpUrlValue) throw new Error('HTTP API not started');
+    return this.httpUrlValue;
+  }
+
+  async start(): Promise<void> {
+    const { opts } = this;
+    const log = opts.log;
+    if (!opts.broker.url) {
+      const brokerLog = named(log, 'broker');
+      this.broker = await startEmbeddedBroker(opts.broker.embeddedPort ?? 1883, opts.broker.embeddedHost ?? '127.0.0.1', {
+        authenticate: async (user, password) => {
+          if (user === this.creds.username) return password === this.creds.password ? 'server' : null;
+          if (opts.broker.allowAnonymous) return 'phone';
+          const hash = this.repo.deviceCredential(user);
+          return hash && (await verifyPassword(password, hash)) ? 'phone' : null;
+        },
+        refused: (what, user, detail) => brokerLog.warn({ what, user, detail }, 'broker refused a client'),
+      });
+      this.brokerUrlValue = this.broker.url;
+      log.info({ url: this.broker.url }, 'embedded broker listening');
+    } else this.brokerUrlValue = opts.broker.url;
+
+    this.intake.attach();
+    await this.link.start(this.brokerUrlValue);
+    this.notifier.start();
+    this.jobs.start();
+    if (opts.http) {
+      this.api = await buildApi({
+        repo: this.repo,
+        service: this.service,
+        bulk: this.bulk,
+        notifier: this.notifier,
+        bus: this.bus,
+        log: named(log, 'http'),
+        mqttConnected: () => this.link.connected,
+        brokerConfig: () => this.brokerConfig(),
+        ...(opts.http.secureCookies ? { secureCookies: true } : {}),
+      });
+      const host = opts.http.host ?? '127.0.0.1';
+      await this.api.listen({ port: opts.http.port, host });
+      const addr = this.api.server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : opts.http.port;
+      this.httpUrlValue = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+      log.info({ url: this.httpUrlValue }, 'admin API listening');
+    }
+    // Whatever changed while the server was down goes out now (unchanged phones cost a hash).
+    void this.pusher.scheduleAll();
+  }
+
+  async stop(): Promise<void> {
+    await this.api?.close();
+    this.api = null;
+    await this.jobs.stop();
+    await this.pusher.idle();
+    await this.notifier.stop();
+    await this.link.stop();
+    await this.broker?.close();
+    this.broker = null;
+    this.repo.close();
+  }
+
+  /** A new API token (shown once; only its hash is kept). */
+  createToken(name: string): string {
+    const token = `e911_${randomBytes(32).toString('base64url')}`;
+    this.repo.createToken(name, token);
+    this.repo.audit('local', 'token.create', 'token', null, { name });
+    return token;
+  }
+
+  /** Mosquitto files: every phone with credentials, the server user, the ACL. */
+  brokerConfig(dir = '/etc/mosquitto/e911'): { passwd: string; acl: string; conf: string } {
+    return renderBrokerConfig(this.repo, this.creds, dir);
+  }
+}
+
+export function renderBrokerConfig(repo: Repo, server: { username: string; password: string }, dir: string): { passwd: string; acl: string; conf: string } {
+  const entries = [{ user: server.username, hash: hashPassword(server.password) }, ...repo.deviceCredentials().map((c) => ({ user: c.deviceId, hash: c.hash }))];
+  return { passwd: mosquittoPasswordFile(entries), acl: mosquittoAcl(server.username), conf: mosquittoConfSnippet(dir) };
+}

@@ -1,0 +1,262 @@
+// Bulk changes to users' notification emails: one list applied to many users,
+// and the CSV round trip (download pre-filled, upload and validate with nothing
+// applied, then apply). Both apply as background jobs; each replaces a user's
+// whole list. Only the Email columns of a CSV change anything.
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Repo, Job } from './db/repo.js';
+import type { JobContext, JobHandler, JobRunner } from './jobs.js';
+import { bulkEmailsSchema, emailProblem, normalizeEmail, MAX_NOTIFICATION_EMAILS, type BulkEmailsInput } from './validation.js';
+import { parse } from './service.js';
+import { csvRecord, parseCsv, restoreFormula, CsvSyntaxError } from './csv.js';
+import { LimitError, NotFoundError, ConflictError, ValidationError } from './errors.js';
+
+export const CSV_EMAIL_COLUMNS = Array.from({ length: MAX_NOTIFICATION_EMAILS }, (_, i) => `Email${i + 1}`);
+export const CSV_REFERENCE_COLUMNS = ['UserId', 'Username', 'DisplayName', 'Extension', 'LocationCode', 'LocationName'] as const;
+export const CSV_COLUMNS = [...CSV_REFERENCE_COLUMNS, ...CSV_EMAIL_COLUMNS];
+
+export interface CsvLimits {
+  maxBytes: number;
+  maxRows: number;
+  /** Errors listed in a report; the count is always complete. */
+  maxReportedErrors: number;
+}
+
+export const DEFAULT_CSV_LIMITS: CsvLimits = { maxBytes: 32 * 1024 * 1024, maxRows: 100_000, maxReportedErrors: 1000 };
+
+export interface CsvIssue {
+  row: number;
+  column: string;
+  reason: string;
+}
+
+export interface CsvReport {
+  /** Present when the file could be read: pass it to apply. Rows with errors are skipped. */
+  uploadId: string | null;
+  rows: number;
+  /** Valid rows whose list differs from the user's current one. */
+  changes: number;
+  unchanged: number;
+  errorCount: number;
+  errors: CsvIssue[];
+}
+
+const CHUNK = 500;
+
+export interface BulkDeps {
+  repo: Repo;
+  jobs: JobRunner;
+  log: Logger;
+  limits?: CsvLimits;
+}
+
+export class BulkService {
+  readonly limits: CsvLimits;
+
+  constructor(private readonly deps: BulkDeps) {
+    this.limits = deps.limits ?? DEFAULT_CSV_LIMITS;
+  }
+
+  /** The job handlers this service runs; the composition root registers them. */
+  handlers(): Record<string, JobHandler> {
+    return {
+      'bulk-emails': (job, ctx) => this.runBulkEmails(job, ctx),
+      'csv-apply': (job, ctx) => this.runCsvApply(job, ctx),
+    };
+  }
+
+  /** Queues "set these emails on these users"; returns the job at once. */
+  queueBulkEmails(actor: string, input: unknown): Job {
+    const req = parse(bulkEmailsSchema, input);
+    const { repo } = this.deps;
+    let total: number;
+    if ('locationId' in req.target) {
+      if (!repo.location(req.target.locationId)) throw new NotFoundError(`location ${req.target.locationId}`);
+      total = repo.userCount({ locationId: req.target.locationId });
+    } else if ('userIds' in req.target) {
+      const ids = [...new Set(req.target.userIds)];
+      const known = repo.existingUserIds(ids);
+      const unknown = ids.filter((id) => !known.has(id));
+      if (unknown.length) throw new ValidationError([{ field: 'target.userIds', reason: `no such users: ${unknown.slice(0, 20).join(', ')}${unknown.length > 20 ? ' ...' : ''}` }]);
+      req.target.userIds = ids;
+      total = ids.length;
+    } else total = repo.userCount();
+    repo.audit(actor, 'bulk.emails-queued', 'job', null, { target: 'userIds' in req.target ? { userIds: req.target.userIds.length } : req.target, emails: req.emails });
+    return this.deps.jobs.enqueue('bulk-emails', actor, req, total);
+  }
+
+  private async runBulkEmails(job: Job, ctx: JobContext): Promise<unknown> {
+    const { repo } = this.deps;
+    const req = job.params as BulkEmailsInput;
+    // The target is resolved when the job runs: "all users" means all users then.
+    const ids =
+      'userIds' in req.target ? req.target.userIds : 'locationId' in req.target ? repo.userIds({ locationId: req.target.locationId }) : repo.userIds();
+    return this.applyLists(job, ctx, ids.map((id) => [id, req.emails] as const));
+  }
+
+  private async applyLists(job: Job, ctx: JobContext, lists: readonly (readonly [number, readonly string[]])[]): Promise<unknown> {
+    const { repo } = this.deps;
+    let updated = 0;
+    let unchanged = 0;
+    let missing = 0;
+    for (let i = 0; i < lists.length; i += CHUNK) {
+      repo.transaction(() => {
+        for (const [id, emails] of lists.slice(i, i + CHUNK)) {
+          const before = repo.userEmails(id);
+          if (before === null) {
+            missing++;
+            continue;
+          }
+          if (repo.setUserEmails(id, emails)) {
+            updated++;
+            repo.audit(job.actor, 'user.emails-replace', 'user', id, { before, after: emails, jobId: job.id });
+          } else unchanged++;
+        }
+      });
+      ctx.progress(Math.min(i + CHUNK, lists.length));
+      await ctx.yield();
+    }
+    return { updated, unchanged, missing };
+  }
+
+  // ---- CSV ----
+
+  /** The CSV download: every user, reference columns then Email1..Email10 with the current list. */
+  exportCsv(): string {
+    const out = [csvRecord(CSV_COLUMNS)];
+    for (const u of this.deps.repo.csvUserRows()) {
+      out.push(csvRecord([u.id, u.username, u.displayName, u.extension, u.locationCode, u.locationName, ...CSV_EMAIL_COLUMNS.map((_, i) => u.emails[i] ?? '')]));
+    }
+    return out.join('');
+  }
+
+  /**
+   * Validates an upload and keeps its changes for apply. Nothing is applied.
+   * Throws LimitError for a file over the limits and ValidationError when it
+   * cannot be read as this CSV at all; row problems go into the report.
+   */
+  validateCsv(actor: string, body: Buffer | string): CsvReport {
+    const { maxBytes, maxRows, maxReportedErrors } = this.limits;
+    const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+    if (size > maxBytes) throw new LimitError(`the file is ${mib(size)}; the limit is ${mib(maxBytes)}`);
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.includes('\uFFFD')) throw new ValidationError([{ field: 'file', reason: 'the file is not UTF-8 text (save it as "CSV UTF-8")' }]);
+    let records: string[][];
+    try {
+      records = parseCsv(text, { maxRecords: maxRows + 1, maxFieldLength: 4096 });
+    } catch (err) {
+      if (!(err instanceof CsvSyntaxError)) throw err;
+      if (/more than \d+ rows/.test(err.message)) throw new LimitError(`the file has more than ${maxRows} data rows; the limit is ${maxRows}`);
+      throw new ValidationError([{ field: `row ${err.row}`, reason: err.message.replace(/^row \d+: /, '') }]);
+    }
+    const header = (records[0] ?? []).map((h) => h.trim());
+    if (records.length === 0 || header.every((h) => h === '')) throw new ValidationError([{ field: 'row 1', reason: 'the file is empty: it needs the header row' }]);
+    const problems: CsvIssue[] = [];
+    const col = new Map<string, number>();
+    header.forEach((h, i) => {
+      const key = h.toLowerCase();
+      if (col.has(key)) problems.push({ row: 1, column: h, reason: 'this column appears twice' });
+      col.set(key, i);
+    });
+    for (const c of CSV_EMAIL_COLUMNS) if (!col.has(c.toLowerCase())) problems.push({ row: 1, column: c, reason: 'column missing: the header needs Email1 to Email10' });
+    if (!col.has('userid') && !col.has('username')) problems.push({ row: 1, column: 'UserId', reason: 'column missing: the header needs UserId (or Username)' });
+    if (problems.length) throw new ValidationError(problems.map((p) => ({ field: `row ${p.row} ${p.column}`, reason: p.reason })));
+
+    const idCol = col.get('userid');
+    const nameCol = col.get('username');
+    const emailCols = CSV_EMAIL_COLUMNS.map((c) => [c, col.get(c.toLowerCase())!] as const);
+    const index = this.deps.repo.userEmailIndex();
+    const seen = new Map<number, number>();
+    const changes: [number, string[]][] = [];
+    let errorCount = 0;
+    let unchanged = 0;
+    let rows = 0;
+    const report = (row: number, column: string, reason: string) => {
+      errorCount++;
+      if (problems.length < maxReportedErrors) problems.push({ row, column, reason });
+    };
+    for (let r = 1; r < records.length; r++) {
+      const rec = records[r]!;
+      const row = r + 1;
+      if (rec.length === 1 && rec[0]!.trim() === '') continue; // a blank line
+      rows++;
+      const errorsBefore = errorCount;
+      let userId: number | undefined;
+      const idText = idCol !== undefined ? (rec[idCol] ?? '').trim() : '';
+      if (idText !== '') {
+        userId = /^\d+$/.test(idText) ? Number(idText) : undefined;
+        if (userId === undefined || !index.byId.has(userId)) {
+          report(row, 'UserId', `no user with id ${JSON.stringify(idText)}`);
+          continue;
+        }
+      } else {
+        const name = nameCol !== undefined ? restoreFormula((rec[nameCol] ?? '').trim()) : '';
+        userId = name ? index.byName.get(name.toLowerCase()) : undefined;
+        if (userId === undefined) {
+          report(row, name ? 'Username' : 'UserId', name ? `no user named ${JSON.stringify(name)}` : 'the row names no user (UserId is empty)');
+          continue;
+        }
+      }
+      const first = seen.get(userId);
+      if (first !== undefined) {
+        report(row, 'UserId', `user ${userId} appears again (first in row ${first})`);
+        continue;
+      }
+      seen.set(userId, row);
+      const emails: string[] = [];
+      const lower = new Set<string>();
+      for (const [name, i] of emailCols) {
+        const raw = restoreFormula((rec[i] ?? '').trim());
+        if (raw === '') continue;
+        const p = emailProblem(raw);
+        if (p) {
+          report(row, name, `${JSON.stringify(raw.slice(0, 80))} ${p}`);
+          continue;
+        }
+        const e = normalizeEmail(raw);
+        if (lower.has(e.toLowerCase())) {
+          report(row, name, `${e} is listed twice in this row`);
+          continue;
+        }
+        lower.add(e.toLowerCase());
+        emails.push(e);
+      }
+      if (rec.length > header.length) report(row, `column ${header.length + 1}`, `the row has ${rec.length} fields; the header has ${header.length}`);
+      if (errorCount > errorsBefore) continue;
+      if (index.byId.get(userId) === JSON.stringify(emails)) unchanged++;
+      else changes.push([userId, emails]);
+    }
+    const uploadId = randomUUID();
+    this.deps.repo.transaction(() => {
+      this.deps.repo.saveCsvUpload(uploadId, actor, rows, changes);
+      this.deps.repo.audit(actor, 'csv.validate', 'csv', uploadId, { rows, changes: changes.length, unchanged, errors: errorCount });
+    });
+    return { uploadId, rows, changes: changes.length, unchanged, errorCount, errors: problems };
+  }
+
+  /** Queues the changes of a validated upload; an upload applies once. */
+  queueCsvApply(actor: string, uploadId: string): Job {
+    const { repo } = this.deps;
+    const upload = repo.csvUpload(uploadId);
+    if (!upload) throw new NotFoundError(`CSV upload ${uploadId}`);
+    if (upload.jobId !== null) throw new ConflictError(`CSV upload ${uploadId} was already applied by job ${upload.jobId}`);
+    const total = (upload.changes as unknown[]).length;
+    return repo.transaction(() => {
+      const job = this.deps.jobs.enqueue('csv-apply', actor, { uploadId }, total);
+      repo.markCsvApplied(uploadId, job.id);
+      repo.audit(actor, 'csv.apply-queued', 'csv', uploadId, { jobId: job.id, changes: total });
+      return job;
+    });
+  }
+
+  private async runCsvApply(job: Job, ctx: JobContext): Promise<unknown> {
+    const { uploadId } = job.params as { uploadId: string };
+    const upload = this.deps.repo.csvUpload(uploadId);
+    if (!upload) throw new Error(`CSV upload ${uploadId} vanished`);
+    return this.applyLists(job, ctx, upload.changes as [number, string[]][]);
+  }
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}

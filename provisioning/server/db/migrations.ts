@@ -1,0 +1,171 @@
+// The server's schema: forward-only numbered migrations compiled into the code,
+// applied by the agent's migrate() (one transaction each, PRAGMA user_version).
+// Never edit one that has shipped: add one.
+import type { Migration } from '../../../agent/store/migrations.js';
+
+export const SERVER_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'account, locations, users, devices, events, notifications, audit, jobs, tokens',
+    sql: `
+      CREATE TABLE account (
+        id                      INTEGER PRIMARY KEY CHECK (id = 1),
+        name                    TEXT NOT NULL DEFAULT '',
+        contact_email           TEXT NOT NULL DEFAULT '',
+        e911_enabled            INTEGER NOT NULL DEFAULT 0,
+        e911_changed_at         TEXT,
+        -- On: every user gets location recommendations; off: each user's own setting rules.
+        recommendations         INTEGER NOT NULL DEFAULT 0,
+        notification_policy     TEXT NOT NULL DEFAULT 'all' CHECK (notification_policy IN ('app-only', 'app-then-email-sms', 'all')),
+        smtp                    TEXT,
+        sms                     TEXT,
+        webhook                 TEXT,
+        updated_at              TEXT NOT NULL
+      );
+      INSERT INTO account (id, updated_at) VALUES (1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+
+      CREATE TABLE locations (
+        id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+        code                TEXT NOT NULL UNIQUE,
+        name                TEXT NOT NULL,
+        country             TEXT NOT NULL,
+        house_number        TEXT NOT NULL,
+        house_number_suffix TEXT,
+        street              TEXT NOT NULL,
+        street2             TEXT,
+        city                TEXT NOT NULL,
+        state               TEXT NOT NULL,
+        postal_code         TEXT NOT NULL,
+        plus4               TEXT,
+        building            TEXT,
+        floor               TEXT,
+        room                TEXT,
+        time_zone           TEXT NOT NULL,
+        ip_groups           TEXT NOT NULL DEFAULT '[]',
+        switch_ports        TEXT NOT NULL DEFAULT '[]',
+        admin_emails        TEXT NOT NULL DEFAULT '[]',
+        sms_numbers         TEXT NOT NULL DEFAULT '[]',
+        created_at          TEXT NOT NULL,
+        updated_at          TEXT NOT NULL
+      );
+
+      CREATE TABLE users (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        username         TEXT NOT NULL UNIQUE,
+        display_name     TEXT NOT NULL,
+        extension        TEXT,
+        location_id      INTEGER REFERENCES locations (id) ON DELETE RESTRICT,
+        callback         TEXT,
+        language         TEXT NOT NULL DEFAULT 'en',
+        recommendations  INTEGER NOT NULL DEFAULT 0,
+        emails           TEXT NOT NULL DEFAULT '[]',
+        created_at       TEXT NOT NULL,
+        updated_at       TEXT NOT NULL
+      );
+      CREATE INDEX users_location ON users (location_id);
+
+      CREATE TABLE devices (
+        device_id          TEXT PRIMARY KEY,
+        user_id            INTEGER REFERENCES users (id) ON DELETE SET NULL,
+        label              TEXT,
+        mqtt_hash          TEXT,
+        mqtt_issued_at     TEXT,
+        -- Last address document issued (signed envelope) and its version: monotonic per device.
+        addr_version       INTEGER NOT NULL DEFAULT 0,
+        addr_content_hash  TEXT,
+        addr_signed        TEXT,
+        addr_issued_at     TEXT,
+        applied_version    INTEGER,
+        applied_hash       TEXT,
+        applied_at         TEXT,
+        loc_version        INTEGER NOT NULL DEFAULT 0,
+        loc_content_hash   TEXT,
+        online             INTEGER NOT NULL DEFAULT 0,
+        last_seen          TEXT,
+        agent_version      TEXT,
+        last_location      TEXT,
+        last_location_at   TEXT,
+        mismatch           TEXT,
+        mismatch_at        TEXT,
+        created_at         TEXT NOT NULL
+      );
+      CREATE INDEX devices_user ON devices (user_id);
+
+      -- Every event a phone sent, once (the id is the phone's stable event id).
+      CREATE TABLE events (
+        id           TEXT PRIMARY KEY,
+        device_id    TEXT NOT NULL,
+        type         TEXT NOT NULL,
+        ts           TEXT NOT NULL,
+        received_at  TEXT NOT NULL,
+        user_id      INTEGER,
+        location_id  INTEGER,
+        data         TEXT NOT NULL
+      );
+      CREATE INDEX events_type ON events (type, received_at);
+      CREATE INDEX events_device ON events (device_id, received_at);
+
+      CREATE TABLE notifications (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id         TEXT NOT NULL REFERENCES events (id),
+        channel          TEXT NOT NULL CHECK (channel IN ('email', 'sms', 'webhook')),
+        recipient        TEXT NOT NULL,
+        status           TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sending', 'retry', 'sent', 'failed')),
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at  TEXT NOT NULL,
+        last_error       TEXT,
+        provider_id      TEXT,
+        created_at       TEXT NOT NULL,
+        sent_at          TEXT,
+        updated_at       TEXT NOT NULL,
+        UNIQUE (event_id, channel, recipient)
+      );
+      CREATE INDEX notifications_due ON notifications (status, next_attempt_at);
+
+      CREATE TABLE audit (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        at         TEXT NOT NULL,
+        actor      TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        entity     TEXT NOT NULL,
+        entity_id  TEXT,
+        details    TEXT
+      );
+      CREATE INDEX audit_entity ON audit (entity, entity_id);
+
+      CREATE TABLE jobs (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind         TEXT NOT NULL,
+        status       TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed')),
+        actor        TEXT NOT NULL,
+        params       TEXT NOT NULL,
+        total        INTEGER NOT NULL DEFAULT 0,
+        done         INTEGER NOT NULL DEFAULT 0,
+        result       TEXT,
+        error        TEXT,
+        created_at   TEXT NOT NULL,
+        started_at   TEXT,
+        finished_at  TEXT
+      );
+
+      -- A validated CSV upload waiting for Apply: only its email changes are kept.
+      CREATE TABLE csv_uploads (
+        id          TEXT PRIMARY KEY,
+        created_at  TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        rows        INTEGER NOT NULL,
+        changes     TEXT NOT NULL,
+        job_id      INTEGER REFERENCES jobs (id)
+      );
+
+      CREATE TABLE api_tokens (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        name          TEXT NOT NULL,
+        hash          TEXT NOT NULL UNIQUE,
+        created_at    TEXT NOT NULL,
+        last_used_at  TEXT,
+        revoked_at    TEXT
+      );
+    `,
+  },
+];

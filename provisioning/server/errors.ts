@@ -1,0 +1,38 @@
+// The server's typed errors; the HTTP API maps each code to a status.
+import { E911Error } from '../../agent/errors.js';
+import type { Issue } from './validation.js';
+
+export class ValidationError extends E911Error {
+  constructor(readonly issues: Issue[]) {
+    super('invalid', `invalid input: ${issues.map((i) => `${i.field} ${i.reason}`).join('; ')}`);
+  }
+}
+
+export class NotFoundError extends E911Error {
+  constructor(what: string) {
+    super('not-found', `${what} not found`);
+  }
+}
+
+/** The change conflicts with other data (a duplicate code, a location still in use). */
+export class ConflictError extends E911Error {
+  constructor(message: string) {
+    super('conflict', message);
+  }
+}
+
+/** The change needs something first (E911 needs the mandatory information complete). */
+export class PreconditionError extends E911Error {
+  constructor(
+    message: string,
+    readonly missing: string[] = [],
+  ) {
+    super('precondition', message);
+  }
+}
+
+export class LimitError extends E911Error {
+  constructor(message: string) {
+    super('too-large', message);
+  }
+}

@@ -1,0 +1,444 @@
+// The admin HTTP API (fastify): token authentication (a Bearer header, or a
+// session cookie for the browser portal), one route per administrative
+// operation, an OpenAPI 3.1 document at /api/openapi.json, and a server-sent
+// event stream of live happenings at /api/stream.
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import swagger from '@fastify/swagger';
+import { z } from 'zod';
+import type { Logger } from 'pino';
+import { E911Error } from '../../../agent/errors.js';
+import { NotFoundError, ValidationError, PreconditionError } from '../errors.js';
+import type { AdminService } from '../service.js';
+import type { BulkService, CsvReport } from '../bulk.js';
+import type { Repo, NotificationStatus } from '../db/repo.js';
+import type { Bus, BusEvents } from '../bus.js';
+import type { Notifier } from '../notify/notifier.js';
+import {
+  accountPatchSchema,
+  bulkEmailsSchema,
+  locationFieldsSchema,
+  locationInputSchema,
+  notificationSettingsSchema,
+  userInputSchema,
+} from '../validation.js';
+
+export const SESSION_COOKIE = 'e911_session';
+export const API_VERSION = '1.0.0';
+
+export interface ApiDeps {
+  repo: Repo;
+  service: AdminService;
+  bulk: BulkService;
+  notifier: Notifier;
+  bus: Bus;
+  log: Logger;
+  /** Whether the MQTT link is up, for /api/health. */
+  mqttConnected: () => boolean;
+  /** The Mosquitto files for the current phones. */
+  brokerConfig: () => { passwd: string; acl: string; conf: string };
+  /** Serve the portal's cookie as Secure (behind TLS). */
+  secureCookies?: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    actor: string;
+  }
+}
+
+/** JSON Schema of a zod schema, for the OpenAPI document (validation itself is zod's, in the service). */
+function js(schema: z.ZodType): Record<string, unknown> {
+  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  return rest;
+}
+
+const idParam = { type: 'object', properties: { id: { type: 'integer', minimum: 1 } }, required: ['id'] } as const;
+const deviceParam = { type: 'object', properties: { deviceId: { type: 'string' } }, required: ['deviceId'] } as const;
+const errorSchema = {
+  type: 'object',
+  properties: {
+    error: { type: 'string', description: 'invalid | not-found | conflict | precondition | too-large | unauthorized | internal' },
+    message: { type: 'string' },
+    issues: { type: 'array', items: { type: 'object', properties: { field: { type: 'string' }, reason: { type: 'string' } } } },
+    missing: { type: 'array', items: { type: 'string' } },
+  },
+};
+const jobSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer' },
+    kind: { type: 'string', enum: ['bulk-emails', 'csv-apply'] },
+    status: { type: 'string', enum: ['queued', 'running', 'done', 'failed'] },
+    total: { type: 'integer' },
+    done: { type: 'integer' },
+    result: { type: 'object', properties: { updated: { type: 'integer' }, unchanged: { type: 'integer' }, missing: { type: 'integer' } } },
+    error: { type: ['string', 'null'] },
+    createdAt: { type: 'string' },
+    startedAt: { type: ['string', 'null'] },
+    finishedAt: { type: ['string', 'null'] },
+  },
+};
+const csvReportSchema = {
+  type: 'object',
+  properties: {
+    uploadId: { type: ['string', 'null'] },
+    rows: { type: 'integer' },
+    changes: { type: 'integer' },
+    unchanged: { type: 'integer' },
+    errorCount: { type: 'integer' },
+    errors: { type: 'array', items: { type: 'object', properties: { row: { type: 'integer' }, column: { type: 'string' }, reason: { type: 'string' } } } },
+  },
+};
+const E: Record<number, object> = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 409: errorSchema };
+
+function statusOf(err: E911Error): number {
+  switch (err.code) {
+    case 'invalid':
+      return 400;
+    case 'not-found':
+      return 404;
+    case 'conflict':
+    case 'precondition':
+      return 409;
+    case 'too-large':
+      return 413;
+    default:
+      return 500;
+  }
+}
+
+function cookie(req: FastifyRequest, name: string): string | undefined {
+  const header = req.headers.cookie;
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+  }
+  return undefined;
+}
+
+const intQuery = (v: unknown): number | undefined => {
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new ValidationError([{ field: 'query', reason: `${JSON.stringify(v)} is not a whole number` }]);
+  return n;
+};
+
+const PUBLIC_ROUTES = new Set(['GET /api/health', 'GET /api/openapi.json', 'POST /api/session', 'DELETE /api/session']);
+
+export async function buildApi(deps: ApiDeps) {
+  const { repo, service, bulk, notifier, bus, log } = deps;
+  const app = Fastify({
+    // Errors are logged by the error handler below; requests are not logged one by one.
+    logger: false,
+    bodyLimit: 1024 * 1024,
+    // Route schemas document the API; zod in the service validates (one set of rules, one error shape).
+    ajv: { customOptions: { strict: false } },
+  });
+  app.setValidatorCompiler(() => (data) => ({ value: data }));
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  app.decorateRequest('actor', '');
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'e911 provisioning server admin API',
+        version: API_VERSION,
+        description:
+          'Locations, users and their phones, signed address pushes, bulk notification lists with CSV, Kari\'s Law notifications, and the audit log. ' +
+          'Authenticate with `Authorization: Bearer <token>` (tokens come from `e911-server token create`), or POST /api/session to get a session cookie.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, session: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE } } },
+      security: [{ bearer: [] }, { session: [] }],
+    },
+  });
+
+  app.addContentTypeParser(['text/csv', 'application/csv', 'text/plain', 'application/octet-stream'], { parseAs: 'buffer', bodyLimit: bulk.limits.maxBytes }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler((err, req, reply) => {
+    if (err instanceof E911Error) {
+      const status = statusOf(err);
+      return reply.code(status).send({
+        error: err.code,
+        message: err.message,
+        ...(err instanceof ValidationError ? { issues: err.issues } : {}),
+        ...(err instanceof PreconditionError ? { missing: err.missing } : {}),
+      });
+    }
+    const e = err as { code?: string; statusCode?: number; message: string };
+    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      const limit = req.url.startsWith('/api/csv') ? bulk.limits.maxBytes : 1024 * 1024;
+      return reply.code(413).send({ error: 'too-large', message: `the request body is larger than the ${(limit / 1024 / 1024).toFixed(0)} MiB limit` });
+    }
+    if (e.statusCode && e.statusCode < 500) return reply.code(e.statusCode).send({ error: 'invalid', message: e.message });
+    log.error({ err, url: req.url }, 'request failed');
+    return reply.code(500).send({ error: 'internal', message: 'internal error (see the server log)' });
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    if (!req.url.startsWith('/api/')) return;
+    const key = `${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]}`;
+    if (PUBLIC_ROUTES.has(key)) return;
+    const auth = req.headers.authorization;
+    const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : cookie(req, SESSION_COOKIE);
+    const who = token ? repo.verifyToken(token) : null;
+    if (!who) return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized', message: 'a valid API token is required' });
+    req.actor = `token:${who.name}`;
+  });
+
+  const tag = (t: string) => ({ tags: [t] });
+
+  // ---- meta ----
+  app.get('/api/health', { schema: { ...tag('meta'), summary: 'Liveness and the MQTT link state (no token needed)', security: [] } }, async () => ({
+    ok: true,
+    mqtt: deps.mqttConnected() ? 'connected' : 'disconnected',
+    schemaVersion: repo.schemaVersion(),
+    version: API_VERSION,
+  }));
+  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  app.post(
+    '/api/session',
+    { schema: { ...tag('meta'), summary: 'Log in with a token: sets an HttpOnly session cookie for the portal', security: [], body: { type: 'object', properties: { token: { type: 'string' } }, required: ['token'] } } },
+    async (req, reply) => {
+      const token = (req.body as { token?: unknown } | null)?.token;
+      const who = typeof token === 'string' ? repo.verifyToken(token) : null;
+      if (!who) return reply.code(401).send({ error: 'unauthorized', message: 'unknown or revoked token' });
+      const secure = deps.secureCookies ? '; Secure' : '';
+      reply.header('set-cookie', `${SESSION_COOKIE}=${encodeURIComponent(token as string)}; HttpOnly; SameSite=Strict; Path=/${secure}`);
+      return { ok: true, name: who.name };
+    },
+  );
+  app.delete('/api/session', { schema: { ...tag('meta'), summary: 'Log out: clears the session cookie', security: [] } }, async (_req, reply) => {
+    reply.header('set-cookie', `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`);
+    return { ok: true };
+  });
+
+  // ---- account ----
+  app.get('/api/account', { schema: { ...tag('account'), summary: 'Account settings, E911 state and what is missing to enable it' } }, async () => service.account());
+  app.patch('/api/account', { schema: { ...tag('account'), summary: 'Change the account name, contact, recommendation override or notification policy', body: js(accountPatchSchema), response: E } }, async (req) =>
+    service.updateAccount(req.actor, req.body),
+  );
+  app.post(
+    '/api/account/e911',
+    { schema: { ...tag('account'), summary: 'Enable or disable E911 (enabling needs the mandatory information; 409 lists what is missing)', body: { type: 'object', properties: { enabled: { type: 'boolean' } }, required: ['enabled'] }, response: E } },
+    async (req) => {
+      const enabled = (req.body as { enabled?: unknown } | null)?.enabled;
+      if (typeof enabled !== 'boolean') throw new ValidationError([{ field: 'enabled', reason: 'must be true or false' }]);
+      return service.setE911(req.actor, enabled);
+    },
+  );
+  app.get('/api/account/notifications', { schema: { ...tag('notifications'), summary: 'SMTP, SMS and webhook settings (secrets shown only as set or not)' } }, async () => service.notificationSettings());
+  app.put(
+    '/api/account/notifications',
+    { schema: { ...tag('notifications'), summary: 'Set channels: each given channel replaces the stored one, null removes it, an omitted password is kept', body: js(notificationSettingsSchema), response: E } },
+    async (req) => service.setNotificationSettings(req.actor, req.body),
+  );
+  app.post(
+    '/api/account/notifications/test',
+    {
+      schema: {
+        ...tag('notifications'),
+        summary: 'Send a test notification now through one channel and report the outcome',
+        body: { type: 'object', properties: { channel: { type: 'string', enum: ['email', 'sms', 'webhook'] }, to: { type: 'string' } }, required: ['channel'] },
+      },
+    },
+    async (req) => {
+      const b = (req.body ?? {}) as { channel?: unknown; to?: unknown };
+      const r = z.object({ channel: z.enum(['email', 'sms', 'webhook']), to: z.string().max(254).optional() }).safeParse(b);
+      if (!r.success) throw new ValidationError(r.error.issues.map((i) => ({ field: i.path.join('.'), reason: i.message })));
+      repo.audit(req.actor, 'notifications.test', 'account', null, r.data);
+      return notifier.testSend(r.data.channel, r.data.to);
+    },
+  );
+
+  // ---- locations ----
+  app.get('/api/locations', { schema: { ...tag('locations'), summary: 'All locations, with the RFC 5139 civic form and user counts' } }, async () => service.locations());
+  app.post('/api/locations', { schema: { ...tag('locations'), summary: 'Create a location (address validated with the phone\'s own rules)', body: js(locationInputSchema), response: E } }, async (req, reply) =>
+    reply.code(201).send(service.createLocation(req.actor, req.body)),
+  );
+  app.post(
+    '/api/locations/validate',
+    { schema: { ...tag('locations'), summary: 'Check a location without saving it: {ok, issues[{field, reason}]}', body: js(locationInputSchema) } },
+    async (req) => service.validateLocation(req.body),
+  );
+  app.get('/api/locations/:id', { schema: { ...tag('locations'), params: idParam, response: E } }, async (req) => service.location(Number((req.params as { id: string }).id)));
+  app.patch(
+    '/api/locations/:id',
+    { schema: { ...tag('locations'), summary: 'Change some fields; the result is validated whole; affected phones get a new signed address', params: idParam, body: js(locationFieldsSchema.partial()), response: E } },
+    async (req) => service.updateLocation(req.actor, Number((req.params as { id: string }).id), req.body),
+  );
+  app.delete('/api/locations/:id', { schema: { ...tag('locations'), summary: 'Delete a location that has no users', params: idParam, response: E } }, async (req, reply) => {
+    service.deleteLocation(req.actor, Number((req.params as { id: string }).id));
+    return reply.code(204).send();
+  });
+
+  // ---- users ----
+  app.get(
+    '/api/users',
+    { schema: { ...tag('users'), summary: 'Users, optionally of one location, paged', querystring: { type: 'object', properties: { locationId: { type: 'integer' }, limit: { type: 'integer' }, offset: { type: 'integer' } } } } },
+    async (req) => {
+      const q = req.query as Record<string, unknown>;
+      const locationId = intQuery(q.locationId);
+      return service.users({ ...(locationId !== undefined ? { locationId } : {}), limit: intQuery(q.limit) ?? 1000, offset: intQuery(q.offset) ?? 0 });
+    },
+  );
+  app.post('/api/users', { schema: { ...tag('users'), summary: 'Create a user with their phones and emergency information', body: js(userInputSchema), response: E } }, async (req, reply) =>
+    reply.code(201).send(service.createUser(req.actor, req.body)),
+  );
+  app.get('/api/users/:id', { schema: { ...tag('users'), params: idParam, response: E } }, async (req) => service.user(Number((req.params as { id: string }).id)));
+  app.patch(
+    '/api/users/:id',
+    { schema: { ...tag('users'), summary: 'Change some fields (emails and deviceIds replace the lists); their phones get a new signed address', params: idParam, body: js(userInputSchema.partial()), response: E } },
+    async (req) => service.updateUser(req.actor, Number((req.params as { id: string }).id), req.body),
+  );
+  app.delete('/api/users/:id', { schema: { ...tag('users'), params: idParam, response: E } }, async (req, reply) => {
+    service.deleteUser(req.actor, Number((req.params as { id: string }).id));
+    return reply.code(204).send();
+  });
+
+  // ---- phones ----
+  app.get('/api/phones', { schema: { ...tag('phones'), summary: 'Every phone: online, issued and applied address versions, last location report, mismatch' } }, async () => service.phones());
+  app.get('/api/phones/:deviceId', { schema: { ...tag('phones'), params: deviceParam, response: E } }, async (req) => service.phone((req.params as { deviceId: string }).deviceId));
+  app.post(
+    '/api/phones/:deviceId/credentials',
+    { schema: { ...tag('phones'), summary: 'Issue new MQTT credentials (user name = device id); the password is shown this once', params: deviceParam, response: E } },
+    async (req) => service.issueCredentials(req.actor, (req.params as { deviceId: string }).deviceId),
+  );
+  app.post('/api/phones/:deviceId/push', { schema: { ...tag('phones'), summary: 'Push the phone\'s address and locations again', params: deviceParam, response: E } }, async (req, reply) => {
+    service.repush(req.actor, (req.params as { deviceId: string }).deviceId);
+    return reply.code(202).send({ ok: true });
+  });
+  app.delete('/api/phones/:deviceId', { schema: { ...tag('phones'), summary: 'Forget an unassigned phone', params: deviceParam, response: E } }, async (req, reply) => {
+    service.deletePhone(req.actor, (req.params as { deviceId: string }).deviceId);
+    return reply.code(204).send();
+  });
+
+  // ---- bulk and CSV ----
+  app.post(
+    '/api/bulk/emails',
+    { schema: { ...tag('bulk'), summary: 'Replace the notification emails of all users, one location\'s users, or selected users: a background job', body: js(bulkEmailsSchema), response: { 202: jobSchema, ...E } } },
+    async (req, reply) => reply.code(202).send(bulk.queueBulkEmails(req.actor, req.body)),
+  );
+  app.get('/api/jobs', { schema: { ...tag('bulk'), summary: 'Recent jobs', response: { 200: { type: 'array', items: jobSchema } } } }, async () => repo.jobs());
+  app.get('/api/jobs/:id', { schema: { ...tag('bulk'), summary: 'A job\'s progress and result', params: idParam, response: { 200: jobSchema, ...E } } }, async (req) => {
+    const j = repo.job(Number((req.params as { id: string }).id));
+    if (!j) throw new NotFoundError(`job ${(req.params as { id: string }).id}`);
+    return j;
+  });
+  app.get('/api/csv/users', { schema: { ...tag('bulk'), summary: 'CSV of all users: reference columns and Email1..Email10 (formulas neutralised)', produces: ['text/csv'] } }, async (_req, reply) =>
+    reply
+      .header('content-type', 'text/csv; charset=utf-8')
+      .header('content-disposition', `attachment; filename="e911-users-${new Date().toISOString().slice(0, 10)}.csv"`)
+      .send(bulk.exportCsv()),
+  );
+  app.post(
+    '/api/csv/users/validate',
+    {
+      schema: {
+        ...tag('bulk'),
+        summary: 'Upload a CSV (Content-Type: text/csv) and get a validation report; nothing is applied. Only Email columns count.',
+        consumes: ['text/csv'],
+        response: { 200: csvReportSchema, ...E, 413: errorSchema },
+      },
+    },
+    async (req): Promise<CsvReport> => {
+      if (!Buffer.isBuffer(req.body)) throw new ValidationError([{ field: 'body', reason: 'send the CSV file as the body with Content-Type: text/csv' }]);
+      return bulk.validateCsv(req.actor, req.body);
+    },
+  );
+  app.post(
+    '/api/csv/uploads/:id/apply',
+    { schema: { ...tag('bulk'), summary: 'Apply a validated upload (its valid rows) as a background job', params: { type: 'object', properties: { id: { type: 'string' } } }, response: { 202: jobSchema, ...E } } },
+    async (req, reply) => reply.code(202).send(bulk.queueCsvApply(req.actor, (req.params as { id: string }).id)),
+  );
+
+  // ---- events, notifications, audit ----
+  app.get(
+    '/api/events',
+    {
+      schema: {
+        ...tag('events'),
+        summary: 'Events from phones, newest first (type=emergency-call,test-call for the call log)',
+        querystring: { type: 'object', properties: { type: { type: 'string' }, deviceId: { type: 'string' }, limit: { type: 'integer' }, before: { type: 'string' } } },
+      },
+    },
+    async (req) => {
+      const q = req.query as Record<string, string | undefined>;
+      return repo.events({
+        ...(q.type ? { types: q.type.split(',') } : {}),
+        ...(q.deviceId ? { deviceId: q.deviceId } : {}),
+        ...(q.before ? { before: q.before } : {}),
+        limit: Math.min(intQuery(q.limit) ?? 100, 1000),
+      });
+    },
+  );
+  app.get('/api/events/:id', { schema: { ...tag('events'), summary: 'One event with each recipient\'s notification delivery status', response: E } }, async (req) => {
+    const id = (req.params as { id: string }).id;
+    const event = repo.event(id);
+    if (!event) throw new NotFoundError(`event ${id}`);
+    return { ...event, notifications: repo.notifications({ eventId: id }) };
+  });
+  app.get(
+    '/api/notifications',
+    { schema: { ...tag('events'), summary: 'Notification deliveries', querystring: { type: 'object', properties: { eventId: { type: 'string' }, status: { type: 'string' }, limit: { type: 'integer' } } } } },
+    async (req) => {
+      const q = req.query as Record<string, string | undefined>;
+      return repo.notifications({
+        ...(q.eventId ? { eventId: q.eventId } : {}),
+        ...(q.status ? { status: q.status as NotificationStatus } : {}),
+        limit: Math.min(intQuery(q.limit) ?? 500, 5000),
+      });
+    },
+  );
+  app.get(
+    '/api/audit',
+    {
+      schema: {
+        ...tag('events'),
+        summary: 'The audit log, newest first (before=<seq> pages back)',
+        querystring: { type: 'object', properties: { entity: { type: 'string' }, entityId: { type: 'string' }, limit: { type: 'integer' }, before: { type: 'integer' } } },
+      },
+    },
+    async (req) => {
+      const q = req.query as Record<string, string | undefined>;
+      const before = intQuery(q.before);
+      return repo.auditLog({
+        ...(q.entity ? { entity: q.entity } : {}),
+        ...(q.entityId ? { entityId: q.entityId } : {}),
+        ...(before !== undefined ? { beforeSeq: before } : {}),
+        limit: Math.min(intQuery(q.limit) ?? 100, 1000),
+      });
+    },
+  );
+
+  // ---- broker ----
+  app.get('/api/broker/mosquitto', { schema: { ...tag('broker'), summary: 'Mosquitto password file, ACL and mosquitto.conf lines for the current phones' } }, async (req) => {
+    repo.audit(req.actor, 'broker.config-read', 'broker', null);
+    return deps.brokerConfig();
+  });
+
+  // ---- live stream ----
+  app.get('/api/stream', { schema: { ...tag('meta'), summary: 'Server-sent events: emergency, event, phone, job, notification, change' } }, (req, reply) => streamEvents(req, reply, bus));
+
+  return app;
+}
+
+function streamEvents(req: FastifyRequest, reply: FastifyReply, bus: Bus): void {
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  res.write(': e911 event stream\n\n');
+  const kinds: (keyof BusEvents)[] = ['emergency', 'event', 'phone', 'job', 'notification', 'change'];
+  const listeners = kinds.map((kind) => {
+    const fn = (payload: unknown) => res.write(`event: ${kind}\ndata: ${JSON.stringify(payload)}\n\n`);
+    bus.on(kind, fn as never);
+    return [kind, fn] as const;
+  });
+  const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+  req.raw.on('close', () => {
+    clearInterval(ping);
+    for (const [kind, fn] of listeners) bus.off(kind, fn as never);
+  });
+}

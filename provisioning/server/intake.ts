@@ -1,0 +1,136 @@
+// What the phones tell the server, recorded: status, applied address, location
+// reports, and events. Each event is stored once by its id (a redelivery, even
+// after a restart or through another server instance, changes nothing); an
+// emergency or test call is audited and notified; a user's location choice
+// becomes their assigned location.
+import type { Logger } from 'pino';
+import type { Repo, StoredEvent } from './db/repo.js';
+import type { ProvisioningServer } from './server.js';
+import type { Pusher } from './pusher.js';
+import type { Notifier } from './notify/notifier.js';
+import { NOTIFIED_EVENT_TYPES } from './notify/notifier.js';
+import type { Bus } from './bus.js';
+import { emergencyFacts } from './notify/message.js';
+import type { EventPayload, SignedAddress } from '../protocol/messages.js';
+import { locationSelectedDataSchema } from '../protocol/locations.js';
+
+const AUDITED_EVENT_TYPES: ReadonlySet<string> = new Set(['emergency-call', 'test-call', 'address-rejected', 'location-mismatch']);
+
+export interface PhoneIntakeDeps {
+  repo: Repo;
+  link: ProvisioningServer;
+  pusher: Pusher;
+  notifier: Notifier;
+  bus: Bus;
+  log: Logger;
+  /**
+   * Re-publish each phone's (retained) locations once per server run when it
+   * comes online: an embedded broker loses retained messages when it restarts.
+   */
+  refreshLocationsOnConnect?: boolean;
+}
+
+export class PhoneIntake {
+  private readonly refreshed = new Set<string>();
+
+  constructor(private readonly deps: PhoneIntakeDeps) {}
+
+  attach(): void {
+    const { link, repo, bus, pusher, log } = this.deps;
+    link.on('event', (e) => {
+      try {
+        this.handleEvent(e);
+      } catch (err) {
+        log.error({ err, eventId: e.id, type: e.type }, 'event handling failed');
+      }
+    });
+    link.on('status', (deviceId, s) => {
+      repo.setDeviceStatus(deviceId, s.state === 'online', s.agentVersion ?? null);
+      bus.emit('phone', { deviceId, change: 'status' });
+      if (s.state === 'online' && this.deps.refreshLocationsOnConnect && !this.refreshed.has(deviceId)) {
+        this.refreshed.add(deviceId);
+        if (repo.device(deviceId)?.userId != null) void pusher.schedule([deviceId], { forceLocations: true });
+      }
+    });
+    link.on('address-state', (deviceId, s) => {
+      repo.setDeviceApplied(deviceId, s.version, s.hash, s.appliedAt);
+      pusher.onAddressState(deviceId, s);
+      bus.emit('phone', { deviceId, change: 'applied' });
+    });
+    link.on('location', (deviceId, report) => {
+      repo.setDeviceLocationReport(deviceId, report);
+      bus.emit('phone', { deviceId, change: 'location' });
+    });
+    link.on('rejected', (deviceId, reason) => log.warn({ deviceId, reason }, 'payload from phone rejected'));
+  }
+
+  /** Records one event; returns false for a redelivery. */
+  handleEvent(e: EventPayload): boolean {
+    const { repo, log, bus } = this.deps;
+    repo.ensureDevice(e.deviceId);
+    const device = repo.device(e.deviceId)!;
+    const user = device.userId !== null ? repo.user(device.userId) : null;
+    const stored: Omit<StoredEvent, 'receivedAt'> = {
+      id: e.id,
+      deviceId: e.deviceId,
+      type: e.type,
+      ts: e.ts,
+      userId: user?.id ?? null,
+      locationId: user?.locationId ?? null,
+      data: e.data,
+    };
+    const isNew = repo.transaction(() => {
+      if (!repo.insertEvent(stored)) return false;
+      if (AUDITED_EVENT_TYPES.has(e.type)) repo.audit(`phone:${e.deviceId}`, `phone.${e.type}`, 'event', e.id, { userId: stored.userId, locationId: stored.locationId });
+      return true;
+    });
+    if (!isNew) {
+      log.debug({ eventId: e.id, type: e.type }, 'event seen before: ignored');
+      return false;
+    }
+    const event = repo.event(e.id)!;
+    bus.emit('event', event);
+    if (NOTIFIED_EVENT_TYPES.has(e.type)) {
+      log.warn({ eventId: e.id, deviceId: e.deviceId, type: e.type }, e.type === 'emergency-call' ? '911 CALL' : 'test call');
+      this.deps.notifier.plan(event);
+      const location = event.locationId !== null ? repo.location(event.locationId) : null;
+      const issued = repo.issuedAddress(e.deviceId)?.signed;
+      const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
+      bus.emit('emergency', { event, facts: emergencyFacts({ event, user, location, provisionedCivic }) });
+    } else if (e.type === 'location-selected') {
+      this.applyLocationChoice(event);
+    } else if (e.type === 'location-mismatch') {
+      repo.setDeviceMismatch(e.deviceId, e.data);
+      bus.emit('phone', { deviceId: e.deviceId, change: 'mismatch' });
+    }
+    return true;
+  }
+
+  private applyLocationChoice(event: StoredEvent): void {
+    const { repo, log, pusher, bus } = this.deps;
+    const actor = `phone:${event.deviceId}`;
+    const refuse = (reason: string) => {
+      repo.audit(actor, 'user.location-choice-refused', 'event', event.id, { reason, data: event.data });
+      log.warn({ deviceId: event.deviceId, reason }, 'location choice refused');
+    };
+    const parsed = locationSelectedDataSchema.safeParse(event.data);
+    if (!parsed.success) return refuse(`malformed choice: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    const user = event.userId !== null ? repo.user(event.userId) : null;
+    if (!user) return refuse('the phone has no user');
+    const locationId = Number(parsed.data.locationId);
+    const location = Number.isSafeInteger(locationId) ? repo.location(locationId) : null;
+    if (!location) return refuse(`location ${parsed.data.locationId} does not exist`);
+    if (!repo.account().recommendations && !user.recommendations) return refuse('location recommendations are off for this user');
+    repo.transaction(() => {
+      if (user.locationId !== location.id) {
+        repo.setUserLocation(user.id, location.id);
+        repo.audit(actor, 'user.location-selected', 'user', user.id, { from: user.locationId, to: location.id, eventId: event.id });
+      } else {
+        repo.audit(actor, 'user.location-confirmed', 'user', user.id, { locationId: location.id, eventId: event.id });
+      }
+      repo.setDeviceMismatch(event.deviceId, null);
+    });
+    bus.emit('change', { entity: 'user', id: user.id, action: 'location-selected' });
+    void pusher.schedule(user.deviceIds);
+  }
+}

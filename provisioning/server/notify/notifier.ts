@@ -1,0 +1,272 @@
+// Kari's Law notifications: for each emergency-call or test-call event, one
+// notification row per (channel, recipient), created once however often the
+// event arrives (the event id is the key), sent by a small pool of workers,
+// retried with exponential backoff and jitter, and every outcome recorded.
+// Rows are claimed atomically in SQLite, so several server processes sharing
+// the database never send one twice.
+import type { Logger } from 'pino';
+import type { Repo, Notification, NotificationChannel, StoredEvent } from '../db/repo.js';
+import type { SmsSettings, WebhookSettings } from '../validation.js';
+import { DeliveryError, type EmailChannel, type HttpChannel } from './channels.js';
+import { buildNotice, type Notice } from './message.js';
+import type { SignedAddress } from '../../protocol/messages.js';
+
+export interface RetryPolicy {
+  baseMs: number;
+  maxMs: number;
+  maxAttempts: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { baseMs: 2000, maxMs: 5 * 60_000, maxAttempts: 20 };
+
+export interface NotifierDeps {
+  repo: Repo;
+  log: Logger;
+  email: EmailChannel;
+  sms: HttpChannel<SmsSettings>;
+  webhook: HttpChannel<WebhookSettings>;
+  retry?: RetryPolicy;
+  /** Sends in flight at once. */
+  concurrency?: number;
+  /** How long a claimed row stays ours before another process may take it over. */
+  leaseMs?: number;
+  now?: () => Date;
+  random?: () => number;
+  /** Each status change, for live views. */
+  onUpdate?: (n: Notification) => void;
+}
+
+export const NOTIFIED_EVENT_TYPES: ReadonlySet<string> = new Set(['emergency-call', 'test-call']);
+
+export class Notifier {
+  private readonly retry: RetryPolicy;
+  private readonly concurrency: number;
+  private readonly now: () => Date;
+  private readonly random: () => number;
+  private workers = 0;
+  private readonly idleWaiters: (() => void)[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = true;
+  private readonly notices = new Map<string, Notice>();
+
+  constructor(private readonly deps: NotifierDeps) {
+    this.retry = deps.retry ?? DEFAULT_RETRY;
+    this.concurrency = deps.concurrency ?? 16;
+    this.now = deps.now ?? (() => new Date());
+    this.random = deps.random ?? Math.random;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.kick();
+  }
+
+  /** Stops taking new work and waits for the sends in flight. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.workers > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    this.deps.email.close();
+  }
+
+  /**
+   * Creates the notification rows the account's policy asks for. Call once the
+   * event is stored; the rows are unique per event, so a second call adds nothing.
+   */
+  plan(event: StoredEvent): number {
+    const { repo, log } = this.deps;
+    const account = repo.account();
+    const settings = repo.notificationSettings();
+    let added = 0;
+    repo.transaction(() => {
+      const add = (channel: NotificationChannel, recipient: string) => {
+        if (repo.addNotification(event.id, channel, recipient)) added++;
+      };
+      const app = account.notificationPolicy !== 'all' || settings.webhook;
+      if (app) add('webhook', settings.webhook ? redactUrl(settings.webhook.url) : '(webhook not configured)');
+      const fallbackNow = account.notificationPolicy === 'app-then-email-sms' && !settings.webhook;
+      if (account.notificationPolicy === 'all' || fallbackNow) added += this.planEmailAndSms(event);
+    });
+    if (added === 0) log.warn({ eventId: event.id }, 'no notification recipients for this event');
+    this.kick();
+    return added;
+  }
+
+  /** Runs the workers now (new rows, or a retry that fell due). */
+  kick(): void {
+    // Running workers claim until nothing is due, so they will see the new rows.
+    // Otherwise one starts, and starts the others once it finds work.
+    if (this.stopped || this.workers > 0) return;
+    this.workers++;
+    void this.work();
+  }
+
+  private planEmailAndSms(event: StoredEvent): number {
+    const { repo } = this.deps;
+    const user = event.userId !== null ? repo.user(event.userId) : null;
+    const location = event.locationId !== null ? repo.location(event.locationId) : null;
+    const emails = new Map<string, string>();
+    for (const e of [...(user?.emails ?? []), ...(location?.adminEmails ?? [])]) emails.set(e.toLowerCase(), e);
+    let added = 0;
+    for (const e of emails.values()) if (repo.addNotification(event.id, 'email', e)) added++;
+    for (const n of location?.smsNumbers ?? []) if (repo.addNotification(event.id, 'sms', n)) added++;
+    return added;
+  }
+
+  private async work(): Promise<void> {
+    try {
+      let first = true;
+      while (!this.stopped) {
+        const [row] = this.deps.repo.claimDueNotifications(1, this.deps.leaseMs ?? 60_000);
+        if (!row) break;
+        if (first) {
+          first = false;
+          this.kickMore();
+        }
+        await this.deliver(row);
+      }
+    } catch (err) {
+      this.deps.log.error({ err }, 'notification worker failed');
+    } finally {
+      this.workers--;
+      if (this.workers === 0) {
+        for (const resolve of this.idleWaiters.splice(0)) resolve();
+        this.scheduleNext();
+      }
+    }
+  }
+
+  private kickMore(): void {
+    // Counted up front: a worker that finds nothing ends at once and must not be replaced.
+    const spare = this.stopped ? 0 : this.concurrency - this.workers;
+    for (let i = 0; i < spare; i++) {
+      this.workers++;
+      void this.work();
+    }
+  }
+
+  private scheduleNext(): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    const due = this.deps.repo.nextNotificationDue();
+    // Poll now and then even when idle: another process may have queued work.
+    const delay = due ? Math.min(30_000, Math.max(10, Date.parse(due) - this.now().getTime())) : 30_000;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.kick();
+    }, delay);
+    this.timer.unref?.();
+  }
+
+  private notice(eventId: string): Notice | null {
+    const cached = this.notices.get(eventId);
+    if (cached) return cached;
+    const { repo } = this.deps;
+    const event = repo.event(eventId);
+    if (!event) return null;
+    const user = event.userId !== null ? repo.user(event.userId) : null;
+    const location = event.locationId !== null ? repo.location(event.locationId) : null;
+    const issued = repo.issuedAddress(event.deviceId)?.signed;
+    const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
+    const notice = buildNotice({ event, user, location, provisionedCivic });
+    this.notices.set(eventId, notice);
+    if (this.notices.size > 1000) this.notices.delete(this.notices.keys().next().value!);
+    return notice;
+  }
+
+  private async deliver(n: Notification): Promise<void> {
+    const { repo, log } = this.deps;
+    const notice = this.notice(n.eventId);
+    try {
+      if (!notice) throw new DeliveryError(`event ${n.eventId} not found`, false);
+      const settings = repo.notificationSettings();
+      let providerId: string;
+      switch (n.channel) {
+        case 'email':
+          if (!settings.smtp) throw new DeliveryError('SMTP is not configured');
+          providerId = await this.deps.email.send(settings.smtp, n.recipient, notice, { 'X-E911-Event-Id': n.eventId });
+          break;
+        case 'sms':
+          if (!settings.sms) throw new DeliveryError('the SMS provider is not configured');
+          providerId = await this.deps.sms.send(settings.sms, { to: n.recipient, text: notice.sms });
+          break;
+        case 'webhook':
+          if (!settings.webhook) throw new DeliveryError('the webhook is not configured', false);
+          providerId = await this.deps.webhook.send(settings.webhook, webhookBody(n.eventId, notice));
+          break;
+      }
+      repo.notificationSent(n.id, providerId);
+      log.info({ eventId: n.eventId, channel: n.channel, recipient: n.recipient, attempts: n.attempts }, 'notification delivered');
+    } catch (err) {
+      const e = err instanceof DeliveryError ? err : new DeliveryError((err as Error).message);
+      const retryAt = e.retryable && n.attempts < this.retry.maxAttempts ? new Date(this.now().getTime() + this.backoff(n.attempts)) : null;
+      repo.notificationFailed(n.id, e.message, retryAt);
+      log.warn({ eventId: n.eventId, channel: n.channel, recipient: n.recipient, attempts: n.attempts, retryAt, err: e.message }, 'notification not delivered');
+      // The app channel failed: under "app, then email and SMS" the others go now.
+      if (n.channel === 'webhook' && n.attempts === 1 && repo.account().notificationPolicy === 'app-then-email-sms') {
+        const event = repo.event(n.eventId);
+        if (event && repo.transaction(() => this.planEmailAndSms(event)) > 0) this.kickMore();
+      }
+    }
+    const updated = repo.notifications({ eventId: n.eventId }).find((x) => x.id === n.id);
+    if (updated) this.deps.onUpdate?.(updated);
+  }
+
+  /**
+   * Sends one sample test notification through a channel now, bypassing the
+   * queue, so an administrator sees at once whether the settings work.
+   */
+  async testSend(channel: NotificationChannel, to?: string): Promise<{ ok: boolean; providerId?: string; error?: string }> {
+    const settings = this.deps.repo.notificationSettings();
+    const at = this.now().toISOString();
+    const event: StoredEvent = {
+      id: `settings-test-${Date.now()}`,
+      deviceId: 'settings-test',
+      type: 'test-call',
+      ts: at,
+      receivedAt: at,
+      userId: null,
+      locationId: null,
+      data: { numberDialed: '933', displayName: 'Settings Test', addressMissing: false },
+    };
+    const notice = buildNotice({ event, user: null, location: null, provisionedCivic: null });
+    try {
+      switch (channel) {
+        case 'email':
+          if (!settings.smtp) throw new DeliveryError('SMTP is not configured');
+          if (!to) throw new DeliveryError('give an address to send the test email to');
+          return { ok: true, providerId: await this.deps.email.send(settings.smtp, to, notice) };
+        case 'sms':
+          if (!settings.sms) throw new DeliveryError('the SMS provider is not configured');
+          if (!to) throw new DeliveryError('give a number to send the test SMS to');
+          return { ok: true, providerId: await this.deps.sms.send(settings.sms, { to, text: notice.sms }) };
+        case 'webhook':
+          if (!settings.webhook) throw new DeliveryError('the webhook is not configured');
+          return { ok: true, providerId: await this.deps.webhook.send(settings.webhook, webhookBody(event.id, notice)) };
+      }
+    } catch (err) {
+      return { ok: false, error: (err as Error).message };
+    }
+  }
+
+  /** Exponential, capped, with half of it random so retries of many rows spread out. */
+  private backoff(attempts: number): number {
+    const cap = Math.min(this.retry.maxMs, this.retry.baseMs * 2 ** Math.min(attempts - 1, 20));
+    return Math.round(cap / 2 + (this.random() * cap) / 2);
+  }
+}
+
+function webhookBody(eventId: string, notice: Notice) {
+  return { type: notice.facts.test ? 'test-call' : 'emergency-call', eventId, subject: notice.subject, text: notice.text, facts: notice.facts };
+}
+
+/** A URL without its user info and query, for the delivery log. */
+function redactUrl(u: string): string {
+  try {
+    const url = new URL(u);
+    return `${url.protocol}//${url.host}${url.pathname}`;
+  } catch {
+    return '(webhook)';
+  }
+}

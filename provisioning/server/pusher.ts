@@ -1,0 +1,229 @@
+// Decides what each phone should hold and pushes it: the signed address built
+// from its user and location, and the signed locations list for
+// recommendations. Versions are monotonic per phone and persisted; nothing is
+// re-issued when the content did not change. Requests coalesce in a queue and
+// go out with a bounded number of publishes in flight.
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Repo, Location } from './db/repo.js';
+import type { DesiredAddressStore, ProvisioningServer } from './server.js';
+import type { AddressDocument } from '../protocol/address.js';
+import type { AddressStatePayload, SignedAddress } from '../protocol/messages.js';
+import type { LocationsDocument, RecommendedLocation } from '../protocol/locations.js';
+import { canonicalJson } from '../protocol/canonical.js';
+import { documentHash } from '../protocol/signing.js';
+
+export interface PushSummary {
+  addresses: number;
+  locations: number;
+  unchanged: number;
+  /** Phones that cannot get an address yet (no user, location or callback), or E911 is off. */
+  skipped: number;
+  failed: number;
+}
+
+export interface PusherDeps {
+  repo: Repo;
+  link: ProvisioningServer;
+  log: Logger;
+  now?: () => Date;
+  /** Publishes in flight at once (brokers drop bursts beyond their queue). */
+  window?: number;
+  /** Called when a phone's documents were issued, for live views. */
+  onIssued?: (deviceId: string, version: number) => void;
+}
+
+const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** The persistent desired-address store ProvisioningServer re-pushes from. */
+export function repoDesiredStore(repo: Repo): DesiredAddressStore {
+  return {
+    get(deviceId) {
+      const s = repo.issuedAddress(deviceId)?.signed;
+      return s ? (JSON.parse(s) as SignedAddress) : undefined;
+    },
+    set(signed) {
+      repo.ensureDevice(signed.doc.deviceId);
+      repo.recordIssuedAddress(signed.doc.deviceId, signed.doc.version, contentHash(signed.doc), JSON.stringify(signed), signed.doc.issuedAt);
+    },
+  };
+}
+
+/** What an address says, without its version and time: equal content is not re-issued. */
+export function contentHash(doc: Pick<AddressDocument, 'deviceId' | 'civic' | 'callback' | 'displayName' | 'locationCode'>): string {
+  return sha(canonicalJson({ deviceId: doc.deviceId, civic: doc.civic, callback: doc.callback, displayName: doc.displayName, locationCode: doc.locationCode }));
+}
+
+export function recommendedLocation(l: Location): RecommendedLocation {
+  return {
+    id: String(l.id),
+    code: l.code,
+    name: l.name,
+    civic: l.civic,
+    cidrs: l.ipGroups.flatMap((g) => g.cidrs),
+    ...(l.switchPorts.length ? { switchPorts: l.switchPorts } : {}),
+  };
+}
+
+export class Pusher {
+  private readonly pending = new Set<string>();
+  private readonly forceLocations = new Set<string>();
+  private running: Promise<void> = Promise.resolve();
+  private draining = false;
+  private readonly waiters: (() => void)[] = [];
+  private readonly window: number;
+  private readonly now: () => Date;
+  readonly totals: PushSummary = { addresses: 0, locations: 0, unchanged: 0, skipped: 0, failed: 0 };
+
+  constructor(private readonly deps: PusherDeps) {
+    this.window = deps.window ?? 256;
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  /** Queues phones for a check-and-push; resolves when the queue has drained. */
+  schedule(deviceIds: Iterable<string>, opts: { forceLocations?: boolean } = {}): Promise<void> {
+    for (const id of deviceIds) {
+      this.pending.add(id);
+      if (opts.forceLocations) this.forceLocations.add(id);
+    }
+    const done = new Promise<void>((resolve) => this.waiters.push(resolve));
+    if (!this.draining) {
+      this.draining = true;
+      this.running = this.drain();
+    }
+    return done;
+  }
+
+  scheduleAll(): Promise<void> {
+    return this.schedule(this.deps.repo.assignedDeviceIds());
+  }
+
+  /** Resolves once nothing is queued or in flight. */
+  async idle(): Promise<void> {
+    while (this.draining) await this.running;
+  }
+
+  /**
+   * A phone reported what it holds. If it holds a version this server never
+   * issued (the server's database was restored or reset), issue above it so the
+   * phone does not refuse the next push as a replay.
+   */
+  onAddressState(deviceId: string, state: AddressStatePayload): void {
+    const issued = this.deps.repo.issuedAddress(deviceId);
+    if (!issued) return;
+    const ours = issued.signed ? (JSON.parse(issued.signed) as SignedAddress) : null;
+    const behind = state.version > issued.version;
+    const conflict = ours !== null && state.version === issued.version && documentHash(ours.doc) !== state.hash;
+    if (behind || conflict) {
+      this.deps.log.warn({ deviceId, phoneVersion: state.version, issuedVersion: issued.version }, 'phone holds an address this server did not issue last: re-issuing above it');
+      this.deps.repo.recordIssuedAddress(deviceId, state.version, 'stale', issued.signed ?? '', new Date(0).toISOString());
+      void this.schedule([deviceId]);
+    }
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      await this.drainLoop();
+    } finally {
+      // Synchronously after the loop: a schedule() from now on starts a new drain.
+      this.draining = false;
+      for (const resolve of this.waiters.splice(0)) resolve();
+    }
+  }
+
+  private async drainLoop(): Promise<void> {
+    while (this.pending.size > 0) {
+      const batch = [...this.pending];
+      this.pending.clear();
+      const force = new Set([...this.forceLocations].filter((id) => batch.includes(id)));
+      for (const id of force) this.forceLocations.delete(id);
+      try {
+        await this.pushBatch(batch, force);
+      } catch (err) {
+        this.deps.log.error({ err, count: batch.length }, 'push batch failed');
+        this.totals.failed += batch.length;
+      }
+    }
+  }
+
+  private async pushBatch(deviceIds: string[], forceLocations: Set<string>): Promise<void> {
+    const { repo, link, log } = this.deps;
+    const account = repo.account();
+    if (!account.e911Enabled) {
+      this.totals.skipped += deviceIds.length;
+      log.debug({ count: deviceIds.length }, 'E911 is not enabled for the account: nothing pushed');
+      return;
+    }
+    const issuedAt = this.now().toISOString();
+    const locations = repo.locations();
+    const byId = new Map(locations.map((l) => [l.id, l]));
+    const allRecommended = locations.map(recommendedLocation);
+    const listHash = sha(canonicalJson(allRecommended));
+    const desired = repoDesiredStore(repo);
+    const addresses: SignedAddress[] = [];
+    const locationDocs: LocationsDocument[] = [];
+
+    // Sign and record everything in one transaction, then publish: a crash in
+    // between leaves the phone stale, and the next reconnect re-pushes it.
+    repo.transaction(() => {
+      for (const deviceId of deviceIds) {
+        const device = repo.device(deviceId);
+        const user = device?.userId != null ? repo.user(device.userId) : null;
+        if (!device || !user) {
+          this.totals.skipped++;
+          continue;
+        }
+        const location = user.locationId !== null ? byId.get(user.locationId) : undefined;
+        if (location && user.callback) {
+          const content = { deviceId, civic: location.civic, callback: user.callback, displayName: user.displayName, locationCode: location.code };
+          const hash = contentHash(content);
+          const issued = repo.issuedAddress(deviceId)!;
+          if (issued.contentHash === hash) this.totals.unchanged++;
+          else {
+            const version = Math.max(issued.version, device.appliedVersion ?? 0) + 1;
+            const signed = link.signAddress({ v: 1, version, issuedAt, ...content });
+            desired.set(signed);
+            addresses.push(signed);
+          }
+        } else this.totals.skipped++;
+
+        const recommendations = account.recommendations || user.recommendations;
+        const assignedLocationId = location ? String(location.id) : null;
+        const locHash = sha(canonicalJson({ recommendations, assignedLocationId, list: recommendations ? listHash : null }));
+        const issuedLoc = repo.issuedLocations(deviceId)!;
+        if (issuedLoc.contentHash !== locHash || forceLocations.has(deviceId)) {
+          const version = issuedLoc.version + 1;
+          repo.recordIssuedLocations(deviceId, version, locHash);
+          locationDocs.push({ v: 1, deviceId, version, issuedAt, recommendations, assignedLocationId, locations: recommendations ? allRecommended : [] });
+        }
+      }
+    });
+
+    await this.windowed(addresses, async (s) => {
+      await link.publishSigned(s);
+      this.totals.addresses++;
+      this.deps.onIssued?.(s.doc.deviceId, s.doc.version);
+    });
+    await this.windowed(locationDocs, async (d) => {
+      await link.pushLocations(d);
+      this.totals.locations++;
+    });
+    if (addresses.length || locationDocs.length) log.info({ addresses: addresses.length, locations: locationDocs.length }, 'pushed');
+  }
+
+  private async windowed<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < items.length) {
+        const item = items[next++]!;
+        try {
+          await fn(item);
+        } catch (err) {
+          this.totals.failed++;
+          this.deps.log.warn({ err: (err as Error).message }, 'publish failed; the phone gets it when it reconnects');
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.window, items.length) }, worker));
+  }
+}

@@ -1,0 +1,371 @@
+// Every administrative operation, once: the HTTP API and the CLI both call
+// these. Each validates, writes in one transaction with its audit entry, and
+// queues pushes for the phones the change affects.
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import type { Repo, Location, User, Device, NotificationSettings } from './db/repo.js';
+import type { Pusher } from './pusher.js';
+import type { Bus } from './bus.js';
+import {
+  accountPatchSchema,
+  issuesOf,
+  locationInputSchema,
+  notificationSettingsSchema,
+  userInputSchema,
+  type LocationInputRaw,
+  type UserInput,
+  type UserInputRaw,
+} from './validation.js';
+import { ConflictError, NotFoundError, PreconditionError, ValidationError } from './errors.js';
+import { hashPassword, newPassword } from './broker-auth.js';
+import { isValidDeviceId } from '../protocol/topics.js';
+
+export interface AccountView {
+  name: string;
+  contactEmail: string;
+  e911Enabled: boolean;
+  e911ChangedAt: string | null;
+  recommendations: boolean;
+  notificationPolicy: string;
+  /** What is still needed before E911 can be enabled (empty when complete). */
+  missing: string[];
+  updatedAt: string;
+}
+
+export interface PhoneView extends Device {
+  /** Applied version equals the last issued one. */
+  inSync: boolean;
+  user: { id: number; username: string; displayName: string } | null;
+  locationCode: string | null;
+}
+
+export function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
+  const r = schema.safeParse(input);
+  if (!r.success) throw new ValidationError(issuesOf(r.error));
+  return r.data;
+}
+
+const listNames = (names: string[]) => (names.length > 5 ? `${names.slice(0, 5).join(', ')} and ${names.length - 5} more` : names.join(', '));
+
+export interface AdminServiceDeps {
+  repo: Repo;
+  pusher: Pusher;
+  bus: Bus;
+  log: Logger;
+}
+
+export class AdminService {
+  constructor(private readonly deps: AdminServiceDeps) {}
+
+  private get repo(): Repo {
+    return this.deps.repo;
+  }
+
+  private changed(entity: string, id: string | number | null, action: string): void {
+    this.deps.bus.emit('change', { entity, id, action });
+  }
+
+  /** Pushes run in the background; a failure is logged, the phone catches up on reconnect. */
+  private push(deviceIds: Iterable<string>): void {
+    this.deps.pusher.schedule(deviceIds).catch((err: Error) => this.deps.log.error({ err }, 'push failed'));
+  }
+
+  // ---- account ----
+
+  account(): AccountView {
+    const a = this.repo.account();
+    return { ...a, missing: this.missingForE911() };
+  }
+
+  /** The mandatory information E911 needs, as a list of what is missing. */
+  missingForE911(): string[] {
+    const repo = this.repo;
+    const a = repo.account();
+    const s = repo.notificationSettings();
+    const missing: string[] = [];
+    if (!a.name) missing.push('the account name');
+    if (!a.contactEmail) missing.push('the account contact email');
+    if (repo.locations().length === 0) missing.push('at least one location');
+    const phoneUsers = repo.users().filter((u) => u.deviceIds.length > 0);
+    const noLocation = phoneUsers.filter((u) => u.locationId === null).map((u) => u.username);
+    const noCallback = phoneUsers.filter((u) => !u.callback).map((u) => u.username);
+    if (noLocation.length) missing.push(`a location for users with phones: ${listNames(noLocation)}`);
+    if (noCallback.length) missing.push(`a callback number for users with phones: ${listNames(noCallback)}`);
+    if (a.notificationPolicy !== 'all' && !s.webhook) missing.push(`the app webhook (the notification policy is ${a.notificationPolicy})`);
+    if (a.notificationPolicy !== 'app-only' && !s.smtp && !s.sms) missing.push('an SMTP server or SMS provider for notifications');
+    return missing;
+  }
+
+  updateAccount(actor: string, input: unknown): AccountView {
+    const patch = parse(accountPatchSchema, input);
+    const before = this.repo.account();
+    this.repo.transaction(() => {
+      this.repo.updateAccount(patch);
+      this.repo.audit(actor, 'account.update', 'account', null, patch);
+    });
+    this.changed('account', null, 'update');
+    if (patch.recommendations !== undefined && patch.recommendations !== before.recommendations) this.push(this.repo.assignedDeviceIds());
+    return this.account();
+  }
+
+  setE911(actor: string, enabled: boolean): AccountView {
+    if (enabled) {
+      const missing = this.missingForE911();
+      if (missing.length) throw new PreconditionError(`E911 cannot be enabled until this is complete: ${missing.join('; ')}`, missing);
+    }
+    this.repo.transaction(() => {
+      this.repo.setE911(enabled);
+      this.repo.audit(actor, enabled ? 'account.e911-enable' : 'account.e911-disable', 'account', null);
+    });
+    this.changed('account', null, enabled ? 'e911-enable' : 'e911-disable');
+    if (enabled) this.push(this.repo.assignedDeviceIds());
+    return this.account();
+  }
+
+  /** Settings with secrets replaced by whether they are set. */
+  notificationSettings(): Record<string, unknown> {
+    const s = this.repo.notificationSettings();
+    const withPassword = <T extends { password?: string }>(v: T | null) => {
+      if (!v) return null;
+      const { password, ...rest } = v;
+      return { ...rest, passwordSet: Boolean(password) };
+    };
+    const webhook = s.webhook && (({ secret, ...rest }) => ({ ...rest, secretSet: Boolean(secret) }))(s.webhook);
+    return { smtp: withPassword(s.smtp), sms: withPassword(s.sms), webhook, policy: this.repo.account().notificationPolicy };
+  }
+
+  /** Replaces the given channels (null removes one); an omitted password keeps the stored one. */
+  setNotificationSettings(actor: string, input: unknown): Record<string, unknown> {
+    const next = parse(notificationSettingsSchema, input);
+    const cur = this.repo.notificationSettings();
+    const merged: NotificationSettings = { ...cur };
+    if (next.smtp !== undefined) merged.smtp = next.smtp && { ...next.smtp, password: next.smtp.password ?? (next.smtp.username ? cur.smtp?.password : undefined) };
+    if (next.sms !== undefined) merged.sms = next.sms && { ...next.sms, password: next.sms.password ?? (next.sms.username ? cur.sms?.password : undefined) };
+    if (next.webhook !== undefined) merged.webhook = next.webhook && { ...next.webhook, secret: next.webhook.secret ?? cur.webhook?.secret };
+    this.repo.transaction(() => {
+      this.repo.setNotificationSettings(merged);
+      this.repo.audit(actor, 'notifications.update', 'account', null, { channels: Object.keys(next) });
+    });
+    this.changed('notifications', null, 'update');
+    return this.notificationSettings();
+  }
+
+  // ---- locations ----
+
+  locations(): (Location & { userCount: number })[] {
+    return this.repo.locations().map((l) => ({ ...l, userCount: this.repo.userCount({ locationId: l.id }) }));
+  }
+
+  location(id: number): Location & { userCount: number } {
+    const l = this.repo.location(id);
+    if (!l) throw new NotFoundError(`location ${id}`);
+    return { ...l, userCount: this.repo.userCount({ locationId: id }) };
+  }
+
+  /** Checks a location without saving it: the portal shows the issues as the user types. */
+  validateLocation(input: unknown): { ok: boolean; issues: { field: string; reason: string }[]; civic?: unknown } {
+    const r = locationInputSchema.safeParse(input);
+    if (!r.success) return { ok: false, issues: issuesOf(r.error) };
+    return { ok: true, issues: [] };
+  }
+
+  createLocation(actor: string, input: unknown): Location {
+    const loc = parse(locationInputSchema, input);
+    if (this.repo.locationByCode(loc.code)) throw new ConflictError(`location code ${loc.code} is already used`);
+    const id = this.repo.transaction(() => {
+      const id = this.repo.insertLocation(loc);
+      this.repo.audit(actor, 'location.create', 'location', id, loc);
+      return id;
+    });
+    this.changed('location', id, 'create');
+    // Phones with recommendations on get the longer list.
+    this.push(this.repo.assignedDeviceIds());
+    return this.repo.location(id)!;
+  }
+
+  /** Partial update: the given fields replace the stored ones, then the whole is validated. */
+  updateLocation(actor: string, id: number, input: unknown): Location {
+    const cur = this.location(id);
+    const patch = (input ?? {}) as Partial<LocationInputRaw>;
+    const merged = {
+      ...toLocationInput(cur),
+      ...patch,
+      address: patch.address ? { ...cur.address, ...patch.address } : cur.address,
+    };
+    const loc = parse(locationInputSchema, merged);
+    const other = this.repo.locationByCode(loc.code);
+    if (other && other.id !== id) throw new ConflictError(`location code ${loc.code} is already used`);
+    this.repo.transaction(() => {
+      this.repo.updateLocation(id, loc);
+      this.repo.audit(actor, 'location.update', 'location', id, { before: toLocationInput(cur), after: loc });
+    });
+    this.changed('location', id, 'update');
+    this.push(this.repo.assignedDeviceIds());
+    return this.repo.location(id)!;
+  }
+
+  deleteLocation(actor: string, id: number): void {
+    const cur = this.location(id);
+    if (cur.userCount > 0) throw new ConflictError(`location ${cur.code} still has ${cur.userCount} users: move them first`);
+    this.repo.transaction(() => {
+      this.repo.deleteLocation(id);
+      this.repo.audit(actor, 'location.delete', 'location', id, { code: cur.code });
+    });
+    this.changed('location', id, 'delete');
+    this.push(this.repo.assignedDeviceIds());
+  }
+
+  // ---- users ----
+
+  users(filter: { locationId?: number; limit?: number; offset?: number } = {}): { total: number; users: User[] } {
+    return { total: this.repo.userCount(filter), users: this.repo.users(filter) };
+  }
+
+  user(id: number): User {
+    const u = this.repo.user(id);
+    if (!u) throw new NotFoundError(`user ${id}`);
+    return u;
+  }
+
+  createUser(actor: string, input: unknown): User {
+    const u = parse(userInputSchema, input);
+    this.checkUser(u, null);
+    const id = this.repo.transaction(() => {
+      const id = this.repo.insertUser(u);
+      this.repo.setUserDevices(id, u.deviceIds);
+      this.repo.audit(actor, 'user.create', 'user', id, u);
+      return id;
+    });
+    this.changed('user', id, 'create');
+    this.push(u.deviceIds);
+    return this.repo.user(id)!;
+  }
+
+  updateUser(actor: string, id: number, input: unknown): User {
+    const cur = this.user(id);
+    const merged = { ...toUserInput(cur), ...((input ?? {}) as object) };
+    const u = parse(userInputSchema, merged);
+    this.checkUser(u, id);
+    this.repo.transaction(() => {
+      this.repo.updateUser(id, u);
+      this.repo.setUserDevices(id, u.deviceIds);
+      this.repo.audit(actor, 'user.update', 'user', id, { before: toUserInput(cur), after: u });
+    });
+    this.changed('user', id, 'update');
+    // Phones taken away keep their address until reassigned; they are pushed again then.
+    this.push(new Set([...u.deviceIds, ...cur.deviceIds]));
+    return this.repo.user(id)!;
+  }
+
+  deleteUser(actor: string, id: number): void {
+    const cur = this.user(id);
+    this.repo.transaction(() => {
+      this.repo.deleteUser(id);
+      this.repo.audit(actor, 'user.delete', 'user', id, { username: cur.username, deviceIds: cur.deviceIds });
+    });
+    this.changed('user', id, 'delete');
+  }
+
+  private checkUser(u: UserInput, id: number | null): void {
+    const byName = this.repo.userByUsername(u.username);
+    if (byName && byName.id !== id) throw new ConflictError(`user name ${u.username} is already used`);
+    if (u.locationId !== null && !this.repo.location(u.locationId)) {
+      throw new ValidationError([{ field: 'locationId', reason: `location ${u.locationId} does not exist` }]);
+    }
+    const taken = this.repo.deviceOwners(u.deviceIds, id);
+    if (taken.length) throw new ConflictError(`phone ${taken.map((t) => `${t.deviceId} belongs to user ${t.userId}`).join(', ')}: unassign it first`);
+    if (this.repo.account().e911Enabled && u.deviceIds.length > 0) {
+      const missing = [u.locationId === null && 'a location', !u.callback && 'a callback number'].filter(Boolean);
+      if (missing.length) throw new PreconditionError(`E911 is enabled: a user with a phone needs ${missing.join(' and ')}`, missing as string[]);
+    }
+  }
+
+  // ---- phones ----
+
+  phones(): PhoneView[] {
+    const users = new Map(this.repo.users().map((u) => [u.id, u]));
+    const codes = new Map(this.repo.locations().map((l) => [l.id, l.code]));
+    return this.repo.devices().map((d) => this.phoneView(d, users, codes));
+  }
+
+  phone(deviceId: string): PhoneView {
+    const d = this.repo.device(deviceId);
+    if (!d) throw new NotFoundError(`phone ${deviceId}`);
+    const u = d.userId !== null ? this.repo.user(d.userId) : null;
+    const l = u?.locationId ? this.repo.location(u.locationId) : null;
+    return this.phoneView(d, new Map(u ? [[u.id, u]] : []), new Map(l ? [[l.id, l.code]] : []));
+  }
+
+  private phoneView(d: Device, users: Map<number, User>, codes: Map<number, string>): PhoneView {
+    const u = d.userId !== null ? users.get(d.userId) : undefined;
+    return {
+      ...d,
+      inSync: d.issuedVersion > 0 && d.appliedVersion === d.issuedVersion,
+      user: u ? { id: u.id, username: u.username, displayName: u.displayName } : null,
+      locationCode: u?.locationId ? (codes.get(u.locationId) ?? null) : null,
+    };
+  }
+
+  /** Pushes a phone's documents again now, as if something had changed. */
+  repush(actor: string, deviceId: string): void {
+    this.phone(deviceId);
+    this.repo.audit(actor, 'phone.repush', 'phone', deviceId);
+    this.repo.recordIssuedLocations(deviceId, this.repo.issuedLocations(deviceId)!.version, 'forced');
+    this.push([deviceId]);
+  }
+
+  /**
+   * New MQTT credentials for a phone: its user name is the device id. The
+   * password is returned once and only its hash is kept.
+   */
+  issueCredentials(actor: string, deviceId: string): { username: string; password: string } {
+    if (!isValidDeviceId(deviceId)) throw new ValidationError([{ field: 'deviceId', reason: 'must be 1-64 of letters, digits, dot, dash, underscore' }]);
+    const password = newPassword();
+    this.repo.transaction(() => {
+      this.repo.setDeviceCredential(deviceId, hashPassword(password));
+      this.repo.audit(actor, 'phone.credentials-issue', 'phone', deviceId);
+    });
+    this.changed('phone', deviceId, 'credentials');
+    return { username: deviceId, password };
+  }
+
+  deletePhone(actor: string, deviceId: string): void {
+    const p = this.phone(deviceId);
+    if (p.userId !== null) throw new ConflictError(`phone ${deviceId} is assigned to user ${p.userId}: unassign it first`);
+    this.repo.transaction(() => {
+      this.repo.deleteDevice(deviceId);
+      this.repo.audit(actor, 'phone.delete', 'phone', deviceId);
+    });
+    this.changed('phone', deviceId, 'delete');
+  }
+}
+
+export function toLocationInput(l: Location): LocationInputRaw {
+  return {
+    code: l.code,
+    name: l.name,
+    address: l.address,
+    building: l.building,
+    floor: l.floor,
+    room: l.room,
+    timeZone: l.timeZone,
+    ipGroups: l.ipGroups,
+    switchPorts: l.switchPorts,
+    adminEmails: l.adminEmails,
+    smsNumbers: l.smsNumbers,
+  };
+}
+
+export function toUserInput(u: User): UserInputRaw {
+  return {
+    username: u.username,
+    displayName: u.displayName,
+    extension: u.extension ?? undefined,
+    locationId: u.locationId,
+    callback: u.callback,
+    language: u.language,
+    recommendations: u.recommendations,
+    emails: u.emails,
+    deviceIds: u.deviceIds,
+  };
+}

@@ -1,0 +1,127 @@
+// The full provisioning server (ServerApp) for integration tests, on free
+// loopback ports, with an API client that carries a token.
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ServerApp, type ServerAppOptions } from '../../provisioning/server/app.js';
+import { generateSigningKeyPair, type KeyPairText } from '../../provisioning/protocol/signing.js';
+import { freePort } from './ports.js';
+import { pino } from 'pino';
+import { silentLog } from './log.js';
+
+export interface Api {
+  call<T = unknown>(method: string, url: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T; text: string; headers: Headers }>;
+  get<T = unknown>(url: string): Promise<T>;
+  post<T = unknown>(url: string, body?: unknown): Promise<T>;
+  patch<T = unknown>(url: string, body?: unknown): Promise<T>;
+  put<T = unknown>(url: string, body?: unknown): Promise<T>;
+}
+
+export function apiClient(baseUrl: string, token: string | null): Api {
+  const call = async <T>(method: string, url: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const isText = typeof body === 'string' || Buffer.isBuffer(body);
+    const res = await fetch(`${baseUrl}${url}`, {
+      method,
+      headers: {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(body !== undefined ? { 'content-type': isText ? 'text/csv' : 'application/json' } : {}),
+        ...headers,
+      },
+      ...(body !== undefined ? { body: isText ? (body as string) : JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      /* not JSON: keep the text */
+    }
+    return { status: res.status, body: parsed as T, text, headers: res.headers };
+  };
+  const ok = async <T>(method: string, url: string, body?: unknown) => {
+    const r = await call<T>(method, url, body);
+    if (r.status >= 300) throw new Error(`${method} ${url} -> ${r.status}: ${r.text}`);
+    return r.body;
+  };
+  return {
+    call,
+    get: (url) => ok('GET', url),
+    post: (url, body) => ok('POST', url, body ?? {}),
+    patch: (url, body) => ok('PATCH', url, body),
+    put: (url, body) => ok('PUT', url, body),
+  };
+}
+
+export interface TestServer {
+  app: ServerApp;
+  api: Api;
+  token: string;
+  dir: string;
+  keys: KeyPairText;
+  stop(): Promise<void>;
+  /** Stops, then starts a new ServerApp on the same data folder and ports. */
+  restart(): Promise<void>;
+}
+
+export async function startTestServer(over: Partial<ServerAppOptions> & { dir?: string; keys?: KeyPairText } = {}): Promise<TestServer> {
+  const dir = over.dir ?? mkdtempSync(path.join(os.tmpdir(), 'e911-srv-'));
+  const keys = over.keys ?? generateSigningKeyPair();
+  const brokerPort = over.broker?.url ? 0 : (over.broker?.embeddedPort ?? (await freePort()));
+  const httpPort = await freePort();
+  const make = () =>
+    new ServerApp({
+      dataDir: dir,
+      // E911_TEST_LOG=debug shows the server's log while debugging a test.
+      log: over.log ?? (process.env.E911_TEST_LOG ? pino({ level: process.env.E911_TEST_LOG }, pino.destination(2)) : silentLog()),
+      keyPair: keys,
+      broker: { embeddedPort: brokerPort, ...over.broker },
+      http: { port: httpPort },
+      notify: over.notify ?? { retry: { baseMs: 100, maxMs: 400, maxAttempts: 50 } },
+      ...(over.csvLimits ? { csvLimits: over.csvLimits } : {}),
+      ...(over.pushWindow ? { pushWindow: over.pushWindow } : {}),
+    });
+  let app = make();
+  await app.start();
+  const token = app.createToken('test');
+  const t: TestServer = {
+    app,
+    api: apiClient(app.httpUrl, token),
+    token,
+    dir,
+    keys,
+    stop: async () => {
+      await t.app.stop();
+      if (!over.dir) rmSync(dir, { recursive: true, force: true });
+    },
+    restart: async () => {
+      await t.app.stop();
+      app = make();
+      await app.start();
+      t.app = app;
+    },
+  };
+  return t;
+}
+
+export const HQ = {
+  code: 'SJC-A',
+  name: 'Example Corp',
+  address: { country: 'US', houseNumber: '100', street: 'Main St', city: 'San Jose', state: 'CA', postalCode: '95110', plus4: '1234' },
+  building: 'A',
+  floor: '2',
+  room: '210',
+  timeZone: 'America/Los_Angeles',
+  ipGroups: [{ name: 'voice', cidrs: ['10.1.0.0/16', '2001:db8:1::/48'] }],
+  adminEmails: ['security@example.com'],
+  smsNumbers: ['+14085550199'],
+};
+
+export const BRANCH = {
+  code: 'YYZ-1',
+  name: 'Example Corp Toronto',
+  address: { country: 'CA', houseNumber: '200', street: 'King St W', city: 'Toronto', state: 'ON', postalCode: 'M5H 3T4' },
+  floor: '5',
+  timeZone: 'America/Toronto',
+  ipGroups: [{ name: 'lan', cidrs: ['10.2.0.0/16'] }],
+  adminEmails: ['toronto-desk@example.com'],
+};
