@@ -1,0 +1,86 @@
+// NetworkWatcher with a stand-in `ip` (a shell script named through HostPaths):
+// bursts of netlink lines make one snapshot, irrelevant lines make none, an
+// identical snapshot emits nothing, and a monitor that dies is restarted.
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { hostPaths } from '../../../hal/host.js';
+import { NetworkWatcher } from '../../../hal/net/watcher.js';
+import { emptySnapshot, type NetworkChange, type NetworkSnapshot } from '../../../hal/net/types.js';
+import { silentLog } from '../../helpers/log.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('NetworkWatcher', () => {
+  let dir = '';
+  let watcher: NetworkWatcher | null = null;
+  afterEach(async () => {
+    await watcher?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function fakeIp(script: string): string {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'e911-fakeip-'));
+    const file = path.join(dir, 'ip');
+    writeFileSync(file, `#!/bin/sh\n${script}\n`);
+    chmodSync(file, 0o755);
+    return file;
+  }
+
+  it('turns a burst of relevant lines into one snapshot and ignores the rest', async () => {
+    // One burst of five lines for eth0, then a route that changes nothing, then lines for another interface.
+    const ip = fakeIp(`sleep 0.2
+printf '2: eth0    inet 10.0.0.5/24 scope global eth0\\n2: eth0    inet6 fe80::1/64 scope link\\ndefault via 10.0.0.1 dev eth0\\n2: eth0@if3: <BROADCAST,UP> mtu 1500\\nlocal 10.0.0.5 dev eth0 table local\\n'
+sleep 0.3
+printf '10.0.0.0/24 dev eth0 proto kernel scope link src 10.0.0.5\\n3: wlan0    inet 10.9.0.5/24 scope global wlan0\\n'
+sleep 30`);
+    let reads = 0;
+    let snap: NetworkSnapshot = emptySnapshot();
+    watcher = new NetworkWatcher({
+      host: { ...hostPaths({}), commands: { ip, lldpcli: 'x', lldpd: 'x' } },
+      log: silentLog(),
+      interfaces: ['eth0'],
+      debounceMs: 30,
+      readSnapshot: async () => {
+        reads++;
+        return snap;
+      },
+    });
+    const changes: NetworkChange[] = [];
+    watcher.on('change', (c) => changes.push(c));
+    snap = { ...emptySnapshot(), dns: ['start'] };
+    await watcher.start();
+    expect(changes.map((c) => c.reasons)).toEqual([['start']]);
+    snap = { ...emptySnapshot(), dns: ['after burst'] };
+    await sleep(700);
+    expect(reads).toBe(2);
+    expect(changes).toHaveLength(2);
+    expect(changes[1]!.reasons.sort()).toEqual(['address', 'link', 'route']);
+    expect(changes[1]!.previous).toEqual({ ...emptySnapshot(), dns: ['start'] });
+    // A refresh that reads the same snapshot emits nothing.
+    watcher.refresh();
+    await sleep(100);
+    expect(reads).toBe(3);
+    expect(changes).toHaveLength(2);
+  });
+
+  it('restarts ip monitor when it exits, and takes a fresh snapshot', async () => {
+    const ip = fakeIp('exit 3');
+    let reads = 0;
+    watcher = new NetworkWatcher({
+      host: { ...hostPaths({}), commands: { ip, lldpcli: 'x', lldpd: 'x' } },
+      log: silentLog(),
+      interfaces: [],
+      debounceMs: 10,
+      readSnapshot: async () => {
+        reads++;
+        return emptySnapshot();
+      },
+    });
+    await watcher.start();
+    await sleep(1200);
+    expect(watcher.counters.monitorRestarts).toBeGreaterThanOrEqual(2);
+    expect(reads).toBeGreaterThanOrEqual(2);
+  });
+});
