@@ -78,7 +78,10 @@ export function parseCsv(text: string, opts: CsvReadOptions = {}): string[][] {
     record = [];
     if (records.length > maxRecords) throw new CsvSyntaxError(records.length, `more than ${maxRecords} rows`);
   }
-  if (record.length > 0) records.push(record);
+  if (record.length > 0) {
+    records.push(record);
+    if (records.length > maxRecords) throw new CsvSyntaxError(records.length, `more than ${maxRecords} rows`);
+  }
   return records;
 }
 
