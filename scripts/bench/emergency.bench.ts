@@ -1,0 +1,244 @@
+// Emergency path benchmark: last digit entering the agent to INVITE on the wire,
+// beside a minimal pjsua-lib caller (scripts/bench/pjsua-caller.c, compiled now
+// against the installed pjproject) measured in the same run, calls interleaved.
+//  - "on the wire": arrival at a separate UDP receiver process on loopback,
+//    stamped with process.hrtime.bigint() (CLOCK_MONOTONIC, system-wide);
+//  - "digit entered": the monotonic time just before the agent's keypad entry
+//    (the EmergencyService of a running Agent, which the handset's keypad feeds)
+//    gets the last '1' of 911; for the baseline, just before it builds its INVITE.
+// Then again while the outbox drains a 10,000-event backlog to a real Mosquitto.
+// Goals: the agent adds <= 5 ms at p99, <= 10 ms at p99 while draining.
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { Agent } from '../../agent/root.js';
+import { parseConfig } from '../../agent/config.js';
+import { hostPaths } from '../../hal/host.js';
+import { Store } from '../../agent/store/store.js';
+import type { EmergencyService } from '../../agent/emergency/service.js';
+import { pjsipAvailability } from '../../hal/voice/pjsip/index.js';
+import { documentHash, generateSigningKeyPair } from '../../provisioning/protocol/signing.js';
+import type { AddressDocument } from '../../provisioning/protocol/address.js';
+import { startMosquitto, MOSQUITTO } from '../../test/helpers/mosquitto.js';
+import { freePort } from '../../test/helpers/ports.js';
+import { silentLog } from '../../test/helpers/log.js';
+import { report, summary } from './stats.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const CALLS = Math.max(200, Number(process.env.BENCH_EMERGENCY_CALLS ?? 300));
+const WARMUP = 30;
+const BACKLOG = Number(process.env.BENCH_DRAIN_EVENTS ?? 10_000);
+const GAP_MS = 10;
+const nsToMs = (ns: bigint) => Number(ns) / 1e6;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function skip(reason: string): never {
+  process.stdout.write(`!!! SKIPPING the emergency benchmark: ${reason}\n`);
+  process.exit(0);
+}
+
+const voice = pjsipAvailability();
+if (!voice.available) skip(voice.message);
+if (!MOSQUITTO) skip('mosquitto is not installed');
+const pkgEnv = { ...process.env, PKG_CONFIG_PATH: process.env.PKG_CONFIG_PATH ?? '/opt/pjproject/lib/pkgconfig' };
+const pkg = (...args: string[]) => spawnSync('pkg-config', [...args, 'libpjproject'], { env: pkgEnv, encoding: 'utf8' });
+if (pkg('--exists').status !== 0) skip('pkg-config cannot find libpjproject for the baseline caller (set PKG_CONFIG_PATH)');
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-bench-emergency-'));
+const children: ChildProcess[] = [];
+let agent: Agent | null = null;
+let broker: Awaited<ReturnType<typeof startMosquitto>> | null = null;
+
+try {
+  // --- the baseline caller, built from our source now ---------------------------
+  const src = path.resolve(here, '../../../scripts/bench/pjsua-caller.c');
+  const bin = path.join(dir, 'pjsua-caller');
+  // RPATH, not RUNPATH: the pjproject libraries find each other (and the codec libraries) through it.
+  const flags = [...pkg('--cflags').stdout.trim().split(/\s+/), ...pkg('--libs').stdout.trim().split(/\s+/)].filter(Boolean);
+  const libdir = pkg('--variable=libdir').stdout.trim();
+  const cc = spawnSync('cc', ['-O2', '-o', bin, existsSync(src) ? src : path.join(here, 'pjsua-caller.c'), ...flags, `-Wl,--disable-new-dtags,-rpath,${libdir}`], { encoding: 'utf8' });
+  if (cc.status !== 0) skip(`cannot compile the baseline caller: ${cc.stderr}`);
+
+  // --- the wire -------------------------------------------------------------------
+  const wirePort = await freePort();
+  const wire = fork(path.join(here, 'udp-stamp.js'), [String(wirePort)], { stdio: 'inherit' });
+  children.push(wire);
+  type WireMsg = { kind: 'ready' } | { kind: 'invite'; at: string; callId: string; fromPort: number; bytes: number } | { kind: 'ack'; callId: string };
+  // IPC messages can arrive in one burst: keep them until asked for.
+  const inbox: WireMsg[] = [];
+  let wake: (() => void) | null = null;
+  wire.on('message', (m: WireMsg) => {
+    inbox.push(m);
+    wake?.();
+  });
+  const next = async (kind: WireMsg['kind'], timeoutMs = 3000): Promise<WireMsg> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = inbox.findIndex((m) => m.kind === kind);
+      if (i >= 0) return inbox.splice(i, 1)[0]!;
+      if (Date.now() > deadline) throw new Error(`no ${kind} at the wire within ${timeoutMs} ms`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, 50);
+        wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+      wake = null;
+    }
+  };
+  await next('ready');
+
+  // --- a real agent, in this process, with a real broker ------------------------
+  broker = await startMosquitto();
+  const deviceId = 'bench-phone';
+  const raw = {
+    deviceId,
+    dataDir: path.join(dir, 'db'),
+    serverPublicKey: generateSigningKeyPair().publicKey,
+    logLevel: 'info',
+    broker: { urls: [broker.url], protocolVersion: 5 },
+    control: { socketPath: path.join(dir, 'control.sock') },
+    sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort() },
+    emergency: { routes: { primary: `sip:127.0.0.1:${wirePort}` }, extraHeaders: [{ name: 'X-E911-Site', value: 'HQ' }] },
+  };
+  const doc: AddressDocument = {
+    v: 1,
+    deviceId,
+    version: 1,
+    issuedAt: new Date().toISOString(),
+    civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main', STS: 'St', HNO: '100', FLR: '2', BLD: 'A', ROOM: '210', PC: '95110' },
+    callback: '+14085550100',
+    displayName: 'Front Desk',
+  };
+  const seed = new Store({ dataDir: raw.dataDir, log: silentLog() });
+  seed.applyAddress({ doc, version: 1, hash: documentHash(doc), signature: 'bench', receivedAt: doc.issuedAt }, { v: 1, id: 'seed', type: 'address-applied', deviceId, ts: doc.issuedAt, data: {} });
+  seed.close();
+  // The agent logs as in production (info), to a sink that costs what a file would.
+  const log = pino({ level: 'info', base: { app: 'e911-agent' } }, pino.destination({ dest: '/dev/null', sync: false }));
+  agent = new Agent({ config: parseConfig(raw), log, env: {}, host: hostPaths({}) });
+  await agent.start();
+  // The keypad entry of the running agent (the handset's keypad feeds the same method).
+  const svc = (agent as unknown as { parts: { emergency: EmergencyService } }).parts.emergency;
+  const status = () => agent!.status() as { outbox: { backlog: number; delivered: number } };
+  if (!svc.available.ok) skip(`the agent cannot place calls: ${(svc.available as { reason: string }).reason}`);
+
+  // The baseline sends the same headers and the same PIDF-LO the agent sends.
+  const pidf = svc.pidfNow()!;
+  const pidfFile = path.join(dir, 'pidf.xml');
+  writeFileSync(pidfFile, pidf);
+  const basePort = await freePort();
+  const headers = [
+    'Geolocation: <cid:loc-bench@127.0.0.1>',
+    'Geolocation-Routing: yes',
+    'Priority: emergency',
+    'P-Asserted-Identity: "Front Desk" <sip:+14085550100@127.0.0.1;user=phone>, <tel:+14085550100>',
+    'X-E911-Site: HQ',
+  ];
+  const caller = spawn(bin, [String(basePort), `sip:911@127.0.0.1:${wirePort}`, pidfFile, '<loc-bench@127.0.0.1>', ...headers], { stdio: ['pipe', 'pipe', 'inherit'] });
+  children.push(caller);
+  const lines = readline.createInterface({ input: caller.stdout! });
+  const lineWaiters: ((l: string) => void)[] = [];
+  lines.on('line', (l) => (l === 'ready' || l.startsWith('t0 ')) && lineWaiters.shift()?.(l));
+  const nextLine = () => new Promise<string>((resolve) => lineWaiters.push(resolve));
+  if ((await nextLine()) !== 'ready') throw new Error('baseline caller did not start');
+
+  /** Time inside the keypad call itself (digit to makeCall returned), for the breakdown. */
+  const inKeypad: number[] = [];
+  async function agentCall(): Promise<number> {
+    inbox.length = 0;
+    svc.keypad('9');
+    svc.keypad('1');
+    const arrival = next('invite');
+    const t0 = process.hrtime.bigint();
+    const out = svc.keypad('1');
+    inKeypad.push(nsToMs(process.hrtime.bigint() - t0));
+    if (out.kind !== 'emergency' || !out.placed) throw new Error(`agent did not place the call: ${JSON.stringify(out)}`);
+    const at = BigInt(((await arrival) as { at: string }).at);
+    await next('ack');
+    return nsToMs(at - t0);
+  }
+
+  async function baselineCall(): Promise<number> {
+    inbox.length = 0;
+    const arrival = next('invite');
+    caller.stdin!.write('call\n');
+    const [, t0, st] = (await nextLine()).split(' ');
+    if (st !== '0') throw new Error(`baseline make_call failed: ${st}`);
+    const at = BigInt(((await arrival) as { at: string }).at);
+    await next('ack');
+    return nsToMs(at - BigInt(t0!));
+  }
+
+  async function run(n: number, during?: () => void): Promise<{ agent: number[]; base: number[] }> {
+    const a: number[] = [];
+    const b: number[] = [];
+    for (let i = 0; i < n; i++) {
+      // Interleaved, so both see the same machine.
+      a.push(await agentCall());
+      await sleep(GAP_MS);
+      b.push(await baselineCall());
+      await sleep(GAP_MS);
+      during?.();
+    }
+    return { agent: a, base: b };
+  }
+
+  await run(WARMUP);
+  const idle = await run(CALLS);
+
+  // Draining: enqueue a 10,000-event backlog, place calls while it drains to Mosquitto,
+  // again until enough calls were measured with a drain under way.
+  const event = { kind: 'bench', filler: 'x'.repeat(300) };
+  const busy = { agent: [] as number[], base: [] as number[] };
+  const deliveredBefore = status().outbox.delivered;
+  let backlogs = 0;
+  let drainMs = 0;
+  while (busy.agent.length < CALLS) {
+    for (let i = 0; i < BACKLOG; i++) agent.emit('diagnostics', event);
+    backlogs++;
+    const t0 = performance.now();
+    while (status().outbox.backlog > 0 && busy.agent.length < CALLS) {
+      const r = await run(1);
+      busy.agent.push(...r.agent);
+      busy.base.push(...r.base);
+    }
+    while (status().outbox.backlog > 0) await sleep(5);
+    drainMs += performance.now() - t0;
+  }
+  const drained = status().outbox.delivered - deliveredBefore;
+  // Where the agent's tail comes from: the whole synchronous keypad call (the INVITE, then the bookkeeping after it).
+  const keypadIdle = summary(inKeypad.slice(WARMUP, WARMUP + CALLS));
+  const keypadBusy = summary(inKeypad.slice(-CALLS));
+  const ia = summary(idle.agent);
+  const ib = summary(idle.base);
+  const ba = summary(busy.agent);
+  const bb = summary(busy.base);
+  process.stdout.write(`calls: ${CALLS} agent + ${CALLS} baseline per phase, interleaved; ${WARMUP} warm-up pairs; pjproject ${pkg('--modversion').stdout.trim()}\n`);
+  report('digit -> INVITE on the wire p50 (ms)', ia.p50, 'ms', ib.p50, 'informational');
+  report('digit -> INVITE on the wire p99 (ms)', ia.p99, 'ms', ib.p99, 'agent adds <= 5 ms');
+  report('  ... while the outbox drains p50 (ms)', ba.p50, 'ms', bb.p50, 'informational');
+  report('  ... while the outbox drains p99 (ms)', ba.p99, 'ms', bb.p99, 'agent adds <= 10 ms');
+  process.stdout.write(
+    `the agent's whole keypad call (INVITE sent, then bookkeeping): p50 ${keypadIdle.p50.toFixed(2)} / p99 ${keypadIdle.p99.toFixed(2)} ms idle, ` +
+      `p50 ${keypadBusy.p50.toFixed(2)} / p99 ${keypadBusy.p99.toFixed(2)} ms draining\n`,
+  );
+  process.stdout.write(`max: agent ${ia.max.toFixed(2)} ms (idle), ${ba.max.toFixed(2)} ms (draining); baseline ${ib.max.toFixed(2)} / ${bb.max.toFixed(2)} ms\n`);
+  process.stdout.write(
+    `draining phase: ${backlogs} backlogs of ${BACKLOG} events, ${drained} delivered to Mosquitto in ${(drainMs / 1000).toFixed(1)} s ` +
+      `(${Math.round(drained / (drainMs / 1000))} events/s with calls going on)\n`,
+  );
+  const addIdle = ia.p99 - ib.p99;
+  const addBusy = ba.p99 - bb.p99;
+  process.stdout.write(`agent adds at p99: ${addIdle.toFixed(2)} ms idle (goal <= 5: ${addIdle <= 5 ? 'met' : 'MISSED'}), ${addBusy.toFixed(2)} ms draining (goal <= 10: ${addBusy <= 10 ? 'met' : 'MISSED'})\n`);
+  caller.stdin!.write('quit\n');
+} finally {
+  await agent?.stop();
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  await broker?.close();
+  rmSync(dir, { recursive: true, force: true });
+}
