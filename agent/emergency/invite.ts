@@ -7,6 +7,7 @@
 // Everything that does not change per call is prepared when the address or
 // the config changes; per call only the Content-ID and the PIDF-LO timestamp.
 import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { BodyPart, SipHeader } from '../../hal/voice/types.js';
 import { PIDF_CONTENT_TYPE, type PidfTemplate } from '../location/pidf.js';
 
@@ -37,6 +38,23 @@ export function parseRoute(name: RouteName, uri: string): RouteTarget {
   const host = hostPort.startsWith('[') ? hostPort.slice(0, hostPort.indexOf(']') + 1) : hostPort.split(':')[0]!;
   const lr = /;lr(\W|$)/i.test(params) ? '' : ';lr';
   return { name, uri: uri.trim(), proxy: `${scheme}:${hostPort}${params}${lr}`, hostPort, host, params };
+}
+
+/** Whether a route names its host by address already (nothing to resolve), or must keep its name (TLS checks it). */
+export function needsResolution(route: RouteTarget): boolean {
+  const h = route.host.replace(/^\[|\]$/g, '');
+  if (isIP(h) !== 0) return false;
+  return !(route.uri.toLowerCase().startsWith('sips:') || /;transport=tls/i.test(route.params));
+}
+
+/** The route with its host replaced by a resolved address, so no DNS lookup happens at dial time (decision 2). */
+export function withAddress(route: RouteTarget, address: string): RouteTarget {
+  const port = route.hostPort.slice(route.host.length); // ':5060' or ''
+  const host = isIP(address) === 6 ? `[${address}]` : address;
+  const scheme = route.uri.toLowerCase().startsWith('sips:') ? 'sips' : 'sip';
+  const hostPort = `${host}${port}`;
+  const lr = /;lr(\W|$)/i.test(route.params) ? '' : ';lr';
+  return { ...route, host, hostPort, proxy: `${scheme}:${hostPort}${route.params}${lr}` };
 }
 
 /** The Request-URI/To of an emergency call on a route: sip:911@route, or the service URN. */

@@ -8,13 +8,14 @@
 // call limit and registration are not consulted; other calls are held (or
 // ended); with no address on file it goes to the fallback route, flagged.
 import { createHash, randomUUID } from 'node:crypto';
+import dns from 'node:dns/promises';
 import type { Logger } from '../log.js';
 import type { StoredAddress } from '../store/store.js';
 import type { EventType } from '../../provisioning/protocol/messages.js';
 import type { AccountId, CallId, CallStateEvent, IncomingCallEvent, InviteResponseEvent, SipHeader, VoiceStack, VoiceStartOptions } from '../../hal/voice/types.js';
 import { PidfTemplate } from '../location/pidf.js';
 import { DialPlan, DigitCollector, type CollectorDecision, type EmergencyMatch, type Timers } from './dial-plan.js';
-import { emergencyTarget, inviteContent, parseRoute, prepareInvite, type InviteContent, type PreparedInvite, type RouteName, type RouteTarget } from './invite.js';
+import { emergencyTarget, inviteContent, needsResolution, parseRoute, withAddress, prepareInvite, type InviteContent, type PreparedInvite, type RouteName, type RouteTarget } from './invite.js';
 import {
   DEFAULT_FEATURES,
   failsOver,
@@ -52,6 +53,10 @@ export interface EmergencyServiceDeps {
   network?: () => DeviceNetwork | null;
   /** Runs fn after the current call path returns; setImmediate by default. */
   defer?: (fn: () => void) => void;
+  /** Resolves a route's host name ahead of time (default dns.promises.lookup): never at dial time. */
+  lookup?: (host: string) => Promise<string>;
+  /** How often route names are resolved again (default 5 minutes). */
+  resolveEveryMs?: number;
 }
 
 export interface Attempt {
@@ -116,7 +121,10 @@ export class EmergencyService {
   private readonly defer: (fn: () => void) => void;
   private readonly plan: DialPlan;
   private readonly collector: DigitCollector;
-  private readonly routes: RouteTarget[];
+  private routes: RouteTarget[];
+  /** The routes as configured (names unresolved). */
+  private readonly configuredRoutes: RouteTarget[];
+  private resolveTimer: unknown = null;
   private readonly routeAccounts = new Map<RouteName, AccountId>();
   private mainAccount: AccountId | null = null;
   private registration: { registered: boolean; code: number; reason: string } = { registered: false, code: 0, reason: 'not registered yet' };
@@ -156,7 +164,8 @@ export class EmergencyService {
     // With no emergency route configured, 911 still goes out: to the registrar.
     const configured = ROUTE_NAMES.flatMap((n) => (r[n] ? [parseRoute(n, r[n]!)] : []));
     const registrar = deps.sip.account?.registrar;
-    this.routes = configured.length > 0 || !registrar ? configured : [parseRoute('primary', registrar)];
+    this.configuredRoutes = configured.length > 0 || !registrar ? configured : [parseRoute('primary', registrar)];
+    this.routes = [...this.configuredRoutes];
   }
 
   /** Whether calls can be placed at all, and why not. */
@@ -197,15 +206,10 @@ export class EmergencyService {
           this.log[e.registered ? 'info' : 'warn']({ code: e.code, reason: e.reason }, e.registered ? 'registered' : 'not registered (emergency calls still go out)');
         }),
       ];
-      // Registration-less accounts, one per route, made now so nothing is created at dial time.
-      // Their route set sends the INVITE to the route whatever the target (a URN included).
-      const routeUri = sip.account?.uri ?? `sip:${this.deps.deviceId}@${this.host}`;
-      for (const route of this.routes) {
-        this.routeAccounts.set(
-          route.name,
-          voice.addAccount({ uri: routeUri, proxies: [route.proxy], register: false, ...(credentials ? { credentials } : {}), ...(transportId !== undefined ? { transportId } : {}) }),
-        );
-      }
+      this.routeAccountBase = { uri: sip.account?.uri ?? `sip:${this.deps.deviceId}@${this.host}`, credentials, transportId };
+      this.routes = await this.resolveRoutes();
+      for (const route of this.routes) this.addRouteAccount(route);
+      this.scheduleResolve();
       if (sip.account?.registrar) {
         this.mainAccount = voice.addAccount({
           uri: sip.account.uri,
@@ -229,6 +233,8 @@ export class EmergencyService {
 
   async stop(): Promise<void> {
     this.collector.reset();
+    if (this.resolveTimer !== null) this.timers.clearTimeout(this.resolveTimer);
+    this.resolveTimer = null;
     this.runDeferred(); // an emergency event still waiting is recorded before the store closes
     for (const u of this.unsubscribe) u();
     this.unsubscribe = [];
@@ -360,6 +366,70 @@ export class EmergencyService {
   /** Calls placed so far (most recent last), for tests and status. */
   history(): readonly EmergencyCallRecord[] {
     return this.records;
+  }
+
+  // ---- routes: names resolved ahead of time, never at dial time --------------------
+
+  private routeAccountBase: { uri: string; credentials: { realm: string; username: string; password: string }[] | undefined; transportId: number | undefined } | null = null;
+
+  /** Registration-less account for a route, made before any call: its route set sends the INVITE to the route whatever the target (a URN included). */
+  private addRouteAccount(route: RouteTarget): void {
+    const b = this.routeAccountBase!;
+    this.routeAccounts.set(
+      route.name,
+      this.deps.voice!.addAccount({
+        uri: b.uri,
+        proxies: [route.proxy],
+        register: false,
+        ...(b.credentials ? { credentials: b.credentials } : {}),
+        ...(b.transportId !== undefined ? { transportId: b.transportId } : {}),
+      }),
+    );
+  }
+
+  private async resolveRoutes(): Promise<RouteTarget[]> {
+    const lookup = this.deps.lookup ?? (async (host: string) => (await dns.lookup(host)).address);
+    return Promise.all(
+      this.configuredRoutes.map(async (r) => {
+        if (!needsResolution(r)) return r;
+        try {
+          return withAddress(r, await lookup(r.host));
+        } catch (err) {
+          const known = this.routes.find((x) => x.name === r.name);
+          this.log.warn({ err, route: r.name, host: r.host }, known !== r ? 'cannot resolve the emergency route: keeping its last address' : 'cannot resolve the emergency route: pjsip will resolve it at call time');
+          return known ?? r;
+        }
+      }),
+    );
+  }
+
+  private scheduleResolve(): void {
+    if (!this.configuredRoutes.some(needsResolution)) return;
+    this.resolveTimer = this.timers.setTimeout(() => void this.refreshRoutes(), this.deps.resolveEveryMs ?? 5 * 60_000);
+    (this.resolveTimer as { unref?: () => void }).unref?.();
+  }
+
+  /** Re-resolves route names; a changed address gets a new route account (never while an emergency call is up). */
+  private async refreshRoutes(): Promise<void> {
+    this.resolveTimer = null;
+    if (!this.started) return;
+    const fresh = await this.resolveRoutes();
+    if (!this.started) return;
+    if (!this.emergencyLive() && this.attemptsByCall.size === 0) {
+      let changed = false;
+      for (const r of fresh) {
+        const old = this.routes.find((x) => x.name === r.name);
+        if (old && old.proxy === r.proxy) continue;
+        changed = true;
+        const id = this.routeAccounts.get(r.name);
+        if (id !== undefined) safe(() => this.deps.voice!.removeAccount(id));
+        this.addRouteAccount(r);
+        this.log.info({ route: r.name, proxy: r.proxy }, 'emergency route address changed');
+      }
+      this.routes = fresh;
+      if (changed) this.setAddress(this.prepared?.address ?? null);
+    }
+    this.scheduleResolve();
   }
 
   // ---- the emergency path -------------------------------------------------------
@@ -638,7 +708,7 @@ export class EmergencyService {
   }
 
   private fromEmergencyRoute(e: IncomingCallEvent): boolean {
-    const routeHosts = new Set(this.routes.map((r) => normHost(r.host)));
+    const routeHosts = new Set([...this.routes, ...this.configuredRoutes].map((r) => normHost(r.host)));
     const hosts: string[] = [];
     const via = e.headers.find((h) => h.name.toLowerCase() === 'via')?.value ?? '';
     const sentBy = /^SIP\/2\.0\/\S+\s+(\[[^\]]+\]|[^:;\s,]+)/i.exec(via.trim());

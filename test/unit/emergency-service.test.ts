@@ -386,3 +386,45 @@ describe('after an emergency call: callbacks first, DND/forwarding/call waiting 
     expect(incomingDecision({ fromEmergencyRoute: false, suppressed: false, features: DEFAULT_FEATURES, others: [{ ...confirmed, emergency: true }] })).toMatchObject({ action: 'reject', reason: 'emergency-in-progress' });
   });
 });
+
+describe('route names are resolved ahead of time, never at dial time (decision 2)', () => {
+  it('resolves at start, dials the address, and re-resolves on a timer into a new route account', async () => {
+    const voice = new MemoryVoiceStack();
+    const clock = new FakeClock();
+    const answers = ['192.0.2.7', '192.0.2.8'];
+    const lookups: string[] = [];
+    const svc = new EmergencyService({
+      voice,
+      emergency: emergencySchema.parse({ routes: { primary: 'sip:psap.example.net:5070', secondary: 'sips:psap2.example.net', fallback: 'sip:[2001:db8::1]:5060' } }),
+      dialPlan: dialPlanSchema.parse({}),
+      sip: sipSchema.parse({ port: 5062 }),
+      deviceId: 'phone-1',
+      agentVersion: 'test',
+      log: silentLog(),
+      timers: clock,
+      now: clock.date,
+      emitEvent: () => {},
+      defer: () => {},
+      lookup: async (host) => {
+        lookups.push(host);
+        return answers.shift()!;
+      },
+      resolveEveryMs: 60_000,
+    });
+    await svc.start(ADDRESS);
+    // TLS keeps its name (the certificate is checked against it); IP literals need nothing.
+    expect(lookups).toEqual(['psap.example.net']);
+    const primaryAccount = () => [...voice.accounts.values()].find((a) => a.config.proxies?.[0]?.includes(':5070'))!;
+    expect(primaryAccount().config.proxies).toEqual(['sip:192.0.2.7:5070;lr']);
+    expect(dial(svc, '911')).toMatchObject({ placed: true, target: 'sip:911@192.0.2.7:5070' });
+    expect(lookups).toHaveLength(1); // none at dial time
+    voice.respond(0, 200);
+    svc.hangup();
+    clock.advance(60_000);
+    await tick();
+    expect(lookups).toHaveLength(2);
+    expect(primaryAccount().config.proxies).toEqual(['sip:192.0.2.8:5070;lr']);
+    expect(dial(svc, '911')).toMatchObject({ placed: true, target: 'sip:911@192.0.2.8:5070' });
+    await svc.stop();
+  });
+});
