@@ -1,80 +1,414 @@
 #!/usr/bin/env node
 // e911-server: the reference provisioning server's command line.
-//   e911-server keygen [--data DIR]                 print the public key (creates the pair once)
-//   e911-server run [--data DIR] [--port N] [--broker URL] [--seed FILE]
-//   e911-server push --broker URL --address FILE [--data DIR]
-import { readFileSync } from 'node:fs';
+//
+//   e911-server run [--data DIR] [--port 1883] [--http-port 8080] [--broker URL ...]   the server (embedded broker by default)
+//   e911-server keygen | token create|list|revoke | broker-config --out DIR             local, on the data folder
+//   e911-server <resource> <verb> ...                                                    the admin API, over HTTP
+//   e911-server push --broker URL --address FILE                                        push one raw address document
+//
+// `e911-server help` lists every command.
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { loadOrCreateKeyPair } from './keys.js';
-import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
-import { ProvisioningServer } from './server.js';
+import type { Repo } from './db/repo.js';
 import { privateKeyFromText } from '../protocol/signing.js';
 import type { AddressDocument } from '../protocol/address.js';
 import { isMain } from '../../agent/is-main.js';
 
-function flag(argv: string[], name: string): string | undefined {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : undefined;
+// The server's parts load only for the commands that need them: an API call starts fast.
+const serverParts = () => import('./app.js');
+
+const HELP = `usage: e911-server <command> [options]
+
+Server (local):
+  run [--data DIR] [--port N] [--host H] [--http-port N] [--http-host H]
+      [--broker URL [--mqtt-version 4|5] [--share-group NAME] [--broker-username U --broker-password P]]
+      [--allow-anonymous] [--seed FILE]        start the server; without --broker an embedded broker listens on --port
+  keygen                                       print the signing public key (phones' serverPublicKey)
+  token create NAME | list | revoke ID         admin API tokens (a new token is printed once)
+  broker-config --out DIR [--dir /etc/mosquitto/e911]
+                                               write Mosquitto passwd, acl and mosquitto.conf lines for the phones
+  push --broker URL --address FILE             sign and push one raw address document
+
+Admin API (over HTTP: --url URL, default http://127.0.0.1:8080; --token T or E911_SERVER_TOKEN or DIR/admin-token):
+  account show | set [--name N] [--contact-email E] [--recommendations on|off] [--policy all|app-only|app-then-email-sms]
+  e911 enable | disable
+  notifications show | set --file F | test --channel email|sms|webhook [--to X]
+  locations list | show ID | create --file F | update ID --file F | delete ID | validate --file F
+  users list [--location ID] | show ID | create --file F | update ID --file F | delete ID
+  phones list | show DEVICE | credentials DEVICE | push DEVICE | delete DEVICE
+  bulk-emails --emails a@x,b@y (--all | --location ID | --users 1,2,3) [--wait]
+  jobs list | show ID [--wait]
+  csv export [--out FILE] | validate FILE | apply UPLOAD_ID [--wait]
+  events [--type emergency-call,test-call] [--device ID] [--limit N] | event ID
+  audit [--entity E] [--entity-id ID] [--limit N]
+  openapi                                      print the OpenAPI document
+`;
+
+const OPTIONS = {
+  data: { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  'http-port': { type: 'string' },
+  'http-host': { type: 'string' },
+  broker: { type: 'string' },
+  'mqtt-version': { type: 'string' },
+  'share-group': { type: 'string' },
+  'broker-username': { type: 'string' },
+  'broker-password': { type: 'string' },
+  'allow-anonymous': { type: 'boolean' },
+  seed: { type: 'string' },
+  address: { type: 'string' },
+  out: { type: 'string' },
+  dir: { type: 'string' },
+  url: { type: 'string' },
+  token: { type: 'string' },
+  file: { type: 'string' },
+  name: { type: 'string' },
+  'contact-email': { type: 'string' },
+  recommendations: { type: 'string' },
+  policy: { type: 'string' },
+  channel: { type: 'string' },
+  to: { type: 'string' },
+  location: { type: 'string' },
+  emails: { type: 'string' },
+  all: { type: 'boolean' },
+  users: { type: 'string' },
+  wait: { type: 'boolean' },
+  type: { type: 'string' },
+  device: { type: 'string' },
+  limit: { type: 'string' },
+  entity: { type: 'string' },
+  'entity-id': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Flags = Partial<Record<keyof typeof OPTIONS, string | boolean>>;
+
+class UsageError extends Error {}
+
+function need(v: string | boolean | undefined, what: string): string {
+  if (typeof v !== 'string' || v === '') throw new UsageError(`missing ${what}`);
+  return v;
 }
 
-export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  const [verb] = argv;
-  const dataDir = flag(argv, 'data') ?? env.E911_SERVER_DATA ?? './data/server';
-  const log = pino({ level: env.E911_LOG_LEVEL ?? 'info', base: { app: 'e911-server' } });
-  const { pair, created } = loadOrCreateKeyPair(path.join(dataDir, 'signing-key.json'));
+function readJson(file: string | boolean | undefined): unknown {
+  return JSON.parse(readFileSync(need(file, '--file FILE (JSON)'), 'utf8'));
+}
 
-  if (verb === 'keygen') {
-    if (created) log.info('signing key pair created');
-    process.stdout.write(`${pair.publicKey}\n`);
-    return;
+function writePrivate(file: string, text: string): void {
+  writeFileSync(`${file}.tmp`, text, { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  const flags = values as Flags;
+  const [verb, sub, arg] = positionals;
+  if (!verb || verb === 'help' || flags.help) {
+    out(HELP);
+    return verb ? 0 : 2;
   }
-  if (verb === 'push') {
-    const brokerUrl = flag(argv, 'broker');
-    const file = flag(argv, 'address');
-    if (!brokerUrl || !file) throw new Error('push needs --broker URL and --address FILE');
-    const server = new ProvisioningServer({ brokerUrl, privateKey: privateKeyFromText(pair), log });
-    await server.start();
-    const signed = await server.pushAddress(JSON.parse(readFileSync(file, 'utf8')) as AddressDocument);
-    log.info({ deviceId: signed.doc.deviceId, version: signed.doc.version }, 'address pushed');
-    await server.stop();
-    return;
-  }
-  if (verb === 'run') {
-    let broker: EmbeddedBroker | null = null;
-    let brokerUrl = flag(argv, 'broker');
-    if (!brokerUrl) {
-      broker = await startEmbeddedBroker(Number(flag(argv, 'port') ?? 1883));
-      brokerUrl = broker.url;
-      log.info({ url: brokerUrl }, 'embedded broker listening');
+  const dataDir = (flags.data as string | undefined) ?? env.E911_SERVER_DATA ?? './data/server';
+  const log = pino({ level: env.E911_LOG_LEVEL ?? 'info', base: { app: 'e911-server' } });
+
+  switch (verb) {
+    case 'run':
+      await run(flags, dataDir, log, env);
+      return -1; // keeps running
+    case 'keygen': {
+      const { pair, created } = loadOrCreateKeyPair(path.join(dataDir, 'signing-key.json'));
+      if (created) log.info('signing key pair created');
+      out(`${pair.publicKey}\n`);
+      return 0;
     }
-    const server = new ProvisioningServer({ brokerUrl, privateKey: privateKeyFromText(pair), log });
-    server.on('event', (e) => log.info({ deviceId: e.deviceId, type: e.type, id: e.id, data: e.data }, 'event'));
-    server.on('status', (id, s) => log.info({ deviceId: id, state: s.state }, 'phone status'));
-    server.on('address-state', (id, s) => log.info({ deviceId: id, version: s.version }, 'phone address state'));
-    server.on('rejected', (id, reason) => log.warn({ deviceId: id, reason }, 'payload rejected'));
-    await server.start();
-    const seed = flag(argv, 'seed');
-    if (seed) {
-      for (const doc of JSON.parse(readFileSync(seed, 'utf8')) as AddressDocument[]) await server.pushAddress(doc);
-    }
-    log.info({ publicKey: pair.publicKey }, 'provisioning server ready');
-    const stop = async () => {
+    case 'push': {
+      const { pair } = loadOrCreateKeyPair(path.join(dataDir, 'signing-key.json'));
+      const { ProvisioningServer } = await import('./server.js');
+      const server = new ProvisioningServer({ brokerUrl: need(flags.broker, '--broker URL'), privateKey: privateKeyFromText(pair), log, clientId: `e911-server-push-${process.pid}` });
+      await server.start();
+      const signed = await server.pushAddress(JSON.parse(readFileSync(need(flags.address, '--address FILE'), 'utf8')) as AddressDocument);
+      log.info({ deviceId: signed.doc.deviceId, version: signed.doc.version }, 'address pushed');
       await server.stop();
-      await broker?.close();
-      process.exit(0);
-    };
-    process.on('SIGTERM', () => void stop());
-    process.on('SIGINT', () => void stop());
-    return;
+      return 0;
+    }
+    case 'token':
+      return withRepo(dataDir, await openRepo(), (repo) => tokenCommand(repo, sub, arg, out));
+    case 'broker-config': {
+      const dir = need(flags.out, '--out DIR');
+      const { loadOrCreateServerCredentials, renderBrokerConfig } = await serverParts();
+      const creds = loadOrCreateServerCredentials(dataDir);
+      const files = withRepo(dataDir, await openRepo(), (repo) => renderBrokerConfig(repo, creds, (flags.dir as string | undefined) ?? path.resolve(dir)));
+      mkdirSync(dir, { recursive: true });
+      writePrivate(path.join(dir, 'passwd'), files.passwd);
+      writeFileSync(path.join(dir, 'acl'), files.acl);
+      writeFileSync(path.join(dir, 'mosquitto.conf'), files.conf);
+      out(`wrote ${dir}/passwd, acl, mosquitto.conf (include the last from your mosquitto.conf; send mosquitto SIGHUP to reload)\n`);
+      return 0;
+    }
+    default:
+      return apiCommand(verb, sub, arg, flags, dataDir, env, out);
   }
-  process.stderr.write('usage: e911-server keygen|run|push [--data DIR] [--port N] [--broker URL] [--seed FILE] [--address FILE]\n');
-  process.exit(2);
+}
+
+async function openRepo(): Promise<typeof Repo> {
+  return (await import('./db/repo.js')).Repo;
+}
+
+function withRepo<T>(dataDir: string, RepoClass: typeof Repo, fn: (repo: Repo) => T): T {
+  const repo = new RepoClass({ dataDir });
+  try {
+    return fn(repo);
+  } finally {
+    repo.close();
+  }
+}
+
+function tokenCommand(repo: Repo, sub: string | undefined, arg: string | undefined, out: (s: string) => void): number {
+  switch (sub) {
+    case 'create': {
+      const token = newToken(repo, need(arg, 'a token NAME'));
+      out(`${token}\n`);
+      return 0;
+    }
+    case 'list':
+      out(`${JSON.stringify(repo.tokens(), null, 2)}\n`);
+      return 0;
+    case 'revoke':
+      if (!repo.revokeToken(Number(need(arg, 'a token ID')))) throw new UsageError(`no active token ${arg}`);
+      repo.audit('local', 'token.revoke', 'token', arg ?? null);
+      return 0;
+    default:
+      throw new UsageError('token create NAME | list | revoke ID');
+  }
+}
+
+function newToken(repo: Repo, name: string): string {
+  const token = `e911_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url')}`;
+  repo.createToken(name, token);
+  repo.audit('local', 'token.create', 'token', null, { name });
+  return token;
+}
+
+async function run(flags: Flags, dataDir: string, log: pino.Logger, env: NodeJS.ProcessEnv): Promise<void> {
+  const { pair, created } = loadOrCreateKeyPair(path.join(dataDir, 'signing-key.json'));
+  if (created) log.info('signing key pair created');
+  const { ServerApp } = await serverParts();
+  const mqttVersion = flags['mqtt-version'] ? Number(flags['mqtt-version']) : undefined;
+  if (mqttVersion !== undefined && mqttVersion !== 4 && mqttVersion !== 5) throw new UsageError('--mqtt-version must be 4 or 5');
+  const app = new ServerApp({
+    dataDir,
+    log,
+    keyPair: pair,
+    broker: {
+      ...(flags.broker ? { url: flags.broker as string } : {}),
+      embeddedPort: Number(flags.port ?? env.E911_MQTT_PORT ?? 1883),
+      embeddedHost: (flags.host as string | undefined) ?? '127.0.0.1',
+      ...(flags['allow-anonymous'] ? { allowAnonymous: true } : {}),
+      ...(mqttVersion ? { protocolVersion: mqttVersion } : {}),
+      ...(flags['share-group'] ? { shareGroup: flags['share-group'] as string } : {}),
+      ...(flags['broker-username'] ? { username: flags['broker-username'] as string, password: (flags['broker-password'] as string | undefined) ?? env.E911_BROKER_PASSWORD ?? '' } : {}),
+    },
+    http: { port: Number(flags['http-port'] ?? env.E911_HTTP_PORT ?? 8080), host: (flags['http-host'] as string | undefined) ?? '127.0.0.1' },
+  });
+  // The first start leaves a token for the administrator, readable only by the server's user.
+  if (app.repo.tokens().length === 0) {
+    const file = path.join(dataDir, 'admin-token');
+    writePrivate(file, `${newToken(app.repo, 'admin')}\n`);
+    log.info({ file }, 'first start: an admin API token was written to this file');
+  }
+  await app.start();
+  if (flags.seed) {
+    for (const doc of JSON.parse(readFileSync(flags.seed as string, 'utf8')) as AddressDocument[]) await app.link.pushAddress(doc);
+  }
+  // The CLI on this machine finds the API here without --url.
+  writeFileSync(path.join(dataDir, 'api-url'), `${app.httpUrl}\n`);
+  log.info({ publicKey: pair.publicKey, api: app.httpUrl, broker: app.brokerUrl }, 'provisioning server ready');
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    setTimeout(() => process.exit(1), 10_000).unref();
+    app.stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+// ---- the admin API over HTTP ----
+
+interface HttpCall {
+  method: string;
+  path: string;
+  body?: unknown;
+  csv?: Buffer;
+  /** Print the body as text, not JSON. */
+  raw?: boolean;
+}
+
+function ids(list: string): number[] {
+  return list.split(',').map((s) => {
+    const n = Number(s.trim());
+    if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${s} is not a user id`);
+    return n;
+  });
+}
+
+function onOff(v: string | boolean | undefined): boolean | undefined {
+  if (v === undefined) return undefined;
+  if (v === 'on' || v === 'true') return true;
+  if (v === 'off' || v === 'false') return false;
+  throw new UsageError('use on or off');
+}
+
+function query(params: Record<string, string | boolean | undefined>): string {
+  const q = Object.entries(params).filter((e): e is [string, string] => typeof e[1] === 'string');
+  return q.length ? `?${new URLSearchParams(q).toString()}` : '';
+}
+
+function route(verb: string, sub: string | undefined, arg: string | undefined, f: Flags): HttpCall {
+  const id = () => encodeURIComponent(need(arg, 'an ID'));
+  switch (`${verb} ${sub ?? ''}`.trim()) {
+    case 'account':
+    case 'account show':
+      return { method: 'GET', path: '/api/account' };
+    case 'account set':
+      return {
+        method: 'PATCH',
+        path: '/api/account',
+        body: { name: f.name, contactEmail: f['contact-email'], recommendations: onOff(f.recommendations), notificationPolicy: f.policy },
+      };
+    case 'e911 enable':
+    case 'e911 disable':
+      return { method: 'POST', path: '/api/account/e911', body: { enabled: sub === 'enable' } };
+    case 'notifications':
+    case 'notifications show':
+      return { method: 'GET', path: '/api/account/notifications' };
+    case 'notifications set':
+      return { method: 'PUT', path: '/api/account/notifications', body: readJson(f.file) };
+    case 'notifications test':
+      return { method: 'POST', path: '/api/account/notifications/test', body: { channel: need(f.channel, '--channel'), to: f.to } };
+    case 'locations':
+    case 'locations list':
+      return { method: 'GET', path: '/api/locations' };
+    case 'locations show':
+      return { method: 'GET', path: `/api/locations/${id()}` };
+    case 'locations create':
+      return { method: 'POST', path: '/api/locations', body: readJson(f.file) };
+    case 'locations update':
+      return { method: 'PATCH', path: `/api/locations/${id()}`, body: readJson(f.file) };
+    case 'locations delete':
+      return { method: 'DELETE', path: `/api/locations/${id()}` };
+    case 'locations validate':
+      return { method: 'POST', path: '/api/locations/validate', body: readJson(f.file) };
+    case 'users':
+    case 'users list':
+      return { method: 'GET', path: `/api/users${query({ locationId: f.location, limit: f.limit })}` };
+    case 'users show':
+      return { method: 'GET', path: `/api/users/${id()}` };
+    case 'users create':
+      return { method: 'POST', path: '/api/users', body: readJson(f.file) };
+    case 'users update':
+      return { method: 'PATCH', path: `/api/users/${id()}`, body: readJson(f.file) };
+    case 'users delete':
+      return { method: 'DELETE', path: `/api/users/${id()}` };
+    case 'phones':
+    case 'phones list':
+      return { method: 'GET', path: '/api/phones' };
+    case 'phones show':
+      return { method: 'GET', path: `/api/phones/${id()}` };
+    case 'phones credentials':
+      return { method: 'POST', path: `/api/phones/${id()}/credentials` };
+    case 'phones push':
+      return { method: 'POST', path: `/api/phones/${id()}/push` };
+    case 'phones delete':
+      return { method: 'DELETE', path: `/api/phones/${id()}` };
+    case 'bulk-emails': {
+      const target = f.all ? { all: true } : f.location ? { locationId: Number(f.location) } : f.users ? { userIds: ids(f.users as string) } : null;
+      if (!target) throw new UsageError('say whom: --all, --location ID or --users 1,2,3');
+      const emails = typeof f.emails === 'string' ? f.emails.split(',').map((e) => e.trim()).filter(Boolean) : [];
+      return { method: 'POST', path: '/api/bulk/emails', body: { emails, target } };
+    }
+    case 'jobs':
+    case 'jobs list':
+      return { method: 'GET', path: '/api/jobs' };
+    case 'jobs show':
+      return { method: 'GET', path: `/api/jobs/${id()}` };
+    case 'csv export':
+      return { method: 'GET', path: '/api/csv/users', raw: true };
+    case 'csv validate':
+      return { method: 'POST', path: '/api/csv/users/validate', csv: readFileSync(need(arg, 'the CSV FILE')) };
+    case 'csv apply':
+      return { method: 'POST', path: `/api/csv/uploads/${id()}/apply` };
+    case 'events':
+      return { method: 'GET', path: `/api/events${query({ type: f.type, deviceId: f.device, limit: f.limit })}` };
+    case 'event':
+      return { method: 'GET', path: `/api/events/${encodeURIComponent(need(sub, 'an event ID'))}` };
+    case 'audit':
+      return { method: 'GET', path: `/api/audit${query({ entity: f.entity, entityId: f['entity-id'], limit: f.limit })}` };
+    case 'openapi':
+      return { method: 'GET', path: '/api/openapi.json' };
+    default:
+      throw new UsageError(`unknown command: ${[verb, sub].filter(Boolean).join(' ')} (see e911-server help)`);
+  }
+}
+
+async function apiCommand(verb: string, sub: string | undefined, arg: string | undefined, f: Flags, dataDir: string, env: NodeJS.ProcessEnv, out: (s: string) => void): Promise<number> {
+  const call = route(verb, sub, arg, f);
+  const urlFile = path.join(dataDir, 'api-url');
+  const base = ((f.url as string | undefined) ?? env.E911_SERVER_URL ?? (existsSync(urlFile) ? readFileSync(urlFile, 'utf8').trim() : 'http://127.0.0.1:8080')).replace(/\/$/, '');
+  const tokenFile = path.join(dataDir, 'admin-token');
+  const token = (f.token as string | undefined) ?? env.E911_SERVER_TOKEN ?? (existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : undefined);
+  if (!token) throw new UsageError(`no API token: pass --token, set E911_SERVER_TOKEN, or run where ${tokenFile} is readable`);
+  const request = async (method: string, p: string, body?: unknown, csv?: Buffer) => {
+    const res = await fetch(`${base}${p}`, {
+      signal: AbortSignal.timeout(60_000),
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(csv ? { 'content-type': 'text/csv' } : body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(csv ? { body: csv } : body !== undefined ? { body: JSON.stringify(body) } : {}),
+    }).catch((err: Error & { cause?: { code?: string } }) => {
+      throw new Error(`cannot reach the server at ${base}: ${err.cause?.code ?? err.message} (is it running? --url sets where)`);
+    });
+    const text = await res.text();
+    return { status: res.status, text, json: (() => { try { return JSON.parse(text) as unknown; } catch { return undefined; } })() };
+  };
+  let res = await request(call.method, call.path, call.body, call.csv);
+  // --wait: follow a job until it finishes.
+  const job = res.json as { id?: number; status?: string; kind?: string } | undefined;
+  if (f.wait && res.status < 300 && job?.id !== undefined && job.kind !== undefined) {
+    while (job && res.status < 300 && !['done', 'failed'].includes((res.json as { status: string }).status)) {
+      await new Promise((r) => setTimeout(r, 200));
+      res = await request('GET', `/api/jobs/${job.id}`);
+    }
+  }
+  if (call.raw && res.status < 300) {
+    if (f.out) writeFileSync(f.out as string, res.text);
+    else out(res.text);
+  } else if (res.status !== 204) out(`${res.json !== undefined ? JSON.stringify(res.json, null, 2) : res.text}\n`);
+  if (res.status >= 400) return res.status === 401 ? 3 : res.status === 404 ? 4 : 1;
+  return (res.json as { status?: string } | undefined)?.status === 'failed' ? 1 : 0;
 }
 
 if (isMain(import.meta.url)) {
-  main(process.argv.slice(2), process.env).catch((err) => {
-    process.stderr.write(`e911-server: ${(err as Error).message}\n`);
-    process.exit(1);
-  });
+  main(process.argv.slice(2), process.env).then(
+    (code) => {
+      if (code >= 0) process.exit(code);
+    },
+    (err) => {
+      process.stderr.write(`e911-server: ${(err as Error).message}\n`);
+      if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) process.stderr.write('see: e911-server help\n');
+      process.exit(err instanceof UsageError ? 2 : 1);
+    },
+  );
 }

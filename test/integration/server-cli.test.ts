@@ -1,0 +1,82 @@
+// The e911-server command line (dist/provisioning/server/main.js, built by
+// `npm test`): one command starts the embedded default; the CLI drives the
+// same operations as the API; broker-config renders the Mosquitto files.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../helpers/ports.js';
+import { waitFor } from '../helpers/agent.js';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const MAIN = path.join(repo, 'dist/provisioning/server/main.js');
+
+describe('e911-server command line', () => {
+  let dir: string;
+  let child: ChildProcess;
+  let output = '';
+
+  const cli = (...args: string[]) => {
+    const r = spawnSync(process.execPath, [MAIN, '--data', path.join(dir, 'data'), ...args], { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH } });
+    return { code: r.status, out: r.stdout, err: r.stderr, json: () => JSON.parse(r.stdout) as Record<string, unknown> };
+  };
+
+  beforeAll(async () => {
+    if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` (npm test does)`);
+    dir = mkdtempSync(path.join(os.tmpdir(), 'e911-cli-'));
+    const [mqttPort, httpPort] = [await freePort(), await freePort()];
+    child = spawn(process.execPath, [MAIN, 'run', '--data', path.join(dir, 'data'), '--port', String(mqttPort), '--http-port', String(httpPort)], {
+      env: { PATH: process.env.PATH },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    await waitFor(() => output.includes('provisioning server ready'), 15_000, () => output);
+  });
+
+  afterAll(async () => {
+    if (child && child.exitCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('drives the admin API: account, location, user, credentials, bulk job, CSV', () => {
+    expect(cli('account', 'set', '--name', 'Example Corp', '--contact-email', 'it@example.com').json()).toMatchObject({ name: 'Example Corp' });
+    writeFileSync(path.join(dir, 'loc.json'), JSON.stringify({ code: 'AUS', name: 'Austin', address: { country: 'US', houseNumber: '1', street: 'Congress Ave', city: 'Austin', state: 'TX', postalCode: '78701' }, timeZone: 'America/Chicago' }));
+    expect(cli('locations', 'create', '--file', path.join(dir, 'loc.json')).json()).toMatchObject({ id: 1, civic: { A1: 'TX', PC: '78701' } });
+    writeFileSync(path.join(dir, 'user.json'), JSON.stringify({ username: 'bob', displayName: 'Bob Jones', locationId: 1, callback: '+15125550100', deviceIds: ['desk-7'] }));
+    expect(cli('users', 'create', '--file', path.join(dir, 'user.json')).json()).toMatchObject({ username: 'bob', deviceIds: ['desk-7'] });
+    const enable = cli('e911', 'enable');
+    expect(enable.code).toBe(1);
+    expect(enable.json()).toMatchObject({ error: 'precondition', missing: ['an SMTP server or SMS provider for notifications'] });
+    expect(cli('phones', 'credentials', 'desk-7').json()).toMatchObject({ username: 'desk-7', password: expect.stringMatching(/^[A-Za-z0-9_-]{32}$/) });
+    expect(cli('bulk-emails', '--emails', 'a@example.com,b@example.com', '--all', '--wait').json()).toMatchObject({ status: 'done', result: { updated: 1 } });
+    const csv = path.join(dir, 'users.csv');
+    expect(cli('csv', 'export', '--out', csv).code).toBe(0);
+    expect(readFileSync(csv, 'utf8')).toContain('1,bob,Bob Jones,,AUS,Austin,a@example.com,b@example.com,');
+    writeFileSync(csv, readFileSync(csv, 'utf8').replace('a@example.com', 'c@example.com'));
+    const report = cli('csv', 'validate', csv).json();
+    expect(report).toMatchObject({ rows: 1, changes: 1, errorCount: 0 });
+    expect(cli('csv', 'apply', report.uploadId as string, '--wait').json()).toMatchObject({ status: 'done', result: { updated: 1 } });
+    expect(cli('users', 'show', '1').json()).toMatchObject({ emails: ['c@example.com', 'b@example.com'] });
+    expect(cli('phones', 'show', 'nope').code).toBe(4);
+    expect(cli('nonsense').code).toBe(2);
+  });
+
+  it('manages tokens locally and renders the Mosquitto files', () => {
+    const token = cli('token', 'create', 'ci').out.trim();
+    expect(token).toMatch(/^e911_/);
+    const viaToken = spawnSync(process.execPath, [MAIN, '--data', path.join(dir, 'nowhere'), '--url', readFileSync(path.join(dir, 'data', 'api-url'), 'utf8').trim(), '--token', token, 'account'], { encoding: 'utf8' });
+    expect(JSON.parse(viaToken.stdout)).toMatchObject({ name: 'Example Corp' });
+    const out = path.join(dir, 'mosq');
+    expect(cli('broker-config', '--out', out).code).toBe(0);
+    expect(readFileSync(path.join(out, 'passwd'), 'utf8')).toMatch(/^e911-server:\$7\$101\$.*\ndesk-7:\$7\$101\$/s);
+    expect(readFileSync(path.join(out, 'acl'), 'utf8')).toContain('pattern write e911/v1/%u/events');
+    expect(readFileSync(path.join(out, 'mosquitto.conf'), 'utf8')).toContain(`acl_file ${out}/acl`);
+  });
+});
