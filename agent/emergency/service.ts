@@ -14,6 +14,7 @@ import type { StoredAddress } from '../store/store.js';
 import type { EventType } from '../../provisioning/protocol/messages.js';
 import type { AccountId, CallId, CallStateEvent, IncomingCallEvent, InviteResponseEvent, SipHeader, VoiceStack, VoiceStartOptions } from '../../hal/voice/types.js';
 import { PidfTemplate } from '../location/pidf.js';
+import type { CivicAddress } from '../../provisioning/protocol/address.js';
 import { DialPlan, DigitCollector, type CollectorDecision, type EmergencyMatch, type Timers } from './dial-plan.js';
 import { emergencyTarget, inviteContent, needsResolution, parseRoute, withAddress, prepareInvite, type InviteContent, type PreparedInvite, type RouteName, type RouteTarget } from './invite.js';
 import {
@@ -100,9 +101,17 @@ interface CallContext {
   from: string | null;
 }
 
+/** A location to send: civic elements, the RFC 4119 method token, and which source gave it. */
+export interface CurrentLocation {
+  civic: CivicAddress;
+  method: string;
+  source: string;
+}
+
 interface Prepared {
   invite: PreparedInvite;
   address: StoredAddress | null;
+  where: CurrentLocation | null;
   /** Route order for this address state. */
   plan: RouteTarget[];
   civicSent: Record<string, string> | null;
@@ -141,6 +150,7 @@ export class EmergencyService {
   private host = '127.0.0.1';
   private network: DeviceNetwork | null = null;
   private pendingDecision: DialOutcome | null = null;
+  private best: CurrentLocation | null = null;
   /** Work kept off the call path (events, persistence), run on the next turn or at stop(). */
   private deferred: (() => void)[] = [];
 
@@ -251,11 +261,13 @@ export class EmergencyService {
     const domain = this.deps.sip.account ? domainOf(this.deps.sip.account.uri) ?? this.host : this.host;
     const loc = this.deps.emergency.location;
     const deviceId = macDeviceId(this.network?.mac) ?? `urn:uuid:${uuidFromName(this.deps.deviceId)}`;
-    const pidf = doc
+    // The best current location when one was given (setLocation), else the provisioned address.
+    const where: CurrentLocation | null = this.best ?? (doc ? { civic: doc.civic, method: 'Manual', source: 'provisioned' } : null);
+    const pidf = where
       ? new PidfTemplate(
-          { civic: doc.civic, method: 'Manual', lang: loc.lang },
+          { civic: where.civic, method: where.method, lang: loc.lang },
           {
-            entity: `tel:${doc.callback}`,
+            entity: doc ? `tel:${doc.callback}` : `urn:uuid:${uuidFromName(this.deps.deviceId)}`,
             deviceId,
             providedBy: { name: loc.providerName, ...(loc.providerContact ? { contactUri: loc.providerContact } : {}) },
             retransmissionAllowed: loc.retransmissionAllowed,
@@ -271,13 +283,24 @@ export class EmergencyService {
         extraHeaders: this.deps.emergency.extraHeaders as SipHeader[],
       }),
       address,
-      plan: routeOrder(this.routes, doc === null),
+      where,
+      // Nothing to tell the PSAP where we are: the fallback route first.
+      plan: routeOrder(this.routes, pidf === null),
       civicSent: pidf ? (pidf.civicSent as Record<string, string>) : null,
       callback: doc?.callback ?? null,
       displayName: doc?.displayName ?? null,
       locationCode: doc?.locationCode ?? null,
     };
-    if (!doc) this.log.warn('no address on file: emergency calls go to the fallback route without a location');
+    if (!doc) this.log.warn(pidf ? 'no address on file: emergency calls carry the best network location, flagged' : 'no address on file: emergency calls go to the fallback route without a location');
+  }
+
+  /**
+   * The best current location from the location service (a civic address and how it
+   * was found), or null to use the provisioned address. Prepared now, not at dial time.
+   */
+  setLocation(best: CurrentLocation | null): void {
+    this.best = best && Object.keys(best.civic).length > 0 ? best : null;
+    this.setAddress(this.prepared?.address ?? null);
   }
 
   /** The PIDF-LO the phone would send now, or null without an address. */
@@ -750,8 +773,8 @@ export class EmergencyService {
       addressMissing: record.addressMissing,
       location: content?.pidf
         ? {
-            source: 'provisioned',
-            method: 'Manual',
+            source: prepared.where?.source ?? null,
+            method: prepared.where?.method ?? null,
             addressVersion: prepared.address?.version ?? null,
             civic: prepared.civicSent,
             pidf: content.pidf,

@@ -428,3 +428,25 @@ describe('route names are resolved ahead of time, never at dial time (decision 2
     await svc.stop();
   });
 });
+
+describe('the best current location (from the location service)', () => {
+  it('replaces the provisioned civic address in the PIDF-LO, with its method, and the event says which source', async () => {
+    const h = await harness();
+    h.svc.setLocation({ civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main', HNO: '100', FLR: '5', PC: '95110' }, method: 'LLDP-MED', source: 'lldp-med' });
+    dial(h.svc, '911');
+    const body = h.voice.calls[0]!.options.parts![0]!.body;
+    expect(body).toContain('<ca:FLR>5</ca:FLR>');
+    expect(body).toContain('<gp:method>LLDP-MED</gp:method>');
+    h.flush();
+    expect(h.events[0]!.data.location).toMatchObject({ source: 'lldp-med', method: 'LLDP-MED', civic: { FLR: '5' } });
+    h.svc.setLocation(null);
+    expect(h.svc.pidfNow()).toContain('<ca:FLR>2</ca:FLR>');
+  });
+
+  it('with no address on file but a network location: sent with it on the primary, flagged as missing the address', async () => {
+    const h = await harness({ address: null });
+    h.svc.setLocation({ civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main', HNO: '100', PC: '95110' }, method: 'DHCP', source: 'dhcp' });
+    expect(dial(h.svc, '911')).toMatchObject({ placed: true, route: 'primary', addressMissing: true });
+    expect(header(h.voice.calls[0]!, 'Geolocation')).toMatch(/^<cid:/);
+  });
+});
