@@ -52,9 +52,10 @@ export class McuHandset implements Handset {
       },
       onResponsive: (r) => {
         opts.log.info({ responsive: r }, r ? 'MCU answering' : 'MCU not answering');
-        if (!r) this.stale = true;
-        else if (this.stale) this.repaint();
+        if (r && this.stale) this.repaint();
       },
+      // Whatever was dropped, the MCU's screen may now differ from ours: redraw when it answers.
+      onDropped: () => (this.stale = true),
       ...(opts.ackTimeoutMs !== undefined ? { ackTimeoutMs: opts.ackTimeoutMs } : {}),
       ...(opts.maxRetries !== undefined ? { maxRetries: opts.maxRetries } : {}),
       ...(opts.frameGapMs !== undefined ? { frameGapMs: opts.frameGapMs } : {}),
@@ -149,8 +150,9 @@ export class McuHandset implements Handset {
 
   private repaint(): void {
     this.stale = false;
-    this.sendMessage({ type: 'display-clear' }, 'clear');
-    for (let r = 0; r < this.dims.rows; r++) if (this.screen[r]?.text) this.sendRow(r);
+    // Every row, blank ones too, rather than a clear: a clear queued after a row that
+    // is still waiting would wipe it (queued rows are replaced in place, see FrameLink.send).
+    for (let r = 0; r < this.dims.rows; r++) this.sendRow(r);
     for (const [led, { mode, color }] of this.leds) this.sendMessage({ type: 'led', led, mode, color }, `led:${led}`);
   }
 

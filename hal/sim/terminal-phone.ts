@@ -46,6 +46,8 @@ export interface TerminalPhoneOptions {
   input: NodeJS.ReadStream;
   output: NodeJS.WritableStream;
   onQuit: () => void;
+  /** Printed under the phone (e.g. which port to give the agent). */
+  banner?: string;
 }
 
 export class TerminalPhone {
@@ -70,7 +72,7 @@ export class TerminalPhone {
 
   /** Redraws the phone (ANSI: clear screen, home). */
   draw(): void {
-    this.opts.output.write(`\x1b[2J\x1b[H${renderPhone(this.opts.sim).join('\n')}\n\n${TERMINAL_HELP}\n`);
+    this.opts.output.write(`\x1b[2J\x1b[H${renderPhone(this.opts.sim).join('\n')}\n\n${TERMINAL_HELP}\n${this.opts.banner ? `${this.opts.banner}\n` : ''}`);
   }
 
   private typed(s: string): void {

@@ -27,6 +27,8 @@ export interface LinkOptions {
   onTransport?: (up: boolean) => void;
   /** The peer stopped answering (false) or answered again (true). */
   onResponsive?: (responsive: boolean) => void;
+  /** A frame was given up on (no ack after every retry, or the queue overflowed). */
+  onDropped?: (type: number) => void;
   ackTimeoutMs?: number;
   maxRetries?: number;
   /** Silence after a partial frame before it is given up as truncated. */
@@ -144,6 +146,7 @@ export class FrameLink {
       const old = this.queue.shift()!;
       this.stats.dropped++;
       this.opts.log.debug({ type: old.type }, 'link queue full; oldest frame dropped');
+      this.opts.onDropped?.(old.type);
     }
     this.queue.push({ type, payload, key });
     if (!this.inFlight) this.next();
@@ -189,6 +192,7 @@ export class FrameLink {
     this.opts.log.debug({ type: f.type, seq: f.seq, tries: f.tries }, 'no ack; frame dropped');
     this.inFlight = null;
     this.setResponsive(false);
+    this.opts.onDropped?.(f.type);
     this.next();
   }
 

@@ -15,7 +15,7 @@ const HOST_HELLO = hex('a5 13 00 01 01 00 00 00 65 39 31 31 2d 61 67 65 6e 74 20
 const KEY9_SEQ7 = hex('a5 02 07 10 39 01 e8 ed');
 const ACK7 = hex('a5 00 07 00 55 0b');
 const ACK0 = hex('a5 00 00 00 cc 9c');
-const CLEAR_SEQ1 = hex('a5 00 01 21 cb ee');
+const ROW0_BLANK_SEQ1 = hex('a5 02 01 20 00 00 a5 fd'); // DISPLAY_LINE row 0, "" (the repaint after HELLO)
 
 let n = 0;
 const stops: (() => Promise<void>)[] = [];
@@ -50,7 +50,7 @@ describe('McuHandset over a MockBinding serial port', () => {
     // The MCU's ACK, arriving in two pieces as serial reads do.
     wire.emit(ACK0.subarray(0, 4));
     wire.emit(ACK0.subarray(4));
-    await vi.waitFor(() => expect(wire.written.some((w) => w.equals(CLEAR_SEQ1))).toBe(true));
+    await vi.waitFor(() => expect(wire.written.some((w) => w.equals(ROW0_BLANK_SEQ1))).toBe(true));
   });
 
   it('acks a key frame byte-exactly and delivers a retransmitted duplicate once', async () => {
@@ -72,8 +72,8 @@ describe('McuHandset over a MockBinding serial port', () => {
     wire.emit(ACK0); // the MCU acks the HELLO, then goes silent
     await vi.waitFor(() => expect(handset.status().responsive).toBe(true));
     await vi.waitFor(() => expect(handset.status().responsive).toBe(false));
-    // The display-clear after HELLO: first try + 2 retries, same seq, same bytes.
-    expect(wire.written.filter((w) => w.equals(CLEAR_SEQ1))).toHaveLength(3);
+    // The first repaint row after HELLO: first try + 2 retries, same seq, same bytes.
+    expect(wire.written.filter((w) => w.equals(ROW0_BLANK_SEQ1))).toHaveLength(3);
   });
 
   it('resyncs after garbage and a truncated frame, logs it, and loses no key', async () => {
@@ -143,3 +143,18 @@ describe('McuHandset over a MockBinding serial port', () => {
   });
 });
 
+
+describe('repaint ordering', () => {
+  it('a row still queued when the MCU says hello is not wiped by the repaint', async () => {
+    const { wire, handset } = setup();
+    const sim = new McuSimulator({ transport: wire, log: silentLog(), ackTimeoutMs: 25 });
+    stops.push(() => sim.stop());
+    await handset.start(); // the agent's HELLO and rows queue while no MCU answers
+    handset.show(['Dial: 45']);
+    sim.start(); // the MCU boots: its HELLO asks for a repaint behind the queued row
+    await vi.waitFor(() => expect(handset.status().firmware).toBe('e911-sim 1'));
+    await vi.waitFor(() => expect(sim.unacked).toBe(0));
+    await vi.waitFor(() => expect(sim.screen.lines[0]).toBe('Dial: 45'));
+    expect(sim.received.some((m) => m.type === 'display-clear')).toBe(false);
+  });
+});
