@@ -138,14 +138,14 @@ function crossEnv(name, t, rt) {
     npm_config_arch: t.gypArch,
     npm_config_target_arch: t.gypArch,
     npm_config_nodedir: rt.dir,
-    // nan and node-addon-api are found through the repo's node_modules by the gyp files.
+    // node-addon-api (the PJSIP addon) is found through the repo's node_modules.
     NODE_PATH: path.join(repo, 'node_modules'),
     JOBS: '2',
   };
 }
 
 /** node-gyp rebuild of a package's source copied into the scratch folder; returns the stripped .node. */
-async function gypBuild(name, t, rt, { src, copy, product, extraEnv = {}, keyParts = [] }) {
+async function gypBuild(name, t, rt, { src, copy, product, deps = [], extraEnv = {}, keyParts = [] }) {
   const work = path.join(OUT, name, 'work');
   const out = path.join(work, path.basename(product));
   const stamp = `${out}.key`;
@@ -159,6 +159,9 @@ async function gypBuild(name, t, rt, { src, copy, product, extraEnv = {}, keyPar
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   for (const entry of copy) cpSync(path.join(src, entry), path.join(dir, entry), { recursive: true });
+  // Header-only build dependencies beside the source: the relative include path that ends up
+  // in assertion strings is then the same wherever OUT is, and so are the bytes.
+  for (const dep of deps) cpSync(pkgDir(dep), path.join(work, 'src', 'node_modules', dep), { recursive: true });
   say(name, `${path.basename(product)}: cross-compiling for ${t.triple} against node ${rt.version}`);
   const gyp = require.resolve('node-gyp/bin/node-gyp.js');
   await run(process.execPath, [gyp, 'rebuild', '--release', `--arch=${t.gypArch}`, `--nodedir=${rt.dir}`, '--jobs=2'], {
@@ -203,8 +206,9 @@ async function addons(name, t, rt, lib) {
       gypBuild(name, t, rt, {
         src: dgram,
         copy: ['binding.gyp', 'src', 'package.json'],
+        deps: ['nan'],
         product: 'build/Release/unix_dgram.node',
-        keyParts: [pkgVersion('unix-dgram')],
+        keyParts: [pkgVersion('unix-dgram'), pkgVersion('nan')],
       }).then((f) => copyFileSync(f, path.join(lib, 'unix_dgram.node'))),
     );
   }

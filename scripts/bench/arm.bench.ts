@@ -3,7 +3,7 @@
 // runtime; the agent's start-up under qemu beside that runtime's `node -e 0` under
 // qemu; e911ctl under qemu beside the very same bundle on this machine's node.
 // qemu is not a phone: its figures guard against regressions (docs/arm.md).
-// Takes a few minutes, most of it xz over 100 MB twice per target.
+// Takes a few minutes, most of it compressing 100 MB per target.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, symlinkSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -155,17 +155,18 @@ async function main(): Promise<void> {
       report(`${t.name} executable + lib/ (raw)`, (exeBytes + libBytes) / MB, 'MB', runtimeBytes / MB, `<= ${t.rawGoalMB} MB`);
       const tar = tarOf(dist);
       const runtimeBuf = readFileSync(runtime);
-      report(`${t.name} install tree (gzip -9)`, gzipSync(tar, { level: 9 }).length / MB, 'MB', gzipSync(runtimeBuf, { level: 9 }).length / MB, 'report only');
+      const gzTree = gzipSync(tar, { level: 9 }).length;
+      report(`${t.name} install tree (gzip -9)`, gzTree / MB, 'MB', gzipSync(runtimeBuf, { level: 9 }).length / MB, 'report only (baseline: runtime alone)');
+      // xz over 100 MB takes a while: once, beside the gzip of the same tree.
       const xzTree = xzSize(tar);
-      const xzRuntime = xzSize(runtimeBuf);
-      if (xzTree !== null && xzRuntime !== null) report(`${t.name} install tree (xz -6)`, xzTree / MB, 'MB', xzRuntime / MB, `<= ${t.xzGoalMB} MB`);
+      if (xzTree !== null) report(`${t.name} install tree (xz -6)`, xzTree / MB, 'MB', gzTree / MB, `<= ${t.xzGoalMB} MB (baseline: gzip -9)`);
       else console.warn('arm bench: xz is not installed: no xz figure');
 
       const q = [t.qemu, '-L', t.sysroot];
       const bare = await p50(RUNS, () => timeTo(q[0]!, [...q.slice(1), runtime, '-e', '0'], null));
       const cfg = agentConfig(path.join(dir, t.name));
       const ready = await p50(RUNS, () => timeTo(q[0]!, [...q.slice(1), exe, '--config', cfg.file], READY));
-      report(`${t.name} agent ready, qemu (p50 of ${RUNS})`, ready, 'ms', bare, 'ratio <= 4 (baseline: its node -e 0, qemu)');
+      report(`${t.name} agent ready, qemu (p50 of ${RUNS})`, ready, 'ms', bare, 'ratio <= 6 (baseline: its node -e 0, qemu)');
       // e911ctl against a running agent: the ARM one under qemu, and the same bundle on this machine's node.
       const agent = await startUntil(q[0]!, [...q.slice(1), exe, '--config', cfg.file], READY);
       try {
