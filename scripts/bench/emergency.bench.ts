@@ -48,6 +48,20 @@ const pkgEnv = { ...process.env, PKG_CONFIG_PATH: process.env.PKG_CONFIG_PATH ??
 const pkg = (...args: string[]) => spawnSync('pkg-config', [...args, 'libpjproject'], { env: pkgEnv, encoding: 'utf8' });
 if (pkg('--exists').status !== 0) skip('pkg-config cannot find libpjproject for the baseline caller (set PKG_CONFIG_PATH)');
 
+// The measured processes (this one with the agent, the baseline caller, the wire) run at a
+// higher priority than the rest of a shared machine, equally, when allowed (root): a
+// phone would run its 911 path so too. BENCH_NICE=0 turns it off.
+const NICE = Number(process.env.BENCH_NICE ?? -10);
+function prioritize(pid: number): boolean {
+  try {
+    os.setPriority(pid, NICE);
+    return true;
+  } catch {
+    return false;
+  }
+}
+const niced = prioritize(process.pid);
+
 const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-bench-emergency-'));
 const children: ChildProcess[] = [];
 let agent: Agent | null = null;
@@ -67,6 +81,7 @@ try {
   const wirePort = await freePort();
   const wire = fork(path.join(here, 'udp-stamp.js'), [String(wirePort)], { stdio: 'inherit' });
   children.push(wire);
+  if (niced) prioritize(wire.pid!);
   type WireMsg = { kind: 'ready' } | { kind: 'invite'; at: string; callId: string; fromPort: number; bytes: number } | { kind: 'ack'; callId: string };
   // IPC messages can arrive in one burst: keep them until asked for.
   const inbox: WireMsg[] = [];
@@ -141,6 +156,7 @@ try {
   ];
   const caller = spawn(bin, [String(basePort), `sip:911@127.0.0.1:${wirePort}`, pidfFile, '<loc-bench@127.0.0.1>', ...headers], { stdio: ['pipe', 'pipe', 'inherit'] });
   children.push(caller);
+  if (niced) prioritize(caller.pid!);
   const lines = readline.createInterface({ input: caller.stdout! });
   const lineWaiters: ((l: string) => void)[] = [];
   lines.on('line', (l) => (l === 'ready' || l.startsWith('t0 ')) && lineWaiters.shift()?.(l));
@@ -218,7 +234,10 @@ try {
   const ib = summary(idle.base);
   const ba = summary(busy.agent);
   const bb = summary(busy.base);
-  process.stdout.write(`calls: ${CALLS} agent + ${CALLS} baseline per phase, interleaved; ${WARMUP} warm-up pairs; pjproject ${pkg('--modversion').stdout.trim()}\n`);
+  process.stdout.write(
+    `calls: ${CALLS} agent + ${CALLS} baseline per phase, interleaved; ${WARMUP} warm-up pairs; pjproject ${pkg('--modversion').stdout.trim()}; ` +
+      `nice ${niced ? NICE : 0} for agent, baseline and wire; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}\n`,
+  );
   report('digit -> INVITE on the wire p50 (ms)', ia.p50, 'ms', ib.p50, 'informational');
   report('digit -> INVITE on the wire p99 (ms)', ia.p99, 'ms', ib.p99, 'agent adds <= 5 ms');
   report('  ... while the outbox drains p50 (ms)', ba.p50, 'ms', bb.p50, 'informational');
