@@ -68,6 +68,7 @@ export function recommendedLocation(l: Location): RecommendedLocation {
 export class Pusher {
   private readonly pending = new Set<string>();
   private readonly forceLocations = new Set<string>();
+  private readonly forceAddress = new Set<string>();
   private running: Promise<void> = Promise.resolve();
   private draining = false;
   private readonly waiters: (() => void)[] = [];
@@ -81,10 +82,12 @@ export class Pusher {
   }
 
   /** Queues phones for a check-and-push; resolves when the queue has drained. */
-  schedule(deviceIds: Iterable<string>, opts: { forceLocations?: boolean } = {}): Promise<void> {
+  /** force*: publish again even when unchanged (same version; the phone reports it unchanged). */
+  schedule(deviceIds: Iterable<string>, opts: { forceLocations?: boolean; forceAddress?: boolean } = {}): Promise<void> {
     for (const id of deviceIds) {
       this.pending.add(id);
       if (opts.forceLocations) this.forceLocations.add(id);
+      if (opts.forceAddress) this.forceAddress.add(id);
     }
     const done = new Promise<void>((resolve) => this.waiters.push(resolve));
     if (!this.draining) {
@@ -135,8 +138,12 @@ export class Pusher {
     while (this.pending.size > 0) {
       const batch = [...this.pending];
       this.pending.clear();
-      const force = new Set([...this.forceLocations].filter((id) => batch.includes(id)));
-      for (const id of force) this.forceLocations.delete(id);
+      const take = (set: Set<string>) => {
+        const taken = new Set(batch.filter((id) => set.has(id)));
+        for (const id of taken) set.delete(id);
+        return taken;
+      };
+      const force = { locations: take(this.forceLocations), address: take(this.forceAddress) };
       try {
         await this.pushBatch(batch, force);
       } catch (err) {
@@ -146,7 +153,7 @@ export class Pusher {
     }
   }
 
-  private async pushBatch(deviceIds: string[], forceLocations: Set<string>): Promise<void> {
+  private async pushBatch(deviceIds: string[], force: { locations: Set<string>; address: Set<string> }): Promise<void> {
     const { repo, link, log } = this.deps;
     const account = repo.account();
     if (!account.e911Enabled) {
@@ -178,8 +185,10 @@ export class Pusher {
           const content = { deviceId, civic: location.civic, callback: user.callback, displayName: user.displayName, locationCode: location.code };
           const hash = contentHash(content);
           const issued = repo.issuedAddress(deviceId)!;
-          if (issued.contentHash === hash) this.totals.unchanged++;
-          else {
+          if (issued.contentHash === hash) {
+            if (force.address.has(deviceId) && issued.signed) addresses.push(JSON.parse(issued.signed) as SignedAddress);
+            else this.totals.unchanged++;
+          } else {
             const version = Math.max(issued.version, device.appliedVersion ?? 0) + 1;
             const signed = link.signAddress({ v: 1, version, issuedAt, ...content });
             desired.set(signed);
@@ -191,7 +200,7 @@ export class Pusher {
         const assignedLocationId = location ? String(location.id) : null;
         const locHash = sha(canonicalJson({ recommendations, assignedLocationId, list: recommendations ? listHash : null }));
         const issuedLoc = repo.issuedLocations(deviceId)!;
-        if (issuedLoc.contentHash !== locHash || forceLocations.has(deviceId)) {
+        if (issuedLoc.contentHash !== locHash || force.locations.has(deviceId)) {
           const version = issuedLoc.version + 1;
           repo.recordIssuedLocations(deviceId, version, locHash);
           locationDocs.push({ v: 1, deviceId, version, issuedAt, recommendations, assignedLocationId, locations: recommendations ? allRecommended : [] });

@@ -310,8 +310,7 @@ export class AdminService {
   repush(actor: string, deviceId: string): void {
     this.phone(deviceId);
     this.repo.audit(actor, 'phone.repush', 'phone', deviceId);
-    this.repo.recordIssuedLocations(deviceId, this.repo.issuedLocations(deviceId)!.version, 'forced');
-    this.push([deviceId]);
+    this.deps.pusher.schedule([deviceId], { forceAddress: true, forceLocations: true }).catch((err: Error) => this.deps.log.error({ err }, 'push failed'));
   }
 
   /**

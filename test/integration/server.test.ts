@@ -265,4 +265,19 @@ describe('provisioning server: pushes and Kari\'s Law notifications', () => {
     expect(await tryConnect({ clientId: 'wrong', username: 'phone-1', password: 'nope' })).toMatch(/Bad username or password/i);
     expect(await tryConnect({ clientId: 'right', username: creds.username, password: creds.password })).toBe('connected');
   });
+
+  it('the embedded broker keeps a phone to its own topics, as the Mosquitto ACL does', async () => {
+    const intruder = await mqtt.connectAsync(srv.app.brokerUrl, { clientId: 'phone-1-intruder', protocolVersion: 4, username: creds.username, password: creds.password, reconnectPeriod: 0 });
+    // SUBACK return codes, read off the wire (mqtt.js turns any 128 into an error).
+    const suback = new Promise<number[]>((resolve) => intruder.on('packetreceive', (p) => p.cmd === 'suback' && resolve(p.granted as number[])));
+    intruder.subscribe(['e911/v1/other/address/set', 'e911/v1/+/events', '#', topicFor('phone-1', 'address/set')], { qos: 1 }, () => undefined);
+    expect(await suback).toEqual([128, 128, 128, 1]);
+    // Publishing as another phone: refused, and aedes drops the connection.
+    const closed = new Promise<void>((resolve) => intruder.once('close', () => resolve()));
+    intruder.publish(topicFor('other', 'events'), JSON.stringify({ v: 1, id: 'forged-embedded', type: 'emergency-call', deviceId: 'other', ts: new Date().toISOString(), data: {} }), { qos: 1 });
+    await closed;
+    intruder.end(true);
+    const events = await srv.api.get<{ id: string }[]>('/api/events?limit=1000');
+    expect(events.some((e) => e.id === 'forged-embedded')).toBe(false);
+  });
 });
