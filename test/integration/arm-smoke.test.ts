@@ -2,7 +2,7 @@
 // sysroots: each starts, opens its SQLite store, connects to a real Mosquitto,
 // applies a signed pushed address, answers its own e911ctl, tells systemd it is
 // ready, and stops cleanly on SIGTERM. The test never builds: `npm run build:arm` does.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -67,6 +67,12 @@ async function until<T>(what: string, probe: () => T | undefined | null | false,
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${log()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+function within<T>(p: Promise<T>, what: string, log: () => string, ms = STEP_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}\n${log()}`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 /** Runs the ARM program once under qemu and returns its output. */
@@ -175,9 +181,9 @@ for (const t of TARGETS) {
       let appliedHash = '';
       try {
         await until('agent ready', () => log.includes('"msg":"agent ready"'), STEP_MS, () => log);
-        await online;
+        await within(online, 'the phone online at the server', () => log);
         await server.pushAddress(sampleDoc(deviceId));
-        const state = await applied;
+        const state = await within(applied, 'address/state version 1 at the server', () => log);
         appliedHash = state.hash;
 
         const addr = await runArm(t, ctl, ['address', '--json', '--socket', socketPath]);
