@@ -12,6 +12,7 @@ import dns from 'node:dns/promises';
 import type { Logger } from '../log.js';
 import type { StoredAddress } from '../store/store.js';
 import type { EventType } from '../../provisioning/protocol/messages.js';
+import { transportOf, type TransportKind } from '../../hal/voice/types.js';
 import type { AccountId, CallId, CallStateEvent, IncomingCallEvent, InviteResponseEvent, SipHeader, VoiceStack, VoiceStartOptions } from '../../hal/voice/types.js';
 import { PidfTemplate } from '../location/pidf.js';
 import type { CivicAddress } from '../../provisioning/protocol/address.js';
@@ -151,6 +152,7 @@ export class EmergencyService {
   private network: DeviceNetwork | null = null;
   private pendingDecision: DialOutcome | null = null;
   private best: CurrentLocation | null = null;
+  private transportIds = new Map<string, number>();
   /** Work kept off the call path (events, persistence), run on the next turn or at stop(). */
   private deferred: (() => void)[] = [];
 
@@ -203,7 +205,8 @@ export class EmergencyService {
     try {
       const started = await voice.start(this.voiceOptions());
       this.host = sip.publicAddress ?? started.transports[0]?.host ?? sip.bindAddress ?? '127.0.0.1';
-      const transportId = started.transports[0]?.id;
+      const transportId = started.transports.find((t) => t.kind === sip.transport)?.id;
+      this.transportIds = new Map(started.transports.map((t) => [t.kind, t.id]));
       const credentials =
         sip.account?.username !== undefined ? [{ realm: sip.account.realm, username: sip.account.username, password: sip.account.password ?? '' }] : undefined;
       this.unsubscribe = [
@@ -405,7 +408,10 @@ export class EmergencyService {
         proxies: [route.proxy],
         register: false,
         ...(b.credentials ? { credentials: b.credentials } : {}),
-        ...(b.transportId !== undefined ? { transportId: b.transportId } : {}),
+        // The route's own transport (;transport=tcp, sips:), else the account's.
+        ...((this.transportIds.get(transportOf(route.uri)) ?? b.transportId) !== undefined
+          ? { transportId: (this.transportIds.get(transportOf(route.uri)) ?? b.transportId)! }
+          : {}),
       }),
     );
   }
@@ -804,15 +810,14 @@ export class EmergencyService {
   private voiceOptions(): VoiceStartOptions {
     const sip = this.deps.sip;
     return {
-      transports: [
-        {
-          kind: sip.transport,
-          port: sip.port,
-          ...(sip.bindAddress ? { boundAddress: sip.bindAddress } : {}),
-          ...(sip.publicAddress ? { publicAddress: sip.publicAddress } : {}),
-          ...(sip.tls ? { tls: sip.tls } : {}),
-        },
-      ],
+      // The account's transport first; UDP and TCP always (a route may ask for either), TLS when configured.
+      transports: transportKinds(sip).map((kind) => ({
+        kind,
+        port: kind === 'tls' ? (sip.port === 0 ? 0 : sip.port + 1) : sip.port,
+        ...(sip.bindAddress ? { boundAddress: sip.bindAddress } : {}),
+        ...(sip.publicAddress ? { publicAddress: sip.publicAddress } : {}),
+        ...(kind === 'tls' && sip.tls ? { tls: sip.tls } : {}),
+      })),
       rtp: {
         port: sip.rtpPort,
         ...(sip.bindAddress ? { boundAddress: sip.bindAddress } : {}),
@@ -827,6 +832,13 @@ export class EmergencyService {
       logLevel: sip.logLevel,
     };
   }
+}
+
+function transportKinds(sip: SipConfig): TransportKind[] {
+  const kinds: TransportKind[] = [sip.transport];
+  for (const k of ['udp', 'tcp'] as const) if (!kinds.includes(k)) kinds.push(k);
+  if (sip.tls && !kinds.includes('tls')) kinds.push('tls');
+  return kinds;
 }
 
 function safe(fn: () => void): void {

@@ -450,3 +450,14 @@ describe('the best current location (from the location service)', () => {
     expect(header(h.voice.calls[0]!, 'Geolocation')).toMatch(/^<cid:/);
   });
 });
+
+describe('transports', () => {
+  it('starts UDP and TCP, and a ;transport=tcp route sends over TCP', async () => {
+    const h = await harness({ emergency: { routes: { primary: 'sip:10.0.0.1:5060;transport=tcp', secondary: 'sip:10.0.0.2' } } });
+    expect(h.voice.startOptions!.transports.map((t) => t.kind)).toEqual(['udp', 'tcp']);
+    const byProxy = (p: string) => [...h.voice.accounts.values()].find((a) => a.config.proxies?.[0] === p)!.config.transportId;
+    expect(byProxy('sip:10.0.0.1:5060;transport=tcp;lr')).toBe(1);
+    expect(byProxy('sip:10.0.0.2;lr')).toBe(0);
+    expect(dial(h.svc, '911')).toMatchObject({ target: 'sip:911@10.0.0.1:5060;transport=tcp' });
+  });
+});
