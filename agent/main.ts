@@ -22,9 +22,17 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
     process.exit(EX_CONFIG);
   }
   const log = createLogger(config.logLevel);
-  // The ARM executable finds its addon in lib/ beside itself; this moves it elsewhere.
+  // Explicit addon paths: the ARM executable carries its addons in lib/ beside itself.
   const sqliteBinding = env.E911_SQLITE_BINDING;
-  const agent = new Agent({ config, log, env, host: hostPaths(env), ...(sqliteBinding ? { sqliteBinding } : {}) });
+  const voiceAddonPath = env.E911_VOICE_ADDON;
+  const agent = new Agent({
+    config,
+    log,
+    env,
+    host: hostPaths(env),
+    ...(sqliteBinding ? { sqliteBinding } : {}),
+    ...(voiceAddonPath ? { voiceAddonPath } : {}),
+  });
 
   let stopping = false;
   const stop = (signal: string) => {
