@@ -43,6 +43,7 @@ export class LocationParts {
   readonly held: HeldPoller | null;
   readonly book: LocationsBook;
   readonly service: LocationService;
+  private lldpStarting: Promise<void> | null = null;
 
   constructor(private readonly deps: LocationPartsDeps) {
     const { config, host, log } = deps;
@@ -82,10 +83,9 @@ export class LocationParts {
   async start(): Promise<void> {
     const { log } = this.deps;
     await this.network.start();
-    if (this.lldp) {
-      // A phone without lldpd still works: LLDP-MED is one location source among several.
-      await this.lldp.start().catch((err: Error) => log.warn({ err: err.message }, 'LLDP unavailable'));
-    }
+    // LLDP-MED arrives when it arrives: the agent's start does not wait for lldpd.
+    // A phone without lldpd still works; LLDP-MED is one location source among several.
+    this.lldpStarting = this.lldp?.start().catch((err: Error) => log.warn({ err: err.message }, 'LLDP unavailable')) ?? null;
     await this.dhcp?.start().catch((err: Error) => log.warn({ err: err.message }, 'DHCP hand-over folder unavailable'));
     this.held?.start();
     this.service.start();
@@ -95,6 +95,7 @@ export class LocationParts {
     this.service.stop();
     this.held?.stop();
     await this.dhcp?.stop();
+    await this.lldpStarting;
     await this.lldp?.stop();
     await this.network.stop();
   }

@@ -35,6 +35,7 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
   private watcher: ChildProcess | null = null;
   private stopped = true;
   private failures = 0;
+  private daemonGone = false;
   private timers = new Set<NodeJS.Timeout>();
   private readonly table = new Map<string, LldpNeighbor>();
   readonly counters = { watchEvents: 0, daemonRestarts: 0, watchRestarts: 0 };
@@ -103,10 +104,15 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
     const [cmd, rest] = this.command(host.commands.lldpd, args);
     const child = spawn(cmd, rest, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.daemon = child;
+    this.daemonGone = false;
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-1000)));
-    child.on('error', (err) => log.error({ err: err.message, cmd }, 'cannot run lldpd'));
+    child.on('error', (err) => {
+      this.daemonGone = true;
+      log.error({ err: err.message, cmd }, 'cannot run lldpd');
+    });
     child.on('exit', (code, signal) => {
+      if (child === this.daemon) this.daemonGone = true;
       if (child !== this.daemon || this.stopped) return;
       this.counters.daemonRestarts++;
       log.warn({ code, signal, stderr: stderr.trim().split('\n').slice(-3) }, 'lldpd exited; restarting');
@@ -176,6 +182,7 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
     const deadline = Date.now() + timeoutMs;
     while (!this.stopped && Date.now() < deadline) {
       if (existsSync(this.opts.socketPath)) return;
+      if (this.opts.runDaemon && this.daemonGone) return; // it will be restarted, and waited for then
       await new Promise((r) => setTimeout(r, 20));
     }
     if (!this.stopped) this.opts.log.warn({ socket: this.opts.socketPath }, 'lldpd socket did not appear');

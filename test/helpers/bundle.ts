@@ -1,7 +1,7 @@
 // Bundles a TypeScript entry into one ESM file inside the repo (.run/, ignored by
 // git) so a test can run it as a separate process, e.g. inside a network
 // namespace with `ip netns exec`. Packages stay external and resolve from the repo.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -23,5 +23,6 @@ export async function bundleEntry(entry: string, name: string): Promise<string> 
     outfile,
     logLevel: 'error',
   });
+  process.once('exit', () => rmSync(outfile, { force: true }));
   return outfile;
 }
