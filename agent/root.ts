@@ -19,6 +19,7 @@ import { EmergencyService } from './emergency/service.js';
 import type { VoiceStack } from '../hal/voice/types.js';
 import { createPjsipVoiceStack, pjsipAvailability } from '../hal/voice/pjsip/index.js';
 import { FrontPanel } from './handset/front-panel.js';
+import { HostNetworkProbe, serviceNetworkProbe } from './diagnostics/probes.js';
 import type { Handset } from '../hal/handset.js';
 import { LocationParts } from './location/parts.js';
 import type { LocationService } from './location/service.js';
@@ -111,6 +112,8 @@ export class Agent {
       testNumber: config.emergency.numbers.find((n) => n.kind === 'test')?.digits ?? '933',
       ...(this.deps.now ? { now: this.deps.now } : {}),
       ...(this.deps.handset !== undefined ? { handset: this.deps.handset } : {}),
+      // Diagnostics read the network service (built just below) at check time.
+      network: serviceNetworkProbe(() => location, new HostNetworkProbe(host)),
     });
     const location = new LocationParts({
       config: config.network,

@@ -6,6 +6,8 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { HostPaths } from '../../hal/host.js';
+import type { NetworkMonitor } from '../../hal/net/types.js';
+import type { LldpAgent } from '../../hal/net/lldpd.js';
 import type { ClockSync, LldpSighting, NetInterface, NetworkProbe } from './types.js';
 
 export type Exec = (cmd: string, args: string[], timeoutMs: number) => Promise<{ code: number; stdout: string; stderr: string }>;
@@ -87,5 +89,34 @@ export async function clockSync(host: HostPaths, exec: Exec = execCommand): Prom
     synchronized: null,
     source: 'none',
     detail: `timedatectl unavailable (${(r.stderr || v).trim().split('\n')[0] || `exit ${r.code}`}) and no ${flag}`,
+  };
+}
+
+/**
+ * The network service's view (netlink snapshot, lldpd's neighbour table) when the agent
+ * runs one; the host probe for whatever it does not cover. `parts` is read at check time.
+ */
+export function serviceNetworkProbe(parts: () => { network: NetworkMonitor; lldp: LldpAgent | null } | null, fallback: NetworkProbe): NetworkProbe {
+  return {
+    interfaces: () => {
+      const s = parts()?.network.current();
+      return s ? s.interfaces.map((i) => ({ name: i.name, up: i.up, mac: i.mac, addresses: i.addresses })) : fallback.interfaces();
+    },
+    gateway: () => {
+      const s = parts()?.network.current();
+      return s ? (s.gateway4?.address ?? s.gateway6?.address ?? null) : (fallback.gateway?.() ?? null);
+    },
+    lldp: async () => {
+      const lldp = parts()?.lldp;
+      if (!lldp) return fallback.lldp();
+      const n = lldp.neighbors();
+      if (n.length === 0) return { seen: false, detail: 'no LLDP neighbour on any watched port' };
+      const location = n.some((x) => x.med?.civic || x.med?.elin || x.med?.coordinates);
+      return {
+        seen: true,
+        detail: `${n.map((x) => `${x.iface}: ${x.sysName ?? x.chassisId} port ${x.portId}`).join('; ')}${location ? ' (LLDP-MED location received)' : ''}`,
+        location,
+      };
+    },
   };
 }

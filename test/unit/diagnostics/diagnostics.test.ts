@@ -5,7 +5,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Diagnostics, type DiagnosticsDeps } from '../../../agent/diagnostics/diagnostics.js';
 import { reportDisplayLines, reportTable } from '../../../agent/diagnostics/format.js';
-import { clockSync, lldpFromJson } from '../../../agent/diagnostics/probes.js';
+import { clockSync, lldpFromJson, serviceNetworkProbe } from '../../../agent/diagnostics/probes.js';
+import type { NetworkMonitor } from '../../../hal/net/types.js';
+import type { LldpAgent } from '../../../hal/net/lldpd.js';
 import { parseSipTarget } from '../../../agent/diagnostics/sip-options.js';
 import type { CheckId, DiagnosticsReport, NetworkProbe } from '../../../agent/diagnostics/types.js';
 import { EmergencyService } from '../../../agent/emergency/service.js';
@@ -214,6 +216,25 @@ describe('probes', () => {
     expect(await clockSync(host, async () => ({ code: 0, stdout: 'no\n', stderr: '' }))).toMatchObject({ synchronized: false, source: 'timedatectl' });
     expect(await clockSync(host, async () => ({ code: 0, stdout: 'yes\n', stderr: '' }))).toMatchObject({ synchronized: true });
     expect(await clockSync(host, async () => ({ code: 1, stdout: '', stderr: 'System has not been booted with systemd' }))).toMatchObject({ synchronized: null, detail: expect.stringContaining('not been booted') });
+  });
+
+  it('reads the network service when there is one, the host probe otherwise', async () => {
+    const fallback: NetworkProbe = { interfaces: () => [], lldp: async () => ({ seen: null, detail: 'fallback' }) };
+    const network = {
+      current: () => ({
+        interfaces: [{ name: 'eth0', mac: '00:d0:1e:12:34:56', up: true, addresses: [{ family: 'IPv4' as const, address: '10.0.0.50', prefix: 24 }] }],
+        gateway4: { address: '10.0.0.1', iface: 'eth0', mac: null }, gateway6: null, dns: [],
+      }),
+    } as unknown as NetworkMonitor;
+    const lldp = { neighbors: () => [{ iface: 'eth0', sysName: 'sw1', chassisId: 'x', portId: 'Gi0/7', med: { civic: [['country', 'US']], elin: null, coordinates: null } }] } as unknown as LldpAgent;
+    let parts: { network: NetworkMonitor; lldp: LldpAgent | null } | null = null;
+    const probe = serviceNetworkProbe(() => parts, fallback);
+    expect(probe.interfaces()).toEqual([]);
+    expect((await probe.lldp()).detail).toBe('fallback');
+    parts = { network, lldp };
+    expect(probe.interfaces()[0]!.addresses[0]!.address).toBe('10.0.0.50');
+    expect(probe.gateway!()).toBe('10.0.0.1');
+    expect(await probe.lldp()).toEqual({ seen: true, detail: 'eth0: sw1 port Gi0/7 (LLDP-MED location received)', location: true });
   });
 
   it('parses route URIs for the OPTIONS ping', () => {
