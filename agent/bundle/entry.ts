@@ -24,7 +24,8 @@ async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number | nul
     return 0;
   }
   const agent = await import('../main.js');
-  await agent.main(args, env);
+  // The PJSIP addon, when built for this target, sits in lib/ like the others.
+  await agent.main(args, { ...env, E911_VOICE_ADDON: env.E911_VOICE_ADDON || path.join(nativeDir(env), 'e911_voice.node') });
   // The agent runs until a signal; its own handlers exit.
   return null;
 }
