@@ -123,7 +123,12 @@ export const COMMANDS: Record<string, CommandSpec> = {
   },
 };
 
-export async function main(argv: string[], env: NodeJS.ProcessEnv, out = process.stdout, err = process.stderr): Promise<number> {
+export async function main(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  out: NodeJS.WritableStream = process.stdout,
+  err: NodeJS.WritableStream = process.stderr,
+): Promise<number> {
   const json = argv.includes('--json');
   let socketPath = env.E911_CONTROL_SOCKET ?? '/run/e911-agent/control.sock';
   const words: string[] = [];
