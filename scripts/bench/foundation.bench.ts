@@ -4,13 +4,13 @@
 //  - agent start to ready (store open, address loaded, link up) vs a bare `node -e`
 //  - idle RSS and database writes after BENCH_IDLE_SECONDS (default 600) vs a bare node process
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { startMosquitto } from '../../test/helpers/mosquitto.js';
-import { agentConfig, spawnAgent, waitFor, type AgentProcess } from '../../test/helpers/agent.js';
+import { AGENT_BUNDLE, AGENT_MAIN, VOICE_ADDON, agentConfig, spawnAgent, waitFor, type AgentProcess } from '../../test/helpers/agent.js';
 import { sampleAddress, testKeys } from '../../test/helpers/address.js';
 import { silentLog } from '../../test/helpers/log.js';
 import { ProvisioningServer } from '../../provisioning/server/server.js';
@@ -139,47 +139,55 @@ try {
   process.stdout.write(`outbox drain of ${DRAIN} events, window ${WINDOW} (baseline: bare mqtt.js QoS 1 publish loop, same window)\n`);
   report('drain rate', agentRate, 'ev/s', bareRate, '>= 0.5x baseline');
 
-  // --- start to ready ------------------------------------------------------------
-  const startTimes: number[] = [];
-  const nodeTimes: number[] = [];
-  for (let i = 0; i < 7; i++) {
-    await waitFor(() => server.phone('bench-1')?.online !== true, 3000);
-    const t0 = process.hrtime.bigint();
-    const a = await spawnAgent(s);
-    await waitFor(() => server.phone('bench-1')?.online === true, 5000);
-    startTimes.push(ms(t0, process.hrtime.bigint()));
-    a.child.kill('SIGTERM');
-    await a.exited;
-    const t1 = process.hrtime.bigint();
-    await new Promise<void>((resolve) => spawn(process.execPath, ['-e', '0']).once('exit', () => resolve()));
-    nodeTimes.push(ms(t1, process.hrtime.bigint()));
+  // --- start to ready, idle RSS and writes: the tsc output and, when built, the bundle the phone runs
+  const entries: [string, string, NodeJS.ProcessEnv][] = [['dist (tsc output)', AGENT_MAIN, {}]];
+  if (existsSync(AGENT_BUNDLE)) entries.push(['bundle (as shipped)', AGENT_BUNDLE, existsSync(VOICE_ADDON) ? { E911_VOICE_ADDON: VOICE_ADDON } : {}]);
+  else process.stdout.write(`(no ${AGENT_BUNDLE}: run npm run build:arm to measure the shipped bundle too)\n`);
+  for (const [label, entry, env] of entries) {
+    const startTimes: number[] = [];
+    const nodeTimes: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      await waitFor(() => server.phone('bench-1')?.online !== true, 3000);
+      const t0 = process.hrtime.bigint();
+      const a = await spawnAgent(s, env, entry);
+      await waitFor(() => server.phone('bench-1')?.online === true, 5000);
+      startTimes.push(ms(t0, process.hrtime.bigint()));
+      a.child.kill('SIGTERM');
+      await a.exited;
+      const t1 = process.hrtime.bigint();
+      await new Promise<void>((resolve) => spawn(process.execPath, ['-e', '0']).once('exit', () => resolve()));
+      nodeTimes.push(ms(t1, process.hrtime.bigint()));
+    }
+    process.stdout.write(`${label}: start to ready (store open, address loaded, link up and subscribed), median of 7 (baseline: node -e 0)\n`);
+    report('start->ready', summary(startTimes).p50, 'ms', summary(nodeTimes).p50, '<= 500 ms');
   }
-  process.stdout.write('agent start to ready (store open, address loaded, link up and subscribed), median of 7 (baseline: node -e 0)\n');
-  report('start->ready', summary(startTimes).p50, 'ms', summary(nodeTimes).p50, '<= 500 ms');
 
-  // --- idle RSS and writes ------------------------------------------------------
-  const idle = await spawnAgent(s);
-  procs.push(idle);
-  const bareNode = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
-  await waitFor(() => server.phone('bench-1')?.online === true, 5000);
-  const writesOf = async () => ((await controlRequest(s.socketPath, 'status')) as { result: { store: { writes: number } } }).result.store.writes;
-  const dbFile = path.join(s.raw.dataDir as string, 'agent.db');
-  const stamp = () => ['', '-wal'].map((x) => { try { const st = statSync(dbFile + x); return `${st.size}:${st.mtimeMs}`; } catch { return '-'; } }).join(',');
-  const w0 = await writesOf();
-  const f0 = stamp();
-  process.stdout.write(`idling ${IDLE_SECONDS} s (BENCH_IDLE_SECONDS)...\n`);
-  await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
-  const rss = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-  const agentRss = rss(idle.child.pid!);
-  const nodeRss = rss(bareNode.pid!);
-  const w1 = await writesOf();
-  const f1 = stamp();
-  bareNode.kill();
-  process.stdout.write(`idle after ${IDLE_SECONDS} s (baseline: bare node process, same time)\n`);
-  report('idle RSS', agentRss, 'MB', nodeRss, '<= 70 MB');
-  const perMinute = ((w1 - w0) / IDLE_SECONDS) * 60;
-  report('db write transactions per minute', perMinute, '/min', 0, '0');
-  process.stdout.write(`database files ${f0 === f1 ? 'unchanged' : `CHANGED (${f0} -> ${f1})`} while idle\n`);
+  for (const [label, entry, env] of entries) {
+    await waitFor(() => server.phone('bench-1')?.online !== true, 3000);
+    const idle = await spawnAgent(s, env, entry);
+    procs.push(idle);
+    const bareNode = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
+    await waitFor(() => server.phone('bench-1')?.online === true, 5000);
+    const writesOf = async () => ((await controlRequest(s.socketPath, 'status')) as { result: { store: { writes: number } } }).result.store.writes;
+    const dbFile = path.join(s.raw.dataDir as string, 'agent.db');
+    const stamp = () => ['', '-wal'].map((x) => { try { const st = statSync(dbFile + x); return `${st.size}:${st.mtimeMs}`; } catch { return '-'; } }).join(',');
+    const w0 = await writesOf();
+    const f0 = stamp();
+    process.stdout.write(`${label}: idling ${IDLE_SECONDS} s (BENCH_IDLE_SECONDS)...\n`);
+    await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
+    const rss = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+    const agentRss = rss(idle.child.pid!);
+    const nodeRss = rss(bareNode.pid!);
+    const w1 = await writesOf();
+    const f1 = stamp();
+    bareNode.kill();
+    idle.child.kill('SIGTERM');
+    await idle.exited;
+    process.stdout.write(`${label}: idle after ${IDLE_SECONDS} s (baseline: bare node process, same time)\n`);
+    report('idle RSS', agentRss, 'MB', nodeRss, '<= 70 MB');
+    report('db write transactions per minute', ((w1 - w0) / IDLE_SECONDS) * 60, '/min', 0, '0');
+    process.stdout.write(`database files ${f0 === f1 ? 'unchanged' : `CHANGED (${f0} -> ${f1})`} while idle\n`);
+  }
 } finally {
   for (const p of procs) p.child.kill('SIGKILL');
   await server.stop();

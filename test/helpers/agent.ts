@@ -59,9 +59,13 @@ export interface AgentProcess {
 }
 
 /** Spawns dist/agent/main.js and resolves once its control socket answers. */
-export async function spawnAgent(setup: AgentSetup, env: NodeJS.ProcessEnv = {}): Promise<AgentProcess> {
-  if (!existsSync(AGENT_MAIN)) throw new Error(`${AGENT_MAIN} is missing: run \`npm run build\` (npm test does)`);
-  const child = spawn(process.execPath, [AGENT_MAIN, '--config', setup.configFile], {
+/** The host bundle that `npm run build:arm` makes: the same code the phone runs. */
+export const AGENT_BUNDLE = path.join(repo, 'build/arm/bundle/e911-agent.cjs');
+export const VOICE_ADDON = path.join(repo, 'hal/voice/pjsip/build/Release/e911_voice.node');
+
+export async function spawnAgent(setup: AgentSetup, env: NodeJS.ProcessEnv = {}, entry = AGENT_MAIN): Promise<AgentProcess> {
+  if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`npm run build\` (npm test does)`);
+  const child = spawn(process.execPath, [entry, '--config', setup.configFile], {
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
