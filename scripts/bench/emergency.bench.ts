@@ -21,6 +21,7 @@ import { hostPaths } from '../../hal/host.js';
 import { Store } from '../../agent/store/store.js';
 import type { EmergencyService } from '../../agent/emergency/service.js';
 import { pjsipAvailability } from '../../hal/voice/pjsip/index.js';
+import type { VoiceStack } from '../../hal/voice/types.js';
 import { documentHash, generateSigningKeyPair } from '../../provisioning/protocol/signing.js';
 import type { AddressDocument } from '../../provisioning/protocol/address.js';
 import { startMosquitto, MOSQUITTO } from '../../test/helpers/mosquitto.js';
@@ -139,6 +140,21 @@ try {
   await agent.start();
   // The keypad entry of the running agent (the handset's keypad feeds the same method).
   const svc = (agent as unknown as { parts: { emergency: EmergencyService } }).parts.emergency;
+  // Breakdown of the agent's part: its own JS before makeCall, and makeCall itself (addon + pjsua).
+  const voiceStack = (svc as unknown as { deps: { voice: VoiceStack } }).deps.voice;
+  const makeCall = voiceStack.makeCall.bind(voiceStack);
+  let digitAt = 0n;
+  const beforeMakeCall: number[] = [];
+  const inMakeCall: number[] = [];
+  voiceStack.makeCall = (target, opts) => {
+    const t = process.hrtime.bigint();
+    beforeMakeCall.push(nsToMs(t - digitAt));
+    try {
+      return makeCall(target, opts);
+    } finally {
+      inMakeCall.push(nsToMs(process.hrtime.bigint() - t));
+    }
+  };
   const status = () => agent!.status() as { outbox: { backlog: number; delivered: number } };
   if (!svc.available.ok) skip(`the agent cannot place calls: ${(svc.available as { reason: string }).reason}`);
 
@@ -171,6 +187,7 @@ try {
     svc.keypad('1');
     const arrival = next('invite');
     const t0 = process.hrtime.bigint();
+    digitAt = t0;
     const out = svc.keypad('1');
     inKeypad.push(nsToMs(process.hrtime.bigint() - t0));
     if (out.kind !== 'emergency' || !out.placed) throw new Error(`agent did not place the call: ${JSON.stringify(out)}`);
@@ -245,6 +262,12 @@ try {
   process.stdout.write(
     `the agent's whole keypad call (INVITE sent, then bookkeeping): p50 ${keypadIdle.p50.toFixed(2)} / p99 ${keypadIdle.p99.toFixed(2)} ms idle, ` +
       `p50 ${keypadBusy.p50.toFixed(2)} / p99 ${keypadBusy.p99.toFixed(2)} ms draining\n`,
+  );
+  const jsBefore = summary(beforeMakeCall.slice(WARMUP));
+  const native = summary(inMakeCall.slice(WARMUP));
+  process.stdout.write(
+    `breakdown (all agent calls): agent JS from digit to makeCall p50 ${jsBefore.p50.toFixed(2)} / p99 ${jsBefore.p99.toFixed(2)} ms; ` +
+      `makeCall itself (addon + pjsua, returns after the send) p50 ${native.p50.toFixed(2)} / p99 ${native.p99.toFixed(2)} ms\n`,
   );
   process.stdout.write(`max: agent ${ia.max.toFixed(2)} ms (idle), ${ba.max.toFixed(2)} ms (draining); baseline ${ib.max.toFixed(2)} / ${bb.max.toFixed(2)} ms\n`);
   process.stdout.write(
