@@ -9,7 +9,7 @@ import type { HostPaths } from '../../hal/host.js';
 import type { Alerts } from '../../hal/handset.js';
 import type { NetworkMonitor } from '../../hal/net/types.js';
 import { NetworkWatcher, interfaceFilter } from '../../hal/net/watcher.js';
-import { SimNetwork } from '../../hal/net/sim.js';
+import { SimNetwork, hostStillSnapshot } from '../../hal/net/sim.js';
 import { LldpAgent } from '../../hal/net/lldpd.js';
 import type { EventPayload, EventType, LocationPayload } from '../../provisioning/protocol/messages.js';
 import type { Store, StoredAddress } from '../store/store.js';
@@ -51,7 +51,7 @@ export class LocationParts {
     this.network =
       deps.network ??
       (config.backend === 'sim'
-        ? new SimNetwork()
+        ? new SimNetwork(hostStillSnapshot())
         : new NetworkWatcher({ host, log: netLog, interfaces: config.interfaces, debounceMs: config.debounceMs }));
     this.lldp = config.lldp.enabled
       ? new LldpAgent({ host, log: named(log, 'lldp'), socketPath: config.lldp.socketPath, runDaemon: config.lldp.runDaemon, interfaces: config.interfaces.filter((i) => !i.endsWith('*')) })

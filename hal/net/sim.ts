@@ -1,6 +1,7 @@
 // A simulated network for laptops and CI: the snapshot is whatever the caller
 // sets; 'change' fires (asynchronously, like the real watcher) when it differs.
 import { EventEmitter } from 'node:events';
+import os from 'node:os';
 import { emptySnapshot, type ChangeReason, type NetworkEvents, type NetworkMonitor, type NetworkSnapshot } from './types.js';
 
 export class SimNetwork extends EventEmitter<NetworkEvents> implements NetworkMonitor {
@@ -38,4 +39,25 @@ export class SimNetwork extends EventEmitter<NetworkEvents> implements NetworkMo
     this.snap = structuredClone(this.next);
     this.emit('change', { snapshot: this.snap, previous, reasons, firstEventAt: performance.now() });
   }
+}
+
+/**
+ * A still picture of the host's interfaces from os.networkInterfaces() (no /proc,
+ * no commands, no netlink): what a simulated phone starts with on a laptop or in CI,
+ * so diagnostics see the machine's addresses. No gateway, no DNS.
+ */
+export function hostStillSnapshot(read: typeof os.networkInterfaces = os.networkInterfaces): NetworkSnapshot {
+  const interfaces = Object.entries(read())
+    .map(([name, addrs]) => ({ name, addrs: (addrs ?? []).filter((a) => !a.internal) }))
+    .filter((i) => i.addrs.length > 0)
+    .map(({ name, addrs }) => ({
+      name,
+      mac: addrs[0]!.mac && addrs[0]!.mac !== '00:00:00:00:00:00' ? addrs[0]!.mac.toLowerCase() : null,
+      up: true,
+      addresses: addrs
+        .map((a) => ({ family: a.family, address: a.address.toLowerCase(), prefix: Number(a.cidr?.split('/')[1] ?? 0) }))
+        .sort((a, b) => (a.family === b.family ? a.address.localeCompare(b.address) : a.family < b.family ? -1 : 1)),
+    }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+  return { interfaces, gateway4: null, gateway6: null, dns: [] };
 }
