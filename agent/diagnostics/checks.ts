@@ -51,9 +51,14 @@ export function addressCheck(a: StoredAddress | null, o: { serverKey: KeyObject;
 
 export function networkCheck(net: NetworkProbe): CheckResult {
   const base = { id: 'network' as const, title: 'Network' };
-  const ifaces = net.interfaces().filter((i) => i.up && i.addresses.length > 0);
+  const all = net.interfaces();
+  const ifaces = all.filter((i) => i.up && i.addresses.length > 0);
   if (ifaces.length === 0) {
-    return { ...base, status: 'fail', detail: 'no network interface is up with an address', remedy: 'check the cable and the switch port, then DHCP (or the static address) for this phone' };
+    const seen = all.map((i) => `${i.name} ${i.up ? 'up' : 'down'}${i.addresses.length ? '' : ' without address'}`).join(', ');
+    return {
+      ...base, status: 'fail', detail: `no network interface is up with an address${seen ? ` (${seen})` : ''}`,
+      remedy: 'check the cable and the switch port, then DHCP (or the static address) for this phone',
+    };
   }
   const gw = net.gateway?.() ?? null;
   const detail = ifaces.map((i) => `${i.name} ${i.addresses.map((a) => a.address).join(' ')}`).join('; ') + (gw ? `; gateway ${gw}` : '');
