@@ -141,7 +141,11 @@ try {
 
   // --- start to ready, idle RSS and writes: the tsc output and, when built, the bundle the phone runs
   const entries: [string, string, NodeJS.ProcessEnv][] = [['dist (tsc output)', AGENT_MAIN, {}]];
-  if (existsSync(AGENT_BUNDLE)) entries.push(['bundle (as shipped)', AGENT_BUNDLE, existsSync(VOICE_ADDON) ? { E911_VOICE_ADDON: VOICE_ADDON } : {}]);
+  // As the phone's systemd unit runs it: the same NODE_OPTIONS (scripts/phone/e911-agent.service).
+  const unitNodeOptions = /^Environment="?NODE_OPTIONS=([^"\n]*)"?$/m.exec(readFileSync(path.join(here, '../../../scripts/phone/e911-agent.service'), 'utf8'))?.[1] ?? '';
+  if (existsSync(AGENT_BUNDLE)) {
+    entries.push([`bundle (as shipped, NODE_OPTIONS=${unitNodeOptions})`, AGENT_BUNDLE, { NODE_OPTIONS: unitNodeOptions, ...(existsSync(VOICE_ADDON) ? { E911_VOICE_ADDON: VOICE_ADDON } : {}) }]);
+  }
   else process.stdout.write(`(no ${AGENT_BUNDLE}: run npm run build:arm to measure the shipped bundle too)\n`);
   for (const [label, entry, env] of entries) {
     const startTimes: number[] = [];
