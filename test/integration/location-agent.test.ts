@@ -59,11 +59,14 @@ describe.skipIf(!MOSQUITTO)('location in the agent', () => {
   }, 30_000);
 
   afterAll(async () => {
-    await agent?.stop();
-    await watcher?.endAsync();
-    await server?.stop();
-    await broker?.close();
-    rmSync(dir, { recursive: true, force: true });
+    try {
+      await agent?.stop();
+      await watcher?.endAsync();
+      await server?.stop();
+    } finally {
+      await broker?.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('publishes the retained location report and changes it when the address arrives', async () => {
