@@ -203,6 +203,7 @@ export class ServerApp {
     await this.pusher.idle();
     await this.notifier.stop();
     await this.link.stop();
+    this.intake.flush();
     await this.broker?.close();
     this.broker = null;
     this.repo.close();

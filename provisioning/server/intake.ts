@@ -32,8 +32,33 @@ export interface PhoneIntakeDeps {
 
 export class PhoneIntake {
   private readonly refreshed = new Set<string>();
+  private writes: (() => void)[] = [];
 
   constructor(private readonly deps: PhoneIntakeDeps) {}
+
+  /**
+   * Phones' status and state reports come in bursts (10,000 phones after a
+   * push or a broker restart): they are written in one transaction per turn of
+   * the event loop rather than one each.
+   */
+  private later(write: () => void): void {
+    this.writes.push(write);
+    if (this.writes.length === 1) setImmediate(() => this.flush());
+  }
+
+  /** Writes what is queued now (also before anything that reads it back). */
+  flush(): void {
+    const writes = this.writes;
+    if (writes.length === 0) return;
+    this.writes = [];
+    try {
+      this.deps.repo.transaction(() => {
+        for (const w of writes) w();
+      });
+    } catch (err) {
+      this.deps.log.error({ err, writes: writes.length }, 'could not record phone reports');
+    }
+  }
 
   attach(): void {
     const { link, repo, bus, pusher, log } = this.deps;
@@ -45,20 +70,20 @@ export class PhoneIntake {
       }
     });
     link.on('status', (deviceId, s) => {
-      repo.setDeviceStatus(deviceId, s.state === 'online', s.agentVersion ?? null);
+      this.later(() => repo.setDeviceStatus(deviceId, s.state === 'online', s.agentVersion ?? null));
       bus.emit('phone', { deviceId, change: 'status' });
       if (s.state === 'online' && this.deps.refreshLocationsOnConnect && !this.refreshed.has(deviceId)) {
         this.refreshed.add(deviceId);
-        if (repo.device(deviceId)?.userId != null) void pusher.schedule([deviceId], { forceLocations: true });
+        void pusher.schedule([deviceId], { forceLocations: true });
       }
     });
     link.on('address-state', (deviceId, s) => {
-      repo.setDeviceApplied(deviceId, s.version, s.hash, s.appliedAt);
+      this.later(() => repo.setDeviceApplied(deviceId, s.version, s.hash, s.appliedAt));
       pusher.onAddressState(deviceId, s);
       bus.emit('phone', { deviceId, change: 'applied' });
     });
     link.on('location', (deviceId, report) => {
-      repo.setDeviceLocationReport(deviceId, report);
+      this.later(() => repo.setDeviceLocationReport(deviceId, report));
       bus.emit('phone', { deviceId, change: 'location' });
     });
     link.on('rejected', (deviceId, reason) => log.warn({ deviceId, reason }, 'payload from phone rejected'));
@@ -67,6 +92,7 @@ export class PhoneIntake {
   /** Records one event; returns false for a redelivery. */
   handleEvent(e: EventPayload): boolean {
     const { repo, log, bus } = this.deps;
+    this.flush();
     repo.ensureDevice(e.deviceId);
     const device = repo.device(e.deviceId)!;
     const user = device.userId !== null ? repo.user(device.userId) : null;

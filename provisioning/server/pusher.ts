@@ -46,6 +46,9 @@ export function repoDesiredStore(repo: Repo): DesiredAddressStore {
       repo.ensureDevice(signed.doc.deviceId);
       repo.recordIssuedAddress(signed.doc.deviceId, signed.doc.version, contentHash(signed.doc), JSON.stringify(signed), signed.doc.issuedAt);
     },
+    appliedVersion(deviceId) {
+      return repo.device(deviceId)?.appliedVersion ?? null;
+    },
   };
 }
 
@@ -69,6 +72,8 @@ export class Pusher {
   private readonly pending = new Set<string>();
   private readonly forceLocations = new Set<string>();
   private readonly forceAddress = new Set<string>();
+  /** Version and document hash of the last address this process issued to each phone. */
+  private readonly issued = new Map<string, { version: number; hash: string }>();
   private running: Promise<void> = Promise.resolve();
   private draining = false;
   private readonly waiters: (() => void)[] = [];
@@ -112,14 +117,22 @@ export class Pusher {
    * phone does not refuse the next push as a replay.
    */
   onAddressState(deviceId: string, state: AddressStatePayload): void {
-    const issued = this.deps.repo.issuedAddress(deviceId);
-    if (!issued) return;
-    const ours = issued.signed ? (JSON.parse(issued.signed) as SignedAddress) : null;
-    const behind = state.version > issued.version;
-    const conflict = ours !== null && state.version === issued.version && documentHash(ours.doc) !== state.hash;
+    let ours = this.issued.get(deviceId);
+    if (!ours) {
+      // Not issued by this process: what the database says was issued last.
+      const stored = this.deps.repo.issuedAddress(deviceId);
+      if (!stored?.signed) return;
+      const doc = (JSON.parse(stored.signed) as SignedAddress).doc;
+      ours = { version: stored.version, hash: documentHash(doc) };
+      this.issued.set(deviceId, ours);
+    }
+    const behind = state.version > ours.version;
+    const conflict = state.version === ours.version && ours.hash !== state.hash;
     if (behind || conflict) {
-      this.deps.log.warn({ deviceId, phoneVersion: state.version, issuedVersion: issued.version }, 'phone holds an address this server did not issue last: re-issuing above it');
-      this.deps.repo.recordIssuedAddress(deviceId, state.version, 'stale', issued.signed ?? '', new Date(0).toISOString());
+      this.deps.log.warn({ deviceId, phoneVersion: state.version, issuedVersion: ours.version }, 'phone holds an address this server did not issue last: re-issuing above it');
+      const stored = this.deps.repo.issuedAddress(deviceId);
+      this.deps.repo.recordIssuedAddress(deviceId, state.version, 'stale', stored?.signed ?? '', new Date(0).toISOString());
+      this.issued.delete(deviceId);
       void this.schedule([deviceId]);
     }
   }
@@ -166,42 +179,41 @@ export class Pusher {
     const byId = new Map(locations.map((l) => [l.id, l]));
     const allRecommended = locations.map(recommendedLocation);
     const listHash = sha(canonicalJson(allRecommended));
-    const desired = repoDesiredStore(repo);
     const addresses: SignedAddress[] = [];
     const locationDocs: LocationsDocument[] = [];
+    const contexts = repo.pushContexts(deviceIds);
 
     // Sign and record everything in one transaction, then publish: a crash in
     // between leaves the phone stale, and the next reconnect re-pushes it.
     repo.transaction(() => {
       for (const deviceId of deviceIds) {
-        const device = repo.device(deviceId);
-        const user = device?.userId != null ? repo.user(device.userId) : null;
-        if (!device || !user) {
+        const c = contexts.get(deviceId);
+        if (!c || c.userId === null) {
           this.totals.skipped++;
           continue;
         }
-        const location = user.locationId !== null ? byId.get(user.locationId) : undefined;
-        if (location && user.callback) {
-          const content = { deviceId, civic: location.civic, callback: user.callback, displayName: user.displayName, locationCode: location.code };
+        const location = c.locationId !== null ? byId.get(c.locationId) : undefined;
+        if (location && c.callback && c.displayName) {
+          const content = { deviceId, civic: location.civic, callback: c.callback, displayName: c.displayName, locationCode: location.code };
           const hash = contentHash(content);
-          const issued = repo.issuedAddress(deviceId)!;
-          if (issued.contentHash === hash) {
-            if (force.address.has(deviceId) && issued.signed) addresses.push(JSON.parse(issued.signed) as SignedAddress);
+          if (c.contentHash === hash) {
+            const stored = force.address.has(deviceId) ? repo.issuedAddress(deviceId)?.signed : null;
+            if (stored) addresses.push(JSON.parse(stored) as SignedAddress);
             else this.totals.unchanged++;
           } else {
-            const version = Math.max(issued.version, device.appliedVersion ?? 0) + 1;
+            const version = Math.max(c.issuedVersion, c.appliedVersion ?? 0) + 1;
             const signed = link.signAddress({ v: 1, version, issuedAt, ...content });
-            desired.set(signed);
+            repo.recordIssuedAddress(deviceId, version, hash, JSON.stringify(signed), issuedAt);
+            this.issued.set(deviceId, { version, hash: documentHash(signed.doc) });
             addresses.push(signed);
           }
         } else this.totals.skipped++;
 
-        const recommendations = account.recommendations || user.recommendations;
+        const recommendations = account.recommendations || c.recommendations;
         const assignedLocationId = location ? String(location.id) : null;
         const locHash = sha(canonicalJson({ recommendations, assignedLocationId, list: recommendations ? listHash : null }));
-        const issuedLoc = repo.issuedLocations(deviceId)!;
-        if (issuedLoc.contentHash !== locHash || force.locations.has(deviceId)) {
-          const version = issuedLoc.version + 1;
+        if (c.locationsHash !== locHash || force.locations.has(deviceId)) {
+          const version = c.locationsVersion + 1;
           repo.recordIssuedLocations(deviceId, version, locHash);
           locationDocs.push({ v: 1, deviceId, version, issuedAt, recommendations, assignedLocationId, locations: recommendations ? allRecommended : [] });
         }

@@ -36,6 +36,8 @@ export interface ServerEvents {
 export interface DesiredAddressStore {
   get(deviceId: string): SignedAddress | undefined;
   set(signed: SignedAddress): void;
+  /** The version the phone last reported applied, if known from before this process started. */
+  appliedVersion?(deviceId: string): number | null;
 }
 
 class MemoryDesiredStore implements DesiredAddressStore {
@@ -207,7 +209,9 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
     const want = this.desired.get(deviceId);
     const view = this.phones.get(deviceId);
     if (!want || !view?.online) return;
-    if (view.appliedVersion !== null && view.appliedVersion >= want.doc.version) return;
+    // Not reported to this process yet (a restart): what the phone reported before counts.
+    const applied = view.appliedVersion ?? this.desired.appliedVersion?.(deviceId) ?? null;
+    if (applied !== null && applied >= want.doc.version) return;
     this.publishSigned(want).catch((err: Error) =>
       this.opts.log.warn({ err: err.message, deviceId }, 're-push failed'),
     );

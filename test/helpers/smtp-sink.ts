@@ -31,6 +31,7 @@ export async function startSmtpSink(opts: { port?: number; listen?: boolean } = 
     server = new SMTPServer({
       authOptional: true,
       disabledCommands: ['STARTTLS'],
+      disableReverseLookup: true,
       logger: false,
       onData(stream, session, callback) {
         const chunks: Buffer[] = [];

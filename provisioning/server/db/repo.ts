@@ -88,6 +88,20 @@ export interface Device {
   createdAt: string;
 }
 
+export interface PushContext {
+  deviceId: string;
+  userId: number | null;
+  displayName: string | null;
+  callback: string | null;
+  locationId: number | null;
+  recommendations: boolean;
+  issuedVersion: number;
+  contentHash: string | null;
+  appliedVersion: number | null;
+  locationsVersion: number;
+  locationsHash: string | null;
+}
+
 export interface StoredEvent {
   id: string;
   deviceId: string;
@@ -291,6 +305,7 @@ export class Repo {
   readonly path: string;
   private readonly db: Database.Database;
   private readonly now: () => Date;
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(opts: RepoOptions) {
     this.now = opts.now ?? (() => new Date());
@@ -315,6 +330,16 @@ export class Repo {
     if (this.db.open) this.db.close();
   }
 
+  /** A prepared statement, prepared once per SQL text (each text is used in one mode: plain, pluck or raw). */
+  private q(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
   transaction<T>(fn: () => T): T {
     return this.db.transaction(fn).immediate();
   }
@@ -330,7 +355,7 @@ export class Repo {
   // ---- account ----
 
   account(): Account {
-    const r = this.db.prepare('SELECT * FROM account WHERE id = 1').get() as Row;
+    const r = this.q('SELECT * FROM account WHERE id = 1').get() as Row;
     return {
       name: r.name as string,
       contactEmail: r.contact_email as string,
@@ -350,32 +375,32 @@ export class Repo {
   }
 
   setE911(enabled: boolean): void {
-    this.db.prepare('UPDATE account SET e911_enabled = ?, e911_changed_at = ?, updated_at = ? WHERE id = 1').run(enabled ? 1 : 0, this.iso(), this.iso());
+    this.q('UPDATE account SET e911_enabled = ?, e911_changed_at = ?, updated_at = ? WHERE id = 1').run(enabled ? 1 : 0, this.iso(), this.iso());
   }
 
   notificationSettings(): NotificationSettings {
-    const r = this.db.prepare('SELECT smtp, sms, webhook FROM account WHERE id = 1').get() as Row;
+    const r = this.q('SELECT smtp, sms, webhook FROM account WHERE id = 1').get() as Row;
     return { smtp: json(r.smtp, null), sms: json(r.sms, null), webhook: json(r.webhook, null) };
   }
 
   setNotificationSettings(s: NotificationSettings): void {
     const enc = (v: unknown) => (v ? JSON.stringify(v) : null);
-    this.db.prepare('UPDATE account SET smtp = ?, sms = ?, webhook = ?, updated_at = ? WHERE id = 1').run(enc(s.smtp), enc(s.sms), enc(s.webhook), this.iso());
+    this.q('UPDATE account SET smtp = ?, sms = ?, webhook = ?, updated_at = ? WHERE id = 1').run(enc(s.smtp), enc(s.sms), enc(s.webhook), this.iso());
   }
 
   // ---- locations ----
 
   locations(): Location[] {
-    return (this.db.prepare('SELECT * FROM locations ORDER BY code').all() as Row[]).map(toLocation);
+    return (this.q('SELECT * FROM locations ORDER BY code').all() as Row[]).map(toLocation);
   }
 
   location(id: number): Location | null {
-    const r = this.db.prepare('SELECT * FROM locations WHERE id = ?').get(id) as Row | undefined;
+    const r = this.q('SELECT * FROM locations WHERE id = ?').get(id) as Row | undefined;
     return r ? toLocation(r) : null;
   }
 
   locationByCode(code: string): Location | null {
-    const r = this.db.prepare('SELECT * FROM locations WHERE code = ? COLLATE NOCASE').get(code) as Row | undefined;
+    const r = this.q('SELECT * FROM locations WHERE code = ? COLLATE NOCASE').get(code) as Row | undefined;
     return r ? toLocation(r) : null;
   }
 
@@ -430,7 +455,7 @@ export class Repo {
   }
 
   deleteLocation(id: number): void {
-    this.db.prepare('DELETE FROM locations WHERE id = ?').run(id);
+    this.q('DELETE FROM locations WHERE id = ?').run(id);
   }
 
   // ---- users ----
@@ -446,30 +471,30 @@ export class Repo {
 
   userCount(filter: { locationId?: number } = {}): number {
     const r = filter.locationId !== undefined
-      ? this.db.prepare('SELECT count(*) AS n FROM users WHERE location_id = ?').get(filter.locationId)
-      : this.db.prepare('SELECT count(*) AS n FROM users').get();
+      ? this.q('SELECT count(*) AS n FROM users WHERE location_id = ?').get(filter.locationId)
+      : this.q('SELECT count(*) AS n FROM users').get();
     return (r as { n: number }).n;
   }
 
   user(id: number): User | null {
-    const r = this.db.prepare(`${USER_SELECT} WHERE u.id = ?`).get(id) as Row | undefined;
+    const r = this.q(`${USER_SELECT} WHERE u.id = ?`).get(id) as Row | undefined;
     return r ? toUser(r) : null;
   }
 
   userByUsername(username: string): User | null {
-    const r = this.db.prepare(`${USER_SELECT} WHERE u.username = ? COLLATE NOCASE`).get(username) as Row | undefined;
+    const r = this.q(`${USER_SELECT} WHERE u.username = ? COLLATE NOCASE`).get(username) as Row | undefined;
     return r ? toUser(r) : null;
   }
 
   userIds(filter: { locationId?: number } = {}): number[] {
     const rows = filter.locationId !== undefined
-      ? this.db.prepare('SELECT id FROM users WHERE location_id = ? ORDER BY id').all(filter.locationId)
-      : this.db.prepare('SELECT id FROM users ORDER BY id').all();
+      ? this.q('SELECT id FROM users WHERE location_id = ? ORDER BY id').all(filter.locationId)
+      : this.q('SELECT id FROM users ORDER BY id').all();
     return (rows as { id: number }[]).map((r) => r.id);
   }
 
   existingUserIds(ids: readonly number[]): Set<number> {
-    const stmt = this.db.prepare('SELECT id FROM users WHERE id = ?').pluck();
+    const stmt = this.q('SELECT id FROM users WHERE id = ?').pluck();
     return new Set(ids.filter((id) => stmt.get(id) !== undefined));
   }
 
@@ -508,16 +533,16 @@ export class Repo {
   }
 
   setUserLocation(id: number, locationId: number): void {
-    this.db.prepare('UPDATE users SET location_id = ?, updated_at = ? WHERE id = ?').run(locationId, this.iso(), id);
+    this.q('UPDATE users SET location_id = ?, updated_at = ? WHERE id = ?').run(locationId, this.iso(), id);
   }
 
   /** Replaces a user's email list; false when the list was already that (no write). */
   setUserEmails(id: number, emails: readonly string[]): boolean {
-    return this.db.prepare('UPDATE users SET emails = ?, updated_at = ? WHERE id = ? AND emails IS NOT ?').run(JSON.stringify(emails), this.iso(), id, JSON.stringify(emails)).changes > 0;
+    return this.q('UPDATE users SET emails = ?, updated_at = ? WHERE id = ? AND emails IS NOT ?').run(JSON.stringify(emails), this.iso(), id, JSON.stringify(emails)).changes > 0;
   }
 
   userEmails(id: number): string[] | null {
-    const v = this.db.prepare('SELECT emails FROM users WHERE id = ?').pluck().get(id);
+    const v = this.q('SELECT emails FROM users WHERE id = ?').pluck().get(id);
     return v === undefined ? null : json(v, []);
   }
 
@@ -545,7 +570,7 @@ export class Repo {
   userEmailIndex(): { byId: Map<number, string>; byName: Map<string, number> } {
     const byId = new Map<number, string>();
     const byName = new Map<string, number>();
-    for (const r of this.db.prepare('SELECT id, username, emails FROM users').raw().iterate() as Iterable<[number, string, string]>) {
+    for (const r of this.q('SELECT id, username, emails FROM users').raw().iterate() as Iterable<[number, string, string]>) {
       byId.set(r[0], r[2]);
       byName.set(r[1].toLowerCase(), r[0]);
     }
@@ -553,32 +578,32 @@ export class Repo {
   }
 
   deleteUser(id: number): void {
-    this.db.prepare('DELETE FROM users WHERE id = ?').run(id);
+    this.q('DELETE FROM users WHERE id = ?').run(id);
   }
 
   // ---- devices ----
 
   devices(filter: { userId?: number } = {}): Device[] {
     const rows = filter.userId !== undefined
-      ? this.db.prepare('SELECT * FROM devices WHERE user_id = ? ORDER BY device_id').all(filter.userId)
-      : this.db.prepare('SELECT * FROM devices ORDER BY device_id').all();
+      ? this.q('SELECT * FROM devices WHERE user_id = ? ORDER BY device_id').all(filter.userId)
+      : this.q('SELECT * FROM devices ORDER BY device_id').all();
     return (rows as Row[]).map(toDevice);
   }
 
   device(deviceId: string): Device | null {
-    const r = this.db.prepare('SELECT * FROM devices WHERE device_id = ?').get(deviceId) as Row | undefined;
+    const r = this.q('SELECT * FROM devices WHERE device_id = ?').get(deviceId) as Row | undefined;
     return r ? toDevice(r) : null;
   }
 
   /** Makes sure a row exists for a phone the broker reported; returns whether it was new. */
   ensureDevice(deviceId: string): boolean {
-    return this.db.prepare('INSERT OR IGNORE INTO devices (device_id, created_at) VALUES (?, ?)').run(deviceId, this.iso()).changes > 0;
+    return this.q('INSERT OR IGNORE INTO devices (device_id, created_at) VALUES (?, ?)').run(deviceId, this.iso()).changes > 0;
   }
 
   /** Assigns exactly these devices to the user; others of theirs are unassigned. */
   setUserDevices(userId: number, deviceIds: readonly string[]): void {
-    this.db.prepare(`UPDATE devices SET user_id = NULL WHERE user_id = ? AND device_id NOT IN (SELECT value FROM json_each(?))`).run(userId, JSON.stringify(deviceIds));
-    const upsert = this.db.prepare(
+    this.q(`UPDATE devices SET user_id = NULL WHERE user_id = ? AND device_id NOT IN (SELECT value FROM json_each(?))`).run(userId, JSON.stringify(deviceIds));
+    const upsert = this.q(
       'INSERT INTO devices (device_id, user_id, created_at) VALUES (?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET user_id = excluded.user_id',
     );
     for (const id of deviceIds) upsert.run(id, userId, this.iso());
@@ -586,21 +611,21 @@ export class Repo {
 
   /** The owner of each device that belongs to another user than userId. */
   deviceOwners(deviceIds: readonly string[], exceptUserId: number | null): { deviceId: string; userId: number }[] {
-    const stmt = this.db.prepare('SELECT device_id AS deviceId, user_id AS userId FROM devices WHERE device_id = ? AND user_id IS NOT NULL AND user_id IS NOT ?');
+    const stmt = this.q('SELECT device_id AS deviceId, user_id AS userId FROM devices WHERE device_id = ? AND user_id IS NOT NULL AND user_id IS NOT ?');
     return deviceIds.flatMap((id) => (stmt.all(id, exceptUserId) as { deviceId: string; userId: number }[]));
   }
 
   deviceIdsOfUsers(userIds: readonly number[]): string[] {
-    const stmt = this.db.prepare('SELECT device_id FROM devices WHERE user_id = ?').pluck();
+    const stmt = this.q('SELECT device_id FROM devices WHERE user_id = ?').pluck();
     return userIds.flatMap((id) => stmt.all(id) as string[]);
   }
 
   deviceIdsAtLocation(locationId: number): string[] {
-    return this.db.prepare('SELECT d.device_id FROM devices d JOIN users u ON u.id = d.user_id WHERE u.location_id = ? ORDER BY d.device_id').pluck().all(locationId) as string[];
+    return this.q('SELECT d.device_id FROM devices d JOIN users u ON u.id = d.user_id WHERE u.location_id = ? ORDER BY d.device_id').pluck().all(locationId) as string[];
   }
 
   assignedDeviceIds(): string[] {
-    return this.db.prepare('SELECT device_id FROM devices WHERE user_id IS NOT NULL ORDER BY device_id').pluck().all() as string[];
+    return this.q('SELECT device_id FROM devices WHERE user_id IS NOT NULL ORDER BY device_id').pluck().all() as string[];
   }
 
   /** The device, its user and that user's location, for building its documents. */
@@ -612,6 +637,33 @@ export class Repo {
     return { device, user, location };
   }
 
+  /** What pushing needs to know of each phone, for a whole batch in one query. */
+  pushContexts(deviceIds: readonly string[]): Map<string, PushContext> {
+    const rows = this.q(
+      `SELECT d.device_id, d.user_id, d.addr_version, d.addr_content_hash, d.applied_version, d.loc_version, d.loc_content_hash,
+              u.display_name, u.callback, u.location_id, u.recommendations
+       FROM json_each(?) j JOIN devices d ON d.device_id = j.value LEFT JOIN users u ON u.id = d.user_id`,
+    ).all(JSON.stringify(deviceIds)) as Row[];
+    return new Map(
+      rows.map((r) => [
+        r.device_id as string,
+        {
+          deviceId: r.device_id as string,
+          userId: (r.user_id as number | null) ?? null,
+          displayName: str(r.display_name),
+          callback: str(r.callback),
+          locationId: (r.location_id as number | null) ?? null,
+          recommendations: r.recommendations === 1,
+          issuedVersion: r.addr_version as number,
+          contentHash: str(r.addr_content_hash),
+          appliedVersion: (r.applied_version as number | null) ?? null,
+          locationsVersion: r.loc_version as number,
+          locationsHash: str(r.loc_content_hash),
+        },
+      ]),
+    );
+  }
+
   recordIssuedAddress(deviceId: string, version: number, contentHash: string, signed: string, issuedAt: string): void {
     this.db
       .prepare('UPDATE devices SET addr_version = ?, addr_content_hash = ?, addr_signed = ?, addr_issued_at = ? WHERE device_id = ?')
@@ -619,16 +671,16 @@ export class Repo {
   }
 
   issuedAddress(deviceId: string): { version: number; contentHash: string | null; signed: string | null } | null {
-    const r = this.db.prepare('SELECT addr_version, addr_content_hash, addr_signed FROM devices WHERE device_id = ?').get(deviceId) as Row | undefined;
+    const r = this.q('SELECT addr_version, addr_content_hash, addr_signed FROM devices WHERE device_id = ?').get(deviceId) as Row | undefined;
     return r ? { version: r.addr_version as number, contentHash: str(r.addr_content_hash), signed: str(r.addr_signed) } : null;
   }
 
   recordIssuedLocations(deviceId: string, version: number, contentHash: string): void {
-    this.db.prepare('UPDATE devices SET loc_version = ?, loc_content_hash = ? WHERE device_id = ?').run(version, contentHash, deviceId);
+    this.q('UPDATE devices SET loc_version = ?, loc_content_hash = ? WHERE device_id = ?').run(version, contentHash, deviceId);
   }
 
   issuedLocations(deviceId: string): { version: number; contentHash: string | null } | null {
-    const r = this.db.prepare('SELECT loc_version, loc_content_hash FROM devices WHERE device_id = ?').get(deviceId) as Row | undefined;
+    const r = this.q('SELECT loc_version, loc_content_hash FROM devices WHERE device_id = ?').get(deviceId) as Row | undefined;
     return r ? { version: r.loc_version as number, contentHash: str(r.loc_content_hash) } : null;
   }
 
@@ -648,29 +700,29 @@ export class Repo {
 
   setDeviceLocationReport(deviceId: string, report: unknown): void {
     this.ensureDevice(deviceId);
-    this.db.prepare('UPDATE devices SET last_location = ?, last_location_at = ? WHERE device_id = ?').run(JSON.stringify(report), this.iso(), deviceId);
+    this.q('UPDATE devices SET last_location = ?, last_location_at = ? WHERE device_id = ?').run(JSON.stringify(report), this.iso(), deviceId);
   }
 
   setDeviceMismatch(deviceId: string, mismatch: unknown): void {
     this.ensureDevice(deviceId);
-    this.db.prepare('UPDATE devices SET mismatch = ?, mismatch_at = ? WHERE device_id = ?').run(mismatch === null ? null : JSON.stringify(mismatch), mismatch === null ? null : this.iso(), deviceId);
+    this.q('UPDATE devices SET mismatch = ?, mismatch_at = ? WHERE device_id = ?').run(mismatch === null ? null : JSON.stringify(mismatch), mismatch === null ? null : this.iso(), deviceId);
   }
 
   setDeviceCredential(deviceId: string, mosquittoHash: string): void {
     this.ensureDevice(deviceId);
-    this.db.prepare('UPDATE devices SET mqtt_hash = ?, mqtt_issued_at = ? WHERE device_id = ?').run(mosquittoHash, this.iso(), deviceId);
+    this.q('UPDATE devices SET mqtt_hash = ?, mqtt_issued_at = ? WHERE device_id = ?').run(mosquittoHash, this.iso(), deviceId);
   }
 
   deviceCredential(deviceId: string): string | null {
-    return (this.db.prepare('SELECT mqtt_hash FROM devices WHERE device_id = ?').pluck().get(deviceId) as string | null | undefined) ?? null;
+    return (this.q('SELECT mqtt_hash FROM devices WHERE device_id = ?').pluck().get(deviceId) as string | null | undefined) ?? null;
   }
 
   deviceCredentials(): { deviceId: string; hash: string }[] {
-    return this.db.prepare('SELECT device_id AS deviceId, mqtt_hash AS hash FROM devices WHERE mqtt_hash IS NOT NULL ORDER BY device_id').all() as { deviceId: string; hash: string }[];
+    return this.q('SELECT device_id AS deviceId, mqtt_hash AS hash FROM devices WHERE mqtt_hash IS NOT NULL ORDER BY device_id').all() as { deviceId: string; hash: string }[];
   }
 
   deleteDevice(deviceId: string): void {
-    this.db.prepare('DELETE FROM devices WHERE device_id = ?').run(deviceId);
+    this.q('DELETE FROM devices WHERE device_id = ?').run(deviceId);
   }
 
   // ---- events ----
@@ -685,7 +737,7 @@ export class Repo {
   }
 
   event(id: string): StoredEvent | null {
-    const r = this.db.prepare('SELECT * FROM events WHERE id = ?').get(id) as Row | undefined;
+    const r = this.q('SELECT * FROM events WHERE id = ?').get(id) as Row | undefined;
     return r ? toEvent(r) : null;
   }
 
@@ -705,7 +757,7 @@ export class Repo {
       params.before = filter.before;
     }
     const where = clauses.length ? `WHERE ${clauses.join(' AND ')}` : '';
-    return (this.db.prepare(`SELECT * FROM events ${where} ORDER BY received_at DESC, rowid DESC LIMIT @limit`).all(params) as Row[]).map(toEvent);
+    return (this.q(`SELECT * FROM events ${where} ORDER BY received_at DESC, rowid DESC LIMIT @limit`).all(params) as Row[]).map(toEvent);
   }
 
   // ---- notifications ----
@@ -732,19 +784,19 @@ export class Repo {
         )
         .all({ now, limit }) as Row[];
       const lease = new Date(this.now().getTime() + leaseMs).toISOString();
-      const claim = this.db.prepare("UPDATE notifications SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?, updated_at = ? WHERE id = ?");
+      const claim = this.q("UPDATE notifications SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?, updated_at = ? WHERE id = ?");
       for (const r of rows) claim.run(lease, now, r.id);
       return rows.map((r) => ({ ...toNotification(r), status: 'sending' as const, attempts: (r.attempts as number) + 1 }));
     });
   }
 
   nextNotificationDue(): string | null {
-    return (this.db.prepare("SELECT min(next_attempt_at) FROM notifications WHERE status IN ('pending', 'retry', 'sending')").pluck().get() as string | null) ?? null;
+    return (this.q("SELECT min(next_attempt_at) FROM notifications WHERE status IN ('pending', 'retry', 'sending')").pluck().get() as string | null) ?? null;
   }
 
   notificationSent(id: number, providerId: string | null): void {
     const now = this.iso();
-    this.db.prepare("UPDATE notifications SET status = 'sent', sent_at = ?, provider_id = ?, last_error = NULL, updated_at = ? WHERE id = ?").run(now, providerId, now, id);
+    this.q("UPDATE notifications SET status = 'sent', sent_at = ?, provider_id = ?, last_error = NULL, updated_at = ? WHERE id = ?").run(now, providerId, now, id);
   }
 
   notificationFailed(id: number, error: string, retryAt: Date | null): void {
@@ -759,7 +811,7 @@ export class Repo {
     if (filter.status !== undefined) clauses.push('status = @status');
     const where = clauses.length ? `WHERE ${clauses.join(' AND ')}` : '';
     return (
-      this.db.prepare(`SELECT * FROM notifications ${where} ORDER BY id DESC LIMIT @limit`).all({ ...filter, limit: filter.limit ?? 500 }) as Row[]
+      this.q(`SELECT * FROM notifications ${where} ORDER BY id DESC LIMIT @limit`).all({ ...filter, limit: filter.limit ?? 500 }) as Row[]
     ).map(toNotification);
   }
 
@@ -778,7 +830,7 @@ export class Repo {
     if (filter.beforeSeq) clauses.push('seq < @beforeSeq');
     const where = clauses.length ? `WHERE ${clauses.join(' AND ')}` : '';
     return (
-      this.db.prepare(`SELECT * FROM audit ${where} ORDER BY seq DESC LIMIT @limit`).all({ ...filter, limit: filter.limit ?? 100 }) as Row[]
+      this.q(`SELECT * FROM audit ${where} ORDER BY seq DESC LIMIT @limit`).all({ ...filter, limit: filter.limit ?? 100 }) as Row[]
     ).map((r) => ({
       seq: r.seq as number,
       at: r.at as string,
@@ -801,31 +853,31 @@ export class Repo {
   }
 
   job(id: number): Job | null {
-    const r = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
+    const r = this.q('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
     return r ? toJob(r) : null;
   }
 
   jobs(limit = 50): Job[] {
-    return (this.db.prepare('SELECT * FROM jobs ORDER BY id DESC LIMIT ?').all(limit) as Row[]).map(toJob);
+    return (this.q('SELECT * FROM jobs ORDER BY id DESC LIMIT ?').all(limit) as Row[]).map(toJob);
   }
 
   /** Takes the oldest queued job (atomic across processes). */
   claimJob(): Job | null {
     return this.transaction(() => {
-      const r = this.db.prepare("SELECT * FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1").get() as Row | undefined;
+      const r = this.q("SELECT * FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1").get() as Row | undefined;
       if (!r) return null;
-      this.db.prepare("UPDATE jobs SET status = 'running', started_at = ? WHERE id = ?").run(this.iso(), r.id);
+      this.q("UPDATE jobs SET status = 'running', started_at = ? WHERE id = ?").run(this.iso(), r.id);
       return { ...toJob(r), status: 'running' as const };
     });
   }
 
   /** Jobs a stopped process left running go back to the queue: each job is idempotent. */
   requeueRunningJobs(): number {
-    return this.db.prepare("UPDATE jobs SET status = 'queued', done = 0 WHERE status = 'running'").run().changes;
+    return this.q("UPDATE jobs SET status = 'queued', done = 0 WHERE status = 'running'").run().changes;
   }
 
   jobProgress(id: number, done: number): void {
-    this.db.prepare('UPDATE jobs SET done = ? WHERE id = ?').run(done, id);
+    this.q('UPDATE jobs SET done = ? WHERE id = ?').run(done, id);
   }
 
   finishJob(id: number, result: unknown, error: string | null): void {
@@ -837,36 +889,36 @@ export class Repo {
   // ---- CSV uploads ----
 
   saveCsvUpload(id: string, actor: string, rows: number, changes: unknown): void {
-    this.db.prepare('INSERT INTO csv_uploads (id, created_at, actor, rows, changes) VALUES (?, ?, ?, ?, ?)').run(id, this.iso(), actor, rows, JSON.stringify(changes));
+    this.q('INSERT INTO csv_uploads (id, created_at, actor, rows, changes) VALUES (?, ?, ?, ?, ?)').run(id, this.iso(), actor, rows, JSON.stringify(changes));
   }
 
   csvUpload(id: string): { id: string; createdAt: string; rows: number; changes: unknown; jobId: number | null } | null {
-    const r = this.db.prepare('SELECT * FROM csv_uploads WHERE id = ?').get(id) as Row | undefined;
+    const r = this.q('SELECT * FROM csv_uploads WHERE id = ?').get(id) as Row | undefined;
     return r ? { id: r.id as string, createdAt: r.created_at as string, rows: r.rows as number, changes: json(r.changes, []), jobId: (r.job_id as number | null) ?? null } : null;
   }
 
   markCsvApplied(id: string, jobId: number): boolean {
-    return this.db.prepare('UPDATE csv_uploads SET job_id = ? WHERE id = ? AND job_id IS NULL').run(jobId, id).changes > 0;
+    return this.q('UPDATE csv_uploads SET job_id = ? WHERE id = ? AND job_id IS NULL').run(jobId, id).changes > 0;
   }
 
   // ---- API tokens ----
 
   createToken(name: string, token: string): number {
-    return Number(this.db.prepare('INSERT INTO api_tokens (name, hash, created_at) VALUES (?, ?, ?)').run(name, tokenHash(token), this.iso()).lastInsertRowid);
+    return Number(this.q('INSERT INTO api_tokens (name, hash, created_at) VALUES (?, ?, ?)').run(name, tokenHash(token), this.iso()).lastInsertRowid);
   }
 
   /** The token's name when it is valid and not revoked. */
   verifyToken(token: string): { id: number; name: string } | null {
-    const r = this.db.prepare('SELECT id, name, last_used_at FROM api_tokens WHERE hash = ? AND revoked_at IS NULL').get(tokenHash(token)) as Row | undefined;
+    const r = this.q('SELECT id, name, last_used_at FROM api_tokens WHERE hash = ? AND revoked_at IS NULL').get(tokenHash(token)) as Row | undefined;
     if (!r) return null;
     // Once a minute at most: reading the API must not turn into a write per request.
     const last = r.last_used_at ? Date.parse(r.last_used_at as string) : 0;
-    if (this.now().getTime() - last > 60_000) this.db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(this.iso(), r.id);
+    if (this.now().getTime() - last > 60_000) this.q('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(this.iso(), r.id);
     return { id: r.id as number, name: r.name as string };
   }
 
   tokens(): ApiToken[] {
-    return (this.db.prepare('SELECT * FROM api_tokens ORDER BY id').all() as Row[]).map((r) => ({
+    return (this.q('SELECT * FROM api_tokens ORDER BY id').all() as Row[]).map((r) => ({
       id: r.id as number,
       name: r.name as string,
       createdAt: r.created_at as string,
@@ -876,6 +928,6 @@ export class Repo {
   }
 
   revokeToken(id: number): boolean {
-    return this.db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(this.iso(), id).changes > 0;
+    return this.q('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(this.iso(), id).changes > 0;
   }
 }
