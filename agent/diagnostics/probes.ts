@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { HostPaths } from '../../hal/host.js';
 import type { NetworkMonitor } from '../../hal/net/types.js';
 import type { LldpAgent } from '../../hal/net/lldpd.js';
+import { parseNeighbors, type LldpNeighbor } from '../../hal/net/lldp-json.js';
 import type { ClockSync, LldpSighting, NetInterface, NetworkProbe } from './types.js';
 
 export type Exec = (cmd: string, args: string[], timeoutMs: number) => Promise<{ code: number; stdout: string; stderr: string }>;
@@ -35,27 +36,15 @@ export function osInterfaces(read: typeof os.networkInterfaces = os.networkInter
   });
 }
 
-type J = Record<string, unknown>;
-const arr = (v: unknown): J[] => (Array.isArray(v) ? (v as J[]) : []);
-
-/** `lldpcli -f json0 show neighbors details`: who is on the other end of each port. */
-export function lldpFromJson(text: string): LldpSighting {
-  let doc: J;
-  try {
-    doc = JSON.parse(text) as J;
-  } catch {
-    return { seen: null, detail: 'lldpcli printed something that is not JSON' };
-  }
-  const ifaces = arr(doc.lldp).flatMap((e) => arr(e.interface));
-  if (ifaces.length === 0) return { seen: false, detail: 'no LLDP neighbour on any port' };
-  const parts = ifaces.map((i) => {
-    const chassis = arr(i.chassis)[0];
-    const sys = arr(chassis?.name)[0]?.value;
-    const port = arr(arr(i.port)[0]?.id)[0]?.value;
-    return `${String(i.name)}: ${typeof sys === 'string' ? sys : 'switch'}${typeof port === 'string' ? ` port ${port}` : ''}`;
-  });
-  const location = ifaces.some((i) => arr(arr(i['lldp-med'])[0]?.location).length > 0);
-  return { seen: true, detail: `${parts.join('; ')}${location ? ' (LLDP-MED location received)' : ''}`, location };
+/** What diagnostics say about a neighbour table (lldpd's, parsed by hal/net/lldp-json). */
+export function lldpSighting(n: readonly LldpNeighbor[]): LldpSighting {
+  if (n.length === 0) return { seen: false, detail: 'no LLDP neighbour on any port' };
+  const location = n.some((x) => x.med?.civic || x.med?.elin || x.med?.coordinates);
+  return {
+    seen: true,
+    detail: `${n.map((x) => `${x.iface}: ${x.sysName ?? x.chassisId} port ${x.portId}`).join('; ')}${location ? ' (LLDP-MED location received)' : ''}`,
+    location,
+  };
 }
 
 export class HostNetworkProbe implements NetworkProbe {
@@ -72,7 +61,11 @@ export class HostNetworkProbe implements NetworkProbe {
     const [cmd, ...pre] = [...this.host.commandPrefix, this.host.commands.lldpcli];
     const r = await this.exec(cmd!, [...pre, '-f', 'json0', 'show', 'neighbors', 'details'], 3000);
     if (r.code !== 0) return { seen: null, detail: `lldpcli failed (is lldpd running?): ${r.stderr.trim().split('\n')[0] ?? ''}` };
-    return lldpFromJson(r.stdout);
+    try {
+      return lldpSighting(parseNeighbors(JSON.parse(r.stdout)));
+    } catch {
+      return { seen: null, detail: 'lldpcli printed something that is not JSON' };
+    }
   }
 }
 
@@ -108,15 +101,7 @@ export function serviceNetworkProbe(parts: () => { network: NetworkMonitor; lldp
     },
     lldp: async () => {
       const lldp = parts()?.lldp;
-      if (!lldp) return fallback.lldp();
-      const n = lldp.neighbors();
-      if (n.length === 0) return { seen: false, detail: 'no LLDP neighbour on any watched port' };
-      const location = n.some((x) => x.med?.civic || x.med?.elin || x.med?.coordinates);
-      return {
-        seen: true,
-        detail: `${n.map((x) => `${x.iface}: ${x.sysName ?? x.chassisId} port ${x.portId}`).join('; ')}${location ? ' (LLDP-MED location received)' : ''}`,
-        location,
-      };
+      return lldp ? lldpSighting(lldp.neighbors()) : fallback.lldp();
     },
   };
 }

@@ -5,9 +5,10 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Diagnostics, type DiagnosticsDeps } from '../../../agent/diagnostics/diagnostics.js';
 import { reportDisplayLines, reportTable } from '../../../agent/diagnostics/format.js';
-import { clockSync, lldpFromJson, serviceNetworkProbe } from '../../../agent/diagnostics/probes.js';
+import { clockSync, lldpSighting, serviceNetworkProbe } from '../../../agent/diagnostics/probes.js';
 import type { NetworkMonitor } from '../../../hal/net/types.js';
 import type { LldpAgent } from '../../../hal/net/lldpd.js';
+import { parseNeighbors } from '../../../hal/net/lldp-json.js';
 import { parseSipTarget } from '../../../agent/diagnostics/sip-options.js';
 import type { CheckId, DiagnosticsReport, NetworkProbe } from '../../../agent/diagnostics/types.js';
 import { EmergencyService } from '../../../agent/emergency/service.js';
@@ -205,10 +206,10 @@ describe('933 diagnostics', () => {
 });
 
 describe('probes', () => {
-  it('reads lldpcli json0 neighbours and an empty answer', () => {
-    const doc = { lldp: [{ interface: [{ name: 'eth0', chassis: [{ name: [{ value: 'sw1' }] }], port: [{ id: [{ type: 'ifname', value: 'Gi0/7' }] }], 'lldp-med': [{ location: [{ type: 'Civic address' }] }] }] }] };
-    expect(lldpFromJson(JSON.stringify(doc))).toEqual({ seen: true, detail: 'eth0: sw1 port Gi0/7 (LLDP-MED location received)', location: true });
-    expect(lldpFromJson('{"lldp":[{}]}').seen).toBe(false);
+  it('reads lldpcli json0 neighbours (through hal/net\'s parser) and an empty table', () => {
+    const doc = { lldp: [{ interface: [{ name: 'eth0', chassis: [{ id: [{ type: 'mac', value: '00:11:22:33:44:55' }], name: [{ value: 'sw1' }] }], port: [{ id: [{ type: 'ifname', value: 'Gi0/7' }] }], 'lldp-med': [{ location: [{ type: 'ELIN', ecs: [{ value: '4085550123' }] }] }] }] }] };
+    expect(lldpSighting(parseNeighbors(doc))).toEqual({ seen: true, detail: 'eth0: sw1 port Gi0/7 (LLDP-MED location received)', location: true });
+    expect(lldpSighting(parseNeighbors({ lldp: [{}] })).seen).toBe(false);
   });
 
   it('clock: timedatectl yes/no, else timesyncd flag file, else unknown', async () => {
@@ -235,6 +236,7 @@ describe('probes', () => {
     expect(probe.interfaces()[0]!.addresses[0]!.address).toBe('10.0.0.50');
     expect(probe.gateway!()).toBe('10.0.0.1');
     expect(await probe.lldp()).toEqual({ seen: true, detail: 'eth0: sw1 port Gi0/7 (LLDP-MED location received)', location: true });
+    expect(await serviceNetworkProbe(() => ({ network, lldp: { neighbors: () => [] } as unknown as LldpAgent }), fallback).lldp()).toMatchObject({ seen: false });
   });
 
   it('parses route URIs for the OPTIONS ping', () => {
