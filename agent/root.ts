@@ -137,6 +137,10 @@ export class Agent {
     // Then the keypad that dials it, and the emergency-services notice.
     await front.start();
     // Where the phone is: after the store, before the link (its first report waits in the link).
+    // The emergency path prepares its PIDF-LO from the best location whenever that changes.
+    const toEmergency = (b: ReturnType<LocationService['best']>) =>
+      emergency.setLocation(b && b.kind === 'civic' && b.civic ? { civic: b.civic, method: b.method, source: b.source } : null);
+    location.service.onBestChange(toEmergency);
     await location.start();
     if (address) link.publishRetained('address/state', addressState(address));
     this.registerControl(control);

@@ -120,6 +120,8 @@ export class LocationService {
   private readonly seen = new Map<string, { text: string; at: number }>();
   private readonly unsubscribe: (() => void)[] = [];
   private lastReport: { fingerprint: string; ts: number } | null = null;
+  private bestKey = 'null';
+  private readonly bestListeners: ((best: RankedLocation | null) => void)[] = [];
   /** For status and benchmarks. */
   readonly counters = { recomputes: 0, reports: 0, checks: 0, mismatches: 0 };
 
@@ -141,6 +143,19 @@ export class LocationService {
   all(): RankedLocation[] {
     const now = this.now();
     return this.ranked.map((l) => ({ ...l, ageMs: Math.max(0, now - l.observedAt) }));
+  }
+
+  /**
+   * Called (synchronously, after the re-ranking) whenever the best location changes
+   * in content: source, method, civic or geodetic value. For parts that prepare
+   * work ahead of time, like the emergency path's PIDF-LO. Returns an unsubscribe.
+   */
+  onBestChange(fn: (best: RankedLocation | null) => void): () => void {
+    this.bestListeners.push(fn);
+    return () => {
+      const i = this.bestListeners.indexOf(fn);
+      if (i >= 0) this.bestListeners.splice(i, 1);
+    };
   }
 
   /** An ELIN from the switch (LLDP-MED), for a PSAP that looks locations up by number. */
@@ -442,6 +457,18 @@ export class LocationService {
     const previous = this.ranked[0] ?? null;
     this.ranked = rank(this.gather(), this.now(), this.assessment?.status === 'mismatch');
     this.report(reason, previous);
+    const best = this.ranked[0] ?? null;
+    const key = best ? JSON.stringify([best.source, best.method, best.kind, best.civic, best.geo, best.locationCode ?? null]) : 'null';
+    if (key !== this.bestKey) {
+      this.bestKey = key;
+      for (const fn of [...this.bestListeners]) {
+        try {
+          fn(this.best());
+        } catch (err) {
+          this.deps.log.error({ err }, 'best-location listener failed');
+        }
+      }
+    }
   }
 
   private report(reason: string, previous: RankedLocation | null): void {

@@ -18,6 +18,7 @@ import type { EventPayload, LocationPayload } from '../../provisioning/protocol/
 import type { LocationsDocument } from '../../provisioning/protocol/locations.js';
 import { main as e911ctl } from '../../agent/cli/e911ctl.js';
 import type { Agent } from '../../agent/root.js';
+import { controlRequest } from '../../agent/control/control-client.js';
 
 if (!MOSQUITTO) console.warn('\n!!! SKIPPING location-agent tests: mosquitto is not installed (run scripts/setup.sh)\n');
 
@@ -99,6 +100,9 @@ describe.skipIf(!MOSQUITTO)('location in the agent', () => {
     expect(events.find((e) => e.type === 'location-selected')!.data).toMatchObject({ locationId: 'loc-br', locationCode: 'BR', confirmed: false });
     await waitFor(() => reports.some((r) => r.source === 'user'), 5000);
     expect(agent.locationService.best()).toMatchObject({ source: 'user', civic: { A3: 'Fresno' } });
+    // The emergency path was told: the PIDF-LO a 911 call would carry now says Fresno.
+    const pidf = await controlRequest(socket, 'pidf');
+    expect(pidf.ok && (pidf.result as { pidf: string }).pidf).toContain('<ca:A3>Fresno</ca:A3>');
 
     const bad = capture();
     expect(await e911ctl(['--socket', socket, 'location', 'select', 'nowhere'], {}, capture().w, bad.w)).toBe(1);

@@ -194,6 +194,20 @@ describe('LocationService', () => {
     expect(svc.best()).toMatchObject({ source: 'provisioned', rank: 2 });
   });
 
+  it('tells listeners when the best location changes, and only then', () => {
+    const seen: (string | null)[] = [];
+    const off = svc.onBestChange((b) => seen.push(b ? `${b.source}:${b.civic?.A3 ?? ''}` : null));
+    vi.advanceTimersByTime(10 * MIN); // mismatch: the provisioned address is still the best, same content
+    expect(seen).toEqual([]);
+    svc.select('loc-br');
+    expect(seen).toEqual(['user:Fresno']);
+    vi.advanceTimersByTime(5 * MIN);
+    expect(seen).toEqual(['user:Fresno']);
+    off();
+    svc.select('current');
+    expect(seen).toEqual(['user:Fresno']);
+  });
+
   it('confirming the current location silences the check on this network', () => {
     vi.advanceTimersByTime(10 * MIN);
     expect(svc.select('current')).toEqual({ locationId: 'loc-hq', confirmed: true });
