@@ -244,8 +244,8 @@ export class Agent {
   private registerControl(control: ControlServer): void {
     control.register('status', () => this.status());
     control.register('pidf', () => {
-      const e = this.require().emergency;
-      return { pidf: e.pidfNow(), addressMissing: e.pidfNow() === null };
+      const pidf = this.require().emergency.pidfNow();
+      return { pidf, addressMissing: pidf === null };
     });
     control.register('dial', (args) => {
       const digits = typeof args.digits === 'string' ? args.digits : '';
@@ -272,9 +272,11 @@ export class Agent {
         const p = this.require();
         const outcome = p.addressBook.handlePush(payload);
         if (outcome.result !== 'rejected') p.link.publishRetained('address/state', addressState(outcome.address));
-        if (outcome.result === 'applied') p.emergency.setAddress(outcome.address);
-        if (outcome.result === 'applied') p.front.addressChanged(outcome.address);
-        if (outcome.result === 'applied') p.location.service.addressChanged();
+        if (outcome.result === 'applied') {
+          p.emergency.setAddress(outcome.address);
+          p.front.addressChanged(outcome.address);
+          p.location.service.addressChanged();
+        }
         p.drainer.wake();
       },
       configSet: (value) => {
