@@ -132,23 +132,35 @@ export class Agent {
     this.parts = { store, addressBook, drainer, link, control, notifier, newEvent, emergency, front, location };
 
     const address = addressBook.current();
+    // Milliseconds each part took to start, in the 'agent ready' line: where start-up goes.
+    const phases: Record<string, number> = { build: Math.round(performance.now() - t0) };
+    let mark = performance.now();
+    const phase = (name: string) => {
+      const at = performance.now();
+      phases[name] = Math.round(at - mark);
+      mark = at;
+    };
     // 911 first: the voice stack and the prepared INVITE are up before anything else starts.
     await emergency.start(address);
+    phase('emergency');
     // Then the keypad that dials it, and the emergency-services notice.
     await front.start();
+    phase('handset');
     // Where the phone is: after the store, before the link (its first report waits in the link).
     // The emergency path prepares its PIDF-LO from the best location whenever that changes.
     const toEmergency = (b: ReturnType<LocationService['best']>) =>
       emergency.setLocation(b && b.kind === 'civic' && b.civic ? { civic: b.civic, method: b.method, source: b.source } : null);
     location.service.onBestChange(toEmergency);
     await location.start();
+    phase('location');
     if (address) link.publishRetained('address/state', addressState(address));
     this.registerControl(control);
     await control.start();
+    phase('control');
     link.start();
     notifier.ready(address ? `address v${address.version}` : 'no address on file');
     log.info(
-      { ms: Math.round(performance.now() - t0), addressVersion: address?.version ?? null, backlog: store.outboxBacklog() },
+      { ms: Math.round(performance.now() - t0), phases, addressVersion: address?.version ?? null, backlog: store.outboxBacklog() },
       'agent ready',
     );
   }

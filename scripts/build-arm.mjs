@@ -261,6 +261,13 @@ const carriedAddons = {
           : `const { loadCarried } = require(${JSON.stringify(native)});
              module.exports = () => loadCarried(${JSON.stringify(args.path)});`,
     }));
+    // zod carries error messages in 60-odd languages (about 260 KB, a quarter of the bundle);
+    // the agent logs in English, so only 'en' is carried: less to parse at start, less heap.
+    b.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, (args) => ({
+      contents: 'export { default as en } from "./en.js";',
+      loader: 'js',
+      resolveDir: path.dirname(args.path),
+    }));
     // agent/systemd.ts loads the optional unix-dgram at run time through createRequire, which a
     // bundler cannot follow; in the bundle it becomes a plain require so its JS is carried.
     b.onLoad({ filter: /[\\/]agent[\\/]systemd\.ts$/ }, (args) => {

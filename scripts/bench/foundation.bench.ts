@@ -166,31 +166,40 @@ try {
     report('start->ready', summary(startTimes).p50, 'ms', summary(nodeTimes).p50, '<= 500 ms');
   }
 
-  for (const [label, entry, env] of entries) {
-    await waitFor(() => server.phone('bench-1')?.online !== true, 3000);
-    const idle = await spawnAgent(s, env, entry);
-    procs.push(idle);
-    const bareNode = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
-    await waitFor(() => server.phone('bench-1')?.online === true, 5000);
-    const writesOf = async () => ((await controlRequest(s.socketPath, 'status')) as { result: { store: { writes: number } } }).result.store.writes;
-    const dbFile = path.join(s.raw.dataDir as string, 'agent.db');
-    const stamp = () => ['', '-wal'].map((x) => { try { const st = statSync(dbFile + x); return `${st.size}:${st.mtimeMs}`; } catch { return '-'; } }).join(',');
-    const w0 = await writesOf();
-    const f0 = stamp();
-    process.stdout.write(`${label}: idling ${IDLE_SECONDS} s (BENCH_IDLE_SECONDS)...\n`);
-    await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
-    const rss = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-    const agentRss = rss(idle.child.pid!);
-    const nodeRss = rss(bareNode.pid!);
-    const w1 = await writesOf();
-    const f1 = stamp();
-    bareNode.kill();
-    idle.child.kill('SIGTERM');
-    await idle.exited;
-    process.stdout.write(`${label}: idle after ${IDLE_SECONDS} s (baseline: bare node process, same time)\n`);
+  // Idle: every entry at once (each its own phone), beside one bare node process.
+  await waitFor(() => server.phone('bench-1')?.online !== true, 3000);
+  const idlers = await Promise.all(
+    entries.map(async ([label, entry, env], i) => {
+      const deviceId = `idle-${i}`;
+      const setup = agentConfig(path.join(dir, deviceId), { deviceId, brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey }, { logLevel: 'warn' });
+      const proc = await spawnAgent(setup, env, entry);
+      procs.push(proc);
+      await server.pushAddress(sampleAddress({ deviceId, version: 1 }));
+      await waitFor(() => server.phone(deviceId)?.appliedVersion === 1, 5000);
+      return { label, setup, proc };
+    }),
+  );
+  const bareNode = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
+  // Let start-up work settle (acks of the applied event, the first location report, the
+  // inventory 5 s after start) so the window sees only idling.
+  await new Promise((r) => setTimeout(r, 20_000));
+  const writesOf = async (socket: string) => ((await controlRequest(socket, 'status')) as { result: { store: { writes: number } } }).result.store.writes;
+  const stamp = (dataDir: string) =>
+    ['', '-wal'].map((x) => { try { const st = statSync(path.join(dataDir, 'agent.db') + x); return `${st.size}:${st.mtimeMs}`; } catch { return '-'; } }).join(',');
+  const before = await Promise.all(idlers.map(async (a) => ({ w: await writesOf(a.setup.socketPath), f: stamp(a.setup.raw.dataDir as string) })));
+  process.stdout.write(`idling ${IDLE_SECONDS} s (BENCH_IDLE_SECONDS), address applied, link up...\n`);
+  await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
+  const rss = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+  const nodeRss = rss(bareNode.pid!);
+  bareNode.kill();
+  for (const [i, a] of idlers.entries()) {
+    const agentRss = rss(a.proc.child.pid!);
+    const w1 = await writesOf(a.setup.socketPath);
+    const f1 = stamp(a.setup.raw.dataDir as string);
+    process.stdout.write(`${a.label}: idle after ${IDLE_SECONDS} s (baseline: bare node process, same time)\n`);
     report('idle RSS', agentRss, 'MB', nodeRss, '<= 70 MB');
-    report('db write transactions per minute', ((w1 - w0) / IDLE_SECONDS) * 60, '/min', 0, '0');
-    process.stdout.write(`database files ${f0 === f1 ? 'unchanged' : `CHANGED (${f0} -> ${f1})`} while idle\n`);
+    report('db write transactions per minute', ((w1 - before[i]!.w) / IDLE_SECONDS) * 60, '/min', 0, '0');
+    process.stdout.write(`database files ${before[i]!.f === f1 ? 'unchanged' : `CHANGED (${before[i]!.f} -> ${f1})`} while idle\n`);
   }
 } finally {
   for (const p of procs) p.child.kill('SIGKILL');
