@@ -67,6 +67,7 @@ export class Store {
   private readonly outboxMax: number;
   private outboxCount: number;
   private readonly stmts;
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(opts: StoreOptions) {
     this.log = opts.log;
@@ -218,7 +219,7 @@ export class Store {
   // ---- emergency-services notice and diagnostics runs (migration 2) ----
 
   noticeState(): NoticeState | null {
-    const row = this.db.prepare('SELECT * FROM emergency_notice WHERE id = 1').get() as
+    const row = this.stmt('SELECT * FROM emergency_notice WHERE id = 1').get() as
       | { address_hash: string | null; address_version: number | null; shown_at: string; acknowledged_at: string | null; acknowledged_via: string | null }
       | undefined;
     return row
@@ -241,21 +242,21 @@ export class Store {
   /** A diagnostics report and its event, in one transaction; the last 20 reports are kept. */
   saveDiagnostics(r: { id: string; startedAt: string; overall: string }, event: EventPayload): void {
     this.transaction(() => {
-      this.db.prepare('INSERT OR REPLACE INTO diagnostics_runs (id, started_at, overall, report) VALUES (?, ?, ?, ?)').run(r.id, r.startedAt, r.overall, JSON.stringify(r));
-      this.db.prepare('DELETE FROM diagnostics_runs WHERE seq <= (SELECT seq FROM diagnostics_runs ORDER BY seq DESC LIMIT 1 OFFSET 20)').run();
+      this.stmt('INSERT OR REPLACE INTO diagnostics_runs (id, started_at, overall, report) VALUES (?, ?, ?, ?)').run(r.id, r.startedAt, r.overall, JSON.stringify(r));
+      this.stmt('DELETE FROM diagnostics_runs WHERE seq <= (SELECT seq FROM diagnostics_runs ORDER BY seq DESC LIMIT 1 OFFSET 20)').run();
       this.insertEvent(event);
     });
   }
 
   lastDiagnostics(): unknown {
-    const row = this.db.prepare('SELECT report FROM diagnostics_runs ORDER BY seq DESC LIMIT 1').get() as { report: string } | undefined;
+    const row = this.stmt('SELECT report FROM diagnostics_runs ORDER BY seq DESC LIMIT 1').get() as { report: string } | undefined;
     return row ? (JSON.parse(row.report) as unknown) : null;
   }
 
   // ---- location observations (migration 3): one row per kind, written only on change ----
 
   getObservation(source: string): { fingerprint: string; data: string; observedAt: string } | undefined {
-    return this.db.prepare('SELECT fingerprint, data, observed_at AS observedAt FROM location_observation WHERE source = ?').get(source) as
+    return this.stmt('SELECT fingerprint, data, observed_at AS observedAt FROM location_observation WHERE source = ?').get(source) as
       | { fingerprint: string; data: string; observedAt: string }
       | undefined;
   }
@@ -264,8 +265,8 @@ export class Store {
   recordObservation(source: string, fingerprint: string, data: unknown, event?: EventPayload): boolean {
     if (this.getObservation(source)?.fingerprint === fingerprint) return false;
     this.transaction(() => {
-      this.db
-        .prepare(`
+      this
+        .stmt(`
           INSERT INTO location_observation (source, fingerprint, data, observed_at) VALUES (?, ?, ?, ?)
           ON CONFLICT (source) DO UPDATE SET fingerprint = excluded.fingerprint, data = excluded.data, observed_at = excluded.observed_at`)
         .run(source, fingerprint, JSON.stringify(data), this.now().toISOString());
@@ -275,8 +276,8 @@ export class Store {
   }
 
   private putNotice(s: NoticeState): void {
-    this.db
-      .prepare(`
+    this
+      .stmt(`
         INSERT INTO emergency_notice (id, address_hash, address_version, shown_at, acknowledged_at, acknowledged_via)
         VALUES (1, ?, ?, ?, ?, ?)
         ON CONFLICT (id) DO UPDATE SET address_hash = excluded.address_hash, address_version = excluded.address_version,
@@ -286,6 +287,16 @@ export class Store {
 
   close(): void {
     if (this.db.open) this.db.close();
+  }
+
+  /** Prepared once, then reused: preparing costs more than running most of these. */
+  private stmt(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
   }
 
   private insertEvent(event: EventPayload): boolean {
