@@ -46,15 +46,24 @@ export function repoDesiredStore(repo: Repo): DesiredAddressStore {
       repo.ensureDevice(signed.doc.deviceId);
       repo.recordIssuedAddress(signed.doc.deviceId, signed.doc.version, contentHash(signed.doc), JSON.stringify(signed), signed.doc.issuedAt);
     },
+    version(deviceId) {
+      const v = repo.issuedVersion(deviceId);
+      return v ? v : undefined;
+    },
     appliedVersion(deviceId) {
-      return repo.device(deviceId)?.appliedVersion ?? null;
+      return repo.appliedVersion(deviceId);
     },
   };
 }
 
 /** What an address says, without its version and time: equal content is not re-issued. */
 export function contentHash(doc: Pick<AddressDocument, 'deviceId' | 'civic' | 'callback' | 'displayName' | 'locationCode'>): string {
-  return sha(canonicalJson({ deviceId: doc.deviceId, civic: doc.civic, callback: doc.callback, displayName: doc.displayName, locationCode: doc.locationCode }));
+  return contentHashOf(canonicalJson(doc.civic), doc);
+}
+
+/** contentHash with the civic part already in canonical form (shared by a location's phones). */
+function contentHashOf(civicCanonical: string, doc: Pick<AddressDocument, 'deviceId' | 'callback' | 'displayName' | 'locationCode'>): string {
+  return sha(`${doc.deviceId}\n${civicCanonical}\n${doc.callback}\n${doc.displayName}\n${doc.locationCode ?? ''}`);
 }
 
 export function recommendedLocation(l: Location): RecommendedLocation {
@@ -139,6 +148,8 @@ export class Pusher {
 
   private async drain(): Promise<void> {
     try {
+      // Start on a later turn: the caller (an API request, say) returns first.
+      await new Promise((r) => setImmediate(r));
       await this.drainLoop();
     } finally {
       // Synchronously after the loop: a schedule() from now on starts a new drain.
@@ -179,72 +190,113 @@ export class Pusher {
     const byId = new Map(locations.map((l) => [l.id, l]));
     const allRecommended = locations.map(recommendedLocation);
     const listHash = sha(canonicalJson(allRecommended));
-    const addresses: SignedAddress[] = [];
-    const locationDocs: LocationsDocument[] = [];
-    const contexts = repo.pushContexts(deviceIds);
+    const civicText = new Map(locations.map((l) => [l.id, canonicalJson(l.civic)]));
+    const sender = new WindowedSender(this.window, (err) => {
+      this.totals.failed++;
+      log.warn({ err: err.message }, 'publish failed; the phone gets it when it reconnects');
+    });
+    let addressCount = 0;
+    let locationCount = 0;
 
-    // Sign and record everything in one transaction, then publish: a crash in
-    // between leaves the phone stale, and the next reconnect re-pushes it.
-    repo.transaction(() => {
-      for (const deviceId of deviceIds) {
-        const c = contexts.get(deviceId);
-        if (!c || c.userId === null) {
-          this.totals.skipped++;
-          continue;
-        }
-        const location = c.locationId !== null ? byId.get(c.locationId) : undefined;
-        if (location && c.callback && c.displayName) {
-          const content = { deviceId, civic: location.civic, callback: c.callback, displayName: c.displayName, locationCode: location.code };
-          const hash = contentHash(content);
-          if (c.contentHash === hash) {
-            const stored = force.address.has(deviceId) ? repo.issuedAddress(deviceId)?.signed : null;
-            if (stored) addresses.push(JSON.parse(stored) as SignedAddress);
-            else this.totals.unchanged++;
-          } else {
-            const version = Math.max(c.issuedVersion, c.appliedVersion ?? 0) + 1;
-            const signed = link.signAddress({ v: 1, version, issuedAt, ...content });
-            repo.recordIssuedAddress(deviceId, version, hash, JSON.stringify(signed), issuedAt);
-            this.issued.set(deviceId, { version, hash: documentHash(signed.doc) });
-            addresses.push(signed);
+    // In chunks: each is signed and recorded in one transaction, then published
+    // while the next is signed, and the event loop breathes between chunks so the
+    // API keeps answering. A crash between record and publish leaves a phone
+    // stale, and its next reconnect re-pushes it.
+    for (let i = 0; i < deviceIds.length; i += PUSH_CHUNK) {
+      const chunk = deviceIds.slice(i, i + PUSH_CHUNK);
+      const contexts = repo.pushContexts(chunk);
+      const addresses: SignedAddress[] = [];
+      const locationDocs: LocationsDocument[] = [];
+      repo.transaction(() => {
+        for (const deviceId of chunk) {
+          const c = contexts.get(deviceId);
+          if (!c || c.userId === null) {
+            this.totals.skipped++;
+            continue;
           }
-        } else this.totals.skipped++;
+          const location = c.locationId !== null ? byId.get(c.locationId) : undefined;
+          if (location && c.callback && c.displayName) {
+            const content = { deviceId, civic: location.civic, callback: c.callback, displayName: c.displayName, locationCode: location.code };
+            const hash = contentHashOf(civicText.get(location.id)!, content);
+            if (c.contentHash === hash) {
+              const stored = force.address.has(deviceId) ? repo.issuedAddress(deviceId)?.signed : null;
+              if (stored) addresses.push(JSON.parse(stored) as SignedAddress);
+              else this.totals.unchanged++;
+            } else {
+              const version = Math.max(c.issuedVersion, c.appliedVersion ?? 0) + 1;
+              const { signed, hash: docHash } = link.signAddressWithHash({ v: 1, version, issuedAt, ...content });
+              repo.recordIssuedAddress(deviceId, version, hash, JSON.stringify(signed), issuedAt);
+              this.issued.set(deviceId, { version, hash: docHash });
+              addresses.push(signed);
+            }
+          } else this.totals.skipped++;
 
-        const recommendations = account.recommendations || c.recommendations;
-        const assignedLocationId = location ? String(location.id) : null;
-        const locHash = sha(canonicalJson({ recommendations, assignedLocationId, list: recommendations ? listHash : null }));
-        if (c.locationsHash !== locHash || force.locations.has(deviceId)) {
-          const version = c.locationsVersion + 1;
-          repo.recordIssuedLocations(deviceId, version, locHash);
-          locationDocs.push({ v: 1, deviceId, version, issuedAt, recommendations, assignedLocationId, locations: recommendations ? allRecommended : [] });
+          const recommendations = account.recommendations || c.recommendations;
+          const assignedLocationId = location ? String(location.id) : null;
+          const locHash = sha(`${recommendations}\n${assignedLocationId}\n${recommendations ? listHash : ''}`);
+          if (c.locationsHash !== locHash || force.locations.has(deviceId)) {
+            const version = c.locationsVersion + 1;
+            repo.recordIssuedLocations(deviceId, version, locHash);
+            locationDocs.push({ v: 1, deviceId, version, issuedAt, recommendations, assignedLocationId, locations: recommendations ? allRecommended : [] });
+          }
         }
+      });
+      for (const s of addresses) {
+        sender.add(async () => {
+          await link.publishSigned(s);
+          this.totals.addresses++;
+          this.deps.onIssued?.(s.doc.deviceId, s.doc.version);
+        });
       }
-    });
+      for (const d of locationDocs) {
+        sender.add(async () => {
+          await link.pushLocations(d);
+          this.totals.locations++;
+        });
+      }
+      addressCount += addresses.length;
+      locationCount += locationDocs.length;
+      await new Promise((r) => setImmediate(r));
+    }
+    await sender.drained();
+    if (addressCount || locationCount) log.info({ addresses: addressCount, locations: locationCount }, 'pushed');
+  }
+}
 
-    await this.windowed(addresses, async (s) => {
-      await link.publishSigned(s);
-      this.totals.addresses++;
-      this.deps.onIssued?.(s.doc.deviceId, s.doc.version);
-    });
-    await this.windowed(locationDocs, async (d) => {
-      await link.pushLocations(d);
-      this.totals.locations++;
-    });
-    if (addresses.length || locationDocs.length) log.info({ addresses: addresses.length, locations: locationDocs.length }, 'pushed');
+const PUSH_CHUNK = 500;
+
+/** Runs async tasks with at most `window` in flight; add() never waits. */
+class WindowedSender {
+  private readonly queue: (() => Promise<void>)[] = [];
+  private inflight = 0;
+  private waiters: (() => void)[] = [];
+
+  constructor(
+    private readonly window: number,
+    private readonly onError: (err: Error) => void,
+  ) {}
+
+  add(task: () => Promise<void>): void {
+    this.queue.push(task);
+    this.pump();
   }
 
-  private async windowed<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-      while (next < items.length) {
-        const item = items[next++]!;
-        try {
-          await fn(item);
-        } catch (err) {
-          this.totals.failed++;
-          this.deps.log.warn({ err: (err as Error).message }, 'publish failed; the phone gets it when it reconnects');
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.window, items.length) }, worker));
+  drained(): Promise<void> {
+    if (this.inflight === 0 && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private pump(): void {
+    while (this.inflight < this.window && this.queue.length > 0) {
+      const task = this.queue.shift()!;
+      this.inflight++;
+      task()
+        .catch((err: Error) => this.onError(err))
+        .finally(() => {
+          this.inflight--;
+          this.pump();
+          if (this.inflight === 0 && this.queue.length === 0) for (const w of this.waiters.splice(0)) w();
+        });
+    }
   }
 }

@@ -6,7 +6,8 @@
 import { EventEmitter } from 'node:events';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import type { KeyObject } from 'node:crypto';
+import { createHash, sign, type KeyObject } from 'node:crypto';
+import { canonicalJson } from '../protocol/canonical.js';
 import { decodePayload, type EventPayload, type SignedAddress, type StatusPayload, type AddressStatePayload, type LocationPayload } from '../protocol/messages.js';
 import { topicFilter, topicFor, parseTopic } from '../protocol/topics.js';
 import { validateAddress, type AddressDocument } from '../protocol/address.js';
@@ -38,6 +39,8 @@ export interface DesiredAddressStore {
   set(signed: SignedAddress): void;
   /** The version the phone last reported applied, if known from before this process started. */
   appliedVersion?(deviceId: string): number | null;
+  /** The desired version alone, when a store can tell it more cheaply than get(). */
+  version?(deviceId: string): number | undefined;
 }
 
 class MemoryDesiredStore implements DesiredAddressStore {
@@ -74,6 +77,8 @@ export interface ProvisioningServerOptions {
 export class ProvisioningServer extends EventEmitter<ServerEvents> {
   private client: MqttClient | null = null;
   private readonly desired: DesiredAddressStore;
+  /** The version last published to each phone by this process: spares a store read per state report. */
+  private readonly desiredVersions = new Map<string, number>();
   private readonly phones = new Map<string, PhoneView>();
   private readonly seen = new Set<string>();
   private readonly seenOrder: string[] = [];
@@ -150,8 +155,20 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
     return { v: 1, doc, sig: signDocument(doc, this.opts.privateKey) };
   }
 
+  /** signAddress, and the document's hash (as the phone reports it), from one canonical form. */
+  signAddressWithHash(doc: AddressDocument): { signed: SignedAddress; hash: string } {
+    const issues = validateAddress(doc);
+    if (issues.length > 0) throw new Error(`invalid address: ${issues.map((i) => `${i.field} ${i.reason}`).join('; ')}`);
+    const text = Buffer.from(canonicalJson(doc), 'utf8');
+    return {
+      signed: { v: 1, doc, sig: sign(null, text, this.opts.privateKey).toString('base64url') },
+      hash: createHash('sha256').update(text).digest('hex'),
+    };
+  }
+
   /** Publishes an already signed (and stored) address. */
   async publishSigned(signed: SignedAddress): Promise<void> {
+    this.desiredVersions.set(signed.doc.deviceId, signed.doc.version);
     await this.publishRaw(signed.doc.deviceId, JSON.stringify(signed));
   }
 
@@ -206,12 +223,16 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
   }
 
   private repushIfStale(deviceId: string): void {
-    const want = this.desired.get(deviceId);
     const view = this.phones.get(deviceId);
-    if (!want || !view?.online) return;
+    if (!view?.online) return;
+    // Every state report lands here: decide on versions first, read the document only to re-push it.
+    const wantVersion = this.desiredVersions.get(deviceId) ?? (this.desired.version ? this.desired.version(deviceId) : this.desired.get(deviceId)?.doc.version);
+    if (wantVersion === undefined) return;
     // Not reported to this process yet (a restart): what the phone reported before counts.
     const applied = view.appliedVersion ?? this.desired.appliedVersion?.(deviceId) ?? null;
-    if (applied !== null && applied >= want.doc.version) return;
+    if (applied !== null && applied >= wantVersion) return;
+    const want = this.desired.get(deviceId);
+    if (!want) return;
     this.publishSigned(want).catch((err: Error) =>
       this.opts.log.warn({ err: err.message, deviceId }, 're-push failed'),
     );

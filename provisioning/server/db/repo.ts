@@ -369,8 +369,7 @@ export class Repo {
 
   updateAccount(a: Partial<Pick<Account, 'name' | 'contactEmail' | 'recommendations' | 'notificationPolicy'>>): void {
     const cur = this.account();
-    this.db
-      .prepare('UPDATE account SET name = ?, contact_email = ?, recommendations = ?, notification_policy = ?, updated_at = ? WHERE id = 1')
+    this.q('UPDATE account SET name = ?, contact_email = ?, recommendations = ?, notification_policy = ?, updated_at = ? WHERE id = 1')
       .run(a.name ?? cur.name, a.contactEmail ?? cur.contactEmail, (a.recommendations ?? cur.recommendations) ? 1 : 0, a.notificationPolicy ?? cur.notificationPolicy, this.iso());
   }
 
@@ -431,8 +430,7 @@ export class Repo {
   }
 
   insertLocation(l: LocationInput): number {
-    const r = this.db
-      .prepare(
+    const r = this.q(
         `INSERT INTO locations (code, name, country, house_number, house_number_suffix, street, street2, city, state, postal_code, plus4,
            building, floor, room, time_zone, ip_groups, switch_ports, admin_emails, sms_numbers, created_at, updated_at)
          VALUES (@code, @name, @country, @house_number, @house_number_suffix, @street, @street2, @city, @state, @postal_code, @plus4,
@@ -443,8 +441,7 @@ export class Repo {
   }
 
   updateLocation(id: number, l: LocationInput): void {
-    this.db
-      .prepare(
+    this.q(
         `UPDATE locations SET code = @code, name = @name, country = @country, house_number = @house_number,
            house_number_suffix = @house_number_suffix, street = @street, street2 = @street2, city = @city, state = @state,
            postal_code = @postal_code, plus4 = @plus4, building = @building, floor = @floor, room = @room, time_zone = @time_zone,
@@ -463,8 +460,7 @@ export class Repo {
   users(filter: { locationId?: number; limit?: number; offset?: number } = {}): User[] {
     const where = filter.locationId !== undefined ? 'WHERE u.location_id = @locationId' : '';
     return (
-      this.db
-        .prepare(`${USER_SELECT} ${where} ORDER BY u.id LIMIT @limit OFFSET @offset`)
+      this.q(`${USER_SELECT} ${where} ORDER BY u.id LIMIT @limit OFFSET @offset`)
         .all({ locationId: filter.locationId, limit: filter.limit ?? -1, offset: filter.offset ?? 0 }) as Row[]
     ).map(toUser);
   }
@@ -513,8 +509,7 @@ export class Repo {
   }
 
   insertUser(u: UserInput): number {
-    const r = this.db
-      .prepare(
+    const r = this.q(
         `INSERT INTO users (username, display_name, extension, location_id, callback, language, recommendations, emails, created_at, updated_at)
          VALUES (@username, @display_name, @extension, @location_id, @callback, @language, @recommendations, @emails, @now, @now)`,
       )
@@ -523,8 +518,7 @@ export class Repo {
   }
 
   updateUser(id: number, u: UserInput): void {
-    this.db
-      .prepare(
+    this.q(
         `UPDATE users SET username = @username, display_name = @display_name, extension = @extension, location_id = @location_id,
            callback = @callback, language = @language, recommendations = @recommendations, emails = @emails, updated_at = @now
          WHERE id = @id`,
@@ -549,8 +543,7 @@ export class Repo {
   /** Users with their location, for the CSV download. */
   csvUserRows(): { id: number; username: string; displayName: string; extension: string | null; locationCode: string | null; locationName: string | null; emails: string[] }[] {
     return (
-      this.db
-        .prepare(
+      this.q(
           `SELECT u.id, u.username, u.display_name, u.extension, l.code AS location_code, l.name AS location_name, u.emails
            FROM users u LEFT JOIN locations l ON l.id = u.location_id ORDER BY u.id`,
         )
@@ -593,6 +586,10 @@ export class Repo {
   device(deviceId: string): Device | null {
     const r = this.q('SELECT * FROM devices WHERE device_id = ?').get(deviceId) as Row | undefined;
     return r ? toDevice(r) : null;
+  }
+
+  private deviceExists(deviceId: string): boolean {
+    return this.q('SELECT 1 FROM devices WHERE device_id = ?').pluck().get(deviceId) !== undefined;
   }
 
   /** Makes sure a row exists for a phone the broker reported; returns whether it was new. */
@@ -665,9 +662,16 @@ export class Repo {
   }
 
   recordIssuedAddress(deviceId: string, version: number, contentHash: string, signed: string, issuedAt: string): void {
-    this.db
-      .prepare('UPDATE devices SET addr_version = ?, addr_content_hash = ?, addr_signed = ?, addr_issued_at = ? WHERE device_id = ?')
+    this.q('UPDATE devices SET addr_version = ?, addr_content_hash = ?, addr_signed = ?, addr_issued_at = ? WHERE device_id = ?')
       .run(version, contentHash, signed, issuedAt, deviceId);
+  }
+
+  appliedVersion(deviceId: string): number | null {
+    return (this.q('SELECT applied_version FROM devices WHERE device_id = ?').pluck().get(deviceId) as number | null | undefined) ?? null;
+  }
+
+  issuedVersion(deviceId: string): number | null {
+    return (this.q('SELECT addr_version FROM devices WHERE device_id = ?').pluck().get(deviceId) as number | undefined) ?? null;
   }
 
   issuedAddress(deviceId: string): { version: number; contentHash: string | null; signed: string | null } | null {
@@ -685,16 +689,14 @@ export class Repo {
   }
 
   setDeviceStatus(deviceId: string, online: boolean, agentVersion: string | null): void {
-    this.ensureDevice(deviceId);
-    this.db
-      .prepare('UPDATE devices SET online = ?, last_seen = ?, agent_version = coalesce(?, agent_version) WHERE device_id = ? AND (online IS NOT ? OR ? = 1)')
+    if (!this.deviceExists(deviceId)) this.ensureDevice(deviceId);
+    this.q('UPDATE devices SET online = ?, last_seen = ?, agent_version = coalesce(?, agent_version) WHERE device_id = ? AND (online IS NOT ? OR ? = 1)')
       .run(online ? 1 : 0, this.iso(), agentVersion, deviceId, online ? 1 : 0, online ? 1 : 0);
   }
 
   setDeviceApplied(deviceId: string, version: number, hash: string, appliedAt: string | null): void {
-    this.ensureDevice(deviceId);
-    this.db
-      .prepare('UPDATE devices SET applied_version = ?, applied_hash = ?, applied_at = ? WHERE device_id = ? AND (applied_version IS NOT ? OR applied_hash IS NOT ?)')
+    if (!this.deviceExists(deviceId)) this.ensureDevice(deviceId);
+    this.q('UPDATE devices SET applied_version = ?, applied_hash = ?, applied_at = ? WHERE device_id = ? AND (applied_version IS NOT ? OR applied_hash IS NOT ?)')
       .run(version, hash, appliedAt, deviceId, version, hash);
   }
 
@@ -730,8 +732,7 @@ export class Repo {
   /** Stores an event once; false when its id was seen before (a redelivery). */
   insertEvent(e: Omit<StoredEvent, 'receivedAt'>): boolean {
     return (
-      this.db
-        .prepare('INSERT OR IGNORE INTO events (id, device_id, type, ts, received_at, user_id, location_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      this.q('INSERT OR IGNORE INTO events (id, device_id, type, ts, received_at, user_id, location_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
         .run(e.id, e.deviceId, e.type, e.ts, this.iso(), e.userId, e.locationId, JSON.stringify(e.data)).changes > 0
     );
   }
@@ -766,8 +767,7 @@ export class Repo {
   addNotification(eventId: string, channel: NotificationChannel, recipient: string): boolean {
     const now = this.iso();
     return (
-      this.db
-        .prepare('INSERT OR IGNORE INTO notifications (event_id, channel, recipient, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)')
+      this.q('INSERT OR IGNORE INTO notifications (event_id, channel, recipient, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)')
         .run(eventId, channel, recipient, now, now, now).changes > 0
     );
   }
@@ -777,8 +777,7 @@ export class Repo {
     return this.transaction(() => {
       const now = this.iso();
       // A 'sending' row whose lease ran out belongs to a process that died mid-send.
-      const rows = this.db
-        .prepare(
+      const rows = this.q(
           `SELECT * FROM notifications WHERE (status IN ('pending', 'retry') AND next_attempt_at <= @now)
              OR (status = 'sending' AND next_attempt_at <= @now) ORDER BY next_attempt_at LIMIT @limit`,
         )
@@ -800,8 +799,7 @@ export class Repo {
   }
 
   notificationFailed(id: number, error: string, retryAt: Date | null): void {
-    this.db
-      .prepare('UPDATE notifications SET status = ?, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?')
+    this.q('UPDATE notifications SET status = ?, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?')
       .run(retryAt ? 'retry' : 'failed', error.slice(0, 2000), (retryAt ?? this.now()).toISOString(), this.iso(), id);
   }
 
@@ -818,8 +816,7 @@ export class Repo {
   // ---- audit ----
 
   audit(actor: string, action: string, entity: string, entityId: string | number | null, details?: unknown): void {
-    this.db
-      .prepare('INSERT INTO audit (at, actor, action, entity, entity_id, details) VALUES (?, ?, ?, ?, ?, ?)')
+    this.q('INSERT INTO audit (at, actor, action, entity, entity_id, details) VALUES (?, ?, ?, ?, ?, ?)')
       .run(this.iso(), actor, action, entity, entityId === null ? null : String(entityId), details === undefined ? null : JSON.stringify(details));
   }
 
@@ -846,8 +843,7 @@ export class Repo {
 
   createJob(kind: string, actor: string, params: unknown, total: number): number {
     return Number(
-      this.db
-        .prepare("INSERT INTO jobs (kind, status, actor, params, total, created_at) VALUES (?, 'queued', ?, ?, ?, ?)")
+      this.q("INSERT INTO jobs (kind, status, actor, params, total, created_at) VALUES (?, 'queued', ?, ?, ?, ?)")
         .run(kind, actor, JSON.stringify(params), total, this.iso()).lastInsertRowid,
     );
   }
@@ -881,8 +877,7 @@ export class Repo {
   }
 
   finishJob(id: number, result: unknown, error: string | null): void {
-    this.db
-      .prepare('UPDATE jobs SET status = ?, result = ?, error = ?, finished_at = ? WHERE id = ?')
+    this.q('UPDATE jobs SET status = ?, result = ?, error = ?, finished_at = ? WHERE id = ?')
       .run(error ? 'failed' : 'done', result === undefined ? null : JSON.stringify(result), error, this.iso(), id);
   }
 
