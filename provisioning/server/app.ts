@@ -3,6 +3,7 @@
 // ServerApp is one server process; several may share a database file (one
 // host) and an external broker (shared subscriptions).
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -102,7 +103,9 @@ export class ServerApp {
       privateKey: privateKeyFromText(opts.keyPair),
       log: named(log, 'mqtt'),
       protocolVersion,
-      clientId: opts.broker.clientId ?? `e911-server-${opts.broker.shareGroup ? randomBytes(4).toString('hex') : 'main'}`,
+      // Stable per instance: the broker keeps its persistent session (and queues its share
+      // of events) across a restart. Instances on one host differ by their API port.
+      clientId: opts.broker.clientId ?? (opts.broker.shareGroup ? `e911-server-${os.hostname()}-${opts.http?.port ?? process.pid}` : 'e911-server-main'),
       username: this.creds.username,
       password: this.creds.password,
       desired: repoDesiredStore(this.repo),

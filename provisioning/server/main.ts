@@ -24,7 +24,7 @@ const HELP = `usage: e911-server <command> [options]
 
 Server (local):
   run [--data DIR] [--port N] [--host H] [--http-port N] [--http-host H]
-      [--broker URL [--mqtt-version 4|5] [--share-group NAME] [--broker-username U --broker-password P]]
+      [--broker URL [--mqtt-version 4|5] [--share-group NAME [--client-id ID]] [--broker-username U --broker-password P]]
       [--allow-anonymous] [--seed FILE]        start the server; without --broker an embedded broker listens on --port
   keygen                                       print the signing public key (phones' serverPublicKey)
   token create NAME | list | revoke ID         admin API tokens (a new token is printed once)
@@ -56,6 +56,7 @@ const OPTIONS = {
   broker: { type: 'string' },
   'mqtt-version': { type: 'string' },
   'share-group': { type: 'string' },
+  'client-id': { type: 'string' },
   'broker-username': { type: 'string' },
   'broker-password': { type: 'string' },
   'allow-anonymous': { type: 'boolean' },
@@ -209,6 +210,7 @@ async function run(flags: Flags, dataDir: string, log: pino.Logger, env: NodeJS.
       ...(flags['allow-anonymous'] ? { allowAnonymous: true } : {}),
       ...(mqttVersion ? { protocolVersion: mqttVersion } : {}),
       ...(flags['share-group'] ? { shareGroup: flags['share-group'] as string } : {}),
+      ...(flags['client-id'] ? { clientId: flags['client-id'] as string } : {}),
       ...(flags['broker-username'] ? { username: flags['broker-username'] as string, password: (flags['broker-password'] as string | undefined) ?? env.E911_BROKER_PASSWORD ?? '' } : {}),
     },
     http: { port: Number(flags['http-port'] ?? env.E911_HTTP_PORT ?? 8080), host: (flags['http-host'] as string | undefined) ?? '127.0.0.1' },
