@@ -231,10 +231,19 @@ describe('provisioning server: pushes and Kari\'s Law notifications', () => {
     expect(mail.text).toContain('Room:                 214');
   });
 
-  it('a location chosen on the phone becomes the user\'s location and reaches the phone', async () => {
+  it('recommendations: the locations push reaches the phone, the user\'s pick there becomes their location and address', async () => {
     const branchId = (await srv.api.post<{ id: number }>('/api/locations', BRANCH)).id;
     await srv.api.patch(`/api/users/${userId}`, { recommendations: true });
-    agent.emit('location-selected', { locationId: String(branchId), locationCode: 'YYZ-1' });
+    // The signed locations push reaches the phone; the user picks the branch there (as from the keypad).
+    let choices: { id: string; code: string }[] = [];
+    await until(async () => {
+      const r = await controlRequest(socketPath, 'location');
+      choices = r.ok ? ((r.result as { choices: { id: string; code: string }[] }).choices ?? []) : [];
+      return choices.some((c) => c.code === 'YYZ-1');
+    }, 10_000, 'the locations push never reached the phone');
+    expect(choices.map((c) => c.code).sort()).toEqual(['SJC-A', 'YYZ-1']);
+    const picked = await controlRequest(socketPath, 'location-select', { id: String(branchId) });
+    expect(picked).toMatchObject({ ok: true, result: { locationId: String(branchId), confirmed: false } });
     await until(async () => (await agentAddress())!.doc.locationCode === 'YYZ-1', 10_000, 'chosen location never reached the phone');
     expect((await agentAddress())!.doc.civic).toMatchObject({ country: 'CA', A1: 'ON', A3: 'Toronto', PC: 'M5H 3T4', FLR: '5' });
     expect((await srv.api.get<{ locationId: number }>(`/api/users/${userId}`)).locationId).toBe(branchId);
