@@ -51,7 +51,16 @@ export interface ServerAppOptions {
     password?: string;
   };
   /** null: no HTTP API (tests of the MQTT side, the push CLI). */
-  http: { port: number; host?: string; secureCookies?: boolean } | null;
+  http: {
+    port: number;
+    host?: string;
+    secureCookies?: boolean;
+    /**
+     * Adds routes beside the API before it listens (the admin portal's pages, the HELD
+     * endpoint). Only /api/* needs a token; anything added here is public unless it checks.
+     */
+    extend?: (app: Awaited<ReturnType<typeof buildApi>>, server: ServerApp) => Promise<void> | void;
+  } | null;
   notify?: { retry?: RetryPolicy; concurrency?: number };
   pushWindow?: number;
   csvLimits?: CsvLimits;
@@ -188,6 +197,7 @@ export class ServerApp {
         brokerConfig: () => this.brokerConfig(),
         ...(opts.http.secureCookies ? { secureCookies: true } : {}),
       });
+      await opts.http.extend?.(this.api, this);
       const host = opts.http.host ?? '127.0.0.1';
       await this.api.listen({ port: opts.http.port, host });
       const addr = this.api.server.address();
