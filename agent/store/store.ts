@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import type { Logger } from '../log.js';
 import { StoreError } from '../errors.js';
 import { MIGRATIONS, type Migration } from './migrations.js';
+import { statementCache } from './statements.js';
 import type { AddressDocument } from '../../provisioning/protocol/address.js';
 import { PROTECTED_EVENT_TYPES, type EventPayload } from '../../provisioning/protocol/messages.js';
 import type { NoticeState } from '../handset/notice.js';
@@ -67,7 +68,8 @@ export class Store {
   private readonly outboxMax: number;
   private outboxCount: number;
   private readonly stmts;
-  private readonly statements = new Map<string, Database.Statement>();
+  /** Statements used outside the constructor's set, prepared on first use. */
+  private readonly stmt: (sql: string) => Database.Statement;
 
   constructor(opts: StoreOptions) {
     this.log = opts.log;
@@ -97,6 +99,7 @@ export class Store {
       }
     }
     this.db = db;
+    this.stmt = statementCache(db);
     this.incident = incident;
     this.stmts = {
       getAddress: db.prepare('SELECT * FROM address WHERE id = 1'),
@@ -289,15 +292,6 @@ export class Store {
     if (this.db.open) this.db.close();
   }
 
-  /** Prepared once, then reused: preparing costs more than running most of these. */
-  private stmt(sql: string): Database.Statement {
-    let statement = this.statements.get(sql);
-    if (!statement) {
-      statement = this.db.prepare(sql);
-      this.statements.set(sql, statement);
-    }
-    return statement;
-  }
 
   private insertEvent(event: EventPayload): boolean {
     const isProtected = PROTECTED_EVENT_TYPES.has(event.type);

@@ -24,6 +24,7 @@ import { pjsipAvailability } from '../../hal/voice/pjsip/index.js';
 import type { VoiceStack } from '../../hal/voice/types.js';
 import { documentHash, generateSigningKeyPair } from '../../provisioning/protocol/signing.js';
 import type { AddressDocument } from '../../provisioning/protocol/address.js';
+import { sampleAddress } from '../../test/helpers/address.js';
 import { startMosquitto, MOSQUITTO } from '../../test/helpers/mosquitto.js';
 import { freePort } from '../../test/helpers/ports.js';
 import { silentLog } from '../../test/helpers/log.js';
@@ -122,15 +123,7 @@ try {
     sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort() },
     emergency: { routes: { primary: `sip:127.0.0.1:${wirePort}` }, extraHeaders: [{ name: 'X-E911-Site', value: 'HQ' }] },
   };
-  const doc: AddressDocument = {
-    v: 1,
-    deviceId,
-    version: 1,
-    issuedAt: new Date().toISOString(),
-    civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main', STS: 'St', HNO: '100', FLR: '2', BLD: 'A', ROOM: '210', PC: '95110' },
-    callback: '+14085550100',
-    displayName: 'Front Desk',
-  };
+  const doc: AddressDocument = sampleAddress({ deviceId, issuedAt: new Date().toISOString() });
   const seed = new Store({ dataDir: raw.dataDir, log: silentLog() });
   seed.applyAddress({ doc, version: 1, hash: documentHash(doc), signature: 'bench', receivedAt: doc.issuedAt }, { v: 1, id: 'seed', type: 'address-applied', deviceId, ts: doc.issuedAt, data: {} });
   seed.close();

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProvisioningServer } from '../../provisioning/server/server.js';
 import { generateSigningKeyPair, privateKeyFromText } from '../../provisioning/protocol/signing.js';
 import type { AddressDocument } from '../../provisioning/protocol/address.js';
+import { sampleAddress } from '../helpers/address.js';
 import type { AddressStatePayload } from '../../provisioning/protocol/messages.js';
 import { MOSQUITTO, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 
@@ -89,15 +90,7 @@ function runArm(t: (typeof TARGETS)[number], program: string, args: string[], en
 }
 
 function sampleDoc(deviceId: string): AddressDocument {
-  return {
-    v: 1,
-    deviceId,
-    version: 1,
-    issuedAt: new Date().toISOString(),
-    civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main', STS: 'St', HNO: '100', FLR: '2', ROOM: '210', BLD: 'A', PC: '95110' },
-    callback: '+14085550100',
-    displayName: 'Front Desk',
-  };
+  return sampleAddress({ deviceId, issuedAt: new Date().toISOString() });
 }
 
 for (const t of TARGETS) {

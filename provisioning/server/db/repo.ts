@@ -5,6 +5,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { migrate } from '../../../agent/store/store.js';
+import { statementCache } from '../../../agent/store/statements.js';
 import { SERVER_MIGRATIONS } from './migrations.js';
 import { postalToCivic, type PostalAddress } from '../../protocol/locations.js';
 import type { CivicAddress } from '../../protocol/address.js';
@@ -305,7 +306,8 @@ export class Repo {
   readonly path: string;
   private readonly db: Database.Database;
   private readonly now: () => Date;
-  private readonly statements = new Map<string, Database.Statement>();
+  /** A prepared statement, prepared once per SQL text (each text is used in one mode: plain, pluck or raw). */
+  private readonly q: (sql: string) => Database.Statement;
 
   constructor(opts: RepoOptions) {
     this.now = opts.now ?? (() => new Date());
@@ -324,20 +326,11 @@ export class Repo {
       throw err;
     }
     this.db = db;
+    this.q = statementCache(db);
   }
 
   close(): void {
     if (this.db.open) this.db.close();
-  }
-
-  /** A prepared statement, prepared once per SQL text (each text is used in one mode: plain, pluck or raw). */
-  private q(sql: string): Database.Statement {
-    let st = this.statements.get(sql);
-    if (!st) {
-      st = this.db.prepare(sql);
-      this.statements.set(sql, st);
-    }
-    return st;
   }
 
   transaction<T>(fn: () => T): T {
