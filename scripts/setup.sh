@@ -19,7 +19,9 @@ for svc in mosquitto kamailio lldpd; do
   pkill -x "$svc" >/dev/null 2>&1 || true
 done
 
-npm ci --no-audit --no-fund
+# Not `npm ci`: npm 11 writes no lock entries for other platforms' optional packages
+# (rollup's), then `npm ci` calls the lock out of sync. `npm install` follows the lock.
+npm install --no-audit --no-fund
 npm run build
 # The PJSIP addon: built only where pkg-config finds an installed pjproject.
 export PKG_CONFIG_PATH="${PKG_CONFIG_PATH:-/opt/pjproject/lib/pkgconfig}"
