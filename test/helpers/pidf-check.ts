@@ -12,8 +12,13 @@ import { NS } from '../../agent/location/pidf.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 // Run from test/helpers (vitest) or dist/test/helpers (compiled).
 const repoRoot = [path.resolve(here, '../..'), path.resolve(here, '../../..')].find((p) => existsSync(path.join(p, 'package.json'))) ?? process.cwd();
-export const PIDF_SCHEMA_DIR = process.env.E911_PIDF_SCHEMAS ?? path.resolve(repoRoot, '../shared/schemas/pidf');
+/** The project's shared schemas (../shared/schemas/pidf), when this checkout sits beside them. */
+export const SHARED_PIDF_SCHEMA_DIR = path.resolve(repoRoot, '../shared/schemas/pidf');
+// A copy travels with the repo so CI can check from any checkout; pidf-schemas.test.ts keeps
+// it identical to the shared one wherever both are present.
+export const PIDF_SCHEMA_DIR = process.env.E911_PIDF_SCHEMAS ?? path.join(repoRoot, 'test/fixtures/pidf-schemas');
 export const PIDF_XSD = path.join(PIDF_SCHEMA_DIR, 'pidf.xsd');
+if (!existsSync(PIDF_XSD)) throw new Error(`PIDF-LO schema not found at ${PIDF_XSD}`);
 
 export function xmllintAvailable(): boolean {
   return spawnSync('xmllint', ['--version']).status === 0;
