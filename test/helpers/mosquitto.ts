@@ -5,6 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from './ports.js';
+import { stopProcess } from './process.js';
 
 export const MOSQUITTO = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find((p) => existsSync(p));
 
@@ -63,12 +64,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   const stop = async () => {
     const c = child;
     child = null;
-    if (!c || c.exitCode !== null) return;
-    const exited = new Promise((resolve) => c.once('exit', resolve));
-    c.kill('SIGTERM');
-    const t = setTimeout(() => c.kill('SIGKILL'), 2000);
-    await exited;
-    clearTimeout(t);
+    await stopProcess(c);
   };
   return {
     port,

@@ -12,6 +12,7 @@ import { NetNs, netnsAvailable, vethPair } from '../helpers/netns.js';
 import { LocationHarness, type HarnessLine } from '../helpers/location-harness.js';
 import { REPO_ROOT } from '../helpers/bundle.js';
 import { encodeCivicOption, encodeGeoOption } from '../../agent/location/dhcp-codec.js';
+import { stopProcess } from '../helpers/process.js';
 
 const avail = netnsAvailable();
 const missing = ['dnsmasq', 'udhcpc'].filter((c) => spawnSync('sh', ['-c', `command -v ${c}`]).status !== 0);
@@ -61,11 +62,7 @@ describe.skipIf(!avail.ok || missing.length > 0)('DHCP options 99 and 123 from d
 
   afterAll(async () => {
     await h?.stop();
-    if (dnsmasq && dnsmasq.exitCode === null) {
-      const gone = new Promise((r) => dnsmasq.once('exit', r));
-      dnsmasq.kill('SIGTERM');
-      await gone;
-    }
+    await stopProcess(dnsmasq);
     phone?.remove();
     lan?.remove();
     rmSync(dir, { recursive: true, force: true });

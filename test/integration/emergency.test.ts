@@ -14,7 +14,7 @@ import type { AddressDocument } from '../../provisioning/protocol/address.js';
 import type { EventPayload } from '../../provisioning/protocol/messages.js';
 import { agentConfig, spawnAgent, waitFor, type AgentProcess } from '../helpers/agent.js';
 import { startMosquitto, MOSQUITTO, type Mosquitto } from '../helpers/mosquitto.js';
-import { KAMAILIO, SIPP, startKamailio, startSipp, type Kamailio, type Sipp } from '../helpers/sip.js';
+import { KAMAILIO, SIPP, startKamailio, startSipp, type Kamailio } from '../helpers/sip.js';
 import { freePort } from '../helpers/ports.js';
 import { testKeys } from '../helpers/address.js';
 import { silentLog } from '../helpers/log.js';

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetNs, netnsAvailable, vethPair } from '../helpers/netns.js';
 import { LocationHarness, type HarnessLine } from '../helpers/location-harness.js';
+import { stopProcess } from '../helpers/process.js';
 
 const avail = netnsAvailable();
 const lldpd = spawnSync('lldpd', ['-v']).status === 0;
@@ -52,11 +53,7 @@ describe.skipIf(!avail.ok || !lldpd)('LLDP-MED from a switch in another namespac
 
   afterAll(async () => {
     await h?.stop();
-    if (switchDaemon && switchDaemon.exitCode === null) {
-      const gone = new Promise((r) => switchDaemon.once('exit', r));
-      switchDaemon.kill('SIGTERM');
-      await gone;
-    }
+    await stopProcess(switchDaemon);
     phone?.remove();
     sw?.remove();
     rmSync(dir, { recursive: true, force: true });

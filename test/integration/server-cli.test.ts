@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/agent.js';
+import { stopProcess } from '../helpers/process.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MAIN = path.join(repo, 'dist/provisioning/server/main.js');
@@ -37,11 +38,7 @@ describe('e911-server command line', () => {
   });
 
   afterAll(async () => {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await stopProcess(child);
     rmSync(dir, { recursive: true, force: true });
   });
 

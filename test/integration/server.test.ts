@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
-import { agentConfig, inProcessAgent, waitFor } from '../helpers/agent.js';
+import { agentConfig, inProcessAgent } from '../helpers/agent.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
 import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
 import { startTestServer, HQ, BRANCH, apiClient, type TestServer } from '../helpers/server-app.js';
