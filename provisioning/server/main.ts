@@ -26,6 +26,7 @@ Server (local):
   run [--data DIR] [--port N] [--host H] [--http-port N] [--http-host H]
       [--broker URL [--mqtt-version 4|5] [--share-group NAME [--client-id ID]] [--broker-username U --broker-password P]]
       [--allow-anonymous] [--seed FILE]        start the server; without --broker an embedded broker listens on --port
+      [--portal-dir DIR | --no-portal]         the admin portal at http://HOST:PORT/ (built into dist/portal)
   keygen                                       print the signing public key (phones' serverPublicKey)
   token create NAME | list | revoke ID         admin API tokens (a new token is printed once)
   broker-config --out DIR [--dir /etc/mosquitto/e911]
@@ -53,6 +54,8 @@ const OPTIONS = {
   host: { type: 'string' },
   'http-port': { type: 'string' },
   'http-host': { type: 'string' },
+  'portal-dir': { type: 'string' },
+  'no-portal': { type: 'boolean' },
   broker: { type: 'string' },
   'mqtt-version': { type: 'string' },
   'share-group': { type: 'string' },
@@ -197,6 +200,7 @@ async function run(flags: Flags, dataDir: string, log: pino.Logger, env: NodeJS.
   const { pair, created } = loadOrCreateKeyPair(path.join(dataDir, 'signing-key.json'));
   if (created) log.info('signing key pair created');
   const { ServerApp } = await serverParts();
+  const { mountPortal, defaultPortalDir } = await import('./portal/serve.js');
   const mqttVersion = flags['mqtt-version'] ? Number(flags['mqtt-version']) : undefined;
   if (mqttVersion !== undefined && mqttVersion !== 4 && mqttVersion !== 5) throw new UsageError('--mqtt-version must be 4 or 5');
   const app = new ServerApp({
@@ -213,7 +217,11 @@ async function run(flags: Flags, dataDir: string, log: pino.Logger, env: NodeJS.
       ...(flags['client-id'] ? { clientId: flags['client-id'] as string } : {}),
       ...(flags['broker-username'] ? { username: flags['broker-username'] as string, password: (flags['broker-password'] as string | undefined) ?? env.E911_BROKER_PASSWORD ?? '' } : {}),
     },
-    http: { port: Number(flags['http-port'] ?? env.E911_HTTP_PORT ?? 8080), host: (flags['http-host'] as string | undefined) ?? '127.0.0.1' },
+    http: {
+      port: Number(flags['http-port'] ?? env.E911_HTTP_PORT ?? 8080),
+      host: (flags['http-host'] as string | undefined) ?? '127.0.0.1',
+      extend: flags['no-portal'] ? undefined : (api) => void mountPortal(api, { dir: (flags['portal-dir'] as string | undefined) ?? defaultPortalDir(), log: log.child({ ns: 'portal' }) }),
+    },
   });
   // The first start leaves a token for the administrator, readable only by the server's user.
   if (app.repo.tokens().length === 0) {

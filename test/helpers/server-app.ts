@@ -8,6 +8,13 @@ import { generateSigningKeyPair, type KeyPairText } from '../../provisioning/pro
 import { freePort } from './ports.js';
 import { pino } from 'pino';
 import { silentLog } from './log.js';
+import { defaultPortalDir, mountPortal } from '../../provisioning/server/portal/serve.js';
+
+/** The built portal (npm run build), or a clear failure: a portal test without it proves nothing. */
+function mountBuiltPortal(api: Parameters<typeof mountPortal>[0]): void {
+  const { built } = mountPortal(api, { dir: defaultPortalDir(), log: silentLog() });
+  if (!built) throw new Error(`the admin portal is not built in ${defaultPortalDir()}: run \`npm run build\``);
+}
 
 export interface Api {
   call<T = unknown>(method: string, url: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T; text: string; headers: Headers }>;
@@ -63,7 +70,7 @@ export interface TestServer {
   restart(): Promise<void>;
 }
 
-export async function startTestServer(over: Partial<ServerAppOptions> & { dir?: string; keys?: KeyPairText } = {}): Promise<TestServer> {
+export async function startTestServer(over: Partial<ServerAppOptions> & { dir?: string; keys?: KeyPairText; portal?: boolean } = {}): Promise<TestServer> {
   const dir = over.dir ?? mkdtempSync(path.join(os.tmpdir(), 'e911-srv-'));
   const keys = over.keys ?? generateSigningKeyPair();
   const brokerPort = over.broker?.url ? 0 : (over.broker?.embeddedPort ?? (await freePort()));
@@ -75,7 +82,7 @@ export async function startTestServer(over: Partial<ServerAppOptions> & { dir?: 
       log: over.log ?? (process.env.E911_TEST_LOG ? pino({ level: process.env.E911_TEST_LOG }, pino.destination(2)) : silentLog()),
       keyPair: keys,
       broker: { embeddedPort: brokerPort, ...over.broker },
-      http: { port: httpPort },
+      http: { port: httpPort, ...(over.portal ? { extend: (api) => mountBuiltPortal(api) } : {}) },
       notify: over.notify ?? { retry: { baseMs: 100, maxMs: 400, maxAttempts: 50 } },
       ...(over.csvLimits ? { csvLimits: over.csvLimits } : {}),
       ...(over.pushWindow ? { pushWindow: over.pushWindow } : {}),

@@ -1,0 +1,143 @@
+// The portal shell: login gate, navigation, the hash router, the live event
+// stream and the on-site 911 alert that shows on every page.
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { Api } from './api.js';
+import { LiveStream, type LiveState } from './live.js';
+import { Alarm } from './alarm.js';
+import { AppContext, type Ctx } from './ui.js';
+import { EmergencyAlerts } from './alerts.js';
+import { Login } from './pages/login.js';
+import { Dashboard } from './pages/dashboard.js';
+import { LocationsPage } from './pages/locations.js';
+import { UsersPage } from './pages/users.js';
+import { AccountPage } from './pages/account.js';
+import { BulkPage } from './pages/bulk.js';
+import { CsvPage } from './pages/csv.js';
+import { NotificationsPage } from './pages/notifications.js';
+import { PhonesPage } from './pages/phones.js';
+import { CallsPage } from './pages/calls.js';
+import { AuditPage } from './pages/audit.js';
+
+export interface RouteProps {
+  /** The path after the page's name: "#/users/12" gives ["12"]. */
+  params: string[];
+}
+
+const ROUTES: { path: string; label: string; page: (p: RouteProps) => preact.JSX.Element }[] = [
+  { path: '', label: 'Dashboard', page: Dashboard },
+  { path: 'locations', label: 'Locations', page: LocationsPage },
+  { path: 'users', label: 'Users', page: UsersPage },
+  { path: 'account', label: 'Account', page: AccountPage },
+  { path: 'bulk', label: 'Bulk update', page: BulkPage },
+  { path: 'csv', label: 'CSV', page: CsvPage },
+  { path: 'notifications', label: 'Notifications', page: NotificationsPage },
+  { path: 'phones', label: 'Phones', page: PhonesPage },
+  { path: 'calls', label: 'Emergency calls', page: CallsPage },
+  { path: 'audit', label: 'Audit log', page: AuditPage },
+];
+
+function parseHash(hash: string): { path: string; params: string[] } {
+  const parts = hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+  return { path: parts[0] ?? '', params: parts.slice(1) };
+}
+
+type Auth = 'checking' | 'out' | 'in';
+
+export function App() {
+  const [auth, setAuth] = useState<Auth>('checking');
+  const [route, setRoute] = useState(() => parseHash(location.hash));
+  const [liveState, setLiveState] = useState<LiveState>('closed');
+  const live = useMemo(() => new LiveStream(), []);
+  const alarm = useMemo(() => new Alarm(), []);
+  const api = useMemo(() => new Api(() => setAuth('out')), []);
+  const ctx: Ctx = useMemo(() => ({ api, live, navigate: (h: string) => (location.hash = h) }), [api, live]);
+
+  useEffect(() => {
+    api.get('/api/account').then(
+      () => setAuth('in'),
+      () => setAuth('out'),
+    );
+    const onHash = () => setRoute(parseHash(location.hash));
+    addEventListener('hashchange', onHash);
+    return () => removeEventListener('hashchange', onHash);
+  }, [api]);
+
+  useEffect(() => {
+    if (auth !== 'in') return live.close();
+    const off = live.onState(setLiveState);
+    live.open();
+    return () => {
+      off();
+      live.close();
+    };
+  }, [auth, live]);
+
+  // A new page: move focus to its heading, so keyboard and screen reader users start there.
+  useEffect(() => {
+    document.getElementById('page-title')?.focus();
+  }, [route.path, route.params.join('/')]);
+
+  if (auth === 'checking') return <p class="loading">Loading…</p>;
+  if (auth === 'out')
+    return (
+      <Login
+        api={api}
+        onLogin={() => {
+          alarm.unlock();
+          setAuth('in');
+        }}
+      />
+    );
+
+  const current = ROUTES.find((r) => r.path === route.path);
+  const Current = current?.page;
+  return (
+    <AppContext.Provider value={ctx}>
+      <a class="skip" href="#main" onClick={(e) => (e.preventDefault(), document.getElementById('page-title')?.focus())}>
+        Skip to content
+      </a>
+      <header class="top">
+        <span class="brand">E911 admin</span>
+        <nav aria-label="Main">
+          <ul>
+            {ROUTES.map((r) => (
+              <li key={r.path}>
+                <a href={`#/${r.path}`} aria-current={r.path === route.path ? 'page' : undefined}>
+                  {r.label}
+                </a>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <span class={`live ${liveState}`} role="status" title="Live updates from the server">
+          {liveState === 'open' ? 'Live' : liveState === 'connecting' ? 'Reconnecting…' : 'Offline'}
+        </span>
+        <button
+          type="button"
+          class="link"
+          onClick={async () => {
+            await api.delete('/api/session').catch((e: Error) => console.warn(`log out: ${e.message}`));
+            setAuth('out');
+          }}
+        >
+          Log out
+        </button>
+      </header>
+      <EmergencyAlerts alarm={alarm} />
+      <main id="main">{Current ? <Current params={route.params} /> : <NotFound />}</main>
+    </AppContext.Provider>
+  );
+}
+
+function NotFound() {
+  return (
+    <section class="page">
+      <h1 id="page-title" tabIndex={-1}>
+        Page not found
+      </h1>
+      <p>
+        <a href="#/">Back to the dashboard</a>
+      </p>
+    </section>
+  );
+}

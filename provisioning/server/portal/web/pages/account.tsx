@@ -1,0 +1,7 @@
+// PLACEHOLDER: being written now; replaced before this lands.
+import type { RouteProps } from '../app.js';
+import { Page } from '../ui.js';
+
+export function AccountPage(_: RouteProps) {
+  return <Page title="AccountPage">{null}</Page>;
+}
