@@ -44,7 +44,7 @@ export function mountPortal(app: FastifyInstance, { dir, log }: PortalOptions): 
   const index = path.join(dir, 'index.html');
   if (!existsSync(index) || !existsSync(path.join(dir, 'app.js'))) {
     log.warn({ dir }, 'admin portal not built (npm run build): / answers 503');
-    app.get('/', async (_req, reply) => reply.code(503).type('text/plain').send(`The admin portal is not built. Run \`npm run build\`; looked in ${dir}.\n`));
+    app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.code(503).type('text/plain').send(`The admin portal is not built. Run \`npm run build\`; looked in ${dir}.\n`));
     return { built: false };
   }
   const files = new Map<string, { body: Buffer; etag: string; type: string }>();
@@ -62,9 +62,11 @@ export function mountPortal(app: FastifyInstance, { dir, log }: PortalOptions): 
     if (req.headers['if-none-match'] === f.etag) return reply.code(304).send();
     return reply.send(f.body);
   };
-  app.get('/', send('index.html'));
-  app.get('/portal', async (_req, reply) => reply.redirect('/'));
-  app.get('/portal/:file', async (req, reply) => send((req.params as { file: string }).file)(req, reply));
+  // Not API: kept out of the OpenAPI document.
+  const hide = { schema: { hide: true } };
+  app.get('/', hide, send('index.html'));
+  app.get('/portal', hide, async (_req, reply) => reply.redirect('/'));
+  app.get('/portal/:file', hide, async (req, reply) => send((req.params as { file: string }).file)(req, reply));
   log.info({ dir }, 'admin portal mounted at /');
   return { built: true };
 }
