@@ -10,9 +10,11 @@ import { E911Error } from '../../../agent/errors.js';
 import { NotFoundError, ValidationError, PreconditionError } from '../errors.js';
 import type { AdminService } from '../service.js';
 import type { BulkService, CsvReport } from '../bulk.js';
-import type { Repo, NotificationStatus } from '../db/repo.js';
+import type { Repo, NotificationStatus, StoredEvent } from '../db/repo.js';
 import type { Bus, BusEvents } from '../bus.js';
-import type { Notifier } from '../notify/notifier.js';
+import { NOTIFIED_EVENT_TYPES, type Notifier } from '../notify/notifier.js';
+import { emergencyFacts, type EmergencyFacts } from '../notify/message.js';
+import type { SignedAddress } from '../../protocol/messages.js';
 import {
   accountPatchSchema,
   bulkEmailsSchema,
@@ -374,12 +376,16 @@ export async function buildApi(deps: ApiDeps) {
       });
     },
   );
-  app.get('/api/events/:id', { schema: { ...tag('events'), summary: 'One event with each recipient\'s notification delivery status', response: E } }, async (req) => {
-    const id = (req.params as { id: string }).id;
-    const event = repo.event(id);
-    if (!event) throw new NotFoundError(`event ${id}`);
-    return { ...event, notifications: repo.notifications({ eventId: id }) };
-  });
+  app.get(
+    '/api/events/:id',
+    { schema: { ...tag('events'), summary: 'One event with each recipient\'s notification delivery status (and, for a call, the facts its notices state)', response: E } },
+    async (req) => {
+      const id = (req.params as { id: string }).id;
+      const event = repo.event(id);
+      if (!event) throw new NotFoundError(`event ${id}`);
+      return { ...event, facts: NOTIFIED_EVENT_TYPES.has(event.type) ? callFacts(repo, event) : null, notifications: repo.notifications({ eventId: id }) };
+    },
+  );
   app.get(
     '/api/notifications',
     { schema: { ...tag('events'), summary: 'Notification deliveries', querystring: { type: 'object', properties: { eventId: { type: 'string' }, status: { type: 'string' }, limit: { type: 'integer' } } } } },
@@ -423,6 +429,15 @@ export async function buildApi(deps: ApiDeps) {
   app.get('/api/stream', { schema: { ...tag('meta'), summary: 'Server-sent events: emergency, event, phone, job, notification, change' } }, (req, reply) => streamEvents(req, reply, bus));
 
   return app;
+}
+
+/** What a call's notices state (caller, callback, address sent, location code), as the notifier builds them. */
+function callFacts(repo: Repo, event: StoredEvent): EmergencyFacts {
+  const user = event.userId !== null ? repo.user(event.userId) : null;
+  const location = event.locationId !== null ? repo.location(event.locationId) : null;
+  const issued = repo.issuedAddress(event.deviceId)?.signed;
+  const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
+  return emergencyFacts({ event, user, location, provisionedCivic });
 }
 
 function streamEvents(req: FastifyRequest, reply: FastifyReply, bus: Bus): void {
