@@ -1,7 +1,237 @@
-// PLACEHOLDER: being written now; replaced before this lands.
+// Phones: each phone's connection, whether it applied the address it was
+// issued, what it last reported about where it is, and any location mismatch;
+// kept current by the server's 'phone' events. Actions: push again, new MQTT
+// credentials (the password is shown once).
+import { useEffect, useState } from 'preact/hooks';
 import type { RouteProps } from '../app.js';
-import { Page } from '../ui.js';
+import type { Location, PhoneView } from '../types.js';
+import { ErrorBox, Page, useApp, useLoad, when } from '../ui.js';
+import './phones.css';
+
+type Obj = Record<string, unknown>;
+const obj = (v: unknown): Obj | null => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : null);
+const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : typeof v === 'number' ? String(v) : null);
+
+/** "100 Main St, San Jose, CA 95110" from RFC 5139 civic elements. */
+export function civicLine(c: unknown): string | null {
+  const o = obj(c);
+  if (!o) return null;
+  const street = [o.HNO, o.HNS, o.PRD, o.RD, o.STS, o.POD].map(str).filter(Boolean).join(' ');
+  const unit = [o.BLD ? `Bldg ${str(o.BLD)}` : null, o.FLR ? `Floor ${str(o.FLR)}` : null, o.ROOM ? `Room ${str(o.ROOM)}` : null].filter(Boolean).join(' ');
+  const cityLine = [str(o.A3), [str(o.A1), str(o.PC)].filter(Boolean).join(' ')].filter(Boolean).join(', ');
+  const line = [street, unit, cityLine].filter(Boolean).join(', ');
+  return line || null;
+}
+
+/** A readable line for the phone's last location report ({source, data: {best, ...}}). */
+export function reportSummary(report: unknown): string {
+  const r = obj(report);
+  if (!r) return 'none';
+  const best = obj(obj(r.data)?.best);
+  if (!best) return `no location found (source ${str(r.source) ?? 'none'})`;
+  const where = civicLine(best.civic) ?? (obj(best.geo) ? geoLine(obj(best.geo)!) : null);
+  const code = str(best.locationCode);
+  const parts = [code ? `location ${code}` : null, where, `from ${str(best.source) ?? str(r.source) ?? 'unknown'}${best.method ? ` (${str(best.method)})` : ''}`];
+  return parts.filter(Boolean).join(' · ') + (best.dispatchable === false ? ' · not dispatchable' : '');
+}
+
+function geoLine(g: Obj): string {
+  const lat = Number(g.latitude ?? g.lat);
+  const lon = Number(g.longitude ?? g.lon);
+  return Number.isFinite(lat) && Number.isFinite(lon) ? `${lat.toFixed(5)}, ${lon.toFixed(5)}` : 'a geographic position';
+}
+
+/** What the phone's network said against its assigned location. */
+function mismatchSummary(m: unknown, names: Map<string, string>): string {
+  const o = obj(m);
+  if (!o) return 'location mismatch';
+  const name = (id: unknown) => (str(id) ? (names.get(str(id)!) ?? `location ${str(id)}`) : 'none');
+  const matches = Array.isArray(o.matchingLocationIds) ? o.matchingLocationIds.map(name) : [];
+  return [
+    `Assigned: ${name(o.assignedLocationId)}`,
+    `network matches: ${matches.length ? matches.join(', ') : 'no known location'}`,
+    str(o.reason),
+  ]
+    .filter(Boolean)
+    .join('; ');
+}
 
 export function PhonesPage(_: RouteProps) {
-  return <Page title="PhonesPage">{null}</Page>;
+  const { api, live } = useApp();
+  const phones = useLoad(() => api.get<PhoneView[]>('/api/phones'));
+  const locations = useLoad(() => api.get<Location[]>('/api/locations'));
+  const [creds, setCreds] = useState<{ username: string; password: string } | null>(null);
+  const [message, setMessage] = useState<string | null>(null);
+  const [actionError, setActionError] = useState<unknown>(null);
+
+  useEffect(() => {
+    // Bursts (a push to many phones) come as many events: one reload per animation frame is plenty.
+    let pending = 0;
+    const reload = () => {
+      if (pending) return;
+      pending = requestAnimationFrame(() => ((pending = 0), phones.reload()));
+    };
+    const offPhone = live.on('phone', reload);
+    const offChange = live.on('change', (c) => (c.entity === 'phone' || c.entity === 'user') && reload());
+    return () => (offPhone(), offChange(), pending && cancelAnimationFrame(pending));
+  }, [live]);
+
+  const names = new Map((locations.data ?? []).map((l) => [String(l.id), `${l.code} (${l.name})`]));
+
+  const push = async (id: string) => {
+    setActionError(null);
+    setMessage(null);
+    try {
+      await api.post(`/api/phones/${encodeURIComponent(id)}/push`);
+      setMessage(`Address and locations pushed again to ${id}.`);
+    } catch (err) {
+      setActionError(err);
+    }
+  };
+  const issue = async (id: string) => {
+    setActionError(null);
+    setMessage(null);
+    try {
+      setCreds(await api.post<{ username: string; password: string }>(`/api/phones/${encodeURIComponent(id)}/credentials`));
+    } catch (err) {
+      setActionError(err);
+    }
+  };
+
+  const list = phones.data ?? [];
+  const online = list.filter((p) => p.online).length;
+  return (
+    <Page title="Phones">
+      <ErrorBox error={phones.error ?? locations.error} title="Could not load" />
+      <ErrorBox error={actionError} title="Not done" />
+      <p class="notice ok" role="status" hidden={!message}>
+        {message}
+      </p>
+      {creds ? <Credentials creds={creds} onClose={() => setCreds(null)} /> : null}
+      <p>
+        {list.length} phones: {online} online, {list.length - online} offline, {list.filter((p) => p.issuedVersion > 0 && !p.inSync).length} waiting for their address,{' '}
+        {list.filter((p) => p.mismatch).length} with a location mismatch.
+      </p>
+      {phones.data && list.length === 0 ? <p class="muted">No phones yet: assign device ids to users on the Users page.</p> : null}
+      {list.length ? (
+        <div class="table-wrap">
+          <table class="phones">
+            <caption class="visually-hidden">Every phone, its connection, address and location</caption>
+            <thead>
+              <tr>
+                <th scope="col">Phone</th>
+                <th scope="col">User</th>
+                <th scope="col">Connection</th>
+                <th scope="col">Address version</th>
+                <th scope="col">Last location report</th>
+                <th scope="col">Location mismatch</th>
+                <th scope="col">Actions</th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.map((p) => (
+                <PhoneRow key={p.deviceId} p={p} names={names} onPush={push} onIssue={issue} />
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
+    </Page>
+  );
+}
+
+function PhoneRow({ p, names, onPush, onIssue }: { p: PhoneView; names: Map<string, string>; onPush: (id: string) => void; onIssue: (id: string) => void }) {
+  const [confirming, setConfirming] = useState(false);
+  const waiting = p.issuedVersion > 0 && !p.inSync;
+  return (
+    <tr data-device-id={p.deviceId} class={p.mismatch ? 'mismatch' : undefined}>
+      <th scope="row">
+        <code>{p.deviceId}</code>
+        {p.agentVersion ? <small class="muted block">agent {p.agentVersion}</small> : null}
+      </th>
+      <td>
+        {p.user ? <a href={`#/users/${p.user.id}`}>{p.user.displayName || p.user.username}</a> : <span class="muted">unassigned</span>}
+        {p.locationCode ? <small class="muted block">{p.locationCode}</small> : null}
+      </td>
+      <td data-testid="connection">
+        <span class={p.online ? 'ok' : 'bad'}>{p.online ? 'Online' : 'Offline'}</span>
+        <small class="muted block">last seen {when(p.lastSeen)}</small>
+      </td>
+      <td data-testid="address">
+        {p.issuedVersion === 0 ? (
+          <span class="muted">none issued</span>
+        ) : (
+          <>
+            applied {p.appliedVersion ?? 'none'} of issued {p.issuedVersion}{' '}
+            <span class={waiting ? 'warn' : 'ok'}>{waiting ? '(waiting)' : '(in sync)'}</span>
+            <small class="muted block">{p.appliedAt ? `applied ${when(p.appliedAt)}` : `issued ${when(p.issuedAt)}`}</small>
+          </>
+        )}
+      </td>
+      <td data-testid="location">
+        {p.lastLocation ? (
+          <>
+            {reportSummary(p.lastLocation)}
+            <small class="muted block">{when(p.lastLocationAt)}</small>
+          </>
+        ) : (
+          <span class="muted">none yet</span>
+        )}
+      </td>
+      <td data-testid="mismatch">
+        {p.mismatch ? (
+          <strong class="bad">
+            Mismatch: {mismatchSummary(p.mismatch, names)}
+            <small class="block">{when(p.mismatchAt)}</small>
+          </strong>
+        ) : (
+          <span class="muted">none</span>
+        )}
+      </td>
+      <td>
+        <div class="actions">
+          <button type="button" class="secondary" aria-label={`Push again to ${p.deviceId}`} onClick={() => onPush(p.deviceId)} disabled={p.userId === null}>
+            Push again
+          </button>
+          {confirming ? (
+            <div class="confirm" role="group" aria-label={`Confirm new credentials for ${p.deviceId}`}>
+              <small>The phone's current password stops working: the next time it connects it needs the new one.</small>
+              <button type="button" class="danger" onClick={() => (setConfirming(false), onIssue(p.deviceId))}>
+                Issue for {p.deviceId}
+              </button>
+              <button type="button" class="secondary" onClick={() => setConfirming(false)}>
+                Cancel
+              </button>
+            </div>
+          ) : (
+            <button type="button" class="secondary" aria-label={`New MQTT credentials for ${p.deviceId}`} onClick={() => setConfirming(true)}>
+              New credentials
+            </button>
+          )}
+        </div>
+      </td>
+    </tr>
+  );
+}
+
+function Credentials({ creds, onClose }: { creds: { username: string; password: string }; onClose: () => void }) {
+  return (
+    <div class="notice warning creds" role="alert">
+      <strong>New MQTT credentials for {creds.username}.</strong> The password is shown this once: the server keeps only its hash. Put it on the phone now (its
+      broker user name is its device id).
+      <dl>
+        <dt>User name</dt>
+        <dd>
+          <code>{creds.username}</code>
+        </dd>
+        <dt>Password</dt>
+        <dd>
+          <code data-testid="new-password">{creds.password}</code>
+        </dd>
+      </dl>
+      <button type="button" onClick={onClose}>
+        I have copied it
+      </button>
+    </div>
+  );
 }
