@@ -6,7 +6,7 @@ import { useEffect, useState } from 'preact/hooks';
 import type { RouteProps } from '../app.js';
 import type { Location, PhoneView } from '../types.js';
 import { ErrorBox, Page, useApp, useLoad, when } from '../ui.js';
-import './phones.css';
+import './status.css';
 
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj | null => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : null);
