@@ -40,7 +40,7 @@ describe.skipIf(missing !== null)('admin portal: notifications page', () => {
 
   it('saves the SMTP, SMS and webhook settings typed in the page; the API holds them, secrets only as set', async () => {
     const { page } = h;
-    await page.getByRole('link', { name: 'Notifications' }).click();
+    await page.getByRole('link', { name: 'Notifications', exact: true }).click();
     await page.getByRole('heading', { level: 1, name: 'Notifications' }).waitFor();
 
     await page.getByRole('button', { name: 'Set up SMTP' }).click();
@@ -151,7 +151,7 @@ describe.skipIf(missing !== null)('admin portal: notifications page', () => {
     expect((await h.srv.api.get<{ notificationPolicy: string }>('/api/account')).notificationPolicy).toBe('app-then-email-sms');
 
     // The audit log page shows what this test did, newest first.
-    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByRole('link', { name: 'Audit log', exact: true }).click();
     await page.getByLabel('Entity').selectOption('account');
     const rows = page.locator('table.audit tbody tr');
     await expect.poll(() => rows.first().getAttribute('data-action')).toBe('account.update');
