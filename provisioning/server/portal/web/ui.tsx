@@ -248,19 +248,48 @@ export function JobProgress({ job }: { job: Job }) {
   );
 }
 
+const JOB_STAGE: Record<string, number> = { queued: 0, running: 1, done: 2, failed: 2 };
+
+/** Whether b is no older than a: the stream and a read arrive on two connections and may cross. */
+function notOlder(a: Job | null, b: Job): boolean {
+  if (!a || a.id !== b.id) return true;
+  const sa = JOB_STAGE[a.status] ?? 0;
+  const sb = JOB_STAGE[b.status] ?? 0;
+  return sb > sa || (sb === sa && b.done >= a.done);
+}
+
 /** Follows one job live (the event stream) until it ends. */
 export function useJob(initial: Job | null): Job | null {
   const { live, api } = useApp();
   const [job, setJob] = useState<Job | null>(initial);
-  useEffect(() => setJob(initial), [initial]);
   useEffect(() => {
+    setJob(initial);
     if (!initial) return;
+    const take = (j: Job) => setJob((cur) => (notOlder(cur, j) ? j : cur));
     const off = live.on('job', (j) => {
-      if (j.id === initial.id) setJob(j);
+      if (j.id === initial.id) take(j);
     });
-    // The job may have moved before the subscription: read it once.
-    api.get<Job>(`/api/jobs/${initial.id}`).then(setJob, (e: Error) => console.warn(`job ${initial.id}: ${e.message}`));
-    return off;
+    // The job may move while the stream is not listening (before the subscription, during a
+    // reconnect): read it as well, every 2 s until it ends.
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const read = () =>
+      api.get<Job>(`/api/jobs/${initial.id}`).then(
+        (j) => {
+          take(j);
+          if (!stopped && (j.status === 'queued' || j.status === 'running')) timer = setTimeout(read, 2000);
+        },
+        (e: Error) => {
+          console.warn(`job ${initial.id}: ${e.message}`);
+          if (!stopped) timer = setTimeout(read, 2000);
+        },
+      );
+    void read();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+      off();
+    };
   }, [initial, live, api]);
   return job;
 }
