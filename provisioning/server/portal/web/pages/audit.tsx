@@ -1,6 +1,6 @@
 // The audit log: who did what to which entity and when, newest first, filtered
 // by entity, paged back with "Older" (the server's before=<seq>).
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { RouteProps } from '../app.js';
 import type { AuditEntry } from '../types.js';
 import { ErrorBox, Page, Select, useApp, when } from '../ui.js';
@@ -18,8 +18,11 @@ export function AuditPage(_: RouteProps) {
   const [loaded, setLoaded] = useState(false);
   const [error, setError] = useState<Error | null>(null);
   const [n, setN] = useState(0);
+  // Each load's number: an answer to an earlier filter, arriving late, is dropped.
+  const latest = useRef(0);
 
   const load = async (before: number | null, replace: boolean) => {
+    const mine = ++latest.current;
     setLoading(true);
     setError(null);
     const q = new URLSearchParams({ limit: String(PAGE) });
@@ -27,13 +30,14 @@ export function AuditPage(_: RouteProps) {
     if (before !== null) q.set('before', String(before));
     try {
       const page = await api.get<AuditEntry[]>(`/api/audit?${q.toString()}`);
+      if (mine !== latest.current) return;
       setEntries((cur) => (replace ? page : [...cur, ...page]));
       setMore(page.length === PAGE);
       setLoaded(true);
     } catch (err) {
-      setError(err as Error);
+      if (mine === latest.current) setError(err as Error);
     } finally {
-      setLoading(false);
+      if (mine === latest.current) setLoading(false);
     }
   };
 
