@@ -107,6 +107,17 @@ describe.skipIf(missing !== null)('admin portal: login and live emergency calls'
     await expect.poll(() => second.locator('.alert.emergency').count()).toBe(0);
   });
 
+  it('a bulk job started from another screen shows on the dashboard and follows it to done', async () => {
+    const { page } = h;
+    await page.getByRole('link', { name: 'Dashboard' }).click();
+    await page.getByRole('heading', { name: 'Background jobs' }).waitFor();
+    const job = await h.srv.api.post<{ id: number }>('/api/bulk/emails', { emails: ['desk@example.com'], target: { all: true } });
+    const row = page.locator(`.job[data-job-status="done"]`).filter({ hasText: `Job ${job.id}` });
+    await row.waitFor({ timeout: 10_000 });
+    expect(await row.textContent()).toContain('1 updated');
+    expect((await h.srv.api.get<{ users: { emails: string[] }[] }>('/api/users')).users[0]!.emails).toEqual(['desk@example.com']);
+  });
+
   it('a 933 test call shows as a test, without the siren', async () => {
     agent.emit('test-call', { callRef: 'call-933', numberDialed: '933', placed: true, callback: '+14085550100', displayName: 'Alice Smith' });
     const alert = h.page.locator('.alert.test');

@@ -1,7 +1,7 @@
 // The first page: is E911 on, are the phones well, the latest calls (live).
 import { useEffect, useState } from 'preact/hooks';
-import type { AccountView, PhoneView, StoredEvent } from '../types.js';
-import { ErrorBox, Page, useApp, useLoad, when } from '../ui.js';
+import type { AccountView, Job, PhoneView, StoredEvent } from '../types.js';
+import { ErrorBox, JobProgress, Page, useApp, useLoad, when } from '../ui.js';
 import type { RouteProps } from '../app.js';
 
 const CALL_TYPES = new Set(['emergency-call', 'test-call']);
@@ -12,15 +12,19 @@ export function Dashboard(_: RouteProps) {
   const phones = useLoad(() => api.get<PhoneView[]>('/api/phones'));
   const [calls, setCalls] = useState<StoredEvent[]>([]);
   const [callsError, setCallsError] = useState<Error | null>(null);
+  const [jobs, setJobs] = useState<Job[]>([]);
 
   useEffect(() => {
     api.get<StoredEvent[]>('/api/events?type=emergency-call,test-call&limit=10').then(setCalls, setCallsError);
     const offEvent = live.on('event', (e) => {
       if (CALL_TYPES.has(e.type)) setCalls((list) => (list.some((c) => c.id === e.id) ? list : [e, ...list].slice(0, 10)));
     });
+    // Jobs started here or on another screen: a bulk update or CSV apply keeps its progress here after its page is left.
+    api.get<Job[]>('/api/jobs').then((list) => setJobs(list.slice(0, 5)), setCallsError);
+    const offJob = live.on('job', (j) => setJobs((list) => [j, ...list.filter((x) => x.id !== j.id)].sort((a, b) => b.id - a.id).slice(0, 5)));
     const offPhone = live.on('phone', () => phones.reload());
     const offChange = live.on('change', (c) => c.entity === 'account' && account.reload());
-    return () => (offEvent(), offPhone(), offChange());
+    return () => (offEvent(), offJob(), offPhone(), offChange());
   }, [api, live]);
 
   const list = phones.data ?? [];
@@ -87,6 +91,14 @@ export function Dashboard(_: RouteProps) {
               ))}
             </tbody>
           </table>
+        )}
+      </section>
+      <section aria-labelledby="recent-jobs">
+        <h2 id="recent-jobs">Background jobs</h2>
+        {jobs.length === 0 ? (
+          <p class="muted">No bulk updates or CSV imports yet.</p>
+        ) : (
+          jobs.map((j) => <JobProgress key={j.id} job={j} />)
         )}
       </section>
     </Page>
