@@ -14,7 +14,7 @@ export class Alarm {
   /** Call from a click (the login button): lets sound play later without one. */
   unlock(): void {
     this.context();
-    void this.ctx?.resume().catch(() => {});
+    void this.ctx?.resume().catch((e: Error) => console.warn(`audio: ${e.message}`));
   }
 
   async start(): Promise<void> {
@@ -22,7 +22,8 @@ export class Alarm {
     if (!ctx) return this.set('blocked');
     if (ctx.state !== 'running') {
       // resume() waits for a gesture when autoplay is refused: do not wait on it.
-      await Promise.race([ctx.resume().catch(() => {}), new Promise((r) => setTimeout(r, 200))]);
+      // Its refusal shows in ctx.state below, which decides 'blocked'.
+      await Promise.race([ctx.resume().catch((e: Error) => console.warn(`audio: ${e.message}`)), new Promise((r) => setTimeout(r, 200))]);
     }
     if (ctx.state !== 'running') return this.set('blocked');
     if (this.osc) return this.set('sounding');
