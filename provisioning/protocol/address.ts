@@ -12,15 +12,8 @@ export const CIVIC_ELEMENTS = [
 export type CivicElement = (typeof CIVIC_ELEMENTS)[number];
 export type CivicAddress = Partial<Record<CivicElement, string>>;
 
-export const US_STATES = new Set([
-  'AL', 'AK', 'AZ', 'AR', 'CA', 'CO', 'CT', 'DE', 'FL', 'GA', 'HI', 'ID', 'IL', 'IN', 'IA', 'KS',
-  'KY', 'LA', 'ME', 'MD', 'MA', 'MI', 'MN', 'MS', 'MO', 'MT', 'NE', 'NV', 'NH', 'NJ', 'NM', 'NY',
-  'NC', 'ND', 'OH', 'OK', 'OR', 'PA', 'RI', 'SC', 'SD', 'TN', 'TX', 'UT', 'VT', 'VA', 'WA', 'WV',
-  'WI', 'WY', 'DC', 'PR', 'GU', 'VI', 'AS', 'MP',
-]);
-export const CA_PROVINCES = new Set([
-  'AB', 'BC', 'MB', 'NB', 'NL', 'NS', 'NT', 'NU', 'ON', 'PE', 'QC', 'SK', 'YT',
-]);
+export { US_STATES, CA_PROVINCES } from './regions.js';
+import { US_STATES, CA_PROVINCES } from './regions.js';
 
 const US_ZIP = /^\d{5}(-\d{4})?$/;
 // Canada Post: no D, F, I, O, Q, U anywhere; no W or Z as the first letter.

@@ -54,6 +54,8 @@ export async function startPortal(over: Partial<ServerAppOptions> = {}): Promise
     throw err;
   }
   const context = await browser.newContext({ viewport: { width: 1366, height: 768 }, baseURL: srv.app.httpUrl });
+  // A step that cannot happen fails naming its locator, well inside the test's own timeout.
+  context.setDefaultTimeout(10_000);
   const page = await context.newPage();
   // A browser-side error in a test run is a bug: surface it in the test output.
   const watch = (p: Page) => {
