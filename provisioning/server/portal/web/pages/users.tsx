@@ -1,7 +1,308 @@
-// PLACEHOLDER: being written now; replaced before this lands.
+// Users: the list (by location, by text), and each user's page with its E911
+// tab (location, callback number, display name, preferred language, up to 10
+// notification emails) and its General tab (user name, extension, phones, the
+// user's own recommendation setting).
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { RouteProps } from '../app.js';
-import { Page } from '../ui.js';
+import { ApiError, issuesByField } from '../api.js';
+import type { Location, User } from '../types.js';
+import { Checkbox, EmailList, ErrorBox, Field, Page, Saved, Select, listErrors, useApp, useLoad } from '../ui.js';
+import './users.css';
 
-export function UsersPage(_: RouteProps) {
-  return <Page title="UsersPage">{null}</Page>;
+const LANGUAGES = [
+  { value: 'en', label: 'English (en)' },
+  { value: 'en-US', label: 'English, US (en-US)' },
+  { value: 'en-CA', label: 'English, Canada (en-CA)' },
+  { value: 'es', label: 'Spanish (es)' },
+  { value: 'es-US', label: 'Spanish, US (es-US)' },
+  { value: 'fr', label: 'French (fr)' },
+  { value: 'fr-CA', label: 'French, Canada (fr-CA)' },
+  { value: 'zh', label: 'Chinese (zh)' },
+  { value: 'vi', label: 'Vietnamese (vi)' },
+  { value: 'ko', label: 'Korean (ko)' },
+  { value: 'tl', label: 'Tagalog (tl)' },
+];
+
+export function UsersPage({ params }: RouteProps) {
+  const id = params[0];
+  if (id === 'new') return <UserForm />;
+  if (id !== undefined) return <UserForm id={Number(id)} />;
+  return <UserList />;
+}
+
+function UserList() {
+  const { api, live } = useApp();
+  const [locationId, setLocationId] = useState('');
+  const [filter, setFilter] = useState('');
+  const locations = useLoad(() => api.get<Location[]>('/api/locations'));
+  const users = useLoad(() => api.get<{ total: number; users: User[] }>(`/api/users?limit=1000${locationId ? `&locationId=${locationId}` : ''}`), [locationId]);
+  useEffect(() => live.on('change', (c) => c.entity === 'user' && users.reload()), [live]);
+  const codeOf = new Map((locations.data ?? []).map((l) => [l.id, l.code]));
+  const q = filter.trim().toLowerCase();
+  const shown = (users.data?.users ?? []).filter(
+    (u) => !q || [u.username, u.displayName, u.extension ?? '', u.callback ?? '', ...u.emails, ...u.deviceIds].some((s) => s.toLowerCase().includes(q)),
+  );
+  return (
+    <Page
+      title="Users"
+      actions={
+        <a class="button" href="#/users/new">
+          New user
+        </a>
+      }
+    >
+      <ErrorBox error={users.error ?? locations.error} title="Could not load" />
+      <div class="filters">
+        <Select
+          label="Location"
+          value={locationId}
+          onChange={setLocationId}
+          options={[{ value: '', label: 'All locations' }, ...(locations.data ?? []).map((l) => ({ value: String(l.id), label: `${l.code}: ${l.name}` }))]}
+        />
+        <Field label="Find" type="search" value={filter} onInput={setFilter} hint="Name, extension, callback, email or phone." />
+      </div>
+      {users.data ? (
+        <p class="muted" role="status">
+          {shown.length} of {users.data.total} users
+          {users.data.total > users.data.users.length ? ` (the first ${users.data.users.length} are listed: narrow by location)` : ''}
+        </p>
+      ) : null}
+      {shown.length ? (
+        <table class="users">
+          <caption class="visually-hidden">Users</caption>
+          <thead>
+            <tr>
+              <th scope="col">User</th>
+              <th scope="col">Display name</th>
+              <th scope="col">Extension</th>
+              <th scope="col">Location</th>
+              <th scope="col">Callback</th>
+              <th scope="col">Notification emails</th>
+              <th scope="col">Phones</th>
+            </tr>
+          </thead>
+          <tbody>
+            {shown.map((u) => (
+              <tr key={u.id} data-username={u.username}>
+                <td>
+                  <a href={`#/users/${u.id}`}>{u.username}</a>
+                </td>
+                <td>{u.displayName}</td>
+                <td>{u.extension ?? '—'}</td>
+                <td>{u.locationId !== null ? codeOf.get(u.locationId) ?? u.locationId : <span class="warn">none</span>}</td>
+                <td>{u.callback ?? <span class={u.deviceIds.length ? 'warn' : 'muted'}>none</span>}</td>
+                <td>{u.emails.length}</td>
+                <td>{u.deviceIds.join(', ') || '—'}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+    </Page>
+  );
+}
+
+interface Form {
+  username: string;
+  displayName: string;
+  extension: string;
+  locationId: string;
+  callback: string;
+  language: string;
+  recommendations: boolean;
+  emails: string[];
+  deviceIds: string[];
+}
+
+const EMPTY: Form = { username: '', displayName: '', extension: '', locationId: '', callback: '', language: 'en', recommendations: false, emails: [], deviceIds: [] };
+
+const fromUser = (u: User): Form => ({
+  username: u.username,
+  displayName: u.displayName,
+  extension: u.extension ?? '',
+  locationId: u.locationId === null ? '' : String(u.locationId),
+  callback: u.callback ?? '',
+  language: u.language,
+  recommendations: u.recommendations,
+  emails: [...u.emails],
+  deviceIds: [...u.deviceIds],
+});
+
+const toBody = (f: Form) => ({
+  username: f.username.trim(),
+  displayName: f.displayName.trim(),
+  extension: f.extension.trim() || null,
+  locationId: f.locationId ? Number(f.locationId) : null,
+  callback: f.callback.trim() || null,
+  language: f.language,
+  recommendations: f.recommendations,
+  emails: f.emails.map((e) => e.trim()).filter(Boolean),
+  deviceIds: f.deviceIds.map((d) => d.trim()).filter(Boolean),
+});
+
+const TABS = [
+  { id: 'e911', label: 'E911' },
+  { id: 'general', label: 'General' },
+] as const;
+type Tab = (typeof TABS)[number]['id'];
+const E911_FIELDS = ['locationId', 'callback', 'displayName', 'language', 'emails'];
+
+function UserForm({ id }: { id?: number }) {
+  const { api, navigate } = useApp();
+  const editing = id !== undefined;
+  const locations = useLoad(() => api.get<Location[]>('/api/locations'));
+  const [form, setForm] = useState<Form>(EMPTY);
+  const [loaded, setLoaded] = useState<User | null>(null);
+  const [loadError, setLoadError] = useState<unknown>(null);
+  const [tab, setTab] = useState<Tab>('e911');
+  const [error, setError] = useState<unknown>(null);
+  const [saved, setSaved] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [confirmDelete, setConfirmDelete] = useState(false);
+  const tabRefs = useRef<Record<string, HTMLButtonElement | null>>({});
+
+  useEffect(() => {
+    if (!editing) return;
+    api.get<User>(`/api/users/${id}`).then((u) => (setLoaded(u), setForm(fromUser(u))), setLoadError);
+  }, [id]);
+
+  const set = <K extends keyof Form>(k: K, v: Form[K]) => setForm((f) => ({ ...f, [k]: v }));
+  const issues = error instanceof ApiError ? error.issues : [];
+  const byField = issuesByField(issues);
+  const tabHasError = (t: Tab) => issues.some((i) => E911_FIELDS.includes(i.field.split('.')[0]!) === (t === 'e911'));
+
+  const save = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    setSaved(null);
+    try {
+      const u = editing ? await api.patch<User>(`/api/users/${id}`, toBody(form)) : await api.post<User>('/api/users', toBody(form));
+      setLoaded(u);
+      setForm(fromUser(u));
+      setSaved(editing ? 'Saved. The user\u2019s phones get the new address.' : `User ${u.username} created.`);
+      if (!editing) navigate(`#/users/${u.id}`);
+    } catch (err) {
+      setError(err);
+      // Show the tab where the first problem is.
+      const first = err instanceof ApiError ? err.issues[0]?.field.split('.')[0] : undefined;
+      if (first) setTab(E911_FIELDS.includes(first) ? 'e911' : 'general');
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const remove = async () => {
+    try {
+      await api.delete(`/api/users/${id}`);
+      navigate('#/users');
+    } catch (err) {
+      setError(err);
+      setConfirmDelete(false);
+    }
+  };
+
+  // Tabs as the ARIA pattern has them: arrow keys, Home and End move between them.
+  const onTabKey = (e: KeyboardEvent) => {
+    const i = TABS.findIndex((t) => t.id === tab);
+    const next = e.key === 'ArrowRight' ? (i + 1) % TABS.length : e.key === 'ArrowLeft' ? (i - 1 + TABS.length) % TABS.length : e.key === 'Home' ? 0 : e.key === 'End' ? TABS.length - 1 : -1;
+    if (next < 0) return;
+    e.preventDefault();
+    setTab(TABS[next]!.id);
+    tabRefs.current[TABS[next]!.id]?.focus();
+  };
+
+  const locationOptions = [{ value: '', label: 'No location' }, ...(locations.data ?? []).map((l) => ({ value: String(l.id), label: `${l.code}: ${l.name}` }))];
+  return (
+    <Page title={editing ? `User ${loaded?.username ?? ''}` : 'New user'} actions={<a href="#/users">All users</a>}>
+      <ErrorBox error={loadError ?? locations.error} title="Could not load" />
+      <Saved message={saved} />
+      <form onSubmit={save} noValidate>
+        <div role="tablist" aria-label="User settings" class="tabs" onKeyDown={onTabKey}>
+          {TABS.map((t) => (
+            <button
+              key={t.id}
+              type="button"
+              role="tab"
+              id={`tab-${t.id}`}
+              aria-selected={tab === t.id}
+              aria-controls={`panel-${t.id}`}
+              tabIndex={tab === t.id ? 0 : -1}
+              ref={(el) => {
+                tabRefs.current[t.id] = el;
+              }}
+              class={tabHasError(t.id) ? 'has-error' : ''}
+              onClick={() => setTab(t.id)}
+            >
+              {t.label}
+              {tabHasError(t.id) ? (
+                <>
+                  <span aria-hidden="true"> !</span>
+                  <span class="visually-hidden"> (has errors)</span>
+                </>
+              ) : null}
+            </button>
+          ))}
+        </div>
+        <div role="tabpanel" id="panel-e911" aria-labelledby="tab-e911" hidden={tab !== 'e911'} tabIndex={0}>
+          <p class="hint">What a 911 call from this user's phones carries, and who is told.</p>
+          <div class="grid">
+            <Select label="Location" value={form.locationId} onChange={(v) => set('locationId', v)} options={locationOptions} error={byField.locationId} hint="The dispatchable address the user's phones send." />
+            <Field label="Callback number" type="tel" value={form.callback} onInput={(v) => set('callback', v)} error={byField.callback} hint="E.164, such as +14085550100: where the PSAP calls back." />
+            <Field label="Display name" value={form.displayName} onInput={(v) => set('displayName', v)} error={byField.displayName} required maxLength={64} hint="Shown to the PSAP and in notices: letters and digits." />
+            <Select label="Preferred language" value={form.language} onChange={(v) => set('language', v)} options={LANGUAGES.some((l) => l.value === form.language) ? LANGUAGES : [...LANGUAGES, { value: form.language, label: form.language }]} error={byField.language} />
+          </div>
+          <EmailList legend="Notification emails" hint="Emailed when this user calls 911 or 933, besides the location's admins." emails={form.emails} onChange={(v) => set('emails', v)} errors={listErrors(byField, 'emails')} />
+          {byField.emails ? <p class="error">{byField.emails}</p> : null}
+        </div>
+        <div role="tabpanel" id="panel-general" aria-labelledby="tab-general" hidden={tab !== 'general'} tabIndex={0}>
+          <div class="grid">
+            <Field label="User name" value={form.username} onInput={(v) => set('username', v)} error={byField.username} required maxLength={64} autoComplete="off" />
+            <Field label="Extension" value={form.extension} onInput={(v) => set('extension', v)} error={byField.extension} maxLength={16} />
+          </div>
+          <fieldset class="devices">
+            <legend>Phones</legend>
+            <p class="hint">Device ids of the user's phones (as each agent is configured).</p>
+            <ol>
+              {form.deviceIds.map((d, i) => (
+                <li key={i}>
+                  <Field label={`Phone ${i + 1}`} value={d} onInput={(v) => set('deviceIds', form.deviceIds.map((x, j) => (j === i ? v : x)))} error={byField[`deviceIds.${i}`]} />
+                  <button type="button" class="icon" aria-label={`Remove phone ${i + 1}`} onClick={() => set('deviceIds', form.deviceIds.filter((_, j) => j !== i))}>
+                    −
+                  </button>
+                </li>
+              ))}
+            </ol>
+            <button type="button" class="icon add" aria-label="Add phone" disabled={form.deviceIds.length >= 16} onClick={() => set('deviceIds', [...form.deviceIds, ''])}>
+              +
+            </button>
+          </fieldset>
+          <Checkbox label="Location recommendations for this user" checked={form.recommendations} onChange={(v) => set('recommendations', v)} hint="Applies while the account's own recommendation setting is off." />
+        </div>
+        <ErrorBox error={error} />
+        <div class="actions">
+          <button type="submit" disabled={busy}>
+            {editing ? 'Save user' : 'Create user'}
+          </button>
+          {editing ? (
+            confirmDelete ? (
+              <span role="group" aria-label="Confirm delete" class="actions">
+                <span>Delete {loaded?.username}? Their phones lose their address.</span>
+                <button type="button" class="danger" onClick={() => void remove()}>
+                  Delete
+                </button>
+                <button type="button" class="secondary" onClick={() => setConfirmDelete(false)}>
+                  Cancel
+                </button>
+              </span>
+            ) : (
+              <button type="button" class="secondary" onClick={() => setConfirmDelete(true)}>
+                Delete user…
+              </button>
+            )
+          ) : null}
+        </div>
+      </form>
+    </Page>
+  );
 }
