@@ -1,7 +1,7 @@
 // The portal shell: login gate, navigation, the hash router, the live event
 // stream and the on-site 911 alert that shows on every page.
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { Api } from './api.js';
+import { Api, ApiError } from './api.js';
 import { LiveStream, type LiveState } from './live.js';
 import { Alarm } from './alarm.js';
 import { AppContext, type Ctx } from './ui.js';
@@ -41,7 +41,7 @@ function parseHash(hash: string): { path: string; params: string[] } {
   return { path: parts[0] ?? '', params: parts.slice(1) };
 }
 
-type Auth = 'checking' | 'out' | 'in';
+type Auth = 'checking' | 'out' | 'in' | 'unreachable';
 
 export function App() {
   const [auth, setAuth] = useState<Auth>('checking');
@@ -52,11 +52,15 @@ export function App() {
   const api = useMemo(() => new Api(() => setAuth('out')), []);
   const ctx: Ctx = useMemo(() => ({ api, live, navigate: (h: string) => (location.hash = h) }), [api, live]);
 
-  useEffect(() => {
+  const [checkError, setCheckError] = useState('');
+  const check = () =>
     api.get('/api/account').then(
       () => setAuth('in'),
-      () => setAuth('out'),
+      // Only a refused token means "log in"; a server that does not answer is said as such.
+      (e: Error) => (e instanceof ApiError && e.status === 401 ? setAuth('out') : (setCheckError(e.message), setAuth('unreachable'))),
     );
+  useEffect(() => {
+    void check();
     const onHash = () => setRoute(parseHash(location.hash));
     addEventListener('hashchange', onHash);
     return () => removeEventListener('hashchange', onHash);
@@ -78,6 +82,17 @@ export function App() {
   }, [route.path, route.params.join('/')]);
 
   if (auth === 'checking') return <p class="loading">Loading…</p>;
+  if (auth === 'unreachable')
+    return (
+      <main class="login">
+        <div class="notice error" role="alert">
+          <p>The provisioning server did not answer: {checkError}</p>
+          <button type="button" onClick={() => (setAuth('checking'), void check())}>
+            Try again
+          </button>
+        </div>
+      </main>
+    );
   if (auth === 'out')
     return (
       <Login
