@@ -32,7 +32,7 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[] = []): { data
     return () => {
       live = false;
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // Reloads on reload() and on the caller's deps only: load is a new closure on every render.
   }, [n, ...deps]);
   return { data, error, reload: useCallback(() => setN((x) => x + 1), []) };
 }
