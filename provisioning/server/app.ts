@@ -55,6 +55,8 @@ export interface ServerAppOptions {
     port: number;
     host?: string;
     secureCookies?: boolean;
+    /** How often an open event stream checks its token is still valid (default 15 s). */
+    streamCheckMs?: number;
     /**
      * Adds routes beside the API before it listens (the admin portal's pages, the HELD
      * endpoint). Only /api/* needs a token; anything added here is public unless it checks.
@@ -196,6 +198,7 @@ export class ServerApp {
         mqttConnected: () => this.link.connected,
         brokerConfig: () => this.brokerConfig(),
         ...(opts.http.secureCookies ? { secureCookies: true } : {}),
+        ...(opts.http.streamCheckMs ? { streamCheckMs: opts.http.streamCheckMs } : {}),
       });
       await opts.http.extend?.(this.api, this);
       const host = opts.http.host ?? '127.0.0.1';

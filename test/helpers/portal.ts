@@ -31,7 +31,7 @@ export interface PortalHarness {
   close(): Promise<void>;
 }
 
-export async function startPortal(over: Partial<ServerAppOptions> = {}): Promise<PortalHarness> {
+export async function startPortal(over: Partial<ServerAppOptions> & { streamCheckMs?: number } = {}): Promise<PortalHarness> {
   const srv = await startTestServer({ ...over, portal: true });
   let browser: Browser;
   try {

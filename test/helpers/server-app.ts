@@ -70,7 +70,7 @@ export interface TestServer {
   restart(): Promise<void>;
 }
 
-export async function startTestServer(over: Partial<ServerAppOptions> & { dir?: string; keys?: KeyPairText; portal?: boolean } = {}): Promise<TestServer> {
+export async function startTestServer(over: Partial<ServerAppOptions> & { dir?: string; keys?: KeyPairText; portal?: boolean; streamCheckMs?: number } = {}): Promise<TestServer> {
   const dir = over.dir ?? mkdtempSync(path.join(os.tmpdir(), 'e911-srv-'));
   const keys = over.keys ?? generateSigningKeyPair();
   const brokerPort = over.broker?.url ? 0 : (over.broker?.embeddedPort ?? (await freePort()));
@@ -82,7 +82,7 @@ export async function startTestServer(over: Partial<ServerAppOptions> & { dir?: 
       log: over.log ?? (process.env.E911_TEST_LOG ? pino({ level: process.env.E911_TEST_LOG }, pino.destination(2)) : silentLog()),
       keyPair: keys,
       broker: { embeddedPort: brokerPort, ...over.broker },
-      http: { port: httpPort, ...(over.portal ? { extend: (api) => mountBuiltPortal(api) } : {}) },
+      http: { port: httpPort, ...(over.portal ? { extend: (api) => mountBuiltPortal(api) } : {}), ...(over.streamCheckMs ? { streamCheckMs: over.streamCheckMs } : {}) },
       notify: over.notify ?? { retry: { baseMs: 100, maxMs: 400, maxAttempts: 50 } },
       ...(over.csvLimits ? { csvLimits: over.csvLimits } : {}),
       ...(over.pushWindow ? { pushWindow: over.pushWindow } : {}),

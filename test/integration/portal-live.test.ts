@@ -23,7 +23,8 @@ describe.skipIf(missing !== null)('admin portal: login and live emergency calls'
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'e911-portal-'));
     smtp = await startSmtpSink();
-    h = await startPortal();
+    // The event stream re-checks its token every 250 ms here (15 s by default).
+    h = await startPortal({ streamCheckMs: 250 });
     const { creds } = await seedAccount(h.srv, smtp.port);
     agent = await startPhone(h.srv, dir, creds);
   });
@@ -126,5 +127,26 @@ describe.skipIf(missing !== null)('admin portal: login and live emergency calls'
     expect(await alert.getAttribute('data-sound')).toBeNull();
     expect(await h.page.locator('.alert.emergency').count()).toBe(0);
     await alert.getByRole('button', { name: 'Acknowledge' }).click();
+  });
+
+  it('the event stream of a token revoked while it is open ends with a revoked event', async () => {
+    const { srv } = h;
+    const token = srv.app.createToken('stream-check');
+    const res = await fetch(`${srv.app.httpUrl}/api/stream`, { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+    const id = srv.app.repo.tokens().find((t) => t.name === 'stream-check')!.id;
+    srv.app.repo.revokeToken(id);
+    // The body ends (the server closes it) and says why; a stream that stayed open would time the test out.
+    const body = await res.text();
+    expect(body).toContain('event: revoked');
+  });
+
+  it('a revoked token ends the live stream and the portal returns to the login page', async () => {
+    const { page, srv } = h;
+    await page.locator('header .live.open').waitFor();
+    const mine = srv.app.repo.tokens().find((t) => t.name === 'test')!;
+    expect(srv.app.repo.revokeToken(mine.id)).toBe(true);
+    await page.getByLabel('API token').waitFor();
+    expect((await page.request.get('/api/account')).status()).toBe(401);
   });
 });

@@ -40,11 +40,15 @@ export interface ApiDeps {
   brokerConfig: () => { passwd: string; acl: string; conf: string };
   /** Serve the portal's cookie as Secure (behind TLS). */
   secureCookies?: boolean;
+  /** How often an open event stream keeps alive and checks its token is still valid (ms). */
+  streamCheckMs?: number;
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
     actor: string;
+    /** The token this request authenticated with (the event stream checks it again while open). */
+    token: string;
   }
 }
 
@@ -140,6 +144,7 @@ export async function buildApi(deps: ApiDeps) {
   app.setValidatorCompiler(() => (data) => ({ value: data }));
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.decorateRequest('actor', '');
+  app.decorateRequest('token', '');
 
   await app.register(swagger, {
     openapi: {
@@ -187,6 +192,7 @@ export async function buildApi(deps: ApiDeps) {
     const who = token ? repo.verifyToken(token) : null;
     if (!who) return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized', message: 'a valid API token is required' });
     req.actor = `token:${who.name}`;
+    req.token = token!;
   });
 
   const tag = (t: string) => ({ tags: [t] });
@@ -426,7 +432,9 @@ export async function buildApi(deps: ApiDeps) {
   });
 
   // ---- live stream ----
-  app.get('/api/stream', { schema: { ...tag('meta'), summary: 'Server-sent events: emergency, event, phone, job, notification, change' } }, (req, reply) => streamEvents(req, reply, bus));
+  app.get('/api/stream', { schema: { ...tag('meta'), summary: 'Server-sent events: emergency, event, phone, job, notification, change' } }, (req, reply) =>
+    streamEvents(req, reply, bus, () => repo.verifyToken(req.token) !== null, deps.streamCheckMs ?? 15_000),
+  );
 
   return app;
 }
@@ -440,7 +448,11 @@ function callFacts(repo: Repo, event: StoredEvent): EmergencyFacts {
   return emergencyFacts({ event, user, location, provisionedCivic });
 }
 
-function streamEvents(req: FastifyRequest, reply: FastifyReply, bus: Bus): void {
+/**
+ * Server-sent events until the client goes or its token is revoked: a stream outlives the
+ * request that opened it, so the token is checked again with every keep-alive.
+ */
+function streamEvents(req: FastifyRequest, reply: FastifyReply, bus: Bus, stillAllowed: () => boolean, checkMs: number): void {
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
@@ -451,9 +463,14 @@ function streamEvents(req: FastifyRequest, reply: FastifyReply, bus: Bus): void 
     bus.on(kind, fn as never);
     return [kind, fn] as const;
   });
-  const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
-  req.raw.on('close', () => {
+  const close = () => {
     clearInterval(ping);
     for (const [kind, fn] of listeners) bus.off(kind, fn as never);
-  });
+  };
+  const ping = setInterval(() => {
+    if (stillAllowed()) return void res.write(': ping\n\n');
+    close();
+    res.end('event: revoked\ndata: {}\n\n');
+  }, checkMs);
+  req.raw.on('close', close);
 }

@@ -47,7 +47,7 @@ export function App() {
   const [auth, setAuth] = useState<Auth>('checking');
   const [route, setRoute] = useState(() => parseHash(location.hash));
   const [liveState, setLiveState] = useState<LiveState>('closed');
-  const live = useMemo(() => new LiveStream(), []);
+  const live = useMemo(() => new LiveStream(() => setAuth('out')), []);
   const alarm = useMemo(() => new Alarm(), []);
   const api = useMemo(() => new Api(() => setAuth('out')), []);
   const ctx: Ctx = useMemo(() => ({ api, live, navigate: (h: string) => (location.hash = h) }), [api, live]);

@@ -13,6 +13,9 @@ export class LiveStream {
   private readonly stateListeners = new Set<(s: LiveState) => void>();
   state: LiveState = 'closed';
 
+  /** @param onRevoked the server ended the stream because the session's token was revoked. */
+  constructor(private readonly onRevoked: () => void = () => {}) {}
+
   open(): void {
     if (this.source) return;
     const source = new EventSource('/api/stream');
@@ -21,6 +24,10 @@ export class LiveStream {
     source.onopen = () => this.setState('open');
     // EventSource retries by itself after a drop; the state shows the gap.
     source.onerror = () => this.setState(source.readyState === EventSource.CLOSED ? 'closed' : 'connecting');
+    source.addEventListener('revoked', () => {
+      this.close();
+      this.onRevoked();
+    });
     for (const kind of ['emergency', 'event', 'phone', 'job', 'notification', 'change'] as LiveKind[]) {
       source.addEventListener(kind, (msg) => {
         let payload: unknown;
