@@ -193,9 +193,13 @@ describe.skipIf(missing !== null)('admin portal: bulk update and CSV', () => {
     const { page } = h;
     // The drop zone is reachable by keyboard: Enter opens the file chooser.
     const zone = page.getByRole('button', { name: /Drop the CSV file here/ });
-    // locator.press focuses the zone and presses in one step: a re-render between a separate
-    // focus() and keyboard.press() (the last job's live updates) would send Enter to the page.
-    const [chooser] = await Promise.all([page.waitForEvent('filechooser'), zone.press('Enter')]);
+    // Playwright turns on file-chooser interception without waiting for the browser's answer:
+    // one round trip to the page after starting to wait makes sure it is on before Enter.
+    const chooserShown = page.waitForEvent('filechooser');
+    await page.evaluate(() => 0);
+    // locator.press focuses the zone and presses in one step.
+    await zone.press('Enter');
+    const chooser = await chooserShown;
     await chooser.setFiles({ name: 'broken.csv', mimeType: 'text/csv', buffer: Buffer.from('UserId,Email1\r\n1,"never closed\r\n') });
     const alert = page.getByRole('alert').filter({ hasText: 'The file cannot be read as the users CSV' });
     await alert.waitFor();
