@@ -62,9 +62,21 @@ export interface Sipp {
 }
 
 export async function startSipp(opts: SippOptions): Promise<Sipp> {
+  // SIPp binds RTP sockets at -mp and the ports after it (audio, video): only -mp was free when
+  // chosen, so a neighbour taken meanwhile by another test fails the start. Another port then.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startSippOnce(opts, opts.mediaPort ?? (await freePort()));
+    } catch (err) {
+      const mediaClash = /Unable to bind (audio|video) RTP socket.*Address already in use/.test((err as Error).message);
+      if (!mediaClash || opts.mediaPort !== undefined || attempt >= 3) throw err;
+    }
+  }
+}
+
+async function startSippOnce(opts: SippOptions, mediaPort: number): Promise<Sipp> {
   if (!SIPP) throw new Error('sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)');
   const port = opts.port ?? (await freePort());
-  const mediaPort = opts.mediaPort ?? (await freePort());
   const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-sipp-'));
   const messageFile = path.join(dir, 'messages.log');
   const errorFile = path.join(dir, 'errors.log');
@@ -114,7 +126,12 @@ export async function startSipp(opts: SippOptions): Promise<Sipp> {
   // A UAS is ready once its socket listens; a UAC needs no wait.
   if (!opts.remote) {
     const proto = (opts.transport ?? 'u1').startsWith('t') ? 'tcp' : 'udp';
-    await waitListening(port, proto, 5000, exited, () => `sipp: ${out}\n${sipp.errors()}`);
+    try {
+      await waitListening(port, proto, 5000, exited, () => `sipp: ${out}\n${sipp.errors()}`);
+    } catch (err) {
+      await sipp.close();
+      throw err;
+    }
   }
   return sipp;
 }
