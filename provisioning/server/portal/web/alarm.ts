@@ -8,6 +8,8 @@ export class Alarm {
   private ctx: AudioContext | null = null;
   private timer: ReturnType<typeof setInterval> | null = null;
   private osc: OscillatorNode | null = null;
+  /** Whether the siren should sound: stop() during start()'s wait for the audio context wins. */
+  private wanted = false;
   state: AlarmState = 'off';
   onChange: (s: AlarmState) => void = () => {};
 
@@ -18,12 +20,15 @@ export class Alarm {
   }
 
   async start(): Promise<void> {
+    this.wanted = true;
     const ctx = this.context();
     if (!ctx) return this.set('blocked');
     if (ctx.state !== 'running') {
       // resume() waits for a gesture when autoplay is refused: do not wait on it.
       // Its refusal shows in ctx.state below, which decides 'blocked'.
       await Promise.race([ctx.resume().catch((e: Error) => console.warn(`audio: ${e.message}`)), new Promise((r) => setTimeout(r, 200))]);
+      // Acknowledged while waiting: no siren for an alert that is gone.
+      if (!this.wanted) return;
     }
     if (ctx.state !== 'running') return this.set('blocked');
     if (this.osc) return this.set('sounding');
@@ -44,6 +49,7 @@ export class Alarm {
   }
 
   stop(): void {
+    this.wanted = false;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.osc?.stop();

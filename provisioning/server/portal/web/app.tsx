@@ -47,9 +47,10 @@ export function App() {
   const [auth, setAuth] = useState<Auth>('checking');
   const [route, setRoute] = useState(() => parseHash(location.hash));
   const [liveState, setLiveState] = useState<LiveState>('closed');
-  const live = useMemo(() => new LiveStream(() => setAuth('out')), []);
-  const alarm = useMemo(() => new Alarm(), []);
   const api = useMemo(() => new Api(() => setAuth('out')), []);
+  // When the stream is refused, one API call tells a revoked session (401: the login page) from a server away.
+  const live = useMemo(() => new LiveStream(() => setAuth('out'), () => void api.get('/api/account').catch((e: Error) => console.warn(`live stream refused: ${e.message}`))), [api]);
+  const alarm = useMemo(() => new Alarm(), []);
   const ctx: Ctx = useMemo(() => ({ api, live, navigate: (h: string) => (location.hash = h) }), [api, live]);
 
   const [checkError, setCheckError] = useState('');

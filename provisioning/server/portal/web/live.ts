@@ -13,8 +13,17 @@ export class LiveStream {
   private readonly stateListeners = new Set<(s: LiveState) => void>();
   state: LiveState = 'closed';
 
-  /** @param onRevoked the server ended the stream because the session's token was revoked. */
-  constructor(private readonly onRevoked: () => void = () => {}) {}
+  private retry: ReturnType<typeof setTimeout> | null = null;
+
+  /**
+   * @param onRevoked the server ended the stream because the session's token was revoked.
+   * @param onGaveUp the browser stopped retrying (an answer that was not a stream: a 401, a proxy's 502);
+   *   the stream is opened again in 5 s, and the caller may check why (a 401 means log in again).
+   */
+  constructor(
+    private readonly onRevoked: () => void = () => {},
+    private readonly onGaveUp: () => void = () => {},
+  ) {}
 
   open(): void {
     if (this.source) return;
@@ -22,8 +31,17 @@ export class LiveStream {
     this.source = source;
     this.setState('connecting');
     source.onopen = () => this.setState('open');
-    // EventSource retries by itself after a drop; the state shows the gap.
-    source.onerror = () => this.setState(source.readyState === EventSource.CLOSED ? 'closed' : 'connecting');
+    source.onerror = () => {
+      // EventSource retries by itself after a drop; the state shows the gap.
+      if (source.readyState !== EventSource.CLOSED) return this.setState('connecting');
+      // But not after an answer that is not an event stream: without this the portal would
+      // stay without live updates (and 911 alerts) until it is reloaded.
+      source.close();
+      this.source = null;
+      this.setState('connecting');
+      this.retry = setTimeout(() => ((this.retry = null), this.open()), 5000);
+      this.onGaveUp();
+    };
     source.addEventListener('revoked', () => {
       this.close();
       this.onRevoked();
@@ -43,6 +61,8 @@ export class LiveStream {
   }
 
   close(): void {
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
     this.source?.close();
     this.source = null;
     this.setState('closed');
