@@ -59,7 +59,7 @@ export interface ServerAppOptions {
     streamCheckMs?: number;
     /**
      * Adds routes beside the API before it listens (the admin portal's pages, the HELD
-     * endpoint). Only /api/* needs a token; anything added here is public unless it checks.
+     * endpoint). Every route needs a token unless it carries PUBLIC_ROUTE (http/public.ts).
      */
     extend?: (app: Awaited<ReturnType<typeof buildApi>>, server: ServerApp) => Promise<void> | void;
   } | null;
@@ -158,6 +158,12 @@ export class ServerApp {
   get brokerUrl(): string {
     if (!this.brokerUrlValue) throw new Error('server not started');
     return this.brokerUrlValue;
+  }
+
+  /** Every route the admin HTTP server answers (method, URL pattern, whether it needs no token). */
+  routes(): readonly { method: string; url: string; public: boolean }[] {
+    if (!this.api) throw new Error('HTTP API not started');
+    return this.api.routeTable;
   }
 
   get httpUrl(): string {

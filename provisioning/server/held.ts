@@ -4,6 +4,7 @@
 //   app.register(heldRoutes, { locate, providerName })
 // and supplies `locate`, which maps the requester (by source IP, as a LIS does)
 // to the address the server holds for that phone.
+import { PUBLIC_ROUTE } from './http/public.js';
 import type { FastifyInstance } from 'fastify';
 import type { CivicAddress } from '../protocol/address.js';
 import { buildPidf } from '../../agent/location/pidf.js';
@@ -96,7 +97,8 @@ export async function answerHeld(body: string, who: HeldRequester, opts: HeldOpt
 /** Fastify plugin: POST <path> with application/held+xml. */
 export async function heldRoutes(app: FastifyInstance, opts: HeldOptions): Promise<void> {
   app.addContentTypeParser(HELD_CONTENT_TYPE, { parseAs: 'string', bodyLimit: 16 * 1024 }, (_req, body, done) => done(null, body));
-  app.post(opts.path ?? '/held', async (req, reply) => {
+  // Phones ask without an admin token; the answer depends only on the asking address.
+  app.post(opts.path ?? '/held', PUBLIC_ROUTE, async (req, reply) => {
     const ct = String(req.headers['content-type'] ?? '');
     if (!ct.startsWith(HELD_CONTENT_TYPE) || typeof req.body !== 'string') {
       return reply.code(415).type(HELD_CONTENT_TYPE).send(heldError('requestError', `content type must be ${HELD_CONTENT_TYPE}`));

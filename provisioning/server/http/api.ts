@@ -7,6 +7,7 @@ import swagger from '@fastify/swagger';
 import { z } from 'zod';
 import type { Logger } from 'pino';
 import { E911Error } from '../../../agent/errors.js';
+import { PUBLIC_ROUTE } from './public.js';
 import { NotFoundError, ValidationError, PreconditionError } from '../errors.js';
 import type { AdminService } from '../service.js';
 import type { BulkService, CsvReport } from '../bulk.js';
@@ -45,6 +46,9 @@ export interface ApiDeps {
 }
 
 declare module 'fastify' {
+  interface FastifyInstance {
+    routeTable: readonly { method: string; url: string; public: boolean }[];
+  }
   interface FastifyRequest {
     actor: string;
     /** The token this request authenticated with (the event stream checks it again while open). */
@@ -130,7 +134,6 @@ const intQuery = (v: unknown): number | undefined => {
   return n;
 };
 
-const PUBLIC_ROUTES = new Set(['GET /api/health', 'GET /api/openapi.json', 'POST /api/session', 'DELETE /api/session']);
 
 export async function buildApi(deps: ApiDeps) {
   const { repo, service, bulk, notifier, bus, log } = deps;
@@ -143,6 +146,12 @@ export async function buildApi(deps: ApiDeps) {
   });
   app.setValidatorCompiler(() => (data) => ({ value: data }));
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  // The route table as the router holds it, for the attack suite (every route, not a hand-kept list).
+  const routeTable: { method: string; url: string; public: boolean }[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) routeTable.push({ method, url: r.url, public: r.config?.public === true });
+  });
+  app.decorate('routeTable', routeTable);
   app.decorateRequest('actor', '');
   app.decorateRequest('token', '');
 
@@ -183,10 +192,11 @@ export async function buildApi(deps: ApiDeps) {
     return reply.code(500).send({ error: 'internal', message: 'internal error (see the server log)' });
   });
 
+  // Deny by default, decided on the route the router matched, never on the URL's text: the
+  // router decodes percent-escapes, accepts absolute-form targets and folds case, so a prefix
+  // test on req.url let `/%61pi/users` and `http://x/api/users` in without a token.
   app.addHook('onRequest', async (req, reply) => {
-    if (!req.url.startsWith('/api/')) return;
-    const key = `${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]}`;
-    if (PUBLIC_ROUTES.has(key)) return;
+    if (req.routeOptions.config?.public === true && req.routeOptions.url !== undefined) return;
     const auth = req.headers.authorization;
     const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : cookie(req, SESSION_COOKIE);
     const who = token ? repo.verifyToken(token) : null;
@@ -198,17 +208,17 @@ export async function buildApi(deps: ApiDeps) {
   const tag = (t: string) => ({ tags: [t] });
 
   // ---- meta ----
-  app.get('/api/health', { schema: { ...tag('meta'), summary: 'Liveness and the MQTT link state (no token needed)', security: [] } }, async () => ({
+  app.get('/api/health', { ...PUBLIC_ROUTE, schema: { ...tag('meta'), summary: 'Liveness and the MQTT link state (no token needed)', security: [] } }, async () => ({
     ok: true,
     mqtt: deps.mqttConnected() ? 'connected' : 'disconnected',
     schemaVersion: repo.schemaVersion(),
     version: API_VERSION,
   }));
-  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/api/openapi.json', { ...PUBLIC_ROUTE, schema: { hide: true } }, async () => app.swagger());
 
   app.post(
     '/api/session',
-    { schema: { ...tag('meta'), summary: 'Log in with a token: sets an HttpOnly session cookie for the portal', security: [], body: { type: 'object', properties: { token: { type: 'string' } }, required: ['token'] } } },
+    { ...PUBLIC_ROUTE, schema: { ...tag('meta'), summary: 'Log in with a token: sets an HttpOnly session cookie for the portal', security: [], body: { type: 'object', properties: { token: { type: 'string' } }, required: ['token'] } } },
     async (req, reply) => {
       const token = (req.body as { token?: unknown } | null)?.token;
       const who = typeof token === 'string' ? repo.verifyToken(token) : null;
@@ -218,7 +228,7 @@ export async function buildApi(deps: ApiDeps) {
       return { ok: true, name: who.name };
     },
   );
-  app.delete('/api/session', { schema: { ...tag('meta'), summary: 'Log out: clears the session cookie', security: [] } }, async (_req, reply) => {
+  app.delete('/api/session', { ...PUBLIC_ROUTE, schema: { ...tag('meta'), summary: 'Log out: clears the session cookie', security: [] } }, async (_req, reply) => {
     reply.header('set-cookie', `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`);
     return { ok: true };
   });

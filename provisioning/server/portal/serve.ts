@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PUBLIC_ROUTE } from '../http/public.js';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 
@@ -44,7 +45,7 @@ export function mountPortal(app: FastifyInstance, { dir, log }: PortalOptions): 
   const index = path.join(dir, 'index.html');
   if (!existsSync(index) || !existsSync(path.join(dir, 'app.js'))) {
     log.warn({ dir }, 'admin portal not built (npm run build): / answers 503');
-    app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.code(503).type('text/plain').send(`The admin portal is not built. Run \`npm run build\`; looked in ${dir}.\n`));
+    app.get('/', { ...PUBLIC_ROUTE, schema: { hide: true } }, async (_req, reply) => reply.code(503).type('text/plain').send(`The admin portal is not built. Run \`npm run build\`; looked in ${dir}.\n`));
     return { built: false };
   }
   const files = new Map<string, { body: Buffer; etag: string; type: string }>();
@@ -63,7 +64,7 @@ export function mountPortal(app: FastifyInstance, { dir, log }: PortalOptions): 
     return reply.send(f.body);
   };
   // Not API: kept out of the OpenAPI document.
-  const hide = { schema: { hide: true } };
+  const hide = { ...PUBLIC_ROUTE, schema: { hide: true } };
   app.get('/', hide, send('index.html'));
   app.get('/portal', hide, async (_req, reply) => reply.redirect('/'));
   app.get('/portal/:file', hide, async (req, reply) => send((req.params as { file: string }).file)(req, reply));
