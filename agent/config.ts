@@ -74,6 +74,13 @@ type EnvParser = (raw: string) => unknown;
 const text: EnvParser = (s) => s;
 const list: EnvParser = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
 const int: EnvParser = (s) => (/^-?\d+$/.test(s.trim()) ? Number(s) : s);
+/** 'null', one ALSA name for both directions, or "capture,playback". */
+const sound: EnvParser = (s) => {
+  const t = s.trim();
+  if (t === 'null') return t;
+  const [capture, playback = capture] = t.split(',').map((x) => x.trim());
+  return { capture, playback };
+};
 const bool: EnvParser = (s) => (/^(1|true|on|yes)$/i.test(s.trim()) ? true : /^(0|false|off|no)$/i.test(s.trim()) ? false : s);
 
 /** Environment variables that override the file, and the key each sets. */
@@ -94,6 +101,7 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; parse: EnvParser }>
   E911_SIP_BIND: { path: ['sip', 'bindAddress'], parse: text },
   E911_SIP_PUBLIC: { path: ['sip', 'publicAddress'], parse: text },
   E911_SIP_PORT: { path: ['sip', 'port'], parse: int },
+  E911_SOUND: { path: ['sip', 'sound'], parse: sound },
   E911_NET_BACKEND: { path: ['network', 'backend'], parse: text },
   E911_NET_INTERFACES: { path: ['network', 'interfaces'], parse: list },
   E911_LLDP: { path: ['network', 'lldp', 'enabled'], parse: bool },

@@ -265,6 +265,11 @@ export class Agent {
       return this.require().emergency.dial(digits);
     });
     control.register('hangup', () => this.require().emergency.hangup());
+    control.register('calls', () =>
+      this.require()
+        .emergency.history()
+        .map((r) => ({ callRef: r.callRef, kind: r.kind, dialed: r.dialed, state: r.state, startedAt: r.startedAt, route: r.attempts.at(-1)?.route ?? null, media: r.media ?? null })),
+    );
     this.require().front.registerControl(control);
     control.register('location', () => this.require().location.service.list());
     control.register('location-select', (args) => {

@@ -33,6 +33,24 @@ const kv = (obj: Record<string, unknown>, indent = ''): string =>
     )
     .join('\n');
 
+interface CallSummary {
+  callRef: string;
+  kind: 'emergency' | 'test';
+  dialed: string;
+  state: string;
+  startedAt: string;
+  route: string | null;
+  media: { rtpSent: number; rtpReceived: number; rtpLost: number; rtpLostByPeer: number; jitterMs: number; jitterMaxMs: number } | null;
+}
+
+/** One call: when, what, how it went, and its RTP figures once it has ended. */
+export function callLine(c: CallSummary): string {
+  const head = `${c.startedAt} ${c.kind === 'test' ? 'test' : 'EMERGENCY'} ${c.dialed} ${c.state}${c.route ? ` via ${c.route}` : ''}`;
+  const m = c.media;
+  if (!m) return `${head}; media: ${c.state === 'ended' ? 'none' : 'not yet (figures come when the call ends)'}`;
+  return `${head}; RTP sent ${m.rtpSent}, received ${m.rtpReceived}, lost ${m.rtpLost} (peer lost ${m.rtpLostByPeer}), jitter ${m.jitterMs.toFixed(1)} ms (max ${m.jitterMaxMs.toFixed(1)})`;
+}
+
 export const COMMANDS: Record<string, CommandSpec> = {
   status: {
     help: 'link state, outbox backlog, store health',
@@ -114,6 +132,15 @@ export const COMMANDS: Record<string, CommandSpec> = {
         ...(o.choices && o.choices.length > 0 ? ['choices (e911ctl location select <id>, or current):'] : []),
         ...(o.choices ?? []).map((c) => `  ${c.id.padEnd(16)} ${c.name}${c.assigned ? ' (assigned)' : ''}${c.matches ? ' (matches this network)' : ''}\n${c.lines.map((l) => `${' '.repeat(19)}${l}`).join('\n')}`),
       ].join('\n');
+    },
+  },
+  calls: {
+    help: 'the last emergency and test calls, with their media figures (RTP sent, received, lost; jitter)',
+    request: () => ({ cmd: 'calls', args: {} }),
+    text: (r) => {
+      const calls = r as CallSummary[];
+      if (calls.length === 0) return 'no emergency or test calls since the agent started';
+      return calls.map(callLine).join('\n');
     },
   },
   hangup: {

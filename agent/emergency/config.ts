@@ -72,6 +72,18 @@ export const dialPlanSchema = z
   })
   .prefault({});
 
+// ALSA PCM names as `aplay -L` lists them: default, sysdefault:CARD=PCH, plughw:CARD=Audio,DEV=0, ...
+const alsaDevice = z.string().regex(/^[A-Za-z0-9_.:,=-]{1,128}$/, 'must be an ALSA device name like default or plughw:CARD=Audio,DEV=0');
+
+/** The sound device calls use. */
+export const soundSchema = z
+  .union([
+    /** No audio hardware: calls carry silence (headless tests and the demo only). */
+    z.literal('null'),
+    z.strictObject({ capture: alsaDevice.default('default'), playback: alsaDevice.default('default') }),
+  ])
+  .default({ capture: 'default', playback: 'default' });
+
 export const sipSchema = z
   .strictObject({
     transport: z.enum(['udp', 'tcp', 'tls']).default('udp'),
@@ -97,6 +109,12 @@ export const sipSchema = z
     tls: z
       .strictObject({ caListFile: z.string().optional(), certFile: z.string().optional(), privateKeyFile: z.string().optional(), verifyServer: z.boolean().default(true) })
       .optional(),
+    /**
+     * ALSA capture and playback devices (default: ALSA's default device), or 'null'.
+     * A missing or busy device never stops a call: it goes out with the null device,
+     * and the failure is logged and reported (audio-device-failed event).
+     */
+    sound: soundSchema,
     /** Backend log level 0..6. */
     logLevel: z.number().int().min(0).max(6).default(2),
   })

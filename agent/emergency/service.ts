@@ -9,11 +9,12 @@
 // ended); with no address on file it goes to the fallback route, flagged.
 import { createHash, randomUUID } from 'node:crypto';
 import dns from 'node:dns/promises';
+import { isIP } from 'node:net';
 import type { Logger } from '../log.js';
 import type { StoredAddress } from '../store/store.js';
 import type { EventType } from '../../provisioning/protocol/messages.js';
 import { transportOf, type TransportKind } from '../../hal/voice/types.js';
-import type { AccountId, CallId, CallStateEvent, IncomingCallEvent, InviteResponseEvent, SipHeader, VoiceStack, VoiceStartOptions } from '../../hal/voice/types.js';
+import type { AccountId, CallId, CallMediaStats, CallStateEvent, IncomingCallEvent, InviteResponseEvent, SipHeader, SoundDeviceEvent, VoiceStack, VoiceStartOptions } from '../../hal/voice/types.js';
 import { PidfTemplate } from '../location/pidf.js';
 import type { CivicAddress } from '../../provisioning/protocol/address.js';
 import { DialPlan, DigitCollector, type CollectorDecision, type EmergencyMatch, type Timers } from './dial-plan.js';
@@ -84,6 +85,8 @@ export interface EmergencyCallRecord {
   /** Routes still to try, in order. */
   plan: RouteName[];
   otherCalls: { held: CallId[]; ended: CallId[] };
+  /** RTP figures of the answered attempt, once it has ended. */
+  media?: CallMediaStats;
 }
 
 export type DialOutcome =
@@ -122,7 +125,7 @@ interface Prepared {
 }
 
 const ROUTE_NAMES: RouteName[] = ['primary', 'secondary', 'fallback'];
-const INCOMING_HEADERS = ['From', 'To', 'Call-ID', 'Contact', 'Via'];
+const INCOMING_HEADERS = ['From', 'To', 'Call-ID', 'Contact'];
 
 export class EmergencyService {
   private readonly log: Logger;
@@ -153,6 +156,10 @@ export class EmergencyService {
   private pendingDecision: DialOutcome | null = null;
   private best: CurrentLocation | null = null;
   private transportIds = new Map<string, number>();
+  /** Addresses of TLS routes (kept by name for the certificate check), for the callback rule only. */
+  private tlsRouteAddresses = new Map<RouteName, string>();
+  /** Emergency calls the caller hung up: their 'ended' waits for the stack's DISCONNECTED (with the media figures). */
+  private readonly endedByCaller = new Map<CallId, { record: EmergencyCallRecord; attempt: Attempt }>();
   /** Work kept off the call path (events, persistence), run on the next turn or at stop(). */
   private deferred: (() => void)[] = [];
 
@@ -209,7 +216,9 @@ export class EmergencyService {
       this.transportIds = new Map(started.transports.map((t) => [t.kind, t.id]));
       const credentials =
         sip.account?.username !== undefined ? [{ realm: sip.account.realm, username: sip.account.username, password: sip.account.password ?? '' }] : undefined;
+      if (started.sound?.fallbackReason) this.soundFailed('start', started.sound.fallbackReason);
       this.unsubscribe = [
+        voice.on('soundDevice', (e) => this.onSoundDevice(e)),
         voice.on('callState', (e) => this.onCallState(e)),
         voice.on('inviteResponse', (e) => this.onInviteResponse(e)),
         voice.on('incomingCall', (e) => this.onIncoming(e)),
@@ -248,6 +257,8 @@ export class EmergencyService {
     this.collector.reset();
     if (this.resolveTimer !== null) this.timers.clearTimeout(this.resolveTimer);
     this.resolveTimer = null;
+    for (const { record, attempt } of this.endedByCaller.values()) this.later(() => this.progress(record, 'ended', { route: attempt.route, by: 'caller' }));
+    this.endedByCaller.clear();
     this.runDeferred(); // an emergency event still waiting is recorded before the store closes
     for (const u of this.unsubscribe) u();
     this.unsubscribe = [];
@@ -348,7 +359,8 @@ export class EmergencyService {
         const record = entry.record;
         record.state = 'ended';
         if (record.kind === 'emergency') this.extendSuppression(this.now());
-        this.later(() => this.progress(record, 'ended', { route: entry.attempt.route, by: 'caller' }));
+        // Reported when the stack says the call is down, with its RTP figures.
+        this.endedByCaller.set(callId, { record, attempt: entry.attempt });
       }
     }
     const live = [...this.calls.values()].filter(isLive);
@@ -360,6 +372,12 @@ export class EmergencyService {
           this.log.warn({ err, callId: c.callId }, 'hangup failed');
         }
       }
+    }
+    // Any the stack will not report (not live any more, or no stack): reported now.
+    for (const [callId, { record, attempt }] of this.endedByCaller) {
+      if (this.deps.voice && this.started && live.some((c) => c.callId === callId)) continue;
+      this.endedByCaller.delete(callId);
+      this.later(() => this.progress(record, 'ended', { route: attempt.route, by: 'caller' }));
     }
     return { ended: live.length };
   }
@@ -385,7 +403,7 @@ export class EmergencyService {
       emergencyNumbers: this.plan.emergencyStrings(),
       suppressedUntil: this.suppressUntil > this.now().getTime() ? new Date(this.suppressUntil).toISOString() : null,
       features: this.features,
-      lastCall: last ? { callRef: last.callRef, kind: last.kind, state: last.state, startedAt: last.startedAt, attempts: last.attempts } : null,
+      lastCall: last ? { callRef: last.callRef, kind: last.kind, state: last.state, startedAt: last.startedAt, attempts: last.attempts, media: last.media ?? null } : null,
     };
   }
 
@@ -420,6 +438,14 @@ export class EmergencyService {
     const lookup = this.deps.lookup ?? (async (host: string) => (await dns.lookup(host)).address);
     return Promise.all(
       this.configuredRoutes.map(async (r) => {
+        if (isTlsRoute(r) && isIP(normHost(r.host)) === 0) {
+          // Kept by name (the certificate is checked against it); its address only tells a PSAP callback.
+          await lookup(r.host).then(
+            (a) => this.tlsRouteAddresses.set(r.name, a),
+            (err) => this.log.warn({ err, route: r.name, host: r.host }, 'cannot resolve the TLS emergency route: its callbacks are not recognised until it resolves'),
+          );
+          return r;
+        }
         if (!needsResolution(r)) return r;
         try {
           return withAddress(r, await lookup(r.host));
@@ -617,8 +643,9 @@ export class EmergencyService {
         if (record.state === 'answered') {
           this.attemptsByCall.delete(e.callId);
           record.state = 'ended';
+          if (e.media) record.media = e.media;
           if (record.kind === 'emergency') this.extendSuppression(this.now());
-          this.later(() => this.progress(record, 'ended', { route: attempt.route, code: e.lastStatusCode }));
+          this.later(() => this.progress(record, 'ended', { route: attempt.route, code: e.lastStatusCode, media: e.media ?? null }));
         } else if (e.transportError || failsOver(e.lastStatusCode) || e.lastStatusCode === 0) {
           this.failover(e.callId, e.transportError ? `transport error (${e.lastStatusCode} ${e.lastStatusReason})` : `${e.lastStatusCode} ${e.lastStatusReason}`);
         } else {
@@ -631,11 +658,41 @@ export class EmergencyService {
         }
       }
     }
+    const byCaller = e.state === 'DISCONNECTED' ? this.endedByCaller.get(e.callId) : undefined;
+    if (byCaller) {
+      this.endedByCaller.delete(e.callId);
+      const { record, attempt } = byCaller;
+      if (e.media) record.media = e.media;
+      this.later(() => this.progress(record, 'ended', { route: attempt.route, by: 'caller', media: e.media ?? null }));
+    }
     if (e.state === 'DISCONNECTED') {
       const c = this.calls.get(e.callId);
       this.calls.delete(e.callId);
       if (c?.psapCallback) this.extendSuppression(this.now());
     }
+  }
+
+  /** The sound device failed when a call needed it (the call went on with the null device), or works again. */
+  private onSoundDevice(e: SoundDeviceEvent): void {
+    if (e.ok) {
+      this.log.info({ capture: e.capture, playback: e.playback }, 'sound device works again');
+      return;
+    }
+    const callRef = e.callId !== undefined ? this.attemptsByCall.get(e.callId)?.record.callRef : undefined;
+    this.soundFailed(e.phase, e.reason ?? 'unknown', callRef);
+  }
+
+  private soundFailed(phase: 'start' | 'call', reason: string, callRef?: string): void {
+    const sound = this.deps.sip.sound;
+    const names = sound === 'null' ? { capture: 'null', playback: 'null' } : sound;
+    this.log.error({ phase, reason, ...names, callRef }, 'sound device failed: calls go on without audio hardware');
+    this.later(() => {
+      try {
+        this.deps.emitEvent('audio-device-failed', { phase, reason, ...names, ...(callRef ? { callRef } : {}), at: this.now().toISOString() });
+      } catch (err) {
+        this.log.error({ err }, 'could not record the audio-device-failed event');
+      }
+    });
   }
 
   private onIncoming(e: IncomingCallEvent): void {
@@ -736,19 +793,19 @@ export class EmergencyService {
     this.later(() => this.deps.suppression?.save(until));
   }
 
+  /**
+   * The PSAP calling back: the INVITE's packet came from an emergency route's
+   * address (as resolved ahead of time), or over a TLS connection the phone
+   * opened to a TLS route with its certificate checked. Via, From and Contact
+   * are written by whoever sends the INVITE and prove nothing.
+   */
   private fromEmergencyRoute(e: IncomingCallEvent): boolean {
-    const routeHosts = new Set([...this.routes, ...this.configuredRoutes].map((r) => normHost(r.host)));
-    const hosts: string[] = [];
-    const via = e.headers.find((h) => h.name.toLowerCase() === 'via')?.value ?? '';
-    const sentBy = /^SIP\/2\.0\/\S+\s+(\[[^\]]+\]|[^:;\s,]+)/i.exec(via.trim());
-    if (sentBy) hosts.push(sentBy[1]!);
-    const received = /;received=([^;,\s]+)/i.exec(via);
-    if (received) hosts.push(received[1]!);
-    for (const h of [e.remoteUri, e.headers.find((x) => x.name.toLowerCase() === 'contact')?.value ?? '']) {
-      const d = domainOf(h);
-      if (d) hosts.push(d.split(':')[0]!);
-    }
-    return hosts.some((h) => routeHosts.has(normHost(h)));
+    if (!e.sourceAddress) return false;
+    const source = normAddress(e.sourceAddress);
+    return this.routes.some((r) => {
+      if (isTlsRoute(r)) return e.transport === 'tls' && e.tlsVerified === true && normAddress(this.tlsRouteAddresses.get(r.name) ?? '') === source;
+      return isIP(normHost(r.host)) !== 0 && normAddress(r.host) === source;
+    });
   }
 
   // ---- notification (never on the call path) ------------------------------------
@@ -823,7 +880,7 @@ export class EmergencyService {
         ...(sip.bindAddress ? { boundAddress: sip.bindAddress } : {}),
         ...(sip.publicAddress ? { publicAddress: sip.publicAddress } : {}),
       },
-      sound: 'null',
+      sound: sip.sound,
       autoAnswer: false,
       incomingHeaders: INCOMING_HEADERS,
       userAgent: `e911-agent/${this.deps.agentVersion}`,
@@ -857,6 +914,15 @@ function domainOf(uri: string): string | null {
 
 function normHost(h: string): string {
   return h.replace(/^\[|\]$/g, '').toLowerCase();
+}
+
+/** An address as sockets print it: no brackets, lower case, IPv4-mapped IPv6 as IPv4. */
+function normAddress(a: string): string {
+  return normHost(a).replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
+}
+
+function isTlsRoute(r: RouteTarget): boolean {
+  return r.uri.toLowerCase().startsWith('sips:') || /;transport=tls/i.test(r.params);
 }
 
 /** A stable UUID-shaped name for a device without a MAC (for the PIDF-LO deviceID). */

@@ -11,12 +11,14 @@ import {
   type AccountInfo,
   type CallId,
   type CallInfo,
+  type CallMediaStats,
   type CallState,
   type DtmfMethod,
   type MakeCallOptions,
   type MediaStatus,
   type SipHeader,
   type StartResult,
+  type TransportKind,
   type VoiceEvents,
   type VoiceStack,
   type VoiceStartOptions,
@@ -39,6 +41,16 @@ export interface MemoryCall {
   /** Codes answer() was called with (incoming calls). */
   answers: number[];
   hangupCode?: number;
+  /** RTP figures its DISCONNECTED event carries (set by the test). */
+  media?: CallMediaStats;
+}
+
+/** Where an incoming call's packet came from (the real stack reads it off the socket). */
+export interface MemorySource {
+  address: string;
+  port?: number;
+  transport?: TransportKind;
+  tlsVerified?: boolean;
 }
 
 export interface MemoryAccount {
@@ -56,6 +68,8 @@ export class MemoryVoiceStack implements VoiceStack {
   startOptions: VoiceStartOptions | undefined;
   /** Make the next makeCall throw this (then clears), to test the caller's error path. */
   failNextCall: Error | undefined;
+  /** Sound devices that exist here: a configured name not in this list falls back to null at start. */
+  soundDevices: string[] = ['default'];
   private readonly hub = new VoiceEventHub();
   private nextAccount = 10;
   private nextCall = 0;
@@ -74,7 +88,20 @@ export class MemoryVoiceStack implements VoiceStack {
       localAccounts[t.kind] ??= id;
       return { id, kind: t.kind, host: t.publicAddress ?? t.boundAddress ?? '127.0.0.1', port: t.port || 5060 + id };
     });
-    return { transports, localAccounts, version: 'memory' };
+    const sound = options.sound ?? 'null';
+    if (sound === 'null') return { transports, localAccounts, version: 'memory', sound: { device: 'null' } };
+    const missing = [sound.capture, sound.playback].filter((n) => !this.soundDevices.includes(n));
+    return {
+      transports,
+      localAccounts,
+      version: 'memory',
+      sound: {
+        device: missing.length > 0 ? 'null' : 'configured',
+        capture: sound.capture,
+        playback: sound.playback,
+        ...(missing.length > 0 ? { fallbackReason: `no device named ${missing.join(', ')}` } : {}),
+      },
+    };
   }
 
   async stop(): Promise<void> {
@@ -220,6 +247,7 @@ export class MemoryVoiceStack implements VoiceStack {
       remoteUri: c.target,
       role: c.role,
       ...(transportError !== undefined ? { transportError } : {}),
+      ...(state === 'DISCONNECTED' && c.media ? { media: c.media } : {}),
     });
   }
 
@@ -229,7 +257,7 @@ export class MemoryVoiceStack implements VoiceStack {
   }
 
   /** A call arrives; auto-answered when started with autoAnswer. */
-  incomingCall(remoteUri: string, headers: SipHeader[] = []): CallId {
+  incomingCall(remoteUri: string, headers: SipHeader[] = [], source?: MemorySource): CallId {
     this.requireRunning();
     const c = this.newCall('callee', remoteUri, 'local', {});
     c.state = 'INCOMING';
@@ -243,9 +271,19 @@ export class MemoryVoiceStack implements VoiceStack {
       sipCallId: c.sipCallId,
       headers,
       autoAnswered,
+      ...(source
+        ? { sourceAddress: source.address, sourcePort: source.port ?? 5060, transport: source.transport ?? 'udp', tlsVerified: source.tlsVerified ?? false }
+        : {}),
     });
     if (autoAnswered) this.answer(c.callId, 200);
     return c.callId;
+  }
+
+  /** The sound device failed (or works again) when a call needed it. */
+  soundDevice(ok: boolean, reason?: string, callId?: CallId): void {
+    const sound = this.startOptions?.sound;
+    const names = sound && sound !== 'null' ? sound : { capture: 'null', playback: 'null' };
+    this.hub.emit('soundDevice', { at: now(), ok, phase: 'call', ...names, ...(reason ? { reason } : {}), ...(callId !== undefined ? { callId } : {}) });
   }
 
   dtmfIn(call: CallId, digit: string, method: DtmfMethod = 'rfc2833'): void {

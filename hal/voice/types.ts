@@ -48,8 +48,19 @@ export interface VoiceStartOptions {
   transports: TransportConfig[];
   /** RTP is bound to this address too (else the SDP shows the first interface). */
   rtp?: { port?: number; portRange?: number; boundAddress?: string; publicAddress?: string };
-  /** 'null' (default): no audio hardware, for headless phones and tests. */
-  sound?: 'null' | 'default';
+  /**
+   * The sound device: ALSA capture and playback device names, or 'null'
+   * (default here; headless tests and the demo only). A device that is
+   * missing or busy never stops a call: the null device stands in, and
+   * StartResult.sound / the soundDevice event say why.
+   */
+  sound?: 'null' | SoundDevices;
+  /**
+   * Audio test mode (tests only): every call sends this tone (on/off,
+   * looping) instead of the microphone, and what it receives is recorded to
+   * <recordDir>/<Call-ID>.wav (CallStateEvent.recording on DISCONNECTED).
+   */
+  audioTest?: { toneHz: number; toneOnMs?: number; toneOffMs?: number; recordDir?: string };
   /** Answer every incoming call with 200 at once (e.g. a PSAP callback). */
   autoAnswer?: boolean;
   /** Request headers copied into IncomingCallEvent.headers (default From, To, Call-ID, Contact). */
@@ -75,12 +86,20 @@ export interface VoiceStartOptions {
   logSipMessages?: boolean;
 }
 
+export interface SoundDevices {
+  /** ALSA device names as ALSA lists them, e.g. 'default', 'sysdefault:CARD=PCH', 'plughw:CARD=Audio,DEV=0'. */
+  capture: string;
+  playback: string;
+}
+
 export interface StartResult {
   transports: { id: number; kind: TransportKind; host: string; port: number }[];
   /** The local account of each transport kind: calls that need no registration. */
   localAccounts: Partial<Record<TransportKind, AccountId>>;
   /** Backend version, e.g. pjproject's. */
   version: string;
+  /** Which sound device calls use: 'null' when asked for, or when the configured one failed (fallbackReason). */
+  sound?: { device: 'null' | 'configured'; capture?: string; playback?: string; fallbackReason?: string };
 }
 
 export interface StopOptions {
@@ -168,6 +187,28 @@ export interface IncomingCallEvent {
   /** The request's headers named in VoiceStartOptions.incomingHeaders, in order. */
   headers: SipHeader[];
   autoAnswered: boolean;
+  /**
+   * Where the INVITE's packet came from, as the socket saw it (pjsip's
+   * rdata->pkt_info): unlike Via, From or Contact, not written by the sender.
+   */
+  sourceAddress?: string;
+  sourcePort?: number;
+  transport?: TransportKind;
+  /** Arrived on a TLS connection this stack opened with the server certificate checked. */
+  tlsVerified?: boolean;
+}
+
+/** RTP figures of a call, summed over its streams (pjmedia's RTCP statistics). */
+export interface CallMediaStats {
+  rtpSent: number;
+  rtpReceived: number;
+  /** Packets we expected from the peer and never got. */
+  rtpLost: number;
+  /** Packets the peer reported lost (its RTCP receiver reports). */
+  rtpLostByPeer: number;
+  /** Interarrival jitter of what we received, mean and max (ms). */
+  jitterMs: number;
+  jitterMaxMs: number;
 }
 
 export interface CallStateEvent {
@@ -183,6 +224,21 @@ export interface CallStateEvent {
   role: 'caller' | 'callee';
   /** On DISCONNECTED: the call ended because the transport failed. */
   transportError?: boolean;
+  /** On DISCONNECTED, when the call had media: its RTP figures. */
+  media?: CallMediaStats;
+  /** On DISCONNECTED, in audio test mode: the WAV of what the call received. */
+  recording?: string;
+}
+
+/** The sound device failed (at start or when a call needed it: the call went on with the null device), or works again. */
+export interface SoundDeviceEvent {
+  at: number;
+  ok: boolean;
+  phase: 'start' | 'call';
+  capture: string;
+  playback: string;
+  reason?: string;
+  callId?: CallId;
 }
 
 export interface MediaStateEvent {
@@ -216,6 +272,7 @@ export interface VoiceEvents {
   mediaState: MediaStateEvent;
   inviteResponse: InviteResponseEvent;
   dtmf: DtmfEvent;
+  soundDevice: SoundDeviceEvent;
 }
 
 export interface AccountInfo {

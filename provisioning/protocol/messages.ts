@@ -53,6 +53,8 @@ export const EVENT_TYPES = [
   'emergency-call-progress',
   /** The user acknowledged the emergency-services notice for an address: data is the notice state. */
   'notice-acknowledged',
+  /** The configured sound device was missing or busy (at start, or when a call needed it): calls went on with the null device. */
+  'audio-device-failed',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 /** Event types the outbox never evicts, whatever its bound. */

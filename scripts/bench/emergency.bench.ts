@@ -120,7 +120,7 @@ try {
     logLevel: 'info',
     broker: { urls: [broker.url], protocolVersion: 5 },
     control: { socketPath: path.join(dir, 'control.sock') },
-    sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort() },
+    sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null' },
     emergency: { routes: { primary: `sip:127.0.0.1:${wirePort}` }, extraHeaders: [{ name: 'X-E911-Site', value: 'HQ' }] },
   };
   const doc: AddressDocument = sampleAddress({ deviceId, issuedAt: new Date().toISOString() });

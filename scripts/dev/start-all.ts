@@ -94,7 +94,8 @@ function provision(): void {
         broker: { urls: [app.brokerUrl], protocolVersion: 4, username: creds.username, password: creds.password },
         control: { socketPath: path.join(agentDir, 'control.sock') },
         // Calls stay on this machine: SIP on loopback, 911 and 933 to the demo PSAP.
-        sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: phoneSipPort },
+        // The demo machine has no handset audio: the null sound device (a phone uses ALSA's).
+        sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: phoneSipPort, sound: 'null' },
         emergency: { routes: { primary: `sip:127.0.0.1:${psapPort}` } },
         logLevel: 'info',
       },

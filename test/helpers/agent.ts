@@ -40,6 +40,8 @@ export function agentConfig(dir: string, o: { deviceId?: string; brokerUrl: stri
     // Tests stay off the host's network: no lldpd on its interfaces, no DHCP hand-over folder in /run.
     network: { backend: 'sim', lldp: { enabled: false }, dhcp: { enabled: false } },
     ...extra,
+    // Test machines have no handset audio: the null sound device unless a test names one.
+    sip: { sound: 'null', ...(extra.sip as Record<string, unknown> | undefined) },
   };
   const configFile = path.join(dir, 'config.json');
   writeFileSync(configFile, JSON.stringify(raw, null, 2));

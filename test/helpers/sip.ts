@@ -233,6 +233,7 @@ const VOICE_EVENT_TYPES: (keyof VoiceEvents)[] = [
   'mediaState',
   'inviteResponse',
   'dtmf',
+  'soundDevice',
 ];
 
 /** Records a VoiceStack's events so a test can wait on them. */

@@ -64,7 +64,7 @@ describe.skipIf(missing.length > 0)('emergency calls through the real agent, SIP
   async function startAgent(name: string, o: { address: boolean; sip?: Record<string, unknown>; emergency: Record<string, unknown> }) {
     const deviceId = `phone-${name}`;
     const setup = agentConfig(path.join(dir, name), { deviceId, brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey }, {
-      sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), ...o.sip },
+      sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null', ...o.sip },
       emergency: { extraHeaders: [{ name: 'X-E911-Site', value: 'HQ' }], ...o.emergency },
     });
     if (o.address) {

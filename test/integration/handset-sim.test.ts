@@ -83,7 +83,7 @@ describe.skipIf(missing.length > 0)('the whole agent with a simulated phone on a
     routePort = await freePort();
     const setup = agentConfig(path.join(dir, 'agent'), { deviceId: 'phone-1', brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey }, {
       handset: { backend: 'serial', path: pair.agent },
-      sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort() },
+      sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null' },
       emergency: { routes: { primary: `sip:127.0.0.1:${routePort}` } },
       diagnostics: { testCallTimeoutMs: 5000, optionsTimeoutMs: 1000, inventoryDelayMs: 0 },
     });

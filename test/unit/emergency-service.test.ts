@@ -348,9 +348,63 @@ describe('after an emergency call: callbacks first, DND/forwarding/call waiting 
     h.svc.setFeatures({ dnd: true });
     const other = h.voice.incomingCall('sip:carol@10.0.0.88');
     h.voice.answer(other, 200);
-    const psap = h.voice.incomingCall('sip:+14085559111@10.0.0.2', [{ name: 'Via', value: 'SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1' }]);
+    const psap = h.voice.incomingCall('sip:+14085559111@10.0.0.2', [], { address: '10.0.0.2', port: 5060 });
     expect(h.voice.calls.find((c) => c.callId === psap)!.answers).toEqual([200]);
     expect(h.voice.calls.find((c) => c.callId === other)!.held).toBe(true);
+  });
+
+  it('a PSAP callback is told by the packet source alone: headers naming the route prove nothing', async () => {
+    const h = await afterCall();
+    const spoofed = [
+      { name: 'Via', value: 'SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;received=10.0.0.1' },
+      { name: 'Contact', value: '<sip:psap@10.0.0.1:5060>' },
+    ];
+    // Everything the caller writes names the primary route; the packet came from the PBX.
+    const relayed = h.voice.incomingCall('sip:psap@10.0.0.1', spoofed, { address: '10.0.0.77', port: 5060 });
+    expect(h.voice.calls.find((c) => c.callId === relayed)!.answers).toEqual([180]);
+    // No source at all (a stack that cannot tell): never a PSAP.
+    const unknown = h.voice.incomingCall('sip:psap@10.0.0.1', spoofed);
+    expect(h.voice.calls.find((c) => c.callId === unknown)!.answers).toEqual([486]); // call waiting suppressed: one rings already
+    h.voice.hangup(relayed);
+    // From the route's own address, whatever its headers say: answered at once.
+    const real = h.voice.incomingCall('sip:anonymous@anonymous.invalid', [], { address: '10.0.0.1', port: 5060 });
+    expect(h.voice.calls.find((c) => c.callId === real)!.answers).toEqual([200]);
+    // An IPv4-mapped IPv6 source is the same address.
+    h.voice.hangup(real);
+    const mapped = h.voice.incomingCall('sip:x@y', [], { address: '::ffff:10.0.0.3', port: 5060 });
+    expect(h.voice.calls.find((c) => c.callId === mapped)!.answers).toEqual([200]);
+  });
+
+  it('a TLS route: only a call on a TLS connection the phone opened and verified, from the route, is the PSAP', async () => {
+    const voice = new MemoryVoiceStack();
+    const svc = new EmergencyService({
+      voice,
+      emergency: emergencySchema.parse({ routes: { primary: 'sips:psap.example.net' } }),
+      dialPlan: dialPlanSchema.parse({}),
+      sip: sipSchema.parse({ port: 5062 }),
+      deviceId: 'phone-1',
+      agentVersion: 'test',
+      log: silentLog(),
+      emitEvent: () => {},
+      defer: () => {},
+      lookup: async () => '192.0.2.7',
+    });
+    await svc.start(ADDRESS);
+    svc.keypad('9');
+    svc.keypad('1');
+    svc.keypad('1');
+    voice.respond(0, 200);
+    svc.hangup();
+    const answers = (id: number) => voice.calls.find((c) => c.callId === id)!.answers;
+    const unverified = voice.incomingCall('sip:psap@psap.example.net', [], { address: '192.0.2.7', transport: 'tls', tlsVerified: false });
+    expect(answers(unverified)).toEqual([180]);
+    voice.hangup(unverified);
+    const overUdp = voice.incomingCall('sip:psap@psap.example.net', [], { address: '192.0.2.7', transport: 'udp' });
+    expect(answers(overUdp)).toEqual([180]);
+    voice.hangup(overUdp);
+    const verified = voice.incomingCall('sip:psap@psap.example.net', [], { address: '192.0.2.7', transport: 'tls', tlsVerified: true });
+    expect(answers(verified)).toEqual([200]);
+    await svc.stop();
   });
 
   it('DND is ignored within the window and applies again after it', async () => {
@@ -364,7 +418,7 @@ describe('after an emergency call: callbacks first, DND/forwarding/call waiting 
     expect(h.voice.calls.find((c) => c.callId === b)!.answers).toEqual([486]);
     // Outside the window a call from the route is an ordinary call too.
     h.svc.setFeatures({ dnd: false });
-    const c = h.voice.incomingCall('sip:psap@10.0.0.1');
+    const c = h.voice.incomingCall('sip:psap@10.0.0.1', [], { address: '10.0.0.1' });
     expect(h.voice.calls.find((x) => x.callId === c)!.answers).toEqual([180]);
   });
 
@@ -391,7 +445,7 @@ describe('route names are resolved ahead of time, never at dial time (decision 2
   it('resolves at start, dials the address, and re-resolves on a timer into a new route account', async () => {
     const voice = new MemoryVoiceStack();
     const clock = new FakeClock();
-    const answers = ['192.0.2.7', '192.0.2.8'];
+    const answers: Record<string, string[]> = { 'psap.example.net': ['192.0.2.7', '192.0.2.8'], 'psap2.example.net': ['192.0.2.9', '192.0.2.9'] };
     const lookups: string[] = [];
     const svc = new EmergencyService({
       voice,
@@ -407,22 +461,25 @@ describe('route names are resolved ahead of time, never at dial time (decision 2
       defer: () => {},
       lookup: async (host) => {
         lookups.push(host);
-        return answers.shift()!;
+        return answers[host]!.shift()!;
       },
       resolveEveryMs: 60_000,
     });
     await svc.start(ADDRESS);
-    // TLS keeps its name (the certificate is checked against it); IP literals need nothing.
-    expect(lookups).toEqual(['psap.example.net']);
+    // TLS keeps its name (the certificate is checked against it; its address is looked up for
+    // the callback rule only); IP literals need nothing.
+    expect(lookups.sort()).toEqual(['psap.example.net', 'psap2.example.net']);
+    const secondaryAccount = [...voice.accounts.values()].find((a) => a.config.proxies?.[0]?.startsWith('sips:'))!;
+    expect(secondaryAccount.config.proxies).toEqual(['sips:psap2.example.net;lr']);
     const primaryAccount = () => [...voice.accounts.values()].find((a) => a.config.proxies?.[0]?.includes(':5070'))!;
     expect(primaryAccount().config.proxies).toEqual(['sip:192.0.2.7:5070;lr']);
     expect(dial(svc, '911')).toMatchObject({ placed: true, target: 'sip:911@192.0.2.7:5070' });
-    expect(lookups).toHaveLength(1); // none at dial time
+    expect(lookups).toHaveLength(2); // none at dial time
     voice.respond(0, 200);
     svc.hangup();
     clock.advance(60_000);
     await tick();
-    expect(lookups).toHaveLength(2);
+    expect(lookups).toHaveLength(4);
     expect(primaryAccount().config.proxies).toEqual(['sip:192.0.2.8:5070;lr']);
     expect(dial(svc, '911')).toMatchObject({ placed: true, target: 'sip:911@192.0.2.8:5070' });
     await svc.stop();

@@ -105,6 +105,21 @@ export function createPjsipVoiceStack(options: PjsipOptions = {}): PjsipVoiceSta
 
 const DEFAULT_INCOMING_HEADERS = ['From', 'To', 'Call-ID', 'Contact'];
 
+const STAT_KEYS = ['rtpSent', 'rtpReceived', 'rtpLost', 'rtpLostByPeer', 'jitterMs', 'jitterMaxMs'] as const;
+
+/** The addon sends a call's RTP figures as flat fields; the event carries them as `media`. */
+function withMediaStats(e: Record<string, unknown>): Record<string, unknown> {
+  if (typeof e.rtpSent !== 'number') return e;
+  const out: Record<string, unknown> = { ...e };
+  const media: Record<string, number> = {};
+  for (const k of STAT_KEYS) {
+    media[k] = Number(out[k] ?? 0);
+    delete out[k];
+  }
+  out.media = media;
+  return out;
+}
+
 export class PjsipVoiceStack implements VoiceStack {
   private readonly hub: VoiceEventHub;
   private readonly log: VoiceLogger | undefined;
@@ -142,6 +157,7 @@ export class PjsipVoiceStack implements VoiceStack {
       rtpPort: rtp.port,
       rtpPortRange: rtp.portRange,
       sound: options.sound ?? 'null',
+      audioTest: options.audioTest,
       autoAnswer: options.autoAnswer ?? false,
       incomingHeaders: options.incomingHeaders ?? DEFAULT_INCOMING_HEADERS,
       userAgent: options.userAgent,
@@ -255,12 +271,15 @@ export class PjsipVoiceStack implements VoiceStack {
       case 'log':
         this.logPjsip(Number(rest.level), String(rest.message));
         return;
+      case 'callState':
+        this.hub.emit(type, withMediaStats(rest) as unknown as VoiceEvents['callState']);
+        return;
       case 'registration':
       case 'incomingCall':
-      case 'callState':
       case 'mediaState':
       case 'inviteResponse':
       case 'dtmf':
+      case 'soundDevice':
         this.hub.emit(type, rest as unknown as VoiceEvents[typeof type]);
         return;
       default:

@@ -139,7 +139,29 @@ void release_tsfn() {
 // environment goes away under a running stack.
 void destroy_now() {
   register_thread();
+  stop_test_tone();
   pjsua_destroy2(PJSUA_DESTROY_NO_NETWORK);
+}
+
+// sound: 'null' | { capture, playback }; audioTest: { toneHz, toneOnMs,
+// toneOffMs, recordDir } (tests only).
+void read_media_options(const Napi::Object& opts) {
+  g_media = MediaOptions();
+  Napi::Value sound = opts.Get("sound");
+  if (sound.IsObject()) {
+    Napi::Object so = sound.As<Napi::Object>();
+    g_media.nullSound = false;
+    g_media.capture = get_str(so, "capture", "default");
+    g_media.playback = get_str(so, "playback", "default");
+  }
+  Napi::Value test = opts.Get("audioTest");
+  if (test.IsObject()) {
+    Napi::Object t = test.As<Napi::Object>();
+    g_media.toneHz = static_cast<unsigned>(get_num(t, "toneHz", 0));
+    g_media.toneOnMs = static_cast<unsigned>(get_num(t, "toneOnMs", 0));
+    g_media.toneOffMs = static_cast<unsigned>(get_num(t, "toneOffMs", 0));
+    g_media.recordDir = get_str(t, "recordDir");
+  }
 }
 
 pjsip_transport_type_e transport_type(const std::string& kind) {
@@ -166,6 +188,7 @@ void fill_transport_config(const Napi::Object& t, pjsua_transport_config* tc) {
     if (!key.empty()) tc->tls_setting.privkey_file = keep(key);
     if (!pw.empty()) tc->tls_setting.password = keep(pw);
     tc->tls_setting.verify_server = get_bool(tls, "verifyServer", true);
+    g_cbopts.tlsVerifyServer = tc->tls_setting.verify_server;
     tc->tls_setting.method = PJSIP_TLSV1_2_METHOD;
   }
 }
@@ -236,12 +259,17 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
     log.decor = PJ_LOG_HAS_SENDER;  // the JS logger adds time and level
     log.cb = &log_writer;
 
+    read_media_options(opts);
     pjsua_media_config media;
     pjsua_media_config_default(&media);
+    // No voice activity detection, so no silence suppression: a caller who
+    // whispers or pauses is never cut off, and the PSAP hears the room.
     media.no_vad = PJ_TRUE;
     media.enable_ice = PJ_FALSE;
     media.thread_cnt = 1;
-    if (get_str(opts, "sound", "null") == "null") media.ec_tail_len = 0;
+    if (g_media.nullSound) media.ec_tail_len = 0;
+    g_media.clockRate = media.clock_rate;
+    g_media.ptimeMs = media.audio_frame_ptime;
 
     check(env, pjsua_init(&cfg, &log, &media), "pjsua_init");
     // Timer B/F/D: how long a transaction waits for a final response (UDP
@@ -285,10 +313,12 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
       outTp.Set(i, o);
     }
 
-    if (get_str(opts, "sound", "null") == "null") {
-      check(env, pjsua_set_null_snd_dev(), "pjsua_set_null_snd_dev");
-    }
+    prefer_g711();
     check(env, pjsua_start(), "pjsua_start");
+    // A missing or busy device never stops a call: the null device stands
+    // in and the reason goes back to JS (reported, not thrown).
+    std::string soundProblem = select_sound_device();
+    check(env, start_test_tone(), "test tone");
 
     // One local (registrar-less) account per transport, so a call can go
     // out with no registered account at all.
@@ -310,6 +340,14 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
     result.Set("transports", outTp);
     result.Set("localAccounts", localAccs);
     result.Set("version", pj_get_version());
+    Napi::Object sound = Napi::Object::New(env);
+    sound.Set("device", g_media.nullSound || !soundProblem.empty() ? "null" : "configured");
+    if (!g_media.nullSound) {
+      sound.Set("capture", g_media.capture);
+      sound.Set("playback", g_media.playback);
+    }
+    if (!soundProblem.empty()) sound.Set("fallbackReason", soundProblem);
+    result.Set("sound", sound);
     return result;
   } catch (...) {
     if (created) destroy_now();
@@ -324,6 +362,7 @@ class StopWorker : public Napi::AsyncWorker {
   StopWorker(Napi::Env env, unsigned flags) : Napi::AsyncWorker(env), flags_(flags) {}
   void Execute() override {
     register_thread();
+    stop_test_tone();
     pjsua_destroy2(flags_);
   }
   void OnOK() override { release_tsfn(); }  // finalizer resolves the promise

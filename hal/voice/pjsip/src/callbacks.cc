@@ -4,14 +4,120 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <mutex>
 
 #include "voice.h"
 
 namespace e911voice {
 
 CallbackOptions g_cbopts;
+MediaOptions g_media;
 
 namespace {
+
+// The configured sound device failed (missing or busy): the null device
+// stands in, and the next call tries the real one again.
+bool g_sound_fallback = false;
+
+// What a call's media did, kept from its streams' end to its DISCONNECTED.
+struct CallMedia {
+  pjsua_recorder_id recorder = PJSUA_INVALID_ID;
+  std::string recording;
+  unsigned streams = 0;
+  double txPkt = 0, rxPkt = 0, rxLoss = 0, txLoss = 0, jitterMeanUs = 0, jitterMaxUs = 0;
+};
+std::mutex g_media_mu;  // media callbacks run on SIP, media and JS threads
+CallMedia g_call_media[PJSUA_MAX_CALLS];
+
+pjsua_conf_port_id g_tone_slot = PJSUA_INVALID_ID;
+pjmedia_port* g_tone_port = nullptr;
+pj_pool_t* g_tone_pool = nullptr;
+
+std::string pj_error(pj_status_t st) {
+  char buf[PJ_ERR_MSG_SIZE];
+  pj_strerror(st, buf, sizeof(buf));
+  return buf;
+}
+
+void emit_sound_event(bool ok, const char* phase, const std::string& reason, pjsua_call_id call_id) {
+  auto* ev = new Event("soundDevice");
+  ev->flag("ok", ok).str("phase", phase).str("capture", g_media.capture).str("playback", g_media.playback);
+  if (!reason.empty()) ev->str("reason", reason);
+  if (call_id != PJSUA_INVALID_ID) ev->num("callId", call_id);
+  emit(ev);
+}
+
+// Call-ID as a file name: letters, digits, '-', '.', '_' only.
+std::string file_safe(std::string s) {
+  for (auto& c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' && c != '_') c = '_';
+  return s;
+}
+
+// Connects a call's audio to the sound device (or the null device, whose
+// clock keeps the conference bridge, and so RTP and DTMF, running). A device
+// that cannot be opened now (unplugged, held by another program) never
+// silences the call's RTP: the null device takes over and the failure is
+// reported.
+void connect_call_audio(pjsua_call_id call_id, pjsua_conf_port_id slot) {
+  // The device failed before: this call tries it again (the only call: a
+  // device switch under another call would cut it), and says how it went.
+  if (!g_media.nullSound && g_sound_fallback && pjsua_call_get_count() <= 1) {
+    std::string why = select_sound_device();
+    emit_sound_event(why.empty(), "call", why, call_id);
+  }
+  pj_status_t st = pjsua_conf_connect(slot, 0);
+  if (st == PJ_SUCCESS) st = pjsua_conf_connect(0, slot);
+  if (st != PJ_SUCCESS && !g_media.nullSound) {
+    std::string why = "cannot open the sound device for the call: " + pj_error(st);
+    pjsua_set_null_snd_dev();
+    g_sound_fallback = true;
+    pjsua_conf_connect(slot, 0);
+    pjsua_conf_connect(0, slot);
+    emit_sound_event(false, "call", why, call_id);
+  }
+  // Audio test mode: our tone goes out, what arrives is recorded.
+  if (g_tone_slot != PJSUA_INVALID_ID) pjsua_conf_connect(g_tone_slot, slot);
+  if (!g_media.recordDir.empty() && call_id >= 0 && call_id < static_cast<int>(PJSUA_MAX_CALLS)) {
+    pjsua_recorder_id rec;
+    {
+      std::lock_guard<std::mutex> lk(g_media_mu);
+      rec = g_call_media[call_id].recorder;
+    }
+    if (rec == PJSUA_INVALID_ID) {
+      pjsua_call_info ci;
+      if (pjsua_call_get_info(call_id, &ci) != PJ_SUCCESS) return;
+      std::string name = g_media.recordDir + "/" + file_safe(to_string(ci.call_id)) + ".wav";
+      pj_str_t file = pj_str(const_cast<char*>(name.c_str()));
+      if (pjsua_recorder_create(&file, 0, nullptr, -1, 0, &rec) != PJ_SUCCESS) return;
+      std::lock_guard<std::mutex> lk(g_media_mu);
+      g_call_media[call_id].recorder = rec;
+      g_call_media[call_id].recording = name;
+    }
+    pjsua_conf_connect(slot, pjsua_recorder_get_conf_port(rec));
+  }
+}
+
+// Adds the call's media figures (and its recording, closed first so the WAV
+// is complete) to its DISCONNECTED event, then forgets them.
+void finish_call_media(pjsua_call_id call_id, Event* ev) {
+  if (call_id < 0 || call_id >= static_cast<int>(PJSUA_MAX_CALLS)) return;
+  CallMedia m;
+  {
+    std::lock_guard<std::mutex> lk(g_media_mu);
+    m = g_call_media[call_id];
+    g_call_media[call_id] = CallMedia();
+  }
+  if (m.recorder != PJSUA_INVALID_ID) pjsua_recorder_destroy(m.recorder);
+  if (!m.recording.empty()) ev->str("recording", m.recording);
+  if (m.streams == 0) return;
+  ev->num("rtpSent", m.txPkt)
+      .num("rtpReceived", m.rxPkt)
+      .num("rtpLost", m.rxLoss)
+      .num("rtpLostByPeer", m.txLoss)
+      .num("jitterMs", m.jitterMeanUs / 1000.0)
+      .num("jitterMaxMs", m.jitterMaxUs / 1000.0);
+}
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -66,12 +172,28 @@ void on_reg_state2(pjsua_acc_id acc_id, pjsua_reg_info* info) {
 
 void on_incoming_call(pjsua_acc_id acc_id, pjsua_call_id call_id, pjsip_rx_data* rdata) {
   pjsua_call_info ci;
+  reset_call_media(call_id);
   auto* ev = new Event("incomingCall");
   ev->num("callId", call_id).num("accountId", acc_id);
   if (pjsua_call_get_info(call_id, &ci) == PJ_SUCCESS) {
     ev->str("remoteUri", ci.remote_info).str("localUri", ci.local_info).str("sipCallId", ci.call_id);
   }
   ev->headers("headers", rdata && rdata->msg_info.msg ? collect_headers(rdata->msg_info.msg) : HeaderList());
+  // Where the packet came from, as the socket saw it: unlike Via, From or
+  // Contact, the sender cannot write this (the PSAP callback rule uses it).
+  if (rdata) {
+    ev->str("sourceAddress", std::string(rdata->pkt_info.src_name)).num("sourcePort", rdata->pkt_info.src_port);
+    const pjsip_transport* tp = rdata->tp_info.transport;
+    if (tp) {
+      std::string kind = lower(tp->type_name ? tp->type_name : "");
+      bool secure = (pjsip_transport_get_flag_from_type(static_cast<pjsip_transport_type_e>(tp->key.type)) &
+                     PJSIP_TRANSPORT_SECURE) != 0;
+      ev->str("transport", kind);
+      // A TLS connection the phone opened with certificate checks on: pjsip
+      // shuts it down when the certificate does not match the name dialed.
+      ev->flag("tlsVerified", secure && tp->dir == PJSIP_TP_DIR_OUTGOING && g_cbopts.tlsVerifyServer);
+    }
+  }
   ev->flag("autoAnswered", g_cbopts.autoAnswer);
   // Emit before answering so JS sees the call before its state changes.
   emit(ev);
@@ -99,6 +221,7 @@ void on_call_state(pjsua_call_id call_id, pjsip_event* e) {
   if (ci.state == PJSIP_INV_STATE_DISCONNECTED && e && e->type == PJSIP_EVENT_TSX_STATE) {
     ev->flag("transportError", e->body.tsx_state.type == PJSIP_EVENT_TRANSPORT_ERROR);
   }
+  if (ci.state == PJSIP_INV_STATE_DISCONNECTED) finish_call_media(call_id, ev);
   emit(ev);
 }
 
@@ -122,17 +245,30 @@ void on_call_tsx_state(pjsua_call_id call_id, pjsip_transaction* tsx, pjsip_even
 void on_call_media_state(pjsua_call_id call_id) {
   pjsua_call_info ci;
   if (pjsua_call_get_info(call_id, &ci) != PJ_SUCCESS) return;
-  // Connect the call to the sound device (or the null device, whose clock
-  // keeps the conference bridge, and so RTP and DTMF, running).
   if (ci.media_status == PJSUA_CALL_MEDIA_ACTIVE || ci.media_status == PJSUA_CALL_MEDIA_REMOTE_HOLD) {
-    if (ci.conf_slot != PJSUA_INVALID_ID) {
-      pjsua_conf_connect(ci.conf_slot, 0);
-      pjsua_conf_connect(0, ci.conf_slot);
-    }
+    if (ci.conf_slot != PJSUA_INVALID_ID) connect_call_audio(call_id, ci.conf_slot);
   }
   auto* ev = new Event("mediaState");
   ev->num("callId", call_id).str("status", media_status_name(ci.media_status));
   emit(ev);
+}
+
+// A stream ends (call over, or media renegotiated): add its RTP figures to
+// the call's totals before pjsua frees it.
+void on_stream_destroyed(pjsua_call_id call_id, pjmedia_stream* strm, unsigned stream_idx) {
+  pjmedia_rtcp_stat st;
+  if (call_id < 0 || call_id >= static_cast<int>(PJSUA_MAX_CALLS) || pjmedia_stream_get_stat(strm, &st) != PJ_SUCCESS) return;
+  std::lock_guard<std::mutex> lk(g_media_mu);
+  CallMedia& m = g_call_media[call_id];
+  m.streams++;
+  m.txPkt += st.tx.pkt;
+  m.rxPkt += st.rx.pkt;
+  m.rxLoss += st.rx.loss;
+  m.txLoss += st.tx.loss;
+  if (st.rx.jitter.n > 0) {
+    m.jitterMeanUs = std::max(m.jitterMeanUs, static_cast<double>(st.rx.jitter.mean));
+    m.jitterMaxUs = std::max(m.jitterMaxUs, static_cast<double>(st.rx.jitter.max));
+  }
 }
 
 void on_dtmf_digit2(pjsua_call_id call_id, const pjsua_dtmf_info* info) {
@@ -154,6 +290,95 @@ void install_callbacks(pjsua_callback* cb) {
   cb->on_call_tsx_state = &on_call_tsx_state;
   cb->on_call_media_state = &on_call_media_state;
   cb->on_dtmf_digit2 = &on_dtmf_digit2;
+  cb->on_stream_destroyed = &on_stream_destroyed;
+}
+
+void reset_call_media(pjsua_call_id call_id) {
+  if (call_id < 0 || call_id >= static_cast<int>(PJSUA_MAX_CALLS)) return;
+  pjsua_recorder_id stale;
+  {
+    std::lock_guard<std::mutex> lk(g_media_mu);
+    stale = g_call_media[call_id].recorder;
+    g_call_media[call_id] = CallMedia();
+  }
+  if (stale != PJSUA_INVALID_ID) pjsua_recorder_destroy(stale);
+}
+
+std::string select_sound_device() {
+  if (g_media.nullSound) {
+    g_sound_fallback = false;
+    pjsua_set_null_snd_dev();
+    return "";
+  }
+  pjmedia_aud_dev_info info[64];
+  unsigned n = PJ_ARRAY_SIZE(info);
+  if (pjsua_enum_aud_devs(info, &n) != PJ_SUCCESS) n = 0;
+  int cap = PJMEDIA_AUD_INVALID_DEV, play = PJMEDIA_AUD_INVALID_DEV;
+  std::string names;
+  for (unsigned i = 0; i < n; ++i) {
+    names += (names.empty() ? "" : ", ") + std::string(info[i].name);
+    if (cap == PJMEDIA_AUD_INVALID_DEV && info[i].input_count > 0 && g_media.capture == info[i].name) cap = static_cast<int>(i);
+    if (play == PJMEDIA_AUD_INVALID_DEV && info[i].output_count > 0 && g_media.playback == info[i].name) play = static_cast<int>(i);
+  }
+  std::string why;
+  if (cap == PJMEDIA_AUD_INVALID_DEV) why = "no capture device named \"" + g_media.capture + "\"";
+  if (play == PJMEDIA_AUD_INVALID_DEV) why += (why.empty() ? "" : "; ") + std::string("no playback device named \"") + g_media.playback + "\"";
+  if (why.empty()) {
+    pjsua_snd_dev_param p;
+    pjsua_snd_dev_param_default(&p);
+    p.capture_dev = cap;
+    p.playback_dev = play;
+    pj_status_t st = pjsua_set_snd_dev2(&p);  // opens it now: a busy device shows here
+    if (st != PJ_SUCCESS) why = "cannot open the sound device: " + pj_error(st);
+  }
+  if (why.empty()) {
+    g_sound_fallback = false;
+    return "";
+  }
+  why += " (devices: " + (names.empty() ? std::string("none") : names) + ")";
+  pjsua_set_null_snd_dev();
+  g_sound_fallback = true;
+  return why;
+}
+
+void prefer_g711() {
+  pjsua_codec_info ci[64];
+  unsigned n = PJ_ARRAY_SIZE(ci);
+  if (pjsua_enum_codecs(ci, &n) != PJ_SUCCESS) return;
+  for (unsigned i = 0; i < n; ++i) {
+    std::string id = to_string(ci[i].codec_id);
+    // Every PSAP and carrier takes G.711; the rest stay offered, after it
+    // (priority 0 would disable a codec: keep the disabled ones disabled).
+    pj_uint8_t prio = id.rfind("PCMU/", 0) == 0   ? 255
+                      : id.rfind("PCMA/", 0) == 0 ? 254
+                                                  : std::min<pj_uint8_t>(ci[i].priority, PJMEDIA_CODEC_PRIO_NORMAL);
+    pjsua_codec_set_priority(&ci[i].codec_id, prio);
+  }
+}
+
+pj_status_t start_test_tone() {
+  if (g_media.toneHz == 0) return PJ_SUCCESS;
+  g_tone_pool = pjsua_pool_create("e911-tone", 1024, 1024);
+  unsigned spf = g_media.clockRate * g_media.ptimeMs / 1000;
+  pj_status_t st = pjmedia_tonegen_create(g_tone_pool, g_media.clockRate, 1, spf, 16, 0, &g_tone_port);
+  if (st != PJ_SUCCESS) return st;
+  pjmedia_tone_desc d;
+  pj_bzero(&d, sizeof(d));
+  d.freq1 = static_cast<short>(g_media.toneHz);
+  d.on_msec = static_cast<short>(g_media.toneOnMs);
+  d.off_msec = static_cast<short>(g_media.toneOffMs);
+  st = pjmedia_tonegen_play(g_tone_port, 1, &d, PJMEDIA_TONEGEN_LOOP);
+  if (st != PJ_SUCCESS) return st;
+  return pjsua_conf_add_port(g_tone_pool, g_tone_port, &g_tone_slot);
+}
+
+void stop_test_tone() {
+  if (g_tone_slot != PJSUA_INVALID_ID) pjsua_conf_remove_port(g_tone_slot);
+  if (g_tone_port) pjmedia_port_destroy(g_tone_port);
+  if (g_tone_pool) pj_pool_release(g_tone_pool);
+  g_tone_slot = PJSUA_INVALID_ID;
+  g_tone_port = nullptr;
+  g_tone_pool = nullptr;
 }
 
 void log_writer(int level, const char* data, int len) {

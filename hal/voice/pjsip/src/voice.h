@@ -38,8 +38,35 @@ void emit(Event* ev);
 struct CallbackOptions {
   bool autoAnswer = false;
   std::vector<std::string> incomingHeaders;  // lower-case names
+  bool tlsVerifyServer = true;               // TLS transports check the server certificate
 };
 extern CallbackOptions g_cbopts;
+
+// Media settings: the sound device and the audio test mode. Written only
+// while no pjsua thread runs; g_sound_fallback also by the media callbacks.
+struct MediaOptions {
+  bool nullSound = true;
+  std::string capture = "default", playback = "default";  // ALSA device names
+  // Test mode: a tone (on/off, looping) into every call, and what each call
+  // receives recorded to <recordDir>/<Call-ID>.wav.
+  unsigned toneHz = 0, toneOnMs = 0, toneOffMs = 0;
+  std::string recordDir;
+  unsigned clockRate = 16000, ptimeMs = 20;
+};
+extern MediaOptions g_media;
+
+// Opens the configured sound device, or the null one. Returns why the
+// configured device could not be used ("" when it could, or when null was
+// asked for); on failure the null device is in place, so calls still carry
+// RTP. Call with no pjsua lock held.
+std::string select_sound_device();
+// G.711 (PCMU, then PCMA) ahead of every other codec.
+void prefer_g711();
+// Test mode: the tone generator's conference slot (or PJSUA_INVALID_ID).
+pj_status_t start_test_tone();
+void stop_test_tone();
+// Per-call media state kept between callbacks (recorder, RTP totals).
+void reset_call_media(pjsua_call_id call_id);
 
 // Fill the pjsua callback table.
 void install_callbacks(pjsua_callback* cb);
