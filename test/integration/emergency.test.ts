@@ -83,7 +83,7 @@ describe.skipIf(missing.length > 0)('emergency calls through the real agent, SIP
   type A = Awaited<ReturnType<typeof startAgent>>;
   let a: A; // address, registered at k1, routes: primary = PSAP (number form)
   let b: A; // address, registration refused by k2, urn form via k1
-  let d: A; // address, primary silent, secondary = PSAP
+  let d: A; // address, primary silent, secondary = PSAP; a sound device that does not exist
   let e: A; // no address: fallback route
   let silent: Awaited<ReturnType<typeof silentUdp>>;
   let fallbackPort: number;
@@ -116,6 +116,7 @@ describe.skipIf(missing.length > 0)('emergency calls through the real agent, SIP
       }),
       startAgent('d', {
         address: true,
+        sip: { sound: { capture: 'e911-test-missing', playback: 'e911-test-missing' } },
         emergency: { routes: { primary: `sip:127.0.0.1:${silentPort}`, secondary: `sip:127.0.0.1:${psapPort}` }, failoverMs: 1000 },
       }),
       startAgent('e', {
@@ -200,6 +201,16 @@ describe.skipIf(missing.length > 0)('emergency calls through the real agent, SIP
     expect(loc.pidf).toBe(body); // exactly as sent
     expect(loc.civic).toMatchObject({ RD: 'Main & 1st', HNO: '100', ROOM: '210', FLR: '2' });
     expect((ev.data.time as { utc: string; local: string }).utc).toMatch(/Z$/);
+
+    // The call-ended event carries the call's RTP figures (the PSAP sends no RTP; the phone always does: no VAD).
+    const ended = await eventFor('emergency-call-progress', (x) => x.data.callRef === ev.data.callRef && x.data.phase === 'ended');
+    const media = ended.data.media as { rtpSent: number; rtpReceived: number; rtpLost: number; jitterMs: number };
+    expect(media.rtpSent).toBeGreaterThan(0);
+    expect(media.rtpReceived).toBe(0);
+    expect(ended.data.by).toBe('caller');
+    // ... and e911ctl shows them.
+    const calls = await e911ctl(a.socketPath, 'calls');
+    expect(calls.json.result.find((c: { callRef: string }) => c.callRef === ev.data.callRef)).toMatchObject({ state: 'ended', media: { rtpSent: media.rtpSent } });
   });
 
   it('9911 (outside-line prefix): sent as 911, never rewritten', async () => {
@@ -285,6 +296,16 @@ describe.skipIf(missing.length > 0)('emergency calls through the real agent, SIP
     const progress = await eventFor('emergency-call-progress', (x) => x.data.callRef === ev.data.callRef && x.data.phase === 'failover');
     expect(progress.data).toMatchObject({ from: 'primary', route: 'secondary' });
     await eventFor('emergency-call-progress', (x) => x.data.callRef === ev.data.callRef && x.data.phase === 'answered');
+  });
+
+  it('a sound device that does not exist: logged and reported (audio-device-failed), and 911 still went out (above)', async () => {
+    const ev = await eventFor('audio-device-failed', (x) => x.deviceId === d.deviceId && x.data.phase === 'start');
+    expect(ev.data).toMatchObject({ capture: 'e911-test-missing', playback: 'e911-test-missing' });
+    expect(ev.data.reason).toContain('no capture device named "e911-test-missing"');
+    expect(d.proc.output()).toContain('sound device failed');
+    // The failover call above went out from this agent and was answered.
+    const call = await eventFor('emergency-call', (x) => x.deviceId === d.deviceId);
+    await eventFor('emergency-call-progress', (x) => x.data.callRef === call.data.callRef && x.data.phase === 'answered');
   });
 
   it('no address on file: the fallback route, no location, flagged', async () => {

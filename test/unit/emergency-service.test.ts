@@ -518,3 +518,52 @@ describe('transports', () => {
     expect(dial(h.svc, '911')).toMatchObject({ target: 'sip:911@10.0.0.1:5060;transport=tcp' });
   });
 });
+
+describe('sound device and media figures', () => {
+  it('a configured device that is missing: the stack falls back to null, the agent logs and reports it, and 911 still goes out', async () => {
+    const h = await harness({ sip: { sound: { capture: 'plughw:CARD=Handset', playback: 'plughw:CARD=Handset' } } });
+    expect(h.voice.startOptions!.sound).toEqual({ capture: 'plughw:CARD=Handset', playback: 'plughw:CARD=Handset' });
+    h.flush();
+    const failed = h.events.filter((e) => e.type === 'audio-device-failed');
+    expect(failed).toHaveLength(1);
+    expect(failed[0]!.data).toMatchObject({ phase: 'start', capture: 'plughw:CARD=Handset', reason: expect.stringContaining('plughw:CARD=Handset') });
+    expect(dial(h.svc, '911')).toMatchObject({ placed: true });
+    // Busy when the call needed it: reported with the call it concerns.
+    h.voice.soundDevice(false, 'Device or resource busy', 0);
+    h.flush();
+    const callRef = h.svc.history()[0]!.callRef;
+    expect(h.events.filter((e) => e.type === 'audio-device-failed')[1]!.data).toMatchObject({ phase: 'call', reason: 'Device or resource busy', callRef });
+  });
+
+  it('the default is ALSA\'s default device; the demo and tests say null', async () => {
+    expect(sipSchema.parse({}).sound).toEqual({ capture: 'default', playback: 'default' });
+    expect(sipSchema.parse({ sound: 'null' }).sound).toBe('null');
+    expect(() => sipSchema.parse({ sound: { capture: 'hw:0;rm -rf /' } })).toThrow();
+    const h = await harness({ sip: { sound: 'null' } });
+    h.flush();
+    expect(h.events.filter((e) => e.type === 'audio-device-failed')).toEqual([]);
+  });
+
+  it('the call-ended event carries the RTP figures, whoever hangs up', async () => {
+    const h = await harness();
+    dial(h.svc, '911');
+    await tick();
+    h.voice.respond(0, 200);
+    const media = { rtpSent: 500, rtpReceived: 480, rtpLost: 3, rtpLostByPeer: 1, jitterMs: 1.5, jitterMaxMs: 6 };
+    h.voice.calls[0]!.media = media;
+    h.svc.hangup(); // the caller hangs up: 'ended' waits for the stack's DISCONNECTED, which brings the figures
+    h.flush();
+    const ended = h.events.find((e) => e.type === 'emergency-call-progress' && e.data.phase === 'ended')!;
+    expect(ended.data).toMatchObject({ by: 'caller', media });
+    expect(h.svc.history()[0]!.media).toEqual(media);
+
+    dial(h.svc, '911');
+    await tick();
+    h.voice.respond(1, 200);
+    h.voice.calls[1]!.media = { ...media, rtpSent: 7 };
+    h.voice.setCallState(1, 'DISCONNECTED', 200); // the PSAP hangs up
+    h.flush();
+    const second = h.events.filter((e) => e.type === 'emergency-call-progress' && e.data.phase === 'ended')[1]!;
+    expect(second.data).toMatchObject({ code: 200, media: { rtpSent: 7 } });
+  });
+});
