@@ -20,7 +20,8 @@ import { parseConfig } from '../../agent/config.js';
 import { hostPaths } from '../../hal/host.js';
 import { Store } from '../../agent/store/store.js';
 import type { EmergencyService } from '../../agent/emergency/service.js';
-import { pjsipAvailability } from '../../hal/voice/pjsip/index.js';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { pjsipAvailability, type MakeCallTiming, type PjsipVoiceStack } from '../../hal/voice/pjsip/index.js';
 import type { VoiceStack } from '../../hal/voice/types.js';
 import { documentHash, generateSigningKeyPair } from '../../provisioning/protocol/signing.js';
 import type { AddressDocument } from '../../provisioning/protocol/address.js';
@@ -139,13 +140,25 @@ try {
   let digitAt = 0n;
   const beforeMakeCall: number[] = [];
   const inMakeCall: number[] = [];
+  // Inside makeCall: the addon's own split (arguments, pjsua_call_make_call, the JS thread's
+  // context switches), and whether a V8 garbage collection overlapped it.
+  const agentTimings: (MakeCallTiming & { gc: boolean })[] = [];
+  const windows: [number, number][] = [];
+  const gcs: [number, number][] = [];
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcs.push([e.startTime, e.startTime + e.duration]);
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
   voiceStack.makeCall = (target, opts) => {
     const t = process.hrtime.bigint();
+    const w0 = performance.now();
     beforeMakeCall.push(nsToMs(t - digitAt));
     try {
       return makeCall(target, opts);
     } finally {
       inMakeCall.push(nsToMs(process.hrtime.bigint() - t));
+      windows.push([w0, performance.now()]);
+      agentTimings.push({ ...(voiceStack as PjsipVoiceStack).lastMakeCallTiming(), gc: false });
     }
   };
   const status = () => agent!.status() as { outbox: { backlog: number; delivered: number } };
@@ -189,12 +202,14 @@ try {
     return nsToMs(at - t0);
   }
 
+  const baseTimings: { pjsuaMs: number; voluntarySwitches: number; involuntarySwitches: number }[] = [];
   async function baselineCall(): Promise<number> {
     inbox.length = 0;
     const arrival = next('invite');
     caller.stdin!.write('call\n');
-    const [, t0, st] = (await nextLine()).split(' ');
+    const [, t0, st, inCall, vcs, ivcs] = (await nextLine()).split(' ');
     if (st !== '0') throw new Error(`baseline make_call failed: ${st}`);
+    baseTimings.push({ pjsuaMs: Number(inCall) / 1e6, voluntarySwitches: Number(vcs), involuntarySwitches: Number(ivcs) });
     const at = BigInt(((await arrival) as { at: string }).at);
     await next('ack');
     return nsToMs(at - BigInt(t0!));
@@ -262,6 +277,32 @@ try {
     `breakdown (all agent calls): agent JS from digit to makeCall p50 ${jsBefore.p50.toFixed(2)} / p99 ${jsBefore.p99.toFixed(2)} ms; ` +
       `makeCall itself (addon + pjsua, returns after the send) p50 ${native.p50.toFixed(2)} / p99 ${native.p99.toFixed(2)} ms\n`,
   );
+  // Inside makeCall, beside the same call in the bare caller; and what the slowest agent calls had in common.
+  gcObserver.disconnect();
+  for (let i = 0; i < agentTimings.length; i++) {
+    const [a, b] = windows[i]!;
+    agentTimings[i]!.gc = gcs.some(([s, e]) => s < b && e > a);
+  }
+  const at = agentTimings.slice(WARMUP);
+  const bt = baseTimings.slice(WARMUP);
+  const pq = (xs: number[]) => `p50 ${summary(xs).p50.toFixed(2)} / p99 ${summary(xs).p99.toFixed(2)}`;
+  process.stdout.write(
+    `inside makeCall: arguments ${pq(at.map((t) => t.prepareMs))} ms; pjsua_call_make_call ${pq(at.map((t) => t.pjsuaMs))} ms ` +
+      `(bare caller: ${pq(bt.map((t) => t.pjsuaMs))} ms)\n`,
+  );
+  const slowest = (xs: { pjsuaMs: number; voluntarySwitches: number; involuntarySwitches: number; gc?: boolean }[]) => {
+    const cut = summary(xs.map((t) => t.pjsuaMs)).p99;
+    const slow = xs.filter((t) => t.pjsuaMs >= cut);
+    const share = (f: (t: (typeof slow)[number]) => boolean) => `${slow.filter(f).length}/${slow.length}`;
+    const rest = xs.filter((t) => t.pjsuaMs < cut);
+    const restShare = (f: (t: (typeof rest)[number]) => boolean) => `${((100 * rest.filter(f).length) / Math.max(1, rest.length)).toFixed(0)}%`;
+    return (
+      `slowest 1% (>= ${cut.toFixed(2)} ms): preempted (involuntary switch) ${share((t) => t.involuntarySwitches > 0)}, waited (voluntary switch) ${share((t) => t.voluntarySwitches > 0)}` +
+      (slow[0]?.gc !== undefined ? `, during a V8 GC ${share((t) => t.gc === true)}` : '') +
+      `; the other 99%: preempted ${restShare((t) => t.involuntarySwitches > 0)}, waited ${restShare((t) => t.voluntarySwitches > 0)}`
+    );
+  };
+  process.stdout.write(`  agent ${slowest(at)}\n  bare caller ${slowest(bt)}\n`);
   process.stdout.write(`max: agent ${ia.max.toFixed(2)} ms (idle), ${ba.max.toFixed(2)} ms (draining); baseline ${ib.max.toFixed(2)} / ${bb.max.toFixed(2)} ms\n`);
   process.stdout.write(
     `draining phase: ${backlogs} backlogs of ${BACKLOG} events, ${drained} delivered to Mosquitto in ${(drainMs / 1000).toFixed(1)} s ` +

@@ -6,15 +6,19 @@
  *   pjsua-caller <local-port> <target-uri> <pidf-file> <content-id> ["Name: value"]...
  *
  * Reads commands on stdin: "call" places one call and prints
- * "t0 <CLOCK_MONOTONIC ns> <status>" (t0 is taken before the INVITE is even
- * built, as when a digit arrives); "quit" ends. Calls are not answered: the
+ * "t0 <CLOCK_MONOTONIC ns> <status> <make_call ns> <voluntary> <involuntary>"
+ * (t0 is taken before the INVITE is even built, as when a digit arrives;
+ * then the time inside pjsua_call_make_call and this thread's context
+ * switches meanwhile, as the agent's addon measures them); "quit" ends. Calls are not answered: the
  * benchmark's receiver rejects them, which ends them.
  */
+#define _GNU_SOURCE /* RUSAGE_THREAD */
 #include <pjsua-lib/pjsua.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static long long mono_ns(void) {
@@ -135,9 +139,14 @@ int main(int argc, char** argv) {
     opt.vid_cnt = 0;
     opt.txt_cnt = 0;
     pjsua_call_id call;
+    struct rusage r0, r1;
+    getrusage(RUSAGE_THREAD, &r0);
+    long long m0 = mono_ns();
     st = pjsua_call_make_call(acc, &target, &opt, NULL, &md, &call);
+    long long m1 = mono_ns();
+    getrusage(RUSAGE_THREAD, &r1);
     pj_pool_release(pool);
-    printf("t0 %lld %d\n", t0, st);
+    printf("t0 %lld %d %lld %ld %ld\n", t0, st, m1 - m0, r1.ru_nvcsw - r0.ru_nvcsw, r1.ru_nivcsw - r0.ru_nivcsw);
     fflush(stdout);
   }
   pjsua_call_hangup_all();

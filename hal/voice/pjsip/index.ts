@@ -47,6 +47,19 @@ interface NativeVoice {
   sendDtmf(call: CallId, digits: string, method: DtmfMethod): void;
   callInfo(call: CallId): CallInfo;
   version(): string;
+  lastMakeCallTiming(): MakeCallTiming;
+}
+
+/** Where the last makeCall spent its time (the emergency benchmark's breakdown). */
+export interface MakeCallTiming {
+  /** Building pjsua's arguments (headers, body parts) from JS values. */
+  prepareMs: number;
+  /** pjsua_call_make_call itself: returns once the INVITE is handed to the transport. */
+  pjsuaMs: number;
+  /** Context switches of the JS thread meanwhile: voluntary = it waited (a lock, I/O); involuntary = the scheduler took the CPU away. */
+  voluntarySwitches: number;
+  involuntarySwitches: number;
+  minorFaults: number;
 }
 
 type NativeEvent = { type: string; at: number } & Record<string, unknown>;
@@ -249,6 +262,11 @@ export class PjsipVoiceStack implements VoiceStack {
 
   callInfo(call: CallId): CallInfo {
     return this.native.callInfo(call);
+  }
+
+  /** Where the last makeCall spent its time (for the emergency benchmark). */
+  lastMakeCallTiming(): MakeCallTiming {
+    return this.native.lastMakeCallTiming();
   }
 
   on<K extends keyof VoiceEvents>(event: K, listener: (e: VoiceEvents[K]) => void): () => void {

@@ -6,6 +6,8 @@
 // waits for unregistrations) and resolves once the ThreadSafeFunction has
 // delivered every queued event and been finalized.
 #include <napi.h>
+#include <sys/resource.h>
+#include <uv.h>
 
 #include <cstring>
 #include <deque>
@@ -32,6 +34,20 @@ struct StopContext {
   std::optional<Napi::Promise::Deferred> deferred;
 };
 StopContext* g_stopctx = nullptr;
+
+// Where the last makeCall spent its time, for the emergency benchmark's
+// breakdown: building pjsua's arguments, pjsua_call_make_call itself, and
+// what the JS thread went through meanwhile (getrusage of this thread).
+struct MakeCallTiming {
+  double prepareMs = 0, pjsuaMs = 0;
+  long voluntarySwitches = 0, involuntarySwitches = 0, minorFaults = 0;
+};
+MakeCallTiming g_last_call_timing;
+
+struct ThreadUsage {
+  rusage ru;
+  ThreadUsage() { getrusage(RUSAGE_THREAD, &ru); }
+};
 
 // ---- helpers -------------------------------------------------------------
 
@@ -526,6 +542,9 @@ Napi::Value MakeCall(const Napi::CallbackInfo& info) {
   std::string target = info[1].As<Napi::String>().Utf8Value();
   Napi::Object o = info.Length() > 2 && info[2].IsObject() ? info[2].As<Napi::Object>() : Napi::Object::New(env);
 
+  const uint64_t t0 = uv_hrtime();
+  const ThreadUsage u0;
+  uint64_t t1 = t0;
   pj_pool_t* pool = pjsua_pool_create("e911-call", 1024, 1024);
   pjsua_call_id call_id = PJSUA_INVALID_ID;
   pj_status_t st;
@@ -553,12 +572,20 @@ Napi::Value MakeCall(const Napi::CallbackInfo& info) {
     call_setting(&opt);
     pj_str_t dst = pool_str(pool, target);
     // pjsua clones msg_data, so the pool can go right after.
+    t1 = uv_hrtime();
     st = pjsua_call_make_call(acc, &dst, &opt, nullptr, &md, &call_id);
   } catch (...) {
     pj_pool_release(pool);
     throw;
   }
   pj_pool_release(pool);
+  const uint64_t t2 = uv_hrtime();
+  const ThreadUsage u1;
+  g_last_call_timing.prepareMs = static_cast<double>(t1 - t0) / 1e6;
+  g_last_call_timing.pjsuaMs = static_cast<double>(t2 - t1) / 1e6;
+  g_last_call_timing.voluntarySwitches = u1.ru.ru_nvcsw - u0.ru.ru_nvcsw;
+  g_last_call_timing.involuntarySwitches = u1.ru.ru_nivcsw - u0.ru.ru_nivcsw;
+  g_last_call_timing.minorFaults = u1.ru.ru_minflt - u0.ru.ru_minflt;
   check(env, st, "pjsua_call_make_call");
   return Napi::Number::New(env, call_id);
 }
@@ -646,6 +673,16 @@ Napi::Value CallInfo(const Napi::CallbackInfo& info) {
 
 Napi::Value Version(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), pj_get_version()); }
 
+Napi::Value LastMakeCallTiming(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("prepareMs", g_last_call_timing.prepareMs);
+  o.Set("pjsuaMs", g_last_call_timing.pjsuaMs);
+  o.Set("voluntarySwitches", static_cast<double>(g_last_call_timing.voluntarySwitches));
+  o.Set("involuntarySwitches", static_cast<double>(g_last_call_timing.involuntarySwitches));
+  o.Set("minorFaults", static_cast<double>(g_last_call_timing.minorFaults));
+  return o;
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -665,6 +702,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sendDtmf", Napi::Function::New(env, SendDtmf));
   exports.Set("callInfo", Napi::Function::New(env, CallInfo));
   exports.Set("version", Napi::Function::New(env, Version));
+  exports.Set("lastMakeCallTiming", Napi::Function::New(env, LastMakeCallTiming));
   // If the environment goes away (worker exit) under a running stack, stop
   // pjsua's threads before they can touch a dead ThreadSafeFunction.
   env.AddCleanupHook([]() {
