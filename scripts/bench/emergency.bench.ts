@@ -176,9 +176,11 @@ try {
     'P-Asserted-Identity: "Front Desk" <sip:+14085550100@127.0.0.1;user=phone>, <tel:+14085550100>',
     'X-E911-Site: HQ',
   ];
-  const caller = spawn(bin, [String(basePort), `sip:911@127.0.0.1:${wirePort}`, pidfFile, '<loc-bench@127.0.0.1>', ...headers], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // Started under nice(1), so pjsua's own threads (made before we could renice the process) get
+  // the same priority as the agent's, which inherit it from this thread.
+  const callerArgs = [String(basePort), `sip:911@127.0.0.1:${wirePort}`, pidfFile, '<loc-bench@127.0.0.1>', ...headers];
+  const caller = niced ? spawn('nice', ['-n', String(NICE), bin, ...callerArgs], { stdio: ['pipe', 'pipe', 'inherit'] }) : spawn(bin, callerArgs, { stdio: ['pipe', 'pipe', 'inherit'] });
   children.push(caller);
-  if (niced) prioritize(caller.pid!);
   const lines = readline.createInterface({ input: caller.stdout! });
   const lineWaiters: ((l: string) => void)[] = [];
   lines.on('line', (l) => (l === 'ready' || l.startsWith('t0 ')) && lineWaiters.shift()?.(l));
