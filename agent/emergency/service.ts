@@ -160,6 +160,8 @@ export class EmergencyService {
   private tlsRouteAddresses = new Map<RouteName, string>();
   /** Emergency calls the caller hung up: their 'ended' waits for the stack's DISCONNECTED (with the media figures). */
   private readonly endedByCaller = new Map<CallId, { record: EmergencyCallRecord; attempt: Attempt }>();
+  /** The sound device calls use now, and why not the configured one (for status). */
+  private sound: { device: 'null' | 'configured'; reason?: string } | null = null;
   /** Work kept off the call path (events, persistence), run on the next turn or at stop(). */
   private deferred: (() => void)[] = [];
 
@@ -216,6 +218,7 @@ export class EmergencyService {
       this.transportIds = new Map(started.transports.map((t) => [t.kind, t.id]));
       const credentials =
         sip.account?.username !== undefined ? [{ realm: sip.account.realm, username: sip.account.username, password: sip.account.password ?? '' }] : undefined;
+      this.sound = started.sound ? { device: started.sound.device, ...(started.sound.fallbackReason ? { reason: started.sound.fallbackReason } : {}) } : null;
       if (started.sound?.fallbackReason) this.soundFailed('start', started.sound.fallbackReason);
       this.unsubscribe = [
         voice.on('soundDevice', (e) => this.onSoundDevice(e)),
@@ -403,6 +406,7 @@ export class EmergencyService {
       emergencyNumbers: this.plan.emergencyStrings(),
       suppressedUntil: this.suppressUntil > this.now().getTime() ? new Date(this.suppressUntil).toISOString() : null,
       features: this.features,
+      sound: this.sound,
       lastCall: last ? { callRef: last.callRef, kind: last.kind, state: last.state, startedAt: last.startedAt, attempts: last.attempts, media: last.media ?? null } : null,
     };
   }
@@ -674,6 +678,7 @@ export class EmergencyService {
 
   /** The sound device failed when a call needed it (the call went on with the null device), or works again. */
   private onSoundDevice(e: SoundDeviceEvent): void {
+    this.sound = e.ok ? { device: 'configured' } : { device: 'null', reason: e.reason ?? 'unknown' };
     if (e.ok) {
       this.log.info({ capture: e.capture, playback: e.playback }, 'sound device works again');
       return;

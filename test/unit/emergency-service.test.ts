@@ -533,6 +533,9 @@ describe('sound device and media figures', () => {
     h.flush();
     const callRef = h.svc.history()[0]!.callRef;
     expect(h.events.filter((e) => e.type === 'audio-device-failed')[1]!.data).toMatchObject({ phase: 'call', reason: 'Device or resource busy', callRef });
+    expect(h.svc.status().sound).toEqual({ device: 'null', reason: 'Device or resource busy' });
+    h.voice.soundDevice(true);
+    expect(h.svc.status().sound).toEqual({ device: 'configured' });
   });
 
   it('the default is ALSA\'s default device; the demo and tests say null', async () => {
