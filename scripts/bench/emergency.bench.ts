@@ -204,14 +204,14 @@ try {
     return nsToMs(at - t0);
   }
 
-  const baseTimings: { pjsuaMs: number; voluntarySwitches: number; involuntarySwitches: number }[] = [];
+  const baseTimings: { pjsuaMs: number; pjsuaCpuMs: number; voluntarySwitches: number; involuntarySwitches: number }[] = [];
   async function baselineCall(): Promise<number> {
     inbox.length = 0;
     const arrival = next('invite');
     caller.stdin!.write('call\n');
-    const [, t0, st, inCall, vcs, ivcs] = (await nextLine()).split(' ');
+    const [, t0, st, inCall, vcs, ivcs, cpu] = (await nextLine()).split(' ');
     if (st !== '0') throw new Error(`baseline make_call failed: ${st}`);
-    baseTimings.push({ pjsuaMs: Number(inCall) / 1e6, voluntarySwitches: Number(vcs), involuntarySwitches: Number(ivcs) });
+    baseTimings.push({ pjsuaMs: Number(inCall) / 1e6, pjsuaCpuMs: Number(cpu) / 1e6, voluntarySwitches: Number(vcs), involuntarySwitches: Number(ivcs) });
     const at = BigInt(((await arrival) as { at: string }).at);
     await next('ack');
     return nsToMs(at - BigInt(t0!));
@@ -290,7 +290,7 @@ try {
   const pq = (xs: number[]) => `p50 ${summary(xs).p50.toFixed(2)} / p99 ${summary(xs).p99.toFixed(2)}`;
   process.stdout.write(
     `inside makeCall: arguments ${pq(at.map((t) => t.prepareMs))} ms; pjsua_call_make_call ${pq(at.map((t) => t.pjsuaMs))} ms ` +
-      `(bare caller: ${pq(bt.map((t) => t.pjsuaMs))} ms)\n`,
+      `(bare caller: ${pq(bt.map((t) => t.pjsuaMs))} ms); its CPU time ${pq(at.map((t) => t.pjsuaCpuMs))} ms (bare caller: ${pq(bt.map((t) => t.pjsuaCpuMs))} ms)\n`,
   );
   const slowest = (xs: { pjsuaMs: number; voluntarySwitches: number; involuntarySwitches: number; gc?: boolean }[]) => {
     const cut = summary(xs.map((t) => t.pjsuaMs)).p99;

@@ -6,7 +6,7 @@
  *   pjsua-caller <local-port> <target-uri> <pidf-file> <content-id> ["Name: value"]...
  *
  * Reads commands on stdin: "call" places one call and prints
- * "t0 <CLOCK_MONOTONIC ns> <status> <make_call ns> <voluntary> <involuntary>"
+ * "t0 <CLOCK_MONOTONIC ns> <status> <make_call ns> <voluntary> <involuntary> <cpu ns>"
  * (t0 is taken before the INVITE is even built, as when a digit arrives;
  * then the time inside pjsua_call_make_call and this thread's context
  * switches meanwhile, as the agent's addon measures them); "quit" ends. Calls are not answered: the
@@ -141,12 +141,16 @@ int main(int argc, char** argv) {
     pjsua_call_id call;
     struct rusage r0, r1;
     getrusage(RUSAGE_THREAD, &r0);
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
     long long m0 = mono_ns();
     st = pjsua_call_make_call(acc, &target, &opt, NULL, &md, &call);
     long long m1 = mono_ns();
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
     getrusage(RUSAGE_THREAD, &r1);
     pj_pool_release(pool);
-    printf("t0 %lld %d %lld %ld %ld\n", t0, st, m1 - m0, r1.ru_nvcsw - r0.ru_nvcsw, r1.ru_nivcsw - r0.ru_nivcsw);
+    long long cpu = (c1.tv_sec - c0.tv_sec) * 1000000000LL + (c1.tv_nsec - c0.tv_nsec);
+    printf("t0 %lld %d %lld %ld %ld %lld\n", t0, st, m1 - m0, r1.ru_nvcsw - r0.ru_nvcsw, r1.ru_nivcsw - r0.ru_nivcsw, cpu);
     fflush(stdout);
   }
   pjsua_call_hangup_all();

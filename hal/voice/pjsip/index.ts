@@ -56,6 +56,8 @@ export interface MakeCallTiming {
   prepareMs: number;
   /** pjsua_call_make_call itself: returns once the INVITE is handed to the transport. */
   pjsuaMs: number;
+  /** CPU time the JS thread spent in pjsua_call_make_call: its cost, whatever the machine's load. */
+  pjsuaCpuMs: number;
   /** Context switches of the JS thread meanwhile: voluntary = it waited (a lock, I/O); involuntary = the scheduler took the CPU away. */
   voluntarySwitches: number;
   involuntarySwitches: number;
