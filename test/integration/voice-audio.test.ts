@@ -22,6 +22,16 @@ const availability = pjsipAvailability();
 const missing = [!availability.available && availability.message, !SIPP && 'sipp is not installed (Debian sip-tester)'].filter(Boolean);
 if (missing.length) console.warn(`\n!!! SKIPPING the voice audio tests: ${missing.join('; ')}\n`);
 
+// A sound device for the test, so the real (non-null) path runs on a machine without a sound
+// card: ALSA's null plugin under a name with a hint, which pjmedia's ALSA backend lists. Set
+// before the first start, when libasound first reads its configuration in this process.
+const alsaDir = mkdtempSync(path.join(os.tmpdir(), 'e911-alsa-'));
+writeFileSync(
+  path.join(alsaDir, 'asound.conf'),
+  '</usr/share/alsa/alsa.conf>\npcm.e911test { type null hint { show on description "e911 test device" } }\n',
+);
+process.env.ALSA_CONFIG_PATH = path.join(alsaDir, 'asound.conf');
+
 // Both on 50 Hz bins of a 20 ms block, far from each other's harmonics.
 const PHONE_HZ = 1300;
 const PSAP_HZ = 700;
@@ -107,13 +117,26 @@ describe.skipIf(missing.length > 0)('the call carries voice both ways (SIPp PSAP
   }, 30_000);
 });
 
-describe.skipIf(missing.length > 0)('a sound device that does not exist never stops a call', () => {
+describe.skipIf(missing.length > 0)('the sound device is a setting; one that does not exist never stops a call', () => {
   let voice: PjsipVoiceStack;
   let rec: VoiceRecorder;
 
   afterAll(async () => {
     rec?.dispose();
     await voice?.stop({ unregister: false });
+    rmSync(alsaDir, { recursive: true, force: true });
+  });
+
+  it('an ALSA device named in the setting is looked up by name and opened', async () => {
+    // ALSA's null plugin has no clock, so it cannot pace a call's audio: only the selection is
+    // checked here (a phone's real device is not something this machine has).
+    const stack = createPjsipVoiceStack({ logger: silentLog() });
+    try {
+      const started = await stack.start(await startOptions({ sound: { capture: 'e911test', playback: 'e911test' } }));
+      expect(started.sound).toEqual({ device: 'configured', capture: 'e911test', playback: 'e911test' });
+    } finally {
+      await stack.stop({ unregister: false });
+    }
   });
 
   it('start falls back to the null device and says why; the call still goes out, with RTP, and the failure is reported again', async () => {
@@ -123,6 +146,7 @@ describe.skipIf(missing.length > 0)('a sound device that does not exist never st
     rec = recordVoice(voice);
     expect(started.sound).toMatchObject({ device: 'null', capture: device, playback: device });
     expect(started.sound!.fallbackReason).toContain(`no capture device named "${device}"`);
+    expect(started.sound!.fallbackReason).toContain('(devices: e911test)');
 
     const callee = await startSipp({ scenario: path.join(FIXTURES, 'uas-answer.xml'), timeoutSec: 20 });
     try {
