@@ -291,6 +291,11 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
     media.enable_ice = PJ_FALSE;
     media.thread_cnt = 1;
     if (g_media.nullSound) media.ec_tail_len = 0;
+    // Keep the sound device open. pjsua closes an idle one after a second,
+    // and pjsua_call_make_call opens it again before it sends the INVITE:
+    // opening it (an ALSA device, or the null device's clock thread) would
+    // sit between the digit and the INVITE of every 911 call.
+    media.snd_auto_close_time = -1;
     g_media.clockRate = media.clock_rate;
     g_media.ptimeMs = media.audio_frame_ptime;
 
