@@ -9,7 +9,7 @@
 // Then again while the outbox drains a 10,000-event backlog to a real Mosquitto.
 // Goals: the agent adds <= 5 ms at p99, <= 10 ms at p99 while draining.
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -67,16 +67,17 @@ const niced = prioritize(process.pid);
 // With autogroup scheduling (Debian's default), nice only ranks threads within their session's
 // group; other sessions' work (the rest of the shared machine) competes group against group.
 // The group's own nice ranks it against them; the agent, the baseline and the wire share it.
-function prioritizeGroup(): boolean {
+// The group is the whole session's: its nice is put back at the end.
+const groupNiceBefore = existsSync('/proc/self/autogroup') ? (/nice (-?\d+)/.exec(readFileSync('/proc/self/autogroup', 'utf8'))?.[1] ?? null) : null;
+function setGroupNice(nice: string): boolean {
   try {
-    if (!niced || !existsSync('/proc/self/autogroup')) return false;
-    writeFileSync('/proc/self/autogroup', String(NICE));
+    writeFileSync('/proc/self/autogroup', nice);
     return true;
   } catch {
     return false;
   }
 }
-const groupNiced = prioritizeGroup();
+const groupNiced = niced && groupNiceBefore !== null && setGroupNice(String(NICE));
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-bench-emergency-'));
 const children: ChildProcess[] = [];
@@ -328,6 +329,7 @@ try {
   process.stdout.write(`agent adds at p99: ${addIdle.toFixed(2)} ms idle (goal <= 5: ${addIdle <= 5 ? 'met' : 'MISSED'}), ${addBusy.toFixed(2)} ms draining (goal <= 10: ${addBusy <= 10 ? 'met' : 'MISSED'})\n`);
   caller.stdin!.write('quit\n');
 } finally {
+  if (groupNiced) setGroupNice(groupNiceBefore!);
   await agent?.stop();
   for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
   await broker?.close();
