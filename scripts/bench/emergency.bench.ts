@@ -39,7 +39,11 @@ const GAP_MS = 10;
 const nsToMs = (ns: bigint) => Number(ns) / 1e6;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Undoes what this benchmark changed for the whole session (its autogroup's nice). */
+let restoreSession = (): void => {};
+
 function skip(reason: string): never {
+  restoreSession();
   process.stdout.write(`!!! SKIPPING the emergency benchmark: ${reason}\n`);
   process.exit(0);
 }
@@ -78,6 +82,7 @@ function setGroupNice(nice: string): boolean {
   }
 }
 const groupNiced = niced && groupNiceBefore !== null && setGroupNice(String(NICE));
+if (groupNiced) restoreSession = () => void setGroupNice(groupNiceBefore!);
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-bench-emergency-'));
 const children: ChildProcess[] = [];
@@ -329,7 +334,7 @@ try {
   process.stdout.write(`agent adds at p99: ${addIdle.toFixed(2)} ms idle (goal <= 5: ${addIdle <= 5 ? 'met' : 'MISSED'}), ${addBusy.toFixed(2)} ms draining (goal <= 10: ${addBusy <= 10 ? 'met' : 'MISSED'})\n`);
   caller.stdin!.write('quit\n');
 } finally {
-  if (groupNiced) setGroupNice(groupNiceBefore!);
+  restoreSession();
   await agent?.stop();
   for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
   await broker?.close();
