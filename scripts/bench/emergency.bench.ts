@@ -323,7 +323,12 @@ try {
       `; the other 99%: preempted ${restShare((t) => t.involuntarySwitches > 0)}, waited ${restShare((t) => t.voluntarySwitches > 0)}`
     );
   };
-  process.stdout.write(`  agent ${slowest(at)}\n  bare caller ${slowest(bt)}\n`);
+  const cpuCut = summary(at.map((t) => t.pjsuaCpuMs)).p99;
+  const faults = (xs: typeof at) => (xs.length ? (xs.reduce((s, t) => s + t.minorFaults, 0) / xs.length).toFixed(1) : '-');
+  process.stdout.write(
+    `  agent ${slowest(at)}\n  bare caller ${slowest(bt)}\n` +
+      `  agent minor page faults per call: ${faults(at.filter((t) => t.pjsuaCpuMs >= cpuCut))} in the 1% costing most CPU, ${faults(at.filter((t) => t.pjsuaCpuMs < cpuCut))} in the rest\n`,
+  );
   process.stdout.write(`max: agent ${ia.max.toFixed(2)} ms (idle), ${ba.max.toFixed(2)} ms (draining); baseline ${ib.max.toFixed(2)} / ${bb.max.toFixed(2)} ms\n`);
   process.stdout.write(
     `draining phase: ${backlogs} backlogs of ${BACKLOG} events, ${drained} delivered to Mosquitto in ${(drainMs / 1000).toFixed(1)} s ` +
