@@ -97,34 +97,23 @@ export function isoSeconds(d: Date): string {
  */
 export class PidfTemplate {
   readonly adjustments: PidfAdjustment[] = [];
-  /** The civic fields exactly as they appear in the document (after any adjustment). */
+  /** The first location's civic fields exactly as they appear in the document (after any adjustment). */
   readonly civicSent: CivicAddress = {};
-  private readonly beforeExpiry: string;
-  private readonly beforeTimestamp: string;
-  private readonly tail: string;
+  /** Every location's civic fields as sent, in document order (the first is civicSent). */
+  readonly civicSentAll: CivicAddress[] = [];
+  private readonly head: string;
+  /** Per location: text before the optional retention-expiry, then up to the timestamp, then after it. */
+  private readonly devices: { beforeExpiry: string; beforeTimestamp: string; tail: string }[] = [];
   private readonly retentionMs: number | null;
 
-  constructor(location: PidfLocation, opts: PidfOptions) {
-    const lang = location.lang && LANG.test(location.lang) ? location.lang : 'en';
-    if (location.lang && lang !== location.lang) this.adjustments.push({ field: 'lang', reason: `not a language tag: ${location.lang}` });
-
-    const civicLines: string[] = [];
-    for (const key of CIVIC_ELEMENTS) {
-      const raw = location.civic[key];
-      if (raw === undefined) continue;
-      let value = xmlSafe(raw);
-      if (value !== raw) this.adjustments.push({ field: key, reason: 'characters XML cannot carry were replaced by U+FFFD' });
-      if (key === 'country') {
-        value = value.trim().toUpperCase();
-        if (!COUNTRY.test(value)) {
-          this.adjustments.push({ field: key, reason: `not an ISO 3166 alpha-2 code: ${raw}` });
-          continue;
-        }
-      }
-      this.civicSent[key] = value;
-      civicLines.push(`<ca:${key}>${escapeText(value)}</ca:${key}>`);
-    }
-
+  /**
+   * One location, or several in order of preference. Several go in separate
+   * dm:device elements, each with one geopriv and its own method (RFC 5491
+   * section 3.4: one location per element; a recipient that uses one takes the first).
+   */
+  constructor(location: PidfLocation | readonly PidfLocation[], opts: PidfOptions) {
+    const locations = Array.isArray(location) ? (location as readonly PidfLocation[]) : [location as PidfLocation];
+    if (locations.length === 0) throw new RangeError('a PIDF-LO needs at least one location');
     const pb = opts.providedBy;
     const providerInfo = [
       `<pi:EmergencyCallData.ProviderInfo>`,
@@ -134,30 +123,57 @@ export class PidfTemplate {
       pb.contactUri ? `<pi:ContactURI>${escapeText(uriSafe(pb.contactUri))}</pi:ContactURI>` : '',
       `</pi:EmergencyCallData.ProviderInfo>`,
     ].join('');
-
     this.retentionMs = opts.retentionHours !== undefined ? opts.retentionHours * 3_600_000 : null;
-    const head = [
+    this.head = [
       `<?xml version="1.0" encoding="UTF-8"?>`,
       `<presence xmlns="${NS.pidf}" xmlns:dm="${NS.dm}" xmlns:gp="${NS.gp}" xmlns:gbp="${NS.gbp}" xmlns:ca="${NS.ca}" xmlns:pi="${NS.pi}" entity="${escapeAttr(uriSafe(opts.entity))}">`,
-      ` <dm:device id="${deviceElementId(opts.deviceId)}">`,
-      `  <gp:geopriv>`,
-      `   <gp:location-info>`,
-      `    <ca:civicAddress xml:lang="${lang}">${civicLines.join('')}</ca:civicAddress>`,
-      `   </gp:location-info>`,
-      `   <gp:usage-rules>`,
-      `    <gbp:retransmission-allowed>${opts.retransmissionAllowed ? 'true' : 'false'}</gbp:retransmission-allowed>`,
     ].join('\n');
-    this.beforeExpiry = `${head}\n`;
-    const afterRules = [
-      `   </gp:usage-rules>`,
-      `   <gp:method>${escapeText(xmlSafe(location.method))}</gp:method>`,
-      `   <gp:provided-by>${providerInfo}</gp:provided-by>`,
-      `  </gp:geopriv>`,
-      `  <dm:deviceID>${escapeText(uriSafe(opts.deviceId))}</dm:deviceID>`,
-      `  <dm:timestamp>`,
-    ].join('\n');
-    this.beforeTimestamp = afterRules;
-    this.tail = `</dm:timestamp>\n </dm:device>\n</presence>\n`;
+    const baseId = deviceElementId(opts.deviceId);
+    locations.forEach((loc, i) => {
+      const field = (f: string) => (i === 0 ? f : `${f}#${i + 1}`);
+      const lang = loc.lang && LANG.test(loc.lang) ? loc.lang : 'en';
+      if (loc.lang && lang !== loc.lang) this.adjustments.push({ field: field('lang'), reason: `not a language tag: ${loc.lang}` });
+      const sent: CivicAddress = {};
+      const civicLines: string[] = [];
+      for (const key of CIVIC_ELEMENTS) {
+        const raw = loc.civic[key];
+        if (raw === undefined) continue;
+        let value = xmlSafe(raw);
+        if (value !== raw) this.adjustments.push({ field: field(key), reason: 'characters XML cannot carry were replaced by U+FFFD' });
+        if (key === 'country') {
+          value = value.trim().toUpperCase();
+          if (!COUNTRY.test(value)) {
+            this.adjustments.push({ field: field(key), reason: `not an ISO 3166 alpha-2 code: ${raw}` });
+            continue;
+          }
+        }
+        sent[key] = value;
+        civicLines.push(`<ca:${key}>${escapeText(value)}</ca:${key}>`);
+      }
+      if (i === 0) Object.assign(this.civicSent, sent);
+      this.civicSentAll.push(sent);
+      this.devices.push({
+        beforeExpiry: [
+          ` <dm:device id="${i === 0 ? baseId : `${baseId}-${i + 1}`}">`,
+          `  <gp:geopriv>`,
+          `   <gp:location-info>`,
+          `    <ca:civicAddress xml:lang="${lang}">${civicLines.join('')}</ca:civicAddress>`,
+          `   </gp:location-info>`,
+          `   <gp:usage-rules>`,
+          `    <gbp:retransmission-allowed>${opts.retransmissionAllowed ? 'true' : 'false'}</gbp:retransmission-allowed>`,
+          '',
+        ].join('\n'),
+        beforeTimestamp: [
+          `   </gp:usage-rules>`,
+          `   <gp:method>${escapeText(xmlSafe(loc.method))}</gp:method>`,
+          `   <gp:provided-by>${providerInfo}</gp:provided-by>`,
+          `  </gp:geopriv>`,
+          `  <dm:deviceID>${escapeText(uriSafe(opts.deviceId))}</dm:deviceID>`,
+          `  <dm:timestamp>`,
+        ].join('\n'),
+        tail: `</dm:timestamp>\n </dm:device>\n`,
+      });
+    });
   }
 
   /** The document stamped with this time: the only work done at dial time. */
@@ -167,11 +183,13 @@ export class PidfTemplate {
       this.retentionMs === null
         ? ''
         : `    <gbp:retention-expiry>${isoSeconds(new Date(now.getTime() + this.retentionMs))}</gbp:retention-expiry>\n`;
-    return `${this.beforeExpiry}${expiry}${this.beforeTimestamp}${ts}${this.tail}`;
+    let out = `${this.head}\n`;
+    for (const d of this.devices) out += `${d.beforeExpiry}${expiry}${d.beforeTimestamp}${ts}${d.tail}`;
+    return `${out}</presence>\n`;
   }
 }
 
 /** One-shot build, for callers that do not keep a template. */
-export function buildPidf(location: PidfLocation, opts: PidfOptions, now: Date): string {
+export function buildPidf(location: PidfLocation | readonly PidfLocation[], opts: PidfOptions, now: Date): string {
   return new PidfTemplate(location, opts).render(now);
 }
