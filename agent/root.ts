@@ -148,8 +148,12 @@ export class Agent {
     phase('handset');
     // Where the phone is: after the store, before the link (its first report waits in the link).
     // The emergency path prepares its PIDF-LO from the best location whenever that changes.
-    const toEmergency = (b: ReturnType<LocationService['best']>) =>
-      emergency.setLocation(b && b.kind === 'civic' && b.civic ? { civic: b.civic, method: b.method, source: b.source } : null);
+    // With a disagreement, the other address goes second in the PIDF-LO; the ELIN may be the callback.
+    const civicOf = (l: ReturnType<LocationService['best']>) => (l && l.kind === 'civic' && l.civic ? { civic: l.civic, method: l.method, source: l.source } : null);
+    const toEmergency = () => {
+      const c = location.service.callLocations();
+      emergency.setLocation(civicOf(c.first), { alternate: civicOf(c.second), elin: c.elin });
+    };
     location.service.onBestChange(toEmergency);
     await location.start();
     phase('location');
@@ -267,6 +271,12 @@ export class Agent {
     control.register('hangup', () => this.require().emergency.hangup());
     this.require().front.registerControl(control);
     control.register('location', () => this.require().location.service.list());
+    control.register('location-use', (args) => {
+      const which = args.which;
+      if (which !== 'network' && which !== 'provisioned') throw new ControlError('usage', 'location use needs "network" or "provisioned"');
+      const d = this.require().location.service.pick(which);
+      return { chosen: d.chosen, pick: d.pick, policy: d.policy };
+    });
     control.register('location-select', (args) => {
       const id = typeof args.id === 'string' ? args.id : '';
       if (!id) throw new ControlError('usage', 'location select needs a location id, code, or "current"');

@@ -16,6 +16,7 @@ import { transportOf, type TransportKind } from '../../hal/voice/types.js';
 import type { AccountId, CallId, CallStateEvent, IncomingCallEvent, InviteResponseEvent, SipHeader, VoiceStack, VoiceStartOptions } from '../../hal/voice/types.js';
 import { PidfTemplate } from '../location/pidf.js';
 import type { CivicAddress } from '../../provisioning/protocol/address.js';
+import { elinE164 } from '../location/elin.js';
 import { DialPlan, DigitCollector, type CollectorDecision, type EmergencyMatch, type Timers } from './dial-plan.js';
 import { emergencyTarget, inviteContent, needsResolution, parseRoute, withAddress, prepareInvite, type InviteContent, type PreparedInvite, type RouteName, type RouteTarget } from './invite.js';
 import {
@@ -113,6 +114,12 @@ interface Prepared {
   invite: PreparedInvite;
   address: StoredAddress | null;
   where: CurrentLocation | null;
+  /** The disagreeing other address, sent second in the PIDF-LO. */
+  alternate: CurrentLocation | null;
+  alternateSent: Record<string, string> | null;
+  /** The switch's ELIN, and whether it went out as the callback number. */
+  elin: string | null;
+  callbackSource: 'provisioned' | 'elin' | null;
   /** Route order for this address state. */
   plan: RouteTarget[];
   civicSent: Record<string, string> | null;
@@ -152,6 +159,8 @@ export class EmergencyService {
   private network: DeviceNetwork | null = null;
   private pendingDecision: DialOutcome | null = null;
   private best: CurrentLocation | null = null;
+  private alternate: CurrentLocation | null = null;
+  private elin: string | null = null;
   private transportIds = new Map<string, number>();
   /** Work kept off the call path (events, persistence), run on the next turn or at stop(). */
   private deferred: (() => void)[] = [];
@@ -266,11 +275,15 @@ export class EmergencyService {
     const deviceId = macDeviceId(this.network?.mac) ?? `urn:uuid:${uuidFromName(this.deps.deviceId)}`;
     // The best current location when one was given (setLocation), else the provisioned address.
     const where: CurrentLocation | null = this.best ?? (doc ? { civic: doc.civic, method: 'Manual', source: 'provisioned' } : null);
+    const alternate = where && this.alternate && this.alternate.source !== where.source ? this.alternate : null;
+    // The account may send the switch's ELIN as the callback number (ELIN-based PSAP lookup).
+    const elinCallback = doc?.elinCallback ? elinE164(this.elin) : null;
+    const callback = elinCallback ?? doc?.callback ?? null;
     const pidf = where
       ? new PidfTemplate(
-          { civic: where.civic, method: where.method, lang: loc.lang },
+          [{ civic: where.civic, method: where.method, lang: loc.lang }, ...(alternate ? [{ civic: alternate.civic, method: alternate.method, lang: loc.lang }] : [])],
           {
-            entity: doc ? `tel:${doc.callback}` : `urn:uuid:${uuidFromName(this.deps.deviceId)}`,
+            entity: callback ? `tel:${callback}` : `urn:uuid:${uuidFromName(this.deps.deviceId)}`,
             deviceId,
             providedBy: { name: loc.providerName, ...(loc.providerContact ? { contactUri: loc.providerContact } : {}) },
             retransmissionAllowed: loc.retransmissionAllowed,
@@ -281,16 +294,20 @@ export class EmergencyService {
     if (pidf && pidf.adjustments.length > 0) this.log.warn({ adjustments: pidf.adjustments }, 'address adjusted to fit the PIDF-LO');
     this.prepared = {
       invite: prepareInvite({
-        identity: { callback: doc?.callback ?? null, displayName: doc?.displayName ?? null, domain },
+        identity: { callback, displayName: doc?.displayName ?? null, domain },
         pidf,
         extraHeaders: this.deps.emergency.extraHeaders as SipHeader[],
       }),
       address,
       where,
+      alternate,
+      alternateSent: alternate && pidf ? (pidf.civicSentAll[1] as Record<string, string>) : null,
+      elin: this.elin,
+      callbackSource: elinCallback ? 'elin' : doc ? 'provisioned' : null,
       // Nothing to tell the PSAP where we are: the fallback route first.
       plan: routeOrder(this.routes, pidf === null),
       civicSent: pidf ? (pidf.civicSent as Record<string, string>) : null,
-      callback: doc?.callback ?? null,
+      callback,
       displayName: doc?.displayName ?? null,
       locationCode: doc?.locationCode ?? null,
     };
@@ -301,8 +318,10 @@ export class EmergencyService {
    * The best current location from the location service (a civic address and how it
    * was found), or null to use the provisioned address. Prepared now, not at dial time.
    */
-  setLocation(best: CurrentLocation | null): void {
+  setLocation(best: CurrentLocation | null, more: { alternate?: CurrentLocation | null; elin?: string | null } = {}): void {
     this.best = best && Object.keys(best.civic).length > 0 ? best : null;
+    this.alternate = more.alternate && Object.keys(more.alternate.civic).length > 0 ? more.alternate : null;
+    this.elin = more.elin ?? null;
     this.setAddress(this.prepared?.address ?? null);
   }
 
@@ -774,6 +793,8 @@ export class EmergencyService {
       route: attempt ? { name: attempt.route, uri: attempt.routeUri, target: attempt.target } : null,
       routePlan: record.plan,
       callback: prepared.callback,
+      callbackSource: prepared.callbackSource,
+      elin: prepared.elin,
       displayName: prepared.displayName,
       locationCode: prepared.locationCode,
       addressMissing: record.addressMissing,
@@ -783,6 +804,7 @@ export class EmergencyService {
             method: prepared.where?.method ?? null,
             addressVersion: prepared.address?.version ?? null,
             civic: prepared.civicSent,
+            ...(prepared.alternate ? { alternate: { source: prepared.alternate.source, method: prepared.alternate.method, civic: prepared.alternateSent } } : {}),
             pidf: content.pidf,
             contentId: content.contentId,
           }

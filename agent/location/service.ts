@@ -240,6 +240,7 @@ export class LocationService {
   pick(which: 'network' | 'provisioned'): Disagreement {
     const d = this.disagreementNow;
     if (!d) throw Object.assign(new Error('the network and the provisioned address agree: nothing to pick'), { code: 'no-disagreement' });
+    if (d.policy !== 'ask-user') throw Object.assign(new Error(`the account's policy is ${d.policy}: the phone does not ask`), { code: 'policy' });
     this.userPick = { key: d.key, pick: which };
     this.deps.store.recordObservation('disagreement-pick', `${d.key}|${which}`, { ...this.userPick, at: this.now() });
     this.deps.log.info({ pick: which, policy: d.policy }, 'the user picked which address a 911 call sends');
