@@ -36,10 +36,10 @@ export function locationListText(o: Partial<LocationListView>): string {
   }
   const cands = o.candidates ?? [];
   lines.push(`candidates (${cands.length}, best first):`);
-  for (const c of cands) {
+  for (const [i, c] of cands.entries()) {
     const where = c.civic ? one(c.civic as Record<string, string>) : c.geo ? `${c.geo.latitude}, ${c.geo.longitude}${c.geo.altitude !== null ? ` alt ${c.geo.altitude} m` : ''}` : '';
     const elin = c.source === 'lldp-med' && o.elin ? `  ELIN ${o.elin}` : '';
-    lines.push(`  ${String(c.rank).padStart(2)}. ${c.source.padEnd(11)} ${c.method.padEnd(9)} ${c.kind.padEnd(8)} age ${age(c.ageMs).padEnd(10)}${c.dispatchable ? '' : ' (not dispatchable)'}${elin}`);
+    lines.push(`  ${String(i + 1).padStart(2)}. ${c.source.padEnd(11)} ${c.method.padEnd(9)} ${c.kind.padEnd(8)} age ${age(c.ageMs).padEnd(10)}${c.dispatchable ? '' : ' (not dispatchable)'}${elin}`);
     if (where) lines.push(`      ${where}`);
   }
   if (o.choices && o.choices.length > 0) {
