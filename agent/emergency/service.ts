@@ -85,6 +85,8 @@ export interface EmergencyCallRecord {
   /** Routes still to try, in order. */
   plan: RouteName[];
   otherCalls: { held: CallId[]; ended: CallId[] };
+  /** The INVITE with both locations could not be sent: it went with the first alone. */
+  alternateDropped?: boolean;
 }
 
 export type DialOutcome =
@@ -101,6 +103,8 @@ interface CallContext {
   number: string;
   urn: string | undefined;
   from: string | null;
+  /** The INVITE with the first location only: sent instead if the one with both cannot be sent. */
+  oneLocation: PreparedInvite | null;
 }
 
 /** A location to send: civic elements, the RFC 4119 method token, and which source gave it. */
@@ -117,6 +121,8 @@ interface Prepared {
   /** The disagreeing other address, sent second in the PIDF-LO. */
   alternate: CurrentLocation | null;
   alternateSent: Record<string, string> | null;
+  /** The same INVITE with the first location alone (only when there is an alternate). */
+  oneLocation: PreparedInvite | null;
   /** The switch's ELIN, and whether it went out as the callback number. */
   elin: string | null;
   callbackSource: 'provisioned' | 'elin' | null;
@@ -292,12 +298,11 @@ export class EmergencyService {
         )
       : null;
     if (pidf && pidf.adjustments.length > 0) this.log.warn({ adjustments: pidf.adjustments }, 'address adjusted to fit the PIDF-LO');
+    const invite = (p: PidfTemplate | null) =>
+      prepareInvite({ identity: { callback, displayName: doc?.displayName ?? null, domain }, pidf: p, extraHeaders: this.deps.emergency.extraHeaders as SipHeader[] });
     this.prepared = {
-      invite: prepareInvite({
-        identity: { callback, displayName: doc?.displayName ?? null, domain },
-        pidf,
-        extraHeaders: this.deps.emergency.extraHeaders as SipHeader[],
-      }),
+      invite: invite(pidf),
+      oneLocation: alternate && pidf && where ? invite(new PidfTemplate({ civic: where.civic, method: where.method, lang: loc.lang }, pidf.options)) : null,
       address,
       where,
       alternate,
@@ -520,10 +525,11 @@ export class EmergencyService {
       number: match.number,
       urn: match.viaUrn || this.deps.emergency.targetForm === 'urn' ? match.urn : undefined,
       from: prepared.invite.from,
+      oneLocation: prepared.oneLocation,
     };
     const placed = this.tryRoutes(record, ctx, 0);
     if (!placed) {
-      this.later(() => this.notify(record, match, content, prepared, now, 'every route failed'));
+      this.later(() => this.notify(record, match, ctx.content, prepared, now, 'every route failed'));
       return { kind: match.kind, placed: false, callRef: record.callRef, dialed: match.dialed, error: 'every route failed' };
     }
     // The INVITE is out. Only now: other calls, the window, the event.
@@ -534,7 +540,7 @@ export class EmergencyService {
     );
     this.applyOtherCalls(actions, record);
     if (match.kind === 'emergency') this.extendSuppression(now);
-    this.later(() => this.notify(record, match, content, prepared, now, null));
+    this.later(() => this.notify(record, match, ctx.content, prepared, now, null));
     const attempt = record.attempts[record.attempts.length - 1]!;
     return {
       kind: match.kind,
@@ -571,6 +577,15 @@ export class EmergencyService {
         return true;
       } catch (err) {
         attempt.result = `could not send: ${(err as Error).message}`;
+        if (ctx.oneLocation) {
+          // Both locations made it too large for the stack (PJSIP_MAX_PKT_LEN): the chosen one alone, same route, at once.
+          this.log.error({ err, callRef: record.callRef, route: route.name }, 'emergency INVITE with two locations could not be sent; sending the first location alone');
+          ctx.content = inviteContent(ctx.oneLocation, new Date(record.startedAt));
+          ctx.oneLocation = null;
+          record.alternateDropped = true;
+          i--;
+          continue;
+        }
         this.log.error({ err, callRef: record.callRef, route: route.name }, 'emergency INVITE could not be sent; trying the next route');
       }
     }
@@ -804,7 +819,8 @@ export class EmergencyService {
             method: prepared.where?.method ?? null,
             addressVersion: prepared.address?.version ?? null,
             civic: prepared.civicSent,
-            ...(prepared.alternate ? { alternate: { source: prepared.alternate.source, method: prepared.alternate.method, civic: prepared.alternateSent } } : {}),
+            ...(prepared.alternate && !record.alternateDropped ? { alternate: { source: prepared.alternate.source, method: prepared.alternate.method, civic: prepared.alternateSent } } : {}),
+            ...(record.alternateDropped ? { alternateDropped: true } : {}),
             pidf: content.pidf,
             contentId: content.contentId,
           }

@@ -111,7 +111,8 @@ export class PidfTemplate {
    * dm:device elements, each with one geopriv and its own method (RFC 5491
    * section 3.4: one location per element; a recipient that uses one takes the first).
    */
-  constructor(location: PidfLocation | readonly PidfLocation[], opts: PidfOptions) {
+  constructor(location: PidfLocation | readonly PidfLocation[], readonly options: PidfOptions) {
+    const opts = options;
     const locations = Array.isArray(location) ? (location as readonly PidfLocation[]) : [location as PidfLocation];
     if (locations.length === 0) throw new RangeError('a PIDF-LO needs at least one location');
     const pb = opts.providedBy;
@@ -152,26 +153,31 @@ export class PidfTemplate {
       }
       if (i === 0) Object.assign(this.civicSent, sent);
       this.civicSentAll.push(sent);
+      // Later locations are written compactly and without provided-by (the first's
+      // provider is theirs): the INVITE must stay within a SIP stack's packet limit
+      // (pjsip's PJSIP_MAX_PKT_LEN, 4000 bytes by default).
+      const nl = i === 0 ? '\n' : '';
+      const ind = (n: number) => (i === 0 ? ' '.repeat(n) : '');
       this.devices.push({
         beforeExpiry: [
-          ` <dm:device id="${i === 0 ? baseId : `${baseId}-${i + 1}`}">`,
-          `  <gp:geopriv>`,
-          `   <gp:location-info>`,
-          `    <ca:civicAddress xml:lang="${lang}">${civicLines.join('')}</ca:civicAddress>`,
-          `   </gp:location-info>`,
-          `   <gp:usage-rules>`,
-          `    <gbp:retransmission-allowed>${opts.retransmissionAllowed ? 'true' : 'false'}</gbp:retransmission-allowed>`,
+          `${ind(1)}<dm:device id="${i === 0 ? baseId : `${baseId}-${i + 1}`}">`,
+          `${ind(2)}<gp:geopriv>`,
+          `${ind(3)}<gp:location-info>`,
+          `${ind(4)}<ca:civicAddress xml:lang="${lang}">${civicLines.join('')}</ca:civicAddress>`,
+          `${ind(3)}</gp:location-info>`,
+          `${ind(3)}<gp:usage-rules>`,
+          `${ind(4)}<gbp:retransmission-allowed>${opts.retransmissionAllowed ? 'true' : 'false'}</gbp:retransmission-allowed>`,
           '',
-        ].join('\n'),
+        ].join(nl),
         beforeTimestamp: [
-          `   </gp:usage-rules>`,
-          `   <gp:method>${escapeText(xmlSafe(loc.method))}</gp:method>`,
-          `   <gp:provided-by>${providerInfo}</gp:provided-by>`,
-          `  </gp:geopriv>`,
-          `  <dm:deviceID>${escapeText(uriSafe(opts.deviceId))}</dm:deviceID>`,
-          `  <dm:timestamp>`,
-        ].join('\n'),
-        tail: `</dm:timestamp>\n </dm:device>\n`,
+          `${ind(3)}</gp:usage-rules>`,
+          `${ind(3)}<gp:method>${escapeText(xmlSafe(loc.method))}</gp:method>`,
+          ...(i === 0 ? [`   <gp:provided-by>${providerInfo}</gp:provided-by>`] : []),
+          `${ind(2)}</gp:geopriv>`,
+          `${ind(2)}<dm:deviceID>${escapeText(uriSafe(opts.deviceId))}</dm:deviceID>`,
+          `${ind(2)}<dm:timestamp>`,
+        ].join(nl),
+        tail: `</dm:timestamp>${nl}${ind(1)}</dm:device>\n`,
       });
     });
   }
@@ -179,12 +185,9 @@ export class PidfTemplate {
   /** The document stamped with this time: the only work done at dial time. */
   render(now: Date): string {
     const ts = isoSeconds(now);
-    const expiry =
-      this.retentionMs === null
-        ? ''
-        : `    <gbp:retention-expiry>${isoSeconds(new Date(now.getTime() + this.retentionMs))}</gbp:retention-expiry>\n`;
+    const expiry = this.retentionMs === null ? '' : `<gbp:retention-expiry>${isoSeconds(new Date(now.getTime() + this.retentionMs))}</gbp:retention-expiry>`;
     let out = `${this.head}\n`;
-    for (const d of this.devices) out += `${d.beforeExpiry}${expiry}${d.beforeTimestamp}${ts}${d.tail}`;
+    this.devices.forEach((d, i) => (out += `${d.beforeExpiry}${expiry && (i === 0 ? `    ${expiry}\n` : expiry)}${d.beforeTimestamp}${ts}${d.tail}`));
     return `${out}</presence>\n`;
   }
 }

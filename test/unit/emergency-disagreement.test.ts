@@ -23,7 +23,7 @@ function address(over: Partial<AddressDocument> = {}): StoredAddress {
   return { doc, version: 4, hash: 'h', signature: 's', receivedAt: doc.issuedAt, appliedAt: doc.issuedAt };
 }
 
-async function call(addr: StoredAddress, first: 'network' | 'provisioned') {
+async function call(addr: StoredAddress, first: 'network' | 'provisioned', failFirstSend?: Error) {
   const voice = new MemoryVoiceStack();
   const clock = new FakeClock();
   const events: { type: string; data: Record<string, unknown> }[] = [];
@@ -46,10 +46,11 @@ async function call(addr: StoredAddress, first: 'network' | 'provisioned') {
   const net = { civic: SWITCH, method: 'LLDP-MED', source: 'lldp-med' };
   const prov = { civic: PROVISIONED, method: 'Manual', source: 'provisioned' };
   svc.setLocation(first === 'network' ? net : prov, { alternate: first === 'network' ? prov : net, elin: '4085550123' });
+  if (failFirstSend) voice.failNextCall = failFirstSend;
   const out = svc.dial('911');
   expect(out).toMatchObject({ kind: 'emergency', placed: true });
   while (deferred.length) deferred.shift()!();
-  const c = voice.calls[0]!;
+  const c = voice.calls[voice.calls.length - 1]!;
   return { pidf: c.options.parts![0]!.body, headers: c.options.headers!, from: c.options.from, event: events.find((e) => e.type === 'emergency-call')! };
 }
 
@@ -90,6 +91,15 @@ describe.skipIf(!xmllintAvailable())('a 911 call when the network and the provis
     expect(x(pidf, civicOf(1, 'RD'))).toBe('Main');
     expect(x(pidf, methodOf(2))).toBe('LLDP-MED');
     expect(notice(event.data).text).toMatch(/Sent first: the provisioned address\. Also sent, second: the switch's address \(LLDP-MED\)\./);
+  });
+
+  it('an INVITE too large for the stack with both locations goes out at once on the same route with the chosen one alone; the event says so', async () => {
+    const { pidf, event } = await call(address(), 'network', new Error('pjsua_call_make_call failed: Message too long (PJSIP_EMSGTOOLONG)'));
+    expect(x(pidf, `count(//${dev})`)).toBe('1');
+    expect(x(pidf, civicOf(1, 'RD'))).toBe('Tasman');
+    expect(event.data).toMatchObject({ placed: true, route: { name: 'primary' }, location: { source: 'lldp-med', alternateDropped: true } });
+    expect((event.data.location as Record<string, unknown>).alternate).toBeUndefined();
+    expect(notice(event.data).text).not.toMatch(/Second address sent/);
   });
 
   it('with elinCallback the ELIN is the callback number (P-Asserted-Identity, From, PIDF entity) and the notice says so', async () => {
