@@ -91,7 +91,7 @@ export interface EmergencyCallRecord {
 
 export type DialOutcome =
   | { kind: 'pending'; collected: string }
-  | { kind: 'emergency' | 'test'; placed: true; callRef: string; dialed: string; number: string; route: RouteName; target: string; addressMissing: boolean }
+  | { kind: 'emergency' | 'test'; placed: true; callRef: string; dialed: string; number: string; route: RouteName; target: string; addressMissing: boolean; locationSent?: Record<string, string> }
   | { kind: 'emergency' | 'test'; placed: false; callRef: string; dialed: string; error: string }
   | { kind: 'ordinary'; placed: boolean; dialed: string; target: string; reason?: string; callId?: CallId }
   | { kind: 'invalid'; dialed: string; reason: string };
@@ -551,6 +551,8 @@ export class EmergencyService {
       route: attempt.route,
       target: attempt.target,
       addressMissing: record.addressMissing,
+      // What the display shows as sent: the first location (the network's, with a disagreement).
+      ...(prepared.civicSent ? { locationSent: prepared.civicSent } : {}),
     };
   }
 

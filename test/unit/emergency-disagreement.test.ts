@@ -48,7 +48,8 @@ async function call(addr: StoredAddress, first: 'network' | 'provisioned', failF
   svc.setLocation(first === 'network' ? net : prov, { alternate: first === 'network' ? prov : net, elin: '4085550123' });
   if (failFirstSend) voice.failNextCall = failFirstSend;
   const out = svc.dial('911');
-  expect(out).toMatchObject({ kind: 'emergency', placed: true });
+  // The display shows what went first, not the provisioned address.
+  expect(out).toMatchObject({ kind: 'emergency', placed: true, locationSent: { RD: first === 'network' ? 'Tasman' : 'Main' } });
   while (deferred.length) deferred.shift()!();
   const c = voice.calls[voice.calls.length - 1]!;
   return { pidf: c.options.parts![0]!.body, headers: c.options.headers!, from: c.options.from, event: events.find((e) => e.type === 'emergency-call')! };
