@@ -69,7 +69,7 @@ export function disagreementLines(d: unknown): { network: string; provisioned: s
   return {
     network: `${source}: ${civicLine(net?.civic) ?? 'unknown'}`,
     provisioned: `Provisioned: ${civicLine(prov?.civic) ?? 'unknown'}`,
-    sends: `911 sends first: ${chosen === 'network' ? source.toLowerCase() : chosen === 'provisioned' ? 'provisioned' : 'neither'} (policy ${str(o.policy) ?? 'network-first'})`,
+    sends: `911 sends first: ${chosen === 'network' ? (str(net?.source) === 'dhcp' ? "the network's address" : "the switch's address") : chosen === 'provisioned' ? 'the provisioned address' : 'neither'} (policy ${str(o.policy) ?? 'network-first'})`,
     fields: Array.isArray(o.fields) ? o.fields.map(str).filter(Boolean).join(', ') : '',
     elin: str(o.elin),
   };
