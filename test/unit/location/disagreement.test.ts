@@ -18,6 +18,8 @@ import type { FunctionKey } from '../../../hal/handset.js';
 import type { AddressDocument, CivicAddress, LocationPolicy } from '../../../provisioning/protocol/address.js';
 import { locationDisagreementDataSchema } from '../../../provisioning/protocol/locations.js';
 import { locationListText } from '../../../agent/cli/location-text.js';
+import { addressDocumentSchema } from '../../../provisioning/protocol/address.js';
+import { accountAddressSettings, contentHash } from '../../../provisioning/server/pusher.js';
 import { silentLog } from '../../helpers/log.js';
 
 const PROVISIONED: CivicAddress = { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main', STS: 'St', HNO: '100', BLD: 'A', FLR: '2', PC: '95110' };
@@ -42,6 +44,23 @@ describe('disagreeingFields', () => {
     const { BLD: _b, FLR: _f, ...noFloor } = PROVISIONED;
     expect(disagreeingFields(noFloor, PROVISIONED)).toEqual([]);
     expect(disagreeingFields({ country: 'US', A3: 'Fresno' }, PROVISIONED)).toEqual([]);
+  });
+});
+
+describe('the policy in the signed address document', () => {
+  const doc = { v: 1, deviceId: 'phone-1', version: 1, issuedAt: '2026-11-22T07:00:00Z', civic: PROVISIONED, callback: '+14085550100', displayName: 'Front Desk' };
+  it('accepts the three policies and the ELIN switch, and nothing else', () => {
+    for (const p of ['network-first', 'provisioned-first', 'ask-user']) expect(addressDocumentSchema.safeParse({ ...doc, locationPolicy: p, elinCallback: true }).success).toBe(true);
+    expect(addressDocumentSchema.safeParse({ ...doc, locationPolicy: 'switch-first' }).success).toBe(false);
+    expect(addressDocumentSchema.safeParse({ ...doc, elinCallback: 'yes' }).success).toBe(false);
+  });
+  it('the server leaves the defaults out, so a document from before them hashes as it did; a policy changes the hash', () => {
+    expect(accountAddressSettings({ locationPolicy: 'network-first', elinCallback: false })).toEqual({});
+    expect(accountAddressSettings({ locationPolicy: 'ask-user', elinCallback: true })).toEqual({ locationPolicy: 'ask-user', elinCallback: true });
+    const base = { deviceId: 'phone-1', civic: PROVISIONED, callback: '+14085550100', displayName: 'Front Desk', locationCode: 'SJ-A' };
+    expect(contentHash({ ...base, ...accountAddressSettings({ locationPolicy: 'network-first', elinCallback: false }) })).toBe(contentHash(base));
+    expect(contentHash({ ...base, locationPolicy: 'provisioned-first' })).not.toBe(contentHash(base));
+    expect(contentHash({ ...base, elinCallback: true })).not.toBe(contentHash(base));
   });
 });
 
