@@ -23,6 +23,7 @@ import { HostNetworkProbe, serviceNetworkProbe } from './diagnostics/probes.js';
 import type { Handset } from '../hal/handset.js';
 import { LocationParts } from './location/parts.js';
 import type { LocationService } from './location/service.js';
+import { registerLocationControl } from './location/control.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -270,18 +271,7 @@ export class Agent {
     });
     control.register('hangup', () => this.require().emergency.hangup());
     this.require().front.registerControl(control);
-    control.register('location', () => this.require().location.service.list());
-    control.register('location-use', (args) => {
-      const which = args.which;
-      if (which !== 'network' && which !== 'provisioned') throw new ControlError('usage', 'location use needs "network" or "provisioned"');
-      const d = this.require().location.service.pick(which);
-      return { chosen: d.chosen, pick: d.pick, policy: d.policy };
-    });
-    control.register('location-select', (args) => {
-      const id = typeof args.id === 'string' ? args.id : '';
-      if (!id) throw new ControlError('usage', 'location select needs a location id, code, or "current"');
-      return this.require().location.service.select(id);
-    });
+    registerLocationControl(control, () => this.require().location.service);
     control.register('address', () => {
       const a = this.require().addressBook.current();
       return a && { version: a.version, hash: a.hash, appliedAt: a.appliedAt, receivedAt: a.receivedAt, doc: a.doc };
