@@ -23,6 +23,7 @@ import { HostNetworkProbe, serviceNetworkProbe } from './diagnostics/probes.js';
 import type { Handset } from '../hal/handset.js';
 import { LocationParts } from './location/parts.js';
 import type { LocationService } from './location/service.js';
+import { registerLocationControl } from './location/control.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -148,8 +149,12 @@ export class Agent {
     phase('handset');
     // Where the phone is: after the store, before the link (its first report waits in the link).
     // The emergency path prepares its PIDF-LO from the best location whenever that changes.
-    const toEmergency = (b: ReturnType<LocationService['best']>) =>
-      emergency.setLocation(b && b.kind === 'civic' && b.civic ? { civic: b.civic, method: b.method, source: b.source } : null);
+    // With a disagreement, the other address goes second in the PIDF-LO; the ELIN may be the callback.
+    const civicOf = (l: ReturnType<LocationService['best']>) => (l && l.kind === 'civic' && l.civic ? { civic: l.civic, method: l.method, source: l.source } : null);
+    const toEmergency = () => {
+      const c = location.service.callLocations();
+      emergency.setLocation(civicOf(c.first), { alternate: civicOf(c.second), elin: c.elin });
+    };
     location.service.onBestChange(toEmergency);
     await location.start();
     phase('location');
@@ -271,12 +276,7 @@ export class Agent {
         .map((r) => ({ callRef: r.callRef, kind: r.kind, dialed: r.dialed, state: r.state, startedAt: r.startedAt, route: r.attempts.at(-1)?.route ?? null, media: r.media ?? null })),
     );
     this.require().front.registerControl(control);
-    control.register('location', () => this.require().location.service.list());
-    control.register('location-select', (args) => {
-      const id = typeof args.id === 'string' ? args.id : '';
-      if (!id) throw new ControlError('usage', 'location select needs a location id, code, or "current"');
-      return this.require().location.service.select(id);
-    });
+    registerLocationControl(control, () => this.require().location.service);
     control.register('address', () => {
       const a = this.require().addressBook.current();
       return a && { version: a.version, hash: a.hash, appliedAt: a.appliedAt, receivedAt: a.receivedAt, doc: a.doc };

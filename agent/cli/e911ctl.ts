@@ -7,6 +7,7 @@ import { controlRequest } from '../control/control-client.js';
 import { isMain } from '../is-main.js';
 import { formatAddressLines, type AddressDocument } from '../../provisioning/protocol/address.js';
 import { reportTable } from '../diagnostics/format.js';
+import { locationListText } from './location-text.js';
 import type { DiagnosticsReport } from '../diagnostics/types.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, warnings: 4, problems: 5 } as const;
@@ -106,32 +107,19 @@ export const COMMANDS: Record<string, CommandSpec> = {
     },
   },
   location: {
-    help: 'where the phone is: "location list" (default) or "location select <id|code|current>"',
+    help: 'where the phone is: "location list" (default: every candidate, ELIN, disagreement), "location select <id|code|current>", "location use network|provisioned" (ask-user policy)',
     request: (args) => {
       const [verb = 'list', id, ...extra] = args;
       if (verb === 'list' && id === undefined) return { cmd: 'location', args: {} };
       if (verb === 'select' && id && extra.length === 0) return { cmd: 'location-select', args: { id } };
-      return 'usage: e911ctl location [list] | location select <id|code|current>';
+      if (verb === 'use' && (id === 'network' || id === 'provisioned') && extra.length === 0) return { cmd: 'location-use', args: { which: id } };
+      return 'usage: e911ctl location [list] | location select <id|code|current> | location use network|provisioned';
     },
     text: (r) => {
-      const o = r as {
-        status?: string;
-        reason?: string;
-        assigned?: { id: string; code: string; name: string } | null;
-        best?: { source: string; method: string; kind: string; civic?: Record<string, string> } | null;
-        choices?: { id: string; code: string; name: string; lines: string[]; matches: boolean; assigned: boolean }[];
-        locationId?: string;
-        confirmed?: boolean;
-      };
+      const o = r as Parameters<typeof locationListText>[0] & { locationId?: string; confirmed?: boolean; pick?: string; chosen?: string | null };
       if (o.locationId !== undefined) return `${o.confirmed ? 'confirmed' : 'selected'} ${o.locationId}: the server will make it your address`;
-      const best = o.best ? `${o.best.source} (${o.best.method}, ${o.best.kind})${o.best.civic ? `: ${formatAddressLines(o.best.civic).join(', ')}` : ''}` : 'none';
-      return [
-        `check: ${o.status} (${o.reason})`,
-        `assigned: ${o.assigned ? `${o.assigned.name} [${o.assigned.id}]` : 'none'}`,
-        `best location now: ${best}`,
-        ...(o.choices && o.choices.length > 0 ? ['choices (e911ctl location select <id>, or current):'] : []),
-        ...(o.choices ?? []).map((c) => `  ${c.id.padEnd(16)} ${c.name}${c.assigned ? ' (assigned)' : ''}${c.matches ? ' (matches this network)' : ''}\n${c.lines.map((l) => `${' '.repeat(19)}${l}`).join('\n')}`),
-      ].join('\n');
+      if (o.pick !== undefined) return `picked the ${o.pick} address: a 911 call sends ${o.chosen ?? 'neither'} first`;
+      return locationListText(o);
     },
   },
   calls: {

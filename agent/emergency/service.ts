@@ -17,6 +17,7 @@ import { transportOf, type TransportKind } from '../../hal/voice/types.js';
 import type { AccountId, CallId, CallMediaStats, CallStateEvent, IncomingCallEvent, InviteResponseEvent, SipHeader, SoundDeviceEvent, VoiceStack, VoiceStartOptions } from '../../hal/voice/types.js';
 import { PidfTemplate } from '../location/pidf.js';
 import type { CivicAddress } from '../../provisioning/protocol/address.js';
+import { elinE164 } from '../location/elin.js';
 import { DialPlan, DigitCollector, type CollectorDecision, type EmergencyMatch, type Timers } from './dial-plan.js';
 import { emergencyTarget, inviteContent, needsResolution, parseRoute, withAddress, prepareInvite, type InviteContent, type PreparedInvite, type RouteName, type RouteTarget } from './invite.js';
 import {
@@ -87,11 +88,13 @@ export interface EmergencyCallRecord {
   otherCalls: { held: CallId[]; ended: CallId[] };
   /** RTP figures of the answered attempt, once it has ended. */
   media?: CallMediaStats;
+  /** The INVITE with both locations could not be sent: it went with the first alone. */
+  alternateDropped?: boolean;
 }
 
 export type DialOutcome =
   | { kind: 'pending'; collected: string }
-  | { kind: 'emergency' | 'test'; placed: true; callRef: string; dialed: string; number: string; route: RouteName; target: string; addressMissing: boolean }
+  | { kind: 'emergency' | 'test'; placed: true; callRef: string; dialed: string; number: string; route: RouteName; target: string; addressMissing: boolean; locationSent?: Record<string, string> }
   | { kind: 'emergency' | 'test'; placed: false; callRef: string; dialed: string; error: string }
   | { kind: 'ordinary'; placed: boolean; dialed: string; target: string; reason?: string; callId?: CallId }
   | { kind: 'invalid'; dialed: string; reason: string };
@@ -103,6 +106,8 @@ interface CallContext {
   number: string;
   urn: string | undefined;
   from: string | null;
+  /** The INVITE with the first location only: sent instead if the one with both cannot be sent. */
+  oneLocation: PreparedInvite | null;
 }
 
 /** A location to send: civic elements, the RFC 4119 method token, and which source gave it. */
@@ -116,6 +121,14 @@ interface Prepared {
   invite: PreparedInvite;
   address: StoredAddress | null;
   where: CurrentLocation | null;
+  /** The disagreeing other address, sent second in the PIDF-LO. */
+  alternate: CurrentLocation | null;
+  alternateSent: Record<string, string> | null;
+  /** The same INVITE with the first location alone (only when there is an alternate). */
+  oneLocation: PreparedInvite | null;
+  /** The switch's ELIN, and whether it went out as the callback number. */
+  elin: string | null;
+  callbackSource: 'provisioned' | 'elin' | null;
   /** Route order for this address state. */
   plan: RouteTarget[];
   civicSent: Record<string, string> | null;
@@ -155,6 +168,8 @@ export class EmergencyService {
   private network: DeviceNetwork | null = null;
   private pendingDecision: DialOutcome | null = null;
   private best: CurrentLocation | null = null;
+  private alternate: CurrentLocation | null = null;
+  private elin: string | null = null;
   private transportIds = new Map<string, number>();
   /** Addresses of TLS routes (kept by name for the certificate check), for the callback rule only. */
   private tlsRouteAddresses = new Map<RouteName, string>();
@@ -280,11 +295,15 @@ export class EmergencyService {
     const deviceId = macDeviceId(this.network?.mac) ?? `urn:uuid:${uuidFromName(this.deps.deviceId)}`;
     // The best current location when one was given (setLocation), else the provisioned address.
     const where: CurrentLocation | null = this.best ?? (doc ? { civic: doc.civic, method: 'Manual', source: 'provisioned' } : null);
+    const alternate = where && this.alternate && this.alternate.source !== where.source ? this.alternate : null;
+    // The account may send the switch's ELIN as the callback number (ELIN-based PSAP lookup).
+    const elinCallback = doc?.elinCallback ? elinE164(this.elin) : null;
+    const callback = elinCallback ?? doc?.callback ?? null;
     const pidf = where
       ? new PidfTemplate(
-          { civic: where.civic, method: where.method, lang: loc.lang },
+          [{ civic: where.civic, method: where.method, lang: loc.lang }, ...(alternate ? [{ civic: alternate.civic, method: alternate.method, lang: loc.lang }] : [])],
           {
-            entity: doc ? `tel:${doc.callback}` : `urn:uuid:${uuidFromName(this.deps.deviceId)}`,
+            entity: callback ? `tel:${callback}` : `urn:uuid:${uuidFromName(this.deps.deviceId)}`,
             deviceId,
             providedBy: { name: loc.providerName, ...(loc.providerContact ? { contactUri: loc.providerContact } : {}) },
             retransmissionAllowed: loc.retransmissionAllowed,
@@ -293,18 +312,21 @@ export class EmergencyService {
         )
       : null;
     if (pidf && pidf.adjustments.length > 0) this.log.warn({ adjustments: pidf.adjustments }, 'address adjusted to fit the PIDF-LO');
+    const invite = (p: PidfTemplate | null) =>
+      prepareInvite({ identity: { callback, displayName: doc?.displayName ?? null, domain }, pidf: p, extraHeaders: this.deps.emergency.extraHeaders as SipHeader[] });
     this.prepared = {
-      invite: prepareInvite({
-        identity: { callback: doc?.callback ?? null, displayName: doc?.displayName ?? null, domain },
-        pidf,
-        extraHeaders: this.deps.emergency.extraHeaders as SipHeader[],
-      }),
+      invite: invite(pidf),
+      oneLocation: alternate && pidf && where ? invite(new PidfTemplate({ civic: where.civic, method: where.method, lang: loc.lang }, pidf.options)) : null,
       address,
       where,
+      alternate,
+      alternateSent: alternate && pidf ? (pidf.civicSentAll[1] as Record<string, string>) : null,
+      elin: this.elin,
+      callbackSource: elinCallback ? 'elin' : doc ? 'provisioned' : null,
       // Nothing to tell the PSAP where we are: the fallback route first.
       plan: routeOrder(this.routes, pidf === null),
       civicSent: pidf ? (pidf.civicSent as Record<string, string>) : null,
-      callback: doc?.callback ?? null,
+      callback,
       displayName: doc?.displayName ?? null,
       locationCode: doc?.locationCode ?? null,
     };
@@ -315,8 +337,10 @@ export class EmergencyService {
    * The best current location from the location service (a civic address and how it
    * was found), or null to use the provisioned address. Prepared now, not at dial time.
    */
-  setLocation(best: CurrentLocation | null): void {
+  setLocation(best: CurrentLocation | null, more: { alternate?: CurrentLocation | null; elin?: string | null } = {}): void {
     this.best = best && Object.keys(best.civic).length > 0 ? best : null;
+    this.alternate = more.alternate && Object.keys(more.alternate.civic).length > 0 ? more.alternate : null;
+    this.elin = more.elin ?? null;
     this.setAddress(this.prepared?.address ?? null);
   }
 
@@ -531,10 +555,11 @@ export class EmergencyService {
       number: match.number,
       urn: match.viaUrn || this.deps.emergency.targetForm === 'urn' ? match.urn : undefined,
       from: prepared.invite.from,
+      oneLocation: prepared.oneLocation,
     };
     const placed = this.tryRoutes(record, ctx, 0);
     if (!placed) {
-      this.later(() => this.notify(record, match, content, prepared, now, 'every route failed'));
+      this.later(() => this.notify(record, match, ctx.content, prepared, now, 'every route failed'));
       return { kind: match.kind, placed: false, callRef: record.callRef, dialed: match.dialed, error: 'every route failed' };
     }
     // The INVITE is out. Only now: other calls, the window, the event.
@@ -545,7 +570,7 @@ export class EmergencyService {
     );
     this.applyOtherCalls(actions, record);
     if (match.kind === 'emergency') this.extendSuppression(now);
-    this.later(() => this.notify(record, match, content, prepared, now, null));
+    this.later(() => this.notify(record, match, ctx.content, prepared, now, null));
     const attempt = record.attempts[record.attempts.length - 1]!;
     return {
       kind: match.kind,
@@ -556,6 +581,8 @@ export class EmergencyService {
       route: attempt.route,
       target: attempt.target,
       addressMissing: record.addressMissing,
+      // What the display shows as sent: the first location (the network's, with a disagreement).
+      ...(prepared.civicSent ? { locationSent: prepared.civicSent } : {}),
     };
   }
 
@@ -582,6 +609,15 @@ export class EmergencyService {
         return true;
       } catch (err) {
         attempt.result = `could not send: ${(err as Error).message}`;
+        if (ctx.oneLocation) {
+          // Both locations made it too large for the stack (PJSIP_MAX_PKT_LEN): the chosen one alone, same route, at once.
+          this.log.error({ err, callRef: record.callRef, route: route.name }, 'emergency INVITE with two locations could not be sent; sending the first location alone');
+          ctx.content = inviteContent(ctx.oneLocation, new Date(record.startedAt));
+          ctx.oneLocation = null;
+          record.alternateDropped = true;
+          i--;
+          continue;
+        }
         this.log.error({ err, callRef: record.callRef, route: route.name }, 'emergency INVITE could not be sent; trying the next route');
       }
     }
@@ -836,6 +872,8 @@ export class EmergencyService {
       route: attempt ? { name: attempt.route, uri: attempt.routeUri, target: attempt.target } : null,
       routePlan: record.plan,
       callback: prepared.callback,
+      callbackSource: prepared.callbackSource,
+      elin: prepared.elin,
       displayName: prepared.displayName,
       locationCode: prepared.locationCode,
       addressMissing: record.addressMissing,
@@ -845,6 +883,8 @@ export class EmergencyService {
             method: prepared.where?.method ?? null,
             addressVersion: prepared.address?.version ?? null,
             civic: prepared.civicSent,
+            ...(prepared.alternate && !record.alternateDropped ? { alternate: { source: prepared.alternate.source, method: prepared.alternate.method, civic: prepared.alternateSent } } : {}),
+            ...(record.alternateDropped ? { alternateDropped: true } : {}),
             pidf: content.pidf,
             contentId: content.contentId,
           }

@@ -22,6 +22,8 @@ export interface KeypadOutcome {
   error?: string;
   reason?: string;
   addressMissing?: boolean;
+  /** The civic address the INVITE carried first. */
+  locationSent?: Record<string, string>;
 }
 
 /** The emergency path as the keypad drives it; EmergencyService fits as it is. */
@@ -176,9 +178,9 @@ export class HandsetUi implements Alerts {
         return;
       case 'emergency': {
         this.remove('dial');
-        const addr = this.deps.address();
+        const sent = out.locationSent ?? this.deps.address()?.doc.civic;
         const lines = out.placed
-          ? [`CALLING ${out.number ?? '911'}`, ...(addr ? ['Location sent:', ...formatAddressLines(addr.doc.civic)] : ['NO ADDRESS ON FILE', 'Tell the call taker where you are'])]
+          ? [`CALLING ${out.number ?? '911'}`, ...(sent ? ['Location sent:', ...formatAddressLines(sent)] : ['NO ADDRESS ON FILE', 'Tell the call taker where you are'])]
           : [`${out.dialed ?? '911'} CALL FAILED`, out.error ?? 'unknown error', 'Use another phone'];
         this.put({ id: 'call', priority: PRIORITY.emergencyCall, lines, scroll: 0, led: 'blink-fast' });
         return;

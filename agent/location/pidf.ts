@@ -97,34 +97,24 @@ export function isoSeconds(d: Date): string {
  */
 export class PidfTemplate {
   readonly adjustments: PidfAdjustment[] = [];
-  /** The civic fields exactly as they appear in the document (after any adjustment). */
+  /** The first location's civic fields exactly as they appear in the document (after any adjustment). */
   readonly civicSent: CivicAddress = {};
-  private readonly beforeExpiry: string;
-  private readonly beforeTimestamp: string;
-  private readonly tail: string;
+  /** Every location's civic fields as sent, in document order (the first is civicSent). */
+  readonly civicSentAll: CivicAddress[] = [];
+  private readonly head: string;
+  /** Per location: text before the optional retention-expiry, then up to the timestamp, then after it. */
+  private readonly devices: { beforeExpiry: string; beforeTimestamp: string; tail: string }[] = [];
   private readonly retentionMs: number | null;
 
-  constructor(location: PidfLocation, opts: PidfOptions) {
-    const lang = location.lang && LANG.test(location.lang) ? location.lang : 'en';
-    if (location.lang && lang !== location.lang) this.adjustments.push({ field: 'lang', reason: `not a language tag: ${location.lang}` });
-
-    const civicLines: string[] = [];
-    for (const key of CIVIC_ELEMENTS) {
-      const raw = location.civic[key];
-      if (raw === undefined) continue;
-      let value = xmlSafe(raw);
-      if (value !== raw) this.adjustments.push({ field: key, reason: 'characters XML cannot carry were replaced by U+FFFD' });
-      if (key === 'country') {
-        value = value.trim().toUpperCase();
-        if (!COUNTRY.test(value)) {
-          this.adjustments.push({ field: key, reason: `not an ISO 3166 alpha-2 code: ${raw}` });
-          continue;
-        }
-      }
-      this.civicSent[key] = value;
-      civicLines.push(`<ca:${key}>${escapeText(value)}</ca:${key}>`);
-    }
-
+  /**
+   * One location, or several in order of preference. Several go in separate
+   * dm:device elements, each with one geopriv and its own method (RFC 5491
+   * section 3.4: one location per element; a recipient that uses one takes the first).
+   */
+  constructor(location: PidfLocation | readonly PidfLocation[], readonly options: PidfOptions) {
+    const opts = options;
+    const locations = Array.isArray(location) ? (location as readonly PidfLocation[]) : [location as PidfLocation];
+    if (locations.length === 0) throw new RangeError('a PIDF-LO needs at least one location');
     const pb = opts.providedBy;
     const providerInfo = [
       `<pi:EmergencyCallData.ProviderInfo>`,
@@ -134,44 +124,75 @@ export class PidfTemplate {
       pb.contactUri ? `<pi:ContactURI>${escapeText(uriSafe(pb.contactUri))}</pi:ContactURI>` : '',
       `</pi:EmergencyCallData.ProviderInfo>`,
     ].join('');
-
     this.retentionMs = opts.retentionHours !== undefined ? opts.retentionHours * 3_600_000 : null;
-    const head = [
+    this.head = [
       `<?xml version="1.0" encoding="UTF-8"?>`,
       `<presence xmlns="${NS.pidf}" xmlns:dm="${NS.dm}" xmlns:gp="${NS.gp}" xmlns:gbp="${NS.gbp}" xmlns:ca="${NS.ca}" xmlns:pi="${NS.pi}" entity="${escapeAttr(uriSafe(opts.entity))}">`,
-      ` <dm:device id="${deviceElementId(opts.deviceId)}">`,
-      `  <gp:geopriv>`,
-      `   <gp:location-info>`,
-      `    <ca:civicAddress xml:lang="${lang}">${civicLines.join('')}</ca:civicAddress>`,
-      `   </gp:location-info>`,
-      `   <gp:usage-rules>`,
-      `    <gbp:retransmission-allowed>${opts.retransmissionAllowed ? 'true' : 'false'}</gbp:retransmission-allowed>`,
     ].join('\n');
-    this.beforeExpiry = `${head}\n`;
-    const afterRules = [
-      `   </gp:usage-rules>`,
-      `   <gp:method>${escapeText(xmlSafe(location.method))}</gp:method>`,
-      `   <gp:provided-by>${providerInfo}</gp:provided-by>`,
-      `  </gp:geopriv>`,
-      `  <dm:deviceID>${escapeText(uriSafe(opts.deviceId))}</dm:deviceID>`,
-      `  <dm:timestamp>`,
-    ].join('\n');
-    this.beforeTimestamp = afterRules;
-    this.tail = `</dm:timestamp>\n </dm:device>\n</presence>\n`;
+    const baseId = deviceElementId(opts.deviceId);
+    locations.forEach((loc, i) => {
+      const field = (f: string) => (i === 0 ? f : `${f}#${i + 1}`);
+      const lang = loc.lang && LANG.test(loc.lang) ? loc.lang : 'en';
+      if (loc.lang && lang !== loc.lang) this.adjustments.push({ field: field('lang'), reason: `not a language tag: ${loc.lang}` });
+      const sent: CivicAddress = {};
+      const civicLines: string[] = [];
+      for (const key of CIVIC_ELEMENTS) {
+        const raw = loc.civic[key];
+        if (raw === undefined) continue;
+        let value = xmlSafe(raw);
+        if (value !== raw) this.adjustments.push({ field: field(key), reason: 'characters XML cannot carry were replaced by U+FFFD' });
+        if (key === 'country') {
+          value = value.trim().toUpperCase();
+          if (!COUNTRY.test(value)) {
+            this.adjustments.push({ field: field(key), reason: `not an ISO 3166 alpha-2 code: ${raw}` });
+            continue;
+          }
+        }
+        sent[key] = value;
+        civicLines.push(`<ca:${key}>${escapeText(value)}</ca:${key}>`);
+      }
+      if (i === 0) Object.assign(this.civicSent, sent);
+      this.civicSentAll.push(sent);
+      // Later locations are written compactly and without provided-by (the first's
+      // provider is theirs): the INVITE must stay within a SIP stack's packet limit
+      // (pjsip's PJSIP_MAX_PKT_LEN, 4000 bytes by default).
+      const nl = i === 0 ? '\n' : '';
+      const ind = (n: number) => (i === 0 ? ' '.repeat(n) : '');
+      this.devices.push({
+        beforeExpiry: [
+          `${ind(1)}<dm:device id="${i === 0 ? baseId : `${baseId}-${i + 1}`}">`,
+          `${ind(2)}<gp:geopriv>`,
+          `${ind(3)}<gp:location-info>`,
+          `${ind(4)}<ca:civicAddress xml:lang="${lang}">${civicLines.join('')}</ca:civicAddress>`,
+          `${ind(3)}</gp:location-info>`,
+          `${ind(3)}<gp:usage-rules>`,
+          `${ind(4)}<gbp:retransmission-allowed>${opts.retransmissionAllowed ? 'true' : 'false'}</gbp:retransmission-allowed>`,
+          '',
+        ].join(nl),
+        beforeTimestamp: [
+          `${ind(3)}</gp:usage-rules>`,
+          `${ind(3)}<gp:method>${escapeText(xmlSafe(loc.method))}</gp:method>`,
+          ...(i === 0 ? [`   <gp:provided-by>${providerInfo}</gp:provided-by>`] : []),
+          `${ind(2)}</gp:geopriv>`,
+          `${ind(2)}<dm:deviceID>${escapeText(uriSafe(opts.deviceId))}</dm:deviceID>`,
+          `${ind(2)}<dm:timestamp>`,
+        ].join(nl),
+        tail: `</dm:timestamp>${nl}${ind(1)}</dm:device>\n`,
+      });
+    });
   }
 
   /** The document stamped with this time: the only work done at dial time. */
   render(now: Date): string {
     const ts = isoSeconds(now);
-    const expiry =
-      this.retentionMs === null
-        ? ''
-        : `    <gbp:retention-expiry>${isoSeconds(new Date(now.getTime() + this.retentionMs))}</gbp:retention-expiry>\n`;
-    return `${this.beforeExpiry}${expiry}${this.beforeTimestamp}${ts}${this.tail}`;
+    const expiry = this.retentionMs === null ? '' : `<gbp:retention-expiry>${isoSeconds(new Date(now.getTime() + this.retentionMs))}</gbp:retention-expiry>`;
+    let out = `${this.head}\n`;
+    this.devices.forEach((d, i) => (out += `${d.beforeExpiry}${expiry && (i === 0 ? `    ${expiry}\n` : expiry)}${d.beforeTimestamp}${ts}${d.tail}`));
+    return `${out}</presence>\n`;
   }
 }
 
 /** One-shot build, for callers that do not keep a template. */
-export function buildPidf(location: PidfLocation, opts: PidfOptions, now: Date): string {
+export function buildPidf(location: PidfLocation | readonly PidfLocation[], opts: PidfOptions, now: Date): string {
   return new PidfTemplate(location, opts).render(now);
 }

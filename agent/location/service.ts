@@ -20,8 +20,33 @@ import type { DhcpLocation } from './dhcp.js';
 import type { HeldAnswer } from './held-poller.js';
 import { assess, type Assessment, type NetworkFacts } from './recommend.js';
 import { rank, type Location, type LocationSource, type RankedLocation } from './ranking.js';
+import { DEFAULT_LOCATION_POLICY, disagreeingFields, type LocationPolicy, type ResponderField } from './disagreement.js';
+import type { FunctionKey } from '../../hal/handset.js';
 
 export const MISMATCH_ALERT_ID = 'location-mismatch';
+export const DISAGREEMENT_ALERT_ID = 'location-disagreement';
+
+/** The network's civic address names another place than the provisioned one. */
+export interface Disagreement {
+  /** Stable while the two addresses stay the same: binds the user's pick. */
+  key: string;
+  policy: LocationPolicy;
+  fields: ResponderField[];
+  network: Location & { source: 'lldp-med' | 'dhcp' };
+  provisioned: Location;
+  /** ask-user: what the user picked for these two addresses, if anything yet. */
+  pick: 'network' | 'provisioned' | null;
+  /** Which one a 911 call sends first now (after ranking), or null when it sends neither. */
+  chosen: 'network' | 'provisioned' | null;
+  since: number;
+}
+
+/** What an emergency call carries: the first location, the disagreeing other one, the ELIN. */
+export interface CallLocations {
+  first: RankedLocation | null;
+  second: RankedLocation | null;
+  elin: string | null;
+}
 
 /** What the service needs from the store: one row per kind, written only when its fingerprint changes. */
 export interface LocationStore {
@@ -89,6 +114,21 @@ export interface LocationListView {
   choices: LocationChoiceView[];
   selected: { locationId: string; confirmed: boolean; at: string } | null;
   lastCheckAt: string | null;
+  /** Every candidate in rank order, with its age. */
+  candidates: (ReturnType<typeof summary> & { rank: number; ageMs: number })[];
+  elin: string | null;
+  policy: LocationPolicy;
+  disagreement: DisagreementView | null;
+}
+
+export interface DisagreementView {
+  fields: ResponderField[];
+  policy: LocationPolicy;
+  chosen: 'network' | 'provisioned' | null;
+  pick: 'network' | 'provisioned' | null;
+  network: { source: string; method: string; civic: Record<string, string>; origin: Record<string, string> };
+  provisioned: { civic: Record<string, string>; locationCode: string | null };
+  since: string;
 }
 
 function summary(l: RankedLocation) {
@@ -122,13 +162,25 @@ export class LocationService {
   private lastReport: { fingerprint: string; ts: number } | null = null;
   private bestKey = 'null';
   private readonly bestListeners: ((best: RankedLocation | null) => void)[] = [];
+  private disagreementNow: Disagreement | null = null;
+  /** The open disagreement the server was told about (key with chosen), or null. */
+  private disagreementReported: string | null = null;
+  /** Disagreement keys whose alert the user dismissed (OK) this run. */
+  private readonly dismissed = new Set<string>();
+  private disagreementAlert = false;
+  /** ask-user: the user's last pick and the disagreement (key) it answered. */
+  private userPick: { key: string; pick: 'network' | 'provisioned' } | null;
   /** For status and benchmarks. */
-  readonly counters = { recomputes: 0, reports: 0, checks: 0, mismatches: 0 };
+  readonly counters = { recomputes: 0, reports: 0, checks: 0, mismatches: 0, disagreements: 0 };
 
   constructor(private readonly deps: LocationServiceDeps) {
     this.now = deps.now ?? Date.now;
     const raw = deps.store.getObservation('choice')?.data;
     this.choice = raw ? (JSON.parse(raw) as Choice | null) : null;
+    this.disagreementReported = deps.store.getObservation('disagreement')?.fingerprint ?? null;
+    if (this.disagreementReported === 'none') this.disagreementReported = null;
+    const picked = deps.store.getObservation('disagreement-pick')?.data;
+    this.userPick = picked ? (JSON.parse(picked) as { key: string; pick: 'network' | 'provisioned' }) : null;
   }
 
   // ---- the emergency path's API: synchronous, no I/O ----
@@ -161,6 +213,39 @@ export class LocationService {
   /** An ELIN from the switch (LLDP-MED), for a PSAP that looks locations up by number. */
   elin(): string | null {
     return this.elinValue;
+  }
+
+  /** The open disagreement between the network's and the provisioned address, if any. */
+  disagreement(): Disagreement | null {
+    return this.disagreementNow;
+  }
+
+  /**
+   * What a 911 call sends: the best location, and when the network and the
+   * provisioned address disagree, the other of the two as a second location.
+   */
+  callLocations(): CallLocations {
+    const first = this.best();
+    const d = this.disagreementNow;
+    let second: RankedLocation | null = null;
+    if (d && first && (d.chosen === 'network' || d.chosen === 'provisioned')) {
+      const other = d.chosen === 'network' ? 'provisioned' : d.network.source;
+      const found = this.ranked.find((l) => l.kind === 'civic' && l.source === other && (other === 'provisioned' || l.origin.iface === d.network.origin.iface));
+      second = found ? { ...found, ageMs: Math.max(0, this.now() - found.observedAt) } : null;
+    }
+    return { first, second, elin: this.elinValue };
+  }
+
+  /** ask-user: the user's pick for the open disagreement (handset soft keys, e911ctl location use). */
+  pick(which: 'network' | 'provisioned'): Disagreement {
+    const d = this.disagreementNow;
+    if (!d) throw Object.assign(new Error('the network and the provisioned address agree: nothing to pick'), { code: 'no-disagreement' });
+    if (d.policy !== 'ask-user') throw Object.assign(new Error(`the account's policy is ${d.policy}: the phone does not ask`), { code: 'policy' });
+    this.userPick = { key: d.key, pick: which };
+    this.deps.store.recordObservation('disagreement-pick', `${d.key}|${which}`, { ...this.userPick, at: this.now() });
+    this.deps.log.info({ pick: which, policy: d.policy }, 'the user picked which address a 911 call sends');
+    this.recompute('pick');
+    return this.disagreementNow ?? d;
   }
 
   // ---- lifecycle ----
@@ -231,6 +316,10 @@ export class LocationService {
       choices: offer.map((l) => this.choiceView(l, matchIds, a?.assigned?.id ?? null)),
       selected: current ? { locationId: current.locationId, confirmed: current.confirmed, at: new Date(current.at).toISOString() } : null,
       lastCheckAt: this.lastCheckAt === null ? null : new Date(this.lastCheckAt).toISOString(),
+      candidates: this.all().map((l) => ({ ...summary(l), rank: l.rank, ageMs: l.ageMs })),
+      elin: this.elinValue,
+      policy: this.policy(),
+      disagreement: this.disagreementNow ? disagreementView(this.disagreementNow) : null,
     };
   }
 
@@ -451,14 +540,134 @@ export class LocationService {
     return out;
   }
 
+  private policy(): LocationPolicy {
+    return this.deps.address()?.doc.locationPolicy ?? DEFAULT_LOCATION_POLICY;
+  }
+
+  /** Compares the preferred network civic address (LLDP-MED, then DHCP) with the provisioned one. */
+  private detect(gathered: Location[]): Disagreement | null {
+    const provisioned = gathered.find((l) => l.source === 'provisioned' && l.civic);
+    if (!provisioned) return null;
+    const network = rank(gathered.filter((l) => (l.source === 'lldp-med' || l.source === 'dhcp') && l.civic), this.now(), false).find((l) => l.kind === 'civic');
+    if (!network) return null;
+    const fields = disagreeingFields(network.civic!, provisioned.civic!);
+    if (fields.length === 0) return null;
+    const netLoc = gathered.find((l) => l.source === network.source && l.origin.iface === network.origin.iface && l.civic) as Disagreement['network'];
+    const key = JSON.stringify([netLoc.source, netLoc.civic, provisioned.civic]);
+    const p = this.userPick;
+    const policy = this.policy();
+    return {
+      key,
+      policy,
+      fields,
+      network: netLoc,
+      provisioned,
+      pick: policy === 'ask-user' && p?.key === key ? p.pick : null,
+      chosen: null,
+      since: Math.max(netLoc.observedAt, provisioned.observedAt),
+    };
+  }
+
+  /** Alert on the display, event to the server (once per state), log line. */
+  private announceDisagreement(trigger: string): void {
+    const d = this.disagreementNow;
+    if (!d) {
+      if (this.disagreementReported !== null) {
+        this.disagreementReported = null;
+        this.deps.store.recordObservation('disagreement', 'none', null, this.deps.newEvent('location-disagreement', {
+          state: 'resolved', policy: this.policy(), chosen: null, fields: [], provisioned: null, network: null, elin: this.elinValue, trigger,
+        }));
+        this.deps.wake();
+        this.deps.log.info('the network and the provisioned address agree again');
+      }
+      this.clearDisagreementAlert();
+      return;
+    }
+    const reported = JSON.stringify([d.key, d.policy, d.chosen]);
+    if (reported !== this.disagreementReported) {
+      this.disagreementReported = reported;
+      this.counters.disagreements++;
+      const addr = this.deps.address();
+      this.deps.store.recordObservation(
+        'disagreement',
+        reported,
+        { at: this.now() },
+        this.deps.newEvent('location-disagreement', {
+          state: 'open',
+          policy: d.policy,
+          chosen: d.chosen,
+          fields: d.fields,
+          provisioned: { civic: d.provisioned.civic, ...(d.provisioned.locationCode ? { locationCode: d.provisioned.locationCode } : {}), ...(addr ? { version: addr.version } : {}) },
+          network: { source: d.network.source, method: d.network.method, civic: d.network.civic, origin: d.network.origin },
+          elin: this.elinValue,
+          trigger,
+        }),
+      );
+      this.deps.wake();
+      this.deps.log.warn({ fields: d.fields, policy: d.policy, chosen: d.chosen, network: d.network.civic, provisioned: d.provisioned.civic }, 'location disagreement: the network says the phone is somewhere else');
+    }
+    const answered = d.policy === 'ask-user' ? d.pick !== null : this.dismissed.has(reported);
+    if (answered) {
+      this.clearDisagreementAlert();
+      return;
+    }
+    this.disagreementAlert = true;
+    const net = d.network.source === 'lldp-med' ? 'Switch' : 'Network';
+    const short = (c: Record<string, string>) => formatAddressLines(c).filter((l) => l !== c.NAM && l !== c.country).slice(0, 2);
+    const sends = d.chosen === 'network' ? net.toLowerCase() : d.chosen === 'provisioned' ? 'set address' : 'neither';
+    this.deps.alerts.raise({
+      id: DISAGREEMENT_ALERT_ID,
+      lines: [
+        'LOCATION DIFFERS',
+        `${net}: ${short(d.network.civic as Record<string, string>).join(', ')}`,
+        `Set: ${short(d.provisioned.civic as Record<string, string>).join(', ')}`,
+        `911 sends: ${sends}`,
+        ...(d.policy === 'ask-user' ? [`Soft1: use ${net.toLowerCase()}`, 'Soft2: use set address'] : ['OK: dismiss']),
+      ],
+      led: 'blink-slow',
+      onKey: (k: FunctionKey) => {
+        if (d.policy === 'ask-user' && (k === 'soft1' || k === 'soft2')) {
+          this.pick(k === 'soft1' ? 'network' : 'provisioned');
+          return true;
+        }
+        if (d.policy !== 'ask-user' && k === 'ok') {
+          this.dismissed.add(reported);
+          this.clearDisagreementAlert();
+          return true;
+        }
+        return false;
+      },
+    });
+  }
+
+  private clearDisagreementAlert(): void {
+    if (!this.disagreementAlert) return;
+    this.disagreementAlert = false;
+    this.deps.alerts.clear(DISAGREEMENT_ALERT_ID);
+  }
+
   /** Re-ranks and reports if anything a report carries changed. No timers, no network: a few reads of memory. */
   private recompute(reason: string): void {
     this.counters.recomputes++;
     const previous = this.ranked[0] ?? null;
-    this.ranked = rank(this.gather(), this.now(), this.assessment?.status === 'mismatch');
+    const gathered = this.gather();
+    const d = this.detect(gathered);
+    // The network's address goes first when the policy (or the user's pick) says so:
+    // the provisioned one drops below the network's, as when the network contradicts it.
+    const networkFirst = d !== null && (d.policy === 'network-first' || (d.policy === 'ask-user' && d.pick !== 'provisioned'));
+    this.ranked = rank(gathered, this.now(), this.assessment?.status === 'mismatch' || networkFirst);
+    if (d) {
+      const top = this.ranked[0];
+      d.chosen = !top || top.kind !== 'civic' ? null : top.source === 'provisioned' ? 'provisioned' : top.source === d.network.source ? 'network' : null;
+    }
+    this.disagreementNow = d;
+    this.announceDisagreement(reason);
     this.report(reason, previous);
     const best = this.ranked[0] ?? null;
-    const key = best ? JSON.stringify([best.source, best.method, best.kind, best.civic, best.geo, best.locationCode ?? null]) : 'null';
+    const second = this.callLocations().second;
+    const key = best
+      ? JSON.stringify([best.source, best.method, best.kind, best.civic, best.geo, best.locationCode ?? null, second?.civic ?? null, second?.method ?? null, this.elinValue])
+      : 'null';
     if (key !== this.bestKey) {
       this.bestKey = key;
       for (const fn of [...this.bestListeners]) {
@@ -484,6 +693,9 @@ export class LocationService {
       recommendation: this.assessment && this.assessment.status !== 'off'
         ? { status: this.assessment.status, assignedLocationId: this.assessment.assigned?.id ?? null, matchingLocationIds: this.assessment.matches.map((m) => m.id) }
         : null,
+      disagreement: this.disagreementNow
+        ? { fields: this.disagreementNow.fields, policy: this.disagreementNow.policy, chosen: this.disagreementNow.chosen, network: this.disagreementNow.network.source }
+        : null,
     };
     const fingerprint = JSON.stringify(data);
     if (this.lastReport?.fingerprint === fingerprint) return; // nothing changed: no write, no publish
@@ -503,6 +715,18 @@ export class LocationService {
     this.lastReport = { fingerprint, ts: this.now() };
     this.deps.publishReport({ v: 1, ts: new Date(this.lastReport.ts).toISOString(), source: best?.source ?? 'none', data });
   }
+}
+
+function disagreementView(d: Disagreement): DisagreementView {
+  return {
+    fields: d.fields,
+    policy: d.policy,
+    chosen: d.chosen,
+    pick: d.pick,
+    network: { source: d.network.source, method: d.network.method, civic: d.network.civic as Record<string, string>, origin: d.network.origin },
+    provisioned: { civic: d.provisioned.civic as Record<string, string>, locationCode: d.provisioned.locationCode ?? null },
+    since: new Date(d.since).toISOString(),
+  };
 }
 
 function networkReport(s: NetworkSnapshot) {

@@ -26,6 +26,15 @@ const DISPLAY_NAME = /^[\p{L}\p{N}]+( [\p{L}\p{N}]+)*$/u;
 const CIVIC_TEXT = /^[^\p{Cc}\p{Cs}]{1,128}$/u;
 const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
+/**
+ * What a 911 call sends first when the network's civic address (LLDP-MED, DHCP)
+ * disagrees with the provisioned one: the network's (the default), the
+ * provisioned one, or the one the user picks on the phone (network until then).
+ */
+export const LOCATION_POLICIES = ['network-first', 'provisioned-first', 'ask-user'] as const;
+export type LocationPolicy = (typeof LOCATION_POLICIES)[number];
+export const DEFAULT_LOCATION_POLICY: LocationPolicy = 'network-first';
+
 export const REQUIRED_CIVIC: readonly CivicElement[] = ['country', 'A1', 'A3', 'RD', 'HNO', 'PC'];
 
 export interface AddressDocument {
@@ -42,6 +51,10 @@ export interface AddressDocument {
   displayName: string;
   /** The server's location code, for notifications and diagnostics. */
   locationCode?: string;
+  /** The account's policy when the network disagrees; absent means network-first. */
+  locationPolicy?: LocationPolicy;
+  /** Send the switch's ELIN (LLDP-MED) as the callback number of an emergency call when there is one. */
+  elinCallback?: boolean;
 }
 
 export interface ValidationIssue {
@@ -63,6 +76,8 @@ export const addressDocumentSchema = z.strictObject({
   callback: z.string(),
   displayName: z.string(),
   locationCode: z.string().max(64).optional(),
+  locationPolicy: z.enum(LOCATION_POLICIES).optional(),
+  elinCallback: z.boolean().optional(),
 });
 
 export function isValidCallback(n: string): boolean {

@@ -2,7 +2,7 @@
 // floor and room), their mapping to RFC 5139 civic elements, and the signed
 // 'locations' push the phone uses to recommend a location when it moves.
 import { z } from 'zod';
-import { addressDocumentSchema, validateAddress, type CivicAddress, type CivicElement, type ValidationIssue } from './address.js';
+import { addressDocumentSchema, LOCATION_POLICIES, validateAddress, type CivicAddress, type CivicElement, type ValidationIssue } from './address.js';
 
 export interface PostalAddress {
   country: string;
@@ -163,3 +163,22 @@ export const locationSelectedDataSchema = z.object({
   confirmed: z.boolean().optional(),
 });
 export type LocationSelectedData = z.infer<typeof locationSelectedDataSchema>;
+
+/**
+ * data of a 'location-disagreement' event. open: the network's civic address and
+ * the provisioned one differ in a field a responder uses; `chosen` is what a 911
+ * call sends first now (the other goes second in the PIDF-LO). resolved: they
+ * agree again, or the network address is gone.
+ */
+export const locationDisagreementDataSchema = z.object({
+  state: z.enum(['open', 'resolved']),
+  policy: z.enum(LOCATION_POLICIES),
+  chosen: z.enum(['network', 'provisioned']).nullable(),
+  fields: z.array(z.string().max(16)).max(8),
+  provisioned: z.object({ civic: civicSchema, locationCode: z.string().max(64).optional(), version: z.number().int().optional() }).nullable(),
+  network: z
+    .object({ source: z.enum(['lldp-med', 'dhcp']), method: z.string().max(32), civic: civicSchema, origin: z.record(z.string(), z.string()) })
+    .nullable(),
+  elin: z.string().max(32).nullable(),
+});
+export type LocationDisagreementData = z.infer<typeof locationDisagreementDataSchema>;

@@ -51,6 +51,9 @@ export const EVENT_TYPES = [
   /** What became of an emergency or test call after its emergency-call/test-call event (same callRef):
    * phase failover, answered, ended or failed. Notifications go out on emergency-call alone. */
   'emergency-call-progress',
+  /** The network's civic address (LLDP-MED, DHCP) and the provisioned one name different places
+   * (state open), or no longer do (state resolved): data is LocationDisagreementData. */
+  'location-disagreement',
   /** The user acknowledged the emergency-services notice for an address: data is the notice state. */
   'notice-acknowledged',
   /** The configured sound device was missing or busy (at start, or when a call needed it): calls went on with the null device. */

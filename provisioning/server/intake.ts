@@ -12,9 +12,9 @@ import { NOTIFIED_EVENT_TYPES } from './notify/notifier.js';
 import type { Bus } from './bus.js';
 import { emergencyFacts } from './notify/message.js';
 import type { EventPayload, SignedAddress } from '../protocol/messages.js';
-import { locationSelectedDataSchema } from '../protocol/locations.js';
+import { locationDisagreementDataSchema, locationSelectedDataSchema } from '../protocol/locations.js';
 
-const AUDITED_EVENT_TYPES: ReadonlySet<string> = new Set(['emergency-call', 'test-call', 'address-rejected', 'location-mismatch']);
+const AUDITED_EVENT_TYPES: ReadonlySet<string> = new Set(['emergency-call', 'test-call', 'address-rejected', 'location-mismatch', 'location-disagreement']);
 
 export interface PhoneIntakeDeps {
   repo: Repo;
@@ -125,6 +125,14 @@ export class PhoneIntake {
       bus.emit('emergency', { event, facts: emergencyFacts({ event, user, location, provisionedCivic }) });
     } else if (e.type === 'location-selected') {
       this.applyLocationChoice(event);
+    } else if (e.type === 'location-disagreement') {
+      // The phone is marked with both addresses until it reports them agreeing again.
+      const d = locationDisagreementDataSchema.safeParse(e.data);
+      if (!d.success) log.warn({ deviceId: e.deviceId, eventId: e.id }, 'malformed location-disagreement event: kept, not applied');
+      else {
+        repo.setDeviceDisagreement(e.deviceId, d.data.state === 'open' ? { ...e.data, eventId: e.id, ts: e.ts } : null);
+        bus.emit('phone', { deviceId: e.deviceId, change: 'disagreement' });
+      }
     } else if (e.type === 'location-mismatch') {
       repo.setDeviceMismatch(e.deviceId, e.data);
       bus.emit('phone', { deviceId: e.deviceId, change: 'mismatch' });

@@ -35,6 +35,7 @@ Server (local):
 
 Admin API (over HTTP: --url URL, default http://127.0.0.1:8080; --token T or E911_SERVER_TOKEN or DIR/admin-token):
   account show | set [--name N] [--contact-email E] [--recommendations on|off] [--policy all|app-only|app-then-email-sms]
+                [--location-policy network-first|provisioned-first|ask-user] [--elin-callback on|off]
   e911 enable | disable
   notifications show | set --file F | test --channel email|sms|webhook [--to X]
   locations list | show ID | create --file F | update ID --file F | delete ID | validate --file F
@@ -74,6 +75,8 @@ const OPTIONS = {
   'contact-email': { type: 'string' },
   recommendations: { type: 'string' },
   policy: { type: 'string' },
+  'location-policy': { type: 'string' },
+  'elin-callback': { type: 'string' },
   channel: { type: 'string' },
   to: { type: 'string' },
   location: { type: 'string' },
@@ -294,7 +297,14 @@ function route(verb: string, sub: string | undefined, arg: string | undefined, f
       return {
         method: 'PATCH',
         path: '/api/account',
-        body: { name: f.name, contactEmail: f['contact-email'], recommendations: onOff(f.recommendations), notificationPolicy: f.policy },
+        body: {
+          name: f.name,
+          contactEmail: f['contact-email'],
+          recommendations: onOff(f.recommendations),
+          notificationPolicy: f.policy,
+          locationPolicy: f['location-policy'],
+          elinCallback: onOff(f['elin-callback']),
+        },
       };
     case 'e911 enable':
     case 'e911 disable':

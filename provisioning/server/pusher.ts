@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Repo, Location } from './db/repo.js';
 import type { DesiredAddressStore, ProvisioningServer } from './server.js';
-import type { AddressDocument } from '../protocol/address.js';
+import { DEFAULT_LOCATION_POLICY, type AddressDocument, type LocationPolicy } from '../protocol/address.js';
 import type { AddressStatePayload, SignedAddress } from '../protocol/messages.js';
 import type { LocationsDocument, RecommendedLocation } from '../protocol/locations.js';
 import { canonicalJson } from '../protocol/canonical.js';
@@ -57,13 +57,25 @@ export function repoDesiredStore(repo: Repo): DesiredAddressStore {
 }
 
 /** What an address says, without its version and time: equal content is not re-issued. */
-export function contentHash(doc: Pick<AddressDocument, 'deviceId' | 'civic' | 'callback' | 'displayName' | 'locationCode'>): string {
+export function contentHash(doc: Pick<AddressDocument, 'deviceId' | 'civic' | 'callback' | 'displayName' | 'locationCode' | 'locationPolicy' | 'elinCallback'>): string {
   return contentHashOf(canonicalJson(doc.civic), doc);
 }
 
+type HashedFields = Pick<AddressDocument, 'deviceId' | 'callback' | 'displayName' | 'locationCode' | 'locationPolicy' | 'elinCallback'>;
+
 /** contentHash with the civic part already in canonical form (shared by a location's phones). */
-function contentHashOf(civicCanonical: string, doc: Pick<AddressDocument, 'deviceId' | 'callback' | 'displayName' | 'locationCode'>): string {
-  return sha(`${doc.deviceId}\n${civicCanonical}\n${doc.callback}\n${doc.displayName}\n${doc.locationCode ?? ''}`);
+function contentHashOf(civicCanonical: string, doc: HashedFields): string {
+  // The account settings only when not default, so documents from before them hash as they did.
+  const settings = `${doc.locationPolicy ? `\npolicy=${doc.locationPolicy}` : ''}${doc.elinCallback ? '\nelin-callback' : ''}`;
+  return sha(`${doc.deviceId}\n${civicCanonical}\n${doc.callback}\n${doc.displayName}\n${doc.locationCode ?? ''}${settings}`);
+}
+
+/** The account's settings that travel in each address document (left out when default). */
+export function accountAddressSettings(a: { locationPolicy: LocationPolicy; elinCallback: boolean }): Pick<AddressDocument, 'locationPolicy' | 'elinCallback'> {
+  return {
+    ...(a.locationPolicy !== DEFAULT_LOCATION_POLICY ? { locationPolicy: a.locationPolicy } : {}),
+    ...(a.elinCallback ? { elinCallback: true } : {}),
+  };
 }
 
 export function recommendedLocation(l: Location): RecommendedLocation {
@@ -186,6 +198,7 @@ export class Pusher {
       return;
     }
     const issuedAt = this.now().toISOString();
+    const settings = accountAddressSettings(account);
     const locations = repo.locations();
     const byId = new Map(locations.map((l) => [l.id, l]));
     const allRecommended = locations.map(recommendedLocation);
@@ -216,7 +229,7 @@ export class Pusher {
           }
           const location = c.locationId !== null ? byId.get(c.locationId) : undefined;
           if (location && c.callback && c.displayName) {
-            const content = { deviceId, civic: location.civic, callback: c.callback, displayName: c.displayName, locationCode: location.code };
+            const content = { deviceId, civic: location.civic, callback: c.callback, displayName: c.displayName, locationCode: location.code, ...settings };
             const hash = contentHashOf(civicText.get(location.id)!, content);
             if (c.contentHash === hash) {
               const stored = force.address.has(deviceId) ? repo.issuedAddress(deviceId)?.signed : null;

@@ -27,6 +27,8 @@ export interface AccountView {
   e911ChangedAt: string | null;
   recommendations: boolean;
   notificationPolicy: string;
+  locationPolicy: string;
+  elinCallback: boolean;
   /** What is still needed before E911 can be enabled (empty when complete). */
   missing: string[];
   updatedAt: string;
@@ -104,7 +106,12 @@ export class AdminService {
       this.repo.audit(actor, 'account.update', 'account', null, patch);
     });
     this.changed('account', null, 'update');
-    if (patch.recommendations !== undefined && patch.recommendations !== before.recommendations) this.push(this.repo.assignedDeviceIds());
+    const pushAgain =
+      (patch.recommendations !== undefined && patch.recommendations !== before.recommendations) ||
+      // Both travel in the signed address: every phone gets a new one.
+      (patch.locationPolicy !== undefined && patch.locationPolicy !== before.locationPolicy) ||
+      (patch.elinCallback !== undefined && patch.elinCallback !== before.elinCallback);
+    if (pushAgain) this.push(this.repo.assignedDeviceIds());
     return this.account();
   }
 

@@ -2,7 +2,7 @@
 // input, and the small validators they share (email, CIDR, time zone, E.164).
 import net from 'node:net';
 import { z } from 'zod';
-import { isValidCallback, isValidDisplayName } from '../protocol/address.js';
+import { isValidCallback, isValidDisplayName, LOCATION_POLICIES } from '../protocol/address.js';
 import { isValidDeviceId } from '../protocol/topics.js';
 import { validatePostalAddress } from '../protocol/locations.js';
 
@@ -187,6 +187,10 @@ export const accountPatchSchema = z.strictObject({
   contactEmail: emailSchema.optional(),
   recommendations: z.boolean().optional(),
   notificationPolicy: z.enum(NOTIFICATION_POLICIES).optional(),
+  /** What a 911 call sends first when a phone's network address disagrees with the provisioned one. */
+  locationPolicy: z.enum(LOCATION_POLICIES).optional(),
+  /** Send the switch's ELIN as the emergency callback number when a phone has one. */
+  elinCallback: z.boolean().optional(),
 });
 export type AccountPatch = z.infer<typeof accountPatchSchema>;
 

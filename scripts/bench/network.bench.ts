@@ -3,6 +3,11 @@
 //    retained location report received by a subscriber at a real Mosquitto,
 //    p50/p99 over BENCH_NET_CHANGES changes (default 100), beside the time the
 //    kernel's netlink event reached an independent `ip -ts monitor` (same changes);
+//  - a phone plugged into a switch port whose LLDP-MED civic address disagrees
+//    with the provisioned one: link up to the disagreement detected (the
+//    location-disagreement event queued), p50/p99 over BENCH_NET_DISAGREE link
+//    flaps (default 20), beside link up to the LLDP-MED neighbour event reaching
+//    the agent's LldpAgent and to the netlink link event (lldpd in both namespaces);
 //  - idle CPU and RSS of the agent over BENCH_NET_IDLE_SECONDS (default
 //    BENCH_IDLE_SECONDS, else 600) beside a bare idle node process, and the
 //    database writes in that window (goal: zero).
@@ -10,7 +15,7 @@
 // The parent makes the namespaces, then runs itself inside the phone's one:
 // Mosquitto, the agent and the subscriber all live on that namespace's loopback.
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -22,6 +27,7 @@ const self = fileURLToPath(import.meta.url);
 const CHANGES = Number(process.env.BENCH_NET_CHANGES ?? 100);
 const IDLE_SECONDS = Number(process.env.BENCH_NET_IDLE_SECONDS ?? process.env.BENCH_IDLE_SECONDS ?? 600);
 const WARMUP = 5;
+const DISAGREE = Number(process.env.BENCH_NET_DISAGREE ?? 20);
 
 if (process.argv[2] !== '--inside') {
   if (process.getuid?.() !== 0) {
@@ -38,7 +44,9 @@ if (process.argv[2] !== '--inside') {
     phone.ip('addr', 'add', '10.66.0.10/24', 'dev', 'eth0');
     phone.ip('route', 'add', 'default', 'via', '10.66.0.1');
     phone.ip('neigh', 'replace', '10.66.0.1', 'lladdr', '02:00:00:00:66:01', 'dev', 'eth0', 'nud', 'permanent');
-    const r = spawnSync('ip', ['netns', 'exec', phone.name, process.execPath, '--expose-gc', self, '--inside'], { stdio: 'inherit' });
+    // A second port for the disagreement figure: the agent watches eth0 only.
+    vethPair(phone, 'eth1', lan, 'ge1');
+    const r = spawnSync('ip', ['netns', 'exec', phone.name, process.execPath, '--expose-gc', self, '--inside'], { stdio: 'inherit', env: { ...process.env, E911_BENCH_LAN_NS: lan.name } });
     code = r.status ?? 1;
   } finally {
     phone.remove();
@@ -116,6 +124,119 @@ async function benchBest(): Promise<void> {
   rmSync(sdir, { recursive: true, force: true });
 }
 
+/**
+ * Link up on a port whose switch (lldpd in the LAN namespace) says 170 Tasman Drive
+ * while the phone is provisioned at 100 Main St: to the disagreement detected,
+ * beside the netlink link event and the LLDP-MED neighbour event it follows from.
+ */
+async function benchDisagreement(): Promise<void> {
+  const lan = process.env.E911_BENCH_LAN_NS;
+  if (!lan || spawnSync('lldpd', ['-v']).status !== 0) {
+    console.log('disagreement figure skipped: lldpd not installed');
+    return;
+  }
+  const { LocationParts } = await import('../../agent/location/parts.js');
+  const { networkSchema } = await import('../../agent/location/config.js');
+  const { hostPaths } = await import('../../hal/host.js');
+  const { Store } = await import('../../agent/store/store.js');
+  const { eventFactory } = await import('../../agent/events/events.js');
+  const { silentLog } = await import('../../test/helpers/log.js');
+  const { sampleAddress } = await import('../../test/helpers/address.js');
+  const { publicKeyFromText } = await import('../../provisioning/protocol/signing.js');
+  const { stopProcess } = await import('../../test/helpers/process.js');
+  const ddir = mkdtempSync(path.join(os.tmpdir(), 'e911-disbench-'));
+  chmodSync(ddir, 0o755); // lldpcli drops to _lldpd before it connects
+  const swSock = path.join(ddir, 'switch.sock');
+  const sw = spawn('ip', ['netns', 'exec', lan, 'lldpd', '-d', '-M', '4', '-u', swSock, '-I', 'ge1'], { stdio: 'ignore' });
+  const swCli = (...args: string[]) => spawnSync('ip', ['netns', 'exec', lan, 'lldpcli', '-u', swSock, ...args], { encoding: 'utf8' });
+  for (let i = 0; i < 100 && !existsSync(swSock); i++) await new Promise((r) => setTimeout(r, 20));
+  swCli('configure', 'ports', 'ge1', 'med', 'location', 'address', 'country', 'US', 'country-subdivision', 'CA', 'city', 'San Jose', 'street', 'Tasman', 'street-suffix', 'Drive', 'number', '170', 'zip', '95134', 'building', 'B4', 'floor', '3');
+  swCli('configure', 'ports', 'ge1', 'med', 'location', 'elin', '4085550123');
+  swCli('configure', 'med', 'fast-start', 'enable');
+  const store = new Store({ dataDir: path.join(ddir, 'db'), log: silentLog() });
+  const doc = sampleAddress({ civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main', STS: 'St', HNO: '100', BLD: 'A', FLR: '2', PC: '95110' } });
+  const address = { doc, version: 1, hash: 'h', signature: 's', receivedAt: doc.issuedAt, appliedAt: doc.issuedAt };
+  let detectedAt = 0;
+  let lldpAt = 0;
+  let linkAt = 0;
+  const parts = new LocationParts({
+    config: networkSchema.parse({
+      interfaces: ['eth1'],
+      lldp: { enabled: true, runDaemon: true, socketPath: path.join(ddir, 'phone.sock') },
+      dhcp: { enabled: false },
+      recommendations: { firstCheckMs: 3_600_000, checkEveryMs: 3_600_000 },
+    }),
+    host: hostPaths(process.env),
+    log: silentLog(),
+    store,
+    deviceId: 'bench-dis',
+    serverKey: publicKeyFromText(testKeys().pair.publicKey),
+    newEvent: eventFactory('bench-dis'),
+    // Called right after an event is queued: the disagreement's event is the detection.
+    wake: () => {
+      if (!detectedAt && parts.service.disagreement()) detectedAt = wallNow();
+    },
+    publishReport: () => {},
+    address: () => address,
+    alerts: { raise: () => {}, clear: () => {} },
+  });
+  parts.lldp!.on('neighbors', (n) => {
+    if (!lldpAt && n.some((x) => x.med?.civic)) lldpAt = wallNow();
+  });
+  // The kernel's side, independently: `ip -ts monitor link` in this (the phone's) namespace.
+  const mon = spawn('ip', ['-ts', '-o', 'monitor', 'link'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  createInterface({ input: mon.stdout }).on('line', (line) => {
+    const ts = ipTimestamp(line);
+    if (ts !== null && !linkAt && /: eth1[@:].*state UP/.test(line)) linkAt = ts;
+  });
+  await parts.start();
+  const until = async (cond: () => boolean, ms: number) => {
+    const end = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > end) return false;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    return true;
+  };
+  const det: number[] = [];
+  const lldp: number[] = [];
+  const link: number[] = [];
+  let misses = 0;
+  try {
+    for (let i = 0; i < DISAGREE + 2; i++) {
+      spawnSync('ip', ['-n', lan, 'link', 'set', 'ge1', 'down']);
+      await until(() => parts.service.disagreement() === null, 10_000);
+      await new Promise((r) => setTimeout(r, 200));
+      detectedAt = lldpAt = linkAt = 0;
+      const t0 = wallNow();
+      spawnSync('ip', ['-n', lan, 'link', 'set', 'ge1', 'up']);
+      if (!(await until(() => detectedAt > 0, 10_000))) {
+        misses++;
+        continue;
+      }
+      await until(() => linkAt > 0, 500);
+      if (i < 2) continue; // warm-up
+      det.push(detectedAt - t0);
+      lldp.push(lldpAt - t0);
+      if (linkAt) link.push(linkAt - t0);
+    }
+  } finally {
+    mon.kill();
+    await parts.stop();
+    store.close();
+    await stopProcess(sw);
+    rmSync(ddir, { recursive: true, force: true });
+  }
+  const d = summary(det);
+  const l = summary(lldp);
+  const k = summary(link);
+  console.log(`link up -> location disagreement detected: ${d.n} flaps (${misses} not detected within 10 s; kernel link events seen for ${k.n})`);
+  report('link up->disagreement detected p50 (vs link up->LLDP-MED neighbour event)', d.p50, 'ms', l.p50, '-');
+  report('link up->disagreement detected p99 (vs link up->LLDP-MED neighbour event)', d.p99, 'ms', l.p99, '-');
+  report('link up->disagreement detected p50 (vs link up->netlink link event)', d.p50, 'ms', k.p50, '-');
+  if (misses > 0) throw new Error(`${misses} disagreements were not detected`);
+}
+
 const broker = await startMosquitto();
 const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-netbench-'));
 const keys = testKeys();
@@ -179,6 +300,7 @@ try {
   report('change->report p99 (vs change->netlink event)', r.p99, 'ms', k.p99, 'p99 <= 200 ms');
   report('change->report max (vs change->netlink event)', r.max, 'ms', k.max, '-');
   await benchBest();
+  await benchDisagreement();
   if (process.env.BENCH_NET_SAMPLES) console.log(JSON.stringify({ toReport: toReport.map(Math.round), toKernel: toKernel.map(Math.round) }));
   if (r.p99 > 200) failed = true;
 

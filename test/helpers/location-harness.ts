@@ -36,11 +36,12 @@ export class LocationHarness {
     child.stderr!.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-4000)));
   }
 
-  static async start(ns: NetNs, network: unknown, env: Record<string, string> = {}, keys = testKeys()): Promise<LocationHarness> {
+  /** extra: more harness config (address, emergency), see test/integration/harness/location-harness.ts. */
+  static async start(ns: NetNs, network: unknown, env: Record<string, string> = {}, keys = testKeys(), extra: Record<string, unknown> = {}): Promise<LocationHarness> {
     bundled ??= bundleEntry('test/integration/harness/location-harness.ts', 'location-harness');
     const file = await bundled;
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'e911-harness-'));
-    const cfg = { dataDir, deviceId: 'phone-1', serverPublicKey: keys.pair.publicKey, network };
+    const cfg = { dataDir, deviceId: 'phone-1', serverPublicKey: keys.pair.publicKey, network, ...extra };
     const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, file, JSON.stringify(cfg)], {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, ...env },

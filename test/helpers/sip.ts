@@ -38,6 +38,8 @@ export interface SippOptions {
   /** -timeout: SIPp ends itself after this long (default 30 s). */
   timeoutSec?: number;
   extraArgs?: string[];
+  /** Run inside this network namespace (ip netns exec); its own loopback. */
+  netns?: string;
 }
 
 export interface Sipp {
@@ -99,7 +101,9 @@ async function startSippOnce(opts: SippOptions, mediaPort: number): Promise<Sipp
     ...Object.entries(opts.keys ?? {}).flatMap(([k, v]) => ['-key', k, String(v)]),
     ...(opts.extraArgs ?? []),
   ];
-  const child = spawn(SIPP, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = opts.netns
+    ? spawn('ip', ['netns', 'exec', opts.netns, SIPP, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(SIPP, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -127,7 +131,8 @@ async function startSippOnce(opts: SippOptions, mediaPort: number): Promise<Sipp
   if (!opts.remote) {
     const proto = (opts.transport ?? 'u1').startsWith('t') ? 'tcp' : 'udp';
     try {
-      await waitListening(port, proto, 5000, exited, () => `sipp: ${out}\n${sipp.errors()}`);
+      // ip netns exec execs SIPp: its /proc/<pid>/net shows the namespace's sockets.
+      await waitListening(port, proto, 5000, exited, () => `sipp: ${out}\n${sipp.errors()}`, opts.netns ? child.pid : undefined);
     } catch (err) {
       await sipp.close();
       throw err;
@@ -297,9 +302,10 @@ async function stopChild(child: ChildProcess, exited: Promise<ExitInfo>): Promis
 }
 
 /** Is something listening on 127.0.0.1:port? Read from /proc: probing by binding would steal the port. */
-export function isListening(port: number, proto: 'udp' | 'tcp'): boolean {
+export function isListening(port: number, proto: 'udp' | 'tcp', pid?: number): boolean {
   const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
-  for (const file of [`/proc/net/${proto}`, `/proc/net/${proto}6`]) {
+  const net = pid === undefined ? '/proc/net' : `/proc/${pid}/net`;
+  for (const file of [`${net}/${proto}`, `${net}/${proto}6`]) {
     if (!existsSync(file)) continue;
     for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
       const cols = line.trim().split(/\s+/);
@@ -318,12 +324,13 @@ async function waitListening(
   timeoutMs: number,
   exited: Promise<ExitInfo>,
   detail: () => string,
+  pid?: number,
 ): Promise<void> {
   let gone: ExitInfo | undefined;
   void exited.then((e) => (gone = e));
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
-    if (isListening(port, proto)) return;
+    if (isListening(port, proto, pid)) return;
     if (gone) throw new Error(`exited (${gone.code ?? gone.signal}) before listening on ${proto}/${port}\n${detail()}`);
     await new Promise((r) => setTimeout(r, 20));
   }

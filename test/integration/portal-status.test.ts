@@ -96,6 +96,32 @@ describe.skipIf(missing !== null)('admin portal: phones, emergency calls and aud
     await h.shot('phones');
   });
 
+  it('marks the phone when its network says another address: both addresses, what 911 sends, the ELIN; cleared when resolved', async () => {
+    const { page } = h;
+    const row = page.locator('tr[data-device-id="phone-1"]');
+    expect(await row.getByTestId('disagreement').textContent()).toBe('none');
+    const open = {
+      state: 'open',
+      policy: 'network-first',
+      chosen: 'network',
+      fields: ['street', 'number', 'building', 'floor'],
+      provisioned: { civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main St', HNO: '100', PC: '95110-1234', BLD: 'A', FLR: '2' }, locationCode: 'SJC-A', version: 1 },
+      network: { source: 'lldp-med', method: 'LLDP-MED', civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Tasman', STS: 'Drive', HNO: '170', PC: '95134', BLD: 'B4', FLR: '3' }, origin: { iface: 'eth0' } },
+      elin: '4085550123',
+    };
+    agent!.emit('location-disagreement', open);
+    await expect.poll(() => row.getByTestId('disagreement').textContent(), { timeout: 10_000 }).toContain('Differs');
+    const text = (await row.getByTestId('disagreement').textContent()) ?? '';
+    expect(text).toContain('Differs (street, number, building, floor)');
+    expect(text).toContain('Switch (LLDP-MED): 170 Tasman Drive, Bldg B4 Floor 3, San Jose, CA 95134');
+    expect(text).toContain('Provisioned: 100 Main St, Bldg A Floor 2, San Jose, CA 95110-1234');
+    expect(text).toContain("911 sends first: the switch's address (policy network-first)");
+    expect(text).toContain('ELIN 4085550123');
+    expect(await page.locator('main p').filter({ hasText: 'whose network says another address' }).textContent()).toContain('1 whose network says another address');
+    agent!.emit('location-disagreement', { ...open, state: 'resolved', chosen: null, fields: [], network: null, provisioned: null });
+    await expect.poll(() => row.getByTestId('disagreement').textContent(), { timeout: 10_000 }).toBe('none');
+  });
+
   it('a 911 call from the phone appears in the call log without a reload, with each recipient\'s delivery live', async () => {
     const { page } = h;
     await page.getByRole('link', { name: 'Emergency calls', exact: true }).click();
@@ -182,7 +208,13 @@ describe.skipIf(missing !== null)('admin portal: phones, emergency calls and aud
     expect(seqs).toEqual([...seqs].sort((a, b) => b - a));
 
     await page.getByLabel('Entity').selectOption('event');
-    await expect.poll(() => rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-action')))).toEqual(['phone.emergency-call', 'phone.location-mismatch']);
+    await expect.poll(() => rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-action')))).toEqual([
+      'phone.emergency-call',
+      // Opened and resolved (the test before): audited like a mismatch.
+      'phone.location-disagreement',
+      'phone.location-disagreement',
+      'phone.location-mismatch',
+    ]);
     const call = rows.first();
     expect(await call.textContent()).toContain('phone:phone-1');
     await call.locator('summary').click();

@@ -168,4 +168,18 @@ export const SERVER_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'location policy and ELIN callback (account), location disagreement (devices)',
+    sql: `
+      -- What a 911 call sends first when a phone's network address disagrees with the provisioned one.
+      ALTER TABLE account ADD COLUMN location_policy TEXT NOT NULL DEFAULT 'network-first'
+        CHECK (location_policy IN ('network-first', 'provisioned-first', 'ask-user'));
+      -- Send the switch's ELIN (LLDP-MED) as the emergency callback number when there is one.
+      ALTER TABLE account ADD COLUMN elin_callback INTEGER NOT NULL DEFAULT 0;
+      -- The phone's last open location-disagreement event data, null when none.
+      ALTER TABLE devices ADD COLUMN disagreement TEXT;
+      ALTER TABLE devices ADD COLUMN disagreement_at TEXT;
+    `,
+  },
 ];

@@ -8,7 +8,7 @@ import { migrate } from '../../../agent/store/store.js';
 import { statementCache } from '../../../agent/store/statements.js';
 import { SERVER_MIGRATIONS } from './migrations.js';
 import { postalToCivic, type PostalAddress } from '../../protocol/locations.js';
-import type { CivicAddress } from '../../protocol/address.js';
+import type { CivicAddress, LocationPolicy } from '../../protocol/address.js';
 import type { LocationInput, NotificationPolicy, SmsSettings, SmtpSettings, UserInput, WebhookSettings } from '../validation.js';
 
 export const SERVER_DB_FILE = 'server.db';
@@ -20,6 +20,8 @@ export interface Account {
   e911ChangedAt: string | null;
   recommendations: boolean;
   notificationPolicy: NotificationPolicy;
+  locationPolicy: LocationPolicy;
+  elinCallback: boolean;
   updatedAt: string;
 }
 
@@ -85,6 +87,9 @@ export interface Device {
   lastLocationAt: string | null;
   mismatch: unknown;
   mismatchAt: string | null;
+  /** The last open location-disagreement event's data (both addresses, what 911 sends), or null. */
+  disagreement: unknown;
+  disagreementAt: string | null;
   credentialsIssuedAt: string | null;
   createdAt: string;
 }
@@ -238,6 +243,8 @@ function toDevice(r: Row): Device {
     lastLocationAt: str(r.last_location_at),
     mismatch: json(r.mismatch, null),
     mismatchAt: str(r.mismatch_at),
+    disagreement: json(r.disagreement, null),
+    disagreementAt: str(r.disagreement_at),
     credentialsIssuedAt: str(r.mqtt_issued_at),
     createdAt: r.created_at as string,
   };
@@ -356,14 +363,24 @@ export class Repo {
       e911ChangedAt: str(r.e911_changed_at),
       recommendations: r.recommendations === 1,
       notificationPolicy: r.notification_policy as NotificationPolicy,
+      locationPolicy: r.location_policy as LocationPolicy,
+      elinCallback: r.elin_callback === 1,
       updatedAt: r.updated_at as string,
     };
   }
 
-  updateAccount(a: Partial<Pick<Account, 'name' | 'contactEmail' | 'recommendations' | 'notificationPolicy'>>): void {
+  updateAccount(a: Partial<Pick<Account, 'name' | 'contactEmail' | 'recommendations' | 'notificationPolicy' | 'locationPolicy' | 'elinCallback'>>): void {
     const cur = this.account();
-    this.q('UPDATE account SET name = ?, contact_email = ?, recommendations = ?, notification_policy = ?, updated_at = ? WHERE id = 1')
-      .run(a.name ?? cur.name, a.contactEmail ?? cur.contactEmail, (a.recommendations ?? cur.recommendations) ? 1 : 0, a.notificationPolicy ?? cur.notificationPolicy, this.iso());
+    this.q('UPDATE account SET name = ?, contact_email = ?, recommendations = ?, notification_policy = ?, location_policy = ?, elin_callback = ?, updated_at = ? WHERE id = 1')
+      .run(
+        a.name ?? cur.name,
+        a.contactEmail ?? cur.contactEmail,
+        (a.recommendations ?? cur.recommendations) ? 1 : 0,
+        a.notificationPolicy ?? cur.notificationPolicy,
+        a.locationPolicy ?? cur.locationPolicy,
+        (a.elinCallback ?? cur.elinCallback) ? 1 : 0,
+        this.iso(),
+      );
   }
 
   setE911(enabled: boolean): void {
@@ -701,6 +718,15 @@ export class Repo {
   setDeviceMismatch(deviceId: string, mismatch: unknown): void {
     this.ensureDevice(deviceId);
     this.q('UPDATE devices SET mismatch = ?, mismatch_at = ? WHERE device_id = ?').run(mismatch === null ? null : JSON.stringify(mismatch), mismatch === null ? null : this.iso(), deviceId);
+  }
+
+  setDeviceDisagreement(deviceId: string, disagreement: unknown): void {
+    this.ensureDevice(deviceId);
+    this.q('UPDATE devices SET disagreement = ?, disagreement_at = ? WHERE device_id = ?').run(
+      disagreement === null ? null : JSON.stringify(disagreement),
+      disagreement === null ? null : this.iso(),
+      deviceId,
+    );
   }
 
   setDeviceCredential(deviceId: string, mosquittoHash: string): void {

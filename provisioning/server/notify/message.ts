@@ -36,6 +36,14 @@ export interface EmergencyFacts {
   timeLocal: string;
   placed: boolean | null;
   route: string | null;
+  /** Where the first address came from (provisioned, lldp-med, dhcp, ...) and how (PIDF-LO method). */
+  sentSource: string | null;
+  sentMethod: string | null;
+  /** The other address the PIDF-LO carried second, when the network and the provisioned one disagreed. */
+  alternate: { source: string | null; method: string | null; lines: string[] } | null;
+  /** The switch's ELIN (LLDP-MED), and whether it went out as the callback number. */
+  elin: string | null;
+  callbackIsElin: boolean;
 }
 
 export interface Notice {
@@ -132,8 +140,22 @@ export function emergencyFacts(ctx: NoticeContext): EmergencyFacts {
     timeLocal: zonedTime(timeUtc, timeZone),
     placed: typeof d.placed === 'boolean' ? d.placed : null,
     route: first(route?.name, d.route),
+    sentSource: addressSource === 'sent' ? first(loc?.source) : null,
+    sentMethod: addressSource === 'sent' ? first(loc?.method) : null,
+    alternate: alternateOf(loc?.alternate),
+    elin: first(d.elin),
+    callbackIsElin: d.callbackSource === 'elin',
   };
 }
+
+function alternateOf(v: unknown): EmergencyFacts['alternate'] {
+  const o = obj(v);
+  const civic = civicOf(o?.civic);
+  return o && civic ? { source: first(o.source), method: first(o.method), lines: formatAddressLines(civic) } : null;
+}
+
+const SOURCE_NAMES: Record<string, string> = { provisioned: 'the provisioned address', 'lldp-med': "the switch's address (LLDP-MED)", dhcp: "the network's address (DHCP)", user: "the user's pick", held: 'the location server (HELD)' };
+const sourceName = (s: string | null) => (s ? (SOURCE_NAMES[s] ?? s) : 'not reported');
 
 const esc = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
@@ -151,16 +173,24 @@ export function buildNotice(ctx: NoticeContext): Notice {
       : f.addressSource === 'provisioned'
         ? 'as provisioned to the phone; the phone did not report the address it sent'
         : 'none';
+  const disagreement: [string, string][] = f.alternate
+    ? [
+        ['Location disagreement', `YES: the phone's network and its provisioned address name different places. Sent first: ${sourceName(f.sentSource)}. Also sent, second: ${sourceName(f.alternate.source)}.`],
+        ['Second address sent', f.alternate.lines.join(', ')],
+      ]
+    : [];
   const rows: [string, string][] = [
     ['Caller', f.callerName ?? na],
     ['User', f.user ?? na],
-    ['Callback number', f.callback ?? na],
+    ['Callback number', `${f.callback ?? na}${f.callbackIsElin ? " (the switch's ELIN)" : ''}`],
+    ['ELIN', f.elin ?? 'none'],
     ['Number dialed', f.dialed ?? na],
     ['Dispatchable address', f.addressLines.length ? f.addressLines.join(', ') : 'NONE'],
     ['Building', f.civic?.BLD ?? '-'],
     ['Floor', f.civic?.FLR ?? '-'],
     ['Room', f.civic?.ROOM ?? '-'],
-    ['Address source', addressNote],
+    ['Address source', f.sentSource ? `${addressNote}: ${sourceName(f.sentSource)}${f.sentMethod ? `, method ${f.sentMethod}` : ''}` : addressNote],
+    ...disagreement,
     ['Address missing', f.addressMissing ? 'YES: the call went out without a validated address' : 'no'],
     ['Location code', f.locationCode ?? na],
     ['Device caller ID', f.callerId ?? na],
@@ -186,6 +216,6 @@ export function buildNotice(ctx: NoticeContext): Notice {
   ].join('\n');
   const sms = f.test
     ? `TEST CALL (933) from ${who}${where}. ${f.addressLines.join(', ') || 'No address'}. Callback ${f.callback ?? na}. Test only.`
-    : `911 CALLED by ${who}${where}. ${f.addressLines.join(', ') || 'ADDRESS MISSING'}. Callback ${f.callback ?? na}. ${f.timeLocal}`;
+    : `911 CALLED by ${who}${where}. ${f.addressLines.join(', ') || 'ADDRESS MISSING'}.${f.alternate ? ` ALSO SENT: ${f.alternate.lines.join(', ')}.` : ''} Callback ${f.callback ?? na}.${f.elin ? ` ELIN ${f.elin}.` : ''} ${f.timeLocal}`;
   return { subject, text, html, sms, facts: f };
 }

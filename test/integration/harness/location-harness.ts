@@ -12,6 +12,10 @@ import { LocationParts } from '../../../agent/location/parts.js';
 import { networkSchema } from '../../../agent/location/config.js';
 import { publicKeyFromText } from '../../../provisioning/protocol/signing.js';
 import type { StoredAddress } from '../../../agent/store/store.js';
+import type { FunctionKey } from '../../../hal/handset.js';
+import { EmergencyService } from '../../../agent/emergency/service.js';
+import { dialPlanSchema, emergencySchema, sipSchema } from '../../../agent/emergency/config.js';
+import { createPjsipVoiceStack } from '../../../hal/voice/pjsip/index.js';
 
 interface HarnessConfig {
   dataDir: string;
@@ -19,6 +23,8 @@ interface HarnessConfig {
   serverPublicKey: string;
   network: unknown;
   address?: StoredAddress;
+  /** With it, the real emergency path (PJSIP addon at addonPath) follows the location service, as in agent/root.ts. */
+  emergency?: { addonPath: string; sip: unknown; emergency: unknown };
 }
 
 const cfg = JSON.parse(process.argv[2]!) as HarnessConfig;
@@ -33,6 +39,7 @@ const flushEvents = () => {
   }
 };
 const alerts: string[][] = [];
+let alertKeys: ((k: FunctionKey) => boolean) | null = null;
 const parts = new LocationParts({
   config: networkSchema.parse(cfg.network),
   host: hostPaths(process.env),
@@ -47,11 +54,36 @@ const parts = new LocationParts({
   alerts: {
     raise: (a) => {
       alerts.push([...a.lines]);
+      alertKeys = a.onKey ?? null;
       out({ t: 'alert', id: a.id, lines: a.lines });
     },
     clear: (id) => out({ t: 'alert-clear', id }),
   },
 });
+let emergency: EmergencyService | null = null;
+if (cfg.emergency) {
+  const e = cfg.emergency;
+  emergency = new EmergencyService({
+    voice: createPjsipVoiceStack({ logger: log, addonPath: e.addonPath }),
+    emergency: emergencySchema.parse(e.emergency),
+    dialPlan: dialPlanSchema.parse({}),
+    sip: sipSchema.parse(e.sip),
+    deviceId: cfg.deviceId,
+    agentVersion: 'harness',
+    log,
+    emitEvent: (type, data) => {
+      store.enqueue(eventFactory(cfg.deviceId)(type, data));
+      flushEvents();
+    },
+  });
+  await emergency.start(cfg.address ?? null);
+  // The same wiring as agent/root.ts: first and second location, ELIN.
+  const civicOf = (l: ReturnType<typeof parts.service.best>) => (l && l.kind === 'civic' && l.civic ? { civic: l.civic, method: l.method, source: l.source } : null);
+  parts.service.onBestChange(() => {
+    const c = parts.service.callLocations();
+    emergency!.setLocation(civicOf(c.first), { alternate: civicOf(c.second), elin: c.elin });
+  });
+}
 parts.network.on('change', (c) => out({ t: 'change', reasons: c.reasons, snapshot: c.snapshot }));
 parts.lldp?.on('neighbors', (n) => out({ t: 'lldp', neighbors: n }));
 
@@ -63,7 +95,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   const cmd = JSON.parse(line) as { cmd: string; id?: string; payload?: string };
   try {
     if (cmd.cmd === 'stop') {
-      void parts.stop().then(() => {
+      void parts.stop().then(() => emergency?.stop()).then(() => {
         out({ t: 'stopped', writes: store.writes });
         store.close();
         process.exit(0);
@@ -74,6 +106,12 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       out({ t: 'locations', result: parts.handleLocationsPush(cmd.payload!) });
     } else if (cmd.cmd === 'list') {
       out({ t: 'list', result: parts.service.list(), best: parts.service.best(), writes: store.writes });
+    } else if (cmd.cmd === 'key') {
+      out({ t: 'key', consumed: alertKeys?.(cmd.id as FunctionKey) ?? false });
+    } else if (cmd.cmd === 'dial') {
+      out({ t: 'dialed', result: emergency ? emergency.dial(cmd.id!) : null });
+    } else if (cmd.cmd === 'hangup') {
+      out({ t: 'hangup', result: emergency?.hangup() ?? null });
     } else if (cmd.cmd === 'refresh') {
       parts.network.refresh();
     }

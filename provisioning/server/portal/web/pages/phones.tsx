@@ -56,6 +56,25 @@ function mismatchSummary(m: unknown, names: Map<string, string>): string {
     .join('; ');
 }
 
+const NETWORK_SOURCE: Record<string, string> = { 'lldp-med': 'Switch (LLDP-MED)', dhcp: 'Network (DHCP)' };
+
+/** Both addresses of a location disagreement and which one a 911 call sends first. */
+export function disagreementLines(d: unknown): { network: string; provisioned: string; sends: string; fields: string; elin: string | null } | null {
+  const o = obj(d);
+  if (!o) return null;
+  const net = obj(o.network);
+  const prov = obj(o.provisioned);
+  const source = NETWORK_SOURCE[str(net?.source) ?? ''] ?? 'Network';
+  const chosen = str(o.chosen);
+  return {
+    network: `${source}: ${civicLine(net?.civic) ?? 'unknown'}`,
+    provisioned: `Provisioned: ${civicLine(prov?.civic) ?? 'unknown'}`,
+    sends: `911 sends first: ${chosen === 'network' ? (str(net?.source) === 'dhcp' ? "the network's address" : "the switch's address") : chosen === 'provisioned' ? 'the provisioned address' : 'neither'} (policy ${str(o.policy) ?? 'network-first'})`,
+    fields: Array.isArray(o.fields) ? o.fields.map(str).filter(Boolean).join(', ') : '',
+    elin: str(o.elin),
+  };
+}
+
 export function PhonesPage(_: RouteProps) {
   const { api, live } = useApp();
   const phones = useLoad(() => api.get<PhoneView[]>('/api/phones'));
@@ -110,7 +129,7 @@ export function PhonesPage(_: RouteProps) {
       {creds ? <Credentials creds={creds} onClose={() => setCreds(null)} /> : null}
       <p>
         {list.length} phones: {online} online, {list.length - online} offline, {list.filter((p) => p.issuedVersion > 0 && !p.inSync).length} waiting for their address,{' '}
-        {list.filter((p) => p.mismatch).length} with a location mismatch.
+        {list.filter((p) => p.mismatch).length} with a location mismatch, {list.filter((p) => p.disagreement).length} whose network says another address.
       </p>
       {phones.data && list.length === 0 ? <p class="muted">No phones yet: assign device ids to users on the Users page.</p> : null}
       {list.length ? (
@@ -125,6 +144,7 @@ export function PhonesPage(_: RouteProps) {
                 <th scope="col">Address version</th>
                 <th scope="col">Last location report</th>
                 <th scope="col">Location mismatch</th>
+                <th scope="col">Address disagreement</th>
                 <th scope="col">Actions</th>
               </tr>
             </thead>
@@ -144,7 +164,7 @@ function PhoneRow({ p, names, onPush, onIssue }: { p: PhoneView; names: Map<stri
   const [confirming, setConfirming] = useState(false);
   const waiting = p.issuedVersion > 0 && !p.inSync;
   return (
-    <tr data-device-id={p.deviceId} class={p.mismatch ? 'mismatch' : undefined}>
+    <tr data-device-id={p.deviceId} class={p.mismatch || p.disagreement ? 'mismatch' : undefined}>
       <th scope="row">
         <code>{p.deviceId}</code>
         {p.agentVersion ? <small class="muted block">agent {p.agentVersion}</small> : null}
@@ -187,6 +207,9 @@ function PhoneRow({ p, names, onPush, onIssue }: { p: PhoneView; names: Map<stri
         ) : (
           <span class="muted">none</span>
         )}
+      </td>
+      <td data-testid="disagreement">
+        <Disagreement d={p.disagreement} at={p.disagreementAt} />
       </td>
       <td>
         <div class="actions">
@@ -233,5 +256,20 @@ function Credentials({ creds, onClose }: { creds: { username: string; password: 
         I have copied it
       </button>
     </div>
+  );
+}
+
+function Disagreement({ d, at }: { d: unknown; at: string | null }) {
+  const v = disagreementLines(d);
+  if (!v) return <span class="muted">none</span>;
+  return (
+    <strong class="bad">
+      Differs ({v.fields}):
+      <small class="block">{v.network}</small>
+      <small class="block">{v.provisioned}</small>
+      <small class="block">{v.sends}</small>
+      {v.elin ? <small class="block">ELIN {v.elin}</small> : null}
+      <small class="block">{when(at)}</small>
+    </strong>
   );
 }
