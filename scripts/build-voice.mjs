@@ -1,34 +1,45 @@
 #!/usr/bin/env node
-// Builds the PJSIP voice addon (hal/voice/pjsip) when pkg-config finds an
-// installed pjproject; otherwise says loudly that this build cannot place
-// emergency calls, and exits 0 so the rest of the agent still installs.
-// pjproject itself is a system prerequisite: this script never builds it.
+// Builds the PJSIP voice addon (hal/voice/pjsip) for this machine against the static
+// pjproject that scripts/build-pjproject.mjs builds and caches (seconds when cached),
+// or against a phone maker's own pjproject named by E911_PJPROJECT_PKG_CONFIG_PATH.
+// Without the addon the agent cannot place a 911 call: any failure fails setup.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { buildTarget, PjprojectError } from './build-pjproject.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const addonDir = path.join(root, 'hal', 'voice', 'pjsip');
-const env = { ...process.env };
-// The usual install prefix on our build machines, when nothing says otherwise.
-if (!env.PKG_CONFIG_PATH && fs.existsSync('/opt/pjproject/lib/pkgconfig')) {
-  env.PKG_CONFIG_PATH = '/opt/pjproject/lib/pkgconfig';
+
+function fail(message) {
+  process.stderr.write(`\n*** PJSIP: ${message}; the voice addon is NOT built and this build cannot place emergency calls ***\n`);
+  process.exit(1);
 }
 
-const probe = spawnSync('pkg-config', ['--exists', 'libpjproject'], { env, stdio: 'ignore' });
-if (probe.error || probe.status !== 0) {
-  console.error(
-    '\n*** PJSIP: libpjproject not found by pkg-config; the voice addon is NOT built; ' +
-      'emergency calls cannot be placed by this build ***\n' +
-      `    (PKG_CONFIG_PATH=${env.PKG_CONFIG_PATH ?? ''}; ` +
-      `${probe.error ? `pkg-config: ${probe.error.message}` : 'pkg-config --exists libpjproject failed'})\n`,
-  );
-  process.exit(0);
+const t0 = performance.now();
+const env = { ...process.env };
+const vendor = env.E911_PJPROJECT_PKG_CONFIG_PATH;
+if (vendor) {
+  // A phone maker's pjproject (vendor SDK) replaces ours: only its .pc is consulted.
+  env.PKG_CONFIG_PATH = vendor;
+  console.log(`PJSIP: pjproject from E911_PJPROJECT_PKG_CONFIG_PATH=${vendor}`);
+} else {
+  try {
+    const prefix = await buildTarget('x64', { say: (m) => console.log(`pjproject: ${m}`) });
+    env.PKG_CONFIG_PATH = path.join(prefix, 'lib', 'pkgconfig');
+  } catch (err) {
+    fail(err instanceof PjprojectError ? err.message : (err.stack ?? String(err)));
+  }
+  console.log(`PJSIP: pjproject step took ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
-const version = spawnSync('pkg-config', ['--modversion', 'libpjproject'], { env, encoding: 'utf8' }).stdout.trim();
-console.log(`PJSIP: building the voice addon against pjproject ${version} (PKG_CONFIG_PATH=${env.PKG_CONFIG_PATH ?? ''})`);
+// Only the chosen pjproject: never one that happens to be installed system-wide.
+env.PKG_CONFIG_LIBDIR = env.PKG_CONFIG_PATH;
+
+const probe = spawnSync('pkg-config', ['--modversion', 'libpjproject'], { env, encoding: 'utf8' });
+if (probe.error || probe.status !== 0) fail(`pkg-config finds no libpjproject in ${env.PKG_CONFIG_PATH} (${probe.error?.message ?? probe.stderr.trim()})`);
+console.log(`PJSIP: building the voice addon against pjproject ${probe.stdout.trim()}`);
 
 // node-gyp: the project's own, else the one npm ships.
 function nodeGypScript() {
@@ -41,24 +52,20 @@ function nodeGypScript() {
   }
 }
 const gyp = nodeGypScript();
-if (!gyp) {
-  console.error('PJSIP: node-gyp not found (npm install first)');
-  process.exit(1);
-}
+if (!gyp) fail('node-gyp not found (npm install first)');
 
-const args = [gyp, 'rebuild'];
+const args = [gyp, 'rebuild', '--jobs=2'];
 // Headers of the running Node: npm's nodedir, else the ones installed beside
 // it (Debian/NodeSource put them in <prefix>/include/node), so no download.
 const nodedir =
   env.npm_config_nodedir ??
-  [path.resolve(path.dirname(process.execPath), '..')].find((p) =>
-    fs.existsSync(path.join(p, 'include', 'node', 'node_api.h')),
-  );
+  [path.resolve(path.dirname(process.execPath), '..')].find((p) => fs.existsSync(path.join(p, 'include', 'node', 'node_api.h')));
 if (nodedir) args.push(`--nodedir=${nodedir}`);
 
 const r = spawnSync(process.execPath, args, { cwd: addonDir, env, stdio: 'inherit' });
-if (r.status !== 0) {
-  console.error('PJSIP: node-gyp failed; the voice addon is NOT built');
-  process.exit(r.status ?? 1);
-}
-console.log(`PJSIP: built ${path.join(addonDir, 'build', 'Release', 'e911_voice.node')}`);
+if (r.status !== 0) fail('node-gyp failed');
+const addon = path.join(addonDir, 'build', 'Release', 'e911_voice.node');
+// Loading it here catches a link that succeeded with symbols still missing.
+const load = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(addon)})`], { encoding: 'utf8' });
+if (load.status !== 0) fail(`the built addon does not load: ${load.stderr.trim().split('\n').slice(0, 3).join(' ')}`);
+console.log(`PJSIP: built ${addon} (${(fs.statSync(addon).size / 1e6).toFixed(1)} MB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

@@ -51,9 +51,14 @@ function skip(reason: string): never {
 const voice = pjsipAvailability();
 if (!voice.available) skip(voice.message);
 if (!MOSQUITTO) skip('mosquitto is not installed');
-const pkgEnv = { ...process.env, PKG_CONFIG_PATH: process.env.PKG_CONFIG_PATH ?? '/opt/pjproject/lib/pkgconfig' };
-const pkg = (...args: string[]) => spawnSync('pkg-config', [...args, 'libpjproject'], { env: pkgEnv, encoding: 'utf8' });
-if (pkg('--exists').status !== 0) skip('pkg-config cannot find libpjproject for the baseline caller (set PKG_CONFIG_PATH)');
+// The baseline links the same pjproject the addon carries: the project's own build (docs/voice.md),
+// or the vendor's when E911_PJPROJECT_PKG_CONFIG_PATH names one, as scripts/build-voice.mjs does.
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const pjPrefix = spawnSync(process.execPath, [path.join(repoRoot, 'scripts/build-pjproject.mjs'), '--print-prefix', 'x64'], { encoding: 'utf8' });
+const pkgConfigPath = process.env.E911_PJPROJECT_PKG_CONFIG_PATH ?? path.join(pjPrefix.stdout.trim(), 'lib/pkgconfig');
+const pkgEnv = { ...process.env, PKG_CONFIG_PATH: pkgConfigPath, PKG_CONFIG_LIBDIR: pkgConfigPath };
+const pkg = (...args: string[]) => spawnSync('pkg-config', ['--static', ...args, 'libpjproject'], { env: pkgEnv, encoding: 'utf8' });
+if (pkg('--exists').status !== 0) skip(`pkg-config cannot find libpjproject in ${pkgConfigPath} for the baseline caller (run node scripts/build-voice.mjs)`);
 
 // The measured processes (this one with the agent, the baseline caller, the wire) run at a
 // higher priority than the rest of a shared machine, equally, when allowed (root): a
@@ -93,10 +98,9 @@ try {
   // --- the baseline caller, built from our source now ---------------------------
   const src = path.resolve(here, '../../../scripts/bench/pjsua-caller.c');
   const bin = path.join(dir, 'pjsua-caller');
-  // RPATH, not RUNPATH: the pjproject libraries find each other (and the codec libraries) through it.
+  // Static pjproject, as in the addon: nothing to find at run time.
   const flags = [...pkg('--cflags').stdout.trim().split(/\s+/), ...pkg('--libs').stdout.trim().split(/\s+/)].filter(Boolean);
-  const libdir = pkg('--variable=libdir').stdout.trim();
-  const cc = spawnSync('cc', ['-O2', '-o', bin, existsSync(src) ? src : path.join(here, 'pjsua-caller.c'), ...flags, `-Wl,--disable-new-dtags,-rpath,${libdir}`], { encoding: 'utf8' });
+  const cc = spawnSync('cc', ['-O2', '-o', bin, existsSync(src) ? src : path.join(here, 'pjsua-caller.c'), ...flags], { encoding: 'utf8' });
   if (cc.status !== 0) skip(`cannot compile the baseline caller: ${cc.stderr}`);
 
   // --- the wire -------------------------------------------------------------------

@@ -1,6 +1,8 @@
-# node-gyp build of the pjsua-lib binding. pjproject is a system prerequisite
-# found through pkg-config (honours PKG_CONFIG_PATH / PKG_CONFIG_SYSROOT_DIR);
-# the project never vendors or builds it.
+# node-gyp build of the pjsua-lib binding. pjproject comes through pkg-config:
+# normally the static build scripts/build-pjproject.mjs makes (scripts/build-voice.mjs
+# points PKG_CONFIG_PATH at it), or a phone maker's own (docs/voice.md).
+# --static: pjproject's static libraries and what they need (OpenSSL, ALSA) go into
+# e911_voice.node itself, so one file carries the SIP stack and no rpath is needed.
 {
   "targets": [
     {
@@ -12,13 +14,10 @@
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["<!@(pkg-config --cflags libpjproject)", "-Wall", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
       "libraries": [
-        "<!@(pkg-config --libs libpjproject)",
-        # libpjproject.pc carries no rpath: without this the loader misses
-        # libpj*.so and the codec libraries they pull in. Old-style DT_RPATH
-        # (not RUNPATH) because it also applies to the libraries' own
-        # dependencies (libpjsua.so -> libpjsip-ua.so -> ...).
-        "-Wl,--disable-new-dtags",
-        "-Wl,-rpath,<!(pkg-config --variable=libdir libpjproject)"
+        "<!@(pkg-config --static --libs libpjproject)",
+        # pjproject's symbols stay inside the addon: nothing else in the process
+        # (node, other addons) can bind to them or override them.
+        "-Wl,--exclude-libs,ALL"
       ]
     }
   ]
