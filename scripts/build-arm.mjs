@@ -5,7 +5,8 @@
 //      then unpacked: `npm install` refuses another platform), stripped;
 //   2. native addons cross-compiled with Debian's toolchains against that
 //      runtime's headers (better-sqlite3, unix-dgram), serialport's own prebuild
-//      for the target, and the PJSIP addon when a pjproject for the target is given;
+//      for the target, and the PJSIP addon against the project's static pjproject for the
+//      target (scripts/build-pjproject.mjs, cached) or the phone maker's own;
 //   3. one esbuild bundle (shared by all targets) with the addon loaders mapped to lib/;
 //   4. Node's single-executable support: the blob made by the target's node under
 //      qemu-user, injected into the runtime with postject.
@@ -18,8 +19,8 @@
 //   E911_NODE_ARM64, E911_NODE_ARMV7   a registry version (e.g. 24.22.0) or the path of a
 //                                      Node release tarball for that target (.tar.gz/.tar.xz)
 //   E911_PJPROJECT_ARM64, E911_PJPROJECT_ARMV7
-//                                      prefix of a pjproject built for the target (its
-//                                      lib/pkgconfig/libpjproject.pc); builds lib/e911_voice.node
+//                                      prefix of the phone maker's own pjproject for the target
+//                                      (its lib/pkgconfig/libpjproject.pc) instead of ours
 //   E911_CROSS_ARM64, E911_CROSS_ARMV7  toolchain prefix to use instead of Debian's (e.g. a vendor
 //                                      SDK's /opt/sdk/bin/arm-poky-linux-gnueabi-): addons then
 //                                      need only the glibc of that SDK's sysroot
@@ -30,6 +31,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync,
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+import { buildTarget } from './build-pjproject.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(path.join(repo, 'package.json'));
@@ -61,13 +63,25 @@ export const TARGETS = {
   },
 };
 
+/**
+ * qemu-user's arguments for a target's programs. -L alone is not enough: once Debian's
+ * multiarch packages for the target are installed (the PJSIP build needs libssl-dev:arm64 and
+ * :armhf), the loader from the cross sysroot finds the multiarch libc in /lib/<triple> first;
+ * the two glibc builds differ and the program hangs or crashes in start-up. LD_LIBRARY_PATH
+ * keeps the target's libraries and its loader from the same sysroot.
+ */
+export function qemuArgs(t) {
+  return ['-L', t.sysroot, '-E', `LD_LIBRARY_PATH=${t.sysroot}/lib`];
+}
+
 const t0 = performance.now();
 const say = (tag, msg) => process.stdout.write(`[${tag} ${((performance.now() - t0) / 1000).toFixed(1)}s] ${msg}\n`);
 
 /** Runs a command; its output goes to logFile and, on failure, the tail into the error. */
-function run(cmd, args, { cwd = repo, env = {}, logFile } = {}) {
+function run(cmd, args, { cwd = repo, env = {}, logFile, timeoutMs = 30 * 60_000 } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // A bounded wait: a stuck emulated program must fail the build, not hold CI for hours.
+    const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
@@ -75,7 +89,7 @@ function run(cmd, args, { cwd = repo, env = {}, logFile } = {}) {
     child.on('close', (code) => {
       if (logFile) writeFileSync(logFile, out);
       if (code === 0) resolve(out);
-      else reject(new Error(`${cmd} ${args.join(' ')} exited ${code}${logFile ? ` (log: ${logFile})` : ''}\n${out.slice(-3000)}`));
+      else reject(new Error(`${cmd} ${args.join(' ')} ${code === null ? `was killed (timeout ${timeoutMs} ms or signal)` : `exited ${code}`}${logFile ? ` (log: ${logFile})` : ''}\n${out.slice(-3000)}`));
     });
   });
 }
@@ -214,22 +228,25 @@ async function addons(name, t, rt, lib) {
   }
   // serialport ships N-API prebuilds for the targets: take exactly the one we need.
   copyFileSync(path.join(pkgDir('@serialport/bindings-cpp'), 'prebuilds', t.serialportPrebuild), path.join(lib, 'serialport.node'));
-  // The PJSIP addon only against a pjproject built for the target (the vendor SDK's): never built here.
-  const pj = process.env[`E911_PJPROJECT_${name.toUpperCase()}`];
-  if (pj) {
-    const pc = path.join(pj, 'lib/pkgconfig');
-    if (!existsSync(path.join(pc, 'libpjproject.pc'))) throw new Error(`E911_PJPROJECT_${name.toUpperCase()}: no lib/pkgconfig/libpjproject.pc under ${pj}`);
-    jobs.push(
-      gypBuild(name, t, rt, {
-        src: path.join(repo, 'hal/voice/pjsip'),
-        copy: ['binding.gyp', 'src'],
-        product: 'build/Release/e911_voice.node',
-        // PKG_CONFIG_LIBDIR (not _PATH) so the host's own .pc files never leak into a target build.
-        extraEnv: { PKG_CONFIG_LIBDIR: pc, PKG_CONFIG_PATH: '' },
-        keyParts: [pj, sha256(path.join(pc, 'libpjproject.pc')), ...readdirSync(path.join(repo, 'hal/voice/pjsip/src')).map((f) => sha256(path.join(repo, 'hal/voice/pjsip/src', f)))],
-      }).then((f) => copyFileSync(f, path.join(lib, 'e911_voice.node'))),
-    );
-  }
+  // The PJSIP addon: without it the phone cannot place a 911 call, so it is never optional.
+  // Against the pjproject scripts/build-pjproject.mjs builds for the target (cached), or the
+  // phone maker's own one named by E911_PJPROJECT_<TARGET>.
+  const given = process.env[`E911_PJPROJECT_${name.toUpperCase()}`];
+  const pj = given ?? (await buildTarget(name, { say: (m) => say(name, `pjproject: ${m}`) }));
+  const pc = path.join(pj, 'lib/pkgconfig');
+  if (!existsSync(path.join(pc, 'libpjproject.pc'))) throw new Error(`E911_PJPROJECT_${name.toUpperCase()}: no lib/pkgconfig/libpjproject.pc under ${pj}`);
+  const voiceSrc = path.join(repo, 'hal/voice/pjsip/src');
+  jobs.push(
+    gypBuild(name, t, rt, {
+      src: path.join(repo, 'hal/voice/pjsip'),
+      copy: ['binding.gyp', 'src'],
+      product: 'build/Release/e911_voice.node',
+      // PKG_CONFIG_LIBDIR (not _PATH) so the host's own .pc files never leak into a target build.
+      // OpenSSL and ALSA for the target are Debian's multiarch packages in /usr/lib/<triple>.
+      extraEnv: { PKG_CONFIG_LIBDIR: pc, PKG_CONFIG_PATH: '', LDFLAGS: `-L/usr/lib/${t.triple}` },
+      keyParts: [pj, sha256(path.join(pc, 'libpjproject.pc')), sha256(path.join(repo, 'hal/voice/pjsip/binding.gyp')), ...readdirSync(voiceSrc).sort().map((f) => sha256(path.join(voiceSrc, f)))],
+    }).then((f) => copyFileSync(f, path.join(lib, 'e911_voice.node'))),
+  );
   await Promise.all(jobs);
 }
 
@@ -364,7 +381,7 @@ async function executable(name, t, rt, bundleFile, dist) {
   copyFileSync(bundleFile, path.join(work, 'e911-agent.cjs'));
   writeFileSync(config, JSON.stringify({ main: 'e911-agent.cjs', output: 'sea.blob', disableExperimentalSEAWarning: true, useCodeCache: false }));
   say(name, `SEA blob by node ${rt.version} under ${t.qemu}`);
-  await run(t.qemu, ['-L', t.sysroot, rt.node, '--experimental-sea-config', config], { cwd: work });
+  await run(t.qemu, [...qemuArgs(t), rt.node, '--experimental-sea-config', config], { cwd: work, timeoutMs: 10 * 60_000 });
   const exe = path.join(dist, 'e911-agent');
   copyFileSync(rt.node, exe);
   chmodSync(exe, 0o755);

@@ -162,7 +162,8 @@ async function main(): Promise<void> {
       if (xzTree !== null) report(`${t.name} install tree (xz -6)`, xzTree / MB, 'MB', gzTree / MB, `<= ${t.xzGoalMB} MB (baseline: gzip -9)`);
       else console.warn('arm bench: xz is not installed: no xz figure');
 
-      const q = [t.qemu, '-L', t.sysroot];
+      // LD_LIBRARY_PATH: see qemuArgs in scripts/build-arm.mjs (multiarch libc vs the sysroot's).
+      const q = [t.qemu, '-L', t.sysroot, '-E', `LD_LIBRARY_PATH=${t.sysroot}/lib`];
       const bare = await p50(RUNS, () => timeTo(q[0]!, [...q.slice(1), runtime, '-e', '0'], null));
       const cfg = agentConfig(path.join(dir, t.name));
       const ready = await p50(RUNS, () => timeTo(q[0]!, [...q.slice(1), exe, '--config', cfg.file], READY));

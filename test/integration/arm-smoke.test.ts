@@ -79,7 +79,7 @@ function within<T>(p: Promise<T>, what: string, log: () => string, ms = STEP_MS)
 /** Runs the ARM program once under qemu and returns its output. */
 function runArm(t: (typeof TARGETS)[number], program: string, args: string[], env: NodeJS.ProcessEnv = {}) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(t.qemu, ['-L', t.sysroot, program, ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(t.qemu, ['-L', t.sysroot, '-E', `LD_LIBRARY_PATH=${t.sysroot}/lib`, program, ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -163,7 +163,7 @@ for (const t of TARGETS) {
         }),
       );
 
-      const child = spawn(t.qemu, ['-L', t.sysroot, exe, '--config', configFile], {
+      const child = spawn(t.qemu, ['-L', t.sysroot, '-E', `LD_LIBRARY_PATH=${t.sysroot}/lib`, exe, '--config', configFile], {
         env: { PATH: process.env.PATH, ...(notify ? { NOTIFY_SOCKET: notify.path } : {}) },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
