@@ -5,11 +5,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export DEBIAN_FRONTEND=noninteractive
+# The phones' libraries (libssl, libasound for arm64/armhf) come as Debian multiarch packages.
+added_arch=
+for arch in arm64 armhf; do
+  dpkg --print-foreign-architectures | grep -qx "$arch" || { dpkg --add-architecture "$arch"; added_arch=1; }
+done
 packages=$(sed -e 's/#.*//' scripts/apt-packages.txt | xargs)
-missing=$(dpkg-query -W -f='${Package} ${Status}\n' $packages 2>/dev/null | awk '$NF != "installed" {print $1}' || true)
+missing=$(dpkg-query -W -f='${binary:Package} ${Status}\n' $packages 2>/dev/null | awk '$NF != "installed" {print $1}' || true)
 # dpkg-query prints nothing for packages it has never heard of: count those as missing too.
 for p in $packages; do dpkg-query -W "$p" >/dev/null 2>&1 || missing="$missing $p"; done
-if [ -n "$(echo $missing)" ]; then
+if [ -n "$(echo $missing)" ] || [ -n "$added_arch" ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends $missing
 fi
@@ -23,9 +28,9 @@ done
 # (rollup's), then `npm ci` calls the lock out of sync. `npm install` follows the lock.
 npm install --no-audit --no-fund
 npm run build
-# The PJSIP addon: built only where pkg-config finds an installed pjproject.
-export PKG_CONFIG_PATH="${PKG_CONFIG_PATH:-/opt/pjproject/lib/pkgconfig}"
+# pjproject, pinned and checksum-verified, built static for this host and linked into the PJSIP
+# addon (docs/voice.md). About 6 min the first time, seconds from its cache; a failure stops setup.
 node scripts/build-voice.mjs
-# ARM executables for the qemu smoke test (docs/arm.md): about 3 min clean, seconds when cached in build/arm.
+# ARM executables with their own pjproject (docs/arm.md): about 25 min clean, seconds when cached.
 npm run build:arm
 echo "setup: done"
