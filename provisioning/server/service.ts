@@ -17,7 +17,7 @@ import {
   type UserInputRaw,
 } from './validation.js';
 import { ConflictError, NotFoundError, PreconditionError, ValidationError } from './errors.js';
-import { hashPassword, newPassword } from './broker-auth.js';
+import { SERVER_USER_PREFIX, hashPassword, isReservedDeviceId, newPassword } from './broker-auth.js';
 import { isValidDeviceId } from '../protocol/topics.js';
 
 export interface AccountView {
@@ -326,6 +326,7 @@ export class AdminService {
    */
   issueCredentials(actor: string, deviceId: string): { username: string; password: string } {
     if (!isValidDeviceId(deviceId)) throw new ValidationError([{ field: 'deviceId', reason: 'must be 1-64 of letters, digits, dot, dash, underscore' }]);
+    if (isReservedDeviceId(deviceId)) throw new ValidationError([{ field: 'deviceId', reason: `is reserved: ids starting with ${SERVER_USER_PREFIX} are the server's broker users` }]);
     const password = newPassword();
     this.repo.transaction(() => {
       this.repo.setDeviceCredential(deviceId, hashPassword(password));

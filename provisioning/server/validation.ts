@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { isValidCallback, isValidDisplayName, LOCATION_POLICIES } from '../protocol/address.js';
 import { isValidDeviceId } from '../protocol/topics.js';
 import { validatePostalAddress } from '../protocol/locations.js';
+import { SERVER_USER_PREFIX, isReservedDeviceId } from './broker-auth.js';
 
 export const MAX_NOTIFICATION_EMAILS = 10;
 
@@ -172,7 +173,12 @@ export const userInputSchema = z.strictObject({
   recommendations: z.boolean().default(false),
   emails: emailListSchema().default([]),
   deviceIds: z
-    .array(z.string().refine(isValidDeviceId, 'must be 1-64 of letters, digits, dot, dash, underscore'))
+    .array(
+      z
+        .string()
+        .refine(isValidDeviceId, 'must be 1-64 of letters, digits, dot, dash, underscore')
+        .refine((id) => !isReservedDeviceId(id), `is reserved: ids starting with ${SERVER_USER_PREFIX} are the server's broker users`),
+    )
     .max(16)
     .default([]),
 });

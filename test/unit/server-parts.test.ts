@@ -85,7 +85,8 @@ describe('broker access rules', () => {
     expect(topicMatches('a/+/c', 'a/b/c')).toBe(true);
     expect(topicMatches('a/#', 'a')).toBe(true);
     expect(topicMatches('a/+', 'a/b/c')).toBe(false);
-    const acl = mosquittoAcl();
+    const acl = mosquittoAcl(['e911-server-a', 'e911-server-b']);
+    expect(acl).toContain('user e911-server-a\ntopic readwrite e911/v1/#\nuser e911-server-b\ntopic readwrite e911/v1/#');
     expect(acl).toContain('pattern write e911/v1/%u/events');
     expect(acl).toContain('pattern read e911/v1/%u/cmd/+');
     expect(acl).not.toMatch(/pattern (read|write|readwrite) e911\/v1\/\+/);
