@@ -256,7 +256,7 @@ describe.each([
   it.skipIf(skip)('cannot plant a will on another phone\'s status', async () => {
     const c = await login('phone-m', { will: { topic: topicFor('phone-a', 'status'), payload: Buffer.from(JSON.stringify({ v: 1, state: 'offline', deviceId: 'phone-a' })), qos: 1, retain: true } });
     if (typeof c !== 'string') {
-      const closed = new Promise((resolve) => c.once('close', resolve));
+      const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
       (c.stream as { destroy(): void }).destroy();
       await closed;
       // Logging in again as phone-m ends the old session on the broker's side for certain (a
