@@ -66,6 +66,14 @@ export interface ServerAppOptions {
     port: number;
     host?: string;
     secureCookies?: boolean;
+    /** HTTPS with this key and certificate (PEM). */
+    tls?: { key: string | Buffer; cert: string | Buffer };
+    /** Portal session lifetime (default 12 h absolute, 30 min idle). */
+    session?: { absoluteMs?: number; idleMs?: number };
+    /** Other origins allowed to make cookie-authenticated changes (a proxy's public URL). */
+    allowedOrigins?: readonly string[];
+    /** Failed logins per client address per window (default 10 per 15 min). */
+    loginLimit?: { max: number; windowMs: number };
     /** How often an open event stream checks its token is still valid (default 15 s). */
     streamCheckMs?: number;
     /**
@@ -78,6 +86,8 @@ export interface ServerAppOptions {
   pushWindow?: number;
   csvLimits?: CsvLimits;
   sqliteBinding?: string;
+  /** The clock the database records time by (sessions expire by it); tests move it. */
+  now?: () => Date;
 }
 
 /** The default instance name: unique per host and API port, in the syntax a broker user allows. */
@@ -129,7 +139,7 @@ export class ServerApp {
 
   constructor(private readonly opts: ServerAppOptions) {
     const { log, dataDir } = opts;
-    this.repo = new Repo({ dataDir, ...(opts.sqliteBinding ? { nativeBinding: opts.sqliteBinding } : {}) });
+    this.repo = new Repo({ dataDir, ...(opts.sqliteBinding ? { nativeBinding: opts.sqliteBinding } : {}), ...(opts.now ? { now: opts.now } : {}) });
     const external = opts.broker.url !== undefined;
     const instance = opts.broker.instance ?? defaultInstance(opts.broker.shareGroup, opts.http?.port);
     this.creds =
@@ -238,6 +248,10 @@ export class ServerApp {
         mqttConnected: () => this.link.connected,
         brokerConfig: () => this.brokerConfig(),
         ...(opts.http.secureCookies ? { secureCookies: true } : {}),
+        ...(opts.http.tls ? { tls: opts.http.tls } : {}),
+        ...(opts.http.session ? { session: opts.http.session } : {}),
+        ...(opts.http.allowedOrigins ? { allowedOrigins: opts.http.allowedOrigins } : {}),
+        ...(opts.http.loginLimit ? { loginLimit: opts.http.loginLimit } : {}),
         ...(opts.http.streamCheckMs ? { streamCheckMs: opts.http.streamCheckMs } : {}),
       });
       await opts.http.extend?.(this.api, this);
@@ -245,7 +259,7 @@ export class ServerApp {
       await this.api.listen({ port: opts.http.port, host });
       const addr = this.api.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : opts.http.port;
-      this.httpUrlValue = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+      this.httpUrlValue = `${opts.http.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
       log.info({ url: this.httpUrlValue }, 'admin API listening');
     }
     // Whatever changed while the server was down goes out now (unchanged phones cost a hash).

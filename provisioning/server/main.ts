@@ -27,6 +27,8 @@ Server (local):
       [--broker URL [--mqtt-version 4|5] [--share-group NAME] [--instance NAME] [--broker-username U --broker-password P]]
       [--allow-anonymous] [--seed FILE]        start the server; without --broker an embedded broker listens on --port
       [--portal-dir DIR | --no-portal]         the admin portal at http://HOST:PORT/ (built into dist/portal)
+      [--tls-cert FILE --tls-key FILE]         serve the API and portal over HTTPS (session cookies Secure)
+      [--secure-cookies] [--allowed-origin URL,...]  behind a TLS proxy: Secure cookies, the proxy's public origin
   keygen                                       print the signing public key (phones' serverPublicKey)
   token create NAME | list | revoke ID         admin API tokens (a new token is printed once)
   broker-config --out DIR [--dir /etc/mosquitto/e911] [--instance NAME,...] [--listen [HOST:]PORT,...]
@@ -62,6 +64,10 @@ const OPTIONS = {
   'mqtt-version': { type: 'string' },
   'share-group': { type: 'string' },
   instance: { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'secure-cookies': { type: 'boolean' },
+  'allowed-origin': { type: 'string' },
   listen: { type: 'string' },
   'broker-username': { type: 'string' },
   'broker-password': { type: 'string' },
@@ -243,6 +249,9 @@ async function run(flags: Flags, dataDir: string, log: pino.Logger, env: NodeJS.
     http: {
       port: Number(flags['http-port'] ?? env.E911_HTTP_PORT ?? 8080),
       host: (flags['http-host'] as string | undefined) ?? '127.0.0.1',
+      ...(flags['tls-cert'] || flags['tls-key'] ? { tls: { cert: readFileSync(need(flags['tls-cert'], '--tls-cert FILE')), key: readFileSync(need(flags['tls-key'], '--tls-key FILE')) } } : {}),
+      ...(flags['secure-cookies'] ? { secureCookies: true } : {}),
+      ...(flags['allowed-origin'] ? { allowedOrigins: list(flags['allowed-origin']) } : {}),
       extend: flags['no-portal'] ? undefined : (api) => void mountPortal(api, { dir: (flags['portal-dir'] as string | undefined) ?? defaultPortalDir(), log: log.child({ ns: 'portal' }) }),
     },
   });

@@ -2,6 +2,7 @@
 // session cookie for the browser portal), one route per administrative
 // operation, an OpenAPI 3.1 document at /api/openapi.json, and a server-sent
 // event stream of live happenings at /api/stream.
+import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import { z } from 'zod';
@@ -39,8 +40,20 @@ export interface ApiDeps {
   mqttConnected: () => boolean;
   /** The Mosquitto files for the current phones. */
   brokerConfig: () => { passwd: string; acl: string; conf: string };
-  /** Serve the portal's cookie as Secure (behind TLS). */
+  /** Serve the portal's cookie as Secure even over plain HTTP (TLS terminated by a proxy in front). */
   secureCookies?: boolean;
+  /** Serve HTTPS with this key and certificate (PEM); session cookies are then Secure. */
+  tls?: { key: string | Buffer; cert: string | Buffer };
+  /** Portal sessions: absolute lifetime and idle timeout (ms). Default 12 h and 30 min. */
+  session?: { absoluteMs?: number; idleMs?: number };
+  /**
+   * Origins (scheme://host[:port]) allowed to make cookie-authenticated changes besides the
+   * API's own (a proxy's public name). Bearer-token requests are not checked: a browser never
+   * adds that header by itself.
+   */
+  allowedOrigins?: readonly string[];
+  /** Failed logins allowed per client address within the window before 429. Default 10 per 15 min. */
+  loginLimit?: { max: number; windowMs: number };
   /** How often an open event stream keeps alive and checks its token is still valid (ms). */
   streamCheckMs?: number;
 }
@@ -51,8 +64,8 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     actor: string;
-    /** The token this request authenticated with (the event stream checks it again while open). */
-    token: string;
+    /** Whether the credentials this request came with are still good (the event stream asks again while open). */
+    stillAuthorized: () => boolean;
   }
 }
 
@@ -117,12 +130,62 @@ function statusOf(err: E911Error): number {
   }
 }
 
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** The request's Origin is this server's own (as the browser addressed it) or an allowed one. */
+function originAllowed(req: FastifyRequest, allowed: readonly string[]): boolean {
+  const origin = req.headers.origin;
+  // Browsers send Origin with every POST, PUT, PATCH and DELETE; without it the request
+  // did not come from a page we can vouch for.
+  if (!origin || origin === 'null') return false;
+  const own = `${req.protocol}://${req.headers.host ?? ''}`.toLowerCase();
+  return origin.toLowerCase() === own || allowed.some((a) => a.toLowerCase() === origin.toLowerCase());
+}
+
+/**
+ * Failed logins per client address in a sliding window. The tokens are 256 random bits, so
+ * this is not what keeps them secret: it keeps a guessing client from costing CPU and log.
+ */
+class LoginLimiter {
+  private readonly failures = new Map<string, number[]>();
+  constructor(private readonly opts: { max: number; windowMs: number }) {}
+
+  /** Milliseconds until this address may try again (0: now). */
+  blockedFor(ip: string): number {
+    const recent = this.recent(ip);
+    return recent.length >= this.opts.max ? recent[0]! + this.opts.windowMs - Date.now() : 0;
+  }
+
+  failed(ip: string): void {
+    const recent = this.recent(ip);
+    recent.push(Date.now());
+    this.failures.set(ip, recent);
+    // Bounded: addresses whose failures have all aged out are forgotten.
+    if (this.failures.size > 10_000) for (const key of this.failures.keys()) if (this.recent(key).length === 0) this.failures.delete(key);
+  }
+
+  succeeded(ip: string): void {
+    this.failures.delete(ip);
+  }
+
+  private recent(ip: string): number[] {
+    const since = Date.now() - this.opts.windowMs;
+    return (this.failures.get(ip) ?? []).filter((t) => t > since);
+  }
+}
+
 function cookie(req: FastifyRequest, name: string): string | undefined {
   const header = req.headers.cookie;
   if (!header) return undefined;
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+    if (eq > 0 && part.slice(0, eq).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim());
+      } catch {
+        return undefined; // a malformed escape is no session
+      }
+    }
   }
   return undefined;
 }
@@ -137,7 +200,11 @@ const intQuery = (v: unknown): number | undefined => {
 
 export async function buildApi(deps: ApiDeps) {
   const { repo, service, bulk, notifier, bus, log } = deps;
+  const absoluteMs = deps.session?.absoluteMs ?? 12 * 3600_000;
+  const idleMs = deps.session?.idleMs ?? 30 * 60_000;
+  const logins = new LoginLimiter(deps.loginLimit ?? { max: 10, windowMs: 15 * 60_000 });
   const app = Fastify({
+    ...(deps.tls ? { https: { key: deps.tls.key, cert: deps.tls.cert } } : {}),
     // Errors are logged by the error handler below; requests are not logged one by one.
     logger: false,
     bodyLimit: 1024 * 1024,
@@ -153,7 +220,7 @@ export async function buildApi(deps: ApiDeps) {
   });
   app.decorate('routeTable', routeTable);
   app.decorateRequest('actor', '');
-  app.decorateRequest('token', '');
+  app.decorateRequest('stillAuthorized', () => false);
 
   await app.register(swagger, {
     openapi: {
@@ -197,15 +264,34 @@ export async function buildApi(deps: ApiDeps) {
   // test on req.url let `/%61pi/users` and `http://x/api/users` in without a token.
   app.addHook('onRequest', async (req, reply) => {
     if (req.routeOptions.config?.public === true && req.routeOptions.url !== undefined) return;
+    const unauthorized = () => reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized', message: 'a valid API token or portal session is required' });
     const auth = req.headers.authorization;
-    const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : cookie(req, SESSION_COOKIE);
-    const who = token ? repo.verifyToken(token) : null;
-    if (!who) return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized', message: 'a valid API token is required' });
+    if (auth !== undefined) {
+      // A Bearer token: programs and the CLI. A browser never sends this header by itself,
+      // so these requests need no Origin check.
+      const token = auth.startsWith('Bearer ') ? auth.slice(7).trim() : '';
+      const who = token ? repo.verifyToken(token) : null;
+      if (!who) return unauthorized();
+      req.actor = `token:${who.name}`;
+      req.stillAuthorized = () => repo.verifyToken(token) !== null;
+      return;
+    }
+    const sid = cookie(req, SESSION_COOKIE);
+    const who = sid ? repo.useSession(sid, idleMs) : null;
+    if (!who) return unauthorized();
+    // The browser sends the cookie with any request to this host, whoever made it: a change
+    // must come from a page of this origin (SameSite=Strict is the first line, this the second).
+    if (!SAFE_METHODS.has(req.method) && !originAllowed(req, deps.allowedOrigins ?? [])) {
+      log.warn({ origin: req.headers.origin ?? null, method: req.method, url: req.url }, 'cross-origin change refused');
+      return reply.code(403).send({ error: 'forbidden', message: 'a change made with the portal session must come from the portal\'s own origin' });
+    }
     req.actor = `token:${who.name}`;
-    req.token = token!;
+    req.stillAuthorized = () => repo.useSession(sid!, idleMs) !== null;
   });
 
   const tag = (t: string) => ({ tags: [t] });
+  // Secure whenever the browser reached us over TLS (ours, or a proxy's that says so).
+  const secureCookie = (req: FastifyRequest) => deps.secureCookies === true || deps.tls !== undefined || req.protocol === 'https';
 
   // ---- meta ----
   app.get('/api/health', { ...PUBLIC_ROUTE, schema: { ...tag('meta'), summary: 'Liveness and the MQTT link state (no token needed)', security: [] } }, async () => ({
@@ -220,16 +306,33 @@ export async function buildApi(deps: ApiDeps) {
     '/api/session',
     { ...PUBLIC_ROUTE, schema: { ...tag('meta'), summary: 'Log in with a token: sets an HttpOnly session cookie for the portal', security: [], body: { type: 'object', properties: { token: { type: 'string' } }, required: ['token'] } } },
     async (req, reply) => {
+      const wait = logins.blockedFor(req.ip);
+      if (wait > 0) {
+        log.warn({ ip: req.ip }, 'login refused: too many failed attempts');
+        return reply.code(429).header('retry-after', String(Math.ceil(wait / 1000))).send({ error: 'too-many-requests', message: 'too many failed logins from this address; try again later' });
+      }
       const token = (req.body as { token?: unknown } | null)?.token;
       const who = typeof token === 'string' ? repo.verifyToken(token) : null;
-      if (!who) return reply.code(401).send({ error: 'unauthorized', message: 'unknown or revoked token' });
-      const secure = deps.secureCookies ? '; Secure' : '';
-      reply.header('set-cookie', `${SESSION_COOKIE}=${encodeURIComponent(token as string)}; HttpOnly; SameSite=Strict; Path=/${secure}`);
+      if (!who) {
+        logins.failed(req.ip);
+        log.warn({ ip: req.ip }, 'login failed');
+        return reply.code(401).send({ error: 'unauthorized', message: 'unknown or revoked token' });
+      }
+      logins.succeeded(req.ip);
+      // The cookie carries a session of its own, never the long-lived token: it expires, and
+      // logging out (or revoking the token) ends it. Only its hash is stored.
+      repo.pruneSessions();
+      const sid = randomBytes(32).toString('base64url');
+      repo.createSession(sid, who.id, absoluteMs);
+      reply.header('set-cookie', `${SESSION_COOKIE}=${sid}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${Math.floor(absoluteMs / 1000)}${secureCookie(req) ? '; Secure' : ''}`);
+      repo.audit(`token:${who.name}`, 'session.login', 'session', null, { ip: req.ip });
       return { ok: true, name: who.name };
     },
   );
-  app.delete('/api/session', { ...PUBLIC_ROUTE, schema: { ...tag('meta'), summary: 'Log out: clears the session cookie', security: [] } }, async (_req, reply) => {
-    reply.header('set-cookie', `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`);
+  app.delete('/api/session', { ...PUBLIC_ROUTE, schema: { ...tag('meta'), summary: 'Log out: ends the session and clears its cookie', security: [] } }, async (req, reply) => {
+    const sid = cookie(req, SESSION_COOKIE);
+    if (sid) repo.revokeSession(sid);
+    reply.header('set-cookie', `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0${secureCookie(req) ? '; Secure' : ''}`);
     return { ok: true };
   });
 
@@ -443,7 +546,7 @@ export async function buildApi(deps: ApiDeps) {
 
   // ---- live stream ----
   app.get('/api/stream', { schema: { ...tag('meta'), summary: 'Server-sent events: emergency, event, phone, job, notification, change' } }, (req, reply) =>
-    streamEvents(req, reply, bus, () => repo.verifyToken(req.token) !== null, deps.streamCheckMs ?? 15_000),
+    streamEvents(req, reply, bus, req.stillAuthorized, deps.streamCheckMs ?? 15_000),
   );
 
   return app;
