@@ -202,7 +202,8 @@ export type AccountPatch = z.infer<typeof accountPatchSchema>;
 
 const header = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must be an HTTP header name'),
-  value: z.string().max(1024).refine((v) => !/[\r\n]/.test(v), 'must be one line'),
+  /** Write-only (an API key, say): omitted on update keeps the stored one while the URL stays the same. */
+  value: z.string().max(1024).refine((v) => !/[\r\n]/.test(v), 'must be one line').optional(),
 });
 const httpUrl = z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http or https URL');
 
