@@ -116,7 +116,8 @@ export class MqttLink {
     this.status.state = 'connecting';
     this.status.url = url;
     const options: IClientOptions = {
-      clientId: `e911-${config.deviceId}`,
+      // The device id: brokers bind a login's client id to its user name (the device id).
+      clientId: config.deviceId,
       protocolVersion: config.broker.protocolVersion,
       clean: true,
       keepalive: config.broker.keepaliveSec,

@@ -21,13 +21,15 @@ import { Bus } from './bus.js';
 import { buildApi } from './http/api.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
 import {
-  SERVER_MQTT_USER,
   hashPassword,
+  isPhoneDeviceId,
+  serverMqttUser,
   mosquittoAcl,
   mosquittoConfSnippet,
   mosquittoPasswordFile,
   newPassword,
   verifyPassword,
+  type MosquittoListener,
 } from './broker-auth.js';
 import { privateKeyFromText, type KeyPairText } from '../protocol/signing.js';
 
@@ -43,10 +45,19 @@ export interface ServerAppOptions {
     /** The embedded broker refuses phones without server-issued credentials unless this is true. */
     allowAnonymous?: boolean;
     protocolVersion?: 4 | 5;
-    /** MQTT 5 shared-subscription group, for several server instances on one broker. */
+    /**
+     * MQTT 5 shared-subscription group, for several server instances on one broker. A random
+     * suffix kept in the database is appended: Mosquitto grants any `$share/...` subscription
+     * whatever the ACL says, so a phone that could name the group could join it and take
+     * (and lose) a share of every phone's events.
+     */
     shareGroup?: string;
-    clientId?: string;
-    /** The server's own MQTT login; by default the one kept in the data folder. */
+    /**
+     * This instance's name: its broker user and client id are `e911-server-<instance>`.
+     * Default: `<host>-<API port>` with a share group, else `main`.
+     */
+    instance?: string;
+    /** The server's own MQTT login; by default the instance's, kept in the data folder. */
     username?: string;
     password?: string;
   };
@@ -55,6 +66,14 @@ export interface ServerAppOptions {
     port: number;
     host?: string;
     secureCookies?: boolean;
+    /** HTTPS with this key and certificate (PEM). */
+    tls?: { key: string | Buffer; cert: string | Buffer };
+    /** Portal session lifetime (default 12 h absolute, 30 min idle). */
+    session?: { absoluteMs?: number; idleMs?: number };
+    /** Other origins allowed to make cookie-authenticated changes (a proxy's public URL). */
+    allowedOrigins?: readonly string[];
+    /** Failed logins per client address per window (default 10 per 15 min). */
+    loginLimit?: { max: number; windowMs: number };
     /** How often an open event stream checks its token is still valid (default 15 s). */
     streamCheckMs?: number;
     /**
@@ -67,17 +86,39 @@ export interface ServerAppOptions {
   pushWindow?: number;
   csvLimits?: CsvLimits;
   sqliteBinding?: string;
+  /** The clock the database records time by (sessions expire by it); tests move it. */
+  now?: () => Date;
 }
 
-/** The server's MQTT login, created once and kept 0600 in the data folder. */
-export function loadOrCreateServerCredentials(dataDir: string): { username: string; password: string } {
-  const file = path.join(dataDir, 'mqtt-server.json');
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as { username: string; password: string };
-  const creds = { username: SERVER_MQTT_USER, password: newPassword() };
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  writeFileSync(`${file}.tmp`, `${JSON.stringify(creds, null, 2)}\n`, { mode: 0o600 });
-  renameSync(`${file}.tmp`, file);
+/** The default instance name: unique per host and API port, in the syntax a broker user allows. */
+export function defaultInstance(shareGroup: string | undefined, httpPort: number | undefined): string {
+  if (!shareGroup) return 'main';
+  return `${os.hostname()}-${httpPort ?? process.pid}`.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 41) || 'main';
+}
+
+/**
+ * One server instance's MQTT login, created once and kept 0600 in the data folder
+ * (`mqtt-server-<instance>.json`); its hash is registered in the database so that
+ * `broker-config` renders every instance's user.
+ */
+export function loadOrCreateServerCredentials(dataDir: string, instance: string, repo: Repo): { username: string; password: string } {
+  const username = serverMqttUser(instance);
+  const file = path.join(dataDir, `mqtt-${username}.json`);
+  let creds: { username: string; password: string };
+  if (existsSync(file)) creds = JSON.parse(readFileSync(file, 'utf8')) as { username: string; password: string };
+  else {
+    creds = { username, password: newPassword() };
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    writeFileSync(`${file}.tmp`, `${JSON.stringify(creds, null, 2)}\n`, { mode: 0o600 });
+    renameSync(`${file}.tmp`, file);
+  }
+  if (!repo.serverBrokerUsers().some((u) => u.username === username)) repo.setServerBrokerUser(username, hashPassword(creds.password));
   return creds;
+}
+
+/** The shared-subscription group every instance of this database uses: the name given plus a secret suffix. */
+export function shareGroupName(repo: Repo, base: string): string {
+  return `${base}-${repo.sharedSecret('share-group-suffix', () => randomBytes(12).toString('hex'))}`;
 }
 
 export class ServerApp {
@@ -98,15 +139,16 @@ export class ServerApp {
 
   constructor(private readonly opts: ServerAppOptions) {
     const { log, dataDir } = opts;
-    this.repo = new Repo({ dataDir, ...(opts.sqliteBinding ? { nativeBinding: opts.sqliteBinding } : {}) });
+    this.repo = new Repo({ dataDir, ...(opts.sqliteBinding ? { nativeBinding: opts.sqliteBinding } : {}), ...(opts.now ? { now: opts.now } : {}) });
     const external = opts.broker.url !== undefined;
+    const instance = opts.broker.instance ?? defaultInstance(opts.broker.shareGroup, opts.http?.port);
     this.creds =
       opts.broker.username !== undefined
         ? { username: opts.broker.username, password: opts.broker.password ?? '' }
         : external
-          ? loadOrCreateServerCredentials(dataDir)
+          ? loadOrCreateServerCredentials(dataDir, instance, this.repo)
           : // The embedded broker lives and dies with this process: a fresh secret each run.
-            { username: SERVER_MQTT_USER, password: randomBytes(24).toString('base64url') };
+            { username: serverMqttUser(instance), password: randomBytes(24).toString('base64url') };
     const protocolVersion = opts.broker.protocolVersion ?? (external ? 5 : 4);
     this.link = new ProvisioningServer({
       // The embedded broker's URL is passed to start() once it listens.
@@ -114,13 +156,13 @@ export class ServerApp {
       privateKey: privateKeyFromText(opts.keyPair),
       log: named(log, 'mqtt'),
       protocolVersion,
-      // Stable per instance: the broker keeps its persistent session (and queues its share
-      // of events) across a restart. Instances on one host differ by their API port.
-      clientId: opts.broker.clientId ?? (opts.broker.shareGroup ? `e911-server-${os.hostname()}-${opts.http?.port ?? process.pid}` : 'e911-server-main'),
+      // The client id is the user name (the broker binds them): stable per instance, so the
+      // broker keeps its persistent session (and queues its share of events) across a restart.
+      clientId: this.creds.username,
       username: this.creds.username,
       password: this.creds.password,
       desired: repoDesiredStore(this.repo),
-      ...(opts.broker.shareGroup ? { shareGroup: opts.broker.shareGroup } : {}),
+      ...(opts.broker.shareGroup ? { shareGroup: shareGroupName(this.repo, opts.broker.shareGroup) } : {}),
     });
     this.pusher = new Pusher({
       repo: this.repo,
@@ -179,6 +221,8 @@ export class ServerApp {
       this.broker = await startEmbeddedBroker(opts.broker.embeddedPort ?? 1883, opts.broker.embeddedHost ?? '127.0.0.1', {
         authenticate: async (user, password) => {
           if (user === this.creds.username) return password === this.creds.password ? 'server' : null;
+          // A server user name (this instance's or another's) is never a phone.
+          if (!isPhoneDeviceId(user)) return null;
           if (opts.broker.allowAnonymous) return 'phone';
           const hash = this.repo.deviceCredential(user);
           return hash && (await verifyPassword(password, hash)) ? 'phone' : null;
@@ -204,6 +248,10 @@ export class ServerApp {
         mqttConnected: () => this.link.connected,
         brokerConfig: () => this.brokerConfig(),
         ...(opts.http.secureCookies ? { secureCookies: true } : {}),
+        ...(opts.http.tls ? { tls: opts.http.tls } : {}),
+        ...(opts.http.session ? { session: opts.http.session } : {}),
+        ...(opts.http.allowedOrigins ? { allowedOrigins: opts.http.allowedOrigins } : {}),
+        ...(opts.http.loginLimit ? { loginLimit: opts.http.loginLimit } : {}),
         ...(opts.http.streamCheckMs ? { streamCheckMs: opts.http.streamCheckMs } : {}),
       });
       await opts.http.extend?.(this.api, this);
@@ -211,7 +259,7 @@ export class ServerApp {
       await this.api.listen({ port: opts.http.port, host });
       const addr = this.api.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : opts.http.port;
-      this.httpUrlValue = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+      this.httpUrlValue = `${opts.http.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
       log.info({ url: this.httpUrlValue }, 'admin API listening');
     }
     // Whatever changed while the server was down goes out now (unchanged phones cost a hash).
@@ -239,13 +287,19 @@ export class ServerApp {
     return token;
   }
 
-  /** Mosquitto files: every phone with credentials, the server user, the ACL. */
-  brokerConfig(dir = '/etc/mosquitto/e911'): { passwd: string; acl: string; conf: string } {
-    return renderBrokerConfig(this.repo, this.creds, dir);
+  /** This instance's broker user name (also its client id). */
+  get brokerUser(): string {
+    return this.creds.username;
+  }
+
+  /** Mosquitto files: every phone with credentials, every server instance's user, the ACL. */
+  brokerConfig(dir = '/etc/mosquitto/e911', listeners?: readonly MosquittoListener[]): { passwd: string; acl: string; conf: string } {
+    return renderBrokerConfig(this.repo, dir, listeners);
   }
 }
 
-export function renderBrokerConfig(repo: Repo, server: { username: string; password: string }, dir: string): { passwd: string; acl: string; conf: string } {
-  const entries = [{ user: server.username, hash: hashPassword(server.password) }, ...repo.deviceCredentials().map((c) => ({ user: c.deviceId, hash: c.hash }))];
-  return { passwd: mosquittoPasswordFile(entries), acl: mosquittoAcl(server.username), conf: mosquittoConfSnippet(dir) };
+export function renderBrokerConfig(repo: Repo, dir: string, listeners?: readonly MosquittoListener[]): { passwd: string; acl: string; conf: string } {
+  const servers = repo.serverBrokerUsers();
+  const entries = [...servers.map((s) => ({ user: s.username, hash: s.hash })), ...repo.deviceCredentials().map((c) => ({ user: c.deviceId, hash: c.hash }))];
+  return { passwd: mosquittoPasswordFile(entries), acl: mosquittoAcl(servers.map((s) => s.username)), conf: mosquittoConfSnippet(dir, listeners) };
 }

@@ -1,7 +1,9 @@
 // The embedded default broker (aedes, MQTT 3.1.1) for one-machine installs and demos.
 // With an auth policy it enforces the same rules as the Mosquitto ACL the
-// server renders (broker-auth.ts): phones their own topics, the server all of
-// e911/v1. Without one it is open, as the dev script uses it.
+// server renders (broker-auth.ts): a login's client id must be its user name
+// (what use_username_as_clientid gives on Mosquitto: nobody takes over another
+// client's session), phones their own topics, the server all of e911/v1.
+// Without a policy it is open, as the dev script uses it.
 import net from 'node:net';
 import { Aedes, type AedesOptions, type Client } from 'aedes';
 import { phoneMayPublish, phoneMaySubscribe, serverMayUse } from './broker-auth.js';
@@ -44,6 +46,7 @@ function withAuth(auth: BrokerAuth): AedesOptions {
   const roles = new WeakMap<Client, { role: BrokerRole; user: string }>();
   const notAuthorized = Object.assign(new Error('not authorized'), { returnCode: 5 as const });
   const badLogin = Object.assign(new Error('bad user name or password'), { returnCode: 4 as const });
+  const badClientId = Object.assign(new Error('client id must be the user name'), { returnCode: 2 as const });
   return {
     authenticate(client, username, password, done) {
       if (!username || !password) {
@@ -55,6 +58,11 @@ function withAuth(auth: BrokerAuth): AedesOptions {
           if (!role) {
             auth.refused?.('connect', username, 'bad credentials');
             return done(badLogin, null);
+          }
+          // Checked after the password, so the answer does not tell which user names exist.
+          if (client.id !== username) {
+            auth.refused?.('connect', username, `client id ${JSON.stringify(client.id)} is not the user name`);
+            return done(badClientId, null);
           }
           roles.set(client, { role, user: username });
           done(null, true);

@@ -24,13 +24,16 @@ const HELP = `usage: e911-server <command> [options]
 
 Server (local):
   run [--data DIR] [--port N] [--host H] [--http-port N] [--http-host H]
-      [--broker URL [--mqtt-version 4|5] [--share-group NAME [--client-id ID]] [--broker-username U --broker-password P]]
+      [--broker URL [--mqtt-version 4|5] [--share-group NAME] [--instance NAME] [--broker-username U --broker-password P]]
       [--allow-anonymous] [--seed FILE]        start the server; without --broker an embedded broker listens on --port
       [--portal-dir DIR | --no-portal]         the admin portal at http://HOST:PORT/ (built into dist/portal)
+      [--tls-cert FILE --tls-key FILE]         serve the API and portal over HTTPS (session cookies Secure)
+      [--secure-cookies] [--allowed-origin URL,...]  behind a TLS proxy: Secure cookies, the proxy's public origin
   keygen                                       print the signing public key (phones' serverPublicKey)
   token create NAME | list | revoke ID         admin API tokens (a new token is printed once)
-  broker-config --out DIR [--dir /etc/mosquitto/e911]
-                                               write Mosquitto passwd, acl and mosquitto.conf lines for the phones
+  broker-config --out DIR [--dir /etc/mosquitto/e911] [--instance NAME,...] [--listen [HOST:]PORT,...]
+                                               write Mosquitto passwd, acl and mosquitto.conf (listeners bind
+                                               client id to user) for the phones and every server instance
   push --broker URL --address FILE             sign and push one raw address document
 
 Admin API (over HTTP: --url URL, default http://127.0.0.1:8080; --token T or E911_SERVER_TOKEN or DIR/admin-token):
@@ -60,7 +63,12 @@ const OPTIONS = {
   broker: { type: 'string' },
   'mqtt-version': { type: 'string' },
   'share-group': { type: 'string' },
-  'client-id': { type: 'string' },
+  instance: { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'secure-cookies': { type: 'boolean' },
+  'allowed-origin': { type: 'string' },
+  listen: { type: 'string' },
   'broker-username': { type: 'string' },
   'broker-password': { type: 'string' },
   'allow-anonymous': { type: 'boolean' },
@@ -99,6 +107,21 @@ class UsageError extends Error {}
 function need(v: string | boolean | undefined, what: string): string {
   if (typeof v !== 'string' || v === '') throw new UsageError(`missing ${what}`);
   return v;
+}
+
+function list(v: string | boolean | undefined): string[] {
+  return typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : [];
+}
+
+/** `--listen 1883,127.0.0.1:8883` as Mosquitto listeners (default: port 1883 on every address). */
+function listeners(v: string | boolean | undefined): { port: number; host?: string }[] | undefined {
+  const items = list(v);
+  if (items.length === 0) return undefined;
+  return items.map((item) => {
+    const m = /^(?:(.+):)?(\d{1,5})$/.exec(item);
+    if (!m || Number(m[2]) > 65535) throw new UsageError(`--listen ${item}: give [HOST:]PORT`);
+    return { port: Number(m[2]), ...(m[1] ? { host: m[1].replace(/^\[|\]$/g, '') } : {}) };
+  });
 }
 
 function readJson(file: string | boolean | undefined): unknown {
@@ -146,8 +169,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: stri
     case 'broker-config': {
       const dir = need(flags.out, '--out DIR');
       const { loadOrCreateServerCredentials, renderBrokerConfig } = await serverParts();
-      const creds = loadOrCreateServerCredentials(dataDir);
-      const files = withRepo(dataDir, await openRepo(), (repo) => renderBrokerConfig(repo, creds, (flags.dir as string | undefined) ?? path.resolve(dir)));
+      const files = withRepo(dataDir, await openRepo(), (repo) => {
+        // Each named instance gets its broker user now, so the broker knows it before it starts.
+        for (const name of list(flags.instance)) loadOrCreateServerCredentials(dataDir, name, repo);
+        return renderBrokerConfig(repo, (flags.dir as string | undefined) ?? path.resolve(dir), listeners(flags.listen));
+      });
       mkdirSync(dir, { recursive: true });
       writePrivate(path.join(dir, 'passwd'), files.passwd);
       writeFileSync(path.join(dir, 'acl'), files.acl);
@@ -217,12 +243,15 @@ async function run(flags: Flags, dataDir: string, log: pino.Logger, env: NodeJS.
       ...(flags['allow-anonymous'] ? { allowAnonymous: true } : {}),
       ...(mqttVersion ? { protocolVersion: mqttVersion } : {}),
       ...(flags['share-group'] ? { shareGroup: flags['share-group'] as string } : {}),
-      ...(flags['client-id'] ? { clientId: flags['client-id'] as string } : {}),
+      ...(flags.instance ? { instance: flags.instance as string } : {}),
       ...(flags['broker-username'] ? { username: flags['broker-username'] as string, password: (flags['broker-password'] as string | undefined) ?? env.E911_BROKER_PASSWORD ?? '' } : {}),
     },
     http: {
       port: Number(flags['http-port'] ?? env.E911_HTTP_PORT ?? 8080),
       host: (flags['http-host'] as string | undefined) ?? '127.0.0.1',
+      ...(flags['tls-cert'] || flags['tls-key'] ? { tls: { cert: readFileSync(need(flags['tls-cert'], '--tls-cert FILE')), key: readFileSync(need(flags['tls-key'], '--tls-key FILE')) } } : {}),
+      ...(flags['secure-cookies'] ? { secureCookies: true } : {}),
+      ...(flags['allowed-origin'] ? { allowedOrigins: list(flags['allowed-origin']) } : {}),
       extend: flags['no-portal'] ? undefined : (api) => void mountPortal(api, { dir: (flags['portal-dir'] as string | undefined) ?? defaultPortalDir(), log: log.child({ ns: 'portal' }) }),
     },
   });

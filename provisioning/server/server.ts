@@ -101,7 +101,7 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
     const client = mqtt.connect(brokerUrl, {
       // A stable id and a persistent session: the broker queues phones' events
       // (QoS 1) while the server is away instead of dropping them.
-      clientId: this.opts.clientId ?? 'e911-server',
+      clientId: this.opts.clientId ?? 'e911-server-main',
       protocolVersion,
       clean: false,
       ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: 7 * 24 * 3600 } } : {}),

@@ -17,7 +17,7 @@ import {
   type UserInputRaw,
 } from './validation.js';
 import { ConflictError, NotFoundError, PreconditionError, ValidationError } from './errors.js';
-import { hashPassword, newPassword } from './broker-auth.js';
+import { SERVER_USER_PREFIX, hashPassword, isReservedDeviceId, newPassword } from './broker-auth.js';
 import { isValidDeviceId } from '../protocol/topics.js';
 
 export interface AccountView {
@@ -130,31 +130,72 @@ export class AdminService {
   }
 
   /** Settings with secrets replaced by whether they are set. */
+  /**
+   * The channels as the API shows them: secrets (passwords, the webhook secret, header
+   * values) never leave the server; only whether one is set.
+   */
   notificationSettings(): Record<string, unknown> {
     const s = this.repo.notificationSettings();
-    const withPassword = <T extends { password?: string }>(v: T | null) => {
-      if (!v) return null;
-      const { password, ...rest } = v;
-      return { ...rest, passwordSet: Boolean(password) };
-    };
-    const webhook = s.webhook && (({ secret, ...rest }) => ({ ...rest, secretSet: Boolean(secret) }))(s.webhook);
-    return { smtp: withPassword(s.smtp), sms: withPassword(s.sms), webhook, policy: this.repo.account().notificationPolicy };
+    const hideHeader = (h: { name: string; value?: string } | undefined) => (h ? { header: { name: h.name, valueSet: Boolean(h.value) } } : {});
+    const smtp = s.smtp && (({ password, ...rest }) => ({ ...rest, passwordSet: Boolean(password) }))(s.smtp);
+    const sms = s.sms && (({ password, header, ...rest }) => ({ ...rest, ...hideHeader(header), passwordSet: Boolean(password) }))(s.sms);
+    const webhook = s.webhook && (({ secret, header, ...rest }) => ({ ...rest, ...hideHeader(header), secretSet: Boolean(secret) }))(s.webhook);
+    return { smtp, sms, webhook, policy: this.repo.account().notificationPolicy };
   }
 
-  /** Replaces the given channels (null removes one); an omitted password keeps the stored one. */
+  /**
+   * Replaces the given channels (null removes one). An omitted secret keeps the stored one,
+   * but only while it would still go where it went: a stored password, secret or header value
+   * is dropped when the SMTP host, port or user name, or the SMS or webhook URL, changes (or
+   * the header's name does), so whoever repoints a channel cannot collect its credentials.
+   */
   setNotificationSettings(actor: string, input: unknown): Record<string, unknown> {
     const next = parse(notificationSettingsSchema, input);
     const cur = this.repo.notificationSettings();
     const merged: NotificationSettings = { ...cur };
-    if (next.smtp !== undefined) merged.smtp = next.smtp && { ...next.smtp, password: next.smtp.password ?? (next.smtp.username ? cur.smtp?.password : undefined) };
-    if (next.sms !== undefined) merged.sms = next.sms && { ...next.sms, password: next.sms.password ?? (next.sms.username ? cur.sms?.password : undefined) };
-    if (next.webhook !== undefined) merged.webhook = next.webhook && { ...next.webhook, secret: next.webhook.secret ?? cur.webhook?.secret };
+    const dropped: string[] = [];
+    const keep = <T>(field: string, given: T | undefined, stored: T | undefined, sameTarget: boolean): T | undefined => {
+      if (given !== undefined) return given;
+      if (stored === undefined) return undefined;
+      if (sameTarget) return stored;
+      dropped.push(field);
+      return undefined;
+    };
+    const headerOf = (field: string, given: { name: string; value?: string | undefined } | undefined, stored: { name: string; value?: string } | undefined, sameUrl: boolean) => {
+      if (!given) return undefined;
+      const value = keep(`${field}.value`, given.value, stored?.name.toLowerCase() === given.name.toLowerCase() ? stored.value : undefined, sameUrl);
+      if (value === undefined) throw new ValidationError([{ field: `${field}.value`, reason: sameUrl ? 'is required' : 'is required again: the URL changed, so the stored value was not kept' }]);
+      return { name: given.name, value };
+    };
+    if (next.smtp !== undefined) {
+      const n = next.smtp;
+      const same = !!n && !!cur.smtp && n.host.toLowerCase() === cur.smtp.host.toLowerCase() && n.port === cur.smtp.port && n.username === cur.smtp.username;
+      merged.smtp = n && { ...n, password: n.username ? keep('smtp.password', n.password, cur.smtp?.password, same) : n.password };
+    }
+    if (next.sms !== undefined) {
+      const n = next.sms;
+      const sameUrl = !!n && !!cur.sms && n.url === cur.sms.url;
+      merged.sms = n && {
+        ...n,
+        password: n.username ? keep('sms.password', n.password, cur.sms?.password, sameUrl && n.username === cur.sms?.username) : n.password,
+        header: headerOf('sms.header', n.header, cur.sms?.header, sameUrl),
+      };
+      if (!merged.sms?.header && merged.sms) delete merged.sms.header;
+    }
+    if (next.webhook !== undefined) {
+      const n = next.webhook;
+      const sameUrl = !!n && !!cur.webhook && n.url === cur.webhook.url;
+      merged.webhook = n && { ...n, secret: keep('webhook.secret', n.secret, cur.webhook?.secret, sameUrl), header: headerOf('webhook.header', n.header, cur.webhook?.header, sameUrl) };
+      if (merged.webhook && !merged.webhook.header) delete merged.webhook.header;
+      if (merged.webhook && merged.webhook.secret === undefined) delete merged.webhook.secret;
+    }
     this.repo.transaction(() => {
       this.repo.setNotificationSettings(merged);
-      this.repo.audit(actor, 'notifications.update', 'account', null, { channels: Object.keys(next) });
+      this.repo.audit(actor, 'notifications.update', 'account', null, { channels: Object.keys(next), ...(dropped.length ? { secretsDropped: dropped } : {}) });
     });
+    if (dropped.length) this.deps.log.warn({ dropped }, 'a channel was repointed: its stored secrets were dropped');
     this.changed('notifications', null, 'update');
-    return this.notificationSettings();
+    return { ...this.notificationSettings(), ...(dropped.length ? { secretsDropped: dropped } : {}) };
   }
 
   // ---- locations ----
@@ -326,6 +367,7 @@ export class AdminService {
    */
   issueCredentials(actor: string, deviceId: string): { username: string; password: string } {
     if (!isValidDeviceId(deviceId)) throw new ValidationError([{ field: 'deviceId', reason: 'must be 1-64 of letters, digits, dot, dash, underscore' }]);
+    if (isReservedDeviceId(deviceId)) throw new ValidationError([{ field: 'deviceId', reason: `is reserved: ids starting with ${SERVER_USER_PREFIX} are the server's broker users` }]);
     const password = newPassword();
     this.repo.transaction(() => {
       this.repo.setDeviceCredential(deviceId, hashPassword(password));

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { isValidCallback, isValidDisplayName, LOCATION_POLICIES } from '../protocol/address.js';
 import { isValidDeviceId } from '../protocol/topics.js';
 import { validatePostalAddress } from '../protocol/locations.js';
+import { SERVER_USER_PREFIX, isReservedDeviceId } from './broker-auth.js';
 
 export const MAX_NOTIFICATION_EMAILS = 10;
 
@@ -172,7 +173,12 @@ export const userInputSchema = z.strictObject({
   recommendations: z.boolean().default(false),
   emails: emailListSchema().default([]),
   deviceIds: z
-    .array(z.string().refine(isValidDeviceId, 'must be 1-64 of letters, digits, dot, dash, underscore'))
+    .array(
+      z
+        .string()
+        .refine(isValidDeviceId, 'must be 1-64 of letters, digits, dot, dash, underscore')
+        .refine((id) => !isReservedDeviceId(id), `is reserved: ids starting with ${SERVER_USER_PREFIX} are the server's broker users`),
+    )
     .max(16)
     .default([]),
 });
@@ -196,7 +202,8 @@ export type AccountPatch = z.infer<typeof accountPatchSchema>;
 
 const header = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must be an HTTP header name'),
-  value: z.string().max(1024).refine((v) => !/[\r\n]/.test(v), 'must be one line'),
+  /** Write-only (an API key, say): omitted on update keeps the stored one while the URL stays the same. */
+  value: z.string().max(1024).refine((v) => !/[\r\n]/.test(v), 'must be one line').optional(),
 });
 const httpUrl = z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http or https URL');
 

@@ -104,7 +104,7 @@ class SimPhone {
         } else if (p.cmd === 'suback') resolve();
         else if (p.cmd === 'publish') this.onPublish(p as mqttPacket.IPublishPacket);
       });
-      this.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: `sim-${this.id}`, clean: true, keepalive: 0, username: this.id, password: Buffer.from(this.password) });
+      this.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: this.id, clean: true, keepalive: 0, username: this.id, password: Buffer.from(this.password) });
     });
   }
 
@@ -145,11 +145,12 @@ async function pushBench(root: string): Promise<void> {
   mkdirSync(dataDir, { recursive: true });
   const { pair } = loadOrCreateKeyPair(path.join(dataDir, 'signing-key.json'));
   const key = publicKeyFromText(pair.publicKey);
-  const serverCreds = loadOrCreateServerCredentials(dataDir);
 
   // The account: one location, 10,000 users with a phone each, each phone its own broker login.
   let t0 = performance.now();
   const repo = new Repo({ dataDir });
+  // The instance name a ServerApp on this data folder uses by default (no share group).
+  const serverCreds = loadOrCreateServerCredentials(dataDir, 'main', repo);
   const token = 'e911_bench_token';
   const passwords = new Map<string, string>();
   repo.transaction(() => {
@@ -169,7 +170,7 @@ async function pushBench(root: string): Promise<void> {
   });
   const confDir = path.join(dir, 'mosquitto');
   mkdirSync(confDir);
-  const files = renderBrokerConfig(repo, serverCreds, confDir);
+  const files = renderBrokerConfig(repo, confDir);
   repo.close();
   writeFileSync(path.join(confDir, 'passwd'), files.passwd, { mode: 0o600 });
   writeFileSync(path.join(confDir, 'acl'), files.acl);

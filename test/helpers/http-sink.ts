@@ -18,6 +18,8 @@ export interface HttpSink {
   requests: SunkRequest[];
   /** Answer with this status (and record nothing) until set back to null. */
   failWith: number | null;
+  /** Answer recorded requests this way instead of 200 (a redirect, an error with a body), until set back to null. */
+  answer: { status: number; headers?: Record<string, string>; body?: string } | null;
   close(): Promise<void>;
 }
 
@@ -28,6 +30,7 @@ export async function startHttpSink(): Promise<HttpSink> {
     port,
     requests: [],
     failWith: null,
+    answer: null,
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -49,6 +52,10 @@ export async function startHttpSink(): Promise<HttpSink> {
         json = null;
       }
       sink.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, json });
+      if (sink.answer) {
+        res.writeHead(sink.answer.status, sink.answer.headers ?? {}).end(sink.answer.body ?? '');
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: `msg-${sink.requests.length}` }));
     });
   });

@@ -24,6 +24,11 @@ export interface Mosquitto {
 export interface MosquittoOptions {
   /** Extra lines for mosquitto.conf (ACLs, password file, ...). */
   extraConfig?: string[];
+  /**
+   * false: extraConfig opens the listener itself (the server's rendered configuration does,
+   * since use_username_as_clientid belongs to a listener); its port must be `port`.
+   */
+  listener?: boolean;
   port?: number;
   /** Keep sessions and queued messages across restart() (saved in its folder). */
   persistence?: boolean;
@@ -39,8 +44,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     [
       // Stay root: Debian's broker otherwise drops to user mosquitto and cannot write here (FIELD-NOTES).
       'user root',
-      `listener ${port} 127.0.0.1`,
-      'allow_anonymous true',
+      ...(opts.listener === false ? [] : [`listener ${port} 127.0.0.1`, 'allow_anonymous true']),
       // Without it Nagle and delayed ACKs put ~40 ms into every QoS 1 round trip.
       'set_tcp_nodelay true',
       ...(opts.persistence ? ['persistence true', `persistence_location ${dir}/`, 'autosave_interval 1'] : ['persistence false']),

@@ -82,10 +82,11 @@ export async function startTestServer(over: Partial<ServerAppOptions> & { dir?: 
       log: over.log ?? (process.env.E911_TEST_LOG ? pino({ level: process.env.E911_TEST_LOG }, pino.destination(2)) : silentLog()),
       keyPair: keys,
       broker: { embeddedPort: brokerPort, ...over.broker },
-      http: { port: httpPort, ...(over.portal ? { extend: (api) => mountBuiltPortal(api) } : {}), ...(over.streamCheckMs ? { streamCheckMs: over.streamCheckMs } : {}) },
+      http: { port: httpPort, ...over.http, ...(over.portal ? { extend: (api) => mountBuiltPortal(api) } : {}), ...(over.streamCheckMs ? { streamCheckMs: over.streamCheckMs } : {}) },
       notify: over.notify ?? { retry: { baseMs: 100, maxMs: 400, maxAttempts: 50 } },
       ...(over.csvLimits ? { csvLimits: over.csvLimits } : {}),
       ...(over.pushWindow ? { pushWindow: over.pushWindow } : {}),
+      ...(over.now ? { now: over.now } : {}),
     });
   let app = make();
   await app.start();

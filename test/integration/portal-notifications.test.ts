@@ -75,9 +75,12 @@ describe.skipIf(missing !== null)('admin portal: notifications page', () => {
     const raw = await (await page.request.get('/api/account/notifications')).text();
     expect(raw).not.toContain('s3cret-sms');
     expect(raw).not.toContain('hook-secret');
+    // Header values (API keys) are write-only too.
+    expect(raw).not.toContain('k-123');
     const s = JSON.parse(raw) as Settings;
     expect(s.smtp).toEqual({ host: '127.0.0.1', port: smtp.port, security: 'none', from: 'e911@example.com', allowInvalidCertificates: true, passwordSet: false });
-    expect(s.sms).toEqual({ url: `${sink.url}/sms`, username: 'acct', from: '+14085550000', header: { name: 'X-API-Key', value: 'k-123' }, passwordSet: true });
+    expect(s.sms).toEqual({ url: `${sink.url}/sms`, username: 'acct', from: '+14085550000', header: { name: 'X-API-Key', valueSet: true }, passwordSet: true });
+    expect(await page.getByLabel('SMS header value').inputValue()).toBe('');
     expect(s.webhook).toEqual({ url: `${sink.url}/hook`, secretSet: true });
     // The password field is blank again and says the password is set.
     expect(await page.getByLabel('SMS password').inputValue()).toBe('');

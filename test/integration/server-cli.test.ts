@@ -3,7 +3,7 @@
 // same operations as the API; broker-config renders the Mosquitto files.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,9 +71,14 @@ describe('e911-server command line', () => {
     const viaToken = spawnSync(process.execPath, [MAIN, '--data', path.join(dir, 'nowhere'), '--url', readFileSync(path.join(dir, 'data', 'api-url'), 'utf8').trim(), '--token', token, 'account'], { encoding: 'utf8' });
     expect(JSON.parse(viaToken.stdout)).toMatchObject({ name: 'Example Corp' });
     const out = path.join(dir, 'mosq');
-    expect(cli('broker-config', '--out', out).code).toBe(0);
-    expect(readFileSync(path.join(out, 'passwd'), 'utf8')).toMatch(/^e911-server:\$7\$101\$.*\ndesk-7:\$7\$101\$/s);
+    expect(cli('broker-config', '--out', out, '--instance', 'a,b', '--listen', '1883,127.0.0.1:1884').code).toBe(0);
+    // Each named server instance has its own user, and only the hash is in the file.
+    expect(readFileSync(path.join(out, 'passwd'), 'utf8')).toMatch(/^e911-server-a:\$7\$101\$.*\ne911-server-b:\$7\$101\$.*\ndesk-7:\$7\$101\$/s);
     expect(readFileSync(path.join(out, 'acl'), 'utf8')).toContain('pattern write e911/v1/%u/events');
-    expect(readFileSync(path.join(out, 'mosquitto.conf'), 'utf8')).toContain(`acl_file ${out}/acl`);
+    expect(readFileSync(path.join(out, 'acl'), 'utf8')).toContain('user e911-server-b\ntopic readwrite e911/v1/#');
+    const conf = readFileSync(path.join(out, 'mosquitto.conf'), 'utf8');
+    expect(conf).toContain(`acl_file ${out}/acl`);
+    expect(conf).toContain('listener 1883\n# A login is its client id: no client can take over another client\'s session.\nuse_username_as_clientid true\nlistener 1884 127.0.0.1');
+    expect(statSync(path.join(dir, 'data', 'mqtt-e911-server-a.json')).mode & 0o077).toBe(0);
   });
 });

@@ -55,25 +55,28 @@ describe.skipIf(!MOSQUITTO)('provisioning server with Mosquitto: ACL and shared 
     smtp = await startSmtpSink();
     // The broker's port must be known before the server exists: reserve it.
     const port = await freePort();
+    // Both instances exist before the broker's files are rendered: each registers its own broker user.
     a = await make(`mqtt://127.0.0.1:${port}`);
+    b = await make(`mqtt://127.0.0.1:${port}`);
     const { service, repo } = a;
     service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
     service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: smtp.port, security: 'none', from: 'e911@example.com' } });
     const hq = service.createLocation('test', HQ);
     service.createUser('test', { username: 'alice', displayName: 'Alice', locationId: hq.id, callback: '+14085550100', deviceIds: ['phone-a'], emails: ['alice@example.com'] });
     service.createUser('test', { username: 'bob', displayName: 'Bob', locationId: hq.id, callback: '+14085550101', deviceIds: ['phone-b'] });
-    for (const id of ['phone-a', 'phone-b']) creds[id] = service.issueCredentials('test', id);
+    service.createUser('test', { username: 'carol', displayName: 'Carol', locationId: hq.id, callback: '+14085550102', deviceIds: ['phone-c'] });
+    for (const id of ['phone-a', 'phone-b', 'phone-c']) creds[id] = service.issueCredentials('test', id);
     service.setE911('test', true);
     // The files the server renders, as Mosquitto loads them.
     const conf = path.join(dir, 'mosquitto');
     mkdirSync(conf);
-    const files = a.brokerConfig(conf);
+    const files = a.brokerConfig(conf, [{ port, host: '127.0.0.1' }]);
     writeFileSync(path.join(conf, 'passwd'), files.passwd, { mode: 0o600 });
     writeFileSync(path.join(conf, 'acl'), files.acl);
-    broker = await startMosquitto({ port, extraConfig: ['allow_anonymous false', `password_file ${conf}/passwd`, `acl_file ${conf}/acl`] });
-    expect(repo.deviceCredentials()).toHaveLength(2);
+    broker = await startMosquitto({ port, listener: false, extraConfig: files.conf.split('\n') });
+    expect(repo.deviceCredentials()).toHaveLength(3);
+    expect(repo.serverBrokerUsers().map((u) => u.username).sort()).toEqual([a.brokerUser, b.brokerUser].sort());
 
-    b = await make(broker.url);
     a.bus.on('event', (e) => seen.a.push(e));
     b.bus.on('event', (e) => seen.b.push(e));
     await a.start();
@@ -103,7 +106,8 @@ describe.skipIf(!MOSQUITTO)('provisioning server with Mosquitto: ACL and shared 
   });
 
   it('a phone cannot publish on, or read, another phone\'s topics', async () => {
-    const phoneA = await mqtt.connectAsync(broker.url, { clientId: 'phone-a-intruder', protocolVersion: 5, username: 'phone-a', password: creds['phone-a']!.password });
+    // phone-c is the intruder (phone-a is the agent: a second login as phone-a would take its session over).
+    const phoneA = await mqtt.connectAsync(broker.url, { clientId: 'phone-c', protocolVersion: 5, username: 'phone-c', password: creds['phone-c']!.password });
     const phoneB = await mqtt.connectAsync(broker.url, { clientId: 'phone-b', protocolVersion: 5, username: 'phone-b', password: creds['phone-b']!.password });
     try {
       const snooped: string[] = [];
@@ -128,12 +132,13 @@ describe.skipIf(!MOSQUITTO)('provisioning server with Mosquitto: ACL and shared 
       // The server pushes phone-b's address: phone-b gets it, phone-a's snooping subscriptions get nothing.
       a.service.repush('test', 'phone-b');
       await until(() => bGot.includes(topicFor('phone-b', 'address/set')), 10_000, 'phone-b got no push');
-      // phone-a's own push, sent after, arrives on the same connection: by then phone-b's would have too.
-      a.service.repush('test', 'phone-a');
-      await until(() => snooped.includes(topicFor('phone-a', 'address/set')), 10_000, 'phone-a got no push of its own');
-      expect(snooped.filter((t) => !t.startsWith('e911/v1/phone-a/'))).toEqual([]);
+      // phone-c's own push, sent after, arrives on the same connection: by then phone-b's would have too.
+      await phoneA.subscribeAsync(topicFor('phone-c', 'address/set'), { qos: 1 });
+      a.service.repush('test', 'phone-c');
+      await until(() => snooped.includes(topicFor('phone-c', 'address/set')), 10_000, 'phone-c got no push of its own');
+      expect(snooped.filter((t) => !t.startsWith('e911/v1/phone-c/'))).toEqual([]);
       // Its own event still goes through, and the forged one never reached either server.
-      await phoneA.publishAsync(topicFor('phone-a', 'events'), JSON.stringify({ ...forged, id: 'own-1', deviceId: 'phone-a', type: 'diagnostics' }), { qos: 1 });
+      await phoneA.publishAsync(topicFor('phone-c', 'events'), JSON.stringify({ ...forged, id: 'own-1', deviceId: 'phone-c', type: 'diagnostics' }), { qos: 1 });
       await until(() => [...seen.a, ...seen.b].some((e) => e.id === 'own-1'));
       expect([...seen.a, ...seen.b].some((e) => e.id === 'forged-1')).toBe(false);
       expect(a.repo.event('forged-1')).toBeNull();

@@ -30,6 +30,8 @@ describe('provisioning server: pushes and Kari\'s Law notifications', () => {
   let agent: Agent;
   let socketPath: string;
   let creds: { username: string; password: string };
+  /** A second phone of Alice's that the test drives by hand (a login's client id is its own). */
+  let creds2: { username: string; password: string };
   let hqId: number;
   let userId: number;
 
@@ -53,10 +55,11 @@ describe('provisioning server: pushes and Kari\'s Law notifications', () => {
         locationId: hqId,
         callback: '+14085550100',
         emails: ['alice@example.com', 'team-lead@example.com'],
-        deviceIds: ['phone-1'],
+        deviceIds: ['phone-1', 'phone-1b'],
       })
     ).id;
     creds = await api.post('/api/phones/phone-1/credentials');
+    creds2 = await api.post('/api/phones/phone-1b/credentials');
     await api.post('/api/account/e911', { enabled: true });
 
     const setup = agentConfig(path.join(dir, 'phone-1'), { deviceId: 'phone-1', brokerUrl: srv.app.brokerUrl, serverPublicKey: srv.keys.publicKey }, {
@@ -182,16 +185,16 @@ describe('provisioning server: pushes and Kari\'s Law notifications', () => {
   });
 
   it('the same event delivered twice, even to a restarted server, gives one email per recipient', async () => {
-    const ev = { v: 1, id: 'dup-evt-1', type: 'emergency-call', deviceId: 'phone-1', ts: new Date().toISOString(), data: { numberDialed: '911', callback: '+14085550100', displayName: 'Alice Smith', addressMissing: true } };
+    const ev = { v: 1, id: 'dup-evt-1', type: 'emergency-call', deviceId: 'phone-1b', ts: new Date().toISOString(), data: { numberDialed: '911', callback: '+14085550100', displayName: 'Alice Smith', addressMissing: true } };
     const sentinel = (n: number) => ({ ...ev, id: `sentinel-${n}`, type: 'test-call', data: { numberDialed: '933' } });
-    // A second connection with the phone's own credentials redelivers the identical payload.
-    const redeliver = await mqtt.connectAsync(srv.app.brokerUrl, { clientId: 'phone-1-redeliver', protocolVersion: 4, username: creds.username, password: creds.password });
+    // Alice's second phone, driven by hand, redelivers the identical payload.
+    const redeliver = await mqtt.connectAsync(srv.app.brokerUrl, { clientId: 'phone-1b', protocolVersion: 4, username: creds2.username, password: creds2.password });
     try {
-      await redeliver.publishAsync(topicFor('phone-1', 'events'), JSON.stringify(ev), { qos: 1 });
+      await redeliver.publishAsync(topicFor('phone-1b', 'events'), JSON.stringify(ev), { qos: 1 });
       await until(() => mailsFor('dup-evt-1').length === 3, 10_000, 'first delivery not mailed');
-      await redeliver.publishAsync(topicFor('phone-1', 'events'), JSON.stringify(ev), { qos: 1 });
+      await redeliver.publishAsync(topicFor('phone-1b', 'events'), JSON.stringify(ev), { qos: 1 });
       // Messages of one client arrive in order: once the sentinel is mailed, the duplicate was handled.
-      await redeliver.publishAsync(topicFor('phone-1', 'events'), JSON.stringify(sentinel(1)), { qos: 1 });
+      await redeliver.publishAsync(topicFor('phone-1b', 'events'), JSON.stringify(sentinel(1)), { qos: 1 });
       await until(() => mailsFor('sentinel-1').length === 3);
       expect(mailsFor('dup-evt-1')).toHaveLength(3);
     } finally {
@@ -202,10 +205,10 @@ describe('provisioning server: pushes and Kari\'s Law notifications', () => {
     // A new server process has no memory of the id but the database has.
     await srv.restart();
     srv.api = apiClient(srv.app.httpUrl, srv.token);
-    const again = await mqtt.connectAsync(srv.app.brokerUrl, { clientId: 'phone-1-redeliver2', protocolVersion: 4, username: creds.username, password: creds.password });
+    const again = await mqtt.connectAsync(srv.app.brokerUrl, { clientId: 'phone-1b', protocolVersion: 4, username: creds2.username, password: creds2.password });
     try {
-      await again.publishAsync(topicFor('phone-1', 'events'), JSON.stringify(ev), { qos: 1 });
-      await again.publishAsync(topicFor('phone-1', 'events'), JSON.stringify(sentinel(2)), { qos: 1 });
+      await again.publishAsync(topicFor('phone-1b', 'events'), JSON.stringify(ev), { qos: 1 });
+      await again.publishAsync(topicFor('phone-1b', 'events'), JSON.stringify(sentinel(2)), { qos: 1 });
       await until(() => mailsFor('sentinel-2').length === 3);
     } finally {
       await again.endAsync();
@@ -272,14 +275,16 @@ describe('provisioning server: pushes and Kari\'s Law notifications', () => {
       );
     expect(await tryConnect({ clientId: 'anon' })).toMatch(/Not authorized/i);
     expect(await tryConnect({ clientId: 'wrong', username: 'phone-1', password: 'nope' })).toMatch(/Bad username or password/i);
-    expect(await tryConnect({ clientId: 'right', username: creds.username, password: creds.password })).toBe('connected');
+    expect(await tryConnect({ clientId: 'phone-1b', username: creds2.username, password: creds2.password })).toBe('connected');
+    // Right credentials, another client id: refused (test/security/mqtt.test.ts attacks this further).
+    expect(await tryConnect({ clientId: 'right', username: creds2.username, password: creds2.password })).toMatch(/Identifier rejected/i);
   });
 
   it('the embedded broker keeps a phone to its own topics, as the Mosquitto ACL does', async () => {
-    const intruder = await mqtt.connectAsync(srv.app.brokerUrl, { clientId: 'phone-1-intruder', protocolVersion: 4, username: creds.username, password: creds.password, reconnectPeriod: 0 });
+    const intruder = await mqtt.connectAsync(srv.app.brokerUrl, { clientId: 'phone-1b', protocolVersion: 4, username: creds2.username, password: creds2.password, reconnectPeriod: 0 });
     // SUBACK return codes, read off the wire (mqtt.js turns any 128 into an error).
     const suback = new Promise<number[]>((resolve) => intruder.on('packetreceive', (p) => p.cmd === 'suback' && resolve(p.granted as number[])));
-    intruder.subscribe(['e911/v1/other/address/set', 'e911/v1/+/events', '#', topicFor('phone-1', 'address/set')], { qos: 1 }, () => undefined);
+    intruder.subscribe(['e911/v1/other/address/set', 'e911/v1/+/events', '#', topicFor('phone-1b', 'address/set')], { qos: 1 }, () => undefined);
     expect(await suback).toEqual([128, 128, 128, 1]);
     // Publishing as another phone: refused, and aedes drops the connection.
     const closed = new Promise<void>((resolve) => intruder.once('close', () => resolve()));

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { csvRecord, parseCsv, restoreFormula, neutraliseFormula, CsvSyntaxError } from '../../provisioning/server/csv.js';
 import { cidrProblem, emailProblem, isTimeZone, normalizeEmail } from '../../provisioning/server/validation.js';
-import { hashPassword, mosquittoAcl, phoneMayPublish, phoneMaySubscribe, serverMayUse, topicMatches, verifyPassword } from '../../provisioning/server/broker-auth.js';
+import { hashPassword, isReservedDeviceId, mosquittoAcl, mosquittoConfSnippet, serverMqttUser, phoneMayPublish, phoneMaySubscribe, serverMayUse, topicMatches, verifyPassword } from '../../provisioning/server/broker-auth.js';
 import { buildNotice, civicFromPidf, zonedTime } from '../../provisioning/server/notify/message.js';
 import type { StoredEvent } from '../../provisioning/server/db/repo.js';
 
@@ -85,10 +85,26 @@ describe('broker access rules', () => {
     expect(topicMatches('a/+/c', 'a/b/c')).toBe(true);
     expect(topicMatches('a/#', 'a')).toBe(true);
     expect(topicMatches('a/+', 'a/b/c')).toBe(false);
-    const acl = mosquittoAcl();
+    const acl = mosquittoAcl(['e911-server-a', 'e911-server-b']);
+    expect(acl).toContain('user e911-server-a\ntopic readwrite e911/v1/#\nuser e911-server-b\ntopic readwrite e911/v1/#');
     expect(acl).toContain('pattern write e911/v1/%u/events');
     expect(acl).toContain('pattern read e911/v1/%u/cmd/+');
     expect(acl).not.toMatch(/pattern (read|write|readwrite) e911\/v1\/\+/);
+  });
+  it('binds the client id to the user name on every rendered Mosquitto listener, and reserves the server users\' names', () => {
+    const conf = mosquittoConfSnippet('/etc/e911', [{ port: 1883 }, { port: 8883, host: '10.0.0.1' }]);
+    const lines = conf.split('\n');
+    const listeners = lines.flatMap((l, i) => (l.startsWith('listener ') ? [i] : []));
+    expect(listeners.map((i) => lines[i])).toEqual(['listener 1883', 'listener 8883 10.0.0.1']);
+    // Each listener's own block (up to the next listener) carries the setting.
+    listeners.forEach((start, k) => expect(lines.slice(start, listeners[k + 1] ?? lines.length)).toContain('use_username_as_clientid true'));
+    expect(serverMqttUser('host-8080')).toBe('e911-server-host-8080');
+    expect(() => serverMqttUser('a/b')).toThrow();
+    for (const id of ['e911-server', 'e911-server-main', 'E911-SERVER-x']) {
+      expect(isReservedDeviceId(id)).toBe(true);
+      expect(phoneMayPublish(id, `e911/v1/${id}/events`)).toBe(false);
+    }
+    expect(isReservedDeviceId('e911-phone-1')).toBe(false);
   });
   it('hashes passwords in Mosquitto\'s PBKDF2 format and verifies them', async () => {
     const h = hashPassword('s3cret');

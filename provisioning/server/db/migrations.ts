@@ -182,4 +182,36 @@ export const SERVER_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE devices ADD COLUMN disagreement_at TEXT;
     `,
   },
+  {
+    version: 3,
+    name: 'security: portal sessions (hashed ids, expiry), a broker user per server instance, the shared-subscription group secret',
+    sql: `
+      -- A portal session: only the SHA-256 of its random id is kept; it ends at expires_at
+      -- (absolute), after idle_ms without use, on logout, or when its token is revoked.
+      CREATE TABLE admin_sessions (
+        id_hash       TEXT PRIMARY KEY,
+        token_id      INTEGER NOT NULL REFERENCES api_tokens (id) ON DELETE CASCADE,
+        created_at    TEXT NOT NULL,
+        last_used_at  TEXT NOT NULL,
+        expires_at    TEXT NOT NULL,
+        revoked_at    TEXT
+      );
+      CREATE INDEX admin_sessions_token ON admin_sessions (token_id);
+
+      -- Each server instance's own broker login (Mosquitto PBKDF2 hash only); the
+      -- instance keeps its password in its own 0600 file in the data folder.
+      CREATE TABLE broker_server_users (
+        username    TEXT PRIMARY KEY,
+        hash        TEXT NOT NULL,
+        created_at  TEXT NOT NULL
+      );
+
+      -- Secrets every instance shares, created once (the shared-subscription group's suffix).
+      CREATE TABLE server_secrets (
+        name        TEXT PRIMARY KEY,
+        value       TEXT NOT NULL,
+        created_at  TEXT NOT NULL
+      );
+    `,
+  },
 ];

@@ -944,4 +944,56 @@ export class Repo {
   revokeToken(id: number): boolean {
     return this.q('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(this.iso(), id).changes > 0;
   }
+
+  // ---- portal sessions (only the hash of a session id is stored) ----
+
+  createSession(id: string, tokenId: number, absoluteMs: number): { expiresAt: string } {
+    const now = this.now();
+    const expiresAt = new Date(now.getTime() + absoluteMs).toISOString();
+    this.q('INSERT INTO admin_sessions (id_hash, token_id, created_at, last_used_at, expires_at) VALUES (?, ?, ?, ?, ?)').run(tokenHash(id), tokenId, now.toISOString(), now.toISOString(), expiresAt);
+    return { expiresAt };
+  }
+
+  /**
+   * The session's token when the session is live: not revoked, before its absolute expiry,
+   * used within idleMs, and its token not revoked. A live session's last use moves to now.
+   */
+  useSession(id: string, idleMs: number): { id: number; name: string } | null {
+    const now = this.now();
+    const r = this.q(
+      `SELECT s.id_hash, s.last_used_at, s.expires_at, t.id, t.name FROM admin_sessions s JOIN api_tokens t ON t.id = s.token_id
+       WHERE s.id_hash = ? AND s.revoked_at IS NULL AND t.revoked_at IS NULL`,
+    ).get(tokenHash(id)) as Row | undefined;
+    if (!r) return null;
+    if (now.getTime() >= Date.parse(r.expires_at as string) || now.getTime() - Date.parse(r.last_used_at as string) > idleMs) return null;
+    // At most every 10 s: a page's burst of requests is not a burst of writes.
+    if (now.getTime() - Date.parse(r.last_used_at as string) > 10_000) this.q('UPDATE admin_sessions SET last_used_at = ? WHERE id_hash = ?').run(now.toISOString(), r.id_hash);
+    return { id: r.id as number, name: r.name as string };
+  }
+
+  revokeSession(id: string): boolean {
+    return this.q('UPDATE admin_sessions SET revoked_at = ? WHERE id_hash = ? AND revoked_at IS NULL').run(this.iso(), tokenHash(id)).changes > 0;
+  }
+
+  /** Forgets sessions that ended more than a day ago. */
+  pruneSessions(): number {
+    const cutoff = new Date(this.now().getTime() - 24 * 3600_000).toISOString();
+    return this.q('DELETE FROM admin_sessions WHERE expires_at < ? OR revoked_at < ?').run(cutoff, cutoff).changes;
+  }
+
+  // ---- server instances' broker users, shared secrets ----
+
+  setServerBrokerUser(username: string, hash: string): void {
+    this.q('INSERT INTO broker_server_users (username, hash, created_at) VALUES (?, ?, ?) ON CONFLICT (username) DO UPDATE SET hash = excluded.hash').run(username, hash, this.iso());
+  }
+
+  serverBrokerUsers(): { username: string; hash: string }[] {
+    return this.q('SELECT username, hash FROM broker_server_users ORDER BY username').all() as { username: string; hash: string }[];
+  }
+
+  /** The named secret, created with make() by whichever instance asks first. */
+  sharedSecret(name: string, make: () => string): string {
+    this.q('INSERT OR IGNORE INTO server_secrets (name, value, created_at) VALUES (?, ?, ?)').run(name, make(), this.iso());
+    return this.q('SELECT value FROM server_secrets WHERE name = ?').pluck().get(name) as string;
+  }
 }

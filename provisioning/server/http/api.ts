@@ -2,6 +2,7 @@
 // session cookie for the browser portal), one route per administrative
 // operation, an OpenAPI 3.1 document at /api/openapi.json, and a server-sent
 // event stream of live happenings at /api/stream.
+import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import { z } from 'zod';
@@ -26,6 +27,21 @@ import {
 } from '../validation.js';
 
 export const SESSION_COOKIE = 'e911_session';
+
+/**
+ * Request body limits. Small by default (an unauthenticated client can make the server read a
+ * body before it is refused); routes whose schema allows more get a bound sized from it.
+ */
+export const BODY_LIMITS = {
+  /** Everything not listed below. */
+  default: 64 * 1024,
+  /** Login: a token. */
+  login: 4 * 1024,
+  /** A location: up to 64 IP groups of 64 CIDRs and 256 switch ports. */
+  location: 512 * 1024,
+  /** Bulk email lists: up to 100,000 user ids. */
+  bulk: 1024 * 1024,
+} as const;
 export const API_VERSION = '1.0.0';
 
 export interface ApiDeps {
@@ -39,8 +55,20 @@ export interface ApiDeps {
   mqttConnected: () => boolean;
   /** The Mosquitto files for the current phones. */
   brokerConfig: () => { passwd: string; acl: string; conf: string };
-  /** Serve the portal's cookie as Secure (behind TLS). */
+  /** Serve the portal's cookie as Secure even over plain HTTP (TLS terminated by a proxy in front). */
   secureCookies?: boolean;
+  /** Serve HTTPS with this key and certificate (PEM); session cookies are then Secure. */
+  tls?: { key: string | Buffer; cert: string | Buffer };
+  /** Portal sessions: absolute lifetime and idle timeout (ms). Default 12 h and 30 min. */
+  session?: { absoluteMs?: number; idleMs?: number };
+  /**
+   * Origins (scheme://host[:port]) allowed to make cookie-authenticated changes besides the
+   * API's own (a proxy's public name). Bearer-token requests are not checked: a browser never
+   * adds that header by itself.
+   */
+  allowedOrigins?: readonly string[];
+  /** Failed logins allowed per client address within the window before 429. Default 10 per 15 min. */
+  loginLimit?: { max: number; windowMs: number };
   /** How often an open event stream keeps alive and checks its token is still valid (ms). */
   streamCheckMs?: number;
 }
@@ -51,8 +79,8 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     actor: string;
-    /** The token this request authenticated with (the event stream checks it again while open). */
-    token: string;
+    /** Whether the credentials this request came with are still good (the event stream asks again while open). */
+    stillAuthorized: () => boolean;
   }
 }
 
@@ -117,12 +145,62 @@ function statusOf(err: E911Error): number {
   }
 }
 
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** The request's Origin is this server's own (as the browser addressed it) or an allowed one. */
+function originAllowed(req: FastifyRequest, allowed: readonly string[]): boolean {
+  const origin = req.headers.origin;
+  // Browsers send Origin with every POST, PUT, PATCH and DELETE; without it the request
+  // did not come from a page we can vouch for.
+  if (!origin || origin === 'null') return false;
+  const own = `${req.protocol}://${req.headers.host ?? ''}`.toLowerCase();
+  return origin.toLowerCase() === own || allowed.some((a) => a.toLowerCase() === origin.toLowerCase());
+}
+
+/**
+ * Failed logins per client address in a sliding window. The tokens are 256 random bits, so
+ * this is not what keeps them secret: it keeps a guessing client from costing CPU and log.
+ */
+class LoginLimiter {
+  private readonly failures = new Map<string, number[]>();
+  constructor(private readonly opts: { max: number; windowMs: number }) {}
+
+  /** Milliseconds until this address may try again (0: now). */
+  blockedFor(ip: string): number {
+    const recent = this.recent(ip);
+    return recent.length >= this.opts.max ? recent[0]! + this.opts.windowMs - Date.now() : 0;
+  }
+
+  failed(ip: string): void {
+    const recent = this.recent(ip);
+    recent.push(Date.now());
+    this.failures.set(ip, recent);
+    // Bounded: addresses whose failures have all aged out are forgotten.
+    if (this.failures.size > 10_000) for (const key of this.failures.keys()) if (this.recent(key).length === 0) this.failures.delete(key);
+  }
+
+  succeeded(ip: string): void {
+    this.failures.delete(ip);
+  }
+
+  private recent(ip: string): number[] {
+    const since = Date.now() - this.opts.windowMs;
+    return (this.failures.get(ip) ?? []).filter((t) => t > since);
+  }
+}
+
 function cookie(req: FastifyRequest, name: string): string | undefined {
   const header = req.headers.cookie;
   if (!header) return undefined;
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+    if (eq > 0 && part.slice(0, eq).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim());
+      } catch {
+        return undefined; // a malformed escape is no session
+      }
+    }
   }
   return undefined;
 }
@@ -137,10 +215,14 @@ const intQuery = (v: unknown): number | undefined => {
 
 export async function buildApi(deps: ApiDeps) {
   const { repo, service, bulk, notifier, bus, log } = deps;
+  const absoluteMs = deps.session?.absoluteMs ?? 12 * 3600_000;
+  const idleMs = deps.session?.idleMs ?? 30 * 60_000;
+  const logins = new LoginLimiter(deps.loginLimit ?? { max: 10, windowMs: 15 * 60_000 });
   const app = Fastify({
+    ...(deps.tls ? { https: { key: deps.tls.key, cert: deps.tls.cert } } : {}),
     // Errors are logged by the error handler below; requests are not logged one by one.
     logger: false,
-    bodyLimit: 1024 * 1024,
+    bodyLimit: BODY_LIMITS.default,
     // Route schemas document the API; zod in the service validates (one set of rules, one error shape).
     ajv: { customOptions: { strict: false } },
   });
@@ -153,7 +235,7 @@ export async function buildApi(deps: ApiDeps) {
   });
   app.decorate('routeTable', routeTable);
   app.decorateRequest('actor', '');
-  app.decorateRequest('token', '');
+  app.decorateRequest('stillAuthorized', () => false);
 
   await app.register(swagger, {
     openapi: {
@@ -170,7 +252,7 @@ export async function buildApi(deps: ApiDeps) {
     },
   });
 
-  app.addContentTypeParser(['text/csv', 'application/csv', 'text/plain', 'application/octet-stream'], { parseAs: 'buffer', bodyLimit: bulk.limits.maxBytes }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser(['text/csv', 'application/csv', 'text/plain', 'application/octet-stream'], { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof E911Error) {
@@ -184,8 +266,9 @@ export async function buildApi(deps: ApiDeps) {
     }
     const e = err as { code?: string; statusCode?: number; message: string };
     if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      const limit = req.url.startsWith('/api/csv') ? bulk.limits.maxBytes : 1024 * 1024;
-      return reply.code(413).send({ error: 'too-large', message: `the request body is larger than the ${(limit / 1024 / 1024).toFixed(0)} MiB limit` });
+      const limit = req.routeOptions.bodyLimit ?? BODY_LIMITS.default;
+      const size = limit >= 1024 * 1024 ? `${(limit / 1024 / 1024).toFixed(0)} MiB` : `${(limit / 1024).toFixed(0)} KiB`;
+      return reply.code(413).send({ error: 'too-large', message: `the request body is larger than the ${size} limit` });
     }
     if (e.statusCode && e.statusCode < 500) return reply.code(e.statusCode).send({ error: 'invalid', message: e.message });
     log.error({ err, url: req.url }, 'request failed');
@@ -197,15 +280,34 @@ export async function buildApi(deps: ApiDeps) {
   // test on req.url let `/%61pi/users` and `http://x/api/users` in without a token.
   app.addHook('onRequest', async (req, reply) => {
     if (req.routeOptions.config?.public === true && req.routeOptions.url !== undefined) return;
+    const unauthorized = () => reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized', message: 'a valid API token or portal session is required' });
     const auth = req.headers.authorization;
-    const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : cookie(req, SESSION_COOKIE);
-    const who = token ? repo.verifyToken(token) : null;
-    if (!who) return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized', message: 'a valid API token is required' });
+    if (auth !== undefined) {
+      // A Bearer token: programs and the CLI. A browser never sends this header by itself,
+      // so these requests need no Origin check.
+      const token = auth.startsWith('Bearer ') ? auth.slice(7).trim() : '';
+      const who = token ? repo.verifyToken(token) : null;
+      if (!who) return unauthorized();
+      req.actor = `token:${who.name}`;
+      req.stillAuthorized = () => repo.verifyToken(token) !== null;
+      return;
+    }
+    const sid = cookie(req, SESSION_COOKIE);
+    const who = sid ? repo.useSession(sid, idleMs) : null;
+    if (!who) return unauthorized();
+    // The browser sends the cookie with any request to this host, whoever made it: a change
+    // must come from a page of this origin (SameSite=Strict is the first line, this the second).
+    if (!SAFE_METHODS.has(req.method) && !originAllowed(req, deps.allowedOrigins ?? [])) {
+      log.warn({ origin: req.headers.origin ?? null, method: req.method, url: req.url }, 'cross-origin change refused');
+      return reply.code(403).send({ error: 'forbidden', message: 'a change made with the portal session must come from the portal\'s own origin' });
+    }
     req.actor = `token:${who.name}`;
-    req.token = token!;
+    req.stillAuthorized = () => repo.useSession(sid!, idleMs) !== null;
   });
 
   const tag = (t: string) => ({ tags: [t] });
+  // Secure whenever the browser reached us over TLS (ours, or a proxy's that says so).
+  const secureCookie = (req: FastifyRequest) => deps.secureCookies === true || deps.tls !== undefined || req.protocol === 'https';
 
   // ---- meta ----
   app.get('/api/health', { ...PUBLIC_ROUTE, schema: { ...tag('meta'), summary: 'Liveness and the MQTT link state (no token needed)', security: [] } }, async () => ({
@@ -218,18 +320,35 @@ export async function buildApi(deps: ApiDeps) {
 
   app.post(
     '/api/session',
-    { ...PUBLIC_ROUTE, schema: { ...tag('meta'), summary: 'Log in with a token: sets an HttpOnly session cookie for the portal', security: [], body: { type: 'object', properties: { token: { type: 'string' } }, required: ['token'] } } },
+    { ...PUBLIC_ROUTE, bodyLimit: BODY_LIMITS.login, schema: { ...tag('meta'), summary: 'Log in with a token: sets an HttpOnly session cookie for the portal', security: [], body: { type: 'object', properties: { token: { type: 'string' } }, required: ['token'] } } },
     async (req, reply) => {
+      const wait = logins.blockedFor(req.ip);
+      if (wait > 0) {
+        log.warn({ ip: req.ip }, 'login refused: too many failed attempts');
+        return reply.code(429).header('retry-after', String(Math.ceil(wait / 1000))).send({ error: 'too-many-requests', message: 'too many failed logins from this address; try again later' });
+      }
       const token = (req.body as { token?: unknown } | null)?.token;
       const who = typeof token === 'string' ? repo.verifyToken(token) : null;
-      if (!who) return reply.code(401).send({ error: 'unauthorized', message: 'unknown or revoked token' });
-      const secure = deps.secureCookies ? '; Secure' : '';
-      reply.header('set-cookie', `${SESSION_COOKIE}=${encodeURIComponent(token as string)}; HttpOnly; SameSite=Strict; Path=/${secure}`);
+      if (!who) {
+        logins.failed(req.ip);
+        log.warn({ ip: req.ip }, 'login failed');
+        return reply.code(401).send({ error: 'unauthorized', message: 'unknown or revoked token' });
+      }
+      logins.succeeded(req.ip);
+      // The cookie carries a session of its own, never the long-lived token: it expires, and
+      // logging out (or revoking the token) ends it. Only its hash is stored.
+      repo.pruneSessions();
+      const sid = randomBytes(32).toString('base64url');
+      repo.createSession(sid, who.id, absoluteMs);
+      reply.header('set-cookie', `${SESSION_COOKIE}=${sid}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${Math.floor(absoluteMs / 1000)}${secureCookie(req) ? '; Secure' : ''}`);
+      repo.audit(`token:${who.name}`, 'session.login', 'session', null, { ip: req.ip });
       return { ok: true, name: who.name };
     },
   );
-  app.delete('/api/session', { ...PUBLIC_ROUTE, schema: { ...tag('meta'), summary: 'Log out: clears the session cookie', security: [] } }, async (_req, reply) => {
-    reply.header('set-cookie', `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`);
+  app.delete('/api/session', { ...PUBLIC_ROUTE, schema: { ...tag('meta'), summary: 'Log out: ends the session and clears its cookie', security: [] } }, async (req, reply) => {
+    const sid = cookie(req, SESSION_COOKIE);
+    if (sid) repo.revokeSession(sid);
+    reply.header('set-cookie', `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0${secureCookie(req) ? '; Secure' : ''}`);
     return { ok: true };
   });
 
@@ -273,18 +392,18 @@ export async function buildApi(deps: ApiDeps) {
 
   // ---- locations ----
   app.get('/api/locations', { schema: { ...tag('locations'), summary: 'All locations, with the RFC 5139 civic form and user counts' } }, async () => service.locations());
-  app.post('/api/locations', { schema: { ...tag('locations'), summary: 'Create a location (address validated with the phone\'s own rules)', body: js(locationInputSchema), response: E } }, async (req, reply) =>
+  app.post('/api/locations', { bodyLimit: BODY_LIMITS.location, schema: { ...tag('locations'), summary: 'Create a location (address validated with the phone\'s own rules)', body: js(locationInputSchema), response: E } }, async (req, reply) =>
     reply.code(201).send(service.createLocation(req.actor, req.body)),
   );
   app.post(
     '/api/locations/validate',
-    { schema: { ...tag('locations'), summary: 'Check a location without saving it: {ok, issues[{field, reason}]}', body: js(locationInputSchema) } },
+    { bodyLimit: BODY_LIMITS.location, schema: { ...tag('locations'), summary: 'Check a location without saving it: {ok, issues[{field, reason}]}', body: js(locationInputSchema) } },
     async (req) => service.validateLocation(req.body),
   );
   app.get('/api/locations/:id', { schema: { ...tag('locations'), params: idParam, response: E } }, async (req) => service.location(Number((req.params as { id: string }).id)));
   app.patch(
     '/api/locations/:id',
-    { schema: { ...tag('locations'), summary: 'Change some fields; the result is validated whole; affected phones get a new signed address', params: idParam, body: js(locationFieldsSchema.partial()), response: E } },
+    { bodyLimit: BODY_LIMITS.location, schema: { ...tag('locations'), summary: 'Change some fields; the result is validated whole; affected phones get a new signed address', params: idParam, body: js(locationFieldsSchema.partial()), response: E } },
     async (req) => service.updateLocation(req.actor, Number((req.params as { id: string }).id), req.body),
   );
   app.delete('/api/locations/:id', { schema: { ...tag('locations'), summary: 'Delete a location that has no users', params: idParam, response: E } }, async (req, reply) => {
@@ -336,7 +455,7 @@ export async function buildApi(deps: ApiDeps) {
   // ---- bulk and CSV ----
   app.post(
     '/api/bulk/emails',
-    { schema: { ...tag('bulk'), summary: 'Replace the notification emails of all users, one location\'s users, or selected users: a background job', body: js(bulkEmailsSchema), response: { 202: jobSchema, ...E } } },
+    { bodyLimit: BODY_LIMITS.bulk, schema: { ...tag('bulk'), summary: 'Replace the notification emails of all users, one location\'s users, or selected users: a background job', body: js(bulkEmailsSchema), response: { 202: jobSchema, ...E } } },
     async (req, reply) => reply.code(202).send(bulk.queueBulkEmails(req.actor, req.body)),
   );
   app.get('/api/jobs', { schema: { ...tag('bulk'), summary: 'Recent jobs', response: { 200: { type: 'array', items: jobSchema } } } }, async () => repo.jobs());
@@ -354,6 +473,8 @@ export async function buildApi(deps: ApiDeps) {
   app.post(
     '/api/csv/users/validate',
     {
+      // The one route that takes a large body: the CSV file, bounded by the CSV limits.
+      bodyLimit: bulk.limits.maxBytes,
       schema: {
         ...tag('bulk'),
         summary: 'Upload a CSV (Content-Type: text/csv) and get a validation report; nothing is applied. Only Email columns count.',
@@ -443,7 +564,7 @@ export async function buildApi(deps: ApiDeps) {
 
   // ---- live stream ----
   app.get('/api/stream', { schema: { ...tag('meta'), summary: 'Server-sent events: emergency, event, phone, job, notification, change' } }, (req, reply) =>
-    streamEvents(req, reply, bus, () => repo.verifyToken(req.token) !== null, deps.streamCheckMs ?? 15_000),
+    streamEvents(req, reply, bus, req.stillAuthorized, deps.streamCheckMs ?? 15_000),
   );
 
   return app;

@@ -99,18 +99,29 @@ export class SmtpChannel implements EmailChannel {
   }
 }
 
+/**
+ * One POST to a provider or webhook. Redirects are not followed: the request carries
+ * credentials (basic auth, an API key header, a signature), and a redirect would hand them
+ * to wherever the target points. The target's answer body is never repeated in the error
+ * (it lands in the log, the database and the API): only the status is.
+ */
 async function post(url: string, body: string, headers: Record<string, string>, what: string): Promise<Response> {
   let res: Response;
   try {
-    res = await fetch(url, { method: 'POST', body, headers, signal: AbortSignal.timeout(TIMEOUT_MS) });
+    res = await fetch(url, { method: 'POST', body, headers, redirect: 'manual', signal: AbortSignal.timeout(TIMEOUT_MS) });
   } catch (err) {
     throw new DeliveryError(`${what}: ${(err as Error).message}`);
   }
+  if (res.status >= 300 && res.status < 400) {
+    await res.body?.cancel().catch(() => undefined);
+    // The configuration is wrong (or the target was taken over): retrying will not help.
+    throw new DeliveryError(`${what}: HTTP ${res.status}, a redirect, not followed (set the final URL)`, false);
+  }
   if (!res.ok) {
-    const detail = (await res.text().catch(() => '')).slice(0, 200);
+    await res.body?.cancel().catch(() => undefined);
     // 4xx other than 408/429 means the request itself is wrong: retrying will not help.
     const retryable = res.status >= 500 || res.status === 408 || res.status === 429;
-    throw new DeliveryError(`${what}: HTTP ${res.status} ${detail}`, retryable);
+    throw new DeliveryError(`${what}: HTTP ${res.status}`, retryable);
   }
   return res;
 }
@@ -124,10 +135,12 @@ export class HttpSmsChannel implements HttpChannel<SmsSettings> {
   async send(s: SmsSettings, body: unknown): Promise<string> {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (s.username) headers.authorization = `Basic ${Buffer.from(`${s.username}:${s.password ?? ''}`).toString('base64')}`;
-    if (s.header) headers[s.header.name.toLowerCase()] = s.header.value;
+    if (s.header?.value) headers[s.header.name.toLowerCase()] = s.header.value;
     const res = await post(s.url, JSON.stringify({ from: s.from, ...(body as object) }), headers, 'SMS provider');
     const reply = (await res.json().catch(() => null)) as { id?: unknown; sid?: unknown } | null;
-    return String(reply?.id ?? reply?.sid ?? `http-${res.status}`);
+    // Only an id that looks like one: the reply is the provider's text, shown in the API.
+    const id = reply?.id ?? reply?.sid;
+    return (typeof id === 'string' || typeof id === 'number') && /^[A-Za-z0-9._:-]{1,128}$/.test(String(id)) ? String(id) : `http-${res.status}`;
   }
 }
 
@@ -137,7 +150,7 @@ export class WebhookChannel implements HttpChannel<WebhookSettings> {
     const text = JSON.stringify(body);
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (s.secret) headers['x-e911-signature'] = `sha256=${createHmac('sha256', s.secret).update(text).digest('hex')}`;
-    if (s.header) headers[s.header.name.toLowerCase()] = s.header.value;
+    if (s.header?.value) headers[s.header.name.toLowerCase()] = s.header.value;
     const res = await post(s.url, text, headers, 'webhook');
     return `http-${res.status}`;
   }

@@ -10,9 +10,10 @@ import './notifications.css';
 import { Checkbox, ErrorBox, Field, Page, Saved, Select, useApp, useLoad } from '../ui.js';
 
 type Security = 'tls' | 'starttls' | 'none';
+/** The server never shows a header's value (an API key, say): only whether one is set. */
 interface Header {
   name: string;
-  value: string;
+  valueSet: boolean;
 }
 interface SmtpView {
   host: string;
@@ -68,13 +69,14 @@ function formOf(s: SettingsView): Form {
       from: s.smtp?.from ?? '',
       allowInvalid: s.smtp?.allowInvalidCertificates ?? false,
     },
-    sms: { on: s.sms !== null, url: s.sms?.url ?? '', username: s.sms?.username ?? '', password: '', from: s.sms?.from ?? '', headerName: s.sms?.header?.name ?? '', headerValue: s.sms?.header?.value ?? '' },
-    webhook: { on: s.webhook !== null, url: s.webhook?.url ?? '', secret: '', headerName: s.webhook?.header?.name ?? '', headerValue: s.webhook?.header?.value ?? '' },
+    sms: { on: s.sms !== null, url: s.sms?.url ?? '', username: s.sms?.username ?? '', password: '', from: s.sms?.from ?? '', headerName: s.sms?.header?.name ?? '', headerValue: '' },
+    webhook: { on: s.webhook !== null, url: s.webhook?.url ?? '', secret: '', headerName: s.webhook?.header?.name ?? '', headerValue: '' },
   };
 }
 
 const opt = (v: string) => (v.trim() === '' ? undefined : v.trim());
-const header = (name: string, value: string) => (name.trim() ? { header: { name: name.trim(), value } } : {});
+// A blank value is left out: the server keeps the stored one (while the URL stays the same).
+const header = (name: string, value: string) => (name.trim() ? { header: { name: name.trim(), ...(value ? { value } : {}) } } : {});
 
 /** The PUT body: every channel is given (replaced) or null (removed); a blank password is left out (kept). */
 function bodyOf(f: Form): Record<string, unknown> {
@@ -234,7 +236,13 @@ export function NotificationsPage(_: RouteProps) {
                   />
                   <Field label="SMS from number" required value={form.sms.from} onInput={(v) => set('sms', { from: v })} error={errors['sms.from']} hint="E.164, e.g. +14085550000" />
                   <Field label="SMS header name" value={form.sms.headerName} onInput={(v) => set('sms', { headerName: v })} error={errors['sms.header.name']} hint="Optional, e.g. X-API-Key" />
-                  <Field label="SMS header value" value={form.sms.headerValue} onInput={(v) => set('sms', { headerValue: v })} error={errors['sms.header.value']} />
+                  <Field
+                    label="SMS header value"
+                    value={form.sms.headerValue}
+                    onInput={(v) => set('sms', { headerValue: v })}
+                    error={errors['sms.header.value']}
+                    hint={s.sms?.header?.valueSet ? 'Set. Blank keeps it (a new URL needs it again).' : undefined}
+                  />
                 </div>
               </ChannelBox>
 
@@ -252,7 +260,13 @@ export function NotificationsPage(_: RouteProps) {
                     hint={`${s.webhook?.secretSet ? 'Set' : 'Not set'}. Blank keeps it.`}
                   />
                   <Field label="Webhook header name" value={form.webhook.headerName} onInput={(v) => set('webhook', { headerName: v })} error={errors['webhook.header.name']} hint="Optional" />
-                  <Field label="Webhook header value" value={form.webhook.headerValue} onInput={(v) => set('webhook', { headerValue: v })} error={errors['webhook.header.value']} />
+                  <Field
+                    label="Webhook header value"
+                    value={form.webhook.headerValue}
+                    onInput={(v) => set('webhook', { headerValue: v })}
+                    error={errors['webhook.header.value']}
+                    hint={s.webhook?.header?.valueSet ? 'Set. Blank keeps it (a new URL needs it again).' : undefined}
+                  />
                 </div>
               </ChannelBox>
             </div>
