@@ -16,6 +16,7 @@ import { publicKeyFromText } from '../provisioning/protocol/signing.js';
 import type { EventType, TopicKind } from '../provisioning/protocol/messages.js';
 import type { StoredAddress } from './store/store.js';
 import { EmergencyService } from './emergency/service.js';
+import { StoreEmergencyJournal } from './events/emergency-journal.js';
 import type { VoiceStack } from '../hal/voice/types.js';
 import { createPjsipVoiceStack, pjsipAvailability } from '../hal/voice/pjsip/index.js';
 import { FrontPanel } from './handset/front-panel.js';
@@ -248,6 +249,8 @@ export class Agent {
         store.enqueue(newEvent(type, data));
         drainer.wake();
       },
+      // The emergency event: committed before the INVITE, completed and synced after.
+      journal: new StoreEmergencyJournal({ store: () => store, drain: () => drainer, newEvent, log: named(log, 'emergency') }),
       suppression: {
         load: () => {
           const v = Number(store.getSetting(SUPPRESS_KEY));
