@@ -88,7 +88,7 @@ export class Agent {
     });
     if (store.incident) store.enqueue(newEvent('store-incident', { ...store.incident }));
     const addressBook = new AddressBook({ store, log: named(log, 'address'), deviceId: config.deviceId, serverKey, newEvent, now });
-    const drainer = new OutboxDrainer(store, config.outbox.window, named(log, 'outbox'));
+    const drainer = new OutboxDrainer(store, config.outbox.window, named(log, 'outbox'), config.outbox.serverAckTimeoutMs);
     const link = new MqttLink({ config, log: named(log, 'link'), drainer, handlers: this.inboundHandlers(), agentVersion: AGENT_VERSION });
     const control = new ControlServer(
       config.control.socketPath,
@@ -206,7 +206,7 @@ export class Agent {
       deviceId: this.deps.config.deviceId,
       agentVersion: AGENT_VERSION,
       link: p.link.state,
-      outbox: { backlog: p.store.outboxBacklog(), inFlight: p.drainer.inFlightCount(), delivered: p.drainer.delivered },
+      outbox: { backlog: p.store.outboxBacklog(), inFlight: p.drainer.inFlightCount(), delivered: p.drainer.delivered, awaitingServer: p.drainer.awaitingServerCount(), confirmed: p.drainer.confirmed },
       store: p.store.health(),
       address: address ? { version: address.version, appliedAt: address.appliedAt, hash: address.hash } : null,
       emergency: p.emergency.status(),
