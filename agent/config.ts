@@ -51,8 +51,10 @@ export const configSchema = z.strictObject({
       maxEvents: z.number().int().min(100).max(1_000_000).default(10_000),
       /** QoS 1 publishes in flight at once while draining. */
       window: z.number().int().min(1).max(1000).default(64),
+      /** An emergency or test-call event the server has not confirmed storing (events/ack) is sent again after this. */
+      serverAckTimeoutMs: z.number().int().min(50).max(3_600_000).default(30_000),
     })
-    .default({ maxEvents: 10_000, window: 64 }),
+    .default({ maxEvents: 10_000, window: 64, serverAckTimeoutMs: 30_000 }),
   /** systemd watchdog interval override; by default half of WATCHDOG_USEC. */
   watchdogMs: z.number().int().positive().optional(),
   /** Emergency numbers, routes, failover, suppression window, location (agent/emergency/config.ts). */

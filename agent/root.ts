@@ -16,6 +16,7 @@ import { publicKeyFromText } from '../provisioning/protocol/signing.js';
 import type { EventType, TopicKind } from '../provisioning/protocol/messages.js';
 import type { StoredAddress } from './store/store.js';
 import { EmergencyService } from './emergency/service.js';
+import { StoreEmergencyJournal } from './events/emergency-journal.js';
 import type { VoiceStack } from '../hal/voice/types.js';
 import { createPjsipVoiceStack, pjsipAvailability } from '../hal/voice/pjsip/index.js';
 import { FrontPanel } from './handset/front-panel.js';
@@ -87,7 +88,7 @@ export class Agent {
     });
     if (store.incident) store.enqueue(newEvent('store-incident', { ...store.incident }));
     const addressBook = new AddressBook({ store, log: named(log, 'address'), deviceId: config.deviceId, serverKey, newEvent, now });
-    const drainer = new OutboxDrainer(store, config.outbox.window, named(log, 'outbox'));
+    const drainer = new OutboxDrainer(store, config.outbox.window, named(log, 'outbox'), config.outbox.serverAckTimeoutMs);
     const link = new MqttLink({ config, log: named(log, 'link'), drainer, handlers: this.inboundHandlers(), agentVersion: AGENT_VERSION });
     const control = new ControlServer(
       config.control.socketPath,
@@ -205,7 +206,7 @@ export class Agent {
       deviceId: this.deps.config.deviceId,
       agentVersion: AGENT_VERSION,
       link: p.link.state,
-      outbox: { backlog: p.store.outboxBacklog(), inFlight: p.drainer.inFlightCount(), delivered: p.drainer.delivered },
+      outbox: { backlog: p.store.outboxBacklog(), inFlight: p.drainer.inFlightCount(), delivered: p.drainer.delivered, awaitingServer: p.drainer.awaitingServerCount(), confirmed: p.drainer.confirmed },
       store: p.store.health(),
       address: address ? { version: address.version, appliedAt: address.appliedAt, hash: address.hash } : null,
       emergency: p.emergency.status(),
@@ -248,6 +249,8 @@ export class Agent {
         store.enqueue(newEvent(type, data));
         drainer.wake();
       },
+      // The emergency event: committed before the INVITE, completed and synced after.
+      journal: new StoreEmergencyJournal({ store: () => store, drain: () => drainer, newEvent, log: named(log, 'emergency') }),
       suppression: {
         load: () => {
           const v = Number(store.getSetting(SUPPRESS_KEY));

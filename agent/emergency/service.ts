@@ -1,8 +1,11 @@
 // The emergency call path. Keypad digits go to the dial plan; the moment they
 // make 911 (933, 9911, ...) the INVITE goes out, synchronously, from what was
 // prepared when the address last changed: no MQTT, no fsync, no DNS, no config
-// read in between (decision 2). The notification event is recorded afterwards,
-// on setImmediate, so it never delays the call.
+// read in between (decision 2). One thing comes first: the emergency-call (or
+// test-call) event's row is committed to SQLite (WAL, prepared statement, no
+// fsync) before the INVITE leaves, so whenever the process dies either no
+// INVITE went out or the event is on disk. It is completed with the call's
+// details on setImmediate, and synced then.
 //
 // Whatever the phone is doing, the call goes out: keypad lock, DND, forwarding,
 // call limit and registration are not consulted; other calls are held (or
@@ -39,6 +42,18 @@ export interface SuppressionStore {
   save(untilMs: number): void;
 }
 
+/**
+ * Where the emergency event is made durable (the agent's store). begin() runs on
+ * the call path, before the INVITE: it must be a single prepared insert with no
+ * fsync, and must not throw (a store that cannot take it keeps it in memory).
+ */
+export interface EmergencyJournal {
+  /** Commits the event's row now; returns its id. */
+  begin(type: 'emergency-call' | 'test-call', data: Record<string, unknown>): string;
+  /** The same event (same id) with the call's details; synced to disk, then queued for the server. */
+  complete(id: string, type: 'emergency-call' | 'test-call', data: Record<string, unknown>): void;
+}
+
 export interface EmergencyServiceDeps {
   /** null when the voice addon is not available: the service reports it and cannot place calls. */
   voice: VoiceStack | null;
@@ -53,6 +68,8 @@ export interface EmergencyServiceDeps {
   now?: () => Date;
   /** Records an event in the outbox (Agent.emit). Called on setImmediate, never on the call path. */
   emitEvent: (type: EventType, data: Record<string, unknown>) => void;
+  /** Durable emergency event before the INVITE; without one the event is emitted after (tests). */
+  journal?: EmergencyJournal;
   suppression?: SuppressionStore;
   network?: () => DeviceNetwork | null;
   /** Runs fn after the current call path returns; setImmediate by default. */
@@ -545,7 +562,7 @@ export class EmergencyService {
     if (!avail.ok) {
       record.state = 'failed';
       this.log.error({ callRef: record.callRef, dialed: match.dialed, reason: avail.reason }, '*** EMERGENCY CALL COULD NOT BE PLACED ***');
-      this.later(() => this.notify(record, match, null, prepared, now, avail.reason));
+      this.later(() => this.notify(record, match, null, prepared, now, avail.reason, null));
       return { kind: match.kind, placed: false, callRef: record.callRef, dialed: match.dialed, error: avail.reason };
     }
     const content = inviteContent(prepared.invite, now);
@@ -557,9 +574,11 @@ export class EmergencyService {
       from: prepared.invite.from,
       oneLocation: prepared.oneLocation,
     };
+    // Durable before the INVITE leaves (decision 2): a row in WAL, no fsync.
+    const eventId = this.beginEvent(record, match, ctx.content, prepared, now);
     const placed = this.tryRoutes(record, ctx, 0);
     if (!placed) {
-      this.later(() => this.notify(record, match, ctx.content, prepared, now, 'every route failed'));
+      this.later(() => this.notify(record, match, ctx.content, prepared, now, 'every route failed', eventId));
       return { kind: match.kind, placed: false, callRef: record.callRef, dialed: match.dialed, error: 'every route failed' };
     }
     // The INVITE is out. Only now: other calls, the window, the event.
@@ -570,7 +589,7 @@ export class EmergencyService {
     );
     this.applyOtherCalls(actions, record);
     if (match.kind === 'emergency') this.extendSuppression(now);
-    this.later(() => this.notify(record, match, ctx.content, prepared, now, null));
+    this.later(() => this.notify(record, match, ctx.content, prepared, now, null, eventId));
     const attempt = record.attempts[record.attempts.length - 1]!;
     return {
       kind: match.kind,
@@ -851,7 +870,35 @@ export class EmergencyService {
 
   // ---- notification (never on the call path) ------------------------------------
 
-  private notify(record: EmergencyCallRecord, match: EmergencyMatch, content: InviteContent | null, prepared: Prepared, at: Date, error: string | null): void {
+  /** The event's row, committed before the INVITE: what is known then; placed is not known yet (null). */
+  private beginEvent(record: EmergencyCallRecord, match: EmergencyMatch, content: InviteContent, prepared: Prepared, at: Date): string | null {
+    const journal = this.deps.journal;
+    if (!journal) return null;
+    try {
+      return journal.begin(record.kind === 'emergency' ? 'emergency-call' : 'test-call', {
+        ...this.eventData(record, match, content, prepared, at, null),
+        placed: null,
+        recorded: 'before-invite',
+      });
+    } catch (err) {
+      // The journal keeps what it cannot store in memory; a throw here is a bug, and never stops the call.
+      this.log.error({ err, callRef: record.callRef }, 'could not record the emergency event before the INVITE');
+      return null;
+    }
+  }
+
+  private notify(record: EmergencyCallRecord, match: EmergencyMatch, content: InviteContent | null, prepared: Prepared, at: Date, error: string | null, eventId: string | null): void {
+    const data = this.eventData(record, match, content, prepared, at, error);
+    const type = record.kind === 'emergency' ? 'emergency-call' : 'test-call';
+    try {
+      if (eventId !== null && this.deps.journal) this.deps.journal.complete(eventId, type, data);
+      else this.deps.emitEvent(type, data);
+    } catch (err) {
+      this.log.error({ err, callRef: record.callRef }, 'could not record the emergency notification event');
+    }
+  }
+
+  private eventData(record: EmergencyCallRecord, match: EmergencyMatch, content: InviteContent | null, prepared: Prepared, at: Date, error: string | null): Record<string, unknown> {
     const attempt = record.attempts[0];
     let sipCallId: string | null = null;
     if (attempt?.callId !== null && attempt?.callId !== undefined && this.deps.voice) {
@@ -894,11 +941,7 @@ export class EmergencyService {
       registered: this.registration.registered,
       otherCalls: record.otherCalls,
     };
-    try {
-      this.deps.emitEvent(record.kind === 'emergency' ? 'emergency-call' : 'test-call', data);
-    } catch (err) {
-      this.log.error({ err, callRef: record.callRef }, 'could not record the emergency notification event');
-    }
+    return data;
   }
 
   private progress(record: EmergencyCallRecord, phase: string, data: Record<string, unknown>): void {

@@ -157,6 +157,7 @@ export class MqttLink {
           topicFilter('locations/set', config.deviceId),
           topicFilter('config/set', config.deviceId),
           topicFilter('cmd', config.deviceId),
+          topicFilter('events/ack', config.deviceId),
         ],
         { qos: 1 },
         (err) => {
@@ -238,6 +239,13 @@ export class MqttLink {
           const d = decodePayload('config/set', payload);
           if (!d.ok) return handlers.rejected('config/set', d.reason);
           handlers.configSet(d.value);
+          return;
+        }
+        case 'events/ack': {
+          // The server stored these events: the outbox may let them go.
+          const d = decodePayload('events/ack', payload);
+          if (!d.ok) return handlers.rejected('events/ack', d.reason);
+          this.deps.drainer.serverAck(d.value.ids);
           return;
         }
         case 'cmd': {

@@ -1,8 +1,15 @@
 // Drains the SQLite outbox to the broker: in order, QoS 1, a bounded window in
 // flight, each row removed only after its PUBACK. SQLite is the only queue: after
 // a disconnect everything unacknowledged is sent again from the table.
+//
+// Emergency and test-call events are kept past the PUBACK: the broker having
+// them is not the server having them (a server killed, a broker restarted
+// without persistence, lose them). They go when the server says it stored them
+// (events/ack), and are sent again on every reconnect and every resendMs
+// until then. The server de-duplicates by id.
 import type { Logger } from '../log.js';
 import type { OutboxRow, Store } from '../store/store.js';
+import { PROTECTED_EVENT_TYPES, type EventType } from '../../provisioning/protocol/messages.js';
 
 const ACK_FLUSH_MS = 20;
 /** Rows read from SQLite per query: one query feeds several window refills. */
@@ -22,14 +29,51 @@ export class OutboxDrainer {
   private flushTimer: NodeJS.Timeout | null = null;
   private filling = false;
   private fillScheduled = false;
+  /** Protected rows the broker acknowledged, waiting for the server's ack: seq -> id. */
+  private readonly awaitingServer = new Map<number, string>();
+  /** Rows not to send yet: an emergency event between its first write and its completion. */
+  private readonly held = new Set<number>();
+  private resendTimer: NodeJS.Timeout | null = null;
   /** Events acknowledged since start, for status and benchmarks. */
   delivered = 0;
+  /** Emergency events the server confirmed since start. */
+  confirmed = 0;
 
   constructor(
     private readonly store: Store,
     private readonly window: number,
     private readonly log: Logger,
+    /** How long a protected event waits for the server's ack before it is sent again. */
+    private readonly resendMs = 30_000,
   ) {}
+
+  /** The row is not sent until release(): its content is about to change. */
+  hold(seq: number): void {
+    this.held.add(seq);
+  }
+
+  release(seq: number): void {
+    if (!this.held.delete(seq)) return;
+    // The cursor may have passed it while it was held.
+    if (seq <= this.cursor) this.rewind(Math.min(seq, (this.buffer[this.next]?.seq ?? this.cursor + 1)) - 1);
+    this.fill();
+  }
+
+  /** The server stored these events: they leave the outbox now. */
+  serverAck(ids: readonly string[]): void {
+    const set = new Set(ids);
+    for (const [seq, id] of this.awaitingServer) if (set.has(id)) this.awaitingServer.delete(seq);
+    const removed = this.store.ackEventsById(ids);
+    this.confirmed += removed;
+    if (this.awaitingServer.size === 0 && this.resendTimer) {
+      clearTimeout(this.resendTimer);
+      this.resendTimer = null;
+    }
+  }
+
+  awaitingServerCount(): number {
+    return this.awaitingServer.size;
+  }
 
   /** A connection is up: (re)send everything not yet acknowledged, from the oldest. */
   attach(publish: PublishFn): void {
@@ -37,6 +81,8 @@ export class OutboxDrainer {
     this.publish = publish;
     this.rewind(0);
     this.inFlight.clear();
+    // A new connection: whatever the server has not confirmed goes again.
+    this.awaitingServer.clear();
     this.fill();
   }
 
@@ -45,6 +91,9 @@ export class OutboxDrainer {
     this.generation++;
     this.publish = null;
     this.inFlight.clear();
+    this.awaitingServer.clear();
+    if (this.resendTimer) clearTimeout(this.resendTimer);
+    this.resendTimer = null;
     this.rewind(0);
     this.flushAcks();
   }
@@ -79,7 +128,8 @@ export class OutboxDrainer {
           this.cursor = this.buffer[this.buffer.length - 1]!.seq;
         }
         const row = this.buffer[this.next++]!;
-        if (!this.inFlight.has(row.seq)) this.send(row); // after a rewind: skip what is on its way
+        // After a rewind: skip what is on its way, or waiting for the server; held rows wait for release().
+        if (!this.inFlight.has(row.seq) && !this.awaitingServer.has(row.seq) && !this.held.has(row.seq)) this.send(row);
       }
     } finally {
       this.filling = false;
@@ -97,17 +147,27 @@ export class OutboxDrainer {
     const publish = this.publish!;
     const generation = this.generation;
     this.inFlight.add(row.seq);
+    const keep = PROTECTED_EVENT_TYPES.has(row.type as EventType);
     publish(row).then(
       () => {
         if (generation !== this.generation) {
-          // Acknowledged on a connection we already gave up on: still delivered.
-          this.acked.push(row.seq);
-          this.scheduleFlush();
+          // Acknowledged on a connection we already gave up on: still delivered (to the broker).
+          if (!keep) {
+            this.acked.push(row.seq);
+            this.scheduleFlush();
+          }
           return;
         }
         this.inFlight.delete(row.seq);
-        this.acked.push(row.seq);
         this.delivered++;
+        if (keep) {
+          // The broker has it; the row stays until the server says it stored it.
+          this.awaitingServer.set(row.seq, row.id);
+          this.scheduleResend();
+          this.scheduleFill();
+          return;
+        }
+        this.acked.push(row.seq);
         this.scheduleFlush();
         this.scheduleFill();
       },
@@ -121,6 +181,21 @@ export class OutboxDrainer {
         setTimeout(() => generation === this.generation && this.fill(), 1000).unref();
       },
     );
+  }
+
+  /** Protected events the server has not confirmed within resendMs go again, on this connection. */
+  private scheduleResend(): void {
+    if (this.resendTimer) return;
+    const generation = this.generation;
+    this.resendTimer = setTimeout(() => {
+      this.resendTimer = null;
+      if (generation !== this.generation || this.awaitingServer.size === 0) return;
+      this.log.warn({ events: this.awaitingServer.size }, 'server has not confirmed emergency events: sending them again');
+      this.awaitingServer.clear();
+      this.rewind(0);
+      this.fill();
+    }, this.resendMs);
+    this.resendTimer.unref?.();
   }
 
   /** Acks arriving in one read are refilled with one query, not one per ack. */

@@ -124,6 +124,10 @@ export class Store {
       ),
       pending: db.prepare('SELECT seq, id, type, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?'),
       deleteOutbox: db.prepare('DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))'),
+      deleteOutboxIds: db.prepare('DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))'),
+      completeOutbox: db.prepare('UPDATE outbox SET payload = ? WHERE id = ?'),
+      syncFull: db.prepare('PRAGMA synchronous = FULL'),
+      syncNormal: db.prepare('PRAGMA synchronous = NORMAL'),
       countOutbox: db.prepare('SELECT count(*) AS n FROM outbox'),
       getSetting: db.prepare('SELECT value FROM settings WHERE key = ?'),
       putSetting: db.prepare(
@@ -190,6 +194,54 @@ export class Store {
       kept = this.insertEvent(event);
     });
     return kept;
+  }
+
+  /**
+   * The emergency event's row, before the INVITE: one prepared INSERT in
+   * autocommit, in WAL with synchronous=NORMAL, so no fsync (tens of µs). A
+   * SIGKILL after it cannot lose it (the OS has the page); a power cut can,
+   * until completeEmergencyEvent() syncs. Returns the row's seq.
+   */
+  beginEmergencyEvent(event: EventPayload): number {
+    const r = this.stmts.insertOutbox.run(event.id, event.type, 1, JSON.stringify(event), event.ts);
+    this.outboxCount += r.changes;
+    this.writes++;
+    return Number(r.lastInsertRowid);
+  }
+
+  /**
+   * The same event completed with the call's details, committed with
+   * synchronous=FULL: the WAL is fsynced, with the row begin wrote. Inserts the
+   * row if begin could not (or the store was away then).
+   */
+  completeEmergencyEvent(event: EventPayload): void {
+    this.durable(() => {
+      const payload = JSON.stringify(event);
+      if (this.stmts.completeOutbox.run(payload, event.id).changes === 0) {
+        this.outboxCount += this.stmts.insertOutbox.run(event.id, event.type, 1, payload, event.ts).changes;
+      }
+    });
+  }
+
+  /** Commits fn with synchronous=FULL (fsync of the WAL), then back to NORMAL. */
+  durable(fn: () => void): void {
+    this.stmts.syncFull.run();
+    try {
+      this.transaction(fn);
+    } finally {
+      this.stmts.syncNormal.run();
+    }
+  }
+
+  /** Removes events the server confirmed it stored (by id). Returns how many were still here. */
+  ackEventsById(ids: readonly string[]): number {
+    if (ids.length === 0) return 0;
+    let removed = 0;
+    this.transaction(() => {
+      removed = this.stmts.deleteOutboxIds.run(JSON.stringify(ids)).changes;
+      this.outboxCount -= removed;
+    });
+    return removed;
   }
 
   pendingEvents(afterSeq: number, limit: number): OutboxRow[] {

@@ -90,6 +90,17 @@ export const commandSchema = z.strictObject({
   args: z.record(z.string(), z.unknown()).optional(),
 });
 
+/**
+ * The server stored these events (and planned their notifications): the phone may
+ * drop them from its outbox. Sent after the commit, for redeliveries too. The
+ * broker's PUBACK only says the broker has it; an emergency event stays on the
+ * phone until this arrives, and is sent again otherwise.
+ */
+export const eventsAckSchema = z.strictObject({
+  v: z.literal(1),
+  ids: z.array(id).min(1).max(1000),
+});
+
 export const responseSchema = z.strictObject({
   v: z.literal(1),
   correlationId: id,
@@ -106,6 +117,7 @@ export type LocationPayload = z.infer<typeof locationSchema>;
 export type ConfigSetPayload = z.infer<typeof configSetSchema>;
 export type CommandPayload = z.infer<typeof commandSchema>;
 export type ResponsePayload = z.infer<typeof responseSchema>;
+export type EventsAckPayload = z.infer<typeof eventsAckSchema>;
 
 /** The schema of each topic kind: one typed map shared by both ends. */
 export const PAYLOADS = {
@@ -113,6 +125,7 @@ export const PAYLOADS = {
   location: locationSchema,
   'address/state': addressStateSchema,
   events: eventSchema,
+  'events/ack': eventsAckSchema,
   'address/set': signedAddressSchema,
   'locations/set': signedLocationsSchema,
   'config/set': configSetSchema,

@@ -6,7 +6,7 @@ export const TOPIC_ROOT = 'e911/v1';
 /** Topics the phone publishes. */
 export const PHONE_PUBLISHES = ['status', 'location', 'address/state', 'events', 'response'] as const;
 /** Topics the server publishes to a phone. */
-export const SERVER_PUBLISHES = ['address/set', 'locations/set', 'config/set', 'cmd'] as const;
+export const SERVER_PUBLISHES = ['address/set', 'locations/set', 'config/set', 'cmd', 'events/ack'] as const;
 
 const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const NAME = /^[a-z][a-z0-9-]{0,31}$/;
@@ -35,7 +35,7 @@ export interface ParsedTopic {
   name?: string;
 }
 
-const KINDS: readonly TopicKind[] = ['status', 'location', 'address/state', 'events', 'address/set', 'locations/set', 'config/set', 'cmd', 'response'];
+const KINDS: readonly TopicKind[] = ['status', 'location', 'address/state', 'events', 'events/ack', 'address/set', 'locations/set', 'config/set', 'cmd', 'response'];
 
 export function parseTopic(topic: string): ParsedTopic | null {
   const prefix = `${TOPIC_ROOT}/`;

@@ -62,13 +62,8 @@ export class PhoneIntake {
 
   attach(): void {
     const { link, repo, bus, pusher, log } = this.deps;
-    link.on('event', (e) => {
-      try {
-        this.handleEvent(e);
-      } catch (err) {
-        log.error({ err, eventId: e.id, type: e.type }, 'event handling failed');
-      }
-    });
+    // Stored (with its notifications) before the broker's PUBACK and the phone's ack: a throw leaves it unacknowledged.
+    link.setEventHandler((e) => this.handleEvent(e));
     link.on('status', (deviceId, s) => {
       this.later(() => repo.setDeviceStatus(deviceId, s.state === 'online', s.agentVersion ?? null));
       bus.emit('phone', { deviceId, change: 'status' });
@@ -105,20 +100,33 @@ export class PhoneIntake {
       locationId: user?.locationId ?? null,
       data: e.data,
     };
-    const isNew = repo.transaction(() => {
-      if (!repo.insertEvent(stored)) return false;
+    // The event and its notification rows in one transaction: never one without the other.
+    const event = repo.transaction(() => {
+      if (!repo.insertEvent(stored)) return null;
       if (AUDITED_EVENT_TYPES.has(e.type)) repo.audit(`phone:${e.deviceId}`, `phone.${e.type}`, 'event', e.id, { userId: stored.userId, locationId: stored.locationId });
-      return true;
+      const event = repo.event(e.id)!;
+      if (NOTIFIED_EVENT_TYPES.has(e.type)) this.deps.notifier.planRows(event);
+      return event;
     });
-    if (!isNew) {
+    if (!event) {
       log.debug({ eventId: e.id, type: e.type }, 'event seen before: ignored');
       return false;
     }
-    const event = repo.event(e.id)!;
+    // What follows the commit is for people watching; a failure here must not un-store the event.
+    try {
+      this.afterStored(e, event, user);
+    } catch (err) {
+      log.error({ err, eventId: e.id, type: e.type }, 'event stored; follow-up failed');
+    }
+    return true;
+  }
+
+  private afterStored(e: EventPayload, event: StoredEvent, user: ReturnType<Repo['user']>): void {
+    const { repo, log, bus } = this.deps;
     bus.emit('event', event);
     if (NOTIFIED_EVENT_TYPES.has(e.type)) {
       log.warn({ eventId: e.id, deviceId: e.deviceId, type: e.type }, e.type === 'emergency-call' ? '911 CALL' : 'test call');
-      this.deps.notifier.plan(event);
+      this.deps.notifier.kick();
       const location = event.locationId !== null ? repo.location(event.locationId) : null;
       const issued = repo.issuedAddress(e.deviceId)?.signed;
       const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
@@ -137,7 +145,6 @@ export class PhoneIntake {
       repo.setDeviceMismatch(e.deviceId, e.data);
       bus.emit('phone', { deviceId: e.deviceId, change: 'mismatch' });
     }
-    return true;
   }
 
   private applyLocationChoice(event: StoredEvent): void {

@@ -4,11 +4,11 @@
 // status, address state and location reports. What to push and what an event
 // means is decided above it (app.ts); this class only speaks the contract.
 import { EventEmitter } from 'node:events';
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt, { type MqttClient, type IPublishPacket, type Packet } from 'mqtt';
 import type { Logger } from 'pino';
 import { createHash, sign, type KeyObject } from 'node:crypto';
 import { canonicalJson } from '../protocol/canonical.js';
-import { decodePayload, type EventPayload, type SignedAddress, type StatusPayload, type AddressStatePayload, type LocationPayload } from '../protocol/messages.js';
+import { decodePayload, PROTECTED_EVENT_TYPES, type EventPayload, type SignedAddress, type StatusPayload, type AddressStatePayload, type LocationPayload } from '../protocol/messages.js';
 import { topicFilter, topicFor, parseTopic } from '../protocol/topics.js';
 import { validateAddress, type AddressDocument } from '../protocol/address.js';
 import { signDocument } from '../protocol/signing.js';
@@ -72,7 +72,16 @@ export interface ProvisioningServerOptions {
   shareGroup?: string;
   /** mqtt.js reconnect period; the default suits a server. */
   reconnectPeriodMs?: number;
+  /** Delays between tries to store an event before it is left unacknowledged (default 50, 250, 1000 ms). */
+  eventRetryMs?: readonly number[];
 }
+
+/**
+ * Stores one event (and plans what it needs) in one transaction. Throws when it
+ * could not: the event is then not acknowledged, and the broker sends it again.
+ * Returns false for an event stored before.
+ */
+export type EventHandler = (e: EventPayload) => boolean;
 
 export class ProvisioningServer extends EventEmitter<ServerEvents> {
   private client: MqttClient | null = null;
@@ -82,6 +91,11 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
   private readonly phones = new Map<string, PhoneView>();
   private readonly seen = new Set<string>();
   private readonly seenOrder: string[] = [];
+  private eventHandler: EventHandler | null = null;
+  /** Server acks waiting for the end of this turn, by phone. */
+  private acks = new Map<string, string[]>();
+  /** Events stored but not acknowledged because the store failed (for status and tests). */
+  storeFailures = 0;
 
   constructor(private readonly opts: ProvisioningServerOptions) {
     super();
@@ -89,6 +103,15 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
     if (opts.shareGroup !== undefined && (opts.protocolVersion ?? 4) !== 5) {
       throw new Error('shared subscriptions need MQTT 5 (protocolVersion: 5)');
     }
+  }
+
+  /**
+   * Who stores events. The PUBACK to the broker, the 'seen' mark and the ack to
+   * the phone all wait until it returned: an event is acknowledged only once
+   * it is stored.
+   */
+  setEventHandler(handler: EventHandler): void {
+    this.eventHandler = handler;
   }
 
   get connected(): boolean {
@@ -111,6 +134,14 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
     });
     this.client = client;
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    // mqtt.js sends the PUBACK when this calls back: events are acknowledged after they are stored.
+    client.handleMessage = (packet: Packet, callback: (err?: Error) => void) => {
+      if (packet.cmd !== 'publish') return callback();
+      const p = packet as IPublishPacket;
+      const t = parseTopic(p.topic);
+      if (t?.kind !== 'events') return callback();
+      this.onEventMessage(client, t.deviceId, Buffer.isBuffer(p.payload) ? p.payload : Buffer.from(p.payload), callback);
+    };
     client.on('error', (err) => this.opts.log.warn({ err: err.message }, 'server link error'));
     const share = this.opts.shareGroup;
     const filters = (['events', 'status', 'address/state', 'location'] as const).map((k) =>
@@ -194,11 +225,7 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
     const t = parseTopic(topic);
     if (!t) return;
     if (t.kind === 'events') {
-      const d = decodePayload('events', payload);
-      if (!d.ok) return void this.emit('rejected', t.deviceId, d.reason);
-      if (d.value.deviceId !== t.deviceId) return void this.emit('rejected', t.deviceId, 'event deviceId does not match its topic');
-      if (this.remember(d.value.id)) this.emit('event', d.value);
-      else this.emit('duplicate', d.value);
+      return; // handleMessage: stored, then acknowledged
     } else if (t.kind === 'status') {
       const d = decodePayload('status', payload);
       if (!d.ok) return void this.emit('rejected', t.deviceId, d.reason);
@@ -219,6 +246,67 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
       view.appliedHash = d.value.hash;
       this.emit('address-state', t.deviceId, d.value);
       this.repushIfStale(t.deviceId);
+    }
+  }
+
+  private onEventMessage(client: MqttClient, deviceId: string, payload: Buffer, callback: (err?: Error) => void): void {
+    const d = decodePayload('events', payload);
+    // Garbage is acknowledged (a redelivery would be the same garbage) and reported.
+    if (!d.ok) return this.emit('rejected', deviceId, d.reason), callback();
+    if (d.value.deviceId !== deviceId) return this.emit('rejected', deviceId, 'event deviceId does not match its topic'), callback();
+    const e = d.value;
+    if (this.seen.has(e.id)) {
+      this.emit('duplicate', e);
+      this.ackToPhone(e);
+      return callback();
+    }
+    const retries = this.opts.eventRetryMs ?? [50, 250, 1000];
+    const attempt = (n: number): void => {
+      let isNew: boolean;
+      try {
+        isNew = this.eventHandler ? this.eventHandler(e) : true;
+      } catch (err) {
+        this.storeFailures++;
+        if (n < retries.length) {
+          this.opts.log.warn({ err, eventId: e.id, attempt: n + 1 }, 'event not stored; trying again');
+          setTimeout(() => attempt(n + 1), retries[n]);
+          return;
+        }
+        // Not acknowledged: a new connection makes the broker send it again (persistent session).
+        this.opts.log.error({ err, eventId: e.id, type: e.type }, 'event not stored: left unacknowledged, reconnecting so the broker sends it again');
+        callback(err as Error);
+        if (client === this.client) setTimeout(() => client.stream?.destroy(), retries.at(-1) ?? 1000).unref();
+        return;
+      }
+      this.remember(e.id);
+      this.ackToPhone(e);
+      callback();
+      this.emit(isNew ? 'event' : 'duplicate', e);
+    };
+    attempt(0);
+  }
+
+  /** Tells the phone its emergency event is stored: only then does it drop it from its outbox. Batched per turn. */
+  private ackToPhone(e: EventPayload): void {
+    if (!PROTECTED_EVENT_TYPES.has(e.type)) return; // the phone drops the others on the broker's PUBACK
+    const ids = this.acks.get(e.deviceId);
+    if (ids) return void ids.push(e.id);
+    this.acks.set(e.deviceId, [e.id]);
+    if (this.acks.size === 1) setImmediate(() => this.flushAcks());
+  }
+
+  private flushAcks(): void {
+    const acks = this.acks;
+    this.acks = new Map();
+    const client = this.client;
+    if (!client) return;
+    for (const [deviceId, ids] of acks) {
+      for (let i = 0; i < ids.length; i += 1000) {
+        // Lost with a connection: the phone sends the event again, and gets its ack then.
+        client.publish(topicFor(deviceId, 'events/ack'), JSON.stringify({ v: 1, ids: ids.slice(i, i + 1000) }), { qos: 1 }, (err) => {
+          if (err) this.opts.log.warn({ err: err.message, deviceId }, 'event ack to the phone not sent');
+        });
+      }
     }
   }
 

@@ -104,4 +104,73 @@ describe('outbox drainer', () => {
     expect(store.outboxBacklog()).toBe(0);
     expect(d.delivered).toBe(21);
   });
+
+  it('keeps an emergency event past the broker PUBACK until the server confirms it; sends it again on reconnect', async () => {
+    const em = newEvent('emergency-call', { i: 100 });
+    store.enqueue(em);
+    const b = manualBroker();
+    const d = new OutboxDrainer(store, 64, silentLog());
+    drainers.push(d);
+    d.attach(b.publish);
+    for (const p of b.pending.splice(0)) p.ack();
+    await settle();
+    // The 20 diagnostics are gone on PUBACK; the emergency event stays.
+    expect(store.pendingEvents(0, 100).map((r) => r.id)).toEqual([em.id]);
+    expect(d.awaitingServerCount()).toBe(1);
+    // Not sent twice on the same connection while it waits.
+    d.wake();
+    expect(b.sent.filter((i) => i === 100)).toHaveLength(1);
+    // The server was killed before storing it: a new connection sends it again.
+    d.detach();
+    const b2 = manualBroker();
+    d.attach(b2.publish);
+    expect(b2.sent).toEqual([100]);
+    b2.pending.shift()!.ack();
+    await settle();
+    expect(store.outboxBacklog()).toBe(1);
+    d.serverAck([em.id]);
+    expect(store.outboxBacklog()).toBe(0);
+    expect(d.confirmed).toBe(1);
+    // A late or repeated server ack changes nothing.
+    d.serverAck([em.id]);
+    expect(d.confirmed).toBe(1);
+  });
+
+  it('an emergency event the server does not confirm goes again after resendMs on the same connection', async () => {
+    for (const r of store.pendingEvents(0, 100)) store.ackEventsById([r.id]);
+    const em = newEvent('test-call', { i: 7 });
+    store.enqueue(em);
+    const b = manualBroker();
+    const d = new OutboxDrainer(store, 8, silentLog(), 30);
+    drainers.push(d);
+    d.attach(b.publish);
+    b.pending.shift()!.ack();
+    await waitUntil(() => b.sent.length === 2);
+    expect(b.sent).toEqual([7, 7]);
+    b.pending.shift()!.ack();
+    d.serverAck([em.id]);
+    expect(store.outboxBacklog()).toBe(0);
+  });
+
+  it('a held row (an emergency event being completed) is not sent until released, even when the cursor passed it', async () => {
+    const b = manualBroker();
+    const d = new OutboxDrainer(store, 64, silentLog());
+    drainers.push(d);
+    const seq = store.beginEmergencyEvent(newEvent('emergency-call', { i: 500 }));
+    d.hold(seq);
+    store.enqueue(newEvent('diagnostics', { i: 501 }));
+    d.attach(b.publish);
+    expect(b.sent).not.toContain(500);
+    expect(b.sent).toContain(501);
+    d.release(seq);
+    expect(b.sent.at(-1)).toBe(500);
+  });
 });
+
+async function waitUntil(cond: () => boolean, ms = 2000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

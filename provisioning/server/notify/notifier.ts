@@ -48,6 +48,9 @@ export class Notifier {
   private timer: NodeJS.Timeout | null = null;
   private stopped = true;
   private readonly notices = new Map<string, Notice>();
+  /** Events the sweep found with nobody to notify: not looked at again by this process. */
+  private readonly sweptEmpty = new Set<string>();
+  private sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly deps: NotifierDeps) {
     this.retry = deps.retry ?? DEFAULT_RETRY;
@@ -56,9 +59,21 @@ export class Notifier {
     this.random = deps.random ?? Math.random;
   }
 
-  start(): void {
+  /** Starts the workers, and the sweep for events left without notifications (now, then every sweepMs). */
+  start(sweepMs = 60_000): void {
     this.stopped = false;
+    this.runSweep();
+    this.sweepTimer = setInterval(() => this.runSweep(), sweepMs);
+    this.sweepTimer.unref?.();
     this.kick();
+  }
+
+  private runSweep(): void {
+    try {
+      this.sweep();
+    } catch (err) {
+      this.deps.log.error({ err }, 'notification sweep failed; trying again at the next one');
+    }
   }
 
   /** Stops taking new work and waits for the sends in flight. */
@@ -66,6 +81,8 @@ export class Notifier {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
     if (this.workers > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.deps.email.close();
   }
@@ -75,22 +92,51 @@ export class Notifier {
    * event is stored; the rows are unique per event, so a second call adds nothing.
    */
   plan(event: StoredEvent): number {
+    const added = this.deps.repo.transaction(() => this.planRows(event));
+    this.kick();
+    return added;
+  }
+
+  /**
+   * The rows alone, in the caller's transaction (the event's own, so an event is
+   * never stored without them). The caller kicks the workers after the commit.
+   */
+  planRows(event: StoredEvent): number {
     const { repo, log } = this.deps;
     const account = repo.account();
     const settings = repo.notificationSettings();
     let added = 0;
-    repo.transaction(() => {
-      const add = (channel: NotificationChannel, recipient: string) => {
-        if (repo.addNotification(event.id, channel, recipient)) added++;
-      };
-      const app = account.notificationPolicy !== 'all' || settings.webhook;
-      if (app) add('webhook', settings.webhook ? redactUrl(settings.webhook.url) : '(webhook not configured)');
-      const fallbackNow = account.notificationPolicy === 'app-then-email-sms' && !settings.webhook;
-      if (account.notificationPolicy === 'all' || fallbackNow) added += this.planEmailAndSms(event);
-    });
+    const add = (channel: NotificationChannel, recipient: string) => {
+      if (repo.addNotification(event.id, channel, recipient)) added++;
+    };
+    const app = account.notificationPolicy !== 'all' || settings.webhook;
+    if (app) add('webhook', settings.webhook ? redactUrl(settings.webhook.url) : '(webhook not configured)');
+    const fallbackNow = account.notificationPolicy === 'app-then-email-sms' && !settings.webhook;
+    if (account.notificationPolicy === 'all' || fallbackNow) added += this.planEmailAndSms(event);
     if (added === 0) log.warn({ eventId: event.id }, 'no notification recipients for this event');
-    this.kick();
     return added;
+  }
+
+  /**
+   * Emergency and test-call events stored without notification rows (stored by
+   * an older server, or before a crash of one that planned them apart): planned
+   * now. Run at start and periodically. Returns how many events got rows.
+   */
+  sweep(sinceMs = 7 * 24 * 3600_000): number {
+    const { repo, log } = this.deps;
+    const since = new Date(this.now().getTime() - sinceMs).toISOString();
+    let planned = 0;
+    for (const event of repo.eventsWithoutNotifications([...NOTIFIED_EVENT_TYPES], since)) {
+      if (this.sweptEmpty.has(event.id)) continue;
+      const added = repo.transaction(() => this.planRows(event));
+      if (added > 0) planned++;
+      else this.sweptEmpty.add(event.id); // nobody to tell: said once (planRows logged it)
+    }
+    if (planned > 0) {
+      log.warn({ events: planned }, 'emergency events found without notifications: planned now');
+      this.kick();
+    }
+    return planned;
   }
 
   /** Runs the workers now (new rows, or a retry that fell due). */

@@ -1,0 +1,99 @@
+// The emergency event made durable before the INVITE (decision 2). begin() runs
+// on the call path: one prepared INSERT, no fsync, never a throw. complete()
+// runs after the INVITE is out: the same event id with the call's details,
+// synced, then released to the outbox drain. An event the store cannot take
+// (store away, disk full) is kept in memory and written when the store is back.
+import type { Logger } from '../log.js';
+import type { EventFactory } from './events.js';
+import type { EventPayload } from '../../provisioning/protocol/messages.js';
+import type { EmergencyJournal } from '../emergency/service.js';
+
+/** What the journal needs of the store (the agent's Store, or nothing while it is away). */
+export interface JournalStore {
+  beginEmergencyEvent(event: EventPayload): number;
+  completeEmergencyEvent(event: EventPayload): void;
+}
+
+/** What the journal needs of the outbox drain. */
+export interface JournalDrain {
+  hold(seq: number): void;
+  release(seq: number): void;
+  wake(): void;
+}
+
+export class StoreEmergencyJournal implements EmergencyJournal {
+  /** Events begun: id -> (seq in the outbox, or null if only in memory), and the first write. */
+  private readonly open = new Map<string, { seq: number | null; first: EventPayload }>();
+  /** Completed events the store could not take: written by flushPending() when it is back. */
+  private readonly pending = new Map<string, EventPayload>();
+
+  constructor(
+    private readonly deps: {
+      store: () => JournalStore | null;
+      drain: () => JournalDrain | null;
+      newEvent: EventFactory;
+      log: Logger;
+    },
+  ) {}
+
+  begin(type: 'emergency-call' | 'test-call', data: Record<string, unknown>): string {
+    const event = this.deps.newEvent(type, data);
+    let seq: number | null = null;
+    try {
+      const store = this.deps.store();
+      if (store) {
+        seq = store.beginEmergencyEvent(event);
+        this.deps.drain()?.hold(seq);
+      }
+    } catch (err) {
+      // Never stops the call: kept in memory, completed (and written) after the INVITE.
+      this.deps.log.error({ err, eventId: event.id }, 'emergency event not stored before the INVITE: kept in memory');
+      seq = null;
+    }
+    if (seq === null) this.pending.set(event.id, event);
+    this.open.set(event.id, { seq, first: event });
+    return event.id;
+  }
+
+  complete(id: string, type: 'emergency-call' | 'test-call', data: Record<string, unknown>): void {
+    const begun = this.open.get(id);
+    this.open.delete(id);
+    // Same id and timestamp as the first write: the server sees one event.
+    const event: EventPayload = begun ? { ...begun.first, data: { ...data, recorded: 'complete' } } : { ...this.deps.newEvent(type, data), id };
+    this.pending.set(id, event);
+    this.write(id, event, begun?.seq ?? null);
+  }
+
+  /** Events held in memory (store away): how many. */
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  /** The store is back: write what it could not take. */
+  flushPending(): number {
+    let written = 0;
+    for (const [id, event] of [...this.pending]) {
+      if (this.open.has(id)) continue; // still being completed: complete() writes it
+      if (this.write(id, event, null)) written++;
+      else break;
+    }
+    return written;
+  }
+
+  private write(id: string, event: EventPayload, seq: number | null): boolean {
+    const store = this.deps.store();
+    const drain = this.deps.drain();
+    try {
+      if (!store) throw new Error('the store is not available');
+      store.completeEmergencyEvent(event);
+      this.pending.delete(id);
+    } catch (err) {
+      this.deps.log.error({ err, eventId: id, held: this.pending.size }, 'emergency event not stored: kept in memory until the store is back');
+      return false;
+    } finally {
+      if (seq !== null) drain?.release(seq);
+    }
+    drain?.wake();
+    return true;
+  }
+}
