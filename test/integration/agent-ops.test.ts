@@ -7,20 +7,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
-import { MOSQUITTO, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { agentConfig, spawnAgent, waitFor } from '../helpers/agent.js';
 import { sampleAddress, testKeys } from '../helpers/address.js';
 import { silentLog } from '../helpers/log.js';
 import { ProvisioningServer } from '../../provisioning/server/server.js';
 import type { EventPayload } from '../../provisioning/protocol/messages.js';
+import { requires } from '../helpers/require.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const E911CTL = path.join(repo, 'dist/agent/cli/e911ctl.js');
-const hasPython = spawnSync('python3', ['-c', '1']).status === 0;
 
-if (!MOSQUITTO) console.warn('\n!!! SKIPPING agent operations tests: mosquitto is not installed (run scripts/setup.sh)\n');
+const gate = requires('agent operations tests', ['broker']);
+const python = requires('agent operations: systemd notifications (python3 plays systemd)', ['python']);
 
-describe.skipIf(!MOSQUITTO)('agent operations', () => {
+describe.skipIf(gate.skip)('agent operations', () => {
   let broker: Mosquitto;
   let server: ProvisioningServer;
   let dir: string;
@@ -45,7 +46,7 @@ describe.skipIf(!MOSQUITTO)('agent operations', () => {
     return { code: r.status, out: r.stdout, err: r.stderr };
   };
 
-  it.skipIf(!hasPython)('tells systemd READY, WATCHDOG and STOPPING through NOTIFY_SOCKET', async () => {
+  it.skipIf(python.skip)('tells systemd READY, WATCHDOG and STOPPING through NOTIFY_SOCKET', async () => {
     const s = agentConfig(path.join(dir, 'sd'), { deviceId: 'phone-sd', brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey }, { watchdogMs: 100 });
     const sock = path.join(dir, 'notify.sock');
     // Node cannot receive AF_UNIX datagrams; a few lines of Python play systemd.

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
-import { MOSQUITTO, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { agentConfig, inProcessAgent, spawnAgent, waitFor, type AgentProcess } from '../helpers/agent.js';
 import { sampleAddress, signedPush, testKeys } from '../helpers/address.js';
 import { silentLog } from '../helpers/log.js';
@@ -16,10 +16,11 @@ import { Store } from '../../agent/store/store.js';
 import { eventFactory } from '../../agent/events/events.js';
 import type { EventPayload } from '../../provisioning/protocol/messages.js';
 import { signDocument } from '../../provisioning/protocol/signing.js';
+import { requires } from '../helpers/require.js';
 
-if (!MOSQUITTO) console.warn('\n!!! SKIPPING foundation integration tests: mosquitto is not installed (run scripts/setup.sh)\n');
+const gate = requires('foundation integration tests', ['broker']);
 
-describe.skipIf(!MOSQUITTO)('foundation against a real Mosquitto', () => {
+describe.skipIf(gate.skip)('foundation against a real Mosquitto', () => {
   let broker: Mosquitto;
   let server: ProvisioningServer;
   let dir: string;

@@ -1,6 +1,6 @@
 // The PJSIP VoiceStack against real peers on loopback: SIPp as PSAP, callee
-// and caller; Kamailio as registrar and proxy. Skipped, loudly, when the
-// addon is not built (no pjproject where this checkout was set up).
+// and caller; Kamailio as registrar and proxy. Gated on the
+// addon and the peers (test/helpers/require.ts: a loud skip, or a failure under E911_REQUIRE).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,6 +15,7 @@ import type { StartResult } from '../../hal/voice/types.js';
 import { freePort } from '../helpers/ports.js';
 import { recordVoice, startKamailio, startSipp, type VoiceRecorder } from '../helpers/sip.js';
 import { silentLog } from '../helpers/log.js';
+import { requires } from '../helpers/require.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '..', 'fixtures');
 const PSAP = path.join(FIXTURES, 'sipp', 'uas-require-location.xml');
@@ -23,13 +24,7 @@ const CALLER = path.join(FIXTURES, 'sipp', 'uac-call.xml');
 const ANSWER = path.join(FIXTURES, 'sipp', 'uas-answer.xml');
 const REGISTRAR = path.join(FIXTURES, 'kamailio', 'registrar.cfg');
 
-const availability = pjsipAvailability();
-if (!availability.available) {
-  console.warn(
-    `\n!!! SKIPPING PJSIP voice integration tests: ${availability.message}\n` +
-      '!!! Install pjproject (pkg-config libpjproject) and run `npm run build:voice`.\n',
-  );
-}
+const gate = requires('PJSIP voice integration tests', ['voice', 'sipp', 'kamailio']);
 
 const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 
@@ -61,7 +56,7 @@ function startOptions(extra: Partial<Parameters<PjsipVoiceStack['start']>[0]> = 
   };
 }
 
-describe.skipIf(!availability.available)('PJSIP VoiceStack against real SIPp and Kamailio', () => {
+describe.skipIf(gate.skip)('PJSIP VoiceStack against real SIPp and Kamailio', () => {
   let voice: PjsipVoiceStack;
   let started: StartResult;
   let rec: VoiceRecorder;
@@ -350,7 +345,7 @@ describe.skipIf(!availability.available)('PJSIP VoiceStack against real SIPp and
   });
 });
 
-describe.skipIf(!availability.available)('PJSIP VoiceStack lifecycle', () => {
+describe.skipIf(gate.skip)('PJSIP VoiceStack lifecycle', () => {
   it('starts and stops twice in one process, places a call each time, refuses calls while stopped', async () => {
     const voice = createPjsipVoiceStack();
     const rec = recordVoice(voice);
