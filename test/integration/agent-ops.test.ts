@@ -142,11 +142,15 @@ describe.skipIf(gate.skip)('agent operations', () => {
         expect(responses.map((r) => r.correlationId)).not.toContain('retained');
 
         for (let i = 0; i < 5; i++) await client.publishAsync('e911/v1/phone-cmd/cmd/ping', '{"v":1,"correlationId":', { qos: 1 });
-        await waitFor(() => events.some((e) => e.deviceId === 'phone-cmd' && e.type === 'payload-rejected'), 3000);
-        await new Promise((r) => setTimeout(r, 200));
-        const rejected = events.filter((e) => e.deviceId === 'phone-cmd' && e.type === 'payload-rejected');
+        // Marker: garbage on another topic kind, sent after the five, has its own report; it
+        // counts the four cmd reports held back since the last one.
+        await client.publishAsync('e911/v1/phone-cmd/config/set', 'not json', { qos: 1 });
+        const rejectedOf = (topic: string) => events.filter((e) => e.deviceId === 'phone-cmd' && e.type === 'payload-rejected' && e.data.topic === topic);
+        await waitFor(() => rejectedOf('config/set').length === 1, 3000, () => JSON.stringify(events.filter((e) => e.deviceId === 'phone-cmd')));
+        const rejected = rejectedOf('cmd');
         expect(rejected).toHaveLength(1); // rate-limited: one report a minute per topic kind
-        expect(rejected[0]!.data).toMatchObject({ topic: 'cmd', reason: expect.stringMatching(/invalid JSON/) });
+        expect(rejected[0]!.data).toMatchObject({ topic: 'cmd', reason: expect.stringMatching(/invalid JSON/), suppressedSinceLast: 0 });
+        expect(rejectedOf('config/set')[0]!.data).toMatchObject({ suppressedSinceLast: 4 });
         expect(again.child.exitCode).toBeNull();
       } finally {
         again.child.kill('SIGTERM');

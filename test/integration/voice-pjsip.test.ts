@@ -78,14 +78,10 @@ describe.skipIf(gate.skip)('PJSIP VoiceStack against real SIPp and Kamailio', ()
   it('sends extra headers and a multipart/mixed PIDF-LO part; the PSAP answers, then the call hangs up', async () => {
     const psap = await startSipp({ scenario: PSAP });
     try {
+      // How fast makeCall returns is a figure of `npm run bench -- voice`, not a test.
       const t0 = nowMs();
       const callId = voice.makeCall(`sip:psap@127.0.0.1:${psap.port}`, location);
-      const makeCallMs = nowMs() - t0;
       const confirmed = await rec.waitFor('callState', (e) => e.callId === callId && e.state === 'CONFIRMED');
-      console.log(
-        `makeCall returned in ${makeCallMs.toFixed(2)} ms; CONFIRMED ${(confirmed.at - t0).toFixed(2)} ms after the call`,
-      );
-      expect(makeCallMs).toBeLessThan(50);
 
       // Every response to the INVITE, 100 Trying first, each with its own time.
       // (The 200's response event may come just after the CONFIRMED state.)
@@ -240,27 +236,23 @@ describe.skipIf(gate.skip)('PJSIP VoiceStack against real SIPp and Kamailio', ()
     await rec.waitFor('callState', (e) => e.callId === incoming.callId && e.state === 'DISCONNECTED');
   });
 
-  it('ends a call to a closed TCP port at once with a transport error', async () => {
+  // How long each takes (at once; the transaction timeout) is a figure of `npm run bench -- voice`.
+  it('ends a call to a closed TCP port with a transport error, not a timeout', async () => {
     const closed = await freePort();
-    const t0 = nowMs();
     const callId = voice.makeCall(`sip:psap@127.0.0.1:${closed};transport=tcp`);
     const end = await rec.waitFor('callState', (e) => e.callId === callId && e.state === 'DISCONNECTED');
-    console.log(`TCP refused: DISCONNECTED ${end.lastStatusCode} "${end.lastStatusReason}" after ${(end.at - t0).toFixed(1)} ms`);
     expect(end.lastStatusCode).toBe(503);
     expect(end.transportError).toBe(true);
-    expect(end.at - t0).toBeLessThan(1000);
+    expect(rec.of('inviteResponse').filter((e) => e.callId === callId)).toEqual([]);
   });
 
-  it('ends a call to a silent UDP port with 408 after the transaction timeout', async () => {
+  it('ends a call to a silent UDP port with 408 (the transaction timeout), no response seen', async () => {
     const closed = await freePort();
-    const t0 = nowMs();
     const callId = voice.makeCall(`sip:psap@127.0.0.1:${closed}`);
     const end = await rec.waitFor('callState', (e) => e.callId === callId && e.state === 'DISCONNECTED', 10000);
-    console.log(`UDP silent: DISCONNECTED ${end.lastStatusCode} "${end.lastStatusReason}" after ${(end.at - t0).toFixed(0)} ms`);
     expect(end.lastStatusCode).toBe(408);
+    expect(end.transportError).not.toBe(true);
     expect(rec.of('inviteResponse').filter((e) => e.callId === callId)).toEqual([]);
-    expect(end.at - t0).toBeGreaterThanOrEqual(2900);
-    expect(end.at - t0).toBeLessThan(6000);
   });
 
   describe('with Kamailio as registrar', () => {
