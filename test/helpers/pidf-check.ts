@@ -1,4 +1,4 @@
-// Our PIDF-LO validator wrapper: xmllint against shared/schemas/pidf/pidf.xsd,
+// Our PIDF-LO validator wrapper: xmllint against test/fixtures/pidf-schemas/pidf.xsd,
 // plus the namespace check the schemas cannot do (they let ##other through, so
 // gp:retransmission-allowed would "validate"). Both must pass.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -12,10 +12,7 @@ import { NS } from '../../agent/location/pidf.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 // Run from test/helpers (vitest) or dist/test/helpers (compiled).
 const repoRoot = [path.resolve(here, '../..'), path.resolve(here, '../../..')].find((p) => existsSync(path.join(p, 'package.json'))) ?? process.cwd();
-/** The project's shared schemas (../shared/schemas/pidf), when this checkout sits beside them. */
-export const SHARED_PIDF_SCHEMA_DIR = path.resolve(repoRoot, '../shared/schemas/pidf');
-// A copy travels with the repo so CI can check from any checkout; pidf-schemas.test.ts keeps
-// it identical to the shared one wherever both are present.
+// The schemas travel with the repo; pidf-schemas.test.ts holds them to SHA256SUMS.
 export const PIDF_SCHEMA_DIR = process.env.E911_PIDF_SCHEMAS ?? path.join(repoRoot, 'test/fixtures/pidf-schemas');
 export const PIDF_XSD = path.join(PIDF_SCHEMA_DIR, 'pidf.xsd');
 if (!existsSync(PIDF_XSD)) throw new Error(`PIDF-LO schema not found at ${PIDF_XSD}`);

@@ -13,17 +13,15 @@ import { LocationHarness, type HarnessLine } from '../helpers/location-harness.j
 import { REPO_ROOT } from '../helpers/bundle.js';
 import { encodeCivicOption, encodeGeoOption } from '../../agent/location/dhcp-codec.js';
 import { stopProcess } from '../helpers/process.js';
+import { requires } from '../helpers/require.js';
 
-const avail = netnsAvailable();
-const missing = ['dnsmasq', 'udhcpc'].filter((c) => spawnSync('sh', ['-c', `command -v ${c}`]).status !== 0);
-if (!avail.ok) console.warn(`SKIP dhcp-netns: ${avail.reason}`);
-else if (missing.length > 0) console.warn(`SKIP dhcp-netns: ${missing.join(', ')} not installed (scripts/apt-packages.txt lists dnsmasq-base and udhcpc)`);
+const gate = requires('dhcp-netns', ['netns', 'dhcp']);
 
 type ReportLine = HarnessLine & { payload: { source: string; data: { best: { source: string; method: string; civic?: Record<string, string>; origin: Record<string, string> } | null; candidates: { source: string; kind: string; geo?: Record<string, number | string | null> }[] } } };
 const HOOK = path.join(REPO_ROOT, 'scripts/dhcp/udhcpc-e911.sh');
 const colonHex = (b: Buffer) => [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 
-describe.skipIf(!avail.ok || missing.length > 0)('DHCP options 99 and 123 from dnsmasq', () => {
+describe.skipIf(gate.skip)('DHCP options 99 and 123 from dnsmasq', () => {
   let phone: NetNs;
   let lan: NetNs;
   let dir = '';

@@ -7,18 +7,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
-import { pjsipAvailability } from '../../hal/voice/pjsip/index.js';
 import { Store } from '../../agent/store/store.js';
 import { documentHash } from '../../provisioning/protocol/signing.js';
 import type { AddressDocument } from '../../provisioning/protocol/address.js';
 import type { EventPayload } from '../../provisioning/protocol/messages.js';
 import { agentConfig, spawnAgent, waitFor, type AgentProcess } from '../helpers/agent.js';
-import { startMosquitto, MOSQUITTO, type Mosquitto } from '../helpers/mosquitto.js';
-import { KAMAILIO, SIPP, startKamailio, startSipp, type Kamailio } from '../helpers/sip.js';
+import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { startKamailio, startSipp, type Kamailio } from '../helpers/sip.js';
 import { freePort } from '../helpers/ports.js';
 import { testKeys } from '../helpers/address.js';
 import { silentLog } from '../helpers/log.js';
-import { checkPidfTexts, xmllintAvailable } from '../helpers/pidf-check.js';
+import { requires } from '../helpers/require.js';
+import { checkPidfTexts } from '../helpers/pidf-check.js';
 import { e911ctl, hdr, multipartParts, parseSippLog, rawRegister, receivedInvites, silentUdp, staleBuild, type SipMessage } from '../helpers/emergency.js';
 
 const FIX = path.resolve(import.meta.dirname, '..', 'fixtures');
@@ -27,17 +27,9 @@ const PSAP_ANY = path.join(FIX, 'emergency', 'psap-any.xml');
 const CALLEE = path.join(FIX, 'emergency', 'callee-held.xml');
 const KAMAILIO_CFG = path.join(FIX, 'kamailio', 'registrar.cfg');
 
-const voice = pjsipAvailability();
-const missing = [
-  !voice.available && voice.message,
-  !SIPP && 'sipp is not installed (Debian sip-tester)',
-  !KAMAILIO && 'kamailio is not installed',
-  !MOSQUITTO && 'mosquitto is not installed',
-  !xmllintAvailable() && 'xmllint is not installed (libxml2-utils)',
-].filter(Boolean);
+const gate = requires('emergency integration tests', ['voice', 'sipp', 'kamailio', 'broker', 'xmllint']);
 // A stale dist/ is not a missing component: it fails (npm test builds first).
 const stale = staleBuild(['agent/main.ts', 'agent/root.ts', 'agent/emergency/service.ts', 'agent/cli/e911ctl.ts']);
-if (missing.length) console.warn(`\n!!! SKIPPING emergency integration tests: ${missing.join('; ')}\n`);
 
 const ADDRESS: AddressDocument = {
   v: 1,
@@ -50,7 +42,7 @@ const ADDRESS: AddressDocument = {
   locationCode: 'SJ-HQ',
 };
 
-describe.skipIf(missing.length > 0)('emergency calls through the real agent, SIPp, Kamailio and Mosquitto', () => {
+describe.skipIf(gate.skip)('emergency calls through the real agent, SIPp, Kamailio and Mosquitto', () => {
   const keys = testKeys();
   let dir: string;
   let broker: Mosquitto;

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
-import { MOSQUITTO, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { agentConfig, inProcessAgent, spawnAgent, waitFor, type AgentProcess } from '../helpers/agent.js';
 import { sampleAddress, signedPush, testKeys } from '../helpers/address.js';
 import { silentLog } from '../helpers/log.js';
@@ -16,10 +16,11 @@ import { Store } from '../../agent/store/store.js';
 import { eventFactory } from '../../agent/events/events.js';
 import type { EventPayload } from '../../provisioning/protocol/messages.js';
 import { signDocument } from '../../provisioning/protocol/signing.js';
+import { requires } from '../helpers/require.js';
 
-if (!MOSQUITTO) console.warn('\n!!! SKIPPING foundation integration tests: mosquitto is not installed (run scripts/setup.sh)\n');
+const gate = requires('foundation integration tests', ['broker']);
 
-describe.skipIf(!MOSQUITTO)('foundation against a real Mosquitto', () => {
+describe.skipIf(gate.skip)('foundation against a real Mosquitto', () => {
   let broker: Mosquitto;
   let server: ProvisioningServer;
   let dir: string;
@@ -69,19 +70,24 @@ describe.skipIf(!MOSQUITTO)('foundation against a real Mosquitto', () => {
     await waitFor(() => server.phone('phone-1')?.appliedVersion === 4, 5000);
     expect(await address(s.socketPath)).toMatchObject({ version: 4, doc });
 
-    // SIGTERM: clean stop within the 5 s budget, retained status says offline.
-    const t0 = Date.now();
+    // SIGTERM: a clean stop, retained status says offline. Exit 0 is the 5 s budget
+    // (agent/main.ts exits 1 when its stop deadline passes); the time is a bench figure.
     first.child.kill('SIGTERM');
     expect(await first.exited).toBe(0);
-    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(first.output()).not.toContain('stop deadline passed');
     await waitFor(() => server.phone('phone-1')?.online === false, 3000);
 
     const second = await spawnAgent(s);
     procs.push(second);
     expect(await address(s.socketPath)).toMatchObject({ version: 4, doc });
     await waitFor(() => server.phone('phone-1')?.online === true, 5000);
-    // The server re-pushes on reconnect; the phone sees the same version and writes nothing new.
-    await new Promise((r) => setTimeout(r, 300));
+    // The same signed push again (as a re-push after a reconnect) changes nothing and reports
+    // nothing. Marker: garbage pushed after it on the same topic is reported in turn; once its
+    // address-rejected is in, an address-applied for the repeat would be in too.
+    await server.pushAddress(doc);
+    await server.publishRaw('phone-1', 'marker: not a push');
+    await waitFor(() => ofType('address-rejected').length === 1, 5000, () => second.output());
+    expect(ofType('address-rejected')[0]!.data).toMatchObject({ code: 'malformed', keptVersion: 4 });
     expect(ofType('address-applied')).toHaveLength(1);
     const status = await controlRequest(s.socketPath, 'status');
     expect(status).toMatchObject({ ok: true, result: { link: { state: 'online' }, store: { journalMode: 'wal', incident: null }, address: { version: 4 } } });
@@ -102,7 +108,7 @@ describe.skipIf(!MOSQUITTO)('foundation against a real Mosquitto', () => {
     await agent.start();
     try {
       await server.pushAddress(sampleAddress({ version: 5 }));
-      await waitFor(() => ofType('address-applied').length === 1, 5000);
+      await waitFor(() => ofType('address-applied').length === 1, 5000, () => JSON.stringify({ events, duplicates: duplicates.map((d) => [d.type, d.id]) }));
 
       const forger = testKeys();
       const invalid = sampleAddress({ version: 6, civic: { country: 'US', A1: 'CA', A3: 'X', RD: 'Y', HNO: '1', PC: 'ABCDE' } });
@@ -134,7 +140,10 @@ describe.skipIf(!MOSQUITTO)('foundation against a real Mosquitto', () => {
       // Only this test's events: the agent may report other things of its own meanwhile.
       const mine = (list: EventPayload[]) => list.filter((e) => e.type === 'diagnostics' && e.data.bench === 'outage');
       await waitFor(() => mine(events).length >= 300, 15_000, () => `got ${mine(events).length}`);
-      await new Promise((r) => setTimeout(r, 300));
+      // Marker: one more event after the 300, drained in order behind them; when it is in,
+      // any resend or duplicate of the 300 would be in too.
+      agent.emit('diagnostics', { bench: 'outage-marker' });
+      await waitFor(() => events.some((e) => e.type === 'diagnostics' && e.data.bench === 'outage-marker'), 5000);
       expect(mine(events)).toHaveLength(300);
       expect(mine(duplicates)).toHaveLength(0);
       expect(mine(events).map((e) => e.data.i)).toEqual(Array.from({ length: 300 }, (_, i) => i)); // in order, too

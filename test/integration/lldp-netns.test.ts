@@ -9,16 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetNs, netnsAvailable, vethPair } from '../helpers/netns.js';
 import { LocationHarness, type HarnessLine } from '../helpers/location-harness.js';
 import { stopProcess } from '../helpers/process.js';
+import { requires } from '../helpers/require.js';
 
-const avail = netnsAvailable();
-const lldpd = spawnSync('lldpd', ['-v']).status === 0;
-if (!avail.ok) console.warn(`SKIP lldp-netns: ${avail.reason}`);
-else if (!lldpd) console.warn('SKIP lldp-netns: lldpd is not installed (scripts/setup.sh installs it)');
+const gate = requires('lldp-netns', ['netns', 'lldpd']);
 
 type Best = { source: string; method: string; kind: string; civic?: Record<string, string>; origin: Record<string, string>; dispatchable: boolean };
 type ReportLine = HarnessLine & { payload: { source: string; data: { best: Best | null; candidates: Best[]; elin: string | null; lldp: { chassisId: string; portId: string; voiceVlan?: { vlan: number; pcp: number; dscp: number } }[] } } };
 
-describe.skipIf(!avail.ok || !lldpd)('LLDP-MED from a switch in another namespace', () => {
+describe.skipIf(gate.skip)('LLDP-MED from a switch in another namespace', () => {
   let phone: NetNs;
   let sw: NetNs;
   let dir = '';

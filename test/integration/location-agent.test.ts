@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MOSQUITTO, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { agentConfig, inProcessAgent, waitFor } from '../helpers/agent.js';
 import { sampleAddress, testKeys } from '../helpers/address.js';
 import { silentLog } from '../helpers/log.js';
@@ -19,8 +19,9 @@ import type { LocationsDocument } from '../../provisioning/protocol/locations.js
 import { main as e911ctl } from '../../agent/cli/e911ctl.js';
 import type { Agent } from '../../agent/root.js';
 import { controlRequest } from '../../agent/control/control-client.js';
+import { requires } from '../helpers/require.js';
 
-if (!MOSQUITTO) console.warn('\n!!! SKIPPING location-agent tests: mosquitto is not installed (run scripts/setup.sh)\n');
+const gate = requires('location-agent tests', ['broker']);
 
 const HQ = { id: 'loc-hq', code: 'HQ', name: 'Headquarters', civic: sampleAddress().civic, cidrs: ['203.0.113.0/24'] };
 const BR = { id: 'loc-br', code: 'BR', name: 'Branch', civic: { ...sampleAddress().civic, A3: 'Fresno', RD: 'Elm', HNO: '7', PC: '93701' }, cidrs: ['198.51.100.0/24'] };
@@ -31,7 +32,7 @@ function capture() {
   return { w: w as never, text: () => text };
 }
 
-describe.skipIf(!MOSQUITTO)('location in the agent', () => {
+describe.skipIf(gate.skip)('location in the agent', () => {
   let broker: Mosquitto;
   let server: ProvisioningServer;
   let watcher: MqttClient;

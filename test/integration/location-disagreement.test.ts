@@ -20,12 +20,12 @@ import { LocationHarness, type HarnessLine } from '../helpers/location-harness.j
 import { stopProcess } from '../helpers/process.js';
 import { HQ, startTestServer, type TestServer } from '../helpers/server-app.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
-import { SIPP, startSipp } from '../helpers/sip.js';
+import { startSipp } from '../helpers/sip.js';
 import { VOICE_ADDON } from '../helpers/agent.js';
 import { REPO_ROOT } from '../helpers/bundle.js';
 import { multipartParts, receivedInvites } from '../helpers/emergency.js';
-import { checkPidfTexts, el, xmllintAvailable, xpath } from '../helpers/pidf-check.js';
-import { pjsipAvailability } from '../../hal/voice/pjsip/index.js';
+import { checkPidfTexts, el, xpath } from '../helpers/pidf-check.js';
+import { requires } from '../helpers/require.js';
 import { NS } from '../../agent/location/pidf.js';
 import { encodeCivicOption } from '../../agent/location/dhcp-codec.js';
 import { documentHash, publicKeyFromText, verifyDocument } from '../../provisioning/protocol/signing.js';
@@ -34,16 +34,8 @@ import type { SignedAddress } from '../../provisioning/protocol/messages.js';
 import type { LocationPolicy } from '../../provisioning/protocol/address.js';
 import type { StoredAddress } from '../../agent/store/store.js';
 
-const avail = netnsAvailable();
-const missing = [
-  !avail.ok && avail.reason,
-  spawnSync('lldpd', ['-v']).status !== 0 && 'lldpd is not installed',
-  ...['dnsmasq', 'udhcpc'].filter((c) => spawnSync('sh', ['-c', `command -v ${c}`]).status !== 0).map((c) => `${c} is not installed`),
-].filter(Boolean);
-if (missing.length) console.warn(`\n!!! SKIPPING location-disagreement tests: ${missing.join('; ')}\n`);
-const voice = pjsipAvailability({ addonPath: VOICE_ADDON });
-const sipMissing = [!voice.available && voice.message, !SIPP && 'sipp is not installed', !xmllintAvailable() && 'xmllint is not installed'].filter(Boolean);
-if (!missing.length && sipMissing.length) console.warn(`\n!!! SKIPPING the 911 calls of the location-disagreement tests (PSAP, notice): ${sipMissing.join('; ')}\n`);
+const gate = requires('location-disagreement tests', ['netns', 'lldpd', 'dhcp']);
+const sipGate = requires('the 911 calls of the location-disagreement tests (PSAP, notice)', ['voice', 'sipp', 'xmllint']);
 
 const PSAP = path.join(REPO_ROOT, 'test/fixtures/emergency/psap.xml');
 const HOOK = path.join(REPO_ROOT, 'scripts/dhcp/udhcpc-e911.sh');
@@ -51,7 +43,7 @@ type Ev = { id: string; type: string; data: Record<string, any> };
 const isEvent = (type: string, pred: (d: Record<string, any>) => boolean = () => true) => (l: HarnessLine) =>
   l.t === 'event' && (l.event as Ev).type === type && pred((l.event as Ev).data);
 
-describe.skipIf(missing.length > 0)('the network says the phone is somewhere else', () => {
+describe.skipIf(gate.skip)('the network says the phone is somewhere else', () => {
   let phone: NetNs;
   let sw: NetNs;
   let dir = '';
@@ -176,7 +168,7 @@ describe.skipIf(missing.length > 0)('the network says the phone is somewhere els
     }
   }
 
-  const sip = sipMissing.length === 0;
+  const sip = !sipGate.skip;
 
   it('network-first (the default): detected with recommendations off; the switch address goes first; event, alert, portal mark, PSAP, notice', async () => {
     const address = await issuedWith('network-first');

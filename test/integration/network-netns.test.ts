@@ -6,15 +6,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetNs, netnsAvailable, vethPair } from '../helpers/netns.js';
 import { LocationHarness, type HarnessLine } from '../helpers/location-harness.js';
+import { requires } from '../helpers/require.js';
 
-const avail = netnsAvailable();
-if (!avail.ok) console.warn(`SKIP network-netns: ${avail.reason}`);
+const gate = requires('network-netns', ['netns']);
 
 type Snapshot = { interfaces: { name: string; up: boolean; mac: string; addresses: { address: string; prefix: number }[] }[]; gateway4: { address: string; mac: string | null } | null };
 type Report = { payload: { source: string; data: { network: { interfaces: { name: string; up: boolean; addresses: string[] }[]; gateway4: { address: string; mac: string | null } | null } } } };
 type EventLine = { event: { type: string; data: Record<string, unknown> } };
 
-describe.skipIf(!avail.ok)('network watcher in namespaces', () => {
+describe.skipIf(gate.skip)('network watcher in namespaces', () => {
   let phone: NetNs;
   let lan: NetNs;
   let h: LocationHarness;

@@ -5,12 +5,12 @@
 // and drop, one bad row reported, nothing applied until Update).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { browserMissing, startPortal, type PortalHarness } from '../helpers/portal.js';
+import { startPortal, type PortalHarness } from '../helpers/portal.js';
 import { BRANCH, HQ } from '../helpers/server-app.js';
 import { csvRecord, parseCsv } from '../../provisioning/server/csv.js';
+import { requires } from '../helpers/require.js';
 
-const missing = browserMissing();
-if (missing) console.warn(`\n!!! ${missing}\n`);
+const gate = requires('portal-bulk browser tests', ['browser']);
 
 interface U {
   id: number;
@@ -18,7 +18,7 @@ interface U {
   emails: string[];
 }
 
-describe.skipIf(missing !== null)('admin portal: bulk update and CSV', () => {
+describe.skipIf(gate.skip)('admin portal: bulk update and CSV', () => {
   let h: PortalHarness;
   let hqId: number;
   const hq: Record<string, number> = {};
@@ -208,7 +208,7 @@ describe.skipIf(missing !== null)('admin portal: bulk update and CSV', () => {
   });
 });
 
-describe.skipIf(missing !== null)('admin portal: CSV over the size limit', () => {
+describe.skipIf(gate.skip)('admin portal: CSV over the size limit', () => {
   let h: PortalHarness;
   beforeAll(async () => {
     h = await startPortal({ csvLimits: { maxBytes: 1024, maxRows: 100, maxReportedErrors: 10 } });

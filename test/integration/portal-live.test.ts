@@ -6,14 +6,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
-import { browserMissing, seedAccount, startPhone, startPortal, type PortalHarness } from '../helpers/portal.js';
+import { seedAccount, startPhone, startPortal, type PortalHarness } from '../helpers/portal.js';
 import type { Agent } from '../../agent/root.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
+import { requires } from '../helpers/require.js';
 
-const missing = browserMissing();
-if (missing) console.warn(`\n!!! ${missing}\n`);
+const gate = requires('portal-live browser tests', ['browser']);
 
-describe.skipIf(missing !== null)('admin portal: login and live emergency calls', () => {
+describe.skipIf(gate.skip)('admin portal: login and live emergency calls', () => {
   let h: PortalHarness;
   let agent: Agent;
   let dir: string;

@@ -4,13 +4,13 @@
 // dead SMTP port shows its failure, a channel can be removed, and the channel
 // policy is saved.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { browserMissing, startPortal, type PortalHarness } from '../helpers/portal.js';
+import { startPortal, type PortalHarness } from '../helpers/portal.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
 import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
 import { freePort } from '../helpers/ports.js';
+import { requires } from '../helpers/require.js';
 
-const missing = browserMissing();
-if (missing) console.warn(`\n!!! ${missing}\n`);
+const gate = requires('portal-notifications browser tests', ['browser']);
 
 interface Settings {
   smtp: Record<string, unknown> | null;
@@ -19,7 +19,7 @@ interface Settings {
   policy: string;
 }
 
-describe.skipIf(missing !== null)('admin portal: notifications page', () => {
+describe.skipIf(gate.skip)('admin portal: notifications page', () => {
   let h: PortalHarness;
   let smtp: SmtpSink;
   let sink: HttpSink;

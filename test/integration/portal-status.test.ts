@@ -8,13 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { browserMissing, seedAccount, startPhone, startPortal, type PortalHarness } from '../helpers/portal.js';
+import { seedAccount, startPhone, startPortal, type PortalHarness } from '../helpers/portal.js';
 import type { Agent } from '../../agent/root.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
 import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
+import { requires } from '../helpers/require.js';
 
-const missing = browserMissing();
-if (missing) console.warn(`\n!!! ${missing}\n`);
+const gate = requires('portal-status browser tests', ['browser']);
 
 interface Phone {
   deviceId: string;
@@ -26,7 +26,7 @@ interface Phone {
   mismatch: unknown;
 }
 
-describe.skipIf(missing !== null)('admin portal: phones, emergency calls and audit log', () => {
+describe.skipIf(gate.skip)('admin portal: phones, emergency calls and audit log', () => {
   let h: PortalHarness;
   let agent: Agent | null = null;
   let dir: string;

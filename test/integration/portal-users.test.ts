@@ -3,11 +3,11 @@
 // name, language, notification emails added with + up to 10 and removed with
 // −), errors shown beside their fields, tabs by keyboard, create and delete.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { browserMissing, startPortal, type PortalHarness } from '../helpers/portal.js';
+import { startPortal, type PortalHarness } from '../helpers/portal.js';
 import { HQ, BRANCH } from '../helpers/server-app.js';
+import { requires } from '../helpers/require.js';
 
-const missing = browserMissing();
-if (missing) console.warn(`\n!!! ${missing}\n`);
+const gate = requires('portal-users browser tests', ['browser']);
 
 interface U {
   id: number;
@@ -21,7 +21,7 @@ interface U {
   extension: string | null;
 }
 
-describe.skipIf(missing !== null)('admin portal: users', () => {
+describe.skipIf(gate.skip)('admin portal: users', () => {
   let h: PortalHarness;
   let hq: number;
   let branch: number;

@@ -7,7 +7,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
-import { MOSQUITTO, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { agentConfig, inProcessAgent } from '../helpers/agent.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
 import { HQ } from '../helpers/server-app.js';
@@ -18,8 +18,9 @@ import { generateSigningKeyPair } from '../../provisioning/protocol/signing.js';
 import { topicFor } from '../../provisioning/protocol/topics.js';
 import type { Agent } from '../../agent/root.js';
 import type { StoredEvent } from '../../provisioning/server/db/repo.js';
+import { requires } from '../helpers/require.js';
 
-if (!MOSQUITTO) console.warn('\n!!! SKIPPING server Mosquitto tests: mosquitto is not installed (run scripts/setup.sh)\n');
+const gate = requires('server Mosquitto tests', ['broker']);
 
 async function until(cond: () => Promise<boolean> | boolean, ms = 10_000, why = '') {
   const deadline = Date.now() + ms;
@@ -29,7 +30,7 @@ async function until(cond: () => Promise<boolean> | boolean, ms = 10_000, why = 
   }
 }
 
-describe.skipIf(!MOSQUITTO)('provisioning server with Mosquitto: ACL and shared subscriptions', () => {
+describe.skipIf(gate.skip)('provisioning server with Mosquitto: ACL and shared subscriptions', () => {
   let dir: string;
   let broker: Mosquitto;
   let smtp: SmtpSink;

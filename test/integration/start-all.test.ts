@@ -10,13 +10,11 @@ import path from 'node:path';
 import { freePort } from '../helpers/ports.js';
 import { stopProcess } from '../helpers/process.js';
 import { apiClient, type Api } from '../helpers/server-app.js';
-import { VOICE_ADDON } from '../helpers/agent.js';
-import { SIPP } from '../helpers/sip.js';
+import { requires } from '../helpers/require.js';
 import { controlRequest } from '../../agent/control/control-client.js';
 
 const START_ALL = path.resolve('dist/scripts/dev/start-all.js');
-const callsPossible = existsSync(VOICE_ADDON) && SIPP !== undefined;
-if (!callsPossible) console.warn(`\n!!! start-all: no PJSIP addon (${VOICE_ADDON}) or no sipp: the 933 call through the demo PSAP is SKIPPED\n`);
+const calls = requires('start-all: the 933 call through the demo PSAP', ['voice', 'sipp']);
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms = 20_000): Promise<T> {
   const deadline = Date.now() + ms;
@@ -71,7 +69,7 @@ describe('npm start: the whole system on one machine', () => {
     expect(addr.ok && (addr.result as { doc: { locationCode: string } }).doc.locationCode).toBe('SJC-A');
   });
 
-  it.skipIf(!callsPossible)('a 933 from the phone reaches the PSAP and its notice lands in data/mail', async () => {
+  it.skipIf(calls.skip)('a 933 from the phone reaches the PSAP and its notice lands in data/mail', async () => {
     const r = await controlRequest(path.join(dir, 'agent/control.sock'), 'dial', { digits: '933' });
     expect(r.ok, JSON.stringify(r)).toBe(true);
     const mails = await until('two notice emails', () => {

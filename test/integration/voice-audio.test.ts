@@ -12,15 +12,14 @@ import path from 'node:path';
 import { createPjsipVoiceStack, pjsipAvailability, type PjsipVoiceStack } from '../../hal/voice/pjsip/index.js';
 import type { VoiceStartOptions } from '../../hal/voice/types.js';
 import { freePort } from '../helpers/ports.js';
-import { SIPP, recordVoice, startSipp, type VoiceRecorder } from '../helpers/sip.js';
+import { recordVoice, startSipp, type VoiceRecorder } from '../helpers/sip.js';
 import { receivedInvites } from '../helpers/emergency.js';
 import { closedWav, tone, toneBlocks, writeRtpPcap } from '../helpers/audio.js';
 import { silentLog } from '../helpers/log.js';
+import { requires } from '../helpers/require.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '..', 'fixtures', 'sipp');
-const availability = pjsipAvailability();
-const missing = [!availability.available && availability.message, !SIPP && 'sipp is not installed (Debian sip-tester)'].filter(Boolean);
-if (missing.length) console.warn(`\n!!! SKIPPING the voice audio tests: ${missing.join('; ')}\n`);
+const gate = requires('the voice audio tests', ['voice', 'sipp']);
 
 // A sound device for the test, so the real (non-null) path runs on a machine without a sound
 // card: ALSA's null plugin under a name with a hint, which pjmedia's ALSA backend lists. Set
@@ -46,7 +45,7 @@ async function startOptions(extra: Partial<VoiceStartOptions>): Promise<VoiceSta
   };
 }
 
-describe.skipIf(missing.length > 0)('the call carries voice both ways (SIPp PSAP, tones, Goertzel)', () => {
+describe.skipIf(gate.skip)('the call carries voice both ways (SIPp PSAP, tones, Goertzel)', () => {
   let dir: string;
   let voice: PjsipVoiceStack;
   let rec: VoiceRecorder;
@@ -117,7 +116,7 @@ describe.skipIf(missing.length > 0)('the call carries voice both ways (SIPp PSAP
   }, 30_000);
 });
 
-describe.skipIf(missing.length > 0)('the sound device is a setting; one that does not exist never stops a call', () => {
+describe.skipIf(gate.skip)('the sound device is a setting; one that does not exist never stops a call', () => {
   let voice: PjsipVoiceStack;
   let rec: VoiceRecorder;
 

@@ -1,6 +1,6 @@
 // The PJSIP VoiceStack against real peers on loopback: SIPp as PSAP, callee
-// and caller; Kamailio as registrar and proxy. Skipped, loudly, when the
-// addon is not built (no pjproject where this checkout was set up).
+// and caller; Kamailio as registrar and proxy. Gated on the
+// addon and the peers (test/helpers/require.ts: a loud skip, or a failure under E911_REQUIRE).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,6 +15,7 @@ import type { StartResult } from '../../hal/voice/types.js';
 import { freePort } from '../helpers/ports.js';
 import { recordVoice, startKamailio, startSipp, type VoiceRecorder } from '../helpers/sip.js';
 import { silentLog } from '../helpers/log.js';
+import { requires } from '../helpers/require.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '..', 'fixtures');
 const PSAP = path.join(FIXTURES, 'sipp', 'uas-require-location.xml');
@@ -23,13 +24,7 @@ const CALLER = path.join(FIXTURES, 'sipp', 'uac-call.xml');
 const ANSWER = path.join(FIXTURES, 'sipp', 'uas-answer.xml');
 const REGISTRAR = path.join(FIXTURES, 'kamailio', 'registrar.cfg');
 
-const availability = pjsipAvailability();
-if (!availability.available) {
-  console.warn(
-    `\n!!! SKIPPING PJSIP voice integration tests: ${availability.message}\n` +
-      '!!! Install pjproject (pkg-config libpjproject) and run `npm run build:voice`.\n',
-  );
-}
+const gate = requires('PJSIP voice integration tests', ['voice', 'sipp', 'kamailio']);
 
 const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 
@@ -61,7 +56,7 @@ function startOptions(extra: Partial<Parameters<PjsipVoiceStack['start']>[0]> = 
   };
 }
 
-describe.skipIf(!availability.available)('PJSIP VoiceStack against real SIPp and Kamailio', () => {
+describe.skipIf(gate.skip)('PJSIP VoiceStack against real SIPp and Kamailio', () => {
   let voice: PjsipVoiceStack;
   let started: StartResult;
   let rec: VoiceRecorder;
@@ -83,14 +78,10 @@ describe.skipIf(!availability.available)('PJSIP VoiceStack against real SIPp and
   it('sends extra headers and a multipart/mixed PIDF-LO part; the PSAP answers, then the call hangs up', async () => {
     const psap = await startSipp({ scenario: PSAP });
     try {
+      // How fast makeCall returns is a figure of `npm run bench -- voice`, not a test.
       const t0 = nowMs();
       const callId = voice.makeCall(`sip:psap@127.0.0.1:${psap.port}`, location);
-      const makeCallMs = nowMs() - t0;
       const confirmed = await rec.waitFor('callState', (e) => e.callId === callId && e.state === 'CONFIRMED');
-      console.log(
-        `makeCall returned in ${makeCallMs.toFixed(2)} ms; CONFIRMED ${(confirmed.at - t0).toFixed(2)} ms after the call`,
-      );
-      expect(makeCallMs).toBeLessThan(50);
 
       // Every response to the INVITE, 100 Trying first, each with its own time.
       // (The 200's response event may come just after the CONFIRMED state.)
@@ -245,27 +236,23 @@ describe.skipIf(!availability.available)('PJSIP VoiceStack against real SIPp and
     await rec.waitFor('callState', (e) => e.callId === incoming.callId && e.state === 'DISCONNECTED');
   });
 
-  it('ends a call to a closed TCP port at once with a transport error', async () => {
+  // How long each takes (at once; the transaction timeout) is a figure of `npm run bench -- voice`.
+  it('ends a call to a closed TCP port with a transport error, not a timeout', async () => {
     const closed = await freePort();
-    const t0 = nowMs();
     const callId = voice.makeCall(`sip:psap@127.0.0.1:${closed};transport=tcp`);
     const end = await rec.waitFor('callState', (e) => e.callId === callId && e.state === 'DISCONNECTED');
-    console.log(`TCP refused: DISCONNECTED ${end.lastStatusCode} "${end.lastStatusReason}" after ${(end.at - t0).toFixed(1)} ms`);
     expect(end.lastStatusCode).toBe(503);
     expect(end.transportError).toBe(true);
-    expect(end.at - t0).toBeLessThan(1000);
+    expect(rec.of('inviteResponse').filter((e) => e.callId === callId)).toEqual([]);
   });
 
-  it('ends a call to a silent UDP port with 408 after the transaction timeout', async () => {
+  it('ends a call to a silent UDP port with 408 (the transaction timeout), no response seen', async () => {
     const closed = await freePort();
-    const t0 = nowMs();
     const callId = voice.makeCall(`sip:psap@127.0.0.1:${closed}`);
     const end = await rec.waitFor('callState', (e) => e.callId === callId && e.state === 'DISCONNECTED', 10000);
-    console.log(`UDP silent: DISCONNECTED ${end.lastStatusCode} "${end.lastStatusReason}" after ${(end.at - t0).toFixed(0)} ms`);
     expect(end.lastStatusCode).toBe(408);
+    expect(end.transportError).not.toBe(true);
     expect(rec.of('inviteResponse').filter((e) => e.callId === callId)).toEqual([]);
-    expect(end.at - t0).toBeGreaterThanOrEqual(2900);
-    expect(end.at - t0).toBeLessThan(6000);
   });
 
   describe('with Kamailio as registrar', () => {
@@ -350,7 +337,7 @@ describe.skipIf(!availability.available)('PJSIP VoiceStack against real SIPp and
   });
 });
 
-describe.skipIf(!availability.available)('PJSIP VoiceStack lifecycle', () => {
+describe.skipIf(gate.skip)('PJSIP VoiceStack lifecycle', () => {
   it('starts and stops twice in one process, places a call each time, refuses calls while stopped', async () => {
     const voice = createPjsipVoiceStack();
     const rec = recordVoice(voice);

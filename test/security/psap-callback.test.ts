@@ -9,24 +9,22 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pjsipAvailability } from '../../hal/voice/pjsip/index.js';
 import { agentConfig, spawnAgent, waitFor, type AgentProcess } from '../helpers/agent.js';
-import { SIPP, startSipp } from '../helpers/sip.js';
+import { startSipp } from '../helpers/sip.js';
 import { freePort } from '../helpers/ports.js';
 import { testKeys } from '../helpers/address.js';
 import { e911ctl, hdr, parseSippLog, staleBuild } from '../helpers/emergency.js';
+import { requires } from '../helpers/require.js';
 
 const FIX = path.resolve(import.meta.dirname, '..', 'fixtures');
 const PSAP = path.join(FIX, 'emergency', 'psap-any.xml');
 const RINGS = path.join(FIX, 'sipp', 'uac-callback-rings.xml');
 const ANSWERED = path.join(FIX, 'sipp', 'uac-callback-answered.xml');
 
-const voice = pjsipAvailability();
-const missing = [!voice.available && voice.message, !SIPP && 'sipp is not installed (Debian sip-tester)'].filter(Boolean);
+const gate = requires('the PSAP callback tests', ['voice', 'sipp']);
 const stale = staleBuild(['agent/main.ts', 'agent/emergency/service.ts']);
-if (missing.length) console.warn(`\n!!! SKIPPING the PSAP callback tests: ${missing.join('; ')}\n`);
 
-describe.skipIf(missing.length > 0)('a PSAP callback is known by its source address, not by its headers', () => {
+describe.skipIf(gate.skip)('a PSAP callback is known by its source address, not by its headers', () => {
   let dir: string;
   let agent: AgentProcess;
   let socketPath: string;

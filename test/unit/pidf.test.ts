@@ -4,10 +4,10 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { buildPidf, NS, PidfTemplate, type PidfOptions } from '../../agent/location/pidf.js';
 import { CIVIC_ELEMENTS, validateAddress, type AddressDocument, type CivicAddress } from '../../provisioning/protocol/address.js';
-import { checkPidfFiles, checkPidfTexts, el, PIDF_SCHEMA_DIR, xmllintAvailable, xpath } from '../helpers/pidf-check.js';
+import { checkPidfFiles, checkPidfTexts, el, PIDF_SCHEMA_DIR, xpath } from '../helpers/pidf-check.js';
+import { requires } from '../helpers/require.js';
 
-const HAVE_XMLLINT = xmllintAvailable();
-if (!HAVE_XMLLINT) console.warn('SKIPPING PIDF-LO schema tests: xmllint is not installed (Debian libxml2-utils, scripts/setup.sh)');
+const gate = requires('PIDF-LO schema tests', ['xmllint']);
 
 const OPTS: PidfOptions = {
   entity: 'tel:+14085550100',
@@ -38,7 +38,7 @@ function civicReadBack(doc: string, keys: string[]): Record<string, string> {
   return out;
 }
 
-describe.skipIf(!HAVE_XMLLINT)('PIDF-LO', () => {
+describe.skipIf(gate.skip)('PIDF-LO', () => {
   it('a provisioned address gives a document that validates, every element in its namespace', () => {
     const doc = buildPidf({ civic: CIVIC, method: 'Manual' }, { ...OPTS, retentionHours: 24 }, T);
     const [check] = checkPidfTexts([doc]);

@@ -9,8 +9,7 @@ import { hostPaths } from '../../../hal/host.js';
 import { NetworkWatcher } from '../../../hal/net/watcher.js';
 import { emptySnapshot, type NetworkChange, type NetworkSnapshot } from '../../../hal/net/types.js';
 import { silentLog } from '../../helpers/log.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { waitFor } from '../../helpers/agent.js';
 
 describe('NetworkWatcher', () => {
   let dir = '';
@@ -29,12 +28,14 @@ describe('NetworkWatcher', () => {
   }
 
   it('turns a burst of relevant lines into one snapshot and ignores the rest', async () => {
-    // One burst of five lines for eth0, then a route that changes nothing, then lines for another interface.
-    const ip = fakeIp(`sleep 0.2
+    // One burst of five lines for eth0, then a route that changes nothing, then lines for another
+    // interface. The stand-in prints each part when the test says so (a file appears), never on a timer.
+    const ip = fakeIp(`until [ -e "$0.go1" ]; do sleep 0.01; done
 printf '2: eth0    inet 10.0.0.5/24 scope global eth0\\n2: eth0    inet6 fe80::1/64 scope link\\ndefault via 10.0.0.1 dev eth0\\n2: eth0@if3: <BROADCAST,UP> mtu 1500\\nlocal 10.0.0.5 dev eth0 table local\\n'
-sleep 0.3
+until [ -e "$0.go2" ]; do sleep 0.01; done
 printf '10.0.0.0/24 dev eth0 proto kernel scope link src 10.0.0.5\\n3: wlan0    inet 10.9.0.5/24 scope global wlan0\\n'
 sleep 30`);
+    const go = (n: number) => writeFileSync(`${ip}.go${n}`, '');
     let reads = 0;
     let snap: NetworkSnapshot = emptySnapshot();
     watcher = new NetworkWatcher({
@@ -53,14 +54,23 @@ sleep 30`);
     await watcher.start();
     expect(changes.map((c) => c.reasons)).toEqual([['start']]);
     snap = { ...emptySnapshot(), dns: ['after burst'] };
-    await sleep(700);
+    go(1);
+    const w = watcher;
+    const why = () => `reads ${reads}, counters ${JSON.stringify(w.counters)}`;
+    await waitFor(() => w.counters.lines === 5 && w.counters.snapshots === 2, 5000, why);
     expect(reads).toBe(2);
     expect(changes).toHaveLength(2);
     expect(changes[1]!.reasons.sort()).toEqual(['address', 'link', 'route']);
     expect(changes[1]!.previous).toEqual({ ...emptySnapshot(), dns: ['start'] });
-    // A refresh that reads the same snapshot emits nothing.
+    const relevant = w.counters.relevant;
+    // The lines that change nothing are read (counted) and opened no window: nothing relevant.
+    go(2);
+    await waitFor(() => w.counters.lines === 7, 5000, why);
+    expect(w.counters.relevant).toBe(relevant);
+    // A refresh that reads the same snapshot emits nothing; its read is the marker that
+    // nothing else was pending (reads are one at a time, in order).
     watcher.refresh();
-    await sleep(100);
+    await waitFor(() => w.counters.snapshots === 3, 5000, why);
     expect(reads).toBe(3);
     expect(changes).toHaveLength(2);
   });
@@ -79,8 +89,8 @@ sleep 30`);
       },
     });
     await watcher.start();
-    await sleep(1200);
-    expect(watcher.counters.monitorRestarts).toBeGreaterThanOrEqual(2);
-    expect(reads).toBeGreaterThanOrEqual(2);
+    const w = watcher;
+    // Each restart is followed by a fresh snapshot (the start's read, then one per restart).
+    await waitFor(() => w.counters.monitorRestarts >= 2 && reads >= 3, 10_000, () => `reads ${reads}, counters ${JSON.stringify(w.counters)}`);
   });
 });
