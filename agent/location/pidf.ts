@@ -1,7 +1,7 @@
 // PIDF-LO (RFC 4119) with RFC 5139 civic elements, shaped per RFC 5491: one
 // dm:device carrying gp:geopriv (location-info, usage-rules in the basicPolicy
 // namespace, method, provided-by), dm:deviceID and dm:timestamp. Every document
-// validates against shared/schemas/pidf/pidf.xsd.
+// validates against test/fixtures/pidf-schemas/pidf.xsd.
 //
 // Built when the location changes, not at dial time: a PidfTemplate keeps the
 // document in pieces and render() only stamps the time (decision 2).
