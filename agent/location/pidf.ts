@@ -4,7 +4,7 @@
 // validates against test/fixtures/pidf-schemas/pidf.xsd.
 //
 // Built when the location changes, not at dial time: a PidfTemplate keeps the
-// document in pieces and render() only stamps the time (decision 2).
+// document in pieces and render() only stamps the time (nothing slow between the digit and the INVITE).
 import { createHash } from 'node:crypto';
 import { CIVIC_ELEMENTS, type CivicAddress } from '../../provisioning/protocol/address.js';
 
