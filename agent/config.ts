@@ -55,6 +55,16 @@ export const configSchema = z.strictObject({
       serverAckTimeoutMs: z.number().int().min(50).max(3_600_000).default(30_000),
     })
     .default({ maxEvents: 10_000, window: 64, serverAckTimeoutMs: 30_000 }),
+  /**
+   * While the store cannot be opened (permission, full disk, busy) or written, the agent
+   * places 911 calls, holds events in memory and tries again: the wait doubles from minMs to maxMs.
+   */
+  storeRetry: z
+    .strictObject({
+      minMs: z.number().int().min(10).max(600_000).default(1000),
+      maxMs: z.number().int().min(10).max(3_600_000).default(60_000),
+    })
+    .default({ minMs: 1000, maxMs: 60_000 }),
   /** systemd watchdog interval override; by default half of WATCHDOG_USEC. */
   watchdogMs: z.number().int().positive().optional(),
   /** Emergency numbers, routes, failover, suppression window, location (agent/emergency/config.ts). */

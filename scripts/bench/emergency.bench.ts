@@ -156,7 +156,7 @@ try {
   agent = new Agent({ config: parseConfig(raw), log, env: {}, host: hostPaths({}) });
   await agent.start();
   // The keypad entry of the running agent (the handset's keypad feeds the same method).
-  const svc = (agent as unknown as { parts: { emergency: EmergencyService } }).parts.emergency;
+  const svc = (agent as unknown as { core: { emergency: EmergencyService } }).core.emergency;
   // Breakdown of the agent's part: its own JS before makeCall, and makeCall itself (addon + pjsua).
   const voiceStack = (svc as unknown as { deps: { voice: VoiceStack } }).deps.voice;
   const makeCall = voiceStack.makeCall.bind(voiceStack);
