@@ -228,8 +228,9 @@ export class Agent {
         this.storeFailure = null;
         return this.store;
       }
+      // The first failure in full; the retries only when the reason changes.
+      if (this.storeFailure?.code !== err.code) log.error({ err, code: err.code }, 'store unavailable');
       this.storeFailure = err;
-      log.error({ err, code: err.code }, 'store unavailable');
       return null;
     }
   }
