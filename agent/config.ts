@@ -53,8 +53,14 @@ export const configSchema = z.strictObject({
       window: z.number().int().min(1).max(1000).default(64),
       /** An emergency or test-call event the server has not confirmed storing (events/ack) is sent again after this. */
       serverAckTimeoutMs: z.number().int().min(50).max(3_600_000).default(30_000),
+      /**
+       * Which events stay in the outbox until the server confirms storing them (events/ack):
+       * 'all', or 'emergency' (emergency and test-call only, the rest leave on the broker's
+       * PUBACK) for a server older than events/ack for every event.
+       */
+      serverConfirms: z.enum(['all', 'emergency']).default('all'),
     })
-    .default({ maxEvents: 10_000, window: 64, serverAckTimeoutMs: 30_000 }),
+    .default({ maxEvents: 10_000, window: 64, serverAckTimeoutMs: 30_000, serverConfirms: 'all' }),
   /**
    * While the store cannot be opened (permission, full disk, busy) or written, the agent
    * places 911 calls, holds events in memory and tries again: the wait doubles from minMs to maxMs.

@@ -323,7 +323,7 @@ export class Agent {
     // What was recorded while the store was away goes in first, in order.
     this.flushHeld();
     const addressBook = new AddressBook({ store, log: named(log, 'address'), deviceId: config.deviceId, serverKey, newEvent, now });
-    const drainer = new OutboxDrainer(store, config.outbox.window, named(log, 'outbox'), config.outbox.serverAckTimeoutMs);
+    const drainer = new OutboxDrainer(store, config.outbox.window, named(log, 'outbox'), config.outbox.serverAckTimeoutMs, config.outbox.serverConfirms);
     const link = new MqttLink({ config, log: named(log, 'link'), drainer, handlers: this.inboundHandlers(), agentVersion: AGENT_VERSION });
     const location = new LocationParts({
       config: config.network,

@@ -143,6 +143,8 @@ try {
     serverPublicKey: generateSigningKeyPair().publicKey,
     logLevel: 'info',
     broker: { urls: [broker.url], protocolVersion: 5 },
+    // No server in this bench: the backlog leaves on the broker's PUBACK, as it measured before.
+    outbox: { serverConfirms: 'emergency' },
     control: { socketPath: path.join(dir, 'control.sock') },
     sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null' },
     emergency: { routes: { primary: `sip:127.0.0.1:${wirePort}` }, extraHeaders: [{ name: 'X-E911-Site', value: 'HQ' }] },
