@@ -365,7 +365,9 @@ export class Agent {
     location.service.onBestChange(toEmergency);
     await location.start();
     phase('location');
-    if (address) link.publishRetained('address/state', addressState(address));
+    // With no address (first start, a store reset, a store in memory) version 0: it replaces the
+    // broker's retained state from before, and the server, seeing the phone behind, pushes again.
+    link.publishRetained('address/state', address ? addressState(address) : NO_ADDRESS_STATE);
     await this.startControl();
     phase('control');
     link.start();
@@ -565,6 +567,8 @@ export class Agent {
     this.suppressedRejects = 0;
   }
 }
+
+const NO_ADDRESS_STATE = { v: 1 as const, version: 0, hash: '', appliedAt: null };
 
 function addressState(a: StoredAddress) {
   return { v: 1 as const, version: a.version, hash: a.hash, appliedAt: a.appliedAt };
