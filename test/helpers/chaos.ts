@@ -4,10 +4,14 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 
-/** Rounds (kills, restarts) in this run: E911_CHAOS_ROUNDS (npm run chaos sets the full count), else the bounded default. */
-export function chaosRounds(bounded: number): number {
+/**
+ * Rounds (kills, restarts) in this run: E911_CHAOS_ROUNDS if set, else the full count under
+ * E911_CHAOS_FULL=1 (npm run chaos), else the bounded count of the default test run.
+ */
+export function chaosRounds(bounded: number, full: number): number {
   const n = Number(process.env.E911_CHAOS_ROUNDS);
-  return Number.isInteger(n) && n > 0 ? n : bounded;
+  if (Number.isInteger(n) && n > 0) return n;
+  return process.env.E911_CHAOS_FULL === '1' ? full : bounded;
 }
 
 /** mulberry32: a small seeded PRNG; the seed is printed with the figures. */

@@ -5,7 +5,7 @@
 // others too by default (outbox.serverConfirms 'all'). The baseline in the same
 // run is 'emergency' (the others leave the phone on the broker's PUBACK): a
 // broker that dies holding them loses them, and the figures show how many.
-// E911_CHAOS_ROUNDS sets the broker kills (bounded default 3).
+// E911_CHAOS_ROUNDS sets the broker kills (bounded 3; npm run chaos: 20).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -22,7 +22,7 @@ import { generateSigningKeyPair } from '../../provisioning/protocol/signing.js';
 import type { Agent } from '../../agent/root.js';
 
 const gate = requires('chaos: broker killed mid-burst', ['broker']);
-const KILLS = chaosRounds(3);
+const KILLS = chaosRounds(3, 20);
 const BURST = 200 * KILLS;
 
 async function until(cond: () => boolean, timeoutMs: number, why: () => string = () => ''): Promise<void> {
@@ -96,10 +96,10 @@ describe.skipIf(gate.skip)(`chaos: the broker SIGKILLed mid-burst (${KILLS} kill
 
   it('every event reaches the server database once (serverConfirms all, the default)', async () => {
     expect(await burst('phone-burst', 'all')).toEqual({ lostEmergency: 0, lostOther: 0, duplicates: 0 });
-  }, 60_000);
+  }, 60_000 + KILLS * 5000);
 
   it('baseline, serverConfirms emergency: emergency events are all there once; ordinary ones the broker held may be lost (counted)', async () => {
     const r = await burst('phone-burst-baseline', 'emergency');
     expect({ lostEmergency: r.lostEmergency, duplicates: r.duplicates }).toEqual({ lostEmergency: 0, duplicates: 0 });
-  }, 60_000);
+  }, 60_000 + KILLS * 5000);
 });

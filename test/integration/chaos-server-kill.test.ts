@@ -3,7 +3,7 @@
 // and SIGKILLed while it sends the notifications; a real agent and Mosquitto.
 // Counted at the far end: each event once in the server's database, its
 // notifications planned once, every recipient mailed; mails sent twice are counted.
-// E911_CHAOS_ROUNDS sets the kills (bounded default 5).
+// E911_CHAOS_ROUNDS sets the kills (bounded 5 + 5; npm run chaos: 20 + 20).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -23,7 +23,7 @@ import type { Agent } from '../../agent/root.js';
 
 const gate = requires('chaos: server SIGKILLed between store and ack', ['broker']);
 const SCRIPT = path.join(REPO, 'dist/test/helpers/chaos-server.js');
-const ROUNDS = chaosRounds(5);
+const ROUNDS = chaosRounds(5, 20);
 const DEVICE = 'phone-srv';
 
 describe.skipIf(gate.skip)(`chaos: the server SIGKILLed between store and ack, and while notifying (${ROUNDS} + ${ROUNDS} kills)`, () => {
@@ -99,7 +99,7 @@ describe.skipIf(gate.skip)(`chaos: the server SIGKILLed between store and ack, a
     expect(new Set(keys).size).toBe(ROUNDS * 2);
     srv.child.kill('SIGTERM');
     await srv.exited;
-  }, 60_000);
+  }, 60_000 + ROUNDS * 5000);
 
   it('killed while sending notifications: every recipient is mailed (a mail may go twice: counted)', async () => {
     const before = smtp.mails.length;
@@ -130,5 +130,5 @@ describe.skipIf(gate.skip)(`chaos: the server SIGKILLed between store and ack, a
     expect(distinct).toBe(ROUNDS * 2); // nobody missed
     srv.child.kill('SIGTERM');
     await srv.exited;
-  }, 60_000);
+  }, 60_000 + ROUNDS * 5000);
 });
