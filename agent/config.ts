@@ -63,9 +63,10 @@ export const configSchema = z.strictObject({
     .default({ maxEvents: 10_000, window: 64, serverAckTimeoutMs: 30_000, serverConfirms: 'all' }),
   /**
    * While the store cannot be opened (permission, full disk, busy) or written, the agent
-   * places 911 calls, holds events in memory and tries again: the wait doubles from minMs to maxMs.
+   * places 911 calls, holds events in memory and tries again; a part not needed for 911 that
+   * fails to start (control socket, location) is tried again too: the wait doubles from minMs to maxMs.
    */
-  storeRetry: z
+  recovery: z
     .strictObject({
       minMs: z.number().int().min(10).max(600_000).default(1000),
       maxMs: z.number().int().min(10).max(3_600_000).default(60_000),

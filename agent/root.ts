@@ -89,6 +89,8 @@ export class Agent {
   private readonly memoryFront: { notice: NoticeState | null; diagnostics: unknown } = { notice: null, diagnostics: null };
   private readonly lastRejectReport = new Map<string, number>();
   private suppressedRejects = 0;
+  /** Parts not needed for 911 that failed to start, waiting for their next try. */
+  private readonly partTimers = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly deps: AgentDeps) {
     this.held = new HeldEvents(named(deps.log, 'store'));
@@ -116,12 +118,7 @@ export class Agent {
     // 911 first, whatever the store says: no address (the fallback route, flagged),
     // events in memory; then the keypad that dials it and e911ctl.
     await this.startCore(null);
-    try {
-      await this.startControl();
-    } catch (err) {
-      // e911ctl is for the technician; it never stops 911.
-      this.deps.log.error({ err }, 'control socket failed to start');
-    }
+    await this.startPart('control', () => this.startControl());
     core.notifier.ready('emergency calls only: the store is unavailable');
     this.deps.log.error(
       { code: this.storeFailure?.code, reason: this.storeFailure?.message },
@@ -238,7 +235,7 @@ export class Agent {
   /** Tries again later: to open the store, or to write what is held in memory. Doubles its wait. */
   private scheduleRetry(): void {
     if (this.retryTimer || !this.core) return;
-    const { minMs, maxMs } = this.deps.config.storeRetry;
+    const { minMs, maxMs } = this.deps.config.recovery;
     const delay = Math.min(maxMs, minMs * 2 ** Math.min(this.retryAttempts++, 20));
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
@@ -363,12 +360,12 @@ export class Agent {
       emergency.setLocation(civicOf(c.first), { alternate: civicOf(c.second), elin: c.elin });
     };
     location.service.onBestChange(toEmergency);
-    await location.start();
+    await this.startPart('location', () => location.start());
     phase('location');
     // With no address (first start, a store reset, a store in memory) version 0: it replaces the
     // broker's retained state from before, and the server, seeing the phone behind, pushes again.
     link.publishRetained('address/state', address ? addressState(address) : NO_ADDRESS_STATE);
-    await this.startControl();
+    await this.startPart('control', () => this.startControl());
     phase('control');
     link.start();
     drainer.wake();
@@ -379,9 +376,34 @@ export class Agent {
     );
   }
 
+  /**
+   * Starts a part not needed to place 911. A failure is logged, reported (part-failed) and
+   * tried again with backoff: it never stops the agent (systemd restarting it every second
+   * would leave 911 working only between restarts).
+   */
+  private async startPart(part: string, start: () => Promise<void>, attempt = 1): Promise<void> {
+    if (attempt === 1 && this.partTimers.has(part)) return; // already failing: its retry is scheduled
+    try {
+      await start();
+      if (attempt > 1) this.deps.log.warn({ part, attempt }, 'part started after failing');
+    } catch (err) {
+      const { minMs, maxMs } = this.deps.config.recovery;
+      const retryInMs = Math.min(maxMs, minMs * 2 ** Math.min(attempt - 1, 20));
+      this.deps.log.error({ err, part, attempt, retryInMs }, 'part failed to start: the agent goes on without it, and tries again');
+      if (this.core) this.record(this.core.newEvent('part-failed', { part, reason: (err as Error).message, attempt, retryInMs }));
+      const timer = setTimeout(() => {
+        this.partTimers.delete(part);
+        if (this.core) void this.startPart(part, start, attempt + 1);
+      }, retryInMs);
+      this.partTimers.set(part, timer);
+    }
+  }
+
   async stop(): Promise<void> {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    for (const t of this.partTimers.values()) clearTimeout(t);
+    this.partTimers.clear();
     const core = this.core;
     const parts = this.parts;
     this.core = null;

@@ -79,7 +79,7 @@ describe.skipIf(gate.skip)('911 when the agent store cannot be used', () => {
       sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null' },
       // No address in a store that is away: the fallback route, which is this PSAP.
       emergency: { routes: { primary: `sip:127.0.0.1:${psapPort}`, fallback: `sip:127.0.0.1:${psapPort}` } },
-      storeRetry: { minMs: 50, maxMs: 200 },
+      recovery: { minMs: 50, maxMs: 200 },
     });
     const proc = await spawnAgent(setup);
     agents.push(proc);

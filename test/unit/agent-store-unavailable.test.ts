@@ -44,7 +44,7 @@ function setup(dataDir?: string) {
     broker: { urls: ['mqtt://127.0.0.1:9'], reconnectMinMs: 10_000 },
     control: { socketPath: path.join(dir, 'control.sock') },
     emergency: { routes: { primary: 'sip:10.0.0.1:5060', fallback: 'sip:10.0.0.3:5060' } },
-    storeRetry: { minMs: 20, maxMs: 100 },
+    recovery: { minMs: 20, maxMs: 100 },
   };
   const voice = new MemoryVoiceStack();
   const agent = new Agent({ config: parseConfig(raw), log: silentLog(), env: {}, host: hostPaths({}), voice });
