@@ -38,8 +38,15 @@ export class ControlServer {
       server.once('error', reject);
       server.listen(this.socketPath, () => resolve());
     });
-    chmodSync(this.socketPath, 0o660);
-    if (this.group) chownSync(this.socketPath, 0, groupId(this.group.name, this.group.etcGroup));
+    try {
+      chmodSync(this.socketPath, 0o660);
+      if (this.group) chownSync(this.socketPath, 0, groupId(this.group.name, this.group.etcGroup));
+    } catch (err) {
+      // Not left half open: a socket with the wrong owner is closed, and start() may be tried again.
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      rmSync(this.socketPath, { force: true });
+      throw err;
+    }
     server.on('error', (err) => this.log.error({ err }, 'control socket error'));
     this.server = server;
   }

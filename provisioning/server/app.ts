@@ -179,6 +179,8 @@ export class ServerApp {
       webhook: new WebhookChannel(),
       ...(opts.notify?.retry ? { retry: opts.notify.retry } : {}),
       ...(opts.notify?.concurrency ? { concurrency: opts.notify.concurrency } : {}),
+      // A restart of this instance takes back at once the sends its earlier run left unfinished.
+      instance,
       onUpdate: (n) => this.bus.emit('notification', n),
     });
     const handlers = {};
