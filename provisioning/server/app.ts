@@ -13,6 +13,7 @@ import { ProvisioningServer } from './server.js';
 import { Pusher, repoDesiredStore } from './pusher.js';
 import { Notifier, type RetryPolicy } from './notify/notifier.js';
 import { HttpSmsChannel, SmtpChannel, WebhookChannel } from './notify/channels.js';
+import { TargetPolicy } from './notify/targets.js';
 import { PhoneIntake } from './intake.js';
 import { AdminService } from './service.js';
 import { BulkService, type CsvLimits } from './bulk.js';
@@ -82,7 +83,15 @@ export interface ServerAppOptions {
      */
     extend?: (app: Awaited<ReturnType<typeof buildApi>>, server: ServerApp) => Promise<void> | void;
   } | null;
-  notify?: { retry?: RetryPolicy; concurrency?: number };
+  notify?: {
+    retry?: RetryPolicy;
+    concurrency?: number;
+    /**
+     * Host names and networks (CIDR) that SMS and webhook POSTs may reach although they are
+     * loopback, link-local or private (see notify/targets.ts); by default those are refused.
+     */
+    allowTargets?: readonly string[];
+  };
   pushWindow?: number;
   csvLimits?: CsvLimits;
   sqliteBinding?: string;
@@ -171,12 +180,13 @@ export class ServerApp {
       ...(opts.pushWindow ? { window: opts.pushWindow } : {}),
       onIssued: (deviceId) => this.bus.emit('phone', { deviceId, change: 'issued' }),
     });
+    const targets = new TargetPolicy({ allow: opts.notify?.allowTargets ?? [] });
     this.notifier = new Notifier({
       repo: this.repo,
       log: named(log, 'notify'),
       email: new SmtpChannel(),
-      sms: new HttpSmsChannel(),
-      webhook: new WebhookChannel(),
+      sms: new HttpSmsChannel(targets),
+      webhook: new WebhookChannel(targets),
       ...(opts.notify?.retry ? { retry: opts.notify.retry } : {}),
       ...(opts.notify?.concurrency ? { concurrency: opts.notify.concurrency } : {}),
       onUpdate: (n) => this.bus.emit('notification', n),
@@ -185,7 +195,7 @@ export class ServerApp {
     this.jobs = new JobRunner({ repo: this.repo, log: named(log, 'jobs'), bus: this.bus, handlers });
     this.bulk = new BulkService({ repo: this.repo, jobs: this.jobs, log: named(log, 'bulk'), ...(opts.csvLimits ? { limits: opts.csvLimits } : {}) });
     Object.assign(handlers, this.bulk.handlers());
-    this.service = new AdminService({ repo: this.repo, pusher: this.pusher, bus: this.bus, log: named(log, 'admin') });
+    this.service = new AdminService({ repo: this.repo, pusher: this.pusher, bus: this.bus, log: named(log, 'admin'), targets });
     this.intake = new PhoneIntake({
       repo: this.repo,
       link: this.link,

@@ -29,6 +29,7 @@ Server (local):
       [--portal-dir DIR | --no-portal]         the admin portal at http://HOST:PORT/ (built into dist/portal)
       [--tls-cert FILE --tls-key FILE]         serve the API and portal over HTTPS (session cookies Secure)
       [--secure-cookies] [--allowed-origin URL,...]  behind a TLS proxy: Secure cookies, the proxy's public origin
+      [--allow-notify-target HOST|CIDR,...]    SMS/webhook targets allowed although loopback, link-local or private
   keygen                                       print the signing public key (phones' serverPublicKey)
   token create NAME | list | revoke ID         admin API tokens (a new token is printed once)
   broker-config --out DIR [--dir /etc/mosquitto/e911] [--instance NAME,...] [--listen [HOST:]PORT,...]
@@ -68,6 +69,7 @@ const OPTIONS = {
   'tls-key': { type: 'string' },
   'secure-cookies': { type: 'boolean' },
   'allowed-origin': { type: 'string' },
+  'allow-notify-target': { type: 'string' },
   listen: { type: 'string' },
   'broker-username': { type: 'string' },
   'broker-password': { type: 'string' },
@@ -246,6 +248,7 @@ async function run(flags: Flags, dataDir: string, log: pino.Logger, env: NodeJS.
       ...(flags.instance ? { instance: flags.instance as string } : {}),
       ...(flags['broker-username'] ? { username: flags['broker-username'] as string, password: (flags['broker-password'] as string | undefined) ?? env.E911_BROKER_PASSWORD ?? '' } : {}),
     },
+    ...(flags['allow-notify-target'] ? { notify: { allowTargets: list(flags['allow-notify-target']) } } : {}),
     http: {
       port: Number(flags['http-port'] ?? env.E911_HTTP_PORT ?? 8080),
       host: (flags['http-host'] as string | undefined) ?? '127.0.0.1',
