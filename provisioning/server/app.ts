@@ -125,6 +125,9 @@ export function loadOrCreateServerCredentials(dataDir: string, instance: string,
   return creds;
 }
 
+/** The instance name of the push command's broker user (`e911-server-cli`): not a running server's, whose session it would take over. */
+export const CLI_INSTANCE = 'cli';
+
 /** The shared-subscription group every instance of this database uses: the name given plus a secret suffix. */
 export function shareGroupName(repo: Repo, base: string): string {
   return `${base}-${repo.sharedSecret('share-group-suffix', () => randomBytes(12).toString('hex'))}`;
@@ -231,8 +234,12 @@ export class ServerApp {
       this.broker = await startEmbeddedBroker(opts.broker.embeddedPort ?? 1883, opts.broker.embeddedHost ?? '127.0.0.1', {
         authenticate: async (user, password) => {
           if (user === this.creds.username) return password === this.creds.password ? 'server' : null;
-          // A server user name (this instance's or another's) is never a phone.
-          if (!isPhoneDeviceId(user)) return null;
+          // A server user name is never a phone. Other registered server users (the push
+          // command's, `e911-server-cli`) log in with the password kept in the data folder.
+          if (!isPhoneDeviceId(user)) {
+            const registered = this.repo.serverBrokerUsers().find((u) => u.username === user);
+            return registered && (await verifyPassword(password, registered.hash)) ? 'server' : null;
+          }
           if (opts.broker.allowAnonymous) return 'phone';
           const hash = this.repo.deviceCredential(user);
           return hash && (await verifyPassword(password, hash)) ? 'phone' : null;

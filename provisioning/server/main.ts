@@ -4,7 +4,7 @@
 //   e911-server run [--data DIR] [--port 1883] [--http-port 8080] [--broker URL ...]   the server (embedded broker by default)
 //   e911-server keygen | token create|list|revoke | broker-config --out DIR             local, on the data folder
 //   e911-server <resource> <verb> ...                                                    the admin API, over HTTP
-//   e911-server push --broker URL --address FILE                                        push one raw address document
+//   e911-server push --broker URL --address FILE                                        push one raw address document (as e911-server-cli)
 //
 // `e911-server help` lists every command.
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -35,7 +35,9 @@ Server (local):
   broker-config --out DIR [--dir /etc/mosquitto/e911] [--instance NAME,...] [--listen [HOST:]PORT,...]
                                                write Mosquitto passwd, acl and mosquitto.conf (listeners bind
                                                client id to user) for the phones and every server instance
-  push --broker URL --address FILE             sign and push one raw address document
+  push --broker URL --address FILE [--instance NAME] [--mqtt-version 4|5]
+                                               sign and push one raw address document, logged in as the
+                                               broker user e911-server-cli (or e911-server-NAME) from DIR
 
 Admin API (over HTTP: --url URL, default http://127.0.0.1:8080; --token T or E911_SERVER_TOKEN or DIR/admin-token):
   account show | set [--name N] [--contact-email E] [--recommendations on|off] [--policy all|app-only|app-then-email-sms]
@@ -159,21 +161,41 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: stri
     case 'push': {
       const { pair } = loadOrCreateKeyPair(path.join(dataDir, 'signing-key.json'));
       const { ProvisioningServer } = await import('./server.js');
-      const server = new ProvisioningServer({ brokerUrl: need(flags.broker, '--broker URL'), privateKey: privateKeyFromText(pair), log, clientId: `e911-server-push-${process.pid}` });
-      await server.start();
-      const signed = await server.pushAddress(JSON.parse(readFileSync(need(flags.address, '--address FILE'), 'utf8')) as AddressDocument);
-      log.info({ deviceId: signed.doc.deviceId, version: signed.doc.version }, 'address pushed');
-      await server.stop();
+      const { loadOrCreateServerCredentials, CLI_INSTANCE } = await serverParts();
+      const brokerUrl = need(flags.broker, '--broker URL');
+      const mqttVersion = flags['mqtt-version'] ? Number(flags['mqtt-version']) : 4;
+      if (mqttVersion !== 4 && mqttVersion !== 5) throw new UsageError('--mqtt-version must be 4 or 5');
+      // Its own broker user (the broker binds client id to user name): a running instance's
+      // would take over that instance's session and kick it off.
+      const creds = flags['broker-username']
+        ? { username: flags['broker-username'] as string, password: (flags['broker-password'] as string | undefined) ?? env.E911_BROKER_PASSWORD ?? '' }
+        : withRepo(dataDir, await openRepo(), (repo) => loadOrCreateServerCredentials(dataDir, (flags.instance as string | undefined) ?? CLI_INSTANCE, repo));
+      const server = new ProvisioningServer({ brokerUrl, privateKey: privateKeyFromText(pair), log, clientId: creds.username, username: creds.username, password: creds.password, protocolVersion: mqttVersion, publishOnly: true });
+      try {
+        await server.start();
+      } catch (err) {
+        await server.stop();
+        throw new Error(
+          `the broker at ${brokerUrl} refused ${creds.username}: ${(err as Error).message} (Mosquitto: render its files with \`e911-server broker-config\`, which includes this user, and reload it)`,
+        );
+      }
+      try {
+        const signed = await server.pushAddress(JSON.parse(readFileSync(need(flags.address, '--address FILE'), 'utf8')) as AddressDocument);
+        log.info({ deviceId: signed.doc.deviceId, version: signed.doc.version, as: creds.username }, 'address pushed');
+      } finally {
+        await server.stop();
+      }
       return 0;
     }
     case 'token':
       return withRepo(dataDir, await openRepo(), (repo) => tokenCommand(repo, sub, arg, out));
     case 'broker-config': {
       const dir = need(flags.out, '--out DIR');
-      const { loadOrCreateServerCredentials, renderBrokerConfig } = await serverParts();
+      const { loadOrCreateServerCredentials, renderBrokerConfig, CLI_INSTANCE } = await serverParts();
       const files = withRepo(dataDir, await openRepo(), (repo) => {
         // Each named instance gets its broker user now, so the broker knows it before it starts.
-        for (const name of list(flags.instance)) loadOrCreateServerCredentials(dataDir, name, repo);
+        // The push command's user too, so `push` works against the broker these files configure.
+        for (const name of [CLI_INSTANCE, ...list(flags.instance)]) loadOrCreateServerCredentials(dataDir, name, repo);
         return renderBrokerConfig(repo, (flags.dir as string | undefined) ?? path.resolve(dir), listeners(flags.listen));
       });
       mkdirSync(dir, { recursive: true });
