@@ -61,6 +61,8 @@ export interface ServerAppOptions {
     /** The server's own MQTT login; by default the instance's, kept in the data folder. */
     username?: string;
     password?: string;
+    /** For an mqtts:// broker: the CA of its certificate, and a client certificate if it asks (PEM). */
+    tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
   };
   /** null: no HTTP API (tests of the MQTT side, the push CLI). */
   http: {
@@ -174,6 +176,7 @@ export class ServerApp {
       username: this.creds.username,
       password: this.creds.password,
       desired: repoDesiredStore(this.repo),
+      ...(opts.broker.tls ? { tls: opts.broker.tls } : {}),
       ...(opts.broker.shareGroup ? { shareGroup: shareGroupName(this.repo, opts.broker.shareGroup) } : {}),
     });
     this.pusher = new Pusher({

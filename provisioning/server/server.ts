@@ -75,6 +75,11 @@ export interface ProvisioningServerOptions {
   /** Delays between tries to store an event before it is left unacknowledged (default 50, 250, 1000 ms). */
   eventRetryMs?: readonly number[];
   /**
+   * MQTT over TLS (an mqtts:// URL): the CA that signed the broker's certificate (PEM) when it
+   * is not a public one, and a client certificate when the broker asks for one.
+   */
+  tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
+  /**
    * Publish only (the push command): a clean session that subscribes to nothing, so the
    * broker keeps no session for it and queues it none of the phones' events.
    */
@@ -136,6 +141,9 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
       reconnectPeriod: this.opts.reconnectPeriodMs ?? 1000,
       ...(this.opts.username ? { username: this.opts.username } : {}),
       ...(this.opts.password ? { password: this.opts.password } : {}),
+      // The broker's certificate is always verified (mqtt.js's default): a CA is given, not switched off.
+      ...(this.opts.tls?.ca ? { ca: this.opts.tls.ca } : {}),
+      ...(this.opts.tls?.cert ? { cert: this.opts.tls.cert, key: this.opts.tls.key } : {}),
     });
     this.client = client;
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
