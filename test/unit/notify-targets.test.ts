@@ -47,6 +47,6 @@ describe('TargetPolicy', () => {
     const all = await new Promise((resolve, reject) => lookup('mixed.example', { all: true }, (err, a) => (err ? reject(err) : resolve(a))));
     expect(all).toEqual([{ address: '93.184.215.14', family: 4 }]);
     answers.pop();
-    await expect(new Promise((resolve, reject) => lookup('mixed.example', {}, (err, a) => (err ? reject(err) : resolve(a))))).rejects.toThrow(/mixed\.example is 127\.0\.0\.1, a loopback address/);
+    await expect(new Promise((resolve, reject) => lookup('mixed.example', {}, (err, a) => (err ? reject(err) : resolve(a))))).rejects.toThrow(/^mixed\.example resolves to a loopback address: /);
   });
 });

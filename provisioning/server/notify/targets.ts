@@ -108,7 +108,9 @@ export class TargetPolicy {
     for (const [why, list] of this.refused) {
       if (list.check(addr, type)) {
         const what = `${/^[aeiou]/.test(why) ? 'an' : 'a'} ${why} address`;
-        return `${host} is ${host === address ? what : `${address}, ${what}`}: notifications go to the server's own networks only where the operator allows it (--allow-notify-target)`;
+        // A name's address is not repeated: the answer reaches the API, and would map the
+        // server's internal DNS for whoever sets the URL.
+        return `${host} ${host === address ? 'is' : 'resolves to'} ${what}: notifications go to the server's own networks only where the operator allows it (--allow-notify-target)`;
       }
     }
     return null;
