@@ -134,15 +134,20 @@ describe('provisioning server: admin API', () => {
 
   it('retries notifications while SMTP is down and delivers them once it is back', async () => {
     await sendEvent('while-down-1');
-    await until(async () => (await deliveries('while-down-1')).some((n) => n.attempts >= 2), 10_000, 'no retry seen');
-    const failing = (await deliveries('while-down-1')).find((n) => n.channel === 'email')!;
-    expect(failing.status).toBe('retry');
-    expect(failing.lastError).toMatch(/ECONNREFUSED/);
+    // A row reads 'sending' while an attempt is under way (every few hundred ms here): wait for
+    // an email row that has failed twice and waits for its next try, rather than reading once.
+    const emailRetrying = async () => (await deliveries('while-down-1')).find((n) => n.channel === 'email' && n.status === 'retry' && n.attempts >= 2);
+    let failing: Notification | undefined;
+    await until(async () => (failing = await emailRetrying()) !== undefined, 10_000, 'no email retry seen');
+    expect(failing!.lastError).toMatch(/ECONNREFUSED/);
     await smtp.start();
     const emails = async () => (await deliveries('while-down-1')).filter((n) => n.channel === 'email');
     await until(async () => (await emails()).every((n) => n.status === 'sent'), 15_000, 'never delivered');
-    // No SMS provider is set up in this account: that row says so, and keeps trying.
-    expect((await deliveries('while-down-1')).find((n) => n.channel === 'sms')).toMatchObject({ status: 'retry', lastError: 'the SMS provider is not configured' });
+    // No SMS provider is set up in this account: that row says so, and keeps trying (read between tries).
+    const smsRow = async () => (await deliveries('while-down-1')).find((n) => n.channel === 'sms');
+    let sms: Notification | undefined;
+    await until(async () => (sms = await smsRow())?.status === 'retry', 10_000, 'the SMS row never waited for a retry');
+    expect(sms!.lastError).toBe('the SMS provider is not configured');
     const mails = smtp.mails.filter((m) => m.headers['x-e911-event-id'] === 'while-down-1');
     expect(mails.map((m) => m.to[0]).sort()).toEqual(['one@example.com', 'security@example.com']);
   });
@@ -153,7 +158,10 @@ describe('provisioning server: admin API', () => {
     await srv.api.patch('/api/account', { notificationPolicy: 'app-then-email-sms' });
     await sendEvent('app-fails-1');
     await until(async () => (await deliveries('app-fails-1')).some((n) => n.channel === 'email' && n.status === 'sent'), 10_000, 'no email fallback');
-    expect((await deliveries('app-fails-1')).find((n) => n.channel === 'webhook')!.status).toBe('retry');
+    // The webhook keeps failing (503) and waits for its next try ('sending' while a try is under way).
+    let webhook: Notification | undefined;
+    await until(async () => (webhook = (await deliveries('app-fails-1')).find((n) => n.channel === 'webhook'))?.status === 'retry', 10_000, 'the webhook row never waited for a retry');
+    expect(webhook!.lastError).toBe('webhook: HTTP 503');
     // With the app working, nothing else is sent.
     hook.failWith = null;
     await until(async () => (await deliveries('app-fails-1')).find((n) => n.channel === 'webhook')!.status === 'sent');
