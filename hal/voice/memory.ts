@@ -3,6 +3,8 @@
 // its headers and body parts, and lets the test drive what the network would
 // do: responses, state changes, incoming calls, DTMF, registrations.
 // It is never the proof that a feature works: see the PJSIP integration tests.
+// test/helpers/voice-contract.ts holds it to the PJSIP stack's behaviour (event
+// order, failure codes, what callInfo answers); keep the two in step there.
 import { VoiceEventHub } from './emitter.js';
 import {
   normalizeTarget,
@@ -154,7 +156,8 @@ export class MemoryVoiceStack implements VoiceStack {
     const account = options.account ?? 'local';
     if (account !== 'local') this.account(account);
     const call = this.newCall('caller', normalizeTarget(target), account, options);
-    // Like the real stack: events come after makeCall has returned.
+    // Like the real stack: the call is CALLING at once, its event comes after makeCall has returned.
+    call.state = 'CALLING';
     queueMicrotask(() => this.setCallState(call.callId, 'CALLING'));
     return call.callId;
   }
@@ -195,6 +198,8 @@ export class MemoryVoiceStack implements VoiceStack {
 
   callInfo(call: CallId): CallInfo {
     const c = this.call(call);
+    // pjsua forgets an ended call (PJSIP_ESESSIONTERMINATED): so does this. Tests read `calls`.
+    if (c.state === 'DISCONNECTED') throw new Error(`call ${call} has ended`);
     return {
       callId: c.callId,
       accountId: typeof c.account === 'number' ? c.account : -1,
@@ -216,16 +221,30 @@ export class MemoryVoiceStack implements VoiceStack {
 
   // ---- test drivers: what the network would do ----------------------------
 
-  /** The network answered the INVITE: emits inviteResponse, then the matching call state. */
+  /**
+   * The network answered the INVITE, in the real stack's order: a provisional response's
+   * inviteResponse, then EARLY (not for 100); a 2xx's CONNECTING, media, CONFIRMED, then
+   * its inviteResponse; a final failure only as DISCONNECTED (pjsua reports no
+   * inviteResponse for it).
+   */
   respond(call: CallId, code: number, reason = defaultReason(code)): void {
     const c = this.call(call);
-    this.hub.emit('inviteResponse', { at: now(), callId: call, code, reason, cseq: 1, sipCallId: c.sipCallId });
+    const response = () => this.hub.emit('inviteResponse', { at: now(), callId: call, code, reason, cseq: 1, sipCallId: c.sipCallId });
     if (code >= 200 && code < 300) {
       this.setCallState(call, 'CONNECTING', code, reason);
       this.setMedia(call, 'active');
       this.setCallState(call, 'CONFIRMED', code, reason);
+      response();
     } else if (code >= 300) this.setCallState(call, 'DISCONNECTED', code, reason);
-    else if (code > 100) this.setCallState(call, 'EARLY', code, reason);
+    else {
+      response();
+      if (code > 100) this.setCallState(call, 'EARLY', code, reason);
+    }
+  }
+
+  /** The far end hung up (BYE): DISCONNECTED with 200, as pjsua reports it. */
+  remoteHangup(call: CallId): void {
+    this.setCallState(call, 'DISCONNECTED', 200);
   }
 
   /** Drive the call state directly (e.g. a transport error: 'DISCONNECTED', 503, ..., true). */
@@ -262,6 +281,19 @@ export class MemoryVoiceStack implements VoiceStack {
     const c = this.newCall('callee', remoteUri, 'local', {});
     c.state = 'INCOMING';
     const autoAnswered = this.startOptions?.autoAnswer ?? false;
+    // Like the real stack: the headers named at start, as the request carried them (the test's, or these).
+    const own: Record<string, string> = {
+      from: `${remoteUri};tag=memory-${c.callId}`,
+      to: '<sip:memory@127.0.0.1>',
+      'call-id': c.sipCallId,
+      contact: /<[^>]+>/.exec(remoteUri)?.[0] ?? `<${remoteUri}>`,
+    };
+    const copied = (this.startOptions?.incomingHeaders ?? ['From', 'To', 'Call-ID', 'Contact']).flatMap((name): SipHeader[] => {
+      const given = headers.find((h) => h.name.toLowerCase() === name.toLowerCase());
+      if (given) return [{ name, value: given.value }];
+      const value = own[name.toLowerCase()];
+      return value !== undefined ? [{ name, value }] : [];
+    });
     this.hub.emit('incomingCall', {
       at: now(),
       callId: c.callId,
@@ -269,7 +301,7 @@ export class MemoryVoiceStack implements VoiceStack {
       remoteUri,
       localUri: 'sip:memory@127.0.0.1',
       sipCallId: c.sipCallId,
-      headers,
+      headers: copied,
       autoAnswered,
       ...(source
         ? { sourceAddress: source.address, sourcePort: source.port ?? 5060, transport: source.transport ?? 'udp', tlsVerified: source.tlsVerified ?? false }

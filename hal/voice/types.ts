@@ -247,7 +247,12 @@ export interface MediaStateEvent {
   status: MediaStatus;
 }
 
-/** Every response received to an INVITE this stack sent, 100 Trying included (re-INVITEs too: see cseq). */
+/**
+ * Every provisional and 2xx response received to an INVITE this stack sent, 100 Trying
+ * included (re-INVITEs too: see cseq). A final failure (>= 300) is not reported here:
+ * pjsua ends the call first, and only the DISCONNECTED callState carries its code
+ * (test/helpers/voice-contract.ts checks both backends for this).
+ */
 export interface InviteResponseEvent {
   at: number;
   callId: CallId;

@@ -29,7 +29,8 @@ describe('MemoryVoiceStack', () => {
     expect(rec.of('inviteResponse').map((e) => e.code)).toEqual([100, 200]);
     expect(rec.of('callState').map((e) => e.state)).toEqual(['CALLING', 'CONNECTING', 'CONFIRMED']);
     v.hangup(id);
-    expect(v.callInfo(id).state).toBe('DISCONNECTED');
+    expect(v.calls[0]!.state).toBe('DISCONNECTED');
+    expect(() => v.callInfo(id)).toThrow(/has ended/);
   });
 
   it('drives failures, incoming calls, DTMF and registrations', async () => {
