@@ -2,14 +2,14 @@
 // backends: the in-memory fake the unit tests use, and the PJSIP addon with
 // SIPp peers on loopback. A difference between them fails here.
 import { describe } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MemoryVoiceStack } from '../../hal/voice/memory.js';
 import { createPjsipVoiceStack } from '../../hal/voice/pjsip/index.js';
 import type { CallId } from '../../hal/voice/types.js';
 import { CONTRACT_START, voiceStackContract, type ContractBackend, type ContractPeer } from '../helpers/voice-contract.js';
-import { startSipp, type Sipp } from '../helpers/sip.js';
+import { refuseScenario, startSipp, type Sipp } from '../helpers/sip.js';
 import { silentUdp } from '../helpers/emergency.js';
 import { freePort } from '../helpers/ports.js';
 import { silentLog } from '../helpers/log.js';
@@ -160,12 +160,7 @@ describe.skipIf(gate.skip)('VoiceStack contract: PJSIP with SIPp peers', () => {
         answers: () => sippPeer('uas-answer.xml'),
         answersThenHangsUp: () => sippPeer('uas-answer-bye.xml'),
         rings: () => sippPeer('uas-ring.xml'),
-        refuses: (code, reason) => {
-          // SIPp checks status codes when it loads a scenario: the code goes into a copy.
-          const file = path.join(tmp, `uas-refuse-${code}.xml`);
-          writeFileSync(file, readFileSync(scenario('uas-refuse.xml'), 'utf8').replace('SIP/2.0 CODE_AND_REASON', `SIP/2.0 ${code} ${reason}`));
-          return sippPeer(file);
-        },
+        refuses: (code, reason) => sippPeer(refuseScenario(tmp, code, reason)),
         silent: async () => {
           const port = await freePort();
           const s = await silentUdp(port);
