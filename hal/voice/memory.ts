@@ -162,20 +162,28 @@ export class MemoryVoiceStack implements VoiceStack {
     return call.callId;
   }
 
+  // Like the real stack, what answer, hangup, hold and unhold cause is reported after they
+  // return, never inside them (a microtask later: `await` anything, and it has happened).
+
   answer(call: CallId, code = 200): void {
     const c = this.call(call);
     c.answers.push(code);
-    if (code >= 300) this.setCallState(call, 'DISCONNECTED', code);
-    else if (code >= 200) {
-      this.setCallState(call, 'CONFIRMED', code);
-      this.setMedia(call, 'active');
-    } else this.setCallState(call, 'EARLY', code);
+    queueMicrotask(() => {
+      if (c.state === 'DISCONNECTED') return;
+      if (code >= 300) this.setCallState(call, 'DISCONNECTED', code);
+      else if (code >= 200) {
+        this.setCallState(call, 'CONFIRMED', code);
+        this.setMedia(call, 'active');
+      } else this.setCallState(call, 'EARLY', code);
+    });
   }
 
   hangup(call: CallId, code = 0): void {
     const c = this.call(call);
     c.hangupCode = code;
-    if (c.state !== 'DISCONNECTED') this.setCallState(call, 'DISCONNECTED', c.state === 'CONFIRMED' ? 200 : 487);
+    queueMicrotask(() => {
+      if (c.state !== 'DISCONNECTED') this.setCallState(call, 'DISCONNECTED', c.state === 'CONFIRMED' ? 200 : 487);
+    });
   }
 
   hangupAll(): void {
@@ -184,12 +192,12 @@ export class MemoryVoiceStack implements VoiceStack {
 
   hold(call: CallId): void {
     this.call(call).held = true;
-    this.setMedia(call, 'localHold');
+    queueMicrotask(() => this.setMedia(call, 'localHold'));
   }
 
   unhold(call: CallId): void {
     this.call(call).held = false;
-    this.setMedia(call, 'active');
+    queueMicrotask(() => this.setMedia(call, 'active'));
   }
 
   sendDtmf(call: CallId, digits: string, method: DtmfMethod = 'rfc2833'): void {

@@ -25,6 +25,8 @@ export interface ContractNetwork {
   answers(): Promise<ContractPeer>;
   /** Answers, then hangs up itself (BYE). */
   answersThenHangsUp(): Promise<ContractPeer>;
+  /** Answers (100, 200), accepts a hold re-INVITE and a resume re-INVITE, waits for our BYE. */
+  holds(): Promise<ContractPeer>;
   /** Rings (100, 180) until cancelled. */
   rings(): Promise<ContractPeer>;
   /** 100, then this final response. */
@@ -76,6 +78,21 @@ export function voiceStackContract(make: () => Promise<ContractBackend>): void {
   const voice = () => b.stack;
   const states = (callId: number, sipCallId: string): CallState[] =>
     rec.of('callState').filter((e) => e.callId === callId && e.sipCallId === sipCallId).map((e) => e.state);
+  /** Runs fn; the events the stack emitted before fn returned (the interface says: none). */
+  const inside = (fn: () => void): string[] => {
+    const fired: string[] = [];
+    let during = true;
+    const offs = (['registration', 'incomingCall', 'callState', 'mediaState', 'inviteResponse', 'dtmf', 'soundDevice'] as const).map((t) =>
+      voice().on(t, () => during && fired.push(t)),
+    );
+    try {
+      fn();
+    } finally {
+      during = false;
+      offs.forEach((off) => off());
+    }
+    return fired;
+  };
   const ended = (callId: number) => rec.waitFor('callState', (e) => e.callId === callId && e.state === 'DISCONNECTED', 10_000);
 
   beforeAll(async () => {
@@ -141,6 +158,27 @@ export function voiceStackContract(make: () => Promise<ContractBackend>): void {
     }
   });
 
+  it('hold and resume: re-INVITEs the peer accepts, mediaState localHold then active; no event inside hold, unhold, hangup', async () => {
+    const peer = await b.network.holds();
+    try {
+      const callId = voice().makeCall(peer.target);
+      await rec.waitFor('callState', (e) => e.callId === callId && e.state === 'CONFIRMED');
+      await rec.waitFor('mediaState', (e) => e.callId === callId && e.status === 'active');
+      rec.clear();
+      expect(inside(() => voice().hold(callId))).toEqual([]);
+      await rec.waitFor('mediaState', (e) => e.callId === callId && e.status === 'localHold');
+      expect(voice().callInfo(callId)).toMatchObject({ state: 'CONFIRMED', mediaStatus: 'localHold' });
+      rec.clear();
+      expect(inside(() => voice().unhold(callId))).toEqual([]);
+      await rec.waitFor('mediaState', (e) => e.callId === callId && e.status === 'active');
+      expect(inside(() => voice().hangup(callId))).toEqual([]);
+      await ended(callId);
+      await peer.done();
+    } finally {
+      await peer.close();
+    }
+  });
+
   it('the far end hangs up a confirmed call: DISCONNECTED, not a failure', async () => {
     const peer = await b.network.answersThenHangsUp();
     try {
@@ -162,7 +200,7 @@ export function voiceStackContract(make: () => Promise<ContractBackend>): void {
       const callId = voice().makeCall(peer.target);
       await rec.waitFor('callState', (e) => e.callId === callId && e.state === 'EARLY');
       expect(voice().callInfo(callId)).toMatchObject({ state: 'EARLY', lastStatusCode: 180 });
-      voice().hangup(callId);
+      expect(inside(() => voice().hangup(callId))).toEqual([]);
       const end = await ended(callId);
       expect(end).toMatchObject({ lastStatusCode: 487, lastStatusReason: 'Request Terminated' });
       expect(end.transportError).not.toBe(true);
@@ -227,9 +265,9 @@ export function voiceStackContract(make: () => Promise<ContractBackend>): void {
       expect(inc.headers.find((h) => h.name === 'Call-ID')?.value).toBe(inc.sipCallId);
       expect(inc.headers.map((h) => h.name)).toEqual(['From', 'To', 'Call-ID', 'Contact']);
       expect(voice().callInfo(inc.callId)).toMatchObject({ role: 'callee', state: 'INCOMING', sipCallId: inc.sipCallId });
-      voice().answer(inc.callId, 180);
+      expect(inside(() => voice().answer(inc.callId, 180))).toEqual([]);
       await rec.waitFor('callState', (e) => e.callId === inc.callId && e.state === 'EARLY');
-      voice().answer(inc.callId, 200);
+      expect(inside(() => voice().answer(inc.callId, 200))).toEqual([]);
       const confirmed = await rec.waitFor('callState', (e) => e.callId === inc.callId && e.state === 'CONFIRMED');
       expect(confirmed).toMatchObject({ role: 'callee', sipCallId: inc.sipCallId });
       await rec.waitFor('mediaState', (e) => e.callId === inc.callId && e.status === 'active');

@@ -78,6 +78,14 @@ describe('VoiceStack contract: MemoryVoiceStack', () => {
               });
             }),
           ),
+        holds: async () =>
+          peer((call, done) =>
+            later(() => {
+              stack.respond(call, 100);
+              stack.respond(call, 200);
+              whenEnded(call, done);
+            }),
+          ),
         rings: async () =>
           peer((call, done) =>
             later(() => {
@@ -159,6 +167,7 @@ describe.skipIf(gate.skip)('VoiceStack contract: PJSIP with SIPp peers', () => {
       network: {
         answers: () => sippPeer('uas-answer.xml'),
         answersThenHangsUp: () => sippPeer('uas-answer-bye.xml'),
+        holds: () => sippPeer('uas-hold.xml'),
         rings: () => sippPeer('uas-ring.xml'),
         refuses: (code, reason) => sippPeer(refuseScenario(tmp, code, reason)),
         silent: async () => {
