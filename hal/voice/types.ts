@@ -335,6 +335,11 @@ export interface VoiceStack {
   hold(call: CallId): void;
   unhold(call: CallId): void;
   sendDtmf(call: CallId, digits: string, method?: DtmfMethod): void;
+  /**
+   * What the stack knows of a call now (it may be ahead of the events still on their way).
+   * Throws for an id that names no call; an ended call is forgotten soon after its
+   * DISCONNECTED (until then it reads DISCONNECTED).
+   */
   callInfo(call: CallId): CallInfo;
 
   /** Subscribe to an event; returns the unsubscribe function. */
