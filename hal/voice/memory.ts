@@ -70,6 +70,12 @@ export class MemoryVoiceStack implements VoiceStack {
   startOptions: VoiceStartOptions | undefined;
   /** Make the next makeCall throw this (then clears), to test the caller's error path. */
   failNextCall: Error | undefined;
+  /**
+   * The network's registrar (test driver): hears every REGISTER this stack sends (renew
+   * false: the unREGISTER), and may answer it with registration(). Like the real stack,
+   * adding an account with a registrar sends the first REGISTER.
+   */
+  onRegister: ((account: AccountId, renew: boolean, config: AccountConfig) => void) | undefined;
   /** Sound devices that exist here: a configured name not in this list falls back to null at start. */
   soundDevices: string[] = ['default'];
   private readonly hub = new VoiceEventHub();
@@ -116,15 +122,22 @@ export class MemoryVoiceStack implements VoiceStack {
     this.requireRunning();
     const id = this.nextAccount++;
     this.accounts.set(id, { config, registered: false, registerCalls: 0, unregisterCalls: 0 });
+    if (config.registrar !== undefined && config.register !== false) this.register(id);
     return id;
   }
 
   register(account: AccountId): void {
-    this.account(account).registerCalls++;
+    const a = this.account(account);
+    a.registerCalls++;
+    const hook = this.onRegister;
+    if (hook) queueMicrotask(() => hook(account, true, a.config));
   }
 
   unregister(account: AccountId): void {
-    this.account(account).unregisterCalls++;
+    const a = this.account(account);
+    a.unregisterCalls++;
+    const hook = this.onRegister;
+    if (hook) queueMicrotask(() => hook(account, false, a.config));
   }
 
   removeAccount(account: AccountId): void {

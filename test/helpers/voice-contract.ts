@@ -20,7 +20,16 @@ export interface ContractPeer {
   close(): Promise<void>;
 }
 
+/** A registrar with digest authentication: every user's password is `password`. */
+export interface ContractRegistrar {
+  uri: string;
+  password: string;
+  close(): Promise<void>;
+}
+
 export interface ContractNetwork {
+  /** A registrar (Kamailio for the real stack). */
+  registrar(): Promise<ContractRegistrar>;
   /** Answers at once (100, 180, 200) and waits for our BYE. */
   answers(): Promise<ContractPeer>;
   /** Answers, then hangs up itself (BYE). */
@@ -304,6 +313,35 @@ export function voiceStackContract(make: () => Promise<ContractBackend>): void {
 
   it('callInfo of a call id never used throws', () => {
     expect(() => voice().callInfo(31)).toThrow();
+  });
+
+  it('registration: adding an account registers it (200, an expiry); unregister reports it; a wrong password is a failed registration', async () => {
+    const reg = await b.network.registrar();
+    try {
+      let acc = -1;
+      expect(inside(() => (acc = voice().addAccount({ uri: 'sip:alice@127.0.0.1', registrar: reg.uri, credentials: [{ username: 'alice', password: reg.password }], regTimeoutSec: 300 })))).toEqual([]);
+      const ok = await rec.waitFor('registration', (e) => e.accountId === acc && e.renew);
+      expect(ok).toMatchObject({ code: 200, registered: true });
+      expect(ok.expires).toBeGreaterThan(0);
+      expect(voice().accountInfo(acc)).toMatchObject({ accountId: acc, hasRegistration: true, registered: true });
+
+      expect(inside(() => voice().unregister(acc))).toEqual([]);
+      const off = await rec.waitFor('registration', (e) => e.accountId === acc && !e.renew);
+      expect(off).toMatchObject({ code: 200, registered: false });
+      expect(voice().accountInfo(acc).registered).toBe(false);
+      voice().removeAccount(acc);
+      expect(() => voice().accountInfo(acc)).toThrow();
+      rec.clear(); // account ids are reused too: the next one may be acc again
+
+      const bad = voice().addAccount({ uri: 'sip:bob@127.0.0.1', registrar: reg.uri, credentials: [{ username: 'bob', password: 'wrong' }] });
+      const refused = await rec.waitFor('registration', (e) => e.accountId === bad);
+      expect(refused.registered).toBe(false);
+      expect([401, 403]).toContain(refused.code);
+      expect(voice().accountInfo(bad).registered).toBe(false);
+      voice().removeAccount(bad);
+    } finally {
+      await reg.close();
+    }
   });
 
   it('stop() ends the stack: not running, and makeCall refuses', async () => {

@@ -9,7 +9,7 @@ import { MemoryVoiceStack } from '../../hal/voice/memory.js';
 import { createPjsipVoiceStack } from '../../hal/voice/pjsip/index.js';
 import type { CallId } from '../../hal/voice/types.js';
 import { CONTRACT_START, voiceStackContract, type ContractBackend, type ContractPeer } from '../helpers/voice-contract.js';
-import { refuseScenario, startSipp, type Sipp } from '../helpers/sip.js';
+import { refuseScenario, startKamailio, startSipp, type Sipp } from '../helpers/sip.js';
 import { silentUdp } from '../helpers/emergency.js';
 import { freePort } from '../helpers/ports.js';
 import { silentLog } from '../helpers/log.js';
@@ -17,6 +17,7 @@ import { requires } from '../helpers/require.js';
 
 const SIPP_DIR = path.resolve(import.meta.dirname, '..', 'fixtures', 'sipp');
 const scenario = (name: string) => path.join(SIPP_DIR, name);
+const REGISTRAR = path.resolve(import.meta.dirname, '..', 'fixtures', 'kamailio', 'registrar.cfg');
 
 describe('VoiceStack contract: MemoryVoiceStack', () => {
   voiceStackContract(async () => {
@@ -67,6 +68,17 @@ describe('VoiceStack contract: MemoryVoiceStack', () => {
       stack,
       close: async () => {},
       network: {
+        registrar: async () => {
+          const password = 'right-password';
+          // The registrar's answers, as the unit tests drive them: 200 for the password, 401 otherwise.
+          stack.onRegister = (account, renew, config) =>
+            later(() => {
+              if (!stack.accounts.has(account)) return;
+              const good = config.credentials?.some((c) => c.password === password) ?? false;
+              stack.registration(account, good ? 200 : 401, renew);
+            });
+          return { uri: 'sip:127.0.0.1:5090', password, close: async () => void (stack.onRegister = undefined) };
+        },
         answers: async () => peer((call, done) => later(() => (answerAll(call), whenEnded(call, done)))),
         answersThenHangsUp: async () =>
           peer((call, done) =>
@@ -122,7 +134,7 @@ describe('VoiceStack contract: MemoryVoiceStack', () => {
   });
 });
 
-const gate = requires('the VoiceStack contract against the PJSIP stack', ['voice', 'sipp']);
+const gate = requires('the VoiceStack contract against the PJSIP stack', ['voice', 'sipp', 'kamailio']);
 
 describe.skipIf(gate.skip)('VoiceStack contract: PJSIP with SIPp peers', () => {
   voiceStackContract(async () => {
@@ -165,6 +177,11 @@ describe.skipIf(gate.skip)('VoiceStack contract: PJSIP with SIPp peers', () => {
         rmSync(tmp, { recursive: true, force: true });
       },
       network: {
+        registrar: async () => {
+          const kam = await startKamailio({ cfg: REGISTRAR, defines: { WITH_AUTH: true, AUTH_PASSWORD: '"right-password"' } });
+          open.add(kam);
+          return { uri: `sip:127.0.0.1:${kam.port}`, password: 'right-password', close: () => kam.close() };
+        },
         answers: () => sippPeer('uas-answer.xml'),
         answersThenHangsUp: () => sippPeer('uas-answer-bye.xml'),
         holds: () => sippPeer('uas-hold.xml'),
