@@ -78,6 +78,8 @@ export class MemoryVoiceStack implements VoiceStack {
   onRegister: ((account: AccountId, renew: boolean, config: AccountConfig) => void) | undefined;
   /** Sound devices that exist here: a configured name not in this list falls back to null at start. */
   soundDevices: string[] = ['default'];
+  /** Why start fell back to the null device (while it still does), as the real stack words it. */
+  private soundFallback: string | undefined;
   private readonly hub = new VoiceEventHub();
   private nextAccount = 10;
   private nextCall = 0;
@@ -97,19 +99,29 @@ export class MemoryVoiceStack implements VoiceStack {
       return { id, kind: t.kind, host: t.publicAddress ?? t.boundAddress ?? '127.0.0.1', port: t.port || 5060 + id };
     });
     const sound = options.sound ?? 'null';
+    this.soundFallback = undefined;
     if (sound === 'null') return { transports, localAccounts, version: 'memory', sound: { device: 'null' } };
-    const missing = [sound.capture, sound.playback].filter((n) => !this.soundDevices.includes(n));
+    this.soundFallback = this.selectSound(sound);
     return {
       transports,
       localAccounts,
       version: 'memory',
       sound: {
-        device: missing.length > 0 ? 'null' : 'configured',
+        device: this.soundFallback ? 'null' : 'configured',
         capture: sound.capture,
         playback: sound.playback,
-        ...(missing.length > 0 ? { fallbackReason: `no device named ${missing.join(', ')}` } : {}),
+        ...(this.soundFallback ? { fallbackReason: this.soundFallback } : {}),
       },
     };
+  }
+
+  /** Why these devices cannot be used (the real stack's words), or undefined. */
+  private selectSound(sound: { capture: string; playback: string }): string | undefined {
+    const why = [
+      ...(this.soundDevices.includes(sound.capture) ? [] : [`no capture device named "${sound.capture}"`]),
+      ...(this.soundDevices.includes(sound.playback) ? [] : [`no playback device named "${sound.playback}"`]),
+    ];
+    return why.length ? `${why.join('; ')} (devices: ${this.soundDevices.join(', ') || 'none'})` : undefined;
   }
 
   async stop(): Promise<void> {
@@ -292,7 +304,16 @@ export class MemoryVoiceStack implements VoiceStack {
   }
 
   setMedia(call: CallId, status: MediaStatus): void {
-    this.call(call).mediaStatus = status;
+    const c = this.call(call);
+    const connects = status === 'active' && c.mediaStatus === 'none';
+    c.mediaStatus = status;
+    // Like the real stack, a call's audio connecting retries a device that failed before (only
+    // when it is the only call: switching under another call would cut it) and says how it went.
+    const sound = this.startOptions?.sound;
+    if (connects && this.soundFallback && sound && sound !== 'null' && this.calls.filter((x) => x.state !== 'DISCONNECTED').length <= 1) {
+      this.soundFallback = this.selectSound(sound);
+      this.hub.emit('soundDevice', { at: now(), ok: !this.soundFallback, phase: 'call', ...sound, ...(this.soundFallback ? { reason: this.soundFallback } : {}), callId: call });
+    }
     this.hub.emit('mediaState', { at: now(), callId: call, status });
   }
 

@@ -349,4 +349,29 @@ export function voiceStackContract(make: () => Promise<ContractBackend>): void {
     expect(voice().running).toBe(false);
     expect(() => voice().makeCall('sip:x@127.0.0.1')).toThrow(/not running/);
   });
+
+  it('a sound device that does not exist: start falls back to null and says why; a call retries it and reports the failure with the call', async () => {
+    const missing = 'e911-contract-no-such-device';
+    const started = await voice().start({ ...CONTRACT_START, sound: { capture: missing, playback: missing } });
+    try {
+      expect(started.sound).toMatchObject({ device: 'null', capture: missing, playback: missing });
+      expect(started.sound!.fallbackReason).toContain(`no capture device named "${missing}"; no playback device named "${missing}" (devices: `);
+      const peer = await b.network.answers();
+      try {
+        const callId = voice().makeCall(peer.target);
+        const ev = await rec.waitFor('soundDevice', (e) => e.callId === callId);
+        expect(ev).toMatchObject({ ok: false, phase: 'call', capture: missing, playback: missing });
+        expect(ev.reason).toContain(`no capture device named "${missing}"`);
+        // It never stops the call.
+        await rec.waitFor('callState', (e) => e.callId === callId && e.state === 'CONFIRMED');
+        voice().hangup(callId);
+        await ended(callId);
+        await peer.done();
+      } finally {
+        await peer.close();
+      }
+    } finally {
+      await voice().stop({ unregister: false });
+    }
+  });
 }
