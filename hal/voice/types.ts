@@ -346,7 +346,7 @@ export interface VoiceStack {
   on<K extends keyof VoiceEvents>(event: K, listener: (e: VoiceEvents[K]) => void): () => void;
 }
 
-/** The bare `urn:` target fix (FIELD-NOTES): pjsip loses the To tag of `urn:service:sos` unless bracketed. */
+/** The bare `urn:` target fix: pjsip loses the To tag of `urn:service:sos` unless bracketed. */
 export function normalizeTarget(target: string): string {
   const t = target.trim();
   return /^urn:/i.test(t) ? `<${t}>` : t;
