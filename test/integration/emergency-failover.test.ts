@@ -16,7 +16,7 @@ import { EmergencyService } from '../../agent/emergency/service.js';
 import { dialPlanSchema, emergencySchema, sipSchema } from '../../agent/emergency/config.js';
 import type { StoredAddress } from '../../agent/store/store.js';
 import type { AddressDocument } from '../../provisioning/protocol/address.js';
-import { refuseScenario, startSipp, type Sipp } from '../helpers/sip.js';
+import { recordVoice, refuseScenario, startSipp, type Sipp } from '../helpers/sip.js';
 import { parseSippLog, receivedInvites, silentUdp } from '../helpers/emergency.js';
 import { waitFor } from '../helpers/agent.js';
 import { freePort } from '../helpers/ports.js';
@@ -27,6 +27,7 @@ const FIX = path.resolve(import.meta.dirname, '..', 'fixtures');
 const PSAP = path.join(FIX, 'emergency', 'psap.xml');
 const CALLBACK = path.join(FIX, 'sipp', 'uac-callback-answered.xml');
 const RINGS = path.join(FIX, 'sipp', 'uac-callback-rings.xml');
+const HELD = path.join(FIX, 'sipp', 'uac-held.xml');
 
 const gate = requires('emergency failover and PSAP callbacks on the real stack', ['voice', 'sipp']);
 
@@ -152,6 +153,42 @@ describe.skipIf(gate.skip)('emergency failover and PSAP callbacks through Emerge
       await h.svc.stop();
       await primary.close();
       await secondary.close();
+    }
+  });
+
+  it('after the call, the PSAP calling back is answered at once, ahead of a call in progress, which is put on hold', async () => {
+    const psapPort = await freePort();
+    const psap = await startSipp({ scenario: PSAP, port: psapPort, timeoutSec: 30 });
+    const h = await service({ primary: `sip:127.0.0.1:${psapPort}` });
+    const rec = recordVoice(h.voice);
+    let colleague: Sipp | null = null;
+    let callback: Sipp | null = null;
+    try {
+      h.svc.dial('911');
+      await waitFor(() => record(h).state === 'answered', 10_000, () => psap.messages());
+      h.svc.hangup();
+      expect((await psap.exited).code).toBe(0);
+      const phone = `127.0.0.1:${h.sipPort}`;
+      // A colleague calls from 127.0.0.2 (not a route): it rings, and the user picks up.
+      colleague = await startSipp({ scenario: HELD, remote: phone, localIp: '127.0.0.2', service: 'phone', timeoutSec: 20 });
+      const inc = await rec.waitFor('incomingCall', (e) => e.sourceAddress === '127.0.0.2');
+      h.voice.answer(inc.callId, 200);
+      await rec.waitFor('callState', (e) => e.callId === inc.callId && e.state === 'CONFIRMED');
+      // The PSAP calls back from the route's address: answered at once, the colleague held.
+      const cbPort = await freePort();
+      callback = await startSipp({ scenario: CALLBACK, remote: phone, port: cbPort, service: 'phone', keys: { psap_host: '127.0.0.1', psap_port: cbPort }, timeoutSec: 20 });
+      expect((await callback.exited).code, callback.messages()).toBe(0);
+      await rec.waitFor('mediaState', (e) => e.callId === inc.callId && e.status === 'localHold');
+      expect(colleague.messages()).toMatch(/a=(sendonly|inactive)/);
+      h.voice.hangupAll();
+      // 0: the colleague got the hold re-INVITE, then our BYE.
+      expect((await colleague.exited).code, colleague.messages()).toBe(0);
+    } finally {
+      rec.dispose();
+      await h.svc.stop();
+      await psap.close();
+      await colleague?.close();
+      await callback?.close();
     }
   });
 
