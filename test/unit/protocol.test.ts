@@ -181,7 +181,8 @@ describe('payload decoding', () => {
 /**
  * An oracle written from the protocol table in README.md, independent of the zod
  * schemas: what a payload of each kind must be. Used to check that whatever
- * decodePayload accepts really is valid, not only that it re-encodes.
+ * decodePayload accepts really is valid, not only that it re-encodes. Numbers that count
+ * (versions) are exact: safe integers, as JSON numbers past 2^53 are not.
  */
 function oracle(kind: TopicKind, p: Record<string, unknown>): string | null {
   const keysOnly = (allowed: string[], required: string[]) => {
@@ -200,7 +201,7 @@ function oracle(kind: TopicKind, p: Record<string, unknown>): string | null {
         (['online', 'offline'].includes(p.state as string) && str(p.deviceId, 64) && (p.ts === undefined || str(p.ts, 40)) && (p.agentVersion === undefined || str(p.agentVersion, 32)) ? null : 'bad status member');
     case 'address/state':
       return keysOnly(['v', 'version', 'hash', 'appliedAt'], ['v', 'version', 'hash', 'appliedAt']) ??
-        (Number.isInteger(p.version) && (p.version as number) >= 0 && str(p.hash, 64) && (p.appliedAt === null || str(p.appliedAt, 40)) ? null : 'bad address/state member');
+        (Number.isSafeInteger(p.version) && (p.version as number) >= 0 && str(p.hash, 64) && (p.appliedAt === null || str(p.appliedAt, 40)) ? null : 'bad address/state member');
     case 'events':
       return keysOnly(['v', 'id', 'type', 'deviceId', 'ts', 'data'], ['v', 'id', 'type', 'deviceId', 'ts', 'data']) ??
         (idOk(p.id) && (EVENT_TYPES as readonly string[]).includes(p.type as string) && str(p.deviceId, 64) && str(p.ts, 40) && record(p.data) ? null : 'bad event member');
@@ -221,7 +222,7 @@ function oracle(kind: TopicKind, p: Record<string, unknown>): string | null {
       return keysOnly(['v', 'doc', 'sig'], ['v', 'doc', 'sig']) ??
         // Structure only: whether the address is complete and signed is the agent's check after decoding
         // (validateAddress, verifyDocument), reported as address-rejected; the mutation test above covers it.
-        (str(p.sig, 200) && record(doc) && doc.v === 1 && str(doc.deviceId, 64) && Number.isInteger(doc.version) && str(doc.issuedAt, 40) && record(doc.civic) &&
+        (str(p.sig, 200) && record(doc) && doc.v === 1 && str(doc.deviceId, 64) && Number.isSafeInteger(doc.version) && str(doc.issuedAt, 40) && record(doc.civic) &&
         Object.values(doc.civic as object).every((v) => typeof v === 'string')
           ? null
           : 'bad address push');
