@@ -10,6 +10,7 @@ import path from 'node:path';
 import { agentConfig, spawnAgent, waitFor, type AgentProcess } from '../helpers/agent.js';
 import { NetNs } from '../helpers/netns.js';
 import { requires } from '../helpers/require.js';
+import { freePort } from '../helpers/ports.js';
 import { alive, childrenOf, printFigures } from '../helpers/chaos.js';
 import { generateSigningKeyPair } from '../../provisioning/protocol/signing.js';
 
@@ -56,13 +57,15 @@ describe.skipIf(gate.skip)('no orphans: helpers die with a SIGKILLed agent', () 
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const setup = (name: string) =>
+  const setup = async (name: string) =>
     agentConfig(path.join(dir, name), { deviceId: `phone-${name}`, brokerUrl: 'mqtt://127.0.0.1:9', serverPublicKey: generateSigningKeyPair().publicKey }, {
       network: { backend: 'sim', lldp: { enabled: true, runDaemon: true, socketPath: path.join(runDir, `${name}.sock`) }, dhcp: { enabled: false } },
+      // Free ports, not 5060: other agents may be running on this machine.
+      sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null' },
     });
 
   /** Starts an agent and waits (a condition) until its lldpd and lldpcli watch run. */
-  async function startWithHelpers(s: ReturnType<typeof setup>, env: NodeJS.ProcessEnv) {
+  async function startWithHelpers(s: Awaited<ReturnType<typeof setup>>, env: NodeJS.ProcessEnv) {
     const proc = await spawnAgent(s, { E911_CMD_PREFIX: ns.prefix.join(' '), ...env });
     procs.push(proc);
     const names = () => descendants(proc.child.pid!).map((d) => d.comm);
@@ -71,7 +74,7 @@ describe.skipIf(gate.skip)('no orphans: helpers die with a SIGKILLed agent', () 
   }
 
   it('with setpriv: lldpd and lldpcli die with the agent', async () => {
-    const proc = await startWithHelpers(setup('a'), {});
+    const proc = await startWithHelpers(await setup('a'), {});
     const helpers = descendants(proc.child.pid!);
     proc.child.kill('SIGKILL');
     await proc.exited;
@@ -80,7 +83,7 @@ describe.skipIf(gate.skip)('no orphans: helpers die with a SIGKILLed agent', () 
   });
 
   it('baseline without setpriv: they outlive the agent, and the next agent ends them at start', async () => {
-    const s = setup('b');
+    const s = await setup('b');
     const noSetpriv = { E911_CMD_SETPRIV: '' };
     const first = await startWithHelpers(s, noSetpriv);
     const helpers = descendants(first.child.pid!);
