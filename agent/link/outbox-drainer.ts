@@ -66,12 +66,9 @@ export class OutboxDrainer {
   /** The server stored these events: they leave the outbox now. */
   serverAck(ids: readonly string[]): void {
     const set = new Set(ids);
-    for (const [seq, w] of this.awaitingServer) {
-      if (!set.has(w.id)) continue;
-      this.awaitingServer.delete(seq);
-      if (w.emergency) this.confirmed++;
-    }
-    this.store.ackEventsById(ids);
+    for (const [seq, w] of this.awaitingServer) if (set.has(w.id)) this.awaitingServer.delete(seq);
+    // Counted from the rows removed: an ack may arrive while its event is being sent again.
+    this.confirmed += this.store.ackEventsById(ids).emergency;
     if (this.awaitingServer.size === 0 && this.resendTimer) {
       clearTimeout(this.resendTimer);
       this.resendTimer = null;

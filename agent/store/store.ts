@@ -245,15 +245,17 @@ export class Store {
     }
   }
 
-  /** Removes events the server confirmed it stored (by id). Returns how many were still here. */
-  ackEventsById(ids: readonly string[]): number {
-    if (ids.length === 0) return 0;
+  /** Removes events the server confirmed it stored (by id). Returns how many were still here, and how many of those were emergency or test-call events. */
+  ackEventsById(ids: readonly string[]): { removed: number; emergency: number } {
+    if (ids.length === 0) return { removed: 0, emergency: 0 };
     let removed = 0;
+    let emergency = 0;
     this.transaction(() => {
+      emergency = (this.stmt('SELECT count(*) AS n FROM outbox WHERE protected = 1 AND id IN (SELECT value FROM json_each(?))').get(JSON.stringify(ids)) as { n: number }).n;
       removed = this.stmts.deleteOutboxIds.run(JSON.stringify(ids)).changes;
       this.outboxCount -= removed;
     });
-    return removed;
+    return { removed, emergency };
   }
 
   pendingEvents(afterSeq: number, limit: number): OutboxRow[] {

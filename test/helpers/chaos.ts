@@ -70,10 +70,11 @@ export function childrenOf(pid: number): number[] {
   return out;
 }
 
+/** Running: a zombie (dead, not yet reaped by whoever inherited it) is not. */
 export function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }

@@ -33,6 +33,8 @@ interface Harness {
   deferred: (() => void)[];
   flush: () => void;
   saved: number[];
+  /** Moves only the wall clock (an NTP step, a user setting the time); the monotonic clock does not jump. */
+  jumpWall: (ms: number) => void;
 }
 
 async function harness(
@@ -43,6 +45,7 @@ async function harness(
   const events: Harness['events'] = [];
   const deferred: (() => void)[] = [];
   const saved: number[] = [];
+  let wallOffset = 0;
   const deps: EmergencyServiceDeps = {
     voice,
     voiceUnavailableReason: 'PJSIP addon not available: not built',
@@ -53,7 +56,8 @@ async function harness(
     agentVersion: 'test',
     log: silentLog(),
     timers: clock,
-    now: clock.date,
+    now: () => new Date(clock.now() + wallOffset),
+    monotonic: clock.now,
     emitEvent: (type, data) => events.push({ type, data, callsAtEmit: voice?.calls.length ?? 0 }),
     defer: (fn) => deferred.push(fn),
     suppression: { load: () => o.suppressLoad ?? null, save: (ms) => saved.push(ms) },
@@ -64,7 +68,7 @@ async function harness(
   const flush = () => {
     while (deferred.length) deferred.shift()!();
   };
-  return { svc, voice: voice as MemoryVoiceStack, clock, events, deferred, flush, saved };
+  return { svc, voice: voice as MemoryVoiceStack, clock, events, deferred, flush, saved, jumpWall: (ms) => (wallOffset += ms) };
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
@@ -437,6 +441,28 @@ describe('after an emergency call: callbacks first, DND/forwarding/call waiting 
     const clock = new FakeClock();
     const h = await harness({ suppressLoad: clock.now() + 10 * 60_000 });
     expect(h.svc.isSuppressed()).toBe(true);
+    h.clock.advance(10 * 60_000);
+    expect(h.svc.isSuppressed()).toBe(false);
+  });
+
+  it('a wall-clock jump of a day forward or back neither ends nor stretches the window', async () => {
+    for (const jump of [24 * 3600_000, -24 * 3600_000]) {
+      const h = await afterCall();
+      h.jumpWall(jump);
+      expect(h.svc.isSuppressed()).toBe(true); // a day forward: still inside (the PSAP may call back)
+      h.clock.advance(30 * 60_000 - 1);
+      expect(h.svc.isSuppressed()).toBe(true);
+      h.clock.advance(1);
+      expect(h.svc.isSuppressed()).toBe(false); // a day back: over on time, not a day late
+    }
+  });
+
+  it('a restart after the clock was set back: never more than one whole window', async () => {
+    const clock = new FakeClock();
+    const h = await harness({ suppressLoad: clock.now() + 24 * 3600_000 });
+    expect(h.svc.isSuppressed()).toBe(true);
+    h.clock.advance(30 * 60_000);
+    expect(h.svc.isSuppressed()).toBe(false);
   });
 
   it('decisions: forwarding and call waiting are off in the window; DND, forwarding, call waiting apply outside it', () => {
