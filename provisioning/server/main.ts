@@ -478,13 +478,14 @@ async function apiCommand(verb: string, sub: string | undefined, arg: string | u
   const base = ((f.url as string | undefined) ?? env.E911_SERVER_URL ?? (existsSync(urlFile) ? readFileSync(urlFile, 'utf8').trim() : 'http://127.0.0.1:8080')).replace(/\/$/, '');
   const tokenFile = path.join(dataDir, 'admin-token');
   const token = (f.token as string | undefined) ?? env.E911_SERVER_TOKEN ?? (existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : undefined);
-  if (!token) throw new UsageError(`no API token: pass --token, set E911_SERVER_TOKEN, or run where ${tokenFile} is readable`);
+  // The OpenAPI document is public (PUBLIC_ROUTE): printing it needs no token.
+  if (!token && verb !== 'openapi') throw new UsageError(`no API token: pass --token, set E911_SERVER_TOKEN, or run where ${tokenFile} is readable`);
   const request = async (method: string, p: string, body?: unknown, csv?: Buffer) => {
     const res = await fetch(`${base}${p}`, {
       signal: AbortSignal.timeout(60_000),
       method,
       headers: {
-        authorization: `Bearer ${token}`,
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
         ...(csv ? { 'content-type': 'text/csv' } : body !== undefined ? { 'content-type': 'application/json' } : {}),
       },
       ...(csv ? { body: csv } : body !== undefined ? { body: JSON.stringify(body) } : {}),
