@@ -20,7 +20,7 @@ import { BulkService, type CsvLimits } from './bulk.js';
 import { JobRunner } from './jobs.js';
 import { Bus } from './bus.js';
 import { buildApi } from './http/api.js';
-import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
+import { startEmbeddedBroker, type EmbeddedBroker, type EmbeddedTlsListener } from './embedded-broker.js';
 import {
   hashPassword,
   isPhoneDeviceId,
@@ -43,6 +43,11 @@ export interface ServerAppOptions {
     url?: string;
     embeddedPort?: number;
     embeddedHost?: string;
+    /**
+     * A TLS listener on the embedded broker for phones across the network (the plain one
+     * stays where embeddedHost puts it, loopback by default, for this server's own link).
+     */
+    embeddedTls?: EmbeddedTlsListener;
     /** The embedded broker refuses phones without server-issued credentials unless this is true. */
     allowAnonymous?: boolean;
     protocolVersion?: 4 | 5;
@@ -213,6 +218,11 @@ export class ServerApp {
     });
   }
 
+  /** The embedded broker's TLS listener (mqtts://), if it has one. */
+  get brokerTlsUrl(): string | null {
+    return this.broker?.tlsUrl ?? null;
+  }
+
   get brokerUrl(): string {
     if (!this.brokerUrlValue) throw new Error('server not started');
     return this.brokerUrlValue;
@@ -248,9 +258,9 @@ export class ServerApp {
           return hash && (await verifyPassword(password, hash)) ? 'phone' : null;
         },
         refused: (what, user, detail) => brokerLog.warn({ what, user, detail }, 'broker refused a client'),
-      });
+      }, opts.broker.embeddedTls);
       this.brokerUrlValue = this.broker.url;
-      log.info({ url: this.broker.url }, 'embedded broker listening');
+      log.info({ url: this.broker.url, tls: this.broker.tlsUrl }, 'embedded broker listening');
     } else this.brokerUrlValue = opts.broker.url;
 
     this.intake.attach();
