@@ -112,7 +112,7 @@ describe.skipIf(gate.skip)('MQTT over TLS (Mosquitto, a CA made by the test)', (
     });
     agent = inProcessAgent(setup).agent;
     await agent.start();
-  });
+  }, 60_000); // keys and certificates made with openssl, a broker and an agent started: slow on a loaded CI machine
 
   afterAll(async () => {
     await agent?.stop();
@@ -199,7 +199,7 @@ describe('MQTT over TLS on the embedded broker (a CA made by the test)', () => {
     });
     agent = inProcessAgent(setup).agent;
     await agent.start();
-  });
+  }, 60_000); // keys and certificates made with openssl, a broker and an agent started: slow on a loaded CI machine
 
   afterAll(async () => {
     await agent?.stop();
