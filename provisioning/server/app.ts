@@ -21,7 +21,7 @@ import { BulkService, type CsvLimits } from './bulk.js';
 import { JobRunner } from './jobs.js';
 import { Bus } from './bus.js';
 import { buildApi } from './http/api.js';
-import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
+import { startEmbeddedBroker, type EmbeddedBroker, type EmbeddedTlsListener } from './embedded-broker.js';
 import {
   hashPassword,
   isPhoneDeviceId,
@@ -44,6 +44,11 @@ export interface ServerAppOptions {
     url?: string;
     embeddedPort?: number;
     embeddedHost?: string;
+    /**
+     * A TLS listener on the embedded broker for phones across the network (the plain one
+     * stays where embeddedHost puts it, loopback by default, for this server's own link).
+     */
+    embeddedTls?: EmbeddedTlsListener;
     /** The embedded broker refuses phones without server-issued credentials unless this is true. */
     allowAnonymous?: boolean;
     protocolVersion?: 4 | 5;
@@ -215,6 +220,11 @@ export class ServerApp {
     });
   }
 
+  /** The embedded broker's TLS listener (mqtts://), if it has one. */
+  get brokerTlsUrl(): string | null {
+    return this.broker?.tlsUrl ?? null;
+  }
+
   get brokerUrl(): string {
     if (!this.brokerUrlValue) throw new Error('server not started');
     return this.brokerUrlValue;
@@ -250,9 +260,9 @@ export class ServerApp {
           return hash && (await verifyPassword(password, hash)) ? 'phone' : null;
         },
         refused: (what, user, detail) => brokerLog.warn({ what, user, detail }, 'broker refused a client'),
-      });
+      }, opts.broker.embeddedTls);
       this.brokerUrlValue = this.broker.url;
-      log.info({ url: this.broker.url }, 'embedded broker listening');
+      log.info({ url: this.broker.url, tls: this.broker.tlsUrl }, 'embedded broker listening');
     } else this.brokerUrlValue = opts.broker.url;
 
     this.intake.attach();

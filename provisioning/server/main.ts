@@ -29,6 +29,8 @@ Server (local):
       [--broker URL [--mqtt-version 4|5] [--share-group NAME] [--instance NAME] [--broker-username U --broker-password P]
                     [--broker-ca FILE] [--broker-cert FILE --broker-key FILE]]   mqtts://: the broker's CA, a client certificate
       [--allow-anonymous] [--seed FILE]        start the server; without --broker an embedded broker listens on --port
+      [--mqtt-tls-port N [--mqtt-tls-host H] --mqtt-tls-cert F --mqtt-tls-key F [--mqtt-tls-ca F --require-client-cert]]
+                                               the embedded broker's TLS listener for phones (plain stays on --host)
       [--portal-dir DIR | --no-portal]         the admin portal at http://HOST:PORT/ (built into dist/portal)
       [--tls-cert FILE --tls-key FILE]         serve the API and portal over HTTPS (session cookies Secure)
       [--secure-cookies] [--allowed-origin URL,...]  behind a TLS proxy: Secure cookies, the proxy's public origin
@@ -81,6 +83,11 @@ const OPTIONS = {
   'broker-cert': { type: 'string' },
   'broker-key': { type: 'string' },
   'tls-listen': { type: 'string' },
+  'mqtt-tls-port': { type: 'string' },
+  'mqtt-tls-host': { type: 'string' },
+  'mqtt-tls-cert': { type: 'string' },
+  'mqtt-tls-key': { type: 'string' },
+  'mqtt-tls-ca': { type: 'string' },
   'tls-cafile': { type: 'string' },
   'tls-certfile': { type: 'string' },
   'tls-keyfile': { type: 'string' },
@@ -301,6 +308,18 @@ async function run(flags: Flags, dataDir: string, log: pino.Logger, env: NodeJS.
       embeddedPort: Number(flags.port ?? env.E911_MQTT_PORT ?? 1883),
       embeddedHost: (flags.host as string | undefined) ?? '127.0.0.1',
       ...(flags['allow-anonymous'] ? { allowAnonymous: true } : {}),
+      ...(flags['mqtt-tls-port']
+        ? {
+            embeddedTls: {
+              port: Number(flags['mqtt-tls-port']),
+              ...(flags['mqtt-tls-host'] ? { host: flags['mqtt-tls-host'] as string } : {}),
+              cert: readFileSync(need(flags['mqtt-tls-cert'], '--mqtt-tls-cert FILE')),
+              key: readFileSync(need(flags['mqtt-tls-key'], '--mqtt-tls-key FILE')),
+              ...(flags['mqtt-tls-ca'] ? { ca: readFileSync(flags['mqtt-tls-ca'] as string) } : {}),
+              ...(flags['require-client-cert'] ? { requireCertificate: true } : {}),
+            },
+          }
+        : {}),
       ...(mqttVersion ? { protocolVersion: mqttVersion } : {}),
       ...(flags['share-group'] ? { shareGroup: flags['share-group'] as string } : {}),
       ...(flags.instance ? { instance: flags.instance as string } : {}),
@@ -478,13 +497,14 @@ async function apiCommand(verb: string, sub: string | undefined, arg: string | u
   const base = ((f.url as string | undefined) ?? env.E911_SERVER_URL ?? (existsSync(urlFile) ? readFileSync(urlFile, 'utf8').trim() : 'http://127.0.0.1:8080')).replace(/\/$/, '');
   const tokenFile = path.join(dataDir, 'admin-token');
   const token = (f.token as string | undefined) ?? env.E911_SERVER_TOKEN ?? (existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : undefined);
-  if (!token) throw new UsageError(`no API token: pass --token, set E911_SERVER_TOKEN, or run where ${tokenFile} is readable`);
+  // The OpenAPI document is public (PUBLIC_ROUTE): printing it needs no token.
+  if (!token && verb !== 'openapi') throw new UsageError(`no API token: pass --token, set E911_SERVER_TOKEN, or run where ${tokenFile} is readable`);
   const request = async (method: string, p: string, body?: unknown, csv?: Buffer) => {
     const res = await fetch(`${base}${p}`, {
       signal: AbortSignal.timeout(60_000),
       method,
       headers: {
-        authorization: `Bearer ${token}`,
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
         ...(csv ? { 'content-type': 'text/csv' } : body !== undefined ? { 'content-type': 'application/json' } : {}),
       },
       ...(csv ? { body: csv } : body !== undefined ? { body: JSON.stringify(body) } : {}),

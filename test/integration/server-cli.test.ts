@@ -89,6 +89,13 @@ describe('e911-server command line', () => {
     expect(statSync(path.join(dir, 'data', 'mqtt-e911-server-a.json')).mode & 0o077).toBe(0);
   });
 
+  it('prints the OpenAPI document without a token (a public route), the same as docs/server-openapi.json', () => {
+    const url = readFileSync(path.join(dir, 'data', 'api-url'), 'utf8').trim();
+    const r = spawnSync(process.execPath, [MAIN, '--data', path.join(dir, 'nowhere'), '--url', url, 'openapi'], { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH } });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual(JSON.parse(readFileSync(path.join(repo, 'docs', 'server-openapi.json'), 'utf8')));
+  });
+
   it('push signs one address and publishes it logged in as its own broker user (embedded broker)', async () => {
     const creds = cli('phones', 'credentials', 'desk-7').json() as { username: string; password: string };
     const phone = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: 'desk-7', protocolVersion: 4, username: creds.username, password: creds.password });

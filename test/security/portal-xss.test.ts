@@ -7,6 +7,9 @@
 // (which would mean markup reached the DOM and only the CSP stopped it). The CSP itself is
 // then checked as the second line: markup forced into the page runs nothing.
 //
+// SSRF, as the portal shows it: a webhook URL on the server's own network is refused beside
+// its field, with the reason.
+//
 // CSRF: a page on another origin of the same host (same site: the SameSite=Strict cookie is
 // sent) and one on another site post forms and fetches to the API while an administrator is
 // logged in. Both are refused and change nothing.
@@ -89,6 +92,8 @@ describe.skipIf(gate.skip)('admin portal: stored markup is text, the CSP holds, 
     for (const t of texts) await expect.poll(async () => (await page.locator('main').innerText()).includes(t), { message: `${view} shows ${t} as text` }).toBe(true);
   };
   const open = async (page: Page, hash: string, heading: string | RegExp) => {
+    // A fresh document for each view (a hash change alone keeps the page, and what it saw).
+    await page.goto('about:blank');
     await page.goto(`/${hash}`);
     await page.getByRole('heading', { level: 1, name: heading }).waitFor();
   };
@@ -201,7 +206,8 @@ describe.skipIf(gate.skip)('admin portal: stored markup is text, the CSP holds, 
     await open(page, '#/csv', 'CSV');
     await clean(page, 'csv');
     await h.shot('xss-views');
-  });
+    // Thirteen fresh page loads on a shared CI machine.
+  }, 120_000);
 
   it('the live 911 banner shows a phone\'s markup as text', async () => {
     const { page } = h;
@@ -229,6 +235,19 @@ describe.skipIf(gate.skip)('admin portal: stored markup is text, the CSP holds, 
     const w = await watched(page);
     expect(w.ran).toEqual([]);
     expect(w.violations.every((v) => /^script-src/.test(v))).toBe(true);
+  });
+
+  it('the notifications page says why a webhook on the server\'s own network is refused (SSRF)', async () => {
+    const { page } = h;
+    await open(page, '#/notifications', 'Notifications');
+    await page.getByRole('button', { name: 'Set up webhook' }).click();
+    await page.getByLabel('Webhook URL').fill('http://169.254.169.254/latest/meta-data/');
+    await page.getByRole('button', { name: 'Save channels' }).click();
+    await page.getByRole('alert').filter({ hasText: 'webhook.url' }).waitFor();
+    expect(await page.getByLabel('Webhook URL').getAttribute('aria-invalid')).toBe('true');
+    expect(await page.locator('main').innerText()).toContain('169.254.169.254 is a link-local address');
+    expect(h.srv.app.repo.notificationSettings().webhook ?? null).toBeNull();
+    await clean(page, 'notifications after a refused save');
   });
 
   describe('cross-site requests with the administrator\'s session', () => {

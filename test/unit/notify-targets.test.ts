@@ -13,8 +13,12 @@ describe('TargetPolicy', () => {
     for (const a of ['8.8.8.8', '172.32.0.1', '192.169.0.1', '100.128.0.1', '2001:4860:4860::8888', '::ffff:8.8.8.8']) expect(policy.refusal('h', a), a).toBeNull();
   });
 
-  it('sees an IPv4 address inside IPv6, however written', () => {
-    for (const a of ['::ffff:127.0.0.1', '::ffff:7f00:1', '0:0:0:0:0:ffff:7f00:1', '::ffff:a9fe:a9fe']) expect(policy.refusal('h', a), a).not.toBeNull();
+  it('sees an IPv4 address inside IPv6 (mapped, NAT64, 6to4), however written', () => {
+    for (const a of ['::ffff:127.0.0.1', '::ffff:7f00:1', '0:0:0:0:0:ffff:7f00:1', '::ffff:a9fe:a9fe', '64:ff9b::a9fe:a9fe', '64:ff9b::10.0.0.1', '2002:7f00:1::1', '2002:c0a8:101::']) {
+      expect(policy.refusal('h', a), a).not.toBeNull();
+    }
+    // The same translations of public addresses pass.
+    for (const a of ['64:ff9b::8.8.8.8', '2002:808:808::1']) expect(policy.refusal('h', a), a).toBeNull();
   });
 
   it('checks literal hosts of a URL being saved, whatever the IPv4 spelling, and leaves names to send time', () => {

@@ -192,8 +192,8 @@ async function post(targets: TargetPolicy, agents: Agents, url: string, body: st
  * from an "id" or "sid" member of the JSON reply when there is one.
  */
 export class HttpSmsChannel implements HttpChannel<SmsSettings> {
-  /** targets: where the POST may go (default: public addresses only). */
   private readonly agents = newAgents();
+  /** targets: where the POST may go (default: public addresses only). */
   constructor(private readonly targets = new TargetPolicy()) {}
 
   async send(s: SmsSettings, body: unknown): Promise<string> {
@@ -216,8 +216,8 @@ export class HttpSmsChannel implements HttpChannel<SmsSettings> {
 
 /** POSTs the notification as JSON; signed with HMAC-SHA256 when a secret is set. */
 export class WebhookChannel implements HttpChannel<WebhookSettings> {
-  /** targets: where the POST may go (default: public addresses only). */
   private readonly agents = newAgents();
+  /** targets: where the POST may go (default: public addresses only). */
   constructor(private readonly targets = new TargetPolicy()) {}
 
   async send(s: WebhookSettings, body: unknown): Promise<string> {

@@ -56,11 +56,18 @@ function groups6(address: string): number[] | null {
   return tail === null ? h : [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
 }
 
-/** The IPv4 address inside an IPv4-mapped IPv6 address (::ffff:a.b.c.d, however written), else null. */
+/**
+ * The IPv4 address an IPv6 address carries to an IPv4 host, else null: IPv4-mapped
+ * (::ffff:a.b.c.d, however written), NAT64 (64:ff9b::/96, RFC 6052) and 6to4 (2002::/16).
+ */
 function mappedV4(address: string): string | null {
   const g = groups6(address);
-  if (!g || g.length !== 8 || g.slice(0, 5).some((x) => x !== 0) || g[5] !== 0xffff) return null;
-  return `${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}`;
+  if (!g || g.length !== 8) return null;
+  const v4 = (hi: number, lo: number) => `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return v4(g[6]!, g[7]!);
+  if (g[0] === 0x64 && g[1] === 0xff9b && g.slice(2, 6).every((x) => x === 0)) return v4(g[6]!, g[7]!);
+  if (g[0] === 0x2002) return v4(g[1]!, g[2]!);
+  return null;
 }
 
 export interface TargetPolicyOptions {
