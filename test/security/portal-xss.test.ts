@@ -212,6 +212,8 @@ describe.skipIf(gate.skip)('admin portal: stored markup is text, the CSP holds, 
   it('the live 911 banner shows a phone\'s markup as text', async () => {
     const { page } = h;
     await open(page, '#/', 'Dashboard');
+    // The banner is live only: the event must come after the page's event stream is open.
+    await page.locator('header .live.open').waitFor();
     await sendEvent('xss-call-2', 'emergency-call', { ...callData, callRef: 'call-xss-2' });
     const alert = page.locator('.alert.emergency[data-event-id="xss-call-2"]');
     await alert.waitFor({ timeout: 10_000 });
