@@ -53,8 +53,25 @@ export const configSchema = z.strictObject({
       window: z.number().int().min(1).max(1000).default(64),
       /** An emergency or test-call event the server has not confirmed storing (events/ack) is sent again after this. */
       serverAckTimeoutMs: z.number().int().min(50).max(3_600_000).default(30_000),
+      /**
+       * Which events stay in the outbox until the server confirms storing them (events/ack):
+       * 'all', or 'emergency' (emergency and test-call only, the rest leave on the broker's
+       * PUBACK) for a server older than events/ack for every event.
+       */
+      serverConfirms: z.enum(['all', 'emergency']).default('all'),
     })
-    .default({ maxEvents: 10_000, window: 64, serverAckTimeoutMs: 30_000 }),
+    .default({ maxEvents: 10_000, window: 64, serverAckTimeoutMs: 30_000, serverConfirms: 'all' }),
+  /**
+   * While the store cannot be opened (permission, full disk, busy) or written, the agent
+   * places 911 calls, holds events in memory and tries again; a part not needed for 911 that
+   * fails to start (control socket, location) is tried again too: the wait doubles from minMs to maxMs.
+   */
+  recovery: z
+    .strictObject({
+      minMs: z.number().int().min(10).max(600_000).default(1000),
+      maxMs: z.number().int().min(10).max(3_600_000).default(60_000),
+    })
+    .default({ minMs: 1000, maxMs: 60_000 }),
   /** systemd watchdog interval override; by default half of WATCHDOG_USEC. */
   watchdogMs: z.number().int().positive().optional(),
   /** Emergency numbers, routes, failover, suppression window, location (agent/emergency/config.ts). */

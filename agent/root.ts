@@ -1,5 +1,11 @@
 // The composition root: the one place that builds every part of the agent and
 // passes collaborators in. Start runs in order; stop runs in reverse.
+//
+// 911 needs no store: the emergency path, the keypad, the control socket and
+// systemd's notifier are built first (the core). When the store cannot be opened
+// (permission, full disk, busy: typed StoreErrors), the core runs alone, events
+// are held in memory, and the store is tried again with backoff; once it opens,
+// the held events are written and the rest of the agent starts.
 import type { Logger } from './log.js';
 import { named } from './log.js';
 import type { AgentConfig } from './config.js';
@@ -11,15 +17,17 @@ import { OutboxDrainer } from './link/outbox-drainer.js';
 import { MqttLink, type InboundHandlers } from './link/link.js';
 import { ControlServer } from './control/control-server.js';
 import { systemdNotifier, type Notifier } from './systemd.js';
-import { ControlError } from './errors.js';
+import { ControlError, StoreError, StoreTooNewError } from './errors.js';
 import { publicKeyFromText } from '../provisioning/protocol/signing.js';
-import type { EventType, TopicKind } from '../provisioning/protocol/messages.js';
+import type { EventPayload, EventType, TopicKind } from '../provisioning/protocol/messages.js';
 import type { StoredAddress } from './store/store.js';
 import { EmergencyService } from './emergency/service.js';
 import { StoreEmergencyJournal } from './events/emergency-journal.js';
 import type { VoiceStack } from '../hal/voice/types.js';
 import { createPjsipVoiceStack, pjsipAvailability } from '../hal/voice/pjsip/index.js';
-import { FrontPanel } from './handset/front-panel.js';
+import { FrontPanel, type FrontPanelStore } from './handset/front-panel.js';
+import type { NoticeState } from './handset/notice.js';
+import { HeldEvents } from './events/held-events.js';
 import { HostNetworkProbe, serviceNetworkProbe } from './diagnostics/probes.js';
 import type { Handset } from '../hal/handset.js';
 import { LocationParts } from './location/parts.js';
@@ -44,17 +52,23 @@ export interface AgentDeps {
   handset?: Handset | null;
 }
 
-/** The running parts, built by start(). */
+/** What 911 needs, built and started first, with or without the store. */
+interface Core {
+  newEvent: EventFactory;
+  journal: StoreEmergencyJournal;
+  emergency: EmergencyService;
+  front: FrontPanel;
+  control: ControlServer;
+  notifier: Notifier;
+  started: { emergency: boolean; front: boolean; control: boolean };
+}
+
+/** The parts that need the store, built once it opens. */
 interface Parts {
   store: Store;
   addressBook: AddressBook;
   drainer: OutboxDrainer;
   link: MqttLink;
-  control: ControlServer;
-  notifier: Notifier;
-  newEvent: EventFactory;
-  emergency: EmergencyService;
-  front: FrontPanel;
   location: LocationParts;
 }
 
@@ -62,41 +76,76 @@ const REJECT_REPORT_INTERVAL_MS = 60_000;
 const SUPPRESS_KEY = 'emergency.suppressUntil';
 
 export class Agent {
+  private core: Core | null = null;
   private parts: Parts | null = null;
+  /** The open store (set before the parts that use it are built). */
+  private store: Store | null = null;
+  /** Why the store could not be opened, while it cannot. */
+  private storeFailure: StoreError | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryAttempts = 0;
+  private readonly held: HeldEvents;
+  /** The notice and last diagnostics while the store is away. */
+  private readonly memoryFront: { notice: NoticeState | null; diagnostics: unknown } = { notice: null, diagnostics: null };
   private readonly lastRejectReport = new Map<string, number>();
   private suppressedRejects = 0;
+  /** Parts not needed for 911 that failed to start, waiting for their next try. */
+  private readonly partTimers = new Map<string, NodeJS.Timeout>();
 
-  constructor(private readonly deps: AgentDeps) {}
+  constructor(private readonly deps: AgentDeps) {
+    this.held = new HeldEvents(named(deps.log, 'store'));
+  }
 
+  /** Started, with its store (the whole agent). */
   get running(): boolean {
     return this.parts !== null;
   }
 
+  /** Why the agent runs 911 only (its store cannot be opened), or null. */
+  get storeUnavailable(): { code: string; message: string } | null {
+    return this.storeFailure ? { code: this.storeFailure.code, message: this.storeFailure.message } : null;
+  }
+
   async start(): Promise<void> {
-    const { config, log, env, host } = this.deps;
     const t0 = performance.now();
+    const core = this.buildCore();
+    this.core = core;
+    const store = this.openStore();
+    if (store) {
+      await this.startWithStore(store, t0);
+      return;
+    }
+    // 911 first, whatever the store says: no address (the fallback route, flagged),
+    // events in memory; then the keypad that dials it and e911ctl.
+    await this.startCore(null);
+    await this.startPart('control', () => this.startControl());
+    core.notifier.ready('emergency calls only: the store is unavailable');
+    this.deps.log.error(
+      { code: this.storeFailure?.code, reason: this.storeFailure?.message },
+      '*** STORE UNAVAILABLE: emergency calls work (no address: fallback route); the rest starts when the store opens ***',
+    );
+    this.scheduleRetry();
+  }
+
+  /** The emergency path, the keypad, e911ctl and systemd's notifier: nothing here needs the store. */
+  private buildCore(): Core {
+    const { config, log, env, host } = this.deps;
     const now = this.deps.now ?? (() => new Date());
     const newEvent = eventFactory(config.deviceId, now);
     const serverKey = publicKeyFromText(config.serverPublicKey);
-
-    const store = new Store({
-      dataDir: config.dataDir,
-      log: named(log, 'store'),
-      now,
-      outboxMax: config.outbox.maxEvents,
-      ...(this.deps.sqliteBinding ? { nativeBinding: this.deps.sqliteBinding } : {}),
+    const journal = new StoreEmergencyJournal({
+      store: () => this.store,
+      drain: () => this.parts?.drainer ?? null,
+      newEvent,
+      log: named(log, 'emergency'),
+      onHeld: () => this.scheduleRetry(),
     });
-    if (store.incident) store.enqueue(newEvent('store-incident', { ...store.incident }));
-    const addressBook = new AddressBook({ store, log: named(log, 'address'), deviceId: config.deviceId, serverKey, newEvent, now });
-    const drainer = new OutboxDrainer(store, config.outbox.window, named(log, 'outbox'), config.outbox.serverAckTimeoutMs);
-    const link = new MqttLink({ config, log: named(log, 'link'), drainer, handlers: this.inboundHandlers(), agentVersion: AGENT_VERSION });
+    const emergency = this.createEmergency(journal, newEvent);
     const control = new ControlServer(
       config.control.socketPath,
       named(log, 'control'),
       config.control.group ? { name: config.control.group, etcGroup: host.etcGroup } : undefined,
     );
-    const notifier = systemdNotifier(env, named(log, 'systemd'), config.watchdogMs);
-    const emergency = this.createEmergency(store, drainer, newEvent);
     const front = new FrontPanel({
       handsetConfig: config.handset,
       diagnosticsConfig: config.diagnostics,
@@ -105,18 +154,174 @@ export class Agent {
       serverKey,
       log,
       host,
-      store,
+      store: this.frontStore(),
       newEvent,
-      wake: () => drainer.wake(),
-      address: () => addressBook.current(),
+      wake: () => this.parts?.drainer.wake(),
+      address: () => this.parts?.addressBook.current() ?? null,
       emergency: () => emergency,
-      link: () => ({ ...link.state, backlog: store.outboxBacklog(), inFlight: drainer.inFlightCount() }),
+      link: () => {
+        const p = this.parts;
+        if (p) return { ...p.link.state, backlog: p.store.outboxBacklog(), inFlight: p.drainer.inFlightCount() };
+        return { state: 'stopped', url: null, connectedAt: null, connects: 0, lastError: 'the store is unavailable: the link waits for it', backlog: this.held.size, inFlight: 0 };
+      },
       testNumber: config.emergency.numbers.find((n) => n.kind === 'test')?.digits ?? '933',
       ...(this.deps.now ? { now: this.deps.now } : {}),
       ...(this.deps.handset !== undefined ? { handset: this.deps.handset } : {}),
-      // Diagnostics read the network service (built just below) at check time.
-      network: serviceNetworkProbe(() => location, new HostNetworkProbe(host)),
+      // Diagnostics read the network service (built with the store) at check time.
+      network: serviceNetworkProbe(() => this.parts?.location ?? null, new HostNetworkProbe(host)),
     });
+    const notifier = systemdNotifier(env, named(log, 'systemd'), config.watchdogMs);
+    const core: Core = { newEvent, journal, emergency, front, control, notifier, started: { emergency: false, front: false, control: false } };
+    this.registerControl(core);
+    return core;
+  }
+
+  /** Starts what is not started yet of the core: emergency path, keypad, control socket. */
+  private async startCore(address: StoredAddress | null): Promise<void> {
+    const core = this.core!;
+    if (!core.started.emergency) {
+      await core.emergency.start(address);
+      core.started.emergency = true;
+    } else {
+      core.emergency.setAddress(address);
+    }
+    if (!core.started.front) {
+      await core.front.start();
+      core.started.front = true;
+    } else if (address) {
+      core.front.addressChanged(address);
+    }
+  }
+
+  private async startControl(): Promise<void> {
+    const core = this.core!;
+    if (core.started.control) return;
+    await core.control.start();
+    core.started.control = true;
+  }
+
+  /** Opens the store; a typed store error is remembered and null returned (the caller retries). */
+  private openStore(): Store | null {
+    const { config, log } = this.deps;
+    const opts = {
+      dataDir: config.dataDir,
+      log: named(log, 'store'),
+      ...(this.deps.now ? { now: this.deps.now } : {}),
+      outboxMax: config.outbox.maxEvents,
+      ...(this.deps.sqliteBinding ? { nativeBinding: this.deps.sqliteBinding } : {}),
+    };
+    try {
+      this.store = new Store(opts);
+      this.storeFailure = null;
+      return this.store;
+    } catch (err) {
+      if (!(err instanceof StoreError)) throw err;
+      if (err instanceof StoreTooNewError) {
+        // Written by a newer agent (a downgrade): left as it is, and retrying will not change it.
+        // This agent runs on a store in memory, so everything works but nothing survives a restart.
+        log.error({ err, path: config.dataDir }, 'store written by a newer agent: kept untouched; running on a store in memory');
+        this.store = new Store({ ...opts, memory: true });
+        this.store.enqueue(this.core!.newEvent('store-incident', { at: new Date().toISOString(), reason: err.message, code: err.code, memoryOnly: true }));
+        this.storeFailure = null;
+        return this.store;
+      }
+      // The first failure in full; the retries only when the reason changes.
+      if (this.storeFailure?.code !== err.code) log.error({ err, code: err.code }, 'store unavailable');
+      this.storeFailure = err;
+      return null;
+    }
+  }
+
+  /** Tries again later: to open the store, or to write what is held in memory. Doubles its wait. */
+  private scheduleRetry(): void {
+    if (this.retryTimer || !this.core) return;
+    const { minMs, maxMs } = this.deps.config.recovery;
+    const delay = Math.min(maxMs, minMs * 2 ** Math.min(this.retryAttempts++, 20));
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.retry();
+    }, delay);
+  }
+
+  private retry(): void {
+    if (!this.core) return;
+    if (!this.store) {
+      const store = this.openStore();
+      if (!store) return this.scheduleRetry();
+      this.deps.log.warn({ attempts: this.retryAttempts }, 'store available again: starting the rest of the agent');
+      this.retryAttempts = 0;
+      this.startWithStore(store, performance.now()).catch((err: unknown) => {
+        this.deps.log.error({ err }, 'starting the rest of the agent after the store came back failed');
+      });
+      return;
+    }
+    if (this.flushHeld()) this.retryAttempts = 0;
+    else this.scheduleRetry();
+  }
+
+  /** Writes what the store could not take (emergency events first). True when nothing is left. */
+  private flushHeld(): boolean {
+    const store = this.store;
+    const core = this.core;
+    if (!store || !core) return false;
+    const emergencyEvents = core.journal.flushPending();
+    const others = this.held.flushInto(store);
+    if (emergencyEvents + others > 0) {
+      this.deps.log.warn({ emergencyEvents, others }, 'events held in memory are now stored');
+      this.parts?.drainer.wake();
+    }
+    return core.journal.pendingCount === 0 && this.held.size === 0;
+  }
+
+  /** Records an event for the server: the outbox, or memory when the store cannot take it. */
+  private record(event: EventPayload): void {
+    const p = this.parts;
+    if (p) {
+      try {
+        p.store.enqueue(event);
+        p.drainer.wake();
+        return;
+      } catch (err) {
+        this.deps.log.error({ err, type: event.type, id: event.id }, 'event not stored: held in memory');
+      }
+    }
+    this.held.add(event);
+    this.scheduleRetry();
+  }
+
+  /** The handset's store: the agent's, or memory while it is away (events held until it is back). */
+  private frontStore(): FrontPanelStore {
+    const m = this.memoryFront;
+    return {
+      noticeState: () => (this.parts ? this.parts.store.noticeState() : m.notice),
+      saveNoticeShown: (st) => (this.parts ? this.parts.store.saveNoticeShown(st) : void (m.notice = st)),
+      saveNoticeAcknowledged: (st, e) => {
+        if (this.parts) return this.parts.store.saveNoticeAcknowledged(st, e);
+        m.notice = st;
+        this.record(e);
+      },
+      lastDiagnostics: () => (this.parts ? this.parts.store.lastDiagnostics() : m.diagnostics),
+      saveDiagnostics: (r, e) => {
+        if (this.parts) return this.parts.store.saveDiagnostics(r, e);
+        m.diagnostics = r;
+        this.record(e);
+      },
+    };
+  }
+
+  /** The rest of the agent, once the store is open. */
+  private async startWithStore(store: Store, t0: number): Promise<void> {
+    const { config, log, host } = this.deps;
+    const core = this.core!;
+    const { newEvent, emergency, front, notifier } = core;
+    const now = this.deps.now ?? (() => new Date());
+    const serverKey = publicKeyFromText(config.serverPublicKey);
+    if (store.incident) store.enqueue(newEvent('store-incident', { ...store.incident }));
+    // What was recorded while the store was away goes in first, in order.
+    this.flushHeld();
+    const addressBook = new AddressBook({ store, log: named(log, 'address'), deviceId: config.deviceId, serverKey, newEvent, now });
+    const drainer = new OutboxDrainer(store, config.outbox.window, named(log, 'outbox'), config.outbox.serverAckTimeoutMs, config.outbox.serverConfirms);
+    const link = new MqttLink({ config, log: named(log, 'link'), drainer, handlers: this.inboundHandlers(), agentVersion: AGENT_VERSION });
     const location = new LocationParts({
       config: config.network,
       host,
@@ -131,7 +336,7 @@ export class Agent {
       // Looked up at alert time: the handset's display may come up after us.
       alerts: { raise: (a) => front.alerts?.raise(a), clear: (id) => front.alerts?.clear(id) },
     });
-    this.parts = { store, addressBook, drainer, link, control, notifier, newEvent, emergency, front, location };
+    this.parts = { store, addressBook, drainer, link, location };
 
     const address = addressBook.current();
     // Milliseconds each part took to start, in the 'agent ready' line: where start-up goes.
@@ -142,12 +347,10 @@ export class Agent {
       phases[name] = Math.round(at - mark);
       mark = at;
     };
-    // 911 first: the voice stack and the prepared INVITE are up before anything else starts.
-    await emergency.start(address);
-    phase('emergency');
-    // Then the keypad that dials it, and the emergency-services notice.
-    await front.start();
-    phase('handset');
+    // 911 first: the voice stack and the prepared INVITE are up before anything else starts
+    // (already up, without an address, when the store came late); then the keypad that dials it.
+    await this.startCore(address);
+    phase('emergency+handset');
     // Where the phone is: after the store, before the link (its first report waits in the link).
     // The emergency path prepares its PIDF-LO from the best location whenever that changes.
     // With a disagreement, the other address goes second in the PIDF-LO; the ELIN may be the callback.
@@ -157,13 +360,15 @@ export class Agent {
       emergency.setLocation(civicOf(c.first), { alternate: civicOf(c.second), elin: c.elin });
     };
     location.service.onBestChange(toEmergency);
-    await location.start();
+    await this.startPart('location', () => location.start());
     phase('location');
-    if (address) link.publishRetained('address/state', addressState(address));
-    this.registerControl(control);
-    await control.start();
+    // With no address (first start, a store reset, a store in memory) version 0: it replaces the
+    // broker's retained state from before, and the server, seeing the phone behind, pushes again.
+    link.publishRetained('address/state', address ? addressState(address) : NO_ADDRESS_STATE);
+    await this.startPart('control', () => this.startControl());
     phase('control');
     link.start();
+    drainer.wake();
     notifier.ready(address ? `address v${address.version}` : 'no address on file');
     log.info(
       { ms: Math.round(performance.now() - t0), phases, addressVersion: address?.version ?? null, backlog: store.outboxBacklog() },
@@ -171,27 +376,63 @@ export class Agent {
     );
   }
 
+  /**
+   * Starts a part not needed to place 911. A failure is logged, reported (part-failed) and
+   * tried again with backoff: it never stops the agent (systemd restarting it every second
+   * would leave 911 working only between restarts).
+   */
+  private async startPart(part: string, start: () => Promise<void>, attempt = 1): Promise<void> {
+    if (attempt === 1 && this.partTimers.has(part)) return; // already failing: its retry is scheduled
+    try {
+      await start();
+      if (attempt > 1) this.deps.log.warn({ part, attempt }, 'part started after failing');
+    } catch (err) {
+      const { minMs, maxMs } = this.deps.config.recovery;
+      const retryInMs = Math.min(maxMs, minMs * 2 ** Math.min(attempt - 1, 20));
+      this.deps.log.error({ err, part, attempt, retryInMs }, 'part failed to start: the agent goes on without it, and tries again');
+      if (this.core) this.record(this.core.newEvent('part-failed', { part, reason: (err as Error).message, attempt, retryInMs }));
+      const timer = setTimeout(() => {
+        this.partTimers.delete(part);
+        if (this.core) void this.startPart(part, start, attempt + 1);
+      }, retryInMs);
+      this.partTimers.set(part, timer);
+    }
+  }
+
   async stop(): Promise<void> {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    for (const t of this.partTimers.values()) clearTimeout(t);
+    this.partTimers.clear();
+    const core = this.core;
     const parts = this.parts;
-    if (!parts) return;
+    this.core = null;
     this.parts = null;
-    parts.notifier.stopping();
-    await parts.link.stop();
-    await parts.control.stop();
-    await parts.location.stop();
-    await parts.front.stop();
-    await parts.emergency.stop();
-    parts.drainer.flushAcks();
-    parts.store.close();
-    parts.notifier.close();
+    if (!core) return;
+    core.notifier.stopping();
+    if (parts) await parts.link.stop();
+    await core.control.stop();
+    if (parts) await parts.location.stop();
+    if (core.started.front) await core.front.stop();
+    // Writes an emergency event still waiting, before the store closes.
+    if (core.started.emergency) await core.emergency.stop();
+    if (parts) parts.drainer.flushAcks();
+    const lost = core.journal.pendingCount + this.held.size;
+    if (lost > 0) this.deps.log.error({ emergencyEvents: core.journal.pendingCount, others: this.held.size }, 'stopping with events the store never took: they are lost');
+    this.store?.close();
+    this.store = null;
+    core.notifier.close();
     this.deps.log.info('agent stopped');
   }
 
-  /** Records an event for the server (outbox first, then QoS 1). */
-  emit(type: EventType, data: Record<string, unknown>): void {
-    const p = this.require();
-    p.store.enqueue(p.newEvent(type, data));
-    p.drainer.wake();
+  /** Records an event for the server (outbox first, then QoS 1; memory while the store cannot take it). */
+  /** Records an event for the server; returns its id. */
+  emit(type: EventType, data: Record<string, unknown>): string {
+    const core = this.core;
+    if (!core) throw new Error('agent is not running');
+    const event = core.newEvent(type, data);
+    this.record(event);
+    return event.id;
   }
 
   /** Where the phone is: best() is synchronous and does no I/O (for the emergency path). */
@@ -200,27 +441,37 @@ export class Agent {
   }
 
   status(): Record<string, unknown> {
-    const p = this.require();
-    const address = p.addressBook.current();
+    const core = this.core;
+    if (!core) throw new Error('agent is not running');
+    const p = this.parts;
+    const address = p?.addressBook.current() ?? null;
+    const held = { emergencyEvents: core.journal.pendingCount, others: this.held.size };
     return {
       deviceId: this.deps.config.deviceId,
       agentVersion: AGENT_VERSION,
-      link: p.link.state,
-      outbox: { backlog: p.store.outboxBacklog(), inFlight: p.drainer.inFlightCount(), delivered: p.drainer.delivered, awaitingServer: p.drainer.awaitingServerCount(), confirmed: p.drainer.confirmed },
-      store: p.store.health(),
+      ...(p
+        ? {
+            link: p.link.state,
+            outbox: { backlog: p.store.outboxBacklog(), inFlight: p.drainer.inFlightCount(), delivered: p.drainer.delivered, awaitingServer: p.drainer.awaitingServerCount(), confirmed: p.drainer.confirmed },
+            store: { ...p.store.health(), available: true, held },
+          }
+        : { link: { state: 'stopped' }, store: { available: false, unavailable: this.storeUnavailable, held } }),
       address: address ? { version: address.version, appliedAt: address.appliedAt, hash: address.hash } : null,
-      emergency: p.emergency.status(),
-      ...p.front.status(),
-      location: p.location.status(),
+      emergency: core.emergency.status(),
+      ...core.front.status(),
+      ...(p ? { location: p.location.status() } : {}),
     };
   }
 
   private require(): Parts {
-    if (!this.parts) throw new Error('agent is not running');
-    return this.parts;
+    if (this.parts) return this.parts;
+    if (this.core && this.storeFailure) {
+      throw new ControlError('store-unavailable', `the store is unavailable (${this.storeFailure.code}): only emergency calls work now`);
+    }
+    throw new Error('agent is not running');
   }
 
-  private createEmergency(store: Store, drainer: OutboxDrainer, newEvent: EventFactory): EmergencyService {
+  private createEmergency(journal: StoreEmergencyJournal, newEvent: EventFactory): EmergencyService {
     const { config, log } = this.deps;
     let voice: VoiceStack | null;
     let reason: string | undefined;
@@ -244,41 +495,40 @@ export class Agent {
       agentVersion: AGENT_VERSION,
       log: named(log, 'emergency'),
       ...(this.deps.now ? { now: this.deps.now } : {}),
-      // Called off the call path (setImmediate): outbox first, then the drain.
-      emitEvent: (type, data) => {
-        store.enqueue(newEvent(type, data));
-        drainer.wake();
-      },
+      // Called off the call path (setImmediate): outbox first, then the drain; memory while the store is away.
+      emitEvent: (type, data) => this.record(newEvent(type, data)),
       // The emergency event: committed before the INVITE, completed and synced after.
-      journal: new StoreEmergencyJournal({ store: () => store, drain: () => drainer, newEvent, log: named(log, 'emergency') }),
+      journal,
       suppression: {
         load: () => {
-          const v = Number(store.getSetting(SUPPRESS_KEY));
+          const v = Number(this.store?.getSetting(SUPPRESS_KEY));
           return Number.isFinite(v) && v > 0 ? v : null;
         },
-        save: (until) => void store.setSetting(SUPPRESS_KEY, String(until)),
+        save: (until) => void this.store?.setSetting(SUPPRESS_KEY, String(until)),
       },
     });
   }
 
-  private registerControl(control: ControlServer): void {
+  /** e911ctl's commands; the emergency ones work without the store. */
+  private registerControl(core: Core): void {
+    const { control, emergency } = core;
     control.register('status', () => this.status());
     control.register('pidf', () => {
-      const pidf = this.require().emergency.pidfNow();
+      const pidf = emergency.pidfNow();
       return { pidf, addressMissing: pidf === null };
     });
     control.register('dial', (args) => {
       const digits = typeof args.digits === 'string' ? args.digits : '';
       if (!digits) throw new ControlError('usage', 'dial needs digits (0-9 * #) or a service URN');
-      return this.require().emergency.dial(digits);
+      return emergency.dial(digits);
     });
-    control.register('hangup', () => this.require().emergency.hangup());
+    control.register('hangup', () => emergency.hangup());
     control.register('calls', () =>
-      this.require()
-        .emergency.history()
+      emergency
+        .history()
         .map((r) => ({ callRef: r.callRef, kind: r.kind, dialed: r.dialed, state: r.state, startedAt: r.startedAt, route: r.attempts.at(-1)?.route ?? null, media: r.media ?? null })),
     );
-    this.require().front.registerControl(control);
+    core.front.registerControl(control);
     registerLocationControl(control, () => this.require().location.service);
     control.register('address', () => {
       const a = this.require().addressBook.current();
@@ -293,8 +543,8 @@ export class Agent {
         const outcome = p.addressBook.handlePush(payload);
         if (outcome.result !== 'rejected') p.link.publishRetained('address/state', addressState(outcome.address));
         if (outcome.result === 'applied') {
-          p.emergency.setAddress(outcome.address);
-          p.front.addressChanged(outcome.address);
+          this.core?.emergency.setAddress(outcome.address);
+          this.core?.front.addressChanged(outcome.address);
           p.location.service.addressChanged();
         }
         p.drainer.wake();
@@ -314,7 +564,7 @@ export class Agent {
             return p.addressBook.current();
           case 'diag':
             // From the server: the checks only; a test call needs someone at the phone.
-            return p.front.runDiagnostics('server', { none: true });
+            return this.core!.front.runDiagnostics('server', { none: true });
           default:
             throw new Error(`unknown command ${name}`);
         }
@@ -329,7 +579,8 @@ export class Agent {
 
   /** Garbage from the broker is reported, but at most once a minute per topic kind. */
   private reportRejected(kind: TopicKind, reason: string): void {
-    const p = this.require();
+    const core = this.core;
+    if (!core) return;
     const now = Date.now();
     const last = this.lastRejectReport.get(kind) ?? -Infinity;
     if (now - last < REJECT_REPORT_INTERVAL_MS) {
@@ -337,11 +588,12 @@ export class Agent {
       return;
     }
     this.lastRejectReport.set(kind, now);
-    p.store.enqueue(p.newEvent('payload-rejected', { topic: kind, reason, suppressedSinceLast: this.suppressedRejects }));
+    this.record(core.newEvent('payload-rejected', { topic: kind, reason, suppressedSinceLast: this.suppressedRejects }));
     this.suppressedRejects = 0;
-    p.drainer.wake();
   }
 }
+
+const NO_ADDRESS_STATE = { v: 1 as const, version: 0, hash: '', appliedAt: null };
 
 function addressState(a: StoredAddress) {
   return { v: 1 as const, version: a.version, hash: a.hash, appliedAt: a.appliedAt };

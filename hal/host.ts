@@ -1,5 +1,6 @@
 // Every path on the host (/sys, /proc, /dev, /run) and every external command the
 // agent uses comes from here, so tests and the simulator can point them elsewhere.
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 export interface HostPaths {
@@ -18,6 +19,11 @@ export interface HostPaths {
     lldpd: string;
     /** Clock synchronisation status for diagnostics (`timedatectl show -p NTPSynchronized`); optional so literal HostPaths in tests stay valid. */
     timedatectl?: string;
+    /**
+     * util-linux setpriv, which starts long-running helpers with a parent-death signal so they
+     * die with the agent even on SIGKILL; empty or absent: helpers start without it.
+     */
+    setpriv?: string;
   };
   /**
    * Words put before every network command (ip, lldpd, lldpcli), e.g.
@@ -42,6 +48,8 @@ export function hostPaths(env: NodeJS.ProcessEnv = process.env): HostPaths {
       lldpcli: env.E911_CMD_LLDPCLI ?? 'lldpcli',
       lldpd: env.E911_CMD_LLDPD ?? 'lldpd',
       timedatectl: env.E911_CMD_TIMEDATECTL ?? 'timedatectl',
+      // E911_CMD_SETPRIV='' turns it off; by default where util-linux puts it, if it is there.
+      setpriv: env.E911_CMD_SETPRIV ?? ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p)) ?? '',
     },
     commandPrefix: (env.E911_CMD_PREFIX ?? '').split(' ').filter(Boolean),
   };

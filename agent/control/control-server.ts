@@ -45,7 +45,15 @@ export class ControlServer {
       // that call makes the socket 0660 from its first moment.
       withUmask(0o117, () => server.listen(this.socketPath, () => resolve()));
     });
-    chmodSync(this.socketPath, 0o660);
+    try {
+      chmodSync(this.socketPath, 0o660);
+    } catch (err) {
+      // Not left half open: a socket with the wrong mode is closed, and start() may be tried again.
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      rmSync(this.socketPath, { force: true });
+      throw err;
+    }
+    // An unusable group is logged, not fatal: e911ctl still works for root and the agent's user.
     if (this.group) this.applyGroup(this.group);
     server.on('error', (err) => this.log.error({ err }, 'control socket error'));
     this.server = server;

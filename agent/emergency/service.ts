@@ -66,6 +66,8 @@ export interface EmergencyServiceDeps {
   log: Logger;
   timers?: Timers;
   now?: () => Date;
+  /** A clock that never jumps (ms; default performance.now): the suppression window runs on it. */
+  monotonic?: () => number;
   /** Records an event in the outbox (Agent.emit). Called on setImmediate, never on the call path. */
   emitEvent: (type: EventType, data: Record<string, unknown>) => void;
   /** Durable emergency event before the INVITE; without one the event is emitted after (tests). */
@@ -181,7 +183,9 @@ export class EmergencyService {
   private readonly records: EmergencyCallRecord[] = [];
   private prepared: Prepared | null = null;
   private features: PhoneFeatures;
-  private suppressUntil = 0;
+  /** End of the suppression window on the monotonic clock: a wall-clock jump neither ends nor stretches it. */
+  private suppressUntilMono = -Infinity;
+  private readonly monotonic: () => number;
   private unsubscribe: (() => void)[] = [];
   private started = false;
   private startError: string | null = null;
@@ -205,6 +209,7 @@ export class EmergencyService {
     this.log = deps.log;
     this.timers = deps.timers ?? { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
     this.now = deps.now ?? (() => new Date());
+    this.monotonic = deps.monotonic ?? (() => performance.now());
     this.defer = deps.defer ?? ((fn) => setImmediate(fn));
     this.features = { ...DEFAULT_FEATURES, maxCalls: deps.sip.maxCalls };
     this.plan = new DialPlan({
@@ -235,7 +240,11 @@ export class EmergencyService {
   }
 
   async start(address: StoredAddress | null): Promise<void> {
-    this.suppressUntil = this.deps.suppression?.load() ?? 0;
+    // Stored as a wall-clock time for a restart: what is left of it, never more than a whole window
+    // (a clock set back while the phone was off must not stretch it).
+    const stored = this.deps.suppression?.load() ?? 0;
+    const left = Math.min(stored - this.now().getTime(), this.deps.emergency.suppressMinutes * 60_000);
+    this.suppressUntilMono = left > 0 ? this.monotonic() + left : -Infinity;
     const voice = this.deps.voice;
     this.network = (this.deps.network ?? (() => deviceNetwork(this.deps.sip.bindAddress)))();
     if (!voice) {
@@ -436,7 +445,7 @@ export class EmergencyService {
   }
 
   isSuppressed(): boolean {
-    return this.emergencyLive() || this.now().getTime() < this.suppressUntil;
+    return this.emergencyLive() || this.monotonic() < this.suppressUntilMono;
   }
 
   status(): Record<string, unknown> {
@@ -449,7 +458,7 @@ export class EmergencyService {
       registration: this.mainAccount === null ? 'no registrar configured' : this.registration,
       address: this.prepared?.address ? { version: this.prepared.address.version } : 'missing: calls go to the fallback route',
       emergencyNumbers: this.plan.emergencyStrings(),
-      suppressedUntil: this.suppressUntil > this.now().getTime() ? new Date(this.suppressUntil).toISOString() : null,
+      suppressedUntil: this.monotonic() < this.suppressUntilMono ? new Date(this.now().getTime() + (this.suppressUntilMono - this.monotonic())).toISOString() : null,
       features: this.features,
       sound: this.sound,
       lastCall: last ? { callRef: last.callRef, kind: last.kind, state: last.state, startedAt: last.startedAt, attempts: last.attempts, media: last.media ?? null } : null,
@@ -850,10 +859,12 @@ export class EmergencyService {
   }
 
   private extendSuppression(at: Date): void {
-    const until = at.getTime() + this.deps.emergency.suppressMinutes * 60_000;
-    if (until <= this.suppressUntil) return;
-    this.suppressUntil = until;
-    // Persisted off the call path, so a restart inside the window keeps it.
+    const windowMs = this.deps.emergency.suppressMinutes * 60_000;
+    const untilMono = this.monotonic() + windowMs;
+    if (untilMono <= this.suppressUntilMono) return;
+    this.suppressUntilMono = untilMono;
+    const until = at.getTime() + windowMs;
+    // Persisted off the call path (as a wall-clock time), so a restart inside the window keeps it.
     this.later(() => this.deps.suppression?.save(until));
   }
 

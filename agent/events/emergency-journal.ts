@@ -33,6 +33,8 @@ export class StoreEmergencyJournal implements EmergencyJournal {
       drain: () => JournalDrain | null;
       newEvent: EventFactory;
       log: Logger;
+      /** An event is held in memory: the owner retries flushPending() later. */
+      onHeld?: () => void;
     },
   ) {}
 
@@ -50,7 +52,10 @@ export class StoreEmergencyJournal implements EmergencyJournal {
       this.deps.log.error({ err, eventId: event.id }, 'emergency event not stored before the INVITE: kept in memory');
       seq = null;
     }
-    if (seq === null) this.pending.set(event.id, event);
+    if (seq === null) {
+      this.pending.set(event.id, event);
+      this.deps.onHeld?.();
+    }
     this.open.set(event.id, { seq, first: event });
     return event.id;
   }
@@ -89,6 +94,7 @@ export class StoreEmergencyJournal implements EmergencyJournal {
       this.pending.delete(id);
     } catch (err) {
       this.deps.log.error({ err, eventId: id, held: this.pending.size }, 'emergency event not stored: kept in memory until the store is back');
+      this.deps.onHeld?.();
       return false;
     } finally {
       if (seq !== null) drain?.release(seq);

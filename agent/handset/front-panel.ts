@@ -18,7 +18,9 @@ import { sipOptionsPing } from '../diagnostics/sip-options.js';
 import type { DiagnosticsReport, EmergencyPath, LinkView, NetworkProbe } from '../diagnostics/types.js';
 import type { DiagnosticsConfig, HandsetConfig } from './config.js';
 import { HandsetUi, type KeypadDialer } from './handset-ui.js';
-import { EmergencyNotice } from './notice.js';
+import { EmergencyNotice, type NoticeStore } from './notice.js';
+
+export type FrontPanelStore = NoticeStore & Pick<Store, 'lastDiagnostics' | 'saveDiagnostics'>;
 
 export interface FrontPanelDeps {
   handsetConfig: HandsetConfig;
@@ -28,7 +30,8 @@ export interface FrontPanelDeps {
   serverKey: KeyObject;
   log: Logger;
   host: HostPaths;
-  store: Store;
+  /** The agent's store, or a stand-in while it is away (the keypad dials 911 without it). */
+  store: FrontPanelStore;
   newEvent: EventFactory;
   /** Sends what was just queued in the outbox. */
   wake: () => void;

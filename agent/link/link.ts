@@ -149,8 +149,10 @@ export class MqttLink {
       this.status.connects++;
       this.status.lastError = null;
       log.info({ url }, 'link up');
-      // Events first: the outbox does not wait for anything else.
-      this.deps.drainer.attach((row) => this.publishEvent(client, row.payload));
+      // SUBSCRIBE is written before any event, without waiting for its SUBACK: the broker
+      // handles a client's packets in order, so events/ack is subscribed before the first
+      // event arrives and the server's confirmation cannot be lost (it was, without this,
+      // and the event waited resendMs to go again).
       client.subscribe(
         [
           topicFilter('address/set', config.deviceId),
@@ -168,6 +170,8 @@ export class MqttLink {
           for (const [kind, text] of this.retained) client.publish(this.topic(kind), text, { qos: 1, retain: true });
         },
       );
+      // Then events: the outbox waits for nothing else.
+      this.deps.drainer.attach((row) => this.publishEvent(client, row.payload));
     });
     client.on('message', (topic, payload, packet) => this.onMessage(client, topic, payload, packet));
     client.on('error', (err) => {

@@ -2,11 +2,13 @@
 // flight, each row removed only after its PUBACK. SQLite is the only queue: after
 // a disconnect everything unacknowledged is sent again from the table.
 //
-// Emergency and test-call events are kept past the PUBACK: the broker having
-// them is not the server having them (a server killed, a broker restarted
-// without persistence, lose them). They go when the server says it stored them
-// (events/ack), and are sent again on every reconnect and every resendMs
-// until then. The server de-duplicates by id.
+// Events are kept past the PUBACK: the broker having them is not the server
+// having them (a server killed, a broker killed or restarted without
+// persistence, lose them: the chaos test measured it). They go when the server
+// says it stored them (events/ack), and are sent again on every reconnect and
+// every resendMs until then. The server de-duplicates by id. With
+// confirm 'emergency' (a server older than events/ack for every event), only
+// emergency and test-call events wait for the server; the rest go on PUBACK.
 import type { Logger } from '../log.js';
 import type { OutboxRow, Store } from '../store/store.js';
 import { PROTECTED_EVENT_TYPES, type EventType } from '../../provisioning/protocol/messages.js';
@@ -29,8 +31,8 @@ export class OutboxDrainer {
   private flushTimer: NodeJS.Timeout | null = null;
   private filling = false;
   private fillScheduled = false;
-  /** Protected rows the broker acknowledged, waiting for the server's ack: seq -> id. */
-  private readonly awaitingServer = new Map<number, string>();
+  /** Rows the broker acknowledged, waiting for the server's ack: seq -> id, and whether it is an emergency event. */
+  private readonly awaitingServer = new Map<number, { id: string; emergency: boolean }>();
   /** Rows not to send yet: an emergency event between its first write and its completion. */
   private readonly held = new Set<number>();
   private resendTimer: NodeJS.Timeout | null = null;
@@ -43,8 +45,10 @@ export class OutboxDrainer {
     private readonly store: Store,
     private readonly window: number,
     private readonly log: Logger,
-    /** How long a protected event waits for the server's ack before it is sent again. */
+    /** How long an event waits for the server's ack before it is sent again. */
     private readonly resendMs = 30_000,
+    /** Which events wait for the server's ack: all (default), or only emergency and test-call events. */
+    private readonly confirm: 'all' | 'emergency' = 'all',
   ) {}
 
   /** The row is not sent until release(): its content is about to change. */
@@ -62,17 +66,20 @@ export class OutboxDrainer {
   /** The server stored these events: they leave the outbox now. */
   serverAck(ids: readonly string[]): void {
     const set = new Set(ids);
-    for (const [seq, id] of this.awaitingServer) if (set.has(id)) this.awaitingServer.delete(seq);
-    const removed = this.store.ackEventsById(ids);
-    this.confirmed += removed;
+    for (const [seq, w] of this.awaitingServer) if (set.has(w.id)) this.awaitingServer.delete(seq);
+    // Counted from the rows removed: an ack may arrive while its event is being sent again.
+    this.confirmed += this.store.ackEventsById(ids).emergency;
     if (this.awaitingServer.size === 0 && this.resendTimer) {
       clearTimeout(this.resendTimer);
       this.resendTimer = null;
     }
   }
 
+  /** Emergency and test-call events the broker has and the server has not confirmed yet. */
   awaitingServerCount(): number {
-    return this.awaitingServer.size;
+    let n = 0;
+    for (const w of this.awaitingServer.values()) if (w.emergency) n++;
+    return n;
   }
 
   /** A connection is up: (re)send everything not yet acknowledged, from the oldest. */
@@ -147,7 +154,8 @@ export class OutboxDrainer {
     const publish = this.publish!;
     const generation = this.generation;
     this.inFlight.add(row.seq);
-    const keep = PROTECTED_EVENT_TYPES.has(row.type as EventType);
+    const emergency = PROTECTED_EVENT_TYPES.has(row.type as EventType);
+    const keep = emergency || this.confirm === 'all';
     publish(row).then(
       () => {
         if (generation !== this.generation) {
@@ -162,7 +170,7 @@ export class OutboxDrainer {
         this.delivered++;
         if (keep) {
           // The broker has it; the row stays until the server says it stored it.
-          this.awaitingServer.set(row.seq, row.id);
+          this.awaitingServer.set(row.seq, { id: row.id, emergency });
           this.scheduleResend();
           this.scheduleFill();
           return;
@@ -183,14 +191,14 @@ export class OutboxDrainer {
     );
   }
 
-  /** Protected events the server has not confirmed within resendMs go again, on this connection. */
+  /** Events the server has not confirmed within resendMs go again, on this connection. */
   private scheduleResend(): void {
     if (this.resendTimer) return;
     const generation = this.generation;
     this.resendTimer = setTimeout(() => {
       this.resendTimer = null;
       if (generation !== this.generation || this.awaitingServer.size === 0) return;
-      this.log.warn({ events: this.awaitingServer.size }, 'server has not confirmed emergency events: sending them again');
+      this.log.warn({ events: this.awaitingServer.size }, 'server has not confirmed events: sending them again');
       this.awaitingServer.clear();
       this.rewind(0);
       this.fill();

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from '../log.js';
-import { StoreError } from '../errors.js';
+import { StoreAccessError, StoreCorruptError, StoreFullError, StoreTooNewError, classifyStoreError } from '../errors.js';
 import { MIGRATIONS, type Migration } from './migrations.js';
 import { statementCache } from './statements.js';
 import type { AddressDocument } from '../../provisioning/protocol/address.js';
@@ -52,6 +52,11 @@ export interface StoreOptions {
   migrations?: readonly Migration[];
   /** For tests and the ARM bundle: an explicit path to better_sqlite3.node. */
   nativeBinding?: string;
+  /**
+   * Keep everything in memory, nothing on disk: for an agent whose database was
+   * written by a newer agent (kept untouched; this one runs without it).
+   */
+  memory?: boolean;
 }
 
 export const DB_FILE = 'agent.db';
@@ -75,27 +80,34 @@ export class Store {
     this.log = opts.log;
     this.now = opts.now ?? (() => new Date());
     this.outboxMax = opts.outboxMax ?? 10_000;
-    mkdirSync(opts.dataDir, { recursive: true, mode: 0o750 });
-    this.path = path.join(opts.dataDir, DB_FILE);
+    this.path = opts.memory ? ':memory:' : path.join(opts.dataDir, DB_FILE);
     const migrations = opts.migrations ?? MIGRATIONS;
 
     let incident: StoreIncident | null = null;
     let db: Database.Database;
+    if (!opts.memory) makeDataDir(opts.dataDir);
     try {
       db = openAndMigrate(this.path, migrations, opts.nativeBinding);
-    } catch (err) {
-      // Keep the bad file for a human to look at, start fresh, report it once connected.
-      const reason = (err as Error).message;
+    } catch (e) {
+      // Only a damaged file is moved aside. A newer schema, a permission or a full
+      // disk, a busy database: the file is left alone and the typed error goes up
+      // (the agent runs 911 without its store and tries again).
+      const err = classifyStoreError(e, `cannot open the store at ${this.path}`);
+      if (!(err instanceof StoreCorruptError)) throw err;
       const keptAs = `${this.path}.corrupt-${this.now().toISOString().replace(/[:.]/g, '-')}`;
-      this.log.error({ err, keptAs }, 'store unreadable: kept aside, starting a fresh store');
-      for (const suffix of ['', '-wal', '-shm']) {
-        if (existsSync(this.path + suffix)) renameSync(this.path + suffix, keptAs + suffix);
+      this.log.error({ err, keptAs }, 'store corrupt: kept aside, starting a fresh store');
+      try {
+        for (const suffix of ['', '-wal', '-shm']) {
+          if (existsSync(this.path + suffix)) renameSync(this.path + suffix, keptAs + suffix);
+        }
+      } catch (moveErr) {
+        throw classifyStoreError(moveErr, `store corrupt and cannot be moved aside to ${keptAs}`);
       }
-      incident = { at: this.now().toISOString(), reason, keptAs };
+      incident = { at: this.now().toISOString(), reason: err.message, keptAs };
       try {
         db = openAndMigrate(this.path, migrations, opts.nativeBinding);
       } catch (err2) {
-        throw new StoreError('store-open-failed', `cannot open a fresh store at ${this.path}: ${(err2 as Error).message}`, { cause: err2 });
+        throw classifyStoreError(err2, `cannot open a fresh store at ${this.path}`);
       }
     }
     this.db = db;
@@ -233,15 +245,17 @@ export class Store {
     }
   }
 
-  /** Removes events the server confirmed it stored (by id). Returns how many were still here. */
-  ackEventsById(ids: readonly string[]): number {
-    if (ids.length === 0) return 0;
+  /** Removes events the server confirmed it stored (by id). Returns how many were still here, and how many of those were emergency or test-call events. */
+  ackEventsById(ids: readonly string[]): { removed: number; emergency: number } {
+    if (ids.length === 0) return { removed: 0, emergency: 0 };
     let removed = 0;
+    let emergency = 0;
     this.transaction(() => {
+      emergency = (this.stmt('SELECT count(*) AS n FROM outbox WHERE protected = 1 AND id IN (SELECT value FROM json_each(?))').get(JSON.stringify(ids)) as { n: number }).n;
       removed = this.stmts.deleteOutboxIds.run(JSON.stringify(ids)).changes;
       this.outboxCount -= removed;
     });
-    return removed;
+    return { removed, emergency };
   }
 
   pendingEvents(afterSeq: number, limit: number): OutboxRow[] {
@@ -367,6 +381,17 @@ export class Store {
   }
 }
 
+/** The data folder; any failure but a full disk is a setup fault (Node reports a read-only parent as ENOENT). */
+function makeDataDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o750 });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const msg = `cannot create the data folder ${dir}: ${(e as Error).message}`;
+    throw code === 'ENOSPC' || code === 'EDQUOT' ? new StoreFullError(msg, { cause: e }) : new StoreAccessError(msg, { cause: e });
+  }
+}
+
 function openAndMigrate(file: string, migrations: readonly Migration[], nativeBinding?: string): Database.Database {
   const db = new Database(file, nativeBinding ? { nativeBinding } : {});
   try {
@@ -376,7 +401,7 @@ function openAndMigrate(file: string, migrations: readonly Migration[], nativeBi
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 2000');
     const check = db.pragma('quick_check', { simple: true });
-    if (check !== 'ok') throw new StoreError('store-corrupt', `integrity check failed: ${String(check)}`);
+    if (check !== 'ok') throw new StoreCorruptError(`integrity check failed: ${String(check)}`);
     migrate(db, migrations);
     return db;
   } catch (err) {
@@ -389,7 +414,7 @@ export function migrate(db: Database.Database, migrations: readonly Migration[])
   const current = db.pragma('user_version', { simple: true }) as number;
   const latest = migrations.reduce((m, x) => Math.max(m, x.version), 0);
   if (current > latest) {
-    throw new StoreError('store-too-new', `database schema ${current} is newer than this agent knows (${latest})`);
+    throw new StoreTooNewError(`database schema ${current} is newer than this agent knows (${latest}): left as it is`);
   }
   for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
     if (m.version <= current) continue;

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { HostPaths } from '../host.js';
+import { HelperPids, helperCommand } from './helpers.js';
 import { JsonObjectSplitter, parseNeighbors, parseWatchEvent, type LldpNeighbor } from './lldp-json.js';
 
 export interface LldpEvents {
@@ -39,9 +40,12 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
   private timers = new Set<NodeJS.Timeout>();
   private readonly table = new Map<string, LldpNeighbor>();
   readonly counters = { watchEvents: 0, daemonRestarts: 0, watchRestarts: 0 };
+  /** lldpd and lldpcli watch, recorded beside the socket for the next agent to end if we die. */
+  private readonly pids: HelperPids;
 
   constructor(private readonly opts: LldpAgentOptions) {
     super();
+    this.pids = new HelperPids(`${opts.socketPath}.helpers.json`, opts.host.proc, opts.log);
   }
 
   neighbors(): LldpNeighbor[] {
@@ -52,6 +56,9 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
     this.stopped = false;
     mkdirSync(path.dirname(this.opts.socketPath), { recursive: true, mode: 0o755 });
     this.warnIfUnreachable();
+    // Helpers an earlier agent left (killed before its own could stop them): a stale lldpd
+    // holds the socket, and a new one would attach to it as "another instance".
+    await this.pids.endStale();
     if (this.opts.runDaemon) {
       this.startDaemon();
       await this.waitForSocket(5000);
@@ -101,9 +108,10 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
   private startDaemon(): void {
     const { host, log, socketPath, interfaces } = this.opts;
     const args = ['-d', '-M', '3', '-u', socketPath, ...(interfaces.length > 0 ? ['-I', interfaces.join(',')] : [])];
-    const [cmd, rest] = this.command(host.commands.lldpd, args);
+    const [cmd, rest] = helperCommand(host, host.commands.lldpd, args);
     const child = spawn(cmd, rest, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.daemon = child;
+    this.pids.add(child.pid);
     this.daemonGone = false;
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-1000)));
@@ -112,6 +120,7 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
       log.error({ err: err.message, cmd }, 'cannot run lldpd');
     });
     child.on('exit', (code, signal) => {
+      this.pids.remove(child.pid);
       if (child === this.daemon) this.daemonGone = true;
       if (child !== this.daemon || this.stopped) return;
       this.counters.daemonRestarts++;
@@ -125,9 +134,10 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
 
   private startWatch(): void {
     const { log } = this.opts;
-    const [cmd, rest] = this.command(this.opts.host.commands.lldpcli, ['-u', this.opts.socketPath, '-f', 'json0', 'watch', 'details']);
+    const [cmd, rest] = helperCommand(this.opts.host, this.opts.host.commands.lldpcli, ['-u', this.opts.socketPath, '-f', 'json0', 'watch', 'details']);
     const child = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.watcher = child;
+    this.pids.add(child.pid);
     const splitter = new JsonObjectSplitter();
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (chunk: string) => {
@@ -136,6 +146,7 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
     child.stderr!.resume();
     child.on('error', (err) => log.error({ err: err.message, cmd }, 'cannot run lldpcli watch'));
     child.on('exit', (code, signal) => {
+      this.pids.remove(child.pid);
       if (child !== this.watcher || this.stopped) return;
       this.counters.watchRestarts++;
       log.warn({ code, signal }, 'lldpcli watch exited; restarting');

@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import type { HostPaths } from '../host.js';
+import { helperCommand } from './helpers.js';
 import { isRelevant, parseMonitorLine } from './ip-monitor.js';
 import { hostSnapshotReader, type SnapshotReader } from './snapshot.js';
 import type { ChangeReason, NetworkEvents, NetworkMonitor, NetworkSnapshot } from './types.js';
@@ -102,8 +103,9 @@ export class NetworkWatcher extends EventEmitter<NetworkEvents> implements Netwo
 
   private spawnMonitor(): void {
     const { host, log } = this.deps;
-    const [cmd, ...args] = [...host.commandPrefix, host.commands.ip, '-o', 'monitor', 'link', 'address', 'route'];
-    const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // With a parent-death signal: it dies with the agent, even on SIGKILL.
+    const [cmd, args] = helperCommand(host, host.commands.ip, ['-o', 'monitor', 'link', 'address', 'route']);
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-500)));

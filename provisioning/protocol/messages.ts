@@ -58,6 +58,8 @@ export const EVENT_TYPES = [
   'notice-acknowledged',
   /** The configured sound device was missing or busy (at start, or when a call needed it): calls went on with the null device. */
   'audio-device-failed',
+  /** A part not needed to place 911 (control socket, location) failed to start: data {part, reason, attempt, retryInMs}. Tried again. */
+  'part-failed',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 /** Event types the outbox never evicts, whatever its bound. */

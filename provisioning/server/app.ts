@@ -2,7 +2,8 @@
 // collaborators in, starts them in order and stops them in reverse. One
 // ServerApp is one server process; several may share a database file (one
 // host) and an external broker (shared subscriptions).
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from './atomic-file.js';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -125,8 +126,7 @@ export function loadOrCreateServerCredentials(dataDir: string, instance: string,
   else {
     creds = { username, password: newPassword() };
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    writeFileSync(`${file}.tmp`, `${JSON.stringify(creds, null, 2)}\n`, { mode: 0o600 });
-    renameSync(`${file}.tmp`, file);
+    writeFileAtomic(file, `${JSON.stringify(creds, null, 2)}\n`, 0o600);
   }
   if (!repo.serverBrokerUsers().some((u) => u.username === username)) repo.setServerBrokerUser(username, hashPassword(creds.password));
   return creds;
@@ -200,6 +200,8 @@ export class ServerApp {
       webhook: new WebhookChannel(targets),
       ...(opts.notify?.retry ? { retry: opts.notify.retry } : {}),
       ...(opts.notify?.concurrency ? { concurrency: opts.notify.concurrency } : {}),
+      // A restart of this instance takes back at once the sends its earlier run left unfinished.
+      instance,
       onUpdate: (n) => this.bus.emit('notification', n),
     });
     const handlers = {};

@@ -1,5 +1,6 @@
 // The server's Ed25519 signing key: generated once, kept in a 0600 file.
-import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from './atomic-file.js';
 import path from 'node:path';
 import { generateSigningKeyPair, type KeyPairText } from '../protocol/signing.js';
 
@@ -13,8 +14,7 @@ export function loadOrCreateKeyPair(file: string): { pair: KeyPairText; created:
   }
   const pair = generateSigningKeyPair();
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  // Write then rename: a crash never leaves half a key behind.
-  writeFileSync(`${file}.tmp`, `${JSON.stringify(pair, null, 2)}\n`, { mode: 0o600 });
-  renameSync(`${file}.tmp`, file);
+  // Written whole or not at all, and synced: a crash or power cut never leaves half a key behind.
+  writeFileAtomic(file, `${JSON.stringify(pair, null, 2)}\n`, 0o600);
   return { pair, created: true };
 }

@@ -7,7 +7,8 @@
 //   e911-server push --broker URL --address FILE                                        push one raw address document (as e911-server-cli)
 //
 // `e911-server help` lists every command.
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileAtomic } from './atomic-file.js';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
@@ -174,8 +175,7 @@ function readJson(file: string | boolean | undefined): unknown {
 }
 
 function writePrivate(file: string, text: string): void {
-  writeFileSync(`${file}.tmp`, text, { mode: 0o600 });
-  renameSync(`${file}.tmp`, file);
+  writeFileAtomic(file, text, 0o600);
 }
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
@@ -243,8 +243,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: stri
       });
       mkdirSync(dir, { recursive: true });
       writePrivate(path.join(dir, 'passwd'), files.passwd);
-      writeFileSync(path.join(dir, 'acl'), files.acl);
-      writeFileSync(path.join(dir, 'mosquitto.conf'), files.conf);
+      writeFileAtomic(path.join(dir, 'acl'), files.acl);
+      writeFileAtomic(path.join(dir, 'mosquitto.conf'), files.conf);
       out(`wrote ${dir}/passwd, acl, mosquitto.conf (include the last from your mosquitto.conf; send mosquitto SIGHUP to reload)\n`);
       return 0;
     }

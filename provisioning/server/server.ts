@@ -8,7 +8,7 @@ import mqtt, { type MqttClient, type IPublishPacket, type Packet } from 'mqtt';
 import type { Logger } from 'pino';
 import { createHash, sign, type KeyObject } from 'node:crypto';
 import { canonicalJson } from '../protocol/canonical.js';
-import { decodePayload, PROTECTED_EVENT_TYPES, type EventPayload, type SignedAddress, type StatusPayload, type AddressStatePayload, type LocationPayload } from '../protocol/messages.js';
+import { decodePayload, type EventPayload, type SignedAddress, type StatusPayload, type AddressStatePayload, type LocationPayload } from '../protocol/messages.js';
 import { topicFilter, topicFor, parseTopic } from '../protocol/topics.js';
 import { validateAddress, type AddressDocument } from '../protocol/address.js';
 import { signDocument } from '../protocol/signing.js';
@@ -300,9 +300,8 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
     attempt(0);
   }
 
-  /** Tells the phone its emergency event is stored: only then does it drop it from its outbox. Batched per turn. */
+  /** Tells the phone its event is stored: only then does it drop it from its outbox. Batched per turn. */
   private ackToPhone(e: EventPayload): void {
-    if (!PROTECTED_EVENT_TYPES.has(e.type)) return; // the phone drops the others on the broker's PUBACK
     const ids = this.acks.get(e.deviceId);
     if (ids) return void ids.push(e.id);
     this.acks.set(e.deviceId, [e.id]);

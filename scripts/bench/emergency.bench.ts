@@ -143,6 +143,8 @@ try {
     serverPublicKey: generateSigningKeyPair().publicKey,
     logLevel: 'info',
     broker: { urls: [broker.url], protocolVersion: 5 },
+    // No server in this bench: the backlog leaves on the broker's PUBACK, as it measured before.
+    outbox: { serverConfirms: 'emergency' },
     control: { socketPath: path.join(dir, 'control.sock') },
     sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null' },
     emergency: { routes: { primary: `sip:127.0.0.1:${wirePort}` }, extraHeaders: [{ name: 'X-E911-Site', value: 'HQ' }] },
@@ -156,7 +158,7 @@ try {
   agent = new Agent({ config: parseConfig(raw), log, env: {}, host: hostPaths({}) });
   await agent.start();
   // The keypad entry of the running agent (the handset's keypad feeds the same method).
-  const svc = (agent as unknown as { parts: { emergency: EmergencyService } }).parts.emergency;
+  const svc = (agent as unknown as { core: { emergency: EmergencyService } }).core.emergency;
   // Breakdown of the agent's part: its own JS before makeCall, and makeCall itself (addon + pjsua).
   const voiceStack = (svc as unknown as { deps: { voice: VoiceStack } }).deps.voice;
   const makeCall = voiceStack.makeCall.bind(voiceStack);

@@ -15,8 +15,10 @@ export interface Mosquitto {
   dir: string;
   /** Stops the broker (SIGTERM, then SIGKILL). */
   stop(): Promise<void>;
-  /** Starts it again on the same port (after stop). */
+  /** Starts it again on the same port (after stop or kill). */
   restart(): Promise<void>;
+  /** SIGKILL: no goodbye to anyone (chaos tests). */
+  kill(): Promise<void>;
   /** Stops it and removes its folder. */
   close(): Promise<void>;
 }
@@ -76,6 +78,14 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     dir,
     stop,
     restart: start,
+    kill: async () => {
+      const c = child;
+      child = null;
+      if (!c || c.exitCode !== null) return;
+      const gone = new Promise((r) => c.once('exit', r));
+      c.kill('SIGKILL');
+      await gone;
+    },
     close: async () => {
       await stop();
       rmSync(dir, { recursive: true, force: true });

@@ -4,6 +4,7 @@
 // the broker answered.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { sampleAddress } from '../helpers/address.js';
 import os from 'node:os';
 import path from 'node:path';
 import { MOSQUITTO, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
@@ -96,7 +97,8 @@ describe.skipIf(!MOSQUITTO)('reliability: acknowledged only once stored', () => 
       ob = await outbox(a.socketPath);
     }
     expect(ob.awaitingServer).toBe(1);
-    expect(ob.backlog).toBe(1);
+    // Every event waits for the server (outbox.serverConfirms 'all'): the call's progress event too.
+    expect(ob.backlog).toBeGreaterThanOrEqual(1);
     const s = server(`srv2-${path.basename(dir)}`);
     const got: EventPayload[] = [];
     s.on('event', (e) => got.push(e));
@@ -107,5 +109,25 @@ describe.skipIf(!MOSQUITTO)('reliability: acknowledged only once stored', () => 
       ob = await outbox(a.socketPath);
     }
     expect(ob).toMatchObject({ backlog: 0, confirmed: 1 });
+  });
+
+  it('a store reset: the phone says it has no address (address/state version 0) and the server pushes it again', async () => {
+    const s = server(`srv3-${path.basename(dir)}`);
+    await s.start();
+    const a = setup();
+    let agent = await spawnAgent(a);
+    procs.push(agent);
+    await s.pushAddress(sampleAddress({ deviceId: 'phone-1', version: 4 }));
+    const version = async () => ((await controlRequest(a.socketPath, 'address')) as { ok: boolean; result: { version: number } | null }).result?.version ?? null;
+    for (let i = 0; i < 250 && (await version()) !== 4; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await version()).toBe(4);
+    // The store is lost (a reset, a corrupt file moved aside): the broker still holds address/state version 4.
+    agent.child.kill('SIGKILL');
+    await agent.exited;
+    rmSync(a.raw.dataDir as string, { recursive: true, force: true });
+    agent = await spawnAgent(a);
+    procs.push(agent);
+    for (let i = 0; i < 250 && (await version()) !== 4; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await version(), agent.output()).toBe(4);
   });
 });

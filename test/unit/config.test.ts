@@ -19,7 +19,8 @@ describe('config', () => {
   it('fills defaults around the required keys', () => {
     const c = parseConfig(minimal);
     expect(c).toMatchObject({ deviceId: 'phone-1', logLevel: 'info', dataDir: '/var/lib/e911-agent', broker: { protocolVersion: 5, keepaliveSec: 30 } });
-    expect(c.outbox).toEqual({ maxEvents: 10_000, window: 64, serverAckTimeoutMs: 30_000 });
+    expect(c.outbox).toEqual({ maxEvents: 10_000, window: 64, serverAckTimeoutMs: 30_000, serverConfirms: 'all' });
+    expect(c.recovery).toEqual({ minMs: 1000, maxMs: 60_000 });
   });
 
   it('lets the environment override the file', () => {

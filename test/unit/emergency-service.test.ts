@@ -33,6 +33,8 @@ interface Harness {
   deferred: (() => void)[];
   flush: () => void;
   saved: number[];
+  /** Moves only the wall clock (an NTP step, a user setting the time); the monotonic clock does not jump. */
+  jumpWall: (ms: number) => void;
 }
 
 async function harness(
@@ -43,6 +45,7 @@ async function harness(
   const events: Harness['events'] = [];
   const deferred: (() => void)[] = [];
   const saved: number[] = [];
+  let wallOffset = 0;
   const deps: EmergencyServiceDeps = {
     voice,
     voiceUnavailableReason: 'PJSIP addon not available: not built',
@@ -53,7 +56,8 @@ async function harness(
     agentVersion: 'test',
     log: silentLog(),
     timers: clock,
-    now: clock.date,
+    now: () => new Date(clock.now() + wallOffset),
+    monotonic: clock.now,
     emitEvent: (type, data) => events.push({ type, data, callsAtEmit: voice?.calls.length ?? 0 }),
     defer: (fn) => deferred.push(fn),
     suppression: { load: () => o.suppressLoad ?? null, save: (ms) => saved.push(ms) },
@@ -64,7 +68,7 @@ async function harness(
   const flush = () => {
     while (deferred.length) deferred.shift()!();
   };
-  return { svc, voice: voice as MemoryVoiceStack, clock, events, deferred, flush, saved };
+  return { svc, voice: voice as MemoryVoiceStack, clock, events, deferred, flush, saved, jumpWall: (ms) => (wallOffset += ms) };
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
@@ -183,8 +187,10 @@ describe('emergency call: whatever the phone is doing', () => {
     const h = await harness();
     const inc = h.voice.incomingCall('sip:alice@10.0.0.77');
     h.voice.answer(inc, 200);
+    await tick(); // the fake, like PJSIP, reports what answer/hangup/hold cause after they return
     const ringing = h.voice.incomingCall('sip:bob@10.0.0.78');
     dial(h.svc, '911');
+    await tick();
     expect(h.voice.calls.find((c) => c.callId === inc)!.held).toBe(true);
     expect(h.voice.calls.find((c) => c.callId === ringing)!.state).toBe('DISCONNECTED');
     h.flush();
@@ -197,7 +203,9 @@ describe('emergency call: whatever the phone is doing', () => {
     const h = await harness({ emergency: { activeCallPolicy: 'end' } });
     const inc = h.voice.incomingCall('sip:alice@10.0.0.77');
     h.voice.answer(inc, 200);
+    await tick(); // the fake, like PJSIP, reports what answer/hangup/hold cause after they return
     dial(h.svc, '911');
+    await tick();
     const c = h.voice.calls.find((x) => x.callId === inc)!;
     expect(c.held).toBe(false);
     expect(c.state).toBe('DISCONNECTED');
@@ -245,6 +253,7 @@ describe('routes and failover', () => {
     expect(h.voice.calls).toHaveLength(1);
     h.clock.advance(1);
     expect(h.voice.calls).toHaveLength(2);
+    await tick(); // the fake, like PJSIP, reports what answer/hangup/hold cause after they return
     expect(h.voice.calls[0]!.state).toBe('DISCONNECTED');
     expect(h.voice.calls[1]!.target).toBe('sip:911@10.0.0.2:5060');
     // The same location and Content-ID go to the secondary.
@@ -329,6 +338,7 @@ describe('after an emergency call: callbacks first, DND/forwarding/call waiting 
     await tick(); // the fake's CALLING event
     h.voice.respond(0, 200);
     h.voice.hangup(0);
+    await tick(); // the fake, like PJSIP, reports what answer/hangup/hold cause after they return
     h.flush();
     return h;
   }
@@ -348,6 +358,7 @@ describe('after an emergency call: callbacks first, DND/forwarding/call waiting 
     h.svc.setFeatures({ dnd: true });
     const other = h.voice.incomingCall('sip:carol@10.0.0.88');
     h.voice.answer(other, 200);
+    await tick(); // the fake, like PJSIP, reports what answer/hangup/hold cause after they return
     const psap = h.voice.incomingCall('sip:+14085559111@10.0.0.2', [], { address: '10.0.0.2', port: 5060 });
     expect(h.voice.calls.find((c) => c.callId === psap)!.answers).toEqual([200]);
     expect(h.voice.calls.find((c) => c.callId === other)!.held).toBe(true);
@@ -395,13 +406,16 @@ describe('after an emergency call: callbacks first, DND/forwarding/call waiting 
     svc.keypad('1');
     voice.respond(0, 200);
     svc.hangup();
+    await tick(); // the fake, like PJSIP, reports what answer/hangup/hold cause after they return
     const answers = (id: number) => voice.calls.find((c) => c.callId === id)!.answers;
     const unverified = voice.incomingCall('sip:psap@psap.example.net', [], { address: '192.0.2.7', transport: 'tls', tlsVerified: false });
     expect(answers(unverified)).toEqual([180]);
     voice.hangup(unverified);
+    await tick();
     const overUdp = voice.incomingCall('sip:psap@psap.example.net', [], { address: '192.0.2.7', transport: 'udp' });
     expect(answers(overUdp)).toEqual([180]);
     voice.hangup(overUdp);
+    await tick();
     const verified = voice.incomingCall('sip:psap@psap.example.net', [], { address: '192.0.2.7', transport: 'tls', tlsVerified: true });
     expect(answers(verified)).toEqual([200]);
     await svc.stop();
@@ -413,6 +427,7 @@ describe('after an emergency call: callbacks first, DND/forwarding/call waiting 
     const a = h.voice.incomingCall('sip:dave@10.0.0.99');
     expect(h.voice.calls.find((c) => c.callId === a)!.answers).toEqual([180]);
     h.voice.hangup(a);
+    await tick();
     h.clock.advance(60_001);
     const b = h.voice.incomingCall('sip:dave@10.0.0.99');
     expect(h.voice.calls.find((c) => c.callId === b)!.answers).toEqual([486]);
@@ -426,6 +441,28 @@ describe('after an emergency call: callbacks first, DND/forwarding/call waiting 
     const clock = new FakeClock();
     const h = await harness({ suppressLoad: clock.now() + 10 * 60_000 });
     expect(h.svc.isSuppressed()).toBe(true);
+    h.clock.advance(10 * 60_000);
+    expect(h.svc.isSuppressed()).toBe(false);
+  });
+
+  it('a wall-clock jump of a day forward or back neither ends nor stretches the window', async () => {
+    for (const jump of [24 * 3600_000, -24 * 3600_000]) {
+      const h = await afterCall();
+      h.jumpWall(jump);
+      expect(h.svc.isSuppressed()).toBe(true); // a day forward: still inside (the PSAP may call back)
+      h.clock.advance(30 * 60_000 - 1);
+      expect(h.svc.isSuppressed()).toBe(true);
+      h.clock.advance(1);
+      expect(h.svc.isSuppressed()).toBe(false); // a day back: over on time, not a day late
+    }
+  });
+
+  it('a restart after the clock was set back: never more than one whole window', async () => {
+    const clock = new FakeClock();
+    const h = await harness({ suppressLoad: clock.now() + 24 * 3600_000 });
+    expect(h.svc.isSuppressed()).toBe(true);
+    h.clock.advance(30 * 60_000);
+    expect(h.svc.isSuppressed()).toBe(false);
   });
 
   it('decisions: forwarding and call waiting are off in the window; DND, forwarding, call waiting apply outside it', () => {
@@ -555,6 +592,7 @@ describe('sound device and media figures', () => {
     const media = { rtpSent: 500, rtpReceived: 480, rtpLost: 3, rtpLostByPeer: 1, jitterMs: 1.5, jitterMaxMs: 6 };
     h.voice.calls[0]!.media = media;
     h.svc.hangup(); // the caller hangs up: 'ended' waits for the stack's DISCONNECTED, which brings the figures
+    await tick(); // the fake, like PJSIP, reports what answer/hangup/hold cause after they return
     h.flush();
     const ended = h.events.find((e) => e.type === 'emergency-call-progress' && e.data.phase === 'ended')!;
     expect(ended.data).toMatchObject({ by: 'caller', media });

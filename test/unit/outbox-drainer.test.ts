@@ -38,10 +38,12 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+// Most cases run with confirm 'emergency' (ordinary events leave on PUBACK), the mode
+// for an older server; 'all' (the default) is the last case.
 describe('outbox drainer', () => {
   it('sends in order within the window and removes rows only after their ack', async () => {
     const b = manualBroker();
-    const d = new OutboxDrainer(store, 5, silentLog());
+    const d = new OutboxDrainer(store, 5, silentLog(), 30_000, 'emergency');
     drainers.push(d);
     d.attach(b.publish);
     expect(b.sent).toEqual([0, 1, 2, 3, 4]);
@@ -61,7 +63,7 @@ describe('outbox drainer', () => {
 
   it('after a disconnect, re-sends everything unacknowledged from the oldest', async () => {
     const b = manualBroker();
-    const d = new OutboxDrainer(store, 4, silentLog());
+    const d = new OutboxDrainer(store, 4, silentLog(), 30_000, 'emergency');
     drainers.push(d);
     d.attach(b.publish);
     b.pending.shift()!.ack();
@@ -78,7 +80,7 @@ describe('outbox drainer', () => {
 
   it('a failed publish is sent again, in order, without duplicating what is in flight', async () => {
     const b = manualBroker();
-    const d = new OutboxDrainer(store, 3, silentLog());
+    const d = new OutboxDrainer(store, 3, silentLog(), 30_000, 'emergency');
     drainers.push(d);
     d.attach(b.publish);
     expect(b.sent).toEqual([0, 1, 2]);
@@ -92,7 +94,7 @@ describe('outbox drainer', () => {
   });
 
   it('drains a whole backlog and wakes for new events', async () => {
-    const d = new OutboxDrainer(store, 8, silentLog());
+    const d = new OutboxDrainer(store, 8, silentLog(), 30_000, 'emergency');
     drainers.push(d);
     d.attach(async () => {});
     for (let i = 0; i < 20 && store.outboxBacklog() > 0; i++) await settle();
@@ -109,7 +111,7 @@ describe('outbox drainer', () => {
     const em = newEvent('emergency-call', { i: 100 });
     store.enqueue(em);
     const b = manualBroker();
-    const d = new OutboxDrainer(store, 64, silentLog());
+    const d = new OutboxDrainer(store, 64, silentLog(), 30_000, 'emergency');
     drainers.push(d);
     d.attach(b.publish);
     for (const p of b.pending.splice(0)) p.ack();
@@ -154,7 +156,7 @@ describe('outbox drainer', () => {
 
   it('a held row (an emergency event being completed) is not sent until released, even when the cursor passed it', async () => {
     const b = manualBroker();
-    const d = new OutboxDrainer(store, 64, silentLog());
+    const d = new OutboxDrainer(store, 64, silentLog(), 30_000, 'emergency');
     drainers.push(d);
     const seq = store.beginEmergencyEvent(newEvent('emergency-call', { i: 500 }));
     d.hold(seq);
@@ -164,6 +166,26 @@ describe('outbox drainer', () => {
     expect(b.sent).toContain(501);
     d.release(seq);
     expect(b.sent.at(-1)).toBe(500);
+  });
+
+  it("confirm 'all' (the default): an ordinary event also stays past the PUBACK until the server confirms it, and goes again on reconnect", async () => {
+    const b = manualBroker();
+    const d = new OutboxDrainer(store, 64, silentLog());
+    drainers.push(d);
+    d.attach(b.publish);
+    for (const p of b.pending.splice(0)) p.ack();
+    await settle();
+    // The broker has all 20; a broker killed now would lose them, so the phone keeps them.
+    expect(store.outboxBacklog()).toBe(20);
+    expect(d.awaitingServerCount()).toBe(0); // the status figure counts emergency events only
+    d.detach();
+    const b2 = manualBroker();
+    d.attach(b2.publish);
+    expect(b2.sent).toEqual([...Array(20).keys()]);
+    for (const p of b2.pending.splice(0)) p.ack();
+    await settle();
+    d.serverAck(store.pendingEvents(0, 100).map((r) => r.id));
+    expect(store.outboxBacklog()).toBe(0);
   });
 });
 

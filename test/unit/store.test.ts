@@ -1,10 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync, chmodSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Store, DB_FILE, migrate } from '../../agent/store/store.js';
 import { MIGRATIONS } from '../../agent/store/migrations.js';
+import { StoreAccessError, StoreBusyError, StoreCorruptError, StoreFullError, StoreIoError, StoreTooNewError, classifyStoreError } from '../../agent/errors.js';
 import { eventFactory } from '../../agent/events/events.js';
 import { documentHash } from '../../provisioning/protocol/signing.js';
 import { sampleAddress } from '../helpers/address.js';
@@ -58,6 +60,54 @@ describe('a corrupt or unreadable database', () => {
     expect(store.getAddress()).toBeNull();
     expect(store.health().schemaVersion).toBe(latest);
     store.close();
+  });
+});
+
+describe('store errors told apart: only corruption moves the file', () => {
+  it('a database newer than the code: StoreTooNewError, the file untouched', () => {
+    const dir = tmp();
+    const first = new Store({ dataDir: dir, log: silentLog() });
+    first.close();
+    const db = new Database(path.join(dir, DB_FILE));
+    db.pragma(`user_version = ${latest + 5}`);
+    db.close();
+    const before = readFileSync(path.join(dir, DB_FILE));
+    expect(() => new Store({ dataDir: dir, log: silentLog() })).toThrow(StoreTooNewError);
+    expect(readFileSync(path.join(dir, DB_FILE))).toEqual(before);
+    expect(readdirSync(dir).filter((f) => f.includes('corrupt'))).toEqual([]);
+  });
+
+  it('permission denied (EACCES) and a full disk are their own errors, and nothing is moved', () => {
+    expect(classifyStoreError(Object.assign(new Error('unable to open database file'), { code: 'SQLITE_CANTOPEN' }), 'x')).toBeInstanceOf(StoreAccessError);
+    expect(classifyStoreError(Object.assign(new Error('EACCES'), { code: 'EACCES' }), 'x')).toBeInstanceOf(StoreAccessError);
+    expect(classifyStoreError(Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' }), 'x')).toBeInstanceOf(StoreFullError);
+    expect(classifyStoreError(Object.assign(new Error('no space'), { code: 'ENOSPC' }), 'x')).toBeInstanceOf(StoreFullError);
+    expect(classifyStoreError(Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' }), 'x')).toBeInstanceOf(StoreBusyError);
+    expect(classifyStoreError(Object.assign(new Error('file is not a database'), { code: 'SQLITE_NOTADB' }), 'x')).toBeInstanceOf(StoreCorruptError);
+    expect(classifyStoreError(Object.assign(new Error('malformed'), { code: 'SQLITE_CORRUPT' }), 'x')).toBeInstanceOf(StoreCorruptError);
+    expect(classifyStoreError(Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR_WRITE' }), 'x')).toBeInstanceOf(StoreIoError);
+  });
+
+  it('a data folder the agent may not write: StoreAccessError, nothing moved aside', () => {
+    if (process.getuid?.() === 0) {
+      // root ignores file modes: a read-only bind is what denies it here.
+      const dir = tmp();
+      const first = new Store({ dataDir: dir, log: silentLog() });
+      first.close();
+      const ro = tmp();
+      execFileSync('mount', ['--bind', dir, ro]);
+      try {
+        execFileSync('mount', ['-o', 'remount,bind,ro', ro]);
+        expect(() => new Store({ dataDir: ro, log: silentLog() })).toThrow(StoreAccessError);
+        expect(readdirSync(dir).filter((f) => f.includes('corrupt'))).toEqual([]);
+      } finally {
+        execFileSync('umount', [ro]);
+      }
+    } else {
+      const dir = tmp();
+      chmodSync(dir, 0o500);
+      expect(() => new Store({ dataDir: dir, log: silentLog() })).toThrow(StoreAccessError);
+    }
   });
 });
 

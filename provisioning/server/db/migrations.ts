@@ -214,4 +214,13 @@ export const SERVER_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: 'notifications: which server process claimed a row, so its restart takes its own unfinished sends back at once',
+    sql: `
+      -- '<instance>/<boot id>': a server killed mid-send left these rows 'sending' until their lease
+      -- ran out (60 s); the same instance, started again, reclaims them at start instead.
+      ALTER TABLE notifications ADD COLUMN claimed_by TEXT;
+    `,
+  },
 ];

@@ -805,7 +805,7 @@ export class Repo {
   }
 
   /** Claims due notifications for sending (atomic, so several processes never send one twice). */
-  claimDueNotifications(limit: number, leaseMs: number): Notification[] {
+  claimDueNotifications(limit: number, leaseMs: number, claimant: string | null = null): Notification[] {
     return this.transaction(() => {
       const now = this.iso();
       // A 'sending' row whose lease ran out belongs to a process that died mid-send.
@@ -815,10 +815,21 @@ export class Repo {
         )
         .all({ now, limit }) as Row[];
       const lease = new Date(this.now().getTime() + leaseMs).toISOString();
-      const claim = this.q("UPDATE notifications SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?, updated_at = ? WHERE id = ?");
-      for (const r of rows) claim.run(lease, now, r.id);
+      const claim = this.q("UPDATE notifications SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?, updated_at = ?, claimed_by = ? WHERE id = ?");
+      for (const r of rows) claim.run(lease, now, claimant, r.id);
       return rows.map((r) => ({ ...toNotification(r), status: 'sending' as const, attempts: (r.attempts as number) + 1 }));
     });
+  }
+
+  /**
+   * Rows an earlier run of this instance (`<instance>/<other boot>`) left 'sending' when it died:
+   * due now, not when their lease runs out. Another instance's rows are left to their lease.
+   */
+  reclaimNotifications(instance: string, claimant: string): number {
+    const prefix = `${instance}/`;
+    return this.q(
+      "UPDATE notifications SET next_attempt_at = ? WHERE status = 'sending' AND substr(claimed_by, 1, ?) = ? AND claimed_by <> ?",
+    ).run(this.iso(), prefix.length, prefix, claimant).changes;
   }
 
   nextNotificationDue(): string | null {

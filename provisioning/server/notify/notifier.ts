@@ -4,6 +4,7 @@
 // retried with exponential backoff and jitter, and every outcome recorded.
 // Rows are claimed atomically in SQLite, so several server processes sharing
 // the database never send one twice.
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Repo, Notification, NotificationChannel, StoredEvent } from '../db/repo.js';
 import type { SmsSettings, WebhookSettings } from '../validation.js';
@@ -30,6 +31,11 @@ export interface NotifierDeps {
   concurrency?: number;
   /** How long a claimed row stays ours before another process may take it over. */
   leaseMs?: number;
+  /**
+   * This server instance's name: rows it claims are marked `<instance>/<boot id>`, and at start
+   * it takes back at once what an earlier run of the same instance left mid-send.
+   */
+  instance?: string;
   now?: () => Date;
   random?: () => number;
   /** Each status change, for live views. */
@@ -51,17 +57,24 @@ export class Notifier {
   /** Events the sweep found with nobody to notify: not looked at again by this process. */
   private readonly sweptEmpty = new Set<string>();
   private sweepTimer: NodeJS.Timeout | null = null;
+  /** Marks the rows this process claims: `<instance>/<boot id>` (null without an instance name). */
+  private readonly claimant: string | null;
 
   constructor(private readonly deps: NotifierDeps) {
     this.retry = deps.retry ?? DEFAULT_RETRY;
     this.concurrency = deps.concurrency ?? 16;
     this.now = deps.now ?? (() => new Date());
     this.random = deps.random ?? Math.random;
+    this.claimant = deps.instance ? `${deps.instance}/${randomUUID()}` : null;
   }
 
   /** Starts the workers, and the sweep for events left without notifications (now, then every sweepMs). */
   start(sweepMs = 60_000): void {
     this.stopped = false;
+    if (this.deps.instance && this.claimant) {
+      const n = this.deps.repo.reclaimNotifications(this.deps.instance, this.claimant);
+      if (n > 0) this.deps.log.warn({ notifications: n }, 'notifications left mid-send by an earlier run of this server: sending them now');
+    }
     this.runSweep();
     this.sweepTimer = setInterval(() => this.runSweep(), sweepMs);
     this.sweepTimer.unref?.();
@@ -164,7 +177,7 @@ export class Notifier {
     try {
       let first = true;
       while (!this.stopped) {
-        const [row] = this.deps.repo.claimDueNotifications(1, this.deps.leaseMs ?? 60_000);
+        const [row] = this.deps.repo.claimDueNotifications(1, this.deps.leaseMs ?? 60_000, this.claimant);
         if (!row) break;
         if (first) {
           first = false;

@@ -1,0 +1,51 @@
+// The reference server in its own process, for the chaos tests that kill it
+// (test/integration/chaos-server-kill.test.ts). Run from dist:
+//   node dist/test/helpers/chaos-server.js '<json ChaosServerArgs>'
+// With killAfterStore it SIGKILLs itself the moment its first emergency event is
+// committed (event and notification rows), before mqtt.js sends the PUBACK and
+// before the phone's events/ack: the window a crash can hit between store and ack.
+// It prints "READY" once started, for the test to wait on.
+import { ServerApp } from '../../provisioning/server/app.js';
+import type { KeyPairText } from '../../provisioning/protocol/signing.js';
+import { silentLog } from './log.js';
+import { HQ } from './server-app.js';
+
+export interface ChaosServerArgs {
+  dataDir: string;
+  brokerUrl: string;
+  httpPort: number;
+  keyPair: KeyPairText;
+  smtpPort: number;
+  deviceId: string;
+  /** First start: the account, a location and a user with this phone. */
+  setup: boolean;
+  killAfterStore: boolean;
+}
+
+const args = JSON.parse(process.argv[2] ?? '{}') as ChaosServerArgs;
+const app = new ServerApp({
+  dataDir: args.dataDir,
+  log: silentLog(),
+  keyPair: args.keyPair,
+  broker: { url: args.brokerUrl, protocolVersion: 5 },
+  http: { port: args.httpPort },
+  notify: { retry: { baseMs: 100, maxMs: 400, maxAttempts: 50 } },
+});
+if (args.setup) {
+  const { service } = app;
+  service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
+  service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: args.smtpPort, security: 'none', from: 'e911@example.com' } });
+  const hq = service.createLocation('test', { ...HQ, smsNumbers: [] });
+  service.createUser('test', { username: 'alice', displayName: 'Alice', locationId: hq.id, callback: '+14085550100', deviceIds: [args.deviceId], emails: ['alice@example.com'] });
+  service.setE911('test', true);
+}
+await app.start();
+if (args.killAfterStore) {
+  app.link.setEventHandler((e) => {
+    const stored = app.intake.handleEvent(e);
+    if (stored && e.type === 'emergency-call') process.kill(process.pid, 'SIGKILL');
+    return stored;
+  });
+}
+process.on('SIGTERM', () => void app.stop().then(() => process.exit(0)));
+process.stdout.write('READY\n');
