@@ -142,7 +142,9 @@ describe('provisioning server: admin API', () => {
     expect(failing!.lastError).toMatch(/ECONNREFUSED/);
     await smtp.start();
     const emails = async () => (await deliveries('while-down-1')).filter((n) => n.channel === 'email');
-    await until(async () => (await emails()).every((n) => n.status === 'sent'), 30_000, 'never delivered');
+    await until(async () => (await emails()).every((n) => n.status === 'sent'), 30_000, 'never delivered').catch(async (err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify(await emails())}`);
+    });
     // No SMS provider is set up in this account: that row says so, and keeps trying (read between tries).
     const smsRow = async () => (await deliveries('while-down-1')).find((n) => n.channel === 'sms');
     let sms: Notification | undefined;
@@ -158,7 +160,9 @@ describe('provisioning server: admin API', () => {
     await srv.api.put('/api/account/notifications', { webhook: { url: `${hook.url}/hook`, secret: 'shh' } });
     await srv.api.patch('/api/account', { notificationPolicy: 'app-then-email-sms' });
     await sendEvent('app-fails-1');
-    await until(async () => (await deliveries('app-fails-1')).some((n) => n.channel === 'email' && n.status === 'sent'), 30_000, 'no email fallback');
+    await until(async () => (await deliveries('app-fails-1')).some((n) => n.channel === 'email' && n.status === 'sent'), 30_000, 'no email fallback').catch(async (err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify(await deliveries('app-fails-1'))}`);
+    });
     // The webhook keeps failing (503) and waits for its next try ('sending' while a try is under way).
     let webhook: Notification | undefined;
     await until(async () => (webhook = (await deliveries('app-fails-1')).find((n) => n.channel === 'webhook'))?.status === 'retry', 10_000, 'the webhook row never waited for a retry');
