@@ -426,10 +426,13 @@ export class Agent {
   }
 
   /** Records an event for the server (outbox first, then QoS 1; memory while the store cannot take it). */
-  emit(type: EventType, data: Record<string, unknown>): void {
+  /** Records an event for the server; returns its id. */
+  emit(type: EventType, data: Record<string, unknown>): string {
     const core = this.core;
     if (!core) throw new Error('agent is not running');
-    this.record(core.newEvent(type, data));
+    const event = core.newEvent(type, data);
+    this.record(event);
+    return event.id;
   }
 
   /** Where the phone is: best() is synchronous and does no I/O (for the emergency path). */

@@ -31,7 +31,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync,
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
-import { buildTarget } from './build-pjproject.mjs';
+import { PJPROJECT, buildTarget } from './build-pjproject.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(path.join(repo, 'package.json'));
@@ -362,7 +362,15 @@ function bundledPackages(meta) {
 }
 
 function writeLicences(file, packages) {
-  const parts = [];
+  // pjproject is linked statically into lib/e911_voice.node: its terms travel with the executable
+  // (THIRD-PARTY-LICENSES.md says what they mean for a firmware image).
+  const gpl2 = '/usr/share/common-licenses/GPL-2';
+  const parts = [
+    `pjproject@${PJPROJECT.version} (GPL-2.0-or-later, or a commercial licence from Teluu), statically linked into lib/e911_voice.node\n` +
+      `Source: ${PJPROJECT.url} (tree ${PJPROJECT.treeId}); built by scripts/build-pjproject.mjs of e911-agent.\n` +
+      (existsSync(gpl2) ? readFileSync(gpl2, 'utf8').trim() : 'The GNU General Public License, version 2: https://www.gnu.org/licenses/old-licenses/gpl-2.0.txt') +
+      '\n',
+  ];
   for (const p of packages) {
     const lic = readdirSync(p.dir).find((f) => /^(licen[cs]e|copying)/i.test(f));
     parts.push(`${p.name}@${p.version} (${p.license ?? 'see text'})\n${lic ? readFileSync(path.join(p.dir, lic), 'utf8').trim() : '(no licence file in the package)'}\n`);

@@ -9,7 +9,8 @@
 //   1. E911_PJPROJECT_SRC      a pjproject source directory or release archive (.tar.gz)
 //   2. E911_DOWNLOAD_CACHE     a folder holding pjproject-<version>.tar.gz (offline machines)
 //   3. <cache>/downloads       an archive an earlier setup downloaded
-//   4. upstream's release archive over HTTPS (timeout E911_DOWNLOAD_TIMEOUT_S, default 120 s)
+//   4. upstream's release archive over HTTPS (E911_PJPROJECT_URL names a mirror instead;
+//      timeout E911_DOWNLOAD_TIMEOUT_S, default 120 s), kept in <cache>/downloads
 // Whatever it is must match the pin below: the archive's sha256, or the git tree id of
 // its contents (upstream's own archive bytes are not reproducible; its tree is).
 //
@@ -164,8 +165,8 @@ export async function locateSource(env = process.env, say = () => {}) {
     say(`E911_DOWNLOAD_CACHE has no ${PJPROJECT.archive}; trying the next source`);
   }
   const cached = path.join(cacheRoot(env), 'downloads', PJPROJECT.archive);
-  if (!fs.existsSync(cached)) await download(PJPROJECT.url, cached, Number(env.E911_DOWNLOAD_TIMEOUT_S ?? 120), say);
-  return { kind: 'archive', path: cached };
+  if (!fs.existsSync(cached)) await download(env.E911_PJPROJECT_URL ?? PJPROJECT.url, cached, Number(env.E911_DOWNLOAD_TIMEOUT_S ?? 120), say);
+  return { kind: 'archive', path: cached, downloaded: true };
 }
 
 /** Unpacks (or copies) the source into dir and verifies it against the pin; returns how. */
@@ -213,7 +214,11 @@ export async function buildTarget(target, { env = process.env, say = () => {} } 
     const src = await locateSource(env, say);
     log.write(`pjproject ${PJPROJECT.version} for ${target}, from ${src.path}\n`);
     const srcDir = path.join(work, 'src');
-    const check = await unpackVerified(src, srcDir, log);
+    const check = await unpackVerified(src, srcDir, log).catch((err) => {
+      // A bad download must not be taken from the cache again by the next setup.
+      if (src.downloaded) fs.rmSync(src.path, { force: true });
+      throw err;
+    });
     say(`${target}: ${src.path} verified (${check}); building, log in ${logFile}`);
     fs.copyFileSync(CONFIG_SITE, path.join(srcDir, 'pjlib/include/pj/config_site.h'));
     const configure = [...(t.host ? [`--host=${t.host}`] : []), ...CONFIGURE];

@@ -1,9 +1,14 @@
 // The agent's local control socket: newline-delimited JSON requests from e911ctl.
-// A Unix socket made 0660 (root and the agent's group): the kernel refuses anyone else.
+// A Unix socket made 0660: the agent's user, its group (control.group when set) and root;
+// the kernel refuses anyone else. Born with that mode (umask around bind), so there is no
+// moment when others could connect. A control.group that cannot be applied (unknown, or the
+// agent may not chown to it) is logged and the socket stays the agent's own: e911ctl is
+// not needed for 911, and a wrong setting must not stop the agent.
 import { chmodSync, chownSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from '../log.js';
+import { ControlError } from '../errors.js';
 
 export type ControlHandler = (args: Record<string, unknown>) => unknown | Promise<unknown>;
 
@@ -36,19 +41,34 @@ export class ControlServer {
     const server = net.createServer((sock) => this.serve(sock));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.socketPath, () => resolve());
+      // bind() happens inside listen(), synchronously for a Unix socket: the umask set for
+      // that call makes the socket 0660 from its first moment.
+      withUmask(0o117, () => server.listen(this.socketPath, () => resolve()));
     });
     try {
       chmodSync(this.socketPath, 0o660);
-      if (this.group) chownSync(this.socketPath, 0, groupId(this.group.name, this.group.etcGroup));
     } catch (err) {
-      // Not left half open: a socket with the wrong owner is closed, and start() may be tried again.
+      // Not left half open: a socket with the wrong mode is closed, and start() may be tried again.
       await new Promise<void>((resolve) => server.close(() => resolve()));
       rmSync(this.socketPath, { force: true });
       throw err;
     }
+    // An unusable group is logged, not fatal: e911ctl still works for root and the agent's user.
+    if (this.group) this.applyGroup(this.group);
     server.on('error', (err) => this.log.error({ err }, 'control socket error'));
     this.server = server;
+  }
+
+  /** The socket's group; its owner stays the agent's user (root may give any group, others only their own). */
+  private applyGroup(group: { name: string; etcGroup: string }): void {
+    try {
+      chownSync(this.socketPath, -1, groupId(group.name, group.etcGroup));
+    } catch (err) {
+      this.log.error(
+        { err: (err as Error).message, group: group.name, socket: this.socketPath },
+        "control.group not applied: e911ctl works for root and the agent's own user and group only",
+      );
+    }
   }
 
   async stop(): Promise<void> {
@@ -104,6 +124,21 @@ function groupId(name: string, etcGroup: string): number {
   if (/^\d+$/.test(name)) return Number(name);
   const line = readFileSync(etcGroup, 'utf8').split('\n').find((l) => l.split(':')[0] === name);
   const gid = line?.split(':')[2];
-  if (gid === undefined) throw new Error(`control.group ${name} not found in ${etcGroup}`);
+  if (gid === undefined || !/^\d+$/.test(gid)) throw new ControlError('control-group', `control.group ${name} not found in ${etcGroup}`);
   return Number(gid);
+}
+
+/** Runs fn with this umask. Worker threads cannot change it: there the chmod right after is what holds. */
+function withUmask(mask: number, fn: () => void): void {
+  let old: number | null = null;
+  try {
+    old = process.umask(mask);
+  } catch {
+    old = null;
+  }
+  try {
+    fn();
+  } finally {
+    if (old !== null) process.umask(old);
+  }
 }

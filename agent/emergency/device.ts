@@ -1,6 +1,6 @@
 // The device's own network identity for the notification event: the IP and MAC of
 // the interface SIP is bound to. os.networkInterfaces() is cheap (about 0.08 ms);
-// systeminformation is not (FIELD-NOTES) and is never used here.
+// systeminformation is not (measured) and is never used here.
 import os from 'node:os';
 
 export interface DeviceNetwork {

@@ -47,7 +47,7 @@ export function needsResolution(route: RouteTarget): boolean {
   return !(route.uri.toLowerCase().startsWith('sips:') || /;transport=tls/i.test(route.params));
 }
 
-/** The route with its host replaced by a resolved address, so no DNS lookup happens at dial time (decision 2). */
+/** The route with its host replaced by a resolved address, so no DNS lookup happens at dial time (nothing slow between the digit and the INVITE). */
 export function withAddress(route: RouteTarget, address: string): RouteTarget {
   const port = route.hostPort.slice(route.host.length); // ':5060' or ''
   const host = isIP(address) === 6 ? `[${address}]` : address;

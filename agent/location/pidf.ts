@@ -1,10 +1,10 @@
 // PIDF-LO (RFC 4119) with RFC 5139 civic elements, shaped per RFC 5491: one
 // dm:device carrying gp:geopriv (location-info, usage-rules in the basicPolicy
 // namespace, method, provided-by), dm:deviceID and dm:timestamp. Every document
-// validates against shared/schemas/pidf/pidf.xsd.
+// validates against test/fixtures/pidf-schemas/pidf.xsd.
 //
 // Built when the location changes, not at dial time: a PidfTemplate keeps the
-// document in pieces and render() only stamps the time (decision 2).
+// document in pieces and render() only stamps the time (nothing slow between the digit and the INVITE).
 import { createHash } from 'node:crypto';
 import { CIVIC_ELEMENTS, type CivicAddress } from '../../provisioning/protocol/address.js';
 

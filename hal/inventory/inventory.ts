@@ -1,6 +1,6 @@
 // System inventory for `e911ctl status`: model, OS, CPU, memory, storage, from
 // systeminformation. Its calls spawn many processes and block the thread that runs
-// them for tens of milliseconds (FIELD-NOTES), so they run once, a while after start,
+// them for tens of milliseconds (measured), so they run once, a while after start,
 // in a worker thread, and the result is cached. Never on the emergency path.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';

@@ -1,5 +1,5 @@
 // Reads `ip -o monitor link address route` text (iproute2 6.1 ignores -json on
-// monitor, FIELD-NOTES): one line per netlink message. We only need to know
+// monitor, as measured): one line per netlink message. We only need to know
 // which kind of change touched which interface; the snapshot reads the state.
 
 export type MonitorLine =

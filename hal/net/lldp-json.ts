@@ -1,5 +1,5 @@
 // lldpcli -f json0 output: the stable JSON form (plain json switches between an
-// object and an array with the count, FIELD-NOTES). `watch` prints concatenated
+// object and an array with the count, as measured). `watch` prints concatenated
 // objects {"lldp-added"|"lldp-updated"|"lldp-deleted": [...]}; `show neighbors`
 // prints {"lldp": [...]}. Civic elements keep lldpd's names here; agent/location
 // maps them to RFC 5139 through the one CAtype table.

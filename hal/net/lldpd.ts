@@ -1,6 +1,6 @@
 // LLDP-MED through lldpd. The agent runs its own lldpd as an LLDP-MED endpoint
 // (class 3, `-M 3`, so the switch's fast start applies and a civic address
-// arrives within a fraction of a second, FIELD-NOTES) on its own control socket,
+// arrives within a fraction of a second, as measured) on its own control socket,
 // and follows `lldpcli -f json0 watch details`. The current neighbours are
 // read once with `show neighbors details` at start and after any restart.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';

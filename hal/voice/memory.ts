@@ -3,6 +3,8 @@
 // its headers and body parts, and lets the test drive what the network would
 // do: responses, state changes, incoming calls, DTMF, registrations.
 // It is never the proof that a feature works: see the PJSIP integration tests.
+// test/helpers/voice-contract.ts holds it to the PJSIP stack's behaviour (event
+// order, failure codes, what callInfo answers); keep the two in step there.
 import { VoiceEventHub } from './emitter.js';
 import {
   normalizeTarget,
@@ -68,8 +70,16 @@ export class MemoryVoiceStack implements VoiceStack {
   startOptions: VoiceStartOptions | undefined;
   /** Make the next makeCall throw this (then clears), to test the caller's error path. */
   failNextCall: Error | undefined;
+  /**
+   * The network's registrar (test driver): hears every REGISTER this stack sends (renew
+   * false: the unREGISTER), and may answer it with registration(). Like the real stack,
+   * adding an account with a registrar sends the first REGISTER.
+   */
+  onRegister: ((account: AccountId, renew: boolean, config: AccountConfig) => void) | undefined;
   /** Sound devices that exist here: a configured name not in this list falls back to null at start. */
   soundDevices: string[] = ['default'];
+  /** Why start fell back to the null device (while it still does), as the real stack words it. */
+  private soundFallback: string | undefined;
   private readonly hub = new VoiceEventHub();
   private nextAccount = 10;
   private nextCall = 0;
@@ -89,19 +99,29 @@ export class MemoryVoiceStack implements VoiceStack {
       return { id, kind: t.kind, host: t.publicAddress ?? t.boundAddress ?? '127.0.0.1', port: t.port || 5060 + id };
     });
     const sound = options.sound ?? 'null';
+    this.soundFallback = undefined;
     if (sound === 'null') return { transports, localAccounts, version: 'memory', sound: { device: 'null' } };
-    const missing = [sound.capture, sound.playback].filter((n) => !this.soundDevices.includes(n));
+    this.soundFallback = this.selectSound(sound);
     return {
       transports,
       localAccounts,
       version: 'memory',
       sound: {
-        device: missing.length > 0 ? 'null' : 'configured',
+        device: this.soundFallback ? 'null' : 'configured',
         capture: sound.capture,
         playback: sound.playback,
-        ...(missing.length > 0 ? { fallbackReason: `no device named ${missing.join(', ')}` } : {}),
+        ...(this.soundFallback ? { fallbackReason: this.soundFallback } : {}),
       },
     };
+  }
+
+  /** Why these devices cannot be used (the real stack's words), or undefined. */
+  private selectSound(sound: { capture: string; playback: string }): string | undefined {
+    const why = [
+      ...(this.soundDevices.includes(sound.capture) ? [] : [`no capture device named "${sound.capture}"`]),
+      ...(this.soundDevices.includes(sound.playback) ? [] : [`no playback device named "${sound.playback}"`]),
+    ];
+    return why.length ? `${why.join('; ')} (devices: ${this.soundDevices.join(', ') || 'none'})` : undefined;
   }
 
   async stop(): Promise<void> {
@@ -114,15 +134,22 @@ export class MemoryVoiceStack implements VoiceStack {
     this.requireRunning();
     const id = this.nextAccount++;
     this.accounts.set(id, { config, registered: false, registerCalls: 0, unregisterCalls: 0 });
+    if (config.registrar !== undefined && config.register !== false) this.register(id);
     return id;
   }
 
   register(account: AccountId): void {
-    this.account(account).registerCalls++;
+    const a = this.account(account);
+    a.registerCalls++;
+    const hook = this.onRegister;
+    if (hook) queueMicrotask(() => hook(account, true, a.config));
   }
 
   unregister(account: AccountId): void {
-    this.account(account).unregisterCalls++;
+    const a = this.account(account);
+    a.unregisterCalls++;
+    const hook = this.onRegister;
+    if (hook) queueMicrotask(() => hook(account, false, a.config));
   }
 
   removeAccount(account: AccountId): void {
@@ -154,25 +181,34 @@ export class MemoryVoiceStack implements VoiceStack {
     const account = options.account ?? 'local';
     if (account !== 'local') this.account(account);
     const call = this.newCall('caller', normalizeTarget(target), account, options);
-    // Like the real stack: events come after makeCall has returned.
+    // Like the real stack: the call is CALLING at once, its event comes after makeCall has returned.
+    call.state = 'CALLING';
     queueMicrotask(() => this.setCallState(call.callId, 'CALLING'));
     return call.callId;
   }
 
+  // Like the real stack, what answer, hangup, hold and unhold cause is reported after they
+  // return, never inside them (a microtask later: `await` anything, and it has happened).
+
   answer(call: CallId, code = 200): void {
     const c = this.call(call);
     c.answers.push(code);
-    if (code >= 300) this.setCallState(call, 'DISCONNECTED', code);
-    else if (code >= 200) {
-      this.setCallState(call, 'CONFIRMED', code);
-      this.setMedia(call, 'active');
-    } else this.setCallState(call, 'EARLY', code);
+    queueMicrotask(() => {
+      if (c.state === 'DISCONNECTED') return;
+      if (code >= 300) this.setCallState(call, 'DISCONNECTED', code);
+      else if (code >= 200) {
+        this.setCallState(call, 'CONFIRMED', code);
+        this.setMedia(call, 'active');
+      } else this.setCallState(call, 'EARLY', code);
+    });
   }
 
   hangup(call: CallId, code = 0): void {
     const c = this.call(call);
     c.hangupCode = code;
-    if (c.state !== 'DISCONNECTED') this.setCallState(call, 'DISCONNECTED', c.state === 'CONFIRMED' ? 200 : 487);
+    queueMicrotask(() => {
+      if (c.state !== 'DISCONNECTED') this.setCallState(call, 'DISCONNECTED', c.state === 'CONFIRMED' ? 200 : 487);
+    });
   }
 
   hangupAll(): void {
@@ -181,12 +217,12 @@ export class MemoryVoiceStack implements VoiceStack {
 
   hold(call: CallId): void {
     this.call(call).held = true;
-    this.setMedia(call, 'localHold');
+    queueMicrotask(() => this.setMedia(call, 'localHold'));
   }
 
   unhold(call: CallId): void {
     this.call(call).held = false;
-    this.setMedia(call, 'active');
+    queueMicrotask(() => this.setMedia(call, 'active'));
   }
 
   sendDtmf(call: CallId, digits: string, method: DtmfMethod = 'rfc2833'): void {
@@ -195,6 +231,8 @@ export class MemoryVoiceStack implements VoiceStack {
 
   callInfo(call: CallId): CallInfo {
     const c = this.call(call);
+    // pjsua forgets an ended call (PJSIP_ESESSIONTERMINATED): so does this. Tests read `calls`.
+    if (c.state === 'DISCONNECTED') throw new Error(`call ${call} has ended`);
     return {
       callId: c.callId,
       accountId: typeof c.account === 'number' ? c.account : -1,
@@ -216,16 +254,30 @@ export class MemoryVoiceStack implements VoiceStack {
 
   // ---- test drivers: what the network would do ----------------------------
 
-  /** The network answered the INVITE: emits inviteResponse, then the matching call state. */
+  /**
+   * The network answered the INVITE, in the real stack's order: a provisional response's
+   * inviteResponse, then EARLY (not for 100); a 2xx's CONNECTING, media, CONFIRMED, then
+   * its inviteResponse; a final failure only as DISCONNECTED (pjsua reports no
+   * inviteResponse for it).
+   */
   respond(call: CallId, code: number, reason = defaultReason(code)): void {
     const c = this.call(call);
-    this.hub.emit('inviteResponse', { at: now(), callId: call, code, reason, cseq: 1, sipCallId: c.sipCallId });
+    const response = () => this.hub.emit('inviteResponse', { at: now(), callId: call, code, reason, cseq: 1, sipCallId: c.sipCallId });
     if (code >= 200 && code < 300) {
       this.setCallState(call, 'CONNECTING', code, reason);
       this.setMedia(call, 'active');
       this.setCallState(call, 'CONFIRMED', code, reason);
+      response();
     } else if (code >= 300) this.setCallState(call, 'DISCONNECTED', code, reason);
-    else if (code > 100) this.setCallState(call, 'EARLY', code, reason);
+    else {
+      response();
+      if (code > 100) this.setCallState(call, 'EARLY', code, reason);
+    }
+  }
+
+  /** The far end hung up (BYE): DISCONNECTED with 200, as pjsua reports it. */
+  remoteHangup(call: CallId): void {
+    this.setCallState(call, 'DISCONNECTED', 200);
   }
 
   /** Drive the call state directly (e.g. a transport error: 'DISCONNECTED', 503, ..., true). */
@@ -252,7 +304,16 @@ export class MemoryVoiceStack implements VoiceStack {
   }
 
   setMedia(call: CallId, status: MediaStatus): void {
-    this.call(call).mediaStatus = status;
+    const c = this.call(call);
+    const connects = status === 'active' && c.mediaStatus === 'none';
+    c.mediaStatus = status;
+    // Like the real stack, a call's audio connecting retries a device that failed before (only
+    // when it is the only call: switching under another call would cut it) and says how it went.
+    const sound = this.startOptions?.sound;
+    if (connects && this.soundFallback && sound && sound !== 'null' && this.calls.filter((x) => x.state !== 'DISCONNECTED').length <= 1) {
+      this.soundFallback = this.selectSound(sound);
+      this.hub.emit('soundDevice', { at: now(), ok: !this.soundFallback, phase: 'call', ...sound, ...(this.soundFallback ? { reason: this.soundFallback } : {}), callId: call });
+    }
     this.hub.emit('mediaState', { at: now(), callId: call, status });
   }
 
@@ -262,6 +323,19 @@ export class MemoryVoiceStack implements VoiceStack {
     const c = this.newCall('callee', remoteUri, 'local', {});
     c.state = 'INCOMING';
     const autoAnswered = this.startOptions?.autoAnswer ?? false;
+    // Like the real stack: the headers named at start, as the request carried them (the test's, or these).
+    const own: Record<string, string> = {
+      from: `${remoteUri};tag=memory-${c.callId}`,
+      to: '<sip:memory@127.0.0.1>',
+      'call-id': c.sipCallId,
+      contact: /<[^>]+>/.exec(remoteUri)?.[0] ?? `<${remoteUri}>`,
+    };
+    const copied = (this.startOptions?.incomingHeaders ?? ['From', 'To', 'Call-ID', 'Contact']).flatMap((name): SipHeader[] => {
+      const given = headers.find((h) => h.name.toLowerCase() === name.toLowerCase());
+      if (given) return [{ name, value: given.value }];
+      const value = own[name.toLowerCase()];
+      return value !== undefined ? [{ name, value }] : [];
+    });
     this.hub.emit('incomingCall', {
       at: now(),
       callId: c.callId,
@@ -269,7 +343,7 @@ export class MemoryVoiceStack implements VoiceStack {
       remoteUri,
       localUri: 'sip:memory@127.0.0.1',
       sipCallId: c.sipCallId,
-      headers,
+      headers: copied,
       autoAnswered,
       ...(source
         ? { sourceAddress: source.address, sourcePort: source.port ?? 5060, transport: source.transport ?? 'udp', tlsVerified: source.tlsVerified ?? false }

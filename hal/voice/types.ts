@@ -247,7 +247,12 @@ export interface MediaStateEvent {
   status: MediaStatus;
 }
 
-/** Every response received to an INVITE this stack sent, 100 Trying included (re-INVITEs too: see cseq). */
+/**
+ * Every provisional and 2xx response received to an INVITE this stack sent, 100 Trying
+ * included (re-INVITEs too: see cseq). A final failure (>= 300) is not reported here:
+ * pjsua ends the call first, and only the DISCONNECTED callState carries its code
+ * (test/helpers/voice-contract.ts checks both backends for this).
+ */
 export interface InviteResponseEvent {
   at: number;
   callId: CallId;
@@ -330,13 +335,18 @@ export interface VoiceStack {
   hold(call: CallId): void;
   unhold(call: CallId): void;
   sendDtmf(call: CallId, digits: string, method?: DtmfMethod): void;
+  /**
+   * What the stack knows of a call now (it may be ahead of the events still on their way).
+   * Throws for an id that names no call; an ended call is forgotten soon after its
+   * DISCONNECTED (until then it reads DISCONNECTED).
+   */
   callInfo(call: CallId): CallInfo;
 
   /** Subscribe to an event; returns the unsubscribe function. */
   on<K extends keyof VoiceEvents>(event: K, listener: (e: VoiceEvents[K]) => void): () => void;
 }
 
-/** The bare `urn:` target fix (FIELD-NOTES): pjsip loses the To tag of `urn:service:sos` unless bracketed. */
+/** The bare `urn:` target fix: pjsip loses the To tag of `urn:service:sos` unless bracketed. */
 export function normalizeTarget(target: string): string {
   const t = target.trim();
   return /^urn:/i.test(t) ? `<${t}>` : t;

@@ -14,13 +14,14 @@ import { ProvisioningServer } from './server.js';
 import { Pusher, repoDesiredStore } from './pusher.js';
 import { Notifier, type RetryPolicy } from './notify/notifier.js';
 import { HttpSmsChannel, SmtpChannel, WebhookChannel } from './notify/channels.js';
+import { TargetPolicy } from './notify/targets.js';
 import { PhoneIntake } from './intake.js';
 import { AdminService } from './service.js';
 import { BulkService, type CsvLimits } from './bulk.js';
 import { JobRunner } from './jobs.js';
 import { Bus } from './bus.js';
 import { buildApi } from './http/api.js';
-import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
+import { startEmbeddedBroker, type EmbeddedBroker, type EmbeddedTlsListener } from './embedded-broker.js';
 import {
   hashPassword,
   isPhoneDeviceId,
@@ -43,6 +44,11 @@ export interface ServerAppOptions {
     url?: string;
     embeddedPort?: number;
     embeddedHost?: string;
+    /**
+     * A TLS listener on the embedded broker for phones across the network (the plain one
+     * stays where embeddedHost puts it, loopback by default, for this server's own link).
+     */
+    embeddedTls?: EmbeddedTlsListener;
     /** The embedded broker refuses phones without server-issued credentials unless this is true. */
     allowAnonymous?: boolean;
     protocolVersion?: 4 | 5;
@@ -61,6 +67,8 @@ export interface ServerAppOptions {
     /** The server's own MQTT login; by default the instance's, kept in the data folder. */
     username?: string;
     password?: string;
+    /** For an mqtts:// broker: the CA of its certificate, and a client certificate if it asks (PEM). */
+    tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
   };
   /** null: no HTTP API (tests of the MQTT side, the push CLI). */
   http: {
@@ -83,7 +91,15 @@ export interface ServerAppOptions {
      */
     extend?: (app: Awaited<ReturnType<typeof buildApi>>, server: ServerApp) => Promise<void> | void;
   } | null;
-  notify?: { retry?: RetryPolicy; concurrency?: number };
+  notify?: {
+    retry?: RetryPolicy;
+    concurrency?: number;
+    /**
+     * Host names and networks (CIDR) that SMS and webhook POSTs may reach although they are
+     * loopback, link-local or private (see notify/targets.ts); by default those are refused.
+     */
+    allowTargets?: readonly string[];
+  };
   pushWindow?: number;
   csvLimits?: CsvLimits;
   sqliteBinding?: string;
@@ -115,6 +131,9 @@ export function loadOrCreateServerCredentials(dataDir: string, instance: string,
   if (!repo.serverBrokerUsers().some((u) => u.username === username)) repo.setServerBrokerUser(username, hashPassword(creds.password));
   return creds;
 }
+
+/** The instance name of the push command's broker user (`e911-server-cli`): not a running server's, whose session it would take over. */
+export const CLI_INSTANCE = 'cli';
 
 /** The shared-subscription group every instance of this database uses: the name given plus a secret suffix. */
 export function shareGroupName(repo: Repo, base: string): string {
@@ -162,6 +181,7 @@ export class ServerApp {
       username: this.creds.username,
       password: this.creds.password,
       desired: repoDesiredStore(this.repo),
+      ...(opts.broker.tls ? { tls: opts.broker.tls } : {}),
       ...(opts.broker.shareGroup ? { shareGroup: shareGroupName(this.repo, opts.broker.shareGroup) } : {}),
     });
     this.pusher = new Pusher({
@@ -171,12 +191,13 @@ export class ServerApp {
       ...(opts.pushWindow ? { window: opts.pushWindow } : {}),
       onIssued: (deviceId) => this.bus.emit('phone', { deviceId, change: 'issued' }),
     });
+    const targets = new TargetPolicy({ allow: opts.notify?.allowTargets ?? [] });
     this.notifier = new Notifier({
       repo: this.repo,
       log: named(log, 'notify'),
       email: new SmtpChannel(),
-      sms: new HttpSmsChannel(),
-      webhook: new WebhookChannel(),
+      sms: new HttpSmsChannel(targets),
+      webhook: new WebhookChannel(targets),
       ...(opts.notify?.retry ? { retry: opts.notify.retry } : {}),
       ...(opts.notify?.concurrency ? { concurrency: opts.notify.concurrency } : {}),
       // A restart of this instance takes back at once the sends its earlier run left unfinished.
@@ -187,7 +208,7 @@ export class ServerApp {
     this.jobs = new JobRunner({ repo: this.repo, log: named(log, 'jobs'), bus: this.bus, handlers });
     this.bulk = new BulkService({ repo: this.repo, jobs: this.jobs, log: named(log, 'bulk'), ...(opts.csvLimits ? { limits: opts.csvLimits } : {}) });
     Object.assign(handlers, this.bulk.handlers());
-    this.service = new AdminService({ repo: this.repo, pusher: this.pusher, bus: this.bus, log: named(log, 'admin') });
+    this.service = new AdminService({ repo: this.repo, pusher: this.pusher, bus: this.bus, log: named(log, 'admin'), targets });
     this.intake = new PhoneIntake({
       repo: this.repo,
       link: this.link,
@@ -197,6 +218,11 @@ export class ServerApp {
       log: named(log, 'intake'),
       refreshLocationsOnConnect: !external,
     });
+  }
+
+  /** The embedded broker's TLS listener (mqtts://), if it has one. */
+  get brokerTlsUrl(): string | null {
+    return this.broker?.tlsUrl ?? null;
   }
 
   get brokerUrl(): string {
@@ -223,16 +249,20 @@ export class ServerApp {
       this.broker = await startEmbeddedBroker(opts.broker.embeddedPort ?? 1883, opts.broker.embeddedHost ?? '127.0.0.1', {
         authenticate: async (user, password) => {
           if (user === this.creds.username) return password === this.creds.password ? 'server' : null;
-          // A server user name (this instance's or another's) is never a phone.
-          if (!isPhoneDeviceId(user)) return null;
+          // A server user name is never a phone. Other registered server users (the push
+          // command's, `e911-server-cli`) log in with the password kept in the data folder.
+          if (!isPhoneDeviceId(user)) {
+            const registered = this.repo.serverBrokerUsers().find((u) => u.username === user);
+            return registered && (await verifyPassword(password, registered.hash)) ? 'server' : null;
+          }
           if (opts.broker.allowAnonymous) return 'phone';
           const hash = this.repo.deviceCredential(user);
           return hash && (await verifyPassword(password, hash)) ? 'phone' : null;
         },
         refused: (what, user, detail) => brokerLog.warn({ what, user, detail }, 'broker refused a client'),
-      });
+      }, opts.broker.embeddedTls);
       this.brokerUrlValue = this.broker.url;
-      log.info({ url: this.broker.url }, 'embedded broker listening');
+      log.info({ url: this.broker.url, tls: this.broker.tlsUrl }, 'embedded broker listening');
     } else this.brokerUrlValue = opts.broker.url;
 
     this.intake.attach();

@@ -121,6 +121,18 @@ export interface MosquittoListener {
   port: number;
   /** Address to bind; all addresses when omitted. */
   host?: string;
+  /** MQTT over TLS on this listener: files as the broker reads them (PEM). */
+  tls?: MosquittoTls;
+}
+
+export interface MosquittoTls {
+  /** The broker's certificate and key. */
+  certfile: string;
+  keyfile: string;
+  /** The CA that signs phones' client certificates (and, for the record, the broker's). */
+  cafile: string;
+  /** Refuse clients without a certificate signed by cafile (the password login still applies). */
+  requireCertificate?: boolean;
 }
 
 /**
@@ -135,7 +147,22 @@ export function mosquittoConfSnippet(dir: string, listeners: readonly MosquittoL
     'allow_anonymous false',
     `password_file ${dir}/passwd`,
     `acl_file ${dir}/acl`,
-    ...listeners.flatMap((l) => [`listener ${l.port}${l.host ? ` ${l.host}` : ''}`, '# A login is its client id: no client can take over another client\'s session.', 'use_username_as_clientid true']),
+    ...listeners.flatMap((l) => [
+      `listener ${l.port}${l.host ? ` ${l.host}` : ''}`,
+      '# A login is its client id: no client can take over another client\'s session.',
+      'use_username_as_clientid true',
+      ...(l.tls
+        ? [
+            `certfile ${l.tls.certfile}`,
+            `keyfile ${l.tls.keyfile}`,
+            `cafile ${l.tls.cafile}`,
+            'tls_version tlsv1.2',
+            // A client certificate, when required, is checked in addition to the password: the
+            // user name (and so the client id) still comes from the login, not the certificate.
+            `require_certificate ${l.tls.requireCertificate ? 'true' : 'false'}`,
+          ]
+        : []),
+    ]),
     '',
   ].join('\n');
 }

@@ -5,13 +5,32 @@
 // client's session), phones their own topics, the server all of e911/v1.
 // Without a policy it is open, as the dev script uses it.
 import net from 'node:net';
+import tls from 'node:tls';
 import { Aedes, type AedesOptions, type Client } from 'aedes';
 import { phoneMayPublish, phoneMaySubscribe, serverMayUse } from './broker-auth.js';
 
 export interface EmbeddedBroker {
   port: number;
   url: string;
+  /** The TLS listener's URL (mqtts://), when one was asked for. */
+  tlsUrl: string | null;
   close(): Promise<void>;
+}
+
+/**
+ * A second listener speaking MQTT over TLS, for phones across the network, while the plain one
+ * stays on loopback for the server's own link. Same broker, same rules.
+ */
+export interface EmbeddedTlsListener {
+  port: number;
+  host?: string;
+  /** The broker's certificate and key (PEM). */
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** The CA of clients' certificates (PEM). */
+  ca?: string | Buffer;
+  /** Refuse clients without a certificate from ca (the password login still applies). */
+  requireCertificate?: boolean;
 }
 
 export type BrokerRole = 'server' | 'phone';
@@ -23,21 +42,43 @@ export interface BrokerAuth {
   refused?(what: string, username: string | undefined, detail: string): void;
 }
 
-export async function startEmbeddedBroker(port: number, host = '127.0.0.1', auth?: BrokerAuth): Promise<EmbeddedBroker> {
+const listen = (server: net.Server, port: number, host: string) =>
+  new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve((server.address() as net.AddressInfo).port));
+  });
+
+const hostInUrl = (host: string) => (host.includes(':') ? `[${host}]` : host);
+
+export async function startEmbeddedBroker(port: number, host = '127.0.0.1', auth?: BrokerAuth, tlsListener?: EmbeddedTlsListener): Promise<EmbeddedBroker> {
   const broker = await Aedes.createBroker(auth ? withAuth(auth) : {});
   const server = net.createServer(broker.handle);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  const actual = (server.address() as net.AddressInfo).port;
+  const actual = await listen(server, port, host);
+  let secure: tls.Server | null = null;
+  let tlsUrl: string | null = null;
+  if (tlsListener) {
+    secure = tls.createServer(
+      {
+        cert: tlsListener.cert,
+        key: tlsListener.key,
+        ...(tlsListener.ca ? { ca: tlsListener.ca } : {}),
+        minVersion: 'TLSv1.2',
+        requestCert: tlsListener.requireCertificate === true,
+        rejectUnauthorized: tlsListener.requireCertificate === true,
+      },
+      broker.handle,
+    );
+    const tlsHost = tlsListener.host ?? host;
+    tlsUrl = `mqtts://${hostInUrl(tlsHost)}:${await listen(secure, tlsListener.port, tlsHost)}`;
+  }
   return {
     port: actual,
-    url: `mqtt://${host}:${actual}`,
+    url: `mqtt://${hostInUrl(host)}:${actual}`,
+    tlsUrl,
     close: () =>
       new Promise<void>((resolve) => {
         // aedes first: it disconnects its clients, without which server.close() waits for them forever.
-        broker.close(() => server.close(() => resolve()));
+        broker.close(() => server.close(() => (secure ? secure.close(() => resolve()) : resolve())));
       }),
   };
 }

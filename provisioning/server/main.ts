@@ -4,7 +4,7 @@
 //   e911-server run [--data DIR] [--port 1883] [--http-port 8080] [--broker URL ...]   the server (embedded broker by default)
 //   e911-server keygen | token create|list|revoke | broker-config --out DIR             local, on the data folder
 //   e911-server <resource> <verb> ...                                                    the admin API, over HTTP
-//   e911-server push --broker URL --address FILE                                        push one raw address document
+//   e911-server push --broker URL --address FILE                                        push one raw address document (as e911-server-cli)
 //
 // `e911-server help` lists every command.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,6 +16,7 @@ import { loadOrCreateKeyPair } from './keys.js';
 import type { Repo } from './db/repo.js';
 import { privateKeyFromText } from '../protocol/signing.js';
 import type { AddressDocument } from '../protocol/address.js';
+import type { MosquittoListener } from './broker-auth.js';
 import { isMain } from '../../agent/is-main.js';
 
 // The server's parts load only for the commands that need them: an API call starts fast.
@@ -25,17 +26,24 @@ const HELP = `usage: e911-server <command> [options]
 
 Server (local):
   run [--data DIR] [--port N] [--host H] [--http-port N] [--http-host H]
-      [--broker URL [--mqtt-version 4|5] [--share-group NAME] [--instance NAME] [--broker-username U --broker-password P]]
+      [--broker URL [--mqtt-version 4|5] [--share-group NAME] [--instance NAME] [--broker-username U --broker-password P]
+                    [--broker-ca FILE] [--broker-cert FILE --broker-key FILE]]   mqtts://: the broker's CA, a client certificate
       [--allow-anonymous] [--seed FILE]        start the server; without --broker an embedded broker listens on --port
+      [--mqtt-tls-port N [--mqtt-tls-host H] --mqtt-tls-cert F --mqtt-tls-key F [--mqtt-tls-ca F --require-client-cert]]
+                                               the embedded broker's TLS listener for phones (plain stays on --host)
       [--portal-dir DIR | --no-portal]         the admin portal at http://HOST:PORT/ (built into dist/portal)
       [--tls-cert FILE --tls-key FILE]         serve the API and portal over HTTPS (session cookies Secure)
       [--secure-cookies] [--allowed-origin URL,...]  behind a TLS proxy: Secure cookies, the proxy's public origin
+      [--allow-notify-target HOST|CIDR,...]    SMS/webhook targets allowed although loopback, link-local or private
   keygen                                       print the signing public key (phones' serverPublicKey)
   token create NAME | list | revoke ID         admin API tokens (a new token is printed once)
   broker-config --out DIR [--dir /etc/mosquitto/e911] [--instance NAME,...] [--listen [HOST:]PORT,...]
+                [--tls-listen [HOST:]PORT,... --tls-certfile F --tls-keyfile F --tls-cafile F [--require-client-cert]]
                                                write Mosquitto passwd, acl and mosquitto.conf (listeners bind
                                                client id to user) for the phones and every server instance
-  push --broker URL --address FILE             sign and push one raw address document
+  push --broker URL --address FILE [--instance NAME] [--mqtt-version 4|5]
+                                               sign and push one raw address document, logged in as the
+                                               broker user e911-server-cli (or e911-server-NAME) from DIR
 
 Admin API (over HTTP: --url URL, default http://127.0.0.1:8080; --token T or E911_SERVER_TOKEN or DIR/admin-token):
   account show | set [--name N] [--contact-email E] [--recommendations on|off] [--policy all|app-only|app-then-email-sms]
@@ -69,7 +77,21 @@ const OPTIONS = {
   'tls-key': { type: 'string' },
   'secure-cookies': { type: 'boolean' },
   'allowed-origin': { type: 'string' },
+  'allow-notify-target': { type: 'string' },
   listen: { type: 'string' },
+  'broker-ca': { type: 'string' },
+  'broker-cert': { type: 'string' },
+  'broker-key': { type: 'string' },
+  'tls-listen': { type: 'string' },
+  'mqtt-tls-port': { type: 'string' },
+  'mqtt-tls-host': { type: 'string' },
+  'mqtt-tls-cert': { type: 'string' },
+  'mqtt-tls-key': { type: 'string' },
+  'mqtt-tls-ca': { type: 'string' },
+  'tls-cafile': { type: 'string' },
+  'tls-certfile': { type: 'string' },
+  'tls-keyfile': { type: 'string' },
+  'require-client-cert': { type: 'boolean' },
   'broker-username': { type: 'string' },
   'broker-password': { type: 'string' },
   'allow-anonymous': { type: 'boolean' },
@@ -125,6 +147,29 @@ function listeners(v: string | boolean | undefined): { port: number; host?: stri
   });
 }
 
+/** --broker-ca/--broker-cert/--broker-key: PEM files for an mqtts:// broker. */
+function brokerTls(f: Flags): { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined {
+  if (!f['broker-ca'] && !f['broker-cert'] && !f['broker-key']) return undefined;
+  if (!f['broker-cert'] !== !f['broker-key']) throw new UsageError('--broker-cert and --broker-key go together');
+  return {
+    ...(f['broker-ca'] ? { ca: readFileSync(need(f['broker-ca'], '--broker-ca FILE')) } : {}),
+    ...(f['broker-cert'] ? { cert: readFileSync(need(f['broker-cert'], '--broker-cert FILE')), key: readFileSync(need(f['broker-key'], '--broker-key FILE')) } : {}),
+  };
+}
+
+/** --tls-listen [HOST:]PORT,... with the broker's certificate files: Mosquitto TLS listeners. */
+function tlsListeners(f: Flags): MosquittoListener[] {
+  const ports = listeners(f['tls-listen']) ?? [];
+  if (ports.length === 0) return [];
+  const tls = {
+    certfile: need(f['tls-certfile'], '--tls-certfile FILE (as the broker reads it)'),
+    keyfile: need(f['tls-keyfile'], '--tls-keyfile FILE'),
+    cafile: need(f['tls-cafile'], '--tls-cafile FILE'),
+    ...(f['require-client-cert'] ? { requireCertificate: true } : {}),
+  };
+  return ports.map((l) => ({ ...l, tls }));
+}
+
 function readJson(file: string | boolean | undefined): unknown {
   return JSON.parse(readFileSync(need(file, '--file FILE (JSON)'), 'utf8'));
 }
@@ -157,22 +202,44 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: stri
     case 'push': {
       const { pair } = loadOrCreateKeyPair(path.join(dataDir, 'signing-key.json'));
       const { ProvisioningServer } = await import('./server.js');
-      const server = new ProvisioningServer({ brokerUrl: need(flags.broker, '--broker URL'), privateKey: privateKeyFromText(pair), log, clientId: `e911-server-push-${process.pid}` });
-      await server.start();
-      const signed = await server.pushAddress(JSON.parse(readFileSync(need(flags.address, '--address FILE'), 'utf8')) as AddressDocument);
-      log.info({ deviceId: signed.doc.deviceId, version: signed.doc.version }, 'address pushed');
-      await server.stop();
+      const { loadOrCreateServerCredentials, CLI_INSTANCE } = await serverParts();
+      const brokerUrl = need(flags.broker, '--broker URL');
+      const mqttVersion = flags['mqtt-version'] ? Number(flags['mqtt-version']) : 4;
+      if (mqttVersion !== 4 && mqttVersion !== 5) throw new UsageError('--mqtt-version must be 4 or 5');
+      // Its own broker user (the broker binds client id to user name): a running instance's
+      // would take over that instance's session and kick it off.
+      const creds = flags['broker-username']
+        ? { username: flags['broker-username'] as string, password: (flags['broker-password'] as string | undefined) ?? env.E911_BROKER_PASSWORD ?? '' }
+        : withRepo(dataDir, await openRepo(), (repo) => loadOrCreateServerCredentials(dataDir, (flags.instance as string | undefined) ?? CLI_INSTANCE, repo));
+      const server = new ProvisioningServer({ brokerUrl, privateKey: privateKeyFromText(pair), log, clientId: creds.username, username: creds.username, password: creds.password, protocolVersion: mqttVersion, publishOnly: true, ...(brokerTls(flags) ? { tls: brokerTls(flags)! } : {}) });
+      try {
+        await server.start();
+      } catch (err) {
+        await server.stop();
+        throw new Error(
+          `the broker at ${brokerUrl} refused ${creds.username}: ${(err as Error).message} (Mosquitto: render its files with \`e911-server broker-config\`, which includes this user, and reload it)`,
+        );
+      }
+      try {
+        const signed = await server.pushAddress(JSON.parse(readFileSync(need(flags.address, '--address FILE'), 'utf8')) as AddressDocument);
+        log.info({ deviceId: signed.doc.deviceId, version: signed.doc.version, as: creds.username }, 'address pushed');
+      } finally {
+        await server.stop();
+      }
       return 0;
     }
     case 'token':
       return withRepo(dataDir, await openRepo(), (repo) => tokenCommand(repo, sub, arg, out));
     case 'broker-config': {
       const dir = need(flags.out, '--out DIR');
-      const { loadOrCreateServerCredentials, renderBrokerConfig } = await serverParts();
+      const { loadOrCreateServerCredentials, renderBrokerConfig, CLI_INSTANCE } = await serverParts();
       const files = withRepo(dataDir, await openRepo(), (repo) => {
         // Each named instance gets its broker user now, so the broker knows it before it starts.
-        for (const name of list(flags.instance)) loadOrCreateServerCredentials(dataDir, name, repo);
-        return renderBrokerConfig(repo, (flags.dir as string | undefined) ?? path.resolve(dir), listeners(flags.listen));
+        // The push command's user too, so `push` works against the broker these files configure.
+        for (const name of [CLI_INSTANCE, ...list(flags.instance)]) loadOrCreateServerCredentials(dataDir, name, repo);
+        const tls = tlsListeners(flags);
+        const plain = listeners(flags.listen) ?? (tls.length ? [] : undefined);
+        return renderBrokerConfig(repo, (flags.dir as string | undefined) ?? path.resolve(dir), plain === undefined ? undefined : [...plain, ...tls]);
       });
       mkdirSync(dir, { recursive: true });
       writePrivate(path.join(dir, 'passwd'), files.passwd);
@@ -241,11 +308,25 @@ async function run(flags: Flags, dataDir: string, log: pino.Logger, env: NodeJS.
       embeddedPort: Number(flags.port ?? env.E911_MQTT_PORT ?? 1883),
       embeddedHost: (flags.host as string | undefined) ?? '127.0.0.1',
       ...(flags['allow-anonymous'] ? { allowAnonymous: true } : {}),
+      ...(flags['mqtt-tls-port']
+        ? {
+            embeddedTls: {
+              port: Number(flags['mqtt-tls-port']),
+              ...(flags['mqtt-tls-host'] ? { host: flags['mqtt-tls-host'] as string } : {}),
+              cert: readFileSync(need(flags['mqtt-tls-cert'], '--mqtt-tls-cert FILE')),
+              key: readFileSync(need(flags['mqtt-tls-key'], '--mqtt-tls-key FILE')),
+              ...(flags['mqtt-tls-ca'] ? { ca: readFileSync(flags['mqtt-tls-ca'] as string) } : {}),
+              ...(flags['require-client-cert'] ? { requireCertificate: true } : {}),
+            },
+          }
+        : {}),
       ...(mqttVersion ? { protocolVersion: mqttVersion } : {}),
       ...(flags['share-group'] ? { shareGroup: flags['share-group'] as string } : {}),
       ...(flags.instance ? { instance: flags.instance as string } : {}),
       ...(flags['broker-username'] ? { username: flags['broker-username'] as string, password: (flags['broker-password'] as string | undefined) ?? env.E911_BROKER_PASSWORD ?? '' } : {}),
+      ...(brokerTls(flags) ? { tls: brokerTls(flags)! } : {}),
     },
+    ...(flags['allow-notify-target'] ? { notify: { allowTargets: list(flags['allow-notify-target']) } } : {}),
     http: {
       port: Number(flags['http-port'] ?? env.E911_HTTP_PORT ?? 8080),
       host: (flags['http-host'] as string | undefined) ?? '127.0.0.1',
@@ -416,13 +497,14 @@ async function apiCommand(verb: string, sub: string | undefined, arg: string | u
   const base = ((f.url as string | undefined) ?? env.E911_SERVER_URL ?? (existsSync(urlFile) ? readFileSync(urlFile, 'utf8').trim() : 'http://127.0.0.1:8080')).replace(/\/$/, '');
   const tokenFile = path.join(dataDir, 'admin-token');
   const token = (f.token as string | undefined) ?? env.E911_SERVER_TOKEN ?? (existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : undefined);
-  if (!token) throw new UsageError(`no API token: pass --token, set E911_SERVER_TOKEN, or run where ${tokenFile} is readable`);
+  // The OpenAPI document is public (PUBLIC_ROUTE): printing it needs no token.
+  if (!token && verb !== 'openapi') throw new UsageError(`no API token: pass --token, set E911_SERVER_TOKEN, or run where ${tokenFile} is readable`);
   const request = async (method: string, p: string, body?: unknown, csv?: Buffer) => {
     const res = await fetch(`${base}${p}`, {
       signal: AbortSignal.timeout(60_000),
       method,
       headers: {
-        authorization: `Bearer ${token}`,
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
         ...(csv ? { 'content-type': 'text/csv' } : body !== undefined ? { 'content-type': 'application/json' } : {}),
       },
       ...(csv ? { body: csv } : body !== undefined ? { body: JSON.stringify(body) } : {}),

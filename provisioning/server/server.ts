@@ -74,6 +74,16 @@ export interface ProvisioningServerOptions {
   reconnectPeriodMs?: number;
   /** Delays between tries to store an event before it is left unacknowledged (default 50, 250, 1000 ms). */
   eventRetryMs?: readonly number[];
+  /**
+   * MQTT over TLS (an mqtts:// URL): the CA that signed the broker's certificate (PEM) when it
+   * is not a public one, and a client certificate when the broker asks for one.
+   */
+  tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
+  /**
+   * Publish only (the push command): a clean session that subscribes to nothing, so the
+   * broker keeps no session for it and queues it none of the phones' events.
+   */
+  publishOnly?: boolean;
 }
 
 /**
@@ -126,11 +136,14 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
       // (QoS 1) while the server is away instead of dropping them.
       clientId: this.opts.clientId ?? 'e911-server-main',
       protocolVersion,
-      clean: false,
-      ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: 7 * 24 * 3600 } } : {}),
+      clean: this.opts.publishOnly === true,
+      ...(protocolVersion === 5 && !this.opts.publishOnly ? { properties: { sessionExpiryInterval: 7 * 24 * 3600 } } : {}),
       reconnectPeriod: this.opts.reconnectPeriodMs ?? 1000,
       ...(this.opts.username ? { username: this.opts.username } : {}),
       ...(this.opts.password ? { password: this.opts.password } : {}),
+      // The broker's certificate is always verified (mqtt.js's default): a CA is given, not switched off.
+      ...(this.opts.tls?.ca ? { ca: this.opts.tls.ca } : {}),
+      ...(this.opts.tls?.cert ? { cert: this.opts.tls.cert, key: this.opts.tls.key } : {}),
     });
     this.client = client;
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
@@ -150,6 +163,7 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
     client.on('connect', () => {
       // mqtt.js leaves Nagle on: small QoS 1 packets would wait for delayed ACKs (~40 ms).
       (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+      if (this.opts.publishOnly) return void this.emit('connected');
       client.subscribe(filters, { qos: 1 }, (err) => {
         if (err) this.opts.log.error({ err: err.message }, 'subscribe failed');
         else this.emit('connected');

@@ -19,6 +19,7 @@ import {
 import { ConflictError, NotFoundError, PreconditionError, ValidationError } from './errors.js';
 import { SERVER_USER_PREFIX, hashPassword, isReservedDeviceId, newPassword } from './broker-auth.js';
 import { isValidDeviceId } from '../protocol/topics.js';
+import type { TargetPolicy } from './notify/targets.js';
 
 export interface AccountView {
   name: string;
@@ -54,6 +55,8 @@ export interface AdminServiceDeps {
   pusher: Pusher;
   bus: Bus;
   log: Logger;
+  /** Where SMS and webhook POSTs may go: a URL naming a refused address is not saved. */
+  targets?: TargetPolicy;
 }
 
 export class AdminService {
@@ -151,6 +154,12 @@ export class AdminService {
    */
   setNotificationSettings(actor: string, input: unknown): Record<string, unknown> {
     const next = parse(notificationSettingsSchema, input);
+    // Literal addresses are refused here, at once; a name is checked each time it is resolved to send.
+    const refused = (['sms', 'webhook'] as const).flatMap((ch) => {
+      const why = next[ch] ? this.deps.targets?.urlRefusal(next[ch].url) : null;
+      return why ? [{ field: `${ch}.url`, reason: why }] : [];
+    });
+    if (refused.length) throw new ValidationError(refused);
     const cur = this.repo.notificationSettings();
     const merged: NotificationSettings = { ...cur };
     const dropped: string[] = [];

@@ -118,6 +118,8 @@ async function throughStack(): Promise<number[]> {
     t.listener!.data(last);
     out.push(s.last - t0);
     t.listener!.data(frame({ type: 'hook', offHook: false }));
+    // The stack reports the hang-up after it returns (as PJSIP does): let it end before the next 911.
+    await new Promise((r) => setImmediate(r));
   }
   await handset.stop();
   await svc.stop();

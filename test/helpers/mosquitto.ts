@@ -44,7 +44,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   writeFileSync(
     conf,
     [
-      // Stay root: Debian's broker otherwise drops to user mosquitto and cannot write here (FIELD-NOTES).
+      // Stay root: Debian's broker otherwise drops to user mosquitto and cannot write here.
       'user root',
       ...(opts.listener === false ? [] : [`listener ${port} 127.0.0.1`, 'allow_anonymous true']),
       // Without it Nagle and delayed ACKs put ~40 ms into every QoS 1 round trip.

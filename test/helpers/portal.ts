@@ -28,7 +28,17 @@ export interface PortalHarness {
   /** A second logged-in window (another administrator's screen). */
   newPage(): Promise<Page>;
   shot(name: string, page?: Page): Promise<string>;
+  /** Uncaught errors thrown in any of its pages so far ('pageerror'). */
+  pageErrors: string[];
+  /** Closes everything; throws if any page had an uncaught error (so the file fails). */
   close(): Promise<void>;
+}
+
+export class PortalPageErrors extends Error {
+  constructor(readonly errors: string[]) {
+    super(`the portal threw ${errors.length} uncaught error(s) in the browser:\n${errors.join('\n')}`);
+    this.name = 'PortalPageErrors';
+  }
 }
 
 export async function startPortal(over: Partial<ServerAppOptions> & { streamCheckMs?: number } = {}): Promise<PortalHarness> {
@@ -57,9 +67,13 @@ export async function startPortal(over: Partial<ServerAppOptions> & { streamChec
   // A step that cannot happen fails naming its locator, well inside the test's own timeout.
   context.setDefaultTimeout(10_000);
   const page = await context.newPage();
-  // A browser-side error in a test run is a bug: surface it in the test output.
+  // A browser-side error in a test run is a bug: shown at once, and it fails the file at close().
+  const pageErrors: string[] = [];
   const watch = (p: Page) => {
-    p.on('pageerror', (err) => console.error(`[portal page error] ${err.message}`));
+    p.on('pageerror', (err) => {
+      pageErrors.push(`${p.url()}: ${err.stack ?? err.message}`);
+      console.error(`[portal page error] ${err.message}`);
+    });
     // 401s are expected before login; anything else logged as an error is shown.
     p.on('console', (m) => m.type() === 'error' && !m.text().includes('status of 401') && console.error(`[portal console] ${m.text()}`));
   };
@@ -89,9 +103,11 @@ export async function startPortal(over: Partial<ServerAppOptions> & { streamChec
       await p.screenshot({ path: file, fullPage: true });
       return file;
     },
+    pageErrors,
     close: async () => {
       await browser.close().catch((err: Error) => console.error(`closing chromium: ${err.message}`));
       await srv.stop();
+      if (pageErrors.length > 0) throw new PortalPageErrors(pageErrors);
     },
   };
 }

@@ -34,6 +34,7 @@ export const COMPONENTS = [
   'arm', // qemu-user, the cross sysroots and build/arm (npm run build:arm); unix-dgram for the notify check
   'python', // python3 plays systemd's NOTIFY_SOCKET
   'systemd', // systemd-analyze verifies the phone's unit
+  'root', // root and setpriv: clients run as another user (control socket permissions)
 ] as const;
 export type Component = (typeof COMPONENTS)[number];
 
@@ -129,6 +130,7 @@ const PROBES: Record<Component, () => string | null> = {
   arm: () => ARM_TARGETS.map(armMissing).find((r) => r !== null) ?? unixDgramMissing(),
   python: () => (runs('python3', ['-c', '1']) ? null : 'python3 is not installed'),
   systemd: () => (existsSync('/usr/bin/systemd-analyze') ? null : 'systemd-analyze is not installed (Debian systemd)'),
+  root: () => (process.getuid?.() !== 0 ? 'not running as root' : existsSync('/usr/bin/setpriv') ? null : 'setpriv is not installed (Debian util-linux)'),
 };
 
 const probed = new Map<Component, string | null>();

@@ -2,9 +2,10 @@
 // UAC, and Kamailio as registrar/proxy, each on free loopback ports, each in
 // its own temp folder whose logs stay readable until close().
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.js';
 import type { VoiceEvents, VoiceStack } from '../../hal/voice/types.js';
 
@@ -40,6 +41,8 @@ export interface SippOptions {
   extraArgs?: string[];
   /** Run inside this network namespace (ip netns exec); its own loopback. */
   netns?: string;
+  /** Address SIPp sends from and listens on (default 127.0.0.1; any 127/8 address works on lo). */
+  localIp?: string;
 }
 
 export interface Sipp {
@@ -86,9 +89,9 @@ async function startSippOnce(opts: SippOptions, mediaPort: number): Promise<Sipp
   const args = [
     ...(opts.remote ? [opts.remote] : []),
     '-sf', path.resolve(opts.scenario),
-    '-i', '127.0.0.1',
+    '-i', opts.localIp ?? '127.0.0.1',
     '-p', String(port),
-    '-mi', '127.0.0.1',
+    '-mi', opts.localIp ?? '127.0.0.1',
     '-mp', String(mediaPort),
     '-t', opts.transport ?? 'u1',
     '-m', String(opts.calls ?? 1),
@@ -139,6 +142,20 @@ async function startSippOnce(opts: SippOptions, mediaPort: number): Promise<Sipp
     }
   }
   return sipp;
+}
+
+/**
+ * A copy of test/fixtures/sipp/uas-refuse.xml that answers 100, then `code reason`, in dir:
+ * SIPp checks status codes when it loads a scenario, so no -key can give one.
+ */
+export function refuseScenario(dir: string, code: number, reason: string): string {
+  // From test/helpers or dist/test/helpers: the fixture lives in the source tree.
+  let repo = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(repo, 'package.json'))) repo = path.dirname(repo);
+  const template = path.join(repo, 'test/fixtures/sipp/uas-refuse.xml');
+  const file = path.join(dir, `uas-refuse-${code}.xml`);
+  writeFileSync(file, readFileSync(template, 'utf8').replace('SIP/2.0 CODE_AND_REASON', `SIP/2.0 ${code} ${reason}`));
+  return file;
 }
 
 // ---- Kamailio ---------------------------------------------------------------

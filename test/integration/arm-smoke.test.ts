@@ -1,7 +1,9 @@
 // The ARM executables (scripts/build-arm.mjs) under qemu-user with Debian's cross
 // sysroots: each starts, opens its SQLite store, connects to a real Mosquitto,
-// applies a signed pushed address, answers its own e911ctl, tells systemd it is
-// ready, and stops cleanly on SIGTERM. The test never builds: `npm run build:arm` does.
+// applies a signed pushed address, answers its own e911ctl, dials 911 through the
+// PJSIP addon it carries to a SIPp PSAP (location and callback in the INVITE),
+// tells systemd it is ready, and stops cleanly on SIGTERM. The test never builds:
+// `npm run build:arm` does.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -16,10 +18,15 @@ import type { AddressDocument } from '../../provisioning/protocol/address.js';
 import { sampleAddress } from '../helpers/address.js';
 import type { AddressStatePayload } from '../../provisioning/protocol/messages.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { startSipp } from '../helpers/sip.js';
+import { freePort } from '../helpers/ports.js';
+import { hdr, multipartParts, receivedInvites } from '../helpers/emergency.js';
+import { checkPidfTexts } from '../helpers/pidf-check.js';
 import { ARM_OUT, ARM_TARGETS, armMissing, requires, unixDgramMissing, type ArmTarget } from '../helpers/require.js';
 
 // Under emulation the runtime starts in seconds, not milliseconds.
 const STEP_MS = 60_000;
+const PSAP = path.resolve(import.meta.dirname, '..', 'fixtures', 'emergency', 'psap.xml');
 
 const TARGETS = ARM_TARGETS;
 // The systemd notify check needs the host's unix-dgram addon (an optional dependency):
@@ -78,7 +85,7 @@ function sampleDoc(deviceId: string): AddressDocument {
 
 for (const t of TARGETS) {
   // A missing build/arm is a failure under the gate: the test never builds, setup.sh does.
-  const gate = requires(`arm-smoke linux-${t.name}`, [{ component: 'arm', missing: armMissing(t) }, 'broker']);
+  const gate = requires(`arm-smoke linux-${t.name}`, [{ component: 'arm', missing: armMissing(t) }, 'broker', 'sipp', 'xmllint']);
 
   describe.skipIf(gate.skip)(`ARM executable linux-${t.name} under ${t.qemu}`, () => {
     const dist = path.join(ARM_OUT, t.name, 'dist');
@@ -115,11 +122,12 @@ for (const t of TARGETS) {
       const report = JSON.parse(r.stdout) as { arch: string; addons: { file: string; ok: boolean; error?: string }[] };
       expect(report.arch).toBe(t.arch);
       expect(report.addons.filter((a) => !a.ok)).toEqual([]);
-      expect(report.addons.map((a) => a.file)).toEqual(expect.arrayContaining(['better_sqlite3.node', 'serialport.node']));
+      expect(report.addons.map((a) => a.file)).toEqual(expect.arrayContaining(['better_sqlite3.node', 'serialport.node', 'e911_voice.node']));
     }, STEP_MS);
 
-    it('starts, applies a signed pushed address, answers e911ctl, stops on SIGTERM', async () => {
+    it('starts, applies a signed pushed address, answers e911ctl, dials 911 to a SIPp PSAP, stops on SIGTERM', async () => {
       const deviceId = `arm-${t.name}`;
+      const psapPort = await freePort();
       const socketPath = path.join(dir, 'control.sock');
       const dataDir = path.join(dir, 'data');
       const configFile = path.join(dir, 'config.json');
@@ -132,6 +140,8 @@ for (const t of TARGETS) {
           logLevel: 'info',
           broker: { urls: [broker.url], reconnectMinMs: 100, reconnectMaxMs: 1000 },
           control: { socketPath },
+          sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null' },
+          emergency: { routes: { primary: `sip:127.0.0.1:${psapPort}` } },
         }),
       );
       const notify = notifySink(dir);
@@ -169,6 +179,34 @@ for (const t of TARGETS) {
         expect(answer.result.version).toBe(1);
         expect(answer.result.hash).toBe(state.hash);
         expect(answer.result.doc.civic).toEqual(sampleDoc(deviceId).civic);
+
+        // 911 through the addon this executable carries: the PSAP answers only an INVITE with
+        // Geolocation, Geolocation-Routing, a PIDF-LO part and the callback (else 424).
+        const psap = await startSipp({ scenario: PSAP, port: psapPort, timeoutSec: 60 });
+        try {
+          const dial = await runArm(t, ctl, ['--json', '--socket', socketPath, 'dial', '911']);
+          expect(dial.code, dial.stdout + dial.stderr).toBe(0);
+          expect(JSON.parse(dial.stdout)).toMatchObject({ ok: true, result: { kind: 'emergency', placed: true, route: 'primary' } });
+          await until('the ACK at the PSAP', () => /ACK /.test(psap.messages()), STEP_MS, () => `${psap.messages()}\n${log}`);
+          const hangup = await runArm(t, ctl, ['--json', '--socket', socketPath, 'hangup']);
+          expect(hangup.code, hangup.stdout + hangup.stderr).toBe(0);
+          expect((await psap.exited).code, psap.messages()).toBe(0);
+          const invites = receivedInvites(psap.messages());
+          expect(invites).toHaveLength(1);
+          const inv = invites[0]!;
+          expect(hdr(inv, 'Priority')).toBe('emergency');
+          expect(hdr(inv, 'Geolocation-Routing')).toBe('yes');
+          expect(hdr(inv, 'P-Asserted-Identity')).toContain('<tel:+14085550100>');
+          const pidf = multipartParts(inv).find((p) => /application\/pidf\+xml/.test(p.headers.find((h) => h.name.toLowerCase() === 'content-type')?.value ?? ''));
+          expect(pidf, 'the INVITE has a PIDF-LO part').toBeDefined();
+          const cid = pidf!.headers.find((h) => h.name.toLowerCase() === 'content-id')!.value.replace(/^<|>$/g, '');
+          expect(hdr(inv, 'Geolocation')).toBe(`<cid:${cid}>`);
+          const [check] = checkPidfTexts([pidf!.body]);
+          expect(check!.ok, check!.schemaErrors + check!.namespaceErrors.join()).toBe(true);
+          expect(pidf!.body).toContain('<ca:RD>Main</ca:RD>');
+        } finally {
+          await psap.close();
+        }
 
         if (notify) await until('READY=1 on NOTIFY_SOCKET', () => notify.messages.some((m) => m.includes('READY=1')), STEP_MS, () => notify.messages.join('|'));
       } finally {

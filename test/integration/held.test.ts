@@ -1,6 +1,6 @@
 // HELD end to end over real HTTP on loopback: the reference server's endpoint
 // (provisioning/server/held.ts, mounted in a real fastify) answers the agent's
-// HELD client; the PIDF-LO inside validates against shared/schemas/pidf.
+// HELD client; the PIDF-LO inside validates against test/fixtures/pidf-schemas.
 import fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { heldRequest, locationRequestXml, parseHeldResponse } from '../../agent/location/held.js';

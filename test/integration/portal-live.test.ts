@@ -31,9 +31,9 @@ describe.skipIf(gate.skip)('admin portal: login and live emergency calls', () =>
 
   afterAll(async () => {
     await agent?.stop();
-    await h?.close();
     await smtp?.close();
     rmSync(dir, { recursive: true, force: true });
+    await h?.close(); // last: it throws if a page had an uncaught error
   });
 
   it('refuses a wrong token, then logs in with the right one and lands on the dashboard', async () => {

@@ -33,8 +33,8 @@ describe.skipIf(gate.skip)('admin portal: locations and account', () => {
     await h.login();
   });
   afterAll(async () => {
-    await h?.close();
     await smtp?.close();
+    await h?.close(); // last: it throws if a page had an uncaught error
   });
 
   it('a bad address is refused beside its field before saving and nothing is stored; fixed, it saves exactly what was typed', async () => {

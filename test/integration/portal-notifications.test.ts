@@ -33,9 +33,9 @@ describe.skipIf(gate.skip)('admin portal: notifications page', () => {
   });
 
   afterAll(async () => {
-    await h?.close();
     await smtp?.close();
     await sink?.close();
+    await h?.close(); // last: it throws if a page had an uncaught error
   });
 
   it('saves the SMTP, SMS and webhook settings typed in the page; the API holds them, secrets only as set', async () => {

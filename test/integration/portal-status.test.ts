@@ -53,10 +53,10 @@ describe.skipIf(gate.skip)('admin portal: phones, emergency calls and audit log'
 
   afterAll(async () => {
     await agent?.stop();
-    await h?.close();
     await smtp?.close();
     await sms?.close();
     rmSync(dir, { recursive: true, force: true });
+    await h?.close(); // last: it throws if a page had an uncaught error
   });
 
   it('shows the phone online with its applied address version equal to the issued one, and a location mismatch as it arrives', async () => {

@@ -134,4 +134,15 @@ describe.skipIf(gate.skip)('admin portal: users', () => {
     await page.getByRole('heading', { level: 1, name: 'Users' }).waitFor();
     expect((await srv.api.get<{ users: U[] }>('/api/users')).users.map((u) => u.username).sort()).toEqual(['alice', 'bob']);
   });
+
+  it('an uncaught error in a page is recorded by the harness, whose close() then fails the file', async () => {
+    const { page } = h;
+    await page.evaluate(() => setTimeout(() => {
+      throw new Error('e911 harness self-check');
+    }));
+    await expect.poll(() => h.pageErrors.length, { timeout: 5000 }).toBe(1);
+    expect(h.pageErrors[0]).toContain('e911 harness self-check');
+    // This one was made on purpose: forget it, so only real errors fail the file.
+    h.pageErrors.length = 0;
+  });
 });

@@ -10,6 +10,10 @@ import { fileURLToPath } from 'node:url';
 import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/agent.js';
 import { stopProcess } from '../helpers/process.js';
+import mqtt from 'mqtt';
+import { sampleAddress } from '../helpers/address.js';
+import { topicFor } from '../../provisioning/protocol/topics.js';
+import { publicKeyFromText, verifyDocument } from '../../provisioning/protocol/signing.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MAIN = path.join(repo, 'dist/provisioning/server/main.js');
@@ -18,6 +22,7 @@ describe('e911-server command line', () => {
   let dir: string;
   let child: ChildProcess;
   let output = '';
+  let mqttPort: number;
 
   const cli = (...args: string[]) => {
     const r = spawnSync(process.execPath, [MAIN, '--data', path.join(dir, 'data'), ...args], { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH } });
@@ -27,7 +32,8 @@ describe('e911-server command line', () => {
   beforeAll(async () => {
     if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` (npm test does)`);
     dir = mkdtempSync(path.join(os.tmpdir(), 'e911-cli-'));
-    const [mqttPort, httpPort] = [await freePort(), await freePort()];
+    const httpPort = await freePort();
+    mqttPort = await freePort();
     child = spawn(process.execPath, [MAIN, 'run', '--data', path.join(dir, 'data'), '--port', String(mqttPort), '--http-port', String(httpPort)], {
       env: { PATH: process.env.PATH },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -73,12 +79,49 @@ describe('e911-server command line', () => {
     const out = path.join(dir, 'mosq');
     expect(cli('broker-config', '--out', out, '--instance', 'a,b', '--listen', '1883,127.0.0.1:1884').code).toBe(0);
     // Each named server instance has its own user, and only the hash is in the file.
-    expect(readFileSync(path.join(out, 'passwd'), 'utf8')).toMatch(/^e911-server-a:\$7\$101\$.*\ne911-server-b:\$7\$101\$.*\ndesk-7:\$7\$101\$/s);
+    // The push command's user (e911-server-cli) is rendered too: `push` works against this broker.
+    expect(readFileSync(path.join(out, 'passwd'), 'utf8')).toMatch(/^e911-server-a:\$7\$101\$.*\ne911-server-b:\$7\$101\$.*\ne911-server-cli:\$7\$101\$.*\ndesk-7:\$7\$101\$/s);
     expect(readFileSync(path.join(out, 'acl'), 'utf8')).toContain('pattern write e911/v1/%u/events');
     expect(readFileSync(path.join(out, 'acl'), 'utf8')).toContain('user e911-server-b\ntopic readwrite e911/v1/#');
     const conf = readFileSync(path.join(out, 'mosquitto.conf'), 'utf8');
     expect(conf).toContain(`acl_file ${out}/acl`);
     expect(conf).toContain('listener 1883\n# A login is its client id: no client can take over another client\'s session.\nuse_username_as_clientid true\nlistener 1884 127.0.0.1');
     expect(statSync(path.join(dir, 'data', 'mqtt-e911-server-a.json')).mode & 0o077).toBe(0);
+  });
+
+  it('prints the OpenAPI document without a token (a public route), the same as docs/server-openapi.json', () => {
+    const url = readFileSync(path.join(dir, 'data', 'api-url'), 'utf8').trim();
+    const r = spawnSync(process.execPath, [MAIN, '--data', path.join(dir, 'nowhere'), '--url', url, 'openapi'], { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH } });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual(JSON.parse(readFileSync(path.join(repo, 'docs', 'server-openapi.json'), 'utf8')));
+  });
+
+  it('push signs one address and publishes it logged in as its own broker user (embedded broker)', async () => {
+    const creds = cli('phones', 'credentials', 'desk-7').json() as { username: string; password: string };
+    const phone = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: 'desk-7', protocolVersion: 4, username: creds.username, password: creds.password });
+    try {
+      const got: Buffer[] = [];
+      phone.on('message', (_t, p) => got.push(p));
+      await phone.subscribeAsync(topicFor('desk-7', 'address/set'), { qos: 1 });
+      const file = path.join(dir, 'push.json');
+      const doc = sampleAddress({ deviceId: 'desk-7', version: 99 });
+      writeFileSync(file, JSON.stringify(doc));
+      const r = spawnSync(process.execPath, [MAIN, '--data', path.join(dir, 'data'), 'push', '--broker', `mqtt://127.0.0.1:${mqttPort}`, '--address', file], { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH } });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toContain('"as":"e911-server-cli"');
+      await waitFor(() => got.length > 0, 5000);
+      const signed = JSON.parse(got[0]!.toString()) as { doc: unknown; sig: string };
+      expect(signed.doc).toEqual(doc);
+      expect(verifyDocument(signed.doc, signed.sig, publicKeyFromText(cli('keygen').out.trim()))).toBe(true);
+      // Its password is the data folder's, readable by the server's user only.
+      expect(statSync(path.join(dir, 'data', 'mqtt-e911-server-cli.json')).mode & 0o077).toBe(0);
+      // The broker took it as a server user: a wrong password is refused, and says so.
+      const bad = spawnSync(process.execPath, [MAIN, '--data', path.join(dir, 'data'), 'push', '--broker', `mqtt://127.0.0.1:${mqttPort}`, '--address', file, '--broker-username', 'e911-server-cli', '--broker-password', 'wrong'], { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH } });
+      expect(bad.status).toBe(1);
+      expect(bad.stderr).toMatch(/refused e911-server-cli/);
+      expect(got).toHaveLength(1);
+    } finally {
+      await phone.endAsync();
+    }
   });
 });

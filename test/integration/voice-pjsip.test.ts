@@ -325,7 +325,8 @@ describe.skipIf(gate.skip)('PJSIP VoiceStack against real SIPp and Kamailio', ()
         voice.hangup(callId);
         await rec.waitFor('callState', (e) => e.callId === callId && e.state === 'DISCONNECTED');
         // ACK and BYE went through the proxy (Record-Route) with the To tag.
-        expect(await psap.exited).toEqual({ code: 0, signal: null });
+        const exited = await psap.exited;
+        expect(exited, `${psap.messages()}\n${psap.logs()}\n${kam.log()}`).toEqual({ code: 0, signal: null });
         expect(psap.messages()).toMatch(/Record-Route: <sip:127\.0\.0\.1[:;][^>]*lr/);
         expect(psap.messages()).toMatch(new RegExp(`\\nBYE sip:psap@\\S+ SIP/2\\.0\\r?\\nVia: SIP/2\\.0/UDP 127\\.0\\.0\\.1:${kam.port};`));
       } finally {

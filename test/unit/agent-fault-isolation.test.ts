@@ -2,7 +2,7 @@
 // is logged, reported (a part-failed event) and tried again with backoff, while
 // 911 works. Here the control socket's group does not exist (its chown fails).
 import { afterEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Agent } from '../../agent/root.js';
@@ -24,16 +24,19 @@ afterEach(async () => {
 });
 
 describe('fault isolation', () => {
-  it('the control socket fails to start (unknown group): the agent runs, reports it, tries again, and 911 works', async () => {
+  it('the control socket fails to start (its folder is a file): the agent runs, reports it, tries again, and 911 works', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-isolation-'));
     dirs.push(dir);
-    const socketPath = path.join(dir, 'control.sock');
+    // An unknown control.group is only logged (the socket stays usable by root); a socket
+    // whose folder cannot be made fails to start.
+    writeFileSync(path.join(dir, 'blocker'), '');
+    const socketPath = path.join(dir, 'blocker', 'control.sock');
     const raw = {
       deviceId: 'phone-1',
       dataDir: path.join(dir, 'db'),
       serverPublicKey: generateSigningKeyPair().publicKey,
       broker: { urls: ['mqtt://127.0.0.1:9'], reconnectMinMs: 10_000 },
-      control: { socketPath, group: 'e911-no-such-group' },
+      control: { socketPath },
       emergency: { routes: { primary: 'sip:10.0.0.1:5060', fallback: 'sip:10.0.0.3:5060' } },
       recovery: { minMs: 20, maxMs: 40 },
     };
@@ -52,8 +55,8 @@ describe('fault isolation', () => {
     await waitFor(() => failures().length >= 3, 5000, () => JSON.stringify(failures()));
     expect(failures()[0]!.data).toMatchObject({ part: 'control', attempt: 1, retryInMs: 20 });
     expect(failures()[1]!.data).toMatchObject({ part: 'control', attempt: 2, retryInMs: 40 });
-    expect(failures()[0]!.data.reason).toContain('e911-no-such-group');
-    expect(existsSync(socketPath)).toBe(false); // not left open with the wrong owner
+    expect(failures()[0]!.data.reason).toContain('blocker');
+    expect(existsSync(socketPath)).toBe(false);
     const emergency = (agent as unknown as { core: { emergency: EmergencyService } }).core.emergency;
     expect(emergency.dial('911')).toMatchObject({ kind: 'emergency', placed: true });
     expect(voice.calls).toHaveLength(1);

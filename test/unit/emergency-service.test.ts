@@ -187,8 +187,10 @@ describe('emergency call: whatever the phone is doing', () => {
     const h = await harness();
     const inc = h.voice.incomingCall('sip:alice@10.0.0.77');
     h.voice.answer(inc, 200);
+    await tick(); // the fake, like PJSIP, reports what answer/hangup/hold cause after they return
     const ringing = h.voice.incomingCall('sip:bob@10.0.0.78');
     dial(h.svc, '911');
+    await tick();
     expect(h.voice.calls.find((c) => c.callId === inc)!.held).toBe(true);
     expect(h.voice.calls.find((c) => c.callId === ringing)!.state).toBe('DISCONNECTED');
     h.flush();
@@ -201,7 +203,9 @@ describe('emergency call: whatever the phone is doing', () => {
     const h = await harness({ emergency: { activeCallPolicy: 'end' } });
     const inc = h.voice.incomingCall('sip:alice@10.0.0.77');
     h.voice.answer(inc, 200);
+    await tick(); // the fake, like PJSIP, reports what answer/hangup/hold cause after they return
     dial(h.svc, '911');
+    await tick();
     const c = h.voice.calls.find((x) => x.callId === inc)!;
     expect(c.held).toBe(false);
     expect(c.state).toBe('DISCONNECTED');
@@ -249,6 +253,7 @@ describe('routes and failover', () => {
     expect(h.voice.calls).toHaveLength(1);
     h.clock.advance(1);
     expect(h.voice.calls).toHaveLength(2);
+    await tick(); // the fake, like PJSIP, reports what answer/hangup/hold cause after they return
     expect(h.voice.calls[0]!.state).toBe('DISCONNECTED');
     expect(h.voice.calls[1]!.target).toBe('sip:911@10.0.0.2:5060');
     // The same location and Content-ID go to the secondary.
@@ -333,6 +338,7 @@ describe('after an emergency call: callbacks first, DND/forwarding/call waiting 
     await tick(); // the fake's CALLING event
     h.voice.respond(0, 200);
     h.voice.hangup(0);
+    await tick(); // the fake, like PJSIP, reports what answer/hangup/hold cause after they return
     h.flush();
     return h;
   }
@@ -352,6 +358,7 @@ describe('after an emergency call: callbacks first, DND/forwarding/call waiting 
     h.svc.setFeatures({ dnd: true });
     const other = h.voice.incomingCall('sip:carol@10.0.0.88');
     h.voice.answer(other, 200);
+    await tick(); // the fake, like PJSIP, reports what answer/hangup/hold cause after they return
     const psap = h.voice.incomingCall('sip:+14085559111@10.0.0.2', [], { address: '10.0.0.2', port: 5060 });
     expect(h.voice.calls.find((c) => c.callId === psap)!.answers).toEqual([200]);
     expect(h.voice.calls.find((c) => c.callId === other)!.held).toBe(true);
@@ -399,13 +406,16 @@ describe('after an emergency call: callbacks first, DND/forwarding/call waiting 
     svc.keypad('1');
     voice.respond(0, 200);
     svc.hangup();
+    await tick(); // the fake, like PJSIP, reports what answer/hangup/hold cause after they return
     const answers = (id: number) => voice.calls.find((c) => c.callId === id)!.answers;
     const unverified = voice.incomingCall('sip:psap@psap.example.net', [], { address: '192.0.2.7', transport: 'tls', tlsVerified: false });
     expect(answers(unverified)).toEqual([180]);
     voice.hangup(unverified);
+    await tick();
     const overUdp = voice.incomingCall('sip:psap@psap.example.net', [], { address: '192.0.2.7', transport: 'udp' });
     expect(answers(overUdp)).toEqual([180]);
     voice.hangup(overUdp);
+    await tick();
     const verified = voice.incomingCall('sip:psap@psap.example.net', [], { address: '192.0.2.7', transport: 'tls', tlsVerified: true });
     expect(answers(verified)).toEqual([200]);
     await svc.stop();
@@ -417,6 +427,7 @@ describe('after an emergency call: callbacks first, DND/forwarding/call waiting 
     const a = h.voice.incomingCall('sip:dave@10.0.0.99');
     expect(h.voice.calls.find((c) => c.callId === a)!.answers).toEqual([180]);
     h.voice.hangup(a);
+    await tick();
     h.clock.advance(60_001);
     const b = h.voice.incomingCall('sip:dave@10.0.0.99');
     expect(h.voice.calls.find((c) => c.callId === b)!.answers).toEqual([486]);
@@ -581,6 +592,7 @@ describe('sound device and media figures', () => {
     const media = { rtpSent: 500, rtpReceived: 480, rtpLost: 3, rtpLostByPeer: 1, jitterMs: 1.5, jitterMaxMs: 6 };
     h.voice.calls[0]!.media = media;
     h.svc.hangup(); // the caller hangs up: 'ended' waits for the stack's DISCONNECTED, which brings the figures
+    await tick(); // the fake, like PJSIP, reports what answer/hangup/hold cause after they return
     h.flush();
     const ended = h.events.find((e) => e.type === 'emergency-call-progress' && e.data.phase === 'ended')!;
     expect(ended.data).toMatchObject({ by: 'caller', media });

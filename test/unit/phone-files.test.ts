@@ -38,7 +38,8 @@ describe('scripts/phone', () => {
   it("the example config keeps its store and socket in the unit's directories", () => {
     expect(config.dataDir).toBe(`/var/lib/${unit.get('StateDirectory')}`);
     expect(path.dirname(config.control.socketPath)).toBe(`/run/${unit.get('RuntimeDirectory')}`);
-    // control.group makes the agent chown the socket to root, which only root may do.
+    // The example runs as a user that is not root: it leaves control.group unset (an agent that is
+    // not root may only give the socket a group it belongs to; the unit gives none).
     if (unit.get('User') && unit.get('User') !== 'root') expect(config.control.group).toBeUndefined();
   });
 

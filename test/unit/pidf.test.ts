@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { buildPidf, NS, PidfTemplate, type PidfOptions } from '../../agent/location/pidf.js';
-import { CIVIC_ELEMENTS, validateAddress, type AddressDocument, type CivicAddress } from '../../provisioning/protocol/address.js';
+import { CA_PROVINCES, CIVIC_ELEMENTS, US_STATES, validateAddress, type AddressDocument, type CivicAddress } from '../../provisioning/protocol/address.js';
 import { checkPidfFiles, checkPidfTexts, el, PIDF_SCHEMA_DIR, xpath } from '../helpers/pidf-check.js';
 import { requires } from '../helpers/require.js';
 
@@ -100,16 +100,30 @@ describe.skipIf(gate.skip)('PIDF-LO', () => {
       .array(fc.oneof(special, fc.string({ unit: 'binary', minLength: 1, maxLength: 6 })), { minLength: 1, maxLength: 6 })
       .map((parts) => parts.join('').slice(0, 128));
     const optional = CIVIC_ELEMENTS.filter((k) => !['country', 'A1', 'PC'].includes(k));
+    // Canada Post's alphabet: no D, F, I, O, Q, U; no W or Z first.
+    const caFirst = fc.constantFrom(...'ABCEGHJKLMNPRSTVXY');
+    const caLetter = fc.constantFrom(...'ABCEGHJKLMNPRSTVWXYZ');
+    const digit = fc.integer({ min: 0, max: 9 });
+    const caPostal = fc
+      .tuple(caFirst, digit, caLetter, fc.constantFrom(' ', ''), digit, caLetter, digit)
+      .map((p) => p.join(''));
+    const region = fc.oneof(
+      fc.record({ country: fc.constant('US' as const), A1: fc.constantFrom(...US_STATES), PC: fc.constantFrom('95110', '10004-2101', '00501') }),
+      fc.record({ country: fc.constant('CA' as const), A1: fc.constantFrom(...CA_PROVINCES), PC: caPostal }),
+    );
     const civicArb = fc
       .record({
-        country: fc.constant<'US' | 'CA'>('US'),
+        region,
         fields: fc.dictionary(fc.constantFrom(...optional), text, { maxKeys: 10 }),
         lang: fc.constantFrom('en', 'fr-CA', 'es-US', 'en'),
       })
-      .map(({ fields, lang }) => ({ civic: { ...CIVIC, ...fields } as CivicAddress, lang }))
+      .map(({ region, fields, lang }) => ({ civic: { ...CIVIC, ...fields, ...region } as CivicAddress, lang }))
       .filter(({ civic }) => validateAddress(baseDoc(civic)).length === 0);
 
     const samples = fc.sample(civicArb, { numRuns: 120, seed: 4119 });
+    // Canadian addresses (provinces, postal codes with and without the space) as much as US ones.
+    expect(samples.filter(({ civic }) => civic.country === 'CA').length).toBeGreaterThan(40);
+    expect(samples.filter(({ civic }) => civic.country === 'CA' && civic.PC!.includes(' ')).length).toBeGreaterThan(10);
     const docs = samples.map(({ civic, lang }) => new PidfTemplate({ civic, method: 'Manual', lang }, OPTS));
     const rendered = docs.map((d) => d.render(T));
     // The sample really exercises escaping and non-ASCII text.

@@ -12,6 +12,7 @@ import {
   validateAddress,
   verifyDocument,
   signDocument,
+  EVENT_TYPES,
   type TopicKind,
 } from '../../provisioning/protocol/index.js';
 import { sampleAddress, testKeys } from '../helpers/address.js';
@@ -153,7 +154,10 @@ describe('payload decoding', () => {
         count++;
         const r = decodePayload(kind, payload);
         if (r.ok) {
-          // Only a payload that really is valid may pass: re-encoding must decode to the same value.
+          // Only a payload that really is valid may pass: valid by the protocol's own rules (an
+          // oracle independent of the zod schemas), taken exactly as sent, and re-encoding decodes the same.
+          expect(oracle(kind, r.value as Record<string, unknown>), `${kind} ${String(payload)}`).toBeNull();
+          expect(r.value).toEqual(JSON.parse(String(payload)));
           expect(decodePayload(kind, JSON.stringify(r.value))).toEqual(r);
           return;
         }
@@ -171,5 +175,114 @@ describe('payload decoding', () => {
       { numRuns: 2_000 },
     );
     expect(count).toBeGreaterThanOrEqual(12_000);
+  });
+});
+
+/**
+ * An oracle written from the protocol table in README.md, independent of the zod
+ * schemas: what a payload of each kind must be. Used to check that whatever
+ * decodePayload accepts really is valid, not only that it re-encodes. Numbers that count
+ * (versions) are exact: safe integers, as JSON numbers past 2^53 are not.
+ */
+function oracle(kind: TopicKind, p: Record<string, unknown>): string | null {
+  const keysOnly = (allowed: string[], required: string[]) => {
+    const extra = Object.keys(p).filter((k) => !allowed.includes(k));
+    if (extra.length) return `unknown members ${extra.join(', ')}`;
+    const missing = required.filter((k) => !(k in p));
+    return missing.length ? `missing ${missing.join(', ')}` : null;
+  };
+  const str = (v: unknown, max: number) => typeof v === 'string' && v.length <= max;
+  const idOk = (v: unknown) => typeof v === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(v);
+  const record = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (p.v !== 1) return 'v is not 1';
+  switch (kind) {
+    case 'status':
+      return keysOnly(['v', 'state', 'deviceId', 'ts', 'agentVersion'], ['v', 'state', 'deviceId']) ??
+        (['online', 'offline'].includes(p.state as string) && str(p.deviceId, 64) && (p.ts === undefined || str(p.ts, 40)) && (p.agentVersion === undefined || str(p.agentVersion, 32)) ? null : 'bad status member');
+    case 'address/state':
+      return keysOnly(['v', 'version', 'hash', 'appliedAt'], ['v', 'version', 'hash', 'appliedAt']) ??
+        (Number.isSafeInteger(p.version) && (p.version as number) >= 0 && str(p.hash, 64) && (p.appliedAt === null || str(p.appliedAt, 40)) ? null : 'bad address/state member');
+    case 'events':
+      return keysOnly(['v', 'id', 'type', 'deviceId', 'ts', 'data'], ['v', 'id', 'type', 'deviceId', 'ts', 'data']) ??
+        (idOk(p.id) && (EVENT_TYPES as readonly string[]).includes(p.type as string) && str(p.deviceId, 64) && str(p.ts, 40) && record(p.data) ? null : 'bad event member');
+    case 'location':
+      return keysOnly(['v', 'ts', 'source', 'data'], ['v', 'ts', 'source', 'data']) ?? (str(p.ts, 40) && str(p.source, 32) && record(p.data) ? null : 'bad location member');
+    case 'config/set':
+      return keysOnly(['v', 'settings'], ['v', 'settings']) ??
+        (record(p.settings) && Object.entries(p.settings as object).every(([k, v]) => k.length <= 64 && (str(v, 1024) || typeof v === 'number' || typeof v === 'boolean')) ? null : 'bad settings');
+    case 'cmd':
+      return keysOnly(['v', 'correlationId', 'args'], ['v', 'correlationId']) ?? (idOk(p.correlationId) && (p.args === undefined || record(p.args)) ? null : 'bad cmd member');
+    case 'response':
+      return keysOnly(['v', 'correlationId', 'ok', 'result', 'error'], ['v', 'correlationId', 'ok']) ??
+        (idOk(p.correlationId) && typeof p.ok === 'boolean' && (p.error === undefined || str(p.error, 1024)) ? null : 'bad response member');
+    case 'events/ack':
+      return keysOnly(['v', 'ids'], ['v', 'ids']) ?? (Array.isArray(p.ids) && p.ids.length >= 1 && p.ids.length <= 1000 && p.ids.every(idOk) ? null : 'bad ids');
+    case 'address/set': {
+      const doc = p.doc as Record<string, unknown>;
+      return keysOnly(['v', 'doc', 'sig'], ['v', 'doc', 'sig']) ??
+        // Structure only: whether the address is complete and signed is the agent's check after decoding
+        // (validateAddress, verifyDocument), reported as address-rejected; the mutation test above covers it.
+        (str(p.sig, 200) && record(doc) && doc.v === 1 && str(doc.deviceId, 64) && Number.isSafeInteger(doc.version) && str(doc.issuedAt, 40) && record(doc.civic) &&
+        Object.values(doc.civic as object).every((v) => typeof v === 'string')
+          ? null
+          : 'bad address push');
+    }
+    default:
+      return `no oracle for ${kind}`;
+  }
+}
+
+describe('payload decoding against an independent oracle', () => {
+  it('every accepted payload is valid by the protocol, exactly as sent; near-valid ones are accepted and rejected alike', () => {
+    const keys = testKeys();
+    const SAMPLES: Partial<Record<TopicKind, Record<string, unknown>>> = {
+      status: { v: 1, state: 'online', deviceId: 'phone-1', ts: '2026-11-22T07:00:00.000Z', agentVersion: '1.0.0' },
+      'address/state': { v: 1, version: 3, hash: 'a'.repeat(64), appliedAt: null },
+      events: { v: 1, id: 'e-1', type: 'emergency-call', deviceId: 'phone-1', ts: '2026-11-22T07:00:00.000Z', data: { callRef: 'x' } },
+      location: { v: 1, ts: '2026-11-22T07:00:00.000Z', source: 'lldp-med', data: {} },
+      'config/set': { v: 1, settings: { a: 'b', n: 1, f: true } },
+      cmd: { v: 1, correlationId: 'c-1', args: {} },
+      response: { v: 1, correlationId: 'c-1', ok: true, result: { x: 1 } },
+      'events/ack': { v: 1, ids: ['e-1', 'e-2'] },
+      'address/set': JSON.parse(JSON.stringify({ v: 1, doc: sampleAddress(), sig: signDocument(sampleAddress(), keys.privateKey) })),
+    };
+    const kinds = Object.keys(SAMPLES) as TopicKind[];
+    // A sample with one member replaced by a nearby value (a string, a number, null, a long string,
+    // an id with a bad character, a nested value), removed, or an unknown member added.
+    const nearby = fc.oneof(
+      fc.jsonValue(),
+      fc.constantFrom(null, true, 0, -1, 1.5, '', 'x', 'x'.repeat(65), 'x'.repeat(1025), 'bad id!', 'online', 'offline', 'emergency-call', [], {}, ['e-1'], ['bad id!']),
+    );
+    const mutation = fc.tuple(fc.constantFrom(...kinds), fc.nat(), fc.oneof(nearby, fc.constant(undefined)), fc.boolean()).map(([kind, pick, val, addUnknown]) => {
+      const copy = structuredClone(SAMPLES[kind]!);
+      const members = Object.keys(copy);
+      const target = addUnknown ? 'surprise' : members[pick % members.length]!;
+      if (val === undefined) delete copy[target];
+      else copy[target] = val;
+      return { kind, payload: JSON.stringify(copy) };
+    });
+    const accepted = new Map<TopicKind, number>();
+    const rejected = new Map<TopicKind, number>();
+    fc.assert(
+      fc.property(fc.oneof(mutation, fc.constantFrom(...kinds).map((kind) => ({ kind, payload: JSON.stringify(SAMPLES[kind]) }))), ({ kind, payload }) => {
+        const r = decodePayload(kind, payload);
+        const sent = JSON.parse(payload) as Record<string, unknown>;
+        if (r.ok) {
+          accepted.set(kind, (accepted.get(kind) ?? 0) + 1);
+          expect(oracle(kind, r.value as Record<string, unknown>), `${kind} ${payload}`).toBeNull();
+          // Nothing coerced, defaulted or dropped on the way in.
+          expect(r.value).toEqual(sent);
+        } else {
+          rejected.set(kind, (rejected.get(kind) ?? 0) + 1);
+          // And the oracle agrees it is invalid: decoding refuses nothing valid.
+          expect(oracle(kind, sent), `${kind} refused (${r.reason}) but valid: ${payload}`).not.toBeNull();
+        }
+      }),
+      { numRuns: 5000 },
+    );
+    for (const k of kinds) {
+      expect(accepted.get(k) ?? 0, `${k}: nothing accepted`).toBeGreaterThan(0);
+      expect(rejected.get(k) ?? 0, `${k}: nothing rejected`).toBeGreaterThan(0);
+    }
   });
 });

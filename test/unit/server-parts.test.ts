@@ -125,11 +125,18 @@ describe('notification content', () => {
     const n = buildNotice({ event: event({ pidf }), user: null, location: null, provisionedCivic: null });
     expect(n.facts).toMatchObject({ addressSource: 'sent', addressMissing: false, addressLines: ['A & B', '1 Broadway', 'Floor 3', 'New York, NY 10004', 'US'] });
   });
+  it('names the Call-ID of the INVITE, which the PSAP record of the call carries', () => {
+    const n = buildNotice({ event: event({ callRef: 'r-1', sipCallId: 'abc.123@127.0.0.1' }), user: null, location: null, provisionedCivic: null });
+    expect(n.facts.sipCallId).toBe('abc.123@127.0.0.1');
+    expect(n.text).toMatch(/^SIP Call-ID: +abc\.123@127\.0\.0\.1$/m);
+    expect(n.html).toContain('<th align="left">SIP Call-ID</th><td>abc.123@127.0.0.1</td>');
+  });
   it('says so when facts are missing, and never throws on odd data', () => {
     const n = buildNotice({ event: event({ device: 'not an object', location: 42, time: null }), user: null, location: null, provisionedCivic: null });
     expect(n.facts).toMatchObject({ addressSource: 'none', addressMissing: true, callback: null, deviceIp: null, timeUtc: '2026-07-04T18:00:00.000Z', timeZone: 'UTC' });
     expect(n.text).toContain('Dispatchable address: NONE');
     expect(n.text).toContain('Callback number:      not reported');
+    expect(n.text).toMatch(/^SIP Call-ID: +not reported$/m);
     expect(n.subject).toBe('EMERGENCY: 911 was called from desk-9');
     expect(n.sms).toContain('ADDRESS MISSING');
   });

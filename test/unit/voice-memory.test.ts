@@ -29,7 +29,10 @@ describe('MemoryVoiceStack', () => {
     expect(rec.of('inviteResponse').map((e) => e.code)).toEqual([100, 200]);
     expect(rec.of('callState').map((e) => e.state)).toEqual(['CALLING', 'CONNECTING', 'CONFIRMED']);
     v.hangup(id);
-    expect(v.callInfo(id).state).toBe('DISCONNECTED');
+    expect(rec.of('callState').map((e) => e.state)).toEqual(['CALLING', 'CONNECTING', 'CONFIRMED']); // nothing inside hangup()
+    await Promise.resolve();
+    expect(v.calls[0]!.state).toBe('DISCONNECTED');
+    expect(() => v.callInfo(id)).toThrow(/has ended/);
   });
 
   it('drives failures, incoming calls, DTMF and registrations', async () => {
@@ -42,6 +45,7 @@ describe('MemoryVoiceStack', () => {
 
     const inc = v.incomingCall('sip:psap@example', [{ name: 'X-Test', value: '1' }]);
     expect(rec.of('incomingCall')[0]).toMatchObject({ callId: inc, autoAnswered: true });
+    await Promise.resolve(); // the auto-answer is reported after incomingCall returns, as the real stack does
     expect(v.callInfo(inc).state).toBe('CONFIRMED');
     v.dtmfIn(inc, '5');
     expect(rec.of('dtmf')[0]?.digit).toBe('5');

@@ -2,10 +2,13 @@
 // SMS provider, and a webhook. Each send either resolves with the provider's id
 // or throws; the notifier decides about retries.
 import { createHmac } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type { SmsSettings, SmtpSettings, WebhookSettings } from '../validation.js';
 import type { Notice } from './message.js';
+import { TargetPolicy, TargetRefusedError } from './targets.js';
 
 export class DeliveryError extends Error {
   constructor(
@@ -100,30 +103,87 @@ export class SmtpChannel implements EmailChannel {
 }
 
 /**
- * One POST to a provider or webhook. Redirects are not followed: the request carries
- * credentials (basic auth, an API key header, a signature), and a redirect would hand them
- * to wherever the target points. The target's answer body is never repeated in the error
- * (it lands in the log, the database and the API): only the status is.
+ * Each channel keeps its own connection pools: a pooled connection was checked against the
+ * policy of the channel that opened it, and must not serve another's (tests run servers with
+ * different policies in one process).
  */
-async function post(url: string, body: string, headers: Record<string, string>, what: string): Promise<Response> {
-  let res: Response;
+interface Agents {
+  http: http.Agent;
+  https: https.Agent;
+}
+
+const newAgents = (): Agents => ({ http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) });
+
+/** The part of an HTTP answer a channel uses. */
+interface Answer {
+  status: number;
+  /** At most MAX_ANSWER bytes of the body: a provider's id is small, and the rest is never shown. */
+  text: string;
+}
+
+const MAX_ANSWER = 64 * 1024;
+
+/**
+ * One POST to a provider or webhook, over node:http so that the socket's DNS lookup is the
+ * target policy's (targets.ts): the address checked is the address connected to.
+ * Redirects are not followed: the request carries credentials (basic auth, an API key
+ * header, a signature), and a redirect would hand them to wherever the target points.
+ * The target's answer body is never repeated in the error (it lands in the log, the
+ * database and the API): only the status is.
+ */
+async function post(targets: TargetPolicy, agents: Agents, url: string, body: string, headers: Record<string, string>, what: string): Promise<Answer> {
+  const u = new URL(url);
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  // A literal address never goes through lookup: check it here.
+  const literal = net.isIP(host) ? targets.refusal(host, host) : null;
+  if (literal) throw new DeliveryError(`${what}: ${literal}`, false);
+  let answer: Answer;
   try {
-    res = await fetch(url, { method: 'POST', body, headers, redirect: 'manual', signal: AbortSignal.timeout(TIMEOUT_MS) });
+    answer = await new Promise<Answer>((resolve, reject) => {
+      const req = (u.protocol === 'https:' ? https : http).request(
+        u,
+        {
+          method: 'POST',
+          headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+          lookup: targets.lookupFor(host),
+          agent: u.protocol === 'https:' ? agents.https : agents.http,
+          signal: AbortSignal.timeout(TIMEOUT_MS),
+        },
+        (res) => {
+          const status = res.statusCode ?? 0;
+          // A redirect's or an error's body is not read: nothing of it is used.
+          if (status < 200 || status >= 300) {
+            res.destroy();
+            return resolve({ status, text: '' });
+          }
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size <= MAX_ANSWER) chunks.push(c);
+          });
+          res.on('end', () => resolve({ status, text: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
   } catch (err) {
-    throw new DeliveryError(`${what}: ${(err as Error).message}`);
+    if (err instanceof TargetRefusedError) throw new DeliveryError(`${what}: ${err.message}`, false);
+    const e = err as Error & { code?: string };
+    throw new DeliveryError(`${what}: ${e.name === 'AbortError' || e.name === 'TimeoutError' ? `no answer within ${TIMEOUT_MS / 1000} s` : e.message}`);
   }
-  if (res.status >= 300 && res.status < 400) {
-    await res.body?.cancel().catch(() => undefined);
+  if (answer.status >= 300 && answer.status < 400) {
     // The configuration is wrong (or the target was taken over): retrying will not help.
-    throw new DeliveryError(`${what}: HTTP ${res.status}, a redirect, not followed (set the final URL)`, false);
+    throw new DeliveryError(`${what}: HTTP ${answer.status}, a redirect, not followed (set the final URL)`, false);
   }
-  if (!res.ok) {
-    await res.body?.cancel().catch(() => undefined);
+  if (answer.status < 200 || answer.status >= 300) {
     // 4xx other than 408/429 means the request itself is wrong: retrying will not help.
-    const retryable = res.status >= 500 || res.status === 408 || res.status === 429;
-    throw new DeliveryError(`${what}: HTTP ${res.status}`, retryable);
+    const retryable = answer.status >= 500 || answer.status === 408 || answer.status === 429;
+    throw new DeliveryError(`${what}: HTTP ${answer.status}`, retryable);
   }
-  return res;
+  return answer;
 }
 
 /**
@@ -132,12 +192,22 @@ async function post(url: string, body: string, headers: Record<string, string>, 
  * from an "id" or "sid" member of the JSON reply when there is one.
  */
 export class HttpSmsChannel implements HttpChannel<SmsSettings> {
+  private readonly agents = newAgents();
+  /** targets: where the POST may go (default: public addresses only). */
+  constructor(private readonly targets = new TargetPolicy()) {}
+
   async send(s: SmsSettings, body: unknown): Promise<string> {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (s.username) headers.authorization = `Basic ${Buffer.from(`${s.username}:${s.password ?? ''}`).toString('base64')}`;
     if (s.header?.value) headers[s.header.name.toLowerCase()] = s.header.value;
-    const res = await post(s.url, JSON.stringify({ from: s.from, ...(body as object) }), headers, 'SMS provider');
-    const reply = (await res.json().catch(() => null)) as { id?: unknown; sid?: unknown } | null;
+    const res = await post(this.targets, this.agents, s.url, JSON.stringify({ from: s.from, ...(body as object) }), headers, 'SMS provider');
+    const reply = (() => {
+      try {
+        return JSON.parse(res.text) as { id?: unknown; sid?: unknown } | null;
+      } catch {
+        return null;
+      }
+    })();
     // Only an id that looks like one: the reply is the provider's text, shown in the API.
     const id = reply?.id ?? reply?.sid;
     return (typeof id === 'string' || typeof id === 'number') && /^[A-Za-z0-9._:-]{1,128}$/.test(String(id)) ? String(id) : `http-${res.status}`;
@@ -146,12 +216,16 @@ export class HttpSmsChannel implements HttpChannel<SmsSettings> {
 
 /** POSTs the notification as JSON; signed with HMAC-SHA256 when a secret is set. */
 export class WebhookChannel implements HttpChannel<WebhookSettings> {
+  private readonly agents = newAgents();
+  /** targets: where the POST may go (default: public addresses only). */
+  constructor(private readonly targets = new TargetPolicy()) {}
+
   async send(s: WebhookSettings, body: unknown): Promise<string> {
     const text = JSON.stringify(body);
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (s.secret) headers['x-e911-signature'] = `sha256=${createHmac('sha256', s.secret).update(text).digest('hex')}`;
     if (s.header?.value) headers[s.header.name.toLowerCase()] = s.header.value;
-    const res = await post(s.url, text, headers, 'webhook');
+    const res = await post(this.targets, this.agents, s.url, text, headers, 'webhook');
     return `http-${res.status}`;
   }
 }

@@ -16,6 +16,8 @@ export interface NoticeContext {
 export interface EmergencyFacts {
   test: boolean;
   callRef: string | null;
+  /** The INVITE's Call-ID, as the PSAP saw it. */
+  sipCallId: string | null;
   dialed: string | null;
   callerName: string | null;
   user: string | null;
@@ -121,6 +123,7 @@ export function emergencyFacts(ctx: NoticeContext): EmergencyFacts {
   return {
     test: event.type === 'test-call',
     callRef: first(d.callRef, d.callId, d.sipCallId),
+    sipCallId: first(d.sipCallId),
     dialed: first(d.numberDialed, d.dialed, d.number, d.emergencyNumber),
     callerName: first(d.displayName, d.callerName, user?.displayName),
     user: user ? user.username : null,
@@ -201,6 +204,8 @@ export function buildNotice(ctx: NoticeContext): Notice {
     ['Time (UTC)', f.timeUtc],
     ['Call placed', f.placed === null ? na : f.placed ? 'yes' : 'NO (the phone could not place the call)'],
     ['Route', f.route ?? na],
+    // The PSAP's own record of the call carries this: responders and the PSAP can match the two.
+    ['SIP Call-ID', f.sipCallId ?? na],
     ['Event id', ctx.event.id],
   ];
   const headline = f.test

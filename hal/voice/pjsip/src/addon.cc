@@ -122,6 +122,19 @@ int get_id(const Napi::CallbackInfo& info, size_t i) {
   return info[i].As<Napi::Number>().Int32Value();
 }
 
+// pjsua asserts (and aborts the process) on an id out of range: refuse it here with a JS error.
+int get_call_id(const Napi::CallbackInfo& info, size_t i) {
+  int id = get_id(info, i);
+  if (id < 0 || id >= static_cast<int>(pjsua_call_get_max_count())) throw Napi::RangeError::New(info.Env(), "no call " + std::to_string(id));
+  return id;
+}
+
+int get_acc_id(const Napi::CallbackInfo& info, size_t i) {
+  int id = get_id(info, i);
+  if (!pjsua_acc_is_valid(id)) throw Napi::RangeError::New(info.Env(), "no account " + std::to_string(id));
+  return id;
+}
+
 Napi::Value to_js(Napi::Env env, const Value& v) {
   if (auto d = std::get_if<double>(&v)) return Napi::Number::New(env, *d);
   if (auto b = std::get_if<bool>(&v)) return Napi::Boolean::New(env, *b);
@@ -472,7 +485,7 @@ Napi::Value AddAccount(const Napi::CallbackInfo& info) {
 Napi::Value SetRegistration(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_running(env);
-  int acc = get_id(info, 0);
+  int acc = get_acc_id(info, 0);
   bool renew = info.Length() > 1 && info[1].ToBoolean().Value();
   check(env, pjsua_acc_set_registration(acc, renew), renew ? "register" : "unregister");
   return env.Undefined();
@@ -481,7 +494,7 @@ Napi::Value SetRegistration(const Napi::CallbackInfo& info) {
 Napi::Value RemoveAccount(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_running(env);
-  check(env, pjsua_acc_del(get_id(info, 0)), "pjsua_acc_del");
+  check(env, pjsua_acc_del(get_acc_id(info, 0)), "pjsua_acc_del");
   return env.Undefined();
 }
 
@@ -489,7 +502,7 @@ Napi::Value AccountInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_running(env);
   pjsua_acc_info ai;
-  check(env, pjsua_acc_get_info(get_id(info, 0), &ai), "pjsua_acc_get_info");
+  check(env, pjsua_acc_get_info(get_acc_id(info, 0), &ai), "pjsua_acc_get_info");
   Napi::Object o = Napi::Object::New(env);
   o.Set("accountId", ai.id);
   o.Set("uri", to_string(ai.acc_uri));
@@ -549,7 +562,7 @@ pjsip_msg_body* make_body(Napi::Env env, pj_pool_t* pool, const std::string& cty
 Napi::Value MakeCall(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_running(env);
-  int acc = get_id(info, 0);
+  int acc = get_acc_id(info, 0);
   if (info.Length() < 2 || !info[1].IsString()) throw Napi::TypeError::New(env, "target must be a string");
   std::string target = info[1].As<Napi::String>().Utf8Value();
   Napi::Object o = info.Length() > 2 && info[2].IsObject() ? info[2].As<Napi::Object>() : Napi::Object::New(env);
@@ -609,7 +622,7 @@ Napi::Value MakeCall(const Napi::CallbackInfo& info) {
 Napi::Value Answer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_running(env);
-  int call = get_id(info, 0);
+  int call = get_call_id(info, 0);
   unsigned code = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 200;
   std::string reason = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
   pj_str_t r = pj_str(const_cast<char*>(reason.c_str()));
@@ -622,7 +635,7 @@ Napi::Value Answer(const Napi::CallbackInfo& info) {
 Napi::Value Hangup(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_running(env);
-  int call = get_id(info, 0);
+  int call = get_call_id(info, 0);
   unsigned code = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
   std::string reason = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
   pj_str_t r = pj_str(const_cast<char*>(reason.c_str()));
@@ -639,14 +652,14 @@ Napi::Value HangupAll(const Napi::CallbackInfo& info) {
 Napi::Value Hold(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_running(env);
-  check(env, pjsua_call_set_hold(get_id(info, 0), nullptr), "pjsua_call_set_hold");
+  check(env, pjsua_call_set_hold(get_call_id(info, 0), nullptr), "pjsua_call_set_hold");
   return env.Undefined();
 }
 
 Napi::Value Unhold(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_running(env);
-  check(env, pjsua_call_reinvite(get_id(info, 0), PJSUA_CALL_UNHOLD, nullptr), "pjsua_call_reinvite(unhold)");
+  check(env, pjsua_call_reinvite(get_call_id(info, 0), PJSUA_CALL_UNHOLD, nullptr), "pjsua_call_reinvite(unhold)");
   return env.Undefined();
 }
 
@@ -654,7 +667,7 @@ Napi::Value Unhold(const Napi::CallbackInfo& info) {
 Napi::Value SendDtmf(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_running(env);
-  int call = get_id(info, 0);
+  int call = get_call_id(info, 0);
   if (info.Length() < 2 || !info[1].IsString()) throw Napi::TypeError::New(env, "digits must be a string");
   std::string digits = info[1].As<Napi::String>().Utf8Value();
   std::string method = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "rfc2833";
@@ -671,7 +684,7 @@ Napi::Value CallInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_running(env);
   pjsua_call_info ci;
-  check(env, pjsua_call_get_info(get_id(info, 0), &ci), "pjsua_call_get_info");
+  check(env, pjsua_call_get_info(get_call_id(info, 0), &ci), "pjsua_call_get_info");
   Napi::Object o = Napi::Object::New(env);
   o.Set("callId", ci.id);
   o.Set("accountId", ci.acc_id);
