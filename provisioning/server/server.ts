@@ -265,8 +265,9 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
 
   private onEventMessage(client: MqttClient, deviceId: string, payload: Buffer, callback: (err?: Error) => void): void {
     const d = decodePayload('events', payload);
-    // Garbage is acknowledged (a redelivery would be the same garbage) and reported.
-    if (!d.ok) return this.emit('rejected', deviceId, d.reason), callback();
+    // Garbage is acknowledged (a redelivery would be the same garbage) and reported; the phone
+    // is told too when it has an id, or it would keep it and send it again forever.
+    if (!d.ok) return this.emit('rejected', deviceId, d.reason), this.ackRejected(deviceId, payload), callback();
     if (d.value.deviceId !== deviceId) return this.emit('rejected', deviceId, 'event deviceId does not match its topic'), callback();
     const e = d.value;
     if (this.seen.has(e.id)) {
@@ -298,6 +299,17 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
       this.emit(isNew ? 'event' : 'duplicate', e);
     };
     attempt(0);
+  }
+
+  /** An event this server will never store (invalid): its id, if it has one, is acknowledged to the phone. */
+  private ackRejected(deviceId: string, payload: Buffer): void {
+    let id: unknown;
+    try {
+      id = (JSON.parse(payload.toString('utf8')) as { id?: unknown }).id;
+    } catch {
+      return;
+    }
+    if (typeof id === 'string' && id.length > 0 && id.length <= 128) this.ackToPhone({ deviceId, id } as EventPayload);
   }
 
   /** Tells the phone its event is stored: only then does it drop it from its outbox. Batched per turn. */

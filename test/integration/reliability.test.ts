@@ -4,6 +4,7 @@
 // the broker answered.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
+import mqtt from 'mqtt';
 import { sampleAddress } from '../helpers/address.js';
 import os from 'node:os';
 import path from 'node:path';
@@ -129,5 +130,23 @@ describe.skipIf(!MOSQUITTO)('reliability: acknowledged only once stored', () => 
     procs.push(agent);
     for (let i = 0; i < 250 && (await version()) !== 4; i++) await new Promise((r) => setTimeout(r, 20));
     expect(await version(), agent.output()).toBe(4);
+  });
+
+  it('an invalid event with an id is acknowledged to the phone too: it would otherwise be kept and sent again forever', async () => {
+    const s = server(`srv4-${path.basename(dir)}`);
+    await s.start();
+    const phone = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: 'phone-bad' });
+    try {
+      const acked: string[] = [];
+      phone.on('message', (_t, p) => acked.push(...(JSON.parse(p.toString()) as { ids: string[] }).ids));
+      await phone.subscribeAsync('e911/v1/phone-bad/events/ack', { qos: 1 });
+      // An event type this server does not know (a newer phone): invalid here.
+      const bad = { v: 1, id: 'bad-event-1', type: 'no-such-type', deviceId: 'phone-bad', ts: new Date().toISOString(), data: {} };
+      await phone.publishAsync('e911/v1/phone-bad/events', JSON.stringify(bad), { qos: 1 });
+      for (let i = 0; i < 250 && !acked.includes('bad-event-1'); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(acked).toContain('bad-event-1');
+    } finally {
+      await phone.endAsync();
+    }
   });
 });
