@@ -185,6 +185,8 @@ export class EmergencyService {
   private features: PhoneFeatures;
   /** End of the suppression window on the monotonic clock: a wall-clock jump neither ends nor stretches it. */
   private suppressUntilMono = -Infinity;
+  /** The same end as a wall-clock time, as saved for a restart: what status shows (the monotonic end decides). */
+  private suppressUntilWall = 0;
   private readonly monotonic: () => number;
   private unsubscribe: (() => void)[] = [];
   private started = false;
@@ -243,8 +245,10 @@ export class EmergencyService {
     // Stored as a wall-clock time for a restart: what is left of it, never more than a whole window
     // (a clock set back while the phone was off must not stretch it).
     const stored = this.deps.suppression?.load() ?? 0;
-    const left = Math.min(stored - this.now().getTime(), this.deps.emergency.suppressMinutes * 60_000);
+    const nowMs = this.now().getTime();
+    const left = Math.min(stored - nowMs, this.deps.emergency.suppressMinutes * 60_000);
     this.suppressUntilMono = left > 0 ? this.monotonic() + left : -Infinity;
+    this.suppressUntilWall = left > 0 ? nowMs + left : 0;
     const voice = this.deps.voice;
     this.network = (this.deps.network ?? (() => deviceNetwork(this.deps.sip.bindAddress)))();
     if (!voice) {
@@ -458,7 +462,7 @@ export class EmergencyService {
       registration: this.mainAccount === null ? 'no registrar configured' : this.registration,
       address: this.prepared?.address ? { version: this.prepared.address.version } : 'missing: calls go to the fallback route',
       emergencyNumbers: this.plan.emergencyStrings(),
-      suppressedUntil: this.monotonic() < this.suppressUntilMono ? new Date(this.now().getTime() + (this.suppressUntilMono - this.monotonic())).toISOString() : null,
+      suppressedUntil: this.monotonic() < this.suppressUntilMono ? new Date(this.suppressUntilWall).toISOString() : null,
       features: this.features,
       sound: this.sound,
       lastCall: last ? { callRef: last.callRef, kind: last.kind, state: last.state, startedAt: last.startedAt, attempts: last.attempts, media: last.media ?? null } : null,
@@ -864,6 +868,7 @@ export class EmergencyService {
     if (untilMono <= this.suppressUntilMono) return;
     this.suppressUntilMono = untilMono;
     const until = at.getTime() + windowMs;
+    this.suppressUntilWall = until;
     // Persisted off the call path (as a wall-clock time), so a restart inside the window keeps it.
     this.later(() => this.deps.suppression?.save(until));
   }
