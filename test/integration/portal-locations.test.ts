@@ -56,7 +56,8 @@ describe.skipIf(gate.skip)('admin portal: locations and account', () => {
     await page.getByLabel('ZIP code').blur();
     const zip = page.getByLabel('ZIP code');
     await expect.poll(() => zip.getAttribute('aria-invalid')).toBe('true');
-    const reason = await page.locator('.field.invalid .error').first().textContent();
+    // The ZIP field's own reason, not whichever invalid field comes first on the page.
+    const reason = await page.locator('.field.invalid', { has: zip }).locator('.error').textContent();
     expect(reason).toContain('must be a ZIP (12345) or ZIP+4 (12345-6789)');
     await h.shot('location-form-rejected');
 
