@@ -99,6 +99,8 @@ export interface ServerAppOptions {
      * loopback, link-local or private (see notify/targets.ts); by default those are refused.
      */
     allowTargets?: readonly string[];
+    /** The longest one send may take before it counts as failed and is retried (default 30 s). */
+    sendTimeoutMs?: number;
   };
   pushWindow?: number;
   csvLimits?: CsvLimits;
@@ -200,6 +202,7 @@ export class ServerApp {
       webhook: new WebhookChannel(targets),
       ...(opts.notify?.retry ? { retry: opts.notify.retry } : {}),
       ...(opts.notify?.concurrency ? { concurrency: opts.notify.concurrency } : {}),
+      ...(opts.notify?.sendTimeoutMs ? { sendTimeoutMs: opts.notify.sendTimeoutMs } : {}),
       // A restart of this instance takes back at once the sends its earlier run left unfinished.
       instance,
       onUpdate: (n) => this.bus.emit('notification', n),

@@ -85,7 +85,8 @@ export async function startTestServer(over: Partial<ServerAppOptions> & { dir?: 
       http: { port: httpPort, ...over.http, ...(over.portal ? { extend: (api) => mountBuiltPortal(api) } : {}), ...(over.streamCheckMs ? { streamCheckMs: over.streamCheckMs } : {}) },
       // The tests' SMS and webhook sinks listen on loopback, which a server refuses by default
       // (notify/targets.ts): allowed here, as an operator would name an internal relay.
-      notify: { retry: { baseMs: 100, maxMs: 400, maxAttempts: 50 }, allowTargets: ['127.0.0.1'], ...over.notify },
+      // A send to a local sink takes milliseconds: one stuck for 5 s is retried, not waited on.
+      notify: { retry: { baseMs: 100, maxMs: 400, maxAttempts: 50 }, allowTargets: ['127.0.0.1'], sendTimeoutMs: 5_000, ...over.notify },
       ...(over.csvLimits ? { csvLimits: over.csvLimits } : {}),
       ...(over.pushWindow ? { pushWindow: over.pushWindow } : {}),
       ...(over.now ? { now: over.now } : {}),

@@ -32,6 +32,12 @@ export interface NotifierDeps {
   /** How long a claimed row stays ours before another process may take it over. */
   leaseMs?: number;
   /**
+   * The longest one send may take (default 30 s, under the lease): past it the attempt counts
+   * as failed and is retried. A send that never returns (a stuck SMTP pool) must not hold its
+   * worker, nor its row, for ever.
+   */
+  sendTimeoutMs?: number;
+  /**
    * This server instance's name: rows it claims are marked `<instance>/<boot id>`, and at start
    * it takes back at once what an earlier run of the same instance left mid-send.
    */
@@ -154,9 +160,9 @@ export class Notifier {
 
   /** Runs the workers now (new rows, or a retry that fell due). */
   kick(): void {
-    // Running workers claim until nothing is due, so they will see the new rows.
-    // Otherwise one starts, and starts the others once it finds work.
-    if (this.stopped || this.workers > 0) return;
+    // One more worker while there is room: the running ones may all be waiting on slow sends
+    // (a row that fell due must not wait behind them). It starts the others once it finds work.
+    if (this.stopped || this.workers >= this.concurrency) return;
     this.workers++;
     void this.work();
   }
@@ -189,10 +195,10 @@ export class Notifier {
       this.deps.log.error({ err }, 'notification worker failed');
     } finally {
       this.workers--;
-      if (this.workers === 0) {
-        for (const resolve of this.idleWaiters.splice(0)) resolve();
-        this.scheduleNext();
-      }
+      if (this.workers === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+      // Whenever a worker ends, not only the last: while others wait on slow sends, the next
+      // retry must still fall due on time.
+      this.scheduleNext();
     }
   }
 
@@ -241,20 +247,20 @@ export class Notifier {
       if (!notice) throw new DeliveryError(`event ${n.eventId} not found`, false);
       const settings = repo.notificationSettings();
       let providerId: string;
-      switch (n.channel) {
-        case 'email':
-          if (!settings.smtp) throw new DeliveryError('SMTP is not configured');
-          providerId = await this.deps.email.send(settings.smtp, n.recipient, notice, { 'X-E911-Event-Id': n.eventId });
-          break;
-        case 'sms':
-          if (!settings.sms) throw new DeliveryError('the SMS provider is not configured');
-          providerId = await this.deps.sms.send(settings.sms, { to: n.recipient, text: notice.sms });
-          break;
-        case 'webhook':
-          if (!settings.webhook) throw new DeliveryError('the webhook is not configured', false);
-          providerId = await this.deps.webhook.send(settings.webhook, webhookBody(n.eventId, notice));
-          break;
-      }
+      const send = (): Promise<string> => {
+        switch (n.channel) {
+          case 'email':
+            if (!settings.smtp) throw new DeliveryError('SMTP is not configured');
+            return this.deps.email.send(settings.smtp, n.recipient, notice, { 'X-E911-Event-Id': n.eventId });
+          case 'sms':
+            if (!settings.sms) throw new DeliveryError('the SMS provider is not configured');
+            return this.deps.sms.send(settings.sms, { to: n.recipient, text: notice.sms });
+          case 'webhook':
+            if (!settings.webhook) throw new DeliveryError('the webhook is not configured', false);
+            return this.deps.webhook.send(settings.webhook, webhookBody(n.eventId, notice));
+        }
+      };
+      providerId = await this.bounded(n.channel, send());
       repo.notificationSent(n.id, providerId);
       log.info({ eventId: n.eventId, channel: n.channel, recipient: n.recipient, attempts: n.attempts }, 'notification delivered');
     } catch (err) {
@@ -270,6 +276,30 @@ export class Notifier {
     }
     const updated = repo.notifications({ eventId: n.eventId }).find((x) => x.id === n.id);
     if (updated) this.deps.onUpdate?.(updated);
+  }
+
+  /**
+   * The send, or a retryable failure once it took longer than sendTimeoutMs. A stuck SMTP
+   * transport is closed then, so the next attempt builds a fresh one.
+   */
+  private async bounded(channel: NotificationChannel, send: Promise<string>): Promise<string> {
+    const ms = this.deps.sendTimeoutMs ?? 30_000;
+    let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        reject(new DeliveryError(`${channel}: no outcome within ${Math.round(ms / 1000)} s`));
+      }, ms);
+    });
+    try {
+      return await Promise.race([send, timeout]);
+    } finally {
+      clearTimeout(timer);
+      if (timedOut && channel === 'email') this.deps.email.close();
+      // The losing send may still fail later: nobody waits for it, and it must not crash the process.
+      send.catch(() => undefined);
+    }
   }
 
   /**
