@@ -960,7 +960,8 @@ export class EmergencyService {
             method: prepared.where?.method ?? null,
             addressVersion: prepared.address?.version ?? null,
             civic: prepared.civicSent,
-            ...(prepared.alternate && !record.alternateDropped ? { alternate: { source: prepared.alternate.source, method: prepared.alternate.method, civic: prepared.alternateSent } } : {}),
+            // The other location is reported even when the call could not carry it: the notice must still name it.
+            ...(prepared.alternate ? { alternate: { source: prepared.alternate.source, method: prepared.alternate.method, civic: prepared.alternateSent } } : {}),
             ...(record.alternateDropped ? { alternateDropped: true } : {}),
             pidf: content.pidf,
             contentId: content.contentId,

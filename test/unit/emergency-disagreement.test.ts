@@ -100,8 +100,13 @@ describe.skipIf(requires('emergency-disagreement (PIDF-LO checked by xmllint)', 
     expect(x(pidf, `count(//${dev})`)).toBe('1');
     expect(x(pidf, civicOf(1, 'RD'))).toBe('Tasman');
     expect(event.data).toMatchObject({ placed: true, route: { name: 'primary' }, location: { source: 'lldp-med', alternateDropped: true } });
-    expect((event.data.location as Record<string, unknown>).alternate).toBeUndefined();
-    expect(notice(event.data).text).not.toMatch(/Second address sent/);
+    // The notice still names the other address, as not sent.
+    expect((event.data.location as Record<string, unknown>).alternate).toMatchObject({ source: 'provisioned' });
+    const n = notice(event.data);
+    expect(n.text).not.toMatch(/Second address sent/);
+    expect(n.text).toMatch(/Sent: the switch's address \(LLDP-MED\) only; the provisioned address could not be carried in the call/);
+    expect(n.text).toMatch(/Other address, NOT sent:\s+100 Main St, Bldg A Floor 2, San Jose, CA 95110, US/);
+    expect(n.sms).toContain('OTHER ADDRESS, NOT SENT: 100 Main St');
   });
 
   it('with elinCallback the ELIN is the callback number (P-Asserted-Identity, From, PIDF entity) and the notice says so', async () => {

@@ -42,7 +42,8 @@ export interface EmergencyFacts {
   sentSource: string | null;
   sentMethod: string | null;
   /** The other address the PIDF-LO carried second, when the network and the provisioned one disagreed. */
-  alternate: { source: string | null; method: string | null; lines: string[] } | null;
+  /** The other location of a disagreement; sent: false when the call could not carry it (too large). */
+  alternate: { source: string | null; method: string | null; lines: string[]; sent: boolean } | null;
   /** The switch's ELIN (LLDP-MED), and whether it went out as the callback number. */
   elin: string | null;
   callbackIsElin: boolean;
@@ -145,16 +146,16 @@ export function emergencyFacts(ctx: NoticeContext): EmergencyFacts {
     route: first(route?.name, d.route),
     sentSource: addressSource === 'sent' ? first(loc?.source) : null,
     sentMethod: addressSource === 'sent' ? first(loc?.method) : null,
-    alternate: alternateOf(loc?.alternate),
+    alternate: alternateOf(loc?.alternate, loc?.alternateDropped === true),
     elin: first(d.elin),
     callbackIsElin: d.callbackSource === 'elin',
   };
 }
 
-function alternateOf(v: unknown): EmergencyFacts['alternate'] {
+function alternateOf(v: unknown, dropped: boolean): EmergencyFacts['alternate'] {
   const o = obj(v);
   const civic = civicOf(o?.civic);
-  return o && civic ? { source: first(o.source), method: first(o.method), lines: formatAddressLines(civic) } : null;
+  return o && civic ? { source: first(o.source), method: first(o.method), lines: formatAddressLines(civic), sent: !dropped } : null;
 }
 
 const SOURCE_NAMES: Record<string, string> = { provisioned: 'the provisioned address', 'lldp-med': "the switch's address (LLDP-MED)", dhcp: "the network's address (DHCP)", user: "the user's pick", held: 'the location server (HELD)' };
@@ -176,12 +177,17 @@ export function buildNotice(ctx: NoticeContext): Notice {
       : f.addressSource === 'provisioned'
         ? 'as provisioned to the phone; the phone did not report the address it sent'
         : 'none';
-  const disagreement: [string, string][] = f.alternate
-    ? [
-        ['Location disagreement', `YES: the phone's network and its provisioned address name different places. Sent first: ${sourceName(f.sentSource)}. Also sent, second: ${sourceName(f.alternate.source)}.`],
-        ['Second address sent', f.alternate.lines.join(', ')],
-      ]
-    : [];
+  const disagreement: [string, string][] = !f.alternate
+    ? []
+    : f.alternate.sent
+      ? [
+          ['Location disagreement', `YES: the phone's network and its provisioned address name different places. Sent first: ${sourceName(f.sentSource)}. Also sent, second: ${sourceName(f.alternate.source)}.`],
+          ['Second address sent', f.alternate.lines.join(', ')],
+        ]
+      : [
+          ['Location disagreement', `YES: the phone's network and its provisioned address name different places. Sent: ${sourceName(f.sentSource)} only; ${sourceName(f.alternate.source)} could not be carried in the call (too large for the SIP packet).`],
+          ['Other address, NOT sent', f.alternate.lines.join(', ')],
+        ];
   const rows: [string, string][] = [
     ['Caller', f.callerName ?? na],
     ['User', f.user ?? na],
@@ -221,6 +227,6 @@ export function buildNotice(ctx: NoticeContext): Notice {
   ].join('\n');
   const sms = f.test
     ? `TEST CALL (933) from ${who}${where}. ${f.addressLines.join(', ') || 'No address'}. Callback ${f.callback ?? na}. Test only.`
-    : `911 CALLED by ${who}${where}. ${f.addressLines.join(', ') || 'ADDRESS MISSING'}.${f.alternate ? ` ALSO SENT: ${f.alternate.lines.join(', ')}.` : ''} Callback ${f.callback ?? na}.${f.elin ? ` ELIN ${f.elin}.` : ''} ${f.timeLocal}`;
+    : `911 CALLED by ${who}${where}. ${f.addressLines.join(', ') || 'ADDRESS MISSING'}.${f.alternate ? ` ${f.alternate.sent ? 'ALSO SENT' : 'OTHER ADDRESS, NOT SENT'}: ${f.alternate.lines.join(', ')}.` : ''} Callback ${f.callback ?? na}.${f.elin ? ` ELIN ${f.elin}.` : ''} ${f.timeLocal}`;
   return { subject, text, html, sms, facts: f };
 }
