@@ -27,7 +27,9 @@ if (vendor) {
   console.log(`PJSIP: pjproject from E911_PJPROJECT_PKG_CONFIG_PATH=${vendor}`);
 } else {
   try {
-    const prefix = await buildTarget('x64', { say: (m) => console.log(`pjproject: ${m}`) });
+    // This machine's own target (a build host may be an ARM machine too).
+    const hostTarget = { x64: 'x64', arm64: 'arm64', arm: 'armv7' }[process.arch] ?? 'x64';
+    const prefix = await buildTarget(hostTarget, { say: (m) => console.log(`pjproject: ${m}`) });
     env.PKG_CONFIG_PATH = path.join(prefix, 'lib', 'pkgconfig');
   } catch (err) {
     fail(err instanceof PjprojectError ? err.message : (err.stack ?? String(err)));

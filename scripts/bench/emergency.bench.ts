@@ -54,7 +54,8 @@ if (!MOSQUITTO) skip('mosquitto is not installed');
 // The baseline links the same pjproject the addon carries: the project's own build (docs/voice.md),
 // or the vendor's when E911_PJPROJECT_PKG_CONFIG_PATH names one, as scripts/build-voice.mjs does.
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const pjPrefix = spawnSync(process.execPath, [path.join(repoRoot, 'scripts/build-pjproject.mjs'), '--print-prefix', 'x64'], { encoding: 'utf8' });
+const hostTarget = ({ x64: 'x64', arm64: 'arm64', arm: 'armv7' } as Record<string, string>)[process.arch] ?? 'x64';
+const pjPrefix = spawnSync(process.execPath, [path.join(repoRoot, 'scripts/build-pjproject.mjs'), '--print-prefix', hostTarget], { encoding: 'utf8' });
 const pkgConfigPath = process.env.E911_PJPROJECT_PKG_CONFIG_PATH ?? path.join(pjPrefix.stdout.trim(), 'lib/pkgconfig');
 const pkgEnv = { ...process.env, PKG_CONFIG_PATH: pkgConfigPath, PKG_CONFIG_LIBDIR: pkgConfigPath };
 const pkg = (...args: string[]) => spawnSync('pkg-config', ['--static', ...args, 'libpjproject'], { env: pkgEnv, encoding: 'utf8' });
