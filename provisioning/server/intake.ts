@@ -138,8 +138,9 @@ export class PhoneIntake {
       const d = locationDisagreementDataSchema.safeParse(e.data);
       if (!d.success) log.warn({ deviceId: e.deviceId, eventId: e.id }, 'malformed location-disagreement event: kept, not applied');
       else {
-        repo.setDeviceDisagreement(e.deviceId, d.data.state === 'open' ? { ...e.data, eventId: e.id, ts: e.ts } : null);
-        bus.emit('phone', { deviceId: e.deviceId, change: 'disagreement' });
+        const applied = repo.setDeviceDisagreement(e.deviceId, d.data.state === 'open' ? { ...e.data, eventId: e.id, ts: e.ts } : null, e.ts);
+        if (applied) bus.emit('phone', { deviceId: e.deviceId, change: 'disagreement' });
+        else log.info({ deviceId: e.deviceId, eventId: e.id, state: d.data.state }, 'older location-disagreement event: the phone already reported a later state');
       }
     } else if (e.type === 'location-mismatch') {
       repo.setDeviceMismatch(e.deviceId, e.data);

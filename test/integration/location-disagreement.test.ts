@@ -158,11 +158,13 @@ describe.skipIf(gate.skip)('the network says the phone is somewhere else', () =>
       expect(checkPidfTexts([pidf])[0]).toMatchObject({ ok: true });
       const rd = (i: number) => xpath(pidf, `string(//${el('device', NS.dm)}[${i}]//${el('RD', NS.ca)})`).trim();
       const method = (i: number) => xpath(pidf, `string(//${el('device', NS.dm)}[${i}]//${el('method', NS.gp)})`).trim();
-      const mailsBefore = smtp.mails.length;
       await toServer(ev);
-      for (let i = 0; i < 400 && smtp.mails.length === mailsBefore; i++) await new Promise((r) => setTimeout(r, 25));
-      const mail = smtp.mails[smtp.mails.length - 1]!;
-      return { first: rd(1), firstMethod: method(1), second: rd(2), secondMethod: method(2), invite, notice: mail.text };
+      // This call's own notice (by event id): not whichever mail came last.
+      const mine = () => smtp.mails.find((m) => m.headers['x-e911-event-id'] === ev.id);
+      for (let i = 0; i < 400 && !mine(); i++) await new Promise((r) => setTimeout(r, 25));
+      const mail = mine();
+      expect(mail, `no notice for event ${ev.id} at the SMTP sink`).toBeDefined();
+      return { first: rd(1), firstMethod: method(1), second: rd(2), secondMethod: method(2), invite, notice: mail!.text };
     } finally {
       await sipp.close();
     }

@@ -723,13 +723,21 @@ export class Repo {
     this.q('UPDATE devices SET mismatch = ?, mismatch_at = ? WHERE device_id = ?').run(mismatch === null ? null : JSON.stringify(mismatch), mismatch === null ? null : this.iso(), deviceId);
   }
 
-  setDeviceDisagreement(deviceId: string, disagreement: unknown): void {
+  /**
+   * The phone's latest location-disagreement state (null: resolved), as of its event's time.
+   * An event older than the one applied last (redelivered, or late from another instance)
+   * changes nothing: a late "open" must not mark a phone whose disagreement was resolved.
+   * Returns whether it was applied.
+   */
+  setDeviceDisagreement(deviceId: string, disagreement: unknown, eventTs: string): boolean {
     this.ensureDevice(deviceId);
-    this.q('UPDATE devices SET disagreement = ?, disagreement_at = ? WHERE device_id = ?').run(
+    const r = this.q('UPDATE devices SET disagreement = ?, disagreement_at = ? WHERE device_id = ? AND (disagreement_at IS NULL OR disagreement_at <= ?)').run(
       disagreement === null ? null : JSON.stringify(disagreement),
-      disagreement === null ? null : this.iso(),
+      eventTs,
       deviceId,
+      eventTs,
     );
+    return r.changes > 0;
   }
 
   setDeviceCredential(deviceId: string, mosquittoHash: string): void {
