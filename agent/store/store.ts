@@ -285,6 +285,18 @@ export class Store {
     return true;
   }
 
+  /** Removes one setting. Returns whether it was there. */
+  deleteSetting(key: string): boolean {
+    let removed = false;
+    this.transaction(() => (removed = this.stmt('DELETE FROM settings WHERE key = ?').run(key).changes > 0));
+    return removed;
+  }
+
+  /** Keys of the settings whose key starts with prefix (a range on the primary key). */
+  settingKeys(prefix: string): string[] {
+    return (this.stmt('SELECT key FROM settings WHERE key >= ? AND key < ? ORDER BY key').all(prefix, `${prefix}\uffff`) as { key: string }[]).map((r) => r.key);
+  }
+
   // ---- emergency-services notice and diagnostics runs (migration 2) ----
 
   noticeState(): NoticeState | null {
