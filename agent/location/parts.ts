@@ -19,6 +19,7 @@ import { HeldPoller } from './held-poller.js';
 import { LocationsBook, type LocationsPushOutcome } from './locations-book.js';
 import { InlineLocationsVerifier, type LocationsVerifier } from './locations-verifier.js';
 import { LocationService } from './service.js';
+import { prepareRules } from './recommend.js';
 
 export interface LocationPartsDeps {
   config: NetworkConfig;
@@ -66,7 +67,12 @@ export class LocationParts {
     this.held = config.held.url
       ? new HeldPoller({ url: config.held.url, responseTimeMs: config.held.responseTimeMs, refreshMs: config.held.refreshMs, log: named(log, 'held') })
       : null;
-    this.book = new LocationsBook({ store: deps.store, log: named(log, 'locations'), verifier: deps.locationsVerifier ?? new InlineLocationsVerifier({ deviceId: deps.deviceId, serverKey: deps.serverKey }) });
+    this.book = new LocationsBook({ store: deps.store, log: named(log, 'locations'), verifier: deps.locationsVerifier ?? new InlineLocationsVerifier({ deviceId: deps.deviceId, serverKey: deps.serverKey }),
+      // Each location's rules are compiled as its part arrives, not all at once at the next check.
+      onPart: (locations) => {
+        for (const l of locations) prepareRules(l);
+      },
+    });
     const alertLog = named(log, 'alerts');
     this.service = new LocationService({
       log: named(log, 'location'),
