@@ -35,7 +35,7 @@ export interface WorkerRequest {
   payload: Uint8Array | string;
   current: AppliedLocations | null;
 }
-export type WorkerReply = { id: number; outcome: VerifiedLocations } | { id: number; error: string };
+export type WorkerReply = { id: number; outcome: VerifiedLocations; niceRefused?: string } | { id: number; error: string };
 
 export interface WorkerVerifierDeps {
   script: WorkerScript;
@@ -60,6 +60,7 @@ export class WorkerLocationsVerifier implements LocationsVerifier {
   private nextId = 1;
   private readonly waiting = new Map<number, Waiting>();
   private closed = false;
+  private niceWarned = false;
 
   constructor(private readonly deps: WorkerVerifierDeps) {}
 
@@ -109,8 +110,12 @@ export class WorkerLocationsVerifier implements LocationsVerifier {
       const waiting = this.waiting.get(m.id);
       if (!waiting) return;
       this.waiting.delete(m.id);
-      if ('error' in m) waiting.reject(new LocationsVerifierError(`the locations worker failed: ${m.error.split('\n')[0]}`));
-      else waiting.resolve(m.outcome);
+      if ('error' in m) return waiting.reject(new LocationsVerifierError(`the locations worker failed: ${m.error.split('\n')[0]}`));
+      if (m.niceRefused && !this.niceWarned) {
+        this.niceWarned = true;
+        log.warn({ reason: m.niceRefused }, 'locations worker could not lower its priority: it competes with the main thread');
+      }
+      waiting.resolve(m.outcome);
     });
     w.on('error', (err) => {
       log.error({ err }, 'locations worker failed: pushes waiting for it are rejected; the next push starts a new one');
