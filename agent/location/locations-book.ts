@@ -22,6 +22,9 @@ export interface SettingsStore {
   setSetting(key: string, value: string): boolean;
   deleteSetting(key: string): boolean;
   settingKeys(prefix: string): string[];
+  /** The highest locations version applied, surviving a reset of a corrupt store (where the store keeps one). */
+  replayFloor?(kind: 'locations'): number;
+  raiseReplayFloor?(kind: 'locations', version: number): void;
 }
 
 export type LocationsPushOutcome =
@@ -121,6 +124,8 @@ export class LocationsBook {
     }
     if (!v.ok) return this.reject(v.code, v.reason);
     if (v.result === 'unchanged') return { result: 'unchanged', doc: this.doc! };
+    const floor = store.replayFloor?.('locations') ?? 0;
+    if (!before && v.version < floor) return this.reject('stale-version', `version ${v.version} is older than ${floor}, applied before the store was reset`);
     const gen = (before?.gen ?? 0) + 1;
     const locations: LocationsDocument['locations'] = [];
     for (let i = 0; i < v.parts.length; i++) {
@@ -136,6 +141,7 @@ export class LocationsBook {
     // The switch: one small row. Before it the old document is current, after it the new one.
     store.setSetting(KEY, JSON.stringify(pointer));
     this.applied = { version: v.version, hash: v.hash, gen, parts: v.parts.length };
+    store.raiseReplayFloor?.('locations', v.version);
     const doc = { ...v.head, locations } as LocationsDocument;
     this.doc = doc;
     log.info({ version: v.version, locations: v.count, parts: v.parts.length, recommendations: v.head.recommendations }, 'locations applied');
