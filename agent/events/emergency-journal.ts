@@ -10,7 +10,8 @@ import type { EmergencyJournal } from '../emergency/service.js';
 
 /** What the journal needs of the store (the agent's Store, or nothing while it is away). */
 export interface JournalStore {
-  beginEmergencyEvent(event: EventPayload): number;
+  /** payload: the event as JSON text when the caller has it already (the call path). */
+  beginEmergencyEvent(event: EventPayload, payload?: string): number;
   completeEmergencyEvent(event: EventPayload): void;
 }
 
@@ -39,12 +40,24 @@ export class StoreEmergencyJournal implements EmergencyJournal {
   ) {}
 
   begin(type: 'emergency-call' | 'test-call', data: Record<string, unknown>): string {
-    const event = this.deps.newEvent(type, data);
+    return this.beginWith(this.deps.newEvent(type, data), undefined);
+  }
+
+  /** begin() with the data already as JSON text: the row is written as given, not serialised again. */
+  beginJson(type: 'emergency-call' | 'test-call', dataJson: string): string {
+    const event = this.deps.newEvent(type, {});
+    // The envelope's own keys (v, id, type, deviceId, ts), then the data as given.
+    const { data: _none, ...envelope } = event;
+    const payload = `${JSON.stringify(envelope).slice(0, -1)},"data":${dataJson}}`;
+    return this.beginWith(event, payload, dataJson);
+  }
+
+  private beginWith(event: EventPayload, payload: string | undefined, dataJson?: string): string {
     let seq: number | null = null;
     try {
       const store = this.deps.store();
       if (store) {
-        seq = store.beginEmergencyEvent(event);
+        seq = store.beginEmergencyEvent(event, payload);
         this.deps.drain()?.hold(seq);
       }
     } catch (err) {
@@ -53,6 +66,8 @@ export class StoreEmergencyJournal implements EmergencyJournal {
       seq = null;
     }
     if (seq === null) {
+      // Held in memory with its data (parsed only on this rare path).
+      if (dataJson !== undefined) event.data = JSON.parse(dataJson) as Record<string, unknown>;
       this.pending.set(event.id, event);
       this.deps.onHeld?.();
     }

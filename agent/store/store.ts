@@ -214,8 +214,8 @@ export class Store {
    * SIGKILL after it cannot lose it (the OS has the page); a power cut can,
    * until completeEmergencyEvent() syncs. Returns the row's seq.
    */
-  beginEmergencyEvent(event: EventPayload): number {
-    const r = this.stmts.insertOutbox.run(event.id, event.type, 1, JSON.stringify(event), event.ts);
+  beginEmergencyEvent(event: EventPayload, payload: string = JSON.stringify(event)): number {
+    const r = this.stmts.insertOutbox.run(event.id, event.type, 1, payload, event.ts);
     this.outboxCount += r.changes;
     this.writes++;
     return Number(r.lastInsertRowid);

@@ -83,6 +83,24 @@ describe('durable emergency event', () => {
     expect(h.emitted).not.toContain('emergency-call');
   });
 
+  it('the row before the INVITE (written from prepared JSON text) carries the completed event\'s fields, but the PIDF-LO and what only the INVITE tells', async () => {
+    const h = await service(() => store);
+    h.svc.dial('911');
+    const before = h.atInvite[0]![0]!;
+    h.flush();
+    const after = rows()[0]!;
+    const { placed: p1, recorded: r1, route: ro1, sipCallId: s1, location: l1, ...restAfter } = after.data as Record<string, unknown>;
+    const { placed: p0, recorded: r0, route: ro0, sipCallId: s0, location: l0, ...restBefore } = before.data as Record<string, unknown>;
+    expect(restBefore).toEqual(restAfter);
+    expect([p0, r0, ro0, s0]).toEqual([null, 'before-invite', null, null]);
+    expect([p1, r1]).toEqual([true, 'complete']);
+    expect(ro1).toMatchObject({ name: 'primary' });
+    const { pidf, ...located } = (l1 ?? {}) as Record<string, unknown>;
+    expect(l0).toEqual(l1 === null ? null : located);
+    expect(typeof pidf === 'string' || l1 === null).toBe(true);
+    expect(Object.keys(before)).toEqual(['v', 'id', 'type', 'deviceId', 'ts', 'data']);
+  });
+
   it('933 too: a test-call row before the INVITE', async () => {
     const h = await service(() => store);
     h.svc.dial('933');
