@@ -30,6 +30,10 @@ afterEach(() => {
 function rows(): EventPayload[] {
   return store.pendingEvents(0, 100).map((r) => JSON.parse(r.payload) as EventPayload);
 }
+/** Everything on disk: the outbox and the events begun (kept apart until completed). */
+function onDisk(): EventPayload[] {
+  return [...store.begunEmergencyEvents(), ...rows()];
+}
 
 async function service(journalStore: () => JournalStore | null) {
   const voice = new MemoryVoiceStack();
@@ -55,7 +59,7 @@ async function service(journalStore: () => JournalStore | null) {
   const atInvite: EventPayload[][] = [];
   const make = voice.makeCall.bind(voice);
   voice.makeCall = (target, options) => {
-    atInvite.push(rows());
+    atInvite.push(onDisk());
     return make(target, options);
   };
   return { svc, voice, drainer, journal, emitted, atInvite, flush: () => deferred.splice(0).forEach((f) => f()) };
@@ -71,8 +75,11 @@ describe('durable emergency event', () => {
     expect(before).toHaveLength(1);
     expect(before[0]).toMatchObject({ type: 'emergency-call', data: { numberDialed: '911', placed: null, recorded: 'before-invite' } });
     // A SIGKILL now: the row is in the file, readable by a fresh connection.
+    // (It is kept apart from the outbox until completed; the next open moves it there.)
     const other = new Store({ dataDir: dir, log: silentLog() });
+    expect(other.recoveredEmergencyEvents).toBe(1);
     expect(other.pendingEvents(0, 10).map((r) => r.id)).toEqual([before[0]!.id]);
+    expect(JSON.parse(other.pendingEvents(0, 10)[0]!.payload)).toMatchObject({ data: { recorded: 'before-invite' } });
     other.close();
     h.flush();
     const after = rows();
