@@ -431,26 +431,55 @@ describe.skipIf(gate.skip)('the network says the phone is somewhere else', () =>
     }
   }, 120_000);
 
-  it('DHCP option 99 from dnsmasq naming another address is a disagreement too; when the lease is gone, it is resolved', async () => {
+  it('DHCP option 99 from dnsmasq naming another address is a disagreement too: network-first and provisioned-first (event, alert, which address the strict PSAP receives first, the notice); when the lease is gone, it is resolved', async () => {
     // Only DHCP here: the phone's LLDP is off, a second port is on a DHCP network.
     const lan = new NetNs('lan');
     vethPair(phone, 'eth1', lan, 'lan0');
     const handOver = path.join(dir, 'handover');
     let dnsmasq: ChildProcess | null = null;
-    const h = await harness(await issuedWith('network-first'), { lldp: false, dhcpDir: handOver });
+    const NETWORK = '2200 Mission College Blvd, Bldg SC1 Floor 1, Santa Clara, CA 95054';
+    const PROVISIONED = 'Example Corp, 100 Main St, Bldg A Floor 2 Room 210, San Jose, CA 95110-1234';
+    let h = await harness(await issuedWith('network-first'), { lldp: false, dhcpDir: handOver, ...(sip ? { psapPort: 5078 } : {}) });
     try {
       lan.ip('addr', 'add', '10.88.0.1/24', 'dev', 'lan0');
       const civic = encodeCivicOption(2, 'US', [[1, 'CA'], [3, 'Santa Clara'], [34, 'Mission College'], [18, 'Blvd'], [19, '2200'], [24, '95054'], [25, 'SC1'], [27, '1']]);
       dnsmasq = spawn('ip', ['netns', 'exec', lan.name, 'dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--interface=lan0', '--bind-interfaces', '--dhcp-range=10.88.0.100,10.88.0.150,255.255.255.0,1h', '--dhcp-broadcast', `--dhcp-option-force=99,${[...civic].map((x) => x.toString(16).padStart(2, '0')).join(':')}`, `--dhcp-leasefile=${path.join(dir, 'leases')}`, '--user=root', '--group=root'], { stdio: 'ignore' });
       execFileSync('ip', ['netns', 'exec', phone.name, 'udhcpc', '-i', 'eth1', '-f', '-q', '-n', '-t', '5', '-T', '1', '-O', '99', '-s', HOOK], { env: { ...process.env, E911_DHCP_LOCATION_DIR: handOver }, stdio: 'ignore', timeout: 20_000 });
+
+      // network-first: the network's address goes first.
       const ev = (await h.waitFor(isEvent('location-disagreement', (d) => d.network?.source === 'dhcp'), 10_000, 0)).event as Ev;
-      expect(ev.data).toMatchObject({ state: 'open', chosen: 'network', fields: ['street', 'number', 'city', 'building', 'floor'], network: { source: 'dhcp', method: 'DHCP', civic: { A3: 'Santa Clara', HNO: '2200' } }, elin: null });
-      expect((await h.waitFor((l) => l.t === 'alert' && l.id === 'location-disagreement', 5000, 0)).lines).toContain('911 sends: network');
+      expect(ev.data).toMatchObject({ state: 'open', policy: 'network-first', chosen: 'network', fields: ['street', 'number', 'city', 'building', 'floor'], network: { source: 'dhcp', method: 'DHCP', civic: { A3: 'Santa Clara', HNO: '2200' } }, provisioned: { civic: { RD: 'Main St' } }, elin: null });
+      expect((await h.waitFor((l) => l.t === 'alert' && l.id === 'location-disagreement', 5000, 0)).lines).toEqual(['LOCATION DIFFERS', 'Network: 2200 Mission College Blvd, Bldg SC1 Floor 1', 'Set: 100 Main St, Bldg A Floor 2 Room 210', '911 sends: network', 'OK: dismiss']);
+      await toServer(ev);
+      await phoneRow((d) => d?.network?.source === 'dhcp' && d?.chosen === 'network' && d?.provisioned?.civic?.RD === 'Main St');
+      if (sip) {
+        const c = await call911(h, 5078);
+        expect([c.first, c.firstMethod, c.second, c.secondMethod]).toEqual(['Mission College', 'DHCP', 'Main St', 'Manual']);
+        expect(c.notice).toMatch(new RegExp(`Dispatchable address:\\s+${NETWORK}`));
+        expect(c.notice).toMatch(/Sent first: the network's address \(DHCP\)\. Also sent, second: the provisioned address\./);
+        expect(c.notice).toMatch(new RegExp(`Second address sent:\\s+${PROVISIONED}`));
+      }
+      await h.stop();
+
+      // provisioned-first: the lease (and its hand-over file) stays; the phone restarts with the new signed address.
+      h = await harness(await issuedWith('provisioned-first'), { lldp: false, dhcpDir: handOver, ...(sip ? { psapPort: 5080 } : {}) });
+      const pf = (await h.waitFor(isEvent('location-disagreement', (d) => d.network?.source === 'dhcp'), 10_000, 0)).event as Ev;
+      expect(pf.data).toMatchObject({ state: 'open', policy: 'provisioned-first', chosen: 'provisioned', network: { source: 'dhcp', method: 'DHCP', civic: { A3: 'Santa Clara' } } });
+      expect((await h.waitFor((l) => l.t === 'alert' && l.id === 'location-disagreement', 5000, 0)).lines).toContain('911 sends: set address');
+      await toServer(pf);
+      await phoneRow((d) => d?.network?.source === 'dhcp' && d?.chosen === 'provisioned' && d?.policy === 'provisioned-first');
+      if (sip) {
+        const c = await call911(h, 5080);
+        expect([c.first, c.firstMethod, c.second, c.secondMethod]).toEqual(['Main St', 'Manual', 'Mission College', 'DHCP']);
+        expect(c.notice).toMatch(new RegExp(`Dispatchable address:\\s+${PROVISIONED}`));
+        expect(c.notice).toMatch(/Sent first: the provisioned address\. Also sent, second: the network's address \(DHCP\)\./);
+        expect(c.notice).toMatch(new RegExp(`Second address sent:\\s+${NETWORK}`));
+      }
+
       const from = h.mark();
       execFileSync(HOOK, ['deconfig'], { env: { ...process.env, E911_DHCP_LOCATION_DIR: handOver, interface: 'eth1' } });
       const resolved = (await h.waitFor(isEvent('location-disagreement', (d) => d.state === 'resolved'), 10_000, from)).event as Ev;
-      await toServer(ev);
-      await phoneRow((d) => d?.network?.source === 'dhcp');
+      await h.waitFor((l) => l.t === 'alert-clear' && l.id === 'location-disagreement', 5000, from);
       await toServer(resolved);
       await phoneRow((d) => d === null);
     } finally {
@@ -458,5 +487,5 @@ describe.skipIf(gate.skip)('the network says the phone is somewhere else', () =>
       if (dnsmasq) await stopProcess(dnsmasq);
       lan.remove();
     }
-  }, 60_000);
+  }, 90_000);
 });
