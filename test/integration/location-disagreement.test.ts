@@ -57,7 +57,7 @@ function pidfOrder(invite: ReturnType<typeof receivedInvites>[number]) {
   expect(checkPidfTexts([pidf])[0]).toMatchObject({ ok: true });
   const rd = (i: number) => xpath(pidf, `string(//${el('device', NS.dm)}[${i}]//${el('RD', NS.ca)})`).trim();
   const method = (i: number) => xpath(pidf, `string(//${el('device', NS.dm)}[${i}]//${el('method', NS.gp)})`).trim();
-  return { first: rd(1), firstMethod: method(1), second: rd(2), secondMethod: method(2) };
+  return { first: rd(1), firstMethod: method(1), second: rd(2), secondMethod: method(2), entity: xpath(pidf, 'string(/*/@entity)').trim() };
 }
 const isEvent = (type: string, pred: (d: Record<string, any>) => boolean = () => true) => (l: HarnessLine) =>
   l.t === 'event' && (l.event as Ev).type === type && pred((l.event as Ev).data);
@@ -259,6 +259,8 @@ describe.skipIf(gate.skip)('the network says the phone is somewhere else', () =>
         const c = await call911(h, 5074);
         expect([c.first, c.second]).toEqual(['Main St', 'Tasman']);
         expect(c.invite.headers.find((x) => x.name === 'P-Asserted-Identity')!.value).toContain('tel:+14085550123');
+        expect(c.invite.headers.find((x) => x.name === 'From')!.value).toContain('+14085550123');
+        expect(c.entity).toContain('+14085550123');
         expect(c.notice).toMatch(/Callback number:\s+\+14085550123 \(the switch's ELIN\)/);
       }
     } finally {
