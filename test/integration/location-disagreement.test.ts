@@ -8,7 +8,10 @@
 // server as the phone, marks the phone with both addresses on /api/phones.
 // With the PJSIP addon built, the real emergency path places a 911 call to a
 // strict SIPp PSAP in the phone's namespace: which address comes first in the
-// PIDF-LO, and the notice email's text.
+// PIDF-LO, and the notice email's text. Then the whole agent (dist/agent/main.js)
+// runs in the phone's namespace with a simulated handset (MCU simulator on a
+// socat pty pair), provisioned over MQTT: each policy's alert on its display,
+// the pick on its keypad, 911 from its keypad.
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -289,9 +292,15 @@ describe.skipIf(gate.skip)('the network says the phone is somewhere else', () =>
     // to a relay here that connects to the broker.
     const brokerPort = Number(new URL(srv.app.brokerUrl).port);
     const relaySock = path.join(dir, 'broker.sock');
+    const relayed = new Set<net.Socket>();
     const relay = net.createServer((c) => {
       const b = net.connect(brokerPort, '127.0.0.1');
+      for (const x of [c, b]) {
+        relayed.add(x);
+        x.once('close', () => relayed.delete(x));
+      }
       c.pipe(b).pipe(c);
+      // One side failing ends the other: the agent sees a dropped link and reconnects, as it would.
       c.on('error', () => b.destroy());
       b.on('error', () => c.destroy());
     });
@@ -432,6 +441,7 @@ describe.skipIf(gate.skip)('the network says the phone is somewhere else', () =>
       await sim?.stop();
       await pair?.stop();
       await stopProcess(bridge);
+      for (const x of relayed) x.destroy();
       await new Promise((r) => relay.close(r));
     }
   }, 120_000);
