@@ -245,9 +245,12 @@ async function benchDisagreement(): Promise<void> {
     // neighbour event at an lldpcli watch of our own, so the difference is the agent's cost.
     expectHno = '170';
     watch = spawn('lldpcli', ['-u', path.join(ddir, 'phone.sock'), '-f', 'json0', 'watch', 'details'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let tail = ''; // a word cut between two reads is still found
     watch.stdout!.on('data', (b: Buffer) => {
-      if (b.includes('Main')) rawMain = true;
-      if (rawArmed && !rawAt && b.includes('Tasman')) rawAt = wallNow();
+      const text = tail + b.toString('latin1');
+      tail = text.slice(-16);
+      if (text.includes('Main')) rawMain = true;
+      if (rawArmed && !rawAt && text.includes('Tasman')) rawAt = wallNow();
     });
     for (let i = 0; i < CIVIC_CHANGES + 2; i++) {
       rawMain = false;
