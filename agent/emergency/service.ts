@@ -208,6 +208,8 @@ export class EmergencyService {
   private readonly endedByCaller = new Map<CallId, { record: EmergencyCallRecord; attempt: Attempt }>();
   /** The sound device calls use now, and why not the configured one (for status). */
   private sound: { device: 'null' | 'configured'; reason?: string } | null = null;
+  /** The next emergency call's callRef and Content-ID, drawn ahead of it. */
+  private nextIds: { callRef: string; contentId: string } | null = freshIds();
   /** Work kept off the call path (events, persistence), run on the next turn or at stop(). */
   private deferred: (() => void)[] = [];
 
@@ -564,10 +566,14 @@ export class EmergencyService {
 
   private placeEmergency(match: EmergencyMatch): DialOutcome {
     const now = this.now();
+    // Drawn before the call (a cold randomUUID costs about 10 us); the next ones after it.
+    const ids = this.nextIds ?? freshIds();
+    this.nextIds = null;
+    this.later(() => (this.nextIds ??= freshIds()));
     if (!this.prepared) this.setAddress(null);
     const prepared = this.prepared!;
     const record: EmergencyCallRecord = {
-      callRef: randomUUID(),
+      callRef: ids.callRef,
       kind: match.kind,
       dialed: match.dialed,
       number: match.number,
@@ -587,7 +593,7 @@ export class EmergencyService {
       this.later(() => this.notify(record, match, null, prepared, now, avail.reason, null));
       return { kind: match.kind, placed: false, callRef: record.callRef, dialed: match.dialed, error: avail.reason };
     }
-    const content = inviteContent(prepared.invite, now);
+    const content = inviteContent(prepared.invite, now, ids.contentId);
     const ctx: CallContext = {
       content,
       plan: prepared.plan,
@@ -1049,6 +1055,10 @@ export class EmergencyService {
       logLevel: sip.logLevel,
     };
   }
+}
+
+function freshIds(): { callRef: string; contentId: string } {
+  return { callRef: randomUUID(), contentId: randomUUID() };
 }
 
 function transportKinds(sip: SipConfig): TransportKind[] {
