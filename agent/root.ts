@@ -35,6 +35,8 @@ import type { LocationService } from './location/service.js';
 import { registerLocationControl } from './location/control.js';
 import { WorkerLocationsVerifier, type WorkerScript } from './location/locations-verifier.js';
 import { locationsWorkerScript } from './location/locations-worker-script.js';
+import type { InventoryWorkerScript } from '../hal/inventory/inventory.js';
+import { inventoryWorkerScript } from '../hal/inventory/inventory-worker-script.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -54,6 +56,8 @@ export interface AgentDeps {
   handset?: Handset | null;
   /** Where the locations worker's code is (tests running from source point at dist/). Default: beside the agent's code. */
   locationsWorker?: WorkerScript;
+  /** How the inventory worker gets systeminformation. Default: node_modules (the bundle replaces the default). */
+  inventoryWorker?: InventoryWorkerScript;
 }
 
 /** What 911 needs, built and started first, with or without the store. */
@@ -175,6 +179,7 @@ export class Agent {
       ...(this.deps.handset !== undefined ? { handset: this.deps.handset } : {}),
       // Diagnostics read the network service (built with the store) at check time.
       network: serviceNetworkProbe(() => this.parts?.location ?? null, new HostNetworkProbe(host)),
+      inventoryWorker: this.deps.inventoryWorker ?? inventoryWorkerScript(),
     });
     const notifier = systemdNotifier(env, named(log, 'systemd'), config.watchdogMs);
     const core: Core = { newEvent, journal, emergency, front, control, notifier, started: { emergency: false, front: false, control: false } };

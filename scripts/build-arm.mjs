@@ -315,6 +315,14 @@ const carriedAddons = {
       const code = worker.outputFiles[0].text;
       return { contents: `export function locationsWorkerScript() { return { kind: 'code', code: ${JSON.stringify(code)} }; }`, loader: 'js' };
     });
+    // The inventory worker (hal/inventory/inventory.ts) requires systeminformation by its path
+    // in node_modules, which a single executable does not have: the package is bundled on its
+    // own (a script defining `si`, built-in modules outside) and carried as a string the worker
+    // runs with eval before its own few lines.
+    b.onLoad({ filter: /[\\/]hal[\\/]inventory[\\/]inventory-worker-script\.ts$/ }, async () => {
+      const code = await inventoryWorkerCode(b.esbuild);
+      return { contents: `export function inventoryWorkerScript() { return { kind: 'code', code: ${JSON.stringify(code)} }; }`, loader: 'js' };
+    });
     // agent/systemd.ts loads the optional unix-dgram at run time through createRequire, which a
     // bundler cannot follow; in the bundle it becomes a plain require so its JS is carried.
     b.onLoad({ filter: /[\\/]agent[\\/]systemd\.ts$/ }, (args) => {
@@ -325,6 +333,24 @@ const carriedAddons = {
     });
   },
 };
+
+/** systeminformation as one script defining `si` (what the inventory worker runs in the bundle; tests use it too). */
+export async function inventoryWorkerCode(esbuild = require('esbuild')) {
+  const out = await esbuild.build({
+    stdin: { contents: "module.exports = require('systeminformation');", resolveDir: repo, loader: 'js' },
+    bundle: true,
+    platform: 'node',
+    format: 'iife',
+    globalName: 'si',
+    target: 'node20.11',
+    minify: true,
+    legalComments: 'none',
+    write: false,
+    logLevel: 'warning',
+    absWorkingDir: repo,
+  });
+  return out.outputFiles[0].text;
+}
 
 // SEA main scripts are CommonJS. import.meta.url becomes the executable's (or the .cjs file's)
 // URL with a '#bundled' fragment: paths derived from it stay right, and the modules' own

@@ -10,7 +10,7 @@ import type { ControlServer } from '../control/control-server.js';
 import type { HostPaths } from '../../hal/host.js';
 import type { Handset } from '../../hal/handset.js';
 import { createHandset } from '../../hal/mcu/index.js';
-import { InventoryCache } from '../../hal/inventory/inventory.js';
+import { gatherInWorker, InventoryCache, type InventoryWorkerScript } from '../../hal/inventory/inventory.js';
 import { Diagnostics } from '../diagnostics/diagnostics.js';
 import { reportDisplayLines } from '../diagnostics/format.js';
 import { clockSync, HostNetworkProbe } from '../diagnostics/probes.js';
@@ -44,6 +44,8 @@ export interface FrontPanelDeps {
   /** Tests and the simulator hand in a handset; otherwise the configured backend is built. */
   handset?: Handset | null;
   network?: NetworkProbe;
+  /** How the inventory worker gets systeminformation (node_modules, or carried in the single executable). */
+  inventoryWorker: InventoryWorkerScript;
 }
 
 export class FrontPanel {
@@ -81,7 +83,7 @@ export class FrontPanel {
       testCallTimeoutMs: d.testCallTimeoutMs,
       ...(deps.testNumber ? { testNumber: deps.testNumber } : {}),
     });
-    this.inventory = new InventoryCache({ log: named(deps.log, 'inventory'), delayMs: d.inventoryDelayMs });
+    this.inventory = new InventoryCache({ log: named(deps.log, 'inventory'), delayMs: d.inventoryDelayMs, gather: () => gatherInWorker(deps.inventoryWorker) });
   }
 
   /** After the emergency path: the keypad can dial 911 from here on. */

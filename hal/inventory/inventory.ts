@@ -2,8 +2,8 @@
 // systeminformation. Its calls spawn many processes and block the thread that runs
 // them for tens of milliseconds (measured), so they run once, a while after start,
 // in a worker thread, and the result is cached. Never on the emergency path.
-import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import { inventoryWorkerScript } from './inventory-worker-script.js';
 import type { Logger } from '../../agent/log.js';
 
 export interface SystemInventory {
@@ -26,10 +26,17 @@ export type InventoryState =
 const CALLS = ['system', 'osInfo', 'cpu', 'mem', 'fsSize'] as const;
 type Raw = Partial<Record<(typeof CALLS)[number], Record<string, unknown> | Record<string, unknown>[] | { error: string }>>;
 
-// Plain JavaScript run in the worker: it only calls systeminformation and posts the raw results.
-const WORKER_SOURCE = `
+/**
+ * How the worker gets systeminformation. npm installs: by the path it resolves to in
+ * node_modules. The single executable has no node_modules: scripts/build-arm.mjs carries
+ * the package bundled as a script that defines `si` (see inventory-worker-script.ts).
+ */
+export type InventoryWorkerScript = { kind: 'module'; path: string } | { kind: 'code'; code: string };
+
+// Plain JavaScript run in the worker after `si` is defined: it only calls systeminformation
+// and posts the raw results.
+const WORKER_BODY = `
 const { parentPort, workerData } = require('node:worker_threads');
-const si = require(workerData.module);
 (async () => {
   const out = {};
   for (const name of workerData.calls) {
@@ -39,13 +46,16 @@ const si = require(workerData.module);
 })();
 `;
 
+export function inventoryWorkerSource(script: InventoryWorkerScript): string {
+  return script.kind === 'module' ? `const si = require(${JSON.stringify(script.path)});\n${WORKER_BODY}` : `${script.code}\n${WORKER_BODY}`;
+}
+
 /** Runs systeminformation in a worker thread; resolves with its raw results. */
-export function gatherInWorker(timeoutMs = 60_000): Promise<Raw> {
-  const module = createRequire(import.meta.url).resolve('systeminformation');
+export function gatherInWorker(script: InventoryWorkerScript = inventoryWorkerScript(), timeoutMs = 60_000): Promise<Raw> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(WORKER_SOURCE, {
+    const worker = new Worker(inventoryWorkerSource(script), {
       eval: true,
-      workerData: { module, calls: CALLS },
+      workerData: { calls: CALLS },
       // Its own small heap: a runaway here must not take the agent's memory.
       resourceLimits: { maxOldGenerationSizeMb: 48 },
       stdout: true,

@@ -1,19 +1,36 @@
-// The system inventory: systeminformation really runs in a worker thread; the
-// cache stays pending until its delay passes and never throws.
+// The system inventory: systeminformation really runs in a worker thread, as the agent
+// runs it from npm (node_modules) and from the single executable (the package carried as a
+// string, built here by build-arm's own function); the cache stays pending until its delay
+// passes and never throws.
 import { describe, expect, it, vi } from 'vitest';
-import { gatherInWorker, InventoryCache, toInventory } from '../../../hal/inventory/inventory.js';
+import { gatherInWorker, InventoryCache, toInventory, type InventoryWorkerScript } from '../../../hal/inventory/inventory.js';
+import { inventoryWorkerScript } from '../../../hal/inventory/inventory-worker-script.js';
+// @ts-expect-error: a plain .mjs script without types
+import { inventoryWorkerCode } from '../../../scripts/build-arm.mjs';
 import { silentLog } from '../../helpers/log.js';
 
 describe('system inventory', () => {
-  it('gathers model, OS, CPU, memory and storage in a worker thread', async () => {
-    const raw = await gatherInWorker();
-    const inv = toInventory(raw, new Date(), 0);
-    expect(inv.os.platform).toBe('linux');
-    expect(inv.os.kernel).not.toBe('');
-    expect(inv.cpu.cores).toBeGreaterThan(0);
-    expect(inv.memory.totalBytes).toBeGreaterThan(0);
-    expect(inv.storage.length).toBeGreaterThan(0);
-    expect(inv.errors).toEqual({});
+  const scripts: [string, () => Promise<InventoryWorkerScript>][] = [
+    ['systeminformation from node_modules', async () => inventoryWorkerScript()],
+    ['systeminformation carried as a string (the single executable)', async () => ({ kind: 'code', code: (await inventoryWorkerCode()) as string })],
+  ];
+  for (const [name, script] of scripts) {
+    it(`gathers model, OS, CPU, memory and storage in a worker thread: ${name}`, async () => {
+      const s = await script();
+      if (s.kind === 'code') expect(s.code).not.toMatch(/require\(["']systeminformation/);
+      const raw = await gatherInWorker(s);
+      const inv = toInventory(raw, new Date(), 0);
+      expect(inv.os.platform).toBe('linux');
+      expect(inv.os.kernel).not.toBe('');
+      expect(inv.cpu.cores).toBeGreaterThan(0);
+      expect(inv.memory.totalBytes).toBeGreaterThan(0);
+      expect(inv.storage.length).toBeGreaterThan(0);
+      expect(inv.errors).toEqual({});
+    }, 60_000);
+  }
+
+  it('a worker whose code cannot load fails the gathering with its error', async () => {
+    await expect(gatherInWorker({ kind: 'module', path: '/nonexistent/systeminformation' })).rejects.toThrow(/Cannot find module/);
   });
 
   it('reports a failed call by name instead of failing the whole inventory', () => {
