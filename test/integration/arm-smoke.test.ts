@@ -50,10 +50,10 @@ function notifySink(dir: string): NotifySink | null {
   return { path: file, messages, close: () => sock.close() };
 }
 
-async function until<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = STEP_MS, log = () => ''): Promise<T> {
+async function until<T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = STEP_MS, log = () => ''): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const v = probe();
+    const v = await probe();
     if (v) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${log()}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -142,6 +142,8 @@ for (const t of TARGETS) {
           control: { socketPath },
           sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null' },
           emergency: { routes: { primary: `sip:127.0.0.1:${psapPort}` } },
+          // Gathered at once: status shows it ready (or failed) while the phone runs.
+          diagnostics: { inventoryDelayMs: 0 },
         }),
       );
       const notify = notifySink(dir);
@@ -179,6 +181,23 @@ for (const t of TARGETS) {
         expect(answer.result.version).toBe(1);
         expect(answer.result.hash).toBe(state.hash);
         expect(answer.result.doc.civic).toEqual(sampleDoc(deviceId).civic);
+
+        // The system inventory runs systeminformation in a worker thread: a single executable has
+        // no node_modules, so the package must be carried in it (it once failed here: "Cannot find module").
+        let inventory: { state: string; error?: string; inventory?: { os: { arch: string }; memory: { totalBytes: number } } } = { state: 'pending' };
+        await until(
+          'the inventory gathered',
+          async () => {
+            const st = await runArm(t, ctl, ['--json', '--socket', socketPath, 'status']);
+            expect(st.code, st.stderr).toBe(0);
+            inventory = (JSON.parse(st.stdout) as { result: { inventory: typeof inventory } }).result.inventory;
+            return inventory.state !== 'pending';
+          },
+          STEP_MS,
+          () => `${JSON.stringify(inventory)}\n${log}`,
+        );
+        expect(inventory, log).toMatchObject({ state: 'ready' });
+        expect(inventory.inventory!.memory.totalBytes).toBeGreaterThan(0);
 
         // 911 through the addon this executable carries: the PSAP answers only an INVITE with
         // Geolocation, Geolocation-Routing, a PIDF-LO part and the callback (else 424).
