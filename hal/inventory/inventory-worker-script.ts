@@ -1,10 +1,8 @@
-// Where the inventory worker finds systeminformation: the path it resolves to in
-// node_modules. The single-executable ARM bundle has no node_modules: scripts/build-arm.mjs
-// replaces this module with one returning systeminformation bundled as a string (a script
+// Where the inventory worker finds systeminformation: node_modules, resolved from here.
+// The single-executable ARM bundle has no node_modules: scripts/build-arm.mjs replaces this module with one returning systeminformation bundled as a string (a script
 // defining `si`, built-in modules outside), which the worker runs with eval.
-import { createRequire } from 'node:module';
 import type { InventoryWorkerScript } from './inventory.js';
 
 export function inventoryWorkerScript(): InventoryWorkerScript {
-  return { kind: 'module', path: createRequire(import.meta.url).resolve('systeminformation') };
+  return { kind: 'module', from: import.meta.url };
 }

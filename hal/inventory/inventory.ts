@@ -27,11 +27,12 @@ const CALLS = ['system', 'osInfo', 'cpu', 'mem', 'fsSize'] as const;
 type Raw = Partial<Record<(typeof CALLS)[number], Record<string, unknown> | Record<string, unknown>[] | { error: string }>>;
 
 /**
- * How the worker gets systeminformation. npm installs: by the path it resolves to in
- * node_modules. The single executable has no node_modules: scripts/build-arm.mjs carries
- * the package bundled as a script that defines `si` (see inventory-worker-script.ts).
+ * How the worker gets systeminformation. npm installs: from node_modules, resolved from the
+ * `from` URL inside the worker (a package not found fails the inventory, never the agent).
+ * The single executable has no node_modules: scripts/build-arm.mjs carries the package
+ * bundled as a script that defines `si` (see inventory-worker-script.ts).
  */
-export type InventoryWorkerScript = { kind: 'module'; path: string } | { kind: 'code'; code: string };
+export type InventoryWorkerScript = { kind: 'module'; from: string } | { kind: 'code'; code: string };
 
 // Plain JavaScript run in the worker after `si` is defined: it only calls systeminformation
 // and posts the raw results.
@@ -47,7 +48,9 @@ const { parentPort, workerData } = require('node:worker_threads');
 `;
 
 export function inventoryWorkerSource(script: InventoryWorkerScript): string {
-  return script.kind === 'module' ? `const si = require(${JSON.stringify(script.path)});\n${WORKER_BODY}` : `${script.code}\n${WORKER_BODY}`;
+  return script.kind === 'module'
+    ? `const si = require('node:module').createRequire(${JSON.stringify(script.from)})('systeminformation');\n${WORKER_BODY}`
+    : `${script.code}\n${WORKER_BODY}`;
 }
 
 /** Runs systeminformation in a worker thread; resolves with its raw results. */

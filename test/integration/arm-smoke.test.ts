@@ -5,7 +5,7 @@
 // tells systemd it is ready, and stops cleanly on SIGTERM. The test never builds:
 // `npm run build:arm` does.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -88,9 +88,11 @@ for (const t of TARGETS) {
   const gate = requires(`arm-smoke linux-${t.name}`, [{ component: 'arm', missing: armMissing(t) }, 'broker', 'sipp', 'xmllint']);
 
   describe.skipIf(gate.skip)(`ARM executable linux-${t.name} under ${t.qemu}`, () => {
-    const dist = path.join(ARM_OUT, t.name, 'dist');
-    const exe = path.join(dist, 'e911-agent');
-    const ctl = path.join(dist, 'e911ctl');
+    // Run from a copy outside the repository, as installed on a phone (/opt/e911-agent): from
+    // build/arm a path resolved beside the executable would still find the repository's
+    // node_modules, hiding a package the bundle does not carry.
+    let exe: string;
+    let ctl: string;
     let broker: Mosquitto;
     let server: ProvisioningServer;
     let dir: string;
@@ -98,6 +100,10 @@ for (const t of TARGETS) {
 
     beforeAll(async () => {
       dir = mkdtempSync(path.join(os.tmpdir(), `e911-arm-${t.name}-`));
+      const installed = path.join(dir, 'opt', 'e911-agent');
+      cpSync(path.join(ARM_OUT, t.name, 'dist'), installed, { recursive: true, verbatimSymlinks: true });
+      exe = path.join(installed, 'e911-agent');
+      ctl = path.join(installed, 'e911ctl');
       broker = await startMosquitto();
       const pair = generateSigningKeyPair();
       publicKey = pair.publicKey;

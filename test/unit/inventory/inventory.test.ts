@@ -30,7 +30,7 @@ describe('system inventory', () => {
   }
 
   it('a worker whose code cannot load fails the gathering with its error', async () => {
-    await expect(gatherInWorker({ kind: 'module', path: '/nonexistent/systeminformation' })).rejects.toThrow(/Cannot find module/);
+    await expect(gatherInWorker({ kind: 'module', from: 'file:///nonexistent/inventory.js' })).rejects.toThrow(/Cannot find module/);
   });
 
   it('reports a failed call by name instead of failing the whole inventory', () => {
