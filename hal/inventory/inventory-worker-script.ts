@@ -1,5 +1,6 @@
 // Where the inventory worker finds systeminformation: node_modules, resolved from here.
-// The single-executable ARM bundle has no node_modules: scripts/build-arm.mjs replaces this module with one returning systeminformation bundled as a string (a script
+// The single-executable ARM bundle has no node_modules: scripts/build-arm.mjs replaces
+// this module with one returning systeminformation bundled as a string (a script
 // defining `si`, built-in modules outside), which the worker runs with eval.
 import type { InventoryWorkerScript } from './inventory.js';
 
