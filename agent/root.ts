@@ -6,13 +6,14 @@
 // (permission, full disk, busy: typed StoreErrors), the core runs alone, events
 // are held in memory, and the store is tried again with backoff; once it opens,
 // the held events are written and the rest of the agent starts.
+import { readFileSync } from 'node:fs';
 import type { Logger } from './log.js';
 import { named } from './log.js';
 import type { AgentConfig } from './config.js';
 import type { HostPaths } from '../hal/host.js';
 import { Store } from './store/store.js';
 import { AddressBook } from './address/address-book.js';
-import { eventFactory, type EventFactory } from './events/events.js';
+import { eventFactory, procPhoneClock, type EventFactory } from './events/events.js';
 import { OutboxDrainer } from './link/outbox-drainer.js';
 import { MqttLink, type InboundHandlers } from './link/link.js';
 import { ControlServer } from './control/control-server.js';
@@ -131,7 +132,7 @@ export class Agent {
   private buildCore(): Core {
     const { config, log, env, host } = this.deps;
     const now = this.deps.now ?? (() => new Date());
-    const newEvent = eventFactory(config.deviceId, now);
+    const newEvent = eventFactory(config.deviceId, now, procPhoneClock(host.proc, (p) => readFileSync(p, 'utf8')));
     const serverKey = publicKeyFromText(config.serverPublicKey);
     const journal = new StoreEmergencyJournal({
       store: () => this.store,

@@ -128,7 +128,7 @@ describe.skipIf(gate.skip)(`chaos: the wall clock jumps a day forward and back (
     const jumpAgent = () => writeFileSync(agentClock, `${(agentAt = other(agentAt))}\n`);
     const jumpServer = () => writeFileSync(serverClock, `${(serverAt = other(serverAt))}\n`);
 
-    const calls: { callRef: string; digits: string; kind: Kind; agentAt: Offset; serverAt: Offset }[] = [];
+    const calls: { callRef: string; digits: string; kind: Kind; agentAt: Offset; serverAt: Offset; dialedAt: { real: number; offset: Offset } }[] = [];
     let outages = 0;
     let windowLost = 0;
     let emergencyDialed = false;
@@ -146,6 +146,7 @@ describe.skipIf(gate.skip)(`chaos: the wall clock jumps a day forward and back (
         await broker.stop();
         outages++;
       }
+      const dialedAt = { real: Date.now(), offset: agentAt };
       const dial = await e911ctl(socketPath, 'dial', digits);
       expect(dial.json.ok, JSON.stringify(dial.json)).toBe(true);
       const callRef = (dial.json.result as { callRef: string }).callRef;
@@ -157,7 +158,7 @@ describe.skipIf(gate.skip)(`chaos: the wall clock jumps a day forward and back (
         jumpServer();
         await broker.restart();
       }
-      calls.push({ callRef, digits, kind, agentAt, serverAt });
+      calls.push({ callRef, digits, kind, agentAt, serverAt, dialedAt });
       if (digits === '911') emergencyDialed = true;
       await until(() => eventOf(callRef).length > 0, 20_000, async () => `no event at the server for round ${i} (${kind}): ${JSON.stringify(await status())}\n${agent!.output()}`);
       await e911ctl(socketPath, 'hangup');
@@ -183,7 +184,11 @@ describe.skipIf(gate.skip)(`chaos: the wall clock jumps a day forward and back (
     for (const c of calls) {
       const n = eventOf(c.callRef).length;
       if (n > 1) duplicates += n - 1;
-      expect((JSON.parse(eventOf(c.callRef)[0]!.data) as { numberDialed: string }).numberDialed).toBe(c.digits);
+      const e = eventOf(c.callRef)[0]!;
+      expect((JSON.parse(e.data) as { numberDialed: string }).numberDialed).toBe(c.digits);
+      // The event carries the phone's jumped clock: libfaketime really moved it.
+      const offsetMs = { '+0': 0, '+1d': 86_400_000, '-1d': -86_400_000 }[c.dialedAt.offset];
+      expect(Math.abs(Date.parse(e.ts) - c.dialedAt.real - offsetMs), `event ts ${e.ts} for a phone clock ${c.dialedAt.offset}`).toBeLessThan(600_000);
     }
     const notified = new Set(notifications.map((n) => n.event_id));
     const unnotified = callEvents.filter((e) => !notified.has(e.id)).length;
