@@ -11,6 +11,9 @@ import type { LocationsDocument } from '../../provisioning/protocol/locations.js
 export interface SettingsStore {
   getSetting(key: string): string | undefined;
   setSetting(key: string, value: string): boolean;
+  /** The highest locations version applied, surviving a reset of a corrupt store (the agent's Store). */
+  replayFloor?(kind: 'locations'): number;
+  raiseReplayFloor?(kind: 'locations', version: number): void;
 }
 
 export type LocationsPushOutcome =
@@ -40,10 +43,13 @@ export class LocationsBook {
     if (!verifyDocument(doc, sig, this.deps.serverKey)) return this.reject('signature does not verify against the provisioned server key');
     if (doc.deviceId !== this.deps.deviceId) return this.reject(`document is for ${doc.deviceId}, this phone is ${this.deps.deviceId}`);
     if (this.doc && doc.version < this.doc.version) return this.reject(`version ${doc.version} is older than applied ${this.doc.version}`);
+    const floor = this.deps.store.replayFloor?.('locations') ?? 0;
+    if (!this.doc && doc.version < floor) return this.reject(`version ${doc.version} is older than ${floor}, applied before the store was reset`);
     const text = JSON.stringify(doc);
     if (this.doc && text === JSON.stringify(this.doc)) return { result: 'unchanged', doc };
     this.doc = doc;
     this.deps.store.setSetting(KEY, text);
+    this.deps.store.raiseReplayFloor?.('locations', doc.version);
     this.deps.log.info({ version: doc.version, locations: doc.locations.length, recommendations: doc.recommendations }, 'locations applied');
     return { result: 'applied', doc };
   }
