@@ -34,6 +34,7 @@ import type { Handset } from '../hal/handset.js';
 import { LocationParts } from './location/parts.js';
 import type { LocationService } from './location/service.js';
 import { registerLocationControl } from './location/control.js';
+import { guardedStore } from './store/guarded-store.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -92,6 +93,10 @@ export class Agent {
   private suppressedRejects = 0;
   /** Parts not needed for 911 that failed to start, waiting for their next try. */
   private readonly partTimers = new Map<string, NodeJS.Timeout>();
+  /** Parts that failed while running: attempts, and until when a repeat is only counted (backoff). */
+  private readonly runningFailures = new Map<string, { attempt: number; quietUntil: number; unreported: number }>();
+  /** The latest address push not yet stored (its store write failed): tried again with backoff. */
+  private pendingAddressPush: Buffer | string | null = null;
 
   constructor(private readonly deps: AgentDeps) {
     this.held = new HeldEvents(named(deps.log, 'store'));
@@ -327,7 +332,8 @@ export class Agent {
       config: config.network,
       host,
       log,
-      store,
+      // A failed write there (a full disk) is reported and its event held, never thrown into an event callback.
+      store: guardedStore(store, { onFailure: (err) => this.partFailed('location', err), hold: (e) => this.record(e) }),
       deviceId: config.deviceId,
       serverKey,
       newEvent,
@@ -338,6 +344,8 @@ export class Agent {
       alerts: { raise: (a) => front.alerts?.raise(a), clear: (id) => front.alerts?.clear(id) },
     });
     this.parts = { store, addressBook, drainer, link, location };
+    // lldpd and lldpcli are started again by LldpAgent itself (same backoff); the agent reports each death.
+    location.lldp?.on('helper-exited', (e) => this.partFailed('lldp', new Error(`${e.helper} exited (${e.signal ?? `code ${e.code}`})`), e.retryInMs));
 
     const address = addressBook.current();
     // Milliseconds each part took to start, in the 'agent ready' line: where start-up goes.
@@ -390,7 +398,7 @@ export class Agent {
     } catch (err) {
       const { minMs, maxMs } = this.deps.config.recovery;
       const retryInMs = Math.min(maxMs, minMs * 2 ** Math.min(attempt - 1, 20));
-      this.deps.log.error({ err, part, attempt, retryInMs }, 'part failed to start: the agent goes on without it, and tries again');
+      this.deps.log.error({ err, part, attempt, retryInMs }, 'part failed: the agent goes on without it, and tries again');
       if (this.core) this.record(this.core.newEvent('part-failed', { part, reason: (err as Error).message, attempt, retryInMs }));
       const timer = setTimeout(() => {
         this.partTimers.delete(part);
@@ -398,6 +406,48 @@ export class Agent {
       }, retryInMs);
       this.partTimers.set(part, timer);
     }
+  }
+
+  /**
+   * A part not needed for 911 failed while running (a store write, a helper that died).
+   * Logged and reported as part-failed; repeats within the backoff (doubling from
+   * recovery.minMs to recovery.maxMs) are only counted, so a failing disk does not
+   * flood the outbox. The part itself retries (its next write, LldpAgent's restart).
+   */
+  private partFailed(part: string, err: unknown, retryInMs?: number): void {
+    const f = this.runningFailures.get(part) ?? { attempt: 0, quietUntil: 0, unreported: 0 };
+    this.runningFailures.set(part, f);
+    f.attempt++;
+    const now = performance.now();
+    if (now < f.quietUntil) {
+      f.unreported++;
+      return;
+    }
+    const { minMs, maxMs } = this.deps.config.recovery;
+    const wait = retryInMs ?? Math.min(maxMs, minMs * 2 ** Math.min(f.attempt - 1, 20));
+    f.quietUntil = now + wait;
+    const since = f.unreported;
+    f.unreported = 0;
+    this.deps.log.error({ err, part, attempt: f.attempt, retryInMs: wait, unreportedSinceLast: since }, 'part failed while running: the agent goes on');
+    if (this.core) {
+      this.record(this.core.newEvent('part-failed', { part, reason: (err as Error).message, attempt: f.attempt, retryInMs: wait, phase: 'running', unreportedSinceLast: since }));
+    }
+  }
+
+  /** Applies the latest address push; a store error throws (startPart retries it with backoff). */
+  private async applyAddressPush(): Promise<void> {
+    const payload = this.pendingAddressPush;
+    if (payload === null) return;
+    const p = this.require();
+    const outcome = p.addressBook.handlePush(payload);
+    this.pendingAddressPush = null;
+    if (outcome.result !== 'rejected') p.link.publishRetained('address/state', addressState(outcome.address));
+    if (outcome.result === 'applied') {
+      this.core?.emergency.setAddress(outcome.address);
+      this.core?.front.addressChanged(outcome.address);
+      p.location.service.addressChanged();
+    }
+    p.drainer.wake();
   }
 
   async stop(): Promise<void> {
@@ -540,15 +590,9 @@ export class Agent {
   private inboundHandlers(): InboundHandlers {
     return {
       addressSet: (payload) => {
-        const p = this.require();
-        const outcome = p.addressBook.handlePush(payload);
-        if (outcome.result !== 'rejected') p.link.publishRetained('address/state', addressState(outcome.address));
-        if (outcome.result === 'applied') {
-          this.core?.emergency.setAddress(outcome.address);
-          this.core?.front.addressChanged(outcome.address);
-          p.location.service.addressChanged();
-        }
-        p.drainer.wake();
+        // The latest push wins; a store write that fails is reported and tried again with backoff.
+        this.pendingAddressPush = payload;
+        void this.startPart('address', () => this.applyAddressPush());
       },
       configSet: (value) => {
         const p = this.require();

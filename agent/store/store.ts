@@ -420,7 +420,13 @@ export class Store {
   }
 
   private transaction(fn: () => void): void {
-    this.db.transaction(fn)();
+    try {
+      this.db.transaction(fn)();
+    } catch (err) {
+      // SQLite's failures (a full disk, an I/O error) as the typed store errors; anything else as it is.
+      if (String((err as { code?: unknown })?.code ?? '').startsWith('SQLITE_')) throw classifyStoreError(err, `store write failed (${this.path})`);
+      throw err;
+    }
     this.writes++;
   }
 }

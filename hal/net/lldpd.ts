@@ -15,6 +15,8 @@ import { JsonObjectSplitter, parseNeighbors, parseWatchEvent, type LldpNeighbor 
 export interface LldpEvents {
   /** The whole current neighbour list, after any change. */
   neighbors: [LldpNeighbor[]];
+  /** A helper died while running; it is started again after retryInMs (the agent reports it). */
+  'helper-exited': [{ helper: 'lldpd' | 'lldpcli watch'; code: number | null; signal: string | null; retryInMs: number }];
 }
 
 export interface LldpAgentOptions {
@@ -125,6 +127,7 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
       if (child !== this.daemon || this.stopped) return;
       this.counters.daemonRestarts++;
       log.warn({ code, signal, stderr: stderr.trim().split('\n').slice(-3) }, 'lldpd exited; restarting');
+      this.helperExited('lldpd', code, signal);
       this.later(() => {
         this.startDaemon();
         void this.waitForSocket(5000).then(() => this.reload());
@@ -150,6 +153,7 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
       if (child !== this.watcher || this.stopped) return;
       this.counters.watchRestarts++;
       log.warn({ code, signal }, 'lldpcli watch exited; restarting');
+      this.helperExited('lldpcli watch', code, signal);
       this.later(() => {
         this.startWatch();
         void this.reload();
@@ -177,6 +181,17 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
         this.opts.log.warn({ dir, socket: this.opts.socketPath }, 'lldpcli (running as _lldpd) cannot search this folder: LLDP will not be read');
         return;
       }
+    }
+  }
+
+  /** Tells the agent, before later() schedules the restart (the same delay). */
+  private helperExited(helper: 'lldpd' | 'lldpcli watch', code: number | null, signal: string | null): void {
+    const retryInMs = Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** Math.min(this.failures, 10));
+    try {
+      this.emit('helper-exited', { helper, code, signal, retryInMs });
+    } catch (err) {
+      // A listener's failure must not keep lldpd from being started again.
+      this.opts.log.error({ err, helper }, 'helper-exited listener failed');
     }
   }
 
