@@ -32,5 +32,25 @@ describe('system inventory', () => {
     expect(calls).toBe(1);
     const bad = new InventoryCache({ log: silentLog(), delayMs: 0, gather: async () => Promise.reject(new Error('worker died')) });
     expect(await bad.refresh()).toEqual({ state: 'failed', error: 'worker died' });
+    bad.stop();
+  });
+
+  it('a failed gathering is tried again with backoff until it works', async () => {
+    let calls = 0;
+    const cache = new InventoryCache({
+      log: silentLog(),
+      delayMs: 0,
+      retryMinMs: 10,
+      retryMaxMs: 40,
+      gather: async () => {
+        calls++;
+        if (calls <= 3) throw new Error(`worker died (${calls})`);
+        return { mem: { total: 1, available: 1 } };
+      },
+    });
+    cache.start();
+    await vi.waitFor(() => expect(cache.current().state).toBe('ready'));
+    expect(calls).toBe(4);
+    cache.stop();
   });
 });
