@@ -14,7 +14,8 @@
 // E911_CHAOS_ROUNDS sets the rounds (bounded 6; npm run chaos: 30).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import os from 'node:os';
 import path from 'node:path';
 import { agentConfig, spawnAgent, waitFor, type AgentProcess } from '../helpers/agent.js';
@@ -28,6 +29,7 @@ import { chaosRounds, chaosSeed, printFigures, seededRandom, serverRows } from '
 import type { ChaosServerArgs } from '../helpers/chaos-server.js';
 import { SERVER_DB_FILE } from '../../provisioning/server/db/repo.js';
 import { generateSigningKeyPair } from '../../provisioning/protocol/signing.js';
+import { encodeCivicOption } from '../../agent/location/dhcp-codec.js';
 
 const PSAP_ANY = path.resolve(import.meta.dirname, '..', 'fixtures', 'emergency', 'psap-any.xml');
 const SERVER_SCRIPT = path.join(REPO, 'dist/test/helpers/chaos-server.js');
@@ -66,6 +68,8 @@ describe.skipIf(gate.skip)(`chaos: the wall clock jumps a day forward and back (
   let agent: AgentProcess | null = null;
   let socketPath: string;
   let agentClock: string;
+  /** The DHCP hand-over folder the agent reads (what the udhcpc hook writes): a civic address there disagrees with the provisioned one. */
+  let dhcpDir: string;
   let serverClock: string;
   const keys = generateSigningKeyPair();
 
@@ -77,6 +81,8 @@ describe.skipIf(gate.skip)(`chaos: the wall clock jumps a day forward and back (
     serverClock = path.join(dir, 'server.faketime');
     writeFileSync(agentClock, '+0\n');
     writeFileSync(serverClock, '+0\n');
+    dhcpDir = path.join(dir, 'dhcp');
+    mkdirSync(dhcpDir);
     broker = await startMosquitto({ persistence: true });
     smtp = await startSmtpSink();
     const args: ChaosServerArgs = { dataDir: path.join(dir, 'server'), brokerUrl: broker.url, httpPort: await freePort(), keyPair: keys, smtpPort: smtp.port, deviceId: DEVICE, setup: true, killAfterStore: false };
@@ -95,9 +101,10 @@ describe.skipIf(gate.skip)(`chaos: the wall clock jumps a day forward and back (
       logLevel: 'warn',
       outbox: { serverAckTimeoutMs: 2000 },
       recovery: { minMs: 200, maxMs: 2000 },
+      network: { backend: 'sim', lldp: { enabled: false }, dhcp: { enabled: true } },
     });
     socketPath = setup.socketPath;
-    agent = await spawnAgent(setup, fakeTimeEnv(agentClock));
+    agent = await spawnAgent(setup, { ...fakeTimeEnv(agentClock), E911_DHCP_LOCATION_DIR: dhcpDir });
   }, 40_000);
 
   afterAll(async () => {
@@ -213,4 +220,58 @@ describe.skipIf(gate.skip)(`chaos: the wall clock jumps a day forward and back (
     expect(callEvents.length).toBe(ROUNDS);
     expect(smtp.mails.length).toBe(notifications.length);
   }, 90_000 + ROUNDS * 10_000);
+
+  it('a location disagreement opened after the phone clock went back a day still marks the phone at the server', async () => {
+    const db = path.join(dir, 'server', SERVER_DB_FILE);
+    // In the order the server stored them (rowid), not by the phone's ts (which the jump reorders).
+    const disagreementEvents = () => {
+      const d = new Database(db, { readonly: true });
+      try {
+        return d.prepare("SELECT data, ts FROM events WHERE device_id = ? AND type = 'location-disagreement' ORDER BY rowid").all(DEVICE) as { data: string; ts: string }[];
+      } finally {
+        d.close();
+      }
+    };
+    const marked = () => {
+      const d = new Database(db, { readonly: true });
+      try {
+        return (d.prepare('SELECT disagreement FROM devices WHERE device_id = ?').get(DEVICE) as { disagreement: string | null }).disagreement !== null;
+      } finally {
+        d.close();
+      }
+    };
+    // Another building's address from DHCP option 99 (what the udhcpc hook writes on "bound"), on the sim network's eth0.
+    const civic = encodeCivicOption(2, 'US', [[1, 'CA'], [3, 'Santa Clara'], [34, 'Mission College'], [18, 'Blvd'], [19, '2200'], [24, '95054']]);
+    const lease = () => writeFileSync(path.join(dhcpDir, 'eth0'), `option99=${civic.toString('hex')}\noption123=\n`);
+    const noLease = () => rmSync(path.join(dhcpDir, 'eth0'), { force: true });
+    const before = disagreementEvents().length;
+    const state = async () => (await e911ctl(socketPath, 'status')).json.result as unknown;
+    lease();
+    await until(() => disagreementEvents().length >= before + 1 && marked(), 20_000, async () => `open: ${JSON.stringify(disagreementEvents().map((e) => e.data))} ${JSON.stringify(await state())}`);
+    noLease();
+    await until(() => disagreementEvents().length >= before + 2 && !marked(), 20_000, () => `resolved: ${JSON.stringify(disagreementEvents().map((e) => e.data))}`);
+    // The clock is stepped back a day; the phone lands in the other building again.
+    writeFileSync(agentClock, '-1d\n');
+    lease();
+    await until(() => disagreementEvents().length >= before + 3, 20_000, () => `open again: ${JSON.stringify(disagreementEvents().map((e) => e.data))}`);
+    const evs = disagreementEvents().slice(before);
+    const [open1, resolved, open2] = evs.map((e) => ({ state: (JSON.parse(e.data) as { state: string }).state, ts: e.ts }));
+    expect([open1!.state, resolved!.state, open2!.state]).toEqual(['open', 'resolved', 'open']);
+    expect(Date.parse(open2!.ts)).toBeLessThan(Date.parse(resolved!.ts)); // the jumped clock: the new event looks a day old
+    const markedNow = marked();
+    // Same-run baseline: ordered by the phone's ts (the rule before), the new "open" would have been dropped as late.
+    const baselineDropped = Date.parse(open2!.ts) < Date.parse(resolved!.ts);
+    writeFileSync(agentClock, '+0\n');
+    noLease();
+    printFigures({
+      scenario: `location disagreement after a -1 day jump: open, resolved, open again (phone marked: ${markedNow ? 'yes' : 'NO'}; baseline ordering by ts: ${baselineDropped ? 'dropped' : 'applied'})`,
+      seed: 0,
+      rounds: 1,
+      eventsAtServer: evs.length,
+      notificationsSent: 0,
+      lost: markedNow ? 0 : 1,
+      duplicates: 0,
+    });
+    expect(markedNow).toBe(true);
+  }, 90_000);
 });
