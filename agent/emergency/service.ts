@@ -645,7 +645,8 @@ export class EmergencyService {
         return true;
       } catch (err) {
         attempt.result = `could not send: ${(err as Error).message}`;
-        if (ctx.oneLocation) {
+        // A refused connect is the route's fault, not the size: the next route still gets both locations.
+        if (ctx.oneLocation && !isSystemError(err)) {
           // Both locations made it too large for the stack (PJSIP_MAX_PKT_LEN): the chosen one alone, same route, at once.
           this.log.error({ err, callRef: record.callRef, route: route.name }, 'emergency INVITE with two locations could not be sent; sending the first location alone');
           ctx.content = inviteContent(ctx.oneLocation, new Date(record.startedAt));
@@ -929,7 +930,8 @@ export class EmergencyService {
   }
 
   private eventData(record: EmergencyCallRecord, match: EmergencyMatch, content: InviteContent | null, prepared: Prepared, at: Date, error: string | null): Record<string, unknown> {
-    const attempt = record.attempts[0];
+    // The first INVITE that left (a route that threw sent nothing); the others are in routePlan and the progress events.
+    const attempt = record.attempts.find((a) => a.callId !== null) ?? record.attempts[0];
     let sipCallId: string | null = null;
     if (attempt?.callId !== null && attempt?.callId !== undefined && this.deps.voice) {
       try {
@@ -1048,4 +1050,10 @@ function isTlsRoute(r: RouteTarget): boolean {
 function uuidFromName(name: string): string {
   const hex = createHash('sha256').update(`e911-agent:${name}`).digest('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** pjlib's OS errors (PJ_ERRNO_START_SYS 120000 up to PJ_ERRNO_START_USER 170000): ECONNREFUSED, EPIPE and the like. */
+function isSystemError(err: unknown): boolean {
+  const status = (err as { pjStatus?: unknown }).pjStatus;
+  return typeof status === 'number' && status >= 120_000 && status < 170_000;
 }

@@ -95,8 +95,9 @@ export class LocationParts {
     this.service.stop();
     this.held?.stop();
     await this.dhcp?.stop();
-    await this.lldpStarting;
+    // Stopped first so a start still waiting for lldpd's socket ends now, not after its timeouts.
     await this.lldp?.stop();
+    await this.lldpStarting;
     await this.network.stop();
   }
 

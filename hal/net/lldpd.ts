@@ -61,9 +61,12 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
     // Helpers an earlier agent left (killed before its own could stop them): a stale lldpd
     // holds the socket, and a new one would attach to it as "another instance".
     await this.pids.endStale();
+    // stop() may come while we wait: nothing is spawned after it.
+    if (this.stopped) return;
     if (this.opts.runDaemon) {
       this.startDaemon();
       await this.waitForSocket(5000);
+      if (this.stopped) return;
     }
     this.startWatch();
     await this.reload();

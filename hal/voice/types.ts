@@ -324,6 +324,11 @@ export interface VoiceStack {
    * Send an INVITE now and return its call id. Synchronous and fast: this is
    * the emergency path. A bare `urn:` target (urn:service:sos) is written
    * `<urn:...>` so the dialog keeps its To tag.
+   *
+   * A call that cannot leave throws (the error's `pjStatus` says why). A TCP or
+   * TLS connect that fails may do either: throw at once when the kernel refuses
+   * before PJSIP returns, or end the call with 503 and `transportError`. The
+   * caller handles both the same way (next route).
    */
   makeCall(target: string, options?: MakeCallOptions): CallId;
   /** Answer an incoming call: 180 rings, 200 (default) answers, >= 300 rejects. */

@@ -239,7 +239,17 @@ describe.skipIf(gate.skip)('PJSIP VoiceStack against real SIPp and Kamailio', ()
   // How long each takes (at once; the transaction timeout) is a figure of `npm run bench -- voice`.
   it('ends a call to a closed TCP port with a transport error, not a timeout', async () => {
     const closed = await freePort();
-    const callId = voice.makeCall(`sip:psap@127.0.0.1:${closed};transport=tcp`);
+    let callId: ReturnType<typeof voice.makeCall>;
+    try {
+      callId = voice.makeCall(`sip:psap@127.0.0.1:${closed};transport=tcp`);
+    } catch (err) {
+      // The kernel refused the connect before PJSIP returned (seen under load): the
+      // documented other outcome; a system error (PJ_ERRNO_START_SYS 120000 and up), not a timeout.
+      const status = (err as { pjStatus?: number }).pjStatus;
+      expect(status).toBeGreaterThanOrEqual(120000);
+      expect(status).toBeLessThan(170000);
+      return;
+    }
     const end = await rec.waitFor('callState', (e) => e.callId === callId && e.state === 'DISCONNECTED');
     expect(end.lastStatusCode).toBe(503);
     expect(end.transportError).toBe(true);

@@ -45,6 +45,8 @@ function setup(dataDir?: string) {
     broker: { urls: ['mqtt://127.0.0.1:9'], reconnectMinMs: 10_000 },
     control: { socketPath: path.join(dir, 'control.sock') },
     emergency: { routes: { primary: 'sip:10.0.0.1:5060', fallback: 'sip:10.0.0.3:5060' } },
+    // Not the host's network, lldpd socket or DHCP folder: test files run side by side.
+    network: { backend: 'sim', lldp: { enabled: false }, dhcp: { enabled: false } },
     recovery: { minMs: 20, maxMs: 100 },
   };
   const voice = new MemoryVoiceStack();

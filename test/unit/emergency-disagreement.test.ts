@@ -24,14 +24,14 @@ function address(over: Partial<AddressDocument> = {}): StoredAddress {
   return { doc, version: 4, hash: 'h', signature: 's', receivedAt: doc.issuedAt, appliedAt: doc.issuedAt };
 }
 
-async function call(addr: StoredAddress, first: 'network' | 'provisioned', failFirstSend?: Error) {
+async function call(addr: StoredAddress, first: 'network' | 'provisioned', failFirstSend?: Error, routes: Record<string, string> = { primary: 'sip:10.0.0.1:5060' }) {
   const voice = new MemoryVoiceStack();
   const clock = new FakeClock();
   const events: { type: string; data: Record<string, unknown> }[] = [];
   const deferred: (() => void)[] = [];
   const svc = new EmergencyService({
     voice,
-    emergency: emergencySchema.parse({ routes: { primary: 'sip:10.0.0.1:5060' } }),
+    emergency: emergencySchema.parse({ routes }),
     dialPlan: dialPlanSchema.parse({}),
     sip: sipSchema.parse({ port: 5062, bindAddress: '10.0.0.50' }),
     deviceId: 'phone-1',
@@ -107,6 +107,14 @@ describe.skipIf(requires('emergency-disagreement (PIDF-LO checked by xmllint)', 
     expect(n.text).toMatch(/Sent: the switch's address \(LLDP-MED\) only; the provisioned address could not be carried in the call/);
     expect(n.text).toMatch(/Other address, NOT sent:\s+100 Main St, Bldg A Floor 2, San Jose, CA 95110, US/);
     expect(n.sms).toContain('OTHER ADDRESS, NOT SENT: 100 Main St');
+  });
+
+  it('a route whose connect is refused (an OS error from the stack) fails over with both locations: size was not the problem', async () => {
+    const refused = Object.assign(new Error('pjsua_call_make_call failed: Connection refused (pj status 120111)'), { pjStatus: 120111 });
+    const { pidf, event } = await call(address(), 'network', refused, { primary: 'sip:10.0.0.1:5060;transport=tcp', fallback: 'sip:10.0.0.3:5060' });
+    expect(x(pidf, `count(//${dev})`)).toBe('2');
+    expect(event.data).toMatchObject({ placed: true, route: { name: 'fallback' } });
+    expect((event.data.location as Record<string, unknown>).alternateDropped).toBeUndefined();
   });
 
   it('with elinCallback the ELIN is the callback number (P-Asserted-Identity, From, PIDF entity) and the notice says so', async () => {
