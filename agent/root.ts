@@ -171,6 +171,7 @@ export class Agent {
         return { state: 'stopped', url: null, connectedAt: null, connects: 0, lastError: 'the store is unavailable: the link waits for it', backlog: this.held.size, inFlight: 0 };
       },
       testNumber: config.emergency.numbers.find((n) => n.kind === 'test')?.digits ?? '933',
+      onPartFailed: (part, err) => this.partFailed(part, err),
       ...(this.deps.now ? { now: this.deps.now } : {}),
       ...(this.deps.handset !== undefined ? { handset: this.deps.handset } : {}),
       // Diagnostics read the network service (built with the store) at check time.

@@ -23,6 +23,8 @@ import { EmergencyNotice, type NoticeStore } from './notice.js';
 export type FrontPanelStore = NoticeStore & Pick<Store, 'lastDiagnostics' | 'saveDiagnostics'>;
 
 export interface FrontPanelDeps {
+  /** A part here failed while running (the handset's port went away, the inventory failed): the agent reports it. */
+  onPartFailed?: (part: 'handset' | 'inventory', err: Error) => void;
   handsetConfig: HandsetConfig;
   diagnosticsConfig: DiagnosticsConfig;
   deviceId: string;
@@ -81,7 +83,7 @@ export class FrontPanel {
       testCallTimeoutMs: d.testCallTimeoutMs,
       ...(deps.testNumber ? { testNumber: deps.testNumber } : {}),
     });
-    this.inventory = new InventoryCache({ log: named(deps.log, 'inventory'), delayMs: d.inventoryDelayMs });
+    this.inventory = new InventoryCache({ log: named(deps.log, 'inventory'), delayMs: d.inventoryDelayMs, onFailure: (err) => deps.onPartFailed?.('inventory', err) });
   }
 
   /** After the emergency path: the keypad can dial 911 from here on. */
@@ -114,6 +116,8 @@ export class FrontPanel {
         deviceLabel: this.deps.deviceId,
       });
       this.ui.start();
+      // The backend reopens its port by itself; the agent reports each loss.
+      this.handset.onLinkLost?.((reason) => this.deps.onPartFailed?.('handset', new Error(reason)));
       await this.handset.start();
     }
     this.inventory.start();

@@ -115,6 +115,8 @@ export class InventoryCache {
       /** A failed gathering is tried again after this, doubling up to retryMaxMs (defaults 60 s, 1 h). */
       retryMinMs?: number;
       retryMaxMs?: number;
+      /** Told of each failed gathering (the agent reports it as part-failed). */
+      onFailure?: (err: Error) => void;
     },
   ) {}
   /** Failed gatherings in a row: the backoff of the next try. */
@@ -153,6 +155,7 @@ export class InventoryCache {
       // Tried again with backoff (the worker may have died, the host been busy): never left failed for good.
       const retryInMs = Math.min(this.deps.retryMaxMs ?? 3_600_000, (this.deps.retryMinMs ?? 60_000) * 2 ** Math.min(this.failures++, 20));
       this.deps.log.warn({ err, retryInMs }, 'system inventory failed: tried again later');
+      this.deps.onFailure?.(err as Error);
       if (!this.stopped && !this.timer) {
         this.timer = setTimeout(() => {
           this.timer = null;

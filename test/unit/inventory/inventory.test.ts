@@ -37,11 +37,13 @@ describe('system inventory', () => {
 
   it('a failed gathering is tried again with backoff until it works', async () => {
     let calls = 0;
+    const reported: string[] = [];
     const cache = new InventoryCache({
       log: silentLog(),
       delayMs: 0,
       retryMinMs: 10,
       retryMaxMs: 40,
+      onFailure: (err) => reported.push(err.message),
       gather: async () => {
         calls++;
         if (calls <= 3) throw new Error(`worker died (${calls})`);
@@ -51,6 +53,7 @@ describe('system inventory', () => {
     cache.start();
     await vi.waitFor(() => expect(cache.current().state).toBe('ready'));
     expect(calls).toBe(4);
+    expect(reported).toEqual(['worker died (1)', 'worker died (2)', 'worker died (3)']);
     cache.stop();
   });
 });
