@@ -597,7 +597,13 @@ export class Agent {
       },
       configSet: (value) => {
         const p = this.require();
-        for (const [key, v] of Object.entries(value.settings)) p.store.setSetting(`server.${key}`, JSON.stringify(v));
+        try {
+          for (const [key, v] of Object.entries(value.settings)) p.store.setSetting(`server.${key}`, JSON.stringify(v));
+        } catch (err) {
+          // A full disk: reported; the server's next config/set carries the settings again.
+          if (!(err instanceof StoreError)) throw err;
+          this.partFailed('config', err);
+        }
       },
       command: async (name) => {
         const p = this.require();

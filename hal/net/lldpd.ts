@@ -95,7 +95,7 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
     }
     this.table.clear();
     for (const n of parseNeighbors(doc)) this.table.set(key(n), n);
-    this.emit('neighbors', this.neighbors());
+    this.emitNeighbors();
   }
 
   private command(bin: string, args: string[]): [string, string[]] {
@@ -173,7 +173,7 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
       if (ev.kind === 'deleted') this.table.delete(key(n));
       else this.table.set(key(n), n);
     }
-    this.emit('neighbors', this.neighbors());
+    this.emitNeighbors();
   }
 
   /** lldpcli drops to the _lldpd user before it connects: a folder others cannot search hides the socket. */
@@ -184,6 +184,19 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
         this.opts.log.warn({ dir, socket: this.opts.socketPath }, 'lldpcli (running as _lldpd) cannot search this folder: LLDP will not be read');
         return;
       }
+    }
+  }
+
+  /**
+   * A listener that throws must not escape: from the watch's stdout handler it would be an
+   * uncaught exception (the agent exits), from reload() an unhandled rejection. Logged; the
+   * next change is delivered as usual.
+   */
+  private emitNeighbors(): void {
+    try {
+      this.emit('neighbors', this.neighbors());
+    } catch (err) {
+      this.opts.log.error({ err }, 'LLDP neighbours listener failed');
     }
   }
 
