@@ -416,15 +416,17 @@ export class Agent {
    * flood the outbox. The part itself retries (its next write, LldpAgent's restart).
    */
   private partFailed(part: string, err: unknown, retryInMs?: number): void {
+    const { minMs, maxMs } = this.deps.config.recovery;
+    const now = performance.now();
     const f = this.runningFailures.get(part) ?? { attempt: 0, quietUntil: 0, unreported: 0 };
     this.runningFailures.set(part, f);
+    // Quiet for a whole maxMs past the last backoff: a new failure starts the backoff again.
+    if (now > f.quietUntil + maxMs) f.attempt = 0;
     f.attempt++;
-    const now = performance.now();
     if (now < f.quietUntil) {
       f.unreported++;
       return;
     }
-    const { minMs, maxMs } = this.deps.config.recovery;
     const wait = retryInMs ?? Math.min(maxMs, minMs * 2 ** Math.min(f.attempt - 1, 20));
     f.quietUntil = now + wait;
     const since = f.unreported;
