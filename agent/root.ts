@@ -470,7 +470,10 @@ export class Agent {
     if (core.started.front) await core.front.stop();
     // Writes an emergency event still waiting, before the store closes.
     if (core.started.emergency) await core.emergency.stop();
-    if (parts) parts.drainer.flushAcks();
+    if (parts) {
+      parts.drainer.flushAcks();
+      parts.drainer.close();
+    }
     const lost = core.journal.pendingCount + this.held.size;
     if (lost > 0) this.deps.log.error({ emergencyEvents: core.journal.pendingCount, others: this.held.size }, 'stopping with events the store never took: they are lost');
     this.store?.close();
