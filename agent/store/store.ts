@@ -314,6 +314,14 @@ export class Store {
     });
   }
 
+  private recountOutbox(): void {
+    try {
+      this.outboxCount = (this.stmts.countOutbox.get() as { n: number }).n;
+    } catch (err) {
+      this.log.warn({ err }, 'outbox count not read again after a failed write');
+    }
+  }
+
   outboxBacklog(): number {
     return this.outboxCount;
   }
@@ -423,6 +431,8 @@ export class Store {
     try {
       this.db.transaction(fn)();
     } catch (err) {
+      // Rolled back: the outbox count fn may have moved is read again (a full disk still reads).
+      this.recountOutbox();
       // SQLite's failures (a full disk, an I/O error) as the typed store errors; anything else as it is.
       if (String((err as { code?: unknown })?.code ?? '').startsWith('SQLITE_')) throw classifyStoreError(err, `store write failed (${this.path})`);
       throw err;

@@ -111,7 +111,17 @@ describe.skipIf(gate.skip)('911 when the agent store cannot be used', () => {
   async function deliveredOnce(a: A) {
     await waitFor(() => callEvents(a).length > 0, 15_000, () => `no emergency-call at the server.\n${a.proc.output()}`);
     await waitFor(() => callEvents(a).some((e) => e.data.recorded === 'complete'), 15_000, () => a.proc.output());
-    await until(async () => ((await e911ctl(a.socketPath, 'status')).json.result as { outbox?: { backlog: number } }).outbox?.backlog === 0, 15_000, async () => JSON.stringify((await e911ctl(a.socketPath, 'status')).json.result.outbox) + a.proc.output());
+    const st = async () => (await e911ctl(a.socketPath, 'status')).json.result as { outbox?: { backlog: number }; link?: unknown };
+    // On failure: the phone's outbox and link, and the rows its database really holds.
+    await until(async () => (await st()).outbox?.backlog === 0, 15_000, async () => {
+      const s = await st();
+      const db = new Database(path.join(a.raw.dataDir as string, DB_FILE), { readonly: true });
+      try {
+        return `${JSON.stringify({ outbox: s.outbox, link: s.link, rows: db.prepare('SELECT seq, type FROM outbox').all() })}\n${a.proc.output()}`;
+      } finally {
+        db.close();
+      }
+    });
     expect(new Set(callEvents(a).map((e) => e.id)).size).toBe(1);
     const ev = callEvents(a).find((e) => e.data.recorded === 'complete')!;
     expect(ev.data).toMatchObject({ numberDialed: '911', placed: true });
