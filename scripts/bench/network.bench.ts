@@ -8,6 +8,10 @@
 //    location-disagreement event queued), p50/p99 over BENCH_NET_DISAGREE link
 //    flaps (default 20), beside link up to the LLDP-MED neighbour event reaching
 //    the agent's LldpAgent and to the netlink link event (lldpd in both namespaces);
+//  - the issue's "change to detection": on a link that stays up, the switch's civic
+//    address changes from the provisioned one to another building's; to the
+//    disagreement detected, p50/p99 over BENCH_NET_CIVIC_CHANGES changes (default 20),
+//    beside the same change's raw neighbour event at an independent `lldpcli watch`;
 //  - idle CPU and RSS of the agent over BENCH_NET_IDLE_SECONDS (default
 //    BENCH_IDLE_SECONDS, else 600) beside a bare idle node process, and the
 //    database writes in that window (goal: zero).
@@ -28,6 +32,7 @@ const CHANGES = Number(process.env.BENCH_NET_CHANGES ?? 100);
 const IDLE_SECONDS = Number(process.env.BENCH_NET_IDLE_SECONDS ?? process.env.BENCH_IDLE_SECONDS ?? 600);
 const WARMUP = 5;
 const DISAGREE = Number(process.env.BENCH_NET_DISAGREE ?? 20);
+const CIVIC_CHANGES = Number(process.env.BENCH_NET_CIVIC_CHANGES ?? 20);
 
 if (process.argv[2] !== '--inside') {
   if (process.getuid?.() !== 0) {
@@ -159,6 +164,8 @@ async function benchDisagreement(): Promise<void> {
   let detectedAt = 0;
   let lldpAt = 0;
   let linkAt = 0;
+  /** For the civic-change figure: only a disagreement naming this house number counts. */
+  let expectHno: string | null = null;
   const parts = new LocationParts({
     config: networkSchema.parse({
       interfaces: ['eth1'],
@@ -174,7 +181,8 @@ async function benchDisagreement(): Promise<void> {
     newEvent: eventFactory('bench-dis'),
     // Called right after an event is queued: the disagreement's event is the detection.
     wake: () => {
-      if (!detectedAt && parts.service.disagreement()) detectedAt = wallNow();
+      const d = parts.service.disagreement();
+      if (!detectedAt && d && (expectHno === null || d.network.civic?.HNO === expectHno)) detectedAt = wallNow();
     },
     publishReport: () => {},
     address: () => address,
@@ -202,6 +210,18 @@ async function benchDisagreement(): Promise<void> {
   const lldp: number[] = [];
   const link: number[] = [];
   let misses = 0;
+  const civicDet: number[] = [];
+  const civicRaw: number[] = [];
+  let civicMisses = 0;
+  // The civic-change baseline: an lldpcli watch of our own on the phone's lldpd, stamped when
+  // its output carries the new address (raw text, none of the agent's parsing). Started once
+  // the phone's lldpd is up (after the link flaps).
+  let rawAt = 0;
+  let rawArmed = false;
+  let rawMain = false;
+  let watch: ReturnType<typeof spawn> | null = null;
+  const tasman = ['country', 'US', 'country-subdivision', 'CA', 'city', 'San Jose', 'street', 'Tasman', 'street-suffix', 'Drive', 'number', '170', 'zip', '95134', 'building', 'B4', 'floor', '3'];
+  const mainSt = ['country', 'US', 'country-subdivision', 'CA', 'city', 'San Jose', 'street', 'Main', 'street-suffix', 'St', 'number', '100', 'zip', '95110', 'building', 'A', 'floor', '2'];
   try {
     for (let i = 0; i < DISAGREE + 2; i++) {
       spawnSync('ip', ['-n', lan, 'link', 'set', 'ge1', 'down']);
@@ -220,7 +240,41 @@ async function benchDisagreement(): Promise<void> {
       lldp.push(lldpAt - t0);
       if (linkAt) link.push(linkAt - t0);
     }
+    // Change to detection: the link stays up; the switch's civic address changes from the
+    // provisioned one (they agree) to another building's. Baseline: the same change's raw
+    // neighbour event at an lldpcli watch of our own, so the difference is the agent's cost.
+    expectHno = '170';
+    watch = spawn('lldpcli', ['-u', path.join(ddir, 'phone.sock'), '-f', 'json0', 'watch', 'details'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let tail = ''; // a word cut between two reads is still found
+    watch.stdout!.on('data', (b: Buffer) => {
+      const text = tail + b.toString('latin1');
+      tail = text.slice(-16);
+      if (text.includes('Main')) rawMain = true;
+      if (rawArmed && !rawAt && text.includes('Tasman')) rawAt = wallNow();
+    });
+    for (let i = 0; i < CIVIC_CHANGES + 2; i++) {
+      rawMain = false;
+      swCli('configure', 'ports', 'ge1', 'med', 'location', 'address', ...mainSt);
+      // Both the agent and our watch have the agreeing address before the change.
+      if (!(await until(() => parts.service.disagreement() === null && rawMain, 10_000))) throw new Error('the switch agreeing with the provisioned address did not resolve the disagreement (or the watch did not see it)');
+      await new Promise((r) => setTimeout(r, 100));
+      detectedAt = rawAt = 0;
+      rawArmed = true;
+      const t0 = wallNow();
+      swCli('configure', 'ports', 'ge1', 'med', 'location', 'address', ...tasman);
+      const seen = await until(() => detectedAt > 0, 10_000);
+      await until(() => rawAt > 0, 1000);
+      rawArmed = false;
+      if (!seen || !rawAt) {
+        civicMisses++;
+        continue;
+      }
+      if (i < 2) continue; // warm-up
+      civicDet.push(detectedAt - t0);
+      civicRaw.push(rawAt - t0);
+    }
   } finally {
+    watch?.kill();
     mon.kill();
     await parts.stop();
     store.close();
@@ -234,7 +288,17 @@ async function benchDisagreement(): Promise<void> {
   report('link up->disagreement detected p50 (vs link up->LLDP-MED neighbour event)', d.p50, 'ms', l.p50, '-');
   report('link up->disagreement detected p99 (vs link up->LLDP-MED neighbour event)', d.p99, 'ms', l.p99, '-');
   report('link up->disagreement detected p50 (vs link up->netlink link event)', d.p50, 'ms', k.p50, '-');
+  const c = summary(civicDet);
+  const cr = summary(civicRaw);
+  console.log(`switch civic change (link up) -> location disagreement detected: ${c.n} changes (${civicMisses} not detected within 10 s or not seen by the watch)`);
+  report('civic change->disagreement detected p50 (vs civic change->lldpcli watch neighbour event)', c.p50, 'ms', cr.p50, '-');
+  report('civic change->disagreement detected p99 (vs civic change->lldpcli watch neighbour event)', c.p99, 'ms', cr.p99, '-');
+  report('civic change->disagreement detected max (vs civic change->lldpcli watch neighbour event)', c.max, 'ms', cr.max, '-');
+  // The agent's own part, change by change: its detection after the same change reached the watch.
+  const own = summary(civicDet.map((x, i) => x - civicRaw[i]!));
+  console.log(`  per change, detected after the watch's event: p50 ${own.p50.toFixed(2)} ms, p99 ${own.p99.toFixed(2)} ms, max ${own.max.toFixed(2)} ms`);
   if (misses > 0) throw new Error(`${misses} disagreements were not detected`);
+  if (civicMisses > 0) throw new Error(`${civicMisses} civic changes were not detected`);
 }
 
 const broker = await startMosquitto();

@@ -65,9 +65,11 @@ export interface AgentProcess {
 export const AGENT_BUNDLE = path.join(repo, 'build/arm/bundle/e911-agent.cjs');
 export const VOICE_ADDON = path.join(repo, 'hal/voice/pjsip/build/Release/e911_voice.node');
 
-export async function spawnAgent(setup: AgentSetup, env: NodeJS.ProcessEnv = {}, entry = AGENT_MAIN): Promise<AgentProcess> {
+export async function spawnAgent(setup: AgentSetup, env: NodeJS.ProcessEnv = {}, entry = AGENT_MAIN, o: { netns?: string } = {}): Promise<AgentProcess> {
   if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`npm run build\` (npm test does)`);
-  const child = spawn(process.execPath, [entry, '--config', setup.configFile], {
+  // In a network namespace: `ip netns exec` execs node, so the child's pid (and signals) are the agent's.
+  const argv = [process.execPath, entry, '--config', setup.configFile];
+  const child = spawn(o.netns ? 'ip' : argv[0]!, o.netns ? ['netns', 'exec', o.netns, ...argv] : argv.slice(1), {
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

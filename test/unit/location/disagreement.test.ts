@@ -111,7 +111,7 @@ describe('LocationService: disagreement between the network and the provisioned 
       .map((r) => JSON.parse(r.payload) as { type: string; data: Record<string, unknown> })
       .filter((e) => e.type === type);
 
-  async function start(policy: LocationPolicy | undefined, recommendationsDoc = false) {
+  async function start(policy: LocationPolicy | undefined, recommendationsDoc: boolean | 'on' = false) {
     dir = mkdtempSync(path.join(os.tmpdir(), 'e911-dis-'));
     store = new Store({ dataDir: dir, log: silentLog() });
     lldp = new FakeLldp();
@@ -131,7 +131,13 @@ describe('LocationService: disagreement between the network and the provisioned 
       held: null,
       address: () => address,
       // Recommendations off (as for most users), or no locations push at all.
-      locations: () => (recommendationsDoc ? { v: 1, deviceId: 'phone-1', version: 1, issuedAt: doc.issuedAt, recommendations: false, assignedLocationId: null, locations: [] } : null),
+      // 'on': recommendations on, and the phone's IP group matches the assigned location.
+      locations: () =>
+        recommendationsDoc === 'on'
+          ? { v: 1, deviceId: 'phone-1', version: 1, issuedAt: doc.issuedAt, recommendations: true, assignedLocationId: 'hq', locations: [{ id: 'hq', code: 'SJ-A', name: 'HQ', civic: PROVISIONED, cidrs: ['10.9.0.0/24'] }] }
+          : recommendationsDoc
+            ? { v: 1, deviceId: 'phone-1', version: 1, issuedAt: doc.issuedAt, recommendations: false, assignedLocationId: null, locations: [] }
+            : null,
       alerts: {
         raise: (a) => {
           expect(a.id).toBe(DISAGREEMENT_ALERT_ID);
@@ -185,6 +191,15 @@ describe('LocationService: disagreement between the network and the provisioned 
     expect(alert!.onKey!('ok')).toBe(true);
     expect(alert).toBeNull();
     expect(svc.disagreement()).not.toBeNull();
+  });
+
+  it('detected with recommendations on too, when the IP-group check says the phone is where it was assigned', async () => {
+    await start(undefined, 'on');
+    lldp.set([neighbor(TASMAN)]);
+    expect(svc.list().status).toBe('match');
+    expect(events('location-disagreement')[0]!.data).toMatchObject({ state: 'open', policy: 'network-first', chosen: 'network' });
+    expect(svc.callLocations().first!.source).toBe('lldp-med');
+    expect(alert!.lines[0]).toBe('LOCATION DIFFERS');
   });
 
   it('provisioned-first: the provisioned address first, the switch second', async () => {
