@@ -95,6 +95,8 @@ export class Agent {
   private readonly partTimers = new Map<string, NodeJS.Timeout>();
   /** Parts that failed while running: attempts, and until when a repeat is only counted (backoff). */
   private readonly runningFailures = new Map<string, { attempt: number; quietUntil: number; unreported: number }>();
+  /** The end of the window after a 911, not yet on disk (store away or full): written with the held events. */
+  private pendingSuppressUntil: number | null = null;
   /** The latest address push not yet stored (its store write failed): tried again with backoff. */
   private pendingAddressPush: Buffer | string | null = null;
 
@@ -277,7 +279,25 @@ export class Agent {
       this.deps.log.warn({ emergencyEvents, others }, 'events held in memory are now stored');
       this.parts?.drainer.wake();
     }
-    return core.journal.pendingCount === 0 && this.held.size === 0;
+    this.saveSuppression();
+    return core.journal.pendingCount === 0 && this.held.size === 0 && this.pendingSuppressUntil === null;
+  }
+
+  /**
+   * Writes the window's end for a restart. The window itself runs in memory (monotonic);
+   * while the store cannot take the write, it waits here and goes with the held events.
+   */
+  private saveSuppression(): void {
+    const until = this.pendingSuppressUntil;
+    if (until === null || !this.store) return;
+    try {
+      this.store.setSetting(SUPPRESS_KEY, String(until));
+      this.pendingSuppressUntil = null;
+    } catch (err) {
+      if (!(err instanceof StoreError)) throw err;
+      this.partFailed('emergency-window', err);
+      this.scheduleRetry();
+    }
   }
 
   /** Records an event for the server: the outbox, or memory when the store cannot take it. */
@@ -561,7 +581,10 @@ export class Agent {
           const v = Number(this.store?.getSetting(SUPPRESS_KEY));
           return Number.isFinite(v) && v > 0 ? v : null;
         },
-        save: (until) => void this.store?.setSetting(SUPPRESS_KEY, String(until)),
+        save: (until) => {
+          this.pendingSuppressUntil = until;
+          this.saveSuppression();
+        },
       },
     });
   }

@@ -76,6 +76,37 @@ describe('a part failing while running', () => {
     expect(voice.calls).toHaveLength(1);
   });
 
+  it('the end of the window after a 911, refused by a full store, is written on the store retry', async () => {
+    const dir = tmp();
+    const keys = testKeys();
+    const raw = {
+      deviceId: 'phone-1',
+      dataDir: path.join(dir, 'db'),
+      serverPublicKey: keys.pair.publicKey,
+      broker: { urls: ['mqtt://127.0.0.1:9'], reconnectMinMs: 10_000 },
+      control: { socketPath: path.join(dir, 'control.sock') },
+      emergency: { routes: { primary: 'sip:10.0.0.1:5060', fallback: 'sip:10.0.0.3:5060' } },
+      network: { backend: 'sim', lldp: { enabled: false }, dhcp: { enabled: false } },
+      recovery: { minMs: 20, maxMs: 40 },
+    };
+    const agent = new Agent({ config: parseConfig(raw), log: silentLog(), env: {}, host: hostPaths({}), voice: new MemoryVoiceStack() });
+    agents.push(agent);
+    await agent.start();
+    const inner = agent as unknown as { parts: { store: Store }; core: { emergency: EmergencyService } };
+    const store = inner.parts.store;
+    const set = store.setSetting.bind(store);
+    let refusals = 2;
+    store.setSetting = (key, value) => {
+      if (key === 'emergency.suppressUntil' && refusals-- > 0) throw new StoreFullError('store write failed: database or disk is full');
+      return set(key, value);
+    };
+    expect(inner.core.emergency.dial('911')).toMatchObject({ kind: 'emergency', placed: true });
+    await waitFor(() => store.getSetting('emergency.suppressUntil') !== undefined, 5000);
+    expect(Number(store.getSetting('emergency.suppressUntil'))).toBeGreaterThan(Date.now());
+    const reported = store.pendingEvents(0, 1000).map((r) => JSON.parse(r.payload) as EventPayload).filter((e) => e.type === 'part-failed');
+    expect(reported.map((e) => e.data.part)).toContain('emergency-window');
+  });
+
   it('the location parts\' store writes: a typed store error is reported, the event it carried held, nothing thrown', () => {
     const dir = tmp();
     const store = new Store({ dataDir: dir, log: silentLog() });
