@@ -35,6 +35,8 @@ import { LocationParts } from './location/parts.js';
 import type { LocationService } from './location/service.js';
 import { registerLocationControl } from './location/control.js';
 import { guardedStore } from './store/guarded-store.js';
+import { WorkerLocationsVerifier, type WorkerScript } from './location/locations-verifier.js';
+import { locationsWorkerScript } from './location/locations-worker-script.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -52,6 +54,8 @@ export interface AgentDeps {
   voiceAddonPath?: string;
   /** A handset to use instead of the configured backend (tests, the pty simulator). */
   handset?: Handset | null;
+  /** Where the locations worker's code is (tests running from source point at dist/). Default: beside the agent's code. */
+  locationsWorker?: WorkerScript;
 }
 
 /** What 911 needs, built and started first, with or without the store. */
@@ -72,6 +76,8 @@ interface Parts {
   drainer: OutboxDrainer;
   link: MqttLink;
   location: LocationParts;
+  /** The worker thread that verifies locations pushes off the main thread. */
+  locationsVerifier: WorkerLocationsVerifier;
 }
 
 const REJECT_REPORT_INTERVAL_MS = 60_000;
@@ -349,6 +355,13 @@ export class Agent {
     const addressBook = new AddressBook({ store, log: named(log, 'address'), deviceId: config.deviceId, serverKey, newEvent, now });
     const drainer = new OutboxDrainer(store, config.outbox.window, named(log, 'outbox'), config.outbox.serverAckTimeoutMs, config.outbox.serverConfirms);
     const link = new MqttLink({ config, log: named(log, 'link'), drainer, handlers: this.inboundHandlers(), agentVersion: AGENT_VERSION });
+    // One long-lived worker thread (started at the first push): a 2 MiB push never holds the keypad up.
+    const locationsVerifier = new WorkerLocationsVerifier({
+      script: this.deps.locationsWorker ?? locationsWorkerScript(),
+      deviceId: config.deviceId,
+      serverPublicKey: config.serverPublicKey,
+      log: named(log, 'locations'),
+    });
     const location = new LocationParts({
       config: config.network,
       host,
@@ -357,6 +370,7 @@ export class Agent {
       store: guardedStore(store, { onFailure: (err) => this.partFailed('location', err), hold: (e) => this.record(e) }),
       deviceId: config.deviceId,
       serverKey,
+      locationsVerifier,
       newEvent,
       wake: () => drainer.wake(),
       publishReport: (p) => link.publishRetained('location', p),
@@ -364,7 +378,7 @@ export class Agent {
       // Looked up at alert time: the handset's display may come up after us.
       alerts: { raise: (a) => front.alerts?.raise(a), clear: (id) => front.alerts?.clear(id) },
     });
-    this.parts = { store, addressBook, drainer, link, location };
+    this.parts = { store, addressBook, drainer, link, location, locationsVerifier };
     // lldpd and lldpcli are started again by LldpAgent itself (same backoff); the agent reports each death.
     location.lldp?.on('helper-exited', (e) => this.partFailed('lldp', new Error(`${e.helper} exited (${e.signal ?? `code ${e.code}`})`), e.retryInMs));
 
@@ -487,6 +501,7 @@ export class Agent {
     if (parts) await parts.link.stop();
     await core.control.stop();
     if (parts) await parts.location.stop();
+    if (parts) await parts.locationsVerifier.close();
     if (core.started.front) await core.front.stop();
     // Writes an emergency event still waiting, before the store closes.
     if (core.started.emergency) await core.emergency.stop();
@@ -650,8 +665,13 @@ export class Agent {
         }
       },
       locationsSet: (payload) => {
-        const outcome = this.require().location.handleLocationsPush(payload);
-        if (outcome.result === 'rejected') this.reportRejected('locations/set', outcome.reason);
+        // Verified in the worker, stored a part per turn: the link (and the keypad) go on meanwhile.
+        void this.require()
+          .location.handleLocationsPush(payload)
+          .then((outcome) => {
+            if (outcome.result === 'rejected') this.reportRejected('locations/set', outcome.reason);
+          })
+          .catch((err: unknown) => this.deps.log.error({ err }, 'locations push handling failed'));
       },
       rejected: (kind, reason) => this.reportRejected(kind, reason),
     };

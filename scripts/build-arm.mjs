@@ -253,6 +253,21 @@ async function addons(name, t, rt, lib) {
 // ---------------------------------------------------------------- bundle
 
 /**
+ * zod carries error messages in 60-odd languages (about 260 KB, a quarter of the bundle);
+ * the agent logs in English, so only 'en' is carried: less to parse at start, less heap.
+ */
+const zodEnglishOnly = {
+  name: 'zod-english-only',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, (args) => ({
+      contents: 'export { default as en } from "./en.js";',
+      loader: 'js',
+      resolveDir: path.dirname(args.path),
+    }));
+  },
+};
+
+/**
  * Maps the packages' addon loaders to lib/ beside the executable: 'bindings' (better-sqlite3,
  * unix-dgram) and 'node-gyp-build' (serialport). An unknown user of either fails the build,
  * so no addon is ever silently left to search for prebuilds that are not there.
@@ -278,13 +293,28 @@ const carriedAddons = {
           : `const { loadCarried } = require(${JSON.stringify(native)});
              module.exports = () => loadCarried(${JSON.stringify(args.path)});`,
     }));
-    // zod carries error messages in 60-odd languages (about 260 KB, a quarter of the bundle);
-    // the agent logs in English, so only 'en' is carried: less to parse at start, less heap.
-    b.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, (args) => ({
-      contents: 'export { default as en } from "./en.js";',
-      loader: 'js',
-      resolveDir: path.dirname(args.path),
-    }));
+    zodEnglishOnly.setup(b);
+    // The locations worker thread (agent/location/locations-worker.ts) needs its code as a file
+    // beside the agent's; a single executable has none. It is bundled on its own, built-in
+    // modules only outside, and carried as a string the worker runs with eval.
+    b.onLoad({ filter: /[\\/]agent[\\/]location[\\/]locations-worker-script\.ts$/ }, async () => {
+      const worker = await b.esbuild.build({
+        entryPoints: [path.join(repo, 'agent/location/locations-worker.ts')],
+        bundle: true,
+        platform: 'node',
+        format: 'cjs',
+        target: 'node20.11',
+        minify: true,
+        keepNames: true,
+        legalComments: 'none',
+        write: false,
+        logLevel: 'warning',
+        absWorkingDir: repo,
+        plugins: [zodEnglishOnly],
+      });
+      const code = worker.outputFiles[0].text;
+      return { contents: `export function locationsWorkerScript() { return { kind: 'code', code: ${JSON.stringify(code)} }; }`, loader: 'js' };
+    });
     // agent/systemd.ts loads the optional unix-dgram at run time through createRequire, which a
     // bundler cannot follow; in the bundle it becomes a plain require so its JS is carried.
     b.onLoad({ filter: /[\\/]agent[\\/]systemd\.ts$/ }, (args) => {
@@ -304,7 +334,7 @@ const carriedAddons = {
 const BANNER = `var __e911_bundle_url = require("node:url").pathToFileURL(__filename).href + "#bundled";
 var __non_webpack_require__ = require("node:module").createRequire(__filename);`;
 
-async function bundle() {
+export async function bundle() {
   const esbuild = require('esbuild');
   const dir = path.join(OUT, 'bundle');
   mkdirSync(dir, { recursive: true });

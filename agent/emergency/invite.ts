@@ -118,10 +118,10 @@ export interface InviteContent {
 }
 
 /** Per call: stamp the PIDF-LO, give it a fresh Content-ID, point Geolocation at it. */
-export function inviteContent(p: PreparedInvite, now: Date): InviteContent {
+export function inviteContent(p: PreparedInvite, now: Date, uuid: string = randomUUID()): InviteContent {
   if (!p.pidf) return { headers: p.staticHeaders, parts: [], pidf: null, contentId: null };
   const pidf = p.pidf.render(now);
-  const contentId = `loc-${randomUUID()}@${p.cidDomain}`;
+  const contentId = `loc-${uuid}@${p.cidDomain}`;
   return {
     headers: [
       { name: 'Geolocation', value: `<cid:${contentId}>` },

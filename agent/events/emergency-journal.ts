@@ -10,20 +10,19 @@ import type { EmergencyJournal } from '../emergency/service.js';
 
 /** What the journal needs of the store (the agent's Store, or nothing while it is away). */
 export interface JournalStore {
-  beginEmergencyEvent(event: EventPayload): number;
+  /** payload: the event as JSON text when the caller has it already (the call path). */
+  beginEmergencyEvent(event: EventPayload, payload?: string): void;
   completeEmergencyEvent(event: EventPayload): void;
 }
 
 /** What the journal needs of the outbox drain. */
 export interface JournalDrain {
-  hold(seq: number): void;
-  release(seq: number): void;
   wake(): void;
 }
 
 export class StoreEmergencyJournal implements EmergencyJournal {
-  /** Events begun: id -> (seq in the outbox, or null if only in memory), and the first write. */
-  private readonly open = new Map<string, { seq: number | null; first: EventPayload }>();
+  /** Events begun: id -> whether the store took the first write, and the first write. */
+  private readonly open = new Map<string, { stored: boolean; first: EventPayload }>();
   /** Completed events the store could not take: written by flushPending() when it is back. */
   private readonly pending = new Map<string, EventPayload>();
 
@@ -39,24 +38,38 @@ export class StoreEmergencyJournal implements EmergencyJournal {
   ) {}
 
   begin(type: 'emergency-call' | 'test-call', data: Record<string, unknown>): string {
-    const event = this.deps.newEvent(type, data);
-    let seq: number | null = null;
+    return this.beginWith(this.deps.newEvent(type, data), undefined);
+  }
+
+  /** begin() with the data already as JSON text: the row is written as given, not serialised again. */
+  beginJson(type: 'emergency-call' | 'test-call', dataJson: string): string {
+    const event = this.deps.newEvent(type, {});
+    // The envelope's own keys (v, id, type, deviceId, ts), then the data as given.
+    const { data: _none, ...envelope } = event;
+    const payload = `${JSON.stringify(envelope).slice(0, -1)},"data":${dataJson}}`;
+    return this.beginWith(event, payload, dataJson);
+  }
+
+  private beginWith(event: EventPayload, payload: string | undefined, dataJson?: string): string {
+    // The store keeps it apart from the outbox until complete(): the drain cannot send the first write.
+    let stored = false;
     try {
       const store = this.deps.store();
       if (store) {
-        seq = store.beginEmergencyEvent(event);
-        this.deps.drain()?.hold(seq);
+        store.beginEmergencyEvent(event, payload);
+        stored = true;
       }
     } catch (err) {
       // Never stops the call: kept in memory, completed (and written) after the INVITE.
       this.deps.log.error({ err, eventId: event.id }, 'emergency event not stored before the INVITE: kept in memory');
-      seq = null;
     }
-    if (seq === null) {
+    if (!stored) {
+      // Held in memory with its data (parsed only on this rare path).
+      if (dataJson !== undefined) event.data = JSON.parse(dataJson) as Record<string, unknown>;
       this.pending.set(event.id, event);
       this.deps.onHeld?.();
     }
-    this.open.set(event.id, { seq, first: event });
+    this.open.set(event.id, { stored, first: event });
     return event.id;
   }
 
@@ -66,7 +79,7 @@ export class StoreEmergencyJournal implements EmergencyJournal {
     // Same id and timestamp as the first write: the server sees one event.
     const event: EventPayload = begun ? { ...begun.first, data: { ...data, recorded: 'complete' } } : { ...this.deps.newEvent(type, data), id };
     this.pending.set(id, event);
-    this.write(id, event, begun?.seq ?? null);
+    this.write(id, event);
   }
 
   /** Events held in memory (store away): how many. */
@@ -79,13 +92,13 @@ export class StoreEmergencyJournal implements EmergencyJournal {
     let written = 0;
     for (const [id, event] of [...this.pending]) {
       if (this.open.has(id)) continue; // still being completed: complete() writes it
-      if (this.write(id, event, null)) written++;
+      if (this.write(id, event)) written++;
       else break;
     }
     return written;
   }
 
-  private write(id: string, event: EventPayload, seq: number | null): boolean {
+  private write(id: string, event: EventPayload): boolean {
     const store = this.deps.store();
     const drain = this.deps.drain();
     try {
@@ -96,8 +109,6 @@ export class StoreEmergencyJournal implements EmergencyJournal {
       this.deps.log.error({ err, eventId: id, held: this.pending.size }, 'emergency event not stored: kept in memory until the store is back');
       this.deps.onHeld?.();
       return false;
-    } finally {
-      if (seq !== null) drain?.release(seq);
     }
     drain?.wake();
     return true;

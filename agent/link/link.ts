@@ -6,7 +6,7 @@ import mqtt, { type IClientOptions, type MqttClient, type IPublishPacket } from 
 import type { Logger } from '../log.js';
 import type { AgentConfig } from '../config.js';
 import type { OutboxDrainer } from './outbox-drainer.js';
-import { decodePayload, type PayloadOf, type TopicKind, type StatusPayload } from '../../provisioning/protocol/messages.js';
+import { decodePayload, MAX_LOCATIONS_PAYLOAD_BYTES, type PayloadOf, type TopicKind, type StatusPayload } from '../../provisioning/protocol/messages.js';
 import { parseTopic, topicFor, topicFilter } from '../../provisioning/protocol/topics.js';
 
 export type LinkState = 'stopped' | 'connecting' | 'online' | 'offline';
@@ -128,6 +128,12 @@ export class MqttLink {
       // mqtt-packet would otherwise pre-build 65,536 two-byte Buffers on the first
       // connect: about 60 ms of start-up and several MB of heap on a phone.
       writeCache: false,
+      // MQTT 5: the broker must not send this phone a packet larger than the biggest payload
+      // it accepts (a locations push) plus room for the topic and properties. A larger one
+      // would be buffered whole before the size check could refuse it (memory on a phone);
+      // the broker drops it instead (and logs it). Between the two bounds it still arrives,
+      // and is refused and reported as too large.
+      ...(config.broker.protocolVersion === 5 ? { properties: { maximumPacketSize: MAX_LOCATIONS_PAYLOAD_BYTES + 64 * 1024 } } : {}),
       will: { topic: this.topic('status'), payload: Buffer.from(JSON.stringify(this.statusPayload('offline'))), qos: 1, retain: true },
       ...(config.broker.username !== undefined ? { username: config.broker.username } : {}),
       ...(config.broker.password !== undefined ? { password: config.broker.password } : {}),

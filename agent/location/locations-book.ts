@@ -1,61 +1,196 @@
 // Applies the server's signed 'locations/set' push: the account's locations with
 // their IP groups and switch ports, whether this user gets recommendations, and
 // the assigned location. Verified with the same server key as address pushes;
-// an older version is a replay. Kept in settings, written only when it changes.
-import type { KeyObject } from 'node:crypto';
+// an older version is a replay.
+//
+// Never behind a big push (issue 14): a push may be 2 MiB. The verifier (a worker
+// thread in the agent) does the JSON, schema and signature work; here the main
+// thread only takes back the document in parts of about 64 KiB and, one part per
+// turn of the event loop, parses it and stores it as its own settings row, so a
+// keypad digit waits at most for one part. The new document becomes current in
+// one small write (the pointer row) once every part is stored: a crash before
+// it keeps the old document whole, and the rows left over are removed at load.
+// Pushes are applied one at a time, in order; of those arriving meanwhile only
+// the newest waits (a retained topic is state: the older ones are superseded).
 import type { Logger } from '../log.js';
-import { decodePayload } from '../../provisioning/protocol/messages.js';
-import { verifyDocument } from '../../provisioning/protocol/signing.js';
 import type { LocationsDocument } from '../../provisioning/protocol/locations.js';
+import type { AppliedLocations, LocationsHead, LocationsRejectCode } from './locations-verify.js';
+import type { LocationsVerifier } from './locations-verifier.js';
 
 export interface SettingsStore {
   getSetting(key: string): string | undefined;
   setSetting(key: string, value: string): boolean;
-  /** The highest locations version applied, surviving a reset of a corrupt store (the agent's Store). */
+  deleteSetting(key: string): boolean;
+  settingKeys(prefix: string): string[];
+  /** The highest locations version applied, surviving a reset of a corrupt store (where the store keeps one). */
   replayFloor?(kind: 'locations'): number;
   raiseReplayFloor?(kind: 'locations', version: number): void;
 }
 
 export type LocationsPushOutcome =
   | { result: 'applied' | 'unchanged'; doc: LocationsDocument }
-  | { result: 'rejected'; reason: string };
+  | { result: 'rejected'; code: LocationsRejectCode | 'verifier-failed' | 'not-stored'; reason: string }
+  /** A newer push arrived while this one waited: it was never looked at. */
+  | { result: 'superseded' };
 
+/** The pointer row: which generation of parts is the current document. */
 const KEY = 'locations.doc';
+const PART_PREFIX = 'locations.part.';
+const partKey = (gen: number, i: number) => `${PART_PREFIX}${gen}.${i}`;
+
+interface Pointer {
+  format: 2;
+  gen: number;
+  version: number;
+  hash: string;
+  head: LocationsHead;
+  parts: number;
+  count: number;
+}
+
+type Applied = AppliedLocations & { gen: number; parts: number };
+
+export interface LocationsBookDeps {
+  store: SettingsStore;
+  log: Logger;
+  verifier: LocationsVerifier;
+  /** Lets the event loop run between parts (default setImmediate: I/O that is waiting goes first). */
+  yieldTurn?: () => Promise<void>;
+  /** Called with each part's locations as it is parsed (the recommendation matcher compiles its rules then). */
+  onPart?: (locations: LocationsDocument['locations']) => void;
+}
 
 export class LocationsBook {
-  private doc: LocationsDocument | null;
+  private doc: LocationsDocument | null = null;
+  private applied: Applied | null = null;
+  private readonly yieldTurn: () => Promise<void>;
+  private loading: Promise<void> | null = null;
+  private busy = false;
+  private next: { payload: Buffer | string; resolve: (o: LocationsPushOutcome) => void } | null = null;
 
-  constructor(
-    private readonly deps: { store: SettingsStore; log: Logger; deviceId: string; serverKey: KeyObject },
-  ) {
-    const raw = deps.store.getSetting(KEY);
-    this.doc = raw ? (JSON.parse(raw) as LocationsDocument) : null;
+  constructor(private readonly deps: LocationsBookDeps) {
+    this.yieldTurn = deps.yieldTurn ?? (() => new Promise<void>((resolve) => setImmediate(resolve)));
   }
 
   current(): LocationsDocument | null {
     return this.doc;
   }
 
-  handlePush(payload: Buffer | string): LocationsPushOutcome {
-    const d = decodePayload('locations/set', payload);
-    if (!d.ok) return this.reject(d.reason);
-    const { doc, sig } = d.value;
-    if (!verifyDocument(doc, sig, this.deps.serverKey)) return this.reject('signature does not verify against the provisioned server key');
-    if (doc.deviceId !== this.deps.deviceId) return this.reject(`document is for ${doc.deviceId}, this phone is ${this.deps.deviceId}`);
-    if (this.doc && doc.version < this.doc.version) return this.reject(`version ${doc.version} is older than applied ${this.doc.version}`);
-    const floor = this.deps.store.replayFloor?.('locations') ?? 0;
-    if (!this.doc && doc.version < floor) return this.reject(`version ${doc.version} is older than ${floor}, applied before the store was reset`);
-    const text = JSON.stringify(doc);
-    if (this.doc && text === JSON.stringify(this.doc)) return { result: 'unchanged', doc };
+  /** Reads the stored document, a part per turn; removes parts a crash left behind. Once; pushes wait for it. */
+  load(): Promise<void> {
+    this.loading ??= this.readStored().catch((err: unknown) => {
+      this.deps.log.error({ err }, 'stored locations could not be read: none until the server pushes them again');
+      this.doc = null;
+      this.applied = null;
+    });
+    return this.loading;
+  }
+
+  /** One locations/set payload. Never rejects: bad input, a failed verifier or store is an outcome. */
+  handlePush(payload: Buffer | string): Promise<LocationsPushOutcome> {
+    if (!this.busy) return this.drive(payload);
+    if (this.next) {
+      this.deps.log.info('locations push superseded by a newer one before it was looked at');
+      this.next.resolve({ result: 'superseded' });
+    }
+    return new Promise((resolve) => (this.next = { payload, resolve }));
+  }
+
+  private async drive(payload: Buffer | string): Promise<LocationsPushOutcome> {
+    this.busy = true;
+    let outcome: LocationsPushOutcome;
+    try {
+      outcome = await this.apply(payload);
+    } catch (err) {
+      this.deps.log.error({ err }, 'locations push not stored: the stored locations are kept');
+      outcome = { result: 'rejected', code: 'not-stored', reason: `not stored: ${(err as Error).message}` };
+    }
+    const n = this.next;
+    this.next = null;
+    if (n) void this.drive(n.payload).then(n.resolve);
+    else this.busy = false;
+    return outcome;
+  }
+
+  private async apply(payload: Buffer | string): Promise<LocationsPushOutcome> {
+    await this.load();
+    const { store, log } = this.deps;
+    const before = this.applied;
+    let v;
+    try {
+      v = await this.deps.verifier.verify(payload, before ? { version: before.version, hash: before.hash } : null);
+    } catch (err) {
+      return this.reject('verifier-failed', `could not be verified: ${(err as Error).message}`);
+    }
+    if (!v.ok) return this.reject(v.code, v.reason);
+    if (v.result === 'unchanged') return { result: 'unchanged', doc: this.doc! };
+    const floor = store.replayFloor?.('locations') ?? 0;
+    if (!before && v.version < floor) return this.reject('stale-version', `version ${v.version} is older than ${floor}, applied before the store was reset`);
+    const gen = (before?.gen ?? 0) + 1;
+    const locations: LocationsDocument['locations'] = [];
+    for (let i = 0; i < v.parts.length; i++) {
+      await this.yieldTurn();
+      const part = v.parts[i]!;
+      store.setSetting(partKey(gen, i), part);
+      const locs = JSON.parse(part) as LocationsDocument['locations'];
+      this.deps.onPart?.(locs);
+      for (const l of locs) locations.push(l);
+    }
+    await this.yieldTurn();
+    const pointer: Pointer = { format: 2, gen, version: v.version, hash: v.hash, head: v.head, parts: v.parts.length, count: v.count };
+    // The switch: one small row. Before it the old document is current, after it the new one.
+    store.setSetting(KEY, JSON.stringify(pointer));
+    this.applied = { version: v.version, hash: v.hash, gen, parts: v.parts.length };
+    store.raiseReplayFloor?.('locations', v.version);
+    const doc = { ...v.head, locations } as LocationsDocument;
     this.doc = doc;
-    this.deps.store.setSetting(KEY, text);
-    this.deps.store.raiseReplayFloor?.('locations', doc.version);
-    this.deps.log.info({ version: doc.version, locations: doc.locations.length, recommendations: doc.recommendations }, 'locations applied');
+    log.info({ version: v.version, locations: v.count, parts: v.parts.length, recommendations: v.head.recommendations }, 'locations applied');
+    if (before) await this.dropParts(before.gen, before.parts);
     return { result: 'applied', doc };
   }
 
-  private reject(reason: string): LocationsPushOutcome {
-    this.deps.log.warn({ reason }, 'locations push rejected');
-    return { result: 'rejected', reason };
+  private async readStored(): Promise<void> {
+    const { store, log } = this.deps;
+    const raw = store.getSetting(KEY);
+    const parsed = raw ? (JSON.parse(raw) as Partial<Pointer> & Partial<LocationsDocument>) : null;
+    if (parsed && parsed.format === 2) {
+      const p = parsed as Pointer;
+      const locations: LocationsDocument['locations'] = [];
+      for (let i = 0; i < p.parts; i++) {
+        await this.yieldTurn();
+        const part = store.getSetting(partKey(p.gen, i));
+        if (part === undefined) throw new Error(`stored locations part ${i} of ${p.parts} is missing`);
+        const locs = JSON.parse(part) as LocationsDocument['locations'];
+        this.deps.onPart?.(locs);
+        for (const l of locs) locations.push(l);
+      }
+      this.doc = { ...p.head, locations } as LocationsDocument;
+      this.applied = { version: p.version, hash: p.hash, gen: p.gen, parts: p.parts };
+    } else if (parsed) {
+      // Stored whole by an agent before this one: read once (the next push stores it in parts).
+      // No hash: the next push is applied even when it is the same document.
+      this.doc = parsed as LocationsDocument;
+      this.applied = { version: this.doc.version, hash: '', gen: 0, parts: 0 };
+      log.info({ version: this.doc.version }, 'locations stored whole by an earlier agent: kept until the next push');
+    }
+    // Parts of a push a crash interrupted, or of a document replaced before a crash.
+    const keep = this.applied && this.applied.gen > 0 ? `${PART_PREFIX}${this.applied.gen}.` : null;
+    for (const key of store.settingKeys(PART_PREFIX)) {
+      if (keep && key.startsWith(keep)) continue;
+      await this.yieldTurn();
+      store.deleteSetting(key);
+    }
+  }
+
+  private async dropParts(gen: number, parts: number): Promise<void> {
+    for (let i = 0; i < parts; i++) {
+      await this.yieldTurn();
+      this.deps.store.deleteSetting(partKey(gen, i));
+    }
+  }
+
+  private reject(code: LocationsRejectCode | 'verifier-failed', reason: string): LocationsPushOutcome {
+    this.deps.log.warn({ code, reason }, 'locations push rejected; the stored locations are kept');
+    return { result: 'rejected', code, reason };
   }
 }

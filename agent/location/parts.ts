@@ -17,7 +17,9 @@ import type { NetworkConfig } from './config.js';
 import { DhcpLocationReader } from './dhcp.js';
 import { HeldPoller } from './held-poller.js';
 import { LocationsBook, type LocationsPushOutcome } from './locations-book.js';
+import { InlineLocationsVerifier, type LocationsVerifier } from './locations-verifier.js';
 import { LocationService } from './service.js';
+import { prepareRules } from './recommend.js';
 
 export interface LocationPartsDeps {
   config: NetworkConfig;
@@ -26,6 +28,11 @@ export interface LocationPartsDeps {
   store: Store;
   deviceId: string;
   serverKey: KeyObject;
+  /**
+   * Verifies locations pushes: the agent passes its worker thread. Without one they are
+   * verified inline, on this thread (tests, benchmarks, the location harness).
+   */
+  locationsVerifier?: LocationsVerifier;
   newEvent: (type: EventType, data: Record<string, unknown>) => EventPayload;
   wake: () => void;
   publishReport: (p: LocationPayload) => void;
@@ -60,7 +67,12 @@ export class LocationParts {
     this.held = config.held.url
       ? new HeldPoller({ url: config.held.url, responseTimeMs: config.held.responseTimeMs, refreshMs: config.held.refreshMs, log: named(log, 'held') })
       : null;
-    this.book = new LocationsBook({ store: deps.store, log: named(log, 'locations'), deviceId: deps.deviceId, serverKey: deps.serverKey });
+    this.book = new LocationsBook({ store: deps.store, log: named(log, 'locations'), verifier: deps.locationsVerifier ?? new InlineLocationsVerifier({ deviceId: deps.deviceId, serverKey: deps.serverKey }),
+      // Each location's rules are compiled as its part arrives, not all at once at the next check.
+      onPart: (locations) => {
+        for (const l of locations) prepareRules(l);
+      },
+    });
     const alertLog = named(log, 'alerts');
     this.service = new LocationService({
       log: named(log, 'location'),
@@ -82,6 +94,8 @@ export class LocationParts {
 
   async start(): Promise<void> {
     const { log } = this.deps;
+    // The stored locations, a part per turn (a 2 MiB document must not hold the keypad up).
+    await this.book.load();
     await this.network.start();
     // LLDP-MED arrives when it arrives: the agent's start does not wait for lldpd.
     // A phone without lldpd still works; LLDP-MED is one location source among several.
@@ -101,9 +115,9 @@ export class LocationParts {
     await this.network.stop();
   }
 
-  /** A locations/set payload from the server. */
-  handleLocationsPush(payload: Buffer | string): LocationsPushOutcome {
-    const outcome = this.book.handlePush(payload);
+  /** A locations/set payload from the server: verified off the main thread, stored a part per turn. */
+  async handleLocationsPush(payload: Buffer | string): Promise<LocationsPushOutcome> {
+    const outcome = await this.book.handlePush(payload);
     if (outcome.result === 'applied') this.service.locationsChanged();
     return outcome;
   }

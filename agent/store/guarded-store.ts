@@ -1,6 +1,6 @@
-// The store as the parts not needed for 911 see it (location, locations push):
-// a write that fails with a typed store error (a full disk, an I/O error) is
-// reported through onFailure instead of thrown into an event callback, where it
+// The store as the location service sees it (observations written from event
+// callbacks: LLDP, DHCP, HELD, network changes): a write that fails with a
+// typed store error (a full disk, an I/O error) is reported through onFailure instead of thrown into an event callback, where it
 // would be an uncaught exception and stop the agent. The event a write carried
 // is handed to hold (kept in memory, written when the store takes writes again);
 // the write reports "not written" (false), reads report nothing.
@@ -24,12 +24,11 @@ export function guardedStore(store: Store, deps: GuardedStoreDeps): Store {
       return fallback;
     }
   };
+  // The location service's observations only: the locations push (LocationsBook, settings) handles
+  // a failed write itself (a not-stored outcome) and must see it thrown.
   const wrapped: Partial<Store> = {
     recordObservation: (source, fingerprint, data, event) => guard(() => store.recordObservation(source, fingerprint, data, event), false, event),
     getObservation: (source) => guard(() => store.getObservation(source), undefined),
-    setSetting: (key, value) => guard(() => store.setSetting(key, value), false),
-    getSetting: (key) => guard(() => store.getSetting(key), undefined),
-    enqueue: (event) => guard(() => store.enqueue(event), true, event),
   };
   return new Proxy(store, {
     get(target, prop, receiver) {

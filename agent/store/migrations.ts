@@ -80,4 +80,19 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: 'emergency events begun before the INVITE',
+    // No index, no AUTOINCREMENT: the commit before the INVITE writes one page, not four
+    // (outbox row, its id index, its evictable index, sqlite_sequence). Rows move to the
+    // outbox when the event is completed, or at the next open after a crash.
+    sql: `
+      CREATE TABLE emergency_begun (
+        id         TEXT NOT NULL,
+        type       TEXT NOT NULL,
+        payload    TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+    `,
+  },
 ];

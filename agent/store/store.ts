@@ -66,6 +66,8 @@ const HISTORY_KEEP = 100;
 export class Store {
   readonly path: string;
   readonly incident: StoreIncident | null;
+  /** Emergency events begun before a crash that this open moved to the outbox. */
+  readonly recoveredEmergencyEvents: number;
   /** Write transactions committed since open: the idle-write benchmark reads it. */
   writes = 0;
   private readonly db: Database.Database;
@@ -143,6 +145,8 @@ export class Store {
       deleteOutbox: db.prepare('DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))'),
       deleteOutboxIds: db.prepare('DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))'),
       completeOutbox: db.prepare('UPDATE outbox SET payload = ? WHERE id = ?'),
+      insertBegun: db.prepare('INSERT INTO emergency_begun (id, type, payload, created_at) VALUES (?, ?, ?, ?)'),
+      deleteBegun: db.prepare('DELETE FROM emergency_begun WHERE id = ?'),
       syncFull: db.prepare('PRAGMA synchronous = FULL'),
       syncNormal: db.prepare('PRAGMA synchronous = NORMAL'),
       countOutbox: db.prepare('SELECT count(*) AS n FROM outbox'),
@@ -151,6 +155,8 @@ export class Store {
         'INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
       ),
     };
+    // Emergency events begun before a crash (their INVITE may have gone): into the outbox, as begun.
+    this.recoveredEmergencyEvents = this.recoverBegun();
     this.outboxCount = (this.stmts.countOutbox.get() as { n: number }).n;
     // The floor file of an agent from before it existed starts from what this store holds.
     this.floor.raise('address', this.getAddress()?.version ?? 0);
@@ -254,29 +260,48 @@ export class Store {
 
   /**
    * The emergency event's row, before the INVITE: one prepared INSERT in
-   * autocommit, in WAL with synchronous=NORMAL, so no fsync (tens of µs). A
-   * SIGKILL after it cannot lose it (the OS has the page); a power cut can,
-   * until completeEmergencyEvent() syncs. Returns the row's seq.
+   * autocommit into emergency_begun (no index: one page), in WAL with
+   * synchronous=NORMAL, so no fsync (tens of µs). A SIGKILL after it cannot lose
+   * it (the OS has the page); a power cut can, until completeEmergencyEvent()
+   * syncs. The outbox (and so the drain) sees it when it is completed, or at the
+   * next open after a crash.
    */
-  beginEmergencyEvent(event: EventPayload): number {
-    const r = this.stmts.insertOutbox.run(event.id, event.type, 1, JSON.stringify(event), event.ts);
-    this.outboxCount += r.changes;
+  beginEmergencyEvent(event: EventPayload, payload: string = JSON.stringify(event)): void {
+    this.stmts.insertBegun.run(event.id, event.type, payload, event.ts);
     this.writes++;
-    return Number(r.lastInsertRowid);
   }
 
   /**
-   * The same event completed with the call's details, committed with
-   * synchronous=FULL: the WAL is fsynced, with the row begin wrote. Inserts the
-   * row if begin could not (or the store was away then).
+   * The same event completed with the call's details, into the outbox, its
+   * begun row removed, committed with synchronous=FULL: the WAL is fsynced.
+   * Also when begin could not store it (or the store was away then).
    */
   completeEmergencyEvent(event: EventPayload): void {
     this.durable(() => {
       const payload = JSON.stringify(event);
+      // Already in the outbox when a second open moved the begun row there.
       if (this.stmts.completeOutbox.run(payload, event.id).changes === 0) {
         this.outboxCount += this.stmts.insertOutbox.run(event.id, event.type, 1, payload, event.ts).changes;
       }
+      this.stmts.deleteBegun.run(event.id);
     });
+  }
+
+  /** Emergency events begun and not completed (their process died, or the INVITE is on its way). */
+  begunEmergencyEvents(): EventPayload[] {
+    return (this.stmt('SELECT payload FROM emergency_begun ORDER BY rowid').all() as { payload: string }[]).map((r) => JSON.parse(r.payload) as EventPayload);
+  }
+
+  private recoverBegun(): number {
+    let moved = 0;
+    this.transaction(() => {
+      moved = this.stmt(
+        'INSERT OR IGNORE INTO outbox (id, type, protected, payload, created_at) SELECT id, type, 1, payload, created_at FROM emergency_begun ORDER BY rowid',
+      ).run().changes;
+      this.stmt('DELETE FROM emergency_begun').run();
+    });
+    if (moved > 0) this.log.warn({ moved }, 'emergency events begun before the agent stopped moved to the outbox');
+    return moved;
   }
 
   /** Commits fn with synchronous=FULL (fsync of the WAL), then back to NORMAL. */
@@ -335,6 +360,18 @@ export class Store {
     if (this.getSetting(key) === value) return false;
     this.transaction(() => this.stmts.putSetting.run(key, value, this.now().toISOString()));
     return true;
+  }
+
+  /** Removes one setting. Returns whether it was there. */
+  deleteSetting(key: string): boolean {
+    let removed = false;
+    this.transaction(() => (removed = this.stmt('DELETE FROM settings WHERE key = ?').run(key).changes > 0));
+    return removed;
+  }
+
+  /** Keys of the settings whose key starts with prefix (a range on the primary key). */
+  settingKeys(prefix: string): string[] {
+    return (this.stmt('SELECT key FROM settings WHERE key >= ? AND key < ? ORDER BY key').all(prefix, `${prefix}\uffff`) as { key: string }[]).map((r) => r.key);
   }
 
   // ---- emergency-services notice and diagnostics runs (migration 2) ----

@@ -48,9 +48,12 @@ export function agentConfig(dir: string, o: { deviceId?: string; brokerUrl: stri
   return { dir, configFile, socketPath, raw };
 }
 
+/** The compiled locations worker (`npm run build`): an agent run from source has no .js beside its .ts. */
+export const LOCATIONS_WORKER = path.join(repo, 'dist/agent/location/locations-worker.js');
+
 export function inProcessAgent(setup: AgentSetup): { agent: Agent; config: AgentConfig } {
   const config = parseConfig(setup.raw);
-  return { agent: new Agent({ config, log: silentLog(), env: {}, host: hostPaths({}) }), config };
+  return { agent: new Agent({ config, log: silentLog(), env: {}, host: hostPaths({}), locationsWorker: { kind: 'file', url: LOCATIONS_WORKER } }), config };
 }
 
 export interface AgentProcess {

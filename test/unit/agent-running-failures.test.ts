@@ -121,10 +121,15 @@ describe('a part failing while running', () => {
     expect(failures.map((f) => f.code)).toEqual(['store-io']);
     expect(held).toEqual([event]);
     // Not a store error (a bug): thrown as it is, never hidden.
-    store.setSetting = () => {
+    store.recordObservation = () => {
       throw new TypeError('bug');
     };
-    expect(() => guarded.setSetting('k', 'v')).toThrow(TypeError);
+    expect(() => guarded.recordObservation('k', 'v', {})).toThrow(TypeError);
+    // Settings (the locations push) are not guarded: it handles a failed write itself.
+    store.setSetting = () => {
+      throw new StoreIoError('store write failed: disk I/O error');
+    };
+    expect(() => guarded.setSetting('k', 'v')).toThrow(StoreIoError);
     // Everything else is the store itself.
     expect(guarded.outboxBacklog()).toBe(0);
     store.close();

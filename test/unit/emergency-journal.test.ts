@@ -30,6 +30,10 @@ afterEach(() => {
 function rows(): EventPayload[] {
   return store.pendingEvents(0, 100).map((r) => JSON.parse(r.payload) as EventPayload);
 }
+/** Everything on disk: the outbox and the events begun (kept apart until completed). */
+function onDisk(): EventPayload[] {
+  return [...store.begunEmergencyEvents(), ...rows()];
+}
 
 async function service(journalStore: () => JournalStore | null) {
   const voice = new MemoryVoiceStack();
@@ -55,7 +59,7 @@ async function service(journalStore: () => JournalStore | null) {
   const atInvite: EventPayload[][] = [];
   const make = voice.makeCall.bind(voice);
   voice.makeCall = (target, options) => {
-    atInvite.push(rows());
+    atInvite.push(onDisk());
     return make(target, options);
   };
   return { svc, voice, drainer, journal, emitted, atInvite, flush: () => deferred.splice(0).forEach((f) => f()) };
@@ -71,8 +75,11 @@ describe('durable emergency event', () => {
     expect(before).toHaveLength(1);
     expect(before[0]).toMatchObject({ type: 'emergency-call', data: { numberDialed: '911', placed: null, recorded: 'before-invite' } });
     // A SIGKILL now: the row is in the file, readable by a fresh connection.
+    // (It is kept apart from the outbox until completed; the next open moves it there.)
     const other = new Store({ dataDir: dir, log: silentLog() });
+    expect(other.recoveredEmergencyEvents).toBe(1);
     expect(other.pendingEvents(0, 10).map((r) => r.id)).toEqual([before[0]!.id]);
+    expect(JSON.parse(other.pendingEvents(0, 10)[0]!.payload)).toMatchObject({ data: { recorded: 'before-invite' } });
     other.close();
     h.flush();
     const after = rows();
@@ -81,6 +88,24 @@ describe('durable emergency event', () => {
     expect(after[0]!.ts).toBe(before[0]!.ts);
     expect(after[0]!.data).toMatchObject({ placed: true, recorded: 'complete', route: { name: 'primary' } });
     expect(h.emitted).not.toContain('emergency-call');
+  });
+
+  it('the row before the INVITE (written from prepared JSON text) carries the completed event\'s fields, but the PIDF-LO and what only the INVITE tells', async () => {
+    const h = await service(() => store);
+    h.svc.dial('911');
+    const before = h.atInvite[0]![0]!;
+    h.flush();
+    const after = rows()[0]!;
+    const { placed: p1, recorded: r1, route: ro1, sipCallId: s1, location: l1, ...restAfter } = after.data as Record<string, unknown>;
+    const { placed: p0, recorded: r0, route: ro0, sipCallId: s0, location: l0, ...restBefore } = before.data as Record<string, unknown>;
+    expect(restBefore).toEqual(restAfter);
+    expect([p0, r0, ro0, s0]).toEqual([null, 'before-invite', null, null]);
+    expect([p1, r1]).toEqual([true, 'complete']);
+    expect(ro1).toMatchObject({ name: 'primary' });
+    const { pidf, ...located } = (l1 ?? {}) as Record<string, unknown>;
+    expect(l0).toEqual(l1 === null ? null : located);
+    expect(typeof pidf === 'string' || l1 === null).toBe(true);
+    expect(Object.keys(before)).toEqual(['v', 'id', 'type', 'deviceId', 'ts', 'data']);
   });
 
   it('933 too: a test-call row before the INVITE', async () => {

@@ -158,7 +158,8 @@ describe('outbox drainer', () => {
     const b = manualBroker();
     const d = new OutboxDrainer(store, 64, silentLog(), 30_000, 'emergency');
     drainers.push(d);
-    const seq = store.beginEmergencyEvent(newEvent('emergency-call', { i: 500 }));
+    store.enqueue(newEvent('emergency-call', { i: 500 }));
+    const seq = store.pendingEvents(0, 1000).at(-1)!.seq;
     d.hold(seq);
     store.enqueue(newEvent('diagnostics', { i: 501 }));
     d.attach(b.publish);

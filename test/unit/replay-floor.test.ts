@@ -10,6 +10,7 @@ import { DB_FILE, Store } from '../../agent/store/store.js';
 import { REPLAY_FLOOR_FILE } from '../../agent/store/replay-floor.js';
 import { AddressBook } from '../../agent/address/address-book.js';
 import { LocationsBook } from '../../agent/location/locations-book.js';
+import { InlineLocationsVerifier } from '../../agent/location/locations-verifier.js';
 import { eventFactory } from '../../agent/events/events.js';
 import { signDocument } from '../../provisioning/protocol/signing.js';
 import type { LocationsDocument } from '../../provisioning/protocol/locations.js';
@@ -40,7 +41,7 @@ const locationsPush = (d: LocationsDocument) => JSON.stringify({ v: 1, doc: d, s
 function open(dir: string) {
   const store = new Store({ dataDir: dir, log: silentLog() });
   const address = new AddressBook({ store, log: silentLog(), deviceId: 'phone-1', serverKey: keys.publicKey, newEvent: eventFactory('phone-1') });
-  const locs = new LocationsBook({ store, log: silentLog(), deviceId: 'phone-1', serverKey: keys.publicKey });
+  const locs = new LocationsBook({ store, log: silentLog(), verifier: new InlineLocationsVerifier({ deviceId: 'phone-1', serverKey: keys.publicKey }) });
   return { store, address, locs };
 }
 
@@ -51,15 +52,15 @@ function corrupt(dir: string): void {
 }
 
 describe('the anti-replay floor across a reset of a corrupt store', () => {
-  it('an older signed address or locations push is refused after the reset; the current one is applied', () => {
+  it('an older signed address or locations push is refused after the reset; the current one is applied', async () => {
     const dir = tmp();
     const a = open(dir);
     const oldAddress = signedPush(sampleAddress({ version: 3 }), keys);
     const oldLocations = locationsPush(locations(2));
     expect(a.address.handlePush(oldAddress).result).toBe('applied');
     expect(a.address.handlePush(signedPush(sampleAddress({ version: 7, displayName: 'Now' }), keys)).result).toBe('applied');
-    expect(a.locs.handlePush(oldLocations).result).toBe('applied');
-    expect(a.locs.handlePush(locationsPush(locations(5))).result).toBe('applied');
+    expect((await a.locs.handlePush(oldLocations)).result).toBe('applied');
+    expect((await a.locs.handlePush(locationsPush(locations(5)))).result).toBe('applied');
     a.store.close();
     expect(JSON.parse(readFileSync(path.join(dir, REPLAY_FLOOR_FILE), 'utf8'))).toMatchObject({ address: 7, locations: 5 });
 
@@ -69,18 +70,18 @@ describe('the anti-replay floor across a reset of a corrupt store', () => {
     expect(b.store.getAddress()).toBeNull();
     // Replays of what the phone applied before the reset.
     expect(b.address.handlePush(oldAddress)).toMatchObject({ result: 'rejected', code: 'stale-version' });
-    expect(b.locs.handlePush(oldLocations)).toMatchObject({ result: 'rejected', reason: expect.stringMatching(/older than 5/) });
+    expect(await b.locs.handlePush(oldLocations)).toMatchObject({ result: 'rejected', reason: expect.stringMatching(/older than 5/) });
     // The server's current versions (it pushes again on address/state version 0).
     expect(b.address.handlePush(signedPush(sampleAddress({ version: 7, displayName: 'Now' }), keys)).result).toBe('applied');
-    expect(b.locs.handlePush(locationsPush(locations(5))).result).toBe('applied');
+    expect((await b.locs.handlePush(locationsPush(locations(5)))).result).toBe('applied');
     b.store.close();
   });
 
-  it('an agent from before the floor file: the floor is seeded from the store at open, or salvaged from the corrupt file', () => {
+  it('an agent from before the floor file: the floor is seeded from the store at open, or salvaged from the corrupt file', async () => {
     const dir = tmp();
     const a = open(dir);
     a.address.handlePush(signedPush(sampleAddress({ version: 4 }), keys));
-    a.locs.handlePush(locationsPush(locations(6)));
+    await a.locs.handlePush(locationsPush(locations(6)));
     a.store.close();
     rmSync(path.join(dir, REPLAY_FLOOR_FILE));
     // Seeded at the next open from what the store holds.

@@ -103,7 +103,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     } else if (cmd.cmd === 'select') {
       out({ t: 'selected', result: parts.service.select(cmd.id!) });
     } else if (cmd.cmd === 'locations') {
-      out({ t: 'locations', result: parts.handleLocationsPush(cmd.payload!) });
+      void parts.handleLocationsPush(cmd.payload!).then((result) => out({ t: 'locations', result }));
     } else if (cmd.cmd === 'list') {
       out({ t: 'list', result: parts.service.list(), best: parts.service.best(), writes: store.writes });
     } else if (cmd.cmd === 'key') {

@@ -1,0 +1,32 @@
+// Worker thread entry: verifies 'locations/set' pushes off the agent's main
+// thread (see locations-verify.ts). Stateless: one request in, one answer out.
+// Loaded from dist/ as a file, or, in the single-executable ARM bundle, from
+// the code string the bundle carries (agent/location/locations-worker-script.ts).
+import os from 'node:os';
+import { parentPort, workerData } from 'node:worker_threads';
+import { publicKeyFromText } from '../../provisioning/protocol/signing.js';
+import { verifyLocationsPush } from './locations-verify.js';
+import type { WorkerReply, WorkerRequest, WorkerSetup } from './locations-verifier.js';
+
+const setup = workerData as WorkerSetup;
+// A push can wait, a keypad digit cannot: this thread yields the CPU to the agent's main
+// thread (and its GC). On Linux nice is per thread; pid 0 is the calling thread. Raising
+// one's own nice needs no privilege; where it is refused the worker runs at the agent's.
+let niceRefused: string | null = null;
+try {
+  os.setPriority(0, 19);
+} catch (err) {
+  niceRefused = (err as Error).message;
+}
+const serverKey = publicKeyFromText(setup.serverPublicKey);
+
+parentPort!.on('message', (req: WorkerRequest) => {
+  let reply: WorkerReply;
+  try {
+    reply = { id: req.id, outcome: verifyLocationsPush(req.payload, { deviceId: setup.deviceId, serverKey, current: req.current }), ...(niceRefused ? { niceRefused } : {}) };
+  } catch (err) {
+    // A bug here must answer, or the push would wait for ever; the main thread reports it.
+    reply = { id: req.id, error: (err as Error).stack ?? String(err) };
+  }
+  parentPort!.postMessage(reply);
+});

@@ -1,0 +1,110 @@
+// The locations worker thread: its protocol (answers by id, in order), its
+// verdicts, and what happens when it fails (to load, out of memory, closed).
+// The worker runs as the agent runs it: from a file (dist/) and from a code
+// string (the single-executable ARM bundle, built here the way build-arm does).
+import path from 'node:path';
+import { build } from 'esbuild';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { LocationsVerifierError, WorkerLocationsVerifier, type WorkerScript } from '../../../agent/location/locations-verifier.js';
+import type { VerifiedLocations } from '../../../agent/location/locations-verify.js';
+import type { LocationsDocument, RecommendedLocation } from '../../../provisioning/protocol/locations.js';
+import { signDocument } from '../../../provisioning/protocol/signing.js';
+import { sampleAddress, testKeys } from '../../helpers/address.js';
+import { bundleEntry, REPO_ROOT } from '../../helpers/bundle.js';
+import { silentLog } from '../../helpers/log.js';
+
+const keys = testKeys();
+const loc = (i: number): RecommendedLocation => ({ id: `loc-${i}`, code: `C${i}`, name: `Location ${i}`, civic: { ...sampleAddress().civic, ROOM: String(i) }, cidrs: [`10.${(i >> 8) & 255}.${i & 255}.0/24`] });
+const doc = (version: number, n = 1, over: Partial<LocationsDocument> = {}): LocationsDocument => ({
+  v: 1,
+  deviceId: 'phone-1',
+  version,
+  issuedAt: '2026-11-22T07:00:00Z',
+  recommendations: true,
+  assignedLocationId: null,
+  locations: Array.from({ length: n }, (_, i) => loc(i)),
+  ...over,
+});
+const push = (d: LocationsDocument, k = keys) => Buffer.from(JSON.stringify({ v: 1, doc: d, sig: signDocument(d, k.privateKey) }));
+
+let fileScript: WorkerScript;
+let codeScript: WorkerScript;
+const open: WorkerLocationsVerifier[] = [];
+function verifier(script: WorkerScript, maxHeapMb?: number) {
+  const v = new WorkerLocationsVerifier({ script, deviceId: 'phone-1', serverPublicKey: keys.pair.publicKey, log: silentLog(), ...(maxHeapMb ? { maxHeapMb } : {}) });
+  open.push(v);
+  return v;
+}
+
+beforeAll(async () => {
+  fileScript = { kind: 'file', url: await bundleEntry('agent/location/locations-worker.ts', 'locations-worker') };
+  // As scripts/build-arm.mjs carries it: one CommonJS string, every package inside, built-ins only outside.
+  const out = await build({
+    entryPoints: [path.join(REPO_ROOT, 'agent/location/locations-worker.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20.11',
+    minify: true,
+    write: false,
+    logLevel: 'error',
+  });
+  codeScript = { kind: 'code', code: out.outputFiles[0]!.text };
+}, 60_000);
+
+afterEach(async () => {
+  for (const v of open.splice(0)) await v.close();
+});
+
+describe('the locations worker', () => {
+  for (const kind of ['file', 'code'] as const) {
+    it(`verifies in a worker thread loaded from a ${kind}: applies, unchanged, forged, malformed, wrong device, too large`, async () => {
+      const v = verifier(kind === 'file' ? fileScript : codeScript);
+      const ok = (await v.verify(push(doc(3, 600)), null)) as Extract<VerifiedLocations, { result: 'apply' }>;
+      expect(v.running).toBe(true);
+      expect(ok).toMatchObject({ ok: true, result: 'apply', version: 3, count: 600, head: { version: 3, deviceId: 'phone-1' } });
+      expect(ok.parts.flatMap((p) => JSON.parse(p) as unknown[])).toEqual(doc(3, 600).locations);
+      expect(await v.verify(push(doc(3, 600)), { version: 3, hash: ok.hash })).toEqual({ ok: true, result: 'unchanged', version: 3, hash: ok.hash });
+      expect(await v.verify(push(doc(2)), { version: 3, hash: ok.hash })).toMatchObject({ ok: false, code: 'stale-version' });
+      expect(await v.verify(push(doc(4), testKeys()), null)).toMatchObject({ ok: false, code: 'bad-signature' });
+      expect(await v.verify(push(doc(4, 1, { deviceId: 'phone-9' })), null)).toMatchObject({ ok: false, code: 'wrong-device' });
+      expect(await v.verify(Buffer.from('{"v":1,"doc":'), null)).toMatchObject({ ok: false, code: 'invalid-json' });
+      expect(await v.verify(Buffer.alloc(2 * 1024 * 1024 + 1, 0x20), null)).toMatchObject({ ok: false, code: 'too-large' });
+    });
+  }
+
+  it('answers each request by its id, in the order asked', async () => {
+    const v = verifier(fileScript);
+    const asked = [5, 1, 9, 2].map((n) => v.verify(push(doc(n, n * 40)), null));
+    const answers = await Promise.all(asked);
+    expect(answers.map((a) => a.ok && a.version)).toEqual([5, 1, 9, 2]);
+  });
+
+  it('a worker that runs out of memory fails that push alone; the next push gets a new worker', async () => {
+    // A heap too small for a 2 MiB document: the thread dies, the agent's heap is untouched.
+    const v = verifier(fileScript, 10);
+    const wide = doc(1, 5000);
+    for (const l of wide.locations) l.cidrs.push('10.200.0.0/16', '2001:db8:1234::/48', '192.0.2.0/24');
+    const big = push(wide);
+    expect(big.length).toBeGreaterThan(1024 * 1024);
+    await expect(v.verify(big, null)).rejects.toBeInstanceOf(LocationsVerifierError);
+    expect(await v.verify(push(doc(2)), null)).toMatchObject({ ok: true, result: 'apply', version: 2 });
+  });
+
+  it('a worker that cannot load rejects with a typed error, each time it is asked', async () => {
+    const v = verifier({ kind: 'code', code: 'throw new Error("broken worker")' });
+    await expect(v.verify(push(doc(1)), null)).rejects.toThrow(/broken worker/);
+    await expect(v.verify(push(doc(1)), null)).rejects.toBeInstanceOf(LocationsVerifierError);
+  });
+
+  it('close() rejects what is waiting and ends the thread; nothing is asked after', async () => {
+    const v = verifier(fileScript);
+    const waiting = v.verify(push(doc(1, 3000)), null).catch((err: Error) => err);
+    await v.close();
+    expect(await waiting).toBeInstanceOf(LocationsVerifierError);
+    expect(String(await waiting)).toMatch(/closed/);
+    expect(v.running).toBe(false);
+    await expect(v.verify(push(doc(1)), null)).rejects.toThrow(/closed/);
+  });
+});
+
