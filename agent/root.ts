@@ -6,13 +6,14 @@
 // (permission, full disk, busy: typed StoreErrors), the core runs alone, events
 // are held in memory, and the store is tried again with backoff; once it opens,
 // the held events are written and the rest of the agent starts.
+import { readFileSync } from 'node:fs';
 import type { Logger } from './log.js';
 import { named } from './log.js';
 import type { AgentConfig } from './config.js';
 import type { HostPaths } from '../hal/host.js';
 import { Store } from './store/store.js';
 import { AddressBook } from './address/address-book.js';
-import { eventFactory, type EventFactory } from './events/events.js';
+import { eventFactory, procPhoneClock, type EventFactory } from './events/events.js';
 import { OutboxDrainer } from './link/outbox-drainer.js';
 import { MqttLink, type InboundHandlers } from './link/link.js';
 import { ControlServer } from './control/control-server.js';
@@ -33,6 +34,7 @@ import type { Handset } from '../hal/handset.js';
 import { LocationParts } from './location/parts.js';
 import type { LocationService } from './location/service.js';
 import { registerLocationControl } from './location/control.js';
+import { guardedStore } from './store/guarded-store.js';
 import { WorkerLocationsVerifier, type WorkerScript } from './location/locations-verifier.js';
 import { locationsWorkerScript } from './location/locations-worker-script.js';
 import type { InventoryWorkerScript } from '../hal/inventory/inventory.js';
@@ -101,6 +103,12 @@ export class Agent {
   private suppressedRejects = 0;
   /** Parts not needed for 911 that failed to start, waiting for their next try. */
   private readonly partTimers = new Map<string, NodeJS.Timeout>();
+  /** Parts that failed while running: attempts, and until when a repeat is only counted (backoff). */
+  private readonly runningFailures = new Map<string, { attempt: number; quietUntil: number; unreported: number }>();
+  /** The end of the window after a 911, not yet on disk (store away or full): written with the held events. */
+  private pendingSuppressUntil: number | null = null;
+  /** The latest address push not yet stored (its store write failed): tried again with backoff. */
+  private pendingAddressPush: Buffer | string | null = null;
 
   constructor(private readonly deps: AgentDeps) {
     this.held = new HeldEvents(named(deps.log, 'store'));
@@ -141,7 +149,7 @@ export class Agent {
   private buildCore(): Core {
     const { config, log, env, host } = this.deps;
     const now = this.deps.now ?? (() => new Date());
-    const newEvent = eventFactory(config.deviceId, now);
+    const newEvent = eventFactory(config.deviceId, now, procPhoneClock(host.proc, (p) => readFileSync(p, 'utf8')));
     const serverKey = publicKeyFromText(config.serverPublicKey);
     const journal = new StoreEmergencyJournal({
       store: () => this.store,
@@ -175,6 +183,7 @@ export class Agent {
         return { state: 'stopped', url: null, connectedAt: null, connects: 0, lastError: 'the store is unavailable: the link waits for it', backlog: this.held.size, inFlight: 0 };
       },
       testNumber: config.emergency.numbers.find((n) => n.kind === 'test')?.digits ?? '933',
+      onPartFailed: (part, err) => this.partFailed(part, err),
       ...(this.deps.now ? { now: this.deps.now } : {}),
       ...(this.deps.handset !== undefined ? { handset: this.deps.handset } : {}),
       // Diagnostics read the network service (built with the store) at check time.
@@ -281,7 +290,25 @@ export class Agent {
       this.deps.log.warn({ emergencyEvents, others }, 'events held in memory are now stored');
       this.parts?.drainer.wake();
     }
-    return core.journal.pendingCount === 0 && this.held.size === 0;
+    this.saveSuppression();
+    return core.journal.pendingCount === 0 && this.held.size === 0 && this.pendingSuppressUntil === null;
+  }
+
+  /**
+   * Writes the window's end for a restart. The window itself runs in memory (monotonic);
+   * while the store cannot take the write, it waits here and goes with the held events.
+   */
+  private saveSuppression(): void {
+    const until = this.pendingSuppressUntil;
+    if (until === null || !this.store) return;
+    try {
+      this.store.setSetting(SUPPRESS_KEY, String(until));
+      this.pendingSuppressUntil = null;
+    } catch (err) {
+      if (!(err instanceof StoreError)) throw err;
+      this.partFailed('emergency-window', err);
+      this.scheduleRetry();
+    }
   }
 
   /** Records an event for the server: the outbox, or memory when the store cannot take it. */
@@ -344,7 +371,8 @@ export class Agent {
       config: config.network,
       host,
       log,
-      store,
+      // A failed write there (a full disk) is reported and its event held, never thrown into an event callback.
+      store: guardedStore(store, { onFailure: (err) => this.partFailed('location', err), hold: (e) => this.record(e) }),
       deviceId: config.deviceId,
       serverKey,
       locationsVerifier,
@@ -356,6 +384,8 @@ export class Agent {
       alerts: { raise: (a) => front.alerts?.raise(a), clear: (id) => front.alerts?.clear(id) },
     });
     this.parts = { store, addressBook, drainer, link, location, locationsVerifier };
+    // lldpd and lldpcli are started again by LldpAgent itself (same backoff); the agent reports each death.
+    location.lldp?.on('helper-exited', (e) => this.partFailed('lldp', new Error(`${e.helper} exited (${e.signal ?? `code ${e.code}`})`), e.retryInMs));
 
     const address = addressBook.current();
     // Milliseconds each part took to start, in the 'agent ready' line: where start-up goes.
@@ -408,7 +438,7 @@ export class Agent {
     } catch (err) {
       const { minMs, maxMs } = this.deps.config.recovery;
       const retryInMs = Math.min(maxMs, minMs * 2 ** Math.min(attempt - 1, 20));
-      this.deps.log.error({ err, part, attempt, retryInMs }, 'part failed to start: the agent goes on without it, and tries again');
+      this.deps.log.error({ err, part, attempt, retryInMs }, 'part failed: the agent goes on without it, and tries again');
       if (this.core) this.record(this.core.newEvent('part-failed', { part, reason: (err as Error).message, attempt, retryInMs }));
       const timer = setTimeout(() => {
         this.partTimers.delete(part);
@@ -416,6 +446,50 @@ export class Agent {
       }, retryInMs);
       this.partTimers.set(part, timer);
     }
+  }
+
+  /**
+   * A part not needed for 911 failed while running (a store write, a helper that died).
+   * Logged and reported as part-failed; repeats within the backoff (doubling from
+   * recovery.minMs to recovery.maxMs) are only counted, so a failing disk does not
+   * flood the outbox. The part itself retries (its next write, LldpAgent's restart).
+   */
+  private partFailed(part: string, err: unknown, retryInMs?: number): void {
+    const { minMs, maxMs } = this.deps.config.recovery;
+    const now = performance.now();
+    const f = this.runningFailures.get(part) ?? { attempt: 0, quietUntil: 0, unreported: 0 };
+    this.runningFailures.set(part, f);
+    // Quiet for a whole maxMs past the last backoff: a new failure starts the backoff again.
+    if (now > f.quietUntil + maxMs) f.attempt = 0;
+    f.attempt++;
+    if (now < f.quietUntil) {
+      f.unreported++;
+      return;
+    }
+    const wait = retryInMs ?? Math.min(maxMs, minMs * 2 ** Math.min(f.attempt - 1, 20));
+    f.quietUntil = now + wait;
+    const since = f.unreported;
+    f.unreported = 0;
+    this.deps.log.error({ err, part, attempt: f.attempt, retryInMs: wait, unreportedSinceLast: since }, 'part failed while running: the agent goes on');
+    if (this.core) {
+      this.record(this.core.newEvent('part-failed', { part, reason: (err as Error).message, attempt: f.attempt, retryInMs: wait, phase: 'running', unreportedSinceLast: since }));
+    }
+  }
+
+  /** Applies the latest address push; a store error throws (startPart retries it with backoff). */
+  private async applyAddressPush(): Promise<void> {
+    const payload = this.pendingAddressPush;
+    if (payload === null) return;
+    const p = this.require();
+    const outcome = p.addressBook.handlePush(payload);
+    this.pendingAddressPush = null;
+    if (outcome.result !== 'rejected') p.link.publishRetained('address/state', addressState(outcome.address));
+    if (outcome.result === 'applied') {
+      this.core?.emergency.setAddress(outcome.address);
+      this.core?.front.addressChanged(outcome.address);
+      p.location.service.addressChanged();
+    }
+    p.drainer.wake();
   }
 
   async stop(): Promise<void> {
@@ -436,7 +510,10 @@ export class Agent {
     if (core.started.front) await core.front.stop();
     // Writes an emergency event still waiting, before the store closes.
     if (core.started.emergency) await core.emergency.stop();
-    if (parts) parts.drainer.flushAcks();
+    if (parts) {
+      parts.drainer.flushAcks();
+      parts.drainer.close();
+    }
     const lost = core.journal.pendingCount + this.held.size;
     if (lost > 0) this.deps.log.error({ emergencyEvents: core.journal.pendingCount, others: this.held.size }, 'stopping with events the store never took: they are lost');
     this.store?.close();
@@ -524,7 +601,10 @@ export class Agent {
           const v = Number(this.store?.getSetting(SUPPRESS_KEY));
           return Number.isFinite(v) && v > 0 ? v : null;
         },
-        save: (until) => void this.store?.setSetting(SUPPRESS_KEY, String(until)),
+        save: (until) => {
+          this.pendingSuppressUntil = until;
+          this.saveSuppression();
+        },
       },
     });
   }
@@ -559,19 +639,19 @@ export class Agent {
   private inboundHandlers(): InboundHandlers {
     return {
       addressSet: (payload) => {
-        const p = this.require();
-        const outcome = p.addressBook.handlePush(payload);
-        if (outcome.result !== 'rejected') p.link.publishRetained('address/state', addressState(outcome.address));
-        if (outcome.result === 'applied') {
-          this.core?.emergency.setAddress(outcome.address);
-          this.core?.front.addressChanged(outcome.address);
-          p.location.service.addressChanged();
-        }
-        p.drainer.wake();
+        // The latest push wins; a store write that fails is reported and tried again with backoff.
+        this.pendingAddressPush = payload;
+        void this.startPart('address', () => this.applyAddressPush());
       },
       configSet: (value) => {
         const p = this.require();
-        for (const [key, v] of Object.entries(value.settings)) p.store.setSetting(`server.${key}`, JSON.stringify(v));
+        try {
+          for (const [key, v] of Object.entries(value.settings)) p.store.setSetting(`server.${key}`, JSON.stringify(v));
+        } catch (err) {
+          // A full disk: reported; the server's next config/set carries the settings again.
+          if (!(err instanceof StoreError)) throw err;
+          this.partFailed('config', err);
+        }
       },
       command: async (name) => {
         const p = this.require();

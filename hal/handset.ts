@@ -71,6 +71,11 @@ export interface Handset extends Display, Leds {
   tone(tone: Tone, durationMs?: number): void;
   stopTone(): void;
   status(): HandsetStatus;
+  /**
+   * The link to the keypad and display was lost while running (the serial port went away);
+   * the backend reopens it by itself. For the agent's report. Returns an unsubscribe function.
+   */
+  onLinkLost?(fn: (reason: string) => void): () => void;
   start(): Promise<void>;
   stop(): Promise<void>;
 }

@@ -81,6 +81,9 @@ export class AddressBook {
 
     const hash = documentHash(doc);
     const current = this.current();
+    // Also with no address on file (a reset of a corrupt store): what was applied before it still counts.
+    const floor = this.deps.store.replayFloor('address');
+    if (doc.version < floor && (!current || current.version < floor)) reject('stale-version', `version ${doc.version} is older than ${floor}, applied before the store was reset`);
     if (current) {
       if (doc.version < current.version) reject('stale-version', `version ${doc.version} is older than applied ${current.version}`);
       if (doc.version === current.version) {

@@ -23,6 +23,8 @@ import { EmergencyNotice, type NoticeStore } from './notice.js';
 export type FrontPanelStore = NoticeStore & Pick<Store, 'lastDiagnostics' | 'saveDiagnostics'>;
 
 export interface FrontPanelDeps {
+  /** A part here failed while running (the handset's port went away, the inventory failed): the agent reports it. */
+  onPartFailed?: (part: 'handset' | 'inventory', err: Error) => void;
   handsetConfig: HandsetConfig;
   diagnosticsConfig: DiagnosticsConfig;
   deviceId: string;
@@ -83,7 +85,12 @@ export class FrontPanel {
       testCallTimeoutMs: d.testCallTimeoutMs,
       ...(deps.testNumber ? { testNumber: deps.testNumber } : {}),
     });
-    this.inventory = new InventoryCache({ log: named(deps.log, 'inventory'), delayMs: d.inventoryDelayMs, gather: () => gatherInWorker(deps.inventoryWorker) });
+    this.inventory = new InventoryCache({
+      log: named(deps.log, 'inventory'),
+      delayMs: d.inventoryDelayMs,
+      gather: () => gatherInWorker(deps.inventoryWorker),
+      onFailure: (err) => deps.onPartFailed?.('inventory', err),
+    });
   }
 
   /** After the emergency path: the keypad can dial 911 from here on. */
@@ -116,6 +123,8 @@ export class FrontPanel {
         deviceLabel: this.deps.deviceId,
       });
       this.ui.start();
+      // The backend reopens its port by itself; the agent reports each loss.
+      this.handset.onLinkLost?.((reason) => this.deps.onPartFailed?.('handset', new Error(reason)));
       await this.handset.start();
     }
     this.inventory.start();

@@ -11,9 +11,12 @@
 // emergency and test-call events wait for the server; the rest go on PUBACK.
 import type { Logger } from '../log.js';
 import type { OutboxRow, Store } from '../store/store.js';
+import { StoreError } from '../errors.js';
 import { PROTECTED_EVENT_TYPES, type EventType } from '../../provisioning/protocol/messages.js';
 
 const ACK_FLUSH_MS = 20;
+/** A removal the store refused (a full disk) is tried again after this. */
+const ACK_RETRY_MS = 1000;
 /** Rows read from SQLite per query: one query feeds several window refills. */
 const READ_AHEAD = 256;
 
@@ -36,6 +39,13 @@ export class OutboxDrainer {
   /** Rows not to send yet: an emergency event between its first write and its completion. */
   private readonly held = new Set<number>();
   private resendTimer: NodeJS.Timeout | null = null;
+  /**
+   * Ids the server confirmed whose rows the store could not remove yet (a full disk): removed
+   * on the next try. Dropping them instead would strand their rows until the next reconnect
+   * (no longer awaited, already passed by the cursor), and the outbox would never drain.
+   */
+  private unremoved: string[] = [];
+  private ackRetryTimer: NodeJS.Timeout | null = null;
   /** Events acknowledged since start, for status and benchmarks. */
   delivered = 0;
   /** Emergency events the server confirmed since start. */
@@ -67,11 +77,39 @@ export class OutboxDrainer {
   serverAck(ids: readonly string[]): void {
     const set = new Set(ids);
     for (const [seq, w] of this.awaitingServer) if (set.has(w.id)) this.awaitingServer.delete(seq);
-    // Counted from the rows removed: an ack may arrive while its event is being sent again.
-    this.confirmed += this.store.ackEventsById(ids).emergency;
     if (this.awaitingServer.size === 0 && this.resendTimer) {
       clearTimeout(this.resendTimer);
       this.resendTimer = null;
+    }
+    this.removeConfirmed([...this.unremoved.splice(0), ...ids]);
+  }
+
+  /** At stop, after the last flushAcks(): no retry may run against a closed store. */
+  close(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.ackRetryTimer) clearTimeout(this.ackRetryTimer);
+    if (this.resendTimer) clearTimeout(this.resendTimer);
+    this.flushTimer = this.ackRetryTimer = this.resendTimer = null;
+    this.publish = null;
+  }
+
+  /** Removes the rows of confirmed events; what the store refuses waits for the next try. */
+  private removeConfirmed(ids: string[]): void {
+    if (ids.length === 0) return;
+    try {
+      // Counted from the rows removed: an ack may arrive while its event is being sent again.
+      this.confirmed += this.store.ackEventsById(ids).emergency;
+    } catch (err) {
+      if (!(err instanceof StoreError)) throw err;
+      this.unremoved.push(...ids);
+      this.log.warn({ err: err.message, events: this.unremoved.length }, 'confirmed events cannot be removed from the outbox yet: trying again');
+      if (!this.ackRetryTimer) {
+        this.ackRetryTimer = setTimeout(() => {
+          this.ackRetryTimer = null;
+          this.removeConfirmed(this.unremoved.splice(0));
+        }, ACK_RETRY_MS);
+        this.ackRetryTimer.unref?.();
+      }
     }
   }
 
@@ -120,7 +158,16 @@ export class OutboxDrainer {
     if (this.acked.length === 0) return;
     const seqs = this.acked;
     this.acked = [];
-    this.store.ackEvents(seqs);
+    this.removeConfirmed(this.unremoved.splice(0));
+    try {
+      this.store.ackEvents(seqs);
+    } catch (err) {
+      // A full disk: kept for the next flush (from a timer, a throw here would stop the agent).
+      if (!(err instanceof StoreError)) throw err;
+      this.acked = [...seqs, ...this.acked];
+      this.log.warn({ err: err.message, events: this.acked.length }, 'delivered events cannot be removed from the outbox yet: trying again');
+      if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flushAcks(), ACK_RETRY_MS);
+    }
   }
 
   private fill(): void {

@@ -59,14 +59,19 @@ export class HeldPoller extends EventEmitter<{ update: [HeldAnswer | null] }> {
     const r = await heldRequest({ url: this.opts.url, responseTimeMs: this.opts.responseTimeMs, ...(this.opts.fetch ? { fetch: this.opts.fetch } : {}) });
     this.inFlight = false;
     if (this.stopped) return;
-    if (r.ok) {
-      this.lastError = null;
-      this.set({ ...r, url: this.opts.url });
-    } else {
-      // A LIS that says it cannot locate us withdraws its old answer; a transport error keeps it.
-      if (this.lastError?.code !== r.code) this.opts.log.warn({ code: r.code, message: r.message, url: this.opts.url }, 'HELD request failed');
-      this.lastError = { code: r.code, message: r.message };
-      if (r.code === 'notLocatable' || r.code === 'locationUnknown') this.set(null);
+    try {
+      if (r.ok) {
+        this.lastError = null;
+        this.set({ ...r, url: this.opts.url });
+      } else {
+        // A LIS that says it cannot locate us withdraws its old answer; a transport error keeps it.
+        if (this.lastError?.code !== r.code) this.opts.log.warn({ code: r.code, message: r.message, url: this.opts.url }, 'HELD request failed');
+        this.lastError = { code: r.code, message: r.message };
+        if (r.code === 'notLocatable' || r.code === 'locationUnknown') this.set(null);
+      }
+    } catch (err) {
+      // A listener that failed (a store write, say) must not stop the polling: the next round runs as planned.
+      this.opts.log.error({ err }, 'HELD answer listener failed');
     }
     if (this.again) {
       this.again = false;

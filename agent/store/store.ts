@@ -11,6 +11,7 @@ import { statementCache } from './statements.js';
 import type { AddressDocument } from '../../provisioning/protocol/address.js';
 import { PROTECTED_EVENT_TYPES, type EventPayload } from '../../provisioning/protocol/messages.js';
 import type { NoticeState } from '../handset/notice.js';
+import { ReplayFloor, type FloorKind } from './replay-floor.js';
 
 export interface StoredAddress {
   doc: AddressDocument;
@@ -77,6 +78,8 @@ export class Store {
   private readonly stmts;
   /** Statements used outside the constructor's set, prepared on first use. */
   private readonly stmt: (sql: string) => Database.Statement;
+  /** Highest versions applied, in a file that outlives a reset of a corrupt store. */
+  private readonly floor: ReplayFloor;
 
   constructor(opts: StoreOptions) {
     this.log = opts.log;
@@ -88,6 +91,7 @@ export class Store {
     let incident: StoreIncident | null = null;
     let db: Database.Database;
     if (!opts.memory) makeDataDir(opts.dataDir);
+    this.floor = new ReplayFloor(opts.dataDir, this.log);
     try {
       db = openAndMigrate(this.path, migrations, opts.nativeBinding);
     } catch (e) {
@@ -106,6 +110,7 @@ export class Store {
         throw classifyStoreError(moveErr, `store corrupt and cannot be moved aside to ${keptAs}`);
       }
       incident = { at: this.now().toISOString(), reason: err.message, keptAs };
+      this.salvageFloor(keptAs, opts.nativeBinding);
       try {
         db = openAndMigrate(this.path, migrations, opts.nativeBinding);
       } catch (err2) {
@@ -153,6 +158,44 @@ export class Store {
     // Emergency events begun before a crash (their INVITE may have gone): into the outbox, as begun.
     this.recoveredEmergencyEvents = this.recoverBegun();
     this.outboxCount = (this.stmts.countOutbox.get() as { n: number }).n;
+    // The floor file of an agent from before it existed starts from what this store holds.
+    this.floor.raise('address', this.getAddress()?.version ?? 0);
+    this.floor.raise('locations', this.storedLocationsVersion(db));
+  }
+
+  /**
+   * The lowest version a signed push of this kind may carry: the highest ever applied here,
+   * even before a reset of a corrupt store (an older one is a replay).
+   */
+  replayFloor(kind: FloorKind): number {
+    return this.floor.get(kind);
+  }
+
+  /** A push of this kind and version was applied (the address raises its own in applyAddress). */
+  raiseReplayFloor(kind: FloorKind, version: number): void {
+    this.floor.raise(kind, version);
+  }
+
+  /** The applied locations document's version (JSON in settings), read by SQLite without parsing the whole document here. */
+  private storedLocationsVersion(db: Database.Database): number {
+    const row = db.prepare("SELECT json_extract(value, '$.version') AS v FROM settings WHERE key = 'locations.doc' AND json_valid(value)").get() as { v: unknown } | undefined;
+    return typeof row?.v === 'number' ? row.v : 0;
+  }
+
+  /** Best effort: the versions a corrupt file still yields raise the floor (a file from before the floor file, say). */
+  private salvageFloor(file: string, nativeBinding?: string): void {
+    try {
+      const old = new Database(file, { readonly: true, fileMustExist: true, ...(nativeBinding ? { nativeBinding } : {}) });
+      try {
+        const a = old.prepare('SELECT version FROM address WHERE id = 1').get() as { version: unknown } | undefined;
+        if (typeof a?.version === 'number') this.floor.raise('address', a.version);
+        this.floor.raise('locations', this.storedLocationsVersion(old));
+      } finally {
+        old.close();
+      }
+    } catch (err) {
+      this.log.warn({ err, file }, 'nothing salvaged from the corrupt store: the replay floor file holds the versions');
+    }
   }
 
   health(): StoreHealth {
@@ -202,6 +245,7 @@ export class Store {
       this.stmts.pruneHistory.run(HISTORY_KEEP);
       this.insertEvent(event);
     });
+    this.floor.raise('address', a.version);
     return stored;
   }
 
@@ -293,6 +337,14 @@ export class Store {
     this.transaction(() => {
       this.outboxCount -= this.stmts.deleteOutbox.run(JSON.stringify(seqs)).changes;
     });
+  }
+
+  private recountOutbox(): void {
+    try {
+      this.outboxCount = (this.stmts.countOutbox.get() as { n: number }).n;
+    } catch (err) {
+      this.log.warn({ err }, 'outbox count not read again after a failed write');
+    }
   }
 
   outboxBacklog(): number {
@@ -413,7 +465,15 @@ export class Store {
   }
 
   private transaction(fn: () => void): void {
-    this.db.transaction(fn)();
+    try {
+      this.db.transaction(fn)();
+    } catch (err) {
+      // Rolled back: the outbox count fn may have moved is read again (a full disk still reads).
+      this.recountOutbox();
+      // SQLite's failures (a full disk, an I/O error) as the typed store errors; anything else as it is.
+      if (String((err as { code?: unknown })?.code ?? '').startsWith('SQLITE_')) throw classifyStoreError(err, `store write failed (${this.path})`);
+      throw err;
+    }
     this.writes++;
   }
 }

@@ -120,11 +120,25 @@ export class InventoryCache {
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly deps: { log: Logger; delayMs: number; gather?: () => Promise<Raw>; now?: () => Date },
+    private readonly deps: {
+      log: Logger;
+      delayMs: number;
+      gather?: () => Promise<Raw>;
+      now?: () => Date;
+      /** A failed gathering is tried again after this, doubling up to retryMaxMs (defaults 60 s, 1 h). */
+      retryMinMs?: number;
+      retryMaxMs?: number;
+      /** Told of each failed gathering (the agent reports it as part-failed). */
+      onFailure?: (err: Error) => void;
+    },
   ) {}
+  /** Failed gatherings in a row: the backoff of the next try. */
+  private failures = 0;
+  private stopped = false;
 
   /** Gathers once, delayMs from now; the timer never keeps the process alive. */
   start(): void {
+    this.stopped = false;
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.refresh();
@@ -133,6 +147,7 @@ export class InventoryCache {
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }
@@ -147,9 +162,20 @@ export class InventoryCache {
       const raw = await (this.deps.gather ?? gatherInWorker)();
       this.value = { state: 'ready', inventory: toInventory(raw, (this.deps.now ?? (() => new Date()))(), performance.now() - t0) };
       this.deps.log.info({ ms: Math.round(performance.now() - t0) }, 'system inventory gathered');
+      this.failures = 0;
     } catch (err) {
       this.value = { state: 'failed', error: (err as Error).message };
-      this.deps.log.warn({ err }, 'system inventory failed');
+      // Tried again with backoff (the worker may have died, the host been busy): never left failed for good.
+      const retryInMs = Math.min(this.deps.retryMaxMs ?? 3_600_000, (this.deps.retryMinMs ?? 60_000) * 2 ** Math.min(this.failures++, 20));
+      this.deps.log.warn({ err, retryInMs }, 'system inventory failed: tried again later');
+      this.deps.onFailure?.(err as Error);
+      if (!this.stopped && !this.timer) {
+        this.timer = setTimeout(() => {
+          this.timer = null;
+          void this.refresh();
+        }, retryInMs);
+        this.timer.unref();
+      }
     }
     return this.value;
   }

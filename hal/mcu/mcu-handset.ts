@@ -33,6 +33,7 @@ export class McuHandset implements Handset {
   private readonly keyListeners = new Set<KeyListener>();
   private readonly hookListeners = new Set<HookListener>();
   private readonly resizeListeners = new Set<() => void>();
+  private readonly linkLostListeners = new Set<(reason: string) => void>();
   private screen: Row[] = [];
   private readonly leds = new Map<LedId, { mode: LedMode; color: LedColor }>();
   private hook = false;
@@ -47,8 +48,9 @@ export class McuHandset implements Handset {
       transport: opts.transport,
       log: opts.log,
       onFrame: (f) => this.receive(f.type, f.payload),
-      onTransport: (up) => {
+      onTransport: (up, reason) => {
         if (up) this.greet();
+        else for (const fn of this.linkLostListeners) this.safely(() => fn(reason ?? 'the handset port went away'));
       },
       onResponsive: (r) => {
         opts.log.info({ responsive: r }, r ? 'MCU answering' : 'MCU not answering');
@@ -91,6 +93,11 @@ export class McuHandset implements Handset {
   onHook(fn: HookListener): () => void {
     this.hookListeners.add(fn);
     return () => this.hookListeners.delete(fn);
+  }
+
+  onLinkLost(fn: (reason: string) => void): () => void {
+    this.linkLostListeners.add(fn);
+    return () => this.linkLostListeners.delete(fn);
   }
 
   onResize(fn: () => void): () => void {

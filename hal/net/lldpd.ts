@@ -15,6 +15,8 @@ import { JsonObjectSplitter, parseNeighbors, parseWatchEvent, type LldpNeighbor 
 export interface LldpEvents {
   /** The whole current neighbour list, after any change. */
   neighbors: [LldpNeighbor[]];
+  /** A helper died while running; it is started again after retryInMs (the agent reports it). */
+  'helper-exited': [{ helper: 'lldpd' | 'lldpcli watch'; code: number | null; signal: string | null; retryInMs: number }];
 }
 
 export interface LldpAgentOptions {
@@ -93,7 +95,7 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
     }
     this.table.clear();
     for (const n of parseNeighbors(doc)) this.table.set(key(n), n);
-    this.emit('neighbors', this.neighbors());
+    this.emitNeighbors();
   }
 
   private command(bin: string, args: string[]): [string, string[]] {
@@ -128,6 +130,7 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
       if (child !== this.daemon || this.stopped) return;
       this.counters.daemonRestarts++;
       log.warn({ code, signal, stderr: stderr.trim().split('\n').slice(-3) }, 'lldpd exited; restarting');
+      this.helperExited('lldpd', code, signal);
       this.later(() => {
         this.startDaemon();
         void this.waitForSocket(5000).then(() => this.reload());
@@ -153,6 +156,7 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
       if (child !== this.watcher || this.stopped) return;
       this.counters.watchRestarts++;
       log.warn({ code, signal }, 'lldpcli watch exited; restarting');
+      this.helperExited('lldpcli watch', code, signal);
       this.later(() => {
         this.startWatch();
         void this.reload();
@@ -169,7 +173,7 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
       if (ev.kind === 'deleted') this.table.delete(key(n));
       else this.table.set(key(n), n);
     }
-    this.emit('neighbors', this.neighbors());
+    this.emitNeighbors();
   }
 
   /** lldpcli drops to the _lldpd user before it connects: a folder others cannot search hides the socket. */
@@ -180,6 +184,30 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
         this.opts.log.warn({ dir, socket: this.opts.socketPath }, 'lldpcli (running as _lldpd) cannot search this folder: LLDP will not be read');
         return;
       }
+    }
+  }
+
+  /**
+   * A listener that throws must not escape: from the watch's stdout handler it would be an
+   * uncaught exception (the agent exits), from reload() an unhandled rejection. Logged; the
+   * next change is delivered as usual.
+   */
+  private emitNeighbors(): void {
+    try {
+      this.emit('neighbors', this.neighbors());
+    } catch (err) {
+      this.opts.log.error({ err }, 'LLDP neighbours listener failed');
+    }
+  }
+
+  /** Tells the agent, before later() schedules the restart (the same delay). */
+  private helperExited(helper: 'lldpd' | 'lldpcli watch', code: number | null, signal: string | null): void {
+    const retryInMs = Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** Math.min(this.failures, 10));
+    try {
+      this.emit('helper-exited', { helper, code, signal, retryInMs });
+    } catch (err) {
+      // A listener's failure must not keep lldpd from being started again.
+      this.opts.log.error({ err, helper }, 'helper-exited listener failed');
     }
   }
 

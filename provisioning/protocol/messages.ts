@@ -74,6 +74,20 @@ export const eventSchema = z.strictObject({
   data: z.record(z.string(), z.unknown()),
 });
 
+/**
+ * In the data of events whose order keeps a phone's state (location-disagreement): the
+ * kernel's boot id and its monotonic clock in ms. Within one boot it orders events whatever
+ * the phone's wall clock did; across boots the server falls back to ts.
+ */
+export const phoneClockSchema = z.object({ boot: z.string().min(1).max(64), mono: z.number().nonnegative() });
+export type PhoneClock = z.infer<typeof phoneClockSchema>;
+
+/** The phone clock in an event's data, or null when absent or malformed. */
+export function phoneClockOf(data: unknown): PhoneClock | null {
+  const r = phoneClockSchema.safeParse((data as { phoneClock?: unknown } | null)?.phoneClock);
+  return r.success ? r.data : null;
+}
+
 export const locationSchema = z.strictObject({
   v: z.literal(1),
   ts,

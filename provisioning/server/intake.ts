@@ -11,7 +11,7 @@ import type { Notifier } from './notify/notifier.js';
 import { NOTIFIED_EVENT_TYPES } from './notify/notifier.js';
 import type { Bus } from './bus.js';
 import { emergencyFacts } from './notify/message.js';
-import type { EventPayload, SignedAddress } from '../protocol/messages.js';
+import { phoneClockOf, type EventPayload, type SignedAddress } from '../protocol/messages.js';
 import { locationDisagreementDataSchema, locationSelectedDataSchema } from '../protocol/locations.js';
 
 const AUDITED_EVENT_TYPES: ReadonlySet<string> = new Set(['emergency-call', 'test-call', 'address-rejected', 'location-mismatch', 'location-disagreement']);
@@ -138,7 +138,7 @@ export class PhoneIntake {
       const d = locationDisagreementDataSchema.safeParse(e.data);
       if (!d.success) log.warn({ deviceId: e.deviceId, eventId: e.id }, 'malformed location-disagreement event: kept, not applied');
       else {
-        const applied = repo.setDeviceDisagreement(e.deviceId, d.data.state === 'open' ? { ...e.data, eventId: e.id, ts: e.ts } : null, e.ts);
+        const applied = repo.setDeviceDisagreement(e.deviceId, d.data.state === 'open' ? { ...e.data, eventId: e.id, ts: e.ts } : null, e.ts, phoneClockOf(e.data));
         if (applied) bus.emit('phone', { deviceId: e.deviceId, change: 'disagreement' });
         else log.info({ deviceId: e.deviceId, eventId: e.id, state: d.data.state }, 'older location-disagreement event: the phone already reported a later state');
       }

@@ -35,6 +35,7 @@ export const COMPONENTS = [
   'python', // python3 plays systemd's NOTIFY_SOCKET
   'systemd', // systemd-analyze verifies the phone's unit
   'root', // root and setpriv: clients run as another user (control socket permissions)
+  'faketime', // libfaketime: a process's wall clock jumped a day without touching the host's (chaos-clock)
 ] as const;
 export type Component = (typeof COMPONENTS)[number];
 
@@ -97,6 +98,15 @@ export function armMissing(t: ArmTarget): string | null {
   return null;
 }
 
+/** libfaketime's thread-safe build (Debian: /usr/lib/<triplet>/faketime/), or null. */
+export function fakeTimeLibrary(): string | null {
+  for (const dir of ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib/arm-linux-gnueabihf', '/usr/lib', '/usr/local/lib']) {
+    const lib = path.join(dir, 'faketime', 'libfaketimeMT.so.1');
+    if (existsSync(lib)) return lib;
+  }
+  return null;
+}
+
 /** Why the host's unix-dgram addon (an optional dependency) cannot be used, or null. */
 export function unixDgramMissing(): string | null {
   try {
@@ -130,6 +140,7 @@ const PROBES: Record<Component, () => string | null> = {
   arm: () => ARM_TARGETS.map(armMissing).find((r) => r !== null) ?? unixDgramMissing(),
   python: () => (runs('python3', ['-c', '1']) ? null : 'python3 is not installed'),
   systemd: () => (existsSync('/usr/bin/systemd-analyze') ? null : 'systemd-analyze is not installed (Debian systemd)'),
+  faketime: () => (fakeTimeLibrary() ? null : 'libfaketime is not installed (Debian faketime)'),
   root: () => (process.getuid?.() !== 0 ? 'not running as root' : existsSync('/usr/bin/setpriv') ? null : 'setpriv is not installed (Debian util-linux)'),
 };
 

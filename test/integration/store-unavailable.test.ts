@@ -18,7 +18,7 @@ import { agentConfig, spawnAgent, waitFor, type AgentProcess } from '../helpers/
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { startSipp } from '../helpers/sip.js';
 import { freePort } from '../helpers/ports.js';
-import { testKeys } from '../helpers/address.js';
+import { sampleAddress, testKeys } from '../helpers/address.js';
 import { silentLog } from '../helpers/log.js';
 import { requires } from '../helpers/require.js';
 import { e911ctl, receivedInvites, staleBuild } from '../helpers/emergency.js';
@@ -111,7 +111,17 @@ describe.skipIf(gate.skip)('911 when the agent store cannot be used', () => {
   async function deliveredOnce(a: A) {
     await waitFor(() => callEvents(a).length > 0, 15_000, () => `no emergency-call at the server.\n${a.proc.output()}`);
     await waitFor(() => callEvents(a).some((e) => e.data.recorded === 'complete'), 15_000, () => a.proc.output());
-    await until(async () => ((await e911ctl(a.socketPath, 'status')).json.result as { outbox?: { backlog: number } }).outbox?.backlog === 0, 15_000, async () => JSON.stringify((await e911ctl(a.socketPath, 'status')).json.result.outbox) + a.proc.output());
+    const st = async () => (await e911ctl(a.socketPath, 'status')).json.result as { outbox?: { backlog: number }; link?: unknown };
+    // On failure: the phone's outbox and link, and the rows its database really holds.
+    await until(async () => (await st()).outbox?.backlog === 0, 15_000, async () => {
+      const s = await st();
+      const db = new Database(path.join(a.raw.dataDir as string, DB_FILE), { readonly: true });
+      try {
+        return `${JSON.stringify({ outbox: s.outbox, link: s.link, rows: db.prepare('SELECT seq, type FROM outbox').all() })}\n${a.proc.output()}`;
+      } finally {
+        db.close();
+      }
+    });
     expect(new Set(callEvents(a).map((e) => e.id)).size).toBe(1);
     const ev = callEvents(a).find((e) => e.data.recorded === 'complete')!;
     expect(ev.data).toMatchObject({ numberDialed: '911', placed: true });
@@ -150,6 +160,26 @@ describe.skipIf(gate.skip)('911 when the agent store cannot be used', () => {
     expect(callEvents(a)).toEqual([]);
     rmSync(path.join(mnt, 'filler'));
     await deliveredOnce(a);
+  });
+
+  it('a disk that fills while the agent runs: an address push whose write fails is reported and applied once space is freed; 911 goes out meanwhile', async () => {
+    const mnt = path.join(dir, 'fills');
+    mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt]);
+    mounts.push(mnt);
+    const a = await startAgent('fills', path.join(mnt, 'db'));
+    await until(async () => ((await e911ctl(a.socketPath, 'status')).json.result as { link: { state: string } }).link.state === 'online', 10_000);
+    spawnSync('dd', ['if=/dev/zero', `of=${path.join(mnt, 'filler')}`, 'bs=4k']);
+    await server.pushAddress(sampleAddress({ deviceId: a.deviceId, version: 3 }));
+    await waitFor(() => a.proc.output().includes('part failed'), 10_000, () => a.proc.output());
+    expect(a.proc.child.exitCode).toBeNull();
+    const address = async () => (await e911ctl(a.socketPath, 'status')).json.result as { address: { version: number } | null };
+    expect((await address()).address).toBeNull();
+    await call911(a);
+    rmSync(path.join(mnt, 'filler'));
+    await until(async () => (await address()).address?.version === 3, 15_000, () => a.proc.output());
+    await deliveredOnce(a);
+    await waitFor(() => received.some((e) => e.deviceId === a.deviceId && e.type === 'part-failed' && e.data.part === 'address'), 15_000, () => JSON.stringify(received.filter((e) => e.deviceId === a.deviceId).map((e) => e.type)));
   });
 
   it('a corrupt database: moved aside and reported, a fresh store, 911 goes out and is delivered', async () => {

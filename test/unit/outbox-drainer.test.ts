@@ -197,3 +197,47 @@ async function waitUntil(cond: () => boolean, ms = 2000): Promise<void> {
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+describe('outbox drainer on a full disk', () => {
+  it('a server ack whose removal the store refuses is kept and removed on the next try, never stranded', async () => {
+    const { StoreFullError } = await import('../../agent/errors.js');
+    const b = manualBroker();
+    const d = new OutboxDrainer(store, 64, silentLog(), 30_000, 'all');
+    drainers.push(d);
+    d.attach(b.publish);
+    for (const p of b.pending.splice(0)) p.ack();
+    await tick();
+    const ids = store.pendingEvents(0, 100).map((r) => r.id);
+    const real = store.ackEventsById.bind(store);
+    let refusals = 1;
+    store.ackEventsById = (x) => {
+      if (refusals-- > 0) throw new StoreFullError('store write failed: database or disk is full');
+      return real(x);
+    };
+    expect(() => d.serverAck(ids.slice(0, 10))).not.toThrow();
+    expect(store.outboxBacklog()).toBe(20);
+    // The next ack carries the refused ones along.
+    d.serverAck(ids.slice(10));
+    expect(store.outboxBacklog()).toBe(0);
+  });
+
+  it('removals refused on the timer are tried again later, not thrown (a throw there would stop the agent)', async () => {
+    const { StoreFullError } = await import('../../agent/errors.js');
+    const b = manualBroker();
+    const d = new OutboxDrainer(store, 64, silentLog(), 30_000, 'emergency');
+    drainers.push(d);
+    const real = store.ackEvents.bind(store);
+    let refusals = 1;
+    store.ackEvents = (x) => {
+      if (refusals-- > 0) throw new StoreFullError('store write failed: database or disk is full');
+      return real(x);
+    };
+    d.attach(b.publish);
+    for (const p of b.pending.splice(0)) p.ack();
+    await settle(); // the batched flush runs, and is refused
+    expect(store.outboxBacklog()).toBe(20);
+    await new Promise((r) => setTimeout(r, 1100)); // the retry
+    expect(store.outboxBacklog()).toBe(0);
+    d.close();
+  });
+});

@@ -23,8 +23,8 @@ export interface LinkOptions {
   log: Logger;
   /** Every delivered frame that is not an ACK, once per sequence number. */
   onFrame: (frame: Frame) => void;
-  /** The port came (back) up, or went down. */
-  onTransport?: (up: boolean) => void;
+  /** The port came (back) up, or went down (with the transport's reason). */
+  onTransport?: (up: boolean, reason?: string) => void;
   /** The peer stopped answering (false) or answered again (true). */
   onResponsive?: (responsive: boolean) => void;
   /** A frame was given up on (no ack after every retry, or the queue overflowed). */
@@ -114,12 +114,12 @@ export class FrameLink {
         this.armKeepalive();
         this.opts.onTransport?.(true);
       },
-      down: () => {
+      down: (reason) => {
         this.clearTimer('ack');
         this.clearTimer('gap');
         this.decoder.reset();
         this.setResponsive(false);
-        this.opts.onTransport?.(false);
+        this.opts.onTransport?.(false, reason);
       },
     });
     this.opts.transport.start();

@@ -8,6 +8,7 @@ import { migrate } from '../../../agent/store/store.js';
 import { statementCache } from '../../../agent/store/statements.js';
 import { SERVER_MIGRATIONS } from './migrations.js';
 import { postalToCivic, type PostalAddress } from '../../protocol/locations.js';
+import { phoneClockOf, type PhoneClock } from '../../protocol/messages.js';
 import type { CivicAddress, LocationPolicy } from '../../protocol/address.js';
 import type { LocationInput, NotificationPolicy, SmsSettings, SmtpSettings, UserInput, WebhookSettings } from '../validation.js';
 
@@ -727,17 +728,30 @@ export class Repo {
    * The phone's latest location-disagreement state (null: resolved), as of its event's time.
    * An event older than the one applied last (redelivered, or late from another instance)
    * changes nothing: a late "open" must not mark a phone whose disagreement was resolved.
+   * Older is by the phone's monotonic clock when both events carry one from the same boot
+   * (a wall clock stepped back a day must not make a new event look late), else by ts.
    * Returns whether it was applied.
    */
-  setDeviceDisagreement(deviceId: string, disagreement: unknown, eventTs: string): boolean {
+  setDeviceDisagreement(deviceId: string, disagreement: unknown, eventTs: string, order: PhoneClock | null = null): boolean {
     this.ensureDevice(deviceId);
-    const r = this.q('UPDATE devices SET disagreement = ?, disagreement_at = ? WHERE device_id = ? AND (disagreement_at IS NULL OR disagreement_at <= ?)').run(
-      disagreement === null ? null : JSON.stringify(disagreement),
-      eventTs,
-      deviceId,
-      eventTs,
-    );
-    return r.changes > 0;
+    const at = (this.q('SELECT disagreement_at AS at FROM devices WHERE device_id = ?').get(deviceId) as { at: string | null }).at;
+    if (at !== null) {
+      const applied = order ? this.disagreementOrderAt(deviceId, at) : null;
+      const newer = applied && order && applied.boot === order.boot ? order.mono >= applied.mono : eventTs >= at;
+      if (!newer) return false;
+    }
+    this.q('UPDATE devices SET disagreement = ?, disagreement_at = ? WHERE device_id = ?').run(disagreement === null ? null : JSON.stringify(disagreement), eventTs, deviceId);
+    return true;
+  }
+
+  /** The phone clock of the location-disagreement event applied last (found by its ts), if it had one. */
+  private disagreementOrderAt(deviceId: string, ts: string): PhoneClock | null {
+    const rows = this.q("SELECT data FROM events WHERE device_id = ? AND type = 'location-disagreement' AND ts = ?").all(deviceId, ts) as { data: string }[];
+    for (const r of rows) {
+      const c = phoneClockOf(JSON.parse(r.data));
+      if (c) return c;
+    }
+    return null;
   }
 
   setDeviceCredential(deviceId: string, mosquittoHash: string): void {

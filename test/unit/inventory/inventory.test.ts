@@ -49,5 +49,28 @@ describe('system inventory', () => {
     expect(calls).toBe(1);
     const bad = new InventoryCache({ log: silentLog(), delayMs: 0, gather: async () => Promise.reject(new Error('worker died')) });
     expect(await bad.refresh()).toEqual({ state: 'failed', error: 'worker died' });
+    bad.stop();
+  });
+
+  it('a failed gathering is tried again with backoff until it works', async () => {
+    let calls = 0;
+    const reported: string[] = [];
+    const cache = new InventoryCache({
+      log: silentLog(),
+      delayMs: 0,
+      retryMinMs: 10,
+      retryMaxMs: 40,
+      onFailure: (err) => reported.push(err.message),
+      gather: async () => {
+        calls++;
+        if (calls <= 3) throw new Error(`worker died (${calls})`);
+        return { mem: { total: 1, available: 1 } };
+      },
+    });
+    cache.start();
+    await vi.waitFor(() => expect(cache.current().state).toBe('ready'));
+    expect(calls).toBe(4);
+    expect(reported).toEqual(['worker died (1)', 'worker died (2)', 'worker died (3)']);
+    cache.stop();
   });
 });

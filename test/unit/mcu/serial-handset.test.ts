@@ -101,6 +101,9 @@ describe('McuHandset over a MockBinding serial port', () => {
 
   it('reopens a vanished port with backoff; keys typed meanwhile arrive once, in order', async () => {
     const { wire, handset, keys } = setup();
+    // The agent reports each loss (part-failed, handset) while the transport reopens the port.
+    const lost: string[] = [];
+    handset.onLinkLost((reason) => lost.push(reason));
     const sim = new McuSimulator({ transport: wire, log: silentLog(), ackTimeoutMs: 25 });
     stops.push(() => sim.stop());
     sim.start();
@@ -108,9 +111,11 @@ describe('McuHandset over a MockBinding serial port', () => {
     await vi.waitFor(() => expect(handset.status().firmware).toBe('e911-sim 1'));
     sim.type('9');
     await vi.waitFor(() => expect(keys).toEqual(['9']));
+    expect(lost).toEqual([]);
 
     wire.vanish();
     await vi.waitFor(() => expect(handset.status().connected).toBe(false));
+    expect(lost).toHaveLength(1);
     sim.type('11'); // typed while the agent cannot hear the MCU
     sim.setHook(true);
     await new Promise((r) => setTimeout(r, 60)); // several failed reopen attempts
