@@ -55,6 +55,8 @@ export interface HandsetStatus {
   framingErrors: number;
   retransmits: number;
   reopens: number;
+  /** Frames not yet acknowledged by the MCU (in flight and waiting): 0 when the display shows all it was sent. */
+  queued: number;
 }
 
 export type KeyListener = (key: Key) => void;

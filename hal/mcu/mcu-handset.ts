@@ -145,6 +145,7 @@ export class McuHandset implements Handset {
       framingErrors: this.link.stats.framingErrors,
       retransmits: this.link.stats.retransmits,
       reopens: this.opts.transport.reopens,
+      queued: this.link.queued,
     };
   }
 

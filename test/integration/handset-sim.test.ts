@@ -13,6 +13,7 @@ import { startPtyPair, type PtyPair } from '../../hal/sim/pty-pair.js';
 import { McuSimulator } from '../../hal/sim/mcu-simulator.js';
 import { nativePortFactory, SerialTransport } from '../../hal/mcu/transport/serial.js';
 import { Store } from '../../agent/store/store.js';
+import { controlRequest } from '../../agent/control/control-client.js';
 import { sipOptionsPing } from '../../agent/diagnostics/sip-options.js';
 import { documentHash, signDocument } from '../../provisioning/protocol/signing.js';
 import type { EventPayload } from '../../provisioning/protocol/messages.js';
@@ -54,20 +55,24 @@ describe.skipIf(gate.skip)('the whole agent with a simulated phone on a socat pt
     return events.find((e) => e.type === type)!;
   };
   /** Scrolls the display down until `text` shows (or there is no more). */
+  const handsetQueued = async () => ((await controlRequest(socketPath, 'status')) as { result: { handset: { queued: number } } }).result.handset.queued;
   const scrollTo = async (text: string) => {
     const deadline = Date.now() + 10_000;
     // Shown on a row at some point while scrolling: a screen is drawn row by row, so a loaded
     // machine can press again before every row of the last screen has arrived.
     const shown = () => screen().includes(text) || sim.received.some((m) => m.type === 'display-line' && m.text.includes(text));
     while (!shown() && Date.now() < deadline) {
-      // Frames of one screen arrive one by one: press only once the "more" row is drawn.
-      if (!sim.screen.lines.at(-1)?.includes('v more')) {
-        await new Promise((r) => setTimeout(r, 50));
-        continue;
-      }
       const before = screen();
       sim.press('down');
-      await waitFor(() => screen() !== before, 3000, why); // one step at a time: never past it
+      // One page at a time: the next press only once the agent has nothing left for the
+      // display. Rows still queued when a new page comes are replaced, never drawn, and an
+      // unchanged "v more" row is not sent again, so the screen alone cannot tell.
+      await waitFor(() => screen() !== before, 3000, why);
+      const until = Date.now() + 5000;
+      while ((await handsetQueued()) !== 0) {
+        if (Date.now() > until) throw new Error(`display frames never all acknowledged\n${why()}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
     }
     expect(shown(), `${text} never shown: ${why()}`).toBe(true);
   };

@@ -71,7 +71,7 @@ function deps(over: Partial<DiagnosticsDeps> = {}): DiagnosticsDeps & { publishe
     clock: async () => ({ synchronized: true, source: 'timedatectl', detail: 'NTPSynchronized=yes' }),
     link: () => ({ state: 'online', lastError: null, backlog: 0, inFlight: 0 }),
     emergency: () => null,
-    handset: () => ({ backend: 'serial:/dev/ttyS1', connected: true, responsive: true, offHook: false, firmware: 'mcu 2.1', rows: 4, cols: 24, framingErrors: 0, retransmits: 0, reopens: 0 }),
+    handset: () => ({ backend: 'serial:/dev/ttyS1', connected: true, responsive: true, offHook: false, firmware: 'mcu 2.1', rows: 4, cols: 24, framingErrors: 0, retransmits: 0, reopens: 0, queued: 0 }),
     optionsPing: async () => ({ answered: true, code: 200, reason: 'OK' }),
     publish: (r) => published.push(r),
     testCallTimeoutMs: 2000,
@@ -137,7 +137,7 @@ describe('933 diagnostics', () => {
     const r = await new Diagnostics(
       deps({
         network: { interfaces: () => [], lldp: async () => ({ seen: false, detail: 'no LLDP neighbour on any port' }) },
-        handset: () => ({ backend: 'serial:/dev/ttyS1', connected: true, responsive: false, offHook: false, firmware: null, rows: 4, cols: 24, framingErrors: 0, retransmits: 12, reopens: 0 }),
+        handset: () => ({ backend: 'serial:/dev/ttyS1', connected: true, responsive: false, offHook: false, firmware: null, rows: 4, cols: 24, framingErrors: 0, retransmits: 12, reopens: 0, queued: 3 }),
         link: () => ({ state: 'offline', lastError: 'connect ECONNREFUSED 127.0.0.1:1883', backlog: 42, inFlight: 0 }),
         clock: async () => ({ synchronized: false, source: 'timedatectl', detail: 'NTPSynchronized=no' }),
       }),
