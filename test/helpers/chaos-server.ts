@@ -5,10 +5,8 @@
 // committed (event and notification rows), before mqtt.js sends the PUBACK and
 // before the phone's events/ack: the window a crash can hit between store and ack.
 // It prints "READY" once started, for the test to wait on.
-import { ServerApp } from '../../provisioning/server/app.js';
 import type { KeyPairText } from '../../provisioning/protocol/signing.js';
-import { silentLog } from './log.js';
-import { HQ } from './server-app.js';
+import { chaosServerApp } from './server-app.js';
 
 export interface ChaosServerArgs {
   dataDir: string;
@@ -23,22 +21,7 @@ export interface ChaosServerArgs {
 }
 
 const args = JSON.parse(process.argv[2] ?? '{}') as ChaosServerArgs;
-const app = new ServerApp({
-  dataDir: args.dataDir,
-  log: silentLog(),
-  keyPair: args.keyPair,
-  broker: { url: args.brokerUrl, protocolVersion: 5 },
-  http: { port: args.httpPort },
-  notify: { retry: { baseMs: 100, maxMs: 400, maxAttempts: 50 } },
-});
-if (args.setup) {
-  const { service } = app;
-  service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
-  service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: args.smtpPort, security: 'none', from: 'e911@example.com' } });
-  const hq = service.createLocation('test', { ...HQ, smsNumbers: [] });
-  service.createUser('test', { username: 'alice', displayName: 'Alice', locationId: hq.id, callback: '+14085550100', deviceIds: [args.deviceId], emails: ['alice@example.com'] });
-  service.setE911('test', true);
-}
+const app = chaosServerApp(args);
 await app.start();
 if (args.killAfterStore) {
   app.link.setEventHandler((e) => {

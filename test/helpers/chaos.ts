@@ -71,6 +71,25 @@ export function childrenOf(pid: number): number[] {
 }
 
 /** Running: a zombie (dead, not yet reaped by whoever inherited it) is not. */
+/** A process's helpers: every process below pid, with its name. */
+export function descendants(pid: number): { pid: number; comm: string }[] {
+  const out: { pid: number; comm: string }[] = [];
+  const walk = (p: number) => {
+    for (const c of childrenOf(p)) {
+      let comm = '?';
+      try {
+        comm = readFileSync(`/proc/${c}/comm`, 'utf8').trim();
+      } catch {
+        /* gone */
+      }
+      out.push({ pid: c, comm });
+      walk(c);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
 export function alive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

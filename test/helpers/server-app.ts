@@ -136,3 +136,27 @@ export const BRANCH = {
   ipGroups: [{ name: 'lan', cidrs: ['10.2.0.0/16'] }],
   adminEmails: ['toronto-desk@example.com'],
 };
+
+/**
+ * The server the chaos tests count at: quick notification retries and, with `setup`, the
+ * account, HQ and a user (alice, two mail recipients with the account's) with this phone.
+ */
+export function chaosServerApp(o: { dataDir: string; brokerUrl: string; httpPort: number; keyPair: KeyPairText; smtpPort: number; deviceId: string; setup: boolean }): ServerApp {
+  const app = new ServerApp({
+    dataDir: o.dataDir,
+    log: silentLog(),
+    keyPair: o.keyPair,
+    broker: { url: o.brokerUrl, protocolVersion: 5 },
+    http: { port: o.httpPort },
+    notify: { retry: { baseMs: 100, maxMs: 400, maxAttempts: 50 } },
+  });
+  if (o.setup) {
+    const { service } = app;
+    service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
+    service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: o.smtpPort, security: 'none', from: 'e911@example.com' } });
+    const hq = service.createLocation('test', { ...HQ, smsNumbers: [] });
+    service.createUser('test', { username: 'alice', displayName: 'Alice', locationId: hq.id, callback: '+14085550100', deviceIds: [o.deviceId], emails: ['alice@example.com'] });
+    service.setE911('test', true);
+  }
+  return app;
+}

@@ -19,13 +19,12 @@ import { agentConfig, spawnAgent, waitFor, type AgentProcess } from '../helpers/
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { startSipp, type Sipp } from '../helpers/sip.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
-import { HQ } from '../helpers/server-app.js';
+import { chaosServerApp } from '../helpers/server-app.js';
 import { freePort } from '../helpers/ports.js';
-import { silentLog } from '../helpers/log.js';
 import { requires } from '../helpers/require.js';
 import { e911ctl, hdr, receivedInvites, staleBuild } from '../helpers/emergency.js';
 import { chaosSeed, printFigures, seededRandom, serverRows } from '../helpers/chaos.js';
-import { ServerApp } from '../../provisioning/server/app.js';
+import type { ServerApp } from '../../provisioning/server/app.js';
 import { SERVER_DB_FILE } from '../../provisioning/server/db/repo.js';
 import { generateSigningKeyPair } from '../../provisioning/protocol/signing.js';
 
@@ -60,20 +59,7 @@ describe.skipIf(gate.skip)(`chaos: the broker away ${Math.round(OUTAGE_MS / 1000
     dir = mkdtempSync(path.join(os.tmpdir(), 'e911-chaos-outage-'));
     broker = await startMosquitto({ persistence: true });
     smtp = await startSmtpSink();
-    server = new ServerApp({
-      dataDir: path.join(dir, 'server'),
-      log: silentLog(),
-      keyPair: keys,
-      broker: { url: broker.url, protocolVersion: 5 },
-      http: { port: await freePort() },
-      notify: { retry: { baseMs: 100, maxMs: 400, maxAttempts: 50 } },
-    });
-    const { service } = server;
-    service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
-    service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: smtp.port, security: 'none', from: 'e911@example.com' } });
-    const hq = service.createLocation('test', { ...HQ, smsNumbers: [] });
-    service.createUser('test', { username: 'alice', displayName: 'Alice', locationId: hq.id, callback: '+14085550100', deviceIds: [DEVICE], emails: ['alice@example.com'] });
-    service.setE911('test', true);
+    server = chaosServerApp({ dataDir: path.join(dir, 'server'), brokerUrl: broker.url, httpPort: await freePort(), keyPair: keys, smtpPort: smtp.port, deviceId: DEVICE, setup: true });
     await server.start();
     const psapPort = await freePort();
     sipp = await startSipp({ scenario: PSAP_ANY, port: psapPort, calls: 100_000, timeoutSec: Math.ceil(OUTAGE_MS / 1000) + 120 });

@@ -4,36 +4,17 @@
 // same run, without setpriv: they outlive it; the next agent ends them at start
 // from the pid file it keeps beside the lldpd socket.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { agentConfig, spawnAgent, waitFor, type AgentProcess } from '../helpers/agent.js';
 import { NetNs } from '../helpers/netns.js';
 import { requires } from '../helpers/require.js';
 import { freePort } from '../helpers/ports.js';
-import { alive, childrenOf, printFigures } from '../helpers/chaos.js';
+import { alive, descendants, printFigures } from '../helpers/chaos.js';
 import { generateSigningKeyPair } from '../../provisioning/protocol/signing.js';
 
 const gate = requires('no orphaned helpers after SIGKILL (real agent, lldpd in a namespace)', ['netns', 'lldpd']);
-
-/** The agent's helpers: every process below pid, with its name. */
-function descendants(pid: number): { pid: number; comm: string }[] {
-  const out: { pid: number; comm: string }[] = [];
-  const walk = (p: number) => {
-    for (const c of childrenOf(p)) {
-      let comm = '?';
-      try {
-        comm = readFileSync(`/proc/${c}/comm`, 'utf8').trim();
-      } catch {
-        /* gone */
-      }
-      out.push({ pid: c, comm });
-      walk(c);
-    }
-  };
-  walk(pid);
-  return out;
-}
 
 describe.skipIf(gate.skip)('no orphans: helpers die with a SIGKILLed agent', () => {
   let dir: string;

@@ -4,7 +4,7 @@
 // (with backoff), reports a part-failed event (part lldp, phase running) in its
 // outbox, and e911ctl keeps answering.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -12,31 +12,13 @@ import { agentConfig, spawnAgent, waitFor, type AgentProcess } from '../helpers/
 import { NetNs } from '../helpers/netns.js';
 import { requires } from '../helpers/require.js';
 import { freePort } from '../helpers/ports.js';
-import { alive, childrenOf } from '../helpers/chaos.js';
+import { alive, descendants } from '../helpers/chaos.js';
 import { e911ctl, staleBuild } from '../helpers/emergency.js';
 import { DB_FILE } from '../../agent/store/store.js';
 import { generateSigningKeyPair } from '../../provisioning/protocol/signing.js';
 
 const stale = staleBuild(['agent/root.ts', 'hal/net/lldpd.ts']);
 const gate = requires('a part failing while running is restarted (real agent, lldpd in a namespace)', ['netns', 'lldpd']);
-
-function descendants(pid: number): { pid: number; comm: string }[] {
-  const out: { pid: number; comm: string }[] = [];
-  const walk = (p: number) => {
-    for (const c of childrenOf(p)) {
-      let comm = '?';
-      try {
-        comm = readFileSync(`/proc/${c}/comm`, 'utf8').trim();
-      } catch {
-        /* gone */
-      }
-      out.push({ pid: c, comm });
-      walk(c);
-    }
-  };
-  walk(pid);
-  return out;
-}
 
 describe.skipIf(gate.skip)('a part failing while running: lldpd killed under the agent', () => {
   let dir: string;
