@@ -56,6 +56,26 @@ export function inProcessAgent(setup: AgentSetup): { agent: Agent; config: Agent
   return { agent: new Agent({ config, log: silentLog(), env: {}, host: hostPaths({}), locationsWorker: { kind: 'file', url: LOCATIONS_WORKER } }), config };
 }
 
+/**
+ * The raw config of an agent run in the test's own process with the in-memory voice stack:
+ * a broker nobody listens on (the link retries in the background), routes nobody answers,
+ * and the simulated network, not the host's netlink, lldpd socket or DHCP folder (test
+ * files run side by side). `over` replaces whole top-level keys.
+ */
+export function unitAgentRaw(dir: string, serverPublicKey: string, over: Record<string, unknown> = {}) {
+  return {
+    deviceId: 'phone-1',
+    dataDir: path.join(dir, 'db'),
+    serverPublicKey,
+    broker: { urls: ['mqtt://127.0.0.1:9'], reconnectMinMs: 10_000 },
+    control: { socketPath: path.join(dir, 'control.sock') },
+    emergency: { routes: { primary: 'sip:10.0.0.1:5060', fallback: 'sip:10.0.0.3:5060' } },
+    network: { backend: 'sim', lldp: { enabled: false }, dhcp: { enabled: false } },
+    recovery: { minMs: 20, maxMs: 40 },
+    ...over,
+  };
+}
+
 export interface AgentProcess {
   child: ChildProcess;
   output: () => string;

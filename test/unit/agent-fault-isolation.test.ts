@@ -14,7 +14,7 @@ import { MemoryVoiceStack } from '../../hal/voice/memory.js';
 import { generateSigningKeyPair } from '../../provisioning/protocol/signing.js';
 import type { EventPayload } from '../../provisioning/protocol/messages.js';
 import { silentLog } from '../helpers/log.js';
-import { waitFor } from '../helpers/agent.js';
+import { unitAgentRaw, waitFor } from '../helpers/agent.js';
 
 const dirs: string[] = [];
 const agents: Agent[] = [];
@@ -31,17 +31,7 @@ describe('fault isolation', () => {
     // whose folder cannot be made fails to start.
     writeFileSync(path.join(dir, 'blocker'), '');
     const socketPath = path.join(dir, 'blocker', 'control.sock');
-    const raw = {
-      deviceId: 'phone-1',
-      dataDir: path.join(dir, 'db'),
-      serverPublicKey: generateSigningKeyPair().publicKey,
-      broker: { urls: ['mqtt://127.0.0.1:9'], reconnectMinMs: 10_000 },
-      control: { socketPath },
-      emergency: { routes: { primary: 'sip:10.0.0.1:5060', fallback: 'sip:10.0.0.3:5060' } },
-    // Not the host's network, lldpd socket or DHCP folder: test files run side by side.
-    network: { backend: 'sim', lldp: { enabled: false }, dhcp: { enabled: false } },
-      recovery: { minMs: 20, maxMs: 40 },
-    };
+    const raw = unitAgentRaw(dir, generateSigningKeyPair().publicKey, { control: { socketPath } });
     const voice = new MemoryVoiceStack();
     const agent = new Agent({ config: parseConfig(raw), log: silentLog(), env: {}, host: hostPaths({}), voice });
     agents.push(agent);

@@ -21,7 +21,7 @@ import { MemoryVoiceStack } from '../../hal/voice/memory.js';
 import type { EventPayload } from '../../provisioning/protocol/messages.js';
 import { sampleAddress, signedPush, testKeys } from '../helpers/address.js';
 import { silentLog } from '../helpers/log.js';
-import { waitFor } from '../helpers/agent.js';
+import { unitAgentRaw, waitFor } from '../helpers/agent.js';
 
 const dirs: string[] = [];
 const agents: Agent[] = [];
@@ -39,16 +39,7 @@ describe('a part failing while running', () => {
   it('an address push whose store write fails is reported, tried again with backoff and applied; 911 works meanwhile', async () => {
     const dir = tmp();
     const keys = testKeys();
-    const raw = {
-      deviceId: 'phone-1',
-      dataDir: path.join(dir, 'db'),
-      serverPublicKey: keys.pair.publicKey,
-      broker: { urls: ['mqtt://127.0.0.1:9'], reconnectMinMs: 10_000 },
-      control: { socketPath: path.join(dir, 'control.sock') },
-      emergency: { routes: { primary: 'sip:10.0.0.1:5060', fallback: 'sip:10.0.0.3:5060' } },
-      network: { backend: 'sim', lldp: { enabled: false }, dhcp: { enabled: false } },
-      recovery: { minMs: 20, maxMs: 40 },
-    };
+    const raw = unitAgentRaw(dir, keys.pair.publicKey);
     const voice = new MemoryVoiceStack();
     const agent = new Agent({ config: parseConfig(raw), log: silentLog(), env: {}, host: hostPaths({}), voice });
     agents.push(agent);
@@ -79,16 +70,7 @@ describe('a part failing while running', () => {
   it('the end of the window after a 911, refused by a full store, is written on the store retry', async () => {
     const dir = tmp();
     const keys = testKeys();
-    const raw = {
-      deviceId: 'phone-1',
-      dataDir: path.join(dir, 'db'),
-      serverPublicKey: keys.pair.publicKey,
-      broker: { urls: ['mqtt://127.0.0.1:9'], reconnectMinMs: 10_000 },
-      control: { socketPath: path.join(dir, 'control.sock') },
-      emergency: { routes: { primary: 'sip:10.0.0.1:5060', fallback: 'sip:10.0.0.3:5060' } },
-      network: { backend: 'sim', lldp: { enabled: false }, dhcp: { enabled: false } },
-      recovery: { minMs: 20, maxMs: 40 },
-    };
+    const raw = unitAgentRaw(dir, keys.pair.publicKey);
     const agent = new Agent({ config: parseConfig(raw), log: silentLog(), env: {}, host: hostPaths({}), voice: new MemoryVoiceStack() });
     agents.push(agent);
     await agent.start();

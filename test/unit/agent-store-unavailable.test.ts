@@ -21,7 +21,7 @@ import { generateSigningKeyPair } from '../../provisioning/protocol/signing.js';
 import { HeldEvents } from '../../agent/events/held-events.js';
 import type { EventPayload } from '../../provisioning/protocol/messages.js';
 import { silentLog } from '../helpers/log.js';
-import { waitFor } from '../helpers/agent.js';
+import { unitAgentRaw, waitFor } from '../helpers/agent.js';
 
 const isRoot = process.getuid?.() === 0;
 const dirs: string[] = [];
@@ -37,18 +37,7 @@ afterEach(async () => {
 function setup(dataDir?: string) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-store-away-'));
   dirs.push(dir);
-  const raw = {
-    deviceId: 'phone-1',
-    dataDir: dataDir ?? path.join(dir, 'db'),
-    serverPublicKey: generateSigningKeyPair().publicKey,
-    // Nothing listens here: the link keeps retrying in the background, which is fine.
-    broker: { urls: ['mqtt://127.0.0.1:9'], reconnectMinMs: 10_000 },
-    control: { socketPath: path.join(dir, 'control.sock') },
-    emergency: { routes: { primary: 'sip:10.0.0.1:5060', fallback: 'sip:10.0.0.3:5060' } },
-    // Not the host's network, lldpd socket or DHCP folder: test files run side by side.
-    network: { backend: 'sim', lldp: { enabled: false }, dhcp: { enabled: false } },
-    recovery: { minMs: 20, maxMs: 100 },
-  };
+  const raw = unitAgentRaw(dir, generateSigningKeyPair().publicKey, { dataDir: dataDir ?? path.join(dir, 'db'), recovery: { minMs: 20, maxMs: 100 } });
   const voice = new MemoryVoiceStack();
   const agent = new Agent({ config: parseConfig(raw), log: silentLog(), env: {}, host: hostPaths({}), voice });
   agents.push(agent);

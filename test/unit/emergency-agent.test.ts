@@ -14,6 +14,7 @@ import { MemoryVoiceStack } from '../../hal/voice/memory.js';
 import { documentHash, generateSigningKeyPair } from '../../provisioning/protocol/signing.js';
 import type { AddressDocument } from '../../provisioning/protocol/address.js';
 import { silentLog } from '../helpers/log.js';
+import { unitAgentRaw } from '../helpers/agent.js';
 
 const dirs: string[] = [];
 const agents: Agent[] = [];
@@ -25,17 +26,7 @@ afterEach(async () => {
 function setup(voice: MemoryVoiceStack | null, withAddress: boolean) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-emergency-agent-'));
   dirs.push(dir);
-  const raw = {
-    deviceId: 'phone-1',
-    dataDir: path.join(dir, 'db'),
-    serverPublicKey: generateSigningKeyPair().publicKey,
-    // Nothing listens here: the link keeps retrying in the background, which is fine.
-    broker: { urls: ['mqtt://127.0.0.1:9'], reconnectMinMs: 10_000 },
-    control: { socketPath: path.join(dir, 'control.sock') },
-    emergency: { routes: { primary: 'sip:10.0.0.1:5060', fallback: 'sip:10.0.0.3:5060' } },
-    // Not the host's network, lldpd socket or DHCP folder: test files run side by side.
-    network: { backend: 'sim', lldp: { enabled: false }, dhcp: { enabled: false } },
-  };
+  const raw = unitAgentRaw(dir, generateSigningKeyPair().publicKey);
   if (withAddress) {
     const doc: AddressDocument = {
       v: 1, deviceId: 'phone-1', version: 2, issuedAt: '2026-11-22T07:00:00.000Z',
