@@ -656,8 +656,9 @@ export class EmergencyService {
         return true;
       } catch (err) {
         attempt.result = `could not send: ${(err as Error).message}`;
-        // A refused connect is the route's fault, not the size: the next route still gets both locations.
-        if (ctx.oneLocation && !isSystemError(err)) {
+        // Any failure to send, a refused connect included: a two-location INVITE over UDP's size
+        // threshold goes by TCP, which the route may refuse, so the size can be the cause either way.
+        if (ctx.oneLocation) {
           // Both locations made it too large for the stack (PJSIP_MAX_PKT_LEN): the chosen one alone, same route, at once.
           this.log.error({ err, callRef: record.callRef, route: route.name }, 'emergency INVITE with two locations could not be sent; sending the first location alone');
           ctx.content = inviteContent(ctx.oneLocation, new Date(record.startedAt));
@@ -1099,10 +1100,4 @@ function isTlsRoute(r: RouteTarget): boolean {
 function uuidFromName(name: string): string {
   const hex = createHash('sha256').update(`e911-agent:${name}`).digest('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
-}
-
-/** pjlib's OS errors (PJ_ERRNO_START_SYS 120000 up to PJ_ERRNO_START_USER 170000): ECONNREFUSED, EPIPE and the like. */
-function isSystemError(err: unknown): boolean {
-  const status = (err as { pjStatus?: unknown }).pjStatus;
-  return typeof status === 'number' && status >= 120_000 && status < 170_000;
 }
