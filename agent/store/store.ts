@@ -293,13 +293,21 @@ export class Store {
   }
 
   private recoverBegun(): number {
+    // Most opens find nothing: no write, so a full disk does not fail the open.
+    if (this.stmt('SELECT 1 FROM emergency_begun LIMIT 1').get() === undefined) return 0;
     let moved = 0;
-    this.transaction(() => {
-      moved = this.stmt(
-        'INSERT OR IGNORE INTO outbox (id, type, protected, payload, created_at) SELECT id, type, 1, payload, created_at FROM emergency_begun ORDER BY rowid',
-      ).run().changes;
-      this.stmt('DELETE FROM emergency_begun').run();
-    });
+    try {
+      this.transaction(() => {
+        moved = this.stmt(
+          'INSERT OR IGNORE INTO outbox (id, type, protected, payload, created_at) SELECT id, type, 1, payload, created_at FROM emergency_begun ORDER BY rowid',
+        ).run().changes;
+        this.stmt('DELETE FROM emergency_begun').run();
+      });
+    } catch (err) {
+      // The rows stay where they are (durable) and move at the next open; the rest of the agent starts now.
+      this.log.error({ err }, 'emergency events begun before the agent stopped could not be moved to the outbox yet');
+      return 0;
+    }
     if (moved > 0) this.log.warn({ moved }, 'emergency events begun before the agent stopped moved to the outbox');
     return moved;
   }
