@@ -47,6 +47,8 @@ export interface WorkerVerifierDeps {
 }
 
 interface Waiting {
+  /** The worker asked: only its own failure rejects this request, not a later worker's. */
+  worker: Worker;
   resolve: (v: VerifiedLocations) => void;
   reject: (e: Error) => void;
 }
@@ -76,7 +78,7 @@ export class WorkerLocationsVerifier implements LocationsVerifier {
     // A copy the worker owns (mqtt's payload may share its memory with other packets): moved, not cloned again.
     const bytes = typeof payload === 'string' ? payload : new Uint8Array(payload);
     return new Promise<VerifiedLocations>((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
+      this.waiting.set(id, { worker, resolve, reject });
       const req: WorkerRequest = { id, payload: bytes, current };
       worker.postMessage(req, typeof bytes === 'string' ? [] : [bytes.buffer as ArrayBuffer]);
     });
@@ -120,21 +122,25 @@ export class WorkerLocationsVerifier implements LocationsVerifier {
     w.on('error', (err) => {
       log.error({ err }, 'locations worker failed: pushes waiting for it are rejected; the next push starts a new one');
       if (this.worker === w) this.worker = null;
-      this.failAll(new LocationsVerifierError(`the locations worker failed: ${err.message}`, { cause: err }));
+      this.failAll(new LocationsVerifierError(`the locations worker failed: ${err.message}`, { cause: err }), w);
     });
     w.on('exit', (code) => {
       if (this.worker === w) this.worker = null;
-      this.failAll(new LocationsVerifierError(`the locations worker exited (${code})`));
+      // Late for a worker already replaced: it rejects only what it was asked.
+      this.failAll(new LocationsVerifierError(`the locations worker exited (${code})`), w);
     });
     this.worker = w;
     log.debug('locations worker started');
     return w;
   }
 
-  private failAll(err: Error): void {
-    const all = [...this.waiting.values()];
-    this.waiting.clear();
-    for (const w of all) w.reject(err);
+  /** Rejects the requests waiting for `worker`, or for any worker. */
+  private failAll(err: Error, worker?: Worker): void {
+    for (const [id, w] of [...this.waiting]) {
+      if (worker && w.worker !== worker) continue;
+      this.waiting.delete(id);
+      w.reject(err);
+    }
   }
 }
 

@@ -91,6 +91,26 @@ describe('the locations worker', () => {
     expect(await v.verify(push(doc(2)), null)).toMatchObject({ ok: true, result: 'apply', version: 2 });
   });
 
+  it('a dead worker rejects only what it was asked, not what its replacement was asked since', async () => {
+    // Dies on 'crash' (an uncaught throw: 'error', then 'exit' a little later), answers anything else.
+    const v = verifier({
+      kind: 'code',
+      code: `const { parentPort } = require('node:worker_threads');
+parentPort.on('message', (req) => {
+  if (req.payload === 'crash') throw new Error('crash');
+  parentPort.postMessage({ id: req.id, outcome: { ok: false, code: 'invalid', reason: 'answered' } });
+});`,
+    });
+    const first = v.verify('crash', null);
+    // Asked as soon as the first is refused: before the dead worker's 'exit' comes.
+    const second = first.then(
+      () => null,
+      () => v.verify('ok', null),
+    );
+    await expect(first).rejects.toBeInstanceOf(LocationsVerifierError);
+    expect(await second).toEqual({ ok: false, code: 'invalid', reason: 'answered' });
+  });
+
   it('a worker that cannot load rejects with a typed error, each time it is asked', async () => {
     const v = verifier({ kind: 'code', code: 'throw new Error("broken worker")' });
     await expect(v.verify(push(doc(1)), null)).rejects.toThrow(/broken worker/);
