@@ -82,6 +82,8 @@ export class LocationsBook {
       this.deps.log.error({ err }, 'stored locations could not be read: none until the server pushes them again');
       this.doc = null;
       this.applied = null;
+      // Read again by the next push (the store may be back).
+      this.loading = null;
     });
     return this.loading;
   }
@@ -126,7 +128,9 @@ export class LocationsBook {
     if (v.result === 'unchanged') return { result: 'unchanged', doc: this.doc! };
     const floor = store.replayFloor?.('locations') ?? 0;
     if (!before && v.version < floor) return this.reject('stale-version', `version ${v.version} is older than ${floor}, applied before the store was reset`);
-    const gen = (before?.gen ?? 0) + 1;
+    // Past every generation in the store, not only the current one: after a failed load the
+    // current one is unknown, and reusing a stored generation would mix its parts with ours.
+    const gen = this.highestGen() + 1;
     const locations: LocationsDocument['locations'] = [];
     for (let i = 0; i < v.parts.length; i++) {
       await this.yieldTurn();
@@ -145,7 +149,15 @@ export class LocationsBook {
     const doc = { ...v.head, locations } as LocationsDocument;
     this.doc = doc;
     log.info({ version: v.version, locations: v.count, parts: v.parts.length, recommendations: v.head.recommendations }, 'locations applied');
-    if (before) await this.dropParts(before.gen, before.parts);
+    // After the switch the push is applied whatever happens to the old parts: rows left
+    // over are removed at the next load.
+    if (before && before.gen > 0) {
+      try {
+        await this.dropParts(before.gen, before.parts);
+      } catch (err) {
+        log.warn({ err, gen: before.gen }, 'parts of the replaced locations not removed yet: removed at the next start');
+      }
+    }
     return { result: 'applied', doc };
   }
 
@@ -180,6 +192,24 @@ export class LocationsBook {
       await this.yieldTurn();
       store.deleteSetting(key);
     }
+  }
+
+  private highestGen(): number {
+    let highest = this.applied?.gen ?? 0;
+    const pointer = this.deps.store.getSetting(KEY);
+    if (pointer) {
+      try {
+        const g = (JSON.parse(pointer) as Partial<Pointer>).gen;
+        if (typeof g === 'number' && g > highest) highest = g;
+      } catch {
+        // An unreadable pointer names no generation; the parts below still count.
+      }
+    }
+    for (const key of this.deps.store.settingKeys(PART_PREFIX)) {
+      const g = Number(key.slice(PART_PREFIX.length).split('.')[0]);
+      if (Number.isInteger(g) && g > highest) highest = g;
+    }
+    return highest;
   }
 
   private async dropParts(gen: number, parts: number): Promise<void> {

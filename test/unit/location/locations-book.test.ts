@@ -192,6 +192,42 @@ describe('LocationsBook', () => {
     await b.load();
     expect(b.current()).toBeNull();
     expect((await b.handlePush(push(doc(1)))).result).toBe('applied');
+    // Written past the generation it could not read, never into it.
+    expect(JSON.parse(store.m.get('locations.doc')!)).toMatchObject({ gen: 4, version: 1 });
+    expect(store.settingKeys('locations.part.4.')).toEqual(['locations.part.4.0']);
+  });
+
+  it('a load that failed is tried again by the next push (the store is back)', async () => {
+    const store = memStore();
+    await book(store).handlePush(push(doc(1, { locations: many(300) })));
+    const getSetting = store.getSetting;
+    store.getSetting = () => {
+      throw new Error('SQLITE_BUSY');
+    };
+    const b = book(store);
+    await b.load();
+    expect(b.current()).toBeNull();
+    store.getSetting = getSetting;
+    // Read again before the push is compared: the same document is unchanged, not applied anew.
+    expect((await b.handlePush(push(doc(1, { locations: many(300) })))).result).toBe('unchanged');
+    expect(b.current()?.locations).toHaveLength(300);
+  });
+
+  it('a push is applied once switched to, even when the old parts cannot be removed', async () => {
+    const store = memStore();
+    const b = book(store);
+    await b.handlePush(push(doc(1, { locations: many(300) })));
+    const deleteSetting = store.deleteSetting;
+    store.deleteSetting = () => {
+      throw new Error('disk I/O error');
+    };
+    expect((await b.handlePush(push(doc(2)))).result).toBe('applied');
+    expect(b.current()).toEqual(doc(2));
+    store.deleteSetting = deleteSetting;
+    // The old parts go at the next start.
+    expect(store.settingKeys('locations.part.1.').length).toBeGreaterThan(0);
+    await book(store).load();
+    expect(store.settingKeys('locations.part.1.')).toEqual([]);
   });
 });
 
