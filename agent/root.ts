@@ -20,7 +20,7 @@ import { ControlServer } from './control/control-server.js';
 import { systemdNotifier, type Notifier } from './systemd.js';
 import { ControlError, StoreError, StoreTooNewError } from './errors.js';
 import { publicKeyFromText } from '../provisioning/protocol/signing.js';
-import type { EventPayload, EventType, TopicKind } from '../provisioning/protocol/messages.js';
+import type { AddressStatePayload, EventPayload, EventType, TopicKind } from '../provisioning/protocol/messages.js';
 import type { StoredAddress } from './store/store.js';
 import { EmergencyService } from './emergency/service.js';
 import { StoreEmergencyJournal } from './events/emergency-journal.js';
@@ -413,7 +413,7 @@ export class Agent {
     phase('location');
     // With no address (first start, a store reset, a store in memory) version 0: it replaces the
     // broker's retained state from before, and the server, seeing the phone behind, pushes again.
-    link.publishRetained('address/state', address ? addressState(address) : NO_ADDRESS_STATE);
+    link.publishRetained('address/state', addressState(address, store));
     await this.startPart('control', () => this.startControl());
     phase('control');
     link.start();
@@ -483,7 +483,7 @@ export class Agent {
     const p = this.require();
     const outcome = p.addressBook.handlePush(payload);
     this.pendingAddressPush = null;
-    if (outcome.result !== 'rejected') p.link.publishRetained('address/state', addressState(outcome.address));
+    if (outcome.result !== 'rejected') p.link.publishRetained('address/state', addressState(outcome.address, p.store));
     if (outcome.result === 'applied') {
       this.core?.emergency.setAddress(outcome.address);
       this.core?.front.addressChanged(outcome.address);
@@ -698,8 +698,8 @@ export class Agent {
   }
 }
 
-const NO_ADDRESS_STATE = { v: 1 as const, version: 0, hash: '', appliedAt: null };
-
-function addressState(a: StoredAddress) {
-  return { v: 1 as const, version: a.version, hash: a.hash, appliedAt: a.appliedAt };
+/** What the phone holds (version 0: nothing), with the floors below which it refuses a push. */
+function addressState(a: StoredAddress | null, store: Pick<Store, 'replayFloor'>): AddressStatePayload {
+  const floor = { address: store.replayFloor('address'), locations: store.replayFloor('locations') };
+  return a ? { v: 1, version: a.version, hash: a.hash, appliedAt: a.appliedAt, floor } : { v: 1, version: 0, hash: '', appliedAt: null, floor };
 }

@@ -33,6 +33,11 @@ export const addressStateSchema = z.strictObject({
   version: z.number().int().nonnegative(),
   hash: z.string().max(64),
   appliedAt: ts.nullable(),
+  /**
+   * The phone's replay floors: it refuses a push below them, even after its store was reset.
+   * A server that issued less (its database restored from a backup) issues above them.
+   */
+  floor: z.strictObject({ address: z.number().int().nonnegative(), locations: z.number().int().nonnegative() }).optional(),
 });
 
 export const EVENT_TYPES = [

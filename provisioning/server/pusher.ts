@@ -138,24 +138,44 @@ export class Pusher {
    * phone does not refuse the next push as a replay.
    */
   onAddressState(deviceId: string, state: AddressStatePayload): void {
+    // The phone refuses anything below its floors, even with nothing stored (its store was reset).
+    const floor = state.floor ?? { address: 0, locations: 0 };
+    // Kept for a phone this server does not know yet (its database lost it): its first issue goes above them.
+    if (floor.address > 0 || floor.locations > 0) this.deps.repo.ensureDevice(deviceId);
+    const reissueLocations = this.raiseLocationsTo(deviceId, floor.locations);
+    const reissueAddress = this.raiseAddressTo(deviceId, state, floor.address);
+    if (reissueAddress || reissueLocations) void this.schedule([deviceId]);
+  }
+
+  /** Whether the next address must be issued above what the phone holds or refuses. */
+  private raiseAddressTo(deviceId: string, state: AddressStatePayload, floor: number): boolean {
     let ours = this.issued.get(deviceId);
-    if (!ours) {
+    const stored = ours ? null : this.deps.repo.issuedAddress(deviceId);
+    if (!ours && stored?.signed) {
       // Not issued by this process: what the database says was issued last.
-      const stored = this.deps.repo.issuedAddress(deviceId);
-      if (!stored?.signed) return;
       const doc = (JSON.parse(stored.signed) as SignedAddress).doc;
       ours = { version: stored.version, hash: documentHash(doc) };
       this.issued.set(deviceId, ours);
     }
-    const behind = state.version > ours.version;
-    const conflict = state.version === ours.version && ours.hash !== state.hash;
-    if (behind || conflict) {
-      this.deps.log.warn({ deviceId, phoneVersion: state.version, issuedVersion: ours.version }, 'phone holds an address this server did not issue last: re-issuing above it');
-      const stored = this.deps.repo.issuedAddress(deviceId);
-      this.deps.repo.recordIssuedAddress(deviceId, state.version, 'stale', stored?.signed ?? '', new Date(0).toISOString());
-      this.issued.delete(deviceId);
-      void this.schedule([deviceId]);
-    }
+    const issuedVersion = ours?.version ?? stored?.version ?? 0;
+    const behind = state.version > issuedVersion || floor > issuedVersion;
+    const conflict = ours !== undefined && state.version === ours.version && ours.hash !== state.hash;
+    if (!behind && !conflict) return false;
+    const above = Math.max(state.version, floor, issuedVersion);
+    this.deps.log.warn({ deviceId, phoneVersion: state.version, phoneFloor: floor, issuedVersion }, 'phone holds or refuses an address this server did not issue last: re-issuing above it');
+    const current = this.deps.repo.issuedAddress(deviceId);
+    this.deps.repo.recordIssuedAddress(deviceId, above, 'stale', current?.signed ?? '', new Date(0).toISOString());
+    this.issued.delete(deviceId);
+    return true;
+  }
+
+  /** Whether the next locations document must be issued above the phone's floor. */
+  private raiseLocationsTo(deviceId: string, floor: number): boolean {
+    const issued = this.deps.repo.issuedLocations(deviceId)?.version ?? 0;
+    if (floor <= issued) return false;
+    this.deps.log.warn({ deviceId, phoneFloor: floor, issuedVersion: issued }, 'phone refuses locations below a version this server did not issue: re-issuing above it');
+    this.deps.repo.recordIssuedLocations(deviceId, floor, 'stale');
+    return true;
   }
 
   private async drain(): Promise<void> {

@@ -122,6 +122,19 @@ describe.skipIf(!MOSQUITTO)('reliability: acknowledged only once stored', () => 
     const version = async () => ((await controlRequest(a.socketPath, 'address')) as { ok: boolean; result: { version: number } | null }).result?.version ?? null;
     for (let i = 0; i < 250 && (await version()) !== 4; i++) await new Promise((r) => setTimeout(r, 20));
     expect(await version()).toBe(4);
+    // The retained state says what the phone holds and the floors it refuses below (a server that
+    // issued less, restored from a backup, issues above them: replay-floor-server.test.ts).
+    const retained = async () => {
+      const c = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: `peek-${Date.now()}` });
+      try {
+        const got = new Promise<Record<string, unknown>>((resolve) => c.on('message', (_t, p) => resolve(JSON.parse(p.toString()) as Record<string, unknown>)));
+        await c.subscribeAsync('e911/v1/phone-1/address/state', { qos: 1 });
+        return await got;
+      } finally {
+        await c.endAsync();
+      }
+    };
+    expect(await retained()).toMatchObject({ version: 4, floor: { address: 4, locations: 0 } });
     // The store is lost (a reset, a corrupt file moved aside): the broker still holds address/state version 4.
     agent.child.kill('SIGKILL');
     await agent.exited;
