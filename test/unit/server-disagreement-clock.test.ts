@@ -45,6 +45,18 @@ describe('location disagreement state across a phone clock jump', () => {
     r.close();
   });
 
+  it('two events with the same ts (the clock stepped back onto an earlier one): ordered by the one applied, not the first found', () => {
+    const r = repo();
+    expect(apply(r, 'e1', '2026-12-04T10:00:00.000Z', 'open', { boot: 'b1', mono: 1000 })).toBe(true);
+    expect(apply(r, 'e2', '2026-12-04T10:05:00.000Z', 'resolved', { boot: 'b1', mono: 301_000 })).toBe(true);
+    // Stepped back five minutes and a second: the next event carries e1's very ts.
+    expect(apply(r, 'e3', '2026-12-04T10:00:00.000Z', 'open', { boot: 'b1', mono: 302_000 })).toBe(true);
+    // e2 again (a redelivery): older than e3 by the monotonic clock, though newer than e1.
+    expect(r.setDeviceDisagreement('p', null, '2026-12-04T10:05:00.000Z', { boot: 'b1', mono: 301_000 })).toBe(false);
+    expect(r.device('p')!.disagreement).toMatchObject({ state: 'open', eventId: 'e3' });
+    r.close();
+  });
+
   it('across a reboot, or without a phone clock (an older phone), the order is by ts', () => {
     const r = repo();
     expect(apply(r, 'e1', '2026-12-04T10:00:00.000Z', 'resolved', { boot: 'b1', mono: 1000 })).toBe(true);

@@ -223,4 +223,14 @@ export const SERVER_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE notifications ADD COLUMN claimed_by TEXT;
     `,
   },
+  {
+    version: 5,
+    name: 'devices: the phone clock of the location-disagreement event applied last',
+    sql: `
+      -- Its boot id and monotonic ms: the next event is ordered against these, not found again by
+      -- its wall-clock ts (a phone clock stepped back can give two events the same ts).
+      ALTER TABLE devices ADD COLUMN disagreement_boot TEXT;
+      ALTER TABLE devices ADD COLUMN disagreement_mono REAL;
+    `,
+  },
 ];

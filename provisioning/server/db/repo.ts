@@ -734,24 +734,24 @@ export class Repo {
    */
   setDeviceDisagreement(deviceId: string, disagreement: unknown, eventTs: string, order: PhoneClock | null = null): boolean {
     this.ensureDevice(deviceId);
-    const at = (this.q('SELECT disagreement_at AS at FROM devices WHERE device_id = ?').get(deviceId) as { at: string | null }).at;
-    if (at !== null) {
-      const applied = order ? this.disagreementOrderAt(deviceId, at) : null;
-      const newer = applied && order && applied.boot === order.boot ? order.mono >= applied.mono : eventTs >= at;
+    const last = this.q('SELECT disagreement_at AS at, disagreement_boot AS boot, disagreement_mono AS mono FROM devices WHERE device_id = ?').get(deviceId) as {
+      at: string | null;
+      boot: string | null;
+      mono: number | null;
+    };
+    if (last.at !== null) {
+      const sameBoot = order !== null && last.boot === order.boot && last.mono !== null;
+      const newer = sameBoot ? order.mono >= last.mono! : eventTs >= last.at;
       if (!newer) return false;
     }
-    this.q('UPDATE devices SET disagreement = ?, disagreement_at = ? WHERE device_id = ?').run(disagreement === null ? null : JSON.stringify(disagreement), eventTs, deviceId);
+    this.q('UPDATE devices SET disagreement = ?, disagreement_at = ?, disagreement_boot = ?, disagreement_mono = ? WHERE device_id = ?').run(
+      disagreement === null ? null : JSON.stringify(disagreement),
+      eventTs,
+      order?.boot ?? null,
+      order?.mono ?? null,
+      deviceId,
+    );
     return true;
-  }
-
-  /** The phone clock of the location-disagreement event applied last (found by its ts), if it had one. */
-  private disagreementOrderAt(deviceId: string, ts: string): PhoneClock | null {
-    const rows = this.q("SELECT data FROM events WHERE device_id = ? AND type = 'location-disagreement' AND ts = ?").all(deviceId, ts) as { data: string }[];
-    for (const r of rows) {
-      const c = phoneClockOf(JSON.parse(r.data));
-      if (c) return c;
-    }
-    return null;
   }
 
   setDeviceCredential(deviceId: string, mosquittoHash: string): void {
