@@ -117,50 +117,57 @@ export class Store {
         throw classifyStoreError(err2, `cannot open a fresh store at ${this.path}`);
       }
     }
-    this.db = db;
-    this.stmt = statementCache(db);
-    this.incident = incident;
-    this.stmts = {
-      getAddress: db.prepare('SELECT * FROM address WHERE id = 1'),
-      upsertAddress: db.prepare(`
-        INSERT INTO address (id, device_id, version, hash, document, signature, received_at, applied_at)
-        VALUES (1, @deviceId, @version, @hash, @document, @signature, @receivedAt, @appliedAt)
-        ON CONFLICT (id) DO UPDATE SET device_id = excluded.device_id, version = excluded.version,
-          hash = excluded.hash, document = excluded.document, signature = excluded.signature,
-          received_at = excluded.received_at, applied_at = excluded.applied_at`),
-      insertHistory: db.prepare(`
-        INSERT INTO address_history (version, hash, document, signature, received_at, applied_at)
-        VALUES (@version, @hash, @document, @signature, @receivedAt, @appliedAt)`),
-      pruneHistory: db.prepare(
-        'DELETE FROM address_history WHERE seq <= (SELECT seq FROM address_history ORDER BY seq DESC LIMIT 1 OFFSET ?)',
-      ),
-      history: db.prepare('SELECT version, hash, applied_at AS appliedAt FROM address_history ORDER BY seq DESC LIMIT ?'),
-      insertOutbox: db.prepare(
-        'INSERT OR IGNORE INTO outbox (id, type, protected, payload, created_at) VALUES (?, ?, ?, ?, ?)',
-      ),
-      evictOldest: db.prepare(
-        'DELETE FROM outbox WHERE seq = (SELECT seq FROM outbox WHERE protected = 0 ORDER BY seq LIMIT 1)',
-      ),
-      pending: db.prepare('SELECT seq, id, type, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?'),
-      deleteOutbox: db.prepare('DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))'),
-      deleteOutboxIds: db.prepare('DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))'),
-      completeOutbox: db.prepare('UPDATE outbox SET payload = ? WHERE id = ?'),
-      insertBegun: db.prepare('INSERT INTO emergency_begun (id, type, payload, created_at) VALUES (?, ?, ?, ?)'),
-      deleteBegun: db.prepare('DELETE FROM emergency_begun WHERE id = ?'),
-      syncFull: db.prepare('PRAGMA synchronous = FULL'),
-      syncNormal: db.prepare('PRAGMA synchronous = NORMAL'),
-      countOutbox: db.prepare('SELECT count(*) AS n FROM outbox'),
-      getSetting: db.prepare('SELECT value FROM settings WHERE key = ?'),
-      putSetting: db.prepare(
-        'INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
-      ),
-    };
-    // Emergency events begun before a crash (their INVITE may have gone): into the outbox, as begun.
-    this.recoveredEmergencyEvents = this.recoverBegun();
-    this.outboxCount = (this.stmts.countOutbox.get() as { n: number }).n;
-    // The floor file of an agent from before it existed starts from what this store holds.
-    this.floor.raise('address', this.getAddress()?.version ?? 0);
-    this.floor.raise('locations', this.storedLocationsVersion(db));
+    try {
+      this.db = db;
+      this.stmt = statementCache(db);
+      this.incident = incident;
+      this.stmts = {
+        getAddress: db.prepare('SELECT * FROM address WHERE id = 1'),
+        upsertAddress: db.prepare(`
+          INSERT INTO address (id, device_id, version, hash, document, signature, received_at, applied_at)
+          VALUES (1, @deviceId, @version, @hash, @document, @signature, @receivedAt, @appliedAt)
+          ON CONFLICT (id) DO UPDATE SET device_id = excluded.device_id, version = excluded.version,
+            hash = excluded.hash, document = excluded.document, signature = excluded.signature,
+            received_at = excluded.received_at, applied_at = excluded.applied_at`),
+        insertHistory: db.prepare(`
+          INSERT INTO address_history (version, hash, document, signature, received_at, applied_at)
+          VALUES (@version, @hash, @document, @signature, @receivedAt, @appliedAt)`),
+        pruneHistory: db.prepare(
+          'DELETE FROM address_history WHERE seq <= (SELECT seq FROM address_history ORDER BY seq DESC LIMIT 1 OFFSET ?)',
+        ),
+        history: db.prepare('SELECT version, hash, applied_at AS appliedAt FROM address_history ORDER BY seq DESC LIMIT ?'),
+        insertOutbox: db.prepare(
+          'INSERT OR IGNORE INTO outbox (id, type, protected, payload, created_at) VALUES (?, ?, ?, ?, ?)',
+        ),
+        evictOldest: db.prepare(
+          'DELETE FROM outbox WHERE seq = (SELECT seq FROM outbox WHERE protected = 0 ORDER BY seq LIMIT 1)',
+        ),
+        pending: db.prepare('SELECT seq, id, type, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?'),
+        deleteOutbox: db.prepare('DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))'),
+        deleteOutboxIds: db.prepare('DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))'),
+        completeOutbox: db.prepare('UPDATE outbox SET payload = ? WHERE id = ?'),
+        insertBegun: db.prepare('INSERT INTO emergency_begun (id, type, payload, created_at) VALUES (?, ?, ?, ?)'),
+        deleteBegun: db.prepare('DELETE FROM emergency_begun WHERE id = ?'),
+        syncFull: db.prepare('PRAGMA synchronous = FULL'),
+        syncNormal: db.prepare('PRAGMA synchronous = NORMAL'),
+        countOutbox: db.prepare('SELECT count(*) AS n FROM outbox'),
+        getSetting: db.prepare('SELECT value FROM settings WHERE key = ?'),
+        putSetting: db.prepare(
+          'INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
+        ),
+      };
+      // Emergency events begun before a crash (their INVITE may have gone): into the outbox, as begun.
+      this.recoveredEmergencyEvents = this.recoverBegun();
+      this.outboxCount = (this.stmts.countOutbox.get() as { n: number }).n;
+      // The floor file of an agent from before it existed starts from what this store holds.
+      this.floor.raise('address', this.getAddress()?.version ?? 0);
+      this.floor.raise('locations', this.storedLocationsVersion(db));
+    } catch (e) {
+      // A statement that does not prepare (a schema from elsewhere), a full disk moving begun rows:
+      // the handle is closed, or the next open of the same file would find it still held.
+      db.close();
+      throw classifyStoreError(e, `cannot open the store at ${this.path}`);
+    }
   }
 
   /**

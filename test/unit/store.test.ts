@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync, chmodSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync, existsSync, readdirSync, chmodSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -75,6 +75,23 @@ describe('store errors told apart: only corruption moves the file', () => {
     expect(() => new Store({ dataDir: dir, log: silentLog() })).toThrow(StoreTooNewError);
     expect(readFileSync(path.join(dir, DB_FILE))).toEqual(before);
     expect(readdirSync(dir).filter((f) => f.includes('corrupt'))).toEqual([]);
+  });
+
+  it('a store that opens but cannot be used (a table missing) is closed again: no handle left on the file', () => {
+    const dir = tmp();
+    // Says it is at the latest schema, holds none of its tables: statements fail to prepare.
+    const db = new Database(path.join(dir, DB_FILE));
+    db.pragma(`user_version = ${latest}`);
+    db.close();
+    const heldFiles = () => readdirSync('/proc/self/fd').flatMap((fd) => {
+      try {
+        return [readlinkSync(`/proc/self/fd/${fd}`)];
+      } catch {
+        return []; // closed between the listing and the read
+      }
+    }).filter((f) => f.startsWith(path.join(dir, DB_FILE)));
+    expect(() => new Store({ dataDir: dir, log: silentLog() })).toThrow(/no such table/);
+    expect(heldFiles()).toEqual([]);
   });
 
   it('permission denied (EACCES) and a full disk are their own errors, and nothing is moved', () => {
