@@ -37,14 +37,13 @@ export class OutboxDrainer {
   /** Rows the broker acknowledged, waiting for the server's ack: seq -> id, and whether it is an emergency event. */
   private readonly awaitingServer = new Map<number, { id: string; emergency: boolean }>();
   /** Rows not to send yet: an emergency event between its first write and its completion. */
-  private readonly held = new Set<number>();
   private resendTimer: NodeJS.Timeout | null = null;
   /**
    * Ids the server confirmed whose rows the store could not remove yet (a full disk): removed
    * on the next try. Dropping them instead would strand their rows until the next reconnect
    * (no longer awaited, already passed by the cursor), and the outbox would never drain.
    */
-  private unremoved: string[] = [];
+  private readonly unremoved = new Set<string>();
   private ackRetryTimer: NodeJS.Timeout | null = null;
   /** Events acknowledged since start, for status and benchmarks. */
   delivered = 0;
@@ -61,18 +60,6 @@ export class OutboxDrainer {
     private readonly confirm: 'all' | 'emergency' = 'all',
   ) {}
 
-  /** The row is not sent until release(): its content is about to change. */
-  hold(seq: number): void {
-    this.held.add(seq);
-  }
-
-  release(seq: number): void {
-    if (!this.held.delete(seq)) return;
-    // The cursor may have passed it while it was held.
-    if (seq <= this.cursor) this.rewind(Math.min(seq, (this.buffer[this.next]?.seq ?? this.cursor + 1)) - 1);
-    this.fill();
-  }
-
   /** The server stored these events: they leave the outbox now. */
   serverAck(ids: readonly string[]): void {
     const set = new Set(ids);
@@ -81,7 +68,7 @@ export class OutboxDrainer {
       clearTimeout(this.resendTimer);
       this.resendTimer = null;
     }
-    this.removeConfirmed([...this.unremoved.splice(0), ...ids]);
+    this.removeConfirmed([...this.takeUnremoved(), ...ids]);
   }
 
   /** At stop, after the last flushAcks(): no retry may run against a closed store. */
@@ -101,16 +88,22 @@ export class OutboxDrainer {
       this.confirmed += this.store.ackEventsById(ids).emergency;
     } catch (err) {
       if (!(err instanceof StoreError)) throw err;
-      this.unremoved.push(...ids);
-      this.log.warn({ err: err.message, events: this.unremoved.length }, 'confirmed events cannot be removed from the outbox yet: trying again');
+      for (const id of ids) this.unremoved.add(id);
+      this.log.warn({ err: err.message, events: this.unremoved.size }, 'confirmed events cannot be removed from the outbox yet: trying again');
       if (!this.ackRetryTimer) {
         this.ackRetryTimer = setTimeout(() => {
           this.ackRetryTimer = null;
-          this.removeConfirmed(this.unremoved.splice(0));
+          this.removeConfirmed(this.takeUnremoved());
         }, ACK_RETRY_MS);
         this.ackRetryTimer.unref?.();
       }
     }
+  }
+
+  private takeUnremoved(): string[] {
+    const ids = [...this.unremoved];
+    this.unremoved.clear();
+    return ids;
   }
 
   /** Emergency and test-call events the broker has and the server has not confirmed yet. */
@@ -158,7 +151,7 @@ export class OutboxDrainer {
     if (this.acked.length === 0) return;
     const seqs = this.acked;
     this.acked = [];
-    this.removeConfirmed(this.unremoved.splice(0));
+    this.removeConfirmed(this.takeUnremoved());
     try {
       this.store.ackEvents(seqs);
     } catch (err) {
@@ -166,7 +159,11 @@ export class OutboxDrainer {
       if (!(err instanceof StoreError)) throw err;
       this.acked = [...seqs, ...this.acked];
       this.log.warn({ err: err.message, events: this.acked.length }, 'delivered events cannot be removed from the outbox yet: trying again');
-      if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flushAcks(), ACK_RETRY_MS);
+      if (!this.flushTimer) {
+        this.flushTimer = setTimeout(() => this.flushAcks(), ACK_RETRY_MS);
+        // A retry never keeps a stopping agent alive (stop flushes once more, then closes).
+        this.flushTimer.unref?.();
+      }
     }
   }
 
@@ -182,8 +179,8 @@ export class OutboxDrainer {
           this.cursor = this.buffer[this.buffer.length - 1]!.seq;
         }
         const row = this.buffer[this.next++]!;
-        // After a rewind: skip what is on its way, or waiting for the server; held rows wait for release().
-        if (!this.inFlight.has(row.seq) && !this.awaitingServer.has(row.seq) && !this.held.has(row.seq)) this.send(row);
+        // After a rewind: skip what is on its way, or waiting for the server.
+        if (!this.inFlight.has(row.seq) && !this.awaitingServer.has(row.seq)) this.send(row);
       }
     } finally {
       this.filling = false;

@@ -154,21 +154,6 @@ describe('outbox drainer', () => {
     expect(store.outboxBacklog()).toBe(0);
   });
 
-  it('a held row (an emergency event being completed) is not sent until released, even when the cursor passed it', async () => {
-    const b = manualBroker();
-    const d = new OutboxDrainer(store, 64, silentLog(), 30_000, 'emergency');
-    drainers.push(d);
-    store.enqueue(newEvent('emergency-call', { i: 500 }));
-    const seq = store.pendingEvents(0, 1000).at(-1)!.seq;
-    d.hold(seq);
-    store.enqueue(newEvent('diagnostics', { i: 501 }));
-    d.attach(b.publish);
-    expect(b.sent).not.toContain(500);
-    expect(b.sent).toContain(501);
-    d.release(seq);
-    expect(b.sent.at(-1)).toBe(500);
-  });
-
   it("confirm 'all' (the default): an ordinary event also stays past the PUBACK until the server confirms it, and goes again on reconnect", async () => {
     const b = manualBroker();
     const d = new OutboxDrainer(store, 64, silentLog());
