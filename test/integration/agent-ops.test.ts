@@ -89,7 +89,14 @@ describe.skipIf(gate.skip)('agent operations', () => {
       const json = JSON.parse(ctl(s.socketPath, 'address', '--json').out);
       expect(json).toMatchObject({ ok: true, result: { version: 2, doc: { deviceId: 'phone-ctl', civic: { ROOM: '210' } } } });
 
-      const status = JSON.parse(ctl(s.socketPath, 'status', '--json').out);
+      // The server's ack of address-applied reaches the phone a moment after the server has it:
+      // until then the event is still in the outbox (it waits for that ack).
+      const statusNow = () => JSON.parse(ctl(s.socketPath, 'status', '--json').out) as { result: { outbox: { backlog: number } } };
+      let status = statusNow();
+      for (let i = 0; i < 100 && status.result.outbox.backlog !== 0; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        status = statusNow();
+      }
       expect(status.result).toMatchObject({ deviceId: 'phone-ctl', link: { state: 'online' }, outbox: { backlog: 0 }, store: { schemaVersion: expect.any(Number) } });
 
       expect(ctl(s.socketPath, 'frobnicate').code).toBe(2);
