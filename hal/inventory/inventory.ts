@@ -3,8 +3,8 @@
 // them for tens of milliseconds (measured), so they run once, a while after start,
 // in a worker thread, and the result is cached. Never on the emergency path.
 import { Worker } from 'node:worker_threads';
-import { inventoryWorkerScript } from './inventory-worker-script.js';
-import type { Logger } from '../../agent/log.js';
+import { inventoryWorkerScript, type InventoryWorkerScript } from './inventory-worker-script.js';
+import type { HalLogger } from '../log.js';
 
 export interface SystemInventory {
   gatheredAt: string;
@@ -32,7 +32,7 @@ type Raw = Partial<Record<(typeof CALLS)[number], Record<string, unknown> | Reco
  * The single executable has no node_modules: scripts/build-arm.mjs carries the package
  * bundled as a script that defines `si` (see inventory-worker-script.ts).
  */
-export type InventoryWorkerScript = { kind: 'module'; from: string } | { kind: 'code'; code: string };
+export type { InventoryWorkerScript };
 
 // Plain JavaScript run in the worker after `si` is defined: it only calls systeminformation
 // and posts the raw results.
@@ -121,7 +121,7 @@ export class InventoryCache {
 
   constructor(
     private readonly deps: {
-      log: Logger;
+      log: HalLogger;
       delayMs: number;
       gather?: () => Promise<Raw>;
       now?: () => Date;

@@ -1,6 +1,6 @@
 // Builds the handset backend the configuration names. Nothing here opens a device:
 // that happens in start(), so a missing MCU never stops the agent from starting.
-import type { Logger } from '../../agent/log.js';
+import type { HalLogger } from '../log.js';
 import type { Handset } from '../handset.js';
 import { ConsoleHandset } from './console/console-handset.js';
 import { McuHandset } from './mcu-handset.js';
@@ -12,7 +12,7 @@ export type HandsetBackendConfig =
   | { backend: 'console' };
 
 export interface HandsetFactoryDeps {
-  log: Logger;
+  log: HalLogger;
   agentVersion: string;
   /** For the console backend: what Ctrl-C in its terminal does. */
   onConsoleQuit?: () => void;

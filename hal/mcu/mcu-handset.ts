@@ -1,7 +1,7 @@
 // Adapter: the Handset interface over the MCU protocol. Keeps the screen and LEDs
 // the agent asked for and writes them all again whenever the MCU may have lost
 // them (port back, MCU restarted, MCU answering again after silence).
-import type { Logger } from '../../agent/log.js';
+import type { HalLogger } from '../log.js';
 import type {
   Handset, HandsetStatus, HookListener, Key, KeyListener, LedColor, LedId, LedMode, Tone,
 } from '../handset.js';
@@ -11,7 +11,7 @@ import type { ByteTransport } from './transport/transport.js';
 
 export interface McuHandsetOptions {
   transport: ByteTransport;
-  log: Logger;
+  log: HalLogger;
   /** Sent in our HELLO so the MCU can log who talks to it. */
   agentVersion: string;
   /** Display size until the MCU's HELLO says otherwise. */

@@ -3,7 +3,7 @@
 // agent set, and sends keys and hook changes. Like real firmware should, it never
 // drops a key or hook event: each is retried until the agent acks it, and events
 // typed while the line is down are sent once it is back.
-import type { Logger } from '../../agent/log.js';
+import type { HalLogger } from '../log.js';
 import type { Key, LedColor, LedId, LedMode, Tone } from '../handset.js';
 import { FrameLink } from '../mcu/link/frame-link.js';
 import { CAPS, decodeMessage, encodeMessage, PROTOCOL_VERSION, type McuMessage } from '../mcu/protocol/messages.js';
@@ -11,7 +11,7 @@ import type { ByteTransport } from '../mcu/transport/transport.js';
 
 export interface McuSimulatorOptions {
   transport: ByteTransport;
-  log: Logger;
+  log: HalLogger;
   rows?: number;
   cols?: number;
   firmware?: string;

@@ -1,7 +1,7 @@
 // Console backend: the agent's own terminal is the phone. The simulated MCU and the
 // agent's MCU stack talk over an in-process pipe, so framing, acks and the protocol
 // all run exactly as with a serial MCU; only the wire is missing.
-import type { Logger } from '../../../agent/log.js';
+import type { HalLogger } from '../../log.js';
 import { McuSimulator } from '../../sim/mcu-simulator.js';
 import { TerminalPhone } from '../../sim/terminal-phone.js';
 import { McuHandset } from '../mcu-handset.js';
@@ -9,7 +9,7 @@ import { pipePair } from '../transport/pipe.js';
 import type { ByteTransport } from '../transport/transport.js';
 
 export interface ConsoleHandsetOptions {
-  log: Logger;
+  log: HalLogger;
   agentVersion: string;
   input: NodeJS.ReadStream;
   output: NodeJS.WritableStream;

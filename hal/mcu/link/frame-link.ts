@@ -9,7 +9,7 @@
 //   re-sends its state when the peer answers again.
 // - The receiver acks duplicates (its ACK was lost) but delivers a seq only once;
 //   a HELLO always resets that memory (the peer restarted).
-import type { Logger } from '../../../agent/log.js';
+import type { HalLogger } from '../../log.js';
 import { encodeFrame, FrameDecoder, type Frame } from '../framing/frame.js';
 import type { ByteTransport } from '../transport/transport.js';
 
@@ -20,7 +20,7 @@ const FRAMING_WARN_INTERVAL_MS = 10_000;
 
 export interface LinkOptions {
   transport: ByteTransport;
-  log: Logger;
+  log: HalLogger;
   /** Every delivered frame that is not an ACK, once per sequence number. */
   onFrame: (frame: Frame) => void;
   /** The port came (back) up, or went down (with the transport's reason). */

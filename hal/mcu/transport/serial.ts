@@ -2,7 +2,7 @@
 // closes, errors or is unplugged is reopened with exponential backoff until stop().
 // The port comes from a factory: SerialPort for a real device or a pty,
 // SerialPortMock (serialport's MockBinding) in unit tests.
-import type { Logger } from '../../../agent/log.js';
+import type { HalLogger } from '../../log.js';
 import type { ByteTransport, TransportListener } from './transport.js';
 
 /** The part of a serialport stream this transport uses. */
@@ -22,7 +22,7 @@ export type PortFactory = () => SerialPortLike;
 export interface SerialTransportOptions {
   path: string;
   openPort: PortFactory;
-  log: Logger;
+  log: HalLogger;
   backoffMinMs?: number;
   backoffMaxMs?: number;
 }
