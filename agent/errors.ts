@@ -1,20 +1,8 @@
 // Typed errors: each carries a stable code that logs, the CLI and events can use.
-export class E911Error extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = new.target.name;
-  }
-}
+import { E911Error } from '../provisioning/common/errors.js';
 
-export class ConfigError extends E911Error {
-  constructor(readonly problems: { key: string; reason: string }[]) {
-    super('config-invalid', `invalid configuration:\n${problems.map((p) => `  ${p.key}: ${p.reason}`).join('\n')}`);
-  }
-}
+// The base lives with the code both ends share; the agent's own errors follow.
+export { ConfigError, E911Error } from '../provisioning/common/errors.js';
 
 export class StoreError extends E911Error {}
 

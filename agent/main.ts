@@ -2,10 +2,10 @@
 // The agent's entry point: config, logger, the composition root, signals.
 import { loadConfig } from './config.js';
 import { ConfigError } from './errors.js';
-import { createLogger } from './log.js';
+import { createLogger } from '../provisioning/common/log.js';
 import { Agent } from './root.js';
 import { hostPaths } from '../hal/host.js';
-import { isMain } from './is-main.js';
+import { isMain } from '../provisioning/common/is-main.js';
 
 const STOP_DEADLINE_MS = 5000;
 const EX_CONFIG = 78;

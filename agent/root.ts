@@ -7,8 +7,8 @@
 // are held in memory, and the store is tried again with backoff; once it opens,
 // the held events are written and the rest of the agent starts.
 import { readFileSync } from 'node:fs';
-import type { Logger } from './log.js';
-import { named } from './log.js';
+import type { Logger } from '../provisioning/common/log.js';
+import { named } from '../provisioning/common/log.js';
 import type { AgentConfig } from './config.js';
 import type { HostPaths } from '../hal/host.js';
 import { Store } from './store/store.js';

@@ -2,7 +2,7 @@
 // Node has no AF_UNIX datagram sockets, so the small unix-dgram addon sends them;
 // without it the agent still runs and says once that systemd is not told.
 import { createRequire } from 'node:module';
-import type { Logger } from './log.js';
+import type { Logger } from '../provisioning/common/log.js';
 
 interface DgramSocket {
   send(buf: Buffer, offset: number, length: number, path: string, cb?: (err?: Error) => void): void;

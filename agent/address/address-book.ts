@@ -1,7 +1,7 @@
 // Applies signed address pushes: verify, validate, compare versions, store.
 // Anything wrong is rejected with a reason; the stored address is never touched then.
 import type { KeyObject } from 'node:crypto';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../provisioning/common/log.js';
 import type { Store, StoredAddress } from '../store/store.js';
 import type { EventFactory } from '../events/events.js';
 import { AddressRejectedError, type AddressRejectCode } from '../errors.js';

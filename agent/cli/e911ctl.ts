@@ -4,7 +4,7 @@
 // 4 diag found warnings (or skipped checks), 5 diag found failures. --json works with
 // every command: the agent's whole answer on stdout, the exit code unchanged.
 import { controlRequest } from '../control/control-client.js';
-import { isMain } from '../is-main.js';
+import { isMain } from '../../provisioning/common/is-main.js';
 import { formatAddressLines, type AddressDocument } from '../../provisioning/protocol/address.js';
 import { reportTable } from '../diagnostics/format.js';
 import { locationListText } from './location-text.js';

@@ -7,7 +7,7 @@
 import { chmodSync, chownSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../provisioning/common/log.js';
 import { ControlError } from '../errors.js';
 
 export type ControlHandler = (args: Record<string, unknown>) => unknown | Promise<unknown>;

@@ -4,7 +4,7 @@
 // run first and then this places the call. One run at a time: a second request
 // while one runs gets the same result.
 import { randomUUID, type KeyObject } from 'node:crypto';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../provisioning/common/log.js';
 import type { StoredAddress } from '../store/store.js';
 import type { HandsetStatus } from '../../hal/handset.js';
 import { formatAddressLines } from '../../provisioning/protocol/address.js';

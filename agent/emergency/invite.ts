@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { BodyPart, SipHeader } from '../../hal/voice/types.js';
-import { PIDF_CONTENT_TYPE, type PidfTemplate } from '../location/pidf.js';
+import { PIDF_CONTENT_TYPE, type PidfTemplate } from '../../provisioning/pidf/pidf.js';
 
 export interface RouteTarget {
   /** 'primary' | 'secondary' | 'fallback' */

@@ -13,12 +13,12 @@
 import { createHash, randomUUID } from 'node:crypto';
 import dns from 'node:dns/promises';
 import { isIP } from 'node:net';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../provisioning/common/log.js';
 import type { StoredAddress } from '../store/store.js';
 import type { EventType } from '../../provisioning/protocol/messages.js';
 import { transportOf, type TransportKind } from '../../hal/voice/types.js';
 import type { AccountId, CallId, CallMediaStats, CallStateEvent, IncomingCallEvent, InviteResponseEvent, SipHeader, SoundDeviceEvent, VoiceStack, VoiceStartOptions } from '../../hal/voice/types.js';
-import { PidfTemplate } from '../location/pidf.js';
+import { PidfTemplate } from '../../provisioning/pidf/pidf.js';
 import type { CivicAddress } from '../../provisioning/protocol/address.js';
 import { elinE164 } from '../location/elin.js';
 import { DialPlan, DigitCollector, type CollectorDecision, type EmergencyMatch, type Timers } from './dial-plan.js';

@@ -3,7 +3,7 @@
 // runs after the INVITE is out: the same event id with the call's details,
 // synced, then released to the outbox drain. An event the store cannot take
 // (store away, disk full) is kept in memory and written when the store is back.
-import type { Logger } from '../log.js';
+import type { Logger } from '../../provisioning/common/log.js';
 import type { EventFactory } from './events.js';
 import type { EventPayload } from '../../provisioning/protocol/messages.js';
 import type { EmergencyJournal } from '../emergency/service.js';

@@ -1,7 +1,7 @@
 // Events the store could not take (it is away, or a write failed: disk full,
 // permission): kept in memory, in order, and written when the store is back.
 // Bounded; emergency and test-call events are never dropped.
-import type { Logger } from '../log.js';
+import type { Logger } from '../../provisioning/common/log.js';
 import { PROTECTED_EVENT_TYPES, type EventPayload } from '../../provisioning/protocol/messages.js';
 
 /** What the held events need of the store. */

@@ -2,8 +2,8 @@
 // for the composition root: the handset backend and its UI, the emergency-services
 // notice, 933 diagnostics, and the system inventory for `e911ctl status`.
 import type { KeyObject } from 'node:crypto';
-import type { Logger } from '../log.js';
-import { named } from '../log.js';
+import type { Logger } from '../../provisioning/common/log.js';
+import { named } from '../../provisioning/common/log.js';
 import type { Store, StoredAddress } from '../store/store.js';
 import type { EventFactory } from '../events/events.js';
 import type { ControlServer } from '../control/control-server.js';

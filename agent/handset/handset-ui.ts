@@ -2,7 +2,7 @@
 // emergency path first, before anything is drawn: off-hook and 911 dials at once,
 // whatever is on the screen (the notice included). Screens stack by priority; the
 // top one is drawn, wrapped to the display and scrollable with up/down.
-import type { Logger } from '../log.js';
+import type { Logger } from '../../provisioning/common/log.js';
 import type { StoredAddress } from '../store/store.js';
 import {
   isKeypadKey, type Alerts, type FunctionKey, type Handset, type Key, type LedMode,

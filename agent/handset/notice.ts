@@ -2,20 +2,13 @@
 // phone shows what 911 calls send (the address, the callback number) until the user
 // acknowledges it with a key. Acknowledgement is stored and reported to the server.
 // The notice never gates 911: the keypad dials whatever the notice's state.
-import type { Logger } from '../log.js';
-import type { StoredAddress } from '../store/store.js';
+import type { Logger } from '../../provisioning/common/log.js';
+import type { NoticeState, StoredAddress } from '../store/store.js';
 import type { EventFactory } from '../events/events.js';
 import type { EventPayload } from '../../provisioning/protocol/messages.js';
 import { formatAddressLines } from '../../provisioning/protocol/address.js';
 
-export interface NoticeState {
-  /** The address the notice showed; null when it showed that none is on file. */
-  addressHash: string | null;
-  addressVersion: number | null;
-  shownAt: string;
-  acknowledgedAt: string | null;
-  acknowledgedVia: string | null;
-}
+export type { NoticeState };
 
 export interface NoticeStore {
   noticeState(): NoticeState | null;

@@ -3,7 +3,7 @@
 // back; reconnects with exponential backoff and jitter across the broker URLs.
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient, type IPublishPacket } from 'mqtt';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../provisioning/common/log.js';
 import type { AgentConfig } from '../config.js';
 import type { OutboxDrainer } from './outbox-drainer.js';
 import { decodePayload, MAX_LOCATIONS_PAYLOAD_BYTES, type PayloadOf, type TopicKind, type StatusPayload } from '../../provisioning/protocol/messages.js';

@@ -9,7 +9,7 @@
 // every resendMs until then. The server de-duplicates by id. With
 // confirm 'emergency' (a server older than events/ack for every event), only
 // emergency and test-call events wait for the server; the rest go on PUBACK.
-import type { Logger } from '../log.js';
+import type { Logger } from '../../provisioning/common/log.js';
 import type { OutboxRow, Store } from '../store/store.js';
 import { StoreError } from '../errors.js';
 import { PROTECTED_EVENT_TYPES, type EventType } from '../../provisioning/protocol/messages.js';

@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync, watch, type FSWatcher } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../provisioning/common/log.js';
 import { decodeCivicOption, decodeGeoOption, hexBytes, type CivicOption, type GeoOption } from './dhcp-codec.js';
 
 export interface DhcpLocation {

@@ -2,7 +2,7 @@
 // and every refreshMs. Keeps the last good answer; 'update' fires only when the
 // answer changes. Requests never overlap: a change during one asks again after it.
 import { EventEmitter } from 'node:events';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../provisioning/common/log.js';
 import { heldRequest, type HeldResult } from './held.js';
 
 export type HeldAnswer = Extract<HeldResult, { ok: true }> & { url: string };

@@ -2,7 +2,7 @@
 // locationRequest with a responseTime and locationType "civic geodetic"
 // (exact="false": whatever the LIS has); the answer's PIDF-LO is parsed for a
 // civic address and a point or circle. An <error> is returned as such.
-import { parseXml, findAll, child, XmlError } from './xml.js';
+import { parseXml, findAll, child, XmlError } from '../../provisioning/pidf/xml.js';
 import { locationsInPidf, PIDF_NS, type GeoPoint } from './pidf-parse.js';
 import type { CivicAddress } from '../../provisioning/protocol/address.js';
 

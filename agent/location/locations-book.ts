@@ -12,7 +12,7 @@
 // it keeps the old document whole, and the rows left over are removed at load.
 // Pushes are applied one at a time, in order; of those arriving meanwhile only
 // the newest waits (a retained topic is state: the older ones are superseded).
-import type { Logger } from '../log.js';
+import type { Logger } from '../../provisioning/common/log.js';
 import type { LocationsDocument } from '../../provisioning/protocol/locations.js';
 import type { AppliedLocations, LocationsHead, LocationsRejectCode } from './locations-verify.js';
 import type { LocationsVerifier } from './locations-verifier.js';

@@ -5,7 +5,7 @@
 // canonical form and signature (about 0.4 s for 2 MiB on x86-64) run beside it.
 import { Worker } from 'node:worker_threads';
 import type { KeyObject } from 'node:crypto';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../provisioning/common/log.js';
 import { E911Error } from '../errors.js';
 import { verifyLocationsPush, type AppliedLocations, type VerifiedLocations } from './locations-verify.js';
 

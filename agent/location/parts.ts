@@ -3,8 +3,8 @@
 // or simulated), lldpd, the DHCP hand-over reader, the HELD poller, the
 // locations push, and the LocationService over them all.
 import type { KeyObject } from 'node:crypto';
-import type { Logger } from '../log.js';
-import { named } from '../log.js';
+import type { Logger } from '../../provisioning/common/log.js';
+import { named } from '../../provisioning/common/log.js';
 import type { HostPaths } from '../../hal/host.js';
 import type { Alerts } from '../../hal/handset.js';
 import type { NetworkMonitor } from '../../hal/net/types.js';

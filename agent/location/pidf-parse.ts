@@ -1,7 +1,7 @@
 // Reads the locations out of a PIDF-LO (RFC 4119, RFC 5491): civic addresses
 // (RFC 5139 elements), GML points and circles (RFC 5491 shapes), and the method.
 import { CIVIC_ELEMENTS, type CivicAddress, type CivicElement } from '../../provisioning/protocol/address.js';
-import { findAll, child, type XmlElement } from './xml.js';
+import { findAll, child, type XmlElement } from '../../provisioning/pidf/xml.js';
 
 export const PIDF_NS = {
   pidf: 'urn:ietf:params:xml:ns:pidf',

@@ -6,7 +6,7 @@
 //
 // best() is what the emergency path calls: synchronous, no I/O, a few
 // microseconds (the ranking is kept current as inputs change).
-import type { Logger } from '../log.js';
+import type { Logger } from '../../provisioning/common/log.js';
 import type { Alerts } from '../../hal/handset.js';
 import type { NetworkMonitor, NetworkSnapshot } from '../../hal/net/types.js';
 import { snapshotAddresses } from '../../hal/net/types.js';

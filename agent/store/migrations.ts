@@ -1,11 +1,7 @@
 // Forward-only numbered migrations, compiled into the code so a bundled
 // executable carries them. Each runs in its own transaction and sets
 // PRAGMA user_version to its number. Never edit one that has shipped: add one.
-export interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
+import type { Migration } from '../../provisioning/common/sqlite.js';
 
 export const MIGRATIONS: readonly Migration[] = [
   {

@@ -6,8 +6,8 @@
 // rare (an administrator's change).
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Logger } from '../log.js';
-import { writeFileAtomic } from '../../provisioning/server/atomic-file.js';
+import type { Logger } from '../../provisioning/common/log.js';
+import { writeFileAtomic } from '../../provisioning/common/atomic-file.js';
 import { classifyStoreError } from '../errors.js';
 
 export type FloorKind = 'address' | 'locations';

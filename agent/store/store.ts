@@ -4,13 +4,12 @@
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../provisioning/common/log.js';
 import { StoreAccessError, StoreCorruptError, StoreFullError, StoreTooNewError, classifyStoreError } from '../errors.js';
-import { MIGRATIONS, type Migration } from './migrations.js';
-import { statementCache } from './statements.js';
+import { MIGRATIONS } from './migrations.js';
+import { migrate, SchemaTooNewError, statementCache, type Migration } from '../../provisioning/common/sqlite.js';
 import type { AddressDocument } from '../../provisioning/protocol/address.js';
 import { PROTECTED_EVENT_TYPES, type EventPayload } from '../../provisioning/protocol/messages.js';
-import type { NoticeState } from '../handset/notice.js';
 import { ReplayFloor, type FloorKind } from './replay-floor.js';
 
 export interface StoredAddress {
@@ -62,6 +61,16 @@ export interface StoreOptions {
 
 export const DB_FILE = 'agent.db';
 const HISTORY_KEEP = 100;
+
+/** The emergency-services notice as stored: what was shown, and whether the user acknowledged it. */
+export interface NoticeState {
+  /** The address the notice showed; null when it showed that none is on file. */
+  addressHash: string | null;
+  addressVersion: number | null;
+  shownAt: string;
+  acknowledgedAt: string | null;
+  acknowledgedVia: string | null;
+}
 
 export class Store {
   readonly path: string;
@@ -391,6 +400,7 @@ export class Store {
 
   // ---- emergency-services notice and diagnostics runs (migration 2) ----
 
+
   noticeState(): NoticeState | null {
     const row = this.stmt('SELECT * FROM emergency_notice WHERE id = 1').get() as
       | { address_hash: string | null; address_version: number | null; shown_at: string; acknowledged_at: string | null; acknowledged_via: string | null }
@@ -514,25 +524,16 @@ function openAndMigrate(file: string, migrations: readonly Migration[], nativeBi
     db.pragma('busy_timeout = 2000');
     const check = db.pragma('quick_check', { simple: true });
     if (check !== 'ok') throw new StoreCorruptError(`integrity check failed: ${String(check)}`);
-    migrate(db, migrations);
+    try {
+      migrate(db, migrations);
+    } catch (err) {
+      // The agent's own type for it: the store stays away, and the file is never moved aside.
+      if (err instanceof SchemaTooNewError) throw new StoreTooNewError(err.message.replace('this code', 'this agent'));
+      throw err;
+    }
     return db;
   } catch (err) {
     db.close();
     throw err;
-  }
-}
-
-export function migrate(db: Database.Database, migrations: readonly Migration[]): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  const latest = migrations.reduce((m, x) => Math.max(m, x.version), 0);
-  if (current > latest) {
-    throw new StoreTooNewError(`database schema ${current} is newer than this agent knows (${latest}): left as it is`);
-  }
-  for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
-    if (m.version <= current) continue;
-    db.transaction(() => {
-      db.exec(m.sql);
-      db.pragma(`user_version = ${m.version}`);
-    })();
   }
 }

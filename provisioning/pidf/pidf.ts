@@ -6,7 +6,7 @@
 // Built when the location changes, not at dial time: a PidfTemplate keeps the
 // document in pieces and render() only stamps the time (nothing slow between the digit and the INVITE).
 import { createHash } from 'node:crypto';
-import { CIVIC_ELEMENTS, type CivicAddress } from '../../provisioning/protocol/address.js';
+import { CIVIC_ELEMENTS, type CivicAddress } from '../protocol/address.js';
 
 export const NS = {
   pidf: 'urn:ietf:params:xml:ns:pidf',

@@ -3,12 +3,12 @@
 // ServerApp is one server process; several may share a database file (one
 // host) and an external broker (shared subscriptions).
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../common/atomic-file.js';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { named } from '../../agent/log.js';
+import { named } from '../common/log.js';
 import { Repo } from './db/repo.js';
 import { ProvisioningServer } from './server.js';
 import { Pusher, repoDesiredStore } from './pusher.js';

@@ -1,5 +1,5 @@
 // The server's typed errors; the HTTP API maps each code to a status.
-import { E911Error } from '../../agent/errors.js';
+import { E911Error } from '../common/errors.js';
 import type { Issue } from './validation.js';
 
 export class ValidationError extends E911Error {

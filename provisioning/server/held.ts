@@ -7,8 +7,8 @@
 import { PUBLIC_ROUTE } from './http/public.js';
 import type { FastifyInstance } from 'fastify';
 import type { CivicAddress } from '../protocol/address.js';
-import { buildPidf } from '../../agent/location/pidf.js';
-import { parseXml, child, XmlError } from '../../agent/location/xml.js';
+import { buildPidf } from '../pidf/pidf.js';
+import { parseXml, child, XmlError } from '../pidf/xml.js';
 
 export const HELD_NS = 'urn:ietf:params:xml:ns:geopriv:held';
 export const HELD_CONTENT_TYPE = 'application/held+xml';

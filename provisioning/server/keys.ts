@@ -1,6 +1,6 @@
 // The server's Ed25519 signing key: generated once, kept in a 0600 file.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../common/atomic-file.js';
 import path from 'node:path';
 import { generateSigningKeyPair, type KeyPairText } from '../protocol/signing.js';
 

@@ -8,7 +8,7 @@
 //
 // `e911-server help` lists every command.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../common/atomic-file.js';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
@@ -17,7 +17,7 @@ import type { Repo } from './db/repo.js';
 import { privateKeyFromText } from '../protocol/signing.js';
 import type { AddressDocument } from '../protocol/address.js';
 import type { MosquittoListener } from './broker-auth.js';
-import { isMain } from '../../agent/is-main.js';
+import { isMain } from '../common/is-main.js';
 
 // The server's parts load only for the commands that need them: an API call starts fast.
 const serverParts = () => import('./app.js');

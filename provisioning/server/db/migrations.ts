@@ -1,7 +1,7 @@
 // The server's schema: forward-only numbered migrations compiled into the code,
 // applied by the agent's migrate() (one transaction each, PRAGMA user_version).
 // Never edit one that has shipped: add one.
-import type { Migration } from '../../../agent/store/migrations.js';
+import type { Migration } from '../../common/sqlite.js';
 
 export const SERVER_MIGRATIONS: readonly Migration[] = [
   {

@@ -7,7 +7,7 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import { z } from 'zod';
 import type { Logger } from 'pino';
-import { E911Error } from '../../../agent/errors.js';
+import { E911Error } from '../../common/errors.js';
 import { PUBLIC_ROUTE } from './public.js';
 import { NotFoundError, ValidationError, PreconditionError } from '../errors.js';
 import type { AdminService } from '../service.js';

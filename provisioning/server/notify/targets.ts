@@ -10,7 +10,7 @@
 import dns from 'node:dns';
 import net from 'node:net';
 import type { LookupFunction } from 'node:net';
-import { ConfigError, E911Error } from '../../../agent/errors.js';
+import { ConfigError, E911Error } from '../../common/errors.js';
 
 /** Ranges that are not the public internet, with the reason shown to the administrator. */
 const REFUSED: readonly [string, number, 'ipv4' | 'ipv6', string][] = [

@@ -18,10 +18,7 @@ import { PhonesPage } from './pages/phones.js';
 import { CallsPage } from './pages/calls.js';
 import { AuditPage } from './pages/audit.js';
 
-export interface RouteProps {
-  /** The path after the page's name: "#/users/12" gives ["12"]. */
-  params: string[];
-}
+import type { RouteProps } from './route.js';
 
 const ROUTES: { path: string; label: string; page: (p: RouteProps) => preact.JSX.Element }[] = [
   { path: '', label: 'Dashboard', page: Dashboard },

@@ -1,7 +1,7 @@
 // The account: its name and contact, turning E911 on (only once everything
 // phones and notices need is there), and the recommendation override.
 import { useEffect, useState } from 'preact/hooks';
-import type { RouteProps } from '../app.js';
+import type { RouteProps } from '../route.js';
 import { issuesByField } from '../api.js';
 import type { AccountView } from '../types.js';
 import { Checkbox, ErrorBox, Field, Page, Saved, useApp, useLoad, when } from '../ui.js';

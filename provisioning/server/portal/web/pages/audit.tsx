@@ -1,7 +1,7 @@
 // The audit log: who did what to which entity and when, newest first, filtered
 // by entity, paged back with "Older" (the server's before=<seq>).
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { RouteProps } from '../app.js';
+import type { RouteProps } from '../route.js';
 import type { AuditEntry } from '../types.js';
 import { ErrorBox, Page, Select, useApp, when } from '../ui.js';
 import './status.css';

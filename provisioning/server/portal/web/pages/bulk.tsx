@@ -4,7 +4,7 @@
 // and in the confirm step. The server runs it as a job; its progress is live.
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { ComponentChildren } from 'preact';
-import type { RouteProps } from '../app.js';
+import type { RouteProps } from '../route.js';
 import { ApiError, issuesByField } from '../api.js';
 import type { Job, Location, User } from '../types.js';
 import { Checkbox, EmailList, ErrorBox, Field, JobProgress, listErrors, Page, Select, useApp, useJob, useLoad } from '../ui.js';

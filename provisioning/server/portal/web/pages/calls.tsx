@@ -2,7 +2,7 @@
 // facts with every recipient's notification delivery; both follow the server's
 // 'event' and 'notification' events, so a call and its deliveries show as they happen.
 import { useEffect, useState } from 'preact/hooks';
-import type { RouteProps } from '../app.js';
+import type { RouteProps } from '../route.js';
 import type { EmergencyFacts, Notification, StoredEvent } from '../types.js';
 import { ErrorBox, Page, useApp, when } from '../ui.js';
 import './status.css';

@@ -2,7 +2,7 @@
 // spreadsheet, upload it (drag and drop or a file picker) for a validation
 // report with nothing applied, then Update applies the valid rows as a job.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { RouteProps } from '../app.js';
+import type { RouteProps } from '../route.js';
 import { ApiError } from '../api.js';
 import type { CsvReport, Job } from '../types.js';
 import { ErrorBox, JobProgress, Page, useApp, useJob } from '../ui.js';

@@ -2,7 +2,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { AccountView, Job, PhoneView, StoredEvent } from '../types.js';
 import { ErrorBox, JobProgress, Page, useApp, useLoad, when } from '../ui.js';
-import type { RouteProps } from '../app.js';
+import type { RouteProps } from '../route.js';
 
 const CALL_TYPES = new Set(['emergency-call', 'test-call']);
 

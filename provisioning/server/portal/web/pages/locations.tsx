@@ -3,7 +3,7 @@
 // anything is saved. Building, floor, room, location code, IP groups, switch
 // ports, the location's admins and SMS numbers.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { RouteProps } from '../app.js';
+import type { RouteProps } from '../route.js';
 import { ApiError, issuesByField, type FieldIssue } from '../api.js';
 import type { Location } from '../types.js';
 import { US_STATES, CA_PROVINCES } from '../../../../protocol/regions.js';

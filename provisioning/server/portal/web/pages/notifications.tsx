@@ -3,7 +3,7 @@
 // Passwords and the webhook secret are write-only: the page says whether one is
 // set, and a blank field keeps it.
 import { useEffect, useState } from 'preact/hooks';
-import type { RouteProps } from '../app.js';
+import type { RouteProps } from '../route.js';
 import { ApiError, issuesByField } from '../api.js';
 import type { AccountView } from '../types.js';
 import './notifications.css';

@@ -3,7 +3,7 @@
 // kept current by the server's 'phone' events. Actions: push again, new MQTT
 // credentials (the password is shown once).
 import { useEffect, useState } from 'preact/hooks';
-import type { RouteProps } from '../app.js';
+import type { RouteProps } from '../route.js';
 import type { Location, PhoneView } from '../types.js';
 import { ErrorBox, Page, useApp, useLoad, when } from '../ui.js';
 import './status.css';

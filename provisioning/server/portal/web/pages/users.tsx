@@ -3,7 +3,7 @@
 // notification emails) and its General tab (user name, extension, phones, the
 // user's own recommendation setting).
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { RouteProps } from '../app.js';
+import type { RouteProps } from '../route.js';
 import { ApiError, issuesByField } from '../api.js';
 import type { Location, User } from '../types.js';
 import { Checkbox, EmailList, ErrorBox, Field, Page, Saved, Select, listErrors, useApp, useLoad } from '../ui.js';
