@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { ServerApp } from '../../provisioning/server/app.js';
 import { defaultPortalDir, mountPortal } from '../../provisioning/server/portal/serve.js';
 import { generateSigningKeyPair } from '../../provisioning/protocol/signing.js';
-import { isMain } from '../../agent/is-main.js';
+import { isMain } from '../../provisioning/common/is-main.js';
 
 /** The document /api/openapi.json serves, with the portal mounted as `run` mounts it. */
 export async function servedOpenApi(): Promise<unknown> {

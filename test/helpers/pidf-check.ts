@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CIVIC_ELEMENTS } from '../../provisioning/protocol/address.js';
-import { NS } from '../../agent/location/pidf.js';
+import { NS } from '../../provisioning/pidf/pidf.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 // Run from test/helpers (vitest) or dist/test/helpers (compiled).

@@ -36,7 +36,7 @@ import { REPO_ROOT } from '../helpers/bundle.js';
 import { multipartParts, receivedInvites } from '../helpers/emergency.js';
 import { checkPidfTexts, el, xpath } from '../helpers/pidf-check.js';
 import { requires } from '../helpers/require.js';
-import { NS } from '../../agent/location/pidf.js';
+import { NS } from '../../provisioning/pidf/pidf.js';
 import { encodeCivicOption } from '../../agent/location/dhcp-codec.js';
 import { documentHash, publicKeyFromText, verifyDocument } from '../../provisioning/protocol/signing.js';
 import { topicFor } from '../../provisioning/protocol/topics.js';

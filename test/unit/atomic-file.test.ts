@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { writeFileAtomic } from '../../provisioning/server/atomic-file.js';
+import { writeFileAtomic } from '../../provisioning/common/atomic-file.js';
 
 const dirs: string[] = [];
 afterEach(() => {

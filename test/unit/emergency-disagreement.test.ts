@@ -8,7 +8,7 @@ import { EmergencyService } from '../../agent/emergency/service.js';
 import { dialPlanSchema, emergencySchema, sipSchema } from '../../agent/emergency/config.js';
 import type { StoredAddress } from '../../agent/store/store.js';
 import type { AddressDocument, CivicAddress } from '../../provisioning/protocol/address.js';
-import { NS } from '../../agent/location/pidf.js';
+import { NS } from '../../provisioning/pidf/pidf.js';
 import { buildNotice } from '../../provisioning/server/notify/message.js';
 import type { StoredEvent } from '../../provisioning/server/db/repo.js';
 import { FakeClock } from '../helpers/fake-clock.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { emergencyTarget, fromHeader, inviteContent, needsResolution, paiHeader, parseRoute, prepareInvite, withAddress } from '../../agent/emergency/invite.js';
-import { PidfTemplate } from '../../agent/location/pidf.js';
+import { PidfTemplate } from '../../provisioning/pidf/pidf.js';
 import { dialPlanSchema, emergencySchema, sipSchema } from '../../agent/emergency/config.js';
 import { parseConfig } from '../../agent/config.js';
 

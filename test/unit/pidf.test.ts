@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { buildPidf, NS, PidfTemplate, type PidfOptions } from '../../agent/location/pidf.js';
+import { buildPidf, NS, PidfTemplate, type PidfOptions } from '../../provisioning/pidf/pidf.js';
 import { CA_PROVINCES, CIVIC_ELEMENTS, US_STATES, validateAddress, type AddressDocument, type CivicAddress } from '../../provisioning/protocol/address.js';
 import { checkPidfFiles, checkPidfTexts, el, PIDF_SCHEMA_DIR, xpath } from '../helpers/pidf-check.js';
 import { requires } from '../helpers/require.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseHeldResponse } from '../../../agent/location/held.js';
-import { parseXml, XmlError } from '../../../agent/location/xml.js';
+import { parseXml, XmlError } from '../../../provisioning/pidf/xml.js';
 
 // A LIS answer in the shape of RFC 5985 section 10 / RFC 5491: a civic address and a
 // circle in two geopriv elements, prefixes chosen differently from ours on purpose.
