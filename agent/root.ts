@@ -6,6 +6,7 @@
 // (permission, full disk, busy: typed StoreErrors), the core runs alone, events
 // are held in memory, and the store is tried again with backoff; once it opens,
 // the held events are written and the rest of the agent starts.
+// Over 400 lines: the one composition root builds and starts every part, by design.
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../provisioning/common/log.js';
 import { named } from '../provisioning/common/log.js';

@@ -25,6 +25,8 @@
 //                                      SDK's /opt/sdk/bin/arm-poky-linux-gnueabi-): addons then
 //                                      need only the glibc of that SDK's sysroot
 //   E911_ARM_OUT                       output folder (default build/arm)
+// Over 400 lines: one build, its steps in the order they run; split, a reader would jump
+// between files to follow one build.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync, cpSync } from 'node:fs';

@@ -5,6 +5,7 @@
 // It is never the proof that a feature works: see the PJSIP integration tests.
 // test/helpers/voice-contract.ts holds it to the PJSIP stack's behaviour (event
 // order, failure codes, what callInfo answers); keep the two in step there.
+// Over 400 lines: it fakes the whole VoiceStack interface, one method for each of its methods.
 import { VoiceEventHub } from './emitter.js';
 import {
   normalizeTarget,

@@ -8,6 +8,7 @@
 //     nodemailer pooled send of 10 emails to the same server.
 // Goals: <= 10 s, <= 3 s, <= 2 s (p99).
 // BENCH_PHONES (default 10000), BENCH_CSV_ROWS (100000), BENCH_EVENTS (200) scale them.
+// Over 400 lines: three benchmarks, each with the baseline it is measured beside.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
