@@ -11,7 +11,7 @@ import { dialPlanSchema, emergencySchema, sipSchema } from '../../agent/emergenc
 import { Store } from '../../agent/store/store.js';
 import { OutboxDrainer } from '../../agent/link/outbox-drainer.js';
 import { StoreEmergencyJournal, type JournalStore } from '../../agent/events/emergency-journal.js';
-import { BEGIN_FILE, BeginFile, parseLines, type BeginSink } from '../../agent/events/begin-file.js';
+import { BEGIN_FILE, BEGIN_FILE_SIZE, BeginFile, parseLines, type BeginSink } from '../../agent/events/begin-file.js';
 import { eventFactory } from '../../agent/events/events.js';
 import type { EventPayload } from '../../provisioning/protocol/messages.js';
 import { recordingLog, silentLog } from '../helpers/log.js';
@@ -30,7 +30,8 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const fileText = () => (existsSync(path.join(dir, BEGIN_FILE)) ? readFileSync(path.join(dir, BEGIN_FILE), 'utf8') : '');
+/** The file's text: its zeros (room kept for the next lines) left out. */
+const fileText = () => (existsSync(path.join(dir, BEGIN_FILE)) ? readFileSync(path.join(dir, BEGIN_FILE), 'utf8').replace(/\0/g, '') : '');
 const outbox = (s: Store = store): EventPayload[] => s.pendingEvents(0, 100).map((r) => JSON.parse(r.payload) as EventPayload);
 
 function openFile(log = silentLog()): BeginFile {
@@ -99,7 +100,9 @@ describe('emergency begin file', () => {
     const begun = JSON.parse(h.atInvite[0]!.file) as EventPayload;
     h.flush();
     expect(outbox().map((e) => [e.id, e.ts, e.type, e.data.recorded])).toEqual([[begun.id, begun.ts, 'test-call', 'complete']]);
-    expect(statSync(path.join(dir, BEGIN_FILE)).size).toBe(0);
+    expect(fileText()).toBe('');
+    // Zeroed in place, not truncated: the next line goes to the same block.
+    expect(statSync(path.join(dir, BEGIN_FILE)).size).toBe(BEGIN_FILE_SIZE);
     expect(store.begunEmergencyEvents()).toEqual([]);
   });
 
@@ -147,6 +150,21 @@ describe('emergency begin file', () => {
     expect(next.moved).toBe(1);
     expect(outbox(next.store).map((e) => e.id).sort()).toEqual([first, second].sort());
     next.store.close();
+  });
+
+  it('lines go at the start of the zeroed file again after it is emptied; a line cut short by zeros is unreadable, not glued to the next', () => {
+    const f = openFile();
+    expect(f.append('{"v":1,"id":"x1","type":"test-call","deviceId":"d","ts":"t","data":{}}')).toBe(true);
+    f.clear();
+    expect(f.append('{"v":1,"id":"x2","type":"test-call","deviceId":"d","ts":"t","data":{}}')).toBe(true);
+    const raw = readFileSync(path.join(dir, BEGIN_FILE), 'utf8');
+    expect(raw.startsWith('{"v":1,"id":"x2"')).toBe(true);
+    expect(parseLines(raw).events.map((e) => e.id)).toEqual(['x2']);
+    // A zeroing cut short: zeros, then an old line; and a line cut short, then zeros.
+    expect(parseLines('\0\0{"v":1,"id":"y","type":"test-call","deviceId":"d","ts":"t","data":{}}\n{"v":1,"id":"z"\0\0\0')).toEqual({
+      events: [expect.objectContaining({ id: 'y' })],
+      unreadable: 1,
+    });
   });
 
   it('a torn line (a write cut short) is skipped and reported; the lines around it are recovered, and a new line after it is readable', async () => {
