@@ -523,8 +523,9 @@ export class Agent {
       parts.drainer.flushAcks();
       parts.drainer.close();
     }
-    const lost = core.journal.pendingCount + this.held.size;
-    if (lost > 0) this.deps.log.error({ emergencyEvents: core.journal.pendingCount, others: this.held.size }, 'stopping with events the store never took: they are lost');
+    // An emergency event whose line is in the begin file is not lost: the next start puts it in the outbox.
+    const lost = core.journal.pendingOnlyInMemory + this.held.size;
+    if (lost > 0) this.deps.log.error({ emergencyEvents: core.journal.pendingOnlyInMemory, others: this.held.size }, 'stopping with events the store never took: they are lost');
     this.store?.close();
     this.store = null;
     core.beginFile.close();

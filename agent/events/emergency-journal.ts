@@ -105,6 +105,13 @@ export class StoreEmergencyJournal implements EmergencyJournal {
     this.write(id, event);
   }
 
+  /** Events held in memory whose line is not in the begin file either: lost if the process stops now. */
+  get pendingOnlyInMemory(): number {
+    let n = 0;
+    for (const id of this.pending.keys()) if (!this.inFile.has(id)) n++;
+    return n;
+  }
+
   /** Events held in memory (store away): how many. */
   get pendingCount(): number {
     return this.pending.size;
