@@ -25,6 +25,7 @@ import type { AddressStatePayload, EventPayload, EventType, TopicKind } from '..
 import type { StoredAddress } from './store/store.js';
 import { EmergencyService } from './emergency/service.js';
 import { StoreEmergencyJournal } from './events/emergency-journal.js';
+import { BeginFile } from './events/begin-file.js';
 import type { VoiceStack } from '../hal/voice/types.js';
 import { createPjsipVoiceStack, pjsipAvailability } from '../hal/voice/pjsip/index.js';
 import { FrontPanel, type FrontPanelStore } from './handset/front-panel.js';
@@ -67,6 +68,8 @@ export interface AgentDeps {
 interface Core {
   newEvent: EventFactory;
   journal: StoreEmergencyJournal;
+  /** The emergency event's first write before the INVITE (beside the store's file). */
+  beginFile: BeginFile;
   emergency: EmergencyService;
   front: FrontPanel;
   control: ControlServer;
@@ -152,7 +155,11 @@ export class Agent {
     const now = this.deps.now ?? (() => new Date());
     const newEvent = eventFactory(config.deviceId, now, procPhoneClock(host.proc, (p) => readFileSync(p, 'utf8')));
     const serverKey = publicKeyFromText(config.serverPublicKey);
+    // Opened before anything can begin an event: what a process that died left is read first.
+    const beginFile = new BeginFile(config.dataDir, named(log, 'emergency'));
+    beginFile.open();
     const journal = new StoreEmergencyJournal({
+      file: beginFile,
       store: () => this.store,
       drain: () => this.parts?.drainer ?? null,
       newEvent,
@@ -192,7 +199,7 @@ export class Agent {
       inventoryWorker: this.deps.inventoryWorker ?? inventoryWorkerScript(),
     });
     const notifier = systemdNotifier(env, named(log, 'systemd'), config.watchdogMs);
-    const core: Core = { newEvent, journal, emergency, front, control, notifier, started: { emergency: false, front: false, control: false } };
+    const core: Core = { newEvent, journal, beginFile, emergency, front, control, notifier, started: { emergency: false, front: false, control: false } };
     this.registerControl(core);
     return core;
   }
@@ -285,6 +292,8 @@ export class Agent {
     const store = this.store;
     const core = this.core;
     if (!store || !core) return false;
+    // Events a process that died began in the begin file; not into a store in memory (it would not keep them).
+    const recovered = store.path === ':memory:' ? 0 : core.journal.recoverLeftover();
     const emergencyEvents = core.journal.flushPending();
     const others = this.held.flushInto(store);
     if (emergencyEvents + others > 0) {
@@ -292,7 +301,7 @@ export class Agent {
       this.parts?.drainer.wake();
     }
     this.saveSuppression();
-    return core.journal.pendingCount === 0 && this.held.size === 0 && this.pendingSuppressUntil === null;
+    return recovered !== false && core.journal.pendingCount === 0 && this.held.size === 0 && this.pendingSuppressUntil === null;
   }
 
   /**
@@ -515,10 +524,12 @@ export class Agent {
       parts.drainer.flushAcks();
       parts.drainer.close();
     }
-    const lost = core.journal.pendingCount + this.held.size;
-    if (lost > 0) this.deps.log.error({ emergencyEvents: core.journal.pendingCount, others: this.held.size }, 'stopping with events the store never took: they are lost');
+    // An emergency event whose line is in the begin file is not lost: the next start puts it in the outbox.
+    const lost = core.journal.pendingOnlyInMemory + this.held.size;
+    if (lost > 0) this.deps.log.error({ emergencyEvents: core.journal.pendingOnlyInMemory, others: this.held.size }, 'stopping with events the store never took: they are lost');
     this.store?.close();
     this.store = null;
+    core.beginFile.close();
     core.notifier.close();
     this.deps.log.info('agent stopped');
   }

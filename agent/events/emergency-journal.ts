@@ -1,9 +1,13 @@
-// The emergency event made durable before the INVITE (decision 2). begin() runs
-// on the call path: one prepared INSERT, no fsync, never a throw. complete()
-// runs after the INVITE is out: the same event id with the call's details,
-// synced, then released to the outbox drain. An event the store cannot take
-// (store away, disk full) is kept in memory and written when the store is back.
+// The emergency event made durable before the INVITE. begin() runs on the call
+// path and never throws: one line appended to the begin file (a syscall, no
+// fsync); when the file cannot take it, one prepared INSERT into the store's
+// emergency_begun table; when neither can, memory. complete() runs after the
+// INVITE is out: the same event id with the call's details into the outbox,
+// synced, then released to the outbox drain, and the file emptied once nothing
+// in it is still waiting. An event the store cannot take (store away, disk full)
+// is kept in memory and written when the store is back.
 import type { Logger } from '../../provisioning/common/log.js';
+import type { BeginSink } from './begin-file.js';
 import type { EventFactory } from './events.js';
 import type { EventPayload } from '../../provisioning/protocol/messages.js';
 import type { EmergencyJournal } from '../emergency/service.js';
@@ -13,6 +17,10 @@ export interface JournalStore {
   /** payload: the event as JSON text when the caller has it already (the call path). */
   beginEmergencyEvent(event: EventPayload, payload?: string): void;
   completeEmergencyEvent(event: EventPayload): void;
+  /** Events a process that died began in the begin file: into the outbox unless there by id. */
+  recoverEmergencyEvents(events: readonly EventPayload[]): number;
+  /** A non-emergency event for the outbox (the report of unreadable begin-file lines). */
+  enqueue(event: EventPayload): boolean;
 }
 
 /** What the journal needs of the outbox drain. */
@@ -21,8 +29,10 @@ export interface JournalDrain {
 }
 
 export class StoreEmergencyJournal implements EmergencyJournal {
-  /** Events begun: id -> whether the store took the first write, and the first write. */
-  private readonly open = new Map<string, { stored: boolean; first: EventPayload }>();
+  /** Events begun: id -> where the first write went, and the first write. */
+  private readonly open = new Map<string, { stored: 'file' | 'store' | false; first: EventPayload }>();
+  /** Events whose line is in the begin file and that are not in the store yet (open or pending). */
+  private readonly inFile = new Set<string>();
   /** Completed events the store could not take: written by flushPending() when it is back. */
   private readonly pending = new Map<string, EventPayload>();
 
@@ -30,6 +40,8 @@ export class StoreEmergencyJournal implements EmergencyJournal {
     private readonly deps: {
       store: () => JournalStore | null;
       drain: () => JournalDrain | null;
+      /** The begin file (opened already); null or absent: the first write goes to the store. */
+      file?: BeginSink | null;
       newEvent: EventFactory;
       log: Logger;
       /** An event is held in memory: the owner retries flushPending() later. */
@@ -51,17 +63,28 @@ export class StoreEmergencyJournal implements EmergencyJournal {
   }
 
   private beginWith(event: EventPayload, payload: string | undefined, dataJson?: string): string {
-    // The store keeps it apart from the outbox until complete(): the drain cannot send the first write.
-    let stored = false;
+    // Apart from the outbox until complete(): the drain cannot send the first write.
+    let stored: 'file' | 'store' | false = false;
+    const file = this.deps.file;
     try {
-      const store = this.deps.store();
-      if (store) {
-        store.beginEmergencyEvent(event, payload);
-        stored = true;
+      if (file && file.append(payload ?? JSON.stringify(event))) {
+        stored = 'file';
+        this.inFile.add(event.id);
       }
     } catch (err) {
-      // Never stops the call: kept in memory, completed (and written) after the INVITE.
-      this.deps.log.error({ err, eventId: event.id }, 'emergency event not stored before the INVITE: kept in memory');
+      this.deps.log.error({ err, eventId: event.id }, 'emergency event not written to the begin file: the store is tried');
+    }
+    if (!stored) {
+      try {
+        const store = this.deps.store();
+        if (store) {
+          store.beginEmergencyEvent(event, payload);
+          stored = 'store';
+        }
+      } catch (err) {
+        // Never stops the call: kept in memory, completed (and written) after the INVITE.
+        this.deps.log.error({ err, eventId: event.id }, 'emergency event not stored before the INVITE: kept in memory');
+      }
     }
     if (!stored) {
       // Held in memory with its data (parsed only on this rare path).
@@ -82,6 +105,13 @@ export class StoreEmergencyJournal implements EmergencyJournal {
     this.write(id, event);
   }
 
+  /** Events held in memory whose line is not in the begin file either: lost if the process stops now. */
+  get pendingOnlyInMemory(): number {
+    let n = 0;
+    for (const id of this.pending.keys()) if (!this.inFile.has(id)) n++;
+    return n;
+  }
+
   /** Events held in memory (store away): how many. */
   get pendingCount(): number {
     return this.pending.size;
@@ -98,6 +128,42 @@ export class StoreEmergencyJournal implements EmergencyJournal {
     return written;
   }
 
+  /** Events a previous process left in the begin file, not yet in the store. */
+  get leftoverCount(): number {
+    return this.deps.file?.leftover.events.length ?? 0;
+  }
+
+  /**
+   * The store is open: what a process that died left in the begin file goes into the
+   * outbox (as recoverBegun does for the table's rows), and unreadable lines are
+   * reported. Returns how many events went in; false when the store could not take them
+   * (they stay in the file, and this is called again).
+   */
+  recoverLeftover(): number | false {
+    const file = this.deps.file;
+    const store = this.deps.store();
+    if (!file || !store) return file ? false : 0;
+    const { events, unreadable } = file.leftover;
+    if (events.length === 0 && unreadable === 0) return 0;
+    let moved: number;
+    try {
+      moved = store.recoverEmergencyEvents(events);
+      if (unreadable > 0) {
+        const reason = `emergency begin file: ${unreadable} unreadable line(s) skipped (a write cut short by the process dying: its INVITE never left)`;
+        store.enqueue(this.deps.newEvent('store-incident', { at: new Date().toISOString(), reason, unreadableLines: unreadable }));
+      }
+    } catch (err) {
+      this.deps.log.error({ err, events: events.length }, 'emergency events begun before the agent stopped could not be moved to the outbox yet');
+      this.deps.onHeld?.();
+      return false;
+    }
+    file.forgetLeftover();
+    if (this.inFile.size === 0) file.clear();
+    else for (const e of events) file.markDone(e.id);
+    this.deps.drain()?.wake();
+    return moved;
+  }
+
   private write(id: string, event: EventPayload): boolean {
     const store = this.deps.store();
     const drain = this.deps.drain();
@@ -110,7 +176,17 @@ export class StoreEmergencyJournal implements EmergencyJournal {
       this.deps.onHeld?.();
       return false;
     }
+    this.settleFile(id);
     drain?.wake();
     return true;
+  }
+
+  /** The event is in the store: its line in the begin file is no longer needed. */
+  private settleFile(id: string): void {
+    const file = this.deps.file;
+    if (!file || !this.inFile.delete(id)) return;
+    // Emptied when no line in it is still needed; otherwise this one is marked done.
+    if (this.inFile.size === 0 && file.leftover.events.length === 0) file.clear();
+    else file.markDone(id);
   }
 }

@@ -303,6 +303,22 @@ export class Store {
     });
   }
 
+  /**
+   * Emergency events a process that died began in the begin file (their INVITE may have
+   * gone): into the outbox as begun, unless an event with that id is there already
+   * (completed before the process died). Synced, as a completion is. Returns how many went in.
+   */
+  recoverEmergencyEvents(events: readonly EventPayload[]): number {
+    if (events.length === 0) return 0;
+    let moved = 0;
+    this.durable(() => {
+      for (const e of events) moved += this.stmts.insertOutbox.run(e.id, e.type, 1, JSON.stringify(e), e.ts).changes;
+      this.outboxCount += moved;
+    });
+    if (moved > 0) this.log.warn({ moved }, 'emergency events begun before the agent stopped (begin file) moved to the outbox');
+    return moved;
+  }
+
   /** Emergency events begun and not completed (their process died, or the INVITE is on its way). */
   begunEmergencyEvents(): EventPayload[] {
     return (this.stmt('SELECT payload FROM emergency_begun ORDER BY rowid').all() as { payload: string }[]).map((r) => JSON.parse(r.payload) as EventPayload);

@@ -9,6 +9,7 @@
 // Then again while the outbox drains a 10,000-event backlog to a real Mosquitto.
 // Goals: the agent adds <= 5 ms at p99, <= 10 ms at p99 while draining.
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,6 +21,8 @@ import { parseConfig } from '../../agent/config.js';
 import { hostPaths } from '../../hal/host.js';
 import { Store } from '../../agent/store/store.js';
 import type { EmergencyService } from '../../agent/emergency/service.js';
+import type { StoreEmergencyJournal } from '../../agent/events/emergency-journal.js';
+import type { BeginSink } from '../../agent/events/begin-file.js';
 import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
 import { pjsipAvailability, type MakeCallTiming, type PjsipVoiceStack } from '../../hal/voice/pjsip/index.js';
 import type { VoiceStack } from '../../hal/voice/types.js';
@@ -273,191 +276,264 @@ try {
   // BENCH_PUSH_ONLY=1: only the locations-push phase (a quicker run while working on it).
   const PUSH_ONLY = process.env.BENCH_PUSH_ONLY === '1';
   await run(PUSH_ONLY ? 2 : WARMUP);
-  const idle = await run(PUSH_ONLY ? 2 : CALLS);
-
-  // Draining: enqueue a 10,000-event backlog, place calls while it drains to Mosquitto,
-  // again until enough calls were measured with a drain under way.
-  const event = { kind: 'bench', filler: 'x'.repeat(300) };
-  const busy = { agent: [] as number[], base: [] as number[] };
-  const deliveredBefore = status().outbox.delivered;
-  let backlogs = 0;
-  let drainMs = 0;
-  while (!PUSH_ONLY && busy.agent.length < CALLS) {
-    for (let i = 0; i < BACKLOG; i++) agent.emit('diagnostics', event);
-    backlogs++;
-    const t0 = performance.now();
-    while (draining() && busy.agent.length < CALLS) {
-      const r = await run(1);
-      busy.agent.push(...r.agent);
-      busy.base.push(...r.base);
-    }
-    while (draining()) await sleep(5);
-    drainMs += performance.now() - t0;
-  }
-  const drained = status().outbox.delivered - deliveredBefore;
-  // The breakdown below is of the keypad calls above; the push phase dials through the control socket.
-  const keypadCalls = beforeMakeCall.length;
-
-  // --- a 2 MiB locations push arriving while 911 is dialed ------------------------
-  // Digit and push both come from outside the agent's process (push-peer): the dial over
-  // the control socket, stamped when written, 0-500 ms after the push was published, so
-  // the digit lands in each stage of it (arriving, verified in the worker, stored in parts).
-  // Beside it, in the same run and interleaved, the same dial with no push; then the same
-  // pushes verified on the main thread, as before this change (the baseline).
-  const PUSH_CALLS = Number(process.env.BENCH_PUSH_CALLS ?? 30);
-  const INLINE_CALLS = Number(process.env.BENCH_PUSH_INLINE_CALLS ?? 10);
-  const DELAYS = [0, 1, 3, 10, 30, 60, 100, 200, 300, 500];
-  const peer = fork(path.join(here, 'push-peer.js'), [broker.url, topicFor(deviceId, 'locations/set'), raw.control.socketPath, deviceId], { stdio: 'inherit' });
-  children.push(peer);
-  if (niced) prioritize(peer.pid!);
-  const peerInbox: { kind: string; at?: string; ok?: boolean; reply?: string; bytes?: number }[] = [];
-  peer.on('message', (m: (typeof peerInbox)[number]) => peerInbox.push(m));
-  const fromPeer = async (kind: string, timeoutMs = 120_000) => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const i = peerInbox.findIndex((m) => m.kind === kind);
-      if (i >= 0) return peerInbox.splice(i, 1)[0]!;
-      if (Date.now() > deadline) throw new Error(`no ${kind} from the push peer within ${timeoutMs} ms`);
-      await sleep(5);
-    }
+  // --- the durable begin step (issue 14: at most 0.1 ms added at p50) ---------------
+  // Three agents in one: the event's first write to the begin file (as shipped), to the
+  // store's emergency_begun table (SQLite commit, as before the file), and skipped (no
+  // durable step: bench only). Interleaved with the bare caller, order rotated per round.
+  // beginJson itself is also timed in place, so the step's own cost shows beside the commit.
+  const journal = (agent as unknown as { core: { journal: StoreEmergencyJournal } }).core.journal;
+  const journalDeps = (journal as unknown as { deps: { file?: BeginSink | null } }).deps;
+  const beginFileSink = journalDeps.file ?? null;
+  const beginJson = journal.beginJson.bind(journal);
+  type BeginMode = 'file' | 'sqlite' | 'skip';
+  let mode: BeginMode = 'file';
+  const beginStep: Record<BeginMode, number[]> = { file: [], sqlite: [], skip: [] };
+  journal.beginJson = (type, json) => {
+    const t = process.hrtime.bigint();
+    const id = mode === 'skip' ? randomUUID() : beginJson(type, json);
+    beginStep[mode].push(nsToMs(process.hrtime.bigint() - t));
+    return id;
   };
-  await fromPeer('ready');
-  const versions = Array.from({ length: PUSH_CALLS + INLINE_CALLS }, (_, i) => i + 1);
-  peer.send({ kind: 'prepare', versions, keys: signingKeys });
-  const pushBytes = (await fromPeer('prepared')).bytes!;
-  const book = (agent as unknown as { parts: { location: { book: LocationsBook } } }).parts.location.book;
-  const bookIdle = async () => {
-    while ((book as unknown as { busy: boolean }).busy) await sleep(5);
-  };
-  async function peerCall(version: number | null, delayMs: number): Promise<number> {
-    inbox.length = 0;
-    const arrival = next('invite', 10_000);
-    peer.send({ kind: 'go', version, delayMs });
-    const dialed = await fromPeer('dialed');
-    if (!dialed.ok) throw new Error(`dial over the control socket failed: ${dialed.reply}`);
-    const at = BigInt(((await arrival) as { at: string }).at);
-    await next('ack', 10_000);
-    return nsToMs(at - BigInt(dialed.at!));
+  // The write itself (the file's append), inside the step.
+  const appendTimes: number[] = [];
+  if (beginFileSink) {
+    const append = beginFileSink.append.bind(beginFileSink);
+    beginFileSink.append = (json) => {
+      const t = process.hrtime.bigint();
+      try {
+        return append(json);
+      } finally {
+        appendTimes.push(nsToMs(process.hrtime.bigint() - t));
+      }
+    };
   }
-  const pushed = { push: [] as number[], none: [] as number[], inline: [] as number[], noneInline: [] as number[] };
-  // What held the agent's main thread while pushes came in: the event loop's longest delay, and GC pauses.
-  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
-  const pushPhaseFrom = performance.now();
-  let pushPhaseTo = Infinity;
-  let loopMaxWorker = 0;
-  loopDelay.enable();
-  const applied: number[] = [];
-  for (let i = 0; i < PUSH_CALLS + INLINE_CALLS; i++) {
-    const inline = i >= PUSH_CALLS;
-    if (i === PUSH_CALLS) {
-      loopMaxWorker = loopDelay.max / 1e6;
-      pushPhaseTo = performance.now();
-      loopDelay.reset();
-      // The baseline: the same pushes verified on the agent's main thread (as before the worker).
-      (book as unknown as { deps: { verifier: unknown } }).deps.verifier = new InlineLocationsVerifier({ deviceId, serverKey: publicKeyFromText(signingKeys.publicKey) });
+  const setMode = (m: BeginMode) => {
+    mode = m;
+    journalDeps.file = m === 'sqlite' ? null : beginFileSink;
+  };
+  const BEGIN_CALLS = Number(process.env.BENCH_BEGIN_CALLS ?? CALLS);
+  const byMode: Record<BeginMode, number[]> = { file: [], sqlite: [], skip: [] };
+  const bare: number[] = [];
+  // Kept apart from the breakdown below (its slices assume the warm-up, then the idle calls).
+  const lengths = [beforeMakeCall.length, inMakeCall.length, windows.length, agentTimings.length, inKeypad.length];
+  const modes: BeginMode[] = ['file', 'sqlite', 'skip'];
+  for (let i = 0; i < BEGIN_CALLS; i++) {
+    for (let k = 0; k < modes.length; k++) {
+      const m = modes[(i + k) % modes.length]!;
+      setMode(m);
+      byMode[m].push(await agentCall());
+      await sleep(GAP_MS);
     }
-    const delay = DELAYS[i % DELAYS.length]!;
-    (inline ? pushed.noneInline : pushed.none).push(await peerCall(null, delay));
-    await sleep(GAP_MS);
-    (inline ? pushed.inline : pushed.push).push(await peerCall(versions[i]!, delay));
-    // The next pair starts once this push is in (applied and the old parts dropped).
-    while (book.current()?.version !== versions[i]) await sleep(5);
-    await bookIdle();
-    applied.push(versions[i]!);
+    bare.push(await baselineCall());
     await sleep(GAP_MS);
   }
-  peer.send({ kind: 'quit' });
-  const loopMaxInline = loopDelay.max / 1e6;
-  loopDelay.disable();
-  const gcMaxPush = Math.max(0, ...gcs.filter(([s0]) => s0 >= pushPhaseFrom && s0 <= pushPhaseTo).map(([s0, e0]) => e0 - s0));
-  const kindName: Record<number, string> = { 1: 'scavenge', 2: 'minor mark-sweep', 4: 'mark-compact', 8: 'incremental marking', 16: 'weak callbacks' };
-  const worstGcs = gcKinds
-    .filter(([s0]) => s0 >= pushPhaseFrom && s0 <= pushPhaseTo)
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 4)
-    .map(([, d, k]) => `${kindName[k] ?? k} ${d.toFixed(1)}`)
-    .join(', ');
-  // Where the agent's tail comes from: the whole synchronous keypad call (the INVITE, then the bookkeeping after it).
-  const keypadIdle = summary(inKeypad.slice(WARMUP, WARMUP + CALLS));
-  const keypadBusy = summary(inKeypad.slice(-CALLS));
-  const ia = summary(idle.agent);
-  const ib = summary(idle.base);
-  const ba = summary(busy.agent);
-  const bb = summary(busy.base);
+  setMode('file');
+  journal.beginJson = beginJson;
+  beforeMakeCall.length = lengths[0]!;
+  inMakeCall.length = lengths[1]!;
+  windows.length = lengths[2]!;
+  agentTimings.length = lengths[3]!;
+  inKeypad.length = lengths[4]!;
+  const bf = summary(byMode.file);
+  const bs = summary(byMode.sqlite);
+  const bk = summary(byMode.skip);
+  const bb0 = summary(bare);
+  const stepP = (xs: number[]) => `p50 ${(summary(xs).p50 * 1000).toFixed(0)} / p99 ${(summary(xs).p99 * 1000).toFixed(0)} us`;
   process.stdout.write(
-    `calls: ${CALLS} agent + ${CALLS} baseline per phase, interleaved; ${WARMUP} warm-up pairs; pjproject ${pkg('--modversion').stdout.trim()}; ` +
-      `nice ${niced ? NICE : 0} for agent, baseline and wire${groupNiced ? ` (and their autogroup, nice ${NICE})` : ''}; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}\n`,
+    `durable begin step: ${BEGIN_CALLS} rounds of 4 calls (agent: begin file / SQLite begun row / begin skipped; bare caller), order rotated; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}\n` +
+      `  digit -> INVITE p50: begin file ${bf.p50.toFixed(3)} ms, SQLite begun row ${bs.p50.toFixed(3)} ms, begin skipped ${bk.p50.toFixed(3)} ms, bare caller ${bb0.p50.toFixed(3)} ms\n` +
+      `  added at p50 by the durable step (beside begin skipped): begin file ${(bf.p50 - bk.p50).toFixed(3)} ms (goal <= 0.1: ${bf.p50 - bk.p50 <= 0.1 ? 'met' : 'MISSED'}), SQLite begun row ${(bs.p50 - bk.p50).toFixed(3)} ms\n` +
+      `  the step timed in place (beginJson: envelope, then the write): begin file ${stepP(beginStep.file)} (of which the append ${stepP(appendTimes)}); SQLite begun row ${stepP(beginStep.sqlite)}; skipped ${stepP(beginStep.skip)}\n` +
+      `  p99: begin file ${bf.p99.toFixed(2)}, SQLite ${bs.p99.toFixed(2)}, skipped ${bk.p99.toFixed(2)}, bare caller ${bb0.p99.toFixed(2)} ms\n`,
   );
-  report('digit -> INVITE on the wire p50 (ms)', ia.p50, 'ms', ib.p50, 'informational');
-  report('digit -> INVITE on the wire p99 (ms)', ia.p99, 'ms', ib.p99, 'agent adds <= 5 ms');
-  report('  ... while the outbox drains p50 (ms)', ba.p50, 'ms', bb.p50, 'informational');
-  report('  ... while the outbox drains p99 (ms)', ba.p99, 'ms', bb.p99, 'agent adds <= 10 ms');
-  process.stdout.write(
-    `the agent's whole keypad call (INVITE sent, then bookkeeping): p50 ${keypadIdle.p50.toFixed(2)} / p99 ${keypadIdle.p99.toFixed(2)} ms idle, ` +
-      `p50 ${keypadBusy.p50.toFixed(2)} / p99 ${keypadBusy.p99.toFixed(2)} ms draining\n`,
-  );
-  const jsBefore = summary(beforeMakeCall.slice(WARMUP, keypadCalls));
-  const native = summary(inMakeCall.slice(WARMUP, keypadCalls));
-  process.stdout.write(
-    `breakdown (all agent calls): agent JS from digit to makeCall p50 ${jsBefore.p50.toFixed(2)} / p99 ${jsBefore.p99.toFixed(2)} ms; ` +
-      `makeCall itself (addon + pjsua, returns after the send) p50 ${native.p50.toFixed(2)} / p99 ${native.p99.toFixed(2)} ms\n`,
-  );
-  // Inside makeCall, beside the same call in the bare caller; and what the slowest agent calls had in common.
-  gcObserver.disconnect();
-  for (let i = 0; i < agentTimings.length; i++) {
-    const [a, b] = windows[i]!;
-    agentTimings[i]!.gc = gcs.some(([s, e]) => s < b && e > a);
-  }
-  const at = agentTimings.slice(WARMUP, keypadCalls);
-  const bt = baseTimings.slice(WARMUP);
-  const pq = (xs: number[]) => `p50 ${summary(xs).p50.toFixed(2)} / p99 ${summary(xs).p99.toFixed(2)}`;
-  process.stdout.write(
-    `inside makeCall: arguments ${pq(at.map((t) => t.prepareMs))} ms; pjsua_call_make_call ${pq(at.map((t) => t.pjsuaMs))} ms ` +
-      `(bare caller: ${pq(bt.map((t) => t.pjsuaMs))} ms); its CPU time ${pq(at.map((t) => t.pjsuaCpuMs))} ms (bare caller: ${pq(bt.map((t) => t.pjsuaCpuMs))} ms)\n`,
-  );
-  const slowest = (xs: { pjsuaMs: number; voluntarySwitches: number; involuntarySwitches: number; gc?: boolean }[]) => {
-    const cut = summary(xs.map((t) => t.pjsuaMs)).p99;
-    const slow = xs.filter((t) => t.pjsuaMs >= cut);
-    const share = (f: (t: (typeof slow)[number]) => boolean) => `${slow.filter(f).length}/${slow.length}`;
-    const rest = xs.filter((t) => t.pjsuaMs < cut);
-    const restShare = (f: (t: (typeof rest)[number]) => boolean) => `${((100 * rest.filter(f).length) / Math.max(1, rest.length)).toFixed(0)}%`;
-    return (
-      `slowest 1% (>= ${cut.toFixed(2)} ms): preempted (involuntary switch) ${share((t) => t.involuntarySwitches > 0)}, waited (voluntary switch) ${share((t) => t.voluntarySwitches > 0)}` +
-      (slow[0]?.gc !== undefined ? `, during a V8 GC ${share((t) => t.gc === true)}` : '') +
-      `; the other 99%: preempted ${restShare((t) => t.involuntarySwitches > 0)}, waited ${restShare((t) => t.voluntarySwitches > 0)}`
+  // BENCH_BEGIN_ONLY=1: only the warm-up and this comparison.
+  if (process.env.BENCH_BEGIN_ONLY !== '1') {
+    const idle = await run(PUSH_ONLY ? 2 : CALLS);
+
+    // Draining: enqueue a 10,000-event backlog, place calls while it drains to Mosquitto,
+    // again until enough calls were measured with a drain under way.
+    const event = { kind: 'bench', filler: 'x'.repeat(300) };
+    const busy = { agent: [] as number[], base: [] as number[] };
+    const deliveredBefore = status().outbox.delivered;
+    let backlogs = 0;
+    let drainMs = 0;
+    while (!PUSH_ONLY && busy.agent.length < CALLS) {
+      for (let i = 0; i < BACKLOG; i++) agent.emit('diagnostics', event);
+      backlogs++;
+      const t0 = performance.now();
+      while (draining() && busy.agent.length < CALLS) {
+        const r = await run(1);
+        busy.agent.push(...r.agent);
+        busy.base.push(...r.base);
+      }
+      while (draining()) await sleep(5);
+      drainMs += performance.now() - t0;
+    }
+    const drained = status().outbox.delivered - deliveredBefore;
+    // The breakdown below is of the keypad calls above; the push phase dials through the control socket.
+    const keypadCalls = beforeMakeCall.length;
+
+    // --- a 2 MiB locations push arriving while 911 is dialed ------------------------
+    // Digit and push both come from outside the agent's process (push-peer): the dial over
+    // the control socket, stamped when written, 0-500 ms after the push was published, so
+    // the digit lands in each stage of it (arriving, verified in the worker, stored in parts).
+    // Beside it, in the same run and interleaved, the same dial with no push; then the same
+    // pushes verified on the main thread, as before this change (the baseline).
+    const PUSH_CALLS = Number(process.env.BENCH_PUSH_CALLS ?? 30);
+    const INLINE_CALLS = Number(process.env.BENCH_PUSH_INLINE_CALLS ?? 10);
+    const DELAYS = [0, 1, 3, 10, 30, 60, 100, 200, 300, 500];
+    const peer = fork(path.join(here, 'push-peer.js'), [broker.url, topicFor(deviceId, 'locations/set'), raw.control.socketPath, deviceId], { stdio: 'inherit' });
+    children.push(peer);
+    if (niced) prioritize(peer.pid!);
+    const peerInbox: { kind: string; at?: string; ok?: boolean; reply?: string; bytes?: number }[] = [];
+    peer.on('message', (m: (typeof peerInbox)[number]) => peerInbox.push(m));
+    const fromPeer = async (kind: string, timeoutMs = 120_000) => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const i = peerInbox.findIndex((m) => m.kind === kind);
+        if (i >= 0) return peerInbox.splice(i, 1)[0]!;
+        if (Date.now() > deadline) throw new Error(`no ${kind} from the push peer within ${timeoutMs} ms`);
+        await sleep(5);
+      }
+    };
+    await fromPeer('ready');
+    const versions = Array.from({ length: PUSH_CALLS + INLINE_CALLS }, (_, i) => i + 1);
+    peer.send({ kind: 'prepare', versions, keys: signingKeys });
+    const pushBytes = (await fromPeer('prepared')).bytes!;
+    const book = (agent as unknown as { parts: { location: { book: LocationsBook } } }).parts.location.book;
+    const bookIdle = async () => {
+      while ((book as unknown as { busy: boolean }).busy) await sleep(5);
+    };
+    async function peerCall(version: number | null, delayMs: number): Promise<number> {
+      inbox.length = 0;
+      const arrival = next('invite', 10_000);
+      peer.send({ kind: 'go', version, delayMs });
+      const dialed = await fromPeer('dialed');
+      if (!dialed.ok) throw new Error(`dial over the control socket failed: ${dialed.reply}`);
+      const at = BigInt(((await arrival) as { at: string }).at);
+      await next('ack', 10_000);
+      return nsToMs(at - BigInt(dialed.at!));
+    }
+    const pushed = { push: [] as number[], none: [] as number[], inline: [] as number[], noneInline: [] as number[] };
+    // What held the agent's main thread while pushes came in: the event loop's longest delay, and GC pauses.
+    const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+    const pushPhaseFrom = performance.now();
+    let pushPhaseTo = Infinity;
+    let loopMaxWorker = 0;
+    loopDelay.enable();
+    const applied: number[] = [];
+    for (let i = 0; i < PUSH_CALLS + INLINE_CALLS; i++) {
+      const inline = i >= PUSH_CALLS;
+      if (i === PUSH_CALLS) {
+        loopMaxWorker = loopDelay.max / 1e6;
+        pushPhaseTo = performance.now();
+        loopDelay.reset();
+        // The baseline: the same pushes verified on the agent's main thread (as before the worker).
+        (book as unknown as { deps: { verifier: unknown } }).deps.verifier = new InlineLocationsVerifier({ deviceId, serverKey: publicKeyFromText(signingKeys.publicKey) });
+      }
+      const delay = DELAYS[i % DELAYS.length]!;
+      (inline ? pushed.noneInline : pushed.none).push(await peerCall(null, delay));
+      await sleep(GAP_MS);
+      (inline ? pushed.inline : pushed.push).push(await peerCall(versions[i]!, delay));
+      // The next pair starts once this push is in (applied and the old parts dropped).
+      while (book.current()?.version !== versions[i]) await sleep(5);
+      await bookIdle();
+      applied.push(versions[i]!);
+      await sleep(GAP_MS);
+    }
+    peer.send({ kind: 'quit' });
+    const loopMaxInline = loopDelay.max / 1e6;
+    loopDelay.disable();
+    const gcMaxPush = Math.max(0, ...gcs.filter(([s0]) => s0 >= pushPhaseFrom && s0 <= pushPhaseTo).map(([s0, e0]) => e0 - s0));
+    const kindName: Record<number, string> = { 1: 'scavenge', 2: 'minor mark-sweep', 4: 'mark-compact', 8: 'incremental marking', 16: 'weak callbacks' };
+    const worstGcs = gcKinds
+      .filter(([s0]) => s0 >= pushPhaseFrom && s0 <= pushPhaseTo)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 4)
+      .map(([, d, k]) => `${kindName[k] ?? k} ${d.toFixed(1)}`)
+      .join(', ');
+    // Where the agent's tail comes from: the whole synchronous keypad call (the INVITE, then the bookkeeping after it).
+    const keypadIdle = summary(inKeypad.slice(WARMUP, WARMUP + CALLS));
+    const keypadBusy = summary(inKeypad.slice(-CALLS));
+    const ia = summary(idle.agent);
+    const ib = summary(idle.base);
+    const ba = summary(busy.agent);
+    const bb = summary(busy.base);
+    process.stdout.write(
+      `calls: ${CALLS} agent + ${CALLS} baseline per phase, interleaved; ${WARMUP} warm-up pairs; pjproject ${pkg('--modversion').stdout.trim()}; ` +
+        `nice ${niced ? NICE : 0} for agent, baseline and wire${groupNiced ? ` (and their autogroup, nice ${NICE})` : ''}; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}\n`,
     );
-  };
-  const cpuCut = summary(at.map((t) => t.pjsuaCpuMs)).p99;
-  const faults = (xs: typeof at) => (xs.length ? (xs.reduce((s, t) => s + t.minorFaults, 0) / xs.length).toFixed(1) : '-');
-  process.stdout.write(
-    `  agent ${slowest(at)}\n  bare caller ${slowest(bt)}\n` +
-      `  agent minor page faults per call: ${faults(at.filter((t) => t.pjsuaCpuMs >= cpuCut))} in the 1% costing most CPU, ${faults(at.filter((t) => t.pjsuaCpuMs < cpuCut))} in the rest\n`,
-  );
-  process.stdout.write(`max: agent ${ia.max.toFixed(2)} ms (idle), ${ba.max.toFixed(2)} ms (draining); baseline ${ib.max.toFixed(2)} / ${bb.max.toFixed(2)} ms\n`);
-  process.stdout.write(
-    `draining phase: ${backlogs} backlogs of ${BACKLOG} events, ${drained} delivered to Mosquitto in ${(drainMs / 1000).toFixed(1)} s ` +
-      `(${Math.round(drained / (drainMs / 1000))} events/s with calls going on)\n`,
-  );
-  const sp = summary(pushed.push);
-  const sn = summary(pushed.none);
-  const si = summary(pushed.inline);
-  const sni = summary(pushed.noneInline);
-  process.stdout.write(
-    `locations push of ${(pushBytes / 1048576).toFixed(2)} MiB (5000 locations) published 0-500 ms before 911 is dialed on the control socket; ` +
-      `${PUSH_CALLS} calls with a push, ${PUSH_CALLS} without, interleaved; ${applied.length} pushes applied\n`,
-  );
-  report('digit -> INVITE with a 2 MiB push arriving, p50 (ms)', sp.p50, 'ms', sn.p50, 'informational');
-  report('digit -> INVITE with a 2 MiB push arriving, max (ms)', sp.max, 'ms', sn.max, 'push adds < 5 ms');
-  process.stdout.write(
-    `  the push adds: p50 ${(sp.p50 - sn.p50).toFixed(2)} ms, p99 ${(sp.p99 - sn.p99).toFixed(2)} ms, max ${(sp.max - sn.max).toFixed(2)} ms ` +
-      `(goal < 5 ms: ${sp.max - sn.max < 5 ? 'met' : 'MISSED'})\n` +
-      `  baseline, verified on the main thread as before (${INLINE_CALLS} calls each): with the push p50 ${si.p50.toFixed(2)} / max ${si.max.toFixed(2)} ms, ` +
-      `without p50 ${sni.p50.toFixed(2)} / max ${sni.max.toFixed(2)} ms: adds ${(si.max - sni.max).toFixed(1)} ms at max\n` +
-      `  the agent's event loop, longest delay: ${loopMaxWorker.toFixed(1)} ms with the worker (longest GC pause ${gcMaxPush.toFixed(1)} ms; longest four: ${worstGcs} ms), ${loopMaxInline.toFixed(1)} ms verified on the main thread\n`,
-  );
-  const addIdle = ia.p99 - ib.p99;
-  const addBusy = ba.p99 - bb.p99;
-  process.stdout.write(`agent adds at p99: ${addIdle.toFixed(2)} ms idle (goal <= 5: ${addIdle <= 5 ? 'met' : 'MISSED'}), ${addBusy.toFixed(2)} ms draining (goal <= 10: ${addBusy <= 10 ? 'met' : 'MISSED'})\n`);
+    report('digit -> INVITE on the wire p50 (ms)', ia.p50, 'ms', ib.p50, 'informational');
+    report('digit -> INVITE on the wire p99 (ms)', ia.p99, 'ms', ib.p99, 'agent adds <= 5 ms');
+    report('  ... while the outbox drains p50 (ms)', ba.p50, 'ms', bb.p50, 'informational');
+    report('  ... while the outbox drains p99 (ms)', ba.p99, 'ms', bb.p99, 'agent adds <= 10 ms');
+    process.stdout.write(
+      `the agent's whole keypad call (INVITE sent, then bookkeeping): p50 ${keypadIdle.p50.toFixed(2)} / p99 ${keypadIdle.p99.toFixed(2)} ms idle, ` +
+        `p50 ${keypadBusy.p50.toFixed(2)} / p99 ${keypadBusy.p99.toFixed(2)} ms draining\n`,
+    );
+    const jsBefore = summary(beforeMakeCall.slice(WARMUP, keypadCalls));
+    const native = summary(inMakeCall.slice(WARMUP, keypadCalls));
+    process.stdout.write(
+      `breakdown (all agent calls): agent JS from digit to makeCall p50 ${jsBefore.p50.toFixed(2)} / p99 ${jsBefore.p99.toFixed(2)} ms; ` +
+        `makeCall itself (addon + pjsua, returns after the send) p50 ${native.p50.toFixed(2)} / p99 ${native.p99.toFixed(2)} ms\n`,
+    );
+    // Inside makeCall, beside the same call in the bare caller; and what the slowest agent calls had in common.
+    gcObserver.disconnect();
+    for (let i = 0; i < agentTimings.length; i++) {
+      const [a, b] = windows[i]!;
+      agentTimings[i]!.gc = gcs.some(([s, e]) => s < b && e > a);
+    }
+    const at = agentTimings.slice(WARMUP, keypadCalls);
+    const bt = baseTimings.slice(WARMUP);
+    const pq = (xs: number[]) => `p50 ${summary(xs).p50.toFixed(2)} / p99 ${summary(xs).p99.toFixed(2)}`;
+    process.stdout.write(
+      `inside makeCall: arguments ${pq(at.map((t) => t.prepareMs))} ms; pjsua_call_make_call ${pq(at.map((t) => t.pjsuaMs))} ms ` +
+        `(bare caller: ${pq(bt.map((t) => t.pjsuaMs))} ms); its CPU time ${pq(at.map((t) => t.pjsuaCpuMs))} ms (bare caller: ${pq(bt.map((t) => t.pjsuaCpuMs))} ms)\n`,
+    );
+    const slowest = (xs: { pjsuaMs: number; voluntarySwitches: number; involuntarySwitches: number; gc?: boolean }[]) => {
+      const cut = summary(xs.map((t) => t.pjsuaMs)).p99;
+      const slow = xs.filter((t) => t.pjsuaMs >= cut);
+      const share = (f: (t: (typeof slow)[number]) => boolean) => `${slow.filter(f).length}/${slow.length}`;
+      const rest = xs.filter((t) => t.pjsuaMs < cut);
+      const restShare = (f: (t: (typeof rest)[number]) => boolean) => `${((100 * rest.filter(f).length) / Math.max(1, rest.length)).toFixed(0)}%`;
+      return (
+        `slowest 1% (>= ${cut.toFixed(2)} ms): preempted (involuntary switch) ${share((t) => t.involuntarySwitches > 0)}, waited (voluntary switch) ${share((t) => t.voluntarySwitches > 0)}` +
+        (slow[0]?.gc !== undefined ? `, during a V8 GC ${share((t) => t.gc === true)}` : '') +
+        `; the other 99%: preempted ${restShare((t) => t.involuntarySwitches > 0)}, waited ${restShare((t) => t.voluntarySwitches > 0)}`
+      );
+    };
+    const cpuCut = summary(at.map((t) => t.pjsuaCpuMs)).p99;
+    const faults = (xs: typeof at) => (xs.length ? (xs.reduce((s, t) => s + t.minorFaults, 0) / xs.length).toFixed(1) : '-');
+    process.stdout.write(
+      `  agent ${slowest(at)}\n  bare caller ${slowest(bt)}\n` +
+        `  agent minor page faults per call: ${faults(at.filter((t) => t.pjsuaCpuMs >= cpuCut))} in the 1% costing most CPU, ${faults(at.filter((t) => t.pjsuaCpuMs < cpuCut))} in the rest\n`,
+    );
+    process.stdout.write(`max: agent ${ia.max.toFixed(2)} ms (idle), ${ba.max.toFixed(2)} ms (draining); baseline ${ib.max.toFixed(2)} / ${bb.max.toFixed(2)} ms\n`);
+    process.stdout.write(
+      `draining phase: ${backlogs} backlogs of ${BACKLOG} events, ${drained} delivered to Mosquitto in ${(drainMs / 1000).toFixed(1)} s ` +
+        `(${Math.round(drained / (drainMs / 1000))} events/s with calls going on)\n`,
+    );
+    const sp = summary(pushed.push);
+    const sn = summary(pushed.none);
+    const si = summary(pushed.inline);
+    const sni = summary(pushed.noneInline);
+    process.stdout.write(
+      `locations push of ${(pushBytes / 1048576).toFixed(2)} MiB (5000 locations) published 0-500 ms before 911 is dialed on the control socket; ` +
+        `${PUSH_CALLS} calls with a push, ${PUSH_CALLS} without, interleaved; ${applied.length} pushes applied\n`,
+    );
+    report('digit -> INVITE with a 2 MiB push arriving, p50 (ms)', sp.p50, 'ms', sn.p50, 'informational');
+    report('digit -> INVITE with a 2 MiB push arriving, max (ms)', sp.max, 'ms', sn.max, 'push adds < 5 ms');
+    process.stdout.write(
+      `  the push adds: p50 ${(sp.p50 - sn.p50).toFixed(2)} ms, p99 ${(sp.p99 - sn.p99).toFixed(2)} ms, max ${(sp.max - sn.max).toFixed(2)} ms ` +
+        `(goal < 5 ms: ${sp.max - sn.max < 5 ? 'met' : 'MISSED'})\n` +
+        `  baseline, verified on the main thread as before (${INLINE_CALLS} calls each): with the push p50 ${si.p50.toFixed(2)} / max ${si.max.toFixed(2)} ms, ` +
+        `without p50 ${sni.p50.toFixed(2)} / max ${sni.max.toFixed(2)} ms: adds ${(si.max - sni.max).toFixed(1)} ms at max\n` +
+        `  the agent's event loop, longest delay: ${loopMaxWorker.toFixed(1)} ms with the worker (longest GC pause ${gcMaxPush.toFixed(1)} ms; longest four: ${worstGcs} ms), ${loopMaxInline.toFixed(1)} ms verified on the main thread\n`,
+    );
+    const addIdle = ia.p99 - ib.p99;
+    const addBusy = ba.p99 - bb.p99;
+    process.stdout.write(`agent adds at p99: ${addIdle.toFixed(2)} ms idle (goal <= 5: ${addIdle <= 5 ? 'met' : 'MISSED'}), ${addBusy.toFixed(2)} ms draining (goal <= 10: ${addBusy <= 10 ? 'met' : 'MISSED'})\n`);
+  }
   caller.stdin!.write('quit\n');
 } finally {
   restoreSession();

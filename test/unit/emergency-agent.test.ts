@@ -2,7 +2,8 @@
 // voice stack and says so; with one (the in-memory fake here) the control
 // commands pidf, dial and hangup reach it, and the event lands in the outbox.
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { BEGIN_FILE } from '../../agent/events/begin-file.js';
 import os from 'node:os';
 import path from 'node:path';
 import { Agent } from '../../agent/root.js';
@@ -68,5 +69,32 @@ describe('emergency path in the agent', () => {
     expect(ev).toBeDefined();
     expect(JSON.parse(ev!.payload).data).toMatchObject({ numberDialed: '9911', emergencyNumber: '911', addressMissing: false });
     expect(await controlRequest(socket, 'dial', {})).toMatchObject({ ok: false });
+  });
+
+  it('the event is in the begin file beside the store when the INVITE leaves; a new agent puts what a dead one left there into the outbox', async () => {
+    const voice = new MemoryVoiceStack();
+    const { agent, dataDir } = setup(voice, true);
+    await agent.start();
+    const file = path.join(dataDir, BEGIN_FILE);
+    let atInvite = '';
+    const make = voice.makeCall.bind(voice);
+    voice.makeCall = (target, options) => {
+      atInvite = readFileSync(file, 'utf8').replace(/\0/g, '');
+      return make(target, options);
+    };
+    const svc = (agent as unknown as { core: { emergency: { dial(d: string): unknown } } }).core.emergency;
+    expect(svc.dial('911')).toMatchObject({ kind: 'emergency', placed: true });
+    const begun = JSON.parse(atInvite) as { id: string; type: string };
+    expect(begun.type).toBe('emergency-call');
+    // As if that agent had died before completing it: its line, in the data folder of a phone whose store never saw it.
+    const next = setup(new MemoryVoiceStack(), false);
+    mkdirSync(next.dataDir, { recursive: true });
+    writeFileSync(path.join(next.dataDir, BEGIN_FILE), atInvite);
+    const again = next.agent;
+    await again.start();
+    const store = (again as unknown as { parts: { store: Store } }).parts.store;
+    expect(store.pendingEvents(0, 100).filter((e) => e.id === begun.id)).toHaveLength(1);
+    expect(JSON.parse(store.pendingEvents(0, 100).find((e) => e.id === begun.id)!.payload)).toMatchObject({ data: { recorded: 'before-invite' } });
+    expect(readFileSync(path.join(next.dataDir, BEGIN_FILE), 'utf8').replace(/\0/g, '')).toBe('');
   });
 });

@@ -1,4 +1,4 @@
-// The emergency event is on disk before the INVITE leaves (decision 2), with a
+// The emergency event is on disk before the INVITE leaves with a
 // real Store: whenever the process dies, either no INVITE went out or the event
 // is in the outbox. Completed after, same id. A store that cannot take it keeps
 // it in memory until it is back.
@@ -135,6 +135,12 @@ describe('durable emergency event', () => {
         throw new Error('SQLITE_FULL: database or disk is full');
       },
       completeEmergencyEvent: () => {
+        throw new Error('SQLITE_FULL: database or disk is full');
+      },
+      recoverEmergencyEvents: () => {
+        throw new Error('SQLITE_FULL: database or disk is full');
+      },
+      enqueue: () => {
         throw new Error('SQLITE_FULL: database or disk is full');
       },
     };
