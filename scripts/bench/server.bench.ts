@@ -18,9 +18,9 @@ import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import nodemailer from 'nodemailer';
-import { SMTPServer } from 'smtp-server';
 import { startMosquitto } from '../../test/helpers/mosquitto.js';
 import { freePort } from '../../test/helpers/ports.js';
+import { startSmtpSink } from '../../test/helpers/smtp-sink.js';
 import { silentLog } from '../../test/helpers/log.js';
 import { Repo } from '../../provisioning/server/db/repo.js';
 import { ServerApp, loadOrCreateServerCredentials, renderBrokerConfig } from '../../provisioning/server/app.js';
@@ -335,28 +335,17 @@ async function csvBench(root: string): Promise<void> {
 async function notifyBench(root: string): Promise<void> {
   const accepted = new Map<string, number>();
   const waiters = new Map<string, { need: number; resolve: () => void }>();
-  const sinkPort = await freePort();
-  const sink = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    disableReverseLookup: true,
-    logger: false,
-    onData(stream, _session, callback) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        const raw = Buffer.concat(chunks).toString('utf8');
-        const key = /^X-E911-Event-Id: (.+)$/im.exec(raw)?.[1]?.trim() ?? /^X-Bench-Run: (.+)$/im.exec(raw)?.[1]?.trim() ?? '';
-        const n = (accepted.get(key) ?? 0) + 1;
-        accepted.set(key, n);
-        callback();
-        const w = waiters.get(key);
-        // Resolve after the reply went out: the sender sees it accepted now.
-        if (w && n === w.need) setImmediate(w.resolve);
-      });
+  const sink = await startSmtpSink({
+    onMail(m) {
+      const key = (m.headers['x-e911-event-id'] ?? m.headers['x-bench-run'] ?? '').trim();
+      const n = (accepted.get(key) ?? 0) + 1;
+      accepted.set(key, n);
+      const w = waiters.get(key);
+      // Resolve after the reply went out (the sink answers right after this): the sender sees it accepted now.
+      if (w && n === w.need) setImmediate(w.resolve);
     },
   });
-  await new Promise<void>((resolve) => sink.listen(sinkPort, '127.0.0.1', () => resolve()));
+  const sinkPort = sink.port;
   const until = (key: string, need: number) => new Promise<void>((resolve) => waiters.set(key, { need, resolve }));
 
   const dir = path.join(root, 'notify');
@@ -418,7 +407,7 @@ async function notifyBench(root: string): Promise<void> {
   };
   const b = await bare(false);
   const bNoDelay = await bare(true);
-  await new Promise<void>((resolve) => sink.close(() => resolve()));
+  await sink.close();
   const e = summary(eventTimes);
   report(`911 event to 10 emails accepted, p50 (${e.n} events)`, e.p50, 'ms', b.p50, '-');
   report(`911 event to 10 emails accepted, p99 (${e.n} events)`, e.p99, 'ms', b.p99, '<= 2000 ms');

@@ -11,10 +11,10 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { SMTPServer } from 'smtp-server';
 import { loadOrCreateKeyPair } from '../../provisioning/server/keys.js';
 import { ServerApp } from '../../provisioning/server/app.js';
 import { defaultPortalDir, mountPortal } from '../../provisioning/server/portal/serve.js';
+import { startSmtpSink, type SmtpSink } from '../../test/helpers/smtp-sink.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.resolve(here, '../..');
@@ -115,31 +115,16 @@ function startPsap() {
 }
 
 /** The stand-in for the site's mail relay: notices land in data/mail/ as .eml files. */
-async function startMailSink(): Promise<SMTPServer> {
+async function startMailSink(): Promise<SmtpSink> {
   let n = 0;
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    disableReverseLookup: true,
-    logger: false,
-    onData(stream, session, done) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        const raw = Buffer.concat(chunks).toString('utf8');
-        const file = path.join(mailDir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${++n}.eml`);
-        writeFileSync(file, raw);
-        const subject = /^Subject: (.*)$/m.exec(raw)?.[1] ?? '';
-        log.warn({ to: session.envelope.rcptTo.map((r) => r.address), subject, file }, 'notification email delivered to the local mail sink');
-        done();
-      });
+  return startSmtpSink({
+    port: smtpPort,
+    onMail(m) {
+      const file = path.join(mailDir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${++n}.eml`);
+      writeFileSync(file, m.raw);
+      log.warn({ to: m.to, subject: m.subject, file }, 'notification email delivered to the local mail sink');
     },
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(smtpPort, '127.0.0.1', () => resolve());
-  });
-  return server;
 }
 
 let stopping = false;
@@ -150,7 +135,7 @@ const stop = async () => {
   await new Promise((resolve) => agent.once('exit', resolve));
   psap.kill('SIGTERM');
   await app.stop();
-  await new Promise<void>((resolve) => mail.close(() => resolve()));
+  await mail.close();
   process.exit(0);
 };
 process.on('SIGINT', () => void stop());

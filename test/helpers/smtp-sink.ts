@@ -1,5 +1,8 @@
 // A real SMTP server (smtp-server) on a free loopback port that keeps every
-// message it accepts, with the text part decoded for assertions.
+// message it accepts, with the text part decoded for assertions. The one mail
+// sink of the repository: the tests, the benchmarks and the demo launcher
+// (scripts/dev/start-all.ts) all start this one, the scripts as they take the
+// other stand-ins (Mosquitto, SIPp) from test/helpers.
 import { SMTPServer } from 'smtp-server';
 import { freePort } from './ports.js';
 
@@ -23,7 +26,14 @@ export interface SmtpSink {
   close(): Promise<void>;
 }
 
-export async function startSmtpSink(opts: { port?: number; listen?: boolean } = {}): Promise<SmtpSink> {
+export interface SmtpSinkOptions {
+  port?: number;
+  listen?: boolean;
+  /** Called with each accepted message before the client is told 250. */
+  onMail?: (mail: SunkMail) => void;
+}
+
+export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSink> {
   const port = opts.port ?? (await freePort());
   const mails: SunkMail[] = [];
   let server: SMTPServer | null = null;
@@ -38,7 +48,9 @@ export async function startSmtpSink(opts: { port?: number; listen?: boolean } = 
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('end', () => {
           const raw = Buffer.concat(chunks).toString('utf8');
-          mails.push(parseMail(raw, session.envelope.mailFrom ? session.envelope.mailFrom.address : '', session.envelope.rcptTo.map((r) => r.address)));
+          const mail = parseMail(raw, session.envelope.mailFrom ? session.envelope.mailFrom.address : '', session.envelope.rcptTo.map((r) => r.address));
+          mails.push(mail);
+          opts.onMail?.(mail);
           callback();
         });
       },

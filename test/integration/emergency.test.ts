@@ -271,7 +271,7 @@ describe.skipIf(gate.skip)('emergency calls through the real agent, SIPp, Kamail
     expect(inv.startLine).toBe('INVITE urn:service:sos SIP/2.0');
     expect(hdr(inv, 'To')).toContain('<urn:service:sos>');
     expect(hdr(inv, 'Record-Route')).toContain(`127.0.0.1:${k1.port}`); // came through the proxy
-    // pjsip keeps the To tag only when the URN target is bracketed (FIELD-NOTES): ACK and BYE carry it.
+    // pjsip keeps the To tag only when the URN target is bracketed (docs/voice.md: a bare URN loses the 200's To tag): ACK and BYE carry it.
     const inDialog = parseSippLog(sippLog).filter((m) => m.direction === 'received' && /^(ACK|BYE) /.test(m.startLine));
     expect(inDialog.map((m) => m.startLine.split(' ')[0])).toEqual(['ACK', 'BYE']);
     for (const m of inDialog) expect(hdr(m, 'To')).toMatch(/;tag=/);

@@ -1,4 +1,4 @@
-// The emergency event is on disk before the INVITE leaves with a
+// The emergency event is on disk before the INVITE leaves (docs/reliability.md, guarantee 1), with a
 // real Store: whenever the process dies, either no INVITE went out or the event
 // is in the outbox. Completed after, same id. A store that cannot take it keeps
 // it in memory until it is back.

@@ -478,7 +478,7 @@ describe('after an emergency call: callbacks first, DND/forwarding/call waiting 
   });
 });
 
-describe('route names are resolved ahead of time, never at dial time (decision 2)', () => {
+describe('route names are resolved ahead of time, never at dial time (no DNS between digit and INVITE: docs/emergency.md)', () => {
   it('resolves at start, dials the address, and re-resolves on a timer into a new route account', async () => {
     const voice = new MemoryVoiceStack();
     const clock = new FakeClock();

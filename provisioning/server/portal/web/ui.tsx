@@ -1,5 +1,6 @@
-// Small shared pieces of the portal: the app context, labelled fields, the
-// email list with + and -, error summaries, job progress, data loading.
+// Small shared pieces of the portal: the app context, labelled fields and
+// their hint and error lines, lists of inputs with + and -, tables, the
+// two-step delete, error summaries, job progress, data loading.
 import { createContext, type ComponentChildren } from 'preact';
 import { useCallback, useContext, useEffect, useId, useState } from 'preact/hooks';
 import { ApiError, type Api, type FieldIssue } from './api.js';
@@ -78,17 +79,18 @@ export function Field(p: FieldProps) {
         onInput={(e) => p.onInput((e.currentTarget as HTMLInputElement).value)}
         onBlur={p.onBlur}
       />
-      {p.hint ? (
-        <small id={`${id}-hint`} class="hint">
-          {p.hint}
-        </small>
-      ) : null}
-      {p.error ? (
-        <small id={`${id}-err`} class="error">
-          {p.error}
-        </small>
-      ) : null}
+      <HintAndError id={id} hint={p.hint} error={p.error} />
     </div>
+  );
+}
+
+/** A field's hint and error lines, with the ids its input's aria-describedby names. */
+function HintAndError({ id, hint, error }: { id: string; hint?: string | undefined; error?: string | undefined }) {
+  return (
+    <>
+      {hint ? <small id={`${id}-hint`} class="hint">{hint}</small> : null}
+      {error ? <small id={`${id}-err`} class="error">{error}</small> : null}
+    </>
   );
 }
 
@@ -121,8 +123,7 @@ export function Select(p: SelectProps) {
           </option>
         ))}
       </select>
-      {p.hint ? <small id={`${id}-hint`} class="hint">{p.hint}</small> : null}
-      {p.error ? <small id={`${id}-err`} class="error">{p.error}</small> : null}
+      <HintAndError id={id} hint={p.hint} error={p.error} />
     </div>
   );
 }
@@ -179,6 +180,46 @@ export function EmailList(p: { legend: string; emails: string[]; onChange: (v: s
   );
 }
 
+/**
+ * Up to `max` labelled text inputs with + and −. `item` names one input ("Phone"
+ * makes "Phone 2"); `action` is how the buttons say it ("Remove phone 2"), `item` by default.
+ */
+export function TextList(p: {
+  legend: string;
+  item: string;
+  action?: string;
+  values: string[];
+  onChange: (v: string[]) => void;
+  errors: Record<number, string>;
+  max: number;
+  hint?: string;
+  type?: string;
+  placeholder?: string;
+  onBlur?: () => void;
+  class?: string;
+}) {
+  const action = p.action ?? p.item;
+  return (
+    <fieldset class={p.class ?? 'text-list'} onFocusOut={p.onBlur}>
+      <legend>{p.legend}</legend>
+      {p.hint ? <p class="hint">{p.hint}</p> : null}
+      <ol>
+        {p.values.map((v, i) => (
+          <li key={i}>
+            <Field label={`${p.item} ${i + 1}`} type={p.type ?? 'text'} value={v} placeholder={p.placeholder} onInput={(x) => p.onChange(p.values.map((y, j) => (j === i ? x : y)))} error={p.errors[i]} />
+            <button type="button" class="icon" aria-label={`Remove ${action} ${i + 1}`} onClick={() => p.onChange(p.values.filter((_, j) => j !== i))}>
+              −
+            </button>
+          </li>
+        ))}
+      </ol>
+      <button type="button" class="icon add" aria-label={`Add ${action}`} disabled={p.values.length >= p.max} onClick={() => p.onChange([...p.values, ''])}>
+        +
+      </button>
+    </fieldset>
+  );
+}
+
 /** Index-keyed errors of a list field ("emails.3" → {3: reason}). */
 export function listErrors(byField: Record<string, string>, prefix: string): Record<number, string> {
   const out: Record<number, string> = {};
@@ -215,6 +256,48 @@ export function ErrorBox({ error, title }: { error: unknown; title?: string }) {
         </ul>
       ) : null}
     </div>
+  );
+}
+
+/**
+ * A table with one header row of column headers; the caller gives the body rows. The caption
+ * is for screen readers unless showCaption; wrap puts it in a horizontally scrolling box.
+ */
+export function Table(p: { class: string; headers: string[]; caption?: string; showCaption?: boolean; wrap?: boolean; children: ComponentChildren }) {
+  const table = (
+    <table class={p.class}>
+      {p.caption ? <caption class={p.showCaption ? undefined : 'visually-hidden'}>{p.caption}</caption> : null}
+      <thead>
+        <tr>
+          {p.headers.map((h) => (
+            <th key={h} scope="col">
+              {h}
+            </th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>{p.children}</tbody>
+    </table>
+  );
+  return p.wrap ? <div class="table-wrap">{table}</div> : table;
+}
+
+/** Delete in two steps: the button, then a question with Delete and Cancel. */
+export function ConfirmDelete(p: { label: string; question: ComponentChildren; confirming: boolean; setConfirming: (on: boolean) => void; onDelete: () => void; describedBy?: string }) {
+  return p.confirming ? (
+    <span role="group" aria-label="Confirm delete" class="actions">
+      <span>{p.question}</span>
+      <button type="button" class="danger" onClick={p.onDelete}>
+        Delete
+      </button>
+      <button type="button" class="secondary" onClick={() => p.setConfirming(false)}>
+        Cancel
+      </button>
+    </span>
+  ) : (
+    <button type="button" class="secondary" onClick={() => p.setConfirming(true)} aria-describedby={p.describedBy}>
+      {p.label}
+    </button>
   );
 }
 

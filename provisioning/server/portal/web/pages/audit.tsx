@@ -3,7 +3,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { RouteProps } from '../route.js';
 import type { AuditEntry } from '../types.js';
-import { ErrorBox, Page, Select, useApp, when } from '../ui.js';
+import { ErrorBox, Page, Select, Table, useApp, when } from '../ui.js';
 import './status.css';
 
 const PAGE = 50;
@@ -67,48 +67,34 @@ export function AuditPage(_: RouteProps) {
       </div>
       {loaded && entries.length === 0 ? <p class="muted">Nothing recorded{entity ? ` for ${entity}` : ''}.</p> : null}
       {entries.length ? (
-        <div class="table-wrap">
-          <table class="audit">
-            <caption class="visually-hidden">Audit log, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Who</th>
-                <th scope="col">What</th>
-                <th scope="col">Entity</th>
-                <th scope="col">Details</th>
-              </tr>
-            </thead>
-            <tbody>
-              {entries.map((e) => (
-                <tr key={e.seq} data-seq={e.seq} data-action={e.action}>
-                  <td>{when(e.at)}</td>
-                  <td>{e.actor}</td>
-                  <th scope="row">{e.action}</th>
-                  <td>
-                    {e.entity}
-                    {e.entityId ? (
-                      <>
-                        {' '}
-                        <EntityLink entity={e.entity} id={e.entityId} action={e.action} />
-                      </>
-                    ) : null}
-                  </td>
-                  <td>
-                    {e.details === null || e.details === undefined ? (
-                      <span class="muted">—</span>
-                    ) : (
-                      <details>
-                        <summary>{summary(e.details)}</summary>
-                        <pre>{JSON.stringify(e.details, null, 1)}</pre>
-                      </details>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table class="audit" caption="Audit log, newest first" wrap headers={['When', 'Who', 'What', 'Entity', 'Details']}>
+          {entries.map((e) => (
+            <tr key={e.seq} data-seq={e.seq} data-action={e.action}>
+              <td>{when(e.at)}</td>
+              <td>{e.actor}</td>
+              <th scope="row">{e.action}</th>
+              <td>
+                {e.entity}
+                {e.entityId ? (
+                  <>
+                    {' '}
+                    <EntityLink entity={e.entity} id={e.entityId} action={e.action} />
+                  </>
+                ) : null}
+              </td>
+              <td>
+                {e.details === null || e.details === undefined ? (
+                  <span class="muted">—</span>
+                ) : (
+                  <details>
+                    <summary>{summary(e.details)}</summary>
+                    <pre>{JSON.stringify(e.details, null, 1)}</pre>
+                  </details>
+                )}
+              </td>
+            </tr>
+          ))}
+        </Table>
       ) : null}
       <p class="actions" aria-live="polite">
         {more && last ? (

@@ -4,7 +4,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { RouteProps } from '../route.js';
 import type { EmergencyFacts, Notification, StoredEvent } from '../types.js';
-import { ErrorBox, Page, useApp, when } from '../ui.js';
+import { ErrorBox, Page, Table, useApp, when } from '../ui.js';
 import './status.css';
 
 const CALL_TYPES = new Set(['emergency-call', 'test-call']);
@@ -75,44 +75,28 @@ function CallLog() {
       <p class="hint">Every 911 and 933 (test) call the phones reported, newest first, with what became of its notifications. New calls appear here as they happen.</p>
       {loaded && calls.length === 0 ? <p class="muted">No calls yet.</p> : null}
       {calls.length ? (
-        <div class="table-wrap">
-          <table class="calls call-log">
-            <caption class="visually-hidden">Emergency and test calls, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Call</th>
-                <th scope="col">Caller</th>
-                <th scope="col">Callback</th>
-                <th scope="col">Location code</th>
-                <th scope="col">Phone</th>
-                <th scope="col">Notifications</th>
+        <Table class="calls call-log" caption="Emergency and test calls, newest first" wrap headers={['When', 'Call', 'Caller', 'Callback', 'Location code', 'Phone', 'Notifications']}>
+          {calls.map((c) => {
+            const ns = byEvent.get(c.id) ?? [];
+            return (
+              <tr key={c.id} class={c.type === 'emergency-call' ? 'emergency' : 'test'} data-event-id={c.id}>
+                <td>{when(c.ts)}</td>
+                <th scope="row">
+                  <a href={`#/calls/${encodeURIComponent(c.id)}`}>{callLabel(c)}</a>
+                </th>
+                <td>{caller(c)}</td>
+                <td>{String(c.data.callback ?? '—')}</td>
+                <td>{String(c.data.locationCode ?? '—')}</td>
+                <td>
+                  <code>{c.deviceId}</code>
+                </td>
+                <td data-testid="deliveries" class={ns.some((n) => n.status === 'failed') ? 'bad' : ns.some((n) => n.status !== 'sent') ? 'warn' : 'ok'}>
+                  {deliverySummary(ns)}
+                </td>
               </tr>
-            </thead>
-            <tbody>
-              {calls.map((c) => {
-                const ns = byEvent.get(c.id) ?? [];
-                return (
-                  <tr key={c.id} class={c.type === 'emergency-call' ? 'emergency' : 'test'} data-event-id={c.id}>
-                    <td>{when(c.ts)}</td>
-                    <th scope="row">
-                      <a href={`#/calls/${encodeURIComponent(c.id)}`}>{callLabel(c)}</a>
-                    </th>
-                    <td>{caller(c)}</td>
-                    <td>{String(c.data.callback ?? '—')}</td>
-                    <td>{String(c.data.locationCode ?? '—')}</td>
-                    <td>
-                      <code>{c.deviceId}</code>
-                    </td>
-                    <td data-testid="deliveries" class={ns.some((n) => n.status === 'failed') ? 'bad' : ns.some((n) => n.status !== 'sent') ? 'warn' : 'ok'}>
-                      {deliverySummary(ns)}
-                    </td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
+            );
+          })}
+        </Table>
       ) : null}
     </Page>
   );
@@ -192,39 +176,24 @@ function CallDetail({ id }: { id: string }) {
               {deliverySummary(call.notifications)}
             </p>
             {call.notifications.length ? (
-              <div class="table-wrap">
-                <table class="deliveries">
-                  <caption class="visually-hidden">Each recipient's notification delivery</caption>
-                  <thead>
-                    <tr>
-                      <th scope="col">Recipient</th>
-                      <th scope="col">Channel</th>
-                      <th scope="col">Status</th>
-                      <th scope="col">Attempts</th>
-                      <th scope="col">Last error</th>
-                      <th scope="col">Sent at</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {call.notifications.map((n) => (
-                      <tr key={n.id} data-recipient={n.recipient} data-status={n.status}>
-                        <th scope="row">{n.recipient}</th>
-                        <td>{n.channel === 'sms' ? 'SMS' : n.channel}</td>
-                        <td class={`status-${n.status}`}>
-                          {n.status}
-                          {n.status === 'retry' ? <small class="block">next try {when(n.nextAttemptAt)}</small> : null}
-                        </td>
-                        <td>{n.attempts}</td>
-                        <td class="error-text">{n.lastError ?? '—'}</td>
-                        <td>
-                          {when(n.sentAt)}
-                          {n.providerId ? <small class="muted block">id {n.providerId}</small> : null}
-                        </td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
+              <Table class="deliveries" caption="Each recipient's notification delivery" wrap headers={['Recipient', 'Channel', 'Status', 'Attempts', 'Last error', 'Sent at']}>
+                {call.notifications.map((n) => (
+                  <tr key={n.id} data-recipient={n.recipient} data-status={n.status}>
+                    <th scope="row">{n.recipient}</th>
+                    <td>{n.channel === 'sms' ? 'SMS' : n.channel}</td>
+                    <td class={`status-${n.status}`}>
+                      {n.status}
+                      {n.status === 'retry' ? <small class="block">next try {when(n.nextAttemptAt)}</small> : null}
+                    </td>
+                    <td>{n.attempts}</td>
+                    <td class="error-text">{n.lastError ?? '—'}</td>
+                    <td>
+                      {when(n.sentAt)}
+                      {n.providerId ? <small class="muted block">id {n.providerId}</small> : null}
+                    </td>
+                  </tr>
+                ))}
+              </Table>
             ) : (
               <p class="notice warning">No one was to be notified of this call: check the user's notification emails, the location's admins and the channels.</p>
             )}

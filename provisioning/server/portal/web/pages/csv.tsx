@@ -5,7 +5,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import type { RouteProps } from '../route.js';
 import { ApiError } from '../api.js';
 import type { CsvReport, Job } from '../types.js';
-import { ErrorBox, JobProgress, Page, useApp, useJob } from '../ui.js';
+import { ErrorBox, JobProgress, Page, Table, useApp, useJob } from '../ui.js';
 import './csv.css';
 
 export function CsvPage(_: RouteProps) {
@@ -162,25 +162,15 @@ export function CsvPage(_: RouteProps) {
             </div>
           </dl>
           {report.errors.length ? (
-            <table class="csv-errors">
-              <caption>Rows with errors (numbered as in the spreadsheet: row 1 is the header)</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Row</th>
-                  <th scope="col">Column</th>
-                  <th scope="col">Reason</th>
+            <Table class="csv-errors" caption="Rows with errors (numbered as in the spreadsheet: row 1 is the header)" showCaption headers={['Row', 'Column', 'Reason']}>
+              {report.errors.map((e, i) => (
+                <tr key={i}>
+                  <th scope="row">{e.row}</th>
+                  <td>{e.column}</td>
+                  <td>{e.reason}</td>
                 </tr>
-              </thead>
-              <tbody>
-                {report.errors.map((e, i) => (
-                  <tr key={i}>
-                    <th scope="row">{e.row}</th>
-                    <td>{e.column}</td>
-                    <td>{e.reason}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+              ))}
+            </Table>
           ) : (
             <p class="ok">No errors.</p>
           )}

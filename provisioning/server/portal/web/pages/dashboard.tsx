@@ -1,7 +1,7 @@
 // The first page: is E911 on, are the phones well, the latest calls (live).
 import { useEffect, useState } from 'preact/hooks';
 import type { AccountView, Job, PhoneView, StoredEvent } from '../types.js';
-import { ErrorBox, JobProgress, Page, useApp, useLoad, when } from '../ui.js';
+import { ErrorBox, JobProgress, Page, Table, useApp, useLoad, when } from '../ui.js';
 import type { RouteProps } from '../route.js';
 
 const CALL_TYPES = new Set(['emergency-call', 'test-call']);
@@ -69,28 +69,18 @@ export function Dashboard(_: RouteProps) {
         {calls.length === 0 ? (
           <p class="muted">No calls yet.</p>
         ) : (
-          <table class="calls">
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Call</th>
-                <th scope="col">Caller</th>
-                <th scope="col">Phone</th>
+          <Table class="calls" headers={['When', 'Call', 'Caller', 'Phone']}>
+            {calls.map((c) => (
+              <tr key={c.id} class={c.type === 'emergency-call' ? 'emergency' : 'test'} data-event-id={c.id}>
+                <td>{when(c.ts)}</td>
+                <td>
+                  <a href={`#/calls/${encodeURIComponent(c.id)}`}>{c.type === 'emergency-call' ? `911 emergency` : 'test call (933)'}</a>
+                </td>
+                <td>{String(c.data.displayName ?? c.data.callback ?? '—')}</td>
+                <td>{c.deviceId}</td>
               </tr>
-            </thead>
-            <tbody>
-              {calls.map((c) => (
-                <tr key={c.id} class={c.type === 'emergency-call' ? 'emergency' : 'test'} data-event-id={c.id}>
-                  <td>{when(c.ts)}</td>
-                  <td>
-                    <a href={`#/calls/${encodeURIComponent(c.id)}`}>{c.type === 'emergency-call' ? `911 emergency` : 'test call (933)'}</a>
-                  </td>
-                  <td>{String(c.data.displayName ?? c.data.callback ?? '—')}</td>
-                  <td>{c.deviceId}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Table>
         )}
       </section>
       <section aria-labelledby="recent-jobs">

@@ -7,7 +7,7 @@ import type { RouteProps } from '../route.js';
 import { ApiError, issuesByField, type FieldIssue } from '../api.js';
 import type { Location } from '../types.js';
 import { US_STATES, CA_PROVINCES } from '../../../../protocol/regions.js';
-import { EmailList, ErrorBox, Field, Page, Saved, Select, listErrors, useApp, useLoad } from '../ui.js';
+import { ConfirmDelete, EmailList, ErrorBox, Field, Page, Saved, Select, Table, TextList, listErrors, useApp, useLoad } from '../ui.js';
 import './locations.css';
 
 type LocationRow = Location & { userCount: number };
@@ -48,31 +48,19 @@ function LocationList() {
       <ErrorBox error={list.error} title="Could not load" />
       {list.data && list.data.length === 0 ? <p class="muted">No locations yet. Every user with a phone needs one before E911 can be enabled.</p> : null}
       {list.data?.length ? (
-        <table class="locations">
-          <caption class="visually-hidden">Locations</caption>
-          <thead>
-            <tr>
-              <th scope="col">Code</th>
-              <th scope="col">Name</th>
-              <th scope="col">Dispatchable address</th>
-              <th scope="col">Building, floor, room</th>
-              <th scope="col">Users</th>
+        <Table class="locations" caption="Locations" headers={['Code', 'Name', 'Dispatchable address', 'Building, floor, room', 'Users']}>
+          {list.data.map((l) => (
+            <tr key={l.id} data-location-code={l.code}>
+              <td>
+                <a href={`#/locations/${l.id}`}>{l.code}</a>
+              </td>
+              <td>{l.name}</td>
+              <td>{addressLine(l)}</td>
+              <td>{[l.building && `Bldg ${l.building}`, l.floor && `Floor ${l.floor}`, l.room && `Room ${l.room}`].filter(Boolean).join(', ') || '—'}</td>
+              <td>{l.userCount}</td>
             </tr>
-          </thead>
-          <tbody>
-            {list.data.map((l) => (
-              <tr key={l.id} data-location-code={l.code}>
-                <td>
-                  <a href={`#/locations/${l.id}`}>{l.code}</a>
-                </td>
-                <td>{l.name}</td>
-                <td>{addressLine(l)}</td>
-                <td>{[l.building && `Bldg ${l.building}`, l.floor && `Floor ${l.floor}`, l.room && `Room ${l.room}`].filter(Boolean).join(', ') || '—'}</td>
-                <td>{l.userCount}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </Table>
       ) : null}
     </Page>
   );
@@ -296,21 +284,7 @@ function LocationForm({ id }: { id?: number }) {
             {editing ? 'Save location' : 'Create location'}
           </button>
           {editing && loaded ? (
-            confirmDelete ? (
-              <span role="group" aria-label="Confirm delete" class="actions">
-                <span>Delete {loaded.code}?</span>
-                <button type="button" class="danger" onClick={() => void remove()}>
-                  Delete
-                </button>
-                <button type="button" class="secondary" onClick={() => setConfirmDelete(false)}>
-                  Cancel
-                </button>
-              </span>
-            ) : (
-              <button type="button" class="secondary" onClick={() => setConfirmDelete(true)} aria-describedby="delete-hint">
-                Delete location…
-              </button>
-            )
+            <ConfirmDelete label="Delete location…" question={<>Delete {loaded.code}?</>} confirming={confirmDelete} setConfirming={setConfirmDelete} onDelete={() => void remove()} describedBy="delete-hint" />
           ) : null}
           {editing && loaded ? (
             <small id="delete-hint" class="hint">
@@ -378,24 +352,3 @@ function SwitchPorts({ ports, onChange, errors }: { ports: Form['switchPorts']; 
 }
 
 /** A list of one-line values with + and −; errors by index. */
-function TextList(p: { legend: string; item: string; values: string[]; onChange: (v: string[]) => void; errors: Record<number, string>; max: number; hint?: string; type?: string; placeholder?: string; onBlur?: () => void }) {
-  return (
-    <fieldset class="text-list" onFocusOut={p.onBlur}>
-      <legend>{p.legend}</legend>
-      {p.hint ? <p class="hint">{p.hint}</p> : null}
-      <ol>
-        {p.values.map((v, i) => (
-          <li key={i}>
-            <Field label={`${p.item} ${i + 1}`} type={p.type ?? 'text'} value={v} placeholder={p.placeholder} onInput={(x) => p.onChange(p.values.map((y, j) => (j === i ? x : y)))} error={p.errors[i]} />
-            <button type="button" class="icon" aria-label={`Remove ${p.item} ${i + 1}`} onClick={() => p.onChange(p.values.filter((_, j) => j !== i))}>
-              −
-            </button>
-          </li>
-        ))}
-      </ol>
-      <button type="button" class="icon add" aria-label={`Add ${p.item}`} disabled={p.values.length >= p.max} onClick={() => p.onChange([...p.values, ''])}>
-        +
-      </button>
-    </fieldset>
-  );
-}

@@ -5,7 +5,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { RouteProps } from '../route.js';
 import type { Location, PhoneView } from '../types.js';
-import { ErrorBox, Page, useApp, useLoad, when } from '../ui.js';
+import { ErrorBox, Page, Saved, Table, useApp, useLoad, when } from '../ui.js';
 import './status.css';
 
 type Obj = Record<string, unknown>;
@@ -123,9 +123,7 @@ export function PhonesPage(_: RouteProps) {
     <Page title="Phones">
       <ErrorBox error={phones.error ?? locations.error} title="Could not load" />
       <ErrorBox error={actionError} title="Not done" />
-      <p class="notice ok" role="status" hidden={!message}>
-        {message}
-      </p>
+      <Saved message={message} />
       {creds ? <Credentials creds={creds} onClose={() => setCreds(null)} /> : null}
       <p>
         {list.length} phones: {online} online, {list.length - online} offline, {list.filter((p) => p.issuedVersion > 0 && !p.inSync).length} waiting for their address,{' '}
@@ -133,28 +131,11 @@ export function PhonesPage(_: RouteProps) {
       </p>
       {phones.data && list.length === 0 ? <p class="muted">No phones yet: assign device ids to users on the Users page.</p> : null}
       {list.length ? (
-        <div class="table-wrap">
-          <table class="phones">
-            <caption class="visually-hidden">Every phone, its connection, address and location</caption>
-            <thead>
-              <tr>
-                <th scope="col">Phone</th>
-                <th scope="col">User</th>
-                <th scope="col">Connection</th>
-                <th scope="col">Address version</th>
-                <th scope="col">Last location report</th>
-                <th scope="col">Location mismatch</th>
-                <th scope="col">Address disagreement</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.map((p) => (
-                <PhoneRow key={p.deviceId} p={p} names={names} onPush={push} onIssue={issue} />
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table class="phones" caption="Every phone, its connection, address and location" wrap headers={['Phone', 'User', 'Connection', 'Address version', 'Last location report', 'Location mismatch', 'Address disagreement', 'Actions']}>
+          {list.map((p) => (
+            <PhoneRow key={p.deviceId} p={p} names={names} onPush={push} onIssue={issue} />
+          ))}
+        </Table>
       ) : null}
     </Page>
   );

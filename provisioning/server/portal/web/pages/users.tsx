@@ -6,7 +6,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import type { RouteProps } from '../route.js';
 import { ApiError, issuesByField } from '../api.js';
 import type { Location, User } from '../types.js';
-import { Checkbox, EmailList, ErrorBox, Field, Page, Saved, Select, listErrors, useApp, useLoad } from '../ui.js';
+import { Checkbox, ConfirmDelete, EmailList, ErrorBox, Field, Page, Saved, Select, Table, TextList, listErrors, useApp, useLoad } from '../ui.js';
 import './users.css';
 
 const LANGUAGES = [
@@ -68,35 +68,21 @@ function UserList() {
         </p>
       ) : null}
       {shown.length ? (
-        <table class="users">
-          <caption class="visually-hidden">Users</caption>
-          <thead>
-            <tr>
-              <th scope="col">User</th>
-              <th scope="col">Display name</th>
-              <th scope="col">Extension</th>
-              <th scope="col">Location</th>
-              <th scope="col">Callback</th>
-              <th scope="col">Notification emails</th>
-              <th scope="col">Phones</th>
+        <Table class="users" caption="Users" headers={['User', 'Display name', 'Extension', 'Location', 'Callback', 'Notification emails', 'Phones']}>
+          {shown.map((u) => (
+            <tr key={u.id} data-username={u.username}>
+              <td>
+                <a href={`#/users/${u.id}`}>{u.username}</a>
+              </td>
+              <td>{u.displayName}</td>
+              <td>{u.extension ?? '—'}</td>
+              <td>{u.locationId !== null ? codeOf.get(u.locationId) ?? u.locationId : <span class="warn">none</span>}</td>
+              <td>{u.callback ?? <span class={u.deviceIds.length ? 'warn' : 'muted'}>none</span>}</td>
+              <td>{u.emails.length}</td>
+              <td>{u.deviceIds.join(', ') || '—'}</td>
             </tr>
-          </thead>
-          <tbody>
-            {shown.map((u) => (
-              <tr key={u.id} data-username={u.username}>
-                <td>
-                  <a href={`#/users/${u.id}`}>{u.username}</a>
-                </td>
-                <td>{u.displayName}</td>
-                <td>{u.extension ?? '—'}</td>
-                <td>{u.locationId !== null ? codeOf.get(u.locationId) ?? u.locationId : <span class="warn">none</span>}</td>
-                <td>{u.callback ?? <span class={u.deviceIds.length ? 'warn' : 'muted'}>none</span>}</td>
-                <td>{u.emails.length}</td>
-                <td>{u.deviceIds.join(', ') || '—'}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </Table>
       ) : null}
     </Page>
   );
@@ -260,23 +246,17 @@ function UserForm({ id }: { id?: number }) {
             <Field label="User name" value={form.username} onInput={(v) => set('username', v)} error={byField.username} required maxLength={64} autoComplete="off" />
             <Field label="Extension" value={form.extension} onInput={(v) => set('extension', v)} error={byField.extension} maxLength={16} />
           </div>
-          <fieldset class="devices">
-            <legend>Phones</legend>
-            <p class="hint">Device ids of the user's phones (as each agent is configured).</p>
-            <ol>
-              {form.deviceIds.map((d, i) => (
-                <li key={i}>
-                  <Field label={`Phone ${i + 1}`} value={d} onInput={(v) => set('deviceIds', form.deviceIds.map((x, j) => (j === i ? v : x)))} error={byField[`deviceIds.${i}`]} />
-                  <button type="button" class="icon" aria-label={`Remove phone ${i + 1}`} onClick={() => set('deviceIds', form.deviceIds.filter((_, j) => j !== i))}>
-                    −
-                  </button>
-                </li>
-              ))}
-            </ol>
-            <button type="button" class="icon add" aria-label="Add phone" disabled={form.deviceIds.length >= 16} onClick={() => set('deviceIds', [...form.deviceIds, ''])}>
-              +
-            </button>
-          </fieldset>
+          <TextList
+            class="devices"
+            legend="Phones"
+            hint="Device ids of the user's phones (as each agent is configured)."
+            item="Phone"
+            action="phone"
+            values={form.deviceIds}
+            onChange={(v) => set('deviceIds', v)}
+            errors={listErrors(byField, 'deviceIds')}
+            max={16}
+          />
           <Checkbox label="Location recommendations for this user" checked={form.recommendations} onChange={(v) => set('recommendations', v)} hint="Applies while the account's own recommendation setting is off." />
         </div>
         <ErrorBox error={error} />
@@ -285,21 +265,7 @@ function UserForm({ id }: { id?: number }) {
             {editing ? 'Save user' : 'Create user'}
           </button>
           {editing ? (
-            confirmDelete ? (
-              <span role="group" aria-label="Confirm delete" class="actions">
-                <span>Delete {loaded?.username}? Their phones lose their address.</span>
-                <button type="button" class="danger" onClick={() => void remove()}>
-                  Delete
-                </button>
-                <button type="button" class="secondary" onClick={() => setConfirmDelete(false)}>
-                  Cancel
-                </button>
-              </span>
-            ) : (
-              <button type="button" class="secondary" onClick={() => setConfirmDelete(true)}>
-                Delete user…
-              </button>
-            )
+            <ConfirmDelete label="Delete user…" question={<>Delete {loaded?.username}? Their phones lose their address.</>} confirming={confirmDelete} setConfirming={setConfirmDelete} onDelete={() => void remove()} />
           ) : null}
         </div>
       </form>
