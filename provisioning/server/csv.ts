@@ -1,6 +1,10 @@
-// A small RFC 4180 reader and writer. Written here rather than taken from the
-// registry: the whole need is ~100 lines (quoted fields, doubled quotes, CRLF
-// or LF, a BOM), and a dependency would bring more surface than that.
+// RFC 4180 reading and writing for bulk import/export, on the csv project's
+// csv-parse and csv-stringify (sync APIs: uploads are bounded by CsvLimits, 32 MiB
+// by default). What stays ours: the error wording (a row number a spreadsheet
+// user can find) and the formula-injection policy.
+import { CsvError, parse, type Options as ParseOptions } from 'csv-parse/sync';
+import { stringify, type Options as StringifyOptions } from 'csv-stringify/sync';
+
 export class CsvSyntaxError extends Error {
   constructor(
     readonly row: number,
@@ -16,6 +20,22 @@ export interface CsvReadOptions {
   maxFieldLength?: number;
 }
 
+/** csv-parse's codes for the mistakes people make, said the way a spreadsheet user can act on. */
+const REASONS: Record<string, string> = {
+  CSV_QUOTE_NOT_CLOSED: 'a quoted field is never closed',
+  INVALID_OPENING_QUOTE: 'a quote inside an unquoted field (quote the whole field and double the quote)',
+  CSV_INVALID_CLOSING_QUOTE: 'text after a closing quote (a quote inside a field must be doubled)',
+};
+
+const BASE: ParseOptions = {
+  bom: true,
+  // CRLF, LF or a lone CR, mixed in one file as editors leave them.
+  record_delimiter: ['\r\n', '\n', '\r'],
+  // Rows may be shorter or longer than the header: the bulk validator reports that per row.
+  relax_column_count: true,
+  skip_empty_lines: false,
+};
+
 /**
  * Parses CSV text into records. Rows are numbered from 1 (the header) as a
  * spreadsheet numbers them; a quoted field may span lines. A trailing empty
@@ -24,68 +44,24 @@ export interface CsvReadOptions {
 export function parseCsv(text: string, opts: CsvReadOptions = {}): string[][] {
   const maxRecords = opts.maxRecords ?? Infinity;
   const maxField = opts.maxFieldLength ?? 64 * 1024;
-  const records: string[][] = [];
-  let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
-  const n = text.length;
-  let record: string[] = [];
-  while (i < n) {
-    let field: string;
-    if (text.charCodeAt(i) === 34 /* " */) {
-      // Quoted: runs to the next lone quote; "" is one quote.
-      let out = '';
-      let start = ++i;
-      for (;;) {
-        const q = text.indexOf('"', i);
-        if (q < 0) throw new CsvSyntaxError(records.length + 1, 'a quoted field is never closed');
-        if (text.charCodeAt(q + 1) === 34) {
-          out += text.slice(start, q + 1);
-          i = start = q + 2;
-          continue;
-        }
-        out += text.slice(start, q);
-        i = q + 1;
-        break;
-      }
-      field = out;
-      const c = text.charCodeAt(i);
-      if (i < n && c !== 44 && c !== 13 && c !== 10) {
-        throw new CsvSyntaxError(records.length + 1, 'text after a closing quote (a quote inside a field must be doubled)');
-      }
-    } else {
-      let j = i;
-      while (j < n) {
-        const c = text.charCodeAt(j);
-        if (c === 44 || c === 13 || c === 10) break;
-        if (c === 34) throw new CsvSyntaxError(records.length + 1, 'a quote inside an unquoted field (quote the whole field and double the quote)');
-        j++;
-      }
-      field = text.slice(i, j);
-      i = j;
-    }
-    if (field.length > maxField) throw new CsvSyntaxError(records.length + 1, `a field is longer than ${maxField} characters`);
-    record.push(field);
-    const c = text.charCodeAt(i);
-    if (c === 44) {
-      i++;
-      // A comma at the very end of the text still ends with one empty field.
-      if (i === n) record.push('');
-      continue;
-    }
-    // End of record: CRLF, LF, or a lone CR.
-    if (c === 13) i += text.charCodeAt(i + 1) === 10 ? 2 : 1;
-    else if (c === 10) i++;
-    records.push(record);
-    record = [];
-    if (records.length > maxRecords) throw new CsvSyntaxError(records.length, `more than ${maxRecords} rows`);
+  let records: string[][];
+  try {
+    // Reading one record past the limit is enough to know the file is over it.
+    records = parse(text, Number.isFinite(maxRecords) ? { ...BASE, to: maxRecords + 1 } : BASE) as string[][];
+  } catch (err) {
+    if (!(err instanceof CsvError)) throw err;
+    const reason = REASONS[err.code];
+    // Its context's `records` counts the records read before the one that failed.
+    const before = typeof err.records === 'number' ? err.records : 0;
+    throw new CsvSyntaxError(before + 1, reason ?? err.message);
   }
-  if (record.length > 0) {
-    records.push(record);
-    if (records.length > maxRecords) throw new CsvSyntaxError(records.length, `more than ${maxRecords} rows`);
+  if (records.length > maxRecords) throw new CsvSyntaxError(records.length, `more than ${maxRecords} rows`);
+  for (let r = 0; r < records.length; r++) {
+    if (records[r]!.some((f) => f.length > maxField)) throw new CsvSyntaxError(r + 1, `a field is longer than ${maxField} characters`);
   }
   return records;
 }
 
-const NEEDS_QUOTES = /[",\r\n]|^\s|\s$/;
 /** First characters a spreadsheet reads as a formula (OWASP CSV injection). */
 const FORMULA_START = /^[=+\-@\t\r]/;
 
@@ -99,12 +75,17 @@ export function restoreFormula(value: string): string {
   return value.length > 1 && value[0] === "'" && FORMULA_START.test(value.slice(1)) ? value.slice(1) : value;
 }
 
+const STRINGIFY: StringifyOptions = {
+  record_delimiter: '\r\n',
+  // Besides separators, quotes and line breaks: edge spaces, which some readers trim.
+  quoted_match: [/^\s/, /\s$/, /\r/, /\n/],
+};
+
 export function csvField(value: string): string {
-  const v = neutraliseFormula(value);
-  return NEEDS_QUOTES.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
+  return csvRecord([value]).slice(0, -2);
 }
 
 /** One record with CRLF, as RFC 4180 has it. */
 export function csvRecord(values: readonly (string | number | null | undefined)[]): string {
-  return `${values.map((v) => csvField(v === null || v === undefined ? '' : String(v))).join(',')}\r\n`;
+  return stringify([values.map((v) => neutraliseFormula(v === null || v === undefined ? '' : String(v)))], STRINGIFY);
 }

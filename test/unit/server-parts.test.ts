@@ -41,6 +41,13 @@ describe('CSV', () => {
     expect(restoreFormula("'=x")).toBe('=x');
     expect(restoreFormula("'plain")).toBe("'plain");
   });
+  it('reads lone-CR and mixed line ends, keeps empty rows, and quotes edge spaces on export', () => {
+    expect(parseCsv('a\rb\n\n"c\rd",e\r\n')).toEqual([['a'], ['b'], [''], ['c\rd', 'e']]);
+    expect(csvRecord([' x', 'y ', 'a,b', 'l\nf', 7, null])).toBe('" x","y ","a,b","l\nf",7,\r\n');
+  });
+  it('names the row of a field over the length limit', () => {
+    expect(() => parseCsv('h\r\nok\r\n123456', { maxFieldLength: 5 })).toThrow(new CsvSyntaxError(3, 'a field is longer than 5 characters'));
+  });
 });
 
 describe('input rules', () => {
