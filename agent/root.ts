@@ -163,9 +163,11 @@ export class Agent {
       store: () => this.store,
       drain: () => this.parts?.drainer ?? null,
       newEvent,
+      now,
       log: named(log, 'emergency'),
       onHeld: () => this.scheduleRetry(),
     });
+    journal.prepare();
     const emergency = this.createEmergency(journal, newEvent);
     const control = new ControlServer(
       config.control.socketPath,

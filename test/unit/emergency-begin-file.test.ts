@@ -82,6 +82,36 @@ function restart(): { store: Store; journal: StoreEmergencyJournal; moved: numbe
 }
 
 describe('emergency begin file', () => {
+  it('the envelope is drawn ahead: the call stamps only its time, and the line reads as newEvent would make it', () => {
+    const file = openFile();
+    let made = 0;
+    const factory = eventFactory('phone-1');
+    const at = new Date('2026-12-05T06:00:00.123Z');
+    const journal = new StoreEmergencyJournal({
+      file,
+      store: () => store,
+      drain: () => null,
+      newEvent: (type, data) => {
+        made++;
+        return factory(type, data);
+      },
+      now: () => at,
+      log: silentLog(),
+    });
+    journal.prepare();
+    expect(made).toBe(2); // one of each type
+    const id = journal.beginJson('emergency-call', '{"dialed":"911"}');
+    expect(made).toBe(2); // nothing drawn on the call path
+    const line = fileText().trim();
+    expect(Object.keys(JSON.parse(line))).toEqual(['v', 'id', 'type', 'deviceId', 'ts', 'data']);
+    expect(JSON.parse(line)).toEqual({ v: 1, id, type: 'emergency-call', deviceId: 'phone-1', ts: at.toISOString(), data: { dialed: '911' } });
+    // Completed: the next one is drawn then, off the call path, with a new id.
+    journal.complete(id, 'emergency-call', { dialed: '911', placed: true });
+    expect(made).toBe(3);
+    expect(journal.beginJson('emergency-call', '{}')).not.toBe(id);
+    expect(made).toBe(3);
+  });
+
   it('the event is in the file before the INVITE, with no SQLite write on the call path', async () => {
     const h = await service({ file: openFile() });
     const writesBefore = store.writes;
