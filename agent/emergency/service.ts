@@ -10,19 +10,18 @@
 // Whatever the phone is doing, the call goes out: keypad lock, DND, forwarding,
 // call limit and registration are not consulted; other calls are held (or
 // ended); with no address on file it goes to the fallback route, flagged.
-import { createHash, randomUUID } from 'node:crypto';
-import dns from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../provisioning/common/log.js';
 import type { StoredAddress } from '../store/store.js';
 import type { EventType } from '../../provisioning/protocol/messages.js';
-import { transportOf, type TransportKind } from '../../hal/voice/types.js';
-import type { AccountId, CallId, CallMediaStats, CallStateEvent, IncomingCallEvent, InviteResponseEvent, SipHeader, SoundDeviceEvent, VoiceStack, VoiceStartOptions } from '../../hal/voice/types.js';
+import type { AccountId, CallId, CallStateEvent, IncomingCallEvent, InviteResponseEvent, SipHeader, SoundDeviceEvent, VoiceStack } from '../../hal/voice/types.js';
 import { PidfTemplate } from '../../provisioning/pidf/pidf.js';
-import type { CivicAddress } from '../../provisioning/protocol/address.js';
 import { elinE164 } from '../location/elin.js';
 import { DialPlan, DigitCollector, type CollectorDecision, type EmergencyMatch, type Timers } from './dial-plan.js';
-import { emergencyTarget, inviteContent, needsResolution, parseRoute, withAddress, prepareInvite, type InviteContent, type PreparedInvite, type RouteName, type RouteTarget } from './invite.js';
+import { inviteContent, prepareInvite, type InviteContent, type PreparedInvite } from './invite.js';
+import { domainOf, emergencyTarget, type RouteName, type RouteTarget } from './sip-uri.js';
+import { EmergencyRoutes, voiceOptions } from './routes.js';
+import { beginRowJson, beginRowParts, callEventData, eventType, firstSent, type Attempt, type BeginRowParts, type CurrentLocation, type EmergencyCallRecord, type EventDevice, type PreparedFacts } from './call-event.js';
 import {
   DEFAULT_FEATURES,
   failsOver,
@@ -34,8 +33,10 @@ import {
   type PhoneFeatures,
   type TrackedCall,
 } from './priority.js';
-import { deviceNetwork, localTimeWithOffset, macDeviceId, type DeviceNetwork } from './device.js';
+import { deviceNetwork, macDeviceId, uuidFromName, type DeviceNetwork } from './device.js';
 import type { DialPlanSettings, EmergencyConfig, SipConfig } from './config.js';
+
+export type { Attempt, CurrentLocation, EmergencyCallRecord } from './call-event.js';
 
 export interface SuppressionStore {
   load(): number | null;
@@ -84,35 +85,6 @@ export interface EmergencyServiceDeps {
   resolveEveryMs?: number;
 }
 
-export interface Attempt {
-  route: RouteName;
-  routeUri: string;
-  target: string;
-  callId: CallId | null;
-  startedAt: string;
-  /** Set when this attempt is over: the reason. */
-  result?: string;
-  provisional: boolean;
-}
-
-export interface EmergencyCallRecord {
-  callRef: string;
-  kind: 'emergency' | 'test';
-  dialed: string;
-  number: string;
-  startedAt: string;
-  addressMissing: boolean;
-  state: 'trying' | 'answered' | 'ended' | 'failed';
-  attempts: Attempt[];
-  /** Routes still to try, in order. */
-  plan: RouteName[];
-  otherCalls: { held: CallId[]; ended: CallId[] };
-  /** RTP figures of the answered attempt, once it has ended. */
-  media?: CallMediaStats;
-  /** The INVITE with both locations could not be sent: it went with the first alone. */
-  alternateDropped?: boolean;
-}
-
 export type DialOutcome =
   | { kind: 'pending'; collected: string }
   | { kind: 'emergency' | 'test'; placed: true; callRef: string; dialed: string; number: string; route: RouteName; target: string; addressMissing: boolean; locationSent?: Record<string, string> }
@@ -131,37 +103,14 @@ interface CallContext {
   oneLocation: PreparedInvite | null;
 }
 
-/** A location to send: civic elements, the RFC 4119 method token, and which source gave it. */
-export interface CurrentLocation {
-  civic: CivicAddress;
-  method: string;
-  source: string;
-}
-
-interface Prepared {
-  invite: PreparedInvite;
-  address: StoredAddress | null;
-  where: CurrentLocation | null;
-  /** The disagreeing other address, sent second in the PIDF-LO. */
-  alternate: CurrentLocation | null;
-  alternateSent: Record<string, string> | null;
+/** What was prepared when the address last changed: the INVITE, and what the event tells. */
+interface Prepared extends PreparedFacts {
   /** The same INVITE with the first location alone (only when there is an alternate). */
   oneLocation: PreparedInvite | null;
-  /** The switch's ELIN, and whether it went out as the callback number. */
-  elin: string | null;
-  callbackSource: 'provisioned' | 'elin' | null;
-  /** Route order for this address state. */
-  plan: RouteTarget[];
-  civicSent: Record<string, string> | null;
-  callback: string | null;
-  displayName: string | null;
-  locationCode: string | null;
   /** JSON text of the before-INVITE row's fixed parts, made before the first call needs it. */
-  beginRow?: { fixed: string; location: string | null; device: string; timeZone: string } | null;
+  beginRow?: BeginRowParts | null;
 }
 
-const ROUTE_NAMES: RouteName[] = ['primary', 'secondary', 'fallback'];
-const INCOMING_HEADERS = ['From', 'To', 'Call-ID', 'Contact'];
 
 /** Building an Intl.DateTimeFormat costs about 0.1 ms: never on the way to the INVITE. */
 const currentTimeZone = (): string => Intl.DateTimeFormat().resolvedOptions().timeZone;
@@ -174,11 +123,9 @@ export class EmergencyService {
   private readonly defer: (fn: () => void) => void;
   private readonly plan: DialPlan;
   private readonly collector: DigitCollector;
-  private routes: RouteTarget[];
-  /** The routes as configured (names unresolved). */
-  private readonly configuredRoutes: RouteTarget[];
-  private resolveTimer: unknown = null;
-  private readonly routeAccounts = new Map<RouteName, AccountId>();
+  private readonly routes: EmergencyRoutes;
+  /** The routes' accounts (the same map as routes.accounts), read on the call path. */
+  private readonly routeAccounts: Map<RouteName, AccountId>;
   private mainAccount: AccountId | null = null;
   private registration: { registered: boolean; code: number; reason: string } = { registered: false, code: 0, reason: 'not registered yet' };
   private readonly calls = new Map<CallId, TrackedCall>();
@@ -201,9 +148,6 @@ export class EmergencyService {
   private best: CurrentLocation | null = null;
   private alternate: CurrentLocation | null = null;
   private elin: string | null = null;
-  private transportIds = new Map<string, number>();
-  /** Addresses of TLS routes (kept by name for the certificate check), for the callback rule only. */
-  private tlsRouteAddresses = new Map<RouteName, string>();
   /** Emergency calls the caller hung up: their 'ended' waits for the stack's DISCONNECTED (with the media figures). */
   private readonly endedByCaller = new Map<CallId, { record: EmergencyCallRecord; attempt: Attempt }>();
   /** The sound device calls use now, and why not the configured one (for status). */
@@ -230,12 +174,15 @@ export class EmergencyService {
       timers: this.timers,
       onDecision: (d) => (this.pendingDecision = this.decide(d)),
     });
-    const r = deps.emergency.routes;
-    // With no emergency route configured, 911 still goes out: to the registrar.
-    const configured = ROUTE_NAMES.flatMap((n) => (r[n] ? [parseRoute(n, r[n]!)] : []));
-    const registrar = deps.sip.account?.registrar;
-    this.configuredRoutes = configured.length > 0 || !registrar ? configured : [parseRoute('primary', registrar)];
-    this.routes = [...this.configuredRoutes];
+    this.routes = new EmergencyRoutes({
+      emergency: deps.emergency,
+      sip: deps.sip,
+      log: deps.log,
+      timers: this.timers,
+      ...(deps.lookup ? { lookup: deps.lookup } : {}),
+      ...(deps.resolveEveryMs !== undefined ? { resolveEveryMs: deps.resolveEveryMs } : {}),
+    });
+    this.routeAccounts = this.routes.accounts;
   }
 
   /** Whether calls can be placed at all, and why not. */
@@ -243,7 +190,7 @@ export class EmergencyService {
     if (!this.deps.voice) return { ok: false, reason: this.deps.voiceUnavailableReason ?? 'no voice stack' };
     if (this.startError) return { ok: false, reason: this.startError };
     if (!this.started) return { ok: false, reason: 'voice stack not started' };
-    if (this.routes.length === 0) return { ok: false, reason: 'no emergency route and no registrar configured' };
+    if (this.routes.current.length === 0) return { ok: false, reason: 'no emergency route and no registrar configured' };
     return { ok: true };
   }
 
@@ -267,10 +214,9 @@ export class EmergencyService {
     }
     const sip = this.deps.sip;
     try {
-      const started = await voice.start(this.voiceOptions());
+      const started = await voice.start(voiceOptions(sip, this.deps.agentVersion));
       this.host = sip.publicAddress ?? started.transports[0]?.host ?? sip.bindAddress ?? '127.0.0.1';
       const transportId = started.transports.find((t) => t.kind === sip.transport)?.id;
-      this.transportIds = new Map(started.transports.map((t) => [t.kind, t.id]));
       const credentials =
         sip.account?.username !== undefined ? [{ realm: sip.account.realm, username: sip.account.username, password: sip.account.password ?? '' }] : undefined;
       this.sound = started.sound ? { device: started.sound.device, ...(started.sound.fallbackReason ? { reason: started.sound.fallbackReason } : {}) } : null;
@@ -286,10 +232,8 @@ export class EmergencyService {
           this.log[e.registered ? 'info' : 'warn']({ code: e.code, reason: e.reason }, e.registered ? 'registered' : 'not registered (emergency calls still go out)');
         }),
       ];
-      this.routeAccountBase = { uri: sip.account?.uri ?? `sip:${this.deps.deviceId}@${this.host}`, credentials, transportId };
-      this.routes = await this.resolveRoutes();
-      for (const route of this.routes) this.addRouteAccount(route);
-      this.scheduleResolve();
+      await this.routes.open(voice, started.transports, { uri: sip.account?.uri ?? `sip:${this.deps.deviceId}@${this.host}`, credentials, transportId });
+      this.routes.schedule(() => void this.refreshRoutes());
       if (sip.account?.registrar) {
         this.mainAccount = voice.addAccount({
           uri: sip.account.uri,
@@ -302,19 +246,18 @@ export class EmergencyService {
         });
       }
       this.started = true;
-      this.log.info({ routes: this.routes.map((r) => `${r.name}=${r.uri}`), version: started.version, host: this.host }, 'emergency path ready');
+      this.log.info({ routes: this.routes.current.map((r) => `${r.name}=${r.uri}`), version: started.version, host: this.host }, 'emergency path ready');
     } catch (err) {
       this.startError = `voice stack failed to start: ${(err as Error).message}`;
       this.log.error({ err }, '*** EMERGENCY CALLS CANNOT BE PLACED: the voice stack failed to start ***');
     }
-    if (this.routes.length === 0) this.log.error('*** EMERGENCY CALLS CANNOT BE PLACED: no emergency route and no registrar configured ***');
+    if (this.routes.current.length === 0) this.log.error('*** EMERGENCY CALLS CANNOT BE PLACED: no emergency route and no registrar configured ***');
     this.setAddress(address);
   }
 
   async stop(): Promise<void> {
     this.collector.reset();
-    if (this.resolveTimer !== null) this.timers.clearTimeout(this.resolveTimer);
-    this.resolveTimer = null;
+    this.routes.cancel();
     for (const { record, attempt } of this.endedByCaller.values()) this.later(() => this.progress(record, 'ended', { route: attempt.route, by: 'caller' }));
     this.endedByCaller.clear();
     this.runDeferred(); // an emergency event still waiting is recorded before the store closes
@@ -364,13 +307,13 @@ export class EmergencyService {
       elin: this.elin,
       callbackSource: elinCallback ? 'elin' : doc ? 'provisioned' : null,
       // Nothing to tell the PSAP where we are: the fallback route first.
-      plan: routeOrder(this.routes, pidf === null),
+      plan: routeOrder(this.routes.current, pidf === null),
       civicSent: pidf ? (pidf.civicSent as Record<string, string>) : null,
       callback,
       displayName: doc?.displayName ?? null,
       locationCode: doc?.locationCode ?? null,
     };
-    this.prepared.beginRow = this.beginRowParts(this.prepared);
+    this.prepared.beginRow = beginRowParts(this.prepared, this.device(), this.timeZone);
     if (!doc) this.log.warn(pidf ? 'no address on file: emergency calls carry the best network location, flagged' : 'no address on file: emergency calls go to the fallback route without a location');
   }
 
@@ -465,7 +408,7 @@ export class EmergencyService {
     return {
       canPlaceCalls: avail.ok,
       ...(avail.ok ? {} : { reason: avail.reason }),
-      routes: this.routes.map((r) => ({ name: r.name, uri: r.uri })),
+      routes: this.routes.current.map((r) => ({ name: r.name, uri: r.uri })),
       registration: this.mainAccount === null ? 'no registrar configured' : this.registration,
       address: this.prepared?.address ? { version: this.prepared.address.version } : 'missing: calls go to the fallback route',
       emergencyNumbers: this.plan.emergencyStrings(),
@@ -483,77 +426,13 @@ export class EmergencyService {
 
   // ---- routes: names resolved ahead of time, never at dial time --------------------
 
-  private routeAccountBase: { uri: string; credentials: { realm: string; username: string; password: string }[] | undefined; transportId: number | undefined } | null = null;
-
-  /** Registration-less account for a route, made before any call: its route set sends the INVITE to the route whatever the target (a URN included). */
-  private addRouteAccount(route: RouteTarget): void {
-    const b = this.routeAccountBase!;
-    this.routeAccounts.set(
-      route.name,
-      this.deps.voice!.addAccount({
-        uri: b.uri,
-        proxies: [route.proxy],
-        register: false,
-        ...(b.credentials ? { credentials: b.credentials } : {}),
-        // The route's own transport (;transport=tcp, sips:), else the account's.
-        ...((this.transportIds.get(transportOf(route.uri)) ?? b.transportId) !== undefined
-          ? { transportId: (this.transportIds.get(transportOf(route.uri)) ?? b.transportId)! }
-          : {}),
-      }),
-    );
-  }
-
-  private async resolveRoutes(): Promise<RouteTarget[]> {
-    const lookup = this.deps.lookup ?? (async (host: string) => (await dns.lookup(host)).address);
-    return Promise.all(
-      this.configuredRoutes.map(async (r) => {
-        if (isTlsRoute(r) && isIP(normHost(r.host)) === 0) {
-          // Kept by name (the certificate is checked against it); its address only tells a PSAP callback.
-          await lookup(r.host).then(
-            (a) => this.tlsRouteAddresses.set(r.name, a),
-            (err) => this.log.warn({ err, route: r.name, host: r.host }, 'cannot resolve the TLS emergency route: its callbacks are not recognised until it resolves'),
-          );
-          return r;
-        }
-        if (!needsResolution(r)) return r;
-        try {
-          return withAddress(r, await lookup(r.host));
-        } catch (err) {
-          const known = this.routes.find((x) => x.name === r.name);
-          this.log.warn({ err, route: r.name, host: r.host }, known !== r ? 'cannot resolve the emergency route: keeping its last address' : 'cannot resolve the emergency route: pjsip will resolve it at call time');
-          return known ?? r;
-        }
-      }),
-    );
-  }
-
-  private scheduleResolve(): void {
-    if (!this.configuredRoutes.some(needsResolution)) return;
-    this.resolveTimer = this.timers.setTimeout(() => void this.refreshRoutes(), this.deps.resolveEveryMs ?? 5 * 60_000);
-    (this.resolveTimer as { unref?: () => void }).unref?.();
-  }
-
   /** Re-resolves route names; a changed address gets a new route account (never while an emergency call is up). */
   private async refreshRoutes(): Promise<void> {
-    this.resolveTimer = null;
     if (!this.started) return;
-    const fresh = await this.resolveRoutes();
+    const fresh = await this.routes.resolve();
     if (!this.started) return;
-    if (!this.emergencyLive() && this.attemptsByCall.size === 0) {
-      let changed = false;
-      for (const r of fresh) {
-        const old = this.routes.find((x) => x.name === r.name);
-        if (old && old.proxy === r.proxy) continue;
-        changed = true;
-        const id = this.routeAccounts.get(r.name);
-        if (id !== undefined) safe(() => this.deps.voice!.removeAccount(id));
-        this.addRouteAccount(r);
-        this.log.info({ route: r.name, proxy: r.proxy }, 'emergency route address changed');
-      }
-      this.routes = fresh;
-      if (changed) this.setAddress(this.prepared?.address ?? null);
-    }
-    this.scheduleResolve();
+    if (!this.emergencyLive() && this.attemptsByCall.size === 0 && this.routes.adopt(this.deps.voice!, fresh)) this.setAddress(this.prepared?.address ?? null);
+    this.routes.schedule(() => void this.refreshRoutes());
   }
 
   // ---- the emergency path -------------------------------------------------------
@@ -786,7 +665,7 @@ export class EmergencyService {
   }
 
   private onIncoming(e: IncomingCallEvent): void {
-    const fromRoute = this.fromEmergencyRoute(e);
+    const fromRoute = this.routes.isFromRoute(e);
     const others = [...this.calls.values()].filter((c) => c.callId !== e.callId);
     const decision = incomingDecision({ fromEmergencyRoute: fromRoute, suppressed: this.isSuppressed(), features: this.features, others });
     const tracked: TrackedCall = { callId: e.callId, role: 'callee', state: 'INCOMING', emergency: false, psapCallback: decision.action === 'answer' };
@@ -886,21 +765,6 @@ export class EmergencyService {
     this.later(() => this.deps.suppression?.save(until));
   }
 
-  /**
-   * The PSAP calling back: the INVITE's packet came from an emergency route's
-   * address (as resolved ahead of time), or over a TLS connection the phone
-   * opened to a TLS route with its certificate checked. Via, From and Contact
-   * are written by whoever sends the INVITE and prove nothing.
-   */
-  private fromEmergencyRoute(e: IncomingCallEvent): boolean {
-    if (!e.sourceAddress) return false;
-    const source = normAddress(e.sourceAddress);
-    return this.routes.some((r) => {
-      if (isTlsRoute(r)) return e.transport === 'tls' && e.tlsVerified === true && normAddress(this.tlsRouteAddresses.get(r.name) ?? '') === source;
-      return isIP(normHost(r.host)) !== 0 && normAddress(r.host) === source;
-    });
-  }
-
   // ---- notification (never on the call path) ------------------------------------
 
   /**
@@ -913,49 +777,16 @@ export class EmergencyService {
     const journal = this.deps.journal;
     if (!journal) return null;
     try {
-      const type = record.kind === 'emergency' ? 'emergency-call' : 'test-call';
-      // The row as text, from what was prepared when the address last changed: per call only
-      // the call's own values are written (building and serialising the whole object cost
-      // about 60 us of the digit-to-INVITE path). Same fields as eventData() gives at begin.
-      const b = (prepared.beginRow ??= this.beginRowParts(prepared));
-      const q = JSON.stringify;
-      const json =
-        `{"callRef":${q(record.callRef)},"sipCallId":null,"numberDialed":${q(match.dialed)},"emergencyNumber":${q(match.number)},"placed":null,"route":null,` +
-        `${b.fixed},"location":${b.location === null ? 'null' : `${b.location},"contentId":${q(content.contentId)}}`},"device":${b.device},` +
-        `"time":{"utc":${q(at.toISOString())},"local":${q(localTimeWithOffset(at))},"timeZone":${b.timeZone}},"registered":${this.registration.registered},` +
-        `"otherCalls":{"held":[],"ended":[]},"recorded":"before-invite"}`;
+      const type = eventType(record.kind);
+      // The row as text, from what was prepared when the address last changed (call-event.ts).
+      const b = (prepared.beginRow ??= beginRowParts(prepared, this.device(), this.timeZone));
+      const json = beginRowJson(b, record.callRef, match.dialed, match.number, content.contentId, at, this.registration.registered);
       return journal.beginJson ? journal.beginJson(type, json) : journal.begin(type, JSON.parse(json) as Record<string, unknown>);
     } catch (err) {
       // The journal keeps what it cannot store in memory; a throw here is a bug, and never stops the call.
       this.log.error({ err, callRef: record.callRef }, 'could not record the emergency event before the INVITE');
       return null;
     }
-  }
-
-  /** The parts of the before-INVITE row that do not change per call (JSON text), for this address state and zone. */
-  private beginRowParts(prepared: Prepared): NonNullable<Prepared['beginRow']> {
-    const q = JSON.stringify;
-    const fixed = q({
-      routePlan: prepared.plan.map((r) => r.name),
-      callback: prepared.callback,
-      callbackSource: prepared.callbackSource,
-      elin: prepared.elin,
-      displayName: prepared.displayName,
-      locationCode: prepared.locationCode,
-      addressMissing: prepared.address === null,
-    }).slice(1, -1);
-    const location = prepared.invite.pidf
-      ? q({
-          source: prepared.where?.source ?? null,
-          method: prepared.where?.method ?? null,
-          addressVersion: prepared.address?.version ?? null,
-          civic: prepared.civicSent,
-          ...(prepared.alternate ? { alternate: { source: prepared.alternate.source, method: prepared.alternate.method, civic: prepared.alternateSent } } : {}),
-        }).slice(0, -1)
-      : null;
-    const net = this.network;
-    const device = q({ deviceId: this.deps.deviceId, ip: net?.ip ?? null, mac: net?.mac ?? null, interface: net?.interface ?? null });
-    return { fixed, location, device, timeZone: q(this.timeZone) };
   }
 
   private notify(record: EmergencyCallRecord, match: EmergencyMatch, content: InviteContent | null, prepared: Prepared, at: Date, error: string | null, eventId: string | null): void {
@@ -965,8 +796,20 @@ export class EmergencyService {
       this.timeZone = zone;
       if (this.prepared) this.prepared.beginRow = null;
     }
-    const data = this.eventData(record, match, content, prepared, at, error);
-    const type = record.kind === 'emergency' ? 'emergency-call' : 'test-call';
+    const data = callEventData({
+      record,
+      dialed: match.dialed,
+      number: match.number,
+      content,
+      prepared,
+      at,
+      error,
+      sipCallId: this.sipCallIdOf(record),
+      device: this.device(),
+      timeZone: this.timeZone,
+      registered: this.registration.registered,
+    });
+    const type = eventType(record.kind);
     try {
       if (eventId !== null && this.deps.journal) this.deps.journal.complete(eventId, type, data);
       else this.deps.emitEvent(type, data);
@@ -975,52 +818,19 @@ export class EmergencyService {
     }
   }
 
-  private eventData(record: EmergencyCallRecord, match: EmergencyMatch, content: InviteContent | null, prepared: Prepared, at: Date, error: string | null): Record<string, unknown> {
-    // The first INVITE that left (a route that threw sent nothing); the others are in routePlan and the progress events.
-    const attempt = record.attempts.find((a) => a.callId !== null) ?? record.attempts[0];
-    let sipCallId: string | null = null;
-    if (attempt?.callId !== null && attempt?.callId !== undefined && this.deps.voice) {
-      try {
-        sipCallId = this.deps.voice.callInfo(attempt.callId).sipCallId;
-      } catch {
-        sipCallId = null; // already gone: the record still identifies the call
-      }
+  /** The SIP Call-ID of the INVITE the event names, or null when the stack no longer knows the call. */
+  private sipCallIdOf(record: EmergencyCallRecord): string | null {
+    const attempt = firstSent(record);
+    if (attempt?.callId === null || attempt?.callId === undefined || !this.deps.voice) return null;
+    try {
+      return this.deps.voice.callInfo(attempt.callId).sipCallId;
+    } catch {
+      return null; // already gone: the record still identifies the call
     }
-    const net = this.network;
-    const data: Record<string, unknown> = {
-      callRef: record.callRef,
-      sipCallId,
-      numberDialed: match.dialed,
-      emergencyNumber: match.number,
-      placed: error === null,
-      ...(error ? { error } : {}),
-      route: attempt ? { name: attempt.route, uri: attempt.routeUri, target: attempt.target } : null,
-      routePlan: record.plan,
-      callback: prepared.callback,
-      callbackSource: prepared.callbackSource,
-      elin: prepared.elin,
-      displayName: prepared.displayName,
-      locationCode: prepared.locationCode,
-      addressMissing: record.addressMissing,
-      location: content?.pidf
-        ? {
-            source: prepared.where?.source ?? null,
-            method: prepared.where?.method ?? null,
-            addressVersion: prepared.address?.version ?? null,
-            civic: prepared.civicSent,
-            // The other location is reported even when the call could not carry it: the notice must still name it.
-            ...(prepared.alternate ? { alternate: { source: prepared.alternate.source, method: prepared.alternate.method, civic: prepared.alternateSent } } : {}),
-            ...(record.alternateDropped ? { alternateDropped: true } : {}),
-            pidf: content.pidf,
-            contentId: content.contentId,
-          }
-        : null,
-      device: { deviceId: this.deps.deviceId, ip: net?.ip ?? null, mac: net?.mac ?? null, interface: net?.interface ?? null },
-      time: { utc: at.toISOString(), local: localTimeWithOffset(at), timeZone: this.timeZone },
-      registered: this.registration.registered,
-      otherCalls: record.otherCalls,
-    };
-    return data;
+  }
+
+  private device(): EventDevice {
+    return { deviceId: this.deps.deviceId, network: this.network };
   }
 
   private progress(record: EmergencyCallRecord, phase: string, data: Record<string, unknown>): void {
@@ -1030,43 +840,10 @@ export class EmergencyService {
       this.log.warn({ err, callRef: record.callRef }, 'could not record emergency call progress');
     }
   }
-
-  private voiceOptions(): VoiceStartOptions {
-    const sip = this.deps.sip;
-    return {
-      // The account's transport first; UDP and TCP always (a route may ask for either), TLS when configured.
-      transports: transportKinds(sip).map((kind) => ({
-        kind,
-        port: kind === 'tls' ? (sip.port === 0 ? 0 : sip.port + 1) : sip.port,
-        ...(sip.bindAddress ? { boundAddress: sip.bindAddress } : {}),
-        ...(sip.publicAddress ? { publicAddress: sip.publicAddress } : {}),
-        ...(kind === 'tls' && sip.tls ? { tls: sip.tls } : {}),
-      })),
-      rtp: {
-        port: sip.rtpPort,
-        ...(sip.bindAddress ? { boundAddress: sip.bindAddress } : {}),
-        ...(sip.publicAddress ? { publicAddress: sip.publicAddress } : {}),
-      },
-      sound: sip.sound,
-      autoAnswer: false,
-      incomingHeaders: INCOMING_HEADERS,
-      userAgent: `e911-agent/${this.deps.agentVersion}`,
-      // Headroom above the phone's own limit: an emergency call always finds a slot.
-      maxCalls: sip.maxCalls + 2,
-      logLevel: sip.logLevel,
-    };
-  }
 }
 
 function freshIds(): { callRef: string; contentId: string } {
   return { callRef: randomUUID(), contentId: randomUUID() };
-}
-
-function transportKinds(sip: SipConfig): TransportKind[] {
-  const kinds: TransportKind[] = [sip.transport];
-  for (const k of ['udp', 'tcp'] as const) if (!kinds.includes(k)) kinds.push(k);
-  if (sip.tls && !kinds.includes('tls')) kinds.push('tls');
-  return kinds;
 }
 
 function safe(fn: () => void): void {
@@ -1075,29 +852,4 @@ function safe(fn: () => void): void {
   } catch {
     // the call is already gone
   }
-}
-
-/** host[:port] of a SIP URI or name-addr, or null. */
-function domainOf(uri: string): string | null {
-  const m = /sips?:(?:[^@;>\s]*@)?(\[[^\]]+\](?::\d+)?|[^;>\s?]+)/i.exec(uri);
-  return m ? m[1]! : null;
-}
-
-function normHost(h: string): string {
-  return h.replace(/^\[|\]$/g, '').toLowerCase();
-}
-
-/** An address as sockets print it: no brackets, lower case, IPv4-mapped IPv6 as IPv4. */
-function normAddress(a: string): string {
-  return normHost(a).replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
-}
-
-function isTlsRoute(r: RouteTarget): boolean {
-  return r.uri.toLowerCase().startsWith('sips:') || /;transport=tls/i.test(r.params);
-}
-
-/** A stable UUID-shaped name for a device without a MAC (for the PIDF-LO deviceID). */
-function uuidFromName(name: string): string {
-  const hex = createHash('sha256').update(`e911-agent:${name}`).digest('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
