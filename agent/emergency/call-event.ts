@@ -82,10 +82,6 @@ export interface BeginRowParts {
   timeZone: string;
 }
 
-export function eventType(kind: EmergencyCallRecord['kind']): 'emergency-call' | 'test-call' {
-  return kind === 'emergency' ? 'emergency-call' : 'test-call';
-}
-
 /** The parts of the before-INVITE row that do not change per call, for this address state and zone. */
 export function beginRowParts(prepared: PreparedFacts, device: EventDevice, timeZone: string): BeginRowParts {
   const q = JSON.stringify;

@@ -1,47 +1,50 @@
-// The emergency call path. Keypad digits go to the dial plan; the moment they
-// make 911 (933, 9911, ...) the INVITE goes out, synchronously, from what was
-// prepared when the address last changed: no MQTT, no fsync, no DNS, no config
-// read in between (decision 2). One thing comes first: the emergency-call (or
-// test-call) event's row is committed to SQLite (WAL, prepared statement, no
-// fsync) before the INVITE leaves, so whenever the process dies either no
-// INVITE went out or the event is on disk. It is completed with the call's
-// details on setImmediate, and synced then.
+// The emergency call path: placement and failover, one state machine per call
+// (EmergencyCallRecord.state), read top to bottom from dial():
+//   dial      keypad() / dial() -> the dial plan decides (decide) -> placeEmergency()
+//   place     the event's row is committed (beginEvent), then the INVITE goes out on the
+//             first route of the plan that takes it (tryRoutes)        -> trying | failed
+//   trying    a provisional response stops the failover timer (onInviteResponse);
+//             silence, 408, 5xx or a transport error: failover() -> tryRoutes() from the
+//             next route                                             -> trying | failed
+//             200 (onCallState CONFIRMED)                            -> answered
+//             any other final response                               -> failed
+//   answered  the far end hangs up (DISCONNECTED), or the caller does (hangup()) -> ended
+// A caller who hangs up ends the call: no failover. Events leave off the call path
+// (later(): notify, progress). Over 400 lines: the state machine, its lifecycle and the
+// stack's events share one call table, kept in one class so nothing stands between
+// the digit and makeCall.
+//
+// Keypad digits go to the dial plan; the moment they make 911 (933, 9911, ...)
+// the INVITE goes out, synchronously, from what was prepared when the address
+// last changed (prepare.ts): no MQTT, no fsync, no DNS, no config read in
+// between. One thing comes first: the emergency-call (or test-call) event's row
+// is committed to SQLite (WAL, prepared statement, no fsync) before the INVITE
+// leaves, so whenever the process dies either no INVITE went out or the event
+// is on disk. It is completed with the call's details on setImmediate, and
+// synced then.
 //
 // Whatever the phone is doing, the call goes out: keypad lock, DND, forwarding,
 // call limit and registration are not consulted; other calls are held (or
-// ended); with no address on file it goes to the fallback route, flagged.
+// ended, phone-calls.ts); with no address on file it goes to the fallback
+// route, flagged. Routes and their accounts: routes.ts; the event: call-event.ts.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../provisioning/common/log.js';
 import type { StoredAddress } from '../store/store.js';
 import type { EventType } from '../../provisioning/protocol/messages.js';
-import type { AccountId, CallId, CallStateEvent, IncomingCallEvent, InviteResponseEvent, SipHeader, SoundDeviceEvent, VoiceStack } from '../../hal/voice/types.js';
-import { PidfTemplate } from '../../provisioning/pidf/pidf.js';
-import { elinE164 } from '../location/elin.js';
+import type { AccountId, CallId, CallStateEvent, InviteResponseEvent, VoiceStack } from '../../hal/voice/types.js';
 import { DialPlan, DigitCollector, type CollectorDecision, type EmergencyMatch, type Timers } from './dial-plan.js';
-import { inviteContent, prepareInvite, type InviteContent, type PreparedInvite } from './invite.js';
+import { inviteContent, type InviteContent, type PreparedInvite } from './invite.js';
 import { domainOf, emergencyTarget, type RouteName, type RouteTarget } from './sip-uri.js';
 import { EmergencyRoutes, voiceOptions } from './routes.js';
-import { beginRowJson, beginRowParts, callEventData, eventType, firstSent, type Attempt, type BeginRowParts, type CurrentLocation, type EmergencyCallRecord, type EventDevice, type PreparedFacts } from './call-event.js';
-import {
-  DEFAULT_FEATURES,
-  failsOver,
-  incomingDecision,
-  isLive,
-  ordinaryDial,
-  otherCallActions,
-  routeOrder,
-  type PhoneFeatures,
-  type TrackedCall,
-} from './priority.js';
-import { deviceNetwork, macDeviceId, uuidFromName, type DeviceNetwork } from './device.js';
+import { PhoneCalls, type OrdinaryOutcome, type SuppressionStore } from './phone-calls.js';
+import { prepareCall, type PreparedCall } from './prepare.js';
+import { beginRowJson, beginRowParts, callEventData, firstSent, type Attempt, type CurrentLocation, type EmergencyCallRecord, type EventDevice } from './call-event.js';
+import { failsOver, isLive, otherCallActions, type PhoneFeatures, type TrackedCall } from './priority.js';
+import { deviceNetwork, type DeviceNetwork } from './device.js';
 import type { DialPlanSettings, EmergencyConfig, SipConfig } from './config.js';
 
 export type { Attempt, CurrentLocation, EmergencyCallRecord } from './call-event.js';
-
-export interface SuppressionStore {
-  load(): number | null;
-  save(untilMs: number): void;
-}
+export type { SuppressionStore } from './phone-calls.js';
 
 /**
  * Where the emergency event is made durable (the agent's store). begin() runs on
@@ -89,7 +92,7 @@ export type DialOutcome =
   | { kind: 'pending'; collected: string }
   | { kind: 'emergency' | 'test'; placed: true; callRef: string; dialed: string; number: string; route: RouteName; target: string; addressMissing: boolean; locationSent?: Record<string, string> }
   | { kind: 'emergency' | 'test'; placed: false; callRef: string; dialed: string; error: string }
-  | { kind: 'ordinary'; placed: boolean; dialed: string; target: string; reason?: string; callId?: CallId }
+  | OrdinaryOutcome
   | { kind: 'invalid'; dialed: string; reason: string };
 
 /** What one emergency call sends on every route it tries: the same location, the same Content-ID. */
@@ -102,15 +105,6 @@ interface CallContext {
   /** The INVITE with the first location only: sent instead if the one with both cannot be sent. */
   oneLocation: PreparedInvite | null;
 }
-
-/** What was prepared when the address last changed: the INVITE, and what the event tells. */
-interface Prepared extends PreparedFacts {
-  /** The same INVITE with the first location alone (only when there is an alternate). */
-  oneLocation: PreparedInvite | null;
-  /** JSON text of the before-INVITE row's fixed parts, made before the first call needs it. */
-  beginRow?: BeginRowParts | null;
-}
-
 
 /** Building an Intl.DateTimeFormat costs about 0.1 ms: never on the way to the INVITE. */
 const currentTimeZone = (): string => Intl.DateTimeFormat().resolvedOptions().timeZone;
@@ -128,17 +122,14 @@ export class EmergencyService {
   private readonly routeAccounts: Map<RouteName, AccountId>;
   private mainAccount: AccountId | null = null;
   private registration: { registered: boolean; code: number; reason: string } = { registered: false, code: 0, reason: 'not registered yet' };
-  private readonly calls = new Map<CallId, TrackedCall>();
+  /** The phone's other calls, features, suppression window and sound device. */
+  private readonly phone: PhoneCalls;
+  /** Every call, by id (the same map as phone.calls), read and written on the call path. */
+  private readonly calls: Map<CallId, TrackedCall>;
   /** Emergency attempts by voice call id. */
   private readonly attemptsByCall = new Map<CallId, { record: EmergencyCallRecord; attempt: Attempt; timer: unknown; ctx: CallContext }>();
   private readonly records: EmergencyCallRecord[] = [];
-  private prepared: Prepared | null = null;
-  private features: PhoneFeatures;
-  /** End of the suppression window on the monotonic clock: a wall-clock jump neither ends nor stretches it. */
-  private suppressUntilMono = -Infinity;
-  /** The same end as a wall-clock time, as saved for a restart: what status shows (the monotonic end decides). */
-  private suppressUntilWall = 0;
-  private readonly monotonic: () => number;
+  private prepared: PreparedCall | null = null;
   private unsubscribe: (() => void)[] = [];
   private started = false;
   private startError: string | null = null;
@@ -150,8 +141,6 @@ export class EmergencyService {
   private elin: string | null = null;
   /** Emergency calls the caller hung up: their 'ended' waits for the stack's DISCONNECTED (with the media figures). */
   private readonly endedByCaller = new Map<CallId, { record: EmergencyCallRecord; attempt: Attempt }>();
-  /** The sound device calls use now, and why not the configured one (for status). */
-  private sound: { device: 'null' | 'configured'; reason?: string } | null = null;
   /** The next emergency call's callRef and Content-ID, drawn ahead of it. */
   private nextIds: { callRef: string; contentId: string } | null = freshIds();
   /** Work kept off the call path (events, persistence), run on the next turn or at stop(). */
@@ -161,9 +150,19 @@ export class EmergencyService {
     this.log = deps.log;
     this.timers = deps.timers ?? { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
     this.now = deps.now ?? (() => new Date());
-    this.monotonic = deps.monotonic ?? (() => performance.now());
     this.defer = deps.defer ?? ((fn) => setImmediate(fn));
-    this.features = { ...DEFAULT_FEATURES, maxCalls: deps.sip.maxCalls };
+    this.phone = new PhoneCalls({
+      voice: deps.voice,
+      emergency: deps.emergency,
+      sip: deps.sip,
+      log: deps.log,
+      now: this.now,
+      monotonic: deps.monotonic ?? (() => performance.now()),
+      later: (fn) => this.later(fn),
+      emitEvent: deps.emitEvent,
+      ...(deps.suppression ? { suppression: deps.suppression } : {}),
+    });
+    this.calls = this.phone.calls;
     this.plan = new DialPlan({
       numbers: deps.emergency.numbers,
       outsideLinePrefix: deps.emergency.outsideLinePrefix,
@@ -195,13 +194,7 @@ export class EmergencyService {
   }
 
   async start(address: StoredAddress | null): Promise<void> {
-    // Stored as a wall-clock time for a restart: what is left of it, never more than a whole window
-    // (a clock set back while the phone was off must not stretch it).
-    const stored = this.deps.suppression?.load() ?? 0;
-    const nowMs = this.now().getTime();
-    const left = Math.min(stored - nowMs, this.deps.emergency.suppressMinutes * 60_000);
-    this.suppressUntilMono = left > 0 ? this.monotonic() + left : -Infinity;
-    this.suppressUntilWall = left > 0 ? nowMs + left : 0;
+    this.phone.restoreSuppression();
     const voice = this.deps.voice;
     this.network = (this.deps.network ?? (() => deviceNetwork(this.deps.sip.bindAddress)))();
     if (!voice) {
@@ -219,13 +212,13 @@ export class EmergencyService {
       const transportId = started.transports.find((t) => t.kind === sip.transport)?.id;
       const credentials =
         sip.account?.username !== undefined ? [{ realm: sip.account.realm, username: sip.account.username, password: sip.account.password ?? '' }] : undefined;
-      this.sound = started.sound ? { device: started.sound.device, ...(started.sound.fallbackReason ? { reason: started.sound.fallbackReason } : {}) } : null;
-      if (started.sound?.fallbackReason) this.soundFailed('start', started.sound.fallbackReason);
+      this.phone.sound = started.sound ? { device: started.sound.device, ...(started.sound.fallbackReason ? { reason: started.sound.fallbackReason } : {}) } : null;
+      if (started.sound?.fallbackReason) this.phone.soundFailed('start', started.sound.fallbackReason);
       this.unsubscribe = [
-        voice.on('soundDevice', (e) => this.onSoundDevice(e)),
+        voice.on('soundDevice', (e) => this.phone.onSoundDevice(e, e.callId !== undefined ? this.attemptsByCall.get(e.callId)?.record.callRef : undefined)),
         voice.on('callState', (e) => this.onCallState(e)),
         voice.on('inviteResponse', (e) => this.onInviteResponse(e)),
-        voice.on('incomingCall', (e) => this.onIncoming(e)),
+        voice.on('incomingCall', (e) => this.phone.onIncoming(e, this.routes.isFromRoute(e))),
         voice.on('registration', (e) => {
           if (e.accountId !== this.mainAccount) return;
           this.registration = { registered: e.registered, code: e.code, reason: e.error ?? e.reason };
@@ -272,49 +265,22 @@ export class EmergencyService {
 
   /** A new address (or none): prepare the PIDF-LO and the INVITE now, not at dial time. */
   setAddress(address: StoredAddress | null): void {
-    const doc = address?.doc ?? null;
     const domain = this.deps.sip.account ? domainOf(this.deps.sip.account.uri) ?? this.host : this.host;
-    const loc = this.deps.emergency.location;
-    const deviceId = macDeviceId(this.network?.mac) ?? `urn:uuid:${uuidFromName(this.deps.deviceId)}`;
-    // The best current location when one was given (setLocation), else the provisioned address.
-    const where: CurrentLocation | null = this.best ?? (doc ? { civic: doc.civic, method: 'Manual', source: 'provisioned' } : null);
-    const alternate = where && this.alternate && this.alternate.source !== where.source ? this.alternate : null;
-    // The account may send the switch's ELIN as the callback number (ELIN-based PSAP lookup).
-    const elinCallback = doc?.elinCallback ? elinE164(this.elin) : null;
-    const callback = elinCallback ?? doc?.callback ?? null;
-    const pidf = where
-      ? new PidfTemplate(
-          [{ civic: where.civic, method: where.method, lang: loc.lang }, ...(alternate ? [{ civic: alternate.civic, method: alternate.method, lang: loc.lang }] : [])],
-          {
-            entity: callback ? `tel:${callback}` : `urn:uuid:${uuidFromName(this.deps.deviceId)}`,
-            deviceId,
-            providedBy: { name: loc.providerName, ...(loc.providerContact ? { contactUri: loc.providerContact } : {}) },
-            retransmissionAllowed: loc.retransmissionAllowed,
-            ...(loc.retentionHours !== undefined ? { retentionHours: loc.retentionHours } : {}),
-          },
-        )
-      : null;
-    if (pidf && pidf.adjustments.length > 0) this.log.warn({ adjustments: pidf.adjustments }, 'address adjusted to fit the PIDF-LO');
-    const invite = (p: PidfTemplate | null) =>
-      prepareInvite({ identity: { callback, displayName: doc?.displayName ?? null, domain }, pidf: p, extraHeaders: this.deps.emergency.extraHeaders as SipHeader[] });
-    this.prepared = {
-      invite: invite(pidf),
-      oneLocation: alternate && pidf && where ? invite(new PidfTemplate({ civic: where.civic, method: where.method, lang: loc.lang }, pidf.options)) : null,
+    const { prepared, adjustments } = prepareCall({
       address,
-      where,
-      alternate,
-      alternateSent: alternate && pidf ? (pidf.civicSentAll[1] as Record<string, string>) : null,
+      best: this.best,
+      alternate: this.alternate,
       elin: this.elin,
-      callbackSource: elinCallback ? 'elin' : doc ? 'provisioned' : null,
-      // Nothing to tell the PSAP where we are: the fallback route first.
-      plan: routeOrder(this.routes.current, pidf === null),
-      civicSent: pidf ? (pidf.civicSent as Record<string, string>) : null,
-      callback,
-      displayName: doc?.displayName ?? null,
-      locationCode: doc?.locationCode ?? null,
-    };
-    this.prepared.beginRow = beginRowParts(this.prepared, this.device(), this.timeZone);
-    if (!doc) this.log.warn(pidf ? 'no address on file: emergency calls carry the best network location, flagged' : 'no address on file: emergency calls go to the fallback route without a location');
+      routes: this.routes.current,
+      emergency: this.deps.emergency,
+      domain,
+      deviceId: this.deps.deviceId,
+      mac: this.network?.mac,
+    });
+    if (adjustments.length > 0) this.log.warn({ adjustments }, 'address adjusted to fit the PIDF-LO');
+    this.prepared = prepared;
+    prepared.beginRow = beginRowParts(prepared, this.device(), this.timeZone);
+    if (!address?.doc) this.log.warn(prepared.invite.pidf ? 'no address on file: emergency calls carry the best network location, flagged' : 'no address on file: emergency calls go to the fallback route without a location');
   }
 
   /**
@@ -369,7 +335,7 @@ export class EmergencyService {
       if (entry.record.state === 'trying' || entry.record.state === 'answered') {
         const record = entry.record;
         record.state = 'ended';
-        if (record.kind === 'emergency') this.extendSuppression(this.now());
+        if (record.kind === 'emergency') this.phone.extendSuppression(this.now());
         // Reported when the stack says the call is down, with its RTP figures.
         this.endedByCaller.set(callId, { record, attempt: entry.attempt });
       }
@@ -394,12 +360,11 @@ export class EmergencyService {
   }
 
   setFeatures(f: Partial<PhoneFeatures>): PhoneFeatures {
-    this.features = { ...this.features, ...f };
-    return { ...this.features };
+    return this.phone.setFeatures(f);
   }
 
   isSuppressed(): boolean {
-    return this.emergencyLive() || this.monotonic() < this.suppressUntilMono;
+    return this.phone.isSuppressed();
   }
 
   status(): Record<string, unknown> {
@@ -412,9 +377,9 @@ export class EmergencyService {
       registration: this.mainAccount === null ? 'no registrar configured' : this.registration,
       address: this.prepared?.address ? { version: this.prepared.address.version } : 'missing: calls go to the fallback route',
       emergencyNumbers: this.plan.emergencyStrings(),
-      suppressedUntil: this.monotonic() < this.suppressUntilMono ? new Date(this.suppressUntilWall).toISOString() : null,
-      features: this.features,
-      sound: this.sound,
+      suppressedUntil: this.phone.suppressedUntil(),
+      features: this.phone.currentFeatures(),
+      sound: this.phone.sound,
       lastCall: last ? { callRef: last.callRef, kind: last.kind, state: last.state, startedAt: last.startedAt, attempts: last.attempts, media: last.media ?? null } : null,
     };
   }
@@ -431,7 +396,7 @@ export class EmergencyService {
     if (!this.started) return;
     const fresh = await this.routes.resolve();
     if (!this.started) return;
-    if (!this.emergencyLive() && this.attemptsByCall.size === 0 && this.routes.adopt(this.deps.voice!, fresh)) this.setAddress(this.prepared?.address ?? null);
+    if (!this.phone.emergencyLive() && this.attemptsByCall.size === 0 && this.routes.adopt(this.deps.voice!, fresh)) this.setAddress(this.prepared?.address ?? null);
     this.routes.schedule(() => void this.refreshRoutes());
   }
 
@@ -439,7 +404,10 @@ export class EmergencyService {
 
   private decide(d: CollectorDecision): DialOutcome {
     if (d.kind === 'invalid') return { kind: 'invalid', dialed: d.dialed, reason: d.reason };
-    if (d.kind === 'ordinary') return this.placeOrdinary(d.dialed, d.target);
+    if (d.kind === 'ordinary') {
+      const avail = this.available;
+      return this.phone.placeOrdinary(d.dialed, d.target, this.mainAccount, avail.ok ? null : avail.reason);
+    }
     return this.placeEmergency(d);
   }
 
@@ -481,7 +449,7 @@ export class EmergencyService {
       from: prepared.invite.from,
       oneLocation: prepared.oneLocation,
     };
-    // Durable before the INVITE leaves (decision 2): a row in WAL, no fsync.
+    // Durable before the INVITE leaves: a row in WAL, no fsync.
     const eventId = this.beginEvent(record, match, ctx.content, prepared, now);
     const placed = this.tryRoutes(record, ctx, 0);
     if (!placed) {
@@ -494,8 +462,8 @@ export class EmergencyService {
       [...this.calls.values()].filter((c) => c.callId !== emergencyCallId),
       this.deps.emergency.activeCallPolicy,
     );
-    this.applyOtherCalls(actions, record);
-    if (match.kind === 'emergency') this.extendSuppression(now);
+    this.phone.applyOtherCalls(actions, record);
+    if (match.kind === 'emergency') this.phone.extendSuppression(now);
     this.later(() => this.notify(record, match, ctx.content, prepared, now, null, eventId));
     const attempt = record.attempts[record.attempts.length - 1]!;
     return {
@@ -594,9 +562,7 @@ export class EmergencyService {
   }
 
   private onCallState(e: CallStateEvent): void {
-    const tracked = this.calls.get(e.callId);
-    if (tracked) tracked.state = e.state;
-    else if (e.state !== 'DISCONNECTED') this.calls.set(e.callId, { callId: e.callId, role: e.role, state: e.state, emergency: false, psapCallback: false });
+    this.phone.track(e);
     const entry = this.attemptsByCall.get(e.callId);
     if (entry) {
       const { record, attempt } = entry;
@@ -612,7 +578,7 @@ export class EmergencyService {
           this.attemptsByCall.delete(e.callId);
           record.state = 'ended';
           if (e.media) record.media = e.media;
-          if (record.kind === 'emergency') this.extendSuppression(this.now());
+          if (record.kind === 'emergency') this.phone.extendSuppression(this.now());
           this.later(() => this.progress(record, 'ended', { route: attempt.route, code: e.lastStatusCode, media: e.media ?? null }));
         } else if (e.transportError || failsOver(e.lastStatusCode) || e.lastStatusCode === 0) {
           this.failover(e.callId, e.transportError ? `transport error (${e.lastStatusCode} ${e.lastStatusReason})` : `${e.lastStatusCode} ${e.lastStatusReason}`);
@@ -633,103 +599,7 @@ export class EmergencyService {
       if (e.media) record.media = e.media;
       this.later(() => this.progress(record, 'ended', { route: attempt.route, by: 'caller', media: e.media ?? null }));
     }
-    if (e.state === 'DISCONNECTED') {
-      const c = this.calls.get(e.callId);
-      this.calls.delete(e.callId);
-      if (c?.psapCallback) this.extendSuppression(this.now());
-    }
-  }
-
-  /** The sound device failed when a call needed it (the call went on with the null device), or works again. */
-  private onSoundDevice(e: SoundDeviceEvent): void {
-    this.sound = e.ok ? { device: 'configured' } : { device: 'null', reason: e.reason ?? 'unknown' };
-    if (e.ok) {
-      this.log.info({ capture: e.capture, playback: e.playback }, 'sound device works again');
-      return;
-    }
-    const callRef = e.callId !== undefined ? this.attemptsByCall.get(e.callId)?.record.callRef : undefined;
-    this.soundFailed(e.phase, e.reason ?? 'unknown', callRef);
-  }
-
-  private soundFailed(phase: 'start' | 'call', reason: string, callRef?: string): void {
-    const sound = this.deps.sip.sound;
-    const names = sound === 'null' ? { capture: 'null', playback: 'null' } : sound;
-    this.log.error({ phase, reason, ...names, callRef }, 'sound device failed: calls go on without audio hardware');
-    this.later(() => {
-      try {
-        this.deps.emitEvent('audio-device-failed', { phase, reason, ...names, ...(callRef ? { callRef } : {}), at: this.now().toISOString() });
-      } catch (err) {
-        this.log.error({ err }, 'could not record the audio-device-failed event');
-      }
-    });
-  }
-
-  private onIncoming(e: IncomingCallEvent): void {
-    const fromRoute = this.routes.isFromRoute(e);
-    const others = [...this.calls.values()].filter((c) => c.callId !== e.callId);
-    const decision = incomingDecision({ fromEmergencyRoute: fromRoute, suppressed: this.isSuppressed(), features: this.features, others });
-    const tracked: TrackedCall = { callId: e.callId, role: 'callee', state: 'INCOMING', emergency: false, psapCallback: decision.action === 'answer' };
-    this.calls.set(e.callId, tracked);
-    const voice = this.deps.voice!;
-    try {
-      switch (decision.action) {
-        case 'answer': {
-          voice.answer(e.callId, 200);
-          const actions = otherCallActions(others, this.deps.emergency.activeCallPolicy);
-          this.applyOtherCalls(actions, null);
-          this.log.warn({ callId: e.callId, from: e.remoteUri }, 'PSAP callback answered');
-          break;
-        }
-        case 'reject':
-          voice.answer(e.callId, decision.code);
-          break;
-        case 'forward':
-          // The VoiceStack cannot send a 302 with a Contact yet: ring here instead of losing the call.
-          this.log.warn({ callId: e.callId, to: decision.to }, 'forwarding is not supported by the voice stack; ringing instead');
-          voice.answer(e.callId, 180);
-          break;
-        case 'ring':
-          if (!e.autoAnswered) voice.answer(e.callId, 180);
-          break;
-      }
-    } catch (err) {
-      this.log.warn({ err, callId: e.callId, decision }, 'incoming call handling failed');
-    }
-    this.log.info({ callId: e.callId, from: e.remoteUri, fromRoute, decision }, 'incoming call');
-  }
-
-  private placeOrdinary(dialed: string, target: string): DialOutcome {
-    const gate = ordinaryDial(this.features, [...this.calls.values()]);
-    if (!gate.ok) return { kind: 'ordinary', placed: false, dialed, target, reason: gate.reason };
-    if (!this.available.ok || this.mainAccount === null) {
-      return { kind: 'ordinary', placed: false, dialed, target, reason: this.mainAccount === null ? 'no SIP account configured' : (this.available as { reason: string }).reason };
-    }
-    const domain = domainOf(this.deps.sip.account!.registrar ?? this.deps.sip.account!.uri)!;
-    try {
-      const callId = this.deps.voice!.makeCall(`sip:${target}@${domain}`, { account: this.mainAccount });
-      this.calls.set(callId, { callId, role: 'caller', state: 'CALLING', emergency: false, psapCallback: false });
-      return { kind: 'ordinary', placed: true, dialed, target, callId };
-    } catch (err) {
-      return { kind: 'ordinary', placed: false, dialed, target, reason: (err as Error).message };
-    }
-  }
-
-  private applyOtherCalls(actions: { hold: CallId[]; end: CallId[] }, record: EmergencyCallRecord | null): void {
-    const voice = this.deps.voice!;
-    for (const id of actions.hold) {
-      try {
-        voice.hold(id);
-        record?.otherCalls.held.push(id);
-      } catch (err) {
-        this.log.warn({ err, callId: id }, 'could not hold a call for the emergency call; ending it');
-        safe(() => voice.hangup(id));
-        record?.otherCalls.ended.push(id);
-      }
-    }
-    for (const id of actions.end) {
-      safe(() => voice.hangup(id));
-      record?.otherCalls.ended.push(id);
-    }
+    if (e.state === 'DISCONNECTED') this.phone.disconnected(e.callId);
   }
 
   private later(fn: () => void): void {
@@ -749,22 +619,6 @@ export class EmergencyService {
     }
   }
 
-  private emergencyLive(): boolean {
-    for (const c of this.calls.values()) if ((c.emergency || c.psapCallback) && isLive(c)) return true;
-    return false;
-  }
-
-  private extendSuppression(at: Date): void {
-    const windowMs = this.deps.emergency.suppressMinutes * 60_000;
-    const untilMono = this.monotonic() + windowMs;
-    if (untilMono <= this.suppressUntilMono) return;
-    this.suppressUntilMono = untilMono;
-    const until = at.getTime() + windowMs;
-    this.suppressUntilWall = until;
-    // Persisted off the call path (as a wall-clock time), so a restart inside the window keeps it.
-    this.later(() => this.deps.suppression?.save(until));
-  }
-
   // ---- notification (never on the call path) ------------------------------------
 
   /**
@@ -773,11 +627,11 @@ export class EmergencyService {
    * notifies with is here, and a smaller row commits faster on the call path (3 KB: 0.11 ms
    * p50, 0.2 KB: 0.06 ms, measured on this project's store).
    */
-  private beginEvent(record: EmergencyCallRecord, match: EmergencyMatch, content: InviteContent, prepared: Prepared, at: Date): string | null {
+  private beginEvent(record: EmergencyCallRecord, match: EmergencyMatch, content: InviteContent, prepared: PreparedCall, at: Date): string | null {
     const journal = this.deps.journal;
     if (!journal) return null;
     try {
-      const type = eventType(record.kind);
+      const type = record.kind === 'emergency' ? 'emergency-call' : 'test-call';
       // The row as text, from what was prepared when the address last changed (call-event.ts).
       const b = (prepared.beginRow ??= beginRowParts(prepared, this.device(), this.timeZone));
       const json = beginRowJson(b, record.callRef, match.dialed, match.number, content.contentId, at, this.registration.registered);
@@ -789,7 +643,7 @@ export class EmergencyService {
     }
   }
 
-  private notify(record: EmergencyCallRecord, match: EmergencyMatch, content: InviteContent | null, prepared: Prepared, at: Date, error: string | null, eventId: string | null): void {
+  private notify(record: EmergencyCallRecord, match: EmergencyMatch, content: InviteContent | null, prepared: PreparedCall, at: Date, error: string | null, eventId: string | null): void {
     // After the INVITE: the zone is looked up again (an administrator may have changed it).
     const zone = currentTimeZone();
     if (zone !== this.timeZone) {
@@ -809,7 +663,7 @@ export class EmergencyService {
       timeZone: this.timeZone,
       registered: this.registration.registered,
     });
-    const type = eventType(record.kind);
+    const type = record.kind === 'emergency' ? 'emergency-call' : 'test-call';
     try {
       if (eventId !== null && this.deps.journal) this.deps.journal.complete(eventId, type, data);
       else this.deps.emitEvent(type, data);
@@ -844,12 +698,4 @@ export class EmergencyService {
 
 function freshIds(): { callRef: string; contentId: string } {
   return { callRef: randomUUID(), contentId: randomUUID() };
-}
-
-function safe(fn: () => void): void {
-  try {
-    fn();
-  } catch {
-    // the call is already gone
-  }
 }

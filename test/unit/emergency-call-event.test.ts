@@ -2,7 +2,7 @@
 // The row committed before the INVITE must carry the same facts as the event
 // recorded after it, for every address state.
 import { describe, expect, it } from 'vitest';
-import { beginRowJson, beginRowParts, callEventData, eventType, firstSent, type EmergencyCallRecord, type PreparedFacts } from '../../agent/emergency/call-event.js';
+import { beginRowJson, beginRowParts, callEventData, firstSent, type EmergencyCallRecord, type PreparedFacts } from '../../agent/emergency/call-event.js';
 import { localTimeWithOffset } from '../../agent/emergency/device.js';
 import type { InviteContent } from '../../agent/emergency/invite.js';
 import { parseRoute } from '../../agent/emergency/sip-uri.js';
@@ -132,13 +132,6 @@ describe('emergency call event', () => {
   ])('the attempt the event names: $name', ({ attempts, route }) => {
     const rec = record({ attempts: attempts.map((a) => ({ ...a, routeUri: 'sip:x', target: 'sip:911@x', startedAt: at.toISOString(), provisional: false })) });
     expect(firstSent(rec)?.route).toBe(route);
-  });
-
-  it.each([
-    { kind: 'emergency' as const, type: 'emergency-call' },
-    { kind: 'test' as const, type: 'test-call' },
-  ])('event type of a $kind call: $type', ({ kind, type }) => {
-    expect(eventType(kind)).toBe(type);
   });
 
   it('the row\'s text survives quotes and control characters in the dialed string', () => {
