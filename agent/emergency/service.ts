@@ -1,46 +1,50 @@
-// The emergency call path. Keypad digits go to the dial plan; the moment they
-// make 911 (933, 9911, ...) the INVITE goes out, synchronously, from what was
-// prepared when the address last changed: no MQTT, no fsync, no DNS, no config
-// read in between (decision 2). One thing comes first: the emergency-call (or
-// test-call) event's row is committed to SQLite (WAL, prepared statement, no
-// fsync) before the INVITE leaves, so whenever the process dies either no
-// INVITE went out or the event is on disk. It is completed with the call's
-// details on setImmediate, and synced then.
+// The emergency call path: placement and failover, one state machine per call
+// (EmergencyCallRecord.state), read top to bottom from dial():
+//   dial      keypad() / dial() -> the dial plan decides (decide) -> placeEmergency()
+//   place     the event's row is committed (beginEvent), then the INVITE goes out on the
+//             first route of the plan that takes it (tryRoutes)        -> trying | failed
+//   trying    a provisional response stops the failover timer (onInviteResponse);
+//             silence, 408, 5xx or a transport error: failover() -> tryRoutes() from the
+//             next route                                             -> trying | failed
+//             200 (onCallState CONFIRMED)                            -> answered
+//             any other final response                               -> failed
+//   answered  the far end hangs up (DISCONNECTED), or the caller does (hangup()) -> ended
+// A caller who hangs up ends the call: no failover. Events leave off the call path
+// (later(): notify, progress). Over 400 lines: the state machine, its lifecycle and the
+// stack's events share one call table, kept in one class so nothing stands between
+// the digit and makeCall.
+//
+// Keypad digits go to the dial plan; the moment they make 911 (933, 9911, ...)
+// the INVITE goes out, synchronously, from what was prepared when the address
+// last changed (prepare.ts): no MQTT, no fsync, no DNS, no config read in
+// between. One thing comes first: the emergency-call (or test-call) event's row
+// is committed to SQLite (WAL, prepared statement, no fsync) before the INVITE
+// leaves, so whenever the process dies either no INVITE went out or the event
+// is on disk. It is completed with the call's details on setImmediate, and
+// synced then.
 //
 // Whatever the phone is doing, the call goes out: keypad lock, DND, forwarding,
 // call limit and registration are not consulted; other calls are held (or
-// ended); with no address on file it goes to the fallback route, flagged.
-import { createHash, randomUUID } from 'node:crypto';
-import dns from 'node:dns/promises';
-import { isIP } from 'node:net';
+// ended, phone-calls.ts); with no address on file it goes to the fallback
+// route, flagged. Routes and their accounts: routes.ts; the event: call-event.ts.
+import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../provisioning/common/log.js';
 import type { StoredAddress } from '../store/store.js';
 import type { EventType } from '../../provisioning/protocol/messages.js';
-import { transportOf, type TransportKind } from '../../hal/voice/types.js';
-import type { AccountId, CallId, CallMediaStats, CallStateEvent, IncomingCallEvent, InviteResponseEvent, SipHeader, SoundDeviceEvent, VoiceStack, VoiceStartOptions } from '../../hal/voice/types.js';
-import { PidfTemplate } from '../../provisioning/pidf/pidf.js';
-import type { CivicAddress } from '../../provisioning/protocol/address.js';
-import { elinE164 } from '../location/elin.js';
+import type { AccountId, CallId, CallStateEvent, InviteResponseEvent, VoiceStack } from '../../hal/voice/types.js';
 import { DialPlan, DigitCollector, type CollectorDecision, type EmergencyMatch, type Timers } from './dial-plan.js';
-import { emergencyTarget, inviteContent, needsResolution, parseRoute, withAddress, prepareInvite, type InviteContent, type PreparedInvite, type RouteName, type RouteTarget } from './invite.js';
-import {
-  DEFAULT_FEATURES,
-  failsOver,
-  incomingDecision,
-  isLive,
-  ordinaryDial,
-  otherCallActions,
-  routeOrder,
-  type PhoneFeatures,
-  type TrackedCall,
-} from './priority.js';
-import { deviceNetwork, localTimeWithOffset, macDeviceId, type DeviceNetwork } from './device.js';
+import { inviteContent, type InviteContent, type PreparedInvite } from './invite.js';
+import { domainOf, emergencyTarget, type RouteName, type RouteTarget } from './sip-uri.js';
+import { EmergencyRoutes, voiceOptions } from './routes.js';
+import { PhoneCalls, type OrdinaryOutcome, type SuppressionStore } from './phone-calls.js';
+import { prepareCall, type PreparedCall } from './prepare.js';
+import { beginRowJson, beginRowParts, callEventData, firstSent, type Attempt, type CurrentLocation, type EmergencyCallRecord, type EventDevice } from './call-event.js';
+import { failsOver, isLive, otherCallActions, type PhoneFeatures, type TrackedCall } from './priority.js';
+import { deviceNetwork, type DeviceNetwork } from './device.js';
 import type { DialPlanSettings, EmergencyConfig, SipConfig } from './config.js';
 
-export interface SuppressionStore {
-  load(): number | null;
-  save(untilMs: number): void;
-}
+export type { Attempt, CurrentLocation, EmergencyCallRecord } from './call-event.js';
+export type { SuppressionStore } from './phone-calls.js';
 
 /**
  * Where the emergency event is made durable (the agent's store). begin() runs on
@@ -84,40 +88,11 @@ export interface EmergencyServiceDeps {
   resolveEveryMs?: number;
 }
 
-export interface Attempt {
-  route: RouteName;
-  routeUri: string;
-  target: string;
-  callId: CallId | null;
-  startedAt: string;
-  /** Set when this attempt is over: the reason. */
-  result?: string;
-  provisional: boolean;
-}
-
-export interface EmergencyCallRecord {
-  callRef: string;
-  kind: 'emergency' | 'test';
-  dialed: string;
-  number: string;
-  startedAt: string;
-  addressMissing: boolean;
-  state: 'trying' | 'answered' | 'ended' | 'failed';
-  attempts: Attempt[];
-  /** Routes still to try, in order. */
-  plan: RouteName[];
-  otherCalls: { held: CallId[]; ended: CallId[] };
-  /** RTP figures of the answered attempt, once it has ended. */
-  media?: CallMediaStats;
-  /** The INVITE with both locations could not be sent: it went with the first alone. */
-  alternateDropped?: boolean;
-}
-
 export type DialOutcome =
   | { kind: 'pending'; collected: string }
   | { kind: 'emergency' | 'test'; placed: true; callRef: string; dialed: string; number: string; route: RouteName; target: string; addressMissing: boolean; locationSent?: Record<string, string> }
   | { kind: 'emergency' | 'test'; placed: false; callRef: string; dialed: string; error: string }
-  | { kind: 'ordinary'; placed: boolean; dialed: string; target: string; reason?: string; callId?: CallId }
+  | OrdinaryOutcome
   | { kind: 'invalid'; dialed: string; reason: string };
 
 /** What one emergency call sends on every route it tries: the same location, the same Content-ID. */
@@ -131,38 +106,6 @@ interface CallContext {
   oneLocation: PreparedInvite | null;
 }
 
-/** A location to send: civic elements, the RFC 4119 method token, and which source gave it. */
-export interface CurrentLocation {
-  civic: CivicAddress;
-  method: string;
-  source: string;
-}
-
-interface Prepared {
-  invite: PreparedInvite;
-  address: StoredAddress | null;
-  where: CurrentLocation | null;
-  /** The disagreeing other address, sent second in the PIDF-LO. */
-  alternate: CurrentLocation | null;
-  alternateSent: Record<string, string> | null;
-  /** The same INVITE with the first location alone (only when there is an alternate). */
-  oneLocation: PreparedInvite | null;
-  /** The switch's ELIN, and whether it went out as the callback number. */
-  elin: string | null;
-  callbackSource: 'provisioned' | 'elin' | null;
-  /** Route order for this address state. */
-  plan: RouteTarget[];
-  civicSent: Record<string, string> | null;
-  callback: string | null;
-  displayName: string | null;
-  locationCode: string | null;
-  /** JSON text of the before-INVITE row's fixed parts, made before the first call needs it. */
-  beginRow?: { fixed: string; location: string | null; device: string; timeZone: string } | null;
-}
-
-const ROUTE_NAMES: RouteName[] = ['primary', 'secondary', 'fallback'];
-const INCOMING_HEADERS = ['From', 'To', 'Call-ID', 'Contact'];
-
 /** Building an Intl.DateTimeFormat costs about 0.1 ms: never on the way to the INVITE. */
 const currentTimeZone = (): string => Intl.DateTimeFormat().resolvedOptions().timeZone;
 
@@ -174,24 +117,19 @@ export class EmergencyService {
   private readonly defer: (fn: () => void) => void;
   private readonly plan: DialPlan;
   private readonly collector: DigitCollector;
-  private routes: RouteTarget[];
-  /** The routes as configured (names unresolved). */
-  private readonly configuredRoutes: RouteTarget[];
-  private resolveTimer: unknown = null;
-  private readonly routeAccounts = new Map<RouteName, AccountId>();
+  private readonly routes: EmergencyRoutes;
+  /** The routes' accounts (the same map as routes.accounts), read on the call path. */
+  private readonly routeAccounts: Map<RouteName, AccountId>;
   private mainAccount: AccountId | null = null;
   private registration: { registered: boolean; code: number; reason: string } = { registered: false, code: 0, reason: 'not registered yet' };
-  private readonly calls = new Map<CallId, TrackedCall>();
+  /** The phone's other calls, features, suppression window and sound device. */
+  private readonly phone: PhoneCalls;
+  /** Every call, by id (the same map as phone.calls), read and written on the call path. */
+  private readonly calls: Map<CallId, TrackedCall>;
   /** Emergency attempts by voice call id. */
   private readonly attemptsByCall = new Map<CallId, { record: EmergencyCallRecord; attempt: Attempt; timer: unknown; ctx: CallContext }>();
   private readonly records: EmergencyCallRecord[] = [];
-  private prepared: Prepared | null = null;
-  private features: PhoneFeatures;
-  /** End of the suppression window on the monotonic clock: a wall-clock jump neither ends nor stretches it. */
-  private suppressUntilMono = -Infinity;
-  /** The same end as a wall-clock time, as saved for a restart: what status shows (the monotonic end decides). */
-  private suppressUntilWall = 0;
-  private readonly monotonic: () => number;
+  private prepared: PreparedCall | null = null;
   private unsubscribe: (() => void)[] = [];
   private started = false;
   private startError: string | null = null;
@@ -201,13 +139,8 @@ export class EmergencyService {
   private best: CurrentLocation | null = null;
   private alternate: CurrentLocation | null = null;
   private elin: string | null = null;
-  private transportIds = new Map<string, number>();
-  /** Addresses of TLS routes (kept by name for the certificate check), for the callback rule only. */
-  private tlsRouteAddresses = new Map<RouteName, string>();
   /** Emergency calls the caller hung up: their 'ended' waits for the stack's DISCONNECTED (with the media figures). */
   private readonly endedByCaller = new Map<CallId, { record: EmergencyCallRecord; attempt: Attempt }>();
-  /** The sound device calls use now, and why not the configured one (for status). */
-  private sound: { device: 'null' | 'configured'; reason?: string } | null = null;
   /** The next emergency call's callRef and Content-ID, drawn ahead of it. */
   private nextIds: { callRef: string; contentId: string } | null = freshIds();
   /** Work kept off the call path (events, persistence), run on the next turn or at stop(). */
@@ -217,9 +150,19 @@ export class EmergencyService {
     this.log = deps.log;
     this.timers = deps.timers ?? { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
     this.now = deps.now ?? (() => new Date());
-    this.monotonic = deps.monotonic ?? (() => performance.now());
     this.defer = deps.defer ?? ((fn) => setImmediate(fn));
-    this.features = { ...DEFAULT_FEATURES, maxCalls: deps.sip.maxCalls };
+    this.phone = new PhoneCalls({
+      voice: deps.voice,
+      emergency: deps.emergency,
+      sip: deps.sip,
+      log: deps.log,
+      now: this.now,
+      monotonic: deps.monotonic ?? (() => performance.now()),
+      later: (fn) => this.later(fn),
+      emitEvent: deps.emitEvent,
+      ...(deps.suppression ? { suppression: deps.suppression } : {}),
+    });
+    this.calls = this.phone.calls;
     this.plan = new DialPlan({
       numbers: deps.emergency.numbers,
       outsideLinePrefix: deps.emergency.outsideLinePrefix,
@@ -230,12 +173,15 @@ export class EmergencyService {
       timers: this.timers,
       onDecision: (d) => (this.pendingDecision = this.decide(d)),
     });
-    const r = deps.emergency.routes;
-    // With no emergency route configured, 911 still goes out: to the registrar.
-    const configured = ROUTE_NAMES.flatMap((n) => (r[n] ? [parseRoute(n, r[n]!)] : []));
-    const registrar = deps.sip.account?.registrar;
-    this.configuredRoutes = configured.length > 0 || !registrar ? configured : [parseRoute('primary', registrar)];
-    this.routes = [...this.configuredRoutes];
+    this.routes = new EmergencyRoutes({
+      emergency: deps.emergency,
+      sip: deps.sip,
+      log: deps.log,
+      timers: this.timers,
+      ...(deps.lookup ? { lookup: deps.lookup } : {}),
+      ...(deps.resolveEveryMs !== undefined ? { resolveEveryMs: deps.resolveEveryMs } : {}),
+    });
+    this.routeAccounts = this.routes.accounts;
   }
 
   /** Whether calls can be placed at all, and why not. */
@@ -243,18 +189,12 @@ export class EmergencyService {
     if (!this.deps.voice) return { ok: false, reason: this.deps.voiceUnavailableReason ?? 'no voice stack' };
     if (this.startError) return { ok: false, reason: this.startError };
     if (!this.started) return { ok: false, reason: 'voice stack not started' };
-    if (this.routes.length === 0) return { ok: false, reason: 'no emergency route and no registrar configured' };
+    if (this.routes.current.length === 0) return { ok: false, reason: 'no emergency route and no registrar configured' };
     return { ok: true };
   }
 
   async start(address: StoredAddress | null): Promise<void> {
-    // Stored as a wall-clock time for a restart: what is left of it, never more than a whole window
-    // (a clock set back while the phone was off must not stretch it).
-    const stored = this.deps.suppression?.load() ?? 0;
-    const nowMs = this.now().getTime();
-    const left = Math.min(stored - nowMs, this.deps.emergency.suppressMinutes * 60_000);
-    this.suppressUntilMono = left > 0 ? this.monotonic() + left : -Infinity;
-    this.suppressUntilWall = left > 0 ? nowMs + left : 0;
+    this.phone.restoreSuppression();
     const voice = this.deps.voice;
     this.network = (this.deps.network ?? (() => deviceNetwork(this.deps.sip.bindAddress)))();
     if (!voice) {
@@ -267,29 +207,26 @@ export class EmergencyService {
     }
     const sip = this.deps.sip;
     try {
-      const started = await voice.start(this.voiceOptions());
+      const started = await voice.start(voiceOptions(sip, this.deps.agentVersion));
       this.host = sip.publicAddress ?? started.transports[0]?.host ?? sip.bindAddress ?? '127.0.0.1';
       const transportId = started.transports.find((t) => t.kind === sip.transport)?.id;
-      this.transportIds = new Map(started.transports.map((t) => [t.kind, t.id]));
       const credentials =
         sip.account?.username !== undefined ? [{ realm: sip.account.realm, username: sip.account.username, password: sip.account.password ?? '' }] : undefined;
-      this.sound = started.sound ? { device: started.sound.device, ...(started.sound.fallbackReason ? { reason: started.sound.fallbackReason } : {}) } : null;
-      if (started.sound?.fallbackReason) this.soundFailed('start', started.sound.fallbackReason);
+      this.phone.sound = started.sound ? { device: started.sound.device, ...(started.sound.fallbackReason ? { reason: started.sound.fallbackReason } : {}) } : null;
+      if (started.sound?.fallbackReason) this.phone.soundFailed('start', started.sound.fallbackReason);
       this.unsubscribe = [
-        voice.on('soundDevice', (e) => this.onSoundDevice(e)),
+        voice.on('soundDevice', (e) => this.phone.onSoundDevice(e, e.callId !== undefined ? this.attemptsByCall.get(e.callId)?.record.callRef : undefined)),
         voice.on('callState', (e) => this.onCallState(e)),
         voice.on('inviteResponse', (e) => this.onInviteResponse(e)),
-        voice.on('incomingCall', (e) => this.onIncoming(e)),
+        voice.on('incomingCall', (e) => this.phone.onIncoming(e, this.routes.isFromRoute(e))),
         voice.on('registration', (e) => {
           if (e.accountId !== this.mainAccount) return;
           this.registration = { registered: e.registered, code: e.code, reason: e.error ?? e.reason };
           this.log[e.registered ? 'info' : 'warn']({ code: e.code, reason: e.reason }, e.registered ? 'registered' : 'not registered (emergency calls still go out)');
         }),
       ];
-      this.routeAccountBase = { uri: sip.account?.uri ?? `sip:${this.deps.deviceId}@${this.host}`, credentials, transportId };
-      this.routes = await this.resolveRoutes();
-      for (const route of this.routes) this.addRouteAccount(route);
-      this.scheduleResolve();
+      await this.routes.open(voice, started.transports, { uri: sip.account?.uri ?? `sip:${this.deps.deviceId}@${this.host}`, credentials, transportId });
+      this.routes.schedule(() => void this.refreshRoutes());
       if (sip.account?.registrar) {
         this.mainAccount = voice.addAccount({
           uri: sip.account.uri,
@@ -302,19 +239,18 @@ export class EmergencyService {
         });
       }
       this.started = true;
-      this.log.info({ routes: this.routes.map((r) => `${r.name}=${r.uri}`), version: started.version, host: this.host }, 'emergency path ready');
+      this.log.info({ routes: this.routes.current.map((r) => `${r.name}=${r.uri}`), version: started.version, host: this.host }, 'emergency path ready');
     } catch (err) {
       this.startError = `voice stack failed to start: ${(err as Error).message}`;
       this.log.error({ err }, '*** EMERGENCY CALLS CANNOT BE PLACED: the voice stack failed to start ***');
     }
-    if (this.routes.length === 0) this.log.error('*** EMERGENCY CALLS CANNOT BE PLACED: no emergency route and no registrar configured ***');
+    if (this.routes.current.length === 0) this.log.error('*** EMERGENCY CALLS CANNOT BE PLACED: no emergency route and no registrar configured ***');
     this.setAddress(address);
   }
 
   async stop(): Promise<void> {
     this.collector.reset();
-    if (this.resolveTimer !== null) this.timers.clearTimeout(this.resolveTimer);
-    this.resolveTimer = null;
+    this.routes.cancel();
     for (const { record, attempt } of this.endedByCaller.values()) this.later(() => this.progress(record, 'ended', { route: attempt.route, by: 'caller' }));
     this.endedByCaller.clear();
     this.runDeferred(); // an emergency event still waiting is recorded before the store closes
@@ -329,49 +265,22 @@ export class EmergencyService {
 
   /** A new address (or none): prepare the PIDF-LO and the INVITE now, not at dial time. */
   setAddress(address: StoredAddress | null): void {
-    const doc = address?.doc ?? null;
     const domain = this.deps.sip.account ? domainOf(this.deps.sip.account.uri) ?? this.host : this.host;
-    const loc = this.deps.emergency.location;
-    const deviceId = macDeviceId(this.network?.mac) ?? `urn:uuid:${uuidFromName(this.deps.deviceId)}`;
-    // The best current location when one was given (setLocation), else the provisioned address.
-    const where: CurrentLocation | null = this.best ?? (doc ? { civic: doc.civic, method: 'Manual', source: 'provisioned' } : null);
-    const alternate = where && this.alternate && this.alternate.source !== where.source ? this.alternate : null;
-    // The account may send the switch's ELIN as the callback number (ELIN-based PSAP lookup).
-    const elinCallback = doc?.elinCallback ? elinE164(this.elin) : null;
-    const callback = elinCallback ?? doc?.callback ?? null;
-    const pidf = where
-      ? new PidfTemplate(
-          [{ civic: where.civic, method: where.method, lang: loc.lang }, ...(alternate ? [{ civic: alternate.civic, method: alternate.method, lang: loc.lang }] : [])],
-          {
-            entity: callback ? `tel:${callback}` : `urn:uuid:${uuidFromName(this.deps.deviceId)}`,
-            deviceId,
-            providedBy: { name: loc.providerName, ...(loc.providerContact ? { contactUri: loc.providerContact } : {}) },
-            retransmissionAllowed: loc.retransmissionAllowed,
-            ...(loc.retentionHours !== undefined ? { retentionHours: loc.retentionHours } : {}),
-          },
-        )
-      : null;
-    if (pidf && pidf.adjustments.length > 0) this.log.warn({ adjustments: pidf.adjustments }, 'address adjusted to fit the PIDF-LO');
-    const invite = (p: PidfTemplate | null) =>
-      prepareInvite({ identity: { callback, displayName: doc?.displayName ?? null, domain }, pidf: p, extraHeaders: this.deps.emergency.extraHeaders as SipHeader[] });
-    this.prepared = {
-      invite: invite(pidf),
-      oneLocation: alternate && pidf && where ? invite(new PidfTemplate({ civic: where.civic, method: where.method, lang: loc.lang }, pidf.options)) : null,
+    const { prepared, adjustments } = prepareCall({
       address,
-      where,
-      alternate,
-      alternateSent: alternate && pidf ? (pidf.civicSentAll[1] as Record<string, string>) : null,
+      best: this.best,
+      alternate: this.alternate,
       elin: this.elin,
-      callbackSource: elinCallback ? 'elin' : doc ? 'provisioned' : null,
-      // Nothing to tell the PSAP where we are: the fallback route first.
-      plan: routeOrder(this.routes, pidf === null),
-      civicSent: pidf ? (pidf.civicSent as Record<string, string>) : null,
-      callback,
-      displayName: doc?.displayName ?? null,
-      locationCode: doc?.locationCode ?? null,
-    };
-    this.prepared.beginRow = this.beginRowParts(this.prepared);
-    if (!doc) this.log.warn(pidf ? 'no address on file: emergency calls carry the best network location, flagged' : 'no address on file: emergency calls go to the fallback route without a location');
+      routes: this.routes.current,
+      emergency: this.deps.emergency,
+      domain,
+      deviceId: this.deps.deviceId,
+      mac: this.network?.mac,
+    });
+    if (adjustments.length > 0) this.log.warn({ adjustments }, 'address adjusted to fit the PIDF-LO');
+    this.prepared = prepared;
+    prepared.beginRow = beginRowParts(prepared, this.device(), this.timeZone);
+    if (!address?.doc) this.log.warn(prepared.invite.pidf ? 'no address on file: emergency calls carry the best network location, flagged' : 'no address on file: emergency calls go to the fallback route without a location');
   }
 
   /**
@@ -426,7 +335,7 @@ export class EmergencyService {
       if (entry.record.state === 'trying' || entry.record.state === 'answered') {
         const record = entry.record;
         record.state = 'ended';
-        if (record.kind === 'emergency') this.extendSuppression(this.now());
+        if (record.kind === 'emergency') this.phone.extendSuppression(this.now());
         // Reported when the stack says the call is down, with its RTP figures.
         this.endedByCaller.set(callId, { record, attempt: entry.attempt });
       }
@@ -451,12 +360,11 @@ export class EmergencyService {
   }
 
   setFeatures(f: Partial<PhoneFeatures>): PhoneFeatures {
-    this.features = { ...this.features, ...f };
-    return { ...this.features };
+    return this.phone.setFeatures(f);
   }
 
   isSuppressed(): boolean {
-    return this.emergencyLive() || this.monotonic() < this.suppressUntilMono;
+    return this.phone.isSuppressed();
   }
 
   status(): Record<string, unknown> {
@@ -465,13 +373,13 @@ export class EmergencyService {
     return {
       canPlaceCalls: avail.ok,
       ...(avail.ok ? {} : { reason: avail.reason }),
-      routes: this.routes.map((r) => ({ name: r.name, uri: r.uri })),
+      routes: this.routes.current.map((r) => ({ name: r.name, uri: r.uri })),
       registration: this.mainAccount === null ? 'no registrar configured' : this.registration,
       address: this.prepared?.address ? { version: this.prepared.address.version } : 'missing: calls go to the fallback route',
       emergencyNumbers: this.plan.emergencyStrings(),
-      suppressedUntil: this.monotonic() < this.suppressUntilMono ? new Date(this.suppressUntilWall).toISOString() : null,
-      features: this.features,
-      sound: this.sound,
+      suppressedUntil: this.phone.suppressedUntil(),
+      features: this.phone.currentFeatures(),
+      sound: this.phone.sound,
       lastCall: last ? { callRef: last.callRef, kind: last.kind, state: last.state, startedAt: last.startedAt, attempts: last.attempts, media: last.media ?? null } : null,
     };
   }
@@ -483,84 +391,23 @@ export class EmergencyService {
 
   // ---- routes: names resolved ahead of time, never at dial time --------------------
 
-  private routeAccountBase: { uri: string; credentials: { realm: string; username: string; password: string }[] | undefined; transportId: number | undefined } | null = null;
-
-  /** Registration-less account for a route, made before any call: its route set sends the INVITE to the route whatever the target (a URN included). */
-  private addRouteAccount(route: RouteTarget): void {
-    const b = this.routeAccountBase!;
-    this.routeAccounts.set(
-      route.name,
-      this.deps.voice!.addAccount({
-        uri: b.uri,
-        proxies: [route.proxy],
-        register: false,
-        ...(b.credentials ? { credentials: b.credentials } : {}),
-        // The route's own transport (;transport=tcp, sips:), else the account's.
-        ...((this.transportIds.get(transportOf(route.uri)) ?? b.transportId) !== undefined
-          ? { transportId: (this.transportIds.get(transportOf(route.uri)) ?? b.transportId)! }
-          : {}),
-      }),
-    );
-  }
-
-  private async resolveRoutes(): Promise<RouteTarget[]> {
-    const lookup = this.deps.lookup ?? (async (host: string) => (await dns.lookup(host)).address);
-    return Promise.all(
-      this.configuredRoutes.map(async (r) => {
-        if (isTlsRoute(r) && isIP(normHost(r.host)) === 0) {
-          // Kept by name (the certificate is checked against it); its address only tells a PSAP callback.
-          await lookup(r.host).then(
-            (a) => this.tlsRouteAddresses.set(r.name, a),
-            (err) => this.log.warn({ err, route: r.name, host: r.host }, 'cannot resolve the TLS emergency route: its callbacks are not recognised until it resolves'),
-          );
-          return r;
-        }
-        if (!needsResolution(r)) return r;
-        try {
-          return withAddress(r, await lookup(r.host));
-        } catch (err) {
-          const known = this.routes.find((x) => x.name === r.name);
-          this.log.warn({ err, route: r.name, host: r.host }, known !== r ? 'cannot resolve the emergency route: keeping its last address' : 'cannot resolve the emergency route: pjsip will resolve it at call time');
-          return known ?? r;
-        }
-      }),
-    );
-  }
-
-  private scheduleResolve(): void {
-    if (!this.configuredRoutes.some(needsResolution)) return;
-    this.resolveTimer = this.timers.setTimeout(() => void this.refreshRoutes(), this.deps.resolveEveryMs ?? 5 * 60_000);
-    (this.resolveTimer as { unref?: () => void }).unref?.();
-  }
-
   /** Re-resolves route names; a changed address gets a new route account (never while an emergency call is up). */
   private async refreshRoutes(): Promise<void> {
-    this.resolveTimer = null;
     if (!this.started) return;
-    const fresh = await this.resolveRoutes();
+    const fresh = await this.routes.resolve();
     if (!this.started) return;
-    if (!this.emergencyLive() && this.attemptsByCall.size === 0) {
-      let changed = false;
-      for (const r of fresh) {
-        const old = this.routes.find((x) => x.name === r.name);
-        if (old && old.proxy === r.proxy) continue;
-        changed = true;
-        const id = this.routeAccounts.get(r.name);
-        if (id !== undefined) safe(() => this.deps.voice!.removeAccount(id));
-        this.addRouteAccount(r);
-        this.log.info({ route: r.name, proxy: r.proxy }, 'emergency route address changed');
-      }
-      this.routes = fresh;
-      if (changed) this.setAddress(this.prepared?.address ?? null);
-    }
-    this.scheduleResolve();
+    if (!this.phone.emergencyLive() && this.attemptsByCall.size === 0 && this.routes.adopt(this.deps.voice!, fresh)) this.setAddress(this.prepared?.address ?? null);
+    this.routes.schedule(() => void this.refreshRoutes());
   }
 
   // ---- the emergency path -------------------------------------------------------
 
   private decide(d: CollectorDecision): DialOutcome {
     if (d.kind === 'invalid') return { kind: 'invalid', dialed: d.dialed, reason: d.reason };
-    if (d.kind === 'ordinary') return this.placeOrdinary(d.dialed, d.target);
+    if (d.kind === 'ordinary') {
+      const avail = this.available;
+      return this.phone.placeOrdinary(d.dialed, d.target, this.mainAccount, avail.ok ? null : avail.reason);
+    }
     return this.placeEmergency(d);
   }
 
@@ -602,7 +449,7 @@ export class EmergencyService {
       from: prepared.invite.from,
       oneLocation: prepared.oneLocation,
     };
-    // Durable before the INVITE leaves (decision 2): a row in WAL, no fsync.
+    // Durable before the INVITE leaves: a row in WAL, no fsync.
     const eventId = this.beginEvent(record, match, ctx.content, prepared, now);
     const placed = this.tryRoutes(record, ctx, 0);
     if (!placed) {
@@ -615,8 +462,8 @@ export class EmergencyService {
       [...this.calls.values()].filter((c) => c.callId !== emergencyCallId),
       this.deps.emergency.activeCallPolicy,
     );
-    this.applyOtherCalls(actions, record);
-    if (match.kind === 'emergency') this.extendSuppression(now);
+    this.phone.applyOtherCalls(actions, record);
+    if (match.kind === 'emergency') this.phone.extendSuppression(now);
     this.later(() => this.notify(record, match, ctx.content, prepared, now, null, eventId));
     const attempt = record.attempts[record.attempts.length - 1]!;
     return {
@@ -715,9 +562,7 @@ export class EmergencyService {
   }
 
   private onCallState(e: CallStateEvent): void {
-    const tracked = this.calls.get(e.callId);
-    if (tracked) tracked.state = e.state;
-    else if (e.state !== 'DISCONNECTED') this.calls.set(e.callId, { callId: e.callId, role: e.role, state: e.state, emergency: false, psapCallback: false });
+    this.phone.track(e);
     const entry = this.attemptsByCall.get(e.callId);
     if (entry) {
       const { record, attempt } = entry;
@@ -733,7 +578,7 @@ export class EmergencyService {
           this.attemptsByCall.delete(e.callId);
           record.state = 'ended';
           if (e.media) record.media = e.media;
-          if (record.kind === 'emergency') this.extendSuppression(this.now());
+          if (record.kind === 'emergency') this.phone.extendSuppression(this.now());
           this.later(() => this.progress(record, 'ended', { route: attempt.route, code: e.lastStatusCode, media: e.media ?? null }));
         } else if (e.transportError || failsOver(e.lastStatusCode) || e.lastStatusCode === 0) {
           this.failover(e.callId, e.transportError ? `transport error (${e.lastStatusCode} ${e.lastStatusReason})` : `${e.lastStatusCode} ${e.lastStatusReason}`);
@@ -754,103 +599,7 @@ export class EmergencyService {
       if (e.media) record.media = e.media;
       this.later(() => this.progress(record, 'ended', { route: attempt.route, by: 'caller', media: e.media ?? null }));
     }
-    if (e.state === 'DISCONNECTED') {
-      const c = this.calls.get(e.callId);
-      this.calls.delete(e.callId);
-      if (c?.psapCallback) this.extendSuppression(this.now());
-    }
-  }
-
-  /** The sound device failed when a call needed it (the call went on with the null device), or works again. */
-  private onSoundDevice(e: SoundDeviceEvent): void {
-    this.sound = e.ok ? { device: 'configured' } : { device: 'null', reason: e.reason ?? 'unknown' };
-    if (e.ok) {
-      this.log.info({ capture: e.capture, playback: e.playback }, 'sound device works again');
-      return;
-    }
-    const callRef = e.callId !== undefined ? this.attemptsByCall.get(e.callId)?.record.callRef : undefined;
-    this.soundFailed(e.phase, e.reason ?? 'unknown', callRef);
-  }
-
-  private soundFailed(phase: 'start' | 'call', reason: string, callRef?: string): void {
-    const sound = this.deps.sip.sound;
-    const names = sound === 'null' ? { capture: 'null', playback: 'null' } : sound;
-    this.log.error({ phase, reason, ...names, callRef }, 'sound device failed: calls go on without audio hardware');
-    this.later(() => {
-      try {
-        this.deps.emitEvent('audio-device-failed', { phase, reason, ...names, ...(callRef ? { callRef } : {}), at: this.now().toISOString() });
-      } catch (err) {
-        this.log.error({ err }, 'could not record the audio-device-failed event');
-      }
-    });
-  }
-
-  private onIncoming(e: IncomingCallEvent): void {
-    const fromRoute = this.fromEmergencyRoute(e);
-    const others = [...this.calls.values()].filter((c) => c.callId !== e.callId);
-    const decision = incomingDecision({ fromEmergencyRoute: fromRoute, suppressed: this.isSuppressed(), features: this.features, others });
-    const tracked: TrackedCall = { callId: e.callId, role: 'callee', state: 'INCOMING', emergency: false, psapCallback: decision.action === 'answer' };
-    this.calls.set(e.callId, tracked);
-    const voice = this.deps.voice!;
-    try {
-      switch (decision.action) {
-        case 'answer': {
-          voice.answer(e.callId, 200);
-          const actions = otherCallActions(others, this.deps.emergency.activeCallPolicy);
-          this.applyOtherCalls(actions, null);
-          this.log.warn({ callId: e.callId, from: e.remoteUri }, 'PSAP callback answered');
-          break;
-        }
-        case 'reject':
-          voice.answer(e.callId, decision.code);
-          break;
-        case 'forward':
-          // The VoiceStack cannot send a 302 with a Contact yet: ring here instead of losing the call.
-          this.log.warn({ callId: e.callId, to: decision.to }, 'forwarding is not supported by the voice stack; ringing instead');
-          voice.answer(e.callId, 180);
-          break;
-        case 'ring':
-          if (!e.autoAnswered) voice.answer(e.callId, 180);
-          break;
-      }
-    } catch (err) {
-      this.log.warn({ err, callId: e.callId, decision }, 'incoming call handling failed');
-    }
-    this.log.info({ callId: e.callId, from: e.remoteUri, fromRoute, decision }, 'incoming call');
-  }
-
-  private placeOrdinary(dialed: string, target: string): DialOutcome {
-    const gate = ordinaryDial(this.features, [...this.calls.values()]);
-    if (!gate.ok) return { kind: 'ordinary', placed: false, dialed, target, reason: gate.reason };
-    if (!this.available.ok || this.mainAccount === null) {
-      return { kind: 'ordinary', placed: false, dialed, target, reason: this.mainAccount === null ? 'no SIP account configured' : (this.available as { reason: string }).reason };
-    }
-    const domain = domainOf(this.deps.sip.account!.registrar ?? this.deps.sip.account!.uri)!;
-    try {
-      const callId = this.deps.voice!.makeCall(`sip:${target}@${domain}`, { account: this.mainAccount });
-      this.calls.set(callId, { callId, role: 'caller', state: 'CALLING', emergency: false, psapCallback: false });
-      return { kind: 'ordinary', placed: true, dialed, target, callId };
-    } catch (err) {
-      return { kind: 'ordinary', placed: false, dialed, target, reason: (err as Error).message };
-    }
-  }
-
-  private applyOtherCalls(actions: { hold: CallId[]; end: CallId[] }, record: EmergencyCallRecord | null): void {
-    const voice = this.deps.voice!;
-    for (const id of actions.hold) {
-      try {
-        voice.hold(id);
-        record?.otherCalls.held.push(id);
-      } catch (err) {
-        this.log.warn({ err, callId: id }, 'could not hold a call for the emergency call; ending it');
-        safe(() => voice.hangup(id));
-        record?.otherCalls.ended.push(id);
-      }
-    }
-    for (const id of actions.end) {
-      safe(() => voice.hangup(id));
-      record?.otherCalls.ended.push(id);
-    }
+    if (e.state === 'DISCONNECTED') this.phone.disconnected(e.callId);
   }
 
   private later(fn: () => void): void {
@@ -870,37 +619,6 @@ export class EmergencyService {
     }
   }
 
-  private emergencyLive(): boolean {
-    for (const c of this.calls.values()) if ((c.emergency || c.psapCallback) && isLive(c)) return true;
-    return false;
-  }
-
-  private extendSuppression(at: Date): void {
-    const windowMs = this.deps.emergency.suppressMinutes * 60_000;
-    const untilMono = this.monotonic() + windowMs;
-    if (untilMono <= this.suppressUntilMono) return;
-    this.suppressUntilMono = untilMono;
-    const until = at.getTime() + windowMs;
-    this.suppressUntilWall = until;
-    // Persisted off the call path (as a wall-clock time), so a restart inside the window keeps it.
-    this.later(() => this.deps.suppression?.save(until));
-  }
-
-  /**
-   * The PSAP calling back: the INVITE's packet came from an emergency route's
-   * address (as resolved ahead of time), or over a TLS connection the phone
-   * opened to a TLS route with its certificate checked. Via, From and Contact
-   * are written by whoever sends the INVITE and prove nothing.
-   */
-  private fromEmergencyRoute(e: IncomingCallEvent): boolean {
-    if (!e.sourceAddress) return false;
-    const source = normAddress(e.sourceAddress);
-    return this.routes.some((r) => {
-      if (isTlsRoute(r)) return e.transport === 'tls' && e.tlsVerified === true && normAddress(this.tlsRouteAddresses.get(r.name) ?? '') === source;
-      return isIP(normHost(r.host)) !== 0 && normAddress(r.host) === source;
-    });
-  }
-
   // ---- notification (never on the call path) ------------------------------------
 
   /**
@@ -909,21 +627,14 @@ export class EmergencyService {
    * notifies with is here, and a smaller row commits faster on the call path (3 KB: 0.11 ms
    * p50, 0.2 KB: 0.06 ms, measured on this project's store).
    */
-  private beginEvent(record: EmergencyCallRecord, match: EmergencyMatch, content: InviteContent, prepared: Prepared, at: Date): string | null {
+  private beginEvent(record: EmergencyCallRecord, match: EmergencyMatch, content: InviteContent, prepared: PreparedCall, at: Date): string | null {
     const journal = this.deps.journal;
     if (!journal) return null;
     try {
       const type = record.kind === 'emergency' ? 'emergency-call' : 'test-call';
-      // The row as text, from what was prepared when the address last changed: per call only
-      // the call's own values are written (building and serialising the whole object cost
-      // about 60 us of the digit-to-INVITE path). Same fields as eventData() gives at begin.
-      const b = (prepared.beginRow ??= this.beginRowParts(prepared));
-      const q = JSON.stringify;
-      const json =
-        `{"callRef":${q(record.callRef)},"sipCallId":null,"numberDialed":${q(match.dialed)},"emergencyNumber":${q(match.number)},"placed":null,"route":null,` +
-        `${b.fixed},"location":${b.location === null ? 'null' : `${b.location},"contentId":${q(content.contentId)}}`},"device":${b.device},` +
-        `"time":{"utc":${q(at.toISOString())},"local":${q(localTimeWithOffset(at))},"timeZone":${b.timeZone}},"registered":${this.registration.registered},` +
-        `"otherCalls":{"held":[],"ended":[]},"recorded":"before-invite"}`;
+      // The row as text, from what was prepared when the address last changed (call-event.ts).
+      const b = (prepared.beginRow ??= beginRowParts(prepared, this.device(), this.timeZone));
+      const json = beginRowJson(b, record.callRef, match.dialed, match.number, content.contentId, at, this.registration.registered);
       return journal.beginJson ? journal.beginJson(type, json) : journal.begin(type, JSON.parse(json) as Record<string, unknown>);
     } catch (err) {
       // The journal keeps what it cannot store in memory; a throw here is a bug, and never stops the call.
@@ -932,40 +643,26 @@ export class EmergencyService {
     }
   }
 
-  /** The parts of the before-INVITE row that do not change per call (JSON text), for this address state and zone. */
-  private beginRowParts(prepared: Prepared): NonNullable<Prepared['beginRow']> {
-    const q = JSON.stringify;
-    const fixed = q({
-      routePlan: prepared.plan.map((r) => r.name),
-      callback: prepared.callback,
-      callbackSource: prepared.callbackSource,
-      elin: prepared.elin,
-      displayName: prepared.displayName,
-      locationCode: prepared.locationCode,
-      addressMissing: prepared.address === null,
-    }).slice(1, -1);
-    const location = prepared.invite.pidf
-      ? q({
-          source: prepared.where?.source ?? null,
-          method: prepared.where?.method ?? null,
-          addressVersion: prepared.address?.version ?? null,
-          civic: prepared.civicSent,
-          ...(prepared.alternate ? { alternate: { source: prepared.alternate.source, method: prepared.alternate.method, civic: prepared.alternateSent } } : {}),
-        }).slice(0, -1)
-      : null;
-    const net = this.network;
-    const device = q({ deviceId: this.deps.deviceId, ip: net?.ip ?? null, mac: net?.mac ?? null, interface: net?.interface ?? null });
-    return { fixed, location, device, timeZone: q(this.timeZone) };
-  }
-
-  private notify(record: EmergencyCallRecord, match: EmergencyMatch, content: InviteContent | null, prepared: Prepared, at: Date, error: string | null, eventId: string | null): void {
+  private notify(record: EmergencyCallRecord, match: EmergencyMatch, content: InviteContent | null, prepared: PreparedCall, at: Date, error: string | null, eventId: string | null): void {
     // After the INVITE: the zone is looked up again (an administrator may have changed it).
     const zone = currentTimeZone();
     if (zone !== this.timeZone) {
       this.timeZone = zone;
       if (this.prepared) this.prepared.beginRow = null;
     }
-    const data = this.eventData(record, match, content, prepared, at, error);
+    const data = callEventData({
+      record,
+      dialed: match.dialed,
+      number: match.number,
+      content,
+      prepared,
+      at,
+      error,
+      sipCallId: this.sipCallIdOf(record),
+      device: this.device(),
+      timeZone: this.timeZone,
+      registered: this.registration.registered,
+    });
     const type = record.kind === 'emergency' ? 'emergency-call' : 'test-call';
     try {
       if (eventId !== null && this.deps.journal) this.deps.journal.complete(eventId, type, data);
@@ -975,52 +672,19 @@ export class EmergencyService {
     }
   }
 
-  private eventData(record: EmergencyCallRecord, match: EmergencyMatch, content: InviteContent | null, prepared: Prepared, at: Date, error: string | null): Record<string, unknown> {
-    // The first INVITE that left (a route that threw sent nothing); the others are in routePlan and the progress events.
-    const attempt = record.attempts.find((a) => a.callId !== null) ?? record.attempts[0];
-    let sipCallId: string | null = null;
-    if (attempt?.callId !== null && attempt?.callId !== undefined && this.deps.voice) {
-      try {
-        sipCallId = this.deps.voice.callInfo(attempt.callId).sipCallId;
-      } catch {
-        sipCallId = null; // already gone: the record still identifies the call
-      }
+  /** The SIP Call-ID of the INVITE the event names, or null when the stack no longer knows the call. */
+  private sipCallIdOf(record: EmergencyCallRecord): string | null {
+    const attempt = firstSent(record);
+    if (attempt?.callId === null || attempt?.callId === undefined || !this.deps.voice) return null;
+    try {
+      return this.deps.voice.callInfo(attempt.callId).sipCallId;
+    } catch {
+      return null; // already gone: the record still identifies the call
     }
-    const net = this.network;
-    const data: Record<string, unknown> = {
-      callRef: record.callRef,
-      sipCallId,
-      numberDialed: match.dialed,
-      emergencyNumber: match.number,
-      placed: error === null,
-      ...(error ? { error } : {}),
-      route: attempt ? { name: attempt.route, uri: attempt.routeUri, target: attempt.target } : null,
-      routePlan: record.plan,
-      callback: prepared.callback,
-      callbackSource: prepared.callbackSource,
-      elin: prepared.elin,
-      displayName: prepared.displayName,
-      locationCode: prepared.locationCode,
-      addressMissing: record.addressMissing,
-      location: content?.pidf
-        ? {
-            source: prepared.where?.source ?? null,
-            method: prepared.where?.method ?? null,
-            addressVersion: prepared.address?.version ?? null,
-            civic: prepared.civicSent,
-            // The other location is reported even when the call could not carry it: the notice must still name it.
-            ...(prepared.alternate ? { alternate: { source: prepared.alternate.source, method: prepared.alternate.method, civic: prepared.alternateSent } } : {}),
-            ...(record.alternateDropped ? { alternateDropped: true } : {}),
-            pidf: content.pidf,
-            contentId: content.contentId,
-          }
-        : null,
-      device: { deviceId: this.deps.deviceId, ip: net?.ip ?? null, mac: net?.mac ?? null, interface: net?.interface ?? null },
-      time: { utc: at.toISOString(), local: localTimeWithOffset(at), timeZone: this.timeZone },
-      registered: this.registration.registered,
-      otherCalls: record.otherCalls,
-    };
-    return data;
+  }
+
+  private device(): EventDevice {
+    return { deviceId: this.deps.deviceId, network: this.network };
   }
 
   private progress(record: EmergencyCallRecord, phase: string, data: Record<string, unknown>): void {
@@ -1030,74 +694,8 @@ export class EmergencyService {
       this.log.warn({ err, callRef: record.callRef }, 'could not record emergency call progress');
     }
   }
-
-  private voiceOptions(): VoiceStartOptions {
-    const sip = this.deps.sip;
-    return {
-      // The account's transport first; UDP and TCP always (a route may ask for either), TLS when configured.
-      transports: transportKinds(sip).map((kind) => ({
-        kind,
-        port: kind === 'tls' ? (sip.port === 0 ? 0 : sip.port + 1) : sip.port,
-        ...(sip.bindAddress ? { boundAddress: sip.bindAddress } : {}),
-        ...(sip.publicAddress ? { publicAddress: sip.publicAddress } : {}),
-        ...(kind === 'tls' && sip.tls ? { tls: sip.tls } : {}),
-      })),
-      rtp: {
-        port: sip.rtpPort,
-        ...(sip.bindAddress ? { boundAddress: sip.bindAddress } : {}),
-        ...(sip.publicAddress ? { publicAddress: sip.publicAddress } : {}),
-      },
-      sound: sip.sound,
-      autoAnswer: false,
-      incomingHeaders: INCOMING_HEADERS,
-      userAgent: `e911-agent/${this.deps.agentVersion}`,
-      // Headroom above the phone's own limit: an emergency call always finds a slot.
-      maxCalls: sip.maxCalls + 2,
-      logLevel: sip.logLevel,
-    };
-  }
 }
 
 function freshIds(): { callRef: string; contentId: string } {
   return { callRef: randomUUID(), contentId: randomUUID() };
-}
-
-function transportKinds(sip: SipConfig): TransportKind[] {
-  const kinds: TransportKind[] = [sip.transport];
-  for (const k of ['udp', 'tcp'] as const) if (!kinds.includes(k)) kinds.push(k);
-  if (sip.tls && !kinds.includes('tls')) kinds.push('tls');
-  return kinds;
-}
-
-function safe(fn: () => void): void {
-  try {
-    fn();
-  } catch {
-    // the call is already gone
-  }
-}
-
-/** host[:port] of a SIP URI or name-addr, or null. */
-function domainOf(uri: string): string | null {
-  const m = /sips?:(?:[^@;>\s]*@)?(\[[^\]]+\](?::\d+)?|[^;>\s?]+)/i.exec(uri);
-  return m ? m[1]! : null;
-}
-
-function normHost(h: string): string {
-  return h.replace(/^\[|\]$/g, '').toLowerCase();
-}
-
-/** An address as sockets print it: no brackets, lower case, IPv4-mapped IPv6 as IPv4. */
-function normAddress(a: string): string {
-  return normHost(a).replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
-}
-
-function isTlsRoute(r: RouteTarget): boolean {
-  return r.uri.toLowerCase().startsWith('sips:') || /;transport=tls/i.test(r.params);
-}
-
-/** A stable UUID-shaped name for a device without a MAC (for the PIDF-LO deviceID). */
-function uuidFromName(name: string): string {
-  const hex = createHash('sha256').update(`e911-agent:${name}`).digest('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { emergencyTarget, fromHeader, inviteContent, needsResolution, paiHeader, parseRoute, prepareInvite, withAddress } from '../../agent/emergency/invite.js';
+import { fromHeader, inviteContent, paiHeader, prepareInvite } from '../../agent/emergency/invite.js';
+import { emergencyTarget, needsResolution, parseRoute, withAddress } from '../../agent/emergency/sip-uri.js';
 import { PidfTemplate } from '../../provisioning/pidf/pidf.js';
 import { dialPlanSchema, emergencySchema, sipSchema } from '../../agent/emergency/config.js';
 import { parseConfig } from '../../agent/config.js';

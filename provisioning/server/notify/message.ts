@@ -1,6 +1,6 @@
 // What a Kari's Law notification says, built from the phone's emergency-call or
-// test-call event (the emergency path's shape, agent/emergency/service.ts
-// notify(), with flat alternatives accepted) and the server's own records for
+// test-call event (the emergency path's shape, agent/emergency/call-event.ts
+// callEventData(), with flat alternatives accepted) and the server's own records for
 // whatever the event leaves out. Missing facts are said to be missing.
 import { formatAddressLines, CIVIC_ELEMENTS, type CivicAddress } from '../../protocol/address.js';
 import type { Location, StoredEvent, User } from '../db/repo.js';
