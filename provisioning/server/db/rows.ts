@@ -17,8 +17,10 @@ export class RowShapeError extends E911Error {
 }
 
 function cell(row: Row, column: string): unknown {
-  if (!(column in row)) throw new RowShapeError(column);
-  return row[column];
+  const v = row[column];
+  // SQLite gives NULL as null: undefined means the query has no such column.
+  if (v === undefined && !(column in row)) throw new RowShapeError(column);
+  return v;
 }
 
 /** TEXT NOT NULL (or a union of strings stored as text). */
@@ -77,12 +79,13 @@ export const sortedList =
 
 /** The mapper for T: fields in the order written (so JSON output keeps its key order). */
 export function rowMapper<T>(fields: { [K in keyof T]-?: Field<T[K]> }): (row: Row) => T {
-  const entries = Object.entries(fields) as [string, Field<unknown>][];
+  const keys = Object.keys(fields);
+  const reads = Object.values(fields) as Field<unknown>[];
   return (row) => {
     const out: Record<string, unknown> = {};
-    for (const [key, read] of entries) {
-      const v = read(row);
-      if (v !== undefined) out[key] = v;
+    for (let i = 0; i < keys.length; i++) {
+      const v = reads[i]!(row);
+      if (v !== undefined) out[keys[i]!] = v;
     }
     return out as T;
   };
