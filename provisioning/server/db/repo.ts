@@ -155,7 +155,7 @@ export class Repo {
   userEmails(id: number): string[] | null {
     return this.a.users.userEmails(id);
   }
-  csvUserRows(): { id: number; username: string; displayName: string; extension: string | null; locationCode: string | null; locationName: string | null; emails: string[] }[] {
+  csvUserRows(): CsvUserRow[] {
     return this.a.users.csvUserRows();
   }
   userEmailIndex(): { byId: Map<number, string>; byName: Map<string, number> } {
@@ -319,7 +319,7 @@ export class Repo {
   saveCsvUpload(id: string, actor: string, rows: number, changes: unknown): void {
     this.a.jobs.saveCsvUpload(id, actor, rows, changes);
   }
-  csvUpload(id: string): { id: string; createdAt: string; rows: number; changes: unknown; jobId: number | null } | null {
+  csvUpload(id: string): CsvUpload | null {
     return this.a.jobs.csvUpload(id);
   }
   markCsvApplied(id: string, jobId: number): boolean {
