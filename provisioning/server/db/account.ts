@@ -1,0 +1,62 @@
+// The account: its single row (id 1) holds the settings and the notification channels.
+import type { LocationPolicy } from '../../protocol/address.js';
+import type { NotificationPolicy } from '../validation.js';
+import type { ServerDb } from './open.js';
+import { bool, json, rowMapper, text, textOrNull, type Row } from './rows.js';
+import type { Account, NotificationSettings } from './types.js';
+
+export const toAccount = rowMapper<Account>({
+  name: text('name'),
+  contactEmail: text('contact_email'),
+  e911Enabled: bool('e911_enabled'),
+  e911ChangedAt: textOrNull('e911_changed_at'),
+  recommendations: bool('recommendations'),
+  notificationPolicy: text<NotificationPolicy>('notification_policy'),
+  locationPolicy: text<LocationPolicy>('location_policy'),
+  elinCallback: bool('elin_callback'),
+  updatedAt: text('updated_at'),
+});
+
+const toNotificationSettings = rowMapper<NotificationSettings>({
+  smtp: json('smtp', null),
+  sms: json('sms', null),
+  webhook: json('webhook', null),
+});
+
+export type AccountUpdate = Partial<Pick<Account, 'name' | 'contactEmail' | 'recommendations' | 'notificationPolicy' | 'locationPolicy' | 'elinCallback'>>;
+
+export class AccountStore {
+  constructor(private readonly s: ServerDb) {}
+
+  account(): Account {
+    return toAccount(this.s.q('SELECT * FROM account WHERE id = 1').get() as Row);
+  }
+
+  updateAccount(a: AccountUpdate): void {
+    const cur = this.account();
+    this.s
+      .q('UPDATE account SET name = ?, contact_email = ?, recommendations = ?, notification_policy = ?, location_policy = ?, elin_callback = ?, updated_at = ? WHERE id = 1')
+      .run(
+        a.name ?? cur.name,
+        a.contactEmail ?? cur.contactEmail,
+        (a.recommendations ?? cur.recommendations) ? 1 : 0,
+        a.notificationPolicy ?? cur.notificationPolicy,
+        a.locationPolicy ?? cur.locationPolicy,
+        (a.elinCallback ?? cur.elinCallback) ? 1 : 0,
+        this.s.iso(),
+      );
+  }
+
+  setE911(enabled: boolean): void {
+    this.s.q('UPDATE account SET e911_enabled = ?, e911_changed_at = ?, updated_at = ? WHERE id = 1').run(enabled ? 1 : 0, this.s.iso(), this.s.iso());
+  }
+
+  notificationSettings(): NotificationSettings {
+    return toNotificationSettings(this.s.q('SELECT smtp, sms, webhook FROM account WHERE id = 1').get() as Row);
+  }
+
+  setNotificationSettings(s: NotificationSettings): void {
+    const enc = (v: unknown) => (v ? JSON.stringify(v) : null);
+    this.s.q('UPDATE account SET smtp = ?, sms = ?, webhook = ?, updated_at = ? WHERE id = 1').run(enc(s.smtp), enc(s.sms), enc(s.webhook), this.s.iso());
+  }
+}

@@ -1,0 +1,115 @@
+// Locations: a postal address, where it is (building, floor, room), and how phones
+// are placed there (IP groups, switch ports); the civic form is derived on reading.
+import { postalToCivic, type PostalAddress } from '../../protocol/locations.js';
+import type { LocationInput } from '../validation.js';
+import type { ServerDb } from './open.js';
+import { int, json, optionalText, rowMapper, text, type Row } from './rows.js';
+import type { Location } from './types.js';
+
+const toAddress = rowMapper<PostalAddress>({
+  country: text('country'),
+  houseNumber: text('house_number'),
+  street: text('street'),
+  city: text('city'),
+  state: text('state'),
+  postalCode: text('postal_code'),
+  houseNumberSuffix: optionalText('house_number_suffix'),
+  street2: optionalText('street2'),
+  plus4: optionalText('plus4'),
+});
+
+/** The place as postalToCivic reads it (an empty string stays: it is not "none"). */
+const placeOf = (r: Row) => {
+  const opt = (v: unknown) => (v === null || v === undefined ? undefined : (v as string));
+  return { name: r.name as string, building: opt(r.building), floor: opt(r.floor), room: opt(r.room) };
+};
+
+export const toLocation = rowMapper<Location>({
+  id: int('id'),
+  code: text('code'),
+  name: text('name'),
+  address: toAddress,
+  building: optionalText('building'),
+  floor: optionalText('floor'),
+  room: optionalText('room'),
+  timeZone: text('time_zone'),
+  ipGroups: json('ip_groups', []),
+  switchPorts: json('switch_ports', []),
+  adminEmails: json('admin_emails', []),
+  smsNumbers: json('sms_numbers', []),
+  civic: (r) => postalToCivic(toAddress(r), placeOf(r)),
+  createdAt: text('created_at'),
+  updatedAt: text('updated_at'),
+});
+
+export class LocationStore {
+  constructor(private readonly s: ServerDb) {}
+
+  locations(): Location[] {
+    return (this.s.q('SELECT * FROM locations ORDER BY code').all() as Row[]).map(toLocation);
+  }
+
+  location(id: number): Location | null {
+    const r = this.s.q('SELECT * FROM locations WHERE id = ?').get(id) as Row | undefined;
+    return r ? toLocation(r) : null;
+  }
+
+  locationByCode(code: string): Location | null {
+    const r = this.s.q('SELECT * FROM locations WHERE code = ? COLLATE NOCASE').get(code) as Row | undefined;
+    return r ? toLocation(r) : null;
+  }
+
+  private params(l: LocationInput) {
+    const a = l.address;
+    return {
+      code: l.code,
+      name: l.name,
+      country: a.country,
+      house_number: a.houseNumber,
+      house_number_suffix: a.houseNumberSuffix ?? null,
+      street: a.street,
+      street2: a.street2 ?? null,
+      city: a.city,
+      state: a.state,
+      postal_code: a.postalCode,
+      plus4: a.plus4 ?? null,
+      building: l.building ?? null,
+      floor: l.floor ?? null,
+      room: l.room ?? null,
+      time_zone: l.timeZone,
+      ip_groups: JSON.stringify(l.ipGroups),
+      switch_ports: JSON.stringify(l.switchPorts),
+      admin_emails: JSON.stringify(l.adminEmails),
+      sms_numbers: JSON.stringify(l.smsNumbers),
+      now: this.s.iso(),
+    };
+  }
+
+  insertLocation(l: LocationInput): number {
+    const r = this.s
+      .q(
+        `INSERT INTO locations (code, name, country, house_number, house_number_suffix, street, street2, city, state, postal_code, plus4,
+           building, floor, room, time_zone, ip_groups, switch_ports, admin_emails, sms_numbers, created_at, updated_at)
+         VALUES (@code, @name, @country, @house_number, @house_number_suffix, @street, @street2, @city, @state, @postal_code, @plus4,
+           @building, @floor, @room, @time_zone, @ip_groups, @switch_ports, @admin_emails, @sms_numbers, @now, @now)`,
+      )
+      .run(this.params(l));
+    return Number(r.lastInsertRowid);
+  }
+
+  updateLocation(id: number, l: LocationInput): void {
+    this.s
+      .q(
+        `UPDATE locations SET code = @code, name = @name, country = @country, house_number = @house_number,
+           house_number_suffix = @house_number_suffix, street = @street, street2 = @street2, city = @city, state = @state,
+           postal_code = @postal_code, plus4 = @plus4, building = @building, floor = @floor, room = @room, time_zone = @time_zone,
+           ip_groups = @ip_groups, switch_ports = @switch_ports, admin_emails = @admin_emails, sms_numbers = @sms_numbers,
+           updated_at = @now WHERE id = @id`,
+      )
+      .run({ ...this.params(l), id });
+  }
+
+  deleteLocation(id: number): void {
+    this.s.q('DELETE FROM locations WHERE id = ?').run(id);
+  }
+}

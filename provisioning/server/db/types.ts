@@ -1,0 +1,184 @@
+// The server's stored things as the rest of the server sees them (camelCase,
+// parsed JSON, booleans): what the aggregate modules return and Repo re-exports.
+import type { PostalAddress } from '../../protocol/locations.js';
+import type { CivicAddress, LocationPolicy } from '../../protocol/address.js';
+import type { NotificationPolicy, SmsSettings, SmtpSettings, WebhookSettings } from '../validation.js';
+
+export interface Account {
+  name: string;
+  contactEmail: string;
+  e911Enabled: boolean;
+  e911ChangedAt: string | null;
+  recommendations: boolean;
+  notificationPolicy: NotificationPolicy;
+  locationPolicy: LocationPolicy;
+  elinCallback: boolean;
+  updatedAt: string;
+}
+
+export interface NotificationSettings {
+  smtp: SmtpSettings | null;
+  sms: SmsSettings | null;
+  webhook: WebhookSettings | null;
+}
+
+export interface IpGroup {
+  name: string;
+  cidrs: string[];
+}
+
+export interface Location {
+  id: number;
+  code: string;
+  name: string;
+  address: PostalAddress;
+  building?: string;
+  floor?: string;
+  room?: string;
+  timeZone: string;
+  ipGroups: IpGroup[];
+  switchPorts: { chassisId: string; portId?: string }[];
+  adminEmails: string[];
+  smsNumbers: string[];
+  /** The RFC 5139 form the phones receive. */
+  civic: CivicAddress;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface User {
+  id: number;
+  username: string;
+  displayName: string;
+  extension: string | null;
+  locationId: number | null;
+  callback: string | null;
+  language: string;
+  recommendations: boolean;
+  emails: string[];
+  deviceIds: string[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface Device {
+  deviceId: string;
+  userId: number | null;
+  online: boolean;
+  lastSeen: string | null;
+  agentVersion: string | null;
+  /** Version of the last address issued to it; 0 when none. */
+  issuedVersion: number;
+  issuedAt: string | null;
+  appliedVersion: number | null;
+  appliedHash: string | null;
+  appliedAt: string | null;
+  locationsVersion: number;
+  lastLocation: unknown;
+  lastLocationAt: string | null;
+  mismatch: unknown;
+  mismatchAt: string | null;
+  /** The last open location-disagreement event's data (both addresses, what 911 sends), or null. */
+  disagreement: unknown;
+  disagreementAt: string | null;
+  credentialsIssuedAt: string | null;
+  createdAt: string;
+}
+
+export interface PushContext {
+  deviceId: string;
+  userId: number | null;
+  displayName: string | null;
+  callback: string | null;
+  locationId: number | null;
+  recommendations: boolean;
+  issuedVersion: number;
+  contentHash: string | null;
+  appliedVersion: number | null;
+  locationsVersion: number;
+  locationsHash: string | null;
+}
+
+export interface StoredEvent {
+  id: string;
+  deviceId: string;
+  type: string;
+  ts: string;
+  receivedAt: string;
+  userId: number | null;
+  locationId: number | null;
+  data: Record<string, unknown>;
+}
+
+export type NotificationChannel = 'email' | 'sms' | 'webhook';
+export type NotificationStatus = 'pending' | 'sending' | 'retry' | 'sent' | 'failed';
+
+export interface Notification {
+  id: number;
+  eventId: string;
+  channel: NotificationChannel;
+  recipient: string;
+  status: NotificationStatus;
+  attempts: number;
+  nextAttemptAt: string;
+  lastError: string | null;
+  providerId: string | null;
+  createdAt: string;
+  sentAt: string | null;
+  updatedAt: string;
+}
+
+export interface AuditEntry {
+  seq: number;
+  at: string;
+  actor: string;
+  action: string;
+  entity: string;
+  entityId: string | null;
+  details: unknown;
+}
+
+export type JobStatus = 'queued' | 'running' | 'done' | 'failed';
+
+export interface Job {
+  id: number;
+  kind: string;
+  status: JobStatus;
+  actor: string;
+  params: unknown;
+  total: number;
+  done: number;
+  result: unknown;
+  error: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface ApiToken {
+  id: number;
+  name: string;
+  createdAt: string;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+}
+
+/** A user with their location, as the CSV download lists them. */
+export interface CsvUserRow {
+  id: number;
+  username: string;
+  displayName: string;
+  extension: string | null;
+  locationCode: string | null;
+  locationName: string | null;
+  emails: string[];
+}
+
+/** A checked CSV upload waiting to be applied (jobId set once it is). */
+export interface CsvUpload {
+  id: string;
+  createdAt: string;
+  rows: number;
+  changes: unknown;
+  jobId: number | null;
+}

@@ -1,0 +1,230 @@
+// The server's row mapping: the column readers (JSON, booleans, NULLs, left-out
+// fields), and every stored type read back from a real database where each column
+// holds a value no other column holds, so a field mapped from the wrong column fails.
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { Repo } from '../../provisioning/server/db/repo.js';
+import { bool, int, intOrNull, json, optionalText, rowMapper, RowShapeError, sortedList, text, textOrNull } from '../../provisioning/server/db/rows.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** A repo whose clock moves one second per reading, so every timestamp column differs. */
+function repoAt(start = '2026-01-01T00:00:00.000Z'): { repo: Repo; dir: string } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-rows-'));
+  dirs.push(dir);
+  let t = Date.parse(start);
+  const repo = new Repo({ dataDir: dir, now: () => new Date((t += 1000)) });
+  return { repo, dir };
+}
+
+describe('the column readers', () => {
+  interface Thing {
+    id: number;
+    label: string;
+    note: string | null;
+    parent: number | null;
+    on: boolean;
+    tags: string[];
+    extra: unknown;
+    room?: string;
+    ids: string[];
+  }
+  const toThing = rowMapper<Thing>({
+    id: int('id'),
+    label: text('label'),
+    note: textOrNull('note'),
+    parent: intOrNull('parent_id'),
+    on: bool('is_on'),
+    tags: json('tags', []),
+    extra: json('extra', null),
+    room: optionalText('room'),
+    ids: sortedList('ids'),
+  });
+
+  it('parses JSON, reads 1 as true, keeps NULL as null and leaves out an empty optional', () => {
+    const row = { id: 7, label: 'a', note: 'n', parent_id: 3, is_on: 1, tags: '["x","y"]', extra: '{"k":1}', room: '12', ids: 'b,a' };
+    expect(toThing(row)).toEqual({ id: 7, label: 'a', note: 'n', parent: 3, on: true, tags: ['x', 'y'], extra: { k: 1 }, room: '12', ids: ['a', 'b'] });
+    const empty = { id: 8, label: 'b', note: null, parent_id: null, is_on: 0, tags: null, extra: null, room: '', ids: null };
+    const thing = toThing(empty);
+    expect(thing).toEqual({ id: 8, label: 'b', note: null, parent: null, on: false, tags: [], extra: null, ids: [] });
+    expect('room' in thing).toBe(false);
+    // Only 1 is true: SQLite has no booleans, and a stray 2 is not one.
+    expect(toThing({ ...empty, is_on: 2 }).on).toBe(false);
+  });
+
+  it('keeps the fields in the order written (the API serializes them so)', () => {
+    const row = { id: 1, label: 'a', note: null, parent_id: null, is_on: 1, tags: '[]', extra: null, room: 'r', ids: '' };
+    expect(Object.keys(toThing(row))).toEqual(['id', 'label', 'note', 'parent', 'on', 'tags', 'extra', 'room', 'ids']);
+  });
+
+  it('a column the row lacks is an error, not undefined', () => {
+    const { parent_id: _dropped, ...row } = { id: 1, label: 'a', note: null, parent_id: 2, is_on: 1, tags: '[]', extra: null, room: null, ids: '' };
+    expect(() => toThing(row)).toThrow(RowShapeError);
+    expect(() => toThing(row)).toThrow(/parent_id/);
+  });
+});
+
+describe('each stored type read back through Repo', () => {
+  it('a device: every field from its own column', () => {
+    const { repo, dir } = repoAt();
+    repo.ensureDevice('p1'); // created_at :01
+    repo.recordIssuedAddress('p1', 7, 'addr-hash', 'signed-doc', '2026-02-02T00:00:00.000Z');
+    repo.recordIssuedLocations('p1', 5, 'loc-hash');
+    repo.setDeviceStatus('p1', true, '3.1.4'); // last_seen :02
+    repo.setDeviceApplied('p1', 6, 'applied-hash', '2026-03-03T00:00:00.000Z');
+    repo.setDeviceLocationReport('p1', { lldp: { chassisId: 'c1' } }); // :04 (its ensureDevice reads the clock first)
+    repo.setDeviceMismatch('p1', { fields: ['street'] }); // :06
+    repo.setDeviceDisagreement('p1', { state: 'open' }, '2026-04-04T00:00:00.000Z');
+    repo.setDeviceCredential('p1', 'mosq-hash'); // :09
+    expect(repo.device('p1')).toEqual({
+      deviceId: 'p1',
+      userId: null,
+      online: true,
+      lastSeen: '2026-01-01T00:00:02.000Z',
+      agentVersion: '3.1.4',
+      issuedVersion: 7,
+      issuedAt: '2026-02-02T00:00:00.000Z',
+      appliedVersion: 6,
+      appliedHash: 'applied-hash',
+      appliedAt: '2026-03-03T00:00:00.000Z',
+      locationsVersion: 5,
+      lastLocation: { lldp: { chassisId: 'c1' } },
+      lastLocationAt: '2026-01-01T00:00:04.000Z',
+      mismatch: { fields: ['street'] },
+      mismatchAt: '2026-01-01T00:00:06.000Z',
+      disagreement: { state: 'open' },
+      disagreementAt: '2026-04-04T00:00:00.000Z',
+      credentialsIssuedAt: '2026-01-01T00:00:09.000Z',
+      createdAt: '2026-01-01T00:00:01.000Z',
+    });
+    expect(repo.issuedAddress('p1')).toEqual({ version: 7, contentHash: 'addr-hash', signed: 'signed-doc' });
+    expect(repo.issuedLocations('p1')).toEqual({ version: 5, contentHash: 'loc-hash' });
+    expect(repo.pushContexts(['p1']).get('p1')).toEqual({
+      deviceId: 'p1',
+      userId: null,
+      displayName: null,
+      callback: null,
+      locationId: null,
+      recommendations: false,
+      issuedVersion: 7,
+      contentHash: 'addr-hash',
+      appliedVersion: 6,
+      locationsVersion: 5,
+      locationsHash: 'loc-hash',
+    });
+    repo.close();
+    // The NULLs a fresh row holds, written straight to the file: nulls, not undefined or "null".
+    const db = new Database(path.join(dir, 'server.db'));
+    db.prepare("INSERT INTO devices (device_id, created_at) VALUES ('p2', 'c')").run();
+    db.close();
+    const again = new Repo({ dataDir: dir });
+    expect(again.device('p2')).toMatchObject({ userId: null, online: false, lastSeen: null, appliedVersion: null, lastLocation: null, mismatch: null, disagreement: null, credentialsIssuedAt: null });
+    again.close();
+  });
+
+  it('a location, a user and their CSV row', () => {
+    const { repo } = repoAt();
+    const id = repo.insertLocation({
+      code: 'HQ',
+      name: 'Head office',
+      address: { country: 'US', houseNumber: '12', houseNumberSuffix: 'B', street: 'Main St', street2: 'Suite 4', city: 'Springfield', state: 'IL', postalCode: '62701', plus4: '1234' },
+      building: 'North',
+      floor: '3',
+      room: '301',
+      timeZone: 'America/Chicago',
+      ipGroups: [{ name: 'lan', cidrs: ['10.1.0.0/16'] }],
+      switchPorts: [{ chassisId: 'sw1', portId: 'p7' }],
+      adminEmails: ['admin@example.com'],
+      smsNumbers: ['+15550100'],
+    });
+    const location = repo.location(id)!;
+    expect(location).toMatchObject({
+      id,
+      code: 'HQ',
+      name: 'Head office',
+      address: { country: 'US', houseNumber: '12', houseNumberSuffix: 'B', street: 'Main St', street2: 'Suite 4', city: 'Springfield', state: 'IL', postalCode: '62701', plus4: '1234' },
+      building: 'North',
+      floor: '3',
+      room: '301',
+      timeZone: 'America/Chicago',
+      ipGroups: [{ name: 'lan', cidrs: ['10.1.0.0/16'] }],
+      switchPorts: [{ chassisId: 'sw1', portId: 'p7' }],
+      adminEmails: ['admin@example.com'],
+      smsNumbers: ['+15550100'],
+      createdAt: '2026-01-01T00:00:01.000Z',
+      updatedAt: '2026-01-01T00:00:01.000Z',
+    });
+    expect(location.civic).toMatchObject({ country: 'US', A1: 'IL', A3: 'Springfield', HNO: '12', HNS: 'B', PC: '62701-1234', NAM: 'Head office', BLD: 'North', FLR: '3', ROOM: '301' });
+
+    const userId = repo.insertUser({ username: 'ann', displayName: 'Ann Lee', extension: '101', locationId: id, callback: '+15550101', language: 'fr-CA', recommendations: true, emails: ['ann@example.com'], deviceIds: [] });
+    repo.setUserDevices(userId, ['phone-b', 'phone-a']);
+    repo.setUserLocation(userId, id); // updated_at moves past created_at
+    expect(repo.user(userId)).toEqual({
+      id: userId,
+      username: 'ann',
+      displayName: 'Ann Lee',
+      extension: '101',
+      locationId: id,
+      callback: '+15550101',
+      language: 'fr-CA',
+      recommendations: true,
+      emails: ['ann@example.com'],
+      deviceIds: ['phone-a', 'phone-b'],
+      createdAt: '2026-01-01T00:00:02.000Z',
+      updatedAt: '2026-01-01T00:00:05.000Z',
+    });
+    expect(repo.csvUserRows()).toEqual([{ id: userId, username: 'ann', displayName: 'Ann Lee', extension: '101', locationCode: 'HQ', locationName: 'Head office', emails: ['ann@example.com'] }]);
+    repo.close();
+  });
+
+  it('an account, an event, a notification, a job, an upload, an audit entry and a token', () => {
+    const { repo } = repoAt();
+    repo.updateAccount({ name: 'Acme', contactEmail: 'ops@example.com', recommendations: true, elinCallback: false });
+    repo.setE911(true);
+    expect(repo.account()).toMatchObject({ name: 'Acme', contactEmail: 'ops@example.com', e911Enabled: true, recommendations: true, elinCallback: false });
+    expect(repo.account().e911ChangedAt).toMatch(/^2026-01-01T/);
+    repo.setNotificationSettings({ smtp: null, sms: null, webhook: { url: 'https://hooks.example.com/x' } as never });
+    expect(repo.notificationSettings()).toEqual({ smtp: null, sms: null, webhook: { url: 'https://hooks.example.com/x' } });
+
+    repo.insertEvent({ id: 'ev-1', deviceId: 'p1', type: 'emergency-call', ts: '2026-05-05T00:00:00.000Z', userId: null, locationId: null, data: { dialed: '911' } });
+    expect(repo.event('ev-1')).toEqual({ id: 'ev-1', deviceId: 'p1', type: 'emergency-call', ts: '2026-05-05T00:00:00.000Z', receivedAt: expect.stringMatching(/^2026-01-01T/), userId: null, locationId: null, data: { dialed: '911' } });
+
+    repo.addNotification('ev-1', 'sms', '+15550199');
+    const [n] = repo.claimDueNotifications(5, 60_000, 'srv/boot');
+    repo.notificationFailed(n!.id, 'carrier said no', new Date('2026-06-06T00:00:00.000Z'));
+    expect(repo.notifications()[0]).toMatchObject({ eventId: 'ev-1', channel: 'sms', recipient: '+15550199', status: 'retry', attempts: 1, nextAttemptAt: '2026-06-06T00:00:00.000Z', lastError: 'carrier said no', providerId: null, sentAt: null });
+
+    const jobId = repo.createJob('push', 'admin', { all: true }, 4);
+    repo.claimJob();
+    repo.jobProgress(jobId, 2);
+    repo.finishJob(jobId, { pushed: 2 }, 'half failed');
+    const job = repo.job(jobId)!;
+    expect(job).toMatchObject({ id: jobId, kind: 'push', status: 'failed', actor: 'admin', params: { all: true }, total: 4, done: 2, result: { pushed: 2 }, error: 'half failed' });
+    expect(new Set([job.createdAt, job.startedAt, job.finishedAt]).size).toBe(3);
+
+    repo.saveCsvUpload('up-1', 'admin', 3, [{ op: 'add', username: 'bob' }]);
+    repo.markCsvApplied('up-1', jobId);
+    expect(repo.csvUpload('up-1')).toEqual({ id: 'up-1', createdAt: expect.stringMatching(/^2026-01-01T/), rows: 3, changes: [{ op: 'add', username: 'bob' }], jobId });
+
+    repo.audit('admin', 'update', 'user', 42, { field: 'emails' });
+    repo.audit('admin', 'delete', 'device', null);
+    expect(repo.auditLog()).toMatchObject([
+      { actor: 'admin', action: 'delete', entity: 'device', entityId: null, details: null },
+      { actor: 'admin', action: 'update', entity: 'user', entityId: '42', details: { field: 'emails' } },
+    ]);
+
+    const tokenId = repo.createToken('ci', 'secret-token');
+    repo.revokeToken(tokenId);
+    const [token] = repo.tokens();
+    expect(token).toMatchObject({ id: tokenId, name: 'ci', lastUsedAt: null });
+    expect(token!.revokedAt).not.toBe(token!.createdAt);
+    expect(token!.revokedAt).toMatch(/^2026-01-01T/);
+    repo.close();
+  });
+});
