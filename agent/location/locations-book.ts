@@ -6,16 +6,19 @@
 // Never behind a big push (issue 14): a push may be 2 MiB. The verifier (a worker
 // thread in the agent) does the JSON, schema and signature work; here the main
 // thread only takes back the document in parts of about 64 KiB and, one part per
-// turn of the event loop, parses it and stores it as its own settings row, so a
-// keypad digit waits at most for one part. The new document becomes current in
+// turn of the event loop, stores it as its own settings row and compiles its rules
+// into a compact index (locations-view.ts), so a keypad digit waits at most for one
+// part. The parts stay as text: the parsed locations are not kept (see
+// locations-view.ts for why), and are read again when one is shown or chosen. The new document becomes current in
 // one small write (the pointer row) once every part is stored: a crash before
 // it keeps the old document whole, and the rows left over are removed at load.
 // Pushes are applied one at a time, in order; of those arriving meanwhile only
 // the newest waits (a retained topic is state: the older ones are superseded).
 import type { Logger } from '../../provisioning/common/log.js';
 import type { LocationsDocument } from '../../provisioning/protocol/locations.js';
-import type { AppliedLocations, LocationsHead, LocationsRejectCode } from './locations-verify.js';
+import { cutParts, type AppliedLocations, type LocationsHead, type LocationsRejectCode } from './locations-verify.js';
 import type { LocationsVerifier } from './locations-verifier.js';
+import { CompactLocationsBuilder, type CompactLocations } from './locations-view.js';
 
 export interface SettingsStore {
   getSetting(key: string): string | undefined;
@@ -28,7 +31,7 @@ export interface SettingsStore {
 }
 
 export type LocationsPushOutcome =
-  | { result: 'applied' | 'unchanged'; doc: LocationsDocument }
+  | { result: 'applied' | 'unchanged'; version: number }
   | { result: 'rejected'; code: LocationsRejectCode | 'verifier-failed' | 'not-stored'; reason: string }
   /** A newer push arrived while this one waited: it was never looked at. */
   | { result: 'superseded' };
@@ -56,12 +59,10 @@ export interface LocationsBookDeps {
   verifier: LocationsVerifier;
   /** Lets the event loop run between parts (default setImmediate: I/O that is waiting goes first). */
   yieldTurn?: () => Promise<void>;
-  /** Called with each part's locations as it is parsed (the recommendation matcher compiles its rules then). */
-  onPart?: (locations: LocationsDocument['locations']) => void;
 }
 
 export class LocationsBook {
-  private doc: LocationsDocument | null = null;
+  private doc: CompactLocations | null = null;
   private applied: Applied | null = null;
   private readonly yieldTurn: () => Promise<void>;
   private loading: Promise<void> | null = null;
@@ -72,8 +73,17 @@ export class LocationsBook {
     this.yieldTurn = deps.yieldTurn ?? (() => new Promise<void>((resolve) => setImmediate(resolve)));
   }
 
-  current(): LocationsDocument | null {
+  /** The current document as the main thread keeps it (parts as text, a compact matcher index). */
+  view(): CompactLocations | null {
     return this.doc;
+  }
+
+  /**
+   * The current document whole, every location parsed: costly for a big one (tests,
+   * diagnostics); the agent reads it through view().
+   */
+  current(): LocationsDocument | null {
+    return this.doc ? ({ ...this.doc.head, locations: this.doc.all() } as LocationsDocument) : null;
   }
 
   /** Reads the stored document, a part per turn; removes parts a crash left behind. Once; pushes wait for it. */
@@ -125,20 +135,18 @@ export class LocationsBook {
       return this.reject('verifier-failed', `could not be verified: ${(err as Error).message}`);
     }
     if (!v.ok) return this.reject(v.code, v.reason);
-    if (v.result === 'unchanged') return { result: 'unchanged', doc: this.doc! };
+    if (v.result === 'unchanged') return { result: 'unchanged', version: v.version };
     const floor = store.replayFloor?.('locations') ?? 0;
     if (!before && v.version < floor) return this.reject('stale-version', `version ${v.version} is older than ${floor}, applied before the store was reset`);
     // Past every generation in the store, not only the current one: after a failed load the
     // current one is unknown, and reusing a stored generation would mix its parts with ours.
     const gen = this.highestGen() + 1;
-    const locations: LocationsDocument['locations'] = [];
+    const built = new CompactLocationsBuilder();
     for (let i = 0; i < v.parts.length; i++) {
       await this.yieldTurn();
       const part = v.parts[i]!;
       store.setSetting(partKey(gen, i), part);
-      const locs = JSON.parse(part) as LocationsDocument['locations'];
-      this.deps.onPart?.(locs);
-      for (const l of locs) locations.push(l);
+      built.addPart(part);
     }
     await this.yieldTurn();
     const pointer: Pointer = { format: 2, gen, version: v.version, hash: v.hash, head: v.head, parts: v.parts.length, count: v.count };
@@ -146,8 +154,7 @@ export class LocationsBook {
     store.setSetting(KEY, JSON.stringify(pointer));
     this.applied = { version: v.version, hash: v.hash, gen, parts: v.parts.length };
     store.raiseReplayFloor?.('locations', v.version);
-    const doc = { ...v.head, locations } as LocationsDocument;
-    this.doc = doc;
+    this.doc = built.finish(v.head);
     log.info({ version: v.version, locations: v.count, parts: v.parts.length, recommendations: v.head.recommendations }, 'locations applied');
     // After the switch the push is applied whatever happens to the old parts: rows left
     // over are removed at the next load.
@@ -158,7 +165,7 @@ export class LocationsBook {
         log.warn({ err, gen: before.gen }, 'parts of the replaced locations not removed yet: removed at the next start');
       }
     }
-    return { result: 'applied', doc };
+    return { result: 'applied', version: v.version };
   }
 
   private async readStored(): Promise<void> {
@@ -167,23 +174,27 @@ export class LocationsBook {
     const parsed = raw ? (JSON.parse(raw) as Partial<Pointer> & Partial<LocationsDocument>) : null;
     if (parsed && parsed.format === 2) {
       const p = parsed as Pointer;
-      const locations: LocationsDocument['locations'] = [];
+      const built = new CompactLocationsBuilder();
       for (let i = 0; i < p.parts; i++) {
         await this.yieldTurn();
         const part = store.getSetting(partKey(p.gen, i));
         if (part === undefined) throw new Error(`stored locations part ${i} of ${p.parts} is missing`);
-        const locs = JSON.parse(part) as LocationsDocument['locations'];
-        this.deps.onPart?.(locs);
-        for (const l of locs) locations.push(l);
+        built.addPart(part);
       }
-      this.doc = { ...p.head, locations } as LocationsDocument;
+      this.doc = built.finish(p.head);
       this.applied = { version: p.version, hash: p.hash, gen: p.gen, parts: p.parts };
     } else if (parsed) {
-      // Stored whole by an agent before this one: read once (the next push stores it in parts).
-      // No hash: the next push is applied even when it is the same document.
-      this.doc = parsed as LocationsDocument;
-      this.applied = { version: this.doc.version, hash: '', gen: 0, parts: 0 };
-      log.info({ version: this.doc.version }, 'locations stored whole by an earlier agent: kept until the next push');
+      // Stored whole by an agent before this one: read once, kept as parts in memory (the next
+      // push stores it in parts). No hash: the next push is applied even when it is the same document.
+      const { locations, ...head } = parsed as LocationsDocument;
+      const built = new CompactLocationsBuilder();
+      for (const part of cutParts(locations)) {
+        await this.yieldTurn();
+        built.addPart(part);
+      }
+      this.doc = built.finish(head);
+      this.applied = { version: head.version, hash: '', gen: 0, parts: 0 };
+      log.info({ version: head.version }, 'locations stored whole by an earlier agent: kept until the next push');
     }
     // Parts of a push a crash interrupted, or of a document replaced before a crash.
     const keep = this.applied && this.applied.gen > 0 ? `${PART_PREFIX}${this.applied.gen}.` : null;

@@ -19,7 +19,6 @@ import { HeldPoller } from './held-poller.js';
 import { LocationsBook, type LocationsPushOutcome } from './locations-book.js';
 import { InlineLocationsVerifier, type LocationsVerifier } from './locations-verifier.js';
 import { LocationService } from './service.js';
-import { prepareRules } from './recommend.js';
 
 export interface LocationPartsDeps {
   config: NetworkConfig;
@@ -67,12 +66,8 @@ export class LocationParts {
     this.held = config.held.url
       ? new HeldPoller({ url: config.held.url, responseTimeMs: config.held.responseTimeMs, refreshMs: config.held.refreshMs, log: named(log, 'held') })
       : null;
-    this.book = new LocationsBook({ store: deps.store, log: named(log, 'locations'), verifier: deps.locationsVerifier ?? new InlineLocationsVerifier({ deviceId: deps.deviceId, serverKey: deps.serverKey }),
-      // Each location's rules are compiled as its part arrives, not all at once at the next check.
-      onPart: (locations) => {
-        for (const l of locations) prepareRules(l);
-      },
-    });
+    // Each location's rules are compiled into the book's index as its part arrives, not all at once at the next check.
+    this.book = new LocationsBook({ store: deps.store, log: named(log, 'locations'), verifier: deps.locationsVerifier ?? new InlineLocationsVerifier({ deviceId: deps.deviceId, serverKey: deps.serverKey }) });
     const alertLog = named(log, 'alerts');
     this.service = new LocationService({
       log: named(log, 'location'),
@@ -82,7 +77,7 @@ export class LocationParts {
       dhcp: this.dhcp,
       held: this.held,
       address: deps.address,
-      locations: () => this.book.current(),
+      locations: () => this.book.view(),
       alerts: deps.alerts ?? { raise: (a) => alertLog.warn({ alert: a.id, lines: a.lines }, 'alert (no handset)'), clear: () => {} },
       newEvent: deps.newEvent,
       wake: deps.wake,
@@ -125,10 +120,10 @@ export class LocationParts {
   status(): Record<string, unknown> {
     const snap = this.network.current();
     const best = this.service.best();
-    const list = this.service.list();
     return {
       best: best ? { source: best.source, method: best.method, kind: best.kind, ageMs: best.ageMs, dispatchable: best.dispatchable } : null,
-      recommendation: list.status,
+      // Not list(): that reads every location for the menu.
+      recommendation: this.service.listStatus(),
       addresses: snap ? snap.interfaces.flatMap((i) => i.addresses.map((a) => `${i.name} ${a.address}/${a.prefix}`)) : [],
       gateway4: snap?.gateway4 ?? null,
       lldpNeighbors: this.lldp?.neighbors().map((n) => `${n.iface} ${n.chassisId} ${n.portId}`) ?? [],

@@ -3,6 +3,7 @@
 // switch/port matches; we match them against where the phone is now.
 import { isIP } from 'node:net';
 import type { LocationsDocument, RecommendedLocation } from '../../provisioning/protocol/locations.js';
+import type { LocationsView } from './locations-view.js';
 
 export interface NetworkFacts {
   /** The phone's current addresses (global and link-local alike). */
@@ -18,19 +19,25 @@ export interface Assessment {
   assigned: RecommendedLocation | null;
   /** Locations whose rules match the network now. */
   matches: RecommendedLocation[];
-  /** What to offer the user: the matches, or every location when none match. */
-  choices: RecommendedLocation[];
+  /**
+   * What to offer the user: the matches, or every location when none match. Every location
+   * is read from the document when offered, never kept here: 5000 live objects cost the
+   * main thread long scavenges.
+   */
+  choices: 'matches' | 'all' | 'none';
+  /** How many locations the user is offered (0 for 'none'). */
+  choiceCount: number;
   reason: string;
 }
 
 /** An address as four 32-bit words (IPv4: one word, in [3]). */
-type Words = [number, number, number, number];
-interface Rule {
+export type Words = [number, number, number, number];
+export interface Rule {
   v6: boolean;
   words: Words;
   prefix: number;
 }
-interface Rules {
+export interface Rules {
   rules: Rule[];
   switches: { chassisId: string; portId: string | undefined }[];
 }
@@ -59,10 +66,15 @@ export function parseAddress(text: string): { v6: boolean; words: Words } | null
 }
 
 function inRule(r: Rule, w: Words): boolean {
-  let bits = r.prefix;
-  for (let i = r.v6 ? 0 : 3; i < 4 && bits > 0; i++, bits -= 32) {
+  return inPrefix(r.v6, r.prefix, (i) => r.words[i]!, w);
+}
+
+/** Whether address `w` lies in the network whose i-th word `net(i)` gives, `prefix` bits long. */
+export function inPrefix(v6: boolean, prefix: number, net: (i: number) => number, w: Words): boolean {
+  let bits = prefix;
+  for (let i = v6 ? 0 : 3; i < 4 && bits > 0; i++, bits -= 32) {
     const mask = bits >= 32 ? 0xffffffff : (0xffffffff << (32 - bits)) >>> 0;
-    if (((w[i]! & mask) >>> 0) !== ((r.words[i]! & mask) >>> 0)) return false;
+    if (((w[i]! & mask) >>> 0) !== ((net(i) & mask) >>> 0)) return false;
   }
   return true;
 }
@@ -75,6 +87,13 @@ const compiled = new WeakMap<RecommendedLocation, Rules>();
 export function prepareRules(loc: RecommendedLocation): Rules {
   let c = compiled.get(loc);
   if (c) return c;
+  c = compileRules(loc);
+  compiled.set(loc, c);
+  return c;
+}
+
+/** prepareRules without the cache: for a location parsed only to be compiled (the compact index). */
+export function compileRules(loc: RecommendedLocation): Rules {
   const rules: Rule[] = [];
   for (const cidr of loc.cidrs) {
     const [net, bits] = cidr.trim().split('/');
@@ -86,19 +105,17 @@ export function prepareRules(loc: RecommendedLocation): Rules {
     rules.push({ v6: addr.v6, words: addr.words, prefix });
   }
   const switches = (loc.switchPorts ?? []).map((sp) => ({ chassisId: norm(sp.chassisId), portId: sp.portId === undefined ? undefined : norm(sp.portId) }));
-  c = { rules, switches };
-  compiled.set(loc, c);
-  return c;
+  return { rules, switches };
 }
 
 const norm = (s: string) => s.trim().toLowerCase();
 
-interface ParsedFacts {
+export interface ParsedFacts {
   addresses: { v6: boolean; words: Words }[];
   switches: { chassisId: string; portId: string }[];
 }
 
-function parseFacts(facts: NetworkFacts): ParsedFacts {
+export function parseFacts(facts: NetworkFacts): ParsedFacts {
   return {
     addresses: facts.addresses.flatMap((a) => parseAddress(a) ?? []),
     switches: facts.switches.map((s) => ({ chassisId: norm(s.chassisId), portId: norm(s.portId) })),
@@ -122,32 +139,62 @@ function hasRules(loc: RecommendedLocation): boolean {
   return loc.cidrs.length > 0 || (loc.switchPorts?.length ?? 0) > 0;
 }
 
+/** A plain document as a LocationsView (unit tests, a document held whole). */
+export function documentView(doc: LocationsDocument): LocationsView {
+  const { locations, ...head } = doc;
+  return {
+    head,
+    count: locations.length,
+    matching: (facts) => {
+      const out: number[] = [];
+      locations.forEach((l, i) => {
+        if (matchesParsed(l, facts)) out.push(i);
+      });
+      return out;
+    },
+    findFirst: (_text, pred) => locations.find(pred) ?? null,
+    at: (indexes) => indexes.map((i) => locations[i]!),
+    all: () => locations,
+  };
+}
+
+/** A LocationsView as it is, a plain document wrapped. */
+export function asView(source: LocationsDocument | LocationsView | null): LocationsView | null {
+  if (!source) return null;
+  return 'locations' in source ? documentView(source) : source;
+}
+
 /**
  * The assigned location is the push's assignedLocationId, else the one whose code
  * is the provisioned address's locationCode.
  */
-export function assess(doc: LocationsDocument | null, facts: NetworkFacts, addressLocationCode: string | null): Assessment {
-  const none = { assigned: null, matches: [], choices: [] };
-  if (!doc) return { status: 'off', ...none, reason: 'no locations pushed' };
-  if (!doc.recommendations) return { status: 'off', ...none, reason: 'recommendations are off for this user' };
+export function assess(source: LocationsDocument | LocationsView | null, facts: NetworkFacts, addressLocationCode: string | null): Assessment {
+  const none = { assigned: null, matches: [], choices: 'none' as const, choiceCount: 0 };
+  const view = asView(source);
+  if (!view) return { status: 'off', ...none, reason: 'no locations pushed' };
+  const head = view.head;
+  if (!head.recommendations) return { status: 'off', ...none, reason: 'recommendations are off for this user' };
+  const id = head.assignedLocationId;
   const assigned =
-    doc.locations.find((l) => l.id === doc.assignedLocationId) ??
-    (addressLocationCode ? doc.locations.find((l) => l.code === addressLocationCode) : undefined) ??
+    (typeof id === 'string' ? view.findFirst(id, (l) => l.id === id) : null) ??
+    (addressLocationCode ? view.findFirst(addressLocationCode, (l) => l.code === addressLocationCode) : null) ??
     null;
   const parsed = parseFacts(facts);
-  const matches = doc.locations.filter((l) => matchesParsed(l, parsed));
+  const matches = view.at(view.matching(parsed));
+  const all = { choices: 'all' as const, choiceCount: view.count };
+  const offerMatches = { choices: 'matches' as const, choiceCount: matches.length };
   if (assigned && matches.some((m) => m.id === assigned.id)) {
-    return { status: 'match', assigned, matches, choices: matches, reason: 'the network matches the assigned location' };
+    return { status: 'match', assigned, matches, ...offerMatches, reason: 'the network matches the assigned location' };
   }
   if (matches.length > 0) {
-    return { status: 'mismatch', assigned, matches, choices: matches, reason: 'the network matches other locations' };
+    return { status: 'mismatch', assigned, matches, ...offerMatches, reason: 'the network matches other locations' };
   }
   if (!assigned) {
-    if (doc.locations.length === 0) return { status: 'unknown', assigned, matches, choices: [], reason: 'the account has no locations' };
-    return { status: 'mismatch', assigned, matches, choices: doc.locations, reason: 'no location is assigned' };
+    if (view.count === 0) return { status: 'unknown', assigned, matches, choices: 'none', choiceCount: 0, reason: 'the account has no locations' };
+    return { status: 'mismatch', assigned, matches, ...all, reason: 'no location is assigned' };
   }
   if (hasRules(assigned)) {
-    return { status: 'mismatch', assigned, matches, choices: doc.locations, reason: 'the network does not match the assigned location' };
+    return { status: 'mismatch', assigned, matches, ...all, reason: 'the network does not match the assigned location' };
   }
-  return { status: 'unknown', assigned, matches, choices: doc.locations, reason: 'the assigned location has no IP groups or switches to compare' };
+  return { status: 'unknown', assigned, matches, ...all, reason: 'the assigned location has no IP groups or switches to compare' };
 }

@@ -18,7 +18,8 @@ import { formatAddressLines } from '../../provisioning/protocol/address.js';
 import { civicFromLldpd } from './catypes.js';
 import type { DhcpLocation } from './dhcp.js';
 import type { HeldAnswer } from './held-poller.js';
-import { assess, type Assessment, type NetworkFacts } from './recommend.js';
+import { asView, assess, type Assessment, type NetworkFacts } from './recommend.js';
+import type { LocationsView } from './locations-view.js';
 import { rank, type Location, type LocationSource, type RankedLocation } from './ranking.js';
 import { DEFAULT_LOCATION_POLICY, disagreeingFields, type LocationPolicy, type ResponderField } from './disagreement.js';
 import type { FunctionKey } from '../../hal/handset.js';
@@ -74,7 +75,8 @@ export interface LocationServiceDeps {
   dhcp: (EventSource<DhcpLocation[]> & { locations(): DhcpLocation[] }) | null;
   held: (EventSource<HeldAnswer | null> & { current(): HeldAnswer | null; refresh(): void }) | null;
   address: () => StoredAddress | null;
-  locations: () => LocationsDocument | null;
+  /** The pushed locations: the book's compact view (the agent), or a plain document (tests). */
+  locations: () => LocationsDocument | LocationsView | null;
   alerts: Alerts;
   newEvent: (type: EventType, data: Record<string, unknown>) => EventPayload;
   /** Tells the outbox drainer an event was queued. */
@@ -301,15 +303,22 @@ export class LocationService {
 
   // ---- the user ----
 
+  /** list()'s status alone: without reading the locations. */
+  listStatus(): LocationListView['status'] {
+    const current = this.currentChoice();
+    const a = this.assessment;
+    return current && !current.confirmed ? 'selected' : a ? a.status : 'pending';
+  }
+
   list(): LocationListView {
     const a = this.assessment;
-    const doc = this.deps.locations();
     const b = this.best();
     const matchIds = new Set(a?.matches.map((m) => m.id) ?? []);
-    const offer = a && a.choices.length > 0 ? a.choices : (doc?.locations ?? []);
+    // Every location is read from the document only now, for this answer.
+    const offer = a?.choices === 'matches' ? a.matches : (asView(this.deps.locations())?.all() ?? []);
     const current = this.currentChoice();
     return {
-      status: current && !current.confirmed ? 'selected' : a ? a.status : 'pending',
+      status: this.listStatus(),
       reason: a?.reason ?? 'the first check runs 10 minutes after start or at the first network change',
       assigned: a?.assigned ? { id: a.assigned.id, code: a.assigned.code, name: a.assigned.name } : null,
       best: b ? summary(b) : null,
@@ -328,11 +337,11 @@ export class LocationService {
    * reported as a location-selected event; the server makes it the user's address.
    */
   select(idOrCurrent: string): { locationId: string; confirmed: boolean } {
-    const doc = this.deps.locations();
+    const doc = asView(this.deps.locations());
     if (!doc) throw Object.assign(new Error('no locations have been pushed to this phone'), { code: 'no-locations' });
     const a = this.assessment ?? this.assessNow();
     const confirmed = idOrCurrent === 'current';
-    const loc = confirmed ? a.assigned : doc.locations.find((l) => l.id === idOrCurrent || l.code === idOrCurrent);
+    const loc = confirmed ? a.assigned : doc.findFirst(idOrCurrent, (l) => l.id === idOrCurrent || l.code === idOrCurrent);
     if (!loc) {
       throw Object.assign(new Error(confirmed ? 'no location is assigned to confirm' : `unknown location ${idOrCurrent}`), { code: 'unknown-location' });
     }
@@ -437,7 +446,7 @@ export class LocationService {
     const key = JSON.stringify([this.attachmentKey(), a.assigned?.id ?? null, a.matches.map((m) => m.id)]);
     this.deps.alerts.raise({
       id: MISMATCH_ALERT_ID,
-      lines: ['Check your location', `Set: ${a.assigned?.name ?? 'none'}`, `${a.choices.length} to choose: Location menu`],
+      lines: ['Check your location', `Set: ${a.assigned?.name ?? 'none'}`, `${a.choiceCount} to choose: Location menu`],
       led: 'blink-slow',
     });
     this.alertRaised = true;

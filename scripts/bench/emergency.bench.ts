@@ -436,7 +436,7 @@ try {
       await sleep(GAP_MS);
       (inline ? pushed.inline : pushed.push).push(await peerCall(versions[i]!, delay));
       // The next pair starts once this push is in (applied and the old parts dropped).
-      while (book.current()?.version !== versions[i]) await sleep(5);
+      while (book.view()?.head.version !== versions[i]) await sleep(5);
       await bookIdle();
       applied.push(versions[i]!);
       await sleep(GAP_MS);

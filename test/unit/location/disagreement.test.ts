@@ -21,6 +21,7 @@ import { locationListText } from '../../../agent/cli/location-text.js';
 import { addressDocumentSchema } from '../../../provisioning/protocol/address.js';
 import { accountAddressSettings, contentHash } from '../../../provisioning/server/pusher.js';
 import { silentLog } from '../../helpers/log.js';
+import { LOCATIONS_FORMS } from '../../helpers/locations-view.js';
 
 const PROVISIONED: CivicAddress = { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main', STS: 'St', HNO: '100', BLD: 'A', FLR: '2', PC: '95110' };
 
@@ -97,7 +98,7 @@ function neighbor(civic: [string, string][], elin: string | null = '4085550123')
   };
 }
 
-describe('LocationService: disagreement between the network and the provisioned address', () => {
+describe.each(LOCATIONS_FORMS)('LocationService: disagreement between the network and the provisioned address, given $form', ({ of }) => {
   let dir = '';
   let store: Store;
   let lldp: FakeLldp;
@@ -132,12 +133,12 @@ describe('LocationService: disagreement between the network and the provisioned 
       address: () => address,
       // Recommendations off (as for most users), or no locations push at all.
       // 'on': recommendations on, and the phone's IP group matches the assigned location.
-      locations: () =>
+      locations: () => of(
         recommendationsDoc === 'on'
           ? { v: 1, deviceId: 'phone-1', version: 1, issuedAt: doc.issuedAt, recommendations: true, assignedLocationId: 'hq', locations: [{ id: 'hq', code: 'SJ-A', name: 'HQ', civic: PROVISIONED, cidrs: ['10.9.0.0/24'] }] }
           : recommendationsDoc
             ? { v: 1, deviceId: 'phone-1', version: 1, issuedAt: doc.issuedAt, recommendations: false, assignedLocationId: null, locations: [] }
-            : null,
+            : null),
       alerts: {
         raise: (a) => {
           expect(a.id).toBe(DISAGREEMENT_ALERT_ID);

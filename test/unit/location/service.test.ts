@@ -16,6 +16,7 @@ import type { LocationsDocument } from '../../../provisioning/protocol/locations
 import type { LocationPayload } from '../../../provisioning/protocol/messages.js';
 import { sampleAddress } from '../../helpers/address.js';
 import { silentLog } from '../../helpers/log.js';
+import { LOCATIONS_FORMS } from '../../helpers/locations-view.js';
 
 const MIN = 60_000;
 
@@ -55,7 +56,7 @@ class FakeLldp extends EventEmitter<{ neighbors: [LldpNeighbor[]] }> {
 
 const realImmediate = () => new Promise<void>((r) => setImmediate(r));
 
-describe('LocationService', () => {
+describe.each(LOCATIONS_FORMS)('LocationService, given $form', ({ of }) => {
   let dir = '';
   let store: Store;
   let net: SimNetwork;
@@ -92,7 +93,7 @@ describe('LocationService', () => {
       dhcp: null,
       held: null,
       address: () => address,
-      locations: () => doc,
+      locations: () => of(doc),
       alerts: {
         raise: (a) => {
           expect(a.id).toBe(MISMATCH_ALERT_ID);
