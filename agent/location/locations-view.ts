@@ -7,7 +7,7 @@
 // be shown or chosen: a match, the assigned one, the user's pick, the menu.
 import type { RecommendedLocation } from '../../provisioning/protocol/locations.js';
 import type { LocationsHead } from './locations-verify.js';
-import { compileRules, inPrefix, type ParsedFacts } from './recommend.js';
+import { compileRules, inPrefix, type ParsedFacts } from './match.js';
 
 /** The locations document as the recommendation and the location menu read it. */
 export interface LocationsView {
