@@ -1,6 +1,8 @@
 // The phone's local store: SQLite in WAL mode. Holds the applied address and its
 // history, the outbox of events for the server, and settings. Writes only when
 // something changed, to spare the phone's flash.
+// Over 400 lines: one SQLite connection and its prepared statements, for every table the
+// agent keeps; split, the statements would be prepared apart from the transactions using them.
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';

@@ -2,6 +2,8 @@
 // provider, the app webhook), a test send through each, and the channel policy.
 // Passwords and the webhook secret are write-only: the page says whether one is
 // set, and a blank field keeps it.
+// Over 400 lines: three channels' settings, each with its test send, and the policy,
+// on one page as admins expect them.
 import { useEffect, useState } from 'preact/hooks';
 import type { RouteProps } from '../route.js';
 import { ApiError, issuesByField } from '../api.js';
