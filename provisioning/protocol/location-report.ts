@@ -1,13 +1,13 @@
 // The data of the phone's retained location report (topic kind `location`): what the
 // agent's location service knows, for the server to store and the portal to show.
-// Inner objects are loose: a newer phone may add a key there, kept as sent; the top level is strict.
+// Inner objects are z.object: a key a newer phone adds there is accepted and dropped; the top level is strict.
 import { z } from 'zod';
 import { LOCATION_POLICIES } from './address.js';
 
 export const LOCATION_SOURCES = ['user', 'provisioned', 'lldp-med', 'dhcp', 'held'] as const;
 export type LocationSourceName = (typeof LOCATION_SOURCES)[number];
 
-const geodeticSchema = z.looseObject({
+const geodeticSchema = z.object({
   latitude: z.number().min(-90).max(90),
   longitude: z.number().min(-180).max(180),
   altitude: z.number().nullable(),
@@ -16,7 +16,7 @@ const geodeticSchema = z.looseObject({
 });
 
 /** One ranked location, as summarised for the report. */
-export const reportedLocationSchema = z.looseObject({
+export const reportedLocationSchema = z.object({
   source: z.enum(LOCATION_SOURCES),
   method: z.string().max(64),
   kind: z.enum(['civic', 'geodetic']),
@@ -27,23 +27,23 @@ export const reportedLocationSchema = z.looseObject({
   locationCode: z.string().max(64).optional(),
 });
 
-const gatewaySchema = z.looseObject({ address: z.string().max(64), iface: z.string().max(64), mac: z.string().max(64).nullable() });
+const gatewaySchema = z.object({ address: z.string().max(64), iface: z.string().max(64), mac: z.string().max(64).nullable() });
 
-const networkSchema = z.looseObject({
-  interfaces: z.array(z.looseObject({ name: z.string(), mac: z.string().nullable(), up: z.boolean(), addresses: z.array(z.string()) })).max(64),
+const networkSchema = z.object({
+  interfaces: z.array(z.object({ name: z.string(), mac: z.string().nullable(), up: z.boolean(), addresses: z.array(z.string()) })).max(64),
   gateway4: gatewaySchema.nullable(),
   gateway6: gatewaySchema.nullable(),
   dns: z.array(z.string()).max(32),
 });
 
-const lldpSchema = z.looseObject({
+const lldpSchema = z.object({
   iface: z.string(),
   chassisId: z.string(),
   portId: z.string(),
   portDescr: z.string().nullable(),
   sysName: z.string().nullable(),
   elin: z.string().optional(),
-  voiceVlan: z.looseObject({ vlan: z.number().int().nullable(), pcp: z.number().int().nullable(), dscp: z.number().int().nullable() }).optional(),
+  voiceVlan: z.object({ vlan: z.number().int().nullable(), pcp: z.number().int().nullable(), dscp: z.number().int().nullable() }).optional(),
 });
 
 export const locationReportDataSchema = z.strictObject({
