@@ -12,6 +12,7 @@ import type { NetworkMonitor, NetworkSnapshot } from '../../hal/net/types.js';
 import { snapshotAddresses } from '../../hal/net/types.js';
 import type { LldpNeighbor } from '../../hal/net/lldp-json.js';
 import type { EventPayload, EventType, LocationPayload } from '../../provisioning/protocol/messages.js';
+import type { LocationReportData } from '../../provisioning/protocol/location-report.js';
 import type { LocationsDocument, RecommendedLocation } from '../../provisioning/protocol/locations.js';
 import type { StoredAddress } from '../store/store.js';
 import { formatAddressLines } from '../../provisioning/protocol/address.js';
@@ -692,7 +693,7 @@ export class LocationService {
   private report(reason: string, previous: RankedLocation | null): void {
     const snap = this.deps.network.current();
     const best = this.ranked[0] ?? null;
-    const data = {
+    const data: LocationReportData = {
       best: best ? summary(best) : null,
       candidates: this.ranked.map(summary),
       elin: this.elinValue,

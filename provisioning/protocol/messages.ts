@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { addressDocumentSchema } from './address.js';
 import { signedLocationsSchema } from './locations.js';
+import { locationReportDataSchema } from './location-report.js';
 
 export const PROTOCOL_VERSION = 1;
 /** Largest payload either end accepts; an address document is about 1 KiB. */
@@ -97,7 +98,8 @@ export const locationSchema = z.strictObject({
   v: z.literal(1),
   ts,
   source: z.string().max(32),
-  data: z.record(z.string(), z.unknown()),
+  /** What the agent's location service builds; a report that does not fit (an older phone's) is rejected like any bad payload. */
+  data: locationReportDataSchema,
 });
 
 export const configSetSchema = z.strictObject({
@@ -153,6 +155,22 @@ export const PAYLOADS = {
   cmd: commandSchema,
   response: responseSchema,
 } as const;
+/**
+ * Who publishes each kind. A Record over the kinds: a kind added to PAYLOADS without a
+ * publisher here fails to compile, and topics.ts derives its lists from this table.
+ */
+export const PUBLISHER = {
+  status: 'phone',
+  location: 'phone',
+  'address/state': 'phone',
+  events: 'phone',
+  'events/ack': 'server',
+  'address/set': 'server',
+  'locations/set': 'server',
+  'config/set': 'server',
+  cmd: 'server',
+  response: 'phone',
+} as const satisfies Record<keyof typeof PAYLOADS, 'phone' | 'server'>;
 export type TopicKind = keyof typeof PAYLOADS;
 export type PayloadOf<K extends TopicKind> = z.infer<(typeof PAYLOADS)[K]>;
 

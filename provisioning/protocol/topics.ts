@@ -1,12 +1,16 @@
 // Topic names of the MQTT contract: e911/v1/<deviceId>/<kind>[/<name>].
-import type { TopicKind } from './messages.js';
+import { PAYLOADS, PUBLISHER, type TopicKind } from './messages.js';
 
 export const TOPIC_ROOT = 'e911/v1';
 
+type By<P extends 'phone' | 'server'> = { [K in TopicKind]: (typeof PUBLISHER)[K] extends P ? K : never }[TopicKind];
+
+/** Every topic kind, in PAYLOADS order: derived, so a new payload kind has a topic. */
+export const KINDS = Object.keys(PAYLOADS).filter((k): k is TopicKind => k in PUBLISHER);
 /** Topics the phone publishes. */
-export const PHONE_PUBLISHES = ['status', 'location', 'address/state', 'events', 'response'] as const;
+export const PHONE_PUBLISHES: readonly By<'phone'>[] = KINDS.filter((k): k is By<'phone'> => PUBLISHER[k] === 'phone');
 /** Topics the server publishes to a phone. */
-export const SERVER_PUBLISHES = ['address/set', 'locations/set', 'config/set', 'cmd', 'events/ack'] as const;
+export const SERVER_PUBLISHES: readonly By<'server'>[] = KINDS.filter((k): k is By<'server'> => PUBLISHER[k] === 'server');
 
 const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const NAME = /^[a-z][a-z0-9-]{0,31}$/;
@@ -34,8 +38,6 @@ export interface ParsedTopic {
   kind: TopicKind;
   name?: string;
 }
-
-const KINDS: readonly TopicKind[] = ['status', 'location', 'address/state', 'events', 'events/ack', 'address/set', 'locations/set', 'config/set', 'cmd', 'response'];
 
 export function parseTopic(topic: string): ParsedTopic | null {
   const prefix = `${TOPIC_ROOT}/`;

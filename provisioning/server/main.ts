@@ -11,6 +11,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { writeFileAtomic } from '../common/atomic-file.js';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseRunConfig } from './run-config.js';
+import { ConfigError } from '../common/errors.js';
 import { pino } from 'pino';
 import { loadOrCreateKeyPair } from './keys.js';
 import type { Repo } from './db/repo.js';
@@ -295,44 +297,43 @@ function newToken(repo: Repo, name: string): string {
 async function run(flags: Flags, dataDir: string, log: pino.Logger, env: NodeJS.ProcessEnv): Promise<void> {
   const { pair, created } = loadOrCreateKeyPair(path.join(dataDir, 'signing-key.json'));
   if (created) log.info('signing key pair created');
+  const c = parseRunConfig(flags, env);
   const { ServerApp } = await serverParts();
   const { mountPortal, defaultPortalDir } = await import('./portal/serve.js');
-  const mqttVersion = flags['mqtt-version'] ? Number(flags['mqtt-version']) : undefined;
-  if (mqttVersion !== undefined && mqttVersion !== 4 && mqttVersion !== 5) throw new UsageError('--mqtt-version must be 4 or 5');
   const app = new ServerApp({
     dataDir,
     log,
     keyPair: pair,
     broker: {
-      ...(flags.broker ? { url: flags.broker as string } : {}),
-      embeddedPort: Number(flags.port ?? env.E911_MQTT_PORT ?? 1883),
-      embeddedHost: (flags.host as string | undefined) ?? '127.0.0.1',
+      ...(c.broker ? { url: c.broker } : {}),
+      embeddedPort: c.mqttPort,
+      embeddedHost: c.mqttHost,
       ...(flags['allow-anonymous'] ? { allowAnonymous: true } : {}),
-      ...(flags['mqtt-tls-port']
+      ...(c.mqttTlsPort !== undefined
         ? {
             embeddedTls: {
-              port: Number(flags['mqtt-tls-port']),
-              ...(flags['mqtt-tls-host'] ? { host: flags['mqtt-tls-host'] as string } : {}),
-              cert: readFileSync(need(flags['mqtt-tls-cert'], '--mqtt-tls-cert FILE')),
-              key: readFileSync(need(flags['mqtt-tls-key'], '--mqtt-tls-key FILE')),
-              ...(flags['mqtt-tls-ca'] ? { ca: readFileSync(flags['mqtt-tls-ca'] as string) } : {}),
+              port: c.mqttTlsPort,
+              ...(c.mqttTlsHost ? { host: c.mqttTlsHost } : {}),
+              cert: readFileSync(need(c.mqttTlsCert, '--mqtt-tls-cert FILE')),
+              key: readFileSync(need(c.mqttTlsKey, '--mqtt-tls-key FILE')),
+              ...(c.mqttTlsCa ? { ca: readFileSync(c.mqttTlsCa) } : {}),
               ...(flags['require-client-cert'] ? { requireCertificate: true } : {}),
             },
           }
         : {}),
-      ...(mqttVersion ? { protocolVersion: mqttVersion } : {}),
+      ...(c.mqttVersion ? { protocolVersion: c.mqttVersion } : {}),
       ...(flags['share-group'] ? { shareGroup: flags['share-group'] as string } : {}),
       ...(flags.instance ? { instance: flags.instance as string } : {}),
       ...(flags['broker-username'] ? { username: flags['broker-username'] as string, password: (flags['broker-password'] as string | undefined) ?? env.E911_BROKER_PASSWORD ?? '' } : {}),
       ...(brokerTls(flags) ? { tls: brokerTls(flags)! } : {}),
     },
-    ...(flags['allow-notify-target'] ? { notify: { allowTargets: list(flags['allow-notify-target']) } } : {}),
+    ...(c.allowNotifyTargets ? { notify: { allowTargets: c.allowNotifyTargets } } : {}),
     http: {
-      port: Number(flags['http-port'] ?? env.E911_HTTP_PORT ?? 8080),
-      host: (flags['http-host'] as string | undefined) ?? '127.0.0.1',
-      ...(flags['tls-cert'] || flags['tls-key'] ? { tls: { cert: readFileSync(need(flags['tls-cert'], '--tls-cert FILE')), key: readFileSync(need(flags['tls-key'], '--tls-key FILE')) } } : {}),
+      port: c.httpPort,
+      host: c.httpHost,
+      ...(c.tlsCert || c.tlsKey ? { tls: { cert: readFileSync(need(c.tlsCert, '--tls-cert FILE')), key: readFileSync(need(c.tlsKey, '--tls-key FILE')) } } : {}),
       ...(flags['secure-cookies'] ? { secureCookies: true } : {}),
-      ...(flags['allowed-origin'] ? { allowedOrigins: list(flags['allowed-origin']) } : {}),
+      ...(c.allowedOrigins ? { allowedOrigins: c.allowedOrigins } : {}),
       extend: flags['no-portal'] ? undefined : (api) => void mountPortal(api, { dir: (flags['portal-dir'] as string | undefined) ?? defaultPortalDir(), log: log.child({ ns: 'portal' }) }),
     },
   });
@@ -538,8 +539,10 @@ if (isMain(import.meta.url)) {
     },
     (err) => {
       process.stderr.write(`e911-server: ${(err as Error).message}\n`);
-      if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) process.stderr.write('see: e911-server help\n');
-      process.exit(err instanceof UsageError ? 2 : 1);
+      // A bad option is a usage error whether parseArgs or the run-config schema found it.
+      const usage = err instanceof UsageError || err instanceof ConfigError;
+      if (usage || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) process.stderr.write('see: e911-server help\n');
+      process.exit(usage ? 2 : 1);
     },
   );
 }

@@ -194,6 +194,14 @@ function oracle(kind: TopicKind, p: Record<string, unknown>): string | null {
   const str = (v: unknown, max: number) => typeof v === 'string' && v.length <= max;
   const idOk = (v: unknown) => typeof v === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(v);
   const record = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const nullOr = (v: unknown, ok: (x: unknown) => boolean) => v === null || ok(v);
+  const locationData = (d: unknown) => {
+    if (!record(d)) return false;
+    const o = d as Record<string, unknown>;
+    const keys = ['best', 'candidates', 'elin', 'network', 'lldp', 'recommendation', 'disagreement'];
+    return Object.keys(o).sort().join() === [...keys].sort().join() && nullOr(o.best, record) && Array.isArray(o.candidates) &&
+      nullOr(o.elin, (e) => str(e, 32)) && nullOr(o.network, record) && Array.isArray(o.lldp) && nullOr(o.recommendation, record) && nullOr(o.disagreement, record);
+  };
   if (p.v !== 1) return 'v is not 1';
   switch (kind) {
     case 'status':
@@ -206,7 +214,7 @@ function oracle(kind: TopicKind, p: Record<string, unknown>): string | null {
       return keysOnly(['v', 'id', 'type', 'deviceId', 'ts', 'data'], ['v', 'id', 'type', 'deviceId', 'ts', 'data']) ??
         (idOk(p.id) && (EVENT_TYPES as readonly string[]).includes(p.type as string) && str(p.deviceId, 64) && str(p.ts, 40) && record(p.data) ? null : 'bad event member');
     case 'location':
-      return keysOnly(['v', 'ts', 'source', 'data'], ['v', 'ts', 'source', 'data']) ?? (str(p.ts, 40) && str(p.source, 32) && record(p.data) ? null : 'bad location member');
+      return keysOnly(['v', 'ts', 'source', 'data'], ['v', 'ts', 'source', 'data']) ?? (str(p.ts, 40) && str(p.source, 32) && locationData(p.data) ? null : 'bad location member');
     case 'config/set':
       return keysOnly(['v', 'settings'], ['v', 'settings']) ??
         (record(p.settings) && Object.entries(p.settings as object).every(([k, v]) => k.length <= 64 && (str(v, 1024) || typeof v === 'number' || typeof v === 'boolean')) ? null : 'bad settings');
@@ -239,7 +247,7 @@ describe('payload decoding against an independent oracle', () => {
       status: { v: 1, state: 'online', deviceId: 'phone-1', ts: '2026-11-22T07:00:00.000Z', agentVersion: '1.0.0' },
       'address/state': { v: 1, version: 3, hash: 'a'.repeat(64), appliedAt: null },
       events: { v: 1, id: 'e-1', type: 'emergency-call', deviceId: 'phone-1', ts: '2026-11-22T07:00:00.000Z', data: { callRef: 'x' } },
-      location: { v: 1, ts: '2026-11-22T07:00:00.000Z', source: 'lldp-med', data: {} },
+      location: { v: 1, ts: '2026-11-22T07:00:00.000Z', source: 'none', data: { best: null, candidates: [], elin: null, network: null, lldp: [], recommendation: null, disagreement: null } },
       'config/set': { v: 1, settings: { a: 'b', n: 1, f: true } },
       cmd: { v: 1, correlationId: 'c-1', args: {} },
       response: { v: 1, correlationId: 'c-1', ok: true, result: { x: 1 } },
