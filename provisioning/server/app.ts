@@ -17,6 +17,7 @@ import { HttpSmsChannel, SmtpChannel, WebhookChannel } from './notify/channels.j
 import { TargetPolicy } from './notify/targets.js';
 import { PhoneIntake } from './intake.js';
 import { AdminService } from './service.js';
+import { RecordsService } from './records.js';
 import { BulkService, type CsvLimits } from './bulk.js';
 import { JobRunner } from './jobs.js';
 import { Bus } from './bus.js';
@@ -274,10 +275,9 @@ export class ServerApp {
     this.jobs.start();
     if (opts.http) {
       this.api = await buildApi({
-        repo: this.repo,
         service: this.service,
+        records: new RecordsService({ repo: this.repo, notifier: this.notifier }),
         bulk: this.bulk,
-        notifier: this.notifier,
         bus: this.bus,
         log: named(log, 'http'),
         mqttConnected: () => this.link.connected,

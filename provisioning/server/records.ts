@@ -1,0 +1,100 @@
+// The server's records and access checks as the HTTP API reads them: portal sessions and
+// tokens, background jobs, phone events, notification deliveries and the audit log. Beside
+// AdminService so that the routes never reach the repository themselves.
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import type { Repo, NotificationStatus, StoredEvent } from './db/repo.js';
+import { NOTIFIED_EVENT_TYPES, type Notifier } from './notify/notifier.js';
+import { emergencyFacts, type EmergencyFacts } from './notify/message.js';
+import type { SignedAddress } from '../protocol/messages.js';
+import { NotFoundError, ValidationError } from './errors.js';
+
+export interface RecordsServiceDeps {
+  repo: Repo;
+  notifier: Notifier;
+}
+
+export class RecordsService {
+  constructor(private readonly deps: RecordsServiceDeps) {}
+
+  schemaVersion(): number {
+    return this.deps.repo.schemaVersion();
+  }
+
+  /** The token's owner, or null for an unknown or revoked token. */
+  verifyToken(token: string): { id: number; name: string } | null {
+    return this.deps.repo.verifyToken(token);
+  }
+
+  /** The session's owner (and its idle time restarted), or null for an ended session. */
+  useSession(sid: string, idleMs: number): { name: string } | null {
+    return this.deps.repo.useSession(sid, idleMs);
+  }
+
+  /** A new portal session for a token owner: its id, for the cookie (only its hash is stored). */
+  login(who: { id: number; name: string }, absoluteMs: number, ip: string): string {
+    const { repo } = this.deps;
+    repo.pruneSessions();
+    const sid = randomBytes(32).toString('base64url');
+    repo.createSession(sid, who.id, absoluteMs);
+    repo.audit(`token:${who.name}`, 'session.login', 'session', null, { ip });
+    return sid;
+  }
+
+  logout(sid: string): void {
+    this.deps.repo.revokeSession(sid);
+  }
+
+  jobs() {
+    return this.deps.repo.jobs();
+  }
+
+  job(id: number) {
+    const j = this.deps.repo.job(id);
+    if (!j) throw new NotFoundError(`job ${id}`);
+    return j;
+  }
+
+  events(filter: { types?: string[]; deviceId?: string; before?: string; limit: number }) {
+    return this.deps.repo.events(filter);
+  }
+
+  /** One event with its notification deliveries and, for a call, the facts its notices state. */
+  event(id: string) {
+    const { repo } = this.deps;
+    const event = repo.event(id);
+    if (!event) throw new NotFoundError(`event ${id}`);
+    return { ...event, facts: NOTIFIED_EVENT_TYPES.has(event.type) ? this.callFacts(event) : null, notifications: repo.notifications({ eventId: id }) };
+  }
+
+  notifications(filter: { eventId?: string; status?: NotificationStatus; limit: number }) {
+    return this.deps.repo.notifications(filter);
+  }
+
+  auditLog(filter: { entity?: string; entityId?: string; beforeSeq?: number; limit: number }) {
+    return this.deps.repo.auditLog(filter);
+  }
+
+  /** Records that an administrator read the broker's password file and ACL. */
+  noteBrokerConfigRead(actor: string): void {
+    this.deps.repo.audit(actor, 'broker.config-read', 'broker', null);
+  }
+
+  /** Sends a test notification through one channel now, audited. */
+  async testNotification(actor: string, input: unknown) {
+    const r = z.object({ channel: z.enum(['email', 'sms', 'webhook']), to: z.string().max(254).optional() }).safeParse(input ?? {});
+    if (!r.success) throw new ValidationError(r.error.issues.map((i) => ({ field: i.path.join('.'), reason: i.message })));
+    this.deps.repo.audit(actor, 'notifications.test', 'account', null, r.data);
+    return this.deps.notifier.testSend(r.data.channel, r.data.to);
+  }
+
+  /** What a call's notices state (caller, callback, address sent, location code), as the notifier builds them. */
+  private callFacts(event: StoredEvent): EmergencyFacts {
+    const { repo } = this.deps;
+    const user = event.userId !== null ? repo.user(event.userId) : null;
+    const location = event.locationId !== null ? repo.location(event.locationId) : null;
+    const issued = repo.issuedAddress(event.deviceId)?.signed;
+    const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
+    return emergencyFacts({ event, user, location, provisionedCivic });
+  }
+}
