@@ -549,7 +549,7 @@ export class EmergencyService {
 
   private onInviteResponse(e: InviteResponseEvent): void {
     const entry = this.attemptsByCall.get(e.callId);
-    if (!entry || entry.record.state !== 'trying') return;
+    if (entry?.record.state !== 'trying') return;
     if (e.code < 200) {
       if (!entry.attempt.provisional) {
         entry.attempt.provisional = true;

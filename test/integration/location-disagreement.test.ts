@@ -12,14 +12,14 @@
 // runs in the phone's namespace with a simulated handset (MCU simulator on a
 // socat pty pair), provisioned over MQTT: each policy's alert on its display,
 // the pick on its keypad, 911 from its keypad.
-import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetNs, netnsAvailable, vethPair } from '../helpers/netns.js';
+import { NetNs, vethPair } from '../helpers/netns.js';
 import { LocationHarness, type HarnessLine } from '../helpers/location-harness.js';
 import { stopProcess } from '../helpers/process.js';
 import { HQ, startTestServer, type TestServer } from '../helpers/server-app.js';
