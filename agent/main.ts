@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The agent's entry point: config, logger, the composition root, signals.
-import { loadConfig } from './config.js';
+import { type AgentConfig, loadConfig } from './config.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from '../provisioning/common/log.js';
 import { Agent } from './root.js';
@@ -13,7 +13,7 @@ const EX_CONFIG = 78;
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   const i = argv.indexOf('--config');
   const configFile = i >= 0 ? argv[i + 1] : env.E911_CONFIG;
-  let config;
+  let config: AgentConfig;
   try {
     config = loadConfig(configFile, env);
   } catch (err) {

@@ -277,7 +277,10 @@ export class Agent {
     if (!this.core) return;
     if (!this.store) {
       const store = this.openStore();
-      if (!store) return this.scheduleRetry();
+      if (!store) {
+        this.scheduleRetry();
+        return;
+      }
       this.deps.log.warn({ attempts: this.retryAttempts }, 'store available again: starting the rest of the agent');
       this.retryAttempts = 0;
       this.startWithStore(store, performance.now()).catch((err: unknown) => {
@@ -344,7 +347,10 @@ export class Agent {
     const m = this.memoryFront;
     return {
       noticeState: () => (this.parts ? this.parts.store.noticeState() : m.notice),
-      saveNoticeShown: (st) => (this.parts ? this.parts.store.saveNoticeShown(st) : void (m.notice = st)),
+      saveNoticeShown: (st) => {
+        if (this.parts) return this.parts.store.saveNoticeShown(st);
+        m.notice = st;
+      },
       saveNoticeAcknowledged: (st, e) => {
         if (this.parts) return this.parts.store.saveNoticeAcknowledged(st, e);
         m.notice = st;

@@ -433,7 +433,7 @@ function writeLicences(file, packages) {
     const lic = readdirSync(p.dir).find((f) => /^(licen[cs]e|copying)/i.test(f));
     parts.push(`${p.name}@${p.version} (${p.license ?? 'see text'})\n${lic ? readFileSync(path.join(p.dir, lic), 'utf8').trim() : '(no licence file in the package)'}\n`);
   }
-  writeFileSync(file, `${parts.join('\n' + '-'.repeat(72) + '\n')}`);
+  writeFileSync(file, `${parts.join(`\n${'-'.repeat(72)}\n`)}`);
 }
 
 // ---------------------------------------------------------------- executable

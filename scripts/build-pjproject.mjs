@@ -248,12 +248,14 @@ export async function buildTarget(target, { env = process.env, say = () => {} } 
 
 /** The installed .pc names its absolute prefix; ${pcfiledir} makes the cache folder movable. */
 function relocatablePc(file) {
+  // biome-ignore-start lint/suspicious/noTemplateCurlyInString: ${pcfiledir} is pkg-config's own variable, written literally
   const text = fs.readFileSync(file, 'utf8')
     .replace(/^prefix=.*$/m, 'prefix=${pcfiledir}/../..')
     .replace(/^libdir=.*$/m, 'libdir=${pcfiledir}/../../lib')
     .replace(/^includedir=.*$/m, 'includedir=${pcfiledir}/../../include')
     .replace(/-L\S*\/lib\b/g, '-L${pcfiledir}/../../lib')
     .replace(/-I\S*\/include\b/g, '-I${pcfiledir}/../../include');
+  // biome-ignore-end lint/suspicious/noTemplateCurlyInString: ${pcfiledir} is pkg-config's own variable, written literally
   fs.writeFileSync(file, text);
 }
 

@@ -138,7 +138,7 @@ export class Diagnostics {
     let rec: EmergencyCallView | undefined;
     for (;;) {
       rec = e.history().find((c) => c.callRef === callRef);
-      if (!rec || rec.state !== 'trying' || Date.now() >= deadline) break;
+      if (rec?.state !== 'trying' || Date.now() >= deadline) break;
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
     const attempts = (rec?.attempts ?? []).map((a) => ({ route: a.route, target: a.target, result: a.result ?? null }));

@@ -114,8 +114,7 @@ function tcpPing(t: OptionsTarget, ids: { branch: string; tag: string; callId: s
     sock.on('data', (chunk: string) => {
       buf += chunk;
       // Several responses may share the stream; look at each complete header block.
-      let end: number;
-      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
+      for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
         const r = parseResponse(buf.slice(0, end + 4), ids.callId);
         buf = buf.slice(end + 4);
         if (r) return done({ answered: true, ...r });

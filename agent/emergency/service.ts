@@ -549,7 +549,7 @@ export class EmergencyService {
 
   private onInviteResponse(e: InviteResponseEvent): void {
     const entry = this.attemptsByCall.get(e.callId);
-    if (!entry || entry.record.state !== 'trying') return;
+    if (entry?.record.state !== 'trying') return;
     if (e.code < 200) {
       if (!entry.attempt.provisional) {
         entry.attempt.provisional = true;
@@ -633,7 +633,8 @@ export class EmergencyService {
     try {
       const type = record.kind === 'emergency' ? 'emergency-call' : 'test-call';
       // The row as text, from what was prepared when the address last changed (call-event.ts).
-      const b = (prepared.beginRow ??= beginRowParts(prepared, this.device(), this.timeZone));
+      prepared.beginRow ??= beginRowParts(prepared, this.device(), this.timeZone);
+      const b = prepared.beginRow;
       const json = beginRowJson(b, record.callRef, match.dialed, match.number, content.contentId, at, this.registration.registered);
       return journal.beginJson ? journal.beginJson(type, json) : journal.begin(type, JSON.parse(json) as Record<string, unknown>);
     } catch (err) {

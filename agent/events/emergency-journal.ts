@@ -88,7 +88,7 @@ export class StoreEmergencyJournal implements EmergencyJournal {
     let stored: 'file' | 'store' | false = false;
     const file = this.deps.file;
     try {
-      if (file && file.append(payload ?? JSON.stringify(event))) {
+      if (file?.append(payload ?? JSON.stringify(event))) {
         stored = 'file';
         this.inFile.add(event.id);
       }

@@ -245,24 +245,39 @@ export class MqttLink {
           handlers.locationsSet?.(payload);
           return;
         case 'config/set': {
-          if (packet.retain) return log.warn({ topic }, 'retained config/set ignored');
+          if (packet.retain) {
+            log.warn({ topic }, 'retained config/set ignored');
+            return;
+          }
           const d = decodePayload('config/set', payload);
-          if (!d.ok) return handlers.rejected('config/set', d.reason);
+          if (!d.ok) {
+            handlers.rejected('config/set', d.reason);
+            return;
+          }
           handlers.configSet(d.value);
           return;
         }
         case 'events/ack': {
           // The server stored these events: the outbox may let them go.
           const d = decodePayload('events/ack', payload);
-          if (!d.ok) return handlers.rejected('events/ack', d.reason);
+          if (!d.ok) {
+            handlers.rejected('events/ack', d.reason);
+            return;
+          }
           this.deps.drainer.serverAck(d.value.ids);
           return;
         }
         case 'cmd': {
           // A retained command would run again on every reconnect.
-          if (packet.retain) return log.warn({ topic }, 'retained command ignored');
+          if (packet.retain) {
+            log.warn({ topic }, 'retained command ignored');
+            return;
+          }
           const d = decodePayload('cmd', payload);
-          if (!d.ok) return handlers.rejected('cmd', d.reason);
+          if (!d.ok) {
+            handlers.rejected('cmd', d.reason);
+            return;
+          }
           this.runCommand(client, parsed.name!, d.value);
           return;
         }

@@ -102,7 +102,9 @@ export function toInventory(raw: Raw, gatheredAt: Date, ms: number): SystemInven
   const os = obj('osInfo');
   const cpu = obj('cpu');
   const mem = obj('mem');
-  const fs = Array.isArray(raw.fsSize) ? raw.fsSize : (obj('fsSize'), []);
+  // obj() records a failed fsSize call in errors; the list is then empty.
+  if (!Array.isArray(raw.fsSize)) obj('fsSize');
+  const fs = Array.isArray(raw.fsSize) ? raw.fsSize : [];
   return {
     gatheredAt: gatheredAt.toISOString(),
     ms: Math.round(ms),

@@ -10,7 +10,11 @@ export class VoiceEventHub {
   constructor(private readonly log?: VoiceLogger) {}
 
   on<K extends keyof VoiceEvents>(event: K, listener: Listener<K>): () => void {
-    const set = (this.listeners[event] ??= new Set<Listener<K>>() as NonNullable<(typeof this.listeners)[K]>);
+    let set = this.listeners[event];
+    if (!set) {
+      set = new Set<Listener<K>>() as NonNullable<(typeof this.listeners)[K]>;
+      this.listeners[event] = set;
+    }
     set.add(listener);
     return () => {
       set.delete(listener);

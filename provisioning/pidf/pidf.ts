@@ -59,7 +59,7 @@ export interface PidfAdjustment {
 }
 
 // XML 1.0 Char production: anything else cannot appear in a document at all.
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this strips
 const NOT_XML_CHAR = /[^\u0009\u000A\u000D\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu;
 const LANG = /^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$/;
 const COUNTRY = /^[A-Z]{2}$/;
@@ -187,7 +187,9 @@ export class PidfTemplate {
     const ts = isoSeconds(now);
     const expiry = this.retentionMs === null ? '' : `<gbp:retention-expiry>${isoSeconds(new Date(now.getTime() + this.retentionMs))}</gbp:retention-expiry>`;
     let out = `${this.head}\n`;
-    this.devices.forEach((d, i) => (out += `${d.beforeExpiry}${expiry && (i === 0 ? `    ${expiry}\n` : expiry)}${d.beforeTimestamp}${ts}${d.tail}`));
+    this.devices.forEach((d, i) => {
+      out += `${d.beforeExpiry}${expiry && (i === 0 ? `    ${expiry}\n` : expiry)}${d.beforeTimestamp}${ts}${d.tail}`;
+    });
     return `${out}</presence>\n`;
   }
 }

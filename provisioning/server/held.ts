@@ -8,7 +8,7 @@ import { PUBLIC_ROUTE } from './http/public.js';
 import type { FastifyInstance } from 'fastify';
 import type { CivicAddress } from '../protocol/address.js';
 import { buildPidf } from '../pidf/pidf.js';
-import { parseXml, child, XmlError } from '../pidf/xml.js';
+import { parseXml, child, XmlError, type XmlElement } from '../pidf/xml.js';
 
 export const HELD_NS = 'urn:ietf:params:xml:ns:geopriv:held';
 export const HELD_CONTENT_TYPE = 'application/held+xml';
@@ -55,7 +55,7 @@ export function heldError(code: string, message: string): string {
 
 /** The protocol without the web framework: one request body in, one reply out. */
 export async function answerHeld(body: string, who: HeldRequester, opts: HeldOptions): Promise<HeldReply> {
-  let root;
+  let root: XmlElement;
   try {
     root = parseXml(body, 16 * 1024);
   } catch (err) {

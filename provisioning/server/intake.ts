@@ -86,7 +86,7 @@ export class PhoneIntake {
 
   /** Records one event; returns false for a redelivery. */
   handleEvent(e: EventPayload): boolean {
-    const { repo, log, bus } = this.deps;
+    const { repo, log } = this.deps;
     this.flush();
     repo.ensureDevice(e.deviceId);
     const device = repo.device(e.deviceId)!;
@@ -156,13 +156,25 @@ export class PhoneIntake {
       log.warn({ deviceId: event.deviceId, reason }, 'location choice refused');
     };
     const parsed = locationSelectedDataSchema.safeParse(event.data);
-    if (!parsed.success) return refuse(`malformed choice: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    if (!parsed.success) {
+      refuse(`malformed choice: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+      return;
+    }
     const user = event.userId !== null ? repo.user(event.userId) : null;
-    if (!user) return refuse('the phone has no user');
+    if (!user) {
+      refuse('the phone has no user');
+      return;
+    }
     const locationId = Number(parsed.data.locationId);
     const location = Number.isSafeInteger(locationId) ? repo.location(locationId) : null;
-    if (!location) return refuse(`location ${parsed.data.locationId} does not exist`);
-    if (!repo.account().recommendations && !user.recommendations) return refuse('location recommendations are off for this user');
+    if (!location) {
+      refuse(`location ${parsed.data.locationId} does not exist`);
+      return;
+    }
+    if (!repo.account().recommendations && !user.recommendations) {
+      refuse('location recommendations are off for this user');
+      return;
+    }
     repo.transaction(() => {
       if (user.locationId !== location.id) {
         repo.setUserLocation(user.id, location.id);

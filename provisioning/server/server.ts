@@ -267,13 +267,23 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
     const d = decodePayload('events', payload);
     // Garbage is acknowledged (a redelivery would be the same garbage) and reported; the phone
     // is told too when it has an id, or it would keep it and send it again forever.
-    if (!d.ok) return this.emit('rejected', deviceId, d.reason), this.ackRejected(deviceId, payload), callback();
-    if (d.value.deviceId !== deviceId) return this.emit('rejected', deviceId, 'event deviceId does not match its topic'), callback();
+    if (!d.ok) {
+      this.emit('rejected', deviceId, d.reason);
+      this.ackRejected(deviceId, payload);
+      callback();
+      return;
+    }
+    if (d.value.deviceId !== deviceId) {
+      this.emit('rejected', deviceId, 'event deviceId does not match its topic');
+      callback();
+      return;
+    }
     const e = d.value;
     if (this.seen.has(e.id)) {
       this.emit('duplicate', e);
       this.ackToPhone(e);
-      return callback();
+      callback();
+      return;
     }
     const retries = this.opts.eventRetryMs ?? [50, 250, 1000];
     const attempt = (n: number): void => {

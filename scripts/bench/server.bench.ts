@@ -115,7 +115,10 @@ class SimPhone {
 
   private onPublish(p: mqttPacket.IPublishPacket): void {
     if (p.qos === 1) this.send({ cmd: 'puback', messageId: p.messageId });
-    if (p.topic.endsWith('/config/set')) return this.onConfig(this);
+    if (p.topic.endsWith('/config/set')) {
+      this.onConfig(this);
+      return;
+    }
     // What the agent does with a push: decode, verify, validate, then report the state.
     const { doc, sig } = JSON.parse(p.payload.toString()) as { doc: AddressDocument; sig: string };
     if (doc.deviceId !== this.id || typeof sig !== 'string' || (this.verify && (!verifyDocument(doc, sig, this.key) || validateAddress(doc).length > 0))) {

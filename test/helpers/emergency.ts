@@ -140,6 +140,7 @@ export async function rawRegister(registrarPort: number, user: string, contact: 
 }
 
 /** Runs the real e911ctl (dist) with --json; resolves with its exit code and parsed answer. */
+// biome-ignore lint/suspicious/noExplicitAny: e911ctl's JSON result differs per command; the tests' assertions check its shape
 export function e911ctl(socketPath: string, ...args: string[]): Promise<{ code: number; json: { ok: boolean; result?: any; error?: string }; stderr: string }> {
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [E911CTL, '--json', '--socket', socketPath, ...args], { timeout: 10_000 }, (err, stdout, stderr) => {

@@ -43,7 +43,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   const conf = path.join(dir, 'mosquitto.conf');
   writeFileSync(
     conf,
-    [
+    `${[
       // Stay root: Debian's broker otherwise drops to user mosquitto and cannot write here.
       'user root',
       ...(opts.listener === false ? [] : [`listener ${port} 127.0.0.1`, 'allow_anonymous true']),
@@ -57,7 +57,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
       'max_queued_messages 100000',
       'max_inflight_messages 0',
       ...(opts.extraConfig ?? []),
-    ].join('\n') + '\n',
+    ].join('\n')}\n`,
   );
   let child: ChildProcess | null = null;
   let stderr = '';

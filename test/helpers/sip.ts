@@ -294,7 +294,9 @@ export function recordVoice(stack: VoiceStack): VoiceRecorder {
     clear: () => {
       events.length = 0;
     },
-    dispose: () => offs.forEach((off) => off()),
+    dispose: () => {
+      for (const off of offs) off();
+    },
   };
 }
 

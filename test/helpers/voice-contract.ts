@@ -98,7 +98,7 @@ export function voiceStackContract(make: () => Promise<ContractBackend>): void {
       fn();
     } finally {
       during = false;
-      offs.forEach((off) => off());
+      for (const off of offs) off();
     }
     return fired;
   };

@@ -132,8 +132,14 @@ describe.skipIf(gate.skip)(`chaos: the wall clock jumps a day forward and back (
       const choices = OFFSETS.filter((x) => x !== o);
       return choices[Math.floor(random() * choices.length)]!;
     };
-    const jumpAgent = () => writeFileSync(agentClock, `${(agentAt = other(agentAt))}\n`);
-    const jumpServer = () => writeFileSync(serverClock, `${(serverAt = other(serverAt))}\n`);
+    const jumpAgent = () => {
+      agentAt = other(agentAt);
+      writeFileSync(agentClock, `${agentAt}\n`);
+    };
+    const jumpServer = () => {
+      serverAt = other(serverAt);
+      writeFileSync(serverClock, `${serverAt}\n`);
+    };
 
     const calls: { callRef: string; digits: string; kind: Kind; agentAt: Offset; serverAt: Offset; dialedAt: { real: number; offset: Offset } }[] = [];
     let outages = 0;

@@ -3,12 +3,12 @@
 // the phone namespace asks for them and its hook (scripts/dhcp/udhcpc-e911.sh)
 // hands them over; the agent's location parts, also in the phone namespace,
 // read the hand-over folder and report the DHCP civic address.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetNs, netnsAvailable, vethPair } from '../helpers/netns.js';
+import { NetNs, vethPair } from '../helpers/netns.js';
 import { LocationHarness, type HarnessLine } from '../helpers/location-harness.js';
 import { REPO_ROOT } from '../helpers/bundle.js';
 import { encodeCivicOption, encodeGeoOption } from '../../agent/location/dhcp-codec.js';

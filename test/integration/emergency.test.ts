@@ -46,7 +46,7 @@ describe.skipIf(gate.skip)('emergency calls through the real agent, SIPp, Kamail
   const keys = testKeys();
   let dir: string;
   let broker: Mosquitto;
-  let events: EventPayload[] = [];
+  const events: EventPayload[] = [];
   let sub: mqtt.MqttClient;
   let k1: Kamailio; // registrar + proxy, urn:service:sos to the PSAP
   let k2: Kamailio; // registrar that refuses our password

@@ -1,12 +1,12 @@
 // LLDP-MED end to end: lldpd as a switch in one namespace (class 4, civic
 // address, ELIN, coordinates, a tagged voice VLAN, fast start), the agent's own
 // lldpd (-M 3, its own socket) and location parts in the phone's namespace.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetNs, netnsAvailable, vethPair } from '../helpers/netns.js';
+import { NetNs, vethPair } from '../helpers/netns.js';
 import { LocationHarness, type HarnessLine } from '../helpers/location-harness.js';
 import { stopProcess } from '../helpers/process.js';
 import { requires } from '../helpers/require.js';

@@ -28,7 +28,12 @@ const BR = { id: 'loc-br', code: 'BR', name: 'Branch', civic: { ...sampleAddress
 
 function capture() {
   let text = '';
-  const w = new Writable({ write: (c, _e, cb) => ((text += c.toString()), cb()) });
+  const w = new Writable({
+    write: (c, _e, cb) => {
+      text += c.toString();
+      cb();
+    },
+  });
   return { w: w as never, text: () => text };
 }
 

@@ -12,14 +12,14 @@
 // runs in the phone's namespace with a simulated handset (MCU simulator on a
 // socat pty pair), provisioned over MQTT: each policy's alert on its display,
 // the pick on its keypad, 911 from its keypad.
-import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetNs, netnsAvailable, vethPair } from '../helpers/netns.js';
+import { NetNs, vethPair } from '../helpers/netns.js';
 import { LocationHarness, type HarnessLine } from '../helpers/location-harness.js';
 import { stopProcess } from '../helpers/process.js';
 import { HQ, startTestServer, type TestServer } from '../helpers/server-app.js';
@@ -52,6 +52,7 @@ const SOCAT = ['/usr/bin/socat', '/usr/local/bin/socat'].find((p) => existsSync(
 
 const PSAP = path.join(REPO_ROOT, 'test/fixtures/emergency/psap.xml');
 const HOOK = path.join(REPO_ROOT, 'scripts/dhcp/udhcpc-e911.sh');
+// biome-ignore lint/suspicious/noExplicitAny: JSON read back from the agent or the server; the assertions check its shape
 type Ev = { id: string; type: string; data: Record<string, any> };
 
 /** The INVITE's PIDF-LO, checked against the schemas: RD and method of its first and second location. */
@@ -62,6 +63,7 @@ function pidfOrder(invite: ReturnType<typeof receivedInvites>[number]) {
   const method = (i: number) => xpath(pidf, `string(//${el('device', NS.dm)}[${i}]//${el('method', NS.gp)})`).trim();
   return { first: rd(1), firstMethod: method(1), second: rd(2), secondMethod: method(2), entity: xpath(pidf, 'string(/*/@entity)').trim() };
 }
+// biome-ignore lint/suspicious/noExplicitAny: JSON read back from the agent or the server; the assertions check its shape
 const isEvent = (type: string, pred: (d: Record<string, any>) => boolean = () => true) => (l: HarnessLine) =>
   l.t === 'event' && (l.event as Ev).type === type && pred((l.event as Ev).data);
 
@@ -158,8 +160,10 @@ describe.skipIf(gate.skip)('the network says the phone is somewhere else', () =>
   /** Publishes an event the harness queued to the server, as the phone's outbox would. */
   const toServer = (e: Ev) => phoneMqtt.publishAsync(topicFor('phone-1', 'events'), JSON.stringify(e), { qos: 1 });
 
+  // biome-ignore lint/suspicious/noExplicitAny: JSON read back from the agent or the server; the assertions check its shape
   async function phoneRow(pred: (d: any) => boolean, deviceId = 'phone-1') {
     for (let i = 0; i < 200; i++) {
+      // biome-ignore lint/suspicious/noExplicitAny: JSON read back from the agent or the server; the assertions check its shape
       const p = (await srv.api.get<{ deviceId: string; disagreement: any }[]>('/api/phones')).find((x) => x.deviceId === deviceId);
       if (p && pred(p.disagreement)) return p;
       await new Promise((r) => setTimeout(r, 25));
@@ -312,6 +316,7 @@ describe.skipIf(gate.skip)('the network says the phone is somewhere else', () =>
     const screen = () => (sim ? sim.screen.lines.map((l) => l.trimEnd()) : []);
     const why = () => `screen:\n${screen().join('\n')}\nserver events: ${serverEvents.map((e) => `${e.type}${e.type === 'location-disagreement' ? ` ${e.data.policy}/${e.data.chosen}` : ''}`).join(', ')}\nagent output:\n${agent?.output().slice(-3000)}`;
     /** The first event of this type at the server, from index `from` on, that matches. */
+    // biome-ignore lint/suspicious/noExplicitAny: JSON read back from the agent or the server; the assertions check its shape
     const serverEvent = async (type: string, pred: (d: Record<string, any>) => boolean, from = 0) => {
       const match = () => serverEvents.slice(from).find((e) => e.type === type && pred(e.data));
       await waitFor(() => match() !== undefined, 15_000, () => `no ${type} at the server as expected\n${why()}`);

@@ -4,7 +4,7 @@
 // up, the gateway changed: each gives one network change, one location report and
 // one location-changed event; nothing else gives any.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetNs, netnsAvailable, vethPair } from '../helpers/netns.js';
+import { NetNs, vethPair } from '../helpers/netns.js';
 import { LocationHarness, type HarnessLine } from '../helpers/location-harness.js';
 import { requires } from '../helpers/require.js';
 

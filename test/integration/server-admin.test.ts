@@ -138,7 +138,14 @@ describe('provisioning server: admin API', () => {
     // an email row that has failed twice and waits for its next try, rather than reading once.
     const emailRetrying = async () => (await deliveries('while-down-1')).find((n) => n.channel === 'email' && n.status === 'retry' && n.attempts >= 2);
     let failing: Notification | undefined;
-    await until(async () => (failing = await emailRetrying()) !== undefined, 10_000, 'no email retry seen');
+    await until(
+      async () => {
+        failing = await emailRetrying();
+        return failing !== undefined;
+      },
+      10_000,
+      'no email retry seen',
+    );
     expect(failing!.lastError).toMatch(/ECONNREFUSED/);
     await smtp.start();
     const emails = async () => (await deliveries('while-down-1')).filter((n) => n.channel === 'email');
@@ -148,7 +155,14 @@ describe('provisioning server: admin API', () => {
     // No SMS provider is set up in this account: that row says so, and keeps trying (read between tries).
     const smsRow = async () => (await deliveries('while-down-1')).find((n) => n.channel === 'sms');
     let sms: Notification | undefined;
-    await until(async () => (sms = await smsRow())?.status === 'retry', 10_000, 'the SMS row never waited for a retry');
+    await until(
+      async () => {
+        sms = await smsRow();
+        return sms?.status === 'retry';
+      },
+      10_000,
+      'the SMS row never waited for a retry',
+    );
     expect(sms!.lastError).toBe('the SMS provider is not configured');
     const mails = smtp.mails.filter((m) => m.headers['x-e911-event-id'] === 'while-down-1');
     expect(mails.map((m) => m.to[0]).sort()).toEqual(['one@example.com', 'security@example.com']);
@@ -165,7 +179,14 @@ describe('provisioning server: admin API', () => {
     });
     // The webhook keeps failing (503) and waits for its next try ('sending' while a try is under way).
     let webhook: Notification | undefined;
-    await until(async () => (webhook = (await deliveries('app-fails-1')).find((n) => n.channel === 'webhook'))?.status === 'retry', 10_000, 'the webhook row never waited for a retry');
+    await until(
+      async () => {
+        webhook = (await deliveries('app-fails-1')).find((n) => n.channel === 'webhook');
+        return webhook?.status === 'retry';
+      },
+      10_000,
+      'the webhook row never waited for a retry',
+    );
     expect(webhook!.lastError).toBe('webhook: HTTP 503');
     // With the app working, nothing else is sent.
     hook.failWith = null;
@@ -183,7 +204,10 @@ describe('provisioning server: admin API', () => {
     expect(job.status).toBe('queued');
     expect(job.total).toBe(10);
     let done: Job = job;
-    await until(async () => (done = await srv.api.get<Job>(`/api/jobs/${job.id}`)).status === 'done');
+    await until(async () => {
+      done = await srv.api.get<Job>(`/api/jobs/${job.id}`);
+      return done.status === 'done';
+    });
     expect(done).toMatchObject({ done: 10, result: { updated: 10, unchanged: 0, missing: 0 } });
     const branchUsers = await srv.api.get<{ users: { emails: string[] }[] }>(`/api/users?locationId=${branchId}`);
     expect(branchUsers.users.every((u) => JSON.stringify(u.emails) === '["Desk@example.com","floor-wardens@example.com"]')).toBe(true);

@@ -138,7 +138,10 @@ describe('provisioning server: pushes and Kari\'s Law notifications', () => {
     });
     const events = await (async () => {
       let list: { id: string; type: string }[] = [];
-      await until(async () => (list = await srv.api.get('/api/events?type=emergency-call')).length === 1);
+      await until(async () => {
+        list = await srv.api.get('/api/events?type=emergency-call');
+        return list.length === 1;
+      });
       return list;
     })();
     const id = events[0]!.id;

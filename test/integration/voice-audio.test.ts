@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createPjsipVoiceStack, pjsipAvailability, type PjsipVoiceStack } from '../../hal/voice/pjsip/index.js';
+import { createPjsipVoiceStack, type PjsipVoiceStack } from '../../hal/voice/pjsip/index.js';
 import type { VoiceStartOptions } from '../../hal/voice/types.js';
 import { freePort } from '../helpers/ports.js';
 import { recordVoice, startSipp, type VoiceRecorder } from '../helpers/sip.js';

@@ -77,9 +77,18 @@ describe('VoiceStack contract: MemoryVoiceStack', () => {
               const good = config.credentials?.some((c) => c.password === password) ?? false;
               stack.registration(account, good ? 200 : 401, renew);
             });
-          return { uri: 'sip:127.0.0.1:5090', password, close: async () => void (stack.onRegister = undefined) };
+          return { uri: 'sip:127.0.0.1:5090', password, close: async () => {
+              stack.onRegister = undefined;
+            },
+          };
         },
-        answers: async () => peer((call, done) => later(() => (answerAll(call), whenEnded(call, done)))),
+        answers: async () =>
+          peer((call, done) =>
+            later(() => {
+              answerAll(call);
+              whenEnded(call, done);
+            }),
+          ),
         answersThenHangsUp: async () =>
           peer((call, done) =>
             later(() => {

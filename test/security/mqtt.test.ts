@@ -44,7 +44,9 @@ async function provision(app: ServerApp): Promise<Record<string, { username: str
   // No notice is sent in this suite (the phones' own events are diagnostics): a relay nobody runs will do.
   service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: 9, security: 'none', from: 'e911@example.com' } });
   const hq = service.createLocation('test', HQ);
-  PHONES.forEach((id, i) => service.createUser('test', { username: `u${i}`, displayName: `User${i}`, locationId: hq.id, callback: `+1408555010${i}`, deviceIds: [id] }));
+  PHONES.forEach((id, i) => {
+    service.createUser('test', { username: `u${i}`, displayName: `User${i}`, locationId: hq.id, callback: `+1408555010${i}`, deviceIds: [id] });
+  });
   const creds: Record<string, { username: string; password: string }> = {};
   for (const id of PHONES) creds[id] = service.issueCredentials('test', id);
   service.setE911('test', true);

@@ -89,6 +89,7 @@ describe.skipIf(gate.skip)('admin portal: stored markup is text, the CSP holds, 
   };
   /** The view shows these payloads as the text they are. */
   const showsText = async (page: Page, view: string, ...texts: string[]) => {
+    // biome-ignore lint/performance/useDomNodeTextContent: Playwright's innerText() is the rendered text the test is about, not a DOM property
     for (const t of texts) await expect.poll(async () => (await page.locator('main').innerText()).includes(t), { message: `${view} shows ${t} as text` }).toBe(true);
   };
   const open = async (page: Page, hash: string, heading: string | RegExp) => {
@@ -191,6 +192,7 @@ describe.skipIf(gate.skip)('admin portal: stored markup is text, the CSP holds, 
     await clean(page, 'calls');
     await open(page, `#/calls/${callId}`, /^911 call from /);
     await showsText(page, 'call detail', P.caller, P.dialed, P.locCode, P.ip);
+    // biome-ignore lint/performance/useDomNodeTextContent: Playwright's innerText() is the rendered text the test is about, not a DOM property
     expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe(`911 call from ${P.caller}`);
     await clean(page, 'call detail');
 
@@ -217,6 +219,7 @@ describe.skipIf(gate.skip)('admin portal: stored markup is text, the CSP holds, 
     await sendEvent('xss-call-2', 'emergency-call', { ...callData, callRef: 'call-xss-2' });
     const alert = page.locator('.alert.emergency[data-event-id="xss-call-2"]');
     await alert.waitFor({ timeout: 10_000 });
+    // biome-ignore lint/performance/useDomNodeTextContent: Playwright's innerText() is the rendered text the test is about, not a DOM property
     await expect.poll(async () => (await alert.innerText()).includes(P.caller)).toBe(true);
     await clean(page, 'live banner');
     await alert.getByRole('button', { name: 'Acknowledge' }).click();
@@ -247,6 +250,7 @@ describe.skipIf(gate.skip)('admin portal: stored markup is text, the CSP holds, 
     await page.getByRole('button', { name: 'Save channels' }).click();
     await page.getByRole('alert').filter({ hasText: 'webhook.url' }).waitFor();
     expect(await page.getByLabel('Webhook URL').getAttribute('aria-invalid')).toBe('true');
+    // biome-ignore lint/performance/useDomNodeTextContent: Playwright's innerText() is the rendered text the test is about, not a DOM property
     expect(await page.locator('main').innerText()).toContain('169.254.169.254 is a link-local address');
     expect(h.srv.app.repo.notificationSettings().webhook ?? null).toBeNull();
     await clean(page, 'notifications after a refused save');

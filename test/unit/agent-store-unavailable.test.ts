@@ -140,7 +140,12 @@ describe('held events', () => {
     expect(h.size).toBe(3);
     h.add(ev('emergency-call', 5));
     const got: string[] = [];
-    h.flushInto({ enqueue: (e) => (got.push(e.id), true) });
+    h.flushInto({
+      enqueue: (e) => {
+        got.push(e.id);
+        return true;
+      },
+    });
     expect(got).toEqual(['e1', 'e4', 'e5']);
     expect(h.dropped).toBe(2);
   });

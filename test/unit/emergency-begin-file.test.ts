@@ -68,7 +68,10 @@ async function service(opts: { file: BeginSink | null; store?: () => JournalStor
     atInvite.push({ file: fileText(), begun: store.begunEmergencyEvents() });
     return make(target, options);
   };
-  return { svc, voice, journal, atInvite, flush: () => deferred.splice(0).forEach((f) => f()) };
+  return { svc, voice, journal, atInvite, flush: () => {
+      for (const f of deferred.splice(0)) f();
+    },
+  };
 }
 
 /** A process that starts after this one died: it reads the file and hands it to a fresh store. */

@@ -62,7 +62,10 @@ async function service(journalStore: () => JournalStore | null) {
     atInvite.push(onDisk());
     return make(target, options);
   };
-  return { svc, voice, drainer, journal, emitted, atInvite, flush: () => deferred.splice(0).forEach((f) => f()) };
+  return { svc, voice, drainer, journal, emitted, atInvite, flush: () => {
+      for (const f of deferred.splice(0)) f();
+    },
+  };
 }
 
 describe('durable emergency event', () => {

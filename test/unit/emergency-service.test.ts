@@ -3,7 +3,7 @@
 // test/integration/emergency.test.ts.)
 import { describe, expect, it } from 'vitest';
 import { MemoryVoiceStack } from '../../hal/voice/memory.js';
-import { EmergencyService, type EmergencyServiceDeps } from '../../agent/emergency/service.js';
+import { EmergencyService, type DialOutcome, type EmergencyServiceDeps } from '../../agent/emergency/service.js';
 import { dialPlanSchema, emergencySchema, sipSchema } from '../../agent/emergency/config.js';
 import { incomingDecision, DEFAULT_FEATURES, type TrackedCall } from '../../agent/emergency/priority.js';
 import type { StoredAddress } from '../../agent/store/store.js';
@@ -75,7 +75,7 @@ const tick = () => new Promise((r) => setTimeout(r, 0));
 const header = (call: { options: { headers?: { name: string; value: string }[] } }, name: string) =>
   call.options.headers?.find((h) => h.name.toLowerCase() === name.toLowerCase())?.value;
 const dial = (svc: EmergencyService, digits: string) => {
-  let last;
+  let last: DialOutcome | undefined;
   for (const k of digits) last = svc.keypad(k);
   return last!;
 };
@@ -148,6 +148,7 @@ describe('emergency call: what goes out', () => {
     const h = await harness();
     dial(h.svc, '911');
     h.flush();
+    // biome-ignore lint/suspicious/noExplicitAny: an event's data as the journal stored it; the assertions check its shape
     const d = h.events[0]!.data as Record<string, any>;
     const sent = h.voice.calls[0]!.options.parts![0]!.body;
     expect(d.location.pidf).toBe(sent);
@@ -279,7 +280,13 @@ describe('routes and failover', () => {
   it.each([
     ['408', (v: MemoryVoiceStack) => v.respond(0, 408)],
     ['503', (v: MemoryVoiceStack) => v.respond(0, 503)],
-    ['500 after a 180', (v: MemoryVoiceStack) => (v.respond(0, 180), v.respond(0, 500, 'Server Error'))],
+    [
+      '500 after a 180',
+      (v: MemoryVoiceStack) => {
+        v.respond(0, 180);
+        v.respond(0, 500, 'Server Error');
+      },
+    ],
     ['a transport error', (v: MemoryVoiceStack) => v.setCallState(0, 'DISCONNECTED', 503, 'Transport failure', true)],
   ])('%s: the next route at once', async (_name, fail) => {
     const h = await harness();

@@ -89,7 +89,7 @@ describe('canonical JSON and Ed25519 signatures', () => {
     const sig = signDocument(doc, keys.privateKey);
     expect(verifyDocument({ ...doc, civic: { ...doc.civic, ROOM: '211' } }, sig, keys.publicKey)).toBe(false);
     expect(verifyDocument(doc, sig, other.publicKey)).toBe(false);
-    for (const bad of ['', 'abc', `${sig.slice(0, -1)}!`, sig + 'A']) expect(verifyDocument(doc, bad, keys.publicKey)).toBe(false);
+    for (const bad of ['', 'abc', `${sig.slice(0, -1)}!`, `${sig}A`]) expect(verifyDocument(doc, bad, keys.publicKey)).toBe(false);
     expect(verifyDocument({ x: Number.POSITIVE_INFINITY }, sig, keys.publicKey)).toBe(false);
   });
 });

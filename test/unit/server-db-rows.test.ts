@@ -19,7 +19,11 @@ function repoAt(start = '2026-01-01T00:00:00.000Z'): { repo: Repo; dir: string }
   const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-rows-'));
   dirs.push(dir);
   let t = Date.parse(start);
-  const repo = new Repo({ dataDir: dir, now: () => new Date((t += 1000)) });
+  const repo = new Repo({ dataDir: dir, now: () => {
+      t += 1000;
+      return new Date(t);
+    },
+  });
   return { repo, dir };
 }
 

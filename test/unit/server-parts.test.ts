@@ -104,7 +104,9 @@ describe('broker access rules', () => {
     const listeners = lines.flatMap((l, i) => (l.startsWith('listener ') ? [i] : []));
     expect(listeners.map((i) => lines[i])).toEqual(['listener 1883', 'listener 8883 10.0.0.1']);
     // Each listener's own block (up to the next listener) carries the setting.
-    listeners.forEach((start, k) => expect(lines.slice(start, listeners[k + 1] ?? lines.length)).toContain('use_username_as_clientid true'));
+    listeners.forEach((start, k) => {
+      expect(lines.slice(start, listeners[k + 1] ?? lines.length)).toContain('use_username_as_clientid true');
+    });
     expect(serverMqttUser('host-8080')).toBe('e911-server-host-8080');
     expect(() => serverMqttUser('a/b')).toThrow();
     for (const id of ['e911-server', 'e911-server-main', 'E911-SERVER-x']) {

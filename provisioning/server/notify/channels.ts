@@ -81,7 +81,8 @@ export class SmtpChannel implements EmailChannel {
 
   async send(s: SmtpSettings, to: string, notice: Pick<Notice, 'subject' | 'text' | 'html'>, headers: Record<string, string> = {}): Promise<string> {
     const t = this.transportFor(s);
-    let info;
+    // Only what is read below; nodemailer types the SMTP reply as any.
+    let info: { accepted: unknown[]; response: string; messageId: string };
     try {
       info = await t.sendMail({ from: s.from, to, subject: notice.subject, text: notice.text, html: notice.html, headers });
     } catch (err) {

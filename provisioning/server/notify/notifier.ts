@@ -246,7 +246,6 @@ export class Notifier {
     try {
       if (!notice) throw new DeliveryError(`event ${n.eventId} not found`, false);
       const settings = repo.notificationSettings();
-      let providerId: string;
       const send = (): Promise<string> => {
         switch (n.channel) {
           case 'email':
@@ -260,7 +259,7 @@ export class Notifier {
             return this.deps.webhook.send(settings.webhook, webhookBody(n.eventId, notice));
         }
       };
-      providerId = await this.bounded(n.channel, send());
+      const providerId = await this.bounded(n.channel, send());
       repo.notificationSent(n.id, providerId);
       log.info({ eventId: n.eventId, channel: n.channel, recipient: n.recipient, attempts: n.attempts }, 'notification delivered');
     } catch (err) {

@@ -62,7 +62,7 @@ function groups6(address: string): number[] | null {
  */
 function mappedV4(address: string): string | null {
   const g = groups6(address);
-  if (!g || g.length !== 8) return null;
+  if (g?.length !== 8) return null;
   const v4 = (hi: number, lo: number) => `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
   if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return v4(g[6]!, g[7]!);
   if (g[0] === 0x64 && g[1] === 0xff9b && g.slice(2, 6).every((x) => x === 0)) return v4(g[6]!, g[7]!);

@@ -40,7 +40,10 @@ describe('e911ctl diag', () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'e911ctl-'));
     socket = path.join(dir, 'control.sock');
     server = new ControlServer(socket, silentLog());
-    server.register('diag', (args) => (asked.push(args), report(next)));
+    server.register('diag', (args) => {
+      asked.push(args);
+      return report(next);
+    });
     await server.start();
   });
   afterAll(async () => {

@@ -165,7 +165,11 @@ describe('handset UI', () => {
     const { sim, ui, notice, screen } = await rig();
     notice.acknowledge('keypad');
     ui.refreshNotice();
-    ui.raise({ id: 'mismatch', lines: ['LOCATION CHANGED?', 'Press OK to confirm'], onKey: (k) => (keys.push(k), k === 'ok') });
+    ui.raise({ id: 'mismatch', lines: ['LOCATION CHANGED?', 'Press OK to confirm'], onKey: (k) => {
+        keys.push(k);
+        return k === 'ok';
+      },
+    });
     await vi.waitFor(() => expect(screen()).toContain('LOCATION CHANGED?'));
     sim.press('ok');
     await vi.waitFor(() => expect(keys).toEqual(['ok']));

@@ -42,7 +42,11 @@ describe('system inventory', () => {
 
   it('stays pending until its delay, then caches; a failure is a state, not a crash', async () => {
     let calls = 0;
-    const ok = new InventoryCache({ log: silentLog(), delayMs: 20, gather: async () => (calls++, { mem: { total: 1, available: 1 } }) });
+    const ok = new InventoryCache({ log: silentLog(), delayMs: 20, gather: async () => {
+        calls++;
+        return { mem: { total: 1, available: 1 } };
+      },
+    });
     ok.start();
     expect(ok.current()).toEqual({ state: 'pending' });
     await vi.waitFor(() => expect(ok.current().state).toBe('ready'));

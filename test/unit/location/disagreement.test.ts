@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { disagreeingFields, responderKey } from '../../../agent/location/disagreement.js';
 import { elinE164 } from '../../../agent/location/elin.js';
 import { Store, type StoredAddress } from '../../../agent/store/store.js';

@@ -73,7 +73,14 @@ function gatedVerifier() {
   const until = async (n: number) => {
     while (gates.length < n) await new Promise((r) => setImmediate(r));
   };
-  return { v, release: async () => (await until(1), gates.shift()!()), seen };
+  return {
+    v,
+    release: async () => {
+      await until(1);
+      return gates.shift()!();
+    },
+    seen,
+  };
 }
 
 describe('LocationsBook', () => {

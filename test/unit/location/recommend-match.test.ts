@@ -28,7 +28,10 @@ describe('recommendation matcher', () => {
 
   it('agrees with BlockList on random addresses and prefixes of every length', () => {
     let seed = 7;
-    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
     const v4 = () => [rnd(256), rnd(256), rnd(256), rnd(256)].join('.');
     const v6 = () => Array.from({ length: 8 }, () => rnd(0x10000).toString(16)).join(':');
     for (let i = 0; i < 3000; i++) {
@@ -36,7 +39,7 @@ describe('recommendation matcher', () => {
       const net = six ? v6() : v4();
       const cidr = `${net}/${rnd(six ? 129 : 33)}`;
       // Near the network often, so both outcomes are tested.
-      const addr = rnd(2) ? net.replace(/[0-9a-f]+$/, (x) => (six ? rnd(0x10000).toString(16) : String(rnd(256)))) : six ? v6() : v4();
+      const addr = rnd(2) ? net.replace(/[0-9a-f]+$/, () => (six ? rnd(0x10000).toString(16) : String(rnd(256)))) : six ? v6() : v4();
       expect(matchesNetwork(loc([cidr]), { addresses: [addr], switches: [] }), `${addr} in ${cidr}`).toBe(viaBlockList([cidr], addr));
     }
   });

@@ -32,7 +32,7 @@ describe('lldpd json0', () => {
   });
 
   it('reads watch events, however the stream is cut', () => {
-    const stream = show.replace('"lldp"', '"lldp-added"') + '\n' + watchDeleted;
+    const stream = `${show.replace('"lldp"', '"lldp-added"')}\n${watchDeleted}`;
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 1, max: stream.length - 1 }), { maxLength: 8 }), (cuts) => {
         const points = [0, ...[...new Set(cuts)].sort((a, b) => a - b), stream.length];

@@ -39,7 +39,10 @@ export class LiveStream {
       source.close();
       this.source = null;
       this.setState('connecting');
-      this.retry = setTimeout(() => ((this.retry = null), this.open()), 5000);
+      this.retry = setTimeout(() => {
+        this.retry = null;
+        this.open();
+      }, 5000);
       this.onGaveUp();
     };
     source.addEventListener('revoked', () => {
@@ -70,7 +73,10 @@ export class LiveStream {
 
   on<K extends LiveKind>(kind: K, fn: (payload: LivePayload<K>) => void): () => void {
     let set = this.listeners.get(kind);
-    if (!set) this.listeners.set(kind, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.listeners.set(kind, set);
+    }
     const f = fn as (p: unknown) => void;
     set.add(f);
     return () => set.delete(f);

@@ -28,7 +28,11 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[] = []): { data
   useEffect(() => {
     let live = true;
     load().then(
-      (d) => live && (setData(d), setError(null)),
+      (d) => {
+        if (!live) return;
+        setData(d);
+        setError(null);
+      },
       (e: Error) => live && setError(e),
     );
     return () => {
@@ -286,6 +290,7 @@ export function Table(p: { class: string; headers: string[]; caption?: string; s
 /** Delete in two steps: the button, then a question with Delete and Cancel. */
 export function ConfirmDelete(p: { label: string; question: ComponentChildren; confirming: boolean; setConfirming: (on: boolean) => void; onDelete: () => void; describedBy?: string }) {
   return p.confirming ? (
+    // biome-ignore lint/a11y/useSemanticElements: an inline pair of buttons inside a table row; a fieldset brings the form-section border and spacing
     <span role="group" aria-label="Confirm delete" class="actions">
       <span>{p.question}</span>
       <button type="button" class="danger" onClick={p.onDelete}>

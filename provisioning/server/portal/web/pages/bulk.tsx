@@ -52,8 +52,14 @@ export function BulkPage(_: RouteProps) {
       return;
     }
     api.get<UserPage>(`/api/users?locationId=${encodeURIComponent(id)}&limit=${USER_LIMIT}`).then(
-      (p) => (setAtLocation(p), setLocationPicked(new Set(p.users.map((u) => u.id)))),
-      (e: unknown) => (setAtLocation(null), setLocationError(e)),
+      (p) => {
+        setAtLocation(p);
+        setLocationPicked(new Set(p.users.map((u) => u.id)));
+      },
+      (e: unknown) => {
+        setAtLocation(null);
+        setLocationError(e);
+      },
     );
   };
   useEffect(() => {
@@ -152,7 +158,10 @@ export function BulkPage(_: RouteProps) {
               legend="Notification emails (up to 10)"
               hint="These addresses replace each selected user's list. Leave them all empty to remove every user's addresses."
               emails={emails}
-              onChange={(v) => (setEmails(v), setEmailErrors({}))}
+              onChange={(v) => {
+                setEmails(v);
+                setEmailErrors({});
+              }}
               errors={emailErrors}
             />
           </div>
@@ -302,6 +311,7 @@ function Confirm(p: { open: boolean; title: string; confirmLabel: string; busy: 
         <button type="button" class="danger" disabled={p.busy} onClick={p.onConfirm}>
           {p.confirmLabel}
         </button>
+        {/* biome-ignore lint/a11y/noAutofocus: the question has just opened; focus goes to its safe answer, as a confirm dialog's should */}
         <button type="button" class="secondary" autoFocus onClick={p.onCancel}>
           Cancel
         </button>

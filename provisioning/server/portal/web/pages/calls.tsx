@@ -66,7 +66,10 @@ function CallLog() {
         return m;
       });
     }, setError);
-    return () => (offEvent(), offNote());
+    return () => {
+      offEvent();
+      offNote();
+    };
   }, [api, live]);
 
   return (

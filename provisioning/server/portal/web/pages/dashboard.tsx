@@ -24,7 +24,12 @@ export function Dashboard(_: RouteProps) {
     const offJob = live.on('job', (j) => setJobs((list) => [j, ...list.filter((x) => x.id !== j.id)].sort((a, b) => b.id - a.id).slice(0, 5)));
     const offPhone = live.on('phone', () => phones.reload());
     const offChange = live.on('change', (c) => c.entity === 'account' && account.reload());
-    return () => (offEvent(), offJob(), offPhone(), offChange());
+    return () => {
+      offEvent();
+      offJob();
+      offPhone();
+      offChange();
+    };
   }, [api, live]);
 
   const list = phones.data ?? [];

@@ -141,7 +141,10 @@ function LocationForm({ id }: { id?: number }) {
   useEffect(() => {
     if (!editing) return;
     api.get<LocationRow>(`/api/locations/${id}`).then(
-      (l) => (setLoaded(l), setForm(fromLocation(l))),
+      (l) => {
+        setLoaded(l);
+        setForm(fromLocation(l));
+      },
       setLoadError,
     );
   }, [id]);

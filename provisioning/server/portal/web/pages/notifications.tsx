@@ -400,7 +400,11 @@ function PolicyForm({ settings }: { settings: SettingsView }) {
         <legend>Which channels a notice goes out on</legend>
         {POLICIES.map((p) => (
           <div class="radio" key={p.value}>
-            <input type="radio" id={`policy-${p.value}`} name="policy" value={p.value} checked={policy === p.value} aria-describedby={`policy-${p.value}-hint`} onChange={() => (setPolicy(p.value), setSaved(null))} />
+            <input type="radio" id={`policy-${p.value}`} name="policy" value={p.value} checked={policy === p.value} aria-describedby={`policy-${p.value}-hint`} onChange={() => {
+                setPolicy(p.value);
+                setSaved(null);
+              }}
+            />
             <label for={`policy-${p.value}`}>{p.label}</label>
             <small id={`policy-${p.value}-hint`} class="hint">
               {p.explain}

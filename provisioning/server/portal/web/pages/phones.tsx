@@ -88,11 +88,18 @@ export function PhonesPage(_: RouteProps) {
     let pending = 0;
     const reload = () => {
       if (pending) return;
-      pending = requestAnimationFrame(() => ((pending = 0), phones.reload()));
+      pending = requestAnimationFrame(() => {
+        pending = 0;
+        phones.reload();
+      });
     };
     const offPhone = live.on('phone', reload);
     const offChange = live.on('change', (c) => (c.entity === 'phone' || c.entity === 'user') && reload());
-    return () => (offPhone(), offChange(), pending && cancelAnimationFrame(pending));
+    return () => {
+      offPhone();
+      offChange();
+      if (pending) cancelAnimationFrame(pending);
+    };
   }, [live]);
 
   const names = new Map((locations.data ?? []).map((l) => [String(l.id), `${l.code} (${l.name})`]));
@@ -198,9 +205,14 @@ function PhoneRow({ p, names, onPush, onIssue }: { p: PhoneView; names: Map<stri
             Push again
           </button>
           {confirming ? (
+            // biome-ignore lint/a11y/useSemanticElements: an inline row of two buttons; a fieldset brings the form-section border and spacing
             <div class="confirm" role="group" aria-label={`Confirm new credentials for ${p.deviceId}`}>
               <small>The phone's current password stops working: the next time it connects it needs the new one.</small>
-              <button type="button" class="danger" onClick={() => (setConfirming(false), onIssue(p.deviceId))}>
+              <button type="button" class="danger" onClick={() => {
+                  setConfirming(false);
+                  onIssue(p.deviceId);
+                }}
+              >
                 Issue for {p.deviceId}
               </button>
               <button type="button" class="secondary" onClick={() => setConfirming(false)}>

@@ -149,7 +149,10 @@ function UserForm({ id }: { id?: number }) {
 
   useEffect(() => {
     if (!editing) return;
-    api.get<User>(`/api/users/${id}`).then((u) => (setLoaded(u), setForm(fromUser(u))), setLoadError);
+    api.get<User>(`/api/users/${id}`).then((u) => {
+      setLoaded(u);
+      setForm(fromUser(u));
+    }, setLoadError);
   }, [id]);
 
   const set = <K extends keyof Form>(k: K, v: Form[K]) => setForm((f) => ({ ...f, [k]: v }));
@@ -230,6 +233,7 @@ function UserForm({ id }: { id?: number }) {
             </button>
           ))}
         </div>
+        {/* biome-ignore lint/a11y/noNoninteractiveTabindex: the ARIA tabs pattern makes a tab panel focusable so the keyboard reaches it from its tab */}
         <div role="tabpanel" id="panel-e911" aria-labelledby="tab-e911" hidden={tab !== 'e911'} tabIndex={0}>
           <p class="hint">What a 911 call from this user's phones carries, and who is told.</p>
           <div class="grid">
@@ -241,6 +245,7 @@ function UserForm({ id }: { id?: number }) {
           <EmailList legend="Notification emails" hint="Emailed when this user calls 911 or 933, besides the location's admins." emails={form.emails} onChange={(v) => set('emails', v)} errors={listErrors(byField, 'emails')} />
           {byField.emails ? <p class="error">{byField.emails}</p> : null}
         </div>
+        {/* biome-ignore lint/a11y/noNoninteractiveTabindex: the ARIA tabs pattern makes a tab panel focusable so the keyboard reaches it from its tab */}
         <div role="tabpanel" id="panel-general" aria-labelledby="tab-general" hidden={tab !== 'general'} tabIndex={0}>
           <div class="grid">
             <Field label="User name" value={form.username} onInput={(v) => set('username', v)} error={byField.username} required maxLength={64} autoComplete="off" />
