@@ -166,7 +166,7 @@ export async function main(
     err.write(`e911ctl ${name}: ${req}\n`);
     return EXIT.usage;
   }
-  let res;
+  let res: Awaited<ReturnType<typeof controlRequest>>;
   try {
     res = await controlRequest(socketPath, req.cmd, req.args, spec.timeoutMs);
   } catch (e) {

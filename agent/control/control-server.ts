@@ -92,8 +92,7 @@ export class ControlServer {
         sock.end(`${JSON.stringify({ ok: false, error: 'request too large' })}\n`);
         return;
       }
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
         void this.answer(line).then((res) => sock.writable && sock.write(`${JSON.stringify(res)}\n`));

@@ -34,7 +34,7 @@ function tokens(s: string): string[] {
     .filter(Boolean);
 }
 
-const joined = (...parts: (string | undefined)[]) => parts.filter((p) => p && p.trim()).join(' ');
+const joined = (...parts: (string | undefined)[]) => parts.filter((p) => p?.trim()).join(' ');
 
 /** Each responder field of an address in one comparable form; absent fields are missing. */
 export function responderKey(c: CivicAddress): Partial<Record<ResponderField, string>> {

@@ -25,7 +25,7 @@ export function locationRequestXml(responseTime: number | 'emergencyRouting' | '
 
 /** Parses a HELD response body; never throws. */
 export function parseHeldResponse(body: string): HeldResult {
-  let root;
+  let root: ReturnType<typeof parseXml>;
   try {
     root = parseXml(body);
   } catch (err) {

@@ -16,7 +16,7 @@
 // the newest waits (a retained topic is state: the older ones are superseded).
 import type { Logger } from '../../provisioning/common/log.js';
 import type { LocationsDocument } from '../../provisioning/protocol/locations.js';
-import { cutParts, type AppliedLocations, type LocationsHead, type LocationsRejectCode } from './locations-verify.js';
+import { cutParts, type AppliedLocations, type LocationsHead, type LocationsRejectCode, type VerifiedLocations } from './locations-verify.js';
 import type { LocationsVerifier } from './locations-verifier.js';
 import { CompactLocationsBuilder, type CompactLocations } from './locations-view.js';
 
@@ -128,7 +128,7 @@ export class LocationsBook {
     await this.load();
     const { store, log } = this.deps;
     const before = this.applied;
-    let v;
+    let v: VerifiedLocations;
     try {
       v = await this.deps.verifier.verify(payload, before ? { version: before.version, hash: before.hash } : null);
     } catch (err) {

@@ -134,7 +134,7 @@ export function validateAddress(doc: AddressDocument): ValidationIssue[] {
 
 /** One line per civic address, the way a display or an email shows it. */
 export function formatAddressLines(c: CivicAddress): string[] {
-  const join = (...parts: (string | undefined)[]) => parts.filter((p) => p && p.trim()).join(' ');
+  const join = (...parts: (string | undefined)[]) => parts.filter((p) => p?.trim()).join(' ');
   const lines = [
     join(c.NAM),
     join(c.HNO, c.HNS, c.PRD, c.RD, c.STS, c.POD),

@@ -1,6 +1,8 @@
 // Every administrative operation, once: the HTTP API and the CLI both call
 // these. Each validates, writes in one transaction with its audit entry, and
 // queues pushes for the phones the change affects.
+// Over 400 lines: every administrative write in one place, so each keeps its validation,
+// audit entry and pushes together; records.ts holds the reads and sessions.
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { Repo, Location, User, Device, NotificationSettings } from './db/repo.js';

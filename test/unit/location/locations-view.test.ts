@@ -18,7 +18,10 @@ import { silentLog } from '../../helpers/log.js';
 /** A small deterministic generator: the same cases on every run. */
 function rng(seed: number) {
   let s = seed >>> 0;
-  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const next = () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
   return { next, int: (n: number) => Math.floor(next() * n), pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]! };
 }
 
@@ -146,7 +149,10 @@ describe('CompactLocations', () => {
     }
     // And the plain document's own answer is the old one: every location offered when none match.
     const d = randomDoc(1, 10);
-    d.locations.forEach((l) => ((l.cidrs = ['192.168.0.0/16']), delete l.switchPorts));
+    for (const l of d.locations) {
+      l.cidrs = ['192.168.0.0/16'];
+      delete l.switchPorts;
+    }
     expect(assess(compact(d, cutParts(d.locations)), { addresses: ['10.0.0.1'], switches: [] }, null)).toMatchObject({ status: 'mismatch', matches: [], choices: 'all', choiceCount: 10 });
   });
 
@@ -166,7 +172,10 @@ describe('LocationsBook keeps no parsed location alive', () => {
     const m = new Map<string, string>();
     return {
       getSetting: (k) => m.get(k),
-      setSetting: (k, v) => (m.set(k, v), true),
+      setSetting: (k, v) => {
+        m.set(k, v);
+        return true;
+      },
       deleteSetting: (k) => m.delete(k),
       settingKeys: (prefix) => [...m.keys()].filter((k) => k.startsWith(prefix)).sort(),
     };
