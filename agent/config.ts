@@ -8,9 +8,7 @@ import { dialPlanSchema, emergencySchema, sipSchema } from './emergency/config.j
 import { diagnosticsSchema, handsetSchema } from './handset/config.js';
 import { networkSchema } from './location/config.js';
 
-const brokerUrl = z
-  .string()
-  .regex(/^(mqtts?|wss?|tcp|tls):\/\/[^\s]+$/, 'must be a URL like mqtt://host:1883 or mqtts://host:8883');
+const brokerUrl = z.string().regex(/^(mqtts?|wss?|tcp|tls):\/\/[^\s]+$/, 'must be a URL like mqtt://host:1883 or mqtts://host:8883');
 
 export const configSchema = z.strictObject({
   deviceId: z.string().refine(isValidDeviceId, 'must be 1-64 of letters, digits, dot, dash, underscore'),
@@ -91,7 +89,11 @@ export type AgentConfig = z.infer<typeof configSchema>;
 
 type EnvParser = (raw: string) => unknown;
 const text: EnvParser = (s) => s;
-const list: EnvParser = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
+const list: EnvParser = (s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 const int: EnvParser = (s) => (/^-?\d+$/.test(s.trim()) ? Number(s) : s);
 /** 'null', one ALSA name for both directions, or "capture,playback". */
 const sound: EnvParser = (s) => {

@@ -59,23 +59,36 @@ export type TypedStoreError = StoreCorruptError | StoreTooNewError | StoreAccess
 
 /** Sorts an error from SQLite or the file system into one of the typed store errors. */
 export function classifyStoreError(err: unknown, what: string): TypedStoreError {
-  if (err instanceof StoreCorruptError || err instanceof StoreTooNewError || err instanceof StoreAccessError || err instanceof StoreFullError || err instanceof StoreBusyError || err instanceof StoreIoError) return err;
+  if (
+    err instanceof StoreCorruptError ||
+    err instanceof StoreTooNewError ||
+    err instanceof StoreAccessError ||
+    err instanceof StoreFullError ||
+    err instanceof StoreBusyError ||
+    err instanceof StoreIoError
+  )
+    return err;
   const code = String((err as { code?: unknown })?.code ?? '');
   const msg = `${what}: ${(err as Error)?.message ?? String(err)}`;
   if (code.startsWith('SQLITE_CORRUPT') || code.startsWith('SQLITE_NOTADB')) return new StoreCorruptError(msg, { cause: err });
   if (code.startsWith('SQLITE_FULL') || code === 'ENOSPC' || code === 'EDQUOT') return new StoreFullError(msg, { cause: err });
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return new StoreBusyError(msg, { cause: err });
-  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_PERM') || code.startsWith('SQLITE_AUTH')) {
+  if (
+    code === 'EACCES' ||
+    code === 'EPERM' ||
+    code === 'EROFS' ||
+    code.startsWith('SQLITE_CANTOPEN') ||
+    code.startsWith('SQLITE_READONLY') ||
+    code.startsWith('SQLITE_PERM') ||
+    code.startsWith('SQLITE_AUTH')
+  ) {
     return new StoreAccessError(msg, { cause: err });
   }
   return new StoreIoError(msg, { cause: err });
 }
 
 export class AddressRejectedError extends E911Error {
-  constructor(
-    code: AddressRejectCode,
-    message: string,
-  ) {
+  constructor(code: AddressRejectCode, message: string) {
     super(code, message);
   }
 }

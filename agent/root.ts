@@ -153,7 +153,11 @@ export class Agent {
   private buildCore(): Core {
     const { config, log, env, host } = this.deps;
     const now = this.deps.now ?? (() => new Date());
-    const newEvent = eventFactory(config.deviceId, now, procPhoneClock(host.proc, (p) => readFileSync(p, 'utf8')));
+    const newEvent = eventFactory(
+      config.deviceId,
+      now,
+      procPhoneClock(host.proc, (p) => readFileSync(p, 'utf8')),
+    );
     const serverKey = publicKeyFromText(config.serverPublicKey);
     // Opened before anything can begin an event: what a process that died left is read first.
     const beginFile = new BeginFile(config.dataDir, named(log, 'emergency'));
@@ -190,7 +194,15 @@ export class Agent {
       link: () => {
         const p = this.parts;
         if (p) return { ...p.link.state, backlog: p.store.outboxBacklog(), inFlight: p.drainer.inFlightCount() };
-        return { state: 'stopped', url: null, connectedAt: null, connects: 0, lastError: 'the store is unavailable: the link waits for it', backlog: this.held.size, inFlight: 0 };
+        return {
+          state: 'stopped',
+          url: null,
+          connectedAt: null,
+          connects: 0,
+          lastError: 'the store is unavailable: the link waits for it',
+          backlog: this.held.size,
+          inFlight: 0,
+        };
       },
       testNumber: config.emergency.numbers.find((n) => n.kind === 'test')?.digits ?? '933',
       onPartFailed: (part, err) => this.partFailed(part, err),
@@ -201,7 +213,16 @@ export class Agent {
       inventoryWorker: this.deps.inventoryWorker ?? inventoryWorkerScript(),
     });
     const notifier = systemdNotifier(env, named(log, 'systemd'), config.watchdogMs);
-    const core: Core = { newEvent, journal, beginFile, emergency, front, control, notifier, started: { emergency: false, front: false, control: false } };
+    const core: Core = {
+      newEvent,
+      journal,
+      beginFile,
+      emergency,
+      front,
+      control,
+      notifier,
+      started: { emergency: false, front: false, control: false },
+    };
     this.registerControl(core);
     return core;
   }
@@ -251,7 +272,9 @@ export class Agent {
         // This agent runs on a store in memory, so everything works but nothing survives a restart.
         log.error({ err, path: config.dataDir }, 'store written by a newer agent: kept untouched; running on a store in memory');
         this.store = new Store({ ...opts, memory: true });
-        this.store.enqueue(this.core!.newEvent('store-incident', { at: new Date().toISOString(), reason: err.message, code: err.code, memoryOnly: true }));
+        this.store.enqueue(
+          this.core!.newEvent('store-incident', { at: new Date().toISOString(), reason: err.message, code: err.code, memoryOnly: true }),
+        );
         this.storeFailure = null;
         return this.store;
       }
@@ -376,7 +399,13 @@ export class Agent {
     // What was recorded while the store was away goes in first, in order.
     this.flushHeld();
     const addressBook = new AddressBook({ store, log: named(log, 'address'), deviceId: config.deviceId, serverKey, newEvent, now });
-    const drainer = new OutboxDrainer(store, config.outbox.window, named(log, 'outbox'), config.outbox.serverAckTimeoutMs, config.outbox.serverConfirms);
+    const drainer = new OutboxDrainer(
+      store,
+      config.outbox.window,
+      named(log, 'outbox'),
+      config.outbox.serverAckTimeoutMs,
+      config.outbox.serverConfirms,
+    );
     const link = new MqttLink({ config, log: named(log, 'link'), drainer, handlers: this.inboundHandlers(), agentVersion: AGENT_VERSION });
     // One long-lived worker thread (started at the first push): a 2 MiB push never holds the keypad up.
     const locationsVerifier = new WorkerLocationsVerifier({
@@ -403,7 +432,9 @@ export class Agent {
     });
     this.parts = { store, addressBook, drainer, link, location, locationsVerifier };
     // lldpd and lldpcli are started again by LldpAgent itself (same backoff); the agent reports each death.
-    location.lldp?.on('helper-exited', (e) => this.partFailed('lldp', new Error(`${e.helper} exited (${e.signal ?? `code ${e.code}`})`), e.retryInMs));
+    location.lldp?.on('helper-exited', (e) =>
+      this.partFailed('lldp', new Error(`${e.helper} exited (${e.signal ?? `code ${e.code}`})`), e.retryInMs),
+    );
 
     const address = addressBook.current();
     // Milliseconds each part took to start, in the 'agent ready' line: where start-up goes.
@@ -421,7 +452,8 @@ export class Agent {
     // Where the phone is: after the store, before the link (its first report waits in the link).
     // The emergency path prepares its PIDF-LO from the best location whenever that changes.
     // With a disagreement, the other address goes second in the PIDF-LO; the ELIN may be the callback.
-    const civicOf = (l: ReturnType<LocationService['best']>) => (l && l.kind === 'civic' && l.civic ? { civic: l.civic, method: l.method, source: l.source } : null);
+    const civicOf = (l: ReturnType<LocationService['best']>) =>
+      l && l.kind === 'civic' && l.civic ? { civic: l.civic, method: l.method, source: l.source } : null;
     const toEmergency = () => {
       const c = location.service.callLocations();
       emergency.setLocation(civicOf(c.first), { alternate: civicOf(c.second), elin: c.elin });
@@ -488,9 +520,21 @@ export class Agent {
     f.quietUntil = now + wait;
     const since = f.unreported;
     f.unreported = 0;
-    this.deps.log.error({ err, part, attempt: f.attempt, retryInMs: wait, unreportedSinceLast: since }, 'part failed while running: the agent goes on');
+    this.deps.log.error(
+      { err, part, attempt: f.attempt, retryInMs: wait, unreportedSinceLast: since },
+      'part failed while running: the agent goes on',
+    );
     if (this.core) {
-      this.record(this.core.newEvent('part-failed', { part, reason: (err as Error).message, attempt: f.attempt, retryInMs: wait, phase: 'running', unreportedSinceLast: since }));
+      this.record(
+        this.core.newEvent('part-failed', {
+          part,
+          reason: (err as Error).message,
+          attempt: f.attempt,
+          retryInMs: wait,
+          phase: 'running',
+          unreportedSinceLast: since,
+        }),
+      );
     }
   }
 
@@ -534,7 +578,11 @@ export class Agent {
     }
     // An emergency event whose line is in the begin file is not lost: the next start puts it in the outbox.
     const lost = core.journal.pendingOnlyInMemory + this.held.size;
-    if (lost > 0) this.deps.log.error({ emergencyEvents: core.journal.pendingOnlyInMemory, others: this.held.size }, 'stopping with events the store never took: they are lost');
+    if (lost > 0)
+      this.deps.log.error(
+        { emergencyEvents: core.journal.pendingOnlyInMemory, others: this.held.size },
+        'stopping with events the store never took: they are lost',
+      );
     this.store?.close();
     this.store = null;
     core.beginFile.close();
@@ -569,7 +617,13 @@ export class Agent {
       ...(p
         ? {
             link: p.link.state,
-            outbox: { backlog: p.store.outboxBacklog(), inFlight: p.drainer.inFlightCount(), delivered: p.drainer.delivered, awaitingServer: p.drainer.awaitingServerCount(), confirmed: p.drainer.confirmed },
+            outbox: {
+              backlog: p.store.outboxBacklog(),
+              inFlight: p.drainer.inFlightCount(),
+              delivered: p.drainer.delivered,
+              awaitingServer: p.drainer.awaitingServerCount(),
+              confirmed: p.drainer.confirmed,
+            },
             store: { ...p.store.health(), available: true, held },
           }
         : { link: { state: 'stopped' }, store: { available: false, unavailable: this.storeUnavailable, held } }),
@@ -598,7 +652,10 @@ export class Agent {
     } else {
       const avail = pjsipAvailability(this.deps.voiceAddonPath ? { addonPath: this.deps.voiceAddonPath } : {});
       voice = avail.available
-        ? createPjsipVoiceStack({ logger: named(log, 'voice'), ...(this.deps.voiceAddonPath ? { addonPath: this.deps.voiceAddonPath } : {}) })
+        ? createPjsipVoiceStack({
+            logger: named(log, 'voice'),
+            ...(this.deps.voiceAddonPath ? { addonPath: this.deps.voiceAddonPath } : {}),
+          })
         : null;
       if (!avail.available) reason = avail.message;
     }
@@ -644,9 +701,15 @@ export class Agent {
     });
     control.register('hangup', () => emergency.hangup());
     control.register('calls', () =>
-      emergency
-        .history()
-        .map((r) => ({ callRef: r.callRef, kind: r.kind, dialed: r.dialed, state: r.state, startedAt: r.startedAt, route: r.attempts.at(-1)?.route ?? null, media: r.media ?? null })),
+      emergency.history().map((r) => ({
+        callRef: r.callRef,
+        kind: r.kind,
+        dialed: r.dialed,
+        state: r.state,
+        startedAt: r.startedAt,
+        route: r.attempts.at(-1)?.route ?? null,
+        media: r.media ?? null,
+      })),
     );
     core.front.registerControl(control);
     registerLocationControl(control, () => this.require().location.service);
@@ -721,5 +784,7 @@ export class Agent {
 /** What the phone holds (version 0: nothing), with the floors below which it refuses a push. */
 function addressState(a: StoredAddress | null, store: Pick<Store, 'replayFloor'>): AddressStatePayload {
   const floor = { address: store.replayFloor('address'), locations: store.replayFloor('locations') };
-  return a ? { v: 1, version: a.version, hash: a.hash, appliedAt: a.appliedAt, floor } : { v: 1, version: 0, hash: '', appliedAt: null, floor };
+  return a
+    ? { v: 1, version: a.version, hash: a.hash, appliedAt: a.appliedAt, floor }
+    : { v: 1, version: 0, hash: '', appliedAt: null, floor };
 }

@@ -7,8 +7,21 @@ export type KeypadKey = (typeof KEYPAD_KEYS)[number];
 
 /** Keys besides the twelve keypad keys. soft1..soft4 sit under the display. */
 export const FUNCTION_KEYS = [
-  'speaker', 'mute', 'hold', 'redial', 'volume-up', 'volume-down', 'headset',
-  'ok', 'cancel', 'up', 'down', 'soft1', 'soft2', 'soft3', 'soft4',
+  'speaker',
+  'mute',
+  'hold',
+  'redial',
+  'volume-up',
+  'volume-down',
+  'headset',
+  'ok',
+  'cancel',
+  'up',
+  'down',
+  'soft1',
+  'soft2',
+  'soft3',
+  'soft4',
 ] as const;
 export type FunctionKey = (typeof FUNCTION_KEYS)[number];
 export type Key = KeypadKey | FunctionKey;

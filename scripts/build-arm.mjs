@@ -29,7 +29,19 @@
 // between files to follow one build.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync, cpSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  chmodSync,
+  cpSync,
+} from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
@@ -83,7 +95,13 @@ const say = (tag, msg) => process.stdout.write(`[${tag} ${((performance.now() - 
 function run(cmd, args, { cwd = repo, env = {}, logFile, timeoutMs = 30 * 60_000 } = {}) {
   return new Promise((resolve, reject) => {
     // A bounded wait: a stuck emulated program must fail the build, not hold CI for hours.
-    const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
+    const child = spawn(cmd, args, {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: timeoutMs,
+      killSignal: 'SIGKILL',
+    });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
@@ -91,7 +109,12 @@ function run(cmd, args, { cwd = repo, env = {}, logFile, timeoutMs = 30 * 60_000
     child.on('close', (code) => {
       if (logFile) writeFileSync(logFile, out);
       if (code === 0) resolve(out);
-      else reject(new Error(`${cmd} ${args.join(' ')} ${code === null ? `was killed (timeout ${timeoutMs} ms or signal)` : `exited ${code}`}${logFile ? ` (log: ${logFile})` : ''}\n${out.slice(-3000)}`));
+      else
+        reject(
+          new Error(
+            `${cmd} ${args.join(' ')} ${code === null ? `was killed (timeout ${timeoutMs} ms or signal)` : `exited ${code}`}${logFile ? ` (log: ${logFile})` : ''}\n${out.slice(-3000)}`,
+          ),
+        );
     });
   });
 }
@@ -140,7 +163,13 @@ async function runtime(name, t) {
   const v = (k) => header.match(new RegExp(`#define ${k} (\\d+)`))[1];
   const version = `${v('NODE_MAJOR_VERSION')}.${v('NODE_MINOR_VERSION')}.${v('NODE_PATCH_VERSION')}`;
   const abi = v('NODE_MODULE_VERSION');
-  return { dir, version, abi, node: path.join(dir, 'node.stripped'), source: fromFile ? path.basename(wanted) : `${t.nodePackage}@${wanted}` };
+  return {
+    dir,
+    version,
+    abi,
+    node: path.join(dir, 'node.stripped'),
+    source: fromFile ? path.basename(wanted) : `${t.nodePackage}@${wanted}`,
+  };
 }
 
 // ---------------------------------------------------------------- addons
@@ -236,7 +265,8 @@ async function addons(name, t, rt, lib) {
   const given = process.env[`E911_PJPROJECT_${name.toUpperCase()}`];
   const pj = given ?? (await buildTarget(name, { say: (m) => say(name, `pjproject: ${m}`) }));
   const pc = path.join(pj, 'lib/pkgconfig');
-  if (!existsSync(path.join(pc, 'libpjproject.pc'))) throw new Error(`E911_PJPROJECT_${name.toUpperCase()}: no lib/pkgconfig/libpjproject.pc under ${pj}`);
+  if (!existsSync(path.join(pc, 'libpjproject.pc')))
+    throw new Error(`E911_PJPROJECT_${name.toUpperCase()}: no lib/pkgconfig/libpjproject.pc under ${pj}`);
   const voiceSrc = path.join(repo, 'hal/voice/pjsip/src');
   jobs.push(
     gypBuild(name, t, rt, {
@@ -246,7 +276,14 @@ async function addons(name, t, rt, lib) {
       // PKG_CONFIG_LIBDIR (not _PATH) so the host's own .pc files never leak into a target build.
       // OpenSSL and ALSA for the target are Debian's multiarch packages in /usr/lib/<triple>.
       extraEnv: { PKG_CONFIG_LIBDIR: pc, PKG_CONFIG_PATH: '', LDFLAGS: `-L/usr/lib/${t.triple}` },
-      keyParts: [pj, sha256(path.join(pc, 'libpjproject.pc')), sha256(path.join(repo, 'hal/voice/pjsip/binding.gyp')), ...readdirSync(voiceSrc).sort().map((f) => sha256(path.join(voiceSrc, f)))],
+      keyParts: [
+        pj,
+        sha256(path.join(pc, 'libpjproject.pc')),
+        sha256(path.join(repo, 'hal/voice/pjsip/binding.gyp')),
+        ...readdirSync(voiceSrc)
+          .sort()
+          .map((f) => sha256(path.join(voiceSrc, f))),
+      ],
     }).then((f) => copyFileSync(f, path.join(lib, 'e911_voice.node'))),
   );
   await Promise.all(jobs);
@@ -315,7 +352,10 @@ const carriedAddons = {
         plugins: [zodEnglishOnly],
       });
       const code = worker.outputFiles[0].text;
-      return { contents: `export function locationsWorkerScript() { return { kind: 'code', code: ${JSON.stringify(code)} }; }`, loader: 'js' };
+      return {
+        contents: `export function locationsWorkerScript() { return { kind: 'code', code: ${JSON.stringify(code)} }; }`,
+        loader: 'js',
+      };
     });
     // The inventory worker (hal/inventory/inventory.ts) requires systeminformation by its path
     // in node_modules, which a single executable does not have: the package is bundled on its
@@ -323,7 +363,10 @@ const carriedAddons = {
     // runs with eval before its own few lines.
     b.onLoad({ filter: /[\\/]hal[\\/]inventory[\\/]inventory-worker-script\.ts$/ }, async () => {
       const code = await inventoryWorkerCode(b.esbuild);
-      return { contents: `export function inventoryWorkerScript() { return { kind: 'code', code: ${JSON.stringify(code)} }; }`, loader: 'js' };
+      return {
+        contents: `export function inventoryWorkerScript() { return { kind: 'code', code: ${JSON.stringify(code)} }; }`,
+        loader: 'js',
+      };
     });
     // agent/systemd.ts loads the optional unix-dgram at run time through createRequire, which a
     // bundler cannot follow; in the bundle it becomes a plain require so its JS is carried.
@@ -426,12 +469,16 @@ function writeLicences(file, packages) {
   const parts = [
     `pjproject@${PJPROJECT.version} (GPL-2.0-or-later, or a commercial licence from Teluu), statically linked into lib/e911_voice.node\n` +
       `Source: ${PJPROJECT.url} (tree ${PJPROJECT.treeId}); built by scripts/build-pjproject.mjs of e911-agent.\n` +
-      (existsSync(gpl2) ? readFileSync(gpl2, 'utf8').trim() : 'The GNU General Public License, version 2: https://www.gnu.org/licenses/old-licenses/gpl-2.0.txt') +
+      (existsSync(gpl2)
+        ? readFileSync(gpl2, 'utf8').trim()
+        : 'The GNU General Public License, version 2: https://www.gnu.org/licenses/old-licenses/gpl-2.0.txt') +
       '\n',
   ];
   for (const p of packages) {
     const lic = readdirSync(p.dir).find((f) => /^(licen[cs]e|copying)/i.test(f));
-    parts.push(`${p.name}@${p.version} (${p.license ?? 'see text'})\n${lic ? readFileSync(path.join(p.dir, lic), 'utf8').trim() : '(no licence file in the package)'}\n`);
+    parts.push(
+      `${p.name}@${p.version} (${p.license ?? 'see text'})\n${lic ? readFileSync(path.join(p.dir, lic), 'utf8').trim() : '(no licence file in the package)'}\n`,
+    );
   }
   writeFileSync(file, `${parts.join(`\n${'-'.repeat(72)}\n`)}`);
 }
@@ -445,7 +492,10 @@ async function executable(name, t, rt, bundleFile, dist) {
   // The blob records the main script's path as given: a relative one keeps the build
   // byte-for-byte the same wherever it runs.
   copyFileSync(bundleFile, path.join(work, 'e911-agent.cjs'));
-  writeFileSync(config, JSON.stringify({ main: 'e911-agent.cjs', output: 'sea.blob', disableExperimentalSEAWarning: true, useCodeCache: false }));
+  writeFileSync(
+    config,
+    JSON.stringify({ main: 'e911-agent.cjs', output: 'sea.blob', disableExperimentalSEAWarning: true, useCodeCache: false }),
+  );
   say(name, `SEA blob by node ${rt.version} under ${t.qemu}`);
   await run(t.qemu, [...qemuArgs(t), rt.node, '--experimental-sea-config', config], { cwd: work, timeoutMs: 10 * 60_000 });
   const exe = path.join(dist, 'e911-agent');
@@ -475,13 +525,18 @@ function compare(a, b) {
   for (let i = 0; i < Math.max(a.length, b.length); i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) - (b[i] ?? 0);
   return 0;
 }
-const highest = (vs) => vs.filter(Boolean).sort((a, b) => compare(a.split('.').map(Number), b.split('.').map(Number))).pop() ?? null;
+const highest = (vs) =>
+  vs
+    .filter(Boolean)
+    .sort((a, b) => compare(a.split('.').map(Number), b.split('.').map(Number)))
+    .pop() ?? null;
 
 async function target(name, bundleP) {
   const t = TARGETS[name];
   need(t.qemu, 'qemu-user-static');
   if (!process.env[`E911_CROSS_${name.toUpperCase()}`]) need(`${t.triple}-g++`, `g++-${t.triple}`);
-  if (!existsSync(path.join(t.sysroot, 'lib'))) throw new Error(`${t.sysroot} is missing: install Debian's libc6-dev-${name === 'arm64' ? 'arm64' : 'armhf'}-cross`);
+  if (!existsSync(path.join(t.sysroot, 'lib')))
+    throw new Error(`${t.sysroot} is missing: install Debian's libc6-dev-${name === 'arm64' ? 'arm64' : 'armhf'}-cross`);
   const rt = await runtime(name, t);
   const dist = path.join(OUT, name, 'dist');
   rmSync(dist, { recursive: true, force: true });
@@ -493,9 +548,15 @@ async function target(name, bundleP) {
   const exe = await executable(name, t, rt, b.file, dist);
   writeLicences(path.join(dist, 'THIRD-PARTY-LICENSES.txt'), b.packages);
 
-  const files = [exe, ...readdirSync(lib).sort().map((f) => path.join(lib, f))];
+  const files = [
+    exe,
+    ...readdirSync(lib)
+      .sort()
+      .map((f) => path.join(lib, f)),
+  ];
   const elf = {};
-  for (const f of files) elf[path.relative(dist, f)] = { bytes: statSync(f).size, sha256: sha256(f), ...(await symbolVersions(t.triple, f)) };
+  for (const f of files)
+    elf[path.relative(dist, f)] = { bytes: statSync(f).size, sha256: sha256(f), ...(await symbolVersions(t.triple, f)) };
   const manifest = {
     target: `linux-${name}`,
     node: { version: rt.version, abi: rt.abi, from: rt.source },
@@ -521,7 +582,10 @@ async function mainBuild(argv) {
   const chosen = names.length ? names : Object.keys(TARGETS);
   for (const n of chosen) if (!TARGETS[n]) throw new Error(`unknown target ${n}; known: ${Object.keys(TARGETS).join(', ')}`);
   const bundleP = bundle();
-  bundleP.then(() => say('bundle', 'esbuild done'), () => {});
+  bundleP.then(
+    () => say('bundle', 'esbuild done'),
+    () => {},
+  );
   // Both targets at once: each compile is mostly one long sqlite3.c, so two cores fill up.
   const results = await Promise.allSettled([bundleP, ...chosen.map((n) => target(n, bundleP))]);
   const failed = results.filter((r) => r.status === 'rejected');

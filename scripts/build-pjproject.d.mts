@@ -9,5 +9,8 @@ export declare function cacheRoot(env?: Env): string;
 export declare function buildKey(target: string): string;
 export declare function prefixOf(target: string, env?: Env): string;
 export declare function gitTreeId(dir: string): string;
-export declare function locateSource(env?: Env, say?: (m: string) => void): Promise<{ kind: 'dir' | 'archive'; path: string; downloaded?: boolean }>;
+export declare function locateSource(
+  env?: Env,
+  say?: (m: string) => void,
+): Promise<{ kind: 'dir' | 'archive'; path: string; downloaded?: boolean }>;
 export declare function buildTarget(target: string, opts?: { env?: Env; say?: (m: string) => void }): Promise<string>;

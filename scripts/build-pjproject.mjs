@@ -91,7 +91,15 @@ export function cacheRoot(env = process.env) {
 
 export function buildKey(target) {
   const configSite = fs.readFileSync(CONFIG_SITE, 'utf8');
-  const parts = { v: PJPROJECT.version, tree: PJPROJECT.treeId, target, triple: TARGETS[target].triple, configure: CONFIGURE, cflags: CFLAGS, configSite };
+  const parts = {
+    v: PJPROJECT.version,
+    tree: PJPROJECT.treeId,
+    target,
+    triple: TARGETS[target].triple,
+    configure: CONFIGURE,
+    cflags: CFLAGS,
+    configSite,
+  };
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 12);
 }
 
@@ -100,7 +108,8 @@ export function prefixOf(target, env = process.env) {
   return path.join(cacheRoot(env), 'pjproject', `${PJPROJECT.version}-${target}-${buildKey(target)}`);
 }
 
-const isBuilt = (prefix) => fs.existsSync(path.join(prefix, 'BUILD-INFO.json')) && fs.existsSync(path.join(prefix, 'lib/pkgconfig/libpjproject.pc'));
+const isBuilt = (prefix) =>
+  fs.existsSync(path.join(prefix, 'BUILD-INFO.json')) && fs.existsSync(path.join(prefix, 'lib/pkgconfig/libpjproject.pc'));
 
 // ---------------------------------------------------------------- verification
 
@@ -111,7 +120,8 @@ export function gitTreeId(dir) {
   const entries = fs.readdirSync(dir, { withFileTypes: true }).map((d) => {
     const full = path.join(dir, d.name);
     if (d.isDirectory()) return { mode: '40000', name: d.name, sort: `${d.name}/`, id: gitTreeId(full) };
-    if (d.isSymbolicLink()) return { mode: '120000', name: d.name, sort: d.name, id: gitObject('blob', Buffer.from(fs.readlinkSync(full))) };
+    if (d.isSymbolicLink())
+      return { mode: '120000', name: d.name, sort: d.name, id: gitObject('blob', Buffer.from(fs.readlinkSync(full))) };
     const exec = (fs.statSync(full).mode & 0o111) !== 0;
     return { mode: exec ? '100755' : '100644', name: d.name, sort: d.name, id: gitObject('blob', fs.readFileSync(full)) };
   });
@@ -133,7 +143,9 @@ function run(cmd, args, { cwd, env, log }) {
     child.stdout.pipe(log, { end: false });
     child.stderr.pipe(log, { end: false });
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new PjprojectError(`${cmd} ${args.join(' ')} exited ${code} (log: ${log.path})`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve() : reject(new PjprojectError(`${cmd} ${args.join(' ')} exited ${code} (log: ${log.path})`)),
+    );
   });
 }
 
@@ -143,7 +155,9 @@ async function download(url, file, timeoutS, say) {
   try {
     res = await fetch(url, { signal: AbortSignal.timeout(timeoutS * 1000), redirect: 'follow' });
   } catch (err) {
-    throw new PjprojectError(`download of ${url} failed: ${err.message}. Offline? Set E911_DOWNLOAD_CACHE to a folder holding ${PJPROJECT.archive}, or E911_PJPROJECT_SRC to a source tree.`);
+    throw new PjprojectError(
+      `download of ${url} failed: ${err.message}. Offline? Set E911_DOWNLOAD_CACHE to a folder holding ${PJPROJECT.archive}, or E911_PJPROJECT_SRC to a source tree.`,
+    );
   }
   if (!res.ok) throw new PjprojectError(`download of ${url} failed: HTTP ${res.status}`);
   const tmp = `${file}.part-${process.pid}`;
@@ -165,7 +179,8 @@ export async function locateSource(env = process.env, say = () => {}) {
     say(`E911_DOWNLOAD_CACHE has no ${PJPROJECT.archive}; trying the next source`);
   }
   const cached = path.join(cacheRoot(env), 'downloads', PJPROJECT.archive);
-  if (!fs.existsSync(cached)) await download(env.E911_PJPROJECT_URL ?? PJPROJECT.url, cached, Number(env.E911_DOWNLOAD_TIMEOUT_S ?? 120), say);
+  if (!fs.existsSync(cached))
+    await download(env.E911_PJPROJECT_URL ?? PJPROJECT.url, cached, Number(env.E911_DOWNLOAD_TIMEOUT_S ?? 120), say);
   return { kind: 'archive', path: cached, downloaded: true };
 }
 
@@ -179,20 +194,24 @@ async function unpackVerified(src, dir, log) {
     // Another archive of the same tag (upstream's): its contents must be the tag's tree.
     const tree = gitTreeId(dir);
     if (tree !== PJPROJECT.treeId)
-      throw new PjprojectError(`${src.path} is not pjproject ${PJPROJECT.version}: sha256 ${sum} (pinned ${PJPROJECT.archiveSha256}), tree ${tree} (pinned ${PJPROJECT.treeId})`);
+      throw new PjprojectError(
+        `${src.path} is not pjproject ${PJPROJECT.version}: sha256 ${sum} (pinned ${PJPROJECT.archiveSha256}), tree ${tree} (pinned ${PJPROJECT.treeId})`,
+      );
     return `tree ${tree}`;
   }
   await run('cp', ['-a', `${src.path}/.`, dir], { cwd: dir, log });
   fs.rmSync(path.join(dir, '.git'), { recursive: true, force: true });
   const tree = gitTreeId(dir);
-  if (tree !== PJPROJECT.treeId) throw new PjprojectError(`${src.path} is not pjproject ${PJPROJECT.version}: tree ${tree} (pinned ${PJPROJECT.treeId})`);
+  if (tree !== PJPROJECT.treeId)
+    throw new PjprojectError(`${src.path} is not pjproject ${PJPROJECT.version}: tree ${tree} (pinned ${PJPROJECT.treeId})`);
   return `tree ${tree}`;
 }
 
 // ---------------------------------------------------------------- build
 
 function need(cmd, pkg) {
-  if (!process.env.PATH.split(':').some((d) => fs.existsSync(path.join(d, cmd)))) throw new PjprojectError(`${cmd} not found: install Debian's ${pkg} (scripts/apt-packages.txt)`);
+  if (!process.env.PATH.split(':').some((d) => fs.existsSync(path.join(d, cmd))))
+    throw new PjprojectError(`${cmd} not found: install Debian's ${pkg} (scripts/apt-packages.txt)`);
 }
 
 /** Builds one target unless its cache folder exists; returns its prefix. */
@@ -234,8 +253,22 @@ export async function buildTarget(target, { env = process.env, say = () => {} } 
     await run('make', ['install', `DESTDIR=${stage}`], { cwd: srcDir, env: benv, log });
     const staged = path.join(stage, prefix);
     relocatablePc(path.join(staged, 'lib/pkgconfig/libpjproject.pc'));
-    const libs = fs.readdirSync(path.join(staged, 'lib')).filter((f) => f.endsWith('.a')).sort();
-    const info = { version: PJPROJECT.version, target, triple: t.triple, from: src.path, check, configure, cflags: CFLAGS, configSite: fs.readFileSync(CONFIG_SITE, 'utf8'), libs, builtAt: new Date().toISOString() };
+    const libs = fs
+      .readdirSync(path.join(staged, 'lib'))
+      .filter((f) => f.endsWith('.a'))
+      .sort();
+    const info = {
+      version: PJPROJECT.version,
+      target,
+      triple: t.triple,
+      from: src.path,
+      check,
+      configure,
+      cflags: CFLAGS,
+      configSite: fs.readFileSync(CONFIG_SITE, 'utf8'),
+      libs,
+      builtAt: new Date().toISOString(),
+    };
     fs.writeFileSync(path.join(staged, 'BUILD-INFO.json'), `${JSON.stringify(info, null, 2)}\n`);
     fs.rmSync(prefix, { recursive: true, force: true });
     fs.renameSync(staged, prefix);
@@ -249,7 +282,8 @@ export async function buildTarget(target, { env = process.env, say = () => {} } 
 /** The installed .pc names its absolute prefix; ${pcfiledir} makes the cache folder movable. */
 function relocatablePc(file) {
   // biome-ignore-start lint/suspicious/noTemplateCurlyInString: ${pcfiledir} is pkg-config's own variable, written literally
-  const text = fs.readFileSync(file, 'utf8')
+  const text = fs
+    .readFileSync(file, 'utf8')
     .replace(/^prefix=.*$/m, 'prefix=${pcfiledir}/../..')
     .replace(/^libdir=.*$/m, 'libdir=${pcfiledir}/../../lib')
     .replace(/^includedir=.*$/m, 'includedir=${pcfiledir}/../../include')
@@ -268,7 +302,10 @@ async function main(argv) {
       if (!TARGETS[t]) throw new PjprojectError(`unknown target ${t}`);
       process.stdout.write(`${prefixOf(t)}\n`);
       return;
-    } else throw new PjprojectError(`unknown argument ${argv[i]} (usage: build-pjproject.mjs [--target x64|arm64|armv7]... [--print-prefix TARGET])`);
+    } else
+      throw new PjprojectError(
+        `unknown argument ${argv[i]} (usage: build-pjproject.mjs [--target x64|arm64|armv7]... [--print-prefix TARGET])`,
+      );
   }
   const t0 = performance.now();
   const say = (m) => process.stdout.write(`pjproject: ${m}\n`);

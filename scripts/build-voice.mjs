@@ -40,7 +40,8 @@ if (vendor) {
 env.PKG_CONFIG_LIBDIR = env.PKG_CONFIG_PATH;
 
 const probe = spawnSync('pkg-config', ['--modversion', 'libpjproject'], { env, encoding: 'utf8' });
-if (probe.error || probe.status !== 0) fail(`pkg-config finds no libpjproject in ${env.PKG_CONFIG_PATH} (${probe.error?.message ?? probe.stderr.trim()})`);
+if (probe.error || probe.status !== 0)
+  fail(`pkg-config finds no libpjproject in ${env.PKG_CONFIG_PATH} (${probe.error?.message ?? probe.stderr.trim()})`);
 console.log(`PJSIP: building the voice addon against pjproject ${probe.stdout.trim()}`);
 
 // node-gyp: the project's own, else the one npm ships.
@@ -70,4 +71,6 @@ const addon = path.join(addonDir, 'build', 'Release', 'e911_voice.node');
 // Loading it here catches a link that succeeded with symbols still missing.
 const load = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(addon)})`], { encoding: 'utf8' });
 if (load.status !== 0) fail(`the built addon does not load: ${load.stderr.trim().split('\n').slice(0, 3).join(' ')}`);
-console.log(`PJSIP: built ${addon} (${(fs.statSync(addon).size / 1e6).toFixed(1)} MB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+console.log(
+  `PJSIP: built ${addon} (${(fs.statSync(addon).size / 1e6).toFixed(1)} MB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+);

@@ -74,7 +74,8 @@ export class AddressBook {
       reject('malformed', decoded.reason);
     }
     const { doc, sig } = (decoded as Extract<typeof decoded, { ok: true }>).value;
-    if (!verifyDocument(doc, sig, this.deps.serverKey)) reject('bad-signature', 'signature does not verify against the provisioned server key');
+    if (!verifyDocument(doc, sig, this.deps.serverKey))
+      reject('bad-signature', 'signature does not verify against the provisioned server key');
     if (doc.deviceId !== this.deps.deviceId) reject('wrong-device', `document is for ${doc.deviceId}, this phone is ${this.deps.deviceId}`);
     const issues = validateAddress(doc);
     if (issues.length > 0) reject('invalid-address', issues.map((i) => `${i.field} ${i.reason}`).join('; '));
@@ -83,7 +84,8 @@ export class AddressBook {
     const current = this.current();
     // Also with no address on file (a reset of a corrupt store): what was applied before it still counts.
     const floor = this.deps.store.replayFloor('address');
-    if (doc.version < floor && (!current || current.version < floor)) reject('stale-version', `version ${doc.version} is older than ${floor}, applied before the store was reset`);
+    if (doc.version < floor && (!current || current.version < floor))
+      reject('stale-version', `version ${doc.version} is older than ${floor}, applied before the store was reset`);
     if (current) {
       if (doc.version < current.version) reject('stale-version', `version ${doc.version} is older than applied ${current.version}`);
       if (doc.version === current.version) {

@@ -41,7 +41,9 @@ export function checkCarried(env: NodeJS.ProcessEnv = process.env): AddonCheck[]
   const dir = nativeDir(env);
   let files: string[];
   try {
-    files = readdirSync(dir).filter((f) => f.endsWith('.node')).sort();
+    files = readdirSync(dir)
+      .filter((f) => f.endsWith('.node'))
+      .sort();
   } catch (err) {
     return [{ file: dir, ok: false, error: (err as Error).message }];
   }

@@ -81,9 +81,19 @@ export const COMMANDS: Record<string, CommandSpec> = {
   },
   dial: {
     help: 'enter digits as if typed on the keypad (911, 933, 9911, ...) or a service URN',
-    request: (args) => (args.length === 1 && args[0] ? { cmd: 'dial', args: { digits: args[0] } } : 'usage: e911ctl dial <digits|urn:service:sos>'),
+    request: (args) =>
+      args.length === 1 && args[0] ? { cmd: 'dial', args: { digits: args[0] } } : 'usage: e911ctl dial <digits|urn:service:sos>',
     text: (r) => {
-      const o = r as { kind: string; placed?: boolean; route?: string; target?: string; error?: string; reason?: string; collected?: string; addressMissing?: boolean };
+      const o = r as {
+        kind: string;
+        placed?: boolean;
+        route?: string;
+        target?: string;
+        error?: string;
+        reason?: string;
+        collected?: string;
+        addressMissing?: boolean;
+      };
       if (o.kind === 'pending') return `digits so far: ${o.collected} (waiting for more)`;
       if (o.kind === 'invalid') return `not dialed: ${o.reason}`;
       if (!o.placed) return `${o.kind} call NOT placed: ${o.error ?? o.reason}`;
@@ -98,7 +108,10 @@ export const COMMANDS: Record<string, CommandSpec> = {
       const known = ['--no-call', '--keep-call', '--last'];
       const bad = args.find((a) => !known.includes(a));
       if (bad) return `unknown option ${bad} (${known.join(', ')})`;
-      return { cmd: 'diag', args: { noCall: args.includes('--no-call'), keepCall: args.includes('--keep-call'), last: args.includes('--last') } };
+      return {
+        cmd: 'diag',
+        args: { noCall: args.includes('--no-call'), keepCall: args.includes('--keep-call'), last: args.includes('--last') },
+      };
     },
     text: (r) => (r ? reportTable(r as DiagnosticsReport) : 'no diagnostics have run on this phone yet'),
     exit: (r) => {
@@ -112,12 +125,19 @@ export const COMMANDS: Record<string, CommandSpec> = {
       const [verb = 'list', id, ...extra] = args;
       if (verb === 'list' && id === undefined) return { cmd: 'location', args: {} };
       if (verb === 'select' && id && extra.length === 0) return { cmd: 'location-select', args: { id } };
-      if (verb === 'use' && (id === 'network' || id === 'provisioned') && extra.length === 0) return { cmd: 'location-use', args: { which: id } };
+      if (verb === 'use' && (id === 'network' || id === 'provisioned') && extra.length === 0)
+        return { cmd: 'location-use', args: { which: id } };
       return 'usage: e911ctl location [list] | location select <id|code|current> | location use network|provisioned';
     },
     text: (r) => {
-      const o = r as Parameters<typeof locationListText>[0] & { locationId?: string; confirmed?: boolean; pick?: string; chosen?: string | null };
-      if (o.locationId !== undefined) return `${o.confirmed ? 'confirmed' : 'selected'} ${o.locationId}: the server will make it your address`;
+      const o = r as Parameters<typeof locationListText>[0] & {
+        locationId?: string;
+        confirmed?: boolean;
+        pick?: string;
+        chosen?: string | null;
+      };
+      if (o.locationId !== undefined)
+        return `${o.confirmed ? 'confirmed' : 'selected'} ${o.locationId}: the server will make it your address`;
       if (o.pick !== undefined) return `picked the ${o.pick} address: a 911 call sends ${o.chosen ?? 'neither'} first`;
       return locationListText(o);
     },
@@ -157,7 +177,11 @@ export async function main(
   const spec = name ? COMMANDS[name] : undefined;
   if (!spec) {
     if (json) out.write(`${JSON.stringify({ ok: false, error: name ? `unknown command ${name}` : 'no command', code: 'usage' })}\n`);
-    err.write(`usage: e911ctl [--json] [--socket PATH] <command>\n${Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.help}`).join('\n')}\n`);
+    err.write(
+      `usage: e911ctl [--json] [--socket PATH] <command>\n${Object.entries(COMMANDS)
+        .map(([n, c]) => `  ${n.padEnd(10)} ${c.help}`)
+        .join('\n')}\n`,
+    );
     return EXIT.usage;
   }
   const req = spec.request(rest);

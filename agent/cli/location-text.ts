@@ -16,7 +16,9 @@ export function age(ms: number): string {
 const one = (c: Record<string, string> | undefined) => (c ? formatAddressLines(c).join(', ') : '');
 
 export function locationListText(o: Partial<LocationListView>): string {
-  const best = o.best ? `${o.best.source} (${o.best.method}, ${o.best.kind})${o.best.civic ? `: ${one(o.best.civic as Record<string, string>)}` : ''}` : 'none';
+  const best = o.best
+    ? `${o.best.source} (${o.best.method}, ${o.best.kind})${o.best.civic ? `: ${one(o.best.civic as Record<string, string>)}` : ''}`
+    : 'none';
   const lines = [
     `check: ${o.status} (${o.reason})`,
     `assigned: ${o.assigned ? `${o.assigned.name} [${o.assigned.id}]` : 'none'}`,
@@ -26,7 +28,8 @@ export function locationListText(o: Partial<LocationListView>): string {
   ];
   const d = o.disagreement;
   if (d) {
-    const sends = d.chosen === 'network' ? `the ${d.network.source} address` : d.chosen === 'provisioned' ? 'the provisioned address' : 'neither';
+    const sends =
+      d.chosen === 'network' ? `the ${d.network.source} address` : d.chosen === 'provisioned' ? 'the provisioned address' : 'neither';
     lines.push(
       `LOCATION DISAGREEMENT (${d.fields.join(', ')} differ) since ${d.since}:`,
       `  network (${d.network.source}, ${d.network.method}): ${one(d.network.civic)}`,
@@ -37,14 +40,23 @@ export function locationListText(o: Partial<LocationListView>): string {
   const cands = o.candidates ?? [];
   lines.push(`candidates (${cands.length}, best first):`);
   for (const [i, c] of cands.entries()) {
-    const where = c.civic ? one(c.civic as Record<string, string>) : c.geo ? `${c.geo.latitude}, ${c.geo.longitude}${c.geo.altitude !== null ? ` alt ${c.geo.altitude} m` : ''}` : '';
+    const where = c.civic
+      ? one(c.civic as Record<string, string>)
+      : c.geo
+        ? `${c.geo.latitude}, ${c.geo.longitude}${c.geo.altitude !== null ? ` alt ${c.geo.altitude} m` : ''}`
+        : '';
     const elin = c.source === 'lldp-med' && o.elin ? `  ELIN ${o.elin}` : '';
-    lines.push(`  ${String(i + 1).padStart(2)}. ${c.source.padEnd(11)} ${c.method.padEnd(9)} ${c.kind.padEnd(8)} age ${age(c.ageMs).padEnd(10)}${c.dispatchable ? '' : ' (not dispatchable)'}${elin}`);
+    lines.push(
+      `  ${String(i + 1).padStart(2)}. ${c.source.padEnd(11)} ${c.method.padEnd(9)} ${c.kind.padEnd(8)} age ${age(c.ageMs).padEnd(10)}${c.dispatchable ? '' : ' (not dispatchable)'}${elin}`,
+    );
     if (where) lines.push(`      ${where}`);
   }
   if (o.choices && o.choices.length > 0) {
     lines.push('choices (e911ctl location select <id>, or current):');
-    for (const c of o.choices) lines.push(`  ${c.id.padEnd(16)} ${c.name}${c.assigned ? ' (assigned)' : ''}${c.matches ? ' (matches this network)' : ''}\n${c.lines.map((l) => `${' '.repeat(19)}${l}`).join('\n')}`);
+    for (const c of o.choices)
+      lines.push(
+        `  ${c.id.padEnd(16)} ${c.name}${c.assigned ? ' (assigned)' : ''}${c.matches ? ' (matches this network)' : ''}\n${c.lines.map((l) => `${' '.repeat(19)}${l}`).join('\n')}`,
+      );
   }
   return lines.join('\n');
 }

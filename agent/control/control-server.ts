@@ -121,7 +121,9 @@ export class ControlServer {
 
 function groupId(name: string, etcGroup: string): number {
   if (/^\d+$/.test(name)) return Number(name);
-  const line = readFileSync(etcGroup, 'utf8').split('\n').find((l) => l.split(':')[0] === name);
+  const line = readFileSync(etcGroup, 'utf8')
+    .split('\n')
+    .find((l) => l.split(':')[0] === name);
   const gid = line?.split(':')[2];
   if (gid === undefined || !/^\d+$/.test(gid)) throw new ControlError('control-group', `control.group ${name} not found in ${etcGroup}`);
   return Number(gid);

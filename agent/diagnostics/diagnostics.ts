@@ -9,10 +9,27 @@ import type { StoredAddress } from '../store/store.js';
 import type { HandsetStatus } from '../../hal/handset.js';
 import { formatAddressLines } from '../../provisioning/protocol/address.js';
 import {
-  addressCheck, clockCheck, emergencyPathCheck, handsetCheck, linkCheck, lldpCheck, networkCheck, outboxCheck, registrationCheck, routesCheck,
+  addressCheck,
+  clockCheck,
+  emergencyPathCheck,
+  handsetCheck,
+  linkCheck,
+  lldpCheck,
+  networkCheck,
+  outboxCheck,
+  registrationCheck,
+  routesCheck,
 } from './checks.js';
 import type {
-  CheckResult, ClockSync, DiagnosticsReport, DiagnosticsTrigger, EmergencyCallView, EmergencyPath, LinkView, NetworkProbe, OptionsResult,
+  CheckResult,
+  ClockSync,
+  DiagnosticsReport,
+  DiagnosticsTrigger,
+  EmergencyCallView,
+  EmergencyPath,
+  LinkView,
+  NetworkProbe,
+  OptionsResult,
 } from './types.js';
 
 export interface DiagnosticsDeps {
@@ -100,10 +117,19 @@ export class Diagnostics {
       trigger: opts.trigger,
       startedAt: startedAt.toISOString(),
       finishedAt: this.now().toISOString(),
-      overall: checks.some((c) => c.status === 'fail') ? 'fail' : checks.some((c) => c.status === 'warn' || c.status === 'skip') ? 'warn' : 'pass',
+      overall: checks.some((c) => c.status === 'fail')
+        ? 'fail'
+        : checks.some((c) => c.status === 'warn' || c.status === 'skip')
+          ? 'warn'
+          : 'pass',
       checks,
       address: address
-        ? { version: address.version, lines: formatAddressLines(address.doc.civic), callback: address.doc.callback, displayName: address.doc.displayName }
+        ? {
+            version: address.version,
+            lines: formatAddressLines(address.doc.civic),
+            callback: address.doc.callback,
+            displayName: address.doc.displayName,
+          }
         : null,
     };
     try {
@@ -119,7 +145,13 @@ export class Diagnostics {
   private async testCall(e: EmergencyPath | null, mode: TestCallMode): Promise<CheckResult> {
     const base = { id: 'test-call' as const, title: `Test call (${this.deps.testNumber ?? '933'})` };
     if ('none' in mode) return { ...base, status: 'skip', detail: 'not requested' };
-    if (!e) return { ...base, status: 'fail', detail: 'no emergency call path in this agent', remedy: 'install an agent build with agent/emergency and the voice binding' };
+    if (!e)
+      return {
+        ...base,
+        status: 'fail',
+        detail: 'no emergency call path in this agent',
+        remedy: 'install an agent build with agent/emergency and the voice binding',
+      };
     let callRef: string;
     if ('place' in mode) {
       const live = e.history().find((c) => c.kind === 'emergency' && (c.state === 'trying' || c.state === 'answered'));
@@ -127,7 +159,9 @@ export class Diagnostics {
       const out = e.dial(this.deps.testNumber ?? '933');
       if (!out.placed || !out.callRef) {
         return {
-          ...base, status: 'fail', detail: `not placed: ${out.error ?? `the dial plan classified it as ${out.kind}`}`,
+          ...base,
+          status: 'fail',
+          detail: `not placed: ${out.error ?? `the dial plan classified it as ${out.kind}`}`,
           remedy: 'see the emergency path and route checks above',
         };
       }
@@ -150,12 +184,30 @@ export class Diagnostics {
         if ('place' in mode && mode.hangUpWhenAnswered) e.hangup();
         return { ...base, status: 'pass', detail: `answered${via}`, data };
       case 'ended':
-        return { ...base, status: 'warn', detail: `ended before it was seen answered${via}${tried ? ` (${tried})` : ''}`, data, remedy: 'dial 933 again and stay on the line until the read-back' };
+        return {
+          ...base,
+          status: 'warn',
+          detail: `ended before it was seen answered${via}${tried ? ` (${tried})` : ''}`,
+          data,
+          remedy: 'dial 933 again and stay on the line until the read-back',
+        };
       case 'failed':
-        return { ...base, status: 'fail', detail: `failed on every route (${tried || 'no attempt'})`, data, remedy: 'check the emergency route checks above and the SIP trunk with the carrier' };
+        return {
+          ...base,
+          status: 'fail',
+          detail: `failed on every route (${tried || 'no attempt'})`,
+          data,
+          remedy: 'check the emergency route checks above and the SIP trunk with the carrier',
+        };
       case 'trying':
         if ('place' in mode) e.hangup();
-        return { ...base, status: 'fail', detail: `not answered within ${(this.deps.testCallTimeoutMs ?? 15_000) / 1000} s${tried ? ` (${tried})` : ''}`, data, remedy: 'check the emergency routes and the carrier; a 933 service must answer with the address read-back' };
+        return {
+          ...base,
+          status: 'fail',
+          detail: `not answered within ${(this.deps.testCallTimeoutMs ?? 15_000) / 1000} s${tried ? ` (${tried})` : ''}`,
+          data,
+          remedy: 'check the emergency routes and the carrier; a 933 service must answer with the address read-back',
+        };
       default:
         return { ...base, status: 'fail', detail: 'the emergency path has no record of the call', data, remedy: 'see the agent log' };
     }

@@ -21,7 +21,10 @@ export function reportTable(r: DiagnosticsReport): string {
   }
   out.push('', 'Address this phone sends:');
   if (r.address) {
-    out.push(...r.address.lines.map((l) => `  ${l}`), `  callback ${r.address.callback} (${r.address.displayName}), version ${r.address.version}`);
+    out.push(
+      ...r.address.lines.map((l) => `  ${l}`),
+      `  callback ${r.address.callback} (${r.address.displayName}), version ${r.address.version}`,
+    );
   } else out.push('  none on file');
   return out.join('\n');
 }
@@ -30,7 +33,12 @@ export function reportTable(r: DiagnosticsReport): string {
 export function reportDisplayLines(r: DiagnosticsReport): string[] {
   const failed = r.checks.filter((c) => c.status === 'fail');
   const warned = r.checks.filter((c) => c.status === 'warn');
-  const head = r.overall === 'pass' ? '933 TEST: ALL OK' : r.overall === 'fail' ? `933 TEST: ${failed.length} FAILED` : `933 TEST: ${warned.length} WARNINGS`;
+  const head =
+    r.overall === 'pass'
+      ? '933 TEST: ALL OK'
+      : r.overall === 'fail'
+        ? `933 TEST: ${failed.length} FAILED`
+        : `933 TEST: ${warned.length} WARNINGS`;
   const lines = [head, 'Address sent to 911:'];
   if (r.address) lines.push(...r.address.lines, `Callback ${r.address.callback}`);
   else lines.push('NONE ON FILE');

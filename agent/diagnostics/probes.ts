@@ -16,7 +16,7 @@ export type Exec = (cmd: string, args: string[], timeoutMs: number) => Promise<{
 export const execCommand: Exec = (cmd, args, timeoutMs) =>
   new Promise((resolve) => {
     execFile(cmd, args, { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
       resolve({ code, stdout, stderr: stderr || (err ? err.message : '') });
     });
   });
@@ -26,13 +26,15 @@ export function osInterfaces(read: typeof os.networkInterfaces = os.networkInter
   return Object.entries(read()).flatMap(([name, addrs]) => {
     const list = (addrs ?? []).filter((a) => !a.internal);
     if (list.length === 0) return [];
-    return [{
-      name,
-      // Node lists only interfaces that are up with an address.
-      up: true,
-      mac: list[0]!.mac && list[0]!.mac !== '00:00:00:00:00:00' ? list[0]!.mac : null,
-      addresses: list.map((a) => ({ family: a.family, address: a.address, prefix: Number(a.cidr?.split('/')[1] ?? 0) })),
-    }];
+    return [
+      {
+        name,
+        // Node lists only interfaces that are up with an address.
+        up: true,
+        mac: list[0]!.mac && list[0]!.mac !== '00:00:00:00:00:00' ? list[0]!.mac : null,
+        addresses: list.map((a) => ({ family: a.family, address: a.address, prefix: Number(a.cidr?.split('/')[1] ?? 0) })),
+      },
+    ];
   });
 }
 
@@ -89,7 +91,10 @@ export async function clockSync(host: HostPaths, exec: Exec = execCommand): Prom
  * The network service's view (netlink snapshot, lldpd's neighbour table) when the agent
  * runs one; the host probe for whatever it does not cover. `parts` is read at check time.
  */
-export function serviceNetworkProbe(parts: () => { network: NetworkMonitor; lldp: LldpAgent | null } | null, fallback: NetworkProbe): NetworkProbe {
+export function serviceNetworkProbe(
+  parts: () => { network: NetworkMonitor; lldp: LldpAgent | null } | null,
+  fallback: NetworkProbe,
+): NetworkProbe {
   return {
     interfaces: () => {
       const s = parts()?.network.current();

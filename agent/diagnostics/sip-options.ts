@@ -26,7 +26,12 @@ export function parseSipTarget(uri: string): OptionsTarget | null {
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: m[2] ? Number(m[2]) : transport === 'tls' ? 5061 : 5060, transport };
 }
 
-function request(t: OptionsTarget, local: { address: string; port: number }, transport: 'UDP' | 'TCP', ids: { branch: string; tag: string; callId: string }): string {
+function request(
+  t: OptionsTarget,
+  local: { address: string; port: number },
+  transport: 'UDP' | 'TCP',
+  ids: { branch: string; tag: string; callId: string },
+): string {
   const hostPort = `${net.isIPv6(t.host) ? `[${t.host}]` : t.host}:${t.port}`;
   const localHP = `${net.isIPv6(local.address) ? `[${local.address}]` : local.address}:${local.port}`;
   return [
@@ -66,7 +71,11 @@ export async function sipOptionsPing(uri: string, timeoutMs = 2000): Promise<Opt
   } catch (err) {
     return { answered: false, error: `cannot resolve ${t.host}: ${(err as Error).message}` };
   }
-  const ids = { branch: `z9hG4bK${randomBytes(8).toString('hex')}`, tag: randomBytes(4).toString('hex'), callId: `${randomBytes(10).toString('hex')}@e911-diag` };
+  const ids = {
+    branch: `z9hG4bK${randomBytes(8).toString('hex')}`,
+    tag: randomBytes(4).toString('hex'),
+    callId: `${randomBytes(10).toString('hex')}@e911-diag`,
+  };
   const target = { ...t, host: address };
   return t.transport === 'udp' ? udpPing(target, ids, timeoutMs) : tcpPing(target, ids, timeoutMs);
 }

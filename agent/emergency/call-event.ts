@@ -100,7 +100,9 @@ export function beginRowParts(prepared: PreparedFacts, device: EventDevice, time
         method: prepared.where?.method ?? null,
         addressVersion: prepared.address?.version ?? null,
         civic: prepared.civicSent,
-        ...(prepared.alternate ? { alternate: { source: prepared.alternate.source, method: prepared.alternate.method, civic: prepared.alternateSent } } : {}),
+        ...(prepared.alternate
+          ? { alternate: { source: prepared.alternate.source, method: prepared.alternate.method, civic: prepared.alternateSent } }
+          : {}),
       }).slice(0, -1)
     : null;
   const net = device.network;
@@ -113,7 +115,15 @@ export function beginRowParts(prepared: PreparedFacts, device: EventDevice, time
  * Per call only the call's own values are written (building and serialising the whole
  * object cost about 60 us of the digit-to-INVITE path). Same fields as callEventData().
  */
-export function beginRowJson(b: BeginRowParts, callRef: string, dialed: string, number: string, contentId: string | null, at: Date, registered: boolean): string {
+export function beginRowJson(
+  b: BeginRowParts,
+  callRef: string,
+  dialed: string,
+  number: string,
+  contentId: string | null,
+  at: Date,
+  registered: boolean,
+): string {
   const q = JSON.stringify;
   return (
     `{"callRef":${q(callRef)},"sipCallId":null,"numberDialed":${q(dialed)},"emergencyNumber":${q(number)},"placed":null,"route":null,` +
@@ -167,7 +177,9 @@ export function callEventData(i: CallEventInput): Record<string, unknown> {
           addressVersion: prepared.address?.version ?? null,
           civic: prepared.civicSent,
           // The other location is reported even when the call could not carry it: the notice must still name it.
-          ...(prepared.alternate ? { alternate: { source: prepared.alternate.source, method: prepared.alternate.method, civic: prepared.alternateSent } } : {}),
+          ...(prepared.alternate
+            ? { alternate: { source: prepared.alternate.source, method: prepared.alternate.method, civic: prepared.alternateSent } }
+            : {}),
           ...(record.alternateDropped ? { alternateDropped: true } : {}),
           pidf: content.pidf,
           contentId: content.contentId,

@@ -7,7 +7,10 @@ import { z } from 'zod';
 const sipUri = z.string().regex(/^sips?:[^\s<>"]+$/, 'must be a SIP URI like sip:192.0.2.10:5060');
 const headerName = z.string().regex(/^[A-Za-z0-9!%*_+`'~.-]+$/, 'must be a SIP header name');
 // A header value must not smuggle another header or a body in.
-const headerValue = z.string().max(1024).regex(/^[^\r\n\0]*$/, 'must be one line');
+const headerValue = z
+  .string()
+  .max(1024)
+  .regex(/^[^\r\n\0]*$/, 'must be one line');
 const regexSource = z.string().refine((s) => {
   try {
     new RegExp(s);
@@ -31,22 +34,30 @@ export const emergencySchema = z
           digits: z.string().regex(/^[0-9]{2,8}$/, 'must be 2-8 digits'),
           kind: z.enum(['emergency', 'test']),
           /** Service URN used when targetForm is 'urn'. */
-          urn: z.string().regex(/^urn:service:[a-z0-9.-]+$/i, 'must be a service URN like urn:service:sos').optional(),
+          urn: z
+            .string()
+            .regex(/^urn:service:[a-z0-9.-]+$/i, 'must be a service URN like urn:service:sos')
+            .optional(),
         }),
       )
       .min(1)
       .default(DEFAULT_EMERGENCY_NUMBERS),
     /** The site's outside-line prefix ("" for none): 9911 and 9933 are emergency calls too. */
-    outsideLinePrefix: z.string().regex(/^[0-9]{0,3}$/, 'must be 0-3 digits').default('9'),
+    outsideLinePrefix: z
+      .string()
+      .regex(/^[0-9]{0,3}$/, 'must be 0-3 digits')
+      .default('9'),
     /** 'number': sip:911@route; 'urn': <urn:service:sos> sent through the route. */
     targetForm: z.enum(['number', 'urn']).default('number'),
-    routes: z
-      .strictObject({ primary: sipUri.optional(), secondary: sipUri.optional(), fallback: sipUri.optional() })
-      .prefault({}),
+    routes: z.strictObject({ primary: sipUri.optional(), secondary: sipUri.optional(), fallback: sipUri.optional() }).prefault({}),
     /** No provisional response within this long: the next route. */
     failoverMs: z.number().int().min(100).max(60_000).default(2000),
     /** DND, forwarding and call waiting stay off this long after an emergency call; PSAP callbacks are answered first. */
-    suppressMinutes: z.number().min(0).max(24 * 60).default(30),
+    suppressMinutes: z
+      .number()
+      .min(0)
+      .max(24 * 60)
+      .default(30),
     extraHeaders: z.array(z.strictObject({ name: headerName, value: headerValue })).default([]),
     /** Other calls when an emergency call goes out: held (default) or ended. */
     activeCallPolicy: z.enum(['hold', 'end']).default('hold'),
@@ -54,11 +65,18 @@ export const emergencySchema = z
       .strictObject({
         /** PIDF-LO basicPolicy retransmission-allowed: a PSAP must pass the location on to responders. */
         retransmissionAllowed: z.boolean().default(true),
-        retentionHours: z.number().positive().max(24 * 365).optional(),
+        retentionHours: z
+          .number()
+          .positive()
+          .max(24 * 365)
+          .optional(),
         /** provided-by (RFC 6881 ED-41): who supplied the location. */
         providerName: z.string().min(1).max(128).default('e911-agent provisioning'),
         providerContact: z.string().max(256).optional(),
-        lang: z.string().regex(/^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$/).default('en'),
+        lang: z
+          .string()
+          .regex(/^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$/)
+          .default('en'),
       })
       .prefault({}),
   })
@@ -107,7 +125,12 @@ export const sipSchema = z
       })
       .optional(),
     tls: z
-      .strictObject({ caListFile: z.string().optional(), certFile: z.string().optional(), privateKeyFile: z.string().optional(), verifyServer: z.boolean().default(true) })
+      .strictObject({
+        caListFile: z.string().optional(),
+        certFile: z.string().optional(),
+        privateKeyFile: z.string().optional(),
+        verifyServer: z.boolean().default(true),
+      })
       .optional(),
     /**
      * ALSA capture and playback devices (default: ALSA's default device), or 'null'.

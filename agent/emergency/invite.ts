@@ -45,7 +45,11 @@ export interface PreparedInvite {
   cidDomain: string;
 }
 
-export function prepareInvite(o: { identity: CallerIdentity; pidf: PidfTemplate | null; extraHeaders: readonly SipHeader[] }): PreparedInvite {
+export function prepareInvite(o: {
+  identity: CallerIdentity;
+  pidf: PidfTemplate | null;
+  extraHeaders: readonly SipHeader[];
+}): PreparedInvite {
   const pai = paiHeader(o.identity);
   return {
     staticHeaders: [{ name: 'Priority', value: 'emergency' }, ...(pai ? [pai] : []), ...o.extraHeaders],
@@ -69,11 +73,7 @@ export function inviteContent(p: PreparedInvite, now: Date, uuid: string = rando
   const pidf = p.pidf.render(now);
   const contentId = `loc-${uuid}@${p.cidDomain}`;
   return {
-    headers: [
-      { name: 'Geolocation', value: `<cid:${contentId}>` },
-      { name: 'Geolocation-Routing', value: 'yes' },
-      ...p.staticHeaders,
-    ],
+    headers: [{ name: 'Geolocation', value: `<cid:${contentId}>` }, { name: 'Geolocation-Routing', value: 'yes' }, ...p.staticHeaders],
     parts: [{ contentType: PIDF_CONTENT_TYPE, body: pidf, headers: [{ name: 'Content-ID', value: `<${contentId}>` }] }],
     pidf,
     contentId,

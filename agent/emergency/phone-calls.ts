@@ -6,7 +6,15 @@
 import type { Logger } from '../../provisioning/common/log.js';
 import type { EventType } from '../../provisioning/protocol/messages.js';
 import type { AccountId, CallId, CallStateEvent, IncomingCallEvent, SoundDeviceEvent, VoiceStack } from '../../hal/voice/types.js';
-import { DEFAULT_FEATURES, incomingDecision, isLive, ordinaryDial, otherCallActions, type PhoneFeatures, type TrackedCall } from './priority.js';
+import {
+  DEFAULT_FEATURES,
+  incomingDecision,
+  isLive,
+  ordinaryDial,
+  otherCallActions,
+  type PhoneFeatures,
+  type TrackedCall,
+} from './priority.js';
 import { domainOf } from './sip-uri.js';
 import type { EmergencyConfig, SipConfig } from './config.js';
 
@@ -93,7 +101,8 @@ export class PhoneCalls {
   track(e: CallStateEvent): void {
     const tracked = this.calls.get(e.callId);
     if (tracked) tracked.state = e.state;
-    else if (e.state !== 'DISCONNECTED') this.calls.set(e.callId, { callId: e.callId, role: e.role, state: e.state, emergency: false, psapCallback: false });
+    else if (e.state !== 'DISCONNECTED')
+      this.calls.set(e.callId, { callId: e.callId, role: e.role, state: e.state, emergency: false, psapCallback: false });
   }
 
   /** A call is down: forgotten; a PSAP callback's end restarts the window. */
@@ -143,7 +152,13 @@ export class PhoneCalls {
   onIncoming(e: IncomingCallEvent, fromRoute: boolean): void {
     const others = [...this.calls.values()].filter((c) => c.callId !== e.callId);
     const decision = incomingDecision({ fromEmergencyRoute: fromRoute, suppressed: this.isSuppressed(), features: this.features, others });
-    const tracked: TrackedCall = { callId: e.callId, role: 'callee', state: 'INCOMING', emergency: false, psapCallback: decision.action === 'answer' };
+    const tracked: TrackedCall = {
+      callId: e.callId,
+      role: 'callee',
+      state: 'INCOMING',
+      emergency: false,
+      psapCallback: decision.action === 'answer',
+    };
     this.calls.set(e.callId, tracked);
     const voice = this.deps.voice!;
     const log = this.deps.log;
@@ -190,7 +205,13 @@ export class PhoneCalls {
     this.deps.log.error({ phase, reason, ...names, callRef }, 'sound device failed: calls go on without audio hardware');
     this.deps.later(() => {
       try {
-        this.deps.emitEvent('audio-device-failed', { phase, reason, ...names, ...(callRef ? { callRef } : {}), at: this.deps.now().toISOString() });
+        this.deps.emitEvent('audio-device-failed', {
+          phase,
+          reason,
+          ...names,
+          ...(callRef ? { callRef } : {}),
+          at: this.deps.now().toISOString(),
+        });
       } catch (err) {
         this.deps.log.error({ err }, 'could not record the audio-device-failed event');
       }

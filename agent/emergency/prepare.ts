@@ -49,7 +49,10 @@ export function prepareCall(i: PrepareInput): { prepared: PreparedCall; adjustme
   const callback = elinCallback ?? doc?.callback ?? null;
   const pidf = where
     ? new PidfTemplate(
-        [{ civic: where.civic, method: where.method, lang: loc.lang }, ...(alternate ? [{ civic: alternate.civic, method: alternate.method, lang: loc.lang }] : [])],
+        [
+          { civic: where.civic, method: where.method, lang: loc.lang },
+          ...(alternate ? [{ civic: alternate.civic, method: alternate.method, lang: loc.lang }] : []),
+        ],
         {
           entity: callback ? `tel:${callback}` : `urn:uuid:${uuidFromName(i.deviceId)}`,
           deviceId,
@@ -60,10 +63,17 @@ export function prepareCall(i: PrepareInput): { prepared: PreparedCall; adjustme
       )
     : null;
   const invite = (p: PidfTemplate | null) =>
-    prepareInvite({ identity: { callback, displayName: doc?.displayName ?? null, domain: i.domain }, pidf: p, extraHeaders: i.emergency.extraHeaders as SipHeader[] });
+    prepareInvite({
+      identity: { callback, displayName: doc?.displayName ?? null, domain: i.domain },
+      pidf: p,
+      extraHeaders: i.emergency.extraHeaders as SipHeader[],
+    });
   const prepared: PreparedCall = {
     invite: invite(pidf),
-    oneLocation: alternate && pidf && where ? invite(new PidfTemplate({ civic: where.civic, method: where.method, lang: loc.lang }, pidf.options)) : null,
+    oneLocation:
+      alternate && pidf && where
+        ? invite(new PidfTemplate({ civic: where.civic, method: where.method, lang: loc.lang }, pidf.options))
+        : null,
     address: i.address,
     where,
     alternate,

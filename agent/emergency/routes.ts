@@ -9,7 +9,16 @@ import { transportOf, type TransportKind } from '../../hal/voice/types.js';
 import type { AccountId, IncomingCallEvent, VoiceStack, VoiceStartOptions } from '../../hal/voice/types.js';
 import type { Timers } from './dial-plan.js';
 import type { EmergencyConfig, SipConfig } from './config.js';
-import { isTlsRoute, needsResolution, normAddress, normHost, parseRoute, withAddress, type RouteName, type RouteTarget } from './sip-uri.js';
+import {
+  isTlsRoute,
+  needsResolution,
+  normAddress,
+  normHost,
+  parseRoute,
+  withAddress,
+  type RouteName,
+  type RouteTarget,
+} from './sip-uri.js';
 
 const ROUTE_NAMES: RouteName[] = ['primary', 'secondary', 'fallback'];
 const INCOMING_HEADERS = ['From', 'To', 'Call-ID', 'Contact'];
@@ -89,7 +98,11 @@ export class EmergencyRoutes {
           // Kept by name (the certificate is checked against it); its address only tells a PSAP callback.
           await lookup(r.host).then(
             (a) => this.tlsAddresses.set(r.name, a),
-            (err) => this.deps.log.warn({ err, route: r.name, host: r.host }, 'cannot resolve the TLS emergency route: its callbacks are not recognised until it resolves'),
+            (err) =>
+              this.deps.log.warn(
+                { err, route: r.name, host: r.host },
+                'cannot resolve the TLS emergency route: its callbacks are not recognised until it resolves',
+              ),
           );
           return r;
         }
@@ -98,7 +111,12 @@ export class EmergencyRoutes {
           return withAddress(r, await lookup(r.host));
         } catch (err) {
           const known = this.current.find((x) => x.name === r.name);
-          this.deps.log.warn({ err, route: r.name, host: r.host }, known !== r ? 'cannot resolve the emergency route: keeping its last address' : 'cannot resolve the emergency route: pjsip will resolve it at call time');
+          this.deps.log.warn(
+            { err, route: r.name, host: r.host },
+            known !== r
+              ? 'cannot resolve the emergency route: keeping its last address'
+              : 'cannot resolve the emergency route: pjsip will resolve it at call time',
+          );
           return known ?? r;
         }
       }),
@@ -130,10 +148,13 @@ export class EmergencyRoutes {
   /** Runs refresh after the resolve interval, when some route has a name to resolve. */
   schedule(refresh: () => void): void {
     if (!this.configured.some(needsResolution)) return;
-    this.timer = this.deps.timers.setTimeout(() => {
-      this.timer = null;
-      refresh();
-    }, this.deps.resolveEveryMs ?? 5 * 60_000);
+    this.timer = this.deps.timers.setTimeout(
+      () => {
+        this.timer = null;
+        refresh();
+      },
+      this.deps.resolveEveryMs ?? 5 * 60_000,
+    );
     (this.timer as { unref?: () => void }).unref?.();
   }
 
@@ -152,7 +173,8 @@ export class EmergencyRoutes {
     if (!e.sourceAddress) return false;
     const source = normAddress(e.sourceAddress);
     return this.current.some((r) => {
-      if (isTlsRoute(r)) return e.transport === 'tls' && e.tlsVerified === true && normAddress(this.tlsAddresses.get(r.name) ?? '') === source;
+      if (isTlsRoute(r))
+        return e.transport === 'tls' && e.tlsVerified === true && normAddress(this.tlsAddresses.get(r.name) ?? '') === source;
       return isIP(normHost(r.host)) !== 0 && normAddress(r.host) === source;
     });
   }

@@ -78,7 +78,11 @@ export class BeginFile implements BeginSink {
     try {
       bytes = readFileSync(this.file);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.error({ err, file: this.file }, 'emergency begin file unreadable: events begun before a crash, if any, are not recovered from it');
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.log.error(
+          { err, file: this.file },
+          'emergency begin file unreadable: events begun before a crash, if any, are not recovered from it',
+        );
     }
     let end = bytes.length;
     while (end > 0 && bytes[end - 1] === 0) end--;
@@ -86,7 +90,10 @@ export class BeginFile implements BeginSink {
     this.leftoverEvents = parseLines(bytes.subarray(0, end).toString('utf8'));
     this.torn = end > 0 && bytes[end - 1] !== 0x0a;
     if (this.leftoverEvents.unreadable > 0) {
-      this.log.error({ file: this.file, unreadable: this.leftoverEvents.unreadable }, 'emergency begin file: unreadable lines skipped (a write cut short: its INVITE never left)');
+      this.log.error(
+        { file: this.file, unreadable: this.leftoverEvents.unreadable },
+        'emergency begin file: unreadable lines skipped (a write cut short: its INVITE never left)',
+      );
     }
     try {
       mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o750 });
@@ -108,7 +115,8 @@ export class BeginFile implements BeginSink {
       written = writeSync(this.fd, line, 0, bytes, this.pos);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'unknown';
-      if (code !== this.lastError) this.log.error({ err, file: this.file }, 'emergency begin file not written: the event goes to the store before the INVITE');
+      if (code !== this.lastError)
+        this.log.error({ err, file: this.file }, 'emergency begin file not written: the event goes to the store before the INVITE');
       this.lastError = code;
       return false;
     }
@@ -116,7 +124,11 @@ export class BeginFile implements BeginSink {
       // Part of the line is there: it will not parse, and the next line must not run on from it.
       this.pos += written;
       this.torn = true;
-      if (this.lastError !== 'short') this.log.error({ file: this.file, written, bytes }, 'emergency begin file: short write (disk full?): the event goes to the store before the INVITE');
+      if (this.lastError !== 'short')
+        this.log.error(
+          { file: this.file, written, bytes },
+          'emergency begin file: short write (disk full?): the event goes to the store before the INVITE',
+        );
       this.lastError = 'short';
       return false;
     }

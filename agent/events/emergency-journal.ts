@@ -121,7 +121,9 @@ export class StoreEmergencyJournal implements EmergencyJournal {
     const begun = this.open.get(id);
     this.open.delete(id);
     // Same id and timestamp as the first write: the server sees one event.
-    const event: EventPayload = begun ? { ...begun.first, data: { ...data, recorded: 'complete' } } : { ...this.deps.newEvent(type, data), id };
+    const event: EventPayload = begun
+      ? { ...begun.first, data: { ...data, recorded: 'complete' } }
+      : { ...this.deps.newEvent(type, data), id };
     this.pending.set(id, event);
     this.write(id, event);
     this.prepare();
@@ -175,7 +177,10 @@ export class StoreEmergencyJournal implements EmergencyJournal {
         store.enqueue(this.deps.newEvent('store-incident', { at: new Date().toISOString(), reason, unreadableLines: unreadable }));
       }
     } catch (err) {
-      this.deps.log.error({ err, events: events.length }, 'emergency events begun before the agent stopped could not be moved to the outbox yet');
+      this.deps.log.error(
+        { err, events: events.length },
+        'emergency events begun before the agent stopped could not be moved to the outbox yet',
+      );
       this.deps.onHeld?.();
       return false;
     }
@@ -194,7 +199,10 @@ export class StoreEmergencyJournal implements EmergencyJournal {
       store.completeEmergencyEvent(event);
       this.pending.delete(id);
     } catch (err) {
-      this.deps.log.error({ err, eventId: id, held: this.pending.size }, 'emergency event not stored: kept in memory until the store is back');
+      this.deps.log.error(
+        { err, eventId: id, held: this.pending.size },
+        'emergency event not stored: kept in memory until the store is back',
+      );
       this.deps.onHeld?.();
       return false;
     }

@@ -155,7 +155,10 @@ export class FrontPanel {
     };
   }
 
-  runDiagnostics(trigger: 'keypad' | 'cli' | 'server', testCall: Parameters<Diagnostics['run']>[0]['testCall']): Promise<DiagnosticsReport> {
+  runDiagnostics(
+    trigger: 'keypad' | 'cli' | 'server',
+    testCall: Parameters<Diagnostics['run']>[0]['testCall'],
+  ): Promise<DiagnosticsReport> {
     if (!this.diagnostics.busy) this.ui?.diagnosticsRunning();
     return this.diagnostics.run({ trigger, testCall });
   }
@@ -163,7 +166,10 @@ export class FrontPanel {
   registerControl(control: ControlServer): void {
     control.register('diag', async (args) => {
       if (args.last === true) return this.deps.store.lastDiagnostics();
-      return this.runDiagnostics('cli', args.noCall === true ? { none: true } : { place: true, hangUpWhenAnswered: args.keepCall !== true });
+      return this.runDiagnostics(
+        'cli',
+        args.noCall === true ? { none: true } : { place: true, hangUpWhenAnswered: args.keepCall !== true },
+      );
     });
   }
 

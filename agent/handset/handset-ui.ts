@@ -4,9 +4,7 @@
 // top one is drawn, wrapped to the display and scrollable with up/down.
 import type { Logger } from '../../provisioning/common/log.js';
 import type { StoredAddress } from '../store/store.js';
-import {
-  isKeypadKey, type Alerts, type FunctionKey, type Handset, type Key, type LedMode,
-} from '../../hal/handset.js';
+import { isKeypadKey, type Alerts, type FunctionKey, type Handset, type Key, type LedMode } from '../../hal/handset.js';
 import { formatAddressLines } from '../../provisioning/protocol/address.js';
 import { noticeLines, type EmergencyNotice } from './notice.js';
 
@@ -83,7 +81,14 @@ export class HandsetUi implements Alerts {
 
   raise(alert: { id: string; lines: readonly string[]; led?: LedMode; onKey?: (key: FunctionKey) => boolean }): void {
     const id = `alert:${alert.id}`;
-    this.put({ id, priority: PRIORITY.alert, lines: alert.lines, scroll: this.screens.get(id)?.scroll ?? 0, led: alert.led ?? 'blink-slow', ...(alert.onKey ? { onKey: alert.onKey } : {}) });
+    this.put({
+      id,
+      priority: PRIORITY.alert,
+      lines: alert.lines,
+      scroll: this.screens.get(id)?.scroll ?? 0,
+      led: alert.led ?? 'blink-slow',
+      ...(alert.onKey ? { onKey: alert.onKey } : {}),
+    });
   }
 
   clear(id: string): void {
@@ -165,7 +170,13 @@ export class HandsetUi implements Alerts {
     }
     this.deps.handset.stopTone();
     if (!out) {
-      this.put({ id: 'dial', priority: PRIORITY.dial, lines: ['CANNOT PLACE CALLS', 'This phone has no call path: dial 911 from another phone'], scroll: 0, led: 'blink-fast' });
+      this.put({
+        id: 'dial',
+        priority: PRIORITY.dial,
+        lines: ['CANNOT PLACE CALLS', 'This phone has no call path: dial 911 from another phone'],
+        scroll: 0,
+        led: 'blink-fast',
+      });
       return;
     }
     this.outcome(out);
@@ -174,25 +185,44 @@ export class HandsetUi implements Alerts {
   private outcome(out: KeypadOutcome): void {
     switch (out.kind) {
       case 'pending':
-        this.put({ id: 'dial', priority: PRIORITY.dial, lines: [`Dial: ${out.collected ?? ''}`], scroll: 0, onKey: (k) => k === 'cancel' && this.cancelDialing() });
+        this.put({
+          id: 'dial',
+          priority: PRIORITY.dial,
+          lines: [`Dial: ${out.collected ?? ''}`],
+          scroll: 0,
+          onKey: (k) => k === 'cancel' && this.cancelDialing(),
+        });
         return;
       case 'emergency': {
         this.remove('dial');
         const sent = out.locationSent ?? this.deps.address()?.doc.civic;
         const lines = out.placed
-          ? [`CALLING ${out.number ?? '911'}`, ...(sent ? ['Location sent:', ...formatAddressLines(sent)] : ['NO ADDRESS ON FILE', 'Tell the call taker where you are'])]
+          ? [
+              `CALLING ${out.number ?? '911'}`,
+              ...(sent ? ['Location sent:', ...formatAddressLines(sent)] : ['NO ADDRESS ON FILE', 'Tell the call taker where you are']),
+            ]
           : [`${out.dialed ?? '911'} CALL FAILED`, out.error ?? 'unknown error', 'Use another phone'];
         this.put({ id: 'call', priority: PRIORITY.emergencyCall, lines, scroll: 0, led: 'blink-fast' });
         return;
       }
       case 'test':
         this.remove('dial');
-        this.put({ id: 'call', priority: PRIORITY.testCall, lines: out.placed ? [`TEST CALL ${out.number ?? '933'}`] : ['TEST CALL FAILED', out.error ?? ''], scroll: 0 });
+        this.put({
+          id: 'call',
+          priority: PRIORITY.testCall,
+          lines: out.placed ? [`TEST CALL ${out.number ?? '933'}`] : ['TEST CALL FAILED', out.error ?? ''],
+          scroll: 0,
+        });
         if (out.placed && out.callRef) this.deps.onTestCall?.(out.callRef);
         return;
       case 'ordinary':
         this.remove('dial');
-        this.put({ id: 'call', priority: PRIORITY.testCall, lines: out.placed ? [`Calling ${out.target ?? out.dialed ?? ''}`] : ['Call not placed', out.reason ?? ''], scroll: 0 });
+        this.put({
+          id: 'call',
+          priority: PRIORITY.testCall,
+          lines: out.placed ? [`Calling ${out.target ?? out.dialed ?? ''}`] : ['Call not placed', out.reason ?? ''],
+          scroll: 0,
+        });
         return;
       default:
         this.put({ id: 'dial', priority: PRIORITY.dial, lines: [`Dial: ${out.dialed ?? ''}`, out.reason ?? 'invalid number'], scroll: 0 });
@@ -264,11 +294,18 @@ export class HandsetUi implements Alerts {
       const maxScroll = wrapped.length - body;
       if (top) top.scroll = Math.min(top.scroll, maxScroll);
       const from = top?.scroll ?? 0;
-      shown = [...wrapped.slice(from, from + body), `${from > 0 ? '^' : ' '}${from < maxScroll ? 'v more' : ' end'}${top?.onKey ? '  OK' : ''}`];
+      shown = [
+        ...wrapped.slice(from, from + body),
+        `${from > 0 ? '^' : ' '}${from < maxScroll ? 'v more' : ' end'}${top?.onKey ? '  OK' : ''}`,
+      ];
     }
     h.show(shown);
     const led = [...this.screens.values()].map((s) => s.led).filter((m): m is LedMode => m !== undefined);
-    h.setLed('alert', led.includes('blink-fast') ? 'blink-fast' : led.includes('on') ? 'on' : led.includes('blink-slow') ? 'blink-slow' : 'off', 'red');
+    h.setLed(
+      'alert',
+      led.includes('blink-fast') ? 'blink-fast' : led.includes('on') ? 'on' : led.includes('blink-slow') ? 'blink-slow' : 'off',
+      'red',
+    );
   }
 
   private idleLines(): string[] {

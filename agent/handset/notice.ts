@@ -50,7 +50,13 @@ export class EmergencyNotice {
     const hash = address?.hash ?? null;
     if (s && s.addressHash === hash) return;
     const now = (this.deps.now ?? (() => new Date()))().toISOString();
-    this.deps.store.saveNoticeShown({ addressHash: hash, addressVersion: address?.version ?? null, shownAt: now, acknowledgedAt: null, acknowledgedVia: null });
+    this.deps.store.saveNoticeShown({
+      addressHash: hash,
+      addressVersion: address?.version ?? null,
+      shownAt: now,
+      acknowledgedAt: null,
+      acknowledgedVia: null,
+    });
     this.deps.log.info({ addressVersion: address?.version ?? null }, 'emergency-services notice shown: waiting for the user');
     this.deps.onChange?.();
   }

@@ -6,7 +6,13 @@ import mqtt, { type IClientOptions, type MqttClient, type IPublishPacket } from 
 import type { Logger } from '../../provisioning/common/log.js';
 import type { AgentConfig } from '../config.js';
 import type { OutboxDrainer } from './outbox-drainer.js';
-import { decodePayload, MAX_LOCATIONS_PAYLOAD_BYTES, type PayloadOf, type TopicKind, type StatusPayload } from '../../provisioning/protocol/messages.js';
+import {
+  decodePayload,
+  MAX_LOCATIONS_PAYLOAD_BYTES,
+  type PayloadOf,
+  type TopicKind,
+  type StatusPayload,
+} from '../../provisioning/protocol/messages.js';
 import { parseTopic, topicFor, topicFilter } from '../../provisioning/protocol/topics.js';
 
 export type LinkState = 'stopped' | 'connecting' | 'online' | 'offline';

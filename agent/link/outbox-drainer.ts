@@ -89,7 +89,10 @@ export class OutboxDrainer {
     } catch (err) {
       if (!(err instanceof StoreError)) throw err;
       for (const id of ids) this.unremoved.add(id);
-      this.log.warn({ err: err.message, events: this.unremoved.size }, 'confirmed events cannot be removed from the outbox yet: trying again');
+      this.log.warn(
+        { err: err.message, events: this.unremoved.size },
+        'confirmed events cannot be removed from the outbox yet: trying again',
+      );
       if (!this.ackRetryTimer) {
         this.ackRetryTimer = setTimeout(() => {
           this.ackRetryTimer = null;
@@ -158,7 +161,10 @@ export class OutboxDrainer {
       // A full disk: kept for the next flush (from a timer, a throw here would stop the agent).
       if (!(err instanceof StoreError)) throw err;
       this.acked = [...seqs, ...this.acked];
-      this.log.warn({ err: err.message, events: this.acked.length }, 'delivered events cannot be removed from the outbox yet: trying again');
+      this.log.warn(
+        { err: err.message, events: this.acked.length },
+        'delivered events cannot be removed from the outbox yet: trying again',
+      );
       if (!this.flushTimer) {
         this.flushTimer = setTimeout(() => this.flushAcks(), ACK_RETRY_MS);
         // A retry never keeps a stopping agent alive (stop flushes once more, then closes).

@@ -49,12 +49,8 @@ export const CATYPES: readonly CaType[] = [
 ];
 
 export const BY_CATYPE: ReadonlyMap<number, CaType> = new Map(CATYPES.map((c) => [c.catype, c]));
-export const BY_LLDPD_NAME: ReadonlyMap<string, CaType> = new Map(
-  CATYPES.filter((c) => c.lldpd !== null).map((c) => [c.lldpd!, c]),
-);
-export const BY_ELEMENT: ReadonlyMap<CivicElement, CaType> = new Map(
-  CATYPES.filter((c) => c.element !== null).map((c) => [c.element!, c]),
-);
+export const BY_LLDPD_NAME: ReadonlyMap<string, CaType> = new Map(CATYPES.filter((c) => c.lldpd !== null).map((c) => [c.lldpd!, c]));
+export const BY_ELEMENT: ReadonlyMap<CivicElement, CaType> = new Map(CATYPES.filter((c) => c.element !== null).map((c) => [c.element!, c]));
 
 /** A civic address as decoded from CAtype elements, before RFC 5139 normalisation. */
 export interface CivicDecoded {

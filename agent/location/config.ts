@@ -34,7 +34,10 @@ export const networkSchema = z
     held: z
       .strictObject({
         /** The LIS's HELD URL; no URL, no HELD. */
-        url: z.string().regex(/^https?:\/\/\S+$/, 'must be an http(s) URL').optional(),
+        url: z
+          .string()
+          .regex(/^https?:\/\/\S+$/, 'must be an http(s) URL')
+          .optional(),
         responseTimeMs: z.number().int().min(100).max(30_000).default(DEFAULTS.held.responseTimeMs),
         refreshMs: z.number().int().min(10_000).default(DEFAULTS.held.refreshMs),
       })

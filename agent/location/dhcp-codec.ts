@@ -98,7 +98,15 @@ export function decodeGeoOption(bytes: Uint8Array): Decoded<GeoOption> {
 }
 
 /** For tests and the DHCP server config: RFC 6225 version 1 bytes. */
-export function encodeGeoOption(g: { latitude: number; longitude: number; altitude?: number; latUncCode?: number; lonUncCode?: number; altUncCode?: number; datum?: 1 | 2 | 3 }): Buffer {
+export function encodeGeoOption(g: {
+  latitude: number;
+  longitude: number;
+  altitude?: number;
+  latUncCode?: number;
+  lonUncCode?: number;
+  altUncCode?: number;
+  datum?: 1 | 2 | 3;
+}): Buffer {
   const fixed = (v: number, frac: number, bits: number) => BigInt.asUintN(bits, BigInt(Math.round(v * 2 ** frac)));
   let n = 0n;
   const put = (v: bigint, bits: number) => (n = (n << BigInt(bits)) | (v & ((1n << BigInt(bits)) - 1n)));

@@ -100,7 +100,9 @@ export class DhcpLocationReader extends EventEmitter<DhcpEvents> {
   }
 
   private async scan(): Promise<void> {
-    const names = (await readdir(this.dir).catch(() => [] as string[])).filter((n) => !n.startsWith('.') && !n.endsWith('.tmp') && this.watches(n)).sort();
+    const names = (await readdir(this.dir).catch(() => [] as string[]))
+      .filter((n) => !n.startsWith('.') && !n.endsWith('.tmp') && this.watches(n))
+      .sort();
     const found: DhcpLocation[] = [];
     for (const name of names) {
       const text = await readFile(path.join(this.dir, name), 'utf8').catch(() => null);

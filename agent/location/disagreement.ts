@@ -11,15 +11,48 @@ export { DEFAULT_LOCATION_POLICY, type LocationPolicy } from '../../provisioning
 export type ResponderField = 'street' | 'number' | 'city' | 'building' | 'floor';
 export const RESPONDER_FIELDS: readonly ResponderField[] = ['street', 'number', 'city', 'building', 'floor'];
 
-
 // USPS Publication 28 suffixes and directionals the field meets most, both ways to one form.
 const WORDS: Record<string, string> = {
-  street: 'st', str: 'st', avenue: 'ave', av: 'ave', avn: 'ave', drive: 'dr', drv: 'dr', road: 'rd',
-  boulevard: 'blvd', boul: 'blvd', lane: 'ln', court: 'ct', place: 'pl', parkway: 'pkwy', pky: 'pkwy',
-  highway: 'hwy', circle: 'cir', terrace: 'ter', square: 'sq', expressway: 'expy', freeway: 'fwy',
-  trail: 'trl', way: 'way', plaza: 'plz', center: 'ctr', centre: 'ctr', crescent: 'cres', alley: 'aly',
-  north: 'n', south: 's', east: 'e', west: 'w', northeast: 'ne', northwest: 'nw', southeast: 'se', southwest: 'sw',
-  saint: 'st', mount: 'mt', fort: 'ft', '&': 'and',
+  street: 'st',
+  str: 'st',
+  avenue: 'ave',
+  av: 'ave',
+  avn: 'ave',
+  drive: 'dr',
+  drv: 'dr',
+  road: 'rd',
+  boulevard: 'blvd',
+  boul: 'blvd',
+  lane: 'ln',
+  court: 'ct',
+  place: 'pl',
+  parkway: 'pkwy',
+  pky: 'pkwy',
+  highway: 'hwy',
+  circle: 'cir',
+  terrace: 'ter',
+  square: 'sq',
+  expressway: 'expy',
+  freeway: 'fwy',
+  trail: 'trl',
+  way: 'way',
+  plaza: 'plz',
+  center: 'ctr',
+  centre: 'ctr',
+  crescent: 'cres',
+  alley: 'aly',
+  north: 'n',
+  south: 's',
+  east: 'e',
+  west: 'w',
+  northeast: 'ne',
+  northwest: 'nw',
+  southeast: 'se',
+  southwest: 'sw',
+  saint: 'st',
+  mount: 'mt',
+  fort: 'ft',
+  '&': 'and',
 };
 const BUILDING_WORDS = new Set(['building', 'bldg', 'bld', 'bdg']);
 const FLOOR_WORDS = new Set(['floor', 'flr', 'fl', 'level', 'lvl']);
@@ -41,11 +74,20 @@ export function responderKey(c: CivicAddress): Partial<Record<ResponderField, st
   const out: Partial<Record<ResponderField, string>> = {};
   // A6 is the street in RFC 4776 when RD is absent (normalizeCivic does the same).
   const street = joined(c.PRD, c.RD ?? c.A6, c.STS, c.POD);
-  if (street) out.street = tokens(street).map((t) => WORDS[t] ?? t).join(' ');
+  if (street)
+    out.street = tokens(street)
+      .map((t) => WORDS[t] ?? t)
+      .join(' ');
   const number = joined(c.HNO, c.HNS);
   if (number) out.number = tokens(number).join('');
-  if (c.A3?.trim()) out.city = tokens(c.A3).map((t) => WORDS[t] ?? t).join(' ');
-  if (c.BLD?.trim()) out.building = tokens(c.BLD).filter((t) => !BUILDING_WORDS.has(t)).join(' ');
+  if (c.A3?.trim())
+    out.city = tokens(c.A3)
+      .map((t) => WORDS[t] ?? t)
+      .join(' ');
+  if (c.BLD?.trim())
+    out.building = tokens(c.BLD)
+      .filter((t) => !BUILDING_WORDS.has(t))
+      .join(' ');
   if (c.FLR?.trim()) {
     out.floor = tokens(c.FLR)
       .filter((t) => !FLOOR_WORDS.has(t))
@@ -64,10 +106,33 @@ export function disagreeingFields(network: CivicAddress, provisioned: CivicAddre
   const n = responderKey(network);
   const p = responderKey(provisioned);
   if (!n.street || !n.number) return [];
-  return RESPONDER_FIELDS.filter((f) => n[f] !== undefined && p[f] !== undefined && !(f === 'street' ? sameStreet(n[f]!, p[f]!) : n[f] === p[f]));
+  return RESPONDER_FIELDS.filter(
+    (f) => n[f] !== undefined && p[f] !== undefined && !(f === 'street' ? sameStreet(n[f]!, p[f]!) : n[f] === p[f]),
+  );
 }
 
-const SUFFIXES = new Set(['st', 'ave', 'dr', 'rd', 'blvd', 'ln', 'ct', 'pl', 'pkwy', 'hwy', 'cir', 'ter', 'sq', 'expy', 'fwy', 'trl', 'way', 'plz', 'cres', 'aly']);
+const SUFFIXES = new Set([
+  'st',
+  'ave',
+  'dr',
+  'rd',
+  'blvd',
+  'ln',
+  'ct',
+  'pl',
+  'pkwy',
+  'hwy',
+  'cir',
+  'ter',
+  'sq',
+  'expy',
+  'fwy',
+  'trl',
+  'way',
+  'plz',
+  'cres',
+  'aly',
+]);
 
 /** "main" is "main st" when one side gives no suffix at all; "main st" is not "main ave". */
 function sameStreet(a: string, b: string): boolean {

@@ -56,7 +56,11 @@ export class HeldPoller extends EventEmitter<{ update: [HeldAnswer | null] }> {
     this.inFlight = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    const r = await heldRequest({ url: this.opts.url, responseTimeMs: this.opts.responseTimeMs, ...(this.opts.fetch ? { fetch: this.opts.fetch } : {}) });
+    const r = await heldRequest({
+      url: this.opts.url,
+      responseTimeMs: this.opts.responseTimeMs,
+      ...(this.opts.fetch ? { fetch: this.opts.fetch } : {}),
+    });
     this.inFlight = false;
     if (this.stopped) return;
     try {
@@ -65,7 +69,8 @@ export class HeldPoller extends EventEmitter<{ update: [HeldAnswer | null] }> {
         this.set({ ...r, url: this.opts.url });
       } else {
         // A LIS that says it cannot locate us withdraws its old answer; a transport error keeps it.
-        if (this.lastError?.code !== r.code) this.opts.log.warn({ code: r.code, message: r.message, url: this.opts.url }, 'HELD request failed');
+        if (this.lastError?.code !== r.code)
+          this.opts.log.warn({ code: r.code, message: r.message, url: this.opts.url }, 'HELD request failed');
         this.lastError = { code: r.code, message: r.message };
         if (r.code === 'notLocatable' || r.code === 'locationUnknown') this.set(null);
       }

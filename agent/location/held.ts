@@ -36,7 +36,9 @@ export function parseHeldResponse(body: string): HeldResult {
     return { ok: false, code: root.attrs.code ?? 'generalLisError', message: child(root, HELD_NS, 'message')?.text.trim() ?? '' };
   }
   if (root.name !== 'locationResponse') return { ok: false, code: 'badResponse', message: `unexpected <${root.name}>` };
-  const uris = findAll(root, HELD_NS, 'locationURI').map((u) => u.text.trim()).filter(Boolean);
+  const uris = findAll(root, HELD_NS, 'locationURI')
+    .map((u) => u.text.trim())
+    .filter(Boolean);
   let civic: CivicAddress | null = null;
   let geo: GeoPoint | null = null;
   let method: string | null = null;

@@ -16,7 +16,13 @@
 // the newest waits (a retained topic is state: the older ones are superseded).
 import type { Logger } from '../../provisioning/common/log.js';
 import type { LocationsDocument } from '../../provisioning/protocol/locations.js';
-import { cutParts, type AppliedLocations, type LocationsHead, type LocationsRejectCode, type VerifiedLocations } from './locations-verify.js';
+import {
+  cutParts,
+  type AppliedLocations,
+  type LocationsHead,
+  type LocationsRejectCode,
+  type VerifiedLocations,
+} from './locations-verify.js';
 import type { LocationsVerifier } from './locations-verifier.js';
 import { CompactLocationsBuilder, type CompactLocations } from './locations-view.js';
 
@@ -137,7 +143,8 @@ export class LocationsBook {
     if (!v.ok) return this.reject(v.code, v.reason);
     if (v.result === 'unchanged') return { result: 'unchanged', version: v.version };
     const floor = store.replayFloor?.('locations') ?? 0;
-    if (!before && v.version < floor) return this.reject('stale-version', `version ${v.version} is older than ${floor}, applied before the store was reset`);
+    if (!before && v.version < floor)
+      return this.reject('stale-version', `version ${v.version} is older than ${floor}, applied before the store was reset`);
     // Past every generation in the store, not only the current one: after a failed load the
     // current one is unknown, and reusing a stored generation would mix its parts with ours.
     const gen = this.highestGen() + 1;
@@ -155,7 +162,10 @@ export class LocationsBook {
     this.applied = { version: v.version, hash: v.hash, gen, parts: v.parts.length };
     store.raiseReplayFloor?.('locations', v.version);
     this.doc = built.finish(v.head);
-    log.info({ version: v.version, locations: v.count, parts: v.parts.length, recommendations: v.head.recommendations }, 'locations applied');
+    log.info(
+      { version: v.version, locations: v.count, parts: v.parts.length, recommendations: v.head.recommendations },
+      'locations applied',
+    );
     // After the switch the push is applied whatever happens to the old parts: rows left
     // over are removed at the next load.
     if (before && before.gen > 0) {

@@ -38,8 +38,14 @@ export type VerifiedLocations =
 /** Size of one stored part: parsing or writing one takes well under a millisecond on x86-64. */
 export const PART_BYTES = 64 * 1024;
 
-export function verifyLocationsPush(payload: Uint8Array | string, ctx: { deviceId: string; serverKey: KeyObject; current: AppliedLocations | null }): VerifiedLocations {
-  const d = decodePayload('locations/set', typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+export function verifyLocationsPush(
+  payload: Uint8Array | string,
+  ctx: { deviceId: string; serverKey: KeyObject; current: AppliedLocations | null },
+): VerifiedLocations {
+  const d = decodePayload(
+    'locations/set',
+    typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+  );
   if (!d.ok) return { ok: false, code: d.code, reason: d.reason };
   const { doc, sig } = d.value;
   // One canonical form for both the signature and the hash (it is the costly step).
@@ -53,10 +59,12 @@ export function verifyLocationsPush(payload: Uint8Array | string, ctx: { deviceI
   if (!/^[A-Za-z0-9_-]{86}$/.test(sig) || !verify(null, bytes, ctx.serverKey, Buffer.from(sig, 'base64url'))) {
     return { ok: false, code: 'bad-signature', reason: 'signature does not verify against the provisioned server key' };
   }
-  if (doc.deviceId !== ctx.deviceId) return { ok: false, code: 'wrong-device', reason: `document is for ${doc.deviceId}, this phone is ${ctx.deviceId}` };
+  if (doc.deviceId !== ctx.deviceId)
+    return { ok: false, code: 'wrong-device', reason: `document is for ${doc.deviceId}, this phone is ${ctx.deviceId}` };
   const hash = createHash('sha256').update(bytes).digest('hex');
   const cur = ctx.current;
-  if (cur && doc.version < cur.version) return { ok: false, code: 'stale-version', reason: `version ${doc.version} is older than applied ${cur.version}` };
+  if (cur && doc.version < cur.version)
+    return { ok: false, code: 'stale-version', reason: `version ${doc.version} is older than applied ${cur.version}` };
   if (cur && hash === cur.hash) return { ok: true, result: 'unchanged', version: doc.version, hash };
   const { locations, ...head } = doc;
   return { ok: true, result: 'apply', version: doc.version, hash, head, count: locations.length, parts: cutParts(locations) };

@@ -72,7 +72,8 @@ export class CompactLocationsBuilder {
       for (const r of c.rules) this.rules.push(r.v6 ? 1 : 0, r.words[0], r.words[1], r.words[2], r.words[3], r.prefix, index);
       // One line per switch rule: "\n<chassis JSON>\t<port JSON or *>\t<index>". JSON never
       // holds a raw tab or newline, so a chassis is found by its line start, exactly.
-      for (const sp of c.switches) switches += `\n${JSON.stringify(sp.chassisId)}\t${sp.portId === undefined ? '*' : JSON.stringify(sp.portId)}\t${index}`;
+      for (const sp of c.switches)
+        switches += `\n${JSON.stringify(sp.chassisId)}\t${sp.portId === undefined ? '*' : JSON.stringify(sp.portId)}\t${index}`;
     }
     this.parts.push(text);
     this.starts.push(this.count);

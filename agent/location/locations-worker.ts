@@ -23,7 +23,11 @@ const serverKey = publicKeyFromText(setup.serverPublicKey);
 parentPort!.on('message', (req: WorkerRequest) => {
   let reply: WorkerReply;
   try {
-    reply = { id: req.id, outcome: verifyLocationsPush(req.payload, { deviceId: setup.deviceId, serverKey, current: req.current }), ...(niceRefused ? { niceRefused } : {}) };
+    reply = {
+      id: req.id,
+      outcome: verifyLocationsPush(req.payload, { deviceId: setup.deviceId, serverKey, current: req.current }),
+      ...(niceRefused ? { niceRefused } : {}),
+    };
   } catch (err) {
     // A bug here must answer, or the push would wait for ever; the main thread reports it.
     reply = { id: req.id, error: (err as Error).stack ?? String(err) };

@@ -43,7 +43,10 @@ export function parseAddress(text: string): { v6: boolean; words: Words } | null
   const t = tail ? tail.split(':') : [];
   const groups = tail === null ? h : [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t];
   const g = groups.map((x) => parseInt(x, 16));
-  return { v6: true, words: [((g[0]! << 16) | g[1]!) >>> 0, ((g[2]! << 16) | g[3]!) >>> 0, ((g[4]! << 16) | g[5]!) >>> 0, ((g[6]! << 16) | g[7]!) >>> 0] };
+  return {
+    v6: true,
+    words: [((g[0]! << 16) | g[1]!) >>> 0, ((g[2]! << 16) | g[3]!) >>> 0, ((g[4]! << 16) | g[5]!) >>> 0, ((g[6]! << 16) | g[7]!) >>> 0],
+  };
 }
 
 function inRule(r: Rule, w: Words): boolean {
@@ -55,7 +58,7 @@ export function inPrefix(v6: boolean, prefix: number, net: (i: number) => number
   let bits = prefix;
   for (let i = v6 ? 0 : 3; i < 4 && bits > 0; i++, bits -= 32) {
     const mask = bits >= 32 ? 0xffffffff : (0xffffffff << (32 - bits)) >>> 0;
-    if (((w[i]! & mask) >>> 0) !== ((net(i) & mask) >>> 0)) return false;
+    if ((w[i]! & mask) >>> 0 !== (net(i) & mask) >>> 0) return false;
   }
   return true;
 }
@@ -85,7 +88,10 @@ export function compileRules(loc: RecommendedLocation): Rules {
     if (!Number.isInteger(prefix) || prefix < 0 || prefix > max || (bits !== undefined && !/^\d+$/.test(bits))) continue;
     rules.push({ v6: addr.v6, words: addr.words, prefix });
   }
-  const switches = (loc.switchPorts ?? []).map((sp) => ({ chassisId: norm(sp.chassisId), portId: sp.portId === undefined ? undefined : norm(sp.portId) }));
+  const switches = (loc.switchPorts ?? []).map((sp) => ({
+    chassisId: norm(sp.chassisId),
+    portId: sp.portId === undefined ? undefined : norm(sp.portId),
+  }));
   return { rules, switches };
 }
 
@@ -119,4 +125,3 @@ export function matchesNetwork(loc: RecommendedLocation, facts: NetworkFacts): b
 export function hasRules(loc: RecommendedLocation): boolean {
   return loc.cidrs.length > 0 || (loc.switchPorts?.length ?? 0) > 0;
 }
-

@@ -60,14 +60,31 @@ export class LocationParts {
         ? new SimNetwork(hostStillSnapshot())
         : new NetworkWatcher({ host, log: netLog, interfaces: config.interfaces, debounceMs: config.debounceMs }));
     this.lldp = config.lldp.enabled
-      ? new LldpAgent({ host, log: named(log, 'lldp'), socketPath: config.lldp.socketPath, runDaemon: config.lldp.runDaemon, interfaces: config.interfaces.filter((i) => !i.endsWith('*')) })
+      ? new LldpAgent({
+          host,
+          log: named(log, 'lldp'),
+          socketPath: config.lldp.socketPath,
+          runDaemon: config.lldp.runDaemon,
+          interfaces: config.interfaces.filter((i) => !i.endsWith('*')),
+        })
       : null;
-    this.dhcp = config.dhcp.enabled ? new DhcpLocationReader(host.dhcpLocationDir, interfaceFilter(config.interfaces), named(log, 'dhcp')) : null;
+    this.dhcp = config.dhcp.enabled
+      ? new DhcpLocationReader(host.dhcpLocationDir, interfaceFilter(config.interfaces), named(log, 'dhcp'))
+      : null;
     this.held = config.held.url
-      ? new HeldPoller({ url: config.held.url, responseTimeMs: config.held.responseTimeMs, refreshMs: config.held.refreshMs, log: named(log, 'held') })
+      ? new HeldPoller({
+          url: config.held.url,
+          responseTimeMs: config.held.responseTimeMs,
+          refreshMs: config.held.refreshMs,
+          log: named(log, 'held'),
+        })
       : null;
     // Each location's rules are compiled into the book's index as its part arrives, not all at once at the next check.
-    this.book = new LocationsBook({ store: deps.store, log: named(log, 'locations'), verifier: deps.locationsVerifier ?? new InlineLocationsVerifier({ deviceId: deps.deviceId, serverKey: deps.serverKey }) });
+    this.book = new LocationsBook({
+      store: deps.store,
+      log: named(log, 'locations'),
+      verifier: deps.locationsVerifier ?? new InlineLocationsVerifier({ deviceId: deps.deviceId, serverKey: deps.serverKey }),
+    });
     const alertLog = named(log, 'alerts');
     this.service = new LocationService({
       log: named(log, 'location'),

@@ -55,7 +55,11 @@ export function asView(source: LocationsDocument | LocationsView | null): Locati
  * The assigned location is the push's assignedLocationId, else the one whose code
  * is the provisioned address's locationCode.
  */
-export function assess(source: LocationsDocument | LocationsView | null, facts: NetworkFacts, addressLocationCode: string | null): Assessment {
+export function assess(
+  source: LocationsDocument | LocationsView | null,
+  facts: NetworkFacts,
+  addressLocationCode: string | null,
+): Assessment {
   const none = { assigned: null, matches: [], choices: 'none' as const, choiceCount: 0 };
   const view = asView(source);
   if (!view) return { status: 'off', ...none, reason: 'no locations pushed' };
@@ -77,7 +81,8 @@ export function assess(source: LocationsDocument | LocationsView | null, facts: 
     return { status: 'mismatch', assigned, matches, ...offerMatches, reason: 'the network matches other locations' };
   }
   if (!assigned) {
-    if (view.count === 0) return { status: 'unknown', assigned, matches, choices: 'none', choiceCount: 0, reason: 'the account has no locations' };
+    if (view.count === 0)
+      return { status: 'unknown', assigned, matches, choices: 'none', choiceCount: 0, reason: 'the account has no locations' };
     return { status: 'mismatch', assigned, matches, ...all, reason: 'no location is assigned' };
   }
   if (hasRules(assigned)) {

@@ -235,7 +235,9 @@ export class LocationService {
     let second: RankedLocation | null = null;
     if (d && first && (d.chosen === 'network' || d.chosen === 'provisioned')) {
       const other = d.chosen === 'network' ? 'provisioned' : d.network.source;
-      const found = this.ranked.find((l) => l.kind === 'civic' && l.source === other && (other === 'provisioned' || l.origin.iface === d.network.origin.iface));
+      const found = this.ranked.find(
+        (l) => l.kind === 'civic' && l.source === other && (other === 'provisioned' || l.origin.iface === d.network.origin.iface),
+      );
       second = found ? { ...found, ageMs: Math.max(0, this.now() - found.observedAt) } : null;
     }
     return { first, second, elin: this.elinValue };
@@ -245,7 +247,8 @@ export class LocationService {
   pick(which: 'network' | 'provisioned'): Disagreement {
     const d = this.disagreementNow;
     if (!d) throw Object.assign(new Error('the network and the provisioned address agree: nothing to pick'), { code: 'no-disagreement' });
-    if (d.policy !== 'ask-user') throw Object.assign(new Error(`the account's policy is ${d.policy}: the phone does not ask`), { code: 'policy' });
+    if (d.policy !== 'ask-user')
+      throw Object.assign(new Error(`the account's policy is ${d.policy}: the phone does not ask`), { code: 'policy' });
     this.userPick = { key: d.key, pick: which };
     this.deps.store.recordObservation('disagreement-pick', `${d.key}|${which}`, { ...this.userPick, at: this.now() });
     this.deps.log.info({ pick: which, policy: d.policy }, 'the user picked which address a 911 call sends');
@@ -346,7 +349,9 @@ export class LocationService {
     const confirmed = idOrCurrent === 'current';
     const loc = confirmed ? a.assigned : doc.findFirst(idOrCurrent, (l) => l.id === idOrCurrent || l.code === idOrCurrent);
     if (!loc) {
-      throw Object.assign(new Error(confirmed ? 'no location is assigned to confirm' : `unknown location ${idOrCurrent}`), { code: 'unknown-location' });
+      throw Object.assign(new Error(confirmed ? 'no location is assigned to confirm' : `unknown location ${idOrCurrent}`), {
+        code: 'unknown-location',
+      });
     }
     const choice: Choice = {
       attachment: this.attachmentKey(),
@@ -404,7 +409,12 @@ export class LocationService {
       gw4: snap?.gateway4 ? `${snap.gateway4.address}/${snap.gateway4.mac ?? ''}` : null,
       gw6: snap?.gateway6?.address ?? null,
       sw: (this.deps.lldp?.neighbors() ?? []).map((n) => `${n.chassisId}/${n.portId}`).sort(),
-      v4: snap ? snapshotAddresses(snap).filter((a) => a.family === 'IPv4').map((a) => `${a.address}/${a.prefix}`).sort() : [],
+      v4: snap
+        ? snapshotAddresses(snap)
+            .filter((a) => a.family === 'IPv4')
+            .map((a) => `${a.address}/${a.prefix}`)
+            .sort()
+        : [],
     });
   }
 
@@ -426,7 +436,11 @@ export class LocationService {
       // The user has answered for this attachment: confirmed the assigned location,
       // or picked one the server has not pushed back yet. Do not ask again.
       if (choice.confirmed ? choice.locationId === a.assigned?.id : choice.locationId !== a.assigned?.id) {
-        a = { ...a, status: 'confirmed', reason: choice.confirmed ? 'the user confirmed the assigned location here' : 'the user picked a location here' };
+        a = {
+          ...a,
+          status: 'confirmed',
+          reason: choice.confirmed ? 'the user confirmed the assigned location here' : 'the user picked a location here',
+        };
       }
     }
     if (choice && !choice.confirmed && a.assigned?.id === choice.locationId) {
@@ -479,7 +493,14 @@ export class LocationService {
   }
 
   private choiceView(l: RecommendedLocation, matchIds: Set<string>, assignedId: string | null): LocationChoiceView {
-    return { id: l.id, code: l.code, name: l.name, lines: formatAddressLines(l.civic), matches: matchIds.has(l.id), assigned: l.id === assignedId };
+    return {
+      id: l.id,
+      code: l.code,
+      name: l.name,
+      lines: formatAddressLines(l.civic),
+      matches: matchIds.has(l.id),
+      assigned: l.id === assignedId,
+    };
   }
 
   /** Keeps a stable observedAt per value: the time it was first seen in this form. */
@@ -524,15 +545,38 @@ export class LocationService {
       if (!n.med) continue;
       const civic = n.med.civic ? civicFromLldpd(n.med.civic).civic : null;
       const c = n.med.coordinates;
-      const geo = c ? { latitude: c.latitude, longitude: c.longitude, altitude: c.altitudeUnit === 'm' ? c.altitude : null, radius: null, datum: c.datum ?? 'WGS84' } : null;
+      const geo = c
+        ? {
+            latitude: c.latitude,
+            longitude: c.longitude,
+            altitude: c.altitudeUnit === 'm' ? c.altitude : null,
+            radius: null,
+            datum: c.datum ?? 'WGS84',
+          }
+        : null;
       if (n.med.elin && !this.elinValue) this.elinValue = n.med.elin;
       if (!civic && !geo) continue;
       const origin = { iface: n.iface, chassisId: n.chassisId, portId: n.portId };
-      out.push({ source: 'lldp-med', method: 'LLDP-MED', civic, geo, observedAt: this.observed(`lldp:${n.iface}#${n.rid}`, [origin, civic, geo]), origin });
+      out.push({
+        source: 'lldp-med',
+        method: 'LLDP-MED',
+        civic,
+        geo,
+        observedAt: this.observed(`lldp:${n.iface}#${n.rid}`, [origin, civic, geo]),
+        origin,
+      });
     }
     for (const d of this.deps.dhcp?.locations() ?? []) {
       const g = d.geo;
-      const geo = g ? { latitude: g.latitude, longitude: g.longitude, altitude: g.altitudeType === 'm' ? g.altitude : null, radius: null, datum: g.datum } : null;
+      const geo = g
+        ? {
+            latitude: g.latitude,
+            longitude: g.longitude,
+            altitude: g.altitudeType === 'm' ? g.altitude : null,
+            radius: null,
+            datum: g.datum,
+          }
+        : null;
       const civic = d.civic?.civic ?? null;
       out.push({
         source: 'dhcp',
@@ -547,7 +591,14 @@ export class LocationService {
     const h = this.deps.held?.current();
     if (h) {
       const geo = h.geo ? { ...h.geo, datum: 'WGS84' } : null;
-      out.push({ source: 'held', method: h.method ?? 'Wiremap', civic: h.civic, geo, observedAt: this.observed('held', [h.civic, h.geo]), origin: { url: h.url } });
+      out.push({
+        source: 'held',
+        method: h.method ?? 'Wiremap',
+        civic: h.civic,
+        geo,
+        observedAt: this.observed('held', [h.civic, h.geo]),
+        origin: { url: h.url },
+      });
     }
     return out;
   }
@@ -560,11 +611,17 @@ export class LocationService {
   private detect(gathered: Location[]): Disagreement | null {
     const provisioned = gathered.find((l) => l.source === 'provisioned' && l.civic);
     if (!provisioned) return null;
-    const network = rank(gathered.filter((l) => (l.source === 'lldp-med' || l.source === 'dhcp') && l.civic), this.now(), false).find((l) => l.kind === 'civic');
+    const network = rank(
+      gathered.filter((l) => (l.source === 'lldp-med' || l.source === 'dhcp') && l.civic),
+      this.now(),
+      false,
+    ).find((l) => l.kind === 'civic');
     if (!network) return null;
     const fields = disagreeingFields(network.civic!, provisioned.civic!);
     if (fields.length === 0) return null;
-    const netLoc = gathered.find((l) => l.source === network.source && l.origin.iface === network.origin.iface && l.civic) as Disagreement['network'];
+    const netLoc = gathered.find(
+      (l) => l.source === network.source && l.origin.iface === network.origin.iface && l.civic,
+    ) as Disagreement['network'];
     const key = JSON.stringify([netLoc.source, netLoc.civic, provisioned.civic]);
     const p = this.userPick;
     const policy = this.policy();
@@ -586,9 +643,21 @@ export class LocationService {
     if (!d) {
       if (this.disagreementReported !== null) {
         this.disagreementReported = null;
-        this.deps.store.recordObservation('disagreement', 'none', null, this.deps.newEvent('location-disagreement', {
-          state: 'resolved', policy: this.policy(), chosen: null, fields: [], provisioned: null, network: null, elin: this.elinValue, trigger,
-        }));
+        this.deps.store.recordObservation(
+          'disagreement',
+          'none',
+          null,
+          this.deps.newEvent('location-disagreement', {
+            state: 'resolved',
+            policy: this.policy(),
+            chosen: null,
+            fields: [],
+            provisioned: null,
+            network: null,
+            elin: this.elinValue,
+            trigger,
+          }),
+        );
         this.deps.wake();
         this.deps.log.info('the network and the provisioned address agree again');
       }
@@ -609,14 +678,21 @@ export class LocationService {
           policy: d.policy,
           chosen: d.chosen,
           fields: d.fields,
-          provisioned: { civic: d.provisioned.civic, ...(d.provisioned.locationCode ? { locationCode: d.provisioned.locationCode } : {}), ...(addr ? { version: addr.version } : {}) },
+          provisioned: {
+            civic: d.provisioned.civic,
+            ...(d.provisioned.locationCode ? { locationCode: d.provisioned.locationCode } : {}),
+            ...(addr ? { version: addr.version } : {}),
+          },
           network: { source: d.network.source, method: d.network.method, civic: d.network.civic, origin: d.network.origin },
           elin: this.elinValue,
           trigger,
         }),
       );
       this.deps.wake();
-      this.deps.log.warn({ fields: d.fields, policy: d.policy, chosen: d.chosen, network: d.network.civic, provisioned: d.provisioned.civic }, 'location disagreement: the network says the phone is somewhere else');
+      this.deps.log.warn(
+        { fields: d.fields, policy: d.policy, chosen: d.chosen, network: d.network.civic, provisioned: d.provisioned.civic },
+        'location disagreement: the network says the phone is somewhere else',
+      );
     }
     const answered = d.policy === 'ask-user' ? d.pick !== null : this.dismissed.has(reported);
     if (answered) {
@@ -625,7 +701,10 @@ export class LocationService {
     }
     this.disagreementAlert = true;
     const net = d.network.source === 'lldp-med' ? 'Switch' : 'Network';
-    const short = (c: Record<string, string>) => formatAddressLines(c).filter((l) => l !== c.NAM && l !== c.country).slice(0, 2);
+    const short = (c: Record<string, string>) =>
+      formatAddressLines(c)
+        .filter((l) => l !== c.NAM && l !== c.country)
+        .slice(0, 2);
     const sends = d.chosen === 'network' ? net.toLowerCase() : d.chosen === 'provisioned' ? 'set address' : 'neither';
     this.deps.alerts.raise({
       id: DISAGREEMENT_ALERT_ID,
@@ -670,7 +749,8 @@ export class LocationService {
     this.ranked = rank(gathered, this.now(), this.assessment?.status === 'mismatch' || networkFirst);
     if (d) {
       const top = this.ranked[0];
-      d.chosen = top?.kind !== 'civic' ? null : top.source === 'provisioned' ? 'provisioned' : top.source === d.network.source ? 'network' : null;
+      d.chosen =
+        top?.kind !== 'civic' ? null : top.source === 'provisioned' ? 'provisioned' : top.source === d.network.source ? 'network' : null;
     }
     this.disagreementNow = d;
     this.announceDisagreement(reason);
@@ -678,7 +758,17 @@ export class LocationService {
     const best = this.ranked[0] ?? null;
     const second = this.callLocations().second;
     const key = best
-      ? JSON.stringify([best.source, best.method, best.kind, best.civic, best.geo, best.locationCode ?? null, second?.civic ?? null, second?.method ?? null, this.elinValue])
+      ? JSON.stringify([
+          best.source,
+          best.method,
+          best.kind,
+          best.civic,
+          best.geo,
+          best.locationCode ?? null,
+          second?.civic ?? null,
+          second?.method ?? null,
+          this.elinValue,
+        ])
       : 'null';
     if (key !== this.bestKey) {
       this.bestKey = key;
@@ -702,11 +792,21 @@ export class LocationService {
       network: snap ? networkReport(snap) : null,
       lldp: (this.deps.lldp?.neighbors() ?? []).map(lldpReport),
       // 'off' reports like no check at all: the first check finding recommendations off is not news.
-      recommendation: this.assessment && this.assessment.status !== 'off'
-        ? { status: this.assessment.status, assignedLocationId: this.assessment.assigned?.id ?? null, matchingLocationIds: this.assessment.matches.map((m) => m.id) }
-        : null,
+      recommendation:
+        this.assessment && this.assessment.status !== 'off'
+          ? {
+              status: this.assessment.status,
+              assignedLocationId: this.assessment.assigned?.id ?? null,
+              matchingLocationIds: this.assessment.matches.map((m) => m.id),
+            }
+          : null,
       disagreement: this.disagreementNow
-        ? { fields: this.disagreementNow.fields, policy: this.disagreementNow.policy, chosen: this.disagreementNow.chosen, network: this.disagreementNow.network.source }
+        ? {
+            fields: this.disagreementNow.fields,
+            policy: this.disagreementNow.policy,
+            chosen: this.disagreementNow.chosen,
+            network: this.disagreementNow.network.source,
+          }
         : null,
     };
     const fingerprint = JSON.stringify(data);
@@ -717,7 +817,9 @@ export class LocationService {
         reason,
         best: data.best,
         previousBest: previous ? { source: previous.source, kind: previous.kind } : null,
-        network: snap ? { addresses: snapshotAddresses(snap).map((a) => `${a.address}/${a.prefix}`), gateway4: snap.gateway4, gateway6: snap.gateway6 } : null,
+        network: snap
+          ? { addresses: snapshotAddresses(snap).map((a) => `${a.address}/${a.prefix}`), gateway4: snap.gateway4, gateway6: snap.gateway6 }
+          : null,
         switch: data.lldp[0] ? { chassisId: data.lldp[0].chassisId, portId: data.lldp[0].portId } : null,
       });
       this.deps.store.recordObservation('report', fingerprint, data, event);
@@ -735,7 +837,12 @@ function disagreementView(d: Disagreement): DisagreementView {
     policy: d.policy,
     chosen: d.chosen,
     pick: d.pick,
-    network: { source: d.network.source, method: d.network.method, civic: d.network.civic as Record<string, string>, origin: d.network.origin },
+    network: {
+      source: d.network.source,
+      method: d.network.method,
+      civic: d.network.civic as Record<string, string>,
+      origin: d.network.origin,
+    },
     provisioned: { civic: d.provisioned.civic as Record<string, string>, locationCode: d.provisioned.locationCode ?? null },
     since: new Date(d.since).toISOString(),
   };
@@ -743,7 +850,12 @@ function disagreementView(d: Disagreement): DisagreementView {
 
 function networkReport(s: NetworkSnapshot) {
   return {
-    interfaces: s.interfaces.map((i) => ({ name: i.name, mac: i.mac, up: i.up, addresses: i.addresses.map((a) => `${a.address}/${a.prefix}`) })),
+    interfaces: s.interfaces.map((i) => ({
+      name: i.name,
+      mac: i.mac,
+      up: i.up,
+      addresses: i.addresses.map((a) => `${a.address}/${a.prefix}`),
+    })),
     gateway4: s.gateway4,
     gateway6: s.gateway6,
     dns: s.dns,

@@ -27,7 +27,8 @@ export function guardedStore(store: Store, deps: GuardedStoreDeps): Store {
   // The location service's observations only: the locations push (LocationsBook, settings) handles
   // a failed write itself (a not-stored outcome) and must see it thrown.
   const wrapped: Partial<Store> = {
-    recordObservation: (source, fingerprint, data, event) => guard(() => store.recordObservation(source, fingerprint, data, event), false, event),
+    recordObservation: (source, fingerprint, data, event) =>
+      guard(() => store.recordObservation(source, fingerprint, data, event), false, event),
     getObservation: (source) => guard(() => store.getObservation(source), undefined),
   };
   return new Proxy(store, {

@@ -50,7 +50,10 @@ export class ReplayFloor {
       writeFileAtomic(this.file, `${JSON.stringify({ v: 1, ...this.floors })}\n`, 0o640);
     } catch (err) {
       // The store holds the version too: only a later reset of a corrupt store would miss it.
-      this.log.error({ err: classifyStoreError(err, `cannot write the replay floor ${this.file}`), kind, version }, 'replay floor not written');
+      this.log.error(
+        { err: classifyStoreError(err, `cannot write the replay floor ${this.file}`), kind, version },
+        'replay floor not written',
+      );
     }
   }
 }

@@ -147,12 +147,8 @@ export class Store {
           'DELETE FROM address_history WHERE seq <= (SELECT seq FROM address_history ORDER BY seq DESC LIMIT 1 OFFSET ?)',
         ),
         history: db.prepare('SELECT version, hash, applied_at AS appliedAt FROM address_history ORDER BY seq DESC LIMIT ?'),
-        insertOutbox: db.prepare(
-          'INSERT OR IGNORE INTO outbox (id, type, protected, payload, created_at) VALUES (?, ?, ?, ?, ?)',
-        ),
-        evictOldest: db.prepare(
-          'DELETE FROM outbox WHERE seq = (SELECT seq FROM outbox WHERE protected = 0 ORDER BY seq LIMIT 1)',
-        ),
+        insertOutbox: db.prepare('INSERT OR IGNORE INTO outbox (id, type, protected, payload, created_at) VALUES (?, ?, ?, ?, ?)'),
+        evictOldest: db.prepare('DELETE FROM outbox WHERE seq = (SELECT seq FROM outbox WHERE protected = 0 ORDER BY seq LIMIT 1)'),
         pending: db.prepare('SELECT seq, id, type, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?'),
         deleteOutbox: db.prepare('DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))'),
         deleteOutboxIds: db.prepare('DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))'),
@@ -196,7 +192,9 @@ export class Store {
 
   /** The applied locations document's version (JSON in settings), read by SQLite without parsing the whole document here. */
   private storedLocationsVersion(db: Database.Database): number {
-    const row = db.prepare("SELECT json_extract(value, '$.version') AS v FROM settings WHERE key = 'locations.doc' AND json_valid(value)").get() as { v: unknown } | undefined;
+    const row = db
+      .prepare("SELECT json_extract(value, '$.version') AS v FROM settings WHERE key = 'locations.doc' AND json_valid(value)")
+      .get() as { v: unknown } | undefined;
     return typeof row?.v === 'number' ? row.v : 0;
   }
 
@@ -323,7 +321,9 @@ export class Store {
 
   /** Emergency events begun and not completed (their process died, or the INVITE is on its way). */
   begunEmergencyEvents(): EventPayload[] {
-    return (this.stmt('SELECT payload FROM emergency_begun ORDER BY rowid').all() as { payload: string }[]).map((r) => JSON.parse(r.payload) as EventPayload);
+    return (this.stmt('SELECT payload FROM emergency_begun ORDER BY rowid').all() as { payload: string }[]).map(
+      (r) => JSON.parse(r.payload) as EventPayload,
+    );
   }
 
   private recoverBegun(): number {
@@ -362,7 +362,11 @@ export class Store {
     let removed = 0;
     let emergency = 0;
     this.transaction(() => {
-      emergency = (this.stmt('SELECT count(*) AS n FROM outbox WHERE protected = 1 AND id IN (SELECT value FROM json_each(?))').get(JSON.stringify(ids)) as { n: number }).n;
+      emergency = (
+        this.stmt('SELECT count(*) AS n FROM outbox WHERE protected = 1 AND id IN (SELECT value FROM json_each(?))').get(
+          JSON.stringify(ids),
+        ) as { n: number }
+      ).n;
       removed = this.stmts.deleteOutboxIds.run(JSON.stringify(ids)).changes;
       this.outboxCount -= removed;
     });
@@ -413,18 +417,31 @@ export class Store {
 
   /** Keys of the settings whose key starts with prefix (a range on the primary key). */
   settingKeys(prefix: string): string[] {
-    return (this.stmt('SELECT key FROM settings WHERE key >= ? AND key < ? ORDER BY key').all(prefix, `${prefix}\uffff`) as { key: string }[]).map((r) => r.key);
+    return (
+      this.stmt('SELECT key FROM settings WHERE key >= ? AND key < ? ORDER BY key').all(prefix, `${prefix}\uffff`) as { key: string }[]
+    ).map((r) => r.key);
   }
 
   // ---- emergency-services notice and diagnostics runs (migration 2) ----
 
-
   noticeState(): NoticeState | null {
     const row = this.stmt('SELECT * FROM emergency_notice WHERE id = 1').get() as
-      | { address_hash: string | null; address_version: number | null; shown_at: string; acknowledged_at: string | null; acknowledged_via: string | null }
+      | {
+          address_hash: string | null;
+          address_version: number | null;
+          shown_at: string;
+          acknowledged_at: string | null;
+          acknowledged_via: string | null;
+        }
       | undefined;
     return row
-      ? { addressHash: row.address_hash, addressVersion: row.address_version, shownAt: row.shown_at, acknowledgedAt: row.acknowledged_at, acknowledgedVia: row.acknowledged_via }
+      ? {
+          addressHash: row.address_hash,
+          addressVersion: row.address_version,
+          shownAt: row.shown_at,
+          acknowledgedAt: row.acknowledged_at,
+          acknowledgedVia: row.acknowledged_via,
+        }
       : null;
   }
 
@@ -443,7 +460,12 @@ export class Store {
   /** A diagnostics report and its event, in one transaction; the last 20 reports are kept. */
   saveDiagnostics(r: { id: string; startedAt: string; overall: string }, event: EventPayload): void {
     this.transaction(() => {
-      this.stmt('INSERT OR REPLACE INTO diagnostics_runs (id, started_at, overall, report) VALUES (?, ?, ?, ?)').run(r.id, r.startedAt, r.overall, JSON.stringify(r));
+      this.stmt('INSERT OR REPLACE INTO diagnostics_runs (id, started_at, overall, report) VALUES (?, ?, ?, ?)').run(
+        r.id,
+        r.startedAt,
+        r.overall,
+        JSON.stringify(r),
+      );
       this.stmt('DELETE FROM diagnostics_runs WHERE seq <= (SELECT seq FROM diagnostics_runs ORDER BY seq DESC LIMIT 1 OFFSET 20)').run();
       this.insertEvent(event);
     });
@@ -466,30 +488,36 @@ export class Store {
   recordObservation(source: string, fingerprint: string, data: unknown, event?: EventPayload): boolean {
     if (this.getObservation(source)?.fingerprint === fingerprint) return false;
     this.transaction(() => {
-      this
-        .stmt(`
+      this.stmt(`
           INSERT INTO location_observation (source, fingerprint, data, observed_at) VALUES (?, ?, ?, ?)
-          ON CONFLICT (source) DO UPDATE SET fingerprint = excluded.fingerprint, data = excluded.data, observed_at = excluded.observed_at`)
-        .run(source, fingerprint, JSON.stringify(data), this.now().toISOString());
+          ON CONFLICT (source) DO UPDATE SET fingerprint = excluded.fingerprint, data = excluded.data, observed_at = excluded.observed_at`).run(
+        source,
+        fingerprint,
+        JSON.stringify(data),
+        this.now().toISOString(),
+      );
       if (event) this.insertEvent(event);
     });
     return true;
   }
 
   private putNotice(s: NoticeState): void {
-    this
-      .stmt(`
+    this.stmt(`
         INSERT INTO emergency_notice (id, address_hash, address_version, shown_at, acknowledged_at, acknowledged_via)
         VALUES (1, ?, ?, ?, ?, ?)
         ON CONFLICT (id) DO UPDATE SET address_hash = excluded.address_hash, address_version = excluded.address_version,
-          shown_at = excluded.shown_at, acknowledged_at = excluded.acknowledged_at, acknowledged_via = excluded.acknowledged_via`)
-      .run(s.addressHash, s.addressVersion, s.shownAt, s.acknowledgedAt, s.acknowledgedVia);
+          shown_at = excluded.shown_at, acknowledged_at = excluded.acknowledged_at, acknowledged_via = excluded.acknowledged_via`).run(
+      s.addressHash,
+      s.addressVersion,
+      s.shownAt,
+      s.acknowledgedAt,
+      s.acknowledgedVia,
+    );
   }
 
   close(): void {
     if (this.db.open) this.db.close();
   }
-
 
   private insertEvent(event: EventPayload): boolean {
     const isProtected = PROTECTED_EVENT_TYPES.has(event.type);
@@ -514,7 +542,8 @@ export class Store {
       // Rolled back: the outbox count fn may have moved is read again (a full disk still reads).
       this.recountOutbox();
       // SQLite's failures (a full disk, an I/O error) as the typed store errors; anything else as it is.
-      if (String((err as { code?: unknown })?.code ?? '').startsWith('SQLITE_')) throw classifyStoreError(err, `store write failed (${this.path})`);
+      if (String((err as { code?: unknown })?.code ?? '').startsWith('SQLITE_'))
+        throw classifyStoreError(err, `store write failed (${this.path})`);
       throw err;
     }
     this.writes++;

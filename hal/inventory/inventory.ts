@@ -18,10 +18,7 @@ export interface SystemInventory {
   errors: Record<string, string>;
 }
 
-export type InventoryState =
-  | { state: 'pending' }
-  | { state: 'ready'; inventory: SystemInventory }
-  | { state: 'failed'; error: string };
+export type InventoryState = { state: 'pending' } | { state: 'ready'; inventory: SystemInventory } | { state: 'failed'; error: string };
 
 const CALLS = ['system', 'osInfo', 'cpu', 'mem', 'fsSize'] as const;
 type Raw = Partial<Record<(typeof CALLS)[number], Record<string, unknown> | Record<string, unknown>[] | { error: string }>>;
@@ -108,9 +105,28 @@ export function toInventory(raw: Raw, gatheredAt: Date, ms: number): SystemInven
   return {
     gatheredAt: gatheredAt.toISOString(),
     ms: Math.round(ms),
-    model: { manufacturer: str(sys.manufacturer), model: str(sys.model), version: str(sys.version), serial: str(sys.serial), virtual: sys.virtual === true },
-    os: { platform: str(os.platform), distro: str(os.distro), release: str(os.release), kernel: str(os.kernel), arch: str(os.arch), hostname: str(os.hostname) },
-    cpu: { manufacturer: str(cpu.manufacturer), brand: str(cpu.brand), cores: num(cpu.cores), physicalCores: num(cpu.physicalCores), speedGHz: num(cpu.speed) },
+    model: {
+      manufacturer: str(sys.manufacturer),
+      model: str(sys.model),
+      version: str(sys.version),
+      serial: str(sys.serial),
+      virtual: sys.virtual === true,
+    },
+    os: {
+      platform: str(os.platform),
+      distro: str(os.distro),
+      release: str(os.release),
+      kernel: str(os.kernel),
+      arch: str(os.arch),
+      hostname: str(os.hostname),
+    },
+    cpu: {
+      manufacturer: str(cpu.manufacturer),
+      brand: str(cpu.brand),
+      cores: num(cpu.cores),
+      physicalCores: num(cpu.physicalCores),
+      speedGHz: num(cpu.speed),
+    },
     memory: { totalBytes: num(mem.total), availableBytes: num(mem.available) },
     storage: fs.map((f) => ({ mount: str(f.mount), fs: str(f.fs), type: str(f.type), sizeBytes: num(f.size), usedBytes: num(f.used) })),
     errors,

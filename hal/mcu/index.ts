@@ -6,10 +6,7 @@ import { ConsoleHandset } from './console/console-handset.js';
 import { McuHandset } from './mcu-handset.js';
 import { nativePortFactory, SerialTransport } from './transport/serial.js';
 
-export type HandsetBackendConfig =
-  | { backend: 'none' }
-  | { backend: 'serial'; path: string; baudRate: number }
-  | { backend: 'console' };
+export type HandsetBackendConfig = { backend: 'none' } | { backend: 'serial'; path: string; baudRate: number } | { backend: 'console' };
 
 export interface HandsetFactoryDeps {
   log: HalLogger;

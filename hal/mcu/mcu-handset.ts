@@ -2,9 +2,7 @@
 // the agent asked for and writes them all again whenever the MCU may have lost
 // them (port back, MCU restarted, MCU answering again after silence).
 import type { HalLogger } from '../log.js';
-import type {
-  Handset, HandsetStatus, HookListener, Key, KeyListener, LedColor, LedId, LedMode, Tone,
-} from '../handset.js';
+import type { Handset, HandsetStatus, HookListener, Key, KeyListener, LedColor, LedId, LedMode, Tone } from '../handset.js';
 import { FrameLink } from './link/frame-link.js';
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION, type McuMessage } from './protocol/messages.js';
 import type { ByteTransport } from './transport/transport.js';
@@ -152,7 +150,14 @@ export class McuHandset implements Handset {
   private greet(): void {
     // Queued frames from before the outage would only be redrawn again below.
     this.link.clearQueue();
-    this.sendMessage({ type: 'hello', version: PROTOCOL_VERSION, rows: 0, cols: 0, caps: 0, firmware: `e911-agent ${this.opts.agentVersion}` });
+    this.sendMessage({
+      type: 'hello',
+      version: PROTOCOL_VERSION,
+      rows: 0,
+      cols: 0,
+      caps: 0,
+      firmware: `e911-agent ${this.opts.agentVersion}`,
+    });
     this.repaint();
   }
 
@@ -184,7 +189,8 @@ export class McuHandset implements Handset {
     switch (m.type) {
       case 'hello':
         this.opts.log.info({ version: m.version, rows: m.rows, cols: m.cols, caps: m.caps, firmware: m.firmware }, 'MCU hello');
-        if (m.version !== PROTOCOL_VERSION) this.opts.log.warn({ theirs: m.version, ours: PROTOCOL_VERSION }, 'MCU speaks another protocol version');
+        if (m.version !== PROTOCOL_VERSION)
+          this.opts.log.warn({ theirs: m.version, ours: PROTOCOL_VERSION }, 'MCU speaks another protocol version');
         this.firmware = m.firmware;
         this.repaint(); // the MCU (re)started with a blank screen
         if (m.rows > 0 && m.cols > 0 && (m.rows !== this.dims.rows || m.cols !== this.dims.cols)) {

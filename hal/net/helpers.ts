@@ -13,7 +13,8 @@ import type { Logger } from 'pino';
 import type { HostPaths } from '../host.js';
 
 /** sh -c: run "$0" "$@", pass TERM/INT on to it, exit with its status. */
-const GUARD = 'trap \'kill "$c" 2>/dev/null\' TERM INT; "$0" "$@" & c=$!; wait "$c"; r=$?; while kill -0 "$c" 2>/dev/null; do wait "$c"; r=$?; done; exit "$r"';
+const GUARD =
+  'trap \'kill "$c" 2>/dev/null\' TERM INT; "$0" "$@" & c=$!; wait "$c"; r=$?; while kill -0 "$c" 2>/dev/null; do wait "$c"; r=$?; done; exit "$r"';
 
 /** [command, args] for a helper: the host's prefix (a network namespace in tests), the guard, the program. */
 export function helperCommand(host: HostPaths, bin: string, args: readonly string[]): [string, string[]] {
@@ -49,7 +50,8 @@ export class HelperPids {
     const stale = listed.filter((r) => this.startTime(r.pid) === r.startTime);
     for (const r of stale) signal(r.pid, 'SIGTERM');
     const deadline = Date.now() + 2000;
-    while (stale.some((r) => this.startTime(r.pid) === r.startTime) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+    while (stale.some((r) => this.startTime(r.pid) === r.startTime) && Date.now() < deadline)
+      await new Promise((res) => setTimeout(res, 20));
     for (const r of stale) if (this.startTime(r.pid) === r.startTime) signal(r.pid, 'SIGKILL');
     if (stale.length > 0) this.log.warn({ pids: stale.map((r) => r.pid) }, 'ended helper processes left by an earlier agent');
     this.save();

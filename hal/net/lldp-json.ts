@@ -53,7 +53,8 @@ const val = (v: unknown): string | null => {
   const f = first(v);
   return f && typeof f.value === 'string' ? f.value : null;
 };
-const num = (s: string | null | undefined): number | null => (s !== null && s !== undefined && /^-?\d+(\.\d+)?$/.test(s) ? Number(s) : null);
+const num = (s: string | null | undefined): number | null =>
+  s !== null && s !== undefined && /^-?\d+(\.\d+)?$/.test(s) ? Number(s) : null;
 
 /** "39.77N" -> 39.77, "89.64W" -> -89.64 */
 function degrees(s: string | null): number | null {
@@ -128,7 +129,11 @@ export function parseInterface(i: J): LldpNeighbor | null {
 }
 
 function interfacesOf(list: unknown): LldpNeighbor[] {
-  return arr(list).flatMap((entry) => arr(entry.interface).map(parseInterface).filter((n): n is LldpNeighbor => n !== null));
+  return arr(list).flatMap((entry) =>
+    arr(entry.interface)
+      .map(parseInterface)
+      .filter((n): n is LldpNeighbor => n !== null),
+  );
 }
 
 /** `show neighbors details` output. */

@@ -140,7 +140,14 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
 
   private startWatch(): void {
     const { log } = this.opts;
-    const [cmd, rest] = helperCommand(this.opts.host, this.opts.host.commands.lldpcli, ['-u', this.opts.socketPath, '-f', 'json0', 'watch', 'details']);
+    const [cmd, rest] = helperCommand(this.opts.host, this.opts.host.commands.lldpcli, [
+      '-u',
+      this.opts.socketPath,
+      '-f',
+      'json0',
+      'watch',
+      'details',
+    ]);
     const child = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.watcher = child;
     this.pids.add(child.pid);
@@ -181,7 +188,10 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
     for (let dir = path.dirname(this.opts.socketPath); dir !== path.dirname(dir); dir = path.dirname(dir)) {
       const mode = statSync(dir, { throwIfNoEntry: false })?.mode;
       if (mode !== undefined && (mode & 0o001) === 0) {
-        this.opts.log.warn({ dir, socket: this.opts.socketPath }, 'lldpcli (running as _lldpd) cannot search this folder: LLDP will not be read');
+        this.opts.log.warn(
+          { dir, socket: this.opts.socketPath },
+          'lldpcli (running as _lldpd) cannot search this folder: LLDP will not be read',
+        );
         return;
       }
     }

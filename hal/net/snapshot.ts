@@ -109,7 +109,18 @@ export function defaultRoute6(text: string, watches: (iface: string) => boolean)
   for (const line of text.split('\n')) {
     const f = line.trim().split(/\s+/);
     if (f.length < 10) continue;
-    const [dest, destLen, , , nextHop, metric, , , flags, iface] = f as string[] as [string, string, string, string, string, string, string, string, string, string];
+    const [dest, destLen, , , nextHop, metric, , , flags, iface] = f as string[] as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     const RTF_GATEWAY = 0x2;
     if (!/^0+$/.test(dest) || destLen !== '00' || /^0+$/.test(nextHop)) continue;
     if (!(Number.parseInt(flags, 16) & RTF_GATEWAY) || !watches(iface)) continue;

@@ -28,7 +28,9 @@ export async function startPtyPair(dir: string, socat = 'socat'): Promise<PtyPai
   const start = async (): Promise<void> => {
     if (child) return;
     output = '';
-    const c = spawn(socat, ['-d', '-d', `pty,raw,echo=0,link=${mcu}`, `pty,raw,echo=0,link=${agent}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const c = spawn(socat, ['-d', '-d', `pty,raw,echo=0,link=${mcu}`, `pty,raw,echo=0,link=${agent}`], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     child = c;
     c.stderr!.on('data', (d: Buffer) => (output += d.toString()));
     exited = new Promise((resolve) => c.once('exit', () => resolve()));

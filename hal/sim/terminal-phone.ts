@@ -72,7 +72,9 @@ export class TerminalPhone {
 
   /** Redraws the phone (ANSI: clear screen, home). */
   draw(): void {
-    this.opts.output.write(`\x1b[2J\x1b[H${renderPhone(this.opts.sim).join('\n')}\n\n${TERMINAL_HELP}\n${this.opts.banner ? `${this.opts.banner}\n` : ''}`);
+    this.opts.output.write(
+      `\x1b[2J\x1b[H${renderPhone(this.opts.sim).join('\n')}\n\n${TERMINAL_HELP}\n${this.opts.banner ? `${this.opts.banner}\n` : ''}`,
+    );
   }
 
   private typed(s: string): void {

@@ -313,7 +313,14 @@ export class MemoryVoiceStack implements VoiceStack {
     const sound = this.startOptions?.sound;
     if (connects && this.soundFallback && sound && sound !== 'null' && this.calls.filter((x) => x.state !== 'DISCONNECTED').length <= 1) {
       this.soundFallback = this.selectSound(sound);
-      this.hub.emit('soundDevice', { at: now(), ok: !this.soundFallback, phase: 'call', ...sound, ...(this.soundFallback ? { reason: this.soundFallback } : {}), callId: call });
+      this.hub.emit('soundDevice', {
+        at: now(),
+        ok: !this.soundFallback,
+        phase: 'call',
+        ...sound,
+        ...(this.soundFallback ? { reason: this.soundFallback } : {}),
+        callId: call,
+      });
     }
     this.hub.emit('mediaState', { at: now(), callId: call, status });
   }
@@ -347,7 +354,12 @@ export class MemoryVoiceStack implements VoiceStack {
       headers: copied,
       autoAnswered,
       ...(source
-        ? { sourceAddress: source.address, sourcePort: source.port ?? 5060, transport: source.transport ?? 'udp', tlsVerified: source.tlsVerified ?? false }
+        ? {
+            sourceAddress: source.address,
+            sourcePort: source.port ?? 5060,
+            transport: source.transport ?? 'udp',
+            tlsVerified: source.tlsVerified ?? false,
+          }
         : {}),
     });
     if (autoAnswered) this.answer(c.callId, 200);
@@ -358,7 +370,14 @@ export class MemoryVoiceStack implements VoiceStack {
   soundDevice(ok: boolean, reason?: string, callId?: CallId): void {
     const sound = this.startOptions?.sound;
     const names = sound && sound !== 'null' ? sound : { capture: 'null', playback: 'null' };
-    this.hub.emit('soundDevice', { at: now(), ok, phase: 'call', ...names, ...(reason ? { reason } : {}), ...(callId !== undefined ? { callId } : {}) });
+    this.hub.emit('soundDevice', {
+      at: now(),
+      ok,
+      phase: 'call',
+      ...names,
+      ...(reason ? { reason } : {}),
+      ...(callId !== undefined ? { callId } : {}),
+    });
   }
 
   dtmfIn(call: CallId, digit: string, method: DtmfMethod = 'rfc2833'): void {

@@ -111,7 +111,10 @@ export class PidfTemplate {
    * dm:device elements, each with one geopriv and its own method (RFC 5491
    * section 3.4: one location per element; a recipient that uses one takes the first).
    */
-  constructor(location: PidfLocation | readonly PidfLocation[], readonly options: PidfOptions) {
+  constructor(
+    location: PidfLocation | readonly PidfLocation[],
+    readonly options: PidfOptions,
+  ) {
     const opts = options;
     const locations = Array.isArray(location) ? (location as readonly PidfLocation[]) : [location as PidfLocation];
     if (locations.length === 0) throw new RangeError('a PIDF-LO needs at least one location');
@@ -185,7 +188,10 @@ export class PidfTemplate {
   /** The document stamped with this time: the only work done at dial time. */
   render(now: Date): string {
     const ts = isoSeconds(now);
-    const expiry = this.retentionMs === null ? '' : `<gbp:retention-expiry>${isoSeconds(new Date(now.getTime() + this.retentionMs))}</gbp:retention-expiry>`;
+    const expiry =
+      this.retentionMs === null
+        ? ''
+        : `<gbp:retention-expiry>${isoSeconds(new Date(now.getTime() + this.retentionMs))}</gbp:retention-expiry>`;
     let out = `${this.head}\n`;
     this.devices.forEach((d, i) => {
       out += `${d.beforeExpiry}${expiry && (i === 0 ? `    ${expiry}\n` : expiry)}${d.beforeTimestamp}${ts}${d.tail}`;

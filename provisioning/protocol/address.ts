@@ -5,9 +5,37 @@ import { z } from 'zod';
 
 /** RFC 5139 civicAddress elements, in the order civicAddr.xsd fixes. */
 export const CIVIC_ELEMENTS = [
-  'country', 'A1', 'A2', 'A3', 'A4', 'A5', 'A6', 'PRM', 'PRD', 'RD', 'STS', 'POD', 'POM',
-  'RDSEC', 'RDBR', 'RDSUBBR', 'HNO', 'HNS', 'LMK', 'LOC', 'FLR', 'NAM', 'PC', 'BLD', 'UNIT',
-  'ROOM', 'SEAT', 'PLC', 'PCN', 'POBOX', 'ADDCODE',
+  'country',
+  'A1',
+  'A2',
+  'A3',
+  'A4',
+  'A5',
+  'A6',
+  'PRM',
+  'PRD',
+  'RD',
+  'STS',
+  'POD',
+  'POM',
+  'RDSEC',
+  'RDBR',
+  'RDSUBBR',
+  'HNO',
+  'HNS',
+  'LMK',
+  'LOC',
+  'FLR',
+  'NAM',
+  'PC',
+  'BLD',
+  'UNIT',
+  'ROOM',
+  'SEAT',
+  'PLC',
+  'PCN',
+  'POBOX',
+  'ADDCODE',
 ] as const;
 export type CivicElement = (typeof CIVIC_ELEMENTS)[number];
 export type CivicAddress = Partial<Record<CivicElement, string>>;
@@ -62,9 +90,10 @@ export interface ValidationIssue {
   reason: string;
 }
 
-const civicShape = Object.fromEntries(
-  CIVIC_ELEMENTS.map((k) => [k, z.string().optional()]),
-) as Record<CivicElement, z.ZodOptional<z.ZodString>>;
+const civicShape = Object.fromEntries(CIVIC_ELEMENTS.map((k) => [k, z.string().optional()])) as Record<
+  CivicElement,
+  z.ZodOptional<z.ZodString>
+>;
 
 /** Structural schema; the service-area rules are in validateAddress. */
 export const addressDocumentSchema = z.strictObject({

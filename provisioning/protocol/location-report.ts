@@ -43,7 +43,9 @@ const lldpSchema = z.object({
   portDescr: z.string().nullable(),
   sysName: z.string().nullable(),
   elin: z.string().optional(),
-  voiceVlan: z.object({ vlan: z.number().int().nullable(), pcp: z.number().int().nullable(), dscp: z.number().int().nullable() }).optional(),
+  voiceVlan: z
+    .object({ vlan: z.number().int().nullable(), pcp: z.number().int().nullable(), dscp: z.number().int().nullable() })
+    .optional(),
 });
 
 export const locationReportDataSchema = z.strictObject({

@@ -2,7 +2,14 @@
 // floor and room), their mapping to RFC 5139 civic elements, and the signed
 // 'locations' push the phone uses to recommend a location when it moves.
 import { z } from 'zod';
-import { addressDocumentSchema, LOCATION_POLICIES, validateAddress, type CivicAddress, type CivicElement, type ValidationIssue } from './address.js';
+import {
+  addressDocumentSchema,
+  LOCATION_POLICIES,
+  validateAddress,
+  type CivicAddress,
+  type CivicElement,
+  type ValidationIssue,
+} from './address.js';
 
 export interface PostalAddress {
   country: string;
@@ -125,7 +132,10 @@ export const recommendedLocationSchema = z.strictObject({
   /** CIDR ranges (IPv4 and IPv6) whose addresses are at this location. */
   cidrs: z.array(z.string().max(49)).max(256),
   /** LLDP chassis (and optionally port) ids of the switches at this location. */
-  switchPorts: z.array(z.strictObject({ chassisId: z.string().max(64), portId: z.string().max(64).optional() })).max(256).optional(),
+  switchPorts: z
+    .array(z.strictObject({ chassisId: z.string().max(64), portId: z.string().max(64).optional() }))
+    .max(256)
+    .optional(),
 });
 
 export const locationsDocumentSchema = z.strictObject({
@@ -175,9 +185,16 @@ export const locationDisagreementDataSchema = z.object({
   policy: z.enum(LOCATION_POLICIES),
   chosen: z.enum(['network', 'provisioned']).nullable(),
   fields: z.array(z.string().max(16)).max(8),
-  provisioned: z.object({ civic: civicSchema, locationCode: z.string().max(64).optional(), version: z.number().int().optional() }).nullable(),
+  provisioned: z
+    .object({ civic: civicSchema, locationCode: z.string().max(64).optional(), version: z.number().int().optional() })
+    .nullable(),
   network: z
-    .object({ source: z.enum(['lldp-med', 'dhcp']), method: z.string().max(32), civic: civicSchema, origin: z.record(z.string(), z.string()) })
+    .object({
+      source: z.enum(['lldp-med', 'dhcp']),
+      method: z.string().max(32),
+      civic: civicSchema,
+      origin: z.record(z.string(), z.string()),
+    })
     .nullable(),
   elin: z.string().max(32).nullable(),
 });

@@ -12,7 +12,11 @@ export const MAX_PAYLOAD_BYTES = 64 * 1024;
 export const MAX_LOCATIONS_PAYLOAD_BYTES = 2 * 1024 * 1024;
 
 const ts = z.string().max(40);
-const id = z.string().min(1).max(64).regex(/^[A-Za-z0-9._:-]+$/);
+const id = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9._:-]+$/);
 
 export const statusSchema = z.strictObject({
   v: z.literal(1),
@@ -194,7 +198,11 @@ export function decodePayload<K extends TopicKind>(kind: K, payload: Buffer | st
   }
   const v = (parsed as { v?: unknown }).v;
   if (v !== PROTOCOL_VERSION) {
-    return { ok: false, code: 'unknown-version', reason: `unsupported payload version ${JSON.stringify(v) ?? 'undefined'} (expected ${PROTOCOL_VERSION})` };
+    return {
+      ok: false,
+      code: 'unknown-version',
+      reason: `unsupported payload version ${JSON.stringify(v) ?? 'undefined'} (expected ${PROTOCOL_VERSION})`,
+    };
   }
   const result = PAYLOADS[kind].safeParse(parsed);
   if (!result.success) {

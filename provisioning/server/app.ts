@@ -113,7 +113,12 @@ export interface ServerAppOptions {
 /** The default instance name: unique per host and API port, in the syntax a broker user allows. */
 export function defaultInstance(shareGroup: string | undefined, httpPort: number | undefined): string {
   if (!shareGroup) return 'main';
-  return `${os.hostname()}-${httpPort ?? process.pid}`.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 41) || 'main';
+  return (
+    `${os.hostname()}-${httpPort ?? process.pid}`
+      .replace(/[^A-Za-z0-9._-]/g, '-')
+      .replace(/^[^A-Za-z0-9]+/, '')
+      .slice(0, 41) || 'main'
+  );
 }
 
 /**
@@ -161,7 +166,11 @@ export class ServerApp {
 
   constructor(private readonly opts: ServerAppOptions) {
     const { log, dataDir } = opts;
-    this.repo = new Repo({ dataDir, ...(opts.sqliteBinding ? { nativeBinding: opts.sqliteBinding } : {}), ...(opts.now ? { now: opts.now } : {}) });
+    this.repo = new Repo({
+      dataDir,
+      ...(opts.sqliteBinding ? { nativeBinding: opts.sqliteBinding } : {}),
+      ...(opts.now ? { now: opts.now } : {}),
+    });
     const external = opts.broker.url !== undefined;
     const instance = opts.broker.instance ?? defaultInstance(opts.broker.shareGroup, opts.http?.port);
     this.creds =
@@ -210,7 +219,12 @@ export class ServerApp {
     });
     const handlers = {};
     this.jobs = new JobRunner({ repo: this.repo, log: named(log, 'jobs'), bus: this.bus, handlers });
-    this.bulk = new BulkService({ repo: this.repo, jobs: this.jobs, log: named(log, 'bulk'), ...(opts.csvLimits ? { limits: opts.csvLimits } : {}) });
+    this.bulk = new BulkService({
+      repo: this.repo,
+      jobs: this.jobs,
+      log: named(log, 'bulk'),
+      ...(opts.csvLimits ? { limits: opts.csvLimits } : {}),
+    });
     Object.assign(handlers, this.bulk.handlers());
     this.service = new AdminService({ repo: this.repo, pusher: this.pusher, bus: this.bus, log: named(log, 'admin'), targets });
     this.intake = new PhoneIntake({
@@ -250,21 +264,26 @@ export class ServerApp {
     const log = opts.log;
     if (!opts.broker.url) {
       const brokerLog = named(log, 'broker');
-      this.broker = await startEmbeddedBroker(opts.broker.embeddedPort ?? 1883, opts.broker.embeddedHost ?? '127.0.0.1', {
-        authenticate: async (user, password) => {
-          if (user === this.creds.username) return password === this.creds.password ? 'server' : null;
-          // A server user name is never a phone. Other registered server users (the push
-          // command's, `e911-server-cli`) log in with the password kept in the data folder.
-          if (!isPhoneDeviceId(user)) {
-            const registered = this.repo.serverBrokerUsers().find((u) => u.username === user);
-            return registered && (await verifyPassword(password, registered.hash)) ? 'server' : null;
-          }
-          if (opts.broker.allowAnonymous) return 'phone';
-          const hash = this.repo.deviceCredential(user);
-          return hash && (await verifyPassword(password, hash)) ? 'phone' : null;
+      this.broker = await startEmbeddedBroker(
+        opts.broker.embeddedPort ?? 1883,
+        opts.broker.embeddedHost ?? '127.0.0.1',
+        {
+          authenticate: async (user, password) => {
+            if (user === this.creds.username) return password === this.creds.password ? 'server' : null;
+            // A server user name is never a phone. Other registered server users (the push
+            // command's, `e911-server-cli`) log in with the password kept in the data folder.
+            if (!isPhoneDeviceId(user)) {
+              const registered = this.repo.serverBrokerUsers().find((u) => u.username === user);
+              return registered && (await verifyPassword(password, registered.hash)) ? 'server' : null;
+            }
+            if (opts.broker.allowAnonymous) return 'phone';
+            const hash = this.repo.deviceCredential(user);
+            return hash && (await verifyPassword(password, hash)) ? 'phone' : null;
+          },
+          refused: (what, user, detail) => brokerLog.warn({ what, user, detail }, 'broker refused a client'),
         },
-        refused: (what, user, detail) => brokerLog.warn({ what, user, detail }, 'broker refused a client'),
-      }, opts.broker.embeddedTls);
+        opts.broker.embeddedTls,
+      );
       this.brokerUrlValue = this.broker.url;
       log.info({ url: this.broker.url, tls: this.broker.tlsUrl }, 'embedded broker listening');
     } else this.brokerUrlValue = opts.broker.url;
@@ -333,8 +352,19 @@ export class ServerApp {
   }
 }
 
-export function renderBrokerConfig(repo: Repo, dir: string, listeners?: readonly MosquittoListener[]): { passwd: string; acl: string; conf: string } {
+export function renderBrokerConfig(
+  repo: Repo,
+  dir: string,
+  listeners?: readonly MosquittoListener[],
+): { passwd: string; acl: string; conf: string } {
   const servers = repo.serverBrokerUsers();
-  const entries = [...servers.map((s) => ({ user: s.username, hash: s.hash })), ...repo.deviceCredentials().map((c) => ({ user: c.deviceId, hash: c.hash }))];
-  return { passwd: mosquittoPasswordFile(entries), acl: mosquittoAcl(servers.map((s) => s.username)), conf: mosquittoConfSnippet(dir, listeners) };
+  const entries = [
+    ...servers.map((s) => ({ user: s.username, hash: s.hash })),
+    ...repo.deviceCredentials().map((c) => ({ user: c.deviceId, hash: c.hash })),
+  ];
+  return {
+    passwd: mosquittoPasswordFile(entries),
+    acl: mosquittoAcl(servers.map((s) => s.username)),
+    conf: mosquittoConfSnippet(dir, listeners),
+  };
 }

@@ -20,7 +20,8 @@ const INSTANCE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,40}$/;
 
 /** The broker user name (and client id) of one server instance. */
 export function serverMqttUser(instance: string): string {
-  if (!INSTANCE.test(instance)) throw new TypeError(`invalid server instance name ${JSON.stringify(instance)}: 1-41 of letters, digits, dot, dash, underscore`);
+  if (!INSTANCE.test(instance))
+    throw new TypeError(`invalid server instance name ${JSON.stringify(instance)}: 1-41 of letters, digits, dot, dash, underscore`);
   return `${SERVER_USER_PREFIX}-${instance}`;
 }
 
@@ -149,7 +150,7 @@ export function mosquittoConfSnippet(dir: string, listeners: readonly MosquittoL
     `acl_file ${dir}/acl`,
     ...listeners.flatMap((l) => [
       `listener ${l.port}${l.host ? ` ${l.host}` : ''}`,
-      '# A login is its client id: no client can take over another client\'s session.',
+      "# A login is its client id: no client can take over another client's session.",
       'use_username_as_clientid true',
       ...(l.tls
         ? [

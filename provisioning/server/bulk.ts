@@ -77,11 +77,17 @@ export class BulkService {
       const ids = [...new Set(req.target.userIds)];
       const known = repo.existingUserIds(ids);
       const unknown = ids.filter((id) => !known.has(id));
-      if (unknown.length) throw new ValidationError([{ field: 'target.userIds', reason: `no such users: ${unknown.slice(0, 20).join(', ')}${unknown.length > 20 ? ' ...' : ''}` }]);
+      if (unknown.length)
+        throw new ValidationError([
+          { field: 'target.userIds', reason: `no such users: ${unknown.slice(0, 20).join(', ')}${unknown.length > 20 ? ' ...' : ''}` },
+        ]);
       req.target.userIds = ids;
       total = ids.length;
     } else total = repo.userCount();
-    repo.audit(actor, 'bulk.emails-queued', 'job', null, { target: 'userIds' in req.target ? { userIds: req.target.userIds.length } : req.target, emails: req.emails });
+    repo.audit(actor, 'bulk.emails-queued', 'job', null, {
+      target: 'userIds' in req.target ? { userIds: req.target.userIds.length } : req.target,
+      emails: req.emails,
+    });
     return this.deps.jobs.enqueue('bulk-emails', actor, req, total);
   }
 
@@ -90,8 +96,16 @@ export class BulkService {
     const req = job.params as BulkEmailsInput;
     // The target is resolved when the job runs: "all users" means all users then.
     const ids =
-      'userIds' in req.target ? req.target.userIds : 'locationId' in req.target ? repo.userIds({ locationId: req.target.locationId }) : repo.userIds();
-    return this.applyLists(job, ctx, ids.map((id) => [id, req.emails] as const));
+      'userIds' in req.target
+        ? req.target.userIds
+        : 'locationId' in req.target
+          ? repo.userIds({ locationId: req.target.locationId })
+          : repo.userIds();
+    return this.applyLists(
+      job,
+      ctx,
+      ids.map((id) => [id, req.emails] as const),
+    );
   }
 
   private async applyLists(job: Job, ctx: JobContext, lists: readonly (readonly [number, readonly string[]])[]): Promise<unknown> {
@@ -125,7 +139,17 @@ export class BulkService {
   exportCsv(): string {
     const out = [csvRecord(CSV_COLUMNS)];
     for (const u of this.deps.repo.csvUserRows()) {
-      out.push(csvRecord([u.id, u.username, u.displayName, u.extension, u.locationCode, u.locationName, ...CSV_EMAIL_COLUMNS.map((_, i) => u.emails[i] ?? '')]));
+      out.push(
+        csvRecord([
+          u.id,
+          u.username,
+          u.displayName,
+          u.extension,
+          u.locationCode,
+          u.locationName,
+          ...CSV_EMAIL_COLUMNS.map((_, i) => u.emails[i] ?? ''),
+        ]),
+      );
     }
     return out.join('');
   }
@@ -140,17 +164,20 @@ export class BulkService {
     const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
     if (size > maxBytes) throw new LimitError(`the file is ${mib(size)}; the limit is ${mib(maxBytes)}`);
     const text = typeof body === 'string' ? body : body.toString('utf8');
-    if (text.includes('\uFFFD')) throw new ValidationError([{ field: 'file', reason: 'the file is not UTF-8 text (save it as "CSV UTF-8")' }]);
+    if (text.includes('\uFFFD'))
+      throw new ValidationError([{ field: 'file', reason: 'the file is not UTF-8 text (save it as "CSV UTF-8")' }]);
     let records: string[][];
     try {
       records = parseCsv(text, { maxRecords: maxRows + 1, maxFieldLength: 4096 });
     } catch (err) {
       if (!(err instanceof CsvSyntaxError)) throw err;
-      if (/more than \d+ rows/.test(err.message)) throw new LimitError(`the file has more than ${maxRows} data rows; the limit is ${maxRows}`);
+      if (/more than \d+ rows/.test(err.message))
+        throw new LimitError(`the file has more than ${maxRows} data rows; the limit is ${maxRows}`);
       throw new ValidationError([{ field: `row ${err.row}`, reason: err.message.replace(/^row \d+: /, '') }]);
     }
     const header = (records[0] ?? []).map((h) => h.trim());
-    if (records.length === 0 || header.every((h) => h === '')) throw new ValidationError([{ field: 'row 1', reason: 'the file is empty: it needs the header row' }]);
+    if (records.length === 0 || header.every((h) => h === ''))
+      throw new ValidationError([{ field: 'row 1', reason: 'the file is empty: it needs the header row' }]);
     const problems: CsvIssue[] = [];
     const col = new Map<string, number>();
     header.forEach((h, i) => {
@@ -158,8 +185,10 @@ export class BulkService {
       if (col.has(key)) problems.push({ row: 1, column: h, reason: 'this column appears twice' });
       col.set(key, i);
     });
-    for (const c of CSV_EMAIL_COLUMNS) if (!col.has(c.toLowerCase())) problems.push({ row: 1, column: c, reason: 'column missing: the header needs Email1 to Email10' });
-    if (!col.has('userid') && !col.has('username')) problems.push({ row: 1, column: 'UserId', reason: 'column missing: the header needs UserId (or Username)' });
+    for (const c of CSV_EMAIL_COLUMNS)
+      if (!col.has(c.toLowerCase())) problems.push({ row: 1, column: c, reason: 'column missing: the header needs Email1 to Email10' });
+    if (!col.has('userid') && !col.has('username'))
+      problems.push({ row: 1, column: 'UserId', reason: 'column missing: the header needs UserId (or Username)' });
     if (problems.length) throw new ValidationError(problems.map((p) => ({ field: `row ${p.row} ${p.column}`, reason: p.reason })));
 
     const idCol = col.get('userid');
@@ -193,7 +222,11 @@ export class BulkService {
         const name = nameCol !== undefined ? restoreFormula((rec[nameCol] ?? '').trim()) : '';
         userId = name ? index.byName.get(name.toLowerCase()) : undefined;
         if (userId === undefined) {
-          report(row, name ? 'Username' : 'UserId', name ? `no user named ${JSON.stringify(name)}` : 'the row names no user (UserId is empty)');
+          report(
+            row,
+            name ? 'Username' : 'UserId',
+            name ? `no user named ${JSON.stringify(name)}` : 'the row names no user (UserId is empty)',
+          );
           continue;
         }
       }
@@ -221,7 +254,8 @@ export class BulkService {
         lower.add(e.toLowerCase());
         emails.push(e);
       }
-      if (rec.length > header.length) report(row, `column ${header.length + 1}`, `the row has ${rec.length} fields; the header has ${header.length}`);
+      if (rec.length > header.length)
+        report(row, `column ${header.length + 1}`, `the row has ${rec.length} fields; the header has ${header.length}`);
       if (errorCount > errorsBefore) continue;
       if (index.byId.get(userId) === JSON.stringify(emails)) unchanged++;
       else changes.push([userId, emails]);

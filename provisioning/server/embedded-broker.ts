@@ -50,7 +50,12 @@ const listen = (server: net.Server, port: number, host: string) =>
 
 const hostInUrl = (host: string) => (host.includes(':') ? `[${host}]` : host);
 
-export async function startEmbeddedBroker(port: number, host = '127.0.0.1', auth?: BrokerAuth, tlsListener?: EmbeddedTlsListener): Promise<EmbeddedBroker> {
+export async function startEmbeddedBroker(
+  port: number,
+  host = '127.0.0.1',
+  auth?: BrokerAuth,
+  tlsListener?: EmbeddedTlsListener,
+): Promise<EmbeddedBroker> {
   const broker = await Aedes.createBroker(auth ? withAuth(auth) : {});
   const server = net.createServer(broker.handle);
   const actual = await listen(server, port, host);

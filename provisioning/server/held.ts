@@ -101,7 +101,10 @@ export async function heldRoutes(app: FastifyInstance, opts: HeldOptions): Promi
   app.post(opts.path ?? '/held', PUBLIC_ROUTE, async (req, reply) => {
     const ct = String(req.headers['content-type'] ?? '');
     if (!ct.startsWith(HELD_CONTENT_TYPE) || typeof req.body !== 'string') {
-      return reply.code(415).type(HELD_CONTENT_TYPE).send(heldError('requestError', `content type must be ${HELD_CONTENT_TYPE}`));
+      return reply
+        .code(415)
+        .type(HELD_CONTENT_TYPE)
+        .send(heldError('requestError', `content type must be ${HELD_CONTENT_TYPE}`));
     }
     const r = await answerHeld(req.body, { ip: req.ip }, opts);
     return reply.code(r.status).type(HELD_CONTENT_TYPE).send(r.body);

@@ -14,7 +14,13 @@ import { emergencyFacts } from './notify/message.js';
 import { phoneClockOf, type EventPayload, type SignedAddress } from '../protocol/messages.js';
 import { locationDisagreementDataSchema, locationSelectedDataSchema } from '../protocol/locations.js';
 
-const AUDITED_EVENT_TYPES: ReadonlySet<string> = new Set(['emergency-call', 'test-call', 'address-rejected', 'location-mismatch', 'location-disagreement']);
+const AUDITED_EVENT_TYPES: ReadonlySet<string> = new Set([
+  'emergency-call',
+  'test-call',
+  'address-rejected',
+  'location-mismatch',
+  'location-disagreement',
+]);
 
 export interface PhoneIntakeDeps {
   repo: Repo;
@@ -103,7 +109,8 @@ export class PhoneIntake {
     // The event and its notification rows in one transaction: never one without the other.
     const event = repo.transaction(() => {
       if (!repo.insertEvent(stored)) return null;
-      if (AUDITED_EVENT_TYPES.has(e.type)) repo.audit(`phone:${e.deviceId}`, `phone.${e.type}`, 'event', e.id, { userId: stored.userId, locationId: stored.locationId });
+      if (AUDITED_EVENT_TYPES.has(e.type))
+        repo.audit(`phone:${e.deviceId}`, `phone.${e.type}`, 'event', e.id, { userId: stored.userId, locationId: stored.locationId });
       const event = repo.event(e.id)!;
       if (NOTIFIED_EVENT_TYPES.has(e.type)) this.deps.notifier.planRows(event);
       return event;
@@ -138,9 +145,18 @@ export class PhoneIntake {
       const d = locationDisagreementDataSchema.safeParse(e.data);
       if (!d.success) log.warn({ deviceId: e.deviceId, eventId: e.id }, 'malformed location-disagreement event: kept, not applied');
       else {
-        const applied = repo.setDeviceDisagreement(e.deviceId, d.data.state === 'open' ? { ...e.data, eventId: e.id, ts: e.ts } : null, e.ts, phoneClockOf(e.data));
+        const applied = repo.setDeviceDisagreement(
+          e.deviceId,
+          d.data.state === 'open' ? { ...e.data, eventId: e.id, ts: e.ts } : null,
+          e.ts,
+          phoneClockOf(e.data),
+        );
         if (applied) bus.emit('phone', { deviceId: e.deviceId, change: 'disagreement' });
-        else log.info({ deviceId: e.deviceId, eventId: e.id, state: d.data.state }, 'older location-disagreement event: the phone already reported a later state');
+        else
+          log.info(
+            { deviceId: e.deviceId, eventId: e.id, state: d.data.state },
+            'older location-disagreement event: the phone already reported a later state',
+          );
       }
     } else if (e.type === 'location-mismatch') {
       repo.setDeviceMismatch(e.deviceId, e.data);

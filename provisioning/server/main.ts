@@ -26,7 +26,11 @@ import { apiCommand } from './cli/api-client.js';
 // The server's parts load only for the commands that need them: an API call starts fast.
 const serverParts = () => import('./app.js');
 
-export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+export async function main(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  out: (s: string) => void = (s) => process.stdout.write(s),
+): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   const flags = values as Flags;
   const [verb, sub, arg] = positionals;
@@ -57,9 +61,24 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: stri
       // Its own broker user (the broker binds client id to user name): a running instance's
       // would take over that instance's session and kick it off.
       const creds = flags['broker-username']
-        ? { username: flags['broker-username'] as string, password: (flags['broker-password'] as string | undefined) ?? env.E911_BROKER_PASSWORD ?? '' }
-        : withRepo(dataDir, await openRepo(), (repo) => loadOrCreateServerCredentials(dataDir, (flags.instance as string | undefined) ?? CLI_INSTANCE, repo));
-      const server = new ProvisioningServer({ brokerUrl, privateKey: privateKeyFromText(pair), log, clientId: creds.username, username: creds.username, password: creds.password, protocolVersion: mqttVersion, publishOnly: true, ...(brokerTls(flags) ? { tls: brokerTls(flags)! } : {}) });
+        ? {
+            username: flags['broker-username'] as string,
+            password: (flags['broker-password'] as string | undefined) ?? env.E911_BROKER_PASSWORD ?? '',
+          }
+        : withRepo(dataDir, await openRepo(), (repo) =>
+            loadOrCreateServerCredentials(dataDir, (flags.instance as string | undefined) ?? CLI_INSTANCE, repo),
+          );
+      const server = new ProvisioningServer({
+        brokerUrl,
+        privateKey: privateKeyFromText(pair),
+        log,
+        clientId: creds.username,
+        username: creds.username,
+        password: creds.password,
+        protocolVersion: mqttVersion,
+        publishOnly: true,
+        ...(brokerTls(flags) ? { tls: brokerTls(flags)! } : {}),
+      });
       try {
         await server.start();
       } catch (err) {
@@ -87,7 +106,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: stri
         for (const name of [CLI_INSTANCE, ...list(flags.instance)]) loadOrCreateServerCredentials(dataDir, name, repo);
         const tls = tlsListeners(flags);
         const plain = listeners(flags.listen) ?? (tls.length ? [] : undefined);
-        return renderBrokerConfig(repo, (flags.dir as string | undefined) ?? path.resolve(dir), plain === undefined ? undefined : [...plain, ...tls]);
+        return renderBrokerConfig(
+          repo,
+          (flags.dir as string | undefined) ?? path.resolve(dir),
+          plain === undefined ? undefined : [...plain, ...tls],
+        );
       });
       mkdirSync(dir, { recursive: true });
       writePrivate(path.join(dir, 'passwd'), files.passwd);

@@ -44,7 +44,13 @@ export function repoDesiredStore(repo: Repo): DesiredAddressStore {
     },
     set(signed) {
       repo.ensureDevice(signed.doc.deviceId);
-      repo.recordIssuedAddress(signed.doc.deviceId, signed.doc.version, contentHash(signed.doc), JSON.stringify(signed), signed.doc.issuedAt);
+      repo.recordIssuedAddress(
+        signed.doc.deviceId,
+        signed.doc.version,
+        contentHash(signed.doc),
+        JSON.stringify(signed),
+        signed.doc.issuedAt,
+      );
     },
     version(deviceId) {
       const v = repo.issuedVersion(deviceId);
@@ -57,7 +63,9 @@ export function repoDesiredStore(repo: Repo): DesiredAddressStore {
 }
 
 /** What an address says, without its version and time: equal content is not re-issued. */
-export function contentHash(doc: Pick<AddressDocument, 'deviceId' | 'civic' | 'callback' | 'displayName' | 'locationCode' | 'locationPolicy' | 'elinCallback'>): string {
+export function contentHash(
+  doc: Pick<AddressDocument, 'deviceId' | 'civic' | 'callback' | 'displayName' | 'locationCode' | 'locationPolicy' | 'elinCallback'>,
+): string {
   return contentHashOf(canonicalJson(doc.civic), doc);
 }
 
@@ -71,7 +79,10 @@ function contentHashOf(civicCanonical: string, doc: HashedFields): string {
 }
 
 /** The account's settings that travel in each address document (left out when default). */
-export function accountAddressSettings(a: { locationPolicy: LocationPolicy; elinCallback: boolean }): Pick<AddressDocument, 'locationPolicy' | 'elinCallback'> {
+export function accountAddressSettings(a: {
+  locationPolicy: LocationPolicy;
+  elinCallback: boolean;
+}): Pick<AddressDocument, 'locationPolicy' | 'elinCallback'> {
   return {
     ...(a.locationPolicy !== DEFAULT_LOCATION_POLICY ? { locationPolicy: a.locationPolicy } : {}),
     ...(a.elinCallback ? { elinCallback: true } : {}),
@@ -162,7 +173,10 @@ export class Pusher {
     const conflict = ours !== undefined && state.version === ours.version && ours.hash !== state.hash;
     if (!behind && !conflict) return false;
     const above = Math.max(state.version, floor, issuedVersion);
-    this.deps.log.warn({ deviceId, phoneVersion: state.version, phoneFloor: floor, issuedVersion }, 'phone holds or refuses an address this server did not issue last: re-issuing above it');
+    this.deps.log.warn(
+      { deviceId, phoneVersion: state.version, phoneFloor: floor, issuedVersion },
+      'phone holds or refuses an address this server did not issue last: re-issuing above it',
+    );
     const current = this.deps.repo.issuedAddress(deviceId);
     this.deps.repo.recordIssuedAddress(deviceId, above, 'stale', current?.signed ?? '', new Date(0).toISOString());
     this.issued.delete(deviceId);
@@ -173,7 +187,10 @@ export class Pusher {
   private raiseLocationsTo(deviceId: string, floor: number): boolean {
     const issued = this.deps.repo.issuedLocations(deviceId)?.version ?? 0;
     if (floor <= issued) return false;
-    this.deps.log.warn({ deviceId, phoneFloor: floor, issuedVersion: issued }, 'phone refuses locations below a version this server did not issue: re-issuing above it');
+    this.deps.log.warn(
+      { deviceId, phoneFloor: floor, issuedVersion: issued },
+      'phone refuses locations below a version this server did not issue: re-issuing above it',
+    );
     this.deps.repo.recordIssuedLocations(deviceId, floor, 'stale');
     return true;
   }
@@ -249,7 +266,14 @@ export class Pusher {
           }
           const location = c.locationId !== null ? byId.get(c.locationId) : undefined;
           if (location && c.callback && c.displayName) {
-            const content = { deviceId, civic: location.civic, callback: c.callback, displayName: c.displayName, locationCode: location.code, ...settings };
+            const content = {
+              deviceId,
+              civic: location.civic,
+              callback: c.callback,
+              displayName: c.displayName,
+              locationCode: location.code,
+              ...settings,
+            };
             const hash = contentHashOf(civicText.get(location.id)!, content);
             if (c.contentHash === hash) {
               const stored = force.address.has(deviceId) ? repo.issuedAddress(deviceId)?.signed : null;
@@ -270,7 +294,15 @@ export class Pusher {
           if (c.locationsHash !== locHash || force.locations.has(deviceId)) {
             const version = c.locationsVersion + 1;
             repo.recordIssuedLocations(deviceId, version, locHash);
-            locationDocs.push({ v: 1, deviceId, version, issuedAt, recommendations, assignedLocationId, locations: recommendations ? allRecommended : [] });
+            locationDocs.push({
+              v: 1,
+              deviceId,
+              version,
+              issuedAt,
+              recommendations,
+              assignedLocationId,
+              locations: recommendations ? allRecommended : [],
+            });
           }
         }
       });

@@ -64,7 +64,11 @@ export class RecordsService {
     const { repo } = this.deps;
     const event = repo.event(id);
     if (!event) throw new NotFoundError(`event ${id}`);
-    return { ...event, facts: NOTIFIED_EVENT_TYPES.has(event.type) ? this.callFacts(event) : null, notifications: repo.notifications({ eventId: id }) };
+    return {
+      ...event,
+      facts: NOTIFIED_EVENT_TYPES.has(event.type) ? this.callFacts(event) : null,
+      notifications: repo.notifications({ eventId: id }),
+    };
   }
 
   notifications(filter: { eventId?: string; status?: NotificationStatus; limit: number }) {

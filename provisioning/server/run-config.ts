@@ -3,16 +3,31 @@
 import { z } from 'zod';
 import { ConfigError } from '../common/errors.js';
 
-const port = z.coerce.number({ error: 'must be a port number' }).int('must be a whole port number').min(0, 'must be 0..65535').max(65535, 'must be 0..65535');
+const port = z.coerce
+  .number({ error: 'must be a port number' })
+  .int('must be a whole port number')
+  .min(0, 'must be 0..65535')
+  .max(65535, 'must be 0..65535');
 const nonEmpty = z.string().min(1, 'must not be empty');
-const list = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+const list = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean),
+);
 
 export const runConfigSchema = z
   .strictObject({
-    broker: z.string().regex(/^(mqtts?|wss?):\/\//, 'must be an mqtt://, mqtts://, ws:// or wss:// URL').optional(),
+    broker: z
+      .string()
+      .regex(/^(mqtts?|wss?):\/\//, 'must be an mqtt://, mqtts://, ws:// or wss:// URL')
+      .optional(),
     mqttPort: port,
     mqttHost: nonEmpty,
-    mqttVersion: z.enum(['4', '5'], { error: 'must be 4 or 5' }).transform((v): 4 | 5 => (v === '4' ? 4 : 5)).optional(),
+    mqttVersion: z
+      .enum(['4', '5'], { error: 'must be 4 or 5' })
+      .transform((v): 4 | 5 => (v === '4' ? 4 : 5))
+      .optional(),
     mqttTlsPort: port.optional(),
     mqttTlsHost: nonEmpty.optional(),
     mqttTlsCert: nonEmpty.optional(),

@@ -8,7 +8,14 @@ import mqtt, { type MqttClient, type IPublishPacket, type Packet } from 'mqtt';
 import type { Logger } from 'pino';
 import { createHash, sign, type KeyObject } from 'node:crypto';
 import { canonicalJson } from '../protocol/canonical.js';
-import { decodePayload, type EventPayload, type SignedAddress, type StatusPayload, type AddressStatePayload, type LocationPayload } from '../protocol/messages.js';
+import {
+  decodePayload,
+  type EventPayload,
+  type SignedAddress,
+  type StatusPayload,
+  type AddressStatePayload,
+  type LocationPayload,
+} from '../protocol/messages.js';
 import { topicFilter, topicFor, parseTopic } from '../protocol/topics.js';
 import { validateAddress, type AddressDocument } from '../protocol/address.js';
 import { signDocument } from '../protocol/signing.js';
@@ -222,7 +229,9 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
     const signed: SignedLocations = { v: 1, doc, sig: signDocument(doc, this.opts.privateKey) };
     const text = JSON.stringify(signed);
     if (Buffer.byteLength(text) > MAX_LOCATIONS_PAYLOAD_BYTES) {
-      throw new Error(`locations push of ${Buffer.byteLength(text)} bytes exceeds the ${MAX_LOCATIONS_PAYLOAD_BYTES}-byte limit phones accept`);
+      throw new Error(
+        `locations push of ${Buffer.byteLength(text)} bytes exceeds the ${MAX_LOCATIONS_PAYLOAD_BYTES}-byte limit phones accept`,
+      );
     }
     if (!this.client) throw new Error('server not started');
     await this.client.publishAsync(topicFor(doc.deviceId, 'locations/set'), text, { qos: 1, retain: true });
@@ -298,7 +307,10 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
           return;
         }
         // Not acknowledged: a new connection makes the broker send it again (persistent session).
-        this.opts.log.error({ err, eventId: e.id, type: e.type }, 'event not stored: left unacknowledged, reconnecting so the broker sends it again');
+        this.opts.log.error(
+          { err, eventId: e.id, type: e.type },
+          'event not stored: left unacknowledged, reconnecting so the broker sends it again',
+        );
         callback(err as Error);
         if (client === this.client) setTimeout(() => client.stream?.destroy(), retries.at(-1) ?? 1000).unref();
         return;
@@ -349,16 +361,16 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
     const view = this.phones.get(deviceId);
     if (!view?.online) return;
     // Every state report lands here: decide on versions first, read the document only to re-push it.
-    const wantVersion = this.desiredVersions.get(deviceId) ?? (this.desired.version ? this.desired.version(deviceId) : this.desired.get(deviceId)?.doc.version);
+    const wantVersion =
+      this.desiredVersions.get(deviceId) ??
+      (this.desired.version ? this.desired.version(deviceId) : this.desired.get(deviceId)?.doc.version);
     if (wantVersion === undefined) return;
     // Not reported to this process yet (a restart): what the phone reported before counts.
     const applied = view.appliedVersion ?? this.desired.appliedVersion?.(deviceId) ?? null;
     if (applied !== null && applied >= wantVersion) return;
     const want = this.desired.get(deviceId);
     if (!want) return;
-    this.publishSigned(want).catch((err: Error) =>
-      this.opts.log.warn({ err: err.message, deviceId }, 're-push failed'),
-    );
+    this.publishSigned(want).catch((err: Error) => this.opts.log.warn({ err: err.message, deviceId }, 're-push failed'));
   }
 
   private view(deviceId: string): PhoneView {

@@ -50,7 +50,8 @@ export function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T
   return r.data;
 }
 
-const listNames = (names: string[]) => (names.length > 5 ? `${names.slice(0, 5).join(', ')} and ${names.length - 5} more` : names.join(', '));
+const listNames = (names: string[]) =>
+  names.length > 5 ? `${names.slice(0, 5).join(', ')} and ${names.length - 5} more` : names.join(', ');
 
 export interface AdminServiceDeps {
   repo: Repo;
@@ -141,10 +142,12 @@ export class AdminService {
    */
   notificationSettings(): Record<string, unknown> {
     const s = this.repo.notificationSettings();
-    const hideHeader = (h: { name: string; value?: string } | undefined) => (h ? { header: { name: h.name, valueSet: Boolean(h.value) } } : {});
+    const hideHeader = (h: { name: string; value?: string } | undefined) =>
+      h ? { header: { name: h.name, valueSet: Boolean(h.value) } } : {};
     const smtp = s.smtp && (({ password, ...rest }) => ({ ...rest, passwordSet: Boolean(password) }))(s.smtp);
     const sms = s.sms && (({ password, header, ...rest }) => ({ ...rest, ...hideHeader(header), passwordSet: Boolean(password) }))(s.sms);
-    const webhook = s.webhook && (({ secret, header, ...rest }) => ({ ...rest, ...hideHeader(header), secretSet: Boolean(secret) }))(s.webhook);
+    const webhook =
+      s.webhook && (({ secret, header, ...rest }) => ({ ...rest, ...hideHeader(header), secretSet: Boolean(secret) }))(s.webhook);
     return { smtp, sms, webhook, policy: this.repo.account().notificationPolicy };
   }
 
@@ -172,15 +175,36 @@ export class AdminService {
       dropped.push(field);
       return undefined;
     };
-    const headerOf = (field: string, given: { name: string; value?: string | undefined } | undefined, stored: { name: string; value?: string } | undefined, sameUrl: boolean) => {
+    const headerOf = (
+      field: string,
+      given: { name: string; value?: string | undefined } | undefined,
+      stored: { name: string; value?: string } | undefined,
+      sameUrl: boolean,
+    ) => {
       if (!given) return undefined;
-      const value = keep(`${field}.value`, given.value, stored?.name.toLowerCase() === given.name.toLowerCase() ? stored.value : undefined, sameUrl);
-      if (value === undefined) throw new ValidationError([{ field: `${field}.value`, reason: sameUrl ? 'is required' : 'is required again: the URL changed, so the stored value was not kept' }]);
+      const value = keep(
+        `${field}.value`,
+        given.value,
+        stored?.name.toLowerCase() === given.name.toLowerCase() ? stored.value : undefined,
+        sameUrl,
+      );
+      if (value === undefined)
+        throw new ValidationError([
+          {
+            field: `${field}.value`,
+            reason: sameUrl ? 'is required' : 'is required again: the URL changed, so the stored value was not kept',
+          },
+        ]);
       return { name: given.name, value };
     };
     if (next.smtp !== undefined) {
       const n = next.smtp;
-      const same = !!n && !!cur.smtp && n.host.toLowerCase() === cur.smtp.host.toLowerCase() && n.port === cur.smtp.port && n.username === cur.smtp.username;
+      const same =
+        !!n &&
+        !!cur.smtp &&
+        n.host.toLowerCase() === cur.smtp.host.toLowerCase() &&
+        n.port === cur.smtp.port &&
+        n.username === cur.smtp.username;
       merged.smtp = n && { ...n, password: n.username ? keep('smtp.password', n.password, cur.smtp?.password, same) : n.password };
     }
     if (next.sms !== undefined) {
@@ -188,7 +212,9 @@ export class AdminService {
       const sameUrl = !!n && !!cur.sms && n.url === cur.sms.url;
       merged.sms = n && {
         ...n,
-        password: n.username ? keep('sms.password', n.password, cur.sms?.password, sameUrl && n.username === cur.sms?.username) : n.password,
+        password: n.username
+          ? keep('sms.password', n.password, cur.sms?.password, sameUrl && n.username === cur.sms?.username)
+          : n.password,
         header: headerOf('sms.header', n.header, cur.sms?.header, sameUrl),
       };
       if (!merged.sms?.header && merged.sms) delete merged.sms.header;
@@ -196,13 +222,20 @@ export class AdminService {
     if (next.webhook !== undefined) {
       const n = next.webhook;
       const sameUrl = !!n && !!cur.webhook && n.url === cur.webhook.url;
-      merged.webhook = n && { ...n, secret: keep('webhook.secret', n.secret, cur.webhook?.secret, sameUrl), header: headerOf('webhook.header', n.header, cur.webhook?.header, sameUrl) };
+      merged.webhook = n && {
+        ...n,
+        secret: keep('webhook.secret', n.secret, cur.webhook?.secret, sameUrl),
+        header: headerOf('webhook.header', n.header, cur.webhook?.header, sameUrl),
+      };
       if (merged.webhook && !merged.webhook.header) delete merged.webhook.header;
       if (merged.webhook && merged.webhook.secret === undefined) delete merged.webhook.secret;
     }
     this.repo.transaction(() => {
       this.repo.setNotificationSettings(merged);
-      this.repo.audit(actor, 'notifications.update', 'account', null, { channels: Object.keys(next), ...(dropped.length ? { secretsDropped: dropped } : {}) });
+      this.repo.audit(actor, 'notifications.update', 'account', null, {
+        channels: Object.keys(next),
+        ...(dropped.length ? { secretsDropped: dropped } : {}),
+      });
     });
     if (dropped.length) this.deps.log.warn({ dropped }, 'a channel was repointed: its stored secrets were dropped');
     this.changed('notifications', null, 'update');
@@ -332,10 +365,12 @@ export class AdminService {
       throw new ValidationError([{ field: 'locationId', reason: `location ${u.locationId} does not exist` }]);
     }
     const taken = this.repo.deviceOwners(u.deviceIds, id);
-    if (taken.length) throw new ConflictError(`phone ${taken.map((t) => `${t.deviceId} belongs to user ${t.userId}`).join(', ')}: unassign it first`);
+    if (taken.length)
+      throw new ConflictError(`phone ${taken.map((t) => `${t.deviceId} belongs to user ${t.userId}`).join(', ')}: unassign it first`);
     if (this.repo.account().e911Enabled && u.deviceIds.length > 0) {
       const missing = [u.locationId === null && 'a location', !u.callback && 'a callback number'].filter(Boolean);
-      if (missing.length) throw new PreconditionError(`E911 is enabled: a user with a phone needs ${missing.join(' and ')}`, missing as string[]);
+      if (missing.length)
+        throw new PreconditionError(`E911 is enabled: a user with a phone needs ${missing.join(' and ')}`, missing as string[]);
     }
   }
 
@@ -369,7 +404,9 @@ export class AdminService {
   repush(actor: string, deviceId: string): void {
     this.phone(deviceId);
     this.repo.audit(actor, 'phone.repush', 'phone', deviceId);
-    this.deps.pusher.schedule([deviceId], { forceAddress: true, forceLocations: true }).catch((err: Error) => this.deps.log.error({ err }, 'push failed'));
+    this.deps.pusher
+      .schedule([deviceId], { forceAddress: true, forceLocations: true })
+      .catch((err: Error) => this.deps.log.error({ err }, 'push failed'));
   }
 
   /**
@@ -377,8 +414,12 @@ export class AdminService {
    * password is returned once and only its hash is kept.
    */
   issueCredentials(actor: string, deviceId: string): { username: string; password: string } {
-    if (!isValidDeviceId(deviceId)) throw new ValidationError([{ field: 'deviceId', reason: 'must be 1-64 of letters, digits, dot, dash, underscore' }]);
-    if (isReservedDeviceId(deviceId)) throw new ValidationError([{ field: 'deviceId', reason: `is reserved: ids starting with ${SERVER_USER_PREFIX} are the server's broker users` }]);
+    if (!isValidDeviceId(deviceId))
+      throw new ValidationError([{ field: 'deviceId', reason: 'must be 1-64 of letters, digits, dot, dash, underscore' }]);
+    if (isReservedDeviceId(deviceId))
+      throw new ValidationError([
+        { field: 'deviceId', reason: `is reserved: ids starting with ${SERVER_USER_PREFIX} are the server's broker users` },
+      ]);
     const password = newPassword();
     this.repo.transaction(() => {
       this.repo.setDeviceCredential(deviceId, hashPassword(password));

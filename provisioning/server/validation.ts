@@ -10,7 +10,8 @@ import { SERVER_USER_PREFIX, isReservedDeviceId } from './broker-auth.js';
 export const MAX_NOTIFICATION_EMAILS = 10;
 
 // WHATWG's "valid email address" plus a dotted domain: list addresses (team@, oncall@) pass too.
-const EMAIL = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+const EMAIL =
+  /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
 
 /** The reason an email address is refused, or null when it is fine. */
 export function emailProblem(raw: string): string | null {
@@ -124,44 +125,49 @@ export const postalAddressSchema = z.strictObject({
   plus4: optionalText(4),
 });
 
-export const cidrSchema = z.string().trim().superRefine((s, ctx) => {
-  const p = cidrProblem(s);
-  if (p) ctx.addIssue({ code: 'custom', message: `${s}: ${p}` });
-});
+export const cidrSchema = z
+  .string()
+  .trim()
+  .superRefine((s, ctx) => {
+    const p = cidrProblem(s);
+    if (p) ctx.addIssue({ code: 'custom', message: `${s}: ${p}` });
+  });
 
 /** The fields of a location; locationInputSchema adds the address rules across them. */
 export const locationFieldsSchema = z.strictObject({
-    code: text(32).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, dot, dash, underscore'),
-    name: text(128).min(1, 'is required'),
-    address: postalAddressSchema,
-    building: optionalText(64),
-    floor: optionalText(32),
-    room: optionalText(32),
-    timeZone: z.string().refine(isTimeZone, 'must be an IANA time zone such as America/New_York'),
-    ipGroups: z
-      .array(z.strictObject({ name: text(64).min(1, 'is required'), cidrs: z.array(cidrSchema).min(1).max(64) }))
-      .max(64)
-      .default([]),
-    switchPorts: z
-      .array(z.strictObject({ chassisId: text(64).min(1), portId: optionalText(64) }))
-      .max(256)
-      .default([]),
-    adminEmails: emailListSchema().default([]),
-    smsNumbers: z.array(e164Schema).max(10).default([]),
-  });
+  code: text(32).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, dot, dash, underscore'),
+  name: text(128).min(1, 'is required'),
+  address: postalAddressSchema,
+  building: optionalText(64),
+  floor: optionalText(32),
+  room: optionalText(32),
+  timeZone: z.string().refine(isTimeZone, 'must be an IANA time zone such as America/New_York'),
+  ipGroups: z
+    .array(z.strictObject({ name: text(64).min(1, 'is required'), cidrs: z.array(cidrSchema).min(1).max(64) }))
+    .max(64)
+    .default([]),
+  switchPorts: z
+    .array(z.strictObject({ chassisId: text(64).min(1), portId: optionalText(64) }))
+    .max(256)
+    .default([]),
+  adminEmails: emailListSchema().default([]),
+  smsNumbers: z.array(e164Schema).max(10).default([]),
+});
 
 export const locationInputSchema = locationFieldsSchema.superRefine((loc, ctx) => {
-    for (const issue of validatePostalAddress(loc.address, { name: loc.name, building: loc.building, floor: loc.floor, room: loc.room })) {
-      const top = ['name', 'building', 'floor', 'room'].includes(issue.field);
-      ctx.addIssue({ code: 'custom', message: issue.reason, path: top ? [issue.field] : ['address', issue.field] });
-    }
-  });
+  for (const issue of validatePostalAddress(loc.address, { name: loc.name, building: loc.building, floor: loc.floor, room: loc.room })) {
+    const top = ['name', 'building', 'floor', 'room'].includes(issue.field);
+    ctx.addIssue({ code: 'custom', message: issue.reason, path: top ? [issue.field] : ['address', issue.field] });
+  }
+});
 export type LocationInput = z.infer<typeof locationInputSchema>;
 /** What a client sends (before defaults and trimming). */
 export type LocationInputRaw = z.input<typeof locationInputSchema>;
 
 export const userInputSchema = z.strictObject({
-  username: text(64).min(1, 'is required').regex(/^[A-Za-z0-9._@+-]+$/, 'must be letters, digits and . _ @ + -'),
+  username: text(64)
+    .min(1, 'is required')
+    .regex(/^[A-Za-z0-9._@+-]+$/, 'must be letters, digits and . _ @ + -'),
   displayName: z.string().refine(isValidDisplayName, 'must be 1-64 letters and digits, single spaces between words'),
   extension: optionalText(16).refine((s) => s === undefined || /^[0-9*#]+$/.test(s), 'must be digits, * or #'),
   locationId: z.number().int().positive().nullable().default(null),
@@ -203,9 +209,16 @@ export type AccountPatch = z.infer<typeof accountPatchSchema>;
 const header = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must be an HTTP header name'),
   /** Write-only (an API key, say): omitted on update keeps the stored one while the URL stays the same. */
-  value: z.string().max(1024).refine((v) => !/[\r\n]/.test(v), 'must be one line').optional(),
+  value: z
+    .string()
+    .max(1024)
+    .refine((v) => !/[\r\n]/.test(v), 'must be one line')
+    .optional(),
 });
-const httpUrl = z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http or https URL');
+const httpUrl = z
+  .string()
+  .url()
+  .refine((u) => /^https?:\/\//.test(u), 'must be an http or https URL');
 
 export const smtpSettingsSchema = z.strictObject({
   host: text(253).min(1),

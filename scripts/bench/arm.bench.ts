@@ -34,7 +34,9 @@ function runtimeOf(m: Manifest): string | null {
   const cache = path.join(OUT, 'cache');
   if (!existsSync(cache)) return null;
   const pkg = m.node.from.split('@')[0]!;
-  const dir = readdirSync(cache).find((d) => d.startsWith(pkg) && d.endsWith(m.node.version) && existsSync(path.join(cache, d, 'node.stripped')));
+  const dir = readdirSync(cache).find(
+    (d) => d.startsWith(pkg) && d.endsWith(m.node.version) && existsSync(path.join(cache, d, 'node.stripped')),
+  );
   return dir ? path.join(cache, dir, 'node.stripped') : null;
 }
 
@@ -156,10 +158,17 @@ async function main(): Promise<void> {
       const tar = tarOf(dist);
       const runtimeBuf = readFileSync(runtime);
       const gzTree = gzipSync(tar, { level: 9 }).length;
-      report(`${t.name} install tree (gzip -9)`, gzTree / MB, 'MB', gzipSync(runtimeBuf, { level: 9 }).length / MB, 'report only (baseline: runtime alone)');
+      report(
+        `${t.name} install tree (gzip -9)`,
+        gzTree / MB,
+        'MB',
+        gzipSync(runtimeBuf, { level: 9 }).length / MB,
+        'report only (baseline: runtime alone)',
+      );
       // xz over 100 MB takes a while: once, beside the gzip of the same tree.
       const xzTree = xzSize(tar);
-      if (xzTree !== null) report(`${t.name} install tree (xz -6)`, xzTree / MB, 'MB', gzTree / MB, `<= ${t.xzGoalMB} MB (baseline: gzip -9)`);
+      if (xzTree !== null)
+        report(`${t.name} install tree (xz -6)`, xzTree / MB, 'MB', gzTree / MB, `<= ${t.xzGoalMB} MB (baseline: gzip -9)`);
       else console.warn('arm bench: xz is not installed: no xz figure');
 
       // LD_LIBRARY_PATH: see qemuArgs in scripts/build-arm.mjs (multiarch libc vs the sysroot's).
@@ -171,7 +180,9 @@ async function main(): Promise<void> {
       // e911ctl against a running agent: the ARM one under qemu, and the same bundle on this machine's node.
       const agent = await startUntil(q[0]!, [...q.slice(1), exe, '--config', cfg.file], READY);
       try {
-        const ctl = await p50(RUNS, () => timeTo(q[0]!, [...q.slice(1), path.join(dist, 'e911ctl'), 'status', '--json', '--socket', cfg.socket], null));
+        const ctl = await p50(RUNS, () =>
+          timeTo(q[0]!, [...q.slice(1), path.join(dist, 'e911ctl'), 'status', '--json', '--socket', cfg.socket], null),
+        );
         const hostCtl = await p50(RUNS, () => timeTo(process.execPath, [hostCtlLink, 'status', '--json', '--socket', cfg.socket], null));
         report(`${t.name} e911ctl status, qemu (p50 of ${RUNS})`, ctl, 'ms', hostCtl, 'report only (baseline: same bundle, host node)');
       } finally {

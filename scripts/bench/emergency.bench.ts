@@ -64,11 +64,14 @@ if (!MOSQUITTO) skip('mosquitto is not installed');
 // or the vendor's when E911_PJPROJECT_PKG_CONFIG_PATH names one, as scripts/build-voice.mjs does.
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const hostTarget = ({ x64: 'x64', arm64: 'arm64', arm: 'armv7' } as Record<string, string>)[process.arch] ?? 'x64';
-const pjPrefix = spawnSync(process.execPath, [path.join(repoRoot, 'scripts/build-pjproject.mjs'), '--print-prefix', hostTarget], { encoding: 'utf8' });
+const pjPrefix = spawnSync(process.execPath, [path.join(repoRoot, 'scripts/build-pjproject.mjs'), '--print-prefix', hostTarget], {
+  encoding: 'utf8',
+});
 const pkgConfigPath = process.env.E911_PJPROJECT_PKG_CONFIG_PATH ?? path.join(pjPrefix.stdout.trim(), 'lib/pkgconfig');
 const pkgEnv = { ...process.env, PKG_CONFIG_PATH: pkgConfigPath, PKG_CONFIG_LIBDIR: pkgConfigPath };
 const pkg = (...args: string[]) => spawnSync('pkg-config', ['--static', ...args, 'libpjproject'], { env: pkgEnv, encoding: 'utf8' });
-if (pkg('--exists').status !== 0) skip(`pkg-config cannot find libpjproject in ${pkgConfigPath} for the baseline caller (run node scripts/build-voice.mjs)`);
+if (pkg('--exists').status !== 0)
+  skip(`pkg-config cannot find libpjproject in ${pkgConfigPath} for the baseline caller (run node scripts/build-voice.mjs)`);
 
 // The measured processes (this one with the agent, the baseline caller, the wire) run at a
 // higher priority than the rest of a shared machine, equally, when allowed (root): a
@@ -87,7 +90,9 @@ const niced = prioritize(process.pid);
 // group; other sessions' work (the rest of the shared machine) competes group against group.
 // The group's own nice ranks it against them; the agent, the baseline and the wire share it.
 // The group is the whole session's: its nice is put back at the end.
-const groupNiceBefore = existsSync('/proc/self/autogroup') ? (/nice (-?\d+)/.exec(readFileSync('/proc/self/autogroup', 'utf8'))?.[1] ?? null) : null;
+const groupNiceBefore = existsSync('/proc/self/autogroup')
+  ? (/nice (-?\d+)/.exec(readFileSync('/proc/self/autogroup', 'utf8'))?.[1] ?? null)
+  : null;
 function setGroupNice(nice: string): boolean {
   try {
     writeFileSync('/proc/self/autogroup', nice);
@@ -118,7 +123,10 @@ try {
   const wire = fork(path.join(here, 'udp-stamp.js'), [String(wirePort)], { stdio: 'inherit' });
   children.push(wire);
   if (niced) prioritize(wire.pid!);
-  type WireMsg = { kind: 'ready' } | { kind: 'invite'; at: string; callId: string; fromPort: number; bytes: number } | { kind: 'ack'; callId: string };
+  type WireMsg =
+    | { kind: 'ready' }
+    | { kind: 'invite'; at: string; callId: string; fromPort: number; bytes: number }
+    | { kind: 'ack'; callId: string };
   // IPC messages can arrive in one burst: keep them until asked for.
   const inbox: WireMsg[] = [];
   let wake: (() => void) | null = null;
@@ -162,7 +170,10 @@ try {
   };
   const doc: AddressDocument = sampleAddress({ deviceId, issuedAt: new Date().toISOString() });
   const seed = new Store({ dataDir: raw.dataDir, log: silentLog() });
-  seed.applyAddress({ doc, version: 1, hash: documentHash(doc), signature: 'bench', receivedAt: doc.issuedAt }, { v: 1, id: 'seed', type: 'address-applied', deviceId, ts: doc.issuedAt, data: {} });
+  seed.applyAddress(
+    { doc, version: 1, hash: documentHash(doc), signature: 'bench', receivedAt: doc.issuedAt },
+    { v: 1, id: 'seed', type: 'address-applied', deviceId, ts: doc.issuedAt, data: {} },
+  );
   seed.close();
   // The agent logs as in production (info), to a sink that costs what a file would.
   const log = pino({ level: 'info', base: { app: 'e911-agent' } }, pino.destination({ dest: '/dev/null', sync: false }));
@@ -223,7 +234,9 @@ try {
   // Started under nice(1), so pjsua's own threads (made before we could renice the process) get
   // the same priority as the agent's, which inherit it from this thread.
   const callerArgs = [String(basePort), `sip:911@127.0.0.1:${wirePort}`, pidfFile, '<loc-bench@127.0.0.1>', ...headers];
-  const caller = niced ? spawn('nice', ['-n', String(NICE), bin, ...callerArgs], { stdio: ['pipe', 'pipe', 'inherit'] }) : spawn(bin, callerArgs, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const caller = niced
+    ? spawn('nice', ['-n', String(NICE), bin, ...callerArgs], { stdio: ['pipe', 'pipe', 'inherit'] })
+    : spawn(bin, callerArgs, { stdio: ['pipe', 'pipe', 'inherit'] });
   children.push(caller);
   const lines = readline.createInterface({ input: caller.stdout! });
   const lineWaiters: ((l: string) => void)[] = [];
@@ -255,7 +268,12 @@ try {
     caller.stdin!.write('call\n');
     const [, t0, st, inCall, vcs, ivcs, cpu] = (await nextLine()).split(' ');
     if (st !== '0') throw new Error(`baseline make_call failed: ${st}`);
-    baseTimings.push({ pjsuaMs: Number(inCall) / 1e6, pjsuaCpuMs: Number(cpu) / 1e6, voluntarySwitches: Number(vcs), involuntarySwitches: Number(ivcs) });
+    baseTimings.push({
+      pjsuaMs: Number(inCall) / 1e6,
+      pjsuaCpuMs: Number(cpu) / 1e6,
+      voluntarySwitches: Number(vcs),
+      involuntarySwitches: Number(ivcs),
+    });
     const at = BigInt(((await arrival) as { at: string }).at);
     await next('ack');
     return nsToMs(at - BigInt(t0!));
@@ -342,7 +360,10 @@ try {
   const bb0 = summary(bare);
   const stepP = (xs: number[]) => `p50 ${(summary(xs).p50 * 1000).toFixed(0)} / p99 ${(summary(xs).p99 * 1000).toFixed(0)} us`;
   process.stdout.write(
-    `durable begin step: ${BEGIN_CALLS} rounds of 4 calls (agent: begin file / SQLite begun row / begin skipped; bare caller), order rotated; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}\n` +
+    `durable begin step: ${BEGIN_CALLS} rounds of 4 calls (agent: begin file / SQLite begun row / begin skipped; bare caller), order rotated; load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}\n` +
       `  digit -> INVITE p50: begin file ${bf.p50.toFixed(3)} ms, SQLite begun row ${bs.p50.toFixed(3)} ms, begin skipped ${bk.p50.toFixed(3)} ms, bare caller ${bb0.p50.toFixed(3)} ms\n` +
       `  added at p50 by the durable step (beside begin skipped): begin file ${(bf.p50 - bk.p50).toFixed(3)} ms (goal <= 0.1: ${bf.p50 - bk.p50 <= 0.1 ? 'met' : 'MISSED'}), SQLite begun row ${(bs.p50 - bk.p50).toFixed(3)} ms\n` +
       `  the step timed in place (beginJson: envelope, then the write): begin file ${stepP(beginStep.file)} (of which the append ${stepP(appendTimes)}); SQLite begun row ${stepP(beginStep.sqlite)}; skipped ${stepP(beginStep.skip)}\n` +
@@ -384,7 +405,11 @@ try {
     const PUSH_CALLS = Number(process.env.BENCH_PUSH_CALLS ?? 30);
     const INLINE_CALLS = Number(process.env.BENCH_PUSH_INLINE_CALLS ?? 10);
     const DELAYS = [0, 1, 3, 10, 30, 60, 100, 200, 300, 500];
-    const peer = fork(path.join(here, 'push-peer.js'), [broker.url, topicFor(deviceId, 'locations/set'), raw.control.socketPath, deviceId], { stdio: 'inherit' });
+    const peer = fork(
+      path.join(here, 'push-peer.js'),
+      [broker.url, topicFor(deviceId, 'locations/set'), raw.control.socketPath, deviceId],
+      { stdio: 'inherit' },
+    );
     children.push(peer);
     if (niced) prioritize(peer.pid!);
     const peerInbox: { kind: string; at?: string; ok?: boolean; reply?: string; bytes?: number }[] = [];
@@ -431,7 +456,10 @@ try {
         pushPhaseTo = performance.now();
         loopDelay.reset();
         // The baseline: the same pushes verified on the agent's main thread (as before the worker).
-        (book as unknown as { deps: { verifier: unknown } }).deps.verifier = new InlineLocationsVerifier({ deviceId, serverKey: publicKeyFromText(signingKeys.publicKey) });
+        (book as unknown as { deps: { verifier: unknown } }).deps.verifier = new InlineLocationsVerifier({
+          deviceId,
+          serverKey: publicKeyFromText(signingKeys.publicKey),
+        });
       }
       const delay = DELAYS[i % DELAYS.length]!;
       (inline ? pushed.noneInline : pushed.none).push(await peerCall(null, delay));
@@ -447,7 +475,13 @@ try {
     const loopMaxInline = loopDelay.max / 1e6;
     loopDelay.disable();
     const gcMaxPush = Math.max(0, ...gcs.filter(([s0]) => s0 >= pushPhaseFrom && s0 <= pushPhaseTo).map(([s0, e0]) => e0 - s0));
-    const kindName: Record<number, string> = { 1: 'scavenge', 2: 'minor mark-sweep', 4: 'mark-compact', 8: 'incremental marking', 16: 'weak callbacks' };
+    const kindName: Record<number, string> = {
+      1: 'scavenge',
+      2: 'minor mark-sweep',
+      4: 'mark-compact',
+      8: 'incremental marking',
+      16: 'weak callbacks',
+    };
     const worstGcs = gcKinds
       .filter(([s0]) => s0 >= pushPhaseFrom && s0 <= pushPhaseTo)
       .sort((a, b) => b[1] - a[1])
@@ -463,7 +497,10 @@ try {
     const bb = summary(busy.base);
     process.stdout.write(
       `calls: ${CALLS} agent + ${CALLS} baseline per phase, interleaved; ${WARMUP} warm-up pairs; pjproject ${pkg('--modversion').stdout.trim()}; ` +
-        `nice ${niced ? NICE : 0} for agent, baseline and wire${groupNiced ? ` (and their autogroup, nice ${NICE})` : ''}; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}\n`,
+        `nice ${niced ? NICE : 0} for agent, baseline and wire${groupNiced ? ` (and their autogroup, nice ${NICE})` : ''}; load average ${os
+          .loadavg()
+          .map((l) => l.toFixed(1))
+          .join(' ')}\n`,
     );
     report('digit -> INVITE on the wire p50 (ms)', ia.p50, 'ms', ib.p50, 'informational');
     report('digit -> INVITE on the wire p99 (ms)', ia.p99, 'ms', ib.p99, 'agent adds <= 5 ms');
@@ -497,7 +534,8 @@ try {
       const slow = xs.filter((t) => t.pjsuaMs >= cut);
       const share = (f: (t: (typeof slow)[number]) => boolean) => `${slow.filter(f).length}/${slow.length}`;
       const rest = xs.filter((t) => t.pjsuaMs < cut);
-      const restShare = (f: (t: (typeof rest)[number]) => boolean) => `${((100 * rest.filter(f).length) / Math.max(1, rest.length)).toFixed(0)}%`;
+      const restShare = (f: (t: (typeof rest)[number]) => boolean) =>
+        `${((100 * rest.filter(f).length) / Math.max(1, rest.length)).toFixed(0)}%`;
       return (
         `slowest 1% (>= ${cut.toFixed(2)} ms): preempted (involuntary switch) ${share((t) => t.involuntarySwitches > 0)}, waited (voluntary switch) ${share((t) => t.voluntarySwitches > 0)}` +
         (slow[0]?.gc !== undefined ? `, during a V8 GC ${share((t) => t.gc === true)}` : '') +
@@ -510,7 +548,9 @@ try {
       `  agent ${slowest(at)}\n  bare caller ${slowest(bt)}\n` +
         `  agent minor page faults per call: ${faults(at.filter((t) => t.pjsuaCpuMs >= cpuCut))} in the 1% costing most CPU, ${faults(at.filter((t) => t.pjsuaCpuMs < cpuCut))} in the rest\n`,
     );
-    process.stdout.write(`max: agent ${ia.max.toFixed(2)} ms (idle), ${ba.max.toFixed(2)} ms (draining); baseline ${ib.max.toFixed(2)} / ${bb.max.toFixed(2)} ms\n`);
+    process.stdout.write(
+      `max: agent ${ia.max.toFixed(2)} ms (idle), ${ba.max.toFixed(2)} ms (draining); baseline ${ib.max.toFixed(2)} / ${bb.max.toFixed(2)} ms\n`,
+    );
     process.stdout.write(
       `draining phase: ${backlogs} backlogs of ${BACKLOG} events, ${drained} delivered to Mosquitto in ${(drainMs / 1000).toFixed(1)} s ` +
         `(${Math.round(drained / (drainMs / 1000))} events/s with calls going on)\n`,
@@ -534,7 +574,9 @@ try {
     );
     const addIdle = ia.p99 - ib.p99;
     const addBusy = ba.p99 - bb.p99;
-    process.stdout.write(`agent adds at p99: ${addIdle.toFixed(2)} ms idle (goal <= 5: ${addIdle <= 5 ? 'met' : 'MISSED'}), ${addBusy.toFixed(2)} ms draining (goal <= 10: ${addBusy <= 10 ? 'met' : 'MISSED'})\n`);
+    process.stdout.write(
+      `agent adds at p99: ${addIdle.toFixed(2)} ms idle (goal <= 5: ${addIdle <= 5 ? 'met' : 'MISSED'}), ${addBusy.toFixed(2)} ms draining (goal <= 10: ${addBusy <= 10 ? 'met' : 'MISSED'})\n`,
+    );
   }
   caller.stdin!.write('quit\n');
 } finally {

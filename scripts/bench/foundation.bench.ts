@@ -28,7 +28,11 @@ const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 600);
 
 /** SIGTERM to exit of a bare node process that only waits for it: the floor of any stop. */
 async function bareStop(): Promise<number> {
-  const child = spawn(process.execPath, ['-e', "process.on('SIGTERM', () => process.exit(0)); setInterval(() => {}, 1000); process.stdout.write('r')"], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    ['-e', "process.on('SIGTERM', () => process.exit(0)); setInterval(() => {}, 1000); process.stdout.write('r')"],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const t0 = process.hrtime.bigint();
@@ -44,7 +48,13 @@ const noDelay = (c: mqtt.MqttClient) => (c.stream as { setNoDelay?: (on: boolean
 const broker = await startMosquitto();
 const keys = testKeys();
 const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-bench-'));
-const server = new ProvisioningServer({ brokerUrl: broker.url, privateKey: keys.privateKey, log: silentLog(), protocolVersion: 5, clientId: 'bench-server' });
+const server = new ProvisioningServer({
+  brokerUrl: broker.url,
+  privateKey: keys.privateKey,
+  log: silentLog(),
+  protocolVersion: 5,
+  clientId: 'bench-server',
+});
 let onEvent: (e: EventPayload) => void = () => {};
 server.on('event', (e) => onEvent(e));
 await server.start();
@@ -52,7 +62,11 @@ const procs: AgentProcess[] = [];
 
 try {
   // --- push to applied ---------------------------------------------------------
-  const s = agentConfig(path.join(dir, 'push'), { deviceId: 'bench-1', brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey }, { logLevel: 'warn' });
+  const s = agentConfig(
+    path.join(dir, 'push'),
+    { deviceId: 'bench-1', brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey },
+    { logLevel: 'warn' },
+  );
   const agent = await spawnAgent(s);
   procs.push(agent);
   await waitFor(() => server.phone('bench-1')?.online === true, 5000);
@@ -62,7 +76,9 @@ try {
   });
   const pushLatency: number[] = [];
   for (let i = 0; i < payloads.length; i++) {
-    const applied = new Promise<void>((resolve) => (onEvent = (e) => e.type === 'address-applied' && e.data.version === i + 1 && resolve()));
+    const applied = new Promise<void>(
+      (resolve) => (onEvent = (e) => e.type === 'address-applied' && e.data.version === i + 1 && resolve()),
+    );
     const t0 = process.hrtime.bigint();
     await server.publishRaw('bench-1', payloads[i]!);
     await applied;
@@ -71,7 +87,9 @@ try {
   agent.child.kill('SIGTERM');
   await agent.exited;
 
-  const echo = spawn(process.execPath, [path.join(here, 'echo-peer.js'), broker.url, 'bench/echo'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const echo = spawn(process.execPath, [path.join(here, 'echo-peer.js'), broker.url, 'bench/echo'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   await new Promise<void>((resolve) => echo.stdout!.once('data', () => resolve()));
   const pinger = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
   noDelay(pinger);
@@ -97,7 +115,11 @@ try {
   // --- outbox drain -------------------------------------------------------------
   // Its own broker: nothing but the agent (or the baseline) and the counter on it.
   const drainBroker = await startMosquitto();
-  const d = agentConfig(path.join(dir, 'drain'), { deviceId: 'bench-2', brokerUrl: drainBroker.url, serverPublicKey: keys.pair.publicKey }, { logLevel: 'warn' });
+  const d = agentConfig(
+    path.join(dir, 'drain'),
+    { deviceId: 'bench-2', brokerUrl: drainBroker.url, serverPublicKey: keys.pair.publicKey },
+    { logLevel: 'warn' },
+  );
   const store = new Store({ dataDir: d.raw.dataDir as string, log: silentLog(), outboxMax: DRAIN * 2 });
   const newEvent = eventFactory('bench-2');
   for (let i = 0; i < DRAIN; i++) store.enqueue(newEvent('location-changed', { i, source: 'bench', civic: sampleAddress().civic }));
@@ -153,11 +175,17 @@ try {
   // --- start to ready, idle RSS and writes: the tsc output and, when built, the bundle the phone runs
   const entries: [string, string, NodeJS.ProcessEnv][] = [['dist (tsc output)', AGENT_MAIN, {}]];
   // As the phone's systemd unit runs it: the same NODE_OPTIONS (scripts/phone/e911-agent.service).
-  const unitNodeOptions = /^Environment="?NODE_OPTIONS=([^"\n]*)"?$/m.exec(readFileSync(path.join(here, '../../../scripts/phone/e911-agent.service'), 'utf8'))?.[1] ?? '';
+  const unitNodeOptions =
+    /^Environment="?NODE_OPTIONS=([^"\n]*)"?$/m.exec(
+      readFileSync(path.join(here, '../../../scripts/phone/e911-agent.service'), 'utf8'),
+    )?.[1] ?? '';
   if (existsSync(AGENT_BUNDLE)) {
-    entries.push([`bundle (as shipped, NODE_OPTIONS=${unitNodeOptions})`, AGENT_BUNDLE, { NODE_OPTIONS: unitNodeOptions, ...(existsSync(VOICE_ADDON) ? { E911_VOICE_ADDON: VOICE_ADDON } : {}) }]);
-  }
-  else process.stdout.write(`(no ${AGENT_BUNDLE}: run npm run build:arm to measure the shipped bundle too)\n`);
+    entries.push([
+      `bundle (as shipped, NODE_OPTIONS=${unitNodeOptions})`,
+      AGENT_BUNDLE,
+      { NODE_OPTIONS: unitNodeOptions, ...(existsSync(VOICE_ADDON) ? { E911_VOICE_ADDON: VOICE_ADDON } : {}) },
+    ]);
+  } else process.stdout.write(`(no ${AGENT_BUNDLE}: run npm run build:arm to measure the shipped bundle too)\n`);
   for (const [label, entry, env] of entries) {
     const startTimes: number[] = [];
     const nodeTimes: number[] = [];
@@ -178,10 +206,14 @@ try {
       await new Promise<void>((resolve) => spawn(process.execPath, ['-e', '0']).once('exit', () => resolve()));
       nodeTimes.push(ms(t1, process.hrtime.bigint()));
     }
-    process.stdout.write(`${label}: start to ready (store open, address loaded, link up and subscribed), median of 7 (baseline: node -e 0)\n`);
+    process.stdout.write(
+      `${label}: start to ready (store open, address loaded, link up and subscribed), median of 7 (baseline: node -e 0)\n`,
+    );
     report('start->ready', summary(startTimes).p50, 'ms', summary(nodeTimes).p50, '<= 500 ms');
     // The README's budget: SIGTERM to a clean exit within 5 s (agent/main.ts exits 1 past it).
-    process.stdout.write(`${label}: SIGTERM to exit (offline published, store closed), max of 7 (baseline: a bare node process that exits on SIGTERM)\n`);
+    process.stdout.write(
+      `${label}: SIGTERM to exit (offline published, store closed), max of 7 (baseline: a bare node process that exits on SIGTERM)\n`,
+    );
     report('SIGTERM->exit', summary(stopTimes).max, 'ms', summary(bareStopTimes).max, '<= 5000 ms');
   }
 
@@ -190,7 +222,11 @@ try {
   const idlers = await Promise.all(
     entries.map(async ([label, entry, env], i) => {
       const deviceId = `idle-${i}`;
-      const setup = agentConfig(path.join(dir, deviceId), { deviceId, brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey }, { logLevel: 'warn' });
+      const setup = agentConfig(
+        path.join(dir, deviceId),
+        { deviceId, brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey },
+        { logLevel: 'warn' },
+      );
       const proc = await spawnAgent(setup, env, entry);
       procs.push(proc);
       await server.pushAddress(sampleAddress({ deviceId, version: 1 }));
@@ -202,10 +238,22 @@ try {
   // Let start-up work settle (acks of the applied event, the first location report, the
   // inventory 5 s after start) so the window sees only idling.
   await new Promise((r) => setTimeout(r, 20_000));
-  const writesOf = async (socket: string) => ((await controlRequest(socket, 'status')) as { result: { store: { writes: number } } }).result.store.writes;
+  const writesOf = async (socket: string) =>
+    ((await controlRequest(socket, 'status')) as { result: { store: { writes: number } } }).result.store.writes;
   const stamp = (dataDir: string) =>
-    ['', '-wal'].map((x) => { try { const st = statSync(path.join(dataDir, 'agent.db') + x); return `${st.size}:${st.mtimeMs}`; } catch { return '-'; } }).join(',');
-  const before = await Promise.all(idlers.map(async (a) => ({ w: await writesOf(a.setup.socketPath), f: stamp(a.setup.raw.dataDir as string) })));
+    ['', '-wal']
+      .map((x) => {
+        try {
+          const st = statSync(path.join(dataDir, 'agent.db') + x);
+          return `${st.size}:${st.mtimeMs}`;
+        } catch {
+          return '-';
+        }
+      })
+      .join(',');
+  const before = await Promise.all(
+    idlers.map(async (a) => ({ w: await writesOf(a.setup.socketPath), f: stamp(a.setup.raw.dataDir as string) })),
+  );
   process.stdout.write(`idling ${IDLE_SECONDS} s (BENCH_IDLE_SECONDS), address applied, link up...\n`);
   await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
   const rss = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;

@@ -21,7 +21,6 @@ import { startPtyPair } from '../../hal/sim/pty-pair.js';
 import { nativePortFactory, SerialTransport } from '../../hal/mcu/transport/serial.js';
 import { summary, report } from './stats.js';
 
-
 const WARMUP = 50;
 const N = 300 + WARMUP;
 const log = pino({ level: 'silent' });
@@ -72,7 +71,14 @@ function stamp(voice: MemoryVoiceStack): { last: number } {
 
 function uiFor(handset: McuHandset, svc: EmergencyService): HandsetUi {
   const store = { noticeState: () => null, saveNoticeShown: () => {}, saveNoticeAcknowledged: () => {} };
-  const notice = new EmergencyNotice({ store, log, newEvent: () => { throw new Error('unused'); }, wake: () => {} });
+  const notice = new EmergencyNotice({
+    store,
+    log,
+    newEvent: () => {
+      throw new Error('unused');
+    },
+    wake: () => {},
+  });
   const ui = new HandsetUi({ handset, log, notice, address: () => null, dialer: () => svc, deviceLabel: 'bench' });
   ui.start();
   return ui;
@@ -133,9 +139,17 @@ async function overPty(): Promise<number[] | null> {
   const voice = new MemoryVoiceStack();
   const svc = await emergency(voice);
   const s = stamp(voice);
-  const handset = new McuHandset({ transport: new SerialTransport({ path: pair.agent, openPort: await nativePortFactory(pair.agent, 115200), log }), log, agentVersion: 'bench', keepaliveMs: 0 });
+  const handset = new McuHandset({
+    transport: new SerialTransport({ path: pair.agent, openPort: await nativePortFactory(pair.agent, 115200), log }),
+    log,
+    agentVersion: 'bench',
+    keepaliveMs: 0,
+  });
   uiFor(handset, svc);
-  const sim = new McuSimulator({ transport: new SerialTransport({ path: pair.mcu, openPort: await nativePortFactory(pair.mcu, 115200), log }), log });
+  const sim = new McuSimulator({
+    transport: new SerialTransport({ path: pair.mcu, openPort: await nativePortFactory(pair.mcu, 115200), log }),
+    log,
+  });
   sim.start();
   await handset.start();
   const until = async (cond: () => boolean) => {

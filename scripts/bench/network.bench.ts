@@ -53,7 +53,10 @@ if (process.argv[2] !== '--inside') {
     phone.ip('neigh', 'replace', '10.66.0.1', 'lladdr', '02:00:00:00:66:01', 'dev', 'eth0', 'nud', 'permanent');
     // A second port for the disagreement figure: the agent watches eth0 only.
     vethPair(phone, 'eth1', lan, 'ge1');
-    const r = spawnSync('ip', ['netns', 'exec', phone.name, process.execPath, '--expose-gc', self, '--inside'], { stdio: 'inherit', env: { ...process.env, E911_BENCH_LAN_NS: lan.name } });
+    const r = spawnSync('ip', ['netns', 'exec', phone.name, process.execPath, '--expose-gc', self, '--inside'], {
+      stdio: 'inherit',
+      env: { ...process.env, E911_BENCH_LAN_NS: lan.name },
+    });
     code = r.status ?? 1;
   } finally {
     phone.remove();
@@ -105,13 +108,36 @@ async function benchBest(): Promise<void> {
   const { sampleAddress } = await import('../../test/helpers/address.js');
   const sdir = mkdtempSync(path.join(os.tmpdir(), 'e911-best-'));
   const store = new Store({ dataDir: sdir, log: silentLog() });
-  const net = new SimNetwork({ interfaces: [{ name: 'eth0', mac: '02:00:00:00:00:01', up: true, addresses: [{ family: 'IPv4', address: '10.1.0.5', prefix: 24 }] }], gateway4: null, gateway6: null, dns: [] });
+  const net = new SimNetwork({
+    interfaces: [{ name: 'eth0', mac: '02:00:00:00:00:01', up: true, addresses: [{ family: 'IPv4', address: '10.1.0.5', prefix: 24 }] }],
+    gateway4: null,
+    gateway6: null,
+    dns: [],
+  });
   await net.start();
-  const address = { doc: sampleAddress(), version: 1, hash: 'h', signature: 's', receivedAt: new Date().toISOString(), appliedAt: new Date().toISOString() };
+  const address = {
+    doc: sampleAddress(),
+    version: 1,
+    hash: 'h',
+    signature: 's',
+    receivedAt: new Date().toISOString(),
+    appliedAt: new Date().toISOString(),
+  };
   const svc = new LocationService({
-    log: silentLog(), store, network: net, lldp: null, dhcp: null, held: null, address: () => address, locations: () => null,
-    alerts: { raise: () => {}, clear: () => {} }, newEvent: eventFactory('bench'), wake: () => {}, publishReport: () => {},
-    firstCheckMs: 3_600_000, checkEveryMs: 3_600_000,
+    log: silentLog(),
+    store,
+    network: net,
+    lldp: null,
+    dhcp: null,
+    held: null,
+    address: () => address,
+    locations: () => null,
+    alerts: { raise: () => {}, clear: () => {} },
+    newEvent: eventFactory('bench'),
+    wake: () => {},
+    publishReport: () => {},
+    firstCheckMs: 3_600_000,
+    checkEveryMs: 3_600_000,
   });
   svc.start();
   const N = 200_000;
@@ -157,11 +183,38 @@ async function benchDisagreement(): Promise<void> {
   const sw = spawn('ip', ['netns', 'exec', lan, 'lldpd', '-d', '-M', '4', '-u', swSock, '-I', 'ge1'], { stdio: 'ignore' });
   const swCli = (...args: string[]) => spawnSync('ip', ['netns', 'exec', lan, 'lldpcli', '-u', swSock, ...args], { encoding: 'utf8' });
   for (let i = 0; i < 100 && !existsSync(swSock); i++) await new Promise((r) => setTimeout(r, 20));
-  swCli('configure', 'ports', 'ge1', 'med', 'location', 'address', 'country', 'US', 'country-subdivision', 'CA', 'city', 'San Jose', 'street', 'Tasman', 'street-suffix', 'Drive', 'number', '170', 'zip', '95134', 'building', 'B4', 'floor', '3');
+  swCli(
+    'configure',
+    'ports',
+    'ge1',
+    'med',
+    'location',
+    'address',
+    'country',
+    'US',
+    'country-subdivision',
+    'CA',
+    'city',
+    'San Jose',
+    'street',
+    'Tasman',
+    'street-suffix',
+    'Drive',
+    'number',
+    '170',
+    'zip',
+    '95134',
+    'building',
+    'B4',
+    'floor',
+    '3',
+  );
   swCli('configure', 'ports', 'ge1', 'med', 'location', 'elin', '4085550123');
   swCli('configure', 'med', 'fast-start', 'enable');
   const store = new Store({ dataDir: path.join(ddir, 'db'), log: silentLog() });
-  const doc = sampleAddress({ civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main', STS: 'St', HNO: '100', BLD: 'A', FLR: '2', PC: '95110' } });
+  const doc = sampleAddress({
+    civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main', STS: 'St', HNO: '100', BLD: 'A', FLR: '2', PC: '95110' },
+  });
   const address = { doc, version: 1, hash: 'h', signature: 's', receivedAt: doc.issuedAt, appliedAt: doc.issuedAt };
   let detectedAt = 0;
   let lldpAt = 0;
@@ -222,8 +275,46 @@ async function benchDisagreement(): Promise<void> {
   let rawArmed = false;
   let rawMain = false;
   let watch: ReturnType<typeof spawn> | null = null;
-  const tasman = ['country', 'US', 'country-subdivision', 'CA', 'city', 'San Jose', 'street', 'Tasman', 'street-suffix', 'Drive', 'number', '170', 'zip', '95134', 'building', 'B4', 'floor', '3'];
-  const mainSt = ['country', 'US', 'country-subdivision', 'CA', 'city', 'San Jose', 'street', 'Main', 'street-suffix', 'St', 'number', '100', 'zip', '95110', 'building', 'A', 'floor', '2'];
+  const tasman = [
+    'country',
+    'US',
+    'country-subdivision',
+    'CA',
+    'city',
+    'San Jose',
+    'street',
+    'Tasman',
+    'street-suffix',
+    'Drive',
+    'number',
+    '170',
+    'zip',
+    '95134',
+    'building',
+    'B4',
+    'floor',
+    '3',
+  ];
+  const mainSt = [
+    'country',
+    'US',
+    'country-subdivision',
+    'CA',
+    'city',
+    'San Jose',
+    'street',
+    'Main',
+    'street-suffix',
+    'St',
+    'number',
+    '100',
+    'zip',
+    '95110',
+    'building',
+    'A',
+    'floor',
+    '2',
+  ];
   try {
     for (let i = 0; i < DISAGREE + 2; i++) {
       spawnSync('ip', ['-n', lan, 'link', 'set', 'ge1', 'down']);
@@ -246,7 +337,9 @@ async function benchDisagreement(): Promise<void> {
     // provisioned one (they agree) to another building's. Baseline: the same change's raw
     // neighbour event at an lldpcli watch of our own, so the difference is the agent's cost.
     expectHno = '170';
-    watch = spawn('lldpcli', ['-u', path.join(ddir, 'phone.sock'), '-f', 'json0', 'watch', 'details'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    watch = spawn('lldpcli', ['-u', path.join(ddir, 'phone.sock'), '-f', 'json0', 'watch', 'details'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     let tail = ''; // a word cut between two reads is still found
     watch.stdout!.on('data', (b: Buffer) => {
       const text = tail + b.toString('latin1');
@@ -258,7 +351,8 @@ async function benchDisagreement(): Promise<void> {
       rawMain = false;
       swCli('configure', 'ports', 'ge1', 'med', 'location', 'address', ...mainSt);
       // Both the agent and our watch have the agreeing address before the change.
-      if (!(await until(() => parts.service.disagreement() === null && rawMain, 10_000))) throw new Error('the switch agreeing with the provisioned address did not resolve the disagreement (or the watch did not see it)');
+      if (!(await until(() => parts.service.disagreement() === null && rawMain, 10_000)))
+        throw new Error('the switch agreeing with the provisioned address did not resolve the disagreement (or the watch did not see it)');
       await new Promise((r) => setTimeout(r, 100));
       detectedAt = rawAt = 0;
       rawArmed = true;
@@ -286,19 +380,25 @@ async function benchDisagreement(): Promise<void> {
   const d = summary(det);
   const l = summary(lldp);
   const k = summary(link);
-  console.log(`link up -> location disagreement detected: ${d.n} flaps (${misses} not detected within 10 s; kernel link events seen for ${k.n})`);
+  console.log(
+    `link up -> location disagreement detected: ${d.n} flaps (${misses} not detected within 10 s; kernel link events seen for ${k.n})`,
+  );
   report('link up->disagreement detected p50 (vs link up->LLDP-MED neighbour event)', d.p50, 'ms', l.p50, '-');
   report('link up->disagreement detected p99 (vs link up->LLDP-MED neighbour event)', d.p99, 'ms', l.p99, '-');
   report('link up->disagreement detected p50 (vs link up->netlink link event)', d.p50, 'ms', k.p50, '-');
   const c = summary(civicDet);
   const cr = summary(civicRaw);
-  console.log(`switch civic change (link up) -> location disagreement detected: ${c.n} changes (${civicMisses} not detected within 10 s or not seen by the watch)`);
+  console.log(
+    `switch civic change (link up) -> location disagreement detected: ${c.n} changes (${civicMisses} not detected within 10 s or not seen by the watch)`,
+  );
   report('civic change->disagreement detected p50 (vs civic change->lldpcli watch neighbour event)', c.p50, 'ms', cr.p50, '-');
   report('civic change->disagreement detected p99 (vs civic change->lldpcli watch neighbour event)', c.p99, 'ms', cr.p99, '-');
   report('civic change->disagreement detected max (vs civic change->lldpcli watch neighbour event)', c.max, 'ms', cr.max, '-');
   // The agent's own part, change by change: its detection after the same change reached the watch.
   const own = summary(civicDet.map((x, i) => x - civicRaw[i]!));
-  console.log(`  per change, detected after the watch's event: p50 ${own.p50.toFixed(2)} ms, p99 ${own.p99.toFixed(2)} ms, max ${own.max.toFixed(2)} ms`);
+  console.log(
+    `  per change, detected after the watch's event: p50 ${own.p50.toFixed(2)} ms, p99 ${own.p99.toFixed(2)} ms, max ${own.max.toFixed(2)} ms`,
+  );
   if (misses > 0) throw new Error(`${misses} disagreements were not detected`);
   if (civicMisses > 0) throw new Error(`${civicMisses} civic changes were not detected`);
 }
@@ -306,10 +406,14 @@ async function benchDisagreement(): Promise<void> {
 const broker = await startMosquitto();
 const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-netbench-'));
 const keys = testKeys();
-const setup = agentConfig(dir, { deviceId: 'bench-net', brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey }, {
-  logLevel: 'warn',
-  network: { backend: 'netlink', interfaces: ['eth0'], lldp: { enabled: false }, dhcp: { enabled: false } },
-});
+const setup = agentConfig(
+  dir,
+  { deviceId: 'bench-net', brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey },
+  {
+    logLevel: 'warn',
+    network: { backend: 'netlink', interfaces: ['eth0'], lldp: { enabled: false }, dhcp: { enabled: false } },
+  },
+);
 
 // The kernel's side, measured independently: an `ip -ts monitor address` of our own.
 const kernel = spawn('ip', ['-ts', '-o', 'monitor', 'address'], { stdio: ['ignore', 'pipe', 'ignore'] });
@@ -331,7 +435,8 @@ await sub.subscribeAsync('e911/v1/bench-net/location', { qos: 1 });
 
 let failed = false;
 let agent: Awaited<ReturnType<typeof spawnAgent>> | null = null;
-const storeWrites = async () => ((await controlRequest(setup.socketPath, 'status')) as { ok: true; result: { store: { writes: number } } }).result.store.writes;
+const storeWrites = async () =>
+  ((await controlRequest(setup.socketPath, 'status')) as { ok: true; result: { store: { writes: number } } }).result.store.writes;
 try {
   // The agent in its own process (dist/agent/main.js), as on a phone: its CPU and RSS are its own.
   agent = await spawnAgent(setup);
@@ -367,7 +472,8 @@ try {
   report('change->report max (vs change->netlink event)', r.max, 'ms', k.max, '-');
   await benchBest();
   await benchDisagreement();
-  if (process.env.BENCH_NET_SAMPLES) console.log(JSON.stringify({ toReport: toReport.map(Math.round), toKernel: toKernel.map(Math.round) }));
+  if (process.env.BENCH_NET_SAMPLES)
+    console.log(JSON.stringify({ toReport: toReport.map(Math.round), toKernel: toKernel.map(Math.round) }));
   if (r.p99 > 200) failed = true;
 
   // ---- idle ----
@@ -383,9 +489,14 @@ try {
   let rssMax = 0;
   let bareRssMax = 0;
   const t0 = Date.now();
-  console.log(`idle for ${IDLE_SECONDS} s (BENCH_NET_IDLE_SECONDS); agent processes: ${pidsAtStart.map((p) => readFileSync(`/proc/${p}/comm`, 'utf8').trim()).join(', ')}`);
+  console.log(
+    `idle for ${IDLE_SECONDS} s (BENCH_NET_IDLE_SECONDS); agent processes: ${pidsAtStart.map((p) => readFileSync(`/proc/${p}/comm`, 'utf8').trim()).join(', ')}`,
+  );
   while (Date.now() - t0 < IDLE_SECONDS * 1000) {
-    rssMax = Math.max(rssMax, pidsAtStart.map(rssKb).reduce((a, b) => a + b, 0));
+    rssMax = Math.max(
+      rssMax,
+      pidsAtStart.map(rssKb).reduce((a, b) => a + b, 0),
+    );
     bareRssMax = Math.max(bareRssMax, rssKb(bare.pid!));
     await new Promise((r) => setTimeout(r, Math.min(5000, IDLE_SECONDS * 1000)));
   }

@@ -35,7 +35,10 @@ function race(per: number, batches: number, a: () => void, b: () => void): [numb
   const ta: number[] = [];
   const tb: number[] = [];
   for (let i = 0; i < batches + 5; i++) {
-    for (const [f, into] of [[a, ta], [b, tb]] as const) {
+    for (const [f, into] of [
+      [a, ta],
+      [b, tb],
+    ] as const) {
       const t0 = performance.now();
       for (let j = 0; j < per; j++) f();
       if (i >= 5) into.push(((performance.now() - t0) * 1000) / per); // first 5 warm up
@@ -70,22 +73,52 @@ try {
   const old = await loadOld<{ parseXml: typeof parseXml }>('provisioning/pidf/xml.ts');
   const oldCsv = await loadOld<{ parseCsv: typeof parseCsv }>('provisioning/server/csv.ts');
 
-  const [held, heldOld] = race(200, 60, () => parseXml(HELD_ANSWER), () => old.parseXml(HELD_ANSWER));
+  const [held, heldOld] = race(
+    200,
+    60,
+    () => parseXml(HELD_ANSWER),
+    () => old.parseXml(HELD_ANSWER),
+  );
   report(`parse a HELD answer, ${HELD_ANSWER.length} chars (median)`, held, 'µs', heldOld, 'report only (baseline: hand-written reader)');
 
   const pidf = buildPidf(
     { civic: sampleAddress().civic, method: 'Manual' },
-    { entity: 'tel:+14085550100', deviceId: 'mac:00d01e123456', providedBy: { name: 'Example Provisioning' }, retransmissionAllowed: true, retentionHours: 24 },
+    {
+      entity: 'tel:+14085550100',
+      deviceId: 'mac:00d01e123456',
+      providedBy: { name: 'Example Provisioning' },
+      retransmissionAllowed: true,
+      retentionHours: 24,
+    },
     new Date('2026-11-22T07:00:00.000Z'),
   );
-  const [lo, loOld] = race(200, 60, () => parseXml(pidf), () => old.parseXml(pidf));
+  const [lo, loOld] = race(
+    200,
+    60,
+    () => parseXml(pidf),
+    () => old.parseXml(pidf),
+  );
   report(`parse a PIDF-LO, ${pidf.length} chars (median)`, lo, 'µs', loOld, 'report only (baseline: hand-written reader)');
 
   const rows = [csvRecord(['id', 'username', 'displayName', 'extension', 'locationCode', 'locationName', 'Email1', 'Email2'])];
-  for (let i = 0; i < CSV_ROWS; i++) rows.push(csvRecord([i, `user${i}`, `User, "${i}"`, 10000 + i, 'HQ', 'Head office\nfloor 2', `user${i}@example.com`, 'desk@example.com']));
+  for (let i = 0; i < CSV_ROWS; i++)
+    rows.push(
+      csvRecord([i, `user${i}`, `User, "${i}"`, 10000 + i, 'HQ', 'Head office\nfloor 2', `user${i}@example.com`, 'desk@example.com']),
+    );
   const csv = rows.join('');
-  const [c, cOld] = race(1, 7, () => parseCsv(csv), () => oldCsv.parseCsv(csv));
-  report(`parse a ${CSV_ROWS}-row CSV, ${(csv.length / 1024 / 1024).toFixed(1)} MiB (median of 7)`, c / 1000, 'ms', cOld / 1000, 'report only (baseline: hand-written reader)');
+  const [c, cOld] = race(
+    1,
+    7,
+    () => parseCsv(csv),
+    () => oldCsv.parseCsv(csv),
+  );
+  report(
+    `parse a ${CSV_ROWS}-row CSV, ${(csv.length / 1024 / 1024).toFixed(1)} MiB (median of 7)`,
+    c / 1000,
+    'ms',
+    cOld / 1000,
+    'report only (baseline: hand-written reader)',
+  );
 
   // The bundle as build-arm.mjs makes it (its addon-loader plugin aside: same for both).
   const opts: esbuild.BuildOptions = {

@@ -49,16 +49,28 @@ async function main(): Promise<void> {
       }).observe(document.body, { childList: true, subtree: true });
     })()`);
     const atServer = new Map<string, { id: string; t: number }>();
-    h.srv.app.bus.on('emergency', ({ event }) => atServer.set(String(event.data.callRef), { id: event.id, t: performance.timeOrigin + performance.now() }));
+    h.srv.app.bus.on('emergency', ({ event }) =>
+      atServer.set(String(event.data.callRef), { id: event.id, t: performance.timeOrigin + performance.now() }),
+    );
     const toScreen: number[] = [];
     const toServer: number[] = [];
     for (let i = 0; i < CALLS; i++) {
       const t0 = performance.timeOrigin + performance.now();
       const ref = `bench-${i}`;
-      agent.emit('emergency-call', { callRef: ref, numberDialed: '911', placed: true, callback: '+14085550100', displayName: 'Alice Smith' });
+      agent.emit('emergency-call', {
+        callRef: ref,
+        numberDialed: '911',
+        placed: true,
+        callback: '+14085550100',
+        displayName: 'Alice Smith',
+      });
       while (!atServer.has(ref)) await new Promise((r) => setTimeout(r, 1));
       const { id, t } = atServer.get(ref)!;
-      const handle = await h.page.waitForFunction((eid: string) => (globalThis as unknown as { seen: Record<string, number> }).seen[eid], id, { polling: 'raf', timeout: 10_000 });
+      const handle = await h.page.waitForFunction(
+        (eid: string) => (globalThis as unknown as { seen: Record<string, number> }).seen[eid],
+        id,
+        { polling: 'raf', timeout: 10_000 },
+      );
       const seen = (await handle.jsonValue()) as number;
       toScreen.push(seen - t0);
       toServer.push(t - t0);

@@ -13,7 +13,10 @@ const [brokerUrl, topic, socketPath, deviceId] = process.argv.slice(2) as [strin
 const client = await mqtt.connectAsync(brokerUrl, { protocolVersion: 5 });
 const payloads = new Map<number, Buffer>();
 
-type Msg = { kind: 'prepare'; versions: number[]; keys: KeyPairText } | { kind: 'go'; version: number | null; delayMs: number } | { kind: 'quit' };
+type Msg =
+  | { kind: 'prepare'; versions: number[]; keys: KeyPairText }
+  | { kind: 'go'; version: number | null; delayMs: number }
+  | { kind: 'quit' };
 
 function dial(): Promise<{ at: string; ok: boolean; reply: string }> {
   return new Promise((resolve, reject) => {

@@ -57,7 +57,6 @@ const HQ = {
   timeZone: 'America/Los_Angeles',
 };
 
-
 async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-srvbench-'));
   try {
@@ -99,13 +98,37 @@ class SimPhone {
       this.sock.on('data', (d) => this.parser.parse(d));
       this.parser.on('packet', (p) => {
         if (p.cmd === 'connack') {
-          if ((p as { reasonCode?: number }).reasonCode) return reject(new Error(`${this.id}: connack ${(p as { reasonCode?: number }).reasonCode}`));
-          this.send({ cmd: 'subscribe', messageId: this.nextId++, subscriptions: [{ topic: `e911/v1/${this.id}/address/set`, qos: 1 }, { topic: `e911/v1/${this.id}/config/set`, qos: 1 }] });
-          this.send({ cmd: 'publish', topic: `e911/v1/${this.id}/status`, payload: JSON.stringify({ v: 1, state: 'online', deviceId: this.id }), qos: 1, retain: true, messageId: this.nextId++ });
+          if ((p as { reasonCode?: number }).reasonCode)
+            return reject(new Error(`${this.id}: connack ${(p as { reasonCode?: number }).reasonCode}`));
+          this.send({
+            cmd: 'subscribe',
+            messageId: this.nextId++,
+            subscriptions: [
+              { topic: `e911/v1/${this.id}/address/set`, qos: 1 },
+              { topic: `e911/v1/${this.id}/config/set`, qos: 1 },
+            ],
+          });
+          this.send({
+            cmd: 'publish',
+            topic: `e911/v1/${this.id}/status`,
+            payload: JSON.stringify({ v: 1, state: 'online', deviceId: this.id }),
+            qos: 1,
+            retain: true,
+            messageId: this.nextId++,
+          });
         } else if (p.cmd === 'suback') resolve();
         else if (p.cmd === 'publish') this.onPublish(p as mqttPacket.IPublishPacket);
       });
-      this.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: this.id, clean: true, keepalive: 0, username: this.id, password: Buffer.from(this.password) });
+      this.send({
+        cmd: 'connect',
+        protocolId: 'MQTT',
+        protocolVersion: 5,
+        clientId: this.id,
+        clean: true,
+        keepalive: 0,
+        username: this.id,
+        password: Buffer.from(this.password),
+      });
     });
   }
 
@@ -121,13 +144,24 @@ class SimPhone {
     }
     // What the agent does with a push: decode, verify, validate, then report the state.
     const { doc, sig } = JSON.parse(p.payload.toString()) as { doc: AddressDocument; sig: string };
-    if (doc.deviceId !== this.id || typeof sig !== 'string' || (this.verify && (!verifyDocument(doc, sig, this.key) || validateAddress(doc).length > 0))) {
+    if (
+      doc.deviceId !== this.id ||
+      typeof sig !== 'string' ||
+      (this.verify && (!verifyDocument(doc, sig, this.key) || validateAddress(doc).length > 0))
+    ) {
       throw new Error(`${this.id}: bad push`);
     }
     if (doc.version <= this.applied) return;
     this.applied = doc.version;
     const state = { v: 1, version: doc.version, hash: documentHash(doc), appliedAt: new Date().toISOString() };
-    this.send({ cmd: 'publish', topic: `e911/v1/${this.id}/address/state`, payload: JSON.stringify(state), qos: 1, retain: true, messageId: this.nextId++ });
+    this.send({
+      cmd: 'publish',
+      topic: `e911/v1/${this.id}/address/state`,
+      payload: JSON.stringify(state),
+      qos: 1,
+      retain: true,
+      messageId: this.nextId++,
+    });
     this.onApplied(this, doc.version);
   }
 
@@ -138,9 +172,11 @@ class SimPhone {
 
 async function windowed<T>(items: readonly T[], n: number, fn: (x: T) => Promise<void>): Promise<void> {
   let i = 0;
-  await Promise.all(Array.from({ length: n }, async () => {
-    while (i < items.length) await fn(items[i++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (i < items.length) await fn(items[i++]!);
+    }),
+  );
 }
 
 async function pushBench(root: string): Promise<void> {
@@ -159,11 +195,17 @@ async function pushBench(root: string): Promise<void> {
   const passwords = new Map<string, string>();
   repo.transaction(() => {
     repo.updateAccount({ name: 'Bench Corp', contactEmail: 'it@example.com' });
-    repo.setNotificationSettings({ smtp: smtpSettingsSchema.parse({ host: '127.0.0.1', port: 25, security: 'none', from: 'e911@example.com' }), sms: null, webhook: null });
+    repo.setNotificationSettings({
+      smtp: smtpSettingsSchema.parse({ host: '127.0.0.1', port: 25, security: 'none', from: 'e911@example.com' }),
+      sms: null,
+      webhook: null,
+    });
     const loc = repo.insertLocation(locationInputSchema.parse(HQ));
     for (let i = 0; i < PHONES; i++) {
       const id = `sim-${String(i).padStart(5, '0')}`;
-      const uid = repo.insertUser(userInputSchema.parse({ username: `u${i}`, displayName: `User ${i}`, locationId: loc, callback: '+14085550100' }));
+      const uid = repo.insertUser(
+        userInputSchema.parse({ username: `u${i}`, displayName: `User ${i}`, locationId: loc, callback: '+14085550100' }),
+      );
       repo.setUserDevices(uid, [id]);
       const pw = `pw-${i}-${Math.random().toString(36).slice(2)}`;
       passwords.set(id, pw);
@@ -179,7 +221,9 @@ async function pushBench(root: string): Promise<void> {
   writeFileSync(path.join(confDir, 'passwd'), files.passwd, { mode: 0o600 });
   writeFileSync(path.join(confDir, 'acl'), files.acl);
   process.stdout.write(`setup: ${PHONES} users, phones and broker logins in ${(ms(t0) / 1000).toFixed(1)} s\n`);
-  const broker = await startMosquitto({ extraConfig: ['allow_anonymous false', `password_file ${confDir}/passwd`, `acl_file ${confDir}/acl`] });
+  const broker = await startMosquitto({
+    extraConfig: ['allow_anonymous false', `password_file ${confDir}/passwd`, `acl_file ${confDir}/acl`],
+  });
 
   // The phones connect, windowed: a burst of 10,000 connects at once overruns the listen backlog.
   const applied = new Map<number, number>();
@@ -214,15 +258,35 @@ async function pushBench(root: string): Promise<void> {
     // The initial provisioning: the server pushes version 1 to every phone on start.
     const first = new Promise<void>((resolve) => (waiting = { version: 1, resolve }));
     t0 = performance.now();
-    server = spawn(process.execPath, [...(process.env.BENCH_SERVER_NODE_ARGS?.split(' ') ?? []), SERVER_MAIN, 'run', '--data', dataDir, '--broker', broker.url, '--mqtt-version', '5', '--http-port', String(httpPort)], {
-      env: { PATH: process.env.PATH, E911_LOG_LEVEL: process.env.BENCH_SERVER_LOG ?? 'warn' },
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
+    server = spawn(
+      process.execPath,
+      [
+        ...(process.env.BENCH_SERVER_NODE_ARGS?.split(' ') ?? []),
+        SERVER_MAIN,
+        'run',
+        '--data',
+        dataDir,
+        '--broker',
+        broker.url,
+        '--mqtt-version',
+        '5',
+        '--http-port',
+        String(httpPort),
+      ],
+      {
+        env: { PATH: process.env.PATH, E911_LOG_LEVEL: process.env.BENCH_SERVER_LOG ?? 'warn' },
+        stdio: ['ignore', 'inherit', 'inherit'],
+      },
+    );
     await first;
     process.stdout.write(`initial provisioning (server start to all ${PHONES} phones applied v1): ${(ms(t0) / 1000).toFixed(2)} s\n`);
 
     const api = async (method: string, p: string, body?: unknown) => {
-      const res = await fetch(`http://127.0.0.1:${httpPort}${p}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+      const res = await fetch(`http://127.0.0.1:${httpPort}${p}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
       if (!res.ok) throw new Error(`${method} ${p}: ${res.status} ${await res.text()}`);
       return res.json() as Promise<unknown>;
     };
@@ -249,7 +313,19 @@ async function pushBench(root: string): Promise<void> {
     const baseTimes: number[] = [];
     const payloadSize = 720;
     for (let round = 1; round <= 3; round++) {
-      const pub = spawn(process.execPath, [fileURLToPath(import.meta.url), 'publisher', broker.url, serverCreds.username, serverCreds.password, String(PHONES), String(payloadSize)], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const pub = spawn(
+        process.execPath,
+        [
+          fileURLToPath(import.meta.url),
+          'publisher',
+          broker.url,
+          serverCreds.username,
+          serverCreds.password,
+          String(PHONES),
+          String(payloadSize),
+        ],
+        { stdio: ['pipe', 'pipe', 'inherit'] },
+      );
       await new Promise<void>((resolve) => pub.stdout!.once('data', () => resolve()));
       configSeen = 0;
       const all = new Promise<void>((resolve) => (configWaiting = { count: PHONES, resolve }));
@@ -261,8 +337,19 @@ async function pushBench(root: string): Promise<void> {
       await new Promise((r) => pub.once('exit', r));
     }
     const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    process.stdout.write(`bare fan-out rounds (ms): ${baseTimes.map((x) => x.toFixed(0)).join(', ')}; load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}\n`);
-    report(`location change to ${PHONES} phones applied (median of 3)`, med(pushTimes.slice(0, 3)) / 1000, 's', med(baseTimes) / 1000, '<= 10 s');
+    process.stdout.write(
+      `bare fan-out rounds (ms): ${baseTimes.map((x) => x.toFixed(0)).join(', ')}; load average ${os
+        .loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')}\n`,
+    );
+    report(
+      `location change to ${PHONES} phones applied (median of 3)`,
+      med(pushTimes.slice(0, 3)) / 1000,
+      's',
+      med(baseTimes) / 1000,
+      '<= 10 s',
+    );
     report(`  same, every phone verifying in this process`, pushTimes[3]! / 1000, 's', med(baseTimes) / 1000, '-');
   } finally {
     if (server && server.exitCode === null) {
@@ -275,7 +362,13 @@ async function pushBench(root: string): Promise<void> {
 }
 
 async function baselinePublisher(url: string, username: string, password: string, n: number, size: number): Promise<void> {
-  const client = await mqtt.connectAsync(url, { clientId: `bench-publisher-${process.pid}`, protocolVersion: 5, username, password, clean: true });
+  const client = await mqtt.connectAsync(url, {
+    clientId: `bench-publisher-${process.pid}`,
+    protocolVersion: 5,
+    username,
+    password,
+    clean: true,
+  });
   (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
   const payload = JSON.stringify({ v: 1, settings: { pad: 'x'.repeat(size - 30) } });
   process.stdout.write('ready\n');
@@ -300,7 +393,15 @@ async function csvBench(root: string): Promise<void> {
   repo.transaction(() => {
     const loc = repo.insertLocation(locationInputSchema.parse(HQ));
     for (let i = 0; i < CSV_ROWS; i++) {
-      repo.insertUser(userInputSchema.parse({ username: `user${i}`, displayName: `User ${i}`, extension: String(10000 + i), locationId: loc, emails: [`user${i}@example.com`, 'desk@example.com'] }));
+      repo.insertUser(
+        userInputSchema.parse({
+          username: `user${i}`,
+          displayName: `User ${i}`,
+          extension: String(10000 + i),
+          locationId: loc,
+          emails: [`user${i}@example.com`, 'desk@example.com'],
+        }),
+      );
     }
   });
   process.stdout.write(`setup: ${CSV_ROWS} users in ${(ms(t0) / 1000).toFixed(1)} s\n`);
@@ -359,17 +460,41 @@ async function notifyBench(root: string): Promise<void> {
   app.service.setNotificationSettings('bench', { smtp });
   const loc = app.service.createLocation('bench', { ...HQ, adminEmails: ['security@example.com'] });
   const recipients = Array.from({ length: 9 }, (_, i) => `person${i}@example.com`);
-  app.service.createUser('bench', { username: 'alice', displayName: 'Alice', locationId: loc.id, callback: '+14085550100', emails: recipients, deviceIds: ['desk-1'] });
+  app.service.createUser('bench', {
+    username: 'alice',
+    displayName: 'Alice',
+    locationId: loc.id,
+    callback: '+14085550100',
+    emails: recipients,
+    deviceIds: ['desk-1'],
+  });
   const creds = app.service.issueCredentials('bench', 'desk-1');
   app.service.setE911('bench', true);
   await app.start();
-  const phone = await mqtt.connectAsync(app.brokerUrl, { clientId: 'desk-1', protocolVersion: 4, username: creds.username, password: creds.password });
+  const phone = await mqtt.connectAsync(app.brokerUrl, {
+    clientId: 'desk-1',
+    protocolVersion: 4,
+    username: creds.username,
+    password: creds.password,
+  });
   (phone.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
 
   const event = (id: string) =>
     JSON.stringify({
-      v: 1, id, type: 'emergency-call', deviceId: 'desk-1', ts: new Date().toISOString(),
-      data: { numberDialed: '911', callback: '+14085550100', displayName: 'Alice', locationCode: 'HQ', addressMissing: false, device: { ip: '10.1.2.3' }, location: { civic: loc.civic } },
+      v: 1,
+      id,
+      type: 'emergency-call',
+      deviceId: 'desk-1',
+      ts: new Date().toISOString(),
+      data: {
+        numberDialed: '911',
+        callback: '+14085550100',
+        displayName: 'Alice',
+        locationCode: 'HQ',
+        addressMissing: false,
+        device: { ip: '10.1.2.3' },
+        location: { civic: loc.civic },
+      },
     });
   const eventTimes: number[] = [];
   for (let i = 0; i < EVENTS + 10; i++) {
@@ -387,14 +512,21 @@ async function notifyBench(root: string): Promise<void> {
   // as it comes, and with Nagle off as the server's SMTP channel has it.
   const bare = async (noDelay: boolean) => {
     const transport = nodemailer.createTransport({
-      host: '127.0.0.1', port: sinkPort, secure: false, ignoreTLS: true, pool: true, maxConnections: 5,
+      host: '127.0.0.1',
+      port: sinkPort,
+      secure: false,
+      ignoreTLS: true,
+      pool: true,
+      maxConnections: 5,
       ...(noDelay
-        ? { getSocket: (_o: unknown, done: (err: Error | null, s?: { connection: net.Socket }) => void) => {
-            const sock = net.connect(sinkPort, '127.0.0.1');
-            sock.setNoDelay(true);
-            sock.once('error', done);
-            sock.once('connect', () => done(null, { connection: sock }));
-          } }
+        ? {
+            getSocket: (_o: unknown, done: (err: Error | null, s?: { connection: net.Socket }) => void) => {
+              const sock = net.connect(sinkPort, '127.0.0.1');
+              sock.setNoDelay(true);
+              sock.once('error', done);
+              sock.once('connect', () => done(null, { connection: sock }));
+            },
+          }
         : {}),
     } as Parameters<typeof nodemailer.createTransport>[0]);
     const times: number[] = [];
@@ -402,7 +534,17 @@ async function notifyBench(root: string): Promise<void> {
     for (let i = 0; i < EVENTS + 10; i++) {
       const key = `base-${noDelay}-${i}`;
       const t0 = performance.now();
-      await Promise.all(all.map((to) => transport.sendMail({ from: smtp.from, to, subject: 'EMERGENCY: 911 was called', text: 'x'.repeat(1200), headers: { 'X-Bench-Run': key } })));
+      await Promise.all(
+        all.map((to) =>
+          transport.sendMail({
+            from: smtp.from,
+            to,
+            subject: 'EMERGENCY: 911 was called',
+            text: 'x'.repeat(1200),
+            headers: { 'X-Bench-Run': key },
+          }),
+        ),
+      );
       if (i >= 10) times.push(ms(t0));
     }
     transport.close();
@@ -419,5 +561,6 @@ async function notifyBench(root: string): Promise<void> {
 }
 
 // The baseline publisher runs in its own process, as the server does.
-if (process.argv[2] === 'publisher') await baselinePublisher(process.argv[3]!, process.argv[4]!, process.argv[5]!, Number(process.argv[6]), Number(process.argv[7]));
+if (process.argv[2] === 'publisher')
+  await baselinePublisher(process.argv[3]!, process.argv[4]!, process.argv[5]!, Number(process.argv[6]), Number(process.argv[7]));
 else await main();

@@ -29,9 +29,7 @@ sock.on('message', (buf, rinfo) => {
   if (first) process.send!({ kind: 'invite', at: at.toString(), callId, fromPort: rinfo.port, bytes: buf.length });
   const reply = [
     'SIP/2.0 486 Busy Here',
-    ...msg
-      .split(/\r\n/)
-      .filter((l) => /^Via:/i.test(l)),
+    ...msg.split(/\r\n/).filter((l) => /^Via:/i.test(l)),
     `From: ${header(msg, 'From')}`,
     `To: ${header(msg, 'To')};tag=bench`,
     `Call-ID: ${callId}`,

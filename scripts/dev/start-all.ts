@@ -69,17 +69,25 @@ function provision(): void {
   const locationId =
     service.locations().find((l) => l.code === 'SJC-A')?.id ??
     service.createLocation(actor, {
-    code: 'SJC-A',
-    name: 'Example Corp',
-    address: { country: 'US', houseNumber: '100', street: 'Main St', city: 'San Jose', state: 'CA', postalCode: '95110' },
-    building: 'A',
-    floor: '2',
-    room: '210',
-    timeZone: 'America/Los_Angeles',
-    adminEmails: ['security@example.com'],
+      code: 'SJC-A',
+      name: 'Example Corp',
+      address: { country: 'US', houseNumber: '100', street: 'Main St', city: 'San Jose', state: 'CA', postalCode: '95110' },
+      building: 'A',
+      floor: '2',
+      room: '210',
+      timeZone: 'America/Los_Angeles',
+      adminEmails: ['security@example.com'],
     }).id;
   if (!service.users().users.some((u) => u.deviceIds.includes(deviceId))) {
-    service.createUser(actor, { username: 'frontdesk', displayName: 'Front Desk', extension: '100', locationId, callback: '+14085550100', emails: ['frontdesk@example.com'], deviceIds: [deviceId] });
+    service.createUser(actor, {
+      username: 'frontdesk',
+      displayName: 'Front Desk',
+      extension: '100',
+      locationId,
+      callback: '+14085550100',
+      emails: ['frontdesk@example.com'],
+      deviceIds: [deviceId],
+    });
   }
   const creds = service.issueCredentials(actor, deviceId);
   if (!service.account().e911Enabled) service.setE911(actor, true);
@@ -109,8 +117,17 @@ function provision(): void {
 /** A stand-in PSAP: SIPp answering every call (Debian sip-tester), when it is installed. */
 function startPsap() {
   const scenario = path.resolve(dist, '../test/fixtures/sipp/uas-answer.xml');
-  const child = spawn(process.env.E911_SIPP ?? 'sipp', ['-sf', scenario, '-i', '127.0.0.1', '-p', String(psapPort), '-t', 'u1', '-m', '1000000', '-nostdin'], { stdio: 'ignore' });
-  child.on('error', (err) => log.warn({ err: err.message }, 'no demo PSAP (sipp not installed): 911 and 933 calls will fail to connect, their events still reach the server'));
+  const child = spawn(
+    process.env.E911_SIPP ?? 'sipp',
+    ['-sf', scenario, '-i', '127.0.0.1', '-p', String(psapPort), '-t', 'u1', '-m', '1000000', '-nostdin'],
+    { stdio: 'ignore' },
+  );
+  child.on('error', (err) =>
+    log.warn(
+      { err: err.message },
+      'no demo PSAP (sipp not installed): 911 and 933 calls will fail to connect, their events still reach the server',
+    ),
+  );
   return child;
 }
 

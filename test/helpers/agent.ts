@@ -27,7 +27,11 @@ export interface AgentSetup {
 }
 
 /** Writes a config file for one agent in dir; extra keys are merged in at the top level. */
-export function agentConfig(dir: string, o: { deviceId?: string; brokerUrl: string; serverPublicKey: string; protocolVersion?: 4 | 5 }, extra: Record<string, unknown> = {}): AgentSetup {
+export function agentConfig(
+  dir: string,
+  o: { deviceId?: string; brokerUrl: string; serverPublicKey: string; protocolVersion?: 4 | 5 },
+  extra: Record<string, unknown> = {},
+): AgentSetup {
   mkdirSync(dir, { recursive: true });
   const socketPath = path.join(dir, 'control.sock');
   const raw = {
@@ -53,7 +57,10 @@ export const LOCATIONS_WORKER = path.join(repo, 'dist/agent/location/locations-w
 
 export function inProcessAgent(setup: AgentSetup): { agent: Agent; config: AgentConfig } {
   const config = parseConfig(setup.raw);
-  return { agent: new Agent({ config, log: silentLog(), env: {}, host: hostPaths({}), locationsWorker: { kind: 'file', url: LOCATIONS_WORKER } }), config };
+  return {
+    agent: new Agent({ config, log: silentLog(), env: {}, host: hostPaths({}), locationsWorker: { kind: 'file', url: LOCATIONS_WORKER } }),
+    config,
+  };
 }
 
 /**
@@ -88,7 +95,12 @@ export interface AgentProcess {
 export const AGENT_BUNDLE = path.join(repo, 'build/arm/bundle/e911-agent.cjs');
 export const VOICE_ADDON = path.join(repo, 'hal/voice/pjsip/build/Release/e911_voice.node');
 
-export async function spawnAgent(setup: AgentSetup, env: NodeJS.ProcessEnv = {}, entry = AGENT_MAIN, o: { netns?: string } = {}): Promise<AgentProcess> {
+export async function spawnAgent(
+  setup: AgentSetup,
+  env: NodeJS.ProcessEnv = {},
+  entry = AGENT_MAIN,
+  o: { netns?: string } = {},
+): Promise<AgentProcess> {
   if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`npm run build\` (npm test does)`);
   // In a network namespace: `ip netns exec` execs node, so the child's pid (and signals) are the agent's.
   const argv = [process.execPath, entry, '--config', setup.configFile];
@@ -104,17 +116,30 @@ export async function spawnAgent(setup: AgentSetup, env: NodeJS.ProcessEnv = {},
   let ready = false;
   const poll = async () => {
     while (!ready && child.exitCode === null) {
-      ready = await controlRequest(setup.socketPath, 'status', {}, 500).then((r) => r.ok, () => false);
+      ready = await controlRequest(setup.socketPath, 'status', {}, 500).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (!ready) await new Promise((r) => setTimeout(r, 10));
     }
   };
   void poll();
-  await waitFor(() => ready, 10_000, () => `agent did not become ready:\n${out}`, exited);
+  await waitFor(
+    () => ready,
+    10_000,
+    () => `agent did not become ready:\n${out}`,
+    exited,
+  );
   return { child, output: () => out, exited };
 }
 
 /** Polls until cond() holds; fails with why() after timeoutMs or if `dead` settles first. */
-export async function waitFor(cond: () => boolean, timeoutMs: number, why: () => string = () => '', dead?: Promise<unknown>): Promise<void> {
+export async function waitFor(
+  cond: () => boolean,
+  timeoutMs: number,
+  why: () => string = () => '',
+  dead?: Promise<unknown>,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let gone = false;
   void dead?.then(() => (gone = true));

@@ -101,7 +101,8 @@ export function readWav(file: string): { rate: number; samples: Int16Array } {
     const id = buf.toString('ascii', off, off + 4);
     const size = buf.readUInt32LE(off + 4);
     if (id === 'fmt ') {
-      if (buf.readUInt16LE(off + 8) !== 1 || buf.readUInt16LE(off + 10) !== 1 || buf.readUInt16LE(off + 22) !== 16) throw new Error(`${file}: not 16-bit PCM mono`);
+      if (buf.readUInt16LE(off + 8) !== 1 || buf.readUInt16LE(off + 10) !== 1 || buf.readUInt16LE(off + 22) !== 16)
+        throw new Error(`${file}: not 16-bit PCM mono`);
       rate = buf.readUInt32LE(off + 12);
     } else if (id === 'data') {
       const end = Math.min(buf.length, off + 8 + size);

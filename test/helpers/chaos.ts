@@ -40,13 +40,20 @@ export interface ServerEventRow {
 }
 
 /** The server's database, read from outside (WAL lets a reader in beside the writer). */
-export function serverRows(dbFile: string, deviceId: string): { events: ServerEventRow[]; notifications: { event_id: string; channel: string; recipient: string; status: string }[] } {
+export function serverRows(
+  dbFile: string,
+  deviceId: string,
+): { events: ServerEventRow[]; notifications: { event_id: string; channel: string; recipient: string; status: string }[] } {
   const db = new Database(dbFile, { readonly: true, fileMustExist: true });
   try {
     db.pragma('busy_timeout = 2000');
-    const events = db.prepare('SELECT id, device_id, type, ts, data FROM events WHERE device_id = ? ORDER BY ts').all(deviceId) as ServerEventRow[];
+    const events = db
+      .prepare('SELECT id, device_id, type, ts, data FROM events WHERE device_id = ? ORDER BY ts')
+      .all(deviceId) as ServerEventRow[];
     const notifications = db
-      .prepare('SELECT n.event_id, n.channel, n.recipient, n.status FROM notifications n JOIN events e ON e.id = n.event_id WHERE e.device_id = ?')
+      .prepare(
+        'SELECT n.event_id, n.channel, n.recipient, n.status FROM notifications n JOIN events e ON e.id = n.event_id WHERE e.device_id = ?',
+      )
       .all(deviceId) as { event_id: string; channel: string; recipient: string; status: string }[];
     return { events, notifications };
   } finally {
@@ -113,6 +120,16 @@ export interface ChaosFigures {
 
 /** One line per scenario, the same shape as docs/reliability.md's table. */
 export function printFigures(f: ChaosFigures): void {
-  const cells = [f.scenario, f.rounds, f.callsAtPsap ?? '-', f.eventsAtServer, f.notificationsSent, f.lost, f.duplicates, f.orphans ?? '-', f.seed];
+  const cells = [
+    f.scenario,
+    f.rounds,
+    f.callsAtPsap ?? '-',
+    f.eventsAtServer,
+    f.notificationsSent,
+    f.lost,
+    f.duplicates,
+    f.orphans ?? '-',
+    f.seed,
+  ];
   process.stderr.write(`\nCHAOS | ${cells.join(' | ')} |\n`);
 }

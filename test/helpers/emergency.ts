@@ -60,7 +60,9 @@ export function hdr(msg: SipMessage, name: string): string | undefined {
 }
 
 export function receivedInvites(log: string): SipMessage[] {
-  return parseSippLog(log).filter((m) => m.direction === 'received' && m.startLine.startsWith('INVITE ') && !hdr(m, 'To')?.includes('tag='));
+  return parseSippLog(log).filter(
+    (m) => m.direction === 'received' && m.startLine.startsWith('INVITE ') && !hdr(m, 'To')?.includes('tag='),
+  );
 }
 
 export interface BodyPartText {
@@ -139,9 +141,14 @@ export async function rawRegister(registrarPort: number, user: string, contact: 
   }
 }
 
-/** Runs the real e911ctl (dist) with --json; resolves with its exit code and parsed answer. */
 // biome-ignore lint/suspicious/noExplicitAny: e911ctl's JSON result differs per command; the tests' assertions check its shape
-export function e911ctl(socketPath: string, ...args: string[]): Promise<{ code: number; json: { ok: boolean; result?: any; error?: string }; stderr: string }> {
+type CtlResult = any;
+
+/** Runs the real e911ctl (dist) with --json; resolves with its exit code and parsed answer. */
+export function e911ctl(
+  socketPath: string,
+  ...args: string[]
+): Promise<{ code: number; json: { ok: boolean; result?: CtlResult; error?: string }; stderr: string }> {
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [E911CTL, '--json', '--socket', socketPath, ...args], { timeout: 10_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;

@@ -37,7 +37,13 @@ export class LocationHarness {
   }
 
   /** extra: more harness config (address, emergency), see test/integration/harness/location-harness.ts. */
-  static async start(ns: NetNs, network: unknown, env: Record<string, string> = {}, keys = testKeys(), extra: Record<string, unknown> = {}): Promise<LocationHarness> {
+  static async start(
+    ns: NetNs,
+    network: unknown,
+    env: Record<string, string> = {},
+    keys = testKeys(),
+    extra: Record<string, unknown> = {},
+  ): Promise<LocationHarness> {
     bundled ??= bundleEntry('test/integration/harness/location-harness.ts', 'location-harness');
     const file = await bundled;
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'e911-harness-'));
@@ -65,7 +71,14 @@ export class LocationHarness {
       setTimeout(() => {
         if (!this.waiters.includes(w)) return;
         this.waiters = this.waiters.filter((x) => x !== w);
-        reject(new Error(`harness line not seen within ${timeoutMs} ms; stderr: ${this.stderr}\nlast lines: ${this.lines.slice(-5).map((l) => JSON.stringify(l).slice(0, 300)).join('\n')}`));
+        reject(
+          new Error(
+            `harness line not seen within ${timeoutMs} ms; stderr: ${this.stderr}\nlast lines: ${this.lines
+              .slice(-5)
+              .map((l) => JSON.stringify(l).slice(0, 300))
+              .join('\n')}`,
+          ),
+        );
       }, timeoutMs);
     });
   }

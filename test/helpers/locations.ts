@@ -5,7 +5,11 @@ import { sampleAddress } from './address.js';
 import { MAX_LOCATIONS_PAYLOAD_BYTES } from '../../provisioning/protocol/messages.js';
 import type { LocationsDocument, RecommendedLocation } from '../../provisioning/protocol/locations.js';
 
-export function bigLocations(version: number, sign: (d: LocationsDocument) => string, deviceId = 'phone-1'): { doc: LocationsDocument; payload: string } {
+export function bigLocations(
+  version: number,
+  sign: (d: LocationsDocument) => string,
+  deviceId = 'phone-1',
+): { doc: LocationsDocument; payload: string } {
   const civic = sampleAddress().civic;
   const locations: RecommendedLocation[] = Array.from({ length: 5000 }, (_, i) => ({
     id: `loc-${i}`,
@@ -13,9 +17,22 @@ export function bigLocations(version: number, sign: (d: LocationsDocument) => st
     name: `Site ${i}`,
     civic: { ...civic, ROOM: String(i) },
     cidrs: [`10.${(i >> 8) & 255}.${i & 255}.0/24`, `2001:db8:${i.toString(16)}::/48`],
-    switchPorts: [{ chassisId: `00:11:22:33:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, portId: `ge-0/0/${i % 48}` }],
+    switchPorts: [
+      {
+        chassisId: `00:11:22:33:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`,
+        portId: `ge-0/0/${i % 48}`,
+      },
+    ],
   }));
-  const doc: LocationsDocument = { v: 1, deviceId, version, issuedAt: new Date().toISOString(), recommendations: true, assignedLocationId: 'loc-0', locations };
+  const doc: LocationsDocument = {
+    v: 1,
+    deviceId,
+    version,
+    issuedAt: new Date().toISOString(),
+    recommendations: true,
+    assignedLocationId: 'loc-0',
+    locations,
+  };
   const size = () => Buffer.byteLength(JSON.stringify({ v: 1, doc, sig: 'x'.repeat(86) }));
   // Longer names until the next step would pass the bound.
   const room = MAX_LOCATIONS_PAYLOAD_BYTES - size() - 1024;
@@ -23,4 +40,3 @@ export function bigLocations(version: number, sign: (d: LocationsDocument) => st
   for (const l of locations) l.name = `${l.name} ${'n'.repeat(pad)}`;
   return { doc, payload: JSON.stringify({ v: 1, doc, sig: sign(doc) }) };
 }
-

@@ -11,7 +11,8 @@ import { NS } from '../../provisioning/pidf/pidf.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 // Run from test/helpers (vitest) or dist/test/helpers (compiled).
-const repoRoot = [path.resolve(here, '../..'), path.resolve(here, '../../..')].find((p) => existsSync(path.join(p, 'package.json'))) ?? process.cwd();
+const repoRoot =
+  [path.resolve(here, '../..'), path.resolve(here, '../../..')].find((p) => existsSync(path.join(p, 'package.json'))) ?? process.cwd();
 // The schemas travel with the repo; pidf-schemas.test.ts holds them to SHA256SUMS.
 export const PIDF_SCHEMA_DIR = process.env.E911_PIDF_SCHEMAS ?? path.join(repoRoot, 'test/fixtures/pidf-schemas');
 export const PIDF_XSD = path.join(PIDF_SCHEMA_DIR, 'pidf.xsd');

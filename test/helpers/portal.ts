@@ -15,7 +15,9 @@ export const SCREENSHOT_DIR = path.resolve(process.env.E911_SCREENSHOT_DIR ?? 't
 
 /** Why the browser tests cannot run here, or null. Printed loudly by the tests that skip. */
 export function browserMissing(): string | null {
-  return existsSync(CHROMIUM) ? null : `Chromium not found at ${CHROMIUM}: run scripts/setup.sh (apt package chromium) or set E911_CHROMIUM. Portal browser tests SKIPPED.`;
+  return existsSync(CHROMIUM)
+    ? null
+    : `Chromium not found at ${CHROMIUM}: run scripts/setup.sh (apt package chromium) or set E911_CHROMIUM. Portal browser tests SKIPPED.`;
 }
 
 export interface PortalHarness {
@@ -116,7 +118,10 @@ export async function startPortal(over: Partial<ServerAppOptions> & { streamChec
  * The account, one location (HQ), one user with phone-1, E911 on: a portal with something in it.
  * Notices go to the SMTP sink on smtpPort (E911 cannot be enabled without a channel).
  */
-export async function seedAccount(srv: TestServer, smtpPort: number): Promise<{ hqId: number; userId: number; creds: { username: string; password: string } }> {
+export async function seedAccount(
+  srv: TestServer,
+  smtpPort: number,
+): Promise<{ hqId: number; userId: number; creds: { username: string; password: string } }> {
   const { api } = srv;
   await api.patch('/api/account', { name: 'Example Corp', contactEmail: 'it@example.com' });
   await api.put('/api/account/notifications', { smtp: { host: '127.0.0.1', port: smtpPort, security: 'none', from: 'e911@example.com' } });
@@ -138,10 +143,26 @@ export async function seedAccount(srv: TestServer, smtpPort: number): Promise<{ 
 }
 
 /** A real agent (in this process) logged in to the server's broker as phone-1: the simulated phone. */
-export async function startPhone(srv: TestServer, dir: string, creds: { username: string; password: string }, deviceId = 'phone-1'): Promise<Agent> {
-  const setup = agentConfig(path.join(dir, deviceId), { deviceId, brokerUrl: srv.app.brokerUrl, serverPublicKey: srv.keys.publicKey }, {
-    broker: { urls: [srv.app.brokerUrl], protocolVersion: 4, username: creds.username, password: creds.password, reconnectMinMs: 100, reconnectMaxMs: 1000 },
-  });
+export async function startPhone(
+  srv: TestServer,
+  dir: string,
+  creds: { username: string; password: string },
+  deviceId = 'phone-1',
+): Promise<Agent> {
+  const setup = agentConfig(
+    path.join(dir, deviceId),
+    { deviceId, brokerUrl: srv.app.brokerUrl, serverPublicKey: srv.keys.publicKey },
+    {
+      broker: {
+        urls: [srv.app.brokerUrl],
+        protocolVersion: 4,
+        username: creds.username,
+        password: creds.password,
+        reconnectMinMs: 100,
+        reconnectMaxMs: 1000,
+      },
+    },
+  );
   const { agent } = inProcessAgent(setup);
   await agent.start();
   return agent;

@@ -8,7 +8,13 @@ export interface RawAnswer {
   body: string;
 }
 
-export function rawRequest(port: number, requestLine: string, headers: Record<string, string> = {}, body = '', timeoutMs = 5000): Promise<RawAnswer> {
+export function rawRequest(
+  port: number,
+  requestLine: string,
+  headers: Record<string, string> = {},
+  body = '',
+  timeoutMs = 5000,
+): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const sock = net.connect({ host: '127.0.0.1', port });
     let data = '';

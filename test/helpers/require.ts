@@ -62,13 +62,17 @@ export class RequiredComponentMissing extends Error {
 /** Parses E911_REQUIRE: `all`, names separated by commas, `-name` to leave one out of `all`. */
 export function parseRequire(value: string | undefined): Set<Component> {
   const out = new Set<Component>();
-  for (const raw of (value ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const raw of (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const drop = raw.startsWith('-');
     const name = drop ? raw.slice(1) : raw;
     const names = name === 'all' ? [...COMPONENTS] : [name];
     for (const n of names) {
       // A typo must not silently require nothing.
-      if (!(COMPONENTS as readonly string[]).includes(n)) throw new Error(`E911_REQUIRE: unknown component "${n}" (known: all, ${COMPONENTS.join(', ')})`);
+      if (!(COMPONENTS as readonly string[]).includes(n))
+        throw new Error(`E911_REQUIRE: unknown component "${n}" (known: all, ${COMPONENTS.join(', ')})`);
       if (drop) out.delete(n as Component);
       else out.add(n as Component);
     }
@@ -94,13 +98,20 @@ export type ArmTarget = (typeof ARM_TARGETS)[number];
 export function armMissing(t: ArmTarget): string | null {
   if (!onPath(t.qemu)) return `${t.qemu} is not installed (Debian qemu-user-static; scripts/apt-packages.txt)`;
   if (!existsSync(path.join(t.sysroot, 'lib'))) return `${t.sysroot} is missing (Debian libc6-dev-*-cross)`;
-  if (!existsSync(path.join(ARM_OUT, t.name, 'dist/e911-agent'))) return `${ARM_OUT}/${t.name}/dist/e911-agent is not built: run \`npm run build:arm\``;
+  if (!existsSync(path.join(ARM_OUT, t.name, 'dist/e911-agent')))
+    return `${ARM_OUT}/${t.name}/dist/e911-agent is not built: run \`npm run build:arm\``;
   return null;
 }
 
 /** libfaketime's thread-safe build (Debian: /usr/lib/<triplet>/faketime/), or null. */
 export function fakeTimeLibrary(): string | null {
-  for (const dir of ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib/arm-linux-gnueabihf', '/usr/lib', '/usr/local/lib']) {
+  for (const dir of [
+    '/usr/lib/x86_64-linux-gnu',
+    '/usr/lib/aarch64-linux-gnu',
+    '/usr/lib/arm-linux-gnueabihf',
+    '/usr/lib',
+    '/usr/local/lib',
+  ]) {
     const lib = path.join(dir, 'faketime', 'libfaketimeMT.so.1');
     if (existsSync(lib)) return lib;
   }
@@ -141,7 +152,12 @@ const PROBES: Record<Component, () => string | null> = {
   python: () => (runs('python3', ['-c', '1']) ? null : 'python3 is not installed'),
   systemd: () => (existsSync('/usr/bin/systemd-analyze') ? null : 'systemd-analyze is not installed (Debian systemd)'),
   faketime: () => (fakeTimeLibrary() ? null : 'libfaketime is not installed (Debian faketime)'),
-  root: () => (process.getuid?.() !== 0 ? 'not running as root' : existsSync('/usr/bin/setpriv') ? null : 'setpriv is not installed (Debian util-linux)'),
+  root: () =>
+    process.getuid?.() !== 0
+      ? 'not running as root'
+      : existsSync('/usr/bin/setpriv')
+        ? null
+        : 'setpriv is not installed (Debian util-linux)',
 };
 
 const probed = new Map<Component, string | null>();
@@ -179,7 +195,9 @@ export function requires(what: string, needs: (Component | Need)[]): Gate {
       throw err;
     });
   } else if (skip) {
-    console.warn(`\n!!! SKIPPED ${what}: ${missing.map((m) => `${m.component} missing: ${m.missing}`).join('; ')} (E911_REQUIRE=all makes this a failure)\n`);
+    console.warn(
+      `\n!!! SKIPPED ${what}: ${missing.map((m) => `${m.component} missing: ${m.missing}`).join('; ')} (E911_REQUIRE=all makes this a failure)\n`,
+    );
   }
   return { skip, missing };
 }

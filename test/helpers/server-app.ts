@@ -17,7 +17,12 @@ function mountBuiltPortal(api: Parameters<typeof mountPortal>[0]): void {
 }
 
 export interface Api {
-  call<T = unknown>(method: string, url: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T; text: string; headers: Headers }>;
+  call<T = unknown>(
+    method: string,
+    url: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: T; text: string; headers: Headers }>;
   get<T = unknown>(url: string): Promise<T>;
   post<T = unknown>(url: string, body?: unknown): Promise<T>;
   patch<T = unknown>(url: string, body?: unknown): Promise<T>;
@@ -70,7 +75,9 @@ export interface TestServer {
   restart(): Promise<void>;
 }
 
-export async function startTestServer(over: Partial<ServerAppOptions> & { dir?: string; keys?: KeyPairText; portal?: boolean; streamCheckMs?: number } = {}): Promise<TestServer> {
+export async function startTestServer(
+  over: Partial<ServerAppOptions> & { dir?: string; keys?: KeyPairText; portal?: boolean; streamCheckMs?: number } = {},
+): Promise<TestServer> {
   const dir = over.dir ?? mkdtempSync(path.join(os.tmpdir(), 'e911-srv-'));
   const keys = over.keys ?? generateSigningKeyPair();
   const brokerPort = over.broker?.url ? 0 : (over.broker?.embeddedPort ?? (await freePort()));
@@ -82,7 +89,12 @@ export async function startTestServer(over: Partial<ServerAppOptions> & { dir?: 
       log: over.log ?? (process.env.E911_TEST_LOG ? pino({ level: process.env.E911_TEST_LOG }, pino.destination(2)) : silentLog()),
       keyPair: keys,
       broker: { embeddedPort: brokerPort, ...over.broker },
-      http: { port: httpPort, ...over.http, ...(over.portal ? { extend: (api) => mountBuiltPortal(api) } : {}), ...(over.streamCheckMs ? { streamCheckMs: over.streamCheckMs } : {}) },
+      http: {
+        port: httpPort,
+        ...over.http,
+        ...(over.portal ? { extend: (api) => mountBuiltPortal(api) } : {}),
+        ...(over.streamCheckMs ? { streamCheckMs: over.streamCheckMs } : {}),
+      },
       // The tests' SMS and webhook sinks listen on loopback, which a server refuses by default
       // (notify/targets.ts): allowed here, as an operator would name an internal relay.
       // A send to a local sink takes milliseconds: one stuck for 5 s is retried, not waited on.
@@ -141,7 +153,15 @@ export const BRANCH = {
  * The server the chaos tests count at: quick notification retries and, with `setup`, the
  * account, HQ and a user (alice, two mail recipients with the account's) with this phone.
  */
-export function chaosServerApp(o: { dataDir: string; brokerUrl: string; httpPort: number; keyPair: KeyPairText; smtpPort: number; deviceId: string; setup: boolean }): ServerApp {
+export function chaosServerApp(o: {
+  dataDir: string;
+  brokerUrl: string;
+  httpPort: number;
+  keyPair: KeyPairText;
+  smtpPort: number;
+  deviceId: string;
+  setup: boolean;
+}): ServerApp {
   const app = new ServerApp({
     dataDir: o.dataDir,
     log: silentLog(),
@@ -155,7 +175,14 @@ export function chaosServerApp(o: { dataDir: string; brokerUrl: string; httpPort
     service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
     service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: o.smtpPort, security: 'none', from: 'e911@example.com' } });
     const hq = service.createLocation('test', { ...HQ, smsNumbers: [] });
-    service.createUser('test', { username: 'alice', displayName: 'Alice', locationId: hq.id, callback: '+14085550100', deviceIds: [o.deviceId], emails: ['alice@example.com'] });
+    service.createUser('test', {
+      username: 'alice',
+      displayName: 'Alice',
+      locationId: hq.id,
+      callback: '+14085550100',
+      deviceIds: [o.deviceId],
+      emails: ['alice@example.com'],
+    });
     service.setE911('test', true);
   }
   return app;

@@ -88,18 +88,32 @@ async function startSippOnce(opts: SippOptions, mediaPort: number): Promise<Sipp
   const logFile = path.join(dir, 'scenario.log');
   const args = [
     ...(opts.remote ? [opts.remote] : []),
-    '-sf', path.resolve(opts.scenario),
-    '-i', opts.localIp ?? '127.0.0.1',
-    '-p', String(port),
-    '-mi', opts.localIp ?? '127.0.0.1',
-    '-mp', String(mediaPort),
-    '-t', opts.transport ?? 'u1',
-    '-m', String(opts.calls ?? 1),
-    '-timeout', `${opts.timeoutSec ?? 30}s`,
+    '-sf',
+    path.resolve(opts.scenario),
+    '-i',
+    opts.localIp ?? '127.0.0.1',
+    '-p',
+    String(port),
+    '-mi',
+    opts.localIp ?? '127.0.0.1',
+    '-mp',
+    String(mediaPort),
+    '-t',
+    opts.transport ?? 'u1',
+    '-m',
+    String(opts.calls ?? 1),
+    '-timeout',
+    `${opts.timeoutSec ?? 30}s`,
     '-nostdin',
-    '-trace_msg', '-message_file', messageFile,
-    '-trace_err', '-error_file', errorFile,
-    '-trace_logs', '-log_file', logFile,
+    '-trace_msg',
+    '-message_file',
+    messageFile,
+    '-trace_err',
+    '-error_file',
+    errorFile,
+    '-trace_logs',
+    '-log_file',
+    logFile,
     ...(opts.service ? ['-s', opts.service] : []),
     ...Object.entries(opts.keys ?? {}).flatMap(([k, v]) => ['-key', k, String(v)]),
     ...(opts.extraArgs ?? []),
@@ -185,16 +199,24 @@ export async function startKamailio(opts: KamailioOptions): Promise<Kamailio> {
   const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-kamailio-'));
   const args = [
-    '-f', path.resolve(opts.cfg),
-    '-Y', dir,
-    '-P', path.join(dir, 'kamailio.pid'),
-    '-w', dir,
-    '-m', '64',
-    '-M', '8',
+    '-f',
+    path.resolve(opts.cfg),
+    '-Y',
+    dir,
+    '-P',
+    path.join(dir, 'kamailio.pid'),
+    '-w',
+    dir,
+    '-m',
+    '64',
+    '-M',
+    '8',
     '-DD',
     '-E',
-    '-l', `udp:127.0.0.1:${port}`,
-    '-l', `tcp:127.0.0.1:${port}`,
+    '-l',
+    `udp:127.0.0.1:${port}`,
+    '-l',
+    `tcp:127.0.0.1:${port}`,
     ...Object.entries(opts.defines ?? {}).flatMap(([k, v]) => ['-A', v === true ? k : `${k}=${v}`]),
   ];
   // Check the config first: a syntax error is easier to read this way.
@@ -238,11 +260,7 @@ export interface VoiceRecorder {
   events: RecordedVoiceEvent[];
   of<K extends keyof VoiceEvents>(type: K): VoiceEvents[K][];
   /** The first event of this type (already recorded or yet to come) that matches. */
-  waitFor<K extends keyof VoiceEvents>(
-    type: K,
-    match?: (e: VoiceEvents[K]) => boolean,
-    timeoutMs?: number,
-  ): Promise<VoiceEvents[K]>;
+  waitFor<K extends keyof VoiceEvents>(type: K, match?: (e: VoiceEvents[K]) => boolean, timeoutMs?: number): Promise<VoiceEvents[K]>;
   clear(): void;
   /** Unsubscribe from the stack. */
   dispose(): void;

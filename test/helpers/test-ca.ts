@@ -22,7 +22,23 @@ const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'
 export function makeTestCa(dir: string, name = 'e911-test-ca'): TestCa {
   const cert = path.join(dir, `${name}.crt`);
   const key = path.join(dir, `${name}.key`);
-  openssl(['req', '-x509', ...newKey, '-days', '2', '-subj', `/CN=${name}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-keyout', key, '-out', cert]);
+  openssl([
+    'req',
+    '-x509',
+    ...newKey,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${name}`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+  ]);
   let serial = 1;
   const issue = (leaf: string, ext: string) => {
     const leafKey = path.join(dir, `${leaf}.key`);
@@ -31,14 +47,32 @@ export function makeTestCa(dir: string, name = 'e911-test-ca'): TestCa {
     const extFile = path.join(dir, `${leaf}.ext`);
     writeFileSync(extFile, ext);
     openssl(['req', ...newKey, '-subj', `/CN=${leaf}`, '-keyout', leafKey, '-out', csr]);
-    openssl(['x509', '-req', '-in', csr, '-CA', cert, '-CAkey', key, '-set_serial', String(serial++), '-days', '2', '-extfile', extFile, '-out', leafCert]);
+    openssl([
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      cert,
+      '-CAkey',
+      key,
+      '-set_serial',
+      String(serial++),
+      '-days',
+      '2',
+      '-extfile',
+      extFile,
+      '-out',
+      leafCert,
+    ]);
     return { cert: leafCert, key: leafKey };
   };
   return {
     dir,
     cert,
     key,
-    server: (leaf, altNames) => issue(leaf, `basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=${altNames.join(',')}\n`),
+    server: (leaf, altNames) =>
+      issue(leaf, `basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=${altNames.join(',')}\n`),
     client: (leaf) => issue(leaf, 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n'),
   };
 }

@@ -86,7 +86,10 @@ export function voiceStackContract(make: () => Promise<ContractBackend>): void {
   let rec: VoiceRecorder;
   const voice = () => b.stack;
   const states = (callId: number, sipCallId: string): CallState[] =>
-    rec.of('callState').filter((e) => e.callId === callId && e.sipCallId === sipCallId).map((e) => e.state);
+    rec
+      .of('callState')
+      .filter((e) => e.callId === callId && e.sipCallId === sipCallId)
+      .map((e) => e.state);
   /** Runs fn; the events the stack emitted before fn returned (the interface says: none). */
   const inside = (fn: () => void): string[] => {
     const fired: string[] = [];
@@ -147,7 +150,9 @@ export function voiceStackContract(make: () => Promise<ContractBackend>): void {
         [200, 'OK'],
       ]);
       expect(responses.every((r) => r.sipCallId === info.sipCallId && r.cseq >= 1)).toBe(true);
-      const order = rec.events.filter((e) => e.type === 'callState' || e.type === 'inviteResponse').map((e) => (e.type === 'callState' ? e.state : e.code));
+      const order = rec.events
+        .filter((e) => e.type === 'callState' || e.type === 'inviteResponse')
+        .map((e) => (e.type === 'callState' ? e.state : e.code));
       expect(order.indexOf('CONFIRMED')).toBeLessThan(order.indexOf(200));
       await rec.waitFor('mediaState', (e) => e.callId === callId && e.status === 'active');
       expect(voice().callInfo(callId)).toMatchObject({ state: 'CONFIRMED', mediaStatus: 'active', lastStatusCode: 200 });
@@ -203,7 +208,12 @@ export function voiceStackContract(make: () => Promise<ContractBackend>): void {
       const end = await ended(callId);
       expect(end.transportError).not.toBe(true);
       expect(end.lastStatusCode).toBe(200);
-      expect(rec.of('inviteResponse').filter((e) => e.callId === callId).map((e) => e.code)).toEqual([100, 180, 200]);
+      expect(
+        rec
+          .of('inviteResponse')
+          .filter((e) => e.callId === callId)
+          .map((e) => e.code),
+      ).toEqual([100, 180, 200]);
       await peer.done();
     } finally {
       await peer.close();
@@ -319,7 +329,17 @@ export function voiceStackContract(make: () => Promise<ContractBackend>): void {
     const reg = await b.network.registrar();
     try {
       let acc = -1;
-      expect(inside(() => (acc = voice().addAccount({ uri: 'sip:alice@127.0.0.1', registrar: reg.uri, credentials: [{ username: 'alice', password: reg.password }], regTimeoutSec: 300 })))).toEqual([]);
+      expect(
+        inside(
+          () =>
+            (acc = voice().addAccount({
+              uri: 'sip:alice@127.0.0.1',
+              registrar: reg.uri,
+              credentials: [{ username: 'alice', password: reg.password }],
+              regTimeoutSec: 300,
+            })),
+        ),
+      ).toEqual([]);
       const ok = await rec.waitFor('registration', (e) => e.accountId === acc && e.renew);
       expect(ok).toMatchObject({ code: 200, registered: true });
       expect(ok.expires).toBeGreaterThan(0);
@@ -333,7 +353,11 @@ export function voiceStackContract(make: () => Promise<ContractBackend>): void {
       expect(() => voice().accountInfo(acc)).toThrow();
       rec.clear(); // account ids are reused too: the next one may be acc again
 
-      const bad = voice().addAccount({ uri: 'sip:bob@127.0.0.1', registrar: reg.uri, credentials: [{ username: 'bob', password: 'wrong' }] });
+      const bad = voice().addAccount({
+        uri: 'sip:bob@127.0.0.1',
+        registrar: reg.uri,
+        credentials: [{ username: 'bob', password: 'wrong' }],
+      });
       const refused = await rec.waitFor('registration', (e) => e.accountId === bad);
       expect(refused.registered).toBe(false);
       expect([401, 403]).toContain(refused.code);
@@ -355,7 +379,9 @@ export function voiceStackContract(make: () => Promise<ContractBackend>): void {
     const started = await voice().start({ ...CONTRACT_START, sound: { capture: missing, playback: missing } });
     try {
       expect(started.sound).toMatchObject({ device: 'null', capture: missing, playback: missing });
-      expect(started.sound!.fallbackReason).toContain(`no capture device named "${missing}"; no playback device named "${missing}" (devices: `);
+      expect(started.sound!.fallbackReason).toContain(
+        `no capture device named "${missing}"; no playback device named "${missing}" (devices: `,
+      );
       const peer = await b.network.answers();
       try {
         const callId = voice().makeCall(peer.target);

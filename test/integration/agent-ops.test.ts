@@ -31,7 +31,13 @@ describe.skipIf(gate.skip)('agent operations', () => {
   beforeAll(async () => {
     broker = await startMosquitto();
     dir = mkdtempSync(path.join(os.tmpdir(), 'e911-ops-'));
-    server = new ProvisioningServer({ brokerUrl: broker.url, privateKey: keys.privateKey, log: silentLog(), protocolVersion: 5, clientId: 'srv-ops' });
+    server = new ProvisioningServer({
+      brokerUrl: broker.url,
+      privateKey: keys.privateKey,
+      log: silentLog(),
+      protocolVersion: 5,
+      clientId: 'srv-ops',
+    });
     server.on('event', (e) => events.push(e));
     await server.start();
   });
@@ -47,26 +53,43 @@ describe.skipIf(gate.skip)('agent operations', () => {
   };
 
   it.skipIf(python.skip)('tells systemd READY, WATCHDOG and STOPPING through NOTIFY_SOCKET', async () => {
-    const s = agentConfig(path.join(dir, 'sd'), { deviceId: 'phone-sd', brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey }, { watchdogMs: 100 });
+    const s = agentConfig(
+      path.join(dir, 'sd'),
+      { deviceId: 'phone-sd', brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey },
+      { watchdogMs: 100 },
+    );
     const sock = path.join(dir, 'notify.sock');
     // Node cannot receive AF_UNIX datagrams; a few lines of Python play systemd.
-    const listener = spawn('python3', ['-u', '-c', [
-      'import socket,sys',
-      's=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
-      's.bind(sys.argv[1])',
-      'print("bound", flush=True)',
-      'while True: print(s.recv(4096).decode().replace("\\n","|"), flush=True)',
-    ].join('\n'), sock]);
+    const listener = spawn('python3', [
+      '-u',
+      '-c',
+      [
+        'import socket,sys',
+        's=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+        's.bind(sys.argv[1])',
+        'print("bound", flush=True)',
+        'while True: print(s.recv(4096).decode().replace("\\n","|"), flush=True)',
+      ].join('\n'),
+      sock,
+    ]);
     let heard = '';
     listener.stdout.on('data', (d: Buffer) => (heard += d.toString()));
     try {
       await waitFor(() => heard.includes('bound'), 3000);
       const agent = await spawnAgent(s, { NOTIFY_SOCKET: sock });
-      await waitFor(() => heard.includes('READY=1') && (heard.match(/WATCHDOG=1/g) ?? []).length >= 2, 5000, () => heard);
+      await waitFor(
+        () => heard.includes('READY=1') && (heard.match(/WATCHDOG=1/g) ?? []).length >= 2,
+        5000,
+        () => heard,
+      );
       expect(heard).toMatch(new RegExp(`READY=1\\|MAINPID=${agent.child.pid}`));
       agent.child.kill('SIGTERM');
       expect(await agent.exited).toBe(0);
-      await waitFor(() => heard.includes('STOPPING=1'), 2000, () => heard);
+      await waitFor(
+        () => heard.includes('STOPPING=1'),
+        2000,
+        () => heard,
+      );
     } finally {
       listener.kill();
     }
@@ -97,7 +120,12 @@ describe.skipIf(gate.skip)('agent operations', () => {
         await new Promise((r) => setTimeout(r, 50));
         status = statusNow();
       }
-      expect(status.result).toMatchObject({ deviceId: 'phone-ctl', link: { state: 'online' }, outbox: { backlog: 0 }, store: { schemaVersion: expect.any(Number) } });
+      expect(status.result).toMatchObject({
+        deviceId: 'phone-ctl',
+        link: { state: 'online' },
+        outbox: { backlog: 0 },
+        store: { schemaVersion: expect.any(Number) },
+      });
 
       expect(ctl(s.socketPath, 'frobnicate').code).toBe(2);
       expect(ctl(path.join(dir, 'nope.sock'), 'status').code).toBe(3);
@@ -108,12 +136,20 @@ describe.skipIf(gate.skip)('agent operations', () => {
   });
 
   it('keeps a corrupt database aside, starts fresh, and reports the incident once connected', async () => {
-    const s = agentConfig(path.join(dir, 'corrupt'), { deviceId: 'phone-bad', brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey });
+    const s = agentConfig(path.join(dir, 'corrupt'), {
+      deviceId: 'phone-bad',
+      brokerUrl: broker.url,
+      serverPublicKey: keys.pair.publicKey,
+    });
     mkdirSync(s.raw.dataDir as string, { recursive: true });
     writeFileSync(path.join(s.raw.dataDir as string, 'agent.db'), 'garbage '.repeat(1000));
     const agent = await spawnAgent(s);
     try {
-      await waitFor(() => events.some((e) => e.deviceId === 'phone-bad' && e.type === 'store-incident'), 5000, () => agent.output());
+      await waitFor(
+        () => events.some((e) => e.deviceId === 'phone-bad' && e.type === 'store-incident'),
+        5000,
+        () => agent.output(),
+      );
       const incident = events.find((e) => e.type === 'store-incident')!;
       expect(incident.data).toMatchObject({ reason: expect.stringMatching(/not a database/i) });
       expect(existsSync(String(incident.data.keptAs))).toBe(true);
@@ -139,7 +175,10 @@ describe.skipIf(gate.skip)('agent operations', () => {
       // A retained command would be delivered on every (re)subscribe: the agent must not run it.
       agent.child.kill('SIGTERM');
       await agent.exited;
-      await client.publishAsync('e911/v1/phone-cmd/cmd/ping', JSON.stringify({ v: 1, correlationId: 'retained' }), { qos: 1, retain: true });
+      await client.publishAsync('e911/v1/phone-cmd/cmd/ping', JSON.stringify({ v: 1, correlationId: 'retained' }), {
+        qos: 1,
+        retain: true,
+      });
       await waitFor(() => server.phone('phone-cmd')?.online === false, 3000);
       const again = await spawnAgent(s);
       try {
@@ -152,8 +191,13 @@ describe.skipIf(gate.skip)('agent operations', () => {
         // Marker: garbage on another topic kind, sent after the five, has its own report; it
         // counts the four cmd reports held back since the last one.
         await client.publishAsync('e911/v1/phone-cmd/config/set', 'not json', { qos: 1 });
-        const rejectedOf = (topic: string) => events.filter((e) => e.deviceId === 'phone-cmd' && e.type === 'payload-rejected' && e.data.topic === topic);
-        await waitFor(() => rejectedOf('config/set').length === 1, 3000, () => JSON.stringify(events.filter((e) => e.deviceId === 'phone-cmd')));
+        const rejectedOf = (topic: string) =>
+          events.filter((e) => e.deviceId === 'phone-cmd' && e.type === 'payload-rejected' && e.data.topic === topic);
+        await waitFor(
+          () => rejectedOf('config/set').length === 1,
+          3000,
+          () => JSON.stringify(events.filter((e) => e.deviceId === 'phone-cmd')),
+        );
         const rejected = rejectedOf('cmd');
         expect(rejected).toHaveLength(1); // rate-limited: one report a minute per topic kind
         expect(rejected[0]!.data).toMatchObject({ topic: 'cmd', reason: expect.stringMatching(/invalid JSON/), suppressedSinceLast: 0 });

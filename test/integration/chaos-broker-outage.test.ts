@@ -36,7 +36,11 @@ const OUTAGE_MS = Number(process.env.E911_CHAOS_OUTAGE_MS) || (FULL ? 600_000 : 
 const CALLS = FULL ? 20 : 4;
 const DEVICE = 'phone-outage';
 
-async function until(cond: () => Promise<boolean> | boolean, timeoutMs: number, why: () => string | Promise<string> = () => ''): Promise<void> {
+async function until(
+  cond: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  why: () => string | Promise<string> = () => '',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms. ${await why()}`);
@@ -59,18 +63,30 @@ describe.skipIf(gate.skip)(`chaos: the broker away ${Math.round(OUTAGE_MS / 1000
     dir = mkdtempSync(path.join(os.tmpdir(), 'e911-chaos-outage-'));
     broker = await startMosquitto({ persistence: true });
     smtp = await startSmtpSink();
-    server = chaosServerApp({ dataDir: path.join(dir, 'server'), brokerUrl: broker.url, httpPort: await freePort(), keyPair: keys, smtpPort: smtp.port, deviceId: DEVICE, setup: true });
+    server = chaosServerApp({
+      dataDir: path.join(dir, 'server'),
+      brokerUrl: broker.url,
+      httpPort: await freePort(),
+      keyPair: keys,
+      smtpPort: smtp.port,
+      deviceId: DEVICE,
+      setup: true,
+    });
     await server.start();
     const psapPort = await freePort();
     sipp = await startSipp({ scenario: PSAP_ANY, port: psapPort, calls: 100_000, timeoutSec: Math.ceil(OUTAGE_MS / 1000) + 120 });
-    const setup = agentConfig(path.join(dir, 'agent'), { deviceId: DEVICE, brokerUrl: broker.url, serverPublicKey: keys.publicKey }, {
-      sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null' },
-      emergency: { routes: { primary: `sip:127.0.0.1:${psapPort}`, fallback: `sip:127.0.0.1:${psapPort}` } },
-      logLevel: 'warn',
-      // Bounded: the backoff's cap and the keepalive's expiry are reached within the short outage. Full: the defaults.
-      broker: { urls: [broker.url], protocolVersion: 5, ...(FULL ? {} : { keepaliveSec: 5, reconnectMinMs: 100, reconnectMaxMs: 1000 }) },
-      outbox: { serverAckTimeoutMs: 2000 },
-    });
+    const setup = agentConfig(
+      path.join(dir, 'agent'),
+      { deviceId: DEVICE, brokerUrl: broker.url, serverPublicKey: keys.publicKey },
+      {
+        sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null' },
+        emergency: { routes: { primary: `sip:127.0.0.1:${psapPort}`, fallback: `sip:127.0.0.1:${psapPort}` } },
+        logLevel: 'warn',
+        // Bounded: the backoff's cap and the keepalive's expiry are reached within the short outage. Full: the defaults.
+        broker: { urls: [broker.url], protocolVersion: 5, ...(FULL ? {} : { keepaliveSec: 5, reconnectMinMs: 100, reconnectMaxMs: 1000 }) },
+        outbox: { serverAckTimeoutMs: 2000 },
+      },
+    );
     socketPath = setup.socketPath;
     agent = await spawnAgent(setup);
   }, 40_000);
@@ -84,83 +100,108 @@ describe.skipIf(gate.skip)(`chaos: the broker away ${Math.round(OUTAGE_MS / 1000
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('calls during the outage reach the PSAP; after it every event reaches the server once, notified once', async () => {
-    const seed = chaosSeed();
-    const random = seededRandom(seed);
-    const status = async () => (await e911ctl(socketPath, 'status')).json.result as {
-      outbox: { backlog: number; awaitingServer: number };
-      link: { state: string; connects: number };
-    };
-    await until(async () => (await status()).link.state === 'online', 10_000, async () => JSON.stringify(await status()));
-    const db = path.join(dir, 'server', SERVER_DB_FILE);
-    const eventsOf = (callRef: string) => serverRows(db, DEVICE).events.filter((e) => (e.type === 'emergency-call' || e.type === 'test-call') && (JSON.parse(e.data) as { callRef?: string }).callRef === callRef);
-    const eventsBefore = serverRows(db, DEVICE).events.length;
+  it(
+    'calls during the outage reach the PSAP; after it every event reaches the server once, notified once',
+    async () => {
+      const seed = chaosSeed();
+      const random = seededRandom(seed);
+      const status = async () =>
+        (await e911ctl(socketPath, 'status')).json.result as {
+          outbox: { backlog: number; awaitingServer: number };
+          link: { state: string; connects: number };
+        };
+      await until(
+        async () => (await status()).link.state === 'online',
+        10_000,
+        async () => JSON.stringify(await status()),
+      );
+      const db = path.join(dir, 'server', SERVER_DB_FILE);
+      const eventsOf = (callRef: string) =>
+        serverRows(db, DEVICE).events.filter(
+          (e) =>
+            (e.type === 'emergency-call' || e.type === 'test-call') && (JSON.parse(e.data) as { callRef?: string }).callRef === callRef,
+        );
+      const eventsBefore = serverRows(db, DEVICE).events.length;
 
-    await broker.stop();
-    const down = Date.now();
-    const calls: { callRef: string; digits: string }[] = [];
-    let peakBacklog = 0;
-    for (let i = 0; i < CALLS; i++) {
-      // Spread over the outage: the last call well before the broker returns.
-      const at = down + Math.floor(((i + random() * 0.5) * OUTAGE_MS * 0.8) / CALLS);
-      if (at > Date.now()) await new Promise((r) => setTimeout(r, at - Date.now()));
-      const digits = i === 0 || random() < 0.5 ? '911' : '933';
-      const invitesBefore = receivedInvites(sipp.messages()).length;
-      const dial = await e911ctl(socketPath, 'dial', digits);
-      expect(dial.json.ok, JSON.stringify(dial.json)).toBe(true);
-      calls.push({ callRef: (dial.json.result as { callRef: string }).callRef, digits });
-      await until(() => receivedInvites(sipp.messages()).length > invitesBefore, 10_000, () => `call ${i} did not reach the PSAP during the outage\n${agent!.output()}`);
-      await e911ctl(socketPath, 'hangup');
-      peakBacklog = Math.max(peakBacklog, (await status()).outbox.backlog);
-    }
-    const left = down + OUTAGE_MS - Date.now();
-    if (left > 0) await new Promise((r) => setTimeout(r, left));
-    const during = await status();
-    peakBacklog = Math.max(peakBacklog, during.outbox.backlog);
-    expect(during.link.state).not.toBe('online');
-    // Nothing reached the server while the broker was away.
-    expect(serverRows(db, DEVICE).events.length).toBe(eventsBefore);
-    await broker.restart();
+      await broker.stop();
+      const down = Date.now();
+      const calls: { callRef: string; digits: string }[] = [];
+      let peakBacklog = 0;
+      for (let i = 0; i < CALLS; i++) {
+        // Spread over the outage: the last call well before the broker returns.
+        const at = down + Math.floor(((i + random() * 0.5) * OUTAGE_MS * 0.8) / CALLS);
+        if (at > Date.now()) await new Promise((r) => setTimeout(r, at - Date.now()));
+        const digits = i === 0 || random() < 0.5 ? '911' : '933';
+        const invitesBefore = receivedInvites(sipp.messages()).length;
+        const dial = await e911ctl(socketPath, 'dial', digits);
+        expect(dial.json.ok, JSON.stringify(dial.json)).toBe(true);
+        calls.push({ callRef: (dial.json.result as { callRef: string }).callRef, digits });
+        await until(
+          () => receivedInvites(sipp.messages()).length > invitesBefore,
+          10_000,
+          () => `call ${i} did not reach the PSAP during the outage\n${agent!.output()}`,
+        );
+        await e911ctl(socketPath, 'hangup');
+        peakBacklog = Math.max(peakBacklog, (await status()).outbox.backlog);
+      }
+      const left = down + OUTAGE_MS - Date.now();
+      if (left > 0) await new Promise((r) => setTimeout(r, left));
+      const during = await status();
+      peakBacklog = Math.max(peakBacklog, during.outbox.backlog);
+      expect(during.link.state).not.toBe('online');
+      // Nothing reached the server while the broker was away.
+      expect(serverRows(db, DEVICE).events.length).toBe(eventsBefore);
+      await broker.restart();
 
-    await until(async () => {
-      const s = await status();
-      return s.link.state === 'online' && s.outbox.backlog === 0 && s.outbox.awaitingServer === 0;
-    }, 60_000, async () => JSON.stringify(await status()));
-    await waitFor(() => serverRows(db, DEVICE).notifications.every((n) => n.status === 'sent'), 30_000, () => JSON.stringify(serverRows(db, DEVICE).notifications));
+      await until(
+        async () => {
+          const s = await status();
+          return s.link.state === 'online' && s.outbox.backlog === 0 && s.outbox.awaitingServer === 0;
+        },
+        60_000,
+        async () => JSON.stringify(await status()),
+      );
+      await waitFor(
+        () => serverRows(db, DEVICE).notifications.every((n) => n.status === 'sent'),
+        30_000,
+        () => JSON.stringify(serverRows(db, DEVICE).notifications),
+      );
 
-    const invites = receivedInvites(sipp.messages());
-    const callIds = new Set(invites.map((m) => hdr(m, 'Call-ID')));
-    const { events, notifications } = serverRows(db, DEVICE);
-    const callEvents = events.filter((e) => e.type === 'emergency-call' || e.type === 'test-call');
-    let lost = 0;
-    let duplicates = 0;
-    for (const c of calls) {
-      const n = eventsOf(c.callRef).length;
-      if (n === 0) lost++;
-      if (n > 1) duplicates += n - 1;
-    }
-    const notified = new Set(notifications.map((n) => n.event_id));
-    const unnotified = callEvents.filter((e) => !notified.has(e.id)).length;
-    const mailKeys = smtp.mails.map((m) => `${m.headers['x-e911-event-id']} ${m.to.join(',')}`);
-    const mailDuplicates = mailKeys.length - new Set(mailKeys).size;
-    const eventsAfter = events.length - eventsBefore;
+      const invites = receivedInvites(sipp.messages());
+      const callIds = new Set(invites.map((m) => hdr(m, 'Call-ID')));
+      const { events, notifications } = serverRows(db, DEVICE);
+      const callEvents = events.filter((e) => e.type === 'emergency-call' || e.type === 'test-call');
+      let lost = 0;
+      let duplicates = 0;
+      for (const c of calls) {
+        const n = eventsOf(c.callRef).length;
+        if (n === 0) lost++;
+        if (n > 1) duplicates += n - 1;
+      }
+      const notified = new Set(notifications.map((n) => n.event_id));
+      const unnotified = callEvents.filter((e) => !notified.has(e.id)).length;
+      const mailKeys = smtp.mails.map((m) => `${m.headers['x-e911-event-id']} ${m.to.join(',')}`);
+      const mailDuplicates = mailKeys.length - new Set(mailKeys).size;
+      const eventsAfter = events.length - eventsBefore;
 
-    printFigures({
-      scenario: `broker away ${Math.round(OUTAGE_MS / 1000)} s (${FULL ? 'real, default backoff' : 'bounded: backoff cap 1 s, keepalive 5 s'}; outbox peak ${peakBacklog}; ${eventsAfter} events in all after the broker returned)`,
-      seed,
-      rounds: CALLS,
-      callsAtPsap: callIds.size,
-      eventsAtServer: callEvents.length,
-      notificationsSent: smtp.mails.length,
-      lost: lost + unnotified,
-      duplicates: duplicates + mailDuplicates,
-    });
-    expect({ lost, unnotified, duplicates, mailDuplicates }).toEqual({ lost: 0, unnotified: 0, duplicates: 0, mailDuplicates: 0 });
-    expect(callIds.size).toBe(CALLS);
-    expect(callEvents.length).toBe(CALLS);
-    // The outbox grew while the broker was away, by at least each call's event, and drained whole.
-    expect(peakBacklog).toBeGreaterThanOrEqual(CALLS);
-    expect(eventsAfter).toBeGreaterThanOrEqual(peakBacklog);
-    expect(smtp.mails.length).toBe(notifications.length);
-  }, 120_000 + OUTAGE_MS);
+      printFigures({
+        scenario: `broker away ${Math.round(OUTAGE_MS / 1000)} s (${FULL ? 'real, default backoff' : 'bounded: backoff cap 1 s, keepalive 5 s'}; outbox peak ${peakBacklog}; ${eventsAfter} events in all after the broker returned)`,
+        seed,
+        rounds: CALLS,
+        callsAtPsap: callIds.size,
+        eventsAtServer: callEvents.length,
+        notificationsSent: smtp.mails.length,
+        lost: lost + unnotified,
+        duplicates: duplicates + mailDuplicates,
+      });
+      expect({ lost, unnotified, duplicates, mailDuplicates }).toEqual({ lost: 0, unnotified: 0, duplicates: 0, mailDuplicates: 0 });
+      expect(callIds.size).toBe(CALLS);
+      expect(callEvents.length).toBe(CALLS);
+      // The outbox grew while the broker was away, by at least each call's event, and drained whole.
+      expect(peakBacklog).toBeGreaterThanOrEqual(CALLS);
+      expect(eventsAfter).toBeGreaterThanOrEqual(peakBacklog);
+      expect(smtp.mails.length).toBe(notifications.length);
+    },
+    120_000 + OUTAGE_MS,
+  );
 });

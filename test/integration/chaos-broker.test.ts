@@ -61,7 +61,11 @@ describe.skipIf(gate.skip)(`chaos: the broker SIGKILLed mid-burst (${KILLS} kill
   });
 
   async function burst(deviceId: string, serverConfirms: 'all' | 'emergency') {
-    const setup = agentConfig(path.join(dir, deviceId), { deviceId, brokerUrl: broker.url, serverPublicKey: keys.publicKey }, { outbox: { serverAckTimeoutMs: 1000, serverConfirms } });
+    const setup = agentConfig(
+      path.join(dir, deviceId),
+      { deviceId, brokerUrl: broker.url, serverPublicKey: keys.publicKey },
+      { outbox: { serverAckTimeoutMs: 1000, serverConfirms } },
+    );
     const agent = inProcessAgent(setup).agent;
     agents.push(agent);
     await agent.start();
@@ -76,11 +80,19 @@ describe.skipIf(gate.skip)(`chaos: the broker SIGKILLed mid-burst (${KILLS} kill
       // Mid-burst: after a share of it reached the server (a condition, not a sleep), at a random point past it;
       // or once the phone has nothing left to send (the baseline may have lost the rest: the mark never comes).
       const mark = Math.floor((BURST * (k - 0.5 + random() * 0.4)) / (KILLS + 1));
-      await until(() => stored().length >= mark || (outbox().backlog === 0 && outbox().inFlight === 0), 20_000, () => `${stored().length} of ${mark} stored; agent ${JSON.stringify(outbox())}`);
+      await until(
+        () => stored().length >= mark || (outbox().backlog === 0 && outbox().inFlight === 0),
+        20_000,
+        () => `${stored().length} of ${mark} stored; agent ${JSON.stringify(outbox())}`,
+      );
       await broker.kill();
       await broker.restart();
     }
-    await until(() => outbox().backlog === 0, 30_000, () => JSON.stringify(outbox()));
+    await until(
+      () => outbox().backlog === 0,
+      30_000,
+      () => JSON.stringify(outbox()),
+    );
     // Marker: one more emergency event, confirmed by the server after everything before it was handled.
     agent.emit('emergency-call', { chaosSeq: -1 });
     await until(() => stored().some((e) => (JSON.parse(e.data) as { chaosSeq: number }).chaosSeq === -1) && outbox().backlog === 0, 10_000);
@@ -91,16 +103,32 @@ describe.skipIf(gate.skip)(`chaos: the broker SIGKILLed mid-burst (${KILLS} kill
     const lostEmergency = missing.filter((i) => i % 10 === 0).length;
     const lostOther = missing.length - lostEmergency;
     const duplicates = seqs.length - new Set(seqs).size;
-    printFigures({ scenario: `broker SIGKILL mid-burst, serverConfirms ${serverConfirms} (${BURST} events; emergency lost ${lostEmergency}, others lost ${lostOther})`, seed, rounds: KILLS, eventsAtServer: rows.length, notificationsSent: 0, lost: missing.length, duplicates });
+    printFigures({
+      scenario: `broker SIGKILL mid-burst, serverConfirms ${serverConfirms} (${BURST} events; emergency lost ${lostEmergency}, others lost ${lostOther})`,
+      seed,
+      rounds: KILLS,
+      eventsAtServer: rows.length,
+      notificationsSent: 0,
+      lost: missing.length,
+      duplicates,
+    });
     return { lostEmergency, lostOther, duplicates };
   }
 
-  it('every event reaches the server database once (serverConfirms all, the default)', async () => {
-    expect(await burst('phone-burst', 'all')).toEqual({ lostEmergency: 0, lostOther: 0, duplicates: 0 });
-  }, 60_000 + KILLS * 5000);
+  it(
+    'every event reaches the server database once (serverConfirms all, the default)',
+    async () => {
+      expect(await burst('phone-burst', 'all')).toEqual({ lostEmergency: 0, lostOther: 0, duplicates: 0 });
+    },
+    60_000 + KILLS * 5000,
+  );
 
-  it('baseline, serverConfirms emergency: emergency events are all there once; ordinary ones the broker held may be lost (counted)', async () => {
-    const r = await burst('phone-burst-baseline', 'emergency');
-    expect({ lostEmergency: r.lostEmergency, duplicates: r.duplicates }).toEqual({ lostEmergency: 0, duplicates: 0 });
-  }, 60_000 + KILLS * 5000);
+  it(
+    'baseline, serverConfirms emergency: emergency events are all there once; ordinary ones the broker held may be lost (counted)',
+    async () => {
+      const r = await burst('phone-burst-baseline', 'emergency');
+      expect({ lostEmergency: r.lostEmergency, duplicates: r.duplicates }).toEqual({ lostEmergency: 0, duplicates: 0 });
+    },
+    60_000 + KILLS * 5000,
+  );
 });

@@ -26,7 +26,19 @@ const E911CTL = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../.
 
 /** The real e911ctl (built) as uid/gid NOBODY with these supplementary groups: `status --json`. */
 function e911ctlAs(socket: string, groups: number[]): Promise<{ code: number | null; out: string; err: string }> {
-  const args = ['--reuid', String(NOBODY), '--regid', String(NOBODY), ...(groups.length ? ['--groups', groups.join(',')] : ['--clear-groups']), process.execPath, E911CTL, '--socket', socket, 'status', '--json'];
+  const args = [
+    '--reuid',
+    String(NOBODY),
+    '--regid',
+    String(NOBODY),
+    ...(groups.length ? ['--groups', groups.join(',')] : ['--clear-groups']),
+    process.execPath,
+    E911CTL,
+    '--socket',
+    socket,
+    'status',
+    '--json',
+  ];
   return new Promise((resolve, reject) => {
     const child = spawn(SETPRIV, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -44,7 +56,16 @@ function connectAs(socket: string, groups: number[]): Promise<string> {
     .on('connect', function () { this.write('{"cmd":"ping"}\\n'); })
     .on('data', (d) => { process.stdout.write(String(d)); process.exit(0); })
     .on('error', (e) => { process.stdout.write(e.code); process.exit(1); });`;
-  const args = ['--reuid', String(NOBODY), '--regid', String(NOBODY), ...(groups.length ? ['--groups', groups.join(',')] : ['--clear-groups']), process.execPath, '-e', code];
+  const args = [
+    '--reuid',
+    String(NOBODY),
+    '--regid',
+    String(NOBODY),
+    ...(groups.length ? ['--groups', groups.join(',')] : ['--clear-groups']),
+    process.execPath,
+    '-e',
+    code,
+  ];
   return new Promise((resolve, reject) => {
     const child = spawn(SETPRIV, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -87,7 +108,7 @@ describe.skipIf(gate.skip)('agent control socket permissions', () => {
     return { socket, lines };
   };
 
-  it('is 0660, owned by the agent\'s user, group control.group; the kernel answers group members only', async () => {
+  it("is 0660, owned by the agent's user, group control.group; the kernel answers group members only", async () => {
     const { socket } = await start('grouped', 'e911-agent');
     const st = statSync(socket);
     expect(st.isSocket()).toBe(true);
@@ -99,7 +120,7 @@ describe.skipIf(gate.skip)('agent control socket permissions', () => {
     expect(JSON.parse(await connectAs(socket, [GID]))).toEqual({ ok: true, result: 'pong' });
   });
 
-  it('without control.group: the agent\'s own group, others refused', async () => {
+  it("without control.group: the agent's own group, others refused", async () => {
     const { socket } = await start('plain');
     const st = statSync(socket);
     expect(st.mode & 0o777).toBe(0o660);
@@ -113,7 +134,10 @@ describe.skipIf(gate.skip)('agent control socket permissions', () => {
     const st = statSync(socket);
     expect(st.mode & 0o777).toBe(0o660);
     expect(st.gid).toBe(process.getgid!());
-    expect(lines().find((l) => l.level === 50)).toMatchObject({ group: 'no-such-group', msg: expect.stringContaining('control.group not applied') });
+    expect(lines().find((l) => l.level === 50)).toMatchObject({
+      group: 'no-such-group',
+      msg: expect.stringContaining('control.group not applied'),
+    });
     expect(await connectAs(socket, [GID])).toBe('EACCES');
   });
 
@@ -121,7 +145,11 @@ describe.skipIf(gate.skip)('agent control socket permissions', () => {
     const keys = generateSigningKeyPair();
     const run = async (name: string, group: string) => {
       // No broker listens here: the control socket needs none.
-      const setup = agentConfig(path.join(dir, name), { deviceId: `phone-${name}`, brokerUrl: `mqtt://127.0.0.1:${await freePort()}`, serverPublicKey: keys.publicKey }, { control: { socketPath: path.join(dir, name, 'run', 'control.sock'), group } });
+      const setup = agentConfig(
+        path.join(dir, name),
+        { deviceId: `phone-${name}`, brokerUrl: `mqtt://127.0.0.1:${await freePort()}`, serverPublicKey: keys.publicKey },
+        { control: { socketPath: path.join(dir, name, 'run', 'control.sock'), group } },
+      );
       const { agent } = inProcessAgent(setup);
       await agent.start();
       agents.push(agent);

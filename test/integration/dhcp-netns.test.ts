@@ -17,7 +17,15 @@ import { requires } from '../helpers/require.js';
 
 const gate = requires('dhcp-netns', ['netns', 'dhcp']);
 
-type ReportLine = HarnessLine & { payload: { source: string; data: { best: { source: string; method: string; civic?: Record<string, string>; origin: Record<string, string> } | null; candidates: { source: string; kind: string; geo?: Record<string, number | string | null> }[] } } };
+type ReportLine = HarnessLine & {
+  payload: {
+    source: string;
+    data: {
+      best: { source: string; method: string; civic?: Record<string, string>; origin: Record<string, string> } | null;
+      candidates: { source: string; kind: string; geo?: Record<string, number | string | null> }[];
+    };
+  };
+};
 const HOOK = path.join(REPO_ROOT, 'scripts/dhcp/udhcpc-e911.sh');
 const colonHex = (b: Buffer) => [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 
@@ -36,24 +44,48 @@ describe.skipIf(gate.skip)('DHCP options 99 and 123 from dnsmasq', () => {
     lan = new NetNs('lan');
     vethPair(phone, 'eth0', lan, 'sw0');
     lan.ip('addr', 'add', '10.88.0.1/24', 'dev', 'sw0');
-    const civic = encodeCivicOption(2, 'US', [[1, 'CA'], [3, 'San Jose'], [34, 'Main'], [18, 'St'], [19, '100'], [24, '95110'], [27, '2']]);
+    const civic = encodeCivicOption(2, 'US', [
+      [1, 'CA'],
+      [3, 'San Jose'],
+      [34, 'Main'],
+      [18, 'St'],
+      [19, '100'],
+      [24, '95110'],
+      [27, '2'],
+    ]);
     const geo = encodeGeoOption({ latitude: 37.3382, longitude: -121.8863, altitude: 30 });
     dnsmasq = spawn(
       'ip',
       [
-        'netns', 'exec', lan.name, 'dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--interface=sw0', '--bind-interfaces',
+        'netns',
+        'exec',
+        lan.name,
+        'dnsmasq',
+        '--no-daemon',
+        '--conf-file=/dev/null',
+        '--port=0',
+        '--interface=sw0',
+        '--bind-interfaces',
         '--dhcp-range=10.88.0.100,10.88.0.150,255.255.255.0,1h',
         // Offers to a client without an address yet go out as broadcasts: busybox udhcpc in a netns misses unicast ones.
         '--dhcp-broadcast',
         `--dhcp-option-force=99,${colonHex(civic)}`,
         `--dhcp-option-force=123,${colonHex(geo)}`,
-        `--dhcp-leasefile=${path.join(dir, 'leases')}`, '--user=root', '--group=root',
+        `--dhcp-leasefile=${path.join(dir, 'leases')}`,
+        '--user=root',
+        '--group=root',
       ],
       { stdio: 'ignore' },
     );
     h = await LocationHarness.start(
       phone,
-      { interfaces: ['eth0'], debounceMs: 20, lldp: { enabled: false }, dhcp: { enabled: true }, recommendations: { firstCheckMs: 3_600_000, checkEveryMs: 3_600_000 } },
+      {
+        interfaces: ['eth0'],
+        debounceMs: 20,
+        lldp: { enabled: false },
+        dhcp: { enabled: true },
+        recommendations: { firstCheckMs: 3_600_000, checkEveryMs: 3_600_000 },
+      },
       { E911_DHCP_LOCATION_DIR: handOver },
     );
   }, 30_000);
@@ -69,11 +101,15 @@ describe.skipIf(gate.skip)('DHCP options 99 and 123 from dnsmasq', () => {
   it('a lease with option 99 makes the DHCP civic address the best location', async () => {
     const from = h.mark();
     // Only our hook runs: the stock one would rewrite resolv.conf outside the namespace.
-    execFileSync('ip', ['netns', 'exec', phone.name, 'udhcpc', '-i', 'eth0', '-f', '-q', '-n', '-t', '5', '-T', '1', '-O', '99', '-O', '123', '-s', HOOK], {
-      env: { ...process.env, E911_DHCP_LOCATION_DIR: handOver },
-      stdio: 'ignore',
-      timeout: 20_000,
-    });
+    execFileSync(
+      'ip',
+      ['netns', 'exec', phone.name, 'udhcpc', '-i', 'eth0', '-f', '-q', '-n', '-t', '5', '-T', '1', '-O', '99', '-O', '123', '-s', HOOK],
+      {
+        env: { ...process.env, E911_DHCP_LOCATION_DIR: handOver },
+        stdio: 'ignore',
+        timeout: 20_000,
+      },
+    );
     const r = (await h.waitFor((l) => l.t === 'report' && (l as ReportLine).payload.source === 'dhcp', 10_000, from)) as ReportLine;
     expect(r.payload.data.best).toMatchObject({
       source: 'dhcp',

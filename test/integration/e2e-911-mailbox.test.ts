@@ -34,7 +34,13 @@ const PSAP = path.resolve(import.meta.dirname, '..', 'fixtures', 'emergency', 'p
 const SOCAT = ['/usr/bin/socat', '/usr/local/bin/socat'].find((p) => existsSync(p));
 
 const gate = requires('the end-to-end 911-to-mailbox test', ['voice', 'sipp', 'broker', 'socat']);
-const stale = staleBuild(['agent/main.ts', 'agent/root.ts', 'agent/emergency/service.ts', 'agent/handset/handset-ui.ts', 'agent/cli/e911ctl.ts']);
+const stale = staleBuild([
+  'agent/main.ts',
+  'agent/root.ts',
+  'agent/emergency/service.ts',
+  'agent/handset/handset-ui.ts',
+  'agent/cli/e911ctl.ts',
+]);
 
 /** One "Label: value" row of the notice's text part. */
 function row(mail: SunkMail, label: string): string | undefined {
@@ -56,7 +62,8 @@ describe.skipIf(gate.skip)('911 from the keypad to the mailbox, every component 
   const keys = generateSigningKeyPair();
 
   const screen = () => sim.screen.lines.join('\n');
-  const why = () => `screen:\n${screen()}\nserver events: ${serverEvents.map((e) => e.type).join(', ')}\nagent output:\n${agent?.output().slice(-4000)}`;
+  const why = () =>
+    `screen:\n${screen()}\nserver events: ${serverEvents.map((e) => e.type).join(', ')}\nagent output:\n${agent?.output().slice(-4000)}`;
 
   beforeAll(async () => {
     if (stale) throw new Error(stale);
@@ -75,7 +82,14 @@ describe.skipIf(gate.skip)('911 from the keypad to the mailbox, every component 
     service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
     service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: smtp.port, security: 'none', from: 'e911@example.com' } });
     const hq = service.createLocation('test', HQ);
-    service.createUser('test', { username: 'alice', displayName: 'Alice Front Desk', locationId: hq.id, callback: '+14085550100', deviceIds: ['phone-1'], emails: ['alice@example.com'] });
+    service.createUser('test', {
+      username: 'alice',
+      displayName: 'Alice Front Desk',
+      locationId: hq.id,
+      callback: '+14085550100',
+      deviceIds: ['phone-1'],
+      emails: ['alice@example.com'],
+    });
     const creds = service.issueCredentials('test', 'phone-1');
     service.setE911('test', true);
     // Mosquitto as the server renders it for production: password file and ACL.
@@ -90,15 +104,37 @@ describe.skipIf(gate.skip)('911 from the keypad to the mailbox, every component 
 
     pair = await startPtyPair(path.join(dir, 'pty'), SOCAT);
     psapPort = await freePort();
-    const setup = agentConfig(path.join(dir, 'agent'), { deviceId: 'phone-1', brokerUrl: broker.url, serverPublicKey: keys.publicKey }, {
-      broker: { urls: [broker.url], protocolVersion: 5, username: creds.username, password: creds.password, reconnectMinMs: 100, reconnectMaxMs: 1000 },
-      handset: { backend: 'serial', path: pair.agent },
-      sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null' },
-      emergency: { routes: { primary: `sip:127.0.0.1:${psapPort}` } },
-    });
+    const setup = agentConfig(
+      path.join(dir, 'agent'),
+      { deviceId: 'phone-1', brokerUrl: broker.url, serverPublicKey: keys.publicKey },
+      {
+        broker: {
+          urls: [broker.url],
+          protocolVersion: 5,
+          username: creds.username,
+          password: creds.password,
+          reconnectMinMs: 100,
+          reconnectMaxMs: 1000,
+        },
+        handset: { backend: 'serial', path: pair.agent },
+        sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null' },
+        emergency: { routes: { primary: `sip:127.0.0.1:${psapPort}` } },
+      },
+    );
     socketPath = setup.socketPath;
     const log = silentLog();
-    sim = new McuSimulator({ transport: new SerialTransport({ path: pair.mcu, openPort: await nativePortFactory(pair.mcu, 115200), log, backoffMinMs: 20, backoffMaxMs: 200 }), log, rows: 4, cols: 24 });
+    sim = new McuSimulator({
+      transport: new SerialTransport({
+        path: pair.mcu,
+        openPort: await nativePortFactory(pair.mcu, 115200),
+        log,
+        backoffMinMs: 20,
+        backoffMaxMs: 200,
+      }),
+      log,
+      rows: 4,
+      cols: 24,
+    });
     sim.start();
     agent = await spawnAgent(setup);
   }, 60_000);
@@ -117,10 +153,14 @@ describe.skipIf(gate.skip)('911 from the keypad to the mailbox, every component 
   });
 
   it('the server pushes the address; the phone shows the notice and waits for its acknowledgement', async () => {
-    await waitFor(() => {
-      const d = server.repo.device('phone-1');
-      return d !== null && d.issuedVersion > 0 && d.appliedVersion === d.issuedVersion;
-    }, 15_000, () => `phone-1 never applied its address\n${why()}`);
+    await waitFor(
+      () => {
+        const d = server.repo.device('phone-1');
+        return d !== null && d.issuedVersion > 0 && d.appliedVersion === d.issuedVersion;
+      },
+      15_000,
+      () => `phone-1 never applied its address\n${why()}`,
+    );
     await waitFor(() => screen().includes('EMERGENCY 911 NOTICE'), 10_000, why);
     const status = await e911ctl(socketPath, 'status');
     expect(status.json.result.notice).toMatchObject({ acknowledgedAt: null });
@@ -138,7 +178,11 @@ describe.skipIf(gate.skip)('911 from the keypad to the mailbox, every component 
     try {
       sim.setHook(true);
       sim.type('911');
-      await waitFor(() => /ACK /.test(psap.messages()), 10_000, () => `no ACK at the PSAP\n${psap.messages()}\n${why()}`);
+      await waitFor(
+        () => /ACK /.test(psap.messages()),
+        10_000,
+        () => `no ACK at the PSAP\n${psap.messages()}\n${why()}`,
+      );
       await waitFor(() => screen().includes('CALLING 911'), 5000, why);
       sim.setHook(false); // the caller hangs up: BYE to the PSAP
       // 0: the PSAP accepted the call (location, civic elements and callback present) and took the BYE.
@@ -162,7 +206,11 @@ describe.skipIf(gate.skip)('911 from the keypad to the mailbox, every component 
     expect(psapCivic).toMatchObject({ country: 'US', A1: 'CA', A3: 'San Jose', HNO: '100', PC: '95110-1234' });
 
     // The mail: the server heard the agent's own event, over Mosquitto.
-    await waitFor(() => smtp.mails.some((m) => m.subject.startsWith('EMERGENCY: 911') && m.to.includes('alice@example.com')), 15_000, () => `no 911 mail; mails: ${smtp.mails.map((m) => m.subject).join(' | ')}\n${why()}`);
+    await waitFor(
+      () => smtp.mails.some((m) => m.subject.startsWith('EMERGENCY: 911') && m.to.includes('alice@example.com')),
+      15_000,
+      () => `no 911 mail; mails: ${smtp.mails.map((m) => m.subject).join(' | ')}\n${why()}`,
+    );
     const mail = smtp.mails.find((m) => m.subject.startsWith('EMERGENCY: 911') && m.to.includes('alice@example.com'))!;
     expect(row(mail, 'Dispatchable address')).toBe(formatAddressLines(psapCivic!).join(', '));
     expect(row(mail, 'Callback number')).toBe(psapCallback);
@@ -175,7 +223,11 @@ describe.skipIf(gate.skip)('911 from the keypad to the mailbox, every component 
     expect(ev).toMatchObject({ type: 'emergency-call', deviceId: 'phone-1' });
     expect(ev!.data).toMatchObject({ sipCallId: callId, callback: psapCallback, numberDialed: '911', placed: true });
     // The location admin is mailed the same notice.
-    await waitFor(() => smtp.mails.some((m) => m.subject.startsWith('EMERGENCY: 911') && m.to.includes('security@example.com')), 15_000, why);
+    await waitFor(
+      () => smtp.mails.some((m) => m.subject.startsWith('EMERGENCY: 911') && m.to.includes('security@example.com')),
+      15_000,
+      why,
+    );
 
     // Still not acknowledged: the call never needed it.
     expect((await e911ctl(socketPath, 'status')).json.result.notice.acknowledgedAt).toBeNull();

@@ -62,7 +62,14 @@ describe.skipIf(gate.skip)('emergency failover and PSAP callbacks through Emerge
       // Default failover timing: emergencySchema's own default, not a test value.
       emergency: emergencySchema.parse({ routes, ...emergency }),
       dialPlan: dialPlanSchema.parse({}),
-      sip: sipSchema.parse({ bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: sipPort, rtpPort: await freePort(), sound: 'null', logLevel: 1 }),
+      sip: sipSchema.parse({
+        bindAddress: '127.0.0.1',
+        publicAddress: '127.0.0.1',
+        port: sipPort,
+        rtpPort: await freePort(),
+        sound: 'null',
+        logLevel: 1,
+      }),
       deviceId: 'phone-1',
       agentVersion: 'test',
       log: silentLog(),
@@ -83,7 +90,11 @@ describe.skipIf(gate.skip)('emergency failover and PSAP callbacks through Emerge
     try {
       const out = h.svc.dial('911');
       expect(out).toMatchObject({ kind: 'emergency', placed: true, route: 'primary' });
-      await waitFor(() => record(h).state === 'answered', 15_000, () => `not answered: ${JSON.stringify(record(h))}\n${psap.messages()}\n${why()}`);
+      await waitFor(
+        () => record(h).state === 'answered',
+        15_000,
+        () => `not answered: ${JSON.stringify(record(h))}\n${psap.messages()}\n${why()}`,
+      );
       const r = structuredClone(record(h));
       h.svc.hangup();
       // 0: the PSAP accepted the INVITE (location, civic elements, callback) and took our BYE.
@@ -145,7 +156,11 @@ describe.skipIf(gate.skip)('emergency failover and PSAP callbacks through Emerge
     const h = await service({ primary: `sip:127.0.0.1:${primary.port}`, secondary: `sip:127.0.0.1:${secondary.port}` });
     try {
       h.svc.dial('911');
-      await waitFor(() => record(h).state === 'failed', 10_000, () => JSON.stringify(record(h)));
+      await waitFor(
+        () => record(h).state === 'failed',
+        10_000,
+        () => JSON.stringify(record(h)),
+      );
       expect(record(h).attempts.map((a) => [a.route, a.result])).toEqual([['primary', '424 Bad Location Information']]);
       expect((await primary.exited).code).toBe(0); // our ACK reached it: the transaction is over
       expect(parseSippLog(secondary.messages())).toEqual([]);
@@ -165,7 +180,11 @@ describe.skipIf(gate.skip)('emergency failover and PSAP callbacks through Emerge
     let callback: Sipp | null = null;
     try {
       h.svc.dial('911');
-      await waitFor(() => record(h).state === 'answered', 10_000, () => psap.messages());
+      await waitFor(
+        () => record(h).state === 'answered',
+        10_000,
+        () => psap.messages(),
+      );
       h.svc.hangup();
       expect((await psap.exited).code).toBe(0);
       const phone = `127.0.0.1:${h.sipPort}`;
@@ -176,7 +195,14 @@ describe.skipIf(gate.skip)('emergency failover and PSAP callbacks through Emerge
       await rec.waitFor('callState', (e) => e.callId === inc.callId && e.state === 'CONFIRMED');
       // The PSAP calls back from the route's address: answered at once, the colleague held.
       const cbPort = await freePort();
-      callback = await startSipp({ scenario: CALLBACK, remote: phone, port: cbPort, service: 'phone', keys: { psap_host: '127.0.0.1', psap_port: cbPort }, timeoutSec: 20 });
+      callback = await startSipp({
+        scenario: CALLBACK,
+        remote: phone,
+        port: cbPort,
+        service: 'phone',
+        keys: { psap_host: '127.0.0.1', psap_port: cbPort },
+        timeoutSec: 20,
+      });
       expect((await callback.exited).code, callback.messages()).toBe(0);
       await rec.waitFor('mediaState', (e) => e.callId === inc.callId && e.status === 'localHold');
       expect(colleague.messages()).toMatch(/a=(sendonly|inactive)/);
@@ -200,7 +226,11 @@ describe.skipIf(gate.skip)('emergency failover and PSAP callbacks through Emerge
     let other: Sipp | null = null;
     try {
       h.svc.dial('911');
-      await waitFor(() => record(h).state === 'answered', 10_000, () => psap.messages());
+      await waitFor(
+        () => record(h).state === 'answered',
+        10_000,
+        () => psap.messages(),
+      );
       h.svc.hangup();
       expect((await psap.exited).code).toBe(0);
       h.svc.setFeatures({ dnd: true });
@@ -209,15 +239,32 @@ describe.skipIf(gate.skip)('emergency failover and PSAP callbacks through Emerge
 
       // The PSAP, from the route's own address: 200 straight away, no ringing first.
       const cbPort = await freePort();
-      callback = await startSipp({ scenario: CALLBACK, remote: phone, port: cbPort, service: 'phone', keys: { psap_host: '127.0.0.1', psap_port: cbPort }, timeoutSec: 20 });
+      callback = await startSipp({
+        scenario: CALLBACK,
+        remote: phone,
+        port: cbPort,
+        service: 'phone',
+        keys: { psap_host: '127.0.0.1', psap_port: cbPort },
+        timeoutSec: 20,
+      });
       expect((await callback.exited).code, callback.messages()).toBe(0);
-      const toPsap = parseSippLog(callback.messages()).filter((m) => m.direction === 'received').map((m) => m.startLine);
+      const toPsap = parseSippLog(callback.messages())
+        .filter((m) => m.direction === 'received')
+        .map((m) => m.startLine);
       expect(toPsap.filter((l) => l.startsWith('SIP/2.0 1') && !l.startsWith('SIP/2.0 100'))).toEqual([]);
       expect(toPsap).toContain('SIP/2.0 200 OK');
 
       // Anyone else (127.0.0.2 is not a route), even naming the PSAP in every header: it rings (DND is suppressed in the window), it is not answered.
       const otherPort = await freePort();
-      other = await startSipp({ scenario: RINGS, remote: phone, port: otherPort, localIp: '127.0.0.2', service: 'phone', keys: { psap_host: '127.0.0.1', psap_port: psapPort }, timeoutSec: 20 });
+      other = await startSipp({
+        scenario: RINGS,
+        remote: phone,
+        port: otherPort,
+        localIp: '127.0.0.2',
+        service: 'phone',
+        keys: { psap_host: '127.0.0.1', psap_port: psapPort },
+        timeoutSec: 20,
+      });
       // The scenario takes 180 then cancels; a 200 instead would fail it.
       expect((await other.exited).code, other.messages()).toBe(0);
     } finally {

@@ -19,7 +19,17 @@ import { testKeys } from '../helpers/address.js';
 import { silentLog } from '../helpers/log.js';
 import { requires } from '../helpers/require.js';
 import { checkPidfTexts } from '../helpers/pidf-check.js';
-import { e911ctl, hdr, multipartParts, parseSippLog, rawRegister, receivedInvites, silentUdp, staleBuild, type SipMessage } from '../helpers/emergency.js';
+import {
+  e911ctl,
+  hdr,
+  multipartParts,
+  parseSippLog,
+  rawRegister,
+  receivedInvites,
+  silentUdp,
+  staleBuild,
+  type SipMessage,
+} from '../helpers/emergency.js';
 
 const FIX = path.resolve(import.meta.dirname, '..', 'fixtures');
 const PSAP = path.join(FIX, 'emergency', 'psap.xml');
@@ -55,10 +65,21 @@ describe.skipIf(gate.skip)('emergency calls through the real agent, SIPp, Kamail
 
   async function startAgent(name: string, o: { address: boolean; sip?: Record<string, unknown>; emergency: Record<string, unknown> }) {
     const deviceId = `phone-${name}`;
-    const setup = agentConfig(path.join(dir, name), { deviceId, brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey }, {
-      sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null', ...o.sip },
-      emergency: { extraHeaders: [{ name: 'X-E911-Site', value: 'HQ' }], ...o.emergency },
-    });
+    const setup = agentConfig(
+      path.join(dir, name),
+      { deviceId, brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey },
+      {
+        sip: {
+          bindAddress: '127.0.0.1',
+          publicAddress: '127.0.0.1',
+          port: await freePort(),
+          rtpPort: await freePort(),
+          sound: 'null',
+          ...o.sip,
+        },
+        emergency: { extraHeaders: [{ name: 'X-E911-Site', value: 'HQ' }], ...o.emergency },
+      },
+    );
     if (o.address) {
       const doc = { ...ADDRESS, deviceId };
       const store = new Store({ dataDir: setup.raw.dataDir as string, log: silentLog() });
@@ -103,7 +124,9 @@ describe.skipIf(gate.skip)('emergency calls through the real agent, SIPp, Kamail
       }),
       startAgent('b', {
         address: true,
-        sip: { account: { uri: 'sip:1002@127.0.0.1', registrar: `sip:127.0.0.1:${k2.port}`, username: '1002', password: 'wrong-password' } },
+        sip: {
+          account: { uri: 'sip:1002@127.0.0.1', registrar: `sip:127.0.0.1:${k2.port}`, username: '1002', password: 'wrong-password' },
+        },
         emergency: { routes: { primary: `sip:127.0.0.1:${k1.port}` }, targetForm: 'urn' },
       }),
       startAgent('d', {
@@ -135,7 +158,11 @@ describe.skipIf(gate.skip)('emergency calls through the real agent, SIPp, Kamail
       const r = await e911ctl(agent.socketPath, 'dial', digits);
       expect(r.json.ok, JSON.stringify(r.json)).toBe(true);
       // Answered: the ACK reached the answering point.
-      await waitFor(() => /ACK /.test(sipp.messages()), 10_000, () => `no ACK at the PSAP.\n${sipp.messages()}\n${agent.proc.output()}`);
+      await waitFor(
+        () => /ACK /.test(sipp.messages()),
+        10_000,
+        () => `no ACK at the PSAP.\n${sipp.messages()}\n${agent.proc.output()}`,
+      );
       await extra?.();
       const h = await e911ctl(agent.socketPath, 'hangup');
       expect(h.code).toBe(0);
@@ -148,12 +175,18 @@ describe.skipIf(gate.skip)('emergency calls through the real agent, SIPp, Kamail
   }
 
   async function eventFor(type: string, pred: (ev: EventPayload) => boolean): Promise<EventPayload> {
-    await waitFor(() => events.some((ev) => ev.type === type && pred(ev)), 10_000, () => `no ${type} event: ${JSON.stringify(events.map((x) => [x.type, x.data.numberDialed ?? x.data.phase]))}`);
+    await waitFor(
+      () => events.some((ev) => ev.type === type && pred(ev)),
+      10_000,
+      () => `no ${type} event: ${JSON.stringify(events.map((x) => [x.type, x.data.numberDialed ?? x.data.phase]))}`,
+    );
     return events.find((ev) => ev.type === type && pred(ev))!;
   }
 
   function pidfPart(invite: SipMessage): { cid: string; body: string } {
-    const part = multipartParts(invite).find((p) => /application\/pidf\+xml/.test(p.headers.find((h) => h.name.toLowerCase() === 'content-type')?.value ?? ''));
+    const part = multipartParts(invite).find((p) =>
+      /application\/pidf\+xml/.test(p.headers.find((h) => h.name.toLowerCase() === 'content-type')?.value ?? ''),
+    );
     expect(part, 'the INVITE has a PIDF-LO part').toBeDefined();
     return { cid: part!.headers.find((h) => h.name.toLowerCase() === 'content-id')!.value, body: part!.body };
   }
@@ -202,7 +235,10 @@ describe.skipIf(gate.skip)('emergency calls through the real agent, SIPp, Kamail
     expect(ended.data.by).toBe('caller');
     // ... and e911ctl shows them.
     const calls = await e911ctl(a.socketPath, 'calls');
-    expect(calls.json.result.find((c: { callRef: string }) => c.callRef === ev.data.callRef)).toMatchObject({ state: 'ended', media: { rtpSent: media.rtpSent } });
+    expect(calls.json.result.find((c: { callRef: string }) => c.callRef === ev.data.callRef)).toMatchObject({
+      state: 'ended',
+      media: { rtpSent: media.rtpSent },
+    });
   });
 
   it('9911 (outside-line prefix): sent as 911, never rewritten', async () => {
@@ -231,15 +267,26 @@ describe.skipIf(gate.skip)('emergency calls through the real agent, SIPp, Kamail
       expect(status.json.result.emergency.registration).toMatchObject({ registered: true });
       const ord = await e911ctl(a.socketPath, 'dial', '2000#');
       expect(ord.json.result).toMatchObject({ kind: 'ordinary', placed: true });
-      await waitFor(() => /ACK sip:callee/.test(callee.messages()), 10_000, () => callee.messages());
+      await waitFor(
+        () => /ACK sip:callee/.test(callee.messages()),
+        10_000,
+        () => callee.messages(),
+      );
 
       const { exit, invites } = await callThrough(a, '911', PSAP, psapPort, async () => {
-        await waitFor(() => /held: a=(sendonly|inactive)/.test(callee.logs()), 10_000, () => `no hold at the callee:\n${callee.messages()}`);
+        await waitFor(
+          () => /held: a=(sendonly|inactive)/.test(callee.logs()),
+          10_000,
+          () => `no hold at the callee:\n${callee.messages()}`,
+        );
       });
       expect(exit.code).toBe(0);
       expect(invites).toHaveLength(1);
       expect((await callee.exited).code).toBe(0); // held, then BYE
-      const ev = await eventFor('emergency-call', (x) => x.deviceId === a.deviceId && (x.data.otherCalls as { held: unknown[] }).held.length === 1);
+      const ev = await eventFor(
+        'emergency-call',
+        (x) => x.deviceId === a.deviceId && (x.data.otherCalls as { held: unknown[] }).held.length === 1,
+      );
       expect(ev.data.placed).toBe(true);
     } finally {
       await callee.close();
@@ -327,7 +374,10 @@ describe.skipIf(gate.skip)('emergency calls through the real agent, SIPp, Kamail
       const invites = receivedInvites(sipp.messages());
       expect(invites).toHaveLength(1);
       expect(hdr(invites[0]!, 'Geolocation')).toBeUndefined();
-      await eventFor('emergency-call-progress', (x) => x.data.callRef === callRef && x.data.phase === 'failover' && x.data.route === 'primary');
+      await eventFor(
+        'emergency-call-progress',
+        (x) => x.data.callRef === callRef && x.data.phase === 'failover' && x.data.route === 'primary',
+      );
       await eventFor('emergency-call-progress', (x) => x.data.callRef === callRef && x.data.phase === 'failed' && x.data.code === 424);
     } finally {
       await sipp.close();

@@ -40,7 +40,13 @@ describe.skipIf(gate.skip)('foundation against a real Mosquitto', () => {
     events = [];
     duplicates = [];
     // A fresh client id per test: each test has its own persistent server session.
-    server = new ProvisioningServer({ brokerUrl: broker.url, privateKey: keys.privateKey, log: silentLog(), protocolVersion: 5, clientId: `srv-${path.basename(dir)}` });
+    server = new ProvisioningServer({
+      brokerUrl: broker.url,
+      privateKey: keys.privateKey,
+      log: silentLog(),
+      protocolVersion: 5,
+      clientId: `srv-${path.basename(dir)}`,
+    });
     server.on('event', (e) => events.push(e));
     server.on('duplicate', (e) => duplicates.push(e));
     await server.start();
@@ -51,7 +57,8 @@ describe.skipIf(gate.skip)('foundation against a real Mosquitto', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const setup = (deviceId = 'phone-1') => agentConfig(path.join(dir, deviceId), { deviceId, brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey });
+  const setup = (deviceId = 'phone-1') =>
+    agentConfig(path.join(dir, deviceId), { deviceId, brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey });
   const ofType = (type: string) => events.filter((e) => e.type === type);
   const address = async (socket: string) => {
     const r = await controlRequest(socket, 'address');
@@ -65,7 +72,11 @@ describe.skipIf(gate.skip)('foundation against a real Mosquitto', () => {
     procs.push(first);
     const doc = sampleAddress({ version: 4 });
     await server.pushAddress(doc);
-    await waitFor(() => ofType('address-applied').length === 1, 5000, () => first.output());
+    await waitFor(
+      () => ofType('address-applied').length === 1,
+      5000,
+      () => first.output(),
+    );
     expect(ofType('address-applied')[0]!.data).toMatchObject({ version: 4, previousVersion: null });
     await waitFor(() => server.phone('phone-1')?.appliedVersion === 4, 5000);
     expect(await address(s.socketPath)).toMatchObject({ version: 4, doc });
@@ -86,11 +97,18 @@ describe.skipIf(gate.skip)('foundation against a real Mosquitto', () => {
     // address-rejected is in, an address-applied for the repeat would be in too.
     await server.pushAddress(doc);
     await server.publishRaw('phone-1', 'marker: not a push');
-    await waitFor(() => ofType('address-rejected').length === 1, 5000, () => second.output());
+    await waitFor(
+      () => ofType('address-rejected').length === 1,
+      5000,
+      () => second.output(),
+    );
     expect(ofType('address-rejected')[0]!.data).toMatchObject({ code: 'malformed', keptVersion: 4 });
     expect(ofType('address-applied')).toHaveLength(1);
     const status = await controlRequest(s.socketPath, 'status');
-    expect(status).toMatchObject({ ok: true, result: { link: { state: 'online' }, store: { journalMode: 'wal', incident: null }, address: { version: 4 } } });
+    expect(status).toMatchObject({
+      ok: true,
+      result: { link: { state: 'online' }, store: { journalMode: 'wal', incident: null }, address: { version: 4 } },
+    });
 
     // The retained address/state is there for anyone who subscribes later.
     const probe = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
@@ -108,17 +126,34 @@ describe.skipIf(gate.skip)('foundation against a real Mosquitto', () => {
     await agent.start();
     try {
       await server.pushAddress(sampleAddress({ version: 5 }));
-      await waitFor(() => ofType('address-applied').length === 1, 5000, () => JSON.stringify({ events, duplicates: duplicates.map((d) => [d.type, d.id]) }));
+      await waitFor(
+        () => ofType('address-applied').length === 1,
+        5000,
+        () => JSON.stringify({ events, duplicates: duplicates.map((d) => [d.type, d.id]) }),
+      );
 
       const forger = testKeys();
       const invalid = sampleAddress({ version: 6, civic: { country: 'US', A1: 'CA', A3: 'X', RD: 'Y', HNO: '1', PC: 'ABCDE' } });
-      await server.publishRaw('phone-1', signedPush(sampleAddress({ version: 7, civic: { ...sampleAddress().civic, ROOM: 'attacker' } }), forger));
+      await server.publishRaw(
+        'phone-1',
+        signedPush(sampleAddress({ version: 7, civic: { ...sampleAddress().civic, ROOM: 'attacker' } }), forger),
+      );
       await server.publishRaw('phone-1', signedPush(sampleAddress({ version: 3 }), keys));
       await server.publishRaw('phone-1', JSON.stringify({ v: 1, doc: invalid, sig: signDocument(invalid, keys.privateKey) }));
       await server.publishRaw('phone-1', JSON.stringify({ v: 1, doc: sampleAddress({ version: 8 }) }));
       await server.publishRaw('phone-1', Buffer.from([0xff, 0x00, 0x7b, 0x22]));
-      await waitFor(() => ofType('address-rejected').length === 5, 5000, () => JSON.stringify(events.map((e) => e.type)));
-      expect(ofType('address-rejected').map((e) => e.data.code)).toEqual(['bad-signature', 'stale-version', 'invalid-address', 'unsigned', 'malformed']);
+      await waitFor(
+        () => ofType('address-rejected').length === 5,
+        5000,
+        () => JSON.stringify(events.map((e) => e.type)),
+      );
+      expect(ofType('address-rejected').map((e) => e.data.code)).toEqual([
+        'bad-signature',
+        'stale-version',
+        'invalid-address',
+        'unsigned',
+        'malformed',
+      ]);
       for (const e of ofType('address-rejected')) expect(e.data).toMatchObject({ keptVersion: 5, reason: expect.stringMatching(/\w{4,}/) });
       expect(await address(s.socketPath)).toMatchObject({ version: 5, doc: sampleAddress({ version: 5 }) });
     } finally {
@@ -139,7 +174,11 @@ describe.skipIf(gate.skip)('foundation against a real Mosquitto', () => {
       await broker.restart();
       // Only this test's events: the agent may report other things of its own meanwhile.
       const mine = (list: EventPayload[]) => list.filter((e) => e.type === 'diagnostics' && e.data.bench === 'outage');
-      await waitFor(() => mine(events).length >= 300, 15_000, () => `got ${mine(events).length}`);
+      await waitFor(
+        () => mine(events).length >= 300,
+        15_000,
+        () => `got ${mine(events).length}`,
+      );
       // Marker: one more event after the 300, drained in order behind them; when it is in,
       // any resend or duplicate of the 300 would be in too.
       agent.emit('diagnostics', { bench: 'outage-marker' });
@@ -185,7 +224,11 @@ describe.skipIf(gate.skip)('foundation against a real Mosquitto', () => {
 
     const second = await spawnAgent(s);
     procs.push(second);
-    await waitFor(() => mine(events).length >= 6000, 30_000, () => `got ${mine(events).length}`);
+    await waitFor(
+      () => mine(events).length >= 6000,
+      30_000,
+      () => `got ${mine(events).length}`,
+    );
     expect(new Set(mine(events).map((e) => e.id))).toEqual(queuedIds);
     expect(mine(events)).toHaveLength(6000); // de-duplicated by id at the server
     // Redeliveries are allowed: an event stays on the phone until the server confirms it

@@ -34,7 +34,14 @@ const SOCAT = ['/usr/bin/socat', '/usr/local/bin/socat'].find((p) => existsSync(
 const gate = requires('the handset simulator end-to-end tests', ['socat', 'broker']);
 const calls = requires('the call parts of the handset simulator tests (911 and 933 through the emergency path)', ['voice', 'sipp']);
 const optionsGate = requires('the diagnostics OPTIONS ping against SIPp', ['sipp']);
-const stale = staleBuild(['agent/main.ts', 'agent/root.ts', 'agent/handset/front-panel.ts', 'agent/handset/handset-ui.ts', 'hal/mcu/mcu-handset.ts', 'agent/cli/e911ctl.ts']);
+const stale = staleBuild([
+  'agent/main.ts',
+  'agent/root.ts',
+  'agent/handset/front-panel.ts',
+  'agent/handset/handset-ui.ts',
+  'hal/mcu/mcu-handset.ts',
+  'agent/cli/e911ctl.ts',
+]);
 
 describe.skipIf(gate.skip)('the whole agent with a simulated phone on a socat pty pair', () => {
   const keys = testKeys();
@@ -49,13 +56,19 @@ describe.skipIf(gate.skip)('the whole agent with a simulated phone on a socat pt
   let routePort: number;
 
   const screen = () => sim.screen.lines.join('\n');
-  const why = () => `screen:\n${screen()}\nsim: ${JSON.stringify(sim.stats)} unacked ${sim.unacked} last received ${JSON.stringify(sim.received.slice(-8))}\nagent output:\n${agent?.output().slice(-4000)}`;
+  const why = () =>
+    `screen:\n${screen()}\nsim: ${JSON.stringify(sim.stats)} unacked ${sim.unacked} last received ${JSON.stringify(sim.received.slice(-8))}\nagent output:\n${agent?.output().slice(-4000)}`;
   const eventOf = async (type: string) => {
-    await waitFor(() => events.some((e) => e.type === type), 10_000, () => `no ${type} event; got ${events.map((e) => e.type).join(', ')}\n${why()}`);
+    await waitFor(
+      () => events.some((e) => e.type === type),
+      10_000,
+      () => `no ${type} event; got ${events.map((e) => e.type).join(', ')}\n${why()}`,
+    );
     return events.find((e) => e.type === type)!;
   };
   /** Scrolls the display down until `text` shows (or there is no more). */
-  const handsetQueued = async () => ((await controlRequest(socketPath, 'status')) as { result: { handset: { queued: number } } }).result.handset.queued;
+  const handsetQueued = async () =>
+    ((await controlRequest(socketPath, 'status')) as { result: { handset: { queued: number } } }).result.handset.queued;
   const scrollTo = async (text: string) => {
     const deadline = Date.now() + 10_000;
     // Shown on a row at some point while scrolling: a screen is drawn row by row, so a loaded
@@ -87,12 +100,16 @@ describe.skipIf(gate.skip)('the whole agent with a simulated phone on a socat pt
 
     pair = await startPtyPair(path.join(dir, 'pty'), SOCAT);
     routePort = await freePort();
-    const setup = agentConfig(path.join(dir, 'agent'), { deviceId: 'phone-1', brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey }, {
-      handset: { backend: 'serial', path: pair.agent },
-      sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null' },
-      emergency: { routes: { primary: `sip:127.0.0.1:${routePort}` } },
-      diagnostics: { testCallTimeoutMs: 5000, optionsTimeoutMs: 1000, inventoryDelayMs: 0 },
-    });
+    const setup = agentConfig(
+      path.join(dir, 'agent'),
+      { deviceId: 'phone-1', brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey },
+      {
+        handset: { backend: 'serial', path: pair.agent },
+        sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null' },
+        emergency: { routes: { primary: `sip:127.0.0.1:${routePort}` } },
+        diagnostics: { testCallTimeoutMs: 5000, optionsTimeoutMs: 1000, inventoryDelayMs: 0 },
+      },
+    );
     socketPath = setup.socketPath;
     // A signed address already on the phone, as after a push.
     const doc = sampleAddress({ deviceId: 'phone-1', version: 5 });
@@ -104,7 +121,18 @@ describe.skipIf(gate.skip)('the whole agent with a simulated phone on a socat pt
     store.close();
 
     const log = silentLog();
-    sim = new McuSimulator({ transport: new SerialTransport({ path: pair.mcu, openPort: await nativePortFactory(pair.mcu, 115200), log, backoffMinMs: 20, backoffMaxMs: 200 }), log, rows: 4, cols: 24 });
+    sim = new McuSimulator({
+      transport: new SerialTransport({
+        path: pair.mcu,
+        openPort: await nativePortFactory(pair.mcu, 115200),
+        log,
+        backoffMinMs: 20,
+        backoffMaxMs: 200,
+      }),
+      log,
+      rows: 4,
+      cols: 24,
+    });
     sim.start();
     agent = await spawnAgent(setup);
   }, 60_000);
@@ -128,7 +156,12 @@ describe.skipIf(gate.skip)('the whole agent with a simulated phone on a socat pt
     await scrollTo('Callback +14085550100');
     const status = await e911ctl(socketPath, 'status');
     expect(status.json.result.notice).toMatchObject({ addressVersion: 5, acknowledgedAt: null });
-    expect(status.json.result.handset).toMatchObject({ backend: `serial:${pair.agent}`, connected: true, responsive: true, firmware: 'e911-sim 1' });
+    expect(status.json.result.handset).toMatchObject({
+      backend: `serial:${pair.agent}`,
+      connected: true,
+      responsive: true,
+      firmware: 'e911-sim 1',
+    });
 
     sim.press('ok');
     const ev = await eventOf('notice-acknowledged');
@@ -143,7 +176,11 @@ describe.skipIf(gate.skip)('the whole agent with a simulated phone on a socat pt
     try {
       sim.setHook(true);
       sim.type('911');
-      await waitFor(() => /ACK /.test(psap.messages()), 10_000, () => `no ACK at the PSAP\n${psap.messages()}\n${why()}`);
+      await waitFor(
+        () => /ACK /.test(psap.messages()),
+        10_000,
+        () => `no ACK at the PSAP\n${psap.messages()}\n${why()}`,
+      );
       const invites = receivedInvites(psap.messages());
       expect(invites[0]!.startLine).toBe(`INVITE sip:911@127.0.0.1:${routePort} SIP/2.0`);
       expect(invites[0]!.raw).toContain('application/pidf+xml');
@@ -164,7 +201,11 @@ describe.skipIf(gate.skip)('the whole agent with a simulated phone on a socat pt
     await pair.start();
     await waitFor(() => screen().includes('Dial: 45'), 10_000, why);
     // The display can draw the digits before the ACK of the last key frame is read back.
-    await waitFor(() => sim.unacked === 0, 5000, () => `key frames never acknowledged\n${why()}`);
+    await waitFor(
+      () => sim.unacked === 0,
+      5000,
+      () => `key frames never acknowledged\n${why()}`,
+    );
     sim.press('cancel');
     await waitFor(() => !screen().includes('Dial:'), 5000, why);
     const status = await e911ctl(socketPath, 'status');
@@ -183,9 +224,18 @@ describe.skipIf(gate.skip)('the whole agent with a simulated phone on a socat pt
     } else r = await e911ctl(socketPath, 'diag', '--no-call');
     await psap?.close();
     expect(r.json.ok, JSON.stringify(r.json)).toBe(true);
-    const report = r.json.result as { overall: string; checks: { id: string; status: string; detail: string; remedy?: string }[]; address: { lines: string[] } };
+    const report = r.json.result as {
+      overall: string;
+      checks: { id: string; status: string; detail: string; remedy?: string }[];
+      address: { lines: string[] };
+    };
     const status = Object.fromEntries(report.checks.map((c) => [c.id, c.status]));
-    expect(status, JSON.stringify(report.checks)).toMatchObject({ address: 'pass', network: 'pass', handset: 'pass', 'provisioning-link': 'pass' });
+    expect(status, JSON.stringify(report.checks)).toMatchObject({
+      address: 'pass',
+      network: 'pass',
+      handset: 'pass',
+      'provisioning-link': 'pass',
+    });
     if (!calls.skip) {
       expect(status).toMatchObject({ 'emergency-path': 'pass', 'emergency-routes': 'pass', 'test-call': 'pass' });
       expect(r.code).toBe(report.overall === 'pass' ? 0 : 4); // lldp, registration and clock may warn here; nothing fails
@@ -226,7 +276,11 @@ describe.skipIf(gate.skip)('the whole agent with a simulated phone on a socat pt
     try {
       sim.setHook(true);
       sim.type('933');
-      await waitFor(() => receivedInvites(psap.messages()).length === 1, 10_000, () => `no INVITE at the route\n${psap.messages()}\n${why()}`);
+      await waitFor(
+        () => receivedInvites(psap.messages()).length === 1,
+        10_000,
+        () => `no INVITE at the route\n${psap.messages()}\n${why()}`,
+      );
       expect(receivedInvites(psap.messages())[0]!.startLine).toBe(`INVITE sip:933@127.0.0.1:${routePort} SIP/2.0`);
       await waitFor(() => /933 TEST: /.test(screen()), 15_000, why);
       await scrollTo('100 Main St'); // the address read back
@@ -242,7 +296,9 @@ describe.skipIf(gate.skip)('the whole agent with a simulated phone on a socat pt
   });
 
   it('reports the system inventory in status, gathered off the start-up path', async () => {
-    let inv: { state: string; inventory?: { os: { platform: string }; cpu: { cores: number }; memory: { totalBytes: number } } } = { state: 'pending' };
+    let inv: { state: string; inventory?: { os: { platform: string }; cpu: { cores: number }; memory: { totalBytes: number } } } = {
+      state: 'pending',
+    };
     for (let i = 0; i < 100 && inv.state === 'pending'; i++) {
       inv = (await e911ctl(socketPath, 'status')).json.result.inventory;
       if (inv.state === 'pending') await new Promise((r) => setTimeout(r, 100));

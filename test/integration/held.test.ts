@@ -39,10 +39,14 @@ describe('HELD', () => {
   });
 
   it.skipIf(xmllint.skip)('puts a schema-valid PIDF-LO in the response', async () => {
-    const reply = await answerHeld(locationRequestXml('emergencyDispatch'), { ip: '127.0.0.1' }, {
-      providerName: 'e911 reference server',
-      locate: () => ({ civic, deviceUri: 'mac:020000000001', entity: 'tel:+14085550100' }),
-    });
+    const reply = await answerHeld(
+      locationRequestXml('emergencyDispatch'),
+      { ip: '127.0.0.1' },
+      {
+        providerName: 'e911 reference server',
+        locate: () => ({ civic, deviceUri: 'mac:020000000001', entity: 'tel:+14085550100' }),
+      },
+    );
     const presence = /<presence[\s\S]*<\/presence>/.exec(reply.body)![0];
     const [check] = checkPidfTexts([`<?xml version="1.0" encoding="UTF-8"?>\n${presence}\n`]);
     expect(check!.schemaErrors).toBe('');
@@ -53,11 +57,20 @@ describe('HELD', () => {
   it('says notLocatable for a requester it does not know, and refuses bad requests', async () => {
     const who = { ip: '192.0.2.7' };
     const opts = { providerName: 'x', locate: () => null };
-    expect(parseHeldResponse((await answerHeld(locationRequestXml(1000), who, opts)).body)).toMatchObject({ ok: false, code: 'notLocatable' });
+    expect(parseHeldResponse((await answerHeld(locationRequestXml(1000), who, opts)).body)).toMatchObject({
+      ok: false,
+      code: 'notLocatable',
+    });
     expect(parseHeldResponse((await answerHeld('<nope', who, opts)).body)).toMatchObject({ ok: false, code: 'xmlError' });
-    expect(parseHeldResponse((await answerHeld('<a xmlns="urn:x"/>', who, opts)).body)).toMatchObject({ ok: false, code: 'unsupportedMessage' });
+    expect(parseHeldResponse((await answerHeld('<a xmlns="urn:x"/>', who, opts)).body)).toMatchObject({
+      ok: false,
+      code: 'unsupportedMessage',
+    });
     const geoOnly = `<locationRequest xmlns="urn:ietf:params:xml:ns:geopriv:held"><locationType exact="true">geodetic</locationType></locationRequest>`;
-    expect(parseHeldResponse((await answerHeld(geoOnly, { ip: '127.0.0.1' }, opts)).body)).toMatchObject({ ok: false, code: 'cannotProvideLiType' });
+    expect(parseHeldResponse((await answerHeld(geoOnly, { ip: '127.0.0.1' }, opts)).body)).toMatchObject({
+      ok: false,
+      code: 'cannotProvideLiType',
+    });
     const wrongType = await fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' });
     expect(wrongType.status).toBe(415);
   });

@@ -24,7 +24,13 @@ import { requires } from '../helpers/require.js';
 const gate = requires('location-agent tests', ['broker']);
 
 const HQ = { id: 'loc-hq', code: 'HQ', name: 'Headquarters', civic: sampleAddress().civic, cidrs: ['203.0.113.0/24'] };
-const BR = { id: 'loc-br', code: 'BR', name: 'Branch', civic: { ...sampleAddress().civic, A3: 'Fresno', RD: 'Elm', HNO: '7', PC: '93701' }, cidrs: ['198.51.100.0/24'] };
+const BR = {
+  id: 'loc-br',
+  code: 'BR',
+  name: 'Branch',
+  civic: { ...sampleAddress().civic, A3: 'Fresno', RD: 'Elm', HNO: '7', PC: '93701' },
+  cidrs: ['198.51.100.0/24'],
+};
 
 function capture() {
   let text = '';
@@ -51,15 +57,30 @@ describe.skipIf(gate.skip)('location in the agent', () => {
   beforeAll(async () => {
     broker = await startMosquitto();
     dir = mkdtempSync(path.join(os.tmpdir(), 'e911-locagent-'));
-    server = new ProvisioningServer({ brokerUrl: broker.url, privateKey: keys.privateKey, log: silentLog(), protocolVersion: 5, clientId: `srv-${path.basename(dir)}` });
+    server = new ProvisioningServer({
+      brokerUrl: broker.url,
+      privateKey: keys.privateKey,
+      log: silentLog(),
+      protocolVersion: 5,
+      clientId: `srv-${path.basename(dir)}`,
+    });
     server.on('event', (e) => events.push(e));
     await server.start();
     watcher = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
     watcher.on('message', (_t, p) => reports.push(JSON.parse(p.toString()) as LocationPayload));
     await watcher.subscribeAsync(topicFor('phone-1', 'location'), { qos: 1 });
-    const setup = agentConfig(dir, { brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey }, {
-      network: { backend: 'sim', lldp: { enabled: false }, dhcp: { enabled: false }, recommendations: { firstCheckMs: 300, checkEveryMs: 60_000 } },
-    });
+    const setup = agentConfig(
+      dir,
+      { brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey },
+      {
+        network: {
+          backend: 'sim',
+          lldp: { enabled: false },
+          dhcp: { enabled: false },
+          recommendations: { firstCheckMs: 300, checkEveryMs: 60_000 },
+        },
+      },
+    );
     socket = setup.socketPath;
     agent = inProcessAgent(setup).agent;
     await agent.start();
@@ -86,11 +107,30 @@ describe.skipIf(gate.skip)('location in the agent', () => {
   });
 
   it('checks the pushed locations, reports the mismatch, and takes the choice from e911ctl', async () => {
-    const doc: LocationsDocument = { v: 1, deviceId: 'phone-1', version: 1, issuedAt: new Date().toISOString(), recommendations: true, assignedLocationId: 'loc-hq', locations: [HQ, BR] };
-    await watcher.publishAsync(topicFor('phone-1', 'locations/set'), JSON.stringify({ v: 1, doc, sig: signDocument(doc, keys.privateKey) }), { qos: 1 });
+    const doc: LocationsDocument = {
+      v: 1,
+      deviceId: 'phone-1',
+      version: 1,
+      issuedAt: new Date().toISOString(),
+      recommendations: true,
+      assignedLocationId: 'loc-hq',
+      locations: [HQ, BR],
+    };
+    await watcher.publishAsync(
+      topicFor('phone-1', 'locations/set'),
+      JSON.stringify({ v: 1, doc, sig: signDocument(doc, keys.privateKey) }),
+      { qos: 1 },
+    );
     // The simulated network (the host's addresses) has none in the TEST-NET groups: a mismatch, every location offered.
-    await waitFor(() => events.some((e) => e.type === 'location-mismatch'), 5000, () => JSON.stringify(events.map((e) => [e.type, e.data])).slice(0, 3000));
-    expect(events.find((e) => e.type === 'location-mismatch')!.data).toMatchObject({ assignedLocationId: 'loc-hq', matchingLocationIds: [] });
+    await waitFor(
+      () => events.some((e) => e.type === 'location-mismatch'),
+      5000,
+      () => JSON.stringify(events.map((e) => [e.type, e.data])).slice(0, 3000),
+    );
+    expect(events.find((e) => e.type === 'location-mismatch')!.data).toMatchObject({
+      assignedLocationId: 'loc-hq',
+      matchingLocationIds: [],
+    });
 
     const out = capture();
     const err = capture();
@@ -103,7 +143,11 @@ describe.skipIf(gate.skip)('location in the agent', () => {
     expect(await e911ctl(['--socket', socket, 'location', 'select', 'BR'], {}, sel.w, err.w)).toBe(0);
     expect(sel.text()).toContain('selected loc-br');
     await waitFor(() => events.some((e) => e.type === 'location-selected'), 5000);
-    expect(events.find((e) => e.type === 'location-selected')!.data).toMatchObject({ locationId: 'loc-br', locationCode: 'BR', confirmed: false });
+    expect(events.find((e) => e.type === 'location-selected')!.data).toMatchObject({
+      locationId: 'loc-br',
+      locationCode: 'BR',
+      confirmed: false,
+    });
     await waitFor(() => reports.some((r) => r.source === 'user'), 5000);
     expect(agent.locationService.best()).toMatchObject({ source: 'user', civic: { A3: 'Fresno' } });
     // The emergency path was told: the PIDF-LO a 911 call would carry now says Fresno.
@@ -118,9 +162,24 @@ describe.skipIf(gate.skip)('location in the agent', () => {
 
   it('refuses a locations push not signed by the server key', async () => {
     const before = events.filter((e) => e.type === 'payload-rejected').length;
-    const doc: LocationsDocument = { v: 1, deviceId: 'phone-1', version: 9, issuedAt: new Date().toISOString(), recommendations: true, assignedLocationId: null, locations: [] };
-    await watcher.publishAsync(topicFor('phone-1', 'locations/set'), JSON.stringify({ v: 1, doc, sig: signDocument(doc, testKeys().privateKey) }), { qos: 1 });
+    const doc: LocationsDocument = {
+      v: 1,
+      deviceId: 'phone-1',
+      version: 9,
+      issuedAt: new Date().toISOString(),
+      recommendations: true,
+      assignedLocationId: null,
+      locations: [],
+    };
+    await watcher.publishAsync(
+      topicFor('phone-1', 'locations/set'),
+      JSON.stringify({ v: 1, doc, sig: signDocument(doc, testKeys().privateKey) }),
+      { qos: 1 },
+    );
     await waitFor(() => events.filter((e) => e.type === 'payload-rejected').length > before, 5000);
-    expect(events.filter((e) => e.type === 'payload-rejected').at(-1)!.data).toMatchObject({ topic: 'locations/set', reason: expect.stringMatching(/signature/) });
+    expect(events.filter((e) => e.type === 'payload-rejected').at(-1)!.data).toMatchObject({
+      topic: 'locations/set',
+      reason: expect.stringMatching(/signature/),
+    });
   });
 });

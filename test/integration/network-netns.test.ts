@@ -10,8 +10,21 @@ import { requires } from '../helpers/require.js';
 
 const gate = requires('network-netns', ['netns']);
 
-type Snapshot = { interfaces: { name: string; up: boolean; mac: string; addresses: { address: string; prefix: number }[] }[]; gateway4: { address: string; mac: string | null } | null };
-type Report = { payload: { source: string; data: { network: { interfaces: { name: string; up: boolean; addresses: string[] }[]; gateway4: { address: string; mac: string | null } | null } } } };
+type Snapshot = {
+  interfaces: { name: string; up: boolean; mac: string; addresses: { address: string; prefix: number }[] }[];
+  gateway4: { address: string; mac: string | null } | null;
+};
+type Report = {
+  payload: {
+    source: string;
+    data: {
+      network: {
+        interfaces: { name: string; up: boolean; addresses: string[] }[];
+        gateway4: { address: string; mac: string | null } | null;
+      };
+    };
+  };
+};
 type EventLine = { event: { type: string; data: Record<string, unknown> } };
 
 describe.skipIf(gate.skip)('network watcher in namespaces', () => {
@@ -45,7 +58,10 @@ describe.skipIf(gate.skip)('network watcher in namespaces', () => {
   });
 
   /** Runs a change and returns the change, report and events it caused, waiting for all three. */
-  async function change(fn: () => void, until: (s: Snapshot) => boolean): Promise<{ snapshot: Snapshot; report: Report; events: EventLine[] }> {
+  async function change(
+    fn: () => void,
+    until: (s: Snapshot) => boolean,
+  ): Promise<{ snapshot: Snapshot; report: Report; events: EventLine[] }> {
     const from = h.mark();
     fn();
     const c = await h.waitFor((l) => l.t === 'change' && until(l.snapshot as Snapshot), 10_000, from);
@@ -70,33 +86,57 @@ describe.skipIf(gate.skip)('network watcher in namespaces', () => {
   });
 
   it('an address added and removed (IPv4 and IPv6)', async () => {
-    const added = await change(() => phone.ip('addr', 'add', '10.77.0.11/24', 'dev', 'eth0'), (s) => addrs(s).includes('10.77.0.11/24'));
+    const added = await change(
+      () => phone.ip('addr', 'add', '10.77.0.11/24', 'dev', 'eth0'),
+      (s) => addrs(s).includes('10.77.0.11/24'),
+    );
     expect(added.report.payload.data.network.interfaces[0]!.addresses).toContain('10.77.0.11/24');
     expect(added.events.map((e) => e.event.type)).toEqual(['location-changed']);
-    expect(added.events[0]!.event.data).toMatchObject({ reason: 'network', network: { addresses: expect.arrayContaining(['10.77.0.11/24']) } });
+    expect(added.events[0]!.event.data).toMatchObject({
+      reason: 'network',
+      network: { addresses: expect.arrayContaining(['10.77.0.11/24']) },
+    });
 
-    const v6 = await change(() => phone.ip('addr', 'add', '2001:db8:77::10/64', 'dev', 'eth0', 'nodad'), (s) => addrs(s).includes('2001:db8:77::10/64'));
+    const v6 = await change(
+      () => phone.ip('addr', 'add', '2001:db8:77::10/64', 'dev', 'eth0', 'nodad'),
+      (s) => addrs(s).includes('2001:db8:77::10/64'),
+    );
     expect(v6.report.payload.data.network.interfaces[0]!.addresses).toContain('2001:db8:77::10/64');
 
-    const removed = await change(() => phone.ip('addr', 'del', '10.77.0.11/24', 'dev', 'eth0'), (s) => !addrs(s).includes('10.77.0.11/24'));
+    const removed = await change(
+      () => phone.ip('addr', 'del', '10.77.0.11/24', 'dev', 'eth0'),
+      (s) => !addrs(s).includes('10.77.0.11/24'),
+    );
     expect(removed.report.payload.data.network.interfaces[0]!.addresses).not.toContain('10.77.0.11/24');
     expect(removed.events.map((e) => e.event.type)).toEqual(['location-changed']);
   });
 
   it('link down and up', async () => {
-    const down = await change(() => phone.ip('link', 'set', 'eth0', 'down'), (s) => !eth0(s).up);
+    const down = await change(
+      () => phone.ip('link', 'set', 'eth0', 'down'),
+      (s) => !eth0(s).up,
+    );
     expect(down.report.payload.data.network.interfaces[0]!.up).toBe(false);
     // The kernel drops the routes of a downed link without telling: the snapshot still sees it.
     expect(down.snapshot.gateway4).toBeNull();
-    const up = await change(() => phone.ip('link', 'set', 'eth0', 'up'), (s) => eth0(s).up);
+    const up = await change(
+      () => phone.ip('link', 'set', 'eth0', 'up'),
+      (s) => eth0(s).up,
+    );
     expect(up.report.payload.data.network.interfaces[0]!.up).toBe(true);
     // Restore the default route the link-down removed.
-    await change(() => phone.ip('route', 'replace', 'default', 'via', '10.77.0.1'), (s) => s.gateway4?.address === '10.77.0.1');
+    await change(
+      () => phone.ip('route', 'replace', 'default', 'via', '10.77.0.1'),
+      (s) => s.gateway4?.address === '10.77.0.1',
+    );
   });
 
   it('the gateway changed, with its MAC', async () => {
     phone.ip('neigh', 'replace', '10.77.0.254', 'lladdr', '02:00:00:00:20:fe', 'dev', 'eth0', 'nud', 'permanent');
-    const gw = await change(() => phone.ip('route', 'replace', 'default', 'via', '10.77.0.254'), (s) => s.gateway4?.address === '10.77.0.254');
+    const gw = await change(
+      () => phone.ip('route', 'replace', 'default', 'via', '10.77.0.254'),
+      (s) => s.gateway4?.address === '10.77.0.254',
+    );
     expect(gw.snapshot.gateway4).toEqual({ address: '10.77.0.254', iface: 'eth0', mac: '02:00:00:00:20:fe' });
     expect(gw.report.payload.data.network.gateway4).toEqual({ address: '10.77.0.254', iface: 'eth0', mac: '02:00:00:00:20:fe' });
     expect(gw.events[0]!.event.data).toMatchObject({ network: { gateway4: { address: '10.77.0.254' } } });

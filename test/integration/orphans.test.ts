@@ -39,18 +39,30 @@ describe.skipIf(gate.skip)('no orphans: helpers die with a SIGKILLed agent', () 
   });
 
   const setup = async (name: string) =>
-    agentConfig(path.join(dir, name), { deviceId: `phone-${name}`, brokerUrl: 'mqtt://127.0.0.1:9', serverPublicKey: generateSigningKeyPair().publicKey }, {
-      network: { backend: 'sim', lldp: { enabled: true, runDaemon: true, socketPath: path.join(runDir, `${name}.sock`) }, dhcp: { enabled: false } },
-      // Free ports, not 5060: other agents may be running on this machine.
-      sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null' },
-    });
+    agentConfig(
+      path.join(dir, name),
+      { deviceId: `phone-${name}`, brokerUrl: 'mqtt://127.0.0.1:9', serverPublicKey: generateSigningKeyPair().publicKey },
+      {
+        network: {
+          backend: 'sim',
+          lldp: { enabled: true, runDaemon: true, socketPath: path.join(runDir, `${name}.sock`) },
+          dhcp: { enabled: false },
+        },
+        // Free ports, not 5060: other agents may be running on this machine.
+        sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null' },
+      },
+    );
 
   /** Starts an agent and waits (a condition) until its lldpd and lldpcli watch run. */
   async function startWithHelpers(s: Awaited<ReturnType<typeof setup>>, env: NodeJS.ProcessEnv) {
     const proc = await spawnAgent(s, { E911_CMD_PREFIX: ns.prefix.join(' '), ...env });
     procs.push(proc);
     const names = () => descendants(proc.child.pid!).map((d) => d.comm);
-    await waitFor(() => names().includes('lldpd') && names().includes('lldpcli'), 10_000, () => `helpers: ${names().join(', ')}\n${proc.output()}`);
+    await waitFor(
+      () => names().includes('lldpd') && names().includes('lldpcli'),
+      10_000,
+      () => `helpers: ${names().join(', ')}\n${proc.output()}`,
+    );
     return proc;
   }
 
@@ -59,8 +71,21 @@ describe.skipIf(gate.skip)('no orphans: helpers die with a SIGKILLed agent', () 
     const helpers = descendants(proc.child.pid!);
     proc.child.kill('SIGKILL');
     await proc.exited;
-    await waitFor(() => helpers.every((h) => !alive(h.pid)), 5000, () => `still alive: ${JSON.stringify(helpers.filter((h) => alive(h.pid)))}`);
-    printFigures({ scenario: 'agent SIGKILL with lldpd running (setpriv)', seed: 0, rounds: 1, eventsAtServer: 0, notificationsSent: 0, lost: 0, duplicates: 0, orphans: helpers.filter((h) => alive(h.pid)).length });
+    await waitFor(
+      () => helpers.every((h) => !alive(h.pid)),
+      5000,
+      () => `still alive: ${JSON.stringify(helpers.filter((h) => alive(h.pid)))}`,
+    );
+    printFigures({
+      scenario: 'agent SIGKILL with lldpd running (setpriv)',
+      seed: 0,
+      rounds: 1,
+      eventsAtServer: 0,
+      notificationsSent: 0,
+      lost: 0,
+      duplicates: 0,
+      orphans: helpers.filter((h) => alive(h.pid)).length,
+    });
   });
 
   it('baseline without setpriv: they outlive the agent, and the next agent ends them at start', async () => {
@@ -72,11 +97,24 @@ describe.skipIf(gate.skip)('no orphans: helpers die with a SIGKILLed agent', () 
     await first.exited;
     const orphans = helpers.filter((h) => alive(h.pid) && h.comm === 'lldpd');
     strays.push(...helpers.map((h) => h.pid));
-    printFigures({ scenario: 'agent SIGKILL with lldpd running (baseline: no setpriv)', seed: 0, rounds: 1, eventsAtServer: 0, notificationsSent: 0, lost: 0, duplicates: 0, orphans: helpers.filter((h) => alive(h.pid)).length });
+    printFigures({
+      scenario: 'agent SIGKILL with lldpd running (baseline: no setpriv)',
+      seed: 0,
+      rounds: 1,
+      eventsAtServer: 0,
+      notificationsSent: 0,
+      lost: 0,
+      duplicates: 0,
+      orphans: helpers.filter((h) => alive(h.pid)).length,
+    });
     expect(orphans.length).toBeGreaterThan(0); // the baseline shows the problem
     // The next agent (still without setpriv) ends what the first left, then runs its own.
     const second = await startWithHelpers(s, noSetpriv);
-    await waitFor(() => orphans.every((h) => !alive(h.pid)), 5000, () => `stale still alive: ${JSON.stringify(orphans.filter((h) => alive(h.pid)))}`);
+    await waitFor(
+      () => orphans.every((h) => !alive(h.pid)),
+      5000,
+      () => `stale still alive: ${JSON.stringify(orphans.filter((h) => alive(h.pid)))}`,
+    );
     expect(second.output()).toContain('ended helper processes left by an earlier agent');
     second.child.kill('SIGTERM');
     await second.exited;

@@ -42,17 +42,33 @@ describe.skipIf(gate.skip)('a part failing while running: lldpd killed under the
   });
 
   it('the agent stays up, starts lldpd again, and reports part-failed', async () => {
-    const setup = agentConfig(path.join(dir, 'a'), { deviceId: 'phone-prst', brokerUrl: 'mqtt://127.0.0.1:9', serverPublicKey: generateSigningKeyPair().publicKey }, {
-      network: { backend: 'sim', lldp: { enabled: true, runDaemon: true, socketPath: path.join(runDir, 'lldp.sock') }, dhcp: { enabled: false } },
-      sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null' },
-    });
+    const setup = agentConfig(
+      path.join(dir, 'a'),
+      { deviceId: 'phone-prst', brokerUrl: 'mqtt://127.0.0.1:9', serverPublicKey: generateSigningKeyPair().publicKey },
+      {
+        network: {
+          backend: 'sim',
+          lldp: { enabled: true, runDaemon: true, socketPath: path.join(runDir, 'lldp.sock') },
+          dhcp: { enabled: false },
+        },
+        sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null' },
+      },
+    );
     proc = await spawnAgent(setup, { E911_CMD_PREFIX: ns.prefix.join(' ') });
     const lldpds = () => descendants(proc!.child.pid!).filter((d) => d.comm === 'lldpd');
-    await waitFor(() => lldpds().length > 0, 10_000, () => proc!.output());
+    await waitFor(
+      () => lldpds().length > 0,
+      10_000,
+      () => proc!.output(),
+    );
     const before = lldpds();
     for (const d of before) process.kill(d.pid, 'SIGKILL');
     // A new lldpd, under the same agent, after LldpAgent's backoff (1 s first).
-    await waitFor(() => before.every((d) => !alive(d.pid)) && lldpds().some((d) => !before.some((b) => b.pid === d.pid)), 15_000, () => `lldpd: ${JSON.stringify(lldpds())}\n${proc!.output()}`);
+    await waitFor(
+      () => before.every((d) => !alive(d.pid)) && lldpds().some((d) => !before.some((b) => b.pid === d.pid)),
+      15_000,
+      () => `lldpd: ${JSON.stringify(lldpds())}\n${proc!.output()}`,
+    );
     expect(proc.child.exitCode).toBeNull();
     expect((await e911ctl(setup.socketPath, 'status')).json.ok).toBe(true);
     // Reported: a part-failed event in the outbox (read beside the running agent; WAL lets a reader in).
@@ -60,7 +76,9 @@ describe.skipIf(gate.skip)('a part failing while running: lldpd killed under the
     try {
       const rows = db.prepare("SELECT payload FROM outbox WHERE type = 'part-failed'").all() as { payload: string }[];
       const data = rows.map((r) => (JSON.parse(r.payload) as { data: Record<string, unknown> }).data);
-      expect(data).toContainEqual(expect.objectContaining({ part: 'lldp', phase: 'running', reason: expect.stringContaining('lldpd exited') }));
+      expect(data).toContainEqual(
+        expect.objectContaining({ part: 'lldp', phase: 'running', reason: expect.stringContaining('lldpd exited') }),
+      );
     } finally {
       db.close();
     }

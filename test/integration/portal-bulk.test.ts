@@ -57,7 +57,8 @@ describe.skipIf(gate.skip)('admin portal: bulk update and CSV', () => {
 
     await page.getByLabel('Location', { exact: true }).selectOption(String(hqId));
     const picks = page.getByRole('group', { name: 'Users at this location' });
-    for (const name of ['Alice Smith', 'Bob Jones', 'Carol White']) await expect.poll(() => picks.getByRole('checkbox', { name: new RegExp(name) }).isChecked()).toBe(true);
+    for (const name of ['Alice Smith', 'Bob Jones', 'Carol White'])
+      await expect.poll(() => picks.getByRole('checkbox', { name: new RegExp(name) }).isChecked()).toBe(true);
     // The other location's users are not among them.
     expect(await picks.getByRole('checkbox').count()).toBe(3);
     expect(await picks.textContent()).not.toContain('Dave');
@@ -112,7 +113,10 @@ describe.skipIf(gate.skip)('admin portal: bulk update and CSV', () => {
     await page.getByRole('button', { name: 'Remove email 2 (desk@example.com)' }).click();
     await page.getByLabel('Email 1', { exact: true }).fill('toronto@example.com');
     await page.getByRole('button', { name: 'Update', exact: true }).click();
-    await page.getByRole('dialog', { name: 'Replace the notification lists of 1 user?' }).getByRole('button', { name: 'Replace 1 list' }).click();
+    await page
+      .getByRole('dialog', { name: 'Replace the notification lists of 1 user?' })
+      .getByRole('button', { name: 'Replace 1 list' })
+      .click();
     // The first job's result stays until this one's arrives: wait for this one's.
     await expect.poll(() => page.locator('.job').textContent(), { timeout: 10_000 }).toContain('Done: 1 updated, 0 unchanged');
     expect(await emailsOf(branch.erin!)).toEqual(['toronto@example.com']);
@@ -152,7 +156,13 @@ describe.skipIf(gate.skip)('admin portal: bulk update and CSV', () => {
         errors: await report.getByTestId('csv-errors').textContent(),
         table: await Promise.all((await rows.all()).map((r) => r.locator('th, td').allTextContents())),
       };
-      expect(seen).toEqual({ rows: '5', changes: '1', unchanged: '3', errors: '1', table: [[String(badRow), 'Email2', '"not-an-email" is not a valid email address']] });
+      expect(seen).toEqual({
+        rows: '5',
+        changes: '1',
+        unchanged: '3',
+        errors: '1',
+        table: [[String(badRow), 'Email2', '"not-an-email" is not a valid email address']],
+      });
       expect(await report.textContent()).toContain('Nothing has been applied yet');
     };
 

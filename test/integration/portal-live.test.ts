@@ -77,7 +77,10 @@ describe.skipIf(gate.skip)('admin portal: login and live emergency calls', () =>
       callback: '+14085550100',
       displayName: 'Alice Smith',
       locationCode: 'SJC-A',
-      location: { source: 'provisioned', civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main St', HNO: '100', PC: '95110-1234', BLD: 'A', FLR: '2', ROOM: '210' } },
+      location: {
+        source: 'provisioned',
+        civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main St', HNO: '100', PC: '95110-1234', BLD: 'A', FLR: '2', ROOM: '210' },
+      },
       device: { deviceId: 'phone-1', ip: '10.1.2.3' },
     });
 
@@ -120,7 +123,13 @@ describe.skipIf(gate.skip)('admin portal: login and live emergency calls', () =>
   });
 
   it('a 933 test call shows as a test, without the siren', async () => {
-    agent.emit('test-call', { callRef: 'call-933', numberDialed: '933', placed: true, callback: '+14085550100', displayName: 'Alice Smith' });
+    agent.emit('test-call', {
+      callRef: 'call-933',
+      numberDialed: '933',
+      placed: true,
+      callback: '+14085550100',
+      displayName: 'Alice Smith',
+    });
     const alert = h.page.locator('.alert.test');
     await alert.waitFor({ timeout: 5_000 });
     expect(await alert.textContent()).toContain('not an emergency');

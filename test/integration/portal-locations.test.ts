@@ -94,7 +94,15 @@ describe.skipIf(gate.skip)('admin portal: locations and account', () => {
     expect(loc).toMatchObject({
       code: 'SJC-B',
       name: 'Example Corp',
-      address: { country: 'US', houseNumber: '200', street: 'Market St', city: 'San Jose', state: 'CA', postalCode: '95113', plus4: '1001' },
+      address: {
+        country: 'US',
+        houseNumber: '200',
+        street: 'Market St',
+        city: 'San Jose',
+        state: 'CA',
+        postalCode: '95113',
+        plus4: '1001',
+      },
       building: 'B',
       floor: '3',
       room: '301',
@@ -102,7 +110,17 @@ describe.skipIf(gate.skip)('admin portal: locations and account', () => {
       adminEmails: ['security@example.com'],
       smsNumbers: ['+14085550199'],
     });
-    expect(loc!.civic).toMatchObject({ country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Market St', HNO: '200', PC: '95113-1001', BLD: 'B', FLR: '3', ROOM: '301' });
+    expect(loc!.civic).toMatchObject({
+      country: 'US',
+      A1: 'CA',
+      A3: 'San Jose',
+      RD: 'Market St',
+      HNO: '200',
+      PC: '95113-1001',
+      BLD: 'B',
+      FLR: '3',
+      ROOM: '301',
+    });
     await h.shot('location-form');
   });
 
@@ -143,12 +161,18 @@ describe.skipIf(gate.skip)('admin portal: locations and account', () => {
     expect(await enable.isDisabled()).toBe(true);
 
     // Completed from elsewhere (another admin, the API): the page follows the change live.
-    await srv.api.put('/api/account/notifications', { smtp: { host: '127.0.0.1', port: smtp.port, security: 'none', from: 'e911@example.com' } });
+    await srv.api.put('/api/account/notifications', {
+      smtp: { host: '127.0.0.1', port: smtp.port, security: 'none', from: 'e911@example.com' },
+    });
     await expect.poll(() => enable.isDisabled(), { timeout: 10_000 }).toBe(false);
     await h.shot('account');
     await enable.click();
     await page.getByTestId('e911-state').filter({ hasText: 'E911 is enabled' }).waitFor();
-    expect((await srv.api.get<{ e911Enabled: boolean; name: string; contactEmail: string }>('/api/account'))).toMatchObject({ e911Enabled: true, name: 'Example Corp', contactEmail: 'it@example.com' });
+    expect(await srv.api.get<{ e911Enabled: boolean; name: string; contactEmail: string }>('/api/account')).toMatchObject({
+      e911Enabled: true,
+      name: 'Example Corp',
+      contactEmail: 'it@example.com',
+    });
   });
 
   it('the recommendation override is saved; disabling E911 asks first', async () => {

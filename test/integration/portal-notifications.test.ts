@@ -78,8 +78,21 @@ describe.skipIf(gate.skip)('admin portal: notifications page', () => {
     // Header values (API keys) are write-only too.
     expect(raw).not.toContain('k-123');
     const s = JSON.parse(raw) as Settings;
-    expect(s.smtp).toEqual({ host: '127.0.0.1', port: smtp.port, security: 'none', from: 'e911@example.com', allowInvalidCertificates: true, passwordSet: false });
-    expect(s.sms).toEqual({ url: `${sink.url}/sms`, username: 'acct', from: '+14085550000', header: { name: 'X-API-Key', valueSet: true }, passwordSet: true });
+    expect(s.smtp).toEqual({
+      host: '127.0.0.1',
+      port: smtp.port,
+      security: 'none',
+      from: 'e911@example.com',
+      allowInvalidCertificates: true,
+      passwordSet: false,
+    });
+    expect(s.sms).toEqual({
+      url: `${sink.url}/sms`,
+      username: 'acct',
+      from: '+14085550000',
+      header: { name: 'X-API-Key', valueSet: true },
+      passwordSet: true,
+    });
     expect(await page.getByLabel('SMS header value').inputValue()).toBe('');
     expect(s.webhook).toEqual({ url: `${sink.url}/hook`, secretSet: true });
     // The password field is blank again and says the password is set.

@@ -105,8 +105,17 @@ describe.skipIf(gate.skip)('admin portal: phones, emergency calls and audit log'
       policy: 'network-first',
       chosen: 'network',
       fields: ['street', 'number', 'building', 'floor'],
-      provisioned: { civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main St', HNO: '100', PC: '95110-1234', BLD: 'A', FLR: '2' }, locationCode: 'SJC-A', version: 1 },
-      network: { source: 'lldp-med', method: 'LLDP-MED', civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Tasman', STS: 'Drive', HNO: '170', PC: '95134', BLD: 'B4', FLR: '3' }, origin: { iface: 'eth0' } },
+      provisioned: {
+        civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main St', HNO: '100', PC: '95110-1234', BLD: 'A', FLR: '2' },
+        locationCode: 'SJC-A',
+        version: 1,
+      },
+      network: {
+        source: 'lldp-med',
+        method: 'LLDP-MED',
+        civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Tasman', STS: 'Drive', HNO: '170', PC: '95134', BLD: 'B4', FLR: '3' },
+        origin: { iface: 'eth0' },
+      },
       elin: '4085550123',
     };
     agent!.emit('location-disagreement', open);
@@ -117,12 +126,14 @@ describe.skipIf(gate.skip)('admin portal: phones, emergency calls and audit log'
     expect(text).toContain('Provisioned: 100 Main St, Bldg A Floor 2, San Jose, CA 95110-1234');
     expect(text).toContain("911 sends first: the switch's address (policy network-first)");
     expect(text).toContain('ELIN 4085550123');
-    expect(await page.locator('main p').filter({ hasText: 'whose network says another address' }).textContent()).toContain('1 whose network says another address');
+    expect(await page.locator('main p').filter({ hasText: 'whose network says another address' }).textContent()).toContain(
+      '1 whose network says another address',
+    );
     agent!.emit('location-disagreement', { ...open, state: 'resolved', chosen: null, fields: [], network: null, provisioned: null });
     await expect.poll(() => row.getByTestId('disagreement').textContent(), { timeout: 10_000 }).toBe('none');
   });
 
-  it('a 911 call from the phone appears in the call log without a reload, with each recipient\'s delivery live', async () => {
+  it("a 911 call from the phone appears in the call log without a reload, with each recipient's delivery live", async () => {
     const { page } = h;
     await page.getByRole('link', { name: 'Emergency calls', exact: true }).click();
     await page.getByRole('heading', { level: 1, name: 'Emergency calls' }).waitFor();
@@ -135,7 +146,10 @@ describe.skipIf(gate.skip)('admin portal: phones, emergency calls and audit log'
       callback: '+14085550100',
       displayName: 'Alice Smith',
       locationCode: 'SJC-A',
-      location: { source: 'provisioned', civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main St', HNO: '100', PC: '95110-1234', BLD: 'A', FLR: '2', ROOM: '210' } },
+      location: {
+        source: 'provisioned',
+        civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main St', HNO: '100', PC: '95110-1234', BLD: 'A', FLR: '2', ROOM: '210' },
+      },
       device: { deviceId: 'phone-1', ip: '10.1.2.3' },
     });
     const row = page.locator('table.call-log tbody tr.emergency');
@@ -151,14 +165,20 @@ describe.skipIf(gate.skip)('admin portal: phones, emergency calls and audit log'
     await row.getByRole('link', { name: '911 emergency' }).click();
     await page.getByRole('heading', { level: 1, name: '911 call from Alice Smith' }).waitFor();
     const facts = (await page.locator('dl.facts').textContent()) ?? '';
-    for (const f of ['+14085550100', 'SJC-A', '100 Main St', 'San Jose', 'phone-1', '10.1.2.3', 'America/Los_Angeles']) expect(facts).toContain(f);
+    for (const f of ['+14085550100', 'SJC-A', '100 Main St', 'San Jose', 'phone-1', '10.1.2.3', 'America/Los_Angeles'])
+      expect(facts).toContain(f);
 
     const recipient = (r: string) => page.locator(`table.deliveries tr[data-recipient="${r}"]`);
     for (const r of ['alice@example.com', 'security@example.com']) {
       await expect.poll(() => recipient(r).getAttribute('data-status'), { timeout: 10_000 }).toBe('sent');
       expect(await recipient(r).textContent()).toContain('email');
     }
-    expect(smtp.mails.filter((m) => m.headers['x-e911-event-id'] === callId).map((m) => m.to[0]).sort()).toEqual(['alice@example.com', 'security@example.com']);
+    expect(
+      smtp.mails
+        .filter((m) => m.headers['x-e911-event-id'] === callId)
+        .map((m) => m.to[0])
+        .sort(),
+    ).toEqual(['alice@example.com', 'security@example.com']);
     const text = recipient('+14085550199');
     await expect.poll(() => text.textContent(), { timeout: 10_000 }).toContain('HTTP 503');
     expect(['retry', 'sending', 'failed']).toContain(await text.getAttribute('data-status'));
@@ -170,9 +190,15 @@ describe.skipIf(gate.skip)('admin portal: phones, emergency calls and audit log'
     await expect.poll(() => page.getByTestId('delivery-summary').textContent()).toBe('3 sent');
     expect(sms.requests.some((r) => (r.json as { to?: string }).to === '+14085550199')).toBe(true);
     // What the page shows is what the API holds.
-    const detail = await h.srv.api.get<{ facts: { locationCode: string }; notifications: { recipient: string; status: string }[] }>(`/api/events/${encodeURIComponent(callId)}`);
+    const detail = await h.srv.api.get<{ facts: { locationCode: string }; notifications: { recipient: string; status: string }[] }>(
+      `/api/events/${encodeURIComponent(callId)}`,
+    );
     expect(detail.facts.locationCode).toBe('SJC-A');
-    expect(detail.notifications.map((n) => `${n.recipient}:${n.status}`).sort()).toEqual(['+14085550199:sent', 'alice@example.com:sent', 'security@example.com:sent']);
+    expect(detail.notifications.map((n) => `${n.recipient}:${n.status}`).sort()).toEqual([
+      '+14085550199:sent',
+      'alice@example.com:sent',
+      'security@example.com:sent',
+    ]);
   });
 
   it('turns the phone offline without a reload when it stops; new MQTT credentials are shown once', async () => {
@@ -203,18 +229,28 @@ describe.skipIf(gate.skip)('admin portal: phones, emergency calls and audit log'
     await rows.first().waitFor();
     const actions = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-action')));
     expect(actions[0]).toBe('phone.credentials-issue');
-    for (const a of ['phone.emergency-call', 'phone.location-mismatch', 'phone.repush', 'notifications.update', 'location.create', 'user.create']) expect(actions).toContain(a);
+    for (const a of [
+      'phone.emergency-call',
+      'phone.location-mismatch',
+      'phone.repush',
+      'notifications.update',
+      'location.create',
+      'user.create',
+    ])
+      expect(actions).toContain(a);
     const seqs = await rows.evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute('data-seq'))));
     expect(seqs).toEqual([...seqs].sort((a, b) => b - a));
 
     await page.getByLabel('Entity').selectOption('event');
-    await expect.poll(() => rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-action')))).toEqual([
-      'phone.emergency-call',
-      // Opened and resolved (the test before): audited like a mismatch.
-      'phone.location-disagreement',
-      'phone.location-disagreement',
-      'phone.location-mismatch',
-    ]);
+    await expect
+      .poll(() => rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-action'))))
+      .toEqual([
+        'phone.emergency-call',
+        // Opened and resolved (the test before): audited like a mismatch.
+        'phone.location-disagreement',
+        'phone.location-disagreement',
+        'phone.location-mismatch',
+      ]);
     const call = rows.first();
     expect(await call.textContent()).toContain('phone:phone-1');
     await call.locator('summary').click();

@@ -32,8 +32,24 @@ describe.skipIf(gate.skip)('admin portal: users', () => {
     const { api } = h.srv;
     hq = (await api.post<{ id: number }>('/api/locations', HQ)).id;
     branch = (await api.post<{ id: number }>('/api/locations', BRANCH)).id;
-    alice = (await api.post<{ id: number }>('/api/users', { username: 'alice', displayName: 'Alice Smith', extension: '2101', locationId: hq, callback: '+14085550100', emails: ['alice@example.com'], deviceIds: ['phone-1'] })).id;
-    await api.post('/api/users', { username: 'bob', displayName: 'Bob Jones', locationId: branch, callback: '+14165550111', deviceIds: ['phone-2'] });
+    alice = (
+      await api.post<{ id: number }>('/api/users', {
+        username: 'alice',
+        displayName: 'Alice Smith',
+        extension: '2101',
+        locationId: hq,
+        callback: '+14085550100',
+        emails: ['alice@example.com'],
+        deviceIds: ['phone-1'],
+      })
+    ).id;
+    await api.post('/api/users', {
+      username: 'bob',
+      displayName: 'Bob Jones',
+      locationId: branch,
+      callback: '+14165550111',
+      deviceIds: ['phone-2'],
+    });
     await h.login();
   });
   afterAll(async () => {
@@ -57,7 +73,7 @@ describe.skipIf(gate.skip)('admin portal: users', () => {
     await h.shot('users');
   });
 
-  it("the E911 tab: + adds emails up to 10, − removes one, a bad callback is refused beside its field, the fix saves", async () => {
+  it('the E911 tab: + adds emails up to 10, − removes one, a bad callback is refused beside its field, the fix saves', async () => {
     const { page, srv } = h;
     await page.getByRole('link', { name: 'alice' }).click();
     await page.getByRole('heading', { level: 1, name: 'User alice' }).waitFor();
@@ -82,7 +98,11 @@ describe.skipIf(gate.skip)('admin portal: users', () => {
     await expect.poll(() => callback.getAttribute('aria-invalid')).toBe('true');
     expect(await page.getByRole('alert').textContent()).toContain('callback');
     // Nothing of the refused save was stored.
-    expect(await srv.api.get<U>(`/api/users/${alice}`)).toMatchObject({ callback: '+14085550100', emails: ['alice@example.com'], language: 'en' });
+    expect(await srv.api.get<U>(`/api/users/${alice}`)).toMatchObject({
+      callback: '+14085550100',
+      emails: ['alice@example.com'],
+      language: 'en',
+    });
     await h.shot('user-e911-rejected');
 
     await callback.fill('+14085550123');
@@ -137,9 +157,11 @@ describe.skipIf(gate.skip)('admin portal: users', () => {
 
   it('an uncaught error in a page is recorded by the harness, whose close() then fails the file', async () => {
     const { page } = h;
-    await page.evaluate(() => setTimeout(() => {
-      throw new Error('e911 harness self-check');
-    }));
+    await page.evaluate(() =>
+      setTimeout(() => {
+        throw new Error('e911 harness self-check');
+      }),
+    );
     await expect.poll(() => h.pageErrors.length, { timeout: 5000 }).toBe(1);
     expect(h.pageErrors[0]).toContain('e911 harness self-check');
     // This one was made on purpose: forget it, so only real errors fail the file.

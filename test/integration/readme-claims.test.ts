@@ -38,8 +38,11 @@ const stale = staleBuild(['agent/main.ts', 'agent/config.ts', 'agent/root.ts', '
 describe('a bad configuration exits with code 78 (EX_CONFIG)', () => {
   const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
     new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = execFile(process.execPath, [AGENT_MAIN, ...args], { env: { PATH: process.env.PATH, ...env }, timeout: 15_000 }, (_err, _out, stderr) =>
-        resolve({ code: child.exitCode, stderr }),
+      const child = execFile(
+        process.execPath,
+        [AGENT_MAIN, ...args],
+        { env: { PATH: process.env.PATH, ...env }, timeout: 15_000 },
+        (_err, _out, stderr) => resolve({ code: child.exitCode, stderr }),
       );
     });
   let dir: string;
@@ -59,7 +62,15 @@ describe('a bad configuration exits with code 78 (EX_CONFIG)', () => {
 
   it('a bad environment override is named with its variable; an unreadable file and invalid JSON exit 78 too', async () => {
     const file = path.join(dir, 'good.json');
-    writeFileSync(file, JSON.stringify({ deviceId: 'phone-1', serverPublicKey: 'A'.repeat(43), broker: { urls: ['mqtt://127.0.0.1:1'] }, dataDir: path.join(dir, 'db') }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        deviceId: 'phone-1',
+        serverPublicKey: 'A'.repeat(43),
+        broker: { urls: ['mqtt://127.0.0.1:1'] },
+        dataDir: path.join(dir, 'db'),
+      }),
+    );
     const env = await run(['--config', file], { E911_DEVICE_ID: 'bad id!' });
     expect(env.code).toBe(78);
     expect(env.stderr).toContain('E911_DEVICE_ID');
@@ -90,12 +101,19 @@ describe.skipIf(brokerGate.skip)('a retained config/set is ignored', () => {
     let agent: Agent | null = null;
     try {
       // Waiting at the broker before the phone subscribes: delivered to it with the retain flag.
-      await server.publishAsync(topicFor('phone-r', 'config/set'), JSON.stringify({ v: 1, settings: { fromRetained: 1 } }), { qos: 1, retain: true });
+      await server.publishAsync(topicFor('phone-r', 'config/set'), JSON.stringify({ v: 1, settings: { fromRetained: 1 } }), {
+        qos: 1,
+        retain: true,
+      });
       const online = new Promise<void>((resolve) => {
         server.on('message', (_t, p) => JSON.parse(p.toString()).state === 'online' && resolve());
       });
       await server.subscribeAsync(topicFor('phone-r', 'status'), { qos: 1 });
-      const setup = agentConfig(path.join(dir, 'agent'), { deviceId: 'phone-r', brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey });
+      const setup = agentConfig(path.join(dir, 'agent'), {
+        deviceId: 'phone-r',
+        brokerUrl: broker.url,
+        serverPublicKey: keys.pair.publicKey,
+      });
       agent = inProcessAgent(setup).agent;
       await agent.start();
       await online; // published after its subscriptions were acknowledged: the retained one has been delivered
@@ -109,7 +127,11 @@ describe.skipIf(brokerGate.skip)('a retained config/set is ignored', () => {
           store.close();
         }
       };
-      await waitFor(() => setting('server.live') !== undefined, 10_000, () => 'the live config/set never applied');
+      await waitFor(
+        () => setting('server.live') !== undefined,
+        10_000,
+        () => 'the live config/set never applied',
+      );
       expect(setting('server.live')).toBe('2');
       expect(setting('server.fromRetained')).toBeUndefined();
     } finally {
@@ -144,10 +166,14 @@ describe.skipIf(suppressionGate.skip)('the suppression window across a real rest
     const keys = testKeys();
     const psapPort = await freePort();
     const sipPort = await freePort();
-    const setup = agentConfig(path.join(dir, 'agent'), { deviceId: 'phone-s', brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey }, {
-      sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: sipPort, rtpPort: await freePort(), sound: 'null' },
-      emergency: { routes: { primary: `sip:127.0.0.1:${psapPort}` } },
-    });
+    const setup = agentConfig(
+      path.join(dir, 'agent'),
+      { deviceId: 'phone-s', brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey },
+      {
+        sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: sipPort, rtpPort: await freePort(), sound: 'null' },
+        emergency: { routes: { primary: `sip:127.0.0.1:${psapPort}` } },
+      },
+    );
     const doc = sampleAddress({ deviceId: 'phone-s', version: 2 });
     const store = new Store({ dataDir: setup.raw.dataDir as string, log: silentLog() });
     store.applyAddress(
@@ -159,7 +185,14 @@ describe.skipIf(suppressionGate.skip)('the suppression window across a real rest
     /** The PSAP's callback, from the route's address (127.0.0.1): exit 0 if the phone behaved as the scenario expects. */
     const callBack = async (scenario: string) => {
       const port = await freePort();
-      const sipp = await startSipp({ scenario, remote: phone, port, service: 'phone', keys: { psap_host: '127.0.0.1', psap_port: port }, timeoutSec: 15 });
+      const sipp = await startSipp({
+        scenario,
+        remote: phone,
+        port,
+        service: 'phone',
+        keys: { psap_host: '127.0.0.1', psap_port: port },
+        timeoutSec: 15,
+      });
       try {
         return { code: (await sipp.exited).code, log: sipp.messages() };
       } finally {
@@ -177,7 +210,11 @@ describe.skipIf(suppressionGate.skip)('the suppression window across a real rest
     const psap = await startSipp({ scenario: PSAP, port: psapPort, timeoutSec: 20 });
     try {
       expect((await e911ctl(setup.socketPath, 'dial', '911')).json.ok).toBe(true);
-      await waitFor(() => /ACK /.test(psap.messages()), 10_000, () => `${psap.messages()}\n${agent!.output()}`);
+      await waitFor(
+        () => /ACK /.test(psap.messages()),
+        10_000,
+        () => `${psap.messages()}\n${agent!.output()}`,
+      );
       expect((await e911ctl(setup.socketPath, 'hangup')).code).toBe(0);
       expect((await psap.exited).code).toBe(0);
     } finally {
@@ -232,7 +269,14 @@ describe.skipIf(twoGate.skip)('the same event id delivered to two server instanc
     a.service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
     a.service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: smtp.port, security: 'none', from: 'e911@example.com' } });
     const hq = a.service.createLocation('test', HQ);
-    a.service.createUser('test', { username: 'alice', displayName: 'Alice', locationId: hq.id, callback: '+14085550100', deviceIds: ['phone-2'], emails: ['alice@example.com'] });
+    a.service.createUser('test', {
+      username: 'alice',
+      displayName: 'Alice',
+      locationId: hq.id,
+      callback: '+14085550100',
+      deviceIds: ['phone-2'],
+      emails: ['alice@example.com'],
+    });
     a.service.setE911('test', true);
     await a.start();
     await b.start();
@@ -266,19 +310,39 @@ describe.skipIf(twoGate.skip)('the same event id delivered to two server instanc
     /** Emits an event from the phone; its id, once an instance acknowledged it. */
     const emit = async (callRef: string) => {
       const id = agent.emit('test-call', { callRef, numberDialed: '933' });
-      await waitFor(() => ackCount(id) > 0, 15_000, () => `no ack: ${JSON.stringify(acks)}`);
+      await waitFor(
+        () => ackCount(id) > 0,
+        15_000,
+        () => `no ack: ${JSON.stringify(acks)}`,
+      );
       return id;
     };
     const id = await emit('twice-1');
-    await waitFor(() => ackCount(id) === 2, 15_000, () => `acks: ${JSON.stringify(acks)}`);
+    await waitFor(
+      () => ackCount(id) === 2,
+      15_000,
+      () => `acks: ${JSON.stringify(acks)}`,
+    );
     const mails = (x: string) => smtp.mails.filter((m) => m.headers['x-e911-event-id'] === x);
     const rows = (x: string) => a.repo.notifications({ eventId: x }).filter((r) => r.channel === 'email');
-    await waitFor(() => rows(id).length === 2 && rows(id).every((r) => r.status === 'sent'), 15_000, () => JSON.stringify(rows(id)));
+    await waitFor(
+      () => rows(id).length === 2 && rows(id).every((r) => r.status === 'sent'),
+      15_000,
+      () => JSON.stringify(rows(id)),
+    );
     // The marker: a second event, mailed after the first; by then a duplicate of the first would be here too.
     const marker = await emit('twice-2');
-    await waitFor(() => ackCount(marker) === 2 && mails(marker).length === 2, 15_000, () => `acks: ${JSON.stringify(acks)}; mails: ${smtp.mails.length}`);
+    await waitFor(
+      () => ackCount(marker) === 2 && mails(marker).length === 2,
+      15_000,
+      () => `acks: ${JSON.stringify(acks)}; mails: ${smtp.mails.length}`,
+    );
     await waitFor(() => rows(marker).every((r) => r.status === 'sent'), 15_000);
-    expect(mails(id).map((m) => m.to[0]).sort()).toEqual(['alice@example.com', 'security@example.com']);
+    expect(
+      mails(id)
+        .map((m) => m.to[0])
+        .sort(),
+    ).toEqual(['alice@example.com', 'security@example.com']);
     expect(a.repo.event(id)).toMatchObject({ id, type: 'test-call' });
   });
 });

@@ -48,7 +48,14 @@ describe.skipIf(!MOSQUITTO)('reliability: acknowledged only once stored', () => 
     return (r.result as { outbox: { backlog: number; awaitingServer: number; confirmed: number } }).outbox;
   };
   const server = (clientId: string) => {
-    const s = new ProvisioningServer({ brokerUrl: broker.url, privateKey: keys.privateKey, log: silentLog(), protocolVersion: 5, clientId, eventRetryMs: [10, 10] });
+    const s = new ProvisioningServer({
+      brokerUrl: broker.url,
+      privateKey: keys.privateKey,
+      log: silentLog(),
+      protocolVersion: 5,
+      clientId,
+      eventRetryMs: [10, 10],
+    });
     servers.push(s);
     return s;
   };
@@ -75,7 +82,11 @@ describe.skipIf(!MOSQUITTO)('reliability: acknowledged only once stored', () => 
     // No voice stack in CI without the addon: the call is not placed, and the event still goes (placed: false).
     const dialed = await controlRequest(a.socketPath, 'dial', { digits: '911' });
     expect(dialed.ok).toBe(true);
-    await waitFor(() => stored.some((e) => e.type === 'emergency-call'), 15_000, () => agent.output());
+    await waitFor(
+      () => stored.some((e) => e.type === 'emergency-call'),
+      15_000,
+      () => agent.output(),
+    );
     expect(failures).toBe(5);
     expect(stored.filter((e) => e.type === 'emergency-call')).toHaveLength(1);
     let ob = await outbox(a.socketPath);
@@ -104,7 +115,11 @@ describe.skipIf(!MOSQUITTO)('reliability: acknowledged only once stored', () => 
     const got: EventPayload[] = [];
     s.on('event', (e) => got.push(e));
     await s.start();
-    await waitFor(() => got.some((e) => e.type === 'emergency-call'), 10_000, () => agent.output());
+    await waitFor(
+      () => got.some((e) => e.type === 'emergency-call'),
+      10_000,
+      () => agent.output(),
+    );
     for (let i = 0; i < 200 && ob.backlog > 0; i++) {
       await new Promise((r) => setTimeout(r, 20));
       ob = await outbox(a.socketPath);
@@ -119,7 +134,8 @@ describe.skipIf(!MOSQUITTO)('reliability: acknowledged only once stored', () => 
     let agent = await spawnAgent(a);
     procs.push(agent);
     await s.pushAddress(sampleAddress({ deviceId: 'phone-1', version: 4 }));
-    const version = async () => ((await controlRequest(a.socketPath, 'address')) as { ok: boolean; result: { version: number } | null }).result?.version ?? null;
+    const version = async () =>
+      ((await controlRequest(a.socketPath, 'address')) as { ok: boolean; result: { version: number } | null }).result?.version ?? null;
     for (let i = 0; i < 250 && (await version()) !== 4; i++) await new Promise((r) => setTimeout(r, 20));
     expect(await version()).toBe(4);
     // The retained state says what the phone holds and the floors it refuses below (a server that
@@ -127,7 +143,9 @@ describe.skipIf(!MOSQUITTO)('reliability: acknowledged only once stored', () => 
     const retained = async () => {
       const c = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: `peek-${Date.now()}` });
       try {
-        const got = new Promise<Record<string, unknown>>((resolve) => c.on('message', (_t, p) => resolve(JSON.parse(p.toString()) as Record<string, unknown>)));
+        const got = new Promise<Record<string, unknown>>((resolve) =>
+          c.on('message', (_t, p) => resolve(JSON.parse(p.toString()) as Record<string, unknown>)),
+        );
         await c.subscribeAsync('e911/v1/phone-1/address/state', { qos: 1 });
         return await got;
       } finally {

@@ -24,12 +24,25 @@ describe('the server issues above the floors a phone reports', () => {
     await api.patch('/api/account', { name: 'Example Corp', contactEmail: 'it@example.com' });
     await api.put('/api/account/notifications', { smtp: { host: '127.0.0.1', port: 2525, security: 'none', from: 'e911@example.com' } });
     const hq = (await api.post<{ id: number }>('/api/locations', HQ)).id;
-    await api.post('/api/users', { username: 'alice', displayName: 'Alice Smith', locationId: hq, callback: '+14085550100', emails: ['alice@example.com'], deviceIds: ['phone-1'] });
+    await api.post('/api/users', {
+      username: 'alice',
+      displayName: 'Alice Smith',
+      locationId: hq,
+      callback: '+14085550100',
+      emails: ['alice@example.com'],
+      deviceIds: ['phone-1'],
+    });
     const creds = await api.post<{ username: string; password: string }>('/api/phones/phone-1/credentials');
-    phone = await mqtt.connectAsync(srv.app.brokerUrl, { clientId: 'phone-1', protocolVersion: 4, username: creds.username, password: creds.password });
+    phone = await mqtt.connectAsync(srv.app.brokerUrl, {
+      clientId: 'phone-1',
+      protocolVersion: 4,
+      username: creds.username,
+      password: creds.password,
+    });
     phone.on('message', (topic, payload) => {
       if (topic === topicFor('phone-1', 'address/set')) addresses.push(JSON.parse(payload.toString()) as SignedAddress);
-      if (topic === topicFor('phone-1', 'locations/set')) locations.push((JSON.parse(payload.toString()) as { doc: LocationsDocument }).doc.version);
+      if (topic === topicFor('phone-1', 'locations/set'))
+        locations.push((JSON.parse(payload.toString()) as { doc: LocationsDocument }).doc.version);
     });
     await phone.subscribeAsync([topicFor('phone-1', 'address/set'), topicFor('phone-1', 'locations/set')], { qos: 1 });
   }, 30_000);
@@ -44,7 +57,8 @@ describe('the server issues above the floors a phone reports', () => {
     const state = { v: 1, version: 0, hash: '', appliedAt: null, floor: { address: 7, locations: 5 } };
     await phone.publishAsync(topicFor('phone-1', 'address/state'), JSON.stringify(state), { qos: 1, retain: true });
     await srv.api.post('/api/account/e911', { enabled: true });
-    for (let i = 0; i < 250 && !(addresses.some((a) => a.doc.version > 7) && locations.some((v) => v > 5)); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 250 && !(addresses.some((a) => a.doc.version > 7) && locations.some((v) => v > 5)); i++)
+      await new Promise((r) => setTimeout(r, 20));
     expect(addresses.at(-1)?.doc.version).toBe(8);
     expect(locations.at(-1)).toBe(6);
     expect(srv.app.repo.issuedAddress('phone-1')?.version).toBe(8);
@@ -55,7 +69,13 @@ describe('the server issues above the floors a phone reports', () => {
     const before = { address: addresses.length, locations: locations.length };
     // The phone holds what the server issued last (same version and hash: no conflict either).
     const held = addresses.at(-1)!;
-    const state = { v: 1, version: 8, hash: documentHash(held.doc), appliedAt: new Date().toISOString(), floor: { address: 8, locations: 6 } };
+    const state = {
+      v: 1,
+      version: 8,
+      hash: documentHash(held.doc),
+      appliedAt: new Date().toISOString(),
+      floor: { address: 8, locations: 6 },
+    };
     await phone.publishAsync(topicFor('phone-1', 'address/state'), JSON.stringify(state), { qos: 1, retain: true });
     await new Promise((r) => setTimeout(r, 500));
     expect(addresses.length).toBe(before.address);

@@ -56,7 +56,9 @@ describe('provisioning server: admin API', () => {
     hook = await startHttpSink();
     srv = await startTestServer();
     const { api } = srv;
-    await api.put('/api/account/notifications', { smtp: { host: '127.0.0.1', port: smtp.port, security: 'none', from: 'e911@example.com' } });
+    await api.put('/api/account/notifications', {
+      smtp: { host: '127.0.0.1', port: smtp.port, security: 'none', from: 'e911@example.com' },
+    });
     hqId = (await api.post<{ id: number }>('/api/locations', HQ)).id;
     branchId = (await api.post<{ id: number }>('/api/locations', BRANCH)).id;
     // 30 users: 20 at HQ, 10 at the branch; user 1 has the phone.
@@ -72,7 +74,12 @@ describe('provisioning server: admin API', () => {
       });
     }
     const creds = await api.post<{ username: string; password: string }>('/api/phones/desk-1/credentials');
-    phone = await mqtt.connectAsync(srv.app.brokerUrl, { clientId: 'desk-1', protocolVersion: 4, username: creds.username, password: creds.password });
+    phone = await mqtt.connectAsync(srv.app.brokerUrl, {
+      clientId: 'desk-1',
+      protocolVersion: 4,
+      username: creds.username,
+      password: creds.password,
+    });
   });
 
   afterAll(async () => {
@@ -83,7 +90,11 @@ describe('provisioning server: admin API', () => {
   });
 
   const sendEvent = (id: string, type = 'emergency-call', data: Record<string, unknown> = { numberDialed: '911' }) =>
-    phone.publishAsync(topicFor('desk-1', 'events'), JSON.stringify({ v: 1, id, type, deviceId: 'desk-1', ts: new Date().toISOString(), data }), { qos: 1 });
+    phone.publishAsync(
+      topicFor('desk-1', 'events'),
+      JSON.stringify({ v: 1, id, type, deviceId: 'desk-1', ts: new Date().toISOString(), data }),
+      { qos: 1 },
+    );
   const deliveries = (eventId: string) => srv.api.get<Notification[]>(`/api/notifications?eventId=${eventId}`);
 
   it('refuses requests without a valid token and serves an OpenAPI document', async () => {
@@ -93,7 +104,14 @@ describe('provisioning server: admin API', () => {
     expect((await anon.call('GET', '/api/health')).body).toMatchObject({ ok: true, mqtt: 'connected' });
     const doc = (await anon.call<{ openapi: string; paths: Record<string, unknown> }>('GET', '/api/openapi.json')).body;
     expect(doc.openapi).toBe('3.1.0');
-    for (const p of ['/api/locations', '/api/users/{id}', '/api/bulk/emails', '/api/csv/users/validate', '/api/events/{id}', '/api/phones/{deviceId}/credentials']) {
+    for (const p of [
+      '/api/locations',
+      '/api/users/{id}',
+      '/api/bulk/emails',
+      '/api/csv/users/validate',
+      '/api/events/{id}',
+      '/api/phones/{deviceId}/credentials',
+    ]) {
       expect(Object.keys(doc.paths)).toContain(p);
     }
     // The browser portal logs in once and then uses the cookie.
@@ -104,7 +122,7 @@ describe('provisioning server: admin API', () => {
     expect(withCookie.status).toBe(200);
   });
 
-  it('validates locations with the phone\'s rules and says which field is wrong', async () => {
+  it("validates locations with the phone's rules and says which field is wrong", async () => {
     const r = await srv.api.call<{ error: string; issues: { field: string }[] }>('POST', '/api/locations', {
       ...HQ,
       code: 'BAD',
@@ -115,8 +133,18 @@ describe('provisioning server: admin API', () => {
     });
     expect(r.status).toBe(400);
     expect(r.body.error).toBe('invalid');
-    expect(r.body.issues.map((i) => i.field).sort()).toEqual(['address.postalCode', 'address.state', 'adminEmails.0', 'ipGroups.0.cidrs.0', 'ipGroups.0.cidrs.1', 'timeZone']);
-    const check = await srv.api.post<{ ok: boolean; issues: { field: string; reason: string }[] }>('/api/locations/validate', { ...HQ, address: { ...HQ.address, plus4: '12' } });
+    expect(r.body.issues.map((i) => i.field).sort()).toEqual([
+      'address.postalCode',
+      'address.state',
+      'adminEmails.0',
+      'ipGroups.0.cidrs.0',
+      'ipGroups.0.cidrs.1',
+      'timeZone',
+    ]);
+    const check = await srv.api.post<{ ok: boolean; issues: { field: string; reason: string }[] }>('/api/locations/validate', {
+      ...HQ,
+      address: { ...HQ.address, plus4: '12' },
+    });
     expect(check).toEqual({ ok: false, issues: [{ field: 'address.plus4', reason: 'must be 4 digits' }] });
     expect((await srv.api.call('POST', '/api/locations', { ...HQ })).status).toBe(409);
   });
@@ -136,7 +164,8 @@ describe('provisioning server: admin API', () => {
     await sendEvent('while-down-1');
     // A row reads 'sending' while an attempt is under way (every few hundred ms here): wait for
     // an email row that has failed twice and waits for its next try, rather than reading once.
-    const emailRetrying = async () => (await deliveries('while-down-1')).find((n) => n.channel === 'email' && n.status === 'retry' && n.attempts >= 2);
+    const emailRetrying = async () =>
+      (await deliveries('while-down-1')).find((n) => n.channel === 'email' && n.status === 'retry' && n.attempts >= 2);
     let failing: Notification | undefined;
     await until(
       async () => {
@@ -174,7 +203,11 @@ describe('provisioning server: admin API', () => {
     await srv.api.put('/api/account/notifications', { webhook: { url: `${hook.url}/hook`, secret: 'shh' } });
     await srv.api.patch('/api/account', { notificationPolicy: 'app-then-email-sms' });
     await sendEvent('app-fails-1');
-    await until(async () => (await deliveries('app-fails-1')).some((n) => n.channel === 'email' && n.status === 'sent'), 30_000, 'no email fallback').catch(async (err: Error) => {
+    await until(
+      async () => (await deliveries('app-fails-1')).some((n) => n.channel === 'email' && n.status === 'sent'),
+      30_000,
+      'no email fallback',
+    ).catch(async (err: Error) => {
       throw new Error(`${err.message}: ${JSON.stringify(await deliveries('app-fails-1'))}`);
     });
     // The webhook keeps failing (503) and waits for its next try ('sending' while a try is under way).
@@ -199,8 +232,11 @@ describe('provisioning server: admin API', () => {
     await srv.api.patch('/api/account', { notificationPolicy: 'all' });
   }, 90_000);
 
-  it('applies one email list to a location\'s users as a background job, replacing their lists', async () => {
-    const job = await srv.api.post<Job>('/api/bulk/emails', { emails: ['Desk@Example.com', 'floor-wardens@example.com'], target: { locationId: branchId } });
+  it("applies one email list to a location's users as a background job, replacing their lists", async () => {
+    const job = await srv.api.post<Job>('/api/bulk/emails', {
+      emails: ['Desk@Example.com', 'floor-wardens@example.com'],
+      target: { locationId: branchId },
+    });
     expect(job.status).toBe('queued');
     expect(job.total).toBe(10);
     let done: Job = job;
@@ -217,7 +253,10 @@ describe('provisioning server: admin API', () => {
     const sel = await srv.api.post<Job>('/api/bulk/emails', { emails: [], target: { userIds: [1, 2] } });
     await until(async () => (await srv.api.get<Job>(`/api/jobs/${sel.id}`)).status === 'done');
     expect((await srv.api.get<{ emails: string[] }>('/api/users/1')).emails).toEqual([]);
-    const tooMany = await srv.api.call<{ issues: { field: string; reason: string }[] }>('POST', '/api/bulk/emails', { emails: Array.from({ length: 11 }, (_, i) => `a${i}@example.com`), target: { all: true } });
+    const tooMany = await srv.api.call<{ issues: { field: string; reason: string }[] }>('POST', '/api/bulk/emails', {
+      emails: Array.from({ length: 11 }, (_, i) => `a${i}@example.com`),
+      target: { all: true },
+    });
     expect(tooMany.status).toBe(400);
     expect(tooMany.body.issues[0]!.reason).toMatch(/at most 10/);
     expect((await srv.api.call('POST', '/api/bulk/emails', { emails: [], target: { userIds: [999] } })).status).toBe(400);
@@ -233,7 +272,15 @@ describe('provisioning server: admin API', () => {
     expect(res.headers.get('content-type')).toMatch(/^text\/csv/);
     expect(res.headers.get('content-disposition')).toMatch(/attachment; filename="e911-users-/);
     const rows = parseCsv(res.text);
-    expect(rows[0]).toEqual(['UserId', 'Username', 'DisplayName', 'Extension', 'LocationCode', 'LocationName', ...Array.from({ length: 10 }, (_, i) => `Email${i + 1}`)]);
+    expect(rows[0]).toEqual([
+      'UserId',
+      'Username',
+      'DisplayName',
+      'Extension',
+      'LocationCode',
+      'LocationName',
+      ...Array.from({ length: 10 }, (_, i) => `Email${i + 1}`),
+    ]);
     expect(rows).toHaveLength(31);
     expect(rows[1]!.slice(0, 7)).toEqual(['1', 'user1', 'User 1', '2001', 'SJC-A', 'Example Corp', 'one@example.com']);
     const branchRow = rows.find((r) => r[1] === 'user21')!;
@@ -254,7 +301,7 @@ describe('provisioning server: admin API', () => {
     const job = await srv.api.post<Job>(`/api/csv/uploads/${report.uploadId}/apply`);
     await until(async () => (await srv.api.get<Job>(`/api/jobs/${job.id}`)).status === 'done');
     expect((await srv.api.get<{ emails: string[] }>('/api/users/1')).emails).toEqual(['first@example.com', 'second@example.com']);
-    expect((await srv.api.get<{ emails: string[]; extension: string }>('/api/users/21'))).toMatchObject({ emails: [], extension: '2021' });
+    expect(await srv.api.get<{ emails: string[]; extension: string }>('/api/users/21')).toMatchObject({ emails: [], extension: '2021' });
     // An upload applies once.
     expect((await srv.api.call('POST', `/api/csv/uploads/${report.uploadId}/apply`)).status).toBe(409);
     // A round trip of the new download changes nothing.
@@ -263,7 +310,8 @@ describe('provisioning server: admin API', () => {
   });
 
   it('CSV: reports bad rows by row, column and reason, and applies only the good ones on request', async () => {
-    const header = 'UserId,Username,DisplayName,Extension,LocationCode,LocationName,Email1,Email2,Email3,Email4,Email5,Email6,Email7,Email8,Email9,Email10';
+    const header =
+      'UserId,Username,DisplayName,Extension,LocationCode,LocationName,Email1,Email2,Email3,Email4,Email5,Email6,Email7,Email8,Email9,Email10';
     const blanks = ',,,,,,,,';
     const csv = [
       header,
@@ -293,14 +341,25 @@ describe('provisioning server: admin API', () => {
     expect((await srv.api.get<{ emails: string[] }>('/api/users/3')).emails).toEqual([]);
 
     const bad = async (body: string) => {
-      const r = await srv.api.call<{ error: string; message: string; issues?: { field: string; reason: string }[] }>('POST', '/api/csv/users/validate', body);
+      const r = await srv.api.call<{ error: string; message: string; issues?: { field: string; reason: string }[] }>(
+        'POST',
+        '/api/csv/users/validate',
+        body,
+      );
       return { status: r.status, error: r.body.error, text: `${r.body.message} ${JSON.stringify(r.body.issues ?? [])}` };
     };
     expect(await bad('')).toMatchObject({ status: 400, text: expect.stringContaining('the file is empty') });
     expect(await bad('UserId,Email1\r\n1,a@example.com\r\n')).toMatchObject({ status: 400, text: expect.stringContaining('Email2') });
     expect(await bad(`${header}\r\n1,"unterminated\r\n`)).toMatchObject({ status: 400, text: expect.stringContaining('never closed') });
-    expect(await bad(`${header}\r\n1,us"er1${blanks}\r\n`)).toMatchObject({ status: 400, text: expect.stringContaining('a quote inside an unquoted field') });
-    const notUtf8 = await srv.api.call<{ message: string }>('POST', '/api/csv/users/validate', Buffer.from(`${header}\r\n1,,,,,\xff\xfe`, 'latin1'));
+    expect(await bad(`${header}\r\n1,us"er1${blanks}\r\n`)).toMatchObject({
+      status: 400,
+      text: expect.stringContaining('a quote inside an unquoted field'),
+    });
+    const notUtf8 = await srv.api.call<{ message: string }>(
+      'POST',
+      '/api/csv/users/validate',
+      Buffer.from(`${header}\r\n1,,,,,\xff\xfe`, 'latin1'),
+    );
     expect(notUtf8.status).toBe(400);
     expect(notUtf8.body.message).toMatch(/not UTF-8/);
   });
@@ -313,7 +372,11 @@ describe('provisioning server: admin API', () => {
       const r1 = await small.api.call<{ error: string; message: string }>('POST', '/api/csv/users/validate', rows(6));
       expect(r1.status).toBe(413);
       expect(r1.body).toEqual({ error: 'too-large', message: 'the file has more than 5 data rows; the limit is 5' });
-      const r2 = await small.api.call<{ error: string; message: string }>('POST', '/api/csv/users/validate', `${header}\r\n${'x'.repeat(3000)}`);
+      const r2 = await small.api.call<{ error: string; message: string }>(
+        'POST',
+        '/api/csv/users/validate',
+        `${header}\r\n${'x'.repeat(3000)}`,
+      );
       expect(r2.status).toBe(413);
       expect(r2.body.message).toMatch(/larger than the .* limit|limit is/);
       expect((await small.api.call('POST', '/api/csv/users/validate', rows(5))).status).toBe(200);
@@ -326,7 +389,18 @@ describe('provisioning server: admin API', () => {
     // 2,000 more users at HQ, then one list for everyone.
     const t = srv.app.repo;
     t.transaction(() => {
-      for (let i = 0; i < 2000; i++) t.insertUser({ username: `bulk${i}`, displayName: `Bulk ${i}`, locationId: hqId, callback: null, language: 'en', recommendations: false, emails: [], deviceIds: [], extension: undefined });
+      for (let i = 0; i < 2000; i++)
+        t.insertUser({
+          username: `bulk${i}`,
+          displayName: `Bulk ${i}`,
+          locationId: hqId,
+          callback: null,
+          language: 'en',
+          recommendations: false,
+          emails: [],
+          deviceIds: [],
+          extension: undefined,
+        });
     });
     const job = await srv.api.post<Job>('/api/bulk/emails', { emails: ['all-hands@example.com'], target: { all: true } });
     // The request returned before the work was done: it runs in the background.
@@ -342,7 +416,10 @@ describe('provisioning server: admin API', () => {
     // The states it was seen in, in the order first seen, are those of a successful job in its order
     // (whether 'queued' or 'running' was caught at all depends on the machine's speed).
     const order = [...seen].map((st) => ['queued', 'running', 'done'].indexOf(st));
-    expect(order.every((i, k) => i >= 0 && (k === 0 || i > order[k - 1]!)), [...seen].join()).toBe(true);
+    expect(
+      order.every((i, k) => i >= 0 && (k === 0 || i > order[k - 1]!)),
+      [...seen].join(),
+    ).toBe(true);
     expect([...seen].at(-1)).toBe('done');
     const audit = await srv.api.get<{ action: string }[]>('/api/audit?entity=user&limit=5');
     expect(audit[0]!.action).toBe('user.emails-replace');

@@ -25,7 +25,11 @@ describe('e911-server command line', () => {
   let mqttPort: number;
 
   const cli = (...args: string[]) => {
-    const r = spawnSync(process.execPath, [MAIN, '--data', path.join(dir, 'data'), ...args], { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH } });
+    const r = spawnSync(process.execPath, [MAIN, '--data', path.join(dir, 'data'), ...args], {
+      encoding: 'utf8',
+      timeout: 20_000,
+      env: { PATH: process.env.PATH },
+    });
     return { code: r.status, out: r.stdout, err: r.stderr, json: () => JSON.parse(r.stdout) as Record<string, unknown> };
   };
 
@@ -34,13 +38,21 @@ describe('e911-server command line', () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'e911-cli-'));
     const httpPort = await freePort();
     mqttPort = await freePort();
-    child = spawn(process.execPath, [MAIN, 'run', '--data', path.join(dir, 'data'), '--port', String(mqttPort), '--http-port', String(httpPort)], {
-      env: { PATH: process.env.PATH },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    child = spawn(
+      process.execPath,
+      [MAIN, 'run', '--data', path.join(dir, 'data'), '--port', String(mqttPort), '--http-port', String(httpPort)],
+      {
+        env: { PATH: process.env.PATH },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    await waitFor(() => output.includes('provisioning server ready'), 15_000, () => output);
+    await waitFor(
+      () => output.includes('provisioning server ready'),
+      15_000,
+      () => output,
+    );
   });
 
   afterAll(async () => {
@@ -49,16 +61,38 @@ describe('e911-server command line', () => {
   });
 
   it('drives the admin API: account, location, user, credentials, bulk job, CSV', () => {
-    expect(cli('account', 'set', '--name', 'Example Corp', '--contact-email', 'it@example.com').json()).toMatchObject({ name: 'Example Corp' });
-    writeFileSync(path.join(dir, 'loc.json'), JSON.stringify({ code: 'AUS', name: 'Austin', address: { country: 'US', houseNumber: '1', street: 'Congress Ave', city: 'Austin', state: 'TX', postalCode: '78701' }, timeZone: 'America/Chicago' }));
-    expect(cli('locations', 'create', '--file', path.join(dir, 'loc.json')).json()).toMatchObject({ id: 1, civic: { A1: 'TX', PC: '78701' } });
-    writeFileSync(path.join(dir, 'user.json'), JSON.stringify({ username: 'bob', displayName: 'Bob Jones', locationId: 1, callback: '+15125550100', deviceIds: ['desk-7'] }));
+    expect(cli('account', 'set', '--name', 'Example Corp', '--contact-email', 'it@example.com').json()).toMatchObject({
+      name: 'Example Corp',
+    });
+    writeFileSync(
+      path.join(dir, 'loc.json'),
+      JSON.stringify({
+        code: 'AUS',
+        name: 'Austin',
+        address: { country: 'US', houseNumber: '1', street: 'Congress Ave', city: 'Austin', state: 'TX', postalCode: '78701' },
+        timeZone: 'America/Chicago',
+      }),
+    );
+    expect(cli('locations', 'create', '--file', path.join(dir, 'loc.json')).json()).toMatchObject({
+      id: 1,
+      civic: { A1: 'TX', PC: '78701' },
+    });
+    writeFileSync(
+      path.join(dir, 'user.json'),
+      JSON.stringify({ username: 'bob', displayName: 'Bob Jones', locationId: 1, callback: '+15125550100', deviceIds: ['desk-7'] }),
+    );
     expect(cli('users', 'create', '--file', path.join(dir, 'user.json')).json()).toMatchObject({ username: 'bob', deviceIds: ['desk-7'] });
     const enable = cli('e911', 'enable');
     expect(enable.code).toBe(1);
     expect(enable.json()).toMatchObject({ error: 'precondition', missing: ['an SMTP server or SMS provider for notifications'] });
-    expect(cli('phones', 'credentials', 'desk-7').json()).toMatchObject({ username: 'desk-7', password: expect.stringMatching(/^[A-Za-z0-9_-]{32}$/) });
-    expect(cli('bulk-emails', '--emails', 'a@example.com,b@example.com', '--all', '--wait').json()).toMatchObject({ status: 'done', result: { updated: 1 } });
+    expect(cli('phones', 'credentials', 'desk-7').json()).toMatchObject({
+      username: 'desk-7',
+      password: expect.stringMatching(/^[A-Za-z0-9_-]{32}$/),
+    });
+    expect(cli('bulk-emails', '--emails', 'a@example.com,b@example.com', '--all', '--wait').json()).toMatchObject({
+      status: 'done',
+      result: { updated: 1 },
+    });
     const csv = path.join(dir, 'users.csv');
     expect(cli('csv', 'export', '--out', csv).code).toBe(0);
     expect(readFileSync(csv, 'utf8')).toContain('1,bob,Bob Jones,,AUS,Austin,a@example.com,b@example.com,');
@@ -74,31 +108,57 @@ describe('e911-server command line', () => {
   it('manages tokens locally and renders the Mosquitto files', () => {
     const token = cli('token', 'create', 'ci').out.trim();
     expect(token).toMatch(/^e911_/);
-    const viaToken = spawnSync(process.execPath, [MAIN, '--data', path.join(dir, 'nowhere'), '--url', readFileSync(path.join(dir, 'data', 'api-url'), 'utf8').trim(), '--token', token, 'account'], { encoding: 'utf8' });
+    const viaToken = spawnSync(
+      process.execPath,
+      [
+        MAIN,
+        '--data',
+        path.join(dir, 'nowhere'),
+        '--url',
+        readFileSync(path.join(dir, 'data', 'api-url'), 'utf8').trim(),
+        '--token',
+        token,
+        'account',
+      ],
+      { encoding: 'utf8' },
+    );
     expect(JSON.parse(viaToken.stdout)).toMatchObject({ name: 'Example Corp' });
     const out = path.join(dir, 'mosq');
     expect(cli('broker-config', '--out', out, '--instance', 'a,b', '--listen', '1883,127.0.0.1:1884').code).toBe(0);
     // Each named server instance has its own user, and only the hash is in the file.
     // The push command's user (e911-server-cli) is rendered too: `push` works against this broker.
-    expect(readFileSync(path.join(out, 'passwd'), 'utf8')).toMatch(/^e911-server-a:\$7\$101\$.*\ne911-server-b:\$7\$101\$.*\ne911-server-cli:\$7\$101\$.*\ndesk-7:\$7\$101\$/s);
+    expect(readFileSync(path.join(out, 'passwd'), 'utf8')).toMatch(
+      /^e911-server-a:\$7\$101\$.*\ne911-server-b:\$7\$101\$.*\ne911-server-cli:\$7\$101\$.*\ndesk-7:\$7\$101\$/s,
+    );
     expect(readFileSync(path.join(out, 'acl'), 'utf8')).toContain('pattern write e911/v1/%u/events');
     expect(readFileSync(path.join(out, 'acl'), 'utf8')).toContain('user e911-server-b\ntopic readwrite e911/v1/#');
     const conf = readFileSync(path.join(out, 'mosquitto.conf'), 'utf8');
     expect(conf).toContain(`acl_file ${out}/acl`);
-    expect(conf).toContain('listener 1883\n# A login is its client id: no client can take over another client\'s session.\nuse_username_as_clientid true\nlistener 1884 127.0.0.1');
+    expect(conf).toContain(
+      "listener 1883\n# A login is its client id: no client can take over another client's session.\nuse_username_as_clientid true\nlistener 1884 127.0.0.1",
+    );
     expect(statSync(path.join(dir, 'data', 'mqtt-e911-server-a.json')).mode & 0o077).toBe(0);
   });
 
   it('prints the OpenAPI document without a token (a public route), the same as docs/server-openapi.json', () => {
     const url = readFileSync(path.join(dir, 'data', 'api-url'), 'utf8').trim();
-    const r = spawnSync(process.execPath, [MAIN, '--data', path.join(dir, 'nowhere'), '--url', url, 'openapi'], { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH } });
+    const r = spawnSync(process.execPath, [MAIN, '--data', path.join(dir, 'nowhere'), '--url', url, 'openapi'], {
+      encoding: 'utf8',
+      timeout: 20_000,
+      env: { PATH: process.env.PATH },
+    });
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual(JSON.parse(readFileSync(path.join(repo, 'docs', 'server-openapi.json'), 'utf8')));
   });
 
   it('push signs one address and publishes it logged in as its own broker user (embedded broker)', async () => {
     const creds = cli('phones', 'credentials', 'desk-7').json() as { username: string; password: string };
-    const phone = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: 'desk-7', protocolVersion: 4, username: creds.username, password: creds.password });
+    const phone = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, {
+      clientId: 'desk-7',
+      protocolVersion: 4,
+      username: creds.username,
+      password: creds.password,
+    });
     try {
       const got: Buffer[] = [];
       phone.on('message', (_t, p) => got.push(p));
@@ -106,7 +166,11 @@ describe('e911-server command line', () => {
       const file = path.join(dir, 'push.json');
       const doc = sampleAddress({ deviceId: 'desk-7', version: 99 });
       writeFileSync(file, JSON.stringify(doc));
-      const r = spawnSync(process.execPath, [MAIN, '--data', path.join(dir, 'data'), 'push', '--broker', `mqtt://127.0.0.1:${mqttPort}`, '--address', file], { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH } });
+      const r = spawnSync(
+        process.execPath,
+        [MAIN, '--data', path.join(dir, 'data'), 'push', '--broker', `mqtt://127.0.0.1:${mqttPort}`, '--address', file],
+        { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH } },
+      );
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toContain('"as":"e911-server-cli"');
       await waitFor(() => got.length > 0, 5000);
@@ -116,7 +180,24 @@ describe('e911-server command line', () => {
       // Its password is the data folder's, readable by the server's user only.
       expect(statSync(path.join(dir, 'data', 'mqtt-e911-server-cli.json')).mode & 0o077).toBe(0);
       // The broker took it as a server user: a wrong password is refused, and says so.
-      const bad = spawnSync(process.execPath, [MAIN, '--data', path.join(dir, 'data'), 'push', '--broker', `mqtt://127.0.0.1:${mqttPort}`, '--address', file, '--broker-username', 'e911-server-cli', '--broker-password', 'wrong'], { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH } });
+      const bad = spawnSync(
+        process.execPath,
+        [
+          MAIN,
+          '--data',
+          path.join(dir, 'data'),
+          'push',
+          '--broker',
+          `mqtt://127.0.0.1:${mqttPort}`,
+          '--address',
+          file,
+          '--broker-username',
+          'e911-server-cli',
+          '--broker-password',
+          'wrong',
+        ],
+        { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH } },
+      );
       expect(bad.status).toBe(1);
       expect(bad.stderr).toMatch(/refused e911-server-cli/);
       expect(got).toHaveLength(1);

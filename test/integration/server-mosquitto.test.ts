@@ -63,9 +63,28 @@ describe.skipIf(gate.skip)('provisioning server with Mosquitto: ACL and shared s
     service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
     service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: smtp.port, security: 'none', from: 'e911@example.com' } });
     const hq = service.createLocation('test', HQ);
-    service.createUser('test', { username: 'alice', displayName: 'Alice', locationId: hq.id, callback: '+14085550100', deviceIds: ['phone-a'], emails: ['alice@example.com'] });
-    service.createUser('test', { username: 'bob', displayName: 'Bob', locationId: hq.id, callback: '+14085550101', deviceIds: ['phone-b'] });
-    service.createUser('test', { username: 'carol', displayName: 'Carol', locationId: hq.id, callback: '+14085550102', deviceIds: ['phone-c'] });
+    service.createUser('test', {
+      username: 'alice',
+      displayName: 'Alice',
+      locationId: hq.id,
+      callback: '+14085550100',
+      deviceIds: ['phone-a'],
+      emails: ['alice@example.com'],
+    });
+    service.createUser('test', {
+      username: 'bob',
+      displayName: 'Bob',
+      locationId: hq.id,
+      callback: '+14085550101',
+      deviceIds: ['phone-b'],
+    });
+    service.createUser('test', {
+      username: 'carol',
+      displayName: 'Carol',
+      locationId: hq.id,
+      callback: '+14085550102',
+      deviceIds: ['phone-c'],
+    });
     for (const id of ['phone-a', 'phone-b', 'phone-c']) creds[id] = service.issueCredentials('test', id);
     service.setE911('test', true);
     // The files the server renders, as Mosquitto loads them.
@@ -76,16 +95,32 @@ describe.skipIf(gate.skip)('provisioning server with Mosquitto: ACL and shared s
     writeFileSync(path.join(conf, 'acl'), files.acl);
     broker = await startMosquitto({ port, listener: false, extraConfig: files.conf.split('\n') });
     expect(repo.deviceCredentials()).toHaveLength(3);
-    expect(repo.serverBrokerUsers().map((u) => u.username).sort()).toEqual([a.brokerUser, b.brokerUser].sort());
+    expect(
+      repo
+        .serverBrokerUsers()
+        .map((u) => u.username)
+        .sort(),
+    ).toEqual([a.brokerUser, b.brokerUser].sort());
 
     a.bus.on('event', (e) => seen.a.push(e));
     b.bus.on('event', (e) => seen.b.push(e));
     await a.start();
     await b.start();
 
-    const setup = agentConfig(path.join(dir, 'phone-a'), { deviceId: 'phone-a', brokerUrl: broker.url, serverPublicKey: keys.publicKey }, {
-      broker: { urls: [broker.url], protocolVersion: 5, username: 'phone-a', password: creds['phone-a']!.password, reconnectMinMs: 100, reconnectMaxMs: 1000 },
-    });
+    const setup = agentConfig(
+      path.join(dir, 'phone-a'),
+      { deviceId: 'phone-a', brokerUrl: broker.url, serverPublicKey: keys.publicKey },
+      {
+        broker: {
+          urls: [broker.url],
+          protocolVersion: 5,
+          username: 'phone-a',
+          password: creds['phone-a']!.password,
+          reconnectMinMs: 100,
+          reconnectMaxMs: 1000,
+        },
+      },
+    );
     agent = inProcessAgent(setup).agent;
     await agent.start();
   });
@@ -100,16 +135,30 @@ describe.skipIf(gate.skip)('provisioning server with Mosquitto: ACL and shared s
   });
 
   it('the agent logs in with its issued credentials and applies its signed address', async () => {
-    await until(() => {
-      const d = a.repo.device('phone-a');
-      return d !== null && d.issuedVersion > 0 && d.appliedVersion === d.issuedVersion;
-    }, 10_000, 'phone-a never applied its address');
+    await until(
+      () => {
+        const d = a.repo.device('phone-a');
+        return d !== null && d.issuedVersion > 0 && d.appliedVersion === d.issuedVersion;
+      },
+      10_000,
+      'phone-a never applied its address',
+    );
   });
 
-  it('a phone cannot publish on, or read, another phone\'s topics', async () => {
+  it("a phone cannot publish on, or read, another phone's topics", async () => {
     // phone-c is the intruder (phone-a is the agent: a second login as phone-a would take its session over).
-    const phoneA = await mqtt.connectAsync(broker.url, { clientId: 'phone-c', protocolVersion: 5, username: 'phone-c', password: creds['phone-c']!.password });
-    const phoneB = await mqtt.connectAsync(broker.url, { clientId: 'phone-b', protocolVersion: 5, username: 'phone-b', password: creds['phone-b']!.password });
+    const phoneA = await mqtt.connectAsync(broker.url, {
+      clientId: 'phone-c',
+      protocolVersion: 5,
+      username: 'phone-c',
+      password: creds['phone-c']!.password,
+    });
+    const phoneB = await mqtt.connectAsync(broker.url, {
+      clientId: 'phone-b',
+      protocolVersion: 5,
+      username: 'phone-b',
+      password: creds['phone-b']!.password,
+    });
     try {
       const snooped: string[] = [];
       phoneA.on('message', (t) => snooped.push(t));
@@ -139,7 +188,11 @@ describe.skipIf(gate.skip)('provisioning server with Mosquitto: ACL and shared s
       await until(() => snooped.includes(topicFor('phone-c', 'address/set')), 10_000, 'phone-c got no push of its own');
       expect(snooped.filter((t) => !t.startsWith('e911/v1/phone-c/'))).toEqual([]);
       // Its own event still goes through, and the forged one never reached either server.
-      await phoneA.publishAsync(topicFor('phone-c', 'events'), JSON.stringify({ ...forged, id: 'own-1', deviceId: 'phone-c', type: 'diagnostics' }), { qos: 1 });
+      await phoneA.publishAsync(
+        topicFor('phone-c', 'events'),
+        JSON.stringify({ ...forged, id: 'own-1', deviceId: 'phone-c', type: 'diagnostics' }),
+        { qos: 1 },
+      );
       await until(() => [...seen.a, ...seen.b].some((e) => e.id === 'own-1'));
       expect([...seen.a, ...seen.b].some((e) => e.id === 'forged-1')).toBe(false);
       expect(a.repo.event('forged-1')).toBeNull();
@@ -178,6 +231,12 @@ describe.skipIf(gate.skip)('provisioning server with Mosquitto: ACL and shared s
     await until(() => rows().length === 2 * n && rows().every((r) => r.status === 'sent'), 15_000, 'emails not all sent');
     const testMails = smtp.mails.filter((m) => m.subject.startsWith('Test Call Notification'));
     expect(testMails).toHaveLength(2 * n);
-    for (const id of ids) expect(testMails.filter((m) => m.headers['x-e911-event-id'] === id).map((m) => m.to[0]).sort()).toEqual(['alice@example.com', 'security@example.com']);
+    for (const id of ids)
+      expect(
+        testMails
+          .filter((m) => m.headers['x-e911-event-id'] === id)
+          .map((m) => m.to[0])
+          .sort(),
+      ).toEqual(['alice@example.com', 'security@example.com']);
   });
 });

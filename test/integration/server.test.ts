@@ -22,7 +22,7 @@ interface Phone {
   online: boolean;
 }
 
-describe('provisioning server: pushes and Kari\'s Law notifications', () => {
+describe("provisioning server: pushes and Kari's Law notifications", () => {
   let srv: TestServer;
   let smtp: SmtpSink;
   let sms: HttpSink;
@@ -44,7 +44,13 @@ describe('provisioning server: pushes and Kari\'s Law notifications', () => {
     await api.patch('/api/account', { name: 'Example Corp', contactEmail: 'it@example.com' });
     await api.put('/api/account/notifications', {
       smtp: { host: '127.0.0.1', port: smtp.port, security: 'none', from: 'e911@example.com' },
-      sms: { url: `${sms.url}/sms`, username: 'acct', password: 's3cret', from: '+14085550000', header: { name: 'X-Api-Key', value: 'k-123' } },
+      sms: {
+        url: `${sms.url}/sms`,
+        username: 'acct',
+        password: 's3cret',
+        from: '+14085550000',
+        header: { name: 'X-Api-Key', value: 'k-123' },
+      },
     });
     hqId = (await api.post<{ id: number }>('/api/locations', HQ)).id;
     userId = (
@@ -62,9 +68,20 @@ describe('provisioning server: pushes and Kari\'s Law notifications', () => {
     creds2 = await api.post('/api/phones/phone-1b/credentials');
     await api.post('/api/account/e911', { enabled: true });
 
-    const setup = agentConfig(path.join(dir, 'phone-1'), { deviceId: 'phone-1', brokerUrl: srv.app.brokerUrl, serverPublicKey: srv.keys.publicKey }, {
-      broker: { urls: [srv.app.brokerUrl], protocolVersion: 4, username: creds.username, password: creds.password, reconnectMinMs: 100, reconnectMaxMs: 1000 },
-    });
+    const setup = agentConfig(
+      path.join(dir, 'phone-1'),
+      { deviceId: 'phone-1', brokerUrl: srv.app.brokerUrl, serverPublicKey: srv.keys.publicKey },
+      {
+        broker: {
+          urls: [srv.app.brokerUrl],
+          protocolVersion: 4,
+          username: creds.username,
+          password: creds.password,
+          reconnectMinMs: 100,
+          reconnectMaxMs: 1000,
+        },
+      },
+    );
     socketPath = setup.socketPath;
     agent = inProcessAgent(setup).agent;
     await agent.start();
@@ -82,7 +99,10 @@ describe('provisioning server: pushes and Kari\'s Law notifications', () => {
   const agentAddress = async () => {
     const r = await controlRequest(socketPath, 'address');
     if (!r.ok) throw new Error(r.error);
-    return r.result as { version: number; doc: { civic: Record<string, string>; callback: string; displayName: string; locationCode: string } } | null;
+    return r.result as {
+      version: number;
+      doc: { civic: Record<string, string>; callback: string; displayName: string; locationCode: string };
+    } | null;
   };
   const mailsFor = (eventId: string) => smtp.mails.filter((m) => m.headers['x-e911-event-id'] === eventId);
   async function until(cond: () => Promise<boolean> | boolean, ms = 10_000, why = '') {
@@ -100,7 +120,18 @@ describe('provisioning server: pushes and Kari\'s Law notifications', () => {
       callback: '+14085550100',
       displayName: 'Alice Smith',
       locationCode: 'SJC-A',
-      civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main St', HNO: '100', PC: '95110-1234', NAM: 'Example Corp', BLD: 'A', FLR: '2', ROOM: '210' },
+      civic: {
+        country: 'US',
+        A1: 'CA',
+        A3: 'San Jose',
+        RD: 'Main St',
+        HNO: '100',
+        PC: '95110-1234',
+        NAM: 'Example Corp',
+        BLD: 'A',
+        FLR: '2',
+        ROOM: '210',
+      },
     });
     const p = await phone();
     expect(p.online).toBe(true);
@@ -120,7 +151,7 @@ describe('provisioning server: pushes and Kari\'s Law notifications', () => {
     expect((await phone()).issuedVersion).toBe(v);
   });
 
-  it('a 911 event emails the user\'s list and the location\'s admins with the facts, and texts the SMS list', async () => {
+  it("a 911 event emails the user's list and the location's admins with the facts, and texts the SMS list", async () => {
     const a = (await agentAddress())!;
     agent.emit('emergency-call', {
       callRef: 'call-1',
@@ -146,7 +177,11 @@ describe('provisioning server: pushes and Kari\'s Law notifications', () => {
     })();
     const id = events[0]!.id;
     await until(() => mailsFor(id).length === 3, 10_000, `emails for ${id}: ${mailsFor(id).length}`);
-    expect(mailsFor(id).map((m) => m.to[0]).sort()).toEqual(['alice@example.com', 'security@example.com', 'team-lead@example.com']);
+    expect(
+      mailsFor(id)
+        .map((m) => m.to[0])
+        .sort(),
+    ).toEqual(['alice@example.com', 'security@example.com', 'team-lead@example.com']);
     const mail = mailsFor(id)[0]!;
     expect(mail.subject).toBe('EMERGENCY: 911 was called from Alice Smith at SJC-A');
     expect(mail.text).toContain('911 WAS CALLED');
@@ -188,10 +223,22 @@ describe('provisioning server: pushes and Kari\'s Law notifications', () => {
   });
 
   it('the same event delivered twice, even to a restarted server, gives one email per recipient', async () => {
-    const ev = { v: 1, id: 'dup-evt-1', type: 'emergency-call', deviceId: 'phone-1b', ts: new Date().toISOString(), data: { numberDialed: '911', callback: '+14085550100', displayName: 'Alice Smith', addressMissing: true } };
+    const ev = {
+      v: 1,
+      id: 'dup-evt-1',
+      type: 'emergency-call',
+      deviceId: 'phone-1b',
+      ts: new Date().toISOString(),
+      data: { numberDialed: '911', callback: '+14085550100', displayName: 'Alice Smith', addressMissing: true },
+    };
     const sentinel = (n: number) => ({ ...ev, id: `sentinel-${n}`, type: 'test-call', data: { numberDialed: '933' } });
     // Alice's second phone, driven by hand, redelivers the identical payload.
-    const redeliver = await mqtt.connectAsync(srv.app.brokerUrl, { clientId: 'phone-1b', protocolVersion: 4, username: creds2.username, password: creds2.password });
+    const redeliver = await mqtt.connectAsync(srv.app.brokerUrl, {
+      clientId: 'phone-1b',
+      protocolVersion: 4,
+      username: creds2.username,
+      password: creds2.password,
+    });
     try {
       await redeliver.publishAsync(topicFor('phone-1b', 'events'), JSON.stringify(ev), { qos: 1 });
       await until(() => mailsFor('dup-evt-1').length === 3, 10_000, 'first delivery not mailed');
@@ -208,7 +255,12 @@ describe('provisioning server: pushes and Kari\'s Law notifications', () => {
     // A new server process has no memory of the id but the database has.
     await srv.restart();
     srv.api = apiClient(srv.app.httpUrl, srv.token);
-    const again = await mqtt.connectAsync(srv.app.brokerUrl, { clientId: 'phone-1b', protocolVersion: 4, username: creds2.username, password: creds2.password });
+    const again = await mqtt.connectAsync(srv.app.brokerUrl, {
+      clientId: 'phone-1b',
+      protocolVersion: 4,
+      username: creds2.username,
+      password: creds2.password,
+    });
     try {
       await again.publishAsync(topicFor('phone-1b', 'events'), JSON.stringify(ev), { qos: 1 });
       await again.publishAsync(topicFor('phone-1b', 'events'), JSON.stringify(sentinel(2)), { qos: 1 });
@@ -222,7 +274,15 @@ describe('provisioning server: pushes and Kari\'s Law notifications', () => {
   });
 
   it('a 933 test call sends a Test Call Notification, clearly marked as a test', async () => {
-    agent.emit('test-call', { callRef: 'call-933', numberDialed: '933', placed: true, callback: '+14085550100', displayName: 'Alice Smith', addressMissing: false, device: { ip: '10.1.2.3' } });
+    agent.emit('test-call', {
+      callRef: 'call-933',
+      numberDialed: '933',
+      placed: true,
+      callback: '+14085550100',
+      displayName: 'Alice Smith',
+      addressMissing: false,
+      device: { ip: '10.1.2.3' },
+    });
     let id = '';
     await until(async () => {
       const list = await srv.api.get<{ id: string; data: { callRef?: string } }[]>('/api/events?type=test-call');
@@ -237,16 +297,20 @@ describe('provisioning server: pushes and Kari\'s Law notifications', () => {
     expect(mail.text).toContain('Room:                 214');
   });
 
-  it('recommendations: the locations push reaches the phone, the user\'s pick there becomes their location and address', async () => {
+  it("recommendations: the locations push reaches the phone, the user's pick there becomes their location and address", async () => {
     const branchId = (await srv.api.post<{ id: number }>('/api/locations', BRANCH)).id;
     await srv.api.patch(`/api/users/${userId}`, { recommendations: true });
     // The signed locations push reaches the phone; the user picks the branch there (as from the keypad).
     let choices: { id: string; code: string }[] = [];
-    await until(async () => {
-      const r = await controlRequest(socketPath, 'location');
-      choices = r.ok ? ((r.result as { choices: { id: string; code: string }[] }).choices ?? []) : [];
-      return choices.some((c) => c.code === 'YYZ-1');
-    }, 10_000, 'the locations push never reached the phone');
+    await until(
+      async () => {
+        const r = await controlRequest(socketPath, 'location');
+        choices = r.ok ? ((r.result as { choices: { id: string; code: string }[] }).choices ?? []) : [];
+        return choices.some((c) => c.code === 'YYZ-1');
+      },
+      10_000,
+      'the locations push never reached the phone',
+    );
     expect(choices.map((c) => c.code).sort()).toEqual(['SJC-A', 'YYZ-1']);
     const picked = await controlRequest(socketPath, 'location-select', { id: String(branchId) });
     expect(picked).toMatchObject({ ok: true, result: { locationId: String(branchId), confirmed: false } });
@@ -263,7 +327,11 @@ describe('provisioning server: pushes and Kari\'s Law notifications', () => {
       id = list.find((e) => e.data.callRef === 'call-2')?.id ?? '';
       return id !== '' && mailsFor(id).length === 3;
     });
-    expect(mailsFor(id).map((m) => m.to[0]).sort()).toEqual(['alice@example.com', 'team-lead@example.com', 'toronto-desk@example.com']);
+    expect(
+      mailsFor(id)
+        .map((m) => m.to[0])
+        .sort(),
+    ).toEqual(['alice@example.com', 'team-lead@example.com', 'toronto-desk@example.com']);
     expect(mailsFor(id)[0]!.text).toContain('(America/Toronto)');
   });
 
@@ -284,14 +352,30 @@ describe('provisioning server: pushes and Kari\'s Law notifications', () => {
   });
 
   it('the embedded broker keeps a phone to its own topics, as the Mosquitto ACL does', async () => {
-    const intruder = await mqtt.connectAsync(srv.app.brokerUrl, { clientId: 'phone-1b', protocolVersion: 4, username: creds2.username, password: creds2.password, reconnectPeriod: 0 });
+    const intruder = await mqtt.connectAsync(srv.app.brokerUrl, {
+      clientId: 'phone-1b',
+      protocolVersion: 4,
+      username: creds2.username,
+      password: creds2.password,
+      reconnectPeriod: 0,
+    });
     // SUBACK return codes, read off the wire (mqtt.js turns any 128 into an error).
-    const suback = new Promise<number[]>((resolve) => intruder.on('packetreceive', (p) => p.cmd === 'suback' && resolve(p.granted as number[])));
-    intruder.subscribe(['e911/v1/other/address/set', 'e911/v1/+/events', '#', topicFor('phone-1b', 'address/set')], { qos: 1 }, () => undefined);
+    const suback = new Promise<number[]>((resolve) =>
+      intruder.on('packetreceive', (p) => p.cmd === 'suback' && resolve(p.granted as number[])),
+    );
+    intruder.subscribe(
+      ['e911/v1/other/address/set', 'e911/v1/+/events', '#', topicFor('phone-1b', 'address/set')],
+      { qos: 1 },
+      () => undefined,
+    );
     expect(await suback).toEqual([128, 128, 128, 1]);
     // Publishing as another phone: refused, and aedes drops the connection.
     const closed = new Promise<void>((resolve) => intruder.once('close', () => resolve()));
-    intruder.publish(topicFor('other', 'events'), JSON.stringify({ v: 1, id: 'forged-embedded', type: 'emergency-call', deviceId: 'other', ts: new Date().toISOString(), data: {} }), { qos: 1 });
+    intruder.publish(
+      topicFor('other', 'events'),
+      JSON.stringify({ v: 1, id: 'forged-embedded', type: 'emergency-call', deviceId: 'other', ts: new Date().toISOString(), data: {} }),
+      { qos: 1 },
+    );
     await closed;
     intruder.end(true);
     const events = await srv.api.get<{ id: string }[]>('/api/events?limit=1000');

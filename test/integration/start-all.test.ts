@@ -38,12 +38,23 @@ describe('npm start: the whole system on one machine', () => {
     const [mqtt, http, smtp, psap, sip] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
     httpUrl = `http://127.0.0.1:${http}`;
     child = spawn(process.execPath, [START_ALL], {
-      env: { ...process.env, E911_DEMO_DATA: dir, E911_DEMO_PORT: String(mqtt), E911_DEMO_HTTP_PORT: String(http), E911_DEMO_SMTP_PORT: String(smtp), E911_DEMO_PSAP_PORT: String(psap), E911_DEMO_SIP_PORT: String(sip) },
+      env: {
+        ...process.env,
+        E911_DEMO_DATA: dir,
+        E911_DEMO_PORT: String(mqtt),
+        E911_DEMO_HTTP_PORT: String(http),
+        E911_DEMO_SMTP_PORT: String(smtp),
+        E911_DEMO_PSAP_PORT: String(psap),
+        E911_DEMO_SIP_PORT: String(sip),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    const token = await until('the admin token', () => existsSync(path.join(dir, 'server/admin-token')) && readFileSync(path.join(dir, 'server/admin-token'), 'utf8').trim());
+    const token = await until(
+      'the admin token',
+      () => existsSync(path.join(dir, 'server/admin-token')) && readFileSync(path.join(dir, 'server/admin-token'), 'utf8').trim(),
+    );
     api = apiClient(httpUrl, token);
   }, 30_000);
 

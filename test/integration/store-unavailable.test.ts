@@ -56,7 +56,13 @@ describe.skipIf(gate.skip)('911 when the agent store cannot be used', () => {
     if (stale) throw new Error(stale);
     dir = mkdtempSync(path.join(os.tmpdir(), 'e911-store-away-'));
     broker = await startMosquitto();
-    server = new ProvisioningServer({ brokerUrl: broker.url, privateKey: keys.privateKey, log: silentLog(), protocolVersion: 5, clientId: `srv-${path.basename(dir)}` });
+    server = new ProvisioningServer({
+      brokerUrl: broker.url,
+      privateKey: keys.privateKey,
+      log: silentLog(),
+      protocolVersion: 5,
+      clientId: `srv-${path.basename(dir)}`,
+    });
     server.on('event', (e: EventPayload) => received.push(e));
     await server.start();
   }, 30_000);
@@ -74,13 +80,17 @@ describe.skipIf(gate.skip)('911 when the agent store cannot be used', () => {
 
   async function startAgent(name: string, dataDir: string) {
     const psapPort = await freePort();
-    const setup = agentConfig(path.join(dir, `agent-${name}`), { deviceId: `phone-${name}`, brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey }, {
-      dataDir,
-      sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null' },
-      // No address in a store that is away: the fallback route, which is this PSAP.
-      emergency: { routes: { primary: `sip:127.0.0.1:${psapPort}`, fallback: `sip:127.0.0.1:${psapPort}` } },
-      recovery: { minMs: 50, maxMs: 200 },
-    });
+    const setup = agentConfig(
+      path.join(dir, `agent-${name}`),
+      { deviceId: `phone-${name}`, brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey },
+      {
+        dataDir,
+        sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: await freePort(), rtpPort: await freePort(), sound: 'null' },
+        // No address in a store that is away: the fallback route, which is this PSAP.
+        emergency: { routes: { primary: `sip:127.0.0.1:${psapPort}`, fallback: `sip:127.0.0.1:${psapPort}` } },
+        recovery: { minMs: 50, maxMs: 200 },
+      },
+    );
     const proc = await spawnAgent(setup);
     agents.push(proc);
     return { ...setup, deviceId: `phone-${name}`, proc, psapPort };
@@ -94,7 +104,11 @@ describe.skipIf(gate.skip)('911 when the agent store cannot be used', () => {
       const r = await e911ctl(a.socketPath, 'dial', '911');
       expect(r.json.ok, JSON.stringify(r.json)).toBe(true);
       expect(r.json.result).toMatchObject({ kind: 'emergency', placed: true });
-      await waitFor(() => /ACK /.test(sipp.messages()), 10_000, () => `no ACK at the PSAP.\n${sipp.messages()}\n${a.proc.output()}`);
+      await waitFor(
+        () => /ACK /.test(sipp.messages()),
+        10_000,
+        () => `no ACK at the PSAP.\n${sipp.messages()}\n${a.proc.output()}`,
+      );
       expect((await e911ctl(a.socketPath, 'hangup')).code).toBe(0);
       expect((await sipp.exited).code).toBe(0);
       expect(receivedInvites(sipp.messages())).toHaveLength(1);
@@ -105,23 +119,37 @@ describe.skipIf(gate.skip)('911 when the agent store cannot be used', () => {
 
   const callEvents = (a: A) => received.filter((e) => e.deviceId === a.deviceId && e.type === 'emergency-call');
   async function status(a: A) {
-    return (await e911ctl(a.socketPath, 'status')).json.result as { store: { available: boolean; unavailable?: { code: string }; held: { emergencyEvents: number } } };
+    return (await e911ctl(a.socketPath, 'status')).json.result as {
+      store: { available: boolean; unavailable?: { code: string }; held: { emergencyEvents: number } };
+    };
   }
   /** The server got the emergency event, once, complete; the phone's outbox empties (the server confirmed it). */
   async function deliveredOnce(a: A) {
-    await waitFor(() => callEvents(a).length > 0, 15_000, () => `no emergency-call at the server.\n${a.proc.output()}`);
-    await waitFor(() => callEvents(a).some((e) => e.data.recorded === 'complete'), 15_000, () => a.proc.output());
+    await waitFor(
+      () => callEvents(a).length > 0,
+      15_000,
+      () => `no emergency-call at the server.\n${a.proc.output()}`,
+    );
+    await waitFor(
+      () => callEvents(a).some((e) => e.data.recorded === 'complete'),
+      15_000,
+      () => a.proc.output(),
+    );
     const st = async () => (await e911ctl(a.socketPath, 'status')).json.result as { outbox?: { backlog: number }; link?: unknown };
     // On failure: the phone's outbox and link, and the rows its database really holds.
-    await until(async () => (await st()).outbox?.backlog === 0, 15_000, async () => {
-      const s = await st();
-      const db = new Database(path.join(a.raw.dataDir as string, DB_FILE), { readonly: true });
-      try {
-        return `${JSON.stringify({ outbox: s.outbox, link: s.link, rows: db.prepare('SELECT seq, type FROM outbox').all() })}\n${a.proc.output()}`;
-      } finally {
-        db.close();
-      }
-    });
+    await until(
+      async () => (await st()).outbox?.backlog === 0,
+      15_000,
+      async () => {
+        const s = await st();
+        const db = new Database(path.join(a.raw.dataDir as string, DB_FILE), { readonly: true });
+        try {
+          return `${JSON.stringify({ outbox: s.outbox, link: s.link, rows: db.prepare('SELECT seq, type FROM outbox').all() })}\n${a.proc.output()}`;
+        } finally {
+          db.close();
+        }
+      },
+    );
     expect(new Set(callEvents(a).map((e) => e.id)).size).toBe(1);
     const ev = callEvents(a).find((e) => e.data.recorded === 'complete')!;
     expect(ev.data).toMatchObject({ numberDialed: '911', placed: true });
@@ -138,7 +166,11 @@ describe.skipIf(gate.skip)('911 when the agent store cannot be used', () => {
     const a = await startAgent('ro', path.join(ro, 'db'));
     expect((await status(a)).store).toMatchObject({ available: false, unavailable: { code: 'store-access-denied' } });
     await call911(a);
-    await waitFor(() => a.proc.output().includes('emergency event not stored'), 5000, () => a.proc.output());
+    await waitFor(
+      () => a.proc.output().includes('emergency event not stored'),
+      5000,
+      () => a.proc.output(),
+    );
     expect(callEvents(a)).toEqual([]); // nothing reaches the server while the store is away: the link waits for it
     execFileSync('mount', ['-o', 'remount,bind,rw', ro]);
     await deliveredOnce(a);
@@ -168,18 +200,33 @@ describe.skipIf(gate.skip)('911 when the agent store cannot be used', () => {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt]);
     mounts.push(mnt);
     const a = await startAgent('fills', path.join(mnt, 'db'));
-    await until(async () => ((await e911ctl(a.socketPath, 'status')).json.result as { link: { state: string } }).link.state === 'online', 10_000);
+    await until(
+      async () => ((await e911ctl(a.socketPath, 'status')).json.result as { link: { state: string } }).link.state === 'online',
+      10_000,
+    );
     spawnSync('dd', ['if=/dev/zero', `of=${path.join(mnt, 'filler')}`, 'bs=4k']);
     await server.pushAddress(sampleAddress({ deviceId: a.deviceId, version: 3 }));
-    await waitFor(() => a.proc.output().includes('part failed'), 10_000, () => a.proc.output());
+    await waitFor(
+      () => a.proc.output().includes('part failed'),
+      10_000,
+      () => a.proc.output(),
+    );
     expect(a.proc.child.exitCode).toBeNull();
     const address = async () => (await e911ctl(a.socketPath, 'status')).json.result as { address: { version: number } | null };
     expect((await address()).address).toBeNull();
     await call911(a);
     rmSync(path.join(mnt, 'filler'));
-    await until(async () => (await address()).address?.version === 3, 15_000, () => a.proc.output());
+    await until(
+      async () => (await address()).address?.version === 3,
+      15_000,
+      () => a.proc.output(),
+    );
     await deliveredOnce(a);
-    await waitFor(() => received.some((e) => e.deviceId === a.deviceId && e.type === 'part-failed' && e.data.part === 'address'), 15_000, () => JSON.stringify(received.filter((e) => e.deviceId === a.deviceId).map((e) => e.type)));
+    await waitFor(
+      () => received.some((e) => e.deviceId === a.deviceId && e.type === 'part-failed' && e.data.part === 'address'),
+      15_000,
+      () => JSON.stringify(received.filter((e) => e.deviceId === a.deviceId).map((e) => e.type)),
+    );
   });
 
   it('a corrupt database: moved aside and reported, a fresh store, 911 goes out and is delivered', async () => {

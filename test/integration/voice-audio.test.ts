@@ -108,7 +108,10 @@ describe.skipIf(gate.skip)('the call carries voice both ways (SIPp PSAP, tones, 
       expect(psapAt.length, summary).toBeGreaterThanOrEqual(60);
       // Once the PSAP stopped echoing, the phone's tone was never heard again: it came from the PSAP, not a local loop.
       const firstPsap = Math.min(...psapAt);
-      expect(phoneAt.filter((i) => i > firstPsap + 5), summary).toEqual([]);
+      expect(
+        phoneAt.filter((i) => i > firstPsap + 5),
+        summary,
+      ).toEqual([]);
       expect(Math.min(...phoneAt)).toBeLessThan(firstPsap);
     } finally {
       await psap.close();

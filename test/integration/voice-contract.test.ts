@@ -59,7 +59,8 @@ describe('VoiceStack contract: MemoryVoiceStack', () => {
         void call;
       });
       const off = stack.on('callState', (e) => {
-        if (e.role === 'callee' && (e.state === 'EARLY' || e.state === 'CONFIRMED')) later(() => onAnswer(e.callId, e.lastStatusCode, finish));
+        if (e.role === 'callee' && (e.state === 'EARLY' || e.state === 'CONFIRMED'))
+          later(() => onAnswer(e.callId, e.lastStatusCode, finish));
         if (e.role === 'callee' && e.state === 'DISCONNECTED') off();
       });
       return { target: '', done: () => finished, close: async () => off() };
@@ -77,7 +78,10 @@ describe('VoiceStack contract: MemoryVoiceStack', () => {
               const good = config.credentials?.some((c) => c.password === password) ?? false;
               stack.registration(account, good ? 200 : 401, renew);
             });
-          return { uri: 'sip:127.0.0.1:5090', password, close: async () => {
+          return {
+            uri: 'sip:127.0.0.1:5090',
+            password,
+            close: async () => {
               stack.onRegister = undefined;
             },
           };
@@ -123,8 +127,12 @@ describe('VoiceStack contract: MemoryVoiceStack', () => {
               done();
             }),
           ),
-        silent: async () => peer((call) => setTimeout(() => stack.setCallState(call, 'DISCONNECTED', 408, 'Request Timeout'), CONTRACT_START.transactionTimeoutMs)),
-        closedTcp: async () => peer((call) => later(() => stack.setCallState(call, 'DISCONNECTED', 503, 'Connection refused', true)), 'sip', ';transport=tcp'),
+        silent: async () =>
+          peer((call) =>
+            setTimeout(() => stack.setCallState(call, 'DISCONNECTED', 408, 'Request Timeout'), CONTRACT_START.transactionTimeoutMs),
+          ),
+        closedTcp: async () =>
+          peer((call) => later(() => stack.setCallState(call, 'DISCONNECTED', 503, 'Connection refused', true)), 'sip', ';transport=tcp'),
         callsIn: async () =>
           callIn((call, code, done) => {
             if (code !== 200) return;
@@ -157,7 +165,8 @@ describe.skipIf(gate.skip)('VoiceStack contract: PJSIP with SIPp peers', () => {
     };
     const succeeded = async (sipp: Sipp) => {
       const exit = await sipp.exited;
-      if (exit.code !== 0) throw new Error(`SIPp exited ${exit.code ?? exit.signal}:\n${sipp.output()}\n${sipp.errors()}\n${sipp.messages()}`);
+      if (exit.code !== 0)
+        throw new Error(`SIPp exited ${exit.code ?? exit.signal}:\n${sipp.output()}\n${sipp.errors()}\n${sipp.messages()}`);
     };
     const udpPort = async () => {
       // The stack's own UDP port: from the transports it started (port 0 picked a free one).
@@ -175,7 +184,14 @@ describe.skipIf(gate.skip)('VoiceStack contract: PJSIP with SIPp peers', () => {
     };
     const callIn = async (file: string): Promise<ContractPeer> => {
       const port = await freePort();
-      const sipp = await startSipp({ scenario: scenario(file), remote: `127.0.0.1:${await udpPort()}`, port, service: 'desk', keys: { psap_host: '127.0.0.1', psap_port: port }, timeoutSec: 20 });
+      const sipp = await startSipp({
+        scenario: scenario(file),
+        remote: `127.0.0.1:${await udpPort()}`,
+        port,
+        service: 'desk',
+        keys: { psap_host: '127.0.0.1', psap_port: port },
+        timeoutSec: 20,
+      });
       open.add(sipp);
       return { target: '', done: () => succeeded(sipp), close: () => sipp.close() };
     };
@@ -201,7 +217,11 @@ describe.skipIf(gate.skip)('VoiceStack contract: PJSIP with SIPp peers', () => {
           const s = await silentUdp(port);
           return { target: `sip:callee@127.0.0.1:${port}`, done: async () => {}, close: () => s.close() };
         },
-        closedTcp: async () => ({ target: `sip:callee@127.0.0.1:${await freePort()};transport=tcp`, done: async () => {}, close: async () => {} }),
+        closedTcp: async () => ({
+          target: `sip:callee@127.0.0.1:${await freePort()};transport=tcp`,
+          done: async () => {},
+          close: async () => {},
+        }),
         callsIn: () => callIn('uac-callback-answered.xml'),
         callsInAndCancels: () => callIn('uac-callback-rings.xml'),
       },

@@ -6,11 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  createPjsipVoiceStack,
-  pjsipAvailability,
-  type PjsipVoiceStack,
-} from '../../hal/voice/pjsip/index.js';
+import { createPjsipVoiceStack, pjsipAvailability, type PjsipVoiceStack } from '../../hal/voice/pjsip/index.js';
 import type { StartResult } from '../../hal/voice/types.js';
 import { freePort } from '../helpers/ports.js';
 import { recordVoice, startKamailio, startSipp, type VoiceRecorder } from '../helpers/sip.js';
@@ -365,9 +361,7 @@ describe.skipIf(gate.skip)('PJSIP VoiceStack lifecycle', () => {
         const callId = voice.makeCall(`sip:callee@127.0.0.1:${callee.port}`);
         const trying = await rec.waitFor('inviteResponse', (e) => e.callId === callId && e.code === 100);
         const ok = await rec.waitFor('callState', (e) => e.callId === callId && e.state === 'CONFIRMED');
-        console.log(
-          `round ${round}: 100 Trying after ${(trying.at - t0).toFixed(2)} ms, CONFIRMED after ${(ok.at - t0).toFixed(2)} ms`,
-        );
+        console.log(`round ${round}: 100 Trying after ${(trying.at - t0).toFixed(2)} ms, CONFIRMED after ${(ok.at - t0).toFixed(2)} ms`);
         voice.hangup(callId);
         await rec.waitFor('callState', (e) => e.callId === callId && e.state === 'DISCONNECTED');
         expect(await callee.exited).toEqual({ code: 0, signal: null });
@@ -408,8 +402,11 @@ describe.skipIf(gate.skip)('PJSIP VoiceStack lifecycle', () => {
     try {
       const cert = path.join(dir, 'cert.pem');
       const key = path.join(dir, 'key.pem');
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
-        '-keyout', key, '-out', cert], { stdio: 'ignore' });
+      execFileSync(
+        'openssl',
+        ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-keyout', key, '-out', cert],
+        { stdio: 'ignore' },
+      );
       const voice = createPjsipVoiceStack();
       const r = await voice.start(
         startOptions({
@@ -441,9 +438,7 @@ describe('PJSIP addon availability', () => {
     const a = pjsipAvailability({ addonPath: '/nonexistent/e911_voice.node' });
     expect(a.available).toBe(false);
     if (!a.available) expect(a.message).toMatch(/^PJSIP addon not available: not built/);
-    expect(() => createPjsipVoiceStack({ addonPath: '/nonexistent/e911_voice.node' })).toThrow(
-      /^PJSIP addon not available/,
-    );
+    expect(() => createPjsipVoiceStack({ addonPath: '/nonexistent/e911_voice.node' })).toThrow(/^PJSIP addon not available/);
   });
 });
 

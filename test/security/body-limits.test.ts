@@ -16,18 +16,35 @@ function expectedLimit(method: string, url: string): number {
   if (url === '/api/csv/users/validate') return CSV_MAX;
   if (url === '/api/session' && method === 'POST') return BODY_LIMITS.login;
   if (url === '/api/bulk/emails') return BODY_LIMITS.bulk;
-  if (url === '/api/locations' || url === '/api/locations/validate' || (url === '/api/locations/:id' && method === 'PATCH')) return BODY_LIMITS.location;
+  if (url === '/api/locations' || url === '/api/locations/validate' || (url === '/api/locations/:id' && method === 'PATCH'))
+    return BODY_LIMITS.location;
   return BODY_LIMITS.default;
 }
 
-function send(port: number, method: string, path: string, body: Buffer, headers: Record<string, string>, chunked = false): Promise<{ status: number; body: string }> {
+function send(
+  port: number,
+  method: string,
+  path: string,
+  body: Buffer,
+  headers: Record<string, string>,
+  chunked = false,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, headers: { ...headers, ...(chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': String(body.length) }) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        headers: { ...headers, ...(chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': String(body.length) }) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
     // The server may answer 413 and close before reading it all: that is the point.
     req.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' || err.code === 'ECONNRESET' ? undefined : reject(err)));
     if (chunked) {
@@ -75,7 +92,7 @@ describe('request body limits', () => {
     expect(JSON.parse(r.body)).toEqual({ error: 'too-large', message: 'the request body is larger than the 64 KiB limit' });
   });
 
-  it('the CSV parser\'s content types get no more room on other routes', async () => {
+  it("the CSV parser's content types get no more room on other routes", async () => {
     for (const type of ['text/csv', 'application/csv', 'text/plain', 'application/octet-stream']) {
       const r = await send(port, 'POST', '/api/users', Buffer.alloc(BODY_LIMITS.default + 1, 'a'), { ...auth, 'content-type': type });
       expect(r.status, type).toBe(413);
@@ -85,7 +102,14 @@ describe('request body limits', () => {
   it('a chunked body (no Content-Length) is cut at the limit too', async () => {
     const r = await send(port, 'POST', '/api/users', jsonOf(256 * 1024), { ...auth, 'content-type': 'application/json' }, true);
     expect(r.status).toBe(413);
-    const csv = await send(port, 'POST', '/api/csv/users/validate', Buffer.alloc(CSV_MAX + 64 * 1024, 'a'), { ...auth, 'content-type': 'text/csv' }, true);
+    const csv = await send(
+      port,
+      'POST',
+      '/api/csv/users/validate',
+      Buffer.alloc(CSV_MAX + 64 * 1024, 'a'),
+      { ...auth, 'content-type': 'text/csv' },
+      true,
+    );
     expect(csv.status).toBe(413);
   });
 

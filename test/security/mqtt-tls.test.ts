@@ -90,26 +90,66 @@ describe.skipIf(gate.skip)('MQTT over TLS (Mosquitto, a CA made by the test)', (
     const data = path.join(dir, 'data');
     const { pair } = loadOrCreateKeyPair(path.join(data, 'signing-key.json'));
     const serverCert = ca.client('e911-server-main');
-    app = new ServerApp({ dataDir: data, log: silentLog(), keyPair: pair, broker: { url, protocolVersion: 5, tls: { ca: pem(ca.cert), cert: pem(serverCert.cert), key: pem(serverCert.key) } }, http: null });
+    app = new ServerApp({
+      dataDir: data,
+      log: silentLog(),
+      keyPair: pair,
+      broker: { url, protocolVersion: 5, tls: { ca: pem(ca.cert), cert: pem(serverCert.cert), key: pem(serverCert.key) } },
+      http: null,
+    });
     const hq = app.service.createLocation('test', HQ);
     app.service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
     app.service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: 2525, security: 'none', from: 'e911@example.com' } });
     creds = {};
-    for (const [user, id] of [['tess', 'phone-t'], ['uma', 'phone-u']] as const) {
+    for (const [user, id] of [
+      ['tess', 'phone-t'],
+      ['uma', 'phone-u'],
+    ] as const) {
       app.service.createUser('test', { username: user, displayName: user, locationId: hq.id, callback: '+14085550100', deviceIds: [id] });
       creds[id] = app.service.issueCredentials('test', id);
     }
     app.service.setE911('test', true);
     // The broker's files as an operator renders them: a TLS listener only, client certificates required.
     const conf = path.join(dir, 'mosq');
-    const r = await cli(['--data', data, 'broker-config', '--out', conf, '--tls-listen', `127.0.0.1:${port}`, '--tls-certfile', brokerCert.cert, '--tls-keyfile', brokerCert.key, '--tls-cafile', ca.cert, '--require-client-cert']);
+    const r = await cli([
+      '--data',
+      data,
+      'broker-config',
+      '--out',
+      conf,
+      '--tls-listen',
+      `127.0.0.1:${port}`,
+      '--tls-certfile',
+      brokerCert.cert,
+      '--tls-keyfile',
+      brokerCert.key,
+      '--tls-cafile',
+      ca.cert,
+      '--require-client-cert',
+    ]);
     expect(r.code, r.err).toBe(0);
-    broker = await startMosquitto({ port, listener: false, extraConfig: readFileSync(path.join(conf, 'mosquitto.conf'), 'utf8').split('\n') });
+    broker = await startMosquitto({
+      port,
+      listener: false,
+      extraConfig: readFileSync(path.join(conf, 'mosquitto.conf'), 'utf8').split('\n'),
+    });
     await app.start();
     const phoneCert = ca.client('phone-t');
-    const setup = agentConfig(path.join(dir, 'phone-t'), { deviceId: 'phone-t', brokerUrl: url, serverPublicKey: pair.publicKey }, {
-      broker: { urls: [url], protocolVersion: 5, username: 'phone-t', password: creds['phone-t']!.password, reconnectMinMs: 100, reconnectMaxMs: 1000, tls: { ca: ca.cert, cert: phoneCert.cert, key: phoneCert.key } },
-    });
+    const setup = agentConfig(
+      path.join(dir, 'phone-t'),
+      { deviceId: 'phone-t', brokerUrl: url, serverPublicKey: pair.publicKey },
+      {
+        broker: {
+          urls: [url],
+          protocolVersion: 5,
+          username: 'phone-t',
+          password: creds['phone-t']!.password,
+          reconnectMinMs: 100,
+          reconnectMaxMs: 1000,
+          tls: { ca: ca.cert, cert: phoneCert.cert, key: phoneCert.key },
+        },
+      },
+    );
     agent = inProcessAgent(setup).agent;
     await agent.start();
   }, 60_000); // keys and certificates made with openssl, a broker and an agent started: slow on a loaded CI machine
@@ -123,7 +163,9 @@ describe.skipIf(gate.skip)('MQTT over TLS (Mosquitto, a CA made by the test)', (
 
   it('renders a TLS listener that binds client id to user and requires a client certificate', () => {
     const conf = readFileSync(path.join(dir, 'mosq', 'mosquitto.conf'), 'utf8');
-    expect(conf).toContain(`listener ${port} 127.0.0.1\n# A login is its client id: no client can take over another client's session.\nuse_username_as_clientid true\ncertfile `);
+    expect(conf).toContain(
+      `listener ${port} 127.0.0.1\n# A login is its client id: no client can take over another client's session.\nuse_username_as_clientid true\ncertfile `,
+    );
     expect(conf).toContain('require_certificate true');
     expect(conf).not.toMatch(/^listener 1883/m);
   });
@@ -135,7 +177,10 @@ describe.skipIf(gate.skip)('MQTT over TLS (Mosquitto, a CA made by the test)', (
       return d !== null && d.issuedVersion > 0 && d.appliedVersion === d.issuedVersion;
     }, 'phone-t never applied its address over TLS');
     agent.emit('test-call', { callRef: 'tls-1', numberDialed: '933' });
-    await until(() => app.repo.events({ deviceId: 'phone-t', types: ['test-call'], limit: 10 }).length === 1, 'the test call never reached the server over TLS');
+    await until(
+      () => app.repo.events({ deviceId: 'phone-t', types: ['test-call'], limit: 10 }).length === 1,
+      'the test call never reached the server over TLS',
+    );
   });
 
   it('refuses clients that do not verify the broker, speak plain MQTT, or lack a good client certificate', async () => {
@@ -144,10 +189,16 @@ describe.skipIf(gate.skip)('MQTT over TLS (Mosquitto, a CA made by the test)', (
     // The reference: the right CA, a certificate from it, the right password.
     await expect(tryConnect(url, { ...login, ca: pem(ca.cert), cert: pem(good.cert), key: pem(good.key) })).resolves.toBeUndefined();
     // The broker's certificate is not from a CA this client trusts.
-    await expect(tryConnect(url, { ...login, cert: pem(good.cert), key: pem(good.key) })).rejects.toThrow(/self[- ]signed|unable to (get|verify)/i);
-    await expect(tryConnect(url, { ...login, ca: pem(rogue.cert), cert: pem(good.cert), key: pem(good.key) })).rejects.toThrow(/self[- ]signed|unable to (get|verify)/i);
+    await expect(tryConnect(url, { ...login, cert: pem(good.cert), key: pem(good.key) })).rejects.toThrow(
+      /self[- ]signed|unable to (get|verify)/i,
+    );
+    await expect(tryConnect(url, { ...login, ca: pem(rogue.cert), cert: pem(good.cert), key: pem(good.key) })).rejects.toThrow(
+      /self[- ]signed|unable to (get|verify)/i,
+    );
     // A name the certificate does not cover (it names 127.0.0.1 only).
-    await expect(tryConnect(`mqtts://localhost:${port}`, { ...login, ca: pem(ca.cert), cert: pem(good.cert), key: pem(good.key) })).rejects.toThrow(/altnames|does not match|Hostname/i);
+    await expect(
+      tryConnect(`mqtts://localhost:${port}`, { ...login, ca: pem(ca.cert), cert: pem(good.cert), key: pem(good.key) }),
+    ).rejects.toThrow(/altnames|does not match|Hostname/i);
     // Plain MQTT to the TLS port.
     await expect(tryConnect(`mqtt://127.0.0.1:${port}`, login)).rejects.toThrow();
     // No client certificate, or one from another CA: the handshake fails.
@@ -155,7 +206,9 @@ describe.skipIf(gate.skip)('MQTT over TLS (Mosquitto, a CA made by the test)', (
     const forged = rogue.client('phone-u');
     await expect(tryConnect(url, { ...login, ca: pem(ca.cert), cert: pem(forged.cert), key: pem(forged.key) })).rejects.toThrow();
     // The certificate does not replace the password: a wrong one is still refused.
-    await expect(tryConnect(url, { ...login, password: 'wrong', ca: pem(ca.cert), cert: pem(good.cert), key: pem(good.key) })).rejects.toThrow(/Bad User ?Name or Password|Not authorized/i);
+    await expect(
+      tryConnect(url, { ...login, password: 'wrong', ca: pem(ca.cert), cert: pem(good.cert), key: pem(good.key) }),
+    ).rejects.toThrow(/Bad User ?Name or Password|Not authorized/i);
     // Through all of it the server and the agent stayed connected.
     expect(app.link.connected).toBe(true);
   });
@@ -180,23 +233,47 @@ describe('MQTT over TLS on the embedded broker (a CA made by the test)', () => {
     rogue = makeTestCa(mkdtempSync(path.join(dir, 'rogue-')), 'rogue-ca');
     const brokerCert = ca.server('broker', ['IP:127.0.0.1']);
     srv = await startTestServer({
-      broker: { embeddedTls: { port: await freePort(), host: '127.0.0.1', cert: pem(brokerCert.cert), key: pem(brokerCert.key), ca: pem(ca.cert), requireCertificate: true } },
+      broker: {
+        embeddedTls: {
+          port: await freePort(),
+          host: '127.0.0.1',
+          cert: pem(brokerCert.cert),
+          key: pem(brokerCert.key),
+          ca: pem(ca.cert),
+          requireCertificate: true,
+        },
+      },
     });
     const { service } = srv.app;
     service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
     service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: 2525, security: 'none', from: 'e911@example.com' } });
     const hq = service.createLocation('test', HQ);
     creds = {};
-    for (const [user, id] of [['tess', 'phone-t'], ['uma', 'phone-u']] as const) {
+    for (const [user, id] of [
+      ['tess', 'phone-t'],
+      ['uma', 'phone-u'],
+    ] as const) {
       service.createUser('test', { username: user, displayName: user, locationId: hq.id, callback: '+14085550100', deviceIds: [id] });
       creds[id] = service.issueCredentials('test', id);
     }
     service.setE911('test', true);
     const phoneCert = ca.client('phone-t');
     const url = srv.app.brokerTlsUrl!;
-    const setup = agentConfig(path.join(dir, 'phone-t'), { deviceId: 'phone-t', brokerUrl: url, serverPublicKey: srv.keys.publicKey, protocolVersion: 4 }, {
-      broker: { urls: [url], protocolVersion: 4, username: 'phone-t', password: creds['phone-t']!.password, reconnectMinMs: 100, reconnectMaxMs: 1000, tls: { ca: ca.cert, cert: phoneCert.cert, key: phoneCert.key } },
-    });
+    const setup = agentConfig(
+      path.join(dir, 'phone-t'),
+      { deviceId: 'phone-t', brokerUrl: url, serverPublicKey: srv.keys.publicKey, protocolVersion: 4 },
+      {
+        broker: {
+          urls: [url],
+          protocolVersion: 4,
+          username: 'phone-t',
+          password: creds['phone-t']!.password,
+          reconnectMinMs: 100,
+          reconnectMaxMs: 1000,
+          tls: { ca: ca.cert, cert: phoneCert.cert, key: phoneCert.key },
+        },
+      },
+    );
     agent = inProcessAgent(setup).agent;
     await agent.start();
   }, 60_000); // keys and certificates made with openssl, a broker and an agent started: slow on a loaded CI machine
@@ -215,7 +292,10 @@ describe('MQTT over TLS on the embedded broker (a CA made by the test)', () => {
       return d !== null && d.issuedVersion > 0 && d.appliedVersion === d.issuedVersion;
     }, 'phone-t never applied its address over TLS');
     agent.emit('test-call', { callRef: 'aedes-tls-1', numberDialed: '933' });
-    await until(() => srv.app.repo.events({ deviceId: 'phone-t', types: ['test-call'], limit: 10 }).length === 1, 'the test call never reached the server over TLS');
+    await until(
+      () => srv.app.repo.events({ deviceId: 'phone-t', types: ['test-call'], limit: 10 }).length === 1,
+      'the test call never reached the server over TLS',
+    );
   });
 
   it('refuses clients that do not verify it, speak plain MQTT, or lack a good client certificate', async () => {
@@ -223,15 +303,23 @@ describe('MQTT over TLS on the embedded broker (a CA made by the test)', () => {
     const good = ca.client('phone-u');
     const login = { clientId: 'phone-u', username: 'phone-u', password: creds['phone-u']!.password };
     await expect(tryConnect(url, { ...login, ca: pem(ca.cert), cert: pem(good.cert), key: pem(good.key) })).resolves.toBeUndefined();
-    await expect(tryConnect(url, { ...login, cert: pem(good.cert), key: pem(good.key) })).rejects.toThrow(/self[- ]signed|unable to (get|verify)/i);
-    await expect(tryConnect(url, { ...login, ca: pem(rogue.cert), cert: pem(good.cert), key: pem(good.key) })).rejects.toThrow(/self[- ]signed|unable to (get|verify)/i);
+    await expect(tryConnect(url, { ...login, cert: pem(good.cert), key: pem(good.key) })).rejects.toThrow(
+      /self[- ]signed|unable to (get|verify)/i,
+    );
+    await expect(tryConnect(url, { ...login, ca: pem(rogue.cert), cert: pem(good.cert), key: pem(good.key) })).rejects.toThrow(
+      /self[- ]signed|unable to (get|verify)/i,
+    );
     await expect(tryConnect(url.replace('mqtts:', 'mqtt:'), login)).rejects.toThrow();
     await expect(tryConnect(url, { ...login, ca: pem(ca.cert) })).rejects.toThrow();
     const forged = rogue.client('phone-u');
     await expect(tryConnect(url, { ...login, ca: pem(ca.cert), cert: pem(forged.cert), key: pem(forged.key) })).rejects.toThrow();
-    await expect(tryConnect(url, { ...login, password: 'wrong', ca: pem(ca.cert), cert: pem(good.cert), key: pem(good.key) })).rejects.toThrow(/Bad User ?Name or Password|Not authorized/i);
+    await expect(
+      tryConnect(url, { ...login, password: 'wrong', ca: pem(ca.cert), cert: pem(good.cert), key: pem(good.key) }),
+    ).rejects.toThrow(/Bad User ?Name or Password|Not authorized/i);
     // The client id is still bound to the login over TLS: phone-u's login cannot take phone-t's id.
-    await expect(tryConnect(url, { ...login, clientId: 'phone-t', ca: pem(ca.cert), cert: pem(good.cert), key: pem(good.key) })).rejects.toThrow(/Identifier rejected/i);
+    await expect(
+      tryConnect(url, { ...login, clientId: 'phone-t', ca: pem(ca.cert), cert: pem(good.cert), key: pem(good.key) }),
+    ).rejects.toThrow(/Identifier rejected/i);
     expect(srv.app.link.connected).toBe(true);
   });
 });

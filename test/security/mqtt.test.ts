@@ -18,7 +18,8 @@ import { ServerApp } from '../../provisioning/server/app.js';
 import { generateSigningKeyPair } from '../../provisioning/protocol/signing.js';
 import { topicFor } from '../../provisioning/protocol/topics.js';
 
-if (!MOSQUITTO) console.warn('\n!!! SKIPPING the Mosquitto half of the MQTT attack suite: mosquitto is not installed (run scripts/setup.sh)\n');
+if (!MOSQUITTO)
+  console.warn('\n!!! SKIPPING the Mosquitto half of the MQTT attack suite: mosquitto is not installed (run scripts/setup.sh)\n');
 
 async function until(cond: () => boolean, ms = 10_000, why = ''): Promise<void> {
   const deadline = Date.now() + ms;
@@ -45,7 +46,13 @@ async function provision(app: ServerApp): Promise<Record<string, { username: str
   service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: 9, security: 'none', from: 'e911@example.com' } });
   const hq = service.createLocation('test', HQ);
   PHONES.forEach((id, i) => {
-    service.createUser('test', { username: `u${i}`, displayName: `User${i}`, locationId: hq.id, callback: `+1408555010${i}`, deviceIds: [id] });
+    service.createUser('test', {
+      username: `u${i}`,
+      displayName: `User${i}`,
+      locationId: hq.id,
+      callback: `+1408555010${i}`,
+      deviceIds: [id],
+    });
   });
   const creds: Record<string, { username: string; password: string }> = {};
   for (const id of PHONES) creds[id] = service.issueCredentials('test', id);
@@ -55,7 +62,13 @@ async function provision(app: ServerApp): Promise<Record<string, { username: str
 
 async function aedesRig(): Promise<Rig> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-sec-aedes-'));
-  const app = new ServerApp({ dataDir: dir, log: silentLog(), keyPair: generateSigningKeyPair(), broker: { embeddedPort: await freePort() }, http: null });
+  const app = new ServerApp({
+    dataDir: dir,
+    log: silentLog(),
+    keyPair: generateSigningKeyPair(),
+    broker: { embeddedPort: await freePort() },
+    http: null,
+  });
   const creds = await provision(app);
   await app.start();
   return {
@@ -74,7 +87,13 @@ async function mosquittoRig(): Promise<Rig> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-sec-mosq-'));
   const port = await freePort();
   const url = `mqtt://127.0.0.1:${port}`;
-  const app = new ServerApp({ dataDir: path.join(dir, 'data'), log: silentLog(), keyPair: generateSigningKeyPair(), broker: { url, protocolVersion: 5, shareGroup: 'e911-server' }, http: null });
+  const app = new ServerApp({
+    dataDir: path.join(dir, 'data'),
+    log: silentLog(),
+    keyPair: generateSigningKeyPair(),
+    broker: { url, protocolVersion: 5, shareGroup: 'e911-server' },
+    http: null,
+  });
   const creds = await provision(app);
   const conf = path.join(dir, 'mosquitto');
   mkdirSync(conf);
@@ -108,7 +127,12 @@ async function tryConnect(url: string, o: IClientOptions): Promise<MqttClient | 
  * Publishes QoS 1 and says what the broker did: 'accepted' (PUBACK 0), 'refused' (MQTT 5
  * PUBACK 135, not authorized) or 'disconnected' (aedes drops a client whose publish it refuses).
  */
-async function attemptPublish(c: MqttClient, topic: string, payload: string, opts: { retain?: boolean } = {}): Promise<'accepted' | 'refused' | 'disconnected'> {
+async function attemptPublish(
+  c: MqttClient,
+  topic: string,
+  payload: string,
+  opts: { retain?: boolean } = {},
+): Promise<'accepted' | 'refused' | 'disconnected'> {
   const closed = new Promise<'disconnected'>((resolve) => c.once('close', () => resolve('disconnected')));
   const published = c.publishAsync(topic, payload, { qos: 1, ...opts }).then(
     () => 'accepted' as const,
@@ -117,7 +141,8 @@ async function attemptPublish(c: MqttClient, topic: string, payload: string, opt
   return Promise.race([published, closed]);
 }
 
-const event = (id: string, deviceId: string, type = 'emergency-call') => JSON.stringify({ v: 1, id, type, deviceId, ts: new Date().toISOString(), data: { numberDialed: '911' } });
+const event = (id: string, deviceId: string, type = 'emergency-call') =>
+  JSON.stringify({ v: 1, id, type, deviceId, ts: new Date().toISOString(), data: { numberDialed: '911' } });
 
 describe.each([
   { name: 'aedes (embedded)', make: aedesRig, skip: false },
@@ -128,7 +153,8 @@ describe.each([
   let victim: MqttClient;
   let victimClosed = 0;
   const victimGot: string[] = [];
-  const login = (id: string, o: IClientOptions = {}) => tryConnect(rig.url, { protocolVersion: rig.v, clientId: id, username: id, password: rig.creds[id]!.password, ...o });
+  const login = (id: string, o: IClientOptions = {}) =>
+    tryConnect(rig.url, { protocolVersion: rig.v, clientId: id, username: id, password: rig.creds[id]!.password, ...o });
   const attacker = async (o: IClientOptions = {}) => {
     const c = await login('phone-m', o);
     if (typeof c === 'string') throw new Error(`the attacker's own login failed: ${c}`);
@@ -150,7 +176,11 @@ describe.each([
     victim.on('close', () => victimClosed++);
     victim.on('message', (t) => victimGot.push(t));
     await victim.subscribeAsync(topicFor('phone-a', 'address/set'), { qos: 1 });
-    await victim.publishAsync(topicFor('phone-a', 'status'), JSON.stringify({ v: 1, state: 'online', deviceId: 'phone-a', ts: new Date().toISOString(), agentVersion: 'test' }), { qos: 1, retain: true });
+    await victim.publishAsync(
+      topicFor('phone-a', 'status'),
+      JSON.stringify({ v: 1, state: 'online', deviceId: 'phone-a', ts: new Date().toISOString(), agentVersion: 'test' }),
+      { qos: 1, retain: true },
+    );
     await until(() => rig.app.repo.device('phone-a')?.online === true, 10_000, 'phone-a never online');
   });
   afterAll(async () => {
@@ -158,7 +188,7 @@ describe.each([
     await rig?.stop();
   });
 
-  it.skipIf(skip)('cannot take over another phone\'s or the server\'s client id', async () => {
+  it.skipIf(skip)("cannot take over another phone's or the server's client id", async () => {
     for (const target of ['phone-a', rig.app.brokerUser]) {
       const c = await login('phone-m', { clientId: target });
       if (typeof c === 'string') {
@@ -172,27 +202,36 @@ describe.each([
       c.end(true);
     }
     // Without a user name there is no session at all.
-    expect(await tryConnect(rig.url, { protocolVersion: rig.v, clientId: 'phone-a' })).toMatch(/Not authorized|Bad user ?name or password/i);
+    expect(await tryConnect(rig.url, { protocolVersion: rig.v, clientId: 'phone-a' })).toMatch(
+      /Not authorized|Bad user ?name or password/i,
+    );
     // The victim and the server were never disconnected: the victim still gets its push, the
     // server still takes its events.
     await victimRoundTrip();
     expect(victimClosed).toBe(0);
     expect(rig.app.link.connected).toBe(true);
     await victim.publishAsync(topicFor('phone-a', 'events'), event('after-takeover', 'phone-a', 'diagnostics'), { qos: 1 });
-    await until(() => rig.app.repo.event('after-takeover') !== null, 10_000, 'the server lost phone-a\'s event');
+    await until(() => rig.app.repo.event('after-takeover') !== null, 10_000, "the server lost phone-a's event");
     expect(rig.app.repo.event('takeover-phone-a')).toBeNull();
   });
 
   it.skipIf(skip)('cannot log in as the server or with a reserved device id', async () => {
-    expect(await tryConnect(rig.url, { protocolVersion: rig.v, clientId: rig.app.brokerUser, username: rig.app.brokerUser, password: rig.creds['phone-m']!.password })).toMatch(
-      /Not authorized|Bad user ?name or password/i,
-    );
+    expect(
+      await tryConnect(rig.url, {
+        protocolVersion: rig.v,
+        clientId: rig.app.brokerUser,
+        username: rig.app.brokerUser,
+        password: rig.creds['phone-m']!.password,
+      }),
+    ).toMatch(/Not authorized|Bad user ?name or password/i);
     expect(() => rig.app.service.issueCredentials('test', 'e911-server-evil')).toThrow(/reserved/);
     expect(() => rig.app.service.issueCredentials('test', 'E911-Server')).toThrow(/reserved/);
-    expect(() => rig.app.service.createUser('test', { username: 'eve', displayName: 'Eve', deviceIds: ['e911-server-main'] })).toThrow(/reserved/);
+    expect(() => rig.app.service.createUser('test', { username: 'eve', displayName: 'Eve', deviceIds: ['e911-server-main'] })).toThrow(
+      /reserved/,
+    );
   });
 
-  it.skipIf(skip)('cannot publish to another phone\'s topics, as the phone or as the server', async () => {
+  it.skipIf(skip)("cannot publish to another phone's topics, as the phone or as the server", async () => {
     const attempts: [string, string][] = [
       [topicFor('phone-a', 'events'), event('forged-event', 'phone-a')],
       [topicFor('phone-a', 'status'), JSON.stringify({ v: 1, state: 'offline', deviceId: 'phone-a' })],
@@ -219,7 +258,7 @@ describe.each([
     c.end(true);
   });
 
-  it.skipIf(skip)('cannot read other phones\' topics, every phone\'s events, or join the server\'s shared subscription', async () => {
+  it.skipIf(skip)("cannot read other phones' topics, every phone's events, or join the server's shared subscription", async () => {
     const c = await attacker();
     const got: string[] = [];
     c.on('message', (t) => got.push(t));
@@ -236,7 +275,9 @@ describe.each([
       // Guesses at the server's share group: its real name carries a secret suffix.
       ...['e911-server', 'e911', 'server', 'share', 'e911-server-main'].map((g) => `$share/${g}/e911/v1/+/events`),
     ];
-    const granted = new Promise<number[]>((resolve) => c.on('packetreceive', (p) => p.cmd === 'suback' && resolve((p as { granted: number[] }).granted)));
+    const granted = new Promise<number[]>((resolve) =>
+      c.on('packetreceive', (p) => p.cmd === 'suback' && resolve((p as { granted: number[] }).granted)),
+    );
     c.subscribe(filters, { qos: 1 }, () => undefined);
     const codes = await granted;
     // aedes refuses each (0x80). Mosquitto 2.0 grants patterns it cannot decide at subscribe
@@ -244,8 +285,13 @@ describe.each([
     if (rig.v === 4) expect(codes).toEqual(filters.map(() => 128));
     // Every phone's events and statuses flow: none reaches the attacker, none is lost to it.
     const n = 20;
-    for (let i = 0; i < n; i++) await victim.publishAsync(topicFor('phone-a', 'events'), event(`snoop-${i}`, 'phone-a', 'diagnostics'), { qos: 1 });
-    await until(() => Array.from({ length: n }, (_, i) => rig.app.repo.event(`snoop-${i}`)).every((e) => e !== null), 10_000, 'the server did not get every event (a share group took some?)');
+    for (let i = 0; i < n; i++)
+      await victim.publishAsync(topicFor('phone-a', 'events'), event(`snoop-${i}`, 'phone-a', 'diagnostics'), { qos: 1 });
+    await until(
+      () => Array.from({ length: n }, (_, i) => rig.app.repo.event(`snoop-${i}`)).every((e) => e !== null),
+      10_000,
+      'the server did not get every event (a share group took some?)',
+    );
     await victimRoundTrip();
     // The attacker's own push, published after all that, arrives on the same connection.
     await c.subscribeAsync(topicFor('phone-m', 'address/set'), { qos: 1 });
@@ -255,8 +301,15 @@ describe.each([
     c.end(true);
   });
 
-  it.skipIf(skip)('cannot plant a will on another phone\'s status', async () => {
-    const c = await login('phone-m', { will: { topic: topicFor('phone-a', 'status'), payload: Buffer.from(JSON.stringify({ v: 1, state: 'offline', deviceId: 'phone-a' })), qos: 1, retain: true } });
+  it.skipIf(skip)("cannot plant a will on another phone's status", async () => {
+    const c = await login('phone-m', {
+      will: {
+        topic: topicFor('phone-a', 'status'),
+        payload: Buffer.from(JSON.stringify({ v: 1, state: 'offline', deviceId: 'phone-a' })),
+        qos: 1,
+        retain: true,
+      },
+    });
     if (typeof c !== 'string') {
       const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
       (c.stream as { destroy(): void }).destroy();

@@ -24,7 +24,7 @@ async function until(cond: () => Promise<boolean>, why: string, ms = 10_000): Pr
 
 type TestResult = { ok: boolean; error?: string; providerId?: string };
 
-describe('notification targets on the server\'s own networks (SSRF)', () => {
+describe("notification targets on the server's own networks (SSRF)", () => {
   let internal: HttpSink;
   const dirs: string[] = [];
   const servers: TestServer[] = [];
@@ -38,7 +38,10 @@ describe('notification targets on the server\'s own networks (SSRF)', () => {
     servers.push(srv);
     return srv;
   };
-  const settings = (url: string) => ({ sms: { url: `${url}/sms`, from: '+14085550000' }, webhook: { url: `${url}/hook`, secret: 'hook-secret' } });
+  const settings = (url: string) => ({
+    sms: { url: `${url}/sms`, from: '+14085550000' },
+    webhook: { url: `${url}/hook`, secret: 'hook-secret' },
+  });
   const testSend = (srv: TestServer, channel: 'sms' | 'webhook') =>
     srv.api.post<TestResult>('/api/account/notifications/test', { channel, ...(channel === 'sms' ? { to: '+14085550123' } : {}) });
 
@@ -81,10 +84,20 @@ describe('notification targets on the server\'s own networks (SSRF)', () => {
       ];
       for (const host of hosts) {
         for (const channel of ['sms', 'webhook'] as const) {
-          const body = channel === 'sms' ? { sms: { url: `http://${host}/sms`, from: '+14085550000' } } : { webhook: { url: `https://${host}/hook` } };
-          const r = await srv.api.call<{ error: string; issues: { field: string; reason: string }[] }>('PUT', '/api/account/notifications', body);
+          const body =
+            channel === 'sms' ? { sms: { url: `http://${host}/sms`, from: '+14085550000' } } : { webhook: { url: `https://${host}/hook` } };
+          const r = await srv.api.call<{ error: string; issues: { field: string; reason: string }[] }>(
+            'PUT',
+            '/api/account/notifications',
+            body,
+          );
           expect(r.status, `${channel} ${host}`).toBe(400);
-          expect(r.body.issues).toEqual([{ field: `${channel}.url`, reason: expect.stringMatching(/is an? (loopback|link-local|private|unspecified|shared).* address: .*--allow-notify-target/) }]);
+          expect(r.body.issues).toEqual([
+            {
+              field: `${channel}.url`,
+              reason: expect.stringMatching(/is an? (loopback|link-local|private|unspecified|shared).* address: .*--allow-notify-target/),
+            },
+          ]);
         }
       }
       const stored = srv.app.repo.notificationSettings();
@@ -99,7 +112,9 @@ describe('notification targets on the server\'s own networks (SSRF)', () => {
       for (const channel of ['sms', 'webhook'] as const) {
         const r = await testSend(srv, channel);
         expect(r.ok).toBe(false);
-        expect(r.error).toMatch(new RegExp(`^${channel === 'sms' ? 'SMS provider' : 'webhook'}: localhost resolves to a loopback address:`));
+        expect(r.error).toMatch(
+          new RegExp(`^${channel === 'sms' ? 'SMS provider' : 'webhook'}: localhost resolves to a loopback address:`),
+        );
       }
       expect(internal.requests).toEqual([]);
     });
@@ -124,7 +139,9 @@ describe('notification targets on the server\'s own networks (SSRF)', () => {
       expect(await testSend(srv, 'sms')).toMatchObject({ ok: true });
       expect(internal.requests.map((q) => q.url)).toEqual(['/hook', '/sms']);
       for (const host of ['[::1]', '169.254.169.254', '10.0.0.1']) {
-        expect((await srv.api.call('PUT', '/api/account/notifications', { webhook: { url: `http://${host}/hook` } })).status, host).toBe(400);
+        expect((await srv.api.call('PUT', '/api/account/notifications', { webhook: { url: `http://${host}/hook` } })).status, host).toBe(
+          400,
+        );
       }
     });
 
@@ -139,15 +156,41 @@ describe('notification targets on the server\'s own networks (SSRF)', () => {
       internal.requests.length = 0;
 
       const after = await server([], dir);
-      expect(await testSend(after, 'webhook')).toEqual({ ok: false, error: expect.stringMatching(/^webhook: 127\.0\.0\.1 is a loopback address/) });
+      expect(await testSend(after, 'webhook')).toEqual({
+        ok: false,
+        error: expect.stringMatching(/^webhook: 127\.0\.0\.1 is a loopback address/),
+      });
       // Through the notifier, for a real 911 call from a phone: a refused target is a
       // configuration fault, so the SMS and webhook rows fail at once instead of retrying.
       const locationId = (await after.api.post<{ id: number }>('/api/locations', { ...HQ, smsNumbers: ['+14085550199'] })).id;
-      await after.api.post('/api/users', { username: 'u9', displayName: 'User Nine', extension: '2009', locationId, callback: '+14085550100', deviceIds: ['desk-9'] });
+      await after.api.post('/api/users', {
+        username: 'u9',
+        displayName: 'User Nine',
+        extension: '2009',
+        locationId,
+        callback: '+14085550100',
+        deviceIds: ['desk-9'],
+      });
       const creds = await after.api.post<{ username: string; password: string }>('/api/phones/desk-9/credentials');
-      const phone = await mqtt.connectAsync(after.app.brokerUrl, { clientId: 'desk-9', protocolVersion: 4, username: creds.username, password: creds.password });
+      const phone = await mqtt.connectAsync(after.app.brokerUrl, {
+        clientId: 'desk-9',
+        protocolVersion: 4,
+        username: creds.username,
+        password: creds.password,
+      });
       try {
-        await phone.publishAsync(topicFor('desk-9', 'events'), JSON.stringify({ v: 1, id: 'ssrf-call-1', type: 'emergency-call', deviceId: 'desk-9', ts: new Date().toISOString(), data: { numberDialed: '911' } }), { qos: 1 });
+        await phone.publishAsync(
+          topicFor('desk-9', 'events'),
+          JSON.stringify({
+            v: 1,
+            id: 'ssrf-call-1',
+            type: 'emergency-call',
+            deviceId: 'desk-9',
+            ts: new Date().toISOString(),
+            data: { numberDialed: '911' },
+          }),
+          { qos: 1 },
+        );
         type Row = { channel: string; status: string; attempts: number; lastError: string | null };
         let rows: Row[] = [];
         const settled = async () => {
@@ -155,7 +198,8 @@ describe('notification targets on the server\'s own networks (SSRF)', () => {
           return rows.length === 2 && rows.every((n) => n.status === 'failed');
         };
         await until(settled, 'the SMS and webhook rows never failed');
-        for (const n of rows) expect(n).toMatchObject({ attempts: 1, lastError: expect.stringMatching(/127\.0\.0\.1 is a loopback address/) });
+        for (const n of rows)
+          expect(n).toMatchObject({ attempts: 1, lastError: expect.stringMatching(/127\.0\.0\.1 is a loopback address/) });
       } finally {
         await phone.endAsync();
       }

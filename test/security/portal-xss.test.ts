@@ -67,7 +67,11 @@ describe.skipIf(gate.skip)('admin portal: stored markup is text, the CSP holds, 
   const callId = 'xss-call-1';
 
   const sendEvent = (id: string, type: string, data: Record<string, unknown>) =>
-    phone.publishAsync(topicFor('xss-phone', 'events'), JSON.stringify({ v: 1, id, type, deviceId: 'xss-phone', ts: new Date().toISOString(), data }), { qos: 1 });
+    phone.publishAsync(
+      topicFor('xss-phone', 'events'),
+      JSON.stringify({ v: 1, id, type, deviceId: 'xss-phone', ts: new Date().toISOString(), data }),
+      { qos: 1 },
+    );
   const callData = {
     callRef: 'call-xss',
     numberDialed: P.dialed,
@@ -90,7 +94,9 @@ describe.skipIf(gate.skip)('admin portal: stored markup is text, the CSP holds, 
   /** The view shows these payloads as the text they are. */
   const showsText = async (page: Page, view: string, ...texts: string[]) => {
     // biome-ignore lint/performance/useDomNodeTextContent: Playwright's innerText() is the rendered text the test is about, not a DOM property
-    for (const t of texts) await expect.poll(async () => (await page.locator('main').innerText()).includes(t), { message: `${view} shows ${t} as text` }).toBe(true);
+    const rendered = () => page.locator('main').innerText();
+    for (const t of texts)
+      await expect.poll(async () => (await rendered()).includes(t), { message: `${view} shows ${t} as text` }).toBe(true);
   };
   const open = async (page: Page, hash: string, heading: string | RegExp) => {
     // A fresh document for each view (a hash change alone keeps the page, and what it saw).
@@ -128,21 +134,66 @@ describe.skipIf(gate.skip)('admin portal: stored markup is text, the CSP holds, 
         smsNumbers: [],
       })
     ).id;
-    userId = (await api.post<{ id: number }>('/api/users', { username: 'mallory', displayName: 'Mallory Desk', locationId, callback: '+14085550100', deviceIds: ['xss-phone'] })).id;
+    userId = (
+      await api.post<{ id: number }>('/api/users', {
+        username: 'mallory',
+        displayName: 'Mallory Desk',
+        locationId,
+        callback: '+14085550100',
+        deviceIds: ['xss-phone'],
+      })
+    ).id;
     phoneCreds = await api.post<{ username: string; password: string }>('/api/phones/xss-phone/credentials');
     // A phone's credentials are on every desk: what it reports is the attacker's text.
-    phone = await mqtt.connectAsync(h.srv.app.brokerUrl, { clientId: 'xss-phone', protocolVersion: 4, username: phoneCreds.username, password: phoneCreds.password });
-    await phone.publishAsync(topicFor('xss-phone', 'status'), JSON.stringify({ v: 1, state: 'online', deviceId: 'xss-phone', agentVersion: P.agentVersion }), { qos: 1, retain: true });
+    phone = await mqtt.connectAsync(h.srv.app.brokerUrl, {
+      clientId: 'xss-phone',
+      protocolVersion: 4,
+      username: phoneCreds.username,
+      password: phoneCreds.password,
+    });
     await phone.publishAsync(
-      topicFor('xss-phone', 'location'),
-      JSON.stringify({ v: 1, ts: new Date().toISOString(), source: 'lldp-med', data: { best: { source: 'lldp-med', method: P.report, locationCode: P.report, civic: { country: 'US', A1: 'CA', A3: P.report, RD: P.report, HNO: '1' } } } }),
+      topicFor('xss-phone', 'status'),
+      JSON.stringify({ v: 1, state: 'online', deviceId: 'xss-phone', agentVersion: P.agentVersion }),
       { qos: 1, retain: true },
     );
-    await sendEvent('xss-mismatch-1', 'location-mismatch', { trigger: 'network', reason: P.reason, assignedLocationId: String(locationId), matchingLocationIds: [], network: { addresses: [P.ip], switches: [] } });
+    await phone.publishAsync(
+      topicFor('xss-phone', 'location'),
+      JSON.stringify({
+        v: 1,
+        ts: new Date().toISOString(),
+        source: 'lldp-med',
+        // A whole report (the protocol checks its shape); markup where the fields are long enough to carry it.
+        data: {
+          best: {
+            source: 'lldp-med',
+            method: mid('RMETHOD'),
+            kind: 'civic',
+            dispatchable: true,
+            origin: { chassisId: mid('RORIGIN') },
+            locationCode: mid('RCODE'),
+            civic: { country: 'US', A1: 'CA', A3: P.report, RD: P.report, HNO: '1' },
+          },
+          candidates: [],
+          elin: null,
+          network: null,
+          lldp: [],
+          recommendation: null,
+          disagreement: null,
+        },
+      }),
+      { qos: 1, retain: true },
+    );
+    await sendEvent('xss-mismatch-1', 'location-mismatch', {
+      trigger: 'network',
+      reason: P.reason,
+      assignedLocationId: String(locationId),
+      matchingLocationIds: [],
+      network: { addresses: [P.ip], switches: [] },
+    });
     await sendEvent(callId, 'emergency-call', callData);
     const deadline = Date.now() + 10_000;
     while ((await h.srv.api.call('GET', `/api/events/${callId}`)).status !== 200) {
-      if (Date.now() > deadline) throw new Error('the phone\'s 911 event never reached the server');
+      if (Date.now() > deadline) throw new Error("the phone's 911 event never reached the server");
       await new Promise((r) => setTimeout(r, 25));
     }
     await h.login();
@@ -211,7 +262,7 @@ describe.skipIf(gate.skip)('admin portal: stored markup is text, the CSP holds, 
     // Thirteen fresh page loads on a shared CI machine.
   }, 120_000);
 
-  it('the live 911 banner shows a phone\'s markup as text', async () => {
+  it("the live 911 banner shows a phone's markup as text", async () => {
     const { page } = h;
     await open(page, '#/', 'Dashboard');
     // The banner is live only: the event must come after the page's event stream is open.
@@ -242,7 +293,7 @@ describe.skipIf(gate.skip)('admin portal: stored markup is text, the CSP holds, 
     expect(w.violations.every((v) => /^script-src/.test(v))).toBe(true);
   });
 
-  it('the notifications page says why a webhook on the server\'s own network is refused (SSRF)', async () => {
+  it("the notifications page says why a webhook on the server's own network is refused (SSRF)", async () => {
     const { page } = h;
     await open(page, '#/notifications', 'Notifications');
     await page.getByRole('button', { name: 'Set up webhook' }).click();
@@ -256,7 +307,7 @@ describe.skipIf(gate.skip)('admin portal: stored markup is text, the CSP holds, 
     await clean(page, 'notifications after a refused save');
   });
 
-  describe('cross-site requests with the administrator\'s session', () => {
+  describe("cross-site requests with the administrator's session", () => {
     let evil: http.Server;
     let evilPort: number;
     let apiUrl: string;
@@ -265,7 +316,9 @@ describe.skipIf(gate.skip)('admin portal: stored markup is text, the CSP holds, 
     beforeAll(async () => {
       apiUrl = h.srv.app.httpUrl;
       evilPort = await freePort();
-      evil = http.createServer((req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(pages.get(req.url ?? '') ?? 'nothing'));
+      evil = http.createServer((req, res) =>
+        res.writeHead(200, { 'content-type': 'text/html' }).end(pages.get(req.url ?? '') ?? 'nothing'),
+      );
       await new Promise<void>((resolve) => evil.listen(evilPort, '127.0.0.1', () => resolve()));
       // A form that reissues the phone's MQTT password (cutting it off) and one that
       // repushes; a fetch that tries to disable E911. Each submits itself on load.

@@ -37,10 +37,14 @@ describe.skipIf(gate.skip)('a PSAP callback is known by its source address, not 
     psapPort = await freePort();
     sipPort = await freePort();
     // No broker is needed here: events wait in the outbox.
-    const setup = agentConfig(dir, { deviceId: 'phone-cb', brokerUrl: `mqtt://127.0.0.1:${await freePort()}`, serverPublicKey: testKeys().pair.publicKey }, {
-      sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: sipPort, rtpPort: await freePort(), sound: 'null' },
-      emergency: { routes: { primary: `sip:127.0.0.1:${psapPort}` } },
-    });
+    const setup = agentConfig(
+      dir,
+      { deviceId: 'phone-cb', brokerUrl: `mqtt://127.0.0.1:${await freePort()}`, serverPublicKey: testKeys().pair.publicKey },
+      {
+        sip: { bindAddress: '127.0.0.1', publicAddress: '127.0.0.1', port: sipPort, rtpPort: await freePort(), sound: 'null' },
+        emergency: { routes: { primary: `sip:127.0.0.1:${psapPort}` } },
+      },
+    );
     socketPath = setup.socketPath;
     agent = await spawnAgent(setup);
 
@@ -49,7 +53,11 @@ describe.skipIf(gate.skip)('a PSAP callback is known by its source address, not 
     try {
       const r = await e911ctl(socketPath, 'dial', '911');
       expect(r.json.result).toMatchObject({ kind: 'emergency', placed: true });
-      await waitFor(() => /ACK /.test(psap.messages()), 10_000, () => psap.messages());
+      await waitFor(
+        () => /ACK /.test(psap.messages()),
+        10_000,
+        () => psap.messages(),
+      );
       await e911ctl(socketPath, 'hangup');
       expect((await psap.exited).code).toBe(0);
     } finally {
@@ -96,13 +104,17 @@ describe.skipIf(gate.skip)('a PSAP callback is known by its source address, not 
     }
   });
 
-  it('the same call from the PSAP\'s address is answered at once', async () => {
+  it("the same call from the PSAP's address is answered at once", async () => {
     const real = await callback(ANSWERED, '127.0.0.1', psapPort);
     try {
       const exit = await real.exited;
       expect(exit.code, `${real.messages()}\n${real.errors()}`).toBe(0);
       expect(inviteAnswers(real.messages())).toEqual([200]);
-      await waitFor(() => agent.output().includes('PSAP callback answered'), 5000, () => agent.output().slice(-3000));
+      await waitFor(
+        () => agent.output().includes('PSAP callback answered'),
+        5000,
+        () => agent.output().slice(-3000),
+      );
     } finally {
       await real.close();
     }

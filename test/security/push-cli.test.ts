@@ -59,18 +59,39 @@ describe.skipIf(gate.skip)('e911-server push against Mosquitto', () => {
     const port = await freePort();
     // The key the CLI signs with, in the data folder as `run` would leave it.
     const { pair } = loadOrCreateKeyPair(path.join(data, 'signing-key.json'));
-    app = new ServerApp({ dataDir: data, log: silentLog(), keyPair: pair, broker: { url: `mqtt://127.0.0.1:${port}`, protocolVersion: 5 }, http: null });
+    app = new ServerApp({
+      dataDir: data,
+      log: silentLog(),
+      keyPair: pair,
+      broker: { url: `mqtt://127.0.0.1:${port}`, protocolVersion: 5 },
+      http: null,
+    });
     const hq = app.service.createLocation('test', HQ);
-    app.service.createUser('test', { username: 'pat', displayName: 'Pat', locationId: hq.id, callback: '+14085550100', deviceIds: ['desk-p'] });
+    app.service.createUser('test', {
+      username: 'pat',
+      displayName: 'Pat',
+      locationId: hq.id,
+      callback: '+14085550100',
+      deviceIds: ['desk-p'],
+    });
     const creds = app.service.issueCredentials('test', 'desk-p');
     // The files as an operator makes them: the CLI, on the same data folder.
     const conf = path.join(dir, 'mosq');
     const rendered = await cli(['--data', data, 'broker-config', '--out', conf, '--listen', `127.0.0.1:${port}`]);
     expect(rendered.code, rendered.err).toBe(0);
-    broker = await startMosquitto({ port, listener: false, extraConfig: readFileSync(path.join(conf, 'mosquitto.conf'), 'utf8').split('\n') });
+    broker = await startMosquitto({
+      port,
+      listener: false,
+      extraConfig: readFileSync(path.join(conf, 'mosquitto.conf'), 'utf8').split('\n'),
+    });
     app.link.on('connected', () => serverConnects++);
     await app.start();
-    phone = await mqtt.connectAsync(broker.url, { clientId: 'desk-p', protocolVersion: 5, username: creds.username, password: creds.password });
+    phone = await mqtt.connectAsync(broker.url, {
+      clientId: 'desk-p',
+      protocolVersion: 5,
+      username: creds.username,
+      password: creds.password,
+    });
     phone.on('message', (_t, p) => got.push(p));
     await phone.subscribeAsync(topicFor('desk-p', 'address/set'), { qos: 1 });
   });
@@ -93,7 +114,9 @@ describe.skipIf(gate.skip)('e911-server push against Mosquitto', () => {
     await until(() => got.length === 1, 'the phone got no push');
     const signed = JSON.parse(got[0]!.toString()) as { doc: unknown; sig: string };
     expect(signed.doc).toEqual(doc);
-    expect(verifyDocument(signed.doc, signed.sig, publicKeyFromText(loadOrCreateKeyPair(path.join(data, 'signing-key.json')).pair.publicKey))).toBe(true);
+    expect(
+      verifyDocument(signed.doc, signed.sig, publicKeyFromText(loadOrCreateKeyPair(path.join(data, 'signing-key.json')).pair.publicKey)),
+    ).toBe(true);
     // Its own client id: the instance (e911-server-main) was not kicked off and did not reconnect.
     expect(app.link.connected).toBe(true);
     expect(serverConnects).toBe(1);
@@ -102,7 +125,19 @@ describe.skipIf(gate.skip)('e911-server push against Mosquitto', () => {
   it('is refused with a wrong password, or as a user the broker does not know, and publishes nothing', async () => {
     got.length = 0;
     const file = path.join(dir, 'addr.json');
-    const wrong = await cli(['--data', data, 'push', '--broker', broker.url, '--address', file, '--broker-username', 'e911-server-cli', '--broker-password', 'wrong']);
+    const wrong = await cli([
+      '--data',
+      data,
+      'push',
+      '--broker',
+      broker.url,
+      '--address',
+      file,
+      '--broker-username',
+      'e911-server-cli',
+      '--broker-password',
+      'wrong',
+    ]);
     expect(wrong.code).toBe(1);
     expect(wrong.err).toMatch(/refused e911-server-cli/);
     // An instance created after the files were rendered: Mosquitto has not heard of it.
@@ -110,7 +145,9 @@ describe.skipIf(gate.skip)('e911-server push against Mosquitto', () => {
     expect(unknown.code).toBe(1);
     expect(unknown.err).toMatch(/refused e911-server-later.*broker-config/);
     // The old way, anonymous with a free client id, is gone.
-    await expect(mqtt.connectAsync(broker.url, { clientId: `e911-server-push-${process.pid}`, protocolVersion: 5, reconnectPeriod: 0 })).rejects.toThrow(/Not authorized|Bad User Name or Password/i);
+    await expect(
+      mqtt.connectAsync(broker.url, { clientId: `e911-server-push-${process.pid}`, protocolVersion: 5, reconnectPeriod: 0 }),
+    ).rejects.toThrow(/Not authorized|Bad User Name or Password/i);
     expect(got).toEqual([]);
     expect(serverConnects).toBe(1);
   });

@@ -10,7 +10,15 @@ const SAMPLE_PARAMS: Record<string, string> = { id: '1', deviceId: 'phone-1', fi
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 const DENIED = new Set([401, 404, 405]);
 /** The allow list, as reviewed: anything else marked public is a finding. */
-const EXPECTED_PUBLIC = ['DELETE /api/session', 'GET /', 'GET /api/health', 'GET /api/openapi.json', 'GET /portal', 'GET /portal/:file', 'POST /api/session'];
+const EXPECTED_PUBLIC = [
+  'DELETE /api/session',
+  'GET /',
+  'GET /api/health',
+  'GET /api/openapi.json',
+  'GET /portal',
+  'GET /portal/:file',
+  'POST /api/session',
+];
 
 const pct = (c: string) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
 
@@ -45,7 +53,14 @@ describe('admin HTTP routes without credentials', () => {
   afterAll(async () => srv?.stop());
 
   it('the allow list is exactly the reviewed one', () => {
-    const pub = [...new Set(srv.app.routes().filter((r) => r.public && r.method !== 'HEAD').map((r) => `${r.method} ${r.url}`))].sort();
+    const pub = [
+      ...new Set(
+        srv.app
+          .routes()
+          .filter((r) => r.public && r.method !== 'HEAD')
+          .map((r) => `${r.method} ${r.url}`),
+      ),
+    ].sort();
     expect(pub).toEqual(EXPECTED_PUBLIC);
   });
 
@@ -59,7 +74,12 @@ describe('admin HTTP routes without credentials', () => {
   it('no route answers anything but 401, 404 or 405 in any spelling or method, bad tokens and cookies included', async () => {
     const routes = srv.app.routes().filter((r) => !r.public);
     expect(routes.length).toBeGreaterThan(30);
-    const publicPaths = new Set(srv.app.routes().filter((r) => r.public).map((r) => r.url));
+    const publicPaths = new Set(
+      srv.app
+        .routes()
+        .filter((r) => r.public)
+        .map((r) => r.url),
+    );
     const answered: string[] = [];
     let sent = 0;
     const paths = [...new Set(routes.map((r) => r.url))];
@@ -75,7 +95,11 @@ describe('admin HTTP routes without credentials', () => {
         }
       }
       // Credentials that are not valid are no better than none.
-      const badCredentials: Record<string, string>[] = [{ authorization: 'Bearer nope' }, { cookie: 'e911_session=nope' }, { authorization: 'Basic YWRtaW46YWRtaW4=' }];
+      const badCredentials: Record<string, string>[] = [
+        { authorization: 'Bearer nope' },
+        { cookie: 'e911_session=nope' },
+        { authorization: 'Basic YWRtaW46YWRtaW4=' },
+      ];
       for (const headers of badCredentials) {
         const r = await rawRequest(port, `GET ${p} HTTP/1.1`, headers);
         sent++;

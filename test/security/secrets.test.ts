@@ -23,10 +23,20 @@ describe('notification secrets and targets', () => {
 
   const fullSettings = () => ({
     smtp: { host: '127.0.0.1', port: 2525, security: 'none', username: 'relay', password: SMTP_PASSWORD, from: 'e911@example.com' },
-    sms: { url: `${provider.url}/sms`, username: 'acct', password: SMS_PASSWORD, from: '+14085550000', header: { name: 'X-Api-Key', value: SMS_KEY } },
+    sms: {
+      url: `${provider.url}/sms`,
+      username: 'acct',
+      password: SMS_PASSWORD,
+      from: '+14085550000',
+      header: { name: 'X-Api-Key', value: SMS_KEY },
+    },
     webhook: { url: `${provider.url}/hook`, secret: HOOK_SECRET, header: { name: 'X-Hook-Key', value: HOOK_KEY } },
   });
-  const testSend = (channel: 'sms' | 'webhook') => srv.api.post<{ ok: boolean; error?: string; providerId?: string }>('/api/account/notifications/test', { channel, ...(channel === 'sms' ? { to: '+14085550123' } : {}) });
+  const testSend = (channel: 'sms' | 'webhook') =>
+    srv.api.post<{ ok: boolean; error?: string; providerId?: string }>('/api/account/notifications/test', {
+      channel,
+      ...(channel === 'sms' ? { to: '+14085550123' } : {}),
+    });
 
   beforeAll(async () => {
     srv = await startTestServer();
@@ -50,7 +60,12 @@ describe('notification secrets and targets', () => {
     const get = await srv.api.call('GET', '/api/account/notifications');
     const audit = await srv.api.call('GET', '/api/audit?limit=1000');
     const account = await srv.api.call('GET', '/api/account');
-    for (const [what, text] of [['PUT', put.text], ['GET', get.text], ['audit', audit.text], ['account', account.text]] as const) {
+    for (const [what, text] of [
+      ['PUT', put.text],
+      ['GET', get.text],
+      ['audit', audit.text],
+      ['account', account.text],
+    ] as const) {
       for (const secret of SECRETS) expect(text, `${what} shows ${secret}`).not.toContain(secret);
     }
     expect(get.body).toMatchObject({
@@ -61,7 +76,10 @@ describe('notification secrets and targets', () => {
   });
 
   it('keeps the stored secrets when a save leaves them out and the target is the same', async () => {
-    const keep = { sms: { url: `${provider.url}/sms`, username: 'acct', from: '+14085550001', header: { name: 'X-Api-Key' } }, webhook: { url: `${provider.url}/hook`, header: { name: 'X-Hook-Key' } } };
+    const keep = {
+      sms: { url: `${provider.url}/sms`, username: 'acct', from: '+14085550001', header: { name: 'X-Api-Key' } },
+      webhook: { url: `${provider.url}/hook`, header: { name: 'X-Hook-Key' } },
+    };
     const r = await srv.api.call<{ secretsDropped?: string[] }>('PUT', '/api/account/notifications', keep);
     expect(r.status).toBe(200);
     expect(r.body.secretsDropped).toBeUndefined();
@@ -97,9 +115,13 @@ describe('notification secrets and targets', () => {
     }
     // A header kept by name while the URL changes must be typed again.
     await srv.api.call('PUT', '/api/account/notifications', fullSettings());
-    const header = await srv.api.call<{ issues: { field: string; reason: string }[] }>('PUT', '/api/account/notifications', { webhook: { url: `${attacker.url}/hook`, header: { name: 'X-Hook-Key' } } });
+    const header = await srv.api.call<{ issues: { field: string; reason: string }[] }>('PUT', '/api/account/notifications', {
+      webhook: { url: `${attacker.url}/hook`, header: { name: 'X-Hook-Key' } },
+    });
     expect(header.status).toBe(400);
-    expect(header.body.issues).toEqual([{ field: 'webhook.header.value', reason: 'is required again: the URL changed, so the stored value was not kept' }]);
+    expect(header.body.issues).toEqual([
+      { field: 'webhook.header.value', reason: 'is required again: the URL changed, so the stored value was not kept' },
+    ]);
     // The refused save changed nothing.
     expect(srv.app.repo.notificationSettings().webhook?.url).toBe(`${provider.url}/hook`);
   });
@@ -117,7 +139,7 @@ describe('notification secrets and targets', () => {
     expect(provider.requests).toHaveLength(10);
   });
 
-  it('never repeats the target\'s answer body in the API', async () => {
+  it("never repeats the target's answer body in the API", async () => {
     const body = 'INTERNAL-DETAIL <script>alert(1)</script> db=prod password=hunter2';
     for (const status of [400, 403, 500, 503]) {
       provider.answer = { status, headers: { 'content-type': 'text/html' }, body };

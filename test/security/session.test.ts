@@ -21,14 +21,25 @@ interface Answer {
 }
 
 /** One request with exactly these headers (fetch would not let a test set Origin) from a chosen local address. */
-function request(url: string, method: string, headers: Record<string, string> = {}, body?: unknown, o: { localAddress?: string; ca?: Buffer } = {}): Promise<Answer> {
+function request(
+  url: string,
+  method: string,
+  headers: Record<string, string> = {},
+  body?: unknown,
+  o: { localAddress?: string; ca?: Buffer } = {},
+): Promise<Answer> {
   const u = new URL(url);
   const data = body === undefined ? undefined : JSON.stringify(body);
   const mod = u.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     const req = mod.request(
       u,
-      { method, headers: { ...(data ? { 'content-type': 'application/json' } : {}), ...headers }, ...(o.localAddress ? { localAddress: o.localAddress } : {}), ...(o.ca ? { ca: o.ca } : {}) },
+      {
+        method,
+        headers: { ...(data ? { 'content-type': 'application/json' } : {}), ...headers },
+        ...(o.localAddress ? { localAddress: o.localAddress } : {}),
+        ...(o.ca ? { ca: o.ca } : {}),
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
@@ -120,14 +131,27 @@ describe('portal sessions', () => {
       expect(r.status, `origin ${origin}`).toBe(403);
     }
     // Also a POST made the way a cross-site form would (no JSON content type).
-    const form = await request(`${base}/api/phones/desk-9/credentials`, 'POST', { cookie: pair, origin: 'http://evil.example', 'content-type': 'application/x-www-form-urlencoded' });
+    const form = await request(`${base}/api/phones/desk-9/credentials`, 'POST', {
+      cookie: pair,
+      origin: 'http://evil.example',
+      'content-type': 'application/x-www-form-urlencoded',
+    });
     expect(form.status).toBe(403);
     expect((await srv.api.get<{ name: string }>('/api/account')).name).not.toBe('Changed Corp');
     // From the portal's own origin it goes through; reads need no Origin.
     expect((await change({ cookie: pair, origin: base })).status).toBe(200);
     expect((await request(`${base}/api/account`, 'GET', { cookie: pair, origin: 'http://evil.example' })).status).toBe(200);
     // A Bearer token is never added by a browser on its own: no Origin check.
-    expect((await request(`${base}/api/account`, 'PATCH', { authorization: `Bearer ${srv.token}`, origin: 'http://evil.example' }, { name: 'Example Corp' })).status).toBe(200);
+    expect(
+      (
+        await request(
+          `${base}/api/account`,
+          'PATCH',
+          { authorization: `Bearer ${srv.token}`, origin: 'http://evil.example' },
+          { name: 'Example Corp' },
+        )
+      ).status,
+    ).toBe(200);
   });
 
   it('slows down guessing: after 5 failed logins an address gets 429, even with the right token; other addresses are unaffected', async () => {
@@ -149,7 +173,29 @@ describe('portal sessions over HTTPS', () => {
   beforeAll(async () => {
     // A certificate made by the test for 127.0.0.1, trusted by this test's client only.
     dir = mkdtempSync(path.join(os.tmpdir(), 'e911-tls-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        path.join(dir, 'key.pem'),
+        '-out',
+        path.join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
     ca = readFileSync(path.join(dir, 'cert.pem'));
     srv = await startTestServer({ http: { port: 0, tls: { key: readFileSync(path.join(dir, 'key.pem')), cert: ca } } });
   });
@@ -167,7 +213,10 @@ describe('portal sessions over HTTPS', () => {
     const origin = srv.app.httpUrl;
     expect((await request(`${origin}/api/account`, 'PATCH', { cookie: pair, origin }, { name: 'TLS Corp' }, { ca })).status).toBe(200);
     // The plain-HTTP spelling of the same host is another origin.
-    expect((await request(`${origin}/api/account`, 'PATCH', { cookie: pair, origin: origin.replace('https:', 'http:') }, { name: 'x' }, { ca })).status).toBe(403);
+    expect(
+      (await request(`${origin}/api/account`, 'PATCH', { cookie: pair, origin: origin.replace('https:', 'http:') }, { name: 'x' }, { ca }))
+        .status,
+    ).toBe(403);
     // A client that does not trust the certificate does not get in at all.
     await expect(request(`${origin}/api/health`, 'GET')).rejects.toThrow(/self-signed|self signed|certificate/i);
   });

@@ -44,16 +44,24 @@ describe('address pushes', () => {
 
   const cases: [string, () => string | Buffer, string][] = [
     ['forged (another key)', () => signedPush(sampleAddress({ version: 9 }), testKeys()), 'bad-signature'],
-    ['tampered after signing', () => {
-      const doc = sampleAddress({ version: 9 });
-      const sig = signDocument(doc, keys.privateKey);
-      return JSON.stringify({ v: 1, doc: { ...doc, civic: { ...doc.civic, ROOM: '999' } }, sig });
-    }, 'bad-signature'],
+    [
+      'tampered after signing',
+      () => {
+        const doc = sampleAddress({ version: 9 });
+        const sig = signDocument(doc, keys.privateKey);
+        return JSON.stringify({ v: 1, doc: { ...doc, civic: { ...doc.civic, ROOM: '999' } }, sig });
+      },
+      'bad-signature',
+    ],
     ['unsigned', () => JSON.stringify({ v: 1, doc: sampleAddress({ version: 9 }) }), 'unsigned'],
     ['replayed (older version)', () => signedPush(sampleAddress({ version: 1 }), keys), 'stale-version'],
     ['same version, other content', () => signedPush(sampleAddress({ version: 5, displayName: 'Other' }), keys), 'version-conflict'],
     ['for another phone', () => signedPush(sampleAddress({ version: 9, deviceId: 'phone-2' }), keys), 'wrong-device'],
-    ['signed but invalid address', () => signedPush(sampleAddress({ version: 9, civic: { country: 'US', A1: 'XX', A3: 'A', RD: 'B', HNO: '1', PC: '1' } }), keys), 'invalid-address'],
+    [
+      'signed but invalid address',
+      () => signedPush(sampleAddress({ version: 9, civic: { country: 'US', A1: 'XX', A3: 'A', RD: 'B', HNO: '1', PC: '1' } }), keys),
+      'invalid-address',
+    ],
     ['invalid JSON', () => Buffer.from('{"v":1,"doc":'), 'malformed'],
     ['unknown version', () => JSON.stringify({ v: 7 }), 'unsigned'],
     ['oversized', () => Buffer.alloc(100_000, 0x7b), 'malformed'],

@@ -44,7 +44,11 @@ describe('fault isolation', () => {
         .map((r) => JSON.parse(r.payload) as EventPayload)
         .filter((e) => e.type === 'part-failed');
     // Tried again with backoff: a second and a third attempt, each reported.
-    await waitFor(() => failures().length >= 3, 5000, () => JSON.stringify(failures()));
+    await waitFor(
+      () => failures().length >= 3,
+      5000,
+      () => JSON.stringify(failures()),
+    );
     expect(failures()[0]!.data).toMatchObject({ part: 'control', attempt: 1, retryInMs: 20 });
     expect(failures()[1]!.data).toMatchObject({ part: 'control', attempt: 2, retryInMs: 40 });
     expect(failures()[0]!.data.reason).toContain('blocker');

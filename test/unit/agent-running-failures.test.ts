@@ -44,7 +44,11 @@ describe('a part failing while running', () => {
     const agent = new Agent({ config: parseConfig(raw), log: silentLog(), env: {}, host: hostPaths({}), voice });
     agents.push(agent);
     await agent.start();
-    const inner = agent as unknown as { parts: { store: Store; addressBook: { current(): { version: number } | null } }; core: { emergency: EmergencyService }; inboundHandlers(): { addressSet(p: string): void } };
+    const inner = agent as unknown as {
+      parts: { store: Store; addressBook: { current(): { version: number } | null } };
+      core: { emergency: EmergencyService };
+      inboundHandlers(): { addressSet(p: string): void };
+    };
     const store = inner.parts.store;
     // The disk is full for the first two writes of the address.
     let failures = 2;
@@ -85,11 +89,14 @@ describe('a part failing while running', () => {
     expect(inner.core.emergency.dial('911')).toMatchObject({ kind: 'emergency', placed: true });
     await waitFor(() => store.getSetting('emergency.suppressUntil') !== undefined, 5000);
     expect(Number(store.getSetting('emergency.suppressUntil'))).toBeGreaterThan(Date.now());
-    const reported = store.pendingEvents(0, 1000).map((r) => JSON.parse(r.payload) as EventPayload).filter((e) => e.type === 'part-failed');
+    const reported = store
+      .pendingEvents(0, 1000)
+      .map((r) => JSON.parse(r.payload) as EventPayload)
+      .filter((e) => e.type === 'part-failed');
     expect(reported.map((e) => e.data.part)).toContain('emergency-window');
   });
 
-  it('the location parts\' store writes: a typed store error is reported, the event it carried held, nothing thrown', () => {
+  it("the location parts' store writes: a typed store error is reported, the event it carried held, nothing thrown", () => {
     const dir = tmp();
     const store = new Store({ dataDir: dir, log: silentLog() });
     const failures: StoreError[] = [];

@@ -37,7 +37,10 @@ afterEach(async () => {
 function setup(dataDir?: string) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-store-away-'));
   dirs.push(dir);
-  const raw = unitAgentRaw(dir, generateSigningKeyPair().publicKey, { dataDir: dataDir ?? path.join(dir, 'db'), recovery: { minMs: 20, maxMs: 100 } });
+  const raw = unitAgentRaw(dir, generateSigningKeyPair().publicKey, {
+    dataDir: dataDir ?? path.join(dir, 'db'),
+    recovery: { minMs: 20, maxMs: 100 },
+  });
   const voice = new MemoryVoiceStack();
   const agent = new Agent({ config: parseConfig(raw), log: silentLog(), env: {}, host: hostPaths({}), voice });
   agents.push(agent);
@@ -56,7 +59,8 @@ function readOnlyDir(base: string): { ro: string; makeWritable: () => void } {
   return { ro, makeWritable: () => execFileSync('mount', ['-o', 'remount,bind,rw', ro]) };
 }
 
-const outboxOf = (agent: Agent) => (agent as unknown as { parts: { store: Store } }).parts.store.pendingEvents(0, 1000).map((r) => JSON.parse(r.payload) as EventPayload);
+const outboxOf = (agent: Agent) =>
+  (agent as unknown as { parts: { store: Store } }).parts.store.pendingEvents(0, 1000).map((r) => JSON.parse(r.payload) as EventPayload);
 
 describe.skipIf(!isRoot)('the store cannot be opened (permission denied): 911 still works', () => {
   it('starts 911-only, places the call, holds the event; when the folder becomes writable the event is stored once and the rest starts', async () => {
@@ -76,10 +80,18 @@ describe.skipIf(!isRoot)('the store cannot be opened (permission denied): 911 st
     const dial = await controlRequest(socket, 'dial', { digits: '911' });
     expect(dial).toMatchObject({ ok: true, result: { kind: 'emergency', placed: true, route: 'fallback', addressMissing: true } });
     expect(voice.calls).toHaveLength(1);
-    await waitFor(() => agent.status().store !== undefined && (agent.status().store as { held: { emergencyEvents: number } }).held.emergencyEvents === 1, 2000);
+    await waitFor(
+      () =>
+        agent.status().store !== undefined && (agent.status().store as { held: { emergencyEvents: number } }).held.emergencyEvents === 1,
+      2000,
+    );
 
     makeWritable();
-    await waitFor(() => agent.running, 5000, () => JSON.stringify(agent.status().store));
+    await waitFor(
+      () => agent.running,
+      5000,
+      () => JSON.stringify(agent.status().store),
+    );
     const events = outboxOf(agent);
     const calls = events.filter((e) => e.type === 'emergency-call');
     expect(calls).toHaveLength(1);
@@ -129,7 +141,14 @@ describe('a corrupt database', () => {
 });
 
 describe('held events', () => {
-  const ev = (type: string, i: number): EventPayload => ({ v: 1, id: `e${i}`, type: type as EventPayload['type'], deviceId: 'p', ts: new Date(0).toISOString(), data: {} });
+  const ev = (type: string, i: number): EventPayload => ({
+    v: 1,
+    id: `e${i}`,
+    type: type as EventPayload['type'],
+    deviceId: 'p',
+    ts: new Date(0).toISOString(),
+    data: {},
+  });
 
   it('bounded: the oldest ordinary event goes first; emergency events are never dropped', () => {
     const h = new HeldEvents(silentLog(), 3);

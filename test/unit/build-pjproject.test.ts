@@ -39,7 +39,8 @@ describe('gitTreeId', () => {
     chmodSync(path.join(tree, 'run.sh'), 0o755);
     symlinkSync('a.txt', path.join(tree, 'link'));
     // GIT_DIR outside the tree: the tree holds only the files, as an unpacked archive does.
-    const git = (...args: string[]) => spawnSync('git', args, { cwd: tree, encoding: 'utf8', env: { ...process.env, GIT_DIR: path.join(dir, 'git'), GIT_WORK_TREE: tree } });
+    const git = (...args: string[]) =>
+      spawnSync('git', args, { cwd: tree, encoding: 'utf8', env: { ...process.env, GIT_DIR: path.join(dir, 'git'), GIT_WORK_TREE: tree } });
     expect(git('init', '-q').status).toBe(0);
     expect(git('add', '-A').status).toBe(0);
     const expected = git('write-tree').stdout.trim();
@@ -55,11 +56,17 @@ describe('locateSource', () => {
     const cacheDir = path.join(dir, 'cache');
     const offline = fakeArchive(path.join(dir, 'offline'));
     const env = { E911_CACHE_DIR: cacheDir, E911_DOWNLOAD_CACHE: path.join(dir, 'offline') };
-    expect(await locateSource({ ...env, E911_PJPROJECT_SRC: path.join(dir, 'fake') })).toEqual({ kind: 'dir', path: path.join(dir, 'fake') });
+    expect(await locateSource({ ...env, E911_PJPROJECT_SRC: path.join(dir, 'fake') })).toEqual({
+      kind: 'dir',
+      path: path.join(dir, 'fake'),
+    });
     expect(await locateSource(env)).toEqual({ kind: 'archive', path: offline });
     const earlier = fakeArchive(path.join(cacheDir, 'downloads'));
     const said: string[] = [];
-    expect(await locateSource({ ...env, E911_DOWNLOAD_CACHE: path.join(dir, 'empty') }, (m) => said.push(m))).toMatchObject({ path: earlier, downloaded: true });
+    expect(await locateSource({ ...env, E911_DOWNLOAD_CACHE: path.join(dir, 'empty') }, (m) => said.push(m))).toMatchObject({
+      path: earlier,
+      downloaded: true,
+    });
     expect(said.join('\n')).toContain(`E911_DOWNLOAD_CACHE has no ${PJPROJECT.archive}`);
   });
 
@@ -72,7 +79,11 @@ describe('locateSource', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/pjproject.tar.gz`;
-      const err = await locateSource({ E911_CACHE_DIR: path.join(dir, 'cache'), E911_PJPROJECT_URL: url, E911_DOWNLOAD_TIMEOUT_S: '0.3' }).catch((e: unknown) => e);
+      const err = await locateSource({
+        E911_CACHE_DIR: path.join(dir, 'cache'),
+        E911_PJPROJECT_URL: url,
+        E911_DOWNLOAD_TIMEOUT_S: '0.3',
+      }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(PjprojectError);
       expect((err as Error).message).toMatch(/download of .* failed: .*E911_DOWNLOAD_CACHE/s);
       expect(existsSync(path.join(dir, 'cache/downloads', PJPROJECT.archive))).toBe(false);
@@ -88,7 +99,11 @@ describe('buildTarget', () => {
     const env = { E911_CACHE_DIR: path.join(dir, 'cache'), E911_DOWNLOAD_CACHE: path.dirname(fakeArchive(path.join(dir, 'offline'))) };
     const err = await buildTarget('x64', { env }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PjprojectError);
-    expect((err as Error).message).toMatch(new RegExp(`is not pjproject ${PJPROJECT.version}: sha256 [0-9a-f]{64} \\(pinned ${PJPROJECT.archiveSha256}\\), tree [0-9a-f]{40} \\(pinned ${PJPROJECT.treeId}\\)`));
+    expect((err as Error).message).toMatch(
+      new RegExp(
+        `is not pjproject ${PJPROJECT.version}: sha256 [0-9a-f]{64} \\(pinned ${PJPROJECT.archiveSha256}\\), tree [0-9a-f]{40} \\(pinned ${PJPROJECT.treeId}\\)`,
+      ),
+    );
     expect(existsSync(prefixOf('x64', env))).toBe(false);
     // Only the log remains: no work folder, nothing configured.
     expect(readdirSync(path.join(dir, 'cache/pjproject'))).toEqual([`${path.basename(prefixOf('x64', env))}.log`]);
@@ -99,7 +114,10 @@ describe('buildTarget', () => {
     const server = http.createServer((_req, res) => res.end(bytes));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
-      const env = { E911_CACHE_DIR: path.join(dir, 'cache'), E911_PJPROJECT_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/x.tar.gz` };
+      const env = {
+        E911_CACHE_DIR: path.join(dir, 'cache'),
+        E911_PJPROJECT_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/x.tar.gz`,
+      };
       await expect(buildTarget('x64', { env })).rejects.toThrow(/is not pjproject/);
       expect(existsSync(path.join(dir, 'cache/downloads', PJPROJECT.archive))).toBe(false);
     } finally {

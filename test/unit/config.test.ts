@@ -18,7 +18,12 @@ function problems(raw: unknown, env: NodeJS.ProcessEnv = {}): string[] {
 describe('config', () => {
   it('fills defaults around the required keys', () => {
     const c = parseConfig(minimal);
-    expect(c).toMatchObject({ deviceId: 'phone-1', logLevel: 'info', dataDir: '/var/lib/e911-agent', broker: { protocolVersion: 5, keepaliveSec: 30 } });
+    expect(c).toMatchObject({
+      deviceId: 'phone-1',
+      logLevel: 'info',
+      dataDir: '/var/lib/e911-agent',
+      broker: { protocolVersion: 5, keepaliveSec: 30 },
+    });
     expect(c.outbox).toEqual({ maxEvents: 10_000, window: 64, serverAckTimeoutMs: 30_000, serverConfirms: 'all' });
     expect(c.recovery).toEqual({ minMs: 1000, maxMs: 60_000 });
   });
@@ -35,7 +40,9 @@ describe('config', () => {
       { deviceId: 'bad id!', serverPublicKey: 'short', broker: { urls: ['http://x'], tls: { cert: '/c' } }, surprise: 1 },
       { E911_LOG_LEVEL: 'loud' },
     );
-    expect(keys).toEqual(expect.arrayContaining(['deviceId', 'serverPublicKey', 'broker.urls.0', 'broker.tls', 'logLevel (from E911_LOG_LEVEL)', '(root)']));
+    expect(keys).toEqual(
+      expect.arrayContaining(['deviceId', 'serverPublicKey', 'broker.urls.0', 'broker.tls', 'logLevel (from E911_LOG_LEVEL)', '(root)']),
+    );
   });
 
   it('refuses a file that is not an object', () => {

@@ -30,12 +30,19 @@ function setup(voice: MemoryVoiceStack | null, withAddress: boolean) {
   const raw = unitAgentRaw(dir, generateSigningKeyPair().publicKey);
   if (withAddress) {
     const doc: AddressDocument = {
-      v: 1, deviceId: 'phone-1', version: 2, issuedAt: '2026-11-22T07:00:00.000Z',
+      v: 1,
+      deviceId: 'phone-1',
+      version: 2,
+      issuedAt: '2026-11-22T07:00:00.000Z',
       civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main', HNO: '100', PC: '95110' },
-      callback: '+14085550100', displayName: 'Front Desk',
+      callback: '+14085550100',
+      displayName: 'Front Desk',
     };
     const s = new Store({ dataDir: raw.dataDir, log: silentLog() });
-    s.applyAddress({ doc, version: 2, hash: documentHash(doc), signature: 'x', receivedAt: doc.issuedAt }, { v: 1, id: 'seed', type: 'address-applied', deviceId: 'phone-1', ts: doc.issuedAt, data: {} });
+    s.applyAddress(
+      { doc, version: 2, hash: documentHash(doc), signature: 'x', receivedAt: doc.issuedAt },
+      { v: 1, id: 'seed', type: 'address-applied', deviceId: 'phone-1', ts: doc.issuedAt, data: {} },
+    );
     s.close();
   }
   const agent = new Agent({ config: parseConfig(raw), log: silentLog(), env: {}, host: hostPaths({}), voice });
@@ -47,7 +54,7 @@ describe('emergency path in the agent', () => {
   it('starts without a voice stack, and status says calls cannot be placed', async () => {
     const { agent, socket } = setup(null, true);
     await agent.start();
-    expect((agent.status().emergency as Record<string, unknown>)).toMatchObject({ canPlaceCalls: false });
+    expect(agent.status().emergency as Record<string, unknown>).toMatchObject({ canPlaceCalls: false });
     const r = await controlRequest(socket, 'dial', { digits: '911' });
     expect(r).toMatchObject({ ok: true, result: { kind: 'emergency', placed: false } });
   });
@@ -60,7 +67,10 @@ describe('emergency path in the agent', () => {
     expect(pidf).toMatchObject({ ok: true, result: { addressMissing: false } });
     expect((pidf as { result: { pidf: string } }).result.pidf).toContain('<ca:RD>Main</ca:RD>');
     const dial = await controlRequest(socket, 'dial', { digits: '9911' });
-    expect(dial).toMatchObject({ ok: true, result: { kind: 'emergency', placed: true, route: 'primary', target: 'sip:911@10.0.0.1:5060' } });
+    expect(dial).toMatchObject({
+      ok: true,
+      result: { kind: 'emergency', placed: true, route: 'primary', target: 'sip:911@10.0.0.1:5060' },
+    });
     expect(voice.calls).toHaveLength(1);
     expect(await controlRequest(socket, 'hangup')).toMatchObject({ ok: true, result: { ended: 1 } });
     await new Promise((r) => setImmediate(r));
@@ -94,7 +104,9 @@ describe('emergency path in the agent', () => {
     await again.start();
     const store = (again as unknown as { parts: { store: Store } }).parts.store;
     expect(store.pendingEvents(0, 100).filter((e) => e.id === begun.id)).toHaveLength(1);
-    expect(JSON.parse(store.pendingEvents(0, 100).find((e) => e.id === begun.id)!.payload)).toMatchObject({ data: { recorded: 'before-invite' } });
+    expect(JSON.parse(store.pendingEvents(0, 100).find((e) => e.id === begun.id)!.payload)).toMatchObject({
+      data: { recorded: 'before-invite' },
+    });
     expect(readFileSync(path.join(next.dataDir, BEGIN_FILE), 'utf8').replace(/\0/g, '')).toBe('');
   });
 });

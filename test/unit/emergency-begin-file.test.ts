@@ -46,7 +46,13 @@ async function service(opts: { file: BeginSink | null; store?: () => JournalStor
   const voice = new MemoryVoiceStack();
   const drainer = new OutboxDrainer(store, 8, silentLog());
   const deferred: (() => void)[] = [];
-  const journal = new StoreEmergencyJournal({ file: opts.file, store: opts.store ?? (() => store), drain: () => drainer, newEvent: eventFactory('phone-1'), log: silentLog() });
+  const journal = new StoreEmergencyJournal({
+    file: opts.file,
+    store: opts.store ?? (() => store),
+    drain: () => drainer,
+    newEvent: eventFactory('phone-1'),
+    log: silentLog(),
+  });
   const svc = new EmergencyService({
     voice,
     emergency: emergencySchema.parse({ routes: { primary: 'sip:10.0.0.1:5060' } }),
@@ -68,7 +74,12 @@ async function service(opts: { file: BeginSink | null; store?: () => JournalStor
     atInvite.push({ file: fileText(), begun: store.begunEmergencyEvents() });
     return make(target, options);
   };
-  return { svc, voice, journal, atInvite, flush: () => {
+  return {
+    svc,
+    voice,
+    journal,
+    atInvite,
+    flush: () => {
       for (const f of deferred.splice(0)) f();
     },
   };
@@ -80,7 +91,13 @@ function restart(): { store: Store; journal: StoreEmergencyJournal; moved: numbe
   file.open();
   files.push(file);
   const s = new Store({ dataDir: dir, log: silentLog() });
-  const journal = new StoreEmergencyJournal({ file, store: () => s, drain: () => null, newEvent: eventFactory('phone-1'), log: silentLog() });
+  const journal = new StoreEmergencyJournal({
+    file,
+    store: () => s,
+    drain: () => null,
+    newEvent: eventFactory('phone-1'),
+    log: silentLog(),
+  });
   return { store: s, journal, moved: journal.recoverLeftover() };
 }
 
@@ -107,7 +124,14 @@ describe('emergency begin file', () => {
     expect(made).toBe(2); // nothing drawn on the call path
     const line = fileText().trim();
     expect(Object.keys(JSON.parse(line))).toEqual(['v', 'id', 'type', 'deviceId', 'ts', 'data']);
-    expect(JSON.parse(line)).toEqual({ v: 1, id, type: 'emergency-call', deviceId: 'phone-1', ts: at.toISOString(), data: { dialed: '911' } });
+    expect(JSON.parse(line)).toEqual({
+      v: 1,
+      id,
+      type: 'emergency-call',
+      deviceId: 'phone-1',
+      ts: at.toISOString(),
+      data: { dialed: '911' },
+    });
     // Completed: the next one is drawn then, off the call path, with a new id.
     journal.complete(id, 'emergency-call', { dialed: '911', placed: true });
     expect(made).toBe(3);
@@ -120,9 +144,16 @@ describe('emergency begin file', () => {
     const writesBefore = store.writes;
     expect(h.svc.dial('911')).toMatchObject({ kind: 'emergency', placed: true });
     const at = h.atInvite[0]!;
-    const lines = at.file.split('\n').filter(Boolean).map((l) => JSON.parse(l) as EventPayload);
+    const lines = at.file
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as EventPayload);
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ type: 'emergency-call', deviceId: 'phone-1', data: { numberDialed: '911', placed: null, recorded: 'before-invite' } });
+    expect(lines[0]).toMatchObject({
+      type: 'emergency-call',
+      deviceId: 'phone-1',
+      data: { numberDialed: '911', placed: null, recorded: 'before-invite' },
+    });
     expect(at.begun).toEqual([]);
     expect(store.writes).toBe(writesBefore);
   });
@@ -181,7 +212,11 @@ describe('emergency begin file', () => {
     expect(parseLines(fileText()).events.map((e) => e.id)).toEqual([second]);
     const next = restart();
     expect(next.moved).toBe(1);
-    expect(outbox(next.store).map((e) => e.id).sort()).toEqual([first, second].sort());
+    expect(
+      outbox(next.store)
+        .map((e) => e.id)
+        .sort(),
+    ).toEqual([first, second].sort());
     next.store.close();
   });
 
@@ -201,7 +236,14 @@ describe('emergency begin file', () => {
   });
 
   it('a torn line (a write cut short) is skipped and reported; the lines around it are recovered, and a new line after it is readable', async () => {
-    const mk = (id: string): EventPayload => ({ v: 1, id, type: 'emergency-call', deviceId: 'phone-1', ts: '2026-12-05T05:00:00.000Z', data: { recorded: 'before-invite' } });
+    const mk = (id: string): EventPayload => ({
+      v: 1,
+      id,
+      type: 'emergency-call',
+      deviceId: 'phone-1',
+      ts: '2026-12-05T05:00:00.000Z',
+      data: { recorded: 'before-invite' },
+    });
     const a = mk('00000000-0000-4000-8000-00000000000a');
     const b = mk('00000000-0000-4000-8000-00000000000b');
     writeFileSync(path.join(dir, BEGIN_FILE), `${JSON.stringify(a)}\nnot json at all\n${JSON.stringify(b).slice(0, 40)}`);
@@ -213,7 +255,13 @@ describe('emergency begin file', () => {
     // The file did not end with a newline: the next line starts on its own.
     expect(file.append(JSON.stringify(b))).toBe(true);
     expect(parseLines(fileText()).events.map((e) => e.id)).toEqual([a.id, b.id]);
-    const journal = new StoreEmergencyJournal({ file, store: () => store, drain: () => null, newEvent: eventFactory('phone-1'), log: silentLog() });
+    const journal = new StoreEmergencyJournal({
+      file,
+      store: () => store,
+      drain: () => null,
+      newEvent: eventFactory('phone-1'),
+      log: silentLog(),
+    });
     expect(journal.recoverLeftover()).toBe(1);
     expect(outbox().map((e) => e.type)).toEqual(['emergency-call', 'store-incident']);
     expect(outbox()[1]!.data).toMatchObject({ unreadableLines: 2 });
@@ -221,7 +269,13 @@ describe('emergency begin file', () => {
   });
 
   it('the file cannot take the line (disk full): the begun row goes to the store, the call goes out, and completes as before', async () => {
-    const full: BeginSink = { append: () => false, markDone: () => undefined, clear: () => undefined, leftover: { events: [], unreadable: 0 }, forgetLeftover: () => undefined };
+    const full: BeginSink = {
+      append: () => false,
+      markDone: () => undefined,
+      clear: () => undefined,
+      leftover: { events: [], unreadable: 0 },
+      forgetLeftover: () => undefined,
+    };
     const h = await service({ file: full });
     expect(h.svc.dial('911')).toMatchObject({ kind: 'emergency', placed: true });
     expect(h.atInvite[0]!.begun).toHaveLength(1);
@@ -242,7 +296,13 @@ describe('emergency begin file', () => {
   });
 
   it('neither the file nor the store: the call goes out and the event is held in memory', async () => {
-    const full: BeginSink = { append: () => false, markDone: () => undefined, clear: () => undefined, leftover: { events: [], unreadable: 0 }, forgetLeftover: () => undefined };
+    const full: BeginSink = {
+      append: () => false,
+      markDone: () => undefined,
+      clear: () => undefined,
+      leftover: { events: [], unreadable: 0 },
+      forgetLeftover: () => undefined,
+    };
     const h = await service({ file: full, store: () => null });
     expect(h.svc.dial('911')).toMatchObject({ kind: 'emergency', placed: true });
     h.flush();
@@ -267,8 +327,18 @@ describe('emergency begin file', () => {
     const h = await service({ file: openFile() });
     h.svc.dial('911');
     const file = openFile();
-    const broken = { recoverEmergencyEvents: () => { throw new Error('SQLITE_FULL'); } } as unknown as JournalStore;
-    const journal = new StoreEmergencyJournal({ file, store: () => broken, drain: () => null, newEvent: eventFactory('phone-1'), log: silentLog() });
+    const broken = {
+      recoverEmergencyEvents: () => {
+        throw new Error('SQLITE_FULL');
+      },
+    } as unknown as JournalStore;
+    const journal = new StoreEmergencyJournal({
+      file,
+      store: () => broken,
+      drain: () => null,
+      newEvent: eventFactory('phone-1'),
+      log: silentLog(),
+    });
     expect(journal.recoverLeftover()).toBe(false);
     expect(parseLines(fileText()).events).toHaveLength(1);
     expect(journal.leftoverCount).toBe(1);

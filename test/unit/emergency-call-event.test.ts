@@ -2,7 +2,14 @@
 // The row committed before the INVITE must carry the same facts as the event
 // recorded after it, for every address state.
 import { describe, expect, it } from 'vitest';
-import { beginRowJson, beginRowParts, callEventData, firstSent, type EmergencyCallRecord, type PreparedFacts } from '../../agent/emergency/call-event.js';
+import {
+  beginRowJson,
+  beginRowParts,
+  callEventData,
+  firstSent,
+  type EmergencyCallRecord,
+  type PreparedFacts,
+} from '../../agent/emergency/call-event.js';
 import { localTimeWithOffset } from '../../agent/emergency/device.js';
 import type { InviteContent } from '../../agent/emergency/invite.js';
 import { parseRoute } from '../../agent/emergency/sip-uri.js';
@@ -11,7 +18,14 @@ import { sampleAddress } from '../helpers/address.js';
 
 const at = new Date('2026-11-22T08:00:00.000Z');
 const routes = [parseRoute('primary', 'sip:192.0.2.10'), parseRoute('fallback', 'sip:192.0.2.30;transport=tcp')];
-const stored: StoredAddress = { doc: sampleAddress(), version: 7, hash: 'h', signature: 's', receivedAt: at.toISOString(), appliedAt: at.toISOString() };
+const stored: StoredAddress = {
+  doc: sampleAddress(),
+  version: 7,
+  hash: 'h',
+  signature: 's',
+  receivedAt: at.toISOString(),
+  appliedAt: at.toISOString(),
+};
 const civic = { country: 'US', A1: 'CA', RD: 'Main' };
 const device = { deviceId: 'phone-1', network: { interface: 'eth0', ip: '192.0.2.50', mac: '00:d0:1e:12:34:56' } };
 
@@ -86,18 +100,59 @@ function record(over: Partial<EmergencyCallRecord> = {}): EmergencyCallRecord {
 }
 
 describe('emergency call event', () => {
-  it.each(cases)('the row before the INVITE has the event\'s fields, minus what only the call tells: $name', ({ prepared, content }) => {
+  it.each(cases)("the row before the INVITE has the event's fields, minus what only the call tells: $name", ({ prepared, content }) => {
     const rec = record({ addressMissing: prepared.address === null });
-    const row = JSON.parse(beginRowJson(beginRowParts(prepared, device, 'America/Los_Angeles'), rec.callRef, rec.dialed, rec.number, content?.contentId ?? null, at, true)) as Record<string, unknown>;
-    const full = callEventData({ record: rec, dialed: rec.dialed, number: rec.number, content, prepared, at, error: null, sipCallId: 'abc@host', device, timeZone: 'America/Los_Angeles', registered: true });
+    const row = JSON.parse(
+      beginRowJson(
+        beginRowParts(prepared, device, 'America/Los_Angeles'),
+        rec.callRef,
+        rec.dialed,
+        rec.number,
+        content?.contentId ?? null,
+        at,
+        true,
+      ),
+    ) as Record<string, unknown>;
+    const full = callEventData({
+      record: rec,
+      dialed: rec.dialed,
+      number: rec.number,
+      content,
+      prepared,
+      at,
+      error: null,
+      sipCallId: 'abc@host',
+      device,
+      timeZone: 'America/Los_Angeles',
+      registered: true,
+    });
     const { pidf: _pidf, ...fullLocation } = (full.location ?? {}) as Record<string, unknown>;
-    expect(row).toEqual({ ...full, sipCallId: null, placed: null, route: null, location: full.location === null ? null : fullLocation, recorded: 'before-invite' });
+    expect(row).toEqual({
+      ...full,
+      sipCallId: null,
+      placed: null,
+      route: null,
+      location: full.location === null ? null : fullLocation,
+      recorded: 'before-invite',
+    });
     expect(Object.keys(row)).toEqual([...Object.keys(full), 'recorded']);
   });
 
   it('names the location, the device and the time', () => {
     const c = cases[2]!;
-    const data = callEventData({ record: record(), dialed: '9911', number: '911', content: c.content, prepared: c.prepared, at, error: null, sipCallId: null, device, timeZone: 'UTC', registered: false });
+    const data = callEventData({
+      record: record(),
+      dialed: '9911',
+      number: '911',
+      content: c.content,
+      prepared: c.prepared,
+      at,
+      error: null,
+      sipCallId: null,
+      device,
+      timeZone: 'UTC',
+      registered: false,
+    });
     expect(data.location).toEqual({
       source: 'lldp',
       method: 'LLDP-MED',
@@ -119,7 +174,19 @@ describe('emergency call event', () => {
   ])('outcome: $name', ({ error, dropped, placed, hasError }) => {
     const c = cases[2]!;
     const rec = record(dropped ? { alternateDropped: true } : {});
-    const data = callEventData({ record: rec, dialed: '9911', number: '911', content: c.content, prepared: c.prepared, at, error, sipCallId: null, device, timeZone: 'UTC', registered: true });
+    const data = callEventData({
+      record: rec,
+      dialed: '9911',
+      number: '911',
+      content: c.content,
+      prepared: c.prepared,
+      at,
+      error,
+      sipCallId: null,
+      device,
+      timeZone: 'UTC',
+      registered: true,
+    });
     expect(data.placed).toBe(placed);
     expect('error' in data).toBe(hasError);
     expect((data.location as Record<string, unknown>).alternateDropped).toBe(dropped ? true : undefined);
@@ -127,14 +194,30 @@ describe('emergency call event', () => {
 
   it.each([
     { name: 'none tried', attempts: [], route: undefined },
-    { name: 'the first that left, not one that threw', attempts: [{ route: 'primary' as const, callId: null }, { route: 'fallback' as const, callId: 3 }], route: 'fallback' },
-    { name: 'the first tried when none left', attempts: [{ route: 'primary' as const, callId: null }, { route: 'fallback' as const, callId: null }], route: 'primary' },
+    {
+      name: 'the first that left, not one that threw',
+      attempts: [
+        { route: 'primary' as const, callId: null },
+        { route: 'fallback' as const, callId: 3 },
+      ],
+      route: 'fallback',
+    },
+    {
+      name: 'the first tried when none left',
+      attempts: [
+        { route: 'primary' as const, callId: null },
+        { route: 'fallback' as const, callId: null },
+      ],
+      route: 'primary',
+    },
   ])('the attempt the event names: $name', ({ attempts, route }) => {
-    const rec = record({ attempts: attempts.map((a) => ({ ...a, routeUri: 'sip:x', target: 'sip:911@x', startedAt: at.toISOString(), provisional: false })) });
+    const rec = record({
+      attempts: attempts.map((a) => ({ ...a, routeUri: 'sip:x', target: 'sip:911@x', startedAt: at.toISOString(), provisional: false })),
+    });
     expect(firstSent(rec)?.route).toBe(route);
   });
 
-  it('the row\'s text survives quotes and control characters in the dialed string', () => {
+  it("the row's text survives quotes and control characters in the dialed string", () => {
     const row = beginRowJson(beginRowParts(facts({}), device, 'UTC'), 'r"1', 'urn:service:sos"\n', '911', null, at, false);
     expect(JSON.parse(row)).toMatchObject({ callRef: 'r"1', numberDialed: 'urn:service:sos"\n', location: null });
   });

@@ -75,10 +75,11 @@ const digitString = (min: number, max: number) =>
   fc.array(fc.constantFrom(...'0123456789'), { minLength: min, maxLength: max }).map((a) => a.join(''));
 
 const configArb: fc.Arbitrary<DialPlanConfig> = fc.record({
-  numbers: fc.uniqueArray(
-    fc.record({ digits: digitString(2, 4), kind: fc.constantFrom('emergency' as const, 'test' as const) }),
-    { minLength: 1, maxLength: 4, selector: (n) => n.digits },
-  ),
+  numbers: fc.uniqueArray(fc.record({ digits: digitString(2, 4), kind: fc.constantFrom('emergency' as const, 'test' as const) }), {
+    minLength: 1,
+    maxLength: 4,
+    selector: (n) => n.digits,
+  }),
   outsideLinePrefix: digitString(0, 2),
   operatorRules: fc.array(
     fc.oneof(

@@ -62,8 +62,18 @@ describe('caller identity and the INVITE content', () => {
 describe('config sections', () => {
   it('defaults: 911 and 933, prefix 9, 2 s failover, 30 min window, hold', () => {
     const e = emergencySchema.parse(undefined);
-    expect(e).toMatchObject({ outsideLinePrefix: '9', failoverMs: 2000, suppressMinutes: 30, activeCallPolicy: 'hold', targetForm: 'number', routes: {} });
-    expect(e.numbers.map((n) => [n.digits, n.kind])).toEqual([['911', 'emergency'], ['933', 'test']]);
+    expect(e).toMatchObject({
+      outsideLinePrefix: '9',
+      failoverMs: 2000,
+      suppressMinutes: 30,
+      activeCallPolicy: 'hold',
+      targetForm: 'number',
+      routes: {},
+    });
+    expect(e.numbers.map((n) => [n.digits, n.kind])).toEqual([
+      ['911', 'emergency'],
+      ['933', 'test'],
+    ]);
     expect(dialPlanSchema.parse(undefined)).toEqual({ rules: [], interDigitMs: 4000 });
     expect(sipSchema.parse(undefined)).toMatchObject({ transport: 'udp', port: 5060, maxCalls: 4 });
   });

@@ -39,7 +39,12 @@ async function service(journalStore: () => JournalStore | null) {
   const voice = new MemoryVoiceStack();
   const drainer = new OutboxDrainer(store, 8, silentLog());
   const deferred: (() => void)[] = [];
-  const journal = new StoreEmergencyJournal({ store: journalStore, drain: () => drainer, newEvent: eventFactory('phone-1'), log: silentLog() });
+  const journal = new StoreEmergencyJournal({
+    store: journalStore,
+    drain: () => drainer,
+    newEvent: eventFactory('phone-1'),
+    log: silentLog(),
+  });
   const emitted: string[] = [];
   const svc = new EmergencyService({
     voice,
@@ -62,7 +67,14 @@ async function service(journalStore: () => JournalStore | null) {
     atInvite.push(onDisk());
     return make(target, options);
   };
-  return { svc, voice, drainer, journal, emitted, atInvite, flush: () => {
+  return {
+    svc,
+    voice,
+    drainer,
+    journal,
+    emitted,
+    atInvite,
+    flush: () => {
       for (const f of deferred.splice(0)) f();
     },
   };
@@ -93,7 +105,7 @@ describe('durable emergency event', () => {
     expect(h.emitted).not.toContain('emergency-call');
   });
 
-  it('the row before the INVITE (written from prepared JSON text) carries the completed event\'s fields, but the PIDF-LO and what only the INVITE tells', async () => {
+  it("the row before the INVITE (written from prepared JSON text) carries the completed event's fields, but the PIDF-LO and what only the INVITE tells", async () => {
     const h = await service(() => store);
     h.svc.dial('911');
     const before = h.atInvite[0]![0]!;

@@ -21,7 +21,14 @@ const ADDRESS_DOC: AddressDocument = {
   displayName: 'Front Desk',
   locationCode: 'SJ-HQ',
 };
-const ADDRESS: StoredAddress = { doc: ADDRESS_DOC, version: 3, hash: 'h', signature: 's', receivedAt: ADDRESS_DOC.issuedAt, appliedAt: ADDRESS_DOC.issuedAt };
+const ADDRESS: StoredAddress = {
+  doc: ADDRESS_DOC,
+  version: 3,
+  hash: 'h',
+  signature: 's',
+  receivedAt: ADDRESS_DOC.issuedAt,
+  appliedAt: ADDRESS_DOC.issuedAt,
+};
 
 const ROUTES = { primary: 'sip:10.0.0.1:5060', secondary: 'sip:10.0.0.2:5060', fallback: 'sip:10.0.0.3:5060' };
 
@@ -38,7 +45,13 @@ interface Harness {
 }
 
 async function harness(
-  o: { emergency?: Record<string, unknown>; sip?: Record<string, unknown>; address?: StoredAddress | null; voice?: MemoryVoiceStack | null; suppressLoad?: number } = {},
+  o: {
+    emergency?: Record<string, unknown>;
+    sip?: Record<string, unknown>;
+    address?: StoredAddress | null;
+    voice?: MemoryVoiceStack | null;
+    suppressLoad?: number;
+  } = {},
 ): Promise<Harness> {
   const voice = o.voice === null ? null : (o.voice ?? new MemoryVoiceStack());
   const clock = new FakeClock();
@@ -333,7 +346,10 @@ describe('routes and failover', () => {
   });
 
   it('with no emergency route configured, 911 goes to the registrar', async () => {
-    const h = await harness({ emergency: { routes: {} }, sip: { account: { uri: 'sip:1001@pbx.example', registrar: 'sip:10.0.0.9:5070' } } });
+    const h = await harness({
+      emergency: { routes: {} },
+      sip: { account: { uri: 'sip:1001@pbx.example', registrar: 'sip:10.0.0.9:5070' } },
+    });
     expect(dial(h.svc, '911')).toMatchObject({ placed: true, target: 'sip:911@10.0.0.9:5070' });
   });
 });
@@ -475,13 +491,42 @@ describe('after an emergency call: callbacks first, DND/forwarding/call waiting 
   it('decisions: forwarding and call waiting are off in the window; DND, forwarding, call waiting apply outside it', () => {
     const confirmed: TrackedCall = { callId: 1, role: 'callee', state: 'CONFIRMED', emergency: false, psapCallback: false };
     const f = { ...DEFAULT_FEATURES, dnd: false, forwardTo: 'sip:2000@pbx' };
-    expect(incomingDecision({ fromEmergencyRoute: false, suppressed: true, features: f, others: [] })).toEqual({ action: 'ring', reason: 'features-suppressed' });
-    expect(incomingDecision({ fromEmergencyRoute: false, suppressed: true, features: f, others: [confirmed] })).toMatchObject({ action: 'reject', reason: 'call-waiting-suppressed' });
-    expect(incomingDecision({ fromEmergencyRoute: false, suppressed: false, features: f, others: [] })).toEqual({ action: 'forward', to: 'sip:2000@pbx' });
-    expect(incomingDecision({ fromEmergencyRoute: false, suppressed: false, features: DEFAULT_FEATURES, others: [confirmed] })).toEqual({ action: 'ring', reason: 'call-waiting' });
-    expect(incomingDecision({ fromEmergencyRoute: false, suppressed: false, features: { ...DEFAULT_FEATURES, callWaiting: false }, others: [confirmed] })).toMatchObject({ action: 'reject', reason: 'busy' });
-    expect(incomingDecision({ fromEmergencyRoute: true, suppressed: true, features: { ...f, dnd: true }, others: [confirmed] })).toEqual({ action: 'answer', reason: 'psap-callback' });
-    expect(incomingDecision({ fromEmergencyRoute: false, suppressed: false, features: DEFAULT_FEATURES, others: [{ ...confirmed, emergency: true }] })).toMatchObject({ action: 'reject', reason: 'emergency-in-progress' });
+    expect(incomingDecision({ fromEmergencyRoute: false, suppressed: true, features: f, others: [] })).toEqual({
+      action: 'ring',
+      reason: 'features-suppressed',
+    });
+    expect(incomingDecision({ fromEmergencyRoute: false, suppressed: true, features: f, others: [confirmed] })).toMatchObject({
+      action: 'reject',
+      reason: 'call-waiting-suppressed',
+    });
+    expect(incomingDecision({ fromEmergencyRoute: false, suppressed: false, features: f, others: [] })).toEqual({
+      action: 'forward',
+      to: 'sip:2000@pbx',
+    });
+    expect(incomingDecision({ fromEmergencyRoute: false, suppressed: false, features: DEFAULT_FEATURES, others: [confirmed] })).toEqual({
+      action: 'ring',
+      reason: 'call-waiting',
+    });
+    expect(
+      incomingDecision({
+        fromEmergencyRoute: false,
+        suppressed: false,
+        features: { ...DEFAULT_FEATURES, callWaiting: false },
+        others: [confirmed],
+      }),
+    ).toMatchObject({ action: 'reject', reason: 'busy' });
+    expect(incomingDecision({ fromEmergencyRoute: true, suppressed: true, features: { ...f, dnd: true }, others: [confirmed] })).toEqual({
+      action: 'answer',
+      reason: 'psap-callback',
+    });
+    expect(
+      incomingDecision({
+        fromEmergencyRoute: false,
+        suppressed: false,
+        features: DEFAULT_FEATURES,
+        others: [{ ...confirmed, emergency: true }],
+      }),
+    ).toMatchObject({ action: 'reject', reason: 'emergency-in-progress' });
   });
 });
 
@@ -489,11 +534,16 @@ describe('route names are resolved ahead of time, never at dial time (no DNS bet
   it('resolves at start, dials the address, and re-resolves on a timer into a new route account', async () => {
     const voice = new MemoryVoiceStack();
     const clock = new FakeClock();
-    const answers: Record<string, string[]> = { 'psap.example.net': ['192.0.2.7', '192.0.2.8'], 'psap2.example.net': ['192.0.2.9', '192.0.2.9'] };
+    const answers: Record<string, string[]> = {
+      'psap.example.net': ['192.0.2.7', '192.0.2.8'],
+      'psap2.example.net': ['192.0.2.9', '192.0.2.9'],
+    };
     const lookups: string[] = [];
     const svc = new EmergencyService({
       voice,
-      emergency: emergencySchema.parse({ routes: { primary: 'sip:psap.example.net:5070', secondary: 'sips:psap2.example.net', fallback: 'sip:[2001:db8::1]:5060' } }),
+      emergency: emergencySchema.parse({
+        routes: { primary: 'sip:psap.example.net:5070', secondary: 'sips:psap2.example.net', fallback: 'sip:[2001:db8::1]:5060' },
+      }),
       dialPlan: dialPlanSchema.parse({}),
       sip: sipSchema.parse({ port: 5062 }),
       deviceId: 'phone-1',
@@ -533,7 +583,11 @@ describe('route names are resolved ahead of time, never at dial time (no DNS bet
 describe('the best current location (from the location service)', () => {
   it('replaces the provisioned civic address in the PIDF-LO, with its method, and the event says which source', async () => {
     const h = await harness();
-    h.svc.setLocation({ civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main', HNO: '100', FLR: '5', PC: '95110' }, method: 'LLDP-MED', source: 'lldp-med' });
+    h.svc.setLocation({
+      civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main', HNO: '100', FLR: '5', PC: '95110' },
+      method: 'LLDP-MED',
+      source: 'lldp-med',
+    });
     dial(h.svc, '911');
     const body = h.voice.calls[0]!.options.parts![0]!.body;
     expect(body).toContain('<ca:FLR>5</ca:FLR>');
@@ -546,7 +600,11 @@ describe('the best current location (from the location service)', () => {
 
   it('with no address on file but a network location: sent with it on the primary, flagged as missing the address', async () => {
     const h = await harness({ address: null });
-    h.svc.setLocation({ civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main', HNO: '100', PC: '95110' }, method: 'DHCP', source: 'dhcp' });
+    h.svc.setLocation({
+      civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main', HNO: '100', PC: '95110' },
+      method: 'DHCP',
+      source: 'dhcp',
+    });
     expect(dial(h.svc, '911')).toMatchObject({ placed: true, route: 'primary', addressMissing: true });
     expect(header(h.voice.calls[0]!, 'Geolocation')).toMatch(/^<cid:/);
   });
@@ -570,19 +628,27 @@ describe('sound device and media figures', () => {
     h.flush();
     const failed = h.events.filter((e) => e.type === 'audio-device-failed');
     expect(failed).toHaveLength(1);
-    expect(failed[0]!.data).toMatchObject({ phase: 'start', capture: 'plughw:CARD=Handset', reason: expect.stringContaining('plughw:CARD=Handset') });
+    expect(failed[0]!.data).toMatchObject({
+      phase: 'start',
+      capture: 'plughw:CARD=Handset',
+      reason: expect.stringContaining('plughw:CARD=Handset'),
+    });
     expect(dial(h.svc, '911')).toMatchObject({ placed: true });
     // Busy when the call needed it: reported with the call it concerns.
     h.voice.soundDevice(false, 'Device or resource busy', 0);
     h.flush();
     const callRef = h.svc.history()[0]!.callRef;
-    expect(h.events.filter((e) => e.type === 'audio-device-failed')[1]!.data).toMatchObject({ phase: 'call', reason: 'Device or resource busy', callRef });
+    expect(h.events.filter((e) => e.type === 'audio-device-failed')[1]!.data).toMatchObject({
+      phase: 'call',
+      reason: 'Device or resource busy',
+      callRef,
+    });
     expect(h.svc.status().sound).toEqual({ device: 'null', reason: 'Device or resource busy' });
     h.voice.soundDevice(true);
     expect(h.svc.status().sound).toEqual({ device: 'configured' });
   });
 
-  it('the default is ALSA\'s default device; the demo and tests say null', async () => {
+  it("the default is ALSA's default device; the demo and tests say null", async () => {
     expect(sipSchema.parse({}).sound).toEqual({ capture: 'default', playback: 'default' });
     expect(sipSchema.parse({ sound: 'null' }).sound).toBe('null');
     expect(() => sipSchema.parse({ sound: { capture: 'hw:0;rm -rf /' } })).toThrow();

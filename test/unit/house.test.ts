@@ -11,7 +11,9 @@ const read = (f: string) => readFileSync(path.join(REPO_ROOT, f), 'utf8');
 
 describe('the house', () => {
   it('a source file over 400 lines (outside tests and generated code) says why in its opening comment', () => {
-    const sources = tracked().filter((f) => /^(agent|hal|provisioning|scripts)\/.*\.(ts|tsx|mts|mjs)$/.test(f) && !f.endsWith('.d.ts') && !f.endsWith('.d.mts'));
+    const sources = tracked().filter(
+      (f) => /^(agent|hal|provisioning|scripts)\/.*\.(ts|tsx|mts|mjs)$/.test(f) && !f.endsWith('.d.ts') && !f.endsWith('.d.mts'),
+    );
     expect(sources.length).toBeGreaterThan(100);
     const unexplained = sources.filter((f) => {
       const lines = read(f).split('\n');
@@ -28,7 +30,9 @@ describe('the house', () => {
 
   it('no code, test or doc points to files outside the repository', () => {
     // .ci/run may: it finds the offline pjproject archive beside the checkout on CI machines.
-    const texts = tracked().filter((f) => /\.(ts|tsx|mts|mjs|js|md|sh|json|yml|yaml)$/.test(f) && f !== 'package-lock.json' && !f.startsWith('.ci/'));
+    const texts = tracked().filter(
+      (f) => /\.(ts|tsx|mts|mjs|js|md|sh|json|yml|yaml)$/.test(f) && f !== 'package-lock.json' && !f.startsWith('.ci/'),
+    );
     const outside = /\.\.\/shared\b|FIELD-NOTES|DESIGN\.md|\bdecision [1-9]\b/;
     // This file names the patterns it looks for.
     const hits = texts.filter((f) => f !== 'test/unit/house.test.ts' && outside.test(read(f)));

@@ -14,7 +14,8 @@ interface Arrow {
 }
 
 const SOURCE = /^(agent|hal|provisioning|scripts)\/.*\.(ts|tsx|mts)$/;
-const IMPORT = /(?:^|\n)\s*(import|export)\s+(type\s+)?(?:[^'"]*?\sfrom\s+)?['"](\.{1,2}\/[^'"]+)['"]|import\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)/g;
+const IMPORT =
+  /(?:^|\n)\s*(import|export)\s+(type\s+)?(?:[^'"]*?\sfrom\s+)?['"](\.{1,2}\/[^'"]+)['"]|import\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)/g;
 
 function sourceFiles(): string[] {
   return execFileSync('git', ['ls-files'], { cwd: REPO_ROOT, encoding: 'utf8' })
@@ -26,7 +27,8 @@ function sourceFiles(): string[] {
 function resolve(from: string, spec: string, files: Set<string>): string | null {
   const target = path.posix.normalize(path.posix.join(path.posix.dirname(from), spec));
   const base = target.replace(/\.(m?js)$/, '');
-  for (const candidate of [target, `${base}.ts`, `${base}.tsx`, `${base}.mts`, `${target}/index.ts`]) if (files.has(candidate)) return candidate;
+  for (const candidate of [target, `${base}.ts`, `${base}.tsx`, `${base}.mts`, `${target}/index.ts`])
+    if (files.has(candidate)) return candidate;
   return null;
 }
 

@@ -29,13 +29,31 @@ describe('notifier with a send that never returns', () => {
   it('delivers and retries the other rows meanwhile; the stuck one times out, its transport is closed, and it is sent again', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-stall-'));
     const repo = new Repo({ dataDir: dir });
-    cleanup.push(() => rmSync(dir, { recursive: true, force: true }), () => repo.close());
+    cleanup.push(
+      () => rmSync(dir, { recursive: true, force: true }),
+      () => repo.close(),
+    );
     repo.setNotificationSettings({
-      smtp: { host: 'relay.example', port: 25, security: 'none', username: undefined, from: 'e911@example.com', allowInvalidCertificates: false },
+      smtp: {
+        host: 'relay.example',
+        port: 25,
+        security: 'none',
+        username: undefined,
+        from: 'e911@example.com',
+        allowInvalidCertificates: false,
+      },
       sms: { url: 'https://sms.example/send', username: undefined, from: '+14085550000' },
       webhook: null,
     });
-    repo.insertEvent({ id: 'ev-1', deviceId: 'p', type: 'emergency-call', ts: new Date().toISOString(), userId: null, locationId: null, data: {} });
+    repo.insertEvent({
+      id: 'ev-1',
+      deviceId: 'p',
+      type: 'emergency-call',
+      ts: new Date().toISOString(),
+      userId: null,
+      locationId: null,
+      data: {},
+    });
     repo.addNotification('ev-1', 'email', 'stuck@example.com');
     repo.addNotification('ev-1', 'sms', '+14085550123');
 
@@ -55,7 +73,15 @@ describe('notifier with a send that never returns', () => {
       },
     };
     const webhook: HttpChannel<WebhookSettings> = { send: async () => 'hook' };
-    const notifier = new Notifier({ repo, log: silentLog(), email, sms, webhook, retry: { baseMs: 20, maxMs: 40, maxAttempts: 10 }, sendTimeoutMs: 1_000 });
+    const notifier = new Notifier({
+      repo,
+      log: silentLog(),
+      email,
+      sms,
+      webhook,
+      retry: { baseMs: 20, maxMs: 40, maxAttempts: 10 },
+      sendTimeoutMs: 1_000,
+    });
     notifier.start();
     cleanup.push(() => notifier.stop());
     const row = (channel: string) => repo.notifications({ eventId: 'ev-1' }).find((n) => n.channel === channel)!;

@@ -8,13 +8,39 @@ describe('TargetPolicy', () => {
   const policy = new TargetPolicy();
 
   it('refuses the non-public ranges and passes public addresses', () => {
-    const refused = ['127.0.0.1', '10.1.2.3', '172.31.255.255', '192.168.0.1', '169.254.169.254', '100.64.1.1', '0.0.0.0', '224.0.0.1', '255.255.255.255', '::1', '::', 'fe80::1', 'fd00::1', 'fc00::1', 'ff02::1'];
+    const refused = [
+      '127.0.0.1',
+      '10.1.2.3',
+      '172.31.255.255',
+      '192.168.0.1',
+      '169.254.169.254',
+      '100.64.1.1',
+      '0.0.0.0',
+      '224.0.0.1',
+      '255.255.255.255',
+      '::1',
+      '::',
+      'fe80::1',
+      'fd00::1',
+      'fc00::1',
+      'ff02::1',
+    ];
     for (const a of refused) expect(policy.refusal('h', a), a).not.toBeNull();
-    for (const a of ['8.8.8.8', '172.32.0.1', '192.169.0.1', '100.128.0.1', '2001:4860:4860::8888', '::ffff:8.8.8.8']) expect(policy.refusal('h', a), a).toBeNull();
+    for (const a of ['8.8.8.8', '172.32.0.1', '192.169.0.1', '100.128.0.1', '2001:4860:4860::8888', '::ffff:8.8.8.8'])
+      expect(policy.refusal('h', a), a).toBeNull();
   });
 
   it('sees an IPv4 address inside IPv6 (mapped, NAT64, 6to4), however written', () => {
-    for (const a of ['::ffff:127.0.0.1', '::ffff:7f00:1', '0:0:0:0:0:ffff:7f00:1', '::ffff:a9fe:a9fe', '64:ff9b::a9fe:a9fe', '64:ff9b::10.0.0.1', '2002:7f00:1::1', '2002:c0a8:101::']) {
+    for (const a of [
+      '::ffff:127.0.0.1',
+      '::ffff:7f00:1',
+      '0:0:0:0:0:ffff:7f00:1',
+      '::ffff:a9fe:a9fe',
+      '64:ff9b::a9fe:a9fe',
+      '64:ff9b::10.0.0.1',
+      '2002:7f00:1::1',
+      '2002:c0a8:101::',
+    ]) {
       expect(policy.refusal('h', a), a).not.toBeNull();
     }
     // The same translations of public addresses pass.
@@ -22,7 +48,15 @@ describe('TargetPolicy', () => {
   });
 
   it('checks literal hosts of a URL being saved, whatever the IPv4 spelling, and leaves names to send time', () => {
-    for (const u of ['http://127.0.0.1/', 'http://2130706433/', 'http://0x7f.0.0.1/', 'http://017700000001/', 'https://[::1]:8443/', 'http://[::ffff:127.0.0.1]/']) expect(policy.urlRefusal(u), u).not.toBeNull();
+    for (const u of [
+      'http://127.0.0.1/',
+      'http://2130706433/',
+      'http://0x7f.0.0.1/',
+      'http://017700000001/',
+      'https://[::1]:8443/',
+      'http://[::ffff:127.0.0.1]/',
+    ])
+      expect(policy.urlRefusal(u), u).not.toBeNull();
     expect(policy.urlRefusal('http://localhost/')).toBeNull();
     expect(policy.urlRefusal('https://sms.example.com/send')).toBeNull();
   });
@@ -45,12 +79,21 @@ describe('TargetPolicy', () => {
   });
 
   it('its lookup keeps only allowed addresses and refuses a name with none', async () => {
-    const answers = [{ address: '127.0.0.1', family: 4 }, { address: '93.184.215.14', family: 4 }];
-    const p = new TargetPolicy({ lookup: ((_h: string, _o: unknown, cb: (e: null, a: typeof answers) => void) => cb(null, answers)) as never });
+    const answers = [
+      { address: '127.0.0.1', family: 4 },
+      { address: '93.184.215.14', family: 4 },
+    ];
+    const p = new TargetPolicy({
+      lookup: ((_h: string, _o: unknown, cb: (e: null, a: typeof answers) => void) => cb(null, answers)) as never,
+    });
     const lookup = p.lookupFor('mixed.example');
-    const all = await new Promise((resolve, reject) => lookup('mixed.example', { all: true }, (err, a) => (err ? reject(err) : resolve(a))));
+    const all = await new Promise((resolve, reject) =>
+      lookup('mixed.example', { all: true }, (err, a) => (err ? reject(err) : resolve(a))),
+    );
     expect(all).toEqual([{ address: '93.184.215.14', family: 4 }]);
     answers.pop();
-    await expect(new Promise((resolve, reject) => lookup('mixed.example', {}, (err, a) => (err ? reject(err) : resolve(a))))).rejects.toThrow(/^mixed\.example resolves to a loopback address: /);
+    await expect(
+      new Promise((resolve, reject) => lookup('mixed.example', {}, (err, a) => (err ? reject(err) : resolve(a)))),
+    ).rejects.toThrow(/^mixed\.example resolves to a loopback address: /);
   });
 });

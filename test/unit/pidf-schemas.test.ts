@@ -9,7 +9,9 @@ import path from 'node:path';
 import { PIDF_SCHEMA_DIR } from '../helpers/pidf-check.js';
 
 const list = (dir: string): string[] =>
-  readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? list(path.join(dir, e.name)).map((f) => path.join(e.name, f)) : [e.name]));
+  readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? list(path.join(dir, e.name)).map((f) => path.join(e.name, f)) : [e.name],
+  );
 
 describe('PIDF-LO schema copy', () => {
   it('matches SHA256SUMS file for file', () => {
@@ -22,7 +24,17 @@ describe('PIDF-LO schema copy', () => {
           return [file!, hash!] as const;
         }),
     );
-    expect(list(PIDF_SCHEMA_DIR).filter((f) => f !== 'SHA256SUMS').sort()).toEqual([...sums.keys()].sort());
-    for (const [file, hash] of sums) expect(createHash('sha256').update(readFileSync(path.join(PIDF_SCHEMA_DIR, file))).digest('hex'), file).toBe(hash);
+    expect(
+      list(PIDF_SCHEMA_DIR)
+        .filter((f) => f !== 'SHA256SUMS')
+        .sort(),
+    ).toEqual([...sums.keys()].sort());
+    for (const [file, hash] of sums)
+      expect(
+        createHash('sha256')
+          .update(readFileSync(path.join(PIDF_SCHEMA_DIR, file)))
+          .digest('hex'),
+        file,
+      ).toBe(hash);
   });
 });

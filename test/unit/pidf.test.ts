@@ -3,7 +3,14 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { buildPidf, NS, PidfTemplate, type PidfOptions } from '../../provisioning/pidf/pidf.js';
-import { CA_PROVINCES, CIVIC_ELEMENTS, US_STATES, validateAddress, type AddressDocument, type CivicAddress } from '../../provisioning/protocol/address.js';
+import {
+  CA_PROVINCES,
+  CIVIC_ELEMENTS,
+  US_STATES,
+  validateAddress,
+  type AddressDocument,
+  type CivicAddress,
+} from '../../provisioning/protocol/address.js';
 import { checkPidfFiles, checkPidfTexts, el, PIDF_SCHEMA_DIR, xpath } from '../helpers/pidf-check.js';
 import { requires } from '../helpers/require.js';
 
@@ -15,7 +22,18 @@ const OPTS: PidfOptions = {
   providedBy: { name: 'Example Provisioning', contactUri: 'mailto:noc@example.com' },
   retransmissionAllowed: true,
 };
-const CIVIC: CivicAddress = { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main', STS: 'St', HNO: '100', FLR: '2', ROOM: '210', BLD: 'A', PC: '95110' };
+const CIVIC: CivicAddress = {
+  country: 'US',
+  A1: 'CA',
+  A3: 'San Jose',
+  RD: 'Main',
+  STS: 'St',
+  HNO: '100',
+  FLR: '2',
+  ROOM: '210',
+  BLD: 'A',
+  PC: '95110',
+};
 const T = new Date('2026-11-22T07:00:00.000Z');
 
 function baseDoc(civic: CivicAddress): AddressDocument {
@@ -104,11 +122,13 @@ describe.skipIf(gate.skip)('PIDF-LO', () => {
     const caFirst = fc.constantFrom(...'ABCEGHJKLMNPRSTVXY');
     const caLetter = fc.constantFrom(...'ABCEGHJKLMNPRSTVWXYZ');
     const digit = fc.integer({ min: 0, max: 9 });
-    const caPostal = fc
-      .tuple(caFirst, digit, caLetter, fc.constantFrom(' ', ''), digit, caLetter, digit)
-      .map((p) => p.join(''));
+    const caPostal = fc.tuple(caFirst, digit, caLetter, fc.constantFrom(' ', ''), digit, caLetter, digit).map((p) => p.join(''));
     const region = fc.oneof(
-      fc.record({ country: fc.constant('US' as const), A1: fc.constantFrom(...US_STATES), PC: fc.constantFrom('95110', '10004-2101', '00501') }),
+      fc.record({
+        country: fc.constant('US' as const),
+        A1: fc.constantFrom(...US_STATES),
+        PC: fc.constantFrom('95110', '10004-2101', '00501'),
+      }),
       fc.record({ country: fc.constant('CA' as const), A1: fc.constantFrom(...CA_PROVINCES), PC: caPostal }),
     );
     const civicArb = fc
@@ -135,7 +155,8 @@ describe.skipIf(gate.skip)('PIDF-LO', () => {
     samples.slice(0, 40).forEach(({ civic }, i) => {
       const keys = Object.keys(civic);
       expect(civicReadBack(docs[i]!.render(T), keys)).toEqual(docs[i]!.civicSent);
-      for (const k of keys) expect(docs[i]!.civicSent[k as keyof CivicAddress]).toBe(civic[k as keyof CivicAddress]!.replace(/[\uFFFE\uFFFF]/g, '\uFFFD'));
+      for (const k of keys)
+        expect(docs[i]!.civicSent[k as keyof CivicAddress]).toBe(civic[k as keyof CivicAddress]!.replace(/[\uFFFE\uFFFF]/g, '\uFFFD'));
     });
   });
 
@@ -166,7 +187,9 @@ describe.skipIf(gate.skip)('PIDF-LO', () => {
 
   it('the shared examples: valid ones pass our wrapper, invalid ones fail it', () => {
     const dir = path.join(PIDF_SCHEMA_DIR, 'examples');
-    const files = readdirSync(dir).filter((f) => f.endsWith('.xml')).sort();
+    const files = readdirSync(dir)
+      .filter((f) => f.endsWith('.xml'))
+      .sort();
     expect(files.length).toBeGreaterThan(0);
     const results = checkPidfFiles(files.map((f) => path.join(dir, f)));
     for (const r of results) {

@@ -12,7 +12,9 @@ const OTHER = `import { freePort } from ${JSON.stringify(COMPILED)}; const r = [
 describe('freePort', () => {
   it('gives distinct ports, in this process and against another one asking at the same time', async () => {
     const theirs = new Promise<number[]>((resolve, reject) =>
-      execFile(process.execPath, ['--input-type=module', '-e', OTHER], (err, stdout) => (err ? reject(err) : resolve(JSON.parse(stdout) as number[]))),
+      execFile(process.execPath, ['--input-type=module', '-e', OTHER], (err, stdout) =>
+        err ? reject(err) : resolve(JSON.parse(stdout) as number[]),
+      ),
     );
     const mine: number[] = [];
     for (let i = 0; i < 100; i++) mine.push(await freePort());

@@ -16,10 +16,27 @@ const report: LocationPayload = {
   source: 'lldp-med',
   data: {
     best,
-    candidates: [best, { source: 'held', method: 'GPS', kind: 'geodetic', geo: { latitude: 37.3, longitude: -121.9, altitude: null, radius: 30, datum: 'WGS84' }, dispatchable: false, origin: {} }],
+    candidates: [
+      best,
+      {
+        source: 'held',
+        method: 'GPS',
+        kind: 'geodetic',
+        geo: { latitude: 37.3, longitude: -121.9, altitude: null, radius: 30, datum: 'WGS84' },
+        dispatchable: false,
+        origin: {},
+      },
+    ],
     elin: '4085550100',
-    network: { interfaces: [{ name: 'eth0', mac: '02:00:00:00:00:01', up: true, addresses: ['192.0.2.10/24'] }], gateway4: { address: '192.0.2.1', iface: 'eth0', mac: null }, gateway6: null, dns: ['192.0.2.53'] },
-    lldp: [{ iface: 'eth0', chassisId: 'aa:bb', portId: 'gi1/0/1', portDescr: null, sysName: 'sw1', voiceVlan: { vlan: 20, pcp: 5, dscp: 46 } }],
+    network: {
+      interfaces: [{ name: 'eth0', mac: '02:00:00:00:00:01', up: true, addresses: ['192.0.2.10/24'] }],
+      gateway4: { address: '192.0.2.1', iface: 'eth0', mac: null },
+      gateway6: null,
+      dns: ['192.0.2.53'],
+    },
+    lldp: [
+      { iface: 'eth0', chassisId: 'aa:bb', portId: 'gi1/0/1', portDescr: null, sysName: 'sw1', voiceVlan: { vlan: 20, pcp: 5, dscp: 46 } },
+    ],
     recommendation: { status: 'match', assignedLocationId: 'loc-1', matchingLocationIds: ['loc-1'] },
     disagreement: { fields: ['street'], policy: 'network-first', chosen: 'network', network: 'lldp-med' },
   },

@@ -22,7 +22,10 @@ const fields = (doc: Parameters<typeof validateAddress>[0]) => validateAddress(d
 describe('address validation (US and Canada)', () => {
   it('accepts a complete US address and a complete Canadian one', () => {
     expect(validateAddress(sampleAddress())).toEqual([]);
-    const ca = sampleAddress({ civic: { country: 'CA', A1: 'ON', A3: 'Ottawa', RD: 'Wellington', STS: 'St', HNO: '111', PC: 'K1A 0A9' }, callback: '+16135550123' });
+    const ca = sampleAddress({
+      civic: { country: 'CA', A1: 'ON', A3: 'Ottawa', RD: 'Wellington', STS: 'St', HNO: '111', PC: 'K1A 0A9' },
+      callback: '+16135550123',
+    });
     expect(validateAddress(ca)).toEqual([]);
   });
 
@@ -39,16 +42,32 @@ describe('address validation (US and Canada)', () => {
   });
 
   it.each([
-    ['US', '95110', true], ['US', '95110-1234', true], ['US', '9511', false], ['US', '95110-12', false], ['US', 'K1A 0A9', false],
-    ['CA', 'K1A 0A9', true], ['CA', 'K1A0A9', true], ['CA', 'D1A 0A9', false], ['CA', 'W1A 0A9', false], ['CA', '95110', false],
+    ['US', '95110', true],
+    ['US', '95110-1234', true],
+    ['US', '9511', false],
+    ['US', '95110-12', false],
+    ['US', 'K1A 0A9', false],
+    ['CA', 'K1A 0A9', true],
+    ['CA', 'K1A0A9', true],
+    ['CA', 'D1A 0A9', false],
+    ['CA', 'W1A 0A9', false],
+    ['CA', '95110', false],
   ])('postal code %s %s valid=%s', (country, pc, ok) => {
     const doc = sampleAddress({ civic: { ...sampleAddress().civic, country, A1: country === 'US' ? 'CA' : 'ON', PC: pc } });
     expect(fields(doc).includes('civic.PC')).toBe(!ok);
   });
 
   it.each([
-    ['+14085550100', true], ['+442071234567', true], ['4085550100', false], ['+1408555010', false],
-    ['+11085550100', false], ['+14081550100', false], ['+19115550100', false], ['+14085559110', true], ['+14089110100', false], ['+14084115555', false],
+    ['+14085550100', true],
+    ['+442071234567', true],
+    ['4085550100', false],
+    ['+1408555010', false],
+    ['+11085550100', false],
+    ['+14081550100', false],
+    ['+19115550100', false],
+    ['+14085559110', true],
+    ['+14089110100', false],
+    ['+14084115555', false],
   ])('callback %s valid=%s', (n, ok) => {
     expect(isValidCallback(n)).toBe(ok);
   });
@@ -102,7 +121,15 @@ describe('topics', () => {
     expect(topicFilter('events')).toBe('e911/v1/+/events');
   });
   it('refuses what is not ours', () => {
-    for (const t of ['e911/v1/phone-1', 'e911/v2/p/status', 'e911/v1/+/status', 'e911/v1/p/cmd/', 'e911/v1/p/cmd/Bad!', 'x/e911/v1/p/status', 'e911/v1/p/statusx']) {
+    for (const t of [
+      'e911/v1/phone-1',
+      'e911/v2/p/status',
+      'e911/v1/+/status',
+      'e911/v1/p/cmd/',
+      'e911/v1/p/cmd/Bad!',
+      'x/e911/v1/p/status',
+      'e911/v1/p/statusx',
+    ]) {
       expect(parseTopic(t)).toBeNull();
     }
     expect(() => topicFor('bad/id', 'status')).toThrow();
@@ -121,7 +148,10 @@ describe('payload decoding', () => {
     const invalid = decodePayload('status', '{"v":1,"state":"maybe","deviceId":"p"}');
     expect(invalid).toMatchObject({ ok: false, code: 'invalid' });
     expect(!invalid.ok && invalid.reason).toMatch(/state/);
-    expect(decodePayload('status', '{"v":1,"state":"online","deviceId":"p"}')).toEqual({ ok: true, value: { v: 1, state: 'online', deviceId: 'p' } });
+    expect(decodePayload('status', '{"v":1,"state":"online","deviceId":"p"}')).toEqual({
+      ok: true,
+      value: { v: 1, state: 'online', deviceId: 'p' },
+    });
   });
 
   it('survives 10,000+ malformed payloads: no throw escapes, each gets a reason', () => {
@@ -129,7 +159,10 @@ describe('payload decoding', () => {
     const valid = JSON.parse(JSON.stringify({ v: 1, doc: sampleAddress(), sig: signDocument(sampleAddress(), keys.privateKey) }));
     // Mutations of a valid push: one member replaced by a value of another type, or removed.
     const mutated = fc
-      .tuple(fc.constantFrom('v', 'doc', 'sig', 'doc.version', 'doc.civic', 'doc.callback', 'doc.deviceId', 'doc.civic.HNO', 'doc.extra'), fc.oneof(fc.jsonValue(), fc.constant(undefined)))
+      .tuple(
+        fc.constantFrom('v', 'doc', 'sig', 'doc.version', 'doc.civic', 'doc.callback', 'doc.deviceId', 'doc.civic.HNO', 'doc.extra'),
+        fc.oneof(fc.jsonValue(), fc.constant(undefined)),
+      )
       .map(([path, val]) => {
         const copy = structuredClone(valid) as Record<string, unknown>;
         const parts = path.split('.');
@@ -199,41 +232,94 @@ function oracle(kind: TopicKind, p: Record<string, unknown>): string | null {
     if (!record(d)) return false;
     const o = d as Record<string, unknown>;
     const keys = ['best', 'candidates', 'elin', 'network', 'lldp', 'recommendation', 'disagreement'];
-    return Object.keys(o).sort().join() === [...keys].sort().join() && nullOr(o.best, record) && Array.isArray(o.candidates) &&
-      nullOr(o.elin, (e) => str(e, 32)) && nullOr(o.network, record) && Array.isArray(o.lldp) && nullOr(o.recommendation, record) && nullOr(o.disagreement, record);
+    return (
+      Object.keys(o).sort().join() === [...keys].sort().join() &&
+      nullOr(o.best, record) &&
+      Array.isArray(o.candidates) &&
+      nullOr(o.elin, (e) => str(e, 32)) &&
+      nullOr(o.network, record) &&
+      Array.isArray(o.lldp) &&
+      nullOr(o.recommendation, record) &&
+      nullOr(o.disagreement, record)
+    );
   };
   if (p.v !== 1) return 'v is not 1';
   switch (kind) {
     case 'status':
-      return keysOnly(['v', 'state', 'deviceId', 'ts', 'agentVersion'], ['v', 'state', 'deviceId']) ??
-        (['online', 'offline'].includes(p.state as string) && str(p.deviceId, 64) && (p.ts === undefined || str(p.ts, 40)) && (p.agentVersion === undefined || str(p.agentVersion, 32)) ? null : 'bad status member');
+      return (
+        keysOnly(['v', 'state', 'deviceId', 'ts', 'agentVersion'], ['v', 'state', 'deviceId']) ??
+        (['online', 'offline'].includes(p.state as string) &&
+        str(p.deviceId, 64) &&
+        (p.ts === undefined || str(p.ts, 40)) &&
+        (p.agentVersion === undefined || str(p.agentVersion, 32))
+          ? null
+          : 'bad status member')
+      );
     case 'address/state':
-      return keysOnly(['v', 'version', 'hash', 'appliedAt'], ['v', 'version', 'hash', 'appliedAt']) ??
-        (Number.isSafeInteger(p.version) && (p.version as number) >= 0 && str(p.hash, 64) && (p.appliedAt === null || str(p.appliedAt, 40)) ? null : 'bad address/state member');
+      return (
+        keysOnly(['v', 'version', 'hash', 'appliedAt'], ['v', 'version', 'hash', 'appliedAt']) ??
+        (Number.isSafeInteger(p.version) && (p.version as number) >= 0 && str(p.hash, 64) && (p.appliedAt === null || str(p.appliedAt, 40))
+          ? null
+          : 'bad address/state member')
+      );
     case 'events':
-      return keysOnly(['v', 'id', 'type', 'deviceId', 'ts', 'data'], ['v', 'id', 'type', 'deviceId', 'ts', 'data']) ??
-        (idOk(p.id) && (EVENT_TYPES as readonly string[]).includes(p.type as string) && str(p.deviceId, 64) && str(p.ts, 40) && record(p.data) ? null : 'bad event member');
+      return (
+        keysOnly(['v', 'id', 'type', 'deviceId', 'ts', 'data'], ['v', 'id', 'type', 'deviceId', 'ts', 'data']) ??
+        (idOk(p.id) &&
+        (EVENT_TYPES as readonly string[]).includes(p.type as string) &&
+        str(p.deviceId, 64) &&
+        str(p.ts, 40) &&
+        record(p.data)
+          ? null
+          : 'bad event member')
+      );
     case 'location':
-      return keysOnly(['v', 'ts', 'source', 'data'], ['v', 'ts', 'source', 'data']) ?? (str(p.ts, 40) && str(p.source, 32) && locationData(p.data) ? null : 'bad location member');
+      return (
+        keysOnly(['v', 'ts', 'source', 'data'], ['v', 'ts', 'source', 'data']) ??
+        (str(p.ts, 40) && str(p.source, 32) && locationData(p.data) ? null : 'bad location member')
+      );
     case 'config/set':
-      return keysOnly(['v', 'settings'], ['v', 'settings']) ??
-        (record(p.settings) && Object.entries(p.settings as object).every(([k, v]) => k.length <= 64 && (str(v, 1024) || typeof v === 'number' || typeof v === 'boolean')) ? null : 'bad settings');
+      return (
+        keysOnly(['v', 'settings'], ['v', 'settings']) ??
+        (record(p.settings) &&
+        Object.entries(p.settings as object).every(
+          ([k, v]) => k.length <= 64 && (str(v, 1024) || typeof v === 'number' || typeof v === 'boolean'),
+        )
+          ? null
+          : 'bad settings')
+      );
     case 'cmd':
-      return keysOnly(['v', 'correlationId', 'args'], ['v', 'correlationId']) ?? (idOk(p.correlationId) && (p.args === undefined || record(p.args)) ? null : 'bad cmd member');
+      return (
+        keysOnly(['v', 'correlationId', 'args'], ['v', 'correlationId']) ??
+        (idOk(p.correlationId) && (p.args === undefined || record(p.args)) ? null : 'bad cmd member')
+      );
     case 'response':
-      return keysOnly(['v', 'correlationId', 'ok', 'result', 'error'], ['v', 'correlationId', 'ok']) ??
-        (idOk(p.correlationId) && typeof p.ok === 'boolean' && (p.error === undefined || str(p.error, 1024)) ? null : 'bad response member');
+      return (
+        keysOnly(['v', 'correlationId', 'ok', 'result', 'error'], ['v', 'correlationId', 'ok']) ??
+        (idOk(p.correlationId) && typeof p.ok === 'boolean' && (p.error === undefined || str(p.error, 1024)) ? null : 'bad response member')
+      );
     case 'events/ack':
-      return keysOnly(['v', 'ids'], ['v', 'ids']) ?? (Array.isArray(p.ids) && p.ids.length >= 1 && p.ids.length <= 1000 && p.ids.every(idOk) ? null : 'bad ids');
+      return (
+        keysOnly(['v', 'ids'], ['v', 'ids']) ??
+        (Array.isArray(p.ids) && p.ids.length >= 1 && p.ids.length <= 1000 && p.ids.every(idOk) ? null : 'bad ids')
+      );
     case 'address/set': {
       const doc = p.doc as Record<string, unknown>;
-      return keysOnly(['v', 'doc', 'sig'], ['v', 'doc', 'sig']) ??
+      return (
+        keysOnly(['v', 'doc', 'sig'], ['v', 'doc', 'sig']) ??
         // Structure only: whether the address is complete and signed is the agent's check after decoding
         // (validateAddress, verifyDocument), reported as address-rejected; the mutation test above covers it.
-        (str(p.sig, 200) && record(doc) && doc.v === 1 && str(doc.deviceId, 64) && Number.isSafeInteger(doc.version) && str(doc.issuedAt, 40) && record(doc.civic) &&
+        (str(p.sig, 200) &&
+        record(doc) &&
+        doc.v === 1 &&
+        str(doc.deviceId, 64) &&
+        Number.isSafeInteger(doc.version) &&
+        str(doc.issuedAt, 40) &&
+        record(doc.civic) &&
         Object.values(doc.civic as object).every((v) => typeof v === 'string')
           ? null
-          : 'bad address push');
+          : 'bad address push')
+      );
     }
     default:
       return `no oracle for ${kind}`;
@@ -247,7 +333,12 @@ describe('payload decoding against an independent oracle', () => {
       status: { v: 1, state: 'online', deviceId: 'phone-1', ts: '2026-11-22T07:00:00.000Z', agentVersion: '1.0.0' },
       'address/state': { v: 1, version: 3, hash: 'a'.repeat(64), appliedAt: null },
       events: { v: 1, id: 'e-1', type: 'emergency-call', deviceId: 'phone-1', ts: '2026-11-22T07:00:00.000Z', data: { callRef: 'x' } },
-      location: { v: 1, ts: '2026-11-22T07:00:00.000Z', source: 'none', data: { best: null, candidates: [], elin: null, network: null, lldp: [], recommendation: null, disagreement: null } },
+      location: {
+        v: 1,
+        ts: '2026-11-22T07:00:00.000Z',
+        source: 'none',
+        data: { best: null, candidates: [], elin: null, network: null, lldp: [], recommendation: null, disagreement: null },
+      },
       'config/set': { v: 1, settings: { a: 'b', n: 1, f: true } },
       cmd: { v: 1, correlationId: 'c-1', args: {} },
       response: { v: 1, correlationId: 'c-1', ok: true, result: { x: 1 } },
@@ -259,33 +350,59 @@ describe('payload decoding against an independent oracle', () => {
     // an id with a bad character, a nested value), removed, or an unknown member added.
     const nearby = fc.oneof(
       fc.jsonValue(),
-      fc.constantFrom(null, true, 0, -1, 1.5, '', 'x', 'x'.repeat(65), 'x'.repeat(1025), 'bad id!', 'online', 'offline', 'emergency-call', [], {}, ['e-1'], ['bad id!']),
+      fc.constantFrom(
+        null,
+        true,
+        0,
+        -1,
+        1.5,
+        '',
+        'x',
+        'x'.repeat(65),
+        'x'.repeat(1025),
+        'bad id!',
+        'online',
+        'offline',
+        'emergency-call',
+        [],
+        {},
+        ['e-1'],
+        ['bad id!'],
+      ),
     );
-    const mutation = fc.tuple(fc.constantFrom(...kinds), fc.nat(), fc.oneof(nearby, fc.constant(undefined)), fc.boolean()).map(([kind, pick, val, addUnknown]) => {
-      const copy = structuredClone(SAMPLES[kind]!);
-      const members = Object.keys(copy);
-      const target = addUnknown ? 'surprise' : members[pick % members.length]!;
-      if (val === undefined) delete copy[target];
-      else copy[target] = val;
-      return { kind, payload: JSON.stringify(copy) };
-    });
+    const mutation = fc
+      .tuple(fc.constantFrom(...kinds), fc.nat(), fc.oneof(nearby, fc.constant(undefined)), fc.boolean())
+      .map(([kind, pick, val, addUnknown]) => {
+        const copy = structuredClone(SAMPLES[kind]!);
+        const members = Object.keys(copy);
+        const target = addUnknown ? 'surprise' : members[pick % members.length]!;
+        if (val === undefined) delete copy[target];
+        else copy[target] = val;
+        return { kind, payload: JSON.stringify(copy) };
+      });
     const accepted = new Map<TopicKind, number>();
     const rejected = new Map<TopicKind, number>();
     fc.assert(
-      fc.property(fc.oneof(mutation, fc.constantFrom(...kinds).map((kind) => ({ kind, payload: JSON.stringify(SAMPLES[kind]) }))), ({ kind, payload }) => {
-        const r = decodePayload(kind, payload);
-        const sent = JSON.parse(payload) as Record<string, unknown>;
-        if (r.ok) {
-          accepted.set(kind, (accepted.get(kind) ?? 0) + 1);
-          expect(oracle(kind, r.value as Record<string, unknown>), `${kind} ${payload}`).toBeNull();
-          // Nothing coerced, defaulted or dropped on the way in.
-          expect(r.value).toEqual(sent);
-        } else {
-          rejected.set(kind, (rejected.get(kind) ?? 0) + 1);
-          // And the oracle agrees it is invalid: decoding refuses nothing valid.
-          expect(oracle(kind, sent), `${kind} refused (${r.reason}) but valid: ${payload}`).not.toBeNull();
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          mutation,
+          fc.constantFrom(...kinds).map((kind) => ({ kind, payload: JSON.stringify(SAMPLES[kind]) })),
+        ),
+        ({ kind, payload }) => {
+          const r = decodePayload(kind, payload);
+          const sent = JSON.parse(payload) as Record<string, unknown>;
+          if (r.ok) {
+            accepted.set(kind, (accepted.get(kind) ?? 0) + 1);
+            expect(oracle(kind, r.value as Record<string, unknown>), `${kind} ${payload}`).toBeNull();
+            // Nothing coerced, defaulted or dropped on the way in.
+            expect(r.value).toEqual(sent);
+          } else {
+            rejected.set(kind, (rejected.get(kind) ?? 0) + 1);
+            // And the oracle agrees it is invalid: decoding refuses nothing valid.
+            expect(oracle(kind, sent), `${kind} refused (${r.reason}) but valid: ${payload}`).not.toBeNull();
+          }
+        },
+      ),
       { numRuns: 5000 },
     );
     for (const k of kinds) {

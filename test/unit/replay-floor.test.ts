@@ -40,8 +40,18 @@ const locationsPush = (d: LocationsDocument) => JSON.stringify({ v: 1, doc: d, s
 
 function open(dir: string) {
   const store = new Store({ dataDir: dir, log: silentLog() });
-  const address = new AddressBook({ store, log: silentLog(), deviceId: 'phone-1', serverKey: keys.publicKey, newEvent: eventFactory('phone-1') });
-  const locs = new LocationsBook({ store, log: silentLog(), verifier: new InlineLocationsVerifier({ deviceId: 'phone-1', serverKey: keys.publicKey }) });
+  const address = new AddressBook({
+    store,
+    log: silentLog(),
+    deviceId: 'phone-1',
+    serverKey: keys.publicKey,
+    newEvent: eventFactory('phone-1'),
+  });
+  const locs = new LocationsBook({
+    store,
+    log: silentLog(),
+    verifier: new InlineLocationsVerifier({ deviceId: 'phone-1', serverKey: keys.publicKey }),
+  });
   return { store, address, locs };
 }
 
@@ -101,8 +111,14 @@ describe('the anti-replay floor across a reset of a corrupt store', () => {
     const d = open(dir);
     if (d.store.health().incident) {
       // Either salvaged (the address row was readable) or nothing: never an older push applied past a salvaged floor.
-      const salvaged = existsSync(path.join(dir, REPLAY_FLOOR_FILE)) ? (JSON.parse(readFileSync(path.join(dir, REPLAY_FLOOR_FILE), 'utf8')) as { address: number }).address : 0;
-      if (salvaged > 0) expect(d.address.handlePush(signedPush(sampleAddress({ version: 2 }), keys))).toMatchObject({ result: 'rejected', code: 'stale-version' });
+      const salvaged = existsSync(path.join(dir, REPLAY_FLOOR_FILE))
+        ? (JSON.parse(readFileSync(path.join(dir, REPLAY_FLOOR_FILE), 'utf8')) as { address: number }).address
+        : 0;
+      if (salvaged > 0)
+        expect(d.address.handlePush(signedPush(sampleAddress({ version: 2 }), keys))).toMatchObject({
+          result: 'rejected',
+          code: 'stale-version',
+        });
     }
     d.store.close();
   });

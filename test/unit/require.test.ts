@@ -21,7 +21,10 @@ describe('E911_REQUIRE', () => {
   });
 
   it('fails only for missing components that are required', () => {
-    const missing = [{ component: 'voice' as const, missing: 'not built' }, { component: 'arm' as const, missing: 'no build/arm' }];
+    const missing = [
+      { component: 'voice' as const, missing: 'not built' },
+      { component: 'arm' as const, missing: 'no build/arm' },
+    ];
     expect(decide([], parseRequire('all'))).toEqual({ skip: false, fail: [] });
     expect(decide(missing, new Set())).toEqual({ skip: true, fail: [] });
     expect(decide(missing, parseRequire('voice'))).toEqual({ skip: true, fail: [missing[0]] });
@@ -30,12 +33,16 @@ describe('E911_REQUIRE', () => {
 
 describe('a gated suite in its own vitest', () => {
   const run = (env: Record<string, string>) => {
-    const r = spawnSync(process.execPath, [path.join(repo, 'node_modules/vitest/vitest.mjs'), 'run', '--config', 'test/fixtures/require/vitest.config.ts'], {
-      cwd: repo,
-      encoding: 'utf8',
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1', ...env },
-      timeout: 60_000,
-    });
+    const r = spawnSync(
+      process.execPath,
+      [path.join(repo, 'node_modules/vitest/vitest.mjs'), 'run', '--config', 'test/fixtures/require/vitest.config.ts'],
+      {
+        cwd: repo,
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1', ...env },
+        timeout: 60_000,
+      },
+    );
     return { code: r.status, out: `${r.stdout}${r.stderr}` };
   };
 
@@ -49,7 +56,9 @@ describe('a gated suite in its own vitest', () => {
   it('under the gate: the run fails, naming the suite and the missing component', () => {
     const r = run({ E911_REQUIRE: 'all' });
     expect(r.out).toContain('requires voice: the gated fixture suite');
-    expect(r.out).toContain('RequiredComponentMissing: the gated fixture suite: required component missing (E911_REQUIRE=all): voice: pretend: no addon in this fixture');
+    expect(r.out).toContain(
+      'RequiredComponentMissing: the gated fixture suite: required component missing (E911_REQUIRE=all): voice: pretend: no addon in this fixture',
+    );
     expect(r.out).not.toContain('!!! SKIPPED');
     expect(r.code, r.out).toBe(1);
   });

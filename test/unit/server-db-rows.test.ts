@@ -7,7 +7,18 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Repo } from '../../provisioning/server/db/repo.js';
-import { bool, int, intOrNull, json, optionalText, rowMapper, RowShapeError, sortedList, text, textOrNull } from '../../provisioning/server/db/rows.js';
+import {
+  bool,
+  int,
+  intOrNull,
+  json,
+  optionalText,
+  rowMapper,
+  RowShapeError,
+  sortedList,
+  text,
+  textOrNull,
+} from '../../provisioning/server/db/rows.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -19,7 +30,9 @@ function repoAt(start = '2026-01-01T00:00:00.000Z'): { repo: Repo; dir: string }
   const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-rows-'));
   dirs.push(dir);
   let t = Date.parse(start);
-  const repo = new Repo({ dataDir: dir, now: () => {
+  const repo = new Repo({
+    dataDir: dir,
+    now: () => {
       t += 1000;
       return new Date(t);
     },
@@ -53,7 +66,17 @@ describe('the column readers', () => {
 
   it('parses JSON, reads 1 as true, keeps NULL as null and leaves out an empty optional', () => {
     const row = { id: 7, label: 'a', note: 'n', parent_id: 3, is_on: 1, tags: '["x","y"]', extra: '{"k":1}', room: '12', ids: 'b,a' };
-    expect(toThing(row)).toEqual({ id: 7, label: 'a', note: 'n', parent: 3, on: true, tags: ['x', 'y'], extra: { k: 1 }, room: '12', ids: ['a', 'b'] });
+    expect(toThing(row)).toEqual({
+      id: 7,
+      label: 'a',
+      note: 'n',
+      parent: 3,
+      on: true,
+      tags: ['x', 'y'],
+      extra: { k: 1 },
+      room: '12',
+      ids: ['a', 'b'],
+    });
     const empty = { id: 8, label: 'b', note: null, parent_id: null, is_on: 0, tags: null, extra: null, room: '', ids: null };
     const thing = toThing(empty);
     expect(thing).toEqual({ id: 8, label: 'b', note: null, parent: null, on: false, tags: [], extra: null, ids: [] });
@@ -68,7 +91,17 @@ describe('the column readers', () => {
   });
 
   it('a column the row lacks is an error, not undefined', () => {
-    const { parent_id: _dropped, ...row } = { id: 1, label: 'a', note: null, parent_id: 2, is_on: 1, tags: '[]', extra: null, room: null, ids: '' };
+    const { parent_id: _dropped, ...row } = {
+      id: 1,
+      label: 'a',
+      note: null,
+      parent_id: 2,
+      is_on: 1,
+      tags: '[]',
+      extra: null,
+      room: null,
+      ids: '',
+    };
     expect(() => toThing(row)).toThrow(RowShapeError);
     expect(() => toThing(row)).toThrow(/parent_id/);
   });
@@ -128,7 +161,16 @@ describe('each stored type read back through Repo', () => {
     db.prepare("INSERT INTO devices (device_id, created_at) VALUES ('p2', 'c')").run();
     db.close();
     const again = new Repo({ dataDir: dir });
-    expect(again.device('p2')).toMatchObject({ userId: null, online: false, lastSeen: null, appliedVersion: null, lastLocation: null, mismatch: null, disagreement: null, credentialsIssuedAt: null });
+    expect(again.device('p2')).toMatchObject({
+      userId: null,
+      online: false,
+      lastSeen: null,
+      appliedVersion: null,
+      lastLocation: null,
+      mismatch: null,
+      disagreement: null,
+      credentialsIssuedAt: null,
+    });
     again.close();
   });
 
@@ -137,7 +179,17 @@ describe('each stored type read back through Repo', () => {
     const id = repo.insertLocation({
       code: 'HQ',
       name: 'Head office',
-      address: { country: 'US', houseNumber: '12', houseNumberSuffix: 'B', street: 'Main St', street2: 'Suite 4', city: 'Springfield', state: 'IL', postalCode: '62701', plus4: '1234' },
+      address: {
+        country: 'US',
+        houseNumber: '12',
+        houseNumberSuffix: 'B',
+        street: 'Main St',
+        street2: 'Suite 4',
+        city: 'Springfield',
+        state: 'IL',
+        postalCode: '62701',
+        plus4: '1234',
+      },
       building: 'North',
       floor: '3',
       room: '301',
@@ -152,7 +204,17 @@ describe('each stored type read back through Repo', () => {
       id,
       code: 'HQ',
       name: 'Head office',
-      address: { country: 'US', houseNumber: '12', houseNumberSuffix: 'B', street: 'Main St', street2: 'Suite 4', city: 'Springfield', state: 'IL', postalCode: '62701', plus4: '1234' },
+      address: {
+        country: 'US',
+        houseNumber: '12',
+        houseNumberSuffix: 'B',
+        street: 'Main St',
+        street2: 'Suite 4',
+        city: 'Springfield',
+        state: 'IL',
+        postalCode: '62701',
+        plus4: '1234',
+      },
       building: 'North',
       floor: '3',
       room: '301',
@@ -164,9 +226,30 @@ describe('each stored type read back through Repo', () => {
       createdAt: '2026-01-01T00:00:01.000Z',
       updatedAt: '2026-01-01T00:00:01.000Z',
     });
-    expect(location.civic).toMatchObject({ country: 'US', A1: 'IL', A3: 'Springfield', HNO: '12', HNS: 'B', PC: '62701-1234', NAM: 'Head office', BLD: 'North', FLR: '3', ROOM: '301' });
+    expect(location.civic).toMatchObject({
+      country: 'US',
+      A1: 'IL',
+      A3: 'Springfield',
+      HNO: '12',
+      HNS: 'B',
+      PC: '62701-1234',
+      NAM: 'Head office',
+      BLD: 'North',
+      FLR: '3',
+      ROOM: '301',
+    });
 
-    const userId = repo.insertUser({ username: 'ann', displayName: 'Ann Lee', extension: '101', locationId: id, callback: '+15550101', language: 'fr-CA', recommendations: true, emails: ['ann@example.com'], deviceIds: [] });
+    const userId = repo.insertUser({
+      username: 'ann',
+      displayName: 'Ann Lee',
+      extension: '101',
+      locationId: id,
+      callback: '+15550101',
+      language: 'fr-CA',
+      recommendations: true,
+      emails: ['ann@example.com'],
+      deviceIds: [],
+    });
     repo.setUserDevices(userId, ['phone-b', 'phone-a']);
     repo.setUserLocation(userId, id); // updated_at moves past created_at
     expect(repo.user(userId)).toEqual({
@@ -183,7 +266,17 @@ describe('each stored type read back through Repo', () => {
       createdAt: '2026-01-01T00:00:02.000Z',
       updatedAt: '2026-01-01T00:00:05.000Z',
     });
-    expect(repo.csvUserRows()).toEqual([{ id: userId, username: 'ann', displayName: 'Ann Lee', extension: '101', locationCode: 'HQ', locationName: 'Head office', emails: ['ann@example.com'] }]);
+    expect(repo.csvUserRows()).toEqual([
+      {
+        id: userId,
+        username: 'ann',
+        displayName: 'Ann Lee',
+        extension: '101',
+        locationCode: 'HQ',
+        locationName: 'Head office',
+        emails: ['ann@example.com'],
+      },
+    ]);
     repo.close();
   });
 
@@ -191,30 +284,79 @@ describe('each stored type read back through Repo', () => {
     const { repo } = repoAt();
     repo.updateAccount({ name: 'Acme', contactEmail: 'ops@example.com', recommendations: true, elinCallback: false });
     repo.setE911(true);
-    expect(repo.account()).toMatchObject({ name: 'Acme', contactEmail: 'ops@example.com', e911Enabled: true, recommendations: true, elinCallback: false });
+    expect(repo.account()).toMatchObject({
+      name: 'Acme',
+      contactEmail: 'ops@example.com',
+      e911Enabled: true,
+      recommendations: true,
+      elinCallback: false,
+    });
     expect(repo.account().e911ChangedAt).toMatch(/^2026-01-01T/);
     repo.setNotificationSettings({ smtp: null, sms: null, webhook: { url: 'https://hooks.example.com/x' } as never });
     expect(repo.notificationSettings()).toEqual({ smtp: null, sms: null, webhook: { url: 'https://hooks.example.com/x' } });
 
-    repo.insertEvent({ id: 'ev-1', deviceId: 'p1', type: 'emergency-call', ts: '2026-05-05T00:00:00.000Z', userId: null, locationId: null, data: { dialed: '911' } });
-    expect(repo.event('ev-1')).toEqual({ id: 'ev-1', deviceId: 'p1', type: 'emergency-call', ts: '2026-05-05T00:00:00.000Z', receivedAt: expect.stringMatching(/^2026-01-01T/), userId: null, locationId: null, data: { dialed: '911' } });
+    repo.insertEvent({
+      id: 'ev-1',
+      deviceId: 'p1',
+      type: 'emergency-call',
+      ts: '2026-05-05T00:00:00.000Z',
+      userId: null,
+      locationId: null,
+      data: { dialed: '911' },
+    });
+    expect(repo.event('ev-1')).toEqual({
+      id: 'ev-1',
+      deviceId: 'p1',
+      type: 'emergency-call',
+      ts: '2026-05-05T00:00:00.000Z',
+      receivedAt: expect.stringMatching(/^2026-01-01T/),
+      userId: null,
+      locationId: null,
+      data: { dialed: '911' },
+    });
 
     repo.addNotification('ev-1', 'sms', '+15550199');
     const [n] = repo.claimDueNotifications(5, 60_000, 'srv/boot');
     repo.notificationFailed(n!.id, 'carrier said no', new Date('2026-06-06T00:00:00.000Z'));
-    expect(repo.notifications()[0]).toMatchObject({ eventId: 'ev-1', channel: 'sms', recipient: '+15550199', status: 'retry', attempts: 1, nextAttemptAt: '2026-06-06T00:00:00.000Z', lastError: 'carrier said no', providerId: null, sentAt: null });
+    expect(repo.notifications()[0]).toMatchObject({
+      eventId: 'ev-1',
+      channel: 'sms',
+      recipient: '+15550199',
+      status: 'retry',
+      attempts: 1,
+      nextAttemptAt: '2026-06-06T00:00:00.000Z',
+      lastError: 'carrier said no',
+      providerId: null,
+      sentAt: null,
+    });
 
     const jobId = repo.createJob('push', 'admin', { all: true }, 4);
     repo.claimJob();
     repo.jobProgress(jobId, 2);
     repo.finishJob(jobId, { pushed: 2 }, 'half failed');
     const job = repo.job(jobId)!;
-    expect(job).toMatchObject({ id: jobId, kind: 'push', status: 'failed', actor: 'admin', params: { all: true }, total: 4, done: 2, result: { pushed: 2 }, error: 'half failed' });
+    expect(job).toMatchObject({
+      id: jobId,
+      kind: 'push',
+      status: 'failed',
+      actor: 'admin',
+      params: { all: true },
+      total: 4,
+      done: 2,
+      result: { pushed: 2 },
+      error: 'half failed',
+    });
     expect(new Set([job.createdAt, job.startedAt, job.finishedAt]).size).toBe(3);
 
     repo.saveCsvUpload('up-1', 'admin', 3, [{ op: 'add', username: 'bob' }]);
     repo.markCsvApplied('up-1', jobId);
-    expect(repo.csvUpload('up-1')).toEqual({ id: 'up-1', createdAt: expect.stringMatching(/^2026-01-01T/), rows: 3, changes: [{ op: 'add', username: 'bob' }], jobId });
+    expect(repo.csvUpload('up-1')).toEqual({
+      id: 'up-1',
+      createdAt: expect.stringMatching(/^2026-01-01T/),
+      rows: 3,
+      changes: [{ op: 'add', username: 'bob' }],
+      jobId,
+    });
 
     repo.audit('admin', 'update', 'user', 42, { field: 'emails' });
     repo.audit('admin', 'delete', 'device', null);

@@ -37,10 +37,14 @@ describe('location disagreement state across a phone clock jump', () => {
     expect(apply(r, 'e3', '2026-12-03T10:06:00.000Z', 'open', { boot: 'b1', mono: 361_000 })).toBe(true);
     expect(r.device('p')!.disagreement).toMatchObject({ state: 'open', eventId: 'e3' });
     // A resend of the first "open" (older by the monotonic clock) changes nothing.
-    expect(r.setDeviceDisagreement('p', { state: 'open', eventId: 'e1' }, '2026-12-04T10:00:00.000Z', { boot: 'b1', mono: 1000 })).toBe(false);
+    expect(r.setDeviceDisagreement('p', { state: 'open', eventId: 'e1' }, '2026-12-04T10:00:00.000Z', { boot: 'b1', mono: 1000 })).toBe(
+      false,
+    );
     // The clock jumps forward a day: resolved, then the pre-jump "open" arrives late: refused.
     expect(apply(r, 'e4', '2026-12-05T10:07:00.000Z', 'resolved', { boot: 'b1', mono: 421_000 })).toBe(true);
-    expect(r.setDeviceDisagreement('p', { state: 'open', eventId: 'e3' }, '2026-12-03T10:06:00.000Z', { boot: 'b1', mono: 361_000 })).toBe(false);
+    expect(r.setDeviceDisagreement('p', { state: 'open', eventId: 'e3' }, '2026-12-03T10:06:00.000Z', { boot: 'b1', mono: 361_000 })).toBe(
+      false,
+    );
     expect(r.device('p')!.disagreement).toBeNull();
     r.close();
   });
@@ -77,7 +81,13 @@ describe('location disagreement state across a phone clock jump', () => {
     expect(phoneClockOf(later.data)!.mono).toBeGreaterThanOrEqual(phoneClockOf(d.data)!.mono);
     expect(newEvent('diagnostics', { a: 1 }).data).toEqual({ a: 1 });
     // No boot id (not Linux): no stamp, the server uses ts.
-    const none = eventFactory('p', undefined, procPhoneClock('/nowhere', () => { throw new Error('ENOENT'); }));
+    const none = eventFactory(
+      'p',
+      undefined,
+      procPhoneClock('/nowhere', () => {
+        throw new Error('ENOENT');
+      }),
+    );
     expect(none('location-disagreement', { state: 'open' }).data).toEqual({ state: 'open' });
   });
 });

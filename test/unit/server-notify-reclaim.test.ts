@@ -17,7 +17,15 @@ describe('notifications left mid-send', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-reclaim-'));
     dirs.push(dir);
     const repo = new Repo({ dataDir: dir });
-    repo.insertEvent({ id: 'ev-1', deviceId: 'p', type: 'emergency-call', ts: new Date().toISOString(), userId: null, locationId: null, data: {} });
+    repo.insertEvent({
+      id: 'ev-1',
+      deviceId: 'p',
+      type: 'emergency-call',
+      ts: new Date().toISOString(),
+      userId: null,
+      locationId: null,
+      data: {},
+    });
     repo.addNotification('ev-1', 'email', 'a@example.com');
     repo.addNotification('ev-1', 'email', 'b@example.com');
     // Two processes claim one row each, with a long lease, and die.

@@ -15,7 +15,10 @@ function problems(flags: Record<string, string | boolean>, env: NodeJS.ProcessEn
 describe('e911-server run options', () => {
   it('defaults, flags over environment, typed values', () => {
     expect(parseRunConfig({}, {})).toMatchObject({ mqttPort: 1883, mqttHost: '127.0.0.1', httpPort: 8080, httpHost: '127.0.0.1' });
-    const c = parseRunConfig({ 'http-port': '9000', 'mqtt-version': '5', 'allowed-origin': 'https://a, https://b' }, { E911_HTTP_PORT: '1', E911_MQTT_PORT: '2883' });
+    const c = parseRunConfig(
+      { 'http-port': '9000', 'mqtt-version': '5', 'allowed-origin': 'https://a, https://b' },
+      { E911_HTTP_PORT: '1', E911_MQTT_PORT: '2883' },
+    );
     expect(c).toMatchObject({ httpPort: 9000, mqttPort: 2883, mqttVersion: 5, allowedOrigins: ['https://a', 'https://b'] });
   });
 
@@ -45,6 +48,8 @@ describe('e911-server run options', () => {
   });
 
   it('the error message lists each key on its own line', () => {
-    expect(() => parseRunConfig({ port: '-1', 'http-port': 'x' }, {})).toThrow(/invalid configuration:\n {2}--port: must be 0\.\.65535\n {2}--http-port: must be a port number/);
+    expect(() => parseRunConfig({ port: '-1', 'http-port': 'x' }, {})).toThrow(
+      /invalid configuration:\n {2}--port: must be 0\.\.65535\n {2}--http-port: must be a port number/,
+    );
   });
 });

@@ -7,7 +7,15 @@ import Database from 'better-sqlite3';
 import { Store, DB_FILE } from '../../agent/store/store.js';
 import { migrate } from '../../provisioning/common/sqlite.js';
 import { MIGRATIONS } from '../../agent/store/migrations.js';
-import { StoreAccessError, StoreBusyError, StoreCorruptError, StoreFullError, StoreIoError, StoreTooNewError, classifyStoreError } from '../../agent/errors.js';
+import {
+  StoreAccessError,
+  StoreBusyError,
+  StoreCorruptError,
+  StoreFullError,
+  StoreIoError,
+  StoreTooNewError,
+  classifyStoreError,
+} from '../../agent/errors.js';
 import { eventFactory } from '../../agent/events/events.js';
 import { documentHash } from '../../provisioning/protocol/signing.js';
 import { sampleAddress } from '../helpers/address.js';
@@ -84,26 +92,37 @@ describe('store errors told apart: only corruption moves the file', () => {
     const db = new Database(path.join(dir, DB_FILE));
     db.pragma(`user_version = ${latest}`);
     db.close();
-    const heldFiles = () => readdirSync('/proc/self/fd').flatMap((fd) => {
-      try {
-        return [readlinkSync(`/proc/self/fd/${fd}`)];
-      } catch {
-        return []; // closed between the listing and the read
-      }
-    }).filter((f) => f.startsWith(path.join(dir, DB_FILE)));
+    const heldFiles = () =>
+      readdirSync('/proc/self/fd')
+        .flatMap((fd) => {
+          try {
+            return [readlinkSync(`/proc/self/fd/${fd}`)];
+          } catch {
+            return []; // closed between the listing and the read
+          }
+        })
+        .filter((f) => f.startsWith(path.join(dir, DB_FILE)));
     expect(() => new Store({ dataDir: dir, log: silentLog() })).toThrow(/no such table/);
     expect(heldFiles()).toEqual([]);
   });
 
   it('permission denied (EACCES) and a full disk are their own errors, and nothing is moved', () => {
-    expect(classifyStoreError(Object.assign(new Error('unable to open database file'), { code: 'SQLITE_CANTOPEN' }), 'x')).toBeInstanceOf(StoreAccessError);
+    expect(classifyStoreError(Object.assign(new Error('unable to open database file'), { code: 'SQLITE_CANTOPEN' }), 'x')).toBeInstanceOf(
+      StoreAccessError,
+    );
     expect(classifyStoreError(Object.assign(new Error('EACCES'), { code: 'EACCES' }), 'x')).toBeInstanceOf(StoreAccessError);
-    expect(classifyStoreError(Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' }), 'x')).toBeInstanceOf(StoreFullError);
+    expect(classifyStoreError(Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' }), 'x')).toBeInstanceOf(
+      StoreFullError,
+    );
     expect(classifyStoreError(Object.assign(new Error('no space'), { code: 'ENOSPC' }), 'x')).toBeInstanceOf(StoreFullError);
     expect(classifyStoreError(Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' }), 'x')).toBeInstanceOf(StoreBusyError);
-    expect(classifyStoreError(Object.assign(new Error('file is not a database'), { code: 'SQLITE_NOTADB' }), 'x')).toBeInstanceOf(StoreCorruptError);
+    expect(classifyStoreError(Object.assign(new Error('file is not a database'), { code: 'SQLITE_NOTADB' }), 'x')).toBeInstanceOf(
+      StoreCorruptError,
+    );
     expect(classifyStoreError(Object.assign(new Error('malformed'), { code: 'SQLITE_CORRUPT' }), 'x')).toBeInstanceOf(StoreCorruptError);
-    expect(classifyStoreError(Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR_WRITE' }), 'x')).toBeInstanceOf(StoreIoError);
+    expect(classifyStoreError(Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR_WRITE' }), 'x')).toBeInstanceOf(
+      StoreIoError,
+    );
   });
 
   it('a data folder the agent may not write: StoreAccessError, nothing moved aside', () => {
@@ -133,11 +152,17 @@ describe('address', () => {
   it('stores document, signature, history and its event in one transaction', () => {
     const store = new Store({ dataDir: tmp(), log: silentLog() });
     const doc = sampleAddress();
-    const applied = store.applyAddress({ doc, version: 1, hash: documentHash(doc), signature: 'sig', receivedAt: 'r' }, newEvent('address-applied', { version: 1 }));
+    const applied = store.applyAddress(
+      { doc, version: 1, hash: documentHash(doc), signature: 'sig', receivedAt: 'r' },
+      newEvent('address-applied', { version: 1 }),
+    );
     expect(store.getAddress()).toEqual(applied);
     expect(store.getAddress()!.doc).toEqual(doc);
     const doc2 = sampleAddress({ version: 2 });
-    store.applyAddress({ doc: doc2, version: 2, hash: documentHash(doc2), signature: 'sig2', receivedAt: 'r2' }, newEvent('address-applied', { version: 2 }));
+    store.applyAddress(
+      { doc: doc2, version: 2, hash: documentHash(doc2), signature: 'sig2', receivedAt: 'r2' },
+      newEvent('address-applied', { version: 2 }),
+    );
     expect(store.addressHistory().map((h) => h.version)).toEqual([2, 1]);
     expect(store.outboxBacklog()).toBe(2);
     store.close();

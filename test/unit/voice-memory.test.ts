@@ -6,7 +6,13 @@ import { normalizeTarget, transportOf } from '../../hal/voice/types.js';
 import { recordVoice } from '../helpers/sip.js';
 
 const start = (v: MemoryVoiceStack, autoAnswer = false) =>
-  v.start({ transports: [{ kind: 'udp', port: 5060 }, { kind: 'tcp', port: 5060 }], autoAnswer });
+  v.start({
+    transports: [
+      { kind: 'udp', port: 5060 },
+      { kind: 'tcp', port: 5060 },
+    ],
+    autoAnswer,
+  });
 
 describe('MemoryVoiceStack', () => {
   it('records calls with headers and parts, and emits state only after makeCall returns', async () => {

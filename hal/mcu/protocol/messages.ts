@@ -1,8 +1,16 @@
 // Protocol layer: the typed messages carried in frames, and their byte layout.
 // docs/mcu-protocol.md is the reference for phone makers; keep the two in step.
 import {
-  FUNCTION_KEYS, LED_COLORS, LED_IDS, LED_MODES, TONES,
-  type Key, type LedColor, type LedId, type LedMode, type Tone,
+  FUNCTION_KEYS,
+  LED_COLORS,
+  LED_IDS,
+  LED_MODES,
+  TONES,
+  type Key,
+  type LedColor,
+  type LedId,
+  type LedMode,
+  type Tone,
 } from '../../handset.js';
 import { MAX_PAYLOAD } from '../framing/frame.js';
 import { LINK_TYPES } from '../link/frame-link.js';
@@ -60,7 +68,10 @@ export function utf8Fit(text: string, max: number): Buffer {
 export function encodeMessage(m: McuMessage): { type: number; payload: Buffer } {
   switch (m.type) {
     case 'hello':
-      return { type: MSG.hello, payload: Buffer.concat([Buffer.from([m.version, m.rows, m.cols, m.caps]), utf8Fit(m.firmware, FIRMWARE_MAX)]) };
+      return {
+        type: MSG.hello,
+        payload: Buffer.concat([Buffer.from([m.version, m.rows, m.cols, m.caps]), utf8Fit(m.firmware, FIRMWARE_MAX)]),
+      };
     case 'ping':
       return { type: MSG.ping, payload: Buffer.alloc(0) };
     case 'key':

@@ -106,7 +106,10 @@ export class SerialTransport implements ByteTransport {
       }
       const downMs = this.downSince === null ? 0 : Date.now() - this.downSince;
       if (this.everUp) this.reopens++;
-      this.opts.log.info({ path: this.opts.path, attempts: this.attempt + 1, downMs: this.everUp ? downMs : undefined }, this.everUp ? 'serial port back' : 'serial port open');
+      this.opts.log.info(
+        { path: this.opts.path, attempts: this.attempt + 1, downMs: this.everUp ? downMs : undefined },
+        this.everUp ? 'serial port back' : 'serial port open',
+      );
       this.everUp = true;
       this.up = true;
       this.attempt = 0;

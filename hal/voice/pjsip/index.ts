@@ -66,9 +66,7 @@ export interface MakeCallTiming {
 
 type NativeEvent = { type: string; at: number } & Record<string, unknown>;
 
-export type PjsipAvailability =
-  | { available: true; path: string; version: string }
-  | { available: false; reason: string; message: string };
+export type PjsipAvailability = { available: true; path: string; version: string } | { available: false; reason: string; message: string };
 
 export interface PjsipOptions {
   /** Explicit path of e911_voice.node (e.g. handed in by a bundled executable). */
@@ -193,13 +191,11 @@ export class PjsipVoiceStack implements VoiceStack {
     if (this.stopping) return this.stopping;
     if (!this.started) return Promise.resolve();
     this.started = undefined;
-    this.stopping = this.native
-      .stop({ unregister: options.unregister ?? true })
-      .finally(() => {
-        this.stopping = undefined;
-        process.off('exit', this.onExit);
-        this.log?.info({}, 'voice stack stopped');
-      });
+    this.stopping = this.native.stop({ unregister: options.unregister ?? true }).finally(() => {
+      this.stopping = undefined;
+      process.off('exit', this.onExit);
+      this.log?.info({}, 'voice stack stopped');
+    });
     return this.stopping;
   }
 

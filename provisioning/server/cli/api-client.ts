@@ -97,9 +97,21 @@ function route(verb: string, sub: string | undefined, arg: string | undefined, f
     case 'phones delete':
       return { method: 'DELETE', path: `/api/phones/${id()}` };
     case 'bulk-emails': {
-      const target = f.all ? { all: true } : f.location ? { locationId: Number(f.location) } : f.users ? { userIds: ids(f.users as string) } : null;
+      const target = f.all
+        ? { all: true }
+        : f.location
+          ? { locationId: Number(f.location) }
+          : f.users
+            ? { userIds: ids(f.users as string) }
+            : null;
       if (!target) throw new UsageError('say whom: --all, --location ID or --users 1,2,3');
-      const emails = typeof f.emails === 'string' ? f.emails.split(',').map((e) => e.trim()).filter(Boolean) : [];
+      const emails =
+        typeof f.emails === 'string'
+          ? f.emails
+              .split(',')
+              .map((e) => e.trim())
+              .filter(Boolean)
+          : [];
       return { method: 'POST', path: '/api/bulk/emails', body: { emails, target } };
     }
     case 'jobs':
@@ -126,14 +138,30 @@ function route(verb: string, sub: string | undefined, arg: string | undefined, f
   }
 }
 
-export async function apiCommand(verb: string, sub: string | undefined, arg: string | undefined, f: Flags, dataDir: string, env: NodeJS.ProcessEnv, out: (s: string) => void): Promise<number> {
+export async function apiCommand(
+  verb: string,
+  sub: string | undefined,
+  arg: string | undefined,
+  f: Flags,
+  dataDir: string,
+  env: NodeJS.ProcessEnv,
+  out: (s: string) => void,
+): Promise<number> {
   const call = route(verb, sub, arg, f);
   const urlFile = path.join(dataDir, 'api-url');
-  const base = ((f.url as string | undefined) ?? env.E911_SERVER_URL ?? (existsSync(urlFile) ? readFileSync(urlFile, 'utf8').trim() : 'http://127.0.0.1:8080')).replace(/\/$/, '');
+  const base = (
+    (f.url as string | undefined) ??
+    env.E911_SERVER_URL ??
+    (existsSync(urlFile) ? readFileSync(urlFile, 'utf8').trim() : 'http://127.0.0.1:8080')
+  ).replace(/\/$/, '');
   const tokenFile = path.join(dataDir, 'admin-token');
-  const token = (f.token as string | undefined) ?? env.E911_SERVER_TOKEN ?? (existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : undefined);
+  const token =
+    (f.token as string | undefined) ??
+    env.E911_SERVER_TOKEN ??
+    (existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : undefined);
   // The OpenAPI document is public (PUBLIC_ROUTE): printing it needs no token.
-  if (!token && verb !== 'openapi') throw new UsageError(`no API token: pass --token, set E911_SERVER_TOKEN, or run where ${tokenFile} is readable`);
+  if (!token && verb !== 'openapi')
+    throw new UsageError(`no API token: pass --token, set E911_SERVER_TOKEN, or run where ${tokenFile} is readable`);
   const request = async (method: string, p: string, body?: unknown, csv?: Buffer) => {
     const res = await fetch(`${base}${p}`, {
       signal: AbortSignal.timeout(60_000),
@@ -147,7 +175,17 @@ export async function apiCommand(verb: string, sub: string | undefined, arg: str
       throw new Error(`cannot reach the server at ${base}: ${err.cause?.code ?? err.message} (is it running? --url sets where)`);
     });
     const text = await res.text();
-    return { status: res.status, text, json: (() => { try { return JSON.parse(text) as unknown; } catch { return undefined; } })() };
+    return {
+      status: res.status,
+      text,
+      json: (() => {
+        try {
+          return JSON.parse(text) as unknown;
+        } catch {
+          return undefined;
+        }
+      })(),
+    };
   };
   let res = await request(call.method, call.path, call.body, call.csv);
   // --wait: follow a job until it finishes.

@@ -14,7 +14,12 @@ export function need(v: string | boolean | undefined, what: string): string {
 }
 
 export function list(v: string | boolean | undefined): string[] {
-  return typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : [];
+  return typeof v === 'string'
+    ? v
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean)
+    : [];
 }
 
 /** `--listen 1883,127.0.0.1:8883` as Mosquitto listeners (default: port 1883 on every address). */
@@ -34,7 +39,9 @@ export function brokerTls(f: Flags): { ca?: Buffer; cert?: Buffer; key?: Buffer 
   if (!f['broker-cert'] !== !f['broker-key']) throw new UsageError('--broker-cert and --broker-key go together');
   return {
     ...(f['broker-ca'] ? { ca: readFileSync(need(f['broker-ca'], '--broker-ca FILE')) } : {}),
-    ...(f['broker-cert'] ? { cert: readFileSync(need(f['broker-cert'], '--broker-cert FILE')), key: readFileSync(need(f['broker-key'], '--broker-key FILE')) } : {}),
+    ...(f['broker-cert']
+      ? { cert: readFileSync(need(f['broker-cert'], '--broker-cert FILE')), key: readFileSync(need(f['broker-key'], '--broker-key FILE')) }
+      : {}),
   };
 }
 

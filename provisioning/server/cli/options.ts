@@ -99,4 +99,3 @@ export const OPTIONS = {
   'entity-id': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
-

@@ -38,17 +38,30 @@ export async function run(flags: Flags, dataDir: string, log: pino.Logger, env: 
       ...(c.mqttVersion ? { protocolVersion: c.mqttVersion } : {}),
       ...(flags['share-group'] ? { shareGroup: flags['share-group'] as string } : {}),
       ...(flags.instance ? { instance: flags.instance as string } : {}),
-      ...(flags['broker-username'] ? { username: flags['broker-username'] as string, password: (flags['broker-password'] as string | undefined) ?? env.E911_BROKER_PASSWORD ?? '' } : {}),
+      ...(flags['broker-username']
+        ? {
+            username: flags['broker-username'] as string,
+            password: (flags['broker-password'] as string | undefined) ?? env.E911_BROKER_PASSWORD ?? '',
+          }
+        : {}),
       ...(brokerTls(flags) ? { tls: brokerTls(flags)! } : {}),
     },
     ...(c.allowNotifyTargets ? { notify: { allowTargets: c.allowNotifyTargets } } : {}),
     http: {
       port: c.httpPort,
       host: c.httpHost,
-      ...(c.tlsCert || c.tlsKey ? { tls: { cert: readFileSync(need(c.tlsCert, '--tls-cert FILE')), key: readFileSync(need(c.tlsKey, '--tls-key FILE')) } } : {}),
+      ...(c.tlsCert || c.tlsKey
+        ? { tls: { cert: readFileSync(need(c.tlsCert, '--tls-cert FILE')), key: readFileSync(need(c.tlsKey, '--tls-key FILE')) } }
+        : {}),
       ...(flags['secure-cookies'] ? { secureCookies: true } : {}),
       ...(c.allowedOrigins ? { allowedOrigins: c.allowedOrigins } : {}),
-      extend: flags['no-portal'] ? undefined : (api) => void mountPortal(api, { dir: (flags['portal-dir'] as string | undefined) ?? defaultPortalDir(), log: log.child({ ns: 'portal' }) }),
+      extend: flags['no-portal']
+        ? undefined
+        : (api) =>
+            void mountPortal(api, {
+              dir: (flags['portal-dir'] as string | undefined) ?? defaultPortalDir(),
+              log: log.child({ ns: 'portal' }),
+            }),
     },
   });
   // The first start leaves a token for the administrator, readable only by the server's user.
@@ -80,4 +93,3 @@ export async function run(flags: Flags, dataDir: string, log: pino.Logger, env: 
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }
-

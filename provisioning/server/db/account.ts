@@ -23,7 +23,9 @@ const toNotificationSettings = rowMapper<NotificationSettings>({
   webhook: json('webhook', null),
 });
 
-export type AccountUpdate = Partial<Pick<Account, 'name' | 'contactEmail' | 'recommendations' | 'notificationPolicy' | 'locationPolicy' | 'elinCallback'>>;
+export type AccountUpdate = Partial<
+  Pick<Account, 'name' | 'contactEmail' | 'recommendations' | 'notificationPolicy' | 'locationPolicy' | 'elinCallback'>
+>;
 
 export class AccountStore {
   constructor(private readonly s: ServerDb) {}
@@ -35,7 +37,9 @@ export class AccountStore {
   updateAccount(a: AccountUpdate): void {
     const cur = this.account();
     this.s
-      .q('UPDATE account SET name = ?, contact_email = ?, recommendations = ?, notification_policy = ?, location_policy = ?, elin_callback = ?, updated_at = ? WHERE id = 1')
+      .q(
+        'UPDATE account SET name = ?, contact_email = ?, recommendations = ?, notification_policy = ?, location_policy = ?, elin_callback = ?, updated_at = ? WHERE id = 1',
+      )
       .run(
         a.name ?? cur.name,
         a.contactEmail ?? cur.contactEmail,
@@ -48,7 +52,9 @@ export class AccountStore {
   }
 
   setE911(enabled: boolean): void {
-    this.s.q('UPDATE account SET e911_enabled = ?, e911_changed_at = ?, updated_at = ? WHERE id = 1').run(enabled ? 1 : 0, this.s.iso(), this.s.iso());
+    this.s
+      .q('UPDATE account SET e911_enabled = ?, e911_changed_at = ?, updated_at = ? WHERE id = 1')
+      .run(enabled ? 1 : 0, this.s.iso(), this.s.iso());
   }
 
   notificationSettings(): NotificationSettings {
@@ -57,6 +63,8 @@ export class AccountStore {
 
   setNotificationSettings(s: NotificationSettings): void {
     const enc = (v: unknown) => (v ? JSON.stringify(v) : null);
-    this.s.q('UPDATE account SET smtp = ?, sms = ?, webhook = ?, updated_at = ? WHERE id = 1').run(enc(s.smtp), enc(s.sms), enc(s.webhook), this.s.iso());
+    this.s
+      .q('UPDATE account SET smtp = ?, sms = ?, webhook = ?, updated_at = ? WHERE id = 1')
+      .run(enc(s.smtp), enc(s.sms), enc(s.webhook), this.s.iso());
   }
 }

@@ -17,8 +17,16 @@ export class AuditStore {
   constructor(private readonly s: ServerDb) {}
 
   audit(actor: string, action: string, entity: string, entityId: string | number | null, details?: unknown): void {
-    this.s.q('INSERT INTO audit (at, actor, action, entity, entity_id, details) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(this.s.iso(), actor, action, entity, entityId === null ? null : String(entityId), details === undefined ? null : JSON.stringify(details));
+    this.s
+      .q('INSERT INTO audit (at, actor, action, entity, entity_id, details) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(
+        this.s.iso(),
+        actor,
+        action,
+        entity,
+        entityId === null ? null : String(entityId),
+        details === undefined ? null : JSON.stringify(details),
+      );
   }
 
   auditLog(filter: { entity?: string; entityId?: string; limit?: number; beforeSeq?: number } = {}): AuditEntry[] {

@@ -56,9 +56,10 @@ export class DeviceStore {
   constructor(private readonly s: ServerDb) {}
 
   devices(filter: { userId?: number } = {}): Device[] {
-    const rows = filter.userId !== undefined
-      ? this.s.q('SELECT * FROM devices WHERE user_id = ? ORDER BY device_id').all(filter.userId)
-      : this.s.q('SELECT * FROM devices ORDER BY device_id').all();
+    const rows =
+      filter.userId !== undefined
+        ? this.s.q('SELECT * FROM devices WHERE user_id = ? ORDER BY device_id').all(filter.userId)
+        : this.s.q('SELECT * FROM devices ORDER BY device_id').all();
     return (rows as Row[]).map(toDevice);
   }
 
@@ -78,7 +79,9 @@ export class DeviceStore {
 
   /** Assigns exactly these devices to the user; others of theirs are unassigned. */
   setUserDevices(userId: number, deviceIds: readonly string[]): void {
-    this.s.q(`UPDATE devices SET user_id = NULL WHERE user_id = ? AND device_id NOT IN (SELECT value FROM json_each(?))`).run(userId, JSON.stringify(deviceIds));
+    this.s
+      .q(`UPDATE devices SET user_id = NULL WHERE user_id = ? AND device_id NOT IN (SELECT value FROM json_each(?))`)
+      .run(userId, JSON.stringify(deviceIds));
     const upsert = this.s.q(
       'INSERT INTO devices (device_id, user_id, created_at) VALUES (?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET user_id = excluded.user_id',
     );
@@ -87,8 +90,10 @@ export class DeviceStore {
 
   /** The owner of each device that belongs to another user than userId. */
   deviceOwners(deviceIds: readonly string[], exceptUserId: number | null): { deviceId: string; userId: number }[] {
-    const stmt = this.s.q('SELECT device_id AS deviceId, user_id AS userId FROM devices WHERE device_id = ? AND user_id IS NOT NULL AND user_id IS NOT ?');
-    return deviceIds.flatMap((id) => (stmt.all(id, exceptUserId) as { deviceId: string; userId: number }[]));
+    const stmt = this.s.q(
+      'SELECT device_id AS deviceId, user_id AS userId FROM devices WHERE device_id = ? AND user_id IS NOT NULL AND user_id IS NOT ?',
+    );
+    return deviceIds.flatMap((id) => stmt.all(id, exceptUserId) as { deviceId: string; userId: number }[]);
   }
 
   deviceIdsOfUsers(userIds: readonly number[]): string[] {
@@ -97,7 +102,10 @@ export class DeviceStore {
   }
 
   deviceIdsAtLocation(locationId: number): string[] {
-    return this.s.q('SELECT d.device_id FROM devices d JOIN users u ON u.id = d.user_id WHERE u.location_id = ? ORDER BY d.device_id').pluck().all(locationId) as string[];
+    return this.s
+      .q('SELECT d.device_id FROM devices d JOIN users u ON u.id = d.user_id WHERE u.location_id = ? ORDER BY d.device_id')
+      .pluck()
+      .all(locationId) as string[];
   }
 
   assignedDeviceIds(): string[] {
@@ -106,16 +114,19 @@ export class DeviceStore {
 
   /** What pushing needs to know of each phone, for a whole batch in one query. */
   pushContexts(deviceIds: readonly string[]): Map<string, PushContext> {
-    const rows = this.s.q(
-      `SELECT d.device_id, d.user_id, d.addr_version, d.addr_content_hash, d.applied_version, d.loc_version, d.loc_content_hash,
+    const rows = this.s
+      .q(
+        `SELECT d.device_id, d.user_id, d.addr_version, d.addr_content_hash, d.applied_version, d.loc_version, d.loc_content_hash,
               u.display_name, u.callback, u.location_id, u.recommendations
        FROM json_each(?) j JOIN devices d ON d.device_id = j.value LEFT JOIN users u ON u.id = d.user_id`,
-    ).all(JSON.stringify(deviceIds)) as Row[];
+      )
+      .all(JSON.stringify(deviceIds)) as Row[];
     return new Map(rows.map((r) => [r.device_id as string, toPushContext(r)]));
   }
 
   recordIssuedAddress(deviceId: string, version: number, contentHash: string, signed: string, issuedAt: string): void {
-    this.s.q('UPDATE devices SET addr_version = ?, addr_content_hash = ?, addr_signed = ?, addr_issued_at = ? WHERE device_id = ?')
+    this.s
+      .q('UPDATE devices SET addr_version = ?, addr_content_hash = ?, addr_signed = ?, addr_issued_at = ? WHERE device_id = ?')
       .run(version, contentHash, signed, issuedAt, deviceId);
   }
 
@@ -128,7 +139,9 @@ export class DeviceStore {
   }
 
   issuedAddress(deviceId: string): { version: number; contentHash: string | null; signed: string | null } | null {
-    const r = this.s.q('SELECT addr_version, addr_content_hash, addr_signed FROM devices WHERE device_id = ?').get(deviceId) as Row | undefined;
+    const r = this.s.q('SELECT addr_version, addr_content_hash, addr_signed FROM devices WHERE device_id = ?').get(deviceId) as
+      | Row
+      | undefined;
     return r ? toIssuedAddress(r) : null;
   }
 
@@ -143,24 +156,34 @@ export class DeviceStore {
 
   setDeviceStatus(deviceId: string, online: boolean, agentVersion: string | null): void {
     if (!this.deviceExists(deviceId)) this.ensureDevice(deviceId);
-    this.s.q('UPDATE devices SET online = ?, last_seen = ?, agent_version = coalesce(?, agent_version) WHERE device_id = ? AND (online IS NOT ? OR ? = 1)')
+    this.s
+      .q(
+        'UPDATE devices SET online = ?, last_seen = ?, agent_version = coalesce(?, agent_version) WHERE device_id = ? AND (online IS NOT ? OR ? = 1)',
+      )
       .run(online ? 1 : 0, this.s.iso(), agentVersion, deviceId, online ? 1 : 0, online ? 1 : 0);
   }
 
   setDeviceApplied(deviceId: string, version: number, hash: string, appliedAt: string | null): void {
     if (!this.deviceExists(deviceId)) this.ensureDevice(deviceId);
-    this.s.q('UPDATE devices SET applied_version = ?, applied_hash = ?, applied_at = ? WHERE device_id = ? AND (applied_version IS NOT ? OR applied_hash IS NOT ?)')
+    this.s
+      .q(
+        'UPDATE devices SET applied_version = ?, applied_hash = ?, applied_at = ? WHERE device_id = ? AND (applied_version IS NOT ? OR applied_hash IS NOT ?)',
+      )
       .run(version, hash, appliedAt, deviceId, version, hash);
   }
 
   setDeviceLocationReport(deviceId: string, report: unknown): void {
     this.ensureDevice(deviceId);
-    this.s.q('UPDATE devices SET last_location = ?, last_location_at = ? WHERE device_id = ?').run(JSON.stringify(report), this.s.iso(), deviceId);
+    this.s
+      .q('UPDATE devices SET last_location = ?, last_location_at = ? WHERE device_id = ?')
+      .run(JSON.stringify(report), this.s.iso(), deviceId);
   }
 
   setDeviceMismatch(deviceId: string, mismatch: unknown): void {
     this.ensureDevice(deviceId);
-    this.s.q('UPDATE devices SET mismatch = ?, mismatch_at = ? WHERE device_id = ?').run(mismatch === null ? null : JSON.stringify(mismatch), mismatch === null ? null : this.s.iso(), deviceId);
+    this.s
+      .q('UPDATE devices SET mismatch = ?, mismatch_at = ? WHERE device_id = ?')
+      .run(mismatch === null ? null : JSON.stringify(mismatch), mismatch === null ? null : this.s.iso(), deviceId);
   }
 
   /**
@@ -173,7 +196,9 @@ export class DeviceStore {
    */
   setDeviceDisagreement(deviceId: string, disagreement: unknown, eventTs: string, order: PhoneClock | null = null): boolean {
     this.ensureDevice(deviceId);
-    const last = this.s.q('SELECT disagreement_at AS at, disagreement_boot AS boot, disagreement_mono AS mono FROM devices WHERE device_id = ?').get(deviceId) as {
+    const last = this.s
+      .q('SELECT disagreement_at AS at, disagreement_boot AS boot, disagreement_mono AS mono FROM devices WHERE device_id = ?')
+      .get(deviceId) as {
       at: string | null;
       boot: string | null;
       mono: number | null;
@@ -183,13 +208,9 @@ export class DeviceStore {
       const newer = sameBoot ? order.mono >= last.mono! : eventTs >= last.at;
       if (!newer) return false;
     }
-    this.s.q('UPDATE devices SET disagreement = ?, disagreement_at = ?, disagreement_boot = ?, disagreement_mono = ? WHERE device_id = ?').run(
-      disagreement === null ? null : JSON.stringify(disagreement),
-      eventTs,
-      order?.boot ?? null,
-      order?.mono ?? null,
-      deviceId,
-    );
+    this.s
+      .q('UPDATE devices SET disagreement = ?, disagreement_at = ?, disagreement_boot = ?, disagreement_mono = ? WHERE device_id = ?')
+      .run(disagreement === null ? null : JSON.stringify(disagreement), eventTs, order?.boot ?? null, order?.mono ?? null, deviceId);
     return true;
   }
 
@@ -203,7 +224,9 @@ export class DeviceStore {
   }
 
   deviceCredentials(): { deviceId: string; hash: string }[] {
-    return this.s.q('SELECT device_id AS deviceId, mqtt_hash AS hash FROM devices WHERE mqtt_hash IS NOT NULL ORDER BY device_id').all() as { deviceId: string; hash: string }[];
+    return this.s
+      .q('SELECT device_id AS deviceId, mqtt_hash AS hash FROM devices WHERE mqtt_hash IS NOT NULL ORDER BY device_id')
+      .all() as { deviceId: string; hash: string }[];
   }
 
   deleteDevice(deviceId: string): void {

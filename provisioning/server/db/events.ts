@@ -20,7 +20,10 @@ export class EventStore {
   /** Stores an event once; false when its id was seen before (a redelivery). */
   insertEvent(e: Omit<StoredEvent, 'receivedAt'>): boolean {
     return (
-      this.s.q('INSERT OR IGNORE INTO events (id, device_id, type, ts, received_at, user_id, location_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      this.s
+        .q(
+          'INSERT OR IGNORE INTO events (id, device_id, type, ts, received_at, user_id, location_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        )
         .run(e.id, e.deviceId, e.type, e.ts, this.s.iso(), e.userId, e.locationId, JSON.stringify(e.data)).changes > 0
     );
   }
@@ -28,10 +31,12 @@ export class EventStore {
   /** Events of these types received since `since` that have no notification row. */
   eventsWithoutNotifications(types: readonly string[], since: string): StoredEvent[] {
     return (
-      this.s.q(
-        `SELECT * FROM events e WHERE e.type IN (SELECT value FROM json_each(?)) AND e.received_at >= ?
+      this.s
+        .q(
+          `SELECT * FROM events e WHERE e.type IN (SELECT value FROM json_each(?)) AND e.received_at >= ?
            AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.event_id = e.id) ORDER BY e.received_at LIMIT 1000`,
-      ).all(JSON.stringify(types), since) as Row[]
+        )
+        .all(JSON.stringify(types), since) as Row[]
     ).map(toEvent);
   }
 

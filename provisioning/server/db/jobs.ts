@@ -31,7 +31,8 @@ export class JobStore {
 
   createJob(kind: string, actor: string, params: unknown, total: number): number {
     return Number(
-      this.s.q("INSERT INTO jobs (kind, status, actor, params, total, created_at) VALUES (?, 'queued', ?, ?, ?, ?)")
+      this.s
+        .q("INSERT INTO jobs (kind, status, actor, params, total, created_at) VALUES (?, 'queued', ?, ?, ?, ?)")
         .run(kind, actor, JSON.stringify(params), total, this.s.iso()).lastInsertRowid,
     );
   }
@@ -65,14 +66,17 @@ export class JobStore {
   }
 
   finishJob(id: number, result: unknown, error: string | null): void {
-    this.s.q('UPDATE jobs SET status = ?, result = ?, error = ?, finished_at = ? WHERE id = ?')
+    this.s
+      .q('UPDATE jobs SET status = ?, result = ?, error = ?, finished_at = ? WHERE id = ?')
       .run(error ? 'failed' : 'done', result === undefined ? null : JSON.stringify(result), error, this.s.iso(), id);
   }
 
   // ---- CSV uploads ----
 
   saveCsvUpload(id: string, actor: string, rows: number, changes: unknown): void {
-    this.s.q('INSERT INTO csv_uploads (id, created_at, actor, rows, changes) VALUES (?, ?, ?, ?, ?)').run(id, this.s.iso(), actor, rows, JSON.stringify(changes));
+    this.s
+      .q('INSERT INTO csv_uploads (id, created_at, actor, rows, changes) VALUES (?, ?, ?, ?, ?)')
+      .run(id, this.s.iso(), actor, rows, JSON.stringify(changes));
   }
 
   csvUpload(id: string): CsvUpload | null {

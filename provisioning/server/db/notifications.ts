@@ -26,7 +26,10 @@ export class NotificationStore {
   addNotification(eventId: string, channel: NotificationChannel, recipient: string): boolean {
     const now = this.s.iso();
     return (
-      this.s.q('INSERT OR IGNORE INTO notifications (event_id, channel, recipient, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)')
+      this.s
+        .q(
+          'INSERT OR IGNORE INTO notifications (event_id, channel, recipient, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
+        )
         .run(eventId, channel, recipient, now, now, now).changes > 0
     );
   }
@@ -36,13 +39,16 @@ export class NotificationStore {
     return this.s.transaction(() => {
       const now = this.s.iso();
       // A 'sending' row whose lease ran out belongs to a process that died mid-send.
-      const rows = this.s.q(
+      const rows = this.s
+        .q(
           `SELECT * FROM notifications WHERE (status IN ('pending', 'retry') AND next_attempt_at <= @now)
              OR (status = 'sending' AND next_attempt_at <= @now) ORDER BY next_attempt_at LIMIT @limit`,
         )
         .all({ now, limit }) as Row[];
       const lease = new Date(this.s.now().getTime() + leaseMs).toISOString();
-      const claim = this.s.q("UPDATE notifications SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?, updated_at = ?, claimed_by = ? WHERE id = ?");
+      const claim = this.s.q(
+        "UPDATE notifications SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?, updated_at = ?, claimed_by = ? WHERE id = ?",
+      );
       for (const r of rows) claim.run(lease, now, claimant, r.id);
       return rows.map((r) => ({ ...toNotification(r), status: 'sending' as const, attempts: (r.attempts as number) + 1 }));
     });
@@ -54,22 +60,29 @@ export class NotificationStore {
    */
   reclaimNotifications(instance: string, claimant: string): number {
     const prefix = `${instance}/`;
-    return this.s.q(
-      "UPDATE notifications SET next_attempt_at = ? WHERE status = 'sending' AND substr(claimed_by, 1, ?) = ? AND claimed_by <> ?",
-    ).run(this.s.iso(), prefix.length, prefix, claimant).changes;
+    return this.s
+      .q("UPDATE notifications SET next_attempt_at = ? WHERE status = 'sending' AND substr(claimed_by, 1, ?) = ? AND claimed_by <> ?")
+      .run(this.s.iso(), prefix.length, prefix, claimant).changes;
   }
 
   nextNotificationDue(): string | null {
-    return (this.s.q("SELECT min(next_attempt_at) FROM notifications WHERE status IN ('pending', 'retry', 'sending')").pluck().get() as string | null) ?? null;
+    return (
+      (this.s.q("SELECT min(next_attempt_at) FROM notifications WHERE status IN ('pending', 'retry', 'sending')").pluck().get() as
+        | string
+        | null) ?? null
+    );
   }
 
   notificationSent(id: number, providerId: string | null): void {
     const now = this.s.iso();
-    this.s.q("UPDATE notifications SET status = 'sent', sent_at = ?, provider_id = ?, last_error = NULL, updated_at = ? WHERE id = ?").run(now, providerId, now, id);
+    this.s
+      .q("UPDATE notifications SET status = 'sent', sent_at = ?, provider_id = ?, last_error = NULL, updated_at = ? WHERE id = ?")
+      .run(now, providerId, now, id);
   }
 
   notificationFailed(id: number, error: string, retryAt: Date | null): void {
-    this.s.q('UPDATE notifications SET status = ?, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?')
+    this.s
+      .q('UPDATE notifications SET status = ?, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?')
       .run(retryAt ? 'retry' : 'failed', error.slice(0, 2000), (retryAt ?? this.s.now()).toISOString(), this.s.iso(), id);
   }
 

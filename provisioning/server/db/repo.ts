@@ -88,7 +88,9 @@ export class Repo {
   account(): Account {
     return this.a.account.account();
   }
-  updateAccount(a: Partial<Pick<Account, 'name' | 'contactEmail' | 'recommendations' | 'notificationPolicy' | 'locationPolicy' | 'elinCallback'>>): void {
+  updateAccount(
+    a: Partial<Pick<Account, 'name' | 'contactEmail' | 'recommendations' | 'notificationPolicy' | 'locationPolicy' | 'elinCallback'>>,
+  ): void {
     this.a.account.updateAccount(a);
   }
   setE911(enabled: boolean): void {

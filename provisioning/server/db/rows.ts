@@ -26,7 +26,8 @@ function cell(row: Row, column: string): unknown {
 /** TEXT NOT NULL (or a union of strings stored as text). */
 export const text =
   <T extends string = string>(column: string): Field<T> =>
-  (r) => cell(r, column) as T;
+  (r) =>
+    cell(r, column) as T;
 
 /** Nullable TEXT: null when NULL. */
 export const textOrNull =
@@ -47,17 +48,20 @@ export const optionalText =
 /** INTEGER NOT NULL. */
 export const int =
   (column: string): Field<number> =>
-  (r) => cell(r, column) as number;
+  (r) =>
+    cell(r, column) as number;
 
 /** Nullable INTEGER: null when NULL. */
 export const intOrNull =
   (column: string): Field<number | null> =>
-  (r) => (cell(r, column) as number | null | undefined) ?? null;
+  (r) =>
+    (cell(r, column) as number | null | undefined) ?? null;
 
 /** A 0/1 INTEGER: true only for 1. */
 export const bool =
   (column: string): Field<boolean> =>
-  (r) => cell(r, column) === 1;
+  (r) =>
+    cell(r, column) === 1;
 
 /** A JSON TEXT value parsed; the fallback when it is NULL. */
 export function parseJson<T>(v: unknown, fallback: T): T {
@@ -67,7 +71,8 @@ export function parseJson<T>(v: unknown, fallback: T): T {
 /** JSON stored as TEXT: the fallback when NULL. */
 export const json =
   <T>(column: string, fallback: T): Field<T> =>
-  (r) => parseJson(cell(r, column), fallback);
+  (r) =>
+    parseJson(cell(r, column), fallback);
 
 /** A comma-separated list (group_concat), sorted; empty when NULL or ''. */
 export const sortedList =

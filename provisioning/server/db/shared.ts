@@ -6,7 +6,11 @@ export class ServerSharedStore {
   constructor(private readonly s: ServerDb) {}
 
   setServerBrokerUser(username: string, hash: string): void {
-    this.s.q('INSERT INTO broker_server_users (username, hash, created_at) VALUES (?, ?, ?) ON CONFLICT (username) DO UPDATE SET hash = excluded.hash').run(username, hash, this.s.iso());
+    this.s
+      .q(
+        'INSERT INTO broker_server_users (username, hash, created_at) VALUES (?, ?, ?) ON CONFLICT (username) DO UPDATE SET hash = excluded.hash',
+      )
+      .run(username, hash, this.s.iso());
   }
 
   serverBrokerUsers(): { username: string; hash: string }[] {

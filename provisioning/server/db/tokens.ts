@@ -20,12 +20,17 @@ export class TokenStore {
   constructor(private readonly s: ServerDb) {}
 
   createToken(name: string, token: string): number {
-    return Number(this.s.q('INSERT INTO api_tokens (name, hash, created_at) VALUES (?, ?, ?)').run(name, tokenHash(token), this.s.iso()).lastInsertRowid);
+    return Number(
+      this.s.q('INSERT INTO api_tokens (name, hash, created_at) VALUES (?, ?, ?)').run(name, tokenHash(token), this.s.iso())
+        .lastInsertRowid,
+    );
   }
 
   /** The token's name when it is valid and not revoked. */
   verifyToken(token: string): { id: number; name: string } | null {
-    const r = this.s.q('SELECT id, name, last_used_at FROM api_tokens WHERE hash = ? AND revoked_at IS NULL').get(tokenHash(token)) as Row | undefined;
+    const r = this.s.q('SELECT id, name, last_used_at FROM api_tokens WHERE hash = ? AND revoked_at IS NULL').get(tokenHash(token)) as
+      | Row
+      | undefined;
     if (!r) return null;
     // Once a minute at most: reading the API must not turn into a write per request.
     const last = r.last_used_at ? Date.parse(r.last_used_at as string) : 0;
@@ -46,7 +51,9 @@ export class TokenStore {
   createSession(id: string, tokenId: number, absoluteMs: number): { expiresAt: string } {
     const now = this.s.now();
     const expiresAt = new Date(now.getTime() + absoluteMs).toISOString();
-    this.s.q('INSERT INTO admin_sessions (id_hash, token_id, created_at, last_used_at, expires_at) VALUES (?, ?, ?, ?, ?)').run(tokenHash(id), tokenId, now.toISOString(), now.toISOString(), expiresAt);
+    this.s
+      .q('INSERT INTO admin_sessions (id_hash, token_id, created_at, last_used_at, expires_at) VALUES (?, ?, ?, ?, ?)')
+      .run(tokenHash(id), tokenId, now.toISOString(), now.toISOString(), expiresAt);
     return { expiresAt };
   }
 
@@ -56,19 +63,25 @@ export class TokenStore {
    */
   useSession(id: string, idleMs: number): { id: number; name: string } | null {
     const now = this.s.now();
-    const r = this.s.q(
-      `SELECT s.id_hash, s.last_used_at, s.expires_at, t.id, t.name FROM admin_sessions s JOIN api_tokens t ON t.id = s.token_id
+    const r = this.s
+      .q(
+        `SELECT s.id_hash, s.last_used_at, s.expires_at, t.id, t.name FROM admin_sessions s JOIN api_tokens t ON t.id = s.token_id
        WHERE s.id_hash = ? AND s.revoked_at IS NULL AND t.revoked_at IS NULL`,
-    ).get(tokenHash(id)) as Row | undefined;
+      )
+      .get(tokenHash(id)) as Row | undefined;
     if (!r) return null;
     if (now.getTime() >= Date.parse(r.expires_at as string) || now.getTime() - Date.parse(r.last_used_at as string) > idleMs) return null;
     // At most every 10 s: a page's burst of requests is not a burst of writes.
-    if (now.getTime() - Date.parse(r.last_used_at as string) > 10_000) this.s.q('UPDATE admin_sessions SET last_used_at = ? WHERE id_hash = ?').run(now.toISOString(), r.id_hash);
+    if (now.getTime() - Date.parse(r.last_used_at as string) > 10_000)
+      this.s.q('UPDATE admin_sessions SET last_used_at = ? WHERE id_hash = ?').run(now.toISOString(), r.id_hash);
     return { id: r.id as number, name: r.name as string };
   }
 
   revokeSession(id: string): boolean {
-    return this.s.q('UPDATE admin_sessions SET revoked_at = ? WHERE id_hash = ? AND revoked_at IS NULL').run(this.s.iso(), tokenHash(id)).changes > 0;
+    return (
+      this.s.q('UPDATE admin_sessions SET revoked_at = ? WHERE id_hash = ? AND revoked_at IS NULL').run(this.s.iso(), tokenHash(id))
+        .changes > 0
+    );
   }
 
   /** Forgets sessions that ended more than a day ago. */

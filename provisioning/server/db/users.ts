@@ -45,9 +45,10 @@ export class UserStore {
   }
 
   userCount(filter: { locationId?: number } = {}): number {
-    const r = filter.locationId !== undefined
-      ? this.s.q('SELECT count(*) AS n FROM users WHERE location_id = ?').get(filter.locationId)
-      : this.s.q('SELECT count(*) AS n FROM users').get();
+    const r =
+      filter.locationId !== undefined
+        ? this.s.q('SELECT count(*) AS n FROM users WHERE location_id = ?').get(filter.locationId)
+        : this.s.q('SELECT count(*) AS n FROM users').get();
     return (r as { n: number }).n;
   }
 
@@ -62,9 +63,10 @@ export class UserStore {
   }
 
   userIds(filter: { locationId?: number } = {}): number[] {
-    const rows = filter.locationId !== undefined
-      ? this.s.q('SELECT id FROM users WHERE location_id = ? ORDER BY id').all(filter.locationId)
-      : this.s.q('SELECT id FROM users ORDER BY id').all();
+    const rows =
+      filter.locationId !== undefined
+        ? this.s.q('SELECT id FROM users WHERE location_id = ? ORDER BY id').all(filter.locationId)
+        : this.s.q('SELECT id FROM users ORDER BY id').all();
     return (rows as { id: number }[]).map((r) => r.id);
   }
 
@@ -113,7 +115,11 @@ export class UserStore {
 
   /** Replaces a user's email list; false when the list was already that (no write). */
   setUserEmails(id: number, emails: readonly string[]): boolean {
-    return this.s.q('UPDATE users SET emails = ?, updated_at = ? WHERE id = ? AND emails IS NOT ?').run(JSON.stringify(emails), this.s.iso(), id, JSON.stringify(emails)).changes > 0;
+    return (
+      this.s
+        .q('UPDATE users SET emails = ?, updated_at = ? WHERE id = ? AND emails IS NOT ?')
+        .run(JSON.stringify(emails), this.s.iso(), id, JSON.stringify(emails)).changes > 0
+    );
   }
 
   userEmails(id: number): string[] | null {

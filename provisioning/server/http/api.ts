@@ -74,15 +74,21 @@ export async function buildApi(deps: ApiDeps) {
         title: 'e911 provisioning server admin API',
         version: API_VERSION,
         description:
-          'Locations, users and their phones, signed address pushes, bulk notification lists with CSV, Kari\'s Law notifications, and the audit log. ' +
+          "Locations, users and their phones, signed address pushes, bulk notification lists with CSV, Kari's Law notifications, and the audit log. " +
           'Authenticate with `Authorization: Bearer <token>` (tokens come from `e911-server token create`), or POST /api/session to get a session cookie.',
       },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, session: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE } } },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, session: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE } },
+      },
       security: [{ bearer: [] }, { session: [] }],
     },
   });
 
-  app.addContentTypeParser(['text/csv', 'application/csv', 'text/plain', 'application/octet-stream'], { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser(
+    ['text/csv', 'application/csv', 'text/plain', 'application/octet-stream'],
+    { parseAs: 'buffer' },
+    (_req, body, done) => done(null, body),
+  );
 
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof E911Error) {
@@ -108,7 +114,17 @@ export async function buildApi(deps: ApiDeps) {
   addAuthHook(app, deps);
 
   // Registered in this order so that the OpenAPI document lists the paths as it always has.
-  for (const routes of [metaRoutes, accountRoutes, locationRoutes, userRoutes, phoneRoutes, bulkRoutes, eventRoutes, brokerRoutes, streamRoutes]) {
+  for (const routes of [
+    metaRoutes,
+    accountRoutes,
+    locationRoutes,
+    userRoutes,
+    phoneRoutes,
+    bulkRoutes,
+    eventRoutes,
+    brokerRoutes,
+    streamRoutes,
+  ]) {
     await app.register(routes, deps);
   }
   return app;

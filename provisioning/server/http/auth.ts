@@ -73,7 +73,11 @@ export function addAuthHook(app: FastifyInstance, deps: ApiDeps): void {
   const { idleMs } = sessionTimes(deps);
   app.addHook('onRequest', async (req, reply) => {
     if (req.routeOptions.config?.public === true && req.routeOptions.url !== undefined) return;
-    const unauthorized = () => reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized', message: 'a valid API token or portal session is required' });
+    const unauthorized = () =>
+      reply
+        .code(401)
+        .header('www-authenticate', 'Bearer')
+        .send({ error: 'unauthorized', message: 'a valid API token or portal session is required' });
     const auth = req.headers.authorization;
     if (auth !== undefined) {
       // A Bearer token: programs and the CLI. A browser never sends this header by itself,
@@ -92,7 +96,9 @@ export function addAuthHook(app: FastifyInstance, deps: ApiDeps): void {
     // must come from a page of this origin (SameSite=Strict is the first line, this the second).
     if (!SAFE_METHODS.has(req.method) && !originAllowed(req, deps.allowedOrigins ?? [])) {
       log.warn({ origin: req.headers.origin ?? null, method: req.method, url: req.url }, 'cross-origin change refused');
-      return reply.code(403).send({ error: 'forbidden', message: 'a change made with the portal session must come from the portal\'s own origin' });
+      return reply
+        .code(403)
+        .send({ error: 'forbidden', message: "a change made with the portal session must come from the portal's own origin" });
     }
     req.actor = `token:${who.name}`;
     req.stillAuthorized = () => records.useSession(sid!, idleMs) !== null;

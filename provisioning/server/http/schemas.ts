@@ -44,7 +44,10 @@ export const csvReportSchema = {
     changes: { type: 'integer' },
     unchanged: { type: 'integer' },
     errorCount: { type: 'integer' },
-    errors: { type: 'array', items: { type: 'object', properties: { row: { type: 'integer' }, column: { type: 'string' }, reason: { type: 'string' } } } },
+    errors: {
+      type: 'array',
+      items: { type: 'object', properties: { row: { type: 'integer' }, column: { type: 'string' }, reason: { type: 'string' } } },
+    },
   },
 };
 export const E: Record<number, object> = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 409: errorSchema };
@@ -53,7 +56,8 @@ export const E: Record<number, object> = { 400: errorSchema, 401: errorSchema, 4
 export const intQuery = (v: unknown): number | undefined => {
   if (v === undefined || v === '') return undefined;
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0) throw new ValidationError([{ field: 'query', reason: `${JSON.stringify(v)} is not a whole number` }]);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new ValidationError([{ field: 'query', reason: `${JSON.stringify(v)} is not a whole number` }]);
   return n;
 };
 

@@ -21,7 +21,12 @@ export class DeliveryError extends Error {
 }
 
 export interface EmailChannel {
-  send(settings: SmtpSettings, to: string, notice: Pick<Notice, 'subject' | 'text' | 'html'>, headers?: Record<string, string>): Promise<string>;
+  send(
+    settings: SmtpSettings,
+    to: string,
+    notice: Pick<Notice, 'subject' | 'text' | 'html'>,
+    headers?: Record<string, string>,
+  ): Promise<string>;
   close(): void;
 }
 
@@ -79,7 +84,12 @@ export class SmtpChannel implements EmailChannel {
     return this.transport;
   }
 
-  async send(s: SmtpSettings, to: string, notice: Pick<Notice, 'subject' | 'text' | 'html'>, headers: Record<string, string> = {}): Promise<string> {
+  async send(
+    s: SmtpSettings,
+    to: string,
+    notice: Pick<Notice, 'subject' | 'text' | 'html'>,
+    headers: Record<string, string> = {},
+  ): Promise<string> {
     const t = this.transportFor(s);
     // Only what is read below; nodemailer types the SMTP reply as any.
     let info: { accepted: unknown[]; response: string; messageId: string };
@@ -88,10 +98,15 @@ export class SmtpChannel implements EmailChannel {
     } catch (err) {
       const e = err as { message: string; responseCode?: number };
       // 5xx for the recipient is permanent; connection trouble and 4xx are worth retrying.
-      const permanent = typeof e.responseCode === 'number' && e.responseCode >= 500 && e.responseCode < 600 && /recipient|mailbox|user/i.test(e.message);
+      const permanent =
+        typeof e.responseCode === 'number' && e.responseCode >= 500 && e.responseCode < 600 && /recipient|mailbox|user/i.test(e.message);
       throw new DeliveryError(`SMTP: ${e.message}`, !permanent);
     }
-    if (!info.accepted.map((a: unknown) => (typeof a === 'string' ? a : (a as { address: string }).address)).some((a: string) => a.toLowerCase() === to.toLowerCase())) {
+    if (
+      !info.accepted
+        .map((a: unknown) => (typeof a === 'string' ? a : (a as { address: string }).address))
+        .some((a: string) => a.toLowerCase() === to.toLowerCase())
+    ) {
       throw new DeliveryError(`SMTP server did not accept ${to}: ${info.response}`);
     }
     return info.messageId;
@@ -132,7 +147,14 @@ const MAX_ANSWER = 64 * 1024;
  * The target's answer body is never repeated in the error (it lands in the log, the
  * database and the API): only the status is.
  */
-async function post(targets: TargetPolicy, agents: Agents, url: string, body: string, headers: Record<string, string>, what: string): Promise<Answer> {
+async function post(
+  targets: TargetPolicy,
+  agents: Agents,
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+  what: string,
+): Promise<Answer> {
   const u = new URL(url);
   const host = u.hostname.replace(/^\[|\]$/g, '');
   // A literal address never goes through lookup: check it here.
@@ -173,7 +195,9 @@ async function post(targets: TargetPolicy, agents: Agents, url: string, body: st
   } catch (err) {
     if (err instanceof TargetRefusedError) throw new DeliveryError(`${what}: ${err.message}`, false);
     const e = err as Error & { code?: string };
-    throw new DeliveryError(`${what}: ${e.name === 'AbortError' || e.name === 'TimeoutError' ? `no answer within ${TIMEOUT_MS / 1000} s` : e.message}`);
+    throw new DeliveryError(
+      `${what}: ${e.name === 'AbortError' || e.name === 'TimeoutError' ? `no answer within ${TIMEOUT_MS / 1000} s` : e.message}`,
+    );
   }
   if (answer.status >= 300 && answer.status < 400) {
     // The configuration is wrong (or the target was taken over): retrying will not help.
@@ -201,7 +225,14 @@ export class HttpSmsChannel implements HttpChannel<SmsSettings> {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (s.username) headers.authorization = `Basic ${Buffer.from(`${s.username}:${s.password ?? ''}`).toString('base64')}`;
     if (s.header?.value) headers[s.header.name.toLowerCase()] = s.header.value;
-    const res = await post(this.targets, this.agents, s.url, JSON.stringify({ from: s.from, ...(body as object) }), headers, 'SMS provider');
+    const res = await post(
+      this.targets,
+      this.agents,
+      s.url,
+      JSON.stringify({ from: s.from, ...(body as object) }),
+      headers,
+      'SMS provider',
+    );
     const reply = (() => {
       try {
         return JSON.parse(res.text) as { id?: unknown; sid?: unknown } | null;
@@ -211,7 +242,9 @@ export class HttpSmsChannel implements HttpChannel<SmsSettings> {
     })();
     // Only an id that looks like one: the reply is the provider's text, shown in the API.
     const id = reply?.id ?? reply?.sid;
-    return (typeof id === 'string' || typeof id === 'number') && /^[A-Za-z0-9._:-]{1,128}$/.test(String(id)) ? String(id) : `http-${res.status}`;
+    return (typeof id === 'string' || typeof id === 'number') && /^[A-Za-z0-9._:-]{1,128}$/.test(String(id))
+      ? String(id)
+      : `http-${res.status}`;
   }
 }
 

@@ -84,7 +84,13 @@ export function civicFromPidf(xml: string): CivicAddress | null {
   const c: CivicAddress = {};
   for (const k of CIVIC_ELEMENTS) {
     const m = new RegExp(`<(?:[A-Za-z0-9]+:)?${k}>([^<]*)</(?:[A-Za-z0-9]+:)?${k}>`).exec(xml);
-    if (m) c[k] = m[1]!.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, '&');
+    if (m)
+      c[k] = m[1]!
+        .replace(/&lt;/g, '<')
+        .replace(/&gt;/g, '>')
+        .replace(/&quot;/g, '"')
+        .replace(/&apos;/g, "'")
+        .replace(/&amp;/g, '&');
   }
   return Object.keys(c).length > 0 ? c : null;
 }
@@ -95,7 +101,15 @@ export function zonedTime(iso: string, timeZone: string): string {
   if (Number.isNaN(d.getTime())) return iso;
   const parts = Object.fromEntries(
     new Intl.DateTimeFormat('en-US', {
-      timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23', timeZoneName: 'short',
+      timeZone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+      hourCycle: 'h23',
+      timeZoneName: 'short',
     })
       .formatToParts(d)
       .map((p) => [p.type, p.value]),
@@ -111,7 +125,11 @@ export function emergencyFacts(ctx: NoticeContext): EmergencyFacts {
   const time = obj(d.time);
   const route = obj(d.route);
 
-  let civic = civicOf(loc?.civic) ?? civicOf(d.civic) ?? (s(loc?.pidf) ? civicFromPidf(loc!.pidf as string) : null) ?? (s(d.pidf) ? civicFromPidf(d.pidf as string) : null);
+  let civic =
+    civicOf(loc?.civic) ??
+    civicOf(d.civic) ??
+    (s(loc?.pidf) ? civicFromPidf(loc!.pidf as string) : null) ??
+    (s(d.pidf) ? civicFromPidf(d.pidf as string) : null);
   let addressSource: EmergencyFacts['addressSource'] = civic ? 'sent' : 'none';
   if (!civic && ctx.provisionedCivic) {
     civic = ctx.provisionedCivic;
@@ -158,7 +176,13 @@ function alternateOf(v: unknown, dropped: boolean): EmergencyFacts['alternate'] 
   return o && civic ? { source: first(o.source), method: first(o.method), lines: formatAddressLines(civic), sent: !dropped } : null;
 }
 
-const SOURCE_NAMES: Record<string, string> = { provisioned: 'the provisioned address', 'lldp-med': "the switch's address (LLDP-MED)", dhcp: "the network's address (DHCP)", user: "the user's pick", held: 'the location server (HELD)' };
+const SOURCE_NAMES: Record<string, string> = {
+  provisioned: 'the provisioned address',
+  'lldp-med': "the switch's address (LLDP-MED)",
+  dhcp: "the network's address (DHCP)",
+  user: "the user's pick",
+  held: 'the location server (HELD)',
+};
 const sourceName = (s: string | null) => (s ? (SOURCE_NAMES[s] ?? s) : 'not reported');
 
 const esc = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -181,11 +205,17 @@ export function buildNotice(ctx: NoticeContext): Notice {
     ? []
     : f.alternate.sent
       ? [
-          ['Location disagreement', `YES: the phone's network and its provisioned address name different places. Sent first: ${sourceName(f.sentSource)}. Also sent, second: ${sourceName(f.alternate.source)}.`],
+          [
+            'Location disagreement',
+            `YES: the phone's network and its provisioned address name different places. Sent first: ${sourceName(f.sentSource)}. Also sent, second: ${sourceName(f.alternate.source)}.`,
+          ],
           ['Second address sent', f.alternate.lines.join(', ')],
         ]
       : [
-          ['Location disagreement', `YES: the phone's network and its provisioned address name different places. Sent: ${sourceName(f.sentSource)} only; ${sourceName(f.alternate.source)} could not be carried in the call (too large for the SIP packet).`],
+          [
+            'Location disagreement',
+            `YES: the phone's network and its provisioned address name different places. Sent: ${sourceName(f.sentSource)} only; ${sourceName(f.alternate.source)} could not be carried in the call (too large for the SIP packet).`,
+          ],
           ['Other address, NOT sent', f.alternate.lines.join(', ')],
         ];
   const rows: [string, string][] = [
@@ -198,7 +228,10 @@ export function buildNotice(ctx: NoticeContext): Notice {
     ['Building', f.civic?.BLD ?? '-'],
     ['Floor', f.civic?.FLR ?? '-'],
     ['Room', f.civic?.ROOM ?? '-'],
-    ['Address source', f.sentSource ? `${addressNote}: ${sourceName(f.sentSource)}${f.sentMethod ? `, method ${f.sentMethod}` : ''}` : addressNote],
+    [
+      'Address source',
+      f.sentSource ? `${addressNote}: ${sourceName(f.sentSource)}${f.sentMethod ? `, method ${f.sentMethod}` : ''}` : addressNote,
+    ],
     ...disagreement,
     ['Address missing', f.addressMissing ? 'YES: the call went out without a validated address' : 'no'],
     ['Location code', f.locationCode ?? na],
@@ -218,7 +251,14 @@ export function buildNotice(ctx: NoticeContext): Notice {
     ? 'TEST CALL NOTIFICATION. This is a test: a technician dialed the 933 test number. No emergency.'
     : '911 WAS CALLED. Someone on site dialed 911. Emergency services have been called; go to the caller and help responders find them.';
   const width = Math.max(...rows.map(([k]) => k.length));
-  const text = [headline, '', ...rows.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v}`), '', f.test ? 'TEST ONLY: no action needed.' : 'Sent under Kari\'s Law (47 CFR 9.16) by the E911 provisioning server.', ''].join('\n');
+  const text = [
+    headline,
+    '',
+    ...rows.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v}`),
+    '',
+    f.test ? 'TEST ONLY: no action needed.' : "Sent under Kari's Law (47 CFR 9.16) by the E911 provisioning server.",
+    '',
+  ].join('\n');
   const html = [
     `<p><strong>${esc(headline)}</strong></p>`,
     '<table>',

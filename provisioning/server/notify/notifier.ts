@@ -266,7 +266,10 @@ export class Notifier {
       const e = err instanceof DeliveryError ? err : new DeliveryError((err as Error).message);
       const retryAt = e.retryable && n.attempts < this.retry.maxAttempts ? new Date(this.now().getTime() + this.backoff(n.attempts)) : null;
       repo.notificationFailed(n.id, e.message, retryAt);
-      log.warn({ eventId: n.eventId, channel: n.channel, recipient: n.recipient, attempts: n.attempts, retryAt, err: e.message }, 'notification not delivered');
+      log.warn(
+        { eventId: n.eventId, channel: n.channel, recipient: n.recipient, attempts: n.attempts, retryAt, err: e.message },
+        'notification not delivered',
+      );
       // The app channel failed: under "app, then email and SMS" the others go now.
       if (n.channel === 'webhook' && n.attempts === 1 && repo.account().notificationPolicy === 'app-then-email-sms') {
         const event = repo.event(n.eventId);
@@ -346,7 +349,13 @@ export class Notifier {
 }
 
 function webhookBody(eventId: string, notice: Notice) {
-  return { type: notice.facts.test ? 'test-call' : 'emergency-call', eventId, subject: notice.subject, text: notice.text, facts: notice.facts };
+  return {
+    type: notice.facts.test ? 'test-call' : 'emergency-call',
+    eventId,
+    subject: notice.subject,
+    text: notice.text,
+    facts: notice.facts,
+  };
 }
 
 /** A URL without its user info and query, for the delivery log. */

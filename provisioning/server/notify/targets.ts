@@ -98,7 +98,8 @@ export class TargetPolicy {
       const type = net.isIPv4(addr!) ? 'ipv4' : net.isIPv6(addr!) ? 'ipv6' : null;
       if (type) {
         const prefix = bits === undefined ? (type === 'ipv4' ? 32 : 128) : Number(bits);
-        if (!Number.isInteger(prefix) || prefix < 0 || prefix > (type === 'ipv4' ? 32 : 128)) throw new ConfigError([{ key: 'allowTargets', reason: `${raw}: bad prefix length` }]);
+        if (!Number.isInteger(prefix) || prefix < 0 || prefix > (type === 'ipv4' ? 32 : 128))
+          throw new ConfigError([{ key: 'allowTargets', reason: `${raw}: bad prefix length` }]);
         this.allowedNets.addSubnet(addr!, prefix, type);
       } else if (bits === undefined && /^[a-z0-9.-]+$/i.test(entry)) this.allowedHosts.add(hostKey(entry));
       else throw new ConfigError([{ key: 'allowTargets', reason: `${raw}: give a host name, an address or a network (CIDR)` }]);
@@ -140,14 +141,21 @@ export class TargetPolicy {
    * (A literal address in the URL skips lookup: check it with refusal() before connecting.)
    */
   lookupFor(host: string): LookupFunction {
-    return ((hostname: string, options: dns.LookupOptions, callback: (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void) => {
+    return ((
+      hostname: string,
+      options: dns.LookupOptions,
+      callback: (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void,
+    ) => {
       this.resolve(hostname, { ...options, all: true }, (err, addresses) => {
         if (err) return callback(err, []);
         const list = addresses as dns.LookupAddress[];
         const ok = list.filter((a) => this.refusal(host, a.address) === null);
         if (ok.length === 0) {
           const first = list[0];
-          return callback(new TargetRefusedError(first ? this.refusal(host, first.address)! : `${host} has no address`) as NodeJS.ErrnoException, []);
+          return callback(
+            new TargetRefusedError(first ? this.refusal(host, first.address)! : `${host} has no address`) as NodeJS.ErrnoException,
+            [],
+          );
         }
         if (options.all) return callback(null, ok);
         return callback(null, ok[0]!.address, ok[0]!.family);

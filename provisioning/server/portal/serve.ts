@@ -45,7 +45,9 @@ export function mountPortal(app: FastifyInstance, { dir, log }: PortalOptions): 
   const index = path.join(dir, 'index.html');
   if (!existsSync(index) || !existsSync(path.join(dir, 'app.js'))) {
     log.warn({ dir }, 'admin portal not built (npm run build): / answers 503');
-    app.get('/', { ...PUBLIC_ROUTE, schema: { hide: true } }, async (_req, reply) => reply.code(503).type('text/plain').send(`The admin portal is not built. Run \`npm run build\`; looked in ${dir}.\n`));
+    app.get('/', { ...PUBLIC_ROUTE, schema: { hide: true } }, async (_req, reply) =>
+      reply.code(503).type('text/plain').send(`The admin portal is not built. Run \`npm run build\`; looked in ${dir}.\n`),
+    );
     return { built: false };
   }
   const files = new Map<string, { body: Buffer; etag: string; type: string }>();
@@ -56,13 +58,14 @@ export function mountPortal(app: FastifyInstance, { dir, log }: PortalOptions): 
   load('index.html', index, 'text/html; charset=utf-8');
   for (const [name, type] of Object.entries(TYPES)) if (existsSync(path.join(dir, name))) load(name, path.join(dir, name), type);
 
-  const send = (name: string) => async (req: { headers: Record<string, string | string[] | undefined> }, reply: import('fastify').FastifyReply) => {
-    const f = files.get(name);
-    if (!f) return reply.code(404).type('text/plain').send('not found\n');
-    reply.headers({ ...SECURITY_HEADERS, etag: f.etag, 'cache-control': 'no-cache', 'content-type': f.type });
-    if (req.headers['if-none-match'] === f.etag) return reply.code(304).send();
-    return reply.send(f.body);
-  };
+  const send =
+    (name: string) => async (req: { headers: Record<string, string | string[] | undefined> }, reply: import('fastify').FastifyReply) => {
+      const f = files.get(name);
+      if (!f) return reply.code(404).type('text/plain').send('not found\n');
+      reply.headers({ ...SECURITY_HEADERS, etag: f.etag, 'cache-control': 'no-cache', 'content-type': f.type });
+      if (req.headers['if-none-match'] === f.etag) return reply.code(304).send();
+      return reply.send(f.body);
+    };
   // Not API: kept out of the OpenAPI document.
   const hide = { ...PUBLIC_ROUTE, schema: { hide: true } };
   app.get('/', hide, send('index.html'));

@@ -28,7 +28,8 @@ interface HarnessConfig {
 }
 
 const cfg = JSON.parse(process.argv[2]!) as HarnessConfig;
-const out = (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ ...o, at: performance.timeOrigin + performance.now() })}\n`);
+const out = (o: Record<string, unknown>) =>
+  process.stdout.write(`${JSON.stringify({ ...o, at: performance.timeOrigin + performance.now() })}\n`);
 const log = pino({ level: process.env.HARNESS_LOG ?? 'warn' }, pino.destination(2));
 const store = new Store({ dataDir: cfg.dataDir, log });
 let lastSeq = 0;
@@ -78,7 +79,8 @@ if (cfg.emergency) {
   });
   await emergency.start(cfg.address ?? null);
   // The same wiring as agent/root.ts: first and second location, ELIN.
-  const civicOf = (l: ReturnType<typeof parts.service.best>) => (l && l.kind === 'civic' && l.civic ? { civic: l.civic, method: l.method, source: l.source } : null);
+  const civicOf = (l: ReturnType<typeof parts.service.best>) =>
+    l && l.kind === 'civic' && l.civic ? { civic: l.civic, method: l.method, source: l.source } : null;
   parts.service.onBestChange(() => {
     const c = parts.service.callLocations();
     emergency!.setLocation(civicOf(c.first), { alternate: civicOf(c.second), elin: c.elin });
@@ -95,11 +97,14 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   const cmd = JSON.parse(line) as { cmd: string; id?: string; payload?: string };
   try {
     if (cmd.cmd === 'stop') {
-      void parts.stop().then(() => emergency?.stop()).then(() => {
-        out({ t: 'stopped', writes: store.writes });
-        store.close();
-        process.exit(0);
-      });
+      void parts
+        .stop()
+        .then(() => emergency?.stop())
+        .then(() => {
+          out({ t: 'stopped', writes: store.writes });
+          store.close();
+          process.exit(0);
+        });
     } else if (cmd.cmd === 'select') {
       out({ t: 'selected', result: parts.service.select(cmd.id!) });
     } else if (cmd.cmd === 'locations') {

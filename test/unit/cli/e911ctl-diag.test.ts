@@ -12,7 +12,12 @@ import { silentLog } from '../../helpers/log.js';
 
 function report(overall: DiagnosticsReport['overall']): DiagnosticsReport {
   return {
-    v: 1, id: `r-${overall}`, trigger: 'cli', startedAt: '2026-11-22T08:00:00.000Z', finishedAt: '2026-11-22T08:00:01.000Z', overall,
+    v: 1,
+    id: `r-${overall}`,
+    trigger: 'cli',
+    startedAt: '2026-11-22T08:00:00.000Z',
+    finishedAt: '2026-11-22T08:00:01.000Z',
+    overall,
     checks: [
       { id: 'address', title: 'Dispatchable address', status: 'pass', detail: 'version 5, signed, valid' },
       overall === 'pass'
@@ -25,7 +30,12 @@ function report(overall: DiagnosticsReport['overall']): DiagnosticsReport {
 
 function sink() {
   let text = '';
-  const w = new Writable({ write(c, _e, cb) { text += c.toString(); cb(); } });
+  const w = new Writable({
+    write(c, _e, cb) {
+      text += c.toString();
+      cb();
+    },
+  });
   return { w, text: () => text };
 }
 
@@ -59,7 +69,11 @@ describe('e911ctl diag', () => {
   };
 
   it('exits 0, 4 or 5 by the overall result, in text and in --json', async () => {
-    for (const [overall, code] of [['pass', EXIT.ok], ['warn', EXIT.warnings], ['fail', EXIT.problems]] as const) {
+    for (const [overall, code] of [
+      ['pass', EXIT.ok],
+      ['warn', EXIT.warnings],
+      ['fail', EXIT.problems],
+    ] as const) {
       next = overall;
       const t = await run('diag');
       expect(t.code).toBe(code);

@@ -21,22 +21,46 @@ import { sampleAddress } from '../../helpers/address.js';
 
 class OneSwitch extends EventEmitter<{ neighbors: [LldpNeighbor[]] }> {
   neighbors(): LldpNeighbor[] {
-    return [{
-      iface: 'eth0', rid: '1', chassisId: 'aa:bb:cc:00:00:01', chassisIdType: 'mac', portId: 'ge1', portIdType: 'ifname', portDescr: null, sysName: 'sw', ttl: 120,
-      med: {
-        deviceType: null,
-        civic: [['country', 'US'], ['country-subdivision', 'CA'], ['city', 'San Jose'], ['street', 'Tasman Dr'], ['number', '170'], ['zip', '95134'], ['building', 'B4'], ['floor', '3']],
-        elin: '4085550123',
-        coordinates: { latitude: 37.41, longitude: -121.95, altitude: 12, altitudeUnit: 'm', datum: 'WGS84' } as never,
-        policies: [],
+    return [
+      {
+        iface: 'eth0',
+        rid: '1',
+        chassisId: 'aa:bb:cc:00:00:01',
+        chassisIdType: 'mac',
+        portId: 'ge1',
+        portIdType: 'ifname',
+        portDescr: null,
+        sysName: 'sw',
+        ttl: 120,
+        med: {
+          deviceType: null,
+          civic: [
+            ['country', 'US'],
+            ['country-subdivision', 'CA'],
+            ['city', 'San Jose'],
+            ['street', 'Tasman Dr'],
+            ['number', '170'],
+            ['zip', '95134'],
+            ['building', 'B4'],
+            ['floor', '3'],
+          ],
+          elin: '4085550123',
+          coordinates: { latitude: 37.41, longitude: -121.95, altitude: 12, altitudeUnit: 'm', datum: 'WGS84' } as never,
+          policies: [],
+        },
       },
-    }];
+    ];
   }
 }
 
 function sink() {
   let text = '';
-  const w = new Writable({ write(c, _e, cb) { text += c.toString(); cb(); } });
+  const w = new Writable({
+    write(c, _e, cb) {
+      text += c.toString();
+      cb();
+    },
+  });
   return { w, text: () => text };
 }
 
@@ -53,12 +77,28 @@ describe('e911ctl location', () => {
     store = new Store({ dataDir: path.join(dir, 'db'), log: silentLog() });
     const doc = sampleAddress({ locationPolicy: 'ask-user' });
     const address: StoredAddress = { doc, version: 1, hash: 'h', signature: 's', receivedAt: doc.issuedAt, appliedAt: doc.issuedAt };
-    const net = new SimNetwork({ interfaces: [{ name: 'eth0', mac: '02:00:00:00:00:01', up: true, addresses: [{ family: 'IPv4', address: '10.9.0.5', prefix: 24 }] }], gateway4: null, gateway6: null, dns: [] });
+    const net = new SimNetwork({
+      interfaces: [{ name: 'eth0', mac: '02:00:00:00:00:01', up: true, addresses: [{ family: 'IPv4', address: '10.9.0.5', prefix: 24 }] }],
+      gateway4: null,
+      gateway6: null,
+      dns: [],
+    });
     await net.start();
     svc = new LocationService({
-      log: silentLog(), store, network: net, lldp: new OneSwitch(), dhcp: null, held: null, address: () => address, locations: () => null,
-      alerts: { raise: () => {}, clear: () => {} }, newEvent: eventFactory('phone-1'), wake: () => {}, publishReport: () => {},
-      firstCheckMs: 3_600_000, checkEveryMs: 3_600_000,
+      log: silentLog(),
+      store,
+      network: net,
+      lldp: new OneSwitch(),
+      dhcp: null,
+      held: null,
+      address: () => address,
+      locations: () => null,
+      alerts: { raise: () => {}, clear: () => {} },
+      newEvent: eventFactory('phone-1'),
+      wake: () => {},
+      publishReport: () => {},
+      firstCheckMs: 3_600_000,
+      checkEveryMs: 3_600_000,
     });
     svc.start();
     server = new ControlServer(socket, silentLog());
@@ -92,7 +132,11 @@ describe('e911ctl location', () => {
     expect(cands[1]).toMatch(/2\. provisioned Manual\s+civic\s+age /);
     expect(cands[2]).toMatch(/3\. lldp-med\s+LLDP-MED\s+geodetic\s+age .*\(not dispatchable\)\s+ELIN 4085550123/);
     const j = JSON.parse((await run('--json', 'location')).out);
-    expect(j.result.candidates.map((c: { source: string; kind: string }) => `${c.source}/${c.kind}`)).toEqual(['lldp-med/civic', 'provisioned/civic', 'lldp-med/geodetic']);
+    expect(j.result.candidates.map((c: { source: string; kind: string }) => `${c.source}/${c.kind}`)).toEqual([
+      'lldp-med/civic',
+      'provisioned/civic',
+      'lldp-med/geodetic',
+    ]);
   });
 
   it('use provisioned: the provisioned address goes first; a wrong word is a usage error', async () => {

@@ -25,11 +25,20 @@ const NOW = new Date('2026-11-22T08:00:00Z');
 
 function signed(over: Parameters<typeof sampleAddress>[0] = {}, appliedAt = '2026-11-20T08:00:00Z'): StoredAddress {
   const doc = sampleAddress(over);
-  return { doc, version: doc.version, hash: documentHash(doc), signature: signDocument(doc, keys.privateKey), receivedAt: appliedAt, appliedAt };
+  return {
+    doc,
+    version: doc.version,
+    hash: documentHash(doc),
+    signature: signDocument(doc, keys.privateKey),
+    receivedAt: appliedAt,
+    appliedAt,
+  };
 }
 
 const goodNetwork: NetworkProbe = {
-  interfaces: () => [{ name: 'eth0', up: true, mac: '00:d0:1e:12:34:56', addresses: [{ family: 'IPv4', address: '10.0.0.50', prefix: 24 }] }],
+  interfaces: () => [
+    { name: 'eth0', up: true, mac: '00:d0:1e:12:34:56', addresses: [{ family: 'IPv4', address: '10.0.0.50', prefix: 24 }] },
+  ],
   gateway: () => '10.0.0.1',
   lldp: async () => ({ seen: true, detail: 'eth0: sw1 port Gi0/1 (LLDP-MED location received)', location: true }),
 };
@@ -46,7 +55,11 @@ async function emergencyService(o: { voice?: MemoryVoiceStack | null; routes?: R
     voiceUnavailableReason: 'PJSIP addon not available: not built',
     emergency: emergencySchema.parse({ routes: o.routes ?? { primary: 'sip:10.0.0.1:5060', secondary: 'sip:10.0.0.2:5060' } }),
     dialPlan: dialPlanSchema.parse({}),
-    sip: sipSchema.parse({ port: 5062, bindAddress: '10.0.0.50', ...(o.registrar ? { account: { uri: 'sip:1001@pbx.test', registrar: 'sip:10.0.0.9' } } : {}) }),
+    sip: sipSchema.parse({
+      port: 5062,
+      bindAddress: '10.0.0.50',
+      ...(o.registrar ? { account: { uri: 'sip:1001@pbx.test', registrar: 'sip:10.0.0.9' } } : {}),
+    }),
     deviceId: 'phone-1',
     agentVersion: 'test',
     log: silentLog(),
@@ -71,7 +84,19 @@ function deps(over: Partial<DiagnosticsDeps> = {}): DiagnosticsDeps & { publishe
     clock: async () => ({ synchronized: true, source: 'timedatectl', detail: 'NTPSynchronized=yes' }),
     link: () => ({ state: 'online', lastError: null, backlog: 0, inFlight: 0 }),
     emergency: () => null,
-    handset: () => ({ backend: 'serial:/dev/ttyS1', connected: true, responsive: true, offHook: false, firmware: 'mcu 2.1', rows: 4, cols: 24, framingErrors: 0, retransmits: 0, reopens: 0, queued: 0 }),
+    handset: () => ({
+      backend: 'serial:/dev/ttyS1',
+      connected: true,
+      responsive: true,
+      offHook: false,
+      firmware: 'mcu 2.1',
+      rows: 4,
+      cols: 24,
+      framingErrors: 0,
+      retransmits: 0,
+      reopens: 0,
+      queued: 0,
+    }),
     optionsPing: async () => ({ answered: true, code: 200, reason: 'OK' }),
     publish: (r) => published.push(r),
     testCallTimeoutMs: 2000,
@@ -96,20 +121,37 @@ describe('933 diagnostics', () => {
     voice.respond(voice.calls[0]!.callId, 200);
     const r = await run;
     expect(r.checks.map((c) => [c.id, c.status])).toEqual([
-      ['address', 'pass'], ['network', 'pass'], ['lldp', 'pass'], ['handset', 'pass'], ['emergency-path', 'pass'],
-      ['sip-registration', 'pass'], ['emergency-routes', 'pass'], ['provisioning-link', 'pass'], ['outbox', 'pass'],
-      ['clock', 'pass'], ['test-call', 'pass'],
+      ['address', 'pass'],
+      ['network', 'pass'],
+      ['lldp', 'pass'],
+      ['handset', 'pass'],
+      ['emergency-path', 'pass'],
+      ['sip-registration', 'pass'],
+      ['emergency-routes', 'pass'],
+      ['provisioning-link', 'pass'],
+      ['outbox', 'pass'],
+      ['clock', 'pass'],
+      ['test-call', 'pass'],
     ]);
     expect(r.overall).toBe('pass');
     expect(voice.calls[0]!.hangupCode).toBeDefined();
     expect(d.published).toEqual([r]);
     expect(r.address?.lines).toContain('100 Main St');
-    expect(reportDisplayLines(r).slice(0, 4)).toEqual(['933 TEST: ALL OK', 'Address sent to 911:', '100 Main St', 'Bldg A Floor 2 Room 210']);
+    expect(reportDisplayLines(r).slice(0, 4)).toEqual([
+      '933 TEST: ALL OK',
+      'Address sent to 911:',
+      '100 Main St',
+      'Bldg A Floor 2 Room 210',
+    ]);
   });
 
   it('no address on file: fails, saying 911 goes without a location and what to do', async () => {
     const r = await new Diagnostics(deps({ address: () => null })).run({ trigger: 'cli', testCall: { none: true } });
-    expect(check(r, 'address')).toMatchObject({ status: 'fail', detail: expect.stringContaining('without a location'), remedy: expect.stringContaining('provisioning server') });
+    expect(check(r, 'address')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('without a location'),
+      remedy: expect.stringContaining('provisioning server'),
+    });
     expect(r.overall).toBe('fail');
     expect(r.address).toBeNull();
   });
@@ -121,10 +163,13 @@ describe('933 diagnostics', () => {
     expect(check(r, 'address')).toMatchObject({ status: 'fail', detail: expect.stringContaining('signature does not verify') });
   });
 
-  it('an invalid address, another phone\'s address, and an old one are each called out', async () => {
+  it("an invalid address, another phone's address, and an old one are each called out", async () => {
     const bad = signed({ civic: { country: 'US', A1: 'ZZ', A3: 'X', RD: 'Main', HNO: '1', PC: '9' } });
     const r1 = await new Diagnostics(deps({ address: () => bad })).run({ trigger: 'cli', testCall: { none: true } });
-    expect(check(r1, 'address')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/civic\.A1.*civic\.PC|civic\.PC.*civic\.A1/) });
+    expect(check(r1, 'address')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringMatching(/civic\.A1.*civic\.PC|civic\.PC.*civic\.A1/),
+    });
     const other = signed({ deviceId: 'phone-2' });
     const r2 = await new Diagnostics(deps({ address: () => other })).run({ trigger: 'cli', testCall: { none: true } });
     expect(check(r2, 'address').detail).toContain('phone-2');
@@ -137,15 +182,35 @@ describe('933 diagnostics', () => {
     const r = await new Diagnostics(
       deps({
         network: { interfaces: () => [], lldp: async () => ({ seen: false, detail: 'no LLDP neighbour on any port' }) },
-        handset: () => ({ backend: 'serial:/dev/ttyS1', connected: true, responsive: false, offHook: false, firmware: null, rows: 4, cols: 24, framingErrors: 0, retransmits: 12, reopens: 0, queued: 3 }),
+        handset: () => ({
+          backend: 'serial:/dev/ttyS1',
+          connected: true,
+          responsive: false,
+          offHook: false,
+          firmware: null,
+          rows: 4,
+          cols: 24,
+          framingErrors: 0,
+          retransmits: 12,
+          reopens: 0,
+          queued: 3,
+        }),
         link: () => ({ state: 'offline', lastError: 'connect ECONNREFUSED 127.0.0.1:1883', backlog: 42, inFlight: 0 }),
         clock: async () => ({ synchronized: false, source: 'timedatectl', detail: 'NTPSynchronized=no' }),
       }),
     ).run({ trigger: 'cli', testCall: { none: true } });
     expect(check(r, 'network')).toMatchObject({ status: 'fail', remedy: expect.stringContaining('cable') });
     expect(check(r, 'lldp')).toMatchObject({ status: 'warn', remedy: expect.stringContaining('LLDP') });
-    expect(check(r, 'handset')).toMatchObject({ status: 'fail', detail: expect.stringContaining('does not answer'), remedy: expect.stringContaining('911 cannot be dialed') });
-    expect(check(r, 'provisioning-link')).toMatchObject({ status: 'fail', detail: expect.stringContaining('ECONNREFUSED'), remedy: expect.stringContaining('broker') });
+    expect(check(r, 'handset')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('does not answer'),
+      remedy: expect.stringContaining('911 cannot be dialed'),
+    });
+    expect(check(r, 'provisioning-link')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('ECONNREFUSED'),
+      remedy: expect.stringContaining('broker'),
+    });
     expect(check(r, 'outbox')).toMatchObject({ status: 'warn', detail: '42 events waiting for the server (link down)' });
     expect(check(r, 'clock')).toMatchObject({ status: 'fail', remedy: expect.stringContaining('NTP') });
     for (const c of r.checks.filter((x) => x.status === 'fail' || x.status === 'warn')) expect(c.remedy, c.id).toBeTruthy();
@@ -154,7 +219,10 @@ describe('933 diagnostics', () => {
 
   it('no voice stack: the emergency path fails with its reason, and the test call is not placed', async () => {
     const { svc } = await emergencyService({ voice: null });
-    const r = await new Diagnostics(deps({ emergency: () => svc })).run({ trigger: 'cli', testCall: { place: true, hangUpWhenAnswered: true } });
+    const r = await new Diagnostics(deps({ emergency: () => svc })).run({
+      trigger: 'cli',
+      testCall: { place: true, hangUpWhenAnswered: true },
+    });
     expect(check(r, 'emergency-path')).toMatchObject({ status: 'fail', detail: expect.stringContaining('PJSIP addon not available') });
     expect(check(r, 'test-call')).toMatchObject({ status: 'fail', detail: expect.stringContaining('not placed') });
   });
@@ -166,7 +234,10 @@ describe('933 diagnostics', () => {
     await new Promise((r) => setTimeout(r, 0));
     const d = deps({
       emergency: () => svc,
-      optionsPing: async (uri) => (uri.includes('10.0.0.2') ? { answered: false, error: 'no answer within 2000 ms (UDP)' } : { answered: true, code: 200, reason: 'OK' }),
+      optionsPing: async (uri) =>
+        uri.includes('10.0.0.2')
+          ? { answered: false, error: 'no answer within 2000 ms (UDP)' }
+          : { answered: true, code: 200, reason: 'OK' },
     });
     const run = new Diagnostics(d).run({ trigger: 'cli', testCall: { place: true, hangUpWhenAnswered: true } });
     await vi.waitFor(() => expect(voice.calls).toHaveLength(1));
@@ -174,14 +245,25 @@ describe('933 diagnostics', () => {
     await vi.waitFor(() => expect(voice.calls).toHaveLength(2));
     voice.respond(voice.calls[1]!.callId, 503); // secondary too
     const r = await run;
-    expect(check(r, 'sip-registration')).toMatchObject({ status: 'fail', detail: expect.stringContaining('403'), remedy: expect.stringContaining('password') });
-    expect(check(r, 'emergency-routes')).toMatchObject({ status: 'warn', detail: expect.stringContaining('secondary sip:10.0.0.2:5060: no answer'), remedy: expect.stringContaining('secondary') });
+    expect(check(r, 'sip-registration')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('403'),
+      remedy: expect.stringContaining('password'),
+    });
+    expect(check(r, 'emergency-routes')).toMatchObject({
+      status: 'warn',
+      detail: expect.stringContaining('secondary sip:10.0.0.2:5060: no answer'),
+      remedy: expect.stringContaining('secondary'),
+    });
     expect(check(r, 'test-call')).toMatchObject({ status: 'fail', detail: expect.stringContaining('every route') });
   });
 
   it('a test call nobody answers fails after the timeout and is hung up', async () => {
     const { svc, voice } = await emergencyService({ routes: { primary: 'sip:10.0.0.1:5060' } });
-    const r = await new Diagnostics(deps({ emergency: () => svc, testCallTimeoutMs: 300 })).run({ trigger: 'cli', testCall: { place: true, hangUpWhenAnswered: true } });
+    const r = await new Diagnostics(deps({ emergency: () => svc, testCallTimeoutMs: 300 })).run({
+      trigger: 'cli',
+      testCall: { place: true, hangUpWhenAnswered: true },
+    });
     expect(check(r, 'test-call')).toMatchObject({ status: 'fail', detail: expect.stringContaining('not answered within 0.3 s') });
     expect(voice.calls[0]!.hangupCode).toBeDefined();
   });
@@ -190,7 +272,10 @@ describe('933 diagnostics', () => {
     const { svc, voice } = await emergencyService();
     const out = svc.dial('933');
     expect(out.kind === 'test' && out.placed).toBe(true);
-    const run = new Diagnostics(deps({ emergency: () => svc })).run({ trigger: 'keypad', testCall: { follow: (out as { callRef: string }).callRef } });
+    const run = new Diagnostics(deps({ emergency: () => svc })).run({
+      trigger: 'keypad',
+      testCall: { follow: (out as { callRef: string }).callRef },
+    });
     voice.respond(voice.calls[0]!.callId, 200);
     const r = await run;
     expect(voice.calls).toHaveLength(1);
@@ -200,34 +285,74 @@ describe('933 diagnostics', () => {
 
   it('runs once at a time: a second request gets the running report', async () => {
     const d = new Diagnostics(deps());
-    const [a, b] = await Promise.all([d.run({ trigger: 'cli', testCall: { none: true } }), d.run({ trigger: 'server', testCall: { none: true } })]);
+    const [a, b] = await Promise.all([
+      d.run({ trigger: 'cli', testCall: { none: true } }),
+      d.run({ trigger: 'server', testCall: { none: true } }),
+    ]);
     expect(a).toBe(b);
   });
 });
 
 describe('probes', () => {
-  it('reads lldpcli json0 neighbours (through hal/net\'s parser) and an empty table', () => {
-    const doc = { lldp: [{ interface: [{ name: 'eth0', chassis: [{ id: [{ type: 'mac', value: '00:11:22:33:44:55' }], name: [{ value: 'sw1' }] }], port: [{ id: [{ type: 'ifname', value: 'Gi0/7' }] }], 'lldp-med': [{ location: [{ type: 'ELIN', ecs: [{ value: '4085550123' }] }] }] }] }] };
-    expect(lldpSighting(parseNeighbors(doc))).toEqual({ seen: true, detail: 'eth0: sw1 port Gi0/7 (LLDP-MED location received)', location: true });
+  it("reads lldpcli json0 neighbours (through hal/net's parser) and an empty table", () => {
+    const doc = {
+      lldp: [
+        {
+          interface: [
+            {
+              name: 'eth0',
+              chassis: [{ id: [{ type: 'mac', value: '00:11:22:33:44:55' }], name: [{ value: 'sw1' }] }],
+              port: [{ id: [{ type: 'ifname', value: 'Gi0/7' }] }],
+              'lldp-med': [{ location: [{ type: 'ELIN', ecs: [{ value: '4085550123' }] }] }],
+            },
+          ],
+        },
+      ],
+    };
+    expect(lldpSighting(parseNeighbors(doc))).toEqual({
+      seen: true,
+      detail: 'eth0: sw1 port Gi0/7 (LLDP-MED location received)',
+      location: true,
+    });
     expect(lldpSighting(parseNeighbors({ lldp: [{}] })).seen).toBe(false);
   });
 
   it('clock: timedatectl yes/no, else timesyncd flag file, else unknown', async () => {
     const host = hostPaths({ E911_RUN: '/nonexistent-run' });
-    expect(await clockSync(host, async () => ({ code: 0, stdout: 'no\n', stderr: '' }))).toMatchObject({ synchronized: false, source: 'timedatectl' });
+    expect(await clockSync(host, async () => ({ code: 0, stdout: 'no\n', stderr: '' }))).toMatchObject({
+      synchronized: false,
+      source: 'timedatectl',
+    });
     expect(await clockSync(host, async () => ({ code: 0, stdout: 'yes\n', stderr: '' }))).toMatchObject({ synchronized: true });
-    expect(await clockSync(host, async () => ({ code: 1, stdout: '', stderr: 'System has not been booted with systemd' }))).toMatchObject({ synchronized: null, detail: expect.stringContaining('not been booted') });
+    expect(await clockSync(host, async () => ({ code: 1, stdout: '', stderr: 'System has not been booted with systemd' }))).toMatchObject({
+      synchronized: null,
+      detail: expect.stringContaining('not been booted'),
+    });
   });
 
   it('reads the network service when there is one, the host probe otherwise', async () => {
     const fallback: NetworkProbe = { interfaces: () => [], lldp: async () => ({ seen: null, detail: 'fallback' }) };
     const network = {
       current: () => ({
-        interfaces: [{ name: 'eth0', mac: '00:d0:1e:12:34:56', up: true, addresses: [{ family: 'IPv4' as const, address: '10.0.0.50', prefix: 24 }] }],
-        gateway4: { address: '10.0.0.1', iface: 'eth0', mac: null }, gateway6: null, dns: [],
+        interfaces: [
+          { name: 'eth0', mac: '00:d0:1e:12:34:56', up: true, addresses: [{ family: 'IPv4' as const, address: '10.0.0.50', prefix: 24 }] },
+        ],
+        gateway4: { address: '10.0.0.1', iface: 'eth0', mac: null },
+        gateway6: null,
+        dns: [],
       }),
     } as unknown as NetworkMonitor;
-    const lldp = { neighbors: () => [{ iface: 'eth0', sysName: 'sw1', chassisId: 'x', portId: 'Gi0/7', med: { civic: [['country', 'US']], elin: null, coordinates: null } }] } as unknown as LldpAgent;
+    const lldp = {
+      neighbors: () => [
+        {
+          iface: 'eth0',
+          sysName: 'sw1',
+          chassisId: 'x',
+          portId: 'Gi0/7',
+          med: { civic: [['country', 'US']], elin: null, coordinates: null },
+        },
+      ],
+    } as unknown as LldpAgent;
     let parts: { network: NetworkMonitor; lldp: LldpAgent | null } | null = null;
     const probe = serviceNetworkProbe(() => parts, fallback);
     expect(probe.interfaces()).toEqual([]);
@@ -236,7 +361,9 @@ describe('probes', () => {
     expect(probe.interfaces()[0]!.addresses[0]!.address).toBe('10.0.0.50');
     expect(probe.gateway!()).toBe('10.0.0.1');
     expect(await probe.lldp()).toEqual({ seen: true, detail: 'eth0: sw1 port Gi0/7 (LLDP-MED location received)', location: true });
-    expect(await serviceNetworkProbe(() => ({ network, lldp: { neighbors: () => [] } as unknown as LldpAgent }), fallback).lldp()).toMatchObject({ seen: false });
+    expect(
+      await serviceNetworkProbe(() => ({ network, lldp: { neighbors: () => [] } as unknown as LldpAgent }), fallback).lldp(),
+    ).toMatchObject({ seen: false });
   });
 
   it('parses route URIs for the OPTIONS ping', () => {

@@ -60,10 +60,21 @@ async function rig(o: { address?: StoredAddress | null; dialer?: 'real' | Keypad
     dialer = service;
   } else dialer = o.dialer;
   let ui: HandsetUi | null = null;
-  const notice = new EmergencyNotice({ store, log: silentLog(), newEvent: eventFactory('phone-1'), wake: () => {}, onChange: () => ui?.refreshNotice() });
+  const notice = new EmergencyNotice({
+    store,
+    log: silentLog(),
+    newEvent: eventFactory('phone-1'),
+    wake: () => {},
+    onChange: () => ui?.refreshNotice(),
+  });
   const testCalls: string[] = [];
   ui = new HandsetUi({
-    handset, log: silentLog(), notice, address: () => address, dialer: () => dialer, deviceLabel: 'phone-1',
+    handset,
+    log: silentLog(),
+    notice,
+    address: () => address,
+    dialer: () => dialer,
+    deviceLabel: 'phone-1',
     onTestCall: (ref) => testCalls.push(ref),
   });
   notice.sync(address);
@@ -165,7 +176,10 @@ describe('handset UI', () => {
     const { sim, ui, notice, screen } = await rig();
     notice.acknowledge('keypad');
     ui.refreshNotice();
-    ui.raise({ id: 'mismatch', lines: ['LOCATION CHANGED?', 'Press OK to confirm'], onKey: (k) => {
+    ui.raise({
+      id: 'mismatch',
+      lines: ['LOCATION CHANGED?', 'Press OK to confirm'],
+      onKey: (k) => {
         keys.push(k);
         return k === 'ok';
       },

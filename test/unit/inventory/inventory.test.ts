@@ -12,7 +12,10 @@ import { silentLog } from '../../helpers/log.js';
 describe('system inventory', () => {
   const scripts: [string, () => Promise<InventoryWorkerScript>][] = [
     ['systeminformation from node_modules', async () => inventoryWorkerScript()],
-    ['systeminformation carried as a string (the single executable)', async () => ({ kind: 'code', code: (await inventoryWorkerCode()) as string })],
+    [
+      'systeminformation carried as a string (the single executable)',
+      async () => ({ kind: 'code', code: (await inventoryWorkerCode()) as string }),
+    ],
   ];
   for (const [name, script] of scripts) {
     it(`gathers model, OS, CPU, memory and storage in a worker thread: ${name}`, async () => {
@@ -42,7 +45,10 @@ describe('system inventory', () => {
 
   it('stays pending until its delay, then caches; a failure is a state, not a crash', async () => {
     let calls = 0;
-    const ok = new InventoryCache({ log: silentLog(), delayMs: 20, gather: async () => {
+    const ok = new InventoryCache({
+      log: silentLog(),
+      delayMs: 20,
+      gather: async () => {
         calls++;
         return { mem: { total: 1, available: 1 } };
       },

@@ -16,10 +16,29 @@ describe('CAtype table', () => {
 
   it('maps lldpd json0 names to RFC 5139, street to RD when no RD came', () => {
     const d = civicFromLldpd([
-      ['country', 'US'], ['language', 'en'], ['country-subdivision', 'IL'], ['city', 'Springfield'], ['street', 'Main'],
-      ['number', '123'], ['zip', '62701'], ['building', 'B2'], ['floor', '3'], ['room', '301'], ['unknown', 'x'],
+      ['country', 'US'],
+      ['language', 'en'],
+      ['country-subdivision', 'IL'],
+      ['city', 'Springfield'],
+      ['street', 'Main'],
+      ['number', '123'],
+      ['zip', '62701'],
+      ['building', 'B2'],
+      ['floor', '3'],
+      ['room', '301'],
+      ['unknown', 'x'],
     ]);
-    expect(d.civic).toEqual({ country: 'US', A1: 'IL', A3: 'Springfield', RD: 'Main', HNO: '123', PC: '62701', BLD: 'B2', FLR: '3', ROOM: '301' });
+    expect(d.civic).toEqual({
+      country: 'US',
+      A1: 'IL',
+      A3: 'Springfield',
+      RD: 'Main',
+      HNO: '123',
+      PC: '62701',
+      BLD: 'B2',
+      FLR: '3',
+      ROOM: '301',
+    });
     expect(d.language).toBe('en');
     expect(d.unknown).toEqual([{ catype: 'unknown', value: 'x' }]);
   });
@@ -33,9 +52,24 @@ describe('DHCP option 99 (RFC 4776)', () => {
     const d = decodeCivicOption(hexBytes(BYTES)!);
     expect(d).toEqual({
       ok: true,
-      value: { what: 2, civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main', HNO: '100', PC: '95110', FLR: '2' }, language: null, script: null, unknown: [] },
+      value: {
+        what: 2,
+        civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main', HNO: '100', PC: '95110', FLR: '2' },
+        language: null,
+        script: null,
+        unknown: [],
+      },
     });
-    expect(encodeCivicOption(2, 'US', [[1, 'CA'], [3, 'San Jose'], [34, 'Main'], [19, '100'], [24, '95110'], [27, '2']]).toString('hex')).toBe(BYTES.replace(/ /g, ''));
+    expect(
+      encodeCivicOption(2, 'US', [
+        [1, 'CA'],
+        [3, 'San Jose'],
+        [34, 'Main'],
+        [19, '100'],
+        [24, '95110'],
+        [27, '2'],
+      ]).toString('hex'),
+    ).toBe(BYTES.replace(/ /g, ''));
   });
 
   it('refuses truncated elements with a reason', () => {
@@ -45,10 +79,12 @@ describe('DHCP option 99 (RFC 4776)', () => {
   });
 
   it('never throws on arbitrary bytes', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (b) => {
-      const r = decodeCivicOption(b);
-      expect(typeof r.ok).toBe('boolean');
-    }));
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (b) => {
+        const r = decodeCivicOption(b);
+        expect(typeof r.ok).toBe('boolean');
+      }),
+    );
   });
 });
 
@@ -57,23 +93,44 @@ describe('DHCP option 123 (RFC 6225)', () => {
     // LatUnc=18, lat=0.5 (2^24), LongUnc=18, lon=-1 (two's complement of 2^25 in 34 bits), AType=1, AltUnc=15, alt=16 m (16*2^8), ver=1, datum=1
     let n = 0n;
     const put = (v: bigint, bits: number) => (n = (n << BigInt(bits)) | BigInt.asUintN(bits, v));
-    put(18n, 6); put(1n << 24n, 34); put(18n, 6); put(-(1n << 25n), 34); put(1n, 4); put(15n, 6); put(16n << 8n, 30); put(1n, 2); put(0n, 3); put(1n, 3);
+    put(18n, 6);
+    put(1n << 24n, 34);
+    put(18n, 6);
+    put(-(1n << 25n), 34);
+    put(1n, 4);
+    put(15n, 6);
+    put(16n << 8n, 30);
+    put(1n, 2);
+    put(0n, 3);
+    put(1n, 3);
     const bytes = Buffer.from(n.toString(16).padStart(32, '0'), 'hex');
     expect(decodeGeoOption(bytes)).toEqual({
       ok: true,
-      value: { latitude: 0.5, longitude: -1, latitudeUncertainty: 2 ** -10, longitudeUncertainty: 2 ** -10, altitude: 16, altitudeType: 'm', altitudeUncertainty: 64, datum: 'WGS84', version: 1 },
+      value: {
+        latitude: 0.5,
+        longitude: -1,
+        latitudeUncertainty: 2 ** -10,
+        longitudeUncertainty: 2 ** -10,
+        altitude: 16,
+        altitudeType: 'm',
+        altitudeUncertainty: 64,
+        datum: 'WGS84',
+        version: 1,
+      },
     });
     expect(encodeGeoOption({ latitude: 0.5, longitude: -1, altitude: 16 }).equals(bytes)).toBe(true);
   });
 
   it('round-trips coordinates within the 2^-25 degree resolution', () => {
-    fc.assert(fc.property(fc.double({ min: -90, max: 90, noNaN: true }), fc.double({ min: -180, max: 180, noNaN: true }), (lat, lon) => {
-      const d = decodeGeoOption(encodeGeoOption({ latitude: lat, longitude: lon }));
-      if (!d.ok) throw new Error(d.reason);
-      expect(Math.abs(d.value.latitude - lat)).toBeLessThanOrEqual(2 ** -25);
-      expect(Math.abs(d.value.longitude - lon)).toBeLessThanOrEqual(2 ** -25);
-      expect(d.value.altitude).toBeNull();
-    }));
+    fc.assert(
+      fc.property(fc.double({ min: -90, max: 90, noNaN: true }), fc.double({ min: -180, max: 180, noNaN: true }), (lat, lon) => {
+        const d = decodeGeoOption(encodeGeoOption({ latitude: lat, longitude: lon }));
+        if (!d.ok) throw new Error(d.reason);
+        expect(Math.abs(d.value.latitude - lat)).toBeLessThanOrEqual(2 ** -25);
+        expect(Math.abs(d.value.longitude - lon)).toBeLessThanOrEqual(2 ** -25);
+        expect(d.value.altitude).toBeNull();
+      }),
+    );
   });
 
   it('refuses a wrong length or datum', () => {
@@ -84,7 +141,10 @@ describe('DHCP option 123 (RFC 6225)', () => {
 
 describe('hand-over file', () => {
   it('reads hex with or without colons and decimal bytes', () => {
-    const civic = encodeCivicOption(2, 'US', [[1, 'CA'], [3, 'San Jose']]);
+    const civic = encodeCivicOption(2, 'US', [
+      [1, 'CA'],
+      [3, 'San Jose'],
+    ]);
     const geo = encodeGeoOption({ latitude: 37.5, longitude: -122 });
     const colon = [...civic].map((b) => b.toString(16).padStart(2, '0')).join(':');
     const dec = [...geo].join(',');

@@ -23,19 +23,48 @@ import { accountAddressSettings, contentHash } from '../../../provisioning/serve
 import { silentLog } from '../../helpers/log.js';
 import { LOCATIONS_FORMS } from '../../helpers/locations-view.js';
 
-const PROVISIONED: CivicAddress = { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main', STS: 'St', HNO: '100', BLD: 'A', FLR: '2', PC: '95110' };
+const PROVISIONED: CivicAddress = {
+  country: 'US',
+  A1: 'CA',
+  A3: 'San Jose',
+  RD: 'Main',
+  STS: 'St',
+  HNO: '100',
+  BLD: 'A',
+  FLR: '2',
+  PC: '95110',
+};
 
 describe('disagreeingFields', () => {
   it('the same place written another way is no disagreement', () => {
-    const same: CivicAddress = { country: 'us', A1: 'CA', A3: ' san  jose ', RD: 'MAIN STREET', HNO: '100', BLD: 'Bldg. A', FLR: '2nd Floor', PC: '95110' };
+    const same: CivicAddress = {
+      country: 'us',
+      A1: 'CA',
+      A3: ' san  jose ',
+      RD: 'MAIN STREET',
+      HNO: '100',
+      BLD: 'Bldg. A',
+      FLR: '2nd Floor',
+      PC: '95110',
+    };
     expect(disagreeingFields(same, PROVISIONED)).toEqual([]);
     expect(disagreeingFields({ ...PROVISIONED, RD: 'Main', STS: undefined }, PROVISIONED)).toEqual([]); // no suffix given at all
-    expect(disagreeingFields({ ...PROVISIONED, PRD: 'North', RD: 'First', STS: 'Avenue' }, { ...PROVISIONED, PRD: 'N', RD: 'First', STS: 'Ave' })).toEqual([]);
+    expect(
+      disagreeingFields(
+        { ...PROVISIONED, PRD: 'North', RD: 'First', STS: 'Avenue' },
+        { ...PROVISIONED, PRD: 'N', RD: 'First', STS: 'Ave' },
+      ),
+    ).toEqual([]);
     expect(responderKey({ HNO: '100', HNS: 'A' }).number).toBe(responderKey({ HNO: '100A' }).number);
   });
 
   it('a different street, number, city, building or floor is a disagreement, field by field', () => {
-    expect(disagreeingFields({ ...PROVISIONED, RD: 'Tasman', STS: 'Dr', HNO: '170', BLD: 'B4', FLR: '3' }, PROVISIONED)).toEqual(['street', 'number', 'building', 'floor']);
+    expect(disagreeingFields({ ...PROVISIONED, RD: 'Tasman', STS: 'Dr', HNO: '170', BLD: 'B4', FLR: '3' }, PROVISIONED)).toEqual([
+      'street',
+      'number',
+      'building',
+      'floor',
+    ]);
     expect(disagreeingFields({ ...PROVISIONED, A3: 'Santa Clara' }, PROVISIONED)).toEqual(['city']);
     expect(disagreeingFields({ ...PROVISIONED, STS: 'Ave' }, PROVISIONED)).toEqual(['street']);
     expect(disagreeingFields({ ...PROVISIONED, FLR: '3' }, PROVISIONED)).toEqual(['floor']);
@@ -49,17 +78,31 @@ describe('disagreeingFields', () => {
 });
 
 describe('the policy in the signed address document', () => {
-  const doc = { v: 1, deviceId: 'phone-1', version: 1, issuedAt: '2026-11-22T07:00:00Z', civic: PROVISIONED, callback: '+14085550100', displayName: 'Front Desk' };
+  const doc = {
+    v: 1,
+    deviceId: 'phone-1',
+    version: 1,
+    issuedAt: '2026-11-22T07:00:00Z',
+    civic: PROVISIONED,
+    callback: '+14085550100',
+    displayName: 'Front Desk',
+  };
   it('accepts the three policies and the ELIN switch, and nothing else', () => {
-    for (const p of ['network-first', 'provisioned-first', 'ask-user']) expect(addressDocumentSchema.safeParse({ ...doc, locationPolicy: p, elinCallback: true }).success).toBe(true);
+    for (const p of ['network-first', 'provisioned-first', 'ask-user'])
+      expect(addressDocumentSchema.safeParse({ ...doc, locationPolicy: p, elinCallback: true }).success).toBe(true);
     expect(addressDocumentSchema.safeParse({ ...doc, locationPolicy: 'switch-first' }).success).toBe(false);
     expect(addressDocumentSchema.safeParse({ ...doc, elinCallback: 'yes' }).success).toBe(false);
   });
   it('the server leaves the defaults out, so a document from before them hashes as it did; a policy changes the hash', () => {
     expect(accountAddressSettings({ locationPolicy: 'network-first', elinCallback: false })).toEqual({});
-    expect(accountAddressSettings({ locationPolicy: 'ask-user', elinCallback: true })).toEqual({ locationPolicy: 'ask-user', elinCallback: true });
+    expect(accountAddressSettings({ locationPolicy: 'ask-user', elinCallback: true })).toEqual({
+      locationPolicy: 'ask-user',
+      elinCallback: true,
+    });
     const base = { deviceId: 'phone-1', civic: PROVISIONED, callback: '+14085550100', displayName: 'Front Desk', locationCode: 'SJ-A' };
-    expect(contentHash({ ...base, ...accountAddressSettings({ locationPolicy: 'network-first', elinCallback: false }) })).toBe(contentHash(base));
+    expect(contentHash({ ...base, ...accountAddressSettings({ locationPolicy: 'network-first', elinCallback: false }) })).toBe(
+      contentHash(base),
+    );
     expect(contentHash({ ...base, locationPolicy: 'provisioned-first' })).not.toBe(contentHash(base));
     expect(contentHash({ ...base, elinCallback: true })).not.toBe(contentHash(base));
   });
@@ -88,12 +131,28 @@ class FakeLldp extends EventEmitter<{ neighbors: [LldpNeighbor[]] }> {
 }
 
 const TASMAN: [string, string][] = [
-  ['country', 'US'], ['country-subdivision', 'CA'], ['city', 'San Jose'], ['street', 'Tasman'], ['street-suffix', 'Drive'],
-  ['number', '170'], ['zip', '95134'], ['building', 'B4'], ['floor', '3'], ['room', '3-101'],
+  ['country', 'US'],
+  ['country-subdivision', 'CA'],
+  ['city', 'San Jose'],
+  ['street', 'Tasman'],
+  ['street-suffix', 'Drive'],
+  ['number', '170'],
+  ['zip', '95134'],
+  ['building', 'B4'],
+  ['floor', '3'],
+  ['room', '3-101'],
 ];
 function neighbor(civic: [string, string][], elin: string | null = '4085550123'): LldpNeighbor {
   return {
-    iface: 'eth0', rid: '1', chassisId: 'aa:bb:cc:00:00:01', chassisIdType: 'mac', portId: 'ge1', portIdType: 'ifname', portDescr: null, sysName: 'sw', ttl: 120,
+    iface: 'eth0',
+    rid: '1',
+    chassisId: 'aa:bb:cc:00:00:01',
+    chassisIdType: 'mac',
+    portId: 'ge1',
+    portIdType: 'ifname',
+    portDescr: null,
+    sysName: 'sw',
+    ttl: 120,
     med: { deviceType: 'Network Connectivity Device', civic, elin, coordinates: null, policies: [] },
   };
 }
@@ -117,12 +176,24 @@ describe.each(LOCATIONS_FORMS)('LocationService: disagreement between the networ
     store = new Store({ dataDir: dir, log: silentLog() });
     lldp = new FakeLldp();
     const doc: AddressDocument = {
-      v: 1, deviceId: 'phone-1', version: 4, issuedAt: '2026-11-22T07:00:00Z', civic: PROVISIONED, callback: '+14085550100', displayName: 'Front Desk', locationCode: 'SJ-A',
+      v: 1,
+      deviceId: 'phone-1',
+      version: 4,
+      issuedAt: '2026-11-22T07:00:00Z',
+      civic: PROVISIONED,
+      callback: '+14085550100',
+      displayName: 'Front Desk',
+      locationCode: 'SJ-A',
       ...(policy ? { locationPolicy: policy } : {}),
     };
     address = { doc, version: 4, hash: 'h', signature: 's', receivedAt: doc.issuedAt, appliedAt: doc.issuedAt };
     alert = null;
-    const net = new SimNetwork({ interfaces: [{ name: 'eth0', mac: '02:00:00:00:00:01', up: true, addresses: [{ family: 'IPv4', address: '10.9.0.5', prefix: 24 }] }], gateway4: null, gateway6: null, dns: [] });
+    const net = new SimNetwork({
+      interfaces: [{ name: 'eth0', mac: '02:00:00:00:00:01', up: true, addresses: [{ family: 'IPv4', address: '10.9.0.5', prefix: 24 }] }],
+      gateway4: null,
+      gateway6: null,
+      dns: [],
+    });
     svc = new LocationService({
       log: silentLog(),
       store,
@@ -133,12 +204,30 @@ describe.each(LOCATIONS_FORMS)('LocationService: disagreement between the networ
       address: () => address,
       // Recommendations off (as for most users), or no locations push at all.
       // 'on': recommendations on, and the phone's IP group matches the assigned location.
-      locations: () => of(
-        recommendationsDoc === 'on'
-          ? { v: 1, deviceId: 'phone-1', version: 1, issuedAt: doc.issuedAt, recommendations: true, assignedLocationId: 'hq', locations: [{ id: 'hq', code: 'SJ-A', name: 'HQ', civic: PROVISIONED, cidrs: ['10.9.0.0/24'] }] }
-          : recommendationsDoc
-            ? { v: 1, deviceId: 'phone-1', version: 1, issuedAt: doc.issuedAt, recommendations: false, assignedLocationId: null, locations: [] }
-            : null),
+      locations: () =>
+        of(
+          recommendationsDoc === 'on'
+            ? {
+                v: 1,
+                deviceId: 'phone-1',
+                version: 1,
+                issuedAt: doc.issuedAt,
+                recommendations: true,
+                assignedLocationId: 'hq',
+                locations: [{ id: 'hq', code: 'SJ-A', name: 'HQ', civic: PROVISIONED, cidrs: ['10.9.0.0/24'] }],
+              }
+            : recommendationsDoc
+              ? {
+                  v: 1,
+                  deviceId: 'phone-1',
+                  version: 1,
+                  issuedAt: doc.issuedAt,
+                  recommendations: false,
+                  assignedLocationId: null,
+                  locations: [],
+                }
+              : null,
+        ),
       alerts: {
         raise: (a) => {
           expect(a.id).toBe(DISAGREEMENT_ALERT_ID);
@@ -176,10 +265,21 @@ describe.each(LOCATIONS_FORMS)('LocationService: disagreement between the networ
     const ev = events('location-disagreement');
     expect(ev).toHaveLength(1);
     expect(locationDisagreementDataSchema.parse(ev[0]!.data)).toMatchObject({
-      state: 'open', policy: 'network-first', chosen: 'network', fields: ['street', 'number', 'building', 'floor'], elin: '4085550123',
-      network: { source: 'lldp-med', method: 'LLDP-MED', civic: { RD: 'Tasman' } }, provisioned: { civic: PROVISIONED, locationCode: 'SJ-A', version: 4 },
+      state: 'open',
+      policy: 'network-first',
+      chosen: 'network',
+      fields: ['street', 'number', 'building', 'floor'],
+      elin: '4085550123',
+      network: { source: 'lldp-med', method: 'LLDP-MED', civic: { RD: 'Tasman' } },
+      provisioned: { civic: PROVISIONED, locationCode: 'SJ-A', version: 4 },
     });
-    expect(alert!.lines).toEqual(['LOCATION DIFFERS', 'Switch: 170 Tasman Drive, Bldg B4 Floor 3 Room 3-101', 'Set: 100 Main St, Bldg A Floor 2', '911 sends: switch', 'OK: dismiss']);
+    expect(alert!.lines).toEqual([
+      'LOCATION DIFFERS',
+      'Switch: 170 Tasman Drive, Bldg B4 Floor 3 Room 3-101',
+      'Set: 100 Main St, Bldg A Floor 2',
+      '911 sends: switch',
+      'OK: dismiss',
+    ]);
     const text = locationListText(svc.list());
     expect(text).toContain('ELIN from the switch: 4085550123');
     expect(text).toMatch(/LOCATION DISAGREEMENT \(street, number, building, floor differ\)/);
@@ -237,7 +337,17 @@ describe.each(LOCATIONS_FORMS)('LocationService: disagreement between the networ
     await start(undefined);
     lldp.set([neighbor(TASMAN)]);
     expect(alert).not.toBeNull();
-    lldp.set([neighbor([['country', 'US'], ['country-subdivision', 'CA'], ['city', 'San Jose'], ['street', 'Main Street'], ['number', '100'], ['zip', '95110'], ['floor', '2']])]);
+    lldp.set([
+      neighbor([
+        ['country', 'US'],
+        ['country-subdivision', 'CA'],
+        ['city', 'San Jose'],
+        ['street', 'Main Street'],
+        ['number', '100'],
+        ['zip', '95110'],
+        ['floor', '2'],
+      ]),
+    ]);
     expect(svc.disagreement()).toBeNull();
     expect(svc.callLocations().second).toBeNull();
     expect(alert).toBeNull();

@@ -24,19 +24,33 @@ describe('HeldPoller', () => {
         if (hold) await hold;
         if (m === 'down') throw new Error('connect ECONNREFUSED');
         // The reference server's own HELD code answers: the same bytes a real LIS round trip gives.
-        const r = await answerHeld(init.body, { ip: '10.0.0.5' }, {
-          providerName: 'test',
-          locate: () => (m === 'unknown' ? null : { civic: m === 'elsewhere' ? elsewhere : civic, deviceUri: 'mac:020000000001', entity: 'tel:+14085550100' }),
-        });
+        const r = await answerHeld(
+          init.body,
+          { ip: '10.0.0.5' },
+          {
+            providerName: 'test',
+            locate: () =>
+              m === 'unknown'
+                ? null
+                : { civic: m === 'elsewhere' ? elsewhere : civic, deviceUri: 'mac:020000000001', entity: 'tel:+14085550100' },
+          },
+        );
         return new Response(r.body, { status: r.status, headers: { 'content-type': 'application/held+xml' } });
       } finally {
         inFlight--;
       }
     }) as unknown as typeof fetch;
-    const poller = new HeldPoller({ url: 'http://lis.example/held', responseTimeMs: 500, refreshMs: 3_600_000, log: silentLog(), fetch: fetchStub });
+    const poller = new HeldPoller({
+      url: 'http://lis.example/held',
+      responseTimeMs: 500,
+      refreshMs: 3_600_000,
+      log: silentLog(),
+      fetch: fetchStub,
+    });
     const updates: (HeldAnswer | null)[] = [];
     poller.on('update', (a) => updates.push(a));
-    const why = () => `calls ${calls}, updates ${JSON.stringify(updates.map((u) => u?.civic?.ROOM ?? null))}, lastError ${JSON.stringify(poller.lastError)}`;
+    const why = () =>
+      `calls ${calls}, updates ${JSON.stringify(updates.map((u) => u?.civic?.ROOM ?? null))}, lastError ${JSON.stringify(poller.lastError)}`;
 
     poller.start();
     await waitFor(() => updates.length === 1, 5000, why);

@@ -8,7 +8,13 @@ import { sampleAddress, testKeys } from '../../helpers/address.js';
 import { silentLog } from '../../helpers/log.js';
 
 const keys = testKeys();
-const loc = (i: number): RecommendedLocation => ({ id: `loc-${i}`, code: `C${i}`, name: `Location ${i}`, civic: { ...sampleAddress().civic, ROOM: String(i) }, cidrs: [`10.${(i >> 8) & 255}.${i & 255}.0/24`, '2001:db8::/32'] });
+const loc = (i: number): RecommendedLocation => ({
+  id: `loc-${i}`,
+  code: `C${i}`,
+  name: `Location ${i}`,
+  civic: { ...sampleAddress().civic, ROOM: String(i) },
+  cidrs: [`10.${(i >> 8) & 255}.${i & 255}.0/24`, '2001:db8::/32'],
+});
 const doc = (version: number, over: Partial<LocationsDocument> = {}): LocationsDocument => ({
   v: 1,
   deviceId: 'phone-1',
@@ -26,21 +32,22 @@ function memStore() {
   const m = new Map<string, string>();
   let writes = 0;
   let failOn: ((key: string) => boolean) | null = null;
-  const store: SettingsStore & { m: Map<string, string>; writes: () => number; failWhen: (f: ((key: string) => boolean) | null) => void } = {
-    m,
-    getSetting: (k) => m.get(k),
-    setSetting: (k, v) => {
-      if (failOn?.(k)) throw new Error(`disk full writing ${k}`);
-      if (m.get(k) === v) return false;
-      m.set(k, v);
-      writes++;
-      return true;
-    },
-    deleteSetting: (k) => m.delete(k),
-    settingKeys: (prefix) => [...m.keys()].filter((k) => k.startsWith(prefix)).sort(),
-    writes: () => writes,
-    failWhen: (f) => (failOn = f),
-  };
+  const store: SettingsStore & { m: Map<string, string>; writes: () => number; failWhen: (f: ((key: string) => boolean) | null) => void } =
+    {
+      m,
+      getSetting: (k) => m.get(k),
+      setSetting: (k, v) => {
+        if (failOn?.(k)) throw new Error(`disk full writing ${k}`);
+        if (m.get(k) === v) return false;
+        m.set(k, v);
+        writes++;
+        return true;
+      },
+      deleteSetting: (k) => m.delete(k),
+      settingKeys: (prefix) => [...m.keys()].filter((k) => k.startsWith(prefix)).sort(),
+      writes: () => writes,
+      failWhen: (f) => (failOn = f),
+    };
   return store;
 }
 
@@ -92,9 +99,17 @@ describe('LocationsBook', () => {
     const writes = store.writes();
     expect((await b.handlePush(push(doc(2)))).result).toBe('unchanged');
     expect(store.writes()).toBe(writes);
-    expect(await b.handlePush(push(doc(1)))).toMatchObject({ result: 'rejected', code: 'stale-version', reason: expect.stringMatching(/older/) });
+    expect(await b.handlePush(push(doc(1)))).toMatchObject({
+      result: 'rejected',
+      code: 'stale-version',
+      reason: expect.stringMatching(/older/),
+    });
     expect(await b.handlePush(push(doc(3), testKeys()))).toMatchObject({ result: 'rejected', code: 'bad-signature' });
-    expect(await b.handlePush(push(doc(3, { deviceId: 'phone-2' })))).toMatchObject({ result: 'rejected', code: 'wrong-device', reason: expect.stringMatching(/phone-2/) });
+    expect(await b.handlePush(push(doc(3, { deviceId: 'phone-2' })))).toMatchObject({
+      result: 'rejected',
+      code: 'wrong-device',
+      reason: expect.stringMatching(/phone-2/),
+    });
     expect(await b.handlePush('{"v":1}')).toMatchObject({ result: 'rejected', code: 'invalid' });
     expect(await b.handlePush('{not json')).toMatchObject({ result: 'rejected', code: 'invalid-json' });
     expect(b.current()?.version).toBe(2);
@@ -135,7 +150,11 @@ describe('LocationsBook', () => {
     const before = b.current();
     // The disk fills while the third part of the new document is written.
     store.failWhen((k) => k === 'locations.part.2.2');
-    expect(await b.handlePush(push(doc(2, { locations: many(1200) })))).toMatchObject({ result: 'rejected', code: 'not-stored', reason: expect.stringMatching(/disk full/) });
+    expect(await b.handlePush(push(doc(2, { locations: many(1200) })))).toMatchObject({
+      result: 'rejected',
+      code: 'not-stored',
+      reason: expect.stringMatching(/disk full/),
+    });
     expect(b.current()).toEqual(before);
     expect(store.settingKeys('locations.part.2.')).toHaveLength(2);
     store.failWhen(null);
@@ -174,9 +193,16 @@ describe('LocationsBook', () => {
     const b = book(store);
     await b.load();
     await b.handlePush(push(doc(1)));
-    const failing = book(store, { verify: () => Promise.reject(new LocationsVerifierError('the locations worker exited (1)')), close: async () => {} });
+    const failing = book(store, {
+      verify: () => Promise.reject(new LocationsVerifierError('the locations worker exited (1)')),
+      close: async () => {},
+    });
     await failing.load();
-    expect(await failing.handlePush(push(doc(2)))).toMatchObject({ result: 'rejected', code: 'verifier-failed', reason: expect.stringMatching(/exited/) });
+    expect(await failing.handlePush(push(doc(2)))).toMatchObject({
+      result: 'rejected',
+      code: 'verifier-failed',
+      reason: expect.stringMatching(/exited/),
+    });
     expect(failing.current()).toEqual(doc(1));
   });
 
@@ -238,7 +264,7 @@ describe('LocationsBook', () => {
   });
 });
 
-describe('verifyLocationsPush (the worker\'s work)', () => {
+describe("verifyLocationsPush (the worker's work)", () => {
   it('cuts the locations into parts that join back to the document', async () => {
     const big = doc(1, { locations: many(800) });
     const v = (await inline().verify(push(big), null)) as Extract<VerifiedLocations, { result: 'apply' }>;

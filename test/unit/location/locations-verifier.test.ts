@@ -14,7 +14,13 @@ import { bundleEntry, REPO_ROOT } from '../../helpers/bundle.js';
 import { silentLog } from '../../helpers/log.js';
 
 const keys = testKeys();
-const loc = (i: number): RecommendedLocation => ({ id: `loc-${i}`, code: `C${i}`, name: `Location ${i}`, civic: { ...sampleAddress().civic, ROOM: String(i) }, cidrs: [`10.${(i >> 8) & 255}.${i & 255}.0/24`] });
+const loc = (i: number): RecommendedLocation => ({
+  id: `loc-${i}`,
+  code: `C${i}`,
+  name: `Location ${i}`,
+  civic: { ...sampleAddress().civic, ROOM: String(i) },
+  cidrs: [`10.${(i >> 8) & 255}.${i & 255}.0/24`],
+});
 const doc = (version: number, n = 1, over: Partial<LocationsDocument> = {}): LocationsDocument => ({
   v: 1,
   deviceId: 'phone-1',
@@ -31,7 +37,13 @@ let fileScript: WorkerScript;
 let codeScript: WorkerScript;
 const open: WorkerLocationsVerifier[] = [];
 function verifier(script: WorkerScript, maxHeapMb?: number) {
-  const v = new WorkerLocationsVerifier({ script, deviceId: 'phone-1', serverPublicKey: keys.pair.publicKey, log: silentLog(), ...(maxHeapMb ? { maxHeapMb } : {}) });
+  const v = new WorkerLocationsVerifier({
+    script,
+    deviceId: 'phone-1',
+    serverPublicKey: keys.pair.publicKey,
+    log: silentLog(),
+    ...(maxHeapMb ? { maxHeapMb } : {}),
+  });
   open.push(v);
   return v;
 }
@@ -64,7 +76,12 @@ describe('the locations worker', () => {
       expect(v.running).toBe(true);
       expect(ok).toMatchObject({ ok: true, result: 'apply', version: 3, count: 600, head: { version: 3, deviceId: 'phone-1' } });
       expect(ok.parts.flatMap((p) => JSON.parse(p) as unknown[])).toEqual(doc(3, 600).locations);
-      expect(await v.verify(push(doc(3, 600)), { version: 3, hash: ok.hash })).toEqual({ ok: true, result: 'unchanged', version: 3, hash: ok.hash });
+      expect(await v.verify(push(doc(3, 600)), { version: 3, hash: ok.hash })).toEqual({
+        ok: true,
+        result: 'unchanged',
+        version: 3,
+        hash: ok.hash,
+      });
       expect(await v.verify(push(doc(2)), { version: 3, hash: ok.hash })).toMatchObject({ ok: false, code: 'stale-version' });
       expect(await v.verify(push(doc(4), testKeys()), null)).toMatchObject({ ok: false, code: 'bad-signature' });
       expect(await v.verify(push(doc(4, 1, { deviceId: 'phone-9' })), null)).toMatchObject({ ok: false, code: 'wrong-device' });
@@ -127,4 +144,3 @@ parentPort.on('message', (req) => {
     await expect(v.verify(push(doc(1)), null)).rejects.toThrow(/closed/);
   });
 });
-

@@ -57,16 +57,33 @@ function randomDoc(seed: number, n: number): LocationsDocument {
       civic: { ...sampleAddress().civic, ROOM: String(i) },
       cidrs: Array.from({ length: r.int(3) }, () => randomCidr(r)),
     };
-    if (r.next() < 0.4) l.switchPorts = Array.from({ length: 1 + r.int(2) }, () => (r.next() < 0.5 ? { chassisId: r.pick(CHASSIS) } : { chassisId: r.pick(CHASSIS), portId: r.pick(PORTS) }));
+    if (r.next() < 0.4)
+      l.switchPorts = Array.from({ length: 1 + r.int(2) }, () =>
+        r.next() < 0.5 ? { chassisId: r.pick(CHASSIS) } : { chassisId: r.pick(CHASSIS), portId: r.pick(PORTS) },
+      );
     return l;
   });
-  return { v: 1, deviceId: 'phone-1', version: 1, issuedAt: '2026-11-22T07:00:00Z', recommendations: true, assignedLocationId: r.pick(NAMES), locations };
+  return {
+    v: 1,
+    deviceId: 'phone-1',
+    version: 1,
+    issuedAt: '2026-11-22T07:00:00Z',
+    recommendations: true,
+    assignedLocationId: r.pick(NAMES),
+    locations,
+  };
 }
 
 function randomFacts(r: ReturnType<typeof rng>): NetworkFacts {
   return {
     addresses: Array.from({ length: r.int(3) }, () =>
-      r.pick([`10.${r.int(4)}.${r.int(4)}.${r.int(4)}`, `2001:db8:${r.int(4).toString(16)}::${r.int(9)}`, 'fe80::1%eth0', '::ffff:10.0.0.1', '192.0.2.1']),
+      r.pick([
+        `10.${r.int(4)}.${r.int(4)}.${r.int(4)}`,
+        `2001:db8:${r.int(4).toString(16)}::${r.int(9)}`,
+        'fe80::1%eth0',
+        '::ffff:10.0.0.1',
+        '192.0.2.1',
+      ]),
     ),
     switches: Array.from({ length: r.int(3) }, () => ({ chassisId: r.pick(CHASSIS), portId: r.pick(PORTS) })),
   };
@@ -153,7 +170,12 @@ describe('CompactLocations', () => {
       l.cidrs = ['192.168.0.0/16'];
       delete l.switchPorts;
     }
-    expect(assess(compact(d, cutParts(d.locations)), { addresses: ['10.0.0.1'], switches: [] }, null)).toMatchObject({ status: 'mismatch', matches: [], choices: 'all', choiceCount: 10 });
+    expect(assess(compact(d, cutParts(d.locations)), { addresses: ['10.0.0.1'], switches: [] }, null)).toMatchObject({
+      status: 'mismatch',
+      matches: [],
+      choices: 'all',
+      choiceCount: 10,
+    });
   });
 
   it('refuses a stored part that is not a JSON array of locations', () => {
@@ -185,9 +207,17 @@ describe('LocationsBook keeps no parsed location alive', () => {
     const store = memStore();
     const doc = randomDoc(9, 2000);
     doc.assignedLocationId = doc.locations[1500]!.id;
-    const mk = () => new LocationsBook({ store, log: silentLog(), verifier: new InlineLocationsVerifier({ deviceId: 'phone-1', serverKey: keys.publicKey }) });
+    const mk = () =>
+      new LocationsBook({
+        store,
+        log: silentLog(),
+        verifier: new InlineLocationsVerifier({ deviceId: 'phone-1', serverKey: keys.publicKey }),
+      });
     const b = mk();
-    expect(await b.handlePush(JSON.stringify({ v: 1, doc, sig: signDocument(doc, keys.privateKey) }))).toEqual({ result: 'applied', version: 1 });
+    expect(await b.handlePush(JSON.stringify({ v: 1, doc, sig: signDocument(doc, keys.privateKey) }))).toEqual({
+      result: 'applied',
+      version: 1,
+    });
     const again = mk();
     await again.load();
     for (const book of [b, again]) {

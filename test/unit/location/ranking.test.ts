@@ -4,7 +4,15 @@ import { sampleAddress } from '../../helpers/address.js';
 
 const civic = sampleAddress().civic;
 const at = 1_000_000;
-const loc = (over: Partial<Location>): Location => ({ source: 'provisioned', method: 'Manual', civic, geo: null, observedAt: at, origin: {}, ...over });
+const loc = (over: Partial<Location>): Location => ({
+  source: 'provisioned',
+  method: 'Manual',
+  civic,
+  geo: null,
+  observedAt: at,
+  origin: {},
+  ...over,
+});
 const geo = { latitude: 37.3, longitude: -121.9, altitude: null, radius: null, datum: 'WGS84' };
 
 describe('ranking', () => {

@@ -4,7 +4,14 @@ import { describe, expect, it } from 'vitest';
 import { matchesNetwork, parseAddress } from '../../../agent/location/recommend.js';
 import type { RecommendedLocation } from '../../../provisioning/protocol/locations.js';
 
-const loc = (cidrs: string[], switchPorts?: RecommendedLocation['switchPorts']): RecommendedLocation => ({ id: 'x', code: 'X', name: 'X', civic: { country: 'US' }, cidrs, ...(switchPorts ? { switchPorts } : {}) });
+const loc = (cidrs: string[], switchPorts?: RecommendedLocation['switchPorts']): RecommendedLocation => ({
+  id: 'x',
+  code: 'X',
+  name: 'X',
+  civic: { country: 'US' },
+  cidrs,
+  ...(switchPorts ? { switchPorts } : {}),
+});
 
 function viaBlockList(cidrs: string[], address: string): boolean {
   const bl = new BlockList();

@@ -40,7 +40,16 @@ const BRANCH = {
 };
 
 function locationsDoc(over: Partial<LocationsDocument> = {}): LocationsDocument {
-  return { v: 1, deviceId: 'phone-1', version: 1, issuedAt: '2026-11-22T07:00:00Z', recommendations: true, assignedLocationId: 'loc-hq', locations: [HQ, BRANCH], ...over };
+  return {
+    v: 1,
+    deviceId: 'phone-1',
+    version: 1,
+    issuedAt: '2026-11-22T07:00:00Z',
+    recommendations: true,
+    assignedLocationId: 'loc-hq',
+    locations: [HQ, BRANCH],
+    ...over,
+  };
 }
 
 class FakeLldp extends EventEmitter<{ neighbors: [LldpNeighbor[]] }> {
@@ -82,7 +91,14 @@ describe.each(LOCATIONS_FORMS)('LocationService, given $form', ({ of }) => {
     net = new SimNetwork(snapshot('10.2.0.5', '10.2.0.1')); // at the branch
     lldp = new FakeLldp();
     doc = locationsDoc();
-    address = { doc: sampleAddress({ locationCode: 'HQ' }), version: 1, hash: 'h', signature: 's', receivedAt: '2026-11-22T07:00:00Z', appliedAt: '2026-11-22T07:00:00Z' };
+    address = {
+      doc: sampleAddress({ locationCode: 'HQ' }),
+      version: 1,
+      hash: 'h',
+      signature: 's',
+      receivedAt: '2026-11-22T07:00:00Z',
+      appliedAt: '2026-11-22T07:00:00Z',
+    };
     alerts = { raised: [], cleared: 0, active: false };
     reports = [];
     svc = new LocationService({
@@ -160,7 +176,20 @@ describe.each(LOCATIONS_FORMS)('LocationService, given $form', ({ of }) => {
     net.set(snapshot('10.9.0.9', '10.9.0.1'));
     await realImmediate();
     expect(svc.list().status).toBe('mismatch');
-    lldp.set([{ iface: 'eth0', rid: '1', chassisId: 'AA:BB:CC:00:00:01', chassisIdType: 'mac', portId: 'ge-0/0/1', portIdType: 'ifname', portDescr: null, sysName: 'sw', ttl: 120, med: null }]);
+    lldp.set([
+      {
+        iface: 'eth0',
+        rid: '1',
+        chassisId: 'AA:BB:CC:00:00:01',
+        chassisIdType: 'mac',
+        portId: 'ge-0/0/1',
+        portIdType: 'ifname',
+        portDescr: null,
+        sysName: 'sw',
+        ttl: 120,
+        med: null,
+      },
+    ]);
     expect(svc.list()).toMatchObject({ status: 'mismatch', choices: [{ id: 'loc-br', matches: true }] });
     doc = locationsDoc({ version: 2, assignedLocationId: 'loc-br' });
     svc.locationsChanged();

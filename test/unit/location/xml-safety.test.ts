@@ -62,10 +62,14 @@ describe('XML reader: DTDs and entities', () => {
 
   it('the phone reports a DOCTYPE answer as badResponse; the server answers xmlError', async () => {
     expect(parseHeldResponse(BILLION_LAUGHS)).toMatchObject({ ok: false, code: 'badResponse', message: expect.stringMatching(/DOCTYPE/) });
-    const reply = await answerHeld(XXE.replace('locationResponse', 'locationRequest').replace('locationResponse', 'locationRequest'), { ip: '127.0.0.1' }, {
-      providerName: 'x',
-      locate: () => null,
-    });
+    const reply = await answerHeld(
+      XXE.replace('locationResponse', 'locationRequest').replace('locationResponse', 'locationRequest'),
+      { ip: '127.0.0.1' },
+      {
+        providerName: 'x',
+        locate: () => null,
+      },
+    );
     expect(parseHeldResponse(reply.body)).toMatchObject({ ok: false, code: 'xmlError', message: expect.stringMatching(/DOCTYPE/) });
   });
 });
@@ -81,8 +85,33 @@ describe('XML reader: fuzz', () => {
   };
 
   it('any string ends in a document or an XmlError', () => {
-    const piece = fc.oneof(fc.string({ unit: 'binary' }), fc.constantFrom('<', '>', '/>', '</', '&', ';', '&#x', '<!', '<![CDATA[', ']]>', '<?', '?>', 'xmlns:p="u"', 'p:', '"', '=', '<!DOCTYPE', '&#0;'));
-    fc.assert(fc.property(fc.array(piece, { maxLength: 20 }), (parts) => only(() => parseXml(parts.join('')))), { numRuns: 500, seed: 17 });
+    const piece = fc.oneof(
+      fc.string({ unit: 'binary' }),
+      fc.constantFrom(
+        '<',
+        '>',
+        '/>',
+        '</',
+        '&',
+        ';',
+        '&#x',
+        '<!',
+        '<![CDATA[',
+        ']]>',
+        '<?',
+        '?>',
+        'xmlns:p="u"',
+        'p:',
+        '"',
+        '=',
+        '<!DOCTYPE',
+        '&#0;',
+      ),
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 20 }), (parts) => only(() => parseXml(parts.join('')))),
+      { numRuns: 500, seed: 17 },
+    );
   });
 
   it('any mutation of a HELD answer ends in a document or an XmlError, and the HELD reader never throws', () => {

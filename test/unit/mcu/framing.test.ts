@@ -121,33 +121,49 @@ describe('FrameDecoder', () => {
     });
     // Garbage rich in SOF, and in SOF followed by a small LEN: false frame starts that swallow real frames while they wait.
     const garbageArb = fc
-      .array(fc.oneof(fc.constant([SOF]), fc.constant([SOF, 0]), fc.tuple(fc.constant(SOF), fc.integer({ min: 0, max: 8 })), fc.tuple(fc.integer({ min: 0, max: 255 }))), { maxLength: 12 })
+      .array(
+        fc.oneof(
+          fc.constant([SOF]),
+          fc.constant([SOF, 0]),
+          fc.tuple(fc.constant(SOF), fc.integer({ min: 0, max: 8 })),
+          fc.tuple(fc.integer({ min: 0, max: 255 })),
+        ),
+        { maxLength: 12 },
+      )
       .map((chunks) => Buffer.from(chunks.flat()));
     fc.assert(
-      fc.property(fc.array(fc.tuple(garbageArb, frameArb), { maxLength: 8 }), garbageArb, fc.array(fc.integer({ min: 1, max: 17 })), (parts, tail, cuts) => {
-        const pieces = parts.flatMap(([g, f]) => [{ bytes: g, real: false }, { bytes: encodeFrame(f), real: true }]);
-        pieces.push({ bytes: tail, real: false });
-        const stream = Buffer.concat(pieces.map((p) => p.bytes));
-        // A CRC-valid frame starting inside the garbage is a real frame as far as any decoder
-        // can tell (1 in 65536 per false start): such inputs prove nothing, skip them.
-        let at = 0;
-        for (const piece of pieces) {
-          if (!piece.real) for (let i = 0; i < piece.bytes.length; i++) if (piece.bytes[i] === SOF) fc.pre(!validFrameAt(stream, at + i));
-          at += piece.bytes.length;
-        }
-        const d = new FrameDecoder();
-        const out: Frame[] = [];
-        let pos = 0;
-        for (let i = 0; pos < stream.length; i++) {
-          const n = cuts.length ? cuts[i % cuts.length]! : stream.length;
-          out.push(...d.push(stream.subarray(pos, pos + n)));
-          pos += n;
-        }
-        // The sender goes quiet: the link's gap timer gives up on whatever false start still waits.
-        for (let guard = 0; d.pending && guard < stream.length; guard++) out.push(...d.abandonPartial());
-        expect(out).toEqual(parts.map(([, f]) => f));
-        expect(d.stats.frames).toBe(parts.length);
-      }),
+      fc.property(
+        fc.array(fc.tuple(garbageArb, frameArb), { maxLength: 8 }),
+        garbageArb,
+        fc.array(fc.integer({ min: 1, max: 17 })),
+        (parts, tail, cuts) => {
+          const pieces = parts.flatMap(([g, f]) => [
+            { bytes: g, real: false },
+            { bytes: encodeFrame(f), real: true },
+          ]);
+          pieces.push({ bytes: tail, real: false });
+          const stream = Buffer.concat(pieces.map((p) => p.bytes));
+          // A CRC-valid frame starting inside the garbage is a real frame as far as any decoder
+          // can tell (1 in 65536 per false start): such inputs prove nothing, skip them.
+          let at = 0;
+          for (const piece of pieces) {
+            if (!piece.real) for (let i = 0; i < piece.bytes.length; i++) if (piece.bytes[i] === SOF) fc.pre(!validFrameAt(stream, at + i));
+            at += piece.bytes.length;
+          }
+          const d = new FrameDecoder();
+          const out: Frame[] = [];
+          let pos = 0;
+          for (let i = 0; pos < stream.length; i++) {
+            const n = cuts.length ? cuts[i % cuts.length]! : stream.length;
+            out.push(...d.push(stream.subarray(pos, pos + n)));
+            pos += n;
+          }
+          // The sender goes quiet: the link's gap timer gives up on whatever false start still waits.
+          for (let guard = 0; d.pending && guard < stream.length; guard++) out.push(...d.abandonPartial());
+          expect(out).toEqual(parts.map(([, f]) => f));
+          expect(d.stats.frames).toBe(parts.length);
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -29,14 +29,19 @@ function setup(opts: { log?: ReturnType<typeof silentLog>; maxRetries?: number }
   const wire = new MockMcuWire(`/dev/ttyMOCK${++n}`);
   const transport = new SerialTransport({ path: wire.path, openPort: wire.openPort, log, backoffMinMs: 5, backoffMaxMs: 20 });
   const handset = new McuHandset({
-    transport, log, agentVersion: 'test', ackTimeoutMs: 25, maxRetries: opts.maxRetries ?? 2, frameGapMs: 15, keepaliveMs: 0,
+    transport,
+    log,
+    agentVersion: 'test',
+    ackTimeoutMs: 25,
+    maxRetries: opts.maxRetries ?? 2,
+    frameGapMs: 15,
+    keepaliveMs: 0,
   });
   const keys: Key[] = [];
   handset.onKey((k) => keys.push(k));
   stops.push(() => handset.stop());
   return { wire, handset, keys, log };
 }
-
 
 describe('McuHandset over a MockBinding serial port', () => {
   it('says HELLO first, byte for byte, and waits for its ACK before the next frame', async () => {
@@ -147,7 +152,6 @@ describe('McuHandset over a MockBinding serial port', () => {
     await vi.waitFor(() => expect(sim.screen.leds.alert).toEqual({ mode: 'blink-slow', color: 'red' }));
   });
 });
-
 
 describe('repaint ordering', () => {
   it('a row still queued when the MCU says hello is not wiped by the repaint', async () => {

@@ -3,7 +3,8 @@ import { isRelevant, parseMonitorLine } from '../../../hal/net/ip-monitor.js';
 
 // Lines exactly as `ip -o monitor link address route` (iproute2 6.1) printed them in a netns.
 const LINES = {
-  linkDown: '2: eth0@if2: <BROADCAST,MULTICAST> mtu 1500 qdisc noqueue state DOWN group default \\    link/ether 2a:3c:94:3e:b8:c4 brd ff:ff:ff:ff:ff:ff link-netns x2',
+  linkDown:
+    '2: eth0@if2: <BROADCAST,MULTICAST> mtu 1500 qdisc noqueue state DOWN group default \\    link/ether 2a:3c:94:3e:b8:c4 brd ff:ff:ff:ff:ff:ff link-netns x2',
   addr4: '2: eth0    inet 10.20.0.5/24 scope global eth0\\       valid_lft forever preferred_lft forever',
   addr6Del: 'Deleted 2: eth0    inet6 fe80::283c:94ff:fe3e:b8c4/64 scope link \\       valid_lft forever preferred_lft forever',
   addr6Tentative: '2: eth0    inet6 2001:db8::7/64 scope global tentative \\       valid_lft forever preferred_lft forever',
@@ -17,8 +18,21 @@ const LINES = {
 describe('ip monitor lines', () => {
   it('recognises links, addresses and routes', () => {
     expect(parseMonitorLine(LINES.linkDown)).toEqual({ kind: 'link', deleted: false, iface: 'eth0' });
-    expect(parseMonitorLine(LINES.addr4)).toEqual({ kind: 'address', deleted: false, iface: 'eth0', family: 'IPv4', address: '10.20.0.5', scope: 'global' });
-    expect(parseMonitorLine(LINES.addr6Del)).toMatchObject({ kind: 'address', deleted: true, family: 'IPv6', address: 'fe80::283c:94ff:fe3e:b8c4', scope: 'link' });
+    expect(parseMonitorLine(LINES.addr4)).toEqual({
+      kind: 'address',
+      deleted: false,
+      iface: 'eth0',
+      family: 'IPv4',
+      address: '10.20.0.5',
+      scope: 'global',
+    });
+    expect(parseMonitorLine(LINES.addr6Del)).toMatchObject({
+      kind: 'address',
+      deleted: true,
+      family: 'IPv6',
+      address: 'fe80::283c:94ff:fe3e:b8c4',
+      scope: 'link',
+    });
     expect(parseMonitorLine(LINES.addr6Tentative)).toMatchObject({ kind: 'address', address: '2001:db8::7' });
     expect(parseMonitorLine(LINES.defaultRoute)).toEqual({ kind: 'route', deleted: false, isDefault: true, iface: 'eth0' });
     expect(parseMonitorLine(LINES.default6Del)).toEqual({ kind: 'route', deleted: true, isDefault: true, iface: 'eth0' });

@@ -21,8 +21,16 @@ describe('lldpd json0', () => {
     expect(n!.med).toEqual({
       deviceType: 'Network Connectivity Device',
       civic: [
-        ['country', 'US'], ['language', 'en'], ['country-subdivision', 'IL'], ['city', 'Springfield'], ['street', 'Main'],
-        ['number', '123'], ['zip', '62701'], ['building', 'B2'], ['floor', '3'], ['room', '301'],
+        ['country', 'US'],
+        ['language', 'en'],
+        ['country-subdivision', 'IL'],
+        ['city', 'Springfield'],
+        ['street', 'Main'],
+        ['number', '123'],
+        ['zip', '62701'],
+        ['building', 'B2'],
+        ['floor', '3'],
+        ['room', '301'],
       ],
       elin: '4085550123',
       // lldpd prints two decimals of the 25-bit fraction it received.

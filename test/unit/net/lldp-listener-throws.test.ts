@@ -25,7 +25,10 @@ describe('LldpAgent with a listener that throws', () => {
     const added = path.join(dir, 'watch-added.json');
     writeFileSync(added, readFileSync(path.join(fixtures, 'watch-deleted.json'), 'utf8').replace('lldp-deleted', 'lldp-added'));
     const lldpcli = path.join(dir, 'lldpcli');
-    writeFileSync(lldpcli, `#!/bin/sh\ncase "$*" in\n  *watch*) cat ${added}; exec sleep 60 ;;\n  *) cat ${path.join(fixtures, 'show-neighbors-details.json')} ;;\nesac\n`);
+    writeFileSync(
+      lldpcli,
+      `#!/bin/sh\ncase "$*" in\n  *watch*) cat ${added}; exec sleep 60 ;;\n  *) cat ${path.join(fixtures, 'show-neighbors-details.json')} ;;\nesac\n`,
+    );
     chmodSync(lldpcli, 0o755);
     const host = hostPaths({ E911_CMD_LLDPCLI: lldpcli, E911_CMD_SETPRIV: '' });
     const { log, lines } = recordingLog();
@@ -37,7 +40,11 @@ describe('LldpAgent with a listener that throws', () => {
     });
     const failed = () => lines().filter((l) => l.msg === 'LLDP neighbours listener failed').length;
     await agent.start();
-    await waitFor(() => failed() >= 2, 5000, () => JSON.stringify(lines()));
+    await waitFor(
+      () => failed() >= 2,
+      5000,
+      () => JSON.stringify(lines()),
+    );
     expect(calls).toBe(failed());
     expect(agent.neighbors().length).toBeGreaterThan(0);
     await agent.stop();

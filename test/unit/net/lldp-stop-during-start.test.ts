@@ -26,7 +26,13 @@ describe('LldpAgent stopped while starting', () => {
     chmodSync(lldpd, 0o755);
     chmodSync(lldpcli, 0o755);
     const host = hostPaths({ E911_CMD_LLDPD: lldpd, E911_CMD_LLDPCLI: lldpcli, E911_CMD_SETPRIV: '' });
-    const agent = new LldpAgent({ host, log: silentLog(), socketPath: path.join(dir, 'sock', 'lldpd.sock'), runDaemon: true, interfaces: [] });
+    const agent = new LldpAgent({
+      host,
+      log: silentLog(),
+      socketPath: path.join(dir, 'sock', 'lldpd.sock'),
+      runDaemon: true,
+      interfaces: [],
+    });
 
     let started = false;
     const starting = agent.start().then(() => (started = true));

@@ -44,7 +44,10 @@ describe('proc parsers', () => {
     expect(arpLookup(ARP, '10.20.0.1', 'eth1')).toBeNull();
   });
   it('reads nameservers once each', () => {
-    expect(parseResolvConf('# x\nnameserver 10.0.0.53\nsearch example.com\nnameserver 2001:db8::53\nnameserver 10.0.0.53\n')).toEqual(['10.0.0.53', '2001:db8::53']);
+    expect(parseResolvConf('# x\nnameserver 10.0.0.53\nsearch example.com\nnameserver 2001:db8::53\nnameserver 10.0.0.53\n')).toEqual([
+      '10.0.0.53',
+      '2001:db8::53',
+    ]);
   });
   it('filters interfaces by name and prefix', () => {
     expect(interfaceFilter([])('lo')).toBe(false);
@@ -60,7 +63,11 @@ describe('host snapshot reader', () => {
 
   it('joins os.networkInterfaces, /sys, /proc and resolv.conf through HostPaths', async () => {
     root = mkdtempSync(path.join(os.tmpdir(), 'e911-snap-'));
-    for (const [name, state, mac] of [['eth0', 'up', '02:00:00:00:00:01'], ['eth1', 'down', '02:00:00:00:00:02'], ['lo', 'unknown', '00:00:00:00:00:00']]) {
+    for (const [name, state, mac] of [
+      ['eth0', 'up', '02:00:00:00:00:01'],
+      ['eth1', 'down', '02:00:00:00:00:02'],
+      ['lo', 'unknown', '00:00:00:00:00:00'],
+    ]) {
       mkdirSync(path.join(root, 'sys/class/net', name!), { recursive: true });
       writeFileSync(path.join(root, 'sys/class/net', name!, 'operstate'), `${state}\n`);
       writeFileSync(path.join(root, 'sys/class/net', name!, 'address'), `${mac}\n`);
@@ -78,18 +85,38 @@ describe('host snapshot reader', () => {
       networkInterfaces: () => ({
         lo: [{ address: '127.0.0.1', netmask: '255.0.0.0', family: 'IPv4', mac: '00:00:00:00:00:00', internal: true, cidr: '127.0.0.1/8' }],
         eth0: [
-          { address: '2001:DB8::5', netmask: 'ffff:ffff:ffff:ffff::', family: 'IPv6', mac: '02:00:00:00:00:01', internal: false, cidr: '2001:db8::5/64', scopeid: 0 },
-          { address: '10.20.0.5', netmask: '255.255.255.0', family: 'IPv4', mac: '02:00:00:00:00:01', internal: false, cidr: '10.20.0.5/24' },
+          {
+            address: '2001:DB8::5',
+            netmask: 'ffff:ffff:ffff:ffff::',
+            family: 'IPv6',
+            mac: '02:00:00:00:00:01',
+            internal: false,
+            cidr: '2001:db8::5/64',
+            scopeid: 0,
+          },
+          {
+            address: '10.20.0.5',
+            netmask: '255.255.255.0',
+            family: 'IPv4',
+            mac: '02:00:00:00:00:01',
+            internal: false,
+            cidr: '10.20.0.5/24',
+          },
         ],
       }),
     });
     const snap = await read();
     expect(snap).toEqual({
       interfaces: [
-        { name: 'eth0', mac: '02:00:00:00:00:01', up: true, addresses: [
-          { family: 'IPv4', address: '10.20.0.5', prefix: 24 },
-          { family: 'IPv6', address: '2001:db8::5', prefix: 64 },
-        ] },
+        {
+          name: 'eth0',
+          mac: '02:00:00:00:00:01',
+          up: true,
+          addresses: [
+            { family: 'IPv4', address: '10.20.0.5', prefix: 24 },
+            { family: 'IPv6', address: '2001:db8::5', prefix: 64 },
+          ],
+        },
         { name: 'eth1', mac: '02:00:00:00:00:02', up: false, addresses: [] },
       ],
       gateway4: { address: '10.20.0.1', iface: 'eth0', mac: '8e:5b:0c:59:5f:79' },

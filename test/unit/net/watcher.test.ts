@@ -91,6 +91,10 @@ sleep 30`);
     await watcher.start();
     const w = watcher;
     // Each restart is followed by a fresh snapshot (the start's read, then one per restart).
-    await waitFor(() => w.counters.monitorRestarts >= 2 && reads >= 3, 10_000, () => `reads ${reads}, counters ${JSON.stringify(w.counters)}`);
+    await waitFor(
+      () => w.counters.monitorRestarts >= 2 && reads >= 3,
+      10_000,
+      () => `reads ${reads}, counters ${JSON.stringify(w.counters)}`,
+    );
   });
 });

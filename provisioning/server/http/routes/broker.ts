@@ -4,8 +4,12 @@ import type { ApiDeps } from '../deps.js';
 import { tag } from '../schemas.js';
 
 export const brokerRoutes: FastifyPluginAsync<ApiDeps> = async (app, { records, brokerConfig }) => {
-  app.get('/api/broker/mosquitto', { schema: { ...tag('broker'), summary: 'Mosquitto password file, ACL and mosquitto.conf lines for the current phones' } }, async (req) => {
-    records.noteBrokerConfigRead(req.actor);
-    return brokerConfig();
-  });
+  app.get(
+    '/api/broker/mosquitto',
+    { schema: { ...tag('broker'), summary: 'Mosquitto password file, ACL and mosquitto.conf lines for the current phones' } },
+    async (req) => {
+      records.noteBrokerConfigRead(req.actor);
+      return brokerConfig();
+    },
+  );
 };

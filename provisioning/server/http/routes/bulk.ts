@@ -10,16 +10,41 @@ import { bulkEmailsSchema } from '../../validation.js';
 export const bulkRoutes: FastifyPluginAsync<ApiDeps> = async (app, { bulk, records }) => {
   app.post(
     '/api/bulk/emails',
-    { bodyLimit: BODY_LIMITS.bulk, schema: { ...tag('bulk'), summary: 'Replace the notification emails of all users, one location\'s users, or selected users: a background job', body: js(bulkEmailsSchema), response: { 202: jobSchema, ...E } } },
+    {
+      bodyLimit: BODY_LIMITS.bulk,
+      schema: {
+        ...tag('bulk'),
+        summary: "Replace the notification emails of all users, one location's users, or selected users: a background job",
+        body: js(bulkEmailsSchema),
+        response: { 202: jobSchema, ...E },
+      },
+    },
     async (req, reply) => reply.code(202).send(bulk.queueBulkEmails(req.actor, req.body)),
   );
-  app.get('/api/jobs', { schema: { ...tag('bulk'), summary: 'Recent jobs', response: { 200: { type: 'array', items: jobSchema } } } }, async () => records.jobs());
-  app.get('/api/jobs/:id', { schema: { ...tag('bulk'), summary: 'A job\'s progress and result', params: idParam, response: { 200: jobSchema, ...E } } }, async (req) => records.job(idOf(req.params)));
-  app.get('/api/csv/users', { schema: { ...tag('bulk'), summary: 'CSV of all users: reference columns and Email1..Email10 (formulas neutralised)', produces: ['text/csv'] } }, async (_req, reply) =>
-    reply
-      .header('content-type', 'text/csv; charset=utf-8')
-      .header('content-disposition', `attachment; filename="e911-users-${new Date().toISOString().slice(0, 10)}.csv"`)
-      .send(bulk.exportCsv()),
+  app.get(
+    '/api/jobs',
+    { schema: { ...tag('bulk'), summary: 'Recent jobs', response: { 200: { type: 'array', items: jobSchema } } } },
+    async () => records.jobs(),
+  );
+  app.get(
+    '/api/jobs/:id',
+    { schema: { ...tag('bulk'), summary: "A job's progress and result", params: idParam, response: { 200: jobSchema, ...E } } },
+    async (req) => records.job(idOf(req.params)),
+  );
+  app.get(
+    '/api/csv/users',
+    {
+      schema: {
+        ...tag('bulk'),
+        summary: 'CSV of all users: reference columns and Email1..Email10 (formulas neutralised)',
+        produces: ['text/csv'],
+      },
+    },
+    async (_req, reply) =>
+      reply
+        .header('content-type', 'text/csv; charset=utf-8')
+        .header('content-disposition', `attachment; filename="e911-users-${new Date().toISOString().slice(0, 10)}.csv"`)
+        .send(bulk.exportCsv()),
   );
   app.post(
     '/api/csv/users/validate',
@@ -34,13 +59,21 @@ export const bulkRoutes: FastifyPluginAsync<ApiDeps> = async (app, { bulk, recor
       },
     },
     async (req): Promise<CsvReport> => {
-      if (!Buffer.isBuffer(req.body)) throw new ValidationError([{ field: 'body', reason: 'send the CSV file as the body with Content-Type: text/csv' }]);
+      if (!Buffer.isBuffer(req.body))
+        throw new ValidationError([{ field: 'body', reason: 'send the CSV file as the body with Content-Type: text/csv' }]);
       return bulk.validateCsv(req.actor, req.body);
     },
   );
   app.post(
     '/api/csv/uploads/:id/apply',
-    { schema: { ...tag('bulk'), summary: 'Apply a validated upload (its valid rows) as a background job', params: { type: 'object', properties: { id: { type: 'string' } } }, response: { 202: jobSchema, ...E } } },
+    {
+      schema: {
+        ...tag('bulk'),
+        summary: 'Apply a validated upload (its valid rows) as a background job',
+        params: { type: 'object', properties: { id: { type: 'string' } } },
+        response: { 202: jobSchema, ...E },
+      },
+    },
     async (req, reply) => reply.code(202).send(bulk.queueCsvApply(req.actor, (req.params as { id: string }).id)),
   );
 };

@@ -11,7 +11,10 @@ export const eventRoutes: FastifyPluginAsync<ApiDeps> = async (app, { records })
       schema: {
         ...tag('events'),
         summary: 'Events from phones, newest first (type=emergency-call,test-call for the call log)',
-        querystring: { type: 'object', properties: { type: { type: 'string' }, deviceId: { type: 'string' }, limit: { type: 'integer' }, before: { type: 'string' } } },
+        querystring: {
+          type: 'object',
+          properties: { type: { type: 'string' }, deviceId: { type: 'string' }, limit: { type: 'integer' }, before: { type: 'string' } },
+        },
       },
     },
     async (req) => {
@@ -26,12 +29,27 @@ export const eventRoutes: FastifyPluginAsync<ApiDeps> = async (app, { records })
   );
   app.get(
     '/api/events/:id',
-    { schema: { ...tag('events'), summary: 'One event with each recipient\'s notification delivery status (and, for a call, the facts its notices state)', response: E } },
+    {
+      schema: {
+        ...tag('events'),
+        summary: "One event with each recipient's notification delivery status (and, for a call, the facts its notices state)",
+        response: E,
+      },
+    },
     async (req) => records.event((req.params as { id: string }).id),
   );
   app.get(
     '/api/notifications',
-    { schema: { ...tag('events'), summary: 'Notification deliveries', querystring: { type: 'object', properties: { eventId: { type: 'string' }, status: { type: 'string' }, limit: { type: 'integer' } } } } },
+    {
+      schema: {
+        ...tag('events'),
+        summary: 'Notification deliveries',
+        querystring: {
+          type: 'object',
+          properties: { eventId: { type: 'string' }, status: { type: 'string' }, limit: { type: 'integer' } },
+        },
+      },
+    },
     async (req) => {
       const q = req.query as Record<string, string | undefined>;
       return records.notifications({
@@ -47,7 +65,10 @@ export const eventRoutes: FastifyPluginAsync<ApiDeps> = async (app, { records })
       schema: {
         ...tag('events'),
         summary: 'The audit log, newest first (before=<seq> pages back)',
-        querystring: { type: 'object', properties: { entity: { type: 'string' }, entityId: { type: 'string' }, limit: { type: 'integer' }, before: { type: 'integer' } } },
+        querystring: {
+          type: 'object',
+          properties: { entity: { type: 'string' }, entityId: { type: 'string' }, limit: { type: 'integer' }, before: { type: 'integer' } },
+        },
       },
     },
     async (req) => {

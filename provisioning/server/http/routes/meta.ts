@@ -12,22 +12,38 @@ export const metaRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   // Secure whenever the browser reached us over TLS (ours, or a proxy's that says so).
   const secureCookie = (req: FastifyRequest) => deps.secureCookies === true || deps.tls !== undefined || req.protocol === 'https';
 
-  app.get('/api/health', { ...PUBLIC_ROUTE, schema: { ...tag('meta'), summary: 'Liveness and the MQTT link state (no token needed)', security: [] } }, async () => ({
-    ok: true,
-    mqtt: deps.mqttConnected() ? 'connected' : 'disconnected',
-    schemaVersion: records.schemaVersion(),
-    version: API_VERSION,
-  }));
+  app.get(
+    '/api/health',
+    { ...PUBLIC_ROUTE, schema: { ...tag('meta'), summary: 'Liveness and the MQTT link state (no token needed)', security: [] } },
+    async () => ({
+      ok: true,
+      mqtt: deps.mqttConnected() ? 'connected' : 'disconnected',
+      schemaVersion: records.schemaVersion(),
+      version: API_VERSION,
+    }),
+  );
   app.get('/api/openapi.json', { ...PUBLIC_ROUTE, schema: { hide: true } }, async () => app.swagger());
 
   app.post(
     '/api/session',
-    { ...PUBLIC_ROUTE, bodyLimit: BODY_LIMITS.login, schema: { ...tag('meta'), summary: 'Log in with a token: sets an HttpOnly session cookie for the portal', security: [], body: { type: 'object', properties: { token: { type: 'string' } }, required: ['token'] } } },
+    {
+      ...PUBLIC_ROUTE,
+      bodyLimit: BODY_LIMITS.login,
+      schema: {
+        ...tag('meta'),
+        summary: 'Log in with a token: sets an HttpOnly session cookie for the portal',
+        security: [],
+        body: { type: 'object', properties: { token: { type: 'string' } }, required: ['token'] },
+      },
+    },
     async (req, reply) => {
       const wait = logins.blockedFor(req.ip);
       if (wait > 0) {
         log.warn({ ip: req.ip }, 'login refused: too many failed attempts');
-        return reply.code(429).header('retry-after', String(Math.ceil(wait / 1000))).send({ error: 'too-many-requests', message: 'too many failed logins from this address; try again later' });
+        return reply
+          .code(429)
+          .header('retry-after', String(Math.ceil(wait / 1000)))
+          .send({ error: 'too-many-requests', message: 'too many failed logins from this address; try again later' });
       }
       const token = (req.body as { token?: unknown } | null)?.token;
       const who = typeof token === 'string' ? records.verifyToken(token) : null;
@@ -40,14 +56,21 @@ export const metaRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
       // The cookie carries a session of its own, never the long-lived token: it expires, and
       // logging out (or revoking the token) ends it.
       const sid = records.login(who, absoluteMs, req.ip);
-      reply.header('set-cookie', `${SESSION_COOKIE}=${sid}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${Math.floor(absoluteMs / 1000)}${secureCookie(req) ? '; Secure' : ''}`);
+      reply.header(
+        'set-cookie',
+        `${SESSION_COOKIE}=${sid}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${Math.floor(absoluteMs / 1000)}${secureCookie(req) ? '; Secure' : ''}`,
+      );
       return { ok: true, name: who.name };
     },
   );
-  app.delete('/api/session', { ...PUBLIC_ROUTE, schema: { ...tag('meta'), summary: 'Log out: ends the session and clears its cookie', security: [] } }, async (req, reply) => {
-    const sid = cookie(req, SESSION_COOKIE);
-    if (sid) records.logout(sid);
-    reply.header('set-cookie', `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0${secureCookie(req) ? '; Secure' : ''}`);
-    return { ok: true };
-  });
+  app.delete(
+    '/api/session',
+    { ...PUBLIC_ROUTE, schema: { ...tag('meta'), summary: 'Log out: ends the session and clears its cookie', security: [] } },
+    async (req, reply) => {
+      const sid = cookie(req, SESSION_COOKIE);
+      if (sid) records.logout(sid);
+      reply.header('set-cookie', `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0${secureCookie(req) ? '; Secure' : ''}`);
+      return { ok: true };
+    },
+  );
 };

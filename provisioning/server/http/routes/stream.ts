@@ -5,8 +5,10 @@ import { tag } from '../schemas.js';
 import type { Bus, BusEvents } from '../../bus.js';
 
 export const streamRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
-  app.get('/api/stream', { schema: { ...tag('meta'), summary: 'Server-sent events: emergency, event, phone, job, notification, change' } }, (req, reply) =>
-    streamEvents(req, reply, deps.bus, req.stillAuthorized, deps.streamCheckMs ?? 15_000),
+  app.get(
+    '/api/stream',
+    { schema: { ...tag('meta'), summary: 'Server-sent events: emergency, event, phone, job, notification, change' } },
+    (req, reply) => streamEvents(req, reply, deps.bus, req.stillAuthorized, deps.streamCheckMs ?? 15_000),
   );
 };
 
@@ -17,7 +19,12 @@ export const streamRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
 function streamEvents(req: FastifyRequest, reply: FastifyReply, bus: Bus, stillAllowed: () => boolean, checkMs: number): void {
   reply.hijack();
   const res = reply.raw;
-  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  res.writeHead(200, {
+    'content-type': 'text/event-stream',
+    'cache-control': 'no-store',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
   res.write(': e911 event stream\n\n');
   const kinds: (keyof BusEvents)[] = ['emergency', 'event', 'phone', 'job', 'notification', 'change'];
   const listeners = kinds.map((kind) => {

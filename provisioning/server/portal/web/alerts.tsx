@@ -51,8 +51,16 @@ export function EmergencyAlerts({ alarm }: { alarm: Alarm }) {
         </p>
       ) : null}
       {alerts.map(({ event, facts }) => (
-        <div key={event.id} class={facts.test ? 'alert test' : 'alert emergency'} role="alert" data-event-id={event.id} data-sound={facts.test ? undefined : sound}>
-          <h2>{facts.test ? `Test call (${facts.dialed ?? '933'}), not an emergency` : `EMERGENCY: ${facts.dialed ?? '911'} was called`}</h2>
+        <div
+          key={event.id}
+          class={facts.test ? 'alert test' : 'alert emergency'}
+          role="alert"
+          data-event-id={event.id}
+          data-sound={facts.test ? undefined : sound}
+        >
+          <h2>
+            {facts.test ? `Test call (${facts.dialed ?? '933'}), not an emergency` : `EMERGENCY: ${facts.dialed ?? '911'} was called`}
+          </h2>
           <dl>
             <dt>Caller</dt>
             <dd>

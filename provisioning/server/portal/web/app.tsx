@@ -46,7 +46,14 @@ export function App() {
   const [liveState, setLiveState] = useState<LiveState>('closed');
   const api = useMemo(() => new Api(() => setAuth('out')), []);
   // When the stream is refused, one API call tells a revoked session (401: the login page) from a server away.
-  const live = useMemo(() => new LiveStream(() => setAuth('out'), () => void api.get('/api/account').catch((e: Error) => console.warn(`live stream refused: ${e.message}`))), [api]);
+  const live = useMemo(
+    () =>
+      new LiveStream(
+        () => setAuth('out'),
+        () => void api.get('/api/account').catch((e: Error) => console.warn(`live stream refused: ${e.message}`)),
+      ),
+    [api],
+  );
   const alarm = useMemo(() => new Alarm(), []);
   const ctx: Ctx = useMemo(() => ({ api, live, navigate: (h: string) => (location.hash = h) }), [api, live]);
 

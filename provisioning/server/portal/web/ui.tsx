@@ -93,8 +93,16 @@ export function Field(p: FieldProps) {
 function HintAndError({ id, hint, error }: { id: string; hint?: string | undefined; error?: string | undefined }) {
   return (
     <>
-      {hint ? <small id={`${id}-hint`} class="hint">{hint}</small> : null}
-      {error ? <small id={`${id}-err`} class="error">{error}</small> : null}
+      {hint ? (
+        <small id={`${id}-hint`} class="hint">
+          {hint}
+        </small>
+      ) : null}
+      {error ? (
+        <small id={`${id}-err`} class="error">
+          {error}
+        </small>
+      ) : null}
     </>
   );
 }
@@ -137,9 +145,20 @@ export function Checkbox(p: { label: string; checked: boolean; onChange: (v: boo
   const id = useId();
   return (
     <div class="check">
-      <input id={id} type="checkbox" checked={p.checked} disabled={p.disabled} aria-describedby={p.hint ? `${id}-hint` : undefined} onChange={(e) => p.onChange((e.currentTarget as HTMLInputElement).checked)} />
+      <input
+        id={id}
+        type="checkbox"
+        checked={p.checked}
+        disabled={p.disabled}
+        aria-describedby={p.hint ? `${id}-hint` : undefined}
+        onChange={(e) => p.onChange((e.currentTarget as HTMLInputElement).checked)}
+      />
       <label for={id}>{p.label}</label>
-      {p.hint ? <small id={`${id}-hint`} class="hint">{p.hint}</small> : null}
+      {p.hint ? (
+        <small id={`${id}-hint`} class="hint">
+          {p.hint}
+        </small>
+      ) : null}
     </div>
   );
 }
@@ -150,7 +169,14 @@ export const MAX_EMAILS = 10;
  * Up to `max` email inputs with + (add) and − (remove). Errors are keyed by
  * index, as the server reports them ("emails.2").
  */
-export function EmailList(p: { legend: string; emails: string[]; onChange: (v: string[]) => void; errors?: Record<number, string>; max?: number; hint?: string }) {
+export function EmailList(p: {
+  legend: string;
+  emails: string[];
+  onChange: (v: string[]) => void;
+  errors?: Record<number, string>;
+  max?: number;
+  hint?: string;
+}) {
   const max = p.max ?? MAX_EMAILS;
   const baseId = useId();
   const set = (i: number, v: string) => p.onChange(p.emails.map((e, j) => (j === i ? v : e)));
@@ -166,16 +192,38 @@ export function EmailList(p: { legend: string; emails: string[]; onChange: (v: s
           return (
             <li key={i} class={err ? 'invalid' : ''}>
               <label for={id} class="visually-hidden">{`Email ${i + 1}`}</label>
-              <input id={id} type="email" value={e} aria-invalid={err ? 'true' : undefined} aria-describedby={err ? `${id}-err` : undefined} onInput={(ev) => set(i, (ev.currentTarget as HTMLInputElement).value)} />
-              <button type="button" class="icon" aria-label={`Remove email ${i + 1}${e ? ` (${e})` : ''}`} onClick={() => p.onChange(p.emails.filter((_, j) => j !== i))}>
+              <input
+                id={id}
+                type="email"
+                value={e}
+                aria-invalid={err ? 'true' : undefined}
+                aria-describedby={err ? `${id}-err` : undefined}
+                onInput={(ev) => set(i, (ev.currentTarget as HTMLInputElement).value)}
+              />
+              <button
+                type="button"
+                class="icon"
+                aria-label={`Remove email ${i + 1}${e ? ` (${e})` : ''}`}
+                onClick={() => p.onChange(p.emails.filter((_, j) => j !== i))}
+              >
                 −
               </button>
-              {err ? <small id={`${id}-err`} class="error">{err}</small> : null}
+              {err ? (
+                <small id={`${id}-err`} class="error">
+                  {err}
+                </small>
+              ) : null}
             </li>
           );
         })}
       </ol>
-      <button type="button" class="icon add" aria-label="Add email" disabled={p.emails.length >= max} onClick={() => p.onChange([...p.emails, ''])}>
+      <button
+        type="button"
+        class="icon add"
+        aria-label="Add email"
+        disabled={p.emails.length >= max}
+        onClick={() => p.onChange([...p.emails, ''])}
+      >
         +
       </button>
       <small class="hint">
@@ -211,14 +259,32 @@ export function TextList(p: {
       <ol>
         {p.values.map((v, i) => (
           <li key={i}>
-            <Field label={`${p.item} ${i + 1}`} type={p.type ?? 'text'} value={v} placeholder={p.placeholder} onInput={(x) => p.onChange(p.values.map((y, j) => (j === i ? x : y)))} error={p.errors[i]} />
-            <button type="button" class="icon" aria-label={`Remove ${action} ${i + 1}`} onClick={() => p.onChange(p.values.filter((_, j) => j !== i))}>
+            <Field
+              label={`${p.item} ${i + 1}`}
+              type={p.type ?? 'text'}
+              value={v}
+              placeholder={p.placeholder}
+              onInput={(x) => p.onChange(p.values.map((y, j) => (j === i ? x : y)))}
+              error={p.errors[i]}
+            />
+            <button
+              type="button"
+              class="icon"
+              aria-label={`Remove ${action} ${i + 1}`}
+              onClick={() => p.onChange(p.values.filter((_, j) => j !== i))}
+            >
               −
             </button>
           </li>
         ))}
       </ol>
-      <button type="button" class="icon add" aria-label={`Add ${action}`} disabled={p.values.length >= p.max} onClick={() => p.onChange([...p.values, ''])}>
+      <button
+        type="button"
+        class="icon add"
+        aria-label={`Add ${action}`}
+        disabled={p.values.length >= p.max}
+        onClick={() => p.onChange([...p.values, ''])}
+      >
         +
       </button>
     </fieldset>
@@ -268,7 +334,14 @@ export function ErrorBox({ error, title }: { error: unknown; title?: string }) {
  * A table with one header row of column headers; the caller gives the body rows. The caption
  * is for screen readers unless showCaption; wrap puts it in a horizontally scrolling box.
  */
-export function Table(p: { class: string; headers: string[]; caption?: string; showCaption?: boolean; wrap?: boolean; children: ComponentChildren }) {
+export function Table(p: {
+  class: string;
+  headers: string[];
+  caption?: string;
+  showCaption?: boolean;
+  wrap?: boolean;
+  children: ComponentChildren;
+}) {
   const table = (
     <table class={p.class}>
       {p.caption ? <caption class={p.showCaption ? undefined : 'visually-hidden'}>{p.caption}</caption> : null}
@@ -288,7 +361,14 @@ export function Table(p: { class: string; headers: string[]; caption?: string; s
 }
 
 /** Delete in two steps: the button, then a question with Delete and Cancel. */
-export function ConfirmDelete(p: { label: string; question: ComponentChildren; confirming: boolean; setConfirming: (on: boolean) => void; onDelete: () => void; describedBy?: string }) {
+export function ConfirmDelete(p: {
+  label: string;
+  question: ComponentChildren;
+  confirming: boolean;
+  setConfirming: (on: boolean) => void;
+  onDelete: () => void;
+  describedBy?: string;
+}) {
   return p.confirming ? (
     // biome-ignore lint/a11y/useSemanticElements: an inline pair of buttons inside a table row; a fieldset brings the form-section border and spacing
     <span role="group" aria-label="Confirm delete" class="actions">
@@ -322,7 +402,11 @@ export function JobProgress({ job }: { job: Job }) {
     <div class="job" data-job-status={job.status} role="status" aria-live="polite">
       <label>
         Job {job.id} ({job.kind}): {job.status}
-        <progress max={Math.max(job.total, 1)} value={job.status === 'done' ? Math.max(job.total, 1) : job.done} aria-valuetext={`${pct}%`} />
+        <progress
+          max={Math.max(job.total, 1)}
+          value={job.status === 'done' ? Math.max(job.total, 1) : job.done}
+          aria-valuetext={`${pct}%`}
+        />
       </label>
       <span class="muted">
         {job.done} of {job.total} users ({pct}%)

@@ -70,10 +70,20 @@ export function AccountPage(_: RouteProps) {
                 {confirmOff ? (
                   <div class="notice warning" role="alertdialog" aria-labelledby="off-q">
                     <p id="off-q">
-                      <strong>Disable E911?</strong> Phones keep the address they hold, but no change reaches them until E911 is enabled again.
+                      <strong>Disable E911?</strong> Phones keep the address they hold, but no change reaches them until E911 is enabled
+                      again.
                     </p>
                     <div class="actions">
-                      <button type="button" class="danger" disabled={busy} onClick={() => act(() => api.post('/api/account/e911', { enabled: false }), 'E911 disabled.', setE911Error).then(() => setConfirmOff(false))}>
+                      <button
+                        type="button"
+                        class="danger"
+                        disabled={busy}
+                        onClick={() =>
+                          act(() => api.post('/api/account/e911', { enabled: false }), 'E911 disabled.', setE911Error).then(() =>
+                            setConfirmOff(false),
+                          )
+                        }
+                      >
                         Disable E911
                       </button>
                       <button type="button" class="secondary" onClick={() => setConfirmOff(false)}>
@@ -119,7 +129,13 @@ export function AccountPage(_: RouteProps) {
                   type="button"
                   disabled={busy || a.missing.length > 0}
                   aria-describedby={a.missing.length ? 'missing-intro' : undefined}
-                  onClick={() => act(() => api.post('/api/account/e911', { enabled: true }), 'E911 enabled: phones are receiving their addresses.', setE911Error)}
+                  onClick={() =>
+                    act(
+                      () => api.post('/api/account/e911', { enabled: true }),
+                      'E911 enabled: phones are receiving their addresses.',
+                      setE911Error,
+                    )
+                  }
                 >
                   Enable E911
                 </button>
@@ -132,13 +148,26 @@ export function AccountPage(_: RouteProps) {
             aria-labelledby="details-heading"
             onSubmit={(e) => {
               e.preventDefault();
-              void act(() => api.patch('/api/account', { name: name.trim(), contactEmail: contact.trim() }), 'Account details saved.', setDetailsError);
+              void act(
+                () => api.patch('/api/account', { name: name.trim(), contactEmail: contact.trim() }),
+                'Account details saved.',
+                setDetailsError,
+              );
             }}
           >
             <h2 id="details-heading">Account details</h2>
             <div class="grid">
               <Field label="Account name" value={name} onInput={setName} required maxLength={128} error={fieldErrors.name} />
-              <Field label="Contact email" type="email" value={contact} onInput={setContact} required autoComplete="email" error={fieldErrors.contactEmail} hint="Who the provisioning operator writes to about this account." />
+              <Field
+                label="Contact email"
+                type="email"
+                value={contact}
+                onInput={setContact}
+                required
+                autoComplete="email"
+                error={fieldErrors.contactEmail}
+                hint="Who the provisioning operator writes to about this account."
+              />
             </div>
             <ErrorBox error={detailsError} />
             <button type="submit" disabled={busy}>
@@ -149,7 +178,8 @@ export function AccountPage(_: RouteProps) {
           <section aria-labelledby="rec-heading">
             <h2 id="rec-heading">Location recommendations</h2>
             <p>
-              When a phone finds itself on a network that belongs to another location (its IP group or switch port), it can recommend that location to the user, who confirms it on the phone.
+              When a phone finds itself on a network that belongs to another location (its IP group or switch port), it can recommend that
+              location to the user, who confirms it on the phone.
             </p>
             <Checkbox
               label="Recommend locations to every user"
@@ -158,10 +188,14 @@ export function AccountPage(_: RouteProps) {
               hint="On: every user gets recommendations, whatever their own setting. Off: each user's own setting (on the Users page) applies."
               onChange={(on) => {
                 setRec(on);
-                void act(() => api.patch('/api/account', { recommendations: on }), on ? 'Recommendations are on for every user.' : 'Recommendations follow each user\u2019s own setting.', (e) => {
-                  setDetailsError(e);
-                  if (e) setRec(!on);
-                });
+                void act(
+                  () => api.patch('/api/account', { recommendations: on }),
+                  on ? 'Recommendations are on for every user.' : 'Recommendations follow each user\u2019s own setting.',
+                  (e) => {
+                    setDetailsError(e);
+                    if (e) setRec(!on);
+                  },
+                );
               }}
             />
           </section>

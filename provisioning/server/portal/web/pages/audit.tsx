@@ -118,6 +118,15 @@ function summary(d: unknown): string {
 
 function EntityLink({ entity, id, action }: { entity: string; id: string; action: string }) {
   const call = entity === 'event' && (action === 'phone.emergency-call' || action === 'phone.test-call');
-  const href = entity === 'location' ? `#/locations/${id}` : entity === 'user' ? `#/users/${id}` : call ? `#/calls/${encodeURIComponent(id)}` : entity === 'phone' ? '#/phones' : null;
+  const href =
+    entity === 'location'
+      ? `#/locations/${id}`
+      : entity === 'user'
+        ? `#/users/${id}`
+        : call
+          ? `#/calls/${encodeURIComponent(id)}`
+          : entity === 'phone'
+            ? '#/phones'
+            : null;
   return href ? <a href={href}>{id}</a> : <code>{id}</code>;
 }

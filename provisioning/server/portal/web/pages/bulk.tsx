@@ -71,17 +71,23 @@ export function BulkPage(_: RouteProps) {
     if (job?.status !== 'done') return;
     everyone.reload();
     if (locationId && atLocation) {
-      api.get<UserPage>(`/api/users?locationId=${encodeURIComponent(locationId)}&limit=${USER_LIMIT}`).then(setAtLocation, setLocationError);
+      api
+        .get<UserPage>(`/api/users?locationId=${encodeURIComponent(locationId)}&limit=${USER_LIMIT}`)
+        .then(setAtLocation, setLocationError);
     }
   }, [job?.status]);
 
   const target = useMemo((): { target: Target | null; count: number; why?: string } => {
-    if (mode === 'all') return everyone.data ? { target: { all: true }, count: everyone.data.total } : { target: null, count: 0, why: 'Loading the users…' };
+    if (mode === 'all')
+      return everyone.data ? { target: { all: true }, count: everyone.data.total } : { target: null, count: 0, why: 'Loading the users…' };
     if (mode === 'location') {
       if (!locationId || !atLocation) return { target: null, count: 0, why: 'Choose a location.' };
       const all = atLocation.users.length === atLocation.total && atLocation.users.every((u) => locationPicked.has(u.id));
       // All ticked: the location itself, resolved when the job runs. Some unticked: exactly the ticked ones.
-      if (all) return atLocation.total ? { target: { locationId: Number(locationId) }, count: atLocation.total } : { target: null, count: 0, why: 'This location has no users.' };
+      if (all)
+        return atLocation.total
+          ? { target: { locationId: Number(locationId) }, count: atLocation.total }
+          : { target: null, count: 0, why: 'This location has no users.' };
       const ids = atLocation.users.filter((u) => locationPicked.has(u.id)).map((u) => u.id);
       return ids.length ? { target: { userIds: ids }, count: ids.length } : { target: null, count: 0, why: 'Tick at least one user.' };
     }
@@ -140,8 +146,8 @@ export function BulkPage(_: RouteProps) {
   return (
     <Page title="Bulk update">
       <p>
-        Set one list of notification emails on many users at once: the addresses that get a message when one of them calls 911. To change users one by one, use{' '}
-        <a href="#/users">Users</a>; to change many with different lists, use <a href="#/csv">CSV</a>.
+        Set one list of notification emails on many users at once: the addresses that get a message when one of them calls 911. To change
+        users one by one, use <a href="#/users">Users</a>; to change many with different lists, use <a href="#/csv">CSV</a>.
       </p>
       <ErrorBox error={locations.error ?? everyone.error ?? locationError} title="Could not load" />
       <form
@@ -170,7 +176,14 @@ export function BulkPage(_: RouteProps) {
               <legend>Apply to</legend>
               {MODES.map((m) => (
                 <div class="check" key={m.value}>
-                  <input type="radio" name="bulk-mode" id={`bulk-mode-${m.value}`} value={m.value} checked={mode === m.value} onChange={() => setMode(m.value)} />
+                  <input
+                    type="radio"
+                    name="bulk-mode"
+                    id={`bulk-mode-${m.value}`}
+                    value={m.value}
+                    checked={mode === m.value}
+                    onChange={() => setMode(m.value)}
+                  />
                   <label for={`bulk-mode-${m.value}`}>{m.label}</label>
                 </div>
               ))}
@@ -184,7 +197,10 @@ export function BulkPage(_: RouteProps) {
                   label="Location"
                   value={locationId}
                   onChange={setLocationId}
-                  options={[{ value: '', label: 'Choose a location…' }, ...(locations.data ?? []).map((l) => ({ value: String(l.id), label: `${l.name} (${l.code}): ${l.userCount} users` }))]}
+                  options={[
+                    { value: '', label: 'Choose a location…' },
+                    ...(locations.data ?? []).map((l) => ({ value: String(l.id), label: `${l.name} (${l.code}): ${l.userCount} users` })),
+                  ]}
                 />
                 {atLocation ? (
                   <UserPicks
@@ -201,7 +217,15 @@ export function BulkPage(_: RouteProps) {
             {mode === 'users' && everyone.data ? (
               <>
                 <Field label="Filter users" value={filter} onInput={setFilter} type="search" hint="Name, username, extension or email" />
-                <UserPicks legend="Users" users={everyone.data.users} total={everyone.data.total} picked={picked} onChange={setPicked} filter={filter} empty="No users yet." />
+                <UserPicks
+                  legend="Users"
+                  users={everyone.data.users}
+                  total={everyone.data.total}
+                  picked={picked}
+                  onChange={setPicked}
+                  filter={filter}
+                  empty="No users yet."
+                />
               </>
             ) : null}
           </div>
@@ -210,7 +234,8 @@ export function BulkPage(_: RouteProps) {
           <strong>Replaces, does not add.</strong>{' '}
           {target.target ? (
             <>
-              Update replaces the notification list of <strong>{users}</strong> with the {filled.length === 1 ? 'address' : `${filled.length} addresses`} on the left; their current addresses are removed.
+              Update replaces the notification list of <strong>{users}</strong> with the{' '}
+              {filled.length === 1 ? 'address' : `${filled.length} addresses`} on the left; their current addresses are removed.
             </>
           ) : (
             <>Update replaces each selected user's notification list with the list on the left. {target.why}</>
@@ -233,7 +258,8 @@ export function BulkPage(_: RouteProps) {
         onConfirm={submit}
       >
         <p>
-          Each of the {users}' notification emails will be <strong>replaced</strong> by: {listSummary}. Addresses not in this list are removed from their lists.
+          Each of the {users}' notification emails will be <strong>replaced</strong> by: {listSummary}. Addresses not in this list are
+          removed from their lists.
         </p>
         {mode === 'all' ? <p>This is every user of the account.</p> : null}
       </Confirm>
@@ -248,9 +274,19 @@ export function BulkPage(_: RouteProps) {
 }
 
 /** Users with check boxes, the ticked ones being who the update reaches. */
-function UserPicks(p: { legend: string; users: User[]; total: number; picked: Set<number>; onChange: (s: Set<number>) => void; filter?: string; empty: string }) {
+function UserPicks(p: {
+  legend: string;
+  users: User[];
+  total: number;
+  picked: Set<number>;
+  onChange: (s: Set<number>) => void;
+  filter?: string;
+  empty: string;
+}) {
   const q = (p.filter ?? '').trim().toLowerCase();
-  const shown = q ? p.users.filter((u) => [u.displayName, u.username, u.extension ?? '', ...u.emails].some((s) => s.toLowerCase().includes(q))) : p.users;
+  const shown = q
+    ? p.users.filter((u) => [u.displayName, u.username, u.extension ?? '', ...u.emails].some((s) => s.toLowerCase().includes(q)))
+    : p.users;
   const set = (ids: number[], on: boolean) => {
     const next = new Set(p.picked);
     for (const id of ids) on ? next.add(id) : next.delete(id);
@@ -261,10 +297,30 @@ function UserPicks(p: { legend: string; users: User[]; total: number; picked: Se
     <fieldset class="user-picks">
       <legend>{p.legend}</legend>
       <div class="actions">
-        <button type="button" class="secondary" onClick={() => set(shown.map((u) => u.id), true)} disabled={shown.length === 0}>
+        <button
+          type="button"
+          class="secondary"
+          onClick={() =>
+            set(
+              shown.map((u) => u.id),
+              true,
+            )
+          }
+          disabled={shown.length === 0}
+        >
           Select all{q ? ' shown' : ''}
         </button>
-        <button type="button" class="secondary" onClick={() => set(shown.map((u) => u.id), false)} disabled={shown.length === 0}>
+        <button
+          type="button"
+          class="secondary"
+          onClick={() =>
+            set(
+              shown.map((u) => u.id),
+              false,
+            )
+          }
+          disabled={shown.length === 0}
+        >
           Select none{q ? ' shown' : ''}
         </button>
         <span class="muted" role="status">
@@ -295,7 +351,15 @@ function UserPicks(p: { legend: string; users: User[]; total: number; picked: Se
 }
 
 /** A modal confirm step (native <dialog>: focus stays inside, Esc cancels). */
-function Confirm(p: { open: boolean; title: string; confirmLabel: string; busy: boolean; onCancel: () => void; onConfirm: () => void; children: ComponentChildren }) {
+function Confirm(p: {
+  open: boolean;
+  title: string;
+  confirmLabel: string;
+  busy: boolean;
+  onCancel: () => void;
+  onConfirm: () => void;
+  children: ComponentChildren;
+}) {
   const ref = useRef<HTMLDialogElement>(null);
   useEffect(() => {
     const d = ref.current;

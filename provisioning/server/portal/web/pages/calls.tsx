@@ -19,7 +19,8 @@ export function deliverySummary(ns: Notification[]): string {
     .join(', ');
 }
 
-const callLabel = (e: StoredEvent) => (e.type === 'emergency-call' ? '911 emergency' : `test call (${String(e.data.numberDialed ?? '933')})`);
+const callLabel = (e: StoredEvent) =>
+  e.type === 'emergency-call' ? '911 emergency' : `test call (${String(e.data.numberDialed ?? '933')})`;
 const caller = (e: StoredEvent) => String(e.data.displayName ?? e.data.callerName ?? e.data.callback ?? '—');
 
 /** Puts a notification into a list by id: a newer state replaces the row, an older one is ignored. */
@@ -55,7 +56,10 @@ function CallLog() {
         return next;
       }),
     );
-    Promise.all([api.get<StoredEvent[]>('/api/events?type=emergency-call,test-call&limit=200'), api.get<Notification[]>('/api/notifications?limit=5000')]).then(([events, notes]) => {
+    Promise.all([
+      api.get<StoredEvent[]>('/api/events?type=emergency-call,test-call&limit=200'),
+      api.get<Notification[]>('/api/notifications?limit=5000'),
+    ]).then(([events, notes]) => {
       // Calls heard live while loading are newer than the list.
       setCalls((heard) => [...heard.filter((c) => !events.some((e) => e.id === c.id)), ...events]);
       setLoaded(true);
@@ -75,10 +79,18 @@ function CallLog() {
   return (
     <Page title="Emergency calls">
       <ErrorBox error={error} title="Could not load" />
-      <p class="hint">Every 911 and 933 (test) call the phones reported, newest first, with what became of its notifications. New calls appear here as they happen.</p>
+      <p class="hint">
+        Every 911 and 933 (test) call the phones reported, newest first, with what became of its notifications. New calls appear here as
+        they happen.
+      </p>
       {loaded && calls.length === 0 ? <p class="muted">No calls yet.</p> : null}
       {calls.length ? (
-        <Table class="calls call-log" caption="Emergency and test calls, newest first" wrap headers={['When', 'Call', 'Caller', 'Callback', 'Location code', 'Phone', 'Notifications']}>
+        <Table
+          class="calls call-log"
+          caption="Emergency and test calls, newest first"
+          wrap
+          headers={['When', 'Call', 'Caller', 'Callback', 'Location code', 'Phone', 'Notifications']}
+        >
           {calls.map((c) => {
             const ns = byEvent.get(c.id) ?? [];
             return (
@@ -93,7 +105,10 @@ function CallLog() {
                 <td>
                   <code>{c.deviceId}</code>
                 </td>
-                <td data-testid="deliveries" class={ns.some((n) => n.status === 'failed') ? 'bad' : ns.some((n) => n.status !== 'sent') ? 'warn' : 'ok'}>
+                <td
+                  data-testid="deliveries"
+                  class={ns.some((n) => n.status === 'failed') ? 'bad' : ns.some((n) => n.status !== 'sent') ? 'warn' : 'ok'}
+                >
                   {deliverySummary(ns)}
                 </td>
               </tr>
@@ -130,18 +145,27 @@ function CallDetail({ id }: { id: string }) {
   }, [api, live, id]);
 
   const f = call?.facts ?? null;
-  const title = call ? `${call.type === 'emergency-call' ? '911 call' : 'Test call'} from ${f?.callerName ?? f?.user ?? call.deviceId}` : 'Emergency call';
+  const title = call
+    ? `${call.type === 'emergency-call' ? '911 call' : 'Test call'} from ${f?.callerName ?? f?.user ?? call.deviceId}`
+    : 'Emergency call';
   return (
     <Page title={title} actions={<a href="#/calls">All calls</a>}>
       <ErrorBox error={error} title="Could not load" />
       {call ? (
         <>
-          {call.type === 'emergency-call' ? <p class="notice error">A 911 call: emergency services were called.</p> : <p class="notice warning">A 933 test call: not an emergency.</p>}
+          {call.type === 'emergency-call' ? (
+            <p class="notice error">A 911 call: emergency services were called.</p>
+          ) : (
+            <p class="notice warning">A 933 test call: not an emergency.</p>
+          )}
           <section aria-labelledby="facts-title">
             <h2 id="facts-title">The call</h2>
             <dl class="facts">
               <dt>Caller</dt>
-              <dd>{f?.callerName ?? '—'}{f?.user ? ` (user ${f.user})` : ''}</dd>
+              <dd>
+                {f?.callerName ?? '—'}
+                {f?.user ? ` (user ${f.user})` : ''}
+              </dd>
               <dt>Callback number</dt>
               <dd>{f?.callback ?? '—'}</dd>
               <dt>Number dialed</dt>
@@ -149,11 +173,22 @@ function CallDetail({ id }: { id: string }) {
               <dt>Address sent</dt>
               <dd>
                 {f?.addressLines.length ? f.addressLines.join(', ') : <strong class="bad">none</strong>}
-                {f ? <small class="muted block">{f.addressSource === 'sent' ? 'as the phone sent it to the PSAP' : f.addressSource === 'provisioned' ? 'as provisioned: the phone did not report what it sent' : ''}</small> : null}
+                {f ? (
+                  <small class="muted block">
+                    {f.addressSource === 'sent'
+                      ? 'as the phone sent it to the PSAP'
+                      : f.addressSource === 'provisioned'
+                        ? 'as provisioned: the phone did not report what it sent'
+                        : ''}
+                  </small>
+                ) : null}
                 {f?.addressMissing ? <strong class="bad block">The call went out without a validated address.</strong> : null}
               </dd>
               <dt>Location code</dt>
-              <dd>{f?.locationCode ?? '—'}{f?.locationName ? ` (${f.locationName})` : ''}</dd>
+              <dd>
+                {f?.locationCode ?? '—'}
+                {f?.locationName ? ` (${f.locationName})` : ''}
+              </dd>
               <dt>Phone</dt>
               <dd>
                 <code>{call.deviceId}</code>
@@ -166,7 +201,15 @@ function CallDetail({ id }: { id: string }) {
                 <small class="muted block">received by the server {when(call.receivedAt)}</small>
               </dd>
               <dt>Call placed</dt>
-              <dd>{f?.placed === null || f === null ? '—' : f.placed ? 'yes' : <strong class="bad">no: the phone could not place the call</strong>}</dd>
+              <dd>
+                {f?.placed === null || f === null ? (
+                  '—'
+                ) : f.placed ? (
+                  'yes'
+                ) : (
+                  <strong class="bad">no: the phone could not place the call</strong>
+                )}
+              </dd>
               <dt>Event id</dt>
               <dd>
                 <code>{call.id}</code>
@@ -179,7 +222,12 @@ function CallDetail({ id }: { id: string }) {
               {deliverySummary(call.notifications)}
             </p>
             {call.notifications.length ? (
-              <Table class="deliveries" caption="Each recipient's notification delivery" wrap headers={['Recipient', 'Channel', 'Status', 'Attempts', 'Last error', 'Sent at']}>
+              <Table
+                class="deliveries"
+                caption="Each recipient's notification delivery"
+                wrap
+                headers={['Recipient', 'Channel', 'Status', 'Attempts', 'Last error', 'Sent at']}
+              >
                 {call.notifications.map((n) => (
                   <tr key={n.id} data-recipient={n.recipient} data-status={n.status}>
                     <th scope="row">{n.recipient}</th>
@@ -198,7 +246,9 @@ function CallDetail({ id }: { id: string }) {
                 ))}
               </Table>
             ) : (
-              <p class="notice warning">No one was to be notified of this call: check the user's notification emails, the location's admins and the channels.</p>
+              <p class="notice warning">
+                No one was to be notified of this call: check the user's notification emails, the location's admins and the channels.
+              </p>
             )}
           </section>
         </>

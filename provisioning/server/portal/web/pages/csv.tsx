@@ -64,7 +64,12 @@ export function CsvPage(_: RouteProps) {
     }
   };
 
-  const errorTitle = error instanceof ApiError && error.status === 413 ? 'The file is too large' : error instanceof ApiError && error.status === 400 ? 'The file cannot be read as the users CSV' : 'Not checked';
+  const errorTitle =
+    error instanceof ApiError && error.status === 413
+      ? 'The file is too large'
+      : error instanceof ApiError && error.status === 400
+        ? 'The file cannot be read as the users CSV'
+        : 'Not checked';
   const canApply = !!report?.uploadId && report.changes > 0 && !queued;
 
   return (
@@ -73,8 +78,8 @@ export function CsvPage(_: RouteProps) {
         <li>
           <h2>1. Download the users</h2>
           <p>
-            One row per user: who they are (UserId, Username, DisplayName, Extension, LocationCode, LocationName) and their notification emails in <code>Email1</code> to{' '}
-            <code>Email10</code>. Only the Email columns change anything; the others say whose row it is.
+            One row per user: who they are (UserId, Username, DisplayName, Extension, LocationCode, LocationName) and their notification
+            emails in <code>Email1</code> to <code>Email10</code>. Only the Email columns change anything; the others say whose row it is.
           </p>
           <a class="button" href="/api/csv/users" download>
             Download users CSV
@@ -83,8 +88,8 @@ export function CsvPage(_: RouteProps) {
         <li>
           <h2>2. Edit the Email columns</h2>
           <p>
-            In a spreadsheet, put each user's addresses in Email1, Email2, … (empty cells are skipped). A row's addresses <strong>replace</strong> that user's whole list.
-            Save as <q>CSV UTF-8</q>.
+            In a spreadsheet, put each user's addresses in Email1, Email2, … (empty cells are skipped). A row's addresses{' '}
+            <strong>replace</strong> that user's whole list. Save as <q>CSV UTF-8</q>.
           </p>
         </li>
         <li>
@@ -127,16 +132,18 @@ export function CsvPage(_: RouteProps) {
           </div>
           <div class="field csv-picker">
             <label for="csv-file">Or choose a CSV file</label>
-            <input id="csv-file" ref={picker} type="file" accept=".csv,text/csv" onChange={(e) => {
-              const f = (e.currentTarget as HTMLInputElement).files?.[0];
-              if (f) void validate(f);
-            }} />
+            <input
+              id="csv-file"
+              ref={picker}
+              type="file"
+              accept=".csv,text/csv"
+              onChange={(e) => {
+                const f = (e.currentTarget as HTMLInputElement).files?.[0];
+                if (f) void validate(f);
+              }}
+            />
           </div>
-          {checking ? (
-            <p role="status">
-              Checking {file?.name}…
-            </p>
-          ) : null}
+          {checking ? <p role="status">Checking {file?.name}…</p> : null}
           <ErrorBox error={error} title={errorTitle} />
         </li>
       </ol>
@@ -147,7 +154,8 @@ export function CsvPage(_: RouteProps) {
             Validation report{file ? `: ${file.name}` : ''}
           </h2>
           <p class="notice warning" role="status">
-            <strong>Nothing has been applied yet.</strong> Update applies the {report.changes === 1 ? 'one changed row' : `${report.changes} changed rows`}, replacing those users' notification lists
+            <strong>Nothing has been applied yet.</strong> Update applies the{' '}
+            {report.changes === 1 ? 'one changed row' : `${report.changes} changed rows`}, replacing those users' notification lists
             {report.errorCount ? '; rows with errors are skipped (fix them and upload the file again to include them)' : ''}.
           </p>
           <dl class="csv-summary">
@@ -169,7 +177,12 @@ export function CsvPage(_: RouteProps) {
             </div>
           </dl>
           {report.errors.length ? (
-            <Table class="csv-errors" caption="Rows with errors (numbered as in the spreadsheet: row 1 is the header)" showCaption headers={['Row', 'Column', 'Reason']}>
+            <Table
+              class="csv-errors"
+              caption="Rows with errors (numbered as in the spreadsheet: row 1 is the header)"
+              showCaption
+              headers={['Row', 'Column', 'Reason']}
+            >
               {report.errors.map((e, i) => (
                 <tr key={i}>
                   <th scope="row">{e.row}</th>

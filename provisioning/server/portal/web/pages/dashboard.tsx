@@ -21,7 +21,9 @@ export function Dashboard(_: RouteProps) {
     });
     // Jobs started here or on another screen: a bulk update or CSV apply keeps its progress here after its page is left.
     api.get<Job[]>('/api/jobs').then((list) => setJobs(list.slice(0, 5)), setCallsError);
-    const offJob = live.on('job', (j) => setJobs((list) => [j, ...list.filter((x) => x.id !== j.id)].sort((a, b) => b.id - a.id).slice(0, 5)));
+    const offJob = live.on('job', (j) =>
+      setJobs((list) => [j, ...list.filter((x) => x.id !== j.id)].sort((a, b) => b.id - a.id).slice(0, 5)),
+    );
     const offPhone = live.on('phone', () => phones.reload());
     const offChange = live.on('change', (c) => c.entity === 'account' && account.reload());
     return () => {
@@ -64,7 +66,8 @@ export function Dashboard(_: RouteProps) {
             <strong data-testid="phones-online">{online}</strong> online, <strong>{list.length - online}</strong> offline
           </p>
           <p>
-            {list.filter((p) => !p.inSync && p.issuedVersion > 0).length} waiting for their address, {list.filter((p) => p.mismatch).length} with a location mismatch
+            {list.filter((p) => !p.inSync && p.issuedVersion > 0).length} waiting for their address, {list.filter((p) => p.mismatch).length}{' '}
+            with a location mismatch
           </p>
           <a href="#/phones">All phones</a>
         </section>
@@ -90,11 +93,7 @@ export function Dashboard(_: RouteProps) {
       </section>
       <section aria-labelledby="recent-jobs">
         <h2 id="recent-jobs">Background jobs</h2>
-        {jobs.length === 0 ? (
-          <p class="muted">No bulk updates or CSV imports yet.</p>
-        ) : (
-          jobs.map((j) => <JobProgress key={j.id} job={j} />)
-        )}
+        {jobs.length === 0 ? <p class="muted">No bulk updates or CSV imports yet.</p> : jobs.map((j) => <JobProgress key={j.id} job={j} />)}
       </section>
     </Page>
   );

@@ -2,6 +2,8 @@
 // checked as the administrator types (POST /api/locations/validate), before
 // anything is saved. Building, floor, room, location code, IP groups, switch
 // ports, the location's admins and SMS numbers.
+// Over 400 lines: the list, the civic address form with its checks per field, and the
+// IP groups and switch ports of a location, on one page as admins expect them.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { RouteProps } from '../route.js';
 import { ApiError, issuesByField, type FieldIssue } from '../api.js';
@@ -13,9 +15,21 @@ import './locations.css';
 type LocationRow = Location & { userCount: number };
 
 const TIME_ZONES = [
-  'America/New_York', 'America/Chicago', 'America/Denver', 'America/Phoenix', 'America/Los_Angeles', 'America/Anchorage',
-  'Pacific/Honolulu', 'America/Puerto_Rico', 'America/Toronto', 'America/Vancouver', 'America/Edmonton', 'America/Winnipeg',
-  'America/Regina', 'America/Halifax', 'America/St_Johns',
+  'America/New_York',
+  'America/Chicago',
+  'America/Denver',
+  'America/Phoenix',
+  'America/Los_Angeles',
+  'America/Anchorage',
+  'Pacific/Honolulu',
+  'America/Puerto_Rico',
+  'America/Toronto',
+  'America/Vancouver',
+  'America/Edmonton',
+  'America/Winnipeg',
+  'America/Regina',
+  'America/Halifax',
+  'America/St_Johns',
 ];
 
 export function addressLine(l: Pick<Location, 'address'>): string {
@@ -46,7 +60,9 @@ function LocationList() {
       }
     >
       <ErrorBox error={list.error} title="Could not load" />
-      {list.data && list.data.length === 0 ? <p class="muted">No locations yet. Every user with a phone needs one before E911 can be enabled.</p> : null}
+      {list.data && list.data.length === 0 ? (
+        <p class="muted">No locations yet. Every user with a phone needs one before E911 can be enabled.</p>
+      ) : null}
       {list.data?.length ? (
         <Table class="locations" caption="Locations" headers={['Code', 'Name', 'Dispatchable address', 'Building, floor, room', 'Users']}>
           {list.data.map((l) => (
@@ -56,7 +72,11 @@ function LocationList() {
               </td>
               <td>{l.name}</td>
               <td>{addressLine(l)}</td>
-              <td>{[l.building && `Bldg ${l.building}`, l.floor && `Floor ${l.floor}`, l.room && `Room ${l.room}`].filter(Boolean).join(', ') || '—'}</td>
+              <td>
+                {[l.building && `Bldg ${l.building}`, l.floor && `Floor ${l.floor}`, l.room && `Room ${l.room}`]
+                  .filter(Boolean)
+                  .join(', ') || '—'}
+              </td>
               <td>{l.userCount}</td>
             </tr>
           ))}
@@ -89,18 +109,49 @@ interface Form {
 }
 
 const EMPTY: Form = {
-  code: '', name: '', timeZone: 'America/New_York', country: 'US', houseNumber: '', houseNumberSuffix: '', street: '', street2: '', city: '', state: '', postalCode: '', plus4: '',
-  building: '', floor: '', room: '', ipGroups: [], switchPorts: [], adminEmails: [], smsNumbers: [],
+  code: '',
+  name: '',
+  timeZone: 'America/New_York',
+  country: 'US',
+  houseNumber: '',
+  houseNumberSuffix: '',
+  street: '',
+  street2: '',
+  city: '',
+  state: '',
+  postalCode: '',
+  plus4: '',
+  building: '',
+  floor: '',
+  room: '',
+  ipGroups: [],
+  switchPorts: [],
+  adminEmails: [],
+  smsNumbers: [],
 };
 
 function fromLocation(l: Location): Form {
   const a = l.address;
   return {
-    code: l.code, name: l.name, timeZone: l.timeZone, country: a.country, houseNumber: a.houseNumber, houseNumberSuffix: a.houseNumberSuffix ?? '', street: a.street, street2: a.street2 ?? '',
-    city: a.city, state: a.state, postalCode: a.postalCode, plus4: a.plus4 ?? '', building: l.building ?? '', floor: l.floor ?? '', room: l.room ?? '',
+    code: l.code,
+    name: l.name,
+    timeZone: l.timeZone,
+    country: a.country,
+    houseNumber: a.houseNumber,
+    houseNumberSuffix: a.houseNumberSuffix ?? '',
+    street: a.street,
+    street2: a.street2 ?? '',
+    city: a.city,
+    state: a.state,
+    postalCode: a.postalCode,
+    plus4: a.plus4 ?? '',
+    building: l.building ?? '',
+    floor: l.floor ?? '',
+    room: l.room ?? '',
     ipGroups: l.ipGroups.map((g) => ({ name: g.name, cidrs: [...g.cidrs] })),
     switchPorts: l.switchPorts.map((p) => ({ chassisId: p.chassisId, portId: p.portId ?? '' })),
-    adminEmails: [...l.adminEmails], smsNumbers: [...l.smsNumbers],
+    adminEmails: [...l.adminEmails],
+    smsNumbers: [...l.smsNumbers],
   };
 }
 
@@ -112,10 +163,19 @@ function toBody(f: Form): Record<string, unknown> {
     name: f.name.trim(),
     timeZone: f.timeZone.trim(),
     address: {
-      country: f.country, houseNumber: f.houseNumber.trim(), houseNumberSuffix: opt(f.houseNumberSuffix), street: f.street.trim(), street2: opt(f.street2),
-      city: f.city.trim(), state: f.state.trim(), postalCode: f.postalCode.trim(), plus4: f.country === 'US' ? opt(f.plus4) : undefined,
+      country: f.country,
+      houseNumber: f.houseNumber.trim(),
+      houseNumberSuffix: opt(f.houseNumberSuffix),
+      street: f.street.trim(),
+      street2: opt(f.street2),
+      city: f.city.trim(),
+      state: f.state.trim(),
+      postalCode: f.postalCode.trim(),
+      plus4: f.country === 'US' ? opt(f.plus4) : undefined,
     },
-    building: opt(f.building), floor: opt(f.floor), room: opt(f.room),
+    building: opt(f.building),
+    floor: opt(f.floor),
+    room: opt(f.room),
     ipGroups: f.ipGroups.map((g) => ({ name: g.name.trim(), cidrs: g.cidrs.map((c) => c.trim()).filter(Boolean) })),
     switchPorts: f.switchPorts.filter((p) => p.chassisId.trim()).map((p) => ({ chassisId: p.chassisId.trim(), portId: opt(p.portId) })),
     adminEmails: f.adminEmails.map((e) => e.trim()).filter(Boolean),
@@ -140,13 +200,10 @@ function LocationForm({ id }: { id?: number }) {
 
   useEffect(() => {
     if (!editing) return;
-    api.get<LocationRow>(`/api/locations/${id}`).then(
-      (l) => {
-        setLoaded(l);
-        setForm(fromLocation(l));
-      },
-      setLoadError,
-    );
+    api.get<LocationRow>(`/api/locations/${id}`).then((l) => {
+      setLoaded(l);
+      setForm(fromLocation(l));
+    }, setLoadError);
   }, [id]);
 
   // The server's rules, as the administrator types: a short pause, then one check; a late answer is dropped.
@@ -168,7 +225,14 @@ function LocationForm({ id }: { id?: number }) {
   // A field's error shows once it was left, or after a save was tried: not while a new form is still blank.
   const err = (k: string) => (showAll || touched.has(k) ? all[k] : undefined);
   const text = (k: keyof Form, label: string, key: string, extra: Partial<Parameters<typeof Field>[0]> = {}) => (
-    <Field label={label} value={form[k] as string} onInput={(v) => set(k, v as never)} onBlur={() => touch(key)} error={err(key)} {...extra} />
+    <Field
+      label={label}
+      value={form[k] as string}
+      onInput={(v) => set(k, v as never)}
+      onBlur={() => touch(key)}
+      error={err(key)}
+      {...extra}
+    />
   );
 
   const save = async (e: Event) => {
@@ -182,7 +246,8 @@ function LocationForm({ id }: { id?: number }) {
       // The same check the server makes on save, so the reasons land beside their fields.
       const r = await api.post<{ ok: boolean; issues: FieldIssue[] }>('/api/locations/validate', body);
       setIssues(r.issues);
-      if (!r.ok) throw new ApiError(400, 'invalid', `${r.issues.length} ${r.issues.length === 1 ? 'field needs' : 'fields need'} fixing`, r.issues);
+      if (!r.ok)
+        throw new ApiError(400, 'invalid', `${r.issues.length} ${r.issues.length === 1 ? 'field needs' : 'fields need'} fixing`, r.issues);
       const l = editing ? await api.patch<Location>(`/api/locations/${id}`, body) : await api.post<Location>('/api/locations', body);
       setSaved(editing ? 'Location saved. Its phones get the new address.' : `Location ${l.code} created.`);
       if (!editing) navigate(`#/locations/${l.id}`);
@@ -214,14 +279,23 @@ function LocationForm({ id }: { id?: number }) {
       <Saved message={saved} />
       <form onSubmit={save} noValidate aria-describedby="loc-intro">
         <p id="loc-intro" class="hint">
-          This is the dispatchable address phones send with a 911 call: the street address a responder can find, with the building, floor and room. Fields are checked with the phones' own rules as you type.
+          This is the dispatchable address phones send with a 911 call: the street address a responder can find, with the building, floor
+          and room. Fields are checked with the phones' own rules as you type.
         </p>
         <fieldset>
           <legend>Location</legend>
           <div class="grid">
-            {text('code', 'Location code', 'code', { required: true, maxLength: 32, hint: 'Short and unique, such as SJC-A. Shown on phones and in notices.' })}
+            {text('code', 'Location code', 'code', {
+              required: true,
+              maxLength: 32,
+              hint: 'Short and unique, such as SJC-A. Shown on phones and in notices.',
+            })}
             {text('name', 'Name', 'name', { required: true, maxLength: 128, hint: 'The site or company name (RFC 5139 NAM).' })}
-            {text('timeZone', 'Time zone', 'timeZone', { required: true, list: 'time-zones', hint: 'IANA name; notices give the time here.' })}
+            {text('timeZone', 'Time zone', 'timeZone', {
+              required: true,
+              list: 'time-zones',
+              hint: 'IANA name; notices give the time here.',
+            })}
           </div>
           <datalist id="time-zones">
             {TIME_ZONES.map((z) => (
@@ -244,11 +318,24 @@ function LocationForm({ id }: { id?: number }) {
             />
             {text('houseNumber', 'House number', 'address.houseNumber', { required: true, maxLength: 16 })}
             {text('houseNumberSuffix', 'House number suffix', 'address.houseNumberSuffix', { maxLength: 16, hint: 'Such as A or 1/2.' })}
-            {text('street', 'Street', 'address.street', { required: true, maxLength: 128, hint: 'With its type and direction: Main St, 5th Ave NE.' })}
+            {text('street', 'Street', 'address.street', {
+              required: true,
+              maxLength: 128,
+              hint: 'With its type and direction: Main St, 5th Ave NE.',
+            })}
             {text('street2', 'Street 2', 'address.street2', { maxLength: 128, hint: 'Suite, unit or other detail.' })}
             {text('city', 'City', 'address.city', { required: true, maxLength: 64 })}
-            {text('state', form.country === 'CA' ? 'Province or territory' : 'State', 'address.state', { required: true, maxLength: 2, list: 'regions', hint: 'Two letters.' })}
-            {text('postalCode', form.country === 'CA' ? 'Postal code' : 'ZIP code', 'address.postalCode', { required: true, maxLength: 10, hint: form.country === 'CA' ? 'Such as M5H 3T4.' : 'Five digits.' })}
+            {text('state', form.country === 'CA' ? 'Province or territory' : 'State', 'address.state', {
+              required: true,
+              maxLength: 2,
+              list: 'regions',
+              hint: 'Two letters.',
+            })}
+            {text('postalCode', form.country === 'CA' ? 'Postal code' : 'ZIP code', 'address.postalCode', {
+              required: true,
+              maxLength: 10,
+              hint: form.country === 'CA' ? 'Such as M5H 3T4.' : 'Five digits.',
+            })}
             {form.country === 'US' ? text('plus4', 'ZIP plus-4', 'address.plus4', { maxLength: 4, hint: 'Four digits, optional.' }) : null}
           </div>
           <datalist id="regions">
@@ -265,10 +352,21 @@ function LocationForm({ id }: { id?: number }) {
             {text('room', 'Room', 'room', { maxLength: 32 })}
           </div>
         </fieldset>
-        <IpGroups groups={form.ipGroups} onChange={(g) => set('ipGroups', g)} errors={showAll || touched.has('ipGroups') ? all : {}} onBlur={() => touch('ipGroups')} />
+        <IpGroups
+          groups={form.ipGroups}
+          onChange={(g) => set('ipGroups', g)}
+          errors={showAll || touched.has('ipGroups') ? all : {}}
+          onBlur={() => touch('ipGroups')}
+        />
         <SwitchPorts ports={form.switchPorts} onChange={(p) => set('switchPorts', p)} errors={showAll ? all : {}} />
         <div onFocusOut={() => touch('adminEmails')}>
-          <EmailList legend="Location admins" hint="Emailed for every 911 and 933 call from this location, besides the caller's own list." emails={form.adminEmails} onChange={(v) => set('adminEmails', v)} errors={adminErrors} />
+          <EmailList
+            legend="Location admins"
+            hint="Emailed for every 911 and 933 call from this location, besides the caller's own list."
+            emails={form.adminEmails}
+            onChange={(v) => set('adminEmails', v)}
+            errors={adminErrors}
+          />
         </div>
         <TextList
           legend="SMS numbers"
@@ -287,7 +385,14 @@ function LocationForm({ id }: { id?: number }) {
             {editing ? 'Save location' : 'Create location'}
           </button>
           {editing && loaded ? (
-            <ConfirmDelete label="Delete location…" question={<>Delete {loaded.code}?</>} confirming={confirmDelete} setConfirming={setConfirmDelete} onDelete={() => void remove()} describedBy="delete-hint" />
+            <ConfirmDelete
+              label="Delete location…"
+              question={<>Delete {loaded.code}?</>}
+              confirming={confirmDelete}
+              setConfirming={setConfirmDelete}
+              onDelete={() => void remove()}
+              describedBy="delete-hint"
+            />
           ) : null}
           {editing && loaded ? (
             <small id="delete-hint" class="hint">
@@ -300,16 +405,35 @@ function LocationForm({ id }: { id?: number }) {
   );
 }
 
-function IpGroups({ groups, onChange, errors, onBlur }: { groups: Form['ipGroups']; onChange: (g: Form['ipGroups']) => void; errors: Record<string, string>; onBlur: () => void }) {
+function IpGroups({
+  groups,
+  onChange,
+  errors,
+  onBlur,
+}: {
+  groups: Form['ipGroups'];
+  onChange: (g: Form['ipGroups']) => void;
+  errors: Record<string, string>;
+  onBlur: () => void;
+}) {
   const setGroup = (i: number, g: Form['ipGroups'][number]) => onChange(groups.map((x, j) => (j === i ? g : x)));
   return (
     <fieldset class="ip-groups" onFocusOut={onBlur}>
       <legend>IP groups</legend>
-      <p class="hint">The networks of this location (IPv4 or IPv6 CIDRs, host bits zero). A phone on one of them is here: the server notices a phone that moved.</p>
+      <p class="hint">
+        The networks of this location (IPv4 or IPv6 CIDRs, host bits zero). A phone on one of them is here: the server notices a phone that
+        moved.
+      </p>
       {groups.map((g, i) => (
         <fieldset key={i} class="ip-group">
           <legend>{`IP group ${i + 1}${g.name ? `: ${g.name}` : ''}`}</legend>
-          <Field label="Group name" value={g.name} onInput={(v) => setGroup(i, { ...g, name: v })} error={errors[`ipGroups.${i}.name`]} maxLength={64} />
+          <Field
+            label="Group name"
+            value={g.name}
+            onInput={(v) => setGroup(i, { ...g, name: v })}
+            error={errors[`ipGroups.${i}.name`]}
+            maxLength={64}
+          />
           <TextList
             legend="CIDRs"
             item={`Group ${i + 1} CIDR`}
@@ -332,7 +456,15 @@ function IpGroups({ groups, onChange, errors, onBlur }: { groups: Form['ipGroups
   );
 }
 
-function SwitchPorts({ ports, onChange, errors }: { ports: Form['switchPorts']; onChange: (p: Form['switchPorts']) => void; errors: Record<string, string> }) {
+function SwitchPorts({
+  ports,
+  onChange,
+  errors,
+}: {
+  ports: Form['switchPorts'];
+  onChange: (p: Form['switchPorts']) => void;
+  errors: Record<string, string>;
+}) {
   const setPort = (i: number, p: Form['switchPorts'][number]) => onChange(ports.map((x, j) => (j === i ? p : x)));
   return (
     <fieldset class="switch-ports">
@@ -340,9 +472,26 @@ function SwitchPorts({ ports, onChange, errors }: { ports: Form['switchPorts']; 
       <p class="hint">LLDP chassis id (and port id, or any port): a phone plugged in there is here.</p>
       {ports.map((p, i) => (
         <div key={i} class="row">
-          <Field label={`Chassis id ${i + 1}`} value={p.chassisId} onInput={(v) => setPort(i, { ...p, chassisId: v })} error={errors[`switchPorts.${i}.chassisId`]} maxLength={64} />
-          <Field label={`Port id ${i + 1}`} value={p.portId} onInput={(v) => setPort(i, { ...p, portId: v })} error={errors[`switchPorts.${i}.portId`]} maxLength={64} />
-          <button type="button" class="icon" aria-label={`Remove switch port ${i + 1}`} onClick={() => onChange(ports.filter((_, j) => j !== i))}>
+          <Field
+            label={`Chassis id ${i + 1}`}
+            value={p.chassisId}
+            onInput={(v) => setPort(i, { ...p, chassisId: v })}
+            error={errors[`switchPorts.${i}.chassisId`]}
+            maxLength={64}
+          />
+          <Field
+            label={`Port id ${i + 1}`}
+            value={p.portId}
+            onInput={(v) => setPort(i, { ...p, portId: v })}
+            error={errors[`switchPorts.${i}.portId`]}
+            maxLength={64}
+          />
+          <button
+            type="button"
+            class="icon"
+            aria-label={`Remove switch port ${i + 1}`}
+            onClick={() => onChange(ports.filter((_, j) => j !== i))}
+          >
             −
           </button>
         </div>

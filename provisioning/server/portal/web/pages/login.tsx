@@ -30,9 +30,20 @@ export function Login({ api, onLogin }: { api: Api; onLogin: () => void }) {
         <p>Log in with an API token.</p>
         <div class={`field${error ? ' invalid' : ''}`}>
           <label for="token">API token</label>
-          <input id="token" name="token" type="password" autoComplete="current-password" required value={token} aria-invalid={error ? 'true' : undefined} aria-describedby="token-help" onInput={(e) => setToken((e.currentTarget as HTMLInputElement).value)} />
+          <input
+            id="token"
+            name="token"
+            type="password"
+            autoComplete="current-password"
+            required
+            value={token}
+            aria-invalid={error ? 'true' : undefined}
+            aria-describedby="token-help"
+            onInput={(e) => setToken((e.currentTarget as HTMLInputElement).value)}
+          />
           <small id="token-help" class="hint">
-            The server writes one to <code>admin-token</code> in its data folder on first start; <code>e911-server token create NAME</code> makes more.
+            The server writes one to <code>admin-token</code> in its data folder on first start; <code>e911-server token create NAME</code>{' '}
+            makes more.
           </small>
         </div>
         {error ? (

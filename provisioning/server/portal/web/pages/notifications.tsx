@@ -54,7 +54,16 @@ interface TestResult {
 
 // The form keeps strings; what is sent is built from them on save.
 interface Form {
-  smtp: { on: boolean; host: string; port: string; security: Security; username: string; password: string; from: string; allowInvalid: boolean };
+  smtp: {
+    on: boolean;
+    host: string;
+    port: string;
+    security: Security;
+    username: string;
+    password: string;
+    from: string;
+    allowInvalid: boolean;
+  };
   sms: { on: boolean; url: string; username: string; password: string; from: string; headerName: string; headerValue: string };
   webhook: { on: boolean; url: string; secret: string; headerName: string; headerValue: string };
 }
@@ -71,7 +80,15 @@ function formOf(s: SettingsView): Form {
       from: s.smtp?.from ?? '',
       allowInvalid: s.smtp?.allowInvalidCertificates ?? false,
     },
-    sms: { on: s.sms !== null, url: s.sms?.url ?? '', username: s.sms?.username ?? '', password: '', from: s.sms?.from ?? '', headerName: s.sms?.header?.name ?? '', headerValue: '' },
+    sms: {
+      on: s.sms !== null,
+      url: s.sms?.url ?? '',
+      username: s.sms?.username ?? '',
+      password: '',
+      from: s.sms?.from ?? '',
+      headerName: s.sms?.header?.name ?? '',
+      headerValue: '',
+    },
     webhook: { on: s.webhook !== null, url: s.webhook?.url ?? '', secret: '', headerName: s.webhook?.header?.name ?? '', headerValue: '' },
   };
 }
@@ -106,7 +123,11 @@ function bodyOf(f: Form): Record<string, unknown> {
         }
       : null,
     webhook: f.webhook.on
-      ? { url: f.webhook.url.trim(), ...(f.webhook.secret ? { secret: f.webhook.secret } : {}), ...header(f.webhook.headerName, f.webhook.headerValue) }
+      ? {
+          url: f.webhook.url.trim(),
+          ...(f.webhook.secret ? { secret: f.webhook.secret } : {}),
+          ...header(f.webhook.headerName, f.webhook.headerValue),
+        }
       : null,
   };
 }
@@ -115,12 +136,14 @@ export const POLICIES: { value: string; label: string; explain: string }[] = [
   {
     value: 'all',
     label: 'All channels',
-    explain: "Every notice goes out on every configured channel at once: email to the caller's notification emails and the location's admins, SMS to the location's numbers, and the app webhook if one is set.",
+    explain:
+      "Every notice goes out on every configured channel at once: email to the caller's notification emails and the location's admins, SMS to the location's numbers, and the app webhook if one is set.",
   },
   {
     value: 'app-only',
     label: 'App only',
-    explain: 'Only the app webhook is called. No email and no SMS are sent, so the webhook must be set (E911 cannot be enabled without it).',
+    explain:
+      'Only the app webhook is called. No email and no SMS are sent, so the webhook must be set (E911 cannot be enabled without it).',
   },
   {
     value: 'app-then-email-sms',
@@ -174,23 +197,31 @@ export function NotificationsPage(_: RouteProps) {
     <Page title="Notifications">
       <ErrorBox error={settings.error} title="Could not load" />
       <p class="hint">
-        When a phone calls 911 (or the 933 test number), the server sends a notice with the caller, callback number and dispatchable address through these channels, as
-        Kari's Law asks. Each recipient's delivery is shown on the <a href="#/calls">Emergency calls</a> page.
+        When a phone calls 911 (or the 933 test number), the server sends a notice with the caller, callback number and dispatchable address
+        through these channels, as Kari's Law asks. Each recipient's delivery is shown on the <a href="#/calls">Emergency calls</a> page.
       </p>
       {form && s ? (
         <>
           <form onSubmit={save} noValidate aria-labelledby="channels-title">
             <h2 id="channels-title">Channels</h2>
             <div class="channels">
-              <ChannelBox
-                legend="Email (SMTP)"
-                on={form.smtp.on}
-                onToggle={(on) => set('smtp', { on })}
-                name="SMTP"
-              >
+              <ChannelBox legend="Email (SMTP)" on={form.smtp.on} onToggle={(on) => set('smtp', { on })} name="SMTP">
                 <div class="grid">
-                  <Field label="SMTP host" required value={form.smtp.host} onInput={(v) => set('smtp', { host: v })} error={errors['smtp.host']} />
-                  <Field label="SMTP port" type="number" required value={form.smtp.port} onInput={(v) => set('smtp', { port: v })} error={errors['smtp.port']} />
+                  <Field
+                    label="SMTP host"
+                    required
+                    value={form.smtp.host}
+                    onInput={(v) => set('smtp', { host: v })}
+                    error={errors['smtp.host']}
+                  />
+                  <Field
+                    label="SMTP port"
+                    type="number"
+                    required
+                    value={form.smtp.port}
+                    onInput={(v) => set('smtp', { port: v })}
+                    error={errors['smtp.port']}
+                  />
                   <Select
                     label="Security"
                     value={form.smtp.security}
@@ -202,7 +233,14 @@ export function NotificationsPage(_: RouteProps) {
                     ]}
                     error={errors['smtp.security']}
                   />
-                  <Field label="SMTP user name" value={form.smtp.username} onInput={(v) => set('smtp', { username: v })} error={errors['smtp.username']} autoComplete="off" hint="Blank: no login." />
+                  <Field
+                    label="SMTP user name"
+                    value={form.smtp.username}
+                    onInput={(v) => set('smtp', { username: v })}
+                    error={errors['smtp.username']}
+                    autoComplete="off"
+                    hint="Blank: no login."
+                  />
                   <Field
                     label="SMTP password"
                     type="password"
@@ -212,7 +250,14 @@ export function NotificationsPage(_: RouteProps) {
                     autoComplete="new-password"
                     hint={`${s.smtp?.passwordSet ? 'Set' : 'Not set'}. Blank keeps it.`}
                   />
-                  <Field label="From address" type="email" required value={form.smtp.from} onInput={(v) => set('smtp', { from: v })} error={errors['smtp.from']} />
+                  <Field
+                    label="From address"
+                    type="email"
+                    required
+                    value={form.smtp.from}
+                    onInput={(v) => set('smtp', { from: v })}
+                    error={errors['smtp.from']}
+                  />
                 </div>
                 <Checkbox
                   label="Allow invalid certificates"
@@ -223,10 +268,26 @@ export function NotificationsPage(_: RouteProps) {
               </ChannelBox>
 
               <ChannelBox legend="SMS provider" on={form.sms.on} onToggle={(on) => set('sms', { on })} name="SMS">
-                <p class="hint">The server POSTs JSON {'{from, to, text}'} to this URL, with basic authentication when a user name is given.</p>
+                <p class="hint">
+                  The server POSTs JSON {'{from, to, text}'} to this URL, with basic authentication when a user name is given.
+                </p>
                 <div class="grid">
-                  <Field label="SMS provider URL" type="url" required value={form.sms.url} onInput={(v) => set('sms', { url: v })} error={errors['sms.url']} placeholder="https://" />
-                  <Field label="SMS user name" value={form.sms.username} onInput={(v) => set('sms', { username: v })} error={errors['sms.username']} autoComplete="off" />
+                  <Field
+                    label="SMS provider URL"
+                    type="url"
+                    required
+                    value={form.sms.url}
+                    onInput={(v) => set('sms', { url: v })}
+                    error={errors['sms.url']}
+                    placeholder="https://"
+                  />
+                  <Field
+                    label="SMS user name"
+                    value={form.sms.username}
+                    onInput={(v) => set('sms', { username: v })}
+                    error={errors['sms.username']}
+                    autoComplete="off"
+                  />
                   <Field
                     label="SMS password"
                     type="password"
@@ -236,8 +297,21 @@ export function NotificationsPage(_: RouteProps) {
                     autoComplete="new-password"
                     hint={`${s.sms?.passwordSet ? 'Set' : 'Not set'}. Blank keeps it.`}
                   />
-                  <Field label="SMS from number" required value={form.sms.from} onInput={(v) => set('sms', { from: v })} error={errors['sms.from']} hint="E.164, e.g. +14085550000" />
-                  <Field label="SMS header name" value={form.sms.headerName} onInput={(v) => set('sms', { headerName: v })} error={errors['sms.header.name']} hint="Optional, e.g. X-API-Key" />
+                  <Field
+                    label="SMS from number"
+                    required
+                    value={form.sms.from}
+                    onInput={(v) => set('sms', { from: v })}
+                    error={errors['sms.from']}
+                    hint="E.164, e.g. +14085550000"
+                  />
+                  <Field
+                    label="SMS header name"
+                    value={form.sms.headerName}
+                    onInput={(v) => set('sms', { headerName: v })}
+                    error={errors['sms.header.name']}
+                    hint="Optional, e.g. X-API-Key"
+                  />
                   <Field
                     label="SMS header value"
                     value={form.sms.headerValue}
@@ -251,7 +325,15 @@ export function NotificationsPage(_: RouteProps) {
               <ChannelBox legend="App webhook" on={form.webhook.on} onToggle={(on) => set('webhook', { on })} name="webhook">
                 <p class="hint">The server POSTs each notice as JSON; with a secret, it signs the body (X-E911-Signature: sha256=HMAC).</p>
                 <div class="grid">
-                  <Field label="Webhook URL" type="url" required value={form.webhook.url} onInput={(v) => set('webhook', { url: v })} error={errors['webhook.url']} placeholder="https://" />
+                  <Field
+                    label="Webhook URL"
+                    type="url"
+                    required
+                    value={form.webhook.url}
+                    onInput={(v) => set('webhook', { url: v })}
+                    error={errors['webhook.url']}
+                    placeholder="https://"
+                  />
                   <Field
                     label="Webhook secret"
                     type="password"
@@ -261,7 +343,13 @@ export function NotificationsPage(_: RouteProps) {
                     autoComplete="new-password"
                     hint={`${s.webhook?.secretSet ? 'Set' : 'Not set'}. Blank keeps it.`}
                   />
-                  <Field label="Webhook header name" value={form.webhook.headerName} onInput={(v) => set('webhook', { headerName: v })} error={errors['webhook.header.name']} hint="Optional" />
+                  <Field
+                    label="Webhook header name"
+                    value={form.webhook.headerName}
+                    onInput={(v) => set('webhook', { headerName: v })}
+                    error={errors['webhook.header.name']}
+                    hint="Optional"
+                  />
                   <Field
                     label="Webhook header value"
                     value={form.webhook.headerValue}
@@ -325,7 +413,14 @@ function TestSends({ settings, dirty }: { settings: SettingsView; dirty: boolean
       {dirty ? <p class="notice warning">The channels have unsaved changes: a test uses the saved settings. Save first.</p> : null}
       <div class="cards">
         <TestSend channel="email" title="Email" configured={settings.smtp !== null} toLabel="Test email to" toType="email" />
-        <TestSend channel="sms" title="SMS" configured={settings.sms !== null} toLabel="Test SMS to" toType="tel" toHint="E.164, e.g. +14085550199" />
+        <TestSend
+          channel="sms"
+          title="SMS"
+          configured={settings.sms !== null}
+          toLabel="Test SMS to"
+          toType="tel"
+          toHint="E.164, e.g. +14085550199"
+        />
         <TestSend channel="webhook" title="Webhook" configured={settings.webhook !== null} />
       </div>
     </section>
@@ -344,7 +439,9 @@ function TestSend(p: { channel: Channel; title: string; configured: boolean; toL
     setResult(null);
     setError(null);
     try {
-      setResult(await api.post<TestResult>('/api/account/notifications/test', { channel: p.channel, ...(p.toLabel ? { to: to.trim() } : {}) }));
+      setResult(
+        await api.post<TestResult>('/api/account/notifications/test', { channel: p.channel, ...(p.toLabel ? { to: to.trim() } : {}) }),
+      );
     } catch (err) {
       setError(err);
     } finally {
@@ -355,7 +452,9 @@ function TestSend(p: { channel: Channel; title: string; configured: boolean; toL
     <form class="card test-send" onSubmit={send} aria-label={`Test ${p.title}`} noValidate>
       <h3>{p.title}</h3>
       {!p.configured ? <p class="muted">Not configured.</p> : null}
-      {p.toLabel ? <Field label={p.toLabel} type={p.toType ?? 'text'} value={to} onInput={setTo} {...(p.toHint ? { hint: p.toHint } : {})} /> : null}
+      {p.toLabel ? (
+        <Field label={p.toLabel} type={p.toType ?? 'text'} value={to} onInput={setTo} {...(p.toHint ? { hint: p.toHint } : {})} />
+      ) : null}
       <button type="submit" disabled={busy || !p.configured}>
         {busy ? 'Sending…' : `Send test ${p.channel === 'email' ? 'email' : p.channel === 'sms' ? 'SMS' : 'webhook'}`}
       </button>
@@ -400,7 +499,14 @@ function PolicyForm({ settings }: { settings: SettingsView }) {
         <legend>Which channels a notice goes out on</legend>
         {POLICIES.map((p) => (
           <div class="radio" key={p.value}>
-            <input type="radio" id={`policy-${p.value}`} name="policy" value={p.value} checked={policy === p.value} aria-describedby={`policy-${p.value}-hint`} onChange={() => {
+            <input
+              type="radio"
+              id={`policy-${p.value}`}
+              name="policy"
+              value={p.value}
+              checked={policy === p.value}
+              aria-describedby={`policy-${p.value}-hint`}
+              onChange={() => {
                 setPolicy(p.value);
                 setSaved(null);
               }}

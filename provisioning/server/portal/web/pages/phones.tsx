@@ -17,7 +17,9 @@ export function civicLine(c: unknown): string | null {
   const o = obj(c);
   if (!o) return null;
   const street = [o.HNO, o.HNS, o.PRD, o.RD, o.STS, o.POD].map(str).filter(Boolean).join(' ');
-  const unit = [o.BLD ? `Bldg ${str(o.BLD)}` : null, o.FLR ? `Floor ${str(o.FLR)}` : null, o.ROOM ? `Room ${str(o.ROOM)}` : null].filter(Boolean).join(' ');
+  const unit = [o.BLD ? `Bldg ${str(o.BLD)}` : null, o.FLR ? `Floor ${str(o.FLR)}` : null, o.ROOM ? `Room ${str(o.ROOM)}` : null]
+    .filter(Boolean)
+    .join(' ');
   const cityLine = [str(o.A3), [str(o.A1), str(o.PC)].filter(Boolean).join(' ')].filter(Boolean).join(', ');
   const line = [street, unit, cityLine].filter(Boolean).join(', ');
   return line || null;
@@ -31,7 +33,11 @@ export function reportSummary(report: unknown): string {
   if (!best) return `no location found (source ${str(r.source) ?? 'none'})`;
   const where = civicLine(best.civic) ?? (obj(best.geo) ? geoLine(obj(best.geo)!) : null);
   const code = str(best.locationCode);
-  const parts = [code ? `location ${code}` : null, where, `from ${str(best.source) ?? str(r.source) ?? 'unknown'}${best.method ? ` (${str(best.method)})` : ''}`];
+  const parts = [
+    code ? `location ${code}` : null,
+    where,
+    `from ${str(best.source) ?? str(r.source) ?? 'unknown'}${best.method ? ` (${str(best.method)})` : ''}`,
+  ];
   return parts.filter(Boolean).join(' · ') + (best.dispatchable === false ? ' · not dispatchable' : '');
 }
 
@@ -59,7 +65,9 @@ function mismatchSummary(m: unknown, names: Map<string, string>): string {
 const NETWORK_SOURCE: Record<string, string> = { 'lldp-med': 'Switch (LLDP-MED)', dhcp: 'Network (DHCP)' };
 
 /** Both addresses of a location disagreement and which one a 911 call sends first. */
-export function disagreementLines(d: unknown): { network: string; provisioned: string; sends: string; fields: string; elin: string | null } | null {
+export function disagreementLines(
+  d: unknown,
+): { network: string; provisioned: string; sends: string; fields: string; elin: string | null } | null {
   const o = obj(d);
   if (!o) return null;
   const net = obj(o.network);
@@ -133,12 +141,27 @@ export function PhonesPage(_: RouteProps) {
       <Saved message={message} />
       {creds ? <Credentials creds={creds} onClose={() => setCreds(null)} /> : null}
       <p>
-        {list.length} phones: {online} online, {list.length - online} offline, {list.filter((p) => p.issuedVersion > 0 && !p.inSync).length} waiting for their address,{' '}
-        {list.filter((p) => p.mismatch).length} with a location mismatch, {list.filter((p) => p.disagreement).length} whose network says another address.
+        {list.length} phones: {online} online, {list.length - online} offline, {list.filter((p) => p.issuedVersion > 0 && !p.inSync).length}{' '}
+        waiting for their address, {list.filter((p) => p.mismatch).length} with a location mismatch,{' '}
+        {list.filter((p) => p.disagreement).length} whose network says another address.
       </p>
       {phones.data && list.length === 0 ? <p class="muted">No phones yet: assign device ids to users on the Users page.</p> : null}
       {list.length ? (
-        <Table class="phones" caption="Every phone, its connection, address and location" wrap headers={['Phone', 'User', 'Connection', 'Address version', 'Last location report', 'Location mismatch', 'Address disagreement', 'Actions']}>
+        <Table
+          class="phones"
+          caption="Every phone, its connection, address and location"
+          wrap
+          headers={[
+            'Phone',
+            'User',
+            'Connection',
+            'Address version',
+            'Last location report',
+            'Location mismatch',
+            'Address disagreement',
+            'Actions',
+          ]}
+        >
           {list.map((p) => (
             <PhoneRow key={p.deviceId} p={p} names={names} onPush={push} onIssue={issue} />
           ))}
@@ -148,7 +171,17 @@ export function PhonesPage(_: RouteProps) {
   );
 }
 
-function PhoneRow({ p, names, onPush, onIssue }: { p: PhoneView; names: Map<string, string>; onPush: (id: string) => void; onIssue: (id: string) => void }) {
+function PhoneRow({
+  p,
+  names,
+  onPush,
+  onIssue,
+}: {
+  p: PhoneView;
+  names: Map<string, string>;
+  onPush: (id: string) => void;
+  onIssue: (id: string) => void;
+}) {
   const [confirming, setConfirming] = useState(false);
   const waiting = p.issuedVersion > 0 && !p.inSync;
   return (
@@ -201,14 +234,23 @@ function PhoneRow({ p, names, onPush, onIssue }: { p: PhoneView; names: Map<stri
       </td>
       <td>
         <div class="actions">
-          <button type="button" class="secondary" aria-label={`Push again to ${p.deviceId}`} onClick={() => onPush(p.deviceId)} disabled={p.userId === null}>
+          <button
+            type="button"
+            class="secondary"
+            aria-label={`Push again to ${p.deviceId}`}
+            onClick={() => onPush(p.deviceId)}
+            disabled={p.userId === null}
+          >
             Push again
           </button>
           {confirming ? (
             // biome-ignore lint/a11y/useSemanticElements: an inline row of two buttons; a fieldset brings the form-section border and spacing
             <div class="confirm" role="group" aria-label={`Confirm new credentials for ${p.deviceId}`}>
               <small>The phone's current password stops working: the next time it connects it needs the new one.</small>
-              <button type="button" class="danger" onClick={() => {
+              <button
+                type="button"
+                class="danger"
+                onClick={() => {
                   setConfirming(false);
                   onIssue(p.deviceId);
                 }}
@@ -220,7 +262,12 @@ function PhoneRow({ p, names, onPush, onIssue }: { p: PhoneView; names: Map<stri
               </button>
             </div>
           ) : (
-            <button type="button" class="secondary" aria-label={`New MQTT credentials for ${p.deviceId}`} onClick={() => setConfirming(true)}>
+            <button
+              type="button"
+              class="secondary"
+              aria-label={`New MQTT credentials for ${p.deviceId}`}
+              onClick={() => setConfirming(true)}
+            >
               New credentials
             </button>
           )}
@@ -233,8 +280,8 @@ function PhoneRow({ p, names, onPush, onIssue }: { p: PhoneView; names: Map<stri
 function Credentials({ creds, onClose }: { creds: { username: string; password: string }; onClose: () => void }) {
   return (
     <div class="notice warning creds" role="alert">
-      <strong>New MQTT credentials for {creds.username}.</strong> The password is shown this once: the server keeps only its hash. Put it on the phone now (its
-      broker user name is its device id).
+      <strong>New MQTT credentials for {creds.username}.</strong> The password is shown this once: the server keeps only its hash. Put it on
+      the phone now (its broker user name is its device id).
       <dl>
         <dt>User name</dt>
         <dd>

@@ -6,7 +6,21 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import type { RouteProps } from '../route.js';
 import { ApiError, issuesByField } from '../api.js';
 import type { Location, User } from '../types.js';
-import { Checkbox, ConfirmDelete, EmailList, ErrorBox, Field, Page, Saved, Select, Table, TextList, listErrors, useApp, useLoad } from '../ui.js';
+import {
+  Checkbox,
+  ConfirmDelete,
+  EmailList,
+  ErrorBox,
+  Field,
+  Page,
+  Saved,
+  Select,
+  Table,
+  TextList,
+  listErrors,
+  useApp,
+  useLoad,
+} from '../ui.js';
 import './users.css';
 
 const LANGUAGES = [
@@ -35,12 +49,19 @@ function UserList() {
   const [locationId, setLocationId] = useState('');
   const [filter, setFilter] = useState('');
   const locations = useLoad(() => api.get<Location[]>('/api/locations'));
-  const users = useLoad(() => api.get<{ total: number; users: User[] }>(`/api/users?limit=1000${locationId ? `&locationId=${locationId}` : ''}`), [locationId]);
+  const users = useLoad(
+    () => api.get<{ total: number; users: User[] }>(`/api/users?limit=1000${locationId ? `&locationId=${locationId}` : ''}`),
+    [locationId],
+  );
   useEffect(() => live.on('change', (c) => c.entity === 'user' && users.reload()), [live]);
   const codeOf = new Map((locations.data ?? []).map((l) => [l.id, l.code]));
   const q = filter.trim().toLowerCase();
   const shown = (users.data?.users ?? []).filter(
-    (u) => !q || [u.username, u.displayName, u.extension ?? '', u.callback ?? '', ...u.emails, ...u.deviceIds].some((s) => s.toLowerCase().includes(q)),
+    (u) =>
+      !q ||
+      [u.username, u.displayName, u.extension ?? '', u.callback ?? '', ...u.emails, ...u.deviceIds].some((s) =>
+        s.toLowerCase().includes(q),
+      ),
   );
   return (
     <Page
@@ -57,7 +78,10 @@ function UserList() {
           label="Location"
           value={locationId}
           onChange={setLocationId}
-          options={[{ value: '', label: 'All locations' }, ...(locations.data ?? []).map((l) => ({ value: String(l.id), label: `${l.code}: ${l.name}` }))]}
+          options={[
+            { value: '', label: 'All locations' },
+            ...(locations.data ?? []).map((l) => ({ value: String(l.id), label: `${l.code}: ${l.name}` })),
+          ]}
         />
         <Field label="Find" type="search" value={filter} onInput={setFilter} hint="Name, extension, callback, email or phone." />
       </div>
@@ -68,7 +92,11 @@ function UserList() {
         </p>
       ) : null}
       {shown.length ? (
-        <Table class="users" caption="Users" headers={['User', 'Display name', 'Extension', 'Location', 'Callback', 'Notification emails', 'Phones']}>
+        <Table
+          class="users"
+          caption="Users"
+          headers={['User', 'Display name', 'Extension', 'Location', 'Callback', 'Notification emails', 'Phones']}
+        >
           {shown.map((u) => (
             <tr key={u.id} data-username={u.username}>
               <td>
@@ -76,7 +104,7 @@ function UserList() {
               </td>
               <td>{u.displayName}</td>
               <td>{u.extension ?? '—'}</td>
-              <td>{u.locationId !== null ? codeOf.get(u.locationId) ?? u.locationId : <span class="warn">none</span>}</td>
+              <td>{u.locationId !== null ? (codeOf.get(u.locationId) ?? u.locationId) : <span class="warn">none</span>}</td>
               <td>{u.callback ?? <span class={u.deviceIds.length ? 'warn' : 'muted'}>none</span>}</td>
               <td>{u.emails.length}</td>
               <td>{u.deviceIds.join(', ') || '—'}</td>
@@ -100,7 +128,17 @@ interface Form {
   deviceIds: string[];
 }
 
-const EMPTY: Form = { username: '', displayName: '', extension: '', locationId: '', callback: '', language: 'en', recommendations: false, emails: [], deviceIds: [] };
+const EMPTY: Form = {
+  username: '',
+  displayName: '',
+  extension: '',
+  locationId: '',
+  callback: '',
+  language: 'en',
+  recommendations: false,
+  emails: [],
+  deviceIds: [],
+};
 
 const fromUser = (u: User): Form => ({
   username: u.username,
@@ -194,14 +232,26 @@ function UserForm({ id }: { id?: number }) {
   // Tabs as the ARIA pattern has them: arrow keys, Home and End move between them.
   const onTabKey = (e: KeyboardEvent) => {
     const i = TABS.findIndex((t) => t.id === tab);
-    const next = e.key === 'ArrowRight' ? (i + 1) % TABS.length : e.key === 'ArrowLeft' ? (i - 1 + TABS.length) % TABS.length : e.key === 'Home' ? 0 : e.key === 'End' ? TABS.length - 1 : -1;
+    const next =
+      e.key === 'ArrowRight'
+        ? (i + 1) % TABS.length
+        : e.key === 'ArrowLeft'
+          ? (i - 1 + TABS.length) % TABS.length
+          : e.key === 'Home'
+            ? 0
+            : e.key === 'End'
+              ? TABS.length - 1
+              : -1;
     if (next < 0) return;
     e.preventDefault();
     setTab(TABS[next]!.id);
     tabRefs.current[TABS[next]!.id]?.focus();
   };
 
-  const locationOptions = [{ value: '', label: 'No location' }, ...(locations.data ?? []).map((l) => ({ value: String(l.id), label: `${l.code}: ${l.name}` }))];
+  const locationOptions = [
+    { value: '', label: 'No location' },
+    ...(locations.data ?? []).map((l) => ({ value: String(l.id), label: `${l.code}: ${l.name}` })),
+  ];
   return (
     <Page title={editing ? `User ${loaded?.username ?? ''}` : 'New user'} actions={<a href="#/users">All users</a>}>
       <ErrorBox error={loadError ?? locations.error} title="Could not load" />
@@ -237,18 +287,64 @@ function UserForm({ id }: { id?: number }) {
         <div role="tabpanel" id="panel-e911" aria-labelledby="tab-e911" hidden={tab !== 'e911'} tabIndex={0}>
           <p class="hint">What a 911 call from this user's phones carries, and who is told.</p>
           <div class="grid">
-            <Select label="Location" value={form.locationId} onChange={(v) => set('locationId', v)} options={locationOptions} error={byField.locationId} hint="The dispatchable address the user's phones send." />
-            <Field label="Callback number" type="tel" value={form.callback} onInput={(v) => set('callback', v)} error={byField.callback} hint="E.164, such as +14085550100: where the PSAP calls back." />
-            <Field label="Display name" value={form.displayName} onInput={(v) => set('displayName', v)} error={byField.displayName} required maxLength={64} hint="Shown to the PSAP and in notices: letters and digits." />
-            <Select label="Preferred language" value={form.language} onChange={(v) => set('language', v)} options={LANGUAGES.some((l) => l.value === form.language) ? LANGUAGES : [...LANGUAGES, { value: form.language, label: form.language }]} error={byField.language} />
+            <Select
+              label="Location"
+              value={form.locationId}
+              onChange={(v) => set('locationId', v)}
+              options={locationOptions}
+              error={byField.locationId}
+              hint="The dispatchable address the user's phones send."
+            />
+            <Field
+              label="Callback number"
+              type="tel"
+              value={form.callback}
+              onInput={(v) => set('callback', v)}
+              error={byField.callback}
+              hint="E.164, such as +14085550100: where the PSAP calls back."
+            />
+            <Field
+              label="Display name"
+              value={form.displayName}
+              onInput={(v) => set('displayName', v)}
+              error={byField.displayName}
+              required
+              maxLength={64}
+              hint="Shown to the PSAP and in notices: letters and digits."
+            />
+            <Select
+              label="Preferred language"
+              value={form.language}
+              onChange={(v) => set('language', v)}
+              options={
+                LANGUAGES.some((l) => l.value === form.language)
+                  ? LANGUAGES
+                  : [...LANGUAGES, { value: form.language, label: form.language }]
+              }
+              error={byField.language}
+            />
           </div>
-          <EmailList legend="Notification emails" hint="Emailed when this user calls 911 or 933, besides the location's admins." emails={form.emails} onChange={(v) => set('emails', v)} errors={listErrors(byField, 'emails')} />
+          <EmailList
+            legend="Notification emails"
+            hint="Emailed when this user calls 911 or 933, besides the location's admins."
+            emails={form.emails}
+            onChange={(v) => set('emails', v)}
+            errors={listErrors(byField, 'emails')}
+          />
           {byField.emails ? <p class="error">{byField.emails}</p> : null}
         </div>
         {/* biome-ignore lint/a11y/noNoninteractiveTabindex: the ARIA tabs pattern makes a tab panel focusable so the keyboard reaches it from its tab */}
         <div role="tabpanel" id="panel-general" aria-labelledby="tab-general" hidden={tab !== 'general'} tabIndex={0}>
           <div class="grid">
-            <Field label="User name" value={form.username} onInput={(v) => set('username', v)} error={byField.username} required maxLength={64} autoComplete="off" />
+            <Field
+              label="User name"
+              value={form.username}
+              onInput={(v) => set('username', v)}
+              error={byField.username}
+              required
+              maxLength={64}
+              autoComplete="off"
+            />
             <Field label="Extension" value={form.extension} onInput={(v) => set('extension', v)} error={byField.extension} maxLength={16} />
           </div>
           <TextList
@@ -262,7 +358,12 @@ function UserForm({ id }: { id?: number }) {
             errors={listErrors(byField, 'deviceIds')}
             max={16}
           />
-          <Checkbox label="Location recommendations for this user" checked={form.recommendations} onChange={(v) => set('recommendations', v)} hint="Applies while the account's own recommendation setting is off." />
+          <Checkbox
+            label="Location recommendations for this user"
+            checked={form.recommendations}
+            onChange={(v) => set('recommendations', v)}
+            hint="Applies while the account's own recommendation setting is off."
+          />
         </div>
         <ErrorBox error={error} />
         <div class="actions">
@@ -270,7 +371,13 @@ function UserForm({ id }: { id?: number }) {
             {editing ? 'Save user' : 'Create user'}
           </button>
           {editing ? (
-            <ConfirmDelete label="Delete user…" question={<>Delete {loaded?.username}? Their phones lose their address.</>} confirming={confirmDelete} setConfirming={setConfirmDelete} onDelete={() => void remove()} />
+            <ConfirmDelete
+              label="Delete user…"
+              question={<>Delete {loaded?.username}? Their phones lose their address.</>}
+              confirming={confirmDelete}
+              setConfirming={setConfirmDelete}
+              onDelete={() => void remove()}
+            />
           ) : null}
         </div>
       </form>
