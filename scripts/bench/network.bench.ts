@@ -98,6 +98,28 @@ const childrenOf = (pid: number) =>
     });
 const CLK_TCK = 100;
 
+/** The other building's civic address, as lldpcli takes it (LLDP-MED on the switch port). */
+const TASMAN = [
+  'country',
+  'US',
+  'country-subdivision',
+  'CA',
+  'city',
+  'San Jose',
+  'street',
+  'Tasman',
+  'street-suffix',
+  'Drive',
+  'number',
+  '170',
+  'zip',
+  '95134',
+  'building',
+  'B4',
+  'floor',
+  '3',
+];
+
 /** best() as the emergency path calls it, beside reading a property of an object (no work at all). */
 async function benchBest(): Promise<void> {
   const { LocationService } = await import('../../agent/location/service.js');
@@ -183,32 +205,7 @@ async function benchDisagreement(): Promise<void> {
   const sw = spawn('ip', ['netns', 'exec', lan, 'lldpd', '-d', '-M', '4', '-u', swSock, '-I', 'ge1'], { stdio: 'ignore' });
   const swCli = (...args: string[]) => spawnSync('ip', ['netns', 'exec', lan, 'lldpcli', '-u', swSock, ...args], { encoding: 'utf8' });
   for (let i = 0; i < 100 && !existsSync(swSock); i++) await new Promise((r) => setTimeout(r, 20));
-  swCli(
-    'configure',
-    'ports',
-    'ge1',
-    'med',
-    'location',
-    'address',
-    'country',
-    'US',
-    'country-subdivision',
-    'CA',
-    'city',
-    'San Jose',
-    'street',
-    'Tasman',
-    'street-suffix',
-    'Drive',
-    'number',
-    '170',
-    'zip',
-    '95134',
-    'building',
-    'B4',
-    'floor',
-    '3',
-  );
+  swCli('configure', 'ports', 'ge1', 'med', 'location', 'address', ...TASMAN);
   swCli('configure', 'ports', 'ge1', 'med', 'location', 'elin', '4085550123');
   swCli('configure', 'med', 'fast-start', 'enable');
   const store = new Store({ dataDir: path.join(ddir, 'db'), log: silentLog() });
@@ -275,26 +272,6 @@ async function benchDisagreement(): Promise<void> {
   let rawArmed = false;
   let rawMain = false;
   let watch: ReturnType<typeof spawn> | null = null;
-  const tasman = [
-    'country',
-    'US',
-    'country-subdivision',
-    'CA',
-    'city',
-    'San Jose',
-    'street',
-    'Tasman',
-    'street-suffix',
-    'Drive',
-    'number',
-    '170',
-    'zip',
-    '95134',
-    'building',
-    'B4',
-    'floor',
-    '3',
-  ];
   const mainSt = [
     'country',
     'US',
@@ -357,7 +334,7 @@ async function benchDisagreement(): Promise<void> {
       detectedAt = rawAt = 0;
       rawArmed = true;
       const t0 = wallNow();
-      swCli('configure', 'ports', 'ge1', 'med', 'location', 'address', ...tasman);
+      swCli('configure', 'ports', 'ge1', 'med', 'location', 'address', ...TASMAN);
       const seen = await until(() => detectedAt > 0, 10_000);
       await until(() => rawAt > 0, 1000);
       rawArmed = false;
