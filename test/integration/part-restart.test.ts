@@ -76,13 +76,18 @@ describe.skipIf(gate.skip)('a part failing while running: lldpd killed under the
     try {
       const rows = db.prepare("SELECT payload FROM outbox WHERE type = 'part-failed'").all() as { payload: string }[];
       const data = rows.map((r) => (JSON.parse(r.payload) as { data: Record<string, unknown> }).data);
-      expect(data).toContainEqual(
-        expect.objectContaining({ part: 'lldp', phase: 'running', reason: expect.stringContaining('lldpd exited') }),
-      );
+      // Reports of one part are spaced out (1 s, 2 s, 4 s...): a failure in between is counted in
+      // the next report's unreportedSinceLast, not reported alone. Under load lldpcli watch may fail
+      // first (lldpd not answering yet), and the lldpd exit is then one of those counted.
+      const lldp = data.filter((d) => d.part === 'lldp' && d.phase === 'running');
+      expect(lldp.length).toBeGreaterThan(0);
+      const told = lldp.some((d) => String(d.reason).includes('lldpd exited')) || lldp.some((d) => Number(d.unreportedSinceLast) > 0);
+      expect(told, JSON.stringify(lldp)).toBe(true);
     } finally {
       db.close();
     }
     expect(proc.output()).toContain('part failed while running');
+    expect(proc.output()).toMatch(/lldpd exited/);
     proc.child.kill('SIGTERM');
     await proc.exited;
   });
