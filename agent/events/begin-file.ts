@@ -78,11 +78,15 @@ export class BeginFile implements BeginSink {
     try {
       bytes = readFileSync(this.file);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        // Not written to either: its lines may be the only copy of events a dead process began.
+        // The store takes the first writes until the next start reads the file again.
         this.log.error(
           { err, file: this.file },
-          'emergency begin file unreadable: events begun before a crash, if any, are not recovered from it',
+          'emergency begin file unreadable: left as it is; the event goes to the store before the INVITE',
         );
+        return;
+      }
     }
     let end = bytes.length;
     while (end > 0 && bytes[end - 1] === 0) end--;

@@ -14,6 +14,8 @@ import type { EmergencyJournal } from '../emergency/service.js';
 
 /** What the journal needs of the store (the agent's Store, or nothing while it is away). */
 export interface JournalStore {
+  /** False for a store kept in memory (a database from a newer agent): nothing in it survives the process. */
+  readonly onDisk?: boolean;
   /** payload: the event as JSON text when the caller has it already (the call path). */
   beginEmergencyEvent(event: EventPayload, payload?: string): void;
   completeEmergencyEvent(event: EventPayload): void;
@@ -206,7 +208,8 @@ export class StoreEmergencyJournal implements EmergencyJournal {
       this.deps.onHeld?.();
       return false;
     }
-    this.settleFile(id);
+    // A store in memory is not on disk: the line stays the event's only durable copy.
+    if (store.onDisk !== false) this.settleFile(id);
     drain?.wake();
     return true;
   }

@@ -76,6 +76,10 @@ export interface NoticeState {
 
 export class Store {
   readonly path: string;
+  /** Whether what it holds is on disk (false: kept in memory, lost with the process). */
+  get onDisk(): boolean {
+    return this.path !== ':memory:';
+  }
   readonly incident: StoreIncident | null;
   /** Emergency events begun before a crash that this open moved to the outbox. */
   readonly recoveredEmergencyEvents: number;

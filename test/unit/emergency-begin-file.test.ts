@@ -268,6 +268,30 @@ describe('emergency begin file', () => {
     expect(fileText()).toBe('');
   });
 
+  it('a store kept in memory (a database from a newer agent) is not on disk: the line stays after complete, for the next start', () => {
+    const file = openFile();
+    const memory = new Store({ dataDir: dir, log: silentLog(), memory: true });
+    try {
+      const journal = new StoreEmergencyJournal({
+        file,
+        store: () => memory,
+        drain: () => null,
+        newEvent: eventFactory('phone-1'),
+        log: silentLog(),
+      });
+      const id = journal.beginJson('emergency-call', '{"dialed":"911"}');
+      journal.complete(id, 'emergency-call', { dialed: '911', placed: true });
+      // In the memory store's outbox, and still in the file: a SIGKILL now loses nothing.
+      expect(outbox(memory).map((e) => e.id)).toEqual([id]);
+      const next = new BeginFile(dir, silentLog());
+      next.open();
+      files.push(next);
+      expect(next.leftover.events.map((e) => e.id)).toEqual([id]);
+    } finally {
+      memory.close();
+    }
+  });
+
   it('the file cannot take the line (disk full): the begun row goes to the store, the call goes out, and completes as before', async () => {
     const full: BeginSink = {
       append: () => false,
