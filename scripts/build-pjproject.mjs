@@ -71,7 +71,7 @@ export const CONFIGURE = [
 ];
 // -fPIC: the static libraries go into a shared object (the addon).
 export const CFLAGS = '-O2 -fPIC';
-const CONFIG_SITE = path.join(repo, 'hal/voice/pjsip/pjproject/config_site.h');
+const CONFIG_SITE = path.join(repo, 'hal/voice/pjsip/config_site.h');
 
 export class PjprojectError extends Error {
   name = 'PjprojectError';
