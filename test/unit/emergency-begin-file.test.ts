@@ -41,6 +41,11 @@ function openFile(log = silentLog()): BeginFile {
   return f;
 }
 
+/** A journal writing to this begin file and store, with no drain. */
+function journalOn(file: BeginSink, s: JournalStore): StoreEmergencyJournal {
+  return new StoreEmergencyJournal({ file, store: () => s, drain: () => null, newEvent: eventFactory('phone-1'), log: silentLog() });
+}
+
 /** An emergency service on a memory voice stack, its journal writing to this file and store. */
 async function service(opts: { file: BeginSink | null; store?: () => JournalStore | null }) {
   const voice = new MemoryVoiceStack();
@@ -91,13 +96,7 @@ function restart(): { store: Store; journal: StoreEmergencyJournal; moved: numbe
   file.open();
   files.push(file);
   const s = new Store({ dataDir: dir, log: silentLog() });
-  const journal = new StoreEmergencyJournal({
-    file,
-    store: () => s,
-    drain: () => null,
-    newEvent: eventFactory('phone-1'),
-    log: silentLog(),
-  });
+  const journal = journalOn(file, s);
   return { store: s, journal, moved: journal.recoverLeftover() };
 }
 
@@ -255,13 +254,7 @@ describe('emergency begin file', () => {
     // The file did not end with a newline: the next line starts on its own.
     expect(file.append(JSON.stringify(b))).toBe(true);
     expect(parseLines(fileText()).events.map((e) => e.id)).toEqual([a.id, b.id]);
-    const journal = new StoreEmergencyJournal({
-      file,
-      store: () => store,
-      drain: () => null,
-      newEvent: eventFactory('phone-1'),
-      log: silentLog(),
-    });
+    const journal = journalOn(file, store);
     expect(journal.recoverLeftover()).toBe(1);
     expect(outbox().map((e) => e.type)).toEqual(['emergency-call', 'store-incident']);
     expect(outbox()[1]!.data).toMatchObject({ unreadableLines: 2 });
@@ -272,13 +265,7 @@ describe('emergency begin file', () => {
     const file = openFile();
     const memory = new Store({ dataDir: dir, log: silentLog(), memory: true });
     try {
-      const journal = new StoreEmergencyJournal({
-        file,
-        store: () => memory,
-        drain: () => null,
-        newEvent: eventFactory('phone-1'),
-        log: silentLog(),
-      });
+      const journal = journalOn(file, memory);
       const id = journal.beginJson('emergency-call', '{"dialed":"911"}');
       journal.complete(id, 'emergency-call', { dialed: '911', placed: true });
       // In the memory store's outbox, and still in the file: a SIGKILL now loses nothing.
@@ -356,13 +343,7 @@ describe('emergency begin file', () => {
         throw new Error('SQLITE_FULL');
       },
     } as unknown as JournalStore;
-    const journal = new StoreEmergencyJournal({
-      file,
-      store: () => broken,
-      drain: () => null,
-      newEvent: eventFactory('phone-1'),
-      log: silentLog(),
-    });
+    const journal = journalOn(file, broken);
     expect(journal.recoverLeftover()).toBe(false);
     expect(parseLines(fileText()).events).toHaveLength(1);
     expect(journal.leftoverCount).toBe(1);
