@@ -9,6 +9,9 @@ import { emergencyFacts, type EmergencyFacts } from './notify/message.js';
 import type { SignedAddress } from '../protocol/messages.js';
 import { NotFoundError, ValidationError } from './errors.js';
 
+/** A test notification: the channel, and for email or SMS whom to send it to. */
+export const testNotificationSchema = z.object({ channel: z.enum(['email', 'sms', 'webhook']), to: z.string().max(254).optional() });
+
 export interface RecordsServiceDeps {
   repo: Repo;
   notifier: Notifier;
@@ -86,7 +89,7 @@ export class RecordsService {
 
   /** Sends a test notification through one channel now, audited. */
   async testNotification(actor: string, input: unknown) {
-    const r = z.object({ channel: z.enum(['email', 'sms', 'webhook']), to: z.string().max(254).optional() }).safeParse(input ?? {});
+    const r = testNotificationSchema.safeParse(input ?? {});
     if (!r.success) throw new ValidationError(r.error.issues.map((i) => ({ field: i.path.join('.'), reason: i.message })));
     this.deps.repo.audit(actor, 'notifications.test', 'account', null, r.data);
     return this.deps.notifier.testSend(r.data.channel, r.data.to);

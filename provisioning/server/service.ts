@@ -4,15 +4,17 @@
 // Over 400 lines: every administrative write in one place, so each keeps its validation,
 // audit entry and pushes together; records.ts holds the reads and sessions.
 import type { Logger } from 'pino';
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { Repo, Location, User, Device, NotificationSettings } from './db/repo.js';
 import type { Pusher } from './pusher.js';
 import type { Bus } from './bus.js';
 import {
   accountPatchSchema,
   issuesOf,
+  locationFieldsSchema,
   locationInputSchema,
   notificationSettingsSchema,
+  postalAddressSchema,
   userInputSchema,
   type LocationInputRaw,
   type UserInput,
@@ -49,6 +51,26 @@ export function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T
   if (!r.success) throw new ValidationError(issuesOf(r.error));
   return r.data;
 }
+
+type Patch<S extends z.ZodRawShape> = z.ZodObject<{ [K in keyof S]: z.ZodOptional<S[K] extends z.ZodDefault<infer I> ? I : S[K]> }>;
+
+/**
+ * A partial update's schema: every field optional and none defaulted, so an omitted field
+ * keeps its stored value (zod's partial() fills defaults in: a PATCH of one field would reset
+ * the others to them).
+ */
+function patchOf<S extends z.ZodRawShape>(shape: S): Patch<S> {
+  const fields = Object.entries(shape).map(([k, s]) => [
+    k,
+    (s instanceof z.ZodDefault ? (s.unwrap() as z.ZodType) : (s as z.ZodType)).optional(),
+  ]);
+  return z.strictObject(Object.fromEntries(fields)) as unknown as Patch<S>;
+}
+
+/** A location PATCH: the fields it changes, the address field by field. */
+export const locationPatchSchema = patchOf({ ...locationFieldsSchema.shape, address: postalAddressSchema.partial() });
+/** A user PATCH: the fields it changes (emails and deviceIds replace the lists). */
+export const userPatchSchema = patchOf(userInputSchema.shape);
 
 const listNames = (names: string[]) =>
   names.length > 5 ? `${names.slice(0, 5).join(', ')} and ${names.length - 5} more` : names.join(', ');
@@ -278,7 +300,7 @@ export class AdminService {
   /** Partial update: the given fields replace the stored ones, then the whole is validated. */
   updateLocation(actor: string, id: number, input: unknown): Location {
     const cur = this.location(id);
-    const patch = (input ?? {}) as Partial<LocationInputRaw>;
+    const patch = parse(locationPatchSchema, input ?? {});
     const merged = {
       ...toLocationInput(cur),
       ...patch,
@@ -335,7 +357,7 @@ export class AdminService {
 
   updateUser(actor: string, id: number, input: unknown): User {
     const cur = this.user(id);
-    const merged = { ...toUserInput(cur), ...((input ?? {}) as object) };
+    const merged = { ...toUserInput(cur), ...parse(userPatchSchema, input ?? {}) };
     const u = parse(userInputSchema, merged);
     this.checkUser(u, id);
     this.repo.transaction(() => {
