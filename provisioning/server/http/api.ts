@@ -3,9 +3,11 @@
 // resource under routes/ (each route one administrative operation, through the services).
 import Fastify from 'fastify';
 import swagger from '@fastify/swagger';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { E911Error } from '../../common/errors.js';
 import { ValidationError, PreconditionError } from '../errors.js';
 import { addAuthHook } from './auth.js';
+import { requestValidationError } from './schemas.js';
 import { API_VERSION, BODY_LIMITS, SESSION_COOKIE, type ApiDeps } from './deps.js';
 import { metaRoutes } from './routes/meta.js';
 import { accountRoutes } from './routes/account.js';
@@ -53,11 +55,12 @@ export async function buildApi(deps: ApiDeps) {
     // Errors are logged by the error handler below; requests are not logged one by one.
     logger: false,
     bodyLimit: BODY_LIMITS.default,
-    // Route schemas document the API; zod in the service validates (one set of rules, one error shape).
-    ajv: { customOptions: { strict: false } },
-  });
-  app.setValidatorCompiler(() => (data) => ({ value: data }));
-  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  }).withTypeProvider<ZodTypeProvider>();
+  // Route schemas are zod: fastify validates requests and types the handlers with them, and the
+  // OpenAPI document is generated from them. The services parse with the same schemas, so a
+  // request refused here and one refused there get the same answer (the error handler below).
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
   // The route table as the router holds it, for the attack suite (every route, not a hand-kept list).
   const routeTable: { method: string; url: string; public: boolean }[] = [];
   app.addHook('onRoute', (r) => {
@@ -82,6 +85,7 @@ export async function buildApi(deps: ApiDeps) {
       },
       security: [{ bearer: [] }, { session: [] }],
     },
+    transform: jsonSchemaTransform,
   });
 
   app.addContentTypeParser(
@@ -91,13 +95,14 @@ export async function buildApi(deps: ApiDeps) {
   );
 
   app.setErrorHandler((err, req, reply) => {
-    if (err instanceof E911Error) {
-      const status = statusOf(err);
-      return reply.code(status).send({
-        error: err.code,
-        message: err.message,
-        ...(err instanceof ValidationError ? { issues: err.issues } : {}),
-        ...(err instanceof PreconditionError ? { missing: err.missing } : {}),
+    // A request its route schema refused answers as the services' ValidationError does.
+    const typed = requestValidationError(err) ?? err;
+    if (typed instanceof E911Error) {
+      return reply.code(statusOf(typed)).send({
+        error: typed.code,
+        message: typed.message,
+        ...(typed instanceof ValidationError ? { issues: typed.issues } : {}),
+        ...(typed instanceof PreconditionError ? { missing: typed.missing } : {}),
       });
     }
     const e = err as { code?: string; statusCode?: number; message: string };

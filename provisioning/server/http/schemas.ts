@@ -1,66 +1,77 @@
-// Shared pieces of the route schemas (JSON Schema for the OpenAPI document) and query parsing.
+// Shared pieces of the route schemas: zod schemas that fastify validates requests with (the
+// zod type provider) and that the OpenAPI document is generated from.
 import { z } from 'zod';
+import type { FastifyError } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { ValidationError } from '../errors.js';
-
-/** JSON Schema of a zod schema, for the OpenAPI document (validation itself is zod's, in the service). */
-export function js(schema: z.ZodType): Record<string, unknown> {
-  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
-  return rest;
-}
+import type { Issue } from '../validation.js';
+import type { NotificationStatus } from '../db/types.js';
 
 export const tag = (t: string) => ({ tags: [t] });
 
-export const idParam = { type: 'object', properties: { id: { type: 'integer', minimum: 1 } }, required: ['id'] } as const;
-export const deviceParam = { type: 'object', properties: { deviceId: { type: 'string' } }, required: ['deviceId'] } as const;
-export const errorSchema = {
-  type: 'object',
-  properties: {
-    error: { type: 'string', description: 'invalid | not-found | conflict | precondition | too-large | unauthorized | internal' },
-    message: { type: 'string' },
-    issues: { type: 'array', items: { type: 'object', properties: { field: { type: 'string' }, reason: { type: 'string' } } } },
-    missing: { type: 'array', items: { type: 'string' } },
-  },
-};
-export const jobSchema = {
-  type: 'object',
-  properties: {
-    id: { type: 'integer' },
-    kind: { type: 'string', enum: ['bulk-emails', 'csv-apply'] },
-    status: { type: 'string', enum: ['queued', 'running', 'done', 'failed'] },
-    total: { type: 'integer' },
-    done: { type: 'integer' },
-    result: { type: 'object', properties: { updated: { type: 'integer' }, unchanged: { type: 'integer' }, missing: { type: 'integer' } } },
-    error: { type: ['string', 'null'] },
-    createdAt: { type: 'string' },
-    startedAt: { type: ['string', 'null'] },
-    finishedAt: { type: ['string', 'null'] },
-  },
-};
-export const csvReportSchema = {
-  type: 'object',
-  properties: {
-    uploadId: { type: ['string', 'null'] },
-    rows: { type: 'integer' },
-    changes: { type: 'integer' },
-    unchanged: { type: 'integer' },
-    errorCount: { type: 'integer' },
-    errors: {
-      type: 'array',
-      items: { type: 'object', properties: { row: { type: 'integer' }, column: { type: 'string' }, reason: { type: 'string' } } },
-    },
-  },
-};
-export const E: Record<number, object> = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 409: errorSchema };
+/** A path's numeric :id (path parameters arrive as text). */
+export const idParam = z.object({ id: z.coerce.number().int().positive() });
+export const deviceParam = z.object({ deviceId: z.string() });
 
-/** A whole non-negative number from the query string, or undefined when absent. */
-export const intQuery = (v: unknown): number | undefined => {
-  if (v === undefined || v === '') return undefined;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0)
-    throw new ValidationError([{ field: 'query', reason: `${JSON.stringify(v)} is not a whole number` }]);
-  return n;
-};
+/**
+ * A whole non-negative number in the query string; absent or empty is undefined. Kept as text
+ * up to the transform so that an empty value is not read as 0.
+ */
+export const wholeNumberQuery = z
+  .string()
+  .regex(/^\d{0,15}$/, 'must be a whole number')
+  .transform((s) => (s === '' ? undefined : Number(s)))
+  .optional();
 
-/** The numeric :id of a route whose params schema is idParam (the validator is off: zod validates bodies in the service). */
-export const idOf = (params: unknown): number => Number((params as { id: string }).id);
-export const deviceOf = (params: unknown): string => (params as { deviceId: string }).deviceId;
+export const NOTIFICATION_STATUSES = ['pending', 'sending', 'retry', 'sent', 'failed'] as const satisfies readonly NotificationStatus[];
+
+export const errorSchema = z.looseObject({
+  error: z.string().describe('invalid | not-found | conflict | precondition | too-large | unauthorized | internal'),
+  message: z.string(),
+  issues: z.array(z.object({ field: z.string(), reason: z.string() })).optional(),
+  missing: z.array(z.string()).optional(),
+});
+
+// A response schema lists every field the service returns: the serializer drops any it does not name.
+export const jobSchema = z.object({
+  id: z.number().int(),
+  kind: z.string().describe('bulk-emails | csv-apply'),
+  status: z.enum(['queued', 'running', 'done', 'failed']),
+  actor: z.string(),
+  params: z.unknown(),
+  total: z.number().int(),
+  done: z.number().int(),
+  result: z.unknown().describe('when done: {updated, unchanged, missing}'),
+  error: z.string().nullable(),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+});
+export const csvReportSchema = z.object({
+  uploadId: z.string().nullable(),
+  rows: z.number().int(),
+  changes: z.number().int(),
+  unchanged: z.number().int(),
+  errorCount: z.number().int(),
+  errors: z.array(z.object({ row: z.number().int(), column: z.string(), reason: z.string() })),
+});
+/** A 201 or 202 answer documented by its summary; a 204 has no body. */
+export const accepted = (what: string) => z.unknown().describe(what);
+export const noContent = z.null().describe('no content');
+export const E = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 409: errorSchema } as const;
+/** E for a route that answers 200 with what its service returns (not described field by field yet). */
+export const OK = { 200: z.unknown(), ...E } as const;
+
+/**
+ * A request that failed its route schema, as the same ValidationError the services throw
+ * (one error shape whichever layer refused it); undefined for any other error.
+ */
+export function requestValidationError(err: unknown): ValidationError | undefined {
+  if (!hasZodFastifySchemaValidationErrors(err)) return undefined;
+  const context = (err as FastifyError).validationContext ?? 'body';
+  const issues: Issue[] = err.validation.map((v) => ({
+    field: v.instancePath.slice(1).replaceAll('/', '.') || `(${context})`,
+    reason: v.message ?? 'is invalid',
+  }));
+  return new ValidationError(issues);
+}

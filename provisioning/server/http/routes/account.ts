@@ -1,11 +1,12 @@
 // The account: settings, E911 on or off, and the notification channels.
-import type { FastifyPluginAsync } from 'fastify';
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from '../deps.js';
-import { E, js, tag } from '../schemas.js';
-import { ValidationError } from '../../errors.js';
+import { OK, tag } from '../schemas.js';
 import { accountPatchSchema, notificationSettingsSchema } from '../../validation.js';
+import { testNotificationSchema } from '../../records.js';
 
-export const accountRoutes: FastifyPluginAsync<ApiDeps> = async (app, { service, records }) => {
+export const accountRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { service, records }) => {
   app.get(
     '/api/account',
     { schema: { ...tag('account'), summary: 'Account settings, E911 state and what is missing to enable it' } },
@@ -17,8 +18,8 @@ export const accountRoutes: FastifyPluginAsync<ApiDeps> = async (app, { service,
       schema: {
         ...tag('account'),
         summary: 'Change the account name, contact, recommendation override or notification policy',
-        body: js(accountPatchSchema),
-        response: E,
+        body: accountPatchSchema,
+        response: OK,
       },
     },
     async (req) => service.updateAccount(req.actor, req.body),
@@ -29,15 +30,11 @@ export const accountRoutes: FastifyPluginAsync<ApiDeps> = async (app, { service,
       schema: {
         ...tag('account'),
         summary: 'Enable or disable E911 (enabling needs the mandatory information; 409 lists what is missing)',
-        body: { type: 'object', properties: { enabled: { type: 'boolean' } }, required: ['enabled'] },
-        response: E,
+        body: z.object({ enabled: z.boolean({ error: 'must be true or false' }) }),
+        response: OK,
       },
     },
-    async (req) => {
-      const enabled = (req.body as { enabled?: unknown } | null)?.enabled;
-      if (typeof enabled !== 'boolean') throw new ValidationError([{ field: 'enabled', reason: 'must be true or false' }]);
-      return service.setE911(req.actor, enabled);
-    },
+    async (req) => service.setE911(req.actor, req.body.enabled),
   );
   app.get(
     '/api/account/notifications',
@@ -50,8 +47,8 @@ export const accountRoutes: FastifyPluginAsync<ApiDeps> = async (app, { service,
       schema: {
         ...tag('notifications'),
         summary: 'Set channels: each given channel replaces the stored one, null removes it, an omitted password is kept',
-        body: js(notificationSettingsSchema),
-        response: E,
+        body: notificationSettingsSchema,
+        response: OK,
       },
     },
     async (req) => service.setNotificationSettings(req.actor, req.body),
@@ -62,11 +59,7 @@ export const accountRoutes: FastifyPluginAsync<ApiDeps> = async (app, { service,
       schema: {
         ...tag('notifications'),
         summary: 'Send a test notification now through one channel and report the outcome',
-        body: {
-          type: 'object',
-          properties: { channel: { type: 'string', enum: ['email', 'sms', 'webhook'] }, to: { type: 'string' } },
-          required: ['channel'],
-        },
+        body: testNotificationSchema,
       },
     },
     async (req) => records.testNotification(req.actor, req.body),

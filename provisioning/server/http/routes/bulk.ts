@@ -1,13 +1,14 @@
 // Bulk changes: email lists for many users, CSV export and upload, and the jobs that apply them.
-import type { FastifyPluginAsync } from 'fastify';
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from '../deps.js';
-import { csvReportSchema, E, errorSchema, idOf, idParam, jobSchema, js, tag } from '../schemas.js';
+import { csvReportSchema, E, errorSchema, idParam, jobSchema, tag } from '../schemas.js';
 import { BODY_LIMITS } from '../deps.js';
 import { ValidationError } from '../../errors.js';
 import type { CsvReport } from '../../bulk.js';
 import { bulkEmailsSchema } from '../../validation.js';
 
-export const bulkRoutes: FastifyPluginAsync<ApiDeps> = async (app, { bulk, records }) => {
+export const bulkRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { bulk, records }) => {
   app.post(
     '/api/bulk/emails',
     {
@@ -15,21 +16,19 @@ export const bulkRoutes: FastifyPluginAsync<ApiDeps> = async (app, { bulk, recor
       schema: {
         ...tag('bulk'),
         summary: "Replace the notification emails of all users, one location's users, or selected users: a background job",
-        body: js(bulkEmailsSchema),
+        body: bulkEmailsSchema,
         response: { 202: jobSchema, ...E },
       },
     },
     async (req, reply) => reply.code(202).send(bulk.queueBulkEmails(req.actor, req.body)),
   );
-  app.get(
-    '/api/jobs',
-    { schema: { ...tag('bulk'), summary: 'Recent jobs', response: { 200: { type: 'array', items: jobSchema } } } },
-    async () => records.jobs(),
+  app.get('/api/jobs', { schema: { ...tag('bulk'), summary: 'Recent jobs', response: { 200: z.array(jobSchema) } } }, async () =>
+    records.jobs(),
   );
   app.get(
     '/api/jobs/:id',
     { schema: { ...tag('bulk'), summary: "A job's progress and result", params: idParam, response: { 200: jobSchema, ...E } } },
-    async (req) => records.job(idOf(req.params)),
+    async (req) => records.job(req.params.id),
   );
   app.get(
     '/api/csv/users',
@@ -59,6 +58,7 @@ export const bulkRoutes: FastifyPluginAsync<ApiDeps> = async (app, { bulk, recor
       },
     },
     async (req): Promise<CsvReport> => {
+      // No body schema: the CSV parser hands over the raw bytes, a JSON body arrives parsed.
       if (!Buffer.isBuffer(req.body))
         throw new ValidationError([{ field: 'body', reason: 'send the CSV file as the body with Content-Type: text/csv' }]);
       return bulk.validateCsv(req.actor, req.body);
@@ -70,10 +70,10 @@ export const bulkRoutes: FastifyPluginAsync<ApiDeps> = async (app, { bulk, recor
       schema: {
         ...tag('bulk'),
         summary: 'Apply a validated upload (its valid rows) as a background job',
-        params: { type: 'object', properties: { id: { type: 'string' } } },
+        params: z.object({ id: z.string() }),
         response: { 202: jobSchema, ...E },
       },
     },
-    async (req, reply) => reply.code(202).send(bulk.queueCsvApply(req.actor, (req.params as { id: string }).id)),
+    async (req, reply) => reply.code(202).send(bulk.queueCsvApply(req.actor, req.params.id)),
   );
 };

@@ -1,29 +1,32 @@
 // What happened: phone events (the call log), notification deliveries and the audit log.
-import type { FastifyPluginAsync } from 'fastify';
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from '../deps.js';
-import { E, intQuery, tag } from '../schemas.js';
-import type { NotificationStatus } from '../../db/repo.js';
+import { NOTIFICATION_STATUSES, OK, tag, wholeNumberQuery } from '../schemas.js';
 
-export const eventRoutes: FastifyPluginAsync<ApiDeps> = async (app, { records }) => {
+export const eventRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { records }) => {
   app.get(
     '/api/events',
     {
       schema: {
         ...tag('events'),
         summary: 'Events from phones, newest first (type=emergency-call,test-call for the call log)',
-        querystring: {
-          type: 'object',
-          properties: { type: { type: 'string' }, deviceId: { type: 'string' }, limit: { type: 'integer' }, before: { type: 'string' } },
-        },
+        querystring: z.object({
+          type: z.string().optional(),
+          deviceId: z.string().optional(),
+          limit: wholeNumberQuery,
+          before: z.string().optional(),
+        }),
+        response: OK,
       },
     },
     async (req) => {
-      const q = req.query as Record<string, string | undefined>;
+      const q = req.query;
       return records.events({
         ...(q.type ? { types: q.type.split(',') } : {}),
         ...(q.deviceId ? { deviceId: q.deviceId } : {}),
         ...(q.before ? { before: q.before } : {}),
-        limit: Math.min(intQuery(q.limit) ?? 100, 1000),
+        limit: Math.min(q.limit ?? 100, 1000),
       });
     },
   );
@@ -33,10 +36,11 @@ export const eventRoutes: FastifyPluginAsync<ApiDeps> = async (app, { records })
       schema: {
         ...tag('events'),
         summary: "One event with each recipient's notification delivery status (and, for a call, the facts its notices state)",
-        response: E,
+        params: z.object({ id: z.string() }),
+        response: OK,
       },
     },
-    async (req) => records.event((req.params as { id: string }).id),
+    async (req) => records.event(req.params.id),
   );
   app.get(
     '/api/notifications',
@@ -44,18 +48,20 @@ export const eventRoutes: FastifyPluginAsync<ApiDeps> = async (app, { records })
       schema: {
         ...tag('events'),
         summary: 'Notification deliveries',
-        querystring: {
-          type: 'object',
-          properties: { eventId: { type: 'string' }, status: { type: 'string' }, limit: { type: 'integer' } },
-        },
+        querystring: z.object({
+          eventId: z.string().optional(),
+          status: z.enum(NOTIFICATION_STATUSES).optional(),
+          limit: wholeNumberQuery,
+        }),
+        response: OK,
       },
     },
     async (req) => {
-      const q = req.query as Record<string, string | undefined>;
+      const q = req.query;
       return records.notifications({
         ...(q.eventId ? { eventId: q.eventId } : {}),
-        ...(q.status ? { status: q.status as NotificationStatus } : {}),
-        limit: Math.min(intQuery(q.limit) ?? 500, 5000),
+        ...(q.status ? { status: q.status } : {}),
+        limit: Math.min(q.limit ?? 500, 5000),
       });
     },
   );
@@ -65,20 +71,22 @@ export const eventRoutes: FastifyPluginAsync<ApiDeps> = async (app, { records })
       schema: {
         ...tag('events'),
         summary: 'The audit log, newest first (before=<seq> pages back)',
-        querystring: {
-          type: 'object',
-          properties: { entity: { type: 'string' }, entityId: { type: 'string' }, limit: { type: 'integer' }, before: { type: 'integer' } },
-        },
+        querystring: z.object({
+          entity: z.string().optional(),
+          entityId: z.string().optional(),
+          limit: wholeNumberQuery,
+          before: wholeNumberQuery,
+        }),
+        response: OK,
       },
     },
     async (req) => {
-      const q = req.query as Record<string, string | undefined>;
-      const before = intQuery(q.before);
+      const q = req.query;
       return records.auditLog({
         ...(q.entity ? { entity: q.entity } : {}),
         ...(q.entityId ? { entityId: q.entityId } : {}),
-        ...(before !== undefined ? { beforeSeq: before } : {}),
-        limit: Math.min(intQuery(q.limit) ?? 100, 1000),
+        ...(q.before !== undefined ? { beforeSeq: q.before } : {}),
+        limit: Math.min(q.limit ?? 100, 1000),
       });
     },
   );

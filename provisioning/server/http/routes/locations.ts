@@ -1,10 +1,11 @@
 // Locations: the civic addresses users and their phones are at.
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { BODY_LIMITS, type ApiDeps } from '../deps.js';
-import { E, idOf, idParam, js, tag } from '../schemas.js';
-import { locationFieldsSchema, locationInputSchema } from '../../validation.js';
+import { accepted, E, OK, idParam, noContent, requestValidationError, tag } from '../schemas.js';
+import { locationInputSchema } from '../../validation.js';
+import { locationPatchSchema } from '../../service.js';
 
-export const locationRoutes: FastifyPluginAsync<ApiDeps> = async (app, { service }) => {
+export const locationRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { service }) => {
   app.get(
     '/api/locations',
     { schema: { ...tag('locations'), summary: 'All locations, with the RFC 5139 civic form and user counts' } },
@@ -17,8 +18,8 @@ export const locationRoutes: FastifyPluginAsync<ApiDeps> = async (app, { service
       schema: {
         ...tag('locations'),
         summary: "Create a location (address validated with the phone's own rules)",
-        body: js(locationInputSchema),
-        response: E,
+        body: locationInputSchema,
+        response: { 201: accepted('the location created'), ...E },
       },
     },
     async (req, reply) => reply.code(201).send(service.createLocation(req.actor, req.body)),
@@ -27,16 +28,22 @@ export const locationRoutes: FastifyPluginAsync<ApiDeps> = async (app, { service
     '/api/locations/validate',
     {
       bodyLimit: BODY_LIMITS.location,
+      // A location that fails the schema is this route's answer, not an error.
+      attachValidation: true,
       schema: {
         ...tag('locations'),
         summary: 'Check a location without saving it: {ok, issues[{field, reason}]}',
-        body: js(locationInputSchema),
+        body: locationInputSchema,
       },
     },
-    async (req) => service.validateLocation(req.body),
+    async (req) => {
+      const refused = requestValidationError(req.validationError);
+      if (refused) return { ok: false, issues: refused.issues };
+      return service.validateLocation(req.body);
+    },
   );
-  app.get('/api/locations/:id', { schema: { ...tag('locations'), params: idParam, response: E } }, async (req) =>
-    service.location(idOf(req.params)),
+  app.get('/api/locations/:id', { schema: { ...tag('locations'), params: idParam, response: OK } }, async (req) =>
+    service.location(req.params.id),
   );
   app.patch(
     '/api/locations/:id',
@@ -46,18 +53,20 @@ export const locationRoutes: FastifyPluginAsync<ApiDeps> = async (app, { service
         ...tag('locations'),
         summary: 'Change some fields; the result is validated whole; affected phones get a new signed address',
         params: idParam,
-        body: js(locationFieldsSchema.partial()),
-        response: E,
+        body: locationPatchSchema,
+        response: OK,
       },
     },
-    async (req) => service.updateLocation(req.actor, idOf(req.params), req.body),
+    async (req) => service.updateLocation(req.actor, req.params.id, req.body),
   );
   app.delete(
     '/api/locations/:id',
-    { schema: { ...tag('locations'), summary: 'Delete a location that has no users', params: idParam, response: E } },
+    {
+      schema: { ...tag('locations'), summary: 'Delete a location that has no users', params: idParam, response: { 204: noContent, ...E } },
+    },
     async (req, reply) => {
-      service.deleteLocation(req.actor, idOf(req.params));
-      return reply.code(204).send();
+      service.deleteLocation(req.actor, req.params.id);
+      return reply.code(204).send(null);
     },
   );
 };

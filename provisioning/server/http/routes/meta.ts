@@ -1,11 +1,13 @@
 // Health, the OpenAPI document, and portal login and logout.
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { PUBLIC_ROUTE } from '../public.js';
 import { API_VERSION, BODY_LIMITS, SESSION_COOKIE, sessionTimes, type ApiDeps } from '../deps.js';
 import { cookie, LoginLimiter } from '../auth.js';
 import { tag } from '../schemas.js';
 
-export const metaRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
+export const metaRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, deps) => {
   const { records, log } = deps;
   const { absoluteMs } = sessionTimes(deps);
   const logins = new LoginLimiter(deps.loginLimit ?? { max: 10, windowMs: 15 * 60_000 });
@@ -33,7 +35,7 @@ export const metaRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
         ...tag('meta'),
         summary: 'Log in with a token: sets an HttpOnly session cookie for the portal',
         security: [],
-        body: { type: 'object', properties: { token: { type: 'string' } }, required: ['token'] },
+        body: z.object({ token: z.string() }),
       },
     },
     async (req, reply) => {
@@ -45,8 +47,7 @@ export const metaRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
           .header('retry-after', String(Math.ceil(wait / 1000)))
           .send({ error: 'too-many-requests', message: 'too many failed logins from this address; try again later' });
       }
-      const token = (req.body as { token?: unknown } | null)?.token;
-      const who = typeof token === 'string' ? records.verifyToken(token) : null;
+      const who = records.verifyToken(req.body.token);
       if (!who) {
         logins.failed(req.ip);
         log.warn({ ip: req.ip }, 'login failed');

@@ -1,16 +1,17 @@
 // Phones: their state, MQTT credentials and pushes of their address.
-import type { FastifyPluginAsync } from 'fastify';
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from '../deps.js';
-import { deviceOf, deviceParam, E, tag } from '../schemas.js';
+import { deviceParam, E, OK, noContent, tag } from '../schemas.js';
 
-export const phoneRoutes: FastifyPluginAsync<ApiDeps> = async (app, { service }) => {
+export const phoneRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { service }) => {
   app.get(
     '/api/phones',
     { schema: { ...tag('phones'), summary: 'Every phone: online, issued and applied address versions, last location report, mismatch' } },
     async () => service.phones(),
   );
-  app.get('/api/phones/:deviceId', { schema: { ...tag('phones'), params: deviceParam, response: E } }, async (req) =>
-    service.phone(deviceOf(req.params)),
+  app.get('/api/phones/:deviceId', { schema: { ...tag('phones'), params: deviceParam, response: OK } }, async (req) =>
+    service.phone(req.params.deviceId),
   );
   app.post(
     '/api/phones/:deviceId/credentials',
@@ -19,25 +20,32 @@ export const phoneRoutes: FastifyPluginAsync<ApiDeps> = async (app, { service })
         ...tag('phones'),
         summary: 'Issue new MQTT credentials (user name = device id); the password is shown this once',
         params: deviceParam,
-        response: E,
+        response: OK,
       },
     },
-    async (req) => service.issueCredentials(req.actor, deviceOf(req.params)),
+    async (req) => service.issueCredentials(req.actor, req.params.deviceId),
   );
   app.post(
     '/api/phones/:deviceId/push',
-    { schema: { ...tag('phones'), summary: "Push the phone's address and locations again", params: deviceParam, response: E } },
+    {
+      schema: {
+        ...tag('phones'),
+        summary: "Push the phone's address and locations again",
+        params: deviceParam,
+        response: { 202: z.object({ ok: z.literal(true) }), ...E },
+      },
+    },
     async (req, reply) => {
-      service.repush(req.actor, deviceOf(req.params));
+      service.repush(req.actor, req.params.deviceId);
       return reply.code(202).send({ ok: true });
     },
   );
   app.delete(
     '/api/phones/:deviceId',
-    { schema: { ...tag('phones'), summary: 'Forget an unassigned phone', params: deviceParam, response: E } },
+    { schema: { ...tag('phones'), summary: 'Forget an unassigned phone', params: deviceParam, response: { 204: noContent, ...E } } },
     async (req, reply) => {
-      service.deletePhone(req.actor, deviceOf(req.params));
-      return reply.code(204).send();
+      service.deletePhone(req.actor, req.params.deviceId);
+      return reply.code(204).send(null);
     },
   );
 };

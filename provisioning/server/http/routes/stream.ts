@@ -1,10 +1,11 @@
 // The live event stream (server-sent events) the portal listens to.
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from '../deps.js';
 import { tag } from '../schemas.js';
 import type { Bus, BusEvents } from '../../bus.js';
 
-export const streamRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
+export const streamRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, deps) => {
   app.get(
     '/api/stream',
     { schema: { ...tag('meta'), summary: 'Server-sent events: emergency, event, phone, job, notification, change' } },

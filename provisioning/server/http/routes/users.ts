@@ -1,30 +1,25 @@
 // Users: who sits where, their phones and their notification emails.
-import type { FastifyPluginAsync } from 'fastify';
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from '../deps.js';
-import { E, idOf, idParam, intQuery, js, tag } from '../schemas.js';
+import { accepted, E, OK, idParam, noContent, tag, wholeNumberQuery } from '../schemas.js';
 import { userInputSchema } from '../../validation.js';
+import { userPatchSchema } from '../../service.js';
 
-export const userRoutes: FastifyPluginAsync<ApiDeps> = async (app, { service }) => {
+export const userRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { service }) => {
   app.get(
     '/api/users',
     {
       schema: {
         ...tag('users'),
         summary: 'Users, optionally of one location, paged',
-        querystring: {
-          type: 'object',
-          properties: { locationId: { type: 'integer' }, limit: { type: 'integer' }, offset: { type: 'integer' } },
-        },
+        querystring: z.object({ locationId: wholeNumberQuery, limit: wholeNumberQuery, offset: wholeNumberQuery }),
+        response: OK,
       },
     },
     async (req) => {
-      const q = req.query as Record<string, unknown>;
-      const locationId = intQuery(q.locationId);
-      return service.users({
-        ...(locationId !== undefined ? { locationId } : {}),
-        limit: intQuery(q.limit) ?? 1000,
-        offset: intQuery(q.offset) ?? 0,
-      });
+      const { locationId, limit, offset } = req.query;
+      return service.users({ ...(locationId !== undefined ? { locationId } : {}), limit: limit ?? 1000, offset: offset ?? 0 });
     },
   );
   app.post(
@@ -33,13 +28,13 @@ export const userRoutes: FastifyPluginAsync<ApiDeps> = async (app, { service }) 
       schema: {
         ...tag('users'),
         summary: 'Create a user with their phones and emergency information',
-        body: js(userInputSchema),
-        response: E,
+        body: userInputSchema,
+        response: { 201: accepted('the user created'), ...E },
       },
     },
     async (req, reply) => reply.code(201).send(service.createUser(req.actor, req.body)),
   );
-  app.get('/api/users/:id', { schema: { ...tag('users'), params: idParam, response: E } }, async (req) => service.user(idOf(req.params)));
+  app.get('/api/users/:id', { schema: { ...tag('users'), params: idParam, response: OK } }, async (req) => service.user(req.params.id));
   app.patch(
     '/api/users/:id',
     {
@@ -47,14 +42,14 @@ export const userRoutes: FastifyPluginAsync<ApiDeps> = async (app, { service }) 
         ...tag('users'),
         summary: 'Change some fields (emails and deviceIds replace the lists); their phones get a new signed address',
         params: idParam,
-        body: js(userInputSchema.partial()),
-        response: E,
+        body: userPatchSchema,
+        response: OK,
       },
     },
-    async (req) => service.updateUser(req.actor, idOf(req.params), req.body),
+    async (req) => service.updateUser(req.actor, req.params.id, req.body),
   );
-  app.delete('/api/users/:id', { schema: { ...tag('users'), params: idParam, response: E } }, async (req, reply) => {
-    service.deleteUser(req.actor, idOf(req.params));
-    return reply.code(204).send();
+  app.delete('/api/users/:id', { schema: { ...tag('users'), params: idParam, response: { 204: noContent, ...E } } }, async (req, reply) => {
+    service.deleteUser(req.actor, req.params.id);
+    return reply.code(204).send(null);
   });
 };
