@@ -3,11 +3,17 @@
 // resource under routes/ (each route one administrative operation, through the services).
 import Fastify from 'fastify';
 import swagger from '@fastify/swagger';
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import {
+  createJsonSchemaTransform,
+  createJsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
 import { E911Error } from '../../common/errors.js';
 import { ValidationError, PreconditionError } from '../errors.js';
 import { addAuthHook } from './auth.js';
-import { requestValidationError } from './schemas.js';
+import { namedSchemas, requestValidationError, withoutUnusedComponents } from './schemas.js';
 import { API_VERSION, BODY_LIMITS, SESSION_COOKIE, type ApiDeps } from './deps.js';
 import { metaRoutes } from './routes/meta.js';
 import { accountRoutes } from './routes/account.js';
@@ -70,6 +76,8 @@ export async function buildApi(deps: ApiDeps) {
   app.decorateRequest('actor', '');
   app.decorateRequest('stillAuthorized', () => false);
 
+  const named = namedSchemas();
+  const componentsOf = createJsonSchemaTransformObject({ schemaRegistry: named });
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -85,7 +93,8 @@ export async function buildApi(deps: ApiDeps) {
       },
       security: [{ bearer: [] }, { session: [] }],
     },
-    transform: jsonSchemaTransform,
+    transform: createJsonSchemaTransform({ schemaRegistry: named }),
+    transformObject: (doc) => withoutUnusedComponents(componentsOf(doc)),
   });
 
   app.addContentTypeParser(

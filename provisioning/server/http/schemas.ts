@@ -63,6 +63,30 @@ export const E = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 409: er
 export const OK = { 200: z.unknown(), ...E } as const;
 
 /**
+ * The schemas the OpenAPI document names once under components (each route refers to them)
+ * rather than repeating them inline in every route that answers with them.
+ */
+export function namedSchemas(): z.core.$ZodRegistry<{ id: string }> {
+  const named = z.registry<{ id: string }>();
+  named.add(errorSchema, { id: 'Error' });
+  named.add(jobSchema, { id: 'Job' });
+  named.add(csvReportSchema, { id: 'CsvReport' });
+  return named;
+}
+
+/**
+ * The document's components without those no route refers to: the type provider names each
+ * schema twice, as a request (…Input) and as a response, and these are only ever responses.
+ */
+export function withoutUnusedComponents<D extends { paths?: unknown; components?: { schemas?: Record<string, unknown> } }>(doc: D): D {
+  const schemas = doc.components?.schemas;
+  if (!schemas) return doc;
+  const used = new Set([...JSON.stringify(doc.paths ?? {}).matchAll(/"#\/components\/schemas\/([^"]+)"/g)].map((m) => m[1]));
+  const kept = Object.fromEntries(Object.entries(schemas).filter(([name]) => used.has(name)));
+  return { ...doc, components: { ...doc.components, schemas: kept } };
+}
+
+/**
  * A request that failed its route schema, as the same ValidationError the services throw
  * (one error shape whichever layer refused it); undefined for any other error.
  */
