@@ -127,7 +127,9 @@ export async function main(
 if (isMain(import.meta.url)) {
   main(process.argv.slice(2), process.env).then(
     (code) => {
-      if (code >= 0) process.exit(code);
+      // Exit once stdout has taken everything: a pipe is written asynchronously, and
+      // process.exit() right after a large write (the OpenAPI document) cut it short.
+      if (code >= 0) process.stdout.write('', () => process.exit(code));
     },
     (err) => {
       process.stderr.write(`e911-server: ${(err as Error).message}\n`);
