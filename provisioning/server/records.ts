@@ -86,7 +86,7 @@ export class RecordsService {
 
   /** Sends a test notification through one channel now, audited. */
   async testNotification(actor: string, input: unknown) {
-    const r = z.object({ channel: z.enum(['email', 'sms', 'webhook']), to: z.string().max(254).optional() }).safeParse(input ?? {});
+    const r = z.object({ channel: z.enum(['email', 'sms', 'webhook', 'call']), to: z.string().max(254).optional() }).safeParse(input ?? {});
     if (!r.success) throw new ValidationError(r.error.issues.map((i) => ({ field: i.path.join('.'), reason: i.message })));
     this.deps.repo.audit(actor, 'notifications.test', 'account', null, r.data);
     return this.deps.notifier.testSend(r.data.channel, r.data.to);
