@@ -14,9 +14,12 @@ import { writeDtmfPcap, writeRtpPcap } from '../helpers/audio.js';
 import { refuseScenario, startSipp, type Sipp } from '../helpers/sip.js';
 import { HQ, startTestServer, type TestServer } from '../helpers/server-app.js';
 import { requires } from '../helpers/require.js';
+import { startPortal, type PortalHarness } from '../helpers/portal.js';
+import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '..', 'fixtures', 'sipp');
 const gate = requires('security-desk calls', ['voice', 'sipp', 'espeak']);
+const browserGate = requires('security-desk calls on the portal', ['voice', 'sipp', 'espeak', 'browser']);
 
 /** pjsua offers telephone-event/8000 under this payload type (pjmedia's PJMEDIA_RTP_PT_TELEPHONE_EVENTS). */
 const TE_PT = 120;
@@ -213,5 +216,86 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
     );
     expect(row, JSON.stringify(row)).toMatchObject({ attempts: 1 });
     expect(row!.lastError).toMatch(/404 Not Found/);
+  });
+});
+
+// pjsua is one per process: this server's stack starts only once the one above has stopped.
+describe.skipIf(browserGate.skip)('security-desk calls on the portal', () => {
+  let h: PortalHarness;
+  let smtp: SmtpSink;
+  let sipp: Sipp | undefined;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'e911-desk-portal-'));
+    smtp = await startSmtpSink();
+    h = await startPortal({
+      notify: {
+        retry: { baseMs: 300, maxMs: 1200, maxAttempts: 50 },
+        sendTimeoutMs: 5_000,
+        sip: { host: '127.0.0.1', port: await freePort(), rtpPort: 20000 + Math.floor(Math.random() * 20000) * 2 },
+      },
+    });
+    h.srv.app.service.setNotificationSettings('test', {
+      smtp: { host: '127.0.0.1', port: smtp.port, security: 'none', from: 'e911@example.com' },
+      call: { from: 'sip:e911@127.0.0.1', repeats: 4, ringSeconds: 10, maxAttempts: 3 },
+    });
+    await h.login();
+  });
+
+  afterAll(async () => {
+    await sipp?.close();
+    await smtp?.close();
+    await h?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("shows the desk's acknowledgement in the call's deliveries, beside the email", async () => {
+    const pcap = path.join(dir, 'press1.pcap');
+    writeDtmfPcap(pcap, { digit: '1', pt: TE_PT, leadMs: 400 });
+    const scenario = path.join(dir, 'uas-desk.xml');
+    writeFileSync(
+      scenario,
+      readFileSync(path.join(FIXTURES, 'uas-desk.xml'), 'utf8').replaceAll('ACK_AFTER_MS', '1000').replaceAll('DTMF_PCAP', pcap),
+    );
+    sipp = await startSipp({ scenario, timeoutSec: 60 });
+    const desk = `sip:desk@127.0.0.1:${sipp.port}`;
+    const { service } = h.srv.app;
+    const loc = service.createLocation('test', {
+      ...HQ,
+      code: 'DESK-P',
+      adminEmails: ['security@example.com'],
+      smsNumbers: [],
+      callNumbers: [desk],
+    });
+    service.createUser('test', {
+      username: 'ann',
+      displayName: 'Ann Lee',
+      locationId: loc.id,
+      callback: '+14085550100',
+      deviceIds: ['desk-phone-p'],
+    });
+    h.srv.app.intake.handleEvent({
+      v: 1,
+      id: 'desk-portal-1',
+      type: 'emergency-call',
+      deviceId: 'desk-phone-p',
+      ts: new Date().toISOString(),
+      data: { numberDialed: '911', callback: '+14085550100', displayName: 'Ann Lee' },
+    } as Parameters<TestServer['app']['intake']['handleEvent']>[0]);
+
+    const { page } = h;
+    await page.getByRole('link', { name: 'Emergency calls', exact: true }).click();
+    const row = page.locator('table.call-log tbody tr.emergency');
+    await row.getByRole('link', { name: '911 emergency' }).click();
+    const recipient = (r: string) => page.locator(`table.deliveries tr[data-recipient="${r}"]`);
+    await expect.poll(() => recipient(desk).getAttribute('data-status'), { timeout: 20_000 }).toBe('sent');
+    await expect
+      .poll(() => recipient(desk).getByTestId('call-ack').textContent(), { timeout: 5_000 })
+      .toMatch(/^acknowledged .+ \(keypad\)$/);
+    expect(await recipient(desk).textContent()).toContain('phone call');
+    await expect.poll(() => recipient('security@example.com').getAttribute('data-status'), { timeout: 10_000 }).toBe('sent');
+    await expect.poll(() => page.getByTestId('delivery-summary').textContent()).toBe('2 sent');
+    await h.shot('desk-call-acknowledged');
   });
 });

@@ -41,7 +41,7 @@ export const accountRoutes: FastifyPluginAsync<ApiDeps> = async (app, { service,
   );
   app.get(
     '/api/account/notifications',
-    { schema: { ...tag('notifications'), summary: 'SMTP, SMS and webhook settings (secrets shown only as set or not)' } },
+    { schema: { ...tag('notifications'), summary: 'SMTP, SMS, webhook and security-desk call settings (secrets shown only as set or not)' } },
     async () => service.notificationSettings(),
   );
   app.put(
@@ -64,7 +64,7 @@ export const accountRoutes: FastifyPluginAsync<ApiDeps> = async (app, { service,
         summary: 'Send a test notification now through one channel and report the outcome',
         body: {
           type: 'object',
-          properties: { channel: { type: 'string', enum: ['email', 'sms', 'webhook'] }, to: { type: 'string' } },
+          properties: { channel: { type: 'string', enum: ['email', 'sms', 'webhook', 'call'] }, to: { type: 'string' } },
           required: ['channel'],
         },
       },
