@@ -41,7 +41,9 @@ export const accountRoutes: FastifyPluginAsync<ApiDeps> = async (app, { service,
   );
   app.get(
     '/api/account/notifications',
-    { schema: { ...tag('notifications'), summary: 'SMTP, SMS, webhook and security-desk call settings (secrets shown only as set or not)' } },
+    {
+      schema: { ...tag('notifications'), summary: 'SMTP, SMS, webhook and security-desk call settings (secrets shown only as set or not)' },
+    },
     async () => service.notificationSettings(),
   );
   app.put(
