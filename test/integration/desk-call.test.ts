@@ -85,7 +85,12 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
       type: 'emergency-call',
       deviceId: `desk-phone-${n}`,
       ts: new Date().toISOString(),
-      data: { numberDialed: '911', callback: '+14085550100', displayName: 'Ann Lee' },
+      data: {
+        numberDialed: '911',
+        callback: '+14085550100',
+        displayName: 'Ann Lee',
+        location: { source: 'provisioned', civic: { country: 'US', A1: 'CA', A3: 'San Jose', RD: 'Main St', HNO: '100', PC: '95110' } },
+      },
     } as Parameters<TestServer['app']['intake']['handleEvent']>[0]);
     return id;
   }
