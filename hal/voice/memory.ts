@@ -19,6 +19,7 @@ import {
   type DtmfMethod,
   type MakeCallOptions,
   type MediaStatus,
+  type PlaybackId,
   type SipHeader,
   type StartResult,
   type TransportKind,
@@ -46,6 +47,16 @@ export interface MemoryCall {
   hangupCode?: number;
   /** RTP figures its DISCONNECTED event carries (set by the test). */
   media?: CallMediaStats;
+  /** Files played into the call (playFile), with whether each is still playing. */
+  playbacks: MemoryPlayback[];
+}
+
+export interface MemoryPlayback {
+  playbackId: PlaybackId;
+  file: string;
+  loop: boolean;
+  plays: number;
+  active: boolean;
 }
 
 /** Where an incoming call's packet came from (the real stack reads it off the socket). */
@@ -84,6 +95,7 @@ export class MemoryVoiceStack implements VoiceStack {
   private readonly hub = new VoiceEventHub();
   private nextAccount = 10;
   private nextCall = 0;
+  private nextPlayback = 0;
   private isRunning = false;
 
   get running(): boolean {
@@ -230,6 +242,18 @@ export class MemoryVoiceStack implements VoiceStack {
     this.call(call).dtmfSent.push({ digits, method });
   }
 
+  playFile(call: CallId, file: string, options: { loop?: boolean } = {}): PlaybackId {
+    const c = this.call(call);
+    if (c.mediaStatus !== 'active') throw new Error(`call ${call} has no active media`);
+    const p: MemoryPlayback = { playbackId: this.nextPlayback++, file, loop: options.loop ?? false, plays: 0, active: true };
+    c.playbacks.push(p);
+    return p.playbackId;
+  }
+
+  stopPlayback(playback: PlaybackId): void {
+    for (const c of this.calls) for (const p of c.playbacks) if (p.playbackId === playback) p.active = false;
+  }
+
   callInfo(call: CallId): CallInfo {
     const c = this.call(call);
     // pjsua forgets an ended call (PJSIP_ESESSIONTERMINATED): so does this. Tests read `calls`.
@@ -285,6 +309,8 @@ export class MemoryVoiceStack implements VoiceStack {
   setCallState(call: CallId, state: CallState, code?: number, reason?: string, transportError?: boolean): void {
     const c = this.call(call);
     c.state = state;
+    // Like the addon: a call's playbacks end with it.
+    if (state === 'DISCONNECTED') for (const p of c.playbacks) p.active = false;
     if (code !== undefined) {
       c.lastStatusCode = code;
       c.lastStatusReason = reason ?? defaultReason(code);
@@ -380,6 +406,16 @@ export class MemoryVoiceStack implements VoiceStack {
     });
   }
 
+  /** A playback reached the end of its file once more (test driver). */
+  playedThrough(playback: PlaybackId): void {
+    const c = this.calls.find((x) => x.playbacks.some((p) => p.playbackId === playback));
+    const p = c?.playbacks.find((x) => x.playbackId === playback);
+    if (!c || !p?.active) throw new Error(`no playback ${playback}`);
+    p.plays++;
+    if (!p.loop) p.active = false;
+    this.hub.emit('playback', { at: now(), playbackId: playback, callId: c.callId, plays: p.plays });
+  }
+
   dtmfIn(call: CallId, digit: string, method: DtmfMethod = 'rfc2833'): void {
     this.call(call);
     this.hub.emit('dtmf', { at: now(), callId: call, digit, method });
@@ -415,6 +451,7 @@ export class MemoryVoiceStack implements VoiceStack {
       held: false,
       dtmfSent: [],
       answers: [],
+      playbacks: [],
     };
     this.calls.push(c);
     return c;

@@ -14,6 +14,7 @@
 
 export type AccountId = number;
 export type CallId = number;
+export type PlaybackId = number;
 export type TransportKind = 'udp' | 'tcp' | 'tls';
 
 /** A pino-compatible logger, typed structurally so any such logger fits. */
@@ -270,6 +271,14 @@ export interface DtmfEvent {
   durationMs?: number;
 }
 
+/** A WAV playback (playFile) reached the end of its file: `plays` times so far. */
+export interface PlaybackEvent {
+  at: number;
+  playbackId: PlaybackId;
+  callId: CallId;
+  plays: number;
+}
+
 export interface VoiceEvents {
   registration: RegistrationEvent;
   incomingCall: IncomingCallEvent;
@@ -278,6 +287,7 @@ export interface VoiceEvents {
   inviteResponse: InviteResponseEvent;
   dtmf: DtmfEvent;
   soundDevice: SoundDeviceEvent;
+  playback: PlaybackEvent;
 }
 
 export interface AccountInfo {
@@ -340,6 +350,16 @@ export interface VoiceStack {
   hold(call: CallId): void;
   unhold(call: CallId): void;
   sendDtmf(call: CallId, digits: string, method?: DtmfMethod): void;
+  /**
+   * Play a WAV file (16-bit PCM mono, any rate) to the far end of a call with
+   * active media, from its start; with loop, over and over. Each time the file
+   * plays through, a `playback` event counts it. The playback ends with the
+   * call, or with stopPlayback. Throws when the call has no media yet, or when
+   * the stack's players are all in use.
+   */
+  playFile(call: CallId, file: string, options?: { loop?: boolean }): PlaybackId;
+  /** Stop a playback; one that already ended (its call is over) is ignored. */
+  stopPlayback(playback: PlaybackId): void;
   /**
    * What the stack knows of a call now (it may be ahead of the events still on their way).
    * Throws for an id that names no call; an ended call is forgotten soon after its

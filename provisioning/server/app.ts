@@ -15,6 +15,9 @@ import { Pusher, repoDesiredStore } from './pusher.js';
 import { Notifier, type RetryPolicy } from './notify/notifier.js';
 import { HttpSmsChannel, SmtpChannel, WebhookChannel } from './notify/channels.js';
 import { TargetPolicy } from './notify/targets.js';
+import { SipCallChannel, deskCallVoiceOptions, type DeskCallSip } from './notify/call.js';
+import { EspeakSpeech } from './notify/speech.js';
+import { createPjsipVoiceStack } from '../../hal/voice/pjsip/index.js';
 import { PhoneIntake } from './intake.js';
 import { AdminService } from './service.js';
 import { RecordsService } from './records.js';
@@ -102,6 +105,13 @@ export interface ServerAppOptions {
     allowTargets?: readonly string[];
     /** The longest one send may take before it counts as failed and is retried (default 30 s). */
     sendTimeoutMs?: number;
+    /**
+     * Where the voice stack for security-desk calls listens (started on the first call): SIP over
+     * UDP and TCP on host:port (default 0.0.0.0:5062), RTP from rtpPort (default 4100).
+     */
+    sip?: DeskCallSip;
+    /** The speech synthesizer (default espeak-ng from PATH) and its speed (default 145 words a minute). */
+    speech?: { command?: string; wordsPerMinute?: number };
   };
   pushWindow?: number;
   csvLimits?: CsvLimits;
@@ -210,6 +220,12 @@ export class ServerApp {
       email: new SmtpChannel(),
       sms: new HttpSmsChannel(targets),
       webhook: new WebhookChannel(targets),
+      call: new SipCallChannel({
+        log: named(log, 'desk-call'),
+        speech: new EspeakSpeech({ dir: path.join(dataDir, 'speech'), ...opts.notify?.speech }),
+        voice: () => createPjsipVoiceStack({ logger: named(log, 'voice') }),
+        start: deskCallVoiceOptions(opts.notify?.sip),
+      }),
       ...(opts.notify?.retry ? { retry: opts.notify.retry } : {}),
       ...(opts.notify?.concurrency ? { concurrency: opts.notify.concurrency } : {}),
       ...(opts.notify?.sendTimeoutMs ? { sendTimeoutMs: opts.notify.sendTimeoutMs } : {}),

@@ -10,7 +10,10 @@ import type { SignedAddress } from '../protocol/messages.js';
 import { NotFoundError, ValidationError } from './errors.js';
 
 /** A test notification: the channel, and for email or SMS whom to send it to. */
-export const testNotificationSchema = z.object({ channel: z.enum(['email', 'sms', 'webhook']), to: z.string().max(254).optional() });
+export const testNotificationSchema = z.object({
+  channel: z.enum(['email', 'sms', 'webhook', 'call']),
+  to: z.string().max(254).optional(),
+});
 
 export interface RecordsServiceDeps {
   repo: Repo;

@@ -42,6 +42,10 @@ export const runConfigSchema = z
     brokerKey: nonEmpty.optional(),
     allowedOrigins: list.optional(),
     allowNotifyTargets: list.optional(),
+    sipHost: nonEmpty.optional(),
+    sipPublicHost: nonEmpty.optional(),
+    sipPort: port.optional(),
+    rtpPort: port.optional(),
   })
   .superRefine((c, ctx) => {
     // Pairs that only work together: name the missing half.
@@ -82,6 +86,10 @@ const SOURCES: Record<keyof RunConfig, { flag: string; env?: string; def?: strin
   brokerKey: { flag: 'broker-key' },
   allowedOrigins: { flag: 'allowed-origin' },
   allowNotifyTargets: { flag: 'allow-notify-target' },
+  sipHost: { flag: 'sip-host' },
+  sipPublicHost: { flag: 'sip-public-host' },
+  sipPort: { flag: 'sip-port' },
+  rtpPort: { flag: 'rtp-port' },
 };
 
 /** The run options from flags and environment, or a ConfigError naming every bad one. */

@@ -170,7 +170,8 @@ export class AdminService {
     const sms = s.sms && (({ password, header, ...rest }) => ({ ...rest, ...hideHeader(header), passwordSet: Boolean(password) }))(s.sms);
     const webhook =
       s.webhook && (({ secret, header, ...rest }) => ({ ...rest, ...hideHeader(header), secretSet: Boolean(secret) }))(s.webhook);
-    return { smtp, sms, webhook, policy: this.repo.account().notificationPolicy };
+    // The call channel holds no secret: shown as stored.
+    return { smtp, sms, webhook, call: s.call, policy: this.repo.account().notificationPolicy };
   }
 
   /**
@@ -252,6 +253,7 @@ export class AdminService {
       if (merged.webhook && !merged.webhook.header) delete merged.webhook.header;
       if (merged.webhook && merged.webhook.secret === undefined) delete merged.webhook.secret;
     }
+    if (next.call !== undefined) merged.call = next.call;
     this.repo.transaction(() => {
       this.repo.setNotificationSettings(merged);
       this.repo.audit(actor, 'notifications.update', 'account', null, {
@@ -475,6 +477,7 @@ export function toLocationInput(l: Location): LocationInputRaw {
     switchPorts: l.switchPorts,
     adminEmails: l.adminEmails,
     smsNumbers: l.smsNumbers,
+    callNumbers: l.callNumbers,
   };
 }
 

@@ -133,6 +133,18 @@ export const cidrSchema = z
     if (p) ctx.addIssue({ code: 'custom', message: `${s}: ${p}` });
   });
 
+/** A SIP URI the server can call: sip: or sips:, one line, no spaces. */
+export const sipUriSchema = z
+  .string()
+  .trim()
+  .max(256)
+  .regex(/^sips?:[^\s<>"]+$/i, 'must be a SIP URI such as sip:desk@pbx.example or sip:10.0.0.5:5060');
+
+/** An on-site number a 911 report rings: a SIP URI, or an E.164 number (through the SIP gateway). */
+export const callNumberSchema = z.union([e164Schema, sipUriSchema], {
+  message: 'must be an E.164 number (+15555550100) or a SIP URI (sip:desk@pbx.example)',
+});
+
 /** The fields of a location; locationInputSchema adds the address rules across them. */
 export const locationFieldsSchema = z.strictObject({
   code: text(32).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, dot, dash, underscore'),
@@ -152,6 +164,8 @@ export const locationFieldsSchema = z.strictObject({
     .default([]),
   adminEmails: emailListSchema().default([]),
   smsNumbers: z.array(e164Schema).max(10).default([]),
+  /** On-site numbers called (spoken message, press 1) when a 911 is reported. */
+  callNumbers: z.array(callNumberSchema).max(10).optional(),
 });
 
 export const locationInputSchema = locationFieldsSchema.superRefine((loc, ctx) => {
@@ -251,10 +265,26 @@ export const webhookSettingsSchema = z.strictObject({
 });
 export type WebhookSettings = z.infer<typeof webhookSettingsSchema>;
 
+/** The security-desk call channel: how the server places its calls (notify/call.ts). */
+export const callSettingsSchema = z.strictObject({
+  /** Where E.164 numbers go: sip:<number>@<gateway host[:port][;params]>. */
+  gateway: sipUriSchema.optional(),
+  /** The From of the calls, e.g. sip:e911@server.example (the desk's display shows it). */
+  from: sipUriSchema,
+  /** How many times the message plays in one call before it counts as unacknowledged. */
+  repeats: z.number().int().min(1).max(20).default(4),
+  /** How long a call may ring before it counts as not answered. */
+  ringSeconds: z.number().int().min(5).max(120).default(30),
+  /** Calls placed per number at most (not answered, busy, failed), with backoff between. */
+  maxAttempts: z.number().int().min(1).max(10).default(5),
+});
+export type CallSettings = z.infer<typeof callSettingsSchema>;
+
 export const notificationSettingsSchema = z.strictObject({
   smtp: smtpSettingsSchema.nullable().optional(),
   sms: smsSettingsSchema.nullable().optional(),
   webhook: webhookSettingsSchema.nullable().optional(),
+  call: callSettingsSchema.nullable().optional(),
 });
 export type NotificationSettingsInput = z.infer<typeof notificationSettingsSchema>;
 

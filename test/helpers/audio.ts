@@ -92,6 +92,77 @@ export function writeRtpPcap(file: string, samples: Int16Array, o: { ssrc?: numb
   return packets;
 }
 
+/**
+ * A pcap SIPp plays (play_pcap_audio) to press a key: `leadMs` of PCMU silence, then the
+ * digit as RFC 4733 telephone-event packets (payload type `pt`, as the caller's offer maps
+ * telephone-event/8000), every 20 ms for `toneMs`, the last three with the end bit.
+ */
+export function writeDtmfPcap(file: string, o: { digit: string; pt: number; leadMs?: number; toneMs?: number }): number {
+  const events = '0123456789*#ABCD';
+  const event = events.indexOf(o.digit.toUpperCase());
+  if (event < 0) throw new Error(`not a DTMF digit: ${o.digit}`);
+  const rtp: Buffer[] = [];
+  let seq = 1;
+  let ts = 0;
+  const header = (pt: number, marker: boolean, stamp: number) => {
+    const h = Buffer.alloc(12);
+    h[0] = 0x80;
+    h[1] = (marker ? 0x80 : 0) | pt;
+    h.writeUInt16BE(seq++ & 0xffff, 2);
+    h.writeUInt32BE(stamp >>> 0, 4);
+    h.writeUInt32BE(0x0de5c911, 8);
+    return h;
+  };
+  for (let i = 0; i < (o.leadMs ?? 500) / 20; i++, ts += 160) rtp.push(Buffer.concat([header(0, i === 0, ts), Buffer.alloc(160, 0xff)]));
+  const steps = Math.max(1, Math.round((o.toneMs ?? 200) / 20));
+  for (let i = 1; i <= steps + 2; i++) {
+    const end = i > steps;
+    const payload = Buffer.alloc(4);
+    payload[0] = event;
+    payload[1] = (end ? 0x80 : 0) | 10; // end bit, volume -10 dBm0
+    payload.writeUInt16BE(Math.min(i, steps) * 160, 2);
+    rtp.push(Buffer.concat([header(o.pt, i === 1, ts), payload]));
+  }
+  writePcap(file, rtp);
+  return rtp.length;
+}
+
+/** A libpcap file of RTP packets over UDP on loopback, 20 ms apart. */
+function writePcap(file: string, rtps: Buffer[]): void {
+  const global = Buffer.alloc(24);
+  global.writeUInt32LE(0xa1b2c3d4, 0);
+  global.writeUInt16LE(2, 4);
+  global.writeUInt16LE(4, 6);
+  global.writeUInt32LE(65535, 16);
+  global.writeUInt32LE(1, 20);
+  const chunks = [global];
+  rtps.forEach((rtp, n) => {
+    const udp = Buffer.alloc(8);
+    udp.writeUInt16BE(40000, 0);
+    udp.writeUInt16BE(50000, 2);
+    udp.writeUInt16BE(8 + rtp.length, 4);
+    const ip = Buffer.alloc(20);
+    ip[0] = 0x45;
+    ip.writeUInt16BE(20 + 8 + rtp.length, 2);
+    ip[8] = 64;
+    ip[9] = 17;
+    ipv4('127.0.0.1').copy(ip, 12);
+    ipv4('127.0.0.1').copy(ip, 16);
+    ip.writeUInt16BE(ipChecksum(ip), 10);
+    const eth = Buffer.alloc(14);
+    eth.writeUInt16BE(0x0800, 12);
+    const frame = Buffer.concat([eth, ip, udp, rtp]);
+    const rec = Buffer.alloc(16);
+    const usec = n * 20_000;
+    rec.writeUInt32LE(Math.floor(usec / 1e6), 0);
+    rec.writeUInt32LE(usec % 1e6, 4);
+    rec.writeUInt32LE(frame.length, 8);
+    rec.writeUInt32LE(frame.length, 12);
+    chunks.push(rec, frame);
+  });
+  writeFileSync(file, Buffer.concat(chunks));
+}
+
 /** A 16-bit PCM mono WAV file: its sample rate and samples. */
 export function readWav(file: string): { rate: number; samples: Int16Array } {
   const buf = readFileSync(file);

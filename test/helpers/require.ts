@@ -24,6 +24,7 @@ export const COMPONENTS = [
   'voice', // the PJSIP addon (hal/voice/pjsip), built by scripts/build-voice.mjs
   'broker', // Mosquitto
   'sipp', // SIPp (Debian sip-tester)
+  'espeak', // espeak-ng, the server's speech synthesizer for security-desk calls
   'kamailio',
   'netns', // root and `ip netns`: network namespaces joined by veth pairs
   'lldpd',
@@ -135,6 +136,7 @@ const PROBES: Record<Component, () => string | null> = {
   },
   broker: () => (MOSQUITTO_BIN ? null : 'mosquitto is not installed (scripts/apt-packages.txt)'),
   sipp: () => (SIPP_BIN ? null : 'sipp is not installed (Debian sip-tester)'),
+  espeak: () => (onPath('espeak-ng') ? null : 'espeak-ng is not installed (scripts/apt-packages.txt)'),
   kamailio: () => (KAMAILIO_BIN ? null : 'kamailio is not installed'),
   netns: () => {
     const a = netnsAvailable();

@@ -293,7 +293,7 @@ describe('each stored type read back through Repo', () => {
     });
     expect(repo.account().e911ChangedAt).toMatch(/^2026-01-01T/);
     repo.setNotificationSettings({ smtp: null, sms: null, webhook: { url: 'https://hooks.example.com/x' } as never });
-    expect(repo.notificationSettings()).toEqual({ smtp: null, sms: null, webhook: { url: 'https://hooks.example.com/x' } });
+    expect(repo.notificationSettings()).toEqual({ smtp: null, sms: null, webhook: { url: 'https://hooks.example.com/x' }, call: null });
 
     repo.insertEvent({
       id: 'ev-1',
@@ -328,7 +328,28 @@ describe('each stored type read back through Repo', () => {
       lastError: 'carrier said no',
       providerId: null,
       sentAt: null,
+      acknowledgedAt: null,
+      ackMethod: null,
+      plays: null,
     });
+
+    // Security-desk calls: one acknowledged (a 1 pressed), one answered and never acknowledged.
+    repo.addNotification('ev-1', 'call', 'sip:desk@pbx.example');
+    repo.addNotification('ev-1', 'call', '+15550123');
+    const calls = repo.claimDueNotifications(5, 60_000, 'srv/boot').filter((x) => x.channel === 'call');
+    repo.notificationAcknowledged(calls[0]!.id, 'call-id-1', { at: '2026-06-06T00:00:05.000Z', method: 'rfc2833', plays: 1 });
+    repo.notificationUnacknowledged(calls[1]!.id, 'call-id-2', 4, 'played 4 times, not acknowledged');
+    const byRecipient = new Map(repo.notifications().map((x) => [x.recipient, x]));
+    expect(byRecipient.get(calls[0]!.recipient)).toMatchObject({
+      status: 'sent',
+      providerId: 'call-id-1',
+      acknowledgedAt: '2026-06-06T00:00:05.000Z',
+      ackMethod: 'rfc2833',
+      plays: 1,
+    });
+    expect(byRecipient.get(calls[1]!.recipient)).toMatchObject({ status: 'unacknowledged', plays: 4, acknowledgedAt: null });
+    // Final: an unacknowledged call is not claimed again.
+    expect(repo.claimDueNotifications(5, 60_000, 'srv/boot')).toEqual([]);
 
     const jobId = repo.createJob('push', 'admin', { all: true }, 4);
     repo.claimJob();

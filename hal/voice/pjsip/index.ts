@@ -19,6 +19,7 @@ import {
   type CallInfo,
   type DtmfMethod,
   type MakeCallOptions,
+  type PlaybackId,
   type StartResult,
   type StopOptions,
   type VoiceEvents,
@@ -46,6 +47,8 @@ interface NativeVoice {
   unhold(call: CallId): void;
   sendDtmf(call: CallId, digits: string, method: DtmfMethod): void;
   callInfo(call: CallId): CallInfo;
+  playFile(call: CallId, file: string, options: { loop: boolean }): PlaybackId;
+  stopPlayback(playback: PlaybackId): void;
   version(): string;
   lastMakeCallTiming(): MakeCallTiming;
 }
@@ -262,6 +265,14 @@ export class PjsipVoiceStack implements VoiceStack {
     return this.native.callInfo(call);
   }
 
+  playFile(call: CallId, file: string, options: { loop?: boolean } = {}): PlaybackId {
+    return this.native.playFile(call, file, { loop: options.loop ?? false });
+  }
+
+  stopPlayback(playback: PlaybackId): void {
+    this.native.stopPlayback(playback);
+  }
+
   /** Where the last makeCall spent its time (for the emergency benchmark). */
   lastMakeCallTiming(): MakeCallTiming {
     return this.native.lastMakeCallTiming();
@@ -296,6 +307,7 @@ export class PjsipVoiceStack implements VoiceStack {
       case 'inviteResponse':
       case 'dtmf':
       case 'soundDevice':
+      case 'playback':
         this.hub.emit(type, rest as unknown as VoiceEvents[typeof type]);
         return;
       default:

@@ -12,6 +12,8 @@ Server (local):
       [--tls-cert FILE --tls-key FILE]         serve the API and portal over HTTPS (session cookies Secure)
       [--secure-cookies] [--allowed-origin URL,...]  behind a TLS proxy: Secure cookies, the proxy's public origin
       [--allow-notify-target HOST|CIDR,...]    SMS/webhook targets allowed although loopback, link-local or private
+      [--sip-host H] [--sip-public-host H] [--sip-port N] [--rtp-port N]
+                                               where security-desk calls go out from (default 0.0.0.0:5062, RTP 4100)
   keygen                                       print the signing public key (phones' serverPublicKey)
   token create NAME | list | revoke ID         admin API tokens (a new token is printed once)
   broker-config --out DIR [--dir /etc/mosquitto/e911] [--instance NAME,...] [--listen [HOST:]PORT,...]
@@ -26,7 +28,7 @@ Admin API (over HTTP: --url URL, default http://127.0.0.1:8080; --token T or E91
   account show | set [--name N] [--contact-email E] [--recommendations on|off] [--policy all|app-only|app-then-email-sms]
                 [--location-policy network-first|provisioned-first|ask-user] [--elin-callback on|off]
   e911 enable | disable
-  notifications show | set --file F | test --channel email|sms|webhook [--to X]
+  notifications show | set --file F | test --channel email|sms|webhook|call [--to X]
   locations list | show ID | create --file F | update ID --file F | delete ID | validate --file F
   users list [--location ID] | show ID | create --file F | update ID --file F | delete ID
   phones list | show DEVICE | credentials DEVICE | push DEVICE | delete DEVICE
@@ -55,6 +57,10 @@ export const OPTIONS = {
   'secure-cookies': { type: 'boolean' },
   'allowed-origin': { type: 'string' },
   'allow-notify-target': { type: 'string' },
+  'sip-host': { type: 'string' },
+  'sip-public-host': { type: 'string' },
+  'sip-port': { type: 'string' },
+  'rtp-port': { type: 'string' },
   listen: { type: 'string' },
   'broker-ca': { type: 'string' },
   'broker-cert': { type: 'string' },

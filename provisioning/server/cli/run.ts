@@ -46,7 +46,15 @@ export async function run(flags: Flags, dataDir: string, log: pino.Logger, env: 
         : {}),
       ...(brokerTls(flags) ? { tls: brokerTls(flags)! } : {}),
     },
-    ...(c.allowNotifyTargets ? { notify: { allowTargets: c.allowNotifyTargets } } : {}),
+    notify: {
+      ...(c.allowNotifyTargets ? { allowTargets: c.allowNotifyTargets } : {}),
+      sip: {
+        ...(c.sipHost ? { host: c.sipHost } : {}),
+        ...(c.sipPublicHost ? { publicHost: c.sipPublicHost } : {}),
+        ...(c.sipPort ? { port: c.sipPort } : {}),
+        ...(c.rtpPort ? { rtpPort: c.rtpPort } : {}),
+      },
+    },
     http: {
       port: c.httpPort,
       host: c.httpHost,

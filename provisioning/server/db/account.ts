@@ -21,6 +21,7 @@ const toNotificationSettings = rowMapper<NotificationSettings>({
   smtp: json('smtp', null),
   sms: json('sms', null),
   webhook: json('webhook', null),
+  call: json('call', null),
 });
 
 export type AccountUpdate = Partial<
@@ -58,13 +59,13 @@ export class AccountStore {
   }
 
   notificationSettings(): NotificationSettings {
-    return toNotificationSettings(this.s.q('SELECT smtp, sms, webhook FROM account WHERE id = 1').get() as Row);
+    return toNotificationSettings(this.s.q('SELECT smtp, sms, webhook, call FROM account WHERE id = 1').get() as Row);
   }
 
   setNotificationSettings(s: NotificationSettings): void {
     const enc = (v: unknown) => (v ? JSON.stringify(v) : null);
     this.s
-      .q('UPDATE account SET smtp = ?, sms = ?, webhook = ?, updated_at = ? WHERE id = 1')
-      .run(enc(s.smtp), enc(s.sms), enc(s.webhook), this.s.iso());
+      .q('UPDATE account SET smtp = ?, sms = ?, webhook = ?, call = ?, updated_at = ? WHERE id = 1')
+      .run(enc(s.smtp), enc(s.sms), enc(s.webhook), enc(s.call ?? null), this.s.iso());
   }
 }

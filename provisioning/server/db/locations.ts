@@ -37,6 +37,7 @@ export const toLocation = rowMapper<Location>({
   switchPorts: json('switch_ports', []),
   adminEmails: json('admin_emails', []),
   smsNumbers: json('sms_numbers', []),
+  callNumbers: json('call_numbers', []),
   civic: (r) => postalToCivic(toAddress(r), placeOf(r)),
   createdAt: text('created_at'),
   updatedAt: text('updated_at'),
@@ -81,6 +82,8 @@ export class LocationStore {
       switch_ports: JSON.stringify(l.switchPorts),
       admin_emails: JSON.stringify(l.adminEmails),
       sms_numbers: JSON.stringify(l.smsNumbers),
+      // A client that does not know the field (an older portal, a CSV row) leaves the stored ones.
+      call_numbers: l.callNumbers === undefined ? null : JSON.stringify(l.callNumbers),
       now: this.s.iso(),
     };
   }
@@ -89,9 +92,9 @@ export class LocationStore {
     const r = this.s
       .q(
         `INSERT INTO locations (code, name, country, house_number, house_number_suffix, street, street2, city, state, postal_code, plus4,
-           building, floor, room, time_zone, ip_groups, switch_ports, admin_emails, sms_numbers, created_at, updated_at)
+           building, floor, room, time_zone, ip_groups, switch_ports, admin_emails, sms_numbers, call_numbers, created_at, updated_at)
          VALUES (@code, @name, @country, @house_number, @house_number_suffix, @street, @street2, @city, @state, @postal_code, @plus4,
-           @building, @floor, @room, @time_zone, @ip_groups, @switch_ports, @admin_emails, @sms_numbers, @now, @now)`,
+           @building, @floor, @room, @time_zone, @ip_groups, @switch_ports, @admin_emails, @sms_numbers, coalesce(@call_numbers, '[]'), @now, @now)`,
       )
       .run(this.params(l));
     return Number(r.lastInsertRowid);
@@ -104,7 +107,7 @@ export class LocationStore {
            house_number_suffix = @house_number_suffix, street = @street, street2 = @street2, city = @city, state = @state,
            postal_code = @postal_code, plus4 = @plus4, building = @building, floor = @floor, room = @room, time_zone = @time_zone,
            ip_groups = @ip_groups, switch_ports = @switch_ports, admin_emails = @admin_emails, sms_numbers = @sms_numbers,
-           updated_at = @now WHERE id = @id`,
+           call_numbers = coalesce(@call_numbers, call_numbers), updated_at = @now WHERE id = @id`,
       )
       .run({ ...this.params(l), id });
   }

@@ -233,4 +233,44 @@ export const SERVER_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE devices ADD COLUMN disagreement_mono REAL;
     `,
   },
+  {
+    version: 6,
+    name: 'security-desk calls: location call numbers, the call channel settings, call notifications and their acknowledgement',
+    sql: `
+      -- On-site numbers (E.164 through the SIP gateway, or SIP URIs) called when a 911 is reported.
+      ALTER TABLE locations ADD COLUMN call_numbers TEXT NOT NULL DEFAULT '[]';
+      -- The call channel (JSON, like smtp/sms/webhook): gateway, From, repeats, ring time, attempts.
+      ALTER TABLE account ADD COLUMN call TEXT;
+
+      -- The channel and status CHECKs change ('call', 'unacknowledged'): SQLite rebuilds the table.
+      CREATE TABLE notifications_new (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id         TEXT NOT NULL REFERENCES events (id),
+        channel          TEXT NOT NULL CHECK (channel IN ('email', 'sms', 'webhook', 'call')),
+        recipient        TEXT NOT NULL,
+        status           TEXT NOT NULL DEFAULT 'pending'
+                           CHECK (status IN ('pending', 'sending', 'retry', 'sent', 'failed', 'unacknowledged')),
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at  TEXT NOT NULL,
+        last_error       TEXT,
+        provider_id      TEXT,
+        created_at       TEXT NOT NULL,
+        sent_at          TEXT,
+        updated_at       TEXT NOT NULL,
+        claimed_by       TEXT,
+        -- A call: when a 1 was pressed and how it came (rfc2833, info); how often the message played.
+        acknowledged_at  TEXT,
+        ack_method       TEXT,
+        plays            INTEGER,
+        UNIQUE (event_id, channel, recipient)
+      );
+      INSERT INTO notifications_new (id, event_id, channel, recipient, status, attempts, next_attempt_at, last_error, provider_id,
+          created_at, sent_at, updated_at, claimed_by)
+        SELECT id, event_id, channel, recipient, status, attempts, next_attempt_at, last_error, provider_id,
+          created_at, sent_at, updated_at, claimed_by FROM notifications;
+      DROP TABLE notifications;
+      ALTER TABLE notifications_new RENAME TO notifications;
+      CREATE INDEX notifications_due ON notifications (status, next_attempt_at);
+    `,
+  },
 ];

@@ -1,7 +1,7 @@
 // Notifications: one row per (event, channel, recipient), claimed with a lease so
 // that several server processes never send one twice.
 import type { ServerDb } from './open.js';
-import { int, rowMapper, text, textOrNull, type Row } from './rows.js';
+import { int, intOrNull, rowMapper, text, textOrNull, type Row } from './rows.js';
 import type { Notification, NotificationChannel, NotificationStatus } from './types.js';
 
 export const toNotification = rowMapper<Notification>({
@@ -17,6 +17,9 @@ export const toNotification = rowMapper<Notification>({
   createdAt: text('created_at'),
   sentAt: textOrNull('sent_at'),
   updatedAt: text('updated_at'),
+  acknowledgedAt: textOrNull('acknowledged_at'),
+  ackMethod: textOrNull('ack_method'),
+  plays: intOrNull('plays'),
 });
 
 export class NotificationStore {
@@ -78,6 +81,33 @@ export class NotificationStore {
     this.s
       .q("UPDATE notifications SET status = 'sent', sent_at = ?, provider_id = ?, last_error = NULL, updated_at = ? WHERE id = ?")
       .run(now, providerId, now, id);
+  }
+
+  /** A call answered and acknowledged (a 1 pressed): delivered, with when and how. */
+  notificationAcknowledged(id: number, providerId: string, ack: { at: string; method: string; plays: number }): void {
+    const now = this.s.iso();
+    this.s
+      .q(
+        `UPDATE notifications SET status = 'sent', sent_at = ?, provider_id = ?, last_error = NULL, acknowledged_at = ?, ack_method = ?,
+           plays = ?, updated_at = ? WHERE id = ?`,
+      )
+      .run(now, providerId, ack.at, ack.method, ack.plays, now, id);
+  }
+
+  /** A call answered whose message played `plays` times with no 1 pressed: final, said as such. */
+  notificationUnacknowledged(id: number, providerId: string, plays: number, why: string): void {
+    const now = this.s.iso();
+    this.s
+      .q(
+        `UPDATE notifications SET status = 'unacknowledged', provider_id = ?, plays = ?, last_error = ?, next_attempt_at = ?,
+           updated_at = ? WHERE id = ?`,
+      )
+      .run(providerId, plays, why.slice(0, 2000), now, now, id);
+  }
+
+  /** Keeps a claimed row ours while a long send (a call) goes on. */
+  extendNotificationLease(id: number, until: Date): void {
+    this.s.q("UPDATE notifications SET next_attempt_at = ? WHERE id = ? AND status = 'sending'").run(until.toISOString(), id);
   }
 
   notificationFailed(id: number, error: string, retryAt: Date | null): void {

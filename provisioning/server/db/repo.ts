@@ -279,6 +279,15 @@ export class Repo {
   notificationSent(id: number, providerId: string | null): void {
     this.a.notifications.notificationSent(id, providerId);
   }
+  notificationAcknowledged(id: number, providerId: string, ack: { at: string; method: string; plays: number }): void {
+    this.a.notifications.notificationAcknowledged(id, providerId, ack);
+  }
+  notificationUnacknowledged(id: number, providerId: string, plays: number, why: string): void {
+    this.a.notifications.notificationUnacknowledged(id, providerId, plays, why);
+  }
+  extendNotificationLease(id: number, until: Date): void {
+    this.a.notifications.extendNotificationLease(id, until);
+  }
   notificationFailed(id: number, error: string, retryAt: Date | null): void {
     this.a.notifications.notificationFailed(id, error, retryAt);
   }

@@ -2,7 +2,7 @@
 // parsed JSON, booleans): what the aggregate modules return and Repo re-exports.
 import type { PostalAddress } from '../../protocol/locations.js';
 import type { CivicAddress, LocationPolicy } from '../../protocol/address.js';
-import type { NotificationPolicy, SmsSettings, SmtpSettings, WebhookSettings } from '../validation.js';
+import type { CallSettings, NotificationPolicy, SmsSettings, SmtpSettings, WebhookSettings } from '../validation.js';
 
 export interface Account {
   name: string;
@@ -20,6 +20,8 @@ export interface NotificationSettings {
   smtp: SmtpSettings | null;
   sms: SmsSettings | null;
   webhook: WebhookSettings | null;
+  /** Absent in settings written before the call channel existed: none. */
+  call?: CallSettings | null;
 }
 
 export interface IpGroup {
@@ -40,6 +42,7 @@ export interface Location {
   switchPorts: { chassisId: string; portId?: string }[];
   adminEmails: string[];
   smsNumbers: string[];
+  callNumbers: string[];
   /** The RFC 5139 form the phones receive. */
   civic: CivicAddress;
   createdAt: string;
@@ -110,8 +113,9 @@ export interface StoredEvent {
   data: Record<string, unknown>;
 }
 
-export type NotificationChannel = 'email' | 'sms' | 'webhook';
-export type NotificationStatus = 'pending' | 'sending' | 'retry' | 'sent' | 'failed';
+export type NotificationChannel = 'email' | 'sms' | 'webhook' | 'call';
+/** unacknowledged: a call answered, its message played to the end each time, and nobody pressed 1. */
+export type NotificationStatus = 'pending' | 'sending' | 'retry' | 'sent' | 'failed' | 'unacknowledged';
 
 export interface Notification {
   id: number;
@@ -126,6 +130,11 @@ export interface Notification {
   createdAt: string;
   sentAt: string | null;
   updatedAt: string;
+  /** A call: when someone pressed 1, and how the digit came (rfc2833 or info). */
+  acknowledgedAt: string | null;
+  ackMethod: string | null;
+  /** A call: how many times its message played through. */
+  plays: number | null;
 }
 
 export interface AuditEntry {

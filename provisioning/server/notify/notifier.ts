@@ -4,12 +4,16 @@
 // retried with exponential backoff and jitter, and every outcome recorded.
 // Rows are claimed atomically in SQLite, so several server processes sharing
 // the database never send one twice.
+// Over 400 lines: planning, claiming, sending and the retry rules of every channel (calls
+// included) are one queue's life cycle; split, each part would need the others' state.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Repo, Notification, NotificationChannel, StoredEvent } from '../db/repo.js';
-import type { SmsSettings, WebhookSettings } from '../validation.js';
+import type { CallSettings, SmsSettings, WebhookSettings } from '../validation.js';
 import { DeliveryError, type EmailChannel, type HttpChannel } from './channels.js';
 import { buildNotice, type Notice } from './message.js';
+import { CallUnacknowledgedError, type CallAcknowledgement, type CallChannel } from './call.js';
+import { spokenMessage } from './spoken.js';
 import type { SignedAddress } from '../../protocol/messages.js';
 
 export interface RetryPolicy {
@@ -26,6 +30,8 @@ export interface NotifierDeps {
   email: EmailChannel;
   sms: HttpChannel<SmsSettings>;
   webhook: HttpChannel<WebhookSettings>;
+  /** Security-desk calls (absent: 'call' notifications fail with the reason). */
+  call?: CallChannel;
   retry?: RetryPolicy;
   /** Sends in flight at once. */
   concurrency?: number;
@@ -104,6 +110,7 @@ export class Notifier {
     this.sweepTimer = null;
     if (this.workers > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.deps.email.close();
+    await this.deps.call?.close();
   }
 
   /**
@@ -176,6 +183,7 @@ export class Notifier {
     let added = 0;
     for (const e of emails.values()) if (repo.addNotification(event.id, 'email', e)) added++;
     for (const n of location?.smsNumbers ?? []) if (repo.addNotification(event.id, 'sms', n)) added++;
+    for (const n of location?.callNumbers ?? []) if (repo.addNotification(event.id, 'call', n)) added++;
     return added;
   }
 
@@ -243,9 +251,11 @@ export class Notifier {
   private async deliver(n: Notification): Promise<void> {
     const { repo, log } = this.deps;
     const notice = this.notice(n.eventId);
+    const settings = repo.notificationSettings();
+    // Set by a call's send: what its acknowledgement recorded.
+    const call: { ack?: CallAcknowledgement } = {};
     try {
       if (!notice) throw new DeliveryError(`event ${n.eventId} not found`, false);
-      const settings = repo.notificationSettings();
       const send = (): Promise<string> => {
         switch (n.channel) {
           case 'email':
@@ -257,35 +267,60 @@ export class Notifier {
           case 'webhook':
             if (!settings.webhook) throw new DeliveryError('the webhook is not configured', false);
             return this.deps.webhook.send(settings.webhook, webhookBody(n.eventId, notice));
+          case 'call':
+            return this.sendCall(n, settings.call ?? null, notice).then((a) => {
+              call.ack = a;
+              return a.sipCallId;
+            });
         }
       };
-      const providerId = await this.bounded(n.channel, send());
-      repo.notificationSent(n.id, providerId);
+      const providerId = await this.bounded(n.channel, send(), n.channel === 'call' ? this.callBound(settings.call ?? null) : undefined);
+      if (call.ack) repo.notificationAcknowledged(n.id, providerId, call.ack);
+      else repo.notificationSent(n.id, providerId);
       log.info({ eventId: n.eventId, channel: n.channel, recipient: n.recipient, attempts: n.attempts }, 'notification delivered');
     } catch (err) {
       const e = err instanceof DeliveryError ? err : new DeliveryError((err as Error).message);
-      const retryAt = e.retryable && n.attempts < this.retry.maxAttempts ? new Date(this.now().getTime() + this.backoff(n.attempts)) : null;
-      repo.notificationFailed(n.id, e.message, retryAt);
-      log.warn(
-        { eventId: n.eventId, channel: n.channel, recipient: n.recipient, attempts: n.attempts, retryAt, err: e.message },
-        'notification not delivered',
-      );
-      // The app channel failed: under "app, then email and SMS" the others go now.
-      if (n.channel === 'webhook' && n.attempts === 1 && repo.account().notificationPolicy === 'app-then-email-sms') {
-        const event = repo.event(n.eventId);
-        if (event && repo.transaction(() => this.planEmailAndSms(event)) > 0) this.kickMore();
+      if (e instanceof CallUnacknowledgedError) {
+        repo.notificationUnacknowledged(n.id, e.sipCallId, e.plays, e.message);
+        log.warn({ eventId: n.eventId, recipient: n.recipient, plays: e.plays }, 'security-desk call not acknowledged');
+      } else {
+        // Calls have their own bound: each attempt rings someone.
+        const max = n.channel === 'call' ? (settings.call?.maxAttempts ?? this.retry.maxAttempts) : this.retry.maxAttempts;
+        const retryAt = e.retryable && n.attempts < max ? new Date(this.now().getTime() + this.backoff(n.attempts)) : null;
+        repo.notificationFailed(n.id, e.message, retryAt);
+        log.warn(
+          { eventId: n.eventId, channel: n.channel, recipient: n.recipient, attempts: n.attempts, retryAt, err: e.message },
+          'notification not delivered',
+        );
+        // The app channel failed: under "app, then email and SMS" the others go now.
+        if (n.channel === 'webhook' && n.attempts === 1 && repo.account().notificationPolicy === 'app-then-email-sms') {
+          const event = repo.event(n.eventId);
+          if (event && repo.transaction(() => this.planEmailAndSms(event)) > 0) this.kickMore();
+        }
       }
     }
     const updated = repo.notifications({ eventId: n.eventId }).find((x) => x.id === n.id);
     if (updated) this.deps.onUpdate?.(updated);
   }
 
+  /** A call lasts longer than the lease: the row stays ours for as long as the call can. */
+  private sendCall(n: Notification, s: CallSettings | null, notice: Notice): Promise<CallAcknowledgement> {
+    if (!s) throw new DeliveryError('the call channel is not configured');
+    if (!this.deps.call) throw new DeliveryError('this server has no voice stack to place calls', false);
+    this.deps.repo.extendNotificationLease(n.id, new Date(this.now().getTime() + (this.callBound(s) ?? 0) + 30_000));
+    return this.deps.call.send(s, n.recipient, spokenMessage(notice.facts));
+  }
+
+  private callBound(s: CallSettings | null): number | undefined {
+    return s && this.deps.call ? Math.max(this.deps.sendTimeoutMs ?? 30_000, this.deps.call.maxDurationMs(s)) : undefined;
+  }
+
   /**
-   * The send, or a retryable failure once it took longer than sendTimeoutMs. A stuck SMTP
-   * transport is closed then, so the next attempt builds a fresh one.
+   * The send, or a retryable failure once it took longer than sendTimeoutMs (a call: as long
+   * as it can take). A stuck SMTP transport is closed then, so the next attempt builds a fresh one.
    */
-  private async bounded(channel: NotificationChannel, send: Promise<string>): Promise<string> {
-    const ms = this.deps.sendTimeoutMs ?? 30_000;
+  private async bounded(channel: NotificationChannel, send: Promise<string>, limitMs?: number): Promise<string> {
+    const ms = limitMs ?? this.deps.sendTimeoutMs ?? 30_000;
     let timer: NodeJS.Timeout | undefined;
     let timedOut = false;
     const timeout = new Promise<never>((_resolve, reject) => {
@@ -335,6 +370,13 @@ export class Notifier {
         case 'webhook':
           if (!settings.webhook) throw new DeliveryError('the webhook is not configured');
           return { ok: true, providerId: await this.deps.webhook.send(settings.webhook, webhookBody(event.id, notice)) };
+        case 'call': {
+          if (!settings.call) throw new DeliveryError('the call channel is not configured');
+          if (!this.deps.call) throw new DeliveryError('this server has no voice stack to place calls');
+          if (!to) throw new DeliveryError('give a number or SIP URI to call');
+          const ack = await this.deps.call.send(settings.call, to, spokenMessage(notice.facts));
+          return { ok: true, providerId: `${ack.sipCallId} (acknowledged)` };
+        }
       }
     } catch (err) {
       return { ok: false, error: (err as Error).message };

@@ -251,6 +251,7 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   if (transports.Length() == 0) throw Napi::TypeError::New(env, "at least one transport is required");
 
   g_strings.clear();
+  reset_playbacks();
   g_cbopts = CallbackOptions();
   g_cbopts.autoAnswer = get_bool(opts, "autoAnswer", false);
   Napi::Array hdrs = get_arr(opts, "incomingHeaders");
@@ -680,6 +681,29 @@ Napi::Value SendDtmf(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// playFile(callId, path, { loop }) -> playbackId: a WAV file (16-bit PCM
+// mono) into the call, from its start; "playback" events count its plays.
+Napi::Value PlayFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_running(env);
+  int call = get_call_id(info, 0);
+  if (info.Length() < 2 || !info[1].IsString()) throw Napi::TypeError::New(env, "path must be a string");
+  std::string file = info[1].As<Napi::String>().Utf8Value();
+  bool loop = info.Length() > 2 && info[2].IsObject() ? get_bool(info[2].As<Napi::Object>(), "loop", false) : false;
+  pjsua_player_id id = PJSUA_INVALID_ID;
+  check(env, start_playback(call, file, loop, &id), "playFile(" + file + ")");
+  return Napi::Number::New(env, id);
+}
+
+Napi::Value StopPlayback(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_running(env);
+  pj_status_t st = stop_playback(get_id(info, 0));
+  // Already gone (its call ended first): nothing to stop.
+  if (st != PJ_ENOTFOUND) check(env, st, "stopPlayback");
+  return env.Undefined();
+}
+
 Napi::Value CallInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_running(env);
@@ -731,6 +755,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unhold", Napi::Function::New(env, Unhold));
   exports.Set("sendDtmf", Napi::Function::New(env, SendDtmf));
   exports.Set("callInfo", Napi::Function::New(env, CallInfo));
+  exports.Set("playFile", Napi::Function::New(env, PlayFile));
+  exports.Set("stopPlayback", Napi::Function::New(env, StopPlayback));
   exports.Set("version", Napi::Function::New(env, Version));
   exports.Set("lastMakeCallTiming", Napi::Function::New(env, LastMakeCallTiming));
   // If the environment goes away (worker exit) under a running stack, stop

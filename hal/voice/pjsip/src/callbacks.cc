@@ -29,6 +29,15 @@ struct CallMedia {
 std::mutex g_media_mu;  // media callbacks run on SIP, media and JS threads
 CallMedia g_call_media[PJSUA_MAX_CALLS];
 
+// WAV playbacks into calls (playFile): which call each player feeds and how
+// many times it has played the file through. Indexed by pjsua player id.
+struct Playback {
+  bool active = false;
+  pjsua_call_id call = PJSUA_INVALID_ID;
+  unsigned plays = 0;
+};
+Playback g_playbacks[PJSUA_MAX_PLAYERS];
+
 pjsua_conf_port_id g_tone_slot = PJSUA_INVALID_ID;
 pjmedia_port* g_tone_port = nullptr;
 pj_pool_t* g_tone_pool = nullptr;
@@ -110,6 +119,7 @@ void finish_call_media(pjsua_call_id call_id, Event* ev) {
   }
   if (m.recorder != PJSUA_INVALID_ID) pjsua_recorder_destroy(m.recorder);
   if (!m.recording.empty()) ev->str("recording", m.recording);
+  stop_call_playbacks(call_id);
   if (m.streams == 0) return;
   ev->num("rtpSent", m.txPkt)
       .num("rtpReceived", m.rxPkt)
@@ -281,7 +291,76 @@ void on_dtmf_digit2(pjsua_call_id call_id, const pjsua_dtmf_info* info) {
   emit(ev);
 }
 
+// End of the file (media thread): count the play and tell JS. A looping
+// player rewinds by itself; a one-shot player has stopped.
+void on_player_eof(pjmedia_port*, void* user_data) {
+  auto id = static_cast<pjsua_player_id>(reinterpret_cast<intptr_t>(user_data));
+  if (id < 0 || id >= static_cast<int>(PJSUA_MAX_PLAYERS)) return;
+  unsigned plays;
+  pjsua_call_id call;
+  {
+    std::lock_guard<std::mutex> lk(g_media_mu);
+    if (!g_playbacks[id].active) return;
+    plays = ++g_playbacks[id].plays;
+    call = g_playbacks[id].call;
+  }
+  auto* ev = new Event("playback");
+  ev->num("playbackId", id).num("callId", call).num("plays", plays);
+  emit(ev);
+}
+
 }  // namespace
+
+pj_status_t start_playback(pjsua_call_id call_id, const std::string& file, bool loop, pjsua_player_id* out) {
+  pjsua_call_info ci;
+  pj_status_t st = pjsua_call_get_info(call_id, &ci);
+  if (st != PJ_SUCCESS) return st;
+  if (ci.conf_slot == PJSUA_INVALID_ID) return PJ_EINVALIDOP;  // no active media yet
+  pj_str_t name = pj_str(const_cast<char*>(file.c_str()));
+  pjsua_player_id id;
+  st = pjsua_player_create(&name, loop ? 0 : PJMEDIA_FILE_NO_LOOP, &id);
+  if (st != PJ_SUCCESS) return st;
+  {
+    std::lock_guard<std::mutex> lk(g_media_mu);
+    g_playbacks[id] = Playback{true, call_id, 0};
+  }
+  pjmedia_port* port = nullptr;
+  st = pjsua_player_get_port(id, &port);
+  if (st == PJ_SUCCESS) st = pjmedia_wav_player_set_eof_cb2(port, reinterpret_cast<void*>(static_cast<intptr_t>(id)), &on_player_eof);
+  if (st == PJ_SUCCESS) st = pjsua_conf_connect(pjsua_player_get_conf_port(id), ci.conf_slot);
+  if (st != PJ_SUCCESS) {
+    stop_playback(id);
+    return st;
+  }
+  *out = id;
+  return PJ_SUCCESS;
+}
+
+pj_status_t stop_playback(pjsua_player_id id) {
+  if (id < 0 || id >= static_cast<int>(PJSUA_MAX_PLAYERS)) return PJ_EINVAL;
+  {
+    std::lock_guard<std::mutex> lk(g_media_mu);
+    if (!g_playbacks[id].active) return PJ_ENOTFOUND;
+    g_playbacks[id] = Playback();
+  }
+  return pjsua_player_destroy(id);
+}
+
+void stop_call_playbacks(pjsua_call_id call_id) {
+  for (int id = 0; id < static_cast<int>(PJSUA_MAX_PLAYERS); ++id) {
+    bool mine;
+    {
+      std::lock_guard<std::mutex> lk(g_media_mu);
+      mine = g_playbacks[id].active && g_playbacks[id].call == call_id;
+    }
+    if (mine) stop_playback(id);
+  }
+}
+
+void reset_playbacks() {
+  std::lock_guard<std::mutex> lk(g_media_mu);
+  for (auto& p : g_playbacks) p = Playback();
+}
 
 void install_callbacks(pjsua_callback* cb) {
   cb->on_reg_state2 = &on_reg_state2;

@@ -65,6 +65,14 @@ void prefer_g711();
 // Test mode: the tone generator's conference slot (or PJSUA_INVALID_ID).
 pj_status_t start_test_tone();
 void stop_test_tone();
+// WAV playback into a call (16-bit PCM mono, any rate): the player is
+// connected to the call's conference slot, counts each time the file plays
+// through ("playback" events), and is destroyed with the call.
+pj_status_t start_playback(pjsua_call_id call_id, const std::string& file, bool loop, pjsua_player_id* out);
+pj_status_t stop_playback(pjsua_player_id id);
+void stop_call_playbacks(pjsua_call_id call_id);
+// Forget every playback (the stack stopped: pjsua_destroy freed the players).
+void reset_playbacks();
 // Per-call media state kept between callbacks (recorder, RTP totals).
 void reset_call_media(pjsua_call_id call_id);
 

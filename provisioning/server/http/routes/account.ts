@@ -38,7 +38,9 @@ export const accountRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { servi
   );
   app.get(
     '/api/account/notifications',
-    { schema: { ...tag('notifications'), summary: 'SMTP, SMS and webhook settings (secrets shown only as set or not)' } },
+    {
+      schema: { ...tag('notifications'), summary: 'SMTP, SMS, webhook and security-desk call settings (secrets shown only as set or not)' },
+    },
     async () => service.notificationSettings(),
   );
   app.put(

@@ -8,7 +8,7 @@ import { ErrorBox, Page, Table, useApp, when } from '../ui.js';
 import './status.css';
 
 const CALL_TYPES = new Set(['emergency-call', 'test-call']);
-const STATUSES = ['sent', 'failed', 'retry', 'sending', 'pending'] as const;
+const STATUSES = ['sent', 'unacknowledged', 'failed', 'retry', 'sending', 'pending'] as const;
 
 /** "3 sent, 1 failed" (and "none" when the call had no recipient). */
 export function deliverySummary(ns: Notification[]): string {
@@ -17,6 +17,23 @@ export function deliverySummary(ns: Notification[]): string {
     .filter(([, n]) => n > 0)
     .map(([s, n]) => `${n} ${s}`)
     .join(', ');
+}
+
+/** A security-desk call: who pressed 1 when, or that nobody did. */
+function CallAck({ n }: { n: Notification }) {
+  if (n.acknowledgedAt)
+    return (
+      <small class="block" data-testid="call-ack">
+        acknowledged {when(n.acknowledgedAt)} ({n.ackMethod === 'info' ? 'SIP INFO' : 'keypad'})
+      </small>
+    );
+  if (n.status === 'unacknowledged')
+    return (
+      <small class="block" data-testid="call-ack">
+        answered, not acknowledged after {n.plays ?? 0} plays
+      </small>
+    );
+  return null;
 }
 
 const callLabel = (e: StoredEvent) =>
@@ -107,7 +124,13 @@ function CallLog() {
                 </td>
                 <td
                   data-testid="deliveries"
-                  class={ns.some((n) => n.status === 'failed') ? 'bad' : ns.some((n) => n.status !== 'sent') ? 'warn' : 'ok'}
+                  class={
+                    ns.some((n) => n.status === 'failed' || n.status === 'unacknowledged')
+                      ? 'bad'
+                      : ns.some((n) => n.status !== 'sent')
+                        ? 'warn'
+                        : 'ok'
+                  }
                 >
                   {deliverySummary(ns)}
                 </td>
@@ -231,10 +254,11 @@ function CallDetail({ id }: { id: string }) {
                 {call.notifications.map((n) => (
                   <tr key={n.id} data-recipient={n.recipient} data-status={n.status}>
                     <th scope="row">{n.recipient}</th>
-                    <td>{n.channel === 'sms' ? 'SMS' : n.channel}</td>
+                    <td>{n.channel === 'sms' ? 'SMS' : n.channel === 'call' ? 'phone call' : n.channel}</td>
                     <td class={`status-${n.status}`}>
                       {n.status}
                       {n.status === 'retry' ? <small class="block">next try {when(n.nextAttemptAt)}</small> : null}
+                      {n.channel === 'call' ? <CallAck n={n} /> : null}
                     </td>
                     <td>{n.attempts}</td>
                     <td class="error-text">{n.lastError ?? '—'}</td>

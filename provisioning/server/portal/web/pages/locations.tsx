@@ -106,6 +106,7 @@ interface Form {
   switchPorts: { chassisId: string; portId: string }[];
   adminEmails: string[];
   smsNumbers: string[];
+  callNumbers: string[];
 }
 
 const EMPTY: Form = {
@@ -128,6 +129,7 @@ const EMPTY: Form = {
   switchPorts: [],
   adminEmails: [],
   smsNumbers: [],
+  callNumbers: [],
 };
 
 function fromLocation(l: Location): Form {
@@ -152,6 +154,7 @@ function fromLocation(l: Location): Form {
     switchPorts: l.switchPorts.map((p) => ({ chassisId: p.chassisId, portId: p.portId ?? '' })),
     adminEmails: [...l.adminEmails],
     smsNumbers: [...l.smsNumbers],
+    callNumbers: [...(l.callNumbers ?? [])],
   };
 }
 
@@ -180,6 +183,7 @@ function toBody(f: Form): Record<string, unknown> {
     switchPorts: f.switchPorts.filter((p) => p.chassisId.trim()).map((p) => ({ chassisId: p.chassisId.trim(), portId: opt(p.portId) })),
     adminEmails: f.adminEmails.map((e) => e.trim()).filter(Boolean),
     smsNumbers: f.smsNumbers.map((n) => n.trim()).filter(Boolean),
+    callNumbers: f.callNumbers.map((n) => n.trim()).filter(Boolean),
   };
 }
 
@@ -378,6 +382,16 @@ function LocationForm({ id }: { id?: number }) {
           onBlur={() => touch('smsNumbers')}
           max={10}
           type="tel"
+        />
+        <TextList
+          legend="Security desk numbers"
+          item="Desk number"
+          hint="Called for every 911 call from this location: a spoken notice repeats until someone presses 1 (E.164 through the SIP gateway, or a SIP URI such as sip:desk@pbx.example)."
+          values={form.callNumbers}
+          onChange={(v) => set('callNumbers', v)}
+          errors={listErrors(showAll || touched.has('callNumbers') ? all : {}, 'callNumbers')}
+          onBlur={() => touch('callNumbers')}
+          max={10}
         />
         <ErrorBox error={saveError} />
         <div class="actions">
