@@ -47,15 +47,7 @@ function ipChecksum(header: Buffer): number {
 export function writeRtpPcap(file: string, samples: Int16Array, o: { ssrc?: number; srcPort?: number; dstPort?: number } = {}): number {
   const perPacket = 160;
   const ssrc = o.ssrc ?? 0x5eed911;
-  const chunks: Buffer[] = [];
-  const global = Buffer.alloc(24);
-  global.writeUInt32LE(0xa1b2c3d4, 0);
-  global.writeUInt16LE(2, 4);
-  global.writeUInt16LE(4, 6);
-  global.writeUInt32LE(65535, 16); // snaplen
-  global.writeUInt32LE(1, 20); // DLT_EN10MB
-  chunks.push(global);
-  let packets = 0;
+  const rtps: Buffer[] = [];
   for (let off = 0, seq = 1; off + perPacket <= samples.length; off += perPacket, seq++) {
     const rtp = Buffer.alloc(12 + perPacket);
     rtp[0] = 0x80;
@@ -64,32 +56,10 @@ export function writeRtpPcap(file: string, samples: Int16Array, o: { ssrc?: numb
     rtp.writeUInt32BE(off >>> 0, 4);
     rtp.writeUInt32BE(ssrc >>> 0, 8);
     for (let i = 0; i < perPacket; i++) rtp[12 + i] = linearToUlaw(samples[off + i]!);
-    const udp = Buffer.alloc(8);
-    udp.writeUInt16BE(o.srcPort ?? 40000, 0);
-    udp.writeUInt16BE(o.dstPort ?? 50000, 2);
-    udp.writeUInt16BE(8 + rtp.length, 4);
-    const ip = Buffer.alloc(20);
-    ip[0] = 0x45;
-    ip.writeUInt16BE(20 + 8 + rtp.length, 2);
-    ip[8] = 64;
-    ip[9] = 17; // UDP
-    ipv4('127.0.0.1').copy(ip, 12);
-    ipv4('127.0.0.1').copy(ip, 16);
-    ip.writeUInt16BE(ipChecksum(ip), 10);
-    const eth = Buffer.alloc(14);
-    eth.writeUInt16BE(0x0800, 12);
-    const frame = Buffer.concat([eth, ip, udp, rtp]);
-    const rec = Buffer.alloc(16);
-    const usec = (seq - 1) * 20_000;
-    rec.writeUInt32LE(Math.floor(usec / 1e6), 0);
-    rec.writeUInt32LE(usec % 1e6, 4);
-    rec.writeUInt32LE(frame.length, 8);
-    rec.writeUInt32LE(frame.length, 12);
-    chunks.push(rec, frame);
-    packets++;
+    rtps.push(rtp);
   }
-  writeFileSync(file, Buffer.concat(chunks));
-  return packets;
+  writePcap(file, rtps, o);
+  return rtps.length;
 }
 
 /**
@@ -127,19 +97,19 @@ export function writeDtmfPcap(file: string, o: { digit: string; pt: number; lead
   return rtp.length;
 }
 
-/** A libpcap file of RTP packets over UDP on loopback, 20 ms apart. */
-function writePcap(file: string, rtps: Buffer[]): void {
+/** A libpcap file (Ethernet) of RTP packets over UDP on loopback, 20 ms apart. */
+function writePcap(file: string, rtps: Buffer[], o: { srcPort?: number; dstPort?: number } = {}): void {
   const global = Buffer.alloc(24);
   global.writeUInt32LE(0xa1b2c3d4, 0);
   global.writeUInt16LE(2, 4);
   global.writeUInt16LE(4, 6);
-  global.writeUInt32LE(65535, 16);
-  global.writeUInt32LE(1, 20);
+  global.writeUInt32LE(65535, 16); // snaplen
+  global.writeUInt32LE(1, 20); // DLT_EN10MB
   const chunks = [global];
   rtps.forEach((rtp, n) => {
     const udp = Buffer.alloc(8);
-    udp.writeUInt16BE(40000, 0);
-    udp.writeUInt16BE(50000, 2);
+    udp.writeUInt16BE(o.srcPort ?? 40000, 0);
+    udp.writeUInt16BE(o.dstPort ?? 50000, 2);
     udp.writeUInt16BE(8 + rtp.length, 4);
     const ip = Buffer.alloc(20);
     ip[0] = 0x45;
