@@ -8,6 +8,7 @@ import { createHash, verify, type KeyObject } from 'node:crypto';
 import { decodePayload, type RejectCode } from '../../provisioning/protocol/messages.js';
 import { canonicalJson } from '../../provisioning/protocol/canonical.js';
 import type { LocationsDocument } from '../../provisioning/protocol/locations.js';
+import type { CompactIndex, PartText } from './locations-view.js';
 
 /** What the book has applied now: the push is compared with it. */
 export interface AppliedLocations {
@@ -30,8 +31,13 @@ export type VerifiedLocations =
       hash: string;
       head: LocationsHead;
       count: number;
-      /** JSON arrays of locations, each about PART_BYTES: stored one row each and parsed one per turn. */
-      parts: string[];
+      /**
+       * JSON arrays of locations, each about PART_BYTES: stored one row each and parsed one per turn.
+       * From the worker: their UTF-8 bytes, views of one buffer moved to the main thread.
+       */
+      parts: PartText[];
+      /** The parts' matcher index, when the verifier built it (the worker does): the main thread then parses no part. */
+      index?: CompactIndex;
     }
   | { ok: false; code: LocationsRejectCode; reason: string };
 
