@@ -6,7 +6,7 @@
 // nothing. A location is parsed again (its part only, then dropped) when it must
 // be shown or chosen: a match, the assigned one, the user's pick, the menu.
 import type { RecommendedLocation } from '../../provisioning/protocol/locations.js';
-import type { LocationsHead } from './locations-verify.js';
+import type { CompactIndex, LocationsHead, PartText } from './locations-verify.js';
 import { compileRules, inPrefixAt, type ParsedFacts } from './match.js';
 
 /** The locations document as the recommendation and the location menu read it. */
@@ -26,26 +26,6 @@ export interface LocationsView {
   /** Every location (the location menu when none match): parsed now, kept by no one here. */
   all(): RecommendedLocation[];
 }
-
-/**
- * The compact index without the parts: built where the parts are parsed anyway (the
- * locations worker), moved to the main thread with its typed arrays transferred, so the
- * main thread neither parses nor compiles a pushed location (issue 14: that was ~20 MB
- * of short-lived objects per 2 MiB push, and the scavenges it caused delayed the INVITE).
- */
-export interface CompactIndex {
-  /** starts[p]: index of part p's first location; the last entry is the count. */
-  starts: Int32Array;
-  rules: Uint32Array;
-  switchTexts: string[];
-}
-
-/**
- * A stored part: its text, or its UTF-8 bytes as the worker sends them (views of one
- * transferred buffer, off the V8 heap: 2 MiB of strings per push, copied by two
- * scavenges, then promoted and left for a full GC, were the main thread's GC cost).
- */
-export type PartText = string | Uint8Array;
 
 /** The part's text (a string made from its bytes dies young: it is parsed or stored, then dropped). */
 export function partText(part: PartText): string {
