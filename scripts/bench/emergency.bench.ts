@@ -435,6 +435,23 @@ try {
     peer.send({ kind: 'prepare', versions, keys: signingKeys });
     const pushBytes = (await fromPeer('prepared')).bytes!;
     const book = (agent as unknown as { parts: { location: { book: LocationsBook } } }).parts.location.book;
+    // Each stored part's write, timed on the main thread (a WAL commit; some run SQLite's auto-checkpoint).
+    const bookStore = (book as unknown as { deps: { store: { setSetting(k: string, v: string): boolean } } }).deps.store;
+    const setSetting = bookStore.setSetting.bind(bookStore);
+    const partWrites: number[] = [];
+    bookStore.setSetting = (k, v) => {
+      const t = process.hrtime.bigint();
+      try {
+        return setSetting(k, v);
+      } finally {
+        if (k.startsWith('locations.part.')) partWrites.push(nsToMs(process.hrtime.bigint() - t));
+      }
+    };
+    // BENCH_WAL_AUTOCHECKPOINT=<pages>: the agent's connection checkpoints at that WAL size (0: never; SQLite's default 1000).
+    if (process.env.BENCH_WAL_AUTOCHECKPOINT !== undefined) {
+      const db = (agent as unknown as { parts: { store: { db: { pragma(s: string): unknown } } } }).parts.store.db;
+      db.pragma(`wal_autocheckpoint = ${Number(process.env.BENCH_WAL_AUTOCHECKPOINT)}`);
+    }
     const bookIdle = async () => {
       while ((book as unknown as { busy: boolean }).busy) await sleep(5);
     };
@@ -499,6 +516,7 @@ try {
       await sleep(GAP_MS);
     }
     peer.send({ kind: 'quit' });
+    const workerPartWrites = summary(partWrites.splice(0, partWrites.length));
     const loopMaxInline = loopDelay.max / 1e6;
     loopDelay.disable();
     const gcMaxPush = Math.max(0, ...gcs.filter(([s0]) => s0 >= pushPhaseFrom && s0 <= pushPhaseTo).map(([s0, e0]) => e0 - s0));
@@ -597,6 +615,8 @@ try {
         `(goal < 5 ms: ${sp.max - sn.max < 5 ? 'met' : 'MISSED'})\n` +
         `  baseline, verified on the main thread as before (${INLINE_CALLS} calls each): with the push p50 ${si.p50.toFixed(2)} / max ${si.max.toFixed(2)} ms, ` +
         `without p50 ${sni.p50.toFixed(2)} / max ${sni.max.toFixed(2)} ms: adds ${(si.max - sni.max).toFixed(1)} ms at max\n` +
+        `  each stored part's write on the main thread (all pushes): p50 ${workerPartWrites.p50.toFixed(2)} / p99 ${workerPartWrites.p99.toFixed(2)} / max ${workerPartWrites.max.toFixed(2)} ms` +
+        `${process.env.BENCH_WAL_AUTOCHECKPOINT !== undefined ? ` (wal_autocheckpoint ${process.env.BENCH_WAL_AUTOCHECKPOINT})` : ''}\n` +
         `  the agent's event loop, longest delay: ${loopMaxWorker.toFixed(1)} ms with the worker (longest GC pause ${gcMaxPush.toFixed(1)} ms; longest four: ${worstGcs} ms), ${loopMaxInline.toFixed(1)} ms verified on the main thread\n`,
     );
     const addIdle = ia.p99 - ib.p99;
