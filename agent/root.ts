@@ -27,7 +27,7 @@ import { EmergencyService } from './emergency/service.js';
 import { StoreEmergencyJournal } from './events/emergency-journal.js';
 import { BeginFile } from './events/begin-file.js';
 import type { VoiceStack } from '../hal/voice/types.js';
-import { createPjsipVoiceStack, pjsipAvailability } from '../hal/voice/pjsip/index.js';
+import { createPjsipVoiceStack, pjsipAvailability, sharedFileMapper } from '../hal/voice/pjsip/index.js';
 import { FrontPanel, type FrontPanelStore } from './handset/front-panel.js';
 import type { NoticeState } from './handset/notice.js';
 import { HeldEvents } from './events/held-events.js';
@@ -160,7 +160,12 @@ export class Agent {
     );
     const serverKey = publicKeyFromText(config.serverPublicKey);
     // Opened before anything can begin an event: what a process that died left is read first.
-    const beginFile = new BeginFile(config.dataDir, named(log, 'emergency'));
+    // Mapped through the voice addon when it loads (a line is then a copy, not a syscall); else written with write(2).
+    const beginFile = new BeginFile(
+      config.dataDir,
+      named(log, 'emergency'),
+      sharedFileMapper(this.deps.voiceAddonPath ? { addonPath: this.deps.voiceAddonPath } : {}),
+    );
     beginFile.open();
     const journal = new StoreEmergencyJournal({
       file: beginFile,

@@ -24,7 +24,7 @@ import {
   type VerifiedLocations,
 } from './locations-verify.js';
 import type { LocationsVerifier } from './locations-verifier.js';
-import { CompactLocationsBuilder, type CompactLocations } from './locations-view.js';
+import { CompactLocations, CompactLocationsBuilder, partText } from './locations-view.js';
 
 export interface SettingsStore {
   getSetting(key: string): string | undefined;
@@ -148,20 +148,24 @@ export class LocationsBook {
     // Past every generation in the store, not only the current one: after a failed load the
     // current one is unknown, and reusing a stored generation would mix its parts with ours.
     const gen = this.highestGen() + 1;
-    const built = new CompactLocationsBuilder();
+    // Indexed by the verifier (the worker): the parts are only stored here. Otherwise compiled here, a part per turn.
+    const built = v.index ? null : new CompactLocationsBuilder();
     for (let i = 0; i < v.parts.length; i++) {
       await this.yieldTurn();
-      const part = v.parts[i]!;
+      // A part sent as bytes is a string only for this write (it dies young); the view keeps the bytes.
+      const part = partText(v.parts[i]!);
       store.setSetting(partKey(gen, i), part);
-      built.addPart(part);
+      built?.addPart(part);
     }
     await this.yieldTurn();
+    // Checked before the switch: an index that does not fit its parts rejects the push (not-stored), the old document kept.
+    const doc = built ? built.finish(v.head) : CompactLocations.fromIndex(v.head, v.parts, v.index!);
     const pointer: Pointer = { format: 2, gen, version: v.version, hash: v.hash, head: v.head, parts: v.parts.length, count: v.count };
     // The switch: one small row. Before it the old document is current, after it the new one.
     store.setSetting(KEY, JSON.stringify(pointer));
     this.applied = { version: v.version, hash: v.hash, gen, parts: v.parts.length };
     store.raiseReplayFloor?.('locations', v.version);
-    this.doc = built.finish(v.head);
+    this.doc = doc;
     log.info(
       { version: v.version, locations: v.count, parts: v.parts.length, recommendations: v.head.recommendations },
       'locations applied',

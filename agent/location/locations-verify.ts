@@ -19,6 +19,26 @@ export interface AppliedLocations {
 /** The document without its locations (small); the locations come as stored parts. */
 export type LocationsHead = Omit<LocationsDocument, 'locations'>;
 
+/**
+ * The compact index without the parts: built where the parts are parsed anyway (the
+ * locations worker), moved to the main thread with its typed arrays transferred, so the
+ * main thread neither parses nor compiles a pushed location (issue 14: that was ~20 MB
+ * of short-lived objects per 2 MiB push, and the scavenges it caused delayed the INVITE).
+ */
+export interface CompactIndex {
+  /** starts[p]: index of part p's first location; the last entry is the count. */
+  starts: Int32Array;
+  rules: Uint32Array;
+  switchTexts: string[];
+}
+
+/**
+ * A stored part: its text, or its UTF-8 bytes as the worker sends them (views of one
+ * transferred buffer, off the V8 heap: 2 MiB of strings per push, copied by two
+ * scavenges, then promoted and left for a full GC, were the main thread's GC cost).
+ */
+export type PartText = string | Uint8Array;
+
 export type LocationsRejectCode = RejectCode | 'bad-signature' | 'wrong-device' | 'stale-version';
 
 export type VerifiedLocations =
@@ -30,8 +50,13 @@ export type VerifiedLocations =
       hash: string;
       head: LocationsHead;
       count: number;
-      /** JSON arrays of locations, each about PART_BYTES: stored one row each and parsed one per turn. */
-      parts: string[];
+      /**
+       * JSON arrays of locations, each about PART_BYTES: stored one row each and parsed one per turn.
+       * From the worker: their UTF-8 bytes, views of one buffer moved to the main thread.
+       */
+      parts: PartText[];
+      /** The parts' matcher index, when the verifier built it (the worker does): the main thread then parses no part. */
+      index?: CompactIndex;
     }
   | { ok: false; code: LocationsRejectCode; reason: string };
 

@@ -6,6 +6,7 @@ import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { publicKeyFromText } from '../../provisioning/protocol/signing.js';
 import { verifyLocationsPush } from './locations-verify.js';
+import { CompactLocationsBuilder, partText } from './locations-view.js';
 import type { WorkerReply, WorkerRequest, WorkerSetup } from './locations-verifier.js';
 
 const setup = workerData as WorkerSetup;
@@ -22,15 +23,30 @@ const serverKey = publicKeyFromText(setup.serverPublicKey);
 
 parentPort!.on('message', (req: WorkerRequest) => {
   let reply: WorkerReply;
+  const transfer: ArrayBuffer[] = [];
   try {
-    reply = {
-      id: req.id,
-      outcome: verifyLocationsPush(req.payload, { deviceId: setup.deviceId, serverKey, current: req.current }),
-      ...(niceRefused ? { niceRefused } : {}),
-    };
+    const outcome = verifyLocationsPush(req.payload, { deviceId: setup.deviceId, serverKey, current: req.current });
+    if (outcome.ok && outcome.result === 'apply') {
+      // The matcher index is built here, not on the main thread (its objects made the main thread's GC pause).
+      const built = new CompactLocationsBuilder();
+      for (const part of outcome.parts) built.addPart(partText(part));
+      outcome.index = built.index();
+      // The parts as bytes in one buffer, moved: the main thread keeps them off its heap.
+      const texts = outcome.parts.map(partText);
+      const bytes = Buffer.from(texts.join(''), 'utf8');
+      let at = 0;
+      outcome.parts = texts.map((t) => {
+        const n = Buffer.byteLength(t);
+        const view = new Uint8Array(bytes.buffer, bytes.byteOffset + at, n);
+        at += n;
+        return view;
+      });
+      transfer.push(outcome.index.starts.buffer as ArrayBuffer, outcome.index.rules.buffer as ArrayBuffer, bytes.buffer as ArrayBuffer);
+    }
+    reply = { id: req.id, outcome, ...(niceRefused ? { niceRefused } : {}) };
   } catch (err) {
     // A bug here must answer, or the push would wait for ever; the main thread reports it.
     reply = { id: req.id, error: (err as Error).stack ?? String(err) };
   }
-  parentPort!.postMessage(reply);
+  parentPort!.postMessage(reply, transfer);
 });

@@ -63,6 +63,16 @@ export function inPrefix(v6: boolean, prefix: number, net: (i: number) => number
   return true;
 }
 
+/** inPrefix with the network's four words at net[at..at+3] (the compact index's rules, read in place). */
+export function inPrefixAt(v6: boolean, prefix: number, net: Uint32Array, at: number, w: Words): boolean {
+  let bits = prefix;
+  for (let i = v6 ? 0 : 3; i < 4 && bits > 0; i++, bits -= 32) {
+    const mask = bits >= 32 ? 0xffffffff : (0xffffffff << (32 - bits)) >>> 0;
+    if ((w[i]! & mask) >>> 0 !== (net[at + i]! & mask) >>> 0) return false;
+  }
+  return true;
+}
+
 // Compiled once per location (a push of 5000 locations compiles as its parts arrive):
 // node:net's BlockList cost about 20 us per check, 0.1-0.3 s for one assessment of 5000.
 const compiled = new WeakMap<RecommendedLocation, Rules>();

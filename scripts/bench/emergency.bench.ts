@@ -26,6 +26,7 @@ import type { EmergencyService } from '../../agent/emergency/service.js';
 import type { StoreEmergencyJournal } from '../../agent/events/emergency-journal.js';
 import type { BeginSink } from '../../agent/events/begin-file.js';
 import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
+import { Session } from 'node:inspector';
 import { pjsipAvailability, type MakeCallTiming, type PjsipVoiceStack } from '../../hal/voice/pjsip/index.js';
 import type { VoiceStack } from '../../hal/voice/types.js';
 import { documentHash, generateSigningKeyPair } from '../../provisioning/protocol/signing.js';
@@ -305,9 +306,13 @@ try {
   const journalDeps = (journal as unknown as { deps: { file?: BeginSink | null } }).deps;
   const beginFileSink = journalDeps.file ?? null;
   const beginJson = journal.beginJson.bind(journal);
-  type BeginMode = 'file' | 'sqlite' | 'skip';
+  // 'file' is the begin file as shipped: copied into its shared mapping when the voice addon mapped it;
+  // 'write' is the same file written with write(2) (the mapping set aside), as before the mapping.
+  type BeginMode = 'file' | 'write' | 'sqlite' | 'skip';
   let mode: BeginMode = 'file';
-  const beginStep: Record<BeginMode, number[]> = { file: [], sqlite: [], skip: [] };
+  const beginStep: Record<BeginMode, number[]> = { file: [], write: [], sqlite: [], skip: [] };
+  const fileInternals = beginFileSink as unknown as { mapped: unknown } | null;
+  const mapping = fileInternals?.mapped ?? null;
   journal.beginJson = (type, json) => {
     const t = process.hrtime.bigint();
     const id = mode === 'skip' ? randomUUID() : beginJson(type, json);
@@ -315,7 +320,7 @@ try {
     return id;
   };
   // The write itself (the file's append), inside the step.
-  const appendTimes: number[] = [];
+  const appendTimes: Record<BeginMode, number[]> = { file: [], write: [], sqlite: [], skip: [] };
   if (beginFileSink) {
     const append = beginFileSink.append.bind(beginFileSink);
     beginFileSink.append = (json) => {
@@ -323,20 +328,21 @@ try {
       try {
         return append(json);
       } finally {
-        appendTimes.push(nsToMs(process.hrtime.bigint() - t));
+        appendTimes[mode].push(nsToMs(process.hrtime.bigint() - t));
       }
     };
   }
   const setMode = (m: BeginMode) => {
     mode = m;
     journalDeps.file = m === 'sqlite' ? null : beginFileSink;
+    if (fileInternals) fileInternals.mapped = m === 'write' ? null : mapping;
   };
   const BEGIN_CALLS = Number(process.env.BENCH_BEGIN_CALLS ?? CALLS);
-  const byMode: Record<BeginMode, number[]> = { file: [], sqlite: [], skip: [] };
+  const byMode: Record<BeginMode, number[]> = { file: [], write: [], sqlite: [], skip: [] };
   const bare: number[] = [];
   // Kept apart from the breakdown below (its slices assume the warm-up, then the idle calls).
   const lengths = [beforeMakeCall.length, inMakeCall.length, windows.length, agentTimings.length, inKeypad.length];
-  const modes: BeginMode[] = ['file', 'sqlite', 'skip'];
+  const modes: BeginMode[] = mapping ? ['file', 'write', 'sqlite', 'skip'] : ['file', 'sqlite', 'skip'];
   for (let i = 0; i < BEGIN_CALLS; i++) {
     for (let k = 0; k < modes.length; k++) {
       const m = modes[(i + k) % modes.length]!;
@@ -355,19 +361,20 @@ try {
   agentTimings.length = lengths[3]!;
   inKeypad.length = lengths[4]!;
   const bf = summary(byMode.file);
+  const bw = byMode.write.length ? summary(byMode.write) : null;
   const bs = summary(byMode.sqlite);
   const bk = summary(byMode.skip);
   const bb0 = summary(bare);
   const stepP = (xs: number[]) => `p50 ${(summary(xs).p50 * 1000).toFixed(0)} / p99 ${(summary(xs).p99 * 1000).toFixed(0)} us`;
   process.stdout.write(
-    `durable begin step: ${BEGIN_CALLS} rounds of 4 calls (agent: begin file / SQLite begun row / begin skipped; bare caller), order rotated; load average ${os
+    `durable begin step: ${BEGIN_CALLS} rounds of ${modes.length + 1} calls (agent: begin file${mapping ? ' (mapped) / begin file with write(2)' : ' (write(2): not mapped)'} / SQLite begun row / begin skipped; bare caller), order rotated; load average ${os
       .loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')}\n` +
-      `  digit -> INVITE p50: begin file ${bf.p50.toFixed(3)} ms, SQLite begun row ${bs.p50.toFixed(3)} ms, begin skipped ${bk.p50.toFixed(3)} ms, bare caller ${bb0.p50.toFixed(3)} ms\n` +
-      `  added at p50 by the durable step (beside begin skipped): begin file ${(bf.p50 - bk.p50).toFixed(3)} ms (goal <= 0.1: ${bf.p50 - bk.p50 <= 0.1 ? 'met' : 'MISSED'}), SQLite begun row ${(bs.p50 - bk.p50).toFixed(3)} ms\n` +
-      `  the step timed in place (beginJson: envelope, then the write): begin file ${stepP(beginStep.file)} (of which the append ${stepP(appendTimes)}); SQLite begun row ${stepP(beginStep.sqlite)}; skipped ${stepP(beginStep.skip)}\n` +
-      `  p99: begin file ${bf.p99.toFixed(2)}, SQLite ${bs.p99.toFixed(2)}, skipped ${bk.p99.toFixed(2)}, bare caller ${bb0.p99.toFixed(2)} ms\n`,
+      `  digit -> INVITE p50: begin file ${bf.p50.toFixed(3)} ms,${bw ? ` with write(2) ${bw.p50.toFixed(3)} ms,` : ''} SQLite begun row ${bs.p50.toFixed(3)} ms, begin skipped ${bk.p50.toFixed(3)} ms, bare caller ${bb0.p50.toFixed(3)} ms\n` +
+      `  added at p50 by the durable step (beside begin skipped): begin file ${(bf.p50 - bk.p50).toFixed(3)} ms (goal <= 0.1: ${bf.p50 - bk.p50 <= 0.1 ? 'met' : 'MISSED'}),${bw ? ` with write(2) ${(bw.p50 - bk.p50).toFixed(3)} ms,` : ''} SQLite begun row ${(bs.p50 - bk.p50).toFixed(3)} ms\n` +
+      `  the step timed in place (beginJson: envelope, then the write): begin file ${stepP(beginStep.file)} (of which the append ${stepP(appendTimes.file)})${bw ? `; with write(2) ${stepP(beginStep.write)} (of which the append ${stepP(appendTimes.write)})` : ''}; SQLite begun row ${stepP(beginStep.sqlite)}; skipped ${stepP(beginStep.skip)}\n` +
+      `  p99: begin file ${bf.p99.toFixed(2)},${bw ? ` with write(2) ${bw.p99.toFixed(2)},` : ''} SQLite ${bs.p99.toFixed(2)}, skipped ${bk.p99.toFixed(2)}, bare caller ${bb0.p99.toFixed(2)} ms\n`,
   );
   // BENCH_BEGIN_ONLY=1: only the warm-up and this comparison.
   if (process.env.BENCH_BEGIN_ONLY !== '1') {
@@ -428,6 +435,23 @@ try {
     peer.send({ kind: 'prepare', versions, keys: signingKeys });
     const pushBytes = (await fromPeer('prepared')).bytes!;
     const book = (agent as unknown as { parts: { location: { book: LocationsBook } } }).parts.location.book;
+    // Each stored part's write, timed on the main thread (a WAL commit; some run SQLite's auto-checkpoint).
+    const bookStore = (book as unknown as { deps: { store: { setSetting(k: string, v: string): boolean } } }).deps.store;
+    const setSetting = bookStore.setSetting.bind(bookStore);
+    const partWrites: number[] = [];
+    bookStore.setSetting = (k, v) => {
+      const t = process.hrtime.bigint();
+      try {
+        return setSetting(k, v);
+      } finally {
+        if (k.startsWith('locations.part.')) partWrites.push(nsToMs(process.hrtime.bigint() - t));
+      }
+    };
+    // BENCH_WAL_AUTOCHECKPOINT=<pages>: the agent's connection checkpoints at that WAL size (0: never; SQLite's default 1000).
+    if (process.env.BENCH_WAL_AUTOCHECKPOINT !== undefined) {
+      const db = (agent as unknown as { parts: { store: { db: { pragma(s: string): unknown } } } }).parts.store.db;
+      db.pragma(`wal_autocheckpoint = ${Number(process.env.BENCH_WAL_AUTOCHECKPOINT)}`);
+    }
     const bookIdle = async () => {
       while ((book as unknown as { busy: boolean }).busy) await sleep(5);
     };
@@ -448,12 +472,32 @@ try {
     let pushPhaseTo = Infinity;
     let loopMaxWorker = 0;
     loopDelay.enable();
+    // BENCH_HEAP_PROFILE=<file>: V8's sampling heap profiler over the pushes verified in the worker
+    // (what the agent's main thread allocates while a push comes in), written as a .heapprofile.
+    const heapProfile = process.env.BENCH_HEAP_PROFILE ? new Session() : null;
+    const inspect = (method: string, params?: object) =>
+      new Promise<unknown>((resolve, reject) => heapProfile!.post(method, params ?? {}, (err, r) => (err ? reject(err) : resolve(r))));
+    if (heapProfile) {
+      heapProfile.connect();
+      // Every sampled allocation, the ones a scavenge freed too (BENCH_HEAP_PROFILE_LIVE=1: the survivors only).
+      const all = process.env.BENCH_HEAP_PROFILE_LIVE !== '1';
+      await inspect('HeapProfiler.startSampling', {
+        samplingInterval: 4096,
+        includeObjectsCollectedByMajorGC: all,
+        includeObjectsCollectedByMinorGC: all,
+      });
+    }
     const applied: number[] = [];
     for (let i = 0; i < PUSH_CALLS + INLINE_CALLS; i++) {
       const inline = i >= PUSH_CALLS;
       if (i === PUSH_CALLS) {
         loopMaxWorker = loopDelay.max / 1e6;
         pushPhaseTo = performance.now();
+        if (heapProfile) {
+          const { profile } = (await inspect('HeapProfiler.stopSampling')) as { profile: unknown };
+          writeFileSync(process.env.BENCH_HEAP_PROFILE!, JSON.stringify(profile));
+          heapProfile.disconnect();
+        }
         loopDelay.reset();
         // The baseline: the same pushes verified on the agent's main thread (as before the worker).
         (book as unknown as { deps: { verifier: unknown } }).deps.verifier = new InlineLocationsVerifier({
@@ -472,6 +516,7 @@ try {
       await sleep(GAP_MS);
     }
     peer.send({ kind: 'quit' });
+    const workerPartWrites = summary(partWrites.splice(0, partWrites.length));
     const loopMaxInline = loopDelay.max / 1e6;
     loopDelay.disable();
     const gcMaxPush = Math.max(0, ...gcs.filter(([s0]) => s0 >= pushPhaseFrom && s0 <= pushPhaseTo).map(([s0, e0]) => e0 - s0));
@@ -570,6 +615,8 @@ try {
         `(goal < 5 ms: ${sp.max - sn.max < 5 ? 'met' : 'MISSED'})\n` +
         `  baseline, verified on the main thread as before (${INLINE_CALLS} calls each): with the push p50 ${si.p50.toFixed(2)} / max ${si.max.toFixed(2)} ms, ` +
         `without p50 ${sni.p50.toFixed(2)} / max ${sni.max.toFixed(2)} ms: adds ${(si.max - sni.max).toFixed(1)} ms at max\n` +
+        `  each stored part's write on the main thread (all pushes): p50 ${workerPartWrites.p50.toFixed(2)} / p99 ${workerPartWrites.p99.toFixed(2)} / max ${workerPartWrites.max.toFixed(2)} ms` +
+        `${process.env.BENCH_WAL_AUTOCHECKPOINT !== undefined ? ` (wal_autocheckpoint ${process.env.BENCH_WAL_AUTOCHECKPOINT})` : ''}\n` +
         `  the agent's event loop, longest delay: ${loopMaxWorker.toFixed(1)} ms with the worker (longest GC pause ${gcMaxPush.toFixed(1)} ms; longest four: ${worstGcs} ms), ${loopMaxInline.toFixed(1)} ms verified on the main thread\n`,
     );
     const addIdle = ia.p99 - ib.p99;

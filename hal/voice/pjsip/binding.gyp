@@ -7,7 +7,7 @@
   "targets": [
     {
       "target_name": "e911_voice",
-      "sources": ["src/addon.cc", "src/callbacks.cc", "src/events.cc"],
+      "sources": ["src/addon.cc", "src/callbacks.cc", "src/events.cc", "src/shared-map.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],

@@ -51,6 +51,8 @@ interface NativeVoice {
   stopPlayback(playback: PlaybackId): void;
   version(): string;
   lastMakeCallTiming(): MakeCallTiming;
+  mapShared(fd: number, size: number): ArrayBuffer;
+  unmapShared(buffer: ArrayBuffer): void;
 }
 
 /** Where the last makeCall spent its time (the emergency benchmark's breakdown). */
@@ -110,6 +112,26 @@ export function pjsipAvailability(options: { addonPath?: string } = {}): PjsipAv
   const r = loadPjsipAddon(options.addonPath);
   if (r.ok) return { available: true, path: r.path, version: r.native.version() };
   return { available: false, reason: r.reason, message: `PJSIP addon not available: ${r.reason}` };
+}
+
+/**
+ * A file's first `size` bytes mapped MAP_SHARED (the addon's mmap): a store into the buffer is a
+ * store into the page cache, kept when the process dies, with no syscall. The file must be at least
+ * `size` long and not be truncated under the mapping (a store past its end is SIGBUS).
+ */
+export interface SharedFileMapper {
+  /** Throws when the file cannot be mapped. */
+  map(fd: number, size: number): ArrayBuffer;
+  /** Removes the mapping now; the buffer is empty after. */
+  unmap(buffer: ArrayBuffer): void;
+}
+
+/** The addon's file mapper; null when the addon is not built or cannot load (the caller writes with write(2)). */
+export function sharedFileMapper(options: { addonPath?: string } = {}): SharedFileMapper | null {
+  const r = loadPjsipAddon(options.addonPath);
+  if (!r.ok || typeof r.native.mapShared !== 'function') return null;
+  const native = r.native;
+  return { map: (fd, size) => native.mapShared(fd, size), unmap: (buffer) => native.unmapShared(buffer) };
 }
 
 /** The PJSIP VoiceStack; throws "PJSIP addon not available: ..." when it cannot load. */

@@ -1,9 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { LocationsBook, type SettingsStore } from '../../../agent/location/locations-book.js';
 import { InlineLocationsVerifier, LocationsVerifierError, type LocationsVerifier } from '../../../agent/location/locations-verifier.js';
 import { PART_BYTES, type VerifiedLocations } from '../../../agent/location/locations-verify.js';
 import type { LocationsDocument, RecommendedLocation } from '../../../provisioning/protocol/locations.js';
 import { signDocument } from '../../../provisioning/protocol/signing.js';
+import { CompactLocationsBuilder, partText } from '../../../agent/location/locations-view.js';
 import { sampleAddress, testKeys } from '../../helpers/address.js';
 import { silentLog } from '../../helpers/log.js';
 
@@ -264,13 +265,49 @@ describe('LocationsBook', () => {
   });
 });
 
+describe('a push indexed by the verifier (as the worker sends it)', () => {
+  it('stores the parts sent as bytes and takes their index: the main thread parses no part', async () => {
+    const d = doc(1, { locations: many(900) });
+    // What the worker sends: the parts as UTF-8 bytes and their matcher index (made here before the push).
+    const v = (await inline().verify(push(d), null)) as Extract<VerifiedLocations, { result: 'apply' }>;
+    const built = new CompactLocationsBuilder();
+    for (const p of v.parts) built.addPart(partText(p));
+    const sent: VerifiedLocations = { ...v, parts: v.parts.map((p) => new Uint8Array(Buffer.from(partText(p)))), index: built.index() };
+    const indexed: LocationsVerifier = { verify: async () => sent, close: async () => {} };
+    const s = memStore();
+    const b = book(s, indexed);
+    const addPart = vi.spyOn(CompactLocationsBuilder.prototype, 'addPart');
+    try {
+      expect(await b.handlePush(push(d))).toEqual({ result: 'applied', version: 1 });
+      expect(addPart).not.toHaveBeenCalled();
+    } finally {
+      addPart.mockRestore();
+    }
+    // Stored as text, answered as the document.
+    const stored = [...s.m.entries()].filter(([k]) => k.startsWith('locations.part.')).map(([, v]) => JSON.parse(v) as unknown[]);
+    expect(stored.flat()).toEqual(d.locations);
+    expect(b.current()?.locations).toEqual(d.locations);
+    expect(b.view()?.findFirst('loc-777', (l) => l.id === 'loc-777')).toEqual(loc(777));
+    expect(
+      b
+        .view()
+        ?.at([3, 800])
+        .map((l) => l.id),
+    ).toEqual(['loc-3', 'loc-800']);
+    // A restart reads the stored text back to the same document.
+    const again = book(s);
+    await again.load();
+    expect(again.current()).toEqual(b.current());
+  });
+});
+
 describe("verifyLocationsPush (the worker's work)", () => {
   it('cuts the locations into parts that join back to the document', async () => {
     const big = doc(1, { locations: many(800) });
     const v = (await inline().verify(push(big), null)) as Extract<VerifiedLocations, { result: 'apply' }>;
     expect(v).toMatchObject({ ok: true, result: 'apply', version: 1, count: 800 });
     expect(v.parts.length).toBeGreaterThan(1);
-    expect(v.parts.flatMap((p) => JSON.parse(p) as unknown[])).toEqual(big.locations);
+    expect(v.parts.flatMap((p) => JSON.parse(partText(p)) as unknown[])).toEqual(big.locations);
     const { locations: _all, ...head } = big;
     expect(v.head).toEqual(head);
   });

@@ -7,6 +7,7 @@ import { build } from 'esbuild';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LocationsVerifierError, WorkerLocationsVerifier, type WorkerScript } from '../../../agent/location/locations-verifier.js';
 import type { VerifiedLocations } from '../../../agent/location/locations-verify.js';
+import { CompactLocationsBuilder, partText } from '../../../agent/location/locations-view.js';
 import type { LocationsDocument, RecommendedLocation } from '../../../provisioning/protocol/locations.js';
 import { signDocument } from '../../../provisioning/protocol/signing.js';
 import { sampleAddress, testKeys } from '../../helpers/address.js';
@@ -75,7 +76,15 @@ describe('the locations worker', () => {
       const ok = (await v.verify(push(doc(3, 600)), null)) as Extract<VerifiedLocations, { result: 'apply' }>;
       expect(v.running).toBe(true);
       expect(ok).toMatchObject({ ok: true, result: 'apply', version: 3, count: 600, head: { version: 3, deviceId: 'phone-1' } });
-      expect(ok.parts.flatMap((p) => JSON.parse(p) as unknown[])).toEqual(doc(3, 600).locations);
+      expect(ok.parts.flatMap((p) => JSON.parse(partText(p)) as unknown[])).toEqual(doc(3, 600).locations);
+      // The main thread neither parses nor compiles the parts: they come as bytes (one moved buffer, off
+      // its heap) with their matcher index, which answers as the index built from the parts here.
+      expect(ok.parts.every((p) => p instanceof Uint8Array)).toBe(true);
+      expect(new Set(ok.parts.map((p) => (p as Uint8Array).buffer)).size).toBe(1);
+      expect(ok.index).toBeDefined();
+      const here = new CompactLocationsBuilder();
+      for (const p of ok.parts) here.addPart(partText(p));
+      expect(ok.index).toEqual(here.index());
       expect(await v.verify(push(doc(3, 600)), { version: 3, hash: ok.hash })).toEqual({
         ok: true,
         result: 'unchanged',

@@ -18,6 +18,11 @@
 #include "voice.h"
 
 namespace e911voice {
+
+// shared-map.cc: a file's page cache as an ArrayBuffer (the emergency begin file).
+Napi::Value MapShared(const Napi::CallbackInfo& info);
+Napi::Value UnmapShared(const Napi::CallbackInfo& info);
+
 namespace {
 
 enum class State { Idle, Running, Stopping };
@@ -759,6 +764,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("stopPlayback", Napi::Function::New(env, StopPlayback));
   exports.Set("version", Napi::Function::New(env, Version));
   exports.Set("lastMakeCallTiming", Napi::Function::New(env, LastMakeCallTiming));
+  exports.Set("mapShared", Napi::Function::New(env, MapShared));
+  exports.Set("unmapShared", Napi::Function::New(env, UnmapShared));
   // If the environment goes away (worker exit) under a running stack, stop
   // pjsua's threads before they can touch a dead ThreadSafeFunction.
   env.AddCleanupHook([]() {
