@@ -54,7 +54,7 @@ export function parseCsv(text: string, opts: CsvReadOptions = {}): string[][] {
   } catch (err) {
     throw syntaxError(err);
   }
-  records.forEach((rec, r) => checkRecord(rec, r + 1, opts));
+  for (const [r, rec] of records.entries()) checkRecord(rec, r + 1, opts);
   return records;
 }
 
