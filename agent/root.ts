@@ -699,11 +699,8 @@ export class Agent {
       const pidf = emergency.pidfNow();
       return { pidf, addressMissing: pidf === null };
     });
-    control.register('dial', (args) => {
-      const digits = typeof args.digits === 'string' ? args.digits : '';
-      if (!digits) throw new ControlError('usage', 'dial needs digits (0-9 * #) or a service URN');
-      return emergency.dial(digits);
-    });
+    // The control server has checked the arguments against the dial schema (digits: a non-empty string).
+    control.register('dial', (args) => emergency.dial(args.digits));
     control.register('hangup', () => emergency.hangup());
     control.register('calls', () =>
       emergency.history().map((r) => ({

@@ -3,46 +3,65 @@
 // Exit codes: 0 ok, 1 the agent answered with an error, 2 usage, 3 agent unreachable,
 // 4 diag found warnings (or skipped checks), 5 diag found failures. --json works with
 // every command: the agent's whole answer on stdout, the exit code unchanged.
-import { controlRequest } from '../control/control-client.js';
+import { exchange } from '../control/control-client.js';
+import type { ControlArgs, ControlCommand, ControlResponse, ControlResult } from '../control/commands.js';
 import { isMain } from '../../provisioning/common/is-main.js';
-import { formatAddressLines, type AddressDocument } from '../../provisioning/protocol/address.js';
+import { formatAddressLines } from '../../provisioning/protocol/address.js';
 import { reportTable } from '../diagnostics/format.js';
 import { locationListText } from './location-text.js';
-import type { DiagnosticsReport } from '../diagnostics/types.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, warnings: 4, problems: 5 } as const;
 
-type Formatter = (result: unknown) => string;
+/** What one command line asks the agent, with how to show its typed answer. */
+interface Ask {
+  send(socketPath: string, timeoutMs?: number): Promise<Answered>;
+}
+interface Answered {
+  response: ControlResponse<ControlCommand>;
+  /** The answer as the agent sent it: what --json prints. */
+  sent: unknown;
+  /** The answer as text, when it succeeded. */
+  text: string | null;
+  exit: number;
+}
+
+/** One control command, its arguments and its formatter, typed together by the command map. */
+function ask<C extends ControlCommand>(
+  cmd: C,
+  args: ControlArgs<C>,
+  text: (result: ControlResult<C>) => string,
+  exit: (result: ControlResult<C>) => number = () => EXIT.ok,
+): Ask {
+  return {
+    async send(socketPath, timeoutMs) {
+      const { response, sent } = await exchange(socketPath, cmd, args, timeoutMs);
+      return response.ok
+        ? { response, sent, text: text(response.result), exit: exit(response.result) }
+        : { response, sent, text: null, exit: EXIT.failed };
+    },
+  };
+}
 
 interface CommandSpec {
-  /** Request sent to the agent, from the command-line words after the command. */
-  request(args: string[]): { cmd: string; args: Record<string, unknown> } | string;
-  text: Formatter;
+  /** Request sent to the agent, from the command-line words after the command; a string is a usage error. */
+  request(args: string[]): Ask | string;
   help: string;
   /** How long to wait for the agent (default 5 s). */
   timeoutMs?: number;
-  /** Exit code for a successful answer, when the answer itself can be bad news. */
-  exit?: (result: unknown) => number;
 }
 
 const kv = (obj: Record<string, unknown>, indent = ''): string =>
   Object.entries(obj)
     .map(([k, v]) =>
-      v !== null && typeof v === 'object' && !Array.isArray(v)
-        ? `${indent}${k}:\n${kv(v as Record<string, unknown>, `${indent}  `)}`
+      isRecord(v)
+        ? `${indent}${k}:\n${kv(v, `${indent}  `)}`
         : `${indent}${k}: ${Array.isArray(v) ? v.map((x) => (x !== null && typeof x === 'object' ? JSON.stringify(x) : String(x))).join(', ') : String(v)}`,
     )
     .join('\n');
 
-interface CallSummary {
-  callRef: string;
-  kind: 'emergency' | 'test';
-  dialed: string;
-  state: string;
-  startedAt: string;
-  route: string | null;
-  media: { rtpSent: number; rtpReceived: number; rtpLost: number; rtpLostByPeer: number; jitterMs: number; jitterMaxMs: number } | null;
-}
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+type CallSummary = ControlResult<'calls'>[number];
 
 /** One call: when, what, how it went, and its RTP figures once it has ended. */
 export function callLine(c: CallSummary): string {
@@ -52,54 +71,48 @@ export function callLine(c: CallSummary): string {
   return `${head}; RTP sent ${m.rtpSent}, received ${m.rtpReceived}, lost ${m.rtpLost} (peer lost ${m.rtpLostByPeer}), jitter ${m.jitterMs.toFixed(1)} ms (max ${m.jitterMaxMs.toFixed(1)})`;
 }
 
+export function callsText(calls: readonly CallSummary[]): string {
+  return calls.length === 0 ? 'no emergency or test calls since the agent started' : calls.map(callLine).join('\n');
+}
+
+function dialText(o: ControlResult<'dial'>): string {
+  switch (o.kind) {
+    case 'pending':
+      return `digits so far: ${o.collected} (waiting for more)`;
+    case 'invalid':
+      return `not dialed: ${o.reason}`;
+    case 'ordinary':
+      return o.placed ? `calling ${o.target}` : `ordinary call NOT placed: ${o.reason}`;
+  }
+  if (!o.placed) return `${o.kind} call NOT placed: ${o.error}`;
+  return `${o.kind === 'test' ? 'test' : 'EMERGENCY'} call placed on the ${o.route} route to ${o.target}${o.addressMissing ? ' (no address on file: no location sent)' : ''}`;
+}
+
 export const COMMANDS: Record<string, CommandSpec> = {
   status: {
     help: 'link state, outbox backlog, store health',
-    request: () => ({ cmd: 'status', args: {} }),
-    text: (r) => kv(r as Record<string, unknown>),
+    request: () => ask('status', {}, (r) => kv(r)),
   },
   address: {
     help: 'the applied dispatchable address and its version',
-    request: () => ({ cmd: 'address', args: {} }),
-    text: (r) => {
-      const a = r as { version: number; appliedAt: string; doc: AddressDocument } | null;
-      if (!a) return 'no address on file: 911 calls go to the fallback route without a location';
-      return [
-        `version ${a.version}, applied ${a.appliedAt}`,
-        ...formatAddressLines(a.doc.civic).map((l) => `  ${l}`),
-        `callback ${a.doc.callback}  (${a.doc.displayName})`,
-      ].join('\n');
-    },
+    request: () =>
+      ask('address', {}, (a) => {
+        if (!a) return 'no address on file: 911 calls go to the fallback route without a location';
+        return [
+          `version ${a.version}, applied ${a.appliedAt}`,
+          ...formatAddressLines(a.doc.civic).map((l) => `  ${l}`),
+          `callback ${a.doc.callback}  (${a.doc.displayName})`,
+        ].join('\n');
+      }),
   },
   pidf: {
     help: 'the PIDF-LO the phone would send with a 911 call now',
-    request: () => ({ cmd: 'pidf', args: {} }),
-    text: (r) => {
-      const p = r as { pidf: string | null };
-      return p.pidf ?? 'no address on file: a 911 call goes to the fallback route without a location';
-    },
+    request: () => ask('pidf', {}, (p) => p.pidf ?? 'no address on file: a 911 call goes to the fallback route without a location'),
   },
   dial: {
     help: 'enter digits as if typed on the keypad (911, 933, 9911, ...) or a service URN',
     request: (args) =>
-      args.length === 1 && args[0] ? { cmd: 'dial', args: { digits: args[0] } } : 'usage: e911ctl dial <digits|urn:service:sos>',
-    text: (r) => {
-      const o = r as {
-        kind: string;
-        placed?: boolean;
-        route?: string;
-        target?: string;
-        error?: string;
-        reason?: string;
-        collected?: string;
-        addressMissing?: boolean;
-      };
-      if (o.kind === 'pending') return `digits so far: ${o.collected} (waiting for more)`;
-      if (o.kind === 'invalid') return `not dialed: ${o.reason}`;
-      if (!o.placed) return `${o.kind} call NOT placed: ${o.error ?? o.reason}`;
-      if (o.kind === 'ordinary') return `calling ${o.target}`;
-      return `${o.kind === 'test' ? 'test' : 'EMERGENCY'} call placed on the ${o.route} route to ${o.target}${o.addressMissing ? ' (no address on file: no location sent)' : ''}`;
-    },
+      args.length === 1 && args[0] ? ask('dial', { digits: args[0] }, dialText) : 'usage: e911ctl dial <digits|urn:service:sos>',
   },
   diag: {
     help: '933 diagnostics: every check, then a test call [--no-call] [--keep-call] [--last]',
@@ -108,53 +121,37 @@ export const COMMANDS: Record<string, CommandSpec> = {
       const known = ['--no-call', '--keep-call', '--last'];
       const bad = args.find((a) => !known.includes(a));
       if (bad) return `unknown option ${bad} (${known.join(', ')})`;
-      return {
-        cmd: 'diag',
-        args: { noCall: args.includes('--no-call'), keepCall: args.includes('--keep-call'), last: args.includes('--last') },
-      };
-    },
-    text: (r) => (r ? reportTable(r as DiagnosticsReport) : 'no diagnostics have run on this phone yet'),
-    exit: (r) => {
-      const overall = (r as DiagnosticsReport | null)?.overall;
-      return overall === 'fail' ? EXIT.problems : overall === 'warn' ? EXIT.warnings : EXIT.ok;
+      return ask(
+        'diag',
+        { noCall: args.includes('--no-call'), keepCall: args.includes('--keep-call'), last: args.includes('--last') },
+        (r) => (r ? reportTable(r) : 'no diagnostics have run on this phone yet'),
+        (r) => (r?.overall === 'fail' ? EXIT.problems : r?.overall === 'warn' ? EXIT.warnings : EXIT.ok),
+      );
     },
   },
   location: {
     help: 'where the phone is: "location list" (default: every candidate, ELIN, disagreement), "location select <id|code|current>", "location use network|provisioned" (ask-user policy)',
     request: (args) => {
       const [verb = 'list', id, ...extra] = args;
-      if (verb === 'list' && id === undefined) return { cmd: 'location', args: {} };
-      if (verb === 'select' && id && extra.length === 0) return { cmd: 'location-select', args: { id } };
+      if (verb === 'list' && id === undefined) return ask('location', {}, locationListText);
+      if (verb === 'select' && id && extra.length === 0)
+        return ask(
+          'location-select',
+          { id },
+          (o) => `${o.confirmed ? 'confirmed' : 'selected'} ${o.locationId}: the server will make it your address`,
+        );
       if (verb === 'use' && (id === 'network' || id === 'provisioned') && extra.length === 0)
-        return { cmd: 'location-use', args: { which: id } };
+        return ask('location-use', { which: id }, (o) => `picked the ${o.pick} address: a 911 call sends ${o.chosen ?? 'neither'} first`);
       return 'usage: e911ctl location [list] | location select <id|code|current> | location use network|provisioned';
-    },
-    text: (r) => {
-      const o = r as Parameters<typeof locationListText>[0] & {
-        locationId?: string;
-        confirmed?: boolean;
-        pick?: string;
-        chosen?: string | null;
-      };
-      if (o.locationId !== undefined)
-        return `${o.confirmed ? 'confirmed' : 'selected'} ${o.locationId}: the server will make it your address`;
-      if (o.pick !== undefined) return `picked the ${o.pick} address: a 911 call sends ${o.chosen ?? 'neither'} first`;
-      return locationListText(o);
     },
   },
   calls: {
     help: 'the last emergency and test calls, with their media figures (RTP sent, received, lost; jitter)',
-    request: () => ({ cmd: 'calls', args: {} }),
-    text: (r) => {
-      const calls = r as CallSummary[];
-      if (calls.length === 0) return 'no emergency or test calls since the agent started';
-      return calls.map(callLine).join('\n');
-    },
+    request: () => ask('calls', {}, callsText),
   },
   hangup: {
     help: 'end every call',
-    request: () => ({ cmd: 'hangup', args: {} }),
-    text: (r) => `ended ${(r as { ended: number }).ended} call(s)`,
+    request: () => ask('hangup', {}, (r) => `ended ${r.ended} call(s)`),
   },
 };
 
@@ -190,20 +187,20 @@ export async function main(
     err.write(`e911ctl ${name}: ${req}\n`);
     return EXIT.usage;
   }
-  let res: Awaited<ReturnType<typeof controlRequest>>;
+  let answered: Answered;
   try {
-    res = await controlRequest(socketPath, req.cmd, req.args, spec.timeoutMs);
+    answered = await req.send(socketPath, spec.timeoutMs);
   } catch (e) {
-    const msg = `cannot reach the agent at ${socketPath}: ${(e as Error).message}`;
+    const msg = `cannot reach the agent at ${socketPath}: ${e instanceof Error ? e.message : String(e)}`;
     if (json) out.write(`${JSON.stringify({ ok: false, error: msg })}\n`);
     else err.write(`e911ctl: ${msg}\n`);
     return EXIT.unreachable;
   }
-  if (json) out.write(`${JSON.stringify(res, null, 2)}\n`);
-  else if (res.ok) out.write(`${spec.text(res.result)}\n`);
-  else err.write(`e911ctl ${name}: ${res.error}\n`);
-  if (!res.ok) return EXIT.failed;
-  return spec.exit ? spec.exit(res.result) : EXIT.ok;
+  const res = answered.response;
+  if (json) out.write(`${JSON.stringify(answered.sent, null, 2)}\n`);
+  else if (answered.text !== null) out.write(`${answered.text}\n`);
+  else if (!res.ok) err.write(`e911ctl ${name}: ${res.error}\n`);
+  return answered.exit;
 }
 
 if (isMain(import.meta.url)) {

@@ -1,8 +1,8 @@
 // `e911ctl location list` as text: the check, every candidate with its source,
 // method, age and the switch's ELIN, and a disagreement between the network's
 // address and the provisioned one with what a 911 call sends.
-import { formatAddressLines } from '../../provisioning/protocol/address.js';
-import type { LocationListView } from '../location/service.js';
+import { type CivicAddress, formatAddressLines } from '../../provisioning/protocol/address.js';
+import type { LocationListAnswer } from '../control/commands.js';
 
 /** 1234 ms -> "1.2 s", 3 h -> "3 h 0 min": the age of a candidate, readable. */
 export function age(ms: number): string {
@@ -13,12 +13,10 @@ export function age(ms: number): string {
   return `${Math.floor(ms / 86_400_000)} d ${Math.floor((ms % 86_400_000) / 3_600_000)} h`;
 }
 
-const one = (c: Record<string, string> | undefined) => (c ? formatAddressLines(c).join(', ') : '');
+const one = (c: CivicAddress | undefined) => (c ? formatAddressLines(c).join(', ') : '');
 
-export function locationListText(o: Partial<LocationListView>): string {
-  const best = o.best
-    ? `${o.best.source} (${o.best.method}, ${o.best.kind})${o.best.civic ? `: ${one(o.best.civic as Record<string, string>)}` : ''}`
-    : 'none';
+export function locationListText(o: Partial<LocationListAnswer>): string {
+  const best = o.best ? `${o.best.source} (${o.best.method}, ${o.best.kind})${o.best.civic ? `: ${one(o.best.civic)}` : ''}` : 'none';
   const lines = [
     `check: ${o.status} (${o.reason})`,
     `assigned: ${o.assigned ? `${o.assigned.name} [${o.assigned.id}]` : 'none'}`,
@@ -41,7 +39,7 @@ export function locationListText(o: Partial<LocationListView>): string {
   lines.push(`candidates (${cands.length}, best first):`);
   for (const [i, c] of cands.entries()) {
     const where = c.civic
-      ? one(c.civic as Record<string, string>)
+      ? one(c.civic)
       : c.geo
         ? `${c.geo.latitude}, ${c.geo.longitude}${c.geo.altitude !== null ? ` alt ${c.geo.altitude} m` : ''}`
         : '';

@@ -9,20 +9,26 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from '../../provisioning/common/log.js';
 import { ControlError } from '../errors.js';
+import {
+  CONTROL_COMMANDS,
+  type ControlArgs,
+  type ControlCommand,
+  type ControlResponse,
+  type ControlResult,
+  controlRequestSchema,
+  isControlCommand,
+  issuesLine,
+} from './commands.js';
 
-export type ControlHandler = (args: Record<string, unknown>) => unknown | Promise<unknown>;
-
-export interface ControlRequest {
-  cmd: string;
-  args?: Record<string, unknown>;
-}
-export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: string; code?: string };
+/** A command's handler: its arguments already validated against the command's schema. */
+export type ControlHandler<C extends ControlCommand> = (args: ControlArgs<C>) => ControlResult<C> | Promise<ControlResult<C>>;
 
 const MAX_REQUEST_BYTES = 16 * 1024;
 
 export class ControlServer {
   private server: net.Server | null = null;
-  private readonly handlers = new Map<string, ControlHandler>();
+  /** Each command's handler wrapped with its own args schema, so dispatch needs no per-command typing. */
+  private readonly handlers = new Map<ControlCommand, (rawArgs: unknown) => Promise<ControlResponse<ControlCommand>>>();
   private readonly sockets = new Set<net.Socket>();
 
   constructor(
@@ -31,8 +37,19 @@ export class ControlServer {
     private readonly group?: { name: string; etcGroup: string },
   ) {}
 
-  register(cmd: string, handler: ControlHandler): void {
-    this.handlers.set(cmd, handler);
+  register<C extends ControlCommand>(cmd: C, handler: ControlHandler<C>): void {
+    const schema = CONTROL_COMMANDS[cmd].args;
+    this.handlers.set(cmd, async (rawArgs): Promise<ControlResponse<C>> => {
+      const args = schema.safeParse(rawArgs);
+      if (!args.success) return { ok: false, error: `bad arguments for ${cmd}: ${issuesLine(args.error)}`, code: 'bad-request' };
+      try {
+        return { ok: true, result: await handler(args.data) };
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        this.log.warn({ err: e.message, cmd }, 'control command failed');
+        return { ok: false, error: e.message, ...(typeof e.code === 'string' ? { code: e.code } : {}) };
+      }
+    });
   }
 
   async start(): Promise<void> {
@@ -89,7 +106,7 @@ export class ControlServer {
     sock.on('data', (chunk: string) => {
       buf += chunk;
       if (buf.length > MAX_REQUEST_BYTES) {
-        sock.end(`${JSON.stringify({ ok: false, error: 'request too large' })}\n`);
+        sock.end(`${JSON.stringify({ ok: false, error: 'request too large', code: 'bad-request' })}\n`);
         return;
       }
       for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
@@ -100,22 +117,20 @@ export class ControlServer {
     });
   }
 
-  private async answer(line: string): Promise<ControlResponse> {
-    let req: ControlRequest;
+  private async answer(line: string): Promise<ControlResponse<ControlCommand>> {
+    let json: unknown;
     try {
-      req = JSON.parse(line) as ControlRequest;
+      json = JSON.parse(line);
     } catch {
-      return { ok: false, error: 'request is not JSON' };
+      return { ok: false, error: 'request is not JSON', code: 'bad-request' };
     }
-    const handler = typeof req?.cmd === 'string' ? this.handlers.get(req.cmd) : undefined;
-    if (!handler) return { ok: false, error: `unknown command ${JSON.stringify(req?.cmd)}`, code: 'unknown-command' };
-    try {
-      return { ok: true, result: await handler(req.args ?? {}) };
-    } catch (err) {
-      const e = err as Error & { code?: string };
-      this.log.warn({ err: e.message, cmd: req.cmd }, 'control command failed');
-      return { ok: false, error: e.message, ...(typeof e.code === 'string' ? { code: e.code } : {}) };
-    }
+    const req = controlRequestSchema.safeParse(json);
+    if (!req.success) return { ok: false, error: `bad request: ${issuesLine(req.error)}`, code: 'bad-request' };
+    const { cmd, args } = req.data;
+    if (!isControlCommand(cmd)) return { ok: false, error: `unknown command ${JSON.stringify(cmd)}`, code: 'unknown-command' };
+    const run = this.handlers.get(cmd);
+    if (!run) return { ok: false, error: `command ${cmd} is not available on this agent`, code: 'unknown-command' };
+    return run(args ?? {});
   }
 }
 

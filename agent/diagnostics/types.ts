@@ -2,18 +2,20 @@
 // Every collaborator is an interface so a test can break any one part on purpose.
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
-export type CheckId =
-  | 'address'
-  | 'network'
-  | 'lldp'
-  | 'handset'
-  | 'emergency-path'
-  | 'sip-registration'
-  | 'emergency-routes'
-  | 'provisioning-link'
-  | 'outbox'
-  | 'clock'
-  | 'test-call';
+export const CHECK_IDS = [
+  'address',
+  'network',
+  'lldp',
+  'handset',
+  'emergency-path',
+  'sip-registration',
+  'emergency-routes',
+  'provisioning-link',
+  'outbox',
+  'clock',
+  'test-call',
+] as const;
+export type CheckId = (typeof CHECK_IDS)[number];
 
 export interface CheckResult {
   id: CheckId;

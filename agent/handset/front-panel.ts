@@ -4,9 +4,11 @@
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from '../../provisioning/common/log.js';
 import { named } from '../../provisioning/common/log.js';
+import { ControlError } from '../errors.js';
 import type { Store, StoredAddress } from '../store/store.js';
 import type { EventFactory } from '../events/events.js';
 import type { ControlServer } from '../control/control-server.js';
+import { diagnosticsReportSchema, issuesLine } from '../control/commands.js';
 import type { HostPaths } from '../../hal/host.js';
 import type { Handset } from '../../hal/handset.js';
 import { createHandset } from '../../hal/mcu/index.js';
@@ -165,7 +167,13 @@ export class FrontPanel {
 
   registerControl(control: ControlServer): void {
     control.register('diag', async (args) => {
-      if (args.last === true) return this.deps.store.lastDiagnostics();
+      if (args.last === true) {
+        // The stored report is the JSON this agent wrote; one that no longer fits the schema is an error, not a guess.
+        const stored = diagnosticsReportSchema.nullable().safeParse(this.deps.store.lastDiagnostics());
+        if (!stored.success)
+          throw new ControlError('bad-report', `the last diagnostics report on file is not readable: ${issuesLine(stored.error)}`);
+        return stored.data;
+      }
       return this.runDiagnostics(
         'cli',
         args.noCall === true ? { none: true } : { place: true, hangUpWhenAnswered: args.keepCall !== true },

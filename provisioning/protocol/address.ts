@@ -95,13 +95,16 @@ const civicShape = Object.fromEntries(CIVIC_ELEMENTS.map((k) => [k, z.string().o
   z.ZodOptional<z.ZodString>
 >;
 
+/** The civic elements of an address, each optional. */
+export const civicAddressSchema = z.strictObject(civicShape);
+
 /** Structural schema; the service-area rules are in validateAddress. */
 export const addressDocumentSchema = z.strictObject({
   v: z.literal(1),
   deviceId: z.string(),
   version: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
   issuedAt: z.string(),
-  civic: z.strictObject(civicShape),
+  civic: civicAddressSchema,
   callback: z.string(),
   displayName: z.string(),
   locationCode: z.string().max(64).optional(),

@@ -1,7 +1,11 @@
 // RFC 4180 reading and writing for bulk import/export, on the csv project's
-// csv-parse and csv-stringify (sync APIs: uploads are bounded by CsvLimits, 32 MiB
-// by default). What stays ours: the error wording (a row number a spreadsheet
-// user can find) and the formula-injection policy.
+// csv-parse and csv-stringify. An upload (up to 32 MiB, CsvLimits) is read with
+// parseCsvYielding: csv-parse's stream fed in slices, giving the event loop back
+// between them, because the same loop carries 911 event intake over MQTT; the sync
+// parseCsv is for small texts (exports read back, tests). What stays ours: the error
+// wording (a row number a spreadsheet user can find) and the formula-injection policy.
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { parse as parseStream } from 'csv-parse';
 import { CsvError, parse, type Options as ParseOptions } from 'csv-parse/sync';
 import { stringify, type Options as StringifyOptions } from 'csv-stringify/sync';
 
@@ -43,23 +47,85 @@ const BASE: ParseOptions = {
  */
 export function parseCsv(text: string, opts: CsvReadOptions = {}): string[][] {
   const maxRecords = opts.maxRecords ?? Infinity;
-  const maxField = opts.maxFieldLength ?? 64 * 1024;
   let records: string[][];
   try {
     // Reading one record past the limit is enough to know the file is over it.
     records = parse(text, Number.isFinite(maxRecords) ? { ...BASE, to: maxRecords + 1 } : BASE) as string[][];
   } catch (err) {
-    if (!(err instanceof CsvError)) throw err;
-    const reason = REASONS[err.code];
-    // Its context's `records` counts the records read before the one that failed.
-    const before = typeof err.records === 'number' ? err.records : 0;
-    throw new CsvSyntaxError(before + 1, reason ?? err.message);
+    throw syntaxError(err);
   }
-  if (records.length > maxRecords) throw new CsvSyntaxError(records.length, `more than ${maxRecords} rows`);
-  for (let r = 0; r < records.length; r++) {
-    if (records[r]!.some((f) => f.length > maxField)) throw new CsvSyntaxError(r + 1, `a field is longer than ${maxField} characters`);
-  }
+  for (const [r, rec] of records.entries()) checkRecord(rec, r + 1, opts);
   return records;
+}
+
+/** Bytes parsed between two turns of the event loop: about 5 ms of csv-parse's work. */
+const SLICE_BYTES = 64 * 1024;
+
+/**
+ * parseCsv for an upload, without holding the event loop: the bytes go to csv-parse's
+ * stream a slice at a time, with a turn of the loop after each, so MQTT and HTTP are
+ * served while a large file is read. Same records, same errors as parseCsv. A slice may
+ * end inside a UTF-8 character: csv-parse decodes a field only once it is complete.
+ */
+export async function parseCsvYielding(input: Buffer, opts: CsvReadOptions = {}): Promise<string[][]> {
+  const parser = parseStream(BASE);
+  const records: string[][] = [];
+  let failure: unknown = null;
+  parser.on('data', (rec: string[]) => {
+    if (failure) return;
+    try {
+      checkRecord(rec, records.length + 1, opts);
+      records.push(rec);
+    } catch (err) {
+      failure = err;
+    }
+  });
+  parser.on('error', (err) => {
+    failure ??= syntaxError(err);
+  });
+  const ended = new Promise<void>((resolve) => parser.once('end', resolve).once('error', () => resolve()));
+  for (let at = 0; at < input.length && !failure; at += SLICE_BYTES) {
+    parser.write(input.subarray(at, at + SLICE_BYTES));
+    await yieldToLoop();
+  }
+  if (failure) {
+    parser.destroy();
+    throw failure;
+  }
+  parser.end();
+  await ended;
+  if (failure) throw failure;
+  return records;
+}
+
+/**
+ * A pause for long synchronous work (a loop over 100,000 rows): await it at each step;
+ * it gives the event loop a turn once `budgetMs` have passed since the last one.
+ */
+export function loopTurns(budgetMs = 10): () => Promise<void> | undefined {
+  let last = performance.now();
+  return () => {
+    if (performance.now() - last < budgetMs) return undefined;
+    return yieldToLoop().then(() => {
+      last = performance.now();
+    });
+  };
+}
+
+/** A csv-parse error as the row a spreadsheet user can find; anything else unchanged. */
+function syntaxError(err: unknown): unknown {
+  if (!(err instanceof CsvError)) return err;
+  // Its context's `records` counts the records read before the one that failed.
+  const before = typeof err.records === 'number' ? err.records : 0;
+  return new CsvSyntaxError(before + 1, REASONS[err.code] ?? err.message);
+}
+
+/** The per-record limits: the row count (row is 1-based) and each field's length. */
+function checkRecord(rec: readonly string[], row: number, opts: CsvReadOptions): void {
+  const maxRecords = opts.maxRecords ?? Infinity;
+  const maxField = opts.maxFieldLength ?? 64 * 1024;
+  if (row > maxRecords) throw new CsvSyntaxError(row, `more than ${maxRecords} rows`);
+  if (rec.some((f) => f.length > maxField)) throw new CsvSyntaxError(row, `a field is longer than ${maxField} characters`);
 }
 
 /** First characters a spreadsheet reads as a formula (OWASP CSV injection). */

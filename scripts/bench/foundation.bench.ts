@@ -20,6 +20,7 @@ import { eventFactory } from '../../agent/events/events.js';
 import { controlRequest } from '../../agent/control/control-client.js';
 import type { EventPayload } from '../../provisioning/protocol/messages.js';
 import { report, summary } from './stats.js';
+import { storeWrites } from '../../test/helpers/control.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const PUSHES = Number(process.env.BENCH_PUSHES ?? 500);
@@ -238,8 +239,7 @@ try {
   // Let start-up work settle (acks of the applied event, the first location report, the
   // inventory 5 s after start) so the window sees only idling.
   await new Promise((r) => setTimeout(r, 20_000));
-  const writesOf = async (socket: string) =>
-    ((await controlRequest(socket, 'status')) as { result: { store: { writes: number } } }).result.store.writes;
+  const writesOf = async (socket: string) => storeWrites(await controlRequest(socket, 'status'));
   const stamp = (dataDir: string) =>
     ['', '-wal']
       .map((x) => {

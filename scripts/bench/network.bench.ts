@@ -413,7 +413,7 @@ await sub.subscribeAsync('e911/v1/bench-net/location', { qos: 1 });
 let failed = false;
 let agent: Awaited<ReturnType<typeof spawnAgent>> | null = null;
 const storeWrites = async () =>
-  ((await controlRequest(setup.socketPath, 'status')) as { ok: true; result: { store: { writes: number } } }).result.store.writes;
+  (await import('../../test/helpers/control.js')).storeWrites(await controlRequest(setup.socketPath, 'status'));
 try {
   // The agent in its own process (dist/agent/main.js), as on a phone: its CPU and RSS are its own.
   agent = await spawnAgent(setup);

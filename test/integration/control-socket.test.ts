@@ -53,7 +53,7 @@ function e911ctlAs(socket: string, groups: number[]): Promise<{ code: number | n
 /** Connects as uid/gid NOBODY with these supplementary groups; the answer line, or the error code. */
 function connectAs(socket: string, groups: number[]): Promise<string> {
   const code = `require('net').connect(${JSON.stringify(socket)})
-    .on('connect', function () { this.write('{"cmd":"ping"}\\n'); })
+    .on('connect', function () { this.write('{"cmd":"hangup"}\\n'); })
     .on('data', (d) => { process.stdout.write(String(d)); process.exit(0); })
     .on('error', (e) => { process.stdout.write(e.code); process.exit(1); });`;
   const args = [
@@ -100,7 +100,7 @@ describe.skipIf(gate.skip)('agent control socket permissions', () => {
     const { log, lines } = recordingLog();
     const socket = path.join(dir, name, 'control.sock');
     const server = new ControlServer(socket, log, group ? { name: group, etcGroup } : undefined);
-    server.register('ping', () => 'pong');
+    server.register('hangup', () => ({ ended: 0 }));
     await server.start();
     servers.push(server);
     // The folder the agent makes is not world-readable; open it here so only the socket's mode is tested.
@@ -117,7 +117,7 @@ describe.skipIf(gate.skip)('agent control socket permissions', () => {
     expect(st.gid).toBe(GID);
     expect(await connectAs(socket, [])).toBe('EACCES');
     expect(await connectAs(socket, [1234])).toBe('EACCES');
-    expect(JSON.parse(await connectAs(socket, [GID]))).toEqual({ ok: true, result: 'pong' });
+    expect(JSON.parse(await connectAs(socket, [GID]))).toEqual({ ok: true, result: { ended: 0 } });
   });
 
   it("without control.group: the agent's own group, others refused", async () => {
@@ -176,6 +176,6 @@ describe.skipIf(gate.skip)('agent control socket permissions', () => {
   it('a numeric control.group is a gid', async () => {
     const { socket } = await start('numeric', String(GID));
     expect(statSync(socket).gid).toBe(GID);
-    expect(JSON.parse(await connectAs(socket, [GID]))).toEqual({ ok: true, result: 'pong' });
+    expect(JSON.parse(await connectAs(socket, [GID]))).toEqual({ ok: true, result: { ended: 0 } });
   });
 });

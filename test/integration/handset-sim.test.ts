@@ -25,6 +25,8 @@ import { freePort } from '../helpers/ports.js';
 import { sampleAddress, testKeys } from '../helpers/address.js';
 import { silentLog } from '../helpers/log.js';
 import { requires } from '../helpers/require.js';
+import { statusPart } from '../helpers/control.js';
+import { z } from 'zod';
 
 const FIX = path.resolve(import.meta.dirname, '..', 'fixtures', 'diagnostics');
 const ROUTE = path.join(FIX, 'route-psap.xml');
@@ -68,7 +70,7 @@ describe.skipIf(gate.skip)('the whole agent with a simulated phone on a socat pt
   };
   /** Scrolls the display down until `text` shows (or there is no more). */
   const handsetQueued = async () =>
-    ((await controlRequest(socketPath, 'status')) as { result: { handset: { queued: number } } }).result.handset.queued;
+    statusPart(await controlRequest(socketPath, 'status'), z.object({ handset: z.object({ queued: z.number() }) })).handset.queued;
   const scrollTo = async (text: string) => {
     const deadline = Date.now() + 10_000;
     // Shown on a row at some point while scrolling: a screen is drawn row by row, so a loaded

@@ -54,7 +54,7 @@ describe.skipIf(gate.skip)('a 2 MiB locations push to the real agent', () => {
     }
   });
 
-  const ask = (cmd: string) => controlRequest(setup.socketPath, cmd, {}, 5000);
+  const ask = (cmd: 'status' | 'location') => controlRequest(setup.socketPath, cmd, {}, 5000);
 
   it('stores it (verified off the main thread) while the control socket keeps answering; refuses a forged and a malformed one after it', async () => {
     const { doc, payload } = bigLocations(1, (d) => signDocument(d, keys.privateKey));

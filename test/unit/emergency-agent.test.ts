@@ -10,7 +10,7 @@ import { Agent } from '../../agent/root.js';
 import { parseConfig } from '../../agent/config.js';
 import { hostPaths } from '../../hal/host.js';
 import { Store } from '../../agent/store/store.js';
-import { controlRequest } from '../../agent/control/control-client.js';
+import { controlRequest, sendControlLine } from '../../agent/control/control-client.js';
 import { MemoryVoiceStack } from '../../hal/voice/memory.js';
 import { documentHash, generateSigningKeyPair } from '../../provisioning/protocol/signing.js';
 import type { AddressDocument } from '../../provisioning/protocol/address.js';
@@ -78,7 +78,7 @@ describe('emergency path in the agent', () => {
     const ev = store.pendingEvents(0, 100).find((e) => e.type === 'emergency-call');
     expect(ev).toBeDefined();
     expect(JSON.parse(ev!.payload).data).toMatchObject({ numberDialed: '9911', emergencyNumber: '911', addressMissing: false });
-    expect(await controlRequest(socket, 'dial', {})).toMatchObject({ ok: false });
+    expect(await sendControlLine(socket, JSON.stringify({ cmd: 'dial', args: {} }))).toMatchObject({ ok: false, code: 'bad-request' });
   });
 
   it('the event is in the begin file beside the store when the INVITE leaves; a new agent puts what a dead one left there into the outbox', async () => {

@@ -1,6 +1,6 @@
 // e911ctl calls: one line per emergency or test call, with its RTP figures.
 import { describe, expect, it } from 'vitest';
-import { callLine, COMMANDS } from '../../../agent/cli/e911ctl.js';
+import { callLine, callsText } from '../../../agent/cli/e911ctl.js';
 
 describe('e911ctl calls', () => {
   const base = { callRef: 'c1', kind: 'emergency' as const, dialed: '911', startedAt: '2026-12-03T20:00:00.000Z', route: 'primary' };
@@ -21,6 +21,6 @@ describe('e911ctl calls', () => {
       'test 933 answered via primary; media: not yet',
     );
     expect(callLine({ ...base, state: 'ended', media: null })).toContain('media: none');
-    expect(COMMANDS.calls!.text([])).toBe('no emergency or test calls since the agent started');
+    expect(callsText([])).toBe('no emergency or test calls since the agent started');
   });
 });
