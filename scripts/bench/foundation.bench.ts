@@ -184,10 +184,13 @@ try {
     ].map((m) => [m[1]!, m[2]!]),
   );
   if (existsSync(AGENT_BUNDLE)) {
-    entries.push([
-      `bundle (as shipped, ${Object.entries(unitEnv)
+    process.stdout.write(
+      `bundle (as shipped): run with the unit's ${Object.entries(unitEnv)
         .map(([k, v]) => `${k}=${v}`)
-        .join(' ')})`,
+        .join(' ')}\n`,
+    );
+    entries.push([
+      'bundle (as shipped)',
       AGENT_BUNDLE,
       { ...unitEnv, ...(existsSync(VOICE_ADDON) ? { E911_VOICE_ADDON: VOICE_ADDON } : {}) },
     ]);

@@ -104,8 +104,9 @@ export function plotSvg(s: Omit<SamplesRecord, 'kind'>, at: string): string {
   const all = series.flatMap((x) => x.xs);
   const max = all.length > 0 ? Math.max(...all) : 1;
   const xMax = niceCeil(max > 0 ? max : 1);
-  const x = (v: number) => L + (v / xMax) * (W - L - R);
-  const y = (p: number) => T + (1 - p) * (H - T - B);
+  const r1 = (v: number) => Math.round(v * 10) / 10;
+  const x = (v: number) => r1(L + (v / xMax) * (W - L - R));
+  const y = (p: number) => r1(T + (1 - p) * (H - T - B));
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
     `<rect width="${W}" height="${H}" fill="#fff"/>`,
@@ -128,16 +129,16 @@ export function plotSvg(s: Omit<SamplesRecord, 'kind'>, at: string): string {
   series.forEach((ser, k) => {
     if (ser.xs.length === 0) return;
     const n = ser.xs.length;
-    let d = `M${x(ser.xs[0]!).toFixed(1)},${y(0).toFixed(1)}`;
+    let d = `M${x(ser.xs[0]!)},${y(0)}`;
     ser.xs.forEach((v, i) => {
-      d += ` L${x(v).toFixed(1)},${y(i / n).toFixed(1)} L${x(v).toFixed(1)},${y((i + 1) / n).toFixed(1)}`;
+      d += ` L${x(v)},${y(i / n)} L${x(v)},${y((i + 1) / n)}`;
     });
     const p50 = percentile(ser.xs, 50);
     const p99 = percentile(ser.xs, 99);
     parts.push(
       `<path d="${d}" fill="none" stroke="${ser.colour}" stroke-width="1.5"/>`,
-      `<circle cx="${x(p50).toFixed(1)}" cy="${y(0.5)}" r="3" fill="${ser.colour}"/>`,
-      `<circle cx="${x(p99).toFixed(1)}" cy="${y(0.99)}" r="3" fill="${ser.colour}"/>`,
+      `<circle cx="${x(p50)}" cy="${y(0.5)}" r="3" fill="${ser.colour}"/>`,
+      `<circle cx="${x(p99)}" cy="${y(0.99)}" r="3" fill="${ser.colour}"/>`,
       `<rect x="${W - R - 250}" y="${T + 6 + k * 16}" width="10" height="3" fill="${ser.colour}"/>`,
       `<text x="${W - R - 236}" y="${T + 10 + k * 16}">${esc(ser.label)}: p50 ${fmt(p50)}, p99 ${fmt(p99)} (n ${n})</text>`,
     );

@@ -7,22 +7,31 @@
 //   npm run bench -- --compare A --against B   only compare two earlier runs, run nothing
 //   npm run bench -- --plots DIR      one SVG per latency figure (default build/bench/plots;
 //                                     docs/performance.md shows docs/perf/)
+//   npm run bench -- --replot FILE    only draw an earlier run's plots again (into --plots DIR)
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BenchResultsError, compare, gather, parseResult, plotFileName, plotSvg } from './results.js';
+import { BenchResultsError, compare, gather, parseResult, plotFileName, plotSvg, type RunResult } from './results.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../../..');
 
-function options(argv: string[]): { filters: string[]; out: string | null; compare: string | null; against: string | null; plots: string } {
+function options(argv: string[]): {
+  filters: string[];
+  out: string | null;
+  compare: string | null;
+  against: string | null;
+  replot: string | null;
+  plots: string;
+} {
   const o = {
     filters: [] as string[],
     out: null as string | null,
     compare: null as string | null,
     against: null as string | null,
+    replot: null as string | null,
     plots: '',
   };
   for (let i = 0; i < argv.length; i++) {
@@ -36,6 +45,7 @@ function options(argv: string[]): { filters: string[]; out: string | null; compa
     else if (a === '--compare') o.compare = value();
     else if (a === '--against') o.against = value();
     else if (a === '--plots') o.plots = value();
+    else if (a === '--replot') o.replot = value();
     else o.filters.push(a);
   }
   return { ...o, plots: o.plots || path.join(repo, 'build/bench/plots') };
@@ -46,6 +56,17 @@ if (opts.compare && opts.against) {
   const before = parseResult(readFileSync(opts.compare, 'utf8'), opts.compare);
   const now = parseResult(readFileSync(opts.against, 'utf8'), opts.against);
   process.stdout.write(compare(before, now));
+  process.exit(0);
+}
+
+function writePlots(result: RunResult, dir: string): void {
+  if (result.samples.length === 0) return;
+  mkdirSync(dir, { recursive: true });
+  for (const s of result.samples) writeFileSync(path.join(dir, plotFileName(s)), plotSvg(s, result.at));
+  process.stdout.write(`${result.samples.length} plots written to ${dir}\n`);
+}
+if (opts.replot) {
+  writePlots(parseResult(readFileSync(opts.replot, 'utf8'), opts.replot), opts.plots);
   process.exit(0);
 }
 
@@ -83,10 +104,6 @@ mkdirSync(path.dirname(out), { recursive: true });
 writeFileSync(out, `${JSON.stringify(result, null, 1)}\n`);
 copyFileSync(out, path.join(outDir, 'latest.json'));
 process.stdout.write(`\n${result.figures.length} figures written to ${out}\n`);
-if (result.samples.length > 0) {
-  mkdirSync(opts.plots, { recursive: true });
-  for (const s of result.samples) writeFileSync(path.join(opts.plots, plotFileName(s)), plotSvg(s, at));
-  process.stdout.write(`${result.samples.length} plots written to ${opts.plots}\n`);
-}
+writePlots(result, opts.plots);
 if (opts.compare) process.stdout.write(`\n${compare(parseResult(readFileSync(opts.compare, 'utf8'), opts.compare), result)}`);
 process.exit(failed > 0 ? 1 : 0);
