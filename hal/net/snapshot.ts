@@ -1,8 +1,13 @@
 // The network snapshot from cheap sources: os.networkInterfaces() (a getifaddrs
 // call, about 0.08 ms), a few small /proc and /sys files, resolv.conf. Only an
 // IPv6 gateway's MAC needs a command (`ip -6 neigh`), and only when there is one.
+//
+// The files are read synchronously: /proc and /sys are made by the kernel in memory as they are
+// read (microseconds each), while readFile's open/stat/read/close go one by one through libuv's
+// four-thread pool. On a loaded 2-core machine that was 35-50 ms a snapshot against 0.4 ms
+// (docs/performance.md), and the snapshot is on the path from a network change to its report.
 import { execFile } from 'node:child_process';
-import { readFile, readdir } from 'node:fs/promises';
+import { readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { HostPaths } from '../host.js';
@@ -17,7 +22,21 @@ export interface SnapshotDeps {
   networkInterfaces?: () => NodeJS.Dict<os.NetworkInterfaceInfo[]>;
 }
 
-const readText = (file: string): Promise<string | null> => readFile(file, 'utf8').catch(() => null);
+function readText(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null; // absent, or EINVAL (carrier of a link that is administratively down)
+  }
+}
+
+function readNames(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
 
 export function hostSnapshotReader(deps: SnapshotDeps): SnapshotReader {
   const { host, watches } = deps;
@@ -27,15 +46,13 @@ export function hostSnapshotReader(deps: SnapshotDeps): SnapshotReader {
 
   return async () => {
     const fromOs = nif();
-    const sysNames = await readdir(sysNet).catch(() => [] as string[]);
+    const sysNames = readNames(sysNet);
     const names = [...new Set([...sysNames, ...Object.keys(fromOs)])].filter((n) => n !== 'lo' && watches(n)).sort();
-    const [interfaces, route4, route6, arp, resolv] = await Promise.all([
-      Promise.all(names.map((name) => readInterface(sysNet, name, fromOs[name] ?? []))),
-      readText(path.join(procNet, 'route')),
-      readText(path.join(procNet, 'ipv6_route')),
-      readText(path.join(procNet, 'arp')),
-      readText(host.resolvConf),
-    ]);
+    const interfaces = names.map((name) => readInterface(sysNet, name, fromOs[name] ?? []));
+    const route4 = readText(path.join(procNet, 'route'));
+    const route6 = readText(path.join(procNet, 'ipv6_route'));
+    const arp = readText(path.join(procNet, 'arp'));
+    const resolv = readText(host.resolvConf);
     const gw4 = route4 ? defaultRoute4(route4, watches) : null;
     const gw6 = route6 ? defaultRoute6(route6, watches) : null;
     const gateway4: Gateway | null = gw4 ? { ...gw4, mac: arp ? arpLookup(arp, gw4.address, gw4.iface) : null } : null;
@@ -44,13 +61,11 @@ export function hostSnapshotReader(deps: SnapshotDeps): SnapshotReader {
   };
 }
 
-async function readInterface(sysNet: string, name: string, addrs: os.NetworkInterfaceInfo[]): Promise<InterfaceInfo> {
+function readInterface(sysNet: string, name: string, addrs: os.NetworkInterfaceInfo[]): InterfaceInfo {
   const dir = path.join(sysNet, name);
-  const [operstate, carrier, address] = await Promise.all([
-    readText(path.join(dir, 'operstate')),
-    readText(path.join(dir, 'carrier')), // EINVAL while the link is administratively down
-    readText(path.join(dir, 'address')),
-  ]);
+  const operstate = readText(path.join(dir, 'operstate'));
+  const carrier = readText(path.join(dir, 'carrier')); // EINVAL while the link is administratively down
+  const address = readText(path.join(dir, 'address'));
   const state = operstate?.trim() ?? (addrs.length > 0 ? 'up' : 'down');
   const up = state === 'up' || (state === 'unknown' && carrier?.trim() === '1');
   const macRaw = address?.trim() || addrs.find((a) => a.mac && a.mac !== '00:00:00:00:00:00')?.mac || null;

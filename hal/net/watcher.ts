@@ -1,8 +1,10 @@
 // NetworkWatcher: event-driven from netlink through an `ip -o monitor` child
 // (no native addon; the latency is the same as an rtnetlink socket's, see
-// docs/network.md). A burst of netlink lines opens one short debounce window;
-// when it closes we read a snapshot from cheap sources and emit 'change' only
-// if it differs from the last one. Nothing polls.
+// docs/network.md). The first netlink line of a burst is answered at once: a
+// snapshot is read from cheap sources as soon as the lines already received are
+// handled, and 'change' is emitted only if it differs from the last one. The line
+// also opens a short window; lines within it are coalesced into one more read when
+// it closes, so a burst costs at most one read per window. Nothing polls.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
@@ -18,7 +20,7 @@ export interface NetworkWatcherDeps {
   log: Logger;
   /** Interface names to watch; empty watches every one but loopback. A trailing * matches a prefix. */
   interfaces: readonly string[];
-  /** The window that gathers a burst of netlink messages into one snapshot. */
+  /** After a read, the window that coalesces the rest of a burst into one more read. */
   debounceMs: number;
   readSnapshot?: SnapshotReader;
 }
@@ -41,6 +43,7 @@ export class NetworkWatcher extends EventEmitter<NetworkEvents> implements Netwo
   private restarts = 0;
   private restartTimer: NodeJS.Timeout | null = null;
   private windowTimer: NodeJS.Timeout | null = null;
+  private leadingRead: NodeJS.Immediate | null = null;
   private macTimer: NodeJS.Timeout | null = null;
   private macAttempt = 0;
   private macFor = '';
@@ -76,6 +79,8 @@ export class NetworkWatcher extends EventEmitter<NetworkEvents> implements Netwo
     this.stopped = true;
     for (const t of [this.restartTimer, this.windowTimer, this.macTimer]) if (t) clearTimeout(t);
     this.restartTimer = this.windowTimer = this.macTimer = null;
+    if (this.leadingRead) clearImmediate(this.leadingRead);
+    this.leadingRead = null;
     const child = this.child;
     this.child = null;
     if (child && child.exitCode === null && child.signalCode === null) {
@@ -92,11 +97,24 @@ export class NetworkWatcher extends EventEmitter<NetworkEvents> implements Netwo
 
   private note(reason: ChangeReason): void {
     if (this.stopped) return;
-    if (this.pendingReasons.size === 0 && !this.windowTimer) this.firstEventAt = performance.now();
+    if (this.pendingReasons.size === 0) this.firstEventAt = performance.now();
     this.pendingReasons.add(reason);
-    if (this.windowTimer) return;
+    if (this.windowTimer || this.leadingRead) return; // coalesced into the read at the window's end
+    // The first line of a burst: read once the lines of this chunk are handled (setImmediate runs
+    // right after the I/O callback that delivered them), not after a delay.
+    this.leadingRead = setImmediate(() => {
+      this.leadingRead = null;
+      this.openWindow();
+      void this.takeSnapshot();
+    });
+  }
+
+  private openWindow(): void {
     this.windowTimer = setTimeout(() => {
       this.windowTimer = null;
+      if (this.stopped || this.pendingReasons.size === 0) return; // the burst was one chunk
+      // Still in a burst: one more read, and a new window for whatever follows it.
+      this.openWindow();
       void this.takeSnapshot();
     }, this.deps.debounceMs);
   }

@@ -19,6 +19,8 @@ const OUT = process.env.E911_ARM_OUT ?? path.join(repo, 'build/arm');
 const RUNS = Number(process.env.E911_BENCH_RUNS ?? 5);
 const MB = 1e6;
 const READY = '"msg":"agent ready"';
+const IDLE_MS = Number(process.env.E911_BENCH_ARM_IDLE_MS ?? 10_000);
+const rssMB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
 const TARGETS = [
   { name: 'arm64', qemu: 'qemu-aarch64-static', sysroot: '/usr/aarch64-linux-gnu', rawGoalMB: 110, xzGoalMB: 35 },
@@ -180,6 +182,20 @@ async function main(): Promise<void> {
       // e911ctl against a running agent: the ARM one under qemu, and the same bundle on this machine's node.
       const agent = await startUntil(q[0]!, [...q.slice(1), exe, '--config', cfg.file], READY);
       try {
+        // RSS under qemu-user counts the emulator and its translated code too: only the ratio to the
+        // same runtime idling under the same qemu says anything about the agent.
+        const idler = spawn(q[0]!, [...q.slice(1), runtime, '-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
+        await new Promise((r) => setTimeout(r, IDLE_MS));
+        const agentRss = rssMB(agent.pid!);
+        const bareRss = rssMB(idler.pid!);
+        idler.kill('SIGKILL');
+        report(
+          `${t.name} agent RSS ${IDLE_MS / 1000} s after ready, qemu`,
+          agentRss,
+          'MB',
+          bareRss,
+          'report only (baseline: its node idling, qemu)',
+        );
         const ctl = await p50(RUNS, () =>
           timeTo(q[0]!, [...q.slice(1), path.join(dist, 'e911ctl'), 'status', '--json', '--socket', cfg.socket], null),
         );

@@ -4,7 +4,7 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { hostPaths } from '../../../hal/host.js';
 import { NetworkWatcher } from '../../../hal/net/watcher.js';
 import { emptySnapshot, type NetworkChange, type NetworkSnapshot } from '../../../hal/net/types.js';
@@ -15,6 +15,7 @@ describe('NetworkWatcher', () => {
   let dir = '';
   let watcher: NetworkWatcher | null = null;
   afterEach(async () => {
+    vi.useRealTimers();
     await watcher?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -73,6 +74,63 @@ sleep 30`);
     await waitFor(() => w.counters.snapshots === 3, 5000, why);
     expect(reads).toBe(3);
     expect(changes).toHaveLength(2);
+  });
+
+  it('reads at once on the first event of a burst, and coalesces the rest into one read when the window closes', async () => {
+    const ip = fakeIp('sleep 30');
+    const reads: { at: number; n: number }[] = [];
+    let version = 0;
+    watcher = new NetworkWatcher({
+      host: { ...hostPaths({}), commands: { ip, lldpcli: 'x', lldpd: 'x' } },
+      log: silentLog(),
+      interfaces: ['eth0'],
+      debounceMs: 25,
+      readSnapshot: async () => {
+        reads.push({ at: Date.now(), n: version });
+        return { ...emptySnapshot(), dns: [`v${version}`] };
+      },
+    });
+    const changes: NetworkChange[] = [];
+    watcher.on('change', (c) => changes.push(c));
+    await watcher.start();
+    vi.useFakeTimers({ now: 0, toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate', 'Date'] });
+    const settle = async (ms: number) => {
+      await vi.advanceTimersByTimeAsync(ms);
+    };
+    reads.length = 0;
+    changes.length = 0;
+
+    // The first event: read at once (no window to wait out), and reported.
+    version = 1;
+    watcher.refresh();
+    await settle(0);
+    expect(reads).toEqual([{ at: 0, n: 1 }]);
+    expect(changes.map((c) => c.snapshot.dns)).toEqual([['v1']]);
+
+    // The rest of the burst, inside the window: no read until it closes, then one for all of them.
+    version = 2;
+    for (const t of [5, 5, 5]) {
+      await settle(t);
+      watcher.refresh();
+    }
+    expect(reads).toHaveLength(1);
+    await settle(9);
+    expect(reads).toHaveLength(1);
+    await settle(1);
+    expect(reads).toEqual([
+      { at: 0, n: 1 },
+      { at: 25, n: 2 },
+    ]);
+    expect(changes.map((c) => c.snapshot.dns)).toEqual([['v1'], ['v2']]);
+
+    // Nothing more came: the next window closes without a read; a later event is again read at once.
+    await settle(100);
+    expect(reads).toHaveLength(2);
+    version = 3;
+    watcher.refresh();
+    await settle(0);
+    expect(reads.at(-1)).toEqual({ at: 125, n: 3 });
+    expect(changes).toHaveLength(3);
   });
 
   it('restarts ip monitor when it exits, and takes a fresh snapshot', async () => {
