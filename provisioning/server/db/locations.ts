@@ -37,6 +37,7 @@ export const toLocation = rowMapper<Location>({
   switchPorts: json('switch_ports', []),
   adminEmails: json('admin_emails', []),
   smsNumbers: json('sms_numbers', []),
+  language: text('language'),
   civic: (r) => postalToCivic(toAddress(r), placeOf(r)),
   createdAt: text('created_at'),
   updatedAt: text('updated_at'),
@@ -81,6 +82,7 @@ export class LocationStore {
       switch_ports: JSON.stringify(l.switchPorts),
       admin_emails: JSON.stringify(l.adminEmails),
       sms_numbers: JSON.stringify(l.smsNumbers),
+      language: l.language,
       now: this.s.iso(),
     };
   }
@@ -89,9 +91,9 @@ export class LocationStore {
     const r = this.s
       .q(
         `INSERT INTO locations (code, name, country, house_number, house_number_suffix, street, street2, city, state, postal_code, plus4,
-           building, floor, room, time_zone, ip_groups, switch_ports, admin_emails, sms_numbers, created_at, updated_at)
+           building, floor, room, time_zone, ip_groups, switch_ports, admin_emails, sms_numbers, language, created_at, updated_at)
          VALUES (@code, @name, @country, @house_number, @house_number_suffix, @street, @street2, @city, @state, @postal_code, @plus4,
-           @building, @floor, @room, @time_zone, @ip_groups, @switch_ports, @admin_emails, @sms_numbers, @now, @now)`,
+           @building, @floor, @room, @time_zone, @ip_groups, @switch_ports, @admin_emails, @sms_numbers, @language, @now, @now)`,
       )
       .run(this.params(l));
     return Number(r.lastInsertRowid);
@@ -103,7 +105,7 @@ export class LocationStore {
         `UPDATE locations SET code = @code, name = @name, country = @country, house_number = @house_number,
            house_number_suffix = @house_number_suffix, street = @street, street2 = @street2, city = @city, state = @state,
            postal_code = @postal_code, plus4 = @plus4, building = @building, floor = @floor, room = @room, time_zone = @time_zone,
-           ip_groups = @ip_groups, switch_ports = @switch_ports, admin_emails = @admin_emails, sms_numbers = @sms_numbers,
+           ip_groups = @ip_groups, switch_ports = @switch_ports, admin_emails = @admin_emails, sms_numbers = @sms_numbers, language = @language,
            updated_at = @now WHERE id = @id`,
       )
       .run({ ...this.params(l), id });
