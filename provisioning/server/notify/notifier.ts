@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Repo, Notification, NotificationChannel, StoredEvent } from '../db/repo.js';
-import type { SmsSettings, WebhookSettings } from '../validation.js';
+import type { NotificationPolicy, SmsSettings, WebhookSettings } from '../validation.js';
 import { DeliveryError, type EmailChannel, type HttpChannel } from './channels.js';
 import { buildNotice, type Notice } from './message.js';
 import type { SignedAddress } from '../../protocol/messages.js';
@@ -122,16 +122,16 @@ export class Notifier {
    */
   planRows(event: StoredEvent): number {
     const { repo, log } = this.deps;
-    const account = repo.account();
+    const policy = this.policyFor(event);
     const settings = repo.notificationSettings();
     let added = 0;
     const add = (channel: NotificationChannel, recipient: string) => {
       if (repo.addNotification(event.id, channel, recipient)) added++;
     };
-    const app = account.notificationPolicy !== 'all' || settings.webhook;
+    const app = policy !== 'all' || settings.webhook;
     if (app) add('webhook', settings.webhook ? redactUrl(settings.webhook.url) : '(webhook not configured)');
-    const fallbackNow = account.notificationPolicy === 'app-then-email-sms' && !settings.webhook;
-    if (account.notificationPolicy === 'all' || fallbackNow) added += this.planEmailAndSms(event);
+    const fallbackNow = policy === 'app-then-email-sms' && !settings.webhook;
+    if (policy === 'all' || fallbackNow) added += this.planEmailAndSms(event);
     if (added === 0) log.warn({ eventId: event.id }, 'no notification recipients for this event');
     return added;
   }
@@ -167,6 +167,12 @@ export class Notifier {
     void this.work();
   }
 
+  /** The account's policy for this kind of call: 933 test calls may have their own. */
+  private policyFor(event: StoredEvent): NotificationPolicy {
+    const a = this.deps.repo.account();
+    return event.type === 'test-call' ? (a.testNotificationPolicy ?? a.notificationPolicy) : a.notificationPolicy;
+  }
+
   private planEmailAndSms(event: StoredEvent): number {
     const { repo } = this.deps;
     const user = event.userId !== null ? repo.user(event.userId) : null;
@@ -175,7 +181,9 @@ export class Notifier {
     for (const e of [...(user?.emails ?? []), ...(location?.adminEmails ?? [])]) emails.set(e.toLowerCase(), e);
     let added = 0;
     for (const e of emails.values()) if (repo.addNotification(event.id, 'email', e)) added++;
-    for (const n of location?.smsNumbers ?? []) if (repo.addNotification(event.id, 'sms', n)) added++;
+    // The location's own numbers, and the mobile of each person there: their location's alerts.
+    const people = location ? repo.users({ locationId: location.id }).flatMap((u) => (u.mobile ? [u.mobile] : [])) : [];
+    for (const n of new Set([...(location?.smsNumbers ?? []), ...people])) if (repo.addNotification(event.id, 'sms', n)) added++;
     return added;
   }
 
@@ -234,7 +242,7 @@ export class Notifier {
     const location = event.locationId !== null ? repo.location(event.locationId) : null;
     const issued = repo.issuedAddress(event.deviceId)?.signed;
     const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
-    const notice = buildNotice({ event, user, location, provisionedCivic });
+    const notice = buildNotice({ event, user, location, provisionedCivic, accountName: repo.account().name });
     this.notices.set(eventId, notice);
     if (this.notices.size > 1000) this.notices.delete(this.notices.keys().next().value!);
     return notice;
@@ -250,7 +258,11 @@ export class Notifier {
         switch (n.channel) {
           case 'email':
             if (!settings.smtp) throw new DeliveryError('SMTP is not configured');
-            return this.deps.email.send(settings.smtp, n.recipient, notice, { 'X-E911-Event-Id': n.eventId });
+            return this.deps.email.send(settings.smtp, n.recipient, notice, {
+              'X-E911-Event-Id': n.eventId,
+              'Content-Language': notice.language,
+              ...notice.headers,
+            });
           case 'sms':
             if (!settings.sms) throw new DeliveryError('the SMS provider is not configured');
             return this.deps.sms.send(settings.sms, { to: n.recipient, text: notice.sms });
@@ -271,9 +283,9 @@ export class Notifier {
         'notification not delivered',
       );
       // The app channel failed: under "app, then email and SMS" the others go now.
-      if (n.channel === 'webhook' && n.attempts === 1 && repo.account().notificationPolicy === 'app-then-email-sms') {
-        const event = repo.event(n.eventId);
-        if (event && repo.transaction(() => this.planEmailAndSms(event)) > 0) this.kickMore();
+      const event = n.channel === 'webhook' && n.attempts === 1 ? repo.event(n.eventId) : null;
+      if (event && this.policyFor(event) === 'app-then-email-sms') {
+        if (repo.transaction(() => this.planEmailAndSms(event)) > 0) this.kickMore();
       }
     }
     const updated = repo.notifications({ eventId: n.eventId }).find((x) => x.id === n.id);
@@ -321,7 +333,7 @@ export class Notifier {
       locationId: null,
       data: { numberDialed: '933', displayName: 'Settings Test', addressMissing: false },
     };
-    const notice = buildNotice({ event, user: null, location: null, provisionedCivic: null });
+    const notice = buildNotice({ event, user: null, location: null, provisionedCivic: null, accountName: this.deps.repo.account().name });
     try {
       switch (channel) {
         case 'email':
