@@ -115,7 +115,11 @@ describe('notification policies, end to end', () => {
     return {
       id,
       rows: rows.map((x) => `${x.channel}:${x.recipient}:${x.status}`).sort(),
-      texts: () => sms.requests.slice(smsBefore).map((r) => (r.json as { to: string }).to).sort(),
+      texts: () =>
+        sms.requests
+          .slice(smsBefore)
+          .map((r) => (r.json as { to: string }).to)
+          .sort(),
     };
   }
 

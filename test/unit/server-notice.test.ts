@@ -108,7 +108,9 @@ describe('the notice admins know', () => {
     expect(es.subject).toBe('EMERGENCIA: se llamó al 911 desde Front Desk en SJC-A');
     expect(line(es.text, 'Extensión')).toBe('2001');
     expect(line(es.text, 'Idioma de quien llamó')).toBe('español (Estados Unidos) (es-US), enviado al PSAP');
-    expect(es.sms).toMatch(/^LLAMADA AL 911 de Front Desk en SJC-A\. 100 Main St, San Jose, CA 95110, US\. Devolver llamada al \+14085550100\./);
+    expect(es.sms).toMatch(
+      /^LLAMADA AL 911 de Front Desk en SJC-A\. 100 Main St, San Jose, CA 95110, US\. Devolver llamada al \+14085550100\./,
+    );
 
     const fr = buildNotice(ctx(event('test-call', {}), 'fr-CA'));
     expect(fr.language).toBe('fr');

@@ -106,7 +106,15 @@ interface Form {
   switchPorts: { chassisId: string; portId: string }[];
   adminEmails: string[];
   smsNumbers: string[];
+  language: string;
 }
+
+/** The languages notices are written in (the server's catalogue); others get English. */
+const NOTICE_LANGUAGES = [
+  { value: 'en', label: 'English' },
+  { value: 'es', label: 'Spanish (español)' },
+  { value: 'fr', label: 'French (français)' },
+];
 
 const EMPTY: Form = {
   code: '',
@@ -128,6 +136,7 @@ const EMPTY: Form = {
   switchPorts: [],
   adminEmails: [],
   smsNumbers: [],
+  language: 'en',
 };
 
 function fromLocation(l: Location): Form {
@@ -152,6 +161,7 @@ function fromLocation(l: Location): Form {
     switchPorts: l.switchPorts.map((p) => ({ chassisId: p.chassisId, portId: p.portId ?? '' })),
     adminEmails: [...l.adminEmails],
     smsNumbers: [...l.smsNumbers],
+    language: l.language,
   };
 }
 
@@ -180,6 +190,7 @@ function toBody(f: Form): Record<string, unknown> {
     switchPorts: f.switchPorts.filter((p) => p.chassisId.trim()).map((p) => ({ chassisId: p.chassisId.trim(), portId: opt(p.portId) })),
     adminEmails: f.adminEmails.map((e) => e.trim()).filter(Boolean),
     smsNumbers: f.smsNumbers.map((n) => n.trim()).filter(Boolean),
+    language: f.language,
   };
 }
 
@@ -296,6 +307,18 @@ function LocationForm({ id }: { id?: number }) {
               list: 'time-zones',
               hint: 'IANA name; notices give the time here.',
             })}
+            <Select
+              label="Notice language"
+              value={form.language}
+              onChange={(v) => set('language', v)}
+              options={
+                NOTICE_LANGUAGES.some((l) => l.value === form.language)
+                  ? NOTICE_LANGUAGES
+                  : [...NOTICE_LANGUAGES, { value: form.language, label: form.language }]
+              }
+              error={err('language')}
+              hint="The language of this site's 911 and 933 emails and texts."
+            />
           </div>
           <datalist id="time-zones">
             {TIME_ZONES.map((z) => (
@@ -371,7 +394,7 @@ function LocationForm({ id }: { id?: number }) {
         <TextList
           legend="SMS numbers"
           item="SMS number"
-          hint="Texted for every 911 call from this location (E.164, such as +14085550199)."
+          hint="Texted for every 911 call from this location (E.164, such as +14085550199), and so are the mobiles of the people here."
           values={form.smsNumbers}
           onChange={(v) => set('smsNumbers', v)}
           errors={listErrors(showAll || touched.has('smsNumbers') ? all : {}, 'smsNumbers')}
