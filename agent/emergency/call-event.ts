@@ -64,6 +64,8 @@ export interface PreparedFacts {
   callback: string | null;
   displayName: string | null;
   locationCode: string | null;
+  /** The caller's language as the SDP told the PSAP (RFC 8373), or null when it said none. */
+  language: string | null;
 }
 
 /** The phone itself, as the event names it. */
@@ -92,6 +94,7 @@ export function beginRowParts(prepared: PreparedFacts, device: EventDevice, time
     elin: prepared.elin,
     displayName: prepared.displayName,
     locationCode: prepared.locationCode,
+    language: prepared.language,
     addressMissing: prepared.address === null,
   }).slice(1, -1);
   const location = prepared.invite.pidf
@@ -169,6 +172,7 @@ export function callEventData(i: CallEventInput): Record<string, unknown> {
     elin: prepared.elin,
     displayName: prepared.displayName,
     locationCode: prepared.locationCode,
+    language: prepared.language,
     addressMissing: record.addressMissing,
     location: content?.pidf
       ? {

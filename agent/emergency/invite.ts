@@ -7,7 +7,7 @@
 // Everything that does not change per call is prepared when the address or
 // the config changes; per call only the Content-ID and the PIDF-LO timestamp.
 import { randomUUID } from 'node:crypto';
-import type { BodyPart, SipHeader } from '../../hal/voice/types.js';
+import type { BodyPart, SdpAttribute, SipHeader } from '../../hal/voice/types.js';
 import { PIDF_CONTENT_TYPE, type PidfTemplate } from '../../provisioning/pidf/pidf.js';
 
 function quoted(s: string): string {
@@ -43,12 +43,29 @@ export interface PreparedInvite {
   pidf: PidfTemplate | null;
   /** Host part of Content-IDs. */
   cidDomain: string;
+  /** The audio m-line's extra SDP attributes: the caller's language (RFC 8373). */
+  audioAttributes: SdpAttribute[];
+}
+
+/**
+ * RFC 8373: the language the caller speaks and wants to hear, on the audio stream, so the
+ * PSAP can bring in an interpreter before anyone says a word.
+ */
+export function languageAttributes(language: string | null): SdpAttribute[] {
+  return language
+    ? [
+        { name: 'hlang-send', value: language },
+        { name: 'hlang-recv', value: language },
+      ]
+    : [];
 }
 
 export function prepareInvite(o: {
   identity: CallerIdentity;
   pidf: PidfTemplate | null;
   extraHeaders: readonly SipHeader[];
+  /** The caller's language tag, or null to say none. */
+  language?: string | null;
 }): PreparedInvite {
   const pai = paiHeader(o.identity);
   return {
@@ -56,6 +73,7 @@ export function prepareInvite(o: {
     from: fromHeader(o.identity),
     pidf: o.pidf,
     cidDomain: o.identity.domain.replace(/^\[|\]$/g, '') || 'localhost',
+    audioAttributes: languageAttributes(o.language ?? null),
   };
 }
 
@@ -65,11 +83,12 @@ export interface InviteContent {
   /** The PIDF-LO exactly as sent, or null when there was no location to send. */
   pidf: string | null;
   contentId: string | null;
+  audioAttributes: SdpAttribute[];
 }
 
 /** Per call: stamp the PIDF-LO, give it a fresh Content-ID, point Geolocation at it. */
 export function inviteContent(p: PreparedInvite, now: Date, uuid: string = randomUUID()): InviteContent {
-  if (!p.pidf) return { headers: p.staticHeaders, parts: [], pidf: null, contentId: null };
+  if (!p.pidf) return { headers: p.staticHeaders, parts: [], pidf: null, contentId: null, audioAttributes: p.audioAttributes };
   const pidf = p.pidf.render(now);
   const contentId = `loc-${uuid}@${p.cidDomain}`;
   return {
@@ -77,5 +96,6 @@ export function inviteContent(p: PreparedInvite, now: Date, uuid: string = rando
     parts: [{ contentType: PIDF_CONTENT_TYPE, body: pidf, headers: [{ name: 'Content-ID', value: `<${contentId}>` }] }],
     pidf,
     contentId,
+    audioAttributes: p.audioAttributes,
   };
 }

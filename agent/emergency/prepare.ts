@@ -4,6 +4,7 @@
 // the callback number (the provisioned one, or the switch's ELIN), and the route
 // order. Pure: the caller logs and keeps the result.
 import type { SipHeader } from '../../hal/voice/types.js';
+import { DEFAULT_LANGUAGE } from '../../provisioning/protocol/address.js';
 import { PidfTemplate } from '../../provisioning/pidf/pidf.js';
 import type { StoredAddress } from '../store/store.js';
 import { elinE164 } from '../location/elin.js';
@@ -62,11 +63,14 @@ export function prepareCall(i: PrepareInput): { prepared: PreparedCall; adjustme
         },
       )
     : null;
+  // The user's language for the PSAP: a document without one means English.
+  const language = doc ? (doc.language ?? DEFAULT_LANGUAGE) : null;
   const invite = (p: PidfTemplate | null) =>
     prepareInvite({
       identity: { callback, displayName: doc?.displayName ?? null, domain: i.domain },
       pidf: p,
       extraHeaders: i.emergency.extraHeaders as SipHeader[],
+      language,
     });
   const prepared: PreparedCall = {
     invite: invite(pidf),
@@ -86,6 +90,7 @@ export function prepareCall(i: PrepareInput): { prepared: PreparedCall; adjustme
     callback,
     displayName: doc?.displayName ?? null,
     locationCode: doc?.locationCode ?? null,
+    language,
   };
   return { prepared, adjustments: pidf?.adjustments ?? [] };
 }

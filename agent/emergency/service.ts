@@ -557,6 +557,7 @@ export class EmergencyService {
           headers: ctx.content.headers,
           parts: ctx.content.parts,
           ...(ctx.from ? { from: ctx.from } : {}),
+          ...(ctx.content.audioAttributes.length ? { audioAttributes: ctx.content.audioAttributes } : {}),
         });
         attempt.callId = callId;
         this.calls.set(callId, { callId, role: 'caller', state: 'CALLING', emergency: true, psapCallback: false });

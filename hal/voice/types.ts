@@ -157,6 +157,19 @@ export interface MakeCallOptions {
   from?: string;
   /** Request-URI when it differs from the target (To). */
   requestUri?: string;
+  /**
+   * SDP attributes added to the audio m-line of every offer this call makes (the INVITE's,
+   * and re-INVITEs such as hold), e.g. RFC 8373 `hlang-send`/`hlang-recv`: `a=<name>:<value>`.
+   */
+  audioAttributes?: SdpAttribute[];
+}
+
+/** One SDP attribute line, `a=<name>:<value>` (`a=<name>` when value is empty). */
+export interface SdpAttribute {
+  /** An SDP token: letters, digits and - _ . */
+  name: string;
+  /** One line: no CR, LF or NUL. */
+  value: string;
 }
 
 export type CallState = 'NULL' | 'CALLING' | 'INCOMING' | 'EARLY' | 'CONNECTING' | 'CONFIRMED' | 'DISCONNECTED';

@@ -83,7 +83,17 @@ export interface AddressDocument {
   locationPolicy?: LocationPolicy;
   /** Send the switch's ELIN (LLDP-MED) as the callback number of an emergency call when there is one. */
   elinCallback?: boolean;
+  /**
+   * The user's preferred language (a tag: es, fr-CA), told to the PSAP in the call's SDP
+   * (RFC 8373). Absent means English, so documents for English speakers are what they were.
+   */
+  language?: string;
 }
+
+/** What an absent `language` means. */
+export const DEFAULT_LANGUAGE = 'en';
+/** A language tag as the address document carries it: en, es, fr-CA (RFC 5646, the common forms). */
+export const LANGUAGE_TAG = /^[a-z]{2,3}(-[A-Z]{2})?$/;
 
 export interface ValidationIssue {
   field: string;
@@ -110,6 +120,7 @@ export const addressDocumentSchema = z.strictObject({
   locationCode: z.string().max(64).optional(),
   locationPolicy: z.enum(LOCATION_POLICIES).optional(),
   elinCallback: z.boolean().optional(),
+  language: z.string().regex(LANGUAGE_TAG).optional(),
 });
 
 export function isValidCallback(n: string): boolean {

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Repo, Location } from './db/repo.js';
 import type { DesiredAddressStore, ProvisioningServer } from './server.js';
-import { DEFAULT_LOCATION_POLICY, type AddressDocument, type LocationPolicy } from '../protocol/address.js';
+import { DEFAULT_LANGUAGE, DEFAULT_LOCATION_POLICY, type AddressDocument, type LocationPolicy } from '../protocol/address.js';
 import type { AddressStatePayload, SignedAddress } from '../protocol/messages.js';
 import type { LocationsDocument, RecommendedLocation } from '../protocol/locations.js';
 import { canonicalJson } from '../protocol/canonical.js';
@@ -64,17 +64,23 @@ export function repoDesiredStore(repo: Repo): DesiredAddressStore {
 
 /** What an address says, without its version and time: equal content is not re-issued. */
 export function contentHash(
-  doc: Pick<AddressDocument, 'deviceId' | 'civic' | 'callback' | 'displayName' | 'locationCode' | 'locationPolicy' | 'elinCallback'>,
+  doc: Pick<
+    AddressDocument,
+    'deviceId' | 'civic' | 'callback' | 'displayName' | 'locationCode' | 'locationPolicy' | 'elinCallback' | 'language'
+  >,
 ): string {
   return contentHashOf(canonicalJson(doc.civic), doc);
 }
 
-type HashedFields = Pick<AddressDocument, 'deviceId' | 'callback' | 'displayName' | 'locationCode' | 'locationPolicy' | 'elinCallback'>;
+type HashedFields = Pick<
+  AddressDocument,
+  'deviceId' | 'callback' | 'displayName' | 'locationCode' | 'locationPolicy' | 'elinCallback' | 'language'
+>;
 
 /** contentHash with the civic part already in canonical form (shared by a location's phones). */
 function contentHashOf(civicCanonical: string, doc: HashedFields): string {
   // The account settings only when not default, so documents from before them hash as they did.
-  const settings = `${doc.locationPolicy ? `\npolicy=${doc.locationPolicy}` : ''}${doc.elinCallback ? '\nelin-callback' : ''}`;
+  const settings = `${doc.locationPolicy ? `\npolicy=${doc.locationPolicy}` : ''}${doc.elinCallback ? '\nelin-callback' : ''}${doc.language ? `\nlang=${doc.language}` : ''}`;
   return sha(`${doc.deviceId}\n${civicCanonical}\n${doc.callback}\n${doc.displayName}\n${doc.locationCode ?? ''}${settings}`);
 }
 
@@ -273,6 +279,8 @@ export class Pusher {
               displayName: c.displayName,
               locationCode: location.code,
               ...settings,
+              // Left out for English (the default), so those documents and their hashes are unchanged.
+              ...(c.language && c.language !== DEFAULT_LANGUAGE ? { language: c.language } : {}),
             };
             const hash = contentHashOf(civicText.get(location.id)!, content);
             if (c.contentHash === hash) {

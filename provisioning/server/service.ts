@@ -32,6 +32,8 @@ export interface AccountView {
   e911ChangedAt: string | null;
   recommendations: boolean;
   notificationPolicy: string;
+  /** For 933 test calls; null: the same as notificationPolicy. */
+  testNotificationPolicy: string | null;
   locationPolicy: string;
   elinCallback: boolean;
   /** What is still needed before E911 can be enabled (empty when complete). */
@@ -121,8 +123,10 @@ export class AdminService {
     const noCallback = phoneUsers.filter((u) => !u.callback).map((u) => u.username);
     if (noLocation.length) missing.push(`a location for users with phones: ${listNames(noLocation)}`);
     if (noCallback.length) missing.push(`a callback number for users with phones: ${listNames(noCallback)}`);
-    if (a.notificationPolicy !== 'all' && !s.webhook) missing.push(`the app webhook (the notification policy is ${a.notificationPolicy})`);
-    if (a.notificationPolicy !== 'app-only' && !s.smtp && !s.sms) missing.push('an SMTP server or SMS provider for notifications');
+    const policies = new Set([a.notificationPolicy, a.testNotificationPolicy ?? a.notificationPolicy]);
+    const needsApp = [...policies].find((p) => p !== 'all');
+    if (needsApp && !s.webhook) missing.push(`the app webhook (the notification policy is ${needsApp})`);
+    if ([...policies].some((p) => p !== 'app-only') && !s.smtp && !s.sms) missing.push('an SMTP server or SMS provider for notifications');
     return missing;
   }
 
@@ -170,8 +174,9 @@ export class AdminService {
     const sms = s.sms && (({ password, header, ...rest }) => ({ ...rest, ...hideHeader(header), passwordSet: Boolean(password) }))(s.sms);
     const webhook =
       s.webhook && (({ secret, header, ...rest }) => ({ ...rest, ...hideHeader(header), secretSet: Boolean(secret) }))(s.webhook);
+    const a = this.repo.account();
     // The call channel holds no secret: shown as stored.
-    return { smtp, sms, webhook, call: s.call, policy: this.repo.account().notificationPolicy };
+    return { smtp, sms, webhook, call: s.call, policy: a.notificationPolicy, testPolicy: a.testNotificationPolicy };
   }
 
   /**
@@ -478,6 +483,7 @@ export function toLocationInput(l: Location): LocationInputRaw {
     adminEmails: l.adminEmails,
     smsNumbers: l.smsNumbers,
     callNumbers: l.callNumbers,
+    language: l.language,
   };
 }
 
@@ -489,6 +495,7 @@ export function toUserInput(u: User): UserInputRaw {
     locationId: u.locationId,
     callback: u.callback,
     language: u.language,
+    mobile: u.mobile,
     recommendations: u.recommendations,
     emails: u.emails,
     deviceIds: u.deviceIds,

@@ -2,7 +2,7 @@
 // input, and the small validators they share (email, CIDR, time zone, E.164).
 import net from 'node:net';
 import { z } from 'zod';
-import { isValidCallback, isValidDisplayName, LOCATION_POLICIES } from '../protocol/address.js';
+import { isValidCallback, isValidDisplayName, LANGUAGE_TAG, LOCATION_POLICIES } from '../protocol/address.js';
 import { isValidDeviceId } from '../protocol/topics.js';
 import { validatePostalAddress } from '../protocol/locations.js';
 import { SERVER_USER_PREFIX, isReservedDeviceId } from './broker-auth.js';
@@ -113,6 +113,8 @@ const optionalText = (max: number) =>
 
 export const e164Schema = z.string().trim().refine(isValidCallback, 'must be an E.164 number (+1NPANXXXXXX in North America)');
 
+export const languageSchema = z.string().regex(LANGUAGE_TAG, 'must be a language tag like en or fr-CA');
+
 export const postalAddressSchema = z.strictObject({
   country: text(2).toUpperCase(),
   houseNumber: text(16),
@@ -166,6 +168,8 @@ export const locationFieldsSchema = z.strictObject({
   smsNumbers: z.array(e164Schema).max(10).default([]),
   /** On-site numbers called (spoken message, press 1) when a 911 is reported. */
   callNumbers: z.array(callNumberSchema).max(10).optional(),
+  /** The language of the site's notices (English where there is no translation). */
+  language: languageSchema.default('en'),
 });
 
 export const locationInputSchema = locationFieldsSchema.superRefine((loc, ctx) => {
@@ -186,10 +190,9 @@ export const userInputSchema = z.strictObject({
   extension: optionalText(16).refine((s) => s === undefined || /^[0-9*#]+$/.test(s), 'must be digits, * or #'),
   locationId: z.number().int().positive().nullable().default(null),
   callback: e164Schema.nullable().default(null),
-  language: z
-    .string()
-    .regex(/^[a-z]{2,3}(-[A-Z]{2})?$/, 'must be a language tag like en or fr-CA')
-    .default('en'),
+  language: languageSchema.default('en'),
+  /** The person's mobile: texted their location's alerts when the policy includes SMS. */
+  mobile: e164Schema.nullable().default(null),
   recommendations: z.boolean().default(false),
   emails: emailListSchema().default([]),
   deviceIds: z
@@ -213,6 +216,8 @@ export const accountPatchSchema = z.strictObject({
   contactEmail: emailSchema.optional(),
   recommendations: z.boolean().optional(),
   notificationPolicy: z.enum(NOTIFICATION_POLICIES).optional(),
+  /** For 933 test calls; null: the same as notificationPolicy. */
+  testNotificationPolicy: z.enum(NOTIFICATION_POLICIES).nullable().optional(),
   /** What a 911 call sends first when a phone's network address disagrees with the provisioned one. */
   locationPolicy: z.enum(LOCATION_POLICIES).optional(),
   /** Send the switch's ELIN as the emergency callback number when a phone has one. */

@@ -63,7 +63,10 @@ describe.skipIf(gate.skip)('emergency calls through the real agent, SIPp, Kamail
   let psapPort: number;
   const agents: AgentProcess[] = [];
 
-  async function startAgent(name: string, o: { address: boolean; sip?: Record<string, unknown>; emergency: Record<string, unknown> }) {
+  async function startAgent(
+    name: string,
+    o: { address: boolean; doc?: Partial<AddressDocument>; sip?: Record<string, unknown>; emergency: Record<string, unknown> },
+  ) {
     const deviceId = `phone-${name}`;
     const setup = agentConfig(
       path.join(dir, name),
@@ -81,7 +84,7 @@ describe.skipIf(gate.skip)('emergency calls through the real agent, SIPp, Kamail
       },
     );
     if (o.address) {
-      const doc = { ...ADDRESS, deviceId };
+      const doc = { ...ADDRESS, ...o.doc, deviceId };
       const store = new Store({ dataDir: setup.raw.dataDir as string, log: silentLog() });
       store.applyAddress(
         { doc, version: doc.version, hash: documentHash(doc), signature: 'seeded-by-test', receivedAt: doc.issuedAt },
@@ -119,6 +122,7 @@ describe.skipIf(gate.skip)('emergency calls through the real agent, SIPp, Kamail
     [a, b, d, e] = await Promise.all([
       startAgent('a', {
         address: true,
+        doc: { language: 'es' },
         sip: { account: { uri: 'sip:1001@127.0.0.1', registrar: `sip:127.0.0.1:${k1.port}` } },
         emergency: { routes: { primary: `sip:127.0.0.1:${psapPort}` } },
       }),
@@ -183,6 +187,22 @@ describe.skipIf(gate.skip)('emergency calls through the real agent, SIPp, Kamail
     return events.find((ev) => ev.type === type && pred(ev))!;
   }
 
+  /** The SDP offer: the last part of a multipart body, else the body. */
+  function sdpOf(invite: SipMessage): string {
+    const part = multipartParts(invite).find((p) =>
+      /application\/sdp/.test(p.headers.find((h) => h.name.toLowerCase() === 'content-type')?.value ?? ''),
+    );
+    return part ? part.body : invite.body;
+  }
+
+  /** The attribute lines of the SDP's audio m-line section. */
+  function audioAttributes(sdp: string): string[] {
+    const sections = sdp.split(/\r?\n(?=m=)/);
+    const audio = sections.find((s) => s.startsWith('m=audio'));
+    expect(audio, `an audio m-line in:\n${sdp}`).toBeDefined();
+    return audio!.split(/\r?\n/).filter((l) => l.startsWith('a='));
+  }
+
   function pidfPart(invite: SipMessage): { cid: string; body: string } {
     const part = multipartParts(invite).find((p) =>
       /application\/pidf\+xml/.test(p.headers.find((h) => h.name.toLowerCase() === 'content-type')?.value ?? ''),
@@ -211,6 +231,9 @@ describe.skipIf(gate.skip)('emergency calls through the real agent, SIPp, Kamail
     const [check] = checkPidfTexts([body]);
     expect(check!.ok, check!.schemaErrors + check!.namespaceErrors.join()).toBe(true);
     expect(body).toContain('<ca:RD>Main &amp; 1st</ca:RD>');
+    // RFC 8373: the user's language (Spanish here) on the audio stream, both ways, once each.
+    const attrs = audioAttributes(sdpOf(inv));
+    expect(attrs.filter((l) => l.startsWith('a=hlang-'))).toEqual(['a=hlang-send:es', 'a=hlang-recv:es']);
 
     const ev = await eventFor('emergency-call', (x) => x.deviceId === a.deviceId && x.data.numberDialed === '911');
     expect(ev.data).toMatchObject({
@@ -219,6 +242,7 @@ describe.skipIf(gate.skip)('emergency calls through the real agent, SIPp, Kamail
       route: { name: 'primary' },
       callback: '+14085550100',
       displayName: 'Front Desk',
+      language: 'es',
       addressMissing: false,
       device: { ip: '127.0.0.1' },
     });
@@ -330,6 +354,8 @@ describe.skipIf(gate.skip)('emergency calls through the real agent, SIPp, Kamail
     expect(dial).toMatchObject({ placed: true, route: 'primary' });
     expect(exit.code).toBe(0);
     expect(invites).toHaveLength(1);
+    // A document without a language means English: the PSAP is told so.
+    expect(audioAttributes(sdpOf(invites[0]!)).filter((l) => l.startsWith('a=hlang-'))).toEqual(['a=hlang-send:en', 'a=hlang-recv:en']);
     expect(silent.messages.slice(before).some((m) => m.startsWith('INVITE sip:911@'))).toBe(true);
     const ev = await eventFor('emergency-call', (x) => x.deviceId === d.deviceId);
     const progress = await eventFor('emergency-call-progress', (x) => x.data.callRef === ev.data.callRef && x.data.phase === 'failover');
@@ -357,6 +383,9 @@ describe.skipIf(gate.skip)('emergency calls through the real agent, SIPp, Kamail
     expect(inv.startLine).toBe(`INVITE sip:911@127.0.0.1:${fallbackPort} SIP/2.0`);
     expect(hdr(inv, 'Geolocation')).toBeUndefined();
     expect(hdr(inv, 'Priority')).toBe('emergency');
+    // No address document, so no user and no language to tell.
+    expect(sdpOf(inv)).toContain('m=audio');
+    expect(sdpOf(inv)).not.toContain('hlang');
     const ev = await eventFor('emergency-call', (x) => x.deviceId === e.deviceId);
     expect(ev.data).toMatchObject({ addressMissing: true, location: null, route: { name: 'fallback' } });
   });

@@ -166,6 +166,20 @@ describe.skipIf(gate.skip)('admin portal: notifications page', () => {
     await page.getByRole('status').filter({ hasText: 'Policy saved: App, then email and SMS.' }).waitFor();
     expect((await h.srv.api.get<{ notificationPolicy: string }>('/api/account')).notificationPolicy).toBe('app-then-email-sms');
 
+    // 933 test calls may have their own policy; "Same as 911" clears it.
+    const tests = page.getByLabel('933 test calls');
+    expect(await tests.inputValue()).toBe('');
+    await tests.selectOption('app-only');
+    await page.getByRole('button', { name: 'Save policy' }).click();
+    await expect
+      .poll(async () => (await h.srv.api.get<{ testNotificationPolicy: string | null }>('/api/account')).testNotificationPolicy)
+      .toBe('app-only');
+    await tests.selectOption('');
+    await page.getByRole('button', { name: 'Save policy' }).click();
+    await expect
+      .poll(async () => (await h.srv.api.get<{ testNotificationPolicy: string | null }>('/api/account')).testNotificationPolicy)
+      .toBeNull();
+
     // The audit log page shows what this test did, newest first.
     await page.getByRole('link', { name: 'Audit log', exact: true }).click();
     await page.getByLabel('Entity').selectOption('account');

@@ -1,6 +1,6 @@
 // The portal's users pages in Debian's Chromium against a real server: the
 // list filtered by location, a user's E911 tab (location, callback, display
-// name, language, notification emails added with + up to 10 and removed with
+// name, language, mobile number, notification emails added with + up to 10 and removed with
 // −), errors shown beside their fields, tabs by keyboard, create and delete.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPortal, type PortalHarness } from '../helpers/portal.js';
@@ -16,6 +16,7 @@ interface U {
   locationId: number | null;
   callback: string | null;
   language: string;
+  mobile: string | null;
   emails: string[];
   deviceIds: string[];
   extension: string | null;
@@ -92,6 +93,7 @@ describe.skipIf(gate.skip)('admin portal: users', () => {
     await page.getByLabel('Callback number').fill('+1408555');
     await page.getByLabel('Display name').fill('Alice M Smith');
     await page.getByLabel('Preferred language').selectOption('es-US');
+    await page.getByLabel('Mobile number').fill('+14085550177');
     await page.getByLabel('Location', { exact: true }).selectOption(String(branch));
     await page.getByRole('button', { name: 'Save user' }).click();
     const callback = page.getByLabel('Callback number');
@@ -102,6 +104,7 @@ describe.skipIf(gate.skip)('admin portal: users', () => {
       callback: '+14085550100',
       emails: ['alice@example.com'],
       language: 'en',
+      mobile: null,
     });
     await h.shot('user-e911-rejected');
 
@@ -109,9 +112,25 @@ describe.skipIf(gate.skip)('admin portal: users', () => {
     await page.getByRole('button', { name: 'Save user' }).click();
     await page.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
     const u = await srv.api.get<U>(`/api/users/${alice}`);
-    expect(u).toMatchObject({ callback: '+14085550123', displayName: 'Alice M Smith', language: 'es-US', locationId: branch });
+    expect(u).toMatchObject({
+      callback: '+14085550123',
+      displayName: 'Alice M Smith',
+      language: 'es-US',
+      mobile: '+14085550177',
+      locationId: branch,
+    });
     expect(u.emails).toEqual(['alice@example.com', 'oncall2@example.com', ...[4, 5, 6, 7, 8, 9, 10].map((i) => `oncall${i}@example.com`)]);
     await h.shot('user-e911');
+
+    // A mobile that is not a phone number is refused beside its field; cleared, it is removed.
+    const mobile = page.getByLabel('Mobile number');
+    await mobile.fill('555-0177');
+    await page.getByRole('button', { name: 'Save user' }).click();
+    await expect.poll(() => mobile.getAttribute('aria-invalid')).toBe('true');
+    expect((await srv.api.get<U>(`/api/users/${alice}`)).mobile).toBe('+14085550177');
+    await mobile.fill('');
+    await page.getByRole('button', { name: 'Save user' }).click();
+    await expect.poll(async () => (await srv.api.get<U>(`/api/users/${alice}`)).mobile).toBeNull();
   });
 
   it('tabs move with the arrow keys; the General tab edits phones and extension', async () => {

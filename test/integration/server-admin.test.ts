@@ -396,6 +396,7 @@ describe('provisioning server: admin API', () => {
           locationId: hqId,
           callback: null,
           language: 'en',
+          mobile: null,
           recommendations: false,
           emails: [],
           deviceIds: [],

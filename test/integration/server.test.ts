@@ -133,9 +133,24 @@ describe("provisioning server: pushes and Kari's Law notifications", () => {
         ROOM: '210',
       },
     });
+    // English, the default, is left out of the document (an older phone reads it as before).
+    expect(a?.doc).not.toHaveProperty('language');
     const p = await phone();
     expect(p.online).toBe(true);
     expect(p.appliedVersion).toBe(a!.version);
+  });
+
+  it("the user's language travels in the signed address, and the phone applies it", async () => {
+    await srv.api.patch(`/api/users/${userId}`, { language: 'es-US' });
+    await until(
+      async () => ((await agentAddress())?.doc as { language?: string } | undefined)?.language === 'es-US',
+      10_000,
+      'the language never reached the phone',
+    );
+    await until(async () => (await phone()).inSync);
+    await srv.api.patch(`/api/users/${userId}`, { language: 'en' });
+    await until(async () => !('language' in (await agentAddress())!.doc), 10_000, 'back to English never reached the phone');
+    await until(async () => (await phone()).inSync);
   });
 
   it('a change to the location gives the phone a higher version', async () => {
@@ -196,7 +211,9 @@ describe("provisioning server: pushes and Kari's Law notifications", () => {
       'Address source:       as sent to the PSAP',
       'Address missing:      no',
       'Location code:        SJC-A',
-      'Device caller ID:     +14085550100',
+      'Caller ID:            +14085550100 "Alice Smith"',
+      'Account:              Example Corp',
+      'Extension:            2101',
       'Device IP:            10.1.2.3',
       'Time (location):      2026-11-22 08:05:00 PST (America/Los_Angeles)',
       'Time (UTC):           2026-11-22T16:05:00.000Z',

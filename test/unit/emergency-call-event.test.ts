@@ -31,7 +31,7 @@ const device = { deviceId: 'phone-1', network: { interface: 'eth0', ip: '192.0.2
 
 function facts(over: Partial<PreparedFacts>): PreparedFacts {
   return {
-    invite: { staticHeaders: [], from: null, pidf: null, cidDomain: 'localhost' },
+    invite: { staticHeaders: [], from: null, pidf: null, cidDomain: 'localhost', audioAttributes: [] },
     address: null,
     where: null,
     alternate: null,
@@ -43,12 +43,13 @@ function facts(over: Partial<PreparedFacts>): PreparedFacts {
     callback: null,
     displayName: null,
     locationCode: null,
+    language: null,
     ...over,
   };
 }
 
 // The builder only asks whether a PIDF-LO is there: any object stands for one.
-const withPidf = { staticHeaders: [], from: null, pidf: {} as never, cidDomain: 'example.net' };
+const withPidf = { staticHeaders: [], from: null, pidf: {} as never, cidDomain: 'example.net', audioAttributes: [] };
 
 const cases: { name: string; prepared: PreparedFacts; content: InviteContent | null }[] = [
   { name: 'no address, no location', prepared: facts({}), content: null },
@@ -64,7 +65,7 @@ const cases: { name: string; prepared: PreparedFacts; content: InviteContent | n
       displayName: 'Front Desk',
       locationCode: 'B1-210',
     }),
-    content: { headers: [], parts: [], pidf: '<presence/>', contentId: 'loc-1@example.net' },
+    content: { headers: [], parts: [], pidf: '<presence/>', contentId: 'loc-1@example.net', audioAttributes: [] },
   },
   {
     name: 'network location with a disagreeing alternate, ELIN callback',
@@ -79,7 +80,7 @@ const cases: { name: string; prepared: PreparedFacts; content: InviteContent | n
       callback: '+14085550199',
       callbackSource: 'elin',
     }),
-    content: { headers: [], parts: [], pidf: '<presence/>', contentId: 'loc-2@example.net' },
+    content: { headers: [], parts: [], pidf: '<presence/>', contentId: 'loc-2@example.net', audioAttributes: [] },
   },
 ];
 

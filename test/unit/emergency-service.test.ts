@@ -127,6 +127,22 @@ describe('emergency call: what goes out', () => {
     // The route account sends via the route (a loose route), and never registers.
     const acct = h.voice.accounts.get(call.account as number)!;
     expect(acct.config).toMatchObject({ proxies: ['sip:10.0.0.1:5060;lr'], register: false });
+    // A document without a language means English: RFC 8373 says so on the audio line.
+    expect(call.options.audioAttributes).toEqual([
+      { name: 'hlang-send', value: 'en' },
+      { name: 'hlang-recv', value: 'en' },
+    ]);
+  });
+
+  it("the user's language from the address document goes to the PSAP (hlang) and into the event", async () => {
+    const h = await harness({ address: { ...ADDRESS, doc: { ...ADDRESS_DOC, language: 'es' } } });
+    dial(h.svc, '911');
+    expect(h.voice.calls[0]!.options.audioAttributes).toEqual([
+      { name: 'hlang-send', value: 'es' },
+      { name: 'hlang-recv', value: 'es' },
+    ]);
+    h.flush();
+    expect(h.events[0]!.data.language).toBe('es');
   });
 
   it('9911 and 933: prefixed emergency call, and a test call with a test-call event and no suppression', async () => {
@@ -244,6 +260,8 @@ describe('emergency call: whatever the phone is doing', () => {
     expect(header(call, 'Geolocation')).toBeUndefined();
     expect(call.options.parts).toEqual([]);
     expect(header(call, 'Priority')).toBe('emergency');
+    // No document, no user: no language is claimed.
+    expect(call.options.audioAttributes).toBeUndefined();
     h.flush();
     expect(h.events[0]!.data).toMatchObject({ addressMissing: true, location: null, routePlan: ['fallback', 'primary', 'secondary'] });
     expect(h.svc.pidfNow()).toBeNull();

@@ -147,6 +147,7 @@ describe('each stored type read back through Repo', () => {
       userId: null,
       displayName: null,
       callback: null,
+      language: null,
       locationId: null,
       recommendations: false,
       issuedVersion: 7,
@@ -198,6 +199,7 @@ describe('each stored type read back through Repo', () => {
       switchPorts: [{ chassisId: 'sw1', portId: 'p7' }],
       adminEmails: ['admin@example.com'],
       smsNumbers: ['+15550100'],
+      language: 'fr-CA',
     });
     const location = repo.location(id)!;
     expect(location).toMatchObject({
@@ -223,6 +225,7 @@ describe('each stored type read back through Repo', () => {
       switchPorts: [{ chassisId: 'sw1', portId: 'p7' }],
       adminEmails: ['admin@example.com'],
       smsNumbers: ['+15550100'],
+      language: 'fr-CA',
       createdAt: '2026-01-01T00:00:01.000Z',
       updatedAt: '2026-01-01T00:00:01.000Z',
     });
@@ -246,6 +249,7 @@ describe('each stored type read back through Repo', () => {
       locationId: id,
       callback: '+15550101',
       language: 'fr-CA',
+      mobile: '+14085550177',
       recommendations: true,
       emails: ['ann@example.com'],
       deviceIds: [],
@@ -260,6 +264,7 @@ describe('each stored type read back through Repo', () => {
       locationId: id,
       callback: '+15550101',
       language: 'fr-CA',
+      mobile: '+14085550177',
       recommendations: true,
       emails: ['ann@example.com'],
       deviceIds: ['phone-a', 'phone-b'],

@@ -253,6 +253,7 @@ export class PjsipVoiceStack implements VoiceStack {
       parts: options.parts ?? [],
       from: options.from,
       requestUri: options.requestUri,
+      audioAttributes: options.audioAttributes ?? [],
     });
     // Log after the INVITE is out: nothing may delay it.
     this.log?.info({ callId, target, account }, 'call placed');

@@ -12,6 +12,7 @@ export const toAccount = rowMapper<Account>({
   e911ChangedAt: textOrNull('e911_changed_at'),
   recommendations: bool('recommendations'),
   notificationPolicy: text<NotificationPolicy>('notification_policy'),
+  testNotificationPolicy: textOrNull('test_notification_policy') as (r: Row) => NotificationPolicy | null,
   locationPolicy: text<LocationPolicy>('location_policy'),
   elinCallback: bool('elin_callback'),
   updatedAt: text('updated_at'),
@@ -25,7 +26,10 @@ const toNotificationSettings = rowMapper<NotificationSettings>({
 });
 
 export type AccountUpdate = Partial<
-  Pick<Account, 'name' | 'contactEmail' | 'recommendations' | 'notificationPolicy' | 'locationPolicy' | 'elinCallback'>
+  Pick<
+    Account,
+    'name' | 'contactEmail' | 'recommendations' | 'notificationPolicy' | 'testNotificationPolicy' | 'locationPolicy' | 'elinCallback'
+  >
 >;
 
 export class AccountStore {
@@ -39,13 +43,15 @@ export class AccountStore {
     const cur = this.account();
     this.s
       .q(
-        'UPDATE account SET name = ?, contact_email = ?, recommendations = ?, notification_policy = ?, location_policy = ?, elin_callback = ?, updated_at = ? WHERE id = 1',
+        'UPDATE account SET name = ?, contact_email = ?, recommendations = ?, notification_policy = ?, test_notification_policy = ?, location_policy = ?, elin_callback = ?, updated_at = ? WHERE id = 1',
       )
       .run(
         a.name ?? cur.name,
         a.contactEmail ?? cur.contactEmail,
         (a.recommendations ?? cur.recommendations) ? 1 : 0,
         a.notificationPolicy ?? cur.notificationPolicy,
+        // null is a value here (back to "same as 911"): only undefined keeps the stored one.
+        a.testNotificationPolicy === undefined ? cur.testNotificationPolicy : a.testNotificationPolicy,
         a.locationPolicy ?? cur.locationPolicy,
         (a.elinCallback ?? cur.elinCallback) ? 1 : 0,
         this.s.iso(),

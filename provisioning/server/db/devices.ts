@@ -31,6 +31,7 @@ const toPushContext = rowMapper<PushContext>({
   deviceId: text('device_id'),
   userId: intOrNull('user_id'),
   displayName: textOrNull('display_name'),
+  language: textOrNull('language'),
   callback: textOrNull('callback'),
   locationId: intOrNull('location_id'),
   recommendations: bool('recommendations'),
@@ -117,7 +118,7 @@ export class DeviceStore {
     const rows = this.s
       .q(
         `SELECT d.device_id, d.user_id, d.addr_version, d.addr_content_hash, d.applied_version, d.loc_version, d.loc_content_hash,
-              u.display_name, u.callback, u.location_id, u.recommendations
+              u.display_name, u.callback, u.language, u.location_id, u.recommendations
        FROM json_each(?) j JOIN devices d ON d.device_id = j.value LEFT JOIN users u ON u.id = d.user_id`,
       )
       .all(JSON.stringify(deviceIds)) as Row[];

@@ -38,6 +38,7 @@ export const toLocation = rowMapper<Location>({
   adminEmails: json('admin_emails', []),
   smsNumbers: json('sms_numbers', []),
   callNumbers: json('call_numbers', []),
+  language: text('language'),
   civic: (r) => postalToCivic(toAddress(r), placeOf(r)),
   createdAt: text('created_at'),
   updatedAt: text('updated_at'),
@@ -84,6 +85,7 @@ export class LocationStore {
       sms_numbers: JSON.stringify(l.smsNumbers),
       // A client that does not know the field (an older portal, a CSV row) leaves the stored ones.
       call_numbers: l.callNumbers === undefined ? null : JSON.stringify(l.callNumbers),
+      language: l.language,
       now: this.s.iso(),
     };
   }
@@ -92,9 +94,9 @@ export class LocationStore {
     const r = this.s
       .q(
         `INSERT INTO locations (code, name, country, house_number, house_number_suffix, street, street2, city, state, postal_code, plus4,
-           building, floor, room, time_zone, ip_groups, switch_ports, admin_emails, sms_numbers, call_numbers, created_at, updated_at)
+           building, floor, room, time_zone, ip_groups, switch_ports, admin_emails, sms_numbers, call_numbers, language, created_at, updated_at)
          VALUES (@code, @name, @country, @house_number, @house_number_suffix, @street, @street2, @city, @state, @postal_code, @plus4,
-           @building, @floor, @room, @time_zone, @ip_groups, @switch_ports, @admin_emails, @sms_numbers, coalesce(@call_numbers, '[]'), @now, @now)`,
+           @building, @floor, @room, @time_zone, @ip_groups, @switch_ports, @admin_emails, @sms_numbers, coalesce(@call_numbers, '[]'), @language, @now, @now)`,
       )
       .run(this.params(l));
     return Number(r.lastInsertRowid);
@@ -106,7 +108,7 @@ export class LocationStore {
         `UPDATE locations SET code = @code, name = @name, country = @country, house_number = @house_number,
            house_number_suffix = @house_number_suffix, street = @street, street2 = @street2, city = @city, state = @state,
            postal_code = @postal_code, plus4 = @plus4, building = @building, floor = @floor, room = @room, time_zone = @time_zone,
-           ip_groups = @ip_groups, switch_ports = @switch_ports, admin_emails = @admin_emails, sms_numbers = @sms_numbers,
+           ip_groups = @ip_groups, switch_ports = @switch_ports, admin_emails = @admin_emails, sms_numbers = @sms_numbers, language = @language,
            call_numbers = coalesce(@call_numbers, call_numbers), updated_at = @now WHERE id = @id`,
       )
       .run({ ...this.params(l), id });

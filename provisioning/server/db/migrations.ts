@@ -273,4 +273,17 @@ export const SERVER_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX notifications_due ON notifications (status, next_attempt_at);
     `,
   },
+  {
+    version: 7,
+    name: "notices: a user's mobile number, a site's notice language, a separate notification policy for 933 test calls",
+    sql: `
+      -- A person's own mobile: texted their location's alerts when the policy includes SMS.
+      ALTER TABLE users ADD COLUMN mobile TEXT;
+      -- The language the site's notices are written in (English where there is no translation).
+      ALTER TABLE locations ADD COLUMN language TEXT NOT NULL DEFAULT 'en';
+      -- Null: 933 test calls follow notification_policy, as 911 does.
+      ALTER TABLE account ADD COLUMN test_notification_policy TEXT
+        CHECK (test_notification_policy IN ('app-only', 'app-then-email-sms', 'all'));
+    `,
+  },
 ];

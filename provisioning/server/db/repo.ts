@@ -5,7 +5,7 @@
 // with transaction().
 import type { PhoneClock } from '../../protocol/messages.js';
 import type { LocationInput, UserInput } from '../validation.js';
-import { AccountStore } from './account.js';
+import { AccountStore, type AccountUpdate } from './account.js';
 import { AuditStore } from './audit.js';
 import { DeviceStore } from './devices.js';
 import { EventStore } from './events.js';
@@ -88,9 +88,7 @@ export class Repo {
   account(): Account {
     return this.a.account.account();
   }
-  updateAccount(
-    a: Partial<Pick<Account, 'name' | 'contactEmail' | 'recommendations' | 'notificationPolicy' | 'locationPolicy' | 'elinCallback'>>,
-  ): void {
+  updateAccount(a: AccountUpdate): void {
     this.a.account.updateAccount(a);
   }
   setE911(enabled: boolean): void {

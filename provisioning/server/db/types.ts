@@ -11,6 +11,8 @@ export interface Account {
   e911ChangedAt: string | null;
   recommendations: boolean;
   notificationPolicy: NotificationPolicy;
+  /** The policy for 933 test calls; null: the same as notificationPolicy. */
+  testNotificationPolicy: NotificationPolicy | null;
   locationPolicy: LocationPolicy;
   elinCallback: boolean;
   updatedAt: string;
@@ -43,6 +45,8 @@ export interface Location {
   adminEmails: string[];
   smsNumbers: string[];
   callNumbers: string[];
+  /** The language the site's notices are written in (a tag: en, es-US, fr-CA). */
+  language: string;
   /** The RFC 5139 form the phones receive. */
   civic: CivicAddress;
   createdAt: string;
@@ -57,6 +61,8 @@ export interface User {
   locationId: number | null;
   callback: string | null;
   language: string;
+  /** The person's mobile (E.164): texted their location's alerts when the policy includes SMS. */
+  mobile: string | null;
   recommendations: boolean;
   emails: string[];
   deviceIds: string[];
@@ -93,6 +99,8 @@ export interface PushContext {
   userId: number | null;
   displayName: string | null;
   callback: string | null;
+  /** The user's language tag (null: no user). */
+  language: string | null;
   locationId: number | null;
   recommendations: boolean;
   issuedVersion: number;

@@ -15,6 +15,7 @@ export const toUser = rowMapper<User>({
   locationId: intOrNull('location_id'),
   callback: textOrNull('callback'),
   language: text('language'),
+  mobile: textOrNull('mobile'),
   recommendations: bool('recommendations'),
   emails: json('emails', []),
   deviceIds: sortedList('device_ids'),
@@ -83,6 +84,7 @@ export class UserStore {
       location_id: u.locationId,
       callback: u.callback,
       language: u.language,
+      mobile: u.mobile ?? null,
       recommendations: u.recommendations ? 1 : 0,
       emails: JSON.stringify(u.emails),
       now: this.s.iso(),
@@ -92,8 +94,8 @@ export class UserStore {
   insertUser(u: UserInput): number {
     const r = this.s
       .q(
-        `INSERT INTO users (username, display_name, extension, location_id, callback, language, recommendations, emails, created_at, updated_at)
-         VALUES (@username, @display_name, @extension, @location_id, @callback, @language, @recommendations, @emails, @now, @now)`,
+        `INSERT INTO users (username, display_name, extension, location_id, callback, language, mobile, recommendations, emails, created_at, updated_at)
+         VALUES (@username, @display_name, @extension, @location_id, @callback, @language, @mobile, @recommendations, @emails, @now, @now)`,
       )
       .run(this.params(u));
     return Number(r.lastInsertRowid);
@@ -103,7 +105,7 @@ export class UserStore {
     this.s
       .q(
         `UPDATE users SET username = @username, display_name = @display_name, extension = @extension, location_id = @location_id,
-           callback = @callback, language = @language, recommendations = @recommendations, emails = @emails, updated_at = @now
+           callback = @callback, language = @language, mobile = @mobile, recommendations = @recommendations, emails = @emails, updated_at = @now
          WHERE id = @id`,
       )
       .run({ ...this.params(u), id });

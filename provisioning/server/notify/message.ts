@@ -4,6 +4,7 @@
 // whatever the event leaves out. Missing facts are said to be missing.
 import { formatAddressLines, CIVIC_ELEMENTS, type CivicAddress } from '../../protocol/address.js';
 import type { Location, StoredEvent, User } from '../db/repo.js';
+import { catalogue, languageName, noticeLanguage, type NoticeLanguage, type RowKey } from './i18n.js';
 
 export interface NoticeContext {
   event: StoredEvent;
@@ -11,6 +12,8 @@ export interface NoticeContext {
   location: Location | null;
   /** The civic address the server last issued to the phone: used only if the event has none. */
   provisionedCivic: CivicAddress | null;
+  /** The account (or PBX) name the notice names; omitted or empty: not shown as known. */
+  accountName?: string | null;
 }
 
 export interface EmergencyFacts {
@@ -23,6 +26,17 @@ export interface EmergencyFacts {
   user: string | null;
   callback: string | null;
   callerId: string | null;
+  /** The name the call carried beside the caller ID number (From / P-Asserted-Identity). */
+  callerIdName: string | null;
+  /** Set when the number the call carried is not the phone's own (the directory's callback). */
+  callerIdSent: { sent: string; own: string } | null;
+  /** The account or PBX name. */
+  account: string | null;
+  /** The user's name in the server's directory (the caller ID name may differ). */
+  directoryName: string | null;
+  extension: string | null;
+  /** The caller's preferred language; sent: the phone put it in the call's SDP (RFC 8373). */
+  language: { tag: string; sent: boolean } | null;
   deviceId: string;
   deviceIp: string | null;
   deviceMac: string | null;
@@ -55,6 +69,10 @@ export interface Notice {
   html: string;
   sms: string;
   facts: EmergencyFacts;
+  /** The language it is written in (the site's, where translated). */
+  language: NoticeLanguage;
+  /** Extra email headers: a 911 is marked high importance, a 933 test is not. */
+  headers: Record<string, string>;
 }
 
 type Obj = Record<string, unknown>;
@@ -139,6 +157,8 @@ export function emergencyFacts(ctx: NoticeContext): EmergencyFacts {
   const timeUtc = first(time?.utc, d.timeUtc, d.time, event.ts) ?? event.receivedAt;
   const timeZone = location?.timeZone ?? first(time?.timeZone) ?? 'UTC';
   const callback = first(d.callback, d.callbackNumber, user?.callback);
+  const own = user?.callback ?? null;
+  const sentLanguage = first(d.language);
   return {
     test: event.type === 'test-call',
     callRef: first(d.callRef, d.callId, d.sipCallId),
@@ -148,6 +168,12 @@ export function emergencyFacts(ctx: NoticeContext): EmergencyFacts {
     user: user ? user.username : null,
     callback,
     callerId: first(d.callerId, d.from, d.pai, callback),
+    callerIdName: first(d.callerIdName, d.displayName),
+    callerIdSent: callback && own && callback !== own ? { sent: callback, own } : null,
+    account: first(ctx.accountName),
+    directoryName: user?.displayName ?? null,
+    extension: first(d.extension, user?.extension),
+    language: sentLanguage ? { tag: sentLanguage, sent: true } : user ? { tag: user.language, sent: false } : null,
     deviceId: event.deviceId,
     deviceIp: first(device?.ip, d.deviceIp, d.ip),
     deviceMac: first(device?.mac, d.deviceMac, d.mac),
@@ -176,97 +202,99 @@ function alternateOf(v: unknown, dropped: boolean): EmergencyFacts['alternate'] 
   return o && civic ? { source: first(o.source), method: first(o.method), lines: formatAddressLines(civic), sent: !dropped } : null;
 }
 
-const SOURCE_NAMES: Record<string, string> = {
-  provisioned: 'the provisioned address',
-  'lldp-med': "the switch's address (LLDP-MED)",
-  dhcp: "the network's address (DHCP)",
-  user: "the user's pick",
-  held: 'the location server (HELD)',
-};
-const sourceName = (s: string | null) => (s ? (SOURCE_NAMES[s] ?? s) : 'not reported');
-
 const esc = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 export function buildNotice(ctx: NoticeContext): Notice {
   const f = emergencyFacts(ctx);
+  const lang = noticeLanguage(ctx.location?.language);
+  const t = catalogue(lang);
   const who = f.callerName ?? f.user ?? f.deviceId;
-  const where = f.locationCode ? ` at ${f.locationCode}` : '';
-  const subject = f.test
-    ? `Test Call Notification: ${f.dialed ?? '933'} test call from ${who}${where} (TEST, not an emergency)`
-    : `EMERGENCY: 911 was called from ${who}${where}`;
-  const na = 'not reported';
-  const addressNote =
-    f.addressSource === 'sent'
-      ? 'as sent to the PSAP'
-      : f.addressSource === 'provisioned'
-        ? 'as provisioned to the phone; the phone did not report the address it sent'
-        : 'none';
-  const disagreement: [string, string][] = !f.alternate
+  const where = f.locationCode ? t.at(f.locationCode) : '';
+  const dialed = f.dialed ?? (f.test ? '933' : '911');
+  const subject = f.test ? t.subjectTest(dialed, who, where) : t.subject911(who, where);
+  const na = t.notReported;
+  const sourceName = (x: string | null) => (x ? ((t.sources as Record<string, string>)[x] ?? x) : na);
+  const addressNote = f.addressSource === 'sent' ? t.addressSent : f.addressSource === 'provisioned' ? t.addressProvisioned : t.none;
+  const disagreement: [RowKey, string][] = !f.alternate
     ? []
     : f.alternate.sent
       ? [
-          [
-            'Location disagreement',
-            `YES: the phone's network and its provisioned address name different places. Sent first: ${sourceName(f.sentSource)}. Also sent, second: ${sourceName(f.alternate.source)}.`,
-          ],
-          ['Second address sent', f.alternate.lines.join(', ')],
+          ['disagreement', t.disagreementSent(sourceName(f.sentSource), sourceName(f.alternate.source))],
+          ['secondAddress', f.alternate.lines.join(', ')],
         ]
       : [
-          [
-            'Location disagreement',
-            `YES: the phone's network and its provisioned address name different places. Sent: ${sourceName(f.sentSource)} only; ${sourceName(f.alternate.source)} could not be carried in the call (too large for the SIP packet).`,
-          ],
-          ['Other address, NOT sent', f.alternate.lines.join(', ')],
+          ['disagreement', t.disagreementDropped(sourceName(f.sentSource), sourceName(f.alternate.source))],
+          ['otherNotSent', f.alternate.lines.join(', ')],
         ];
-  const rows: [string, string][] = [
-    ['Caller', f.callerName ?? na],
-    ['User', f.user ?? na],
-    ['Callback number', `${f.callback ?? na}${f.callbackIsElin ? " (the switch's ELIN)" : ''}`],
-    ['ELIN', f.elin ?? 'none'],
-    ['Number dialed', f.dialed ?? na],
-    ['Dispatchable address', f.addressLines.length ? f.addressLines.join(', ') : 'NONE'],
-    ['Building', f.civic?.BLD ?? '-'],
-    ['Floor', f.civic?.FLR ?? '-'],
-    ['Room', f.civic?.ROOM ?? '-'],
+  // Who dialed, by every name admins know them: the directory's, the extension, the caller ID.
+  const callerId = f.callerId ? `${f.callerId}${f.callerIdName ? ` "${f.callerIdName}"` : ''}` : na;
+  const rows: [RowKey, string][] = [
+    ['account', f.account ?? na],
+    ['caller', f.callerName ?? na],
+    ['directoryName', f.directoryName ?? na],
+    ['user', f.user ?? na],
+    ['extension', f.extension ?? na],
+    ['callerId', callerId],
+    // Only when the call did not carry the phone's own number (an ELIN, another line's number).
+    ...(f.callerIdSent
+      ? [['callerIdSent', t.callerIdSent(f.callerIdSent.sent, f.callerIdSent.own, f.callbackIsElin)] as [RowKey, string]]
+      : []),
+    ['callback', `${f.callback ?? na}${f.callbackIsElin ? t.elinNote : ''}`],
+    ['language', f.language ? t.language(languageName(f.language.tag, lang), f.language.tag, f.language.sent) : na],
+    ['elin', f.elin ?? t.none],
+    ['dialed', f.dialed ?? na],
+    ['address', f.addressLines.length ? f.addressLines.join(', ') : t.addressNone],
+    ['building', f.civic?.BLD ?? '-'],
+    ['floor', f.civic?.FLR ?? '-'],
+    ['room', f.civic?.ROOM ?? '-'],
     [
-      'Address source',
-      f.sentSource ? `${addressNote}: ${sourceName(f.sentSource)}${f.sentMethod ? `, method ${f.sentMethod}` : ''}` : addressNote,
+      'addressSource',
+      f.sentSource ? `${addressNote}: ${sourceName(f.sentSource)}${f.sentMethod ? t.method(f.sentMethod) : ''}` : addressNote,
     ],
     ...disagreement,
-    ['Address missing', f.addressMissing ? 'YES: the call went out without a validated address' : 'no'],
-    ['Location code', f.locationCode ?? na],
-    ['Device caller ID', f.callerId ?? na],
-    ['Device', f.deviceId],
-    ['Device IP', f.deviceIp ?? na],
-    ['Device MAC', f.deviceMac ?? na],
-    ['Time (location)', f.timeLocal],
-    ['Time (UTC)', f.timeUtc],
-    ['Call placed', f.placed === null ? na : f.placed ? 'yes' : 'NO (the phone could not place the call)'],
-    ['Route', f.route ?? na],
+    ['addressMissing', f.addressMissing ? t.addressMissingYes : t.no],
+    ['locationCode', f.locationCode ?? na],
+    ['device', f.deviceId],
+    ['deviceIp', f.deviceIp ?? na],
+    ['deviceMac', f.deviceMac ?? na],
+    ['timeLocal', f.timeLocal],
+    ['timeUtc', f.timeUtc],
+    ['placed', f.placed === null ? na : f.placed ? t.yes : t.placedNo],
+    ['route', f.route ?? na],
     // The PSAP's own record of the call carries this: responders and the PSAP can match the two.
-    ['SIP Call-ID', f.sipCallId ?? na],
-    ['Event id', ctx.event.id],
+    ['sipCallId', f.sipCallId ?? na],
+    ['eventId', ctx.event.id],
   ];
-  const headline = f.test
-    ? 'TEST CALL NOTIFICATION. This is a test: a technician dialed the 933 test number. No emergency.'
-    : '911 WAS CALLED. Someone on site dialed 911. Emergency services have been called; go to the caller and help responders find them.';
-  const width = Math.max(...rows.map(([k]) => k.length));
+  const labelled = rows.map(([k, v]) => [t.rows[k], v] as const);
+  const headline = f.test ? t.headlineTest(who, dialed, where) : t.headline911;
+  const width = Math.max(...labelled.map(([k]) => k.length));
   const text = [
     headline,
     '',
-    ...rows.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v}`),
+    ...labelled.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v}`),
     '',
-    f.test ? 'TEST ONLY: no action needed.' : "Sent under Kari's Law (47 CFR 9.16) by the E911 provisioning server.",
+    f.test ? t.footerTest : t.footer911,
     '',
   ].join('\n');
   const html = [
     `<p><strong>${esc(headline)}</strong></p>`,
     '<table>',
-    ...rows.map(([k, v]) => `<tr><th align="left">${esc(k)}</th><td>${esc(v)}</td></tr>`),
+    ...labelled.map(([k, v]) => `<tr><th align="left">${esc(k)}</th><td>${esc(v)}</td></tr>`),
     '</table>',
   ].join('\n');
+  const address = f.addressLines.join(', ');
+  const alternate = f.alternate ? ` ${f.alternate.sent ? t.alsoSentSms : t.notSentSms}: ${f.alternate.lines.join(', ')}.` : '';
   const sms = f.test
-    ? `TEST CALL (933) from ${who}${where}. ${f.addressLines.join(', ') || 'No address'}. Callback ${f.callback ?? na}. Test only.`
-    : `911 CALLED by ${who}${where}. ${f.addressLines.join(', ') || 'ADDRESS MISSING'}.${f.alternate ? ` ${f.alternate.sent ? 'ALSO SENT' : 'OTHER ADDRESS, NOT SENT'}: ${f.alternate.lines.join(', ')}.` : ''} Callback ${f.callback ?? na}.${f.elin ? ` ELIN ${f.elin}.` : ''} ${f.timeLocal}`;
-  return { subject, text, html, sms, facts: f };
+    ? t.smsTest(dialed, who, where, address || t.noAddressSms, f.callback ?? na)
+    : `${t.sms911(who, where, address || t.addressMissingSms, alternate, f.callback ?? na)}${f.elin ? ` ELIN ${f.elin}.` : ''} ${f.timeLocal}`;
+  return {
+    subject,
+    text,
+    html,
+    sms,
+    facts: f,
+    language: lang,
+    // Mail clients flag these; a 933 test must not look like the real thing.
+    headers: f.test ? {} : { Importance: 'High', 'X-Priority': '1' },
+  };
 }

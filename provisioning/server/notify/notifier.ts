@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Repo, Notification, NotificationChannel, StoredEvent } from '../db/repo.js';
-import type { CallSettings, SmsSettings, WebhookSettings } from '../validation.js';
+import type { CallSettings, NotificationPolicy, SmsSettings, WebhookSettings } from '../validation.js';
 import { DeliveryError, type EmailChannel, type HttpChannel } from './channels.js';
 import { buildNotice, type Notice } from './message.js';
 import { CallUnacknowledgedError, type CallAcknowledgement, type CallChannel } from './call.js';
@@ -129,16 +129,16 @@ export class Notifier {
    */
   planRows(event: StoredEvent): number {
     const { repo, log } = this.deps;
-    const account = repo.account();
+    const policy = this.policyFor(event);
     const settings = repo.notificationSettings();
     let added = 0;
     const add = (channel: NotificationChannel, recipient: string) => {
       if (repo.addNotification(event.id, channel, recipient)) added++;
     };
-    const app = account.notificationPolicy !== 'all' || settings.webhook;
+    const app = policy !== 'all' || settings.webhook;
     if (app) add('webhook', settings.webhook ? redactUrl(settings.webhook.url) : '(webhook not configured)');
-    const fallbackNow = account.notificationPolicy === 'app-then-email-sms' && !settings.webhook;
-    if (account.notificationPolicy === 'all' || fallbackNow) added += this.planEmailAndSms(event);
+    const fallbackNow = policy === 'app-then-email-sms' && !settings.webhook;
+    if (policy === 'all' || fallbackNow) added += this.planEmailAndSms(event);
     if (added === 0) log.warn({ eventId: event.id }, 'no notification recipients for this event');
     return added;
   }
@@ -174,6 +174,12 @@ export class Notifier {
     void this.work();
   }
 
+  /** The account's policy for this kind of call: 933 test calls may have their own. */
+  private policyFor(event: StoredEvent): NotificationPolicy {
+    const a = this.deps.repo.account();
+    return event.type === 'test-call' ? (a.testNotificationPolicy ?? a.notificationPolicy) : a.notificationPolicy;
+  }
+
   private planEmailAndSms(event: StoredEvent): number {
     const { repo } = this.deps;
     const user = event.userId !== null ? repo.user(event.userId) : null;
@@ -182,7 +188,9 @@ export class Notifier {
     for (const e of [...(user?.emails ?? []), ...(location?.adminEmails ?? [])]) emails.set(e.toLowerCase(), e);
     let added = 0;
     for (const e of emails.values()) if (repo.addNotification(event.id, 'email', e)) added++;
-    for (const n of location?.smsNumbers ?? []) if (repo.addNotification(event.id, 'sms', n)) added++;
+    // The location's own numbers, and the mobile of each person there: their location's alerts.
+    const people = location ? repo.users({ locationId: location.id }).flatMap((u) => (u.mobile ? [u.mobile] : [])) : [];
+    for (const n of new Set([...(location?.smsNumbers ?? []), ...people])) if (repo.addNotification(event.id, 'sms', n)) added++;
     for (const n of location?.callNumbers ?? []) if (repo.addNotification(event.id, 'call', n)) added++;
     return added;
   }
@@ -242,7 +250,7 @@ export class Notifier {
     const location = event.locationId !== null ? repo.location(event.locationId) : null;
     const issued = repo.issuedAddress(event.deviceId)?.signed;
     const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
-    const notice = buildNotice({ event, user, location, provisionedCivic });
+    const notice = buildNotice({ event, user, location, provisionedCivic, accountName: repo.account().name });
     this.notices.set(eventId, notice);
     if (this.notices.size > 1000) this.notices.delete(this.notices.keys().next().value!);
     return notice;
@@ -260,7 +268,11 @@ export class Notifier {
         switch (n.channel) {
           case 'email':
             if (!settings.smtp) throw new DeliveryError('SMTP is not configured');
-            return this.deps.email.send(settings.smtp, n.recipient, notice, { 'X-E911-Event-Id': n.eventId });
+            return this.deps.email.send(settings.smtp, n.recipient, notice, {
+              'X-E911-Event-Id': n.eventId,
+              'Content-Language': notice.language,
+              ...notice.headers,
+            });
           case 'sms':
             if (!settings.sms) throw new DeliveryError('the SMS provider is not configured');
             return this.deps.sms.send(settings.sms, { to: n.recipient, text: notice.sms });
@@ -293,9 +305,9 @@ export class Notifier {
           'notification not delivered',
         );
         // The app channel failed: under "app, then email and SMS" the others go now.
-        if (n.channel === 'webhook' && n.attempts === 1 && repo.account().notificationPolicy === 'app-then-email-sms') {
-          const event = repo.event(n.eventId);
-          if (event && repo.transaction(() => this.planEmailAndSms(event)) > 0) this.kickMore();
+        const event = n.channel === 'webhook' && n.attempts === 1 ? repo.event(n.eventId) : null;
+        if (event && this.policyFor(event) === 'app-then-email-sms') {
+          if (repo.transaction(() => this.planEmailAndSms(event)) > 0) this.kickMore();
         }
       }
     }
@@ -356,7 +368,7 @@ export class Notifier {
       locationId: null,
       data: { numberDialed: '933', displayName: 'Settings Test', addressMissing: false },
     };
-    const notice = buildNotice({ event, user: null, location: null, provisionedCivic: null });
+    const notice = buildNotice({ event, user: null, location: null, provisionedCivic: null, accountName: this.deps.repo.account().name });
     try {
       switch (channel) {
         case 'email':

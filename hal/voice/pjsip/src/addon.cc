@@ -9,7 +9,10 @@
 #include <sys/resource.h>
 #include <uv.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstring>
+#include <memory>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -580,6 +583,7 @@ Napi::Value MakeCall(const Napi::CallbackInfo& info) {
   pj_pool_t* pool = pjsua_pool_create("e911-call", 1024, 1024);
   pjsua_call_id call_id = PJSUA_INVALID_ID;
   pj_status_t st;
+  void* user_data = nullptr;
   try {
     pjsua_msg_data md;
     pjsua_msg_data_init(&md);
@@ -600,19 +604,40 @@ Napi::Value MakeCall(const Napi::CallbackInfo& info) {
         pj_list_push_back(&md.multipart_parts, part);
       }
     }
+    // The audio m-line's extra attributes (RFC 8373 hlang-send/hlang-recv): added when pjsua
+    // makes the offer, inside make_call, by on_call_sdp_created (it finds them as the call's user data).
+    Napi::Array attrs = get_arr(o, "audioAttributes");
+    if (attrs.Length() > 0) {
+      auto sdp = std::make_unique<CallSdp>();
+      for (uint32_t i = 0; i < attrs.Length(); ++i) {
+        Napi::Object a = attrs.Get(i).As<Napi::Object>();
+        std::string name = get_str(a, "name"), value = get_str(a, "value");
+        const bool token = !name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char c) {
+          return std::isalnum(c) || c == '-' || c == '_' || c == '.';
+        });
+        if (!token) throw Napi::TypeError::New(env, "SDP attribute name must be a token: " + name);
+        if (value.find_first_of(std::string("\r\n\0", 3)) != std::string::npos)
+          throw Napi::TypeError::New(env, "SDP attribute value must be one line: " + name);
+        sdp->audioAttributes.emplace_back(std::move(name), std::move(value));
+      }
+      user_data = register_call_sdp(sdp.release());
+    }
     pjsua_call_setting opt;
     call_setting(&opt);
     pj_str_t dst = pool_str(pool, target);
     // pjsua clones msg_data, so the pool can go right after.
     t1 = uv_hrtime();
     cpu1 = thread_cpu_ms();
-    st = pjsua_call_make_call(acc, &dst, &opt, nullptr, &md, &call_id);
+    st = pjsua_call_make_call(acc, &dst, &opt, user_data, &md, &call_id);
     cpu2 = thread_cpu_ms();
   } catch (...) {
     pj_pool_release(pool);
+    if (user_data) release_call_sdp(user_data);
     throw;
   }
   pj_pool_release(pool);
+  // No call, no DISCONNECTED to free them.
+  if (st != PJ_SUCCESS && user_data) release_call_sdp(user_data);
   const uint64_t t2 = uv_hrtime();
   const ThreadUsage u1;
   g_last_call_timing.prepareMs = static_cast<double>(t1 - t0) / 1e6;

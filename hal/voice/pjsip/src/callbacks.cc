@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <memory>
 #include <mutex>
+#include <unordered_map>
 
 #include "voice.h"
 
@@ -214,6 +216,35 @@ void on_incoming_call(pjsua_acc_id acc_id, pjsua_call_id call_id, pjsip_rx_data*
   }
 }
 
+std::mutex g_sdp_mu;  // SDP is made on SIP and JS threads; DISCONNECTED may come on either
+std::unordered_map<void*, std::unique_ptr<CallSdp>> g_call_sdp;
+
+// Every offer and answer pjsua makes for a call passes here: the call's audio attributes
+// go on its first audio m-line (re-INVITEs too, so hold does not drop the language).
+void on_call_sdp_created(pjsua_call_id call_id, pjmedia_sdp_session* sdp, pj_pool_t* pool, const pjmedia_sdp_session* /*rem_sdp*/) {
+  void* key = pjsua_call_get_user_data(call_id);
+  if (!key) return;
+  std::lock_guard<std::mutex> lk(g_sdp_mu);
+  auto it = g_call_sdp.find(key);
+  if (it == g_call_sdp.end()) return;
+  for (unsigned i = 0; i < sdp->media_count; ++i) {
+    pjmedia_sdp_media* m = sdp->media[i];
+    if (pj_strcmp2(&m->desc.media, "audio") != 0) continue;
+    for (const auto& [name, value] : it->second->audioAttributes) {
+      // pjmedia copies both into the pool.
+      pj_str_t v = pj_str(const_cast<char*>(value.c_str()));
+      pjmedia_sdp_attr* a = pjmedia_sdp_attr_create(pool, name.c_str(), value.empty() ? nullptr : &v);
+      pjmedia_sdp_media_add_attr(m, a);
+    }
+    break;
+  }
+}
+
+void forget_call_sdp(pjsua_call_id call_id) {
+  void* key = pjsua_call_get_user_data(call_id);
+  if (key) release_call_sdp(key);
+}
+
 void on_call_state(pjsua_call_id call_id, pjsip_event* e) {
   pjsua_call_info ci;
   if (pjsua_call_get_info(call_id, &ci) != PJ_SUCCESS) return;
@@ -231,7 +262,10 @@ void on_call_state(pjsua_call_id call_id, pjsip_event* e) {
   if (ci.state == PJSIP_INV_STATE_DISCONNECTED && e && e->type == PJSIP_EVENT_TSX_STATE) {
     ev->flag("transportError", e->body.tsx_state.type == PJSIP_EVENT_TRANSPORT_ERROR);
   }
-  if (ci.state == PJSIP_INV_STATE_DISCONNECTED) finish_call_media(call_id, ev);
+  if (ci.state == PJSIP_INV_STATE_DISCONNECTED) {
+    finish_call_media(call_id, ev);
+    forget_call_sdp(call_id);
+  }
   emit(ev);
 }
 
@@ -370,6 +404,18 @@ void install_callbacks(pjsua_callback* cb) {
   cb->on_call_media_state = &on_call_media_state;
   cb->on_dtmf_digit2 = &on_dtmf_digit2;
   cb->on_stream_destroyed = &on_stream_destroyed;
+  cb->on_call_sdp_created = &on_call_sdp_created;
+}
+
+void* register_call_sdp(CallSdp* sdp) {
+  std::lock_guard<std::mutex> lk(g_sdp_mu);
+  g_call_sdp.emplace(sdp, std::unique_ptr<CallSdp>(sdp));
+  return sdp;
+}
+
+void release_call_sdp(void* user_data) {
+  std::lock_guard<std::mutex> lk(g_sdp_mu);
+  g_call_sdp.erase(user_data);
 }
 
 void reset_call_media(pjsua_call_id call_id) {

@@ -76,6 +76,18 @@ void reset_playbacks();
 // Per-call media state kept between callbacks (recorder, RTP totals).
 void reset_call_media(pjsua_call_id call_id);
 
+// SDP attributes one call adds to the audio m-line of each offer it makes (RFC 8373
+// hlang-send/hlang-recv). Handed to pjsua as the call's user data before the INVITE's SDP
+// is made; owned by a registry, freed at the call's DISCONNECTED (or when make_call fails),
+// so a stale pointer is never read.
+struct CallSdp {
+  std::vector<std::pair<std::string, std::string>> audioAttributes;
+};
+// Takes ownership; returns the pointer to pass as pjsua user data.
+void* register_call_sdp(CallSdp* sdp);
+// Frees it if still registered (safe to call twice).
+void release_call_sdp(void* user_data);
+
 // Fill the pjsua callback table.
 void install_callbacks(pjsua_callback* cb);
 // pjsua log writer (routes pjsip logs to JS as "log" events).

@@ -107,7 +107,15 @@ interface Form {
   adminEmails: string[];
   smsNumbers: string[];
   callNumbers: string[];
+  language: string;
 }
+
+/** The languages notices are written in (the server's catalogue); others get English. */
+const NOTICE_LANGUAGES = [
+  { value: 'en', label: 'English' },
+  { value: 'es', label: 'Spanish (español)' },
+  { value: 'fr', label: 'French (français)' },
+];
 
 const EMPTY: Form = {
   code: '',
@@ -130,6 +138,7 @@ const EMPTY: Form = {
   adminEmails: [],
   smsNumbers: [],
   callNumbers: [],
+  language: 'en',
 };
 
 function fromLocation(l: Location): Form {
@@ -155,6 +164,7 @@ function fromLocation(l: Location): Form {
     adminEmails: [...l.adminEmails],
     smsNumbers: [...l.smsNumbers],
     callNumbers: [...(l.callNumbers ?? [])],
+    language: l.language,
   };
 }
 
@@ -184,6 +194,7 @@ function toBody(f: Form): Record<string, unknown> {
     adminEmails: f.adminEmails.map((e) => e.trim()).filter(Boolean),
     smsNumbers: f.smsNumbers.map((n) => n.trim()).filter(Boolean),
     callNumbers: f.callNumbers.map((n) => n.trim()).filter(Boolean),
+    language: f.language,
   };
 }
 
@@ -300,6 +311,18 @@ function LocationForm({ id }: { id?: number }) {
               list: 'time-zones',
               hint: 'IANA name; notices give the time here.',
             })}
+            <Select
+              label="Notice language"
+              value={form.language}
+              onChange={(v) => set('language', v)}
+              options={
+                NOTICE_LANGUAGES.some((l) => l.value === form.language)
+                  ? NOTICE_LANGUAGES
+                  : [...NOTICE_LANGUAGES, { value: form.language, label: form.language }]
+              }
+              error={err('language')}
+              hint="The language of this site's 911 and 933 emails and texts."
+            />
           </div>
           <datalist id="time-zones">
             {TIME_ZONES.map((z) => (
@@ -375,7 +398,7 @@ function LocationForm({ id }: { id?: number }) {
         <TextList
           legend="SMS numbers"
           item="SMS number"
-          hint="Texted for every 911 call from this location (E.164, such as +14085550199)."
+          hint="Texted for every 911 call from this location (E.164, such as +14085550199), and so are the mobiles of the people here."
           values={form.smsNumbers}
           onChange={(v) => set('smsNumbers', v)}
           errors={listErrors(showAll || touched.has('smsNumbers') ? all : {}, 'smsNumbers')}

@@ -43,6 +43,8 @@ export interface SettingsView {
   sms: SmsView | null;
   webhook: WebhookView | null;
   policy: string;
+  /** For 933 test calls; null: the same as policy. */
+  testPolicy: string | null;
 }
 
 type Channel = 'email' | 'sms' | 'webhook';
@@ -137,7 +139,7 @@ export const POLICIES: { value: string; label: string; explain: string }[] = [
     value: 'all',
     label: 'All channels',
     explain:
-      "Every notice goes out on every configured channel at once: email to the caller's notification emails and the location's admins, SMS to the location's numbers, and the app webhook if one is set.",
+      "Every notice goes out on every configured channel at once: email to the caller's notification emails and the location's admins, SMS to the location's numbers and to the mobiles of the people there, and the app webhook if one is set.",
   },
   {
     value: 'app-only',
@@ -476,16 +478,21 @@ function TestSend(p: { channel: Channel; title: string; configured: boolean; toL
 function PolicyForm({ settings }: { settings: SettingsView }) {
   const { api } = useApp();
   const [policy, setPolicy] = useState(settings.policy);
+  const [testPolicy, setTestPolicy] = useState(settings.testPolicy ?? '');
   const [saved, setSaved] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [missing, setMissing] = useState<string[]>([]);
   useEffect(() => setPolicy(settings.policy), [settings.policy]);
+  useEffect(() => setTestPolicy(settings.testPolicy ?? ''), [settings.testPolicy]);
   const save = async (e: Event) => {
     e.preventDefault();
     setError(null);
     setSaved(null);
     try {
-      const account = await api.patch<AccountView>('/api/account', { notificationPolicy: policy });
+      const account = await api.patch<AccountView>('/api/account', {
+        notificationPolicy: policy,
+        testNotificationPolicy: testPolicy || null,
+      });
       setSaved(`Policy saved: ${POLICIES.find((p) => p.value === account.notificationPolicy)?.label ?? account.notificationPolicy}.`);
       setMissing(account.missing);
     } catch (err) {
@@ -518,6 +525,16 @@ function PolicyForm({ settings }: { settings: SettingsView }) {
           </div>
         ))}
       </fieldset>
+      <Select
+        label="933 test calls"
+        value={testPolicy}
+        onChange={(v) => {
+          setTestPolicy(v);
+          setSaved(null);
+        }}
+        options={[{ value: '', label: 'Same as 911' }, ...POLICIES.map((p) => ({ value: p.value, label: p.label }))]}
+        hint="Test calls may go out on fewer channels than a real 911, say the app only."
+      />
       <ErrorBox error={error} />
       <Saved message={saved} />
       {saved && missing.length ? (

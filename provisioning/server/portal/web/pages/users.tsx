@@ -123,6 +123,7 @@ interface Form {
   locationId: string;
   callback: string;
   language: string;
+  mobile: string;
   recommendations: boolean;
   emails: string[];
   deviceIds: string[];
@@ -135,6 +136,7 @@ const EMPTY: Form = {
   locationId: '',
   callback: '',
   language: 'en',
+  mobile: '',
   recommendations: false,
   emails: [],
   deviceIds: [],
@@ -147,6 +149,7 @@ const fromUser = (u: User): Form => ({
   locationId: u.locationId === null ? '' : String(u.locationId),
   callback: u.callback ?? '',
   language: u.language,
+  mobile: u.mobile ?? '',
   recommendations: u.recommendations,
   emails: [...u.emails],
   deviceIds: [...u.deviceIds],
@@ -159,6 +162,7 @@ const toBody = (f: Form) => ({
   locationId: f.locationId ? Number(f.locationId) : null,
   callback: f.callback.trim() || null,
   language: f.language,
+  mobile: f.mobile.trim() || null,
   recommendations: f.recommendations,
   emails: f.emails.map((e) => e.trim()).filter(Boolean),
   deviceIds: f.deviceIds.map((d) => d.trim()).filter(Boolean),
@@ -169,7 +173,7 @@ const TABS = [
   { id: 'general', label: 'General' },
 ] as const;
 type Tab = (typeof TABS)[number]['id'];
-const E911_FIELDS = ['locationId', 'callback', 'displayName', 'language', 'emails'];
+const E911_FIELDS = ['locationId', 'callback', 'displayName', 'language', 'mobile', 'emails'];
 
 function UserForm({ id }: { id?: number }) {
   const { api, navigate } = useApp();
@@ -322,6 +326,15 @@ function UserForm({ id }: { id?: number }) {
                   : [...LANGUAGES, { value: form.language, label: form.language }]
               }
               error={byField.language}
+              hint="Told to the PSAP with every emergency call (so it can bring in an interpreter) and named in notices."
+            />
+            <Field
+              label="Mobile number"
+              type="tel"
+              value={form.mobile}
+              onInput={(v) => set('mobile', v)}
+              error={byField.mobile}
+              hint="E.164, optional: texted this location's 911 alerts when the notification policy includes SMS."
             />
           </div>
           <EmailList

@@ -1,0 +1,327 @@
+// The words of a Kari's Law notice in each language the server writes them in: English,
+// Spanish and French (Canada's second official language). A small typed catalogue rather
+// than an i18n library: about forty strings, each language a checked object of the same
+// shape, so a missing translation is a compile error, not a blank line in an emergency notice.
+
+export type NoticeLanguage = 'en' | 'es' | 'fr';
+
+/** The notice's rows, in the order they are shown; each language labels every one. */
+export const ROW_KEYS = [
+  'account',
+  'caller',
+  'directoryName',
+  'user',
+  'extension',
+  'callerId',
+  'callerIdSent',
+  'callback',
+  'language',
+  'elin',
+  'dialed',
+  'address',
+  'building',
+  'floor',
+  'room',
+  'addressSource',
+  'disagreement',
+  'secondAddress',
+  'otherNotSent',
+  'addressMissing',
+  'locationCode',
+  'device',
+  'deviceIp',
+  'deviceMac',
+  'timeLocal',
+  'timeUtc',
+  'placed',
+  'route',
+  'sipCallId',
+  'eventId',
+] as const;
+export type RowKey = (typeof ROW_KEYS)[number];
+
+export interface Catalogue {
+  rows: Record<RowKey, string>;
+  notReported: string;
+  none: string;
+  yes: string;
+  no: string;
+  /** " at SJC-A": where the call came from, after a name. */
+  at(code: string): string;
+  subject911(who: string, where: string): string;
+  subjectTest(dialed: string, who: string, where: string): string;
+  headline911: string;
+  /** The first line of a 933 notice: says it is a test call and who dialed. */
+  headlineTest(who: string, dialed: string, where: string): string;
+  footer911: string;
+  footerTest: string;
+  /** `more`: sentences after the address (a second address), each ending with a period, or ''. */
+  sms911(who: string, where: string, address: string, more: string, callback: string): string;
+  smsTest(dialed: string, who: string, where: string, address: string, callback: string): string;
+  addressNone: string;
+  addressMissingSms: string;
+  noAddressSms: string;
+  addressMissingYes: string;
+  placedNo: string;
+  elinNote: string;
+  /** "Caller ID sent" when it is not the phone's own number. */
+  callerIdSent(sent: string, own: string, elin: boolean): string;
+  /** The caller's language: its name, its tag, and whether the call carried it. */
+  language(name: string, tag: string, sent: boolean): string;
+  addressSent: string;
+  addressProvisioned: string;
+  sources: Record<'provisioned' | 'lldp-med' | 'dhcp' | 'user' | 'held', string>;
+  method(m: string): string;
+  disagreementSent(first: string, second: string): string;
+  disagreementDropped(first: string, second: string): string;
+  alsoSentSms: string;
+  notSentSms: string;
+}
+
+const en: Catalogue = {
+  rows: {
+    account: 'Account',
+    caller: 'Caller',
+    directoryName: 'Directory name',
+    user: 'User',
+    extension: 'Extension',
+    callerId: 'Caller ID',
+    callerIdSent: 'Caller ID sent',
+    callback: 'Callback number',
+    language: "Caller's language",
+    elin: 'ELIN',
+    dialed: 'Number dialed',
+    address: 'Dispatchable address',
+    building: 'Building',
+    floor: 'Floor',
+    room: 'Room',
+    addressSource: 'Address source',
+    disagreement: 'Location disagreement',
+    secondAddress: 'Second address sent',
+    otherNotSent: 'Other address, NOT sent',
+    addressMissing: 'Address missing',
+    locationCode: 'Location code',
+    device: 'Device',
+    deviceIp: 'Device IP',
+    deviceMac: 'Device MAC',
+    timeLocal: 'Time (location)',
+    timeUtc: 'Time (UTC)',
+    placed: 'Call placed',
+    route: 'Route',
+    sipCallId: 'SIP Call-ID',
+    eventId: 'Event id',
+  },
+  notReported: 'not reported',
+  none: 'none',
+  yes: 'yes',
+  no: 'no',
+  at: (code) => ` at ${code}`,
+  subject911: (who, where) => `EMERGENCY: 911 was called from ${who}${where}`,
+  subjectTest: (dialed, who, where) => `Test Call Notification: ${dialed} test call from ${who}${where} (TEST, not an emergency)`,
+  headline911:
+    '911 WAS CALLED. Someone on site dialed 911. Emergency services have been called; go to the caller and help responders find them.',
+  headlineTest: (who, dialed, where) =>
+    `TEST CALL NOTIFICATION. This is a test: ${who} dialed the ${dialed} test number${where}. No emergency.`,
+  footer911: "Sent under Kari's Law (47 CFR 9.16) by the E911 provisioning server.",
+  footerTest: 'TEST ONLY: no action needed.',
+  sms911: (who, where, address, more, callback) => `911 CALLED by ${who}${where}. ${address}.${more} Callback ${callback}.`,
+  smsTest: (dialed, who, where, address, callback) =>
+    `TEST CALL (${dialed}) from ${who}${where}. ${address}. Callback ${callback}. Test only.`,
+  addressNone: 'NONE',
+  addressMissingSms: 'ADDRESS MISSING',
+  noAddressSms: 'No address',
+  addressMissingYes: 'YES: the call went out without a validated address',
+  placedNo: 'NO (the phone could not place the call)',
+  elinNote: " (the switch's ELIN)",
+  callerIdSent: (sent, own, elin) => `${sent}, not the phone's own number ${own}${elin ? " (the switch's ELIN was sent)" : ''}`,
+  language: (name, tag, sent) => `${name} (${tag})${sent ? ', sent to the PSAP' : ''}`,
+  addressSent: 'as sent to the PSAP',
+  addressProvisioned: 'as provisioned to the phone; the phone did not report the address it sent',
+  sources: {
+    provisioned: 'the provisioned address',
+    'lldp-med': "the switch's address (LLDP-MED)",
+    dhcp: "the network's address (DHCP)",
+    user: "the user's pick",
+    held: 'the location server (HELD)',
+  },
+  method: (m) => `, method ${m}`,
+  disagreementSent: (first, second) =>
+    `YES: the phone's network and its provisioned address name different places. Sent first: ${first}. Also sent, second: ${second}.`,
+  disagreementDropped: (first, second) =>
+    `YES: the phone's network and its provisioned address name different places. Sent: ${first} only; ${second} could not be carried in the call (too large for the SIP packet).`,
+  alsoSentSms: 'ALSO SENT',
+  notSentSms: 'OTHER ADDRESS, NOT SENT',
+};
+
+const es: Catalogue = {
+  rows: {
+    account: 'Cuenta',
+    caller: 'Persona que llamó',
+    directoryName: 'Nombre en el directorio',
+    user: 'Usuario',
+    extension: 'Extensión',
+    callerId: 'Identificador de llamada',
+    callerIdSent: 'Identificador enviado',
+    callback: 'Número de devolución de llamada',
+    language: 'Idioma de quien llamó',
+    elin: 'ELIN',
+    dialed: 'Número marcado',
+    address: 'Dirección de despacho',
+    building: 'Edificio',
+    floor: 'Piso',
+    room: 'Sala',
+    addressSource: 'Origen de la dirección',
+    disagreement: 'Desacuerdo de ubicación',
+    secondAddress: 'Segunda dirección enviada',
+    otherNotSent: 'Otra dirección, NO enviada',
+    addressMissing: 'Falta la dirección',
+    locationCode: 'Código de ubicación',
+    device: 'Dispositivo',
+    deviceIp: 'IP del dispositivo',
+    deviceMac: 'MAC del dispositivo',
+    timeLocal: 'Hora (ubicación)',
+    timeUtc: 'Hora (UTC)',
+    placed: 'Llamada realizada',
+    route: 'Ruta',
+    sipCallId: 'Call-ID de SIP',
+    eventId: 'Id del evento',
+  },
+  notReported: 'no informado',
+  none: 'ninguno',
+  yes: 'sí',
+  no: 'no',
+  at: (code) => ` en ${code}`,
+  subject911: (who, where) => `EMERGENCIA: se llamó al 911 desde ${who}${where}`,
+  subjectTest: (dialed, who, where) =>
+    `Aviso de llamada de prueba: llamada de prueba al ${dialed} de ${who}${where} (PRUEBA, no es una emergencia)`,
+  headline911:
+    'SE LLAMÓ AL 911. Alguien en el sitio marcó el 911. Se llamó a los servicios de emergencia; vaya con la persona que llamó y ayude a los equipos de emergencia a encontrarla.',
+  headlineTest: (who, dialed, where) =>
+    `AVISO DE LLAMADA DE PRUEBA. Esto es una prueba: ${who} marcó el número de prueba ${dialed}${where}. No hay emergencia.`,
+  footer911: 'Enviado según la Ley de Kari (47 CFR 9.16) por el servidor de aprovisionamiento E911.',
+  footerTest: 'SOLO PRUEBA: no hace falta hacer nada.',
+  sms911: (who, where, address, more, callback) => `LLAMADA AL 911 de ${who}${where}. ${address}.${more} Devolver llamada al ${callback}.`,
+  smsTest: (dialed, who, where, address, callback) =>
+    `LLAMADA DE PRUEBA (${dialed}) de ${who}${where}. ${address}. Devolver llamada al ${callback}. Solo prueba.`,
+  addressNone: 'NINGUNA',
+  addressMissingSms: 'FALTA LA DIRECCIÓN',
+  noAddressSms: 'Sin dirección',
+  addressMissingYes: 'SÍ: la llamada salió sin una dirección validada',
+  placedNo: 'NO (el teléfono no pudo realizar la llamada)',
+  elinNote: ' (el ELIN del switch)',
+  callerIdSent: (sent, own, elin) => `${sent}, no el número propio del teléfono ${own}${elin ? ' (se envió el ELIN del switch)' : ''}`,
+  language: (name, tag, sent) => `${name} (${tag})${sent ? ', enviado al PSAP' : ''}`,
+  addressSent: 'tal como se envió al PSAP',
+  addressProvisioned: 'tal como se aprovisionó al teléfono; el teléfono no informó la dirección que envió',
+  sources: {
+    provisioned: 'la dirección aprovisionada',
+    'lldp-med': 'la dirección del switch (LLDP-MED)',
+    dhcp: 'la dirección de la red (DHCP)',
+    user: 'la elección del usuario',
+    held: 'el servidor de ubicación (HELD)',
+  },
+  method: (m) => `, método ${m}`,
+  disagreementSent: (first, second) =>
+    `SÍ: la red del teléfono y su dirección aprovisionada indican lugares distintos. Enviada primero: ${first}. También enviada, en segundo lugar: ${second}.`,
+  disagreementDropped: (first, second) =>
+    `SÍ: la red del teléfono y su dirección aprovisionada indican lugares distintos. Enviada: solo ${first}; ${second} no cupo en la llamada (demasiado grande para el paquete SIP).`,
+  alsoSentSms: 'TAMBIÉN ENVIADA',
+  notSentSms: 'OTRA DIRECCIÓN, NO ENVIADA',
+};
+
+const fr: Catalogue = {
+  rows: {
+    account: 'Compte',
+    caller: 'Appelant',
+    directoryName: 'Nom dans l’annuaire',
+    user: 'Utilisateur',
+    extension: 'Poste',
+    callerId: 'Identification de l’appelant',
+    callerIdSent: 'Identification envoyée',
+    callback: 'Numéro de rappel',
+    language: 'Langue de l’appelant',
+    elin: 'ELIN',
+    dialed: 'Numéro composé',
+    address: 'Adresse de répartition',
+    building: 'Bâtiment',
+    floor: 'Étage',
+    room: 'Pièce',
+    addressSource: 'Source de l’adresse',
+    disagreement: 'Désaccord de localisation',
+    secondAddress: 'Deuxième adresse envoyée',
+    otherNotSent: 'Autre adresse, NON envoyée',
+    addressMissing: 'Adresse manquante',
+    locationCode: 'Code de l’emplacement',
+    device: 'Appareil',
+    deviceIp: 'IP de l’appareil',
+    deviceMac: 'MAC de l’appareil',
+    timeLocal: 'Heure (emplacement)',
+    timeUtc: 'Heure (UTC)',
+    placed: 'Appel effectué',
+    route: 'Route',
+    sipCallId: 'Call-ID SIP',
+    eventId: 'Id de l’événement',
+  },
+  notReported: 'non indiqué',
+  none: 'aucun',
+  yes: 'oui',
+  no: 'non',
+  at: (code) => ` à ${code}`,
+  subject911: (who, where) => `URGENCE : le 911 a été composé par ${who}${where}`,
+  subjectTest: (dialed, who, where) => `Avis d’appel de test : appel de test au ${dialed} par ${who}${where} (TEST, pas une urgence)`,
+  headline911:
+    'LE 911 A ÉTÉ COMPOSÉ. Quelqu’un sur place a composé le 911. Les services d’urgence ont été appelés; rejoignez l’appelant et aidez les secours à le trouver.',
+  headlineTest: (who, dialed, where) =>
+    `AVIS D’APPEL DE TEST. Ceci est un test : ${who} a composé le numéro de test ${dialed}${where}. Aucune urgence.`,
+  footer911: 'Envoyé en vertu de la loi de Kari (47 CFR 9.16) par le serveur d’approvisionnement E911.',
+  footerTest: 'TEST SEULEMENT : aucune action requise.',
+  sms911: (who, where, address, more, callback) => `APPEL AU 911 par ${who}${where}. ${address}.${more} Rappel ${callback}.`,
+  smsTest: (dialed, who, where, address, callback) =>
+    `APPEL DE TEST (${dialed}) par ${who}${where}. ${address}. Rappel ${callback}. Test seulement.`,
+  addressNone: 'AUCUNE',
+  addressMissingSms: 'ADRESSE MANQUANTE',
+  noAddressSms: 'Aucune adresse',
+  addressMissingYes: 'OUI : l’appel est parti sans adresse validée',
+  placedNo: 'NON (le téléphone n’a pas pu passer l’appel)',
+  elinNote: ' (l’ELIN du commutateur)',
+  callerIdSent: (sent, own, elin) => `${sent}, et non le numéro du téléphone ${own}${elin ? ' (l’ELIN du commutateur a été envoyé)' : ''}`,
+  language: (name, tag, sent) => `${name} (${tag})${sent ? ', transmise au CASP' : ''}`,
+  addressSent: 'telle qu’envoyée au CASP',
+  addressProvisioned: 'telle qu’approvisionnée au téléphone; le téléphone n’a pas indiqué l’adresse envoyée',
+  sources: {
+    provisioned: 'l’adresse approvisionnée',
+    'lldp-med': 'l’adresse du commutateur (LLDP-MED)',
+    dhcp: 'l’adresse du réseau (DHCP)',
+    user: 'le choix de l’utilisateur',
+    held: 'le serveur de localisation (HELD)',
+  },
+  method: (m) => `, méthode ${m}`,
+  disagreementSent: (first, second) =>
+    `OUI : le réseau du téléphone et son adresse approvisionnée désignent des lieux différents. Envoyée d’abord : ${first}. Envoyée aussi, en second : ${second}.`,
+  disagreementDropped: (first, second) =>
+    `OUI : le réseau du téléphone et son adresse approvisionnée désignent des lieux différents. Envoyée : ${first} seulement; ${second} n’a pas pu être transmise dans l’appel (trop grande pour le paquet SIP).`,
+  alsoSentSms: 'AUSSI ENVOYÉE',
+  notSentSms: 'AUTRE ADRESSE, NON ENVOYÉE',
+};
+
+const CATALOGUES: Record<NoticeLanguage, Catalogue> = { en, es, fr };
+
+/** The language a notice for a site with this tag is written in: its primary subtag when translated, else English. */
+export function noticeLanguage(tag: string | null | undefined): NoticeLanguage {
+  const primary = (tag ?? '').toLowerCase().split('-')[0]!;
+  return primary in CATALOGUES ? (primary as NoticeLanguage) : 'en';
+}
+
+export function catalogue(lang: NoticeLanguage): Catalogue {
+  return CATALOGUES[lang];
+}
+
+/** A language tag's name in the notice's language ("Spanish", "espagnol"); the tag itself if unknown. */
+export function languageName(tag: string, inLanguage: NoticeLanguage): string {
+  try {
+    return new Intl.DisplayNames([inLanguage], { type: 'language' }).of(tag) ?? tag;
+  } catch {
+    // A tag Intl does not accept (the schema lets through only well-formed ones, but events are the phone's).
+    return tag;
+  }
+}
