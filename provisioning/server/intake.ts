@@ -137,7 +137,7 @@ export class PhoneIntake {
       const location = event.locationId !== null ? repo.location(event.locationId) : null;
       const issued = repo.issuedAddress(e.deviceId)?.signed;
       const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
-      bus.emit('emergency', { event, facts: emergencyFacts({ event, user, location, provisionedCivic }) });
+      bus.emit('emergency', { event, facts: emergencyFacts({ event, user, location, provisionedCivic, locations: repo.locations() }) });
     } else if (e.type === 'location-selected') {
       this.applyLocationChoice(event);
     } else if (e.type === 'location-disagreement') {

@@ -99,6 +99,6 @@ export class RecordsService {
     const location = event.locationId !== null ? repo.location(event.locationId) : null;
     const issued = repo.issuedAddress(event.deviceId)?.signed;
     const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
-    return emergencyFacts({ event, user, location, provisionedCivic });
+    return emergencyFacts({ event, user, location, provisionedCivic, locations: repo.locations() });
   }
 }

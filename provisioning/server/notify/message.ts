@@ -3,7 +3,9 @@
 // callEventData(), with flat alternatives accepted) and the server's own records for
 // whatever the event leaves out. Missing facts are said to be missing.
 import { formatAddressLines, CIVIC_ELEMENTS, type CivicAddress } from '../../protocol/address.js';
+import { callSiteOf } from '../../protocol/call-site.js';
 import type { Location, StoredEvent, User } from '../db/repo.js';
+import { siteZone, type SiteZone } from './zone.js';
 
 export interface NoticeContext {
   event: StoredEvent;
@@ -11,6 +13,8 @@ export interface NoticeContext {
   location: Location | null;
   /** The civic address the server last issued to the phone: used only if the event has none. */
   provisionedCivic: CivicAddress | null;
+  /** Every location, to find the floor or zone of the phone's address at call time (zone.ts). */
+  locations?: readonly Location[];
 }
 
 export interface EmergencyFacts {
@@ -24,7 +28,14 @@ export interface EmergencyFacts {
   callback: string | null;
   callerId: string | null;
   deviceId: string;
+  /** The phone's extension at call time (its SIP address), else the user's. */
+  extension: string | null;
+  /** At call time when the phone said (site), else the address found when its agent started. */
   deviceIp: string | null;
+  /** The switch port at call time (LLDP): "sysName port (description)". */
+  switchPort: string | null;
+  /** The floor or zone of deviceIp, compared with the address sent; null without the locations. */
+  zone: SiteZone | null;
   deviceMac: string | null;
   locationCode: string | null;
   locationName: string | null;
@@ -124,6 +135,8 @@ export function emergencyFacts(ctx: NoticeContext): EmergencyFacts {
   const device = obj(d.device);
   const time = obj(d.time);
   const route = obj(d.route);
+  const site = callSiteOf(d);
+  const sw = site?.switch;
 
   let civic =
     civicOf(loc?.civic) ??
@@ -139,7 +152,7 @@ export function emergencyFacts(ctx: NoticeContext): EmergencyFacts {
   const timeUtc = first(time?.utc, d.timeUtc, d.time, event.ts) ?? event.receivedAt;
   const timeZone = location?.timeZone ?? first(time?.timeZone) ?? 'UTC';
   const callback = first(d.callback, d.callbackNumber, user?.callback);
-  return {
+  const facts: EmergencyFacts = {
     test: event.type === 'test-call',
     callRef: first(d.callRef, d.callId, d.sipCallId),
     sipCallId: first(d.sipCallId),
@@ -149,7 +162,10 @@ export function emergencyFacts(ctx: NoticeContext): EmergencyFacts {
     callback,
     callerId: first(d.callerId, d.from, d.pai, callback),
     deviceId: event.deviceId,
-    deviceIp: first(device?.ip, d.deviceIp, d.ip),
+    extension: first(site?.extension, user?.extension),
+    deviceIp: first(site?.ip, device?.ip, d.deviceIp, d.ip),
+    switchPort: sw ? `${sw.sysName ?? sw.chassisId} port ${sw.portId}${sw.portDescr ? ` (${sw.portDescr})` : ''}` : null,
+    zone: null,
     deviceMac: first(device?.mac, d.deviceMac, d.mac),
     locationCode: first(d.locationCode, loc?.locationCode, location?.code),
     locationName: location?.name ?? null,
@@ -168,6 +184,19 @@ export function emergencyFacts(ctx: NoticeContext): EmergencyFacts {
     elin: first(d.elin),
     callbackIsElin: d.callbackSource === 'elin',
   };
+  const ip = facts.deviceIp;
+  if (ip && ctx.locations) facts.zone = siteZone(ip, addressSource === 'sent' ? civic : null, ctx.locations);
+  return facts;
+}
+
+/** The floor or zone beside the address: where the phone's address is, and whether that is where the address sent says. */
+function zoneText(f: EmergencyFacts): string {
+  const z = f.zone;
+  if (!z) return f.deviceIp ? 'not looked up' : 'unknown: the phone reported no address';
+  if (!z.zone) return `unknown: ${z.ip} is in no location's IP ranges`;
+  const where = `${z.zone.group} (${z.zone.locationName}, ${z.zone.cidr}) from ${z.ip}`;
+  if (z.agrees === 'no') return `${where}. DOES NOT MATCH the address sent: ${z.differs}`;
+  return z.agrees === 'yes' ? `${where}, at the address sent` : where;
 }
 
 function alternateOf(v: unknown, dropped: boolean): EmergencyFacts['alternate'] {
@@ -220,11 +249,13 @@ export function buildNotice(ctx: NoticeContext): Notice {
         ];
   const rows: [string, string][] = [
     ['Caller', f.callerName ?? na],
+    ['Extension', f.extension ?? na],
     ['User', f.user ?? na],
     ['Callback number', `${f.callback ?? na}${f.callbackIsElin ? " (the switch's ELIN)" : ''}`],
     ['ELIN', f.elin ?? 'none'],
     ['Number dialed', f.dialed ?? na],
     ['Dispatchable address', f.addressLines.length ? f.addressLines.join(', ') : 'NONE'],
+    ['Floor/zone by IP', zoneText(f)],
     ['Building', f.civic?.BLD ?? '-'],
     ['Floor', f.civic?.FLR ?? '-'],
     ['Room', f.civic?.ROOM ?? '-'],
@@ -238,6 +269,7 @@ export function buildNotice(ctx: NoticeContext): Notice {
     ['Device caller ID', f.callerId ?? na],
     ['Device', f.deviceId],
     ['Device IP', f.deviceIp ?? na],
+    ['Switch port', f.switchPort ?? na],
     ['Device MAC', f.deviceMac ?? na],
     ['Time (location)', f.timeLocal],
     ['Time (UTC)', f.timeUtc],
@@ -267,6 +299,12 @@ export function buildNotice(ctx: NoticeContext): Notice {
   ].join('\n');
   const sms = f.test
     ? `TEST CALL (933) from ${who}${where}. ${f.addressLines.join(', ') || 'No address'}. Callback ${f.callback ?? na}. Test only.`
-    : `911 CALLED by ${who}${where}. ${f.addressLines.join(', ') || 'ADDRESS MISSING'}.${f.alternate ? ` ${f.alternate.sent ? 'ALSO SENT' : 'OTHER ADDRESS, NOT SENT'}: ${f.alternate.lines.join(', ')}.` : ''} Callback ${f.callback ?? na}.${f.elin ? ` ELIN ${f.elin}.` : ''} ${f.timeLocal}`;
+    : `911 CALLED by ${who}${where}. ${f.addressLines.join(', ') || 'ADDRESS MISSING'}.${smsZone(f)}${f.alternate ? ` ${f.alternate.sent ? 'ALSO SENT' : 'OTHER ADDRESS, NOT SENT'}: ${f.alternate.lines.join(', ')}.` : ''} Callback ${f.callback ?? na}.${f.elin ? ` ELIN ${f.elin}.` : ''} ${f.timeLocal}`;
   return { subject, text, html, sms, facts: f };
+}
+
+function smsZone(f: EmergencyFacts): string {
+  const z = f.zone?.zone;
+  if (!z) return '';
+  return f.zone!.agrees === 'no' ? ` IP ZONE DIFFERS: ${z.group}, ${z.locationName}.` : ` Zone by IP: ${z.group}.`;
 }
