@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import mqtt from 'mqtt';
 import { startPtyPair, type PtyPair } from '../../hal/sim/pty-pair.js';
 import { McuSimulator } from '../../hal/sim/mcu-simulator.js';
 import { nativePortFactory, SerialTransport } from '../../hal/mcu/transport/serial.js';
@@ -21,6 +22,7 @@ import { silentLog } from '../helpers/log.js';
 import { requires } from '../helpers/require.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
 import { startTestServer, HQ, BRANCH, type TestServer } from '../helpers/server-app.js';
+import { topicFor } from '../../provisioning/protocol/topics.js';
 
 const ROUTE = path.resolve(import.meta.dirname, '..', 'fixtures', 'diagnostics', 'route-psap.xml');
 const SOCAT = ['/usr/bin/socat', '/usr/local/bin/socat'].find((p) => existsSync(p));
@@ -61,6 +63,8 @@ describe.skipIf(gate.skip)('the location chosen on the phone, and where a 911 ca
   let hqId: number;
   let branchId: number;
   let userId: number;
+  /** A second phone of hers, driven by hand (a login's client id is its own). */
+  let creds2: { username: string; password: string };
 
   const screen = () => sim.screen.lines.join('\n');
   const why = () => `screen:\n${screen()}\nagent output:\n${agent?.output().slice(-3000)}`;
@@ -160,12 +164,13 @@ describe.skipIf(gate.skip)('the location chosen on the phone, and where a 911 ca
         locationId: hqId,
         callback: '+14085550100',
         emails: ['alice@example.com'],
-        deviceIds: ['phone-1'],
+        deviceIds: ['phone-1', 'phone-1b'],
         // The account switch is off: the user's own setting applies, and hers is on.
         recommendations: true,
       })
     ).id;
     const creds = await api.post<{ username: string; password: string }>('/api/phones/phone-1/credentials');
+    creds2 = await api.post('/api/phones/phone-1b/credentials');
     await api.post('/api/account/e911', { enabled: true });
 
     pair = await startPtyPair(path.join(dir, 'pty'), SOCAT);
@@ -288,6 +293,30 @@ describe.skipIf(gate.skip)('the location chosen on the phone, and where a 911 ca
     await waitFor(() => !screen().includes('CHECK YOUR LOCATION'), 10_000, why);
     const off = await controlRequest(socketPath, 'location');
     expect(off).toMatchObject({ ok: true, result: { status: 'off' } });
+    // Neither switch on: a choice from one of her phones (an old one, still holding a list) is refused.
+    const other = await mqtt.connectAsync(srv.app.brokerUrl, { clientId: 'phone-1b', protocolVersion: 4, ...creds2 });
+    try {
+      const ev = {
+        v: 1,
+        id: 'pick-refused-1',
+        type: 'location-selected',
+        deviceId: 'phone-1b',
+        ts: new Date().toISOString(),
+        data: { locationId: String(hqId) },
+      };
+      await other.publishAsync(topicFor('phone-1b', 'events'), JSON.stringify(ev), { qos: 1 });
+    } finally {
+      await other.endAsync();
+    }
+    await until(
+      async () =>
+        (await srv.api.get<{ action: string }[]>('/api/audit?entity=event&entityId=pick-refused-1')).some(
+          (a) => a.action === 'user.location-choice-refused',
+        ),
+      10_000,
+      'the choice was not refused',
+    );
+    expect(await userLocation()).toBe(branchId);
 
     // A 911 meanwhile: the address sent is the branch's, the phone's IP is on HQ's second floor.
     const { event } = await dial911();
