@@ -1,7 +1,7 @@
 // The floor or zone of the phone's address at call time (provisioning/server/notify/zone.ts)
 // and how the notice shows it beside the address that was sent.
 import { describe, expect, it } from 'vitest';
-import { floorOfGroup, siteZone, zoneOfIp } from '../../provisioning/server/notify/zone.js';
+import { floorOfGroup, siteZone, zoneLookup, zoneOfIp } from '../../provisioning/server/notify/zone.js';
 import { buildNotice } from '../../provisioning/server/notify/message.js';
 import type { Location, StoredEvent } from '../../provisioning/server/db/repo.js';
 
@@ -29,6 +29,10 @@ const LOCATIONS = [
   ]),
 ];
 
+const civicOf = (id: number) => LOCATIONS.find((l) => l.id === id)?.civic ?? null;
+/** The repo as zoneLookup reads it. */
+const zoneOf = zoneLookup({ ipGroupsOfLocations: () => LOCATIONS, location: (id) => LOCATIONS.find((l) => l.id === id) ?? null });
+
 describe('zone of an address', () => {
   it('is the most specific IP group over every location, v4 and v6', () => {
     expect(zoneOfIp('10.1.2.30', LOCATIONS)).toMatchObject({ locationCode: 'SJC-A', group: 'Floor 2', cidr: '10.1.2.0/24', floor: '2' });
@@ -37,6 +41,10 @@ describe('zone of an address', () => {
     expect(zoneOfIp('10.2.0.7', LOCATIONS)).toMatchObject({ locationCode: 'YYZ-1', group: 'lan' });
     expect(zoneOfIp('192.0.2.1', LOCATIONS)).toBeNull();
     expect(zoneOfIp('not an ip', LOCATIONS)).toBeNull();
+    // IPv6 written short, and an IPv4 address never in an IPv6 range.
+    expect(zoneOfIp('2001:db8:1:ffff::1', LOCATIONS)).toMatchObject({ group: 'voice' });
+    expect(zoneOfIp('2001:db8:2::1', LOCATIONS)).toBeNull();
+    expect(zoneOfIp('::ffff:10.1.2.30', LOCATIONS)).toBeNull();
   });
 
   it('reads a floor from a group name', () => {
@@ -45,17 +53,17 @@ describe('zone of an address', () => {
   });
 
   it('agrees with the address sent, or says what differs: another location, another floor', () => {
-    expect(siteZone('10.1.2.30', HQ_CIVIC, LOCATIONS)).toMatchObject({ agrees: 'yes' });
-    expect(siteZone('10.1.9.9', { ...HQ_CIVIC, RD: 'MAIN ST.' }, LOCATIONS)).toMatchObject({ agrees: 'yes' });
-    expect(siteZone('10.1.3.4', HQ_CIVIC, LOCATIONS)).toMatchObject({
+    expect(siteZone('10.1.2.30', HQ_CIVIC, LOCATIONS, civicOf)).toMatchObject({ agrees: 'yes' });
+    expect(siteZone('10.1.9.9', { ...HQ_CIVIC, RD: 'MAIN ST.' }, LOCATIONS, civicOf)).toMatchObject({ agrees: 'yes' });
+    expect(siteZone('10.1.3.4', HQ_CIVIC, LOCATIONS, civicOf)).toMatchObject({
       agrees: 'no',
       differs: "the phone's IP is on floor 3; the address sent says floor 2",
     });
-    expect(siteZone('10.2.0.7', HQ_CIVIC, LOCATIONS)).toMatchObject({
+    expect(siteZone('10.2.0.7', HQ_CIVIC, LOCATIONS, civicOf)).toMatchObject({
       agrees: 'no',
       differs: "the phone's IP is in Example Corp Toronto (YYZ-1), not at the address sent",
     });
-    expect(siteZone('192.0.2.1', HQ_CIVIC, LOCATIONS)).toMatchObject({ agrees: 'unknown', zone: null });
+    expect(siteZone('192.0.2.1', HQ_CIVIC, LOCATIONS, civicOf)).toMatchObject({ agrees: 'unknown', zone: null });
   });
 });
 
@@ -83,7 +91,7 @@ describe('the notice shows the zone beside the address sent', () => {
   });
 
   it('at call time: extension, address and switch port; the zone agreeing', () => {
-    const n = buildNotice({ event: event(at('10.1.2.30')), user: null, location: null, provisionedCivic: null, locations: LOCATIONS });
+    const n = buildNotice({ event: event(at('10.1.2.30')), user: null, location: null, provisionedCivic: null, zoneOf });
     expect(n.text).toMatch(/^Extension: +2101$/m);
     expect(n.text).toMatch(/^Device IP: +10\.1\.2\.30$/m);
     expect(n.text).toMatch(/^Switch port: +sw1 port ge-0\/0\/7 \(desk 7\)$/m);
@@ -95,7 +103,7 @@ describe('the notice shows the zone beside the address sent', () => {
   });
 
   it('says so when the zone and the address sent disagree; the address at call time wins over the one at start', () => {
-    const n = buildNotice({ event: event(at('10.2.0.7')), user: null, location: null, provisionedCivic: null, locations: LOCATIONS });
+    const n = buildNotice({ event: event(at('10.2.0.7')), user: null, location: null, provisionedCivic: null, zoneOf });
     expect(n.facts.deviceIp).toBe('10.2.0.7');
     expect(n.text).toMatch(
       /^Floor\/zone by IP: +lan \(Example Corp Toronto, 10\.2\.0\.0\/16\) from 10\.2\.0\.7\. DOES NOT MATCH the address sent: the phone's IP is in Example Corp Toronto \(YYZ-1\), not at the address sent$/m,
@@ -105,11 +113,11 @@ describe('the notice shows the zone beside the address sent', () => {
   });
 
   it('an older phone without site: the start-time address is looked up; no range holds it is said', () => {
-    const n = buildNotice({ event: event(undefined), user: null, location: null, provisionedCivic: null, locations: LOCATIONS });
+    const n = buildNotice({ event: event(undefined), user: null, location: null, provisionedCivic: null, zoneOf });
     expect(n.text).toMatch(/^Extension: +not reported$/m);
     expect(n.text).toMatch(/^Switch port: +not reported$/m);
     expect(n.facts.zone).toMatchObject({ agrees: 'yes', zone: { group: 'Floor 2' } });
-    const none = buildNotice({ event: event(at('192.0.2.9')), user: null, location: null, provisionedCivic: null, locations: LOCATIONS });
+    const none = buildNotice({ event: event(at('192.0.2.9')), user: null, location: null, provisionedCivic: null, zoneOf });
     expect(none.text).toMatch(/^Floor\/zone by IP: +unknown: 192\.0\.2\.9 is in no location's IP ranges$/m);
   });
 });

@@ -5,7 +5,7 @@
 import { formatAddressLines, CIVIC_ELEMENTS, type CivicAddress } from '../../protocol/address.js';
 import { callSiteOf } from '../../protocol/call-site.js';
 import type { Location, StoredEvent, User } from '../db/repo.js';
-import { siteZone, type SiteZone } from './zone.js';
+import type { SiteZone } from './zone.js';
 
 export interface NoticeContext {
   event: StoredEvent;
@@ -13,8 +13,8 @@ export interface NoticeContext {
   location: Location | null;
   /** The civic address the server last issued to the phone: used only if the event has none. */
   provisionedCivic: CivicAddress | null;
-  /** Every location, to find the floor or zone of the phone's address at call time (zone.ts). */
-  locations?: readonly Location[];
+  /** The floor or zone of the phone's address at call time (zone.ts zoneLookup), compared with the address sent. */
+  zoneOf?: (ip: string, sent: CivicAddress | null) => SiteZone;
 }
 
 export interface EmergencyFacts {
@@ -185,7 +185,7 @@ export function emergencyFacts(ctx: NoticeContext): EmergencyFacts {
     callbackIsElin: d.callbackSource === 'elin',
   };
   const ip = facts.deviceIp;
-  if (ip && ctx.locations) facts.zone = siteZone(ip, addressSource === 'sent' ? civic : null, ctx.locations);
+  if (ip && ctx.zoneOf) facts.zone = ctx.zoneOf(ip, addressSource === 'sent' ? civic : null);
   return facts;
 }
 

@@ -10,6 +10,7 @@ import type { Repo, Notification, NotificationChannel, StoredEvent } from '../db
 import type { SmsSettings, WebhookSettings } from '../validation.js';
 import { DeliveryError, type EmailChannel, type HttpChannel } from './channels.js';
 import { buildNotice, type Notice } from './message.js';
+import { zoneLookup } from './zone.js';
 import type { SignedAddress } from '../../protocol/messages.js';
 
 export interface RetryPolicy {
@@ -234,7 +235,7 @@ export class Notifier {
     const location = event.locationId !== null ? repo.location(event.locationId) : null;
     const issued = repo.issuedAddress(event.deviceId)?.signed;
     const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
-    const notice = buildNotice({ event, user, location, provisionedCivic, locations: repo.locations() });
+    const notice = buildNotice({ event, user, location, provisionedCivic, zoneOf: zoneLookup(repo) });
     this.notices.set(eventId, notice);
     if (this.notices.size > 1000) this.notices.delete(this.notices.keys().next().value!);
     return notice;
