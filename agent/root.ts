@@ -32,6 +32,7 @@ import { FrontPanel, type FrontPanelStore } from './handset/front-panel.js';
 import type { NoticeState } from './handset/notice.js';
 import { HeldEvents } from './events/held-events.js';
 import { HostNetworkProbe, serviceNetworkProbe } from './diagnostics/probes.js';
+import { networkSite } from './emergency/call-site.js';
 import type { Handset } from '../hal/handset.js';
 import { LocationParts } from './location/parts.js';
 import type { LocationService } from './location/service.js';
@@ -676,6 +677,13 @@ export class Agent {
       ...(this.deps.now ? { now: this.deps.now } : {}),
       // Called off the call path (setImmediate): outbox first, then the drain; memory while the store is away.
       emitEvent: (type, data) => this.record(newEvent(type, data)),
+      // Each call's event says where the phone was then: the network service's snapshot and
+      // LLDP neighbours (built with the store; without it, the interface found at start).
+      site: () => {
+        const loc = this.parts?.location;
+        if (!loc) throw new Error('the network service is not running (the store is unavailable)');
+        return networkSite(loc.network.current(), loc.lldp?.neighbors() ?? [], config.sip.bindAddress);
+      },
       // The emergency event: committed before the INVITE, completed and synced after.
       journal,
       suppression: {

@@ -6,6 +6,7 @@
 import type { StoredAddress } from '../store/store.js';
 import type { CallId, CallMediaStats } from '../../hal/voice/types.js';
 import type { CivicAddress } from '../../provisioning/protocol/address.js';
+import type { CallSite } from '../../provisioning/protocol/call-site.js';
 import type { DeviceNetwork } from './device.js';
 import { localTimeWithOffset } from './device.js';
 import type { InviteContent, PreparedInvite } from './invite.js';
@@ -149,6 +150,8 @@ export interface CallEventInput {
   /** The SIP Call-ID of the first INVITE that left, when the stack still knows it. */
   sipCallId: string | null;
   device: EventDevice;
+  /** Extension, address and switch port when the call was placed (absent from the row before the INVITE). */
+  site?: CallSite;
   timeZone: string;
   registered: boolean;
 }
@@ -190,6 +193,7 @@ export function callEventData(i: CallEventInput): Record<string, unknown> {
         }
       : null,
     device: { deviceId: i.device.deviceId, ip: net?.ip ?? null, mac: net?.mac ?? null, interface: net?.interface ?? null },
+    ...(i.site ? { site: i.site } : {}),
     time: { utc: at.toISOString(), local: localTimeWithOffset(at), timeZone: i.timeZone },
     registered: i.registered,
     otherCalls: record.otherCalls,

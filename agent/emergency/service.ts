@@ -50,6 +50,8 @@ import {
 } from './call-event.js';
 import { failsOver, isLive, otherCallActions, type PhoneFeatures, type TrackedCall } from './priority.js';
 import { deviceNetwork, type DeviceNetwork } from './device.js';
+import { extensionOf, type NetworkSite } from './call-site.js';
+import type { CallSite } from '../../provisioning/protocol/call-site.js';
 import type { DialPlanSettings, EmergencyConfig, SipConfig } from './config.js';
 
 export type { Attempt, CurrentLocation, EmergencyCallRecord } from './call-event.js';
@@ -89,6 +91,8 @@ export interface EmergencyServiceDeps {
   journal?: EmergencyJournal;
   suppression?: SuppressionStore;
   network?: () => DeviceNetwork | null;
+  /** Where the phone is now (address, switch port): read for each call's event, after its INVITE. */
+  site?: () => NetworkSite;
   /** Runs fn after the current call path returns; setImmediate by default. */
   defer?: (fn: () => void) => void;
   /** Resolves a route's host name ahead of time (default dns.promises.lookup): never at dial time. */
@@ -755,6 +759,7 @@ export class EmergencyService {
       error,
       sipCallId: this.sipCallIdOf(record),
       device: this.device(),
+      site: this.site(),
       timeZone: this.timeZone,
       registered: this.registration.registered,
     });
@@ -776,6 +781,17 @@ export class EmergencyService {
     } catch {
       return null; // already gone: the record still identifies the call
     }
+  }
+
+  /** Who and where at call time; without a network service, the interface found at start. */
+  private site(): CallSite {
+    const extension = extensionOf(this.deps.sip.account?.uri);
+    try {
+      if (this.deps.site) return { extension, ...this.deps.site() };
+    } catch (err) {
+      this.log.error({ err }, 'the network service could not say where the phone is: the event names the interface found at start');
+    }
+    return { extension, ip: this.network?.ip ?? null, interface: this.network?.interface ?? null, switch: null };
   }
 
   private device(): EventDevice {

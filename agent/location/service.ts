@@ -26,6 +26,7 @@ import type { LocationsView } from './locations-view.js';
 import { rank, type Location, type LocationSource, type RankedLocation } from './ranking.js';
 import { DEFAULT_LOCATION_POLICY, disagreeingFields, type LocationPolicy, type ResponderField } from './disagreement.js';
 import type { FunctionKey } from '../../hal/handset.js';
+import { LocationMenu } from './location-menu.js';
 
 export const MISMATCH_ALERT_ID = 'location-mismatch';
 export const DISAGREEMENT_ALERT_ID = 'location-disagreement';
@@ -177,9 +178,18 @@ export class LocationService {
   private userPick: { key: string; pick: 'network' | 'provisioned' } | null;
   /** For status and benchmarks. */
   readonly counters = { recomputes: 0, reports: 0, checks: 0, mismatches: 0, disagreements: 0 };
+  /** The mismatch prompt and the location menu on the display. */
+  private readonly menu: LocationMenu;
 
   constructor(private readonly deps: LocationServiceDeps) {
     this.now = deps.now ?? Date.now;
+    this.menu = new LocationMenu({
+      alerts: deps.alerts,
+      alertId: MISMATCH_ALERT_ID,
+      log: deps.log,
+      locations: () => asView(deps.locations()),
+      select: (id) => this.select(id),
+    });
     const raw = deps.store.getObservation('choice')?.data;
     this.choice = raw ? (JSON.parse(raw) as Choice | null) : null;
     this.disagreementReported = deps.store.getObservation('disagreement')?.fingerprint ?? null;
@@ -461,11 +471,7 @@ export class LocationService {
 
   private onMismatch(a: Assessment, trigger: string): void {
     const key = JSON.stringify([this.attachmentKey(), a.assigned?.id ?? null, a.matches.map((m) => m.id)]);
-    this.deps.alerts.raise({
-      id: MISMATCH_ALERT_ID,
-      lines: ['Check your location', `Set: ${a.assigned?.name ?? 'none'}`, `${a.choiceCount} to choose: Location menu`],
-      led: 'blink-slow',
-    });
+    this.menu.show(a);
     this.alertRaised = true;
     if (key === this.mismatchKey) return; // the same mismatch is reported once
     this.mismatchKey = key;
@@ -489,7 +495,7 @@ export class LocationService {
   private clearAlert(): void {
     if (!this.alertRaised) return;
     this.alertRaised = false;
-    this.deps.alerts.clear(MISMATCH_ALERT_ID);
+    this.menu.close();
   }
 
   private choiceView(l: RecommendedLocation, matchIds: Set<string>, assignedId: string | null): LocationChoiceView {

@@ -11,6 +11,7 @@ import type { Notifier } from './notify/notifier.js';
 import { NOTIFIED_EVENT_TYPES } from './notify/notifier.js';
 import type { Bus } from './bus.js';
 import { emergencyFacts } from './notify/message.js';
+import { zoneLookup } from './notify/zone.js';
 import { phoneClockOf, type EventPayload, type SignedAddress } from '../protocol/messages.js';
 import { locationDisagreementDataSchema, locationSelectedDataSchema } from '../protocol/locations.js';
 
@@ -137,7 +138,7 @@ export class PhoneIntake {
       const location = event.locationId !== null ? repo.location(event.locationId) : null;
       const issued = repo.issuedAddress(e.deviceId)?.signed;
       const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
-      bus.emit('emergency', { event, facts: emergencyFacts({ event, user, location, provisionedCivic }) });
+      bus.emit('emergency', { event, facts: emergencyFacts({ event, user, location, provisionedCivic, zoneOf: zoneLookup(repo) }) });
     } else if (e.type === 'location-selected') {
       this.applyLocationChoice(event);
     } else if (e.type === 'location-disagreement') {

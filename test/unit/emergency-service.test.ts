@@ -51,6 +51,7 @@ async function harness(
     address?: StoredAddress | null;
     voice?: MemoryVoiceStack | null;
     suppressLoad?: number;
+    site?: EmergencyServiceDeps['site'];
   } = {},
 ): Promise<Harness> {
   const voice = o.voice === null ? null : (o.voice ?? new MemoryVoiceStack());
@@ -75,6 +76,7 @@ async function harness(
     defer: (fn) => deferred.push(fn),
     suppression: { load: () => o.suppressLoad ?? null, save: (ms) => saved.push(ms) },
     network: () => ({ interface: 'eth0', ip: '10.0.0.50', mac: '00:d0:1e:12:34:56' }),
+    ...(o.site ? { site: o.site } : {}),
   };
   const svc = new EmergencyService(deps);
   await svc.start(o.address === undefined ? ADDRESS : o.address);
@@ -143,6 +145,29 @@ describe('emergency call: what goes out', () => {
     ]);
     h.flush();
     expect(h.events[0]!.data.language).toBe('es');
+  });
+
+  it('the event says who called and from where at call time: extension, address and switch port then, not at start', async () => {
+    let where = {
+      ip: '10.1.2.30',
+      interface: 'eth0',
+      switch: { chassisId: 'aa:bb:cc:00:00:01', portId: 'ge-0/0/7', portDescr: 'desk 7', sysName: 'sw1' },
+    };
+    const h = await harness({ sip: { account: { uri: 'sip:2101@pbx.example' } }, site: () => where });
+    where = { ...where, ip: '10.1.3.44', switch: { ...where.switch, portId: 'ge-0/0/9', portDescr: 'desk 9' } }; // the phone moved
+    dial(h.svc, '911');
+    h.flush();
+    expect(h.events[0]!.data.site).toEqual({
+      extension: '2101',
+      ip: '10.1.3.44',
+      interface: 'eth0',
+      switch: { chassisId: 'aa:bb:cc:00:00:01', portId: 'ge-0/0/9', portDescr: 'desk 9', sysName: 'sw1' },
+    });
+    // Without a network service: the interface found at start, no switch, and no extension without an account.
+    const bare = await harness();
+    dial(bare.svc, '933');
+    bare.flush();
+    expect(bare.events[0]!.data.site).toEqual({ extension: null, ip: '10.0.0.50', interface: 'eth0', switch: null });
   });
 
   it('9911 and 933: prefixed emergency call, and a test call with a test-call event and no suppression', async () => {

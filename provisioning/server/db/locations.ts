@@ -6,6 +6,8 @@ import type { ServerDb } from './open.js';
 import { int, json, optionalText, rowMapper, text, type Row } from './rows.js';
 import type { Location } from './types.js';
 
+export type LocationIpGroups = Pick<Location, 'id' | 'code' | 'name' | 'ipGroups'>;
+
 const toAddress = rowMapper<PostalAddress>({
   country: text('country'),
   houseNumber: text('house_number'),
@@ -49,6 +51,16 @@ export class LocationStore {
 
   locations(): Location[] {
     return (this.s.q('SELECT * FROM locations ORDER BY code').all() as Row[]).map(toLocation);
+  }
+
+  /** Each location that has IP groups, with those groups only: the call-time zone lookup reads nothing else. */
+  ipGroupsOfLocations(): LocationIpGroups[] {
+    return (this.s.q("SELECT id, code, name, ip_groups FROM locations WHERE ip_groups != '[]'").all() as Row[]).map((r) => ({
+      id: r.id as number,
+      code: r.code as string,
+      name: r.name as string,
+      ipGroups: JSON.parse(r.ip_groups as string) as Location['ipGroups'],
+    }));
   }
 
   location(id: number): Location | null {

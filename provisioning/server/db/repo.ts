@@ -108,6 +108,9 @@ export class Repo {
   location(id: number): Location | null {
     return this.a.locations.location(id);
   }
+  ipGroupsOfLocations() {
+    return this.a.locations.ipGroupsOfLocations();
+  }
   locationByCode(code: string): Location | null {
     return this.a.locations.locationByCode(code);
   }

@@ -19,6 +19,7 @@ export const ROW_KEYS = [
   'elin',
   'dialed',
   'address',
+  'zone',
   'building',
   'floor',
   'room',
@@ -30,6 +31,7 @@ export const ROW_KEYS = [
   'locationCode',
   'device',
   'deviceIp',
+  'switchPort',
   'deviceMac',
   'timeLocal',
   'timeUtc',
@@ -76,6 +78,18 @@ export interface Catalogue {
   disagreementDropped(first: string, second: string): string;
   alsoSentSms: string;
   notSentSms: string;
+  /** The floor or zone of the phone's IP beside the address sent (the "zone" row). */
+  zone: {
+    notLookedUp: string;
+    noIp: string;
+    inNoRange(ip: string): string;
+    where(group: string, location: string, cidr: string, ip: string): string;
+    atSent(where: string): string;
+    otherLocation(where: string, location: string, code: string): string;
+    otherFloor(where: string, ipFloor: string, sentFloor: string): string;
+    sms(group: string): string;
+    smsDiffers(group: string, location: string): string;
+  };
 }
 
 const en: Catalogue = {
@@ -92,6 +106,7 @@ const en: Catalogue = {
     elin: 'ELIN',
     dialed: 'Number dialed',
     address: 'Dispatchable address',
+    zone: 'Floor/zone by IP',
     building: 'Building',
     floor: 'Floor',
     room: 'Room',
@@ -103,6 +118,7 @@ const en: Catalogue = {
     locationCode: 'Location code',
     device: 'Device',
     deviceIp: 'Device IP',
+    switchPort: 'Switch port',
     deviceMac: 'Device MAC',
     timeLocal: 'Time (location)',
     timeUtc: 'Time (UTC)',
@@ -151,6 +167,19 @@ const en: Catalogue = {
     `YES: the phone's network and its provisioned address name different places. Sent: ${first} only; ${second} could not be carried in the call (too large for the SIP packet).`,
   alsoSentSms: 'ALSO SENT',
   notSentSms: 'OTHER ADDRESS, NOT SENT',
+  zone: {
+    notLookedUp: 'not looked up',
+    noIp: 'unknown: the phone reported no address',
+    inNoRange: (ip) => `unknown: ${ip} is in no location's IP ranges`,
+    where: (group, location, cidr, ip) => `${group} (${location}, ${cidr}) from ${ip}`,
+    atSent: (where) => `${where}, at the address sent`,
+    otherLocation: (where, location, code) =>
+      `${where}. DOES NOT MATCH the address sent: the phone's IP is in ${location} (${code}), not at the address sent`,
+    otherFloor: (where, ipFloor, sentFloor) =>
+      `${where}. DOES NOT MATCH the address sent: the phone's IP is on floor ${ipFloor}; the address sent says floor ${sentFloor}`,
+    sms: (group) => ` Zone by IP: ${group}.`,
+    smsDiffers: (group, location) => ` IP ZONE DIFFERS: ${group}, ${location}.`,
+  },
 };
 
 const es: Catalogue = {
@@ -167,6 +196,7 @@ const es: Catalogue = {
     elin: 'ELIN',
     dialed: 'Número marcado',
     address: 'Dirección de despacho',
+    zone: 'Piso/zona por IP',
     building: 'Edificio',
     floor: 'Piso',
     room: 'Sala',
@@ -178,6 +208,7 @@ const es: Catalogue = {
     locationCode: 'Código de ubicación',
     device: 'Dispositivo',
     deviceIp: 'IP del dispositivo',
+    switchPort: 'Puerto del switch',
     deviceMac: 'MAC del dispositivo',
     timeLocal: 'Hora (ubicación)',
     timeUtc: 'Hora (UTC)',
@@ -227,6 +258,19 @@ const es: Catalogue = {
     `SÍ: la red del teléfono y su dirección aprovisionada indican lugares distintos. Enviada: solo ${first}; ${second} no cupo en la llamada (demasiado grande para el paquete SIP).`,
   alsoSentSms: 'TAMBIÉN ENVIADA',
   notSentSms: 'OTRA DIRECCIÓN, NO ENVIADA',
+  zone: {
+    notLookedUp: 'no consultado',
+    noIp: 'desconocido: el teléfono no informó su dirección IP',
+    inNoRange: (ip) => `desconocido: ${ip} no está en los rangos IP de ninguna ubicación`,
+    where: (group, location, cidr, ip) => `${group} (${location}, ${cidr}) desde ${ip}`,
+    atSent: (where) => `${where}, en la dirección enviada`,
+    otherLocation: (where, location, code) =>
+      `${where}. NO COINCIDE con la dirección enviada: la IP del teléfono está en ${location} (${code}), no en la dirección enviada`,
+    otherFloor: (where, ipFloor, sentFloor) =>
+      `${where}. NO COINCIDE con la dirección enviada: la IP del teléfono está en el piso ${ipFloor}; la dirección enviada dice piso ${sentFloor}`,
+    sms: (group) => ` Zona por IP: ${group}.`,
+    smsDiffers: (group, location) => ` LA ZONA IP DIFIERE: ${group}, ${location}.`,
+  },
 };
 
 const fr: Catalogue = {
@@ -243,6 +287,7 @@ const fr: Catalogue = {
     elin: 'ELIN',
     dialed: 'Numéro composé',
     address: 'Adresse de répartition',
+    zone: "Étage/zone selon l'IP",
     building: 'Bâtiment',
     floor: 'Étage',
     room: 'Pièce',
@@ -254,6 +299,7 @@ const fr: Catalogue = {
     locationCode: 'Code de l’emplacement',
     device: 'Appareil',
     deviceIp: 'IP de l’appareil',
+    switchPort: 'Port du commutateur',
     deviceMac: 'MAC de l’appareil',
     timeLocal: 'Heure (emplacement)',
     timeUtc: 'Heure (UTC)',
@@ -302,6 +348,19 @@ const fr: Catalogue = {
     `OUI : le réseau du téléphone et son adresse approvisionnée désignent des lieux différents. Envoyée : ${first} seulement; ${second} n’a pas pu être transmise dans l’appel (trop grande pour le paquet SIP).`,
   alsoSentSms: 'AUSSI ENVOYÉE',
   notSentSms: 'AUTRE ADRESSE, NON ENVOYÉE',
+  zone: {
+    notLookedUp: 'non recherché',
+    noIp: "inconnu : le téléphone n'a pas indiqué son adresse IP",
+    inNoRange: (ip) => `inconnu : ${ip} n'est dans les plages IP d'aucun emplacement`,
+    where: (group, location, cidr, ip) => `${group} (${location}, ${cidr}) depuis ${ip}`,
+    atSent: (where) => `${where}, à l'adresse envoyée`,
+    otherLocation: (where, location, code) =>
+      `${where}. NE CORRESPOND PAS à l'adresse envoyée : l'IP du téléphone est à ${location} (${code}), pas à l'adresse envoyée`,
+    otherFloor: (where, ipFloor, sentFloor) =>
+      `${where}. NE CORRESPOND PAS à l'adresse envoyée : l'IP du téléphone est à l'étage ${ipFloor}; l'adresse envoyée indique l'étage ${sentFloor}`,
+    sms: (group) => ` Zone selon l'IP : ${group}.`,
+    smsDiffers: (group, location) => ` ZONE IP DIFFÉRENTE : ${group}, ${location}.`,
+  },
 };
 
 const CATALOGUES: Record<NoticeLanguage, Catalogue> = { en, es, fr };

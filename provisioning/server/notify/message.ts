@@ -3,8 +3,10 @@
 // callEventData(), with flat alternatives accepted) and the server's own records for
 // whatever the event leaves out. Missing facts are said to be missing.
 import { formatAddressLines, CIVIC_ELEMENTS, type CivicAddress } from '../../protocol/address.js';
+import { callSiteOf } from '../../protocol/call-site.js';
 import type { Location, StoredEvent, User } from '../db/repo.js';
-import { catalogue, languageName, noticeLanguage, type NoticeLanguage, type RowKey } from './i18n.js';
+import { catalogue, languageName, noticeLanguage, type Catalogue, type NoticeLanguage, type RowKey } from './i18n.js';
+import type { SiteZone } from './zone.js';
 
 export interface NoticeContext {
   event: StoredEvent;
@@ -14,6 +16,8 @@ export interface NoticeContext {
   provisionedCivic: CivicAddress | null;
   /** The account (or PBX) name the notice names; omitted or empty: not shown as known. */
   accountName?: string | null;
+  /** The floor or zone of the phone's address at call time (zone.ts zoneLookup), compared with the address sent. */
+  zoneOf?: (ip: string, sent: CivicAddress | null) => SiteZone;
 }
 
 export interface EmergencyFacts {
@@ -34,11 +38,17 @@ export interface EmergencyFacts {
   account: string | null;
   /** The user's name in the server's directory (the caller ID name may differ). */
   directoryName: string | null;
-  extension: string | null;
   /** The caller's preferred language; sent: the phone put it in the call's SDP (RFC 8373). */
   language: { tag: string; sent: boolean } | null;
   deviceId: string;
+  /** The phone's extension at call time (its SIP address), else the user's. */
+  extension: string | null;
+  /** At call time when the phone said (site), else the address found when its agent started. */
   deviceIp: string | null;
+  /** The switch port at call time (LLDP): "sysName port (description)". */
+  switchPort: string | null;
+  /** The floor or zone of deviceIp, compared with the address sent; null without the locations. */
+  zone: SiteZone | null;
   deviceMac: string | null;
   locationCode: string | null;
   locationName: string | null;
@@ -142,6 +152,8 @@ export function emergencyFacts(ctx: NoticeContext): EmergencyFacts {
   const device = obj(d.device);
   const time = obj(d.time);
   const route = obj(d.route);
+  const site = callSiteOf(d);
+  const sw = site?.switch;
 
   let civic =
     civicOf(loc?.civic) ??
@@ -159,7 +171,7 @@ export function emergencyFacts(ctx: NoticeContext): EmergencyFacts {
   const callback = first(d.callback, d.callbackNumber, user?.callback);
   const own = user?.callback ?? null;
   const sentLanguage = first(d.language);
-  return {
+  const facts: EmergencyFacts = {
     test: event.type === 'test-call',
     callRef: first(d.callRef, d.callId, d.sipCallId),
     sipCallId: first(d.sipCallId),
@@ -172,10 +184,12 @@ export function emergencyFacts(ctx: NoticeContext): EmergencyFacts {
     callerIdSent: callback && own && callback !== own ? { sent: callback, own } : null,
     account: first(ctx.accountName),
     directoryName: user?.displayName ?? null,
-    extension: first(d.extension, user?.extension),
     language: sentLanguage ? { tag: sentLanguage, sent: true } : user ? { tag: user.language, sent: false } : null,
     deviceId: event.deviceId,
-    deviceIp: first(device?.ip, d.deviceIp, d.ip),
+    extension: first(site?.extension, d.extension, user?.extension),
+    deviceIp: first(site?.ip, device?.ip, d.deviceIp, d.ip),
+    switchPort: sw ? `${sw.sysName ?? sw.chassisId} port ${sw.portId}${sw.portDescr ? ` (${sw.portDescr})` : ''}` : null,
+    zone: null,
     deviceMac: first(device?.mac, d.deviceMac, d.mac),
     locationCode: first(d.locationCode, loc?.locationCode, location?.code),
     locationName: location?.name ?? null,
@@ -194,6 +208,22 @@ export function emergencyFacts(ctx: NoticeContext): EmergencyFacts {
     elin: first(d.elin),
     callbackIsElin: d.callbackSource === 'elin',
   };
+  const ip = facts.deviceIp;
+  if (ip && ctx.zoneOf) facts.zone = ctx.zoneOf(ip, addressSource === 'sent' ? civic : null);
+  return facts;
+}
+
+/** The floor or zone beside the address: where the phone's address is, and whether that is where the address sent says. */
+function zoneText(f: EmergencyFacts, t: Catalogue): string {
+  const z = f.zone;
+  if (!z) return f.deviceIp ? t.zone.notLookedUp : t.zone.noIp;
+  if (!z.zone) return t.zone.inNoRange(z.ip);
+  const where = t.zone.where(z.zone.group, z.zone.locationName, z.zone.cidr, z.ip);
+  const d = z.differs;
+  if (z.agrees === 'no' && d) {
+    return 'location' in d ? t.zone.otherLocation(where, d.location, d.code) : t.zone.otherFloor(where, d.ipFloor, d.sentFloor);
+  }
+  return z.agrees === 'yes' ? t.zone.atSent(where) : where;
 }
 
 function alternateOf(v: unknown, dropped: boolean): EmergencyFacts['alternate'] {
@@ -244,6 +274,7 @@ export function buildNotice(ctx: NoticeContext): Notice {
     ['elin', f.elin ?? t.none],
     ['dialed', f.dialed ?? na],
     ['address', f.addressLines.length ? f.addressLines.join(', ') : t.addressNone],
+    ['zone', zoneText(f, t)],
     ['building', f.civic?.BLD ?? '-'],
     ['floor', f.civic?.FLR ?? '-'],
     ['room', f.civic?.ROOM ?? '-'],
@@ -256,6 +287,7 @@ export function buildNotice(ctx: NoticeContext): Notice {
     ['locationCode', f.locationCode ?? na],
     ['device', f.deviceId],
     ['deviceIp', f.deviceIp ?? na],
+    ['switchPort', f.switchPort ?? na],
     ['deviceMac', f.deviceMac ?? na],
     ['timeLocal', f.timeLocal],
     ['timeUtc', f.timeUtc],
@@ -286,7 +318,7 @@ export function buildNotice(ctx: NoticeContext): Notice {
   const alternate = f.alternate ? ` ${f.alternate.sent ? t.alsoSentSms : t.notSentSms}: ${f.alternate.lines.join(', ')}.` : '';
   const sms = f.test
     ? t.smsTest(dialed, who, where, address || t.noAddressSms, f.callback ?? na)
-    : `${t.sms911(who, where, address || t.addressMissingSms, alternate, f.callback ?? na)}${f.elin ? ` ELIN ${f.elin}.` : ''} ${f.timeLocal}`;
+    : `${t.sms911(who, where, address || t.addressMissingSms, `${smsZone(f, t)}${alternate}`, f.callback ?? na)}${f.elin ? ` ELIN ${f.elin}.` : ''} ${f.timeLocal}`;
   return {
     subject,
     text,
@@ -297,4 +329,10 @@ export function buildNotice(ctx: NoticeContext): Notice {
     // Mail clients flag these; a 933 test must not look like the real thing.
     headers: f.test ? {} : { Importance: 'High', 'X-Priority': '1' },
   };
+}
+
+function smsZone(f: EmergencyFacts, t: Catalogue): string {
+  const z = f.zone?.zone;
+  if (!z) return '';
+  return f.zone?.agrees === 'no' ? t.zone.smsDiffers(z.group, z.locationName) : t.zone.sms(z.group);
 }

@@ -14,6 +14,7 @@ import { DeliveryError, type EmailChannel, type HttpChannel } from './channels.j
 import { buildNotice, type Notice } from './message.js';
 import { CallUnacknowledgedError, type CallAcknowledgement, type CallChannel } from './call.js';
 import { spokenMessage } from './spoken.js';
+import { zoneLookup } from './zone.js';
 import type { SignedAddress } from '../../protocol/messages.js';
 
 export interface RetryPolicy {
@@ -250,7 +251,7 @@ export class Notifier {
     const location = event.locationId !== null ? repo.location(event.locationId) : null;
     const issued = repo.issuedAddress(event.deviceId)?.signed;
     const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
-    const notice = buildNotice({ event, user, location, provisionedCivic, accountName: repo.account().name });
+    const notice = buildNotice({ event, user, location, provisionedCivic, accountName: repo.account().name, zoneOf: zoneLookup(repo) });
     this.notices.set(eventId, notice);
     if (this.notices.size > 1000) this.notices.delete(this.notices.keys().next().value!);
     return notice;

@@ -9,6 +9,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Store, type StoredAddress } from '../../../agent/store/store.js';
 import { eventFactory } from '../../../agent/events/events.js';
 import { LocationService, MISMATCH_ALERT_ID } from '../../../agent/location/service.js';
+import { CHOSEN_ALERT_ID } from '../../../agent/location/location-menu.js';
+import type { FunctionKey } from '../../../hal/handset.js';
 import { SimNetwork } from '../../../hal/net/sim.js';
 import type { NetworkSnapshot } from '../../../hal/net/types.js';
 import type { LldpNeighbor } from '../../../hal/net/lldp-json.js';
@@ -73,6 +75,11 @@ describe.each(LOCATIONS_FORMS)('LocationService, given $form', ({ of }) => {
   let doc: LocationsDocument | null;
   let address: StoredAddress | null;
   let alerts: { raised: string[][]; cleared: number; active: boolean };
+  /** What each alert id shows now and hears: the display as the handset UI keeps it. */
+  let shown: Map<string, { lines: string[]; onKey?: (k: FunctionKey) => boolean }>;
+  /** A function key pressed with the mismatch prompt (or the menu) on top. */
+  const press = (k: FunctionKey) => shown.get(MISMATCH_ALERT_ID)?.onKey?.(k) ?? false;
+  const lines = (id = MISMATCH_ALERT_ID) => shown.get(id)?.lines ?? [];
   let reports: LocationPayload[];
   let svc: LocationService;
 
@@ -100,6 +107,7 @@ describe.each(LOCATIONS_FORMS)('LocationService, given $form', ({ of }) => {
       appliedAt: '2026-11-22T07:00:00Z',
     };
     alerts = { raised: [], cleared: 0, active: false };
+    shown = new Map();
     reports = [];
     svc = new LocationService({
       log: silentLog(),
@@ -112,11 +120,14 @@ describe.each(LOCATIONS_FORMS)('LocationService, given $form', ({ of }) => {
       locations: () => of(doc),
       alerts: {
         raise: (a) => {
-          expect(a.id).toBe(MISMATCH_ALERT_ID);
+          shown.set(a.id, { lines: [...a.lines], ...(a.onKey ? { onKey: a.onKey } : {}) });
+          if (a.id !== MISMATCH_ALERT_ID) return;
           alerts.raised.push([...a.lines]);
           alerts.active = true;
         },
-        clear: () => {
+        clear: (id) => {
+          shown.delete(id);
+          if (id !== MISMATCH_ALERT_ID) return;
           alerts.cleared++;
           alerts.active = false;
         },
@@ -145,7 +156,7 @@ describe.each(LOCATIONS_FORMS)('LocationService, given $form', ({ of }) => {
     vi.advanceTimersByTime(1);
     expect(svc.counters.checks).toBe(1);
     expect(alerts.active).toBe(true);
-    expect(alerts.raised[0]).toEqual(['Check your location', 'Set: Headquarters', '1 to choose: Location menu']);
+    expect(alerts.raised[0]).toEqual(['CHECK YOUR LOCATION', 'Set: Headquarters', 'Network says: Branch', 'Soft1: accept  OK: list']);
     const mismatch = events('location-mismatch');
     expect(mismatch).toHaveLength(1);
     expect(mismatch[0]!.data).toMatchObject({ assignedLocationId: 'loc-hq', matchingLocationIds: ['loc-br'], trigger: 'timer' });
@@ -222,6 +233,67 @@ describe.each(LOCATIONS_FORMS)('LocationService, given $form', ({ of }) => {
     svc.locationsChanged();
     expect(svc.list().status).toBe('match');
     expect(svc.best()).toMatchObject({ source: 'provisioned', rank: 2 });
+  });
+
+  it('on the keypad: Soft1 accepts the network suggestion, reported as the user pick', () => {
+    vi.advanceTimersByTime(10 * MIN);
+    expect(press('soft1')).toBe(true);
+    expect(alerts.active).toBe(false);
+    expect(lines(CHOSEN_ALERT_ID)).toEqual(['LOCATION SET', 'Branch', '911 sends this address', 'OK: close']);
+    expect(events('location-selected').map((e) => e.data)).toMatchObject([{ locationId: 'loc-br', confirmed: false }]);
+    expect(svc.best()).toMatchObject({ source: 'user', civic: { A3: 'Fresno' } });
+    expect(shown.get(CHOSEN_ALERT_ID)!.onKey!('ok')).toBe(true);
+    expect(shown.has(CHOSEN_ALERT_ID)).toBe(false);
+    // Digits are never the menu's: the handset UI gives them to the dialer.
+    expect(press('cancel')).toBe(false);
+  });
+
+  it('on the keypad: OK lists the suggestion and the assigned one; up/down move, Cancel goes back, OK keeps the assigned', () => {
+    vi.advanceTimersByTime(10 * MIN);
+    expect(press('ok')).toBe(true);
+    expect(lines()).toEqual(['1/2 Branch (network)', '7 Elm St', 'OK: use  Cancel: back']);
+    press('down');
+    expect(lines()[0]).toBe('2/2 Headquarters (set now)');
+    press('down'); // wraps around
+    expect(lines()[0]).toBe('1/2 Branch (network)');
+    press('up');
+    // A re-check meanwhile (the 5-minute timer) keeps the menu where the user is.
+    vi.advanceTimersByTime(5 * MIN);
+    expect(lines()[0]).toBe('2/2 Headquarters (set now)');
+    press('cancel');
+    expect(lines()[0]).toBe('CHECK YOUR LOCATION');
+    press('ok');
+    press('up');
+    expect(press('ok')).toBe(true);
+    expect(lines(CHOSEN_ALERT_ID)[0]).toBe('LOCATION CONFIRMED');
+    expect(events('location-selected').map((e) => e.data)).toMatchObject([{ locationId: 'loc-hq', confirmed: true }]);
+    vi.advanceTimersByTime(5 * MIN); // answered on this network: not asked again
+    expect(alerts.active).toBe(false);
+    expect(svc.list().status).toBe('confirmed');
+  });
+
+  it('on the keypad: where no IP group matches, every location is offered and no suggestion', async () => {
+    net.set(snapshot('10.9.0.9', '10.9.0.1'));
+    await realImmediate();
+    expect(lines()).toEqual(['CHECK YOUR LOCATION', 'Set: Headquarters', 'No match: 2 to choose', 'OK: list']);
+    expect(press('soft1')).toBe(false);
+    press('ok');
+    expect(lines()[0]).toBe('1/2 Headquarters (set now)');
+    press('down');
+    expect(lines()[0]).toBe('2/2 Branch');
+    press('ok');
+    expect(events('location-selected').map((e) => e.data)).toMatchObject([{ locationId: 'loc-br', confirmed: false }]);
+  });
+
+  it('on the keypad: a pick the phone cannot make is said on the display, and OK goes back', () => {
+    vi.advanceTimersByTime(10 * MIN);
+    press('ok');
+    doc = null; // the locations vanished under the open menu (a corrupt store read back)
+    press('ok');
+    expect(lines()).toEqual(['LOCATION NOT SET', 'no locations have been pushed to this phone', 'OK: back']);
+    expect(events('location-selected')).toHaveLength(0);
+    press('ok');
+    expect(lines()[0]).toBe('CHECK YOUR LOCATION');
   });
 
   it('tells listeners when the best location changes, and only then', () => {
