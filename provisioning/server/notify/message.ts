@@ -4,6 +4,7 @@
 // whatever the event leaves out. Missing facts are said to be missing.
 import { formatAddressLines, CIVIC_ELEMENTS, type CivicAddress } from '../../protocol/address.js';
 import type { Location, StoredEvent, User } from '../db/repo.js';
+import type { NoticeFallbacks } from '../defaults.js';
 
 export interface NoticeContext {
   event: StoredEvent;
@@ -11,6 +12,8 @@ export interface NoticeContext {
   location: Location | null;
   /** The civic address the server last issued to the phone: used only if the event has none. */
   provisionedCivic: CivicAddress | null;
+  /** The user's own or the company's place and callback, for what the user and location leave out. */
+  fallbacks?: NoticeFallbacks;
 }
 
 export interface EmergencyFacts {
@@ -137,8 +140,9 @@ export function emergencyFacts(ctx: NoticeContext): EmergencyFacts {
   }
   const reportedMissing = typeof d.addressMissing === 'boolean' ? d.addressMissing : null;
   const timeUtc = first(time?.utc, d.timeUtc, d.time, event.ts) ?? event.receivedAt;
-  const timeZone = location?.timeZone ?? first(time?.timeZone) ?? 'UTC';
-  const callback = first(d.callback, d.callbackNumber, user?.callback);
+  const fb = ctx.fallbacks;
+  const timeZone = location?.timeZone ?? fb?.timeZone ?? first(time?.timeZone) ?? 'UTC';
+  const callback = first(d.callback, d.callbackNumber, user?.callback, fb?.callback);
   return {
     test: event.type === 'test-call',
     callRef: first(d.callRef, d.callId, d.sipCallId),
@@ -152,7 +156,7 @@ export function emergencyFacts(ctx: NoticeContext): EmergencyFacts {
     deviceIp: first(device?.ip, d.deviceIp, d.ip),
     deviceMac: first(device?.mac, d.deviceMac, d.mac),
     locationCode: first(d.locationCode, loc?.locationCode, location?.code),
-    locationName: location?.name ?? null,
+    locationName: location?.name ?? fb?.placeName ?? null,
     addressLines: civic ? formatAddressLines(civic) : [],
     addressSource,
     addressMissing: reportedMissing ?? addressSource !== 'sent',

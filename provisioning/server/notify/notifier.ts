@@ -10,6 +10,7 @@ import type { Repo, Notification, NotificationChannel, StoredEvent } from '../db
 import type { SmsSettings, WebhookSettings } from '../validation.js';
 import { DeliveryError, type EmailChannel, type HttpChannel } from './channels.js';
 import { buildNotice, type Notice } from './message.js';
+import { noticeFallbacks, notificationEmails } from '../defaults.js';
 import type { SignedAddress } from '../../protocol/messages.js';
 
 export interface RetryPolicy {
@@ -171,10 +172,8 @@ export class Notifier {
     const { repo } = this.deps;
     const user = event.userId !== null ? repo.user(event.userId) : null;
     const location = event.locationId !== null ? repo.location(event.locationId) : null;
-    const emails = new Map<string, string>();
-    for (const e of [...(user?.emails ?? []), ...(location?.adminEmails ?? [])]) emails.set(e.toLowerCase(), e);
     let added = 0;
-    for (const e of emails.values()) if (repo.addNotification(event.id, 'email', e)) added++;
+    for (const e of notificationEmails(user, location, repo.account())) if (repo.addNotification(event.id, 'email', e)) added++;
     for (const n of location?.smsNumbers ?? []) if (repo.addNotification(event.id, 'sms', n)) added++;
     return added;
   }
@@ -234,7 +233,7 @@ export class Notifier {
     const location = event.locationId !== null ? repo.location(event.locationId) : null;
     const issued = repo.issuedAddress(event.deviceId)?.signed;
     const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
-    const notice = buildNotice({ event, user, location, provisionedCivic });
+    const notice = buildNotice({ event, user, location, provisionedCivic, fallbacks: noticeFallbacks(repo.account(), user, location) });
     this.notices.set(eventId, notice);
     if (this.notices.size > 1000) this.notices.delete(this.notices.keys().next().value!);
     return notice;

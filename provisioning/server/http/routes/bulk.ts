@@ -4,7 +4,7 @@ import type { ApiDeps } from '../deps.js';
 import { csvReportSchema, E, errorSchema, idOf, idParam, jobSchema, js, tag } from '../schemas.js';
 import { BODY_LIMITS } from '../deps.js';
 import { ValidationError } from '../../errors.js';
-import type { CsvReport } from '../../bulk.js';
+import { CSV_APPLY_MODES, type CsvApplyMode, type CsvReport } from '../../bulk.js';
 import { bulkEmailsSchema } from '../../validation.js';
 
 export const bulkRoutes: FastifyPluginAsync<ApiDeps> = async (app, { bulk, records }) => {
@@ -69,11 +69,16 @@ export const bulkRoutes: FastifyPluginAsync<ApiDeps> = async (app, { bulk, recor
     {
       schema: {
         ...tag('bulk'),
-        summary: 'Apply a validated upload (its valid rows) as a background job',
+        summary:
+          'Apply a validated upload as a background job: mode valid-rows (the default) applies the valid rows and skips the others; all-or-nothing applies nothing while any row is wrong (409 saying so). The job result says which was done.',
         params: { type: 'object', properties: { id: { type: 'string' } } },
+        body: { type: 'object', properties: { mode: { type: 'string', enum: [...CSV_APPLY_MODES] } }, additionalProperties: false },
         response: { 202: jobSchema, ...E },
       },
     },
-    async (req, reply) => reply.code(202).send(bulk.queueCsvApply(req.actor, (req.params as { id: string }).id)),
+    async (req, reply) => {
+      const mode = (req.body as { mode?: CsvApplyMode } | null | undefined)?.mode;
+      return reply.code(202).send(bulk.queueCsvApply(req.actor, (req.params as { id: string }).id, mode));
+    },
   );
 };

@@ -6,8 +6,15 @@ import { deviceOf, deviceParam, E, tag } from '../schemas.js';
 export const phoneRoutes: FastifyPluginAsync<ApiDeps> = async (app, { service }) => {
   app.get(
     '/api/phones',
-    { schema: { ...tag('phones'), summary: 'Every phone: online, issued and applied address versions, last location report, mismatch' } },
-    async () => service.phones(),
+    {
+      schema: {
+        ...tag('phones'),
+        summary:
+          'Every phone: online, issued and applied address versions, last location report, mismatch, the emergency-services notice (notice=unacknowledged: only phones whose notice for the address they hold is not acknowledged)',
+        querystring: { type: 'object', properties: { notice: { type: 'string', enum: ['unacknowledged'] } } },
+      },
+    },
+    async (req) => service.phones({ notice: (req.query as { notice?: 'unacknowledged' }).notice }),
   );
   app.get('/api/phones/:deviceId', { schema: { ...tag('phones'), params: deviceParam, response: E } }, async (req) =>
     service.phone(deviceOf(req.params)),

@@ -39,6 +39,7 @@ export function BulkPage(_: RouteProps) {
   const [filter, setFilter] = useState('');
   const [confirming, setConfirming] = useState(false);
   const [sending, setSending] = useState(false);
+  const [companyToo, setCompanyToo] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [queued, setQueued] = useState<Job | null>(null);
   const job = useJob(queued);
@@ -121,7 +122,11 @@ export function BulkPage(_: RouteProps) {
     setSending(true);
     setError(null);
     try {
-      const j = await api.post<Job>('/api/bulk/emails', { emails: filled.map(([e]) => e), target: target.target });
+      const j = await api.post<Job>('/api/bulk/emails', {
+        emails: filled.map(([e]) => e),
+        target: target.target,
+        ...(mode === 'all' && companyToo ? { alsoCompanyContacts: true } : {}),
+      });
       setConfirming(false);
       setQueued(j);
     } catch (e) {
@@ -189,7 +194,18 @@ export function BulkPage(_: RouteProps) {
               ))}
             </fieldset>
             {mode === 'all' ? (
-              <p>{everyone.data ? `Every user: ${users} now, and whoever is a user when the job runs.` : 'Loading the users…'}</p>
+              <>
+                <p>{everyone.data ? `Every user: ${users} now, and whoever is a user when the job runs.` : 'Loading the users…'}</p>
+                <p class="notice warning" id="bulk-later">
+                  Users created after the job has run do <strong>not</strong> get this list.
+                </p>
+                <Checkbox
+                  label="Also make this list the company emergency contacts"
+                  checked={companyToo}
+                  onChange={setCompanyToo}
+                  hint="Then users created later, and any user whose list is empty, are covered too: the company contacts apply to every user without notification emails of their own."
+                />
+              </>
             ) : null}
             {mode === 'location' ? (
               <>
@@ -261,7 +277,14 @@ export function BulkPage(_: RouteProps) {
           Each of the {users}' notification emails will be <strong>replaced</strong> by: {listSummary}. Addresses not in this list are
           removed from their lists.
         </p>
-        {mode === 'all' ? <p>This is every user of the account.</p> : null}
+        {mode === 'all' ? (
+          <p>
+            This is every user of the account.{' '}
+            {companyToo
+              ? 'The list also becomes the company emergency contacts, for users created later.'
+              : 'Users created later do not get it.'}
+          </p>
+        ) : null}
       </Confirm>
       {job ? (
         <section aria-labelledby="bulk-job-title" class="bulk-job">
