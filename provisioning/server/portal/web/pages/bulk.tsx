@@ -2,6 +2,10 @@
 // (right: all users, one location's users, or users picked by hand). It
 // REPLACES each user's list, so the page says how many users it touches before
 // and in the confirm step. The server runs it as a job; its progress is live.
+// "All users" says plainly that users created later do not get the list, and
+// offers to make it the company emergency contacts, which do cover them.
+// Over 400 lines: the list, the three ways of choosing users and the confirm step share
+// one form's state; the user picker alone is a component below.
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { ComponentChildren } from 'preact';
 import type { RouteProps } from '../route.js';
