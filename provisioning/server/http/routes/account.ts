@@ -16,7 +16,8 @@ export const accountRoutes: FastifyPluginAsync<ApiDeps> = async (app, { service,
     {
       schema: {
         ...tag('account'),
-        summary: 'Change the account name, contact, recommendation override or notification policy',
+        summary:
+          'Change the account name, contact, recommendation override, notification policy, or the company defaults (address, callback number, emergency contacts: each used wherever a user or location has none of its own; null removes one)',
         body: js(accountPatchSchema),
         response: E,
       },
