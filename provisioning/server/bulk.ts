@@ -11,10 +11,32 @@ import { bulkEmailsSchema, emailProblem, normalizeEmail, MAX_NOTIFICATION_EMAILS
 import { parse } from './service.js';
 import { csvRecord, loopTurns, parseCsvYielding, restoreFormula, CsvSyntaxError } from './csv.js';
 import { LimitError, NotFoundError, ConflictError, ValidationError } from './errors.js';
+import { noticeStatus, noticeSummary } from './notice-status.js';
 
 export const CSV_EMAIL_COLUMNS = Array.from({ length: MAX_NOTIFICATION_EMAILS }, (_, i) => `Email${i + 1}`);
 export const CSV_REFERENCE_COLUMNS = ['UserId', 'Username', 'DisplayName', 'Extension', 'LocationCode', 'LocationName'] as const;
-export const CSV_COLUMNS = [...CSV_REFERENCE_COLUMNS, ...CSV_EMAIL_COLUMNS];
+/** After the emails (older files without it still read): each of the user's phones and its emergency-services notice. */
+export const CSV_NOTICE_COLUMN = 'E911Notice';
+export const CSV_COLUMNS = [...CSV_REFERENCE_COLUMNS, ...CSV_EMAIL_COLUMNS, CSV_NOTICE_COLUMN];
+
+/**
+ * How an upload is applied: its valid rows (rows with errors skipped), or all of it only when
+ * no row has an error (nothing otherwise).
+ */
+export const CSV_APPLY_MODES = ['valid-rows', 'all-or-nothing'] as const;
+export type CsvApplyMode = (typeof CSV_APPLY_MODES)[number];
+
+/** What an apply job did, as its result says. */
+export interface CsvApplyResult {
+  mode: CsvApplyMode;
+  /** valid-rows: the valid rows, the others skipped; all-rows: every row; nothing: refused (a row is wrong or a user is gone). */
+  applied: 'valid-rows' | 'all-rows' | 'nothing';
+  skippedRows: number;
+  updated: number;
+  unchanged: number;
+  missing: number;
+  reason?: string;
+}
 
 export interface CsvLimits {
   maxBytes: number;
@@ -85,9 +107,18 @@ export class BulkService {
       req.target.userIds = ids;
       total = ids.length;
     } else total = repo.userCount();
-    repo.audit(actor, 'bulk.emails-queued', 'job', null, {
-      target: 'userIds' in req.target ? { userIds: req.target.userIds.length } : req.target,
-      emails: req.emails,
+    if (req.alsoCompanyContacts && !('all' in req.target))
+      throw new ValidationError([{ field: 'alsoCompanyContacts', reason: 'only with target all (every user)' }]);
+    repo.transaction(() => {
+      if (req.alsoCompanyContacts) {
+        repo.audit(actor, 'account.update', 'account', null, { emergencyContacts: req.emails, via: 'bulk-emails' });
+        repo.updateAccount({ emergencyContacts: req.emails });
+      }
+      repo.audit(actor, 'bulk.emails-queued', 'job', null, {
+        target: 'userIds' in req.target ? { userIds: req.target.userIds.length } : req.target,
+        emails: req.emails,
+        ...(req.alsoCompanyContacts ? { alsoCompanyContacts: true } : {}),
+      });
     });
     return this.deps.jobs.enqueue('bulk-emails', actor, req, total);
   }
@@ -109,7 +140,11 @@ export class BulkService {
     );
   }
 
-  private async applyLists(job: Job, ctx: JobContext, lists: readonly (readonly [number, readonly string[]])[]): Promise<unknown> {
+  private async applyLists(
+    job: Job,
+    ctx: JobContext,
+    lists: readonly (readonly [number, readonly string[]])[],
+  ): Promise<{ updated: number; unchanged: number; missing: number }> {
     const { repo } = this.deps;
     let updated = 0;
     let unchanged = 0;
@@ -136,9 +171,16 @@ export class BulkService {
 
   // ---- CSV ----
 
-  /** The CSV download: every user, reference columns then Email1..Email10 with the current list. */
+  /** The CSV download: every user, reference columns, Email1..Email10 with the current list, then their phones' notice. */
   exportCsv(): string {
     const out = [csvRecord(CSV_COLUMNS)];
+    const notices = new Map<number, string[]>();
+    for (const d of this.deps.repo.devices()) {
+      if (d.userId === null) continue;
+      const list = notices.get(d.userId) ?? [];
+      list.push(noticeSummary(d.deviceId, noticeStatus(d)));
+      notices.set(d.userId, list);
+    }
     for (const u of this.deps.repo.csvUserRows()) {
       out.push(
         csvRecord([
@@ -149,6 +191,7 @@ export class BulkService {
           u.locationCode,
           u.locationName,
           ...CSV_EMAIL_COLUMNS.map((_, i) => u.emails[i] ?? ''),
+          (notices.get(u.id) ?? []).join('; '),
         ]),
       );
     }
@@ -266,32 +309,59 @@ export class BulkService {
     }
     const uploadId = randomUUID();
     this.deps.repo.transaction(() => {
-      this.deps.repo.saveCsvUpload(uploadId, actor, rows, changes);
+      this.deps.repo.saveCsvUpload(uploadId, actor, rows, changes, errorCount);
       this.deps.repo.audit(actor, 'csv.validate', 'csv', uploadId, { rows, changes: changes.length, unchanged, errors: errorCount });
     });
     return { uploadId, rows, changes: changes.length, unchanged, errorCount, errors: problems };
   }
 
-  /** Queues the changes of a validated upload; an upload applies once. */
-  queueCsvApply(actor: string, uploadId: string): Job {
+  /**
+   * Queues the changes of a validated upload; an upload applies once. all-or-nothing with a
+   * row in error applies nothing: refused (409) saying so, and the upload stays unapplied.
+   */
+  queueCsvApply(actor: string, uploadId: string, mode: CsvApplyMode = 'valid-rows'): Job {
     const { repo } = this.deps;
+    if (!CSV_APPLY_MODES.includes(mode)) throw new ValidationError([{ field: 'mode', reason: `must be ${CSV_APPLY_MODES.join(' or ')}` }]);
     const upload = repo.csvUpload(uploadId);
     if (!upload) throw new NotFoundError(`CSV upload ${uploadId}`);
     if (upload.jobId !== null) throw new ConflictError(`CSV upload ${uploadId} was already applied by job ${upload.jobId}`);
+    if (mode === 'all-or-nothing' && upload.errorCount > 0) {
+      repo.audit(actor, 'csv.apply-refused', 'csv', uploadId, { mode, errors: upload.errorCount });
+      throw new ConflictError(
+        `Nothing was applied: ${upload.errorCount} ${upload.errorCount === 1 ? 'row has an error' : 'rows have errors'} and the choice was to apply nothing while any row is wrong. Fix the file and upload it again, or apply the valid rows.`,
+      );
+    }
     const total = (upload.changes as unknown[]).length;
     return repo.transaction(() => {
-      const job = this.deps.jobs.enqueue('csv-apply', actor, { uploadId }, total);
+      const job = this.deps.jobs.enqueue('csv-apply', actor, { uploadId, mode }, total);
       repo.markCsvApplied(uploadId, job.id);
-      repo.audit(actor, 'csv.apply-queued', 'csv', uploadId, { jobId: job.id, changes: total });
+      repo.audit(actor, 'csv.apply-queued', 'csv', uploadId, { jobId: job.id, changes: total, mode, skippedRows: upload.errorCount });
       return job;
     });
   }
 
-  private async runCsvApply(job: Job, ctx: JobContext): Promise<unknown> {
-    const { uploadId } = job.params as { uploadId: string };
+  private async runCsvApply(job: Job, ctx: JobContext): Promise<CsvApplyResult> {
+    const { uploadId, mode = 'valid-rows' } = job.params as { uploadId: string; mode?: CsvApplyMode };
     const upload = this.deps.repo.csvUpload(uploadId);
     if (!upload) throw new Error(`CSV upload ${uploadId} vanished`);
-    return this.applyLists(job, ctx, upload.changes as [number, string[]][]);
+    const lists = upload.changes as [number, string[]][];
+    if (mode === 'all-or-nothing') {
+      // A user deleted since the check would make a row wrong now: still nothing applied.
+      const known = this.deps.repo.existingUserIds(lists.map(([id]) => id));
+      const gone = lists.filter(([id]) => !known.has(id)).map(([id]) => id);
+      if (gone.length)
+        return {
+          mode,
+          applied: 'nothing',
+          skippedRows: 0,
+          updated: 0,
+          unchanged: 0,
+          missing: gone.length,
+          reason: `users deleted since the file was checked: ${gone.slice(0, 20).join(', ')}`,
+        };
+    }
+    const r = await this.applyLists(job, ctx, lists);
+    return { mode, applied: mode === 'all-or-nothing' ? 'all-rows' : 'valid-rows', skippedRows: upload.errorCount, ...r };
   }
 }
 

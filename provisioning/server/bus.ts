@@ -7,7 +7,7 @@ import type { EmergencyFacts } from './notify/message.js';
 export interface BusEvents {
   emergency: [{ event: StoredEvent; facts: EmergencyFacts }];
   event: [StoredEvent];
-  phone: [{ deviceId: string; change: 'status' | 'applied' | 'location' | 'mismatch' | 'disagreement' | 'issued' }];
+  phone: [{ deviceId: string; change: 'status' | 'applied' | 'location' | 'mismatch' | 'disagreement' | 'issued' | 'notice' }];
   job: [Job];
   notification: [Notification];
   change: [{ entity: string; id: string | number | null; action: string }];

@@ -4,6 +4,7 @@
 // emergency or test call is audited and notified; a user's location choice
 // becomes their assigned location.
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import type { Repo, StoredEvent } from './db/repo.js';
 import type { ProvisioningServer } from './server.js';
 import type { Pusher } from './pusher.js';
@@ -12,8 +13,18 @@ import { NOTIFIED_EVENT_TYPES } from './notify/notifier.js';
 import type { Bus } from './bus.js';
 import { emergencyFacts } from './notify/message.js';
 import { zoneLookup } from './notify/zone.js';
+import { noticeFallbacks } from './defaults.js';
 import { phoneClockOf, type EventPayload, type SignedAddress } from '../protocol/messages.js';
 import { locationDisagreementDataSchema, locationSelectedDataSchema } from '../protocol/locations.js';
+
+/** The agent's NoticeState as its notice-acknowledged event carries it (agent/handset/notice.ts). */
+const noticeAckDataSchema = z.object({
+  addressVersion: z.number().int().nullable(),
+  addressHash: z.string().nullable(),
+  shownAt: z.string().nullable().optional(),
+  acknowledgedAt: z.string(),
+  acknowledgedVia: z.string().nullable().optional(),
+});
 
 const AUDITED_EVENT_TYPES: ReadonlySet<string> = new Set([
   'emergency-call',
@@ -138,7 +149,11 @@ export class PhoneIntake {
       const location = event.locationId !== null ? repo.location(event.locationId) : null;
       const issued = repo.issuedAddress(e.deviceId)?.signed;
       const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
-      bus.emit('emergency', { event, facts: emergencyFacts({ event, user, location, provisionedCivic, zoneOf: zoneLookup(repo) }) });
+      const fallbacks = noticeFallbacks(repo.account(), user, location);
+      bus.emit('emergency', {
+        event,
+        facts: emergencyFacts({ event, user, location, provisionedCivic, fallbacks, zoneOf: zoneLookup(repo) }),
+      });
     } else if (e.type === 'location-selected') {
       this.applyLocationChoice(event);
     } else if (e.type === 'location-disagreement') {
@@ -159,10 +174,31 @@ export class PhoneIntake {
             'older location-disagreement event: the phone already reported a later state',
           );
       }
+    } else if (e.type === 'notice-acknowledged') {
+      this.recordNoticeAck(event);
     } else if (e.type === 'location-mismatch') {
       repo.setDeviceMismatch(e.deviceId, e.data);
       bus.emit('phone', { deviceId: e.deviceId, change: 'mismatch' });
     }
+  }
+
+  /** The phone's notice-acknowledged event (its NoticeState): kept on the phone's row for the admins. */
+  private recordNoticeAck(event: StoredEvent): void {
+    const { repo, log, bus } = this.deps;
+    const d = noticeAckDataSchema.safeParse(event.data);
+    if (!d.success) {
+      log.warn({ deviceId: event.deviceId, eventId: event.id }, 'malformed notice-acknowledged event: kept, not applied');
+      return;
+    }
+    const applied = repo.setNoticeAck(event.deviceId, {
+      version: d.data.addressVersion,
+      hash: d.data.addressHash,
+      shownAt: d.data.shownAt ?? null,
+      acknowledgedAt: d.data.acknowledgedAt,
+      via: d.data.acknowledgedVia ?? null,
+      userId: event.userId,
+    });
+    if (applied) bus.emit('phone', { deviceId: event.deviceId, change: 'notice' });
   }
 
   private applyLocationChoice(event: StoredEvent): void {

@@ -12,12 +12,13 @@ import type { AddressStatePayload, SignedAddress } from '../protocol/messages.js
 import type { LocationsDocument, RecommendedLocation } from '../protocol/locations.js';
 import { canonicalJson } from '../protocol/canonical.js';
 import { documentHash } from '../protocol/signing.js';
+import { effectiveAddress, effectiveCallback, placeCivic } from './defaults.js';
 
 export interface PushSummary {
   addresses: number;
   locations: number;
   unchanged: number;
-  /** Phones that cannot get an address yet (no user, location or callback), or E911 is off. */
+  /** Phones that cannot get an address yet (no user; no address or callback of its own or the company's), or E911 is off. */
   skipped: number;
   failed: number;
 }
@@ -247,6 +248,7 @@ export class Pusher {
     const allRecommended = locations.map(recommendedLocation);
     const listHash = sha(canonicalJson(allRecommended));
     const civicText = new Map(locations.map((l) => [l.id, canonicalJson(l.civic)]));
+    const companyCivic = account.defaultAddress ? canonicalJson(placeCivic(account.defaultAddress, account.name || undefined)) : null;
     const sender = new WindowedSender(this.window, (err) => {
       this.totals.failed++;
       log.warn({ err: err.message }, 'publish failed; the phone gets it when it reconnects');
@@ -271,18 +273,31 @@ export class Pusher {
             continue;
           }
           const location = c.locationId !== null ? byId.get(c.locationId) : undefined;
-          if (location && c.callback && c.displayName) {
+          // The user's own, else the company's: each default only where the user has none.
+          const place = effectiveAddress(
+            { locationId: c.locationId, ownAddress: c.ownAddress, displayName: c.displayName ?? '' },
+            location,
+            account,
+          );
+          const caller = effectiveCallback({ callback: c.callback, displayName: c.displayName ?? '' }, account);
+          if (place && caller?.displayName) {
             const content = {
               deviceId,
-              civic: location.civic,
-              callback: c.callback,
-              displayName: c.displayName,
-              locationCode: location.code,
+              civic: place.civic,
+              callback: caller.callback,
+              displayName: caller.displayName,
+              ...(place.locationCode ? { locationCode: place.locationCode } : {}),
               ...settings,
               // Left out for English (the default), so those documents and their hashes are unchanged.
               ...(c.language && c.language !== DEFAULT_LANGUAGE ? { language: c.language } : {}),
             };
-            const hash = contentHashOf(civicText.get(location.id)!, content);
+            const civicCanonical =
+              place.source === 'location'
+                ? civicText.get(location!.id)!
+                : place.source === 'company'
+                  ? companyCivic!
+                  : canonicalJson(place.civic);
+            const hash = contentHashOf(civicCanonical, content);
             if (c.contentHash === hash) {
               const stored = force.address.has(deviceId) ? repo.issuedAddress(deviceId)?.signed : null;
               if (stored) addresses.push(JSON.parse(stored) as SignedAddress);

@@ -7,6 +7,7 @@ import type { Repo, NotificationStatus, StoredEvent } from './db/repo.js';
 import { NOTIFIED_EVENT_TYPES, type Notifier } from './notify/notifier.js';
 import { emergencyFacts, type EmergencyFacts } from './notify/message.js';
 import { zoneLookup } from './notify/zone.js';
+import { noticeFallbacks } from './defaults.js';
 import type { SignedAddress } from '../protocol/messages.js';
 import { NotFoundError, ValidationError } from './errors.js';
 
@@ -106,6 +107,7 @@ export class RecordsService {
     const location = event.locationId !== null ? repo.location(event.locationId) : null;
     const issued = repo.issuedAddress(event.deviceId)?.signed;
     const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
-    return emergencyFacts({ event, user, location, provisionedCivic, zoneOf: zoneLookup(repo) });
+    const fallbacks = noticeFallbacks(repo.account(), user, location);
+    return emergencyFacts({ event, user, location, provisionedCivic, fallbacks, zoneOf: zoneLookup(repo) });
   }
 }

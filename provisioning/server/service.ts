@@ -19,7 +19,11 @@ import {
   type LocationInputRaw,
   type UserInput,
   type UserInputRaw,
+  type PlaceAddress,
+  type CompanyCallback,
 } from './validation.js';
+import { effectiveCallback, type AddressSource } from './defaults.js';
+import { noticeStatus, type NoticeStatus } from './notice-status.js';
 import { ConflictError, NotFoundError, PreconditionError, ValidationError } from './errors.js';
 import { SERVER_USER_PREFIX, hashPassword, isReservedDeviceId, newPassword } from './broker-auth.js';
 import { isValidDeviceId } from '../protocol/topics.js';
@@ -28,6 +32,9 @@ import type { TargetPolicy } from './notify/targets.js';
 export interface AccountView {
   name: string;
   contactEmail: string;
+  defaultAddress: PlaceAddress | null;
+  defaultCallback: CompanyCallback | null;
+  emergencyContacts: string[];
   e911Enabled: boolean;
   e911ChangedAt: string | null;
   recommendations: boolean;
@@ -46,6 +53,10 @@ export interface PhoneView extends Device {
   inSync: boolean;
   user: { id: number; username: string; displayName: string } | null;
   locationCode: string | null;
+  /** Where the user's address comes from: their location, their own address, the company default; null when none. */
+  addressSource: AddressSource | null;
+  /** The emergency-services notice on this phone: shown or acknowledged, when, for which address version. */
+  notice: NoticeStatus;
 }
 
 export function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
@@ -117,12 +128,14 @@ export class AdminService {
     const missing: string[] = [];
     if (!a.name) missing.push('the account name');
     if (!a.contactEmail) missing.push('the account contact email');
-    if (repo.locations().length === 0) missing.push('at least one location');
+    if (repo.locations().length === 0 && !a.defaultAddress) missing.push('at least one location or a company default address');
+    // Complete at either level: the user's own (location or own address, callback) or the company's default.
     const phoneUsers = repo.users().filter((u) => u.deviceIds.length > 0);
-    const noLocation = phoneUsers.filter((u) => u.locationId === null).map((u) => u.username);
-    const noCallback = phoneUsers.filter((u) => !u.callback).map((u) => u.username);
-    if (noLocation.length) missing.push(`a location for users with phones: ${listNames(noLocation)}`);
-    if (noCallback.length) missing.push(`a callback number for users with phones: ${listNames(noCallback)}`);
+    const noAddress = phoneUsers.filter((u) => u.locationId === null && !u.ownAddress && !a.defaultAddress).map((u) => u.username);
+    const noCallback = phoneUsers.filter((u) => !effectiveCallback(u, a)).map((u) => u.username);
+    if (noAddress.length)
+      missing.push(`a location or own address for users with phones, or a company default address: ${listNames(noAddress)}`);
+    if (noCallback.length) missing.push(`a callback number for users with phones, or a company callback number: ${listNames(noCallback)}`);
     const policies = new Set([a.notificationPolicy, a.testNotificationPolicy ?? a.notificationPolicy]);
     const needsApp = [...policies].find((p) => p !== 'all');
     if (needsApp && !s.webhook) missing.push(`the app webhook (the notification policy is ${needsApp})`);
@@ -133,6 +146,20 @@ export class AdminService {
   updateAccount(actor: string, input: unknown): AccountView {
     const patch = parse(accountPatchSchema, input);
     const before = this.repo.account();
+    if (before.e911Enabled && (patch.defaultAddress === null || patch.defaultCallback === null)) {
+      // Removing a default some phone relies on would leave it without an address or callback.
+      const after = { ...before, ...patch } as typeof before;
+      const stranded = this.repo
+        .users()
+        .filter(
+          (u) => u.deviceIds.length > 0 && ((!u.locationId && !u.ownAddress && !after.defaultAddress) || !effectiveCallback(u, after)),
+        )
+        .map((u) => u.username);
+      if (stranded.length)
+        throw new PreconditionError(`E911 is enabled and these users with phones rely on the company default: ${listNames(stranded)}`, [
+          `an address and callback of their own for ${listNames(stranded)}`,
+        ]);
+    }
     this.repo.transaction(() => {
       this.repo.updateAccount(patch);
       this.repo.audit(actor, 'account.update', 'account', null, patch);
@@ -142,7 +169,11 @@ export class AdminService {
       (patch.recommendations !== undefined && patch.recommendations !== before.recommendations) ||
       // Both travel in the signed address: every phone gets a new one.
       (patch.locationPolicy !== undefined && patch.locationPolicy !== before.locationPolicy) ||
-      (patch.elinCallback !== undefined && patch.elinCallback !== before.elinCallback);
+      (patch.elinCallback !== undefined && patch.elinCallback !== before.elinCallback) ||
+      // Phones that use a company default get the new one (the content hash leaves the others unchanged).
+      (patch.defaultAddress !== undefined && JSON.stringify(patch.defaultAddress) !== JSON.stringify(before.defaultAddress)) ||
+      (patch.defaultCallback !== undefined && JSON.stringify(patch.defaultCallback) !== JSON.stringify(before.defaultCallback)) ||
+      (patch.name !== undefined && patch.name !== before.name && before.defaultAddress !== null);
     if (pushAgain) this.push(this.repo.assignedDeviceIds());
     return this.account();
   }
@@ -350,6 +381,8 @@ export class AdminService {
 
   createUser(actor: string, input: unknown): User {
     const u = parse(userInputSchema, input);
+    // No language of their own: the company callback's language, else English.
+    u.language ??= this.repo.account().defaultCallback?.language ?? 'en';
     this.checkUser(u, null);
     const id = this.repo.transaction(() => {
       const id = this.repo.insertUser(u);
@@ -364,7 +397,11 @@ export class AdminService {
 
   updateUser(actor: string, id: number, input: unknown): User {
     const cur = this.user(id);
-    const merged = { ...toUserInput(cur), ...parse(userPatchSchema, input ?? {}) };
+    const patch = parse(userPatchSchema, input ?? {});
+    const merged = { ...toUserInput(cur), ...patch };
+    // A user has a location or an own address: giving one replaces the other unless both are given.
+    if (patch.locationId != null && !('ownAddress' in patch)) merged.ownAddress = null;
+    if (patch.ownAddress != null && !('locationId' in patch)) merged.locationId = null;
     const u = parse(userInputSchema, merged);
     this.checkUser(u, id);
     this.repo.transaction(() => {
@@ -388,6 +425,8 @@ export class AdminService {
   }
 
   private checkUser(u: UserInput, id: number | null): void {
+    if (u.ownAddress && u.locationId !== null)
+      throw new ValidationError([{ field: 'ownAddress', reason: 'a user has a location or an own address, not both' }]);
     const byName = this.repo.userByUsername(u.username);
     if (byName && byName.id !== id) throw new ConflictError(`user name ${u.username} is already used`);
     if (u.locationId !== null && !this.repo.location(u.locationId)) {
@@ -396,8 +435,15 @@ export class AdminService {
     const taken = this.repo.deviceOwners(u.deviceIds, id);
     if (taken.length)
       throw new ConflictError(`phone ${taken.map((t) => `${t.deviceId} belongs to user ${t.userId}`).join(', ')}: unassign it first`);
-    if (this.repo.account().e911Enabled && u.deviceIds.length > 0) {
-      const missing = [u.locationId === null && 'a location', !u.callback && 'a callback number'].filter(Boolean);
+    const account = this.repo.account();
+    if (account.e911Enabled && u.deviceIds.length > 0) {
+      const missing = [
+        u.locationId === null &&
+          !u.ownAddress &&
+          !account.defaultAddress &&
+          'a location or own address (there is no company default address)',
+        !u.callback && !account.defaultCallback && 'a callback number (there is no company callback number)',
+      ].filter(Boolean);
       if (missing.length)
         throw new PreconditionError(`E911 is enabled: a user with a phone needs ${missing.join(' and ')}`, missing as string[]);
     }
@@ -405,10 +451,13 @@ export class AdminService {
 
   // ---- phones ----
 
-  phones(): PhoneView[] {
+  /** filter.notice 'unacknowledged': phones whose notice for the address they hold is not acknowledged. */
+  phones(filter: { notice?: 'unacknowledged' } = {}): PhoneView[] {
     const users = new Map(this.repo.users().map((u) => [u.id, u]));
     const codes = new Map(this.repo.locations().map((l) => [l.id, l.code]));
-    return this.repo.devices().map((d) => this.phoneView(d, users, codes));
+    const hasDefault = this.repo.account().defaultAddress !== null;
+    const all = this.repo.devices().map((d) => this.phoneView(d, users, codes, hasDefault));
+    return filter.notice === 'unacknowledged' ? all.filter((p) => p.notice.state !== 'acknowledged') : all;
   }
 
   phone(deviceId: string): PhoneView {
@@ -416,16 +465,23 @@ export class AdminService {
     if (!d) throw new NotFoundError(`phone ${deviceId}`);
     const u = d.userId !== null ? this.repo.user(d.userId) : null;
     const l = u?.locationId ? this.repo.location(u.locationId) : null;
-    return this.phoneView(d, new Map(u ? [[u.id, u]] : []), new Map(l ? [[l.id, l.code]] : []));
+    return this.phoneView(
+      d,
+      new Map(u ? [[u.id, u]] : []),
+      new Map(l ? [[l.id, l.code]] : []),
+      this.repo.account().defaultAddress !== null,
+    );
   }
 
-  private phoneView(d: Device, users: Map<number, User>, codes: Map<number, string>): PhoneView {
+  private phoneView(d: Device, users: Map<number, User>, codes: Map<number, string>, companyAddress: boolean): PhoneView {
     const u = d.userId !== null ? users.get(d.userId) : undefined;
     return {
       ...d,
       inSync: d.issuedVersion > 0 && d.appliedVersion === d.issuedVersion,
       user: u ? { id: u.id, username: u.username, displayName: u.displayName } : null,
       locationCode: u?.locationId ? (codes.get(u.locationId) ?? null) : null,
+      addressSource: u ? (u.locationId ? 'location' : u.ownAddress ? 'own' : companyAddress ? 'company' : null) : null,
+      notice: noticeStatus(d),
     };
   }
 
@@ -493,6 +549,7 @@ export function toUserInput(u: User): UserInputRaw {
     displayName: u.displayName,
     extension: u.extension ?? undefined,
     locationId: u.locationId,
+    ownAddress: u.ownAddress,
     callback: u.callback,
     language: u.language,
     mobile: u.mobile,

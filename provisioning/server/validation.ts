@@ -179,6 +179,37 @@ export const locationInputSchema = locationFieldsSchema.superRefine((loc, ctx) =
   }
 });
 export type LocationInput = z.infer<typeof locationInputSchema>;
+
+/**
+ * An address that is not a location record: the company's default address, or a user's
+ * own (home) address. The same postal rules as a location's (validatePostalAddress, the
+ * phone's own rules), and a time zone for the notices' local time.
+ */
+export const placeAddressSchema = z
+  .strictObject({
+    address: postalAddressSchema,
+    building: optionalText(64),
+    floor: optionalText(32),
+    room: optionalText(32),
+    timeZone: z.string().refine(isTimeZone, 'must be an IANA time zone such as America/New_York'),
+  })
+  .superRefine((a, ctx) => {
+    for (const issue of validatePostalAddress(a.address, { building: a.building, floor: a.floor, room: a.room })) {
+      const top = ['building', 'floor', 'room'].includes(issue.field);
+      ctx.addIssue({ code: 'custom', message: issue.reason, path: top ? [issue.field] : ['address', issue.field] });
+    }
+  });
+export type PlaceAddress = z.infer<typeof placeAddressSchema>;
+export type PlaceAddressRaw = z.input<typeof placeAddressSchema>;
+
+/** The company's callback: the number and the name sent for a user who has no callback of their own. */
+export const companyCallbackSchema = z.strictObject({
+  number: e164Schema,
+  displayName: z.string().refine(isValidDisplayName, 'must be 1-64 letters and digits, single spaces between words'),
+  /** The language of users created without one. */
+  language: languageSchema.default('en'),
+});
+export type CompanyCallback = z.infer<typeof companyCallbackSchema>;
 /** What a client sends (before defaults and trimming). */
 export type LocationInputRaw = z.input<typeof locationInputSchema>;
 
@@ -189,8 +220,11 @@ export const userInputSchema = z.strictObject({
   displayName: z.string().refine(isValidDisplayName, 'must be 1-64 letters and digits, single spaces between words'),
   extension: optionalText(16).refine((s) => s === undefined || /^[0-9*#]+$/.test(s), 'must be digits, * or #'),
   locationId: z.number().int().positive().nullable().default(null),
+  /** The user's own address (works from home): instead of a location, never with one. */
+  ownAddress: placeAddressSchema.nullable().default(null),
   callback: e164Schema.nullable().default(null),
-  language: languageSchema.default('en'),
+  /** Omitted: the company callback's language, else en (filled in by the service). */
+  language: languageSchema.optional(),
   /** The person's mobile: texted their location's alerts when the policy includes SMS. */
   mobile: e164Schema.nullable().default(null),
   recommendations: z.boolean().default(false),
@@ -206,6 +240,8 @@ export const userInputSchema = z.strictObject({
     .default([]),
 });
 export type UserInput = z.infer<typeof userInputSchema>;
+/** What the store writes: a user input whose own address may be left out (none). */
+export type UserRecordInput = Omit<UserInput, 'ownAddress'> & { ownAddress?: PlaceAddress | null };
 export type UserInputRaw = z.input<typeof userInputSchema>;
 
 export const NOTIFICATION_POLICIES = ['app-only', 'app-then-email-sms', 'all'] as const;
@@ -222,6 +258,10 @@ export const accountPatchSchema = z.strictObject({
   locationPolicy: z.enum(LOCATION_POLICIES).optional(),
   /** Send the switch's ELIN as the emergency callback number when a phone has one. */
   elinCallback: z.boolean().optional(),
+  /** Company defaults, each used wherever a user or location has none of its own (null removes one). */
+  defaultAddress: placeAddressSchema.nullable().optional(),
+  defaultCallback: companyCallbackSchema.nullable().optional(),
+  emergencyContacts: emailListSchema().optional(),
 });
 export type AccountPatch = z.infer<typeof accountPatchSchema>;
 
@@ -300,6 +340,12 @@ export const bulkEmailsSchema = z.strictObject({
     z.strictObject({ locationId: z.number().int().positive() }),
     z.strictObject({ userIds: z.array(z.number().int().positive()).min(1).max(100_000) }),
   ]),
+  /**
+   * With target all: the list also becomes the company emergency contacts, which every user
+   * without a list of their own gets, users created later included (the job itself changes
+   * only the users there are when it runs).
+   */
+  alsoCompanyContacts: z.boolean().optional(),
 });
 export type BulkEmailsInput = z.infer<typeof bulkEmailsSchema>;
 

@@ -280,6 +280,8 @@ describe('provisioning server: admin API', () => {
       'LocationCode',
       'LocationName',
       ...Array.from({ length: 10 }, (_, i) => `Email${i + 1}`),
+      // Reference only, after the emails: each of the user's phones and its emergency-services notice.
+      'E911Notice',
     ]);
     expect(rows).toHaveLength(31);
     expect(rows[1]!.slice(0, 7)).toEqual(['1', 'user1', 'User 1', '2001', 'SJC-A', 'Example Corp', 'one@example.com']);

@@ -119,6 +119,17 @@ describe('each stored type read back through Repo', () => {
     repo.setDeviceMismatch('p1', { fields: ['street'] }); // :06
     repo.setDeviceDisagreement('p1', { state: 'open' }, '2026-04-04T00:00:00.000Z');
     repo.setDeviceCredential('p1', 'mosq-hash'); // :09
+    const ack = {
+      version: 6,
+      hash: 'applied-hash',
+      shownAt: '2026-03-03T00:00:01.000Z',
+      acknowledgedAt: '2026-03-03T00:05:00.000Z',
+      via: 'keypad',
+      userId: 12,
+    };
+    expect(repo.setNoticeAck('p1', ack)).toBe(true);
+    // An acknowledgement of an older address arriving late changes nothing.
+    expect(repo.setNoticeAck('p1', { ...ack, version: 5, hash: 'old', acknowledgedAt: '2026-03-04T00:00:00.000Z' })).toBe(false);
     expect(repo.device('p1')).toEqual({
       deviceId: 'p1',
       userId: null,
@@ -138,6 +149,7 @@ describe('each stored type read back through Repo', () => {
       disagreement: { state: 'open' },
       disagreementAt: '2026-04-04T00:00:00.000Z',
       credentialsIssuedAt: '2026-01-01T00:00:09.000Z',
+      noticeAck: ack,
       createdAt: '2026-01-01T00:00:01.000Z',
     });
     expect(repo.issuedAddress('p1')).toEqual({ version: 7, contentHash: 'addr-hash', signed: 'signed-doc' });
@@ -149,6 +161,7 @@ describe('each stored type read back through Repo', () => {
       callback: null,
       language: null,
       locationId: null,
+      ownAddress: null,
       recommendations: false,
       issuedVersion: 7,
       contentHash: 'addr-hash',
@@ -171,6 +184,7 @@ describe('each stored type read back through Repo', () => {
       mismatch: null,
       disagreement: null,
       credentialsIssuedAt: null,
+      noticeAck: null,
     });
     again.close();
   });
@@ -263,6 +277,7 @@ describe('each stored type read back through Repo', () => {
       extension: '101',
       locationId: id,
       callback: '+15550101',
+      ownAddress: null,
       language: 'fr-CA',
       mobile: '+14085550177',
       recommendations: true,
@@ -271,6 +286,27 @@ describe('each stored type read back through Repo', () => {
       createdAt: '2026-01-01T00:00:02.000Z',
       updatedAt: '2026-01-01T00:00:05.000Z',
     });
+    const home = {
+      address: { country: 'US', houseNumber: '9', street: 'Elm St', city: 'Austin', state: 'TX', postalCode: '78701' },
+      room: 'Office',
+      timeZone: 'America/Chicago',
+    };
+    const ben = repo.insertUser({
+      username: 'ben',
+      displayName: 'Ben Ho',
+      locationId: null,
+      ownAddress: home as never,
+      callback: null,
+      language: 'en',
+      recommendations: false,
+      emails: [],
+      deviceIds: [],
+    } as never);
+    expect(repo.user(ben)).toMatchObject({ locationId: null, ownAddress: home });
+    // A location picked on the phone replaces the own address: a user has one or the other.
+    repo.setUserLocation(ben, id);
+    expect(repo.user(ben)).toMatchObject({ locationId: id, ownAddress: null });
+    repo.deleteUser(ben);
     expect(repo.csvUserRows()).toEqual([
       {
         id: userId,
@@ -295,7 +331,17 @@ describe('each stored type read back through Repo', () => {
       e911Enabled: true,
       recommendations: true,
       elinCallback: false,
+      defaultAddress: null,
+      defaultCallback: null,
+      emergencyContacts: [],
     });
+    const cb = { number: '+14085550100', displayName: 'Acme Security', language: 'es' };
+    repo.updateAccount({ defaultCallback: cb, emergencyContacts: ['desk@example.com'] });
+    // Left out: kept; null: removed.
+    repo.updateAccount({ name: 'Acme' });
+    expect(repo.account()).toMatchObject({ defaultCallback: cb, emergencyContacts: ['desk@example.com'] });
+    repo.updateAccount({ defaultCallback: null });
+    expect(repo.account().defaultCallback).toBeNull();
     expect(repo.account().e911ChangedAt).toMatch(/^2026-01-01T/);
     repo.setNotificationSettings({ smtp: null, sms: null, webhook: { url: 'https://hooks.example.com/x' } as never });
     expect(repo.notificationSettings()).toEqual({ smtp: null, sms: null, webhook: { url: 'https://hooks.example.com/x' }, call: null });
@@ -374,13 +420,14 @@ describe('each stored type read back through Repo', () => {
     });
     expect(new Set([job.createdAt, job.startedAt, job.finishedAt]).size).toBe(3);
 
-    repo.saveCsvUpload('up-1', 'admin', 3, [{ op: 'add', username: 'bob' }]);
+    repo.saveCsvUpload('up-1', 'admin', 3, [{ op: 'add', username: 'bob' }], 2);
     repo.markCsvApplied('up-1', jobId);
     expect(repo.csvUpload('up-1')).toEqual({
       id: 'up-1',
       createdAt: expect.stringMatching(/^2026-01-01T/),
       rows: 3,
       changes: [{ op: 'add', username: 'bob' }],
+      errorCount: 2,
       jobId,
     });
 

@@ -15,6 +15,7 @@ const user: User = {
   callback: '+14085550100',
   language: 'es-US',
   mobile: null,
+  ownAddress: null,
   recommendations: false,
   emails: [],
   deviceIds: ['desk-9'],

@@ -87,7 +87,7 @@ function route(verb: string, sub: string | undefined, arg: string | undefined, f
       return { method: 'DELETE', path: `/api/users/${id()}` };
     case 'phones':
     case 'phones list':
-      return { method: 'GET', path: '/api/phones' };
+      return { method: 'GET', path: `/api/phones${f['not-acknowledged'] ? '?notice=unacknowledged' : ''}` };
     case 'phones show':
       return { method: 'GET', path: `/api/phones/${id()}` };
     case 'phones credentials':
@@ -124,7 +124,11 @@ function route(verb: string, sub: string | undefined, arg: string | undefined, f
     case 'csv validate':
       return { method: 'POST', path: '/api/csv/users/validate', csv: readFileSync(need(arg, 'the CSV FILE')) };
     case 'csv apply':
-      return { method: 'POST', path: `/api/csv/uploads/${id()}/apply` };
+      return {
+        method: 'POST',
+        path: `/api/csv/uploads/${id()}/apply`,
+        body: { mode: f['all-or-nothing'] ? 'all-or-nothing' : 'valid-rows' },
+      };
     case 'events':
       return { method: 'GET', path: `/api/events${query({ type: f.type, deviceId: f.device, limit: f.limit })}` };
     case 'event':

@@ -31,10 +31,10 @@ Admin API (over HTTP: --url URL, default http://127.0.0.1:8080; --token T or E91
   notifications show | set --file F | test --channel email|sms|webhook|call [--to X]
   locations list | show ID | create --file F | update ID --file F | delete ID | validate --file F
   users list [--location ID] | show ID | create --file F | update ID --file F | delete ID
-  phones list | show DEVICE | credentials DEVICE | push DEVICE | delete DEVICE
+  phones list [--not-acknowledged] | show DEVICE | credentials DEVICE | push DEVICE | delete DEVICE
   bulk-emails --emails a@x,b@y (--all | --location ID | --users 1,2,3) [--wait]
   jobs list | show ID [--wait]
-  csv export [--out FILE] | validate FILE | apply UPLOAD_ID [--wait]
+  csv export [--out FILE] | validate FILE | apply UPLOAD_ID [--all-or-nothing] [--wait]
   events [--type emergency-call,test-call] [--device ID] [--limit N] | event ID
   audit [--entity E] [--entity-id ID] [--limit N]
   openapi                                      print the OpenAPI document
@@ -96,6 +96,8 @@ export const OPTIONS = {
   location: { type: 'string' },
   emails: { type: 'string' },
   all: { type: 'boolean' },
+  'all-or-nothing': { type: 'boolean' },
+  'not-acknowledged': { type: 'boolean' },
   users: { type: 'string' },
   wait: { type: 'boolean' },
   type: { type: 'string' },

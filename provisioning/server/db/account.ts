@@ -15,6 +15,9 @@ export const toAccount = rowMapper<Account>({
   testNotificationPolicy: textOrNull('test_notification_policy') as (r: Row) => NotificationPolicy | null,
   locationPolicy: text<LocationPolicy>('location_policy'),
   elinCallback: bool('elin_callback'),
+  defaultAddress: json('default_address', null),
+  defaultCallback: json('default_callback', null),
+  emergencyContacts: json('emergency_contacts', []),
   updatedAt: text('updated_at'),
 });
 
@@ -28,9 +31,20 @@ const toNotificationSettings = rowMapper<NotificationSettings>({
 export type AccountUpdate = Partial<
   Pick<
     Account,
-    'name' | 'contactEmail' | 'recommendations' | 'notificationPolicy' | 'testNotificationPolicy' | 'locationPolicy' | 'elinCallback'
+    | 'name'
+    | 'contactEmail'
+    | 'recommendations'
+    | 'notificationPolicy'
+    | 'testNotificationPolicy'
+    | 'locationPolicy'
+    | 'elinCallback'
+    | 'defaultAddress'
+    | 'defaultCallback'
+    | 'emergencyContacts'
   >
 >;
+
+const jsonOrNull = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
 
 export class AccountStore {
   constructor(private readonly s: ServerDb) {}
@@ -43,7 +57,9 @@ export class AccountStore {
     const cur = this.account();
     this.s
       .q(
-        'UPDATE account SET name = ?, contact_email = ?, recommendations = ?, notification_policy = ?, test_notification_policy = ?, location_policy = ?, elin_callback = ?, updated_at = ? WHERE id = 1',
+        `UPDATE account SET name = ?, contact_email = ?, recommendations = ?, notification_policy = ?, test_notification_policy = ?,
+           location_policy = ?, elin_callback = ?, default_address = ?, default_callback = ?, emergency_contacts = ?, updated_at = ?
+           WHERE id = 1`,
       )
       .run(
         a.name ?? cur.name,
@@ -54,6 +70,10 @@ export class AccountStore {
         a.testNotificationPolicy === undefined ? cur.testNotificationPolicy : a.testNotificationPolicy,
         a.locationPolicy ?? cur.locationPolicy,
         (a.elinCallback ?? cur.elinCallback) ? 1 : 0,
+        // undefined keeps, null removes.
+        jsonOrNull(a.defaultAddress === undefined ? cur.defaultAddress : a.defaultAddress),
+        jsonOrNull(a.defaultCallback === undefined ? cur.defaultCallback : a.defaultCallback),
+        JSON.stringify(a.emergencyContacts ?? cur.emergencyContacts),
         this.s.iso(),
       );
   }

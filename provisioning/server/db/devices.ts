@@ -3,7 +3,7 @@
 import type { PhoneClock } from '../../protocol/messages.js';
 import type { ServerDb } from './open.js';
 import { bool, int, intOrNull, json, rowMapper, text, textOrNull, type Row } from './rows.js';
-import type { Device, PushContext } from './types.js';
+import type { Device, NoticeAck, PushContext } from './types.js';
 
 export const toDevice = rowMapper<Device>({
   deviceId: text('device_id'),
@@ -24,6 +24,17 @@ export const toDevice = rowMapper<Device>({
   disagreement: json('disagreement', null),
   disagreementAt: textOrNull('disagreement_at'),
   credentialsIssuedAt: textOrNull('mqtt_issued_at'),
+  noticeAck: (r) =>
+    r.notice_ack_at === null || r.notice_ack_at === undefined
+      ? null
+      : {
+          version: intOrNull('notice_version')(r),
+          hash: textOrNull('notice_hash')(r),
+          shownAt: textOrNull('notice_shown_at')(r),
+          acknowledgedAt: text('notice_ack_at')(r),
+          via: textOrNull('notice_ack_via')(r),
+          userId: intOrNull('notice_user_id')(r),
+        },
   createdAt: text('created_at'),
 });
 
@@ -34,6 +45,7 @@ const toPushContext = rowMapper<PushContext>({
   language: textOrNull('language'),
   callback: textOrNull('callback'),
   locationId: intOrNull('location_id'),
+  ownAddress: json('own_address', null),
   recommendations: bool('recommendations'),
   issuedVersion: int('addr_version'),
   contentHash: textOrNull('addr_content_hash'),
@@ -118,7 +130,7 @@ export class DeviceStore {
     const rows = this.s
       .q(
         `SELECT d.device_id, d.user_id, d.addr_version, d.addr_content_hash, d.applied_version, d.loc_version, d.loc_content_hash,
-              u.display_name, u.callback, u.language, u.location_id, u.recommendations
+              u.display_name, u.callback, u.language, u.location_id, u.own_address, u.recommendations
        FROM json_each(?) j JOIN devices d ON d.device_id = j.value LEFT JOIN users u ON u.id = d.user_id`,
       )
       .all(JSON.stringify(deviceIds)) as Row[];
@@ -213,6 +225,24 @@ export class DeviceStore {
       .q('UPDATE devices SET disagreement = ?, disagreement_at = ?, disagreement_boot = ?, disagreement_mono = ? WHERE device_id = ?')
       .run(disagreement === null ? null : JSON.stringify(disagreement), eventTs, order?.boot ?? null, order?.mono ?? null, deviceId);
     return true;
+  }
+
+  /**
+   * The phone acknowledged the notice for an address. An acknowledgement for an older address
+   * than the one recorded (a late redelivery) changes nothing; returns whether it was applied.
+   */
+  setNoticeAck(deviceId: string, ack: NoticeAck): boolean {
+    this.ensureDevice(deviceId);
+    return (
+      this.s
+        .q(
+          `UPDATE devices SET notice_version = @version, notice_hash = @hash, notice_shown_at = @shownAt, notice_ack_at = @acknowledgedAt,
+             notice_ack_via = @via, notice_user_id = @userId
+           WHERE device_id = @deviceId AND (notice_ack_at IS NULL OR coalesce(notice_version, 0) < coalesce(@version, 0)
+             OR (coalesce(notice_version, 0) = coalesce(@version, 0) AND notice_ack_at <= @acknowledgedAt))`,
+        )
+        .run({ ...ack, deviceId }).changes > 0
+    );
   }
 
   setDeviceCredential(deviceId: string, mosquittoHash: string): void {

@@ -23,6 +23,7 @@ const toCsvUpload = rowMapper<CsvUpload>({
   createdAt: text('created_at'),
   rows: int('rows'),
   changes: json('changes', []),
+  errorCount: int('error_count'),
   jobId: intOrNull('job_id'),
 });
 
@@ -73,10 +74,10 @@ export class JobStore {
 
   // ---- CSV uploads ----
 
-  saveCsvUpload(id: string, actor: string, rows: number, changes: unknown): void {
+  saveCsvUpload(id: string, actor: string, rows: number, changes: unknown, errorCount = 0): void {
     this.s
-      .q('INSERT INTO csv_uploads (id, created_at, actor, rows, changes) VALUES (?, ?, ?, ?, ?)')
-      .run(id, this.s.iso(), actor, rows, JSON.stringify(changes));
+      .q('INSERT INTO csv_uploads (id, created_at, actor, rows, changes, error_count) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(id, this.s.iso(), actor, rows, JSON.stringify(changes), errorCount);
   }
 
   csvUpload(id: string): CsvUpload | null {

@@ -286,4 +286,28 @@ export const SERVER_MIGRATIONS: readonly Migration[] = [
         CHECK (test_notification_policy IN ('app-only', 'app-then-email-sms', 'all'));
     `,
   },
+  {
+    version: 8,
+    name: "company defaults, a user's own address, the emergency-services notice per phone, the CSV apply choice",
+    sql: `
+      -- Company defaults (JSON), each used wherever a user or location has none of its own:
+      -- {address, building, floor, room, timeZone}; {number, displayName, language}; ["email", ...].
+      ALTER TABLE account ADD COLUMN default_address TEXT;
+      ALTER TABLE account ADD COLUMN default_callback TEXT;
+      ALTER TABLE account ADD COLUMN emergency_contacts TEXT NOT NULL DEFAULT '[]';
+      -- A user's own address (works from home), instead of a location: same JSON shape as default_address.
+      ALTER TABLE users ADD COLUMN own_address TEXT;
+      -- The phone's last acknowledgement of the emergency-services notice (its notice-acknowledged
+      -- event): the address version and document hash it was for, when shown and acknowledged, how,
+      -- and the phone's user then. "Shown" for a newer address is the applied address itself.
+      ALTER TABLE devices ADD COLUMN notice_version INTEGER;
+      ALTER TABLE devices ADD COLUMN notice_hash TEXT;
+      ALTER TABLE devices ADD COLUMN notice_shown_at TEXT;
+      ALTER TABLE devices ADD COLUMN notice_ack_at TEXT;
+      ALTER TABLE devices ADD COLUMN notice_ack_via TEXT;
+      ALTER TABLE devices ADD COLUMN notice_user_id INTEGER;
+      -- Rows with errors in a checked upload: applying "nothing while any row is wrong" needs it.
+      ALTER TABLE csv_uploads ADD COLUMN error_count INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];

@@ -4,7 +4,7 @@
 // through the mappers of rows.ts. Synchronous (better-sqlite3); callers group writes
 // with transaction().
 import type { PhoneClock } from '../../protocol/messages.js';
-import type { LocationInput, UserInput } from '../validation.js';
+import type { LocationInput, UserRecordInput } from '../validation.js';
 import { AccountStore, type AccountUpdate } from './account.js';
 import { AuditStore } from './audit.js';
 import { DeviceStore } from './devices.js';
@@ -29,6 +29,7 @@ import type {
   NotificationChannel,
   NotificationSettings,
   NotificationStatus,
+  NoticeAck,
   PushContext,
   StoredEvent,
   User,
@@ -143,10 +144,10 @@ export class Repo {
   existingUserIds(ids: readonly number[]): Set<number> {
     return this.a.users.existingUserIds(ids);
   }
-  insertUser(u: UserInput): number {
+  insertUser(u: UserRecordInput): number {
     return this.a.users.insertUser(u);
   }
-  updateUser(id: number, u: UserInput): void {
+  updateUser(id: number, u: UserRecordInput): void {
     this.a.users.updateUser(id, u);
   }
   setUserLocation(id: number, locationId: number): void {
@@ -236,6 +237,9 @@ export class Repo {
   }
   setDeviceDisagreement(deviceId: string, disagreement: unknown, eventTs: string, order: PhoneClock | null = null): boolean {
     return this.a.devices.setDeviceDisagreement(deviceId, disagreement, eventTs, order);
+  }
+  setNoticeAck(deviceId: string, ack: NoticeAck): boolean {
+    return this.a.devices.setNoticeAck(deviceId, ack);
   }
   setDeviceCredential(deviceId: string, mosquittoHash: string): void {
     this.a.devices.setDeviceCredential(deviceId, mosquittoHash);
@@ -328,8 +332,8 @@ export class Repo {
   }
 
   // CSV uploads
-  saveCsvUpload(id: string, actor: string, rows: number, changes: unknown): void {
-    this.a.jobs.saveCsvUpload(id, actor, rows, changes);
+  saveCsvUpload(id: string, actor: string, rows: number, changes: unknown, errorCount = 0): void {
+    this.a.jobs.saveCsvUpload(id, actor, rows, changes, errorCount);
   }
   csvUpload(id: string): CsvUpload | null {
     return this.a.jobs.csvUpload(id);

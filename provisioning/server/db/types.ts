@@ -2,7 +2,15 @@
 // parsed JSON, booleans): what the aggregate modules return and Repo re-exports.
 import type { PostalAddress } from '../../protocol/locations.js';
 import type { CivicAddress, LocationPolicy } from '../../protocol/address.js';
-import type { CallSettings, NotificationPolicy, SmsSettings, SmtpSettings, WebhookSettings } from '../validation.js';
+import type {
+  CallSettings,
+  CompanyCallback,
+  NotificationPolicy,
+  PlaceAddress,
+  SmsSettings,
+  SmtpSettings,
+  WebhookSettings,
+} from '../validation.js';
 
 export interface Account {
   name: string;
@@ -15,6 +23,11 @@ export interface Account {
   testNotificationPolicy: NotificationPolicy | null;
   locationPolicy: LocationPolicy;
   elinCallback: boolean;
+  /** Company defaults: each applies wherever a user or location has none of its own. */
+  defaultAddress: PlaceAddress | null;
+  defaultCallback: CompanyCallback | null;
+  /** Up to 10 emails told of a call when the user, or the location, has no list of its own. */
+  emergencyContacts: string[];
   updatedAt: string;
 }
 
@@ -60,6 +73,8 @@ export interface User {
   extension: string | null;
   locationId: number | null;
   callback: string | null;
+  /** The user's own address (works from home), instead of a location; null when none. */
+  ownAddress: PlaceAddress | null;
   language: string;
   /** The person's mobile (E.164): texted their location's alerts when the policy includes SMS. */
   mobile: string | null;
@@ -91,7 +106,21 @@ export interface Device {
   disagreement: unknown;
   disagreementAt: string | null;
   credentialsIssuedAt: string | null;
+  /** The last acknowledgement of the emergency-services notice the phone reported, or null. */
+  noticeAck: NoticeAck | null;
   createdAt: string;
+}
+
+/** A phone's notice-acknowledged event, as recorded. */
+export interface NoticeAck {
+  /** The address version and document hash the notice showed (null: the "no address" notice). */
+  version: number | null;
+  hash: string | null;
+  shownAt: string | null;
+  acknowledgedAt: string;
+  via: string | null;
+  /** The phone's user when the acknowledgement arrived. */
+  userId: number | null;
 }
 
 export interface PushContext {
@@ -102,6 +131,7 @@ export interface PushContext {
   /** The user's language tag (null: no user). */
   language: string | null;
   locationId: number | null;
+  ownAddress: PlaceAddress | null;
   recommendations: boolean;
   issuedVersion: number;
   contentHash: string | null;
@@ -197,5 +227,7 @@ export interface CsvUpload {
   createdAt: string;
   rows: number;
   changes: unknown;
+  /** Rows with errors when it was checked. */
+  errorCount: number;
   jobId: number | null;
 }

@@ -1,6 +1,6 @@
 // Users: who sits at a phone (name, extension, callback, location, emails); the
 // devices assigned to them are read with them.
-import type { UserInput } from '../validation.js';
+import type { UserRecordInput } from '../validation.js';
 import type { ServerDb } from './open.js';
 import { bool, int, intOrNull, json, parseJson, rowMapper, sortedList, text, textOrNull, type Row } from './rows.js';
 import type { CsvUserRow, User } from './types.js';
@@ -14,6 +14,7 @@ export const toUser = rowMapper<User>({
   extension: textOrNull('extension'),
   locationId: intOrNull('location_id'),
   callback: textOrNull('callback'),
+  ownAddress: json('own_address', null),
   language: text('language'),
   mobile: textOrNull('mobile'),
   recommendations: bool('recommendations'),
@@ -76,14 +77,15 @@ export class UserStore {
     return new Set(ids.filter((id) => stmt.get(id) !== undefined));
   }
 
-  private params(u: UserInput) {
+  private params(u: UserRecordInput) {
     return {
       username: u.username,
       display_name: u.displayName,
       extension: u.extension ?? null,
       location_id: u.locationId,
       callback: u.callback,
-      language: u.language,
+      own_address: u.ownAddress ? JSON.stringify(u.ownAddress) : null,
+      language: u.language ?? 'en',
       mobile: u.mobile ?? null,
       recommendations: u.recommendations ? 1 : 0,
       emails: JSON.stringify(u.emails),
@@ -91,28 +93,32 @@ export class UserStore {
     };
   }
 
-  insertUser(u: UserInput): number {
+  insertUser(u: UserRecordInput): number {
     const r = this.s
       .q(
-        `INSERT INTO users (username, display_name, extension, location_id, callback, language, mobile, recommendations, emails, created_at, updated_at)
-         VALUES (@username, @display_name, @extension, @location_id, @callback, @language, @mobile, @recommendations, @emails, @now, @now)`,
+        `INSERT INTO users (username, display_name, extension, location_id, callback, own_address, language, mobile, recommendations, emails,
+           created_at, updated_at)
+         VALUES (@username, @display_name, @extension, @location_id, @callback, @own_address, @language, @mobile, @recommendations, @emails,
+           @now, @now)`,
       )
       .run(this.params(u));
     return Number(r.lastInsertRowid);
   }
 
-  updateUser(id: number, u: UserInput): void {
+  updateUser(id: number, u: UserRecordInput): void {
     this.s
       .q(
         `UPDATE users SET username = @username, display_name = @display_name, extension = @extension, location_id = @location_id,
-           callback = @callback, language = @language, mobile = @mobile, recommendations = @recommendations, emails = @emails, updated_at = @now
+           callback = @callback, own_address = @own_address, language = @language, mobile = @mobile, recommendations = @recommendations,
+           emails = @emails, updated_at = @now
          WHERE id = @id`,
       )
       .run({ ...this.params(u), id });
   }
 
+  /** A location picked on the phone: it replaces the user's own address, if any (a user has one or the other). */
   setUserLocation(id: number, locationId: number): void {
-    this.s.q('UPDATE users SET location_id = ?, updated_at = ? WHERE id = ?').run(locationId, this.s.iso(), id);
+    this.s.q('UPDATE users SET location_id = ?, own_address = NULL, updated_at = ? WHERE id = ?').run(locationId, this.s.iso(), id);
   }
 
   /** Replaces a user's email list; false when the list was already that (no write). */

@@ -7,6 +7,7 @@ import { callSiteOf } from '../../protocol/call-site.js';
 import type { Location, StoredEvent, User } from '../db/repo.js';
 import { catalogue, languageName, noticeLanguage, type Catalogue, type NoticeLanguage, type RowKey } from './i18n.js';
 import type { SiteZone } from './zone.js';
+import type { NoticeFallbacks } from '../defaults.js';
 
 export interface NoticeContext {
   event: StoredEvent;
@@ -18,6 +19,8 @@ export interface NoticeContext {
   accountName?: string | null;
   /** The floor or zone of the phone's address at call time (zone.ts zoneLookup), compared with the address sent. */
   zoneOf?: (ip: string, sent: CivicAddress | null) => SiteZone;
+  /** The user's own or the company's place and callback, for what the user and location leave out. */
+  fallbacks?: NoticeFallbacks;
 }
 
 export interface EmergencyFacts {
@@ -167,8 +170,9 @@ export function emergencyFacts(ctx: NoticeContext): EmergencyFacts {
   }
   const reportedMissing = typeof d.addressMissing === 'boolean' ? d.addressMissing : null;
   const timeUtc = first(time?.utc, d.timeUtc, d.time, event.ts) ?? event.receivedAt;
-  const timeZone = location?.timeZone ?? first(time?.timeZone) ?? 'UTC';
-  const callback = first(d.callback, d.callbackNumber, user?.callback);
+  const fb = ctx.fallbacks;
+  const timeZone = location?.timeZone ?? fb?.timeZone ?? first(time?.timeZone) ?? 'UTC';
+  const callback = first(d.callback, d.callbackNumber, user?.callback, fb?.callback);
   const own = user?.callback ?? null;
   const sentLanguage = first(d.language);
   const facts: EmergencyFacts = {
@@ -192,7 +196,7 @@ export function emergencyFacts(ctx: NoticeContext): EmergencyFacts {
     zone: null,
     deviceMac: first(device?.mac, d.deviceMac, d.mac),
     locationCode: first(d.locationCode, loc?.locationCode, location?.code),
-    locationName: location?.name ?? null,
+    locationName: location?.name ?? fb?.placeName ?? null,
     addressLines: civic ? formatAddressLines(civic) : [],
     addressSource,
     addressMissing: reportedMissing ?? addressSource !== 'sent',

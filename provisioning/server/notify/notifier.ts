@@ -15,6 +15,7 @@ import { buildNotice, type Notice } from './message.js';
 import { CallUnacknowledgedError, type CallAcknowledgement, type CallChannel } from './call.js';
 import { spokenMessage } from './spoken.js';
 import { zoneLookup } from './zone.js';
+import { noticeFallbacks, notificationEmails } from '../defaults.js';
 import type { SignedAddress } from '../../protocol/messages.js';
 
 export interface RetryPolicy {
@@ -185,10 +186,8 @@ export class Notifier {
     const { repo } = this.deps;
     const user = event.userId !== null ? repo.user(event.userId) : null;
     const location = event.locationId !== null ? repo.location(event.locationId) : null;
-    const emails = new Map<string, string>();
-    for (const e of [...(user?.emails ?? []), ...(location?.adminEmails ?? [])]) emails.set(e.toLowerCase(), e);
     let added = 0;
-    for (const e of emails.values()) if (repo.addNotification(event.id, 'email', e)) added++;
+    for (const e of notificationEmails(user, location, repo.account())) if (repo.addNotification(event.id, 'email', e)) added++;
     // The location's own numbers, and the mobile of each person there: their location's alerts.
     const people = location ? repo.users({ locationId: location.id }).flatMap((u) => (u.mobile ? [u.mobile] : [])) : [];
     for (const n of new Set([...(location?.smsNumbers ?? []), ...people])) if (repo.addNotification(event.id, 'sms', n)) added++;
@@ -251,7 +250,15 @@ export class Notifier {
     const location = event.locationId !== null ? repo.location(event.locationId) : null;
     const issued = repo.issuedAddress(event.deviceId)?.signed;
     const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
-    const notice = buildNotice({ event, user, location, provisionedCivic, accountName: repo.account().name, zoneOf: zoneLookup(repo) });
+    const notice = buildNotice({
+      event,
+      user,
+      location,
+      provisionedCivic,
+      accountName: repo.account().name,
+      fallbacks: noticeFallbacks(repo.account(), user, location),
+      zoneOf: zoneLookup(repo),
+    });
     this.notices.set(eventId, notice);
     if (this.notices.size > 1000) this.notices.delete(this.notices.keys().next().value!);
     return notice;

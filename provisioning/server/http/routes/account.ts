@@ -17,7 +17,8 @@ export const accountRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { servi
     {
       schema: {
         ...tag('account'),
-        summary: 'Change the account name, contact, recommendation override or notification policy',
+        summary:
+          'Change the account name, contact, recommendation override, notification policy, or the company defaults (address, callback number, emergency contacts: each used wherever a user or location has none of its own; null removes one)',
         body: accountPatchSchema,
         response: OK,
       },

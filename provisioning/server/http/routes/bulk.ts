@@ -5,7 +5,7 @@ import type { ApiDeps } from '../deps.js';
 import { csvReportSchema, E, errorSchema, idParam, jobSchema, tag } from '../schemas.js';
 import { BODY_LIMITS } from '../deps.js';
 import { ValidationError } from '../../errors.js';
-import type { CsvReport } from '../../bulk.js';
+import { CSV_APPLY_MODES, type CsvReport } from '../../bulk.js';
 import { bulkEmailsSchema } from '../../validation.js';
 
 export const bulkRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { bulk, records }) => {
@@ -69,11 +69,16 @@ export const bulkRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { bulk, re
     {
       schema: {
         ...tag('bulk'),
-        summary: 'Apply a validated upload (its valid rows) as a background job',
+        summary:
+          'Apply a validated upload as a background job: mode valid-rows (the default) applies the valid rows and skips the others; all-or-nothing applies nothing while any row is wrong (409 saying so). The job result says which was done.',
         params: z.object({ id: z.string() }),
+        body: z
+          .object({ mode: z.enum(CSV_APPLY_MODES).optional() })
+          .strict()
+          .nullish(),
         response: { 202: jobSchema, ...E },
       },
     },
-    async (req, reply) => reply.code(202).send(bulk.queueCsvApply(req.actor, req.params.id)),
+    async (req, reply) => reply.code(202).send(bulk.queueCsvApply(req.actor, req.params.id, req.body?.mode)),
   );
 };

@@ -7,8 +7,16 @@ import { deviceParam, E, OK, noContent, tag } from '../schemas.js';
 export const phoneRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { service }) => {
   app.get(
     '/api/phones',
-    { schema: { ...tag('phones'), summary: 'Every phone: online, issued and applied address versions, last location report, mismatch' } },
-    async () => service.phones(),
+    {
+      schema: {
+        ...tag('phones'),
+        summary:
+          'Every phone: online, issued and applied address versions, last location report, mismatch, the emergency-services notice (notice=unacknowledged: only phones whose notice for the address they hold is not acknowledged)',
+        querystring: z.object({ notice: z.enum(['unacknowledged']).optional() }),
+        response: OK,
+      },
+    },
+    async (req) => service.phones({ notice: req.query.notice }),
   );
   app.get('/api/phones/:deviceId', { schema: { ...tag('phones'), params: deviceParam, response: OK } }, async (req) =>
     service.phone(req.params.deviceId),

@@ -1,14 +1,18 @@
 // The account: its name and contact, turning E911 on (only once everything
-// phones and notices need is there), and the recommendation override.
+// phones and notices need is there), the company defaults (address, callback
+// number, emergency contacts: each used wherever a user or location has none of
+// its own), and the recommendation override.
 import { useEffect, useState } from 'preact/hooks';
 import type { RouteProps } from '../route.js';
 import { issuesByField } from '../api.js';
 import type { AccountView } from '../types.js';
-import { Checkbox, ErrorBox, Field, Page, Saved, useApp, useLoad, when } from '../ui.js';
+import { Checkbox, EmailList, ErrorBox, Field, Page, Saved, Select, listErrors, useApp, useLoad, when } from '../ui.js';
+import { PlaceFields, emptyPlace, placeBody, placeForm, type PlaceForm } from '../place-address.js';
 
 /** Where each missing item is fixed. */
 function fixLink(item: string): { href: string; label: string } | null {
   if (/^the account/.test(item)) return null;
+  if (/company/.test(item)) return { href: '#/account', label: 'Company defaults below' };
   if (/callback number|location for users/.test(item)) return { href: '#/users', label: 'Users' };
   if (/location/.test(item)) return { href: '#/locations/new', label: 'Add a location' };
   if (/SMTP|SMS|webhook/.test(item)) return { href: '#/notifications', label: 'Notifications' };
@@ -27,6 +31,8 @@ export function AccountPage(_: RouteProps) {
   const [busy, setBusy] = useState(false);
   // Shown at once when clicked; put back if the server refuses.
   const [rec, setRec] = useState<boolean | null>(null);
+  const [defaults, setDefaults] = useState<Defaults>(noDefaults);
+  const [defaultsError, setDefaultsError] = useState<unknown>(null);
   const a = account.data;
 
   useEffect(() => {
@@ -34,6 +40,7 @@ export function AccountPage(_: RouteProps) {
     setName(a.name);
     setContact(a.contactEmail);
     setRec(a.recommendations);
+    setDefaults(defaultsOf(a));
   }, [a?.updatedAt]);
   // Another administrator's change, or a location or user completing what was missing.
   useEffect(() => live.on('change', () => account.reload()), [live]);
@@ -53,6 +60,7 @@ export function AccountPage(_: RouteProps) {
     }
   };
   const fieldErrors = issuesByField((detailsError as { issues?: { field: string; reason: string }[] } | null)?.issues ?? []);
+  const defaultErrors = issuesByField((defaultsError as { issues?: { field: string; reason: string }[] } | null)?.issues ?? []);
 
   return (
     <Page title="Account">
@@ -175,6 +183,78 @@ export function AccountPage(_: RouteProps) {
             </button>
           </form>
 
+          <form
+            aria-labelledby="defaults-heading"
+            noValidate
+            onSubmit={(e) => {
+              e.preventDefault();
+              void act(() => api.patch('/api/account', defaultsBody(defaults)), 'Company defaults saved.', setDefaultsError);
+            }}
+          >
+            <h2 id="defaults-heading">Company defaults</h2>
+            <p>
+              Each applies wherever a user or location has none of its own: on the phones (the address and callback they send with a 911
+              call) and in the notices. E911 can be enabled once every user with a phone has an address and a callback number, their own or
+              these.
+            </p>
+            <Checkbox
+              label="A company default address"
+              checked={defaults.hasAddress}
+              onChange={(on) => setDefaults((d) => ({ ...d, hasAddress: on }))}
+              hint="Sent by the phones of users with neither a location nor an own address."
+            />
+            {defaults.hasAddress ? (
+              <PlaceFields
+                legend="Company default address"
+                value={defaults.address}
+                onChange={(v) => setDefaults((d) => ({ ...d, address: v }))}
+                errors={defaultErrors}
+                prefix="defaultAddress"
+              />
+            ) : null}
+            <fieldset>
+              <legend>Company callback number</legend>
+              <p class="hint">For users without a callback number of their own: the PSAP sees this number and name, and calls it back.</p>
+              <div class="grid">
+                <Field
+                  label="Company callback number"
+                  type="tel"
+                  value={defaults.number}
+                  onInput={(v) => setDefaults((d) => ({ ...d, number: v }))}
+                  error={defaultErrors['defaultCallback.number'] ?? defaultErrors.defaultCallback}
+                  hint="E.164, such as +14085550100. Empty: no company callback."
+                />
+                <Field
+                  label="Callback display name"
+                  value={defaults.displayName}
+                  onInput={(v) => setDefaults((d) => ({ ...d, displayName: v }))}
+                  error={defaultErrors['defaultCallback.displayName']}
+                  maxLength={64}
+                  hint="Sent with the company number, such as Example Corp Security."
+                />
+                <Select
+                  label="Default language"
+                  value={defaults.language}
+                  onChange={(v) => setDefaults((d) => ({ ...d, language: v }))}
+                  options={['en', 'en-US', 'en-CA', 'es', 'es-US', 'fr', 'fr-CA'].map((l) => ({ value: l, label: l }))}
+                  error={defaultErrors['defaultCallback.language']}
+                  hint="For users created without a language of their own."
+                />
+              </div>
+            </fieldset>
+            <EmailList
+              legend="Company emergency contacts"
+              hint="Emailed about a 911 or 933 call when the user, or the location, has no notification emails of its own."
+              emails={defaults.contacts}
+              onChange={(v) => setDefaults((d) => ({ ...d, contacts: v }))}
+              errors={listErrors(defaultErrors, 'emergencyContacts')}
+            />
+            <ErrorBox error={defaultsError} />
+            <button type="submit" disabled={busy}>
+              Save company defaults
+            </button>
+          </form>
+
           <section aria-labelledby="rec-heading">
             <h2 id="rec-heading">Location recommendations</h2>
             <p>
@@ -203,4 +283,35 @@ export function AccountPage(_: RouteProps) {
       ) : null}
     </Page>
   );
+}
+
+interface Defaults {
+  hasAddress: boolean;
+  address: PlaceForm;
+  number: string;
+  displayName: string;
+  language: string;
+  contacts: string[];
+}
+
+const noDefaults: Defaults = { hasAddress: false, address: emptyPlace(), number: '', displayName: '', language: 'en', contacts: [] };
+
+function defaultsOf(a: AccountView): Defaults {
+  return {
+    hasAddress: a.defaultAddress !== null,
+    address: placeForm(a.defaultAddress),
+    number: a.defaultCallback?.number ?? '',
+    displayName: a.defaultCallback?.displayName ?? '',
+    language: a.defaultCallback?.language ?? 'en',
+    contacts: [...a.emergencyContacts],
+  };
+}
+
+function defaultsBody(d: Defaults): Record<string, unknown> {
+  const number = d.number.trim();
+  return {
+    defaultAddress: d.hasAddress ? placeBody(d.address) : null,
+    defaultCallback: number || d.displayName.trim() ? { number, displayName: d.displayName.trim(), language: d.language } : null,
+    emergencyContacts: d.contacts.map((e) => e.trim()).filter(Boolean),
+  };
 }

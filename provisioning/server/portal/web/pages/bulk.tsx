@@ -2,6 +2,10 @@
 // (right: all users, one location's users, or users picked by hand). It
 // REPLACES each user's list, so the page says how many users it touches before
 // and in the confirm step. The server runs it as a job; its progress is live.
+// "All users" says plainly that users created later do not get the list, and
+// offers to make it the company emergency contacts, which do cover them.
+// Over 400 lines: the list, the three ways of choosing users and the confirm step share
+// one form's state; the user picker alone is a component below.
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { ComponentChildren } from 'preact';
 import type { RouteProps } from '../route.js';
@@ -39,6 +43,7 @@ export function BulkPage(_: RouteProps) {
   const [filter, setFilter] = useState('');
   const [confirming, setConfirming] = useState(false);
   const [sending, setSending] = useState(false);
+  const [companyToo, setCompanyToo] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [queued, setQueued] = useState<Job | null>(null);
   const job = useJob(queued);
@@ -121,7 +126,11 @@ export function BulkPage(_: RouteProps) {
     setSending(true);
     setError(null);
     try {
-      const j = await api.post<Job>('/api/bulk/emails', { emails: filled.map(([e]) => e), target: target.target });
+      const j = await api.post<Job>('/api/bulk/emails', {
+        emails: filled.map(([e]) => e),
+        target: target.target,
+        ...(mode === 'all' && companyToo ? { alsoCompanyContacts: true } : {}),
+      });
       setConfirming(false);
       setQueued(j);
     } catch (e) {
@@ -189,7 +198,18 @@ export function BulkPage(_: RouteProps) {
               ))}
             </fieldset>
             {mode === 'all' ? (
-              <p>{everyone.data ? `Every user: ${users} now, and whoever is a user when the job runs.` : 'Loading the users…'}</p>
+              <>
+                <p>{everyone.data ? `Every user: ${users} now, and whoever is a user when the job runs.` : 'Loading the users…'}</p>
+                <p class="notice warning" id="bulk-later">
+                  Users created after the job has run do <strong>not</strong> get this list.
+                </p>
+                <Checkbox
+                  label="Also make this list the company emergency contacts"
+                  checked={companyToo}
+                  onChange={setCompanyToo}
+                  hint="Then users created later, and any user whose list is empty, are covered too: the company contacts apply to every user without notification emails of their own."
+                />
+              </>
             ) : null}
             {mode === 'location' ? (
               <>
@@ -261,7 +281,14 @@ export function BulkPage(_: RouteProps) {
           Each of the {users}' notification emails will be <strong>replaced</strong> by: {listSummary}. Addresses not in this list are
           removed from their lists.
         </p>
-        {mode === 'all' ? <p>This is every user of the account.</p> : null}
+        {mode === 'all' ? (
+          <p>
+            This is every user of the account.{' '}
+            {companyToo
+              ? 'The list also becomes the company emergency contacts, for users created later.'
+              : 'Users created later do not get it.'}
+          </p>
+        ) : null}
       </Confirm>
       {job ? (
         <section aria-labelledby="bulk-job-title" class="bulk-job">

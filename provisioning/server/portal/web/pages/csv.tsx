@@ -1,10 +1,12 @@
 // CSV round trip: download every user pre-filled, edit the Email columns in a
 // spreadsheet, upload it (drag and drop or a file picker) for a validation
-// report with nothing applied, then Update applies the valid rows as a job.
+// report with nothing applied, then Update applies it as a job: the valid rows
+// (rows with errors skipped) or, as the admin chooses, nothing while any row is
+// wrong; the outcome says which was done.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { RouteProps } from '../route.js';
 import { ApiError } from '../api.js';
-import type { CsvReport, Job } from '../types.js';
+import type { CsvApplyMode, CsvApplyResult, CsvReport, Job } from '../types.js';
 import { ErrorBox, JobProgress, Page, Table, useApp, useJob } from '../ui.js';
 import './csv.css';
 
@@ -16,6 +18,7 @@ export function CsvPage(_: RouteProps) {
   const [error, setError] = useState<unknown>(null);
   const [applyError, setApplyError] = useState<unknown>(null);
   const [queued, setQueued] = useState<Job | null>(null);
+  const [mode, setMode] = useState<CsvApplyMode>('valid-rows');
   const job = useJob(queued);
   const [over, setOver] = useState(false);
   const picker = useRef<HTMLInputElement>(null);
@@ -58,7 +61,7 @@ export function CsvPage(_: RouteProps) {
     if (!report?.uploadId) return;
     setApplyError(null);
     try {
-      setQueued(await api.post<Job>(`/api/csv/uploads/${encodeURIComponent(report.uploadId)}/apply`));
+      setQueued(await api.post<Job>(`/api/csv/uploads/${encodeURIComponent(report.uploadId)}/apply`, { mode }));
     } catch (e) {
       setApplyError(e);
     }
@@ -199,7 +202,28 @@ export function CsvPage(_: RouteProps) {
               Only the first {report.errors.length} of {report.errorCount} errors are listed.
             </p>
           ) : null}
-          <ErrorBox error={applyError} title="Not applied" />
+          <fieldset class="csv-mode">
+            <legend>When a row is wrong</legend>
+            {(
+              [
+                ['valid-rows', 'Apply the valid rows, skip the rows with errors'],
+                ['all-or-nothing', 'Apply nothing while any row is wrong'],
+              ] as const
+            ).map(([value, label]) => (
+              <div class="check" key={value}>
+                <input
+                  type="radio"
+                  id={`csv-mode-${value}`}
+                  name="csv-mode"
+                  checked={mode === value}
+                  disabled={!!queued}
+                  onChange={() => setMode(value)}
+                />
+                <label for={`csv-mode-${value}`}>{label}</label>
+              </div>
+            ))}
+          </fieldset>
+          <ErrorBox error={applyError} title="Nothing applied" />
           <div class="actions">
             <button type="button" disabled={!canApply} aria-describedby="csv-apply-hint" onClick={apply}>
               Update
@@ -219,6 +243,7 @@ export function CsvPage(_: RouteProps) {
         <section aria-labelledby="csv-job-title" class="csv-job">
           <h2 id="csv-job-title">Progress</h2>
           <JobProgress job={job} />
+          {job.status === 'done' ? <ApplyOutcome result={job.result as CsvApplyResult | null} /> : null}
           {job.status === 'done' ? (
             <p>
               <a href="/api/csv/users" download>
@@ -230,5 +255,20 @@ export function CsvPage(_: RouteProps) {
         </section>
       ) : null}
     </Page>
+  );
+}
+
+/** What the apply did, in words: the valid rows (how many skipped), every row, or nothing. */
+function ApplyOutcome({ result: r }: { result: CsvApplyResult | null }) {
+  if (!r?.applied) return null;
+  const rows = (n: number) => (n === 1 ? '1 row' : `${n} rows`);
+  return (
+    <p data-testid="csv-outcome" class={r.applied === 'nothing' ? 'warn' : 'ok'}>
+      {r.applied === 'valid-rows'
+        ? `Applied the valid rows; ${rows(r.skippedRows)} with errors ${r.skippedRows === 1 ? 'was' : 'were'} skipped.`
+        : r.applied === 'all-rows'
+          ? 'Applied every row: no row had an error.'
+          : `Nothing was applied: ${r.reason ?? 'a row was wrong'}.`}
+    </p>
   );
 }

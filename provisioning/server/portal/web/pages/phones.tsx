@@ -1,11 +1,13 @@
 // Phones: each phone's connection, whether it applied the address it was
 // issued, what it last reported about where it is, and any location mismatch;
 // kept current by the server's 'phone' events. Actions: push again, new MQTT
-// credentials (the password is shown once).
+// credentials (the password is shown once). The emergency-services notice per
+// phone (shown or acknowledged, when, for which address version), with a filter
+// for the phones whose user has not acknowledged it.
 import { useEffect, useState } from 'preact/hooks';
 import type { RouteProps } from '../route.js';
-import type { Location, PhoneView } from '../types.js';
-import { ErrorBox, Page, Saved, Table, useApp, useLoad, when } from '../ui.js';
+import type { Location, NoticeStatus, PhoneView } from '../types.js';
+import { Checkbox, ErrorBox, Page, Saved, Table, useApp, useLoad, when } from '../ui.js';
 import './status.css';
 
 type Obj = Record<string, unknown>;
@@ -83,9 +85,40 @@ export function disagreementLines(
   };
 }
 
+/** The notice on one phone: acknowledged (when, which address version) or only shown. */
+export function NoticeCell({ notice: n }: { notice: NoticeStatus }) {
+  const v = n.addressVersion === null ? 'no address' : `address v${n.addressVersion}`;
+  if (n.state === 'acknowledged')
+    return (
+      <span class="ok" data-notice="acknowledged">
+        Acknowledged, {v}
+        <small class="muted block">
+          {when(n.acknowledgedAt)}
+          {n.via === 'cli' ? ' (by a technician)' : ''}
+        </small>
+      </span>
+    );
+  if (n.state === 'shown')
+    return (
+      <span class="warn" data-notice="shown">
+        Shown, not acknowledged, {v}
+        <small class="muted block">
+          since {when(n.shownAt)}
+          {n.previousAcknowledgedVersion !== null ? `; acknowledged v${n.previousAcknowledgedVersion} before` : ''}
+        </small>
+      </span>
+    );
+  return (
+    <span class="muted" data-notice="none">
+      No address on the phone yet
+    </span>
+  );
+}
+
 export function PhonesPage(_: RouteProps) {
   const { api, live } = useApp();
-  const phones = useLoad(() => api.get<PhoneView[]>('/api/phones'));
+  const [unacked, setUnacked] = useState(false);
+  const phones = useLoad(() => api.get<PhoneView[]>(`/api/phones${unacked ? '?notice=unacknowledged' : ''}`), [unacked]);
   const locations = useLoad(() => api.get<Location[]>('/api/locations'));
   const [creds, setCreds] = useState<{ username: string; password: string } | null>(null);
   const [message, setMessage] = useState<string | null>(null);
@@ -143,8 +176,15 @@ export function PhonesPage(_: RouteProps) {
       <p>
         {list.length} phones: {online} online, {list.length - online} offline, {list.filter((p) => p.issuedVersion > 0 && !p.inSync).length}{' '}
         waiting for their address, {list.filter((p) => p.mismatch).length} with a location mismatch,{' '}
-        {list.filter((p) => p.disagreement).length} whose network says another address.
+        {list.filter((p) => p.disagreement).length} whose network says another address
+        {unacked ? '' : `, ${list.filter((p) => p.notice.state !== 'acknowledged').length} whose notice is not acknowledged`}.
       </p>
+      <Checkbox
+        label="Only phones whose emergency-services notice is not acknowledged"
+        checked={unacked}
+        onChange={setUnacked}
+        hint="The phone shows the notice for each new address until its user presses OK."
+      />
       {phones.data && list.length === 0 ? <p class="muted">No phones yet: assign device ids to users on the Users page.</p> : null}
       {list.length ? (
         <Table
@@ -159,6 +199,7 @@ export function PhonesPage(_: RouteProps) {
             'Last location report',
             'Location mismatch',
             'Address disagreement',
+            'Emergency notice',
             'Actions',
           ]}
         >
@@ -231,6 +272,9 @@ function PhoneRow({
       </td>
       <td data-testid="disagreement">
         <Disagreement d={p.disagreement} at={p.disagreementAt} />
+      </td>
+      <td data-testid="notice">
+        <NoticeCell notice={p.notice} />
       </td>
       <td>
         <div class="actions">

@@ -1,11 +1,15 @@
 // Users: the list (by location, by text), and each user's page with its E911
-// tab (location, callback number, display name, preferred language, up to 10
-// notification emails) and its General tab (user name, extension, phones, the
-// user's own recommendation setting).
+// tab (location or own address, callback number, display name, preferred language,
+// up to 10 notification emails, the notice on their phones) and its General tab
+// (user name, extension, phones, the user's own recommendation setting).
+// Over 400 lines: the list and the two-tab user form (with the own address and the notice on the
+// user's phones) share their form state and helpers; split, each half would import the other.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { RouteProps } from '../route.js';
 import { ApiError, issuesByField } from '../api.js';
-import type { Location, User } from '../types.js';
+import type { AccountView, Location, PhoneView, User } from '../types.js';
+import { PlaceFields, emptyPlace, placeBody, placeForm, type PlaceForm } from '../place-address.js';
+import { NoticeCell } from './phones.js';
 import {
   Checkbox,
   ConfirmDelete,
@@ -104,7 +108,15 @@ function UserList() {
               </td>
               <td>{u.displayName}</td>
               <td>{u.extension ?? '—'}</td>
-              <td>{u.locationId !== null ? (codeOf.get(u.locationId) ?? u.locationId) : <span class="warn">none</span>}</td>
+              <td>
+                {u.locationId !== null ? (
+                  (codeOf.get(u.locationId) ?? u.locationId)
+                ) : u.ownAddress ? (
+                  'own address'
+                ) : (
+                  <span class="warn">none</span>
+                )}
+              </td>
               <td>{u.callback ?? <span class={u.deviceIds.length ? 'warn' : 'muted'}>none</span>}</td>
               <td>{u.emails.length}</td>
               <td>{u.deviceIds.join(', ') || '—'}</td>
@@ -120,7 +132,9 @@ interface Form {
   username: string;
   displayName: string;
   extension: string;
+  /** A location id, 'own' (the user's own address), or '' (none: the company default address). */
   locationId: string;
+  own: PlaceForm;
   callback: string;
   language: string;
   mobile: string;
@@ -134,8 +148,9 @@ const EMPTY: Form = {
   displayName: '',
   extension: '',
   locationId: '',
+  own: emptyPlace(),
   callback: '',
-  language: 'en',
+  language: '',
   mobile: '',
   recommendations: false,
   emails: [],
@@ -146,7 +161,8 @@ const fromUser = (u: User): Form => ({
   username: u.username,
   displayName: u.displayName,
   extension: u.extension ?? '',
-  locationId: u.locationId === null ? '' : String(u.locationId),
+  locationId: u.locationId !== null ? String(u.locationId) : u.ownAddress ? 'own' : '',
+  own: placeForm(u.ownAddress),
   callback: u.callback ?? '',
   language: u.language,
   mobile: u.mobile ?? '',
@@ -159,9 +175,11 @@ const toBody = (f: Form) => ({
   username: f.username.trim(),
   displayName: f.displayName.trim(),
   extension: f.extension.trim() || null,
-  locationId: f.locationId ? Number(f.locationId) : null,
+  locationId: f.locationId && f.locationId !== 'own' ? Number(f.locationId) : null,
+  ownAddress: f.locationId === 'own' ? placeBody(f.own) : null,
   callback: f.callback.trim() || null,
-  language: f.language,
+  // Left out on a new user who picked none: the server takes the company's language.
+  ...(f.language ? { language: f.language } : {}),
   mobile: f.mobile.trim() || null,
   recommendations: f.recommendations,
   emails: f.emails.map((e) => e.trim()).filter(Boolean),
@@ -173,12 +191,14 @@ const TABS = [
   { id: 'general', label: 'General' },
 ] as const;
 type Tab = (typeof TABS)[number]['id'];
-const E911_FIELDS = ['locationId', 'callback', 'displayName', 'language', 'mobile', 'emails'];
+const E911_FIELDS = ['locationId', 'ownAddress', 'callback', 'displayName', 'language', 'mobile', 'emails'];
 
 function UserForm({ id }: { id?: number }) {
   const { api, navigate } = useApp();
   const editing = id !== undefined;
   const locations = useLoad(() => api.get<Location[]>('/api/locations'));
+  const account = useLoad(() => api.get<AccountView>('/api/account'));
+  const phones = useLoad(() => (editing ? api.get<PhoneView[]>('/api/phones') : Promise.resolve([])), [id]);
   const [form, setForm] = useState<Form>(EMPTY);
   const [loaded, setLoaded] = useState<User | null>(null);
   const [loadError, setLoadError] = useState<unknown>(null);
@@ -252,13 +272,16 @@ function UserForm({ id }: { id?: number }) {
     tabRefs.current[TABS[next]!.id]?.focus();
   };
 
+  const a = account.data;
   const locationOptions = [
-    { value: '', label: 'No location' },
+    { value: '', label: a?.defaultAddress ? 'No location: the company default address' : 'No location' },
+    { value: 'own', label: 'Own address (works from home)' },
     ...(locations.data ?? []).map((l) => ({ value: String(l.id), label: `${l.code}: ${l.name}` })),
   ];
+  const myPhones = (phones.data ?? []).filter((p) => p.userId === id);
   return (
     <Page title={editing ? `User ${loaded?.username ?? ''}` : 'New user'} actions={<a href="#/users">All users</a>}>
-      <ErrorBox error={loadError ?? locations.error} title="Could not load" />
+      <ErrorBox error={loadError ?? locations.error ?? account.error} title="Could not load" />
       <Saved message={saved} />
       <form onSubmit={save} noValidate>
         <div role="tablist" aria-label="User settings" class="tabs" onKeyDown={onTabKey}>
@@ -296,8 +319,8 @@ function UserForm({ id }: { id?: number }) {
               value={form.locationId}
               onChange={(v) => set('locationId', v)}
               options={locationOptions}
-              error={byField.locationId}
-              hint="The dispatchable address the user's phones send."
+              error={byField.locationId ?? byField.ownAddress}
+              hint="The dispatchable address the user's phones send: a location's, the user's own (checked by the same rules), or, with none, the company default."
             />
             <Field
               label="Callback number"
@@ -305,7 +328,7 @@ function UserForm({ id }: { id?: number }) {
               value={form.callback}
               onInput={(v) => set('callback', v)}
               error={byField.callback}
-              hint="E.164, such as +14085550100: where the PSAP calls back."
+              hint={`E.164, such as +14085550100: where the PSAP calls back.${a?.defaultCallback ? ` Empty: the company's ${a.defaultCallback.number} (${a.defaultCallback.displayName}).` : ''}`}
             />
             <Field
               label="Display name"
@@ -320,11 +343,12 @@ function UserForm({ id }: { id?: number }) {
               label="Preferred language"
               value={form.language}
               onChange={(v) => set('language', v)}
-              options={
-                LANGUAGES.some((l) => l.value === form.language)
+              options={[
+                ...(editing ? [] : [{ value: '', label: `Company default (${a?.defaultCallback?.language ?? 'en'})` }]),
+                ...(LANGUAGES.some((l) => l.value === form.language) || !form.language
                   ? LANGUAGES
-                  : [...LANGUAGES, { value: form.language, label: form.language }]
-              }
+                  : [...LANGUAGES, { value: form.language, label: form.language }]),
+              ]}
               error={byField.language}
               hint="Told to the PSAP with every emergency call (so it can bring in an interpreter) and named in notices."
             />
@@ -337,14 +361,36 @@ function UserForm({ id }: { id?: number }) {
               hint="E.164, optional: texted this location's 911 alerts when the notification policy includes SMS."
             />
           </div>
+          {form.locationId === 'own' ? (
+            <PlaceFields
+              legend="Own address"
+              hint="Where this user works from home: their phone sends it with every 911 call."
+              value={form.own}
+              onChange={(v) => set('own', v)}
+              errors={byField}
+              prefix="ownAddress"
+            />
+          ) : null}
           <EmailList
             legend="Notification emails"
-            hint="Emailed when this user calls 911 or 933, besides the location's admins."
+            hint={`Emailed when this user calls 911 or 933, besides the location's admins.${a?.emergencyContacts.length ? ` Empty: the company's ${a.emergencyContacts.length} emergency contacts.` : ''}`}
             emails={form.emails}
             onChange={(v) => set('emails', v)}
             errors={listErrors(byField, 'emails')}
           />
           {byField.emails ? <p class="error">{byField.emails}</p> : null}
+          {myPhones.length ? (
+            <Table class="user-notice" showCaption caption="Emergency-services notice on this user's phones" headers={['Phone', 'Notice']}>
+              {myPhones.map((p) => (
+                <tr key={p.deviceId}>
+                  <td>{p.deviceId}</td>
+                  <td>
+                    <NoticeCell notice={p.notice} />
+                  </td>
+                </tr>
+              ))}
+            </Table>
+          ) : null}
         </div>
         {/* biome-ignore lint/a11y/noNoninteractiveTabindex: the ARIA tabs pattern makes a tab panel focusable so the keyboard reaches it from its tab */}
         <div role="tabpanel" id="panel-general" aria-labelledby="tab-general" hidden={tab !== 'general'} tabIndex={0}>
