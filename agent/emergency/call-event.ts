@@ -127,11 +127,13 @@ export function beginRowJson(
   contentId: string | null,
   at: Date,
   registered: boolean,
+  site?: CallSite,
 ): string {
   const q = JSON.stringify;
   return (
     `{"callRef":${q(callRef)},"sipCallId":null,"numberDialed":${q(dialed)},"emergencyNumber":${q(number)},"placed":null,"route":null,` +
     `${b.fixed},"location":${b.location === null ? 'null' : `${b.location},"contentId":${q(contentId)}}`},"device":${b.device},` +
+    (site ? `"site":${q(site)},` : '') +
     `"time":{"utc":${q(at.toISOString())},"local":${q(localTimeWithOffset(at))},"timeZone":${b.timeZone}},"registered":${registered},` +
     `"otherCalls":{"held":[],"ended":[]},"recorded":"before-invite"}`
   );
@@ -150,7 +152,7 @@ export interface CallEventInput {
   /** The SIP Call-ID of the first INVITE that left, when the stack still knows it. */
   sipCallId: string | null;
   device: EventDevice;
-  /** Extension, address and switch port when the call was placed (absent from the row before the INVITE). */
+  /** Extension, address and switch port when the call was placed (read just before the INVITE). */
   site?: CallSite;
   timeZone: string;
   registered: boolean;

@@ -1,8 +1,8 @@
 // Where the phone is when a call is placed: the address on its call interface and
 // the switch port there (LLDP), read from the network service's current snapshot
-// and neighbour table (memory only, no I/O), and its extension. Read right after
-// the INVITE leaves, off the call path; the server maps the address to a floor or
-// zone (provisioning/protocol/call-site.ts).
+// and neighbour table (memory only, no I/O), and its extension. Read just before
+// the INVITE leaves, so the row committed before it names the site too; the server
+// maps the address to a floor or zone (provisioning/protocol/call-site.ts).
 import type { LldpNeighbor } from '../../hal/net/lldp-json.js';
 import type { NetworkSnapshot } from '../../hal/net/types.js';
 import type { CallSite } from '../../provisioning/protocol/call-site.js';

@@ -509,11 +509,14 @@ export class EmergencyService {
       from: prepared.invite.from,
       oneLocation: prepared.oneLocation,
     };
+    // Where the phone is as the INVITE leaves (memory only: a few microseconds), in the row
+    // before it and in the completed event: a SIGKILL after the INVITE still names the switch port.
+    const site = this.site();
     // Durable before the INVITE leaves: a row in WAL, no fsync.
-    const eventId = this.beginEvent(record, match, ctx.content, prepared, now);
+    const eventId = this.beginEvent(record, match, ctx.content, prepared, now, site);
     const placed = this.tryRoutes(record, ctx, 0);
     if (!placed) {
-      this.later(() => this.notify(record, match, ctx.content, prepared, now, 'every route failed', eventId));
+      this.later(() => this.notify(record, match, ctx.content, prepared, now, 'every route failed', eventId, site));
       return { kind: match.kind, placed: false, callRef: record.callRef, dialed: match.dialed, error: 'every route failed' };
     }
     // The INVITE is out. Only now: other calls, the window, the event.
@@ -524,7 +527,7 @@ export class EmergencyService {
     );
     this.phone.applyOtherCalls(actions, record);
     if (match.kind === 'emergency') this.phone.extendSuppression(now);
-    this.later(() => this.notify(record, match, ctx.content, prepared, now, null, eventId));
+    this.later(() => this.notify(record, match, ctx.content, prepared, now, null, eventId, site));
     const attempt = record.attempts[record.attempts.length - 1]!;
     return {
       kind: match.kind,
@@ -717,6 +720,7 @@ export class EmergencyService {
     content: InviteContent,
     prepared: PreparedCall,
     at: Date,
+    site: CallSite,
   ): string | null {
     const journal = this.deps.journal;
     if (!journal) return null;
@@ -725,7 +729,16 @@ export class EmergencyService {
       // The row as text, from what was prepared when the address last changed (call-event.ts).
       prepared.beginRow ??= beginRowParts(prepared, this.device(), this.timeZone);
       const b = prepared.beginRow;
-      const json = beginRowJson(b, record.callRef, match.dialed, match.number, content.contentId, at, this.registration.registered);
+      const json = beginRowJson(
+        b,
+        record.callRef,
+        match.dialed,
+        match.number,
+        content.contentId,
+        at,
+        this.registration.registered,
+        site,
+      );
       return journal.beginJson ? journal.beginJson(type, json) : journal.begin(type, JSON.parse(json) as Record<string, unknown>);
     } catch (err) {
       // The journal keeps what it cannot store in memory; a throw here is a bug, and never stops the call.
@@ -742,6 +755,7 @@ export class EmergencyService {
     at: Date,
     error: string | null,
     eventId: string | null,
+    site: CallSite = this.site(),
   ): void {
     // After the INVITE: the zone is looked up again (an administrator may have changed it).
     const zone = currentTimeZone();
@@ -759,7 +773,7 @@ export class EmergencyService {
       error,
       sipCallId: this.sipCallIdOf(record),
       device: this.device(),
-      site: this.site(),
+      site,
       timeZone: this.timeZone,
       registered: this.registration.registered,
     });

@@ -28,6 +28,12 @@ const stored: StoredAddress = {
 };
 const civic = { country: 'US', A1: 'CA', RD: 'Main' };
 const device = { deviceId: 'phone-1', network: { interface: 'eth0', ip: '192.0.2.50', mac: '00:d0:1e:12:34:56' } };
+const site = {
+  extension: '2101',
+  ip: '192.0.2.50',
+  interface: 'eth0',
+  switch: { chassisId: 'aa:bb:cc:00:00:01', portId: 'ge-0/0/7', portDescr: 'desk 7', sysName: 'sw1' },
+};
 
 function facts(over: Partial<PreparedFacts>): PreparedFacts {
   return {
@@ -112,6 +118,7 @@ describe('emergency call event', () => {
         content?.contentId ?? null,
         at,
         true,
+        site,
       ),
     ) as Record<string, unknown>;
     const full = callEventData({
@@ -124,6 +131,7 @@ describe('emergency call event', () => {
       error: null,
       sipCallId: 'abc@host',
       device,
+      site,
       timeZone: 'America/Los_Angeles',
       registered: true,
     });
