@@ -1,7 +1,7 @@
 // A 32 MiB CSV upload is read without holding the server's event loop: the loop that
 // answers HTTP also carries 911 event intake over MQTT. While the upload is being
-// validated, /api/health keeps answering; the longest gap between its answers stays far
-// below the time one synchronous parse of the file takes (seconds on this hardware).
+// validated, /api/health keeps answering; the longest gap between its answers is a small
+// part of the validation (one synchronous parse would hold the loop for most of it).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server-app.js';
 
@@ -50,8 +50,9 @@ describe('CSV import and the event loop', () => {
     // The upload is slow enough to matter, and health was answered through it, never held for long.
     expect(done - started).toBeGreaterThan(1000);
     expect(answers.length).toBeGreaterThan(10);
-    // One synchronous parse of this file holds the loop for several seconds here; the slices hold it for milliseconds
-    // (the rest of a gap is the test sending the upload from this same process, and other work on a shared machine).
-    expect(longest).toBeLessThan(1000);
+    // One synchronous parse and check of this file holds the loop for most of the validation; the slices hold it
+    // for milliseconds (the rest of a gap is the test sending the upload from this same process, and other work on
+    // a shared machine). Relative to the validation's own duration, so a loaded machine slows both sides alike.
+    expect(longest).toBeLessThan((done - started) / 4);
   }, 120_000);
 });
