@@ -729,16 +729,7 @@ export class EmergencyService {
       // The row as text, from what was prepared when the address last changed (call-event.ts).
       prepared.beginRow ??= beginRowParts(prepared, this.device(), this.timeZone);
       const b = prepared.beginRow;
-      const json = beginRowJson(
-        b,
-        record.callRef,
-        match.dialed,
-        match.number,
-        content.contentId,
-        at,
-        this.registration.registered,
-        site,
-      );
+      const json = beginRowJson(b, record.callRef, match.dialed, match.number, content.contentId, at, this.registration.registered, site);
       return journal.beginJson ? journal.beginJson(type, json) : journal.begin(type, JSON.parse(json) as Record<string, unknown>);
     } catch (err) {
       // The journal keeps what it cannot store in memory; a throw here is a bug, and never stops the call.
