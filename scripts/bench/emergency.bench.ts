@@ -483,7 +483,9 @@ try {
           partsAs: 'strings',
         })
       : null;
-    const arms = ckptAB ? (['worker', 'sqlite'] as const) : partsAB ? (['bytes', 'strings'] as const) : null;
+    // BENCH_AB_SWAP=1: the other arm takes the first block (the first pushes warm the heap up).
+    const pair = ckptAB ? (['worker', 'sqlite'] as const) : partsAB ? (['bytes', 'strings'] as const) : null;
+    const arms = pair && process.env.BENCH_AB_SWAP === '1' ? ([pair[1], pair[0]] as const) : pair;
     type Arm = 'worker' | 'sqlite' | 'bytes' | 'strings';
     const armOf = (i: number): Arm | null => (arms ? arms[Math.floor(i / 10) % 2]! : null);
     const setArm = (arm: Arm) => {
