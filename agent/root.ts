@@ -40,6 +40,8 @@ import { registerLocationControl } from './location/control.js';
 import { guardedStore } from './store/guarded-store.js';
 import { WorkerLocationsVerifier, type WorkerScript } from './location/locations-verifier.js';
 import { locationsWorkerScript } from './location/locations-worker-script.js';
+import { checkpointWorkerScript } from './store/checkpoint-worker-script.js';
+import type { CheckpointWorkerScript } from './store/wal-checkpointer.js';
 import type { InventoryWorkerScript } from '../hal/inventory/inventory.js';
 import { inventoryWorkerScript } from '../hal/inventory/inventory-worker-script.js';
 
@@ -61,6 +63,8 @@ export interface AgentDeps {
   handset?: Handset | null;
   /** Where the locations worker's code is (tests running from source point at dist/). Default: beside the agent's code. */
   locationsWorker?: WorkerScript;
+  /** Where the store's checkpoint worker's code is (tests running from source point at dist/). Default: beside the agent's code. */
+  checkpointWorker?: CheckpointWorkerScript;
   /** How the inventory worker gets systeminformation. Default: node_modules (the bundle replaces the default). */
   inventoryWorker?: InventoryWorkerScript;
 }
@@ -266,6 +270,8 @@ export class Agent {
       ...(this.deps.now ? { now: this.deps.now } : {}),
       outboxMax: config.outbox.maxEvents,
       ...(this.deps.sqliteBinding ? { nativeBinding: this.deps.sqliteBinding } : {}),
+      // WAL checkpoints off the main thread: none runs inside a write a dialed 911 would wait for.
+      checkpoints: { script: this.deps.checkpointWorker ?? checkpointWorkerScript() },
     };
     try {
       this.store = new Store(opts);

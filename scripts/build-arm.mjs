@@ -357,6 +357,21 @@ const carriedAddons = {
         loader: 'js',
       };
     });
+    // The store's checkpoint worker (agent/store/checkpoint-worker.ts) likewise, as a string with
+    // better-sqlite3's JS inside; it loads the same lib/better_sqlite3.node by its path (the
+    // addon is context-aware: one copy serves both threads).
+    b.onLoad({ filter: /[\\/]agent[\\/]store[\\/]checkpoint-worker-script\.ts$/ }, async () => {
+      const code = await checkpointWorkerCode(b.esbuild);
+      return {
+        contents: `import path from 'node:path';
+          import { nativeDir } from ${JSON.stringify(native)};
+          export function checkpointWorkerScript() {
+            return { kind: 'code', code: ${JSON.stringify(code)}, nativeBinding: path.join(nativeDir(), 'better_sqlite3.node') };
+          }`,
+        loader: 'js',
+        resolveDir: repo,
+      };
+    });
     // The inventory worker (hal/inventory/inventory.ts) requires systeminformation by its path
     // in node_modules, which a single executable does not have: the package is bundled on its
     // own (a script defining `si`, built-in modules outside) and carried as a string the worker
@@ -378,6 +393,44 @@ const carriedAddons = {
     });
   },
 };
+
+/**
+ * The store's checkpoint worker as one CommonJS script, better-sqlite3's JS inside (what the bundle
+ * carries; tests use it too). Its addon comes by path (setup.nativeBinding): 'bindings', which would
+ * search the file system for it, fails loudly instead.
+ */
+export async function checkpointWorkerCode(esbuild = require('esbuild')) {
+  const out = await esbuild.build({
+    entryPoints: [path.join(repo, 'agent/store/checkpoint-worker.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20.11',
+    minify: true,
+    keepNames: true,
+    legalComments: 'none',
+    write: false,
+    logLevel: 'warning',
+    absWorkingDir: repo,
+    // better-sqlite3 requires the addon through __non_webpack_require__ when there is one: a plain
+    // require of a path, made here, whatever an eval'd worker inside a single executable is given.
+    banner: { js: 'var __non_webpack_require__ = require("node:module").createRequire(process.execPath);' },
+    plugins: [
+      {
+        name: 'no-bindings',
+        setup(b) {
+          b.onResolve({ filter: /^bindings$/ }, () => ({ path: 'bindings', namespace: 'no-bindings' }));
+          b.onLoad({ filter: /.*/, namespace: 'no-bindings' }, () => ({
+            contents:
+              'module.exports = () => { throw new Error("the checkpoint worker loads better_sqlite3.node by its path (nativeBinding)"); };',
+            loader: 'js',
+          }));
+        },
+      },
+    ],
+  });
+  return out.outputFiles[0].text;
+}
 
 /** systeminformation as one script defining `si` (what the inventory worker runs in the bundle; tests use it too). */
 export async function inventoryWorkerCode(esbuild = require('esbuild')) {

@@ -29,6 +29,8 @@ export type WorkerScript = { kind: 'file'; url: URL | string } | { kind: 'code';
 export interface WorkerSetup {
   deviceId: string;
   serverPublicKey: string;
+  /** How the parts come back: UTF-8 bytes in one moved buffer (default), or strings (the benchmark's A/B). */
+  partsAs?: 'bytes' | 'strings';
 }
 export interface WorkerRequest {
   id: number;
@@ -44,6 +46,7 @@ export interface WorkerVerifierDeps {
   log: Logger;
   /** Heap cap of the worker (MB): a push that needs more fails alone, the agent's heap is not touched. */
   maxHeapMb?: number;
+  partsAs?: WorkerSetup['partsAs'];
 }
 
 interface Waiting {
@@ -100,7 +103,7 @@ export class WorkerLocationsVerifier implements LocationsVerifier {
   private ensure(): Worker {
     if (this.worker) return this.worker;
     const { script, deviceId, serverPublicKey, log } = this.deps;
-    const setup: WorkerSetup = { deviceId, serverPublicKey };
+    const setup: WorkerSetup = { deviceId, serverPublicKey, ...(this.deps.partsAs ? { partsAs: this.deps.partsAs } : {}) };
     const options = {
       workerData: setup,
       resourceLimits: { maxOldGenerationSizeMb: this.deps.maxHeapMb ?? 96 },

@@ -31,17 +31,22 @@ parentPort!.on('message', (req: WorkerRequest) => {
       const built = new CompactLocationsBuilder();
       for (const part of outcome.parts) built.addPart(partText(part));
       outcome.index = built.index();
-      // The parts as bytes in one buffer, moved: the main thread keeps them off its heap.
       const texts = outcome.parts.map(partText);
-      const bytes = Buffer.from(texts.join(''), 'utf8');
-      let at = 0;
-      outcome.parts = texts.map((t) => {
-        const n = Buffer.byteLength(t);
-        const view = new Uint8Array(bytes.buffer, bytes.byteOffset + at, n);
-        at += n;
-        return view;
-      });
-      transfer.push(outcome.index.starts.buffer as ArrayBuffer, outcome.index.rules.buffer as ArrayBuffer, bytes.buffer as ArrayBuffer);
+      transfer.push(outcome.index.starts.buffer as ArrayBuffer, outcome.index.rules.buffer as ArrayBuffer);
+      if (setup.partsAs === 'strings') {
+        outcome.parts = texts;
+      } else {
+        // The parts as bytes in one buffer, moved: the main thread keeps them off its heap.
+        const bytes = Buffer.from(texts.join(''), 'utf8');
+        let at = 0;
+        outcome.parts = texts.map((t) => {
+          const n = Buffer.byteLength(t);
+          const view = new Uint8Array(bytes.buffer, bytes.byteOffset + at, n);
+          at += n;
+          return view;
+        });
+        transfer.push(bytes.buffer as ArrayBuffer);
+      }
     }
     reply = { id: req.id, outcome, ...(niceRefused ? { niceRefused } : {}) };
   } catch (err) {

@@ -13,6 +13,7 @@ import { migrate, SchemaTooNewError, statementCache, type Migration } from '../.
 import type { AddressDocument } from '../../provisioning/protocol/address.js';
 import { PROTECTED_EVENT_TYPES, type EventPayload } from '../../provisioning/protocol/messages.js';
 import { ReplayFloor, type FloorKind } from './replay-floor.js';
+import { WalCheckpointer, type CheckpointStats, type CheckpointWorkerScript } from './wal-checkpointer.js';
 
 export interface StoredAddress {
   doc: AddressDocument;
@@ -43,6 +44,8 @@ export interface StoreHealth {
   journalMode: string;
   incident: StoreIncident | null;
   writes: number;
+  /** Who checkpoints the WAL: null when SQLite does it on this connection (no checkpoint worker). */
+  checkpoints: CheckpointStats | null;
 }
 
 export interface StoreOptions {
@@ -59,7 +62,16 @@ export interface StoreOptions {
    * written by a newer agent (kept untouched; this one runs without it).
    */
   memory?: boolean;
+  /**
+   * Checkpoints in a worker thread (the agent): auto-checkpoint is off on this
+   * connection, so no write of the main thread runs one. Without it SQLite
+   * checkpoints inside the commit that crosses 1000 WAL pages.
+   */
+  checkpoints?: { script: CheckpointWorkerScript; delayMs?: number };
 }
+
+/** SQLite's own auto-checkpoint (pages), put back when the checkpoint worker fails. */
+const SQLITE_AUTOCHECKPOINT = 1000;
 
 export const DB_FILE = 'agent.db';
 const HISTORY_KEEP = 100;
@@ -95,6 +107,7 @@ export class Store {
   private readonly stmt: (sql: string) => Database.Statement;
   /** Highest versions applied, in a file that outlives a reset of a corrupt store. */
   private readonly floor: ReplayFloor;
+  private readonly checkpointer: WalCheckpointer | null = null;
 
   constructor(opts: StoreOptions) {
     this.log = opts.log;
@@ -173,12 +186,35 @@ export class Store {
       // The floor file of an agent from before it existed starts from what this store holds.
       this.floor.raise('address', this.getAddress()?.version ?? 0);
       this.floor.raise('locations', this.storedLocationsVersion(db));
+      if (opts.checkpoints && !opts.memory) this.checkpointer = this.startCheckpointer(opts.checkpoints, opts.nativeBinding);
     } catch (e) {
       // A statement that does not prepare (a schema from elsewhere), a full disk moving begun rows:
       // the handle is closed, or the next open of the same file would find it still held.
       db.close();
       throw classifyStoreError(e, `cannot open the store at ${this.path}`);
     }
+  }
+
+  private startCheckpointer(c: NonNullable<StoreOptions['checkpoints']>, nativeBinding?: string): WalCheckpointer {
+    const checkpointer = new WalCheckpointer({
+      script: c.script,
+      file: this.path,
+      ...(nativeBinding ? { nativeBinding } : {}),
+      log: this.log,
+      ...(c.delayMs !== undefined ? { delayMs: c.delayMs } : {}),
+      onFailure: (err) => {
+        // SQLite checkpoints again, on this connection: the WAL stays bounded, at the old cost to the main thread.
+        this.log.error({ err }, 'checkpoint worker failed: SQLite checkpoints the WAL on the main thread again');
+        if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT}`);
+      },
+    });
+    this.db.pragma('wal_autocheckpoint = 0');
+    return checkpointer;
+  }
+
+  /** A checkpoint by the worker now (tests, the benchmark); null without a checkpoint worker. */
+  checkpoint(): ReturnType<WalCheckpointer['checkpoint']> | null {
+    return this.checkpointer?.checkpoint() ?? null;
   }
 
   /**
@@ -225,6 +261,7 @@ export class Store {
       journalMode: this.db.pragma('journal_mode', { simple: true }) as string,
       incident: this.incident,
       writes: this.writes,
+      checkpoints: this.checkpointer?.status ?? null,
     };
   }
 
@@ -288,6 +325,7 @@ export class Store {
    */
   beginEmergencyEvent(event: EventPayload, payload: string = JSON.stringify(event)): void {
     this.stmts.insertBegun.run(event.id, event.type, payload, event.ts);
+    // Not noted for a checkpoint here (before the INVITE): its completion, a transaction, is.
     this.writes++;
   }
 
@@ -519,7 +557,9 @@ export class Store {
     );
   }
 
+  /** Closes the connection; the checkpoint worker's is closed with its thread (not awaited: the thread is unref'd). */
   close(): void {
+    this.checkpointer?.close().catch((err: unknown) => this.log.warn({ err }, 'checkpoint worker did not stop cleanly'));
     if (this.db.open) this.db.close();
   }
 
@@ -551,6 +591,7 @@ export class Store {
       throw err;
     }
     this.writes++;
+    this.checkpointer?.noteWrite();
   }
 }
 

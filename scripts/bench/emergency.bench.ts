@@ -37,7 +37,8 @@ import { freePort } from '../../test/helpers/ports.js';
 import { silentLog } from '../../test/helpers/log.js';
 import { report, summary } from './stats.js';
 import { topicFor } from '../../provisioning/protocol/topics.js';
-import { InlineLocationsVerifier } from '../../agent/location/locations-verifier.js';
+import { InlineLocationsVerifier, WorkerLocationsVerifier } from '../../agent/location/locations-verifier.js';
+import { locationsWorkerScript } from '../../agent/location/locations-worker-script.js';
 import { publicKeyFromText } from '../../provisioning/protocol/signing.js';
 import type { LocationsBook } from '../../agent/location/locations-book.js';
 
@@ -447,10 +448,57 @@ try {
         if (k.startsWith('locations.part.')) partWrites.push(nsToMs(process.hrtime.bigint() - t));
       }
     };
+    // Who checkpoints the WAL. The agent: its store's worker thread. BENCH_CKPT_AB=1: in blocks of
+    // ten pushes (every delay in each), the worker's checkpoints alternate with SQLite's
+    // auto-checkpoint on the agent's connection (as before the worker), in the same run.
+    const agentStore = (
+      agent as unknown as {
+        parts: {
+          store: {
+            db: { pragma(s: string, o?: { simple: boolean }): unknown };
+            checkpointer: { noteWrite(): void; status: { mode: string; checkpoints: number; longestMs: number } } | null;
+          };
+        };
+      }
+    ).parts.store;
+    const ckptAB = process.env.BENCH_CKPT_AB === '1';
+    const checkpointer = agentStore.checkpointer;
+    if (ckptAB && checkpointer?.status.mode !== 'worker') throw new Error('BENCH_CKPT_AB: the agent has no checkpoint worker running');
+    const noteWrite = checkpointer?.noteWrite.bind(checkpointer);
+    const checkpointBy = (mode: 'worker' | 'sqlite') => {
+      agentStore.db.pragma(`wal_autocheckpoint = ${mode === 'worker' ? 0 : 1000}`);
+      checkpointer!.noteWrite = mode === 'worker' ? noteWrite! : () => {};
+    };
+    // BENCH_PARTS_AB=1: likewise, the parts come back from the locations worker as bytes (the agent)
+    // or as strings, from a second worker made so, in blocks of ten pushes.
+    const partsAB = process.env.BENCH_PARTS_AB === '1';
+    const bookDeps = book as unknown as { deps: { verifier: unknown } };
+    const bytesVerifier = bookDeps.deps.verifier;
+    const stringsVerifier = partsAB
+      ? new WorkerLocationsVerifier({
+          script: locationsWorkerScript(),
+          deviceId,
+          serverPublicKey: signingKeys.publicKey,
+          log: silentLog(),
+          partsAs: 'strings',
+        })
+      : null;
+    // BENCH_AB_SWAP=1: the other arm takes the first block (the first pushes warm the heap up).
+    const pair = ckptAB ? (['worker', 'sqlite'] as const) : partsAB ? (['bytes', 'strings'] as const) : null;
+    const arms = pair && process.env.BENCH_AB_SWAP === '1' ? ([pair[1], pair[0]] as const) : pair;
+    type Arm = 'worker' | 'sqlite' | 'bytes' | 'strings';
+    const armOf = (i: number): Arm | null => (arms ? arms[Math.floor(i / 10) % 2]! : null);
+    const setArm = (arm: Arm) => {
+      if (arm === 'worker' || arm === 'sqlite') checkpointBy(arm);
+      if (arm === 'bytes') bookDeps.deps.verifier = bytesVerifier;
+      if (arm === 'strings') bookDeps.deps.verifier = stringsVerifier;
+    };
+    const byArm = new Map<Arm, { push: number[]; none: number[]; writes: number[]; windows: [number, number][] }>(
+      (arms ?? []).map((a) => [a, { push: [], none: [], writes: [], windows: [] }]),
+    );
     // BENCH_WAL_AUTOCHECKPOINT=<pages>: the agent's connection checkpoints at that WAL size (0: never; SQLite's default 1000).
     if (process.env.BENCH_WAL_AUTOCHECKPOINT !== undefined) {
-      const db = (agent as unknown as { parts: { store: { db: { pragma(s: string): unknown } } } }).parts.store.db;
-      db.pragma(`wal_autocheckpoint = ${Number(process.env.BENCH_WAL_AUTOCHECKPOINT)}`);
+      agentStore.db.pragma(`wal_autocheckpoint = ${Number(process.env.BENCH_WAL_AUTOCHECKPOINT)}`);
     }
     const bookIdle = async () => {
       while ((book as unknown as { busy: boolean }).busy) await sleep(5);
@@ -506,16 +554,32 @@ try {
         });
       }
       const delay = DELAYS[i % DELAYS.length]!;
-      (inline ? pushed.noneInline : pushed.none).push(await peerCall(null, delay));
+      const arm = inline ? null : armOf(i);
+      if (arm) setArm(arm);
+      // The baseline checkpoints as the agent does (its verifier is set above).
+      else if (inline && ckptAB) setArm('worker');
+      const without = await peerCall(null, delay);
+      (inline ? pushed.noneInline : pushed.none).push(without);
       await sleep(GAP_MS);
-      (inline ? pushed.inline : pushed.push).push(await peerCall(versions[i]!, delay));
+      const writesFrom = partWrites.length;
+      const from = performance.now();
+      const took = await peerCall(versions[i]!, delay);
+      (inline ? pushed.inline : pushed.push).push(took);
       // The next pair starts once this push is in (applied and the old parts dropped).
       while (book.view()?.head.version !== versions[i]) await sleep(5);
       await bookIdle();
+      if (arm) {
+        const a = byArm.get(arm)!;
+        a.none.push(without);
+        a.push.push(took);
+        a.writes.push(...partWrites.slice(writesFrom));
+        a.windows.push([from, performance.now()]);
+      }
       applied.push(versions[i]!);
       await sleep(GAP_MS);
     }
     peer.send({ kind: 'quit' });
+    await stringsVerifier?.close();
     const workerPartWrites = summary(partWrites.splice(0, partWrites.length));
     const loopMaxInline = loopDelay.max / 1e6;
     loopDelay.disable();
@@ -617,6 +681,31 @@ try {
         `without p50 ${sni.p50.toFixed(2)} / max ${sni.max.toFixed(2)} ms: adds ${(si.max - sni.max).toFixed(1)} ms at max\n` +
         `  each stored part's write on the main thread (all pushes): p50 ${workerPartWrites.p50.toFixed(2)} / p99 ${workerPartWrites.p99.toFixed(2)} / max ${workerPartWrites.max.toFixed(2)} ms` +
         `${process.env.BENCH_WAL_AUTOCHECKPOINT !== undefined ? ` (wal_autocheckpoint ${process.env.BENCH_WAL_AUTOCHECKPOINT})` : ''}\n` +
+        [...byArm]
+          .map(([m, a]) => {
+            const p = summary(a.push);
+            const n = summary(a.none);
+            const w = summary(a.writes);
+            const inArm = gcKinds.filter(([s0]) => a.windows.some(([f, t]) => s0 >= f && s0 <= t));
+            const longest = (k: number) => Math.max(0, ...inArm.filter(([, , kk]) => kk === k).map(([, d]) => d));
+            const name = {
+              worker: "checkpoints by the store's worker thread",
+              sqlite: "checkpoints by SQLite on the agent's connection (before)",
+              bytes: 'parts as bytes (the agent)',
+              strings: 'parts as strings',
+            }[m];
+            return (
+              `  ${name} (${p.n} pushes): with the push p50 ${p.p50.toFixed(2)} / max ${p.max.toFixed(2)} ms, without p50 ${n.p50.toFixed(2)} / max ${n.max.toFixed(2)} ms, ` +
+              `adds at p50 ${(p.p50 - n.p50).toFixed(2)} / at max ${(p.max - n.max).toFixed(2)} ms; ` +
+              `each part's write p50 ${w.p50.toFixed(2)} / p99 ${w.p99.toFixed(2)} / max ${w.max.toFixed(2)} ms; ` +
+              `GCs while pushed: ${inArm.filter(([, , k]) => k === 4).length} mark-compacts (longest ${longest(4).toFixed(1)} ms), ` +
+              `${inArm.filter(([, , k]) => k === 1).length} scavenges (longest ${longest(1).toFixed(1)} ms), all GC ${inArm.reduce((t, [, d]) => t + d, 0).toFixed(0)} ms\n`
+            );
+          })
+          .join('') +
+        (ckptAB
+          ? `  the worker's checkpoints: ${checkpointer!.status.checkpoints}, longest ${checkpointer!.status.longestMs.toFixed(1)} ms (in the worker)\n`
+          : '') +
         `  the agent's event loop, longest delay: ${loopMaxWorker.toFixed(1)} ms with the worker (longest GC pause ${gcMaxPush.toFixed(1)} ms; longest four: ${worstGcs} ms), ${loopMaxInline.toFixed(1)} ms verified on the main thread\n`,
     );
     const addIdle = ia.p99 - ib.p99;

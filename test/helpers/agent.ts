@@ -55,10 +55,20 @@ export function agentConfig(
 /** The compiled locations worker (`npm run build`): an agent run from source has no .js beside its .ts. */
 export const LOCATIONS_WORKER = path.join(repo, 'dist/agent/location/locations-worker.js');
 
+/** The compiled checkpoint worker of the store, for the same reason. */
+export const CHECKPOINT_WORKER = path.join(repo, 'dist/agent/store/checkpoint-worker.js');
+
 export function inProcessAgent(setup: AgentSetup): { agent: Agent; config: AgentConfig } {
   const config = parseConfig(setup.raw);
   return {
-    agent: new Agent({ config, log: silentLog(), env: {}, host: hostPaths({}), locationsWorker: { kind: 'file', url: LOCATIONS_WORKER } }),
+    agent: new Agent({
+      config,
+      log: silentLog(),
+      env: {},
+      host: hostPaths({}),
+      locationsWorker: { kind: 'file', url: LOCATIONS_WORKER },
+      checkpointWorker: { kind: 'file', url: CHECKPOINT_WORKER },
+    }),
     config,
   };
 }

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { agentConfig, spawnAgent, waitFor, type AgentProcess, type AgentSetup } from '../helpers/agent.js';
 import { testKeys } from '../helpers/address.js';
@@ -75,6 +75,20 @@ describe.skipIf(gate.skip)('a 2 MiB locations push to the real agent', () => {
       if (answers > 2000) throw new Error(`the push was not applied:\n${proc!.output()}`);
     }
     expect(proc!.output()).toMatch(/"locations applied"/);
+    // Its ~530 WAL pages are checkpointed by the store's worker thread, not inside a part's write on the main thread.
+    type Checkpoints = { mode: string; checkpoints: number; lastLog: number; lastLeft: number } | null;
+    const checkpoints = async () => {
+      const status = await ask('status');
+      return status.ok ? (status.result as { store: { checkpoints: Checkpoints } }).store.checkpoints : null;
+    };
+    await vi.waitFor(
+      async () => {
+        const c = await checkpoints();
+        expect(c?.checkpoints).toBeGreaterThan(0);
+        expect(c).toMatchObject({ mode: 'worker', lastLeft: 0 });
+      },
+      { timeout: 10_000 },
+    );
 
     // Forged: signed with another key. Rejected and reported; what is stored stays.
     const forged = bigLocations(2, (d) => signDocument(d, testKeys().privateKey));
