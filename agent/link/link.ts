@@ -13,7 +13,7 @@ import {
   type TopicKind,
   type StatusPayload,
 } from '../../provisioning/protocol/messages.js';
-import { parseTopic, topicFor, topicFilter } from '../../provisioning/protocol/topics.js';
+import { SERVER_PUBLISHES, parseTopic, topicFor, topicFilter } from '../../provisioning/protocol/topics.js';
 
 export type LinkState = 'stopped' | 'connecting' | 'online' | 'offline';
 
@@ -166,13 +166,7 @@ export class MqttLink {
       // event arrives and the server's confirmation cannot be lost (it was, without this,
       // and the event waited resendMs to go again).
       client.subscribe(
-        [
-          topicFilter('address/set', config.deviceId),
-          topicFilter('locations/set', config.deviceId),
-          topicFilter('config/set', config.deviceId),
-          topicFilter('cmd', config.deviceId),
-          topicFilter('events/ack', config.deviceId),
-        ],
+        SERVER_PUBLISHES.map((k) => topicFilter(k, config.deviceId)),
         { qos: 1 },
         (err) => {
           if (client !== this.client) return;

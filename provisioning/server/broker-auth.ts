@@ -10,7 +10,8 @@
 // patterns) and enforced in the embedded aedes broker.
 import { pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
-import { PHONE_PUBLISHES, SERVER_PUBLISHES, TOPIC_ROOT, isValidDeviceId } from '../protocol/topics.js';
+import { PHONE_PUBLISHES, SERVER_PUBLISHES, TOPIC_ROOT, isValidDeviceId, topicFilter } from '../protocol/topics.js';
+import type { TopicKind } from '../protocol/messages.js';
 
 const pbkdf2Async = promisify(pbkdf2);
 
@@ -63,8 +64,8 @@ export async function verifyPassword(password: string, stored: string): Promise<
 }
 
 /** The topic names under a phone's own subtree, with the wildcard the contract uses. */
-function phoneTopics(kinds: readonly string[], deviceId: string): string[] {
-  return kinds.map((k) => (k === 'cmd' || k === 'response' ? `${TOPIC_ROOT}/${deviceId}/${k}/+` : `${TOPIC_ROOT}/${deviceId}/${k}`));
+function phoneTopics(kinds: readonly TopicKind[], deviceId: string): string[] {
+  return kinds.map((k) => topicFilter(k, deviceId));
 }
 
 /** MQTT topic-filter match (+ one level, # the rest). */

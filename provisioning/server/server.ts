@@ -16,7 +16,7 @@ import {
   type AddressStatePayload,
   type LocationPayload,
 } from '../protocol/messages.js';
-import { topicFilter, topicFor, parseTopic } from '../protocol/topics.js';
+import { PHONE_PUBLISHES, topicFilter, topicFor, parseTopic } from '../protocol/topics.js';
 import { validateAddress, type AddressDocument } from '../protocol/address.js';
 import { signDocument } from '../protocol/signing.js';
 import { MAX_LOCATIONS_PAYLOAD_BYTES } from '../protocol/messages.js';
@@ -164,7 +164,8 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
     };
     client.on('error', (err) => this.opts.log.warn({ err: err.message }, 'server link error'));
     const share = this.opts.shareGroup;
-    const filters = (['events', 'status', 'address/state', 'location'] as const).map((k) =>
+    // Every kind a phone publishes but command responses: the server sends no commands.
+    const filters = PHONE_PUBLISHES.filter((k) => k !== 'response').map((k) =>
       share ? `$share/${share}/${topicFilter(k)}` : topicFilter(k),
     );
     client.on('connect', () => {

@@ -69,7 +69,7 @@ if (process.argv[2] !== '--inside') {
 const { startMosquitto } = await import('../../test/helpers/mosquitto.js');
 const { agentConfig, spawnAgent } = await import('../../test/helpers/agent.js');
 const { controlRequest } = await import('../../agent/control/control-client.js');
-const { testKeys } = await import('../../test/helpers/address.js');
+const { testKeys, TASMAN_LLDPCLI } = await import('../../test/helpers/address.js');
 
 const wallNow = () => performance.timeOrigin + performance.now();
 /** `ip -ts` prints local time with microseconds and no zone: "[2026-11-22T07:37:59.578241]". */
@@ -98,45 +98,14 @@ const childrenOf = (pid: number) =>
     });
 const CLK_TCK = 100;
 
-/** The other building's civic address, as lldpcli takes it (LLDP-MED on the switch port). */
-const TASMAN = [
-  'country',
-  'US',
-  'country-subdivision',
-  'CA',
-  'city',
-  'San Jose',
-  'street',
-  'Tasman',
-  'street-suffix',
-  'Drive',
-  'number',
-  '170',
-  'zip',
-  '95134',
-  'building',
-  'B4',
-  'floor',
-  '3',
-];
-
 /** best() as the emergency path calls it, beside reading a property of an object (no work at all). */
 async function benchBest(): Promise<void> {
-  const { LocationService } = await import('../../agent/location/service.js');
-  const { SimNetwork } = await import('../../hal/net/sim.js');
   const { Store } = await import('../../agent/store/store.js');
-  const { eventFactory } = await import('../../agent/events/events.js');
   const { silentLog } = await import('../../test/helpers/log.js');
   const { sampleAddress } = await import('../../test/helpers/address.js');
+  const { quietLocationService } = await import('../../test/helpers/location-service.js');
   const sdir = mkdtempSync(path.join(os.tmpdir(), 'e911-best-'));
   const store = new Store({ dataDir: sdir, log: silentLog() });
-  const net = new SimNetwork({
-    interfaces: [{ name: 'eth0', mac: '02:00:00:00:00:01', up: true, addresses: [{ family: 'IPv4', address: '10.1.0.5', prefix: 24 }] }],
-    gateway4: null,
-    gateway6: null,
-    dns: [],
-  });
-  await net.start();
   const address = {
     doc: sampleAddress(),
     version: 1,
@@ -145,22 +114,7 @@ async function benchBest(): Promise<void> {
     receivedAt: new Date().toISOString(),
     appliedAt: new Date().toISOString(),
   };
-  const svc = new LocationService({
-    log: silentLog(),
-    store,
-    network: net,
-    lldp: null,
-    dhcp: null,
-    held: null,
-    address: () => address,
-    locations: () => null,
-    alerts: { raise: () => {}, clear: () => {} },
-    newEvent: eventFactory('bench'),
-    wake: () => {},
-    publishReport: () => {},
-    firstCheckMs: 3_600_000,
-    checkEveryMs: 3_600_000,
-  });
+  const { svc } = await quietLocationService({ store, address, ipv4: '10.1.0.5', deviceId: 'bench' });
   svc.start();
   const N = 200_000;
   const holder = { value: { source: 'provisioned' } };
@@ -205,7 +159,7 @@ async function benchDisagreement(): Promise<void> {
   const sw = spawn('ip', ['netns', 'exec', lan, 'lldpd', '-d', '-M', '4', '-u', swSock, '-I', 'ge1'], { stdio: 'ignore' });
   const swCli = (...args: string[]) => spawnSync('ip', ['netns', 'exec', lan, 'lldpcli', '-u', swSock, ...args], { encoding: 'utf8' });
   for (let i = 0; i < 100 && !existsSync(swSock); i++) await new Promise((r) => setTimeout(r, 20));
-  swCli('configure', 'ports', 'ge1', 'med', 'location', 'address', ...TASMAN);
+  swCli('configure', 'ports', 'ge1', 'med', 'location', 'address', ...TASMAN_LLDPCLI);
   swCli('configure', 'ports', 'ge1', 'med', 'location', 'elin', '4085550123');
   swCli('configure', 'med', 'fast-start', 'enable');
   const store = new Store({ dataDir: path.join(ddir, 'db'), log: silentLog() });
@@ -334,7 +288,7 @@ async function benchDisagreement(): Promise<void> {
       detectedAt = rawAt = 0;
       rawArmed = true;
       const t0 = wallNow();
-      swCli('configure', 'ports', 'ge1', 'med', 'location', 'address', ...TASMAN);
+      swCli('configure', 'ports', 'ge1', 'med', 'location', 'address', ...TASMAN_LLDPCLI);
       const seen = await until(() => detectedAt > 0, 10_000);
       await until(() => rawAt > 0, 1000);
       rawArmed = false;

@@ -23,3 +23,25 @@ export function testKeys() {
 export function signedPush(doc: AddressDocument, keys: ReturnType<typeof testKeys>): string {
   return JSON.stringify({ v: 1, doc, sig: signDocument(doc, keys.privateKey) });
 }
+
+/** Another building's civic address, as lldpcli takes it for a switch port's LLDP-MED location. */
+export const TASMAN_LLDPCLI: readonly string[] = [
+  'country',
+  'US',
+  'country-subdivision',
+  'CA',
+  'city',
+  'San Jose',
+  'street',
+  'Tasman',
+  'street-suffix',
+  'Drive',
+  'number',
+  '170',
+  'zip',
+  '95134',
+  'building',
+  'B4',
+  'floor',
+  '3',
+];

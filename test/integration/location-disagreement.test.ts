@@ -31,6 +31,7 @@ import { McuSimulator } from '../../hal/sim/mcu-simulator.js';
 import { nativePortFactory, SerialTransport } from '../../hal/mcu/transport/serial.js';
 import { E911CTL, staleBuild } from '../helpers/emergency.js';
 import { silentLog } from '../helpers/log.js';
+import { TASMAN_LLDPCLI } from '../helpers/address.js';
 import type { StoredEvent } from '../../provisioning/server/db/repo.js';
 import { REPO_ROOT } from '../helpers/bundle.js';
 import { multipartParts, receivedInvites } from '../helpers/emergency.js';
@@ -108,36 +109,7 @@ describe.skipIf(gate.skip)('the network says the phone is somewhere else', () =>
       { stdio: 'ignore' },
     );
     for (let i = 0; i < 100 && !existsSync(swSock); i++) await new Promise((r) => setTimeout(r, 20));
-    swCli(
-      'configure',
-      'ports',
-      'ge1',
-      'med',
-      'location',
-      'address',
-      'country',
-      'US',
-      'language',
-      'en',
-      'country-subdivision',
-      'CA',
-      'city',
-      'San Jose',
-      'street',
-      'Tasman',
-      'street-suffix',
-      'Drive',
-      'number',
-      '170',
-      'zip',
-      '95134',
-      'building',
-      'B4',
-      'floor',
-      '3',
-      'room',
-      '3-101',
-    );
+    swCli('configure', 'ports', 'ge1', 'med', 'location', 'address', ...TASMAN_LLDPCLI, 'language', 'en', 'room', '3-101');
     swCli('configure', 'ports', 'ge1', 'med', 'location', 'elin', '4085550123');
     swCli('configure', 'med', 'fast-start', 'enable');
     // One switch serves a new phone lldpd per test: when an earlier one's neighbour entry has not

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Repo } from '../../provisioning/server/db/repo.js';
+import type { LocationPayload } from '../../provisioning/protocol/messages.js';
 import {
   bool,
   int,
@@ -115,7 +116,21 @@ describe('each stored type read back through Repo', () => {
     repo.recordIssuedLocations('p1', 5, 'loc-hash');
     repo.setDeviceStatus('p1', true, '3.1.4'); // last_seen :02
     repo.setDeviceApplied('p1', 6, 'applied-hash', '2026-03-03T00:00:00.000Z');
-    repo.setDeviceLocationReport('p1', { lldp: { chassisId: 'c1' } }); // :04 (its ensureDevice reads the clock first)
+    const report: LocationPayload = {
+      v: 1,
+      ts: '2026-01-01T00:00:03.500Z',
+      source: 'lldp-med',
+      data: {
+        best: null,
+        candidates: [],
+        elin: null,
+        network: null,
+        lldp: [{ iface: 'eth0', chassisId: 'c1', portId: 'p1', portDescr: null, sysName: null }],
+        recommendation: null,
+        disagreement: null,
+      },
+    };
+    repo.setDeviceLocationReport('p1', report); // :04 (its ensureDevice reads the clock first)
     repo.setDeviceMismatch('p1', { fields: ['street'] }); // :06
     repo.setDeviceDisagreement('p1', { state: 'open' }, '2026-04-04T00:00:00.000Z');
     repo.setDeviceCredential('p1', 'mosq-hash'); // :09
@@ -142,7 +157,7 @@ describe('each stored type read back through Repo', () => {
       appliedHash: 'applied-hash',
       appliedAt: '2026-03-03T00:00:00.000Z',
       locationsVersion: 5,
-      lastLocation: { lldp: { chassisId: 'c1' } },
+      lastLocation: report,
       lastLocationAt: '2026-01-01T00:00:04.000Z',
       mismatch: { fields: ['street'] },
       mismatchAt: '2026-01-01T00:00:06.000Z',

@@ -1,6 +1,6 @@
 // Devices: each phone's row — whom it is assigned to, what address and locations
 // document it was issued and applied, what it last reported, its broker credential.
-import type { PhoneClock } from '../../protocol/messages.js';
+import type { LocationPayload, PhoneClock } from '../../protocol/messages.js';
 import type { ServerDb } from './open.js';
 import { bool, int, intOrNull, json, rowMapper, text, textOrNull, type Row } from './rows.js';
 import type { Device, NoticeAck, PushContext } from './types.js';
@@ -17,7 +17,7 @@ export const toDevice = rowMapper<Device>({
   appliedHash: textOrNull('applied_hash'),
   appliedAt: textOrNull('applied_at'),
   locationsVersion: int('loc_version'),
-  lastLocation: json('last_location', null),
+  lastLocation: json<LocationPayload | null>('last_location', null),
   lastLocationAt: textOrNull('last_location_at'),
   mismatch: json('mismatch', null),
   mismatchAt: textOrNull('mismatch_at'),
@@ -185,7 +185,8 @@ export class DeviceStore {
       .run(version, hash, appliedAt, deviceId, version, hash);
   }
 
-  setDeviceLocationReport(deviceId: string, report: unknown): void {
+  /** Stored only as decodePayload('location') passed it: the row reads back as that type. */
+  setDeviceLocationReport(deviceId: string, report: LocationPayload): void {
     this.ensureDevice(deviceId);
     this.s
       .q('UPDATE devices SET last_location = ?, last_location_at = ? WHERE device_id = ?')

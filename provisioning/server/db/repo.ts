@@ -3,7 +3,7 @@
 // one connection so that transaction() spans any of them. Rows become typed objects
 // through the mappers of rows.ts. Synchronous (better-sqlite3); callers group writes
 // with transaction().
-import type { PhoneClock } from '../../protocol/messages.js';
+import type { LocationPayload, PhoneClock } from '../../protocol/messages.js';
 import type { LocationInput, UserRecordInput } from '../validation.js';
 import { AccountStore, type AccountUpdate } from './account.js';
 import { AuditStore } from './audit.js';
@@ -229,7 +229,7 @@ export class Repo {
   setDeviceApplied(deviceId: string, version: number, hash: string, appliedAt: string | null): void {
     this.a.devices.setDeviceApplied(deviceId, version, hash, appliedAt);
   }
-  setDeviceLocationReport(deviceId: string, report: unknown): void {
+  setDeviceLocationReport(deviceId: string, report: LocationPayload): void {
     this.a.devices.setDeviceLocationReport(deviceId, report);
   }
   setDeviceMismatch(deviceId: string, mismatch: unknown): void {

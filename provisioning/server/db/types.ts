@@ -2,6 +2,7 @@
 // parsed JSON, booleans): what the aggregate modules return and Repo re-exports.
 import type { PostalAddress } from '../../protocol/locations.js';
 import type { CivicAddress, LocationPolicy } from '../../protocol/address.js';
+import type { LocationPayload } from '../../protocol/messages.js';
 import type {
   CallSettings,
   CompanyCallback,
@@ -98,7 +99,8 @@ export interface Device {
   appliedHash: string | null;
   appliedAt: string | null;
   locationsVersion: number;
-  lastLocation: unknown;
+  /** The phone's last location report, as PAYLOADS.location checked it on the way in. */
+  lastLocation: LocationPayload | null;
   lastLocationAt: string | null;
   mismatch: unknown;
   mismatchAt: string | null;

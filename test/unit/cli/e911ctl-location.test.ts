@@ -11,13 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ControlServer } from '../../../agent/control/control-server.js';
 import { EXIT, main } from '../../../agent/cli/e911ctl.js';
 import { registerLocationControl } from '../../../agent/location/control.js';
-import { LocationService } from '../../../agent/location/service.js';
+import type { LocationService } from '../../../agent/location/service.js';
 import { Store, type StoredAddress } from '../../../agent/store/store.js';
-import { eventFactory } from '../../../agent/events/events.js';
-import { SimNetwork } from '../../../hal/net/sim.js';
 import type { LldpNeighbor } from '../../../hal/net/lldp-json.js';
 import { silentLog } from '../../helpers/log.js';
 import { sampleAddress } from '../../helpers/address.js';
+import { quietLocationService } from '../../helpers/location-service.js';
 
 class OneSwitch extends EventEmitter<{ neighbors: [LldpNeighbor[]] }> {
   neighbors(): LldpNeighbor[] {
@@ -77,29 +76,7 @@ describe('e911ctl location', () => {
     store = new Store({ dataDir: path.join(dir, 'db'), log: silentLog() });
     const doc = sampleAddress({ locationPolicy: 'ask-user' });
     const address: StoredAddress = { doc, version: 1, hash: 'h', signature: 's', receivedAt: doc.issuedAt, appliedAt: doc.issuedAt };
-    const net = new SimNetwork({
-      interfaces: [{ name: 'eth0', mac: '02:00:00:00:00:01', up: true, addresses: [{ family: 'IPv4', address: '10.9.0.5', prefix: 24 }] }],
-      gateway4: null,
-      gateway6: null,
-      dns: [],
-    });
-    await net.start();
-    svc = new LocationService({
-      log: silentLog(),
-      store,
-      network: net,
-      lldp: new OneSwitch(),
-      dhcp: null,
-      held: null,
-      address: () => address,
-      locations: () => null,
-      alerts: { raise: () => {}, clear: () => {} },
-      newEvent: eventFactory('phone-1'),
-      wake: () => {},
-      publishReport: () => {},
-      firstCheckMs: 3_600_000,
-      checkEveryMs: 3_600_000,
-    });
+    ({ svc } = await quietLocationService({ store, address, ipv4: '10.9.0.5', deviceId: 'phone-1', lldp: new OneSwitch() }));
     svc.start();
     server = new ControlServer(socket, silentLog());
     registerLocationControl(server, () => svc);

@@ -5,6 +5,8 @@
 // first pjsua call. stop() runs pjsua_destroy on a libuv pool thread (it
 // waits for unregistrations) and resolves once the ThreadSafeFunction has
 // delivered every queued event and been finalized.
+// Over 400 lines: the whole JS surface of the one pjsua stack (start/stop, accounts, calls,
+// media) and the argument readers they share; the PJSIP side is in callbacks.cc.
 #include <napi.h>
 #include <sys/resource.h>
 #include <uv.h>

@@ -1,6 +1,8 @@
 // pjsua-lib callbacks. They run on PJSIP threads (or on the JS thread inside
 // a pjsua call): copy what is needed into an Event, emit it, return. Never
 // block here and never call into JS.
+// Over 400 lines: every pjsua callback and the per-call media and playback state they share
+// (the sound device, SDP, players); split, that state would be reached across files.
 #include <algorithm>
 #include <cctype>
 #include <cstring>

@@ -1,7 +1,7 @@
 // An address that is not a location record: the company's default address (Account) and a
 // user's own address for working from home (Users). The server checks it with the same
 // rules as a location's address; its reasons come back by field under `prefix`.
-import type { PlaceAddress } from './types.js';
+import type { PlaceAddress, PostalAddress } from './types.js';
 import { CA_PROVINCES, US_STATES } from '../../../protocol/regions.js';
 import { Field, Select } from './ui.js';
 
@@ -37,7 +37,15 @@ export const emptyPlace = (timeZone = ''): PlaceForm => ({
   timeZone,
 });
 
-export function placeForm(p: PlaceAddress | null): PlaceForm {
+/** A place as the API gives it: a user's or the company's address, or a location's own fields. */
+type PlaceLike = Pick<PlaceAddress, 'timeZone'> & {
+  address: PostalAddress;
+  building?: string | null;
+  floor?: string | null;
+  room?: string | null;
+};
+
+export function placeForm(p: PlaceLike | null): PlaceForm {
   if (!p) return emptyPlace();
   const a = p.address;
   return {

@@ -6,6 +6,8 @@ export type { CsvReport, CsvIssue } from '../../bulk.js';
 export type { EmergencyFacts } from '../../notify/message.js';
 export type { BusEvents } from '../../bus.js';
 export type { PostalAddress } from '../../../protocol/locations.js';
+export type { LocationPayload as LocationReport } from '../../../protocol/messages.js';
+export type { ReportedLocation } from '../../../protocol/location-report.js';
 export type { PlaceAddress, CompanyCallback } from '../../validation.js';
 export type { NoticeStatus } from '../../notice-status.js';
 export type { CsvApplyResult, CsvApplyMode } from '../../bulk.js';

@@ -8,6 +8,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import type { RouteProps } from '../route.js';
 import { ApiError, issuesByField, type FieldIssue } from '../api.js';
 import type { Location } from '../types.js';
+import { emptyPlace, placeBody, placeForm, type PlaceForm } from '../place-address.js';
 import { US_STATES, CA_PROVINCES } from '../../../../protocol/regions.js';
 import { ConfirmDelete, EmailList, ErrorBox, Field, Page, Saved, Select, Table, TextList, listErrors, useApp, useLoad } from '../ui.js';
 import './locations.css';
@@ -86,22 +87,10 @@ function LocationList() {
   );
 }
 
-interface Form {
+/** The civic address and time zone are a place's, as on the account and user pages (place-address.tsx). */
+interface Form extends PlaceForm {
   code: string;
   name: string;
-  timeZone: string;
-  country: string;
-  houseNumber: string;
-  houseNumberSuffix: string;
-  street: string;
-  street2: string;
-  city: string;
-  state: string;
-  postalCode: string;
-  plus4: string;
-  building: string;
-  floor: string;
-  room: string;
   ipGroups: { name: string; cidrs: string[] }[];
   switchPorts: { chassisId: string; portId: string }[];
   adminEmails: string[];
@@ -118,21 +107,9 @@ const NOTICE_LANGUAGES = [
 ];
 
 const EMPTY: Form = {
+  ...emptyPlace('America/New_York'),
   code: '',
   name: '',
-  timeZone: 'America/New_York',
-  country: 'US',
-  houseNumber: '',
-  houseNumberSuffix: '',
-  street: '',
-  street2: '',
-  city: '',
-  state: '',
-  postalCode: '',
-  plus4: '',
-  building: '',
-  floor: '',
-  room: '',
   ipGroups: [],
   switchPorts: [],
   adminEmails: [],
@@ -142,23 +119,10 @@ const EMPTY: Form = {
 };
 
 function fromLocation(l: Location): Form {
-  const a = l.address;
   return {
+    ...placeForm({ address: l.address, building: l.building, floor: l.floor, room: l.room, timeZone: l.timeZone }),
     code: l.code,
     name: l.name,
-    timeZone: l.timeZone,
-    country: a.country,
-    houseNumber: a.houseNumber,
-    houseNumberSuffix: a.houseNumberSuffix ?? '',
-    street: a.street,
-    street2: a.street2 ?? '',
-    city: a.city,
-    state: a.state,
-    postalCode: a.postalCode,
-    plus4: a.plus4 ?? '',
-    building: l.building ?? '',
-    floor: l.floor ?? '',
-    room: l.room ?? '',
     ipGroups: l.ipGroups.map((g) => ({ name: g.name, cidrs: [...g.cidrs] })),
     switchPorts: l.switchPorts.map((p) => ({ chassisId: p.chassisId, portId: p.portId ?? '' })),
     adminEmails: [...l.adminEmails],
@@ -174,21 +138,7 @@ function toBody(f: Form): Record<string, unknown> {
   return {
     code: f.code.trim(),
     name: f.name.trim(),
-    timeZone: f.timeZone.trim(),
-    address: {
-      country: f.country,
-      houseNumber: f.houseNumber.trim(),
-      houseNumberSuffix: opt(f.houseNumberSuffix),
-      street: f.street.trim(),
-      street2: opt(f.street2),
-      city: f.city.trim(),
-      state: f.state.trim(),
-      postalCode: f.postalCode.trim(),
-      plus4: f.country === 'US' ? opt(f.plus4) : undefined,
-    },
-    building: opt(f.building),
-    floor: opt(f.floor),
-    room: opt(f.room),
+    ...placeBody(f),
     ipGroups: f.ipGroups.map((g) => ({ name: g.name.trim(), cidrs: g.cidrs.map((c) => c.trim()).filter(Boolean) })),
     switchPorts: f.switchPorts.filter((p) => p.chassisId.trim()).map((p) => ({ chassisId: p.chassisId.trim(), portId: opt(p.portId) })),
     adminEmails: f.adminEmails.map((e) => e.trim()).filter(Boolean),

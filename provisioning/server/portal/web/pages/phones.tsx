@@ -6,7 +6,7 @@
 // for the phones whose user has not acknowledged it.
 import { useEffect, useState } from 'preact/hooks';
 import type { RouteProps } from '../route.js';
-import type { Location, NoticeStatus, PhoneView } from '../types.js';
+import type { Location, LocationReport, NoticeStatus, PhoneView, ReportedLocation } from '../types.js';
 import { Checkbox, ErrorBox, Page, Saved, Table, useApp, useLoad, when } from '../ui.js';
 import './status.css';
 
@@ -27,26 +27,21 @@ export function civicLine(c: unknown): string | null {
   return line || null;
 }
 
-/** A readable line for the phone's last location report ({source, data: {best, ...}}). */
-export function reportSummary(report: unknown): string {
-  const r = obj(report);
-  if (!r) return 'none';
-  const best = obj(obj(r.data)?.best);
-  if (!best) return `no location found (source ${str(r.source) ?? 'none'})`;
-  const where = civicLine(best.civic) ?? (obj(best.geo) ? geoLine(obj(best.geo)!) : null);
-  const code = str(best.locationCode);
+/** A readable line for the phone's last location report (its shape: PAYLOADS.location). */
+export function reportSummary(report: LocationReport): string {
+  const best = report.data.best;
+  if (!best) return `no location found (source ${report.source || 'none'})`;
+  const where = civicLine(best.civic) ?? (best.geo ? geoLine(best.geo) : null);
   const parts = [
-    code ? `location ${code}` : null,
+    best.locationCode ? `location ${best.locationCode}` : null,
     where,
-    `from ${str(best.source) ?? str(r.source) ?? 'unknown'}${best.method ? ` (${str(best.method)})` : ''}`,
+    `from ${best.source}${best.method ? ` (${best.method})` : ''}`,
   ];
-  return parts.filter(Boolean).join(' · ') + (best.dispatchable === false ? ' · not dispatchable' : '');
+  return parts.filter(Boolean).join(' · ') + (best.dispatchable ? '' : ' · not dispatchable');
 }
 
-function geoLine(g: Obj): string {
-  const lat = Number(g.latitude ?? g.lat);
-  const lon = Number(g.longitude ?? g.lon);
-  return Number.isFinite(lat) && Number.isFinite(lon) ? `${lat.toFixed(5)}, ${lon.toFixed(5)}` : 'a geographic position';
+function geoLine(g: NonNullable<ReportedLocation['geo']>): string {
+  return `${g.latitude.toFixed(5)}, ${g.longitude.toFixed(5)}`;
 }
 
 /** What the phone's network said against its assigned location. */
