@@ -34,6 +34,7 @@ import { HeldEvents } from './events/held-events.js';
 import { HostNetworkProbe, serviceNetworkProbe } from './diagnostics/probes.js';
 import { networkSite } from './emergency/call-site.js';
 import type { Handset } from '../hal/handset.js';
+import type { NetworkMonitor } from '../hal/net/types.js';
 import { LocationParts } from './location/parts.js';
 import type { LocationService } from './location/service.js';
 import { registerLocationControl } from './location/control.js';
@@ -59,6 +60,8 @@ export interface AgentDeps {
   voice?: VoiceStack | null;
   /** Path to e911_voice.node, handed in by the bundled executable. */
   voiceAddonPath?: string;
+  /** A network monitor to use instead of the configured backend (tests). */
+  network?: NetworkMonitor;
   /** A handset to use instead of the configured backend (tests, the pty simulator). */
   handset?: Handset | null;
   /** Where the locations worker's code is (tests running from source point at dist/). Default: beside the agent's code. */
@@ -118,6 +121,8 @@ export class Agent {
   private pendingSuppressUntil: number | null = null;
   /** The latest address push not yet stored (its store write failed): tried again with backoff. */
   private pendingAddressPush: Buffer | string | null = null;
+  /** The location parts' start, begun after ready: stop() lets it finish before stopping them. */
+  private locationStarting: Promise<void> | null = null;
 
   constructor(private readonly deps: AgentDeps) {
     this.held = new HeldEvents(named(deps.log, 'store'));
@@ -441,6 +446,7 @@ export class Agent {
       address: () => addressBook.current(),
       // Looked up at alert time: the handset's display may come up after us.
       alerts: { raise: (a) => front.alerts?.raise(a), clear: (id) => front.alerts?.clear(id) },
+      ...(this.deps.network ? { network: this.deps.network } : {}),
     });
     this.parts = { store, addressBook, drainer, link, location, locationsVerifier };
     // lldpd and lldpcli are started again by LldpAgent itself (same backoff); the agent reports each death.
@@ -461,7 +467,7 @@ export class Agent {
     // (already up, without an address, when the store came late); then the keypad that dials it.
     await this.startCore(address);
     phase('emergency+handset');
-    // Where the phone is: after the store, before the link (its first report waits in the link).
+    // Where the phone is (its parts start after ready, below; the first report waits in the link).
     // The emergency path prepares its PIDF-LO from the best location whenever that changes.
     // With a disagreement, the other address goes second in the PIDF-LO; the ELIN may be the callback.
     const civicOf = (l: ReturnType<LocationService['best']>) =>
@@ -471,8 +477,6 @@ export class Agent {
       emergency.setLocation(civicOf(c.first), { alternate: civicOf(c.second), elin: c.elin });
     };
     location.service.onBestChange(toEmergency);
-    await this.startPart('location', () => location.start());
-    phase('location');
     // With no address (first start, a store reset, a store in memory) version 0: it replaces the
     // broker's retained state from before, and the server, seeing the phone behind, pushes again.
     link.publishRetained('address/state', addressState(address, store));
@@ -485,6 +489,15 @@ export class Agent {
       { ms: Math.round(performance.now() - t0), phases, addressVersion: address?.version ?? null, backlog: store.outboxBacklog() },
       'agent ready',
     );
+    // Where the phone is, after ready: its helpers (ip monitor, ip -6 neigh, lldpcli) are each a
+    // fork of the agent's whole address space, hundreds of ms on a phone. 911 does not wait for
+    // them: the emergency path has the provisioned address from the store, and takes the network's
+    // location when the service's first ranking comes (onBestChange). The first report goes out
+    // through the link once the snapshot is read.
+    const readyAt = performance.now();
+    this.locationStarting = this.startPart('location', () => location.start()).then(() => {
+      if (this.parts?.location === location) log.info({ msAfterReady: Math.round(performance.now() - readyAt) }, 'location parts started');
+    });
   }
 
   /**
@@ -579,7 +592,11 @@ export class Agent {
     core.notifier.stopping();
     if (parts) await parts.link.stop();
     await core.control.stop();
-    if (parts) await parts.location.stop();
+    if (parts) {
+      // A start still under way would spawn its helpers after their stop.
+      await this.locationStarting;
+      await parts.location.stop();
+    }
     if (parts) await parts.locationsVerifier.close();
     if (core.started.front) await core.front.stop();
     // Writes an emergency event still waiting, before the store closes.

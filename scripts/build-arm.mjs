@@ -307,6 +307,44 @@ const zodEnglishOnly = {
 };
 
 /**
+ * Modules that mqtt.js evaluates at its import or first connect and the phone does not use
+ * (a mqtt:// or mqtts:// broker, no SOCKS proxy, node's own timers): each is replaced by a
+ * stub that evaluates the real module on its first call. WebSocket brokers (ws://, wss://,
+ * allowed by the config) keep working; the phone pays for them only when it uses one.
+ * Each entry: a file in node_modules, and the functions it exports.
+ */
+const LAZY_MODULES = [
+  // ws, readable-stream's use of it: about 50 KB evaluated at the first connect.
+  [/[\\/]mqtt[\\/]build[\\/]lib[\\/]connect[\\/]ws\.js$/, ['streamBuilder', 'browserStreamBuilder']],
+  // socks, ip-address, smart-buffer (about 70 KB), required by tcp.js and tls.js at the first connect.
+  [/[\\/]mqtt[\\/]build[\\/]lib[\\/]connect[\\/]socks\.js$/, ['default']],
+  // Timers in a Web Worker, for browsers (a worker script kept as a string, @babel/runtime): at mqtt's import.
+  [/[\\/]worker-timers[\\/]build[\\/]es5[\\/]bundle\.js$/, ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout']],
+];
+
+const lazyModules = {
+  name: 'lazy-modules',
+  setup(b) {
+    for (const [filter, names] of LAZY_MODULES) {
+      b.onLoad({ filter, namespace: 'file' }, (args) => ({
+        // __esModule: mqtt.js takes socks.js's default export through __importDefault.
+        contents:
+          `Object.defineProperty(exports, '__esModule', { value: true });\nlet real;\nconst load = () => (real ??= require(${JSON.stringify(`lazy-real:${args.path}`)}));\n` +
+          names.map((n) => `exports.${n} = (...a) => load().${n}(...a);`).join('\n'),
+        loader: 'js',
+        resolveDir: path.dirname(args.path),
+      }));
+    }
+    b.onResolve({ filter: /^lazy-real:/ }, (args) => ({ path: args.path.slice('lazy-real:'.length), namespace: 'lazy-real' }));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-real' }, (args) => ({
+      contents: readFileSync(args.path, 'utf8'),
+      loader: 'js',
+      resolveDir: path.dirname(args.path),
+    }));
+  },
+};
+
+/**
  * Maps the packages' addon loaders to lib/ beside the executable: 'bindings' (better-sqlite3,
  * unix-dgram) and 'node-gyp-build' (serialport). An unknown user of either fails the build,
  * so no addon is ever silently left to search for prebuilds that are not there.
@@ -333,6 +371,7 @@ const carriedAddons = {
              module.exports = () => loadCarried(${JSON.stringify(args.path)});`,
     }));
     zodEnglishOnly.setup(b);
+    lazyModules.setup(b);
     // The locations worker thread (agent/location/locations-worker.ts) needs its code as a file
     // beside the agent's; a single executable has none. It is bundled on its own, built-in
     // modules only outside, and carried as a string the worker runs with eval.

@@ -307,12 +307,16 @@ export class LocationService {
 
   /** The provisioned address changed (an address push was applied). */
   addressChanged(): void {
+    // Before start (it follows the agent's ready): start() reads the address then; a report
+    // now would go out without the network's snapshot.
+    if (!this.started) return;
     this.recompute('address');
     if (this.lastCheckAt !== null) this.check('address');
   }
 
   /** A new locations push was applied. */
   locationsChanged(): void {
+    if (!this.started) return; // start() reads the locations then
     if (this.lastCheckAt !== null) this.check('locations');
     else this.recompute('locations');
   }

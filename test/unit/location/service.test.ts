@@ -149,6 +149,19 @@ describe.each(LOCATIONS_FORMS)('LocationService, given $form', ({ of }) => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('before start (the agent starts it after ready), an address or locations change reports nothing; start reads both', () => {
+    const deps = (svc as unknown as { deps: ConstructorParameters<typeof LocationService>[0] }).deps;
+    const before: unknown[] = [];
+    const early = new LocationService({ ...deps, publishReport: (p) => before.push(p) });
+    early.addressChanged();
+    early.locationsChanged();
+    expect(before).toHaveLength(0);
+    early.start();
+    expect(before).toHaveLength(1);
+    expect(before[0]).toMatchObject({ source: 'provisioned' });
+    early.stop();
+  });
+
   it('compares 10 minutes after start, then every 5 minutes, reporting one mismatch once', () => {
     vi.advanceTimersByTime(10 * MIN - 1);
     expect(svc.counters.checks).toBe(0);
