@@ -44,6 +44,25 @@ export async function connect(url: string, opts: IClientOptions = {}, timeoutMs 
   return client;
 }
 
+/**
+ * Connects, trying again for up to 30 s as the agent and server do: right after a node is
+ * lost a cluster may refuse connections for a moment (leaders re-elected, a session's id
+ * still held for the dead node).
+ */
+export async function connectRetrying(url: string, opts: IClientOptions = {}, forMs = 30_000): Promise<MqttClient> {
+  const deadline = Date.now() + forMs;
+  let tries = 0;
+  for (;;) {
+    tries++;
+    try {
+      return await connect(url, opts, 5000);
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`${tries} tries in ${forMs} ms, the last: ${(err as Error).message}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 /** Messages on a client, and a wait for the next few. */
 export function collect(client: MqttClient): {
   got: { topic: string; payload: string; retain: boolean }[];
@@ -137,14 +156,19 @@ export async function sessionSurvivesNodeLoss(cluster: BrokerCluster, v: MqttVer
   };
   const first = await connect(a!.mqttUrl, sessionOpts);
   await first.subscribeAsync(filter, { qos: 1 });
-  // The subscription must be known cluster-wide before the node goes.
-  await new Promise((r) => setTimeout(r, 300));
+  // The subscription (a replicated JetStream consumer on NATS) must be known cluster-wide before the node goes.
+  await new Promise((r) => setTimeout(r, 1500));
   const closed = new Promise<void>((r) => first.once('close', () => r()));
   await a!.kill();
   await within(10_000, 'the client seeing its node die', closed);
   first.end(true);
   try {
-    const pub = await connect(b!.mqttUrl, { protocolVersion: v });
+    let pub: MqttClient;
+    try {
+      pub = await connectRetrying(b!.mqttUrl, { protocolVersion: v });
+    } catch (err) {
+      return { ok: false, detail: `a phone could not connect to a surviving node: ${(err as Error).message}` };
+    }
     try {
       for (let i = 0; i < count; i++) await within(10_000, 'PUBACK with a node down', pub.publishAsync(topic, `event-${i}`, { qos: 1 }));
     } catch (err) {
@@ -154,13 +178,13 @@ export async function sessionSurvivesNodeLoss(cluster: BrokerCluster, v: MqttVer
     }
     let again: MqttClient;
     try {
-      again = await connect(c!.mqttUrl, sessionOpts, 10_000);
+      again = await connectRetrying(c!.mqttUrl, sessionOpts);
     } catch (err) {
       return { ok: false, detail: `the session's client could not reconnect on another node: ${(err as Error).message}` };
     }
     const box = collect(again);
     const present = (again as unknown as { connackPacket?: { sessionPresent?: boolean } }).connackPacket?.sessionPresent;
-    await box.waitFor(count, 5000);
+    await box.waitFor(count, 10_000);
     again.end(true);
     const payloads = new Set(box.got.filter((m) => m.topic === topic).map((m) => m.payload));
     if (payloads.size !== count)
