@@ -13,6 +13,8 @@ export interface Mosquitto {
   port: number;
   url: string;
   dir: string;
+  /** The broker's process id while it runs (its RSS is read from /proc). */
+  pid(): number | null;
   /** Stops the broker (SIGTERM, then SIGKILL). */
   stop(): Promise<void>;
   /** Starts it again on the same port (after stop or kill). */
@@ -76,6 +78,10 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     port,
     url: `mqtt://127.0.0.1:${port}`,
     dir,
+    pid: () => {
+      const c = child as ChildProcess | null;
+      return c && c.exitCode === null ? (c.pid ?? null) : null;
+    },
     stop,
     restart: start,
     kill: async () => {
