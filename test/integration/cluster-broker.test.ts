@@ -1,13 +1,16 @@
 // The clustered engine chosen in docs/scale.md (NATS with JetStream and MQTT, three nodes)
 // keeps what the project relies on from its broker: retained state seen on every node, the
 // phone's last will, and events shared between server instances (a NATS queue group: its
-// MQTT side has no $share). A QoS 1 session outliving its node: on demand only (below).
+// MQTT side has no $share). A QoS 1 session outliving its node is not relied on: NATS 2.9.10
+// loses its queued messages in about half the runs, so it is measured by
+// `npm run bench -- scale-brokers` (docs/scale.md), not asserted here.
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acceptsVersion, collect, connect, lastWill, retainedClusterWide, sessionSurvivesNodeLoss } from '../helpers/cluster-checks.js';
-import { type BrokerCluster, NATS_SERVER, startNatsCluster } from '../helpers/nats-cluster.js';
+import { acceptsVersion, collect, connect, lastWill, retainedClusterWide } from '../helpers/cluster-checks.js';
+import { type BrokerCluster, startNatsCluster } from '../helpers/nats-cluster.js';
 
-describe.skipIf(!NATS_SERVER)('clustered broker: NATS, three nodes', () => {
+// No skip when nats-server is missing: the setup step installs it, and a missing engine fails here, loudly.
+describe('clustered broker: NATS, three nodes', () => {
   let cluster: BrokerCluster;
   beforeAll(async () => {
     cluster = await startNatsCluster();
@@ -24,19 +27,6 @@ describe.skipIf(!NATS_SERVER)('clustered broker: NATS, three nodes', () => {
     const r = await retainedClusterWide(cluster, 4);
     expect(r.ok, r.detail).toBe(true);
   });
-
-  // NATS 2.9.10 loses this in about half the runs (docs/scale.md, limitations): the session is
-  // present on the other node but its queued messages never come. Kept, and run on demand
-  // (E911_CLUSTER_SESSION=1), so the day an engine or version keeps it the proof is here;
-  // run every time it would turn CI red at random.
-  it.runIf(process.env.E911_CLUSTER_SESSION === '1')(
-    'delivers the QoS 1 messages queued for a persistent session whose node was killed, on another node',
-    async () => {
-      const r = await sessionSurvivesNodeLoss(cluster, 4);
-      expect(r.ok, r.detail).toBe(true);
-    },
-    60_000,
-  );
 
   it('publishes the will of a phone whose connection vanished to a watcher on another node', async () => {
     const r = await lastWill(cluster, 4, 'client vanishes');
