@@ -37,11 +37,16 @@ async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms: numbe
 describe.skipIf(gate.skip)('security-desk calls', () => {
   let srv: TestServer;
   let dir: string;
+  let espeakLog: string;
   const sipps: Sipp[] = [];
   let n = 0;
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'e911-desk-'));
+    // espeak-ng behind a wrapper that logs each invocation: which voice spoke which message.
+    espeakLog = path.join(dir, 'espeak.log');
+    const espeak = path.join(dir, 'espeak-ng');
+    writeFileSync(espeak, `#!/bin/sh\necho "$@" >> ${espeakLog}\nexec espeak-ng "$@"\n`, { mode: 0o755 });
     srv = await startTestServer({
       notify: {
         retry: { baseMs: 300, maxMs: 1200, maxAttempts: 50 },
@@ -49,7 +54,7 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
         sendTimeoutMs: 5_000,
         sip: { host: '127.0.0.1', port: await freePort(), rtpPort: 20000 + Math.floor(Math.random() * 20000) * 2 },
         // Fast speech: the unacknowledged case waits for whole plays of the message.
-        speech: { wordsPerMinute: 450 },
+        speech: { wordsPerMinute: 450, command: espeak },
       },
     });
     srv.app.service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
@@ -68,9 +73,16 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
   }
 
   /** A location calling `numbers`, a user with a phone there, and a 911 from that phone: the event id. */
-  function report911(numbers: string[]): string {
+  function report911(numbers: string[], language = 'en'): string {
     n++;
-    const loc = srv.app.service.createLocation('test', { ...HQ, code: `DESK-${n}`, adminEmails: [], smsNumbers: [], callNumbers: numbers });
+    const loc = srv.app.service.createLocation('test', {
+      ...HQ,
+      code: `DESK-${n}`,
+      adminEmails: [],
+      smsNumbers: [],
+      callNumbers: numbers,
+      language,
+    });
     srv.app.service.createUser('test', {
       username: `caller${n}`,
       displayName: 'Ann Lee',
@@ -150,6 +162,36 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
     const wav = readWav(readFileSync(path.join(srv.dir, 'speech', wavs[0]!)));
     expect(wav.rate).toBe(16000);
     expect(wav.samples.length / wav.rate).toBeGreaterThan(2);
+  });
+
+  it("speaks a Spanish site's message in Spanish, with espeak-ng's Latin American voice, and is acknowledged", async () => {
+    configure({});
+    const pcap = path.join(dir, 'press1-es.pcap');
+    writeDtmfPcap(pcap, { digit: '1', pt: TE_PT, leadMs: 400 });
+    const sipp = await desk(deskScenario('uas-desk.xml', 1500, pcap));
+    const eventId = report911([`sip:desk@127.0.0.1:${sipp.port}`], 'es-US');
+    const [row] = await until(
+      () => callRows(eventId),
+      (r) => r[0]?.status === 'sent',
+      30_000,
+      'the Spanish call was not acknowledged',
+    );
+    expect(row!.ackMethod).toBe('rfc2833');
+    expect((await sipp.exited).code).toBe(0);
+
+    const speech = path.join(srv.dir, 'speech');
+    const texts = readdirSync(speech)
+      .filter((f) => f.endsWith('.txt'))
+      .map((f) => ({ key: f.slice(0, -4), text: readFileSync(path.join(speech, f), 'utf8') }));
+    const es = texts.find((t) => t.text.startsWith('Emergencia.'));
+    expect(es, JSON.stringify(texts)).toBeDefined();
+    expect(es!.text).toContain('Llamada al 9 1 1 de Ann Lee, en 100 Main St');
+    expect(es!.text).toContain('Número para devolver la llamada: 4 0 8, 5 5 5, 0 1 0 0.');
+    expect(es!.text).toMatch(/Presione 1 para confirmar\.$/);
+    // Its WAV (same key) was made by the Latin American Spanish voice.
+    expect(readWav(readFileSync(path.join(speech, `${es!.key}.wav`))).rate).toBe(16000);
+    const runs = readFileSync(espeakLog, 'utf8').split('\n');
+    expect(runs.find((l) => l.includes(`${es!.key}.txt`))).toMatch(/^-v es-419 /);
   });
 
   it('takes a 1 sent by SIP INFO (application/dtmf-relay)', async () => {

@@ -2,10 +2,14 @@
 // counts as acknowledged, unacknowledged, worth calling again, or never worth
 // it. The real calls (PJSIP, SIPp, espeak-ng) are in test/integration/desk-call.test.ts.
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { MemoryVoiceStack } from '../../hal/voice/memory.js';
 import { CallUnacknowledgedError, SipCallChannel, callTarget } from '../../provisioning/server/notify/call.js';
 import { DeliveryError } from '../../provisioning/server/notify/channels.js';
 import { spokenDigits, spokenMessage } from '../../provisioning/server/notify/spoken.js';
+import { EspeakSpeech, parseVoiceList, voiceCandidates, writeWav } from '../../provisioning/server/notify/speech.js';
 import type { EmergencyFacts } from '../../provisioning/server/notify/message.js';
 import type { CallSettings } from '../../provisioning/server/validation.js';
 import { silentLog } from '../helpers/log.js';
@@ -26,7 +30,7 @@ function channel() {
 
 /** Starts a send and waits until its INVITE is out: the call under test. */
 async function placed(voice: MemoryVoiceStack, ch: SipCallChannel, s: CallSettings = SETTINGS) {
-  const sent = ch.send(s, 'sip:desk@pbx.example', 'Emergency.');
+  const sent = ch.send(s, 'sip:desk@pbx.example', { text: 'Emergency.', language: 'en' });
   sent.catch(() => undefined);
   for (let i = 0; i < 50 && voice.calls.length === 0; i++) await tick();
   const call = voice.calls.at(-1)!;
@@ -123,5 +127,83 @@ describe('security-desk call channel', () => {
     expect(text).toContain('Callback number: 4 0 8, 5 5 5, 0 1 0 0.');
     expect(text).toMatch(/Press 1 to acknowledge\.$/);
     expect(spokenMessage({ ...facts, test: true, dialed: '933' })).toMatch(/^This is a test\. A 9 3 3 test call/);
+  });
+
+  it('words the message in the notice language: Spanish and French', () => {
+    const facts = {
+      test: false,
+      callerName: 'Ann Lee',
+      user: 'ann',
+      callback: '+14085550100',
+      dialed: '911',
+      addressLines: ['100 Main St', 'San Jose, CA 95110'],
+    } as EmergencyFacts;
+    expect(spokenMessage(facts, 'es')).toBe(
+      'Emergencia. Llamada al 9 1 1 de Ann Lee, en 100 Main St, San Jose, CA 95110. ' +
+        'Por favor, vaya con la persona y ayude a los servicios de emergencia a encontrarla. ' +
+        'Número para devolver la llamada: 4 0 8, 5 5 5, 0 1 0 0. Presione 1 para confirmar.',
+    );
+    expect(spokenMessage({ ...facts, callback: null, addressLines: [] }, 'fr')).toBe(
+      'Urgence. Appel au 9 1 1 de Ann Lee, à une adresse inconnue. Rendez-vous auprès de la personne et aidez les secours à la trouver. ' +
+        'Aucun numéro de rappel. Appuyez sur 1 pour confirmer.',
+    );
+    expect(spokenMessage({ ...facts, test: true, dialed: '933', callerName: null, user: null }, 'es')).toMatch(
+      /^Esto es una prueba\. Llamada de prueba al 9 3 3 de un teléfono, en 100 Main St/,
+    );
+  });
+
+  it("picks the site's espeak-ng voice: Latin American Spanish for es-US, France's French for fr-CA", () => {
+    expect(voiceCandidates('es-US', 'en-us')).toEqual(['es-419', 'es-la', 'es']);
+    expect(voiceCandidates('es-ES', 'en-us')).toEqual(['es']);
+    expect(voiceCandidates('fr-CA', 'en-us')).toEqual(['fr-fr', 'fr']);
+    expect(voiceCandidates('fr-BE', 'en-us')).toEqual(['fr-be', 'fr-fr', 'fr']);
+    expect(voiceCandidates('en-US', 'en-gb')).toEqual(['en-gb']);
+    expect(voiceCandidates('de-DE', 'en-us')).toEqual(['en-us']);
+    const list = [
+      'Pty Language       Age/Gender VoiceName          File                 Other Languages',
+      ' 5  es              --/M      Spanish_(Spain)    roa/es               ',
+      ' 5  es-419          --/M      Spanish_(Latin_America) roa/es-419           (es-mx 6)(es 6)',
+      ' 7  es-mx           --/M      mexican-mbrola-1   mb/mb-mx1            (es 8)',
+    ].join('\n');
+    expect([...parseVoiceList(list)]).toEqual(['es', 'es-419']);
+  });
+
+  it('makes one WAV per text and voice: the same words in another language are spoken again, with that voice', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-speech-'));
+    try {
+      // A stand-in synthesizer: logs its arguments, lists two voices, writes a short WAV.
+      writeFileSync(path.join(dir, 'src.wav'), writeWav({ rate: 22050, samples: new Int16Array(2205) }));
+      const cmd = path.join(dir, 'fake-espeak');
+      writeFileSync(
+        cmd,
+        [
+          '#!/bin/sh',
+          `echo "$@" >> ${dir}/args.log`,
+          'if [ "$1" = --voices ]; then',
+          "  printf 'Pty Language Age/Gender VoiceName File Other\\n 5 es-419 --/M Spanish roa/es-419\\n 5 fr-fr --/M French roa/fr\\n'",
+          '  exit 0',
+          'fi',
+          `while [ $# -gt 0 ]; do if [ "$1" = -w ]; then cp ${dir}/src.wav "$2"; fi; shift; done`,
+        ].join('\n'),
+        { mode: 0o755 },
+      );
+      const speech = new EspeakSpeech({ dir: path.join(dir, 'out'), command: cmd });
+      const en = await speech.file('Hola.', 'en');
+      const es = await speech.file('Hola.', 'es-US');
+      const again = await speech.file('Hola.', 'es-US');
+      expect(es.path).not.toBe(en.path);
+      expect(again.path).toBe(es.path);
+      expect(es.durationMs).toBe(100);
+      const runs = readFileSync(path.join(dir, 'args.log'), 'utf8')
+        .trim()
+        .split('\n')
+        .filter((l) => l !== '--voices');
+      expect(runs).toHaveLength(2);
+      expect(runs[0]).toMatch(/^-v en-us /);
+      expect(runs[1]).toMatch(/^-v es-419 /);
+      expect(readFileSync(es.path.replace(/\.wav$/, '.txt'), 'utf8')).toBe('Hola.');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -10,6 +10,7 @@ import type { CallId, DtmfMethod, PlaybackId, VoiceStack, VoiceStartOptions } fr
 import type { CallSettings } from '../validation.js';
 import { DeliveryError } from './channels.js';
 import type { Speech } from './speech.js';
+import type { SpokenMessage } from './spoken.js';
 
 /** What an acknowledged call records. */
 export interface CallAcknowledgement {
@@ -35,7 +36,7 @@ export class CallUnacknowledgedError extends DeliveryError {
 }
 
 export interface CallChannel {
-  send(settings: CallSettings, to: string, text: string): Promise<CallAcknowledgement>;
+  send(settings: CallSettings, to: string, message: SpokenMessage): Promise<CallAcknowledgement>;
   /** The longest one send can take with these settings (the notifier's bound and lease). */
   maxDurationMs(settings: CallSettings): number;
   close(): Promise<void>;
@@ -119,11 +120,11 @@ export class SipCallChannel implements CallChannel {
     return this.stack;
   }
 
-  async send(s: CallSettings, to: string, text: string): Promise<CallAcknowledgement> {
+  async send(s: CallSettings, to: string, message: SpokenMessage): Promise<CallAcknowledgement> {
     const target = callTarget(to, s.gateway);
     let audio: { path: string; durationMs: number };
     try {
-      audio = await this.opts.speech.file(text);
+      audio = await this.opts.speech.file(message.text, message.language);
     } catch (err) {
       throw new DeliveryError(`call to ${to}: the message could not be spoken: ${(err as Error).message}`);
     }
