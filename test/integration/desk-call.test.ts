@@ -11,7 +11,7 @@ import type { Notification } from '../../provisioning/server/db/types.js';
 import { readWav } from '../../provisioning/server/notify/speech.js';
 import { freePort } from '../helpers/ports.js';
 import { writeDtmfPcap, writeRtpPcap } from '../helpers/audio.js';
-import { refuseScenario, startSipp, type Sipp } from '../helpers/sip.js';
+import { refuseScenario, startKamailio, startSipp, type Kamailio, type Sipp } from '../helpers/sip.js';
 import { HQ, startTestServer, type TestServer } from '../helpers/server-app.js';
 import { requires } from '../helpers/require.js';
 import { startPortal, type PortalHarness } from '../helpers/portal.js';
@@ -19,6 +19,7 @@ import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '..', 'fixtures', 'sipp');
 const gate = requires('security-desk calls', ['voice', 'sipp', 'espeak']);
+const pbxGate = requires('security-desk calls through a PBX that challenges', ['voice', 'sipp', 'espeak', 'kamailio']);
 const browserGate = requires('security-desk calls on the portal', ['voice', 'sipp', 'espeak', 'browser']);
 
 /** pjsua offers telephone-event/8000 under this payload type (pjmedia's PJMEDIA_RTP_PT_TELEPHONE_EVENTS). */
@@ -251,6 +252,81 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
     expect(ms[1]! - ms[0]!).toBeGreaterThanOrEqual(150);
     expect(ms[2]! - ms[1]!).toBeGreaterThanOrEqual(300);
   });
+
+  it.skipIf(pbxGate.skip)(
+    'calls through a PBX that wants registration and digest auth: refused without credentials, registered and acknowledged with them',
+    async () => {
+      const pcap = path.join(dir, 'press1-pbx.pcap');
+      writeDtmfPcap(pcap, { digit: '1', pt: TE_PT, leadMs: 400 });
+      const sipp = await desk(deskScenario('uas-desk.xml', 1500, pcap));
+      // Kamailio challenges REGISTER (401) and INVITE (407) and sends every call on to the desk.
+      let pbx: Kamailio | undefined;
+      try {
+        pbx = await startKamailio({
+          cfg: path.resolve(import.meta.dirname, '..', 'fixtures', 'kamailio', 'registrar.cfg'),
+          defines: {
+            WITH_AUTH: true,
+            WITH_PROXY_AUTH: true,
+            AUTH_PASSWORD: '"desk-pass-6Tz"',
+            DESK_URI: `"sip:127.0.0.1:${sipp.port}"`,
+          },
+        });
+        const gateway = `sip:127.0.0.1:${pbx.port}`;
+        const registrar = gateway;
+
+        // No credentials: the INVITE is challenged and cannot be answered; once is enough.
+        configure({ gateway, maxAttempts: 3 });
+        const refused = report911(['+14085550199']);
+        const [r1] = await until(
+          () => callRows(refused),
+          (r) => r[0]?.status === 'failed',
+          20_000,
+          'the unauthenticated call did not fail',
+        );
+        expect(r1!.lastError).toMatch(/407 Proxy Authentication Required/);
+        expect(r1!.attempts).toBe(1);
+
+        // A wrong password: the registrar challenges again, the call fails before any INVITE.
+        configure({ gateway, maxAttempts: 3, username: 'e911', password: 'wrong', realm: '127.0.0.1', registrar });
+        const wrong = report911(['+14085550199']);
+        const [r2] = await until(
+          () => callRows(wrong),
+          (r) => r[0]?.status === 'failed',
+          20_000,
+          'the wrong password did not fail',
+        );
+        expect(r2!.lastError).toMatch(new RegExp(`registration at ${registrar}: 401`));
+        expect(r2!.attempts).toBe(1);
+        expect(sipp.messages()).not.toMatch(/INVITE/);
+
+        // The right one: registered, the INVITE answers its 407, the desk rings and presses 1.
+        configure({ gateway, username: 'e911', password: 'desk-pass-6Tz', realm: '127.0.0.1', registrar });
+        const ok = report911(['+14085550199']);
+        const [r3] = await until(
+          () => callRows(ok),
+          (r) => r[0]?.status === 'sent',
+          30_000,
+          'the authenticated call was not acknowledged',
+        );
+        expect(r3!.ackMethod).toBe('rfc2833');
+        expect(r3!.attempts).toBe(1);
+        expect((await sipp.exited).code).toBe(0);
+        expect(pbx.log()).toMatch(/REGISTER sip:e911@127\.0\.0\.1 /);
+        expect(pbx.log()).toMatch(/INVITE sip:\+14085550199@127\.0\.0\.1:\d+ authenticated as e911/);
+        // The desk got it through the PBX (its Record-Route), as the number at the gateway.
+        const msgs = sipp.messages();
+        expect(msgs).toMatch(/INVITE sip:\+14085550199@127\.0\.0\.1/);
+        expect(msgs).toMatch(new RegExp(`^Record-Route: <sip:127\\.0\\.0\\.1:${pbx.port};lr`, 'm'));
+        expect(msgs).toContain(`Call-ID: ${r3!.providerId}`);
+        // The stored password never comes back out.
+        const shown = await srv.api.get<{ call: Record<string, unknown> }>('/api/account/notifications');
+        expect(shown.call).toMatchObject({ username: 'e911', registrar, realm: '127.0.0.1', passwordSet: true });
+        expect(JSON.stringify(shown)).not.toContain('desk-pass-6Tz');
+      } finally {
+        await pbx?.close();
+      }
+    },
+  );
 
   it('does not call again a number that does not exist (404)', async () => {
     configure({ maxAttempts: 3 });

@@ -14,7 +14,14 @@ import type { EmergencyFacts } from '../../provisioning/server/notify/message.js
 import type { CallSettings } from '../../provisioning/server/validation.js';
 import { silentLog } from '../helpers/log.js';
 
-const SETTINGS: CallSettings = { from: 'sip:e911@server.example', repeats: 3, ringSeconds: 5, maxAttempts: 3 };
+const SETTINGS: CallSettings = {
+  from: 'sip:e911@server.example',
+  repeats: 3,
+  ringSeconds: 5,
+  maxAttempts: 3,
+  username: undefined,
+  realm: undefined,
+};
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
 function channel() {
@@ -30,9 +37,10 @@ function channel() {
 
 /** Starts a send and waits until its INVITE is out: the call under test. */
 async function placed(voice: MemoryVoiceStack, ch: SipCallChannel, s: CallSettings = SETTINGS) {
+  const before = voice.calls.length;
   const sent = ch.send(s, 'sip:desk@pbx.example', { text: 'Emergency.', language: 'en' });
   sent.catch(() => undefined);
-  for (let i = 0; i < 50 && voice.calls.length === 0; i++) await tick();
+  for (let i = 0; i < 50 && voice.calls.length === before; i++) await tick();
   const call = voice.calls.at(-1)!;
   return { sent, call };
 }
@@ -77,6 +85,9 @@ describe('security-desk call channel', () => {
       [503, true],
       [404, false],
       [484, false],
+      // Challenged and no (right) credentials: calling again with the same settings cannot help.
+      [401, false],
+      [407, false],
     ] as const) {
       const { voice, ch } = channel();
       const { sent, call } = await placed(voice, ch);
@@ -205,5 +216,67 @@ describe('security-desk call channel', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('with credentials, calls through an account of the From that answers challenges in the configured realm', async () => {
+    const { voice, ch } = channel();
+    const s = { ...SETTINGS, username: 'e911', password: 'pw', realm: 'pbx.example' };
+    const { sent, call } = await placed(voice, ch, s);
+    expect(call.account).not.toBe('local');
+    const account = voice.accounts.get(call.account as number)!;
+    expect(account.config).toMatchObject({
+      uri: 'sip:e911@server.example',
+      credentials: [{ realm: 'pbx.example', username: 'e911', password: 'pw' }],
+    });
+    expect(account.config.registrar).toBeUndefined();
+    expect(account.registerCalls).toBe(0);
+    voice.respond(call.callId, 200);
+    await tick();
+    voice.dtmfIn(call.callId, '1');
+    await sent;
+    // The same settings: the same account; other credentials: a new one, the old one removed.
+    const second = await placed(voice, ch, s);
+    expect(second.call.account).toBe(call.account);
+    voice.respond(second.call.callId, 486);
+    await expect(second.sent).rejects.toThrow(/486/);
+    const third = await placed(voice, ch, { ...s, password: 'new' });
+    expect(third.call.account).not.toBe(call.account);
+    expect(voice.accounts.has(call.account as number)).toBe(false);
+    expect(voice.accounts.get(third.call.account as number)!.config.credentials![0]!.realm).toBe('pbx.example');
+    voice.respond(third.call.callId, 486);
+    await expect(third.sent).rejects.toThrow(/486/);
+    // No credentials any more: the local account again.
+    const fourth = await placed(voice, ch, SETTINGS);
+    expect(fourth.call.account).toBe('local');
+    expect(voice.accounts.size).toBe(0);
+    voice.respond(fourth.call.callId, 486);
+    await expect(fourth.sent).rejects.toThrow(/486/);
+  });
+
+  it('with a registrar, registers first and calls once registered; a refused REGISTER fails the call for good', async () => {
+    const { voice, ch } = channel();
+    const s = { ...SETTINGS, username: 'e911', password: 'pw', registrar: 'sip:pbx.example' };
+    let answer = 200;
+    voice.onRegister = (id, renew) => {
+      if (renew) voice.registration(id, answer);
+    };
+    const { sent, call } = await placed(voice, ch, s);
+    const account = voice.accounts.get(call.account as number)!;
+    expect(account).toMatchObject({ registered: true, registerCalls: 1 });
+    expect(account.config).toMatchObject({ registrar: 'sip:pbx.example', credentials: [{ realm: '*', username: 'e911' }] });
+    voice.respond(call.callId, 200);
+    await tick();
+    voice.dtmfIn(call.callId, '1');
+    await sent;
+
+    // Wrong credentials: the registrar says 403; no INVITE leaves.
+    answer = 403;
+    const calls = voice.calls.length;
+    const refused = ch.send({ ...s, password: 'wrong' }, 'sip:desk@pbx.example', { text: 'Emergency.', language: 'en' });
+    await expect(refused).rejects.toMatchObject({
+      retryable: false,
+      message: expect.stringMatching(/registration at sip:pbx\.example: 403/),
+    });
+    expect(voice.calls.length).toBe(calls);
   });
 });
