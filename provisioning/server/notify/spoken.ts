@@ -3,7 +3,16 @@
 // repeats until someone presses 1. Worded in the notice's language (i18n.ts),
 // and spoken by a voice of the site's language tag (speech.ts voiceCandidates).
 import { catalogue, type NoticeLanguage } from './i18n.js';
-import type { EmergencyFacts } from './message.js';
+
+/** The notice's facts the call speaks (EmergencyFacts has them; message.ts builds the message, so no import back). */
+export interface SpokenFacts {
+  test: boolean;
+  callerName: string | null;
+  user: string | null;
+  callback: string | null;
+  dialed: string | null;
+  addressLines: string[];
+}
 
 /** The words of a desk call and the language tag whose voice speaks them. */
 export interface SpokenMessage {
@@ -20,7 +29,7 @@ export function spokenDigits(number: string): string {
   return groups.map((g) => g.split('').join(' ')).join(', ');
 }
 
-export function spokenMessage(f: EmergencyFacts, lang: NoticeLanguage = 'en'): string {
+export function spokenMessage(f: SpokenFacts, lang: NoticeLanguage = 'en'): string {
   const t = catalogue(lang).spoken;
   const who = f.callerName ?? f.user ?? t.someone;
   const where = f.addressLines.length ? f.addressLines.join(', ') : t.unknownAddress;
