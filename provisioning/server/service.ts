@@ -205,16 +205,17 @@ export class AdminService {
     const sms = s.sms && (({ password, header, ...rest }) => ({ ...rest, ...hideHeader(header), passwordSet: Boolean(password) }))(s.sms);
     const webhook =
       s.webhook && (({ secret, header, ...rest }) => ({ ...rest, ...hideHeader(header), secretSet: Boolean(secret) }))(s.webhook);
+    const call = s.call && (({ password, ...rest }) => ({ ...rest, passwordSet: Boolean(password) }))(s.call);
     const a = this.repo.account();
-    // The call channel holds no secret: shown as stored.
-    return { smtp, sms, webhook, call: s.call, policy: a.notificationPolicy, testPolicy: a.testNotificationPolicy };
+    return { smtp, sms, webhook, call, policy: a.notificationPolicy, testPolicy: a.testNotificationPolicy };
   }
 
   /**
    * Replaces the given channels (null removes one). An omitted secret keeps the stored one,
    * but only while it would still go where it went: a stored password, secret or header value
-   * is dropped when the SMTP host, port or user name, or the SMS or webhook URL, changes (or
-   * the header's name does), so whoever repoints a channel cannot collect its credentials.
+   * is dropped when the SMTP host, port or user name, the SMS or webhook URL, or the call
+   * channel's gateway, registrar or user name changes (or the header's name does), so whoever
+   * repoints a channel cannot collect its credentials.
    */
   setNotificationSettings(actor: string, input: unknown): Record<string, unknown> {
     const next = parse(notificationSettingsSchema, input);
@@ -289,7 +290,17 @@ export class AdminService {
       if (merged.webhook && !merged.webhook.header) delete merged.webhook.header;
       if (merged.webhook && merged.webhook.secret === undefined) delete merged.webhook.secret;
     }
-    if (next.call !== undefined) merged.call = next.call;
+    if (next.call !== undefined) {
+      const n = next.call;
+      const same =
+        !!n &&
+        !!cur.call &&
+        n.username === cur.call.username &&
+        n.gateway?.toLowerCase() === cur.call.gateway?.toLowerCase() &&
+        n.registrar?.toLowerCase() === cur.call.registrar?.toLowerCase();
+      merged.call = n && { ...n, password: n.username ? keep('call.password', n.password, cur.call?.password, same) : n.password };
+      if (merged.call && merged.call.password === undefined) delete merged.call.password;
+    }
     this.repo.transaction(() => {
       this.repo.setNotificationSettings(merged);
       this.repo.audit(actor, 'notifications.update', 'account', null, {

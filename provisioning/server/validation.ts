@@ -322,6 +322,17 @@ export const callSettingsSchema = z.strictObject({
   ringSeconds: z.number().int().min(5).max(120).default(30),
   /** Calls placed per number at most (not answered, busy, failed), with backoff between. */
   maxAttempts: z.number().int().min(1).max(10).default(5),
+  /**
+   * Digest credentials for a PBX or gateway that challenges (401/407): with them the calls go
+   * through an account of the From's address of record that answers the challenges.
+   */
+  username: optionalText(256),
+  /** Write-only: omitted on update keeps the stored one while the gateway, registrar and user name stay. */
+  password: z.string().max(1024).optional(),
+  /** Where that account registers before it calls, e.g. sip:pbx.example;transport=tcp (none: it never registers). */
+  registrar: sipUriSchema.optional(),
+  /** The realm the credentials answer (default: any the PBX names). */
+  realm: optionalText(128),
 });
 export type CallSettings = z.infer<typeof callSettingsSchema>;
 

@@ -11,7 +11,7 @@ import type { Notification } from '../../provisioning/server/db/types.js';
 import { readWav } from '../../provisioning/server/notify/speech.js';
 import { freePort } from '../helpers/ports.js';
 import { writeDtmfPcap, writeRtpPcap } from '../helpers/audio.js';
-import { refuseScenario, startSipp, type Sipp } from '../helpers/sip.js';
+import { refuseScenario, startKamailio, startSipp, type Kamailio, type Sipp } from '../helpers/sip.js';
 import { HQ, startTestServer, type TestServer } from '../helpers/server-app.js';
 import { requires } from '../helpers/require.js';
 import { startPortal, type PortalHarness } from '../helpers/portal.js';
@@ -19,6 +19,7 @@ import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '..', 'fixtures', 'sipp');
 const gate = requires('security-desk calls', ['voice', 'sipp', 'espeak']);
+const pbxGate = requires('security-desk calls through a PBX that challenges', ['voice', 'sipp', 'espeak', 'kamailio']);
 const browserGate = requires('security-desk calls on the portal', ['voice', 'sipp', 'espeak', 'browser']);
 
 /** pjsua offers telephone-event/8000 under this payload type (pjmedia's PJMEDIA_RTP_PT_TELEPHONE_EVENTS). */
@@ -37,11 +38,16 @@ async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms: numbe
 describe.skipIf(gate.skip)('security-desk calls', () => {
   let srv: TestServer;
   let dir: string;
+  let espeakLog: string;
   const sipps: Sipp[] = [];
   let n = 0;
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'e911-desk-'));
+    // espeak-ng behind a wrapper that logs each invocation: which voice spoke which message.
+    espeakLog = path.join(dir, 'espeak.log');
+    const espeak = path.join(dir, 'espeak-ng');
+    writeFileSync(espeak, `#!/bin/sh\necho "$@" >> ${espeakLog}\nexec espeak-ng "$@"\n`, { mode: 0o755 });
     srv = await startTestServer({
       notify: {
         retry: { baseMs: 300, maxMs: 1200, maxAttempts: 50 },
@@ -49,7 +55,7 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
         sendTimeoutMs: 5_000,
         sip: { host: '127.0.0.1', port: await freePort(), rtpPort: 20000 + Math.floor(Math.random() * 20000) * 2 },
         // Fast speech: the unacknowledged case waits for whole plays of the message.
-        speech: { wordsPerMinute: 450 },
+        speech: { wordsPerMinute: 450, command: espeak },
       },
     });
     srv.app.service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
@@ -68,9 +74,16 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
   }
 
   /** A location calling `numbers`, a user with a phone there, and a 911 from that phone: the event id. */
-  function report911(numbers: string[]): string {
+  function report911(numbers: string[], language = 'en'): string {
     n++;
-    const loc = srv.app.service.createLocation('test', { ...HQ, code: `DESK-${n}`, adminEmails: [], smsNumbers: [], callNumbers: numbers });
+    const loc = srv.app.service.createLocation('test', {
+      ...HQ,
+      code: `DESK-${n}`,
+      adminEmails: [],
+      smsNumbers: [],
+      callNumbers: numbers,
+      language,
+    });
     srv.app.service.createUser('test', {
       username: `caller${n}`,
       displayName: 'Ann Lee',
@@ -152,6 +165,36 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
     expect(wav.samples.length / wav.rate).toBeGreaterThan(2);
   });
 
+  it("speaks a Spanish site's message in Spanish, with espeak-ng's Latin American voice, and is acknowledged", async () => {
+    configure({});
+    const pcap = path.join(dir, 'press1-es.pcap');
+    writeDtmfPcap(pcap, { digit: '1', pt: TE_PT, leadMs: 400 });
+    const sipp = await desk(deskScenario('uas-desk.xml', 1500, pcap));
+    const eventId = report911([`sip:desk@127.0.0.1:${sipp.port}`], 'es-US');
+    const [row] = await until(
+      () => callRows(eventId),
+      (r) => r[0]?.status === 'sent',
+      30_000,
+      'the Spanish call was not acknowledged',
+    );
+    expect(row!.ackMethod).toBe('rfc2833');
+    expect((await sipp.exited).code).toBe(0);
+
+    const speech = path.join(srv.dir, 'speech');
+    const texts = readdirSync(speech)
+      .filter((f) => f.endsWith('.txt'))
+      .map((f) => ({ key: f.slice(0, -4), text: readFileSync(path.join(speech, f), 'utf8') }));
+    const es = texts.find((t) => t.text.startsWith('Emergencia.'));
+    expect(es, JSON.stringify(texts)).toBeDefined();
+    expect(es!.text).toContain('Llamada al 9 1 1 de Ann Lee, en 100 Main St');
+    expect(es!.text).toContain('Número para devolver la llamada: 4 0 8, 5 5 5, 0 1 0 0.');
+    expect(es!.text).toMatch(/Presione 1 para confirmar\.$/);
+    // Its WAV (same key) was made by the Latin American Spanish voice.
+    expect(readWav(readFileSync(path.join(speech, `${es!.key}.wav`))).rate).toBe(16000);
+    const runs = readFileSync(espeakLog, 'utf8').split('\n');
+    expect(runs.find((l) => l.includes(`${es!.key}.txt`))).toMatch(/^-v es-419 /);
+  });
+
   it('takes a 1 sent by SIP INFO (application/dtmf-relay)', async () => {
     configure({});
     const sipp = await desk(deskScenario('uas-desk-info.xml', 1000));
@@ -209,6 +252,81 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
     expect(ms[1]! - ms[0]!).toBeGreaterThanOrEqual(150);
     expect(ms[2]! - ms[1]!).toBeGreaterThanOrEqual(300);
   });
+
+  it.skipIf(pbxGate.skip)(
+    'calls through a PBX that wants registration and digest auth: refused without credentials, registered and acknowledged with them',
+    async () => {
+      const pcap = path.join(dir, 'press1-pbx.pcap');
+      writeDtmfPcap(pcap, { digit: '1', pt: TE_PT, leadMs: 400 });
+      const sipp = await desk(deskScenario('uas-desk.xml', 1500, pcap));
+      // Kamailio challenges REGISTER (401) and INVITE (407) and sends every call on to the desk.
+      let pbx: Kamailio | undefined;
+      try {
+        pbx = await startKamailio({
+          cfg: path.resolve(import.meta.dirname, '..', 'fixtures', 'kamailio', 'registrar.cfg'),
+          defines: {
+            WITH_AUTH: true,
+            WITH_PROXY_AUTH: true,
+            AUTH_PASSWORD: '"desk-pass-6Tz"',
+            DESK_URI: `"sip:127.0.0.1:${sipp.port}"`,
+          },
+        });
+        const gateway = `sip:127.0.0.1:${pbx.port}`;
+        const registrar = gateway;
+
+        // No credentials: the INVITE is challenged and cannot be answered; once is enough.
+        configure({ gateway, maxAttempts: 3 });
+        const refused = report911(['+14085550199']);
+        const [r1] = await until(
+          () => callRows(refused),
+          (r) => r[0]?.status === 'failed',
+          20_000,
+          'the unauthenticated call did not fail',
+        );
+        expect(r1!.lastError).toMatch(/407 Proxy Authentication Required/);
+        expect(r1!.attempts).toBe(1);
+
+        // A wrong password: the registrar challenges again, the call fails before any INVITE.
+        configure({ gateway, maxAttempts: 3, username: 'e911', password: 'wrong', realm: '127.0.0.1', registrar });
+        const wrong = report911(['+14085550199']);
+        const [r2] = await until(
+          () => callRows(wrong),
+          (r) => r[0]?.status === 'failed',
+          20_000,
+          'the wrong password did not fail',
+        );
+        expect(r2!.lastError).toMatch(new RegExp(`registration at ${registrar}: 401`));
+        expect(r2!.attempts).toBe(1);
+        expect(sipp.messages()).not.toMatch(/INVITE/);
+
+        // The right one: registered, the INVITE answers its 407, the desk rings and presses 1.
+        configure({ gateway, username: 'e911', password: 'desk-pass-6Tz', realm: '127.0.0.1', registrar });
+        const ok = report911(['+14085550199']);
+        const [r3] = await until(
+          () => callRows(ok),
+          (r) => r[0]?.status === 'sent',
+          30_000,
+          'the authenticated call was not acknowledged',
+        );
+        expect(r3!.ackMethod).toBe('rfc2833');
+        expect(r3!.attempts).toBe(1);
+        expect((await sipp.exited).code).toBe(0);
+        expect(pbx.log()).toMatch(/REGISTER sip:e911@127\.0\.0\.1 /);
+        expect(pbx.log()).toMatch(/INVITE sip:\+14085550199@127\.0\.0\.1:\d+ authenticated as e911/);
+        // The desk got it through the PBX (its Record-Route), as the number at the gateway.
+        const msgs = sipp.messages();
+        expect(msgs).toMatch(/INVITE sip:\+14085550199@127\.0\.0\.1/);
+        expect(msgs).toMatch(new RegExp(`^Record-Route: <sip:127\\.0\\.0\\.1:${pbx.port};lr`, 'm'));
+        expect(msgs).toContain(`Call-ID: ${r3!.providerId}`);
+        // The stored password never comes back out.
+        const shown = await srv.api.get<{ call: Record<string, unknown> }>('/api/account/notifications');
+        expect(shown.call).toMatchObject({ username: 'e911', registrar, realm: '127.0.0.1', passwordSet: true });
+        expect(JSON.stringify(shown)).not.toContain('desk-pass-6Tz');
+      } finally {
+        await pbx?.close();
+      }
+    },
+  );
 
   it('does not call again a number that does not exist (404)', async () => {
     configure({ maxAttempts: 3 });

@@ -16,6 +16,7 @@ interface Settings {
   smtp: Record<string, unknown> | null;
   sms: Record<string, unknown> | null;
   webhook: Record<string, unknown> | null;
+  call: Record<string, unknown> | null;
   policy: string;
 }
 
@@ -98,6 +99,48 @@ describe.skipIf(gate.skip)('admin portal: notifications page', () => {
     // The password field is blank again and says the password is set.
     expect(await page.getByLabel('SMS password').inputValue()).toBe('');
     await page.getByText('Set. Blank keeps it.').first().waitFor();
+  });
+
+  it('saves the security-desk call settings with PBX credentials; the password is write-only and a blank one keeps it', async () => {
+    const { page } = h;
+    await page.getByRole('button', { name: 'Set up calls' }).click();
+    await page.getByLabel('SIP gateway').fill('sip:pbx.example;transport=tcp');
+    // Not a SIP URI: the server refuses it beside the field.
+    await page.getByLabel('Call from').fill('e911 at pbx');
+    await page.getByLabel('Message repeats').fill('3');
+    await page.getByLabel('Ring seconds').fill('20');
+    await page.getByLabel('Call attempts').fill('2');
+    await page.getByLabel('SIP user name').fill('e911');
+    await page.getByLabel('SIP password').fill('sip-s3cret');
+    await page.getByLabel('SIP registrar').fill('sip:pbx.example');
+    await page.getByLabel('SIP realm').fill('pbx.example');
+    await page.getByRole('button', { name: 'Save channels' }).click();
+    await page.getByRole('alert').filter({ hasText: 'call.from' }).waitFor();
+    expect(await page.getByLabel('Call from').getAttribute('aria-invalid')).toBe('true');
+
+    await page.getByLabel('Call from').fill('sip:e911@pbx.example');
+    await page.getByRole('button', { name: 'Save channels' }).click();
+    await page.getByRole('status').filter({ hasText: 'Notification settings saved.' }).waitFor();
+    const raw = await (await page.request.get('/api/account/notifications')).text();
+    expect(raw).not.toContain('sip-s3cret');
+    expect((JSON.parse(raw) as { call: unknown }).call).toEqual({
+      gateway: 'sip:pbx.example;transport=tcp',
+      from: 'sip:e911@pbx.example',
+      repeats: 3,
+      ringSeconds: 20,
+      maxAttempts: 2,
+      username: 'e911',
+      registrar: 'sip:pbx.example',
+      realm: 'pbx.example',
+      passwordSet: true,
+    });
+    expect(await page.getByLabel('SIP password').inputValue()).toBe('');
+
+    // Another save with the password blank keeps the stored one.
+    await page.getByLabel('Message repeats').fill('5');
+    await page.getByRole('button', { name: 'Save channels' }).click();
+    await page.getByRole('status').filter({ hasText: 'Notification settings saved.' }).waitFor();
+    expect(h.srv.app.repo.notificationSettings().call).toMatchObject({ repeats: 5, username: 'e911', password: 'sip-s3cret' });
   });
 
   it('a test email reaches the SMTP sink and the page shows the success', async () => {

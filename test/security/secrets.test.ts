@@ -12,7 +12,9 @@ const SMS_KEY = 'sms-api-key-9Zt';
 const HOOK_SECRET = 'hook-secret-4Kd';
 const HOOK_KEY = 'hook-api-key-3Wm';
 const SMTP_PASSWORD = 'smtp-pass-8Hy';
-const SECRETS = [SMS_PASSWORD, SMS_KEY, HOOK_SECRET, HOOK_KEY, SMTP_PASSWORD];
+const CALL_PASSWORD = 'sip-pass-5Rv';
+const SECRETS = [SMS_PASSWORD, SMS_KEY, HOOK_SECRET, HOOK_KEY, SMTP_PASSWORD, CALL_PASSWORD];
+const CALL = { from: 'sip:e911@pbx.example', gateway: 'sip:pbx.example', registrar: 'sip:pbx.example', username: 'e911' };
 
 describe('notification secrets and targets', () => {
   let srv: TestServer;
@@ -31,6 +33,7 @@ describe('notification secrets and targets', () => {
       header: { name: 'X-Api-Key', value: SMS_KEY },
     },
     webhook: { url: `${provider.url}/hook`, secret: HOOK_SECRET, header: { name: 'X-Hook-Key', value: HOOK_KEY } },
+    call: { ...CALL, password: CALL_PASSWORD, realm: 'pbx.example' },
   });
   const testSend = (channel: 'sms' | 'webhook') =>
     srv.api.post<{ ok: boolean; error?: string; providerId?: string }>('/api/account/notifications/test', {
@@ -72,17 +75,21 @@ describe('notification secrets and targets', () => {
       smtp: { username: 'relay', passwordSet: true },
       sms: { username: 'acct', passwordSet: true, header: { name: 'X-Api-Key', valueSet: true } },
       webhook: { secretSet: true, header: { name: 'X-Hook-Key', valueSet: true } },
+      call: { ...CALL, realm: 'pbx.example', passwordSet: true },
     });
+    expect(get.body).not.toHaveProperty('call.password');
   });
 
   it('keeps the stored secrets when a save leaves them out and the target is the same', async () => {
     const keep = {
       sms: { url: `${provider.url}/sms`, username: 'acct', from: '+14085550001', header: { name: 'X-Api-Key' } },
       webhook: { url: `${provider.url}/hook`, header: { name: 'X-Hook-Key' } },
+      call: { ...CALL, repeats: 2 },
     };
     const r = await srv.api.call<{ secretsDropped?: string[] }>('PUT', '/api/account/notifications', keep);
     expect(r.status).toBe(200);
     expect(r.body.secretsDropped).toBeUndefined();
+    expect(srv.app.repo.notificationSettings().call).toMatchObject({ repeats: 2, username: 'e911', password: CALL_PASSWORD });
     expect(await testSend('sms')).toMatchObject({ ok: true });
     expect(await testSend('webhook')).toMatchObject({ ok: true });
     const sms = provider.requests.find((q) => q.url === '/sms')!;
@@ -98,10 +105,12 @@ describe('notification secrets and targets', () => {
       smtp: { host: 'mail.evil.example', port: 2525, security: 'none', username: 'relay', from: 'e911@example.com' },
       sms: { url: `${attacker.url}/sms`, username: 'acct', from: '+14085550000' },
       webhook: { url: `${attacker.url}/hook` },
+      call: { ...CALL, registrar: 'sip:evil.example' },
     });
     expect(moved.status).toBe(200);
-    expect(moved.body.secretsDropped?.sort()).toEqual(['sms.password', 'smtp.password', 'webhook.secret']);
+    expect(moved.body.secretsDropped?.sort()).toEqual(['call.password', 'sms.password', 'smtp.password', 'webhook.secret']);
     const stored = srv.app.repo.notificationSettings();
+    expect(stored.call?.password).toBeUndefined();
     expect(stored.smtp?.password).toBeUndefined();
     expect(stored.sms?.password).toBeUndefined();
     expect(stored.webhook?.secret).toBeUndefined();

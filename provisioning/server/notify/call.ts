@@ -5,11 +5,15 @@
 // it resolves when the 1 comes, and fails with a DeliveryError otherwise (not
 // answered, busy, hung up: retryable; the number does not exist: not) or with
 // CallUnacknowledgedError once the message has played `repeats` times to the end.
+// With credentials in the settings (a PBX that challenges, or wants the server
+// registered), the calls go through a pjsua account of the From's address of
+// record that answers 401/407 and, given a registrar, registers before it calls.
 import type { Logger } from 'pino';
-import type { CallId, DtmfMethod, PlaybackId, VoiceStack, VoiceStartOptions } from '../../../hal/voice/types.js';
+import type { AccountConfig, AccountId, CallId, DtmfMethod, PlaybackId, VoiceStack, VoiceStartOptions } from '../../../hal/voice/types.js';
 import type { CallSettings } from '../validation.js';
 import { DeliveryError } from './channels.js';
 import type { Speech } from './speech.js';
+import type { SpokenMessage } from './spoken.js';
 
 /** What an acknowledged call records. */
 export interface CallAcknowledgement {
@@ -35,7 +39,7 @@ export class CallUnacknowledgedError extends DeliveryError {
 }
 
 export interface CallChannel {
-  send(settings: CallSettings, to: string, text: string): Promise<CallAcknowledgement>;
+  send(settings: CallSettings, to: string, message: SpokenMessage): Promise<CallAcknowledgement>;
   /** The longest one send can take with these settings (the notifier's bound and lease). */
   maxDurationMs(settings: CallSettings): number;
   close(): Promise<void>;
@@ -44,8 +48,35 @@ export interface CallChannel {
 /** The longest message the bound allows for: the spoken notice runs 15-25 s. */
 const MAX_MESSAGE_MS = 60_000;
 
-/** Failures a second call cannot change: the number or the request is wrong. */
-const PERMANENT = new Set([400, 403, 404, 410, 414, 416, 420, 484, 485, 488, 501, 604]);
+/**
+ * Failures a second call cannot change: the number or the request is wrong, or the PBX
+ * refused the credentials (pjsua answers a challenge once: a second 401/407 means they were
+ * wrong, or there were none). The settings must change first.
+ */
+const PERMANENT = new Set([400, 401, 403, 404, 407, 410, 414, 416, 420, 484, 485, 488, 501, 604]);
+
+/** How long a call waits for the account's REGISTER to succeed. */
+const REGISTER_WAIT_MS = 15_000;
+
+/** The pjsua account the settings call for: none (the local account) without credentials or registrar. */
+export function deskAccountConfig(s: CallSettings): AccountConfig | null {
+  if (!s.username && !s.registrar) return null;
+  return {
+    uri: s.from,
+    ...(s.registrar ? { registrar: s.registrar } : {}),
+    credentials: s.username ? [{ realm: s.realm ?? '*', username: s.username, password: s.password ?? '' }] : [],
+    // Registered by the first call that needs it (registered()), which waits for the answer.
+    register: false,
+  };
+}
+
+interface DeskAccount {
+  key: string;
+  id: AccountId;
+  registrar: string | undefined;
+  /** The REGISTER under way, shared by the calls that wait for it. */
+  registering: Promise<void> | null;
+}
 
 /** The SIP URI for a number: a URI as it is, an E.164 number through the gateway. */
 export function callTarget(to: string, gateway: string | undefined): string {
@@ -98,8 +129,69 @@ export class SipCallChannel implements CallChannel {
     this.now = opts.now ?? (() => new Date());
   }
 
+  private account: DeskAccount | null = null;
+
   maxDurationMs(s: CallSettings): number {
-    return s.ringSeconds * 1000 + s.repeats * MAX_MESSAGE_MS + 15_000;
+    return s.ringSeconds * 1000 + s.repeats * MAX_MESSAGE_MS + 15_000 + (s.registrar ? REGISTER_WAIT_MS : 0);
+  }
+
+  /** The account the call goes through: pjsua's local one, or one with the settings' credentials (made again when they change). */
+  private async accountFor(stack: VoiceStack, s: CallSettings): Promise<AccountId | 'local'> {
+    const config = deskAccountConfig(s);
+    const key = config ? JSON.stringify(config) : '';
+    if (this.account && this.account.key !== key) {
+      const old = this.account;
+      this.account = null;
+      try {
+        stack.removeAccount(old.id);
+      } catch (err) {
+        // Gone already (the stack restarted): nothing to remove.
+        this.opts.log.debug({ err: (err as Error).message }, 'removing the old desk-call account');
+      }
+    }
+    if (!config) return 'local';
+    if (!this.account) {
+      const id = stack.addAccount(config);
+      this.account = { key, id, registrar: config.registrar, registering: null };
+      this.opts.log.info({ accountId: id, uri: config.uri, registrar: config.registrar, username: s.username }, 'desk-call account added');
+    }
+    const a = this.account;
+    if (a.registrar && !stack.accountInfo(a.id).registered) {
+      a.registering ??= this.register(stack, a).finally(() => {
+        a.registering = null;
+      });
+      await a.registering;
+    }
+    return a.id;
+  }
+
+  /** Sends a REGISTER and waits for its outcome: a failure fails the call (401/403: the credentials are wrong, for good). */
+  private register(stack: VoiceStack, a: DeskAccount): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        off();
+        reject(new DeliveryError(`registration at ${a.registrar}: no answer within ${REGISTER_WAIT_MS / 1000} s`));
+      }, REGISTER_WAIT_MS);
+      const off = stack.on('registration', (e) => {
+        if (e.accountId !== a.id || !e.renew) return;
+        clearTimeout(timer);
+        off();
+        if (e.registered) {
+          this.opts.log.info({ accountId: a.id, registrar: a.registrar, expires: e.expires }, 'desk-call account registered');
+          resolve();
+        } else {
+          const why = `${e.code} ${e.reason}`.trim() + (e.error ? ` (${e.error})` : '');
+          reject(new DeliveryError(`registration at ${a.registrar}: ${why}`, !PERMANENT.has(e.code)));
+        }
+      });
+      try {
+        stack.register(a.id);
+      } catch (err) {
+        clearTimeout(timer);
+        off();
+        reject(new DeliveryError(`registration at ${a.registrar}: ${(err as Error).message}`));
+      }
+    });
   }
 
   private started(): Promise<VoiceStack> {
@@ -119,11 +211,11 @@ export class SipCallChannel implements CallChannel {
     return this.stack;
   }
 
-  async send(s: CallSettings, to: string, text: string): Promise<CallAcknowledgement> {
+  async send(s: CallSettings, to: string, message: SpokenMessage): Promise<CallAcknowledgement> {
     const target = callTarget(to, s.gateway);
     let audio: { path: string; durationMs: number };
     try {
-      audio = await this.opts.speech.file(text);
+      audio = await this.opts.speech.file(message.text, message.language);
     } catch (err) {
       throw new DeliveryError(`call to ${to}: the message could not be spoken: ${(err as Error).message}`);
     }
@@ -133,7 +225,14 @@ export class SipCallChannel implements CallChannel {
     } catch (err) {
       throw new DeliveryError(`call to ${to}: the voice stack did not start: ${(err as Error).message}`);
     }
-    return this.call(stack, s, to, target, audio);
+    let account: AccountId | 'local';
+    try {
+      account = await this.accountFor(stack, s);
+    } catch (err) {
+      if (err instanceof DeliveryError) throw new DeliveryError(`call to ${to}: ${err.message}`, err.retryable);
+      throw new DeliveryError(`call to ${to}: the account could not be added: ${(err as Error).message}`, false);
+    }
+    return this.call(stack, s, to, target, audio, account);
   }
 
   private call(
@@ -142,6 +241,7 @@ export class SipCallChannel implements CallChannel {
     to: string,
     target: string,
     audio: { path: string; durationMs: number },
+    account: AccountId | 'local',
   ): Promise<CallAcknowledgement> {
     const log = this.opts.log.child({ to });
     return new Promise<CallAcknowledgement>((resolve, reject) => {
@@ -220,14 +320,14 @@ export class SipCallChannel implements CallChannel {
       );
 
       try {
-        callId = stack.makeCall(target, { from: s.from });
+        callId = stack.makeCall(target, { account, from: s.from });
         sipCallId = stack.callInfo(callId).sipCallId;
       } catch (err) {
         for (const off of offs) off();
         reject(new DeliveryError(`call to ${to}: ${(err as Error).message}`));
         return;
       }
-      log.info({ target, sipCallId }, 'security-desk call placed');
+      log.info({ target, sipCallId, account }, 'security-desk call placed');
       timers.push(
         setTimeout(() => {
           if (!answered) settle({ err: new DeliveryError(`call to ${to}: not answered within ${s.ringSeconds} s`) });
@@ -246,6 +346,9 @@ export class SipCallChannel implements CallChannel {
     this.stack = null;
     if (!p) return;
     const stack = await p.catch(() => null);
-    await stack?.stop({ unregister: false });
+    // A registered account says goodbye to its registrar (about 1 s); otherwise there is nothing to tell anyone.
+    const registered = this.account?.registrar !== undefined;
+    this.account = null;
+    await stack?.stop({ unregister: registered });
   }
 }

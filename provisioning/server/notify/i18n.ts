@@ -90,6 +90,16 @@ export interface Catalogue {
     sms(group: string): string;
     smsDiffers(group: string, location: string): string;
   };
+  /** The security-desk call's words (spoken.ts): short, as it repeats until someone presses 1; numbers come as digits. */
+  spoken: {
+    someone: string;
+    unknownAddress: string;
+    emergency(who: string, where: string): string;
+    test(dialed: string, who: string, where: string): string;
+    callback(digits: string): string;
+    noCallback: string;
+    press1: string;
+  };
 }
 
 const en: Catalogue = {
@@ -179,6 +189,15 @@ const en: Catalogue = {
       `${where}. DOES NOT MATCH the address sent: the phone's IP is on floor ${ipFloor}; the address sent says floor ${sentFloor}`,
     sms: (group) => ` Zone by IP: ${group}.`,
     smsDiffers: (group, location) => ` IP ZONE DIFFERS: ${group}, ${location}.`,
+  },
+  spoken: {
+    someone: 'a phone',
+    unknownAddress: 'an unknown address',
+    emergency: (who, where) => `Emergency. 9 1 1 was called by ${who}, at ${where}. Please go to the caller and help responders find them.`,
+    test: (dialed, who, where) => `This is a test. A ${dialed} test call was made by ${who}, at ${where}. No emergency.`,
+    callback: (digits) => `Callback number: ${digits}.`,
+    noCallback: 'No callback number.',
+    press1: 'Press 1 to acknowledge.',
   },
 };
 
@@ -271,6 +290,16 @@ const es: Catalogue = {
     sms: (group) => ` Zona por IP: ${group}.`,
     smsDiffers: (group, location) => ` LA ZONA IP DIFIERE: ${group}, ${location}.`,
   },
+  spoken: {
+    someone: 'un teléfono',
+    unknownAddress: 'una dirección desconocida',
+    emergency: (who, where) =>
+      `Emergencia. Llamada al 9 1 1 de ${who}, en ${where}. Por favor, vaya con la persona y ayude a los servicios de emergencia a encontrarla.`,
+    test: (dialed, who, where) => `Esto es una prueba. Llamada de prueba al ${dialed} de ${who}, en ${where}. No hay emergencia.`,
+    callback: (digits) => `Número para devolver la llamada: ${digits}.`,
+    noCallback: 'No hay número para devolver la llamada.',
+    press1: 'Presione 1 para confirmar.',
+  },
 };
 
 const fr: Catalogue = {
@@ -360,6 +389,16 @@ const fr: Catalogue = {
       `${where}. NE CORRESPOND PAS à l'adresse envoyée : l'IP du téléphone est à l'étage ${ipFloor}; l'adresse envoyée indique l'étage ${sentFloor}`,
     sms: (group) => ` Zone selon l'IP : ${group}.`,
     smsDiffers: (group, location) => ` ZONE IP DIFFÉRENTE : ${group}, ${location}.`,
+  },
+  spoken: {
+    someone: 'un téléphone',
+    unknownAddress: 'une adresse inconnue',
+    emergency: (who, where) =>
+      `Urgence. Appel au 9 1 1 de ${who}, à ${where}. Rendez-vous auprès de la personne et aidez les secours à la trouver.`,
+    test: (dialed, who, where) => `Ceci est un test. Appel de test au ${dialed} de ${who}, à ${where}. Aucune urgence.`,
+    callback: (digits) => `Numéro de rappel : ${digits}.`,
+    noCallback: 'Aucun numéro de rappel.',
+    press1: 'Appuyez sur 1 pour confirmer.',
   },
 };
 

@@ -5,6 +5,7 @@
 import { formatAddressLines, CIVIC_ELEMENTS, type CivicAddress } from '../../protocol/address.js';
 import { callSiteOf } from '../../protocol/call-site.js';
 import type { Location, StoredEvent, User } from '../db/repo.js';
+import { spokenMessage, type SpokenMessage } from './spoken.js';
 import { catalogue, languageName, noticeLanguage, type Catalogue, type NoticeLanguage, type RowKey } from './i18n.js';
 import type { SiteZone } from './zone.js';
 import type { NoticeFallbacks } from '../defaults.js';
@@ -84,6 +85,8 @@ export interface Notice {
   facts: EmergencyFacts;
   /** The language it is written in (the site's, where translated). */
   language: NoticeLanguage;
+  /** What a security-desk call says, in that language. */
+  spoken: SpokenMessage;
   /** Extra email headers: a 911 is marked high importance, a 933 test is not. */
   headers: Record<string, string>;
 }
@@ -330,6 +333,8 @@ export function buildNotice(ctx: NoticeContext): Notice {
     sms,
     facts: f,
     language: lang,
+    // The site's own tag picks the voice (es-US: Latin American Spanish); untranslated sites hear English.
+    spoken: { text: spokenMessage(f, lang), language: lang === 'en' ? 'en' : (ctx.location?.language ?? lang) },
     // Mail clients flag these; a 933 test must not look like the real thing.
     headers: f.test ? {} : { Importance: 'High', 'X-Priority': '1' },
   };

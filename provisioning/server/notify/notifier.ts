@@ -13,7 +13,6 @@ import type { CallSettings, NotificationPolicy, SmsSettings, WebhookSettings } f
 import { DeliveryError, type EmailChannel, type HttpChannel } from './channels.js';
 import { buildNotice, type Notice } from './message.js';
 import { CallUnacknowledgedError, type CallAcknowledgement, type CallChannel } from './call.js';
-import { spokenMessage } from './spoken.js';
 import { zoneLookup } from './zone.js';
 import { noticeFallbacks, notificationEmails } from '../defaults.js';
 import type { SignedAddress } from '../../protocol/messages.js';
@@ -328,7 +327,7 @@ export class Notifier {
     if (!s) throw new DeliveryError('the call channel is not configured');
     if (!this.deps.call) throw new DeliveryError('this server has no voice stack to place calls', false);
     this.deps.repo.extendNotificationLease(n.id, new Date(this.now().getTime() + (this.callBound(s) ?? 0) + 30_000));
-    return this.deps.call.send(s, n.recipient, spokenMessage(notice.facts));
+    return this.deps.call.send(s, n.recipient, notice.spoken);
   }
 
   private callBound(s: CallSettings | null): number | undefined {
@@ -394,7 +393,7 @@ export class Notifier {
           if (!settings.call) throw new DeliveryError('the call channel is not configured');
           if (!this.deps.call) throw new DeliveryError('this server has no voice stack to place calls');
           if (!to) throw new DeliveryError('give a number or SIP URI to call');
-          const ack = await this.deps.call.send(settings.call, to, spokenMessage(notice.facts));
+          const ack = await this.deps.call.send(settings.call, to, notice.spoken);
           return { ok: true, providerId: `${ack.sipCallId} (acknowledged)` };
         }
       }

@@ -1,7 +1,9 @@
 // The spoken message of a security-desk call, made by Debian's espeak-ng and
 // kept as a 16 kHz mono 16-bit WAV (the voice stack's clock rate: pjmedia then
 // plays it without resampling on its media thread). espeak-ng writes 22050 Hz;
-// resampleWav converts.
+// resampleWav converts. The message is spoken with a voice of the site's
+// language (voiceCandidates), and its text is kept beside the WAV (<key>.txt,
+// what espeak-ng read) so an operator can see what the desk heard.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -19,7 +21,7 @@ export interface SpeechOptions {
   dir: string;
   /** The synthesizer executable (default espeak-ng, from PATH). */
   command?: string;
-  /** espeak-ng voice (default en-us) and speed in words per minute (default 145). */
+  /** espeak-ng voice of English messages (default en-us) and speed in words per minute (default 145). */
   voice?: string;
   wordsPerMinute?: number;
   /** The rate the file is written at (default 16000). */
@@ -27,20 +29,48 @@ export interface SpeechOptions {
 }
 
 export interface Speech {
-  /** The WAV file speaking `text` (made once per text, then reused) and its length in ms. */
-  file(text: string): Promise<{ path: string; durationMs: number }>;
+  /**
+   * The WAV file speaking `text` (made once per text and voice, then reused) and its length
+   * in ms, with a voice for `language` (a tag such as es-US; default en).
+   */
+  file(text: string, language?: string): Promise<{ path: string; durationMs: number }>;
 }
 
 const TIMEOUT_MS = 20_000;
 
+/**
+ * The espeak-ng voices that speak a language tag, best first: Latin American Spanish for the
+ * Americas (es-419; es-la in older espeak-ng), Spain's for es-ES; France's French unless the
+ * tag names Belgium or Switzerland (espeak-ng has no Canadian French). Other languages are
+ * spoken by `english`: the notice itself is then in English.
+ */
+export function voiceCandidates(tag: string, english: string): string[] {
+  const [primary, ...rest] = tag.toLowerCase().split('-');
+  const region = rest.find((p) => /^([a-z]{2}|[0-9]{3})$/.test(p));
+  if (primary === 'es') return region === 'es' ? ['es'] : ['es-419', 'es-la', 'es'];
+  if (primary === 'fr') return region === 'be' || region === 'ch' ? [`fr-${region}`, 'fr-fr', 'fr'] : ['fr-fr', 'fr'];
+  return [english];
+}
+
+/** The language names of `espeak-ng --voices` output, without MBROLA voices (their data is a separate package). */
+export function parseVoiceList(out: string): Set<string> {
+  const names = new Set<string>();
+  for (const line of out.split('\n').slice(1)) {
+    const cols = line.trim().split(/\s+/);
+    if (cols.length >= 5 && !cols[4]!.startsWith('mb/')) names.add(cols[1]!.toLowerCase());
+  }
+  return names;
+}
+
 export class EspeakSpeech implements Speech {
   private readonly made = new Map<string, Promise<{ path: string; durationMs: number }>>();
+  private installed: Promise<Set<string> | null> | null = null;
 
   constructor(private readonly opts: SpeechOptions) {}
 
-  file(text: string): Promise<{ path: string; durationMs: number }> {
+  async file(text: string, language = 'en'): Promise<{ path: string; durationMs: number }> {
     const rate = this.opts.sampleRate ?? 16000;
-    const voice = this.opts.voice ?? 'en-us';
+    const voice = await this.voiceFor(language);
     const wpm = this.opts.wordsPerMinute ?? 145;
     const key = createHash('sha256').update(`${voice}\n${wpm}\n${rate}\n${text}`).digest('hex').slice(0, 32);
     let p = this.made.get(key);
@@ -54,17 +84,38 @@ export class EspeakSpeech implements Speech {
     return p;
   }
 
+  /** The first candidate voice this espeak-ng has; the last one (the bare language) when it cannot say. */
+  private async voiceFor(language: string): Promise<string> {
+    const candidates = voiceCandidates(language, this.opts.voice ?? 'en-us');
+    if (candidates.length === 1) return candidates[0]!;
+    if (!this.installed) {
+      const command = this.opts.command ?? 'espeak-ng';
+      this.installed = new Promise((resolve) => {
+        execFile(command, ['--voices'], { timeout: TIMEOUT_MS }, (err, stdout) => resolve(err ? null : parseVoiceList(stdout)));
+      });
+    }
+    const installed = await this.installed;
+    return candidates.find((v) => installed?.has(v)) ?? candidates.at(-1)!;
+  }
+
   private async make(text: string, key: string, voice: string, wpm: number, rate: number): Promise<{ path: string; durationMs: number }> {
     await fs.mkdir(this.opts.dir, { recursive: true });
     const out = path.join(this.opts.dir, `${key}.wav`);
     const raw = path.join(this.opts.dir, `${key}.espeak.wav`);
+    const words = path.join(this.opts.dir, `${key}.txt`);
     const command = this.opts.command ?? 'espeak-ng';
+    await fs.writeFile(words, text);
     await new Promise<void>((resolve, reject) => {
-      // The text goes as one argument after "--": never parsed as options.
-      execFile(command, ['-v', voice, '-s', String(wpm), '-w', raw, '--', text], { timeout: TIMEOUT_MS }, (err, _stdout, stderr) => {
-        if (err) reject(new SpeechError(`${command} failed: ${stderr.trim() || err.message}`, { cause: err }));
-        else resolve();
-      });
+      // The text from its file, read as UTF-8 (-b 1): accents whatever the locale, never parsed as options.
+      execFile(
+        command,
+        ['-v', voice, '-s', String(wpm), '-b', '1', '-f', words, '-w', raw],
+        { timeout: TIMEOUT_MS },
+        (err, _stdout, stderr) => {
+          if (err) reject(new SpeechError(`${command} failed: ${stderr.trim() || err.message}`, { cause: err }));
+          else resolve();
+        },
+      );
     });
     const wav = resampleWav(await fs.readFile(raw), rate);
     await fs.writeFile(out, wav.bytes);

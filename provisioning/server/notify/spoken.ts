@@ -1,7 +1,25 @@
 // What the security-desk call says, from the notice's facts: who called, from
 // where, the callback number read digit by digit, and what to press. Short: it
-// repeats until someone presses 1.
-import type { EmergencyFacts } from './message.js';
+// repeats until someone presses 1. Worded in the notice's language (i18n.ts),
+// and spoken by a voice of the site's language tag (speech.ts voiceCandidates).
+import { catalogue, type NoticeLanguage } from './i18n.js';
+
+/** The notice's facts the call speaks (EmergencyFacts has them; message.ts builds the message, so no import back). */
+export interface SpokenFacts {
+  test: boolean;
+  callerName: string | null;
+  user: string | null;
+  callback: string | null;
+  dialed: string | null;
+  addressLines: string[];
+}
+
+/** The words of a desk call and the language tag whose voice speaks them. */
+export interface SpokenMessage {
+  text: string;
+  /** The site's language tag (es-US, fr-CA) when the notice is translated into it, else en. */
+  language: string;
+}
 
 /** A number as a synthesizer should read it: digit by digit, a NANP number grouped 3-3-4. */
 export function spokenDigits(number: string): string {
@@ -11,12 +29,11 @@ export function spokenDigits(number: string): string {
   return groups.map((g) => g.split('').join(' ')).join(', ');
 }
 
-export function spokenMessage(f: EmergencyFacts): string {
-  const who = f.callerName ?? f.user ?? 'a phone';
-  const where = f.addressLines.length ? f.addressLines.join(', ') : 'an unknown address';
-  const callback = f.callback ? `Callback number: ${spokenDigits(f.callback)}.` : 'No callback number.';
-  const head = f.test
-    ? `This is a test. A ${spokenDigits(f.dialed ?? '933')} test call was made by ${who}, at ${where}. No emergency.`
-    : `Emergency. 9 1 1 was called by ${who}, at ${where}. Please go to the caller and help responders find them.`;
-  return `${head} ${callback} Press 1 to acknowledge.`;
+export function spokenMessage(f: SpokenFacts, lang: NoticeLanguage = 'en'): string {
+  const t = catalogue(lang).spoken;
+  const who = f.callerName ?? f.user ?? t.someone;
+  const where = f.addressLines.length ? f.addressLines.join(', ') : t.unknownAddress;
+  const callback = f.callback ? t.callback(spokenDigits(f.callback)) : t.noCallback;
+  const head = f.test ? t.test(spokenDigits(f.dialed ?? '933'), who, where) : t.emergency(who, where);
+  return `${head} ${callback} ${t.press1}`;
 }

@@ -1,8 +1,8 @@
 // Notifications: how Kari's Law notices leave the server (SMTP, an HTTP SMS
-// provider, the app webhook), a test send through each, and the channel policy.
-// Passwords and the webhook secret are write-only: the page says whether one is
-// set, and a blank field keeps it.
-// Over 400 lines: three channels' settings, each with its test send, and the policy,
+// provider, the app webhook, security-desk calls over SIP), a test send through
+// each, and the channel policy. Passwords and the webhook secret are write-only:
+// the page says whether one is set, and a blank field keeps it.
+// Over 400 lines: four channels' settings, each with its test send, and the policy,
 // on one page as admins expect them.
 import { useEffect, useState } from 'preact/hooks';
 import type { RouteProps } from '../route.js';
@@ -38,16 +38,28 @@ interface WebhookView {
   header?: Header;
   secretSet: boolean;
 }
+interface CallView {
+  gateway?: string;
+  from: string;
+  repeats: number;
+  ringSeconds: number;
+  maxAttempts: number;
+  username?: string;
+  registrar?: string;
+  realm?: string;
+  passwordSet: boolean;
+}
 export interface SettingsView {
   smtp: SmtpView | null;
   sms: SmsView | null;
   webhook: WebhookView | null;
+  call: CallView | null;
   policy: string;
   /** For 933 test calls; null: the same as policy. */
   testPolicy: string | null;
 }
 
-type Channel = 'email' | 'sms' | 'webhook';
+type Channel = 'email' | 'sms' | 'webhook' | 'call';
 interface TestResult {
   ok: boolean;
   providerId?: string;
@@ -68,6 +80,18 @@ interface Form {
   };
   sms: { on: boolean; url: string; username: string; password: string; from: string; headerName: string; headerValue: string };
   webhook: { on: boolean; url: string; secret: string; headerName: string; headerValue: string };
+  call: {
+    on: boolean;
+    gateway: string;
+    from: string;
+    repeats: string;
+    ringSeconds: string;
+    maxAttempts: string;
+    username: string;
+    password: string;
+    registrar: string;
+    realm: string;
+  };
 }
 
 function formOf(s: SettingsView): Form {
@@ -92,22 +116,34 @@ function formOf(s: SettingsView): Form {
       headerValue: '',
     },
     webhook: { on: s.webhook !== null, url: s.webhook?.url ?? '', secret: '', headerName: s.webhook?.header?.name ?? '', headerValue: '' },
+    call: {
+      on: s.call !== null,
+      gateway: s.call?.gateway ?? '',
+      from: s.call?.from ?? '',
+      repeats: String(s.call?.repeats ?? 4),
+      ringSeconds: String(s.call?.ringSeconds ?? 30),
+      maxAttempts: String(s.call?.maxAttempts ?? 5),
+      username: s.call?.username ?? '',
+      password: '',
+      registrar: s.call?.registrar ?? '',
+      realm: s.call?.realm ?? '',
+    },
   };
 }
 
 const opt = (v: string) => (v.trim() === '' ? undefined : v.trim());
+/** A whole number as a number; anything else as typed, so the server names the problem beside the field. */
+const int = (v: string) => (v.trim() !== '' && Number.isInteger(Number(v)) ? Number(v) : v);
 // A blank value is left out: the server keeps the stored one (while the URL stays the same).
 const header = (name: string, value: string) => (name.trim() ? { header: { name: name.trim(), ...(value ? { value } : {}) } } : {});
 
 /** The PUT body: every channel is given (replaced) or null (removed); a blank password is left out (kept). */
 function bodyOf(f: Form): Record<string, unknown> {
-  const port = Number(f.smtp.port);
   return {
     smtp: f.smtp.on
       ? {
           host: f.smtp.host.trim(),
-          // A non-number goes as typed so the server names the problem beside the field.
-          port: f.smtp.port.trim() !== '' && Number.isInteger(port) ? port : f.smtp.port,
+          port: int(f.smtp.port),
           security: f.smtp.security,
           ...(opt(f.smtp.username) ? { username: f.smtp.username.trim() } : {}),
           ...(f.smtp.password ? { password: f.smtp.password } : {}),
@@ -129,6 +165,19 @@ function bodyOf(f: Form): Record<string, unknown> {
           url: f.webhook.url.trim(),
           ...(f.webhook.secret ? { secret: f.webhook.secret } : {}),
           ...header(f.webhook.headerName, f.webhook.headerValue),
+        }
+      : null,
+    call: f.call.on
+      ? {
+          ...(opt(f.call.gateway) ? { gateway: f.call.gateway.trim() } : {}),
+          from: f.call.from.trim(),
+          repeats: int(f.call.repeats),
+          ringSeconds: int(f.call.ringSeconds),
+          maxAttempts: int(f.call.maxAttempts),
+          ...(opt(f.call.username) ? { username: f.call.username.trim() } : {}),
+          ...(f.call.password ? { password: f.call.password } : {}),
+          ...(opt(f.call.registrar) ? { registrar: f.call.registrar.trim() } : {}),
+          ...(opt(f.call.realm) ? { realm: f.call.realm.trim() } : {}),
         }
       : null,
   };
@@ -361,6 +410,91 @@ export function NotificationsPage(_: RouteProps) {
                   />
                 </div>
               </ChannelBox>
+
+              <ChannelBox legend="Desk calls (SIP)" on={form.call.on} onToggle={(on) => set('call', { on })} name="calls">
+                <p class="hint">
+                  The server calls each location's desk numbers, plays the spoken notice until someone presses 1, and records the answer. A
+                  PBX that asks for a login gets the user name and password below; with a registrar, the server registers there first.
+                </p>
+                <div class="grid">
+                  <Field
+                    label="SIP gateway"
+                    value={form.call.gateway}
+                    onInput={(v) => set('call', { gateway: v })}
+                    error={errors['call.gateway']}
+                    placeholder="sip:pbx.example"
+                    hint="Where phone numbers are called: sip:NUMBER@gateway. Not needed when every desk number is a SIP URI."
+                  />
+                  <Field
+                    label="Call from"
+                    required
+                    value={form.call.from}
+                    onInput={(v) => set('call', { from: v })}
+                    error={errors['call.from']}
+                    placeholder="sip:e911@pbx.example"
+                    hint="The SIP address the desk's display shows (and the account that logs in)."
+                  />
+                  <Field
+                    label="Message repeats"
+                    type="number"
+                    required
+                    value={form.call.repeats}
+                    onInput={(v) => set('call', { repeats: v })}
+                    error={errors['call.repeats']}
+                    hint="Times the message plays before the call counts as not acknowledged (1-20)."
+                  />
+                  <Field
+                    label="Ring seconds"
+                    type="number"
+                    required
+                    value={form.call.ringSeconds}
+                    onInput={(v) => set('call', { ringSeconds: v })}
+                    error={errors['call.ringSeconds']}
+                    hint="How long a call rings before it counts as not answered (5-120)."
+                  />
+                  <Field
+                    label="Call attempts"
+                    type="number"
+                    required
+                    value={form.call.maxAttempts}
+                    onInput={(v) => set('call', { maxAttempts: v })}
+                    error={errors['call.maxAttempts']}
+                    hint="Calls per number at most when not answered or busy (1-10)."
+                  />
+                  <Field
+                    label="SIP user name"
+                    value={form.call.username}
+                    onInput={(v) => set('call', { username: v })}
+                    error={errors['call.username']}
+                    autoComplete="off"
+                    hint="Blank: no login."
+                  />
+                  <Field
+                    label="SIP password"
+                    type="password"
+                    value={form.call.password}
+                    onInput={(v) => set('call', { password: v })}
+                    error={errors['call.password']}
+                    autoComplete="new-password"
+                    hint={`${s.call?.passwordSet ? 'Set' : 'Not set'}. Blank keeps it (a new gateway, registrar or user name needs it again).`}
+                  />
+                  <Field
+                    label="SIP registrar"
+                    value={form.call.registrar}
+                    onInput={(v) => set('call', { registrar: v })}
+                    error={errors['call.registrar']}
+                    placeholder="sip:pbx.example"
+                    hint="Blank: the server does not register."
+                  />
+                  <Field
+                    label="SIP realm"
+                    value={form.call.realm}
+                    onInput={(v) => set('call', { realm: v })}
+                    error={errors['call.realm']}
+                    hint="Blank: any realm the PBX names."
+                  />
+                </div>
+              </ChannelBox>
             </div>
             <ErrorBox error={saveError} />
             <Saved message={saved} />
@@ -424,6 +558,13 @@ function TestSends({ settings, dirty }: { settings: SettingsView; dirty: boolean
           toHint="E.164, e.g. +14085550199"
         />
         <TestSend channel="webhook" title="Webhook" configured={settings.webhook !== null} />
+        <TestSend
+          channel="call"
+          title="Desk call"
+          configured={settings.call !== null}
+          toLabel="Test call to"
+          toHint="E.164 through the gateway, or a SIP URI. It rings until someone presses 1."
+        />
       </div>
     </section>
   );
@@ -458,7 +599,7 @@ function TestSend(p: { channel: Channel; title: string; configured: boolean; toL
         <Field label={p.toLabel} type={p.toType ?? 'text'} value={to} onInput={setTo} {...(p.toHint ? { hint: p.toHint } : {})} />
       ) : null}
       <button type="submit" disabled={busy || !p.configured}>
-        {busy ? 'Sending…' : `Send test ${p.channel === 'email' ? 'email' : p.channel === 'sms' ? 'SMS' : 'webhook'}`}
+        {busy ? 'Sending…' : `Send test ${{ email: 'email', sms: 'SMS', webhook: 'webhook', call: 'call' }[p.channel]}`}
       </button>
       {result?.ok ? (
         <p class="notice ok" role="status">
