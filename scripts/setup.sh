@@ -15,7 +15,13 @@ missing=$(dpkg-query -W -f='${binary:Package} ${Status}\n' $packages 2>/dev/null
 # dpkg-query prints nothing for packages it has never heard of: count those as missing too.
 for p in $packages; do dpkg-query -W "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$(echo $missing)" ] || [ -n "$added_arch" ]; then
-  apt-get update -qq
+  # A mirror mid-sync fails the update now and then ("File has unexpected size"): retry, and
+  # then install from the lists already there; only a package that cannot be had stops setup.
+  for try in 1 2 3; do
+    if apt-get update -qq; then break; fi
+    echo "setup: apt-get update failed (try $try of 3)" >&2
+    [ "$try" = 3 ] || sleep 15
+  done
   apt-get install -y -qq --no-install-recommends $missing
 fi
 # Debian starts these as services on install; tests start their own on free ports.
