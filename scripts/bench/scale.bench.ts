@@ -51,7 +51,8 @@ const env = process.env;
 const PHONES = Number(env.BENCH_SCALE_PHONES ?? 100_000);
 // Each worker holds its phones' sockets: at most ~15,000 each keeps it under a 20,000 open-files limit.
 const WORKERS = Number(env.BENCH_SCALE_WORKERS ?? Math.max(2, Math.ceil(PHONES / 15_000)));
-const INSTANCES = (env.BENCH_SCALE_INSTANCES ?? '1,2,3').split(',').map(Number);
+// "none": only the embedded baseline.
+const INSTANCES = (env.BENCH_SCALE_INSTANCES ?? '1,2,3') === 'none' ? [] : (env.BENCH_SCALE_INSTANCES ?? '1,2,3').split(',').map(Number);
 const ROUNDS = Number(env.BENCH_SCALE_ROUNDS ?? 3);
 const EVENT_RATE = Number(env.BENCH_SCALE_EVENT_RATE ?? 20);
 const EVENT_SECONDS = Number(env.BENCH_SCALE_EVENT_SECONDS ?? 15);
@@ -150,8 +151,10 @@ function seed(dataDir: string, smtpPort: number, pwSeed: string): { token: strin
 /** The phone workers: forked, each given a slice; resolves once all are connected. */
 class Workers {
   readonly procs: ChildProcess[] = [];
-  /** Per worker, the versions all its phones have applied. */
-  private readonly done: Set<number>[] = [];
+  /** Per worker, the last round it acknowledged (marked) and the last in which all its phones applied a newer version. */
+  private readonly marked: number[] = [];
+  private readonly advanced: number[] = [];
+  private round = 0;
   private waiters: (() => void)[] = [];
   private failure: ScaleBenchError | null = null;
 
@@ -161,13 +164,14 @@ class Workers {
     for (const [k, s] of slices.entries()) {
       const child = fork(path.join(here, 'sim-phone-worker.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       this.procs.push(child);
-      this.done.push(new Set());
+      this.marked.push(0);
+      this.advanced.push(0);
       connected.push(
         new Promise((resolve, reject) => {
           child.on('message', (m: FromWorker) => {
             if (m.type === 'connected') resolve(m.ms);
-            else if (m.type === 'applied') {
-              this.done[k]!.add(m.version);
+            else if (m.type === 'marked' || m.type === 'advanced') {
+              (m.type === 'marked' ? this.marked : this.advanced)[k] = m.round;
               this.wake();
             } else if (m.type === 'error') {
               this.failure = new ScaleBenchError(`worker ${k}: ${m.message}`);
@@ -210,14 +214,12 @@ class Workers {
     for (const f of w) f();
   }
 
-  /** Waits until every phone has applied a version above `above`; returns it. */
-  async appliedAbove(above: number, timeoutMs: number): Promise<number> {
+  private async until(ok: () => boolean, timeoutMs: number, what: string): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (this.failure) throw this.failure;
-      const common = [...(this.done[0] ?? [])].filter((v) => v > above && this.done.every((d) => d.has(v)));
-      if (common.length > 0) return Math.min(...common);
-      if (Date.now() > deadline) throw new ScaleBenchError(`not every phone applied a version above ${above} in ${timeoutMs} ms`);
+      if (ok()) return;
+      if (Date.now() > deadline) throw new ScaleBenchError(`${what}: not within ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, 1000);
         this.waiters.push(() => {
@@ -228,8 +230,17 @@ class Workers {
     }
   }
 
-  highestApplied(): number {
-    return Math.max(0, ...[...(this.done[0] ?? [])].filter((v) => this.done.every((d) => d.has(v))));
+  /** Notes every phone's version now; resolves once all workers have. Returns the round. */
+  async mark(): Promise<number> {
+    const round = ++this.round;
+    for (const p of this.procs) p.send({ type: 'mark', round } satisfies ToWorker);
+    await this.until(() => this.marked.every((r) => r >= round), 30_000, `mark ${round}`);
+    return round;
+  }
+
+  /** Waits until every phone has applied a newer version than at mark `round`. */
+  async appliedSince(round: number, timeoutMs: number): Promise<void> {
+    await this.until(() => this.advanced.every((r) => r >= round), timeoutMs, `every phone applying a new version after mark ${round}`);
   }
 
   async close(): Promise<void> {
@@ -295,16 +306,22 @@ async function measure(
   const lagS: number[] = [];
   // The server(s) seeing every phone's report: read from the database (WAL: a reader never blocks them).
   const db = new Database(path.join(ctx.dataDir, SERVER_DB_FILE), { readonly: true });
-  const seen = db.prepare("SELECT count(*) FROM devices WHERE device_id LIKE 'sim-%' AND applied_version >= ?").pluck();
+  // Per phone, not one version for all: instances that re-issue leave phones on different ones.
+  const issuedNotApplied = db
+    .prepare("SELECT count(*) FROM devices WHERE device_id LIKE 'sim-%' AND (applied_version IS NULL OR applied_version < addr_version)")
+    .pluck();
+  const maxApplied = db.prepare("SELECT max(applied_version) FROM devices WHERE device_id LIKE 'sim-%'").pluck();
   const pushCpu = cpuMeter(cpu);
   for (let r = 0; r < ROUNDS; r++) {
-    const before = ctx.workers.highestApplied();
+    const mark = await ctx.workers.mark();
     const t0 = performance.now();
-    await api('PATCH', '/api/locations/1', { room: `${label}-${r}` });
-    const v = await ctx.workers.appliedAbove(before, 300_000);
+    const loc = (await api('PATCH', '/api/locations/1', { room: `${label}-${r}` })) as { version?: number };
+    await ctx.workers.appliedSince(mark, 300_000);
+    // The highest version any phone holds: with one instance, what this change issued to all.
+    const v = (maxApplied.get() as number | null) ?? loc.version ?? 0;
     pushS.push(ms(t0) / 1000);
     // Not in the figure (the phones' view is), but the events must not queue behind these reports.
-    while ((seen.get(v) as number) < PHONES) await new Promise((r) => setTimeout(r, 100));
+    while ((issuedNotApplied.get() as number) > 0) await new Promise((r) => setTimeout(r, 100));
     lagS.push(ms(t0) / 1000 - pushS.at(-1)!);
     say(
       `  ${label}: round ${r + 1}: v${v} applied by all ${PHONES} phones in ${pushS.at(-1)!.toFixed(2)} s, ` +
@@ -430,6 +447,7 @@ async function main(): Promise<void> {
   const interrupted = (sig: NodeJS.Signals) => {
     for (const c of children) c.kill('SIGTERM');
     spawnSync('pkill', ['-TERM', '-P', String(process.pid), '-x', 'mosquitto']);
+    rmSync(root, { recursive: true, force: true });
     process.exit(sig === 'SIGINT' ? 130 : 143);
   };
   process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
@@ -437,45 +455,47 @@ async function main(): Promise<void> {
     const { token, confDir, publicKey } = seed(dataDir, sink.sink.port, pwSeed);
 
     // ---- Mosquitto, with 1, 2 and 3 instances; the phones stay connected across them.
-    broker = await startMosquitto({
-      extraConfig: ['allow_anonymous false', `password_file ${confDir}/passwd`, `acl_file ${confDir}/acl`],
-    });
-    workers = new Workers();
-    const connectMs = await workers.start(broker.port, 5, pwSeed, publicKey);
-    say(`mosquitto: ${PHONES} phones connected and subscribed in ${(connectMs / 1000).toFixed(1)} s over ${WORKERS} workers`);
-    eventPhones = await connectEventPhones(broker.port, 5, pwSeed, publicKey);
-    const brokerPid = findChild('mosquitto');
-    let first = true;
-    for (const n of INSTANCES) {
-      const ports = await Promise.all(Array.from({ length: n }, () => freePort()));
-      const t0 = performance.now();
-      const before = workers.highestApplied();
-      const servers: ChildProcess[] = [];
-      for (const [k, port] of ports.entries()) {
-        const s = await startServer(
-          ['--data', dataDir, '--broker', broker.url, '--mqtt-version', '5', '--share-group', 'e911-server', '--instance', `s${k + 1}`],
-          port,
-        );
-        servers.push(s);
-        children.push(s);
+    if (INSTANCES.length > 0) {
+      broker = await startMosquitto({
+        extraConfig: ['allow_anonymous false', `password_file ${confDir}/passwd`, `acl_file ${confDir}/acl`],
+      });
+      workers = new Workers();
+      const connectMs = await workers.start(broker.port, 5, pwSeed, publicKey);
+      say(`mosquitto: ${PHONES} phones connected and subscribed in ${(connectMs / 1000).toFixed(1)} s over ${WORKERS} workers`);
+      eventPhones = await connectEventPhones(broker.port, 5, pwSeed, publicKey);
+      const brokerPid = findChild('mosquitto');
+      let first = true;
+      for (const n of INSTANCES) {
+        const ports = await Promise.all(Array.from({ length: n }, () => freePort()));
+        const mark = await workers.mark();
+        const t0 = performance.now();
+        const servers: ChildProcess[] = [];
+        for (const [k, port] of ports.entries()) {
+          const s = await startServer(
+            ['--data', dataDir, '--broker', broker.url, '--mqtt-version', '5', '--share-group', 'e911-server', '--instance', `s${k + 1}`],
+            port,
+          );
+          servers.push(s);
+          children.push(s);
+        }
+        if (first) {
+          // The first start pushes version 1 to every phone.
+          await workers.appliedSince(mark, 600_000);
+          say(`mosquitto, 1 instance: initial provisioning (start to all ${PHONES} applied v1) ${(ms(t0) / 1000).toFixed(1)} s`);
+          first = false;
+        }
+        const cpu = { server: servers.map((s) => s.pid!), mosquitto: [brokerPid], phones: workers.procs.map((p) => p.pid!) };
+        const label = `${n}-instance${n > 1 ? 's' : ''}`;
+        const f = await measure(label, { token, httpPort: ports[0]!, dataDir, workers, eventPhones, sink }, cpu);
+        results.push({ label: `mosquitto, ${label}`, connectS: connectMs / 1000, ...f });
+        for (const s of servers) await stopProcess(s, 10_000);
       }
-      if (first) {
-        // The first start pushes version 1 to every phone.
-        await workers.appliedAbove(before, 600_000);
-        say(`mosquitto, 1 instance: initial provisioning (start to all ${PHONES} applied v1) ${(ms(t0) / 1000).toFixed(1)} s`);
-        first = false;
-      }
-      const cpu = { server: servers.map((s) => s.pid!), mosquitto: [brokerPid], phones: workers.procs.map((p) => p.pid!) };
-      const label = `${n}-instance${n > 1 ? 's' : ''}`;
-      const f = await measure(label, { token, httpPort: ports[0]!, dataDir, workers, eventPhones, sink }, cpu);
-      results.push({ label: `mosquitto, ${label}`, connectS: connectMs / 1000, ...f });
-      for (const s of servers) await stopProcess(s, 10_000);
+      for (const p of eventPhones) p.close();
+      await workers.close();
+      workers = null;
+      await broker.close();
+      broker = null;
     }
-    for (const p of eventPhones) p.close();
-    await workers.close();
-    workers = null;
-    await broker.close();
-    broker = null;
 
     // ---- The baseline: the embedded default (aedes in the server process, MQTT 3.1.1).
     if (EMBEDDED) {

@@ -17,19 +17,28 @@ export interface WorkerConnect {
   verifyEvery: number;
   window: number;
 }
-export type ToWorker = WorkerConnect | { type: 'close' };
+export type ToWorker = WorkerConnect | { type: 'mark'; round: number } | { type: 'close' };
 export type FromWorker =
   | { type: 'connected'; phones: number; ms: number }
-  | { type: 'applied'; version: number }
+  | { type: 'marked'; round: number }
+  | { type: 'advanced'; round: number }
   | { type: 'error'; message: string }
   | { type: 'closed' };
 
 const send = (m: FromWorker) => process.send!(m);
 let phones: SimPhone[] = [];
+// Each phone's version at the parent's last mark: a round is done when every phone applied a newer
+// one. Not one version for all: instances that re-issue can leave phones on different versions.
+let mark: { round: number; at: number[]; left: number; done: boolean[] } | null = null;
+
+function advanced(j: number): void {
+  if (!mark || mark.done[j] || phones[j]!.applied <= mark.at[j]!) return;
+  mark.done[j] = true;
+  if (--mark.left === 0) send({ type: 'advanced', round: mark.round });
+}
 
 async function connect(c: WorkerConnect): Promise<void> {
   const key = publicKeyFromText(c.publicKey);
-  const count = new Map<number, number>();
   const n = c.to - c.from;
   phones = [];
   for (let i = c.from; i < c.to; i++) {
@@ -39,11 +48,7 @@ async function connect(c: WorkerConnect): Promise<void> {
         id,
         phonePassword(c.seed, id),
         key,
-        (_p, version) => {
-          const k = (count.get(version) ?? 0) + 1;
-          count.set(version, k);
-          if (k === n) send({ type: 'applied', version });
-        },
+        () => advanced(i - c.from),
         () => {},
         i % c.verifyEvery === 0,
       ),
@@ -57,7 +62,11 @@ async function connect(c: WorkerConnect): Promise<void> {
 
 process.on('message', (m: ToWorker) => {
   if (m.type === 'connect') connect(m).catch((err: Error) => send({ type: 'error', message: `${err.name}: ${err.message}` }));
-  else if (m.type === 'close') {
+  else if (m.type === 'mark') {
+    mark = { round: m.round, at: phones.map((p) => p.applied), left: phones.length, done: phones.map(() => false) };
+    send({ type: 'marked', round: m.round });
+    if (phones.length === 0) send({ type: 'advanced', round: m.round });
+  } else if (m.type === 'close') {
     for (const p of phones) p.close();
     send({ type: 'closed' });
     process.disconnect();
