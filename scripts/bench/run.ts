@@ -1,6 +1,8 @@
 // npm run bench: runs every scripts/bench/*.bench.ts (compiled) in turn, each in its
 // own process so one's heap and timers never colour another's figures.
 //   npm run bench -- link             only the benchmarks whose file name contains "link"
+//   npm run bench -- scale            100,000 simulated phones (scale.bench.ts): only when named,
+//                                     never in a plain `npm run bench` (minutes, 200,000 sockets)
 //   npm run bench -- --out FILE       where the run's JSON goes (default build/bench/<time>.json;
 //                                     build/bench/latest.json is a copy)
 //   npm run bench -- --compare FILE   afterwards, each figure's change against that earlier run
@@ -70,9 +72,10 @@ if (opts.replot) {
   process.exit(0);
 }
 
+const ONLY_WHEN_NAMED = ['scale.bench.js'];
 const files = readdirSync(here)
   .filter((f) => f.endsWith('.bench.js'))
-  .filter((f) => opts.filters.length === 0 || opts.filters.some((x) => f.includes(x)))
+  .filter((f) => (opts.filters.length === 0 ? !ONLY_WHEN_NAMED.includes(f) : opts.filters.some((x) => f.includes(x))))
   .sort();
 const at = new Date().toISOString();
 const outDir = path.join(repo, 'build/bench');

@@ -17,7 +17,6 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
-import mqttPacket from 'mqtt-packet';
 import nodemailer from 'nodemailer';
 import { startMosquitto } from '../../test/helpers/mosquitto.js';
 import { freePort } from '../../test/helpers/ports.js';
@@ -32,9 +31,9 @@ import { parseCsv } from '../../provisioning/server/csv.js';
 import { hashPassword } from '../../provisioning/server/broker-auth.js';
 import { loadOrCreateKeyPair } from '../../provisioning/server/keys.js';
 import { locationInputSchema, smtpSettingsSchema, userInputSchema } from '../../provisioning/server/validation.js';
-import { publicKeyFromText, verifyDocument, documentHash } from '../../provisioning/protocol/signing.js';
-import { validateAddress, type AddressDocument } from '../../provisioning/protocol/address.js';
+import { publicKeyFromText } from '../../provisioning/protocol/signing.js';
 import { report, summary } from './stats.js';
+import { SimPhone, windowed } from './sim-phone.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const PHONES = Number(process.env.BENCH_PHONES ?? 10_000);
@@ -72,115 +71,6 @@ async function main(): Promise<void> {
 }
 
 // ---------------------------------------------------------------- 1. push fan-out
-
-/** A phone as small as it can be: one socket, mqtt-packet framing, real signature checks. */
-class SimPhone {
-  private sock!: net.Socket;
-  private readonly parser = mqttPacket.parser({ protocolVersion: 5 });
-  private nextId = 1;
-  applied = 0;
-  configSeen = 0;
-  verify: boolean;
-
-  constructor(
-    readonly id: string,
-    private readonly password: string,
-    private readonly key: ReturnType<typeof publicKeyFromText>,
-    private readonly onApplied: (p: SimPhone, version: number) => void,
-    private readonly onConfig: (p: SimPhone) => void,
-    verify: boolean,
-  ) {
-    this.verify = verify;
-  }
-
-  connect(port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.sock = net.connect(port, '127.0.0.1');
-      this.sock.setNoDelay(true);
-      this.sock.on('error', reject);
-      this.sock.on('data', (d) => this.parser.parse(d));
-      this.parser.on('packet', (p) => {
-        if (p.cmd === 'connack') {
-          if ((p as { reasonCode?: number }).reasonCode)
-            return reject(new Error(`${this.id}: connack ${(p as { reasonCode?: number }).reasonCode}`));
-          this.send({
-            cmd: 'subscribe',
-            messageId: this.nextId++,
-            subscriptions: [
-              { topic: `e911/v1/${this.id}/address/set`, qos: 1 },
-              { topic: `e911/v1/${this.id}/config/set`, qos: 1 },
-            ],
-          });
-          this.send({
-            cmd: 'publish',
-            topic: `e911/v1/${this.id}/status`,
-            payload: JSON.stringify({ v: 1, state: 'online', deviceId: this.id }),
-            qos: 1,
-            retain: true,
-            messageId: this.nextId++,
-          });
-        } else if (p.cmd === 'suback') resolve();
-        else if (p.cmd === 'publish') this.onPublish(p as mqttPacket.IPublishPacket);
-      });
-      this.send({
-        cmd: 'connect',
-        protocolId: 'MQTT',
-        protocolVersion: 5,
-        clientId: this.id,
-        clean: true,
-        keepalive: 0,
-        username: this.id,
-        password: Buffer.from(this.password),
-      });
-    });
-  }
-
-  private send(p: Record<string, unknown>): void {
-    this.sock.write(mqttPacket.generate(p as unknown as mqttPacket.Packet, { protocolVersion: 5 }));
-  }
-
-  private onPublish(p: mqttPacket.IPublishPacket): void {
-    if (p.qos === 1) this.send({ cmd: 'puback', messageId: p.messageId });
-    if (p.topic.endsWith('/config/set')) {
-      this.onConfig(this);
-      return;
-    }
-    // What the agent does with a push: decode, verify, validate, then report the state.
-    const { doc, sig } = JSON.parse(p.payload.toString()) as { doc: AddressDocument; sig: string };
-    if (
-      doc.deviceId !== this.id ||
-      typeof sig !== 'string' ||
-      (this.verify && (!verifyDocument(doc, sig, this.key) || validateAddress(doc).length > 0))
-    ) {
-      throw new Error(`${this.id}: bad push`);
-    }
-    if (doc.version <= this.applied) return;
-    this.applied = doc.version;
-    const state = { v: 1, version: doc.version, hash: documentHash(doc), appliedAt: new Date().toISOString() };
-    this.send({
-      cmd: 'publish',
-      topic: `e911/v1/${this.id}/address/state`,
-      payload: JSON.stringify(state),
-      qos: 1,
-      retain: true,
-      messageId: this.nextId++,
-    });
-    this.onApplied(this, doc.version);
-  }
-
-  close(): void {
-    this.sock.destroy();
-  }
-}
-
-async function windowed<T>(items: readonly T[], n: number, fn: (x: T) => Promise<void>): Promise<void> {
-  let i = 0;
-  await Promise.all(
-    Array.from({ length: n }, async () => {
-      while (i < items.length) await fn(items[i++]!);
-    }),
-  );
-}
 
 async function pushBench(root: string): Promise<void> {
   const dir = path.join(root, 'push');

@@ -129,6 +129,9 @@ export class Repo {
   users(filter: { locationId?: number; limit?: number; offset?: number } = {}): User[] {
     return this.a.users.users(filter);
   }
+  mobilesAt(locationId: number): string[] {
+    return this.a.users.mobilesAt(locationId);
+  }
   userCount(filter: { locationId?: number } = {}): number {
     return this.a.users.userCount(filter);
   }

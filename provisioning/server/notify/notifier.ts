@@ -188,7 +188,8 @@ export class Notifier {
     let added = 0;
     for (const e of notificationEmails(user, location, repo.account())) if (repo.addNotification(event.id, 'email', e)) added++;
     // The location's own numbers, and the mobile of each person there: their location's alerts.
-    const people = location ? repo.users({ locationId: location.id }).flatMap((u) => (u.mobile ? [u.mobile] : [])) : [];
+    // Only their mobiles: reading every user row there cost 90 ms per event at 10,000 users (scale bench).
+    const people = location ? repo.mobilesAt(location.id) : [];
     for (const n of new Set([...(location?.smsNumbers ?? []), ...people])) if (repo.addNotification(event.id, 'sms', n)) added++;
     for (const n of location?.callNumbers ?? []) if (repo.addNotification(event.id, 'call', n)) added++;
     return added;

@@ -1,0 +1,577 @@
+// The scale benchmark (`npm run bench -- scale`): 100,000 simulated phones (sim-phone.ts, raw
+// MQTT sockets spread over worker processes and loopback source addresses) against
+//  - Mosquitto with 1, 2 and 3 server instances sharing the load (`--share-group`, MQTT 5),
+//  - the single-node embedded default (`e911-server run`: in-process aedes broker, MQTT 3.1.1),
+// the embedded run being every figure's baseline, measured in the same run:
+//  1. connecting and subscribing every phone;
+//  2. a location change pushed until every phone has applied it (each checks id, version and
+//     shape, every 100th also the signature, and reports a retained address/state);
+//  3. 911 events at a steady rate from 10 more phones, each to 2 emails accepted by an SMTP
+//     sink, p50 and p99;
+// with each process's CPU seconds over each phase (the server instances, the broker, the
+// phone workers), which shows what saturates first.
+// Knobs: BENCH_SCALE_PHONES (100000), BENCH_SCALE_WORKERS (one per 15,000 phones, at least 2), BENCH_SCALE_INSTANCES ("1,2,3"),
+// BENCH_SCALE_ROUNDS (3), BENCH_SCALE_EVENT_RATE (20 per s), BENCH_SCALE_EVENT_SECONDS (15),
+// BENCH_SCALE_EMBEDDED (1; 0 skips the baseline), BENCH_SCALE_VERIFY_EVERY (100),
+// BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" for the instances' profiles).
+// Over 400 lines: setup, two broker set-ups and the three measured phases with their CPU figures.
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startMosquitto, type Mosquitto } from '../../test/helpers/mosquitto.js';
+import { freePort } from '../../test/helpers/ports.js';
+import { stopProcess } from '../../test/helpers/process.js';
+import { startSmtpSink, type SmtpSink } from '../../test/helpers/smtp-sink.js';
+import Database from 'better-sqlite3';
+import { Repo } from '../../provisioning/server/db/repo.js';
+import { SERVER_DB_FILE } from '../../provisioning/server/db/open.js';
+import { loadOrCreateServerCredentials, renderBrokerConfig } from '../../provisioning/server/app.js';
+import { hashPassword } from '../../provisioning/server/broker-auth.js';
+import { loadOrCreateKeyPair } from '../../provisioning/server/keys.js';
+import { locationInputSchema, smtpSettingsSchema, userInputSchema } from '../../provisioning/server/validation.js';
+import { publicKeyFromText } from '../../provisioning/protocol/signing.js';
+import { report, summary } from './stats.js';
+import { SimPhone, windowed } from './sim-phone.js';
+import type { FromWorker, ToWorker } from './sim-phone-worker.js';
+import {
+  PHONES_PER_ADDRESS,
+  cpuSeconds,
+  eventSchedule,
+  openFilesLimit,
+  phoneId,
+  phonePassword,
+  sourceAddress,
+  splitPhones,
+} from './scale-plan.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const env = process.env;
+const PHONES = Number(env.BENCH_SCALE_PHONES ?? 100_000);
+// Each worker holds its phones' sockets: at most ~15,000 each keeps it under a 20,000 open-files limit.
+const WORKERS = Number(env.BENCH_SCALE_WORKERS ?? Math.max(2, Math.ceil(PHONES / 15_000)));
+// "none": only the embedded baseline.
+const INSTANCES = (env.BENCH_SCALE_INSTANCES ?? '1,2,3') === 'none' ? [] : (env.BENCH_SCALE_INSTANCES ?? '1,2,3').split(',').map(Number);
+const ROUNDS = Number(env.BENCH_SCALE_ROUNDS ?? 3);
+const EVENT_RATE = Number(env.BENCH_SCALE_EVENT_RATE ?? 20);
+const EVENT_SECONDS = Number(env.BENCH_SCALE_EVENT_SECONDS ?? 15);
+const EMBEDDED = env.BENCH_SCALE_EMBEDDED !== '0';
+const VERIFY_EVERY = Number(env.BENCH_SCALE_VERIFY_EVERY ?? 100);
+const EVENT_PHONES = 10;
+const EMAILS_PER_EVENT = 2; // the event phone's user and the location's admin
+const SERVER_MAIN = path.resolve(here, '../../provisioning/server/main.js');
+const SERVER_NODE_ARGS = ['--max-old-space-size=8192', ...(env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
+const ms = (t0: number) => performance.now() - t0;
+const say = (s: string) => process.stdout.write(`${s}\n`);
+const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+
+class ScaleBenchError extends Error {
+  override name = 'ScaleBenchError';
+}
+
+/** What one broker set-up measured: the baseline (embedded) or one Mosquitto instance count. */
+interface Figures {
+  label: string;
+  connectS: number;
+  pushS: number[];
+  p50: number;
+  p99: number;
+  missing: number;
+  cpu: { push: string; events: string };
+}
+
+// The broker (or the embedded server) holds one socket per phone: 100,000 is far over a shell's
+// usual open-files limit. Raise it for this process tree if we may (root with CAP_SYS_RESOURCE):
+// run again under prlimit, every child inherits it. Without that capability a process cannot
+// pass its hard limit, and one broker process cannot hold more phones than it allows.
+const NOFILE = PHONES + EVENT_PHONES + 2_000;
+const limit = openFilesLimit(readFileSync('/proc/self/limits', 'utf8'));
+if (limit < NOFILE) {
+  const raise = [`--nofile=${NOFILE}:${NOFILE}`];
+  const probe = spawnSync('prlimit', [...raise, 'true'], { encoding: 'utf8' });
+  if (probe.status !== 0)
+    throw new ScaleBenchError(
+      `${PHONES} phones need ${NOFILE} open files in the broker's process; this one may have ${limit} and cannot raise it ` +
+        `(${(probe.stderr || String(probe.error)).trim()}): set BENCH_SCALE_PHONES to at most ${limit - EVENT_PHONES - 2_000}`,
+    );
+  const r = spawnSync('prlimit', [...raise, process.execPath, ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
+  if (r.error) throw r.error;
+  process.exit(r.status ?? 1);
+}
+
+const HQ = {
+  code: 'HQ',
+  name: 'Example Corp',
+  address: { country: 'US', houseNumber: '100', street: 'Main St', city: 'San Jose', state: 'CA', postalCode: '95110' },
+  building: 'A',
+  floor: '2',
+  room: '200',
+  timeZone: 'America/Los_Angeles',
+  adminEmails: ['security@example.com'],
+};
+
+/** The account: one location, PHONES users with a phone each, plus the event phones, each its own broker login. */
+function seed(dataDir: string, smtpPort: number, pwSeed: string): { token: string; confDir: string; publicKey: string } {
+  const t0 = performance.now();
+  const { pair } = loadOrCreateKeyPair(path.join(dataDir, 'signing-key.json'));
+  const repo = new Repo({ dataDir });
+  for (const n of [1, 2, 3]) loadOrCreateServerCredentials(dataDir, `s${n}`, repo);
+  const token = 'e911_scale_bench_token';
+  repo.transaction(() => {
+    repo.updateAccount({ name: 'Bench Corp', contactEmail: 'it@example.com' });
+    repo.setNotificationSettings({
+      smtp: smtpSettingsSchema.parse({ host: '127.0.0.1', port: smtpPort, security: 'none', from: 'e911@example.com' }),
+      sms: null,
+      webhook: null,
+    });
+    const loc = repo.insertLocation(locationInputSchema.parse(HQ));
+    const add = (id: string, username: string, emails: string[]) => {
+      const uid = repo.insertUser(
+        userInputSchema.parse({ username, displayName: username, locationId: loc, callback: '+14085550100', emails }),
+      );
+      repo.setUserDevices(uid, [id]);
+      repo.setDeviceCredential(id, hashPassword(phonePassword(pwSeed, id)));
+    };
+    for (let i = 0; i < PHONES; i++) add(phoneId(i), `u${i}`, []);
+    for (let i = 0; i < EVENT_PHONES; i++) add(`evt-${i}`, `desk${i}`, [`desk${i}@example.com`]);
+    repo.setE911(true);
+    repo.createToken('bench', token);
+  });
+  const confDir = path.join(dataDir, '..', 'mosquitto');
+  mkdirSync(confDir);
+  const files = renderBrokerConfig(repo, confDir);
+  repo.close();
+  writeFileSync(path.join(confDir, 'passwd'), files.passwd, { mode: 0o600 });
+  writeFileSync(path.join(confDir, 'acl'), files.acl);
+  say(`setup: ${PHONES} + ${EVENT_PHONES} users, phones and broker logins in ${(ms(t0) / 1000).toFixed(1)} s`);
+  return { token, confDir, publicKey: pair.publicKey };
+}
+
+/** The phone workers: forked, each given a slice; resolves once all are connected. */
+class Workers {
+  readonly procs: ChildProcess[] = [];
+  /** Per worker, the last round it acknowledged (marked) and the last in which all its phones applied a newer version. */
+  private readonly marked: number[] = [];
+  private readonly advanced: number[] = [];
+  private round = 0;
+  private waiters: (() => void)[] = [];
+  private failure: ScaleBenchError | null = null;
+
+  async start(port: number, protocolVersion: 4 | 5, pwSeed: string, publicKey: string): Promise<number> {
+    const slices = splitPhones(PHONES, WORKERS);
+    const connected: Promise<number>[] = [];
+    for (const [k, s] of slices.entries()) {
+      const child = fork(path.join(here, 'sim-phone-worker.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      this.procs.push(child);
+      this.marked.push(0);
+      this.advanced.push(0);
+      connected.push(
+        new Promise((resolve, reject) => {
+          child.on('message', (m: FromWorker) => {
+            if (m.type === 'connected') resolve(m.ms);
+            else if (m.type === 'marked' || m.type === 'advanced') {
+              (m.type === 'marked' ? this.marked : this.advanced)[k] = m.round;
+              this.wake();
+            } else if (m.type === 'error') {
+              this.failure = new ScaleBenchError(`worker ${k}: ${m.message}`);
+              reject(this.failure);
+              this.wake();
+            }
+          });
+          child.once('exit', (code) => {
+            if (code !== 0) {
+              this.failure ??= new ScaleBenchError(`worker ${k} exited with ${code}`);
+              reject(this.failure);
+              this.wake();
+            }
+          });
+        }),
+      );
+      const msg: ToWorker = {
+        type: 'connect',
+        port,
+        protocolVersion,
+        from: s.from,
+        to: s.to,
+        seed: pwSeed,
+        publicKey,
+        perAddress: PHONES_PER_ADDRESS,
+        verifyEvery: VERIFY_EVERY,
+        // Each worker's share of the 200 connects in flight server.bench.ts uses.
+        window: Math.max(20, Math.floor(200 / WORKERS)),
+      };
+      child.send(msg);
+    }
+    const t0 = performance.now();
+    await Promise.all(connected);
+    return ms(t0);
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  private async until(ok: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.failure) throw this.failure;
+      if (ok()) return;
+      if (Date.now() > deadline) throw new ScaleBenchError(`${what}: not within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 1000);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Notes every phone's version now; resolves once all workers have. Returns the round. */
+  async mark(): Promise<number> {
+    const round = ++this.round;
+    for (const p of this.procs) p.send({ type: 'mark', round } satisfies ToWorker);
+    await this.until(() => this.marked.every((r) => r >= round), 30_000, `mark ${round}`);
+    return round;
+  }
+
+  /** Waits until every phone has applied a newer version than at mark `round`. */
+  async appliedSince(round: number, timeoutMs: number): Promise<void> {
+    await this.until(() => this.advanced.every((r) => r >= round), timeoutMs, `every phone applying a new version after mark ${round}`);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      this.procs.map(async (p) => {
+        if (p.connected) p.send({ type: 'close' } satisfies ToWorker);
+        await stopProcess(p, 10_000);
+      }),
+    );
+  }
+}
+
+/** CPU seconds of each named process between start() and stop(), with the wall time. */
+function cpuMeter(procs: Record<string, number[]>): { stop(): string } {
+  const before = Object.fromEntries(Object.entries(procs).map(([k, pids]) => [k, pids.map(cpuSeconds)]));
+  const t0 = performance.now();
+  return {
+    stop() {
+      const wall = ms(t0) / 1000;
+      const parts = Object.entries(procs).map(([k, pids]) => {
+        const used = pids.map((p, i) => cpuSeconds(p) - before[k]![i]!);
+        return `${k} ${used.map((u) => u.toFixed(1)).join('+')}`;
+      });
+      return `CPU s over ${wall.toFixed(1)} s wall: ${parts.join(', ')}`;
+    },
+  };
+}
+
+async function startServer(args: string[], httpPort: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...SERVER_NODE_ARGS, SERVER_MAIN, 'run', ...args, '--http-port', String(httpPort)], {
+    env: { PATH: env.PATH, E911_LOG_LEVEL: env.BENCH_SERVER_LOG ?? 'error' },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new ScaleBenchError(`server ${args.join(' ')} exited with ${child.exitCode}`);
+    const up = await fetch(`http://127.0.0.1:${httpPort}/api/health`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (up) return child;
+    if (Date.now() > deadline) throw new ScaleBenchError(`server on ${httpPort} not healthy after 60 s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Runs the push rounds and the steady 911 events against running server(s); phones connected. */
+async function measure(
+  label: string,
+  ctx: { token: string; httpPort: number; dataDir: string; workers: Workers; eventPhones: SimPhone[]; sink: EventSink },
+  cpu: Record<string, number[]>,
+): Promise<Omit<Figures, 'connectS' | 'label'>> {
+  const api = async (method: string, p: string, body?: unknown) => {
+    const res = await fetch(`http://127.0.0.1:${ctx.httpPort}${p}`, {
+      method,
+      headers: { authorization: `Bearer ${ctx.token}`, 'content-type': 'application/json' },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    if (!res.ok) throw new ScaleBenchError(`${method} ${p}: ${res.status} ${await res.text()}`);
+    return res.json() as Promise<unknown>;
+  };
+  const pushS: number[] = [];
+  const lagS: number[] = [];
+  // The server(s) seeing every phone's report: read from the database (WAL: a reader never blocks them).
+  const db = new Database(path.join(ctx.dataDir, SERVER_DB_FILE), { readonly: true });
+  // Per phone, not one version for all: instances that re-issue leave phones on different ones.
+  const issuedNotApplied = db
+    .prepare("SELECT count(*) FROM devices WHERE device_id LIKE 'sim-%' AND (applied_version IS NULL OR applied_version < addr_version)")
+    .pluck();
+  const maxApplied = db.prepare("SELECT max(applied_version) FROM devices WHERE device_id LIKE 'sim-%'").pluck();
+  const pushCpu = cpuMeter(cpu);
+  for (let r = 0; r < ROUNDS; r++) {
+    const mark = await ctx.workers.mark();
+    const t0 = performance.now();
+    const loc = (await api('PATCH', '/api/locations/1', { room: `${label}-${r}` })) as { version?: number };
+    await ctx.workers.appliedSince(mark, 300_000);
+    // The highest version any phone holds: with one instance, what this change issued to all.
+    const v = (maxApplied.get() as number | null) ?? loc.version ?? 0;
+    pushS.push(ms(t0) / 1000);
+    // Not in the figure (the phones' view is), but the events must not queue behind these reports.
+    while ((issuedNotApplied.get() as number) > 0) await new Promise((r) => setTimeout(r, 100));
+    lagS.push(ms(t0) / 1000 - pushS.at(-1)!);
+    say(
+      `  ${label}: round ${r + 1}: v${v} applied by all ${PHONES} phones in ${pushS.at(-1)!.toFixed(2)} s, ` +
+        `all reports stored ${lagS.at(-1)!.toFixed(2)} s later`,
+    );
+  }
+  db.close();
+  const pushCpuText = pushCpu.stop();
+  say(`  ${label}: push ${pushCpuText}`);
+
+  // 911 events at a steady rate, round robin over the event phones, timed to the last email accepted.
+  const schedule = eventSchedule(EVENT_RATE, EVENT_SECONDS);
+  const evCpu = cpuMeter(cpu);
+  const start = performance.now();
+  const pending: Promise<number | null>[] = [];
+  for (const [i, at] of schedule.entries()) {
+    const wait = start + at - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const phone = ctx.eventPhones[i % ctx.eventPhones.length]!;
+    const id = `${label}-${i}`;
+    pending.push(ctx.sink.expect(id, EMAILS_PER_EVENT, 60_000));
+    phone.publish(`e911/v1/${phone.id}/events`, emergencyEvent(id, phone.id));
+  }
+  const got = await Promise.all(pending);
+  const evCpuText = evCpu.stop();
+  const lat = got.filter((x): x is number => x !== null);
+  const s = summary(lat);
+  say(
+    `  ${label}: ${schedule.length} events at ${EVENT_RATE}/s: p50 ${s.p50.toFixed(0)} ms, p99 ${s.p99.toFixed(0)} ms, ` +
+      `${schedule.length - lat.length} not accepted in 60 s; ${evCpuText}`,
+  );
+  return { pushS, p50: s.p50, p99: s.p99, missing: schedule.length - lat.length, cpu: { push: pushCpuText, events: evCpuText } };
+}
+
+function emergencyEvent(id: string, deviceId: string): string {
+  return JSON.stringify({
+    v: 1,
+    id,
+    type: 'emergency-call',
+    deviceId,
+    ts: new Date().toISOString(),
+    data: {
+      numberDialed: '911',
+      callback: '+14085550100',
+      displayName: deviceId,
+      locationCode: 'HQ',
+      addressMissing: false,
+      device: { ip: '10.1.2.3' },
+    },
+  });
+}
+
+/** The SMTP sink, which times each event from its publish (expect) to its last email accepted. */
+interface EventSink {
+  sink: SmtpSink;
+  expect(id: string, emails: number, timeoutMs: number): Promise<number | null>;
+}
+
+async function startEventSink(): Promise<EventSink> {
+  const waiters = new Map<string, { left: number; t0: number; done: (ms: number) => void }>();
+  const sink = await startSmtpSink({
+    onMail(m) {
+      const w = waiters.get((m.headers['x-e911-event-id'] ?? '').trim());
+      if (!w) return;
+      // The sink says 250 right after this: the sender has it accepted now.
+      if (--w.left === 0) w.done(ms(w.t0));
+    },
+  });
+  return {
+    sink,
+    expect(id, emails, timeoutMs) {
+      return new Promise((resolve) => {
+        const t = setTimeout(() => {
+          waiters.delete(id);
+          resolve(null);
+        }, timeoutMs);
+        waiters.set(id, {
+          left: emails,
+          t0: performance.now(),
+          done: (v) => {
+            clearTimeout(t);
+            waiters.delete(id);
+            resolve(v);
+          },
+        });
+      });
+    },
+  };
+}
+
+async function connectEventPhones(port: number, protocolVersion: 4 | 5, pwSeed: string, publicKey: string): Promise<SimPhone[]> {
+  const key = publicKeyFromText(publicKey);
+  const phones = Array.from(
+    { length: EVENT_PHONES },
+    (_, i) =>
+      new SimPhone(
+        `evt-${i}`,
+        phonePassword(pwSeed, `evt-${i}`),
+        key,
+        () => {},
+        () => {},
+        false,
+      ),
+  );
+  // Their own source address, past the workers' ones.
+  const from = sourceAddress(PHONES + PHONES_PER_ADDRESS, PHONES_PER_ADDRESS);
+  await windowed(phones, EVENT_PHONES, (p) => p.connect({ port, protocolVersion, localAddress: from }));
+  return phones;
+}
+
+async function main(): Promise<void> {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'e911-scalebench-'));
+  const dataDir = path.join(root, 'data');
+  mkdirSync(dataDir);
+  const pwSeed = `seed-${Math.random().toString(36).slice(2)}`;
+  const children: ChildProcess[] = [];
+  let broker: Mosquitto | null = null;
+  let workers: Workers | null = null;
+  let eventPhones: SimPhone[] = [];
+  const sink = await startEventSink();
+  const results: Figures[] = [];
+  // Interrupted (Ctrl-C, a timeout): the broker and the servers go too; workers leave with their IPC channel.
+  const interrupted = (sig: NodeJS.Signals) => {
+    for (const c of children) c.kill('SIGTERM');
+    spawnSync('pkill', ['-TERM', '-P', String(process.pid), '-x', 'mosquitto']);
+    rmSync(root, { recursive: true, force: true });
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
+  try {
+    const { token, confDir, publicKey } = seed(dataDir, sink.sink.port, pwSeed);
+
+    // ---- Mosquitto, with 1, 2 and 3 instances; the phones stay connected across them.
+    if (INSTANCES.length > 0) {
+      broker = await startMosquitto({
+        extraConfig: ['allow_anonymous false', `password_file ${confDir}/passwd`, `acl_file ${confDir}/acl`],
+      });
+      workers = new Workers();
+      const connectMs = await workers.start(broker.port, 5, pwSeed, publicKey);
+      say(`mosquitto: ${PHONES} phones connected and subscribed in ${(connectMs / 1000).toFixed(1)} s over ${WORKERS} workers`);
+      eventPhones = await connectEventPhones(broker.port, 5, pwSeed, publicKey);
+      const brokerPid = findChild('mosquitto');
+      let first = true;
+      for (const n of INSTANCES) {
+        const ports = await Promise.all(Array.from({ length: n }, () => freePort()));
+        const mark = await workers.mark();
+        const t0 = performance.now();
+        const servers: ChildProcess[] = [];
+        for (const [k, port] of ports.entries()) {
+          const s = await startServer(
+            ['--data', dataDir, '--broker', broker.url, '--mqtt-version', '5', '--share-group', 'e911-server', '--instance', `s${k + 1}`],
+            port,
+          );
+          servers.push(s);
+          children.push(s);
+        }
+        if (first) {
+          // The first start pushes version 1 to every phone.
+          await workers.appliedSince(mark, 600_000);
+          say(`mosquitto, 1 instance: initial provisioning (start to all ${PHONES} applied v1) ${(ms(t0) / 1000).toFixed(1)} s`);
+          first = false;
+        }
+        const cpu = { server: servers.map((s) => s.pid!), mosquitto: [brokerPid], phones: workers.procs.map((p) => p.pid!) };
+        const label = `${n}-instance${n > 1 ? 's' : ''}`;
+        const f = await measure(label, { token, httpPort: ports[0]!, dataDir, workers, eventPhones, sink }, cpu);
+        results.push({ label: `mosquitto, ${label}`, connectS: connectMs / 1000, ...f });
+        for (const s of servers) await stopProcess(s, 10_000);
+      }
+      for (const p of eventPhones) p.close();
+      await workers.close();
+      workers = null;
+      await broker.close();
+      broker = null;
+    }
+
+    // ---- The baseline: the embedded default (aedes in the server process, MQTT 3.1.1).
+    if (EMBEDDED) {
+      const mqttPort = await freePort();
+      const httpPort = await freePort();
+      const server = await startServer(['--data', dataDir, '--port', String(mqttPort)], httpPort);
+      children.push(server);
+      workers = new Workers();
+      const cm = await workers.start(mqttPort, 4, pwSeed, publicKey);
+      say(`embedded: ${PHONES} phones connected and subscribed in ${(cm / 1000).toFixed(1)} s over ${WORKERS} workers`);
+      eventPhones = await connectEventPhones(mqttPort, 4, pwSeed, publicKey);
+      const cpu = { server: [server.pid!], phones: workers.procs.map((p) => p.pid!) };
+      const f = await measure('embedded', { token, httpPort, dataDir, workers, eventPhones, sink }, cpu);
+      results.push({ label: 'embedded', connectS: cm / 1000, ...f });
+    }
+    summarize(results);
+  } finally {
+    for (const p of eventPhones) p.close();
+    await workers?.close();
+    for (const c of children) await stopProcess(c, 10_000);
+    await broker?.close();
+    await sink.sink.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+/** The pid of this process's child named `name` (the broker the Mosquitto helper spawned). */
+function findChild(name: string): number {
+  const out = spawnSync('pgrep', ['-P', String(process.pid), '-x', name], { encoding: 'utf8' });
+  const pid = Number(out.stdout.trim().split('\n')[0]);
+  if (!pid) throw new ScaleBenchError(`no child process ${name}`);
+  return pid;
+}
+
+function summarize(results: Figures[]): void {
+  const base = results.find((r) => r.label === 'embedded');
+  const b = (f: (r: Figures) => number) => (base ? f(base) : Number.NaN);
+  say(
+    `\nload average ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')}; baseline: the embedded default, same run`,
+  );
+  for (const r of results.filter((x) => x !== base)) {
+    const k = r.label.replace('mosquitto, ', '');
+    if (r === results[0])
+      report(
+        `${PHONES} phones connected and subscribed`,
+        r.connectS,
+        's',
+        b((x) => x.connectS),
+        '-',
+      );
+    report(
+      `location change to ${PHONES} applied, ${k} (median of ${ROUNDS})`,
+      med(r.pushS),
+      's',
+      b((x) => med(x.pushS)),
+      '-',
+    );
+    report(
+      `911 at ${EVENT_RATE}/s to 2 emails, p50, ${k}`,
+      r.p50,
+      'ms',
+      b((x) => x.p50),
+      '-',
+    );
+    report(
+      `911 at ${EVENT_RATE}/s to 2 emails, p99, ${k}`,
+      r.p99,
+      'ms',
+      b((x) => x.p99),
+      '<= 2000 ms',
+    );
+    if (r.missing > 0) say(`  ${k}: ${r.missing} events not accepted within 60 s`);
+  }
+}
+
+await main();

@@ -1,0 +1,80 @@
+// One worker process of the scale benchmark: a slice of the simulated phones (sim-phone.ts),
+// forked by scale.bench.ts and driven over the IPC channel. It tells the parent when its
+// phones are connected and each time all of them have applied a new address version.
+import { publicKeyFromText } from '../../provisioning/protocol/signing.js';
+import { SimPhone, windowed } from './sim-phone.js';
+import { phoneId, phonePassword, sourceAddress } from './scale-plan.js';
+
+export interface WorkerConnect {
+  type: 'connect';
+  port: number;
+  protocolVersion: 4 | 5;
+  from: number;
+  to: number;
+  seed: string;
+  publicKey: string;
+  perAddress: number;
+  verifyEvery: number;
+  window: number;
+}
+export type ToWorker = WorkerConnect | { type: 'mark'; round: number } | { type: 'close' };
+export type FromWorker =
+  | { type: 'connected'; phones: number; ms: number }
+  | { type: 'marked'; round: number }
+  | { type: 'advanced'; round: number }
+  | { type: 'error'; message: string }
+  | { type: 'closed' };
+
+const send = (m: FromWorker) => process.send!(m);
+let phones: SimPhone[] = [];
+// Each phone's version at the parent's last mark: a round is done when every phone applied a newer
+// one. Not one version for all: instances that re-issue can leave phones on different versions.
+let mark: { round: number; at: number[]; left: number; done: boolean[] } | null = null;
+
+function advanced(j: number): void {
+  if (!mark || mark.done[j] || phones[j]!.applied <= mark.at[j]!) return;
+  mark.done[j] = true;
+  if (--mark.left === 0) send({ type: 'advanced', round: mark.round });
+}
+
+async function connect(c: WorkerConnect): Promise<void> {
+  const key = publicKeyFromText(c.publicKey);
+  const n = c.to - c.from;
+  phones = [];
+  for (let i = c.from; i < c.to; i++) {
+    const id = phoneId(i);
+    phones.push(
+      new SimPhone(
+        id,
+        phonePassword(c.seed, id),
+        key,
+        () => advanced(i - c.from),
+        () => {},
+        i % c.verifyEvery === 0,
+      ),
+    );
+  }
+  const t0 = performance.now();
+  const at = new Map(phones.map((p, j) => [p, sourceAddress(c.from + j, c.perAddress)]));
+  await windowed(phones, c.window, (p) => p.connect({ port: c.port, protocolVersion: c.protocolVersion, localAddress: at.get(p)! }));
+  send({ type: 'connected', phones: n, ms: performance.now() - t0 });
+}
+
+process.on('message', (m: ToWorker) => {
+  if (m.type === 'connect') connect(m).catch((err: Error) => send({ type: 'error', message: `${err.name}: ${err.message}` }));
+  else if (m.type === 'mark') {
+    mark = { round: m.round, at: phones.map((p) => p.applied), left: phones.length, done: phones.map(() => false) };
+    send({ type: 'marked', round: m.round });
+    if (phones.length === 0) send({ type: 'advanced', round: m.round });
+  } else if (m.type === 'close') {
+    for (const p of phones) p.close();
+    send({ type: 'closed' });
+    process.disconnect();
+  }
+});
+process.on('uncaughtException', (err) => {
+  send({ type: 'error', message: `${err.name}: ${err.message}` });
+  process.exit(1);
+});
+// The parent gone (killed, crashed): nothing to simulate for.
+process.on('disconnect', () => process.exit(0));

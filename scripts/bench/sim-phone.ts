@@ -1,0 +1,134 @@
+// The simulated phone the server benchmarks push to (server.bench.ts part 1, scale.bench.ts):
+// one raw MQTT socket per phone, mqtt-packet framing, the agent's checks on each push and
+// its retained address/state report. Light enough for 100,000 of them over a few processes.
+import net from 'node:net';
+import mqttPacket from 'mqtt-packet';
+import { type publicKeyFromText, verifyDocument, documentHash } from '../../provisioning/protocol/signing.js';
+import { validateAddress, type AddressDocument } from '../../provisioning/protocol/address.js';
+
+export class SimPhoneError extends Error {
+  override name = 'SimPhoneError';
+}
+
+export interface SimPhoneConnect {
+  port: number;
+  host?: string;
+  /** 5 against Mosquitto; 4 against the embedded aedes broker, which has no MQTT 5. */
+  protocolVersion?: 4 | 5;
+  /** The source address: one address has only ~28,000 ephemeral ports. */
+  localAddress?: string;
+}
+
+/** A phone as small as it can be: one socket, mqtt-packet framing, real signature checks. */
+export class SimPhone {
+  private sock!: net.Socket;
+  private parser!: ReturnType<typeof mqttPacket.parser>;
+  private version: 4 | 5 = 5;
+  private nextId = 1;
+  applied = 0;
+  configSeen = 0;
+  verify: boolean;
+
+  constructor(
+    readonly id: string,
+    private readonly password: string,
+    private readonly key: ReturnType<typeof publicKeyFromText>,
+    private readonly onApplied: (p: SimPhone, version: number) => void,
+    private readonly onConfig: (p: SimPhone) => void,
+    verify: boolean,
+  ) {
+    this.verify = verify;
+  }
+
+  connect(target: number | SimPhoneConnect): Promise<void> {
+    const t = typeof target === 'number' ? { port: target } : target;
+    this.version = t.protocolVersion ?? 5;
+    this.parser = mqttPacket.parser({ protocolVersion: this.version });
+    return new Promise((resolve, reject) => {
+      this.sock = net.connect({
+        port: t.port,
+        host: t.host ?? '127.0.0.1',
+        ...(t.localAddress ? { localAddress: t.localAddress } : {}),
+      });
+      this.sock.setNoDelay(true);
+      this.sock.on('error', reject);
+      this.sock.on('data', (d) => this.parser.parse(d));
+      this.parser.on('packet', (p) => {
+        if (p.cmd === 'connack') {
+          // MQTT 5 says reasonCode, 3.1.1 returnCode.
+          const code = (p as { reasonCode?: number }).reasonCode ?? (p as { returnCode?: number }).returnCode;
+          if (code) return reject(new SimPhoneError(`${this.id}: connack ${code}`));
+          this.send({
+            cmd: 'subscribe',
+            messageId: this.nextId++,
+            subscriptions: [
+              { topic: `e911/v1/${this.id}/address/set`, qos: 1 },
+              { topic: `e911/v1/${this.id}/config/set`, qos: 1 },
+            ],
+          });
+          this.publish(`e911/v1/${this.id}/status`, JSON.stringify({ v: 1, state: 'online', deviceId: this.id }), true);
+        } else if (p.cmd === 'suback') resolve();
+        else if (p.cmd === 'publish') this.onPublish(p as mqttPacket.IPublishPacket);
+      });
+      this.send({
+        cmd: 'connect',
+        protocolId: 'MQTT',
+        protocolVersion: this.version,
+        clientId: this.id,
+        clean: true,
+        keepalive: 0,
+        username: this.id,
+        password: Buffer.from(this.password),
+      });
+    });
+  }
+
+  /** A QoS 1 publish under this phone's login (its events, its reports). */
+  publish(topic: string, payload: string, retain = false): void {
+    this.send({ cmd: 'publish', topic, payload, qos: 1, retain, messageId: this.nextId++ });
+    // Packet ids are 16-bit and never 0.
+    if (this.nextId > 0xffff) this.nextId = 1;
+  }
+
+  private send(p: Record<string, unknown>): void {
+    this.sock.write(mqttPacket.generate(p as unknown as mqttPacket.Packet, { protocolVersion: this.version }));
+  }
+
+  private onPublish(p: mqttPacket.IPublishPacket): void {
+    if (p.qos === 1) this.send({ cmd: 'puback', messageId: p.messageId });
+    if (p.topic.endsWith('/config/set')) {
+      this.configSeen++;
+      this.onConfig(this);
+      return;
+    }
+    if (!p.topic.endsWith('/address/set')) return;
+    // What the agent does with a push: decode, verify, validate, then report the state.
+    const { doc, sig } = JSON.parse(p.payload.toString()) as { doc: AddressDocument; sig: string };
+    if (
+      doc.deviceId !== this.id ||
+      typeof sig !== 'string' ||
+      (this.verify && (!verifyDocument(doc, sig, this.key) || validateAddress(doc).length > 0))
+    ) {
+      throw new SimPhoneError(`${this.id}: bad push`);
+    }
+    if (doc.version <= this.applied) return;
+    this.applied = doc.version;
+    const state = { v: 1, version: doc.version, hash: documentHash(doc), appliedAt: new Date().toISOString() };
+    this.publish(`e911/v1/${this.id}/address/state`, JSON.stringify(state), true);
+    this.onApplied(this, doc.version);
+  }
+
+  close(): void {
+    this.sock?.destroy();
+  }
+}
+
+/** Runs fn over items with at most n at a time (a burst of connects overruns the listen backlog). */
+export async function windowed<T>(items: readonly T[], n: number, fn: (x: T) => Promise<void>): Promise<void> {
+  let i = 0;
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (i < items.length) await fn(items[i++]!);
+    }),
+  );
+}
