@@ -166,8 +166,8 @@ export class Pusher {
   }
 
   /** Whether the next address must be issued above what the phone holds or refuses. */
-  private raiseAddressTo(deviceId: string, state: AddressStatePayload, floor: number): boolean {
-    let ours = this.issued.get(deviceId);
+  private raiseAddressTo(deviceId: string, state: AddressStatePayload, floor: number, fromDatabase = false): boolean {
+    let ours = fromDatabase ? undefined : this.issued.get(deviceId);
     const stored = ours ? null : this.deps.repo.issuedAddress(deviceId);
     if (!ours && stored?.signed) {
       // Not issued by this process: what the database says was issued last.
@@ -179,6 +179,13 @@ export class Pusher {
     const behind = state.version > issuedVersion || floor > issuedVersion;
     const conflict = ours !== undefined && state.version === ours.version && ours.hash !== state.hash;
     if (!behind && !conflict) return false;
+    // What this process remembers may be older than what another instance sharing the database
+    // issued since: only the database's last issue can say the phone is ahead. (Trusting the
+    // memory, two instances re-issued above each other's versions on every report.)
+    if (!fromDatabase && this.issued.has(deviceId)) {
+      this.issued.delete(deviceId);
+      return this.raiseAddressTo(deviceId, state, floor, true);
+    }
     const above = Math.max(state.version, floor, issuedVersion);
     this.deps.log.warn(
       { deviceId, phoneVersion: state.version, phoneFloor: floor, issuedVersion },
