@@ -378,16 +378,7 @@ const carriedAddons = {
     b.onLoad({ filter: /[\\/]agent[\\/]location[\\/]locations-worker-script\.ts$/ }, async () => {
       const worker = await b.esbuild.build({
         entryPoints: [path.join(repo, 'agent/location/locations-worker.ts')],
-        bundle: true,
-        platform: 'node',
-        format: 'cjs',
-        target: 'node20.11',
-        minify: true,
-        keepNames: true,
-        legalComments: 'none',
-        write: false,
-        logLevel: 'warning',
-        absWorkingDir: repo,
+        ...WORKER_BUILD,
         plugins: [zodEnglishOnly],
       });
       const code = worker.outputFiles[0].text;
@@ -433,6 +424,20 @@ const carriedAddons = {
   },
 };
 
+/** How a worker thread's code is bundled into a string the single executable carries. */
+const WORKER_BUILD = {
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20.11',
+  minify: true,
+  keepNames: true,
+  legalComments: 'none',
+  write: false,
+  logLevel: 'warning',
+  absWorkingDir: repo,
+};
+
 /**
  * The store's checkpoint worker as one CommonJS script, better-sqlite3's JS inside (what the bundle
  * carries; tests use it too). Its addon comes by path (setup.nativeBinding): 'bindings', which would
@@ -441,16 +446,7 @@ const carriedAddons = {
 export async function checkpointWorkerCode(esbuild = require('esbuild')) {
   const out = await esbuild.build({
     entryPoints: [path.join(repo, 'agent/store/checkpoint-worker.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20.11',
-    minify: true,
-    keepNames: true,
-    legalComments: 'none',
-    write: false,
-    logLevel: 'warning',
-    absWorkingDir: repo,
+    ...WORKER_BUILD,
     // better-sqlite3 requires the addon through __non_webpack_require__ when there is one: a plain
     // require of a path, made here, whatever an eval'd worker inside a single executable is given.
     banner: { js: 'var __non_webpack_require__ = require("node:module").createRequire(process.execPath);' },
