@@ -9,7 +9,8 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { named } from '../common/log.js';
-import { Repo } from './db/repo.js';
+import type { Repo } from './db/repo.js';
+import { openRepo } from './db/store.js';
 import { ProvisioningServer } from './server.js';
 import { Pusher, repoDesiredStore } from './pusher.js';
 import { Notifier, type RetryPolicy } from './notify/notifier.js';
@@ -41,6 +42,11 @@ import { privateKeyFromText, type KeyPairText } from '../protocol/signing.js';
 
 export interface ServerAppOptions {
   dataDir: string;
+  /**
+   * Where the records are kept: a PostgreSQL URL (postgres://user:pass@host/db) for several
+   * instances on several hosts; unset, `sqlite:DIR` or DIR: SQLite (server.db in the data folder by default).
+   */
+  store?: string;
   log: Logger;
   keyPair: KeyPairText;
   broker: {
@@ -136,7 +142,18 @@ export function defaultInstance(shareGroup: string | undefined, httpPort: number
  * (`mqtt-server-<instance>.json`); its hash is registered in the database so that
  * `broker-config` renders every instance's user.
  */
-export function loadOrCreateServerCredentials(dataDir: string, instance: string, repo: Repo): { username: string; password: string } {
+export async function loadOrCreateServerCredentials(
+  dataDir: string,
+  instance: string,
+  repo: Repo,
+): Promise<{ username: string; password: string }> {
+  const creds = serverCredentialsFile(dataDir, instance);
+  await registerServerCredentials(repo, creds);
+  return creds;
+}
+
+/** The instance's login from its file in the data folder, made on first use. */
+function serverCredentialsFile(dataDir: string, instance: string): { username: string; password: string } {
   const username = serverMqttUser(instance);
   const file = path.join(dataDir, `mqtt-${username}.json`);
   let creds: { username: string; password: string };
@@ -146,16 +163,21 @@ export function loadOrCreateServerCredentials(dataDir: string, instance: string,
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     writeFileAtomic(file, `${JSON.stringify(creds, null, 2)}\n`, 0o600);
   }
-  if (!repo.serverBrokerUsers().some((u) => u.username === username)) repo.setServerBrokerUser(username, hashPassword(creds.password));
   return creds;
+}
+
+/** Registers the login's hash in the store (once), so that `broker-config` renders it. */
+async function registerServerCredentials(repo: Repo, creds: { username: string; password: string }): Promise<void> {
+  if (!(await repo.serverBrokerUsers()).some((u) => u.username === creds.username))
+    await repo.setServerBrokerUser(creds.username, hashPassword(creds.password));
 }
 
 /** The instance name of the push command's broker user (`e911-server-cli`): not a running server's, whose session it would take over. */
 export const CLI_INSTANCE = 'cli';
 
 /** The shared-subscription group every instance of this database uses: the name given plus a secret suffix. */
-export function shareGroupName(repo: Repo, base: string): string {
-  return `${base}-${repo.sharedSecret('share-group-suffix', () => randomBytes(12).toString('hex'))}`;
+export async function shareGroupName(repo: Repo, base: string): Promise<string> {
+  return `${base}-${await repo.sharedSecret('share-group-suffix', () => randomBytes(12).toString('hex'))}`;
 }
 
 export class ServerApp {
@@ -171,13 +193,17 @@ export class ServerApp {
   private broker: EmbeddedBroker | null = null;
   private api: Awaited<ReturnType<typeof buildApi>> | null = null;
   private readonly creds: { username: string; password: string };
+  /** This instance's login registered in the store (begun at construction: broker-config renders it before start). */
+  private readonly registered: Promise<void>;
   private brokerUrlValue: string | null = null;
   private httpUrlValue: string | null = null;
 
   constructor(private readonly opts: ServerAppOptions) {
     const { log, dataDir } = opts;
-    this.repo = new Repo({
+    this.repo = openRepo({
       dataDir,
+      ...(opts.store ? { store: opts.store } : {}),
+      log: named(log, 'store'),
       ...(opts.sqliteBinding ? { nativeBinding: opts.sqliteBinding } : {}),
       ...(opts.now ? { now: opts.now } : {}),
     });
@@ -187,9 +213,12 @@ export class ServerApp {
       opts.broker.username !== undefined
         ? { username: opts.broker.username, password: opts.broker.password ?? '' }
         : external
-          ? loadOrCreateServerCredentials(dataDir, instance, this.repo)
+          ? serverCredentialsFile(dataDir, instance)
           : // The embedded broker lives and dies with this process: a fresh secret each run.
             { username: serverMqttUser(instance), password: randomBytes(24).toString('base64url') };
+    this.registered = external && opts.broker.username === undefined ? registerServerCredentials(this.repo, this.creds) : Promise.resolve();
+    // Awaited by start() and brokerConfig(), which report a failure: not lost meanwhile.
+    this.registered.catch(() => undefined);
     const protocolVersion = opts.broker.protocolVersion ?? (external ? 5 : 4);
     this.link = new ProvisioningServer({
       // The embedded broker's URL is passed to start() once it listens.
@@ -204,7 +233,6 @@ export class ServerApp {
       password: this.creds.password,
       desired: repoDesiredStore(this.repo),
       ...(opts.broker.tls ? { tls: opts.broker.tls } : {}),
-      ...(opts.broker.shareGroup ? { shareGroup: shareGroupName(this.repo, opts.broker.shareGroup) } : {}),
     });
     this.pusher = new Pusher({
       repo: this.repo,
@@ -289,11 +317,11 @@ export class ServerApp {
             // A server user name is never a phone. Other registered server users (the push
             // command's, `e911-server-cli`) log in with the password kept in the data folder.
             if (!isPhoneDeviceId(user)) {
-              const registered = this.repo.serverBrokerUsers().find((u) => u.username === user);
+              const registered = (await this.repo.serverBrokerUsers()).find((u) => u.username === user);
               return registered && (await verifyPassword(password, registered.hash)) ? 'server' : null;
             }
             if (opts.broker.allowAnonymous) return 'phone';
-            const hash = this.repo.deviceCredential(user);
+            const hash = await this.repo.deviceCredential(user);
             return hash && (await verifyPassword(password, hash)) ? 'phone' : null;
           },
           refused: (what, user, detail) => brokerLog.warn({ what, user, detail }, 'broker refused a client'),
@@ -304,10 +332,13 @@ export class ServerApp {
       log.info({ url: this.broker.url, tls: this.broker.tlsUrl }, 'embedded broker listening');
     } else this.brokerUrlValue = opts.broker.url;
 
+    // What the link needs from the store: this instance's login registered, the share group's secret suffix.
+    await this.registered;
+    if (opts.broker.shareGroup) this.link.setShareGroup(await shareGroupName(this.repo, opts.broker.shareGroup));
     this.intake.attach();
     await this.link.start(this.brokerUrlValue);
-    this.notifier.start();
-    this.jobs.start();
+    await this.notifier.start();
+    await this.jobs.start();
     if (opts.http) {
       this.api = await buildApi({
         service: this.service,
@@ -343,17 +374,17 @@ export class ServerApp {
     await this.pusher.idle();
     await this.notifier.stop();
     await this.link.stop();
-    this.intake.flush();
+    await this.intake.flush();
     await this.broker?.close();
     this.broker = null;
-    this.repo.close();
+    await this.repo.close();
   }
 
   /** A new API token (shown once; only its hash is kept). */
-  createToken(name: string): string {
+  async createToken(name: string): Promise<string> {
     const token = `e911_${randomBytes(32).toString('base64url')}`;
-    this.repo.createToken(name, token);
-    this.repo.audit('local', 'token.create', 'token', null, { name });
+    await this.repo.createToken(name, token);
+    await this.repo.audit('local', 'token.create', 'token', null, { name });
     return token;
   }
 
@@ -363,20 +394,24 @@ export class ServerApp {
   }
 
   /** Mosquitto files: every phone with credentials, every server instance's user, the ACL. */
-  brokerConfig(dir = '/etc/mosquitto/e911', listeners?: readonly MosquittoListener[]): { passwd: string; acl: string; conf: string } {
+  async brokerConfig(
+    dir = '/etc/mosquitto/e911',
+    listeners?: readonly MosquittoListener[],
+  ): Promise<{ passwd: string; acl: string; conf: string }> {
+    await this.registered;
     return renderBrokerConfig(this.repo, dir, listeners);
   }
 }
 
-export function renderBrokerConfig(
+export async function renderBrokerConfig(
   repo: Repo,
   dir: string,
   listeners?: readonly MosquittoListener[],
-): { passwd: string; acl: string; conf: string } {
-  const servers = repo.serverBrokerUsers();
+): Promise<{ passwd: string; acl: string; conf: string }> {
+  const servers = await repo.serverBrokerUsers();
   const entries = [
     ...servers.map((s) => ({ user: s.username, hash: s.hash })),
-    ...repo.deviceCredentials().map((c) => ({ user: c.deviceId, hash: c.hash })),
+    ...(await repo.deviceCredentials()).map((c) => ({ user: c.deviceId, hash: c.hash })),
   ];
   return {
     passwd: mosquittoPasswordFile(entries),

@@ -89,16 +89,16 @@ export class BulkService {
   }
 
   /** Queues "set these emails on these users"; returns the job at once. */
-  queueBulkEmails(actor: string, input: unknown): Job {
+  async queueBulkEmails(actor: string, input: unknown): Promise<Job> {
     const req = parse(bulkEmailsSchema, input);
     const { repo } = this.deps;
     let total: number;
     if ('locationId' in req.target) {
-      if (!repo.location(req.target.locationId)) throw new NotFoundError(`location ${req.target.locationId}`);
-      total = repo.userCount({ locationId: req.target.locationId });
+      if (!(await repo.location(req.target.locationId))) throw new NotFoundError(`location ${req.target.locationId}`);
+      total = await repo.userCount({ locationId: req.target.locationId });
     } else if ('userIds' in req.target) {
       const ids = [...new Set(req.target.userIds)];
-      const known = repo.existingUserIds(ids);
+      const known = await repo.existingUserIds(ids);
       const unknown = ids.filter((id) => !known.has(id));
       if (unknown.length)
         throw new ValidationError([
@@ -106,15 +106,15 @@ export class BulkService {
         ]);
       req.target.userIds = ids;
       total = ids.length;
-    } else total = repo.userCount();
+    } else total = await repo.userCount();
     if (req.alsoCompanyContacts && !('all' in req.target))
       throw new ValidationError([{ field: 'alsoCompanyContacts', reason: 'only with target all (every user)' }]);
-    repo.transaction(() => {
+    await repo.transaction(async () => {
       if (req.alsoCompanyContacts) {
-        repo.audit(actor, 'account.update', 'account', null, { emergencyContacts: req.emails, via: 'bulk-emails' });
-        repo.updateAccount({ emergencyContacts: req.emails });
+        await repo.audit(actor, 'account.update', 'account', null, { emergencyContacts: req.emails, via: 'bulk-emails' });
+        await repo.updateAccount({ emergencyContacts: req.emails });
       }
-      repo.audit(actor, 'bulk.emails-queued', 'job', null, {
+      await repo.audit(actor, 'bulk.emails-queued', 'job', null, {
         target: 'userIds' in req.target ? { userIds: req.target.userIds.length } : req.target,
         emails: req.emails,
         ...(req.alsoCompanyContacts ? { alsoCompanyContacts: true } : {}),
@@ -131,8 +131,8 @@ export class BulkService {
       'userIds' in req.target
         ? req.target.userIds
         : 'locationId' in req.target
-          ? repo.userIds({ locationId: req.target.locationId })
-          : repo.userIds();
+          ? await repo.userIds({ locationId: req.target.locationId })
+          : await repo.userIds();
     return this.applyLists(
       job,
       ctx,
@@ -150,20 +150,20 @@ export class BulkService {
     let unchanged = 0;
     let missing = 0;
     for (let i = 0; i < lists.length; i += CHUNK) {
-      repo.transaction(() => {
+      await repo.transaction(async () => {
         for (const [id, emails] of lists.slice(i, i + CHUNK)) {
-          const before = repo.userEmails(id);
+          const before = await repo.userEmails(id);
           if (before === null) {
             missing++;
             continue;
           }
-          if (repo.setUserEmails(id, emails)) {
+          if (await repo.setUserEmails(id, emails)) {
             updated++;
-            repo.audit(job.actor, 'user.emails-replace', 'user', id, { before, after: emails, jobId: job.id });
+            await repo.audit(job.actor, 'user.emails-replace', 'user', id, { before, after: emails, jobId: job.id });
           } else unchanged++;
         }
       });
-      ctx.progress(Math.min(i + CHUNK, lists.length));
+      await ctx.progress(Math.min(i + CHUNK, lists.length));
       await ctx.yield();
     }
     return { updated, unchanged, missing };
@@ -172,16 +172,16 @@ export class BulkService {
   // ---- CSV ----
 
   /** The CSV download: every user, reference columns, Email1..Email10 with the current list, then their phones' notice. */
-  exportCsv(): string {
+  async exportCsv(): Promise<string> {
     const out = [csvRecord(CSV_COLUMNS)];
     const notices = new Map<number, string[]>();
-    for (const d of this.deps.repo.devices()) {
+    for (const d of await this.deps.repo.devices()) {
       if (d.userId === null) continue;
       const list = notices.get(d.userId) ?? [];
       list.push(noticeSummary(d.deviceId, noticeStatus(d)));
       notices.set(d.userId, list);
     }
-    for (const u of this.deps.repo.csvUserRows()) {
+    for (const u of await this.deps.repo.csvUserRows()) {
       out.push(
         csvRecord([
           u.id,
@@ -238,7 +238,7 @@ export class BulkService {
     const idCol = col.get('userid');
     const nameCol = col.get('username');
     const emailCols = CSV_EMAIL_COLUMNS.map((c) => [c, col.get(c.toLowerCase())!] as const);
-    const index = this.deps.repo.userEmailIndex();
+    const index = await this.deps.repo.userEmailIndex();
     const seen = new Map<number, number>();
     const changes: [number, string[]][] = [];
     let errorCount = 0;
@@ -308,9 +308,9 @@ export class BulkService {
       else changes.push([userId, emails]);
     }
     const uploadId = randomUUID();
-    this.deps.repo.transaction(() => {
-      this.deps.repo.saveCsvUpload(uploadId, actor, rows, changes, errorCount);
-      this.deps.repo.audit(actor, 'csv.validate', 'csv', uploadId, { rows, changes: changes.length, unchanged, errors: errorCount });
+    await this.deps.repo.transaction(async () => {
+      await this.deps.repo.saveCsvUpload(uploadId, actor, rows, changes, errorCount);
+      await this.deps.repo.audit(actor, 'csv.validate', 'csv', uploadId, { rows, changes: changes.length, unchanged, errors: errorCount });
     });
     return { uploadId, rows, changes: changes.length, unchanged, errorCount, errors: problems };
   }
@@ -319,35 +319,35 @@ export class BulkService {
    * Queues the changes of a validated upload; an upload applies once. all-or-nothing with a
    * row in error applies nothing: refused (409) saying so, and the upload stays unapplied.
    */
-  queueCsvApply(actor: string, uploadId: string, mode: CsvApplyMode = 'valid-rows'): Job {
+  async queueCsvApply(actor: string, uploadId: string, mode: CsvApplyMode = 'valid-rows'): Promise<Job> {
     const { repo } = this.deps;
     if (!CSV_APPLY_MODES.includes(mode)) throw new ValidationError([{ field: 'mode', reason: `must be ${CSV_APPLY_MODES.join(' or ')}` }]);
-    const upload = repo.csvUpload(uploadId);
+    const upload = await repo.csvUpload(uploadId);
     if (!upload) throw new NotFoundError(`CSV upload ${uploadId}`);
     if (upload.jobId !== null) throw new ConflictError(`CSV upload ${uploadId} was already applied by job ${upload.jobId}`);
     if (mode === 'all-or-nothing' && upload.errorCount > 0) {
-      repo.audit(actor, 'csv.apply-refused', 'csv', uploadId, { mode, errors: upload.errorCount });
+      await repo.audit(actor, 'csv.apply-refused', 'csv', uploadId, { mode, errors: upload.errorCount });
       throw new ConflictError(
         `Nothing was applied: ${upload.errorCount} ${upload.errorCount === 1 ? 'row has an error' : 'rows have errors'} and the choice was to apply nothing while any row is wrong. Fix the file and upload it again, or apply the valid rows.`,
       );
     }
     const total = (upload.changes as unknown[]).length;
-    return repo.transaction(() => {
-      const job = this.deps.jobs.enqueue('csv-apply', actor, { uploadId, mode }, total);
-      repo.markCsvApplied(uploadId, job.id);
-      repo.audit(actor, 'csv.apply-queued', 'csv', uploadId, { jobId: job.id, changes: total, mode, skippedRows: upload.errorCount });
+    return await repo.transaction(async () => {
+      const job = await this.deps.jobs.enqueue('csv-apply', actor, { uploadId, mode }, total);
+      await repo.markCsvApplied(uploadId, job.id);
+      await repo.audit(actor, 'csv.apply-queued', 'csv', uploadId, { jobId: job.id, changes: total, mode, skippedRows: upload.errorCount });
       return job;
     });
   }
 
   private async runCsvApply(job: Job, ctx: JobContext): Promise<CsvApplyResult> {
     const { uploadId, mode = 'valid-rows' } = job.params as { uploadId: string; mode?: CsvApplyMode };
-    const upload = this.deps.repo.csvUpload(uploadId);
+    const upload = await this.deps.repo.csvUpload(uploadId);
     if (!upload) throw new Error(`CSV upload ${uploadId} vanished`);
     const lists = upload.changes as [number, string[]][];
     if (mode === 'all-or-nothing') {
       // A user deleted since the check would make a row wrong now: still nothing applied.
-      const known = this.deps.repo.existingUserIds(lists.map(([id]) => id));
+      const known = await this.deps.repo.existingUserIds(lists.map(([id]) => id));
       const gone = lists.filter(([id]) => !known.has(id)).map(([id]) => id);
       if (gone.length)
         return {

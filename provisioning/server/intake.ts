@@ -50,7 +50,7 @@ export interface PhoneIntakeDeps {
 
 export class PhoneIntake {
   private readonly refreshed = new Set<string>();
-  private writes: (() => void)[] = [];
+  private writes: (() => Promise<unknown>)[] = [];
 
   constructor(private readonly deps: PhoneIntakeDeps) {}
 
@@ -59,19 +59,19 @@ export class PhoneIntake {
    * push or a broker restart): they are written in one transaction per turn of
    * the event loop rather than one each.
    */
-  private later(write: () => void): void {
+  private later(write: () => Promise<unknown>): void {
     this.writes.push(write);
-    if (this.writes.length === 1) setImmediate(() => this.flush());
+    if (this.writes.length === 1) setImmediate(() => void this.flush());
   }
 
   /** Writes what is queued now (also before anything that reads it back). */
-  flush(): void {
+  async flush(): Promise<void> {
     const writes = this.writes;
     if (writes.length === 0) return;
     this.writes = [];
     try {
-      this.deps.repo.transaction(() => {
-        for (const w of writes) w();
+      await this.deps.repo.transaction(async () => {
+        for (const w of writes) await w();
       });
     } catch (err) {
       this.deps.log.error({ err, writes: writes.length }, 'could not record phone reports');
@@ -92,7 +92,7 @@ export class PhoneIntake {
     });
     link.on('address-state', (deviceId, s) => {
       this.later(() => repo.setDeviceApplied(deviceId, s.version, s.hash, s.appliedAt));
-      pusher.onAddressState(deviceId, s);
+      pusher.onAddressState(deviceId, s).catch((err: unknown) => log.error({ err, deviceId }, 'address state not handled'));
       bus.emit('phone', { deviceId, change: 'applied' });
     });
     link.on('location', (deviceId, report) => {
@@ -103,12 +103,12 @@ export class PhoneIntake {
   }
 
   /** Records one event; returns false for a redelivery. */
-  handleEvent(e: EventPayload): boolean {
+  async handleEvent(e: EventPayload): Promise<boolean> {
     const { repo, log } = this.deps;
-    this.flush();
-    repo.ensureDevice(e.deviceId);
-    const device = repo.device(e.deviceId)!;
-    const user = device.userId !== null ? repo.user(device.userId) : null;
+    await this.flush();
+    await repo.ensureDevice(e.deviceId);
+    const device = (await repo.device(e.deviceId))!;
+    const user = device.userId !== null ? await repo.user(device.userId) : null;
     const stored: Omit<StoredEvent, 'receivedAt'> = {
       id: e.id,
       deviceId: e.deviceId,
@@ -119,12 +119,12 @@ export class PhoneIntake {
       data: e.data,
     };
     // The event and its notification rows in one transaction: never one without the other.
-    const event = repo.transaction(() => {
-      if (!repo.insertEvent(stored)) return null;
+    const event = await repo.transaction(async () => {
+      if (!(await repo.insertEvent(stored))) return null;
       if (AUDITED_EVENT_TYPES.has(e.type))
-        repo.audit(`phone:${e.deviceId}`, `phone.${e.type}`, 'event', e.id, { userId: stored.userId, locationId: stored.locationId });
-      const event = repo.event(e.id)!;
-      if (NOTIFIED_EVENT_TYPES.has(e.type)) this.deps.notifier.planRows(event);
+        await repo.audit(`phone:${e.deviceId}`, `phone.${e.type}`, 'event', e.id, { userId: stored.userId, locationId: stored.locationId });
+      const event = (await repo.event(e.id))!;
+      if (NOTIFIED_EVENT_TYPES.has(e.type)) await this.deps.notifier.planRows(event);
       return event;
     });
     if (!event) {
@@ -133,35 +133,35 @@ export class PhoneIntake {
     }
     // What follows the commit is for people watching; a failure here must not un-store the event.
     try {
-      this.afterStored(e, event, user);
+      await this.afterStored(e, event, user);
     } catch (err) {
       log.error({ err, eventId: e.id, type: e.type }, 'event stored; follow-up failed');
     }
     return true;
   }
 
-  private afterStored(e: EventPayload, event: StoredEvent, user: ReturnType<Repo['user']>): void {
+  private async afterStored(e: EventPayload, event: StoredEvent, user: Awaited<ReturnType<Repo['user']>>): Promise<void> {
     const { repo, log, bus } = this.deps;
     bus.emit('event', event);
     if (NOTIFIED_EVENT_TYPES.has(e.type)) {
       log.warn({ eventId: e.id, deviceId: e.deviceId, type: e.type }, e.type === 'emergency-call' ? '911 CALL' : 'test call');
       this.deps.notifier.kick();
-      const location = event.locationId !== null ? repo.location(event.locationId) : null;
-      const issued = repo.issuedAddress(e.deviceId)?.signed;
+      const location = event.locationId !== null ? await repo.location(event.locationId) : null;
+      const issued = (await repo.issuedAddress(e.deviceId))?.signed;
       const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
-      const fallbacks = noticeFallbacks(repo.account(), user, location);
+      const fallbacks = noticeFallbacks(await repo.account(), user, location);
       bus.emit('emergency', {
         event,
-        facts: emergencyFacts({ event, user, location, provisionedCivic, fallbacks, zoneOf: zoneLookup(repo) }),
+        facts: emergencyFacts({ event, user, location, provisionedCivic, fallbacks, zoneOf: await zoneLookup(repo) }),
       });
     } else if (e.type === 'location-selected') {
-      this.applyLocationChoice(event);
+      await this.applyLocationChoice(event);
     } else if (e.type === 'location-disagreement') {
       // The phone is marked with both addresses until it reports them agreeing again.
       const d = locationDisagreementDataSchema.safeParse(e.data);
       if (!d.success) log.warn({ deviceId: e.deviceId, eventId: e.id }, 'malformed location-disagreement event: kept, not applied');
       else {
-        const applied = repo.setDeviceDisagreement(
+        const applied = await repo.setDeviceDisagreement(
           e.deviceId,
           d.data.state === 'open' ? { ...e.data, eventId: e.id, ts: e.ts } : null,
           e.ts,
@@ -175,22 +175,22 @@ export class PhoneIntake {
           );
       }
     } else if (e.type === 'notice-acknowledged') {
-      this.recordNoticeAck(event);
+      await this.recordNoticeAck(event);
     } else if (e.type === 'location-mismatch') {
-      repo.setDeviceMismatch(e.deviceId, e.data);
+      await repo.setDeviceMismatch(e.deviceId, e.data);
       bus.emit('phone', { deviceId: e.deviceId, change: 'mismatch' });
     }
   }
 
   /** The phone's notice-acknowledged event (its NoticeState): kept on the phone's row for the admins. */
-  private recordNoticeAck(event: StoredEvent): void {
+  private async recordNoticeAck(event: StoredEvent): Promise<void> {
     const { repo, log, bus } = this.deps;
     const d = noticeAckDataSchema.safeParse(event.data);
     if (!d.success) {
       log.warn({ deviceId: event.deviceId, eventId: event.id }, 'malformed notice-acknowledged event: kept, not applied');
       return;
     }
-    const applied = repo.setNoticeAck(event.deviceId, {
+    const applied = await repo.setNoticeAck(event.deviceId, {
       version: d.data.addressVersion,
       hash: d.data.addressHash,
       shownAt: d.data.shownAt ?? null,
@@ -201,41 +201,41 @@ export class PhoneIntake {
     if (applied) bus.emit('phone', { deviceId: event.deviceId, change: 'notice' });
   }
 
-  private applyLocationChoice(event: StoredEvent): void {
+  private async applyLocationChoice(event: StoredEvent): Promise<void> {
     const { repo, log, pusher, bus } = this.deps;
     const actor = `phone:${event.deviceId}`;
-    const refuse = (reason: string) => {
-      repo.audit(actor, 'user.location-choice-refused', 'event', event.id, { reason, data: event.data });
+    const refuse = async (reason: string) => {
+      await repo.audit(actor, 'user.location-choice-refused', 'event', event.id, { reason, data: event.data });
       log.warn({ deviceId: event.deviceId, reason }, 'location choice refused');
     };
     const parsed = locationSelectedDataSchema.safeParse(event.data);
     if (!parsed.success) {
-      refuse(`malformed choice: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+      await refuse(`malformed choice: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
       return;
     }
-    const user = event.userId !== null ? repo.user(event.userId) : null;
+    const user = event.userId !== null ? await repo.user(event.userId) : null;
     if (!user) {
-      refuse('the phone has no user');
+      await refuse('the phone has no user');
       return;
     }
     const locationId = Number(parsed.data.locationId);
-    const location = Number.isSafeInteger(locationId) ? repo.location(locationId) : null;
+    const location = Number.isSafeInteger(locationId) ? await repo.location(locationId) : null;
     if (!location) {
-      refuse(`location ${parsed.data.locationId} does not exist`);
+      await refuse(`location ${parsed.data.locationId} does not exist`);
       return;
     }
-    if (!repo.account().recommendations && !user.recommendations) {
-      refuse('location recommendations are off for this user');
+    if (!(await repo.account()).recommendations && !user.recommendations) {
+      await refuse('location recommendations are off for this user');
       return;
     }
-    repo.transaction(() => {
+    await repo.transaction(async () => {
       if (user.locationId !== location.id) {
-        repo.setUserLocation(user.id, location.id);
-        repo.audit(actor, 'user.location-selected', 'user', user.id, { from: user.locationId, to: location.id, eventId: event.id });
+        await repo.setUserLocation(user.id, location.id);
+        await repo.audit(actor, 'user.location-selected', 'user', user.id, { from: user.locationId, to: location.id, eventId: event.id });
       } else {
-        repo.audit(actor, 'user.location-confirmed', 'user', user.id, { locationId: location.id, eventId: event.id });
+        await repo.audit(actor, 'user.location-confirmed', 'user', user.id, { locationId: location.id, eventId: event.id });
       }
-      repo.setDeviceMismatch(event.deviceId, null);
+      await repo.setDeviceMismatch(event.deviceId, null);
     });
     bus.emit('change', { entity: 'user', id: user.id, action: 'location-selected' });
     void pusher.schedule(user.deviceIds);

@@ -1,4 +1,4 @@
-// Background jobs: queued in SQLite, run one at a time in this process, in
+// Background jobs: queued in the store, run one at a time in this process, in
 // chunks that yield to the event loop so the API answers meanwhile. A job left
 // running by a stopped process is queued again on start: every job kind here
 // is idempotent (it sets values, it does not add to them).
@@ -8,7 +8,7 @@ import type { Bus } from './bus.js';
 
 export interface JobContext {
   /** Records progress (persisted at most every 100 ms, and at the end). */
-  progress(done: number): void;
+  progress(done: number): Promise<void>;
   /** Lets the event loop run: call between chunks. */
   yield(): Promise<void>;
 }
@@ -28,9 +28,9 @@ export class JobRunner {
 
   constructor(private readonly deps: JobRunnerDeps) {}
 
-  start(): void {
+  async start(): Promise<void> {
     this.stopped = false;
-    const n = this.deps.repo.requeueRunningJobs();
+    const n = await this.deps.repo.requeueRunningJobs();
     if (n > 0) this.deps.log.warn({ jobs: n }, 'jobs interrupted by a stop were queued again');
     this.kick();
   }
@@ -40,10 +40,10 @@ export class JobRunner {
     await this.running;
   }
 
-  enqueue(kind: string, actor: string, params: unknown, total: number): Job {
+  async enqueue(kind: string, actor: string, params: unknown, total: number): Promise<Job> {
     if (!this.deps.handlers[kind]) throw new Error(`no handler for job kind ${kind}`);
-    const id = this.deps.repo.createJob(kind, actor, params, total);
-    const job = this.deps.repo.job(id)!;
+    const id = await this.deps.repo.createJob(kind, actor, params, total);
+    const job = (await this.deps.repo.job(id))!;
     this.deps.bus.emit('job', job);
     this.kick();
     return job;
@@ -65,7 +65,7 @@ export class JobRunner {
     // Start on a later turn: enqueue() returns the queued job to its caller first.
     await new Promise((r) => setImmediate(r));
     while (!this.stopped) {
-      const job = this.deps.repo.claimJob();
+      const job = await this.deps.repo.claimJob();
       if (!job) return;
       await this.run(job);
     }
@@ -77,12 +77,12 @@ export class JobRunner {
     let last = 0;
     let done = 0;
     const ctx: JobContext = {
-      progress: (d) => {
+      progress: async (d) => {
         done = d;
         const now = performance.now();
         if (now - last >= 100) {
           last = now;
-          repo.jobProgress(job.id, d);
+          await repo.jobProgress(job.id, d);
           bus.emit('job', { ...job, done: d });
         }
       },
@@ -91,14 +91,14 @@ export class JobRunner {
     bus.emit('job', job);
     try {
       const result = await this.deps.handlers[job.kind]!(job, ctx);
-      repo.jobProgress(job.id, Math.max(done, job.total));
-      repo.finishJob(job.id, result, null);
+      await repo.jobProgress(job.id, Math.max(done, job.total));
+      await repo.finishJob(job.id, result, null);
       log.info({ jobId: job.id, kind: job.kind, ms: Math.round(performance.now() - t0) }, 'job done');
     } catch (err) {
-      repo.jobProgress(job.id, done);
-      repo.finishJob(job.id, null, (err as Error).message);
+      await repo.jobProgress(job.id, done);
+      await repo.finishJob(job.id, null, (err as Error).message);
       log.error({ err, jobId: job.id, kind: job.kind }, 'job failed');
     }
-    bus.emit('job', repo.job(job.id)!);
+    bus.emit('job', (await repo.job(job.id))!);
   }
 }

@@ -65,7 +65,7 @@ export async function main(
             username: flags['broker-username'] as string,
             password: (flags['broker-password'] as string | undefined) ?? env.E911_BROKER_PASSWORD ?? '',
           }
-        : withRepo(dataDir, await openRepo(), (repo) =>
+        : await withRepo(dataDir, await openRepo((flags.store as string | undefined) ?? env.E911_STORE), (repo) =>
             loadOrCreateServerCredentials(dataDir, (flags.instance as string | undefined) ?? CLI_INSTANCE, repo),
           );
       const server = new ProvisioningServer({
@@ -96,14 +96,16 @@ export async function main(
       return 0;
     }
     case 'token':
-      return withRepo(dataDir, await openRepo(), (repo) => tokenCommand(repo, sub, arg, out));
+      return withRepo(dataDir, await openRepo((flags.store as string | undefined) ?? env.E911_STORE), (repo) =>
+        tokenCommand(repo, sub, arg, out),
+      );
     case 'broker-config': {
       const dir = need(flags.out, '--out DIR');
       const { loadOrCreateServerCredentials, renderBrokerConfig, CLI_INSTANCE } = await serverParts();
-      const files = withRepo(dataDir, await openRepo(), (repo) => {
+      const files = await withRepo(dataDir, await openRepo((flags.store as string | undefined) ?? env.E911_STORE), async (repo) => {
         // Each named instance gets its broker user now, so the broker knows it before it starts.
         // The push command's user too, so `push` works against the broker these files configure.
-        for (const name of [CLI_INSTANCE, ...list(flags.instance)]) loadOrCreateServerCredentials(dataDir, name, repo);
+        for (const name of [CLI_INSTANCE, ...list(flags.instance)]) await loadOrCreateServerCredentials(dataDir, name, repo);
         const tls = tlsListeners(flags);
         const plain = listeners(flags.listen) ?? (tls.length ? [] : undefined);
         return renderBrokerConfig(

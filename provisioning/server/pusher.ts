@@ -39,13 +39,13 @@ const sha = (text: string) => createHash('sha256').update(text).digest('hex');
 /** The persistent desired-address store ProvisioningServer re-pushes from. */
 export function repoDesiredStore(repo: Repo): DesiredAddressStore {
   return {
-    get(deviceId) {
-      const s = repo.issuedAddress(deviceId)?.signed;
+    async get(deviceId) {
+      const s = (await repo.issuedAddress(deviceId))?.signed;
       return s ? (JSON.parse(s) as SignedAddress) : undefined;
     },
-    set(signed) {
-      repo.ensureDevice(signed.doc.deviceId);
-      repo.recordIssuedAddress(
+    async set(signed) {
+      await repo.ensureDevice(signed.doc.deviceId);
+      await repo.recordIssuedAddress(
         signed.doc.deviceId,
         signed.doc.version,
         contentHash(signed.doc),
@@ -53,12 +53,12 @@ export function repoDesiredStore(repo: Repo): DesiredAddressStore {
         signed.doc.issuedAt,
       );
     },
-    version(deviceId) {
-      const v = repo.issuedVersion(deviceId);
+    async version(deviceId) {
+      const v = await repo.issuedVersion(deviceId);
       return v ? v : undefined;
     },
-    appliedVersion(deviceId) {
-      return repo.appliedVersion(deviceId);
+    async appliedVersion(deviceId) {
+      return await repo.appliedVersion(deviceId);
     },
   };
 }
@@ -141,8 +141,8 @@ export class Pusher {
     return done;
   }
 
-  scheduleAll(): Promise<void> {
-    return this.schedule(this.deps.repo.assignedDeviceIds());
+  async scheduleAll(): Promise<void> {
+    return this.schedule(await this.deps.repo.assignedDeviceIds());
   }
 
   /** Resolves once nothing is queued or in flight. */
@@ -155,20 +155,24 @@ export class Pusher {
    * issued (the server's database was restored or reset), issue above it so the
    * phone does not refuse the next push as a replay.
    */
-  onAddressState(deviceId: string, state: AddressStatePayload): void {
+  async onAddressState(deviceId: string, state: AddressStatePayload): Promise<void> {
     // The phone refuses anything below its floors, even with nothing stored (its store was reset).
     const floor = state.floor ?? { address: 0, locations: 0 };
-    // Kept for a phone this server does not know yet (its database lost it): its first issue goes above them.
-    if (floor.address > 0 || floor.locations > 0) this.deps.repo.ensureDevice(deviceId);
-    const reissueLocations = this.raiseLocationsTo(deviceId, floor.locations);
-    const reissueAddress = this.raiseAddressTo(deviceId, state, floor.address);
-    if (reissueAddress || reissueLocations) void this.schedule([deviceId]);
+    // One transaction: the read of what was issued and the raise above it are one step.
+    const reissue = await this.deps.repo.transaction(async () => {
+      // Kept for a phone this server does not know yet (its database lost it): its first issue goes above them.
+      if (floor.address > 0 || floor.locations > 0) await this.deps.repo.ensureDevice(deviceId);
+      const reissueLocations = await this.raiseLocationsTo(deviceId, floor.locations);
+      const reissueAddress = await this.raiseAddressTo(deviceId, state, floor.address);
+      return reissueAddress || reissueLocations;
+    });
+    if (reissue) void this.schedule([deviceId]);
   }
 
   /** Whether the next address must be issued above what the phone holds or refuses. */
-  private raiseAddressTo(deviceId: string, state: AddressStatePayload, floor: number, fromDatabase = false): boolean {
+  private async raiseAddressTo(deviceId: string, state: AddressStatePayload, floor: number, fromDatabase = false): Promise<boolean> {
     let ours = fromDatabase ? undefined : this.issued.get(deviceId);
-    const stored = ours ? null : this.deps.repo.issuedAddress(deviceId);
+    const stored = ours ? null : await this.deps.repo.issuedAddress(deviceId);
     if (!ours && stored?.signed) {
       // Not issued by this process: what the database says was issued last.
       const doc = (JSON.parse(stored.signed) as SignedAddress).doc;
@@ -191,21 +195,21 @@ export class Pusher {
       { deviceId, phoneVersion: state.version, phoneFloor: floor, issuedVersion },
       'phone holds or refuses an address this server did not issue last: re-issuing above it',
     );
-    const current = this.deps.repo.issuedAddress(deviceId);
-    this.deps.repo.recordIssuedAddress(deviceId, above, 'stale', current?.signed ?? '', new Date(0).toISOString());
+    const current = await this.deps.repo.issuedAddress(deviceId);
+    await this.deps.repo.recordIssuedAddress(deviceId, above, 'stale', current?.signed ?? '', new Date(0).toISOString());
     this.issued.delete(deviceId);
     return true;
   }
 
   /** Whether the next locations document must be issued above the phone's floor. */
-  private raiseLocationsTo(deviceId: string, floor: number): boolean {
-    const issued = this.deps.repo.issuedLocations(deviceId)?.version ?? 0;
+  private async raiseLocationsTo(deviceId: string, floor: number): Promise<boolean> {
+    const issued = (await this.deps.repo.issuedLocations(deviceId))?.version ?? 0;
     if (floor <= issued) return false;
     this.deps.log.warn(
       { deviceId, phoneFloor: floor, issuedVersion: issued },
       'phone refuses locations below a version this server did not issue: re-issuing above it',
     );
-    this.deps.repo.recordIssuedLocations(deviceId, floor, 'stale');
+    await this.deps.repo.recordIssuedLocations(deviceId, floor, 'stale');
     return true;
   }
 
@@ -242,7 +246,7 @@ export class Pusher {
 
   private async pushBatch(deviceIds: string[], force: { locations: Set<string>; address: Set<string> }): Promise<void> {
     const { repo, link, log } = this.deps;
-    const account = repo.account();
+    const account = await repo.account();
     if (!account.e911Enabled) {
       this.totals.skipped += deviceIds.length;
       log.debug({ count: deviceIds.length }, 'E911 is not enabled for the account: nothing pushed');
@@ -250,7 +254,7 @@ export class Pusher {
     }
     const issuedAt = this.now().toISOString();
     const settings = accountAddressSettings(account);
-    const locations = repo.locations();
+    const locations = await repo.locations();
     const byId = new Map(locations.map((l) => [l.id, l]));
     const allRecommended = locations.map(recommendedLocation);
     const listHash = sha(canonicalJson(allRecommended));
@@ -269,10 +273,10 @@ export class Pusher {
     // stale, and its next reconnect re-pushes it.
     for (let i = 0; i < deviceIds.length; i += PUSH_CHUNK) {
       const chunk = deviceIds.slice(i, i + PUSH_CHUNK);
-      const contexts = repo.pushContexts(chunk);
+      const contexts = await repo.pushContexts(chunk);
       const addresses: SignedAddress[] = [];
       const locationDocs: LocationsDocument[] = [];
-      repo.transaction(() => {
+      await repo.transaction(async () => {
         for (const deviceId of chunk) {
           const c = contexts.get(deviceId);
           if (!c || c.userId === null) {
@@ -306,13 +310,13 @@ export class Pusher {
                   : canonicalJson(place.civic);
             const hash = contentHashOf(civicCanonical, content);
             if (c.contentHash === hash) {
-              const stored = force.address.has(deviceId) ? repo.issuedAddress(deviceId)?.signed : null;
+              const stored = force.address.has(deviceId) ? (await repo.issuedAddress(deviceId))?.signed : null;
               if (stored) addresses.push(JSON.parse(stored) as SignedAddress);
               else this.totals.unchanged++;
             } else {
               const version = Math.max(c.issuedVersion, c.appliedVersion ?? 0) + 1;
               const { signed, hash: docHash } = link.signAddressWithHash({ v: 1, version, issuedAt, ...content });
-              repo.recordIssuedAddress(deviceId, version, hash, JSON.stringify(signed), issuedAt);
+              await repo.recordIssuedAddress(deviceId, version, hash, JSON.stringify(signed), issuedAt);
               this.issued.set(deviceId, { version, hash: docHash });
               addresses.push(signed);
             }
@@ -323,7 +327,7 @@ export class Pusher {
           const locHash = sha(`${recommendations}\n${assignedLocationId}\n${recommendations ? listHash : ''}`);
           if (c.locationsHash !== locHash || force.locations.has(deviceId)) {
             const version = c.locationsVersion + 1;
-            repo.recordIssuedLocations(deviceId, version, locHash);
+            await repo.recordIssuedLocations(deviceId, version, locHash);
             locationDocs.push({
               v: 1,
               deviceId,

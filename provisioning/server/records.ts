@@ -25,89 +25,89 @@ export interface RecordsServiceDeps {
 export class RecordsService {
   constructor(private readonly deps: RecordsServiceDeps) {}
 
-  schemaVersion(): number {
-    return this.deps.repo.schemaVersion();
+  async schemaVersion(): Promise<number> {
+    return await this.deps.repo.schemaVersion();
   }
 
   /** The token's owner, or null for an unknown or revoked token. */
-  verifyToken(token: string): { id: number; name: string } | null {
-    return this.deps.repo.verifyToken(token);
+  async verifyToken(token: string): Promise<{ id: number; name: string } | null> {
+    return await this.deps.repo.verifyToken(token);
   }
 
   /** The session's owner (and its idle time restarted), or null for an ended session. */
-  useSession(sid: string, idleMs: number): { name: string } | null {
-    return this.deps.repo.useSession(sid, idleMs);
+  async useSession(sid: string, idleMs: number): Promise<{ name: string } | null> {
+    return await this.deps.repo.useSession(sid, idleMs);
   }
 
   /** A new portal session for a token owner: its id, for the cookie (only its hash is stored). */
-  login(who: { id: number; name: string }, absoluteMs: number, ip: string): string {
+  async login(who: { id: number; name: string }, absoluteMs: number, ip: string): Promise<string> {
     const { repo } = this.deps;
-    repo.pruneSessions();
+    await repo.pruneSessions();
     const sid = randomBytes(32).toString('base64url');
-    repo.createSession(sid, who.id, absoluteMs);
-    repo.audit(`token:${who.name}`, 'session.login', 'session', null, { ip });
+    await repo.createSession(sid, who.id, absoluteMs);
+    await repo.audit(`token:${who.name}`, 'session.login', 'session', null, { ip });
     return sid;
   }
 
-  logout(sid: string): void {
-    this.deps.repo.revokeSession(sid);
+  async logout(sid: string): Promise<void> {
+    await this.deps.repo.revokeSession(sid);
   }
 
-  jobs() {
-    return this.deps.repo.jobs();
+  async jobs() {
+    return await this.deps.repo.jobs();
   }
 
-  job(id: number) {
-    const j = this.deps.repo.job(id);
+  async job(id: number) {
+    const j = await this.deps.repo.job(id);
     if (!j) throw new NotFoundError(`job ${id}`);
     return j;
   }
 
-  events(filter: { types?: string[]; deviceId?: string; before?: string; limit: number }) {
-    return this.deps.repo.events(filter);
+  async events(filter: { types?: string[]; deviceId?: string; before?: string; limit: number }) {
+    return await this.deps.repo.events(filter);
   }
 
   /** One event with its notification deliveries and, for a call, the facts its notices state. */
-  event(id: string) {
+  async event(id: string) {
     const { repo } = this.deps;
-    const event = repo.event(id);
+    const event = await repo.event(id);
     if (!event) throw new NotFoundError(`event ${id}`);
     return {
       ...event,
-      facts: NOTIFIED_EVENT_TYPES.has(event.type) ? this.callFacts(event) : null,
-      notifications: repo.notifications({ eventId: id }),
+      facts: NOTIFIED_EVENT_TYPES.has(event.type) ? await this.callFacts(event) : null,
+      notifications: await repo.notifications({ eventId: id }),
     };
   }
 
-  notifications(filter: { eventId?: string; status?: NotificationStatus; limit: number }) {
-    return this.deps.repo.notifications(filter);
+  async notifications(filter: { eventId?: string; status?: NotificationStatus; limit: number }) {
+    return await this.deps.repo.notifications(filter);
   }
 
-  auditLog(filter: { entity?: string; entityId?: string; beforeSeq?: number; limit: number }) {
-    return this.deps.repo.auditLog(filter);
+  async auditLog(filter: { entity?: string; entityId?: string; beforeSeq?: number; limit: number }) {
+    return await this.deps.repo.auditLog(filter);
   }
 
   /** Records that an administrator read the broker's password file and ACL. */
-  noteBrokerConfigRead(actor: string): void {
-    this.deps.repo.audit(actor, 'broker.config-read', 'broker', null);
+  async noteBrokerConfigRead(actor: string): Promise<void> {
+    await this.deps.repo.audit(actor, 'broker.config-read', 'broker', null);
   }
 
   /** Sends a test notification through one channel now, audited. */
   async testNotification(actor: string, input: unknown) {
     const r = testNotificationSchema.safeParse(input ?? {});
     if (!r.success) throw new ValidationError(r.error.issues.map((i) => ({ field: i.path.join('.'), reason: i.message })));
-    this.deps.repo.audit(actor, 'notifications.test', 'account', null, r.data);
+    await this.deps.repo.audit(actor, 'notifications.test', 'account', null, r.data);
     return this.deps.notifier.testSend(r.data.channel, r.data.to);
   }
 
   /** What a call's notices state (caller, callback, address sent, location code), as the notifier builds them. */
-  private callFacts(event: StoredEvent): EmergencyFacts {
+  private async callFacts(event: StoredEvent): Promise<EmergencyFacts> {
     const { repo } = this.deps;
-    const user = event.userId !== null ? repo.user(event.userId) : null;
-    const location = event.locationId !== null ? repo.location(event.locationId) : null;
-    const issued = repo.issuedAddress(event.deviceId)?.signed;
+    const user = event.userId !== null ? await repo.user(event.userId) : null;
+    const location = event.locationId !== null ? await repo.location(event.locationId) : null;
+    const issued = (await repo.issuedAddress(event.deviceId))?.signed;
     const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
-    const fallbacks = noticeFallbacks(repo.account(), user, location);
-    return emergencyFacts({ event, user, location, provisionedCivic, fallbacks, zoneOf: zoneLookup(repo) });
+    const fallbacks = noticeFallbacks(await repo.account(), user, location);
+    return emergencyFacts({ event, user, location, provisionedCivic, fallbacks, zoneOf: await zoneLookup(repo) });
   }
 }

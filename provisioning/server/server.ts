@@ -42,12 +42,12 @@ export interface ServerEvents {
 
 /** Where the last signed address of each phone is kept, for re-pushes to stale phones. */
 export interface DesiredAddressStore {
-  get(deviceId: string): SignedAddress | undefined;
-  set(signed: SignedAddress): void;
+  get(deviceId: string): Promise<SignedAddress | undefined> | SignedAddress | undefined;
+  set(signed: SignedAddress): Promise<void> | void;
   /** The version the phone last reported applied, if known from before this process started. */
-  appliedVersion?(deviceId: string): number | null;
+  appliedVersion?(deviceId: string): Promise<number | null> | number | null;
   /** The desired version alone, when a store can tell it more cheaply than get(). */
-  version?(deviceId: string): number | undefined;
+  version?(deviceId: string): Promise<number | undefined> | number | undefined;
 }
 
 class MemoryDesiredStore implements DesiredAddressStore {
@@ -98,7 +98,8 @@ export interface ProvisioningServerOptions {
  * could not: the event is then not acknowledged, and the broker sends it again.
  * Returns false for an event stored before.
  */
-export type EventHandler = (e: EventPayload) => boolean;
+/** Stores an event; true when it is new. A rejection (or throw) leaves the event unacknowledged. */
+export type EventHandler = (e: EventPayload) => boolean | Promise<boolean>;
 
 export class ProvisioningServer extends EventEmitter<ServerEvents> {
   private client: MqttClient | null = null;
@@ -114,8 +115,11 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
   /** Events stored but not acknowledged because the store failed (for status and tests). */
   storeFailures = 0;
 
-  constructor(private readonly opts: ProvisioningServerOptions) {
+  private readonly opts: ProvisioningServerOptions;
+
+  constructor(opts: ProvisioningServerOptions) {
     super();
+    this.opts = { ...opts };
     this.desired = opts.desired ?? new MemoryDesiredStore();
     if (opts.shareGroup !== undefined && (opts.protocolVersion ?? 4) !== 5) {
       throw new Error('shared subscriptions need MQTT 5 (protocolVersion: 5)');
@@ -127,6 +131,12 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
    * the phone all wait until it returned: an event is acknowledged only once
    * it is stored.
    */
+  /** The shared-subscription group, when it is known only after construction (read from the store): call before start(). */
+  setShareGroup(group: string): void {
+    if ((this.opts.protocolVersion ?? 4) !== 5) throw new Error('shared subscriptions need MQTT 5 (protocolVersion: 5)');
+    this.opts.shareGroup = group;
+  }
+
   setEventHandler(handler: EventHandler): void {
     this.eventHandler = handler;
   }
@@ -196,7 +206,7 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
   /** Signs the document and pushes it; remembered so a stale phone gets it again. */
   async pushAddress(doc: AddressDocument): Promise<SignedAddress> {
     const signed = this.signAddress(doc);
-    this.desired.set(signed);
+    await this.desired.set(signed);
     await this.publishSigned(signed);
     return signed;
   }
@@ -257,7 +267,7 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
       view.online = d.value.state === 'online';
       view.lastSeen = new Date().toISOString();
       this.emit('status', t.deviceId, d.value);
-      if (view.online) this.repushIfStale(t.deviceId);
+      if (view.online) this.repushSoon(t.deviceId);
     } else if (t.kind === 'location') {
       const d = decodePayload('location', payload);
       if (!d.ok) return void this.emit('rejected', t.deviceId, d.reason);
@@ -269,7 +279,7 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
       view.appliedVersion = d.value.version;
       view.appliedHash = d.value.hash;
       this.emit('address-state', t.deviceId, d.value);
-      this.repushIfStale(t.deviceId);
+      this.repushSoon(t.deviceId);
     }
   }
 
@@ -296,15 +306,15 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
       return;
     }
     const retries = this.opts.eventRetryMs ?? [50, 250, 1000];
-    const attempt = (n: number): void => {
+    const attempt = async (n: number): Promise<void> => {
       let isNew: boolean;
       try {
-        isNew = this.eventHandler ? this.eventHandler(e) : true;
+        isNew = this.eventHandler ? await this.eventHandler(e) : true;
       } catch (err) {
         this.storeFailures++;
         if (n < retries.length) {
           this.opts.log.warn({ err, eventId: e.id, attempt: n + 1 }, 'event not stored; trying again');
-          setTimeout(() => attempt(n + 1), retries[n]);
+          setTimeout(() => void attempt(n + 1), retries[n]);
           return;
         }
         // Not acknowledged: a new connection makes the broker send it again (persistent session).
@@ -321,7 +331,7 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
       callback();
       this.emit(isNew ? 'event' : 'duplicate', e);
     };
-    attempt(0);
+    void attempt(0);
   }
 
   /** An event this server will never store (invalid): its id, if it has one, is acknowledged to the phone. */
@@ -358,20 +368,24 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
     }
   }
 
-  private repushIfStale(deviceId: string): void {
+  private repushSoon(deviceId: string): void {
+    this.repushIfStale(deviceId).catch((err: Error) => this.opts.log.warn({ err: err.message, deviceId }, 're-push failed'));
+  }
+
+  private async repushIfStale(deviceId: string): Promise<void> {
     const view = this.phones.get(deviceId);
     if (!view?.online) return;
     // Every state report lands here: decide on versions first, read the document only to re-push it.
     const wantVersion =
       this.desiredVersions.get(deviceId) ??
-      (this.desired.version ? this.desired.version(deviceId) : this.desired.get(deviceId)?.doc.version);
+      (this.desired.version ? await this.desired.version(deviceId) : (await this.desired.get(deviceId))?.doc.version);
     if (wantVersion === undefined) return;
     // Not reported to this process yet (a restart): what the phone reported before counts.
-    const applied = view.appliedVersion ?? this.desired.appliedVersion?.(deviceId) ?? null;
+    const applied = view.appliedVersion ?? (await this.desired.appliedVersion?.(deviceId)) ?? null;
     if (applied !== null && applied >= wantVersion) return;
-    const want = this.desired.get(deviceId);
+    const want = await this.desired.get(deviceId);
     if (!want) return;
-    this.publishSigned(want).catch((err: Error) => this.opts.log.warn({ err: err.message, deviceId }, 're-push failed'));
+    await this.publishSigned(want);
   }
 
   private view(deviceId: string): PhoneView {

@@ -115,22 +115,22 @@ export class AdminService {
 
   // ---- account ----
 
-  account(): AccountView {
-    const a = this.repo.account();
-    return { ...a, missing: this.missingForE911() };
+  async account(): Promise<AccountView> {
+    const a = await this.repo.account();
+    return { ...a, missing: await this.missingForE911() };
   }
 
   /** The mandatory information E911 needs, as a list of what is missing. */
-  missingForE911(): string[] {
+  async missingForE911(): Promise<string[]> {
     const repo = this.repo;
-    const a = repo.account();
-    const s = repo.notificationSettings();
+    const a = await repo.account();
+    const s = await repo.notificationSettings();
     const missing: string[] = [];
     if (!a.name) missing.push('the account name');
     if (!a.contactEmail) missing.push('the account contact email');
-    if (repo.locations().length === 0 && !a.defaultAddress) missing.push('at least one location or a company default address');
+    if ((await repo.locations()).length === 0 && !a.defaultAddress) missing.push('at least one location or a company default address');
     // Complete at either level: the user's own (location or own address, callback) or the company's default.
-    const phoneUsers = repo.users().filter((u) => u.deviceIds.length > 0);
+    const phoneUsers = (await repo.users()).filter((u) => u.deviceIds.length > 0);
     const noAddress = phoneUsers.filter((u) => u.locationId === null && !u.ownAddress && !a.defaultAddress).map((u) => u.username);
     const noCallback = phoneUsers.filter((u) => !effectiveCallback(u, a)).map((u) => u.username);
     if (noAddress.length)
@@ -143,14 +143,13 @@ export class AdminService {
     return missing;
   }
 
-  updateAccount(actor: string, input: unknown): AccountView {
+  async updateAccount(actor: string, input: unknown): Promise<AccountView> {
     const patch = parse(accountPatchSchema, input);
-    const before = this.repo.account();
+    const before = await this.repo.account();
     if (before.e911Enabled && (patch.defaultAddress === null || patch.defaultCallback === null)) {
       // Removing a default some phone relies on would leave it without an address or callback.
       const after = { ...before, ...patch } as typeof before;
-      const stranded = this.repo
-        .users()
+      const stranded = (await this.repo.users())
         .filter(
           (u) => u.deviceIds.length > 0 && ((!u.locationId && !u.ownAddress && !after.defaultAddress) || !effectiveCallback(u, after)),
         )
@@ -160,9 +159,9 @@ export class AdminService {
           `an address and callback of their own for ${listNames(stranded)}`,
         ]);
     }
-    this.repo.transaction(() => {
-      this.repo.updateAccount(patch);
-      this.repo.audit(actor, 'account.update', 'account', null, patch);
+    await this.repo.transaction(async () => {
+      await this.repo.updateAccount(patch);
+      await this.repo.audit(actor, 'account.update', 'account', null, patch);
     });
     this.changed('account', null, 'update');
     const pushAgain =
@@ -174,21 +173,21 @@ export class AdminService {
       (patch.defaultAddress !== undefined && JSON.stringify(patch.defaultAddress) !== JSON.stringify(before.defaultAddress)) ||
       (patch.defaultCallback !== undefined && JSON.stringify(patch.defaultCallback) !== JSON.stringify(before.defaultCallback)) ||
       (patch.name !== undefined && patch.name !== before.name && before.defaultAddress !== null);
-    if (pushAgain) this.push(this.repo.assignedDeviceIds());
+    if (pushAgain) this.push(await this.repo.assignedDeviceIds());
     return this.account();
   }
 
-  setE911(actor: string, enabled: boolean): AccountView {
+  async setE911(actor: string, enabled: boolean): Promise<AccountView> {
     if (enabled) {
-      const missing = this.missingForE911();
+      const missing = await this.missingForE911();
       if (missing.length) throw new PreconditionError(`E911 cannot be enabled until this is complete: ${missing.join('; ')}`, missing);
     }
-    this.repo.transaction(() => {
-      this.repo.setE911(enabled);
-      this.repo.audit(actor, enabled ? 'account.e911-enable' : 'account.e911-disable', 'account', null);
+    await this.repo.transaction(async () => {
+      await this.repo.setE911(enabled);
+      await this.repo.audit(actor, enabled ? 'account.e911-enable' : 'account.e911-disable', 'account', null);
     });
     this.changed('account', null, enabled ? 'e911-enable' : 'e911-disable');
-    if (enabled) this.push(this.repo.assignedDeviceIds());
+    if (enabled) this.push(await this.repo.assignedDeviceIds());
     return this.account();
   }
 
@@ -197,8 +196,8 @@ export class AdminService {
    * The channels as the API shows them: secrets (passwords, the webhook secret, header
    * values) never leave the server; only whether one is set.
    */
-  notificationSettings(): Record<string, unknown> {
-    const s = this.repo.notificationSettings();
+  async notificationSettings(): Promise<Record<string, unknown>> {
+    const s = await this.repo.notificationSettings();
     const hideHeader = (h: { name: string; value?: string } | undefined) =>
       h ? { header: { name: h.name, valueSet: Boolean(h.value) } } : {};
     const smtp = s.smtp && (({ password, ...rest }) => ({ ...rest, passwordSet: Boolean(password) }))(s.smtp);
@@ -206,7 +205,7 @@ export class AdminService {
     const webhook =
       s.webhook && (({ secret, header, ...rest }) => ({ ...rest, ...hideHeader(header), secretSet: Boolean(secret) }))(s.webhook);
     const call = s.call && (({ password, ...rest }) => ({ ...rest, passwordSet: Boolean(password) }))(s.call);
-    const a = this.repo.account();
+    const a = await this.repo.account();
     return { smtp, sms, webhook, call, policy: a.notificationPolicy, testPolicy: a.testNotificationPolicy };
   }
 
@@ -217,7 +216,7 @@ export class AdminService {
    * channel's gateway, registrar or user name changes (or the header's name does), so whoever
    * repoints a channel cannot collect its credentials.
    */
-  setNotificationSettings(actor: string, input: unknown): Record<string, unknown> {
+  async setNotificationSettings(actor: string, input: unknown): Promise<Record<string, unknown>> {
     const next = parse(notificationSettingsSchema, input);
     // Literal addresses are refused here, at once; a name is checked each time it is resolved to send.
     const refused = (['sms', 'webhook'] as const).flatMap((ch) => {
@@ -225,7 +224,7 @@ export class AdminService {
       return why ? [{ field: `${ch}.url`, reason: why }] : [];
     });
     if (refused.length) throw new ValidationError(refused);
-    const cur = this.repo.notificationSettings();
+    const cur = await this.repo.notificationSettings();
     const merged: NotificationSettings = { ...cur };
     const dropped: string[] = [];
     const keep = <T>(field: string, given: T | undefined, stored: T | undefined, sameTarget: boolean): T | undefined => {
@@ -301,28 +300,30 @@ export class AdminService {
       merged.call = n && { ...n, password: n.username ? keep('call.password', n.password, cur.call?.password, same) : n.password };
       if (merged.call && merged.call.password === undefined) delete merged.call.password;
     }
-    this.repo.transaction(() => {
-      this.repo.setNotificationSettings(merged);
-      this.repo.audit(actor, 'notifications.update', 'account', null, {
+    await this.repo.transaction(async () => {
+      await this.repo.setNotificationSettings(merged);
+      await this.repo.audit(actor, 'notifications.update', 'account', null, {
         channels: Object.keys(next),
         ...(dropped.length ? { secretsDropped: dropped } : {}),
       });
     });
     if (dropped.length) this.deps.log.warn({ dropped }, 'a channel was repointed: its stored secrets were dropped');
     this.changed('notifications', null, 'update');
-    return { ...this.notificationSettings(), ...(dropped.length ? { secretsDropped: dropped } : {}) };
+    return { ...(await this.notificationSettings()), ...(dropped.length ? { secretsDropped: dropped } : {}) };
   }
 
   // ---- locations ----
 
-  locations(): (Location & { userCount: number })[] {
-    return this.repo.locations().map((l) => ({ ...l, userCount: this.repo.userCount({ locationId: l.id }) }));
+  async locations(): Promise<(Location & { userCount: number })[]> {
+    const out: (Location & { userCount: number })[] = [];
+    for (const l of await this.repo.locations()) out.push({ ...l, userCount: await this.repo.userCount({ locationId: l.id }) });
+    return out;
   }
 
-  location(id: number): Location & { userCount: number } {
-    const l = this.repo.location(id);
+  async location(id: number): Promise<Location & { userCount: number }> {
+    const l = await this.repo.location(id);
     if (!l) throw new NotFoundError(`location ${id}`);
-    return { ...l, userCount: this.repo.userCount({ locationId: id }) };
+    return { ...l, userCount: await this.repo.userCount({ locationId: id }) };
   }
 
   /** Checks a location without saving it: the portal shows the issues as the user types. */
@@ -332,23 +333,23 @@ export class AdminService {
     return { ok: true, issues: [] };
   }
 
-  createLocation(actor: string, input: unknown): Location {
+  async createLocation(actor: string, input: unknown): Promise<Location> {
     const loc = parse(locationInputSchema, input);
-    if (this.repo.locationByCode(loc.code)) throw new ConflictError(`location code ${loc.code} is already used`);
-    const id = this.repo.transaction(() => {
-      const id = this.repo.insertLocation(loc);
-      this.repo.audit(actor, 'location.create', 'location', id, loc);
+    if (await this.repo.locationByCode(loc.code)) throw new ConflictError(`location code ${loc.code} is already used`);
+    const id = await this.repo.transaction(async () => {
+      const id = await this.repo.insertLocation(loc);
+      await this.repo.audit(actor, 'location.create', 'location', id, loc);
       return id;
     });
     this.changed('location', id, 'create');
     // Phones with recommendations on get the longer list.
-    this.push(this.repo.assignedDeviceIds());
-    return this.repo.location(id)!;
+    this.push(await this.repo.assignedDeviceIds());
+    return (await this.repo.location(id))!;
   }
 
   /** Partial update: the given fields replace the stored ones, then the whole is validated. */
-  updateLocation(actor: string, id: number, input: unknown): Location {
-    const cur = this.location(id);
+  async updateLocation(actor: string, id: number, input: unknown): Promise<Location> {
+    const cur = await this.location(id);
     const patch = parse(locationPatchSchema, input ?? {});
     const merged = {
       ...toLocationInput(cur),
@@ -356,97 +357,97 @@ export class AdminService {
       address: patch.address ? { ...cur.address, ...patch.address } : cur.address,
     };
     const loc = parse(locationInputSchema, merged);
-    const other = this.repo.locationByCode(loc.code);
+    const other = await this.repo.locationByCode(loc.code);
     if (other && other.id !== id) throw new ConflictError(`location code ${loc.code} is already used`);
-    this.repo.transaction(() => {
-      this.repo.updateLocation(id, loc);
-      this.repo.audit(actor, 'location.update', 'location', id, { before: toLocationInput(cur), after: loc });
+    await this.repo.transaction(async () => {
+      await this.repo.updateLocation(id, loc);
+      await this.repo.audit(actor, 'location.update', 'location', id, { before: toLocationInput(cur), after: loc });
     });
     this.changed('location', id, 'update');
-    this.push(this.repo.assignedDeviceIds());
-    return this.repo.location(id)!;
+    this.push(await this.repo.assignedDeviceIds());
+    return (await this.repo.location(id))!;
   }
 
-  deleteLocation(actor: string, id: number): void {
-    const cur = this.location(id);
+  async deleteLocation(actor: string, id: number): Promise<void> {
+    const cur = await this.location(id);
     if (cur.userCount > 0) throw new ConflictError(`location ${cur.code} still has ${cur.userCount} users: move them first`);
-    this.repo.transaction(() => {
-      this.repo.deleteLocation(id);
-      this.repo.audit(actor, 'location.delete', 'location', id, { code: cur.code });
+    await this.repo.transaction(async () => {
+      await this.repo.deleteLocation(id);
+      await this.repo.audit(actor, 'location.delete', 'location', id, { code: cur.code });
     });
     this.changed('location', id, 'delete');
-    this.push(this.repo.assignedDeviceIds());
+    this.push(await this.repo.assignedDeviceIds());
   }
 
   // ---- users ----
 
-  users(filter: { locationId?: number; limit?: number; offset?: number } = {}): { total: number; users: User[] } {
-    return { total: this.repo.userCount(filter), users: this.repo.users(filter) };
+  async users(filter: { locationId?: number; limit?: number; offset?: number } = {}): Promise<{ total: number; users: User[] }> {
+    return { total: await this.repo.userCount(filter), users: await this.repo.users(filter) };
   }
 
-  user(id: number): User {
-    const u = this.repo.user(id);
+  async user(id: number): Promise<User> {
+    const u = await this.repo.user(id);
     if (!u) throw new NotFoundError(`user ${id}`);
     return u;
   }
 
-  createUser(actor: string, input: unknown): User {
+  async createUser(actor: string, input: unknown): Promise<User> {
     const u = parse(userInputSchema, input);
     // No language of their own: the company callback's language, else English.
-    u.language ??= this.repo.account().defaultCallback?.language ?? 'en';
-    this.checkUser(u, null);
-    const id = this.repo.transaction(() => {
-      const id = this.repo.insertUser(u);
-      this.repo.setUserDevices(id, u.deviceIds);
-      this.repo.audit(actor, 'user.create', 'user', id, u);
+    u.language ??= (await this.repo.account()).defaultCallback?.language ?? 'en';
+    await this.checkUser(u, null);
+    const id = await this.repo.transaction(async () => {
+      const id = await this.repo.insertUser(u);
+      await this.repo.setUserDevices(id, u.deviceIds);
+      await this.repo.audit(actor, 'user.create', 'user', id, u);
       return id;
     });
     this.changed('user', id, 'create');
     this.push(u.deviceIds);
-    return this.repo.user(id)!;
+    return (await this.repo.user(id))!;
   }
 
-  updateUser(actor: string, id: number, input: unknown): User {
-    const cur = this.user(id);
+  async updateUser(actor: string, id: number, input: unknown): Promise<User> {
+    const cur = await this.user(id);
     const patch = parse(userPatchSchema, input ?? {});
     const merged = { ...toUserInput(cur), ...patch };
     // A user has a location or an own address: giving one replaces the other unless both are given.
     if (patch.locationId != null && !('ownAddress' in patch)) merged.ownAddress = null;
     if (patch.ownAddress != null && !('locationId' in patch)) merged.locationId = null;
     const u = parse(userInputSchema, merged);
-    this.checkUser(u, id);
-    this.repo.transaction(() => {
-      this.repo.updateUser(id, u);
-      this.repo.setUserDevices(id, u.deviceIds);
-      this.repo.audit(actor, 'user.update', 'user', id, { before: toUserInput(cur), after: u });
+    await this.checkUser(u, id);
+    await this.repo.transaction(async () => {
+      await this.repo.updateUser(id, u);
+      await this.repo.setUserDevices(id, u.deviceIds);
+      await this.repo.audit(actor, 'user.update', 'user', id, { before: toUserInput(cur), after: u });
     });
     this.changed('user', id, 'update');
     // Phones taken away keep their address until reassigned; they are pushed again then.
     this.push(new Set([...u.deviceIds, ...cur.deviceIds]));
-    return this.repo.user(id)!;
+    return (await this.repo.user(id))!;
   }
 
-  deleteUser(actor: string, id: number): void {
-    const cur = this.user(id);
-    this.repo.transaction(() => {
-      this.repo.deleteUser(id);
-      this.repo.audit(actor, 'user.delete', 'user', id, { username: cur.username, deviceIds: cur.deviceIds });
+  async deleteUser(actor: string, id: number): Promise<void> {
+    const cur = await this.user(id);
+    await this.repo.transaction(async () => {
+      await this.repo.deleteUser(id);
+      await this.repo.audit(actor, 'user.delete', 'user', id, { username: cur.username, deviceIds: cur.deviceIds });
     });
     this.changed('user', id, 'delete');
   }
 
-  private checkUser(u: UserInput, id: number | null): void {
+  private async checkUser(u: UserInput, id: number | null): Promise<void> {
     if (u.ownAddress && u.locationId !== null)
       throw new ValidationError([{ field: 'ownAddress', reason: 'a user has a location or an own address, not both' }]);
-    const byName = this.repo.userByUsername(u.username);
+    const byName = await this.repo.userByUsername(u.username);
     if (byName && byName.id !== id) throw new ConflictError(`user name ${u.username} is already used`);
-    if (u.locationId !== null && !this.repo.location(u.locationId)) {
+    if (u.locationId !== null && !(await this.repo.location(u.locationId))) {
       throw new ValidationError([{ field: 'locationId', reason: `location ${u.locationId} does not exist` }]);
     }
-    const taken = this.repo.deviceOwners(u.deviceIds, id);
+    const taken = await this.repo.deviceOwners(u.deviceIds, id);
     if (taken.length)
       throw new ConflictError(`phone ${taken.map((t) => `${t.deviceId} belongs to user ${t.userId}`).join(', ')}: unassign it first`);
-    const account = this.repo.account();
+    const account = await this.repo.account();
     if (account.e911Enabled && u.deviceIds.length > 0) {
       const missing = [
         u.locationId === null &&
@@ -463,24 +464,24 @@ export class AdminService {
   // ---- phones ----
 
   /** filter.notice 'unacknowledged': phones whose notice for the address they hold is not acknowledged. */
-  phones(filter: { notice?: 'unacknowledged' } = {}): PhoneView[] {
-    const users = new Map(this.repo.users().map((u) => [u.id, u]));
-    const codes = new Map(this.repo.locations().map((l) => [l.id, l.code]));
-    const hasDefault = this.repo.account().defaultAddress !== null;
-    const all = this.repo.devices().map((d) => this.phoneView(d, users, codes, hasDefault));
+  async phones(filter: { notice?: 'unacknowledged' } = {}): Promise<PhoneView[]> {
+    const users = new Map((await this.repo.users()).map((u) => [u.id, u]));
+    const codes = new Map((await this.repo.locations()).map((l) => [l.id, l.code]));
+    const hasDefault = (await this.repo.account()).defaultAddress !== null;
+    const all = (await this.repo.devices()).map((d) => this.phoneView(d, users, codes, hasDefault));
     return filter.notice === 'unacknowledged' ? all.filter((p) => p.notice.state !== 'acknowledged') : all;
   }
 
-  phone(deviceId: string): PhoneView {
-    const d = this.repo.device(deviceId);
+  async phone(deviceId: string): Promise<PhoneView> {
+    const d = await this.repo.device(deviceId);
     if (!d) throw new NotFoundError(`phone ${deviceId}`);
-    const u = d.userId !== null ? this.repo.user(d.userId) : null;
-    const l = u?.locationId ? this.repo.location(u.locationId) : null;
+    const u = d.userId !== null ? await this.repo.user(d.userId) : null;
+    const l = u?.locationId ? await this.repo.location(u.locationId) : null;
     return this.phoneView(
       d,
       new Map(u ? [[u.id, u]] : []),
       new Map(l ? [[l.id, l.code]] : []),
-      this.repo.account().defaultAddress !== null,
+      (await this.repo.account()).defaultAddress !== null,
     );
   }
 
@@ -497,9 +498,9 @@ export class AdminService {
   }
 
   /** Pushes a phone's documents again now, as if something had changed. */
-  repush(actor: string, deviceId: string): void {
-    this.phone(deviceId);
-    this.repo.audit(actor, 'phone.repush', 'phone', deviceId);
+  async repush(actor: string, deviceId: string): Promise<void> {
+    await this.phone(deviceId);
+    await this.repo.audit(actor, 'phone.repush', 'phone', deviceId);
     this.deps.pusher
       .schedule([deviceId], { forceAddress: true, forceLocations: true })
       .catch((err: Error) => this.deps.log.error({ err }, 'push failed'));
@@ -509,7 +510,7 @@ export class AdminService {
    * New MQTT credentials for a phone: its user name is the device id. The
    * password is returned once and only its hash is kept.
    */
-  issueCredentials(actor: string, deviceId: string): { username: string; password: string } {
+  async issueCredentials(actor: string, deviceId: string): Promise<{ username: string; password: string }> {
     if (!isValidDeviceId(deviceId))
       throw new ValidationError([{ field: 'deviceId', reason: 'must be 1-64 of letters, digits, dot, dash, underscore' }]);
     if (isReservedDeviceId(deviceId))
@@ -517,20 +518,20 @@ export class AdminService {
         { field: 'deviceId', reason: `is reserved: ids starting with ${SERVER_USER_PREFIX} are the server's broker users` },
       ]);
     const password = newPassword();
-    this.repo.transaction(() => {
-      this.repo.setDeviceCredential(deviceId, hashPassword(password));
-      this.repo.audit(actor, 'phone.credentials-issue', 'phone', deviceId);
+    await this.repo.transaction(async () => {
+      await this.repo.setDeviceCredential(deviceId, hashPassword(password));
+      await this.repo.audit(actor, 'phone.credentials-issue', 'phone', deviceId);
     });
     this.changed('phone', deviceId, 'credentials');
     return { username: deviceId, password };
   }
 
-  deletePhone(actor: string, deviceId: string): void {
-    const p = this.phone(deviceId);
+  async deletePhone(actor: string, deviceId: string): Promise<void> {
+    const p = await this.phone(deviceId);
     if (p.userId !== null) throw new ConflictError(`phone ${deviceId} is assigned to user ${p.userId}: unassign it first`);
-    this.repo.transaction(() => {
-      this.repo.deleteDevice(deviceId);
-      this.repo.audit(actor, 'phone.delete', 'phone', deviceId);
+    await this.repo.transaction(async () => {
+      await this.repo.deleteDevice(deviceId);
+      await this.repo.audit(actor, 'phone.delete', 'phone', deviceId);
     });
     this.changed('phone', deviceId, 'delete');
   }

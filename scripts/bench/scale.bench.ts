@@ -112,36 +112,36 @@ const HQ = {
 };
 
 /** The account: one location, PHONES users with a phone each, plus the event phones, each its own broker login. */
-function seed(dataDir: string, smtpPort: number, pwSeed: string): { token: string; confDir: string; publicKey: string } {
+async function seed(dataDir: string, smtpPort: number, pwSeed: string): Promise<{ token: string; confDir: string; publicKey: string }> {
   const t0 = performance.now();
   const { pair } = loadOrCreateKeyPair(path.join(dataDir, 'signing-key.json'));
   const repo = new Repo({ dataDir });
-  for (const n of [1, 2, 3]) loadOrCreateServerCredentials(dataDir, `s${n}`, repo);
+  for (const n of [1, 2, 3]) await loadOrCreateServerCredentials(dataDir, `s${n}`, repo);
   const token = 'e911_scale_bench_token';
-  repo.transaction(() => {
-    repo.updateAccount({ name: 'Bench Corp', contactEmail: 'it@example.com' });
-    repo.setNotificationSettings({
+  await repo.transaction(async () => {
+    await repo.updateAccount({ name: 'Bench Corp', contactEmail: 'it@example.com' });
+    await repo.setNotificationSettings({
       smtp: smtpSettingsSchema.parse({ host: '127.0.0.1', port: smtpPort, security: 'none', from: 'e911@example.com' }),
       sms: null,
       webhook: null,
     });
-    const loc = repo.insertLocation(locationInputSchema.parse(HQ));
-    const add = (id: string, username: string, emails: string[]) => {
-      const uid = repo.insertUser(
+    const loc = await repo.insertLocation(locationInputSchema.parse(HQ));
+    const add = async (id: string, username: string, emails: string[]) => {
+      const uid = await repo.insertUser(
         userInputSchema.parse({ username, displayName: username, locationId: loc, callback: '+14085550100', emails }),
       );
-      repo.setUserDevices(uid, [id]);
-      repo.setDeviceCredential(id, hashPassword(phonePassword(pwSeed, id)));
+      await repo.setUserDevices(uid, [id]);
+      await repo.setDeviceCredential(id, hashPassword(phonePassword(pwSeed, id)));
     };
-    for (let i = 0; i < PHONES; i++) add(phoneId(i), `u${i}`, []);
-    for (let i = 0; i < EVENT_PHONES; i++) add(`evt-${i}`, `desk${i}`, [`desk${i}@example.com`]);
-    repo.setE911(true);
-    repo.createToken('bench', token);
+    for (let i = 0; i < PHONES; i++) await add(phoneId(i), `u${i}`, []);
+    for (let i = 0; i < EVENT_PHONES; i++) await add(`evt-${i}`, `desk${i}`, [`desk${i}@example.com`]);
+    await repo.setE911(true);
+    await repo.createToken('bench', token);
   });
   const confDir = path.join(dataDir, '..', 'mosquitto');
   mkdirSync(confDir);
-  const files = renderBrokerConfig(repo, confDir);
-  repo.close();
+  const files = await renderBrokerConfig(repo, confDir);
+  await repo.close();
   writeFileSync(path.join(confDir, 'passwd'), files.passwd, { mode: 0o600 });
   writeFileSync(path.join(confDir, 'acl'), files.acl);
   say(`setup: ${PHONES} + ${EVENT_PHONES} users, phones and broker logins in ${(ms(t0) / 1000).toFixed(1)} s`);
@@ -452,7 +452,7 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
   try {
-    const { token, confDir, publicKey } = seed(dataDir, sink.sink.port, pwSeed);
+    const { token, confDir, publicKey } = await seed(dataDir, sink.sink.port, pwSeed);
 
     // ---- Mosquitto, with 1, 2 and 3 instances; the phones stay connected across them.
     if (INSTANCES.length > 0) {

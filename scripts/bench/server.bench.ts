@@ -83,34 +83,34 @@ async function pushBench(root: string): Promise<void> {
   let t0 = performance.now();
   const repo = new Repo({ dataDir });
   // The instance name a ServerApp on this data folder uses by default (no share group).
-  const serverCreds = loadOrCreateServerCredentials(dataDir, 'main', repo);
+  const serverCreds = await loadOrCreateServerCredentials(dataDir, 'main', repo);
   const token = 'e911_bench_token';
   const passwords = new Map<string, string>();
-  repo.transaction(() => {
-    repo.updateAccount({ name: 'Bench Corp', contactEmail: 'it@example.com' });
-    repo.setNotificationSettings({
+  await repo.transaction(async () => {
+    await repo.updateAccount({ name: 'Bench Corp', contactEmail: 'it@example.com' });
+    await repo.setNotificationSettings({
       smtp: smtpSettingsSchema.parse({ host: '127.0.0.1', port: 25, security: 'none', from: 'e911@example.com' }),
       sms: null,
       webhook: null,
     });
-    const loc = repo.insertLocation(locationInputSchema.parse(HQ));
+    const loc = await repo.insertLocation(locationInputSchema.parse(HQ));
     for (let i = 0; i < PHONES; i++) {
       const id = `sim-${String(i).padStart(5, '0')}`;
-      const uid = repo.insertUser(
+      const uid = await repo.insertUser(
         userInputSchema.parse({ username: `u${i}`, displayName: `User ${i}`, locationId: loc, callback: '+14085550100' }),
       );
-      repo.setUserDevices(uid, [id]);
+      await repo.setUserDevices(uid, [id]);
       const pw = `pw-${i}-${Math.random().toString(36).slice(2)}`;
       passwords.set(id, pw);
-      repo.setDeviceCredential(id, hashPassword(pw));
+      await repo.setDeviceCredential(id, hashPassword(pw));
     }
-    repo.setE911(true);
-    repo.createToken('bench', token);
+    await repo.setE911(true);
+    await repo.createToken('bench', token);
   });
   const confDir = path.join(dir, 'mosquitto');
   mkdirSync(confDir);
-  const files = renderBrokerConfig(repo, confDir);
-  repo.close();
+  const files = await renderBrokerConfig(repo, confDir);
+  await repo.close();
   writeFileSync(path.join(confDir, 'passwd'), files.passwd, { mode: 0o600 });
   writeFileSync(path.join(confDir, 'acl'), files.acl);
   process.stdout.write(`setup: ${PHONES} users, phones and broker logins in ${(ms(t0) / 1000).toFixed(1)} s\n`);
@@ -283,10 +283,10 @@ async function csvBench(root: string): Promise<void> {
   const jobs = new JobRunner({ repo, log: silentLog(), bus, handlers: {} });
   const bulk = new BulkService({ repo, jobs, log: silentLog() });
   let t0 = performance.now();
-  repo.transaction(() => {
-    const loc = repo.insertLocation(locationInputSchema.parse(HQ));
+  await repo.transaction(async () => {
+    const loc = await repo.insertLocation(locationInputSchema.parse(HQ));
     for (let i = 0; i < CSV_ROWS; i++) {
-      repo.insertUser(
+      await repo.insertUser(
         userInputSchema.parse({
           username: `user${i}`,
           displayName: `User ${i}`,
@@ -299,7 +299,7 @@ async function csvBench(root: string): Promise<void> {
   });
   process.stdout.write(`setup: ${CSV_ROWS} users in ${(ms(t0) / 1000).toFixed(1)} s\n`);
   t0 = performance.now();
-  const exported = bulk.exportCsv();
+  const exported = await bulk.exportCsv();
   const exportMs = ms(t0);
   // Every tenth user gets a new list; one row in a thousand has a bad address.
   const lines = exported.split('\r\n');
@@ -338,7 +338,7 @@ async function csvBench(root: string): Promise<void> {
   report(`validate a ${CSV_ROWS}-row CSV (median of ${runs})`, med(validate) / 1000, 's', med(parse) / 1000, '<= 3 s');
   report(`  event-loop max delay while validating`, med(lagValidate), 'ms', med(lagIdle), '<= 50 ms');
   report(`  event-loop max delay, one sync parse`, med(lagSync), 'ms', med(lagIdle), '-');
-  repo.close();
+  await repo.close();
 }
 
 /** The event loop's longest delay (ms) from now until stop(), sampled every 5 ms. */
@@ -379,11 +379,11 @@ async function notifyBench(root: string): Promise<void> {
   const { pair } = loadOrCreateKeyPair(path.join(dir, 'signing-key.json'));
   const app = new ServerApp({ dataDir: dir, log: silentLog(), keyPair: pair, broker: { embeddedPort: await freePort() }, http: null });
   const smtp = { host: '127.0.0.1', port: sinkPort, security: 'none' as const, from: 'e911@example.com' };
-  app.service.updateAccount('bench', { name: 'Bench Corp', contactEmail: 'it@example.com' });
-  app.service.setNotificationSettings('bench', { smtp });
-  const loc = app.service.createLocation('bench', { ...HQ, adminEmails: ['security@example.com'] });
+  await app.service.updateAccount('bench', { name: 'Bench Corp', contactEmail: 'it@example.com' });
+  await app.service.setNotificationSettings('bench', { smtp });
+  const loc = await app.service.createLocation('bench', { ...HQ, adminEmails: ['security@example.com'] });
   const recipients = Array.from({ length: 9 }, (_, i) => `person${i}@example.com`);
-  app.service.createUser('bench', {
+  await app.service.createUser('bench', {
     username: 'alice',
     displayName: 'Alice',
     locationId: loc.id,
@@ -391,8 +391,8 @@ async function notifyBench(root: string): Promise<void> {
     emails: recipients,
     deviceIds: ['desk-1'],
   });
-  const creds = app.service.issueCredentials('bench', 'desk-1');
-  app.service.setE911('bench', true);
+  const creds = await app.service.issueCredentials('bench', 'desk-1');
+  await app.service.setE911('bench', true);
   await app.start();
   const phone = await mqtt.connectAsync(app.brokerUrl, {
     clientId: 'desk-1',

@@ -44,9 +44,9 @@ await app.start();
 writeFileSync(path.join(serverDir, 'api-url'), `${app.httpUrl}\n`);
 
 const tokenFile = path.join(serverDir, 'admin-token');
-if (!existsSync(tokenFile)) writeFileSync(tokenFile, `${app.createToken('admin')}\n`, { mode: 0o600 });
+if (!existsSync(tokenFile)) writeFileSync(tokenFile, `${await app.createToken('admin')}\n`, { mode: 0o600 });
 const configFile = path.join(agentDir, 'config.json');
-provision();
+await provision();
 const psap = startPsap();
 
 const agent = spawn(process.execPath, [path.join(dist, 'agent', 'main.js'), '--config', configFile], { stdio: 'inherit' });
@@ -61,25 +61,27 @@ log.info(
  * A location, a user with phone-1, mail to the sink, E911 on (each made once, on first
  * start); then a fresh broker login for the phone and its config.
  */
-function provision(): void {
+async function provision(): Promise<void> {
   const { service } = app;
   const actor = 'start-all';
-  service.updateAccount(actor, { name: 'Example Corp (demo)', contactEmail: 'it@example.com' });
-  service.setNotificationSettings(actor, { smtp: { host: '127.0.0.1', port: smtpPort, security: 'none', from: 'e911@example.com' } });
+  await service.updateAccount(actor, { name: 'Example Corp (demo)', contactEmail: 'it@example.com' });
+  await service.setNotificationSettings(actor, { smtp: { host: '127.0.0.1', port: smtpPort, security: 'none', from: 'e911@example.com' } });
   const locationId =
-    service.locations().find((l) => l.code === 'SJC-A')?.id ??
-    service.createLocation(actor, {
-      code: 'SJC-A',
-      name: 'Example Corp',
-      address: { country: 'US', houseNumber: '100', street: 'Main St', city: 'San Jose', state: 'CA', postalCode: '95110' },
-      building: 'A',
-      floor: '2',
-      room: '210',
-      timeZone: 'America/Los_Angeles',
-      adminEmails: ['security@example.com'],
-    }).id;
-  if (!service.users().users.some((u) => u.deviceIds.includes(deviceId))) {
-    service.createUser(actor, {
+    (await service.locations()).find((l) => l.code === 'SJC-A')?.id ??
+    (
+      await service.createLocation(actor, {
+        code: 'SJC-A',
+        name: 'Example Corp',
+        address: { country: 'US', houseNumber: '100', street: 'Main St', city: 'San Jose', state: 'CA', postalCode: '95110' },
+        building: 'A',
+        floor: '2',
+        room: '210',
+        timeZone: 'America/Los_Angeles',
+        adminEmails: ['security@example.com'],
+      })
+    ).id;
+  if (!(await service.users()).users.some((u) => u.deviceIds.includes(deviceId))) {
+    await service.createUser(actor, {
       username: 'frontdesk',
       displayName: 'Front Desk',
       extension: '100',
@@ -89,8 +91,8 @@ function provision(): void {
       deviceIds: [deviceId],
     });
   }
-  const creds = service.issueCredentials(actor, deviceId);
-  if (!service.account().e911Enabled) service.setE911(actor, true);
+  const creds = await service.issueCredentials(actor, deviceId);
+  if (!(await service.account()).e911Enabled) await service.setE911(actor, true);
   writeFileSync(
     configFile,
     `${JSON.stringify(

@@ -145,7 +145,7 @@ export async function spawnAgent(
 
 /** Polls until cond() holds; fails with why() after timeoutMs or if `dead` settles first. */
 export async function waitFor(
-  cond: () => boolean,
+  cond: () => boolean | Promise<boolean>,
   timeoutMs: number,
   why: () => string = () => '',
   dead?: Promise<unknown>,
@@ -153,7 +153,7 @@ export async function waitFor(
   const deadline = Date.now() + timeoutMs;
   let gone = false;
   void dead?.then(() => (gone = true));
-  while (!cond()) {
+  while (!(await cond())) {
     if (gone) throw new Error(`process exited early. ${why()}`);
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms. ${why()}`);
     await new Promise((r) => setTimeout(r, 20));

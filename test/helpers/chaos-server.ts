@@ -21,11 +21,11 @@ export interface ChaosServerArgs {
 }
 
 const args = JSON.parse(process.argv[2] ?? '{}') as ChaosServerArgs;
-const app = chaosServerApp(args);
+const app = await chaosServerApp(args);
 await app.start();
 if (args.killAfterStore) {
-  app.link.setEventHandler((e) => {
-    const stored = app.intake.handleEvent(e);
+  app.link.setEventHandler(async (e) => {
+    const stored = await app.intake.handleEvent(e);
     if (stored && e.type === 'emergency-call') process.kill(process.pid, 'SIGKILL');
     return stored;
   });

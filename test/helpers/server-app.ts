@@ -105,7 +105,7 @@ export async function startTestServer(
     });
   let app = make();
   await app.start();
-  const token = app.createToken('test');
+  const token = await app.createToken('test');
   const t: TestServer = {
     app,
     api: apiClient(app.httpUrl, token),
@@ -153,7 +153,7 @@ export const BRANCH = {
  * The server the chaos tests count at: quick notification retries and, with `setup`, the
  * account, HQ and a user (alice, two mail recipients with the account's) with this phone.
  */
-export function chaosServerApp(o: {
+export async function chaosServerApp(o: {
   dataDir: string;
   brokerUrl: string;
   httpPort: number;
@@ -161,7 +161,7 @@ export function chaosServerApp(o: {
   smtpPort: number;
   deviceId: string;
   setup: boolean;
-}): ServerApp {
+}): Promise<ServerApp> {
   const app = new ServerApp({
     dataDir: o.dataDir,
     log: silentLog(),
@@ -172,10 +172,12 @@ export function chaosServerApp(o: {
   });
   if (o.setup) {
     const { service } = app;
-    service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
-    service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: o.smtpPort, security: 'none', from: 'e911@example.com' } });
-    const hq = service.createLocation('test', { ...HQ, smsNumbers: [] });
-    service.createUser('test', {
+    await service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
+    await service.setNotificationSettings('test', {
+      smtp: { host: '127.0.0.1', port: o.smtpPort, security: 'none', from: 'e911@example.com' },
+    });
+    const hq = await service.createLocation('test', { ...HQ, smsNumbers: [] });
+    await service.createUser('test', {
       username: 'alice',
       displayName: 'Alice',
       locationId: hq.id,
@@ -183,7 +185,7 @@ export function chaosServerApp(o: {
       deviceIds: [o.deviceId],
       emails: ['alice@example.com'],
     });
-    service.setE911('test', true);
+    await service.setE911('test', true);
   }
   return app;
 }

@@ -57,7 +57,7 @@ describe.skipIf(gate.skip)(`chaos: the agent SIGKILLed around 911 and 933 (${ROU
     dir = mkdtempSync(path.join(os.tmpdir(), 'e911-chaos-kill-'));
     broker = await startMosquitto({ persistence: true });
     smtp = await startSmtpSink();
-    server = chaosServerApp({
+    server = await chaosServerApp({
       dataDir: path.join(dir, 'server'),
       brokerUrl: broker.url,
       httpPort: await freePort(),

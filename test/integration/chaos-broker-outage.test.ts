@@ -63,7 +63,7 @@ describe.skipIf(gate.skip)(`chaos: the broker away ${Math.round(OUTAGE_MS / 1000
     dir = mkdtempSync(path.join(os.tmpdir(), 'e911-chaos-outage-'));
     broker = await startMosquitto({ persistence: true });
     smtp = await startSmtpSink();
-    server = chaosServerApp({
+    server = await chaosServerApp({
       dataDir: path.join(dir, 'server'),
       brokerUrl: broker.url,
       httpPort: await freePort(),

@@ -25,9 +25,9 @@ const gate = requires('chaos: broker killed mid-burst', ['broker']);
 const KILLS = chaosRounds(3, 20);
 const BURST = 200 * KILLS;
 
-async function until(cond: () => boolean, timeoutMs: number, why: () => string = () => ''): Promise<void> {
+async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, why: () => string = () => ''): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms. ${why()}`);
     await new Promise((r) => setTimeout(r, 10));
   }

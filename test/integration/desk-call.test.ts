@@ -58,7 +58,7 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
         speech: { wordsPerMinute: 450, command: espeak },
       },
     });
-    srv.app.service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
+    await srv.app.service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
   });
 
   afterAll(async () => {
@@ -67,16 +67,16 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  function configure(call: Record<string, unknown>) {
-    srv.app.service.setNotificationSettings('test', {
+  async function configure(call: Record<string, unknown>) {
+    await srv.app.service.setNotificationSettings('test', {
       call: { from: 'sip:e911@127.0.0.1', repeats: 4, ringSeconds: 10, maxAttempts: 3, ...call },
     });
   }
 
   /** A location calling `numbers`, a user with a phone there, and a 911 from that phone: the event id. */
-  function report911(numbers: string[], language = 'en'): string {
+  async function report911(numbers: string[], language = 'en'): Promise<string> {
     n++;
-    const loc = srv.app.service.createLocation('test', {
+    const loc = await srv.app.service.createLocation('test', {
       ...HQ,
       code: `DESK-${n}`,
       adminEmails: [],
@@ -84,7 +84,7 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
       callNumbers: numbers,
       language,
     });
-    srv.app.service.createUser('test', {
+    await srv.app.service.createUser('test', {
       username: `caller${n}`,
       displayName: 'Ann Lee',
       locationId: loc.id,
@@ -92,7 +92,7 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
       deviceIds: [`desk-phone-${n}`],
     });
     const id = `desk-evt-${n}`;
-    srv.app.intake.handleEvent({
+    await srv.app.intake.handleEvent({
       v: 1,
       id,
       type: 'emergency-call',
@@ -128,12 +128,12 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
   }
 
   it('calls the desk, plays the spoken notice, and records the 1 pressed (RFC 4733) beside the event', async () => {
-    configure({});
+    await configure({});
     const pcap = path.join(dir, 'press1.pcap');
     writeDtmfPcap(pcap, { digit: '1', pt: TE_PT, leadMs: 400 });
     const sipp = await desk(deskScenario('uas-desk.xml', 1500, pcap));
     const t0 = Date.now();
-    const eventId = report911([`sip:desk@127.0.0.1:${sipp.port}`]);
+    const eventId = await report911([`sip:desk@127.0.0.1:${sipp.port}`]);
 
     const [row] = await until(
       () => callRows(eventId),
@@ -166,11 +166,11 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
   });
 
   it("speaks a Spanish site's message in Spanish, with espeak-ng's Latin American voice, and is acknowledged", async () => {
-    configure({});
+    await configure({});
     const pcap = path.join(dir, 'press1-es.pcap');
     writeDtmfPcap(pcap, { digit: '1', pt: TE_PT, leadMs: 400 });
     const sipp = await desk(deskScenario('uas-desk.xml', 1500, pcap));
-    const eventId = report911([`sip:desk@127.0.0.1:${sipp.port}`], 'es-US');
+    const eventId = await report911([`sip:desk@127.0.0.1:${sipp.port}`], 'es-US');
     const [row] = await until(
       () => callRows(eventId),
       (r) => r[0]?.status === 'sent',
@@ -196,9 +196,9 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
   });
 
   it('takes a 1 sent by SIP INFO (application/dtmf-relay)', async () => {
-    configure({});
+    await configure({});
     const sipp = await desk(deskScenario('uas-desk-info.xml', 1000));
-    const eventId = report911([`sip:desk@127.0.0.1:${sipp.port}`]);
+    const eventId = await report911([`sip:desk@127.0.0.1:${sipp.port}`]);
     const [row] = await until(
       () => callRows(eventId),
       (r) => r[0]?.status === 'sent',
@@ -210,11 +210,11 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
   });
 
   it('records a call answered but never acknowledged after the message played `repeats` times, and calls no more', async () => {
-    configure({ repeats: 2 });
+    await configure({ repeats: 2 });
     const pcap = path.join(dir, 'silence.pcap');
     writeRtpPcap(pcap, new Int16Array(8000 * 2));
     const sipp = await desk(deskScenario('uas-desk.xml', 200, pcap));
-    const eventId = report911([`sip:desk@127.0.0.1:${sipp.port}`]);
+    const eventId = await report911([`sip:desk@127.0.0.1:${sipp.port}`]);
     const [row] = await until(
       () => callRows(eventId),
       (r) => r[0]?.status === 'unacknowledged',
@@ -231,9 +231,9 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
   });
 
   it('calls a busy desk again with backoff, maxAttempts times at most', async () => {
-    configure({ maxAttempts: 3 });
+    await configure({ maxAttempts: 3 });
     const sipp = await desk(refuseScenario(dir, 486, 'Busy Here'), {}, 3);
-    const eventId = report911([`sip:desk@127.0.0.1:${sipp.port}`]);
+    const eventId = await report911([`sip:desk@127.0.0.1:${sipp.port}`]);
     const [row] = await until(
       () => callRows(eventId),
       (r) => r[0]?.status === 'failed',
@@ -275,8 +275,8 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
         const registrar = gateway;
 
         // No credentials: the INVITE is challenged and cannot be answered; once is enough.
-        configure({ gateway, maxAttempts: 3 });
-        const refused = report911(['+14085550199']);
+        await configure({ gateway, maxAttempts: 3 });
+        const refused = await report911(['+14085550199']);
         const [r1] = await until(
           () => callRows(refused),
           (r) => r[0]?.status === 'failed',
@@ -288,8 +288,8 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
         expect(r1!.attempts).toBeLessThan(3);
 
         // A wrong password: the registrar challenges again, the call fails before any INVITE.
-        configure({ gateway, maxAttempts: 3, username: 'e911', password: 'wrong', realm: '127.0.0.1', registrar });
-        const wrong = report911(['+14085550199']);
+        await configure({ gateway, maxAttempts: 3, username: 'e911', password: 'wrong', realm: '127.0.0.1', registrar });
+        const wrong = await report911(['+14085550199']);
         const [r2] = await until(
           () => callRows(wrong),
           (r) => r[0]?.status === 'failed',
@@ -301,8 +301,8 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
         expect(sipp.messages()).not.toMatch(/INVITE/);
 
         // The right one: registered, the INVITE answers its 407, the desk rings and presses 1.
-        configure({ gateway, username: 'e911', password: 'desk-pass-6Tz', realm: '127.0.0.1', registrar });
-        const ok = report911(['+14085550199']);
+        await configure({ gateway, username: 'e911', password: 'desk-pass-6Tz', realm: '127.0.0.1', registrar });
+        const ok = await report911(['+14085550199']);
         const [r3] = await until(
           () => callRows(ok),
           (r) => r[0]?.status === 'sent',
@@ -330,9 +330,9 @@ describe.skipIf(gate.skip)('security-desk calls', () => {
   );
 
   it('does not call again a number that does not exist (404)', async () => {
-    configure({ maxAttempts: 3 });
+    await configure({ maxAttempts: 3 });
     const sipp = await desk(refuseScenario(dir, 404, 'Not Found'), {}, 3);
-    const eventId = report911([`sip:desk@127.0.0.1:${sipp.port}`]);
+    const eventId = await report911([`sip:desk@127.0.0.1:${sipp.port}`]);
     const [row] = await until(
       () => callRows(eventId),
       (r) => r[0]?.status === 'failed',
@@ -361,7 +361,7 @@ describe.skipIf(browserGate.skip)('security-desk calls on the portal', () => {
         sip: { host: '127.0.0.1', port: await freePort(), rtpPort: 20000 + Math.floor(Math.random() * 20000) * 2 },
       },
     });
-    h.srv.app.service.setNotificationSettings('test', {
+    await h.srv.app.service.setNotificationSettings('test', {
       smtp: { host: '127.0.0.1', port: smtp.port, security: 'none', from: 'e911@example.com' },
       call: { from: 'sip:e911@127.0.0.1', repeats: 4, ringSeconds: 10, maxAttempts: 3 },
     });
@@ -386,21 +386,21 @@ describe.skipIf(browserGate.skip)('security-desk calls on the portal', () => {
     sipp = await startSipp({ scenario, timeoutSec: 60 });
     const desk = `sip:desk@127.0.0.1:${sipp.port}`;
     const { service } = h.srv.app;
-    const loc = service.createLocation('test', {
+    const loc = await service.createLocation('test', {
       ...HQ,
       code: 'DESK-P',
       adminEmails: ['security@example.com'],
       smsNumbers: [],
       callNumbers: [desk],
     });
-    service.createUser('test', {
+    await service.createUser('test', {
       username: 'ann',
       displayName: 'Ann Lee',
       locationId: loc.id,
       callback: '+14085550100',
       deviceIds: ['desk-phone-p'],
     });
-    h.srv.app.intake.handleEvent({
+    await h.srv.app.intake.handleEvent({
       v: 1,
       id: 'desk-portal-1',
       type: 'emergency-call',

@@ -79,10 +79,12 @@ describe.skipIf(gate.skip)('911 from the keypad to the mailbox, every component 
       notify: { retry: { baseMs: 100, maxMs: 400, maxAttempts: 20 } },
     });
     const { service } = server;
-    service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
-    service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: smtp.port, security: 'none', from: 'e911@example.com' } });
-    const hq = service.createLocation('test', HQ);
-    service.createUser('test', {
+    await service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
+    await service.setNotificationSettings('test', {
+      smtp: { host: '127.0.0.1', port: smtp.port, security: 'none', from: 'e911@example.com' },
+    });
+    const hq = await service.createLocation('test', HQ);
+    await service.createUser('test', {
       username: 'alice',
       displayName: 'Alice Front Desk',
       locationId: hq.id,
@@ -90,12 +92,12 @@ describe.skipIf(gate.skip)('911 from the keypad to the mailbox, every component 
       deviceIds: ['phone-1'],
       emails: ['alice@example.com'],
     });
-    const creds = service.issueCredentials('test', 'phone-1');
-    service.setE911('test', true);
+    const creds = await service.issueCredentials('test', 'phone-1');
+    await service.setE911('test', true);
     // Mosquitto as the server renders it for production: password file and ACL.
     const conf = path.join(dir, 'mosquitto');
     mkdirSync(conf);
-    const files = server.brokerConfig(conf, [{ port: brokerPort, host: '127.0.0.1' }]);
+    const files = await server.brokerConfig(conf, [{ port: brokerPort, host: '127.0.0.1' }]);
     writeFileSync(path.join(conf, 'passwd'), files.passwd, { mode: 0o600 });
     writeFileSync(path.join(conf, 'acl'), files.acl);
     broker = await startMosquitto({ port: brokerPort, listener: false, extraConfig: files.conf.split('\n') });
@@ -154,8 +156,8 @@ describe.skipIf(gate.skip)('911 from the keypad to the mailbox, every component 
 
   it('the server pushes the address; the phone shows the notice and waits for its acknowledgement', async () => {
     await waitFor(
-      () => {
-        const d = server.repo.device('phone-1');
+      async () => {
+        const d = await server.repo.device('phone-1');
         return d !== null && d.issuedVersion > 0 && d.appliedVersion === d.issuedVersion;
       },
       15_000,
@@ -164,7 +166,7 @@ describe.skipIf(gate.skip)('911 from the keypad to the mailbox, every component 
     await waitFor(() => screen().includes('EMERGENCY 911 NOTICE'), 10_000, why);
     const status = await e911ctl(socketPath, 'status');
     expect(status.json.result.notice).toMatchObject({ acknowledgedAt: null });
-    expect(status.json.result.notice.addressVersion).toBe(server.repo.device('phone-1')!.issuedVersion);
+    expect(status.json.result.notice.addressVersion).toBe((await server.repo.device('phone-1'))!.issuedVersion);
   });
 
   it('911 on the keypad, notice NOT acknowledged: the PSAP answers it, and the mail says what the PSAP received', async () => {
@@ -219,7 +221,7 @@ describe.skipIf(gate.skip)('911 from the keypad to the mailbox, every component 
     expect(row(mail, 'Call placed')).toBe('yes');
     expect(row(mail, 'Address source')).toMatch(/^as sent to the PSAP/);
     // The event that made it is the emergency service's own, as stored by the server.
-    const ev = server.repo.event(mail.headers['x-e911-event-id']!);
+    const ev = await server.repo.event(mail.headers['x-e911-event-id']!);
     expect(ev).toMatchObject({ type: 'emergency-call', deviceId: 'phone-1' });
     expect(ev!.data).toMatchObject({ sipCallId: callId, callback: psapCallback, numberDialed: '911', placed: true });
     // The location admin is mailed the same notice.

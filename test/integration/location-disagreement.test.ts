@@ -157,7 +157,7 @@ describe.skipIf(gate.skip)('the network says the phone is somewhere else', () =>
     await srv.api.patch('/api/account', { locationPolicy: policy, elinCallback });
     let signed: SignedAddress | null = null;
     for (let i = 0; i < 200; i++) {
-      const s = srv.app.repo.issuedAddress('phone-1');
+      const s = await srv.app.repo.issuedAddress('phone-1');
       if (s?.signed) {
         const doc = (JSON.parse(s.signed) as SignedAddress).doc;
         if ((doc.locationPolicy ?? 'network-first') === policy && Boolean(doc.elinCallback) === elinCallback) {

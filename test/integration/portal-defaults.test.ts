@@ -45,7 +45,7 @@ describe.skipIf(gate.skip)('admin portal: company defaults, own address, notice 
 
   const phone = async () => h.srv.api.get<Phone>('/api/phones/phone-1');
   /** The address the server issued to phone-1 last, as signed. */
-  const issued = () => JSON.parse(h.srv.app.repo.issuedAddress('phone-1')!.signed!) as SignedAddress;
+  const issued = async () => JSON.parse((await h.srv.app.repo.issuedAddress('phone-1'))!.signed!) as SignedAddress;
   /** Until the phone holds the version the server issued last (the phone's own report). */
   const inSync = async (above = 0) => {
     await expect
@@ -123,7 +123,7 @@ describe.skipIf(gate.skip)('admin portal: company defaults, own address, notice 
 
     const p = await inSync();
     expect(p.addressSource).toBe('company');
-    const doc = issued().doc;
+    const doc = (await issued()).doc;
     expect(doc.civic).toMatchObject({
       country: 'US',
       A1: 'CA',
@@ -177,7 +177,7 @@ describe.skipIf(gate.skip)('admin portal: company defaults, own address, notice 
 
     const p = await inSync(before);
     expect(p.addressSource).toBe('own');
-    const doc = issued().doc;
+    const doc = (await issued()).doc;
     expect(doc.civic).toEqual({ country: 'US', A1: 'TX', A3: 'Austin', RD: 'Elm St', HNO: '12', LOC: 'Apt 3', PC: '78701' });
     // Still the company callback: she has none of her own.
     expect(doc.callback).toBe(COMPANY_CALLBACK);

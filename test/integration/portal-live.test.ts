@@ -140,11 +140,11 @@ describe.skipIf(gate.skip)('admin portal: login and live emergency calls', () =>
 
   it('the event stream of a token revoked while it is open ends with a revoked event', async () => {
     const { srv } = h;
-    const token = srv.app.createToken('stream-check');
+    const token = await srv.app.createToken('stream-check');
     const res = await fetch(`${srv.app.httpUrl}/api/stream`, { headers: { authorization: `Bearer ${token}` } });
     expect(res.status).toBe(200);
-    const id = srv.app.repo.tokens().find((t) => t.name === 'stream-check')!.id;
-    srv.app.repo.revokeToken(id);
+    const id = (await srv.app.repo.tokens()).find((t) => t.name === 'stream-check')!.id;
+    await srv.app.repo.revokeToken(id);
     // The body ends (the server closes it) and says why; a stream that stayed open would time the test out.
     const body = await res.text();
     expect(body).toContain('event: revoked');
@@ -153,8 +153,8 @@ describe.skipIf(gate.skip)('admin portal: login and live emergency calls', () =>
   it('a revoked token ends the live stream and the portal returns to the login page', async () => {
     const { page, srv } = h;
     await page.locator('header .live.open').waitFor();
-    const mine = srv.app.repo.tokens().find((t) => t.name === 'test')!;
-    expect(srv.app.repo.revokeToken(mine.id)).toBe(true);
+    const mine = (await srv.app.repo.tokens()).find((t) => t.name === 'test')!;
+    expect(await srv.app.repo.revokeToken(mine.id)).toBe(true);
     await page.getByLabel('API token').waitFor();
     expect((await page.request.get('/api/account')).status()).toBe(401);
   });

@@ -140,7 +140,7 @@ describe.skipIf(gate.skip)('admin portal: notifications page', () => {
     await page.getByLabel('Message repeats').fill('5');
     await page.getByRole('button', { name: 'Save channels' }).click();
     await page.getByRole('status').filter({ hasText: 'Notification settings saved.' }).waitFor();
-    expect(h.srv.app.repo.notificationSettings().call).toMatchObject({ repeats: 5, username: 'e911', password: 'sip-s3cret' });
+    expect((await h.srv.app.repo.notificationSettings()).call).toMatchObject({ repeats: 5, username: 'e911', password: 'sip-s3cret' });
   });
 
   it('a test email reaches the SMTP sink and the page shows the success', async () => {

@@ -266,10 +266,12 @@ describe.skipIf(twoGate.skip)('the same event id delivered to two server instanc
       });
     a = await make('a');
     b = await make('b');
-    a.service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
-    a.service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: smtp.port, security: 'none', from: 'e911@example.com' } });
-    const hq = a.service.createLocation('test', HQ);
-    a.service.createUser('test', {
+    await a.service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
+    await a.service.setNotificationSettings('test', {
+      smtp: { host: '127.0.0.1', port: smtp.port, security: 'none', from: 'e911@example.com' },
+    });
+    const hq = await a.service.createLocation('test', HQ);
+    await a.service.createUser('test', {
       username: 'alice',
       displayName: 'Alice',
       locationId: hq.id,
@@ -277,7 +279,7 @@ describe.skipIf(twoGate.skip)('the same event id delivered to two server instanc
       deviceIds: ['phone-2'],
       emails: ['alice@example.com'],
     });
-    a.service.setE911('test', true);
+    await a.service.setE911('test', true);
     await a.start();
     await b.start();
     // Each instance acknowledges what it handled to the phone: counting acks per id shows both had it.
@@ -324,9 +326,9 @@ describe.skipIf(twoGate.skip)('the same event id delivered to two server instanc
       () => `acks: ${JSON.stringify(acks)}`,
     );
     const mails = (x: string) => smtp.mails.filter((m) => m.headers['x-e911-event-id'] === x);
-    const rows = (x: string) => a.repo.notifications({ eventId: x }).filter((r) => r.channel === 'email');
+    const rows = async (x: string) => (await a.repo.notifications({ eventId: x })).filter((r) => r.channel === 'email');
     await waitFor(
-      () => rows(id).length === 2 && rows(id).every((r) => r.status === 'sent'),
+      async () => (await rows(id)).length === 2 && (await rows(id)).every((r) => r.status === 'sent'),
       15_000,
       () => JSON.stringify(rows(id)),
     );
@@ -337,12 +339,12 @@ describe.skipIf(twoGate.skip)('the same event id delivered to two server instanc
       15_000,
       () => `acks: ${JSON.stringify(acks)}; mails: ${smtp.mails.length}`,
     );
-    await waitFor(() => rows(marker).every((r) => r.status === 'sent'), 15_000);
+    await waitFor(async () => (await rows(marker)).every((r) => r.status === 'sent'), 15_000);
     expect(
       mails(id)
         .map((m) => m.to[0])
         .sort(),
     ).toEqual(['alice@example.com', 'security@example.com']);
-    expect(a.repo.event(id)).toMatchObject({ id, type: 'test-call' });
+    expect(await a.repo.event(id)).toMatchObject({ id, type: 'test-call' });
   });
 });

@@ -61,8 +61,8 @@ describe('the server issues above the floors a phone reports', () => {
       await new Promise((r) => setTimeout(r, 20));
     expect(addresses.at(-1)?.doc.version).toBe(8);
     expect(locations.at(-1)).toBe(6);
-    expect(srv.app.repo.issuedAddress('phone-1')?.version).toBe(8);
-    expect(srv.app.repo.issuedLocations('phone-1')?.version).toBe(6);
+    expect((await srv.app.repo.issuedAddress('phone-1'))?.version).toBe(8);
+    expect((await srv.app.repo.issuedLocations('phone-1'))?.version).toBe(6);
   });
 
   it('floors at or below what was issued change nothing', async () => {
@@ -80,6 +80,6 @@ describe('the server issues above the floors a phone reports', () => {
     await new Promise((r) => setTimeout(r, 500));
     expect(addresses.length).toBe(before.address);
     expect(locations.length).toBe(before.locations);
-    expect(srv.app.repo.issuedAddress('phone-1')?.version).toBe(8);
+    expect((await srv.app.repo.issuedAddress('phone-1'))?.version).toBe(8);
   });
 });

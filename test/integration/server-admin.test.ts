@@ -390,9 +390,9 @@ describe('provisioning server: admin API', () => {
   it('keeps answering while a large bulk job runs', async () => {
     // 2,000 more users at HQ, then one list for everyone.
     const t = srv.app.repo;
-    t.transaction(() => {
+    await t.transaction(async () => {
       for (let i = 0; i < 2000; i++)
-        t.insertUser({
+        await t.insertUser({
           username: `bulk${i}`,
           displayName: `Bulk ${i}`,
           locationId: hqId,

@@ -60,10 +60,12 @@ describe.skipIf(gate.skip)('provisioning server with Mosquitto: ACL and shared s
     a = await make(`mqtt://127.0.0.1:${port}`);
     b = await make(`mqtt://127.0.0.1:${port}`);
     const { service, repo } = a;
-    service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
-    service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: smtp.port, security: 'none', from: 'e911@example.com' } });
-    const hq = service.createLocation('test', HQ);
-    service.createUser('test', {
+    await service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
+    await service.setNotificationSettings('test', {
+      smtp: { host: '127.0.0.1', port: smtp.port, security: 'none', from: 'e911@example.com' },
+    });
+    const hq = await service.createLocation('test', HQ);
+    await service.createUser('test', {
       username: 'alice',
       displayName: 'Alice',
       locationId: hq.id,
@@ -71,36 +73,31 @@ describe.skipIf(gate.skip)('provisioning server with Mosquitto: ACL and shared s
       deviceIds: ['phone-a'],
       emails: ['alice@example.com'],
     });
-    service.createUser('test', {
+    await service.createUser('test', {
       username: 'bob',
       displayName: 'Bob',
       locationId: hq.id,
       callback: '+14085550101',
       deviceIds: ['phone-b'],
     });
-    service.createUser('test', {
+    await service.createUser('test', {
       username: 'carol',
       displayName: 'Carol',
       locationId: hq.id,
       callback: '+14085550102',
       deviceIds: ['phone-c'],
     });
-    for (const id of ['phone-a', 'phone-b', 'phone-c']) creds[id] = service.issueCredentials('test', id);
-    service.setE911('test', true);
+    for (const id of ['phone-a', 'phone-b', 'phone-c']) creds[id] = await service.issueCredentials('test', id);
+    await service.setE911('test', true);
     // The files the server renders, as Mosquitto loads them.
     const conf = path.join(dir, 'mosquitto');
     mkdirSync(conf);
-    const files = a.brokerConfig(conf, [{ port, host: '127.0.0.1' }]);
+    const files = await a.brokerConfig(conf, [{ port, host: '127.0.0.1' }]);
     writeFileSync(path.join(conf, 'passwd'), files.passwd, { mode: 0o600 });
     writeFileSync(path.join(conf, 'acl'), files.acl);
     broker = await startMosquitto({ port, listener: false, extraConfig: files.conf.split('\n') });
-    expect(repo.deviceCredentials()).toHaveLength(3);
-    expect(
-      repo
-        .serverBrokerUsers()
-        .map((u) => u.username)
-        .sort(),
-    ).toEqual([a.brokerUser, b.brokerUser].sort());
+    expect(await repo.deviceCredentials()).toHaveLength(3);
+    expect((await repo.serverBrokerUsers()).map((u) => u.username).sort()).toEqual([a.brokerUser, b.brokerUser].sort());
 
     a.bus.on('event', (e) => seen.a.push(e));
     b.bus.on('event', (e) => seen.b.push(e));
@@ -136,8 +133,8 @@ describe.skipIf(gate.skip)('provisioning server with Mosquitto: ACL and shared s
 
   it('the agent logs in with its issued credentials and applies its signed address', async () => {
     await until(
-      () => {
-        const d = a.repo.device('phone-a');
+      async () => {
+        const d = await a.repo.device('phone-a');
         return d !== null && d.issuedVersion > 0 && d.appliedVersion === d.issuedVersion;
       },
       10_000,
@@ -180,11 +177,11 @@ describe.skipIf(gate.skip)('provisioning server with Mosquitto: ACL and shared s
       );
       expect(forgedPush).toBe(135);
       // The server pushes phone-b's address: phone-b gets it, phone-a's snooping subscriptions get nothing.
-      a.service.repush('test', 'phone-b');
+      await a.service.repush('test', 'phone-b');
       await until(() => bGot.includes(topicFor('phone-b', 'address/set')), 10_000, 'phone-b got no push');
       // phone-c's own push, sent after, arrives on the same connection: by then phone-b's would have too.
       await phoneA.subscribeAsync(topicFor('phone-c', 'address/set'), { qos: 1 });
-      a.service.repush('test', 'phone-c');
+      await a.service.repush('test', 'phone-c');
       await until(() => snooped.includes(topicFor('phone-c', 'address/set')), 10_000, 'phone-c got no push of its own');
       expect(snooped.filter((t) => !t.startsWith('e911/v1/phone-c/'))).toEqual([]);
       // Its own event still goes through, and the forged one never reached either server.
@@ -195,7 +192,7 @@ describe.skipIf(gate.skip)('provisioning server with Mosquitto: ACL and shared s
       );
       await until(() => [...seen.a, ...seen.b].some((e) => e.id === 'own-1'));
       expect([...seen.a, ...seen.b].some((e) => e.id === 'forged-1')).toBe(false);
-      expect(a.repo.event('forged-1')).toBeNull();
+      expect(await a.repo.event('forged-1')).toBeNull();
     } finally {
       await phoneA.endAsync();
       await phoneB.endAsync();
@@ -227,8 +224,16 @@ describe.skipIf(gate.skip)('provisioning server with Mosquitto: ACL and shared s
     const ids = [...seen.a, ...seen.b].map((e) => e.id);
     expect(new Set(ids).size).toBe(ids.length);
     // Each event: one email to the user, one to the location's admin; every row sent once.
-    const rows = () => ids.flatMap((id) => a.repo.notifications({ eventId: id })).filter((r) => r.channel === 'email');
-    await until(() => rows().length === 2 * n && rows().every((r) => r.status === 'sent'), 15_000, 'emails not all sent');
+    const rows = async () => {
+      const all = [];
+      for (const id of ids) all.push(...(await a.repo.notifications({ eventId: id })));
+      return all.filter((r) => r.channel === 'email');
+    };
+    await until(
+      async () => (await rows()).length === 2 * n && (await rows()).every((r) => r.status === 'sent'),
+      15_000,
+      'emails not all sent',
+    );
     const testMails = smtp.mails.filter((m) => m.subject.startsWith('Test Call Notification'));
     expect(testMails).toHaveLength(2 * n);
     for (const id of ids)

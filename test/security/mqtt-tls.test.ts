@@ -56,9 +56,9 @@ function connectOnce(target: string, o: mqtt.IClientOptions): Promise<void> {
   });
 }
 
-async function until(cond: () => boolean, why: string, ms = 10_000): Promise<void> {
+async function until(cond: () => boolean | Promise<boolean>, why: string, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out: ${why}`);
     await new Promise((r) => setTimeout(r, 25));
   }
@@ -97,18 +97,26 @@ describe.skipIf(gate.skip)('MQTT over TLS (Mosquitto, a CA made by the test)', (
       broker: { url, protocolVersion: 5, tls: { ca: pem(ca.cert), cert: pem(serverCert.cert), key: pem(serverCert.key) } },
       http: null,
     });
-    const hq = app.service.createLocation('test', HQ);
-    app.service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
-    app.service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: 2525, security: 'none', from: 'e911@example.com' } });
+    const hq = await app.service.createLocation('test', HQ);
+    await app.service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
+    await app.service.setNotificationSettings('test', {
+      smtp: { host: '127.0.0.1', port: 2525, security: 'none', from: 'e911@example.com' },
+    });
     creds = {};
     for (const [user, id] of [
       ['tess', 'phone-t'],
       ['uma', 'phone-u'],
     ] as const) {
-      app.service.createUser('test', { username: user, displayName: user, locationId: hq.id, callback: '+14085550100', deviceIds: [id] });
-      creds[id] = app.service.issueCredentials('test', id);
+      await app.service.createUser('test', {
+        username: user,
+        displayName: user,
+        locationId: hq.id,
+        callback: '+14085550100',
+        deviceIds: [id],
+      });
+      creds[id] = await app.service.issueCredentials('test', id);
     }
-    app.service.setE911('test', true);
+    await app.service.setE911('test', true);
     // The broker's files as an operator renders them: a TLS listener only, client certificates required.
     const conf = path.join(dir, 'mosq');
     const r = await cli([
@@ -172,13 +180,13 @@ describe.skipIf(gate.skip)('MQTT over TLS (Mosquitto, a CA made by the test)', (
 
   it('the server and the real agent talk over TLS: the signed address is applied, a call event is stored', async () => {
     expect(app.link.connected).toBe(true);
-    await until(() => {
-      const d = app.repo.device('phone-t');
+    await until(async () => {
+      const d = await app.repo.device('phone-t');
       return d !== null && d.issuedVersion > 0 && d.appliedVersion === d.issuedVersion;
     }, 'phone-t never applied its address over TLS');
     agent.emit('test-call', { callRef: 'tls-1', numberDialed: '933' });
     await until(
-      () => app.repo.events({ deviceId: 'phone-t', types: ['test-call'], limit: 10 }).length === 1,
+      async () => (await app.repo.events({ deviceId: 'phone-t', types: ['test-call'], limit: 10 })).length === 1,
       'the test call never reached the server over TLS',
     );
   });
@@ -245,18 +253,18 @@ describe('MQTT over TLS on the embedded broker (a CA made by the test)', () => {
       },
     });
     const { service } = srv.app;
-    service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
-    service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: 2525, security: 'none', from: 'e911@example.com' } });
-    const hq = service.createLocation('test', HQ);
+    await service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
+    await service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: 2525, security: 'none', from: 'e911@example.com' } });
+    const hq = await service.createLocation('test', HQ);
     creds = {};
     for (const [user, id] of [
       ['tess', 'phone-t'],
       ['uma', 'phone-u'],
     ] as const) {
-      service.createUser('test', { username: user, displayName: user, locationId: hq.id, callback: '+14085550100', deviceIds: [id] });
-      creds[id] = service.issueCredentials('test', id);
+      await service.createUser('test', { username: user, displayName: user, locationId: hq.id, callback: '+14085550100', deviceIds: [id] });
+      creds[id] = await service.issueCredentials('test', id);
     }
-    service.setE911('test', true);
+    await service.setE911('test', true);
     const phoneCert = ca.client('phone-t');
     const url = srv.app.brokerTlsUrl!;
     const setup = agentConfig(
@@ -287,13 +295,13 @@ describe('MQTT over TLS on the embedded broker (a CA made by the test)', () => {
   it('the real agent applies its signed address over the TLS listener; the plain one stays on loopback for the server', async () => {
     expect(srv.app.brokerTlsUrl).toMatch(/^mqtts:\/\/127\.0\.0\.1:\d+$/);
     expect(srv.app.brokerUrl).toMatch(/^mqtt:\/\/127\.0\.0\.1:\d+$/);
-    await until(() => {
-      const d = srv.app.repo.device('phone-t');
+    await until(async () => {
+      const d = await srv.app.repo.device('phone-t');
       return d !== null && d.issuedVersion > 0 && d.appliedVersion === d.issuedVersion;
     }, 'phone-t never applied its address over TLS');
     agent.emit('test-call', { callRef: 'aedes-tls-1', numberDialed: '933' });
     await until(
-      () => srv.app.repo.events({ deviceId: 'phone-t', types: ['test-call'], limit: 10 }).length === 1,
+      async () => (await srv.app.repo.events({ deviceId: 'phone-t', types: ['test-call'], limit: 10 })).length === 1,
       'the test call never reached the server over TLS',
     );
   });

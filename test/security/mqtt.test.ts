@@ -21,9 +21,9 @@ import { topicFor } from '../../provisioning/protocol/topics.js';
 if (!MOSQUITTO)
   console.warn('\n!!! SKIPPING the Mosquitto half of the MQTT attack suite: mosquitto is not installed (run scripts/setup.sh)\n');
 
-async function until(cond: () => boolean, ms = 10_000, why = ''): Promise<void> {
+async function until(cond: () => boolean | Promise<boolean>, ms = 10_000, why = ''): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out: ${why}`);
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -41,22 +41,22 @@ const PHONES = ['phone-a', 'phone-b', 'phone-m'];
 
 async function provision(app: ServerApp): Promise<Record<string, { username: string; password: string }>> {
   const { service } = app;
-  service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
+  await service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
   // No notice is sent in this suite (the phones' own events are diagnostics): a relay nobody runs will do.
-  service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: 9, security: 'none', from: 'e911@example.com' } });
-  const hq = service.createLocation('test', HQ);
-  PHONES.forEach((id, i) => {
-    service.createUser('test', {
+  await service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: 9, security: 'none', from: 'e911@example.com' } });
+  const hq = await service.createLocation('test', HQ);
+  for (const [i, id] of PHONES.entries()) {
+    await service.createUser('test', {
       username: `u${i}`,
       displayName: `User${i}`,
       locationId: hq.id,
       callback: `+1408555010${i}`,
       deviceIds: [id],
     });
-  });
+  }
   const creds: Record<string, { username: string; password: string }> = {};
-  for (const id of PHONES) creds[id] = service.issueCredentials('test', id);
-  service.setE911('test', true);
+  for (const id of PHONES) creds[id] = await service.issueCredentials('test', id);
+  await service.setE911('test', true);
   return creds;
 }
 
@@ -97,7 +97,7 @@ async function mosquittoRig(): Promise<Rig> {
   const creds = await provision(app);
   const conf = path.join(dir, 'mosquitto');
   mkdirSync(conf);
-  const files = app.brokerConfig(conf, [{ port, host: '127.0.0.1' }]);
+  const files = await app.brokerConfig(conf, [{ port, host: '127.0.0.1' }]);
   writeFileSync(path.join(conf, 'passwd'), files.passwd, { mode: 0o600 });
   writeFileSync(path.join(conf, 'acl'), files.acl);
   const broker: Mosquitto = await startMosquitto({ port, listener: false, extraConfig: files.conf.split('\n') });
@@ -163,7 +163,7 @@ describe.each([
   /** One round trip through the server and the victim: the server pushes to phone-a, phone-a gets it. */
   const victimRoundTrip = async () => {
     const before = victimGot.length;
-    rig.app.service.repush('test', 'phone-a');
+    await rig.app.service.repush('test', 'phone-a');
     await until(() => victimGot.length > before, 10_000, 'phone-a got no push');
   };
 
@@ -181,7 +181,7 @@ describe.each([
       JSON.stringify({ v: 1, state: 'online', deviceId: 'phone-a', ts: new Date().toISOString(), agentVersion: 'test' }),
       { qos: 1, retain: true },
     );
-    await until(() => rig.app.repo.device('phone-a')?.online === true, 10_000, 'phone-a never online');
+    await until(async () => (await rig.app.repo.device('phone-a'))?.online === true, 10_000, 'phone-a never online');
   });
   afterAll(async () => {
     await victim?.endAsync();
@@ -211,8 +211,8 @@ describe.each([
     expect(victimClosed).toBe(0);
     expect(rig.app.link.connected).toBe(true);
     await victim.publishAsync(topicFor('phone-a', 'events'), event('after-takeover', 'phone-a', 'diagnostics'), { qos: 1 });
-    await until(() => rig.app.repo.event('after-takeover') !== null, 10_000, "the server lost phone-a's event");
-    expect(rig.app.repo.event('takeover-phone-a')).toBeNull();
+    await until(async () => (await rig.app.repo.event('after-takeover')) !== null, 10_000, "the server lost phone-a's event");
+    expect(await rig.app.repo.event('takeover-phone-a')).toBeNull();
   });
 
   it.skipIf(skip)('cannot log in as the server or with a reserved device id', async () => {
@@ -224,11 +224,11 @@ describe.each([
         password: rig.creds['phone-m']!.password,
       }),
     ).toMatch(/Not authorized|Bad user ?name or password/i);
-    expect(() => rig.app.service.issueCredentials('test', 'e911-server-evil')).toThrow(/reserved/);
-    expect(() => rig.app.service.issueCredentials('test', 'E911-Server')).toThrow(/reserved/);
-    expect(() => rig.app.service.createUser('test', { username: 'eve', displayName: 'Eve', deviceIds: ['e911-server-main'] })).toThrow(
-      /reserved/,
-    );
+    await expect(rig.app.service.issueCredentials('test', 'e911-server-evil')).rejects.toThrow(/reserved/);
+    await expect(rig.app.service.issueCredentials('test', 'E911-Server')).rejects.toThrow(/reserved/);
+    await expect(
+      rig.app.service.createUser('test', { username: 'eve', displayName: 'Eve', deviceIds: ['e911-server-main'] }),
+    ).rejects.toThrow(/reserved/);
   });
 
   it.skipIf(skip)("cannot publish to another phone's topics, as the phone or as the server", async () => {
@@ -249,12 +249,12 @@ describe.each([
     // Nothing forged arrived anywhere: a round trip through the victim comes after it all.
     await victimRoundTrip();
     expect(victimGot.every((t) => t === topicFor('phone-a', 'address/set'))).toBe(true);
-    expect(rig.app.repo.event('forged-event')).toBeNull();
-    expect(rig.app.repo.device('phone-a')?.online).toBe(true);
+    expect(await rig.app.repo.event('forged-event')).toBeNull();
+    expect((await rig.app.repo.device('phone-a'))?.online).toBe(true);
     // The attacker's own topics still work: the refusals are about whose topics, not about it.
     const c = await attacker();
     expect(await attemptPublish(c, topicFor('phone-m', 'events'), event('own-event', 'phone-m', 'diagnostics'))).toBe('accepted');
-    await until(() => rig.app.repo.event('own-event') !== null);
+    await until(async () => (await rig.app.repo.event('own-event')) !== null);
     c.end(true);
   });
 
@@ -288,14 +288,14 @@ describe.each([
     for (let i = 0; i < n; i++)
       await victim.publishAsync(topicFor('phone-a', 'events'), event(`snoop-${i}`, 'phone-a', 'diagnostics'), { qos: 1 });
     await until(
-      () => Array.from({ length: n }, (_, i) => rig.app.repo.event(`snoop-${i}`)).every((e) => e !== null),
+      async () => (await Promise.all(Array.from({ length: n }, (_, i) => rig.app.repo.event(`snoop-${i}`)))).every((e) => e !== null),
       10_000,
       'the server did not get every event (a share group took some?)',
     );
     await victimRoundTrip();
     // The attacker's own push, published after all that, arrives on the same connection.
     await c.subscribeAsync(topicFor('phone-m', 'address/set'), { qos: 1 });
-    rig.app.service.repush('test', 'phone-m');
+    await rig.app.service.repush('test', 'phone-m');
     await until(() => got.includes(topicFor('phone-m', 'address/set')), 10_000, 'phone-m got no push of its own');
     expect(got.filter((t) => !t.startsWith('e911/v1/phone-m/'))).toEqual([]);
     c.end(true);
@@ -322,8 +322,8 @@ describe.each([
     // Either way (refused at connect, or the will refused when it fires), phone-a stays online.
     await victimRoundTrip();
     await victim.publishAsync(topicFor('phone-a', 'events'), event('after-will', 'phone-a', 'diagnostics'), { qos: 1 });
-    await until(() => rig.app.repo.event('after-will') !== null);
-    expect(rig.app.repo.device('phone-a')?.online).toBe(true);
+    await until(async () => (await rig.app.repo.event('after-will')) !== null);
+    expect((await rig.app.repo.device('phone-a'))?.online).toBe(true);
     expect(victimClosed).toBe(0);
   });
 });

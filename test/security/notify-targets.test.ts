@@ -100,7 +100,7 @@ describe("notification targets on the server's own networks (SSRF)", () => {
           ]);
         }
       }
-      const stored = srv.app.repo.notificationSettings();
+      const stored = await srv.app.repo.notificationSettings();
       expect([stored.sms ?? null, stored.webhook ?? null]).toEqual([null, null]);
     });
 

@@ -303,7 +303,7 @@ describe.skipIf(gate.skip)('admin portal: stored markup is text, the CSP holds, 
     expect(await page.getByLabel('Webhook URL').getAttribute('aria-invalid')).toBe('true');
     // biome-ignore lint/performance/useDomNodeTextContent: Playwright's innerText() is the rendered text the test is about, not a DOM property
     expect(await page.locator('main').innerText()).toContain('169.254.169.254 is a link-local address');
-    expect(h.srv.app.repo.notificationSettings().webhook ?? null).toBeNull();
+    expect((await h.srv.app.repo.notificationSettings()).webhook ?? null).toBeNull();
     await clean(page, 'notifications after a refused save');
   });
 
@@ -346,7 +346,7 @@ describe.skipIf(gate.skip)('admin portal: stored markup is text, the CSP holds, 
         const page = await h.newPage();
         const before = await auditCount();
         const account = await h.srv.api.get<{ e911Enabled: boolean }>('/api/account');
-        const hash = h.srv.app.repo.deviceCredential('xss-phone');
+        const hash = await h.srv.app.repo.deviceCredential('xss-phone');
         expect(hash).toBeTruthy();
         for (const path of ['/credentials', '/e911']) {
           const answered = page.waitForResponse((r) => r.url().startsWith(apiUrl) && r.request().method() === 'POST');
@@ -360,7 +360,7 @@ describe.skipIf(gate.skip)('admin portal: stored markup is text, the CSP holds, 
         // Nothing changed: the phone's password still works, E911 as it was, nothing audited.
         expect(await auditCount()).toBe(before);
         expect((await h.srv.api.get<{ e911Enabled: boolean }>('/api/account')).e911Enabled).toBe(account.e911Enabled);
-        expect(h.srv.app.repo.deviceCredential('xss-phone')).toBe(hash);
+        expect(await h.srv.app.repo.deviceCredential('xss-phone')).toBe(hash);
         // The same session from the portal's own page still works (the refusals were about origin).
         const own = await h.page.evaluate<number>("fetch('/api/phones/xss-phone/push', { method: 'POST' }).then((r) => r.status)");
         expect(own).toBe(202);

@@ -66,15 +66,15 @@ describe.skipIf(gate.skip)('e911-server push against Mosquitto', () => {
       broker: { url: `mqtt://127.0.0.1:${port}`, protocolVersion: 5 },
       http: null,
     });
-    const hq = app.service.createLocation('test', HQ);
-    app.service.createUser('test', {
+    const hq = await app.service.createLocation('test', HQ);
+    await app.service.createUser('test', {
       username: 'pat',
       displayName: 'Pat',
       locationId: hq.id,
       callback: '+14085550100',
       deviceIds: ['desk-p'],
     });
-    const creds = app.service.issueCredentials('test', 'desk-p');
+    const creds = await app.service.issueCredentials('test', 'desk-p');
     // The files as an operator makes them: the CLI, on the same data folder.
     const conf = path.join(dir, 'mosq');
     const rendered = await cli(['--data', data, 'broker-config', '--out', conf, '--listen', `127.0.0.1:${port}`]);

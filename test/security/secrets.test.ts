@@ -89,7 +89,7 @@ describe('notification secrets and targets', () => {
     const r = await srv.api.call<{ secretsDropped?: string[] }>('PUT', '/api/account/notifications', keep);
     expect(r.status).toBe(200);
     expect(r.body.secretsDropped).toBeUndefined();
-    expect(srv.app.repo.notificationSettings().call).toMatchObject({ repeats: 2, username: 'e911', password: CALL_PASSWORD });
+    expect((await srv.app.repo.notificationSettings()).call).toMatchObject({ repeats: 2, username: 'e911', password: CALL_PASSWORD });
     expect(await testSend('sms')).toMatchObject({ ok: true });
     expect(await testSend('webhook')).toMatchObject({ ok: true });
     const sms = provider.requests.find((q) => q.url === '/sms')!;
@@ -109,7 +109,7 @@ describe('notification secrets and targets', () => {
     });
     expect(moved.status).toBe(200);
     expect(moved.body.secretsDropped?.sort()).toEqual(['call.password', 'sms.password', 'smtp.password', 'webhook.secret']);
-    const stored = srv.app.repo.notificationSettings();
+    const stored = await srv.app.repo.notificationSettings();
     expect(stored.call?.password).toBeUndefined();
     expect(stored.smtp?.password).toBeUndefined();
     expect(stored.sms?.password).toBeUndefined();
@@ -132,7 +132,7 @@ describe('notification secrets and targets', () => {
       { field: 'webhook.header.value', reason: 'is required again: the URL changed, so the stored value was not kept' },
     ]);
     // The refused save changed nothing.
-    expect(srv.app.repo.notificationSettings().webhook?.url).toBe(`${provider.url}/hook`);
+    expect((await srv.app.repo.notificationSettings()).webhook?.url).toBe(`${provider.url}/hook`);
   });
 
   it('follows no redirect: the credentials never reach where it points', async () => {

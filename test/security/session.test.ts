@@ -116,10 +116,10 @@ describe('portal sessions', () => {
   });
 
   it('ends when its token is revoked', async () => {
-    const token = srv.app.createToken('temp');
+    const token = await srv.app.createToken('temp');
     const pair = sessionPair(cookieOf(await login(token)));
     expect((await request(`${base}/api/account`, 'GET', { cookie: pair })).status).toBe(200);
-    srv.app.repo.revokeToken(srv.app.repo.tokens().find((t) => t.name === 'temp')!.id);
+    await srv.app.repo.revokeToken((await srv.app.repo.tokens()).find((t) => t.name === 'temp')!.id);
     expect((await request(`${base}/api/account`, 'GET', { cookie: pair })).status).toBe(401);
   });
 

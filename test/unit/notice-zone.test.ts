@@ -31,7 +31,10 @@ const LOCATIONS = [
 
 const civicOf = (id: number) => LOCATIONS.find((l) => l.id === id)?.civic ?? null;
 /** The repo as zoneLookup reads it. */
-const zoneOf = zoneLookup({ ipGroupsOfLocations: () => LOCATIONS, location: (id) => LOCATIONS.find((l) => l.id === id) ?? null });
+const zoneOf = await zoneLookup({
+  ipGroupsOfLocations: async () => LOCATIONS,
+  location: async (id) => LOCATIONS.find((l) => l.id === id) ?? null,
+});
 
 describe('zone of an address', () => {
   it('is the most specific IP group over every location, v4 and v6', () => {

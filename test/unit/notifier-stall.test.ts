@@ -17,9 +17,9 @@ afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
 });
 
-async function until(cond: () => boolean, why: string, ms = 10_000): Promise<void> {
+async function until(cond: () => boolean | Promise<boolean>, why: string, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out: ${why}`);
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -31,9 +31,9 @@ describe('notifier with a send that never returns', () => {
     const repo = new Repo({ dataDir: dir });
     cleanup.push(
       () => rmSync(dir, { recursive: true, force: true }),
-      () => repo.close(),
+      async () => await repo.close(),
     );
-    repo.setNotificationSettings({
+    await repo.setNotificationSettings({
       smtp: {
         host: 'relay.example',
         port: 25,
@@ -45,7 +45,7 @@ describe('notifier with a send that never returns', () => {
       sms: { url: 'https://sms.example/send', username: undefined, from: '+14085550000' },
       webhook: null,
     });
-    repo.insertEvent({
+    await repo.insertEvent({
       id: 'ev-1',
       deviceId: 'p',
       type: 'emergency-call',
@@ -54,8 +54,8 @@ describe('notifier with a send that never returns', () => {
       locationId: null,
       data: {},
     });
-    repo.addNotification('ev-1', 'email', 'stuck@example.com');
-    repo.addNotification('ev-1', 'sms', '+14085550123');
+    await repo.addNotification('ev-1', 'email', 'stuck@example.com');
+    await repo.addNotification('ev-1', 'sms', '+14085550123');
 
     let emailCalls = 0;
     let closes = 0;
@@ -82,18 +82,18 @@ describe('notifier with a send that never returns', () => {
       retry: { baseMs: 20, maxMs: 40, maxAttempts: 10 },
       sendTimeoutMs: 1_000,
     });
-    notifier.start();
+    await notifier.start();
     cleanup.push(() => notifier.stop());
-    const row = (channel: string) => repo.notifications({ eventId: 'ev-1' }).find((n) => n.channel === channel)!;
+    const row = async (channel: string) => (await repo.notifications({ eventId: 'ev-1' })).find((n) => n.channel === channel)!;
 
     // The SMS row is retried and sent while the email send is still hanging.
-    await until(() => row('sms').status === 'sent', 'the SMS waited behind the stuck email');
+    await until(async () => (await row('sms')).status === 'sent', 'the SMS waited behind the stuck email');
     expect(smsCalls).toBe(3);
-    expect(row('email')).toMatchObject({ status: 'sending', attempts: 1 });
+    expect(await row('email')).toMatchObject({ status: 'sending', attempts: 1 });
     // The stuck send gives up after sendTimeoutMs, drops the transport, and the retry goes out.
-    await until(() => row('email').status === 'sent', 'the stuck email was never tried again');
+    await until(async () => (await row('email')).status === 'sent', 'the stuck email was never tried again');
     expect(emailCalls).toBe(2);
     expect(closes).toBeGreaterThanOrEqual(1);
-    expect(row('email')).toMatchObject({ attempts: 2, providerId: 'mail-2' });
+    expect(await row('email')).toMatchObject({ attempts: 2, providerId: 'mail-2' });
   });
 });

@@ -9,9 +9,9 @@ import { Notifier } from '../../provisioning/server/notify/notifier.js';
 import { locationInputSchema, userInputSchema } from '../../provisioning/server/validation.js';
 import { silentLog } from '../helpers/log.js';
 
-const cleanup: (() => void)[] = [];
-afterEach(() => {
-  for (const f of cleanup.splice(0).reverse()) f();
+const cleanup: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
 });
 
 const site = (code: string) =>
@@ -23,27 +23,27 @@ const site = (code: string) =>
   });
 
 describe('notification planning at a large site', () => {
-  it('texts the mobiles of the people at the location, in user order, without reading every user', () => {
+  it('texts the mobiles of the people at the location, in user order, without reading every user', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-mobiles-'));
     const repo = new Repo({ dataDir: dir });
     cleanup.push(
       () => rmSync(dir, { recursive: true, force: true }),
-      () => repo.close(),
+      async () => await repo.close(),
     );
-    repo.setNotificationSettings({
+    await repo.setNotificationSettings({
       smtp: null,
       sms: { url: 'https://sms.example/send', username: undefined, from: '+14085550000' },
       webhook: null,
     });
-    const hq = repo.insertLocation(site('HQ'));
-    const other = repo.insertLocation(site('B2'));
-    const add = (username: string, locationId: number, mobile?: string) =>
-      repo.insertUser(userInputSchema.parse({ username, displayName: username, locationId, ...(mobile ? { mobile } : {}) }));
-    const caller = add('caller', hq);
-    add('b', hq, '+14085550102');
-    add('elsewhere', other, '+14085550199');
-    add('a', hq, '+14085550101');
-    repo.insertEvent({
+    const hq = await repo.insertLocation(site('HQ'));
+    const other = await repo.insertLocation(site('B2'));
+    const add = async (username: string, locationId: number, mobile?: string) =>
+      await repo.insertUser(userInputSchema.parse({ username, displayName: username, locationId, ...(mobile ? { mobile } : {}) }));
+    const caller = await add('caller', hq);
+    await add('b', hq, '+14085550102');
+    await add('elsewhere', other, '+14085550199');
+    await add('a', hq, '+14085550101');
+    await repo.insertEvent({
       id: 'ev-1',
       deviceId: 'p',
       type: 'emergency-call',
@@ -63,9 +63,9 @@ describe('notification planning at a large site', () => {
       sms: { send: async () => 's' },
       webhook: { send: async () => 'w' },
     });
-    notifier.plan(repo.event('ev-1')!);
-    expect(repo.mobilesAt(hq)).toEqual(['+14085550102', '+14085550101']);
-    const rows = repo.claimDueNotifications(100, 60_000);
+    await notifier.plan((await repo.event('ev-1'))!);
+    expect(await repo.mobilesAt(hq)).toEqual(['+14085550102', '+14085550101']);
+    const rows = await repo.claimDueNotifications(100, 60_000);
     expect(rows.filter((r) => r.channel === 'sms').map((r) => r.recipient)).toEqual(['+14085550102', '+14085550101']);
   });
 });

@@ -12,14 +12,14 @@ import type { ProvisioningServer } from '../../provisioning/server/server.js';
 import { documentHash } from '../../provisioning/protocol/signing.js';
 import { silentLog } from '../helpers/log.js';
 
-const cleanup: (() => void)[] = [];
-afterEach(() => {
-  for (const f of cleanup.splice(0).reverse()) f();
+const cleanup: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
 });
 
 const doc = (version: number) => ({ v: 1, deviceId: 'desk-1', version, civic: { country: 'US', A1: 'CA' } });
-const issue = (repo: Repo, version: number) =>
-  repo.recordIssuedAddress('desk-1', version, `h${version}`, JSON.stringify({ doc: doc(version) }), new Date().toISOString());
+const issue = async (repo: Repo, version: number) =>
+  await repo.recordIssuedAddress('desk-1', version, `h${version}`, JSON.stringify({ doc: doc(version) }), new Date().toISOString());
 const state = (version: number) => ({ v: 1 as const, version, hash: documentHash(doc(version)), appliedAt: null });
 
 describe('address versions with several server instances', () => {
@@ -28,23 +28,23 @@ describe('address versions with several server instances', () => {
     const repo = new Repo({ dataDir: dir });
     cleanup.push(
       () => rmSync(dir, { recursive: true, force: true }),
-      () => repo.close(),
+      async () => await repo.close(),
     );
     // E911 is off: nothing is published, so no link is reached.
     const link = {} as ProvisioningServer;
     const a = new Pusher({ repo, link, log: silentLog() });
-    repo.ensureDevice('desk-1');
-    issue(repo, 3);
-    a.onAddressState('desk-1', state(3)); // instance A now remembers version 3
+    await repo.ensureDevice('desk-1');
+    await issue(repo, 3);
+    await a.onAddressState('desk-1', state(3)); // instance A now remembers version 3
     await a.idle();
-    issue(repo, 4); // instance B issued version 4 since
-    a.onAddressState('desk-1', state(4)); // the phone applied B's version; its report reaches A
+    await issue(repo, 4); // instance B issued version 4 since
+    await a.onAddressState('desk-1', state(4)); // the phone applied B's version; its report reaches A
     await a.idle();
-    expect(repo.issuedAddress('desk-1')).toMatchObject({ version: 4, contentHash: 'h4' });
+    expect(await repo.issuedAddress('desk-1')).toMatchObject({ version: 4, contentHash: 'h4' });
 
     // A phone really ahead of the database (restored from a backup) is still issued above.
-    a.onAddressState('desk-1', state(7));
+    await a.onAddressState('desk-1', state(7));
     await a.idle();
-    expect(repo.issuedAddress('desk-1')).toMatchObject({ version: 7, contentHash: 'stale' });
+    expect(await repo.issuedAddress('desk-1')).toMatchObject({ version: 7, contentHash: 'stale' });
   });
 });

@@ -109,13 +109,13 @@ describe('the column readers', () => {
 });
 
 describe('each stored type read back through Repo', () => {
-  it('a device: every field from its own column', () => {
+  it('a device: every field from its own column', async () => {
     const { repo, dir } = repoAt();
-    repo.ensureDevice('p1'); // created_at :01
-    repo.recordIssuedAddress('p1', 7, 'addr-hash', 'signed-doc', '2026-02-02T00:00:00.000Z');
-    repo.recordIssuedLocations('p1', 5, 'loc-hash');
-    repo.setDeviceStatus('p1', true, '3.1.4'); // last_seen :02
-    repo.setDeviceApplied('p1', 6, 'applied-hash', '2026-03-03T00:00:00.000Z');
+    await repo.ensureDevice('p1'); // created_at :01
+    await repo.recordIssuedAddress('p1', 7, 'addr-hash', 'signed-doc', '2026-02-02T00:00:00.000Z');
+    await repo.recordIssuedLocations('p1', 5, 'loc-hash');
+    await repo.setDeviceStatus('p1', true, '3.1.4'); // last_seen :02
+    await repo.setDeviceApplied('p1', 6, 'applied-hash', '2026-03-03T00:00:00.000Z');
     const report: LocationPayload = {
       v: 1,
       ts: '2026-01-01T00:00:03.500Z',
@@ -130,10 +130,10 @@ describe('each stored type read back through Repo', () => {
         disagreement: null,
       },
     };
-    repo.setDeviceLocationReport('p1', report); // :04 (its ensureDevice reads the clock first)
-    repo.setDeviceMismatch('p1', { fields: ['street'] }); // :06
-    repo.setDeviceDisagreement('p1', { state: 'open' }, '2026-04-04T00:00:00.000Z');
-    repo.setDeviceCredential('p1', 'mosq-hash'); // :09
+    await repo.setDeviceLocationReport('p1', report); // :04 (its ensureDevice reads the clock first)
+    await repo.setDeviceMismatch('p1', { fields: ['street'] }); // :06
+    await repo.setDeviceDisagreement('p1', { state: 'open' }, '2026-04-04T00:00:00.000Z');
+    await repo.setDeviceCredential('p1', 'mosq-hash'); // :09
     const ack = {
       version: 6,
       hash: 'applied-hash',
@@ -142,10 +142,10 @@ describe('each stored type read back through Repo', () => {
       via: 'keypad',
       userId: 12,
     };
-    expect(repo.setNoticeAck('p1', ack)).toBe(true);
+    expect(await repo.setNoticeAck('p1', ack)).toBe(true);
     // An acknowledgement of an older address arriving late changes nothing.
-    expect(repo.setNoticeAck('p1', { ...ack, version: 5, hash: 'old', acknowledgedAt: '2026-03-04T00:00:00.000Z' })).toBe(false);
-    expect(repo.device('p1')).toEqual({
+    expect(await repo.setNoticeAck('p1', { ...ack, version: 5, hash: 'old', acknowledgedAt: '2026-03-04T00:00:00.000Z' })).toBe(false);
+    expect(await repo.device('p1')).toEqual({
       deviceId: 'p1',
       userId: null,
       online: true,
@@ -167,9 +167,9 @@ describe('each stored type read back through Repo', () => {
       noticeAck: ack,
       createdAt: '2026-01-01T00:00:01.000Z',
     });
-    expect(repo.issuedAddress('p1')).toEqual({ version: 7, contentHash: 'addr-hash', signed: 'signed-doc' });
-    expect(repo.issuedLocations('p1')).toEqual({ version: 5, contentHash: 'loc-hash' });
-    expect(repo.pushContexts(['p1']).get('p1')).toEqual({
+    expect(await repo.issuedAddress('p1')).toEqual({ version: 7, contentHash: 'addr-hash', signed: 'signed-doc' });
+    expect(await repo.issuedLocations('p1')).toEqual({ version: 5, contentHash: 'loc-hash' });
+    expect((await repo.pushContexts(['p1'])).get('p1')).toEqual({
       deviceId: 'p1',
       userId: null,
       displayName: null,
@@ -184,13 +184,13 @@ describe('each stored type read back through Repo', () => {
       locationsVersion: 5,
       locationsHash: 'loc-hash',
     });
-    repo.close();
+    await repo.close();
     // The NULLs a fresh row holds, written straight to the file: nulls, not undefined or "null".
     const db = new Database(path.join(dir, 'server.db'));
     db.prepare("INSERT INTO devices (device_id, created_at) VALUES ('p2', 'c')").run();
     db.close();
     const again = new Repo({ dataDir: dir });
-    expect(again.device('p2')).toMatchObject({
+    expect(await again.device('p2')).toMatchObject({
       userId: null,
       online: false,
       lastSeen: null,
@@ -201,12 +201,12 @@ describe('each stored type read back through Repo', () => {
       credentialsIssuedAt: null,
       noticeAck: null,
     });
-    again.close();
+    await again.close();
   });
 
-  it('a location, a user and their CSV row', () => {
+  it('a location, a user and their CSV row', async () => {
     const { repo } = repoAt();
-    const id = repo.insertLocation({
+    const id = await repo.insertLocation({
       code: 'HQ',
       name: 'Head office',
       address: {
@@ -230,7 +230,7 @@ describe('each stored type read back through Repo', () => {
       smsNumbers: ['+15550100'],
       language: 'fr-CA',
     });
-    const location = repo.location(id)!;
+    const location = (await repo.location(id))!;
     expect(location).toMatchObject({
       id,
       code: 'HQ',
@@ -271,7 +271,7 @@ describe('each stored type read back through Repo', () => {
       ROOM: '301',
     });
 
-    const userId = repo.insertUser({
+    const userId = await repo.insertUser({
       username: 'ann',
       displayName: 'Ann Lee',
       extension: '101',
@@ -283,9 +283,9 @@ describe('each stored type read back through Repo', () => {
       emails: ['ann@example.com'],
       deviceIds: [],
     });
-    repo.setUserDevices(userId, ['phone-b', 'phone-a']);
-    repo.setUserLocation(userId, id); // updated_at moves past created_at
-    expect(repo.user(userId)).toEqual({
+    await repo.setUserDevices(userId, ['phone-b', 'phone-a']);
+    await repo.setUserLocation(userId, id); // updated_at moves past created_at
+    expect(await repo.user(userId)).toEqual({
       id: userId,
       username: 'ann',
       displayName: 'Ann Lee',
@@ -306,7 +306,7 @@ describe('each stored type read back through Repo', () => {
       room: 'Office',
       timeZone: 'America/Chicago',
     };
-    const ben = repo.insertUser({
+    const ben = await repo.insertUser({
       username: 'ben',
       displayName: 'Ben Ho',
       locationId: null,
@@ -317,12 +317,12 @@ describe('each stored type read back through Repo', () => {
       emails: [],
       deviceIds: [],
     } as never);
-    expect(repo.user(ben)).toMatchObject({ locationId: null, ownAddress: home });
+    expect(await repo.user(ben)).toMatchObject({ locationId: null, ownAddress: home });
     // A location picked on the phone replaces the own address: a user has one or the other.
-    repo.setUserLocation(ben, id);
-    expect(repo.user(ben)).toMatchObject({ locationId: id, ownAddress: null });
-    repo.deleteUser(ben);
-    expect(repo.csvUserRows()).toEqual([
+    await repo.setUserLocation(ben, id);
+    expect(await repo.user(ben)).toMatchObject({ locationId: id, ownAddress: null });
+    await repo.deleteUser(ben);
+    expect(await repo.csvUserRows()).toEqual([
       {
         id: userId,
         username: 'ann',
@@ -333,14 +333,14 @@ describe('each stored type read back through Repo', () => {
         emails: ['ann@example.com'],
       },
     ]);
-    repo.close();
+    await repo.close();
   });
 
-  it('an account, an event, a notification, a job, an upload, an audit entry and a token', () => {
+  it('an account, an event, a notification, a job, an upload, an audit entry and a token', async () => {
     const { repo } = repoAt();
-    repo.updateAccount({ name: 'Acme', contactEmail: 'ops@example.com', recommendations: true, elinCallback: false });
-    repo.setE911(true);
-    expect(repo.account()).toMatchObject({
+    await repo.updateAccount({ name: 'Acme', contactEmail: 'ops@example.com', recommendations: true, elinCallback: false });
+    await repo.setE911(true);
+    expect(await repo.account()).toMatchObject({
       name: 'Acme',
       contactEmail: 'ops@example.com',
       e911Enabled: true,
@@ -351,17 +351,22 @@ describe('each stored type read back through Repo', () => {
       emergencyContacts: [],
     });
     const cb = { number: '+14085550100', displayName: 'Acme Security', language: 'es' };
-    repo.updateAccount({ defaultCallback: cb, emergencyContacts: ['desk@example.com'] });
+    await repo.updateAccount({ defaultCallback: cb, emergencyContacts: ['desk@example.com'] });
     // Left out: kept; null: removed.
-    repo.updateAccount({ name: 'Acme' });
-    expect(repo.account()).toMatchObject({ defaultCallback: cb, emergencyContacts: ['desk@example.com'] });
-    repo.updateAccount({ defaultCallback: null });
-    expect(repo.account().defaultCallback).toBeNull();
-    expect(repo.account().e911ChangedAt).toMatch(/^2026-01-01T/);
-    repo.setNotificationSettings({ smtp: null, sms: null, webhook: { url: 'https://hooks.example.com/x' } as never });
-    expect(repo.notificationSettings()).toEqual({ smtp: null, sms: null, webhook: { url: 'https://hooks.example.com/x' }, call: null });
+    await repo.updateAccount({ name: 'Acme' });
+    expect(await repo.account()).toMatchObject({ defaultCallback: cb, emergencyContacts: ['desk@example.com'] });
+    await repo.updateAccount({ defaultCallback: null });
+    expect((await repo.account()).defaultCallback).toBeNull();
+    expect((await repo.account()).e911ChangedAt).toMatch(/^2026-01-01T/);
+    await repo.setNotificationSettings({ smtp: null, sms: null, webhook: { url: 'https://hooks.example.com/x' } as never });
+    expect(await repo.notificationSettings()).toEqual({
+      smtp: null,
+      sms: null,
+      webhook: { url: 'https://hooks.example.com/x' },
+      call: null,
+    });
 
-    repo.insertEvent({
+    await repo.insertEvent({
       id: 'ev-1',
       deviceId: 'p1',
       type: 'emergency-call',
@@ -370,7 +375,7 @@ describe('each stored type read back through Repo', () => {
       locationId: null,
       data: { dialed: '911' },
     });
-    expect(repo.event('ev-1')).toEqual({
+    expect(await repo.event('ev-1')).toEqual({
       id: 'ev-1',
       deviceId: 'p1',
       type: 'emergency-call',
@@ -381,10 +386,10 @@ describe('each stored type read back through Repo', () => {
       data: { dialed: '911' },
     });
 
-    repo.addNotification('ev-1', 'sms', '+15550199');
-    const [n] = repo.claimDueNotifications(5, 60_000, 'srv/boot');
-    repo.notificationFailed(n!.id, 'carrier said no', new Date('2026-06-06T00:00:00.000Z'));
-    expect(repo.notifications()[0]).toMatchObject({
+    await repo.addNotification('ev-1', 'sms', '+15550199');
+    const [n] = await repo.claimDueNotifications(5, 60_000, 'srv/boot');
+    await repo.notificationFailed(n!.id, 'carrier said no', new Date('2026-06-06T00:00:00.000Z'));
+    expect((await repo.notifications())[0]).toMatchObject({
       eventId: 'ev-1',
       channel: 'sms',
       recipient: '+15550199',
@@ -400,12 +405,12 @@ describe('each stored type read back through Repo', () => {
     });
 
     // Security-desk calls: one acknowledged (a 1 pressed), one answered and never acknowledged.
-    repo.addNotification('ev-1', 'call', 'sip:desk@pbx.example');
-    repo.addNotification('ev-1', 'call', '+15550123');
-    const calls = repo.claimDueNotifications(5, 60_000, 'srv/boot').filter((x) => x.channel === 'call');
-    repo.notificationAcknowledged(calls[0]!.id, 'call-id-1', { at: '2026-06-06T00:00:05.000Z', method: 'rfc2833', plays: 1 });
-    repo.notificationUnacknowledged(calls[1]!.id, 'call-id-2', 4, 'played 4 times, not acknowledged');
-    const byRecipient = new Map(repo.notifications().map((x) => [x.recipient, x]));
+    await repo.addNotification('ev-1', 'call', 'sip:desk@pbx.example');
+    await repo.addNotification('ev-1', 'call', '+15550123');
+    const calls = (await repo.claimDueNotifications(5, 60_000, 'srv/boot')).filter((x) => x.channel === 'call');
+    await repo.notificationAcknowledged(calls[0]!.id, 'call-id-1', { at: '2026-06-06T00:00:05.000Z', method: 'rfc2833', plays: 1 });
+    await repo.notificationUnacknowledged(calls[1]!.id, 'call-id-2', 4, 'played 4 times, not acknowledged');
+    const byRecipient = new Map((await repo.notifications()).map((x) => [x.recipient, x]));
     expect(byRecipient.get(calls[0]!.recipient)).toMatchObject({
       status: 'sent',
       providerId: 'call-id-1',
@@ -415,13 +420,13 @@ describe('each stored type read back through Repo', () => {
     });
     expect(byRecipient.get(calls[1]!.recipient)).toMatchObject({ status: 'unacknowledged', plays: 4, acknowledgedAt: null });
     // Final: an unacknowledged call is not claimed again.
-    expect(repo.claimDueNotifications(5, 60_000, 'srv/boot')).toEqual([]);
+    expect(await repo.claimDueNotifications(5, 60_000, 'srv/boot')).toEqual([]);
 
-    const jobId = repo.createJob('push', 'admin', { all: true }, 4);
-    repo.claimJob();
-    repo.jobProgress(jobId, 2);
-    repo.finishJob(jobId, { pushed: 2 }, 'half failed');
-    const job = repo.job(jobId)!;
+    const jobId = await repo.createJob('push', 'admin', { all: true }, 4);
+    await repo.claimJob();
+    await repo.jobProgress(jobId, 2);
+    await repo.finishJob(jobId, { pushed: 2 }, 'half failed');
+    const job = (await repo.job(jobId))!;
     expect(job).toMatchObject({
       id: jobId,
       kind: 'push',
@@ -435,9 +440,9 @@ describe('each stored type read back through Repo', () => {
     });
     expect(new Set([job.createdAt, job.startedAt, job.finishedAt]).size).toBe(3);
 
-    repo.saveCsvUpload('up-1', 'admin', 3, [{ op: 'add', username: 'bob' }], 2);
-    repo.markCsvApplied('up-1', jobId);
-    expect(repo.csvUpload('up-1')).toEqual({
+    await repo.saveCsvUpload('up-1', 'admin', 3, [{ op: 'add', username: 'bob' }], 2);
+    await repo.markCsvApplied('up-1', jobId);
+    expect(await repo.csvUpload('up-1')).toEqual({
       id: 'up-1',
       createdAt: expect.stringMatching(/^2026-01-01T/),
       rows: 3,
@@ -446,19 +451,19 @@ describe('each stored type read back through Repo', () => {
       jobId,
     });
 
-    repo.audit('admin', 'update', 'user', 42, { field: 'emails' });
-    repo.audit('admin', 'delete', 'device', null);
-    expect(repo.auditLog()).toMatchObject([
+    await repo.audit('admin', 'update', 'user', 42, { field: 'emails' });
+    await repo.audit('admin', 'delete', 'device', null);
+    expect(await repo.auditLog()).toMatchObject([
       { actor: 'admin', action: 'delete', entity: 'device', entityId: null, details: null },
       { actor: 'admin', action: 'update', entity: 'user', entityId: '42', details: { field: 'emails' } },
     ]);
 
-    const tokenId = repo.createToken('ci', 'secret-token');
-    repo.revokeToken(tokenId);
-    const [token] = repo.tokens();
+    const tokenId = await repo.createToken('ci', 'secret-token');
+    await repo.revokeToken(tokenId);
+    const [token] = await repo.tokens();
     expect(token).toMatchObject({ id: tokenId, name: 'ci', lastUsedAt: null });
     expect(token!.revokedAt).not.toBe(token!.createdAt);
     expect(token!.revokedAt).toMatch(/^2026-01-01T/);
-    repo.close();
+    await repo.close();
   });
 });

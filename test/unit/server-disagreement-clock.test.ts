@@ -22,54 +22,60 @@ function repo(): Repo {
 }
 
 /** Stores the event as the intake does, then applies it. */
-function apply(r: Repo, id: string, ts: string, state: 'open' | 'resolved', clock: { boot: string; mono: number } | null): boolean {
+async function apply(
+  r: Repo,
+  id: string,
+  ts: string,
+  state: 'open' | 'resolved',
+  clock: { boot: string; mono: number } | null,
+): Promise<boolean> {
   const data = { state, ...(clock ? { phoneClock: clock } : {}) };
-  r.insertEvent({ id, deviceId: 'p', type: 'location-disagreement', ts, userId: null, locationId: null, data });
-  return r.setDeviceDisagreement('p', state === 'open' ? { ...data, eventId: id, ts } : null, ts, phoneClockOf(data));
+  await r.insertEvent({ id, deviceId: 'p', type: 'location-disagreement', ts, userId: null, locationId: null, data });
+  return await r.setDeviceDisagreement('p', state === 'open' ? { ...data, eventId: id, ts } : null, ts, phoneClockOf(data));
 }
 
 describe('location disagreement state across a phone clock jump', () => {
-  it('a new event after the wall clock went back a day is applied (same boot: monotonic order)', () => {
+  it('a new event after the wall clock went back a day is applied (same boot: monotonic order)', async () => {
     const r = repo();
-    expect(apply(r, 'e1', '2026-12-04T10:00:00.000Z', 'open', { boot: 'b1', mono: 1000 })).toBe(true);
-    expect(apply(r, 'e2', '2026-12-04T10:05:00.000Z', 'resolved', { boot: 'b1', mono: 301_000 })).toBe(true);
+    expect(await apply(r, 'e1', '2026-12-04T10:00:00.000Z', 'open', { boot: 'b1', mono: 1000 })).toBe(true);
+    expect(await apply(r, 'e2', '2026-12-04T10:05:00.000Z', 'resolved', { boot: 'b1', mono: 301_000 })).toBe(true);
     // The clock is stepped back a day; the network disagrees again.
-    expect(apply(r, 'e3', '2026-12-03T10:06:00.000Z', 'open', { boot: 'b1', mono: 361_000 })).toBe(true);
-    expect(r.device('p')!.disagreement).toMatchObject({ state: 'open', eventId: 'e3' });
+    expect(await apply(r, 'e3', '2026-12-03T10:06:00.000Z', 'open', { boot: 'b1', mono: 361_000 })).toBe(true);
+    expect((await r.device('p'))!.disagreement).toMatchObject({ state: 'open', eventId: 'e3' });
     // A resend of the first "open" (older by the monotonic clock) changes nothing.
-    expect(r.setDeviceDisagreement('p', { state: 'open', eventId: 'e1' }, '2026-12-04T10:00:00.000Z', { boot: 'b1', mono: 1000 })).toBe(
-      false,
-    );
+    expect(
+      await r.setDeviceDisagreement('p', { state: 'open', eventId: 'e1' }, '2026-12-04T10:00:00.000Z', { boot: 'b1', mono: 1000 }),
+    ).toBe(false);
     // The clock jumps forward a day: resolved, then the pre-jump "open" arrives late: refused.
-    expect(apply(r, 'e4', '2026-12-05T10:07:00.000Z', 'resolved', { boot: 'b1', mono: 421_000 })).toBe(true);
-    expect(r.setDeviceDisagreement('p', { state: 'open', eventId: 'e3' }, '2026-12-03T10:06:00.000Z', { boot: 'b1', mono: 361_000 })).toBe(
-      false,
-    );
-    expect(r.device('p')!.disagreement).toBeNull();
-    r.close();
+    expect(await apply(r, 'e4', '2026-12-05T10:07:00.000Z', 'resolved', { boot: 'b1', mono: 421_000 })).toBe(true);
+    expect(
+      await r.setDeviceDisagreement('p', { state: 'open', eventId: 'e3' }, '2026-12-03T10:06:00.000Z', { boot: 'b1', mono: 361_000 }),
+    ).toBe(false);
+    expect((await r.device('p'))!.disagreement).toBeNull();
+    await r.close();
   });
 
-  it('two events with the same ts (the clock stepped back onto an earlier one): ordered by the one applied, not the first found', () => {
+  it('two events with the same ts (the clock stepped back onto an earlier one): ordered by the one applied, not the first found', async () => {
     const r = repo();
-    expect(apply(r, 'e1', '2026-12-04T10:00:00.000Z', 'open', { boot: 'b1', mono: 1000 })).toBe(true);
-    expect(apply(r, 'e2', '2026-12-04T10:05:00.000Z', 'resolved', { boot: 'b1', mono: 301_000 })).toBe(true);
+    expect(await apply(r, 'e1', '2026-12-04T10:00:00.000Z', 'open', { boot: 'b1', mono: 1000 })).toBe(true);
+    expect(await apply(r, 'e2', '2026-12-04T10:05:00.000Z', 'resolved', { boot: 'b1', mono: 301_000 })).toBe(true);
     // Stepped back five minutes and a second: the next event carries e1's very ts.
-    expect(apply(r, 'e3', '2026-12-04T10:00:00.000Z', 'open', { boot: 'b1', mono: 302_000 })).toBe(true);
+    expect(await apply(r, 'e3', '2026-12-04T10:00:00.000Z', 'open', { boot: 'b1', mono: 302_000 })).toBe(true);
     // e2 again (a redelivery): older than e3 by the monotonic clock, though newer than e1.
-    expect(r.setDeviceDisagreement('p', null, '2026-12-04T10:05:00.000Z', { boot: 'b1', mono: 301_000 })).toBe(false);
-    expect(r.device('p')!.disagreement).toMatchObject({ state: 'open', eventId: 'e3' });
-    r.close();
+    expect(await r.setDeviceDisagreement('p', null, '2026-12-04T10:05:00.000Z', { boot: 'b1', mono: 301_000 })).toBe(false);
+    expect((await r.device('p'))!.disagreement).toMatchObject({ state: 'open', eventId: 'e3' });
+    await r.close();
   });
 
-  it('across a reboot, or without a phone clock (an older phone), the order is by ts', () => {
+  it('across a reboot, or without a phone clock (an older phone), the order is by ts', async () => {
     const r = repo();
-    expect(apply(r, 'e1', '2026-12-04T10:00:00.000Z', 'resolved', { boot: 'b1', mono: 1000 })).toBe(true);
-    expect(apply(r, 'e2', '2026-12-04T09:00:00.000Z', 'open', { boot: 'b2', mono: 5 })).toBe(false);
-    expect(apply(r, 'e3', '2026-12-04T11:00:00.000Z', 'open', { boot: 'b2', mono: 10 })).toBe(true);
-    expect(apply(r, 'e4', '2026-12-04T10:30:00.000Z', 'resolved', null)).toBe(false);
-    expect(apply(r, 'e5', '2026-12-04T11:30:00.000Z', 'resolved', null)).toBe(true);
-    expect(r.device('p')!.disagreement).toBeNull();
-    r.close();
+    expect(await apply(r, 'e1', '2026-12-04T10:00:00.000Z', 'resolved', { boot: 'b1', mono: 1000 })).toBe(true);
+    expect(await apply(r, 'e2', '2026-12-04T09:00:00.000Z', 'open', { boot: 'b2', mono: 5 })).toBe(false);
+    expect(await apply(r, 'e3', '2026-12-04T11:00:00.000Z', 'open', { boot: 'b2', mono: 10 })).toBe(true);
+    expect(await apply(r, 'e4', '2026-12-04T10:30:00.000Z', 'resolved', null)).toBe(false);
+    expect(await apply(r, 'e5', '2026-12-04T11:30:00.000Z', 'resolved', null)).toBe(true);
+    expect((await r.device('p'))!.disagreement).toBeNull();
+    await r.close();
   });
 
   it('the agent stamps its boot id and monotonic clock on location-disagreement events only', () => {

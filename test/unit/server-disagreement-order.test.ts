@@ -12,21 +12,21 @@ afterEach(() => {
 });
 
 describe('location disagreement state', () => {
-  it('a late "open" after "resolved" does not mark the phone again; a newer "open" does', () => {
+  it('a late "open" after "resolved" does not mark the phone again; a newer "open" does', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-disagree-'));
     dirs.push(dir);
     const repo = new Repo({ dataDir: dir });
     const open = { state: 'open', fields: ['street'] };
-    expect(repo.setDeviceDisagreement('p', open, '2026-12-04T10:00:00.000Z')).toBe(true);
-    expect(repo.device('p')).toMatchObject({ disagreement: open, disagreementAt: '2026-12-04T10:00:00.000Z' });
-    expect(repo.setDeviceDisagreement('p', null, '2026-12-04T10:05:00.000Z')).toBe(true);
-    expect(repo.device('p')!.disagreement).toBeNull();
+    expect(await repo.setDeviceDisagreement('p', open, '2026-12-04T10:00:00.000Z')).toBe(true);
+    expect(await repo.device('p')).toMatchObject({ disagreement: open, disagreementAt: '2026-12-04T10:00:00.000Z' });
+    expect(await repo.setDeviceDisagreement('p', null, '2026-12-04T10:05:00.000Z')).toBe(true);
+    expect((await repo.device('p'))!.disagreement).toBeNull();
     // The first "open" again (redelivered), after its "resolved".
-    expect(repo.setDeviceDisagreement('p', open, '2026-12-04T10:00:00.000Z')).toBe(false);
-    expect(repo.device('p')!.disagreement).toBeNull();
+    expect(await repo.setDeviceDisagreement('p', open, '2026-12-04T10:00:00.000Z')).toBe(false);
+    expect((await repo.device('p'))!.disagreement).toBeNull();
     const later = { state: 'open', fields: ['floor'] };
-    expect(repo.setDeviceDisagreement('p', later, '2026-12-04T11:00:00.000Z')).toBe(true);
-    expect(repo.device('p')!.disagreement).toEqual(later);
-    repo.close();
+    expect(await repo.setDeviceDisagreement('p', later, '2026-12-04T11:00:00.000Z')).toBe(true);
+    expect((await repo.device('p'))!.disagreement).toEqual(later);
+    await repo.close();
   });
 });

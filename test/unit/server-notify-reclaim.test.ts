@@ -13,11 +13,11 @@ afterEach(() => {
 });
 
 describe('notifications left mid-send', () => {
-  it('an earlier run of this instance: due again at once; another instance: left to its lease', () => {
+  it('an earlier run of this instance: due again at once; another instance: left to its lease', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-reclaim-'));
     dirs.push(dir);
     const repo = new Repo({ dataDir: dir });
-    repo.insertEvent({
+    await repo.insertEvent({
       id: 'ev-1',
       deviceId: 'p',
       type: 'emergency-call',
@@ -26,18 +26,18 @@ describe('notifications left mid-send', () => {
       locationId: null,
       data: {},
     });
-    repo.addNotification('ev-1', 'email', 'a@example.com');
-    repo.addNotification('ev-1', 'email', 'b@example.com');
+    await repo.addNotification('ev-1', 'email', 'a@example.com');
+    await repo.addNotification('ev-1', 'email', 'b@example.com');
     // Two processes claim one row each, with a long lease, and die.
-    expect(repo.claimDueNotifications(1, 60_000, 'srv-a/boot-1')).toHaveLength(1);
-    expect(repo.claimDueNotifications(1, 60_000, 'srv-b/boot-1')).toHaveLength(1);
-    expect(repo.claimDueNotifications(10, 60_000, 'srv-a/boot-2')).toHaveLength(0);
+    expect(await repo.claimDueNotifications(1, 60_000, 'srv-a/boot-1')).toHaveLength(1);
+    expect(await repo.claimDueNotifications(1, 60_000, 'srv-b/boot-1')).toHaveLength(1);
+    expect(await repo.claimDueNotifications(10, 60_000, 'srv-a/boot-2')).toHaveLength(0);
     // srv-a starts again.
-    expect(repo.reclaimNotifications('srv-a', 'srv-a/boot-2')).toBe(1);
-    const again = repo.claimDueNotifications(10, 60_000, 'srv-a/boot-2');
+    expect(await repo.reclaimNotifications('srv-a', 'srv-a/boot-2')).toBe(1);
+    const again = await repo.claimDueNotifications(10, 60_000, 'srv-a/boot-2');
     expect(again.map((n) => n.recipient)).toEqual(['a@example.com']);
     // Its own current rows are not reclaimed by itself.
-    expect(repo.reclaimNotifications('srv-a', 'srv-a/boot-2')).toBe(0);
-    repo.close();
+    expect(await repo.reclaimNotifications('srv-a', 'srv-a/boot-2')).toBe(0);
+    await repo.close();
   });
 });

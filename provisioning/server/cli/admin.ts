@@ -1,42 +1,54 @@
 // The local admin commands' shared part: the data folder's database, and API tokens.
 import type { Repo } from '../db/repo.js';
+import type { openRepo as OpenRepo } from '../db/store.js';
 import { UsageError, need } from './common.js';
 
-export async function openRepo(): Promise<typeof Repo> {
-  return (await import('../db/repo.js')).Repo;
+/**
+ * The opener of the store (--store or E911_STORE; unset: the data folder's SQLite), loaded
+ * when a command needs it (the CLI's other commands start faster without it).
+ */
+export async function openRepo(store?: string): Promise<typeof OpenRepo> {
+  const { openRepo: open } = await import('../db/store.js');
+  return (o) => open({ ...o, ...(store ? { store } : {}) });
 }
 
-export function withRepo<T>(dataDir: string, RepoClass: typeof Repo, fn: (repo: Repo) => T): T {
-  const repo = new RepoClass({ dataDir });
+/** fn on the store, closed after. */
+export async function withRepo<T>(dataDir: string, open: typeof OpenRepo, fn: (repo: Repo) => Promise<T> | T): Promise<T> {
+  const repo = open({ dataDir });
   try {
-    return fn(repo);
+    return await fn(repo);
   } finally {
-    repo.close();
+    await repo.close();
   }
 }
 
-export function tokenCommand(repo: Repo, sub: string | undefined, arg: string | undefined, out: (s: string) => void): number {
+export async function tokenCommand(
+  repo: Repo,
+  sub: string | undefined,
+  arg: string | undefined,
+  out: (s: string) => void,
+): Promise<number> {
   switch (sub) {
     case 'create': {
-      const token = newToken(repo, need(arg, 'a token NAME'));
+      const token = await newToken(repo, need(arg, 'a token NAME'));
       out(`${token}\n`);
       return 0;
     }
     case 'list':
-      out(`${JSON.stringify(repo.tokens(), null, 2)}\n`);
+      out(`${JSON.stringify(await repo.tokens(), null, 2)}\n`);
       return 0;
     case 'revoke':
-      if (!repo.revokeToken(Number(need(arg, 'a token ID')))) throw new UsageError(`no active token ${arg}`);
-      repo.audit('local', 'token.revoke', 'token', arg ?? null);
+      if (!(await repo.revokeToken(Number(need(arg, 'a token ID'))))) throw new UsageError(`no active token ${arg}`);
+      await repo.audit('local', 'token.revoke', 'token', arg ?? null);
       return 0;
     default:
       throw new UsageError('token create NAME | list | revoke ID');
   }
 }
 
-export function newToken(repo: Repo, name: string): string {
+export async function newToken(repo: Repo, name: string): Promise<string> {
   const token = `e911_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url')}`;
-  repo.createToken(name, token);
-  repo.audit('local', 'token.create', 'token', null, { name });
+  await repo.createToken(name, token);
+  await repo.audit('local', 'token.create', 'token', null, { name });
   return token;
 }

@@ -2,7 +2,7 @@
 export const HELP = `usage: e911-server <command> [options]
 
 Server (local):
-  run [--data DIR] [--port N] [--host H] [--http-port N] [--http-host H]
+  run [--data DIR] [--store URL] [--port N] [--host H] [--http-port N] [--http-host H]
       [--broker URL [--mqtt-version 4|5] [--share-group NAME] [--instance NAME] [--broker-username U --broker-password P]
                     [--broker-ca FILE] [--broker-cert FILE --broker-key FILE]]   mqtts://: the broker's CA, a client certificate
       [--allow-anonymous] [--seed FILE]        start the server; without --broker an embedded broker listens on --port
@@ -42,6 +42,7 @@ Admin API (over HTTP: --url URL, default http://127.0.0.1:8080; --token T or E91
 
 export const OPTIONS = {
   data: { type: 'string' },
+  store: { type: 'string' },
   port: { type: 'string' },
   host: { type: 'string' },
   'http-port': { type: 'string' },

@@ -14,8 +14,11 @@ export async function run(flags: Flags, dataDir: string, log: pino.Logger, env: 
   const c = parseRunConfig(flags, env);
   const { ServerApp } = await import('../app.js');
   const { mountPortal, defaultPortalDir } = await import('../portal/serve.js');
+  // --store or E911_STORE: a PostgreSQL URL (the password is better in the environment than in ps).
+  const store = (flags.store as string | undefined) ?? env.E911_STORE;
   const app = new ServerApp({
     dataDir,
+    ...(store ? { store } : {}),
     log,
     keyPair: pair,
     broker: {
@@ -73,9 +76,9 @@ export async function run(flags: Flags, dataDir: string, log: pino.Logger, env: 
     },
   });
   // The first start leaves a token for the administrator, readable only by the server's user.
-  if (app.repo.tokens().length === 0) {
+  if ((await app.repo.tokens()).length === 0) {
     const file = path.join(dataDir, 'admin-token');
-    writePrivate(file, `${newToken(app.repo, 'admin')}\n`);
+    writePrivate(file, `${await newToken(app.repo, 'admin')}\n`);
     log.info({ file }, 'first start: an admin API token was written to this file');
   }
   await app.start();

@@ -1,7 +1,7 @@
 // The account: its single row (id 1) holds the settings and the notification channels.
 import type { LocationPolicy } from '../../protocol/address.js';
 import type { NotificationPolicy } from '../validation.js';
-import type { ServerDb } from './open.js';
+import type { Sql } from './sql.js';
 import { bool, json, rowMapper, text, textOrNull, type Row } from './rows.js';
 import type { Account, NotificationSettings } from './types.js';
 
@@ -47,51 +47,54 @@ export type AccountUpdate = Partial<
 const jsonOrNull = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
 
 export class AccountStore {
-  constructor(private readonly s: ServerDb) {}
+  constructor(private readonly s: Sql) {}
 
-  account(): Account {
-    return toAccount(this.s.q('SELECT * FROM account WHERE id = 1').get() as Row);
+  async account(): Promise<Account> {
+    return toAccount((await this.s.get('SELECT * FROM account WHERE id = 1')) as Row);
   }
 
-  updateAccount(a: AccountUpdate): void {
-    const cur = this.account();
-    this.s
-      .q(
-        `UPDATE account SET name = ?, contact_email = ?, recommendations = ?, notification_policy = ?, test_notification_policy = ?,
+  async updateAccount(a: AccountUpdate): Promise<void> {
+    const cur = await this.account();
+    await this.s.run(
+      `UPDATE account SET name = ?, contact_email = ?, recommendations = ?, notification_policy = ?, test_notification_policy = ?,
            location_policy = ?, elin_callback = ?, default_address = ?, default_callback = ?, emergency_contacts = ?, updated_at = ?
            WHERE id = 1`,
-      )
-      .run(
+      [
         a.name ?? cur.name,
         a.contactEmail ?? cur.contactEmail,
         (a.recommendations ?? cur.recommendations) ? 1 : 0,
-        a.notificationPolicy ?? cur.notificationPolicy,
-        // null is a value here (back to "same as 911"): only undefined keeps the stored one.
+        a.notificationPolicy ?? cur.notificationPolicy, // null is a value here (back to "same as 911"): only undefined keeps the stored one.
         a.testNotificationPolicy === undefined ? cur.testNotificationPolicy : a.testNotificationPolicy,
         a.locationPolicy ?? cur.locationPolicy,
-        (a.elinCallback ?? cur.elinCallback) ? 1 : 0,
-        // undefined keeps, null removes.
+        (a.elinCallback ?? cur.elinCallback) ? 1 : 0, // undefined keeps, null removes.
         jsonOrNull(a.defaultAddress === undefined ? cur.defaultAddress : a.defaultAddress),
         jsonOrNull(a.defaultCallback === undefined ? cur.defaultCallback : a.defaultCallback),
         JSON.stringify(a.emergencyContacts ?? cur.emergencyContacts),
         this.s.iso(),
-      );
+      ],
+    );
   }
 
-  setE911(enabled: boolean): void {
-    this.s
-      .q('UPDATE account SET e911_enabled = ?, e911_changed_at = ?, updated_at = ? WHERE id = 1')
-      .run(enabled ? 1 : 0, this.s.iso(), this.s.iso());
+  async setE911(enabled: boolean): Promise<void> {
+    await this.s.run('UPDATE account SET e911_enabled = ?, e911_changed_at = ?, updated_at = ? WHERE id = 1', [
+      enabled ? 1 : 0,
+      this.s.iso(),
+      this.s.iso(),
+    ]);
   }
 
-  notificationSettings(): NotificationSettings {
-    return toNotificationSettings(this.s.q('SELECT smtp, sms, webhook, call FROM account WHERE id = 1').get() as Row);
+  async notificationSettings(): Promise<NotificationSettings> {
+    return toNotificationSettings((await this.s.get('SELECT smtp, sms, webhook, call FROM account WHERE id = 1')) as Row);
   }
 
-  setNotificationSettings(s: NotificationSettings): void {
+  async setNotificationSettings(s: NotificationSettings): Promise<void> {
     const enc = (v: unknown) => (v ? JSON.stringify(v) : null);
-    this.s
-      .q('UPDATE account SET smtp = ?, sms = ?, webhook = ?, call = ?, updated_at = ? WHERE id = 1')
-      .run(enc(s.smtp), enc(s.sms), enc(s.webhook), enc(s.call ?? null), this.s.iso());
+    await this.s.run('UPDATE account SET smtp = ?, sms = ?, webhook = ?, call = ?, updated_at = ? WHERE id = 1', [
+      enc(s.smtp),
+      enc(s.sms),
+      enc(s.webhook),
+      enc(s.call ?? null),
+      this.s.iso(),
+    ]);
   }
 }

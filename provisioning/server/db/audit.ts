@@ -1,5 +1,5 @@
 // The audit log: who changed what, appended, read newest first.
-import type { ServerDb } from './open.js';
+import type { Sql } from './sql.js';
 import { int, json, rowMapper, text, textOrNull, type Row } from './rows.js';
 import type { AuditEntry } from './types.js';
 
@@ -14,29 +14,27 @@ export const toAuditEntry = rowMapper<AuditEntry>({
 });
 
 export class AuditStore {
-  constructor(private readonly s: ServerDb) {}
+  constructor(private readonly s: Sql) {}
 
-  audit(actor: string, action: string, entity: string, entityId: string | number | null, details?: unknown): void {
-    this.s
-      .q('INSERT INTO audit (at, actor, action, entity, entity_id, details) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(
-        this.s.iso(),
-        actor,
-        action,
-        entity,
-        entityId === null ? null : String(entityId),
-        details === undefined ? null : JSON.stringify(details),
-      );
+  async audit(actor: string, action: string, entity: string, entityId: string | number | null, details?: unknown): Promise<void> {
+    await this.s.run('INSERT INTO audit (at, actor, action, entity, entity_id, details) VALUES (?, ?, ?, ?, ?, ?)', [
+      this.s.iso(),
+      actor,
+      action,
+      entity,
+      entityId === null ? null : String(entityId),
+      details === undefined ? null : JSON.stringify(details),
+    ]);
   }
 
-  auditLog(filter: { entity?: string; entityId?: string; limit?: number; beforeSeq?: number } = {}): AuditEntry[] {
+  async auditLog(filter: { entity?: string; entityId?: string; limit?: number; beforeSeq?: number } = {}): Promise<AuditEntry[]> {
     const clauses: string[] = [];
     if (filter.entity) clauses.push('entity = @entity');
     if (filter.entityId) clauses.push('entity_id = @entityId');
     if (filter.beforeSeq) clauses.push('seq < @beforeSeq');
     const where = clauses.length ? `WHERE ${clauses.join(' AND ')}` : '';
     return (
-      this.s.q(`SELECT * FROM audit ${where} ORDER BY seq DESC LIMIT @limit`).all({ ...filter, limit: filter.limit ?? 100 }) as Row[]
+      (await this.s.all(`SELECT * FROM audit ${where} ORDER BY seq DESC LIMIT @limit`, { ...filter, limit: filter.limit ?? 100 })) as Row[]
     ).map(toAuditEntry);
   }
 }

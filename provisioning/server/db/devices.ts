@@ -1,7 +1,7 @@
 // Devices: each phone's row — whom it is assigned to, what address and locations
 // document it was issued and applied, what it last reported, its broker credential.
 import type { LocationPayload, PhoneClock } from '../../protocol/messages.js';
-import type { ServerDb } from './open.js';
+import { jsonArrayTable, type Sql } from './sql.js';
 import { bool, int, intOrNull, json, rowMapper, text, textOrNull, type Row } from './rows.js';
 import type { Device, NoticeAck, PushContext } from './types.js';
 
@@ -66,138 +66,153 @@ const toIssuedLocations = rowMapper<{ version: number; contentHash: string | nul
 });
 
 export class DeviceStore {
-  constructor(private readonly s: ServerDb) {}
+  constructor(private readonly s: Sql) {}
 
-  devices(filter: { userId?: number } = {}): Device[] {
+  async devices(filter: { userId?: number } = {}): Promise<Device[]> {
     const rows =
       filter.userId !== undefined
-        ? this.s.q('SELECT * FROM devices WHERE user_id = ? ORDER BY device_id').all(filter.userId)
-        : this.s.q('SELECT * FROM devices ORDER BY device_id').all();
+        ? await this.s.all('SELECT * FROM devices WHERE user_id = ? ORDER BY device_id', [filter.userId])
+        : await this.s.all('SELECT * FROM devices ORDER BY device_id');
     return (rows as Row[]).map(toDevice);
   }
 
-  device(deviceId: string): Device | null {
-    const r = this.s.q('SELECT * FROM devices WHERE device_id = ?').get(deviceId) as Row | undefined;
+  async device(deviceId: string): Promise<Device | null> {
+    const r = (await this.s.get('SELECT * FROM devices WHERE device_id = ?', [deviceId])) as Row | undefined;
     return r ? toDevice(r) : null;
   }
 
-  private deviceExists(deviceId: string): boolean {
-    return this.s.q('SELECT 1 FROM devices WHERE device_id = ?').pluck().get(deviceId) !== undefined;
+  private async deviceExists(deviceId: string): Promise<boolean> {
+    return (await this.s.column('SELECT 1 FROM devices WHERE device_id = ?', [deviceId]))[0] !== undefined;
   }
 
   /** Makes sure a row exists for a phone the broker reported; returns whether it was new. */
-  ensureDevice(deviceId: string): boolean {
-    return this.s.q('INSERT OR IGNORE INTO devices (device_id, created_at) VALUES (?, ?)').run(deviceId, this.s.iso()).changes > 0;
+  async ensureDevice(deviceId: string): Promise<boolean> {
+    return (
+      (await this.s.run('INSERT INTO devices (device_id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING', [deviceId, this.s.iso()]))
+        .changes > 0
+    );
   }
 
   /** Assigns exactly these devices to the user; others of theirs are unassigned. */
-  setUserDevices(userId: number, deviceIds: readonly string[]): void {
-    this.s
-      .q(`UPDATE devices SET user_id = NULL WHERE user_id = ? AND device_id NOT IN (SELECT value FROM json_each(?))`)
-      .run(userId, JSON.stringify(deviceIds));
-    const upsert = this.s.q(
-      'INSERT INTO devices (device_id, user_id, created_at) VALUES (?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET user_id = excluded.user_id',
+  async setUserDevices(userId: number, deviceIds: readonly string[]): Promise<void> {
+    await this.s.run(
+      `UPDATE devices SET user_id = NULL WHERE user_id = ? AND device_id NOT IN (SELECT value FROM ${jsonArrayTable(this.s.dialect, '?')})`,
+      [userId, JSON.stringify(deviceIds)],
     );
-    for (const id of deviceIds) upsert.run(id, userId, this.s.iso());
+    for (const id of deviceIds)
+      await this.s.run(
+        'INSERT INTO devices (device_id, user_id, created_at) VALUES (?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET user_id = excluded.user_id',
+        [id, userId, this.s.iso()],
+      );
   }
 
   /** The owner of each device that belongs to another user than userId. */
-  deviceOwners(deviceIds: readonly string[], exceptUserId: number | null): { deviceId: string; userId: number }[] {
-    const stmt = this.s.q(
-      'SELECT device_id AS deviceId, user_id AS userId FROM devices WHERE device_id = ? AND user_id IS NOT NULL AND user_id IS NOT ?',
-    );
-    return deviceIds.flatMap((id) => stmt.all(id, exceptUserId) as { deviceId: string; userId: number }[]);
+  async deviceOwners(deviceIds: readonly string[], exceptUserId: number | null): Promise<{ deviceId: string; userId: number }[]> {
+    const owners: { deviceId: string; userId: number }[] = [];
+    for (const id of deviceIds)
+      owners.push(
+        ...(await this.s.all<{ deviceId: string; userId: number }>(
+          'SELECT device_id AS "deviceId", user_id AS "userId" FROM devices WHERE device_id = ? AND user_id IS NOT NULL AND user_id IS DISTINCT FROM ?',
+          [id, exceptUserId],
+        )),
+      );
+    return owners;
   }
 
-  deviceIdsOfUsers(userIds: readonly number[]): string[] {
-    const stmt = this.s.q('SELECT device_id FROM devices WHERE user_id = ?').pluck();
-    return userIds.flatMap((id) => stmt.all(id) as string[]);
+  async deviceIdsOfUsers(userIds: readonly number[]): Promise<string[]> {
+    const ids: string[] = [];
+    for (const id of userIds) ids.push(...(await this.s.column<string>('SELECT device_id FROM devices WHERE user_id = ?', [id])));
+    return ids;
   }
 
-  deviceIdsAtLocation(locationId: number): string[] {
-    return this.s
-      .q('SELECT d.device_id FROM devices d JOIN users u ON u.id = d.user_id WHERE u.location_id = ? ORDER BY d.device_id')
-      .pluck()
-      .all(locationId) as string[];
+  async deviceIdsAtLocation(locationId: number): Promise<string[]> {
+    return (await this.s.column(
+      'SELECT d.device_id FROM devices d JOIN users u ON u.id = d.user_id WHERE u.location_id = ? ORDER BY d.device_id',
+      [locationId],
+    )) as string[];
   }
 
-  assignedDeviceIds(): string[] {
-    return this.s.q('SELECT device_id FROM devices WHERE user_id IS NOT NULL ORDER BY device_id').pluck().all() as string[];
+  async assignedDeviceIds(): Promise<string[]> {
+    return (await this.s.column('SELECT device_id FROM devices WHERE user_id IS NOT NULL ORDER BY device_id')) as string[];
   }
 
   /** What pushing needs to know of each phone, for a whole batch in one query. */
-  pushContexts(deviceIds: readonly string[]): Map<string, PushContext> {
-    const rows = this.s
-      .q(
-        `SELECT d.device_id, d.user_id, d.addr_version, d.addr_content_hash, d.applied_version, d.loc_version, d.loc_content_hash,
+  async pushContexts(deviceIds: readonly string[]): Promise<Map<string, PushContext>> {
+    const rows = (await this.s.all(
+      `SELECT d.device_id, d.user_id, d.addr_version, d.addr_content_hash, d.applied_version, d.loc_version, d.loc_content_hash,
               u.display_name, u.callback, u.language, u.location_id, u.own_address, u.recommendations
-       FROM json_each(?) j JOIN devices d ON d.device_id = j.value LEFT JOIN users u ON u.id = d.user_id`,
-      )
-      .all(JSON.stringify(deviceIds)) as Row[];
+       FROM ${jsonArrayTable(this.s.dialect, '?')} j JOIN devices d ON d.device_id = j.value LEFT JOIN users u ON u.id = d.user_id`,
+      [JSON.stringify(deviceIds)],
+    )) as Row[];
     return new Map(rows.map((r) => [r.device_id as string, toPushContext(r)]));
   }
 
-  recordIssuedAddress(deviceId: string, version: number, contentHash: string, signed: string, issuedAt: string): void {
-    this.s
-      .q('UPDATE devices SET addr_version = ?, addr_content_hash = ?, addr_signed = ?, addr_issued_at = ? WHERE device_id = ?')
-      .run(version, contentHash, signed, issuedAt, deviceId);
+  async recordIssuedAddress(deviceId: string, version: number, contentHash: string, signed: string, issuedAt: string): Promise<void> {
+    await this.s.run(
+      'UPDATE devices SET addr_version = ?, addr_content_hash = ?, addr_signed = ?, addr_issued_at = ? WHERE device_id = ?',
+      [version, contentHash, signed, issuedAt, deviceId],
+    );
   }
 
-  appliedVersion(deviceId: string): number | null {
-    return (this.s.q('SELECT applied_version FROM devices WHERE device_id = ?').pluck().get(deviceId) as number | null | undefined) ?? null;
+  async appliedVersion(deviceId: string): Promise<number | null> {
+    return (
+      ((await this.s.column('SELECT applied_version FROM devices WHERE device_id = ?', [deviceId]))[0] as number | null | undefined) ?? null
+    );
   }
 
-  issuedVersion(deviceId: string): number | null {
-    return (this.s.q('SELECT addr_version FROM devices WHERE device_id = ?').pluck().get(deviceId) as number | undefined) ?? null;
+  async issuedVersion(deviceId: string): Promise<number | null> {
+    return ((await this.s.column('SELECT addr_version FROM devices WHERE device_id = ?', [deviceId]))[0] as number | undefined) ?? null;
   }
 
-  issuedAddress(deviceId: string): { version: number; contentHash: string | null; signed: string | null } | null {
-    const r = this.s.q('SELECT addr_version, addr_content_hash, addr_signed FROM devices WHERE device_id = ?').get(deviceId) as
+  async issuedAddress(deviceId: string): Promise<{ version: number; contentHash: string | null; signed: string | null } | null> {
+    const r = (await this.s.get('SELECT addr_version, addr_content_hash, addr_signed FROM devices WHERE device_id = ?', [deviceId])) as
       | Row
       | undefined;
     return r ? toIssuedAddress(r) : null;
   }
 
-  recordIssuedLocations(deviceId: string, version: number, contentHash: string): void {
-    this.s.q('UPDATE devices SET loc_version = ?, loc_content_hash = ? WHERE device_id = ?').run(version, contentHash, deviceId);
+  async recordIssuedLocations(deviceId: string, version: number, contentHash: string): Promise<void> {
+    await this.s.run('UPDATE devices SET loc_version = ?, loc_content_hash = ? WHERE device_id = ?', [version, contentHash, deviceId]);
   }
 
-  issuedLocations(deviceId: string): { version: number; contentHash: string | null } | null {
-    const r = this.s.q('SELECT loc_version, loc_content_hash FROM devices WHERE device_id = ?').get(deviceId) as Row | undefined;
+  async issuedLocations(deviceId: string): Promise<{ version: number; contentHash: string | null } | null> {
+    const r = (await this.s.get('SELECT loc_version, loc_content_hash FROM devices WHERE device_id = ?', [deviceId])) as Row | undefined;
     return r ? toIssuedLocations(r) : null;
   }
 
-  setDeviceStatus(deviceId: string, online: boolean, agentVersion: string | null): void {
-    if (!this.deviceExists(deviceId)) this.ensureDevice(deviceId);
-    this.s
-      .q(
-        'UPDATE devices SET online = ?, last_seen = ?, agent_version = coalesce(?, agent_version) WHERE device_id = ? AND (online IS NOT ? OR ? = 1)',
-      )
-      .run(online ? 1 : 0, this.s.iso(), agentVersion, deviceId, online ? 1 : 0, online ? 1 : 0);
+  async setDeviceStatus(deviceId: string, online: boolean, agentVersion: string | null): Promise<void> {
+    if (!(await this.deviceExists(deviceId))) await this.ensureDevice(deviceId);
+    await this.s.run(
+      'UPDATE devices SET online = ?, last_seen = ?, agent_version = coalesce(?, agent_version) WHERE device_id = ? AND (online IS DISTINCT FROM ? OR ? = 1)',
+      [online ? 1 : 0, this.s.iso(), agentVersion, deviceId, online ? 1 : 0, online ? 1 : 0],
+    );
   }
 
-  setDeviceApplied(deviceId: string, version: number, hash: string, appliedAt: string | null): void {
-    if (!this.deviceExists(deviceId)) this.ensureDevice(deviceId);
-    this.s
-      .q(
-        'UPDATE devices SET applied_version = ?, applied_hash = ?, applied_at = ? WHERE device_id = ? AND (applied_version IS NOT ? OR applied_hash IS NOT ?)',
-      )
-      .run(version, hash, appliedAt, deviceId, version, hash);
+  async setDeviceApplied(deviceId: string, version: number, hash: string, appliedAt: string | null): Promise<void> {
+    if (!(await this.deviceExists(deviceId))) await this.ensureDevice(deviceId);
+    await this.s.run(
+      'UPDATE devices SET applied_version = ?, applied_hash = ?, applied_at = ? WHERE device_id = ? AND (applied_version IS DISTINCT FROM ? OR applied_hash IS DISTINCT FROM ?)',
+      [version, hash, appliedAt, deviceId, version, hash],
+    );
   }
 
   /** Stored only as decodePayload('location') passed it: the row reads back as that type. */
-  setDeviceLocationReport(deviceId: string, report: LocationPayload): void {
-    this.ensureDevice(deviceId);
-    this.s
-      .q('UPDATE devices SET last_location = ?, last_location_at = ? WHERE device_id = ?')
-      .run(JSON.stringify(report), this.s.iso(), deviceId);
+  async setDeviceLocationReport(deviceId: string, report: LocationPayload): Promise<void> {
+    await this.ensureDevice(deviceId);
+    await this.s.run('UPDATE devices SET last_location = ?, last_location_at = ? WHERE device_id = ?', [
+      JSON.stringify(report),
+      this.s.iso(),
+      deviceId,
+    ]);
   }
 
-  setDeviceMismatch(deviceId: string, mismatch: unknown): void {
-    this.ensureDevice(deviceId);
-    this.s
-      .q('UPDATE devices SET mismatch = ?, mismatch_at = ? WHERE device_id = ?')
-      .run(mismatch === null ? null : JSON.stringify(mismatch), mismatch === null ? null : this.s.iso(), deviceId);
+  async setDeviceMismatch(deviceId: string, mismatch: unknown): Promise<void> {
+    await this.ensureDevice(deviceId);
+    await this.s.run('UPDATE devices SET mismatch = ?, mismatch_at = ? WHERE device_id = ?', [
+      mismatch === null ? null : JSON.stringify(mismatch),
+      mismatch === null ? null : this.s.iso(),
+      deviceId,
+    ]);
   }
 
   /**
@@ -208,11 +223,12 @@ export class DeviceStore {
    * (a wall clock stepped back a day must not make a new event look late), else by ts.
    * Returns whether it was applied.
    */
-  setDeviceDisagreement(deviceId: string, disagreement: unknown, eventTs: string, order: PhoneClock | null = null): boolean {
-    this.ensureDevice(deviceId);
-    const last = this.s
-      .q('SELECT disagreement_at AS at, disagreement_boot AS boot, disagreement_mono AS mono FROM devices WHERE device_id = ?')
-      .get(deviceId) as {
+  async setDeviceDisagreement(deviceId: string, disagreement: unknown, eventTs: string, order: PhoneClock | null = null): Promise<boolean> {
+    await this.ensureDevice(deviceId);
+    const last = (await this.s.get(
+      'SELECT disagreement_at AS at, disagreement_boot AS boot, disagreement_mono AS mono FROM devices WHERE device_id = ?',
+      [deviceId],
+    )) as {
       at: string | null;
       boot: string | null;
       mono: number | null;
@@ -222,9 +238,10 @@ export class DeviceStore {
       const newer = sameBoot ? order.mono >= last.mono! : eventTs >= last.at;
       if (!newer) return false;
     }
-    this.s
-      .q('UPDATE devices SET disagreement = ?, disagreement_at = ?, disagreement_boot = ?, disagreement_mono = ? WHERE device_id = ?')
-      .run(disagreement === null ? null : JSON.stringify(disagreement), eventTs, order?.boot ?? null, order?.mono ?? null, deviceId);
+    await this.s.run(
+      'UPDATE devices SET disagreement = ?, disagreement_at = ?, disagreement_boot = ?, disagreement_mono = ? WHERE device_id = ?',
+      [disagreement === null ? null : JSON.stringify(disagreement), eventTs, order?.boot ?? null, order?.mono ?? null, deviceId],
+    );
     return true;
   }
 
@@ -232,36 +249,37 @@ export class DeviceStore {
    * The phone acknowledged the notice for an address. An acknowledgement for an older address
    * than the one recorded (a late redelivery) changes nothing; returns whether it was applied.
    */
-  setNoticeAck(deviceId: string, ack: NoticeAck): boolean {
-    this.ensureDevice(deviceId);
+  async setNoticeAck(deviceId: string, ack: NoticeAck): Promise<boolean> {
+    await this.ensureDevice(deviceId);
     return (
-      this.s
-        .q(
+      (
+        await this.s.run(
           `UPDATE devices SET notice_version = @version, notice_hash = @hash, notice_shown_at = @shownAt, notice_ack_at = @acknowledgedAt,
              notice_ack_via = @via, notice_user_id = @userId
            WHERE device_id = @deviceId AND (notice_ack_at IS NULL OR coalesce(notice_version, 0) < coalesce(@version, 0)
              OR (coalesce(notice_version, 0) = coalesce(@version, 0) AND notice_ack_at <= @acknowledgedAt))`,
+          { ...ack, deviceId },
         )
-        .run({ ...ack, deviceId }).changes > 0
+      ).changes > 0
     );
   }
 
-  setDeviceCredential(deviceId: string, mosquittoHash: string): void {
-    this.ensureDevice(deviceId);
-    this.s.q('UPDATE devices SET mqtt_hash = ?, mqtt_issued_at = ? WHERE device_id = ?').run(mosquittoHash, this.s.iso(), deviceId);
+  async setDeviceCredential(deviceId: string, mosquittoHash: string): Promise<void> {
+    await this.ensureDevice(deviceId);
+    await this.s.run('UPDATE devices SET mqtt_hash = ?, mqtt_issued_at = ? WHERE device_id = ?', [mosquittoHash, this.s.iso(), deviceId]);
   }
 
-  deviceCredential(deviceId: string): string | null {
-    return (this.s.q('SELECT mqtt_hash FROM devices WHERE device_id = ?').pluck().get(deviceId) as string | null | undefined) ?? null;
+  async deviceCredential(deviceId: string): Promise<string | null> {
+    return ((await this.s.column('SELECT mqtt_hash FROM devices WHERE device_id = ?', [deviceId]))[0] as string | null | undefined) ?? null;
   }
 
-  deviceCredentials(): { deviceId: string; hash: string }[] {
-    return this.s
-      .q('SELECT device_id AS deviceId, mqtt_hash AS hash FROM devices WHERE mqtt_hash IS NOT NULL ORDER BY device_id')
-      .all() as { deviceId: string; hash: string }[];
+  async deviceCredentials(): Promise<{ deviceId: string; hash: string }[]> {
+    return (await this.s.all(
+      'SELECT device_id AS "deviceId", mqtt_hash AS hash FROM devices WHERE mqtt_hash IS NOT NULL ORDER BY device_id',
+    )) as { deviceId: string; hash: string }[];
   }
 
-  deleteDevice(deviceId: string): void {
-    this.s.q('DELETE FROM devices WHERE device_id = ?').run(deviceId);
+  async deleteDevice(deviceId: string): Promise<void> {
+    await this.s.run('DELETE FROM devices WHERE device_id = ?', [deviceId]);
   }
 }

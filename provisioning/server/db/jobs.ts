@@ -1,5 +1,5 @@
 // Background jobs (bulk pushes, CSV applies) and the checked CSV uploads they apply.
-import type { ServerDb } from './open.js';
+import { claimLock, type Sql } from './sql.js';
 import { int, intOrNull, json, rowMapper, text, textOrNull, type Row } from './rows.js';
 import type { CsvUpload, Job, JobStatus } from './types.js';
 
@@ -28,64 +28,75 @@ const toCsvUpload = rowMapper<CsvUpload>({
 });
 
 export class JobStore {
-  constructor(private readonly s: ServerDb) {}
+  constructor(private readonly s: Sql) {}
 
-  createJob(kind: string, actor: string, params: unknown, total: number): number {
-    return Number(
-      this.s
-        .q("INSERT INTO jobs (kind, status, actor, params, total, created_at) VALUES (?, 'queued', ?, ?, ?, ?)")
-        .run(kind, actor, JSON.stringify(params), total, this.s.iso()).lastInsertRowid,
+  async createJob(kind: string, actor: string, params: unknown, total: number): Promise<number> {
+    const r = await this.s.get<{ id: number }>(
+      "INSERT INTO jobs (kind, status, actor, params, total, created_at) VALUES (?, 'queued', ?, ?, ?, ?) RETURNING id",
+      [kind, actor, JSON.stringify(params), total, this.s.iso()],
     );
+    return r!.id;
   }
 
-  job(id: number): Job | null {
-    const r = this.s.q('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
+  async job(id: number): Promise<Job | null> {
+    const r = (await this.s.get('SELECT * FROM jobs WHERE id = ?', [id])) as Row | undefined;
     return r ? toJob(r) : null;
   }
 
-  jobs(limit = 50): Job[] {
-    return (this.s.q('SELECT * FROM jobs ORDER BY id DESC LIMIT ?').all(limit) as Row[]).map(toJob);
+  async jobs(limit = 50): Promise<Job[]> {
+    return ((await this.s.all('SELECT * FROM jobs ORDER BY id DESC LIMIT ?', [limit])) as Row[]).map(toJob);
   }
 
   /** Takes the oldest queued job (atomic across processes). */
-  claimJob(): Job | null {
-    return this.s.transaction(() => {
-      const r = this.s.q("SELECT * FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1").get() as Row | undefined;
+  async claimJob(): Promise<Job | null> {
+    return this.s.transaction(async () => {
+      const r = (await this.s.get(`SELECT * FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1${claimLock(this.s.dialect)}`)) as
+        | Row
+        | undefined;
       if (!r) return null;
-      this.s.q("UPDATE jobs SET status = 'running', started_at = ? WHERE id = ?").run(this.s.iso(), r.id);
+      await this.s.run("UPDATE jobs SET status = 'running', started_at = ? WHERE id = ?", [this.s.iso(), r.id]);
       return { ...toJob(r), status: 'running' as const };
     });
   }
 
   /** Jobs a stopped process left running go back to the queue: each job is idempotent. */
-  requeueRunningJobs(): number {
-    return this.s.q("UPDATE jobs SET status = 'queued', done = 0 WHERE status = 'running'").run().changes;
+  async requeueRunningJobs(): Promise<number> {
+    return (await this.s.run("UPDATE jobs SET status = 'queued', done = 0 WHERE status = 'running'")).changes;
   }
 
-  jobProgress(id: number, done: number): void {
-    this.s.q('UPDATE jobs SET done = ? WHERE id = ?').run(done, id);
+  async jobProgress(id: number, done: number): Promise<void> {
+    await this.s.run('UPDATE jobs SET done = ? WHERE id = ?', [done, id]);
   }
 
-  finishJob(id: number, result: unknown, error: string | null): void {
-    this.s
-      .q('UPDATE jobs SET status = ?, result = ?, error = ?, finished_at = ? WHERE id = ?')
-      .run(error ? 'failed' : 'done', result === undefined ? null : JSON.stringify(result), error, this.s.iso(), id);
+  async finishJob(id: number, result: unknown, error: string | null): Promise<void> {
+    await this.s.run('UPDATE jobs SET status = ?, result = ?, error = ?, finished_at = ? WHERE id = ?', [
+      error ? 'failed' : 'done',
+      result === undefined ? null : JSON.stringify(result),
+      error,
+      this.s.iso(),
+      id,
+    ]);
   }
 
   // ---- CSV uploads ----
 
-  saveCsvUpload(id: string, actor: string, rows: number, changes: unknown, errorCount = 0): void {
-    this.s
-      .q('INSERT INTO csv_uploads (id, created_at, actor, rows, changes, error_count) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(id, this.s.iso(), actor, rows, JSON.stringify(changes), errorCount);
+  async saveCsvUpload(id: string, actor: string, rows: number, changes: unknown, errorCount = 0): Promise<void> {
+    await this.s.run('INSERT INTO csv_uploads (id, created_at, actor, rows, changes, error_count) VALUES (?, ?, ?, ?, ?, ?)', [
+      id,
+      this.s.iso(),
+      actor,
+      rows,
+      JSON.stringify(changes),
+      errorCount,
+    ]);
   }
 
-  csvUpload(id: string): CsvUpload | null {
-    const r = this.s.q('SELECT * FROM csv_uploads WHERE id = ?').get(id) as Row | undefined;
+  async csvUpload(id: string): Promise<CsvUpload | null> {
+    const r = (await this.s.get('SELECT * FROM csv_uploads WHERE id = ?', [id])) as Row | undefined;
     return r ? toCsvUpload(r) : null;
   }
 
-  markCsvApplied(id: string, jobId: number): boolean {
-    return this.s.q('UPDATE csv_uploads SET job_id = ? WHERE id = ? AND job_id IS NULL').run(jobId, id).changes > 0;
+  async markCsvApplied(id: string, jobId: number): Promise<boolean> {
+    return (await this.s.run('UPDATE csv_uploads SET job_id = ? WHERE id = ? AND job_id IS NULL', [jobId, id])).changes > 0;
   }
 }

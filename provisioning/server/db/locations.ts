@@ -2,7 +2,7 @@
 // are placed there (IP groups, switch ports); the civic form is derived on reading.
 import { postalToCivic, type PostalAddress } from '../../protocol/locations.js';
 import type { LocationInput } from '../validation.js';
-import type { ServerDb } from './open.js';
+import type { Sql } from './sql.js';
 import { int, json, optionalText, rowMapper, text, type Row } from './rows.js';
 import type { Location } from './types.js';
 
@@ -47,15 +47,15 @@ export const toLocation = rowMapper<Location>({
 });
 
 export class LocationStore {
-  constructor(private readonly s: ServerDb) {}
+  constructor(private readonly s: Sql) {}
 
-  locations(): Location[] {
-    return (this.s.q('SELECT * FROM locations ORDER BY code').all() as Row[]).map(toLocation);
+  async locations(): Promise<Location[]> {
+    return ((await this.s.all('SELECT * FROM locations ORDER BY code')) as Row[]).map(toLocation);
   }
 
   /** Each location that has IP groups, with those groups only: the call-time zone lookup reads nothing else. */
-  ipGroupsOfLocations(): LocationIpGroups[] {
-    return (this.s.q("SELECT id, code, name, ip_groups FROM locations WHERE ip_groups != '[]'").all() as Row[]).map((r) => ({
+  async ipGroupsOfLocations(): Promise<LocationIpGroups[]> {
+    return ((await this.s.all("SELECT id, code, name, ip_groups FROM locations WHERE ip_groups != '[]'")) as Row[]).map((r) => ({
       id: r.id as number,
       code: r.code as string,
       name: r.name as string,
@@ -63,13 +63,13 @@ export class LocationStore {
     }));
   }
 
-  location(id: number): Location | null {
-    const r = this.s.q('SELECT * FROM locations WHERE id = ?').get(id) as Row | undefined;
+  async location(id: number): Promise<Location | null> {
+    const r = (await this.s.get('SELECT * FROM locations WHERE id = ?', [id])) as Row | undefined;
     return r ? toLocation(r) : null;
   }
 
-  locationByCode(code: string): Location | null {
-    const r = this.s.q('SELECT * FROM locations WHERE code = ? COLLATE NOCASE').get(code) as Row | undefined;
+  async locationByCode(code: string): Promise<Location | null> {
+    const r = (await this.s.get('SELECT * FROM locations WHERE lower(code) = lower(?)', [code])) as Row | undefined;
     return r ? toLocation(r) : null;
   }
 
@@ -102,31 +102,30 @@ export class LocationStore {
     };
   }
 
-  insertLocation(l: LocationInput): number {
-    const r = this.s
-      .q(
-        `INSERT INTO locations (code, name, country, house_number, house_number_suffix, street, street2, city, state, postal_code, plus4,
+  async insertLocation(l: LocationInput): Promise<number> {
+    const r = await this.s.get<{ id: number }>(
+      `INSERT INTO locations (code, name, country, house_number, house_number_suffix, street, street2, city, state, postal_code, plus4,
            building, floor, room, time_zone, ip_groups, switch_ports, admin_emails, sms_numbers, call_numbers, language, created_at, updated_at)
          VALUES (@code, @name, @country, @house_number, @house_number_suffix, @street, @street2, @city, @state, @postal_code, @plus4,
-           @building, @floor, @room, @time_zone, @ip_groups, @switch_ports, @admin_emails, @sms_numbers, coalesce(@call_numbers, '[]'), @language, @now, @now)`,
-      )
-      .run(this.params(l));
-    return Number(r.lastInsertRowid);
+           @building, @floor, @room, @time_zone, @ip_groups, @switch_ports, @admin_emails, @sms_numbers, coalesce(@call_numbers, '[]'), @language, @now, @now)
+         RETURNING id`,
+      this.params(l),
+    );
+    return r!.id;
   }
 
-  updateLocation(id: number, l: LocationInput): void {
-    this.s
-      .q(
-        `UPDATE locations SET code = @code, name = @name, country = @country, house_number = @house_number,
+  async updateLocation(id: number, l: LocationInput): Promise<void> {
+    await this.s.run(
+      `UPDATE locations SET code = @code, name = @name, country = @country, house_number = @house_number,
            house_number_suffix = @house_number_suffix, street = @street, street2 = @street2, city = @city, state = @state,
            postal_code = @postal_code, plus4 = @plus4, building = @building, floor = @floor, room = @room, time_zone = @time_zone,
            ip_groups = @ip_groups, switch_ports = @switch_ports, admin_emails = @admin_emails, sms_numbers = @sms_numbers, language = @language,
            call_numbers = coalesce(@call_numbers, call_numbers), updated_at = @now WHERE id = @id`,
-      )
-      .run({ ...this.params(l), id });
+      { ...this.params(l), id },
+    );
   }
 
-  deleteLocation(id: number): void {
-    this.s.q('DELETE FROM locations WHERE id = ?').run(id);
+  async deleteLocation(id: number): Promise<void> {
+    await this.s.run('DELETE FROM locations WHERE id = ?', [id]);
   }
 }

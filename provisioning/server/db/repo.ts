@@ -1,8 +1,8 @@
-// All SQL of the server, behind one facade: Repo opens the database (open.ts) and
-// hands each call to the module of its aggregate (account.ts, devices.ts, ...), all on
-// one connection so that transaction() spans any of them. Rows become typed objects
-// through the mappers of rows.ts. Synchronous (better-sqlite3); callers group writes
-// with transaction().
+// All SQL of the server, behind one facade: Repo holds the store (SQLite, open.ts, or
+// PostgreSQL, pg-sql.ts, behind the Sql interface of sql.ts) and hands each call to the
+// module of its aggregate (account.ts, devices.ts, ...). Every method answers with a
+// promise; transaction() spans whatever is awaited inside it, in any module. Rows
+// become typed objects through the mappers of rows.ts.
 import type { LocationPayload, PhoneClock } from '../../protocol/messages.js';
 import type { LocationInput, UserRecordInput } from '../validation.js';
 import { AccountStore, type AccountUpdate } from './account.js';
@@ -12,7 +12,8 @@ import { EventStore } from './events.js';
 import { JobStore } from './jobs.js';
 import { LocationStore } from './locations.js';
 import { NotificationStore } from './notifications.js';
-import { openServerDb, type ServerDb, type ServerDbOptions } from './open.js';
+import { type ServerDbOptions, SqliteSql } from './open.js';
+import type { Sql } from './sql.js';
 import { ServerSharedStore } from './shared.js';
 import { TokenStore } from './tokens.js';
 import { UserStore } from './users.js';
@@ -41,8 +42,9 @@ export { tokenHash } from './tokens.js';
 export type { ServerDbOptions as RepoOptions } from './open.js';
 
 export class Repo {
+  /** Where the data is: the SQLite file, or the PostgreSQL URL without its password. */
   readonly path: string;
-  private readonly s: ServerDb;
+  private readonly s: Sql;
   /** The aggregates, one module each, sharing this.s. */
   private readonly a: {
     account: AccountStore;
@@ -57,9 +59,10 @@ export class Repo {
     shared: ServerSharedStore;
   };
 
-  constructor(opts: ServerDbOptions) {
-    this.s = openServerDb(opts);
-    this.path = this.s.path;
+  /** SQLite in opts.dataDir (opened and migrated now), or a store already opened (openStore()). */
+  constructor(opts: ServerDbOptions | Sql) {
+    this.s = 'dialect' in opts ? opts : new SqliteSql(opts);
+    this.path = this.s.location;
     this.a = {
       account: new AccountStore(this.s),
       locations: new LocationStore(this.s),
@@ -74,313 +77,323 @@ export class Repo {
     };
   }
 
-  close(): void {
-    if (this.s.db.open) this.s.db.close();
+  /** Which store: 'sqlite' or 'postgres'. */
+  get dialect(): Sql['dialect'] {
+    return this.s.dialect;
   }
 
-  transaction<T>(fn: () => T): T {
+  close(): Promise<void> {
+    return this.s.close();
+  }
+
+  /**
+   * Runs fn in one transaction: every repository call awaited inside it (by fn or what it
+   * calls) is part of it. Only database work belongs inside: a transaction holds the SQLite
+   * write lock, or a PostgreSQL connection and its row locks, until fn settles.
+   */
+  transaction<T>(fn: () => Promise<T>): Promise<T> {
     return this.s.transaction(fn);
   }
 
-  schemaVersion(): number {
-    return this.s.db.pragma('user_version', { simple: true }) as number;
+  schemaVersion(): Promise<number> {
+    return this.s.schemaVersion();
   }
   // account
-  account(): Account {
+  account(): Promise<Account> {
     return this.a.account.account();
   }
-  updateAccount(a: AccountUpdate): void {
-    this.a.account.updateAccount(a);
+  updateAccount(a: AccountUpdate): Promise<void> {
+    return this.a.account.updateAccount(a);
   }
-  setE911(enabled: boolean): void {
-    this.a.account.setE911(enabled);
+  setE911(enabled: boolean): Promise<void> {
+    return this.a.account.setE911(enabled);
   }
-  notificationSettings(): NotificationSettings {
+  notificationSettings(): Promise<NotificationSettings> {
     return this.a.account.notificationSettings();
   }
-  setNotificationSettings(s: NotificationSettings): void {
-    this.a.account.setNotificationSettings(s);
+  setNotificationSettings(s: NotificationSettings): Promise<void> {
+    return this.a.account.setNotificationSettings(s);
   }
 
   // locations
-  locations(): Location[] {
+  locations(): Promise<Location[]> {
     return this.a.locations.locations();
   }
-  location(id: number): Location | null {
+  location(id: number): Promise<Location | null> {
     return this.a.locations.location(id);
   }
   ipGroupsOfLocations() {
     return this.a.locations.ipGroupsOfLocations();
   }
-  locationByCode(code: string): Location | null {
+  locationByCode(code: string): Promise<Location | null> {
     return this.a.locations.locationByCode(code);
   }
-  insertLocation(l: LocationInput): number {
+  insertLocation(l: LocationInput): Promise<number> {
     return this.a.locations.insertLocation(l);
   }
-  updateLocation(id: number, l: LocationInput): void {
-    this.a.locations.updateLocation(id, l);
+  updateLocation(id: number, l: LocationInput): Promise<void> {
+    return this.a.locations.updateLocation(id, l);
   }
-  deleteLocation(id: number): void {
-    this.a.locations.deleteLocation(id);
+  deleteLocation(id: number): Promise<void> {
+    return this.a.locations.deleteLocation(id);
   }
 
   // users
-  users(filter: { locationId?: number; limit?: number; offset?: number } = {}): User[] {
+  users(filter: { locationId?: number; limit?: number; offset?: number } = {}): Promise<User[]> {
     return this.a.users.users(filter);
   }
-  mobilesAt(locationId: number): string[] {
+  mobilesAt(locationId: number): Promise<string[]> {
     return this.a.users.mobilesAt(locationId);
   }
-  userCount(filter: { locationId?: number } = {}): number {
+  userCount(filter: { locationId?: number } = {}): Promise<number> {
     return this.a.users.userCount(filter);
   }
-  user(id: number): User | null {
+  user(id: number): Promise<User | null> {
     return this.a.users.user(id);
   }
-  userByUsername(username: string): User | null {
+  userByUsername(username: string): Promise<User | null> {
     return this.a.users.userByUsername(username);
   }
-  userIds(filter: { locationId?: number } = {}): number[] {
+  userIds(filter: { locationId?: number } = {}): Promise<number[]> {
     return this.a.users.userIds(filter);
   }
-  existingUserIds(ids: readonly number[]): Set<number> {
+  existingUserIds(ids: readonly number[]): Promise<Set<number>> {
     return this.a.users.existingUserIds(ids);
   }
-  insertUser(u: UserRecordInput): number {
+  insertUser(u: UserRecordInput): Promise<number> {
     return this.a.users.insertUser(u);
   }
-  updateUser(id: number, u: UserRecordInput): void {
-    this.a.users.updateUser(id, u);
+  updateUser(id: number, u: UserRecordInput): Promise<void> {
+    return this.a.users.updateUser(id, u);
   }
-  setUserLocation(id: number, locationId: number): void {
-    this.a.users.setUserLocation(id, locationId);
+  setUserLocation(id: number, locationId: number): Promise<void> {
+    return this.a.users.setUserLocation(id, locationId);
   }
-  setUserEmails(id: number, emails: readonly string[]): boolean {
+  setUserEmails(id: number, emails: readonly string[]): Promise<boolean> {
     return this.a.users.setUserEmails(id, emails);
   }
-  userEmails(id: number): string[] | null {
+  userEmails(id: number): Promise<string[] | null> {
     return this.a.users.userEmails(id);
   }
-  csvUserRows(): CsvUserRow[] {
+  csvUserRows(): Promise<CsvUserRow[]> {
     return this.a.users.csvUserRows();
   }
-  userEmailIndex(): { byId: Map<number, string>; byName: Map<string, number> } {
+  userEmailIndex(): Promise<{ byId: Map<number, string>; byName: Map<string, number> }> {
     return this.a.users.userEmailIndex();
   }
-  deleteUser(id: number): void {
-    this.a.users.deleteUser(id);
+  deleteUser(id: number): Promise<void> {
+    return this.a.users.deleteUser(id);
   }
 
   // devices
-  devices(filter: { userId?: number } = {}): Device[] {
+  devices(filter: { userId?: number } = {}): Promise<Device[]> {
     return this.a.devices.devices(filter);
   }
-  device(deviceId: string): Device | null {
+  device(deviceId: string): Promise<Device | null> {
     return this.a.devices.device(deviceId);
   }
-  ensureDevice(deviceId: string): boolean {
+  ensureDevice(deviceId: string): Promise<boolean> {
     return this.a.devices.ensureDevice(deviceId);
   }
-  setUserDevices(userId: number, deviceIds: readonly string[]): void {
-    this.a.devices.setUserDevices(userId, deviceIds);
+  setUserDevices(userId: number, deviceIds: readonly string[]): Promise<void> {
+    return this.a.devices.setUserDevices(userId, deviceIds);
   }
-  deviceOwners(deviceIds: readonly string[], exceptUserId: number | null): { deviceId: string; userId: number }[] {
+  deviceOwners(deviceIds: readonly string[], exceptUserId: number | null): Promise<{ deviceId: string; userId: number }[]> {
     return this.a.devices.deviceOwners(deviceIds, exceptUserId);
   }
-  deviceIdsOfUsers(userIds: readonly number[]): string[] {
+  deviceIdsOfUsers(userIds: readonly number[]): Promise<string[]> {
     return this.a.devices.deviceIdsOfUsers(userIds);
   }
-  deviceIdsAtLocation(locationId: number): string[] {
+  deviceIdsAtLocation(locationId: number): Promise<string[]> {
     return this.a.devices.deviceIdsAtLocation(locationId);
   }
-  assignedDeviceIds(): string[] {
+  assignedDeviceIds(): Promise<string[]> {
     return this.a.devices.assignedDeviceIds();
   }
   /** The device, its user and that user's location, for building its documents. */
-  deviceContext(deviceId: string): { device: Device; user: User | null; location: Location | null } | null {
-    const device = this.a.devices.device(deviceId);
+  async deviceContext(deviceId: string): Promise<{ device: Device; user: User | null; location: Location | null } | null> {
+    const device = await this.a.devices.device(deviceId);
     if (!device) return null;
-    const user = device.userId !== null ? this.a.users.user(device.userId) : null;
-    const location = user?.locationId ? this.a.locations.location(user.locationId) : null;
+    const user = device.userId !== null ? await this.a.users.user(device.userId) : null;
+    const location = user?.locationId ? await this.a.locations.location(user.locationId) : null;
     return { device, user, location };
   }
-  pushContexts(deviceIds: readonly string[]): Map<string, PushContext> {
+  pushContexts(deviceIds: readonly string[]): Promise<Map<string, PushContext>> {
     return this.a.devices.pushContexts(deviceIds);
   }
-  recordIssuedAddress(deviceId: string, version: number, contentHash: string, signed: string, issuedAt: string): void {
-    this.a.devices.recordIssuedAddress(deviceId, version, contentHash, signed, issuedAt);
+  recordIssuedAddress(deviceId: string, version: number, contentHash: string, signed: string, issuedAt: string): Promise<void> {
+    return this.a.devices.recordIssuedAddress(deviceId, version, contentHash, signed, issuedAt);
   }
-  appliedVersion(deviceId: string): number | null {
+  appliedVersion(deviceId: string): Promise<number | null> {
     return this.a.devices.appliedVersion(deviceId);
   }
-  issuedVersion(deviceId: string): number | null {
+  issuedVersion(deviceId: string): Promise<number | null> {
     return this.a.devices.issuedVersion(deviceId);
   }
-  issuedAddress(deviceId: string): { version: number; contentHash: string | null; signed: string | null } | null {
+  issuedAddress(deviceId: string): Promise<{ version: number; contentHash: string | null; signed: string | null } | null> {
     return this.a.devices.issuedAddress(deviceId);
   }
-  recordIssuedLocations(deviceId: string, version: number, contentHash: string): void {
-    this.a.devices.recordIssuedLocations(deviceId, version, contentHash);
+  recordIssuedLocations(deviceId: string, version: number, contentHash: string): Promise<void> {
+    return this.a.devices.recordIssuedLocations(deviceId, version, contentHash);
   }
-  issuedLocations(deviceId: string): { version: number; contentHash: string | null } | null {
+  issuedLocations(deviceId: string): Promise<{ version: number; contentHash: string | null } | null> {
     return this.a.devices.issuedLocations(deviceId);
   }
-  setDeviceStatus(deviceId: string, online: boolean, agentVersion: string | null): void {
-    this.a.devices.setDeviceStatus(deviceId, online, agentVersion);
+  setDeviceStatus(deviceId: string, online: boolean, agentVersion: string | null): Promise<void> {
+    return this.a.devices.setDeviceStatus(deviceId, online, agentVersion);
   }
-  setDeviceApplied(deviceId: string, version: number, hash: string, appliedAt: string | null): void {
-    this.a.devices.setDeviceApplied(deviceId, version, hash, appliedAt);
+  setDeviceApplied(deviceId: string, version: number, hash: string, appliedAt: string | null): Promise<void> {
+    return this.a.devices.setDeviceApplied(deviceId, version, hash, appliedAt);
   }
-  setDeviceLocationReport(deviceId: string, report: LocationPayload): void {
-    this.a.devices.setDeviceLocationReport(deviceId, report);
+  setDeviceLocationReport(deviceId: string, report: LocationPayload): Promise<void> {
+    return this.a.devices.setDeviceLocationReport(deviceId, report);
   }
-  setDeviceMismatch(deviceId: string, mismatch: unknown): void {
-    this.a.devices.setDeviceMismatch(deviceId, mismatch);
+  setDeviceMismatch(deviceId: string, mismatch: unknown): Promise<void> {
+    return this.a.devices.setDeviceMismatch(deviceId, mismatch);
   }
-  setDeviceDisagreement(deviceId: string, disagreement: unknown, eventTs: string, order: PhoneClock | null = null): boolean {
+  setDeviceDisagreement(deviceId: string, disagreement: unknown, eventTs: string, order: PhoneClock | null = null): Promise<boolean> {
     return this.a.devices.setDeviceDisagreement(deviceId, disagreement, eventTs, order);
   }
-  setNoticeAck(deviceId: string, ack: NoticeAck): boolean {
+  setNoticeAck(deviceId: string, ack: NoticeAck): Promise<boolean> {
     return this.a.devices.setNoticeAck(deviceId, ack);
   }
-  setDeviceCredential(deviceId: string, mosquittoHash: string): void {
-    this.a.devices.setDeviceCredential(deviceId, mosquittoHash);
+  setDeviceCredential(deviceId: string, mosquittoHash: string): Promise<void> {
+    return this.a.devices.setDeviceCredential(deviceId, mosquittoHash);
   }
-  deviceCredential(deviceId: string): string | null {
+  deviceCredential(deviceId: string): Promise<string | null> {
     return this.a.devices.deviceCredential(deviceId);
   }
-  deviceCredentials(): { deviceId: string; hash: string }[] {
+  deviceCredentials(): Promise<{ deviceId: string; hash: string }[]> {
     return this.a.devices.deviceCredentials();
   }
-  deleteDevice(deviceId: string): void {
-    this.a.devices.deleteDevice(deviceId);
+  deleteDevice(deviceId: string): Promise<void> {
+    return this.a.devices.deleteDevice(deviceId);
   }
 
   // events
-  insertEvent(e: Omit<StoredEvent, 'receivedAt'>): boolean {
+  insertEvent(e: Omit<StoredEvent, 'receivedAt'>): Promise<boolean> {
     return this.a.events.insertEvent(e);
   }
-  eventsWithoutNotifications(types: readonly string[], since: string): StoredEvent[] {
+  eventsWithoutNotifications(types: readonly string[], since: string): Promise<StoredEvent[]> {
     return this.a.events.eventsWithoutNotifications(types, since);
   }
-  event(id: string): StoredEvent | null {
+  event(id: string): Promise<StoredEvent | null> {
     return this.a.events.event(id);
   }
-  events(filter: { types?: readonly string[]; deviceId?: string; limit?: number; before?: string } = {}): StoredEvent[] {
+  events(filter: { types?: readonly string[]; deviceId?: string; limit?: number; before?: string } = {}): Promise<StoredEvent[]> {
     return this.a.events.events(filter);
   }
 
   // notifications
-  addNotification(eventId: string, channel: NotificationChannel, recipient: string): boolean {
+  addNotification(eventId: string, channel: NotificationChannel, recipient: string): Promise<boolean> {
     return this.a.notifications.addNotification(eventId, channel, recipient);
   }
-  claimDueNotifications(limit: number, leaseMs: number, claimant: string | null = null): Notification[] {
+  claimDueNotifications(limit: number, leaseMs: number, claimant: string | null = null): Promise<Notification[]> {
     return this.a.notifications.claimDueNotifications(limit, leaseMs, claimant);
   }
-  reclaimNotifications(instance: string, claimant: string): number {
+  reclaimNotifications(instance: string, claimant: string): Promise<number> {
     return this.a.notifications.reclaimNotifications(instance, claimant);
   }
-  nextNotificationDue(): string | null {
+  nextNotificationDue(): Promise<string | null> {
     return this.a.notifications.nextNotificationDue();
   }
-  notificationSent(id: number, providerId: string | null): void {
-    this.a.notifications.notificationSent(id, providerId);
+  notificationSent(id: number, providerId: string | null): Promise<void> {
+    return this.a.notifications.notificationSent(id, providerId);
   }
-  notificationAcknowledged(id: number, providerId: string, ack: { at: string; method: string; plays: number }): void {
-    this.a.notifications.notificationAcknowledged(id, providerId, ack);
+  notificationAcknowledged(id: number, providerId: string, ack: { at: string; method: string; plays: number }): Promise<void> {
+    return this.a.notifications.notificationAcknowledged(id, providerId, ack);
   }
-  notificationUnacknowledged(id: number, providerId: string, plays: number, why: string): void {
-    this.a.notifications.notificationUnacknowledged(id, providerId, plays, why);
+  notificationUnacknowledged(id: number, providerId: string, plays: number, why: string): Promise<void> {
+    return this.a.notifications.notificationUnacknowledged(id, providerId, plays, why);
   }
-  extendNotificationLease(id: number, until: Date): void {
-    this.a.notifications.extendNotificationLease(id, until);
+  extendNotificationLease(id: number, until: Date): Promise<void> {
+    return this.a.notifications.extendNotificationLease(id, until);
   }
-  notificationFailed(id: number, error: string, retryAt: Date | null): void {
-    this.a.notifications.notificationFailed(id, error, retryAt);
+  notificationFailed(id: number, error: string, retryAt: Date | null): Promise<void> {
+    return this.a.notifications.notificationFailed(id, error, retryAt);
   }
-  notifications(filter: { eventId?: string; status?: NotificationStatus; limit?: number } = {}): Notification[] {
+  notifications(filter: { eventId?: string; status?: NotificationStatus; limit?: number } = {}): Promise<Notification[]> {
     return this.a.notifications.notifications(filter);
   }
 
   // audit
-  audit(actor: string, action: string, entity: string, entityId: string | number | null, details?: unknown): void {
-    this.a.audit.audit(actor, action, entity, entityId, details);
+  audit(actor: string, action: string, entity: string, entityId: string | number | null, details?: unknown): Promise<void> {
+    return this.a.audit.audit(actor, action, entity, entityId, details);
   }
-  auditLog(filter: { entity?: string; entityId?: string; limit?: number; beforeSeq?: number } = {}): AuditEntry[] {
+  auditLog(filter: { entity?: string; entityId?: string; limit?: number; beforeSeq?: number } = {}): Promise<AuditEntry[]> {
     return this.a.audit.auditLog(filter);
   }
 
   // jobs
-  createJob(kind: string, actor: string, params: unknown, total: number): number {
+  createJob(kind: string, actor: string, params: unknown, total: number): Promise<number> {
     return this.a.jobs.createJob(kind, actor, params, total);
   }
-  job(id: number): Job | null {
+  job(id: number): Promise<Job | null> {
     return this.a.jobs.job(id);
   }
-  jobs(limit = 50): Job[] {
+  jobs(limit = 50): Promise<Job[]> {
     return this.a.jobs.jobs(limit);
   }
-  claimJob(): Job | null {
+  claimJob(): Promise<Job | null> {
     return this.a.jobs.claimJob();
   }
-  requeueRunningJobs(): number {
+  requeueRunningJobs(): Promise<number> {
     return this.a.jobs.requeueRunningJobs();
   }
-  jobProgress(id: number, done: number): void {
-    this.a.jobs.jobProgress(id, done);
+  jobProgress(id: number, done: number): Promise<void> {
+    return this.a.jobs.jobProgress(id, done);
   }
-  finishJob(id: number, result: unknown, error: string | null): void {
-    this.a.jobs.finishJob(id, result, error);
+  finishJob(id: number, result: unknown, error: string | null): Promise<void> {
+    return this.a.jobs.finishJob(id, result, error);
   }
 
   // CSV uploads
-  saveCsvUpload(id: string, actor: string, rows: number, changes: unknown, errorCount = 0): void {
-    this.a.jobs.saveCsvUpload(id, actor, rows, changes, errorCount);
+  saveCsvUpload(id: string, actor: string, rows: number, changes: unknown, errorCount = 0): Promise<void> {
+    return this.a.jobs.saveCsvUpload(id, actor, rows, changes, errorCount);
   }
-  csvUpload(id: string): CsvUpload | null {
+  csvUpload(id: string): Promise<CsvUpload | null> {
     return this.a.jobs.csvUpload(id);
   }
-  markCsvApplied(id: string, jobId: number): boolean {
+  markCsvApplied(id: string, jobId: number): Promise<boolean> {
     return this.a.jobs.markCsvApplied(id, jobId);
   }
 
   // API tokens
-  createToken(name: string, token: string): number {
+  createToken(name: string, token: string): Promise<number> {
     return this.a.tokens.createToken(name, token);
   }
-  verifyToken(token: string): { id: number; name: string } | null {
+  verifyToken(token: string): Promise<{ id: number; name: string } | null> {
     return this.a.tokens.verifyToken(token);
   }
-  tokens(): ApiToken[] {
+  tokens(): Promise<ApiToken[]> {
     return this.a.tokens.tokens();
   }
-  revokeToken(id: number): boolean {
+  revokeToken(id: number): Promise<boolean> {
     return this.a.tokens.revokeToken(id);
   }
 
   // portal sessions (only the hash of a session id is stored)
-  createSession(id: string, tokenId: number, absoluteMs: number): { expiresAt: string } {
+  createSession(id: string, tokenId: number, absoluteMs: number): Promise<{ expiresAt: string }> {
     return this.a.tokens.createSession(id, tokenId, absoluteMs);
   }
-  useSession(id: string, idleMs: number): { id: number; name: string } | null {
+  useSession(id: string, idleMs: number): Promise<{ id: number; name: string } | null> {
     return this.a.tokens.useSession(id, idleMs);
   }
-  revokeSession(id: string): boolean {
+  revokeSession(id: string): Promise<boolean> {
     return this.a.tokens.revokeSession(id);
   }
-  pruneSessions(): number {
+  pruneSessions(): Promise<number> {
     return this.a.tokens.pruneSessions();
   }
 
   // server instances' broker users, shared secrets
-  setServerBrokerUser(username: string, hash: string): void {
-    this.a.shared.setServerBrokerUser(username, hash);
+  setServerBrokerUser(username: string, hash: string): Promise<void> {
+    return this.a.shared.setServerBrokerUser(username, hash);
   }
-  serverBrokerUsers(): { username: string; hash: string }[] {
+  serverBrokerUsers(): Promise<{ username: string; hash: string }[]> {
     return this.a.shared.serverBrokerUsers();
   }
-  sharedSecret(name: string, make: () => string): string {
+  sharedSecret(name: string, make: () => string): Promise<string> {
     return this.a.shared.sharedSecret(name, make);
   }
 }

@@ -1,25 +1,28 @@
 // What the server instances share through the database: their broker users, and
 // named secrets (made by whichever instance asks first).
-import type { ServerDb } from './open.js';
+import type { Sql } from './sql.js';
 
 export class ServerSharedStore {
-  constructor(private readonly s: ServerDb) {}
+  constructor(private readonly s: Sql) {}
 
-  setServerBrokerUser(username: string, hash: string): void {
-    this.s
-      .q(
-        'INSERT INTO broker_server_users (username, hash, created_at) VALUES (?, ?, ?) ON CONFLICT (username) DO UPDATE SET hash = excluded.hash',
-      )
-      .run(username, hash, this.s.iso());
+  async setServerBrokerUser(username: string, hash: string): Promise<void> {
+    await this.s.run(
+      'INSERT INTO broker_server_users (username, hash, created_at) VALUES (?, ?, ?) ON CONFLICT (username) DO UPDATE SET hash = excluded.hash',
+      [username, hash, this.s.iso()],
+    );
   }
 
-  serverBrokerUsers(): { username: string; hash: string }[] {
-    return this.s.q('SELECT username, hash FROM broker_server_users ORDER BY username').all() as { username: string; hash: string }[];
+  async serverBrokerUsers(): Promise<{ username: string; hash: string }[]> {
+    return (await this.s.all('SELECT username, hash FROM broker_server_users ORDER BY username')) as { username: string; hash: string }[];
   }
 
   /** The named secret, created with make() by whichever instance asks first. */
-  sharedSecret(name: string, make: () => string): string {
-    this.s.q('INSERT OR IGNORE INTO server_secrets (name, value, created_at) VALUES (?, ?, ?)').run(name, make(), this.s.iso());
-    return this.s.q('SELECT value FROM server_secrets WHERE name = ?').pluck().get(name) as string;
+  async sharedSecret(name: string, make: () => string): Promise<string> {
+    await this.s.run('INSERT INTO server_secrets (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [
+      name,
+      make(),
+      this.s.iso(),
+    ]);
+    return (await this.s.column('SELECT value FROM server_secrets WHERE name = ?', [name]))[0] as string;
   }
 }

@@ -1,6 +1,6 @@
 // API tokens and the portal sessions made from them: only hashes are stored.
 import { createHash } from 'node:crypto';
-import type { ServerDb } from './open.js';
+import type { Sql } from './sql.js';
 import { int, rowMapper, text, textOrNull, type Row } from './rows.js';
 import type { ApiToken } from './types.js';
 
@@ -17,43 +17,50 @@ const toApiToken = rowMapper<ApiToken>({
 });
 
 export class TokenStore {
-  constructor(private readonly s: ServerDb) {}
+  constructor(private readonly s: Sql) {}
 
-  createToken(name: string, token: string): number {
-    return Number(
-      this.s.q('INSERT INTO api_tokens (name, hash, created_at) VALUES (?, ?, ?)').run(name, tokenHash(token), this.s.iso())
-        .lastInsertRowid,
-    );
+  async createToken(name: string, token: string): Promise<number> {
+    const r = await this.s.get<{ id: number }>('INSERT INTO api_tokens (name, hash, created_at) VALUES (?, ?, ?) RETURNING id', [
+      name,
+      tokenHash(token),
+      this.s.iso(),
+    ]);
+    return r!.id;
   }
 
   /** The token's name when it is valid and not revoked. */
-  verifyToken(token: string): { id: number; name: string } | null {
-    const r = this.s.q('SELECT id, name, last_used_at FROM api_tokens WHERE hash = ? AND revoked_at IS NULL').get(tokenHash(token)) as
-      | Row
-      | undefined;
+  async verifyToken(token: string): Promise<{ id: number; name: string } | null> {
+    const r = (await this.s.get('SELECT id, name, last_used_at FROM api_tokens WHERE hash = ? AND revoked_at IS NULL', [
+      tokenHash(token),
+    ])) as Row | undefined;
     if (!r) return null;
     // Once a minute at most: reading the API must not turn into a write per request.
     const last = r.last_used_at ? Date.parse(r.last_used_at as string) : 0;
-    if (this.s.now().getTime() - last > 60_000) this.s.q('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(this.s.iso(), r.id);
+    if (this.s.now().getTime() - last > 60_000)
+      await this.s.run('UPDATE api_tokens SET last_used_at = ? WHERE id = ?', [this.s.iso(), r.id]);
     return { id: r.id as number, name: r.name as string };
   }
 
-  tokens(): ApiToken[] {
-    return (this.s.q('SELECT * FROM api_tokens ORDER BY id').all() as Row[]).map(toApiToken);
+  async tokens(): Promise<ApiToken[]> {
+    return ((await this.s.all('SELECT * FROM api_tokens ORDER BY id')) as Row[]).map(toApiToken);
   }
 
-  revokeToken(id: number): boolean {
-    return this.s.q('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(this.s.iso(), id).changes > 0;
+  async revokeToken(id: number): Promise<boolean> {
+    return (await this.s.run('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [this.s.iso(), id])).changes > 0;
   }
 
   // ---- portal sessions (only the hash of a session id is stored) ----
 
-  createSession(id: string, tokenId: number, absoluteMs: number): { expiresAt: string } {
+  async createSession(id: string, tokenId: number, absoluteMs: number): Promise<{ expiresAt: string }> {
     const now = this.s.now();
     const expiresAt = new Date(now.getTime() + absoluteMs).toISOString();
-    this.s
-      .q('INSERT INTO admin_sessions (id_hash, token_id, created_at, last_used_at, expires_at) VALUES (?, ?, ?, ?, ?)')
-      .run(tokenHash(id), tokenId, now.toISOString(), now.toISOString(), expiresAt);
+    await this.s.run('INSERT INTO admin_sessions (id_hash, token_id, created_at, last_used_at, expires_at) VALUES (?, ?, ?, ?, ?)', [
+      tokenHash(id),
+      tokenId,
+      now.toISOString(),
+      now.toISOString(),
+      expiresAt,
+    ]);
     return { expiresAt };
   }
 
@@ -61,32 +68,31 @@ export class TokenStore {
    * The session's token when the session is live: not revoked, before its absolute expiry,
    * used within idleMs, and its token not revoked. A live session's last use moves to now.
    */
-  useSession(id: string, idleMs: number): { id: number; name: string } | null {
+  async useSession(id: string, idleMs: number): Promise<{ id: number; name: string } | null> {
     const now = this.s.now();
-    const r = this.s
-      .q(
-        `SELECT s.id_hash, s.last_used_at, s.expires_at, t.id, t.name FROM admin_sessions s JOIN api_tokens t ON t.id = s.token_id
+    const r = (await this.s.get(
+      `SELECT s.id_hash, s.last_used_at, s.expires_at, t.id, t.name FROM admin_sessions s JOIN api_tokens t ON t.id = s.token_id
        WHERE s.id_hash = ? AND s.revoked_at IS NULL AND t.revoked_at IS NULL`,
-      )
-      .get(tokenHash(id)) as Row | undefined;
+      [tokenHash(id)],
+    )) as Row | undefined;
     if (!r) return null;
     if (now.getTime() >= Date.parse(r.expires_at as string) || now.getTime() - Date.parse(r.last_used_at as string) > idleMs) return null;
     // At most every 10 s: a page's burst of requests is not a burst of writes.
     if (now.getTime() - Date.parse(r.last_used_at as string) > 10_000)
-      this.s.q('UPDATE admin_sessions SET last_used_at = ? WHERE id_hash = ?').run(now.toISOString(), r.id_hash);
+      await this.s.run('UPDATE admin_sessions SET last_used_at = ? WHERE id_hash = ?', [now.toISOString(), r.id_hash]);
     return { id: r.id as number, name: r.name as string };
   }
 
-  revokeSession(id: string): boolean {
+  async revokeSession(id: string): Promise<boolean> {
     return (
-      this.s.q('UPDATE admin_sessions SET revoked_at = ? WHERE id_hash = ? AND revoked_at IS NULL').run(this.s.iso(), tokenHash(id))
+      (await this.s.run('UPDATE admin_sessions SET revoked_at = ? WHERE id_hash = ? AND revoked_at IS NULL', [this.s.iso(), tokenHash(id)]))
         .changes > 0
     );
   }
 
   /** Forgets sessions that ended more than a day ago. */
-  pruneSessions(): number {
+  async pruneSessions(): Promise<number> {
     const cutoff = new Date(this.s.now().getTime() - 24 * 3600_000).toISOString();
-    return this.s.q('DELETE FROM admin_sessions WHERE expires_at < ? OR revoked_at < ?').run(cutoff, cutoff).changes;
+    return (await this.s.run('DELETE FROM admin_sessions WHERE expires_at < ? OR revoked_at < ?', [cutoff, cutoff])).changes;
   }
 }

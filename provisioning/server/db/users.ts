@@ -1,11 +1,12 @@
 // Users: who sits at a phone (name, extension, callback, location, emails); the
 // devices assigned to them are read with them.
 import type { UserRecordInput } from '../validation.js';
-import type { ServerDb } from './open.js';
+import { commaList, type Dialect, type Sql } from './sql.js';
 import { bool, int, intOrNull, json, parseJson, rowMapper, sortedList, text, textOrNull, type Row } from './rows.js';
 import type { CsvUserRow, User } from './types.js';
 
-const USER_SELECT = `SELECT u.*, (SELECT group_concat(device_id) FROM devices d WHERE d.user_id = u.id) AS device_ids FROM users u`;
+const userSelect = (d: Dialect) =>
+  `SELECT u.*, (SELECT ${commaList(d, 'device_id')} FROM devices d WHERE d.user_id = u.id) AS device_ids FROM users u`;
 
 export const toUser = rowMapper<User>({
   id: int('id'),
@@ -35,54 +36,57 @@ const toCsvUserRow = rowMapper<CsvUserRow>({
 });
 
 export class UserStore {
-  constructor(private readonly s: ServerDb) {}
+  constructor(private readonly s: Sql) {}
 
-  users(filter: { locationId?: number; limit?: number; offset?: number } = {}): User[] {
+  async users(filter: { locationId?: number; limit?: number; offset?: number } = {}): Promise<User[]> {
     const where = filter.locationId !== undefined ? 'WHERE u.location_id = @locationId' : '';
     return (
-      this.s
-        .q(`${USER_SELECT} ${where} ORDER BY u.id LIMIT @limit OFFSET @offset`)
-        .all({ locationId: filter.locationId, limit: filter.limit ?? -1, offset: filter.offset ?? 0 }) as Row[]
+      (await this.s.all(`${userSelect(this.s.dialect)} ${where} ORDER BY u.id LIMIT @limit OFFSET @offset`, {
+        locationId: filter.locationId,
+        // No limit: -1 in SQLite, NULL in PostgreSQL (which refuses a negative one).
+        limit: filter.limit ?? (this.s.dialect === 'postgres' ? null : -1),
+        offset: filter.offset ?? 0,
+      })) as Row[]
     ).map(toUser);
   }
 
   /** The mobiles of the people at a location, in user order: what an emergency there texts. One column, not every user row: a site may have 100,000 people. */
-  mobilesAt(locationId: number): string[] {
-    return this.s
-      .q("SELECT mobile FROM users WHERE location_id = ? AND mobile IS NOT NULL AND mobile <> '' ORDER BY id")
-      .pluck()
-      .all(locationId) as string[];
+  async mobilesAt(locationId: number): Promise<string[]> {
+    return (await this.s.column("SELECT mobile FROM users WHERE location_id = ? AND mobile IS NOT NULL AND mobile <> '' ORDER BY id", [
+      locationId,
+    ])) as string[];
   }
 
-  userCount(filter: { locationId?: number } = {}): number {
+  async userCount(filter: { locationId?: number } = {}): Promise<number> {
     const r =
       filter.locationId !== undefined
-        ? this.s.q('SELECT count(*) AS n FROM users WHERE location_id = ?').get(filter.locationId)
-        : this.s.q('SELECT count(*) AS n FROM users').get();
+        ? await this.s.get('SELECT count(*) AS n FROM users WHERE location_id = ?', [filter.locationId])
+        : await this.s.get('SELECT count(*) AS n FROM users');
     return (r as { n: number }).n;
   }
 
-  user(id: number): User | null {
-    const r = this.s.q(`${USER_SELECT} WHERE u.id = ?`).get(id) as Row | undefined;
+  async user(id: number): Promise<User | null> {
+    const r = (await this.s.get(`${userSelect(this.s.dialect)} WHERE u.id = ?`, [id])) as Row | undefined;
     return r ? toUser(r) : null;
   }
 
-  userByUsername(username: string): User | null {
-    const r = this.s.q(`${USER_SELECT} WHERE u.username = ? COLLATE NOCASE`).get(username) as Row | undefined;
+  async userByUsername(username: string): Promise<User | null> {
+    const r = (await this.s.get(`${userSelect(this.s.dialect)} WHERE lower(u.username) = lower(?)`, [username])) as Row | undefined;
     return r ? toUser(r) : null;
   }
 
-  userIds(filter: { locationId?: number } = {}): number[] {
+  async userIds(filter: { locationId?: number } = {}): Promise<number[]> {
     const rows =
       filter.locationId !== undefined
-        ? this.s.q('SELECT id FROM users WHERE location_id = ? ORDER BY id').all(filter.locationId)
-        : this.s.q('SELECT id FROM users ORDER BY id').all();
+        ? await this.s.all('SELECT id FROM users WHERE location_id = ? ORDER BY id', [filter.locationId])
+        : await this.s.all('SELECT id FROM users ORDER BY id');
     return (rows as { id: number }[]).map((r) => r.id);
   }
 
-  existingUserIds(ids: readonly number[]): Set<number> {
-    const stmt = this.s.q('SELECT id FROM users WHERE id = ?').pluck();
-    return new Set(ids.filter((id) => stmt.get(id) !== undefined));
+  async existingUserIds(ids: readonly number[]): Promise<Set<number>> {
+    const found = new Set<number>();
+    for (const id of ids) if ((await this.s.column('SELECT id FROM users WHERE id = ?', [id])).length > 0) found.add(id);
+    return found;
   }
 
   private params(u: UserRecordInput) {
@@ -101,72 +105,72 @@ export class UserStore {
     };
   }
 
-  insertUser(u: UserRecordInput): number {
-    const r = this.s
-      .q(
-        `INSERT INTO users (username, display_name, extension, location_id, callback, own_address, language, mobile, recommendations, emails,
+  async insertUser(u: UserRecordInput): Promise<number> {
+    const r = await this.s.get<{ id: number }>(
+      `INSERT INTO users (username, display_name, extension, location_id, callback, own_address, language, mobile, recommendations, emails,
            created_at, updated_at)
          VALUES (@username, @display_name, @extension, @location_id, @callback, @own_address, @language, @mobile, @recommendations, @emails,
-           @now, @now)`,
-      )
-      .run(this.params(u));
-    return Number(r.lastInsertRowid);
+           @now, @now)
+         RETURNING id`,
+      this.params(u),
+    );
+    return r!.id;
   }
 
-  updateUser(id: number, u: UserRecordInput): void {
-    this.s
-      .q(
-        `UPDATE users SET username = @username, display_name = @display_name, extension = @extension, location_id = @location_id,
+  async updateUser(id: number, u: UserRecordInput): Promise<void> {
+    await this.s.run(
+      `UPDATE users SET username = @username, display_name = @display_name, extension = @extension, location_id = @location_id,
            callback = @callback, own_address = @own_address, language = @language, mobile = @mobile, recommendations = @recommendations,
            emails = @emails, updated_at = @now
          WHERE id = @id`,
-      )
-      .run({ ...this.params(u), id });
-  }
-
-  /** A location picked on the phone: it replaces the user's own address, if any (a user has one or the other). */
-  setUserLocation(id: number, locationId: number): void {
-    this.s.q('UPDATE users SET location_id = ?, own_address = NULL, updated_at = ? WHERE id = ?').run(locationId, this.s.iso(), id);
-  }
-
-  /** Replaces a user's email list; false when the list was already that (no write). */
-  setUserEmails(id: number, emails: readonly string[]): boolean {
-    return (
-      this.s
-        .q('UPDATE users SET emails = ?, updated_at = ? WHERE id = ? AND emails IS NOT ?')
-        .run(JSON.stringify(emails), this.s.iso(), id, JSON.stringify(emails)).changes > 0
+      { ...this.params(u), id },
     );
   }
 
-  userEmails(id: number): string[] | null {
-    const v = this.s.q('SELECT emails FROM users WHERE id = ?').pluck().get(id);
+  /** A location picked on the phone: it replaces the user's own address, if any (a user has one or the other). */
+  async setUserLocation(id: number, locationId: number): Promise<void> {
+    await this.s.run('UPDATE users SET location_id = ?, own_address = NULL, updated_at = ? WHERE id = ?', [locationId, this.s.iso(), id]);
+  }
+
+  /** Replaces a user's email list; false when the list was already that (no write). */
+  async setUserEmails(id: number, emails: readonly string[]): Promise<boolean> {
+    return (
+      (
+        await this.s.run('UPDATE users SET emails = ?, updated_at = ? WHERE id = ? AND emails IS DISTINCT FROM ?', [
+          JSON.stringify(emails),
+          this.s.iso(),
+          id,
+          JSON.stringify(emails),
+        ])
+      ).changes > 0
+    );
+  }
+
+  async userEmails(id: number): Promise<string[] | null> {
+    const v = (await this.s.column('SELECT emails FROM users WHERE id = ?', [id]))[0];
     return v === undefined ? null : parseJson<string[]>(v, []);
   }
 
   /** Users with their location, for the CSV download. */
-  csvUserRows(): CsvUserRow[] {
+  async csvUserRows(): Promise<CsvUserRow[]> {
     return (
-      this.s
-        .q(
-          `SELECT u.id, u.username, u.display_name, u.extension, l.code AS location_code, l.name AS location_name, u.emails
-           FROM users u LEFT JOIN locations l ON l.id = u.location_id ORDER BY u.id`,
-        )
-        .all() as Row[]
+      (await this.s.all(`SELECT u.id, u.username, u.display_name, u.extension, l.code AS location_code, l.name AS location_name, u.emails
+           FROM users u LEFT JOIN locations l ON l.id = u.location_id ORDER BY u.id`)) as Row[]
     ).map(toCsvUserRow);
   }
 
   /** Every user's id, name and current email list (as stored JSON), for validating uploads in one read. */
-  userEmailIndex(): { byId: Map<number, string>; byName: Map<string, number> } {
+  async userEmailIndex(): Promise<{ byId: Map<number, string>; byName: Map<string, number> }> {
     const byId = new Map<number, string>();
     const byName = new Map<string, number>();
-    for (const r of this.s.q('SELECT id, username, emails FROM users').raw().iterate() as Iterable<[number, string, string]>) {
-      byId.set(r[0], r[2]);
-      byName.set(r[1].toLowerCase(), r[0]);
+    for (const r of await this.s.all<{ id: number; username: string; emails: string }>('SELECT id, username, emails FROM users')) {
+      byId.set(r.id, r.emails);
+      byName.set(r.username.toLowerCase(), r.id);
     }
     return { byId, byName };
   }
 
-  deleteUser(id: number): void {
-    this.s.q('DELETE FROM users WHERE id = ?').run(id);
+  async deleteUser(id: number): Promise<void> {
+    await this.s.run('DELETE FROM users WHERE id = ?', [id]);
   }
 }

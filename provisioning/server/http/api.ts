@@ -34,7 +34,7 @@ declare module 'fastify' {
   interface FastifyRequest {
     actor: string;
     /** Whether the credentials this request came with are still good (the event stream asks again while open). */
-    stillAuthorized: () => boolean;
+    stillAuthorized: () => Promise<boolean>;
   }
 }
 
@@ -74,7 +74,7 @@ export async function buildApi(deps: ApiDeps) {
   });
   app.decorate('routeTable', routeTable);
   app.decorateRequest('actor', '');
-  app.decorateRequest('stillAuthorized', () => false);
+  app.decorateRequest('stillAuthorized', async () => false);
 
   const named = namedSchemas();
   const componentsOf = createJsonSchemaTransformObject({ schemaRegistry: named });

@@ -83,14 +83,14 @@ export function addAuthHook(app: FastifyInstance, deps: ApiDeps): void {
       // A Bearer token: programs and the CLI. A browser never sends this header by itself,
       // so these requests need no Origin check.
       const token = auth.startsWith('Bearer ') ? auth.slice(7).trim() : '';
-      const who = token ? records.verifyToken(token) : null;
+      const who = token ? await records.verifyToken(token) : null;
       if (!who) return unauthorized();
       req.actor = `token:${who.name}`;
-      req.stillAuthorized = () => records.verifyToken(token) !== null;
+      req.stillAuthorized = async () => (await records.verifyToken(token)) !== null;
       return;
     }
     const sid = cookie(req, SESSION_COOKIE);
-    const who = sid ? records.useSession(sid, idleMs) : null;
+    const who = sid ? await records.useSession(sid, idleMs) : null;
     if (!who) return unauthorized();
     // The browser sends the cookie with any request to this host, whoever made it: a change
     // must come from a page of this origin (SameSite=Strict is the first line, this the second).
@@ -101,6 +101,6 @@ export function addAuthHook(app: FastifyInstance, deps: ApiDeps): void {
         .send({ error: 'forbidden', message: "a change made with the portal session must come from the portal's own origin" });
     }
     req.actor = `token:${who.name}`;
-    req.stillAuthorized = () => records.useSession(sid!, idleMs) !== null;
+    req.stillAuthorized = async () => (await records.useSession(sid!, idleMs)) !== null;
   });
 }

@@ -32,7 +32,7 @@ export interface ApiDeps {
   /** Whether the MQTT link is up, for /api/health. */
   mqttConnected: () => boolean;
   /** The Mosquitto files for the current phones. */
-  brokerConfig: () => { passwd: string; acl: string; conf: string };
+  brokerConfig: () => Promise<{ passwd: string; acl: string; conf: string }>;
   /** Serve the portal's cookie as Secure even over plain HTTP (TLS terminated by a proxy in front). */
   secureCookies?: boolean;
   /** Serve HTTPS with this key and certificate (PEM); session cookies are then Secure. */

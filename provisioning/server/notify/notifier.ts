@@ -82,10 +82,10 @@ export class Notifier {
   }
 
   /** Starts the workers, and the sweep for events left without notifications (now, then every sweepMs). */
-  start(sweepMs = 60_000): void {
+  async start(sweepMs = 60_000): Promise<void> {
     this.stopped = false;
     if (this.deps.instance && this.claimant) {
-      const n = this.deps.repo.reclaimNotifications(this.deps.instance, this.claimant);
+      const n = await this.deps.repo.reclaimNotifications(this.deps.instance, this.claimant);
       if (n > 0) this.deps.log.warn({ notifications: n }, 'notifications left mid-send by an earlier run of this server: sending them now');
     }
     this.runSweep();
@@ -95,11 +95,7 @@ export class Notifier {
   }
 
   private runSweep(): void {
-    try {
-      this.sweep();
-    } catch (err) {
-      this.deps.log.error({ err }, 'notification sweep failed; trying again at the next one');
-    }
+    this.sweep().catch((err: unknown) => this.deps.log.error({ err }, 'notification sweep failed; trying again at the next one'));
   }
 
   /** Stops taking new work and waits for the sends in flight. */
@@ -118,8 +114,8 @@ export class Notifier {
    * Creates the notification rows the account's policy asks for. Call once the
    * event is stored; the rows are unique per event, so a second call adds nothing.
    */
-  plan(event: StoredEvent): number {
-    const added = this.deps.repo.transaction(() => this.planRows(event));
+  async plan(event: StoredEvent): Promise<number> {
+    const added = await this.deps.repo.transaction(async () => this.planRows(event));
     this.kick();
     return added;
   }
@@ -128,18 +124,18 @@ export class Notifier {
    * The rows alone, in the caller's transaction (the event's own, so an event is
    * never stored without them). The caller kicks the workers after the commit.
    */
-  planRows(event: StoredEvent): number {
+  async planRows(event: StoredEvent): Promise<number> {
     const { repo, log } = this.deps;
-    const policy = this.policyFor(event);
-    const settings = repo.notificationSettings();
+    const policy = await this.policyFor(event);
+    const settings = await repo.notificationSettings();
     let added = 0;
-    const add = (channel: NotificationChannel, recipient: string) => {
-      if (repo.addNotification(event.id, channel, recipient)) added++;
+    const add = async (channel: NotificationChannel, recipient: string) => {
+      if (await repo.addNotification(event.id, channel, recipient)) added++;
     };
     const app = policy !== 'all' || settings.webhook;
-    if (app) add('webhook', settings.webhook ? redactUrl(settings.webhook.url) : '(webhook not configured)');
+    if (app) await add('webhook', settings.webhook ? redactUrl(settings.webhook.url) : '(webhook not configured)');
     const fallbackNow = policy === 'app-then-email-sms' && !settings.webhook;
-    if (policy === 'all' || fallbackNow) added += this.planEmailAndSms(event);
+    if (policy === 'all' || fallbackNow) added += await this.planEmailAndSms(event);
     if (added === 0) log.warn({ eventId: event.id }, 'no notification recipients for this event');
     return added;
   }
@@ -149,13 +145,13 @@ export class Notifier {
    * an older server, or before a crash of one that planned them apart): planned
    * now. Run at start and periodically. Returns how many events got rows.
    */
-  sweep(sinceMs = 7 * 24 * 3600_000): number {
+  async sweep(sinceMs = 7 * 24 * 3600_000): Promise<number> {
     const { repo, log } = this.deps;
     const since = new Date(this.now().getTime() - sinceMs).toISOString();
     let planned = 0;
-    for (const event of repo.eventsWithoutNotifications([...NOTIFIED_EVENT_TYPES], since)) {
+    for (const event of await repo.eventsWithoutNotifications([...NOTIFIED_EVENT_TYPES], since)) {
       if (this.sweptEmpty.has(event.id)) continue;
-      const added = repo.transaction(() => this.planRows(event));
+      const added = await repo.transaction(async () => this.planRows(event));
       if (added > 0) planned++;
       else this.sweptEmpty.add(event.id); // nobody to tell: said once (planRows logged it)
     }
@@ -176,22 +172,22 @@ export class Notifier {
   }
 
   /** The account's policy for this kind of call: 933 test calls may have their own. */
-  private policyFor(event: StoredEvent): NotificationPolicy {
-    const a = this.deps.repo.account();
+  private async policyFor(event: StoredEvent): Promise<NotificationPolicy> {
+    const a = await this.deps.repo.account();
     return event.type === 'test-call' ? (a.testNotificationPolicy ?? a.notificationPolicy) : a.notificationPolicy;
   }
 
-  private planEmailAndSms(event: StoredEvent): number {
+  private async planEmailAndSms(event: StoredEvent): Promise<number> {
     const { repo } = this.deps;
-    const user = event.userId !== null ? repo.user(event.userId) : null;
-    const location = event.locationId !== null ? repo.location(event.locationId) : null;
+    const user = event.userId !== null ? await repo.user(event.userId) : null;
+    const location = event.locationId !== null ? await repo.location(event.locationId) : null;
     let added = 0;
-    for (const e of notificationEmails(user, location, repo.account())) if (repo.addNotification(event.id, 'email', e)) added++;
+    for (const e of notificationEmails(user, location, await repo.account())) if (await repo.addNotification(event.id, 'email', e)) added++;
     // The location's own numbers, and the mobile of each person there: their location's alerts.
     // Only their mobiles: reading every user row there cost 90 ms per event at 10,000 users (scale bench).
-    const people = location ? repo.mobilesAt(location.id) : [];
-    for (const n of new Set([...(location?.smsNumbers ?? []), ...people])) if (repo.addNotification(event.id, 'sms', n)) added++;
-    for (const n of location?.callNumbers ?? []) if (repo.addNotification(event.id, 'call', n)) added++;
+    const people = location ? await repo.mobilesAt(location.id) : [];
+    for (const n of new Set([...(location?.smsNumbers ?? []), ...people])) if (await repo.addNotification(event.id, 'sms', n)) added++;
+    for (const n of location?.callNumbers ?? []) if (await repo.addNotification(event.id, 'call', n)) added++;
     return added;
   }
 
@@ -199,7 +195,7 @@ export class Notifier {
     try {
       let first = true;
       while (!this.stopped) {
-        const [row] = this.deps.repo.claimDueNotifications(1, this.deps.leaseMs ?? 60_000, this.claimant);
+        const [row] = await this.deps.repo.claimDueNotifications(1, this.deps.leaseMs ?? 60_000, this.claimant);
         if (!row) break;
         if (first) {
           first = false;
@@ -214,7 +210,7 @@ export class Notifier {
       if (this.workers === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
       // Whenever a worker ends, not only the last: while others wait on slow sends, the next
       // retry must still fall due on time.
-      this.scheduleNext();
+      this.scheduleNext().catch((err: unknown) => this.deps.log.error({ err }, 'notification scheduling failed'));
     }
   }
 
@@ -227,10 +223,10 @@ export class Notifier {
     }
   }
 
-  private scheduleNext(): void {
+  private async scheduleNext(): Promise<void> {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
-    const due = this.deps.repo.nextNotificationDue();
+    const due = await this.deps.repo.nextNotificationDue();
     // Poll now and then even when idle: another process may have queued work.
     const delay = due ? Math.min(30_000, Math.max(10, Date.parse(due) - this.now().getTime())) : 30_000;
     this.timer = setTimeout(() => {
@@ -240,24 +236,24 @@ export class Notifier {
     this.timer.unref?.();
   }
 
-  private notice(eventId: string): Notice | null {
+  private async notice(eventId: string): Promise<Notice | null> {
     const cached = this.notices.get(eventId);
     if (cached) return cached;
     const { repo } = this.deps;
-    const event = repo.event(eventId);
+    const event = await repo.event(eventId);
     if (!event) return null;
-    const user = event.userId !== null ? repo.user(event.userId) : null;
-    const location = event.locationId !== null ? repo.location(event.locationId) : null;
-    const issued = repo.issuedAddress(event.deviceId)?.signed;
+    const user = event.userId !== null ? await repo.user(event.userId) : null;
+    const location = event.locationId !== null ? await repo.location(event.locationId) : null;
+    const issued = (await repo.issuedAddress(event.deviceId))?.signed;
     const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
     const notice = buildNotice({
       event,
       user,
       location,
       provisionedCivic,
-      accountName: repo.account().name,
-      fallbacks: noticeFallbacks(repo.account(), user, location),
-      zoneOf: zoneLookup(repo),
+      accountName: (await repo.account()).name,
+      fallbacks: noticeFallbacks(await repo.account(), user, location),
+      zoneOf: await zoneLookup(repo),
     });
     this.notices.set(eventId, notice);
     if (this.notices.size > 1000) this.notices.delete(this.notices.keys().next().value!);
@@ -266,8 +262,8 @@ export class Notifier {
 
   private async deliver(n: Notification): Promise<void> {
     const { repo, log } = this.deps;
-    const notice = this.notice(n.eventId);
-    const settings = repo.notificationSettings();
+    const notice = await this.notice(n.eventId);
+    const settings = await repo.notificationSettings();
     // Set by a call's send: what its acknowledgement recorded.
     const call: { ack?: CallAcknowledgement } = {};
     try {
@@ -295,39 +291,39 @@ export class Notifier {
         }
       };
       const providerId = await this.bounded(n.channel, send(), n.channel === 'call' ? this.callBound(settings.call ?? null) : undefined);
-      if (call.ack) repo.notificationAcknowledged(n.id, providerId, call.ack);
-      else repo.notificationSent(n.id, providerId);
+      if (call.ack) await repo.notificationAcknowledged(n.id, providerId, call.ack);
+      else await repo.notificationSent(n.id, providerId);
       log.info({ eventId: n.eventId, channel: n.channel, recipient: n.recipient, attempts: n.attempts }, 'notification delivered');
     } catch (err) {
       const e = err instanceof DeliveryError ? err : new DeliveryError((err as Error).message);
       if (e instanceof CallUnacknowledgedError) {
-        repo.notificationUnacknowledged(n.id, e.sipCallId, e.plays, e.message);
+        await repo.notificationUnacknowledged(n.id, e.sipCallId, e.plays, e.message);
         log.warn({ eventId: n.eventId, recipient: n.recipient, plays: e.plays }, 'security-desk call not acknowledged');
       } else {
         // Calls have their own bound: each attempt rings someone.
         const max = n.channel === 'call' ? (settings.call?.maxAttempts ?? this.retry.maxAttempts) : this.retry.maxAttempts;
         const retryAt = e.retryable && n.attempts < max ? new Date(this.now().getTime() + this.backoff(n.attempts)) : null;
-        repo.notificationFailed(n.id, e.message, retryAt);
+        await repo.notificationFailed(n.id, e.message, retryAt);
         log.warn(
           { eventId: n.eventId, channel: n.channel, recipient: n.recipient, attempts: n.attempts, retryAt, err: e.message },
           'notification not delivered',
         );
         // The app channel failed: under "app, then email and SMS" the others go now.
-        const event = n.channel === 'webhook' && n.attempts === 1 ? repo.event(n.eventId) : null;
-        if (event && this.policyFor(event) === 'app-then-email-sms') {
-          if (repo.transaction(() => this.planEmailAndSms(event)) > 0) this.kickMore();
+        const event = n.channel === 'webhook' && n.attempts === 1 ? await repo.event(n.eventId) : null;
+        if (event && (await this.policyFor(event)) === 'app-then-email-sms') {
+          if ((await repo.transaction(async () => this.planEmailAndSms(event))) > 0) this.kickMore();
         }
       }
     }
-    const updated = repo.notifications({ eventId: n.eventId }).find((x) => x.id === n.id);
+    const updated = (await repo.notifications({ eventId: n.eventId })).find((x) => x.id === n.id);
     if (updated) this.deps.onUpdate?.(updated);
   }
 
   /** A call lasts longer than the lease: the row stays ours for as long as the call can. */
-  private sendCall(n: Notification, s: CallSettings | null, notice: Notice): Promise<CallAcknowledgement> {
+  private async sendCall(n: Notification, s: CallSettings | null, notice: Notice): Promise<CallAcknowledgement> {
     if (!s) throw new DeliveryError('the call channel is not configured');
     if (!this.deps.call) throw new DeliveryError('this server has no voice stack to place calls', false);
-    this.deps.repo.extendNotificationLease(n.id, new Date(this.now().getTime() + (this.callBound(s) ?? 0) + 30_000));
+    await this.deps.repo.extendNotificationLease(n.id, new Date(this.now().getTime() + (this.callBound(s) ?? 0) + 30_000));
     return this.deps.call.send(s, n.recipient, notice.spoken);
   }
 
@@ -364,7 +360,7 @@ export class Notifier {
    * queue, so an administrator sees at once whether the settings work.
    */
   async testSend(channel: NotificationChannel, to?: string): Promise<{ ok: boolean; providerId?: string; error?: string }> {
-    const settings = this.deps.repo.notificationSettings();
+    const settings = await this.deps.repo.notificationSettings();
     const at = this.now().toISOString();
     const event: StoredEvent = {
       id: `settings-test-${Date.now()}`,
@@ -376,7 +372,13 @@ export class Notifier {
       locationId: null,
       data: { numberDialed: '933', displayName: 'Settings Test', addressMissing: false },
     };
-    const notice = buildNotice({ event, user: null, location: null, provisionedCivic: null, accountName: this.deps.repo.account().name });
+    const notice = buildNotice({
+      event,
+      user: null,
+      location: null,
+      provisionedCivic: null,
+      accountName: (await this.deps.repo.account()).name,
+    });
     try {
       switch (channel) {
         case 'email':

@@ -168,7 +168,16 @@ export function siteZone(
   return { ip, zone, agrees: civic ? 'yes' : 'unknown', differs: null };
 }
 
-/** The lookup a notice is built with: the locations' IP groups as they are now. */
-export function zoneLookup(repo: Pick<Repo, 'ipGroupsOfLocations' | 'location'>): (ip: string, sent: CivicAddress | null) => SiteZone {
-  return (ip, sent) => siteZone(ip, sent, repo.ipGroupsOfLocations(), (id) => repo.location(id)?.civic ?? null);
+/**
+ * The lookup a notice is built with: the locations' IP groups as they are now, and the
+ * civic address of each of those locations (the only ones a zone can match), read before
+ * the notice is built so that building it stays synchronous.
+ */
+export async function zoneLookup(
+  repo: Pick<Repo, 'ipGroupsOfLocations' | 'location'>,
+): Promise<(ip: string, sent: CivicAddress | null) => SiteZone> {
+  const groups = await repo.ipGroupsOfLocations();
+  const civics = new Map<number, CivicAddress | null>();
+  for (const g of groups) civics.set(g.id, (await repo.location(g.id))?.civic ?? null);
+  return (ip, sent) => siteZone(ip, sent, groups, (id) => civics.get(id) ?? null);
 }

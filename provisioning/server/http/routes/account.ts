@@ -10,7 +10,7 @@ export const accountRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { servi
   app.get(
     '/api/account',
     { schema: { ...tag('account'), summary: 'Account settings, E911 state and what is missing to enable it' } },
-    async () => service.account(),
+    async () => await service.account(),
   );
   app.patch(
     '/api/account',
@@ -23,7 +23,7 @@ export const accountRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { servi
         response: OK,
       },
     },
-    async (req) => service.updateAccount(req.actor, req.body),
+    async (req) => await service.updateAccount(req.actor, req.body),
   );
   app.post(
     '/api/account/e911',
@@ -35,14 +35,14 @@ export const accountRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { servi
         response: OK,
       },
     },
-    async (req) => service.setE911(req.actor, req.body.enabled),
+    async (req) => await service.setE911(req.actor, req.body.enabled),
   );
   app.get(
     '/api/account/notifications',
     {
       schema: { ...tag('notifications'), summary: 'SMTP, SMS, webhook and security-desk call settings (secrets shown only as set or not)' },
     },
-    async () => service.notificationSettings(),
+    async () => await service.notificationSettings(),
   );
   app.put(
     '/api/account/notifications',
@@ -54,7 +54,7 @@ export const accountRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { servi
         response: OK,
       },
     },
-    async (req) => service.setNotificationSettings(req.actor, req.body),
+    async (req) => await service.setNotificationSettings(req.actor, req.body),
   );
   app.post(
     '/api/account/notifications/test',
@@ -65,6 +65,6 @@ export const accountRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { servi
         body: testNotificationSchema,
       },
     },
-    async (req) => records.testNotification(req.actor, req.body),
+    async (req) => await records.testNotification(req.actor, req.body),
   );
 };

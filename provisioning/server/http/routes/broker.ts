@@ -8,7 +8,7 @@ export const brokerRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { record
     '/api/broker/mosquitto',
     { schema: { ...tag('broker'), summary: 'Mosquitto password file, ACL and mosquitto.conf lines for the current phones' } },
     async (req) => {
-      records.noteBrokerConfigRead(req.actor);
+      await records.noteBrokerConfigRead(req.actor);
       return brokerConfig();
     },
   );

@@ -20,15 +20,17 @@ export const bulkRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { bulk, re
         response: { 202: jobSchema, ...E },
       },
     },
-    async (req, reply) => reply.code(202).send(bulk.queueBulkEmails(req.actor, req.body)),
+    async (req, reply) => reply.code(202).send(await bulk.queueBulkEmails(req.actor, req.body)),
   );
-  app.get('/api/jobs', { schema: { ...tag('bulk'), summary: 'Recent jobs', response: { 200: z.array(jobSchema) } } }, async () =>
-    records.jobs(),
+  app.get(
+    '/api/jobs',
+    { schema: { ...tag('bulk'), summary: 'Recent jobs', response: { 200: z.array(jobSchema) } } },
+    async () => await records.jobs(),
   );
   app.get(
     '/api/jobs/:id',
     { schema: { ...tag('bulk'), summary: "A job's progress and result", params: idParam, response: { 200: jobSchema, ...E } } },
-    async (req) => records.job(req.params.id),
+    async (req) => await records.job(req.params.id),
   );
   app.get(
     '/api/csv/users',
@@ -43,7 +45,7 @@ export const bulkRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { bulk, re
       reply
         .header('content-type', 'text/csv; charset=utf-8')
         .header('content-disposition', `attachment; filename="e911-users-${new Date().toISOString().slice(0, 10)}.csv"`)
-        .send(bulk.exportCsv()),
+        .send(await bulk.exportCsv()),
   );
   app.post(
     '/api/csv/users/validate',
@@ -61,7 +63,7 @@ export const bulkRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { bulk, re
       // No body schema: the CSV parser hands over the raw bytes, a JSON body arrives parsed.
       if (!Buffer.isBuffer(req.body))
         throw new ValidationError([{ field: 'body', reason: 'send the CSV file as the body with Content-Type: text/csv' }]);
-      return bulk.validateCsv(req.actor, req.body);
+      return await bulk.validateCsv(req.actor, req.body);
     },
   );
   app.post(
@@ -79,6 +81,6 @@ export const bulkRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { bulk, re
         response: { 202: jobSchema, ...E },
       },
     },
-    async (req, reply) => reply.code(202).send(bulk.queueCsvApply(req.actor, req.params.id, req.body?.mode)),
+    async (req, reply) => reply.code(202).send(await bulk.queueCsvApply(req.actor, req.params.id, req.body?.mode)),
   );
 };

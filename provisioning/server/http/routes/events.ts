@@ -22,7 +22,7 @@ export const eventRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { records
     },
     async (req) => {
       const q = req.query;
-      return records.events({
+      return await records.events({
         ...(q.type ? { types: q.type.split(',') } : {}),
         ...(q.deviceId ? { deviceId: q.deviceId } : {}),
         ...(q.before ? { before: q.before } : {}),
@@ -40,7 +40,7 @@ export const eventRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { records
         response: OK,
       },
     },
-    async (req) => records.event(req.params.id),
+    async (req) => await records.event(req.params.id),
   );
   app.get(
     '/api/notifications',
@@ -58,7 +58,7 @@ export const eventRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { records
     },
     async (req) => {
       const q = req.query;
-      return records.notifications({
+      return await records.notifications({
         ...(q.eventId ? { eventId: q.eventId } : {}),
         ...(q.status ? { status: q.status } : {}),
         limit: Math.min(q.limit ?? 500, 5000),
@@ -82,7 +82,7 @@ export const eventRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { records
     },
     async (req) => {
       const q = req.query;
-      return records.auditLog({
+      return await records.auditLog({
         ...(q.entity ? { entity: q.entity } : {}),
         ...(q.entityId ? { entityId: q.entityId } : {}),
         ...(q.before !== undefined ? { beforeSeq: q.before } : {}),

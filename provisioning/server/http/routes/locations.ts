@@ -9,7 +9,7 @@ export const locationRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { serv
   app.get(
     '/api/locations',
     { schema: { ...tag('locations'), summary: 'All locations, with the RFC 5139 civic form and user counts' } },
-    async () => service.locations(),
+    async () => await service.locations(),
   );
   app.post(
     '/api/locations',
@@ -22,7 +22,7 @@ export const locationRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { serv
         response: { 201: accepted('the location created'), ...E },
       },
     },
-    async (req, reply) => reply.code(201).send(service.createLocation(req.actor, req.body)),
+    async (req, reply) => reply.code(201).send(await service.createLocation(req.actor, req.body)),
   );
   app.post(
     '/api/locations/validate',
@@ -39,11 +39,13 @@ export const locationRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { serv
     async (req) => {
       const refused = requestValidationError(req.validationError);
       if (refused) return { ok: false, issues: refused.issues };
-      return service.validateLocation(req.body);
+      return await service.validateLocation(req.body);
     },
   );
-  app.get('/api/locations/:id', { schema: { ...tag('locations'), params: idParam, response: OK } }, async (req) =>
-    service.location(req.params.id),
+  app.get(
+    '/api/locations/:id',
+    { schema: { ...tag('locations'), params: idParam, response: OK } },
+    async (req) => await service.location(req.params.id),
   );
   app.patch(
     '/api/locations/:id',
@@ -57,7 +59,7 @@ export const locationRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { serv
         response: OK,
       },
     },
-    async (req) => service.updateLocation(req.actor, req.params.id, req.body),
+    async (req) => await service.updateLocation(req.actor, req.params.id, req.body),
   );
   app.delete(
     '/api/locations/:id',
@@ -65,7 +67,7 @@ export const locationRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { serv
       schema: { ...tag('locations'), summary: 'Delete a location that has no users', params: idParam, response: { 204: noContent, ...E } },
     },
     async (req, reply) => {
-      service.deleteLocation(req.actor, req.params.id);
+      await service.deleteLocation(req.actor, req.params.id);
       return reply.code(204).send(null);
     },
   );

@@ -20,7 +20,7 @@ export const metaRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, deps) => {
     async () => ({
       ok: true,
       mqtt: deps.mqttConnected() ? 'connected' : 'disconnected',
-      schemaVersion: records.schemaVersion(),
+      schemaVersion: await records.schemaVersion(),
       version: API_VERSION,
     }),
   );
@@ -47,7 +47,7 @@ export const metaRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, deps) => {
           .header('retry-after', String(Math.ceil(wait / 1000)))
           .send({ error: 'too-many-requests', message: 'too many failed logins from this address; try again later' });
       }
-      const who = records.verifyToken(req.body.token);
+      const who = await records.verifyToken(req.body.token);
       if (!who) {
         logins.failed(req.ip);
         log.warn({ ip: req.ip }, 'login failed');
@@ -56,7 +56,7 @@ export const metaRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, deps) => {
       logins.succeeded(req.ip);
       // The cookie carries a session of its own, never the long-lived token: it expires, and
       // logging out (or revoking the token) ends it.
-      const sid = records.login(who, absoluteMs, req.ip);
+      const sid = await records.login(who, absoluteMs, req.ip);
       reply.header(
         'set-cookie',
         `${SESSION_COOKIE}=${sid}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${Math.floor(absoluteMs / 1000)}${secureCookie(req) ? '; Secure' : ''}`,
@@ -69,7 +69,7 @@ export const metaRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, deps) => {
     { ...PUBLIC_ROUTE, schema: { ...tag('meta'), summary: 'Log out: ends the session and clears its cookie', security: [] } },
     async (req, reply) => {
       const sid = cookie(req, SESSION_COOKIE);
-      if (sid) records.logout(sid);
+      if (sid) await records.logout(sid);
       reply.header('set-cookie', `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0${secureCookie(req) ? '; Secure' : ''}`);
       return { ok: true };
     },

@@ -16,10 +16,12 @@ export const phoneRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { service
         response: OK,
       },
     },
-    async (req) => service.phones({ notice: req.query.notice }),
+    async (req) => await service.phones({ notice: req.query.notice }),
   );
-  app.get('/api/phones/:deviceId', { schema: { ...tag('phones'), params: deviceParam, response: OK } }, async (req) =>
-    service.phone(req.params.deviceId),
+  app.get(
+    '/api/phones/:deviceId',
+    { schema: { ...tag('phones'), params: deviceParam, response: OK } },
+    async (req) => await service.phone(req.params.deviceId),
   );
   app.post(
     '/api/phones/:deviceId/credentials',
@@ -31,7 +33,7 @@ export const phoneRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { service
         response: OK,
       },
     },
-    async (req) => service.issueCredentials(req.actor, req.params.deviceId),
+    async (req) => await service.issueCredentials(req.actor, req.params.deviceId),
   );
   app.post(
     '/api/phones/:deviceId/push',
@@ -44,7 +46,7 @@ export const phoneRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { service
       },
     },
     async (req, reply) => {
-      service.repush(req.actor, req.params.deviceId);
+      await service.repush(req.actor, req.params.deviceId);
       return reply.code(202).send({ ok: true });
     },
   );
@@ -52,7 +54,7 @@ export const phoneRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { service
     '/api/phones/:deviceId',
     { schema: { ...tag('phones'), summary: 'Forget an unassigned phone', params: deviceParam, response: { 204: noContent, ...E } } },
     async (req, reply) => {
-      service.deletePhone(req.actor, req.params.deviceId);
+      await service.deletePhone(req.actor, req.params.deviceId);
       return reply.code(204).send(null);
     },
   );

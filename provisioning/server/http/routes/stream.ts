@@ -17,7 +17,7 @@ export const streamRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, deps) =>
  * Server-sent events until the client goes or its token is revoked: a stream outlives the
  * request that opened it, so the token is checked again with every keep-alive.
  */
-function streamEvents(req: FastifyRequest, reply: FastifyReply, bus: Bus, stillAllowed: () => boolean, checkMs: number): void {
+function streamEvents(req: FastifyRequest, reply: FastifyReply, bus: Bus, stillAllowed: () => Promise<boolean>, checkMs: number): void {
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, {
@@ -34,13 +34,29 @@ function streamEvents(req: FastifyRequest, reply: FastifyReply, bus: Bus, stillA
     return [kind, fn] as const;
   });
   const close = () => {
+    closed = true;
     clearInterval(ping);
     for (const [kind, fn] of listeners) bus.off(kind, fn as never);
   };
-  const ping = setInterval(() => {
-    if (stillAllowed()) return void res.write(': ping\n\n');
+  let closed = false;
+  const end = (why: string) => {
+    if (closed) return;
     close();
-    res.end('event: revoked\ndata: {}\n\n');
+    res.end(why);
+  };
+  const ping = setInterval(() => {
+    stillAllowed().then(
+      (ok) => {
+        if (closed) return;
+        if (ok) res.write(': ping\n\n');
+        else end('event: revoked\ndata: {}\n\n');
+      },
+      // The store could not say: the stream ends (the portal reconnects, and is checked again).
+      (err: unknown) => {
+        req.log.warn({ err }, 'event stream: could not check its session');
+        end('');
+      },
+    );
   }, checkMs);
   req.raw.on('close', close);
 }

@@ -19,7 +19,7 @@ export const userRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { service 
     },
     async (req) => {
       const { locationId, limit, offset } = req.query;
-      return service.users({ ...(locationId !== undefined ? { locationId } : {}), limit: limit ?? 1000, offset: offset ?? 0 });
+      return await service.users({ ...(locationId !== undefined ? { locationId } : {}), limit: limit ?? 1000, offset: offset ?? 0 });
     },
   );
   app.post(
@@ -32,9 +32,13 @@ export const userRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { service 
         response: { 201: accepted('the user created'), ...E },
       },
     },
-    async (req, reply) => reply.code(201).send(service.createUser(req.actor, req.body)),
+    async (req, reply) => reply.code(201).send(await service.createUser(req.actor, req.body)),
   );
-  app.get('/api/users/:id', { schema: { ...tag('users'), params: idParam, response: OK } }, async (req) => service.user(req.params.id));
+  app.get(
+    '/api/users/:id',
+    { schema: { ...tag('users'), params: idParam, response: OK } },
+    async (req) => await service.user(req.params.id),
+  );
   app.patch(
     '/api/users/:id',
     {
@@ -46,10 +50,10 @@ export const userRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { service 
         response: OK,
       },
     },
-    async (req) => service.updateUser(req.actor, req.params.id, req.body),
+    async (req) => await service.updateUser(req.actor, req.params.id, req.body),
   );
   app.delete('/api/users/:id', { schema: { ...tag('users'), params: idParam, response: { 204: noContent, ...E } } }, async (req, reply) => {
-    service.deleteUser(req.actor, req.params.id);
+    await service.deleteUser(req.actor, req.params.id);
     return reply.code(204).send(null);
   });
 };
