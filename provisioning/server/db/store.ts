@@ -1,10 +1,12 @@
-// Which store the server keeps its data in, from one setting: SQLite (open.ts):
-// `sqlite:DIR` or a plain DIR names the folder of server.db, and no setting at all is
-// the data folder's, the default `npm start` uses. A PostgreSQL URL is refused here.
+// Which store the server keeps its data in, from one setting: a PostgreSQL URL
+// (postgres://... or postgresql://...) opens the pool of pg-sql.ts; anything else is
+// SQLite (open.ts): `sqlite:DIR` or a plain DIR names the folder of server.db, and no
+// setting at all is the data folder's, the default `npm start` uses.
 import type { Logger } from 'pino';
 import { type ServerDbOptions, SqliteSql } from './open.js';
+import { PgSql } from './pg-sql.js';
 import { Repo } from './repo.js';
-import { type Sql, StoreError } from './sql.js';
+import type { Sql } from './sql.js';
 
 export interface StoreOptions extends ServerDbOptions {
   /** postgres://..., postgresql://..., sqlite:DIR or DIR; unset: SQLite in dataDir. */
@@ -18,7 +20,7 @@ export function isPostgresUrl(store: string | undefined): boolean {
 
 export function openSql(o: StoreOptions): Sql {
   const now = o.now ? { now: o.now } : {};
-  if (isPostgresUrl(o.store)) throw new StoreError('a PostgreSQL store is not supported by this build');
+  if (o.store !== undefined && isPostgresUrl(o.store)) return new PgSql({ url: o.store, ...now, ...(o.log ? { log: o.log } : {}) });
   const dir =
     o.store === undefined || o.store === '' ? o.dataDir : o.store.startsWith('sqlite:') ? o.store.slice('sqlite:'.length) : o.store;
   return new SqliteSql({ dataDir: dir, ...now, ...(o.nativeBinding ? { nativeBinding: o.nativeBinding } : {}) });
