@@ -332,12 +332,15 @@ export class BulkService {
       );
     }
     const total = (upload.changes as unknown[]).length;
-    return await repo.transaction(async () => {
+    const queued = await repo.transaction(async () => {
       const job = await this.deps.jobs.enqueue('csv-apply', actor, { uploadId, mode }, total);
       await repo.markCsvApplied(uploadId, job.id);
       await repo.audit(actor, 'csv.apply-queued', 'csv', uploadId, { jobId: job.id, changes: total, mode, skippedRows: upload.errorCount });
       return job;
     });
+    // The job and the mark are committed now: the runner finds the job whenever it looked.
+    this.deps.jobs.kick();
+    return queued;
   }
 
   private async runCsvApply(job: Job, ctx: JobContext): Promise<CsvApplyResult> {

@@ -25,6 +25,8 @@ export interface JobRunnerDeps {
 export class JobRunner {
   private running: Promise<void> | null = null;
   private stopped = true;
+  /** A kick came while the loop ran: it must not end on an empty look taken before. */
+  private again = false;
 
   constructor(private readonly deps: JobRunnerDeps) {}
 
@@ -54,20 +56,30 @@ export class JobRunner {
     while (this.running) await this.running;
   }
 
-  private kick(): void {
+  /**
+   * Runs queued jobs now. enqueue() calls it; a caller that queued a job inside a transaction
+   * calls it again after the commit (on PostgreSQL the runner may have looked before it).
+   */
+  kick(): void {
+    // A running loop that already found the queue empty looks once more before it ends.
+    this.again = true;
     if (this.stopped || this.running) return;
-    this.running = this.loop().finally(() => {
-      this.running = null;
-    });
+    // Its own context: a job queued inside a transaction must not run inside it.
+    this.running = this.deps.repo
+      .detached(() => this.loop())
+      .finally(() => {
+        this.running = null;
+      });
   }
 
   private async loop(): Promise<void> {
     // Start on a later turn: enqueue() returns the queued job to its caller first.
     await new Promise((r) => setImmediate(r));
     while (!this.stopped) {
+      this.again = false;
       const job = await this.deps.repo.claimJob();
-      if (!job) return;
-      await this.run(job);
+      if (job) await this.run(job);
+      else if (!this.again) return;
     }
   }
 

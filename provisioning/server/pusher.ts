@@ -136,7 +136,8 @@ export class Pusher {
     const done = new Promise<void>((resolve) => this.waiters.push(resolve));
     if (!this.draining) {
       this.draining = true;
-      this.running = this.drain();
+      // Outside the caller's transaction, if any: the drain outlives it.
+      this.running = this.deps.repo.detached(() => this.drain());
     }
     return done;
   }

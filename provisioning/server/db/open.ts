@@ -139,6 +139,10 @@ export class SqliteSql implements Sql {
     }
   }
 
+  detached<T>(fn: () => T): T {
+    return this.context.exit(fn);
+  }
+
   schemaVersion(): Promise<number> {
     return Promise.resolve(this.db.pragma('user_version', { simple: true }) as number);
   }

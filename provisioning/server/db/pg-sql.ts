@@ -116,7 +116,16 @@ export class PgSql implements Sql {
         await open.client.query(`RELEASE SAVEPOINT ${name}`);
         return result;
       } catch (err) {
-        await open.client.query(`ROLLBACK TO SAVEPOINT ${name}`);
+        try {
+          await open.client.query(`ROLLBACK TO SAVEPOINT ${name}`);
+        } catch (undo) {
+          throw new StoreError(
+            `PostgreSQL: could not roll back to a savepoint (${(undo as Error).message}) after: ${(err as Error).message}`,
+            {
+              cause: err,
+            },
+          );
+        }
         throw err;
       }
     }
@@ -141,6 +150,10 @@ export class PgSql implements Sql {
       tx.ended = true;
       client.release(broken);
     }
+  }
+
+  detached<T>(fn: () => T): T {
+    return this.context.exit(fn);
   }
 
   async schemaVersion(): Promise<number> {

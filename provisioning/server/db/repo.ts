@@ -95,6 +95,11 @@ export class Repo {
     return this.s.transaction(fn);
   }
 
+  /** Runs fn outside any transaction: for background work started by a caller that may be in one. */
+  detached<T>(fn: () => T): T {
+    return this.s.detached(fn);
+  }
+
   schemaVersion(): Promise<number> {
     return this.s.schemaVersion();
   }

@@ -36,6 +36,11 @@ export interface Sql {
    * FOR UPDATE SKIP LOCKED (see claimLock()).
    */
   transaction<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Runs fn outside any transaction context: background work started inside a transaction
+   * (a job queued in one) must not join it, nor use its connection after it ended.
+   */
+  detached<T>(fn: () => T): T;
   /** The schema version the migrations reached. */
   schemaVersion(): Promise<number>;
   close(): Promise<void>;

@@ -168,7 +168,8 @@ export class Notifier {
     // (a row that fell due must not wait behind them). It starts the others once it finds work.
     if (this.stopped || this.workers >= this.concurrency) return;
     this.workers++;
-    void this.work();
+    // Outside the caller's transaction, if any: the workers outlive it.
+    void this.deps.repo.detached(() => this.work());
   }
 
   /** The account's policy for this kind of call: 933 test calls may have their own. */
@@ -219,7 +220,7 @@ export class Notifier {
     const spare = this.stopped ? 0 : this.concurrency - this.workers;
     for (let i = 0; i < spare; i++) {
       this.workers++;
-      void this.work();
+      void this.deps.repo.detached(() => this.work());
     }
   }
 
