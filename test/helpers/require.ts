@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { it } from 'vitest';
 import { pjsipAvailability } from '../../hal/voice/pjsip/index.js';
 import { netnsAvailable } from './netns.js';
+import { postgresMissing } from './postgres.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -37,6 +38,7 @@ export const COMPONENTS = [
   'systemd', // systemd-analyze verifies the phone's unit
   'root', // root and setpriv: clients run as another user (control socket permissions)
   'faketime', // libfaketime: a process's wall clock jumped a day without touching the host's (chaos-clock)
+  'postgres', // PostgreSQL's initdb and pg_ctl (Debian postgresql): the server's store on PostgreSQL
 ] as const;
 export type Component = (typeof COMPONENTS)[number];
 
@@ -154,6 +156,7 @@ const PROBES: Record<Component, () => string | null> = {
   python: () => (runs('python3', ['-c', '1']) ? null : 'python3 is not installed'),
   systemd: () => (existsSync('/usr/bin/systemd-analyze') ? null : 'systemd-analyze is not installed (Debian systemd)'),
   faketime: () => (fakeTimeLibrary() ? null : 'libfaketime is not installed (Debian faketime)'),
+  postgres: () => postgresMissing(),
   root: () =>
     process.getuid?.() !== 0
       ? 'not running as root'

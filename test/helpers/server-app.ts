@@ -102,6 +102,7 @@ export async function startTestServer(
       ...(over.csvLimits ? { csvLimits: over.csvLimits } : {}),
       ...(over.pushWindow ? { pushWindow: over.pushWindow } : {}),
       ...(over.now ? { now: over.now } : {}),
+      ...(over.store ? { store: over.store } : {}),
     });
   let app = make();
   await app.start();
