@@ -168,9 +168,9 @@ describe.each(serverStores())('the server store on $name', (backend) => {
       expect(new Set(taken).size).toBe(50);
     });
 
-    it.skipIf(backend.name !== 'postgres')(
-      'rows another instance holds in an open transaction are skipped, not waited for nor taken again (SKIP LOCKED)',
-      async () => {
+    // SQLite has one writer: an open transaction holds every row, so this exists on PostgreSQL only.
+    if (backend.name === 'postgres') {
+      it('rows another instance holds in an open transaction are skipped, not waited for nor taken again (SKIP LOCKED)', async () => {
         const s = await backend.store();
         const [a, b] = [s.repo, s.open()];
         await a.insertEvent(event('ev'));
@@ -183,8 +183,8 @@ describe.each(serverStores())('the server store on $name', (backend) => {
           expect(theirs).toHaveLength(2);
           expect(theirs.map((n) => n.id).filter((id) => mine.some((m) => m.id === id))).toEqual([]);
         });
-      },
-    );
+      });
+    }
 
     it('two notifiers on the store send each (event, channel, recipient) once', async () => {
       const s = await backend.store();
