@@ -2,6 +2,7 @@
 // collaborators in, starts them in order and stops them in reverse. One
 // ServerApp is one server process; several may share a database file (one
 // host) and an external broker (shared subscriptions).
+// Over 400 lines: the wiring of every part in one place, read top to bottom in start order.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../common/atomic-file.js';
 import os from 'node:os';

@@ -3,6 +3,8 @@
 // recommendations. Versions are monotonic per phone and persisted; nothing is
 // re-issued when the content did not change. Requests coalesce in a queue and
 // go out with a bounded number of publishes in flight.
+// Over 400 lines: the queue, its versions and its publishes share one state; split, each
+// half would need the other's internals.
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Repo, Location } from './db/repo.js';

@@ -3,6 +3,8 @@
 // use for recommendations, and reads the phones' events (de-duplicated by id),
 // status, address state and location reports. What to push and what an event
 // means is decided above it (app.ts); this class only speaks the contract.
+// Over 400 lines: one method per topic of the contract, each short; together they are
+// the server's whole MQTT side.
 import { EventEmitter } from 'node:events';
 import mqtt, { type MqttClient, type IPublishPacket, type Packet } from 'mqtt';
 import type { Logger } from 'pino';

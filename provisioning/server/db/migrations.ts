@@ -4,6 +4,8 @@
 // text in the same entry, so the two schemas never drift apart in number or purpose.
 // SQLite applies them with the agent's migrate() (PRAGMA user_version); PostgreSQL with
 // migratePostgres() in pg-sql.ts. Never edit one that has shipped: add one.
+// Over 400 lines: the schema's whole history, one entry per step in order; splitting it
+// would make the order harder to see.
 import type { Migration } from '../../common/sqlite.js';
 import type { Dialect } from './sql.js';
 

@@ -162,7 +162,9 @@ export class PgSql implements Sql {
     return (r.rows[0] as { version: number } | undefined)?.version ?? 0;
   }
 
+  /** Idempotent, as SQLite's close is: a store may be closed by its owner and again at shutdown. */
   async close(): Promise<void> {
+    if (this.pool.ended || this.pool.ending) return;
     await this.pool.end();
   }
 
