@@ -28,11 +28,13 @@ import { buildApi } from './http/api.js';
 import { startEmbeddedBroker, type EmbeddedBroker, type EmbeddedTlsListener } from './embedded-broker.js';
 import {
   hashPassword,
+  hashPasswordBcrypt,
   isPhoneDeviceId,
   serverMqttUser,
   mosquittoAcl,
   mosquittoConfSnippet,
   mosquittoPasswordFile,
+  natsAuthorization,
   newPassword,
   verifyPassword,
   type MosquittoListener,
@@ -73,6 +75,21 @@ export interface ServerAppOptions {
     password?: string;
     /** For an mqtts:// broker: the CA of its certificate, and a client certificate if it asks (PEM). */
     tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
+    /**
+     * The broker is a NATS cluster (its MQTT listener at `url`, the other nodes' in `urls`):
+     * MQTT 3.1.1 for what the server publishes, and the phones' reports through a NATS queue
+     * group on the nodes' native ports (`servers`, nats://) instead of MQTT subscriptions.
+     * The server logs in to NATS with its broker user (the authorization `broker-config --nats` renders).
+     */
+    nats?: { servers: readonly string[]; queue?: string };
+    /** Every MQTT URL of the broker's nodes (url first): the server's link fails over between them. */
+    urls?: readonly string[];
+    /**
+     * A phone not heard from (status heartbeat, event, report) for this long is marked offline,
+     * whatever its retained status says: a clustered broker does not publish the will of a
+     * phone whose node died. Off by default (0); set it above the agents' heartbeat.
+     */
+    offlineAfterMs?: number;
   };
   /** null: no HTTP API (tests of the MQTT side, the push CLI). */
   http: {
@@ -146,7 +163,9 @@ export function loadOrCreateServerCredentials(dataDir: string, instance: string,
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     writeFileAtomic(file, `${JSON.stringify(creds, null, 2)}\n`, 0o600);
   }
-  if (!repo.serverBrokerUsers().some((u) => u.username === username)) repo.setServerBrokerUser(username, hashPassword(creds.password));
+  // Registered with both hashes (Mosquitto's, NATS's); one registered before NATS support gets its bcrypt now.
+  const known = repo.serverBrokerUsers().find((u) => u.username === username);
+  if (!known || known.bcrypt === null) repo.setServerBrokerUser(username, hashPassword(creds.password), hashPasswordBcrypt(creds.password));
   return creds;
 }
 
@@ -173,6 +192,7 @@ export class ServerApp {
   private readonly creds: { username: string; password: string };
   private brokerUrlValue: string | null = null;
   private httpUrlValue: string | null = null;
+  private silenceTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: ServerAppOptions) {
     const { log, dataDir } = opts;
@@ -190,7 +210,9 @@ export class ServerApp {
           ? loadOrCreateServerCredentials(dataDir, instance, this.repo)
           : // The embedded broker lives and dies with this process: a fresh secret each run.
             { username: serverMqttUser(instance), password: randomBytes(24).toString('base64url') };
-    const protocolVersion = opts.broker.protocolVersion ?? (external ? 5 : 4);
+    const nats = external && opts.broker.nats ? opts.broker.nats : undefined;
+    // NATS speaks MQTT 3.1.1 only.
+    const protocolVersion = nats ? 4 : (opts.broker.protocolVersion ?? (external ? 5 : 4));
     this.link = new ProvisioningServer({
       // The embedded broker's URL is passed to start() once it listens.
       brokerUrl: opts.broker.url ?? 'mqtt://127.0.0.1',
@@ -204,7 +226,20 @@ export class ServerApp {
       password: this.creds.password,
       desired: repoDesiredStore(this.repo),
       ...(opts.broker.tls ? { tls: opts.broker.tls } : {}),
-      ...(opts.broker.shareGroup ? { shareGroup: shareGroupName(this.repo, opts.broker.shareGroup) } : {}),
+      ...(opts.broker.shareGroup && !nats ? { shareGroup: shareGroupName(this.repo, opts.broker.shareGroup) } : {}),
+      ...(opts.broker.urls ? { brokerUrls: opts.broker.urls } : {}),
+      ...(nats
+        ? {
+            nats: {
+              servers: nats.servers,
+              // Phones may not subscribe to others' events at all on NATS, so the group's name need not be secret.
+              queue: nats.queue ?? 'e911-servers',
+              user: this.creds.username,
+              pass: this.creds.password,
+              name: this.creds.username,
+            },
+          }
+        : {}),
     });
     this.pusher = new Pusher({
       repo: this.repo,
@@ -242,7 +277,14 @@ export class ServerApp {
       ...(opts.csvLimits ? { limits: opts.csvLimits } : {}),
     });
     Object.assign(handlers, this.bulk.handlers());
-    this.service = new AdminService({ repo: this.repo, pusher: this.pusher, bus: this.bus, log: named(log, 'admin'), targets });
+    this.service = new AdminService({
+      repo: this.repo,
+      pusher: this.pusher,
+      bus: this.bus,
+      log: named(log, 'admin'),
+      targets,
+      ...(nats ? { nats: true } : {}),
+    });
     this.intake = new PhoneIntake({
       repo: this.repo,
       link: this.link,
@@ -308,6 +350,7 @@ export class ServerApp {
     await this.link.start(this.brokerUrlValue);
     this.notifier.start();
     this.jobs.start();
+    this.startSilenceSweep();
     if (opts.http) {
       this.api = await buildApi({
         service: this.service,
@@ -336,7 +379,40 @@ export class ServerApp {
     void this.pusher.scheduleAll();
   }
 
+  /**
+   * Marks offline the phones not heard from within offlineAfterMs. Every instance sweeps the
+   * shared database; the update is one statement, so two sweeps at once change each phone once.
+   */
+  sweepSilent(now = Date.now()): string[] {
+    const after = this.opts.broker.offlineAfterMs ?? 0;
+    if (after <= 0) return [];
+    this.intake.flush();
+    const ids = this.repo.markSilentOffline(new Date(now - after).toISOString());
+    for (const deviceId of ids) this.bus.emit('phone', { deviceId, change: 'status' });
+    if (ids.length > 0) this.opts.log.info({ phones: ids.length, afterMs: after }, 'phones silent too long marked offline');
+    return ids;
+  }
+
+  private startSilenceSweep(): void {
+    const after = this.opts.broker.offlineAfterMs ?? 0;
+    if (after <= 0) return;
+    // A tenth of the timeout: a phone is marked at most 10% late.
+    this.silenceTimer = setInterval(
+      () => {
+        try {
+          this.sweepSilent();
+        } catch (err) {
+          this.opts.log.error({ err }, 'silent-phone sweep failed');
+        }
+      },
+      Math.max(100, Math.floor(after / 10)),
+    );
+    this.silenceTimer.unref();
+  }
+
   async stop(): Promise<void> {
+    if (this.silenceTimer) clearInterval(this.silenceTimer);
+    this.silenceTimer = null;
     await this.api?.close();
     this.api = null;
     await this.jobs.stop();
@@ -366,6 +442,27 @@ export class ServerApp {
   brokerConfig(dir = '/etc/mosquitto/e911', listeners?: readonly MosquittoListener[]): { passwd: string; acl: string; conf: string } {
     return renderBrokerConfig(this.repo, dir, listeners);
   }
+}
+
+/**
+ * NATS authorization (an `include` for every node's configuration): each server instance's
+ * user and each phone's, with their permissions. Phones issued credentials before NATS
+ * support (no bcrypt hash) or whose id has a dot are left out and listed.
+ */
+export function renderNatsConfig(repo: Repo): { conf: string; skipped: { deviceId: string; reason: string }[] } {
+  const skipped: { deviceId: string; reason: string }[] = [];
+  const phones: { deviceId: string; bcrypt: string }[] = [];
+  for (const c of repo.deviceCredentials()) {
+    if (c.bcrypt === null) skipped.push({ deviceId: c.deviceId, reason: 'credentials issued before NATS support: issue them again' });
+    else phones.push({ deviceId: c.deviceId, bcrypt: c.bcrypt });
+  }
+  const servers = repo.serverBrokerUsers().filter((u): u is typeof u & { bcrypt: string } => u.bcrypt !== null);
+  const r = natsAuthorization(
+    servers.map((u) => ({ user: u.username, bcrypt: u.bcrypt })),
+    phones,
+  );
+  for (const deviceId of r.skipped) skipped.push({ deviceId, reason: 'a dot in the device id cannot be a NATS subject token' });
+  return { conf: r.conf, skipped };
 }
 
 export function renderBrokerConfig(

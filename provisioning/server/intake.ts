@@ -91,12 +91,18 @@ export class PhoneIntake {
       }
     });
     link.on('address-state', (deviceId, s) => {
-      this.later(() => repo.setDeviceApplied(deviceId, s.version, s.hash, s.appliedAt));
+      this.later(() => {
+        repo.setDeviceApplied(deviceId, s.version, s.hash, s.appliedAt);
+        repo.touchDevice(deviceId);
+      });
       pusher.onAddressState(deviceId, s);
       bus.emit('phone', { deviceId, change: 'applied' });
     });
     link.on('location', (deviceId, report) => {
-      this.later(() => repo.setDeviceLocationReport(deviceId, report));
+      this.later(() => {
+        repo.setDeviceLocationReport(deviceId, report);
+        repo.touchDevice(deviceId);
+      });
       bus.emit('phone', { deviceId, change: 'location' });
     });
     link.on('rejected', (deviceId, reason) => log.warn({ deviceId, reason }, 'payload from phone rejected'));
@@ -107,6 +113,8 @@ export class PhoneIntake {
     const { repo, log } = this.deps;
     this.flush();
     repo.ensureDevice(e.deviceId);
+    // Any message counts as a sign of life for the last-seen sweep (ServerApp.sweepSilent).
+    this.later(() => repo.touchDevice(e.deviceId));
     const device = repo.device(e.deviceId)!;
     const user = device.userId !== null ? repo.user(device.userId) : null;
     const stored: Omit<StoredEvent, 'receivedAt'> = {

@@ -246,19 +246,38 @@ export class DeviceStore {
     );
   }
 
-  setDeviceCredential(deviceId: string, mosquittoHash: string): void {
+  setDeviceCredential(deviceId: string, mosquittoHash: string, bcrypt: string | null = null): void {
     this.ensureDevice(deviceId);
-    this.s.q('UPDATE devices SET mqtt_hash = ?, mqtt_issued_at = ? WHERE device_id = ?').run(mosquittoHash, this.s.iso(), deviceId);
+    this.s
+      .q('UPDATE devices SET mqtt_hash = ?, mqtt_bcrypt = ?, mqtt_issued_at = ? WHERE device_id = ?')
+      .run(mosquittoHash, bcrypt, this.s.iso(), deviceId);
   }
 
   deviceCredential(deviceId: string): string | null {
     return (this.s.q('SELECT mqtt_hash FROM devices WHERE device_id = ?').pluck().get(deviceId) as string | null | undefined) ?? null;
   }
 
-  deviceCredentials(): { deviceId: string; hash: string }[] {
+  deviceCredentials(): { deviceId: string; hash: string; bcrypt: string | null }[] {
     return this.s
-      .q('SELECT device_id AS deviceId, mqtt_hash AS hash FROM devices WHERE mqtt_hash IS NOT NULL ORDER BY device_id')
-      .all() as { deviceId: string; hash: string }[];
+      .q(
+        'SELECT device_id AS deviceId, mqtt_hash AS hash, mqtt_bcrypt AS bcrypt FROM devices WHERE mqtt_hash IS NOT NULL ORDER BY device_id',
+      )
+      .all() as { deviceId: string; hash: string; bcrypt: string | null }[];
+  }
+
+  /** A phone was heard from (any message): the last-seen sweep counts from here. */
+  touchDevice(deviceId: string): void {
+    this.s.q('UPDATE devices SET last_seen = ? WHERE device_id = ?').run(this.s.iso(), deviceId);
+  }
+
+  /** Online phones not heard from since the cutoff are marked offline; returns their ids. */
+  markSilentOffline(cutoffIso: string): string[] {
+    const ids = this.s
+      .q('SELECT device_id FROM devices WHERE online = 1 AND (last_seen IS NULL OR last_seen < ?)')
+      .pluck()
+      .all(cutoffIso) as string[];
+    if (ids.length > 0) this.s.q('UPDATE devices SET online = 0 WHERE online = 1 AND (last_seen IS NULL OR last_seen < ?)').run(cutoffIso);
+    return ids;
   }
 
   deleteDevice(deviceId: string): void {

@@ -244,14 +244,20 @@ export class Repo {
   setNoticeAck(deviceId: string, ack: NoticeAck): boolean {
     return this.a.devices.setNoticeAck(deviceId, ack);
   }
-  setDeviceCredential(deviceId: string, mosquittoHash: string): void {
-    this.a.devices.setDeviceCredential(deviceId, mosquittoHash);
+  setDeviceCredential(deviceId: string, mosquittoHash: string, bcrypt: string | null = null): void {
+    this.a.devices.setDeviceCredential(deviceId, mosquittoHash, bcrypt);
   }
   deviceCredential(deviceId: string): string | null {
     return this.a.devices.deviceCredential(deviceId);
   }
-  deviceCredentials(): { deviceId: string; hash: string }[] {
+  deviceCredentials(): { deviceId: string; hash: string; bcrypt: string | null }[] {
     return this.a.devices.deviceCredentials();
+  }
+  touchDevice(deviceId: string): void {
+    this.a.devices.touchDevice(deviceId);
+  }
+  markSilentOffline(cutoffIso: string): string[] {
+    return this.transaction(() => this.a.devices.markSilentOffline(cutoffIso));
   }
   deleteDevice(deviceId: string): void {
     this.a.devices.deleteDevice(deviceId);
@@ -374,10 +380,10 @@ export class Repo {
   }
 
   // server instances' broker users, shared secrets
-  setServerBrokerUser(username: string, hash: string): void {
-    this.a.shared.setServerBrokerUser(username, hash);
+  setServerBrokerUser(username: string, hash: string, bcrypt: string | null = null): void {
+    this.a.shared.setServerBrokerUser(username, hash, bcrypt);
   }
-  serverBrokerUsers(): { username: string; hash: string }[] {
+  serverBrokerUsers(): { username: string; hash: string; bcrypt: string | null }[] {
     return this.a.shared.serverBrokerUsers();
   }
   sharedSecret(name: string, make: () => string): string {

@@ -5,16 +5,20 @@ import type { ServerDb } from './open.js';
 export class ServerSharedStore {
   constructor(private readonly s: ServerDb) {}
 
-  setServerBrokerUser(username: string, hash: string): void {
+  setServerBrokerUser(username: string, hash: string, bcrypt: string | null = null): void {
     this.s
       .q(
-        'INSERT INTO broker_server_users (username, hash, created_at) VALUES (?, ?, ?) ON CONFLICT (username) DO UPDATE SET hash = excluded.hash',
+        'INSERT INTO broker_server_users (username, hash, bcrypt, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (username) DO UPDATE SET hash = excluded.hash, bcrypt = excluded.bcrypt',
       )
-      .run(username, hash, this.s.iso());
+      .run(username, hash, bcrypt, this.s.iso());
   }
 
-  serverBrokerUsers(): { username: string; hash: string }[] {
-    return this.s.q('SELECT username, hash FROM broker_server_users ORDER BY username').all() as { username: string; hash: string }[];
+  serverBrokerUsers(): { username: string; hash: string; bcrypt: string | null }[] {
+    return this.s.q('SELECT username, hash, bcrypt FROM broker_server_users ORDER BY username').all() as {
+      username: string;
+      hash: string;
+      bcrypt: string | null;
+    }[];
   }
 
   /** The named secret, created with make() by whichever instance asks first. */
