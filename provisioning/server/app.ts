@@ -79,7 +79,7 @@ export interface ServerAppOptions {
      * The broker is a NATS cluster (its MQTT listener at `url`, the other nodes' in `urls`):
      * MQTT 3.1.1 for what the server publishes, and the phones' reports through a NATS queue
      * group on the nodes' native ports (`servers`, nats://) instead of MQTT subscriptions.
-     * The server logs in to NATS with its broker user (the authorization `broker-config --nats` renders).
+     * The server logs in to NATS with its broker user (the authorization `broker-config --nats-auth` renders).
      */
     nats?: { servers: readonly string[]; queue?: string };
     /** Every MQTT URL of the broker's nodes (url first): the server's link fails over between them. */

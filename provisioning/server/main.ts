@@ -99,6 +99,18 @@ export async function main(
       return withRepo(dataDir, await openRepo(), (repo) => tokenCommand(repo, sub, arg, out));
     case 'broker-config': {
       const dir = need(flags.out, '--out DIR');
+      if (flags['nats-auth']) {
+        const { loadOrCreateServerCredentials, renderNatsConfig, CLI_INSTANCE } = await serverParts();
+        const r = withRepo(dataDir, await openRepo(), (repo) => {
+          for (const name of [CLI_INSTANCE, ...list(flags.instance)]) loadOrCreateServerCredentials(dataDir, name, repo);
+          return renderNatsConfig(repo);
+        });
+        mkdirSync(dir, { recursive: true });
+        writePrivate(path.join(dir, 'nats-auth.conf'), r.conf);
+        for (const s of r.skipped) log.warn(s, 'phone left out of the NATS authorization');
+        out(`wrote ${dir}/nats-auth.conf (include it in every node's configuration; reload: nats-server --signal reload=PID)\n`);
+        return 0;
+      }
       const { loadOrCreateServerCredentials, renderBrokerConfig, CLI_INSTANCE } = await serverParts();
       const files = withRepo(dataDir, await openRepo(), (repo) => {
         // Each named instance gets its broker user now, so the broker knows it before it starts.
