@@ -34,6 +34,12 @@ export const configSchema = z.strictObject({
       keepaliveSec: z.number().int().min(5).max(600).default(30),
       reconnectMinMs: z.number().int().min(50).default(500),
       reconnectMaxMs: z.number().int().min(100).default(30_000),
+      /**
+       * Says "online" again this often while connected (0: only on connect). For a clustered
+       * broker (NATS), which does not publish a phone's will when its node dies: the server
+       * marks a phone offline after a silence longer than this (its offlineAfterMs).
+       */
+      heartbeatSec: z.number().int().min(0).max(86_400).default(0),
     })
     .refine((b) => !b.tls || !b.tls.cert === !b.tls.key, { message: 'tls.cert and tls.key go together', path: ['tls'] }),
   control: z

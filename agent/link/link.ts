@@ -52,6 +52,7 @@ export class MqttLink {
   private stopped = true;
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
   private corked = false;
   private readonly retained = new Map<RetainedKind, string>();
   private readonly tls: { ca?: Buffer; cert?: Buffer; key?: Buffer };
@@ -83,6 +84,7 @@ export class MqttLink {
     this.stopped = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
+    this.stopHeartbeat();
     const client = this.client;
     this.client = null;
     this.deps.drainer.detach();
@@ -174,6 +176,7 @@ export class MqttLink {
           // "online" is said once the phone can hear the server: a push sent on it is not lost.
           client.publish(this.topic('status'), JSON.stringify(this.statusPayload('online')), { qos: 1, retain: true });
           for (const [kind, text] of this.retained) client.publish(this.topic(kind), text, { qos: 1, retain: true });
+          this.startHeartbeat(client);
         },
       );
       // Then events: the outbox waits for nothing else.
@@ -188,11 +191,29 @@ export class MqttLink {
       if (client !== this.client) return;
       if (up) log.warn({ url }, 'link down');
       up = false;
+      this.stopHeartbeat();
       this.deps.drainer.detach();
       client.end(true);
       this.client = null;
       if (!this.stopped) this.scheduleReconnect();
     });
+  }
+
+  /** The retained "online" again every heartbeatSec: the server's last-seen sweep sees the phone alive. */
+  private startHeartbeat(client: MqttClient): void {
+    this.stopHeartbeat();
+    const sec = this.deps.config.broker.heartbeatSec;
+    if (!sec) return;
+    this.heartbeatTimer = setInterval(() => {
+      if (client !== this.client || !client.connected) return;
+      client.publish(this.topic('status'), JSON.stringify(this.statusPayload('online')), { qos: 1, retain: true });
+    }, sec * 1000);
+    this.heartbeatTimer.unref();
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = null;
   }
 
   private scheduleReconnect(): void {

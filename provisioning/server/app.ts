@@ -30,11 +30,13 @@ import { buildApi } from './http/api.js';
 import { startEmbeddedBroker, type EmbeddedBroker, type EmbeddedTlsListener } from './embedded-broker.js';
 import {
   hashPassword,
+  hashPasswordBcrypt,
   isPhoneDeviceId,
   serverMqttUser,
   mosquittoAcl,
   mosquittoConfSnippet,
   mosquittoPasswordFile,
+  natsAuthorization,
   newPassword,
   verifyPassword,
   type MosquittoListener,
@@ -80,6 +82,21 @@ export interface ServerAppOptions {
     password?: string;
     /** For an mqtts:// broker: the CA of its certificate, and a client certificate if it asks (PEM). */
     tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
+    /**
+     * The broker is a NATS cluster (its MQTT listener at `url`, the other nodes' in `urls`):
+     * MQTT 3.1.1 for what the server publishes, and the phones' reports through a NATS queue
+     * group on the nodes' native ports (`servers`, nats://) instead of MQTT subscriptions.
+     * The server logs in to NATS with its broker user (the authorization `broker-config --nats-auth` renders).
+     */
+    nats?: { servers: readonly string[]; queue?: string };
+    /** Every MQTT URL of the broker's nodes (url first): the server's link fails over between them. */
+    urls?: readonly string[];
+    /**
+     * A phone not heard from (status heartbeat, event, report) for this long is marked offline,
+     * whatever its retained status says: a clustered broker does not publish the will of a
+     * phone whose node died. Off by default (0); set it above the agents' heartbeat.
+     */
+    offlineAfterMs?: number;
   };
   /** null: no HTTP API (tests of the MQTT side, the push CLI). */
   http: {
@@ -169,8 +186,10 @@ function serverCredentialsFile(dataDir: string, instance: string): { username: s
 
 /** Registers the login's hash in the store (once), so that `broker-config` renders it. */
 async function registerServerCredentials(repo: Repo, creds: { username: string; password: string }): Promise<void> {
-  if (!(await repo.serverBrokerUsers()).some((u) => u.username === creds.username))
-    await repo.setServerBrokerUser(creds.username, hashPassword(creds.password));
+  // Registered with both hashes (Mosquitto's, NATS's); one registered before NATS support gets its bcrypt now.
+  const known = (await repo.serverBrokerUsers()).find((u) => u.username === creds.username);
+  if (!known || known.bcrypt === null)
+    await repo.setServerBrokerUser(creds.username, hashPassword(creds.password), hashPasswordBcrypt(creds.password));
 }
 
 /** The instance name of the push command's broker user (`e911-server-cli`): not a running server's, whose session it would take over. */
@@ -198,6 +217,7 @@ export class ServerApp {
   private readonly registered: Promise<void>;
   private brokerUrlValue: string | null = null;
   private httpUrlValue: string | null = null;
+  private silenceTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: ServerAppOptions) {
     const { log, dataDir } = opts;
@@ -220,7 +240,9 @@ export class ServerApp {
     this.registered = external && opts.broker.username === undefined ? registerServerCredentials(this.repo, this.creds) : Promise.resolve();
     // Awaited by start() and brokerConfig(), which report a failure: not lost meanwhile.
     this.registered.catch(() => undefined);
-    const protocolVersion = opts.broker.protocolVersion ?? (external ? 5 : 4);
+    const nats = external && opts.broker.nats ? opts.broker.nats : undefined;
+    // NATS speaks MQTT 3.1.1 only.
+    const protocolVersion = nats ? 4 : (opts.broker.protocolVersion ?? (external ? 5 : 4));
     this.link = new ProvisioningServer({
       // The embedded broker's URL is passed to start() once it listens.
       brokerUrl: opts.broker.url ?? 'mqtt://127.0.0.1',
@@ -234,6 +256,19 @@ export class ServerApp {
       password: this.creds.password,
       desired: repoDesiredStore(this.repo),
       ...(opts.broker.tls ? { tls: opts.broker.tls } : {}),
+      ...(opts.broker.urls ? { brokerUrls: opts.broker.urls } : {}),
+      ...(nats
+        ? {
+            nats: {
+              servers: nats.servers,
+              // Phones may not subscribe to others' events at all on NATS, so the group's name need not be secret.
+              queue: nats.queue ?? 'e911-servers',
+              user: this.creds.username,
+              pass: this.creds.password,
+              name: this.creds.username,
+            },
+          }
+        : {}),
     });
     this.pusher = new Pusher({
       repo: this.repo,
@@ -271,7 +306,14 @@ export class ServerApp {
       ...(opts.csvLimits ? { limits: opts.csvLimits } : {}),
     });
     Object.assign(handlers, this.bulk.handlers());
-    this.service = new AdminService({ repo: this.repo, pusher: this.pusher, bus: this.bus, log: named(log, 'admin'), targets });
+    this.service = new AdminService({
+      repo: this.repo,
+      pusher: this.pusher,
+      bus: this.bus,
+      log: named(log, 'admin'),
+      targets,
+      ...(nats ? { nats: true } : {}),
+    });
     this.intake = new PhoneIntake({
       repo: this.repo,
       link: this.link,
@@ -335,11 +377,12 @@ export class ServerApp {
 
     // What the link needs from the store: this instance's login registered, the share group's secret suffix.
     await this.registered;
-    if (opts.broker.shareGroup) this.link.setShareGroup(await shareGroupName(this.repo, opts.broker.shareGroup));
+    if (opts.broker.shareGroup && !opts.broker.nats) this.link.setShareGroup(await shareGroupName(this.repo, opts.broker.shareGroup));
     this.intake.attach();
     await this.link.start(this.brokerUrlValue);
     await this.notifier.start();
     await this.jobs.start();
+    this.startSilenceSweep();
     if (opts.http) {
       this.api = await buildApi({
         service: this.service,
@@ -368,7 +411,36 @@ export class ServerApp {
     void this.pusher.scheduleAll();
   }
 
+  /**
+   * Marks offline the phones not heard from within offlineAfterMs. Every instance sweeps the
+   * shared database; the update is one statement, so two sweeps at once change each phone once.
+   */
+  async sweepSilent(now = Date.now()): Promise<string[]> {
+    const after = this.opts.broker.offlineAfterMs ?? 0;
+    if (after <= 0) return [];
+    await this.intake.flush();
+    const ids = await this.repo.markSilentOffline(new Date(now - after).toISOString());
+    for (const deviceId of ids) this.bus.emit('phone', { deviceId, change: 'status' });
+    if (ids.length > 0) this.opts.log.info({ phones: ids.length, afterMs: after }, 'phones silent too long marked offline');
+    return ids;
+  }
+
+  private startSilenceSweep(): void {
+    const after = this.opts.broker.offlineAfterMs ?? 0;
+    if (after <= 0) return;
+    // A tenth of the timeout: a phone is marked at most 10% late.
+    this.silenceTimer = setInterval(
+      () => {
+        this.sweepSilent().catch((err: unknown) => this.opts.log.error({ err }, 'silent-phone sweep failed'));
+      },
+      Math.max(100, Math.floor(after / 10)),
+    );
+    this.silenceTimer.unref();
+  }
+
   async stop(): Promise<void> {
+    if (this.silenceTimer) clearInterval(this.silenceTimer);
+    this.silenceTimer = null;
     await this.api?.close();
     this.api = null;
     await this.jobs.stop();
@@ -402,6 +474,27 @@ export class ServerApp {
     await this.registered;
     return renderBrokerConfig(this.repo, dir, listeners);
   }
+}
+
+/**
+ * NATS authorization (an `include` for every node's configuration): each server instance's
+ * user and each phone's, with their permissions. Phones issued credentials before NATS
+ * support (no bcrypt hash) or whose id has a dot are left out and listed.
+ */
+export async function renderNatsConfig(repo: Repo): Promise<{ conf: string; skipped: { deviceId: string; reason: string }[] }> {
+  const skipped: { deviceId: string; reason: string }[] = [];
+  const phones: { deviceId: string; bcrypt: string }[] = [];
+  for (const c of await repo.deviceCredentials()) {
+    if (c.bcrypt === null) skipped.push({ deviceId: c.deviceId, reason: 'credentials issued before NATS support: issue them again' });
+    else phones.push({ deviceId: c.deviceId, bcrypt: c.bcrypt });
+  }
+  const servers = (await repo.serverBrokerUsers()).filter((u): u is typeof u & { bcrypt: string } => u.bcrypt !== null);
+  const r = natsAuthorization(
+    servers.map((u) => ({ user: u.username, bcrypt: u.bcrypt })),
+    phones,
+  );
+  for (const deviceId of r.skipped) skipped.push({ deviceId, reason: 'a dot in the device id cannot be a NATS subject token' });
+  return { conf: r.conf, skipped };
 }
 
 export async function renderBrokerConfig(

@@ -91,12 +91,18 @@ export class PhoneIntake {
       }
     });
     link.on('address-state', (deviceId, s) => {
-      this.later(() => repo.setDeviceApplied(deviceId, s.version, s.hash, s.appliedAt));
+      this.later(async () => {
+        await repo.setDeviceApplied(deviceId, s.version, s.hash, s.appliedAt);
+        await repo.touchDevice(deviceId);
+      });
       pusher.onAddressState(deviceId, s).catch((err: unknown) => log.error({ err, deviceId }, 'address state not handled'));
       bus.emit('phone', { deviceId, change: 'applied' });
     });
     link.on('location', (deviceId, report) => {
-      this.later(() => repo.setDeviceLocationReport(deviceId, report));
+      this.later(async () => {
+        await repo.setDeviceLocationReport(deviceId, report);
+        await repo.touchDevice(deviceId);
+      });
       bus.emit('phone', { deviceId, change: 'location' });
     });
     link.on('rejected', (deviceId, reason) => log.warn({ deviceId, reason }, 'payload from phone rejected'));
@@ -107,6 +113,8 @@ export class PhoneIntake {
     const { repo, log } = this.deps;
     await this.flush();
     await repo.ensureDevice(e.deviceId);
+    // Any message counts as a sign of life for the last-seen sweep (ServerApp.sweepSilent).
+    this.later(() => repo.touchDevice(e.deviceId));
     const device = (await repo.device(e.deviceId))!;
     const user = device.userId !== null ? await repo.user(device.userId) : null;
     const stored: Omit<StoredEvent, 'receivedAt'> = {

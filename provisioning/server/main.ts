@@ -101,6 +101,18 @@ export async function main(
       );
     case 'broker-config': {
       const dir = need(flags.out, '--out DIR');
+      if (flags['nats-auth']) {
+        const { loadOrCreateServerCredentials, renderNatsConfig, CLI_INSTANCE } = await serverParts();
+        const r = await withRepo(dataDir, await openRepo((flags.store as string | undefined) ?? env.E911_STORE), async (repo) => {
+          for (const name of [CLI_INSTANCE, ...list(flags.instance)]) await loadOrCreateServerCredentials(dataDir, name, repo);
+          return renderNatsConfig(repo);
+        });
+        mkdirSync(dir, { recursive: true });
+        writePrivate(path.join(dir, 'nats-auth.conf'), r.conf);
+        for (const s of r.skipped) log.warn(s, 'phone left out of the NATS authorization');
+        out(`wrote ${dir}/nats-auth.conf (include it in every node's configuration; reload: nats-server --signal reload=PID)\n`);
+        return 0;
+      }
       const { loadOrCreateServerCredentials, renderBrokerConfig, CLI_INSTANCE } = await serverParts();
       const files = await withRepo(dataDir, await openRepo((flags.store as string | undefined) ?? env.E911_STORE), async (repo) => {
         // Each named instance gets its broker user now, so the broker knows it before it starts.

@@ -18,10 +18,16 @@ const list = z.string().transform((s) =>
 
 export const runConfigSchema = z
   .strictObject({
-    broker: z
-      .string()
-      .regex(/^(mqtts?|wss?):\/\//, 'must be an mqtt://, mqtts://, ws:// or wss:// URL')
+    // One URL, or several comma-separated (a cluster's nodes: the link fails over between them).
+    broker: list
+      .pipe(
+        z.array(z.string().regex(/^(mqtts?|wss?):\/\//, 'must be mqtt://, mqtts://, ws:// or wss:// URLs')).min(1, 'must name a broker'),
+      )
       .optional(),
+    nats: list
+      .pipe(z.array(z.string().regex(/^(nats|tls):\/\//, 'must be nats:// or tls:// URLs')).min(1, 'must name a NATS node'))
+      .optional(),
+    offlineAfterSec: z.coerce.number({ error: 'must be a number of seconds' }).int().min(0).optional(),
     mqttPort: port,
     mqttHost: nonEmpty,
     mqttVersion: z
@@ -54,6 +60,8 @@ export const runConfigSchema = z
       if (c[b] !== undefined && c[a] === undefined) ctx.addIssue({ code: 'custom', path: [a], message: `required with ${String(b)}` });
     };
     pair('tlsCert', 'tlsKey');
+    if (c.nats !== undefined && c.broker === undefined)
+      ctx.addIssue({ code: 'custom', path: ['broker'], message: "required with --nats (the nodes' MQTT URLs)" });
     pair('brokerCert', 'brokerKey');
     if (c.mqttTlsPort !== undefined) {
       for (const k of ['mqttTlsCert', 'mqttTlsKey'] as const) {
@@ -69,6 +77,8 @@ type Flags = Partial<Record<string, string | boolean>>;
 /** Each key: the flag, then the environment variable it falls back to, then the default. */
 const SOURCES: Record<keyof RunConfig, { flag: string; env?: string; def?: string }> = {
   broker: { flag: 'broker' },
+  nats: { flag: 'nats', env: 'E911_NATS_SERVERS' },
+  offlineAfterSec: { flag: 'offline-after', env: 'E911_OFFLINE_AFTER_SEC' },
   mqttPort: { flag: 'port', env: 'E911_MQTT_PORT', def: '1883' },
   mqttHost: { flag: 'host', def: '127.0.0.1' },
   mqttVersion: { flag: 'mqtt-version' },

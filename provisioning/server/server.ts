@@ -23,6 +23,7 @@ import { validateAddress, type AddressDocument } from '../protocol/address.js';
 import { signDocument } from '../protocol/signing.js';
 import { MAX_LOCATIONS_PAYLOAD_BYTES } from '../protocol/messages.js';
 import type { LocationsDocument, SignedLocations } from '../protocol/locations.js';
+import { NatsIntake, type NatsIntakeOptions } from './nats-intake.js';
 
 export interface PhoneView {
   deviceId: string;
@@ -93,6 +94,13 @@ export interface ProvisioningServerOptions {
    * broker keeps no session for it and queues it none of the phones' events.
    */
   publishOnly?: boolean;
+  /**
+   * A NATS cluster as the broker: the MQTT link (MQTT 3.1.1, a clean session) only publishes,
+   * and the phones' reports come through this NATS queue group instead of MQTT subscriptions.
+   */
+  nats?: Omit<NatsIntakeOptions, 'log'>;
+  /** Several MQTT URLs (the broker's nodes): mqtt.js tries them in turn on reconnect. */
+  brokerUrls?: readonly string[];
 }
 
 /**
@@ -116,6 +124,7 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
   private acks = new Map<string, string[]>();
   /** Events stored but not acknowledged because the store failed (for status and tests). */
   storeFailures = 0;
+  private readonly nats: NatsIntake | null;
 
   private readonly opts: ProvisioningServerOptions;
 
@@ -126,6 +135,9 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
     if (opts.shareGroup !== undefined && (opts.protocolVersion ?? 4) !== 5) {
       throw new Error('shared subscriptions need MQTT 5 (protocolVersion: 5)');
     }
+    if (opts.nats && (opts.protocolVersion ?? 4) !== 4) throw new Error('NATS speaks MQTT 3.1.1 only (protocolVersion: 4)');
+    if (opts.nats && opts.shareGroup !== undefined) throw new Error('NATS has no $share: its queue group shares the events');
+    this.nats = opts.nats ? new NatsIntake({ ...opts.nats, log: opts.log }) : null;
   }
 
   /**
@@ -144,18 +156,30 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
   }
 
   get connected(): boolean {
-    return this.client?.connected ?? false;
+    return (this.client?.connected ?? false) && (this.nats === null || this.nats.connected);
   }
 
   /** Connects; brokerUrl overrides the option (an embedded broker's port is known only once it listens). */
   async start(brokerUrl = this.opts.brokerUrl): Promise<void> {
     const protocolVersion = this.opts.protocolVersion ?? 4;
+    // On NATS the MQTT link only publishes: no subscription, so no session worth keeping.
+    const publishOnly = this.opts.publishOnly === true || this.nats !== null;
+    const urls = this.opts.brokerUrls && this.opts.brokerUrls.length > 1 ? this.opts.brokerUrls : null;
     const client = mqtt.connect(brokerUrl, {
       // A stable id and a persistent session: the broker queues phones' events
       // (QoS 1) while the server is away instead of dropping them.
       clientId: this.opts.clientId ?? 'e911-server-main',
       protocolVersion,
-      clean: this.opts.publishOnly === true,
+      clean: publishOnly,
+      // Each reconnect tries the next node.
+      ...(urls
+        ? {
+            servers: urls.map((u) => {
+              const url = new URL(u);
+              return { host: url.hostname, port: Number(url.port) || 1883, protocol: url.protocol.replace(':', '') as 'mqtt' | 'mqtts' };
+            }),
+          }
+        : {}),
       ...(protocolVersion === 5 && !this.opts.publishOnly ? { properties: { sessionExpiryInterval: 7 * 24 * 3600 } } : {}),
       reconnectPeriod: this.opts.reconnectPeriodMs ?? 1000,
       ...(this.opts.username ? { username: this.opts.username } : {}),
@@ -183,7 +207,7 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
     client.on('connect', () => {
       // mqtt.js leaves Nagle on: small QoS 1 packets would wait for delayed ACKs (~40 ms).
       (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
-      if (this.opts.publishOnly) return void this.emit('connected');
+      if (publishOnly) return void this.emit('connected');
       client.subscribe(filters, { qos: 1 }, (err) => {
         if (err) this.opts.log.error({ err: err.message }, 'subscribe failed');
         else this.emit('connected');
@@ -193,12 +217,33 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
       client.once('connect', () => resolve());
       client.once('error', reject);
     });
+    if (this.nats) await this.nats.start((topic, payload) => this.receive(topic, payload));
   }
 
   async stop(): Promise<void> {
+    await this.nats?.stop();
     const client = this.client;
     this.client = null;
     if (client) await client.endAsync();
+  }
+
+  /**
+   * A phone's report from the NATS queue group. There is no broker acknowledgement to hold
+   * back: an event that could not be stored is simply not acknowledged to the phone, whose
+   * outbox sends it again.
+   */
+  private receive(topic: string, payload: Buffer): void {
+    const t = parseTopic(topic);
+    if (!t) return;
+    if (t.kind !== 'events') {
+      this.onMessage(topic, payload);
+      return;
+    }
+    const client = this.client;
+    if (!client) return;
+    this.onEventMessage(client, t.deviceId, payload, (err) => {
+      if (err) this.opts.log.warn({ deviceId: t.deviceId }, 'event left unacknowledged: the phone sends it again');
+    });
   }
 
   phone(deviceId: string): PhoneView | undefined {
@@ -325,7 +370,8 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
           'event not stored: left unacknowledged, reconnecting so the broker sends it again',
         );
         callback(err as Error);
-        if (client === this.client) setTimeout(() => client.stream?.destroy(), retries.at(-1) ?? 1000).unref();
+        // Over NATS nothing is redelivered by reconnecting: the phone's resend brings it back.
+        if (client === this.client && !this.nats) setTimeout(() => client.stream?.destroy(), retries.at(-1) ?? 1000).unref();
         return;
       }
       this.remember(e.id);

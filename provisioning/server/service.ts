@@ -25,7 +25,7 @@ import {
 import { effectiveCallback, type AddressSource } from './defaults.js';
 import { noticeStatus, type NoticeStatus } from './notice-status.js';
 import { ConflictError, NotFoundError, PreconditionError, ValidationError } from './errors.js';
-import { SERVER_USER_PREFIX, hashPassword, isReservedDeviceId, newPassword } from './broker-auth.js';
+import { SERVER_USER_PREFIX, hashPassword, hashPasswordBcrypt, isReservedDeviceId, newPassword } from './broker-auth.js';
 import { isValidDeviceId } from '../protocol/topics.js';
 import type { TargetPolicy } from './notify/targets.js';
 
@@ -95,6 +95,8 @@ export interface AdminServiceDeps {
   log: Logger;
   /** Where SMS and webhook POSTs may go: a URL naming a refused address is not saved. */
   targets?: TargetPolicy;
+  /** The broker is NATS: a device id with a dot cannot be a subject token (broker-auth.ts), its credentials are refused. */
+  nats?: boolean;
 }
 
 export class AdminService {
@@ -517,9 +519,14 @@ export class AdminService {
       throw new ValidationError([
         { field: 'deviceId', reason: `is reserved: ids starting with ${SERVER_USER_PREFIX} are the server's broker users` },
       ]);
+    if (this.deps.nats && deviceId.includes('.'))
+      throw new ValidationError([
+        { field: 'deviceId', reason: 'must not contain a dot on a NATS broker (a dot splits the NATS subject its topics map to)' },
+      ]);
     const password = newPassword();
     await this.repo.transaction(async () => {
-      await this.repo.setDeviceCredential(deviceId, hashPassword(password));
+      // Both hashes of the one password: Mosquitto's and the embedded broker's, and NATS's.
+      await this.repo.setDeviceCredential(deviceId, hashPassword(password), hashPasswordBcrypt(password));
       await this.repo.audit(actor, 'phone.credentials-issue', 'phone', deviceId);
     });
     this.changed('phone', deviceId, 'credentials');

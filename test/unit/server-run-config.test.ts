@@ -52,4 +52,18 @@ describe('e911-server run options', () => {
       /invalid configuration:\n {2}--port: must be 0\.\.65535\n {2}--http-port: must be a port number/,
     );
   });
+
+  it("a NATS cluster: several MQTT URLs, the nodes' native URLs, the silence timeout", () => {
+    const c = parseRunConfig(
+      { broker: 'mqtt://n1:1883, mqtt://n2:1883', nats: 'nats://n1:4222,nats://n2:4222', 'offline-after': '180' },
+      {},
+    );
+    expect(c).toMatchObject({
+      broker: ['mqtt://n1:1883', 'mqtt://n2:1883'],
+      nats: ['nats://n1:4222', 'nats://n2:4222'],
+      offlineAfterSec: 180,
+    });
+    expect(problems({ nats: 'nats://n1:4222' })).toEqual([{ key: '--broker', reason: expect.stringMatching(/required with --nats/) }]);
+    expect(problems({ broker: 'mqtt://n1', nats: 'http://n1' })).toEqual([{ key: '--nats', reason: 'must be nats:// or tls:// URLs' }]);
+  });
 });

@@ -5,6 +5,9 @@ Server (local):
   run [--data DIR] [--store URL] [--port N] [--host H] [--http-port N] [--http-host H]
       [--broker URL [--mqtt-version 4|5] [--share-group NAME] [--instance NAME] [--broker-username U --broker-password P]
                     [--broker-ca FILE] [--broker-cert FILE --broker-key FILE]]   mqtts://: the broker's CA, a client certificate
+      [--broker URL,URL,URL --nats nats://HOST:PORT,...]   a NATS cluster: MQTT 3.1.1 to its nodes' MQTT URLs,
+                                               phones' reports through a NATS queue group on their native ports
+      [--offline-after SEC]                    a phone silent this long is marked offline (agents' heartbeatSec below it)
       [--allow-anonymous] [--seed FILE]        start the server; without --broker an embedded broker listens on --port
       [--mqtt-tls-port N [--mqtt-tls-host H] --mqtt-tls-cert F --mqtt-tls-key F [--mqtt-tls-ca F --require-client-cert]]
                                                the embedded broker's TLS listener for phones (plain stays on --host)
@@ -20,6 +23,9 @@ Server (local):
                 [--tls-listen [HOST:]PORT,... --tls-certfile F --tls-keyfile F --tls-cafile F [--require-client-cert]]
                                                write Mosquitto passwd, acl and mosquitto.conf (listeners bind
                                                client id to user) for the phones and every server instance
+  broker-config --nats-auth --out DIR [--instance NAME,...]
+                                               write nats-auth.conf (users and permissions per phone) for every
+                                               NATS node to include; reload: nats-server --signal reload=PID
   push --broker URL --address FILE [--instance NAME] [--mqtt-version 4|5]
                                                sign and push one raw address document, logged in as the
                                                broker user e911-server-cli (or e911-server-NAME) from DIR
@@ -50,6 +56,9 @@ export const OPTIONS = {
   'portal-dir': { type: 'string' },
   'no-portal': { type: 'boolean' },
   broker: { type: 'string' },
+  nats: { type: 'string' },
+  'nats-auth': { type: 'boolean' },
+  'offline-after': { type: 'string' },
   'mqtt-version': { type: 'string' },
   'share-group': { type: 'string' },
   instance: { type: 'string' },

@@ -22,7 +22,9 @@ export async function run(flags: Flags, dataDir: string, log: pino.Logger, env: 
     log,
     keyPair: pair,
     broker: {
-      ...(c.broker ? { url: c.broker } : {}),
+      ...(c.broker ? { url: c.broker[0]!, urls: c.broker } : {}),
+      ...(c.nats ? { nats: { servers: c.nats } } : {}),
+      ...(c.offlineAfterSec ? { offlineAfterMs: c.offlineAfterSec * 1000 } : {}),
       embeddedPort: c.mqttPort,
       embeddedHost: c.mqttHost,
       ...(flags['allow-anonymous'] ? { allowAnonymous: true } : {}),

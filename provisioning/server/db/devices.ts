@@ -264,19 +264,37 @@ export class DeviceStore {
     );
   }
 
-  async setDeviceCredential(deviceId: string, mosquittoHash: string): Promise<void> {
+  async setDeviceCredential(deviceId: string, mosquittoHash: string, bcrypt: string | null = null): Promise<void> {
     await this.ensureDevice(deviceId);
-    await this.s.run('UPDATE devices SET mqtt_hash = ?, mqtt_issued_at = ? WHERE device_id = ?', [mosquittoHash, this.s.iso(), deviceId]);
+    await this.s.run('UPDATE devices SET mqtt_hash = ?, mqtt_bcrypt = ?, mqtt_issued_at = ? WHERE device_id = ?', [
+      mosquittoHash,
+      bcrypt,
+      this.s.iso(),
+      deviceId,
+    ]);
   }
 
   async deviceCredential(deviceId: string): Promise<string | null> {
     return ((await this.s.column('SELECT mqtt_hash FROM devices WHERE device_id = ?', [deviceId]))[0] as string | null | undefined) ?? null;
   }
 
-  async deviceCredentials(): Promise<{ deviceId: string; hash: string }[]> {
+  async deviceCredentials(): Promise<{ deviceId: string; hash: string; bcrypt: string | null }[]> {
     return (await this.s.all(
-      'SELECT device_id AS "deviceId", mqtt_hash AS hash FROM devices WHERE mqtt_hash IS NOT NULL ORDER BY device_id',
-    )) as { deviceId: string; hash: string }[];
+      'SELECT device_id AS "deviceId", mqtt_hash AS hash, mqtt_bcrypt AS bcrypt FROM devices WHERE mqtt_hash IS NOT NULL ORDER BY device_id',
+    )) as { deviceId: string; hash: string; bcrypt: string | null }[];
+  }
+
+  /** A phone was heard from (any message): the last-seen sweep counts from here. */
+  async touchDevice(deviceId: string): Promise<void> {
+    await this.s.run('UPDATE devices SET last_seen = ? WHERE device_id = ?', [this.s.iso(), deviceId]);
+  }
+
+  /** Online phones not heard from since the cutoff are marked offline; returns their ids. */
+  async markSilentOffline(cutoffIso: string): Promise<string[]> {
+    const where = 'online = 1 AND (last_seen IS NULL OR last_seen < ?)';
+    const ids = await this.s.column<string>(`SELECT device_id FROM devices WHERE ${where}`, [cutoffIso]);
+    if (ids.length > 0) await this.s.run(`UPDATE devices SET online = 0 WHERE ${where}`, [cutoffIso]);
+    return ids;
   }
 
   async deleteDevice(deviceId: string): Promise<void> {

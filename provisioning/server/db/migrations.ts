@@ -506,6 +506,18 @@ export const SERVER_SCHEMA: readonly ServerMigration[] = [
       ALTER TABLE csv_uploads ADD COLUMN error_count INTEGER NOT NULL DEFAULT 0;
     `,
   },
+  {
+    version: 9,
+    name: 'bcrypt hashes of the broker logins, for NATS',
+    sql: `
+      -- NATS checks passwords against bcrypt hashes only (Mosquitto against its PBKDF2 ones): both are
+      -- kept from the same issued password. Null for credentials issued before: re-issue them for NATS.
+      ALTER TABLE devices ADD COLUMN mqtt_bcrypt TEXT;
+      ALTER TABLE broker_server_users ADD COLUMN bcrypt TEXT;
+      -- The last-seen sweep reads online phones by when they were last heard from.
+      CREATE INDEX devices_online_seen ON devices (online, last_seen);
+    `,
+  },
 ];
 
 /** The migrations as one dialect runs them. */

@@ -264,14 +264,20 @@ export class Repo {
   setNoticeAck(deviceId: string, ack: NoticeAck): Promise<boolean> {
     return this.a.devices.setNoticeAck(deviceId, ack);
   }
-  setDeviceCredential(deviceId: string, mosquittoHash: string): Promise<void> {
-    return this.a.devices.setDeviceCredential(deviceId, mosquittoHash);
+  setDeviceCredential(deviceId: string, mosquittoHash: string, bcrypt: string | null = null): Promise<void> {
+    return this.a.devices.setDeviceCredential(deviceId, mosquittoHash, bcrypt);
   }
   deviceCredential(deviceId: string): Promise<string | null> {
     return this.a.devices.deviceCredential(deviceId);
   }
-  deviceCredentials(): Promise<{ deviceId: string; hash: string }[]> {
+  deviceCredentials(): Promise<{ deviceId: string; hash: string; bcrypt: string | null }[]> {
     return this.a.devices.deviceCredentials();
+  }
+  touchDevice(deviceId: string): Promise<void> {
+    return this.a.devices.touchDevice(deviceId);
+  }
+  markSilentOffline(cutoffIso: string): Promise<string[]> {
+    return this.transaction(() => this.a.devices.markSilentOffline(cutoffIso));
   }
   deleteDevice(deviceId: string): Promise<void> {
     return this.a.devices.deleteDevice(deviceId);
@@ -394,10 +400,10 @@ export class Repo {
   }
 
   // server instances' broker users, shared secrets
-  setServerBrokerUser(username: string, hash: string): Promise<void> {
-    return this.a.shared.setServerBrokerUser(username, hash);
+  setServerBrokerUser(username: string, hash: string, bcrypt: string | null = null): Promise<void> {
+    return this.a.shared.setServerBrokerUser(username, hash, bcrypt);
   }
-  serverBrokerUsers(): Promise<{ username: string; hash: string }[]> {
+  serverBrokerUsers(): Promise<{ username: string; hash: string; bcrypt: string | null }[]> {
     return this.a.shared.serverBrokerUsers();
   }
   sharedSecret(name: string, make: () => string): Promise<string> {

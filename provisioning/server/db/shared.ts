@@ -5,15 +5,19 @@ import type { Sql } from './sql.js';
 export class ServerSharedStore {
   constructor(private readonly s: Sql) {}
 
-  async setServerBrokerUser(username: string, hash: string): Promise<void> {
+  async setServerBrokerUser(username: string, hash: string, bcrypt: string | null = null): Promise<void> {
     await this.s.run(
-      'INSERT INTO broker_server_users (username, hash, created_at) VALUES (?, ?, ?) ON CONFLICT (username) DO UPDATE SET hash = excluded.hash',
-      [username, hash, this.s.iso()],
+      'INSERT INTO broker_server_users (username, hash, bcrypt, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (username) DO UPDATE SET hash = excluded.hash, bcrypt = excluded.bcrypt',
+      [username, hash, bcrypt, this.s.iso()],
     );
   }
 
-  async serverBrokerUsers(): Promise<{ username: string; hash: string }[]> {
-    return (await this.s.all('SELECT username, hash FROM broker_server_users ORDER BY username')) as { username: string; hash: string }[];
+  async serverBrokerUsers(): Promise<{ username: string; hash: string; bcrypt: string | null }[]> {
+    return (await this.s.all('SELECT username, hash, bcrypt FROM broker_server_users ORDER BY username')) as {
+      username: string;
+      hash: string;
+      bcrypt: string | null;
+    }[];
   }
 
   /** The named secret, created with make() by whichever instance asks first. */
