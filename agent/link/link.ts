@@ -45,6 +45,8 @@ export interface LinkDeps {
 }
 
 const RETAINED_KINDS = ['address/state', 'location'] as const;
+/** QoS 1 options for every event: mqtt.js copies them, never changes them. */
+const QOS1 = { qos: 1 } as const;
 type RetainedKind = (typeof RETAINED_KINDS)[number];
 
 export class MqttLink {
@@ -177,7 +179,9 @@ export class MqttLink {
         },
       );
       // Then events: the outbox waits for nothing else.
-      this.deps.drainer.attach((row) => this.publishEvent(client, row.payload));
+      const eventsTopic = this.topic('events');
+      // mqtt.js's callback goes to the drainer as it is: no promise or closure more per event.
+      this.deps.drainer.attach((row, done) => this.publishEvent(client, eventsTopic, row.payload, done));
     });
     client.on('message', (topic, payload, packet) => this.onMessage(client, topic, payload, packet));
     client.on('error', (err) => {
@@ -209,11 +213,9 @@ export class MqttLink {
     this.reconnectTimer.unref?.();
   }
 
-  private publishEvent(client: MqttClient, payload: string): Promise<void> {
+  private publishEvent(client: MqttClient, topic: string, payload: string, done: (err?: Error) => void): void {
     this.corkForThisTick(client);
-    return new Promise((resolve, reject) => {
-      client.publish(this.topic('events'), payload, { qos: 1 }, (err) => (err ? reject(err) : resolve()));
-    });
+    client.publish(topic, payload, QOS1, done);
   }
 
   /** Publishes made in one turn of the event loop leave in one write, not one each. */
