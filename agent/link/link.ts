@@ -55,6 +55,9 @@ export class MqttLink {
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private corked = false;
+  /** Waiting for the first subscribe of a connection (or for stop): see whenSubscribed(). */
+  private subscribedWaiters: (() => void)[] = [];
+  private subscribedOnce = false;
   private readonly retained = new Map<RetainedKind, string>();
   private readonly tls: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   private readonly random: () => number;
@@ -81,8 +84,23 @@ export class MqttLink {
   }
 
   /** Publishes offline, then disconnects. Bounded by timeoutMs. */
+  /**
+   * Resolves once the link has been up and subscribed (at once if it has been), or when it
+   * stops: for work that should not compete with the first connect for the CPU.
+   */
+  whenSubscribed(): Promise<void> {
+    if (this.subscribedOnce || this.stopped) return Promise.resolve();
+    return new Promise((resolve) => this.subscribedWaiters.push(resolve));
+  }
+
+  private settleSubscribed(): void {
+    this.subscribedOnce = true;
+    for (const resolve of this.subscribedWaiters.splice(0)) resolve();
+  }
+
   async stop(timeoutMs = 2000): Promise<void> {
     this.stopped = true;
+    for (const resolve of this.subscribedWaiters.splice(0)) resolve();
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     const client = this.client;
@@ -173,6 +191,7 @@ export class MqttLink {
         (err) => {
           if (client !== this.client) return;
           if (err) log.warn({ err: err.message }, 'subscribe failed');
+          this.settleSubscribed();
           // "online" is said once the phone can hear the server: a push sent on it is not lost.
           client.publish(this.topic('status'), JSON.stringify(this.statusPayload('online')), { qos: 1, retain: true });
           for (const [kind, text] of this.retained) client.publish(this.topic(kind), text, { qos: 1, retain: true });
