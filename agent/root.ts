@@ -98,6 +98,18 @@ interface Parts {
 
 const REJECT_REPORT_INTERVAL_MS = 60_000;
 const SUPPRESS_KEY = 'emergency.suppressUntil';
+/** The location parts wait for the link's first subscribe at most this long after ready. */
+const LOCATION_START_CAP_MS = 1000;
+
+/** Settles when p does or after ms, whichever is first; the timer never keeps the process up. */
+function waitAtMost(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const cap = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+    timer.unref();
+  });
+  return Promise.race([p, cap]).finally(() => clearTimeout(timer));
+}
 
 export class Agent {
   private core: Core | null = null;
@@ -494,8 +506,13 @@ export class Agent {
     // them: the emergency path has the provisioned address from the store, and takes the network's
     // location when the service's first ranking comes (onBestChange). The first report goes out
     // through the link once the snapshot is read.
+    // They also wait for the link's first subscribe (a fork copies the page tables of the whole
+    // agent, and competed with the connect for the CPU), at most LOCATION_START_CAP_MS: a
+    // phone with no broker still gets its network location for 911 about a second after ready.
     const readyAt = performance.now();
-    this.locationStarting = this.startPart('location', () => location.start()).then(() => {
+    this.locationStarting = waitAtMost(link.whenSubscribed(), LOCATION_START_CAP_MS).then(async () => {
+      if (this.parts?.location !== location) return; // stopped meanwhile
+      await this.startPart('location', () => location.start());
       if (this.parts?.location === location) log.info({ msAfterReady: Math.round(performance.now() - readyAt) }, 'location parts started');
     });
   }

@@ -45,6 +45,8 @@ export interface LinkDeps {
 }
 
 const RETAINED_KINDS = ['address/state', 'location'] as const;
+/** QoS 1 options for every event: mqtt.js copies them, never changes them. */
+const QOS1 = { qos: 1 } as const;
 type RetainedKind = (typeof RETAINED_KINDS)[number];
 
 export class MqttLink {
@@ -54,6 +56,9 @@ export class MqttLink {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private corked = false;
+  /** Waiting for the first subscribe of a connection (or for stop): see whenSubscribed(). */
+  private subscribedWaiters: (() => void)[] = [];
+  private subscribedOnce = false;
   private readonly retained = new Map<RetainedKind, string>();
   private readonly tls: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   private readonly random: () => number;
@@ -80,8 +85,23 @@ export class MqttLink {
   }
 
   /** Publishes offline, then disconnects. Bounded by timeoutMs. */
+  /**
+   * Resolves once the link has been up and subscribed (at once if it has been), or when it
+   * stops: for work that should not compete with the first connect for the CPU.
+   */
+  whenSubscribed(): Promise<void> {
+    if (this.subscribedOnce || this.stopped) return Promise.resolve();
+    return new Promise((resolve) => this.subscribedWaiters.push(resolve));
+  }
+
+  private settleSubscribed(): void {
+    this.subscribedOnce = true;
+    for (const resolve of this.subscribedWaiters.splice(0)) resolve();
+  }
+
   async stop(timeoutMs = 2000): Promise<void> {
     this.stopped = true;
+    for (const resolve of this.subscribedWaiters.splice(0)) resolve();
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     this.stopHeartbeat();
@@ -173,6 +193,7 @@ export class MqttLink {
         (err) => {
           if (client !== this.client) return;
           if (err) log.warn({ err: err.message }, 'subscribe failed');
+          this.settleSubscribed();
           // "online" is said once the phone can hear the server: a push sent on it is not lost.
           client.publish(this.topic('status'), JSON.stringify(this.statusPayload('online')), { qos: 1, retain: true });
           for (const [kind, text] of this.retained) client.publish(this.topic(kind), text, { qos: 1, retain: true });
@@ -180,7 +201,9 @@ export class MqttLink {
         },
       );
       // Then events: the outbox waits for nothing else.
-      this.deps.drainer.attach((row) => this.publishEvent(client, row.payload));
+      const eventsTopic = this.topic('events');
+      // mqtt.js's callback goes to the drainer as it is: no promise or closure more per event.
+      this.deps.drainer.attach((row, done) => this.publishEvent(client, eventsTopic, row.payload, done));
     });
     client.on('message', (topic, payload, packet) => this.onMessage(client, topic, payload, packet));
     client.on('error', (err) => {
@@ -230,11 +253,9 @@ export class MqttLink {
     this.reconnectTimer.unref?.();
   }
 
-  private publishEvent(client: MqttClient, payload: string): Promise<void> {
+  private publishEvent(client: MqttClient, topic: string, payload: string, done: (err?: Error) => void): void {
     this.corkForThisTick(client);
-    return new Promise((resolve, reject) => {
-      client.publish(this.topic('events'), payload, { qos: 1 }, (err) => (err ? reject(err) : resolve()));
-    });
+    client.publish(topic, payload, QOS1, done);
   }
 
   /** Publishes made in one turn of the event loop leave in one write, not one each. */

@@ -15,12 +15,18 @@ import { StoreError } from '../errors.js';
 import { PROTECTED_EVENT_TYPES, type EventType } from '../../provisioning/protocol/messages.js';
 
 const ACK_FLUSH_MS = 20;
+const isProtected = (row: OutboxRow) => PROTECTED_EVENT_TYPES.has(row.type as EventType);
 /** A removal the store refused (a full disk) is tried again after this. */
 const ACK_RETRY_MS = 1000;
 /** Rows read from SQLite per query: one query feeds several window refills. */
 const READ_AHEAD = 256;
 
-export type PublishFn = (row: OutboxRow) => Promise<void>;
+/**
+ * Sends one row; calls done once, when the broker acknowledged it (no argument) or the
+ * publish failed. A callback, not a promise: the drain makes one per event, and a
+ * promise with its two reactions was a third of the garbage of a 10,000-event drain.
+ */
+export type PublishFn = (row: OutboxRow, done: (err?: Error | null) => void) => void;
 
 export class OutboxDrainer {
   private publish: PublishFn | null = null;
@@ -33,9 +39,11 @@ export class OutboxDrainer {
   private acked: number[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   private filling = false;
+  /** Counts rewinds: a publish that fails inside fill() (mqtt.js calls back at once while disconnecting) ends the loop. */
+  private rewinds = 0;
   private fillScheduled = false;
-  /** Rows the broker acknowledged, waiting for the server's ack: seq -> id, and whether it is an emergency event. */
-  private readonly awaitingServer = new Map<number, { id: string; emergency: boolean }>();
+  /** Rows the broker acknowledged, waiting for the server's ack, by seq (the row itself: no object more per event). */
+  private readonly awaitingServer = new Map<number, OutboxRow>();
   /** Rows not to send yet: an emergency event between its first write and its completion. */
   private resendTimer: NodeJS.Timeout | null = null;
   /**
@@ -112,7 +120,7 @@ export class OutboxDrainer {
   /** Emergency and test-call events the broker has and the server has not confirmed yet. */
   awaitingServerCount(): number {
     let n = 0;
-    for (const w of this.awaitingServer.values()) if (w.emergency) n++;
+    for (const row of this.awaitingServer.values()) if (isProtected(row)) n++;
     return n;
   }
 
@@ -186,7 +194,11 @@ export class OutboxDrainer {
         }
         const row = this.buffer[this.next++]!;
         // After a rewind: skip what is on its way, or waiting for the server.
-        if (!this.inFlight.has(row.seq) && !this.awaitingServer.has(row.seq)) this.send(row);
+        if (this.inFlight.has(row.seq) || this.awaitingServer.has(row.seq)) continue;
+        const rewinds = this.rewinds;
+        this.send(row);
+        // Failed before send() returned: the retry timer refills; going on would send it again at once, forever.
+        if (rewinds !== this.rewinds) break;
       }
     } finally {
       this.filling = false;
@@ -195,6 +207,7 @@ export class OutboxDrainer {
 
   /** Reading starts again after seq: the buffer is dropped. */
   private rewind(afterSeq: number): void {
+    this.rewinds++;
     this.cursor = afterSeq;
     this.buffer = [];
     this.next = 0;
@@ -204,41 +217,41 @@ export class OutboxDrainer {
     const publish = this.publish!;
     const generation = this.generation;
     this.inFlight.add(row.seq);
-    const emergency = PROTECTED_EVENT_TYPES.has(row.type as EventType);
-    const keep = emergency || this.confirm === 'all';
-    publish(row).then(
-      () => {
-        if (generation !== this.generation) {
-          // Acknowledged on a connection we already gave up on: still delivered (to the broker).
-          if (!keep) {
-            this.acked.push(row.seq);
-            this.scheduleFlush();
-          }
-          return;
-        }
-        this.inFlight.delete(row.seq);
-        this.delivered++;
-        if (keep) {
-          // The broker has it; the row stays until the server says it stored it.
-          this.awaitingServer.set(row.seq, { id: row.id, emergency });
-          this.scheduleResend();
-          this.scheduleFill();
-          return;
-        }
+    publish(row, (err) => (err ? this.failed(row, generation, err) : this.brokerAcked(row, generation)));
+  }
+
+  private brokerAcked(row: OutboxRow, generation: number): void {
+    const keep = this.confirm === 'all' || isProtected(row);
+    if (generation !== this.generation) {
+      // Acknowledged on a connection we already gave up on: still delivered (to the broker).
+      if (!keep) {
         this.acked.push(row.seq);
         this.scheduleFlush();
-        this.scheduleFill();
-      },
-      (err: Error) => {
-        if (generation !== this.generation) return;
-        // Not acknowledged: rewind so it goes again, in order, on this connection or the next.
-        this.log.warn({ err: err.message, seq: row.seq }, 'event publish failed; will resend');
-        this.inFlight.delete(row.seq);
-        const unsent = this.buffer[this.next];
-        this.rewind(Math.min(row.seq, unsent?.seq ?? this.cursor + 1) - 1);
-        setTimeout(() => generation === this.generation && this.fill(), 1000).unref();
-      },
-    );
+      }
+      return;
+    }
+    this.inFlight.delete(row.seq);
+    this.delivered++;
+    if (keep) {
+      // The broker has it; the row stays until the server says it stored it.
+      this.awaitingServer.set(row.seq, row);
+      this.scheduleResend();
+      this.scheduleFill();
+      return;
+    }
+    this.acked.push(row.seq);
+    this.scheduleFlush();
+    this.scheduleFill();
+  }
+
+  private failed(row: OutboxRow, generation: number, err: Error): void {
+    if (generation !== this.generation) return;
+    // Not acknowledged: rewind so it goes again, in order, on this connection or the next.
+    this.log.warn({ err: err.message, seq: row.seq }, 'event publish failed; will resend');
+    this.inFlight.delete(row.seq);
+    const unsent = this.buffer[this.next];
+    this.rewind(Math.min(row.seq, unsent?.seq ?? this.cursor + 1) - 1);
+    setTimeout(() => generation === this.generation && this.fill(), 1000).unref();
   }
 
   /** Events the server has not confirmed within resendMs go again, on this connection. */

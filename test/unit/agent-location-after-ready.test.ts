@@ -17,6 +17,7 @@ import type { AddressDocument } from '../../provisioning/protocol/address.js';
 import type { EventPayload } from '../../provisioning/protocol/messages.js';
 import { recordingLog, silentLog } from '../helpers/log.js';
 import { unitAgentRaw, waitFor } from '../helpers/agent.js';
+import { startMosquitto } from '../helpers/mosquitto.js';
 
 /** A simulated network whose start waits until the test opens it (a slow `ip monitor` fork). */
 class GatedNetwork extends SimNetwork {
@@ -141,5 +142,41 @@ describe('location parts start after ready', () => {
     setTimeout(() => network.release(), 200);
     await stopping;
     expect(stoppedAfterStart).toBe(true);
+  });
+  it('they wait for the link to be up and subscribed; with no broker, about a second after ready', async () => {
+    const start = async (over: Record<string, unknown>) => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-loc-after-ready-'));
+      dirs.push(dir);
+      const { log, lines } = recordingLog();
+      const network = new GatedNetwork(hostStillSnapshot());
+      let linkUpAtStart: boolean | null = null;
+      network.onStart = () => (linkUpAtStart = lines().some((l) => l.msg === 'link up'));
+      const agent = new Agent({
+        config: parseConfig(unitAgentRaw(dir, generateSigningKeyPair().publicKey, over)),
+        log,
+        env: {},
+        host: hostPaths({}),
+        voice: new MemoryVoiceStack(),
+        network,
+      });
+      agents.push(agent);
+      await agent.start();
+      const readyAt = performance.now();
+      await waitFor(() => network.startCalled, 5000);
+      network.release();
+      return { linkUpAtStart, afterReady: performance.now() - readyAt };
+    };
+    const broker = await startMosquitto();
+    try {
+      const up = await start({ broker: { urls: [broker.url], reconnectMinMs: 100 } });
+      expect(up.linkUpAtStart).toBe(true);
+    } finally {
+      await Promise.all(agents.splice(0).map((a) => a.stop()));
+      await broker.close();
+    }
+    // Port 9: nothing answers. Before, they started at once after ready.
+    const none = await start({});
+    expect(none.linkUpAtStart).toBe(false);
+    expect(none.afterReady).toBeGreaterThanOrEqual(900);
   });
 });

@@ -134,7 +134,10 @@ describe('durable emergency event', () => {
   it('the drain does not send the first write: only the completed event leaves', async () => {
     const h = await service(() => store);
     const sent: EventPayload[] = [];
-    h.drainer.attach(async (row) => void sent.push(JSON.parse(row.payload) as EventPayload));
+    h.drainer.attach((row, done) => {
+      sent.push(JSON.parse(row.payload) as EventPayload);
+      queueMicrotask(() => done());
+    });
     h.svc.dial('911');
     h.drainer.wake();
     expect(sent).toHaveLength(0);
