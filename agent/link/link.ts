@@ -84,7 +84,6 @@ export class MqttLink {
     this.connect();
   }
 
-  /** Publishes offline, then disconnects. Bounded by timeoutMs. */
   /**
    * Resolves once the link has been up and subscribed (at once if it has been), or when it
    * stops: for work that should not compete with the first connect for the CPU.
@@ -99,6 +98,7 @@ export class MqttLink {
     for (const resolve of this.subscribedWaiters.splice(0)) resolve();
   }
 
+  /** Publishes offline, then disconnects. Bounded by timeoutMs. */
   async stop(timeoutMs = 2000): Promise<void> {
     this.stopped = true;
     for (const resolve of this.subscribedWaiters.splice(0)) resolve();
