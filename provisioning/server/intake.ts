@@ -51,6 +51,8 @@ export interface PhoneIntakeDeps {
 export class PhoneIntake {
   private readonly refreshed = new Set<string>();
   private writes: (() => Promise<unknown>)[] = [];
+  /** The flush under way (settled: writeQueued never rejects). */
+  private flushing: Promise<void> = Promise.resolve();
 
   constructor(private readonly deps: PhoneIntakeDeps) {}
 
@@ -64,8 +66,18 @@ export class PhoneIntake {
     if (this.writes.length === 1) setImmediate(() => void this.flush());
   }
 
-  /** Writes what is queued now (also before anything that reads it back). */
-  async flush(): Promise<void> {
+  /**
+   * Writes what is queued now (also before anything that reads it back). Flushes run one
+   * after the other: on PostgreSQL two transactions at once may commit in either order, and
+   * a phone's "offline" written after its "online" would leave it offline.
+   */
+  flush(): Promise<void> {
+    const run = this.flushing.then(() => this.writeQueued());
+    this.flushing = run;
+    return run;
+  }
+
+  private async writeQueued(): Promise<void> {
     const writes = this.writes;
     if (writes.length === 0) return;
     this.writes = [];

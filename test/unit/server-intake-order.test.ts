@@ -1,0 +1,52 @@
+// A phone's reports are written in the order they came, whatever the store: on PostgreSQL two
+// transactions at once may commit in either order (a retained "offline" followed by "online"
+// left phones offline in the server's test run on PostgreSQL).
+import { EventEmitter } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import { PhoneIntake } from '../../provisioning/server/intake.js';
+import type { Repo } from '../../provisioning/server/db/repo.js';
+import type { ProvisioningServer } from '../../provisioning/server/server.js';
+import type { Pusher } from '../../provisioning/server/pusher.js';
+import type { Notifier } from '../../provisioning/server/notify/notifier.js';
+import type { Bus } from '../../provisioning/server/bus.js';
+import { silentLog } from '../helpers/log.js';
+
+describe('phone reports reach the store in arrival order', () => {
+  it('a status written while an earlier one is still committing waits for it', async () => {
+    const committed: string[] = [];
+    const written: string[] = [];
+    let transactions = 0;
+    // The first transaction is slow to commit, later ones quick (two connections of a pool can
+    // be); what a transaction wrote becomes visible when it commits.
+    const repo = {
+      async transaction<T>(fn: () => Promise<T>): Promise<T> {
+        const slow = transactions++ === 0;
+        const r = await fn();
+        const mine = written.splice(0);
+        await new Promise((res) => setTimeout(res, slow ? 50 : 1));
+        committed.push(...mine);
+        return r;
+      },
+      async setDeviceStatus(deviceId: string, online: boolean) {
+        written.push(`${deviceId}:${online ? 'online' : 'offline'}`);
+      },
+    };
+    const link = Object.assign(new EventEmitter(), { setEventHandler: () => undefined });
+    const bus = new EventEmitter();
+    const intake = new PhoneIntake({
+      link: link as unknown as ProvisioningServer,
+      repo: repo as unknown as Repo,
+      pusher: {} as Pusher,
+      notifier: {} as Notifier,
+      bus: bus as unknown as Bus,
+      log: silentLog(),
+    });
+    intake.attach();
+    link.emit('status', 'p1', { state: 'offline' });
+    await new Promise((r) => setImmediate(r)); // its flush has begun (the slow transaction)
+    link.emit('status', 'p1', { state: 'online' });
+    await new Promise((r) => setTimeout(r, 120));
+    await intake.flush();
+    expect(committed).toEqual(['p1:offline', 'p1:online']);
+  });
+});
