@@ -1,7 +1,7 @@
 // Where 'locations/set' pushes are verified: a long-lived worker thread made by
 // the composition root (the agent), or inline (unit tests, the location harness).
-// The main thread only copies the payload to the worker and takes back the
-// verdict, the small head and the parts as strings: the costly JSON, schema,
+// The main thread only moves the payload to the worker (ownBytes) and takes back
+// the verdict, the small head and the parts: the costly JSON, schema,
 // canonical form and signature (about 0.4 s for 2 MiB on x86-64) run beside it.
 import { Worker } from 'node:worker_threads';
 import type { KeyObject } from 'node:crypto';
