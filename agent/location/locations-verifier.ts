@@ -1,7 +1,7 @@
 // Where 'locations/set' pushes are verified: a long-lived worker thread made by
 // the composition root (the agent), or inline (unit tests, the location harness).
-// The main thread only copies the payload to the worker and takes back the
-// verdict, the small head and the parts as strings: the costly JSON, schema,
+// The main thread only moves the payload to the worker (ownBytes) and takes back
+// the verdict, the small head and the parts: the costly JSON, schema,
 // canonical form and signature (about 0.4 s for 2 MiB on x86-64) run beside it.
 import { Worker } from 'node:worker_threads';
 import type { KeyObject } from 'node:crypto';
@@ -10,7 +10,10 @@ import { E911Error } from '../errors.js';
 import { verifyLocationsPush, type AppliedLocations, type VerifiedLocations } from './locations-verify.js';
 
 export interface LocationsVerifier {
-  /** Never rejects for bad input (that is an outcome); rejects with LocationsVerifierError when the verifier itself failed. */
+  /**
+   * Never rejects for bad input (that is an outcome); rejects with LocationsVerifierError when the verifier itself failed.
+   * The payload's memory may be moved to the worker (ownBytes): the caller must not read it afterwards.
+   */
   verify(payload: Buffer | string, current: AppliedLocations | null): Promise<VerifiedLocations>;
   close(): Promise<void>;
 }
@@ -78,8 +81,7 @@ export class WorkerLocationsVerifier implements LocationsVerifier {
       return Promise.reject(new LocationsVerifierError(`cannot start the locations worker: ${(err as Error).message}`, { cause: err }));
     }
     const id = this.nextId++;
-    // A copy the worker owns (mqtt's payload may share its memory with other packets): moved, not cloned again.
-    const bytes = typeof payload === 'string' ? payload : new Uint8Array(payload);
+    const bytes = typeof payload === 'string' ? payload : ownBytes(payload);
     return new Promise<VerifiedLocations>((resolve, reject) => {
       this.waiting.set(id, { worker, resolve, reject });
       const req: WorkerRequest = { id, payload: bytes, current };
@@ -145,6 +147,22 @@ export class WorkerLocationsVerifier implements LocationsVerifier {
       w.reject(err);
     }
   }
+}
+
+/**
+ * The payload as memory the worker may own, moved to it rather than cloned. A buffer that is
+ * its whole ArrayBuffer (mqtt's big payloads are: its BufferList copies a packet spread over
+ * several reads into one new allocation) is moved as it is: no 2 MiB copy on the main thread
+ * (its external memory, counted by V8, brought full GCs forward), and the caller's Buffer is
+ * left detached. One that shares its memory (a slice of a larger read, Node's pool for small
+ * buffers) is copied: moving it would take the other data with it.
+ */
+export function ownBytes(payload: Uint8Array): Uint8Array {
+  const whole = payload.byteOffset === 0 && payload.byteLength === payload.buffer.byteLength;
+  // Buffers under Node's pool size may come from the pool, which cannot be moved: small, so copied.
+  return whole && payload.byteLength > Buffer.poolSize && payload.buffer instanceof ArrayBuffer
+    ? new Uint8Array(payload.buffer, 0, payload.byteLength)
+    : new Uint8Array(payload);
 }
 
 /** The same verification on the calling thread: unit tests and the location test harness. */

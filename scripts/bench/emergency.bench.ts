@@ -37,7 +37,7 @@ import { freePort } from '../../test/helpers/ports.js';
 import { silentLog } from '../../test/helpers/log.js';
 import { report, summary } from './stats.js';
 import { topicFor } from '../../provisioning/protocol/topics.js';
-import { InlineLocationsVerifier, WorkerLocationsVerifier } from '../../agent/location/locations-verifier.js';
+import { InlineLocationsVerifier, WorkerLocationsVerifier, type LocationsVerifier } from '../../agent/location/locations-verifier.js';
 import { locationsWorkerScript } from '../../agent/location/locations-worker-script.js';
 import { publicKeyFromText } from '../../provisioning/protocol/signing.js';
 import type { LocationsBook } from '../../agent/location/locations-book.js';
@@ -483,15 +483,42 @@ try {
           partsAs: 'strings',
         })
       : null;
+    // BENCH_MOVE_AB=1: likewise, the payload's memory moved to the worker (the agent) or copied on the
+    // main thread first (as before: one more 2 MiB of external memory per push), in blocks of ten pushes.
+    const moveAB = process.env.BENCH_MOVE_AB === '1';
+    const copyingVerifier = {
+      verify: (p: Buffer | string, c: Parameters<LocationsVerifier['verify']>[1]) =>
+        (bytesVerifier as LocationsVerifier).verify(typeof p === 'string' ? p : Buffer.from(p), c),
+      close: async () => {},
+    };
+    // Whether mqtt's payloads were in fact moved (left detached here), not copied by ownBytes.
+    const moved = { yes: 0, of: 0 };
+    const movingVerifier = {
+      verify: (p: Buffer | string, c: Parameters<LocationsVerifier['verify']>[1]) => {
+        const r = (bytesVerifier as LocationsVerifier).verify(p, c);
+        moved.of++;
+        if (typeof p !== 'string' && p.buffer.byteLength === 0) moved.yes++;
+        return r;
+      },
+      close: async () => {},
+    };
     // BENCH_AB_SWAP=1: the other arm takes the first block (the first pushes warm the heap up).
-    const pair = ckptAB ? (['worker', 'sqlite'] as const) : partsAB ? (['bytes', 'strings'] as const) : null;
+    const pair = ckptAB
+      ? (['worker', 'sqlite'] as const)
+      : partsAB
+        ? (['bytes', 'strings'] as const)
+        : moveAB
+          ? (['move', 'copy'] as const)
+          : null;
     const arms = pair && process.env.BENCH_AB_SWAP === '1' ? ([pair[1], pair[0]] as const) : pair;
-    type Arm = 'worker' | 'sqlite' | 'bytes' | 'strings';
+    type Arm = 'worker' | 'sqlite' | 'bytes' | 'strings' | 'move' | 'copy';
     const armOf = (i: number): Arm | null => (arms ? arms[Math.floor(i / 10) % 2]! : null);
     const setArm = (arm: Arm) => {
       if (arm === 'worker' || arm === 'sqlite') checkpointBy(arm);
       if (arm === 'bytes') bookDeps.deps.verifier = bytesVerifier;
       if (arm === 'strings') bookDeps.deps.verifier = stringsVerifier;
+      if (arm === 'move') bookDeps.deps.verifier = movingVerifier;
+      if (arm === 'copy') bookDeps.deps.verifier = copyingVerifier;
     };
     const byArm = new Map<Arm, { push: number[]; none: number[]; writes: number[]; windows: [number, number][] }>(
       (arms ?? []).map((a) => [a, { push: [], none: [], writes: [], windows: [] }]),
@@ -693,6 +720,8 @@ try {
               sqlite: "checkpoints by SQLite on the agent's connection (before)",
               bytes: 'parts as bytes (the agent)',
               strings: 'parts as strings',
+              move: 'payload moved to the worker (the agent)',
+              copy: 'payload copied on the main thread first (before)',
             }[m];
             return (
               `  ${name} (${p.n} pushes): with the push p50 ${p.p50.toFixed(2)} / max ${p.max.toFixed(2)} ms, without p50 ${n.p50.toFixed(2)} / max ${n.max.toFixed(2)} ms, ` +
@@ -703,6 +732,7 @@ try {
             );
           })
           .join('') +
+        (moveAB ? `  payloads moved to the worker (detached here): ${moved.yes} of ${moved.of}\n` : '') +
         (ckptAB
           ? `  the worker's checkpoints: ${checkpointer!.status.checkpoints}, longest ${checkpointer!.status.longestMs.toFixed(1)} ms (in the worker)\n`
           : '') +

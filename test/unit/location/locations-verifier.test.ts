@@ -99,6 +99,31 @@ describe('the locations worker', () => {
     });
   }
 
+  it('moves a payload that owns its memory to the worker (no copy); copies one sharing memory with other data', async () => {
+    const v = verifier(fileScript);
+    // As mqtt hands over a big payload: a Buffer that is its whole ArrayBuffer. Moved: detached here after.
+    const whole = push(doc(3, 600));
+    expect(whole.byteOffset === 0 && whole.byteLength === whole.buffer.byteLength).toBe(true);
+    expect(await v.verify(whole, null)).toMatchObject({ ok: true, result: 'apply', count: 600 });
+    expect(whole.buffer.byteLength).toBe(0);
+    // A payload inside a larger read: only a copy may go, the data around it stays readable and intact.
+    const body = push(doc(4, 600));
+    const read = Buffer.concat([Buffer.from('before|'), body, Buffer.from('|after')]);
+    const inside = read.subarray(7, 7 + body.length);
+    expect(await v.verify(inside, null)).toMatchObject({ ok: true, result: 'apply', version: 4 });
+    expect(read.byteLength).toBe(body.length + 13);
+    expect(read.subarray(0, 7).toString()).toBe('before|');
+    expect(read.subarray(-6).toString()).toBe('|after');
+    expect(inside.equals(body)).toBe(true);
+    // A small payload from Node's shared pool (which cannot be moved): copied, the pool untouched.
+    const small = push(doc(5));
+    expect(small.byteLength).toBeLessThan(Buffer.poolSize);
+    const neighbour = Buffer.from('x'.repeat(100));
+    expect(await v.verify(small, null)).toMatchObject({ ok: true, result: 'apply', version: 5 });
+    expect(JSON.parse(small.toString()).doc.version).toBe(5);
+    expect(neighbour.toString()).toBe('x'.repeat(100));
+  });
+
   it('answers each request by its id, in the order asked', async () => {
     const v = verifier(fileScript);
     const asked = [5, 1, 9, 2].map((n) => v.verify(push(doc(n, n * 40)), null));
