@@ -528,6 +528,7 @@ export class EmergencyService {
     this.phone.applyOtherCalls(actions, record);
     if (match.kind === 'emergency') this.phone.extendSuppression(now);
     this.later(() => this.notify(record, match, ctx.content, prepared, now, null, eventId, site));
+    this.reportUnsent(record, 0);
     const attempt = record.attempts[record.attempts.length - 1]!;
     return {
       kind: match.kind,
@@ -618,14 +619,30 @@ export class EmergencyService {
     const next = ctx.plan.findIndex((r) => r.name === attempt.route) + 1;
     this.log.warn({ callRef: record.callRef, from: attempt.route, reason }, 'emergency route failed; next route');
     // The same location and Content-ID as the first INVITE: the event says what was sent.
+    const tried = record.attempts.length;
     const ok = this.tryRoutes(record, ctx, next);
     this.later(() =>
       this.progress(record, ok ? 'failover' : 'failed', {
         from: attempt.route,
         reason,
-        ...(ok ? { route: record.attempts[record.attempts.length - 1]!.route } : {}),
+        ...(ok ? { route: record.attempts[tried]!.route } : {}),
       }),
     );
+    if (ok) this.reportUnsent(record, tried);
+  }
+
+  /**
+   * A route whose INVITE could not even be sent (a refused TCP connect, seen at once or a moment
+   * later depending on the kernel) is a failover like any other: the same progress either way.
+   */
+  private reportUnsent(record: EmergencyCallRecord, from: number): void {
+    for (let i = from; i < record.attempts.length - 1; i++) {
+      const failed = record.attempts[i]!;
+      const next = record.attempts[i + 1]!;
+      // The same route again is the one-location retry, not a failover.
+      if (failed.callId !== null || next.route === failed.route) continue;
+      this.later(() => this.progress(record, 'failover', { from: failed.route, reason: failed.result, route: next.route }));
+    }
   }
 
   private onInviteResponse(e: InviteResponseEvent): void {

@@ -365,6 +365,13 @@ describe('routes and failover', () => {
     const h = await harness();
     h.voice.failNextCall = new Error('transport unreachable');
     expect(dial(h.svc, '911')).toMatchObject({ placed: true, route: 'secondary' });
+    h.flush();
+    // Refused at once or a moment later (kernel timing): the same failover progress either way.
+    expect(h.events.map((e) => [e.type, e.data.phase])).toEqual([
+      ['emergency-call', undefined],
+      ['emergency-call-progress', 'failover'],
+    ]);
+    expect(h.events[1]!.data).toMatchObject({ from: 'primary', route: 'secondary', reason: 'could not send: transport unreachable' });
     h.voice.respond(0, 503);
     expect(h.voice.calls.map((c) => c.target)).toEqual(['sip:911@10.0.0.2:5060', 'sip:911@10.0.0.3:5060']);
     h.voice.respond(1, 503);
