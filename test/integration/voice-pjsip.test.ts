@@ -187,7 +187,11 @@ describe.skipIf(gate.skip)('PJSIP VoiceStack against real SIPp and Kamailio', ()
   it('takes an incoming call, rings, answers on request and receives RFC 4733 DTMF', async () => {
     const caller = await startSipp({ scenario: CALLER, remote: `127.0.0.1:${udpPort()}`, service: 'desk' });
     try {
-      const incoming = await rec.waitFor('incomingCall');
+      // SIPp resends the INVITE for 30 s: 20 s covers a CI machine busy starting other peers;
+      // a miss says what SIPp saw (a response from the stack, or nothing at all).
+      const incoming = await rec.waitFor('incomingCall', undefined, 20_000).catch((err: Error) => {
+        throw new Error(`${err.message}\nSIPp caller messages:\n${caller.messages()}\nerrors:\n${caller.errors()}`);
+      });
       expect(incoming.autoAnswered).toBe(false);
       expect(incoming.remoteUri).toContain('sip:psap@127.0.0.1');
       expect(incoming.headers.find((h) => h.name === 'X-E911-Test')?.value).toBe('callback');
