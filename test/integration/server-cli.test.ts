@@ -60,6 +60,8 @@ describe('e911-server command line', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  // Fifteen CLI processes one after another, each a whole node start: under a loaded CI
+  // machine that took over the default 30 s (it is a behaviour test, not a timing one).
   it('drives the admin API: account, location, user, credentials, bulk job, CSV', () => {
     expect(cli('account', 'set', '--name', 'Example Corp', '--contact-email', 'it@example.com').json()).toMatchObject({
       name: 'Example Corp',
@@ -103,7 +105,7 @@ describe('e911-server command line', () => {
     expect(cli('users', 'show', '1').json()).toMatchObject({ emails: ['c@example.com', 'b@example.com'] });
     expect(cli('phones', 'show', 'nope').code).toBe(4);
     expect(cli('nonsense').code).toBe(2);
-  });
+  }, 120_000);
 
   it('manages tokens locally and renders the Mosquitto files', () => {
     const token = cli('token', 'create', 'ci').out.trim();

@@ -204,6 +204,14 @@ describe.skipIf(gate.skip)('911 when the agent store cannot be used', () => {
       async () => ((await e911ctl(a.socketPath, 'status')).json.result as { link: { state: string } }).link.state === 'online',
       10_000,
     );
+    // An empty WAL first: SQLite writes over a WAL's frames already backfilled without growing the
+    // file, so a filled disk would fail only the replay-floor file and the push would apply (CI).
+    const db = new Database(path.join(mnt, 'db', DB_FILE));
+    try {
+      await until(async () => (db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[])[0]!.busy === 0, 5000);
+    } finally {
+      db.close();
+    }
     spawnSync('dd', ['if=/dev/zero', `of=${path.join(mnt, 'filler')}`, 'bs=4k']);
     await server.pushAddress(sampleAddress({ deviceId: a.deviceId, version: 3 }));
     await waitFor(
