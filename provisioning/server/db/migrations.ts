@@ -518,6 +518,66 @@ export const SERVER_SCHEMA: readonly ServerMigration[] = [
       CREATE INDEX devices_online_seen ON devices (online, last_seen);
     `,
   },
+  {
+    version: 10,
+    name: 'customer accounts: an accounts table, and every owned row stamped with its account',
+    sql: `
+      -- The single account row becomes the first of many: its settings move, as they are, to the
+      -- account 'default' (the one a single-customer deployment keeps using).
+      CREATE TABLE accounts (
+        id                        TEXT PRIMARY KEY,
+        name                      TEXT NOT NULL DEFAULT '',
+        contact_email             TEXT NOT NULL DEFAULT '',
+        e911_enabled              INTEGER NOT NULL DEFAULT 0,
+        e911_changed_at           TEXT,
+        recommendations           INTEGER NOT NULL DEFAULT 0,
+        notification_policy       TEXT NOT NULL DEFAULT 'all' CHECK (notification_policy IN ('app-only', 'app-then-email-sms', 'all')),
+        test_notification_policy  TEXT CHECK (test_notification_policy IN ('app-only', 'app-then-email-sms', 'all')),
+        location_policy           TEXT NOT NULL DEFAULT 'network-first'
+                                    CHECK (location_policy IN ('network-first', 'provisioned-first', 'ask-user')),
+        elin_callback             INTEGER NOT NULL DEFAULT 0,
+        smtp                      TEXT,
+        sms                       TEXT,
+        webhook                   TEXT,
+        call                      TEXT,
+        default_address           TEXT,
+        default_callback          TEXT,
+        emergency_contacts        TEXT NOT NULL DEFAULT '[]',
+        created_at                TEXT NOT NULL,
+        updated_at                TEXT NOT NULL
+      );
+      INSERT INTO accounts (id, name, contact_email, e911_enabled, e911_changed_at, recommendations, notification_policy,
+          test_notification_policy, location_policy, elin_callback, smtp, sms, webhook, call, default_address, default_callback,
+          emergency_contacts, created_at, updated_at)
+        SELECT 'default', name, contact_email, e911_enabled, e911_changed_at, recommendations, notification_policy,
+          test_notification_policy, location_policy, elin_callback, smtp, sms, webhook, call, default_address, default_callback,
+          emergency_contacts, updated_at, updated_at FROM account;
+      DROP TABLE account;
+
+      -- Every owned row belongs to one account; rows written before this belong to 'default'.
+      -- (No REFERENCES: SQLite adds a column with one only when its default is NULL. Accounts are never deleted.)
+      ALTER TABLE locations ADD COLUMN account_id TEXT NOT NULL DEFAULT 'default';
+      ALTER TABLE users ADD COLUMN account_id TEXT NOT NULL DEFAULT 'default';
+      ALTER TABLE devices ADD COLUMN account_id TEXT NOT NULL DEFAULT 'default';
+      ALTER TABLE events ADD COLUMN account_id TEXT NOT NULL DEFAULT 'default';
+      ALTER TABLE notifications ADD COLUMN account_id TEXT NOT NULL DEFAULT 'default';
+      ALTER TABLE audit ADD COLUMN account_id TEXT NOT NULL DEFAULT 'default';
+      ALTER TABLE jobs ADD COLUMN account_id TEXT NOT NULL DEFAULT 'default';
+      ALTER TABLE csv_uploads ADD COLUMN account_id TEXT NOT NULL DEFAULT 'default';
+      ALTER TABLE api_tokens ADD COLUMN account_id TEXT NOT NULL DEFAULT 'default';
+      -- A provider token may also create accounts and mint their first tokens. Tokens made before
+      -- this were the deployment's only admins: they keep that power.
+      ALTER TABLE api_tokens ADD COLUMN provider INTEGER NOT NULL DEFAULT 0;
+      UPDATE api_tokens SET provider = 1;
+      CREATE INDEX locations_account ON locations (account_id);
+      CREATE INDEX users_account ON users (account_id);
+      CREATE INDEX devices_account ON devices (account_id);
+      CREATE INDEX events_account ON events (account_id, received_at);
+      CREATE INDEX notifications_account ON notifications (account_id, event_id);
+      CREATE INDEX audit_account ON audit (account_id, seq);
+      CREATE INDEX jobs_account ON jobs (account_id, id);
+    `,
+  },
 ];
 
 /** The migrations as one dialect runs them. */
