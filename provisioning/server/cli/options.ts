@@ -18,7 +18,10 @@ Server (local):
       [--sip-host H] [--sip-public-host H] [--sip-port N] [--rtp-port N]
                                                where security-desk calls go out from (default 0.0.0.0:5062, RTP 4100)
   keygen                                       print the signing public key (phones' serverPublicKey)
-  token create NAME | list | revoke ID         admin API tokens (a new token is printed once)
+  token create NAME | list | revoke ID [--account ID]
+                                               admin API tokens (a new token is printed once) of one customer
+                                               account (created if new); without --account: the default
+                                               account's, a provider token (may create accounts over the API)
   broker-config --out DIR [--dir /etc/mosquitto/e911] [--instance NAME,...] [--listen [HOST:]PORT,...]
                 [--tls-listen [HOST:]PORT,... --tls-certfile F --tls-keyfile F --tls-cafile F [--require-client-cert]]
                                                write Mosquitto passwd, acl and mosquitto.conf (listeners bind
@@ -94,6 +97,7 @@ export const OPTIONS = {
   dir: { type: 'string' },
   url: { type: 'string' },
   token: { type: 'string' },
+  account: { type: 'string' },
   file: { type: 'string' },
   name: { type: 'string' },
   'contact-email': { type: 'string' },
