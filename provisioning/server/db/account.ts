@@ -7,6 +7,7 @@ import { bool, json, rowMapper, text, textOrNull, type Row } from './rows.js';
 import type { Account, NotificationSettings } from './types.js';
 
 export const toAccount = rowMapper<Account>({
+  id: text('id'),
   name: text('name'),
   contactEmail: text('contact_email'),
   e911Enabled: bool('e911_enabled'),
