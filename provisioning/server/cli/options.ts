@@ -34,6 +34,8 @@ Server (local):
                                                broker user e911-server-cli (or e911-server-NAME) from DIR
 
 Admin API (over HTTP: --url URL, default http://127.0.0.1:8080; --token T or E911_SERVER_TOKEN or DIR/admin-token):
+  accounts list | create ID [--name N] | token ID --name NAME
+                                               customer accounts, and an account's admin token (a provider token)
   account show | set [--name N] [--contact-email E] [--recommendations on|off] [--policy all|app-only|app-then-email-sms]
                 [--location-policy network-first|provisioned-first|ask-user] [--elin-callback on|off]
   e911 enable | disable
