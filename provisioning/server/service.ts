@@ -338,8 +338,6 @@ export class AdminService {
   async createLocation(actor: string, input: unknown): Promise<Location> {
     const loc = parse(locationInputSchema, input);
     if (await this.repo.locationByCode(loc.code)) throw new ConflictError(`location code ${loc.code} is already used`);
-    // Codes are unique across accounts (docs/server.md): another's is named as such, nothing more.
-    if (await this.repo.locationCodeInUse(loc.code)) throw new ConflictError(`location code ${loc.code} is used by another account`);
     const id = await this.repo.transaction(async () => {
       const id = await this.repo.insertLocation(loc);
       await this.repo.audit(actor, 'location.create', 'location', id, loc);
@@ -363,7 +361,6 @@ export class AdminService {
     const loc = parse(locationInputSchema, merged);
     const other = await this.repo.locationByCode(loc.code);
     if (other && other.id !== id) throw new ConflictError(`location code ${loc.code} is already used`);
-    if (await this.repo.locationCodeInUse(loc.code, id)) throw new ConflictError(`location code ${loc.code} is used by another account`);
     await this.repo.transaction(async () => {
       await this.repo.updateLocation(id, loc);
       await this.repo.audit(actor, 'location.update', 'location', id, { before: toLocationInput(cur), after: loc });
@@ -446,7 +443,6 @@ export class AdminService {
       throw new ValidationError([{ field: 'ownAddress', reason: 'a user has a location or an own address, not both' }]);
     const byName = await this.repo.userByUsername(u.username);
     if (byName && byName.id !== id) throw new ConflictError(`user name ${u.username} is already used`);
-    if (await this.repo.usernameInUse(u.username, id)) throw new ConflictError(`user name ${u.username} is used by another account`);
     if (u.locationId !== null && !(await this.repo.location(u.locationId))) {
       throw new ValidationError([{ field: 'locationId', reason: `location ${u.locationId} does not exist` }]);
     }

@@ -274,6 +274,18 @@ describe.each(serverStores())('customer accounts on $name: no route reaches anot
       await sg.close();
     });
 
+    it('two accounts may use the same location code and user name; one account may not twice', async () => {
+      const mk = (api: Api) => api.call('POST', '/api/locations', { ...HQ, code: 'SHARED' });
+      expect((await mk(acme)).status).toBe(201);
+      expect((await mk(globex)).status).toBe(201);
+      expect((await mk(globex)).status).toBe(409);
+      const user = (api: Api) =>
+        api.call('POST', '/api/users', { username: 'jsmith', displayName: 'J Smith', callback: '+14085550133', locationId: null });
+      expect((await user(acme)).status).toBe(201);
+      expect((await user(globex)).status).toBe(201);
+      expect((await user(acme)).status).toBe(409);
+    });
+
     it("a phone's events touch its own account only: another account's location or event id changes nothing", async () => {
       // A globex phone, with a user who may pick locations.
       await globex.patch('/api/account', { recommendations: true });
@@ -298,7 +310,9 @@ describe.each(serverStores())('customer accounts on $name: no route reaches anot
         } as Parameters<TestServer['app']['intake']['handleEvent']>[0]);
       // Picking acme's location: refused (not found in its own account), the user stays where they are.
       expect(await send('globex-pick-1', 'location-selected', { locationId: String(a.locationId) })).toBe(true);
-      const bob = (await globex.get<{ users: { id: number; locationId: number }[] }>('/api/users')).users[0]!;
+      const bob = (await globex.get<{ users: { username: string; locationId: number }[] }>('/api/users')).users.find(
+        (u) => u.username === 'globex-bob',
+      )!;
       expect(bob.locationId).toBe(gLoc);
       // Reusing acme's event id: not stored again, acme's event untouched.
       expect(await send('acme-event-1', 'emergency-call', { numberDialed: '911' })).toBe(false);

@@ -82,16 +82,6 @@ export class LocationStore {
     return r ? toLocation(r) : null;
   }
 
-  /**
-   * Whether any account has a location with this code (other than id): codes are unique across
-   * accounts until a migration rebuilds the SQLite table's UNIQUE (docs/server.md).
-   */
-  async codeInUse(code: string, exceptId: number | null): Promise<boolean> {
-    return (
-      (await this.s.column('SELECT id FROM locations WHERE lower(code) = lower(?) AND id IS DISTINCT FROM ?', [code, exceptId])).length > 0
-    );
-  }
-
   private params(l: LocationInput) {
     const a = l.address;
     return {

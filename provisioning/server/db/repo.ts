@@ -160,14 +160,6 @@ export class Repo {
   ipGroupsOfLocations() {
     return this.a.locations.ipGroupsOfLocations();
   }
-  /** Every account: whether the code is used (other than by location exceptId). */
-  locationCodeInUse(code: string, exceptId: number | null = null): Promise<boolean> {
-    return this.a.locations.codeInUse(code, exceptId);
-  }
-  /** Every account: whether the user name is used (other than by user exceptId). */
-  usernameInUse(username: string, exceptId: number | null = null): Promise<boolean> {
-    return this.a.users.usernameInUse(username, exceptId);
-  }
   locationByCode(code: string): Promise<Location | null> {
     return this.a.locations.locationByCode(code);
   }

@@ -98,14 +98,6 @@ export class UserStore {
     return found;
   }
 
-  /** Whether any account has a user with this name (other than id): names are unique across accounts, as codes are. */
-  async usernameInUse(username: string, exceptId: number | null): Promise<boolean> {
-    return (
-      (await this.s.column('SELECT id FROM users WHERE lower(username) = lower(?) AND id IS DISTINCT FROM ?', [username, exceptId]))
-        .length > 0
-    );
-  }
-
   private params(u: UserRecordInput) {
     return {
       username: u.username,
