@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { named } from '../common/log.js';
 import type { Repo } from './db/repo.js';
 import { openRepo } from './db/store.js';
+import { DEFAULT_ACCOUNT } from './db/scope.js';
 import { ProvisioningServer } from './server.js';
 import { Pusher, repoDesiredStore } from './pusher.js';
 import { Notifier, type RetryPolicy } from './notify/notifier.js';
@@ -27,6 +28,8 @@ import { BulkService, type CsvLimits } from './bulk.js';
 import { JobRunner } from './jobs.js';
 import { Bus } from './bus.js';
 import { buildApi } from './http/api.js';
+import type { AccountsAdmin } from './http/deps.js';
+import { ConflictError, NotFoundError } from './errors.js';
 import { startEmbeddedBroker, type EmbeddedBroker, type EmbeddedTlsListener } from './embedded-broker.js';
 import {
   hashPassword,
@@ -192,6 +195,11 @@ async function registerServerCredentials(repo: Repo, creds: { username: string; 
     await repo.setServerBrokerUser(creds.username, hashPassword(creds.password), hashPasswordBcrypt(creds.password));
 }
 
+/** A new API token: 256 random bits. */
+export function newApiToken(): string {
+  return `e911_${randomBytes(32).toString('base64url')}`;
+}
+
 /** The instance name of the push command's broker user (`e911-server-cli`): not a running server's, whose session it would take over. */
 export const CLI_INSTANCE = 'cli';
 
@@ -202,7 +210,7 @@ export async function shareGroupName(repo: Repo, base: string): Promise<string> 
 
 export class ServerApp {
   readonly repo: Repo;
-  readonly bus = new Bus();
+  readonly bus: Bus;
   readonly link: ProvisioningServer;
   readonly pusher: Pusher;
   readonly notifier: Notifier;
@@ -228,6 +236,7 @@ export class ServerApp {
       ...(opts.sqliteBinding ? { nativeBinding: opts.sqliteBinding } : {}),
       ...(opts.now ? { now: opts.now } : {}),
     });
+    this.bus = new Bus(() => this.repo.currentAccount());
     const external = opts.broker.url !== undefined;
     const instance = opts.broker.instance ?? defaultInstance(opts.broker.shareGroup, opts.http?.port);
     this.creds =
@@ -389,6 +398,8 @@ export class ServerApp {
         records: new RecordsService({ repo: this.repo, notifier: this.notifier }),
         bulk: this.bulk,
         bus: this.bus,
+        inAccount: (accountId, fn) => this.repo.inAccount(accountId, fn),
+        accounts: this.accountsAdmin(),
         log: named(log, 'http'),
         mqttConnected: () => this.link.connected,
         brokerConfig: () => this.brokerConfig(),
@@ -420,7 +431,11 @@ export class ServerApp {
     if (after <= 0) return [];
     await this.intake.flush();
     const ids = await this.repo.markSilentOffline(new Date(now - after).toISOString());
-    for (const deviceId of ids) this.bus.emit('phone', { deviceId, change: 'status' });
+    const accounts = await this.repo.accountsOfDevices(ids);
+    for (const deviceId of ids)
+      await this.repo.inAccount(accounts.get(deviceId) ?? DEFAULT_ACCOUNT, async () =>
+        this.bus.emit('phone', { deviceId, change: 'status' }),
+      );
     if (ids.length > 0) this.opts.log.info({ phones: ids.length, afterMs: after }, 'phones silent too long marked offline');
     return ids;
   }
@@ -453,12 +468,43 @@ export class ServerApp {
     await this.repo.close();
   }
 
-  /** A new API token (shown once; only its hash is kept). */
-  async createToken(name: string): Promise<string> {
-    const token = `e911_${randomBytes(32).toString('base64url')}`;
-    await this.repo.createToken(name, token);
-    await this.repo.audit('local', 'token.create', 'token', null, { name });
+  /**
+   * A new API token (shown once; only its hash is kept) of the account (created if new).
+   * Without an account: the default account's, a provider token (as `e911-server token create`
+   * makes), which may also create accounts.
+   */
+  async createToken(name: string, opts: { account?: string; provider?: boolean } = {}): Promise<string> {
+    const account = opts.account ?? DEFAULT_ACCOUNT;
+    if (!(await this.repo.accountExists(account))) await this.repo.createAccount(account, '');
+    const token = newApiToken();
+    await this.repo.inAccount(account, async () => {
+      await this.repo.createToken(name, token, { provider: opts.provider ?? opts.account === undefined });
+      await this.repo.audit('local', 'token.create', 'token', null, { name });
+    });
     return token;
+  }
+
+  /** What a provider's routes do to accounts; each change is audited in the account it made. */
+  private accountsAdmin(): AccountsAdmin {
+    const { repo } = this;
+    const summary = async (id: string) => (await repo.accounts()).find((a) => a.id === id)!;
+    return {
+      list: () => repo.accounts(),
+      create: async (actor, id, name) => {
+        if (!(await repo.createAccount(id, name))) throw new ConflictError(`account ${id} exists`);
+        await repo.inAccount(id, () => repo.audit(actor, 'account.create', 'account', id, { name }));
+        return summary(id);
+      },
+      mintToken: async (actor, accountId, name) => {
+        if (!(await repo.accountExists(accountId))) throw new NotFoundError(`account ${accountId}`);
+        const token = newApiToken();
+        await repo.inAccount(accountId, async () => {
+          await repo.createToken(name, token);
+          await repo.audit(actor, 'token.create', 'token', null, { name });
+        });
+        return { token };
+      },
+    };
   }
 
   /** This instance's broker user name (also its client id). */

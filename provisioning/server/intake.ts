@@ -5,7 +5,7 @@
 // becomes their assigned location.
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { Repo, StoredEvent } from './db/repo.js';
+import { DEFAULT_ACCOUNT, type Repo, type StoredEvent } from './db/repo.js';
 import type { ProvisioningServer } from './server.js';
 import type { Pusher } from './pusher.js';
 import type { Notifier } from './notify/notifier.js';
@@ -90,43 +90,70 @@ export class PhoneIntake {
     }
   }
 
+  /**
+   * Runs fn in the account the phone belongs to: whatever a phone reports reads and writes only
+   * its own account's rows. A phone no account knows yet (the embedded broker's anonymous mode)
+   * is the default account's.
+   */
+  private inPhoneAccount<T>(deviceId: string, fn: () => Promise<T>): Promise<T> {
+    const { repo } = this.deps;
+    return repo.accountOfDevice(deviceId).then((account) => repo.inAccount(account ?? DEFAULT_ACCOUNT, fn));
+  }
+
   attach(): void {
     const { link, repo, bus, pusher, log } = this.deps;
     // Stored (with its notifications) before the broker's PUBACK and the phone's ack: a throw leaves it unacknowledged.
     link.setEventHandler((e) => this.handleEvent(e));
     link.on('status', (deviceId, s) => {
-      this.later(() => repo.setDeviceStatus(deviceId, s.state === 'online', s.agentVersion ?? null));
-      bus.emit('phone', { deviceId, change: 'status' });
+      this.later(() => this.inPhoneAccount(deviceId, () => repo.setDeviceStatus(deviceId, s.state === 'online', s.agentVersion ?? null)));
+      this.emitFor(deviceId, () => bus.emit('phone', { deviceId, change: 'status' }));
       if (s.state === 'online' && this.deps.refreshLocationsOnConnect && !this.refreshed.has(deviceId)) {
         this.refreshed.add(deviceId);
         void pusher.schedule([deviceId], { forceLocations: true });
       }
     });
     link.on('address-state', (deviceId, s) => {
-      this.later(async () => {
-        await repo.setDeviceApplied(deviceId, s.version, s.hash, s.appliedAt);
-        await repo.touchDevice(deviceId);
-      });
-      pusher.onAddressState(deviceId, s).catch((err: unknown) => log.error({ err, deviceId }, 'address state not handled'));
-      bus.emit('phone', { deviceId, change: 'applied' });
+      this.later(() =>
+        this.inPhoneAccount(deviceId, async () => {
+          await repo.setDeviceApplied(deviceId, s.version, s.hash, s.appliedAt);
+          await repo.touchDevice(deviceId);
+        }),
+      );
+      this.inPhoneAccount(deviceId, () => pusher.onAddressState(deviceId, s)).catch((err: unknown) =>
+        log.error({ err, deviceId }, 'address state not handled'),
+      );
+      this.emitFor(deviceId, () => bus.emit('phone', { deviceId, change: 'applied' }));
     });
     link.on('location', (deviceId, report) => {
-      this.later(async () => {
-        await repo.setDeviceLocationReport(deviceId, report);
-        await repo.touchDevice(deviceId);
-      });
-      bus.emit('phone', { deviceId, change: 'location' });
+      this.later(() =>
+        this.inPhoneAccount(deviceId, async () => {
+          await repo.setDeviceLocationReport(deviceId, report);
+          await repo.touchDevice(deviceId);
+        }),
+      );
+      this.emitFor(deviceId, () => bus.emit('phone', { deviceId, change: 'location' }));
     });
     link.on('rejected', (deviceId, reason) => log.warn({ deviceId, reason }, 'payload from phone rejected'));
   }
 
-  /** Records one event; returns false for a redelivery. */
+  /** Emits in the phone's account (the event stream shows each account its own phones). */
+  private emitFor(deviceId: string, emit: () => void): void {
+    this.inPhoneAccount(deviceId, async () => emit()).catch((err: unknown) =>
+      this.deps.log.warn({ err, deviceId }, 'phone change not shown: its account could not be read'),
+    );
+  }
+
+  /** Records one event, in its phone's account; returns false for a redelivery. */
   async handleEvent(e: EventPayload): Promise<boolean> {
-    const { repo, log } = this.deps;
     await this.flush();
+    return this.inPhoneAccount(e.deviceId, () => this.recordEvent(e));
+  }
+
+  private async recordEvent(e: EventPayload): Promise<boolean> {
+    const { repo, log } = this.deps;
     await repo.ensureDevice(e.deviceId);
     // Any message counts as a sign of life for the last-seen sweep (ServerApp.sweepSilent).
-    this.later(() => repo.touchDevice(e.deviceId));
+    this.later(() => this.inPhoneAccount(e.deviceId, () => repo.touchDevice(e.deviceId)));
     const device = (await repo.device(e.deviceId))!;
     const user = device.userId !== null ? await repo.user(device.userId) : null;
     const stored: Omit<StoredEvent, 'receivedAt'> = {

@@ -78,7 +78,8 @@ export class JobRunner {
     while (!this.stopped) {
       this.again = false;
       const job = await this.deps.repo.claimJob();
-      if (job) await this.run(job);
+      // In the account that queued it: a job reads and changes only that account's rows.
+      if (job) await this.deps.repo.inAccount(job.accountId, () => this.run(job));
       else if (!this.again) return;
     }
   }

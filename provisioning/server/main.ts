@@ -97,7 +97,7 @@ export async function main(
     }
     case 'token':
       return withRepo(dataDir, await openRepo((flags.store as string | undefined) ?? env.E911_STORE), (repo) =>
-        tokenCommand(repo, sub, arg, out),
+        tokenCommand(repo, sub, arg, out, { account: flags.account as string | undefined }),
       );
     case 'broker-config': {
       const dir = need(flags.out, '--out DIR');

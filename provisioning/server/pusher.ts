@@ -7,7 +7,7 @@
 // half would need the other's internals.
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Repo, Location } from './db/repo.js';
+import { DEFAULT_ACCOUNT, type Repo, type Location } from './db/repo.js';
 import type { DesiredAddressStore, ProvisioningServer } from './server.js';
 import { DEFAULT_LANGUAGE, DEFAULT_LOCATION_POLICY, type AddressDocument, type LocationPolicy } from '../protocol/address.js';
 import type { AddressStatePayload, SignedAddress } from '../protocol/messages.js';
@@ -40,28 +40,32 @@ const sha = (text: string) => createHash('sha256').update(text).digest('hex');
 
 /** The persistent desired-address store ProvisioningServer re-pushes from. */
 export function repoDesiredStore(repo: Repo): DesiredAddressStore {
+  // By device id, from the MQTT link: each in its phone's account.
+  const inPhoneAccount = <T>(deviceId: string, fn: () => Promise<T>): Promise<T> =>
+    repo.accountOfDevice(deviceId).then((account) => repo.inAccount(account ?? DEFAULT_ACCOUNT, fn));
   return {
-    async get(deviceId) {
-      const s = (await repo.issuedAddress(deviceId))?.signed;
-      return s ? (JSON.parse(s) as SignedAddress) : undefined;
-    },
-    async set(signed) {
-      await repo.ensureDevice(signed.doc.deviceId);
-      await repo.recordIssuedAddress(
-        signed.doc.deviceId,
-        signed.doc.version,
-        contentHash(signed.doc),
-        JSON.stringify(signed),
-        signed.doc.issuedAt,
-      );
-    },
-    async version(deviceId) {
-      const v = await repo.issuedVersion(deviceId);
-      return v ? v : undefined;
-    },
-    async appliedVersion(deviceId) {
-      return await repo.appliedVersion(deviceId);
-    },
+    get: (deviceId) =>
+      inPhoneAccount(deviceId, async () => {
+        const s = (await repo.issuedAddress(deviceId))?.signed;
+        return s ? (JSON.parse(s) as SignedAddress) : undefined;
+      }),
+    set: (signed) =>
+      inPhoneAccount(signed.doc.deviceId, async () => {
+        await repo.ensureDevice(signed.doc.deviceId);
+        await repo.recordIssuedAddress(
+          signed.doc.deviceId,
+          signed.doc.version,
+          contentHash(signed.doc),
+          JSON.stringify(signed),
+          signed.doc.issuedAt,
+        );
+      }),
+    version: (deviceId) =>
+      inPhoneAccount(deviceId, async () => {
+        const v = await repo.issuedVersion(deviceId);
+        return v ? v : undefined;
+      }),
+    appliedVersion: (deviceId) => inPhoneAccount(deviceId, () => repo.appliedVersion(deviceId)),
   };
 }
 
@@ -144,8 +148,9 @@ export class Pusher {
     return done;
   }
 
+  /** Every account's assigned phones. */
   async scheduleAll(): Promise<void> {
-    return this.schedule(await this.deps.repo.assignedDeviceIds());
+    return this.schedule((await this.deps.repo.allAssignedDevices()).map((d) => d.deviceId));
   }
 
   /** Resolves once nothing is queued or in flight. */
@@ -238,11 +243,30 @@ export class Pusher {
         return taken;
       };
       const force = { locations: take(this.forceLocations), address: take(this.forceAddress) };
+      // Each account's phones with that account's settings and locations, in its scope.
+      const { repo } = this.deps;
+      const byAccount = new Map<string, string[]>();
       try {
-        await this.pushBatch(batch, force);
+        const accounts = await repo.accountsOfDevices(batch);
+        for (const id of batch) {
+          const account = accounts.get(id);
+          if (account === undefined) {
+            this.totals.skipped++;
+            continue;
+          }
+          byAccount.set(account, [...(byAccount.get(account) ?? []), id]);
+        }
       } catch (err) {
         this.deps.log.error({ err, count: batch.length }, 'push batch failed');
         this.totals.failed += batch.length;
+      }
+      for (const [account, ids] of byAccount) {
+        try {
+          await repo.inAccount(account, () => this.pushBatch(ids, force));
+        } catch (err) {
+          this.deps.log.error({ err, count: ids.length, account }, 'push batch failed');
+          this.totals.failed += ids.length;
+        }
       }
     }
   }

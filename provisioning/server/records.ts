@@ -3,7 +3,7 @@
 // AdminService so that the routes never reach the repository themselves.
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import type { Repo, NotificationStatus, StoredEvent } from './db/repo.js';
+import type { Repo, NotificationStatus, StoredEvent, TokenIdentity } from './db/repo.js';
 import { NOTIFIED_EVENT_TYPES, type Notifier } from './notify/notifier.js';
 import { emergencyFacts, type EmergencyFacts } from './notify/message.js';
 import { zoneLookup } from './notify/zone.js';
@@ -30,22 +30,23 @@ export class RecordsService {
   }
 
   /** The token's owner, or null for an unknown or revoked token. */
-  async verifyToken(token: string): Promise<{ id: number; name: string } | null> {
+  async verifyToken(token: string): Promise<TokenIdentity | null> {
     return await this.deps.repo.verifyToken(token);
   }
 
   /** The session's owner (and its idle time restarted), or null for an ended session. */
-  async useSession(sid: string, idleMs: number): Promise<{ name: string } | null> {
+  async useSession(sid: string, idleMs: number): Promise<TokenIdentity | null> {
     return await this.deps.repo.useSession(sid, idleMs);
   }
 
   /** A new portal session for a token owner: its id, for the cookie (only its hash is stored). */
-  async login(who: { id: number; name: string }, absoluteMs: number, ip: string): Promise<string> {
+  async login(who: TokenIdentity, absoluteMs: number, ip: string): Promise<string> {
     const { repo } = this.deps;
     await repo.pruneSessions();
     const sid = randomBytes(32).toString('base64url');
     await repo.createSession(sid, who.id, absoluteMs);
-    await repo.audit(`token:${who.name}`, 'session.login', 'session', null, { ip });
+    // In the token's account: the login route itself runs before anyone is known.
+    await repo.inAccount(who.accountId, () => repo.audit(`token:${who.name}`, 'session.login', 'session', null, { ip }));
     return sid;
   }
 

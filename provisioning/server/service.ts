@@ -446,6 +446,9 @@ export class AdminService {
     if (u.locationId !== null && !(await this.repo.location(u.locationId))) {
       throw new ValidationError([{ field: 'locationId', reason: `location ${u.locationId} does not exist` }]);
     }
+    // Device ids are unique across accounts: a phone another account holds is never taken over.
+    const foreign = await this.repo.foreignDeviceIds(u.deviceIds);
+    if (foreign.length) throw new ConflictError(`phone ${foreign.join(', ')}: registered to another account`);
     const taken = await this.repo.deviceOwners(u.deviceIds, id);
     if (taken.length)
       throw new ConflictError(`phone ${taken.map((t) => `${t.deviceId} belongs to user ${t.userId}`).join(', ')}: unassign it first`);
@@ -523,6 +526,7 @@ export class AdminService {
       throw new ValidationError([
         { field: 'deviceId', reason: 'must not contain a dot on a NATS broker (a dot splits the NATS subject its topics map to)' },
       ]);
+    if ((await this.repo.foreignDeviceIds([deviceId])).length) throw new ConflictError(`phone ${deviceId}: registered to another account`);
     const password = newPassword();
     await this.repo.transaction(async () => {
       // Both hashes of the one password: Mosquitto's and the embedded broker's, and NATS's.

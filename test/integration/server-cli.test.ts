@@ -60,6 +60,20 @@ describe('e911-server command line', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('customer accounts: the first-start token creates one and mints its token, which sees that account only', () => {
+    expect(cli('accounts', 'create', 'acme', '--name', 'Acme Corp').json()).toMatchObject({ id: 'acme', name: 'Acme Corp' });
+    expect(cli('accounts', 'list').out).toContain('"acme"');
+    const { token } = cli('accounts', 'token', 'acme', '--name', 'acme-admin').json() as { token: string };
+    expect(cli('account', 'show', '--token', token).json()).toMatchObject({ id: 'acme', name: 'Acme Corp' });
+    // An account's own admin may not create accounts.
+    expect(cli('accounts', 'list', '--token', token).code).not.toBe(0);
+    // Locally: a token of another account, created with it.
+    const local = cli('token', 'create', 'ops', '--account', 'initech');
+    expect(local.code).toBe(0);
+    expect(cli('account', 'show', '--token', local.out.trim()).json()).toMatchObject({ id: 'initech' });
+    expect(cli('token', 'list', '--account', 'initech').json()).toEqual([expect.objectContaining({ name: 'ops' })]);
+  }, 60_000);
+
   // Fifteen CLI processes one after another, each a whole node start: under a loaded CI
   // machine that took over the default 30 s (it is a behaviour test, not a timing one).
   it('drives the admin API: account, location, user, credentials, bulk job, CSV', () => {

@@ -27,6 +27,9 @@ describe('phone reports reach the store in arrival order', () => {
         committed.push(...mine);
         return r;
       },
+      // Each report is written in its phone's account (one account here).
+      accountOfDevice: async () => 'default',
+      inAccount: <T>(_account: string, fn: () => T) => fn(),
       async setDeviceStatus(deviceId: string, online: boolean) {
         written.push(`${deviceId}:${online ? 'online' : 'offline'}`);
       },

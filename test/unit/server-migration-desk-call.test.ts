@@ -32,7 +32,11 @@ describe('the security-desk call migration', () => {
         .run(now, now, now),
     ).toThrow(/CHECK/);
 
-    migrate(db, SERVER_MIGRATIONS);
+    // Up to this step: a later one (customer accounts) moves the account row into accounts.
+    migrate(
+      db,
+      SERVER_MIGRATIONS.filter((m) => m.version <= DESK.version),
+    );
     expect(db.prepare('SELECT * FROM notifications').all()).toEqual([
       expect.objectContaining({
         id: 1,

@@ -114,6 +114,13 @@ function route(verb: string, sub: string | undefined, arg: string | undefined, f
           : [];
       return { method: 'POST', path: '/api/bulk/emails', body: { emails, target } };
     }
+    case 'accounts':
+    case 'accounts list':
+      return { method: 'GET', path: '/api/accounts' };
+    case 'accounts create':
+      return { method: 'POST', path: '/api/accounts', body: { id: need(arg, 'an account ID'), name: f.name ?? '' } };
+    case 'accounts token':
+      return { method: 'POST', path: `/api/accounts/${id()}/tokens`, body: { name: need(f.name as string | undefined, '--name NAME') } };
     case 'jobs':
     case 'jobs list':
       return { method: 'GET', path: '/api/jobs' };

@@ -18,7 +18,10 @@ Server (local):
       [--sip-host H] [--sip-public-host H] [--sip-port N] [--rtp-port N]
                                                where security-desk calls go out from (default 0.0.0.0:5062, RTP 4100)
   keygen                                       print the signing public key (phones' serverPublicKey)
-  token create NAME | list | revoke ID         admin API tokens (a new token is printed once)
+  token create NAME | list | revoke ID [--account ID]
+                                               admin API tokens (a new token is printed once) of one customer
+                                               account (created if new); without --account: the default
+                                               account's, a provider token (may create accounts over the API)
   broker-config --out DIR [--dir /etc/mosquitto/e911] [--instance NAME,...] [--listen [HOST:]PORT,...]
                 [--tls-listen [HOST:]PORT,... --tls-certfile F --tls-keyfile F --tls-cafile F [--require-client-cert]]
                                                write Mosquitto passwd, acl and mosquitto.conf (listeners bind
@@ -31,6 +34,8 @@ Server (local):
                                                broker user e911-server-cli (or e911-server-NAME) from DIR
 
 Admin API (over HTTP: --url URL, default http://127.0.0.1:8080; --token T or E911_SERVER_TOKEN or DIR/admin-token):
+  accounts list | create ID [--name N] | token ID --name NAME
+                                               customer accounts, and an account's admin token (a provider token)
   account show | set [--name N] [--contact-email E] [--recommendations on|off] [--policy all|app-only|app-then-email-sms]
                 [--location-policy network-first|provisioned-first|ask-user] [--elin-callback on|off]
   e911 enable | disable
@@ -94,6 +99,7 @@ export const OPTIONS = {
   dir: { type: 'string' },
   url: { type: 'string' },
   token: { type: 'string' },
+  account: { type: 'string' },
   file: { type: 'string' },
   name: { type: 'string' },
   'contact-email': { type: 'string' },

@@ -77,10 +77,11 @@ export async function run(flags: Flags, dataDir: string, log: pino.Logger, env: 
             }),
     },
   });
-  // The first start leaves a token for the administrator, readable only by the server's user.
+  // The first start leaves a token for the administrator, readable only by the server's user:
+  // the default account's, a provider's (the one who runs the server may create accounts).
   if ((await app.repo.tokens()).length === 0) {
     const file = path.join(dataDir, 'admin-token');
-    writePrivate(file, `${await newToken(app.repo, 'admin')}\n`);
+    writePrivate(file, `${await newToken(app.repo, 'admin', { provider: true })}\n`);
     log.info({ file }, 'first start: an admin API token was written to this file');
   }
   await app.start();

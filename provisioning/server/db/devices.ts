@@ -66,43 +66,74 @@ const toIssuedLocations = rowMapper<{ version: number; contentHash: string | nul
 });
 
 export class DeviceStore {
-  constructor(private readonly s: Sql) {}
+  constructor(
+    private readonly s: Sql,
+    private readonly acct: () => string,
+  ) {}
 
   async devices(filter: { userId?: number } = {}): Promise<Device[]> {
     const rows =
       filter.userId !== undefined
-        ? await this.s.all('SELECT * FROM devices WHERE user_id = ? ORDER BY device_id', [filter.userId])
-        : await this.s.all('SELECT * FROM devices ORDER BY device_id');
+        ? await this.s.all('SELECT * FROM devices WHERE user_id = ? AND account_id = ? ORDER BY device_id', [filter.userId, this.acct()])
+        : await this.s.all('SELECT * FROM devices WHERE account_id = ? ORDER BY device_id', [this.acct()]);
     return (rows as Row[]).map(toDevice);
   }
 
   async device(deviceId: string): Promise<Device | null> {
-    const r = (await this.s.get('SELECT * FROM devices WHERE device_id = ?', [deviceId])) as Row | undefined;
+    const r = (await this.s.get('SELECT * FROM devices WHERE device_id = ? AND account_id = ?', [deviceId, this.acct()])) as
+      | Row
+      | undefined;
     return r ? toDevice(r) : null;
   }
 
   private async deviceExists(deviceId: string): Promise<boolean> {
-    return (await this.s.column('SELECT 1 FROM devices WHERE device_id = ?', [deviceId]))[0] !== undefined;
+    return (await this.s.column('SELECT 1 FROM devices WHERE device_id = ? AND account_id = ?', [deviceId, this.acct()]))[0] !== undefined;
   }
 
-  /** Makes sure a row exists for a phone the broker reported; returns whether it was new. */
+  /**
+   * Makes sure a row exists for a phone the broker reported; returns whether it was new. A new
+   * phone belongs to the running account; one another account holds is left to it (and the
+   * scoped updates that follow change nothing).
+   */
   async ensureDevice(deviceId: string): Promise<boolean> {
     return (
-      (await this.s.run('INSERT INTO devices (device_id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING', [deviceId, this.s.iso()]))
-        .changes > 0
+      (
+        await this.s.run('INSERT INTO devices (device_id, created_at, account_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [
+          deviceId,
+          this.s.iso(),
+          this.acct(),
+        ])
+      ).changes > 0
+    );
+  }
+
+  /** The account a phone belongs to, whichever that is (null: unknown phone). */
+  async accountOfDevice(deviceId: string): Promise<string | null> {
+    return (
+      ((await this.s.column<string>('SELECT account_id FROM devices WHERE device_id = ?', [deviceId]))[0] as string | undefined) ?? null
+    );
+  }
+
+  /** Of these device ids, those another account holds (device ids are unique across accounts). */
+  async foreignDeviceIds(deviceIds: readonly string[]): Promise<string[]> {
+    return await this.s.column<string>(
+      `SELECT d.device_id FROM ${jsonArrayTable(this.s.dialect, '?')} j JOIN devices d ON d.device_id = j.value WHERE d.account_id <> ?`,
+      [JSON.stringify(deviceIds), this.acct()],
     );
   }
 
   /** Assigns exactly these devices to the user; others of theirs are unassigned. */
   async setUserDevices(userId: number, deviceIds: readonly string[]): Promise<void> {
     await this.s.run(
-      `UPDATE devices SET user_id = NULL WHERE user_id = ? AND device_id NOT IN (SELECT value FROM ${jsonArrayTable(this.s.dialect, '?')})`,
-      [userId, JSON.stringify(deviceIds)],
+      `UPDATE devices SET user_id = NULL WHERE user_id = ? AND account_id = ? AND device_id NOT IN (SELECT value FROM ${jsonArrayTable(this.s.dialect, '?')})`,
+      [userId, this.acct(), JSON.stringify(deviceIds)],
     );
     for (const id of deviceIds)
       await this.s.run(
-        'INSERT INTO devices (device_id, user_id, created_at) VALUES (?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET user_id = excluded.user_id',
-        [id, userId, this.s.iso()],
+        // Another account's phone is never taken over (the service refuses such ids first).
+        `INSERT INTO devices (device_id, user_id, created_at, account_id) VALUES (?, ?, ?, ?)
+         ON CONFLICT (device_id) DO UPDATE SET user_id = excluded.user_id WHERE devices.account_id = excluded.account_id`,
+        [id, userId, this.s.iso(), this.acct()],
       );
   }
 
@@ -112,8 +143,8 @@ export class DeviceStore {
     for (const id of deviceIds)
       owners.push(
         ...(await this.s.all<{ deviceId: string; userId: number }>(
-          'SELECT device_id AS "deviceId", user_id AS "userId" FROM devices WHERE device_id = ? AND user_id IS NOT NULL AND user_id IS DISTINCT FROM ?',
-          [id, exceptUserId],
+          'SELECT device_id AS "deviceId", user_id AS "userId" FROM devices WHERE device_id = ? AND account_id = ? AND user_id IS NOT NULL AND user_id IS DISTINCT FROM ?',
+          [id, this.acct(), exceptUserId],
         )),
       );
     return owners;
@@ -121,19 +152,38 @@ export class DeviceStore {
 
   async deviceIdsOfUsers(userIds: readonly number[]): Promise<string[]> {
     const ids: string[] = [];
-    for (const id of userIds) ids.push(...(await this.s.column<string>('SELECT device_id FROM devices WHERE user_id = ?', [id])));
+    for (const id of userIds)
+      ids.push(...(await this.s.column<string>('SELECT device_id FROM devices WHERE user_id = ? AND account_id = ?', [id, this.acct()])));
     return ids;
   }
 
   async deviceIdsAtLocation(locationId: number): Promise<string[]> {
     return (await this.s.column(
-      'SELECT d.device_id FROM devices d JOIN users u ON u.id = d.user_id WHERE u.location_id = ? ORDER BY d.device_id',
-      [locationId],
+      'SELECT d.device_id FROM devices d JOIN users u ON u.id = d.user_id WHERE u.location_id = ? AND d.account_id = ? ORDER BY d.device_id',
+      [locationId, this.acct()],
     )) as string[];
   }
 
   async assignedDeviceIds(): Promise<string[]> {
-    return (await this.s.column('SELECT device_id FROM devices WHERE user_id IS NOT NULL ORDER BY device_id')) as string[];
+    return (await this.s.column('SELECT device_id FROM devices WHERE user_id IS NOT NULL AND account_id = ? ORDER BY device_id', [
+      this.acct(),
+    ])) as string[];
+  }
+
+  /** Every account's assigned phones (the push at start), each with its account. */
+  async allAssignedDevices(): Promise<{ deviceId: string; accountId: string }[]> {
+    return await this.s.all<{ deviceId: string; accountId: string }>(
+      'SELECT device_id AS "deviceId", account_id AS "accountId" FROM devices WHERE user_id IS NOT NULL ORDER BY device_id',
+    );
+  }
+
+  /** The account of each known phone among these (the pusher groups a batch by it). */
+  async accountsOfDevices(deviceIds: readonly string[]): Promise<Map<string, string>> {
+    const rows = await this.s.all<{ device_id: string; account_id: string }>(
+      `SELECT d.device_id, d.account_id FROM ${jsonArrayTable(this.s.dialect, '?')} j JOIN devices d ON d.device_id = j.value`,
+      [JSON.stringify(deviceIds)],
+    );
+    return new Map(rows.map((r) => [r.device_id, r.account_id]));
   }
 
   /** What pushing needs to know of each phone, for a whole batch in one query. */
@@ -141,77 +191,96 @@ export class DeviceStore {
     const rows = (await this.s.all(
       `SELECT d.device_id, d.user_id, d.addr_version, d.addr_content_hash, d.applied_version, d.loc_version, d.loc_content_hash,
               u.display_name, u.callback, u.language, u.location_id, u.own_address, u.recommendations
-       FROM ${jsonArrayTable(this.s.dialect, '?')} j JOIN devices d ON d.device_id = j.value LEFT JOIN users u ON u.id = d.user_id`,
-      [JSON.stringify(deviceIds)],
+       FROM ${jsonArrayTable(this.s.dialect, '?')} j JOIN devices d ON d.device_id = j.value LEFT JOIN users u ON u.id = d.user_id
+       WHERE d.account_id = ?`,
+      [JSON.stringify(deviceIds), this.acct()],
     )) as Row[];
     return new Map(rows.map((r) => [r.device_id as string, toPushContext(r)]));
   }
 
   async recordIssuedAddress(deviceId: string, version: number, contentHash: string, signed: string, issuedAt: string): Promise<void> {
     await this.s.run(
-      'UPDATE devices SET addr_version = ?, addr_content_hash = ?, addr_signed = ?, addr_issued_at = ? WHERE device_id = ?',
-      [version, contentHash, signed, issuedAt, deviceId],
+      'UPDATE devices SET addr_version = ?, addr_content_hash = ?, addr_signed = ?, addr_issued_at = ? WHERE device_id = ? AND account_id = ?',
+      [version, contentHash, signed, issuedAt, deviceId, this.acct()],
     );
   }
 
   async appliedVersion(deviceId: string): Promise<number | null> {
     return (
-      ((await this.s.column('SELECT applied_version FROM devices WHERE device_id = ?', [deviceId]))[0] as number | null | undefined) ?? null
+      ((await this.s.column('SELECT applied_version FROM devices WHERE device_id = ? AND account_id = ?', [deviceId, this.acct()]))[0] as
+        | number
+        | null
+        | undefined) ?? null
     );
   }
 
   async issuedVersion(deviceId: string): Promise<number | null> {
-    return ((await this.s.column('SELECT addr_version FROM devices WHERE device_id = ?', [deviceId]))[0] as number | undefined) ?? null;
+    return (
+      ((await this.s.column('SELECT addr_version FROM devices WHERE device_id = ? AND account_id = ?', [deviceId, this.acct()]))[0] as
+        | number
+        | undefined) ?? null
+    );
   }
 
   async issuedAddress(deviceId: string): Promise<{ version: number; contentHash: string | null; signed: string | null } | null> {
-    const r = (await this.s.get('SELECT addr_version, addr_content_hash, addr_signed FROM devices WHERE device_id = ?', [deviceId])) as
-      | Row
-      | undefined;
+    const r = (await this.s.get('SELECT addr_version, addr_content_hash, addr_signed FROM devices WHERE device_id = ? AND account_id = ?', [
+      deviceId,
+      this.acct(),
+    ])) as Row | undefined;
     return r ? toIssuedAddress(r) : null;
   }
 
   async recordIssuedLocations(deviceId: string, version: number, contentHash: string): Promise<void> {
-    await this.s.run('UPDATE devices SET loc_version = ?, loc_content_hash = ? WHERE device_id = ?', [version, contentHash, deviceId]);
+    await this.s.run('UPDATE devices SET loc_version = ?, loc_content_hash = ? WHERE device_id = ? AND account_id = ?', [
+      version,
+      contentHash,
+      deviceId,
+      this.acct(),
+    ]);
   }
 
   async issuedLocations(deviceId: string): Promise<{ version: number; contentHash: string | null } | null> {
-    const r = (await this.s.get('SELECT loc_version, loc_content_hash FROM devices WHERE device_id = ?', [deviceId])) as Row | undefined;
+    const r = (await this.s.get('SELECT loc_version, loc_content_hash FROM devices WHERE device_id = ? AND account_id = ?', [
+      deviceId,
+      this.acct(),
+    ])) as Row | undefined;
     return r ? toIssuedLocations(r) : null;
   }
 
   async setDeviceStatus(deviceId: string, online: boolean, agentVersion: string | null): Promise<void> {
     if (!(await this.deviceExists(deviceId))) await this.ensureDevice(deviceId);
     await this.s.run(
-      'UPDATE devices SET online = ?, last_seen = ?, agent_version = coalesce(?, agent_version) WHERE device_id = ? AND (online IS DISTINCT FROM ? OR ? = 1)',
-      [online ? 1 : 0, this.s.iso(), agentVersion, deviceId, online ? 1 : 0, online ? 1 : 0],
+      'UPDATE devices SET online = ?, last_seen = ?, agent_version = coalesce(?, agent_version) WHERE device_id = ? AND account_id = ? AND (online IS DISTINCT FROM ? OR ? = 1)',
+      [online ? 1 : 0, this.s.iso(), agentVersion, deviceId, this.acct(), online ? 1 : 0, online ? 1 : 0],
     );
   }
 
   async setDeviceApplied(deviceId: string, version: number, hash: string, appliedAt: string | null): Promise<void> {
     if (!(await this.deviceExists(deviceId))) await this.ensureDevice(deviceId);
     await this.s.run(
-      'UPDATE devices SET applied_version = ?, applied_hash = ?, applied_at = ? WHERE device_id = ? AND (applied_version IS DISTINCT FROM ? OR applied_hash IS DISTINCT FROM ?)',
-      [version, hash, appliedAt, deviceId, version, hash],
+      'UPDATE devices SET applied_version = ?, applied_hash = ?, applied_at = ? WHERE device_id = ? AND account_id = ? AND (applied_version IS DISTINCT FROM ? OR applied_hash IS DISTINCT FROM ?)',
+      [version, hash, appliedAt, deviceId, this.acct(), version, hash],
     );
   }
 
   /** Stored only as decodePayload('location') passed it: the row reads back as that type. */
   async setDeviceLocationReport(deviceId: string, report: LocationPayload): Promise<void> {
     await this.ensureDevice(deviceId);
-    await this.s.run('UPDATE devices SET last_location = ?, last_location_at = ? WHERE device_id = ?', [
+    await this.s.run('UPDATE devices SET last_location = ?, last_location_at = ? WHERE device_id = ? AND account_id = ?', [
       JSON.stringify(report),
       this.s.iso(),
       deviceId,
+      this.acct(),
     ]);
   }
 
   async setDeviceMismatch(deviceId: string, mismatch: unknown): Promise<void> {
     await this.ensureDevice(deviceId);
-    await this.s.run('UPDATE devices SET mismatch = ?, mismatch_at = ? WHERE device_id = ?', [
+    await this.s.run('UPDATE devices SET mismatch = ?, mismatch_at = ? WHERE device_id = ? AND account_id = ?', [
       mismatch === null ? null : JSON.stringify(mismatch),
       mismatch === null ? null : this.s.iso(),
       deviceId,
+      this.acct(),
     ]);
   }
 
@@ -226,21 +295,31 @@ export class DeviceStore {
   async setDeviceDisagreement(deviceId: string, disagreement: unknown, eventTs: string, order: PhoneClock | null = null): Promise<boolean> {
     await this.ensureDevice(deviceId);
     const last = (await this.s.get(
-      'SELECT disagreement_at AS at, disagreement_boot AS boot, disagreement_mono AS mono FROM devices WHERE device_id = ?',
-      [deviceId],
-    )) as {
-      at: string | null;
-      boot: string | null;
-      mono: number | null;
-    };
+      'SELECT disagreement_at AS at, disagreement_boot AS boot, disagreement_mono AS mono FROM devices WHERE device_id = ? AND account_id = ?',
+      [deviceId, this.acct()],
+    )) as
+      | {
+          at: string | null;
+          boot: string | null;
+          mono: number | null;
+        }
+      | undefined;
+    if (!last) return false; // another account's phone
     if (last.at !== null) {
       const sameBoot = order !== null && last.boot === order.boot && last.mono !== null;
       const newer = sameBoot ? order.mono >= last.mono! : eventTs >= last.at;
       if (!newer) return false;
     }
     await this.s.run(
-      'UPDATE devices SET disagreement = ?, disagreement_at = ?, disagreement_boot = ?, disagreement_mono = ? WHERE device_id = ?',
-      [disagreement === null ? null : JSON.stringify(disagreement), eventTs, order?.boot ?? null, order?.mono ?? null, deviceId],
+      'UPDATE devices SET disagreement = ?, disagreement_at = ?, disagreement_boot = ?, disagreement_mono = ? WHERE device_id = ? AND account_id = ?',
+      [
+        disagreement === null ? null : JSON.stringify(disagreement),
+        eventTs,
+        order?.boot ?? null,
+        order?.mono ?? null,
+        deviceId,
+        this.acct(),
+      ],
     );
     return true;
   }
@@ -256,9 +335,9 @@ export class DeviceStore {
         await this.s.run(
           `UPDATE devices SET notice_version = @version, notice_hash = @hash, notice_shown_at = @shownAt, notice_ack_at = @acknowledgedAt,
              notice_ack_via = @via, notice_user_id = @userId
-           WHERE device_id = @deviceId AND (notice_ack_at IS NULL OR coalesce(notice_version, 0) < coalesce(@version, 0)
+           WHERE device_id = @deviceId AND account_id = @accountId AND (notice_ack_at IS NULL OR coalesce(notice_version, 0) < coalesce(@version, 0)
              OR (coalesce(notice_version, 0) = coalesce(@version, 0) AND notice_ack_at <= @acknowledgedAt))`,
-          { ...ack, deviceId },
+          { ...ack, deviceId, accountId: this.acct() },
         )
       ).changes > 0
     );
@@ -266,18 +345,21 @@ export class DeviceStore {
 
   async setDeviceCredential(deviceId: string, mosquittoHash: string, bcrypt: string | null = null): Promise<void> {
     await this.ensureDevice(deviceId);
-    await this.s.run('UPDATE devices SET mqtt_hash = ?, mqtt_bcrypt = ?, mqtt_issued_at = ? WHERE device_id = ?', [
+    await this.s.run('UPDATE devices SET mqtt_hash = ?, mqtt_bcrypt = ?, mqtt_issued_at = ? WHERE device_id = ? AND account_id = ?', [
       mosquittoHash,
       bcrypt,
       this.s.iso(),
       deviceId,
+      this.acct(),
     ]);
   }
 
+  /** The phone's broker login hash, whichever its account (the broker authenticates before any account is known). */
   async deviceCredential(deviceId: string): Promise<string | null> {
     return ((await this.s.column('SELECT mqtt_hash FROM devices WHERE device_id = ?', [deviceId]))[0] as string | null | undefined) ?? null;
   }
 
+  /** Every account's phone logins: the broker's password file serves the whole deployment. */
   async deviceCredentials(): Promise<{ deviceId: string; hash: string; bcrypt: string | null }[]> {
     return (await this.s.all(
       'SELECT device_id AS "deviceId", mqtt_hash AS hash, mqtt_bcrypt AS bcrypt FROM devices WHERE mqtt_hash IS NOT NULL ORDER BY device_id',
@@ -286,10 +368,10 @@ export class DeviceStore {
 
   /** A phone was heard from (any message): the last-seen sweep counts from here. */
   async touchDevice(deviceId: string): Promise<void> {
-    await this.s.run('UPDATE devices SET last_seen = ? WHERE device_id = ?', [this.s.iso(), deviceId]);
+    await this.s.run('UPDATE devices SET last_seen = ? WHERE device_id = ? AND account_id = ?', [this.s.iso(), deviceId, this.acct()]);
   }
 
-  /** Online phones not heard from since the cutoff are marked offline; returns their ids. */
+  /** Online phones (of every account) not heard from since the cutoff are marked offline; returns their ids. */
   async markSilentOffline(cutoffIso: string): Promise<string[]> {
     const where = 'online = 1 AND (last_seen IS NULL OR last_seen < ?)';
     const ids = await this.s.column<string>(`SELECT device_id FROM devices WHERE ${where}`, [cutoffIso]);
@@ -298,6 +380,6 @@ export class DeviceStore {
   }
 
   async deleteDevice(deviceId: string): Promise<void> {
-    await this.s.run('DELETE FROM devices WHERE device_id = ?', [deviceId]);
+    await this.s.run('DELETE FROM devices WHERE device_id = ? AND account_id = ?', [deviceId, this.acct()]);
   }
 }

@@ -28,34 +28,39 @@ const toCsvUpload = rowMapper<CsvUpload>({
 });
 
 export class JobStore {
-  constructor(private readonly s: Sql) {}
+  constructor(
+    private readonly s: Sql,
+    private readonly acct: () => string,
+  ) {}
 
   async createJob(kind: string, actor: string, params: unknown, total: number): Promise<number> {
     const r = await this.s.get<{ id: number }>(
-      "INSERT INTO jobs (kind, status, actor, params, total, created_at) VALUES (?, 'queued', ?, ?, ?, ?) RETURNING id",
-      [kind, actor, JSON.stringify(params), total, this.s.iso()],
+      "INSERT INTO jobs (kind, status, actor, params, total, created_at, account_id) VALUES (?, 'queued', ?, ?, ?, ?, ?) RETURNING id",
+      [kind, actor, JSON.stringify(params), total, this.s.iso(), this.acct()],
     );
     return r!.id;
   }
 
   async job(id: number): Promise<Job | null> {
-    const r = (await this.s.get('SELECT * FROM jobs WHERE id = ?', [id])) as Row | undefined;
+    const r = (await this.s.get('SELECT * FROM jobs WHERE id = ? AND account_id = ?', [id, this.acct()])) as Row | undefined;
     return r ? toJob(r) : null;
   }
 
   async jobs(limit = 50): Promise<Job[]> {
-    return ((await this.s.all('SELECT * FROM jobs ORDER BY id DESC LIMIT ?', [limit])) as Row[]).map(toJob);
+    return ((await this.s.all('SELECT * FROM jobs WHERE account_id = ? ORDER BY id DESC LIMIT ?', [this.acct(), limit])) as Row[]).map(
+      toJob,
+    );
   }
 
-  /** Takes the oldest queued job (atomic across processes). */
-  async claimJob(): Promise<Job | null> {
+  /** Takes the oldest queued job of any account (atomic across processes); it runs in its account. */
+  async claimJob(): Promise<(Job & { accountId: string }) | null> {
     return this.s.transaction(async () => {
       const r = (await this.s.get(`SELECT * FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1${claimLock(this.s.dialect)}`)) as
         | Row
         | undefined;
       if (!r) return null;
       await this.s.run("UPDATE jobs SET status = 'running', started_at = ? WHERE id = ?", [this.s.iso(), r.id]);
-      return { ...toJob(r), status: 'running' as const };
+      return { ...toJob(r), status: 'running' as const, accountId: r.account_id as string };
     });
   }
 
@@ -81,22 +86,21 @@ export class JobStore {
   // ---- CSV uploads ----
 
   async saveCsvUpload(id: string, actor: string, rows: number, changes: unknown, errorCount = 0): Promise<void> {
-    await this.s.run('INSERT INTO csv_uploads (id, created_at, actor, rows, changes, error_count) VALUES (?, ?, ?, ?, ?, ?)', [
-      id,
-      this.s.iso(),
-      actor,
-      rows,
-      JSON.stringify(changes),
-      errorCount,
-    ]);
+    await this.s.run(
+      'INSERT INTO csv_uploads (id, created_at, actor, rows, changes, error_count, account_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      [id, this.s.iso(), actor, rows, JSON.stringify(changes), errorCount, this.acct()],
+    );
   }
 
   async csvUpload(id: string): Promise<CsvUpload | null> {
-    const r = (await this.s.get('SELECT * FROM csv_uploads WHERE id = ?', [id])) as Row | undefined;
+    const r = (await this.s.get('SELECT * FROM csv_uploads WHERE id = ? AND account_id = ?', [id, this.acct()])) as Row | undefined;
     return r ? toCsvUpload(r) : null;
   }
 
   async markCsvApplied(id: string, jobId: number): Promise<boolean> {
-    return (await this.s.run('UPDATE csv_uploads SET job_id = ? WHERE id = ? AND job_id IS NULL', [jobId, id])).changes > 0;
+    return (
+      (await this.s.run('UPDATE csv_uploads SET job_id = ? WHERE id = ? AND account_id = ? AND job_id IS NULL', [jobId, id, this.acct()]))
+        .changes > 0
+    );
   }
 }

@@ -47,15 +47,22 @@ export const toLocation = rowMapper<Location>({
 });
 
 export class LocationStore {
-  constructor(private readonly s: Sql) {}
+  constructor(
+    private readonly s: Sql,
+    private readonly acct: () => string,
+  ) {}
 
   async locations(): Promise<Location[]> {
-    return ((await this.s.all('SELECT * FROM locations ORDER BY code')) as Row[]).map(toLocation);
+    return ((await this.s.all('SELECT * FROM locations WHERE account_id = ? ORDER BY code', [this.acct()])) as Row[]).map(toLocation);
   }
 
   /** Each location that has IP groups, with those groups only: the call-time zone lookup reads nothing else. */
   async ipGroupsOfLocations(): Promise<LocationIpGroups[]> {
-    return ((await this.s.all("SELECT id, code, name, ip_groups FROM locations WHERE ip_groups != '[]'")) as Row[]).map((r) => ({
+    return (
+      (await this.s.all("SELECT id, code, name, ip_groups FROM locations WHERE account_id = ? AND ip_groups != '[]'", [
+        this.acct(),
+      ])) as Row[]
+    ).map((r) => ({
       id: r.id as number,
       code: r.code as string,
       name: r.name as string,
@@ -64,12 +71,14 @@ export class LocationStore {
   }
 
   async location(id: number): Promise<Location | null> {
-    const r = (await this.s.get('SELECT * FROM locations WHERE id = ?', [id])) as Row | undefined;
+    const r = (await this.s.get('SELECT * FROM locations WHERE id = ? AND account_id = ?', [id, this.acct()])) as Row | undefined;
     return r ? toLocation(r) : null;
   }
 
   async locationByCode(code: string): Promise<Location | null> {
-    const r = (await this.s.get('SELECT * FROM locations WHERE lower(code) = lower(?)', [code])) as Row | undefined;
+    const r = (await this.s.get('SELECT * FROM locations WHERE lower(code) = lower(?) AND account_id = ?', [code, this.acct()])) as
+      | Row
+      | undefined;
     return r ? toLocation(r) : null;
   }
 
@@ -99,15 +108,16 @@ export class LocationStore {
       call_numbers: l.callNumbers === undefined ? null : JSON.stringify(l.callNumbers),
       language: l.language,
       now: this.s.iso(),
+      account_id: this.acct(),
     };
   }
 
   async insertLocation(l: LocationInput): Promise<number> {
     const r = await this.s.get<{ id: number }>(
       `INSERT INTO locations (code, name, country, house_number, house_number_suffix, street, street2, city, state, postal_code, plus4,
-           building, floor, room, time_zone, ip_groups, switch_ports, admin_emails, sms_numbers, call_numbers, language, created_at, updated_at)
+           building, floor, room, time_zone, ip_groups, switch_ports, admin_emails, sms_numbers, call_numbers, language, created_at, updated_at, account_id)
          VALUES (@code, @name, @country, @house_number, @house_number_suffix, @street, @street2, @city, @state, @postal_code, @plus4,
-           @building, @floor, @room, @time_zone, @ip_groups, @switch_ports, @admin_emails, @sms_numbers, coalesce(@call_numbers, '[]'), @language, @now, @now)
+           @building, @floor, @room, @time_zone, @ip_groups, @switch_ports, @admin_emails, @sms_numbers, coalesce(@call_numbers, '[]'), @language, @now, @now, @account_id)
          RETURNING id`,
       this.params(l),
     );
@@ -120,12 +130,12 @@ export class LocationStore {
            house_number_suffix = @house_number_suffix, street = @street, street2 = @street2, city = @city, state = @state,
            postal_code = @postal_code, plus4 = @plus4, building = @building, floor = @floor, room = @room, time_zone = @time_zone,
            ip_groups = @ip_groups, switch_ports = @switch_ports, admin_emails = @admin_emails, sms_numbers = @sms_numbers, language = @language,
-           call_numbers = coalesce(@call_numbers, call_numbers), updated_at = @now WHERE id = @id`,
+           call_numbers = coalesce(@call_numbers, call_numbers), updated_at = @now WHERE id = @id AND account_id = @account_id`,
       { ...this.params(l), id },
     );
   }
 
   async deleteLocation(id: number): Promise<void> {
-    await this.s.run('DELETE FROM locations WHERE id = ?', [id]);
+    await this.s.run('DELETE FROM locations WHERE id = ? AND account_id = ?', [id, this.acct()]);
   }
 }

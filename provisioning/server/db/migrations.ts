@@ -372,7 +372,186 @@ export const SERVER_SCHEMA: readonly ServerMigration[] = [
       CREATE INDEX devices_online_seen ON devices (online, last_seen);
     `,
   },
+  {
+    version: 10,
+    name: 'customer accounts: an accounts table, every owned row stamped with its account, codes and user names unique per account',
+    sql: {
+      sqlite: `${accountsCommon()}
+      -- Location codes and user names become unique per account: SQLite keeps column UNIQUEs in
+      -- the table, so both are rebuilt, and devices with them: dropping the old users would
+      -- delete its rows first and null every phone's user_id. Each new table references the
+      -- other new ones; the old ones go children first, and each rename then points its
+      -- children's REFERENCES at the final name.
+      CREATE TABLE locations_new (
+        id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+        code                TEXT NOT NULL,
+        name                TEXT NOT NULL,
+        country             TEXT NOT NULL,
+        house_number        TEXT NOT NULL,
+        house_number_suffix TEXT,
+        street              TEXT NOT NULL,
+        street2             TEXT,
+        city                TEXT NOT NULL,
+        state               TEXT NOT NULL,
+        postal_code         TEXT NOT NULL,
+        plus4               TEXT,
+        building            TEXT,
+        floor               TEXT,
+        room                TEXT,
+        time_zone           TEXT NOT NULL,
+        ip_groups           TEXT NOT NULL DEFAULT '[]',
+        switch_ports        TEXT NOT NULL DEFAULT '[]',
+        admin_emails        TEXT NOT NULL DEFAULT '[]',
+        sms_numbers         TEXT NOT NULL DEFAULT '[]',
+        created_at          TEXT NOT NULL,
+        updated_at          TEXT NOT NULL,
+        call_numbers        TEXT NOT NULL DEFAULT '[]',
+        language            TEXT NOT NULL DEFAULT 'en',
+        account_id          TEXT NOT NULL DEFAULT 'default',
+        UNIQUE (account_id, code)
+      );
+      CREATE TABLE users_new (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        username         TEXT NOT NULL,
+        display_name     TEXT NOT NULL,
+        extension        TEXT,
+        location_id      INTEGER REFERENCES locations_new (id) ON DELETE RESTRICT,
+        callback         TEXT,
+        language         TEXT NOT NULL DEFAULT 'en',
+        recommendations  INTEGER NOT NULL DEFAULT 0,
+        emails           TEXT NOT NULL DEFAULT '[]',
+        created_at       TEXT NOT NULL,
+        updated_at       TEXT NOT NULL,
+        mobile           TEXT,
+        own_address      TEXT,
+        account_id       TEXT NOT NULL DEFAULT 'default',
+        UNIQUE (account_id, username)
+      );
+      CREATE TABLE devices_new (
+        device_id          TEXT PRIMARY KEY,
+        user_id            INTEGER REFERENCES users_new (id) ON DELETE SET NULL,
+        label              TEXT,
+        mqtt_hash          TEXT,
+        mqtt_issued_at     TEXT,
+        addr_version       INTEGER NOT NULL DEFAULT 0,
+        addr_content_hash  TEXT,
+        addr_signed        TEXT,
+        addr_issued_at     TEXT,
+        applied_version    INTEGER,
+        applied_hash       TEXT,
+        applied_at         TEXT,
+        loc_version        INTEGER NOT NULL DEFAULT 0,
+        loc_content_hash   TEXT,
+        online             INTEGER NOT NULL DEFAULT 0,
+        last_seen          TEXT,
+        agent_version      TEXT,
+        last_location      TEXT,
+        last_location_at   TEXT,
+        mismatch           TEXT,
+        mismatch_at        TEXT,
+        created_at         TEXT NOT NULL,
+        disagreement       TEXT,
+        disagreement_at    TEXT,
+        disagreement_boot  TEXT,
+        disagreement_mono  REAL,
+        notice_version     INTEGER,
+        notice_hash        TEXT,
+        notice_shown_at    TEXT,
+        notice_ack_at      TEXT,
+        notice_ack_via     TEXT,
+        notice_user_id     INTEGER,
+        mqtt_bcrypt        TEXT,
+        account_id         TEXT NOT NULL DEFAULT 'default'
+      );
+      -- The same columns in the same order (each old table's, account_id added last).
+      INSERT INTO locations_new SELECT * FROM locations;
+      INSERT INTO users_new SELECT * FROM users;
+      INSERT INTO devices_new SELECT * FROM devices;
+      -- Ids keep counting from where they were (a deleted last id is not handed out again).
+      DELETE FROM sqlite_sequence WHERE name IN ('locations_new', 'users_new');
+      UPDATE sqlite_sequence SET name = name || '_new' WHERE name IN ('locations', 'users');
+      DROP TABLE devices;
+      DROP TABLE users;
+      DROP TABLE locations;
+      ALTER TABLE locations_new RENAME TO locations;
+      ALTER TABLE users_new RENAME TO users;
+      ALTER TABLE devices_new RENAME TO devices;
+      CREATE INDEX users_location ON users (location_id);
+      CREATE INDEX devices_user ON devices (user_id);
+      CREATE INDEX devices_online_seen ON devices (online, last_seen);
+      CREATE INDEX locations_account ON locations (account_id);
+      CREATE INDEX users_account ON users (account_id);
+      CREATE INDEX devices_account ON devices (account_id);
+    `,
+      postgres: `${accountsCommon()}
+      ALTER TABLE locations DROP CONSTRAINT locations_code_key;
+      ALTER TABLE locations ADD CONSTRAINT locations_account_code UNIQUE (account_id, code);
+      ALTER TABLE users DROP CONSTRAINT users_username_key;
+      ALTER TABLE users ADD CONSTRAINT users_account_username UNIQUE (account_id, username);
+      CREATE INDEX locations_account ON locations (account_id);
+      CREATE INDEX users_account ON users (account_id);
+      CREATE INDEX devices_account ON devices (account_id);
+    `,
+    },
+  },
 ];
+
+/** Migration 10's steps that are the same SQL on both stores. */
+function accountsCommon(): string {
+  return `
+      -- The single account row becomes the first of many: its settings move, as they are, to the
+      -- account 'default' (the one a single-customer deployment keeps using).
+      CREATE TABLE accounts (
+        id                        TEXT PRIMARY KEY,
+        name                      TEXT NOT NULL DEFAULT '',
+        contact_email             TEXT NOT NULL DEFAULT '',
+        e911_enabled              INTEGER NOT NULL DEFAULT 0,
+        e911_changed_at           TEXT,
+        recommendations           INTEGER NOT NULL DEFAULT 0,
+        notification_policy       TEXT NOT NULL DEFAULT 'all' CHECK (notification_policy IN ('app-only', 'app-then-email-sms', 'all')),
+        test_notification_policy  TEXT CHECK (test_notification_policy IN ('app-only', 'app-then-email-sms', 'all')),
+        location_policy           TEXT NOT NULL DEFAULT 'network-first'
+                                    CHECK (location_policy IN ('network-first', 'provisioned-first', 'ask-user')),
+        elin_callback             INTEGER NOT NULL DEFAULT 0,
+        smtp                      TEXT,
+        sms                       TEXT,
+        webhook                   TEXT,
+        call                      TEXT,
+        default_address           TEXT,
+        default_callback          TEXT,
+        emergency_contacts        TEXT NOT NULL DEFAULT '[]',
+        created_at                TEXT NOT NULL,
+        updated_at                TEXT NOT NULL
+      );
+      INSERT INTO accounts (id, name, contact_email, e911_enabled, e911_changed_at, recommendations, notification_policy,
+          test_notification_policy, location_policy, elin_callback, smtp, sms, webhook, call, default_address, default_callback,
+          emergency_contacts, created_at, updated_at)
+        SELECT 'default', name, contact_email, e911_enabled, e911_changed_at, recommendations, notification_policy,
+          test_notification_policy, location_policy, elin_callback, smtp, sms, webhook, call, default_address, default_callback,
+          emergency_contacts, updated_at, updated_at FROM account;
+      DROP TABLE account;
+
+      -- Every owned row belongs to one account; rows written before this belong to 'default'.
+      -- (No REFERENCES: SQLite adds a column with one only when its default is NULL. Accounts are never deleted.)
+      ALTER TABLE locations ADD COLUMN account_id TEXT NOT NULL DEFAULT 'default';
+      ALTER TABLE users ADD COLUMN account_id TEXT NOT NULL DEFAULT 'default';
+      ALTER TABLE devices ADD COLUMN account_id TEXT NOT NULL DEFAULT 'default';
+      ALTER TABLE events ADD COLUMN account_id TEXT NOT NULL DEFAULT 'default';
+      ALTER TABLE notifications ADD COLUMN account_id TEXT NOT NULL DEFAULT 'default';
+      ALTER TABLE audit ADD COLUMN account_id TEXT NOT NULL DEFAULT 'default';
+      ALTER TABLE jobs ADD COLUMN account_id TEXT NOT NULL DEFAULT 'default';
+      ALTER TABLE csv_uploads ADD COLUMN account_id TEXT NOT NULL DEFAULT 'default';
+      ALTER TABLE api_tokens ADD COLUMN account_id TEXT NOT NULL DEFAULT 'default';
+      -- A provider token may also create accounts and mint their first tokens. Tokens made before
+      -- this were the deployment's only admins: they keep that power.
+      ALTER TABLE api_tokens ADD COLUMN provider INTEGER NOT NULL DEFAULT 0;
+      UPDATE api_tokens SET provider = 1;
+      CREATE INDEX events_account ON events (account_id, received_at);
+      CREATE INDEX notifications_account ON notifications (account_id, event_id);
+      CREATE INDEX audit_account ON audit (account_id, seq);
+      CREATE INDEX jobs_account ON jobs (account_id, id);
+    `;
+}
 
 /** The migrations as one dialect runs them. */
 export function migrationsFor(dialect: Dialect): Migration[] {

@@ -23,7 +23,10 @@ export const toNotification = rowMapper<Notification>({
 });
 
 export class NotificationStore {
-  constructor(private readonly s: Sql) {}
+  constructor(
+    private readonly s: Sql,
+    private readonly acct: () => string,
+  ) {}
 
   /** Queues a notification once per (event, channel, recipient); false when it existed. */
   async addNotification(eventId: string, channel: NotificationChannel, recipient: string): Promise<boolean> {
@@ -31,15 +34,22 @@ export class NotificationStore {
     return (
       (
         await this.s.run(
-          'INSERT INTO notifications (event_id, channel, recipient, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
-          [eventId, channel, recipient, now, now, now],
+          'INSERT INTO notifications (event_id, channel, recipient, next_attempt_at, created_at, updated_at, account_id) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+          [eventId, channel, recipient, now, now, now, this.acct()],
         )
       ).changes > 0
     );
   }
 
-  /** Claims due notifications for sending (atomic, so several processes never send one twice). */
-  async claimDueNotifications(limit: number, leaseMs: number, claimant: string | null = null): Promise<Notification[]> {
+  /**
+   * Claims due notifications of every account for sending (atomic, so several processes never
+   * send one twice); each says its account, whose settings send it.
+   */
+  async claimDueNotifications(
+    limit: number,
+    leaseMs: number,
+    claimant: string | null = null,
+  ): Promise<(Notification & { accountId: string })[]> {
     return this.s.transaction(async () => {
       const now = this.s.iso();
       // A 'sending' row whose lease ran out belongs to a process that died mid-send.
@@ -54,7 +64,12 @@ export class NotificationStore {
           "UPDATE notifications SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?, updated_at = ?, claimed_by = ? WHERE id = ?",
           [lease, now, claimant, r.id],
         );
-      return rows.map((r) => ({ ...toNotification(r), status: 'sending' as const, attempts: (r.attempts as number) + 1 }));
+      return rows.map((r) => ({
+        ...toNotification(r),
+        status: 'sending' as const,
+        attempts: (r.attempts as number) + 1,
+        accountId: r.account_id as string,
+      }));
     });
   }
 
@@ -124,13 +139,14 @@ export class NotificationStore {
   }
 
   async notifications(filter: { eventId?: string; status?: NotificationStatus; limit?: number } = {}): Promise<Notification[]> {
-    const clauses: string[] = [];
+    const clauses: string[] = ['account_id = @accountId'];
     if (filter.eventId !== undefined) clauses.push('event_id = @eventId');
     if (filter.status !== undefined) clauses.push('status = @status');
-    const where = clauses.length ? `WHERE ${clauses.join(' AND ')}` : '';
+    const where = `WHERE ${clauses.join(' AND ')}`;
     return (
       (await this.s.all(`SELECT * FROM notifications ${where} ORDER BY id DESC LIMIT @limit`, {
         ...filter,
+        accountId: this.acct(),
         limit: filter.limit ?? 500,
       })) as Row[]
     ).map(toNotification);

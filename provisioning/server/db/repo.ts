@@ -3,11 +3,14 @@
 // module of its aggregate (account.ts, devices.ts, ...). Every method answers with a
 // promise; transaction() spans whatever is awaited inside it, in any module. Rows
 // become typed objects through the mappers of rows.ts.
+// Every query of an owned table belongs to the account of the running context (scope.ts):
+// inAccount() sets it; the few methods that span every account say so.
 // Over 400 lines: one short forwarding method per query of every aggregate, so callers
 // see one typed facade.
 import type { LocationPayload, PhoneClock } from '../../protocol/messages.js';
 import type { LocationInput, UserRecordInput } from '../validation.js';
-import { AccountStore, type AccountUpdate } from './account.js';
+import { AccountStore, type AccountSummary, type AccountUpdate } from './account.js';
+import { AccountScope } from './scope.js';
 import { AuditStore } from './audit.js';
 import { DeviceStore } from './devices.js';
 import { EventStore } from './events.js';
@@ -17,7 +20,7 @@ import { NotificationStore } from './notifications.js';
 import { type ServerDbOptions, SqliteSql } from './open.js';
 import type { Sql } from './sql.js';
 import { ServerSharedStore } from './shared.js';
-import { TokenStore } from './tokens.js';
+import { TokenStore, type TokenIdentity } from './tokens.js';
 import { UserStore } from './users.js';
 import type {
   Account,
@@ -40,13 +43,16 @@ import type {
 
 export type * from './types.js';
 export { SERVER_DB_FILE } from './open.js';
-export { tokenHash } from './tokens.js';
+export { tokenHash, type TokenIdentity } from './tokens.js';
+export { DEFAULT_ACCOUNT, ACCOUNT_ID } from './scope.js';
+export type { AccountSummary } from './account.js';
 export type { ServerDbOptions as RepoOptions } from './open.js';
 
 export class Repo {
   /** Where the data is: the SQLite file, or the PostgreSQL URL without its password. */
   readonly path: string;
   private readonly s: Sql;
+  private readonly scope = new AccountScope();
   /** The aggregates, one module each, sharing this.s. */
   private readonly a: {
     account: AccountStore;
@@ -65,16 +71,17 @@ export class Repo {
   constructor(opts: ServerDbOptions | Sql) {
     this.s = 'dialect' in opts ? opts : new SqliteSql(opts);
     this.path = this.s.location;
+    const acct = () => this.scope.current();
     this.a = {
-      account: new AccountStore(this.s),
-      locations: new LocationStore(this.s),
-      users: new UserStore(this.s),
-      devices: new DeviceStore(this.s),
-      events: new EventStore(this.s),
-      notifications: new NotificationStore(this.s),
-      audit: new AuditStore(this.s),
-      jobs: new JobStore(this.s),
-      tokens: new TokenStore(this.s),
+      account: new AccountStore(this.s, acct),
+      locations: new LocationStore(this.s, acct),
+      users: new UserStore(this.s, acct),
+      devices: new DeviceStore(this.s, acct),
+      events: new EventStore(this.s, acct),
+      notifications: new NotificationStore(this.s, acct),
+      audit: new AuditStore(this.s, acct),
+      jobs: new JobStore(this.s, acct),
+      tokens: new TokenStore(this.s, acct),
       shared: new ServerSharedStore(this.s),
     };
   }
@@ -104,6 +111,27 @@ export class Repo {
 
   schemaVersion(): Promise<number> {
     return this.s.schemaVersion();
+  }
+
+  /** Runs fn, and every repository call it awaits, in the account. */
+  inAccount<T>(accountId: string, fn: () => T): T {
+    return this.scope.run(accountId, fn);
+  }
+
+  /** The account of the running context. */
+  currentAccount(): string {
+    return this.scope.current();
+  }
+
+  // accounts (the provider's view)
+  createAccount(id: string, name: string): Promise<boolean> {
+    return this.a.account.createAccount(id, name);
+  }
+  accounts(): Promise<AccountSummary[]> {
+    return this.a.account.accounts();
+  }
+  accountExists(id: string): Promise<boolean> {
+    return this.a.account.accountExists(id);
   }
   // account
   account(): Promise<Account> {
@@ -202,6 +230,21 @@ export class Repo {
   ensureDevice(deviceId: string): Promise<boolean> {
     return this.a.devices.ensureDevice(deviceId);
   }
+  /** Every account: the account a phone belongs to (null: unknown phone). */
+  accountOfDevice(deviceId: string): Promise<string | null> {
+    return this.a.devices.accountOfDevice(deviceId);
+  }
+  /** Every account: the account of each known phone among these. */
+  accountsOfDevices(deviceIds: readonly string[]): Promise<Map<string, string>> {
+    return this.a.devices.accountsOfDevices(deviceIds);
+  }
+  foreignDeviceIds(deviceIds: readonly string[]): Promise<string[]> {
+    return this.a.devices.foreignDeviceIds(deviceIds);
+  }
+  /** Every account: assigned phones with their account. */
+  allAssignedDevices(): Promise<{ deviceId: string; accountId: string }[]> {
+    return this.a.devices.allAssignedDevices();
+  }
   setUserDevices(userId: number, deviceIds: readonly string[]): Promise<void> {
     return this.a.devices.setUserDevices(userId, deviceIds);
   }
@@ -287,7 +330,7 @@ export class Repo {
   insertEvent(e: Omit<StoredEvent, 'receivedAt'>): Promise<boolean> {
     return this.a.events.insertEvent(e);
   }
-  eventsWithoutNotifications(types: readonly string[], since: string): Promise<StoredEvent[]> {
+  eventsWithoutNotifications(types: readonly string[], since: string): Promise<(StoredEvent & { accountId: string })[]> {
     return this.a.events.eventsWithoutNotifications(types, since);
   }
   event(id: string): Promise<StoredEvent | null> {
@@ -301,7 +344,7 @@ export class Repo {
   addNotification(eventId: string, channel: NotificationChannel, recipient: string): Promise<boolean> {
     return this.a.notifications.addNotification(eventId, channel, recipient);
   }
-  claimDueNotifications(limit: number, leaseMs: number, claimant: string | null = null): Promise<Notification[]> {
+  claimDueNotifications(limit: number, leaseMs: number, claimant: string | null = null): Promise<(Notification & { accountId: string })[]> {
     return this.a.notifications.claimDueNotifications(limit, leaseMs, claimant);
   }
   reclaimNotifications(instance: string, claimant: string): Promise<number> {
@@ -347,7 +390,7 @@ export class Repo {
   jobs(limit = 50): Promise<Job[]> {
     return this.a.jobs.jobs(limit);
   }
-  claimJob(): Promise<Job | null> {
+  claimJob(): Promise<(Job & { accountId: string }) | null> {
     return this.a.jobs.claimJob();
   }
   requeueRunningJobs(): Promise<number> {
@@ -372,10 +415,10 @@ export class Repo {
   }
 
   // API tokens
-  createToken(name: string, token: string): Promise<number> {
-    return this.a.tokens.createToken(name, token);
+  createToken(name: string, token: string, opts: { provider?: boolean } = {}): Promise<number> {
+    return this.a.tokens.createToken(name, token, opts);
   }
-  verifyToken(token: string): Promise<{ id: number; name: string } | null> {
+  verifyToken(token: string): Promise<TokenIdentity | null> {
     return this.a.tokens.verifyToken(token);
   }
   tokens(): Promise<ApiToken[]> {
@@ -389,7 +432,7 @@ export class Repo {
   createSession(id: string, tokenId: number, absoluteMs: number): Promise<{ expiresAt: string }> {
     return this.a.tokens.createSession(id, tokenId, absoluteMs);
   }
-  useSession(id: string, idleMs: number): Promise<{ id: number; name: string } | null> {
+  useSession(id: string, idleMs: number): Promise<TokenIdentity | null> {
     return this.a.tokens.useSession(id, idleMs);
   }
   revokeSession(id: string): Promise<boolean> {

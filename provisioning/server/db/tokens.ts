@@ -8,6 +8,10 @@ export function tokenHash(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
+function identity(r: Row): TokenIdentity {
+  return { id: r.id as number, name: r.name as string, accountId: r.account_id as string, provider: r.provider === 1 };
+}
+
 const toApiToken = rowMapper<ApiToken>({
   id: int('id'),
   name: text('name'),
@@ -16,37 +20,57 @@ const toApiToken = rowMapper<ApiToken>({
   revokedAt: textOrNull('revoked_at'),
 });
 
-export class TokenStore {
-  constructor(private readonly s: Sql) {}
+/** Who a valid token or session is: its token, the account it administers, and whether it is a provider's. */
+export interface TokenIdentity {
+  id: number;
+  name: string;
+  accountId: string;
+  provider: boolean;
+}
 
-  async createToken(name: string, token: string): Promise<number> {
-    const r = await this.s.get<{ id: number }>('INSERT INTO api_tokens (name, hash, created_at) VALUES (?, ?, ?) RETURNING id', [
-      name,
-      tokenHash(token),
-      this.s.iso(),
-    ]);
+export class TokenStore {
+  constructor(
+    private readonly s: Sql,
+    private readonly acct: () => string,
+  ) {}
+
+  /** A token of the running account; a provider token may also create accounts. */
+  async createToken(name: string, token: string, opts: { provider?: boolean } = {}): Promise<number> {
+    const r = await this.s.get<{ id: number }>(
+      'INSERT INTO api_tokens (name, hash, created_at, account_id, provider) VALUES (?, ?, ?, ?, ?) RETURNING id',
+      [name, tokenHash(token), this.s.iso(), this.acct(), opts.provider ? 1 : 0],
+    );
     return r!.id;
   }
 
-  /** The token's name when it is valid and not revoked. */
-  async verifyToken(token: string): Promise<{ id: number; name: string } | null> {
-    const r = (await this.s.get('SELECT id, name, last_used_at FROM api_tokens WHERE hash = ? AND revoked_at IS NULL', [
-      tokenHash(token),
-    ])) as Row | undefined;
+  /** Who the token is when it is valid and not revoked (whichever its account: this is how a request learns its account). */
+  async verifyToken(token: string): Promise<TokenIdentity | null> {
+    const r = (await this.s.get(
+      'SELECT id, name, last_used_at, account_id, provider FROM api_tokens WHERE hash = ? AND revoked_at IS NULL',
+      [tokenHash(token)],
+    )) as Row | undefined;
     if (!r) return null;
     // Once a minute at most: reading the API must not turn into a write per request.
     const last = r.last_used_at ? Date.parse(r.last_used_at as string) : 0;
     if (this.s.now().getTime() - last > 60_000)
       await this.s.run('UPDATE api_tokens SET last_used_at = ? WHERE id = ?', [this.s.iso(), r.id]);
-    return { id: r.id as number, name: r.name as string };
+    return identity(r);
   }
 
   async tokens(): Promise<ApiToken[]> {
-    return ((await this.s.all('SELECT * FROM api_tokens ORDER BY id')) as Row[]).map(toApiToken);
+    return ((await this.s.all('SELECT * FROM api_tokens WHERE account_id = ? ORDER BY id', [this.acct()])) as Row[]).map(toApiToken);
   }
 
   async revokeToken(id: number): Promise<boolean> {
-    return (await this.s.run('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [this.s.iso(), id])).changes > 0;
+    return (
+      (
+        await this.s.run('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND account_id = ? AND revoked_at IS NULL', [
+          this.s.iso(),
+          id,
+          this.acct(),
+        ])
+      ).changes > 0
+    );
   }
 
   // ---- portal sessions (only the hash of a session id is stored) ----
@@ -68,10 +92,10 @@ export class TokenStore {
    * The session's token when the session is live: not revoked, before its absolute expiry,
    * used within idleMs, and its token not revoked. A live session's last use moves to now.
    */
-  async useSession(id: string, idleMs: number): Promise<{ id: number; name: string } | null> {
+  async useSession(id: string, idleMs: number): Promise<TokenIdentity | null> {
     const now = this.s.now();
     const r = (await this.s.get(
-      `SELECT s.id_hash, s.last_used_at, s.expires_at, t.id, t.name FROM admin_sessions s JOIN api_tokens t ON t.id = s.token_id
+      `SELECT s.id_hash, s.last_used_at, s.expires_at, t.id, t.name, t.account_id, t.provider FROM admin_sessions s JOIN api_tokens t ON t.id = s.token_id
        WHERE s.id_hash = ? AND s.revoked_at IS NULL AND t.revoked_at IS NULL`,
       [tokenHash(id)],
     )) as Row | undefined;
@@ -80,7 +104,7 @@ export class TokenStore {
     // At most every 10 s: a page's burst of requests is not a burst of writes.
     if (now.getTime() - Date.parse(r.last_used_at as string) > 10_000)
       await this.s.run('UPDATE admin_sessions SET last_used_at = ? WHERE id_hash = ?', [now.toISOString(), r.id_hash]);
-    return { id: r.id as number, name: r.name as string };
+    return identity(r);
   }
 
   async revokeSession(id: string): Promise<boolean> {

@@ -14,6 +14,8 @@ import type {
 } from '../validation.js';
 
 export interface Account {
+  /** The customer account's id ('default' on a single-customer deployment). */
+  id: string;
   name: string;
   contactEmail: string;
   e911Enabled: boolean;

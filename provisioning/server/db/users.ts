@@ -36,13 +36,17 @@ const toCsvUserRow = rowMapper<CsvUserRow>({
 });
 
 export class UserStore {
-  constructor(private readonly s: Sql) {}
+  constructor(
+    private readonly s: Sql,
+    private readonly acct: () => string,
+  ) {}
 
   async users(filter: { locationId?: number; limit?: number; offset?: number } = {}): Promise<User[]> {
-    const where = filter.locationId !== undefined ? 'WHERE u.location_id = @locationId' : '';
+    const where = `WHERE u.account_id = @account_id${filter.locationId !== undefined ? ' AND u.location_id = @locationId' : ''}`;
     return (
       (await this.s.all(`${userSelect(this.s.dialect)} ${where} ORDER BY u.id LIMIT @limit OFFSET @offset`, {
         locationId: filter.locationId,
+        account_id: this.acct(),
         // No limit: -1 in SQLite, NULL in PostgreSQL (which refuses a negative one).
         limit: filter.limit ?? (this.s.dialect === 'postgres' ? null : -1),
         offset: filter.offset ?? 0,
@@ -52,40 +56,45 @@ export class UserStore {
 
   /** The mobiles of the people at a location, in user order: what an emergency there texts. One column, not every user row: a site may have 100,000 people. */
   async mobilesAt(locationId: number): Promise<string[]> {
-    return (await this.s.column("SELECT mobile FROM users WHERE location_id = ? AND mobile IS NOT NULL AND mobile <> '' ORDER BY id", [
-      locationId,
-    ])) as string[];
+    return (await this.s.column(
+      "SELECT mobile FROM users WHERE location_id = ? AND account_id = ? AND mobile IS NOT NULL AND mobile <> '' ORDER BY id",
+      [locationId, this.acct()],
+    )) as string[];
   }
 
   async userCount(filter: { locationId?: number } = {}): Promise<number> {
     const r =
       filter.locationId !== undefined
-        ? await this.s.get('SELECT count(*) AS n FROM users WHERE location_id = ?', [filter.locationId])
-        : await this.s.get('SELECT count(*) AS n FROM users');
+        ? await this.s.get('SELECT count(*) AS n FROM users WHERE location_id = ? AND account_id = ?', [filter.locationId, this.acct()])
+        : await this.s.get('SELECT count(*) AS n FROM users WHERE account_id = ?', [this.acct()]);
     return (r as { n: number }).n;
   }
 
   async user(id: number): Promise<User | null> {
-    const r = (await this.s.get(`${userSelect(this.s.dialect)} WHERE u.id = ?`, [id])) as Row | undefined;
+    const r = (await this.s.get(`${userSelect(this.s.dialect)} WHERE u.id = ? AND u.account_id = ?`, [id, this.acct()])) as Row | undefined;
     return r ? toUser(r) : null;
   }
 
   async userByUsername(username: string): Promise<User | null> {
-    const r = (await this.s.get(`${userSelect(this.s.dialect)} WHERE lower(u.username) = lower(?)`, [username])) as Row | undefined;
+    const r = (await this.s.get(`${userSelect(this.s.dialect)} WHERE lower(u.username) = lower(?) AND u.account_id = ?`, [
+      username,
+      this.acct(),
+    ])) as Row | undefined;
     return r ? toUser(r) : null;
   }
 
   async userIds(filter: { locationId?: number } = {}): Promise<number[]> {
     const rows =
       filter.locationId !== undefined
-        ? await this.s.all('SELECT id FROM users WHERE location_id = ? ORDER BY id', [filter.locationId])
-        : await this.s.all('SELECT id FROM users ORDER BY id');
+        ? await this.s.all('SELECT id FROM users WHERE location_id = ? AND account_id = ? ORDER BY id', [filter.locationId, this.acct()])
+        : await this.s.all('SELECT id FROM users WHERE account_id = ? ORDER BY id', [this.acct()]);
     return (rows as { id: number }[]).map((r) => r.id);
   }
 
   async existingUserIds(ids: readonly number[]): Promise<Set<number>> {
     const found = new Set<number>();
-    for (const id of ids) if ((await this.s.column('SELECT id FROM users WHERE id = ?', [id])).length > 0) found.add(id);
+    for (const id of ids)
+      if ((await this.s.column('SELECT id FROM users WHERE id = ? AND account_id = ?', [id, this.acct()])).length > 0) found.add(id);
     return found;
   }
 
@@ -102,15 +111,16 @@ export class UserStore {
       recommendations: u.recommendations ? 1 : 0,
       emails: JSON.stringify(u.emails),
       now: this.s.iso(),
+      account_id: this.acct(),
     };
   }
 
   async insertUser(u: UserRecordInput): Promise<number> {
     const r = await this.s.get<{ id: number }>(
       `INSERT INTO users (username, display_name, extension, location_id, callback, own_address, language, mobile, recommendations, emails,
-           created_at, updated_at)
+           created_at, updated_at, account_id)
          VALUES (@username, @display_name, @extension, @location_id, @callback, @own_address, @language, @mobile, @recommendations, @emails,
-           @now, @now)
+           @now, @now, @account_id)
          RETURNING id`,
       this.params(u),
     );
@@ -122,24 +132,30 @@ export class UserStore {
       `UPDATE users SET username = @username, display_name = @display_name, extension = @extension, location_id = @location_id,
            callback = @callback, own_address = @own_address, language = @language, mobile = @mobile, recommendations = @recommendations,
            emails = @emails, updated_at = @now
-         WHERE id = @id`,
+         WHERE id = @id AND account_id = @account_id`,
       { ...this.params(u), id },
     );
   }
 
   /** A location picked on the phone: it replaces the user's own address, if any (a user has one or the other). */
   async setUserLocation(id: number, locationId: number): Promise<void> {
-    await this.s.run('UPDATE users SET location_id = ?, own_address = NULL, updated_at = ? WHERE id = ?', [locationId, this.s.iso(), id]);
+    await this.s.run('UPDATE users SET location_id = ?, own_address = NULL, updated_at = ? WHERE id = ? AND account_id = ?', [
+      locationId,
+      this.s.iso(),
+      id,
+      this.acct(),
+    ]);
   }
 
   /** Replaces a user's email list; false when the list was already that (no write). */
   async setUserEmails(id: number, emails: readonly string[]): Promise<boolean> {
     return (
       (
-        await this.s.run('UPDATE users SET emails = ?, updated_at = ? WHERE id = ? AND emails IS DISTINCT FROM ?', [
+        await this.s.run('UPDATE users SET emails = ?, updated_at = ? WHERE id = ? AND account_id = ? AND emails IS DISTINCT FROM ?', [
           JSON.stringify(emails),
           this.s.iso(),
           id,
+          this.acct(),
           JSON.stringify(emails),
         ])
       ).changes > 0
@@ -147,15 +163,18 @@ export class UserStore {
   }
 
   async userEmails(id: number): Promise<string[] | null> {
-    const v = (await this.s.column('SELECT emails FROM users WHERE id = ?', [id]))[0];
+    const v = (await this.s.column('SELECT emails FROM users WHERE id = ? AND account_id = ?', [id, this.acct()]))[0];
     return v === undefined ? null : parseJson<string[]>(v, []);
   }
 
   /** Users with their location, for the CSV download. */
   async csvUserRows(): Promise<CsvUserRow[]> {
     return (
-      (await this.s.all(`SELECT u.id, u.username, u.display_name, u.extension, l.code AS location_code, l.name AS location_name, u.emails
-           FROM users u LEFT JOIN locations l ON l.id = u.location_id ORDER BY u.id`)) as Row[]
+      (await this.s.all(
+        `SELECT u.id, u.username, u.display_name, u.extension, l.code AS location_code, l.name AS location_name, u.emails
+           FROM users u LEFT JOIN locations l ON l.id = u.location_id WHERE u.account_id = ? ORDER BY u.id`,
+        [this.acct()],
+      )) as Row[]
     ).map(toCsvUserRow);
   }
 
@@ -163,7 +182,10 @@ export class UserStore {
   async userEmailIndex(): Promise<{ byId: Map<number, string>; byName: Map<string, number> }> {
     const byId = new Map<number, string>();
     const byName = new Map<string, number>();
-    for (const r of await this.s.all<{ id: number; username: string; emails: string }>('SELECT id, username, emails FROM users')) {
+    for (const r of await this.s.all<{ id: number; username: string; emails: string }>(
+      'SELECT id, username, emails FROM users WHERE account_id = ?',
+      [this.acct()],
+    )) {
       byId.set(r.id, r.emails);
       byName.set(r.username.toLowerCase(), r.id);
     }
@@ -171,6 +193,6 @@ export class UserStore {
   }
 
   async deleteUser(id: number): Promise<void> {
-    await this.s.run('DELETE FROM users WHERE id = ?', [id]);
+    await this.s.run('DELETE FROM users WHERE id = ? AND account_id = ?', [id, this.acct()]);
   }
 }

@@ -24,15 +24,21 @@ import { bulkRoutes } from './routes/bulk.js';
 import { eventRoutes } from './routes/events.js';
 import { brokerRoutes } from './routes/broker.js';
 import { streamRoutes } from './routes/stream.js';
+import { accountsRoutes } from './routes/accounts.js';
+import { DEFAULT_ACCOUNT } from '../db/scope.js';
 
 export { API_VERSION, BODY_LIMITS, SESSION_COOKIE, type ApiDeps } from './deps.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    routeTable: readonly { method: string; url: string; public: boolean }[];
+    routeTable: readonly { method: string; url: string; public: boolean; provider: boolean }[];
   }
   interface FastifyRequest {
     actor: string;
+    /** The account of the request's token or session ('' until authenticated): what its handler sees and changes. */
+    accountId: string;
+    /** Whether the token is a provider's (may create accounts). */
+    provider: boolean;
     /** Whether the credentials this request came with are still good (the event stream asks again while open). */
     stillAuthorized: () => Promise<boolean>;
   }
@@ -68,12 +74,21 @@ export async function buildApi(deps: ApiDeps) {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // The route table as the router holds it, for the attack suite (every route, not a hand-kept list).
-  const routeTable: { method: string; url: string; public: boolean }[] = [];
+  const routeTable: { method: string; url: string; public: boolean; provider: boolean }[] = [];
   app.addHook('onRoute', (r) => {
-    for (const method of [r.method].flat()) routeTable.push({ method, url: r.url, public: r.config?.public === true });
+    for (const method of [r.method].flat())
+      routeTable.push({ method, url: r.url, public: r.config?.public === true, provider: r.config?.provider === true });
+    // Every handler runs in its caller's account: the account comes from the token (auth.ts),
+    // never from the request, and every query the handler makes is scoped to it (db/scope.ts).
+    const handler = r.handler;
+    r.handler = function (this: unknown, req, reply) {
+      return deps.inAccount(req.accountId || DEFAULT_ACCOUNT, () => handler.call(this as never, req, reply));
+    };
   });
   app.decorate('routeTable', routeTable);
   app.decorateRequest('actor', '');
+  app.decorateRequest('accountId', '');
+  app.decorateRequest('provider', false);
   app.decorateRequest('stillAuthorized', async () => false);
 
   const named = namedSchemas();
@@ -138,6 +153,7 @@ export async function buildApi(deps: ApiDeps) {
     eventRoutes,
     brokerRoutes,
     streamRoutes,
+    accountsRoutes,
   ]) {
     await app.register(routes, deps);
   }

@@ -1,6 +1,6 @@
 // Who a request is: a Bearer token or the portal's session cookie, checked on the route the
 // router matched; and the failed-login limiter of the login route.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SESSION_COOKIE, sessionTimes, type ApiDeps } from './deps.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -86,8 +86,10 @@ export function addAuthHook(app: FastifyInstance, deps: ApiDeps): void {
       const who = token ? await records.verifyToken(token) : null;
       if (!who) return unauthorized();
       req.actor = `token:${who.name}`;
+      req.accountId = who.accountId;
+      req.provider = who.provider;
       req.stillAuthorized = async () => (await records.verifyToken(token)) !== null;
-      return;
+      return providerOnly(req, reply);
     }
     const sid = cookie(req, SESSION_COOKIE);
     const who = sid ? await records.useSession(sid, idleMs) : null;
@@ -101,6 +103,15 @@ export function addAuthHook(app: FastifyInstance, deps: ApiDeps): void {
         .send({ error: 'forbidden', message: "a change made with the portal session must come from the portal's own origin" });
     }
     req.actor = `token:${who.name}`;
+    req.accountId = who.accountId;
+    req.provider = who.provider;
     req.stillAuthorized = async () => (await records.useSession(sid!, idleMs)) !== null;
+    return providerOnly(req, reply);
   });
+}
+
+/** A route for the deployment's provider (accounts, the broker's files of every account's phones): 403 for an account's admin. */
+function providerOnly(req: FastifyRequest, reply: FastifyReply) {
+  if (req.routeOptions.config?.provider !== true || req.provider) return;
+  return reply.code(403).send({ error: 'forbidden', message: 'this needs a provider token' });
 }

@@ -4,6 +4,16 @@ import type { AdminService } from '../service.js';
 import type { RecordsService } from '../records.js';
 import type { BulkService } from '../bulk.js';
 import type { Bus } from '../bus.js';
+import type { AccountSummary } from '../db/repo.js';
+
+/** What a provider does to accounts. */
+export interface AccountsAdmin {
+  list(): Promise<AccountSummary[]>;
+  /** Creates the account; a taken id is a ConflictError. */
+  create(actor: string, id: string, name: string): Promise<AccountSummary>;
+  /** A new admin token of the account (shown once); an unknown account is a NotFoundError. */
+  mintToken(actor: string, accountId: string, name: string): Promise<{ token: string }>;
+}
 
 export const SESSION_COOKIE = 'e911_session';
 
@@ -29,6 +39,13 @@ export interface ApiDeps {
   bulk: BulkService;
   bus: Bus;
   log: Logger;
+  /**
+   * Runs a route's handler in the account of the request's token (every repository call in it
+   * belongs to that account); public routes run in the default account.
+   */
+  inAccount: <T>(accountId: string, fn: () => T) => T;
+  /** Creates an account and mints a token of it (provider routes). */
+  accounts: AccountsAdmin;
   /** Whether the MQTT link is up, for /api/health. */
   mqttConnected: () => boolean;
   /** The Mosquitto files for the current phones. */

@@ -151,7 +151,8 @@ export class Notifier {
     let planned = 0;
     for (const event of await repo.eventsWithoutNotifications([...NOTIFIED_EVENT_TYPES], since)) {
       if (this.sweptEmpty.has(event.id)) continue;
-      const added = await repo.transaction(async () => this.planRows(event));
+      // In the event's account: its policy, channels and people.
+      const added = await repo.inAccount(event.accountId, () => repo.transaction(async () => this.planRows(event)));
       if (added > 0) planned++;
       else this.sweptEmpty.add(event.id); // nobody to tell: said once (planRows logged it)
     }
@@ -202,7 +203,8 @@ export class Notifier {
           first = false;
           this.kickMore();
         }
-        await this.deliver(row);
+        // Sent with the settings of the account the row belongs to.
+        await this.deps.repo.inAccount(row.accountId, () => this.deliver(row));
       }
     } catch (err) {
       this.deps.log.error({ err }, 'notification worker failed');

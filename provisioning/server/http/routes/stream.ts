@@ -9,7 +9,7 @@ export const streamRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, deps) =>
   app.get(
     '/api/stream',
     { schema: { ...tag('meta'), summary: 'Server-sent events: emergency, event, phone, job, notification, change' } },
-    (req, reply) => streamEvents(req, reply, deps.bus, req.stillAuthorized, deps.streamCheckMs ?? 15_000),
+    (req, reply) => streamEvents(req, reply, deps.bus, req.accountId, req.stillAuthorized, deps.streamCheckMs ?? 15_000),
   );
 };
 
@@ -17,7 +17,14 @@ export const streamRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, deps) =>
  * Server-sent events until the client goes or its token is revoked: a stream outlives the
  * request that opened it, so the token is checked again with every keep-alive.
  */
-function streamEvents(req: FastifyRequest, reply: FastifyReply, bus: Bus, stillAllowed: () => Promise<boolean>, checkMs: number): void {
+function streamEvents(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  bus: Bus,
+  accountId: string,
+  stillAllowed: () => Promise<boolean>,
+  checkMs: number,
+): void {
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, {
@@ -29,7 +36,10 @@ function streamEvents(req: FastifyRequest, reply: FastifyReply, bus: Bus, stillA
   res.write(': e911 event stream\n\n');
   const kinds: (keyof BusEvents)[] = ['emergency', 'event', 'phone', 'job', 'notification', 'change'];
   const listeners = kinds.map((kind) => {
-    const fn = (payload: unknown) => res.write(`event: ${kind}\ndata: ${JSON.stringify(payload)}\n\n`);
+    // Only the happenings of the stream's own account.
+    const fn = (payload: unknown) => {
+      if (bus.emittingAccount === accountId) res.write(`event: ${kind}\ndata: ${JSON.stringify(payload)}\n\n`);
+    };
     bus.on(kind, fn as never);
     return [kind, fn] as const;
   });

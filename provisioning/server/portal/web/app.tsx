@@ -58,9 +58,14 @@ export function App() {
   const ctx: Ctx = useMemo(() => ({ api, live, navigate: (h: string) => (location.hash = h) }), [api, live]);
 
   const [checkError, setCheckError] = useState('');
+  // The signed-in admin's account: the portal shows one account, the token's.
+  const [account, setAccount] = useState('');
   const check = () =>
-    api.get('/api/account').then(
-      () => setAuth('in'),
+    api.get<{ id: string; name: string }>('/api/account').then(
+      (a) => {
+        setAccount(a.name || a.id);
+        setAuth('in');
+      },
       // Only a refused token means "log in"; a server that does not answer is said as such.
       (e: Error) => {
         if (e instanceof ApiError && e.status === 401) setAuth('out');
@@ -116,7 +121,7 @@ export function App() {
         api={api}
         onLogin={() => {
           alarm.unlock();
-          setAuth('in');
+          void check();
         }}
       />
     );
@@ -138,6 +143,9 @@ export function App() {
       </a>
       <header class="top">
         <span class="brand">E911 admin</span>
+        <span class="account" title="The account this session administers">
+          {account}
+        </span>
         <nav aria-label="Main">
           <ul>
             {ROUTES.map((r) => (
