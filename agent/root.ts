@@ -596,8 +596,13 @@ export class Agent {
     if (outcome.result === 'applied')
       setImmediate(() => {
         if (this.parts !== p) return; // stopped meanwhile
-        core?.front.addressChanged(outcome.address);
-        p.location.service.addressChanged();
+        try {
+          core?.front.addressChanged(outcome.address);
+          p.location.service.addressChanged();
+        } catch (err) {
+          // Outside startPart now: a store error here is reported, never thrown out of a timer.
+          this.partFailed('address', err);
+        }
       });
   }
 

@@ -9,8 +9,7 @@
 // thread. Until it is on disk the store holds the version, and its next open raises
 // the floor from it: only a crash within those milliseconds followed by a corrupt
 // store at the next start would miss it. close() writes what is still pending.
-import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { close, closeSync, existsSync, fsync, open, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../../provisioning/common/log.js';
 import { writeFileAtomic } from '../../provisioning/common/atomic-file.js';
@@ -24,9 +23,10 @@ export class ReplayFloor {
   private readonly floors: Record<FloorKind, number> = { address: 0, locations: 0 };
   /** What the file holds (as read, or last renamed into place). */
   private written: Record<FloorKind, number> = { address: 0, locations: 0 };
-  private writing = false;
+  /** The temporary file of the write under way. */
+  private inFlight: string | null = null;
+  private scheduled = false;
   private closed = false;
-  private writes = 0;
   /** Whether the file was there at open (else the store seeds it from what it holds). */
   readonly found: boolean;
 
@@ -61,16 +61,26 @@ export class ReplayFloor {
     this.writeNow();
   }
 
-  /** Raises a floor at once in memory; the file is written through the thread pool, one write at a time. */
+  /**
+   * Raises a floor at once in memory. The file is written after this turn (the push's event
+   * leaves first), its fsyncs in the thread pool, one write at a time.
+   */
   raiseSoon(kind: FloorKind, version: number): void {
     if (!(version > this.floors[kind])) return;
     this.floors[kind] = version;
-    this.writeSoon();
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.writeSoon();
+    });
   }
 
   /** Writes what is not on disk yet, synchronously; later raises are written at once. */
   close(): void {
     this.closed = true;
+    // A write under way: its file goes now (its fsync may still hold it open); nothing is created after close.
+    if (this.inFlight) rmSync(this.inFlight, { force: true });
     if (!covers(this.written, this.floors)) this.writeNow();
   }
 
@@ -91,48 +101,70 @@ export class ReplayFloor {
       this.writeNow();
       return;
     }
-    if (this.writing) return;
-    this.writing = true;
+    if (this.inFlight) return; // written again when it ends
     const floors = { ...this.floors };
-    const tmp = `${this.file}.tmp-${process.pid}-${++this.writes}`;
-    void writeSynced(tmp, text(floors))
-      .then(async () => {
-        // Renames only on this thread, newest last: a write overtaken by close() is dropped.
-        if (covers(this.written, floors)) return rmSync(tmp, { force: true });
-        renameSync(tmp, this.file);
-        this.written = floors;
-        await syncDir(path.dirname(this.file));
-      })
-      .catch((err: unknown) => {
+    const tmp = `${this.file}.tmp-${process.pid}-soon`;
+    const failed = (err: unknown) => {
+      rmSync(tmp, { force: true });
+      this.log.error({ err: classifyStoreError(err, `cannot write the replay floor ${this.file}`), floors }, 'replay floor not written');
+    };
+    // Created and written on this thread (a small write to the page cache), so no file
+    // appears in the folder after close(); the fsyncs, what takes milliseconds, in the pool.
+    let fd: number;
+    try {
+      fd = openSync(tmp, 'w', 0o640);
+    } catch (err) {
+      failed(err);
+      return;
+    }
+    this.inFlight = tmp;
+    try {
+      writeSync(fd, text(floors));
+    } catch (err) {
+      closeSync(fd);
+      this.inFlight = null;
+      failed(err);
+      return;
+    }
+    fsync(fd, (err) => {
+      closeSync(fd);
+      this.inFlight = null;
+      if (err) {
+        failed(err);
+        return;
+      }
+      // Renames only on this thread, newest last: a write overtaken by close() is dropped.
+      if (covers(this.written, floors)) {
         rmSync(tmp, { force: true });
-        this.log.error({ err: classifyStoreError(err, `cannot write the replay floor ${this.file}`), floors }, 'replay floor not written');
-      })
-      .finally(() => {
-        this.writing = false;
-        // A raise while this one was written. After a failure the next raise (or close) tries again, not a loop.
-        if (covers(this.written, floors)) this.writeSoon();
-      });
+        return;
+      }
+      try {
+        renameSync(tmp, this.file);
+      } catch (e) {
+        failed(e);
+        return;
+      }
+      this.written = floors;
+      if (!this.closed)
+        syncDir(path.dirname(this.file), (e) => {
+          // The file is in place; its folder entry reaches the disk with the next sync instead.
+          if (e) this.log.warn({ err: e, file: this.file }, 'replay floor folder not synced');
+        });
+      // A raise while this one was written.
+      this.writeSoon();
+    });
   }
 }
 
 const text = (floors: Record<FloorKind, number>) => `${JSON.stringify({ v: 1, ...floors })}\n`;
 const covers = (a: Record<FloorKind, number>, b: Record<FloorKind, number>) => a.address >= b.address && a.locations >= b.locations;
 
-async function writeSynced(file: string, data: string): Promise<void> {
-  const fh = await open(file, 'w', 0o640);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+/** The folder's entry for the renamed file, to disk: in the pool. */
+function syncDir(dir: string, done: (err: Error | null) => void): void {
+  open(dir, 'r', (err, fd) => {
+    if (err) return done(err);
+    fsync(fd, (e) => {
+      close(fd, () => done(e));
+    });
+  });
 }
