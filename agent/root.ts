@@ -587,13 +587,23 @@ export class Agent {
     const p = this.require();
     const outcome = p.addressBook.handlePush(payload);
     this.pendingAddressPush = null;
+    const core = this.core;
+    if (outcome.result === 'applied') core?.emergency.setAddress(outcome.address);
     if (outcome.result !== 'rejected') p.link.publishRetained('address/state', addressState(outcome.address, p.store));
-    if (outcome.result === 'applied') {
-      this.core?.emergency.setAddress(outcome.address);
-      this.core?.front.addressChanged(outcome.address);
-      p.location.service.addressChanged();
-    }
     p.drainer.wake();
+    // The display and the location report after this turn: mqtt.js writes the state and the
+    // address-applied event when the turn ends, and they waited for this work (docs/performance.md).
+    if (outcome.result === 'applied')
+      setImmediate(() => {
+        if (this.parts !== p) return; // stopped meanwhile
+        try {
+          core?.front.addressChanged(outcome.address);
+          p.location.service.addressChanged();
+        } catch (err) {
+          // Outside startPart now: a store error here is reported, never thrown out of a timer.
+          this.partFailed('address', err);
+        }
+      });
   }
 
   async stop(): Promise<void> {

@@ -227,7 +227,7 @@ export class Store {
 
   /** A push of this kind and version was applied (the address raises its own in applyAddress). */
   raiseReplayFloor(kind: FloorKind, version: number): void {
-    this.floor.raise(kind, version);
+    this.floor.raiseSoon(kind, version);
   }
 
   /** The applied locations document's version (JSON in settings), read by SQLite without parsing the whole document here. */
@@ -302,7 +302,7 @@ export class Store {
       this.stmts.pruneHistory.run(HISTORY_KEEP);
       this.insertEvent(event);
     });
-    this.floor.raise('address', a.version);
+    this.floor.raiseSoon('address', a.version);
     return stored;
   }
 
@@ -559,6 +559,7 @@ export class Store {
 
   /** Closes the connection; the checkpoint worker's is closed with its thread (not awaited: the thread is unref'd). */
   close(): void {
+    this.floor.close();
     this.checkpointer?.close().catch((err: unknown) => this.log.warn({ err }, 'checkpoint worker did not stop cleanly'));
     if (this.db.open) this.db.close();
   }

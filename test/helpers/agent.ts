@@ -109,11 +109,11 @@ export async function spawnAgent(
   setup: AgentSetup,
   env: NodeJS.ProcessEnv = {},
   entry = AGENT_MAIN,
-  o: { netns?: string } = {},
+  o: { netns?: string; execArgv?: string[] } = {},
 ): Promise<AgentProcess> {
   if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`npm run build\` (npm test does)`);
   // In a network namespace: `ip netns exec` execs node, so the child's pid (and signals) are the agent's.
-  const argv = [process.execPath, entry, '--config', setup.configFile];
+  const argv = [process.execPath, ...(o.execArgv ?? []), entry, '--config', setup.configFile];
   const child = spawn(o.netns ? 'ip' : argv[0]!, o.netns ? ['netns', 'exec', o.netns, ...argv] : argv.slice(1), {
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

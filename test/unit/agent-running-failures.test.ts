@@ -71,6 +71,40 @@ describe('a part failing while running', () => {
     expect(voice.calls).toHaveLength(1);
   });
 
+  it("an address push's display and location work, which follow the push's event, failing on the store: reported, the address applied, 911 works", async () => {
+    const dir = tmp();
+    const keys = testKeys();
+    const raw = unitAgentRaw(dir, keys.pair.publicKey);
+    const voice = new MemoryVoiceStack();
+    const agent = new Agent({ config: parseConfig(raw), log: silentLog(), env: {}, host: hostPaths({}), voice });
+    agents.push(agent);
+    await agent.start();
+    const inner = agent as unknown as {
+      parts: { store: Store; addressBook: { current(): { version: number } | null }; location: { service: { addressChanged(): void } } };
+      core: { emergency: EmergencyService };
+      inboundHandlers(): { addressSet(p: string): void };
+    };
+    const store = inner.parts.store;
+    inner.parts.location.service.addressChanged = () => {
+      throw new StoreFullError('store write failed: database or disk is full');
+    };
+    inner.inboundHandlers().addressSet(signedPush(sampleAddress({ version: 5 }), keys));
+    // Applied, and the event queued, in the push's own turn: the display and location work come after it.
+    expect(inner.parts.addressBook.current()?.version).toBe(5);
+    const types = () => store.pendingEvents(0, 1000).map((r) => (JSON.parse(r.payload) as EventPayload).type);
+    expect(types()).toContain('address-applied');
+    expect(types()).not.toContain('part-failed');
+    await waitFor(() => types().includes('part-failed'), 5000);
+    const failed = store
+      .pendingEvents(0, 1000)
+      .map((r) => JSON.parse(r.payload) as EventPayload)
+      .filter((e) => e.type === 'part-failed');
+    expect(failed.map((e) => e.data)).toMatchObject([{ part: 'address', reason: expect.stringContaining('disk is full') }]);
+    expect(agent.running).toBe(true);
+    expect(inner.core.emergency.dial('911')).toMatchObject({ kind: 'emergency', placed: true });
+    expect(voice.calls).toHaveLength(1);
+  });
+
   it('the end of the window after a 911, refused by a full store, is written on the store retry', async () => {
     const dir = tmp();
     const keys = testKeys();

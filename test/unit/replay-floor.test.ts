@@ -2,12 +2,12 @@
 // locations versions are kept in replay-floor.json beside the database (written
 // atomically), so after the corrupt file is moved aside and a fresh store starts, an
 // older signed push is still refused; the server's current version is accepted.
-import { afterEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DB_FILE, Store } from '../../agent/store/store.js';
-import { REPLAY_FLOOR_FILE } from '../../agent/store/replay-floor.js';
+import { REPLAY_FLOOR_FILE, ReplayFloor } from '../../agent/store/replay-floor.js';
 import { AddressBook } from '../../agent/address/address-book.js';
 import { LocationsBook } from '../../agent/location/locations-book.js';
 import { InlineLocationsVerifier } from '../../agent/location/locations-verifier.js';
@@ -121,5 +121,32 @@ describe('the anti-replay floor across a reset of a corrupt store', () => {
         });
     }
     d.store.close();
+  });
+
+  it("a push's raise is in memory at once and on disk soon, off the main thread; close() writes what is pending, never overtaken", async () => {
+    const dir = tmp();
+    const file = path.join(dir, REPLAY_FLOOR_FILE);
+    const read = () => JSON.parse(readFileSync(file, 'utf8')) as { address: number; locations: number };
+    const floor = new ReplayFloor(dir, silentLog());
+    floor.raiseSoon('address', 5);
+    expect(floor.get('address')).toBe(5);
+    expect(existsSync(file)).toBe(false); // the write goes through the thread pool
+    await vi.waitFor(() => expect(read()).toMatchObject({ address: 5, locations: 0 }), { timeout: 5000 });
+
+    // Raises while a write is under way are written after it, the latest last.
+    floor.raiseSoon('address', 6);
+    floor.raiseSoon('locations', 2);
+    floor.raiseSoon('address', 7);
+    await vi.waitFor(() => expect(read()).toMatchObject({ address: 7, locations: 2 }), { timeout: 5000 });
+
+    // close() while a write is under way: the latest on disk at once, and the slower write does not replace it.
+    floor.raiseSoon('address', 8);
+    floor.raiseSoon('address', 9);
+    floor.close();
+    expect(read()).toMatchObject({ address: 9, locations: 2 });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(read()).toMatchObject({ address: 9, locations: 2 });
+    expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    expect(new ReplayFloor(dir, silentLog()).get('address')).toBe(9);
   });
 });
