@@ -29,6 +29,8 @@ import { CompactLocations, CompactLocationsBuilder, partText } from './locations
 export interface SettingsStore {
   getSetting(key: string): string | undefined;
   setSetting(key: string, value: string): boolean;
+  /** The same write with the value as its UTF-8 bytes (no string made for it); where missing, setSetting is used. */
+  setSettingUtf8?(key: string, utf8: Uint8Array): boolean;
   deleteSetting(key: string): boolean;
   settingKeys(prefix: string): string[];
   /** The highest locations version applied, surviving a reset of a corrupt store (where the store keeps one). */
@@ -152,10 +154,11 @@ export class LocationsBook {
     const built = v.index ? null : new CompactLocationsBuilder();
     for (let i = 0; i < v.parts.length; i++) {
       await this.yieldTurn();
-      // A part sent as bytes is a string only for this write (it dies young); the view keeps the bytes.
-      const part = partText(v.parts[i]!);
-      store.setSetting(partKey(gen, i), part);
-      built?.addPart(part);
+      // A part sent as bytes is written as bytes (no main-thread string for it); the view keeps the bytes.
+      const part = v.parts[i]!;
+      if (typeof part !== 'string' && store.setSettingUtf8) store.setSettingUtf8(partKey(gen, i), part);
+      else store.setSetting(partKey(gen, i), partText(part));
+      built?.addPart(partText(part));
     }
     await this.yieldTurn();
     // Checked before the switch: an index that does not fit its parts rejects the push (not-stored), the old document kept.
