@@ -437,17 +437,30 @@ try {
     const pushBytes = (await fromPeer('prepared')).bytes!;
     const book = (agent as unknown as { parts: { location: { book: LocationsBook } } }).parts.location.book;
     // Each stored part's write, timed on the main thread (a WAL commit; some run SQLite's auto-checkpoint).
-    const bookStore = (book as unknown as { deps: { store: { setSetting(k: string, v: string): boolean } } }).deps.store;
-    const setSetting = bookStore.setSetting.bind(bookStore);
-    const partWrites: number[] = [];
-    bookStore.setSetting = (k, v) => {
-      const t = process.hrtime.bigint();
-      try {
-        return setSetting(k, v);
-      } finally {
-        if (k.startsWith('locations.part.')) partWrites.push(nsToMs(process.hrtime.bigint() - t));
+    const bookStore = (
+      book as unknown as {
+        deps: { store: { setSetting(k: string, v: string): boolean; setSettingUtf8(k: string, v: Uint8Array): boolean } };
       }
-    };
+    ).deps.store;
+    const setSetting = bookStore.setSetting.bind(bookStore);
+    const setSettingUtf8 = bookStore.setSettingUtf8.bind(bookStore);
+    const partWrites: number[] = [];
+    const timed =
+      <V>(write: (k: string, v: V) => boolean) =>
+      (k: string, v: V) => {
+        const t = process.hrtime.bigint();
+        try {
+          return write(k, v);
+        } finally {
+          if (k.startsWith('locations.part.')) partWrites.push(nsToMs(process.hrtime.bigint() - t));
+        }
+      };
+    bookStore.setSetting = timed(setSetting);
+    const utf8Writes = timed(setSettingUtf8);
+    bookStore.setSettingUtf8 = utf8Writes;
+    // BENCH_WRITE_AB=1: in blocks of ten pushes, the parts written as bytes (the agent) or made strings
+    // for their write, as before (the book falls back to setSetting when the store has no setSettingUtf8).
+    const writeAB = process.env.BENCH_WRITE_AB === '1';
     // Who checkpoints the WAL. The agent: its store's worker thread. BENCH_CKPT_AB=1: in blocks of
     // ten pushes (every delay in each), the worker's checkpoints alternate with SQLite's
     // auto-checkpoint on the agent's connection (as before the worker), in the same run.
@@ -503,15 +516,17 @@ try {
       close: async () => {},
     };
     // BENCH_AB_SWAP=1: the other arm takes the first block (the first pushes warm the heap up).
-    const pair = ckptAB
-      ? (['worker', 'sqlite'] as const)
-      : partsAB
-        ? (['bytes', 'strings'] as const)
-        : moveAB
-          ? (['move', 'copy'] as const)
-          : null;
+    const pair = writeAB
+      ? (['utf8', 'string'] as const)
+      : ckptAB
+        ? (['worker', 'sqlite'] as const)
+        : partsAB
+          ? (['bytes', 'strings'] as const)
+          : moveAB
+            ? (['move', 'copy'] as const)
+            : null;
     const arms = pair && process.env.BENCH_AB_SWAP === '1' ? ([pair[1], pair[0]] as const) : pair;
-    type Arm = 'worker' | 'sqlite' | 'bytes' | 'strings' | 'move' | 'copy';
+    type Arm = 'worker' | 'sqlite' | 'bytes' | 'strings' | 'move' | 'copy' | 'utf8' | 'string';
     const armOf = (i: number): Arm | null => (arms ? arms[Math.floor(i / 10) % 2]! : null);
     const setArm = (arm: Arm) => {
       if (arm === 'worker' || arm === 'sqlite') checkpointBy(arm);
@@ -519,10 +534,13 @@ try {
       if (arm === 'strings') bookDeps.deps.verifier = stringsVerifier;
       if (arm === 'move') bookDeps.deps.verifier = movingVerifier;
       if (arm === 'copy') bookDeps.deps.verifier = copyingVerifier;
+      if (arm === 'utf8') bookStore.setSettingUtf8 = utf8Writes;
+      if (arm === 'string') (bookStore as { setSettingUtf8?: unknown }).setSettingUtf8 = undefined;
     };
-    const byArm = new Map<Arm, { push: number[]; none: number[]; writes: number[]; windows: [number, number][] }>(
-      (arms ?? []).map((a) => [a, { push: [], none: [], writes: [], windows: [] }]),
-    );
+    const byArm = new Map<
+      Arm,
+      { push: number[]; none: number[]; writes: number[]; windows: [number, number][]; loopPush: number[]; loopNone: number[] }
+    >((arms ?? []).map((a) => [a, { push: [], none: [], writes: [], windows: [], loopPush: [], loopNone: [] }]));
     // BENCH_WAL_AUTOCHECKPOINT=<pages>: the agent's connection checkpoints at that WAL size (0: never; SQLite's default 1000).
     if (process.env.BENCH_WAL_AUTOCHECKPOINT !== undefined) {
       agentStore.db.pragma(`wal_autocheckpoint = ${Number(process.env.BENCH_WAL_AUTOCHECKPOINT)}`);
@@ -656,6 +674,8 @@ try {
         a.push.push(took);
         a.writes.push(...partWrites.slice(writesFrom));
         a.windows.push([from, performance.now()]);
+        a.loopPush.push(windowMax.push.at(-1)!);
+        a.loopNone.push(windowMax.none.at(-1)!);
       }
       applied.push(versions[i]!);
       await sleep(GAP_MS);
@@ -778,13 +798,18 @@ try {
               strings: 'parts as strings',
               move: 'payload moved to the worker (the agent)',
               copy: 'payload copied on the main thread first (before)',
+              utf8: 'parts written as bytes (the agent)',
+              string: 'parts made strings for their write (before)',
             }[m];
+            const lp = summary(a.loopPush);
+            const ln = summary(a.loopNone);
             return (
               `  ${name} (${p.n} pushes): with the push p50 ${p.p50.toFixed(2)} / max ${p.max.toFixed(2)} ms, without p50 ${n.p50.toFixed(2)} / max ${n.max.toFixed(2)} ms, ` +
               `adds at p50 ${(p.p50 - n.p50).toFixed(2)} / at max ${(p.max - n.max).toFixed(2)} ms; ` +
               `each part's write p50 ${w.p50.toFixed(2)} / p99 ${w.p99.toFixed(2)} / max ${w.max.toFixed(2)} ms; ` +
               `GCs while pushed: ${inArm.filter(([, , k]) => k === 4).length} mark-compacts (longest ${longest(4).toFixed(1)} ms), ` +
-              `${inArm.filter(([, , k]) => k === 1).length} scavenges (longest ${longest(1).toFixed(1)} ms), all GC ${inArm.reduce((t, [, d]) => t + d, 0).toFixed(0)} ms\n`
+              `${inArm.filter(([, , k]) => k === 1).length} scavenges (longest ${longest(1).toFixed(1)} ms), all GC ${inArm.reduce((t, [, d]) => t + d, 0).toFixed(0)} ms; ` +
+              `event loop's longest gap per window with / without the push: max ${lp.max.toFixed(2)} / ${ln.max.toFixed(2)}, p50 ${lp.p50.toFixed(2)} / ${ln.p50.toFixed(2)} ms\n`
             );
           })
           .join('') +
