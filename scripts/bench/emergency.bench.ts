@@ -598,6 +598,8 @@ try {
     const loopWithPush = createHistogram();
     const loopNoPush = createHistogram();
     const windowMax = { push: [] as number[], none: [] as number[] };
+    /** The windows themselves (performance.now()), for the GCs in each kind. */
+    const windowSpans = { push: [] as [number, number][], none: [] as [number, number][] };
     let loopSink: { all: ReturnType<typeof createHistogram>; max: number } | null = null;
     let loopPrev = process.hrtime.bigint();
     const loopTimer = setInterval(() => {
@@ -654,6 +656,7 @@ try {
         const left = pushWindowMs - (performance.now() - noneFrom);
         if (left > 0) await sleep(left);
         closeWindow(windowMax.none);
+        windowSpans.none.push([noneFrom, performance.now()]);
       }
       await sleep(GAP_MS);
       const writesFrom = partWrites.length;
@@ -666,6 +669,7 @@ try {
       await bookIdle();
       if (!inline) {
         closeWindow(windowMax.push);
+        windowSpans.push.push([from, performance.now()]);
         pushWindowMs = performance.now() - from;
       }
       if (arm) {
@@ -700,6 +704,12 @@ try {
       .slice(0, 4)
       .map(([, d, k]) => `${kindName[k] ?? k} ${d.toFixed(1)}`)
       .join(', ');
+    const gcIn = (spans: [number, number][]) => {
+      const g = gcKinds.filter(([s0]) => spans.some(([f, t]) => s0 >= f && s0 <= t));
+      const of = (k: number) => g.filter(([, , kk]) => kk === k);
+      const longest = (k: number) => Math.max(0, ...of(k).map(([, d]) => d));
+      return `${of(4).length} mark-compacts (longest ${longest(4).toFixed(1)} ms), ${of(1).length} scavenges (longest ${longest(1).toFixed(1)} ms), all GC ${g.reduce((t, [, d]) => t + d, 0).toFixed(0)} ms`;
+    };
     // Where the agent's tail comes from: the whole synchronous keypad call (the INVITE, then the bookkeeping after it).
     const keypadIdle = summary(inKeypad.slice(WARMUP, WARMUP + CALLS));
     const keypadBusy = summary(inKeypad.slice(-CALLS));
@@ -818,6 +828,7 @@ try {
         `max ${(loopNoPush.max / 1e6).toFixed(2)} / p99 ${(loopNoPush.percentile(99) / 1e6).toFixed(2)} ms without; ` +
         `windows with a gap over 6 ms (a 5 ms block and the timer's own 1 ms): ${windowMax.push.filter((m) => m > 6).length} with, ` +
         `${windowMax.none.filter((m) => m > 6).length} without; each window's max p50 ${summary(windowMax.push).p50.toFixed(2)} / ${summary(windowMax.none).p50.toFixed(2)} ms\n` +
+        `  GCs in the windows with a push: ${gcIn(windowSpans.push)}; without: ${gcIn(windowSpans.none)}\n` +
         (moveAB ? `  payloads moved to the worker (detached here): ${moved.yes} of ${moved.of}\n` : '') +
         (ckptAB
           ? `  the worker's checkpoints: ${checkpointer!.status.checkpoints}, longest ${checkpointer!.status.longestMs.toFixed(1)} ms (in the worker)\n`
