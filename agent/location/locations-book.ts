@@ -35,7 +35,8 @@ export interface SettingsStore {
   settingKeys(prefix: string): string[];
   /** The highest locations version applied, surviving a reset of a corrupt store (where the store keeps one). */
   replayFloor?(kind: 'locations'): number;
-  raiseReplayFloor?(kind: 'locations', version: number): void;
+  /** The floor rises at once; where it returns a promise, it resolves once the floor is on disk. */
+  raiseReplayFloor?(kind: 'locations', version: number): void | Promise<void>;
 }
 
 export type LocationsPushOutcome =
@@ -167,12 +168,14 @@ export class LocationsBook {
     // The switch: one small row. Before it the old document is current, after it the new one.
     store.setSetting(KEY, JSON.stringify(pointer));
     this.applied = { version: v.version, hash: v.hash, gen, parts: v.parts.length };
-    store.raiseReplayFloor?.('locations', v.version);
+    // Raised at once; its file's fsyncs run off the main thread (awaited: applied once it is on disk).
+    const floorWritten = store.raiseReplayFloor?.('locations', v.version);
     this.doc = doc;
     log.info(
       { version: v.version, locations: v.count, parts: v.parts.length, recommendations: v.head.recommendations },
       'locations applied',
     );
+    await floorWritten;
     // After the switch the push is applied whatever happens to the old parts: rows left
     // over are removed at the next load.
     if (before && before.gen > 0) {

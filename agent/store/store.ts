@@ -230,9 +230,12 @@ export class Store {
     return this.floor.get(kind);
   }
 
-  /** A push of this kind and version was applied (the address raises its own in applyAddress). */
-  raiseReplayFloor(kind: FloorKind, version: number): void {
-    this.floor.raise(kind, version);
+  /**
+   * A push of this kind and version was applied (the address raises its own in applyAddress).
+   * The floor rises at once; its file is written off the main thread, done when this resolves.
+   */
+  raiseReplayFloor(kind: FloorKind, version: number): Promise<void> {
+    return this.floor.raiseInBackground(kind, version);
   }
 
   /** The applied locations document's version (JSON in settings), read by SQLite without parsing the whole document here. */

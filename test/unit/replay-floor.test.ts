@@ -3,11 +3,11 @@
 // atomically), so after the corrupt file is moved aside and a fresh store starts, an
 // older signed push is still refused; the server's current version is accepted.
 import { afterEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DB_FILE, Store } from '../../agent/store/store.js';
-import { REPLAY_FLOOR_FILE } from '../../agent/store/replay-floor.js';
+import { REPLAY_FLOOR_FILE, ReplayFloor } from '../../agent/store/replay-floor.js';
 import { AddressBook } from '../../agent/address/address-book.js';
 import { LocationsBook } from '../../agent/location/locations-book.js';
 import { InlineLocationsVerifier } from '../../agent/location/locations-verifier.js';
@@ -121,5 +121,46 @@ describe('the anti-replay floor across a reset of a corrupt store', () => {
         });
     }
     d.store.close();
+  });
+});
+
+describe('the floor written off the main thread (a locations push)', () => {
+  const floorOf = (dir: string) => JSON.parse(readFileSync(path.join(dir, REPLAY_FLOOR_FILE), 'utf8')) as Record<string, number>;
+
+  it('rises at once; the file follows without the caller waiting for its fsyncs', async () => {
+    const dir = tmp();
+    const floor = new ReplayFloor(dir, silentLog());
+    const written = floor.raiseInBackground('locations', 5);
+    expect(floor.get('locations')).toBe(5);
+    // Nothing on disk yet: each step runs on libuv's pool and goes on from the event loop.
+    expect(existsSync(path.join(dir, REPLAY_FLOOR_FILE))).toBe(false);
+    await written;
+    expect(floorOf(dir)).toMatchObject({ locations: 5, address: 0 });
+    expect(readdirSync(dir)).toEqual([REPLAY_FLOOR_FILE]);
+  });
+
+  it('raises during a background write, its own or a synchronous one, end in the file', async () => {
+    const dir = tmp();
+    const floor = new ReplayFloor(dir, silentLog());
+    const first = floor.raiseInBackground('locations', 6);
+    const second = floor.raiseInBackground('locations', 7);
+    // An address push (synchronous) while the background write runs: its rename may land first.
+    floor.raise('address', 9);
+    expect(floorOf(dir)).toMatchObject({ address: 9, locations: 7 });
+    await Promise.all([first, second]);
+    expect(floorOf(dir)).toMatchObject({ address: 9, locations: 7 });
+    // A lower or equal version writes nothing.
+    await floor.raiseInBackground('locations', 7);
+    expect(floorOf(dir)).toMatchObject({ address: 9, locations: 7 });
+  });
+
+  it('a write that fails is logged, never thrown; the floor still holds in memory', async () => {
+    const dir = tmp();
+    // The file's place taken by a folder: the rename over it fails.
+    mkdirSync(path.join(dir, REPLAY_FLOOR_FILE));
+    const floor = new ReplayFloor(dir, silentLog());
+    await expect(floor.raiseInBackground('locations', 3)).resolves.toBeUndefined();
+    expect(floor.get('locations')).toBe(3);
+    expect(readdirSync(dir)).toEqual([REPLAY_FLOOR_FILE]);
   });
 });
