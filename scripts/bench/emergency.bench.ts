@@ -461,6 +461,12 @@ try {
     // BENCH_WRITE_AB=1: in blocks of ten pushes, the parts written as bytes (the agent) or made strings
     // for their write, as before (the book falls back to setSetting when the store has no setSettingUtf8).
     const writeAB = process.env.BENCH_WRITE_AB === '1';
+    // BENCH_FLOOR_AB=1: the anti-replay floor's file written off the main thread (the agent) or
+    // synchronously on it, as before (open, write, fsync, rename, fsync of the folder), in blocks of ten pushes.
+    const floorAB = process.env.BENCH_FLOOR_AB === '1';
+    const storeFloor = (agent as unknown as { parts: { store: { floor: { raise(k: string, v: number): void } } } }).parts.store.floor;
+    const floorStore = bookStore as unknown as { raiseReplayFloor(k: string, v: number): unknown };
+    const floorInBackground = floorStore.raiseReplayFloor;
     // Who checkpoints the WAL. The agent: its store's worker thread. BENCH_CKPT_AB=1: in blocks of
     // ten pushes (every delay in each), the worker's checkpoints alternate with SQLite's
     // auto-checkpoint on the agent's connection (as before the worker), in the same run.
@@ -516,17 +522,19 @@ try {
       close: async () => {},
     };
     // BENCH_AB_SWAP=1: the other arm takes the first block (the first pushes warm the heap up).
-    const pair = writeAB
-      ? (['utf8', 'string'] as const)
-      : ckptAB
-        ? (['worker', 'sqlite'] as const)
-        : partsAB
-          ? (['bytes', 'strings'] as const)
-          : moveAB
-            ? (['move', 'copy'] as const)
-            : null;
+    const pair = floorAB
+      ? (['floor-bg', 'floor-sync'] as const)
+      : writeAB
+        ? (['utf8', 'string'] as const)
+        : ckptAB
+          ? (['worker', 'sqlite'] as const)
+          : partsAB
+            ? (['bytes', 'strings'] as const)
+            : moveAB
+              ? (['move', 'copy'] as const)
+              : null;
     const arms = pair && process.env.BENCH_AB_SWAP === '1' ? ([pair[1], pair[0]] as const) : pair;
-    type Arm = 'worker' | 'sqlite' | 'bytes' | 'strings' | 'move' | 'copy' | 'utf8' | 'string';
+    type Arm = 'worker' | 'sqlite' | 'bytes' | 'strings' | 'move' | 'copy' | 'utf8' | 'string' | 'floor-bg' | 'floor-sync';
     const armOf = (i: number): Arm | null => (arms ? arms[Math.floor(i / 10) % 2]! : null);
     const setArm = (arm: Arm) => {
       if (arm === 'worker' || arm === 'sqlite') checkpointBy(arm);
@@ -536,6 +544,8 @@ try {
       if (arm === 'copy') bookDeps.deps.verifier = copyingVerifier;
       if (arm === 'utf8') bookStore.setSettingUtf8 = utf8Writes;
       if (arm === 'string') (bookStore as { setSettingUtf8?: unknown }).setSettingUtf8 = undefined;
+      if (arm === 'floor-bg') floorStore.raiseReplayFloor = floorInBackground;
+      if (arm === 'floor-sync') floorStore.raiseReplayFloor = (k, v) => storeFloor.raise(k, v);
     };
     const byArm = new Map<
       Arm,
@@ -627,7 +637,14 @@ try {
         loopMaxWorker = loopDelay.max / 1e6;
         pushPhaseTo = performance.now();
         if (cpuProfile) {
-          const { profile } = (await cpuInspect('Profiler.stop')) as { profile: unknown };
+          const { profile } = (await cpuInspect('Profiler.stop')) as { profile: Record<string, unknown> };
+          // The windows on the profile's clock (CLOCK_MONOTONIC, us), to tell the push's samples from the others'.
+          const offsetMs = Number(process.hrtime.bigint()) / 1e6 - performance.now();
+          const us = (t: number) => Math.round((t + offsetMs) * 1000);
+          profile.benchWindows = {
+            push: windowSpans.push.map(([f, t]) => [us(f), us(t)]),
+            none: windowSpans.none.map(([f, t]) => [us(f), us(t)]),
+          };
           writeFileSync(process.env.BENCH_CPU_PROFILE!, JSON.stringify(profile));
           cpuProfile.disconnect();
         }
@@ -810,6 +827,8 @@ try {
               copy: 'payload copied on the main thread first (before)',
               utf8: 'parts written as bytes (the agent)',
               string: 'parts made strings for their write (before)',
+              'floor-bg': 'replay floor written off the main thread (the agent)',
+              'floor-sync': 'replay floor written on the main thread (before)',
             }[m];
             const lp = summary(a.loopPush);
             const ln = summary(a.loopNone);
@@ -829,6 +848,8 @@ try {
         `windows with a gap over 6 ms (a 5 ms block and the timer's own 1 ms): ${windowMax.push.filter((m) => m > 6).length} with, ` +
         `${windowMax.none.filter((m) => m > 6).length} without; each window's max p50 ${summary(windowMax.push).p50.toFixed(2)} / ${summary(windowMax.none).p50.toFixed(2)} ms\n` +
         `  GCs in the windows with a push: ${gcIn(windowSpans.push)}; without: ${gcIn(windowSpans.none)}\n` +
+        // Each window's longest gap, for figures over several runs.
+        `  loop windows ${JSON.stringify({ push: windowMax.push.map((m) => +m.toFixed(2)), none: windowMax.none.map((m) => +m.toFixed(2)), arms: arms ?? [] })}\n` +
         (moveAB ? `  payloads moved to the worker (detached here): ${moved.yes} of ${moved.of}\n` : '') +
         (ckptAB
           ? `  the worker's checkpoints: ${checkpointer!.status.checkpoints}, longest ${checkpointer!.status.longestMs.toFixed(1)} ms (in the worker)\n`
