@@ -29,10 +29,13 @@ import { CompactLocations, CompactLocationsBuilder, partText } from './locations
 export interface SettingsStore {
   getSetting(key: string): string | undefined;
   setSetting(key: string, value: string): boolean;
+  /** The same write with the value as its UTF-8 bytes (no string made for it); where missing, setSetting is used. */
+  setSettingUtf8?(key: string, utf8: Uint8Array): boolean;
   deleteSetting(key: string): boolean;
   settingKeys(prefix: string): string[];
   /** The highest locations version applied, surviving a reset of a corrupt store (where the store keeps one). */
   replayFloor?(kind: 'locations'): number;
+  /** The floor rises at once; its file is written after this turn (replay-floor.ts). */
   raiseReplayFloor?(kind: 'locations', version: number): void;
 }
 
@@ -152,10 +155,11 @@ export class LocationsBook {
     const built = v.index ? null : new CompactLocationsBuilder();
     for (let i = 0; i < v.parts.length; i++) {
       await this.yieldTurn();
-      // A part sent as bytes is a string only for this write (it dies young); the view keeps the bytes.
-      const part = partText(v.parts[i]!);
-      store.setSetting(partKey(gen, i), part);
-      built?.addPart(part);
+      // A part sent as bytes is written as bytes (no main-thread string for it); the view keeps the bytes.
+      const part = v.parts[i]!;
+      if (typeof part !== 'string' && store.setSettingUtf8) store.setSettingUtf8(partKey(gen, i), part);
+      else store.setSetting(partKey(gen, i), partText(part));
+      built?.addPart(partText(part));
     }
     await this.yieldTurn();
     // Checked before the switch: an index that does not fit its parts rejects the push (not-stored), the old document kept.
@@ -164,6 +168,7 @@ export class LocationsBook {
     // The switch: one small row. Before it the old document is current, after it the new one.
     store.setSetting(KEY, JSON.stringify(pointer));
     this.applied = { version: v.version, hash: v.hash, gen, parts: v.parts.length };
+    // Raised at once; its file is written after this turn, its fsyncs off the main thread.
     store.raiseReplayFloor?.('locations', v.version);
     this.doc = doc;
     log.info(

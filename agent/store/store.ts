@@ -179,6 +179,11 @@ export class Store {
         putSetting: db.prepare(
           'INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
         ),
+        // The value bound as UTF-8 bytes, stored as TEXT (the database's encoding is UTF-8): the same row as putSetting's.
+        putSettingUtf8: db.prepare(
+          'INSERT INTO settings (key, value, updated_at) VALUES (?, CAST(? AS TEXT), ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
+        ),
+        sameSettingUtf8: db.prepare('SELECT 1 AS same FROM settings WHERE key = ? AND value = CAST(? AS TEXT)'),
       };
       // Emergency events begun before a crash (their INVITE may have gone): into the outbox, as begun.
       this.recoveredEmergencyEvents = this.recoverBegun();
@@ -447,6 +452,17 @@ export class Store {
   setSetting(key: string, value: string): boolean {
     if (this.getSetting(key) === value) return false;
     this.transaction(() => this.stmts.putSetting.run(key, value, this.now().toISOString()));
+    return true;
+  }
+
+  /**
+   * setSetting with the value given as its UTF-8 bytes: the same TEXT row, but no JS string is made
+   * for it (a locations push's 64 KiB parts arrive from the worker as bytes: as strings they were
+   * 2 MiB of main-thread heap a push). Writes only when the value differs. Returns whether it wrote.
+   */
+  setSettingUtf8(key: string, utf8: Uint8Array): boolean {
+    if (this.stmts.sameSettingUtf8.get(key, utf8)) return false;
+    this.transaction(() => this.stmts.putSettingUtf8.run(key, utf8, this.now().toISOString()));
     return true;
   }
 

@@ -192,6 +192,29 @@ describe('settings', () => {
     expect(store.getSetting('k')).toBe('b');
     store.close();
   });
+
+  it('a value given as UTF-8 bytes is stored as the same text row as the string', () => {
+    const dir = tmp();
+    const store = new Store({ dataDir: dir, log: silentLog() });
+    const text = `[${JSON.stringify({ name: 'Bâtiment Zürich — 3ᵉ étage 🚒', code: 'é\u0000x' })}]`;
+    // A view into a larger buffer, as the locations worker sends the parts.
+    const whole = Buffer.from(`xx${text}yy`, 'utf8');
+    const view = new Uint8Array(whole.buffer, whole.byteOffset + 2, Buffer.byteLength(text));
+    const before = store.writes;
+    expect(store.setSettingUtf8('p', view)).toBe(true);
+    expect(store.setSettingUtf8('p', view)).toBe(false);
+    expect(store.getSetting('p')).toBe(text);
+    store.setSetting('s', text);
+    expect(store.setSetting('p', text)).toBe(false);
+    expect(store.setSettingUtf8('p', Buffer.from('[1]'))).toBe(true);
+    expect(store.getSetting('p')).toBe('[1]');
+    expect(store.writes).toBe(before + 3);
+    store.close();
+    const db = new Database(path.join(dir, DB_FILE), { readonly: true });
+    expect(db.prepare("SELECT typeof(value) AS t, value FROM settings WHERE key = 's'").get()).toEqual({ t: 'text', value: text });
+    expect(db.prepare("SELECT typeof(value) AS t FROM settings WHERE key = 'p'").get()).toEqual({ t: 'text' });
+    db.close();
+  });
 });
 
 describe('outbox', () => {

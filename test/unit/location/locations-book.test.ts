@@ -7,6 +7,10 @@ import { signDocument } from '../../../provisioning/protocol/signing.js';
 import { CompactLocationsBuilder, partText } from '../../../agent/location/locations-view.js';
 import { sampleAddress, testKeys } from '../../helpers/address.js';
 import { silentLog } from '../../helpers/log.js';
+import { Store } from '../../../agent/store/store.js';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 const keys = testKeys();
 const loc = (i: number): RecommendedLocation => ({
@@ -298,6 +302,40 @@ describe('a push indexed by the verifier (as the worker sends it)', () => {
     const again = book(s);
     await again.load();
     expect(again.current()).toEqual(b.current());
+  });
+
+  it("the agent's store takes the parts as bytes (no string made for them): the same text rows", async () => {
+    const d = doc(1, { locations: many(900) });
+    const v = (await inline().verify(push(d), null)) as Extract<VerifiedLocations, { result: 'apply' }>;
+    const built = new CompactLocationsBuilder();
+    for (const p of v.parts) built.addPart(partText(p));
+    // Views of one buffer, as the worker moves them.
+    const whole = Buffer.from(v.parts.map((p) => partText(p)).join(''), 'utf8');
+    let at = 0;
+    const views = v.parts.map((p) => {
+      const n = Buffer.byteLength(partText(p));
+      const view = new Uint8Array(whole.buffer, whole.byteOffset + at, n);
+      at += n;
+      return view;
+    });
+    const sent: VerifiedLocations = { ...v, parts: views, index: built.index() };
+    const store = new Store({ dataDir: mkdtempSync(path.join(os.tmpdir(), 'e911-book-')), log: silentLog() });
+    try {
+      const asText = vi.spyOn(store, 'setSetting');
+      const asBytes = vi.spyOn(store, 'setSettingUtf8');
+      const b = book(store, { verify: async () => sent, close: async () => {} });
+      expect(await b.handlePush(push(d))).toEqual({ result: 'applied', version: 1 });
+      expect(asBytes).toHaveBeenCalledTimes(v.parts.length);
+      expect(asText.mock.calls.map(([k]) => k)).toEqual(['locations.doc']);
+      const keys = store.settingKeys('locations.part.');
+      expect(keys.map((k) => store.getSetting(k))).toEqual(v.parts.map((p) => partText(p)));
+      const again = book(store);
+      await again.load();
+      expect(again.current()).toEqual({ ...d, locations: d.locations });
+      expect(again.current()).toEqual(b.current());
+    } finally {
+      store.close();
+    }
   });
 });
 
