@@ -55,6 +55,7 @@ export class MqttLink {
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
+  private resubscribeTimer: NodeJS.Timeout | null = null;
   private corked = false;
   /** Waiting for the first subscribe of a connection (or for stop): see whenSubscribed(). */
   private subscribedWaiters: (() => void)[] = [];
@@ -105,6 +106,7 @@ export class MqttLink {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     this.stopHeartbeat();
+    this.clearResubscribe();
     const client = this.client;
     this.client = null;
     this.deps.drainer.detach();
@@ -187,12 +189,11 @@ export class MqttLink {
       // handles a client's packets in order, so events/ack is subscribed before the first
       // event arrives and the server's confirmation cannot be lost (it was, without this,
       // and the event waited resendMs to go again).
-      client.subscribe(
+      this.subscribe(
+        client,
         SERVER_PUBLISHES.map((k) => topicFilter(k, config.deviceId)),
-        { qos: 1 },
-        (err) => {
-          if (client !== this.client) return;
-          if (err) log.warn({ err: err.message }, 'subscribe failed');
+        0,
+        () => {
           this.settleSubscribed();
           // "online" is said once the phone can hear the server: a push sent on it is not lost.
           client.publish(this.topic('status'), JSON.stringify(this.statusPayload('online')), { qos: 1, retain: true });
@@ -215,11 +216,48 @@ export class MqttLink {
       if (up) log.warn({ url }, 'link down');
       up = false;
       this.stopHeartbeat();
+      this.clearResubscribe();
       this.deps.drainer.detach();
       client.end(true);
       this.client = null;
       if (!this.stopped) this.scheduleReconnect();
     });
+  }
+
+  /**
+   * SUBSCRIBEs the filters; those the broker refuses (granted 0x80) are asked for again with
+   * backoff while this connection lasts. A NATS node refuses a QoS 1 subscription while
+   * JetStream, after another node's loss, cannot create its consumer in time: without a retry
+   * the phone stayed connected but never heard events/ack or a push (failover-cluster.test.ts).
+   * `then` runs after the first answer, whatever it was.
+   */
+  private subscribe(client: MqttClient, filters: string[], attempt: number, then?: () => void): void {
+    client.subscribe(filters, { qos: 1 }, (err, _granted, packet) => {
+      if (client !== this.client) return;
+      const granted = packet?.granted;
+      // Without a SUBACK to read (a protocol error), every filter is asked for again.
+      const refused = err ? filters.filter((_f, i) => granted === undefined || ((granted[i] as number | undefined) ?? 0x80) >= 0x80) : [];
+      if (refused.length > 0) {
+        const { reconnectMinMs, reconnectMaxMs } = this.deps.config.broker;
+        const delay = Math.min(reconnectMaxMs, reconnectMinMs * 2 ** Math.min(attempt, 16));
+        this.deps.log.warn(
+          { err: err?.message, filters: refused, attempt: attempt + 1, retryInMs: delay },
+          'subscribe refused: asking again',
+        );
+        this.clearResubscribe();
+        this.resubscribeTimer = setTimeout(() => {
+          this.resubscribeTimer = null;
+          if (client === this.client && client.connected) this.subscribe(client, refused, attempt + 1);
+        }, delay);
+        this.resubscribeTimer.unref?.();
+      }
+      then?.();
+    });
+  }
+
+  private clearResubscribe(): void {
+    if (this.resubscribeTimer) clearTimeout(this.resubscribeTimer);
+    this.resubscribeTimer = null;
   }
 
   /** The retained "online" again every heartbeatSec: the server's last-seen sweep sees the phone alive. */

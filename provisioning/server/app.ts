@@ -133,6 +133,11 @@ export interface ServerAppOptions {
     /** The longest one send may take before it counts as failed and is retried (default 30 s). */
     sendTimeoutMs?: number;
     /**
+     * How long a claimed notification stays this instance's before another may take it over
+     * (default 60 s; keep it above sendTimeoutMs): how late a send cut by an instance's death goes out.
+     */
+    leaseMs?: number;
+    /**
      * Where the voice stack for security-desk calls listens (started on the first call): SIP over
      * UDP and TCP on host:port (default 0.0.0.0:5062), RTP from rtpPort (default 4100).
      */
@@ -302,6 +307,7 @@ export class ServerApp {
       ...(opts.notify?.retry ? { retry: opts.notify.retry } : {}),
       ...(opts.notify?.concurrency ? { concurrency: opts.notify.concurrency } : {}),
       ...(opts.notify?.sendTimeoutMs ? { sendTimeoutMs: opts.notify.sendTimeoutMs } : {}),
+      ...(opts.notify?.leaseMs ? { leaseMs: opts.notify.leaseMs } : {}),
       // A restart of this instance takes back at once the sends its earlier run left unfinished.
       instance,
       onUpdate: (n) => this.bus.emit('notification', n),

@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { DEFAULT_ACCOUNT, type Repo, type StoredEvent } from './db/repo.js';
+import { isTransientConflict } from './db/sql.js';
 import type { ProvisioningServer } from './server.js';
 import type { Pusher } from './pusher.js';
 import type { Notifier } from './notify/notifier.js';
@@ -48,9 +49,12 @@ export interface PhoneIntakeDeps {
   refreshLocationsOnConnect?: boolean;
 }
 
+/** A batch lost to a lock conflict with another instance is written again, this many times at most. */
+const CONFLICT_RETRIES = 5;
+
 export class PhoneIntake {
   private readonly refreshed = new Set<string>();
-  private writes: (() => Promise<unknown>)[] = [];
+  private writes: { deviceId: string; write: () => Promise<unknown> }[] = [];
   /** The flush under way (settled: writeQueued never rejects). */
   private flushing: Promise<void> = Promise.resolve();
 
@@ -61,8 +65,8 @@ export class PhoneIntake {
    * push or a broker restart): they are written in one transaction per turn of
    * the event loop rather than one each.
    */
-  private later(write: () => Promise<unknown>): void {
-    this.writes.push(write);
+  private later(deviceId: string, write: () => Promise<unknown>): void {
+    this.writes.push({ deviceId, write });
     if (this.writes.length === 1) setImmediate(() => void this.flush());
   }
 
@@ -78,15 +82,30 @@ export class PhoneIntake {
   }
 
   private async writeQueued(): Promise<void> {
-    const writes = this.writes;
+    // By device id (a stable sort: one phone's reports keep their order): every instance's batch
+    // locks device rows in the same order, so two instances' batches do not deadlock on
+    // PostgreSQL. A conflict with another statement (the silence sweep) is retried: the batch
+    // was rolled back whole, and losing it would lose a phone's applied version until it reports again.
+    const writes = this.writes.sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
     if (writes.length === 0) return;
     this.writes = [];
-    try {
-      await this.deps.repo.transaction(async () => {
-        for (const w of writes) await w();
-      });
-    } catch (err) {
-      this.deps.log.error({ err, writes: writes.length }, 'could not record phone reports');
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.deps.repo.transaction(async () => {
+          for (const w of writes) await w.write();
+        });
+        return;
+      } catch (err) {
+        if (isTransientConflict(err) && attempt <= CONFLICT_RETRIES) {
+          this.deps.log.warn(
+            { err: (err as Error).message, writes: writes.length, attempt },
+            'phone reports lost a lock conflict: writing them again',
+          );
+          continue;
+        }
+        this.deps.log.error({ err, writes: writes.length }, 'could not record phone reports');
+        return;
+      }
     }
   }
 
@@ -105,7 +124,9 @@ export class PhoneIntake {
     // Stored (with its notifications) before the broker's PUBACK and the phone's ack: a throw leaves it unacknowledged.
     link.setEventHandler((e) => this.handleEvent(e));
     link.on('status', (deviceId, s) => {
-      this.later(() => this.inPhoneAccount(deviceId, () => repo.setDeviceStatus(deviceId, s.state === 'online', s.agentVersion ?? null)));
+      this.later(deviceId, () =>
+        this.inPhoneAccount(deviceId, () => repo.setDeviceStatus(deviceId, s.state === 'online', s.agentVersion ?? null)),
+      );
       this.emitFor(deviceId, () => bus.emit('phone', { deviceId, change: 'status' }));
       if (s.state === 'online' && this.deps.refreshLocationsOnConnect && !this.refreshed.has(deviceId)) {
         this.refreshed.add(deviceId);
@@ -113,9 +134,9 @@ export class PhoneIntake {
       }
     });
     link.on('address-state', (deviceId, s) => {
-      this.later(() =>
+      this.later(deviceId, () =>
         this.inPhoneAccount(deviceId, async () => {
-          await repo.setDeviceApplied(deviceId, s.version, s.hash, s.appliedAt);
+          await repo.setDeviceApplied(deviceId, s.version, s.hash, s.appliedAt, s.floor?.address ?? 0);
           await repo.touchDevice(deviceId);
         }),
       );
@@ -125,7 +146,7 @@ export class PhoneIntake {
       this.emitFor(deviceId, () => bus.emit('phone', { deviceId, change: 'applied' }));
     });
     link.on('location', (deviceId, report) => {
-      this.later(() =>
+      this.later(deviceId, () =>
         this.inPhoneAccount(deviceId, async () => {
           await repo.setDeviceLocationReport(deviceId, report);
           await repo.touchDevice(deviceId);
@@ -153,7 +174,7 @@ export class PhoneIntake {
     const { repo, log } = this.deps;
     await repo.ensureDevice(e.deviceId);
     // Any message counts as a sign of life for the last-seen sweep (ServerApp.sweepSilent).
-    this.later(() => this.inPhoneAccount(e.deviceId, () => repo.touchDevice(e.deviceId)));
+    this.later(e.deviceId, () => this.inPhoneAccount(e.deviceId, () => repo.touchDevice(e.deviceId)));
     const device = (await repo.device(e.deviceId))!;
     const user = device.userId !== null ? await repo.user(device.userId) : null;
     const stored: Omit<StoredEvent, 'receivedAt'> = {

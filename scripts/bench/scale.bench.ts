@@ -13,7 +13,9 @@
 // Knobs: BENCH_SCALE_PHONES (100000), BENCH_SCALE_WORKERS (one per 15,000 phones, at least 2), BENCH_SCALE_INSTANCES ("1,2,3"),
 // BENCH_SCALE_ROUNDS (3), BENCH_SCALE_EVENT_RATE (20 per s), BENCH_SCALE_EVENT_SECONDS (15),
 // BENCH_SCALE_EMBEDDED (1; 0 skips the baseline), BENCH_SCALE_VERIFY_EVERY (100),
-// BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" for the instances' profiles).
+// BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" for the instances' profiles),
+// BENCH_SCALE_STORE ("sqlite"; "postgres" or "sqlite,postgres": the Mosquitto set-up's instances on a
+// throwaway PostgreSQL cluster, durable as deployed, with fresh phones for each store).
 // Over 400 lines: setup, two broker set-ups and the three measured phases with their CPU figures.
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,7 +27,10 @@ import { freePort } from '../../test/helpers/ports.js';
 import { stopProcess } from '../../test/helpers/process.js';
 import { startSmtpSink, type SmtpSink } from '../../test/helpers/smtp-sink.js';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { Repo } from '../../provisioning/server/db/repo.js';
+import { openSql } from '../../provisioning/server/db/store.js';
+import { startPostgres, type PgCluster } from '../../test/helpers/postgres.js';
 import { SERVER_DB_FILE } from '../../provisioning/server/db/open.js';
 import { loadOrCreateServerCredentials, renderBrokerConfig } from '../../provisioning/server/app.js';
 import { hashPassword } from '../../provisioning/server/broker-auth.js';
@@ -58,6 +63,8 @@ const EVENT_RATE = Number(env.BENCH_SCALE_EVENT_RATE ?? 20);
 const EVENT_SECONDS = Number(env.BENCH_SCALE_EVENT_SECONDS ?? 15);
 const EMBEDDED = env.BENCH_SCALE_EMBEDDED !== '0';
 const VERIFY_EVERY = Number(env.BENCH_SCALE_VERIFY_EVERY ?? 100);
+const STORES = (env.BENCH_SCALE_STORE ?? 'sqlite').split(',').map((x) => x.trim());
+for (const st of STORES) if (st !== 'sqlite' && st !== 'postgres') throw new Error(`BENCH_SCALE_STORE: unknown store ${st}`);
 const EVENT_PHONES = 10;
 const EMAILS_PER_EVENT = 2; // the event phone's user and the location's admin
 const SERVER_MAIN = path.resolve(here, '../../provisioning/server/main.js');
@@ -111,13 +118,40 @@ const HQ = {
   adminEmails: ['security@example.com'],
 };
 
-/** The account: one location, PHONES users with a phone each, plus the event phones, each its own broker login. */
-async function seed(dataDir: string, smtpPort: number, pwSeed: string): Promise<{ token: string; confDir: string; publicKey: string }> {
-  const t0 = performance.now();
+/**
+ * The account: one location, PHONES users with a phone each, plus the event phones, each its own
+ * broker login; in SQLite (the data folder) and, given its URL, in PostgreSQL too.
+ */
+async function seed(
+  dataDir: string,
+  smtpPort: number,
+  pwSeed: string,
+  pgUrl: string | null,
+): Promise<{ token: string; confDir: string; publicKey: string }> {
   const { pair } = loadOrCreateKeyPair(path.join(dataDir, 'signing-key.json'));
-  const repo = new Repo({ dataDir });
-  for (const n of [1, 2, 3]) await loadOrCreateServerCredentials(dataDir, `s${n}`, repo);
   const token = 'e911_scale_bench_token';
+  if (pgUrl) {
+    const t0 = performance.now();
+    const repo = new Repo(openSql({ dataDir, store: pgUrl }));
+    await seedRepo(repo, dataDir, smtpPort, pwSeed, token);
+    await repo.close();
+    say(`setup (PostgreSQL): ${PHONES} + ${EVENT_PHONES} users, phones and broker logins in ${(ms(t0) / 1000).toFixed(1)} s`);
+  }
+  const t0 = performance.now();
+  const repo = new Repo({ dataDir });
+  await seedRepo(repo, dataDir, smtpPort, pwSeed, token);
+  const confDir = path.join(dataDir, '..', 'mosquitto');
+  mkdirSync(confDir);
+  const files = await renderBrokerConfig(repo, confDir);
+  await repo.close();
+  writeFileSync(path.join(confDir, 'passwd'), files.passwd, { mode: 0o600 });
+  writeFileSync(path.join(confDir, 'acl'), files.acl);
+  say(`setup: ${PHONES} + ${EVENT_PHONES} users, phones and broker logins in ${(ms(t0) / 1000).toFixed(1)} s`);
+  return { token, confDir, publicKey: pair.publicKey };
+}
+
+async function seedRepo(repo: Repo, dataDir: string, smtpPort: number, pwSeed: string, token: string): Promise<void> {
+  for (const n of [1, 2, 3]) await loadOrCreateServerCredentials(dataDir, `s${n}`, repo);
   await repo.transaction(async () => {
     await repo.updateAccount({ name: 'Bench Corp', contactEmail: 'it@example.com' });
     await repo.setNotificationSettings({
@@ -138,14 +172,50 @@ async function seed(dataDir: string, smtpPort: number, pwSeed: string): Promise<
     await repo.setE911(true);
     await repo.createToken('bench', token);
   });
-  const confDir = path.join(dataDir, '..', 'mosquitto');
-  mkdirSync(confDir);
-  const files = await renderBrokerConfig(repo, confDir);
-  await repo.close();
-  writeFileSync(path.join(confDir, 'passwd'), files.passwd, { mode: 0o600 });
-  writeFileSync(path.join(confDir, 'acl'), files.acl);
-  say(`setup: ${PHONES} + ${EVENT_PHONES} users, phones and broker logins in ${(ms(t0) / 1000).toFixed(1)} s`);
-  return { token, confDir, publicKey: pair.publicKey };
+}
+
+/** What the bench reads back from the store the server(s) write: how many phones' reports are still to come, the highest applied version. */
+interface Progress {
+  notApplied(): Promise<number>;
+  maxApplied(): Promise<number | null>;
+  close(): Promise<void>;
+}
+
+function sqliteProgress(dataDir: string): Progress {
+  // WAL: a reader never blocks the server(s).
+  const db = new Database(path.join(dataDir, SERVER_DB_FILE), { readonly: true });
+  // Per phone, not one version for all: instances that re-issue leave phones on different ones.
+  const notApplied = db
+    .prepare("SELECT count(*) FROM devices WHERE device_id LIKE 'sim-%' AND (applied_version IS NULL OR applied_version < addr_version)")
+    .pluck();
+  const maxApplied = db.prepare("SELECT max(applied_version) FROM devices WHERE device_id LIKE 'sim-%'").pluck();
+  return {
+    notApplied: async () => notApplied.get() as number,
+    maxApplied: async () => maxApplied.get() as number | null,
+    close: async () => {
+      db.close();
+    },
+  };
+}
+
+function pgProgress(url: string): Progress {
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  const one = async (sql: string) => (await pool.query(sql)).rows[0] as Record<string, unknown>;
+  return {
+    notApplied: async () =>
+      Number(
+        (
+          await one(
+            "SELECT count(*) AS n FROM devices WHERE device_id LIKE 'sim-%' AND (applied_version IS NULL OR applied_version < addr_version)",
+          )
+        ).n,
+      ),
+    maxApplied: async () => {
+      const v = (await one("SELECT max(applied_version) AS v FROM devices WHERE device_id LIKE 'sim-%'")).v;
+      return v === null || v === undefined ? null : Number(v);
+    },
+    close: () => pool.end(),
+  };
 }
 
 /** The phone workers: forked, each given a slice; resolves once all are connected. */
@@ -290,7 +360,7 @@ async function startServer(args: string[], httpPort: number): Promise<ChildProce
 /** Runs the push rounds and the steady 911 events against running server(s); phones connected. */
 async function measure(
   label: string,
-  ctx: { token: string; httpPort: number; dataDir: string; workers: Workers; eventPhones: SimPhone[]; sink: EventSink },
+  ctx: { token: string; httpPort: number; progress: Progress; workers: Workers; eventPhones: SimPhone[]; sink: EventSink },
   cpu: Record<string, number[]>,
 ): Promise<Omit<Figures, 'connectS' | 'label'>> {
   const api = async (method: string, p: string, body?: unknown) => {
@@ -304,13 +374,8 @@ async function measure(
   };
   const pushS: number[] = [];
   const lagS: number[] = [];
-  // The server(s) seeing every phone's report: read from the database (WAL: a reader never blocks them).
-  const db = new Database(path.join(ctx.dataDir, SERVER_DB_FILE), { readonly: true });
-  // Per phone, not one version for all: instances that re-issue leave phones on different ones.
-  const issuedNotApplied = db
-    .prepare("SELECT count(*) FROM devices WHERE device_id LIKE 'sim-%' AND (applied_version IS NULL OR applied_version < addr_version)")
-    .pluck();
-  const maxApplied = db.prepare("SELECT max(applied_version) FROM devices WHERE device_id LIKE 'sim-%'").pluck();
+  // The server(s) seeing every phone's report: read from the store they write.
+  const { progress } = ctx;
   const pushCpu = cpuMeter(cpu);
   for (let r = 0; r < ROUNDS; r++) {
     const mark = await ctx.workers.mark();
@@ -318,17 +383,16 @@ async function measure(
     const loc = (await api('PATCH', '/api/locations/1', { room: `${label}-${r}` })) as { version?: number };
     await ctx.workers.appliedSince(mark, 300_000);
     // The highest version any phone holds: with one instance, what this change issued to all.
-    const v = (maxApplied.get() as number | null) ?? loc.version ?? 0;
+    const v = (await progress.maxApplied()) ?? loc.version ?? 0;
     pushS.push(ms(t0) / 1000);
     // Not in the figure (the phones' view is), but the events must not queue behind these reports.
-    while ((issuedNotApplied.get() as number) > 0) await new Promise((r) => setTimeout(r, 100));
+    while ((await progress.notApplied()) > 0) await new Promise((r) => setTimeout(r, 100));
     lagS.push(ms(t0) / 1000 - pushS.at(-1)!);
     say(
       `  ${label}: round ${r + 1}: v${v} applied by all ${PHONES} phones in ${pushS.at(-1)!.toFixed(2)} s, ` +
         `all reports stored ${lagS.at(-1)!.toFixed(2)} s later`,
     );
   }
-  db.close();
   const pushCpuText = pushCpu.stop();
   say(`  ${label}: push ${pushCpuText}`);
 
@@ -443,25 +507,36 @@ async function main(): Promise<void> {
   let eventPhones: SimPhone[] = [];
   const sink = await startEventSink();
   const results: Figures[] = [];
+  let pgc: PgCluster | null = null;
   // Interrupted (Ctrl-C, a timeout): the broker and the servers go too; workers leave with their IPC channel.
   const interrupted = (sig: NodeJS.Signals) => {
     for (const c of children) c.kill('SIGTERM');
     spawnSync('pkill', ['-TERM', '-P', String(process.pid), '-x', 'mosquitto']);
+    // Synchronous inside (pg_ctl stop): done before the exit.
+    void pgc?.stop();
     rmSync(root, { recursive: true, force: true });
     process.exit(sig === 'SIGINT' ? 130 : 143);
   };
   process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
   try {
-    const { token, confDir, publicKey } = await seed(dataDir, sink.sink.port, pwSeed);
+    let pgUrl: string | null = null;
+    if (INSTANCES.length > 0 && STORES.includes('postgres')) {
+      pgc = await startPostgres({ durable: true });
+      pgUrl = await pgc.createDatabase();
+    }
+    const { token, confDir, publicKey } = await seed(dataDir, sink.sink.port, pwSeed, pgUrl);
 
-    // ---- Mosquitto, with 1, 2 and 3 instances; the phones stay connected across them.
-    if (INSTANCES.length > 0) {
+    // ---- Mosquitto, with 1, 2 and 3 instances; the phones stay connected across them. For each
+    // store, fresh phones: the second store has issued nothing, and the phones would hold the first's versions.
+    for (const store of INSTANCES.length > 0 ? STORES : []) {
+      const storeArgs = store === 'postgres' ? ['--store', pgUrl!] : [];
+      const progress = store === 'postgres' ? pgProgress(pgUrl!) : sqliteProgress(dataDir);
       broker = await startMosquitto({
         extraConfig: ['allow_anonymous false', `password_file ${confDir}/passwd`, `acl_file ${confDir}/acl`],
       });
       workers = new Workers();
       const connectMs = await workers.start(broker.port, 5, pwSeed, publicKey);
-      say(`mosquitto: ${PHONES} phones connected and subscribed in ${(connectMs / 1000).toFixed(1)} s over ${WORKERS} workers`);
+      say(`mosquitto (${store}): ${PHONES} phones connected and subscribed in ${(connectMs / 1000).toFixed(1)} s over ${WORKERS} workers`);
       eventPhones = await connectEventPhones(broker.port, 5, pwSeed, publicKey);
       const brokerPid = findChild('mosquitto');
       let first = true;
@@ -472,7 +547,19 @@ async function main(): Promise<void> {
         const servers: ChildProcess[] = [];
         for (const [k, port] of ports.entries()) {
           const s = await startServer(
-            ['--data', dataDir, '--broker', broker.url, '--mqtt-version', '5', '--share-group', 'e911-server', '--instance', `s${k + 1}`],
+            [
+              '--data',
+              dataDir,
+              ...storeArgs,
+              '--broker',
+              broker.url,
+              '--mqtt-version',
+              '5',
+              '--share-group',
+              'e911-server',
+              '--instance',
+              `s${k + 1}`,
+            ],
             port,
           );
           servers.push(s);
@@ -481,12 +568,12 @@ async function main(): Promise<void> {
         if (first) {
           // The first start pushes version 1 to every phone.
           await workers.appliedSince(mark, 600_000);
-          say(`mosquitto, 1 instance: initial provisioning (start to all ${PHONES} applied v1) ${(ms(t0) / 1000).toFixed(1)} s`);
+          say(`mosquitto (${store}), 1 instance: initial provisioning (start to all ${PHONES} applied v1) ${(ms(t0) / 1000).toFixed(1)} s`);
           first = false;
         }
         const cpu = { server: servers.map((s) => s.pid!), mosquitto: [brokerPid], phones: workers.procs.map((p) => p.pid!) };
-        const label = `${n}-instance${n > 1 ? 's' : ''}`;
-        const f = await measure(label, { token, httpPort: ports[0]!, dataDir, workers, eventPhones, sink }, cpu);
+        const label = `${store}-${n}-instance${n > 1 ? 's' : ''}`;
+        const f = await measure(label, { token, httpPort: ports[0]!, progress, workers, eventPhones, sink }, cpu);
         results.push({ label: `mosquitto, ${label}`, connectS: connectMs / 1000, ...f });
         for (const s of servers) await stopProcess(s, 10_000);
       }
@@ -495,6 +582,7 @@ async function main(): Promise<void> {
       workers = null;
       await broker.close();
       broker = null;
+      await progress.close();
     }
 
     // ---- The baseline: the embedded default (aedes in the server process, MQTT 3.1.1).
@@ -508,7 +596,9 @@ async function main(): Promise<void> {
       say(`embedded: ${PHONES} phones connected and subscribed in ${(cm / 1000).toFixed(1)} s over ${WORKERS} workers`);
       eventPhones = await connectEventPhones(mqttPort, 4, pwSeed, publicKey);
       const cpu = { server: [server.pid!], phones: workers.procs.map((p) => p.pid!) };
-      const f = await measure('embedded', { token, httpPort, dataDir, workers, eventPhones, sink }, cpu);
+      const progress = sqliteProgress(dataDir);
+      const f = await measure('embedded', { token, httpPort, progress, workers, eventPhones, sink }, cpu);
+      await progress.close();
       results.push({ label: 'embedded', connectS: cm / 1000, ...f });
     }
     summarize(results);
@@ -518,6 +608,7 @@ async function main(): Promise<void> {
     for (const c of children) await stopProcess(c, 10_000);
     await broker?.close();
     await sink.sink.close();
+    await pgc?.stop();
     rmSync(root, { recursive: true, force: true });
   }
 }
@@ -541,9 +632,9 @@ function summarize(results: Figures[]): void {
   );
   for (const r of results.filter((x) => x !== base)) {
     const k = r.label.replace('mosquitto, ', '');
-    if (r === results[0])
+    if (results.find((x) => x.label.split('-')[0] === r.label.split('-')[0]) === r)
       report(
-        `${PHONES} phones connected and subscribed`,
+        `${PHONES} phones connected and subscribed, ${k.split('-')[0]}`,
         r.connectS,
         's',
         b((x) => x.connectS),

@@ -23,6 +23,8 @@ export interface ClusterNode {
   kill(): Promise<void>;
   /** Starts it again with the same ports and store (after kill). */
   restart(): Promise<void>;
+  /** The tail of the engine's own log (stderr), for a failing test to show. */
+  logTail?(): string;
 }
 
 export interface BrokerCluster {
@@ -97,8 +99,8 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<B
       stderr = '';
       child = spawn(NATS_SERVER!, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
       child.stderr!.on('data', (d: Buffer) => {
-        // Only the tail matters when it fails to start.
-        stderr = (stderr + d.toString()).slice(-4000);
+        // Only the tail matters: why it failed to start, or what it did last.
+        stderr = (stderr + d.toString()).slice(-20_000);
       });
       await waitForPort(p.mqtt, timeout, () => stderr);
     };
@@ -108,6 +110,7 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<B
       mqttPort: p.mqtt,
       nativeUrl: `nats://127.0.0.1:${p.client}`,
       pid: () => (child && child.exitCode === null ? (child.pid ?? null) : null),
+      logTail: () => stderr,
       start,
       restart: async () => {
         await start();

@@ -3,7 +3,7 @@
 // migrated template (CREATE DATABASE ... TEMPLATE: a file copy, no migration per test).
 // PostgreSQL refuses to run as root, and tests run as root: the cluster runs as `nobody`
 // (setpriv), its data folder owned by it. Durability is off (fsync, synchronous_commit):
-// nothing here outlives the test file.
+// nothing here outlives the test file; the scale benchmark turns it on (durable).
 import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -39,7 +39,15 @@ export interface PgCluster {
   stop(): Promise<void>;
 }
 
-export async function startPostgres(): Promise<PgCluster> {
+export interface PgStartOptions {
+  /**
+   * Keep PostgreSQL's durability (fsync, synchronous commit, full-page writes) as a deployment
+   * would: for benchmarks, beside SQLite's synchronous=FULL. Tests leave it off.
+   */
+  durable?: boolean;
+}
+
+export async function startPostgres(opts: PgStartOptions = {}): Promise<PgCluster> {
   const bin = postgresBin();
   if (!bin) throw new Error(postgresMissing() ?? 'PostgreSQL not found');
   const root = mkdtempSync(path.join(os.tmpdir(), 'e911-pg-'));
@@ -70,7 +78,7 @@ export async function startPostgres(): Promise<PgCluster> {
       '-t',
       '30',
       '-o',
-      `-p ${port} -k ${sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`,
+      `-p ${port} -k ${sockets} -c listen_addresses=127.0.0.1${opts.durable ? '' : ' -c fsync=off -c synchronous_commit=off -c full_page_writes=off'} -c max_connections=200`,
       'start',
     ]);
   } catch (err) {

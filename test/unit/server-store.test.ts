@@ -146,6 +146,20 @@ describe.each(serverStores())('the server store on $name', (backend) => {
       expect(await repo.event('plain')).not.toBeNull();
     });
 
+    it("a phone's applied-address report older than the stored one is ignored; a reset phone's (its floor at the stored version) is kept", async () => {
+      const { repo } = await backend.store();
+      await repo.ensureDevice('p-order');
+      // Two instances took the phone's reports: the version it applied committed first, its "nothing yet" at connect after.
+      await repo.setDeviceApplied('p-order', 1, 'h1', '2026-01-01T00:00:00.000Z');
+      await repo.setDeviceApplied('p-order', 0, '', null);
+      expect(await repo.device('p-order')).toMatchObject({ appliedVersion: 1, appliedHash: 'h1' });
+      await repo.setDeviceApplied('p-order', 2, 'h2', '2026-01-01T00:00:01.000Z');
+      expect(await repo.device('p-order')).toMatchObject({ appliedVersion: 2, appliedHash: 'h2' });
+      // Its store was reset: it holds nothing, and its replay floor says it had version 2.
+      await repo.setDeviceApplied('p-order', 0, '', null, 2);
+      expect(await repo.device('p-order')).toMatchObject({ appliedVersion: 0, appliedHash: '' });
+    });
+
     it('two instances claiming at once take each notification once', async () => {
       const s = await backend.store();
       // Two pools on PostgreSQL, as two server instances have. One SQLite file is claimed

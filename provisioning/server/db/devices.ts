@@ -255,11 +255,17 @@ export class DeviceStore {
     );
   }
 
-  async setDeviceApplied(deviceId: string, version: number, hash: string, appliedAt: string | null): Promise<void> {
+  /**
+   * What the phone reports it holds. A report older than the stored one is ignored: with several
+   * instances, a phone's reports reach different instances and may commit out of order (its
+   * "nothing yet" at connect after the version it applied next). A phone whose store was reset
+   * reports less than it held, with its replay floor at least the stored version: that is kept.
+   */
+  async setDeviceApplied(deviceId: string, version: number, hash: string, appliedAt: string | null, floor = 0): Promise<void> {
     if (!(await this.deviceExists(deviceId))) await this.ensureDevice(deviceId);
     await this.s.run(
-      'UPDATE devices SET applied_version = ?, applied_hash = ?, applied_at = ? WHERE device_id = ? AND account_id = ? AND (applied_version IS DISTINCT FROM ? OR applied_hash IS DISTINCT FROM ?)',
-      [version, hash, appliedAt, deviceId, this.acct(), version, hash],
+      'UPDATE devices SET applied_version = ?, applied_hash = ?, applied_at = ? WHERE device_id = ? AND account_id = ? AND (applied_version IS DISTINCT FROM ? OR applied_hash IS DISTINCT FROM ?) AND (applied_version IS NULL OR applied_version <= ?)',
+      [version, hash, appliedAt, deviceId, this.acct(), version, hash, Math.max(version, floor)],
     );
   }
 

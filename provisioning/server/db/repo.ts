@@ -292,8 +292,8 @@ export class Repo {
   setDeviceStatus(deviceId: string, online: boolean, agentVersion: string | null): Promise<void> {
     return this.a.devices.setDeviceStatus(deviceId, online, agentVersion);
   }
-  setDeviceApplied(deviceId: string, version: number, hash: string, appliedAt: string | null): Promise<void> {
-    return this.a.devices.setDeviceApplied(deviceId, version, hash, appliedAt);
+  setDeviceApplied(deviceId: string, version: number, hash: string, appliedAt: string | null, floor = 0): Promise<void> {
+    return this.a.devices.setDeviceApplied(deviceId, version, hash, appliedAt, floor);
   }
   setDeviceLocationReport(deviceId: string, report: LocationPayload): Promise<void> {
     return this.a.devices.setDeviceLocationReport(deviceId, report);

@@ -53,6 +53,19 @@ export class StoreError extends E911Error {
   }
 }
 
+/**
+ * PostgreSQL gave up a transaction that lost a lock conflict with another (deadlock detected,
+ * 40P01; serialization failure, 40001): nothing was written, and the same transaction run again
+ * may succeed. Found through the error's causes (the driver's error carries the SQLSTATE).
+ */
+export function isTransientConflict(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === '40P01' || code === '40001') return true;
+  }
+  return false;
+}
+
 /** The elements of a JSON array parameter as a table with one column, `value` (text). */
 export function jsonArrayTable(d: Dialect, param: string): string {
   return d === 'postgres' ? `jsonb_array_elements_text(CAST(${param} AS jsonb))` : `json_each(${param})`;
