@@ -72,7 +72,8 @@ describe('e911-server command line', () => {
     expect(local.code).toBe(0);
     expect(cli('account', 'show', '--token', local.out.trim()).json()).toMatchObject({ id: 'initech' });
     expect(cli('token', 'list', '--account', 'initech').json()).toEqual([expect.objectContaining({ name: 'ops' })]);
-  });
+    // Eight CLI processes: seconds each on a loaded host.
+  }, 90_000);
 
   it('drives the admin API: account, location, user, credentials, bulk job, CSV', () => {
     expect(cli('account', 'set', '--name', 'Example Corp', '--contact-email', 'it@example.com').json()).toMatchObject({
