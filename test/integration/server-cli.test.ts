@@ -72,7 +72,8 @@ describe('e911-server command line', () => {
     expect(local.code).toBe(0);
     expect(cli('account', 'show', '--token', local.out.trim()).json()).toMatchObject({ id: 'initech' });
     expect(cli('token', 'list', '--account', 'initech').json()).toEqual([expect.objectContaining({ name: 'ops' })]);
-  }, 60_000);
+    // Eight CLI processes: seconds each on a loaded host.
+  }, 90_000);
 
   // Fifteen CLI processes one after another, each a whole node start: under a loaded CI
   // machine that took over the default 30 s (it is a behaviour test, not a timing one).
