@@ -334,4 +334,30 @@ describe.skipIf(gate.skip)('the location chosen on the phone, and where a 911 ca
     await acknowledgeNotice('100 Main St');
     await shows('LOCATION SET');
   });
+
+  it('no IP group matches the network: the prompt offers every location; the user scrolls them and picks one', async () => {
+    sim.press('ok'); // the last pick's result
+    await waitFor(() => !screen().includes('LOCATION SET'), 5000, why);
+    // HQ (assigned, with IP groups of its own) and the branch both leave the phone's IP out.
+    await srv.api.patch(`/api/locations/${hqId}`, { ipGroups: HQ.ipGroups });
+    await shows('No match: 2 to choose');
+    expect(screen()).toContain('Set: Example Corp');
+    expect(screen()).not.toContain('Soft1: accept'); // nothing to suggest
+    sim.press('ok');
+    await shows('1/2 ');
+    const first = screen();
+    sim.press('down');
+    await shows('2/2 ');
+    const second = screen();
+    // Every location of the account is offered, the assigned one tagged.
+    expect([first, second].join('\n')).toContain('Example Corp (set now)');
+    expect([first, second].join('\n')).toContain('Example Corp Toronto');
+    if (!second.includes('Example Corp Toronto')) {
+      sim.press('up');
+      await shows('1/2 Example Corp Toronto');
+    }
+    sim.press('ok');
+    await until(async () => (await userLocation()) === branchId, 10_000, 'the pick from the whole list was not made hers');
+    await until(async () => (await agentAddressCode()) === 'YYZ-1', 10_000, 'the branch address never reached the phone');
+  });
 });
