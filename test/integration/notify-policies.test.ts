@@ -83,7 +83,7 @@ describe('notification policies, end to end', () => {
   const hooksFor = (id: string) => hook.requests.filter((r) => (r.json as { eventId: string }).eventId === id);
 
   /** Publishes a call event as the phone; resolves once every notification row of it is settled. */
-  async function call(type: 'emergency-call' | 'test-call') {
+  async function call(type: 'emergency-call' | 'test-call', extra: Record<string, unknown> = {}) {
     const id = `pol-${type}-${++n}`;
     const smsBefore = sms.requests.length;
     const ev = {
@@ -99,6 +99,7 @@ describe('notification policies, end to end', () => {
         displayName: 'Alice Smith',
         addressMissing: false,
         language: 'es',
+        ...extra,
       },
     };
     await phone.publishAsync(topicFor('phone-1', 'events'), JSON.stringify(ev), { qos: 1 });
@@ -145,6 +146,29 @@ describe('notification policies, end to end', () => {
     expect(mail.text).toMatch(/^Account: +Example Corp PBX$/m);
     expect(mail.text).toMatch(/^Extension: +2101$/m);
     expect(mail.text).toMatch(/^Caller's language: +Spanish \(es\), sent to the PSAP$/m);
+    // Who dialed, by every name admins know them; the phone's own number went out.
+    expect(mail.text).toMatch(/^Directory name: +Alice Smith$/m);
+    expect(mail.text).toMatch(/^Caller ID: +\+14085550100 "Alice Smith"$/m);
+    expect(mail.text).not.toContain('Caller ID sent');
+  });
+
+  it('a call that carried another number than the phone\'s own says "Caller ID sent"; a Spanish site gets the notice in Spanish', async () => {
+    await setPolicy('all');
+    const elin = await call('emergency-call', { callback: '+14085550199' });
+    const mail = mailsFor(elin.id)[0]!;
+    expect(mail.text).toMatch(/^Caller ID sent: +\+14085550199, not the phone's own number \+14085550100/m);
+
+    const hq = (await srv.api.get<{ id: number; code: string }[]>('/api/locations')).find((l) => l.code === HQ.code);
+    await srv.api.patch(`/api/locations/${hq!.id}`, { language: 'es-US' });
+    try {
+      const es = await call('emergency-call');
+      const text = mailsFor(es.id)[0]!.text;
+      expect(text).toMatch(/^Extensión: +2101$/m);
+      expect(text).toMatch(/^Nombre en el directorio: +Alice Smith$/m);
+      expect(text).not.toMatch(/^Extension:/m);
+    } finally {
+      await srv.api.patch(`/api/locations/${hq!.id}`, { language: 'en-US' });
+    }
   });
 
   it('app only: the webhook, and nothing else', async () => {
