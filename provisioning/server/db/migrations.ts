@@ -27,6 +27,28 @@ const NOW: Readonly<Record<Dialect, string>> = {
 /** PostgreSQL names the CHECKs that later migrations drop; SQLite rebuilds the table instead. */
 const named = (d: Dialect, constraint: string): string => (d === 'postgres' ? `CONSTRAINT ${constraint} ` : '');
 
+/** The columns of a location from its name to created_at: in migration 1, and again in migration 10's rebuild. */
+const LOCATION_COLUMNS = `        name                TEXT NOT NULL,
+        country             TEXT NOT NULL,
+        house_number        TEXT NOT NULL,
+        house_number_suffix TEXT,
+        street              TEXT NOT NULL,
+        street2             TEXT,
+        city                TEXT NOT NULL,
+        state               TEXT NOT NULL,
+        postal_code         TEXT NOT NULL,
+        plus4               TEXT,
+        building            TEXT,
+        floor               TEXT,
+        room                TEXT,
+        time_zone           TEXT NOT NULL,
+        ip_groups           TEXT NOT NULL DEFAULT '[]',
+        switch_ports        TEXT NOT NULL DEFAULT '[]',
+        admin_emails        TEXT NOT NULL DEFAULT '[]',
+        sms_numbers         TEXT NOT NULL DEFAULT '[]',
+        created_at          TEXT NOT NULL,
+`;
+
 function firstSchema(d: Dialect): string {
   return `
       CREATE TABLE account (
@@ -48,26 +70,7 @@ function firstSchema(d: Dialect): string {
       CREATE TABLE locations (
         id                  ${ID[d]},
         code                TEXT NOT NULL UNIQUE,
-        name                TEXT NOT NULL,
-        country             TEXT NOT NULL,
-        house_number        TEXT NOT NULL,
-        house_number_suffix TEXT,
-        street              TEXT NOT NULL,
-        street2             TEXT,
-        city                TEXT NOT NULL,
-        state               TEXT NOT NULL,
-        postal_code         TEXT NOT NULL,
-        plus4               TEXT,
-        building            TEXT,
-        floor               TEXT,
-        room                TEXT,
-        time_zone           TEXT NOT NULL,
-        ip_groups           TEXT NOT NULL DEFAULT '[]',
-        switch_ports        TEXT NOT NULL DEFAULT '[]',
-        admin_emails        TEXT NOT NULL DEFAULT '[]',
-        sms_numbers         TEXT NOT NULL DEFAULT '[]',
-        created_at          TEXT NOT NULL,
-        updated_at          TEXT NOT NULL
+${LOCATION_COLUMNS}        updated_at          TEXT NOT NULL
       );
 
       CREATE TABLE users (
@@ -385,26 +388,7 @@ export const SERVER_SCHEMA: readonly ServerMigration[] = [
       CREATE TABLE locations_new (
         id                  INTEGER PRIMARY KEY AUTOINCREMENT,
         code                TEXT NOT NULL,
-        name                TEXT NOT NULL,
-        country             TEXT NOT NULL,
-        house_number        TEXT NOT NULL,
-        house_number_suffix TEXT,
-        street              TEXT NOT NULL,
-        street2             TEXT,
-        city                TEXT NOT NULL,
-        state               TEXT NOT NULL,
-        postal_code         TEXT NOT NULL,
-        plus4               TEXT,
-        building            TEXT,
-        floor               TEXT,
-        room                TEXT,
-        time_zone           TEXT NOT NULL,
-        ip_groups           TEXT NOT NULL DEFAULT '[]',
-        switch_ports        TEXT NOT NULL DEFAULT '[]',
-        admin_emails        TEXT NOT NULL DEFAULT '[]',
-        sms_numbers         TEXT NOT NULL DEFAULT '[]',
-        created_at          TEXT NOT NULL,
-        updated_at          TEXT NOT NULL,
+${LOCATION_COLUMNS}        updated_at          TEXT NOT NULL,
         call_numbers        TEXT NOT NULL DEFAULT '[]',
         language            TEXT NOT NULL DEFAULT 'en',
         account_id          TEXT NOT NULL DEFAULT 'default',
