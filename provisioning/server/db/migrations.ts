@@ -49,6 +49,25 @@ const LOCATION_COLUMNS = `        name                TEXT NOT NULL,
         created_at          TEXT NOT NULL,
 `;
 
+/** A phone's columns from its issued address to mismatch_at: in migration 1, and again in migration 10's rebuild. */
+const DEVICE_COLUMNS = `        addr_version       INTEGER NOT NULL DEFAULT 0,
+        addr_content_hash  TEXT,
+        addr_signed        TEXT,
+        addr_issued_at     TEXT,
+        applied_version    INTEGER,
+        applied_hash       TEXT,
+        applied_at         TEXT,
+        loc_version        INTEGER NOT NULL DEFAULT 0,
+        loc_content_hash   TEXT,
+        online             INTEGER NOT NULL DEFAULT 0,
+        last_seen          TEXT,
+        agent_version      TEXT,
+        last_location      TEXT,
+        last_location_at   TEXT,
+        mismatch           TEXT,
+        mismatch_at        TEXT,
+`;
+
 function firstSchema(d: Dialect): string {
   return `
       CREATE TABLE account (
@@ -95,23 +114,7 @@ ${LOCATION_COLUMNS}        updated_at          TEXT NOT NULL
         mqtt_hash          TEXT,
         mqtt_issued_at     TEXT,
         -- Last address document issued (signed envelope) and its version: monotonic per device.
-        addr_version       INTEGER NOT NULL DEFAULT 0,
-        addr_content_hash  TEXT,
-        addr_signed        TEXT,
-        addr_issued_at     TEXT,
-        applied_version    INTEGER,
-        applied_hash       TEXT,
-        applied_at         TEXT,
-        loc_version        INTEGER NOT NULL DEFAULT 0,
-        loc_content_hash   TEXT,
-        online             INTEGER NOT NULL DEFAULT 0,
-        last_seen          TEXT,
-        agent_version      TEXT,
-        last_location      TEXT,
-        last_location_at   TEXT,
-        mismatch           TEXT,
-        mismatch_at        TEXT,
-        created_at         TEXT NOT NULL
+${DEVICE_COLUMNS}        created_at         TEXT NOT NULL
       );
       CREATE INDEX devices_user ON devices (user_id);
 
@@ -417,23 +420,7 @@ ${LOCATION_COLUMNS}        updated_at          TEXT NOT NULL,
         label              TEXT,
         mqtt_hash          TEXT,
         mqtt_issued_at     TEXT,
-        addr_version       INTEGER NOT NULL DEFAULT 0,
-        addr_content_hash  TEXT,
-        addr_signed        TEXT,
-        addr_issued_at     TEXT,
-        applied_version    INTEGER,
-        applied_hash       TEXT,
-        applied_at         TEXT,
-        loc_version        INTEGER NOT NULL DEFAULT 0,
-        loc_content_hash   TEXT,
-        online             INTEGER NOT NULL DEFAULT 0,
-        last_seen          TEXT,
-        agent_version      TEXT,
-        last_location      TEXT,
-        last_location_at   TEXT,
-        mismatch           TEXT,
-        mismatch_at        TEXT,
-        created_at         TEXT NOT NULL,
+${DEVICE_COLUMNS}        created_at         TEXT NOT NULL,
         disagreement       TEXT,
         disagreement_at    TEXT,
         disagreement_boot  TEXT,
