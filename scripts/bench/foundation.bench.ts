@@ -21,6 +21,7 @@ import { controlRequest } from '../../agent/control/control-client.js';
 import type { EventPayload } from '../../provisioning/protocol/messages.js';
 import { report, samples, summary } from './stats.js';
 import { storeWrites } from '../../test/helpers/control.js';
+import { unitEnvironment, noDelay } from './agent-env.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const PUSHES = Number(process.env.BENCH_PUSHES ?? 500);
@@ -43,8 +44,6 @@ async function bareStop(): Promise<number> {
 }
 const WINDOW = 64;
 const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
-// The agent and server turn Nagle off; so do the baseline clients, for a fair comparison.
-const noDelay = (c: mqtt.MqttClient) => (c.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
 
 const broker = await startMosquitto();
 const keys = testKeys();
@@ -177,13 +176,7 @@ try {
   // --- start to ready, idle RSS and writes: the tsc output and, when built, the bundle the phone runs
   const entries: [string, string, NodeJS.ProcessEnv][] = [['dist (tsc output)', AGENT_MAIN, {}]];
   // As the phone's systemd unit runs it: the same environment (NODE_OPTIONS, MALLOC_ARENA_MAX).
-  const unitEnv = Object.fromEntries(
-    [
-      ...readFileSync(path.join(here, '../../../scripts/phone/e911-agent.service'), 'utf8').matchAll(
-        /^Environment="?([A-Z_]+)=([^"\n]*)"?$/gm,
-      ),
-    ].map((m) => [m[1]!, m[2]!]),
-  );
+  const unitEnv = unitEnvironment();
   if (existsSync(AGENT_BUNDLE)) {
     process.stdout.write(
       `bundle (as shipped): run with the unit's ${Object.entries(unitEnv)

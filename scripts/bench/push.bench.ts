@@ -7,7 +7,7 @@
 // per round and kind (100). BENCH_PUSH_CPU_PROF=DIR writes a CPU profile of this tree's
 // agent (0.1 ms sampling) there.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,7 @@ import { ProvisioningServer } from '../../provisioning/server/server.js';
 import { signDocument } from '../../provisioning/protocol/signing.js';
 import type { EventPayload } from '../../provisioning/protocol/messages.js';
 import { report, samples, summary } from './stats.js';
+import { unitEnvironment, noDelay } from './agent-env.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const ROUNDS = Number(process.env.BENCH_PUSH_ROUNDS ?? 4);
@@ -32,17 +33,10 @@ const gap = () => (GAP_MS > 0 ? new Promise((r) => setTimeout(r, GAP_MS)) : Prom
 const BASE = process.env.BENCH_BASE_BUNDLE ? path.resolve(process.env.BENCH_BASE_BUNDLE) : null;
 const PROF = process.env.BENCH_PUSH_CPU_PROF ? path.resolve(process.env.BENCH_PUSH_CPU_PROF) : null;
 const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
-const noDelay = (c: mqtt.MqttClient) => (c.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
 
 if (!existsSync(AGENT_BUNDLE)) throw new Error(`${AGENT_BUNDLE} is missing: run npm run build:arm`);
 if (BASE && !existsSync(BASE)) throw new Error(`BENCH_BASE_BUNDLE ${BASE} is missing`);
-const unitEnv = Object.fromEntries(
-  [
-    ...readFileSync(path.join(here, '../../../scripts/phone/e911-agent.service'), 'utf8').matchAll(
-      /^Environment="?([A-Z_]+)=([^"\n]*)"?$/gm,
-    ),
-  ].map((m) => [m[1]!, m[2]!]),
-);
+const unitEnv = unitEnvironment();
 
 const broker = await startMosquitto();
 const keys = testKeys();

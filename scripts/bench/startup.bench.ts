@@ -9,10 +9,9 @@
 // (an A/B in one run: the load moves both alike). lldpd itself is not run (it would
 // speak LLDP on the host's interfaces): lldpcli finds no daemon and is restarted.
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { startMosquitto } from '../../test/helpers/mosquitto.js';
 import { AGENT_BUNDLE, VOICE_ADDON, agentConfig, waitFor } from '../../test/helpers/agent.js';
@@ -22,8 +21,8 @@ import { freePort } from '../../test/helpers/ports.js';
 import { ProvisioningServer } from '../../provisioning/server/server.js';
 import { topicFor } from '../../provisioning/protocol/topics.js';
 import { report, samples, summary } from './stats.js';
+import { unitEnvironment } from './agent-env.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const STARTS = Number(process.env.BENCH_STARTS ?? 9);
 const BASE = process.env.BENCH_BASE_BUNDLE ? path.resolve(process.env.BENCH_BASE_BUNDLE) : null;
 const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
@@ -31,13 +30,7 @@ const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
 if (!existsSync(AGENT_BUNDLE)) throw new Error(`${AGENT_BUNDLE} is missing: run npm run build:arm`);
 if (BASE && !existsSync(BASE)) throw new Error(`BENCH_BASE_BUNDLE ${BASE} is missing`);
 // As the phone's systemd unit runs it.
-const unitEnv = Object.fromEntries(
-  [
-    ...readFileSync(path.join(here, '../../../scripts/phone/e911-agent.service'), 'utf8').matchAll(
-      /^Environment="?([A-Z_]+)=([^"\n]*)"?$/gm,
-    ),
-  ].map((m) => [m[1]!, m[2]!]),
-);
+const unitEnv = unitEnvironment();
 const env = { ...unitEnv, ...(existsSync(VOICE_ADDON) ? { E911_VOICE_ADDON: VOICE_ADDON } : {}) };
 
 const broker = await startMosquitto();
