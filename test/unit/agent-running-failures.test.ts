@@ -35,15 +35,20 @@ function tmp(): string {
   return d;
 }
 
+/** A started agent on a fresh folder, the memory voice stack and the server keys its pushes verify against. */
+async function startAgent() {
+  const keys = testKeys();
+  const voice = new MemoryVoiceStack();
+  const raw = unitAgentRaw(tmp(), keys.pair.publicKey);
+  const agent = new Agent({ config: parseConfig(raw), log: silentLog(), env: {}, host: hostPaths({}), voice });
+  agents.push(agent);
+  await agent.start();
+  return { agent, keys, voice };
+}
+
 describe('a part failing while running', () => {
   it('an address push whose store write fails is reported, tried again with backoff and applied; 911 works meanwhile', async () => {
-    const dir = tmp();
-    const keys = testKeys();
-    const raw = unitAgentRaw(dir, keys.pair.publicKey);
-    const voice = new MemoryVoiceStack();
-    const agent = new Agent({ config: parseConfig(raw), log: silentLog(), env: {}, host: hostPaths({}), voice });
-    agents.push(agent);
-    await agent.start();
+    const { agent, keys, voice } = await startAgent();
     const inner = agent as unknown as {
       parts: { store: Store; addressBook: { current(): { version: number } | null } };
       core: { emergency: EmergencyService };
@@ -72,13 +77,7 @@ describe('a part failing while running', () => {
   });
 
   it("an address push's display and location work, which follow the push's event, failing on the store: reported, the address applied, 911 works", async () => {
-    const dir = tmp();
-    const keys = testKeys();
-    const raw = unitAgentRaw(dir, keys.pair.publicKey);
-    const voice = new MemoryVoiceStack();
-    const agent = new Agent({ config: parseConfig(raw), log: silentLog(), env: {}, host: hostPaths({}), voice });
-    agents.push(agent);
-    await agent.start();
+    const { agent, keys, voice } = await startAgent();
     const inner = agent as unknown as {
       parts: { store: Store; addressBook: { current(): { version: number } | null }; location: { service: { addressChanged(): void } } };
       core: { emergency: EmergencyService };
