@@ -3,7 +3,7 @@
 // mqtt.js QoS 1 publish loop with the same window, in the same round.
 // BENCH_BASE_BUNDLE=FILE drains with another build's bundle as well, alternately in
 // each round (A/B in one run: the load moves both alike). BENCH_DRAIN_ROUNDS (3).
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
@@ -14,16 +14,14 @@ import { silentLog } from '../../test/helpers/log.js';
 import { Store } from '../../agent/store/store.js';
 import { eventFactory } from '../../agent/events/events.js';
 import { report, summary } from './stats.js';
-import { unitEnvironment, noDelay } from './agent-env.js';
+import { bundles, unitEnvironment, noDelay } from './agent-env.js';
 
 const DRAIN = Number(process.env.BENCH_DRAIN_EVENTS ?? 10_000);
 const ROUNDS = Number(process.env.BENCH_DRAIN_ROUNDS ?? 3);
-const BASE = process.env.BENCH_BASE_BUNDLE ? path.resolve(process.env.BENCH_BASE_BUNDLE) : null;
+const BASE = bundles().base;
 const WINDOW = 64;
 const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
 
-if (!existsSync(AGENT_BUNDLE)) throw new Error(`${AGENT_BUNDLE} is missing: run npm run build:arm`);
-if (BASE && !existsSync(BASE)) throw new Error(`BENCH_BASE_BUNDLE ${BASE} is missing`);
 const unitEnv = unitEnvironment();
 
 const broker = await startMosquitto();

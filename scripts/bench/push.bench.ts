@@ -7,7 +7,7 @@
 // per round and kind (100). BENCH_PUSH_CPU_PROF=DIR writes a CPU profile of this tree's
 // agent (0.1 ms sampling) there.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +20,7 @@ import { ProvisioningServer } from '../../provisioning/server/server.js';
 import { signDocument } from '../../provisioning/protocol/signing.js';
 import type { EventPayload } from '../../provisioning/protocol/messages.js';
 import { report, samples, summary } from './stats.js';
-import { unitEnvironment, noDelay } from './agent-env.js';
+import { bundles, unitEnvironment, noDelay } from './agent-env.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const ROUNDS = Number(process.env.BENCH_PUSH_ROUNDS ?? 4);
@@ -30,12 +30,10 @@ const WARM = 20;
 // server's acks); an administrator's pushes come seconds apart. BENCH_PUSH_GAP_MS spaces them.
 const GAP_MS = Number(process.env.BENCH_PUSH_GAP_MS ?? 0);
 const gap = () => (GAP_MS > 0 ? new Promise((r) => setTimeout(r, GAP_MS)) : Promise.resolve());
-const BASE = process.env.BENCH_BASE_BUNDLE ? path.resolve(process.env.BENCH_BASE_BUNDLE) : null;
+const BASE = bundles().base;
 const PROF = process.env.BENCH_PUSH_CPU_PROF ? path.resolve(process.env.BENCH_PUSH_CPU_PROF) : null;
 const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
 
-if (!existsSync(AGENT_BUNDLE)) throw new Error(`${AGENT_BUNDLE} is missing: run npm run build:arm`);
-if (BASE && !existsSync(BASE)) throw new Error(`BENCH_BASE_BUNDLE ${BASE} is missing`);
 const unitEnv = unitEnvironment();
 
 const broker = await startMosquitto();

@@ -21,14 +21,12 @@ import { freePort } from '../../test/helpers/ports.js';
 import { ProvisioningServer } from '../../provisioning/server/server.js';
 import { topicFor } from '../../provisioning/protocol/topics.js';
 import { report, samples, summary } from './stats.js';
-import { unitEnvironment } from './agent-env.js';
+import { bundles, unitEnvironment } from './agent-env.js';
 
 const STARTS = Number(process.env.BENCH_STARTS ?? 9);
-const BASE = process.env.BENCH_BASE_BUNDLE ? path.resolve(process.env.BENCH_BASE_BUNDLE) : null;
+const BASE = bundles().base;
 const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
 
-if (!existsSync(AGENT_BUNDLE)) throw new Error(`${AGENT_BUNDLE} is missing: run npm run build:arm`);
-if (BASE && !existsSync(BASE)) throw new Error(`BENCH_BASE_BUNDLE ${BASE} is missing`);
 // As the phone's systemd unit runs it.
 const unitEnv = unitEnvironment();
 const env = { ...unitEnv, ...(existsSync(VOICE_ADDON) ? { E911_VOICE_ADDON: VOICE_ADDON } : {}) };
