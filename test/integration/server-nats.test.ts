@@ -1,9 +1,10 @@
 // The server and the agent on a real three-node NATS cluster (its MQTT 3.1.1 listener), with
 // the authorization the server renders: per-phone permissions enforced against the same
-// attacks as the Mosquitto ACL (server-mosquitto.test.ts), two server instances sharing the
-// phones' reports through a NATS queue group, a phone marked offline after a silence (the
-// will is not published when a phone's node dies), and a real agent that loses its node,
-// reconnects to another and gets its 933 event stored.
+// attacks as the Mosquitto ACL (server-mosquitto.test.ts), made by a phone of another
+// customer account; two server instances sharing the phones' reports through a NATS queue
+// group, a phone marked offline after a silence (the will is not published when a phone's
+// node dies), and a real agent that loses its node, reconnects to another and gets its 933
+// event stored.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -32,6 +33,8 @@ async function until(cond: () => Promise<boolean> | boolean, ms = 10_000, why = 
 }
 
 const OFFLINE_AFTER_MS = 2000;
+
+const OTHER_ACCOUNT = 'globex';
 
 describe('provisioning server and agent on NATS, three nodes', () => {
   let dir: string;
@@ -102,10 +105,23 @@ describe('provisioning server and agent on NATS, three nodes', () => {
       displayName: 'Alice',
       locationId: hq.id,
       callback: '+14085550100',
-      deviceIds: ['phone-a', 'phone-b', 'phone-c'],
+      deviceIds: ['phone-a', 'phone-b'],
     });
-    for (const id of ['phone-a', 'phone-b', 'phone-c']) creds[id] = await service.issueCredentials('test', id);
+    for (const id of ['phone-a', 'phone-b']) creds[id] = await service.issueCredentials('test', id);
     await service.setE911('test', true);
+    // The intruder, phone-c, is another customer's phone on the same deployment.
+    expect(await a.repo.createAccount(OTHER_ACCOUNT, 'Globex')).toBe(true);
+    await a.repo.inAccount(OTHER_ACCOUNT, async () => {
+      const site = await service.createLocation('test', HQ);
+      await service.createUser('test', {
+        username: 'mallory',
+        displayName: 'Mallory',
+        locationId: site.id,
+        callback: '+14085550199',
+        deviceIds: ['phone-c'],
+      });
+      creds['phone-c'] = await service.issueCredentials('test', 'phone-c');
+    });
     expect((await renderAndReload(true)).skipped).toEqual([]);
     // The reload reaches every node before the servers log in.
     await until(
@@ -209,6 +225,10 @@ describe('provisioning server and agent on NATS, three nodes', () => {
       );
       await until(() => [...seen.a, ...seen.b].some((e) => e.id === 'own-1'), 10_000, 'own event not stored');
       expect(await a.repo.event('forged-1')).toBeNull();
+      expect(await a.repo.inAccount(OTHER_ACCOUNT, () => a.repo.event('forged-1'))).toBeNull();
+      // The intruder's own event is its account's, not the victims'.
+      expect(await a.repo.event('own-1')).toBeNull();
+      expect(await a.repo.inAccount(OTHER_ACCOUNT, () => a.repo.event('own-1'))).not.toBeNull();
       expect(snooped).toEqual([]);
       expect(victimGot.filter((t) => t === topicFor('phone-b', 'address/set'))).toHaveLength(1);
     } finally {

@@ -5,6 +5,8 @@
 // phone or as the server, to read other phones' topics or every phone's events, to join the
 // server's shared subscription, and to plant a will on another phone's status. Each is refused:
 // the victim stays connected, the server records nothing forged and the attacker reads nothing.
+// The attacker's phone belongs to another customer account than its victims (one deployment
+// serves many): an account's phones reach no other account's topics or records.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -37,26 +39,34 @@ interface Rig {
   stop(): Promise<void>;
 }
 
-const PHONES = ['phone-a', 'phone-b', 'phone-m'];
+/** The victims' account (the default one) and the attacker's, another customer on the same deployment. */
+const ACCOUNTS = { default: ['phone-a', 'phone-b'], globex: ['phone-m'] } as const;
+const ATTACKER_ACCOUNT = 'globex';
 
 async function provision(app: ServerApp): Promise<Record<string, { username: string; password: string }>> {
-  const { service } = app;
-  await service.updateAccount('test', { name: 'Example Corp', contactEmail: 'it@example.com' });
-  // No notice is sent in this suite (the phones' own events are diagnostics): a relay nobody runs will do.
-  await service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: 9, security: 'none', from: 'e911@example.com' } });
-  const hq = await service.createLocation('test', HQ);
-  for (const [i, id] of PHONES.entries()) {
-    await service.createUser('test', {
-      username: `u${i}`,
-      displayName: `User${i}`,
-      locationId: hq.id,
-      callback: `+1408555010${i}`,
-      deviceIds: [id],
+  const { service, repo } = app;
+  expect(await repo.createAccount(ATTACKER_ACCOUNT, 'Globex')).toBe(true);
+  const creds: Record<string, { username: string; password: string }> = {};
+  let n = 0;
+  for (const [account, phones] of Object.entries(ACCOUNTS)) {
+    await repo.inAccount(account, async () => {
+      await service.updateAccount('test', { name: `${account} corp`, contactEmail: `it@${account}.example.com` });
+      // No notice is sent in this suite (the phones' own events are diagnostics): a relay nobody runs will do.
+      await service.setNotificationSettings('test', { smtp: { host: '127.0.0.1', port: 9, security: 'none', from: 'e911@example.com' } });
+      const hq = await service.createLocation('test', HQ);
+      for (const id of phones) {
+        await service.createUser('test', {
+          username: `u${n}`,
+          displayName: `User${n}`,
+          locationId: hq.id,
+          callback: `+1408555010${n++}`,
+          deviceIds: [id],
+        });
+        creds[id] = await service.issueCredentials('test', id);
+      }
+      await service.setE911('test', true);
     });
   }
-  const creds: Record<string, { username: string; password: string }> = {};
-  for (const id of PHONES) creds[id] = await service.issueCredentials('test', id);
-  await service.setE911('test', true);
   return creds;
 }
 
@@ -155,6 +165,7 @@ describe.each([
   const victimGot: string[] = [];
   const login = (id: string, o: IClientOptions = {}) =>
     tryConnect(rig.url, { protocolVersion: rig.v, clientId: id, username: id, password: rig.creds[id]!.password, ...o });
+  const inAttackerAccount = <T>(fn: () => Promise<T>) => rig.app.repo.inAccount(ATTACKER_ACCOUNT, fn);
   const attacker = async (o: IClientOptions = {}) => {
     const c = await login('phone-m', o);
     if (typeof c === 'string') throw new Error(`the attacker's own login failed: ${c}`);
@@ -213,6 +224,7 @@ describe.each([
     await victim.publishAsync(topicFor('phone-a', 'events'), event('after-takeover', 'phone-a', 'diagnostics'), { qos: 1 });
     await until(async () => (await rig.app.repo.event('after-takeover')) !== null, 10_000, "the server lost phone-a's event");
     expect(await rig.app.repo.event('takeover-phone-a')).toBeNull();
+    expect(await inAttackerAccount(() => rig.app.repo.event('takeover-phone-a'))).toBeNull();
   });
 
   it.skipIf(skip)('cannot log in as the server or with a reserved device id', async () => {
@@ -250,11 +262,14 @@ describe.each([
     await victimRoundTrip();
     expect(victimGot.every((t) => t === topicFor('phone-a', 'address/set'))).toBe(true);
     expect(await rig.app.repo.event('forged-event')).toBeNull();
+    expect(await inAttackerAccount(() => rig.app.repo.event('forged-event'))).toBeNull();
     expect((await rig.app.repo.device('phone-a'))?.online).toBe(true);
     // The attacker's own topics still work: the refusals are about whose topics, not about it.
     const c = await attacker();
     expect(await attemptPublish(c, topicFor('phone-m', 'events'), event('own-event', 'phone-m', 'diagnostics'))).toBe('accepted');
-    await until(async () => (await rig.app.repo.event('own-event')) !== null);
+    // Stored in the attacker's own account, and not visible in the victims'.
+    await until(async () => (await inAttackerAccount(() => rig.app.repo.event('own-event'))) !== null);
+    expect(await rig.app.repo.event('own-event')).toBeNull();
     c.end(true);
   });
 
@@ -295,7 +310,7 @@ describe.each([
     await victimRoundTrip();
     // The attacker's own push, published after all that, arrives on the same connection.
     await c.subscribeAsync(topicFor('phone-m', 'address/set'), { qos: 1 });
-    await rig.app.service.repush('test', 'phone-m');
+    await inAttackerAccount(() => rig.app.service.repush('test', 'phone-m'));
     await until(() => got.includes(topicFor('phone-m', 'address/set')), 10_000, 'phone-m got no push of its own');
     expect(got.filter((t) => !t.startsWith('e911/v1/phone-m/'))).toEqual([]);
     c.end(true);
