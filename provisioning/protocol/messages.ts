@@ -181,20 +181,41 @@ export type PayloadOf<K extends TopicKind> = z.infer<(typeof PAYLOADS)[K]>;
 export type RejectCode = 'too-large' | 'invalid-json' | 'not-an-object' | 'unknown-version' | 'invalid';
 export type Decoded<T> = { ok: true; value: T } | { ok: false; code: RejectCode; reason: string };
 
+/**
+ * Whether any object in the JSON has a member named `__proto__`. JSON.parse keeps it as an
+ * own member, but copying the object (as zod's records do) assigns it, which sets the
+ * copy's prototype instead: the member vanishes and its contents answer property reads
+ * (`data.numberDialed`) though no schema checked them. So the protocol forbids the name.
+ * Only text that spells it, or has a \u escape that could, is parsed a second time.
+ */
+function hasProtoMember(text: string): boolean {
+  if (!text.includes('__proto__') && !text.includes('\\u')) return false;
+  let found = false;
+  JSON.parse(text, (key, value: unknown) => {
+    if (key === '__proto__') found = true;
+    return value;
+  });
+  return found;
+}
+
 export function decodePayload<K extends TopicKind>(kind: K, payload: Buffer | string): Decoded<PayloadOf<K>> {
   const size = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
   const max = kind === 'locations/set' ? MAX_LOCATIONS_PAYLOAD_BYTES : MAX_PAYLOAD_BYTES;
   if (size > max) {
     return { ok: false, code: 'too-large', reason: `payload of ${size} bytes exceeds ${max}` };
   }
+  const text = typeof payload === 'string' ? payload : payload.toString('utf8');
   let parsed: unknown;
   try {
-    parsed = JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'));
+    parsed = JSON.parse(text);
   } catch (err) {
     return { ok: false, code: 'invalid-json', reason: `invalid JSON: ${(err as Error).message}` };
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     return { ok: false, code: 'not-an-object', reason: 'payload must be a JSON object' };
+  }
+  if (hasProtoMember(text)) {
+    return { ok: false, code: 'invalid', reason: `invalid ${kind} payload: a member named __proto__ is not allowed` };
   }
   const v = (parsed as { v?: unknown }).v;
   if (v !== PROTOCOL_VERSION) {

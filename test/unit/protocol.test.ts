@@ -243,6 +243,10 @@ function oracle(kind: TopicKind, p: Record<string, unknown>): string | null {
       nullOr(o.disagreement, record)
     );
   };
+  // Copying an object assigns a __proto__ member, which sets the copy's prototype: forbidden anywhere.
+  const protoMember = (v: unknown): boolean =>
+    typeof v === 'object' && v !== null && (Object.hasOwn(v, '__proto__') || Object.values(v).some(protoMember));
+  if (protoMember(p)) return 'a member named __proto__';
   if (p.v !== 1) return 'v is not 1';
   switch (kind) {
     case 'status':
@@ -325,6 +329,39 @@ function oracle(kind: TopicKind, p: Record<string, unknown>): string | null {
       return `no oracle for ${kind}`;
   }
 }
+
+describe('a member named __proto__', () => {
+  // Found by the oracle's property test (rarely: fast-check's keys seldom spell it): zod's
+  // records copied {"__proto__": {...}} into the copy's prototype, dropping the member and
+  // letting its contents answer reads such as data.numberDialed.
+  const event = (data: string) =>
+    `{"v":1,"id":"e-1","type":"emergency-call","deviceId":"phone-1","ts":"2026-11-22T07:00:00.000Z","data":${data}}`;
+  it('is refused at any depth, however it is spelled, from a string or bytes', () => {
+    const payloads: [TopicKind, string][] = [
+      ['events', event('{"__proto__":{"numberDialed":"911"}}')],
+      ['events', event('{"a":[{"b":{"__proto__":1}}]}')],
+      ['events', event('{"\\u005f_proto__":{"numberDialed":"911"}}')],
+      ['config/set', '{"v":1,"settings":{"__proto__":"b"}}'],
+      ['cmd', '{"v":1,"correlationId":"c-1","args":{"__proto__":{"a":1}}}'],
+      ['response', '{"v":1,"correlationId":"c-1","ok":true,"result":{"__proto__":[1]}}'],
+      ['status', '{"v":1,"state":"online","deviceId":"phone-1","__proto__":{"state":"offline"}}'],
+    ];
+    for (const [kind, payload] of payloads) {
+      for (const p of [payload, Buffer.from(payload)]) {
+        const r = decodePayload(kind, p);
+        expect(r, payload).toMatchObject({ ok: false, code: 'invalid' });
+        expect(r.ok ? '' : r.reason).toMatch(/__proto__/);
+      }
+    }
+  });
+  it('leaves alone a payload that only mentions it in a value, or has other \\u escapes', () => {
+    for (const data of ['{"note":"__proto__"}', '{"note":"\\u0041"}', '{"\\u0041":1}']) {
+      const r = decodePayload('events', event(data));
+      expect(r.ok, data).toBe(true);
+      expect(r.ok && r.value.data).toEqual(JSON.parse(data));
+    }
+  });
+});
 
 describe('payload decoding against an independent oracle', () => {
   it('every accepted payload is valid by the protocol, exactly as sent; near-valid ones are accepted and rejected alike', () => {
