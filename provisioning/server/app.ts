@@ -510,6 +510,13 @@ export class ServerApp {
         });
         return { token };
       },
+      show: async (actor, sessionId, ownAccountId, accountId) => {
+        if (!(await repo.accountExists(accountId))) throw new NotFoundError(`account ${accountId}`);
+        await repo.showAccount(sessionId, accountId === ownAccountId ? null : accountId);
+        // In the account shown: its admins can see that the provider looked in.
+        await repo.inAccount(accountId, () => repo.audit(actor, 'session.show-account', 'account', accountId, {}));
+        return summary(accountId);
+      },
     };
   }
 

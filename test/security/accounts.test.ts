@@ -91,6 +91,7 @@ const ROUTES: Record<string, Case> = {
   'GET /api/accounts': { expect: 'refused' },
   'POST /api/accounts': { expect: 'refused', body: () => ({ id: 'initech', name: 'Initech' }) },
   'POST /api/accounts/:id/tokens': { expect: 'refused', body: () => ({ name: 'stolen' }) },
+  'PUT /api/session/account': { expect: 'refused', body: () => ({ id: 'acme' }) },
 };
 
 /** An upload that gives one user one email: the download's columns. */
@@ -272,6 +273,58 @@ describe.each(serverStores())('customer accounts on $name: no route reaches anot
       expect(sg.text()).not.toContain('"entity":"location"');
       await sa.close();
       await sg.close();
+    });
+
+    it("a provider's portal session shows the account it picks; an account's admin and a Bearer token cannot pick", async () => {
+      const base = srv.app.httpUrl;
+      const login = async (token: string) => {
+        const res = await fetch(`${base}/api/session`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ token }),
+        });
+        expect(res.status).toBe(200);
+        return res.headers.get('set-cookie')!.split(';')[0]!;
+      };
+      const session = (cookie: string) => async (method: string, url: string, body?: unknown) => {
+        const res = await fetch(`${base}${url}`, {
+          method,
+          headers: { cookie, origin: base, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        });
+        return { status: res.status, text: await res.text() };
+      };
+      const accountOf = async (as: ReturnType<typeof session>) => (JSON.parse((await as('GET', '/api/account')).text) as { id: string }).id;
+      const provider = session(await login(srv.token));
+      const sameTokenElsewhere = session(await login(srv.token));
+      expect(await accountOf(provider)).toBe('default');
+
+      const picked = await provider('PUT', '/api/session/account', { id: 'acme' });
+      expect(picked.status, picked.text).toBe(200);
+      expect(JSON.parse(picked.text)).toMatchObject({ id: 'acme', name: 'Acme Corp' });
+      expect(await accountOf(provider)).toBe('acme');
+      expect((await provider('GET', '/api/locations')).text).toContain('ACME-HQ');
+      // Per session: the token's other session still shows its own account.
+      expect(await accountOf(sameTokenElsewhere)).toBe('default');
+      expect((await sameTokenElsewhere('GET', '/api/locations')).text).not.toContain('ACME-HQ');
+      // The account's admins can see that the provider looked in.
+      expect(JSON.stringify(await acme.get('/api/audit'))).toContain('session.show-account');
+      expect((await provider('PUT', '/api/session/account', { id: 'initech' })).status).toBe(404);
+      expect((await provider('PUT', '/api/session/account', { id: 'Not An Id' })).status).toBe(400);
+      expect((await provider('PUT', '/api/session/account', { id: 'default' })).status).toBe(200);
+      expect(await accountOf(provider)).toBe('default');
+
+      // An account's admin may not pick (403) and stays in its own account, even with the
+      // session's row naming another account behind the API's back.
+      const acmeToken = (await srv.api.post<{ token: string }>('/api/accounts/acme/tokens', { name: 'portal' })).token;
+      const acmeCookie = await login(acmeToken);
+      const acmeSession = session(acmeCookie);
+      expect((await acmeSession('PUT', '/api/session/account', { id: 'globex' })).status).toBe(403);
+      expect(await srv.app.repo.showAccount(acmeCookie.split('=')[1]!, 'globex')).toBe(true);
+      expect(await accountOf(acmeSession)).toBe('acme');
+      expect((await acmeSession('GET', '/api/locations')).text).toContain('ACME-HQ');
+      // A Bearer token has no session to change: 400, and its account is its own.
+      expect((await srv.api.call('PUT', '/api/session/account', { id: 'acme' })).status).toBe(400);
     });
 
     it('two accounts may use the same location code and user name; one account may not twice', async () => {

@@ -465,6 +465,15 @@ ${DEVICE_COLUMNS}        created_at         TEXT NOT NULL,
     `,
     },
   },
+  {
+    version: 11,
+    name: "a provider's portal session shows the account it chose",
+    sql: `
+      -- Null: the session shows its token's account. Only a provider token's session may set it
+      -- (checked when the session is used, not only when it is set).
+      ALTER TABLE admin_sessions ADD COLUMN account_id TEXT;
+    `,
+  },
 ];
 
 /** Migration 10's steps that are the same SQL on both stores. */

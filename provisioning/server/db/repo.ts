@@ -435,6 +435,9 @@ export class Repo {
   useSession(id: string, idleMs: number): Promise<TokenIdentity | null> {
     return this.a.tokens.useSession(id, idleMs);
   }
+  showAccount(sessionId: string, accountId: string | null): Promise<boolean> {
+    return this.a.tokens.showAccount(sessionId, accountId);
+  }
   revokeSession(id: string): Promise<boolean> {
     return this.a.tokens.revokeSession(id);
   }

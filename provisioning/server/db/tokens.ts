@@ -9,7 +9,16 @@ export function tokenHash(token: string): string {
 }
 
 function identity(r: Row): TokenIdentity {
-  return { id: r.id as number, name: r.name as string, accountId: r.account_id as string, provider: r.provider === 1 };
+  const provider = r.provider === 1;
+  // A session's chosen account counts for a provider's token only, whatever the row says.
+  const shown = provider && typeof r.shown_account === 'string' ? r.shown_account : null;
+  return {
+    id: r.id as number,
+    name: r.name as string,
+    accountId: shown ?? (r.account_id as string),
+    provider,
+    ownAccountId: r.account_id as string,
+  };
 }
 
 const toApiToken = rowMapper<ApiToken>({
@@ -24,8 +33,11 @@ const toApiToken = rowMapper<ApiToken>({
 export interface TokenIdentity {
   id: number;
   name: string;
+  /** The account its requests run in: the token's, or the one a provider's portal session chose. */
   accountId: string;
   provider: boolean;
+  /** The token's own account. */
+  ownAccountId: string;
 }
 
 export class TokenStore {
@@ -95,7 +107,8 @@ export class TokenStore {
   async useSession(id: string, idleMs: number): Promise<TokenIdentity | null> {
     const now = this.s.now();
     const r = (await this.s.get(
-      `SELECT s.id_hash, s.last_used_at, s.expires_at, t.id, t.name, t.account_id, t.provider FROM admin_sessions s JOIN api_tokens t ON t.id = s.token_id
+      `SELECT s.id_hash, s.last_used_at, s.expires_at, s.account_id AS shown_account, t.id, t.name, t.account_id, t.provider
+       FROM admin_sessions s JOIN api_tokens t ON t.id = s.token_id
        WHERE s.id_hash = ? AND s.revoked_at IS NULL AND t.revoked_at IS NULL`,
       [tokenHash(id)],
     )) as Row | undefined;
@@ -105,6 +118,14 @@ export class TokenStore {
     if (now.getTime() - Date.parse(r.last_used_at as string) > 10_000)
       await this.s.run('UPDATE admin_sessions SET last_used_at = ? WHERE id_hash = ?', [now.toISOString(), r.id_hash]);
     return identity(r);
+  }
+
+  /** The account a live session shows from now on (null: its token's). */
+  async showAccount(id: string, accountId: string | null): Promise<boolean> {
+    return (
+      (await this.s.run('UPDATE admin_sessions SET account_id = ? WHERE id_hash = ? AND revoked_at IS NULL', [accountId, tokenHash(id)]))
+        .changes > 0
+    );
   }
 
   async revokeSession(id: string): Promise<boolean> {

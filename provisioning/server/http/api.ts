@@ -37,6 +37,8 @@ declare module 'fastify' {
     actor: string;
     /** The account of the request's token or session ('' until authenticated): what its handler sees and changes. */
     accountId: string;
+    /** The token's own account (a provider's portal session may show another: accountId). */
+    ownAccountId: string;
     /** Whether the token is a provider's (may create accounts). */
     provider: boolean;
     /** Whether the credentials this request came with are still good (the event stream asks again while open). */
@@ -88,6 +90,7 @@ export async function buildApi(deps: ApiDeps) {
   app.decorate('routeTable', routeTable);
   app.decorateRequest('actor', '');
   app.decorateRequest('accountId', '');
+  app.decorateRequest('ownAccountId', '');
   app.decorateRequest('provider', false);
   app.decorateRequest('stillAuthorized', async () => false);
 

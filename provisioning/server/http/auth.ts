@@ -87,6 +87,7 @@ export function addAuthHook(app: FastifyInstance, deps: ApiDeps): void {
       if (!who) return unauthorized();
       req.actor = `token:${who.name}`;
       req.accountId = who.accountId;
+      req.ownAccountId = who.ownAccountId;
       req.provider = who.provider;
       req.stillAuthorized = async () => (await records.verifyToken(token)) !== null;
       return providerOnly(req, reply);
@@ -104,6 +105,7 @@ export function addAuthHook(app: FastifyInstance, deps: ApiDeps): void {
     }
     req.actor = `token:${who.name}`;
     req.accountId = who.accountId;
+    req.ownAccountId = who.ownAccountId;
     req.provider = who.provider;
     req.stillAuthorized = async () => (await records.useSession(sid!, idleMs)) !== null;
     return providerOnly(req, reply);

@@ -13,6 +13,8 @@ export interface AccountsAdmin {
   create(actor: string, id: string, name: string): Promise<AccountSummary>;
   /** A new admin token of the account (shown once); an unknown account is a NotFoundError. */
   mintToken(actor: string, accountId: string, name: string): Promise<{ token: string }>;
+  /** The account a provider's portal session shows from now on; an unknown account is a NotFoundError. */
+  show(actor: string, sessionId: string, ownAccountId: string, accountId: string): Promise<AccountSummary>;
 }
 
 export const SESSION_COOKIE = 'e911_session';

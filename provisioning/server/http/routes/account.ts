@@ -9,8 +9,13 @@ import { testNotificationSchema } from '../../records.js';
 export const accountRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { service, records }) => {
   app.get(
     '/api/account',
-    { schema: { ...tag('account'), summary: 'Account settings, E911 state and what is missing to enable it' } },
-    async () => await service.account(),
+    {
+      schema: {
+        ...tag('account'),
+        summary: "Account settings, E911 state and what is missing to enable it; provider: whether the caller's token is the provider's",
+      },
+    },
+    async (req) => ({ ...(await service.account()), provider: req.provider }),
   );
   app.patch(
     '/api/account',

@@ -1,8 +1,10 @@
-// Customer accounts, for the deployment's provider: list, create, and mint an account's first
-// admin token. An account's own admins get 403 here (PROVIDER_ROUTE).
+// Customer accounts, for the deployment's provider: list, create, mint an account's first
+// admin token, and choose the account a portal session shows. An account's own admins get
+// 403 here (PROVIDER_ROUTE).
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { ApiDeps } from '../deps.js';
+import { SESSION_COOKIE, type ApiDeps } from '../deps.js';
+import { cookie } from '../auth.js';
 import { E, tag } from '../schemas.js';
 import { PROVIDER_ROUTE } from '../public.js';
 import { ACCOUNT_ID } from '../../db/scope.js';
@@ -45,5 +47,28 @@ export const accountsRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, { acco
       },
     },
     async (req, reply) => reply.code(201).send(await accounts.mintToken(req.actor, req.params.id, req.body.name)),
+  );
+  app.put(
+    '/api/session/account',
+    {
+      ...PROVIDER_ROUTE,
+      schema: {
+        ...tag('accounts'),
+        summary:
+          "The account this portal session shows and changes from now on (a provider's session only; the portal's account picker). A token's own account is fixed",
+        body: z.object({ id: accountIdParam.shape.id }).strict(),
+        response: { 200: accountSchema, ...E },
+      },
+    },
+    async (req, reply) => {
+      const sid = cookie(req, SESSION_COOKIE);
+      // A Bearer request has no session to change: the token's account is its own.
+      if (req.headers.authorization !== undefined || !sid)
+        return reply.code(400).send({
+          error: 'bad-request',
+          message: 'only a portal session chooses its account; a token acts in its own (mint one with POST /api/accounts/:id/tokens)',
+        });
+      return await accounts.show(req.actor, sid, req.ownAccountId, req.body.id);
+    },
   );
 };

@@ -58,13 +58,16 @@ export function App() {
   const ctx: Ctx = useMemo(() => ({ api, live, navigate: (h: string) => (location.hash = h) }), [api, live]);
 
   const [checkError, setCheckError] = useState('');
-  // The signed-in admin's account: the portal shows one account, the token's.
-  const [account, setAccount] = useState('');
+  // The portal shows one account: the token's, or for a provider the one its session chose.
+  const [account, setAccount] = useState({ id: '', name: '' });
+  // Every account, when the token is a provider's (its account picker); null for an account's admin.
+  const [accounts, setAccounts] = useState<{ id: string; name: string }[] | null>(null);
   const check = () =>
-    api.get<{ id: string; name: string }>('/api/account').then(
+    api.get<{ id: string; name: string; provider: boolean }>('/api/account').then(
       (a) => {
-        setAccount(a.name || a.id);
+        setAccount({ id: a.id, name: a.name || a.id });
         setAuth('in');
+        if (a.provider) api.get<{ id: string; name: string }[]>('/api/accounts').then(setAccounts, () => setAccounts(null));
       },
       // Only a refused token means "log in"; a server that does not answer is said as such.
       (e: Error) => {
@@ -143,9 +146,32 @@ export function App() {
       </a>
       <header class="top">
         <span class="brand">E911 admin</span>
-        <span class="account" title="The account this session administers">
-          {account}
-        </span>
+        {accounts ? (
+          <label class="account" title="The account this session shows and changes">
+            Account{' '}
+            <select
+              value={account.id}
+              onChange={(e) => {
+                const id = (e.target as HTMLSelectElement).value;
+                // Reloaded afterwards: every page, and the live stream, then belong to the chosen account.
+                api.put('/api/session/account', { id }).then(
+                  () => location.reload(),
+                  (err: Error) => window.alert(`The account could not be shown: ${err.message}`),
+                );
+              }}
+            >
+              {accounts.map((a) => (
+                <option key={a.id} value={a.id}>
+                  {a.name || a.id}
+                </option>
+              ))}
+            </select>
+          </label>
+        ) : (
+          <span class="account" title="The account this session administers">
+            {account.name}
+          </span>
+        )}
         <nav aria-label="Main">
           <ul>
             {ROUTES.map((r) => (
