@@ -513,6 +513,8 @@ export async function bundle() {
     // Error classes name themselves from new.target.name: keep names.
     keepNames: true,
     legalComments: 'eof',
+    // For reading a CPU profile of the bundle (docs/performance.md); off in what ships.
+    sourcemap: process.env.E911_BUNDLE_SOURCEMAP === '1' ? 'external' : false,
     metafile: true,
     logLevel: 'warning',
     absWorkingDir: repo,
@@ -573,6 +575,16 @@ function writeLicences(file, packages) {
 
 // ---------------------------------------------------------------- executable
 
+/**
+ * The phone unit's NODE_OPTIONS, read from the unit file so the blob's code cache and the
+ * unit cannot drift apart: V8 rejects a cache made under other V8 flags (the heap flags count).
+ */
+export function unitNodeOptions() {
+  const unit = readFileSync(path.join(repo, 'scripts/phone/e911-agent.service'), 'utf8');
+  const m = /^Environment="?NODE_OPTIONS=([^"\n]*)"?$/m.exec(unit);
+  return m ? m[1].trim().split(/\s+/).filter(Boolean) : [];
+}
+
 async function executable(name, t, rt, bundleFile, dist) {
   const work = path.join(OUT, name, 'work');
   const blob = path.join(work, 'sea.blob');
@@ -582,10 +594,17 @@ async function executable(name, t, rt, bundleFile, dist) {
   copyFileSync(bundleFile, path.join(work, 'e911-agent.cjs'));
   writeFileSync(
     config,
-    JSON.stringify({ main: 'e911-agent.cjs', output: 'sea.blob', disableExperimentalSEAWarning: true, useCodeCache: false }),
+    JSON.stringify({ main: 'e911-agent.cjs', output: 'sea.blob', disableExperimentalSEAWarning: true, useCodeCache: true }),
   );
-  say(name, `SEA blob by node ${rt.version} under ${t.qemu}`);
-  await run(t.qemu, [...qemuArgs(t), rt.node, '--experimental-sea-config', config], { cwd: work, timeoutMs: 10 * 60_000 });
+  // The code cache is made by the target's own V8 (under qemu) with the unit's flags, so the
+  // agent as the unit starts it takes it. Node 20's V8 counts the heap flags (without them, as
+  // e911ctl runs, it rejects the cache and compiles as before); node 24's does not (docs/arm.md).
+  const flags = unitNodeOptions();
+  say(name, `SEA blob with code cache by node ${rt.version} ${flags.join(' ')} under ${t.qemu}`);
+  await run(t.qemu, [...qemuArgs(t), rt.node, ...flags, '--experimental-sea-config', config], {
+    cwd: work,
+    timeoutMs: 10 * 60_000,
+  });
   const exe = path.join(dist, 'e911-agent');
   copyFileSync(rt.node, exe);
   chmodSync(exe, 0o755);
