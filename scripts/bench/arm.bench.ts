@@ -200,7 +200,9 @@ async function main(): Promise<void> {
       report(`${t.name} agent ready, qemu (p50 of ${RUNS})`, ready, 'ms', bare, 'ratio <= 6 (baseline: its node -e 0, qemu)');
       if (baseExe) {
         report(`${t.name} agent ready, BENCH_BASE_ARM_OUT, qemu`, summary(baseReadies).p50, 'ms', bare, 'report only');
-        process.stdout.write(`${t.name} agent ready per pair (this/base ms): ${readies.map((r, i) => `${r.toFixed(0)}/${baseReadies[i]!.toFixed(0)}`).join(' ')}\n`);
+        process.stdout.write(
+          `${t.name} agent ready per pair (this/base ms): ${readies.map((r, i) => `${r.toFixed(0)}/${baseReadies[i]!.toFixed(0)}`).join(' ')}\n`,
+        );
       }
       // e911ctl against a running agent: the ARM one under qemu, and the same bundle on this machine's node.
       const agent = await startUntil(q[0]!, [...q.slice(1), exe, '--config', cfg.file], READY, UNIT_ENV);
