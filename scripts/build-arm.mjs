@@ -320,21 +320,43 @@ const LAZY_MODULES = [
   [/[\\/]mqtt[\\/]build[\\/]lib[\\/]connect[\\/]socks\.js$/, ['default']],
   // Timers in a Web Worker, for browsers (a worker script kept as a string, @babel/runtime): at mqtt's import.
   [/[\\/]worker-timers[\\/]build[\\/]es5[\\/]bundle\.js$/, ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout']],
+  // mqtt.js itself (with mqtt-packet, readable-stream, bl, debug: about 40 ms of a host start under
+  // the unit's flags): the link's first connect comes after 'agent ready' and loads it then.
+  // agent/link/link.ts uses the default export's connect() only.
+  [/[\\/]mqtt[\\/]build[\\/]index\.js$/, ['connect'], { defaultHas: true }],
 ];
+
+/**
+ * Built-in modules that a package requires at its top level for a check that cannot fail on the
+ * phone, replaced by a function that loads the real one only when a check fails. node's assert
+ * pulls in its own modules (about 15 ms of a host start: the unit's heap flags make V8 reject
+ * node's built-in code cache, so they compile from source). pino's streams check an fd's type
+ * and a sync flag with it.
+ */
+const LAZY_ASSERT = /[\\/](sonic-boom|thread-stream)[\\/]index\.js$/;
 
 const lazyModules = {
   name: 'lazy-modules',
   setup(b) {
-    for (const [filter, names] of LAZY_MODULES) {
+    for (const [filter, names, opts] of LAZY_MODULES) {
       b.onLoad({ filter, namespace: 'file' }, (args) => ({
         // __esModule: mqtt.js takes socks.js's default export through __importDefault.
+        // defaultHas: the default export is an object with the same functions (mqtt's index).
         contents:
           `Object.defineProperty(exports, '__esModule', { value: true });\nlet real;\nconst load = () => (real ??= require(${JSON.stringify(`lazy-real:${args.path}`)}));\n` +
-          names.map((n) => `exports.${n} = (...a) => load().${n}(...a);`).join('\n'),
+          names.map((n) => `exports.${n} = (...a) => load().${n}(...a);`).join('\n') +
+          (opts?.defaultHas ? `\nexports.default = { ${names.map((n) => `${n}: exports.${n}`).join(', ')} };` : ''),
         loader: 'js',
         resolveDir: path.dirname(args.path),
       }));
     }
+    b.onResolve({ filter: /^assert$/ }, (args) =>
+      LAZY_ASSERT.test(args.importer) ? { path: 'assert', namespace: 'lazy-assert' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'lazy-assert' }, () => ({
+      contents: `module.exports = (value, message) => { if (!value) require('node:assert')(value, message); };`,
+      loader: 'js',
+    }));
     b.onResolve({ filter: /^lazy-real:/ }, (args) => ({ path: args.path.slice('lazy-real:'.length), namespace: 'lazy-real' }));
     b.onLoad({ filter: /.*/, namespace: 'lazy-real' }, (args) => ({
       contents: readFileSync(args.path, 'utf8'),
