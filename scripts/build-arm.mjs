@@ -621,7 +621,9 @@ async function executable(name, t, rt, bundleFile, dist) {
   // The code cache is made by the target's own V8 (under qemu) with the unit's flags, so the
   // agent as the unit starts it takes it. Node 20's V8 counts the heap flags (without them, as
   // e911ctl runs, it rejects the cache and compiles as before); node 24's does not (docs/arm.md).
-  const flags = unitNodeOptions();
+  // --predictable: without it the cache differs from build to build (V8's threads and timing),
+  // and the build is no longer reproducible; V8 leaves that flag out of its check.
+  const flags = [...unitNodeOptions(), '--predictable'];
   say(name, `SEA blob with code cache by node ${rt.version} ${flags.join(' ')} under ${t.qemu}`);
   await run(t.qemu, [...qemuArgs(t), rt.node, ...flags, '--experimental-sea-config', config], {
     cwd: work,
