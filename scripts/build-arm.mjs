@@ -320,8 +320,8 @@ const LAZY_MODULES = [
   [/[\\/]mqtt[\\/]build[\\/]lib[\\/]connect[\\/]socks\.js$/, ['default']],
   // Timers in a Web Worker, for browsers (a worker script kept as a string, @babel/runtime): at mqtt's import.
   [/[\\/]worker-timers[\\/]build[\\/]es5[\\/]bundle\.js$/, ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout']],
-  // mqtt.js itself (with mqtt-packet, readable-stream, bl, debug: about 40 ms of a host start under
-  // the unit's flags): the link's first connect comes after 'agent ready' and loads it then.
+  // mqtt.js itself (with mqtt-packet, readable-stream, bl, debug: 133 ms of evaluation before ready
+  // at load 11-13, docs/performance.md): the link's first connect comes after 'agent ready'.
   // agent/link/link.ts uses the default export's connect() only.
   [/[\\/]mqtt[\\/]build[\\/]index\.js$/, ['connect'], { defaultHas: true }],
 ];
@@ -329,8 +329,8 @@ const LAZY_MODULES = [
 /**
  * Built-in modules that a package requires at its top level for a check that cannot fail on the
  * phone, replaced by a function that loads the real one only when a check fails. node's assert
- * pulls in its own modules (about 15 ms of a host start: the unit's heap flags make V8 reject
- * node's built-in code cache, so they compile from source). pino's streams check an fd's type
+ * pulls in its own modules (sonic-boom's evaluation took 106 ms at load 11-13: the unit's heap
+ * flags make node 20's V8 reject node's built-in code cache, so they compile from source). pino's streams check an fd's type
  * and a sync flag with it.
  */
 const LAZY_ASSERT = /[\\/](sonic-boom|thread-stream)[\\/]index\.js$/;
