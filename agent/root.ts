@@ -494,8 +494,6 @@ export class Agent {
     link.publishRetained('address/state', addressState(address, store));
     await this.startPart('control', () => this.startControl());
     phase('control');
-    link.start();
-    drainer.wake();
     notifier.ready(address ? `address v${address.version}` : 'no address on file');
     log.info(
       { ms: Math.round(performance.now() - t0), phases, addressVersion: address?.version ?? null, backlog: store.outboxBacklog() },
@@ -509,8 +507,15 @@ export class Agent {
     // They also wait for the link's first subscribe (a fork copies the page tables of the whole
     // agent, and competed with the connect for the CPU), at most LOCATION_START_CAP_MS: a
     // phone with no broker still gets its network location for 911 about a second after ready.
+    // The link itself starts in the next turn of the event loop: 911 does not use it, its first
+    // connect loads mqtt.js (deferred in the bundle: scripts/build-arm.mjs), and the ready line,
+    // written asynchronously, would otherwise wait behind that.
     const readyAt = performance.now();
-    this.locationStarting = waitAtMost(link.whenSubscribed(), LOCATION_START_CAP_MS).then(async () => {
+    this.locationStarting = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      if (this.parts?.link !== link) return; // stopped meanwhile
+      link.start();
+      drainer.wake();
+      await waitAtMost(link.whenSubscribed(), LOCATION_START_CAP_MS);
       if (this.parts?.location !== location) return; // stopped meanwhile
       await this.startPart('location', () => location.start());
       if (this.parts?.location === location) log.info({ msAfterReady: Math.round(performance.now() - readyAt) }, 'location parts started');

@@ -320,21 +320,43 @@ const LAZY_MODULES = [
   [/[\\/]mqtt[\\/]build[\\/]lib[\\/]connect[\\/]socks\.js$/, ['default']],
   // Timers in a Web Worker, for browsers (a worker script kept as a string, @babel/runtime): at mqtt's import.
   [/[\\/]worker-timers[\\/]build[\\/]es5[\\/]bundle\.js$/, ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout']],
+  // mqtt.js itself (with mqtt-packet, readable-stream, bl, debug: 133 ms of evaluation before ready
+  // at load 11-13, docs/performance.md): the link's first connect comes after 'agent ready'.
+  // agent/link/link.ts uses the default export's connect() only.
+  [/[\\/]mqtt[\\/]build[\\/]index\.js$/, ['connect'], { defaultHas: true }],
 ];
+
+/**
+ * Built-in modules that a package requires at its top level for a check that cannot fail on the
+ * phone, replaced by a function that loads the real one only when a check fails. node's assert
+ * pulls in its own modules (sonic-boom's evaluation took 106 ms at load 11-13: the unit's heap
+ * flags make node 20's V8 reject node's built-in code cache, so they compile from source). pino's streams check an fd's type
+ * and a sync flag with it.
+ */
+const LAZY_ASSERT = /[\\/](sonic-boom|thread-stream)[\\/]index\.js$/;
 
 const lazyModules = {
   name: 'lazy-modules',
   setup(b) {
-    for (const [filter, names] of LAZY_MODULES) {
+    for (const [filter, names, opts] of LAZY_MODULES) {
       b.onLoad({ filter, namespace: 'file' }, (args) => ({
         // __esModule: mqtt.js takes socks.js's default export through __importDefault.
+        // defaultHas: the default export is an object with the same functions (mqtt's index).
         contents:
           `Object.defineProperty(exports, '__esModule', { value: true });\nlet real;\nconst load = () => (real ??= require(${JSON.stringify(`lazy-real:${args.path}`)}));\n` +
-          names.map((n) => `exports.${n} = (...a) => load().${n}(...a);`).join('\n'),
+          names.map((n) => `exports.${n} = (...a) => load().${n}(...a);`).join('\n') +
+          (opts?.defaultHas ? `\nexports.default = { ${names.map((n) => `${n}: exports.${n}`).join(', ')} };` : ''),
         loader: 'js',
         resolveDir: path.dirname(args.path),
       }));
     }
+    b.onResolve({ filter: /^assert$/ }, (args) =>
+      LAZY_ASSERT.test(args.importer) ? { path: 'assert', namespace: 'lazy-assert' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'lazy-assert' }, () => ({
+      contents: `module.exports = (value, message) => { if (!value) require('node:assert')(value, message); };`,
+      loader: 'js',
+    }));
     b.onResolve({ filter: /^lazy-real:/ }, (args) => ({ path: args.path.slice('lazy-real:'.length), namespace: 'lazy-real' }));
     b.onLoad({ filter: /.*/, namespace: 'lazy-real' }, (args) => ({
       contents: readFileSync(args.path, 'utf8'),
@@ -513,6 +535,8 @@ export async function bundle() {
     // Error classes name themselves from new.target.name: keep names.
     keepNames: true,
     legalComments: 'eof',
+    // For reading a CPU profile of the bundle (docs/performance.md); off in what ships.
+    sourcemap: process.env.E911_BUNDLE_SOURCEMAP === '1' ? 'external' : false,
     metafile: true,
     logLevel: 'warning',
     absWorkingDir: repo,
@@ -573,6 +597,16 @@ function writeLicences(file, packages) {
 
 // ---------------------------------------------------------------- executable
 
+/**
+ * The phone unit's NODE_OPTIONS, read from the unit file so the blob's code cache and the
+ * unit cannot drift apart: V8 rejects a cache made under other V8 flags (the heap flags count).
+ */
+export function unitNodeOptions() {
+  const unit = readFileSync(path.join(repo, 'scripts/phone/e911-agent.service'), 'utf8');
+  const m = /^Environment="?NODE_OPTIONS=([^"\n]*)"?$/m.exec(unit);
+  return m ? m[1].trim().split(/\s+/).filter(Boolean) : [];
+}
+
 async function executable(name, t, rt, bundleFile, dist) {
   const work = path.join(OUT, name, 'work');
   const blob = path.join(work, 'sea.blob');
@@ -582,10 +616,19 @@ async function executable(name, t, rt, bundleFile, dist) {
   copyFileSync(bundleFile, path.join(work, 'e911-agent.cjs'));
   writeFileSync(
     config,
-    JSON.stringify({ main: 'e911-agent.cjs', output: 'sea.blob', disableExperimentalSEAWarning: true, useCodeCache: false }),
+    JSON.stringify({ main: 'e911-agent.cjs', output: 'sea.blob', disableExperimentalSEAWarning: true, useCodeCache: true }),
   );
-  say(name, `SEA blob by node ${rt.version} under ${t.qemu}`);
-  await run(t.qemu, [...qemuArgs(t), rt.node, '--experimental-sea-config', config], { cwd: work, timeoutMs: 10 * 60_000 });
+  // The code cache is made by the target's own V8 (under qemu) with the unit's flags, so the
+  // agent as the unit starts it takes it. Node 20's V8 counts the heap flags (without them, as
+  // e911ctl runs, it rejects the cache and compiles as before); node 24's does not (docs/arm.md).
+  // --predictable: without it the cache differs from build to build (V8's threads and timing),
+  // and the build is no longer reproducible; V8 leaves that flag out of its check.
+  const flags = [...unitNodeOptions(), '--predictable'];
+  say(name, `SEA blob with code cache by node ${rt.version} ${flags.join(' ')} under ${t.qemu}`);
+  await run(t.qemu, [...qemuArgs(t), rt.node, ...flags, '--experimental-sea-config', config], {
+    cwd: work,
+    timeoutMs: 10 * 60_000,
+  });
   const exe = path.join(dist, 'e911-agent');
   copyFileSync(rt.node, exe);
   chmodSync(exe, 0o755);

@@ -3,6 +3,9 @@
 // runtime; the agent's start-up under qemu beside that runtime's `node -e 0` under
 // qemu; e911ctl under qemu beside the very same bundle on this machine's node.
 // qemu is not a phone: its figures guard against regressions (docs/arm.md).
+// The agent runs with the unit's environment (NODE_OPTIONS), as the phone starts it.
+// BENCH_BASE_ARM_OUT=DIR starts another build's executables (e.g. main's) alternately
+// with these for the agent-ready figure.
 // Takes a few minutes, most of it compressing 100 MB per target.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, symlinkSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -11,11 +14,16 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { report, summary } from './stats.js';
+import { unitEnvironment } from './agent-env.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 // Compiled to dist/scripts/bench: the repo is three folders up.
 const repo = path.resolve(here, '../../..');
 const OUT = process.env.E911_ARM_OUT ?? path.join(repo, 'build/arm');
+// Another build's output folder (e.g. main's) whose agents start alternately with these: an A/B in one run.
+const BASE_OUT = process.env.BENCH_BASE_ARM_OUT ? path.resolve(process.env.BENCH_BASE_ARM_OUT) : null;
+// The agent runs as the phone's unit starts it (NODE_OPTIONS): its code cache is made for those flags.
+const UNIT_ENV = unitEnvironment();
 const RUNS = Number(process.env.E911_BENCH_RUNS ?? 5);
 const MB = 1e6;
 const READY = '"msg":"agent ready"';
@@ -104,9 +112,9 @@ function agentConfig(dir: string): { file: string; socket: string } {
 }
 
 /** Starts a program and resolves once `marker` shows in its output. */
-function startUntil(cmd: string, args: string[], marker: string): Promise<ChildProcess> {
+function startUntil(cmd: string, args: string[], marker: string, env: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     const seen = (d: Buffer) => {
       out += d.toString();
@@ -177,10 +185,27 @@ async function main(): Promise<void> {
       const q = [t.qemu, '-L', t.sysroot, '-E', `LD_LIBRARY_PATH=${t.sysroot}/lib`];
       const bare = await p50(RUNS, () => timeTo(q[0]!, [...q.slice(1), runtime, '-e', '0'], null));
       const cfg = agentConfig(path.join(dir, t.name));
-      const ready = await p50(RUNS, () => timeTo(q[0]!, [...q.slice(1), exe, '--config', cfg.file], READY));
+      const baseExe = BASE_OUT ? path.join(BASE_OUT, t.name, 'dist/e911-agent') : null;
+      if (baseExe && !existsSync(baseExe)) throw new Error(`BENCH_BASE_ARM_OUT: ${baseExe} is missing`);
+      const readyOf = (file: string) => timeTo(q[0]!, [...q.slice(1), file, '--config', cfg.file], READY, UNIT_ENV);
+      const readies: number[] = [];
+      const baseReadies: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        // Alternating, the one that goes first switching: the load moves both alike.
+        if (baseExe && i % 2) baseReadies.push(await readyOf(baseExe));
+        readies.push(await readyOf(exe));
+        if (baseExe && !(i % 2)) baseReadies.push(await readyOf(baseExe));
+      }
+      const ready = summary(readies).p50;
       report(`${t.name} agent ready, qemu (p50 of ${RUNS})`, ready, 'ms', bare, 'ratio <= 6 (baseline: its node -e 0, qemu)');
+      if (baseExe) {
+        report(`${t.name} agent ready, BENCH_BASE_ARM_OUT, qemu`, summary(baseReadies).p50, 'ms', bare, 'report only');
+        process.stdout.write(
+          `${t.name} agent ready per pair (this/base ms): ${readies.map((r, i) => `${r.toFixed(0)}/${baseReadies[i]!.toFixed(0)}`).join(' ')}\n`,
+        );
+      }
       // e911ctl against a running agent: the ARM one under qemu, and the same bundle on this machine's node.
-      const agent = await startUntil(q[0]!, [...q.slice(1), exe, '--config', cfg.file], READY);
+      const agent = await startUntil(q[0]!, [...q.slice(1), exe, '--config', cfg.file], READY, UNIT_ENV);
       try {
         // RSS under qemu-user counts the emulator and its translated code too: only the ratio to the
         // same runtime idling under the same qemu says anything about the agent.
@@ -208,7 +233,7 @@ async function main(): Promise<void> {
     if (existsSync(bundle)) {
       const cfg = agentConfig(path.join(dir, 'host'));
       const hostBare = await p50(RUNS, () => timeTo(process.execPath, ['-e', '0'], null));
-      const hostReady = await p50(RUNS, () => timeTo(process.execPath, [bundle, '--config', cfg.file], READY));
+      const hostReady = await p50(RUNS, () => timeTo(process.execPath, [bundle, '--config', cfg.file], READY, UNIT_ENV));
       report(`host node, same bundle: agent ready (p50 of ${RUNS})`, hostReady, 'ms', hostBare, 'report only (baseline: node -e 0, host)');
     }
     if (ran === 0) console.warn('arm bench: nothing measured (npm run build:arm first)');
