@@ -237,7 +237,7 @@ export class Agent {
       ...(this.deps.handset !== undefined ? { handset: this.deps.handset } : {}),
       // Diagnostics read the network service (built with the store) at check time.
       network: serviceNetworkProbe(() => this.parts?.location ?? null, new HostNetworkProbe(host)),
-      inventoryWorker: this.deps.inventoryWorker ?? inventoryWorkerScript(),
+      inventoryWorker: this.deps.inventoryWorker ?? inventoryWorkerScript,
     });
     const notifier = systemdNotifier(env, named(log, 'systemd'), config.watchdogMs);
     const core: Core = {
@@ -288,7 +288,9 @@ export class Agent {
       outboxMax: config.outbox.maxEvents,
       ...(this.deps.sqliteBinding ? { nativeBinding: this.deps.sqliteBinding } : {}),
       // WAL checkpoints off the main thread: none runs inside a write a dialed 911 would wait for.
-      checkpoints: { script: this.deps.checkpointWorker ?? checkpointWorkerScript() },
+      // Its script is looked up when a worker starts (the first write's checkpoint), not at start:
+      // in the bundle it is a code string, kept out of the heap until then.
+      checkpoints: { script: this.deps.checkpointWorker ?? checkpointWorkerScript },
     };
     try {
       this.store = new Store(opts);
@@ -436,9 +438,10 @@ export class Agent {
       config.outbox.serverConfirms,
     );
     const link = new MqttLink({ config, log: named(log, 'link'), drainer, handlers: this.inboundHandlers(), agentVersion: AGENT_VERSION });
-    // One long-lived worker thread (started at the first push): a 2 MiB push never holds the keypad up.
+    // A worker thread while pushes come (started by one, ended when idle): a 2 MiB push never holds the keypad up.
+    // Its script is looked up when it starts: in the bundle a code string, kept out of the heap until then.
     const locationsVerifier = new WorkerLocationsVerifier({
-      script: this.deps.locationsWorker ?? locationsWorkerScript(),
+      script: this.deps.locationsWorker ?? locationsWorkerScript,
       deviceId: config.deviceId,
       serverPublicKey: config.serverPublicKey,
       log: named(log, 'locations'),

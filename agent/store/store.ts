@@ -67,7 +67,7 @@ export interface StoreOptions {
    * connection, so no write of the main thread runs one. Without it SQLite
    * checkpoints inside the commit that crosses 1000 WAL pages.
    */
-  checkpoints?: { script: CheckpointWorkerScript; delayMs?: number };
+  checkpoints?: { script: CheckpointWorkerScript | (() => CheckpointWorkerScript); delayMs?: number; idleMs?: number };
 }
 
 /** SQLite's own auto-checkpoint (pages), put back when the checkpoint worker fails. */
@@ -207,6 +207,7 @@ export class Store {
       ...(nativeBinding ? { nativeBinding } : {}),
       log: this.log,
       ...(c.delayMs !== undefined ? { delayMs: c.delayMs } : {}),
+      ...(c.idleMs !== undefined ? { idleMs: c.idleMs } : {}),
       onFailure: (err) => {
         // SQLite checkpoints again, on this connection: the WAL stays bounded, at the old cost to the main thread.
         this.log.error({ err }, 'checkpoint worker failed: SQLite checkpoints the WAL on the main thread again');
