@@ -11,7 +11,8 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from '../provisioning/common/log.js';
 import { named } from '../provisioning/common/log.js';
 import type { AgentConfig } from './config.js';
-import type { HostPaths } from '../hal/host.js';
+import { hostPaths, type HostPaths } from '../hal/host.js';
+import { systemTimeZone } from '../hal/timezone.js';
 import { Store } from './store/store.js';
 import { AddressBook } from './address/address-book.js';
 import { eventFactory, procPhoneClock, type EventFactory } from './events/events.js';
@@ -718,8 +719,11 @@ export class Agent {
         : null;
       if (!avail.available) reason = avail.message;
     }
+    const { env, host } = this.deps;
     return new EmergencyService({
       voice,
+      // Read without ICU's date formatter (hal/timezone.ts): its data would stay resident.
+      timeZone: () => systemTimeZone({ env, localtime: host.localtime ?? hostPaths({}).localtime! }),
       ...(reason ? { voiceUnavailableReason: reason } : {}),
       emergency: config.emergency,
       dialPlan: config.dialPlan,
