@@ -6,6 +6,8 @@
 // locations document (as a provisioned phone has), then left alone.
 //   BENCH_IDLE_SECONDS   how long after start the last sample is taken (default 180)
 //   BENCH_BASE_BUNDLE    another build's bundle run beside this tree's (an A/B in one run; its lib/ beside it)
+//   BENCH_BASE_UNIT      the systemd unit whose environment the base bundle runs with (default this tree's),
+//                        e.g. `git show main:scripts/phone/e911-agent.service > FILE`
 //   BENCH_IDLE_ENV       extra environment for this tree's agent only, as K=V,K=V (e.g. a variant's switch)
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -82,7 +84,8 @@ await server.start();
 const procs: AgentProcess[] = [];
 try {
   const entries: [string, string, NodeJS.ProcessEnv][] = [['this tree', AGENT_BUNDLE, { ...unitEnv, ...voiceEnv, ...extraEnv }]];
-  if (base) entries.push(['BENCH_BASE_BUNDLE', base, { ...unitEnv, ...voiceEnv }]);
+  const baseUnitEnv = process.env.BENCH_BASE_UNIT ? unitEnvironment(path.resolve(process.env.BENCH_BASE_UNIT)) : unitEnv;
+  if (base) entries.push(['BENCH_BASE_BUNDLE', base, { ...baseUnitEnv, ...voiceEnv }]);
   const idlers = [];
   for (const [i, [label, entry, env]] of entries.entries()) {
     const deviceId = `idle-${i}`;
@@ -119,7 +122,9 @@ try {
   const unitText = Object.entries(unitEnv)
     .map(([k, v]) => `${k}=${v}`)
     .join(' ');
-  const extraText = Object.keys(extraEnv).length ? `; this tree also ${JSON.stringify(extraEnv)}` : '';
+  const extraText =
+    (Object.keys(extraEnv).length ? `; this tree also ${JSON.stringify(extraEnv)}` : '') +
+    (baseUnitEnv !== unitEnv ? `; the base bundle with ${JSON.stringify(baseUnitEnv)}` : '');
   process.stdout.write(`idle RSS (unit env ${unitText}${extraText}), address and locations applied; baseline: bare node, same time\n`);
   const t0 = idlers[0]!.startedAt;
   for (const at of SAMPLES_AT) {
