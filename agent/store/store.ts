@@ -632,6 +632,10 @@ function openAndMigrate(file: string, migrations: readonly Migration[], nativeBi
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 2000');
+    // A 512 KiB page cache, not SQLite's 2 MiB: a 2 MiB locations push read or written filled it and
+    // the pages stayed in the agent's RSS (+4.2 MB against +2.1 MB, measured); the emergency path's
+    // few hot pages fit, the rest is read from the kernel's page cache.
+    db.pragma('cache_size = -512');
     const check = db.pragma('quick_check', { simple: true });
     if (check !== 'ok') throw new StoreCorruptError(`integrity check failed: ${String(check)}`);
     try {
