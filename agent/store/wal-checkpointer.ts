@@ -254,7 +254,7 @@ export class WalCheckpointer {
     // A worker that answered with an error may still be alive: end it, its checkpoints are SQLite's now.
     const w = this.worker;
     this.worker = null;
-    void w?.terminate();
+    w?.terminate().catch((e: unknown) => this.deps.log.warn({ err: e }, 'failed checkpoint worker did not stop cleanly'));
     this.rejectAll(err);
     this.deps.onFailure(err);
   }
