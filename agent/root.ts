@@ -11,7 +11,8 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from '../provisioning/common/log.js';
 import { named } from '../provisioning/common/log.js';
 import type { AgentConfig } from './config.js';
-import type { HostPaths } from '../hal/host.js';
+import { hostPaths, type HostPaths } from '../hal/host.js';
+import { systemTimeZone } from '../hal/timezone.js';
 import { Store } from './store/store.js';
 import { AddressBook } from './address/address-book.js';
 import { eventFactory, procPhoneClock, type EventFactory } from './events/events.js';
@@ -237,7 +238,7 @@ export class Agent {
       ...(this.deps.handset !== undefined ? { handset: this.deps.handset } : {}),
       // Diagnostics read the network service (built with the store) at check time.
       network: serviceNetworkProbe(() => this.parts?.location ?? null, new HostNetworkProbe(host)),
-      inventoryWorker: this.deps.inventoryWorker ?? inventoryWorkerScript(),
+      inventoryWorker: this.deps.inventoryWorker ?? inventoryWorkerScript,
     });
     const notifier = systemdNotifier(env, named(log, 'systemd'), config.watchdogMs);
     const core: Core = {
@@ -288,7 +289,9 @@ export class Agent {
       outboxMax: config.outbox.maxEvents,
       ...(this.deps.sqliteBinding ? { nativeBinding: this.deps.sqliteBinding } : {}),
       // WAL checkpoints off the main thread: none runs inside a write a dialed 911 would wait for.
-      checkpoints: { script: this.deps.checkpointWorker ?? checkpointWorkerScript() },
+      // Its script is looked up when a worker starts (the first write's checkpoint), not at start:
+      // in the bundle it is a code string, kept out of the heap until then.
+      checkpoints: { script: this.deps.checkpointWorker ?? checkpointWorkerScript },
     };
     try {
       this.store = new Store(opts);
@@ -436,9 +439,10 @@ export class Agent {
       config.outbox.serverConfirms,
     );
     const link = new MqttLink({ config, log: named(log, 'link'), drainer, handlers: this.inboundHandlers(), agentVersion: AGENT_VERSION });
-    // One long-lived worker thread (started at the first push): a 2 MiB push never holds the keypad up.
+    // A worker thread while pushes come (started by one, ended when idle): a 2 MiB push never holds the keypad up.
+    // Its script is looked up when it starts: in the bundle a code string, kept out of the heap until then.
     const locationsVerifier = new WorkerLocationsVerifier({
-      script: this.deps.locationsWorker ?? locationsWorkerScript(),
+      script: this.deps.locationsWorker ?? locationsWorkerScript,
       deviceId: config.deviceId,
       serverPublicKey: config.serverPublicKey,
       log: named(log, 'locations'),
@@ -720,8 +724,11 @@ export class Agent {
         : null;
       if (!avail.available) reason = avail.message;
     }
+    const { env, host } = this.deps;
     return new EmergencyService({
       voice,
+      // Read without ICU's date formatter (hal/timezone.ts): its data would stay resident.
+      timeZone: () => systemTimeZone({ env, localtime: host.localtime ?? hostPaths({}).localtime! }),
       ...(reason ? { voiceUnavailableReason: reason } : {}),
       emergency: config.emergency,
       dialPlan: config.dialPlan,

@@ -13,6 +13,8 @@ export interface HostPaths {
   resolvConf: string;
   /** Where the DHCP client's hook hands over location options 99 and 123 (docs/network.md). */
   dhcpLocationDir: string;
+  /** The system time zone's link (/etc/localtime); optional so literal HostPaths in tests stay valid. */
+  localtime?: string;
   commands: {
     ip: string;
     lldpcli: string;
@@ -43,6 +45,7 @@ export function hostPaths(env: NodeJS.ProcessEnv = process.env): HostPaths {
     etcGroup: env.E911_ETC_GROUP ?? path.join(root, 'etc', 'group'),
     resolvConf: env.E911_RESOLV_CONF ?? path.join(root, 'etc', 'resolv.conf'),
     dhcpLocationDir: env.E911_DHCP_LOCATION_DIR ?? path.join(env.E911_RUN ?? path.join(root, 'run'), 'e911-agent', 'dhcp'),
+    localtime: env.E911_LOCALTIME ?? path.join(root, 'etc', 'localtime'),
     commands: {
       ip: env.E911_CMD_IP ?? 'ip',
       lldpcli: env.E911_CMD_LLDPCLI ?? 'lldpcli',

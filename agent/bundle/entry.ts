@@ -3,7 +3,18 @@
 // otherwise it is the agent. `--check-native` loads every addon in lib/ and says
 // whether it fits this runtime; `--version` names the versions inside.
 import path from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import { checkCarried, nativeDir } from './native.js';
+
+/**
+ * V8 flags of the phone's runtime, set here because node refuses them in NODE_OPTIONS and a
+ * single executable takes none on its command line. Set before the agent's modules are
+ * evaluated (main.js is imported below, on demand), they apply to all its code. `--no-opt`:
+ * no optimising compiler, whose code and compile-time memory was about 9 MB of idle RSS
+ * (docs/performance.md, with the emergency benchmark's digit -> INVITE figures beside).
+ */
+export const RUNTIME_V8_FLAGS = ['--no-opt'];
+for (const flag of RUNTIME_V8_FLAGS) setFlagsFromString(flag);
 
 async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number | null> {
   const invokedAs = path.basename(argv[1] ?? '');

@@ -74,6 +74,8 @@ export interface EmergencyJournal {
 export interface EmergencyServiceDeps {
   /** null when the voice addon is not available: the service reports it and cannot place calls. */
   voice: VoiceStack | null;
+  /** The system's IANA time zone, for the call's event (default: ICU's, through Intl). */
+  timeZone?: () => string;
   voiceUnavailableReason?: string;
   emergency: EmergencyConfig;
   dialPlan: DialPlanSettings;
@@ -129,12 +131,13 @@ interface CallContext {
   oneLocation: PreparedInvite | null;
 }
 
-/** Building an Intl.DateTimeFormat costs about 0.1 ms: never on the way to the INVITE. */
-const currentTimeZone = (): string => Intl.DateTimeFormat().resolvedOptions().timeZone;
+/** ICU's answer, when no other is given: building an Intl.DateTimeFormat costs about 0.1 ms, never on the way to the INVITE. */
+const icuTimeZone = (): string => Intl.DateTimeFormat().resolvedOptions().timeZone;
 
 export class EmergencyService {
   private readonly log: Logger;
-  private timeZone = currentTimeZone();
+  private readonly currentTimeZone: () => string;
+  private timeZone: string;
   private readonly timers: Timers;
   private readonly now: () => Date;
   private readonly defer: (fn: () => void) => void;
@@ -175,6 +178,8 @@ export class EmergencyService {
 
   constructor(private readonly deps: EmergencyServiceDeps) {
     this.log = deps.log;
+    this.currentTimeZone = deps.timeZone ?? icuTimeZone;
+    this.timeZone = this.currentTimeZone();
     this.timers = deps.timers ?? { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
     this.now = deps.now ?? (() => new Date());
     this.defer = deps.defer ?? ((fn) => setImmediate(fn));
@@ -766,7 +771,7 @@ export class EmergencyService {
     site: CallSite = this.site(),
   ): void {
     // After the INVITE: the zone is looked up again (an administrator may have changed it).
-    const zone = currentTimeZone();
+    const zone = this.currentTimeZone();
     if (zone !== this.timeZone) {
       this.timeZone = zone;
       if (this.prepared) this.prepared.beginRow = null;

@@ -49,7 +49,8 @@ export interface FrontPanelDeps {
   handset?: Handset | null;
   network?: NetworkProbe;
   /** How the inventory worker gets systeminformation (node_modules, or carried in the single executable). */
-  inventoryWorker: InventoryWorkerScript;
+  /** A function is called at each gathering: the bundle's code string (312 KB) is made only then. */
+  inventoryWorker: InventoryWorkerScript | (() => InventoryWorkerScript);
 }
 
 export class FrontPanel {
@@ -90,7 +91,7 @@ export class FrontPanel {
     this.inventory = new InventoryCache({
       log: named(deps.log, 'inventory'),
       delayMs: d.inventoryDelayMs,
-      gather: () => gatherInWorker(deps.inventoryWorker),
+      gather: () => gatherInWorker(typeof deps.inventoryWorker === 'function' ? deps.inventoryWorker() : deps.inventoryWorker),
       onFailure: (err) => deps.onPartFailed?.('inventory', err),
     });
   }

@@ -1,5 +1,7 @@
-// Where 'locations/set' pushes are verified: a long-lived worker thread made by
-// the composition root (the agent), or inline (unit tests, the location harness).
+// Where 'locations/set' pushes are verified: a worker thread made by the
+// composition root (the agent), or inline (unit tests, the location harness).
+// The worker (a whole V8 isolate, about 11 MB of RSS once it has verified) is
+// started by a push and ended `idleMs` after the last answer: pushes are rare.
 // The main thread only moves the payload to the worker (ownBytes) and takes back
 // the verdict, the small head and the parts: the costly JSON, schema,
 // canonical form and signature (about 0.4 s for 2 MiB on x86-64) run beside it.
@@ -43,13 +45,16 @@ export interface WorkerRequest {
 export type WorkerReply = { id: number; outcome: VerifiedLocations; niceRefused?: string } | { id: number; error: string };
 
 export interface WorkerVerifierDeps {
-  script: WorkerScript;
+  /** A function is called only when a worker starts: the bundle's code string is not made until then. */
+  script: WorkerScript | (() => WorkerScript);
   deviceId: string;
   serverPublicKey: string;
   log: Logger;
   /** Heap cap of the worker (MB): a push that needs more fails alone, the agent's heap is not touched. */
   maxHeapMb?: number;
   partsAs?: WorkerSetup['partsAs'];
+  /** From the last answer, with nothing waiting, to the end of the worker (ms; default 30 s). */
+  idleMs?: number;
 }
 
 interface Waiting {
@@ -60,8 +65,9 @@ interface Waiting {
 }
 
 /**
- * One worker thread, started at the first push and kept; started again after it
- * died (a failed push is reported, the next one gets a new worker). Answers in order.
+ * One worker thread, started by a push and ended when idle; started again by the
+ * next push, or after it died (a failed push is reported, the next one gets a new
+ * worker). Answers in order.
  */
 export class WorkerLocationsVerifier implements LocationsVerifier {
   private worker: Worker | null = null;
@@ -69,12 +75,15 @@ export class WorkerLocationsVerifier implements LocationsVerifier {
   private readonly waiting = new Map<number, Waiting>();
   private closed = false;
   private niceWarned = false;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private startCount = 0;
 
   constructor(private readonly deps: WorkerVerifierDeps) {}
 
   verify(payload: Buffer | string, current: AppliedLocations | null): Promise<VerifiedLocations> {
     if (this.closed) return Promise.reject(new LocationsVerifierError('the locations verifier is closed'));
     let worker: Worker;
+    this.clearIdle();
     try {
       worker = this.ensure();
     } catch (err) {
@@ -94,8 +103,14 @@ export class WorkerLocationsVerifier implements LocationsVerifier {
     return this.worker !== null;
   }
 
+  /** Worker threads started so far (tests: one per busy period). */
+  get starts(): number {
+    return this.startCount;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    this.clearIdle();
     const w = this.worker;
     this.worker = null;
     this.failAll(new LocationsVerifierError('the locations verifier was closed'));
@@ -110,19 +125,23 @@ export class WorkerLocationsVerifier implements LocationsVerifier {
       workerData: setup,
       resourceLimits: { maxOldGenerationSizeMb: this.deps.maxHeapMb ?? 96 },
     };
-    const w = script.kind === 'file' ? new Worker(script.url, options) : new Worker(script.code, { ...options, eval: true });
+    const s = typeof script === 'function' ? script() : script;
+    const w = s.kind === 'file' ? new Worker(s.url, options) : new Worker(s.code, { ...options, eval: true });
     // Never what keeps the agent alive: stop() ends it.
     w.unref();
     w.on('message', (m: WorkerReply) => {
       const waiting = this.waiting.get(m.id);
       if (!waiting) return;
       this.waiting.delete(m.id);
-      if ('error' in m) return waiting.reject(new LocationsVerifierError(`the locations worker failed: ${m.error.split('\n')[0]}`));
-      if (m.niceRefused && !this.niceWarned) {
-        this.niceWarned = true;
-        log.warn({ reason: m.niceRefused }, 'locations worker could not lower its priority: it competes with the main thread');
+      if ('error' in m) waiting.reject(new LocationsVerifierError(`the locations worker failed: ${m.error.split('\n')[0]}`));
+      else {
+        if (m.niceRefused && !this.niceWarned) {
+          this.niceWarned = true;
+          log.warn({ reason: m.niceRefused }, 'locations worker could not lower its priority: it competes with the main thread');
+        }
+        waiting.resolve(m.outcome);
       }
-      waiting.resolve(m.outcome);
+      if (this.waiting.size === 0 && this.worker === w) this.armIdle();
     });
     w.on('error', (err) => {
       log.error({ err }, 'locations worker failed: pushes waiting for it are rejected; the next push starts a new one');
@@ -135,8 +154,28 @@ export class WorkerLocationsVerifier implements LocationsVerifier {
       this.failAll(new LocationsVerifierError(`the locations worker exited (${code})`), w);
     });
     this.worker = w;
-    log.debug('locations worker started');
+    this.startCount++;
+    log.debug({ starts: this.startCount }, 'locations worker started');
     return w;
+  }
+
+  private armIdle(): void {
+    this.clearIdle();
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      const w = this.worker;
+      if (!w || this.waiting.size > 0) return;
+      // Nothing waits for it: its exit rejects nothing, the next push starts another.
+      this.worker = null;
+      this.deps.log.debug('locations worker ended: idle');
+      w.terminate().catch((err: unknown) => this.deps.log.warn({ err }, 'idle locations worker did not stop cleanly'));
+    }, this.deps.idleMs ?? 30_000);
+    this.idleTimer.unref();
+  }
+
+  private clearIdle(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
   }
 
   /** Rejects the requests waiting for `worker`, or for any worker. */

@@ -15,6 +15,7 @@
 // Tie-break inside one rank: the newest observation first, then the interface
 // name, so the order never depends on arrival order.
 import { REQUIRED_CIVIC, type CivicAddress } from '../../provisioning/protocol/address.js';
+import { compareCodeUnits } from '../../hal/compare.js';
 
 export type LocationSource = 'user' | 'provisioned' | 'lldp-med' | 'dhcp' | 'held';
 
@@ -82,8 +83,8 @@ export function rank(locations: readonly Location[], nowMs: number, contradicted
       a.rank - b.rank ||
       a.sub - b.sub ||
       a.ageMs - b.ageMs ||
-      (a.origin.iface ?? '').localeCompare(b.origin.iface ?? '') ||
-      a.source.localeCompare(b.source),
+      compareCodeUnits(a.origin.iface ?? '', b.origin.iface ?? '') ||
+      compareCodeUnits(a.source, b.source),
   );
   return out.map(({ sub: _sub, ...r }) => r);
 }

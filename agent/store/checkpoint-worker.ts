@@ -1,5 +1,5 @@
 // Worker thread entry: checkpoints the agent's WAL from a second SQLite
-// connection, so the copy of WAL pages into the database file and its fsyncs
+// connection (started by the first checkpoint, told to close when idle), so the copy of WAL pages into the database file and its fsyncs
 // never run on the agent's main thread (its own connection has auto-checkpoint
 // off). PASSIVE: it never takes the writer's lock, so a write on the main
 // thread (an emergency event's row) never waits for it.
@@ -25,6 +25,12 @@ db.pragma('synchronous = NORMAL');
 const passive = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
 
 parentPort!.on('message', (req: CheckpointRequest) => {
+  if ('close' in req) {
+    // Idle: the connection closes and, with nothing left to wait for, the thread exits (code 0).
+    db.close();
+    parentPort!.close();
+    return;
+  }
   let reply: CheckpointReply;
   try {
     const t0 = performance.now();

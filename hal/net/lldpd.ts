@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { HostPaths } from '../host.js';
 import { HelperPids, helperCommand } from './helpers.js';
 import { JsonObjectSplitter, parseNeighbors, parseWatchEvent, type LldpNeighbor } from './lldp-json.js';
+import { compareCodeUnits } from '../compare.js';
 
 export interface LldpEvents {
   /** The whole current neighbour list, after any change. */
@@ -51,7 +52,7 @@ export class LldpAgent extends EventEmitter<LldpEvents> {
   }
 
   neighbors(): LldpNeighbor[] {
-    return [...this.table.values()].sort((a, b) => (a.iface + a.rid).localeCompare(b.iface + b.rid));
+    return [...this.table.values()].sort((a, b) => compareCodeUnits(a.iface + a.rid, b.iface + b.rid));
   }
 
   async start(): Promise<void> {

@@ -3,6 +3,7 @@
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import { emptySnapshot, type ChangeReason, type NetworkEvents, type NetworkMonitor, type NetworkSnapshot } from './types.js';
+import { compareCodeUnits } from '../compare.js';
 
 export class SimNetwork extends EventEmitter<NetworkEvents> implements NetworkMonitor {
   private snap: NetworkSnapshot | null = null;
@@ -56,8 +57,8 @@ export function hostStillSnapshot(read: typeof os.networkInterfaces = os.network
       up: true,
       addresses: addrs
         .map((a) => ({ family: a.family, address: a.address.toLowerCase(), prefix: Number(a.cidr?.split('/')[1] ?? 0) }))
-        .sort((a, b) => (a.family === b.family ? a.address.localeCompare(b.address) : a.family < b.family ? -1 : 1)),
+        .sort((a, b) => (a.family === b.family ? compareCodeUnits(a.address, b.address) : a.family < b.family ? -1 : 1)),
     }))
-    .sort((a, b) => a.name.localeCompare(b.name));
+    .sort((a, b) => compareCodeUnits(a.name, b.name));
   return { interfaces, gateway4: null, gateway6: null, dns: [] };
 }

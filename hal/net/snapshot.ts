@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { HostPaths } from '../host.js';
 import type { Gateway, InterfaceAddress, InterfaceInfo, NetworkSnapshot } from './types.js';
+import { compareCodeUnits } from '../compare.js';
 
 export type SnapshotReader = () => Promise<NetworkSnapshot>;
 
@@ -73,7 +74,7 @@ function readInterface(sysNet: string, name: string, addrs: os.NetworkInterfaceI
   const addresses: InterfaceAddress[] = addrs
     .filter((a) => !a.internal)
     .map((a) => ({ family: a.family, address: a.address.toLowerCase(), prefix: Number(a.cidr?.split('/')[1] ?? 0) }))
-    .sort((a, b) => (a.family === b.family ? a.address.localeCompare(b.address) : a.family < b.family ? -1 : 1));
+    .sort((a, b) => (a.family === b.family ? compareCodeUnits(a.address, b.address) : a.family < b.family ? -1 : 1));
   return { name, mac, up, addresses };
 }
 

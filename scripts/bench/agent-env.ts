@@ -10,8 +10,8 @@ import { AGENT_BUNDLE } from '../../test/helpers/agent.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 /** The unit's Environment= lines (run from dist/scripts/bench). */
-export function unitEnvironment(): Record<string, string> {
-  const unit = readFileSync(path.join(here, '../../../scripts/phone/e911-agent.service'), 'utf8');
+export function unitEnvironment(file = path.join(here, '../../../scripts/phone/e911-agent.service')): Record<string, string> {
+  const unit = readFileSync(file, 'utf8');
   return Object.fromEntries([...unit.matchAll(/^Environment="?([A-Z_]+)=([^"\n]*)"?$/gm)].map((m) => [m[1]!, m[2]!]));
 }
 

@@ -14,7 +14,8 @@ import type { CheckpointWorkerScript } from '../../agent/store/wal-checkpointer.
 // @ts-expect-error: a plain .mjs script without types
 import { checkpointWorkerCode } from '../../scripts/build-arm.mjs';
 import { bundleEntry } from '../helpers/bundle.js';
-import { silentLog } from '../helpers/log.js';
+import type { Logger } from 'pino';
+import { recordingLog, silentLog } from '../helpers/log.js';
 
 const dirs: string[] = [];
 const stores: Store[] = [];
@@ -39,8 +40,12 @@ beforeAll(async () => {
   codeScript = { kind: 'code', code: (await checkpointWorkerCode()) as string, nativeBinding: addon };
 }, 60_000);
 
-function open(dataDir: string, script: CheckpointWorkerScript, delayMs = 60_000): Store {
-  const store = new Store({ dataDir, log: silentLog(), checkpoints: { script, delayMs } });
+function open(dataDir: string, script: CheckpointWorkerScript, delayMs = 60_000, o: { idleMs?: number; log?: Logger } = {}): Store {
+  const store = new Store({
+    dataDir,
+    log: o.log ?? silentLog(),
+    checkpoints: { script, delayMs, ...(o.idleMs !== undefined ? { idleMs: o.idleMs } : {}) },
+  });
   stores.push(store);
   return store;
 }
@@ -105,14 +110,74 @@ describe.each(['file', 'code'] as const)('checkpoints from a worker thread (%s)'
   });
 });
 
+describe.each(['file', 'code'] as const)('the checkpoint worker thread (%s): only while there is work', (kind) => {
+  const script = () => (kind === 'file' ? fileScript : codeScript);
+
+  it('starts with the first checkpoint, ends when idle, starts again with the next write', async () => {
+    const rec = recordingLog();
+    const store = open(tmp(), script(), 20, { idleMs: 150, log: rec.log });
+    // Opening the store starts no thread: an idle phone carries none.
+    expect(store.health().checkpoints).toMatchObject({ mode: 'worker', running: false, starts: 0 });
+    for (let i = 0; i < 30; i++) store.setSetting(`p.${i}`, part(i));
+    await vi.waitFor(() => expect(store.health().checkpoints).toMatchObject({ checkpoints: 1, running: true, starts: 1 }), {
+      timeout: 5000,
+    });
+    // Nothing written since: told to close after idleMs, and its thread exits cleanly.
+    await vi.waitFor(() => expect(rec.lines().some((l) => l.msg === 'idle checkpoint worker exited')).toBe(true), { timeout: 5000 });
+    expect(store.health().checkpoints).toMatchObject({ mode: 'worker', running: false, starts: 1, lastLeft: 0 });
+    // The next write's checkpoint is run by a new worker, and what it wrote is checkpointed.
+    for (let i = 0; i < 30; i++) store.setSetting(`q.${i}`, part(i));
+    await vi.waitFor(() => expect(store.health().checkpoints).toMatchObject({ checkpoints: 2, running: true, starts: 2 }), {
+      timeout: 5000,
+    });
+    expect(store.health().checkpoints!.lastLog).toBeGreaterThan(400);
+    expect(store.health().checkpoints!.lastLeft).toBe(0);
+    expect(rec.lines().filter((l) => (l.level as number) >= 40)).toEqual([]);
+  });
+
+  it('stays while writes keep coming (each within idleMs of the last checkpoint)', async () => {
+    const store = open(tmp(), script(), 10, { idleMs: 300 });
+    for (let round = 0; round < 8; round++) {
+      store.setSetting('p', part(round));
+      const before = store.health().checkpoints!.checkpoints;
+      await vi.waitFor(() => expect(store.health().checkpoints!.checkpoints).toBe(before + 1), { timeout: 5000 });
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    expect(store.health().checkpoints).toMatchObject({ checkpoints: 8, starts: 1, running: true });
+  });
+
+  it('a direct checkpoint starts one too, and closing the store ends it', async () => {
+    const store = open(tmp(), script(), 60_000, { idleMs: 60_000 });
+    store.setSetting('k', 'v');
+    const r = await store.checkpoint()!;
+    expect(r.checkpointed).toBe(r.log);
+    expect(store.health().checkpoints).toMatchObject({ running: true, starts: 1 });
+    store.close();
+  });
+});
+
 describe('a checkpoint worker that fails', () => {
   it('hands checkpoints back to SQLite on the main connection, so the WAL stays bounded', async () => {
-    const store = open(tmp(), { kind: 'code', code: 'throw new Error("cannot load")' });
+    const rec = recordingLog();
+    const store = open(tmp(), { kind: 'code', code: 'throw new Error("cannot load")' }, 20, { log: rec.log });
+    // It fails when the first write's checkpoint starts it.
+    expect(store.health().checkpoints?.mode).toBe('worker');
+    store.setSetting('k0', 'v');
     await vi.waitFor(() => expect(store.health().checkpoints?.mode).toBe('sqlite'), { timeout: 5000 });
     expect(autocheckpoint(store)).toBe(1000);
     await expect(store.checkpoint()!).rejects.toThrow(/not running/);
+    // Reported, not swallowed: the store's error names the worker's.
+    const err = rec.lines().find((l) => l.msg === 'checkpoint worker failed: SQLite checkpoints the WAL on the main thread again');
+    expect(JSON.stringify(err)).toMatch(/cannot load/);
     // Writes go on.
     expect(store.setSetting('k', 'v')).toBe(true);
+  });
+
+  it('a checkpoint asked of a worker that cannot start is rejected with the reason', async () => {
+    const store = open(tmp(), { kind: 'code', code: 'throw new Error("cannot load")' });
+    store.setSetting('k0', 'v');
+    await expect(store.checkpoint()!).rejects.toThrow(/cannot load/);
+    expect(store.health().checkpoints?.mode).toBe('sqlite');
   });
 
   it('when its addon cannot be loaded (a bundle whose lib/ lacks it)', async () => {
@@ -121,6 +186,8 @@ describe('a checkpoint worker that fails', () => {
       code: (codeScript as { code: string }).code,
       nativeBinding: '/nonexistent/better_sqlite3.node',
     });
+    store.setSetting('k0', 'v');
+    await store.checkpoint()!.catch(() => undefined);
     await vi.waitFor(() => expect(store.health().checkpoints?.mode).toBe('sqlite'), { timeout: 5000 });
     expect(autocheckpoint(store)).toBe(1000);
   });

@@ -40,6 +40,13 @@ describe('migrations', () => {
     store.close();
   });
 
+  it("cap SQLite's page cache at 512 KiB (a phone's RSS), not its default 2 MiB", () => {
+    const store = new Store({ dataDir: tmp(), log: silentLog() });
+    const db = (store as unknown as { db: Database.Database }).db;
+    expect(db.pragma('cache_size', { simple: true })).toBe(-512);
+    store.close();
+  });
+
   it('run each in a transaction: a failing one leaves no trace and the version unchanged', () => {
     const db = new Database(':memory:');
     const bad = [...MIGRATIONS, { version: latest + 1, name: 'half', sql: 'CREATE TABLE half (x); SELECT nonsense FROM nowhere;' }];

@@ -4,7 +4,7 @@
 // string (the single-executable ARM bundle, built here the way build-arm does).
 import path from 'node:path';
 import { build } from 'esbuild';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LocationsVerifierError, WorkerLocationsVerifier, type WorkerScript } from '../../../agent/location/locations-verifier.js';
 import type { VerifiedLocations } from '../../../agent/location/locations-verify.js';
 import { CompactLocationsBuilder, partText } from '../../../agent/location/locations-view.js';
@@ -12,7 +12,8 @@ import type { LocationsDocument, RecommendedLocation } from '../../../provisioni
 import { signDocument } from '../../../provisioning/protocol/signing.js';
 import { sampleAddress, testKeys } from '../../helpers/address.js';
 import { bundleEntry, REPO_ROOT } from '../../helpers/bundle.js';
-import { silentLog } from '../../helpers/log.js';
+import type { Logger } from 'pino';
+import { recordingLog, silentLog } from '../../helpers/log.js';
 
 const keys = testKeys();
 const loc = (i: number): RecommendedLocation => ({
@@ -37,13 +38,14 @@ const push = (d: LocationsDocument, k = keys) => Buffer.from(JSON.stringify({ v:
 let fileScript: WorkerScript;
 let codeScript: WorkerScript;
 const open: WorkerLocationsVerifier[] = [];
-function verifier(script: WorkerScript, maxHeapMb?: number) {
+function verifier(script: WorkerScript | (() => WorkerScript), maxHeapMb?: number, o: { idleMs?: number; log?: Logger } = {}) {
   const v = new WorkerLocationsVerifier({
     script,
     deviceId: 'phone-1',
     serverPublicKey: keys.pair.publicKey,
-    log: silentLog(),
+    log: o.log ?? silentLog(),
     ...(maxHeapMb ? { maxHeapMb } : {}),
+    ...(o.idleMs !== undefined ? { idleMs: o.idleMs } : {}),
   });
   open.push(v);
   return v;
@@ -166,6 +168,61 @@ parentPort.on('message', (req) => {
     const v = verifier({ kind: 'code', code: 'throw new Error("broken worker")' });
     await expect(v.verify(push(doc(1)), null)).rejects.toThrow(/broken worker/);
     await expect(v.verify(push(doc(1)), null)).rejects.toBeInstanceOf(LocationsVerifierError);
+  });
+
+  it('starts its thread with a push (the script looked up then), ends it when idle, starts another with the next push', async () => {
+    const rec = recordingLog();
+    let lookups = 0;
+    const v = verifier(
+      () => {
+        lookups++;
+        return codeScript;
+      },
+      undefined,
+      { idleMs: 150, log: rec.log },
+    );
+    // Made, not started: no thread, and the worker's code not even looked up.
+    expect(v.running).toBe(false);
+    expect(lookups).toBe(0);
+    // Pushes in a burst share one worker.
+    const answers = await Promise.all([1, 2, 3].map((n) => v.verify(push(doc(n, 50)), null)));
+    expect(answers.map((a) => a.ok && a.version)).toEqual([1, 2, 3]);
+    expect(await v.verify(push(doc(4)), null)).toMatchObject({ ok: true, version: 4 });
+    expect(v.running).toBe(true);
+    expect(v.starts).toBe(1);
+    // Nothing asked for idleMs: its thread ends.
+    await vi.waitFor(() => expect(v.running).toBe(false), { timeout: 5000 });
+    expect(rec.lines().some((l) => l.msg === 'locations worker ended: idle')).toBe(true);
+    // The next push starts a new one and is verified off this thread as before.
+    expect(await v.verify(push(doc(5, 50)), null)).toMatchObject({ ok: true, result: 'apply', version: 5 });
+    expect(v.starts).toBe(2);
+    expect(lookups).toBe(2);
+    // Ending an idle worker is not a failure: nothing logged above debug.
+    expect(rec.lines().filter((l) => (l.level as number) >= 40)).toEqual([]);
+  });
+
+  it('a push waiting when the idle time would be up keeps the worker until it is answered', async () => {
+    const v = verifier(fileScript, undefined, { idleMs: 50 });
+    expect(await v.verify(push(doc(1)), null)).toMatchObject({ ok: true });
+    // A big push asked just before idleMs: answered by the same worker, not cut off.
+    await new Promise((r) => setTimeout(r, 40));
+    expect(await v.verify(push(doc(2, 3000)), null)).toMatchObject({ ok: true, version: 2, count: 3000 });
+    expect(v.starts).toBe(1);
+  });
+
+  it('a worker that failed a push (an error answer) still ends when idle', async () => {
+    const v = verifier(
+      {
+        kind: 'code',
+        code: `const { parentPort } = require('node:worker_threads');
+parentPort.on('message', (req) => parentPort.postMessage({ id: req.id, error: 'refused' }));`,
+      },
+      undefined,
+      { idleMs: 50 },
+    );
+    await expect(v.verify('x', null)).rejects.toThrow(/refused/);
+    expect(v.running).toBe(true);
+    await vi.waitFor(() => expect(v.running).toBe(false), { timeout: 5000 });
   });
 
   it('close() rejects what is waiting and ends the thread; nothing is asked after', async () => {
