@@ -75,8 +75,8 @@ const SQLITE_AUTOCHECKPOINT = 1000;
 
 export const DB_FILE = 'agent.db';
 const HISTORY_KEEP = 100;
-/** Outbox rows kept in memory for the drainer (takeInserted); an older one is read from the table. */
-const INSERTED_KEEP = 256;
+/** Outbox rows kept in memory for the drainer (takeInserted): a few per wake are the use; while offline they would only hold memory. */
+const INSERTED_KEEP = 64;
 
 /** The emergency-services notice as stored: what was shown, and whether the user acknowledged it. */
 export interface NoticeState {
