@@ -35,6 +35,12 @@ export class OutboxDrainer {
   private cursor = 0;
   private buffer: OutboxRow[] = [];
   private next = 0;
+  /**
+   * The store's outbox mark when a read found every row after the cursor (fewer than asked for):
+   * the rows inserted since are then taken from the store's memory, not read back from the
+   * table just after they were written. Null after a rewind or a full read: read the table.
+   */
+  private tailMark: number | null = null;
   private readonly inFlight = new Set<number>();
   private acked: number[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
@@ -187,7 +193,7 @@ export class OutboxDrainer {
     try {
       while (this.inFlight.size < this.window) {
         if (this.next >= this.buffer.length) {
-          this.buffer = this.store.pendingEvents(this.cursor, READ_AHEAD);
+          this.buffer = this.readRows();
           this.next = 0;
           if (this.buffer.length === 0) break;
           this.cursor = this.buffer[this.buffer.length - 1]!.seq;
@@ -205,9 +211,24 @@ export class OutboxDrainer {
     }
   }
 
+  /** The rows after the cursor: from the store's memory when it has every one, else from the table. */
+  private readRows(): OutboxRow[] {
+    const known = this.tailMark === null ? null : this.store.takeInserted(this.tailMark);
+    const mark = this.store.outboxMark();
+    if (known) {
+      this.tailMark = mark;
+      const cursor = this.cursor;
+      return known.filter((r) => r.seq > cursor);
+    }
+    const rows = this.store.pendingEvents(this.cursor, READ_AHEAD);
+    this.tailMark = rows.length < READ_AHEAD ? mark : null;
+    return rows;
+  }
+
   /** Reading starts again after seq: the buffer is dropped. */
   private rewind(afterSeq: number): void {
     this.rewinds++;
+    this.tailMark = null;
     this.cursor = afterSeq;
     this.buffer = [];
     this.next = 0;

@@ -75,6 +75,8 @@ const SQLITE_AUTOCHECKPOINT = 1000;
 
 export const DB_FILE = 'agent.db';
 const HISTORY_KEEP = 100;
+/** Outbox rows kept in memory for the drainer (takeInserted): a few per wake are the use; while offline they would only hold memory. */
+const INSERTED_KEEP = 64;
 
 /** The emergency-services notice as stored: what was shown, and whether the user acknowledged it. */
 export interface NoticeState {
@@ -108,6 +110,20 @@ export class Store {
   /** Highest versions applied, in a file that outlives a reset of a corrupt store. */
   private readonly floor: ReplayFloor;
   private readonly checkpointer: WalCheckpointer | null = null;
+  /**
+   * Outbox rows committed since open, with their serial, oldest first: the drainer takes the
+   * ones inserted since it last read the table from here instead of reading back rows this
+   * process has just written (takeInserted). Bounded; a gap (evictions, bulk moves, a full
+   * ring) makes it read the table again.
+   */
+  private inserted: { serial: number; row: OutboxRow }[] = [];
+  /** Outbox rows inserted by the transaction under way: kept only if it commits. */
+  private insertedPending: OutboxRow[] = [];
+  /** The transaction under way removed or added outbox rows the ring does not hold. */
+  private insertedGap = false;
+  /** Serial of the last outbox insert committed (every path: a gap counts one). */
+  private insertSerial = 0;
+  private txDepth = 0;
 
   constructor(opts: StoreOptions) {
     this.log = opts.log;
@@ -345,7 +361,9 @@ export class Store {
       const payload = JSON.stringify(event);
       // Already in the outbox when a second open moved the begun row there.
       if (this.stmts.completeOutbox.run(payload, event.id).changes === 0) {
-        this.outboxCount += this.stmts.insertOutbox.run(event.id, event.type, 1, payload, event.ts).changes;
+        const r = this.stmts.insertOutbox.run(event.id, event.type, 1, payload, event.ts);
+        this.outboxCount += r.changes;
+        if (r.changes > 0) this.insertedPending.push({ seq: Number(r.lastInsertRowid), id: event.id, type: event.type, payload });
       }
       this.stmts.deleteBegun.run(event.id);
     });
@@ -362,6 +380,7 @@ export class Store {
     this.durable(() => {
       for (const e of events) moved += this.stmts.insertOutbox.run(e.id, e.type, 1, JSON.stringify(e), e.ts).changes;
       this.outboxCount += moved;
+      this.insertedGap = true;
     });
     if (moved > 0) this.log.warn({ moved }, 'emergency events begun before the agent stopped (begin file) moved to the outbox');
     return moved;
@@ -383,6 +402,7 @@ export class Store {
         moved = this.stmt(
           'INSERT OR IGNORE INTO outbox (id, type, protected, payload, created_at) SELECT id, type, 1, payload, created_at FROM emergency_begun ORDER BY rowid',
         ).run().changes;
+        this.insertedGap = true;
         this.stmt('DELETE FROM emergency_begun').run();
       });
     } catch (err) {
@@ -423,6 +443,25 @@ export class Store {
 
   pendingEvents(afterSeq: number, limit: number): OutboxRow[] {
     return this.stmts.pending.all(afterSeq, limit) as OutboxRow[];
+  }
+
+  /** Where the outbox's inserts stand now: pass it to takeInserted later. */
+  outboxMark(): number {
+    return this.insertSerial;
+  }
+
+  /**
+   * The rows committed to the outbox since mark, in seq order, from memory; null when they
+   * cannot all be had from memory (then read the table). One reader: what it took is let go.
+   */
+  takeInserted(mark: number): OutboxRow[] | null {
+    const first = this.inserted[0];
+    if (mark === this.insertSerial) return [];
+    if (!first || first.serial > mark + 1 || mark > this.insertSerial) return null;
+    const from = mark + 1 - first.serial;
+    const rows = this.inserted.slice(from).map((e) => e.row);
+    this.inserted = [];
+    return rows;
   }
 
   /** Removes acknowledged events in one transaction (the drain batches them). */
@@ -591,16 +630,26 @@ export class Store {
         return false;
       }
       if (evicted > 0) this.log.warn({ type: event.type }, 'outbox full: oldest unprotected event evicted');
+      // The evicted row may be one the ring holds.
+      if (evicted > 0) this.insertedGap = true;
     }
-    const changes = this.stmts.insertOutbox.run(event.id, event.type, isProtected ? 1 : 0, JSON.stringify(event), event.ts).changes;
-    this.outboxCount += changes;
+    const payload = JSON.stringify(event);
+    const r = this.stmts.insertOutbox.run(event.id, event.type, isProtected ? 1 : 0, payload, event.ts);
+    this.outboxCount += r.changes;
+    if (r.changes > 0) this.insertedPending.push({ seq: Number(r.lastInsertRowid), id: event.id, type: event.type, payload });
     return true;
   }
 
   private transaction(fn: () => void): void {
+    this.txDepth++;
     try {
       this.db.transaction(fn)();
     } catch (err) {
+      this.txDepth--;
+      if (this.txDepth === 0) {
+        this.insertedPending = [];
+        this.insertedGap = false;
+      } else this.insertedGap = true; // an inner savepoint rolled back: which pending rows stay is not known here
       // Rolled back: the outbox count fn may have moved is read again (a full disk still reads).
       this.recountOutbox();
       // SQLite's failures (a full disk, an I/O error) as the typed store errors; anything else as it is.
@@ -608,8 +657,24 @@ export class Store {
         throw classifyStoreError(err, `store write failed (${this.path})`);
       throw err;
     }
+    this.txDepth--;
+    if (this.txDepth === 0) this.commitInserted();
     this.writes++;
     this.checkpointer?.noteWrite();
+  }
+
+  /** The committed transaction's outbox rows join the ring (a gap empties it: the drainer reads the table). */
+  private commitInserted(): void {
+    if (this.insertedGap) {
+      this.inserted = [];
+      this.insertSerial += 1 + this.insertedPending.length;
+    } else {
+      for (const row of this.insertedPending) this.inserted.push({ serial: ++this.insertSerial, row });
+      // Nobody draining (offline): the oldest go, and the drainer reads the table for them.
+      if (this.inserted.length > INSERTED_KEEP) this.inserted.splice(0, this.inserted.length - INSERTED_KEEP);
+    }
+    this.insertedPending = [];
+    this.insertedGap = false;
   }
 }
 

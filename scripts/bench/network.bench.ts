@@ -2,7 +2,10 @@
 //  - an IPv4 address change on eth0 (inside a network namespace) to the agent's
 //    retained location report received by a subscriber at a real Mosquitto,
 //    p50/p99 over BENCH_NET_CHANGES changes (default 100), beside the time the
-//    kernel's netlink event reached an independent `ip -ts monitor` (same changes);
+//    kernel's netlink event reached an independent `ip -ts monitor` (same changes). The agent
+//    is the bundle as shipped with the unit's environment (build:arm first); each change is made
+//    BENCH_NET_GAP_MS (50) after the previous report; BENCH_BASE_BUNDLE=FILE runs an earlier
+//    build's bundle in alternate blocks (BENCH_NET_ROUNDS, 4), one agent at a time;
 //  - a phone plugged into a switch port whose LLDP-MED civic address disagrees
 //    with the provisioned one: link up to the disagreement detected (the
 //    location-disagreement event queued), p50/p99 over BENCH_NET_DISAGREE link
@@ -28,6 +31,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { report, samples, summary } from './stats.js';
+import { bundles, noDelay, unitEnvironment } from './agent-env.js';
+import type { AgentProcess } from '../../test/helpers/agent.js';
 
 const self = fileURLToPath(import.meta.url);
 const CHANGES = Number(process.env.BENCH_NET_CHANGES ?? 100);
@@ -35,6 +40,10 @@ const IDLE_SECONDS = Number(process.env.BENCH_NET_IDLE_SECONDS ?? process.env.BE
 const WARMUP = 5;
 const DISAGREE = Number(process.env.BENCH_NET_DISAGREE ?? 20);
 const CIVIC_CHANGES = Number(process.env.BENCH_NET_CIVIC_CHANGES ?? 20);
+// Each change waits this long after the previous report: the agent coalesces the netlink lines
+// within its 25 ms window after a read into one read at the window's end, so a change made
+// at once after the previous one's report measures that window, not the change (0: back to back).
+const GAP_MS = Number(process.env.BENCH_NET_GAP_MS ?? 50);
 
 if (process.argv[2] !== '--inside') {
   if (process.getuid?.() !== 0) {
@@ -66,8 +75,12 @@ if (process.argv[2] !== '--inside') {
 }
 
 // ---- inside the phone's namespace ----
+const { bundle: BUNDLE, base: BASE } = bundles();
+// With BENCH_BASE_BUNDLE, blocks of changes to each bundle in turn (one agent at a time: both would
+// answer every change and share the cores), BENCH_NET_ROUNDS rounds, the order alternating.
+const ROUNDS = BASE ? Number(process.env.BENCH_NET_ROUNDS ?? 4) : 1;
 const { startMosquitto } = await import('../../test/helpers/mosquitto.js');
-const { agentConfig, spawnAgent } = await import('../../test/helpers/agent.js');
+const { agentConfig, spawnAgent, VOICE_ADDON } = await import('../../test/helpers/agent.js');
 const { controlRequest } = await import('../../agent/control/control-client.js');
 const { testKeys, TASMAN_LLDPCLI } = await import('../../test/helpers/address.js');
 
@@ -337,14 +350,20 @@ async function benchDisagreement(): Promise<void> {
 const broker = await startMosquitto();
 const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-netbench-'));
 const keys = testKeys();
-const setup = agentConfig(
-  dir,
-  { deviceId: 'bench-net', brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey },
-  {
-    logLevel: 'warn',
-    network: { backend: 'netlink', interfaces: ['eth0'], lldp: { enabled: false }, dhcp: { enabled: false } },
-  },
-);
+const unitEnv = { ...unitEnvironment(), ...(existsSync(VOICE_ADDON) ? { E911_VOICE_ADDON: VOICE_ADDON } : {}) };
+type Kind = 'this' | 'base';
+const DEVICE: Record<Kind, string> = { this: 'bench-net', base: 'bench-net-base' };
+const ENTRY: Record<Kind, string> = { this: BUNDLE, base: BASE ?? BUNDLE };
+const setupFor = (kind: Kind) =>
+  agentConfig(
+    path.join(dir, kind),
+    { deviceId: DEVICE[kind], brokerUrl: broker.url, serverPublicKey: keys.pair.publicKey },
+    {
+      logLevel: 'warn',
+      network: { backend: 'netlink', interfaces: ['eth0'], lldp: { enabled: false }, dhcp: { enabled: false } },
+    },
+  );
+const setups: Record<Kind, ReturnType<typeof setupFor>> = { this: setupFor('this'), base: setupFor('base') };
 
 // The kernel's side, measured independently: an `ip -ts monitor address` of our own.
 const kernel = spawn('ip', ['-ts', '-o', 'monitor', 'address'], { stdio: ['ignore', 'pipe', 'ignore'] });
@@ -356,32 +375,41 @@ createInterface({ input: kernel.stdout }).on('line', (line) => {
 });
 
 const sub = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
-let onReport: (addrs: string[], at: number) => void = () => {};
-sub.on('message', (_t, payload) => {
+noDelay(sub);
+let onReport: (device: string, addrs: string[], at: number) => void = () => {};
+sub.on('message', (topic, payload) => {
   const at = wallNow();
   const d = JSON.parse(payload.toString()) as { data: { network: { interfaces: { name: string; addresses: string[] }[] } | null } };
-  onReport(d.data.network?.interfaces.find((i) => i.name === 'eth0')?.addresses ?? [], at);
+  onReport(topic.split('/')[2]!, d.data.network?.interfaces.find((i) => i.name === 'eth0')?.addresses ?? [], at);
 });
-await sub.subscribeAsync('e911/v1/bench-net/location', { qos: 1 });
+await sub.subscribeAsync('e911/v1/+/location', { qos: 1 });
 
 let failed = false;
 let agent: Awaited<ReturnType<typeof spawnAgent>> | null = null;
-const storeWrites = async () =>
-  (await import('../../test/helpers/control.js')).storeWrites(await controlRequest(setup.socketPath, 'status'));
-try {
-  // The agent in its own process (dist/agent/main.js), as on a phone: its CPU and RSS are its own.
-  agent = await spawnAgent(setup);
+const stopAgent = async () => {
+  if (agent && agent.child.exitCode === null) {
+    agent.child.kill('SIGTERM');
+    await agent.exited;
+  }
+  agent = null;
+};
+/** The agent in its own process, the bundle as shipped with the unit's environment, as on a phone. */
+const startAgent = async (kind: Kind) => {
+  agent = await spawnAgent(setups[kind], unitEnv, ENTRY[kind]);
   await new Promise((r) => setTimeout(r, 1000));
-  const ip = (...args: string[]) => new Promise<void>((resolve, reject) => execFile('ip', args, (err) => (err ? reject(err) : resolve())));
-
-  const toReport: number[] = [];
-  const toKernel: number[] = [];
-  for (let i = 0; i < CHANGES + WARMUP; i++) {
-    const addr = `10.66.1.${10 + (i % 200)}`;
+};
+const storeWrites = async () =>
+  (await import('../../test/helpers/control.js')).storeWrites(await controlRequest(setups.this.socketPath, 'status'));
+const ip = (...args: string[]) => new Promise<void>((resolve, reject) => execFile('ip', args, (err) => (err ? reject(err) : resolve())));
+let addrSeq = 0;
+/** n measured changes (after WARMUP) to the running agent: an address added (measured) and removed, GAP_MS after each report. */
+async function changes(kind: Kind, n: number, toReport: number[], toKernel: number[], overKernel: number[]): Promise<void> {
+  for (let i = 0; i < n + WARMUP; i++) {
+    const addr = `10.66.1.${10 + (addrSeq++ % 200)}`;
     for (const op of ['add', 'del'] as const) {
       const got = new Promise<number>((resolve) => {
-        onReport = (addrs, at) => {
-          if (addrs.includes(`${addr}/24`) === (op === 'add')) resolve(at);
+        onReport = (device, addrs, at) => {
+          if (device === DEVICE[kind] && addrs.includes(`${addr}/24`) === (op === 'add')) resolve(at);
         };
       });
       const t0 = wallNow();
@@ -390,33 +418,73 @@ try {
       const k = kernelSeen.get(`${op} ${addr}`);
       if (i >= WARMUP && op === 'add') {
         toReport.push(at - t0);
-        if (k !== undefined) toKernel.push(k - t0);
+        if (k !== undefined) {
+          toKernel.push(k - t0);
+          overKernel.push(at - k);
+        }
       }
       kernelSeen.clear();
+      if (GAP_MS > 0) await new Promise((r) => setTimeout(r, GAP_MS));
     }
   }
-  const r = summary(toReport);
-  const k = summary(toKernel);
-  console.log(`address change -> location report at the broker: ${r.n} changes (kernel events seen for ${k.n})`);
+}
+try {
+  const toReport: Record<Kind, number[]> = { this: [], base: [] };
+  const toKernel: Record<Kind, number[]> = { this: [], base: [] };
+  /** Each change's report minus its own netlink event: a load that moves both cancels. */
+  const overKernel: Record<Kind, number[]> = { this: [], base: [] };
+  const perRound = Math.ceil(CHANGES / ROUNDS);
+  for (let r = 0; r < ROUNDS; r++) {
+    const order: Kind[] = r % 2 ? ['this', 'base'] : ['base', 'this'];
+    for (const kind of order) {
+      if (kind === 'base' && !BASE) continue;
+      await startAgent(kind);
+      const before = toReport[kind].length;
+      await changes(kind, perRound, toReport[kind], toKernel[kind], overKernel[kind]);
+      await stopAgent();
+      const s = summary(toReport[kind].slice(before));
+      console.log(
+        `round ${r + 1} ${kind.padEnd(4)} p50 ${s.p50.toFixed(2)} p99 ${s.p99.toFixed(2)} ms  load ${os.loadavg()[0]!.toFixed(1)}`,
+      );
+    }
+  }
+  const r = summary(toReport.this);
+  const k = summary(toKernel.this);
+  console.log(
+    `address change -> location report at the broker, bundle as shipped: ${r.n} changes (kernel events seen for ${k.n}), ${GAP_MS} ms after the previous report (BENCH_NET_GAP_MS)`,
+  );
   report('change->report p50 (vs change->netlink event)', r.p50, 'ms', k.p50, '<= 20 ms');
   report('change->report p99 (vs change->netlink event)', r.p99, 'ms', k.p99, '<= 40 ms');
-  samples('change->report', 'ms', toReport, toKernel, {
+  samples('change->report', 'ms', toReport.this, toKernel.this, {
     agent: 'address change to location report',
     baseline: 'address change to netlink event',
   });
   report('change->report max (vs change->netlink event)', r.max, 'ms', k.max, '-');
+  if (BASE) {
+    const b = summary(toReport.base);
+    const bk = summary(toKernel.base);
+    console.log(`BENCH_BASE_BUNDLE ${BASE}, the same rounds:`);
+    report('change->report p50, base bundle (vs change->netlink event)', b.p50, 'ms', bk.p50, '-');
+    report('change->report p99, base bundle (vs change->netlink event)', b.p99, 'ms', bk.p99, '-');
+    const ot = summary(overKernel.this);
+    const ob = summary(overKernel.base);
+    report('change->report over its netlink event p50, this (vs base bundle)', ot.p50, 'ms', ob.p50, '-');
+    report('change->report over its netlink event p99, this (vs base bundle)', ot.p99, 'ms', ob.p99, '-');
+  }
   await benchBest();
   await benchDisagreement();
   if (process.env.BENCH_NET_SAMPLES)
-    console.log(JSON.stringify({ toReport: toReport.map(Math.round), toKernel: toKernel.map(Math.round) }));
+    console.log(JSON.stringify({ toReport: toReport.this.map(Math.round), toKernel: toKernel.this.map(Math.round) }));
   if (r.p99 > 200) failed = true;
 
-  // ---- idle ----
+  // ---- idle: this tree's agent, started again ----
   kernel.kill();
+  await startAgent('this');
+  if (!agent) throw new Error('the agent did not start');
   const bare = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 1000));
   global.gc?.();
-  const agentPid = agent.child.pid!;
+  const agentPid = (agent as AgentProcess).child.pid!;
   const pidsAtStart = [agentPid, ...childrenOf(agentPid)];
   const writes0 = await storeWrites();
   const ticks0 = pidsAtStart.map(cpuTicks).reduce((a, b) => a + b, 0);
@@ -445,10 +513,7 @@ try {
   report(`database writes while idle (${Math.round(secs)} s)`, writes, 'writes', 0, '0');
   if (writes !== 0) failed = true;
 } finally {
-  if (agent && agent.child.exitCode === null) {
-    agent.child.kill('SIGTERM');
-    await agent.exited;
-  }
+  await stopAgent();
   kernel.kill();
   await sub.endAsync();
   await broker.close();

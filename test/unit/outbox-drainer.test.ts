@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import os from 'node:os';
 import path from 'node:path';
 import { Store, type OutboxRow } from '../../agent/store/store.js';
@@ -194,6 +195,87 @@ describe('outbox drainer', () => {
     await settle();
     d.serverAck(store.pendingEvents(0, 100).map((r) => r.id));
     expect(store.outboxBacklog()).toBe(0);
+  });
+});
+
+describe('outbox drainer: rows handed over from the store instead of read back', () => {
+  it('sends events enqueued while caught up at once, in order, each committed before its publish, without reading the table', async () => {
+    const sent: number[] = [];
+    const pending: (() => void)[] = [];
+    const d = new OutboxDrainer(store, 64, silentLog(), 30_000, 'emergency');
+    drainers.push(d);
+    // Another connection sees only committed rows.
+    const other = new Database(path.join(dir, 'agent.db'), { readonly: true });
+    const committed = other.prepare('SELECT id FROM outbox WHERE seq = ?');
+    d.attach((row, done) => {
+      // Durable first: the row is committed when it is handed to the broker.
+      expect(committed.get(row.seq)).toEqual({ id: row.id });
+      sent.push(JSON.parse(row.payload).data.i as number);
+      pending.push(() => done());
+    });
+    for (const ack of pending.splice(0)) ack();
+    await settle();
+    expect(sent).toEqual([...Array(20).keys()]);
+    const reads = vi.spyOn(store, 'pendingEvents');
+    for (const i of [20, 21, 22]) {
+      store.enqueue(newEvent('diagnostics', { i }));
+      d.wake();
+    }
+    // Two in one transaction, and one that rolls back: it never goes.
+    const tx = store as unknown as { transaction(fn: () => void): void; insertEvent(e: unknown): boolean };
+    tx.transaction(() => {
+      tx.insertEvent(newEvent('diagnostics', { i: 23 }));
+      tx.insertEvent(newEvent('diagnostics', { i: 24 }));
+    });
+    expect(() =>
+      tx.transaction(() => {
+        tx.insertEvent(newEvent('diagnostics', { i: 99 }));
+        throw new Error('rolled back');
+      }),
+    ).toThrow('rolled back');
+    store.enqueue(newEvent('diagnostics', { i: 25 }));
+    d.wake();
+    expect(sent).toEqual([...Array(26).keys()]);
+    expect(reads).not.toHaveBeenCalled();
+    reads.mockRestore();
+    other.close();
+    for (const ack of pending.splice(0)) ack();
+    await gone(() => expect(store.outboxBacklog()).toBe(0));
+  });
+
+  it('reads the table again after an eviction, a reconnect or more rows than it keeps, and sends each row once, in order', async () => {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+    dir = mkdtempSync(path.join(os.tmpdir(), 'e911-drain-'));
+    store = new Store({ dataDir: dir, log: silentLog(), outboxMax: 30 });
+    const b = manualBroker();
+    const d = new OutboxDrainer(store, 4, silentLog(), 30_000, 'emergency');
+    drainers.push(d);
+    store.enqueue(newEvent('diagnostics', { i: 0 }));
+    d.attach(b.publish);
+    expect(b.sent).toEqual([0]);
+    b.pending.shift()!.ack();
+    // Caught up; then the outbox fills past its maximum while the window is full: the oldest
+    // unsent ones are evicted, and what is sent is what the table still holds, in order.
+    for (let i = 1; i <= 40; i++) store.enqueue(newEvent('diagnostics', { i }));
+    d.wake();
+    const inTable = store.pendingEvents(0, 100).map((r) => JSON.parse(r.payload).data.i as number);
+    expect(inTable).toEqual([...Array(30).keys()].map((k) => k + 11));
+    while (b.pending.length > 0) {
+      b.pending.shift()!.ack();
+      await tick();
+    }
+    expect(b.sent).toEqual([0, ...inTable]);
+    // A reconnect: everything not yet acknowledged goes again from the table.
+    for (let i = 41; i <= 300; i++) store.enqueue(newEvent('diagnostics', { i }));
+    d.detach();
+    const b2 = manualBroker();
+    d.attach(b2.publish);
+    while (b2.pending.length > 0) {
+      b2.pending.shift()!.ack();
+      await tick();
+    }
+    expect(b2.sent).toEqual([...Array(30).keys()].map((k) => k + 271));
   });
 });
 
