@@ -438,7 +438,6 @@ export class Agent {
       config.outbox.serverAckTimeoutMs,
       config.outbox.serverConfirms,
     );
-    const link = new MqttLink({ config, log: named(log, 'link'), drainer, handlers: this.inboundHandlers(), agentVersion: AGENT_VERSION });
     // A worker thread while pushes come (started by one, ended when idle): a 2 MiB push never holds the keypad up.
     // Its script is looked up when it starts: in the bundle a code string, kept out of the heap until then.
     const locationsVerifier = new WorkerLocationsVerifier({
@@ -446,6 +445,15 @@ export class Agent {
       deviceId: config.deviceId,
       serverPublicKey: config.serverPublicKey,
       log: named(log, 'locations'),
+    });
+    const link = new MqttLink({
+      config,
+      log: named(log, 'link'),
+      drainer,
+      handlers: this.inboundHandlers(),
+      agentVersion: AGENT_VERSION,
+      // A large push's body goes from the socket to the worker as it arrives (publish-framer.ts).
+      largePayloads: locationsVerifier,
     });
     const location = new LocationParts({
       config: config.network,

@@ -2,10 +2,13 @@
 // connection, so no hidden in-memory queue re-sends anything behind the outbox's
 // back; reconnects with exponential backoff and jitter across the broker URLs.
 import { readFileSync } from 'node:fs';
+import type { Duplex, Writable } from 'node:stream';
 import mqtt, { type IClientOptions, type MqttClient, type IPublishPacket } from 'mqtt';
 import type { Logger } from '../../provisioning/common/log.js';
 import type { AgentConfig } from '../config.js';
 import type { OutboxDrainer } from './outbox-drainer.js';
+import { PublishFramer, PublishFramerStream } from './publish-framer.js';
+import type { PayloadStream, StreamedPayload } from '../location/locations-verifier.js';
 import {
   decodePayload,
   MAX_LOCATIONS_PAYLOAD_BYTES,
@@ -23,14 +26,19 @@ export interface LinkStatus {
   connectedAt: string | null;
   connects: number;
   lastError: string | null;
+  /** Locations pushes whose body went from the socket to the worker as it arrived (publish-framer.ts). */
+  streamed: number;
 }
 
 /** What the link does with a message the server sent; the composition root wires these. */
 export interface InboundHandlers {
   addressSet(payload: Buffer): void;
   configSet(value: PayloadOf<'config/set'>): void;
-  /** The account's locations for recommendations (signed; verified by the handler). */
-  locationsSet?(payload: Buffer): void;
+  /**
+   * The account's locations for recommendations (signed; verified by the handler). A large one
+   * comes streamed into `largePayloads` (never assembled on this thread).
+   */
+  locationsSet?(payload: Buffer | StreamedPayload): void;
   command(name: string, value: PayloadOf<'cmd'>): Promise<unknown>;
   rejected(kind: TopicKind, reason: string): void;
 }
@@ -42,7 +50,15 @@ export interface LinkDeps {
   handlers: InboundHandlers;
   agentVersion: string;
   random?: () => number;
+  /**
+   * Where the body of a large locations push goes as it arrives off the socket (the locations
+   * verifier's worker). Without it, mqtt.js assembles every message as before.
+   */
+  largePayloads?: { openStream(length: number): PayloadStream };
 }
+
+/** A locations PUBLISH over this (its remaining length: topic, properties and body) is streamed to largePayloads; smaller ones come whole. */
+export const STREAM_PAYLOAD_OVER = 64 * 1024;
 
 const RETAINED_KINDS = ['address/state', 'location'] as const;
 /** QoS 1 options for every event: mqtt.js copies them, never changes them. */
@@ -63,7 +79,18 @@ export class MqttLink {
   private readonly retained = new Map<RetainedKind, string>();
   private readonly tls: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   private readonly random: () => number;
-  private readonly status: LinkStatus = { state: 'stopped', url: null, connectedAt: null, connects: 0, lastError: null };
+  private readonly status: LinkStatus = {
+    state: 'stopped',
+    url: null,
+    connectedAt: null,
+    connects: 0,
+    lastError: null,
+    streamed: 0,
+  };
+  /** The framer of the current connection (null without largePayloads). */
+  private framer: PublishFramer<StreamedPayload> | null = null;
+  /** Large pushes streamed (checked at each packet): the benchmark's A/B turns it off. */
+  streamLargePushes = true;
 
   constructor(private readonly deps: LinkDeps) {
     this.random = deps.random ?? Math.random;
@@ -170,7 +197,16 @@ export class MqttLink {
       ...this.tls,
       ...(config.broker.tls ? { rejectUnauthorized: config.broker.tls.rejectUnauthorized } : {}),
     };
-    const client = mqtt.connect(url, options);
+    // Built without connecting, so its stream can be wrapped first (below).
+    const client = mqtt.connect(url, { ...options, manualConnect: true });
+    const framer = this.deps.largePayloads ? this.newFramer() : null;
+    if (framer) {
+      // mqtt.js's own builder (TCP or TLS for this URL), its output wrapped. Typed private, public in fact.
+      const c = client as unknown as { streamBuilder: (client: MqttClient) => Duplex };
+      const build = c.streamBuilder;
+      c.streamBuilder = (cl) => framedStream(build(cl), framer);
+    }
+    this.framer = framer;
     this.client = client;
     let up = false;
 
@@ -212,6 +248,8 @@ export class MqttLink {
       log.warn({ err: err.message, url }, 'link error');
     });
     client.on('close', () => {
+      // Bodies still arriving are dropped, and stand-ins mqtt.js will not deliver released.
+      framer?.close();
       if (client !== this.client) return;
       if (up) log.warn({ url }, 'link down');
       up = false;
@@ -221,6 +259,20 @@ export class MqttLink {
       client.end(true);
       this.client = null;
       if (!this.stopped) this.scheduleReconnect();
+    });
+    client.connect();
+  }
+
+  private newFramer(): PublishFramer<StreamedPayload> {
+    const { config } = this.deps;
+    const sink = this.deps.largePayloads!;
+    return new PublishFramer<StreamedPayload>({
+      topic: this.topic('locations/set'),
+      protocolVersion: config.broker.protocolVersion,
+      threshold: STREAM_PAYLOAD_OVER,
+      maxBody: MAX_LOCATIONS_PAYLOAD_BYTES,
+      sink: { open: (length) => sink.openStream(length), discard: (h) => h.release() },
+      enabled: () => this.streamLargePushes,
     });
   }
 
@@ -320,10 +372,20 @@ export class MqttLink {
         case 'address/set':
           handlers.addressSet(payload);
           return;
-        case 'locations/set':
+        case 'locations/set': {
           // Retained is fine: it is state, and a replay of an older version is refused by version.
-          handlers.locationsSet?.(payload);
+          const standIn = this.framer?.take(payload) ?? null;
+          if (standIn?.kind === 'too-large') {
+            // Its body was dropped as it arrived: refused as the decoder refuses a payload over the bound.
+            const reason = `payload of ${standIn.length} bytes exceeds ${MAX_LOCATIONS_PAYLOAD_BYTES}`;
+            log.warn({ code: 'too-large', reason }, 'locations push rejected; the stored locations are kept');
+            handlers.rejected('locations/set', reason);
+            return;
+          }
+          if (standIn) this.status.streamed++;
+          handlers.locationsSet?.(standIn ? standIn.handle : payload);
           return;
+        }
         case 'config/set': {
           if (packet.retain) {
             log.warn({ topic }, 'retained config/set ignored');
@@ -381,6 +443,22 @@ export class MqttLink {
       (err: Error) => reply({ ok: false, error: err.message }),
     );
   }
+}
+
+/**
+ * The broker's stream as mqtt.js builds it (TCP or TLS, for each URL), with its readable side
+ * passed through the framer: mqtt.js reads a stream only by piping it into its parser, so
+ * `pipe` is the one thing changed. Writes, cork, setNoDelay, end, destroy and the socket's
+ * events are the socket's own.
+ */
+function framedStream(socket: Duplex, framer: PublishFramer<StreamedPayload>): Duplex {
+  const stage = new PublishFramerStream(framer);
+  const pipe = socket.pipe.bind(socket);
+  socket.pipe = (<T extends NodeJS.WritableStream>(dest: T, opts?: { end?: boolean }) => {
+    pipe(stage);
+    return stage.pipe(dest as unknown as Writable, opts) as unknown as T;
+  }) as typeof socket.pipe;
+  return socket;
 }
 
 async function withTimeout(p: Promise<void>, ms: number): Promise<void> {

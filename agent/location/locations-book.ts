@@ -23,7 +23,7 @@ import {
   type LocationsRejectCode,
   type VerifiedLocations,
 } from './locations-verify.js';
-import type { LocationsVerifier } from './locations-verifier.js';
+import { isStreamed, type LocationsPayload, type LocationsVerifier } from './locations-verifier.js';
 import { CompactLocations, CompactLocationsBuilder, partText } from './locations-view.js';
 
 export interface SettingsStore {
@@ -76,7 +76,7 @@ export class LocationsBook {
   private readonly yieldTurn: () => Promise<void>;
   private loading: Promise<void> | null = null;
   private busy = false;
-  private next: { payload: Buffer | string; resolve: (o: LocationsPushOutcome) => void } | null = null;
+  private next: { payload: LocationsPayload; resolve: (o: LocationsPushOutcome) => void } | null = null;
 
   constructor(private readonly deps: LocationsBookDeps) {
     this.yieldTurn = deps.yieldTurn ?? (() => new Promise<void>((resolve) => setImmediate(resolve)));
@@ -108,16 +108,18 @@ export class LocationsBook {
   }
 
   /** One locations/set payload. Never rejects: bad input, a failed verifier or store is an outcome. */
-  handlePush(payload: Buffer | string): Promise<LocationsPushOutcome> {
+  handlePush(payload: LocationsPayload): Promise<LocationsPushOutcome> {
     if (!this.busy) return this.drive(payload);
     if (this.next) {
       this.deps.log.info('locations push superseded by a newer one before it was looked at');
+      // A streamed one's bytes wait in the verifier (the worker): freed now.
+      if (isStreamed(this.next.payload)) this.next.payload.release();
       this.next.resolve({ result: 'superseded' });
     }
     return new Promise((resolve) => (this.next = { payload, resolve }));
   }
 
-  private async drive(payload: Buffer | string): Promise<LocationsPushOutcome> {
+  private async drive(payload: LocationsPayload): Promise<LocationsPushOutcome> {
     this.busy = true;
     let outcome: LocationsPushOutcome;
     try {
@@ -133,7 +135,7 @@ export class LocationsBook {
     return outcome;
   }
 
-  private async apply(payload: Buffer | string): Promise<LocationsPushOutcome> {
+  private async apply(payload: LocationsPayload): Promise<LocationsPushOutcome> {
     await this.load();
     const { store, log } = this.deps;
     const before = this.applied;

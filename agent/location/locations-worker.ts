@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { publicKeyFromText } from '../../provisioning/protocol/signing.js';
 import { verifyLocationsPush } from './locations-verify.js';
 import { CompactLocationsBuilder, partText } from './locations-view.js';
-import type { WorkerReply, WorkerRequest, WorkerSetup } from './locations-verifier.js';
+import type { WorkerReply, WorkerRequest, WorkerSetup, WorkerStreamMessage } from './locations-verifier.js';
 
 const setup = workerData as WorkerSetup;
 // A push can wait, a keypad digit cannot: this thread yields the CPU to the agent's main
@@ -21,11 +21,40 @@ try {
 }
 const serverKey = publicKeyFromText(setup.serverPublicKey);
 
-parentPort!.on('message', (req: WorkerRequest) => {
+/** Payloads streamed in (a large push taken off the socket as it arrived): filled as pieces come. */
+const streams = new Map<number, { bytes: Buffer; at: number }>();
+
+function onStream(m: WorkerStreamMessage): void {
+  if ('begin' in m) {
+    streams.set(m.stream, { bytes: Buffer.allocUnsafe(m.begin), at: 0 });
+  } else if ('chunk' in m) {
+    const s = streams.get(m.stream);
+    if (!s) return;
+    // More than announced: kept short, so the verify that follows reports the mismatch.
+    const n = Math.min(m.chunk.length, s.bytes.length - s.at);
+    s.bytes.set(m.chunk.subarray(0, n), s.at);
+    s.at += n;
+  } else {
+    streams.delete(m.stream);
+  }
+}
+
+function payloadOf(req: WorkerRequest): Uint8Array | string {
+  const p = req.payload;
+  if (typeof p === 'string' || p instanceof Uint8Array) return p;
+  const s = streams.get(p.stream);
+  streams.delete(p.stream);
+  if (!s) throw new Error(`streamed payload ${p.stream} is not here`);
+  if (s.at !== s.bytes.length) throw new Error(`streamed payload ${p.stream} has ${s.at} of ${s.bytes.length} bytes`);
+  return s.bytes;
+}
+
+parentPort!.on('message', (req: WorkerRequest | WorkerStreamMessage) => {
+  if ('stream' in req) return onStream(req);
   let reply: WorkerReply;
   const transfer: ArrayBuffer[] = [];
   try {
-    const outcome = verifyLocationsPush(req.payload, { deviceId: setup.deviceId, serverKey, current: req.current });
+    const outcome = verifyLocationsPush(payloadOf(req), { deviceId: setup.deviceId, serverKey, current: req.current });
     if (outcome.ok && outcome.result === 'apply') {
       // The matcher index is built here, not on the main thread (its objects made the main thread's GC pause).
       const built = new CompactLocationsBuilder();

@@ -17,7 +17,7 @@ import type { NetworkConfig } from './config.js';
 import { DhcpLocationReader } from './dhcp.js';
 import { HeldPoller } from './held-poller.js';
 import { LocationsBook, type LocationsPushOutcome } from './locations-book.js';
-import { InlineLocationsVerifier, type LocationsVerifier } from './locations-verifier.js';
+import { InlineLocationsVerifier, type LocationsPayload, type LocationsVerifier } from './locations-verifier.js';
 import { LocationService } from './service.js';
 
 export interface LocationPartsDeps {
@@ -128,7 +128,7 @@ export class LocationParts {
   }
 
   /** A locations/set payload from the server: verified off the main thread, stored a part per turn. */
-  async handleLocationsPush(payload: Buffer | string): Promise<LocationsPushOutcome> {
+  async handleLocationsPush(payload: LocationsPayload): Promise<LocationsPushOutcome> {
     const outcome = await this.book.handlePush(payload);
     if (outcome.result === 'applied') this.service.locationsChanged();
     return outcome;

@@ -521,20 +521,41 @@ try {
       },
       close: async () => {},
     };
+    // BENCH_STREAM_AB=1: likewise, the push's body taken off the socket to the worker as it arrives
+    // (the agent: publish-framer.ts) or assembled by mqtt.js on the main thread and moved (before).
+    const streamAB = process.env.BENCH_STREAM_AB === '1';
+    const agentLink = (agent as unknown as { parts: { link: { streamLargePushes: boolean; state: { streamed: number } } } }).parts.link;
+    const streamedBefore = agentLink.state.streamed;
+    // The other switches swap the book's verifier: a body streamed into the agent's worker would not be there.
+    if (partsAB || moveAB) agentLink.streamLargePushes = false;
     // BENCH_AB_SWAP=1: the other arm takes the first block (the first pushes warm the heap up).
-    const pair = floorAB
-      ? (['floor-bg', 'floor-sync'] as const)
-      : writeAB
-        ? (['utf8', 'string'] as const)
-        : ckptAB
-          ? (['worker', 'sqlite'] as const)
-          : partsAB
-            ? (['bytes', 'strings'] as const)
-            : moveAB
-              ? (['move', 'copy'] as const)
-              : null;
+    const pair = streamAB
+      ? (['stream', 'whole'] as const)
+      : floorAB
+        ? (['floor-bg', 'floor-sync'] as const)
+        : writeAB
+          ? (['utf8', 'string'] as const)
+          : ckptAB
+            ? (['worker', 'sqlite'] as const)
+            : partsAB
+              ? (['bytes', 'strings'] as const)
+              : moveAB
+                ? (['move', 'copy'] as const)
+                : null;
     const arms = pair && process.env.BENCH_AB_SWAP === '1' ? ([pair[1], pair[0]] as const) : pair;
-    type Arm = 'worker' | 'sqlite' | 'bytes' | 'strings' | 'move' | 'copy' | 'utf8' | 'string' | 'floor-bg' | 'floor-sync';
+    type Arm =
+      | 'worker'
+      | 'sqlite'
+      | 'bytes'
+      | 'strings'
+      | 'move'
+      | 'copy'
+      | 'utf8'
+      | 'string'
+      | 'floor-bg'
+      | 'floor-sync'
+      | 'stream'
+      | 'whole';
     const armOf = (i: number): Arm | null => (arms ? arms[Math.floor(i / 10) % 2]! : null);
     const setArm = (arm: Arm) => {
       if (arm === 'worker' || arm === 'sqlite') checkpointBy(arm);
@@ -546,6 +567,8 @@ try {
       if (arm === 'string') (bookStore as { setSettingUtf8?: unknown }).setSettingUtf8 = undefined;
       if (arm === 'floor-bg') floorStore.raiseReplayFloor = floorInBackground;
       if (arm === 'floor-sync') floorStore.raiseReplayFloor = (k, v) => storeFloor.raise(k, v);
+      if (arm === 'stream') agentLink.streamLargePushes = true;
+      if (arm === 'whole') agentLink.streamLargePushes = false;
     };
     const byArm = new Map<
       Arm,
@@ -654,7 +677,9 @@ try {
           heapProfile.disconnect();
         }
         loopDelay.reset();
-        // The baseline: the same pushes verified on the agent's main thread (as before the worker).
+        // The baseline: the same pushes verified on the agent's main thread (as before the worker),
+        // assembled by mqtt.js (a body streamed into the worker would not reach this verifier).
+        agentLink.streamLargePushes = false;
         (book as unknown as { deps: { verifier: unknown } }).deps.verifier = new InlineLocationsVerifier({
           deviceId,
           serverKey: publicKeyFromText(signingKeys.publicKey),
@@ -829,6 +854,8 @@ try {
               string: 'parts made strings for their write (before)',
               'floor-bg': 'replay floor written off the main thread (the agent)',
               'floor-sync': 'replay floor written on the main thread (before)',
+              stream: 'body streamed from the socket to the worker (the agent)',
+              whole: 'body assembled by mqtt.js on the main thread (before)',
             }[m];
             const lp = summary(a.loopPush);
             const ln = summary(a.loopNone);
@@ -851,6 +878,7 @@ try {
         // Each window's longest gap, for figures over several runs.
         `  loop windows ${JSON.stringify({ push: windowMax.push.map((m) => +m.toFixed(2)), none: windowMax.none.map((m) => +m.toFixed(2)), arms: arms ?? [] })}\n` +
         (moveAB ? `  payloads moved to the worker (detached here): ${moved.yes} of ${moved.of}\n` : '') +
+        `  pushes streamed from the socket to the worker: ${agentLink.state.streamed - streamedBefore}\n` +
         (ckptAB
           ? `  the worker's checkpoints: ${checkpointer!.status.checkpoints}, longest ${checkpointer!.status.longestMs.toFixed(1)} ms (in the worker)\n`
           : '') +

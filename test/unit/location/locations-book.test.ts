@@ -193,6 +193,40 @@ describe('LocationsBook', () => {
     expect(b.current()?.version).toBe(4);
   });
 
+  it('a streamed push superseded before it was looked at is released (its bytes are not kept in the verifier)', async () => {
+    const store = memStore();
+    const real = inline();
+    const gates: (() => void)[] = [];
+    const v: LocationsVerifier = {
+      verify: async (payload, current) => {
+        await new Promise<void>((r) => gates.push(r));
+        return real.verify(payload, current);
+      },
+      close: async () => {},
+    };
+    const streamed = (d: LocationsDocument) => {
+      const bytes = Buffer.from(push(d));
+      const s = real.openStream(bytes.length);
+      s.write(bytes);
+      return s.end();
+    };
+    const b = book(store, v);
+    await b.load();
+    const p2 = b.handlePush(streamed(doc(2)));
+    const s3 = streamed(doc(3));
+    const p3 = b.handlePush(s3);
+    const p4 = b.handlePush(streamed(doc(4)));
+    expect(await p3).toEqual({ result: 'superseded' });
+    // Released: the verifier no longer holds it.
+    await expect(real.verify(s3, null)).rejects.toThrow(/not held/);
+    while (gates.length < 1) await new Promise((r) => setImmediate(r));
+    gates.shift()!();
+    expect((await p2).result).toBe('applied');
+    while (gates.length < 1) await new Promise((r) => setImmediate(r));
+    gates.shift()!();
+    expect(await p4).toMatchObject({ result: 'applied', version: 4 });
+  });
+
   it('a failed verifier rejects the push with a reason and keeps what is stored', async () => {
     const store = memStore();
     const b = book(store);

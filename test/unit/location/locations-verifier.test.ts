@@ -210,6 +210,27 @@ parentPort.on('message', (req) => {
     expect(v.starts).toBe(1);
   });
 
+  it('a push streaming in, or held until verified, keeps the worker past the idle time; released, the worker ends', async () => {
+    const v = verifier(fileScript, undefined, { idleMs: 50 });
+    expect(await v.verify(push(doc(1)), null)).toMatchObject({ ok: true });
+    const whole = push(doc(2, 500));
+    // Opened while the idle time runs, written slowly, held after its end: its bytes are in the worker.
+    const stream = v.openStream(whole.length);
+    stream.write(whole.subarray(0, 1000));
+    await new Promise((r) => setTimeout(r, 120));
+    stream.write(whole.subarray(1000));
+    const held = stream.end();
+    await new Promise((r) => setTimeout(r, 120));
+    expect(v.running).toBe(true);
+    expect(await v.verify(held, null)).toMatchObject({ ok: true, version: 2, count: 500 });
+    expect(v.starts).toBe(1);
+    // A stream released unverified (a superseded push) lets the worker end.
+    const dropped = v.openStream(whole.length);
+    dropped.write(whole);
+    dropped.end().release();
+    await vi.waitFor(() => expect(v.running).toBe(false), { timeout: 5000 });
+  });
+
   it('a worker that failed a push (an error answer) still ends when idle', async () => {
     const v = verifier(
       {
@@ -233,5 +254,54 @@ parentPort.on('message', (req) => parentPort.postMessage({ id: req.id, error: 'r
     expect(String(await waiting)).toMatch(/closed/);
     expect(v.running).toBe(false);
     await expect(v.verify(push(doc(1)), null)).rejects.toThrow(/closed/);
+  });
+  it('a payload streamed in pieces (a push taken off the socket) gets the verdict the whole payload gets', async () => {
+    const v = verifier(fileScript);
+    const whole = push(doc(4, 2000));
+    const stream = v.openStream(whole.length);
+    // Pieces as a socket gives them: uneven, views of a larger buffer the caller reuses.
+    const scratch = Buffer.alloc(100_000);
+    for (let at = 0, k = 1; at < whole.length; k++) {
+      const n = Math.min(7_000 * k, whole.length - at);
+      whole.copy(scratch, 5, at, at + n);
+      stream.write(scratch.subarray(5, 5 + n));
+      scratch.fill(0);
+      at += n;
+    }
+    const streamed = (await v.verify(stream.end(), null)) as Extract<VerifiedLocations, { result: 'apply' }>;
+    const direct = (await v.verify(Buffer.from(whole), null)) as Extract<VerifiedLocations, { result: 'apply' }>;
+    expect(streamed).toMatchObject({ ok: true, result: 'apply', version: 4, count: 2000, hash: direct.hash });
+    expect(streamed.parts.map(partText)).toEqual(direct.parts.map(partText));
+    // Malformed and cut short, streamed: refused as the whole one is, by the same checks.
+    const bad = v.openStream(whole.length / 2);
+    bad.write(whole.subarray(0, whole.length / 2));
+    expect(await v.verify(bad.end(), null)).toMatchObject({ ok: false, code: 'invalid-json' });
+  });
+
+  it('a streamed payload verified twice, released, short, or whose worker died is a verifier failure, never a verdict', async () => {
+    const v = verifier(fileScript);
+    const whole = push(doc(5, 10));
+    const s1 = v.openStream(whole.length);
+    s1.write(whole);
+    const h1 = s1.end();
+    expect(await v.verify(h1, null)).toMatchObject({ ok: true, version: 5 });
+    await expect(v.verify(h1, null)).rejects.toBeInstanceOf(LocationsVerifierError);
+    const s2 = v.openStream(whole.length);
+    s2.write(whole);
+    const h2 = s2.end();
+    h2.release();
+    await expect(v.verify(h2, null)).rejects.toThrow(/not held/);
+    const s3 = v.openStream(whole.length);
+    s3.write(whole.subarray(0, 10));
+    await expect(v.verify(s3.end(), null)).rejects.toThrow(/10 of/);
+    // The worker dies while a push arrives: its bytes are gone with it; the next push gets a new worker.
+    const s4 = v.openStream(whole.length);
+    s4.write(whole.subarray(0, 100));
+    await (v as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    s4.write(whole.subarray(100));
+    await expect(v.verify(s4.end(), null)).rejects.toThrow(/stopped while the push arrived/);
+    const s5 = v.openStream(whole.length);
+    s5.write(whole);
+    expect(await v.verify(s5.end(), null)).toMatchObject({ ok: true, version: 5 });
   });
 });
