@@ -1,6 +1,9 @@
 // The phone's MQTT link to the provisioning server. One mqtt.js client per
 // connection, so no hidden in-memory queue re-sends anything behind the outbox's
 // back; reconnects with exponential backoff and jitter across the broker URLs.
+// Over 400 lines: connecting, subscribing (and asking again for refused ones),
+// inbound decoding and the large push's stream to the worker share one client's
+// lifetime and its callbacks; split, each part would need the client's state.
 import { readFileSync } from 'node:fs';
 import type { Duplex, Writable } from 'node:stream';
 import mqtt, { type IClientOptions, type MqttClient, type IPublishPacket } from 'mqtt';
