@@ -338,6 +338,9 @@ export class Pusher {
       const contexts = await repo.pushContexts(chunk);
       const addresses: SignedAddress[] = [];
       const locationDocs: LocationsDocument[] = [];
+      // Recorded together at the chunk's end: one statement each, not one per phone.
+      const issuedAddresses: Parameters<Repo['recordIssuedMany']>[0][number][] = [];
+      const issuedLocations: Parameters<Repo['recordIssuedMany']>[1][number][] = [];
       await repo.transaction(async () => {
         for (const deviceId of chunk) {
           const c = contexts.get(deviceId);
@@ -378,7 +381,7 @@ export class Pusher {
             } else {
               const version = Math.max(c.issuedVersion, c.appliedVersion ?? 0) + 1;
               const { signed, hash: docHash } = link.signAddressWithHash({ v: 1, version, issuedAt, ...content });
-              await repo.recordIssuedAddress(deviceId, version, hash, JSON.stringify(signed), issuedAt);
+              issuedAddresses.push({ deviceId, version, contentHash: hash, signed: JSON.stringify(signed), issuedAt });
               this.issued.set(deviceId, { version, hash: docHash });
               addresses.push(signed);
             }
@@ -389,7 +392,7 @@ export class Pusher {
           const locHash = sha(`${recommendations}\n${assignedLocationId}\n${recommendations ? listHash : ''}`);
           if (c.locationsHash !== locHash || force.locations.has(deviceId)) {
             const version = c.locationsVersion + 1;
-            await repo.recordIssuedLocations(deviceId, version, locHash);
+            issuedLocations.push({ deviceId, version, contentHash: locHash });
             locationDocs.push({
               v: 1,
               deviceId,
@@ -401,6 +404,7 @@ export class Pusher {
             });
           }
         }
+        await repo.recordIssuedMany(issuedAddresses, issuedLocations);
       });
       for (const s of addresses) {
         sender.add(async () => {

@@ -13,6 +13,7 @@
 // Knobs: BENCH_SCALE_PHONES (100000), BENCH_SCALE_WORKERS (one per 15,000 phones, at least 2), BENCH_SCALE_INSTANCES ("1,2,3"),
 // BENCH_SCALE_ROUNDS (3), BENCH_SCALE_EVENT_RATE (20 per s), BENCH_SCALE_EVENT_SECONDS (15),
 // BENCH_SCALE_EMBEDDED (1; 0 skips the baseline), BENCH_SCALE_VERIFY_EVERY (100),
+// BENCH_SCALE_SERVER_MAIN (another tree's dist/provisioning/server/main.js: its server measured instead),
 // BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" for the instances' profiles),
 // BENCH_SCALE_STORE ("sqlite"; "postgres" or "sqlite,postgres": the Mosquitto set-up's instances on a
 // throwaway PostgreSQL cluster, durable as deployed, with fresh phones for each store).
@@ -67,7 +68,8 @@ const STORES = (env.BENCH_SCALE_STORE ?? 'sqlite').split(',').map((x) => x.trim(
 for (const st of STORES) if (st !== 'sqlite' && st !== 'postgres') throw new Error(`BENCH_SCALE_STORE: unknown store ${st}`);
 const EVENT_PHONES = 10;
 const EMAILS_PER_EVENT = 2; // the event phone's user and the location's admin
-const SERVER_MAIN = path.resolve(here, '../../provisioning/server/main.js');
+// Another tree's built server (its dist/provisioning/server/main.js), to measure a change against its base in one run.
+const SERVER_MAIN = env.BENCH_SCALE_SERVER_MAIN ?? path.resolve(here, '../../provisioning/server/main.js');
 const SERVER_NODE_ARGS = ['--max-old-space-size=8192', ...(env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
 const ms = (t0: number) => performance.now() - t0;
 const say = (s: string) => process.stdout.write(`${s}\n`);

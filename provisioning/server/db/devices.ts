@@ -301,6 +301,35 @@ export class DeviceStore {
     );
   }
 
+  /**
+   * recordIssuedAddress() and recordIssuedLocations() for a push chunk's phones, one statement
+   * each (a round trip per phone on PostgreSQL otherwise). Each phone at most once per call.
+   */
+  async recordIssuedMany(
+    addresses: readonly { deviceId: string; version: number; contentHash: string; signed: string; issuedAt: string }[],
+    locations: readonly { deviceId: string; version: number; contentHash: string }[],
+  ): Promise<void> {
+    const d = this.s.dialect;
+    if (addresses.length > 0)
+      await this.s.run(
+        `UPDATE devices AS d SET addr_version = x.v, addr_content_hash = x.h, addr_signed = x.signed, addr_issued_at = x.at
+         FROM ${jsonRecords(d, '@rows', { id: 'text', v: 'integer', h: 'text', signed: 'text', at: 'text' })}
+         WHERE d.device_id = x.id AND d.account_id = @acct`,
+        {
+          acct: this.acct(),
+          rows: JSON.stringify(
+            addresses.map((a) => ({ id: a.deviceId, v: a.version, h: a.contentHash, signed: a.signed, at: a.issuedAt })),
+          ),
+        },
+      );
+    if (locations.length > 0)
+      await this.s.run(
+        `UPDATE devices AS d SET loc_version = x.v, loc_content_hash = x.h
+         FROM ${jsonRecords(d, '@rows', { id: 'text', v: 'integer', h: 'text' })} WHERE d.device_id = x.id AND d.account_id = @acct`,
+        { acct: this.acct(), rows: JSON.stringify(locations.map((l) => ({ id: l.deviceId, v: l.version, h: l.contentHash }))) },
+      );
+  }
+
   async appliedVersion(deviceId: string): Promise<number | null> {
     return (
       ((await this.s.column('SELECT applied_version FROM devices WHERE device_id = ? AND account_id = ?', [deviceId, this.acct()]))[0] as

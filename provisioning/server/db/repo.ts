@@ -285,6 +285,13 @@ export class Repo {
   pushContexts(deviceIds: readonly string[]): Promise<Map<string, PushContext>> {
     return this.a.devices.pushContexts(deviceIds);
   }
+  /** A push chunk's issued addresses and locations documents, one statement each. */
+  recordIssuedMany(
+    addresses: readonly { deviceId: string; version: number; contentHash: string; signed: string; issuedAt: string }[],
+    locations: readonly { deviceId: string; version: number; contentHash: string }[],
+  ): Promise<void> {
+    return this.a.devices.recordIssuedMany(addresses, locations);
+  }
   recordIssuedAddress(deviceId: string, version: number, contentHash: string, signed: string, issuedAt: string): Promise<void> {
     return this.a.devices.recordIssuedAddress(deviceId, version, contentHash, signed, issuedAt);
   }
