@@ -7,7 +7,7 @@
 // runs a batch on its one in-process connection without yielding, so nothing can hold it half way.
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { Bus } from '../../provisioning/server/bus.js';
 import type { StoredEvent } from '../../provisioning/server/db/repo.js';
 import { PhoneIntake } from '../../provisioning/server/intake.js';
@@ -37,6 +37,16 @@ describe.skipIf(gate.skip)('a 911 event behind a burst of phone reports (Postgre
     await holder.query('BEGIN');
     await holder.query("SELECT device_id FROM devices WHERE device_id LIKE 'burst-%' FOR UPDATE");
 
+    // Freed at the end, and when the test fails or times out (onTestFinished): the blocked
+    // statements must end before teardown can close the pools and stop the cluster.
+    let held = true;
+    const release = async () => {
+      if (!held) return;
+      held = false;
+      await holder.query('COMMIT');
+      await holder.end();
+    };
+    onTestFinished(release);
     const link = Object.assign(new EventEmitter(), { setEventHandler: () => undefined });
     const planned: string[] = [];
     const notifier = {
@@ -85,8 +95,7 @@ describe.skipIf(gate.skip)('a 911 event behind a burst of phone reports (Postgre
     const applied = await repo.urgent(() => repo.devices());
     expect(applied.filter((d) => d.deviceId.startsWith('burst-') && d.appliedVersion === 1)).toHaveLength(0);
 
-    await holder.query('COMMIT');
-    await holder.end();
+    await release();
     await Promise.all(stuck);
     await intake.flush();
     const after = await repo.devices();
