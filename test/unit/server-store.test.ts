@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVER_SCHEMA } from '../../provisioning/server/db/migrations.js';
 import { Repo, type PhoneReport } from '../../provisioning/server/db/repo.js';
 import type { Params, Sql } from '../../provisioning/server/db/sql.js';
+import { SqliteSql } from '../../provisioning/server/db/open.js';
 import { Notifier } from '../../provisioning/server/notify/notifier.js';
 import type { EmailChannel, HttpChannel } from '../../provisioning/server/notify/channels.js';
 import type { SmsSettings, WebhookSettings } from '../../provisioning/server/validation.js';
@@ -229,6 +230,28 @@ describe.each(serverStores())('the server store on $name', (backend) => {
       expect(large).toBe(small);
       // Phones looked up, the new one created and its account read, 3 status + 3 applied + 1 location rounds, 1 touch.
       expect(large).toBeLessThanOrEqual(11);
+      const batched = [...statements];
+      // A push chunk's records: one statement each.
+      statements.length = 0;
+      const ids = Array.from({ length: 100 }, (_, i) => `b100-${i}`);
+      await batchRepo.transaction(() =>
+        batchRepo.recordIssuedMany(
+          ids.map((deviceId) => ({ deviceId, version: 4, contentHash: 'c4', signed: '{"doc":{}}', issuedAt: '2026-02-02T00:00:00.000Z' })),
+          ids.map((deviceId) => ({ deviceId, version: 2, contentHash: 'l2' })),
+        ),
+      );
+      expect(statements).toHaveLength(2);
+      for (const id of ids) expect(await one.device(id)).toMatchObject({ issuedVersion: 4, locationsVersion: 2 });
+      // Each phone found by its device id, not every device scanned per JSON row (SQLite's planner
+      // took an account_id = ? index for the outer loop once: 27 s per 500-phone push chunk).
+      if (q instanceof SqliteSql)
+        for (const t of [...batched, ...statements].filter((x) => x.trimStart().startsWith('UPDATE'))) {
+          const names = [...t.matchAll(/@(\w+)/g)].map((m) => m[1]!);
+          const params = names.length > 0 ? [Object.fromEntries(names.map((n) => [n, '[]']))] : [...t.matchAll(/\?/g)].map(() => '[]');
+          const plan = (q.db.prepare(`EXPLAIN QUERY PLAN ${t}`).all(...params) as { detail: string }[]).map((r) => r.detail).join('; ');
+          expect(plan, t).toMatch(/SEARCH (d|devices) USING (COVERING )?INDEX sqlite_autoindex_devices_1 \(device_id=\?\)/);
+          expect(plan, t).not.toMatch(/SCAN (d|devices)\b|devices_account/);
+        }
     });
 
     it('two instances claiming at once take each notification once', async () => {
