@@ -177,6 +177,41 @@ export class Pusher {
     if (reissue) void this.schedule([deviceId]);
   }
 
+  /**
+   * A batch of phones' address-state reports (PhoneIntake's, after it wrote them): one read of
+   * what was issued to them all, and onAddressState's transaction only for a phone whose report
+   * may call for a re-issue. A transaction for every report (four round trips each on
+   * PostgreSQL) kept the pool busy long after a push (scale bench).
+   */
+  async onAddressStates(reports: readonly { deviceId: string; account: string; state: AddressStatePayload }[]): Promise<void> {
+    const issued = await this.deps.repo.issuedVersions(reports.map((r) => r.deviceId));
+    for (const r of reports) {
+      const i = issued.get(r.deviceId);
+      if (i && this.nothingToRaise(r.deviceId, r.state, i)) continue;
+      try {
+        await this.deps.repo.inAccount(r.account, () => this.onAddressState(r.deviceId, r.state));
+      } catch (err) {
+        this.deps.log.error({ err, deviceId: r.deviceId }, 'address state not handled');
+      }
+    }
+  }
+
+  /**
+   * Whether onAddressState would leave this report alone, decided without a transaction: the
+   * phone's floors at or below what was issued, and its version below the last issued or, as
+   * this process issued it, the same one with the same hash. Anything else takes the full check.
+   */
+  private nothingToRaise(deviceId: string, state: AddressStatePayload, issued: { address: number; locations: number }): boolean {
+    const floor = state.floor ?? { address: 0, locations: 0 };
+    if (floor.locations > issued.locations) return false;
+    const ours = this.issued.get(deviceId);
+    if (ours)
+      return (
+        state.version <= ours.version && floor.address <= ours.version && !(state.version === ours.version && ours.hash !== state.hash)
+      );
+    return state.version < issued.address && floor.address <= issued.address;
+  }
+
   /** Whether the next address must be issued above what the phone holds or refuses. */
   private async raiseAddressTo(deviceId: string, state: AddressStatePayload, floor: number, fromDatabase = false): Promise<boolean> {
     let ours = fromDatabase ? undefined : this.issued.get(deviceId);
@@ -303,6 +338,9 @@ export class Pusher {
       const contexts = await repo.pushContexts(chunk);
       const addresses: SignedAddress[] = [];
       const locationDocs: LocationsDocument[] = [];
+      // Recorded together at the chunk's end: one statement each, not one per phone.
+      const issuedAddresses: Parameters<Repo['recordIssuedMany']>[0][number][] = [];
+      const issuedLocations: Parameters<Repo['recordIssuedMany']>[1][number][] = [];
       await repo.transaction(async () => {
         for (const deviceId of chunk) {
           const c = contexts.get(deviceId);
@@ -343,7 +381,7 @@ export class Pusher {
             } else {
               const version = Math.max(c.issuedVersion, c.appliedVersion ?? 0) + 1;
               const { signed, hash: docHash } = link.signAddressWithHash({ v: 1, version, issuedAt, ...content });
-              await repo.recordIssuedAddress(deviceId, version, hash, JSON.stringify(signed), issuedAt);
+              issuedAddresses.push({ deviceId, version, contentHash: hash, signed: JSON.stringify(signed), issuedAt });
               this.issued.set(deviceId, { version, hash: docHash });
               addresses.push(signed);
             }
@@ -354,7 +392,7 @@ export class Pusher {
           const locHash = sha(`${recommendations}\n${assignedLocationId}\n${recommendations ? listHash : ''}`);
           if (c.locationsHash !== locHash || force.locations.has(deviceId)) {
             const version = c.locationsVersion + 1;
-            await repo.recordIssuedLocations(deviceId, version, locHash);
+            issuedLocations.push({ deviceId, version, contentHash: locHash });
             locationDocs.push({
               v: 1,
               deviceId,
@@ -366,6 +404,7 @@ export class Pusher {
             });
           }
         }
+        await repo.recordIssuedMany(issuedAddresses, issuedLocations);
       });
       for (const s of addresses) {
         sender.add(async () => {

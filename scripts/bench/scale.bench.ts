@@ -13,6 +13,7 @@
 // Knobs: BENCH_SCALE_PHONES (100000), BENCH_SCALE_WORKERS (one per 15,000 phones, at least 2), BENCH_SCALE_INSTANCES ("1,2,3"),
 // BENCH_SCALE_ROUNDS (3), BENCH_SCALE_EVENT_RATE (20 per s), BENCH_SCALE_EVENT_SECONDS (15),
 // BENCH_SCALE_EMBEDDED (1; 0 skips the baseline), BENCH_SCALE_VERIFY_EVERY (100),
+// BENCH_SCALE_SERVER_MAIN (another tree's dist/provisioning/server/main.js: its server measured instead),
 // BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" for the instances' profiles),
 // BENCH_SCALE_STORE ("sqlite"; "postgres" or "sqlite,postgres": the Mosquitto set-up's instances on a
 // throwaway PostgreSQL cluster, durable as deployed, with fresh phones for each store).
@@ -67,7 +68,8 @@ const STORES = (env.BENCH_SCALE_STORE ?? 'sqlite').split(',').map((x) => x.trim(
 for (const st of STORES) if (st !== 'sqlite' && st !== 'postgres') throw new Error(`BENCH_SCALE_STORE: unknown store ${st}`);
 const EVENT_PHONES = 10;
 const EMAILS_PER_EVENT = 2; // the event phone's user and the location's admin
-const SERVER_MAIN = path.resolve(here, '../../provisioning/server/main.js');
+// Another tree's built server (its dist/provisioning/server/main.js), to measure a change against its base in one run.
+const SERVER_MAIN = env.BENCH_SCALE_SERVER_MAIN ?? path.resolve(here, '../../provisioning/server/main.js');
 const SERVER_NODE_ARGS = ['--max-old-space-size=8192', ...(env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
 const ms = (t0: number) => performance.now() - t0;
 const say = (s: string) => process.stdout.write(`${s}\n`);
@@ -178,6 +180,8 @@ async function seedRepo(repo: Repo, dataDir: string, smtpPort: number, pwSeed: s
 interface Progress {
   notApplied(): Promise<number>;
   maxApplied(): Promise<number | null>;
+  /** PostgreSQL only: samples the server's sessions over a phase; stop() says what they waited on. */
+  watch?(): { stop(): Promise<string> };
   close(): Promise<void>;
 }
 
@@ -214,7 +218,57 @@ function pgProgress(url: string): Progress {
       const v = (await one("SELECT max(applied_version) AS v FROM devices WHERE device_id LIKE 'sim-%'")).v;
       return v === null || v === undefined ? null : Number(v);
     },
+    watch: () => pgWatch(url),
     close: () => pool.end(),
+  };
+}
+
+/**
+ * What the instances' connections do over a phase: committed transactions (pg_stat_database), and
+ * every 250 ms pg_stat_activity's sessions by state and wait event (the bench's own excluded).
+ */
+function pgWatch(url: string): { stop(): Promise<string> } {
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  const commits = async () =>
+    Number((await pool.query('SELECT xact_commit AS n FROM pg_stat_database WHERE datname = current_database()')).rows[0]?.n ?? 0);
+  const seen = new Map<string, number>();
+  let samples = 0;
+  let maxBusy = 0;
+  let stopped = false;
+  const c0 = commits();
+  const loop = (async () => {
+    while (!stopped) {
+      const rows = (
+        await pool.query(
+          `SELECT state, coalesce(wait_event_type || ':' || wait_event, 'cpu') AS w FROM pg_stat_activity
+           WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
+        )
+      ).rows as { state: string; w: string }[];
+      samples++;
+      let busy = 0;
+      for (const r of rows) {
+        const k = r.state === 'idle' ? 'idle' : `${r.state} ${r.w}`;
+        seen.set(k, (seen.get(k) ?? 0) + 1);
+        if (r.state !== 'idle') busy++;
+      }
+      maxBusy = Math.max(maxBusy, busy);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  })();
+  const t0 = performance.now();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      const n = (await commits()) - (await c0);
+      await pool.end();
+      const avg = [...seen.entries()]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 6)
+        .map(([k, v]) => `${k} ${(v / samples).toFixed(1)}`)
+        .join(', ');
+      return `PostgreSQL: ${n} commits (${((n * 1000) / ms(t0)).toFixed(0)}/s); sessions on average: ${avg}; at most ${maxBusy} busy`;
+    },
   };
 }
 
@@ -377,6 +431,7 @@ async function measure(
   // The server(s) seeing every phone's report: read from the store they write.
   const { progress } = ctx;
   const pushCpu = cpuMeter(cpu);
+  const pushPg = progress.watch?.();
   for (let r = 0; r < ROUNDS; r++) {
     const mark = await ctx.workers.mark();
     const t0 = performance.now();
@@ -395,10 +450,12 @@ async function measure(
   }
   const pushCpuText = pushCpu.stop();
   say(`  ${label}: push ${pushCpuText}`);
+  if (pushPg) say(`  ${label}: push ${await pushPg.stop()}`);
 
   // 911 events at a steady rate, round robin over the event phones, timed to the last email accepted.
   const schedule = eventSchedule(EVENT_RATE, EVENT_SECONDS);
   const evCpu = cpuMeter(cpu);
+  const evPg = progress.watch?.();
   const start = performance.now();
   const pending: Promise<number | null>[] = [];
   for (const [i, at] of schedule.entries()) {
@@ -411,6 +468,7 @@ async function measure(
   }
   const got = await Promise.all(pending);
   const evCpuText = evCpu.stop();
+  if (evPg) say(`  ${label}: events ${await evPg.stop()}`);
   const lat = got.filter((x): x is number => x !== null);
   const s = summary(lat);
   say(

@@ -8,7 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import { SqliteSql } from '../../provisioning/server/db/open.js';
 import { PgSql } from '../../provisioning/server/db/pg-sql.js';
+import type { Sql } from '../../provisioning/server/db/sql.js';
 import { Repo } from '../../provisioning/server/db/repo.js';
 import { type PgCluster, postgresMissing, startPostgres } from './postgres.js';
 
@@ -20,6 +22,8 @@ export interface TestStore {
   dataDir: string;
   /** Another Repo on the same data (a second server instance, or a restart). */
   open(now?: () => Date): Repo;
+  /** Another connection to the same data as the Sql interface (a test wraps it, to count statements); closed at teardown. */
+  sql(now?: () => Date): Sql;
   /** Runs SQL on the data directly, around the repository (a row as an older server wrote it). */
   exec(sql: string): Promise<void>;
 }
@@ -60,6 +64,11 @@ function sqliteBackend(): ServerStoreBackend {
         setting: dir,
         dataDir: dir,
         open,
+        sql(n) {
+          const q = new SqliteSql({ dataDir: dir, ...(n ? { now: n } : {}) });
+          repos.push(new Repo(q));
+          return q;
+        },
         async exec(sql) {
           const db = new Database(path.join(dir, 'server.db'));
           try {
@@ -111,6 +120,11 @@ function postgresBackend(): ServerStoreBackend {
         setting: url,
         dataDir: dir,
         open,
+        sql(n) {
+          const q = new PgSql({ url, ...(n ? { now: n } : {}) });
+          repos.push(new Repo(q));
+          return q;
+        },
         async exec(sql) {
           const c = new pg.Client({ connectionString: url });
           await c.connect();

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { PhoneIntake } from '../../provisioning/server/intake.js';
-import type { Repo } from '../../provisioning/server/db/repo.js';
+import type { PhoneReport, Repo } from '../../provisioning/server/db/repo.js';
 import type { ProvisioningServer } from '../../provisioning/server/server.js';
 import type { Pusher } from '../../provisioning/server/pusher.js';
 import type { Notifier } from '../../provisioning/server/notify/notifier.js';
@@ -30,11 +30,10 @@ describe('phone reports reach the store in arrival order', () => {
         committed.push(...mine);
         return r;
       },
-      // Each report is written in its phone's account (one account here).
-      accountOfDevice: async () => 'default',
       inAccount: <T>(_account: string, fn: () => T) => fn(),
-      async setDeviceStatus(deviceId: string, online: boolean) {
-        written.push(`${deviceId}:${online ? 'online' : 'offline'}`);
+      async recordReports(reports: PhoneReport[]) {
+        for (const r of reports) if (r.kind === 'status') written.push(`${r.deviceId}:${r.online ? 'online' : 'offline'}`);
+        return new Map(reports.map((r) => [r.deviceId, 'default']));
       },
     };
     const link = Object.assign(new EventEmitter(), { setEventHandler: () => undefined });
@@ -70,10 +69,13 @@ describe('phone reports reach the store in arrival order', () => {
     return { link, intake };
   };
 
-  /** Every phone in the default account (what PhoneIntake asks before each write). */
+  /** Every phone in the default account; each status report recorded as `<phone>:<state>` in to(). */
   const oneAccount = {
-    accountOfDevice: async () => 'default',
     inAccount: <T>(_account: string, fn: () => T) => fn(),
+  };
+  const statuses = (to: () => string[]) => async (reports: PhoneReport[]) => {
+    for (const r of reports) if (r.kind === 'status') to().push(`${r.deviceId}:${r.online ? 'online' : 'offline'}`);
+    return new Map(reports.map((r) => [r.deviceId, 'default']));
   };
 
   it("writes a batch's phones in device-id order, each phone's reports in arrival order", async () => {
@@ -81,9 +83,7 @@ describe('phone reports reach the store in arrival order', () => {
     const repo = {
       ...oneAccount,
       transaction: <T>(fn: () => Promise<T>) => fn(),
-      async setDeviceStatus(deviceId: string, online: boolean) {
-        written.push(`${deviceId}:${online ? 'online' : 'offline'}`);
-      },
+      recordReports: statuses(() => written),
     };
     const { link, intake } = intakeOn(repo);
     link.emit('status', 'p3', { state: 'online' });
@@ -110,9 +110,7 @@ describe('phone reports reach the store in arrival order', () => {
         committed.push(...mine);
         return r;
       },
-      async setDeviceStatus(deviceId: string, online: boolean) {
-        pending.push(`${deviceId}:${online ? 'online' : 'offline'}`);
-      },
+      recordReports: statuses(() => pending),
     };
     let pending: string[] = [];
     const { link, intake } = intakeOn(repo);

@@ -5,7 +5,9 @@
 // instances at once: each (event, channel, recipient) taken and sent once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVER_SCHEMA } from '../../provisioning/server/db/migrations.js';
-import type { Repo } from '../../provisioning/server/db/repo.js';
+import { Repo, type PhoneReport } from '../../provisioning/server/db/repo.js';
+import type { Params, Sql } from '../../provisioning/server/db/sql.js';
+import { SqliteSql } from '../../provisioning/server/db/open.js';
 import { Notifier } from '../../provisioning/server/notify/notifier.js';
 import type { EmailChannel, HttpChannel } from '../../provisioning/server/notify/channels.js';
 import type { SmsSettings, WebhookSettings } from '../../provisioning/server/validation.js';
@@ -158,6 +160,98 @@ describe.each(serverStores())('the server store on $name', (backend) => {
       // Its store was reset: it holds nothing, and its replay floor says it had version 2.
       await repo.setDeviceApplied('p-order', 0, '', null, 2);
       expect(await repo.device('p-order')).toMatchObject({ appliedVersion: 0, appliedHash: '' });
+    });
+
+    it("a burst of phones' reports is written in as many statements for 100 phones as for 10, and leaves each row as the reports one by one would", async () => {
+      const clock = () => new Date('2026-02-02T00:00:00.000Z');
+      const s = await backend.store(clock);
+      const statements: string[] = [];
+      // Every statement the batch sends (one round trip each on PostgreSQL).
+      const q = s.sql(clock);
+      const sent = (t: string) => {
+        statements.push(t);
+      };
+      const counted: Sql = Object.assign(Object.create(q) as Sql, {
+        all: (t: string, p?: Params) => {
+          sent(t);
+          return q.all(t, p);
+        },
+        get: (t: string, p?: Params) => {
+          sent(t);
+          return q.get(t, p);
+        },
+        column: (t: string, p?: Params) => {
+          sent(t);
+          return q.column(t, p);
+        },
+        run: (t: string, p?: Params) => {
+          sent(t);
+          return q.run(t, p);
+        },
+        transaction: <T>(fn: () => Promise<T>) => q.transaction(fn),
+      });
+      const batchRepo = new Repo(counted);
+      const one = s.repo;
+      // What each phone reports, in order: on then off then on, an applied version and an older
+      // one after it, a reset phone's report with its floor, a location, a sign of life.
+      const reportsOf = (id: string, i: number): PhoneReport[] => [
+        { kind: 'status', deviceId: id, online: true, agentVersion: `1.${i}` },
+        { kind: 'applied', deviceId: id, version: 3, hash: `h3-${i}`, appliedAt: '2026-02-01T00:00:03.000Z', floor: 0 },
+        { kind: 'status', deviceId: id, online: false, agentVersion: null },
+        { kind: 'applied', deviceId: id, version: 2, hash: 'h2', appliedAt: null, floor: 0 },
+        { kind: 'location', deviceId: id, report: { v: 1, ts: '2026-02-01T00:00:00.000Z', n: i } as never },
+        ...(i % 3 === 0 ? [{ kind: 'applied' as const, deviceId: id, version: 0, hash: '', appliedAt: null, floor: 3 }] : []),
+        { kind: 'status', deviceId: id, online: true, agentVersion: null },
+        { kind: 'touch', deviceId: id },
+      ];
+      const oneByOne = async (r: PhoneReport) => {
+        if (r.kind === 'status') await one.setDeviceStatus(r.deviceId, r.online, r.agentVersion);
+        else if (r.kind === 'applied') await one.setDeviceApplied(r.deviceId, r.version, r.hash, r.appliedAt, r.floor);
+        else if (r.kind === 'location') await one.setDeviceLocationReport(r.deviceId, r.report);
+        else await one.touchDevice(r.deviceId);
+      };
+      const burst = async (n: number) => {
+        const ids = Array.from({ length: n }, (_, i) => `b${n}-${i}`);
+        // All but the last are known phones: the last is created by its first report, as one by one.
+        for (const id of ids.slice(0, -1)) await one.ensureDevice(id);
+        for (let i = 0; i < n; i++) for (const r of reportsOf(`a${n}-${i}`, i)) await oneByOne(r);
+        statements.length = 0;
+        await batchRepo.transaction(() => batchRepo.recordReports(ids.flatMap((id, i) => reportsOf(id, i))));
+        const count = statements.length;
+        for (const [i, id] of ids.entries()) {
+          const { deviceId: _b, createdAt: _bc, ...batched } = (await one.device(id))!;
+          const { deviceId: _a, createdAt: _ac, ...single } = (await one.device(`a${n}-${i}`))!;
+          expect(batched, id).toEqual(single);
+        }
+        return count;
+      };
+      const small = await burst(10);
+      const large = await burst(100);
+      expect(large).toBe(small);
+      // Phones looked up, the new one created and its account read, 3 status + 3 applied + 1 location rounds, 1 touch.
+      expect(large).toBeLessThanOrEqual(11);
+      const batched = [...statements];
+      // A push chunk's records: one statement each.
+      statements.length = 0;
+      const ids = Array.from({ length: 100 }, (_, i) => `b100-${i}`);
+      await batchRepo.transaction(() =>
+        batchRepo.recordIssuedMany(
+          ids.map((deviceId) => ({ deviceId, version: 4, contentHash: 'c4', signed: '{"doc":{}}', issuedAt: '2026-02-02T00:00:00.000Z' })),
+          ids.map((deviceId) => ({ deviceId, version: 2, contentHash: 'l2' })),
+        ),
+      );
+      expect(statements).toHaveLength(2);
+      for (const id of ids) expect(await one.device(id)).toMatchObject({ issuedVersion: 4, locationsVersion: 2 });
+      // Each phone found by its device id, not every device scanned per JSON row (SQLite's planner
+      // took an account_id = ? index for the outer loop once: 27 s per 500-phone push chunk).
+      if (q instanceof SqliteSql)
+        for (const t of [...batched, ...statements].filter((x) => x.trimStart().startsWith('UPDATE'))) {
+          const names = [...t.matchAll(/@(\w+)/g)].map((m) => m[1]!);
+          const params = names.length > 0 ? [Object.fromEntries(names.map((n) => [n, '[]']))] : [...t.matchAll(/\?/g)].map(() => '[]');
+          const plan = (q.db.prepare(`EXPLAIN QUERY PLAN ${t}`).all(...params) as { detail: string }[]).map((r) => r.detail).join('; ');
+          expect(plan, t).toMatch(/SEARCH (d|devices) USING (COVERING )?INDEX sqlite_autoindex_devices_1 \(device_id=\?\)/);
+          expect(plan, t).not.toMatch(/SCAN (d|devices)\b|devices_account/);
+        }
     });
 
     it('two instances claiming at once take each notification once', async () => {

@@ -143,6 +143,10 @@ export class SqliteSql implements Sql {
     return this.context.exit(fn);
   }
 
+  urgent<T>(fn: () => Promise<T>): Promise<T> {
+    return fn();
+  }
+
   schemaVersion(): Promise<number> {
     return Promise.resolve(this.db.pragma('user_version', { simple: true }) as number);
   }

@@ -12,7 +12,7 @@ import type { LocationInput, UserRecordInput } from '../validation.js';
 import { AccountStore, type AccountSummary, type AccountUpdate } from './account.js';
 import { AccountScope } from './scope.js';
 import { AuditStore } from './audit.js';
-import { DeviceStore } from './devices.js';
+import { DeviceStore, type PhoneReport } from './devices.js';
 import { EventStore } from './events.js';
 import { JobStore } from './jobs.js';
 import { LocationStore } from './locations.js';
@@ -46,6 +46,7 @@ export { SERVER_DB_FILE } from './open.js';
 export { tokenHash, type TokenIdentity } from './tokens.js';
 export { DEFAULT_ACCOUNT, ACCOUNT_ID } from './scope.js';
 export type { AccountSummary } from './account.js';
+export type { PhoneReport } from './devices.js';
 export type { ServerDbOptions as RepoOptions } from './open.js';
 
 export class Repo {
@@ -107,6 +108,11 @@ export class Repo {
   /** Runs fn outside any transaction: for background work started by a caller that may be in one. */
   detached<T>(fn: () => T): T {
     return this.s.detached(fn);
+  }
+
+  /** Runs fn ahead of bulk traffic (Sql.urgent): 911 events and their notifications. */
+  urgent<T>(fn: () => Promise<T>): Promise<T> {
+    return this.s.urgent(fn);
   }
 
   schemaVersion(): Promise<number> {
@@ -234,6 +240,14 @@ export class Repo {
   accountOfDevice(deviceId: string): Promise<string | null> {
     return this.a.devices.accountOfDevice(deviceId);
   }
+  /** Phones' reports, a batch in a few statements, of every account (DeviceStore.recordReports). */
+  recordReports(reports: readonly PhoneReport[]): Promise<Map<string, string>> {
+    return this.a.devices.recordReports(reports);
+  }
+  /** What was issued last to each of these phones, of every account. */
+  issuedVersions(deviceIds: readonly string[]): Promise<Map<string, { address: number; locations: number }>> {
+    return this.a.devices.issuedVersions(deviceIds);
+  }
   /** Every account: the account of each known phone among these. */
   accountsOfDevices(deviceIds: readonly string[]): Promise<Map<string, string>> {
     return this.a.devices.accountsOfDevices(deviceIds);
@@ -270,6 +284,13 @@ export class Repo {
   }
   pushContexts(deviceIds: readonly string[]): Promise<Map<string, PushContext>> {
     return this.a.devices.pushContexts(deviceIds);
+  }
+  /** A push chunk's issued addresses and locations documents, one statement each. */
+  recordIssuedMany(
+    addresses: readonly { deviceId: string; version: number; contentHash: string; signed: string; issuedAt: string }[],
+    locations: readonly { deviceId: string; version: number; contentHash: string }[],
+  ): Promise<void> {
+    return this.a.devices.recordIssuedMany(addresses, locations);
   }
   recordIssuedAddress(deviceId: string, version: number, contentHash: string, signed: string, issuedAt: string): Promise<void> {
     return this.a.devices.recordIssuedAddress(deviceId, version, contentHash, signed, issuedAt);

@@ -41,6 +41,13 @@ export interface Sql {
    * (a job queued in one) must not join it, nor use its connection after it ended.
    */
   detached<T>(fn: () => T): T;
+  /**
+   * Runs fn, and every statement and transaction it awaits, ahead of bulk traffic: 911 work
+   * (an emergency event, its notifications) must not queue behind thousands of phone reports.
+   * PostgreSQL gives it connections of its own, which report batches and pushes never hold;
+   * SQLite has one in-process connection and nothing to reserve (fn runs as is).
+   */
+  urgent<T>(fn: () => Promise<T>): Promise<T>;
   /** The schema version the migrations reached. */
   schemaVersion(): Promise<number>;
   close(): Promise<void>;
@@ -69,6 +76,17 @@ export function isTransientConflict(err: unknown): boolean {
 /** The elements of a JSON array parameter as a table with one column, `value` (text). */
 export function jsonArrayTable(d: Dialect, param: string): string {
   return d === 'postgres' ? `jsonb_array_elements_text(CAST(${param} AS jsonb))` : `json_each(${param})`;
+}
+
+/**
+ * A JSON array of objects as a table (alias `x`) with these columns, each read from the key of
+ * its name (lower case: PostgreSQL matches keys by the column's name).
+ */
+export function jsonRecords(d: Dialect, param: string, columns: Readonly<Record<string, 'text' | 'integer'>>): string {
+  const cols = Object.entries(columns);
+  return d === 'postgres'
+    ? `jsonb_to_recordset(CAST(${param} AS jsonb)) AS x(${cols.map(([n, t]) => `${n} ${t}`).join(', ')})`
+    : `(SELECT ${cols.map(([n]) => `json_extract(value, '$.${n}') AS ${n}`).join(', ')} FROM json_each(${param})) AS x`;
 }
 
 /** The values of a column joined by commas (an aggregate). */

@@ -169,8 +169,9 @@ export class Notifier {
     // (a row that fell due must not wait behind them). It starts the others once it finds work.
     if (this.stopped || this.workers >= this.concurrency) return;
     this.workers++;
-    // Outside the caller's transaction, if any: the workers outlive it.
-    void this.deps.repo.detached(() => this.work());
+    // Outside the caller's transaction, if any: the workers outlive it. Ahead of bulk traffic
+    // (Repo.urgent): a 911 notice must not wait for connections that phone reports hold.
+    void this.deps.repo.detached(() => this.deps.repo.urgent(() => this.work()));
   }
 
   /** The account's policy for this kind of call: 933 test calls may have their own. */
@@ -222,7 +223,7 @@ export class Notifier {
     const spare = this.stopped ? 0 : this.concurrency - this.workers;
     for (let i = 0; i < spare; i++) {
       this.workers++;
-      void this.deps.repo.detached(() => this.work());
+      void this.deps.repo.detached(() => this.deps.repo.urgent(() => this.work()));
     }
   }
 
