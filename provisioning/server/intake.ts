@@ -193,77 +193,105 @@ export class PhoneIntake {
       locationId: user?.locationId ?? null,
       data: e.data,
     };
-    // The event and its notification rows in one transaction: never one without the other.
-    const event = await repo.transaction(async () => {
+    // The event, its notification rows and what it changes on the phone's row in one
+    // transaction: the event is acknowledged after this commit and never handled again,
+    // so a change made after it would be lost for good if the server died in between.
+    const done = await repo.transaction(async () => {
       if (!(await repo.insertEvent(stored))) return null;
       if (AUDITED_EVENT_TYPES.has(e.type))
         await repo.audit(`phone:${e.deviceId}`, `phone.${e.type}`, 'event', e.id, { userId: stored.userId, locationId: stored.locationId });
       const event = (await repo.event(e.id))!;
       if (NOTIFIED_EVENT_TYPES.has(e.type)) await this.deps.notifier.planRows(event);
-      return event;
+      return { event, announce: await this.applyState(event) };
     });
-    if (!event) {
+    if (!done) {
       log.debug({ eventId: e.id, type: e.type }, 'event seen before: ignored');
       return false;
     }
     // What follows the commit is for people watching; a failure here must not un-store the event.
     try {
-      await this.afterStored(e, event, user);
+      this.deps.bus.emit('event', done.event);
+      done.announce();
+      if (NOTIFIED_EVENT_TYPES.has(e.type)) await this.announceCall(done.event, user);
     } catch (err) {
       log.error({ err, eventId: e.id, type: e.type }, 'event stored; follow-up failed');
     }
     return true;
   }
 
-  private async afterStored(e: EventPayload, event: StoredEvent, user: Awaited<ReturnType<Repo['user']>>): Promise<void> {
-    const { repo, log, bus } = this.deps;
-    bus.emit('event', event);
-    if (NOTIFIED_EVENT_TYPES.has(e.type)) {
-      log.warn({ eventId: e.id, deviceId: e.deviceId, type: e.type }, e.type === 'emergency-call' ? '911 CALL' : 'test call');
-      this.deps.notifier.kick();
-      const location = event.locationId !== null ? await repo.location(event.locationId) : null;
-      const issued = (await repo.issuedAddress(e.deviceId))?.signed;
-      const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
-      const fallbacks = noticeFallbacks(await repo.account(), user, location);
-      bus.emit('emergency', {
-        event,
-        facts: emergencyFacts({ event, user, location, provisionedCivic, fallbacks, zoneOf: await zoneLookup(repo) }),
+  /**
+   * What the event changes on the phone's or user's row, inside the event's transaction; returns
+   * what to tell watchers after the commit. It runs in a savepoint: if it fails, the event is
+   * still stored (a redelivery would fail the same way) and the failure is logged; a lock
+   * conflict on PostgreSQL fails the whole transaction, so the redelivered event tries again.
+   */
+  private async applyState(event: StoredEvent): Promise<() => void> {
+    const nothing = () => {};
+    try {
+      return await this.deps.repo.transaction(async () => {
+        if (event.type === 'location-selected') return this.applyLocationChoice(event);
+        if (event.type === 'location-disagreement') return this.applyDisagreement(event);
+        if (event.type === 'notice-acknowledged') return this.recordNoticeAck(event);
+        if (event.type === 'location-mismatch') return this.applyMismatch(event);
+        return nothing;
       });
-    } else if (e.type === 'location-selected') {
-      await this.applyLocationChoice(event);
-    } else if (e.type === 'location-disagreement') {
-      // The phone is marked with both addresses until it reports them agreeing again.
-      const d = locationDisagreementDataSchema.safeParse(e.data);
-      if (!d.success) log.warn({ deviceId: e.deviceId, eventId: e.id }, 'malformed location-disagreement event: kept, not applied');
-      else {
-        const applied = await repo.setDeviceDisagreement(
-          e.deviceId,
-          d.data.state === 'open' ? { ...e.data, eventId: e.id, ts: e.ts } : null,
-          e.ts,
-          phoneClockOf(e.data),
-        );
-        if (applied) bus.emit('phone', { deviceId: e.deviceId, change: 'disagreement' });
-        else
-          log.info(
-            { deviceId: e.deviceId, eventId: e.id, state: d.data.state },
-            'older location-disagreement event: the phone already reported a later state',
-          );
-      }
-    } else if (e.type === 'notice-acknowledged') {
-      await this.recordNoticeAck(event);
-    } else if (e.type === 'location-mismatch') {
-      await repo.setDeviceMismatch(e.deviceId, e.data);
-      bus.emit('phone', { deviceId: e.deviceId, change: 'mismatch' });
+    } catch (err) {
+      if (isTransientConflict(err)) throw err;
+      this.deps.log.error({ err, eventId: event.id, type: event.type }, 'event stored; applying it to the phone failed');
+      return nothing;
     }
   }
 
+  private async announceCall(event: StoredEvent, user: Awaited<ReturnType<Repo['user']>>): Promise<void> {
+    const { repo, log, bus } = this.deps;
+    log.warn({ eventId: event.id, deviceId: event.deviceId, type: event.type }, event.type === 'emergency-call' ? '911 CALL' : 'test call');
+    this.deps.notifier.kick();
+    const location = event.locationId !== null ? await repo.location(event.locationId) : null;
+    const issued = (await repo.issuedAddress(event.deviceId))?.signed;
+    const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
+    const fallbacks = noticeFallbacks(await repo.account(), user, location);
+    bus.emit('emergency', {
+      event,
+      facts: emergencyFacts({ event, user, location, provisionedCivic, fallbacks, zoneOf: await zoneLookup(repo) }),
+    });
+  }
+
+  /** The phone is marked with both addresses until it reports them agreeing again. */
+  private async applyDisagreement(event: StoredEvent): Promise<() => void> {
+    const { repo, log, bus } = this.deps;
+    const d = locationDisagreementDataSchema.safeParse(event.data);
+    if (!d.success) {
+      log.warn({ deviceId: event.deviceId, eventId: event.id }, 'malformed location-disagreement event: kept, not applied');
+      return () => {};
+    }
+    const applied = await repo.setDeviceDisagreement(
+      event.deviceId,
+      d.data.state === 'open' ? { ...event.data, eventId: event.id, ts: event.ts } : null,
+      event.ts,
+      phoneClockOf(event.data),
+    );
+    if (!applied)
+      log.info(
+        { deviceId: event.deviceId, eventId: event.id, state: d.data.state },
+        'older location-disagreement event: the phone already reported a later state',
+      );
+    return () => {
+      if (applied) bus.emit('phone', { deviceId: event.deviceId, change: 'disagreement' });
+    };
+  }
+
+  private async applyMismatch(event: StoredEvent): Promise<() => void> {
+    await this.deps.repo.setDeviceMismatch(event.deviceId, event.data);
+    return () => this.deps.bus.emit('phone', { deviceId: event.deviceId, change: 'mismatch' });
+  }
+
   /** The phone's notice-acknowledged event (its NoticeState): kept on the phone's row for the admins. */
-  private async recordNoticeAck(event: StoredEvent): Promise<void> {
+  private async recordNoticeAck(event: StoredEvent): Promise<() => void> {
     const { repo, log, bus } = this.deps;
     const d = noticeAckDataSchema.safeParse(event.data);
     if (!d.success) {
       log.warn({ deviceId: event.deviceId, eventId: event.id }, 'malformed notice-acknowledged event: kept, not applied');
-      return;
+      return () => {};
     }
     const applied = await repo.setNoticeAck(event.deviceId, {
       version: d.data.addressVersion,
@@ -273,46 +301,38 @@ export class PhoneIntake {
       via: d.data.acknowledgedVia ?? null,
       userId: event.userId,
     });
-    if (applied) bus.emit('phone', { deviceId: event.deviceId, change: 'notice' });
+    return () => {
+      if (applied) bus.emit('phone', { deviceId: event.deviceId, change: 'notice' });
+    };
   }
 
-  private async applyLocationChoice(event: StoredEvent): Promise<void> {
+  /** A user's choice from the phone's list becomes their assigned location, if allowed. */
+  private async applyLocationChoice(event: StoredEvent): Promise<() => void> {
     const { repo, log, pusher, bus } = this.deps;
     const actor = `phone:${event.deviceId}`;
     const refuse = async (reason: string) => {
       await repo.audit(actor, 'user.location-choice-refused', 'event', event.id, { reason, data: event.data });
       log.warn({ deviceId: event.deviceId, reason }, 'location choice refused');
+      return () => {};
     };
     const parsed = locationSelectedDataSchema.safeParse(event.data);
-    if (!parsed.success) {
-      await refuse(`malformed choice: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-      return;
-    }
+    if (!parsed.success) return refuse(`malformed choice: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
     const user = event.userId !== null ? await repo.user(event.userId) : null;
-    if (!user) {
-      await refuse('the phone has no user');
-      return;
-    }
+    if (!user) return refuse('the phone has no user');
     const locationId = Number(parsed.data.locationId);
     const location = Number.isSafeInteger(locationId) ? await repo.location(locationId) : null;
-    if (!location) {
-      await refuse(`location ${parsed.data.locationId} does not exist`);
-      return;
+    if (!location) return refuse(`location ${parsed.data.locationId} does not exist`);
+    if (!(await repo.account()).recommendations && !user.recommendations) return refuse('location recommendations are off for this user');
+    if (user.locationId !== location.id) {
+      await repo.setUserLocation(user.id, location.id);
+      await repo.audit(actor, 'user.location-selected', 'user', user.id, { from: user.locationId, to: location.id, eventId: event.id });
+    } else {
+      await repo.audit(actor, 'user.location-confirmed', 'user', user.id, { locationId: location.id, eventId: event.id });
     }
-    if (!(await repo.account()).recommendations && !user.recommendations) {
-      await refuse('location recommendations are off for this user');
-      return;
-    }
-    await repo.transaction(async () => {
-      if (user.locationId !== location.id) {
-        await repo.setUserLocation(user.id, location.id);
-        await repo.audit(actor, 'user.location-selected', 'user', user.id, { from: user.locationId, to: location.id, eventId: event.id });
-      } else {
-        await repo.audit(actor, 'user.location-confirmed', 'user', user.id, { locationId: location.id, eventId: event.id });
-      }
-      await repo.setDeviceMismatch(event.deviceId, null);
-    });
-    bus.emit('change', { entity: 'user', id: user.id, action: 'location-selected' });
-    void pusher.schedule(user.deviceIds);
+    await repo.setDeviceMismatch(event.deviceId, null);
+    return () => {
+      bus.emit('change', { entity: 'user', id: user.id, action: 'location-selected' });
+      void pusher.schedule(user.deviceIds);
+    };
   }
 }
