@@ -227,19 +227,24 @@ export class PhoneIntake {
    */
   private async applyState(event: StoredEvent): Promise<() => void> {
     const nothing = () => {};
+    const apply = this.stateChange(event.type);
+    // Most events (a 911 among them) change no row: no savepoint, no round trips added.
+    if (!apply) return nothing;
     try {
-      return await this.deps.repo.transaction(async () => {
-        if (event.type === 'location-selected') return this.applyLocationChoice(event);
-        if (event.type === 'location-disagreement') return this.applyDisagreement(event);
-        if (event.type === 'notice-acknowledged') return this.recordNoticeAck(event);
-        if (event.type === 'location-mismatch') return this.applyMismatch(event);
-        return nothing;
-      });
+      return await this.deps.repo.transaction(() => apply.call(this, event));
     } catch (err) {
       if (isTransientConflict(err)) throw err;
       this.deps.log.error({ err, eventId: event.id, type: event.type }, 'event stored; applying it to the phone failed');
       return nothing;
     }
+  }
+
+  private stateChange(type: string): ((event: StoredEvent) => Promise<() => void>) | null {
+    if (type === 'location-selected') return this.applyLocationChoice;
+    if (type === 'location-disagreement') return this.applyDisagreement;
+    if (type === 'notice-acknowledged') return this.recordNoticeAck;
+    if (type === 'location-mismatch') return this.applyMismatch;
+    return null;
   }
 
   private async announceCall(event: StoredEvent, user: Awaited<ReturnType<Repo['user']>>): Promise<void> {
