@@ -208,6 +208,8 @@ export class PhoneIntake {
       log.debug({ eventId: e.id, type: e.type }, 'event seen before: ignored');
       return false;
     }
+    // The notifications go first: a watcher that throws must not hold them back.
+    if (NOTIFIED_EVENT_TYPES.has(e.type)) this.deps.notifier.kick();
     // What follows the commit is for people watching; a failure here must not un-store the event.
     try {
       this.deps.bus.emit('event', done.event);
@@ -250,7 +252,6 @@ export class PhoneIntake {
   private async announceCall(event: StoredEvent, user: Awaited<ReturnType<Repo['user']>>): Promise<void> {
     const { repo, log, bus } = this.deps;
     log.warn({ eventId: event.id, deviceId: event.deviceId, type: event.type }, event.type === 'emergency-call' ? '911 CALL' : 'test call');
-    this.deps.notifier.kick();
     const location = event.locationId !== null ? await repo.location(event.locationId) : null;
     const issued = (await repo.issuedAddress(event.deviceId))?.signed;
     const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;

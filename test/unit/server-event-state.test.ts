@@ -69,14 +69,14 @@ function dyingAfterCommit(repo: Repo): Repo {
   });
 }
 
-function intakeOn(repo: Repo) {
+function intakeOn(repo: Repo, notifier: Partial<Notifier> = {}) {
   const log = recordingLog();
   const bus = new EventEmitter();
   const intake = new PhoneIntake({
     link: Object.assign(new EventEmitter(), { setEventHandler: () => undefined }) as unknown as ProvisioningServer,
     repo,
     pusher: { schedule: async () => {} } as unknown as Pusher,
-    notifier: {} as Notifier,
+    notifier: notifier as Notifier,
     bus: bus as unknown as Bus,
     log: log.log,
   });
@@ -141,6 +141,25 @@ describe("an event and what it changes on the phone's row commit together", () =
     ).toEqual(['event stored; applying it to the phone failed']);
     // Redelivered: already stored, nothing to do.
     expect(await intake.handleEvent(disagreement('e1'))).toBe(false);
+    await repo.close();
+  });
+
+  it('a watcher that throws on a 911 event does not hold back its notifications', async () => {
+    const repo = newRepo();
+    let kicks = 0;
+    const { intake, bus, log } = intakeOn(repo, { planRows: async () => 0, kick: () => void kicks++ });
+    bus.on('event', () => {
+      throw new Error('watcher broke');
+    });
+    const call: EventPayload = { v: 1, id: 'c1', deviceId: 'phone-1', type: 'emergency-call', ts: '2026-12-06T10:00:00.000Z', data: {} };
+    expect(await intake.handleEvent(call)).toBe(true);
+    expect(kicks).toBe(1);
+    expect(
+      log
+        .lines()
+        .filter((l) => (l.level as number) >= 50)
+        .map((l) => l.msg),
+    ).toEqual(['event stored; follow-up failed']);
     await repo.close();
   });
 });
