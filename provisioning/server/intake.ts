@@ -233,7 +233,7 @@ export class PhoneIntake {
     // Most events (a 911 among them) change no row: no savepoint, no round trips added.
     if (!apply) return nothing;
     try {
-      return await this.deps.repo.transaction(() => apply.call(this, event));
+      return await this.deps.repo.transaction(() => apply(event));
     } catch (err) {
       if (isTransientConflict(err)) throw err;
       this.deps.log.error({ err, eventId: event.id, type: event.type }, 'event stored; applying it to the phone failed');
@@ -242,10 +242,10 @@ export class PhoneIntake {
   }
 
   private stateChange(type: string): ((event: StoredEvent) => Promise<() => void>) | null {
-    if (type === 'location-selected') return this.applyLocationChoice;
-    if (type === 'location-disagreement') return this.applyDisagreement;
-    if (type === 'notice-acknowledged') return this.recordNoticeAck;
-    if (type === 'location-mismatch') return this.applyMismatch;
+    if (type === 'location-selected') return (e) => this.applyLocationChoice(e);
+    if (type === 'location-disagreement') return (e) => this.applyDisagreement(e);
+    if (type === 'notice-acknowledged') return (e) => this.recordNoticeAck(e);
+    if (type === 'location-mismatch') return (e) => this.applyMismatch(e);
     return null;
   }
 
