@@ -59,10 +59,11 @@ export class NotificationStore {
         { now, limit },
       )) as Row[];
       const lease = new Date(this.s.now().getTime() + leaseMs).toISOString();
-      for (const r of rows)
+      // One statement for the batch: each is a round trip on PostgreSQL.
+      if (rows.length > 0)
         await this.s.run(
-          "UPDATE notifications SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?, updated_at = ?, claimed_by = ? WHERE id = ?",
-          [lease, now, claimant, r.id],
+          `UPDATE notifications SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?, updated_at = ?, claimed_by = ? WHERE id IN (${rows.map(() => '?').join(', ')})`,
+          [lease, now, claimant, ...rows.map((r) => r.id)],
         );
       return rows.map((r) => ({
         ...toNotification(r),
