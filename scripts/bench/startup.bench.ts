@@ -6,10 +6,14 @@
 //  - start to online at the server (link up and subscribed);
 //  - start to the first location report retained at the broker.
 // BENCH_BASE_BUNDLE=FILE runs another build's bundle alternately with this tree's
-// (an A/B in one run: the load moves both alike). lldpd itself is not run (it would
+// (an A/B in one run: the load moves both alike). The same bundle also runs as the phone
+// runs it: a single executable with its V8 code cache, built here for this machine's
+// architecture from the host's node as scripts/build-arm.mjs builds the phone's
+// (BENCH_STARTUP_SEA=0 skips it). lldpd itself is not run (it would
 // speak LLDP on the host's interfaces): lldpcli finds no daemon and is restarted.
-import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
@@ -25,11 +29,43 @@ import { bundles, unitEnvironment } from './agent-env.js';
 
 const STARTS = Number(process.env.BENCH_STARTS ?? 9);
 const BASE = bundles().base;
+const WITH_SEA = process.env.BENCH_STARTUP_SEA !== '0';
 const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
 
 // As the phone's systemd unit runs it.
 const unitEnv = unitEnvironment();
 const env = { ...unitEnv, ...(existsSync(VOICE_ADDON) ? { E911_VOICE_ADDON: VOICE_ADDON } : {}) };
+
+/**
+ * The bundle as a single executable for this machine, the way scripts/build-arm.mjs makes the
+ * phone's: the code cache made with the unit's NODE_OPTIONS (V8 rejects one made under other
+ * heap flags), --predictable, postject into a copy of this node. Its lib/ is the host's addons.
+ */
+function hostExecutable(dir: string): string {
+  const work = path.join(dir, 'work');
+  mkdirSync(work, { recursive: true });
+  copyFileSync(AGENT_BUNDLE, path.join(work, 'e911-agent.cjs'));
+  const config = { main: 'e911-agent.cjs', output: 'sea.blob', disableExperimentalSEAWarning: true, useCodeCache: true };
+  writeFileSync(path.join(work, 'sea-config.json'), JSON.stringify(config));
+  const flags = (unitEnv.NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean);
+  execFileSync(process.execPath, [...flags, '--predictable', '--experimental-sea-config', 'sea-config.json'], {
+    cwd: work,
+    stdio: 'ignore',
+  });
+  const exe = path.join(dir, 'e911-agent');
+  copyFileSync(process.execPath, exe);
+  chmodSync(exe, 0o755);
+  const postject = createRequire(import.meta.url).resolve('postject/dist/cli.js');
+  execFileSync(
+    process.execPath,
+    [postject, exe, 'NODE_SEA_BLOB', path.join(work, 'sea.blob'), '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  symlinkSync(path.join(path.dirname(AGENT_BUNDLE), 'lib'), path.join(dir, 'lib'));
+  return exe;
+}
 
 const broker = await startMosquitto();
 const keys = testKeys();
@@ -90,12 +126,17 @@ interface Start {
   online: number;
   report: number;
 }
+/** The command for a bundle (run by this node) or an executable (run as it is). */
+const command = (entry: string): [string, string[]] =>
+  entry.endsWith('.cjs') || entry.endsWith('.js') ? [process.execPath, [entry]] : [entry, []];
+
 async function startOnce(entry: string): Promise<Start> {
   await waitFor(() => server.phone(deviceId)?.online !== true, 5000);
   reportAt = 0n;
   let readyAt = 0n;
   const t0 = process.hrtime.bigint();
-  const child = spawn(process.execPath, [entry, '--config', setup.configFile], {
+  const [file, args] = command(entry);
+  const child = spawn(file, [...args, '--config', setup.configFile], {
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -128,12 +169,19 @@ async function bareNode(): Promise<number> {
 }
 
 try {
-  const runs: Record<'this' | 'base', Start[]> = { this: [], base: [] };
+  type Kind = 'this' | 'sea' | 'base';
+  const runs: Record<Kind, Start[]> = { this: [], sea: [], base: [] };
+  const entries: Record<Kind, string> = {
+    this: AGENT_BUNDLE,
+    sea: WITH_SEA ? hostExecutable(path.join(dir, 'sea')) : '',
+    base: BASE ?? '',
+  };
+  const kinds = (['this', 'sea', 'base'] as const).filter((k) => entries[k] !== '');
   const node: number[] = [];
   for (let i = 0; i < STARTS; i++) {
-    // Alternate which goes first, so neither always follows the baseline.
-    const order: ('this' | 'base')[] = BASE ? (i % 2 ? ['base', 'this'] : ['this', 'base']) : ['this'];
-    for (const which of order) runs[which].push(await startOnce(which === 'this' ? AGENT_BUNDLE : BASE!));
+    // Rotate which goes first, so none always follows the baseline.
+    const order = kinds.map((_, j) => kinds[(i + j) % kinds.length]!);
+    for (const which of order) runs[which].push(await startOnce(entries[which]));
     node.push(await bareNode());
   }
   const nodeP50 = summary(node).p50;
@@ -142,8 +190,9 @@ try {
       .map(([k, v]) => `${k}=${v}`)
       .join(' ')}), netlink network, lldpcli; median of ${STARTS} (baseline: node -e 0, same run)\n`,
   );
-  for (const which of BASE ? (['this', 'base'] as const) : (['this'] as const)) {
-    const label = which === 'this' ? 'this tree' : 'BENCH_BASE_BUNDLE';
+  const labels: Record<Kind, string> = { this: 'this tree', sea: 'single executable, code cache', base: 'BENCH_BASE_BUNDLE' };
+  for (const which of kinds) {
+    const label = labels[which];
     const r = runs[which];
     report(`start->agent ready, ${label}`, summary(r.map((x) => x.ready)).p50, 'ms', nodeP50, '<= baseline + 100 ms');
     report(`start->online, ${label}`, summary(r.map((x) => x.online)).p50, 'ms', nodeP50, '-');
