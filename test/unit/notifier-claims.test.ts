@@ -52,6 +52,12 @@ async function setUp(concurrency: number) {
     claims.push(rows.length);
     return rows;
   };
+  let eventReads = 0;
+  const readEvent = repo.event.bind(repo);
+  repo.event = async (id) => {
+    eventReads++;
+    return readEvent(id);
+  };
   const sent: string[] = [];
   let inFlight = 0;
   let most = 0;
@@ -85,11 +91,11 @@ async function setUp(concurrency: number) {
     gate.open = true;
     for (const r of gate.waiting.splice(0)) r();
   };
-  return { repo, notifier, claims, sent, event, release, most: () => most, cleanup: () => notifier.stop() };
+  return { repo, notifier, claims, sent, event, release, most: () => most, eventReads: () => eventReads, cleanup: () => notifier.stop() };
 }
 
 describe('notifier claims', () => {
-  it("an event's two rows take one claim, not one per idle slot", async () => {
+  it("an event's two rows take one claim, not one per idle slot, and one build of its notice", async () => {
     const t = await setUp(16);
     t.release();
     await t.notifier.start(3_600_000);
@@ -102,6 +108,8 @@ describe('notifier claims', () => {
     await until(() => t.sent.length === 2, 'both emails sent');
     await new Promise((r) => setTimeout(r, 100));
     expect(t.claims.slice(before)).toEqual([2]);
+    // The notice is built once for the event, though both sends start together.
+    expect(t.eventReads()).toBe(1);
   });
 
   it('more rows than slots: every row sent, never more at once than the slots, a claim per freed batch', async () => {

@@ -72,7 +72,7 @@ export class Notifier {
   private timer: NodeJS.Timeout | null = null;
   private timerAt = 0;
   private stopped = true;
-  private readonly notices = new Map<string, Notice>();
+  private readonly notices = new Map<string, Promise<Notice | null>>();
   /** Events the sweep found with nobody to notify: not looked at again by this process. */
   private readonly sweptEmpty = new Set<string>();
   private sweepTimer: NodeJS.Timeout | null = null;
@@ -172,6 +172,11 @@ export class Notifier {
   /** Claims and sends what is due now (new rows, or a retry that fell due). */
   kick(): void {
     if (this.stopped) return;
+    // Every slot busy: claim when one frees.
+    if (this.sending >= this.concurrency) {
+      this.backlog = true;
+      return;
+    }
     // A kick during a claim may come from a commit that claim did not see: one more pass.
     if (this.claiming) {
       this.claimAgain = true;
@@ -220,8 +225,6 @@ export class Notifier {
           this.backlog = rows.length === room;
           if (rows.length < room) break;
         }
-        // A kick while every slot was busy: claim when one frees.
-        if (this.claimAgain && this.sending >= this.concurrency) this.backlog = true;
       } while (this.claimAgain && !this.stopped && this.sending < this.concurrency);
     } catch (err) {
       this.deps.log.error({ err }, 'notification claim failed');
@@ -274,9 +277,22 @@ export class Notifier {
     this.timer.unref?.();
   }
 
-  private async notice(eventId: string): Promise<Notice | null> {
+  /** One build per event, shared by its rows' sends, which start together. */
+  private notice(eventId: string): Promise<Notice | null> {
     const cached = this.notices.get(eventId);
     if (cached) return cached;
+    const built = this.buildNotice(eventId);
+    this.notices.set(eventId, built);
+    if (this.notices.size > 1000) this.notices.delete(this.notices.keys().next().value!);
+    // Not kept when it failed or found no event: the next send tries again.
+    built.then(
+      (n) => n ?? this.notices.delete(eventId),
+      () => this.notices.delete(eventId),
+    );
+    return built;
+  }
+
+  private async buildNotice(eventId: string): Promise<Notice | null> {
     const { repo } = this.deps;
     const event = await repo.event(eventId);
     if (!event) return null;
@@ -284,18 +300,16 @@ export class Notifier {
     const location = event.locationId !== null ? await repo.location(event.locationId) : null;
     const issued = (await repo.issuedAddress(event.deviceId))?.signed;
     const provisionedCivic = issued ? (JSON.parse(issued) as SignedAddress).doc.civic : null;
-    const notice = buildNotice({
+    const account = await repo.account();
+    return buildNotice({
       event,
       user,
       location,
       provisionedCivic,
-      accountName: (await repo.account()).name,
-      fallbacks: noticeFallbacks(await repo.account(), user, location),
+      accountName: account.name,
+      fallbacks: noticeFallbacks(account, user, location),
       zoneOf: await zoneLookup(repo),
     });
-    this.notices.set(eventId, notice);
-    if (this.notices.size > 1000) this.notices.delete(this.notices.keys().next().value!);
-    return notice;
   }
 
   private async deliver(n: Notification): Promise<void> {
