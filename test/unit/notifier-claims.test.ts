@@ -2,15 +2,12 @@
 // the 911 lane waits on: 16 idle slots each claiming and finding nothing made 60-80 commits per
 // 911 event in the scale bench. A few rows take one claim; more rows than slots are all sent
 // as slots free, without a claim per idle slot.
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Repo } from '../../provisioning/server/db/repo.js';
 import { Notifier } from '../../provisioning/server/notify/notifier.js';
 import type { EmailChannel, HttpChannel } from '../../provisioning/server/notify/channels.js';
 import type { SmsSettings, WebhookSettings } from '../../provisioning/server/validation.js';
 import { silentLog } from '../helpers/log.js';
+import { notifyRepo } from '../helpers/notify-repo.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -27,24 +24,8 @@ async function until(cond: () => boolean | Promise<boolean>, why: string, ms = 1
 
 /** A store with SMTP set, its claims counted, and a notifier whose email sends wait for `release`. */
 async function setUp(concurrency: number) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-claims-'));
-  const repo = new Repo({ dataDir: dir });
-  cleanup.push(
-    () => rmSync(dir, { recursive: true, force: true }),
-    async () => await repo.close(),
-  );
-  await repo.setNotificationSettings({
-    smtp: {
-      host: 'relay.example',
-      port: 25,
-      security: 'none',
-      username: undefined,
-      from: 'e911@example.com',
-      allowInvalidCertificates: false,
-    },
-    sms: null,
-    webhook: null,
-  });
+  const { repo, remove } = await notifyRepo('e911-claims-');
+  cleanup.push(remove);
   const claims: number[] = [];
   const claim = repo.claimDueNotifications.bind(repo);
   repo.claimDueNotifications = async (limit, leaseMs, claimant) => {

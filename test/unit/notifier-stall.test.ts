@@ -2,15 +2,12 @@
 // every notification of the server waited behind it) must hold neither the other rows nor its
 // own: the others are sent and retried on time, and the stuck one fails after sendTimeoutMs,
 // its transport is dropped, and the next attempt goes through.
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Repo } from '../../provisioning/server/db/repo.js';
 import { Notifier } from '../../provisioning/server/notify/notifier.js';
 import { DeliveryError, type EmailChannel, type HttpChannel } from '../../provisioning/server/notify/channels.js';
 import type { SmsSettings, WebhookSettings } from '../../provisioning/server/validation.js';
 import { silentLog } from '../helpers/log.js';
+import { notifyRepo } from '../helpers/notify-repo.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -27,24 +24,12 @@ async function until(cond: () => boolean | Promise<boolean>, why: string, ms = 1
 
 describe('notifier with a send that never returns', () => {
   it('delivers and retries the other rows meanwhile; the stuck one times out, its transport is closed, and it is sent again', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-stall-'));
-    const repo = new Repo({ dataDir: dir });
-    cleanup.push(
-      () => rmSync(dir, { recursive: true, force: true }),
-      async () => await repo.close(),
-    );
-    await repo.setNotificationSettings({
-      smtp: {
-        host: 'relay.example',
-        port: 25,
-        security: 'none',
-        username: undefined,
-        from: 'e911@example.com',
-        allowInvalidCertificates: false,
-      },
-      sms: { url: 'https://sms.example/send', username: undefined, from: '+14085550000' },
-      webhook: null,
+    const { repo, remove } = await notifyRepo('e911-stall-', {
+      url: 'https://sms.example/send',
+      username: undefined,
+      from: '+14085550000',
     });
+    cleanup.push(remove);
     await repo.insertEvent({
       id: 'ev-1',
       deviceId: 'p',
