@@ -51,6 +51,12 @@ export interface DesiredAddressStore {
   appliedVersion?(deviceId: string): Promise<number | null> | number | null;
   /** The desired version alone, when a store can tell it more cheaply than get(). */
   version?(deviceId: string): Promise<number | undefined> | number | undefined;
+  /**
+   * The desired and last applied versions of many phones in one read: a push's reports (and an
+   * instance's start, with every phone's retained status) reach an instance that did not issue
+   * them, and a read or two per report was most of a second instance's work (scale bench).
+   */
+  versions?(deviceIds: readonly string[]): Promise<Map<string, { desired: number; applied: number | null }>>;
 }
 
 class MemoryDesiredStore implements DesiredAddressStore {
@@ -116,6 +122,8 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
   private readonly desired: DesiredAddressStore;
   /** The version last published to each phone by this process: spares a store read per state report. */
   private readonly desiredVersions = new Map<string, number>();
+  /** Phones whose reports came in this turn, to check for a stale address together. */
+  private readonly staleChecks = new Set<string>();
   private readonly phones = new Map<string, PhoneView>();
   private readonly seen = new Set<string>();
   private readonly seenOrder: string[] = [];
@@ -416,20 +424,45 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
     }
   }
 
+  /** Checked with the other phones reported in this turn of the event loop. */
   private repushSoon(deviceId: string): void {
-    this.repushIfStale(deviceId).catch((err: Error) => this.opts.log.warn({ err: err.message, deviceId }, 're-push failed'));
+    this.staleChecks.add(deviceId);
+    if (this.staleChecks.size === 1) setImmediate(() => void this.repushStale());
   }
 
-  private async repushIfStale(deviceId: string): Promise<void> {
+  private async repushStale(): Promise<void> {
+    const ids = [...this.staleChecks].filter((id) => this.phones.get(id)?.online);
+    this.staleChecks.clear();
+    // What this process issued it knows; the others' versions in one read, when the store can.
+    const unknown = ids.filter((id) => !this.desiredVersions.has(id));
+    let stored: Map<string, { desired: number; applied: number | null }> | null = null;
+    try {
+      if (unknown.length > 0 && this.desired.versions) stored = await this.desired.versions(unknown);
+    } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message, phones: unknown.length }, 're-push check failed');
+      return;
+    }
+    for (const deviceId of ids)
+      await this.repushIfStale(deviceId, stored).catch((err: Error) =>
+        this.opts.log.warn({ err: err.message, deviceId }, 're-push failed'),
+      );
+  }
+
+  private async repushIfStale(deviceId: string, stored: Map<string, { desired: number; applied: number | null }> | null): Promise<void> {
     const view = this.phones.get(deviceId);
     if (!view?.online) return;
+    const known = stored?.get(deviceId);
     // Every state report lands here: decide on versions first, read the document only to re-push it.
     const wantVersion =
       this.desiredVersions.get(deviceId) ??
-      (this.desired.version ? await this.desired.version(deviceId) : (await this.desired.get(deviceId))?.doc.version);
+      (stored
+        ? known?.desired || undefined
+        : this.desired.version
+          ? await this.desired.version(deviceId)
+          : (await this.desired.get(deviceId))?.doc.version);
     if (wantVersion === undefined) return;
     // Not reported to this process yet (a restart): what the phone reported before counts.
-    const applied = view.appliedVersion ?? (await this.desired.appliedVersion?.(deviceId)) ?? null;
+    const applied = view.appliedVersion ?? (stored ? (known?.applied ?? null) : ((await this.desired.appliedVersion?.(deviceId)) ?? null));
     if (applied !== null && applied >= wantVersion) return;
     const want = await this.desired.get(deviceId);
     if (!want) return;

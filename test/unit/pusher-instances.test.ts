@@ -47,4 +47,58 @@ describe('address versions with several server instances', () => {
     await a.idle();
     expect(await repo.issuedAddress('desk-1')).toMatchObject({ version: 7, contentHash: 'stale' });
   });
+
+  it('reports of phones another instance issued to are decided in one read, without a transaction each', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-pusher-'));
+    const repo = new Repo({ dataDir: dir });
+    cleanup.push(
+      () => rmSync(dir, { recursive: true, force: true }),
+      async () => await repo.close(),
+    );
+    const phones = Array.from({ length: 50 }, (_, i) => `desk-${i}`);
+    const docOf = (deviceId: string, version: number) => ({ ...doc(version), deviceId });
+    const issueAll = async (version: number) => {
+      for (const id of phones) {
+        await repo.ensureDevice(id);
+        await repo.recordIssuedAddress(id, version, `h${version}`, JSON.stringify({ doc: docOf(id, version) }), new Date().toISOString());
+      }
+    };
+    const reports = (version: number) =>
+      phones.map((deviceId) => ({
+        deviceId,
+        account: 'default',
+        state: { v: 1 as const, version, hash: documentHash(docOf(deviceId, version)), appliedAt: null },
+      }));
+    let transactions = 0;
+    const transaction = repo.transaction.bind(repo);
+    repo.transaction = ((fn: () => Promise<unknown>) => {
+      transactions++;
+      return transaction(fn);
+    }) as typeof repo.transaction;
+    const b = new Pusher({ repo, link: {} as ProvisioningServer, log: silentLog() });
+
+    // Instance A issued version 2 to every phone; each phone's report reaches B.
+    await issueAll(2);
+    await b.onAddressStates(reports(2));
+    await b.idle();
+    expect(transactions).toBe(0);
+    // A's next push: B remembers version 2 now, the database says 3.
+    await issueAll(3);
+    await b.onAddressStates(reports(3));
+    await b.idle();
+    expect(transactions).toBe(0);
+    for (const id of phones) expect((await repo.issuedAddress(id))?.version).toBe(3);
+
+    // A phone that holds another document under the issued version still gets the full check,
+    // and a version above it.
+    const conflicting = {
+      deviceId: phones[0]!,
+      account: 'default',
+      state: { v: 1 as const, version: 3, hash: 'f'.repeat(64), appliedAt: null },
+    };
+    await b.onAddressStates([conflicting]);
+    await b.idle();
+    expect(transactions).toBe(1);
+    expect(await repo.issuedAddress(phones[0]!)).toMatchObject({ version: 3, contentHash: 'stale' });
+  });
 });

@@ -197,12 +197,30 @@ export class DeviceStore {
   }
 
   /** What was issued last to each known phone among these, of every account (the pusher's report check). */
-  async issuedVersions(deviceIds: readonly string[]): Promise<Map<string, { address: number; locations: number }>> {
-    const rows = await this.s.all<{ device_id: string; addr_version: number; loc_version: number }>(
-      `SELECT d.device_id, d.addr_version, d.loc_version FROM ${jsonArrayTable(this.s.dialect, '?')} j JOIN devices d ON d.device_id = j.value`,
+  async issuedVersions(deviceIds: readonly string[]): Promise<Map<string, { address: number; locations: number; applied: number | null }>> {
+    const rows = await this.s.all<{ device_id: string; addr_version: number; loc_version: number; applied_version: number | null }>(
+      `SELECT d.device_id, d.addr_version, d.loc_version, d.applied_version FROM ${jsonArrayTable(this.s.dialect, '?')} j JOIN devices d ON d.device_id = j.value`,
       [JSON.stringify(deviceIds)],
     );
-    return new Map(rows.map((r) => [r.device_id, { address: Number(r.addr_version), locations: Number(r.loc_version) }]));
+    return new Map(
+      rows.map((r) => [
+        r.device_id,
+        {
+          address: Number(r.addr_version),
+          locations: Number(r.loc_version),
+          applied: r.applied_version === null ? null : Number(r.applied_version),
+        },
+      ]),
+    );
+  }
+
+  /** The last signed address issued to each of these phones (by device id, across accounts), in one read. */
+  async issuedSignedAddresses(deviceIds: readonly string[]): Promise<Map<string, string>> {
+    const rows = await this.s.all<{ device_id: string; addr_signed: string | null }>(
+      `SELECT d.device_id, d.addr_signed FROM ${jsonArrayTable(this.s.dialect, '?')} j JOIN devices d ON d.device_id = j.value WHERE d.addr_signed IS NOT NULL`,
+      [JSON.stringify(deviceIds)],
+    );
+    return new Map(rows.flatMap((r) => (r.addr_signed ? [[r.device_id, r.addr_signed]] : [])));
   }
 
   /**

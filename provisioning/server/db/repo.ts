@@ -245,7 +245,11 @@ export class Repo {
     return this.a.devices.recordReports(reports);
   }
   /** What was issued last to each of these phones, of every account. */
-  issuedVersions(deviceIds: readonly string[]): Promise<Map<string, { address: number; locations: number }>> {
+  issuedSignedAddresses(deviceIds: readonly string[]): Promise<Map<string, string>> {
+    return this.a.devices.issuedSignedAddresses(deviceIds);
+  }
+
+  issuedVersions(deviceIds: readonly string[]): Promise<Map<string, { address: number; locations: number; applied: number | null }>> {
     return this.a.devices.issuedVersions(deviceIds);
   }
   /** Every account: the account of each known phone among these. */
