@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { DEFAULT_ACCOUNT, type Repo, type Location } from './db/repo.js';
+import { isTransientConflict } from './db/sql.js';
 import type { DesiredAddressStore, ProvisioningServer } from './server.js';
 import { DEFAULT_LANGUAGE, DEFAULT_LOCATION_POLICY, type AddressDocument, type LocationPolicy } from '../protocol/address.js';
 import type { AddressStatePayload, SignedAddress } from '../protocol/messages.js';
@@ -364,77 +365,106 @@ export class Pusher {
     // stale, and its next reconnect re-pushes it.
     for (let i = 0; i < deviceIds.length; i += PUSH_CHUNK) {
       const chunk = deviceIds.slice(i, i + PUSH_CHUNK);
-      const contexts = await repo.pushContexts(chunk);
-      const addresses: SignedAddress[] = [];
-      const locationDocs: LocationsDocument[] = [];
+      let contexts = await repo.pushContexts(chunk);
+      let addresses: SignedAddress[] = [];
+      let locationDocs: LocationsDocument[] = [];
       // Recorded together at the chunk's end: one statement each, not one per phone.
-      const issuedAddresses: Parameters<Repo['recordIssuedMany']>[0][number][] = [];
-      const issuedLocations: Parameters<Repo['recordIssuedMany']>[1][number][] = [];
-      await repo.transaction(async () => {
-        for (const deviceId of chunk) {
-          const c = contexts.get(deviceId);
-          if (!c || c.userId === null) {
-            this.totals.skipped++;
-            continue;
-          }
-          const location = c.locationId !== null ? byId.get(c.locationId) : undefined;
-          // The user's own, else the company's: each default only where the user has none.
-          const place = effectiveAddress(
-            { locationId: c.locationId, ownAddress: c.ownAddress, displayName: c.displayName ?? '' },
-            location,
-            account,
-          );
-          const caller = effectiveCallback({ callback: c.callback, displayName: c.displayName ?? '' }, account);
-          if (place && caller?.displayName) {
-            const content = {
-              deviceId,
-              civic: place.civic,
-              callback: caller.callback,
-              displayName: caller.displayName,
-              ...(place.locationCode ? { locationCode: place.locationCode } : {}),
-              ...settings,
-              // Left out for English (the default), so those documents and their hashes are unchanged.
-              ...(c.language && c.language !== DEFAULT_LANGUAGE ? { language: c.language } : {}),
-            };
-            const civicCanonical =
-              place.source === 'location'
-                ? civicText.get(location!.id)!
-                : place.source === 'company'
-                  ? companyCivic!
-                  : canonicalJson(place.civic);
-            const hash = contentHashOf(civicCanonical, content);
-            if (c.contentHash === hash) {
-              const stored = force.address.has(deviceId) ? (await repo.issuedAddress(deviceId))?.signed : null;
-              if (stored) addresses.push(JSON.parse(stored) as SignedAddress);
-              else this.totals.unchanged++;
-            } else {
-              const version = Math.max(c.issuedVersion, c.appliedVersion ?? 0) + 1;
-              const { signed, hash: docHash } = link.signAddressWithHash({ v: 1, version, issuedAt, ...content });
-              issuedAddresses.push({ deviceId, version, contentHash: hash, signed: JSON.stringify(signed), issuedAt });
-              this.issued.set(deviceId, { version, hash: docHash });
-              addresses.push(signed);
+      let issuedAddresses: Parameters<Repo['recordIssuedMany']>[0][number][] = [];
+      let issuedLocations: Parameters<Repo['recordIssuedMany']>[1][number][] = [];
+      // Counted and remembered once the chunk is committed: a rolled-back attempt counts nothing.
+      let unchanged = 0;
+      let skipped = 0;
+      let issuedHere: [string, { version: number; hash: string }][] = [];
+      const signAndRecord = () =>
+        repo.transaction(async () => {
+          for (const deviceId of chunk) {
+            const c = contexts.get(deviceId);
+            if (!c || c.userId === null) {
+              skipped++;
+              continue;
             }
-          } else this.totals.skipped++;
+            const location = c.locationId !== null ? byId.get(c.locationId) : undefined;
+            // The user's own, else the company's: each default only where the user has none.
+            const place = effectiveAddress(
+              { locationId: c.locationId, ownAddress: c.ownAddress, displayName: c.displayName ?? '' },
+              location,
+              account,
+            );
+            const caller = effectiveCallback({ callback: c.callback, displayName: c.displayName ?? '' }, account);
+            if (place && caller?.displayName) {
+              const content = {
+                deviceId,
+                civic: place.civic,
+                callback: caller.callback,
+                displayName: caller.displayName,
+                ...(place.locationCode ? { locationCode: place.locationCode } : {}),
+                ...settings,
+                // Left out for English (the default), so those documents and their hashes are unchanged.
+                ...(c.language && c.language !== DEFAULT_LANGUAGE ? { language: c.language } : {}),
+              };
+              const civicCanonical =
+                place.source === 'location'
+                  ? civicText.get(location!.id)!
+                  : place.source === 'company'
+                    ? companyCivic!
+                    : canonicalJson(place.civic);
+              const hash = contentHashOf(civicCanonical, content);
+              if (c.contentHash === hash) {
+                const stored = force.address.has(deviceId) ? (await repo.issuedAddress(deviceId))?.signed : null;
+                if (stored) addresses.push(JSON.parse(stored) as SignedAddress);
+                else unchanged++;
+              } else {
+                const version = Math.max(c.issuedVersion, c.appliedVersion ?? 0) + 1;
+                const { signed, hash: docHash } = link.signAddressWithHash({ v: 1, version, issuedAt, ...content });
+                issuedAddresses.push({ deviceId, version, contentHash: hash, signed: JSON.stringify(signed), issuedAt });
+                issuedHere.push([deviceId, { version, hash: docHash }]);
+                addresses.push(signed);
+              }
+            } else skipped++;
 
-          const recommendations = account.recommendations || c.recommendations;
-          const assignedLocationId = location ? String(location.id) : null;
-          const locHash = sha(`${recommendations}\n${assignedLocationId}\n${recommendations ? listHash : ''}`);
-          if (c.locationsHash !== locHash || force.locations.has(deviceId)) {
-            const version = c.locationsVersion + 1;
-            issuedLocations.push({ deviceId, version, contentHash: locHash });
-            locationDocs.push({
-              v: 1,
-              deviceId,
-              version,
-              issuedAt,
-              recommendations,
-              assignedLocationId,
-              locations: recommendations ? allRecommended : [],
-            });
+            const recommendations = account.recommendations || c.recommendations;
+            const assignedLocationId = location ? String(location.id) : null;
+            const locHash = sha(`${recommendations}\n${assignedLocationId}\n${recommendations ? listHash : ''}`);
+            if (c.locationsHash !== locHash || force.locations.has(deviceId)) {
+              const version = c.locationsVersion + 1;
+              issuedLocations.push({ deviceId, version, contentHash: locHash });
+              locationDocs.push({
+                v: 1,
+                deviceId,
+                version,
+                issuedAt,
+                recommendations,
+                assignedLocationId,
+                locations: recommendations ? allRecommended : [],
+              });
+            }
           }
+          await repo.recordIssuedMany(issuedAddresses, issuedLocations);
+        });
+      // Two instances' writes to the same phones' rows (this push, the other's report batch) can
+      // deadlock on PostgreSQL: the loser is rolled back whole and is signed and recorded again.
+      // Dropped, its phones kept their old address until they reconnected (scale bench, 2 instances).
+      for (let attempt = 1; ; attempt++) {
+        addresses = [];
+        locationDocs = [];
+        issuedAddresses = [];
+        issuedLocations = [];
+        unchanged = 0;
+        skipped = 0;
+        issuedHere = [];
+        try {
+          // Read again: the conflict was with a write to these rows.
+          if (attempt > 1) contexts = await repo.pushContexts(chunk);
+          await signAndRecord();
+          break;
+        } catch (err) {
+          if (!isTransientConflict(err) || attempt > CONFLICT_RETRIES) throw err;
+          log.warn({ err: (err as Error).message, phones: chunk.length, attempt }, 'push chunk lost a lock conflict: recording it again');
         }
-        await repo.recordIssuedMany(issuedAddresses, issuedLocations);
-      });
+      }
+      this.totals.unchanged += unchanged;
+      this.totals.skipped += skipped;
+      for (const [deviceId, issued] of issuedHere) this.issued.set(deviceId, issued);
       for (const s of addresses) {
         sender.add(async () => {
           await link.publishSigned(s);
@@ -458,6 +488,8 @@ export class Pusher {
 }
 
 const PUSH_CHUNK = 500;
+/** Attempts of a push chunk that lost a lock conflict, as for the phones' report batches. */
+const CONFLICT_RETRIES = 5;
 
 /** Runs async tasks with at most `window` in flight; add() never waits. */
 class WindowedSender {

@@ -9,7 +9,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Repo } from '../../provisioning/server/db/repo.js';
 import { Pusher } from '../../provisioning/server/pusher.js';
 import type { ProvisioningServer } from '../../provisioning/server/server.js';
-import { documentHash } from '../../provisioning/protocol/signing.js';
+import { documentHash, signDocument } from '../../provisioning/protocol/signing.js';
+import type { AddressDocument } from '../../provisioning/protocol/address.js';
+import type { SignedAddress } from '../../provisioning/protocol/messages.js';
+import { pino } from 'pino';
+import { testKeys } from '../helpers/address.js';
 import { silentLog } from '../helpers/log.js';
 
 const cleanup: (() => unknown)[] = [];
@@ -100,5 +104,67 @@ describe('address versions with several server instances', () => {
     await b.idle();
     expect(transactions).toBe(1);
     expect(await repo.issuedAddress(phones[0]!)).toMatchObject({ version: 3, contentHash: 'stale' });
+  });
+
+  it('a push chunk that loses a deadlock to the other instance is recorded again, not dropped', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-pusher-'));
+    const repo = new Repo({ dataDir: dir });
+    cleanup.push(
+      () => rmSync(dir, { recursive: true, force: true }),
+      async () => await repo.close(),
+    );
+    await repo.setE911(true);
+    const locationId = await repo.insertLocation({
+      code: 'HQ',
+      name: 'Head office',
+      address: { country: 'US', houseNumber: '12', street: 'Main St', city: 'Springfield', state: 'IL', postalCode: '62701' },
+      timeZone: 'America/Chicago',
+      ipGroups: [],
+      switchPorts: [],
+      adminEmails: [],
+      smsNumbers: [],
+      language: 'en',
+    } as never);
+    const phones = ['desk-a', 'desk-b', 'desk-c'];
+    for (const [i, id] of phones.entries()) {
+      const user = await repo.insertUser({
+        username: `u${i}`,
+        displayName: `User ${i}`,
+        extension: `10${i}`,
+        locationId,
+        callback: '+15550101',
+        language: 'en',
+        recommendations: false,
+        emails: [],
+        deviceIds: [],
+      } as never);
+      await repo.setUserDevices(user, [id]);
+    }
+    // PostgreSQL's answer to the losing side of a deadlock, once.
+    let conflicts = 1;
+    const record = repo.recordIssuedMany.bind(repo);
+    repo.recordIssuedMany = async (addresses, locations) => {
+      if (conflicts-- > 0)
+        throw new Error('PostgreSQL: deadlock detected', { cause: Object.assign(new Error('deadlock detected'), { code: '40P01' }) });
+      return record(addresses, locations);
+    };
+    const keys = testKeys();
+    const published: number[] = [];
+    const link = {
+      signAddressWithHash: (doc: AddressDocument) => ({
+        signed: { v: 1, doc, sig: signDocument(doc, keys.privateKey) },
+        hash: documentHash(doc),
+      }),
+      publishSigned: async (s: SignedAddress) => void published.push(s.doc.version),
+      pushLocations: async () => undefined,
+    } as unknown as ProvisioningServer;
+    const lines: string[] = [];
+    const pusher = new Pusher({ repo, link, log: pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) }) });
+    await pusher.scheduleAll();
+    await pusher.idle();
+
+    expect(published).toEqual([1, 1, 1]);
+    for (const id of phones) expect((await repo.issuedAddress(id))?.version).toBe(1);
+    expect(lines.map((l) => JSON.parse(l).msg)).toEqual(['push chunk lost a lock conflict: recording it again']);
   });
 });
