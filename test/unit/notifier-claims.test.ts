@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Notifier } from '../../provisioning/server/notify/notifier.js';
 import type { EmailChannel, HttpChannel } from '../../provisioning/server/notify/channels.js';
 import type { SmsSettings, WebhookSettings } from '../../provisioning/server/validation.js';
-import { silentLog } from '../helpers/log.js';
+import { pino } from 'pino';
 import { notifyRepo } from '../helpers/notify-repo.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
@@ -27,8 +27,13 @@ async function setUp(concurrency: number) {
   const { repo, remove } = await notifyRepo('e911-claims-');
   cleanup.push(remove);
   const claims: number[] = [];
+  const failures = { next: 0 };
   const claim = repo.claimDueNotifications.bind(repo);
   repo.claimDueNotifications = async (limit, leaseMs, claimant) => {
+    if (failures.next > 0) {
+      failures.next--;
+      throw new Error('the database is away');
+    }
     const rows = await claim(limit, leaseMs, claimant);
     claims.push(rows.length);
     return rows;
@@ -55,7 +60,9 @@ async function setUp(concurrency: number) {
     close: () => undefined,
   };
   const never: HttpChannel<SmsSettings> & HttpChannel<WebhookSettings> = { send: async () => 'x' };
-  const notifier = new Notifier({ repo, log: silentLog(), email, sms: never, webhook: never, concurrency });
+  const errors: string[] = [];
+  const log = pino({ level: 'error' }, { write: (line: string) => void errors.push(JSON.parse(line).msg) });
+  const notifier = new Notifier({ repo, log, email, sms: never, webhook: never, concurrency });
   const event = async (id: string, recipients: string[]) => {
     await repo.insertEvent({
       id,
@@ -72,7 +79,19 @@ async function setUp(concurrency: number) {
     gate.open = true;
     for (const r of gate.waiting.splice(0)) r();
   };
-  return { repo, notifier, claims, sent, event, release, most: () => most, eventReads: () => eventReads, cleanup: () => notifier.stop() };
+  return {
+    repo,
+    notifier,
+    claims,
+    sent,
+    event,
+    release,
+    most: () => most,
+    eventReads: () => eventReads,
+    failures,
+    errors,
+    cleanup: () => notifier.stop(),
+  };
 }
 
 describe('notifier claims', () => {
@@ -125,5 +144,21 @@ describe('notifier claims', () => {
     t.release();
     await until(() => t.sent.length === 2, 'the second event, kicked while the slot was busy');
     expect(t.sent).toEqual(['first@example.com', 'second@example.com']);
+  });
+
+  it('a claim that fails (the database away) is tried again a second later, not in a loop, and the row is sent', async () => {
+    const t = await setUp(4);
+    t.release();
+    await t.notifier.start(3_600_000);
+    cleanup.push(t.cleanup);
+    await until(() => t.claims.length > 0, 'the start claim');
+    await t.event('ev-5', ['late@example.com']);
+    t.failures.next = 2;
+    const kicked = Date.now();
+    t.notifier.kick();
+    await until(() => t.sent.length === 1, 'the row after the failed claims', 10_000);
+    // Two failures, a second apart each: not a loop of claims while the database is away.
+    expect(Date.now() - kicked).toBeGreaterThanOrEqual(1900);
+    expect(t.errors).toEqual(Array(2).fill('notification claim failed; claiming again in a second'));
   });
 });

@@ -214,6 +214,7 @@ export class Notifier {
    * 60-80 commits per event on PostgreSQL, docs/scale.md).
    */
   private async claim(): Promise<void> {
+    let failed = false;
     try {
       do {
         this.claimAgain = false;
@@ -227,12 +228,19 @@ export class Notifier {
         }
       } while (this.claimAgain && !this.stopped && this.sending < this.concurrency);
     } catch (err) {
-      this.deps.log.error({ err }, 'notification claim failed');
+      this.deps.log.error({ err }, 'notification claim failed; claiming again in a second');
+      failed = true;
     } finally {
       this.claiming = false;
       this.settleIfIdle();
+      // A failed claim (the database away) is tried again in a second, not at once in a loop.
+      if (failed) this.wakeAt(this.now().getTime() + 1000);
       // While sends wait on slow channels, the next retry must still fall due on time.
-      this.scheduleNext().catch((err: unknown) => this.deps.log.error({ err }, 'notification scheduling failed'));
+      else
+        this.scheduleNext().catch((err: unknown) => {
+          this.deps.log.error({ err }, 'notification scheduling failed; claiming again in a second');
+          this.wakeAt(this.now().getTime() + 1000);
+        });
     }
   }
 
