@@ -219,7 +219,13 @@ export class Pusher {
     if (reports.length === 0) return;
     const signed = await this.deps.repo.issuedSignedAddresses(reports.map((r) => r.deviceId));
     for (const [deviceId, text] of signed) {
-      const doc = (JSON.parse(text) as SignedAddress).doc;
+      let doc: SignedAddress['doc'];
+      try {
+        doc = (JSON.parse(text) as SignedAddress).doc;
+        if (typeof doc?.version !== 'number') continue;
+      } catch {
+        continue; // an unreadable row is left to the full check, which reports it
+      }
       // What this process issued meanwhile is newer, and stays.
       if ((this.issued.get(deviceId)?.version ?? 0) < doc.version)
         this.issued.set(deviceId, { version: doc.version, hash: documentHash(doc) });
