@@ -211,9 +211,10 @@ export class Pusher {
 
   /**
    * Phones that report the version issued last, by another instance sharing the database (or an
-   * earlier run), newer than what this process remembers: that document's hash, read for them all at once, so their reports are decided
-   * without a transaction each. Without it every such report took onAddressState's transaction
-   * and its reads, and a second instance made 17 times the commits of one (scale bench).
+   * earlier run), newer than what this process remembers: that document's hash, read for them
+   * all at once, so their reports are decided without a transaction each. Without it every such
+   * report took onAddressState's transaction and its reads, and a second instance made 17 times
+   * the commits of one (scale bench).
    */
   private async learnIssued(reports: readonly { deviceId: string; state: AddressStatePayload }[]): Promise<void> {
     if (reports.length === 0) return;
