@@ -382,6 +382,7 @@ export class Pusher {
       let unchanged = 0;
       let skipped = 0;
       let issuedHere: [string, { version: number; hash: string }][] = [];
+      let recorded = { addresses: new Set<string>(), locations: new Set<string>() };
       const signAndRecord = () =>
         repo.transaction(async () => {
           for (const deviceId of chunk) {
@@ -446,7 +447,7 @@ export class Pusher {
               });
             }
           }
-          await repo.recordIssuedMany(issuedAddresses, issuedLocations);
+          recorded = await repo.recordIssuedMany(issuedAddresses, issuedLocations);
         });
       // Two instances' writes to the same phones' rows (this push, the other's report batch) can
       // deadlock on PostgreSQL: the loser is rolled back whole and is signed and recorded again.
@@ -459,6 +460,7 @@ export class Pusher {
         unchanged = 0;
         skipped = 0;
         issuedHere = [];
+        recorded = { addresses: new Set<string>(), locations: new Set<string>() };
         try {
           // Read again: the conflict was with a write to these rows.
           if (attempt > 1) contexts = await repo.pushContexts(chunk);
@@ -469,9 +471,23 @@ export class Pusher {
           log.warn({ err: (err as Error).message, phones: chunk.length, attempt }, 'push chunk lost a lock conflict: recording it again');
         }
       }
+      // A phone another instance issued to after this chunk read it was not recorded: its
+      // document is not sent (two documents under one version made the phone's report look
+      // like a conflict, and it was issued one version higher), and it is looked at again.
+      const signedHere = new Set(issuedAddresses.map((a) => a.deviceId));
+      const moved = new Set([
+        ...[...signedHere].filter((id) => !recorded.addresses.has(id)),
+        ...issuedLocations.filter((l) => !recorded.locations.has(l.deviceId)).map((l) => l.deviceId),
+      ]);
+      addresses = addresses.filter((a) => !signedHere.has(a.doc.deviceId) || recorded.addresses.has(a.doc.deviceId));
+      locationDocs = locationDocs.filter((l) => recorded.locations.has(l.deviceId));
+      if (moved.size > 0) {
+        log.info({ phones: moved.size }, 'issued to by another instance meanwhile: looked at again');
+        void this.schedule(moved);
+      }
       this.totals.unchanged += unchanged;
       this.totals.skipped += skipped;
-      for (const [deviceId, issued] of issuedHere) this.issued.set(deviceId, issued);
+      for (const [deviceId, issued] of issuedHere) if (recorded.addresses.has(deviceId)) this.issued.set(deviceId, issued);
       for (const s of addresses) {
         sender.add(async () => {
           await link.publishSigned(s);

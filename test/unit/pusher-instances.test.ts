@@ -113,33 +113,7 @@ describe('address versions with several server instances', () => {
       () => rmSync(dir, { recursive: true, force: true }),
       async () => await repo.close(),
     );
-    await repo.setE911(true);
-    const locationId = await repo.insertLocation({
-      code: 'HQ',
-      name: 'Head office',
-      address: { country: 'US', houseNumber: '12', street: 'Main St', city: 'Springfield', state: 'IL', postalCode: '62701' },
-      timeZone: 'America/Chicago',
-      ipGroups: [],
-      switchPorts: [],
-      adminEmails: [],
-      smsNumbers: [],
-      language: 'en',
-    } as never);
-    const phones = ['desk-a', 'desk-b', 'desk-c'];
-    for (const [i, id] of phones.entries()) {
-      const user = await repo.insertUser({
-        username: `u${i}`,
-        displayName: `User ${i}`,
-        extension: `10${i}`,
-        locationId,
-        callback: '+15550101',
-        language: 'en',
-        recommendations: false,
-        emails: [],
-        deviceIds: [],
-      } as never);
-      await repo.setUserDevices(user, [id]);
-    }
+    const phones = await seedPhones(repo, ['desk-a', 'desk-b', 'desk-c']);
     // PostgreSQL's answer to the losing side of a deadlock, once.
     let conflicts = 1;
     const record = repo.recordIssuedMany.bind(repo);
@@ -167,4 +141,81 @@ describe('address versions with several server instances', () => {
     for (const id of phones) expect((await repo.issuedAddress(id))?.version).toBe(1);
     expect(lines.map((l) => JSON.parse(l).msg)).toEqual(['push chunk lost a lock conflict: recording it again']);
   });
+
+  it('two instances pushing the same change at once: each phone gets one document per version, and nothing more', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-pusher-'));
+    const repo = new Repo({ dataDir: dir });
+    cleanup.push(
+      () => rmSync(dir, { recursive: true, force: true }),
+      async () => await repo.close(),
+    );
+    const phones = await seedPhones(repo, ['desk-a', 'desk-b', 'desk-c']);
+    // Both instances read the phones before either records: as when a starting instance's
+    // scheduleAll() meets another's push of the same change.
+    let waiting: (() => void)[] = [];
+    let arrived = 0;
+    const read = repo.pushContexts.bind(repo);
+    repo.pushContexts = async (ids) => {
+      const contexts = await read(ids);
+      if (++arrived <= 2) {
+        await new Promise<void>((r) => {
+          waiting.push(r);
+          if (waiting.length === 2) for (const w of waiting.splice(0)) w();
+        });
+      }
+      return contexts;
+    };
+    const keys = testKeys();
+    const published: { by: string; signed: SignedAddress }[] = [];
+    const link = (by: string) =>
+      ({
+        signAddressWithHash: (doc: AddressDocument) => ({
+          signed: { v: 1, doc, sig: signDocument(doc, keys.privateKey) },
+          hash: documentHash(doc),
+        }),
+        publishSigned: async (signed: SignedAddress) => void published.push({ by, signed }),
+        pushLocations: async () => undefined,
+      }) as unknown as ProvisioningServer;
+    const a = new Pusher({ repo, link: link('a'), log: silentLog() });
+    const b = new Pusher({ repo, link: link('b'), log: silentLog() });
+    await Promise.all([a.scheduleAll(), b.scheduleAll()]);
+    await Promise.all([a.idle(), b.idle()]);
+    waiting = [];
+
+    // One document per phone, from whichever instance recorded first; the other looked again and
+    // found the content already issued. The document sent is the one recorded.
+    expect(published.map((p) => `${p.signed.doc.deviceId} v${p.signed.doc.version}`).sort()).toEqual(phones.map((id) => `${id} v1`).sort());
+    for (const { signed } of published) expect((await repo.issuedAddress(signed.doc.deviceId))?.signed).toBe(JSON.stringify(signed));
+  });
 });
+
+/** An E911 account with one location and a user per phone. */
+async function seedPhones(repo: Repo, phones: string[]): Promise<string[]> {
+  await repo.setE911(true);
+  const locationId = await repo.insertLocation({
+    code: 'HQ',
+    name: 'Head office',
+    address: { country: 'US', houseNumber: '12', street: 'Main St', city: 'Springfield', state: 'IL', postalCode: '62701' },
+    timeZone: 'America/Chicago',
+    ipGroups: [],
+    switchPorts: [],
+    adminEmails: [],
+    smsNumbers: [],
+    language: 'en',
+  } as never);
+  for (const [i, id] of phones.entries()) {
+    const user = await repo.insertUser({
+      username: `u${i}`,
+      displayName: `User ${i}`,
+      extension: `10${i}`,
+      locationId,
+      callback: '+15550101',
+      language: 'en',
+      recommendations: false,
+      emails: [],
+      deviceIds: [],
+    } as never);
+    await repo.setUserDevices(user, [id]);
+  }
+  return phones;
+}

@@ -331,26 +331,36 @@ export class DeviceStore {
   async recordIssuedMany(
     addresses: readonly { deviceId: string; version: number; contentHash: string; signed: string; issuedAt: string }[],
     locations: readonly { deviceId: string; version: number; contentHash: string }[],
-  ): Promise<void> {
+  ): Promise<{ addresses: Set<string>; locations: Set<string> }> {
     const d = this.s.dialect;
+    const ids = (rows: { device_id: string }[]) => new Set(rows.map((r) => r.device_id));
+    // Only above what is stored: another instance may have issued to the phone since this push
+    // read it. The caller learns which rows it recorded and looks at the others again.
+    const recorded = { addresses: new Set<string>(), locations: new Set<string>() };
     if (addresses.length > 0)
-      await this.s.run(
-        `UPDATE devices AS d SET addr_version = x.v, addr_content_hash = x.h, addr_signed = x.signed, addr_issued_at = x.at
+      recorded.addresses = ids(
+        await this.s.all<{ device_id: string }>(
+          `UPDATE devices AS d SET addr_version = x.v, addr_content_hash = x.h, addr_signed = x.signed, addr_issued_at = x.at
          FROM ${jsonRecords(d, '@rows', { id: 'text', v: 'integer', h: 'text', signed: 'text', at: 'text' })}
-         WHERE d.device_id = x.id AND d.account_id || '' = @acct`,
-        {
-          acct: this.acct(),
-          rows: JSON.stringify(
-            addresses.map((a) => ({ id: a.deviceId, v: a.version, h: a.contentHash, signed: a.signed, at: a.issuedAt })),
-          ),
-        },
+         WHERE d.device_id = x.id AND d.account_id || '' = @acct AND d.addr_version < x.v RETURNING device_id`,
+          {
+            acct: this.acct(),
+            rows: JSON.stringify(
+              addresses.map((a) => ({ id: a.deviceId, v: a.version, h: a.contentHash, signed: a.signed, at: a.issuedAt })),
+            ),
+          },
+        ),
       );
     if (locations.length > 0)
-      await this.s.run(
-        `UPDATE devices AS d SET loc_version = x.v, loc_content_hash = x.h
-         FROM ${jsonRecords(d, '@rows', { id: 'text', v: 'integer', h: 'text' })} WHERE d.device_id = x.id AND d.account_id || '' = @acct`,
-        { acct: this.acct(), rows: JSON.stringify(locations.map((l) => ({ id: l.deviceId, v: l.version, h: l.contentHash }))) },
+      recorded.locations = ids(
+        await this.s.all<{ device_id: string }>(
+          `UPDATE devices AS d SET loc_version = x.v, loc_content_hash = x.h
+         FROM ${jsonRecords(d, '@rows', { id: 'text', v: 'integer', h: 'text' })}
+         WHERE d.device_id = x.id AND d.account_id || '' = @acct AND d.loc_version < x.v RETURNING device_id`,
+          { acct: this.acct(), rows: JSON.stringify(locations.map((l) => ({ id: l.deviceId, v: l.version, h: l.contentHash }))) },
+        ),
       );
+    return recorded;
   }
 
   async appliedVersion(deviceId: string): Promise<number | null> {

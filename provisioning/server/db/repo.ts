@@ -289,11 +289,11 @@ export class Repo {
   pushContexts(deviceIds: readonly string[]): Promise<Map<string, PushContext>> {
     return this.a.devices.pushContexts(deviceIds);
   }
-  /** A push chunk's issued addresses and locations documents, one statement each. */
+  /** A push chunk's issued addresses and locations documents, one statement each; returns the phones recorded. */
   recordIssuedMany(
     addresses: readonly { deviceId: string; version: number; contentHash: string; signed: string; issuedAt: string }[],
     locations: readonly { deviceId: string; version: number; contentHash: string }[],
-  ): Promise<void> {
+  ): Promise<{ addresses: Set<string>; locations: Set<string> }> {
     return this.a.devices.recordIssuedMany(addresses, locations);
   }
   recordIssuedAddress(deviceId: string, version: number, contentHash: string, signed: string, issuedAt: string): Promise<void> {
