@@ -61,12 +61,6 @@ export function repoDesiredStore(repo: Repo): DesiredAddressStore {
           signed.doc.issuedAt,
         );
       }),
-    version: (deviceId) =>
-      inPhoneAccount(deviceId, async () => {
-        const v = await repo.issuedVersion(deviceId);
-        return v ? v : undefined;
-      }),
-    appliedVersion: (deviceId) => inPhoneAccount(deviceId, () => repo.appliedVersion(deviceId)),
     // By device id across accounts, as the reports' own batch reads them (ids are unique).
     versions: async (deviceIds) =>
       new Map(

@@ -47,14 +47,11 @@ export interface ServerEvents {
 export interface DesiredAddressStore {
   get(deviceId: string): Promise<SignedAddress | undefined> | SignedAddress | undefined;
   set(signed: SignedAddress): Promise<void> | void;
-  /** The version the phone last reported applied, if known from before this process started. */
-  appliedVersion?(deviceId: string): Promise<number | null> | number | null;
-  /** The desired version alone, when a store can tell it more cheaply than get(). */
-  version?(deviceId: string): Promise<number | undefined> | number | undefined;
   /**
-   * The desired and last applied versions of many phones in one read: a push's reports (and an
-   * instance's start, with every phone's retained status) reach an instance that did not issue
-   * them, and a read or two per report was most of a second instance's work (scale bench).
+   * The desired and last applied (known from before this process started) versions of many
+   * phones in one read, when a store can tell them more cheaply than get(): a push's reports
+   * (and an instance's start, with every phone's retained status) reach an instance that did not
+   * issue them, and a read or two per report was most of a second instance's work (scale bench).
    */
   versions?(deviceIds: readonly string[]): Promise<Map<string, { desired: number; applied: number | null }>>;
 }
@@ -443,26 +440,21 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
       return;
     }
     for (const deviceId of ids)
-      await this.repushIfStale(deviceId, stored).catch((err: Error) =>
+      await this.repushIfStale(deviceId, stored?.get(deviceId)).catch((err: Error) =>
         this.opts.log.warn({ err: err.message, deviceId }, 're-push failed'),
       );
   }
 
-  private async repushIfStale(deviceId: string, stored: Map<string, { desired: number; applied: number | null }> | null): Promise<void> {
+  /** `stored`: the store's versions for the phone, when it has versions(); else get() tells. */
+  private async repushIfStale(deviceId: string, stored?: { desired: number; applied: number | null }): Promise<void> {
     const view = this.phones.get(deviceId);
     if (!view?.online) return;
-    const known = stored?.get(deviceId);
     // Every state report lands here: decide on versions first, read the document only to re-push it.
     const wantVersion =
-      this.desiredVersions.get(deviceId) ??
-      (stored
-        ? known?.desired || undefined
-        : this.desired.version
-          ? await this.desired.version(deviceId)
-          : (await this.desired.get(deviceId))?.doc.version);
+      this.desiredVersions.get(deviceId) ?? (this.desired.versions ? stored?.desired : (await this.desired.get(deviceId))?.doc.version);
     if (wantVersion === undefined) return;
     // Not reported to this process yet (a restart): what the phone reported before counts.
-    const applied = view.appliedVersion ?? (stored ? (known?.applied ?? null) : ((await this.desired.appliedVersion?.(deviceId)) ?? null));
+    const applied = view.appliedVersion ?? stored?.applied ?? null;
     if (applied !== null && applied >= wantVersion) return;
     const want = await this.desired.get(deviceId);
     if (!want) return;

@@ -363,23 +363,6 @@ export class DeviceStore {
     return recorded;
   }
 
-  async appliedVersion(deviceId: string): Promise<number | null> {
-    return (
-      ((await this.s.column('SELECT applied_version FROM devices WHERE device_id = ? AND account_id = ?', [deviceId, this.acct()]))[0] as
-        | number
-        | null
-        | undefined) ?? null
-    );
-  }
-
-  async issuedVersion(deviceId: string): Promise<number | null> {
-    return (
-      ((await this.s.column('SELECT addr_version FROM devices WHERE device_id = ? AND account_id = ?', [deviceId, this.acct()]))[0] as
-        | number
-        | undefined) ?? null
-    );
-  }
-
   async issuedAddress(deviceId: string): Promise<{ version: number; contentHash: string | null; signed: string | null } | null> {
     const r = (await this.s.get('SELECT addr_version, addr_content_hash, addr_signed FROM devices WHERE device_id = ? AND account_id = ?', [
       deviceId,

@@ -299,12 +299,6 @@ export class Repo {
   recordIssuedAddress(deviceId: string, version: number, contentHash: string, signed: string, issuedAt: string): Promise<void> {
     return this.a.devices.recordIssuedAddress(deviceId, version, contentHash, signed, issuedAt);
   }
-  appliedVersion(deviceId: string): Promise<number | null> {
-    return this.a.devices.appliedVersion(deviceId);
-  }
-  issuedVersion(deviceId: string): Promise<number | null> {
-    return this.a.devices.issuedVersion(deviceId);
-  }
   issuedAddress(deviceId: string): Promise<{ version: number; contentHash: string | null; signed: string | null } | null> {
     return this.a.devices.issuedAddress(deviceId);
   }
