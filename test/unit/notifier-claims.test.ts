@@ -8,19 +8,12 @@ import type { EmailChannel, HttpChannel } from '../../provisioning/server/notify
 import type { SmsSettings, WebhookSettings } from '../../provisioning/server/validation.js';
 import { pino } from 'pino';
 import { notifyRepo } from '../helpers/notify-repo.js';
+import { waitFor } from '../helpers/agent.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
 });
-
-async function until(cond: () => boolean | Promise<boolean>, why: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${why}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 /** A store with SMTP set, its claims counted, and a notifier whose email sends wait for `release`. */
 async function setUp(concurrency: number) {
@@ -100,12 +93,20 @@ describe('notifier claims', () => {
     t.release();
     await t.notifier.start(3_600_000);
     cleanup.push(t.cleanup);
-    await until(() => t.claims.length > 0, 'the start claim');
+    await waitFor(
+      () => t.claims.length > 0,
+      10_000,
+      () => 'the start claim',
+    );
     const before = t.claims.length;
 
     await t.event('ev-1', ['a@example.com', 'b@example.com']);
     t.notifier.kick();
-    await until(() => t.sent.length === 2, 'both emails sent');
+    await waitFor(
+      () => t.sent.length === 2,
+      10_000,
+      () => 'both emails sent',
+    );
     await new Promise((r) => setTimeout(r, 100));
     expect(t.claims.slice(before)).toEqual([2]);
     // The notice is built once for the event, though both sends start together.
@@ -120,10 +121,18 @@ describe('notifier claims', () => {
     );
     await t.notifier.start(3_600_000);
     cleanup.push(t.cleanup);
-    await until(() => t.most() === 3, 'three sends in flight');
+    await waitFor(
+      () => t.most() === 3,
+      10_000,
+      () => 'three sends in flight',
+    );
     expect(t.claims).toEqual([3]);
     t.release();
-    await until(() => t.sent.length === 10, 'all ten sent');
+    await waitFor(
+      () => t.sent.length === 10,
+      10_000,
+      () => 'all ten sent',
+    );
     expect(t.most()).toBe(3);
     expect(new Set(t.sent).size).toBe(10);
     const rows = await t.repo.notifications({ eventId: 'ev-2' });
@@ -138,11 +147,19 @@ describe('notifier claims', () => {
     await t.event('ev-3', ['first@example.com']);
     await t.notifier.start(3_600_000);
     cleanup.push(t.cleanup);
-    await until(() => t.most() === 1, 'the first send in flight');
+    await waitFor(
+      () => t.most() === 1,
+      10_000,
+      () => 'the first send in flight',
+    );
     await t.event('ev-4', ['second@example.com']);
     t.notifier.kick();
     t.release();
-    await until(() => t.sent.length === 2, 'the second event, kicked while the slot was busy');
+    await waitFor(
+      () => t.sent.length === 2,
+      10_000,
+      () => 'the second event, kicked while the slot was busy',
+    );
     expect(t.sent).toEqual(['first@example.com', 'second@example.com']);
   });
 
@@ -151,12 +168,20 @@ describe('notifier claims', () => {
     t.release();
     await t.notifier.start(3_600_000);
     cleanup.push(t.cleanup);
-    await until(() => t.claims.length > 0, 'the start claim');
+    await waitFor(
+      () => t.claims.length > 0,
+      10_000,
+      () => 'the start claim',
+    );
     await t.event('ev-5', ['late@example.com']);
     t.failures.next = 2;
     const kicked = Date.now();
     t.notifier.kick();
-    await until(() => t.sent.length === 1, 'the row after the failed claims', 10_000);
+    await waitFor(
+      () => t.sent.length === 1,
+      10_000,
+      () => 'the row after the failed claims',
+    );
     // Two failures, a second apart each: not a loop of claims while the database is away.
     expect(Date.now() - kicked).toBeGreaterThanOrEqual(1900);
     expect(t.errors).toEqual(Array(2).fill('notification claim failed; claiming again in a second'));

@@ -8,19 +8,12 @@ import { DeliveryError, type EmailChannel, type HttpChannel } from '../../provis
 import type { SmsSettings, WebhookSettings } from '../../provisioning/server/validation.js';
 import { silentLog } from '../helpers/log.js';
 import { notifyRepo } from '../helpers/notify-repo.js';
+import { waitFor } from '../helpers/agent.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
 });
-
-async function until(cond: () => boolean | Promise<boolean>, why: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${why}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('notifier with a send that never returns', () => {
   it('delivers and retries the other rows meanwhile; the stuck one times out, its transport is closed, and it is sent again', async () => {
@@ -72,11 +65,19 @@ describe('notifier with a send that never returns', () => {
     const row = async (channel: string) => (await repo.notifications({ eventId: 'ev-1' })).find((n) => n.channel === channel)!;
 
     // The SMS row is retried and sent while the email send is still hanging.
-    await until(async () => (await row('sms')).status === 'sent', 'the SMS waited behind the stuck email');
+    await waitFor(
+      async () => (await row('sms')).status === 'sent',
+      10_000,
+      () => 'the SMS waited behind the stuck email',
+    );
     expect(smsCalls).toBe(3);
     expect(await row('email')).toMatchObject({ status: 'sending', attempts: 1 });
     // The stuck send gives up after sendTimeoutMs, drops the transport, and the retry goes out.
-    await until(async () => (await row('email')).status === 'sent', 'the stuck email was never tried again');
+    await waitFor(
+      async () => (await row('email')).status === 'sent',
+      10_000,
+      () => 'the stuck email was never tried again',
+    );
     expect(emailCalls).toBe(2);
     expect(closes).toBeGreaterThanOrEqual(1);
     expect(await row('email')).toMatchObject({ attempts: 2, providerId: 'mail-2' });

@@ -28,12 +28,7 @@ const state = (version: number) => ({ v: 1 as const, version, hash: documentHash
 
 describe('address versions with several server instances', () => {
   it('an instance that remembers an older issue reads the database before re-issuing above the phone', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-pusher-'));
-    const repo = new Repo({ dataDir: dir });
-    cleanup.push(
-      () => rmSync(dir, { recursive: true, force: true }),
-      async () => await repo.close(),
-    );
+    const repo = tempRepo();
     // E911 is off: nothing is published, so no link is reached.
     const link = {} as ProvisioningServer;
     const a = new Pusher({ repo, link, log: silentLog() });
@@ -53,12 +48,7 @@ describe('address versions with several server instances', () => {
   });
 
   it('reports of phones another instance issued to are decided in one read, without a transaction each', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-pusher-'));
-    const repo = new Repo({ dataDir: dir });
-    cleanup.push(
-      () => rmSync(dir, { recursive: true, force: true }),
-      async () => await repo.close(),
-    );
+    const repo = tempRepo();
     const phones = Array.from({ length: 50 }, (_, i) => `desk-${i}`);
     const docOf = (deviceId: string, version: number) => ({ ...doc(version), deviceId });
     const issueAll = async (version: number) => {
@@ -107,12 +97,7 @@ describe('address versions with several server instances', () => {
   });
 
   it('a push chunk that loses a deadlock to the other instance is recorded again, not dropped', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-pusher-'));
-    const repo = new Repo({ dataDir: dir });
-    cleanup.push(
-      () => rmSync(dir, { recursive: true, force: true }),
-      async () => await repo.close(),
-    );
+    const repo = tempRepo();
     const phones = await seedPhones(repo, ['desk-a', 'desk-b', 'desk-c']);
     // PostgreSQL's answer to the losing side of a deadlock, once.
     let conflicts = 1;
@@ -122,16 +107,8 @@ describe('address versions with several server instances', () => {
         throw new Error('PostgreSQL: deadlock detected', { cause: Object.assign(new Error('deadlock detected'), { code: '40P01' }) });
       return record(addresses, locations);
     };
-    const keys = testKeys();
     const published: number[] = [];
-    const link = {
-      signAddressWithHash: (doc: AddressDocument) => ({
-        signed: { v: 1, doc, sig: signDocument(doc, keys.privateKey) },
-        hash: documentHash(doc),
-      }),
-      publishSigned: async (s: SignedAddress) => void published.push(s.doc.version),
-      pushLocations: async () => undefined,
-    } as unknown as ProvisioningServer;
+    const link = fakeLink((signed) => published.push(signed.doc.version));
     const lines: string[] = [];
     const pusher = new Pusher({ repo, link, log: pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) }) });
     await pusher.scheduleAll();
@@ -143,12 +120,7 @@ describe('address versions with several server instances', () => {
   });
 
   it('two instances pushing the same change at once: each phone gets one document per version, and nothing more', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-pusher-'));
-    const repo = new Repo({ dataDir: dir });
-    cleanup.push(
-      () => rmSync(dir, { recursive: true, force: true }),
-      async () => await repo.close(),
-    );
+    const repo = tempRepo();
     const phones = await seedPhones(repo, ['desk-a', 'desk-b', 'desk-c']);
     // Both instances read the phones before either records: as when a starting instance's
     // scheduleAll() meets another's push of the same change.
@@ -165,17 +137,8 @@ describe('address versions with several server instances', () => {
       }
       return contexts;
     };
-    const keys = testKeys();
     const published: { by: string; signed: SignedAddress }[] = [];
-    const link = (by: string) =>
-      ({
-        signAddressWithHash: (doc: AddressDocument) => ({
-          signed: { v: 1, doc, sig: signDocument(doc, keys.privateKey) },
-          hash: documentHash(doc),
-        }),
-        publishSigned: async (signed: SignedAddress) => void published.push({ by, signed }),
-        pushLocations: async () => undefined,
-      }) as unknown as ProvisioningServer;
+    const link = (by: string) => fakeLink((signed) => published.push({ by, signed }));
     const a = new Pusher({ repo, link: link('a'), log: silentLog() });
     const b = new Pusher({ repo, link: link('b'), log: silentLog() });
     await Promise.all([a.scheduleAll(), b.scheduleAll()]);
@@ -188,6 +151,30 @@ describe('address versions with several server instances', () => {
     for (const { signed } of published) expect((await repo.issuedAddress(signed.doc.deviceId))?.signed).toBe(JSON.stringify(signed));
   });
 });
+
+/** A throwaway SQLite store, removed after the test. */
+function tempRepo(): Repo {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-pusher-'));
+  const repo = new Repo({ dataDir: dir });
+  cleanup.push(
+    () => rmSync(dir, { recursive: true, force: true }),
+    async () => await repo.close(),
+  );
+  return repo;
+}
+
+/** The link a push needs: real signatures, each published address handed to `published`. */
+function fakeLink(published: (signed: SignedAddress) => void): ProvisioningServer {
+  const keys = testKeys();
+  return {
+    signAddressWithHash: (doc: AddressDocument) => ({
+      signed: { v: 1, doc, sig: signDocument(doc, keys.privateKey) },
+      hash: documentHash(doc),
+    }),
+    publishSigned: async (signed: SignedAddress) => void published(signed),
+    pushLocations: async () => undefined,
+  } as unknown as ProvisioningServer;
+}
 
 /** An E911 account with one location and a user per phone. */
 async function seedPhones(repo: Repo, phones: string[]): Promise<string[]> {
