@@ -24,8 +24,7 @@ const SETTINGS: CallSettings = {
 };
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
-function channel() {
-  const voice = new MemoryVoiceStack();
+function channel(voice = new MemoryVoiceStack()) {
   const ch = new SipCallChannel({
     log: silentLog(),
     speech: { file: async () => ({ path: '/tmp/notice.wav', durationMs: 100 }) },
@@ -100,6 +99,24 @@ describe('security-desk call channel', () => {
     await tick();
     voice.remoteHangup(call.callId);
     await expect(sent).rejects.toMatchObject({ retryable: true, message: expect.stringMatching(/hung up after 0 plays/) });
+  });
+
+  it('a desk that refuses before the call could be read back: the refusal is recorded, not the stack error', async () => {
+    // pjsua handles the 486 on its own thread and forgets the call before makeCall's caller can
+    // read it; the call's events (CALLING, then DISCONNECTED) come after (CI, desk-call.test.ts).
+    class RefusedAtOnce extends MemoryVoiceStack {
+      override makeCall(...args: Parameters<MemoryVoiceStack['makeCall']>) {
+        const id = super.makeCall(...args);
+        this.calls.find((c) => c.callId === id)!.state = 'DISCONNECTED';
+        queueMicrotask(() => this.setCallState(id, 'DISCONNECTED', 486, 'Busy Here'));
+        return id;
+      }
+    }
+    const { ch } = channel(new RefusedAtOnce());
+    await expect(ch.send(SETTINGS, 'sip:desk@pbx.example', { text: 'Emergency.', language: 'en' })).rejects.toMatchObject({
+      retryable: true,
+      message: 'call to sip:desk@pbx.example: 486 Busy Here',
+    });
   });
 
   it('not answered within ringSeconds: the call is cancelled, and it is worth calling again', async () => {

@@ -248,7 +248,8 @@ export class SipCallChannel implements CallChannel {
       const offs: (() => void)[] = [];
       const timers: NodeJS.Timeout[] = [];
       let callId: CallId = -1;
-      let sipCallId = '';
+      // null: not read yet (see makeCall below); this call's CALLING event carries it.
+      let sipCallId: string | null = '';
       let answered = false;
       let ended = false;
       let playback: PlaybackId | null = null;
@@ -276,7 +277,13 @@ export class SipCallChannel implements CallChannel {
 
       offs.push(
         stack.on('callState', (e) => {
-          if (e.callId !== callId || e.sipCallId !== sipCallId) return;
+          if (e.callId !== callId) return;
+          // Events before this call's CALLING are an earlier call's under the same id.
+          if (sipCallId === null) {
+            if (e.state !== 'CALLING') return;
+            sipCallId = e.sipCallId;
+          }
+          if (e.sipCallId !== sipCallId) return;
           if (e.state === 'CONFIRMED' && !answered) {
             answered = true;
             log.info({ sipCallId }, 'security-desk call answered');
@@ -304,7 +311,7 @@ export class SipCallChannel implements CallChannel {
             settle({
               err: new CallUnacknowledgedError(
                 `call to ${to}: answered, message played ${plays} times, not acknowledged`,
-                sipCallId,
+                sipCallId ?? '',
                 plays,
               ),
             });
@@ -315,17 +322,23 @@ export class SipCallChannel implements CallChannel {
           log.info({ sipCallId, digit: e.digit, method: e.method }, 'digit from the security desk');
           if (e.digit !== '1') return;
           if (playback !== null) stack.stopPlayback(playback);
-          settle({ ok: { sipCallId, at: this.now().toISOString(), method: e.method, plays } });
+          settle({ ok: { sipCallId: sipCallId ?? '', at: this.now().toISOString(), method: e.method, plays } });
         }),
       );
 
       try {
         callId = stack.makeCall(target, { account, from: s.from });
-        sipCallId = stack.callInfo(callId).sipCallId;
       } catch (err) {
         for (const off of offs) off();
         reject(new DeliveryError(`call to ${to}: ${(err as Error).message}`));
         return;
+      }
+      try {
+        sipCallId = stack.callInfo(callId).sipCallId;
+      } catch {
+        // The desk answered (a 486, say) and pjsua forgot the call before this read: its events,
+        // still on their way, say how it ended. Failing here recorded pjsua's error instead.
+        sipCallId = null;
       }
       log.info({ target, sipCallId, account }, 'security-desk call placed');
       timers.push(
