@@ -21,6 +21,14 @@ export const configSchema = z.strictObject({
       /** Tried in turn on each reconnect, for a broker cluster. */
       urls: z.array(brokerUrl).min(1),
       protocolVersion: z.union([z.literal(4), z.literal(5)]).default(5),
+      /**
+       * QoS the phone asks for on its subscriptions. 0 for NATS: there each QoS 1 subscription
+       * is a replicated JetStream consumer (a Raft group per subscription, per phone): ~10x the
+       * CPU and memory per node, 8x the time to connect 3,000 phones (docs/scale.md). The clean
+       * session, the server's re-push of a stale address and the outbox's resend until
+       * events/ack already cover a message lost with the connection.
+       */
+      subscribeQos: z.union([z.literal(0), z.literal(1)], { message: 'must be 0 or 1' }).default(1),
       username: z.string().optional(),
       password: z.string().optional(),
       tls: z
@@ -118,6 +126,7 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; parse: EnvParser }>
   E911_SERVER_PUBLIC_KEY: { path: ['serverPublicKey'], parse: text },
   E911_BROKER_URLS: { path: ['broker', 'urls'], parse: list },
   E911_MQTT_VERSION: { path: ['broker', 'protocolVersion'], parse: int },
+  E911_MQTT_SUBSCRIBE_QOS: { path: ['broker', 'subscribeQos'], parse: int },
   E911_BROKER_USERNAME: { path: ['broker', 'username'], parse: text },
   E911_BROKER_PASSWORD: { path: ['broker', 'password'], parse: text },
   E911_TLS_CA: { path: ['broker', 'tls', 'ca'], parse: text },

@@ -287,7 +287,10 @@ export class MqttLink {
    * `then` runs after the first answer, whatever it was.
    */
   private subscribe(client: MqttClient, filters: string[], attempt: number, then?: () => void): void {
-    client.subscribe(filters, { qos: 1 }, (err, _granted, packet) => {
+    // broker.subscribeQos (1 by default; 0 on NATS, where each QoS 1 subscription is a
+    // replicated JetStream consumer): a message lost with the connection is lost at either QoS
+    // on a clean session, and the server's re-push and the outbox's resend cover it.
+    client.subscribe(filters, { qos: this.deps.config.broker.subscribeQos }, (err, _granted, packet) => {
       if (client !== this.client) return;
       const granted = packet?.granted;
       // Without a SUBACK to read (a protocol error), every filter is asked for again.

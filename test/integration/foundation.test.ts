@@ -1,11 +1,13 @@
 // The foundation end to end against a real Mosquitto: signed pushes applied and
-// kept across restarts, bad pushes refused, the outbox surviving a broker outage
-// and a SIGKILL in the middle of a drain.
+// kept across restarts, bad pushes refused, subscriptions at QoS 0 (as on NATS) losing
+// nothing, the outbox surviving a broker outage and a SIGKILL in the middle of a drain.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
+import mqttPacket, { type Packet } from 'mqtt-packet';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { agentConfig, inProcessAgent, spawnAgent, waitFor, type AgentProcess } from '../helpers/agent.js';
 import { sampleAddress, signedPush, testKeys } from '../helpers/address.js';
@@ -158,6 +160,72 @@ describe.skipIf(gate.skip)('foundation against a real Mosquitto', () => {
       expect(await address(s.socketPath)).toMatchObject({ version: 5, doc: sampleAddress({ version: 5 }) });
     } finally {
       await agent.stop();
+    }
+  });
+
+  it('with broker.subscribeQos 0 the broker grants and delivers QoS 0; the push is applied and events/ack empties the outbox', async () => {
+    // A relay between the phone and the broker reads what the broker sends the phone.
+    const fromBroker: Packet[] = [];
+    const sockets = new Set<net.Socket>();
+    const relay = net.createServer((phone) => {
+      const up = net.connect(broker.port, '127.0.0.1');
+      const parser = mqttPacket.parser({ protocolVersion: 4 });
+      parser.on('packet', (p) => fromBroker.push(p));
+      up.on('data', (d: Buffer) => {
+        parser.parse(d);
+        phone.write(d);
+      });
+      phone.pipe(up);
+      for (const sock of [phone, up]) {
+        sockets.add(sock);
+        sock.on('error', () => undefined);
+        sock.on('close', () => {
+          phone.destroy();
+          up.destroy();
+        });
+      }
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', () => resolve()));
+    const relayUrl = `mqtt://127.0.0.1:${(relay.address() as net.AddressInfo).port}`;
+    const s = agentConfig(
+      path.join(dir, 'phone-1'),
+      { deviceId: 'phone-1', brokerUrl: relayUrl, serverPublicKey: keys.pair.publicKey },
+      { broker: { urls: [relayUrl], protocolVersion: 4, subscribeQos: 0, reconnectMinMs: 100, reconnectMaxMs: 1000 } },
+    );
+    const { agent } = inProcessAgent(s);
+    await agent.start();
+    try {
+      await waitFor(() => fromBroker.some((p) => p.cmd === 'suback'), 5000);
+      const subacks = fromBroker.flatMap((p) => (p.cmd === 'suback' ? [p.granted] : []));
+      // One SUBSCRIBE for all of the server's topics, every filter granted QoS 0.
+      expect(subacks).toHaveLength(1);
+      expect(subacks[0]!.length).toBeGreaterThan(1);
+      expect(new Set(subacks[0])).toEqual(new Set([0]));
+
+      // The server publishes the push and events/ack at QoS 1; the phone gets them at QoS 0.
+      await server.pushAddress(sampleAddress({ version: 4 }));
+      await waitFor(
+        () => ofType('address-applied').length === 1,
+        5000,
+        () => JSON.stringify(events.map((e) => e.type)),
+      );
+      expect(await address(s.socketPath)).toMatchObject({ version: 4 });
+      // Every event waits for events/ack (serverConfirms 'all', resent only after 30 s): an empty outbox is the ack heard.
+      await waitFor(
+        () => (agent.status().outbox as { backlog: number }).backlog === 0,
+        5000,
+        () => JSON.stringify(agent.status().outbox),
+      );
+      const publishes = fromBroker.flatMap((p) => (p.cmd === 'publish' ? [{ topic: p.topic, qos: p.qos }] : []));
+      expect(publishes).toContainEqual({ topic: 'e911/v1/phone-1/address/set', qos: 0 });
+      expect(publishes).toContainEqual({ topic: 'e911/v1/phone-1/events/ack', qos: 0 });
+      expect(publishes.filter((p) => p.qos !== 0)).toEqual([]);
+    } finally {
+      await agent.stop();
+      await new Promise<void>((resolve) => {
+        relay.close(() => resolve());
+        for (const sock of sockets) sock.destroy();
+      });
     }
   });
 

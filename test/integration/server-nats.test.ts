@@ -153,6 +153,8 @@ describe('provisioning server and agent on NATS, three nodes', () => {
           reconnectMinMs: 200,
           reconnectMaxMs: 2000,
           heartbeatSec: 1,
+          // As NATS deployments run (docs/scale.md): a QoS 1 subscription is a replicated JetStream consumer.
+          subscribeQos: 0,
         },
       },
     );

@@ -22,7 +22,7 @@ describe('config', () => {
       deviceId: 'phone-1',
       logLevel: 'info',
       dataDir: '/var/lib/e911-agent',
-      broker: { protocolVersion: 5, keepaliveSec: 30 },
+      broker: { protocolVersion: 5, subscribeQos: 1, keepaliveSec: 30 },
     });
     expect(c.outbox).toEqual({ maxEvents: 10_000, window: 64, serverAckTimeoutMs: 30_000, serverConfirms: 'all' });
     expect(c.recovery).toEqual({ minMs: 1000, maxMs: 60_000 });
@@ -33,6 +33,23 @@ describe('config', () => {
     expect(c.broker.urls).toEqual(['mqtts://a:8883', 'mqtts://b:8883']);
     expect(c.broker.protocolVersion).toBe(4);
     expect(c.logLevel).toBe('debug');
+  });
+
+  it('subscribes at QoS 1 by default; 0 from the file or E911_MQTT_SUBSCRIBE_QOS; anything else refused', () => {
+    expect(parseConfig(minimal).broker.subscribeQos).toBe(1);
+    expect(parseConfig({ ...minimal, broker: { ...minimal.broker, subscribeQos: 0 } }).broker.subscribeQos).toBe(0);
+    expect(parseConfig(minimal, { E911_MQTT_SUBSCRIBE_QOS: '0' }).broker.subscribeQos).toBe(0);
+    // The environment wins over the file, as for every override.
+    expect(
+      parseConfig({ ...minimal, broker: { ...minimal.broker, subscribeQos: 1 } }, { E911_MQTT_SUBSCRIBE_QOS: '0' }).broker.subscribeQos,
+    ).toBe(0);
+    expect(problems({ ...minimal, broker: { ...minimal.broker, subscribeQos: 2 } })).toEqual(['broker.subscribeQos']);
+    expect(problems({ ...minimal, broker: { ...minimal.broker, subscribeQos: '0' } })).toEqual(['broker.subscribeQos']);
+    expect(problems(minimal, { E911_MQTT_SUBSCRIBE_QOS: '2' })).toEqual(['broker.subscribeQos (from E911_MQTT_SUBSCRIBE_QOS)']);
+    expect(problems(minimal, { E911_MQTT_SUBSCRIBE_QOS: 'x' })).toEqual(['broker.subscribeQos (from E911_MQTT_SUBSCRIBE_QOS)']);
+    expect(() => parseConfig(minimal, { E911_MQTT_SUBSCRIBE_QOS: 'x' })).toThrow(
+      'broker.subscribeQos (from E911_MQTT_SUBSCRIBE_QOS): must be 0 or 1',
+    );
   });
 
   it('names every bad key at once, and where an env value came from', () => {
