@@ -30,6 +30,7 @@ import { Bus } from './bus.js';
 import { buildApi } from './http/api.js';
 import type { AccountsAdmin } from './http/deps.js';
 import { ConflictError, NotFoundError } from './errors.js';
+import { InFlight } from './in-flight.js';
 import { startEmbeddedBroker, type EmbeddedBroker, type EmbeddedTlsListener } from './embedded-broker.js';
 import {
   hashPassword,
@@ -231,6 +232,8 @@ export class ServerApp {
   private brokerUrlValue: string | null = null;
   private httpUrlValue: string | null = null;
   private silenceTimer: NodeJS.Timeout | null = null;
+  /** The silence sweeps the timer started: stop() waits for them. */
+  private readonly silenceSweeps = new InFlight();
 
   constructor(private readonly opts: ServerAppOptions) {
     const { log, dataDir } = opts;
@@ -452,23 +455,36 @@ export class ServerApp {
     // A tenth of the timeout: a phone is marked at most 10% late.
     this.silenceTimer = setInterval(
       () => {
-        this.sweepSilent().catch((err: unknown) => this.opts.log.error({ err }, 'silent-phone sweep failed'));
+        this.silenceSweeps.add(this.sweepSilent().catch((err: unknown) => this.opts.log.error({ err }, 'silent-phone sweep failed')));
       },
       Math.max(100, Math.floor(after / 10)),
     );
     this.silenceTimer.unref();
   }
 
+  /**
+   * Stops in the order work flows, so that nothing reaches the store after it closed. First no
+   * new input: the silence sweep, the HTTP listener (requests under way finish), the phones'
+   * reports (later ones are dropped; the phones send them again to the next instance). Then the
+   * work already taken, each part after those that feed it: jobs and report batches queue
+   * pushes. Then the link, which takes events until it closes (a 911 event is stored and
+   * acknowledged, not left for the phone's resend), then the notifier their notifications wake,
+   * the broker, the store. (Waiting for the pusher while reports still came in let their checks
+   * and pushes start after the store closed: thousands of "Cannot use a pool after calling end"
+   * in the scale bench.)
+   */
   async stop(): Promise<void> {
     if (this.silenceTimer) clearInterval(this.silenceTimer);
     this.silenceTimer = null;
+    await this.silenceSweeps.settled();
     await this.api?.close();
     this.api = null;
+    await this.link.stopIntake();
     await this.jobs.stop();
-    await this.pusher.idle();
-    await this.notifier.stop();
+    await this.intake.stop();
+    await this.pusher.stop();
     await this.link.stop();
-    await this.intake.flush();
+    await this.notifier.stop();
     await this.broker?.close();
     this.broker = null;
     await this.repo.close();

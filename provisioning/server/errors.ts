@@ -31,6 +31,16 @@ export class PreconditionError extends E911Error {
   }
 }
 
+/**
+ * The part is stopping and did not take the work (a phone's report, a push): nothing of it was
+ * stored, and the phone sends it again to whichever instance takes it next.
+ */
+export class StoppingError extends E911Error {
+  constructor(what: string) {
+    super('stopping', `${what}: not taken, the server is stopping`);
+  }
+}
+
 export class LimitError extends E911Error {
   constructor(message: string) {
     super('too-large', message);

@@ -17,6 +17,7 @@ import { zoneLookup } from './notify/zone.js';
 import { noticeFallbacks } from './defaults.js';
 import { phoneClockOf, type AddressStatePayload, type EventPayload, type SignedAddress } from '../protocol/messages.js';
 import { locationDisagreementDataSchema, locationSelectedDataSchema } from '../protocol/locations.js';
+import { InFlight } from './in-flight.js';
 
 /** The agent's NoticeState as its notice-acknowledged event carries it (agent/handset/notice.ts). */
 const noticeAckDataSchema = z.object({
@@ -65,6 +66,11 @@ export class PhoneIntake {
   private writes: { report: PhoneReport; state?: AddressStatePayload }[] = [];
   /** The flush under way (settled: writeQueued never rejects). */
   private flushing: Promise<void> = Promise.resolve();
+  /** Written batches' address states being checked by the pusher: stop() waits for them. */
+  private readonly followUps = new InFlight();
+  private stopped = false;
+  /** Reports dropped after stop(), told in one log line. */
+  private notTaken = 0;
 
   constructor(private readonly deps: PhoneIntakeDeps) {}
 
@@ -74,6 +80,7 @@ export class PhoneIntake {
    * transaction and a few statements (Repo.recordReports), not statements of its own.
    */
   private later(report: PhoneReport, state?: AddressStatePayload): void {
+    if (this.stopped) return void this.notTaken++;
     this.writes.push(state ? { report, state } : { report });
     if (this.writes.length === 1) setImmediate(() => void this.flush());
   }
@@ -87,6 +94,19 @@ export class PhoneIntake {
     const run = this.flushing.then(() => this.writeQueued());
     this.flushing = run;
     return run;
+  }
+
+  /**
+   * Takes no more reports; writes those already taken and waits for what their batches set off
+   * (the pusher's checks of their address states), so that nothing of them reaches the store
+   * after it closed. Call once the link takes no more reports (ProvisioningServer.stopIntake).
+   */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.flush();
+    await this.followUps.settled();
+    if (this.notTaken > 0) this.deps.log.info({ reports: this.notTaken }, 'phone reports that came while stopping were not recorded');
+    this.notTaken = 0;
   }
 
   private async writeQueued(): Promise<void> {
@@ -132,7 +152,9 @@ export class PhoneIntake {
       state ? [{ deviceId: report.deviceId, account: accounts.get(report.deviceId) ?? DEFAULT_ACCOUNT, state }] : [],
     );
     if (states.length > 0)
-      pusher.onAddressStates(states).catch((err: unknown) => log.error({ err, count: states.length }, 'address states not handled'));
+      this.followUps.add(
+        pusher.onAddressStates(states).catch((err: unknown) => log.error({ err, count: states.length }, 'address states not handled')),
+      );
   }
 
   /**

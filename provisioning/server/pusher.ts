@@ -16,6 +16,7 @@ import type { LocationsDocument, RecommendedLocation } from '../protocol/locatio
 import { canonicalJson } from '../protocol/canonical.js';
 import { documentHash } from '../protocol/signing.js';
 import { effectiveAddress, effectiveCallback, placeCivic } from './defaults.js';
+import { InFlight } from './in-flight.js';
 
 export interface PushSummary {
   addresses: number;
@@ -126,6 +127,12 @@ export class Pusher {
   private readonly waiters: (() => void)[] = [];
   private readonly window: number;
   private readonly now: () => Date;
+  /** Reports being checked and the read of scheduleAll(): stop() waits for them. */
+  private readonly inFlight = new InFlight();
+  /** Set by stop(): nothing new is queued. */
+  private stopped = false;
+  /** Phones whose push or report check came after stop(), told in one log line. */
+  private notTaken = 0;
   readonly totals: PushSummary = { addresses: 0, locations: 0, unchanged: 0, skipped: 0, failed: 0 };
 
   constructor(private readonly deps: PusherDeps) {
@@ -135,7 +142,12 @@ export class Pusher {
 
   /** Queues phones for a check-and-push; resolves when the queue has drained. */
   /** force*: publish again even when unchanged (same version; the phone reports it unchanged). */
+  /** After stop() nothing is queued: it resolves at once (the next instance or start pushes). */
   schedule(deviceIds: Iterable<string>, opts: { forceLocations?: boolean; forceAddress?: boolean } = {}): Promise<void> {
+    if (this.stopped) {
+      this.notTaken += [...deviceIds].length;
+      return Promise.resolve();
+    }
     for (const id of deviceIds) {
       this.pending.add(id);
       if (opts.forceLocations) this.forceLocations.add(id);
@@ -152,7 +164,9 @@ export class Pusher {
 
   /** Every account's assigned phones. */
   async scheduleAll(): Promise<void> {
-    return this.schedule((await this.deps.repo.allAssignedDevices()).map((d) => d.deviceId));
+    if (this.stopped) return;
+    const devices = await this.inFlight.add(this.deps.repo.allAssignedDevices());
+    return this.schedule(devices.map((d) => d.deviceId));
   }
 
   /** Resolves once nothing is queued or in flight. */
@@ -161,11 +175,32 @@ export class Pusher {
   }
 
   /**
+   * Finishes what was taken (reports being checked, then every push queued: a change an admin
+   * saved must not wait for the next start to reach its phones) and takes nothing more. Call once
+   * nothing feeds it (the link's reports, the intake's batches, the jobs): the store closes after.
+   */
+  async stop(): Promise<void> {
+    // The checks under way may still queue re-issues; one begun while they settled may not.
+    await this.inFlight.settled();
+    this.stopped = true;
+    await this.inFlight.settled();
+    await this.idle();
+    if (this.notTaken > 0)
+      this.deps.log.info({ phones: this.notTaken }, 'pushes and report checks that came while stopping were left to the next instance');
+    this.notTaken = 0;
+  }
+
+  /**
    * A phone reported what it holds. If it holds a version this server never
    * issued (the server's database was restored or reset), issue above it so the
    * phone does not refuse the next push as a replay.
    */
   async onAddressState(deviceId: string, state: AddressStatePayload): Promise<void> {
+    if (this.stopped) return void this.notTaken++;
+    await this.inFlight.add(this.checkAddressState(deviceId, state));
+  }
+
+  private async checkAddressState(deviceId: string, state: AddressStatePayload): Promise<void> {
     // The phone refuses anything below its floors, even with nothing stored (its store was reset).
     const floor = state.floor ?? { address: 0, locations: 0 };
     // One transaction: the read of what was issued and the raise above it are one step.
@@ -186,6 +221,14 @@ export class Pusher {
    * PostgreSQL) kept the pool busy long after a push (scale bench).
    */
   async onAddressStates(reports: readonly { deviceId: string; account: string; state: AddressStatePayload }[]): Promise<void> {
+    if (this.stopped) {
+      this.notTaken += reports.length;
+      return;
+    }
+    await this.inFlight.add(this.checkAddressStates(reports));
+  }
+
+  private async checkAddressStates(reports: readonly { deviceId: string; account: string; state: AddressStatePayload }[]): Promise<void> {
     const issued = await this.deps.repo.issuedVersions(reports.map((r) => r.deviceId));
     await this.learnIssued(
       reports.filter(
@@ -196,7 +239,7 @@ export class Pusher {
       const i = issued.get(r.deviceId);
       if (i && this.nothingToRaise(r.deviceId, r.state, i)) continue;
       try {
-        await this.deps.repo.inAccount(r.account, () => this.onAddressState(r.deviceId, r.state));
+        await this.deps.repo.inAccount(r.account, () => this.checkAddressState(r.deviceId, r.state));
       } catch (err) {
         this.deps.log.error({ err, deviceId: r.deviceId }, 'address state not handled');
       }

@@ -24,6 +24,8 @@ import { signDocument } from '../protocol/signing.js';
 import { MAX_LOCATIONS_PAYLOAD_BYTES } from '../protocol/messages.js';
 import type { LocationsDocument, SignedLocations } from '../protocol/locations.js';
 import { NatsIntake, type NatsIntakeOptions } from './nats-intake.js';
+import { InFlight } from './in-flight.js';
+import { StoppingError } from './errors.js';
 
 export interface PhoneView {
   deviceId: string;
@@ -130,6 +132,14 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
   /** Events stored but not acknowledged because the store failed (for status and tests). */
   storeFailures = 0;
   private readonly nats: NatsIntake | null;
+  /** Set by stopIntake(): the phones' reports are no longer taken (events still are; the link still publishes). */
+  private stopping = false;
+  /** Set by stop(): events are no longer taken either (left unacknowledged, the phone sends them again). */
+  private closing = false;
+  /** Reports that came after stopIntake() and were dropped, told once in stop()'s log line. */
+  private notTaken = 0;
+  /** Events being stored and stale-address checks under way: stopIntake() waits for them. */
+  private readonly inFlight = new InFlight();
 
   private readonly opts: ProvisioningServerOptions;
 
@@ -225,11 +235,32 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
     if (this.nats) await this.nats.start((topic, payload) => this.receive(topic, payload));
   }
 
-  async stop(): Promise<void> {
+  /**
+   * The first step of a stop: the phones' reports are no longer taken (what arrives from now on
+   * is dropped, and the phone sends it again to whichever instance takes it next), and what was
+   * taken is finished (events being stored, a stale-address check). Over MQTT events are still
+   * stored and acknowledged until stop(): a 911 event refused here would wait for the phone's
+   * resend (30 s by default). Over NATS the queue group is left now: its events go to the other
+   * instances at once. The link still publishes, so the pushes already queued go out.
+   */
+  async stopIntake(): Promise<void> {
+    this.stopping = true;
     await this.nats?.stop();
+    await this.inFlight.settled();
+  }
+
+  async stop(): Promise<void> {
+    await this.stopIntake();
+    this.closing = true;
+    // Events taken meanwhile are stored and acknowledged over the link before it closes.
+    await this.inFlight.settled();
     const client = this.client;
     this.client = null;
     if (client) await client.endAsync();
+    if (this.notTaken > 0) {
+      this.opts.log.info({ reports: this.notTaken }, 'phone reports that came while stopping were not taken: the phones send them again');
+      this.notTaken = 0;
+    }
   }
 
   /**
@@ -240,6 +271,7 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
   private receive(topic: string, payload: Buffer): void {
     const t = parseTopic(topic);
     if (!t) return;
+    if (this.stopping) return void this.notTaken++;
     if (t.kind !== 'events') {
       this.onMessage(topic, payload);
       return;
@@ -312,6 +344,8 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
     if (!t) return;
     if (t.kind === 'events') {
       return; // handleMessage: stored, then acknowledged
+    } else if (this.stopping) {
+      this.notTaken++; // dropped: the phone reports again to whichever instance takes it next
     } else if (t.kind === 'status') {
       const d = decodePayload('status', payload);
       if (!d.ok) return void this.emit('rejected', t.deviceId, d.reason);
@@ -357,13 +391,36 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
       callback();
       return;
     }
+    // Not acknowledged (no PUBACK, no ack to the phone): the phone's outbox sends it again.
+    if (this.closing) {
+      this.notTaken++;
+      callback(new StoppingError(`event ${e.id}`));
+      return;
+    }
     const retries = this.opts.eventRetryMs ?? [50, 250, 1000];
+    // Settles once the event is stored or given up: stopIntake() waits for it, retries included.
+    let handled!: () => void;
+    this.inFlight.add(new Promise<void>((resolve) => (handled = resolve)));
+    // No retry once the stop began: left unacknowledged, the event comes again from the phone.
+    const giveUp = (err: Error) => {
+      this.notTaken++;
+      callback(err);
+      handled();
+    };
     const attempt = async (n: number): Promise<void> => {
+      if (n > 0 && this.closing) return giveUp(new StoppingError(`event ${e.id}`));
       let isNew: boolean;
       try {
         isNew = this.eventHandler ? await this.eventHandler(e) : true;
       } catch (err) {
         this.storeFailures++;
+        if (this.closing) {
+          this.opts.log.warn(
+            { err, eventId: e.id, type: e.type },
+            'event not stored while stopping: left unacknowledged, the phone sends it again',
+          );
+          return giveUp(err as Error);
+        }
         if (n < retries.length) {
           this.opts.log.warn({ err, eventId: e.id, attempt: n + 1 }, 'event not stored; trying again');
           setTimeout(() => void attempt(n + 1), retries[n]);
@@ -377,11 +434,12 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
         callback(err as Error);
         // Over NATS nothing is redelivered by reconnecting: the phone's resend brings it back.
         if (client === this.client && !this.nats) setTimeout(() => client.stream?.destroy(), retries.at(-1) ?? 1000).unref();
-        return;
+        return handled();
       }
       this.remember(e.id);
       this.ackToPhone(e);
       callback();
+      handled();
       this.emit(isNew ? 'event' : 'duplicate', e);
     };
     void attempt(0);
@@ -414,9 +472,14 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
     for (const [deviceId, ids] of acks) {
       for (let i = 0; i < ids.length; i += 1000) {
         // Lost with a connection: the phone sends the event again, and gets its ack then.
-        client.publish(topicFor(deviceId, 'events/ack'), JSON.stringify({ v: 1, ids: ids.slice(i, i + 1000) }), { qos: 1 }, (err) => {
-          if (err) this.opts.log.warn({ err: err.message, deviceId }, 'event ack to the phone not sent');
-        });
+        client.publish(
+          topicFor(deviceId, 'events/ack'),
+          JSON.stringify({ v: 1, ids: ids.slice(i, i + 1000) }),
+          { qos: 1 },
+          (err) => {
+            if (err) this.opts.log.warn({ err: err.message, deviceId }, 'event ack to the phone not sent');
+          },
+        );
       }
     }
   }
@@ -424,7 +487,7 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
   /** Checked with the other phones reported in this turn of the event loop. */
   private repushSoon(deviceId: string): void {
     this.staleChecks.add(deviceId);
-    if (this.staleChecks.size === 1) setImmediate(() => void this.repushStale());
+    if (this.staleChecks.size === 1) this.inFlight.add(new Promise((r) => setImmediate(r)).then(() => this.repushStale()));
   }
 
   private async repushStale(): Promise<void> {

@@ -16,6 +16,7 @@ import { CallUnacknowledgedError, type CallAcknowledgement, type CallChannel } f
 import { zoneLookup } from './zone.js';
 import { noticeFallbacks, notificationEmails } from '../defaults.js';
 import type { SignedAddress } from '../../protocol/messages.js';
+import { InFlight } from '../in-flight.js';
 
 export interface RetryPolicy {
   baseMs: number;
@@ -76,6 +77,8 @@ export class Notifier {
   /** Events the sweep found with nobody to notify: not looked at again by this process. */
   private readonly sweptEmpty = new Set<string>();
   private sweepTimer: NodeJS.Timeout | null = null;
+  /** Sweeps under way: stop() waits for them (they write notification rows). */
+  private readonly sweeps = new InFlight();
   /** Marks the rows this process claims: `<instance>/<boot id>` (null without an instance name). */
   private readonly claimant: string | null;
 
@@ -101,7 +104,9 @@ export class Notifier {
   }
 
   private runSweep(): void {
-    this.sweep().catch((err: unknown) => this.deps.log.error({ err }, 'notification sweep failed; trying again at the next one'));
+    this.sweeps.add(
+      this.sweep().catch((err: unknown) => this.deps.log.error({ err }, 'notification sweep failed; trying again at the next one')),
+    );
   }
 
   /** Stops taking new work and waits for the sends in flight. */
@@ -111,6 +116,7 @@ export class Notifier {
     this.timer = null;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = null;
+    await this.sweeps.settled();
     if (this.sending > 0 || this.claiming) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.deps.email.close();
     await this.deps.call?.close();
