@@ -182,6 +182,21 @@ describe('provisioning server and agent on NATS, three nodes', () => {
     );
   }, 20_000);
 
+  it('pushes at QoS 0: a phone subscribed at QoS 1 gets the push at QoS 0 (a QoS 1 publish is a replicated JetStream write per push)', async () => {
+    const phone = await login('phone-b', creds['phone-b']!.password, cluster.nodes[2]!.mqttUrl);
+    try {
+      const got: { payload: string; qos: number }[] = [];
+      phone.on('message', (_t, p, packet) => got.push({ payload: p.toString(), qos: packet.qos }));
+      await phone.subscribeAsync(topicFor('phone-b', 'address/set'), { qos: 1 });
+      // The path every push takes (publishSigned ends here); the bytes need not be a document.
+      await a.link.publishRaw('phone-b', 'qos-probe');
+      await until(async () => got.some((m) => m.payload === 'qos-probe'), 10_000, 'the push never arrived');
+      expect(got.find((m) => m.payload === 'qos-probe')!.qos).toBe(0);
+    } finally {
+      await phone.endAsync();
+    }
+  });
+
   it('refuses a wrong password and an unknown user', async () => {
     const tryLogin = (username: string, password: string) =>
       login(username, password).then(
