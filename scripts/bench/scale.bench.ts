@@ -1,6 +1,8 @@
 // The scale benchmark (`npm run bench -- scale`): 100,000 simulated phones (sim-phone.ts, raw
 // MQTT sockets spread over worker processes and loopback source addresses) against
 //  - Mosquitto with 1, 2 and 3 server instances sharing the load (`--share-group`, MQTT 5),
+//  - and/or a NATS cluster (its MQTT listener, MQTT 3.1.1) with 1, 2 and 3 instances taking the
+//    phones' messages through a NATS queue group (`--nats`),
 //  - the single-node embedded default (`e911-server run`: in-process aedes broker, MQTT 3.1.1),
 // the embedded run being every figure's baseline, measured in the same run:
 //  1. connecting and subscribing every phone;
@@ -15,15 +17,20 @@
 // BENCH_SCALE_EMBEDDED (1; 0 skips the baseline), BENCH_SCALE_VERIFY_EVERY (100),
 // BENCH_SCALE_SERVER_MAIN (another tree's dist/provisioning/server/main.js: its server measured instead),
 // BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" for the instances' profiles),
-// BENCH_SCALE_STORE ("sqlite"; "postgres" or "sqlite,postgres": the Mosquitto set-up's instances on a
-// throwaway PostgreSQL cluster, durable as deployed, with fresh phones for each store).
+// BENCH_SCALE_STORE ("sqlite"; "postgres" or "sqlite,postgres": the broker set-ups' instances on a
+// throwaway PostgreSQL cluster, durable as deployed, with fresh phones for each store),
+// BENCH_SCALE_BROKER ("mosquitto"; "nats" or "mosquitto,nats"), BENCH_SCALE_NATS_NODES (one per
+// 15,000 phones, at least 3), BENCH_SCALE_SUB_QOS (the phones' subscription QoS: by default what
+// the agent is told to use, 1 on Mosquitto and 0 on NATS), BENCH_SCALE_EMBEDDED_PHONES (the
+// baseline's phones, the first of the same phones; all of them by default).
 // Over 400 lines: setup, two broker set-ups and the three measured phases with their CPU figures.
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startMosquitto, type Mosquitto } from '../../test/helpers/mosquitto.js';
+import { startMosquitto } from '../../test/helpers/mosquitto.js';
+import { startNatsCluster } from '../../test/helpers/nats-cluster.js';
 import { freePort } from '../../test/helpers/ports.js';
 import { stopProcess } from '../../test/helpers/process.js';
 import { startSmtpSink, type SmtpSink } from '../../test/helpers/smtp-sink.js';
@@ -33,13 +40,13 @@ import { Repo } from '../../provisioning/server/db/repo.js';
 import { openSql } from '../../provisioning/server/db/store.js';
 import { startPostgres, type PgCluster } from '../../test/helpers/postgres.js';
 import { SERVER_DB_FILE } from '../../provisioning/server/db/open.js';
-import { loadOrCreateServerCredentials, renderBrokerConfig } from '../../provisioning/server/app.js';
-import { hashPassword } from '../../provisioning/server/broker-auth.js';
+import { loadOrCreateServerCredentials, renderBrokerConfig, renderNatsConfig } from '../../provisioning/server/app.js';
+import { hashPassword, hashPasswordBcrypt } from '../../provisioning/server/broker-auth.js';
 import { loadOrCreateKeyPair } from '../../provisioning/server/keys.js';
 import { locationInputSchema, smtpSettingsSchema, userInputSchema } from '../../provisioning/server/validation.js';
 import { publicKeyFromText } from '../../provisioning/protocol/signing.js';
 import { report, summary } from './stats.js';
-import { SimPhone, windowed } from './sim-phone.js';
+import { SimPhone } from './sim-phone.js';
 import type { FromWorker, ToWorker } from './sim-phone-worker.js';
 import {
   PHONES_PER_ADDRESS,
@@ -66,6 +73,14 @@ const EMBEDDED = env.BENCH_SCALE_EMBEDDED !== '0';
 const VERIFY_EVERY = Number(env.BENCH_SCALE_VERIFY_EVERY ?? 100);
 const STORES = (env.BENCH_SCALE_STORE ?? 'sqlite').split(',').map((x) => x.trim());
 for (const st of STORES) if (st !== 'sqlite' && st !== 'postgres') throw new Error(`BENCH_SCALE_STORE: unknown store ${st}`);
+const BROKERS = (env.BENCH_SCALE_BROKER ?? 'mosquitto').split(',').map((x) => x.trim());
+for (const b of BROKERS) if (b !== 'mosquitto' && b !== 'nats') throw new Error(`BENCH_SCALE_BROKER: unknown broker ${b}`);
+// Each node is one process with its own open-files limit, as one Mosquitto is.
+const NATS_NODES = Number(env.BENCH_SCALE_NATS_NODES ?? Math.max(3, Math.ceil(PHONES / 15_000)));
+const SUB_QOS = env.BENCH_SCALE_SUB_QOS === undefined ? null : Number(env.BENCH_SCALE_SUB_QOS);
+if (SUB_QOS !== null && SUB_QOS !== 0 && SUB_QOS !== 1) throw new Error(`BENCH_SCALE_SUB_QOS: ${SUB_QOS} is not 0 or 1`);
+const subscribeQos = (broker: 'mosquitto' | 'nats'): 0 | 1 => (SUB_QOS as 0 | 1 | null) ?? (broker === 'nats' ? 0 : 1);
+const EMBEDDED_PHONES = Math.min(PHONES, Number(env.BENCH_SCALE_EMBEDDED_PHONES ?? PHONES));
 const EVENT_PHONES = 10;
 const EMAILS_PER_EVENT = 2; // the event phone's user and the location's admin
 // Another tree's built server (its dist/provisioning/server/main.js), to measure a change against its base in one run.
@@ -79,9 +94,12 @@ class ScaleBenchError extends Error {
   override name = 'ScaleBenchError';
 }
 
-/** What one broker set-up measured: the baseline (embedded) or one Mosquitto instance count. */
+/** What one broker set-up measured: the baseline (embedded) or one instance count on one broker and store. */
 interface Figures {
   label: string;
+  /** "mosquitto, sqlite", "nats, postgres", "embedded": the set-up whose phones were connected once. */
+  setup: string;
+  phones: number;
   connectS: number;
   pushS: number[];
   p50: number;
@@ -93,8 +111,14 @@ interface Figures {
 // The broker (or the embedded server) holds one socket per phone: 100,000 is far over a shell's
 // usual open-files limit. Raise it for this process tree if we may (root with CAP_SYS_RESOURCE):
 // run again under prlimit, every child inherits it. Without that capability a process cannot
-// pass its hard limit, and one broker process cannot hold more phones than it allows.
-const NOFILE = PHONES + EVENT_PHONES + 2_000;
+// pass its hard limit, and one broker process cannot hold more phones than it allows. A NATS
+// node holds only its share.
+const PER_PROCESS = Math.max(
+  INSTANCES.length > 0 && BROKERS.includes('mosquitto') ? PHONES : 0,
+  INSTANCES.length > 0 && BROKERS.includes('nats') ? Math.ceil(PHONES / NATS_NODES) : 0,
+  EMBEDDED ? EMBEDDED_PHONES : 0,
+);
+const NOFILE = PER_PROCESS + EVENT_PHONES + 2_000;
 const limit = openFilesLimit(readFileSync('/proc/self/limits', 'utf8'));
 if (limit < NOFILE) {
   const raise = [`--nofile=${NOFILE}:${NOFILE}`];
@@ -102,7 +126,8 @@ if (limit < NOFILE) {
   if (probe.status !== 0)
     throw new ScaleBenchError(
       `${PHONES} phones need ${NOFILE} open files in the broker's process; this one may have ${limit} and cannot raise it ` +
-        `(${(probe.stderr || String(probe.error)).trim()}): set BENCH_SCALE_PHONES to at most ${limit - EVENT_PHONES - 2_000}`,
+        `(${(probe.stderr || String(probe.error)).trim()}): at most ${limit - EVENT_PHONES - 2_000} phones per broker process ` +
+        '(BENCH_SCALE_PHONES; on NATS, more nodes: BENCH_SCALE_NATS_NODES; the baseline: BENCH_SCALE_EMBEDDED_PHONES)',
     );
   const r = spawnSync('prlimit', [...raise, process.execPath, ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
   if (r.error) throw r.error;
@@ -120,39 +145,55 @@ const HQ = {
   adminEmails: ['security@example.com'],
 };
 
+type Credential = (id: string) => { mosquitto: string; bcrypt: string | null };
+
 /**
  * The account: one location, PHONES users with a phone each, plus the event phones, each its own
- * broker login; in SQLite (the data folder) and, given its URL, in PostgreSQL too.
+ * broker login; in SQLite (the seed folder, copied for each set-up) and, given its URL, in
+ * PostgreSQL too (the template of each set-up's database). The brokers' logins and permissions
+ * are rendered into confDir: Mosquitto's passwd and acl, NATS's nats-auth.conf.
  */
 async function seed(
-  dataDir: string,
+  seedDir: string,
+  confDir: string,
   smtpPort: number,
   pwSeed: string,
   pgUrl: string | null,
-): Promise<{ token: string; confDir: string; publicKey: string }> {
-  const { pair } = loadOrCreateKeyPair(path.join(dataDir, 'signing-key.json'));
+): Promise<{ token: string; publicKey: string }> {
+  const { pair } = loadOrCreateKeyPair(path.join(seedDir, 'signing-key.json'));
   const token = 'e911_scale_bench_token';
+  // Hashed once for both stores: bcrypt (NATS's) costs a millisecond or two a phone.
+  const hashes = new Map<string, ReturnType<Credential>>();
+  const credential: Credential = (id) => {
+    let h = hashes.get(id);
+    if (!h) {
+      const pw = phonePassword(pwSeed, id);
+      h = { mosquitto: hashPassword(pw), bcrypt: BROKERS.includes('nats') ? hashPasswordBcrypt(pw) : null };
+      hashes.set(id, h);
+    }
+    return h;
+  };
   if (pgUrl) {
     const t0 = performance.now();
-    const repo = new Repo(openSql({ dataDir, store: pgUrl }));
-    await seedRepo(repo, dataDir, smtpPort, pwSeed, token);
+    const repo = new Repo(openSql({ dataDir: seedDir, store: pgUrl }));
+    await seedRepo(repo, seedDir, smtpPort, credential, token);
     await repo.close();
     say(`setup (PostgreSQL): ${PHONES} + ${EVENT_PHONES} users, phones and broker logins in ${(ms(t0) / 1000).toFixed(1)} s`);
   }
   const t0 = performance.now();
-  const repo = new Repo({ dataDir });
-  await seedRepo(repo, dataDir, smtpPort, pwSeed, token);
-  const confDir = path.join(dataDir, '..', 'mosquitto');
+  const repo = new Repo({ dataDir: seedDir });
+  await seedRepo(repo, seedDir, smtpPort, credential, token);
   mkdirSync(confDir);
   const files = await renderBrokerConfig(repo, confDir);
-  await repo.close();
   writeFileSync(path.join(confDir, 'passwd'), files.passwd, { mode: 0o600 });
   writeFileSync(path.join(confDir, 'acl'), files.acl);
+  if (BROKERS.includes('nats')) writeFileSync(path.join(confDir, 'nats-auth.conf'), (await renderNatsConfig(repo)).conf, { mode: 0o600 });
+  await repo.close();
   say(`setup: ${PHONES} + ${EVENT_PHONES} users, phones and broker logins in ${(ms(t0) / 1000).toFixed(1)} s`);
-  return { token, confDir, publicKey: pair.publicKey };
+  return { token, publicKey: pair.publicKey };
 }
 
-async function seedRepo(repo: Repo, dataDir: string, smtpPort: number, pwSeed: string, token: string): Promise<void> {
+async function seedRepo(repo: Repo, dataDir: string, smtpPort: number, credential: Credential, token: string): Promise<void> {
   for (const n of [1, 2, 3]) await loadOrCreateServerCredentials(dataDir, `s${n}`, repo);
   await repo.transaction(async () => {
     await repo.updateAccount({ name: 'Bench Corp', contactEmail: 'it@example.com' });
@@ -167,7 +208,8 @@ async function seedRepo(repo: Repo, dataDir: string, smtpPort: number, pwSeed: s
         userInputSchema.parse({ username, displayName: username, locationId: loc, callback: '+14085550100', emails }),
       );
       await repo.setUserDevices(uid, [id]);
-      await repo.setDeviceCredential(id, hashPassword(phonePassword(pwSeed, id)));
+      const c = credential(id);
+      await repo.setDeviceCredential(id, c.mosquitto, c.bcrypt);
     };
     for (let i = 0; i < PHONES; i++) await add(phoneId(i), `u${i}`, []);
     for (let i = 0; i < EVENT_PHONES; i++) await add(`evt-${i}`, `desk${i}`, [`desk${i}@example.com`]);
@@ -185,37 +227,41 @@ interface Progress {
   close(): Promise<void>;
 }
 
-function sqliteProgress(dataDir: string): Progress {
+// The set-up's phones: the first `phones` sim phones (ids are zero-padded, so they sort by number).
+const SIM_PHONES = "device_id LIKE 'sim-%' AND device_id < ";
+
+function sqliteProgress(dataDir: string, phones: number): Progress {
   // WAL: a reader never blocks the server(s).
   const db = new Database(path.join(dataDir, SERVER_DB_FILE), { readonly: true });
+  const upTo = phoneId(phones);
   // Per phone, not one version for all: instances that re-issue leave phones on different ones.
   const notApplied = db
-    .prepare("SELECT count(*) FROM devices WHERE device_id LIKE 'sim-%' AND (applied_version IS NULL OR applied_version < addr_version)")
+    .prepare(`SELECT count(*) FROM devices WHERE ${SIM_PHONES} ? AND (applied_version IS NULL OR applied_version < addr_version)`)
     .pluck();
-  const maxApplied = db.prepare("SELECT max(applied_version) FROM devices WHERE device_id LIKE 'sim-%'").pluck();
+  const maxApplied = db.prepare(`SELECT max(applied_version) FROM devices WHERE ${SIM_PHONES} ?`).pluck();
   return {
-    notApplied: async () => notApplied.get() as number,
-    maxApplied: async () => maxApplied.get() as number | null,
+    notApplied: async () => notApplied.get(upTo) as number,
+    maxApplied: async () => maxApplied.get(upTo) as number | null,
     close: async () => {
       db.close();
     },
   };
 }
 
-function pgProgress(url: string): Progress {
+function pgProgress(url: string, phones: number): Progress {
   const pool = new pg.Pool({ connectionString: url, max: 1 });
-  const one = async (sql: string) => (await pool.query(sql)).rows[0] as Record<string, unknown>;
+  const one = async (sql: string) => (await pool.query(sql, [phoneId(phones)])).rows[0] as Record<string, unknown>;
   return {
     notApplied: async () =>
       Number(
         (
           await one(
-            "SELECT count(*) AS n FROM devices WHERE device_id LIKE 'sim-%' AND (applied_version IS NULL OR applied_version < addr_version)",
+            `SELECT count(*) AS n FROM devices WHERE ${SIM_PHONES} $1 AND (applied_version IS NULL OR applied_version < addr_version)`,
           )
         ).n,
       ),
     maxApplied: async () => {
-      const v = (await one("SELECT max(applied_version) AS v FROM devices WHERE device_id LIKE 'sim-%'")).v;
+      const v = (await one(`SELECT max(applied_version) AS v FROM devices WHERE ${SIM_PHONES} $1`)).v;
       return v === null || v === undefined ? null : Number(v);
     },
     watch: () => pgWatch(url),
@@ -282,8 +328,16 @@ class Workers {
   private waiters: (() => void)[] = [];
   private failure: ScaleBenchError | null = null;
 
-  async start(port: number, protocolVersion: 4 | 5, pwSeed: string, publicKey: string): Promise<number> {
-    const slices = splitPhones(PHONES, WORKERS);
+  /** Connects the first `phones` phones, phone i to ports[i % ports.length]; resolves with the time taken. */
+  async start(
+    ports: number[],
+    protocolVersion: 4 | 5,
+    subscribeQos: 0 | 1,
+    pwSeed: string,
+    publicKey: string,
+    phones: number,
+  ): Promise<number> {
+    const slices = splitPhones(phones, WORKERS);
     const connected: Promise<number>[] = [];
     for (const [k, s] of slices.entries()) {
       const child = fork(path.join(here, 'sim-phone-worker.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -314,8 +368,9 @@ class Workers {
       );
       const msg: ToWorker = {
         type: 'connect',
-        port,
+        ports,
         protocolVersion,
+        subscribeQos,
         from: s.from,
         to: s.to,
         seed: pwSeed,
@@ -414,9 +469,9 @@ async function startServer(args: string[], httpPort: number): Promise<ChildProce
 /** Runs the push rounds and the steady 911 events against running server(s); phones connected. */
 async function measure(
   label: string,
-  ctx: { token: string; httpPort: number; progress: Progress; workers: Workers; eventPhones: SimPhone[]; sink: EventSink },
+  ctx: { token: string; httpPort: number; phones: number; progress: Progress; workers: Workers; eventPhones: SimPhone[]; sink: EventSink },
   cpu: Record<string, number[]>,
-): Promise<Omit<Figures, 'connectS' | 'label'>> {
+): Promise<Omit<Figures, 'connectS' | 'label' | 'setup' | 'phones'>> {
   const api = async (method: string, p: string, body?: unknown) => {
     const res = await fetch(`http://127.0.0.1:${ctx.httpPort}${p}`, {
       method,
@@ -444,7 +499,7 @@ async function measure(
     while ((await progress.notApplied()) > 0) await new Promise((r) => setTimeout(r, 100));
     lagS.push(ms(t0) / 1000 - pushS.at(-1)!);
     say(
-      `  ${label}: round ${r + 1}: v${v} applied by all ${PHONES} phones in ${pushS.at(-1)!.toFixed(2)} s, ` +
+      `  ${label}: round ${r + 1}: v${v} applied by all ${ctx.phones} phones in ${pushS.at(-1)!.toFixed(2)} s, ` +
         `all reports stored ${lagS.at(-1)!.toFixed(2)} s later`,
     );
   }
@@ -534,7 +589,14 @@ async function startEventSink(): Promise<EventSink> {
   };
 }
 
-async function connectEventPhones(port: number, protocolVersion: 4 | 5, pwSeed: string, publicKey: string): Promise<SimPhone[]> {
+/** The event phones, phone i on ports[i % ports.length]; each connect tried 3 times, as an agent would. */
+async function connectEventPhones(
+  ports: number[],
+  protocolVersion: 4 | 5,
+  subscribeQos: 0 | 1,
+  pwSeed: string,
+  publicKey: string,
+): Promise<SimPhone[]> {
   const key = publicKeyFromText(publicKey);
   const phones = Array.from(
     { length: EVENT_PHONES },
@@ -550,26 +612,95 @@ async function connectEventPhones(port: number, protocolVersion: 4 | 5, pwSeed: 
   );
   // Their own source address, past the workers' ones.
   const from = sourceAddress(PHONES + PHONES_PER_ADDRESS, PHONES_PER_ADDRESS);
-  await windowed(phones, EVENT_PHONES, (p) => p.connect({ port, protocolVersion, localAddress: from }));
+  await Promise.all(
+    phones.map(async (p, i) => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await p.connect({ port: ports[(i + attempt) % ports.length]!, protocolVersion, subscribeQos, localAddress: from });
+        } catch (err) {
+          if (attempt >= 2) throw err;
+        }
+      }
+    }),
+  );
   return phones;
+}
+
+/** A running broker set-up: where phones connect, how server instances are started on it, its processes. */
+interface BrokerSetup {
+  ports: number[];
+  protocolVersion: 4 | 5;
+  subscribeQos: 0 | 1;
+  /** The arguments that put server instance k (0-based) on this broker. */
+  serverArgs(k: number): string[];
+  pids: number[];
+  close(): Promise<void>;
+}
+
+async function startBroker(kind: 'mosquitto' | 'nats', root: string, confDir: string): Promise<BrokerSetup> {
+  if (kind === 'mosquitto') {
+    const broker = await startMosquitto({
+      extraConfig: ['allow_anonymous false', `password_file ${confDir}/passwd`, `acl_file ${confDir}/acl`],
+    });
+    return {
+      ports: [broker.port],
+      protocolVersion: 5,
+      subscribeQos: subscribeQos('mosquitto'),
+      serverArgs: (k) => ['--broker', broker.url, '--mqtt-version', '5', '--share-group', 'e911-server', '--instance', `s${k + 1}`],
+      pids: [findChild('mosquitto')],
+      close: () => broker.close(),
+    };
+  }
+  // NATS resolves an include from the node's configuration folder, a sibling of root in the temp folder.
+  const include = `../${path.basename(root)}/${path.relative(root, confDir)}/nats-auth.conf`;
+  const cluster = await startNatsCluster({ nodes: NATS_NODES, extraConfig: [`include "${include}"`], startTimeoutMs: 120_000 });
+  const mqtt = cluster.nodes.map((n) => n.mqttUrl);
+  const nats = cluster.nodes.map((n) => n.nativeUrl!);
+  // Instance k starts on node k: the instances' links spread over the nodes.
+  const from = <T>(xs: T[], k: number) => [...xs.slice(k % xs.length), ...xs.slice(0, k % xs.length)];
+  return {
+    ports: cluster.nodes.map((n) => n.mqttPort),
+    protocolVersion: 4,
+    subscribeQos: subscribeQos('nats'),
+    serverArgs: (k) => [
+      '--broker',
+      from(mqtt, k).join(','),
+      '--nats',
+      from(nats, k).join(','),
+      '--mqtt-version',
+      '4',
+      '--instance',
+      `s${k + 1}`,
+    ],
+    pids: cluster.nodes.map((n) => n.pid()!),
+    close: () => cluster.close(),
+  };
 }
 
 async function main(): Promise<void> {
   const root = mkdtempSync(path.join(os.tmpdir(), 'e911-scalebench-'));
-  const dataDir = path.join(root, 'data');
-  mkdirSync(dataDir);
+  const seedDir = path.join(root, 'seed');
+  const confDir = path.join(root, 'broker');
+  mkdirSync(seedDir);
   const pwSeed = `seed-${Math.random().toString(36).slice(2)}`;
   const children: ChildProcess[] = [];
-  let broker: Mosquitto | null = null;
+  let broker: BrokerSetup | null = null;
   let workers: Workers | null = null;
   let eventPhones: SimPhone[] = [];
   const sink = await startEventSink();
   const results: Figures[] = [];
   let pgc: PgCluster | null = null;
-  // Interrupted (Ctrl-C, a timeout): the broker and the servers go too; workers leave with their IPC channel.
+  let setups = 0;
+  // Each set-up on a fresh copy of the seeded store: what one issued would look applied to the next one's new phones.
+  const freshDataDir = () => {
+    const dir = path.join(root, `data-${++setups}`);
+    cpSync(seedDir, dir, { recursive: true });
+    return dir;
+  };
+  // Interrupted (Ctrl-C, a timeout): the brokers and the servers go too; workers leave with their IPC channel.
   const interrupted = (sig: NodeJS.Signals) => {
     for (const c of children) c.kill('SIGTERM');
-    spawnSync('pkill', ['-TERM', '-P', String(process.pid), '-x', 'mosquitto']);
+    for (const name of ['mosquitto', 'nats-server']) spawnSync('pkill', ['-TERM', '-P', String(process.pid), '-x', name]);
     // Synchronous inside (pg_ctl stop): done before the exit.
     void pgc?.stop();
     rmSync(root, { recursive: true, force: true });
@@ -577,87 +708,81 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
   try {
-    let pgUrl: string | null = null;
+    let pgSeedUrl: string | null = null;
     if (INSTANCES.length > 0 && STORES.includes('postgres')) {
       pgc = await startPostgres({ durable: true });
-      pgUrl = await pgc.createDatabase();
+      pgSeedUrl = await pgc.createDatabase();
     }
-    const { token, confDir, publicKey } = await seed(dataDir, sink.sink.port, pwSeed, pgUrl);
+    const { token, publicKey } = await seed(seedDir, confDir, sink.sink.port, pwSeed, pgSeedUrl);
 
-    // ---- Mosquitto, with 1, 2 and 3 instances; the phones stay connected across them. For each
-    // store, fresh phones: the second store has issued nothing, and the phones would hold the first's versions.
-    for (const store of INSTANCES.length > 0 ? STORES : []) {
-      const storeArgs = store === 'postgres' ? ['--store', pgUrl!] : [];
-      const progress = store === 'postgres' ? pgProgress(pgUrl!) : sqliteProgress(dataDir);
-      broker = await startMosquitto({
-        extraConfig: ['allow_anonymous false', `password_file ${confDir}/passwd`, `acl_file ${confDir}/acl`],
-      });
-      workers = new Workers();
-      const connectMs = await workers.start(broker.port, 5, pwSeed, publicKey);
-      say(`mosquitto (${store}): ${PHONES} phones connected and subscribed in ${(connectMs / 1000).toFixed(1)} s over ${WORKERS} workers`);
-      eventPhones = await connectEventPhones(broker.port, 5, pwSeed, publicKey);
-      const brokerPid = findChild('mosquitto');
-      let first = true;
-      for (const n of INSTANCES) {
-        const ports = await Promise.all(Array.from({ length: n }, () => freePort()));
-        const mark = await workers.mark();
-        const t0 = performance.now();
-        const servers: ChildProcess[] = [];
-        for (const [k, port] of ports.entries()) {
-          const s = await startServer(
-            [
-              '--data',
-              dataDir,
-              ...storeArgs,
-              '--broker',
-              broker.url,
-              '--mqtt-version',
-              '5',
-              '--share-group',
-              'e911-server',
-              '--instance',
-              `s${k + 1}`,
-            ],
-            port,
-          );
-          servers.push(s);
-          children.push(s);
+    // ---- Each broker and store, with 1, 2 and 3 instances; the phones stay connected across them.
+    // For each set-up, fresh phones and a fresh copy of the store.
+    for (const kind of INSTANCES.length > 0 ? (BROKERS as ('mosquitto' | 'nats')[]) : []) {
+      for (const store of STORES) {
+        const dataDir = freshDataDir();
+        const pgUrl = store === 'postgres' ? await pgc!.createDatabase(new URL(pgSeedUrl!).pathname.slice(1)) : null;
+        const storeArgs = pgUrl ? ['--store', pgUrl] : [];
+        const progress = pgUrl ? pgProgress(pgUrl, PHONES) : sqliteProgress(dataDir, PHONES);
+        const setup = `${kind}, ${store}`;
+        broker = await startBroker(kind, root, confDir);
+        const b = broker;
+        // First, untimed: a fresh NATS node makes its MQTT streams for its first client (up to 30 s here), which a
+        // running cluster has long done.
+        eventPhones = await connectEventPhones(b.ports, b.protocolVersion, b.subscribeQos, pwSeed, publicKey);
+        workers = new Workers();
+        const connectMs = await workers.start(b.ports, b.protocolVersion, b.subscribeQos, pwSeed, publicKey, PHONES);
+        say(
+          `${setup}: ${PHONES} phones connected and subscribed (QoS ${b.subscribeQos}) in ${(connectMs / 1000).toFixed(1)} s ` +
+            `over ${WORKERS} workers and ${b.ports.length} broker process${b.ports.length > 1 ? 'es' : ''}`,
+        );
+        let first = true;
+        for (const n of INSTANCES) {
+          const ports = await Promise.all(Array.from({ length: n }, () => freePort()));
+          const mark = await workers.mark();
+          const t0 = performance.now();
+          const servers: ChildProcess[] = [];
+          for (const [k, port] of ports.entries()) {
+            const s = await startServer(['--data', dataDir, ...storeArgs, ...b.serverArgs(k)], port);
+            servers.push(s);
+            children.push(s);
+          }
+          if (first) {
+            // The first start pushes version 1 to every phone.
+            await workers.appliedSince(mark, 600_000);
+            say(`${setup}, 1 instance: initial provisioning (start to all ${PHONES} applied v1) ${(ms(t0) / 1000).toFixed(1)} s`);
+            first = false;
+          }
+          const cpu = { server: servers.map((s) => s.pid!), [kind]: b.pids, phones: workers.procs.map((p) => p.pid!) };
+          const label = `${kind}-${store}-${n}-instance${n > 1 ? 's' : ''}`;
+          const f = await measure(label, { token, httpPort: ports[0]!, phones: PHONES, progress, workers, eventPhones, sink }, cpu);
+          results.push({ label, setup, phones: PHONES, connectS: connectMs / 1000, ...f });
+          for (const s of servers) await stopProcess(s, 10_000);
         }
-        if (first) {
-          // The first start pushes version 1 to every phone.
-          await workers.appliedSince(mark, 600_000);
-          say(`mosquitto (${store}), 1 instance: initial provisioning (start to all ${PHONES} applied v1) ${(ms(t0) / 1000).toFixed(1)} s`);
-          first = false;
-        }
-        const cpu = { server: servers.map((s) => s.pid!), mosquitto: [brokerPid], phones: workers.procs.map((p) => p.pid!) };
-        const label = `${store}-${n}-instance${n > 1 ? 's' : ''}`;
-        const f = await measure(label, { token, httpPort: ports[0]!, progress, workers, eventPhones, sink }, cpu);
-        results.push({ label: `mosquitto, ${label}`, connectS: connectMs / 1000, ...f });
-        for (const s of servers) await stopProcess(s, 10_000);
+        for (const p of eventPhones) p.close();
+        await workers.close();
+        workers = null;
+        await b.close();
+        broker = null;
+        await progress.close();
       }
-      for (const p of eventPhones) p.close();
-      await workers.close();
-      workers = null;
-      await broker.close();
-      broker = null;
-      await progress.close();
     }
 
     // ---- The baseline: the embedded default (aedes in the server process, MQTT 3.1.1).
     if (EMBEDDED) {
+      const dataDir = freshDataDir();
       const mqttPort = await freePort();
       const httpPort = await freePort();
       const server = await startServer(['--data', dataDir, '--port', String(mqttPort)], httpPort);
       children.push(server);
       workers = new Workers();
-      const cm = await workers.start(mqttPort, 4, pwSeed, publicKey);
-      say(`embedded: ${PHONES} phones connected and subscribed in ${(cm / 1000).toFixed(1)} s over ${WORKERS} workers`);
-      eventPhones = await connectEventPhones(mqttPort, 4, pwSeed, publicKey);
+      const cm = await workers.start([mqttPort], 4, 1, pwSeed, publicKey, EMBEDDED_PHONES);
+      say(`embedded: ${EMBEDDED_PHONES} phones connected and subscribed in ${(cm / 1000).toFixed(1)} s over ${WORKERS} workers`);
+      eventPhones = await connectEventPhones([mqttPort], 4, 1, pwSeed, publicKey);
       const cpu = { server: [server.pid!], phones: workers.procs.map((p) => p.pid!) };
-      const progress = sqliteProgress(dataDir);
-      const f = await measure('embedded', { token, httpPort, progress, workers, eventPhones, sink }, cpu);
+      const progress = sqliteProgress(dataDir, EMBEDDED_PHONES);
+      const f = await measure('embedded', { token, httpPort, phones: EMBEDDED_PHONES, progress, workers, eventPhones, sink }, cpu);
       await progress.close();
-      results.push({ label: 'embedded', connectS: cm / 1000, ...f });
+      results.push({ label: 'embedded', setup: 'embedded', phones: EMBEDDED_PHONES, connectS: cm / 1000, ...f });
     }
     summarize(results);
   } finally {
@@ -682,17 +807,18 @@ function findChild(name: string): number {
 function summarize(results: Figures[]): void {
   const base = results.find((r) => r.label === 'embedded');
   const b = (f: (r: Figures) => number) => (base ? f(base) : Number.NaN);
+  const baseNote = base && base.phones !== PHONES ? ` (the baseline with ${base.phones} of the phones)` : '';
   say(
     `\nload average ${os
       .loadavg()
       .map((x) => x.toFixed(1))
-      .join(' ')}; baseline: the embedded default, same run`,
+      .join(' ')}; baseline: the embedded default, same run${baseNote}`,
   );
   for (const r of results.filter((x) => x !== base)) {
-    const k = r.label.replace('mosquitto, ', '');
-    if (results.find((x) => x.label.split('-')[0] === r.label.split('-')[0]) === r)
+    const k = r.label;
+    if (results.find((x) => x.setup === r.setup) === r)
       report(
-        `${PHONES} phones connected and subscribed, ${k.split('-')[0]}`,
+        `${PHONES} phones connected and subscribed, ${r.setup}`,
         r.connectS,
         's',
         b((x) => x.connectS),

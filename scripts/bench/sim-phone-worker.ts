@@ -7,8 +7,10 @@ import { phoneId, phonePassword, sourceAddress } from './scale-plan.js';
 
 export interface WorkerConnect {
   type: 'connect';
-  port: number;
+  /** The broker's MQTT ports: phone i goes to ports[i % ports.length] (a cluster's nodes). */
+  ports: number[];
   protocolVersion: 4 | 5;
+  subscribeQos: 0 | 1;
   from: number;
   to: number;
   seed: string;
@@ -55,8 +57,26 @@ async function connect(c: WorkerConnect): Promise<void> {
     );
   }
   const t0 = performance.now();
-  const at = new Map(phones.map((p, j) => [p, sourceAddress(c.from + j, c.perAddress)]));
-  await windowed(phones, c.window, (p) => p.connect({ port: c.port, protocolVersion: c.protocolVersion, localAddress: at.get(p)! }));
+  const index = new Map(phones.map((p, j) => [p, c.from + j]));
+  let retried = 0;
+  await windowed(phones, c.window, async (p) => {
+    const i = index.get(p)!;
+    // As an agent does: a failed connect is tried again (3 attempts), on the next node of a cluster.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await p.connect({
+          port: c.ports[(i + attempt) % c.ports.length]!,
+          protocolVersion: c.protocolVersion,
+          subscribeQos: c.subscribeQos,
+          localAddress: sourceAddress(i, c.perAddress),
+        });
+      } catch (err) {
+        if (attempt >= 2) throw err;
+        retried++;
+      }
+    }
+  });
+  if (retried > 0) process.stdout.write(`  worker ${c.from}-${c.to}: ${retried} connects tried again\n`);
   send({ type: 'connected', phones: n, ms: performance.now() - t0 });
 }
 

@@ -17,6 +17,10 @@ export interface SimPhoneConnect {
   protocolVersion?: 4 | 5;
   /** The source address: one address has only ~28,000 ephemeral ports. */
   localAddress?: string;
+  /** The agent's `broker.subscribeQos`: 1 (Mosquitto), 0 on NATS, where each QoS 1 subscription is a replicated consumer. */
+  subscribeQos?: 0 | 1;
+  /** No CONNACK and SUBACK within this: the attempt fails (30 s). */
+  timeoutMs?: number;
 }
 
 /** A phone as small as it can be: one socket, mqtt-packet framing, real signature checks. */
@@ -44,7 +48,21 @@ export class SimPhone {
     const t = typeof target === 'number' ? { port: target } : target;
     this.version = t.protocolVersion ?? 5;
     this.parser = mqttPacket.parser({ protocolVersion: this.version });
-    return new Promise((resolve, reject) => {
+    return new Promise<void>((resolveOk, rejectErr) => {
+      // A broker that never answers (a NATS node still making its MQTT streams) fails the attempt, not the run.
+      const timer = setTimeout(() => {
+        this.sock.destroy();
+        rejectErr(new SimPhoneError(`${this.id}: no CONNACK and SUBACK within ${t.timeoutMs ?? 30_000} ms`));
+      }, t.timeoutMs ?? 30_000);
+      const resolve = () => {
+        clearTimeout(timer);
+        resolveOk();
+      };
+      const reject = (err: Error) => {
+        clearTimeout(timer);
+        this.sock.destroy();
+        rejectErr(err);
+      };
       this.sock = net.connect({
         port: t.port,
         host: t.host ?? '127.0.0.1',
@@ -58,17 +76,22 @@ export class SimPhone {
           // MQTT 5 says reasonCode, 3.1.1 returnCode.
           const code = (p as { reasonCode?: number }).reasonCode ?? (p as { returnCode?: number }).returnCode;
           if (code) return reject(new SimPhoneError(`${this.id}: connack ${code}`));
+          const qos = t.subscribeQos ?? 1;
           this.send({
             cmd: 'subscribe',
             messageId: this.nextId++,
             subscriptions: [
-              { topic: `e911/v1/${this.id}/address/set`, qos: 1 },
-              { topic: `e911/v1/${this.id}/config/set`, qos: 1 },
+              { topic: `e911/v1/${this.id}/address/set`, qos },
+              { topic: `e911/v1/${this.id}/config/set`, qos },
             ],
           });
           this.publish(`e911/v1/${this.id}/status`, JSON.stringify({ v: 1, state: 'online', deviceId: this.id }), true);
-        } else if (p.cmd === 'suback') resolve();
-        else if (p.cmd === 'publish') this.onPublish(p as mqttPacket.IPublishPacket);
+        } else if (p.cmd === 'suback') {
+          // A refused filter (0x80) would leave the phone deaf to its pushes: the round would never end.
+          const granted = (p as mqttPacket.ISubackPacket).granted as number[];
+          if (granted.some((g) => g >= 0x80)) reject(new SimPhoneError(`${this.id}: subscription refused (${granted.join(', ')})`));
+          else resolve();
+        } else if (p.cmd === 'publish') this.onPublish(p as mqttPacket.IPublishPacket);
       });
       this.send({
         cmd: 'connect',

@@ -1,5 +1,5 @@
-// A real three-node NATS cluster (JetStream and its MQTT listener) on free loopback ports,
-// for integration tests and the scale-brokers benchmark. Debian's nats-server.
+// A real NATS cluster (JetStream and its MQTT listener), three nodes unless told otherwise, on
+// free loopback ports, for integration tests and the benchmarks. Debian's nats-server.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -41,6 +41,8 @@ export interface NatsClusterOptions {
   /** Extra lines inside the mqtt { } block. */
   mqttConfig?: string[];
   startTimeoutMs?: number;
+  /** Nodes in the cluster (3). More spread the phones' sockets: each node is one process with its own open-files limit. */
+  nodes?: number;
 }
 
 type RunningNode = ClusterNode & { start(): Promise<void>; stop(): Promise<void> };
@@ -67,7 +69,7 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<B
   if (!NATS_SERVER) throw new Error('nats-server is not installed (scripts/setup.sh installs it)');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'e911-nats-'));
   const ports: Ports[] = [];
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < (opts.nodes ?? 3); i++) {
     ports.push({ client: await freePort(), cluster: await freePort(), mqtt: await freePort(), http: await freePort() });
   }
   const timeout = opts.startTimeoutMs ?? 20_000;
@@ -88,7 +90,7 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<B
         `  listen: 127.0.0.1:${p.cluster}`,
         `  routes: [${ports.map((q) => `nats-route://127.0.0.1:${q.cluster}`).join(', ')}]`,
         '}',
-        // The MQTT streams (sessions, retained, QoS 1 messages) kept on all three nodes.
+        // The MQTT streams (sessions, retained, QoS 1 messages) kept on three nodes.
         `mqtt { listen: 127.0.0.1:${p.mqtt}, stream_replicas: 3, consumer_replicas: 3${(opts.mqttConfig ?? []).map((l) => `, ${l}`).join('')} }`,
         ...(opts.extraConfig ?? []),
       ].join('\n')}\n`,
