@@ -140,9 +140,11 @@ export class Pusher {
     this.now = deps.now ?? (() => new Date());
   }
 
-  /** Queues phones for a check-and-push; resolves when the queue has drained. */
-  /** force*: publish again even when unchanged (same version; the phone reports it unchanged). */
-  /** After stop() nothing is queued: it resolves at once (the next instance or start pushes). */
+  /**
+   * Queues phones for a check-and-push; resolves when the queue has drained. force*: publish
+   * again even when unchanged (same version; the phone reports it unchanged). After stop()
+   * nothing is queued: it resolves at once (the next instance or start pushes).
+   */
   schedule(deviceIds: Iterable<string>, opts: { forceLocations?: boolean; forceAddress?: boolean } = {}): Promise<void> {
     if (this.stopped) {
       this.notTaken += [...deviceIds].length;

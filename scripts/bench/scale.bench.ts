@@ -46,7 +46,7 @@ import { loadOrCreateKeyPair } from '../../provisioning/server/keys.js';
 import { locationInputSchema, smtpSettingsSchema, userInputSchema } from '../../provisioning/server/validation.js';
 import { publicKeyFromText } from '../../provisioning/protocol/signing.js';
 import { report, summary } from './stats.js';
-import { SimPhone } from './sim-phone.js';
+import { SimPhone, connectRetrying } from './sim-phone.js';
 import type { FromWorker, ToWorker } from './sim-phone-worker.js';
 import {
   PHONES_PER_ADDRESS,
@@ -589,7 +589,7 @@ async function startEventSink(): Promise<EventSink> {
   };
 }
 
-/** The event phones, phone i on ports[i % ports.length]; each connect tried 3 times, as an agent would. */
+/** The event phones, phone i on ports[i % ports.length]; a failed connect tried again for a minute, as an agent would. */
 async function connectEventPhones(
   ports: number[],
   protocolVersion: 4 | 5,
@@ -612,17 +612,7 @@ async function connectEventPhones(
   );
   // Their own source address, past the workers' ones.
   const from = sourceAddress(PHONES + PHONES_PER_ADDRESS, PHONES_PER_ADDRESS);
-  await Promise.all(
-    phones.map(async (p, i) => {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return await p.connect({ port: ports[(i + attempt) % ports.length]!, protocolVersion, subscribeQos, localAddress: from });
-        } catch (err) {
-          if (attempt >= 2) throw err;
-        }
-      }
-    }),
-  );
+  await Promise.all(phones.map((p, i) => connectRetrying(p, i, ports, { protocolVersion, subscribeQos, localAddress: from }, 60_000)));
   return phones;
 }
 

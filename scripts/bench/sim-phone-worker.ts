@@ -2,7 +2,7 @@
 // forked by scale.bench.ts and driven over the IPC channel. It tells the parent when its
 // phones are connected and each time all of them have applied a new address version.
 import { publicKeyFromText } from '../../provisioning/protocol/signing.js';
-import { SimPhone, windowed } from './sim-phone.js';
+import { SimPhone, connectRetrying, windowed } from './sim-phone.js';
 import { phoneId, phonePassword, sourceAddress } from './scale-plan.js';
 
 export interface WorkerConnect {
@@ -61,23 +61,10 @@ async function connect(c: WorkerConnect): Promise<void> {
   let retried = 0;
   await windowed(phones, c.window, async (p) => {
     const i = index.get(p)!;
-    // As an agent does: a failed connect is tried again, on the next node of a cluster, for up to
-    // 10 minutes from this phone's first try (the whole storm of 100,000 phones on seven NATS
-    // nodes takes about 18). It timed some out three times in a row.
-    const deadline = Date.now() + 600_000;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await p.connect({
-          port: c.ports[(i + attempt) % c.ports.length]!,
-          protocolVersion: c.protocolVersion,
-          subscribeQos: c.subscribeQos,
-          localAddress: sourceAddress(i, c.perAddress),
-        });
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-        retried++;
-      }
-    }
+    // 10 minutes from this phone's first try: the whole storm of 100,000 phones on seven NATS
+    // nodes takes about 18, and timed some out three times in a row.
+    const opts = { protocolVersion: c.protocolVersion, subscribeQos: c.subscribeQos, localAddress: sourceAddress(i, c.perAddress) };
+    retried += await connectRetrying(p, i, c.ports, opts, 600_000);
   });
   if (retried > 0) process.stdout.write(`  worker ${c.from}-${c.to}: ${retried} connects tried again\n`);
   send({ type: 'connected', phones: n, ms: performance.now() - t0 });

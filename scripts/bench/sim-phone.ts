@@ -19,9 +19,10 @@ export interface SimPhoneConnect {
   localAddress?: string;
   /** The agent's `broker.subscribeQos`: 1 (Mosquitto), 0 on NATS, where each QoS 1 subscription is a replicated consumer. */
   subscribeQos?: 0 | 1;
-  /** No CONNACK and SUBACK within this: the attempt fails (30 s). */
-  timeoutMs?: number;
 }
+
+/** No CONNACK and SUBACK within this: the attempt fails. */
+const CONNECT_TIMEOUT_MS = 30_000;
 
 /** A phone as small as it can be: one socket, mqtt-packet framing, real signature checks. */
 export class SimPhone {
@@ -52,8 +53,8 @@ export class SimPhone {
       // A broker that never answers (a NATS node still making its MQTT streams) fails the attempt, not the run.
       const timer = setTimeout(() => {
         this.sock.destroy();
-        rejectErr(new SimPhoneError(`${this.id}: no CONNACK and SUBACK within ${t.timeoutMs ?? 30_000} ms`));
-      }, t.timeoutMs ?? 30_000);
+        rejectErr(new SimPhoneError(`${this.id}: no CONNACK and SUBACK within ${CONNECT_TIMEOUT_MS} ms`));
+      }, CONNECT_TIMEOUT_MS);
       const resolve = () => {
         clearTimeout(timer);
         resolveOk();
@@ -143,6 +144,28 @@ export class SimPhone {
 
   close(): void {
     this.sock?.destroy();
+  }
+}
+
+/**
+ * Connects phone `i` as an agent would: a failed attempt is tried again on the next of `ports`
+ * (a cluster's nodes) until `retryForMs` has passed since the first. Resolves with the retries.
+ */
+export async function connectRetrying(
+  phone: SimPhone,
+  i: number,
+  ports: readonly number[],
+  opts: Omit<SimPhoneConnect, 'port'>,
+  retryForMs: number,
+): Promise<number> {
+  const deadline = Date.now() + retryForMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await phone.connect({ ...opts, port: ports[(i + attempt) % ports.length]! });
+      return attempt;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
   }
 }
 
