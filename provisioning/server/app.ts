@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { named } from '../common/log.js';
 import type { Repo } from './db/repo.js';
 import { openRepo } from './db/store.js';
+import { isTransientConflict } from './db/sql.js';
 import { DEFAULT_ACCOUNT } from './db/scope.js';
 import { ProvisioningServer } from './server.js';
 import { Pusher, repoDesiredStore } from './pusher.js';
@@ -46,6 +47,12 @@ import {
   type MosquittoListener,
 } from './broker-auth.js';
 import { privateKeyFromText, type KeyPairText } from '../protocol/signing.js';
+import type { SignedAddress } from '../protocol/messages.js';
+
+/** broker.resendAfterMs when not set. */
+export const DEFAULT_RESEND_AFTER_MS = 60_000;
+/** Resends published at once. */
+const RESEND_WINDOW = 256;
 
 export interface ServerAppOptions {
   dataDir: string;
@@ -101,6 +108,14 @@ export interface ServerAppOptions {
      * phone whose node died. Off by default (0); set it above the agents' heartbeat.
      */
     offlineAfterMs?: number;
+    /**
+     * An issued address that a phone online has not confirmed (applied) this long after it was
+     * issued is sent again, then after twice as long each time, up to 64 times this. A push can
+     * be lost on a live connection (QoS 0 on NATS; an instance stopped between recording and
+     * publishing it), and an agent without a heartbeat says nothing that would make the server
+     * look again. Default 60 s; 0 turns it off.
+     */
+    resendAfterMs?: number;
   };
   /** null: no HTTP API (tests of the MQTT side, the push CLI). */
   http: {
@@ -232,8 +247,9 @@ export class ServerApp {
   private brokerUrlValue: string | null = null;
   private httpUrlValue: string | null = null;
   private silenceTimer: NodeJS.Timeout | null = null;
-  /** The silence sweeps the timer started: stop() waits for them. */
-  private readonly silenceSweeps = new InFlight();
+  private resendTimer: NodeJS.Timeout | null = null;
+  /** The sweeps the timers started (silent phones, resends): stop() waits for them. */
+  private readonly sweeps = new InFlight();
 
   constructor(private readonly opts: ServerAppOptions) {
     const { log, dataDir } = opts;
@@ -401,6 +417,7 @@ export class ServerApp {
     await this.notifier.start();
     await this.jobs.start();
     this.startSilenceSweep();
+    this.startResendSweep();
     if (opts.http) {
       this.api = await buildApi({
         service: this.service,
@@ -455,11 +472,72 @@ export class ServerApp {
     // A tenth of the timeout: a phone is marked at most 10% late.
     this.silenceTimer = setInterval(
       () => {
-        this.silenceSweeps.add(this.sweepSilent().catch((err: unknown) => this.opts.log.error({ err }, 'silent-phone sweep failed')));
+        this.sweeps.add(this.sweepSilent().catch((err: unknown) => this.opts.log.error({ err }, 'silent-phone sweep failed')));
       },
       Math.max(100, Math.floor(after / 10)),
     );
     this.silenceTimer.unref();
+  }
+
+  /**
+   * Sends again the addresses that phones online have not confirmed, when due (resendAfterMs;
+   * Repo.claimResends decides which, once across instances). A row whose document is not of its
+   * version (marked for a re-issue above what a phone holds, and not re-issued yet) is re-issued
+   * instead. Returns how many were sent.
+   */
+  async resendUnconfirmed(now = Date.now()): Promise<number> {
+    const after = this.opts.broker.resendAfterMs ?? DEFAULT_RESEND_AFTER_MS;
+    if (after <= 0) return 0;
+    // The reports in hand first: a phone that has just applied is not sent its address again.
+    await this.intake.flush();
+    const due = await this.repo.claimResends(now, after);
+    const reissue: string[] = [];
+    const send: { deviceId: string; signed: string }[] = [];
+    for (const d of due) {
+      let version: unknown;
+      try {
+        version = (JSON.parse(d.signed) as SignedAddress).doc?.version;
+      } catch {
+        version = null;
+      }
+      if (version === d.version) send.push(d);
+      else reissue.push(d.deviceId);
+    }
+    let sent = 0;
+    for (let i = 0; i < send.length; i += RESEND_WINDOW) {
+      await Promise.all(
+        send.slice(i, i + RESEND_WINDOW).map(({ deviceId, signed }) =>
+          this.link.publishRaw(deviceId, signed).then(
+            () => sent++,
+            (err: Error) => this.opts.log.warn({ err: err.message, deviceId }, 'address not sent again'),
+          ),
+        ),
+      );
+    }
+    if (reissue.length > 0) void this.pusher.schedule(reissue);
+    if (due.length > 0)
+      this.opts.log.info({ sent, reissued: reissue.length, afterMs: after }, 'addresses not confirmed by phones online sent again');
+    return sent;
+  }
+
+  private startResendSweep(): void {
+    const after = this.opts.broker.resendAfterMs ?? DEFAULT_RESEND_AFTER_MS;
+    if (after <= 0) return;
+    // A quarter of the wait: a resend is at most 25% late.
+    this.resendTimer = setInterval(
+      () => {
+        this.sweeps.add(
+          this.resendUnconfirmed().catch((err: unknown) =>
+            // Its claim can meet another instance's writes to the same rows: the next sweep claims them.
+            isTransientConflict(err)
+              ? this.opts.log.warn({ err: (err as Error).message }, 'resend sweep lost a lock conflict: the next one takes its phones')
+              : this.opts.log.error({ err }, 'resend sweep failed'),
+          ),
+        );
+      },
+      Math.max(100, Math.floor(after / 4)),
+    );
+    this.resendTimer.unref();
   }
 
   /**
@@ -474,9 +552,10 @@ export class ServerApp {
    * in the scale bench.)
    */
   async stop(): Promise<void> {
-    if (this.silenceTimer) clearInterval(this.silenceTimer);
+    for (const t of [this.silenceTimer, this.resendTimer]) if (t) clearInterval(t);
     this.silenceTimer = null;
-    await this.silenceSweeps.settled();
+    this.resendTimer = null;
+    await this.sweeps.settled();
     await this.api?.close();
     this.api = null;
     await this.link.stopIntake();

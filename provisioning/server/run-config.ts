@@ -28,6 +28,7 @@ export const runConfigSchema = z
       .pipe(z.array(z.string().regex(/^(nats|tls):\/\//, 'must be nats:// or tls:// URLs')).min(1, 'must name a NATS node'))
       .optional(),
     offlineAfterSec: z.coerce.number({ error: 'must be a number of seconds' }).int().min(0).optional(),
+    resendAfterSec: z.coerce.number({ error: 'must be a number of seconds' }).int().min(0).optional(),
     mqttPort: port,
     mqttHost: nonEmpty,
     mqttVersion: z
@@ -79,6 +80,7 @@ const SOURCES: Record<keyof RunConfig, { flag: string; env?: string; def?: strin
   broker: { flag: 'broker' },
   nats: { flag: 'nats', env: 'E911_NATS_SERVERS' },
   offlineAfterSec: { flag: 'offline-after', env: 'E911_OFFLINE_AFTER_SEC' },
+  resendAfterSec: { flag: 'resend-after', env: 'E911_RESEND_AFTER_SEC' },
   mqttPort: { flag: 'port', env: 'E911_MQTT_PORT', def: '1883' },
   mqttHost: { flag: 'host', def: '127.0.0.1' },
   mqttVersion: { flag: 'mqtt-version' },

@@ -66,4 +66,11 @@ describe('e911-server run options', () => {
     expect(problems({ nats: 'nats://n1:4222' })).toEqual([{ key: '--broker', reason: expect.stringMatching(/required with --nats/) }]);
     expect(problems({ broker: 'mqtt://n1', nats: 'http://n1' })).toEqual([{ key: '--nats', reason: 'must be nats:// or tls:// URLs' }]);
   });
+
+  it('the resend wait: seconds from the flag or E911_RESEND_AFTER_SEC, 0 turning resends off, unset leaving the default', () => {
+    expect(parseRunConfig({ 'resend-after': '0' }, {}).resendAfterSec).toBe(0);
+    expect(parseRunConfig({}, { E911_RESEND_AFTER_SEC: '120' }).resendAfterSec).toBe(120);
+    expect(parseRunConfig({}, {}).resendAfterSec).toBeUndefined();
+    expect(problems({ 'resend-after': 'soon' })).toEqual([{ key: '--resend-after', reason: 'must be a number of seconds' }]);
+  });
 });

@@ -254,6 +254,54 @@ describe.each(serverStores())('the server store on $name', (backend) => {
         }
     });
 
+    it('an address a phone online has not applied is claimed for a resend when due, each time twice as late, by one of two instances; a new issue starts over', async () => {
+      const s = await backend.store();
+      const [a, b] = backend.name === 'postgres' ? [s.repo, s.open()] : [s.repo, s.repo];
+      const signed = (id: string, v: number) => JSON.stringify({ v: 1, doc: { deviceId: id, version: v } });
+      const at = '2026-01-01T00:00:00.000Z';
+      for (const id of ['rs-online', 'rs-offline', 'rs-applied']) {
+        await a.ensureDevice(id);
+        await a.recordIssuedAddress(id, 3, 'h3', signed(id, 3), at);
+      }
+      await a.setDeviceStatus('rs-online', true, null);
+      await a.setDeviceStatus('rs-applied', true, null);
+      await a.setDeviceApplied('rs-applied', 3, 'h3', at);
+      const base = 60_000;
+      let now = Date.parse('2026-01-01T00:00:00.000Z');
+      const claim = (repo = a) => repo.claimResends(now, base);
+      const online3 = [{ deviceId: 'rs-online', version: 3, signed: signed('rs-online', 3) }];
+
+      // First seen: only given a due time, base from now.
+      expect(await claim()).toEqual([]);
+      now += base - 1;
+      expect(await claim()).toEqual([]);
+      now += 1;
+      expect(await claim()).toEqual(online3);
+      // Then 2, 4, 8, 16, 32 times base, and 64 times from then on.
+      for (const wait of [2, 4, 8, 16, 32, 64, 64]) {
+        now += wait * base - 1;
+        expect(await claim()).toEqual([]);
+        now += 1;
+        // Two instances at once: one of them takes it.
+        const both = await Promise.all([claim(a), claim(b)]);
+        expect(both.flat()).toEqual(online3);
+      }
+
+      // A new issue starts over: armed, then due base later.
+      await a.recordIssuedMany(
+        [{ deviceId: 'rs-online', version: 4, contentHash: 'h4', signed: signed('rs-online', 4), issuedAt: at }],
+        [],
+      );
+      expect(await claim()).toEqual([]);
+      now += base;
+      expect(await claim()).toEqual([{ deviceId: 'rs-online', version: 4, signed: signed('rs-online', 4) }]);
+      // Applied, or offline: never again.
+      await a.setDeviceApplied('rs-online', 4, 'h4', at);
+      now += 1000 * base;
+      expect(await claim()).toEqual([]);
+      expect((await a.device('rs-offline'))?.appliedVersion).toBeNull();
+    });
+
     it('two instances claiming at once take each notification once', async () => {
       const s = await backend.store();
       // Two pools on PostgreSQL, as two server instances have. One SQLite file is claimed

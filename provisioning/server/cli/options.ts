@@ -8,6 +8,7 @@ Server (local):
       [--broker URL,URL,URL --nats nats://HOST:PORT,...]   a NATS cluster: MQTT 3.1.1 to its nodes' MQTT URLs,
                                                phones' reports through a NATS queue group on their native ports
       [--offline-after SEC]                    a phone silent this long is marked offline (agents' heartbeatSec below it)
+      [--resend-after SEC]                     an address a phone online has not applied is sent again after this (60; 0: never)
       [--allow-anonymous] [--seed FILE]        start the server; without --broker an embedded broker listens on --port
       [--mqtt-tls-port N [--mqtt-tls-host H] --mqtt-tls-cert F --mqtt-tls-key F [--mqtt-tls-ca F --require-client-cert]]
                                                the embedded broker's TLS listener for phones (plain stays on --host)
@@ -64,6 +65,7 @@ export const OPTIONS = {
   nats: { type: 'string' },
   'nats-auth': { type: 'boolean' },
   'offline-after': { type: 'string' },
+  'resend-after': { type: 'string' },
   'mqtt-version': { type: 'string' },
   'share-group': { type: 'string' },
   instance: { type: 'string' },

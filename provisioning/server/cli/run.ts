@@ -25,6 +25,7 @@ export async function run(flags: Flags, dataDir: string, log: pino.Logger, env: 
       ...(c.broker ? { url: c.broker[0]!, urls: c.broker } : {}),
       ...(c.nats ? { nats: { servers: c.nats } } : {}),
       ...(c.offlineAfterSec ? { offlineAfterMs: c.offlineAfterSec * 1000 } : {}),
+      ...(c.resendAfterSec !== undefined ? { resendAfterMs: c.resendAfterSec * 1000 } : {}),
       embeddedPort: c.mqttPort,
       embeddedHost: c.mqttHost,
       ...(flags['allow-anonymous'] ? { allowAnonymous: true } : {}),

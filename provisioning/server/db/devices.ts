@@ -75,6 +75,9 @@ const toIssuedLocations = rowMapper<{ version: number; contentHash: string | nul
   contentHash: textOrNull('loc_content_hash'),
 });
 
+/** A new issue: nothing sent again yet, the first resend not due yet (claimResends). */
+const RESEND_CLEARED = 'addr_resends = 0, addr_resend_due = NULL';
+
 export class DeviceStore {
   constructor(
     private readonly s: Sql,
@@ -316,7 +319,8 @@ export class DeviceStore {
 
   async recordIssuedAddress(deviceId: string, version: number, contentHash: string, signed: string, issuedAt: string): Promise<void> {
     await this.s.run(
-      'UPDATE devices SET addr_version = ?, addr_content_hash = ?, addr_signed = ?, addr_issued_at = ? WHERE device_id = ? AND account_id = ?',
+      `UPDATE devices SET addr_version = ?, addr_content_hash = ?, addr_signed = ?, addr_issued_at = ?, ${RESEND_CLEARED}
+       WHERE device_id = ? AND account_id = ?`,
       [version, contentHash, signed, issuedAt, deviceId, this.acct()],
     );
   }
@@ -340,7 +344,7 @@ export class DeviceStore {
     if (addresses.length > 0)
       recorded.addresses = ids(
         await this.s.all<{ device_id: string }>(
-          `UPDATE devices AS d SET addr_version = x.v, addr_content_hash = x.h, addr_signed = x.signed, addr_issued_at = x.at
+          `UPDATE devices AS d SET addr_version = x.v, addr_content_hash = x.h, addr_signed = x.signed, addr_issued_at = x.at, ${RESEND_CLEARED}
          FROM ${jsonRecords(d, '@rows', { id: 'text', v: 'integer', h: 'text', signed: 'text', at: 'text' })}
          WHERE d.device_id = x.id AND d.account_id || '' = @acct AND d.addr_version < x.v RETURNING device_id`,
           {
@@ -516,6 +520,28 @@ export class DeviceStore {
   /** A phone was heard from (any message): the last-seen sweep counts from here. */
   async touchDevice(deviceId: string): Promise<void> {
     await this.s.run('UPDATE devices SET last_seen = ? WHERE device_id = ? AND account_id = ?', [this.s.iso(), deviceId, this.acct()]);
+  }
+
+  /**
+   * The issued addresses that phones online have not confirmed (applied) and whose resend is
+   * due, of every account: claimed in one statement, so two instances sweeping at once take each
+   * phone once. A phone first found so is only given a due time, `baseMs` from now; each resend
+   * puts the next off twice as long as the last, up to 64 times `baseMs` (a phone that refuses
+   * the document is not sent it every minute).
+   */
+  async claimResends(nowMs: number, baseMs: number): Promise<{ deviceId: string; version: number; signed: string }[]> {
+    const unconfirmed =
+      'online = 1 AND addr_version > 0 AND addr_signed IS NOT NULL AND (applied_version IS NULL OR applied_version < addr_version)';
+    await this.s.run(`UPDATE devices SET addr_resend_due = CAST(? AS BIGINT) WHERE ${unconfirmed} AND addr_resend_due IS NULL`, [
+      nowMs + baseMs,
+    ]);
+    const rows = await this.s.all<{ device_id: string; addr_version: number; addr_signed: string }>(
+      `UPDATE devices SET addr_resends = addr_resends + 1,
+         addr_resend_due = CAST(? AS BIGINT) + CAST(? AS BIGINT) * (CASE WHEN addr_resends >= 5 THEN 64 ELSE 2 << addr_resends END)
+       WHERE ${unconfirmed} AND addr_resend_due <= CAST(? AS BIGINT) RETURNING device_id, addr_version, addr_signed`,
+      [nowMs, baseMs, nowMs],
+    );
+    return rows.map((r) => ({ deviceId: r.device_id, version: Number(r.addr_version), signed: r.addr_signed }));
   }
 
   /** Online phones (of every account) not heard from since the cutoff are marked offline; returns their ids. */

@@ -474,6 +474,16 @@ ${DEVICE_COLUMNS}        created_at         TEXT NOT NULL,
       ALTER TABLE admin_sessions ADD COLUMN account_id TEXT;
     `,
   },
+  {
+    version: 12,
+    name: 'an address a phone online has not confirmed is sent again',
+    sql: `
+      -- Sends of the issued address since it was issued, and when the next is due (ms since the
+      -- epoch; null: not looked at yet). A new issue clears both.
+      ALTER TABLE devices ADD COLUMN addr_resends INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE devices ADD COLUMN addr_resend_due BIGINT;
+    `,
+  },
 ];
 
 /** Migration 10's steps that are the same SQL on both stores. */

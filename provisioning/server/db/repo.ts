@@ -341,6 +341,9 @@ export class Repo {
   markSilentOffline(cutoffIso: string): Promise<string[]> {
     return this.transaction(() => this.a.devices.markSilentOffline(cutoffIso));
   }
+  claimResends(nowMs: number, baseMs: number): Promise<{ deviceId: string; version: number; signed: string }[]> {
+    return this.transaction(() => this.a.devices.claimResends(nowMs, baseMs));
+  }
   deleteDevice(deviceId: string): Promise<void> {
     return this.a.devices.deleteDevice(deviceId);
   }
