@@ -47,7 +47,7 @@ import { locationInputSchema, smtpSettingsSchema, userInputSchema } from '../../
 import { publicKeyFromText } from '../../provisioning/protocol/signing.js';
 import { report, summary } from './stats.js';
 import { SimPhone, connectRetrying } from './sim-phone.js';
-import type { FromWorker, ToWorker } from './sim-phone-worker.js';
+import type { FromWorker, Stragglers, ToWorker } from './sim-phone-worker.js';
 import {
   PHONES_PER_ADDRESS,
   cpuSeconds,
@@ -222,6 +222,8 @@ async function seedRepo(repo: Repo, dataDir: string, smtpPort: number, credentia
 interface Progress {
   notApplied(): Promise<number>;
   maxApplied(): Promise<number | null>;
+  /** What the store says of these phones: issued and applied versions, online. */
+  phones(ids: string[]): Promise<Record<string, unknown>[]>;
   /** PostgreSQL only: samples the server's sessions over a phase; stop() says what they waited on. */
   watch?(): { stop(): Promise<string> };
   close(): Promise<void>;
@@ -242,6 +244,12 @@ function sqliteProgress(dataDir: string, phones: number): Progress {
   return {
     notApplied: async () => notApplied.get(upTo) as number,
     maxApplied: async () => maxApplied.get(upTo) as number | null,
+    phones: async (ids) =>
+      db
+        .prepare(
+          `SELECT device_id, addr_version, addr_issued_at, applied_version, online, last_seen FROM devices WHERE device_id IN (${ids.map(() => '?').join(',')})`,
+        )
+        .all(...ids) as Record<string, unknown>[],
     close: async () => {
       db.close();
     },
@@ -264,6 +272,13 @@ function pgProgress(url: string, phones: number): Progress {
       const v = (await one(`SELECT max(applied_version) AS v FROM devices WHERE ${SIM_PHONES} $1`)).v;
       return v === null || v === undefined ? null : Number(v);
     },
+    phones: async (ids) =>
+      (
+        await pool.query(
+          'SELECT device_id, addr_version, addr_issued_at, applied_version, online, last_seen FROM devices WHERE device_id = ANY($1)',
+          [ids],
+        )
+      ).rows as Record<string, unknown>[],
     watch: () => pgWatch(url),
     close: () => pool.end(),
   };
@@ -327,6 +342,17 @@ class Workers {
   private round = 0;
   private waiters: (() => void)[] = [];
   private failure: ScaleBenchError | null = null;
+  private readonly stragglers = new Map<number, Stragglers>();
+  /** Per worker, the phones the broker dropped and those connected again since. */
+  private readonly drops: { drops: number; reconnected: number }[] = [];
+
+  /** Phones the broker dropped (each connected again) since the workers started. */
+  dropped(): { drops: number; reconnected: number } {
+    return this.drops.reduce((a, d) => ({ drops: a.drops + d.drops, reconnected: a.reconnected + d.reconnected }), {
+      drops: 0,
+      reconnected: 0,
+    });
+  }
 
   /** Connects the first `phones` phones, phone i to ports[i % ports.length]; resolves with the time taken. */
   async start(
@@ -350,6 +376,11 @@ class Workers {
             if (m.type === 'connected') resolve(m.ms);
             else if (m.type === 'marked' || m.type === 'advanced') {
               (m.type === 'marked' ? this.marked : this.advanced)[k] = m.round;
+              this.wake();
+            } else if (m.type === 'drops') {
+              this.drops[k] = m;
+            } else if (m.type === 'stragglers') {
+              this.stragglers.set(k, m);
               this.wake();
             } else if (m.type === 'error') {
               this.failure = new ScaleBenchError(`worker ${k}: ${m.message}`);
@@ -417,9 +448,30 @@ class Workers {
     return round;
   }
 
-  /** Waits until every phone has applied a newer version than at mark `round`. */
-  async appliedSince(round: number, timeoutMs: number): Promise<void> {
-    await this.until(() => this.advanced.every((r) => r >= round), timeoutMs, `every phone applying a new version after mark ${round}`);
+  /**
+   * Waits until every phone has applied a newer version than at mark `round`; false when not in
+   * time, having said which phones did not, whether the broker dropped them, and what the store
+   * says of a few. Throws only when a worker failed.
+   */
+  async appliedSince(round: number, timeoutMs: number, progress?: Progress): Promise<boolean> {
+    try {
+      await this.until(() => this.advanced.every((r) => r >= round), timeoutMs, `every phone applying a new version after mark ${round}`);
+      return true;
+    } catch (err) {
+      if (this.failure) throw err;
+      this.stragglers.clear();
+      for (const p of this.procs) p.send({ type: 'stragglers' } satisfies ToWorker);
+      await this.until(() => this.stragglers.size === this.procs.length, 30_000, 'the workers telling their stragglers').catch(() => {});
+      const all = [...this.stragglers.values()];
+      const behind = all.reduce((n, x) => n + x.behind, 0);
+      const dropped = all.reduce((n, x) => n + x.dropped, 0);
+      const sample = all.flatMap((x) => x.sample).slice(0, 10);
+      say(
+        `  not applied within ${timeoutMs / 1000} s of mark ${round}: ${behind} phones, ${dropped} of them dropped by the broker at some point; a few: ${JSON.stringify(sample)}`,
+      );
+      if (progress && sample.length > 0) say(`  the store says of them: ${JSON.stringify(await progress.phones(sample.map((x) => x.id)))}`);
+      return false;
+    }
   }
 
   async close(): Promise<void> {
@@ -491,12 +543,23 @@ async function measure(
     const mark = await ctx.workers.mark();
     const t0 = performance.now();
     const loc = (await api('PATCH', '/api/locations/1', { room: `${label}-${r}` })) as { version?: number };
-    await ctx.workers.appliedSince(mark, 300_000);
+    if (!(await ctx.workers.appliedSince(mark, 300_000, progress))) {
+      // Told above; the figure is missing, and the next round (a new version to every phone) goes on.
+      pushS.push(Number.NaN);
+      say(`  ${label}: round ${r + 1}: NOT applied by all ${ctx.phones} phones within 300 s`);
+      continue;
+    }
     // The highest version any phone holds: with one instance, what this change issued to all.
     const v = (await progress.maxApplied()) ?? loc.version ?? 0;
     pushS.push(ms(t0) / 1000);
     // Not in the figure (the phones' view is), but the events must not queue behind these reports.
-    while ((await progress.notApplied()) > 0) await new Promise((r) => setTimeout(r, 100));
+    const storedBy = Date.now() + 120_000;
+    let left = await progress.notApplied();
+    while (left > 0 && Date.now() < storedBy) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = await progress.notApplied();
+    }
+    if (left > 0) say(`  ${label}: round ${r + 1}: ${left} phones' reports of it not stored within 120 s`);
     lagS.push(ms(t0) / 1000 - pushS.at(-1)!);
     say(
       `  ${label}: round ${r + 1}: v${v} applied by all ${ctx.phones} phones in ${pushS.at(-1)!.toFixed(2)} s, ` +
@@ -530,6 +593,8 @@ async function measure(
     `  ${label}: ${schedule.length} events at ${EVENT_RATE}/s: p50 ${s.p50.toFixed(0)} ms, p99 ${s.p99.toFixed(0)} ms, ` +
       `${schedule.length - lat.length} not accepted in 60 s; ${evCpuText}`,
   );
+  const drops = ctx.eventPhones.reduce((n, p) => n + p.drops, 0);
+  if (drops > 0) say(`  ${label}: the broker has dropped the event phones ${drops} times so far (each connected again)`);
   return { pushS, p50: s.p50, p99: s.p99, missing: schedule.length - lat.length, cpu: { push: pushCpuText, events: evCpuText } };
 }
 
@@ -612,7 +677,12 @@ async function connectEventPhones(
   );
   // Their own source address, past the workers' ones.
   const from = sourceAddress(PHONES + PHONES_PER_ADDRESS, PHONES_PER_ADDRESS);
-  await Promise.all(phones.map((p, i) => connectRetrying(p, i, ports, { protocolVersion, subscribeQos, localAddress: from }, 60_000)));
+  const opts = { protocolVersion, subscribeQos, localAddress: from };
+  await Promise.all(phones.map((p, i) => connectRetrying(p, i, ports, opts, 60_000)));
+  // Dropped, one connects again as an agent does (what it sent meanwhile is lost: a sim phone has no outbox).
+  for (const [i, p] of phones.entries())
+    p.onDrop = () =>
+      void connectRetrying(p, i + 1, ports, opts, 60_000).catch((err: Error) => say(`  ${p.id} not connected again: ${err.message}`));
   return phones;
 }
 
@@ -738,13 +808,17 @@ async function main(): Promise<void> {
           }
           if (first) {
             // The first start pushes version 1 to every phone.
-            await workers.appliedSince(mark, 600_000);
-            say(`${setup}, 1 instance: initial provisioning (start to all ${PHONES} applied v1) ${(ms(t0) / 1000).toFixed(1)} s`);
+            const all = await workers.appliedSince(mark, 1_800_000, progress);
+            say(
+              `${setup}, 1 instance: initial provisioning (start to all ${PHONES} applied v1) ${all ? `${(ms(t0) / 1000).toFixed(1)} s` : 'NOT within 30 min'}`,
+            );
             first = false;
           }
           const cpu = { server: servers.map((s) => s.pid!), [kind]: b.pids, phones: workers.procs.map((p) => p.pid!) };
           const label = `${kind}-${store}-${n}-instance${n > 1 ? 's' : ''}`;
           const f = await measure(label, { token, httpPort: ports[0]!, phones: PHONES, progress, workers, eventPhones, sink }, cpu);
+          const d = workers.dropped();
+          if (d.drops > 0) say(`  ${label}: the broker has dropped ${d.drops} phone connections so far, ${d.reconnected} connected again`);
           results.push({ label, setup, phones: PHONES, connectS: connectMs / 1000, ...f });
           for (const s of servers) await stopProcess(s, 10_000);
         }

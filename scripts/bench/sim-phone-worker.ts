@@ -19,11 +19,20 @@ export interface WorkerConnect {
   verifyEvery: number;
   window: number;
 }
-export type ToWorker = WorkerConnect | { type: 'mark'; round: number } | { type: 'close' };
+export type ToWorker = WorkerConnect | { type: 'mark'; round: number } | { type: 'stragglers' } | { type: 'close' };
+/** The phones that have not applied a newer version since the last mark: how many, how many the broker ever dropped, a few. */
+export interface Stragglers {
+  type: 'stragglers';
+  behind: number;
+  dropped: number;
+  sample: { id: string; applied: number; drops: number }[];
+}
 export type FromWorker =
   | { type: 'connected'; phones: number; ms: number }
+  | { type: 'drops'; drops: number; reconnected: number }
   | { type: 'marked'; round: number }
   | { type: 'advanced'; round: number }
+  | Stragglers
   | { type: 'error'; message: string }
   | { type: 'closed' };
 
@@ -67,6 +76,20 @@ async function connect(c: WorkerConnect): Promise<void> {
     retried += await connectRetrying(p, i, c.ports, opts, 600_000);
   });
   if (retried > 0) process.stdout.write(`  worker ${c.from}-${c.to}: ${retried} connects tried again\n`);
+  // A phone the broker drops connects again, as an agent does (its "online" status has the server re-push it).
+  let drops = 0;
+  let reconnected = 0;
+  for (const [j, p] of phones.entries()) {
+    const i = c.from + j;
+    const opts = { protocolVersion: c.protocolVersion, subscribeQos: c.subscribeQos, localAddress: sourceAddress(i, c.perAddress) };
+    p.onDrop = () => {
+      drops++;
+      connectRetrying(p, i + 1, c.ports, opts, 600_000).then(
+        () => send({ type: 'drops', drops, reconnected: ++reconnected }),
+        (err: Error) => send({ type: 'error', message: `${p.id} dropped and not connected again: ${err.message}` }),
+      );
+    };
+  }
   send({ type: 'connected', phones: n, ms: performance.now() - t0 });
 }
 
@@ -76,6 +99,14 @@ process.on('message', (m: ToWorker) => {
     mark = { round: m.round, at: phones.map((p) => p.applied), left: phones.length, done: phones.map(() => false) };
     send({ type: 'marked', round: m.round });
     if (phones.length === 0) send({ type: 'advanced', round: m.round });
+  } else if (m.type === 'stragglers') {
+    const behind = phones.filter((_, j) => mark && !mark.done[j]);
+    send({
+      type: 'stragglers',
+      behind: behind.length,
+      dropped: behind.filter((p) => p.drops > 0).length,
+      sample: behind.slice(0, 5).map((p) => ({ id: p.id, applied: p.applied, drops: p.drops })),
+    });
   } else if (m.type === 'close') {
     for (const p of phones) p.close();
     send({ type: 'closed' });

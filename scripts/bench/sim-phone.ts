@@ -32,6 +32,10 @@ export class SimPhone {
   private nextId = 1;
   applied = 0;
   configSeen = 0;
+  /** Times the broker closed this phone's connection after it was up. */
+  drops = 0;
+  /** Called when the broker closes the connection after it was up: the worker connects again, as an agent does. */
+  onDrop: (() => void) | null = null;
   verify: boolean;
 
   constructor(
@@ -91,7 +95,15 @@ export class SimPhone {
           // A refused filter (0x80) would leave the phone deaf to its pushes: the round would never end.
           const granted = (p as mqttPacket.ISubackPacket).granted as number[];
           if (granted.some((g) => g >= 0x80)) reject(new SimPhoneError(`${this.id}: subscription refused (${granted.join(', ')})`));
-          else resolve();
+          else {
+            const sock = this.sock;
+            sock.once('close', () => {
+              if (sock !== this.sock) return;
+              this.drops++;
+              this.onDrop?.();
+            });
+            resolve();
+          }
         } else if (p.cmd === 'publish') this.onPublish(p as mqttPacket.IPublishPacket);
       });
       this.send({
@@ -143,6 +155,7 @@ export class SimPhone {
   }
 
   close(): void {
+    this.onDrop = null;
     this.sock?.destroy();
   }
 }
