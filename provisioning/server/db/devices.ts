@@ -75,7 +75,7 @@ const toIssuedLocations = rowMapper<{ version: number; contentHash: string | nul
   contentHash: textOrNull('loc_content_hash'),
 });
 
-/** A new issue: nothing sent again yet, the first resend not due yet (claimResends). */
+/** A new issue: nothing sent again yet; the first resend is due from its issue time (claimResends). */
 const RESEND_CLEARED = 'addr_resends = 0, addr_resend_due = NULL';
 
 export class DeviceStore {
@@ -525,21 +525,19 @@ export class DeviceStore {
   /**
    * The issued addresses that phones online have not confirmed (applied) and whose resend is
    * due, of every account: claimed in one statement, so two instances sweeping at once take each
-   * phone once. A phone first found so is only given a due time, `baseMs` from now; each resend
-   * puts the next off twice as long as the last, up to 64 times `baseMs` (a phone that refuses
-   * the document is not sent it every minute).
+   * phone once. The first is due `baseMs` after the issue; each resend puts the next off twice
+   * as long as the last, up to 64 times `baseMs` (a phone that refuses the document is not sent
+   * it every minute). Nothing is written for a phone not due: a push's phones, not confirmed
+   * for a few seconds, cost no write each.
    */
   async claimResends(nowMs: number, baseMs: number): Promise<{ deviceId: string; version: number; signed: string }[]> {
-    const unconfirmed =
-      'online = 1 AND addr_version > 0 AND addr_signed IS NOT NULL AND (applied_version IS NULL OR applied_version < addr_version)';
-    await this.s.run(`UPDATE devices SET addr_resend_due = CAST(? AS BIGINT) WHERE ${unconfirmed} AND addr_resend_due IS NULL`, [
-      nowMs + baseMs,
-    ]);
     const rows = await this.s.all<{ device_id: string; addr_version: number; addr_signed: string }>(
       `UPDATE devices SET addr_resends = addr_resends + 1,
          addr_resend_due = CAST(? AS BIGINT) + CAST(? AS BIGINT) * (CASE WHEN addr_resends >= 5 THEN 64 ELSE 2 << addr_resends END)
-       WHERE ${unconfirmed} AND addr_resend_due <= CAST(? AS BIGINT) RETURNING device_id, addr_version, addr_signed`,
-      [nowMs, baseMs, nowMs],
+       WHERE online = 1 AND addr_version > 0 AND addr_signed IS NOT NULL AND (applied_version IS NULL OR applied_version < addr_version)
+         AND (addr_resend_due <= CAST(? AS BIGINT) OR (addr_resend_due IS NULL AND COALESCE(addr_issued_at, '') <= ?))
+       RETURNING device_id, addr_version, addr_signed`,
+      [nowMs, baseMs, nowMs, new Date(nowMs - baseMs).toISOString()],
     );
     return rows.map((r) => ({ deviceId: r.device_id, version: Number(r.addr_version), signed: r.addr_signed }));
   }

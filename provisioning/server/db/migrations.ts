@@ -479,7 +479,7 @@ ${DEVICE_COLUMNS}        created_at         TEXT NOT NULL,
     name: 'an address a phone online has not confirmed is sent again',
     sql: `
       -- Sends of the issued address since it was issued, and when the next is due (ms since the
-      -- epoch; null: not looked at yet). A new issue clears both.
+      -- epoch; null: not sent again yet, the first due from addr_issued_at). A new issue clears both.
       ALTER TABLE devices ADD COLUMN addr_resends INTEGER NOT NULL DEFAULT 0;
       ALTER TABLE devices ADD COLUMN addr_resend_due BIGINT;
     `,
