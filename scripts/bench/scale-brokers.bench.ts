@@ -2,7 +2,8 @@
 // measured in the same run (docs/scale.md):
 //  - start time and resident memory of three nodes (NATS with JetStream and MQTT;
 //    RabbitMQ with its MQTT plugin) beside one Mosquitto;
-//  - QoS 1 publish -> receive throughput across two nodes beside Mosquitto's on one;
+//  - QoS 1 publish -> receive throughput across two nodes beside Mosquitto's on one, and of
+//    retained publishes, one topic each (the server's locations push), at QoS 1 and 0 and from 8 connections;
 //  - the properties the project relies on, yes or no: MQTT 3.1.1 / 5, retained messages
 //    cluster-wide, a QoS 1 session outliving its node, last will (client vanishes / its
 //    node dies), $share shared subscriptions.
@@ -92,6 +93,11 @@ async function main(): Promise<void> {
         const rateSame = await throughput(a!.mqttUrl, a!.mqttUrl, v, MSGS);
         const baseMany = await throughput(mosq.url, mosq.url, 5, MSGS, 32);
         const rateMany = await throughput(a!.mqttUrl, b!.mqttUrl, v, MSGS, 32);
+        // Retained, one topic each (the server's locations push): NATS stores each in a stream from the connection's read loop.
+        const baseRetained = await throughput(mosq.url, mosq.url, 5, MSGS, 1, { retain: true });
+        const retained1 = await throughput(a!.mqttUrl, b!.mqttUrl, v, MSGS, 1, { retain: true });
+        const retained0 = await throughput(a!.mqttUrl, b!.mqttUrl, v, MSGS, 1, { retain: true, qos: 0 });
+        const retained8 = await throughput(a!.mqttUrl, b!.mqttUrl, v, MSGS, 8, { retain: true });
         const rssLoaded = rss();
         report(`${engine}: start, 3 nodes`, started, 'ms', mosqStart, 'none (baseline: 1 Mosquitto)');
         report(`${engine}: RSS idle, 3 nodes`, rssIdle, 'MB', mosqRss(), 'none (baseline: 1 Mosquitto)');
@@ -99,6 +105,15 @@ async function main(): Promise<void> {
         report(`${engine}: QoS 1 msg/s, node 1 -> node 2`, rate, 'msg/s', baseRate, 'none (baseline: 1 Mosquitto)');
         report(`${engine}: QoS 1 msg/s, same node`, rateSame, 'msg/s', baseRate, 'none (baseline: 1 Mosquitto)');
         report(`${engine}: QoS 1 msg/s, 32 publishers, node 1 -> 2`, rateMany, 'msg/s', baseMany, 'none (baseline: 1 Mosquitto)');
+        report(`${engine}: retained QoS 1 msg/s, node 1 -> 2`, retained1, 'msg/s', baseRetained, 'none (baseline: 1 Mosquitto)');
+        report(`${engine}: retained QoS 0 msg/s, node 1 -> 2`, retained0, 'msg/s', baseRetained, 'none (baseline: 1 Mosquitto, QoS 1)');
+        report(
+          `${engine}: retained QoS 1 msg/s, 8 publishers, node 1 -> 2`,
+          retained8,
+          'msg/s',
+          baseRetained,
+          'none (baseline: 1 Mosquitto, 1 publisher)',
+        );
       } finally {
         await cluster.close();
       }

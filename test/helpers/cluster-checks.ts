@@ -279,17 +279,31 @@ export async function sharedSubscription(cluster: BrokerCluster, v: MqttVersion,
  * `publishers` connections share the count and a window of 256 unacknowledged publishes
  * (one: a busy server; many: phones).
  */
-export async function throughput(pubUrl: string, subUrl: string, v: MqttVersion, count: number, publishers = 1): Promise<number> {
-  const topic = topicOf('events');
+export async function throughput(
+  pubUrl: string,
+  subUrl: string,
+  v: MqttVersion,
+  count: number,
+  publishers = 1,
+  opts: { retain?: boolean; qos?: 0 | 1 } = {},
+): Promise<number> {
+  const qos = opts.qos ?? 1;
+  // Retained: each message on a topic of its own, as the server's locations push is one per phone.
+  const base = topicOf('events');
+  const run = base.split('/')[2]!;
+  const topic = opts.retain ? 'e911/v1/+/locations/set' : base;
+  const topicFor = (i: number) => (opts.retain ? `e911/v1/${run}r${i}/locations/set` : base);
   const sub = await connect(subUrl, { protocolVersion: v });
-  await sub.subscribeAsync(topic, { qos: 1 });
+  await sub.subscribeAsync(topic, { qos });
   const pubs = await Promise.all(Array.from({ length: publishers }, () => connect(pubUrl, { protocolVersion: v })));
   await new Promise((r) => setTimeout(r, 300));
   const payload = Buffer.alloc(200, 'x');
   let received = 0;
   const done = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`throughput: ${received} of ${count} received in 120 s`)), 120_000);
-    sub.on('message', () => {
+    sub.on('message', (t) => {
+      // Another run's retained messages on the same cluster are not this run's.
+      if (opts.retain && !t.startsWith(`e911/v1/${run}r`)) return;
       if (++received === count) {
         clearTimeout(timer);
         resolve();
@@ -309,8 +323,8 @@ export async function throughput(pubUrl: string, subUrl: string, v: MqttVersion,
           if (mine <= 0) return resolve();
           const next = () => {
             if (sent >= mine) return;
-            sent++;
-            pub.publish(topic, payload, { qos: 1 }, (err) => {
+            const i = p * per + sent++;
+            pub.publish(topicFor(i), payload, { qos, retain: opts.retain ?? false }, (err) => {
               if (err) return reject(err);
               if (++acked === mine) resolve();
               next();
