@@ -148,14 +148,18 @@ export async function startPhone(
   dir: string,
   creds: { username: string; password: string },
   deviceId = 'phone-1',
+  /** Another way to the broker (a relay in front of it), and the subscription QoS. */
+  via: { brokerUrl?: string; subscribeQos?: 0 | 1 } = {},
 ): Promise<Agent> {
+  const brokerUrl = via.brokerUrl ?? srv.app.brokerUrl;
   const setup = agentConfig(
     path.join(dir, deviceId),
-    { deviceId, brokerUrl: srv.app.brokerUrl, serverPublicKey: srv.keys.publicKey },
+    { deviceId, brokerUrl, serverPublicKey: srv.keys.publicKey },
     {
       broker: {
-        urls: [srv.app.brokerUrl],
+        urls: [brokerUrl],
         protocolVersion: 4,
+        ...(via.subscribeQos !== undefined ? { subscribeQos: via.subscribeQos } : {}),
         username: creds.username,
         password: creds.password,
         reconnectMinMs: 100,

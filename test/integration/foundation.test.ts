@@ -3,12 +3,12 @@
 // nothing, the outbox surviving a broker outage and a SIGKILL in the middle of a drain.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
-import mqttPacket, { type Packet } from 'mqtt-packet';
+import type { Packet } from 'mqtt-packet';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { startMqttRelay } from '../helpers/mqtt-relay.js';
 import { agentConfig, inProcessAgent, spawnAgent, waitFor, type AgentProcess } from '../helpers/agent.js';
 import { sampleAddress, signedPush, testKeys } from '../helpers/address.js';
 import { silentLog } from '../helpers/log.js';
@@ -166,27 +166,11 @@ describe.skipIf(gate.skip)('foundation against a real Mosquitto', () => {
   it('with broker.subscribeQos 0 the broker grants and delivers QoS 0; the push is applied and events/ack empties the outbox', async () => {
     // A relay between the phone and the broker reads what the broker sends the phone.
     const fromBroker: Packet[] = [];
-    const sockets = new Set<net.Socket>();
-    const relay = net.createServer((phone) => {
-      const up = net.connect(broker.port, '127.0.0.1');
-      const parser = mqttPacket.parser({ protocolVersion: 4 });
-      parser.on('packet', (p) => fromBroker.push(p));
-      up.on('data', (d: Buffer) => {
-        parser.parse(d);
-        phone.write(d);
-      });
-      phone.pipe(up);
-      for (const sock of [phone, up]) {
-        sockets.add(sock);
-        sock.on('error', () => undefined);
-        sock.on('close', () => {
-          phone.destroy();
-          up.destroy();
-        });
-      }
+    const relay = await startMqttRelay(broker.port, (p) => {
+      fromBroker.push(p);
+      return true;
     });
-    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', () => resolve()));
-    const relayUrl = `mqtt://127.0.0.1:${(relay.address() as net.AddressInfo).port}`;
+    const relayUrl = relay.url;
     const s = agentConfig(
       path.join(dir, 'phone-1'),
       { deviceId: 'phone-1', brokerUrl: relayUrl, serverPublicKey: keys.pair.publicKey },
@@ -222,10 +206,7 @@ describe.skipIf(gate.skip)('foundation against a real Mosquitto', () => {
       expect(publishes.filter((p) => p.qos !== 0)).toEqual([]);
     } finally {
       await agent.stop();
-      await new Promise<void>((resolve) => {
-        relay.close(() => resolve());
-        for (const sock of sockets) sock.destroy();
-      });
+      await relay.close();
     }
   });
 
