@@ -524,15 +524,23 @@ export class ServerApp {
     const after = this.opts.broker.resendAfterMs ?? DEFAULT_RESEND_AFTER_MS;
     if (after <= 0) return;
     // A quarter of the wait: a resend is at most 25% late.
+    let running = false;
     this.resendTimer = setInterval(
       () => {
+        // One at a time: a sweep with many phones to send may outlast the interval.
+        if (running) return;
+        running = true;
         this.sweeps.add(
-          this.resendUnconfirmed().catch((err: unknown) =>
-            // Its claim can meet another instance's writes to the same rows: the next sweep claims them.
-            isTransientConflict(err)
-              ? this.opts.log.warn({ err: (err as Error).message }, 'resend sweep lost a lock conflict: the next one takes its phones')
-              : this.opts.log.error({ err }, 'resend sweep failed'),
-          ),
+          this.resendUnconfirmed()
+            .catch((err: unknown) =>
+              // Its claim can meet another instance's writes to the same rows: the next sweep claims them.
+              isTransientConflict(err)
+                ? this.opts.log.warn({ err: (err as Error).message }, 'resend sweep lost a lock conflict: the next one takes its phones')
+                : this.opts.log.error({ err }, 'resend sweep failed'),
+            )
+            .finally(() => {
+              running = false;
+            }),
         );
       },
       Math.max(100, Math.floor(after / 4)),
@@ -542,7 +550,7 @@ export class ServerApp {
 
   /**
    * Stops in the order work flows, so that nothing reaches the store after it closed. First no
-   * new input: the silence sweep, the HTTP listener (requests under way finish), the phones'
+   * new input: the sweeps (silent phones, resends), the HTTP listener (requests under way finish), the phones'
    * reports (later ones are dropped; the phones send them again to the next instance). Then the
    * work already taken, each part after those that feed it: jobs and report batches queue
    * pushes. Then the link, which takes events until it closes (a 911 event is stored and
