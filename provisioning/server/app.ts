@@ -53,6 +53,8 @@ import type { SignedAddress } from '../protocol/messages.js';
 export const DEFAULT_RESEND_AFTER_MS = 60_000;
 /** Resends published at once. */
 const RESEND_WINDOW = 256;
+/** On NATS, connections that take turns with the retained locations pushes (ProvisioningServer.retainedLinks). */
+const NATS_RETAINED_LINKS = 8;
 
 export interface ServerAppOptions {
   dataDir: string;
@@ -292,6 +294,7 @@ export class ServerApp {
       ...(opts.broker.urls ? { brokerUrls: opts.broker.urls } : {}),
       ...(nats
         ? {
+            retainedLinks: NATS_RETAINED_LINKS,
             nats: {
               servers: nats.servers,
               // Phones may not subscribe to others' events at all on NATS, so the group's name need not be secret.

@@ -106,6 +106,15 @@ export interface ProvisioningServerOptions {
   nats?: Omit<NatsIntakeOptions, 'log'>;
   /** Several MQTT URLs (the broker's nodes): mqtt.js tries them in turn on reconnect. */
   brokerUrls?: readonly string[];
+  /**
+   * More MQTT connections, publish only, that take turns carrying the retained locations
+   * pushes (client ids `<clientId>-r1`...). NATS stores a retained message from the publishing
+   * connection's read loop before it reads the next: from one connection a push of the
+   * locations list to 100,000 phones took minutes (broker bench: 52 retained QoS 1 messages a
+   * second from one connection, 316 from eight). Only where client ids are not bound to the
+   * user (NATS): Mosquitto's would take each other's place.
+   */
+  retainedLinks?: number;
 }
 
 /**
@@ -116,8 +125,19 @@ export interface ProvisioningServerOptions {
 /** Stores an event; true when it is new. A rejection (or throw) leaves the event unacknowledged. */
 export type EventHandler = (e: EventPayload) => boolean | Promise<boolean>;
 
+/** Resolves on the client's first connect; rejects on an error before it. */
+function connected(client: MqttClient): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve());
+    client.once('error', reject);
+  });
+}
+
 export class ProvisioningServer extends EventEmitter<ServerEvents> {
   private client: MqttClient | null = null;
+  /** The retainedLinks' connections, and whose turn is next. */
+  private retainedClients: MqttClient[] = [];
+  private retainedTurn = 0;
   private readonly desired: DesiredAddressStore;
   /** The version last published to each phone by this process: spares a store read per state report. */
   private readonly desiredVersions = new Map<string, number>();
@@ -185,33 +205,12 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
 
   /** Connects; brokerUrl overrides the option (an embedded broker's port is known only once it listens). */
   async start(brokerUrl = this.opts.brokerUrl): Promise<void> {
-    const protocolVersion = this.opts.protocolVersion ?? 4;
     // On NATS the MQTT link only publishes: no subscription, so no session worth keeping.
     const publishOnly = this.opts.publishOnly === true || this.nats !== null;
-    const urls = this.opts.brokerUrls && this.opts.brokerUrls.length > 1 ? this.opts.brokerUrls : null;
-    const client = mqtt.connect(brokerUrl, {
-      // A stable id and a persistent session: the broker queues phones' events
-      // (QoS 1) while the server is away instead of dropping them.
-      clientId: this.opts.clientId ?? 'e911-server-main',
-      protocolVersion,
-      clean: publishOnly,
-      // Each reconnect tries the next node.
-      ...(urls
-        ? {
-            servers: urls.map((u) => {
-              const url = new URL(u);
-              return { host: url.hostname, port: Number(url.port) || 1883, protocol: url.protocol.replace(':', '') as 'mqtt' | 'mqtts' };
-            }),
-          }
-        : {}),
-      ...(protocolVersion === 5 && !this.opts.publishOnly ? { properties: { sessionExpiryInterval: 7 * 24 * 3600 } } : {}),
-      reconnectPeriod: this.opts.reconnectPeriodMs ?? 1000,
-      ...(this.opts.username ? { username: this.opts.username } : {}),
-      ...(this.opts.password ? { password: this.opts.password } : {}),
-      // The broker's certificate is always verified (mqtt.js's default): a CA is given, not switched off.
-      ...(this.opts.tls?.ca ? { ca: this.opts.tls.ca } : {}),
-      ...(this.opts.tls?.cert ? { cert: this.opts.tls.cert, key: this.opts.tls.key } : {}),
-    });
+    const clientId = this.opts.clientId ?? 'e911-server-main';
+    // A stable id and a persistent session: the broker queues phones' events
+    // (QoS 1) while the server is away instead of dropping them.
+    const client = mqtt.connect(brokerUrl, this.connectOptions(clientId, publishOnly));
     this.client = client;
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
     // mqtt.js sends the PUBACK when this calls back: events are acknowledged after they are stored.
@@ -237,11 +236,42 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
         else this.emit('connected');
       });
     });
-    await new Promise<void>((resolve, reject) => {
-      client.once('connect', () => resolve());
-      client.once('error', reject);
+    await connected(client);
+    this.retainedClients = Array.from({ length: this.opts.retainedLinks ?? 0 }, (_, k) => {
+      const c = mqtt.connect(brokerUrl, this.connectOptions(`${clientId}-r${k + 1}`, true));
+      c.on('error', (err) => this.opts.log.warn({ err: err.message, link: k + 1 }, 'retained-push link error'));
+      c.on('connect', () => (c.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true));
+      return c;
     });
+    await Promise.all(this.retainedClients.map(connected));
     if (this.nats) await this.nats.start((topic, payload) => this.receive(topic, payload));
+  }
+
+  /** mqtt.js's options for a connection of this server's login under `clientId`; clean: no persistent session. */
+  private connectOptions(clientId: string, clean: boolean): mqtt.IClientOptions {
+    const protocolVersion = this.opts.protocolVersion ?? 4;
+    const urls = this.opts.brokerUrls && this.opts.brokerUrls.length > 1 ? this.opts.brokerUrls : null;
+    return {
+      clientId,
+      protocolVersion,
+      clean,
+      // Each reconnect tries the next node.
+      ...(urls
+        ? {
+            servers: urls.map((u) => {
+              const url = new URL(u);
+              return { host: url.hostname, port: Number(url.port) || 1883, protocol: url.protocol.replace(':', '') as 'mqtt' | 'mqtts' };
+            }),
+          }
+        : {}),
+      ...(protocolVersion === 5 && !clean ? { properties: { sessionExpiryInterval: 7 * 24 * 3600 } } : {}),
+      reconnectPeriod: this.opts.reconnectPeriodMs ?? 1000,
+      ...(this.opts.username ? { username: this.opts.username } : {}),
+      ...(this.opts.password ? { password: this.opts.password } : {}),
+      // The broker's certificate is always verified (mqtt.js's default): a CA is given, not switched off.
+      ...(this.opts.tls?.ca ? { ca: this.opts.tls.ca } : {}),
+      ...(this.opts.tls?.cert ? { cert: this.opts.tls.cert, key: this.opts.tls.key } : {}),
+    };
   }
 
   /**
@@ -266,6 +296,8 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
     const client = this.client;
     this.client = null;
     if (client) await client.endAsync();
+    // After the pushes under way: endAsync sends what is queued first.
+    await Promise.all(this.retainedClients.splice(0).map((c) => c.endAsync()));
     if (this.notTaken > 0) {
       this.opts.log.info({ reports: this.notTaken }, 'phone reports that came while stopping were not taken: the phones send them again');
       this.notTaken = 0;
@@ -338,7 +370,10 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
       );
     }
     if (!this.client) throw new Error('server not started');
-    await this.client.publishAsync(topicFor(doc.deviceId, 'locations/set'), text, { qos: 1, retain: true });
+    // The retained links in turn, when there are any.
+    const links = this.retainedClients;
+    const link = links.length > 0 ? links[this.retainedTurn++ % links.length]! : this.client;
+    await link.publishAsync(topicFor(doc.deviceId, 'locations/set'), text, { qos: 1, retain: true });
     return signed;
   }
 

@@ -25,6 +25,8 @@ export interface ClusterNode {
   restart(): Promise<void>;
   /** The tail of the engine's own log (stderr), for a failing test to show. */
   logTail?(): string;
+  /** The engine's monitoring endpoint, when it has one (NATS: http://127.0.0.1:port, /connz and the like). */
+  monitorUrl?: string;
 }
 
 export interface BrokerCluster {
@@ -111,6 +113,7 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<B
       mqttUrl: `mqtt://127.0.0.1:${p.mqtt}`,
       mqttPort: p.mqtt,
       nativeUrl: `nats://127.0.0.1:${p.client}`,
+      monitorUrl: `http://127.0.0.1:${p.http}`,
       pid: () => (child && child.exitCode === null ? (child.pid ?? null) : null),
       logTail: () => stderr,
       start,

@@ -197,6 +197,38 @@ describe('provisioning server and agent on NATS, three nodes', () => {
     }
   });
 
+  it('pushes the locations lists over eight connections in turn (NATS stores a retained message before it reads the next from that connection)', async () => {
+    // Messages each of the server's MQTT connections has published, by client id, over all nodes.
+    const published = async () => {
+      const counts = new Map<string, number>();
+      for (const n of cluster.nodes) {
+        const z = (await (await fetch(`${n.monitorUrl}/connz?limit=10000`)).json()) as {
+          connections: { mqtt_client?: string; in_msgs: number }[];
+        };
+        for (const c of z.connections) if (c.mqtt_client?.startsWith('e911-server-')) counts.set(c.mqtt_client, c.in_msgs);
+      }
+      return counts;
+    };
+    const before = await published();
+    const issuedAt = new Date().toISOString();
+    for (let i = 0; i < 16; i++)
+      await a.link.pushLocations({
+        v: 1,
+        deviceId: `phone-rl${i}`,
+        version: 1,
+        issuedAt,
+        recommendations: false,
+        assignedLocationId: null,
+        locations: [],
+      });
+    const after = await published();
+    // Instance a's eight retained links, two lists each (the main links publish pushes and acks meanwhile).
+    const grew = [...after].filter(([id, n]) => /-r\d$/.test(id) && n > (before.get(id) ?? 0));
+    expect(grew).toHaveLength(8);
+    expect(new Set(grew.map(([id]) => id.replace(/-r\d$/, ''))).size).toBe(1);
+    expect(grew.map(([id, n]) => n - (before.get(id) ?? 0))).toEqual(Array(8).fill(2));
+  });
+
   it('refuses a wrong password and an unknown user', async () => {
     const tryLogin = (username: string, password: string) =>
       login(username, password).then(
