@@ -402,10 +402,14 @@ export class Pusher {
     const listHash = sha(canonicalJson(allRecommended));
     const civicText = new Map(locations.map((l) => [l.id, canonicalJson(l.civic)]));
     const companyCivic = account.defaultAddress ? canonicalJson(placeCivic(account.defaultAddress, account.name || undefined)) : null;
-    const sender = new WindowedSender(this.window, (err) => {
+    const failed = (err: Error) => {
       this.totals.failed++;
       log.warn({ err: err.message }, 'publish failed; the phone gets it when it reconnects');
-    });
+    };
+    // Addresses never wait behind locations lists: a retained list is stored by the broker before
+    // the next is read (NATS), and in one queue a chunk's lists held back the next chunk's addresses.
+    const addressSender = new WindowedSender(this.window, failed);
+    const locationsSender = new WindowedSender(this.window, failed);
     let addressCount = 0;
     let locationCount = 0;
 
@@ -532,14 +536,14 @@ export class Pusher {
       this.totals.skipped += skipped;
       for (const [deviceId, issued] of issuedHere) if (recorded.addresses.has(deviceId)) this.issued.set(deviceId, issued);
       for (const s of addresses) {
-        sender.add(async () => {
+        addressSender.add(async () => {
           await link.publishSigned(s);
           this.totals.addresses++;
           this.deps.onIssued?.(s.doc.deviceId, s.doc.version);
         });
       }
       for (const d of locationDocs) {
-        sender.add(async () => {
+        locationsSender.add(async () => {
           await link.pushLocations(d);
           this.totals.locations++;
         });
@@ -548,7 +552,7 @@ export class Pusher {
       locationCount += locationDocs.length;
       await new Promise((r) => setImmediate(r));
     }
-    await sender.drained();
+    await Promise.all([addressSender.drained(), locationsSender.drained()]);
     if (addressCount || locationCount) log.info({ addresses: addressCount, locations: locationCount }, 'pushed');
   }
 }

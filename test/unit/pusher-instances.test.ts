@@ -1,7 +1,8 @@
 // Two server instances share one database and push to the same phones. Each remembers the
 // version it issued last; the phone's report may come to the other one. The database, not
 // that memory, says whether the phone is ahead: trusting memory, the instances re-issued
-// above each other on every report (npm run bench -- scale, 2 and 3 instances).
+// above each other on every report (npm run bench -- scale, 2 and 3 instances). And a push's
+// addresses go out ahead of its retained locations lists, which NATS stores one at a time.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -149,6 +150,35 @@ describe('address versions with several server instances', () => {
     // found the content already issued. The document sent is the one recorded.
     expect(published.map((p) => `${p.signed.doc.deviceId} v${p.signed.doc.version}`).sort()).toEqual(phones.map((id) => `${id} v1`).sort());
     for (const { signed } of published) expect((await repo.issuedAddress(signed.doc.deviceId))?.signed).toBe(JSON.stringify(signed));
+  });
+});
+
+describe('the order of a push', () => {
+  it("a push's addresses do not wait behind its locations lists (a broker stores a retained list before it reads the next)", async () => {
+    const repo = tempRepo();
+    // More than one chunk of 500: the second chunk's addresses came after the first's lists.
+    const phones = await seedPhones(
+      repo,
+      Array.from({ length: 520 }, (_, i) => `desk-${i}`),
+    );
+    const published: string[] = [];
+    let release!: () => void;
+    const listsHeld = new Promise<void>((r) => {
+      release = r;
+    });
+    const link = {
+      ...fakeLink((signed) => published.push(signed.doc.deviceId)),
+      pushLocations: () => listsHeld,
+    } as unknown as ProvisioningServer;
+    const pusher = new Pusher({ repo, link, log: silentLog(), window: 8 });
+    const done = pusher.scheduleAll();
+    // Every phone's address goes out while no list has been stored yet.
+    const deadline = Date.now() + 10_000;
+    while (published.length < phones.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(published).toHaveLength(phones.length);
+    release();
+    await done;
+    expect(pusher.totals).toMatchObject({ addresses: phones.length, locations: phones.length, failed: 0 });
   });
 });
 
