@@ -444,7 +444,8 @@ class Workers {
   async mark(): Promise<number> {
     const round = ++this.round;
     for (const p of this.procs) p.send({ type: 'mark', round } satisfies ToWorker);
-    await this.until(() => this.marked.every((r) => r >= round), 30_000, `mark ${round}`);
+    // Workers reconnecting thousands of dropped phones on a loaded host answer late (100,000 phones: past 30 s).
+    await this.until(() => this.marked.every((r) => r >= round), 180_000, `mark ${round}`);
     return round;
   }
 

@@ -5,6 +5,8 @@ import { publicKeyFromText } from '../../provisioning/protocol/signing.js';
 import { SimPhone, connectRetrying, windowed } from './sim-phone.js';
 import { phoneId, phonePassword, sourceAddress } from './scale-plan.js';
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 export interface WorkerConnect {
   type: 'connect';
   /** The broker's MQTT ports: phone i goes to ports[i % ports.length] (a cluster's nodes). */
@@ -84,10 +86,14 @@ async function connect(c: WorkerConnect): Promise<void> {
     const opts = { protocolVersion: c.protocolVersion, subscribeQos: c.subscribeQos, localAddress: sourceAddress(i, c.perAddress) };
     p.onDrop = () => {
       drops++;
-      connectRetrying(p, i + 1, c.ports, opts, 600_000).then(
-        () => send({ type: 'drops', drops, reconnected: ++reconnected }),
-        (err: Error) => send({ type: 'error', message: `${p.id} dropped and not connected again: ${err.message}` }),
-      );
+      // After a random 0.5-5 s, as an agent's reconnect backoff (reconnectMinMs 500) spreads a
+      // node's dropped phones: all at once, 8,868 dropped phones kept the 100,000-phone run's workers from answering.
+      sleep(500 + Math.random() * 4500)
+        .then(() => connectRetrying(p, i + 1, c.ports, opts, 600_000))
+        .then(
+          () => send({ type: 'drops', drops, reconnected: ++reconnected }),
+          (err: Error) => send({ type: 'error', message: `${p.id} dropped and not connected again: ${err.message}` }),
+        );
     };
   }
   send({ type: 'connected', phones: n, ms: performance.now() - t0 });
