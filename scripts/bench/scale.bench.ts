@@ -8,12 +8,12 @@
 //  1. connecting and subscribing every phone;
 //  2. a location change pushed until every phone has applied it (each checks id, version and
 //     shape, every 100th also the signature, and reports a retained address/state);
-//  3. 911 events at a steady rate from 10 more phones, each to 2 emails accepted by an SMTP
+//  3. 911 events at a steady rate from 10 more phones (BENCH_SCALE_EVENT_PHONES), each to 2 emails accepted by an SMTP
 //     sink, p50 and p99;
 // with each process's CPU seconds over each phase (the server instances, the broker, the
 // phone workers), which shows what saturates first.
 // Knobs: BENCH_SCALE_PHONES (100000), BENCH_SCALE_WORKERS (one per 15,000 phones, at least 2), BENCH_SCALE_INSTANCES ("1,2,3"),
-// BENCH_SCALE_ROUNDS (3), BENCH_SCALE_EVENT_RATE (20 per s), BENCH_SCALE_EVENT_SECONDS (15),
+// BENCH_SCALE_ROUNDS (3), BENCH_SCALE_EVENT_RATE (20 per s), BENCH_SCALE_EVENT_SECONDS (15), BENCH_SCALE_EVENT_PHONES (10),
 // BENCH_SCALE_EMBEDDED (1; 0 skips the baseline), BENCH_SCALE_VERIFY_EVERY (100),
 // BENCH_SCALE_SERVER_MAIN (another tree's dist/provisioning/server/main.js: its server measured instead),
 // BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" for the instances' profiles),
@@ -81,7 +81,9 @@ const SUB_QOS = env.BENCH_SCALE_SUB_QOS === undefined ? null : Number(env.BENCH_
 if (SUB_QOS !== null && SUB_QOS !== 0 && SUB_QOS !== 1) throw new Error(`BENCH_SCALE_SUB_QOS: ${SUB_QOS} is not 0 or 1`);
 const subscribeQos = (broker: 'mosquitto' | 'nats'): 0 | 1 => (SUB_QOS as 0 | 1 | null) ?? (broker === 'nats' ? 0 : 1);
 const EMBEDDED_PHONES = Math.min(PHONES, Number(env.BENCH_SCALE_EMBEDDED_PHONES ?? PHONES));
-const EVENT_PHONES = 10;
+// The phones the 911 events come from, in turn. Each QoS 1 event is a replicated write on NATS, taken one after
+// another from its connection: 10 phones at 20/s send 2 a second each, where a real phone sends one per call.
+const EVENT_PHONES = Number(env.BENCH_SCALE_EVENT_PHONES ?? 10);
 const EMAILS_PER_EVENT = 2; // the event phone's user and the location's admin
 // Another tree's built server (its dist/provisioning/server/main.js), to measure a change against its base in one run.
 const SERVER_MAIN = env.BENCH_SCALE_SERVER_MAIN ?? path.resolve(here, '../../provisioning/server/main.js');
