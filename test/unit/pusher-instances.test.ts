@@ -154,7 +154,7 @@ describe('address versions with several server instances', () => {
 });
 
 describe('the order of a push', () => {
-  it("a push's addresses do not wait behind its locations lists (a broker stores a retained list before it reads the next)", async () => {
+  it("a push's addresses wait neither behind its own locations lists nor an earlier push's (a broker stores a retained list before it reads the next)", async () => {
     const repo = tempRepo();
     // More than one chunk of 500: the second chunk's addresses came after the first's lists.
     const phones = await seedPhones(
@@ -171,14 +171,20 @@ describe('the order of a push', () => {
       pushLocations: () => listsHeld,
     } as unknown as ProvisioningServer;
     const pusher = new Pusher({ repo, link, log: silentLog(), window: 8 });
-    const done = pusher.scheduleAll();
     // Every phone's address goes out while no list has been stored yet.
+    const first = pusher.scheduleAll();
     const deadline = Date.now() + 10_000;
     while (published.length < phones.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     expect(published).toHaveLength(phones.length);
+    await first;
+    // The next push (an admin's change) goes out while the first push's lists are still held.
+    await pusher.schedule(['desk-7'], { forceAddress: true });
+    expect(published.slice(phones.length)).toEqual(['desk-7']);
+    expect(pusher.totals.locations).toBe(0);
+    // idle() is the end of everything, the lists included.
     release();
-    await done;
-    expect(pusher.totals).toMatchObject({ addresses: phones.length, locations: phones.length, failed: 0 });
+    await pusher.idle();
+    expect(pusher.totals).toMatchObject({ addresses: phones.length + 1, locations: phones.length, failed: 0 });
   });
 });
 
