@@ -20,7 +20,7 @@
 // BENCH_SCALE_STORE ("sqlite"; "postgres" or "sqlite,postgres": the broker set-ups' instances on a
 // throwaway PostgreSQL cluster, durable as deployed, with fresh phones for each store),
 // BENCH_SCALE_BROKER ("mosquitto"; "nats" or "mosquitto,nats"), BENCH_SCALE_NATS_NODES (one per
-// 15,000 phones, at least 3), BENCH_SCALE_SUB_QOS (the phones' subscription QoS: by default what
+// 15,000 phones, at least 3), BENCH_SCALE_NATS_AUTH_TIMEOUT (seconds, NATS's default 2), BENCH_SCALE_SUB_QOS (the phones' subscription QoS: by default what
 // the agent is told to use, 1 on Mosquitto and 0 on NATS), BENCH_SCALE_EMBEDDED_PHONES (the
 // baseline's phones, the first of the same phones; all of them by default).
 // Over 400 lines: setup, two broker set-ups and the three measured phases with their CPU figures.
@@ -77,6 +77,8 @@ const BROKERS = (env.BENCH_SCALE_BROKER ?? 'mosquitto').split(',').map((x) => x.
 for (const b of BROKERS) if (b !== 'mosquitto' && b !== 'nats') throw new Error(`BENCH_SCALE_BROKER: unknown broker ${b}`);
 // Each node is one process with its own open-files limit, as one Mosquitto is.
 const NATS_NODES = Number(env.BENCH_SCALE_NATS_NODES ?? Math.max(3, Math.ceil(PHONES / 15_000)));
+// Seconds a node gives an MQTT client to log in (NATS's default, 2, when unset): under a reconnect storm logins took longer.
+const NATS_AUTH_TIMEOUT = env.BENCH_SCALE_NATS_AUTH_TIMEOUT ? Number(env.BENCH_SCALE_NATS_AUTH_TIMEOUT) : null;
 const SUB_QOS = env.BENCH_SCALE_SUB_QOS === undefined ? null : Number(env.BENCH_SCALE_SUB_QOS);
 if (SUB_QOS !== null && SUB_QOS !== 0 && SUB_QOS !== 1) throw new Error(`BENCH_SCALE_SUB_QOS: ${SUB_QOS} is not 0 or 1`);
 const subscribeQos = (broker: 'mosquitto' | 'nats'): 0 | 1 => (SUB_QOS as 0 | 1 | null) ?? (broker === 'nats' ? 0 : 1);
@@ -697,6 +699,8 @@ interface BrokerSetup {
   /** The arguments that put server instance k (0-based) on this broker. */
   serverArgs(k: number): string[];
   pids: number[];
+  /** NATS: the nodes' closed connections so far, counted by the reason the node gives. */
+  closedReasons?(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -716,7 +720,13 @@ async function startBroker(kind: 'mosquitto' | 'nats', root: string, confDir: st
   }
   // NATS resolves an include from the node's configuration folder, a sibling of root in the temp folder.
   const include = `../${path.basename(root)}/${path.relative(root, confDir)}/nats-auth.conf`;
-  const cluster = await startNatsCluster({ nodes: NATS_NODES, extraConfig: [`include "${include}"`], startTimeoutMs: 120_000 });
+  const cluster = await startNatsCluster({
+    nodes: NATS_NODES,
+    // Enough closed connections kept for their reasons to tell why phones were dropped (10,000 by default).
+    extraConfig: [`include "${include}"`, 'max_closed_clients: 200000'],
+    ...(NATS_AUTH_TIMEOUT ? { mqttConfig: [`authorization { timeout: ${NATS_AUTH_TIMEOUT} }`] } : {}),
+    startTimeoutMs: 120_000,
+  });
   const mqtt = cluster.nodes.map((n) => n.mqttUrl);
   const nats = cluster.nodes.map((n) => n.nativeUrl!);
   // Instance k starts on node k: the instances' links spread over the nodes.
@@ -736,6 +746,14 @@ async function startBroker(kind: 'mosquitto' | 'nats', root: string, confDir: st
       `s${k + 1}`,
     ],
     pids: cluster.nodes.map((n) => n.pid()!),
+    closedReasons: async () => {
+      const counts = new Map<string, number>();
+      for (const n of cluster.nodes) {
+        const z = (await (await fetch(`${n.monitorUrl}/connz?state=closed&limit=200000`)).json()) as { connections: { reason?: string }[] };
+        for (const c of z.connections) counts.set(c.reason ?? '?', (counts.get(c.reason ?? '?') ?? 0) + 1);
+      }
+      return [...counts].map(([r, n]) => `${r} ${n}`).join(', ');
+    },
     close: () => cluster.close(),
   };
 }
@@ -822,6 +840,7 @@ async function main(): Promise<void> {
           const f = await measure(label, { token, httpPort: ports[0]!, phones: PHONES, progress, workers, eventPhones, sink }, cpu);
           const d = workers.dropped();
           if (d.drops > 0) say(`  ${label}: the broker has dropped ${d.drops} phone connections so far, ${d.reconnected} connected again`);
+          if (b.closedReasons) say(`  ${label}: connections the nodes have closed so far, by reason: ${await b.closedReasons()}`);
           results.push({ label, setup, phones: PHONES, connectS: connectMs / 1000, ...f });
           for (const s of servers) await stopProcess(s, 10_000);
         }

@@ -52,31 +52,39 @@ export class SimPhone {
   connect(target: number | SimPhoneConnect): Promise<void> {
     const t = typeof target === 'number' ? { port: target } : target;
     this.version = t.protocolVersion ?? 5;
-    this.parser = mqttPacket.parser({ protocolVersion: this.version });
+    // This attempt's own socket and parser: a late packet of an abandoned attempt must not reach the next one's.
+    const parser = mqttPacket.parser({ protocolVersion: this.version });
+    const sock = net.connect({
+      port: t.port,
+      host: t.host ?? '127.0.0.1',
+      ...(t.localAddress ? { localAddress: t.localAddress } : {}),
+    });
+    this.parser = parser;
+    this.sock = sock;
     return new Promise<void>((resolveOk, rejectErr) => {
+      let up = false;
       // A broker that never answers (a NATS node still making its MQTT streams) fails the attempt, not the run.
-      const timer = setTimeout(() => {
-        this.sock.destroy();
-        rejectErr(new SimPhoneError(`${this.id}: no CONNACK and SUBACK within ${CONNECT_TIMEOUT_MS} ms`));
-      }, CONNECT_TIMEOUT_MS);
-      const resolve = () => {
-        clearTimeout(timer);
-        resolveOk();
-      };
+      const timer = setTimeout(
+        () => reject(new SimPhoneError(`${this.id}: no CONNACK and SUBACK within ${CONNECT_TIMEOUT_MS} ms`)),
+        CONNECT_TIMEOUT_MS,
+      );
       const reject = (err: Error) => {
         clearTimeout(timer);
-        this.sock.destroy();
+        sock.destroy();
         rejectErr(err);
       };
-      this.sock = net.connect({
-        port: t.port,
-        host: t.host ?? '127.0.0.1',
-        ...(t.localAddress ? { localAddress: t.localAddress } : {}),
+      sock.setNoDelay(true);
+      sock.on('error', reject);
+      sock.on('data', (d) => parser.parse(d));
+      sock.once('close', () => {
+        // Closed by the broker: before the handshake ended (a login it timed out, say) the attempt
+        // fails now; after it, the phone was dropped.
+        if (!up) return reject(new SimPhoneError(`${this.id}: closed before CONNACK and SUBACK`));
+        if (sock !== this.sock) return;
+        this.drops++;
+        this.onDrop?.();
       });
-      this.sock.setNoDelay(true);
-      this.sock.on('error', reject);
-      this.sock.on('data', (d) => this.parser.parse(d));
-      this.parser.on('packet', (p) => {
+      parser.on('packet', (p) => {
         if (p.cmd === 'connack') {
           // MQTT 5 says reasonCode, 3.1.1 returnCode.
           const code = (p as { reasonCode?: number }).reasonCode ?? (p as { returnCode?: number }).returnCode;
@@ -96,13 +104,9 @@ export class SimPhone {
           const granted = (p as mqttPacket.ISubackPacket).granted as number[];
           if (granted.some((g) => g >= 0x80)) reject(new SimPhoneError(`${this.id}: subscription refused (${granted.join(', ')})`));
           else {
-            const sock = this.sock;
-            sock.once('close', () => {
-              if (sock !== this.sock) return;
-              this.drops++;
-              this.onDrop?.();
-            });
-            resolve();
+            up = true;
+            clearTimeout(timer);
+            resolveOk();
           }
         } else if (p.cmd === 'publish') this.onPublish(p as mqttPacket.IPublishPacket);
       });
@@ -178,6 +182,8 @@ export async function connectRetrying(
       return attempt;
     } catch (err) {
       if (Date.now() > deadline) throw err;
+      // As an agent's backoff: an attempt closed at once is not repeated at once.
+      await new Promise((r) => setTimeout(r, 500 + Math.random() * 1000));
     }
   }
 }
