@@ -107,8 +107,8 @@ export interface ProvisioningServerOptions {
   /** Several MQTT URLs (the broker's nodes): mqtt.js tries them in turn on reconnect. */
   brokerUrls?: readonly string[];
   /**
-   * More MQTT connections, publish only, that take turns carrying the retained locations
-   * pushes (client ids `<clientId>-r1`...). NATS stores a retained message from the publishing
+   * More MQTT connections, publish only, that share the retained locations pushes, each phone's
+   * always on the same one (client ids `<clientId>-r1`...). NATS stores a retained message from the publishing
    * connection's read loop before it reads the next: from one connection a push of the
    * locations list to 100,000 phones took minutes (broker bench: 52 retained QoS 1 messages a
    * second from one connection, 316 from eight). Only where client ids are not bound to the
@@ -125,6 +125,13 @@ export interface ProvisioningServerOptions {
 /** Stores an event; true when it is new. A rejection (or throw) leaves the event unacknowledged. */
 export type EventHandler = (e: EventPayload) => boolean | Promise<boolean>;
 
+/** Which of `links` retained links carries a phone's locations lists (FNV-1a of the device id). */
+export function retainedLinkOf(deviceId: string, links: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < deviceId.length; i++) h = Math.imul(h ^ deviceId.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % links;
+}
+
 /** Resolves on the client's first connect; rejects on an error before it. */
 function connected(client: MqttClient): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -135,9 +142,8 @@ function connected(client: MqttClient): Promise<void> {
 
 export class ProvisioningServer extends EventEmitter<ServerEvents> {
   private client: MqttClient | null = null;
-  /** The retainedLinks' connections, and whose turn is next. */
+  /** The retainedLinks' connections. */
   private retainedClients: MqttClient[] = [];
-  private retainedTurn = 0;
   private readonly desired: DesiredAddressStore;
   /** The version last published to each phone by this process: spares a store read per state report. */
   private readonly desiredVersions = new Map<string, number>();
@@ -370,9 +376,10 @@ export class ProvisioningServer extends EventEmitter<ServerEvents> {
       );
     }
     if (!this.client) throw new Error('server not started');
-    // The retained links in turn, when there are any.
+    // A phone's lists always on the same retained link: one connection keeps their order, and
+    // two on different links could leave the older one retained for a phone that connects later.
     const links = this.retainedClients;
-    const link = links.length > 0 ? links[this.retainedTurn++ % links.length]! : this.client;
+    const link = links.length > 0 ? links[retainedLinkOf(doc.deviceId, links.length)]! : this.client;
     await link.publishAsync(topicFor(doc.deviceId, 'locations/set'), text, { qos: 1, retain: true });
     return signed;
   }
