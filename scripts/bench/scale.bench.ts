@@ -20,7 +20,7 @@
 // BENCH_SCALE_STORE ("sqlite"; "postgres" or "sqlite,postgres": the broker set-ups' instances on a
 // throwaway PostgreSQL cluster, durable as deployed, with fresh phones for each store),
 // BENCH_SCALE_BROKER ("mosquitto"; "nats" or "mosquitto,nats"), BENCH_SCALE_NATS_NODES (one per
-// 15,000 phones, at least 3), BENCH_SCALE_NATS_AUTH_TIMEOUT (seconds, NATS's default 2), BENCH_SCALE_SUB_QOS (the phones' subscription QoS: by default what
+// 15,000 phones, at least 3), BENCH_SCALE_NATS_AUTH_TIMEOUT (seconds, NATS's default 2), BENCH_SCALE_PUB_QOS (the phones' own publishes, 1), BENCH_SCALE_SUB_QOS (the phones' subscription QoS: by default what
 // the agent is told to use, 1 on Mosquitto and 0 on NATS), BENCH_SCALE_EMBEDDED_PHONES (the
 // baseline's phones, the first of the same phones; all of them by default).
 // Over 400 lines: setup, two broker set-ups and the three measured phases with their CPU figures.
@@ -82,6 +82,9 @@ const NATS_AUTH_TIMEOUT = env.BENCH_SCALE_NATS_AUTH_TIMEOUT ? Number(env.BENCH_S
 const SUB_QOS = env.BENCH_SCALE_SUB_QOS === undefined ? null : Number(env.BENCH_SCALE_SUB_QOS);
 if (SUB_QOS !== null && SUB_QOS !== 0 && SUB_QOS !== 1) throw new Error(`BENCH_SCALE_SUB_QOS: ${SUB_QOS} is not 0 or 1`);
 const subscribeQos = (broker: 'mosquitto' | 'nats'): 0 | 1 => (SUB_QOS as 0 | 1 | null) ?? (broker === 'nats' ? 0 : 1);
+// The phones' own publishes (1, as the agent's): 0 shows what NATS does without a JetStream write for each.
+const PUB_QOS = Number(env.BENCH_SCALE_PUB_QOS ?? 1) as 0 | 1;
+if (PUB_QOS !== 0 && PUB_QOS !== 1) throw new Error(`BENCH_SCALE_PUB_QOS: ${PUB_QOS} is not 0 or 1`);
 const EMBEDDED_PHONES = Math.min(PHONES, Number(env.BENCH_SCALE_EMBEDDED_PHONES ?? PHONES));
 // The phones the 911 events come from, in turn. Each QoS 1 event is a replicated write on NATS, taken one after
 // another from its connection: 10 phones at 20/s send 2 a second each, where a real phone sends one per call.
@@ -406,6 +409,7 @@ class Workers {
         ports,
         protocolVersion,
         subscribeQos,
+        publishQos: PUB_QOS,
         from: s.from,
         to: s.to,
         seed: pwSeed,
@@ -682,7 +686,7 @@ async function connectEventPhones(
   );
   // Their own source address, past the workers' ones.
   const from = sourceAddress(PHONES + PHONES_PER_ADDRESS, PHONES_PER_ADDRESS);
-  const opts = { protocolVersion, subscribeQos, localAddress: from };
+  const opts = { protocolVersion, subscribeQos, publishQos: PUB_QOS, localAddress: from };
   await Promise.all(phones.map((p, i) => connectRetrying(p, i, ports, opts, 60_000)));
   // Dropped, one connects again as an agent does (what it sent meanwhile is lost: a sim phone has no outbox).
   for (const [i, p] of phones.entries())

@@ -13,6 +13,7 @@ export interface WorkerConnect {
   ports: number[];
   protocolVersion: 4 | 5;
   subscribeQos: 0 | 1;
+  publishQos: 0 | 1;
   from: number;
   to: number;
   seed: string;
@@ -74,7 +75,12 @@ async function connect(c: WorkerConnect): Promise<void> {
     const i = index.get(p)!;
     // 10 minutes from this phone's first try: the whole storm of 100,000 phones on seven NATS
     // nodes takes about 18, and timed some out three times in a row.
-    const opts = { protocolVersion: c.protocolVersion, subscribeQos: c.subscribeQos, localAddress: sourceAddress(i, c.perAddress) };
+    const opts = {
+      protocolVersion: c.protocolVersion,
+      subscribeQos: c.subscribeQos,
+      publishQos: c.publishQos,
+      localAddress: sourceAddress(i, c.perAddress),
+    };
     retried += await connectRetrying(p, i, c.ports, opts, 600_000);
   });
   if (retried > 0) process.stdout.write(`  worker ${c.from}-${c.to}: ${retried} connects tried again\n`);
@@ -83,7 +89,12 @@ async function connect(c: WorkerConnect): Promise<void> {
   let reconnected = 0;
   for (const [j, p] of phones.entries()) {
     const i = c.from + j;
-    const opts = { protocolVersion: c.protocolVersion, subscribeQos: c.subscribeQos, localAddress: sourceAddress(i, c.perAddress) };
+    const opts = {
+      protocolVersion: c.protocolVersion,
+      subscribeQos: c.subscribeQos,
+      publishQos: c.publishQos,
+      localAddress: sourceAddress(i, c.perAddress),
+    };
     p.onDrop = () => {
       drops++;
       // After a random 0.5-5 s, as an agent's reconnect backoff (reconnectMinMs 500) spreads a

@@ -19,6 +19,8 @@ export interface SimPhoneConnect {
   localAddress?: string;
   /** The agent's `broker.subscribeQos`: 1 (Mosquitto), 0 on NATS, where each QoS 1 subscription is a replicated consumer. */
   subscribeQos?: 0 | 1;
+  /** The QoS of the phone's own publishes (status, reports, events): 1, as the agent; 0 to see what NATS does without their JetStream writes. */
+  publishQos?: 0 | 1;
 }
 
 /** No CONNACK and SUBACK within this: the attempt fails. */
@@ -30,6 +32,7 @@ export class SimPhone {
   private parser!: ReturnType<typeof mqttPacket.parser>;
   private version: 4 | 5 = 5;
   private nextId = 1;
+  private publishQos: 0 | 1 = 1;
   applied = 0;
   configSeen = 0;
   /** Times the broker closed this phone's connection after it was up. */
@@ -52,6 +55,7 @@ export class SimPhone {
   connect(target: number | SimPhoneConnect): Promise<void> {
     const t = typeof target === 'number' ? { port: target } : target;
     this.version = t.protocolVersion ?? 5;
+    this.publishQos = t.publishQos ?? 1;
     // This attempt's own socket and parser: a late packet of an abandoned attempt must not reach the next one's.
     const parser = mqttPacket.parser({ protocolVersion: this.version });
     const sock = net.connect({
@@ -123,8 +127,12 @@ export class SimPhone {
     });
   }
 
-  /** A QoS 1 publish under this phone's login (its events, its reports). */
+  /** A publish under this phone's login (its events, its reports), at its publishQos. */
   publish(topic: string, payload: string, retain = false): void {
+    if (this.publishQos === 0) {
+      this.send({ cmd: 'publish', topic, payload, qos: 0, retain });
+      return;
+    }
     this.send({ cmd: 'publish', topic, payload, qos: 1, retain, messageId: this.nextId++ });
     // Packet ids are 16-bit and never 0.
     if (this.nextId > 0xffff) this.nextId = 1;
