@@ -30,7 +30,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startMosquitto } from '../../test/helpers/mosquitto.js';
-import { startNatsCluster } from '../../test/helpers/nats-cluster.js';
+import { clusterConnections, startNatsCluster } from '../../test/helpers/nats-cluster.js';
 import { freePort } from '../../test/helpers/ports.js';
 import { stopProcess } from '../../test/helpers/process.js';
 import { startSmtpSink, type SmtpSink } from '../../test/helpers/smtp-sink.js';
@@ -751,10 +751,8 @@ async function startBroker(kind: 'mosquitto' | 'nats', root: string, confDir: st
     pids: cluster.nodes.map((n) => n.pid()!),
     closedReasons: async () => {
       const counts = new Map<string, number>();
-      for (const n of cluster.nodes) {
-        const z = (await (await fetch(`${n.monitorUrl}/connz?state=closed&limit=200000`)).json()) as { connections: { reason?: string }[] };
-        for (const c of z.connections) counts.set(c.reason ?? '?', (counts.get(c.reason ?? '?') ?? 0) + 1);
-      }
+      for (const c of await clusterConnections(cluster, 'state=closed'))
+        counts.set(c.reason ?? '?', (counts.get(c.reason ?? '?') ?? 0) + 1);
       return [...counts].map(([r, n]) => `${r} ${n}`).join(', ');
     },
     close: () => cluster.close(),

@@ -70,18 +70,19 @@ async function connect(c: WorkerConnect): Promise<void> {
   }
   const t0 = performance.now();
   const index = new Map(phones.map((p, j) => [p, c.from + j]));
+  // Phone i's connection, as every attempt makes it.
+  const optsOf = (i: number) => ({
+    protocolVersion: c.protocolVersion,
+    subscribeQos: c.subscribeQos,
+    publishQos: c.publishQos,
+    localAddress: sourceAddress(i, c.perAddress),
+  });
   let retried = 0;
   await windowed(phones, c.window, async (p) => {
     const i = index.get(p)!;
     // 10 minutes from this phone's first try: the whole storm of 100,000 phones on seven NATS
     // nodes takes about 18, and timed some out three times in a row.
-    const opts = {
-      protocolVersion: c.protocolVersion,
-      subscribeQos: c.subscribeQos,
-      publishQos: c.publishQos,
-      localAddress: sourceAddress(i, c.perAddress),
-    };
-    retried += await connectRetrying(p, i, c.ports, opts, 600_000);
+    retried += await connectRetrying(p, i, c.ports, optsOf(i), 600_000);
   });
   if (retried > 0) process.stdout.write(`  worker ${c.from}-${c.to}: ${retried} connects tried again\n`);
   // A phone the broker drops connects again, as an agent does (its "online" status has the server re-push it).
@@ -89,18 +90,12 @@ async function connect(c: WorkerConnect): Promise<void> {
   let reconnected = 0;
   for (const [j, p] of phones.entries()) {
     const i = c.from + j;
-    const opts = {
-      protocolVersion: c.protocolVersion,
-      subscribeQos: c.subscribeQos,
-      publishQos: c.publishQos,
-      localAddress: sourceAddress(i, c.perAddress),
-    };
     p.onDrop = () => {
       drops++;
       // After a random 0.5-5 s, as an agent's reconnect backoff (reconnectMinMs 500) spreads a
       // node's dropped phones: all at once, 8,868 dropped phones kept the 100,000-phone run's workers from answering.
       sleep(500 + Math.random() * 4500)
-        .then(() => connectRetrying(p, i + 1, c.ports, opts, 600_000))
+        .then(() => connectRetrying(p, i + 1, c.ports, optsOf(i), 600_000))
         .then(
           () => send({ type: 'drops', drops, reconnected: ++reconnected }),
           (err: Error) => send({ type: 'error', message: `${p.id} dropped and not connected again: ${err.message}` }),

@@ -154,6 +154,25 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<B
 }
 
 /** JetStream answers healthy on every node: a meta leader is elected and the MQTT streams can be made. */
+/** One NATS connection as the monitoring endpoint's /connz tells it (the fields the tests and benchmarks read). */
+export interface NatsConnection {
+  mqtt_client?: string;
+  in_msgs: number;
+  reason?: string;
+}
+
+/** /connz of every node, its connections together: `query` as /connz takes it ("state=closed", ...). */
+export async function clusterConnections(cluster: BrokerCluster, query = ''): Promise<NatsConnection[]> {
+  const all: NatsConnection[] = [];
+  for (const n of cluster.nodes) {
+    const z = (await (await fetch(`${n.monitorUrl}/connz?limit=200000${query ? `&${query}` : ''}`)).json()) as {
+      connections: NatsConnection[];
+    };
+    all.push(...z.connections);
+  }
+  return all;
+}
+
 async function waitHealthy(httpPorts: number[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { connect as natsConnect } from '@nats-io/transport-node';
-import { type BrokerCluster, startNatsCluster } from '../helpers/nats-cluster.js';
+import { type BrokerCluster, clusterConnections, startNatsCluster } from '../helpers/nats-cluster.js';
 import { agentConfig, inProcessAgent } from '../helpers/agent.js';
 import { HQ } from '../helpers/server-app.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
@@ -200,16 +200,10 @@ describe('provisioning server and agent on NATS, three nodes', () => {
 
   it("pushes the locations lists over eight connections, each phone's always on the same one (NATS stores a retained message before it reads the next from that connection)", async () => {
     // Messages each of the server's MQTT connections has published, by client id, over all nodes.
-    const published = async () => {
-      const counts = new Map<string, number>();
-      for (const n of cluster.nodes) {
-        const z = (await (await fetch(`${n.monitorUrl}/connz?limit=10000`)).json()) as {
-          connections: { mqtt_client?: string; in_msgs: number }[];
-        };
-        for (const c of z.connections) if (c.mqtt_client?.startsWith('e911-server-')) counts.set(c.mqtt_client, c.in_msgs);
-      }
-      return counts;
-    };
+    const published = async () =>
+      new Map(
+        (await clusterConnections(cluster)).flatMap((c) => (c.mqtt_client?.startsWith('e911-server-') ? [[c.mqtt_client, c.in_msgs]] : [])),
+      );
     const phones = Array.from({ length: 24 }, (_, i) => `phone-rl${i}`);
     const before = await published();
     const issuedAt = new Date().toISOString();
