@@ -10,7 +10,7 @@ import { networkSchema } from './location/config.js';
 
 const brokerUrl = z.string().regex(/^(mqtts?|wss?|tcp|tls):\/\/[^\s]+$/, 'must be a URL like mqtt://host:1883 or mqtts://host:8883');
 
-export const configSchema = z.strictObject({
+const configFields = z.strictObject({
   deviceId: z.string().refine(isValidDeviceId, 'must be 1-64 of letters, digits, dot, dash, underscore'),
   dataDir: z.string().min(1).default('/var/lib/e911-agent'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -29,6 +29,14 @@ export const configSchema = z.strictObject({
        * events/ack already cover a message lost with the connection.
        */
       subscribeQos: z.union([z.literal(0), z.literal(1)], { message: 'must be 0 or 1' }).default(1),
+      /**
+       * QoS of everything the phone publishes (events, reports, status, will). 0 for NATS: a
+       * node writes each QoS 1 publish to a replicated stream before its PUBACK, which nobody
+       * reads (the server reads phones through a core queue group); under a push's 45,000
+       * reports those writes time out and the node drops the phones (docs/scale.md). Needs
+       * outbox.serverConfirms 'all': events/ack is then what says an event arrived.
+       */
+      publishQos: z.union([z.literal(0), z.literal(1)], { message: 'must be 0 or 1' }).default(1),
       username: z.string().optional(),
       password: z.string().optional(),
       tls: z
@@ -99,6 +107,11 @@ export const configSchema = z.strictObject({
   network: networkSchema,
 });
 
+export const configSchema = configFields.refine((c) => c.broker.publishQos === 1 || c.outbox.serverConfirms === 'all', {
+  message: "0 needs outbox.serverConfirms 'all': at QoS 0 only the server's events/ack says an event arrived",
+  path: ['broker', 'publishQos'],
+});
+
 export type AgentConfig = z.infer<typeof configSchema>;
 
 type EnvParser = (raw: string) => unknown;
@@ -127,6 +140,7 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; parse: EnvParser }>
   E911_BROKER_URLS: { path: ['broker', 'urls'], parse: list },
   E911_MQTT_VERSION: { path: ['broker', 'protocolVersion'], parse: int },
   E911_MQTT_SUBSCRIBE_QOS: { path: ['broker', 'subscribeQos'], parse: int },
+  E911_MQTT_PUBLISH_QOS: { path: ['broker', 'publishQos'], parse: int },
   E911_BROKER_USERNAME: { path: ['broker', 'username'], parse: text },
   E911_BROKER_PASSWORD: { path: ['broker', 'password'], parse: text },
   E911_TLS_CA: { path: ['broker', 'tls', 'ca'], parse: text },

@@ -64,8 +64,6 @@ export interface LinkDeps {
 export const STREAM_PAYLOAD_OVER = 64 * 1024;
 
 const RETAINED_KINDS = ['address/state', 'location'] as const;
-/** QoS 1 options for every event: mqtt.js copies them, never changes them. */
-const QOS1 = { qos: 1 } as const;
 type RetainedKind = (typeof RETAINED_KINDS)[number];
 
 export class MqttLink {
@@ -94,9 +92,14 @@ export class MqttLink {
   private framer: PublishFramer<StreamedPayload> | null = null;
   /** Large pushes streamed (checked at each packet): the benchmark's A/B turns it off. */
   streamLargePushes = true;
+  /** Options of every publish, at broker.publishQos: mqtt.js copies them, never changes them. */
+  private readonly eventOpts: { qos: 0 | 1 };
+  private readonly retainOpts: { qos: 0 | 1; retain: true };
 
   constructor(private readonly deps: LinkDeps) {
     this.random = deps.random ?? Math.random;
+    this.eventOpts = { qos: deps.config.broker.publishQos };
+    this.retainOpts = { qos: deps.config.broker.publishQos, retain: true };
     const t = deps.config.broker.tls;
     // Read once at start: nothing on the reconnect path touches the disk.
     this.tls = {
@@ -144,7 +147,7 @@ export class MqttLink {
     if (!client) return;
     const goodbye = new Promise<void>((resolve) => {
       if (!client.connected) return resolve();
-      client.publish(this.topic('status'), JSON.stringify(this.statusPayload('offline')), { qos: 1, retain: true }, () => resolve());
+      client.publish(this.topic('status'), JSON.stringify(this.statusPayload('offline')), this.retainOpts, () => resolve());
     });
     await withTimeout(goodbye, timeoutMs / 2);
     await withTimeout(new Promise<void>((resolve) => client.end(false, {}, () => resolve())), timeoutMs / 2);
@@ -156,7 +159,7 @@ export class MqttLink {
     const text = JSON.stringify(value);
     if (this.retained.get(kind) === text) return;
     this.retained.set(kind, text);
-    if (this.client?.connected) this.client.publish(this.topic(kind), text, { qos: 1, retain: true });
+    if (this.client?.connected) this.client.publish(this.topic(kind), text, this.retainOpts);
   }
 
   private topic(kind: TopicKind, name?: string): string {
@@ -194,7 +197,7 @@ export class MqttLink {
       // the broker drops it instead (and logs it). Between the two bounds it still arrives,
       // and is refused and reported as too large.
       ...(config.broker.protocolVersion === 5 ? { properties: { maximumPacketSize: MAX_LOCATIONS_PAYLOAD_BYTES + 64 * 1024 } } : {}),
-      will: { topic: this.topic('status'), payload: Buffer.from(JSON.stringify(this.statusPayload('offline'))), qos: 1, retain: true },
+      will: { topic: this.topic('status'), payload: Buffer.from(JSON.stringify(this.statusPayload('offline'))), ...this.retainOpts },
       ...(config.broker.username !== undefined ? { username: config.broker.username } : {}),
       ...(config.broker.password !== undefined ? { password: config.broker.password } : {}),
       ...this.tls,
@@ -235,8 +238,8 @@ export class MqttLink {
         () => {
           this.settleSubscribed();
           // "online" is said once the phone can hear the server: a push sent on it is not lost.
-          client.publish(this.topic('status'), JSON.stringify(this.statusPayload('online')), { qos: 1, retain: true });
-          for (const [kind, text] of this.retained) client.publish(this.topic(kind), text, { qos: 1, retain: true });
+          client.publish(this.topic('status'), JSON.stringify(this.statusPayload('online')), this.retainOpts);
+          for (const [kind, text] of this.retained) client.publish(this.topic(kind), text, this.retainOpts);
           this.startHeartbeat(client);
         },
       );
@@ -325,7 +328,7 @@ export class MqttLink {
     if (!sec) return;
     this.heartbeatTimer = setInterval(() => {
       if (client !== this.client || !client.connected) return;
-      client.publish(this.topic('status'), JSON.stringify(this.statusPayload('online')), { qos: 1, retain: true });
+      client.publish(this.topic('status'), JSON.stringify(this.statusPayload('online')), this.retainOpts);
     }, sec * 1000);
     this.heartbeatTimer.unref();
   }
@@ -351,7 +354,7 @@ export class MqttLink {
 
   private publishEvent(client: MqttClient, topic: string, payload: string, done: (err?: Error) => void): void {
     this.corkForThisTick(client);
-    client.publish(topic, payload, QOS1, done);
+    client.publish(topic, payload, this.eventOpts, done);
   }
 
   /** Publishes made in one turn of the event loop leave in one write, not one each. */
@@ -441,7 +444,7 @@ export class MqttLink {
   private runCommand(client: MqttClient, name: string, cmd: PayloadOf<'cmd'>): void {
     const reply = (body: { ok: boolean; result?: unknown; error?: string }) => {
       if (client.connected) {
-        client.publish(this.topic('response', name), JSON.stringify({ v: 1, correlationId: cmd.correlationId, ...body }), { qos: 1 });
+        client.publish(this.topic('response', name), JSON.stringify({ v: 1, correlationId: cmd.correlationId, ...body }), this.eventOpts);
       }
     };
     this.deps.handlers.command(name, cmd).then(

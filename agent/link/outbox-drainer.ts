@@ -1,6 +1,8 @@
 // Drains the SQLite outbox to the broker: in order, QoS 1, a bounded window in
 // flight, each row removed only after its PUBACK. SQLite is the only queue: after
-// a disconnect everything unacknowledged is sent again from the table.
+// a disconnect everything unacknowledged is sent again from the table. At
+// broker.publishQos 0 (NATS) "acknowledged" is "written to the socket", and the
+// config requires every event to wait for events/ack (below).
 //
 // Events are kept past the PUBACK: the broker having them is not the server
 // having them (a server killed, a broker killed or restarted without

@@ -14,12 +14,14 @@ export interface MqttRelay {
 /**
  * Passes everything; each packet from the broker to the phone is shown to `fromBroker` first,
  * and is dropped when it returns false (as a broker under load, or a route between nodes, may
- * lose a QoS 0 message while the connection stays up).
+ * lose a QoS 0 message while the connection stays up). `fromPhone`, if given, does the same
+ * the other way.
  */
 export async function startMqttRelay(
   brokerPort: number,
   fromBroker: (p: Packet) => boolean,
   protocolVersion: 4 | 5 = 4,
+  fromPhone?: (p: Packet) => boolean,
 ): Promise<MqttRelay> {
   let connections = 0;
   const sockets = new Set<net.Socket>();
@@ -31,7 +33,15 @@ export async function startMqttRelay(
       if (fromBroker(p)) phone.write(mqttPacket.generate(p, { protocolVersion }));
     });
     up.on('data', (d: Buffer) => parser.parse(d));
-    phone.pipe(up);
+    if (fromPhone) {
+      const phoneParser = mqttPacket.parser({ protocolVersion });
+      phoneParser.on('packet', (p) => {
+        if (fromPhone(p)) up.write(mqttPacket.generate(p, { protocolVersion }));
+      });
+      phone.on('data', (d: Buffer) => phoneParser.parse(d));
+    } else {
+      phone.pipe(up);
+    }
     for (const sock of [phone, up]) {
       sockets.add(sock);
       sock.on('error', () => undefined);

@@ -210,6 +210,67 @@ describe.skipIf(gate.skip)('foundation against a real Mosquitto', () => {
     }
   });
 
+  it('with broker.publishQos 0 every publish (will too) is QoS 0, and a 911 event lost on the way is sent again until events/ack', async () => {
+    const fromPhone: Packet[] = [];
+    let lost = 0;
+    const relay = await startMqttRelay(
+      broker.port,
+      () => true,
+      4,
+      (p) => {
+        fromPhone.push(p);
+        // The first 911 event is lost on the way, as a QoS 0 publish may be.
+        const isEmergency = p.cmd === 'publish' && p.topic.endsWith('/events') && p.payload.toString().includes('"emergency-call"');
+        if (isEmergency && lost === 0) {
+          lost++;
+          return false;
+        }
+        return true;
+      },
+    );
+    const s = agentConfig(
+      path.join(dir, 'phone-1'),
+      { deviceId: 'phone-1', brokerUrl: relay.url, serverPublicKey: keys.pair.publicKey },
+      {
+        broker: { urls: [relay.url], protocolVersion: 4, subscribeQos: 0, publishQos: 0, reconnectMinMs: 100, reconnectMaxMs: 1000 },
+        outbox: { serverAckTimeoutMs: 500 },
+      },
+    );
+    const { agent } = inProcessAgent(s);
+    await agent.start();
+    try {
+      await waitFor(() => server.phone('phone-1')?.online === true, 5000);
+      const id = agent.emit('emergency-call', { numberDialed: '911', callback: '+14085550100' });
+      const emergencies = () => events.filter((e) => e.id === id);
+      await waitFor(
+        () => emergencies().length === 1,
+        5000,
+        () => JSON.stringify(events.map((e) => e.type)),
+      );
+      // Sent twice (the first lost), stored once, and gone from the outbox once the server said so.
+      expect(lost).toBe(1);
+      const sent = fromPhone.filter((p) => p.cmd === 'publish' && p.payload.toString().includes(id));
+      expect(sent).toHaveLength(2);
+      await waitFor(
+        () => (agent.status().outbox as { backlog: number }).backlog === 0,
+        5000,
+        () => JSON.stringify(agent.status().outbox),
+      );
+      expect(duplicates.filter((e) => e.id === id)).toHaveLength(0);
+
+      const connect = fromPhone.find((p) => p.cmd === 'connect');
+      expect(connect?.cmd === 'connect' && connect.will).toMatchObject({ topic: 'e911/v1/phone-1/status', qos: 0, retain: true });
+      const publishes = fromPhone.flatMap((p) => (p.cmd === 'publish' ? [{ topic: p.topic, qos: p.qos }] : []));
+      expect(publishes).toContainEqual({ topic: 'e911/v1/phone-1/status', qos: 0 });
+      expect(publishes).toContainEqual({ topic: 'e911/v1/phone-1/events', qos: 0 });
+      expect(publishes.filter((p) => p.qos !== 0)).toEqual([]);
+      expect(fromPhone.filter((p) => p.cmd === 'puback')).toEqual([]);
+    } finally {
+      await agent.stop();
+      await relay.close();
+    }
+  });
+
   it('queues events while the broker is down and delivers each exactly once after it returns', async () => {
     const s = setup();
     const { agent } = inProcessAgent(s);

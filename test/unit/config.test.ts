@@ -22,7 +22,7 @@ describe('config', () => {
       deviceId: 'phone-1',
       logLevel: 'info',
       dataDir: '/var/lib/e911-agent',
-      broker: { protocolVersion: 5, subscribeQos: 1, keepaliveSec: 30 },
+      broker: { protocolVersion: 5, subscribeQos: 1, publishQos: 1, keepaliveSec: 30 },
     });
     expect(c.outbox).toEqual({ maxEvents: 10_000, window: 64, serverAckTimeoutMs: 30_000, serverConfirms: 'all' });
     expect(c.recovery).toEqual({ minMs: 1000, maxMs: 60_000 });
@@ -50,6 +50,21 @@ describe('config', () => {
     expect(() => parseConfig(minimal, { E911_MQTT_SUBSCRIBE_QOS: 'x' })).toThrow(
       'broker.subscribeQos (from E911_MQTT_SUBSCRIBE_QOS): must be 0 or 1',
     );
+  });
+
+  it('publishes at QoS 1 by default; 0 from the file or E911_MQTT_PUBLISH_QOS, only while every event waits for events/ack', () => {
+    expect(parseConfig(minimal).broker.publishQos).toBe(1);
+    expect(parseConfig({ ...minimal, broker: { ...minimal.broker, publishQos: 0 } }).broker.publishQos).toBe(0);
+    expect(parseConfig(minimal, { E911_MQTT_PUBLISH_QOS: '0' }).broker.publishQos).toBe(0);
+    expect(problems({ ...minimal, broker: { ...minimal.broker, publishQos: 2 } })).toEqual(['broker.publishQos']);
+    expect(problems(minimal, { E911_MQTT_PUBLISH_QOS: 'x' })).toEqual(['broker.publishQos (from E911_MQTT_PUBLISH_QOS)']);
+    // At QoS 0 nothing but events/ack says an event arrived: 'emergency' would let the rest go unconfirmed.
+    const unconfirmed = { ...minimal, outbox: { serverConfirms: 'emergency' } };
+    expect(parseConfig(unconfirmed).broker.publishQos).toBe(1);
+    expect(() => parseConfig(unconfirmed, { E911_MQTT_PUBLISH_QOS: '0' })).toThrow(
+      "broker.publishQos (from E911_MQTT_PUBLISH_QOS): 0 needs outbox.serverConfirms 'all'",
+    );
+    expect(problems({ ...unconfirmed, broker: { ...minimal.broker, publishQos: 0 } })).toEqual(['broker.publishQos']);
   });
 
   it('names every bad key at once, and where an env value came from', () => {
