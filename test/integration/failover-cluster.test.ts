@@ -199,8 +199,10 @@ describe.skipIf(gate.skip)('failover: one broker node and one server instance SI
             reconnectMinMs: 200,
             reconnectMaxMs: 2000,
             heartbeatSec: 1,
-            // As NATS deployments run (docs/scale.md): a QoS 1 subscription is a replicated JetStream consumer.
+            // As NATS deployments run (docs/scale.md): a QoS 1 subscription is a replicated JetStream consumer,
+            // and a QoS 1 publish a write to a replicated stream that nobody reads.
             subscribeQos: 0,
+            publishQos: 0,
           },
           // An event a dead instance took and never stored is sent again after 2 s.
           outbox: { serverAckTimeoutMs: 2000 },
