@@ -20,9 +20,9 @@
 // BENCH_SCALE_STORE ("sqlite"; "postgres" or "sqlite,postgres": the broker set-ups' instances on a
 // throwaway PostgreSQL cluster, durable as deployed, with fresh phones for each store),
 // BENCH_SCALE_BROKER ("mosquitto"; "nats" or "mosquitto,nats"), BENCH_SCALE_NATS_NODES (one per
-// 15,000 phones, at least 3), BENCH_SCALE_NATS_AUTH_TIMEOUT (seconds, NATS's default 2), BENCH_SCALE_PUB_QOS (the phones' own publishes, 1), BENCH_SCALE_SUB_QOS (the phones' subscription QoS: by default what
+// 15,000 phones, at least 3), BENCH_SCALE_NATS_AUTH_TIMEOUT (seconds, NATS's default 2), BENCH_SCALE_PUB_QOS (the phones' own publishes: by default what the agent is told, 1 on Mosquitto and 0 on NATS), BENCH_SCALE_SUB_QOS (the phones' subscription QoS: by default what
 // the agent is told to use, 1 on Mosquitto and 0 on NATS), BENCH_SCALE_EMBEDDED_PHONES (the
-// baseline's phones, the first of the same phones; all of them by default).
+// baseline's phones, the first of the same phones, in a store of their own; all of them by default).
 // Over 400 lines: setup, two broker set-ups and the three measured phases with their CPU figures.
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -82,9 +82,10 @@ const NATS_AUTH_TIMEOUT = env.BENCH_SCALE_NATS_AUTH_TIMEOUT ? Number(env.BENCH_S
 const SUB_QOS = env.BENCH_SCALE_SUB_QOS === undefined ? null : Number(env.BENCH_SCALE_SUB_QOS);
 if (SUB_QOS !== null && SUB_QOS !== 0 && SUB_QOS !== 1) throw new Error(`BENCH_SCALE_SUB_QOS: ${SUB_QOS} is not 0 or 1`);
 const subscribeQos = (broker: 'mosquitto' | 'nats'): 0 | 1 => (SUB_QOS as 0 | 1 | null) ?? (broker === 'nats' ? 0 : 1);
-// The phones' own publishes (1, as the agent's): 0 shows what NATS does without a JetStream write for each.
-const PUB_QOS = Number(env.BENCH_SCALE_PUB_QOS ?? 1) as 0 | 1;
-if (PUB_QOS !== 0 && PUB_QOS !== 1) throw new Error(`BENCH_SCALE_PUB_QOS: ${PUB_QOS} is not 0 or 1`);
+const PUB_QOS = env.BENCH_SCALE_PUB_QOS === undefined ? null : Number(env.BENCH_SCALE_PUB_QOS);
+if (PUB_QOS !== null && PUB_QOS !== 0 && PUB_QOS !== 1) throw new Error(`BENCH_SCALE_PUB_QOS: ${PUB_QOS} is not 0 or 1`);
+// The phones' own publishes, as the agent is told (broker.publishQos): 0 on NATS, where each QoS 1 publish is a replicated write.
+const publishQos = (broker: 'mosquitto' | 'nats'): 0 | 1 => (PUB_QOS as 0 | 1 | null) ?? (broker === 'nats' ? 0 : 1);
 const EMBEDDED_PHONES = Math.min(PHONES, Number(env.BENCH_SCALE_EMBEDDED_PHONES ?? PHONES));
 // The phones the 911 events come from, in turn. Each QoS 1 event is a replicated write on NATS, taken one after
 // another from its connection: 10 phones at 20/s send 2 a second each, where a real phone sends one per call.
@@ -197,10 +198,29 @@ async function seed(
   if (BROKERS.includes('nats')) writeFileSync(path.join(confDir, 'nats-auth.conf'), (await renderNatsConfig(repo)).conf, { mode: 0o600 });
   await repo.close();
   say(`setup: ${PHONES} + ${EVENT_PHONES} users, phones and broker logins in ${(ms(t0) / 1000).toFixed(1)} s`);
+  if (EMBEDDED && EMBEDDED_PHONES < PHONES) {
+    // The baseline's store holds only its own phones: an embedded server seeded with all of them
+    // would keep a retained locations list for each, which aedes tests every new subscription against.
+    const dir = embeddedSeedDir(seedDir);
+    mkdirSync(dir);
+    cpSync(path.join(seedDir, 'signing-key.json'), path.join(dir, 'signing-key.json'));
+    const embedded = new Repo({ dataDir: dir });
+    await seedRepo(embedded, dir, smtpPort, credential, token, EMBEDDED_PHONES);
+    await embedded.close();
+  }
   return { token, publicKey: pair.publicKey };
 }
 
-async function seedRepo(repo: Repo, dataDir: string, smtpPort: number, credential: Credential, token: string): Promise<void> {
+const embeddedSeedDir = (seedDir: string) => (EMBEDDED_PHONES < PHONES ? `${seedDir}-embedded` : seedDir);
+
+async function seedRepo(
+  repo: Repo,
+  dataDir: string,
+  smtpPort: number,
+  credential: Credential,
+  token: string,
+  phones = PHONES,
+): Promise<void> {
   for (const n of [1, 2, 3]) await loadOrCreateServerCredentials(dataDir, `s${n}`, repo);
   await repo.transaction(async () => {
     await repo.updateAccount({ name: 'Bench Corp', contactEmail: 'it@example.com' });
@@ -218,7 +238,7 @@ async function seedRepo(repo: Repo, dataDir: string, smtpPort: number, credentia
       const c = credential(id);
       await repo.setDeviceCredential(id, c.mosquitto, c.bcrypt);
     };
-    for (let i = 0; i < PHONES; i++) await add(phoneId(i), `u${i}`, []);
+    for (let i = 0; i < phones; i++) await add(phoneId(i), `u${i}`, []);
     for (let i = 0; i < EVENT_PHONES; i++) await add(`evt-${i}`, `desk${i}`, [`desk${i}@example.com`]);
     await repo.setE911(true);
     await repo.createToken('bench', token);
@@ -366,6 +386,7 @@ class Workers {
     ports: number[],
     protocolVersion: 4 | 5,
     subscribeQos: 0 | 1,
+    publishQos: 0 | 1,
     pwSeed: string,
     publicKey: string,
     phones: number,
@@ -409,7 +430,7 @@ class Workers {
         ports,
         protocolVersion,
         subscribeQos,
-        publishQos: PUB_QOS,
+        publishQos,
         from: s.from,
         to: s.to,
         seed: pwSeed,
@@ -668,6 +689,7 @@ async function connectEventPhones(
   ports: number[],
   protocolVersion: 4 | 5,
   subscribeQos: 0 | 1,
+  publishQos: 0 | 1,
   pwSeed: string,
   publicKey: string,
 ): Promise<SimPhone[]> {
@@ -686,7 +708,7 @@ async function connectEventPhones(
   );
   // Their own source address, past the workers' ones.
   const from = sourceAddress(PHONES + PHONES_PER_ADDRESS, PHONES_PER_ADDRESS);
-  const opts = { protocolVersion, subscribeQos, publishQos: PUB_QOS, localAddress: from };
+  const opts = { protocolVersion, subscribeQos, publishQos, localAddress: from };
   await Promise.all(phones.map((p, i) => connectRetrying(p, i, ports, opts, 60_000)));
   // Dropped, one connects again as an agent does (what it sent meanwhile is lost: a sim phone has no outbox).
   for (const [i, p] of phones.entries())
@@ -700,6 +722,7 @@ interface BrokerSetup {
   ports: number[];
   protocolVersion: 4 | 5;
   subscribeQos: 0 | 1;
+  publishQos: 0 | 1;
   /** The arguments that put server instance k (0-based) on this broker. */
   serverArgs(k: number): string[];
   pids: number[];
@@ -717,6 +740,7 @@ async function startBroker(kind: 'mosquitto' | 'nats', root: string, confDir: st
       ports: [broker.port],
       protocolVersion: 5,
       subscribeQos: subscribeQos('mosquitto'),
+      publishQos: publishQos('mosquitto'),
       serverArgs: (k) => ['--broker', broker.url, '--mqtt-version', '5', '--share-group', 'e911-server', '--instance', `s${k + 1}`],
       pids: [findChild('mosquitto')],
       close: () => broker.close(),
@@ -738,6 +762,7 @@ async function startBroker(kind: 'mosquitto' | 'nats', root: string, confDir: st
     ports: cluster.nodes.map((n) => n.mqttPort),
     protocolVersion: 4,
     subscribeQos: subscribeQos('nats'),
+    publishQos: publishQos('nats'),
     serverArgs: (k) => [
       '--broker',
       from(mqtt, k).join(','),
@@ -774,9 +799,9 @@ async function main(): Promise<void> {
   let pgc: PgCluster | null = null;
   let setups = 0;
   // Each set-up on a fresh copy of the seeded store: what one issued would look applied to the next one's new phones.
-  const freshDataDir = () => {
+  const freshDataDir = (from = seedDir) => {
     const dir = path.join(root, `data-${++setups}`);
-    cpSync(seedDir, dir, { recursive: true });
+    cpSync(from, dir, { recursive: true });
     return dir;
   };
   // Interrupted (Ctrl-C, a timeout): the brokers and the servers go too; workers leave with their IPC channel.
@@ -810,11 +835,11 @@ async function main(): Promise<void> {
         const b = broker;
         // First, untimed: a fresh NATS node makes its MQTT streams for its first client (up to 30 s here), which a
         // running cluster has long done.
-        eventPhones = await connectEventPhones(b.ports, b.protocolVersion, b.subscribeQos, pwSeed, publicKey);
+        eventPhones = await connectEventPhones(b.ports, b.protocolVersion, b.subscribeQos, b.publishQos, pwSeed, publicKey);
         workers = new Workers();
-        const connectMs = await workers.start(b.ports, b.protocolVersion, b.subscribeQos, pwSeed, publicKey, PHONES);
+        const connectMs = await workers.start(b.ports, b.protocolVersion, b.subscribeQos, b.publishQos, pwSeed, publicKey, PHONES);
         say(
-          `${setup}: ${PHONES} phones connected and subscribed (QoS ${b.subscribeQos}) in ${(connectMs / 1000).toFixed(1)} s ` +
+          `${setup}: ${PHONES} phones connected and subscribed (QoS ${b.subscribeQos}, publishing at QoS ${b.publishQos}) in ${(connectMs / 1000).toFixed(1)} s ` +
             `over ${WORKERS} workers and ${b.ports.length} broker process${b.ports.length > 1 ? 'es' : ''}`,
         );
         let first = true;
@@ -856,15 +881,15 @@ async function main(): Promise<void> {
 
     // ---- The baseline: the embedded default (aedes in the server process, MQTT 3.1.1).
     if (EMBEDDED) {
-      const dataDir = freshDataDir();
+      const dataDir = freshDataDir(embeddedSeedDir(seedDir));
       const mqttPort = await freePort();
       const httpPort = await freePort();
       const server = await startServer(['--data', dataDir, '--port', String(mqttPort)], httpPort);
       children.push(server);
       workers = new Workers();
-      const cm = await workers.start([mqttPort], 4, 1, pwSeed, publicKey, EMBEDDED_PHONES);
+      const cm = await workers.start([mqttPort], 4, 1, 1, pwSeed, publicKey, EMBEDDED_PHONES);
       say(`embedded: ${EMBEDDED_PHONES} phones connected and subscribed in ${(cm / 1000).toFixed(1)} s over ${WORKERS} workers`);
-      eventPhones = await connectEventPhones([mqttPort], 4, 1, pwSeed, publicKey);
+      eventPhones = await connectEventPhones([mqttPort], 4, 1, 1, pwSeed, publicKey);
       const cpu = { server: [server.pid!], phones: workers.procs.map((p) => p.pid!) };
       const progress = sqliteProgress(dataDir, EMBEDDED_PHONES);
       const f = await measure('embedded', { token, httpPort, phones: EMBEDDED_PHONES, progress, workers, eventPhones, sink }, cpu);
