@@ -37,6 +37,12 @@ const configFields = z.strictObject({
        * outbox.serverConfirms 'all': events/ack is then what says an event arrived.
        */
       publishQos: z.union([z.literal(0), z.literal(1)], { message: 'must be 0 or 1' }).default(1),
+      /**
+       * Status, will and reports published retained (true). false for NATS: the servers read the
+       * phones through a core queue group, which never gets a retained message, and a node writes
+       * each retained one to a replicated stream: one write per phone per push, read by nobody.
+       */
+      retain: z.boolean().default(true),
       username: z.string().optional(),
       password: z.string().optional(),
       tls: z
@@ -141,6 +147,7 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; parse: EnvParser }>
   E911_MQTT_VERSION: { path: ['broker', 'protocolVersion'], parse: int },
   E911_MQTT_SUBSCRIBE_QOS: { path: ['broker', 'subscribeQos'], parse: int },
   E911_MQTT_PUBLISH_QOS: { path: ['broker', 'publishQos'], parse: int },
+  E911_MQTT_RETAIN: { path: ['broker', 'retain'], parse: bool },
   E911_BROKER_USERNAME: { path: ['broker', 'username'], parse: text },
   E911_BROKER_PASSWORD: { path: ['broker', 'password'], parse: text },
   E911_TLS_CA: { path: ['broker', 'tls', 'ca'], parse: text },

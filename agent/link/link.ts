@@ -94,12 +94,12 @@ export class MqttLink {
   streamLargePushes = true;
   /** Options of every publish, at broker.publishQos: mqtt.js copies them, never changes them. */
   private readonly eventOpts: { qos: 0 | 1 };
-  private readonly retainOpts: { qos: 0 | 1; retain: true };
+  private readonly retainOpts: { qos: 0 | 1; retain: boolean };
 
   constructor(private readonly deps: LinkDeps) {
     this.random = deps.random ?? Math.random;
     this.eventOpts = { qos: deps.config.broker.publishQos };
-    this.retainOpts = { qos: deps.config.broker.publishQos, retain: true };
+    this.retainOpts = { qos: deps.config.broker.publishQos, retain: deps.config.broker.retain };
     const t = deps.config.broker.tls;
     // Read once at start: nothing on the reconnect path touches the disk.
     this.tls = {

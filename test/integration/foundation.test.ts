@@ -210,7 +210,7 @@ describe.skipIf(gate.skip)('foundation against a real Mosquitto', () => {
     }
   });
 
-  it('with broker.publishQos 0 every publish (will too) is QoS 0, and a 911 event lost on the way is sent again until events/ack', async () => {
+  it('as on NATS (broker.publishQos 0, retain false) every publish and the will are QoS 0, not retained; a 911 event lost on the way is sent again until events/ack', async () => {
     const fromPhone: Packet[] = [];
     let lost = 0;
     const relay = await startMqttRelay(
@@ -232,7 +232,15 @@ describe.skipIf(gate.skip)('foundation against a real Mosquitto', () => {
       path.join(dir, 'phone-1'),
       { deviceId: 'phone-1', brokerUrl: relay.url, serverPublicKey: keys.pair.publicKey },
       {
-        broker: { urls: [relay.url], protocolVersion: 4, subscribeQos: 0, publishQos: 0, reconnectMinMs: 100, reconnectMaxMs: 1000 },
+        broker: {
+          urls: [relay.url],
+          protocolVersion: 4,
+          subscribeQos: 0,
+          publishQos: 0,
+          retain: false,
+          reconnectMinMs: 100,
+          reconnectMaxMs: 1000,
+        },
         outbox: { serverAckTimeoutMs: 500 },
       },
     );
@@ -259,11 +267,12 @@ describe.skipIf(gate.skip)('foundation against a real Mosquitto', () => {
       expect(duplicates.filter((e) => e.id === id)).toHaveLength(0);
 
       const connect = fromPhone.find((p) => p.cmd === 'connect');
-      expect(connect?.cmd === 'connect' && connect.will).toMatchObject({ topic: 'e911/v1/phone-1/status', qos: 0, retain: true });
-      const publishes = fromPhone.flatMap((p) => (p.cmd === 'publish' ? [{ topic: p.topic, qos: p.qos }] : []));
-      expect(publishes).toContainEqual({ topic: 'e911/v1/phone-1/status', qos: 0 });
-      expect(publishes).toContainEqual({ topic: 'e911/v1/phone-1/events', qos: 0 });
-      expect(publishes.filter((p) => p.qos !== 0)).toEqual([]);
+      expect(connect?.cmd === 'connect' && connect.will).toMatchObject({ topic: 'e911/v1/phone-1/status', qos: 0, retain: false });
+      const publishes = fromPhone.flatMap((p) => (p.cmd === 'publish' ? [{ topic: p.topic, qos: p.qos, retain: p.retain }] : []));
+      expect(publishes).toContainEqual({ topic: 'e911/v1/phone-1/status', qos: 0, retain: false });
+      expect(publishes).toContainEqual({ topic: 'e911/v1/phone-1/address/state', qos: 0, retain: false });
+      expect(publishes).toContainEqual({ topic: 'e911/v1/phone-1/events', qos: 0, retain: false });
+      expect(publishes.filter((p) => p.qos !== 0 || p.retain)).toEqual([]);
       expect(fromPhone.filter((p) => p.cmd === 'puback')).toEqual([]);
     } finally {
       await agent.stop();

@@ -67,6 +67,15 @@ describe('config', () => {
     expect(problems({ ...unconfirmed, broker: { ...minimal.broker, publishQos: 0 } })).toEqual(['broker.publishQos']);
   });
 
+  it('publishes status and reports retained unless broker.retain or E911_MQTT_RETAIN says false', () => {
+    expect(parseConfig(minimal).broker.retain).toBe(true);
+    expect(parseConfig({ ...minimal, broker: { ...minimal.broker, retain: false } }).broker.retain).toBe(false);
+    expect(parseConfig(minimal, { E911_MQTT_RETAIN: 'false' }).broker.retain).toBe(false);
+    expect(parseConfig(minimal, { E911_MQTT_RETAIN: '0' }).broker.retain).toBe(false);
+    expect(problems({ ...minimal, broker: { ...minimal.broker, retain: 'no' } })).toEqual(['broker.retain']);
+    expect(problems(minimal, { E911_MQTT_RETAIN: 'maybe' })).toEqual(['broker.retain (from E911_MQTT_RETAIN)']);
+  });
+
   it('names every bad key at once, and where an env value came from', () => {
     const keys = problems(
       { deviceId: 'bad id!', serverPublicKey: 'short', broker: { urls: ['http://x'], tls: { cert: '/c' } }, surprise: 1 },
