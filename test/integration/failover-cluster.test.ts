@@ -200,9 +200,10 @@ describe.skipIf(gate.skip)('failover: one broker node and one server instance SI
             reconnectMaxMs: 2000,
             heartbeatSec: 1,
             // As NATS deployments run (docs/scale.md): a QoS 1 subscription is a replicated JetStream consumer,
-            // and a QoS 1 publish a write to a replicated stream that nobody reads.
+            // and a QoS 1 publish or a retained one a write to a replicated stream that nobody reads.
             subscribeQos: 0,
             publishQos: 0,
+            retain: false,
           },
           // An event a dead instance took and never stored is sent again after 2 s.
           outbox: { serverAckTimeoutMs: 2000 },

@@ -155,9 +155,10 @@ describe('provisioning server and agent on NATS, three nodes', () => {
           reconnectMaxMs: 2000,
           heartbeatSec: 1,
           // As NATS deployments run (docs/scale.md): a QoS 1 subscription is a replicated JetStream consumer,
-          // and a QoS 1 publish a write to a replicated stream that nobody reads.
+          // and a QoS 1 publish or a retained one a write to a replicated stream that nobody reads.
           subscribeQos: 0,
           publishQos: 0,
+          retain: false,
         },
       },
     );
