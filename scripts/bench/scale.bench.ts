@@ -20,7 +20,7 @@
 // BENCH_SCALE_STORE ("sqlite"; "postgres" or "sqlite,postgres": the broker set-ups' instances on a
 // throwaway PostgreSQL cluster, durable as deployed, with fresh phones for each store),
 // BENCH_SCALE_BROKER ("mosquitto"; "nats" or "mosquitto,nats"), BENCH_SCALE_NATS_NODES (one per
-// 15,000 phones, at least 3), BENCH_SCALE_NATS_AUTH_TIMEOUT (seconds, NATS's default 2), BENCH_SCALE_PUB_QOS (the phones' own publishes: by default what the agent is told, 1 on Mosquitto and 0 on NATS), BENCH_SCALE_SUB_QOS (the phones' subscription QoS: by default what
+// 15,000 phones, at least 3), BENCH_SCALE_NATS_AUTH_TIMEOUT (seconds, NATS's default 2), BENCH_SCALE_PUB_QOS (the phones' own publishes: by default what the agent is told, 1 on Mosquitto and 0 on NATS), BENCH_SCALE_RETAIN (the phones' status and reports retained: by default as the agent is told, 1 on Mosquitto and 0 on NATS), BENCH_SCALE_SUB_QOS (the phones' subscription QoS: by default what
 // the agent is told to use, 1 on Mosquitto and 0 on NATS), BENCH_SCALE_EMBEDDED_PHONES (the
 // baseline's phones, the first of the same phones, in a store of their own; all of them by default).
 // Over 400 lines: setup, two broker set-ups and the three measured phases with their CPU figures.
@@ -86,6 +86,12 @@ const PUB_QOS = env.BENCH_SCALE_PUB_QOS === undefined ? null : Number(env.BENCH_
 if (PUB_QOS !== null && PUB_QOS !== 0 && PUB_QOS !== 1) throw new Error(`BENCH_SCALE_PUB_QOS: ${PUB_QOS} is not 0 or 1`);
 // The phones' own publishes, as the agent is told (broker.publishQos): 0 on NATS, where each QoS 1 publish is a replicated write.
 const publishQos = (broker: 'mosquitto' | 'nats'): 0 | 1 => (PUB_QOS as 0 | 1 | null) ?? (broker === 'nats' ? 0 : 1);
+// The phones' status and reports retained as the agent is told (broker.retain): not on NATS, whose
+// servers never read a retained message. BENCH_SCALE_RETAIN=0 or 1 overrides.
+const RETAIN = env.BENCH_SCALE_RETAIN === undefined ? null : env.BENCH_SCALE_RETAIN === '1';
+const retainReports = (broker: 'mosquitto' | 'nats'): boolean => RETAIN ?? broker !== 'nats';
+// The embedded aedes broker: MQTT 3.1.1, the agent's defaults otherwise.
+const EMBEDDED_LINK = { protocolVersion: 4, subscribeQos: 1, publishQos: 1, retain: true } as const;
 const EMBEDDED_PHONES = Math.min(PHONES, Number(env.BENCH_SCALE_EMBEDDED_PHONES ?? PHONES));
 // The phones the 911 events come from, in turn. Each QoS 1 event is a replicated write on NATS, taken one after
 // another from its connection: 10 phones at 20/s send 2 a second each, where a real phone sends one per call.
@@ -251,6 +257,8 @@ interface Progress {
   maxApplied(): Promise<number | null>;
   /** What the store says of these phones: issued and applied versions, online. */
   phones(ids: string[]): Promise<Record<string, unknown>[]>;
+  /** When the server stored each of these events (its received_at), epoch ms. */
+  received(ids: string[]): Promise<Map<string, number>>;
   /** PostgreSQL only: samples the server's sessions over a phase; stop() says what they waited on. */
   watch?(): { stop(): Promise<string> };
   close(): Promise<void>;
@@ -277,6 +285,13 @@ function sqliteProgress(dataDir: string, phones: number): Progress {
           `SELECT device_id, addr_version, addr_issued_at, applied_version, online, last_seen FROM devices WHERE device_id IN (${ids.map(() => '?').join(',')})`,
         )
         .all(...ids) as Record<string, unknown>[],
+    received: async (ids) => {
+      const rows = db.prepare(`SELECT id, received_at FROM events WHERE id IN (${ids.map(() => '?').join(',')})`).all(...ids) as {
+        id: string;
+        received_at: string;
+      }[];
+      return new Map(rows.map((r) => [r.id, Date.parse(r.received_at)]));
+    },
     close: async () => {
       db.close();
     },
@@ -306,6 +321,13 @@ function pgProgress(url: string, phones: number): Progress {
           [ids],
         )
       ).rows as Record<string, unknown>[],
+    received: async (ids) => {
+      const rows = (await pool.query('SELECT id, received_at FROM events WHERE id = ANY($1)', [ids])).rows as {
+        id: string;
+        received_at: string;
+      }[];
+      return new Map(rows.map((r) => [r.id, Date.parse(r.received_at)]));
+    },
     watch: () => pgWatch(url),
     close: () => pool.end(),
   };
@@ -382,15 +404,7 @@ class Workers {
   }
 
   /** Connects the first `phones` phones, phone i to ports[i % ports.length]; resolves with the time taken. */
-  async start(
-    ports: number[],
-    protocolVersion: 4 | 5,
-    subscribeQos: 0 | 1,
-    publishQos: 0 | 1,
-    pwSeed: string,
-    publicKey: string,
-    phones: number,
-  ): Promise<number> {
+  async start(ports: number[], link: PhoneLink, pwSeed: string, publicKey: string, phones: number): Promise<number> {
     const slices = splitPhones(phones, WORKERS);
     const connected: Promise<number>[] = [];
     for (const [k, s] of slices.entries()) {
@@ -428,9 +442,7 @@ class Workers {
       const msg: ToWorker = {
         type: 'connect',
         ports,
-        protocolVersion,
-        subscribeQos,
-        publishQos,
+        ...link,
         from: s.from,
         to: s.to,
         seed: pwSeed,
@@ -606,12 +618,14 @@ async function measure(
   const evPg = progress.watch?.();
   const start = performance.now();
   const pending: Promise<number | null>[] = [];
+  const sentAt = new Map<string, number>();
   for (const [i, at] of schedule.entries()) {
     const wait = start + at - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const phone = ctx.eventPhones[i % ctx.eventPhones.length]!;
     const id = `${label}-${i}`;
     pending.push(ctx.sink.expect(id, EMAILS_PER_EVENT, 60_000));
+    sentAt.set(id, Date.now());
     phone.publish(`e911/v1/${phone.id}/events`, emergencyEvent(id, phone.id));
   }
   const got = await Promise.all(pending);
@@ -623,6 +637,13 @@ async function measure(
     `  ${label}: ${schedule.length} events at ${EVENT_RATE}/s: p50 ${s.p50.toFixed(0)} ms, p99 ${s.p99.toFixed(0)} ms, ` +
       `${schedule.length - lat.length} not accepted in 60 s; ${evCpuText}`,
   );
+  // Where the time went: from the publish to the server storing the event (broker and intake), and after it.
+  const received = await ctx.progress.received([...sentAt.keys()]);
+  const toStore = [...sentAt].flatMap(([id, t]) => (received.has(id) ? [received.get(id)! - t] : []));
+  if (toStore.length > 0) {
+    const st = summary(toStore);
+    say(`  ${label}: of which publish to stored by the server: p50 ${st.p50.toFixed(0)} ms, p99 ${st.p99.toFixed(0)} ms`);
+  }
   const drops = ctx.eventPhones.reduce((n, p) => n + p.drops, 0);
   if (drops > 0) say(`  ${label}: the broker has dropped the event phones ${drops} times so far (each connected again)`);
   return { pushS, p50: s.p50, p99: s.p99, missing: schedule.length - lat.length, cpu: { push: pushCpuText, events: evCpuText } };
@@ -685,14 +706,7 @@ async function startEventSink(): Promise<EventSink> {
 }
 
 /** The event phones, phone i on ports[i % ports.length]; a failed connect tried again for a minute, as an agent would. */
-async function connectEventPhones(
-  ports: number[],
-  protocolVersion: 4 | 5,
-  subscribeQos: 0 | 1,
-  publishQos: 0 | 1,
-  pwSeed: string,
-  publicKey: string,
-): Promise<SimPhone[]> {
+async function connectEventPhones(ports: number[], link: PhoneLink, pwSeed: string, publicKey: string): Promise<SimPhone[]> {
   const key = publicKeyFromText(publicKey);
   const phones = Array.from(
     { length: EVENT_PHONES },
@@ -708,7 +722,7 @@ async function connectEventPhones(
   );
   // Their own source address, past the workers' ones.
   const from = sourceAddress(PHONES + PHONES_PER_ADDRESS, PHONES_PER_ADDRESS);
-  const opts = { protocolVersion, subscribeQos, publishQos, localAddress: from };
+  const opts = { ...link, localAddress: from };
   await Promise.all(phones.map((p, i) => connectRetrying(p, i, ports, opts, 60_000)));
   // Dropped, one connects again as an agent does (what it sent meanwhile is lost: a sim phone has no outbox).
   for (const [i, p] of phones.entries())
@@ -717,12 +731,18 @@ async function connectEventPhones(
   return phones;
 }
 
-/** A running broker set-up: where phones connect, how server instances are started on it, its processes. */
-interface BrokerSetup {
-  ports: number[];
+/** How the phones speak to a broker: what the agent is told for it (broker.protocolVersion, subscribeQos, publishQos, retain). */
+interface PhoneLink {
   protocolVersion: 4 | 5;
   subscribeQos: 0 | 1;
   publishQos: 0 | 1;
+  retain: boolean;
+}
+
+/** A running broker set-up: where phones connect, how server instances are started on it, its processes. */
+interface BrokerSetup {
+  ports: number[];
+  link: PhoneLink;
   /** The arguments that put server instance k (0-based) on this broker. */
   serverArgs(k: number): string[];
   pids: number[];
@@ -738,9 +758,12 @@ async function startBroker(kind: 'mosquitto' | 'nats', root: string, confDir: st
     });
     return {
       ports: [broker.port],
-      protocolVersion: 5,
-      subscribeQos: subscribeQos('mosquitto'),
-      publishQos: publishQos('mosquitto'),
+      link: {
+        protocolVersion: 5,
+        subscribeQos: subscribeQos('mosquitto'),
+        publishQos: publishQos('mosquitto'),
+        retain: retainReports('mosquitto'),
+      },
       serverArgs: (k) => ['--broker', broker.url, '--mqtt-version', '5', '--share-group', 'e911-server', '--instance', `s${k + 1}`],
       pids: [findChild('mosquitto')],
       close: () => broker.close(),
@@ -760,9 +783,7 @@ async function startBroker(kind: 'mosquitto' | 'nats', root: string, confDir: st
   const from = <T>(xs: T[], k: number) => [...xs.slice(k % xs.length), ...xs.slice(0, k % xs.length)];
   return {
     ports: cluster.nodes.map((n) => n.mqttPort),
-    protocolVersion: 4,
-    subscribeQos: subscribeQos('nats'),
-    publishQos: publishQos('nats'),
+    link: { protocolVersion: 4, subscribeQos: subscribeQos('nats'), publishQos: publishQos('nats'), retain: retainReports('nats') },
     serverArgs: (k) => [
       '--broker',
       from(mqtt, k).join(','),
@@ -835,11 +856,11 @@ async function main(): Promise<void> {
         const b = broker;
         // First, untimed: a fresh NATS node makes its MQTT streams for its first client (up to 30 s here), which a
         // running cluster has long done.
-        eventPhones = await connectEventPhones(b.ports, b.protocolVersion, b.subscribeQos, b.publishQos, pwSeed, publicKey);
+        eventPhones = await connectEventPhones(b.ports, b.link, pwSeed, publicKey);
         workers = new Workers();
-        const connectMs = await workers.start(b.ports, b.protocolVersion, b.subscribeQos, b.publishQos, pwSeed, publicKey, PHONES);
+        const connectMs = await workers.start(b.ports, b.link, pwSeed, publicKey, PHONES);
         say(
-          `${setup}: ${PHONES} phones connected and subscribed (QoS ${b.subscribeQos}, publishing at QoS ${b.publishQos}) in ${(connectMs / 1000).toFixed(1)} s ` +
+          `${setup}: ${PHONES} phones connected and subscribed (QoS ${b.link.subscribeQos}, publishing at QoS ${b.link.publishQos}${b.link.retain ? '' : ', not retained'}) in ${(connectMs / 1000).toFixed(1)} s ` +
             `over ${WORKERS} workers and ${b.ports.length} broker process${b.ports.length > 1 ? 'es' : ''}`,
         );
         let first = true;
@@ -887,9 +908,9 @@ async function main(): Promise<void> {
       const server = await startServer(['--data', dataDir, '--port', String(mqttPort)], httpPort);
       children.push(server);
       workers = new Workers();
-      const cm = await workers.start([mqttPort], 4, 1, 1, pwSeed, publicKey, EMBEDDED_PHONES);
+      const cm = await workers.start([mqttPort], EMBEDDED_LINK, pwSeed, publicKey, EMBEDDED_PHONES);
       say(`embedded: ${EMBEDDED_PHONES} phones connected and subscribed in ${(cm / 1000).toFixed(1)} s over ${WORKERS} workers`);
-      eventPhones = await connectEventPhones([mqttPort], 4, 1, 1, pwSeed, publicKey);
+      eventPhones = await connectEventPhones([mqttPort], EMBEDDED_LINK, pwSeed, publicKey);
       const cpu = { server: [server.pid!], phones: workers.procs.map((p) => p.pid!) };
       const progress = sqliteProgress(dataDir, EMBEDDED_PHONES);
       const f = await measure('embedded', { token, httpPort, phones: EMBEDDED_PHONES, progress, workers, eventPhones, sink }, cpu);

@@ -14,6 +14,7 @@ export interface WorkerConnect {
   protocolVersion: 4 | 5;
   subscribeQos: 0 | 1;
   publishQos: 0 | 1;
+  retain: boolean;
   from: number;
   to: number;
   seed: string;
@@ -75,6 +76,7 @@ async function connect(c: WorkerConnect): Promise<void> {
     protocolVersion: c.protocolVersion,
     subscribeQos: c.subscribeQos,
     publishQos: c.publishQos,
+    retain: c.retain,
     localAddress: sourceAddress(i, c.perAddress),
   });
   let retried = 0;

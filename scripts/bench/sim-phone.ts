@@ -21,6 +21,8 @@ export interface SimPhoneConnect {
   subscribeQos?: 0 | 1;
   /** The QoS of the phone's own publishes (status, reports, events): 1, as the agent; 0 to see what NATS does without their JetStream writes. */
   publishQos?: 0 | 1;
+  /** The agent's `broker.retain`: status and state reports retained (true), or not (false, on NATS). */
+  retain?: boolean;
 }
 
 /** No CONNACK and SUBACK within this: the attempt fails. */
@@ -33,6 +35,7 @@ export class SimPhone {
   private version: 4 | 5 = 5;
   private nextId = 1;
   private publishQos: 0 | 1 = 1;
+  private retainReports = true;
   applied = 0;
   configSeen = 0;
   /** Times the broker closed this phone's connection after it was up. */
@@ -56,6 +59,7 @@ export class SimPhone {
     const t = typeof target === 'number' ? { port: target } : target;
     this.version = t.protocolVersion ?? 5;
     this.publishQos = t.publishQos ?? 1;
+    this.retainReports = t.retain ?? true;
     // This attempt's own socket and parser: a late packet of an abandoned attempt must not reach the next one's.
     const parser = mqttPacket.parser({ protocolVersion: this.version });
     const sock = net.connect({
@@ -102,7 +106,7 @@ export class SimPhone {
               { topic: `e911/v1/${this.id}/config/set`, qos },
             ],
           });
-          this.publish(`e911/v1/${this.id}/status`, JSON.stringify({ v: 1, state: 'online', deviceId: this.id }), true);
+          this.publish(`e911/v1/${this.id}/status`, JSON.stringify({ v: 1, state: 'online', deviceId: this.id }), this.retainReports);
         } else if (p.cmd === 'suback') {
           // A refused filter (0x80) would leave the phone deaf to its pushes: the round would never end.
           const granted = (p as mqttPacket.ISubackPacket).granted as number[];
@@ -162,7 +166,7 @@ export class SimPhone {
     if (doc.version <= this.applied) return;
     this.applied = doc.version;
     const state = { v: 1, version: doc.version, hash: documentHash(doc), appliedAt: new Date().toISOString() };
-    this.publish(`e911/v1/${this.id}/address/state`, JSON.stringify(state), true);
+    this.publish(`e911/v1/${this.id}/address/state`, JSON.stringify(state), this.retainReports);
     this.onApplied(this, doc.version);
   }
 
