@@ -93,12 +93,12 @@ export class MqttLink {
   /** Large pushes streamed (checked at each packet): the benchmark's A/B turns it off. */
   streamLargePushes = true;
   /** Options of every publish, at broker.publishQos: mqtt.js copies them, never changes them. */
-  private readonly eventOpts: { qos: 0 | 1 };
+  private readonly publishOpts: { qos: 0 | 1 };
   private readonly retainOpts: { qos: 0 | 1; retain: boolean };
 
   constructor(private readonly deps: LinkDeps) {
     this.random = deps.random ?? Math.random;
-    this.eventOpts = { qos: deps.config.broker.publishQos };
+    this.publishOpts = { qos: deps.config.broker.publishQos };
     this.retainOpts = { qos: deps.config.broker.publishQos, retain: deps.config.broker.retain };
     const t = deps.config.broker.tls;
     // Read once at start: nothing on the reconnect path touches the disk.
@@ -354,7 +354,7 @@ export class MqttLink {
 
   private publishEvent(client: MqttClient, topic: string, payload: string, done: (err?: Error) => void): void {
     this.corkForThisTick(client);
-    client.publish(topic, payload, this.eventOpts, done);
+    client.publish(topic, payload, this.publishOpts, done);
   }
 
   /** Publishes made in one turn of the event loop leave in one write, not one each. */
@@ -444,7 +444,7 @@ export class MqttLink {
   private runCommand(client: MqttClient, name: string, cmd: PayloadOf<'cmd'>): void {
     const reply = (body: { ok: boolean; result?: unknown; error?: string }) => {
       if (client.connected) {
-        client.publish(this.topic('response', name), JSON.stringify({ v: 1, correlationId: cmd.correlationId, ...body }), this.eventOpts);
+        client.publish(this.topic('response', name), JSON.stringify({ v: 1, correlationId: cmd.correlationId, ...body }), this.publishOpts);
       }
     };
     this.deps.handlers.command(name, cmd).then(

@@ -19,7 +19,7 @@ export interface SimPhoneConnect {
   localAddress?: string;
   /** The agent's `broker.subscribeQos`: 1 (Mosquitto), 0 on NATS, where each QoS 1 subscription is a replicated consumer. */
   subscribeQos?: 0 | 1;
-  /** The QoS of the phone's own publishes (status, reports, events): 1, as the agent; 0 to see what NATS does without their JetStream writes. */
+  /** The agent's `broker.publishQos`: the QoS of the phone's own publishes (status, reports, events); 1, or 0 on NATS. */
   publishQos?: 0 | 1;
   /** The agent's `broker.retain`: status and state reports retained (true), or not (false, on NATS). */
   retain?: boolean;
