@@ -17,6 +17,7 @@ import { canonicalJson } from '../protocol/canonical.js';
 import { documentHash } from '../protocol/signing.js';
 import { effectiveAddress, effectiveCallback, placeCivic } from './defaults.js';
 import { InFlight } from './in-flight.js';
+import type { UrgentWork } from './urgent-work.js';
 
 export interface PushSummary {
   addresses: number;
@@ -149,7 +150,9 @@ export class Pusher {
   constructor(private readonly deps: PusherDeps) {
     this.window = deps.window ?? 256;
     this.now = deps.now ?? (() => new Date());
-    this.locationsSender = new WindowedSender(this.window, this.publishFailed);
+    // The lists give way to 911 work (Repo.urgent): one at a time while an event is stored or
+    // notified. Held back entirely, a long call notification could keep them for minutes.
+    this.locationsSender = new WindowedSender(this.window, this.publishFailed, deps.repo.urgentWork);
   }
 
   /**
@@ -570,7 +573,10 @@ const PUSH_CHUNK = 500;
 /** Attempts of a push chunk that lost a lock conflict, as for the phones' report batches. */
 const CONFLICT_RETRIES = 5;
 
-/** Runs async tasks with at most `window` in flight; add() never waits. */
+/**
+ * Runs async tasks with at most `window` in flight, or one while `yieldTo` is busy; add() never
+ * waits.
+ */
 class WindowedSender {
   private readonly queue: (() => Promise<void>)[] = [];
   private inflight = 0;
@@ -579,7 +585,11 @@ class WindowedSender {
   constructor(
     private readonly window: number,
     private readonly onError: (err: Error) => void,
-  ) {}
+    private readonly yieldTo?: UrgentWork,
+  ) {
+    // Not removed: a sender lives as long as its Pusher, and a Pusher as long as its repo.
+    yieldTo?.onIdle(() => this.pump());
+  }
 
   add(task: () => Promise<void>): void {
     this.queue.push(task);
@@ -592,7 +602,8 @@ class WindowedSender {
   }
 
   private pump(): void {
-    while (this.inflight < this.window && this.queue.length > 0) {
+    const limit = this.yieldTo?.busy ? 1 : this.window;
+    while (this.inflight < limit && this.queue.length > 0) {
       const task = this.queue.shift()!;
       this.inflight++;
       task()

@@ -186,6 +186,42 @@ describe('the order of a push', () => {
     await pusher.idle();
     expect(pusher.totals).toMatchObject({ addresses: phones.length + 1, locations: phones.length, failed: 0 });
   });
+
+  it('the locations lists go one at a time while a 911 event is stored or notified (Repo.urgent), then a full window again', async () => {
+    const repo = tempRepo();
+    const phones = await seedPhones(
+      repo,
+      Array.from({ length: 40 }, (_, i) => `desk-${i}`),
+    );
+    let inFlight = 0;
+    let most = 0;
+    let stored = 0;
+    const link = {
+      ...fakeLink(() => undefined),
+      pushLocations: async () => {
+        most = Math.max(most, ++inFlight);
+        await new Promise((r) => setTimeout(r, 5));
+        inFlight--;
+        stored++;
+      },
+    } as unknown as ProvisioningServer;
+    const pusher = new Pusher({ repo, link, log: silentLog(), window: 8 });
+    // A 911 event under way: its store and its notifications run as Repo.urgent.
+    let endCall!: () => void;
+    const call = repo.urgent(() => new Promise<void>((r) => (endCall = r)));
+    await pusher.scheduleAll();
+    const deadline = Date.now() + 10_000;
+    while (stored < 10 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    expect(stored).toBeGreaterThanOrEqual(10);
+    expect(most).toBe(1);
+    // The call's work done: the rest of the lists go out a full window at a time.
+    most = 0;
+    endCall();
+    await call;
+    await pusher.idle();
+    expect(most).toBe(8);
+    expect(pusher.totals).toMatchObject({ addresses: phones.length, locations: phones.length, failed: 0 });
+  });
 });
 
 /** A throwaway SQLite store, removed after the test. */

@@ -22,6 +22,7 @@ import type { Sql } from './sql.js';
 import { ServerSharedStore } from './shared.js';
 import { TokenStore, type TokenIdentity } from './tokens.js';
 import { UserStore } from './users.js';
+import { UrgentWork } from '../urgent-work.js';
 import type {
   Account,
   ApiToken,
@@ -54,6 +55,8 @@ export class Repo {
   readonly path: string;
   private readonly s: Sql;
   private readonly scope = new AccountScope();
+  /** The urgent() work under way: bulk work that can wait watches it (Pusher's locations lists). */
+  readonly urgentWork = new UrgentWork();
   /** The aggregates, one module each, sharing this.s. */
   private readonly a: {
     account: AccountStore;
@@ -110,9 +113,12 @@ export class Repo {
     return this.s.detached(fn);
   }
 
-  /** Runs fn ahead of bulk traffic (Sql.urgent): 911 events and their notifications. */
+  /**
+   * Runs fn ahead of bulk traffic: 911 events and their notifications. Its statements take the
+   * store's urgent lane (Sql.urgent), and while it runs urgentWork is busy.
+   */
   urgent<T>(fn: () => Promise<T>): Promise<T> {
-    return this.s.urgent(fn);
+    return this.urgentWork.run(() => this.s.urgent(fn));
   }
 
   schemaVersion(): Promise<number> {
