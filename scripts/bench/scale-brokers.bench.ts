@@ -31,6 +31,13 @@ const ENGINES = (process.env.BENCH_BROKERS ?? 'nats,rabbitmq').split(',');
 const line = (s: string) => process.stdout.write(`${s}\n`);
 const yes = (r: CheckResult) => `${r.ok ? 'yes' : 'NO '}  ${r.detail}`;
 
+/** Messages a second, saying so when not all were delivered within the run's 120 s. */
+async function perSecond(what: string, run: Promise<{ perSecond: number; received: number }>): Promise<number> {
+  const r = await run;
+  if (r.received < MSGS) line(`  ${what}: only ${r.received} of ${MSGS} delivered within 120 s`);
+  return r.perSecond;
+}
+
 /** Mosquitto as a "cluster" of one node named three times: the same checks, no node loss. */
 function single(m: Mosquitto): BrokerCluster {
   const node = {
@@ -74,7 +81,7 @@ async function main(): Promise<void> {
     const base = single(mosq);
     line('mosquitto properties (no node loss possible):');
     await properties(base, false);
-    const mosqRate = await throughput(mosq.url, mosq.url, 5, MSGS);
+    const mosqRate = await perSecond('mosquitto, QoS 1', throughput(mosq.url, mosq.url, 5, MSGS));
     line(`mosquitto: QoS 1 ${mosqRate.toFixed(0)} msg/s, RSS after ${mosqRss().toFixed(1)} MB`);
 
     for (const engine of ENGINES) {
@@ -88,16 +95,25 @@ async function main(): Promise<void> {
         const v = await properties(cluster, true);
         const [a, b] = cluster.nodes;
         // The same-run baseline again right before, so both figures see the same machine.
-        const baseRate = await throughput(mosq.url, mosq.url, 5, MSGS);
-        const rate = await throughput(a!.mqttUrl, b!.mqttUrl, v, MSGS);
-        const rateSame = await throughput(a!.mqttUrl, a!.mqttUrl, v, MSGS);
-        const baseMany = await throughput(mosq.url, mosq.url, 5, MSGS, 32);
-        const rateMany = await throughput(a!.mqttUrl, b!.mqttUrl, v, MSGS, 32);
+        const baseRate = await perSecond('mosquitto, QoS 1 (baseline)', throughput(mosq.url, mosq.url, 5, MSGS));
+        const rate = await perSecond('QoS 1, node 1 -> node 2', throughput(a!.mqttUrl, b!.mqttUrl, v, MSGS));
+        const rateSame = await perSecond('QoS 1, same node', throughput(a!.mqttUrl, a!.mqttUrl, v, MSGS));
+        const baseMany = await perSecond('mosquitto, 32 publishers (baseline)', throughput(mosq.url, mosq.url, 5, MSGS, 32));
+        const rateMany = await perSecond('QoS 1, 32 publishers, node 1 -> 2', throughput(a!.mqttUrl, b!.mqttUrl, v, MSGS, 32));
         // Retained, one topic each (the server's locations push): NATS stores each in a stream from the connection's read loop.
-        const baseRetained = await throughput(mosq.url, mosq.url, 5, MSGS, 1, { retain: true });
-        const retained1 = await throughput(a!.mqttUrl, b!.mqttUrl, v, MSGS, 1, { retain: true });
-        const retained0 = await throughput(a!.mqttUrl, b!.mqttUrl, v, MSGS, 1, { retain: true, qos: 0 });
-        const retained8 = await throughput(a!.mqttUrl, b!.mqttUrl, v, MSGS, 8, { retain: true });
+        const baseRetained = await perSecond(
+          'mosquitto, retained (baseline)',
+          throughput(mosq.url, mosq.url, 5, MSGS, 1, { retain: true }),
+        );
+        const retained1 = await perSecond('retained QoS 1, node 1 -> 2', throughput(a!.mqttUrl, b!.mqttUrl, v, MSGS, 1, { retain: true }));
+        const retained0 = await perSecond(
+          'retained QoS 0, node 1 -> 2',
+          throughput(a!.mqttUrl, b!.mqttUrl, v, MSGS, 1, { retain: true, qos: 0 }),
+        );
+        const retained8 = await perSecond(
+          'retained QoS 1, 8 publishers, node 1 -> 2',
+          throughput(a!.mqttUrl, b!.mqttUrl, v, MSGS, 8, { retain: true }),
+        );
         const rssLoaded = rss();
         report(`${engine}: start, 3 nodes`, started, 'ms', mosqStart, 'none (baseline: 1 Mosquitto)');
         report(`${engine}: RSS idle, 3 nodes`, rssIdle, 'MB', mosqRss(), 'none (baseline: 1 Mosquitto)');

@@ -275,9 +275,11 @@ export async function sharedSubscription(cluster: BrokerCluster, v: MqttVersion,
 }
 
 /**
- * QoS 1 publish on one node to a QoS 1 subscriber on another (or the same) node: messages/s.
- * `publishers` connections share the count and a window of 256 unacknowledged publishes
- * (one: a busy server; many: phones).
+ * QoS 1 publish on one node to a QoS 1 subscriber on another (or the same) node: messages
+ * delivered a second, and how many were delivered. `publishers` connections share the count and
+ * a window of 256 unacknowledged publishes (one: a busy server; many: phones). After 120 s it
+ * stops with what came: NATS, just after a node came back, delivered 3,093 of 5,000 in that
+ * time (a figure for the report, not a reason to lose the run's other figures).
  */
 export async function throughput(
   pubUrl: string,
@@ -286,7 +288,7 @@ export async function throughput(
   count: number,
   publishers = 1,
   opts: { retain?: boolean; qos?: 0 | 1 } = {},
-): Promise<number> {
+): Promise<{ perSecond: number; received: number }> {
   const qos = opts.qos ?? 1;
   // Retained: each message on a topic of its own, as the server's locations push is one per phone.
   const base = topicOf('events');
@@ -299,8 +301,8 @@ export async function throughput(
   await new Promise((r) => setTimeout(r, 300));
   const payload = Buffer.alloc(200, 'x');
   let received = 0;
-  const done = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`throughput: ${received} of ${count} received in 120 s`)), 120_000);
+  const done = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 120_000);
     sub.on('message', (t) => {
       // Another run's retained messages on the same cluster are not this run's.
       if (opts.retain && !t.startsWith(`e911/v1/${run}r`)) return;
@@ -313,7 +315,7 @@ export async function throughput(
   const t0 = performance.now();
   const per = Math.ceil(count / publishers);
   const window = Math.max(1, Math.floor(256 / publishers));
-  await Promise.all(
+  const published = Promise.all(
     pubs.map(
       (pub, p) =>
         new Promise<void>((resolve, reject) => {
@@ -334,10 +336,18 @@ export async function throughput(
         }),
     ),
   );
+  // Publishes the broker stopped acknowledging end with the 120 s too; a failed one is thrown.
+  let publishFailed: unknown = null;
+  published.catch((err: unknown) => {
+    publishFailed = err;
+  });
+  await Promise.race([published, done]);
   await done;
-  const rate = count / ((performance.now() - t0) / 1000);
+  if (publishFailed) throw publishFailed;
+  const delivered = received;
+  const perSecond = delivered / ((performance.now() - t0) / 1000);
   await Promise.all([...pubs.map((x) => x.endAsync()), sub.endAsync()]);
-  return rate;
+  return { perSecond, received: delivered };
 }
 
 /** Resident memory of a process in MB (Linux /proc). */

@@ -153,7 +153,6 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<B
   return { engine: 'nats', nodes, dir, close };
 }
 
-/** JetStream answers healthy on every node: a meta leader is elected and the MQTT streams can be made. */
 /** One NATS connection as the monitoring endpoint's /connz tells it (the fields the tests and benchmarks read). */
 export interface NatsConnection {
   mqtt_client?: string;
@@ -173,6 +172,7 @@ export async function clusterConnections(cluster: BrokerCluster, query = ''): Pr
   return all;
 }
 
+/** JetStream answers healthy on every node: a meta leader is elected and the MQTT streams can be made. */
 async function waitHealthy(httpPorts: number[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
