@@ -18,8 +18,16 @@ export class UrgentWork {
     try {
       return await fn();
     } finally {
-      if (--this.running === 0) for (const listener of this.idleListeners) listener();
+      // Told on a later turn, and only if still idle then: what the listeners start (a window
+      // of signed lists) must not run before the urgent caller's own next step, nor between
+      // two urgent steps that follow each other.
+      if (--this.running === 0) setImmediate(() => this.tellIdle());
     }
+  }
+
+  private tellIdle(): void {
+    if (this.running > 0) return;
+    for (const listener of this.idleListeners) listener();
   }
 
   /** Calls listener each time the last urgent work settles; returns its removal. */
